@@ -1,0 +1,74 @@
+/**
+ * @file usage_model.h
+ * A deterministic, seeded model of a clinic's days with one pen, for the
+ * simulator and the benchmarks (host only; the pen itself never runs it).
+ *
+ * Each call to usage_model_next() gives the next event the pen would log,
+ * in time order: power on in the morning, treatments of 15-60 minutes (each
+ * with a fresh cartridge inserted, the practitioner moving across face zones
+ * and changing the depth in 0.1 or 0.25 mm steps within the configured
+ * limits, a few speed changes), cartridge removal, occasional faults and
+ * power cycles, power off in the evening. Sequence numbers are left to the
+ * caller (the pen assigns them).
+ *
+ * Planted cartridge reuse: a fraction of treatments reinsert an already used
+ * cartridge. When the cartridge has reached max_cartridge_uses the pen
+ * refuses it (CARTRIDGE_REFUSED) and a fresh one follows; otherwise (a
+ * misconfigured limit) the treatment proceeds with the reused cartridge.
+ */
+#ifndef PENLINK_USAGE_MODEL_H
+#define PENLINK_USAGE_MODEL_H
+
+#include <stdint.h>
+
+#include "pl/record.h"
+
+typedef struct usage_params {
+    uint64_t seed;
+    int64_t start_ms;           /**< first day, ms since the epoch (midnight UTC) */
+    uint32_t depth_min_um, depth_max_um, depth_step_um;
+    uint32_t speed_min_sps, speed_max_sps;
+    uint32_t max_cartridge_uses; /**< 1 = single use (the pen refuses reuse) */
+    uint32_t reuse_permille;    /**< treatments that try a used cartridge, per 1000 */
+    uint32_t fault_permille;    /**< treatments with a fault, per 1000 */
+} usage_params;
+
+/** Ground truth kept by the model about what it planted. */
+typedef struct usage_stats {
+    uint64_t events, treatments, days;
+    uint64_t reuse_attempts;    /**< used cartridges reinserted */
+    uint64_t reuse_refused;     /**< of those, refused by the pen */
+    uint64_t reuse_treatments;  /**< treatments done with a reused cartridge */
+    uint64_t faults;
+} usage_stats;
+
+typedef struct usage_model {
+    usage_params p;
+    uint64_t rng;
+    int64_t now_ms;
+    int state;
+    uint32_t left_in_day, left_in_treatment;
+    uint32_t depth_um, speed_sps, zone;
+    int64_t treat_start_ms, treat_end_ms;
+    uint64_t strokes;
+    uint64_t box_base, box_next;
+    uint32_t box_left;
+    uint64_t cartridge, cartridge_uses;
+    uint32_t lifetime;
+    uint64_t used[64];          /**< recently used cartridges (for planted reuse) */
+    uint32_t used_uses[64];
+    uint32_t used_n;
+    int reuse_pending;
+    int fault_pending;
+    usage_stats stats;
+} usage_model;
+
+/** Fills @p p with a typical pen: 0-3.0 mm in 0.1 mm steps, 50-150 strokes/s, single use. */
+void usage_params_default(usage_params *p);
+
+void usage_model_init(usage_model *m, const usage_params *p);
+
+/** Next event (seq left 0, fields per kind). Never ends. */
+void usage_model_next(usage_model *m, pl_record *out);
+
+#endif

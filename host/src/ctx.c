@@ -1,0 +1,93 @@
+/* The library context, status sentences and the record helpers. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "pl/record.h"
+
+/* penlink_record is pl_record under its public name: same fields, same places. */
+_Static_assert(sizeof(penlink_record) == sizeof(pl_record), "record layout");
+_Static_assert(offsetof(penlink_record, dropped) == offsetof(pl_record, dropped),
+               "record layout");
+_Static_assert(offsetof(penlink_record, cartridge_serial) ==
+                   offsetof(pl_record, cartridge_serial),
+               "record layout");
+_Static_assert(offsetof(penlink_record, strokes) == offsetof(pl_record, strokes),
+               "record layout");
+
+const char *penlink_strerror(int status)
+{
+    switch (status) {
+    case PENLINK_OK: return "success";
+    case PENLINK_ERR_INVALID_ARG: return "invalid argument";
+    case PENLINK_ERR_NO_MEM: return "out of memory";
+    case PENLINK_ERR_IO: return "input/output error";
+    case PENLINK_ERR_PROTOCOL: return "bytes that do not follow the penlink protocol";
+    case PENLINK_ERR_INTEGRITY: return "integrity check failed";
+    case PENLINK_ERR_CANCELLED: return "cancelled";
+    case PENLINK_ERR_UNSUPPORTED: return "unsupported format or version";
+    default: return "unknown error";
+    }
+}
+
+const char *penlink_version(void)
+{
+    return PENLINK_VERSION_STRING;
+}
+
+int penlink_ctx_new(penlink_ctx **out)
+{
+    if (!out)
+        return PENLINK_ERR_INVALID_ARG;
+    *out = calloc(1, sizeof **out);
+    return *out ? PENLINK_OK : PENLINK_ERR_NO_MEM;
+}
+
+void penlink_ctx_free(penlink_ctx *ctx)
+{
+    free(ctx);
+}
+
+const char *penlink_ctx_errmsg(const penlink_ctx *ctx)
+{
+    return ctx ? ctx->errmsg : "";
+}
+
+int penlink_fail(penlink_ctx *ctx, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx->errmsg, sizeof ctx->errmsg, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int penlink_from_pl(int st)
+{
+    switch (st) {
+    case PL_OK: return PENLINK_OK;
+    case PL_ERR_INVALID_ARG: return PENLINK_ERR_INVALID_ARG;
+    case PL_ERR_FRAME_CRC:
+    case PL_ERR_CHUNK_SIZE:
+    case PL_ERR_CHUNK_COUNT:
+    case PL_ERR_CHUNK_SEQ: return PENLINK_ERR_INTEGRITY;
+    default: return PENLINK_ERR_PROTOCOL;
+    }
+}
+
+const char *penlink_record_kind_name(uint32_t kind)
+{
+    return pl_record_kind_name(kind);
+}
+
+const char *penlink_record_field_name(uint32_t bit)
+{
+    return pl_record_field_name(bit);
+}
+
+uint64_t penlink_record_field(const penlink_record *rec, uint32_t bit)
+{
+    return pl_record_get((const pl_record *) rec, bit);
+}
