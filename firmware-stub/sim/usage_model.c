@@ -9,12 +9,12 @@
 #include "usage_model.h"
 
 enum {
-    S_MORNING,       /* pen off, next: power on */
-    S_IDLE,          /* between treatments */
-    S_INSERTED,      /* cartridge in, next: treatment start */
-    S_TREATING,      /* depth / speed changes until the end */
-    S_ENDED,         /* next: cartridge removed */
-    S_EVENING        /* next: power off, then the night */
+    S_MORNING,  /* pen off, next: power on */
+    S_IDLE,     /* between treatments */
+    S_INSERTED, /* cartridge in, next: treatment start */
+    S_TREATING, /* depth / speed changes until the end */
+    S_ENDED,    /* next: cartridge removed */
+    S_EVENING   /* next: power off, then the night */
 };
 
 #define MIN_MS 60000ll
@@ -32,7 +32,7 @@ static uint64_t rnd(usage_model *m)
 /* Uniform in [lo, hi]. */
 static int64_t range(usage_model *m, int64_t lo, int64_t hi)
 {
-    return lo + (int64_t) (rnd(m) % (uint64_t) (hi - lo + 1));
+    return lo + (int64_t)(rnd(m) % (uint64_t)(hi - lo + 1));
 }
 
 void usage_params_default(usage_params *p)
@@ -76,7 +76,7 @@ static uint32_t clamp_depth(const usage_model *m, int64_t d)
     if (d > hi)
         d = hi;
     d = lo + (d - lo) / st * st;
-    return (uint32_t) d;
+    return (uint32_t)d;
 }
 
 static uint64_t next_cartridge(usage_model *m)
@@ -97,7 +97,7 @@ static void remember(usage_model *m, uint64_t serial, uint32_t uses)
             m->used_uses[i] = uses;
             return;
         }
-    uint32_t i = m->used_n < 64 ? m->used_n++ : (uint32_t) (rnd(m) % 64);
+    uint32_t i = m->used_n < 64 ? m->used_n++ : (uint32_t)(rnd(m) % 64);
     m->used[i] = serial;
     m->used_uses[i] = uses;
 }
@@ -115,7 +115,7 @@ void usage_model_next(usage_model *m, pl_record *r)
 {
     switch (m->state) {
     case S_MORNING:
-        m->left_in_day = (uint32_t) range(m, 5, 10);
+        m->left_in_day = (uint32_t)range(m, 5, 10);
         m->stats.days++;
         event(m, r, PL_REC_POWER_ON);
         m->state = S_IDLE;
@@ -128,9 +128,9 @@ void usage_model_next(usage_model *m, pl_record *r)
             return;
         }
         m->now_ms += range(m, 5 * MIN_MS, 45 * MIN_MS);
-        m->reuse_pending = m->used_n > 0 && (uint32_t) (rnd(m) % 1000) < m->p.reuse_permille;
+        m->reuse_pending = m->used_n > 0 && (uint32_t)(rnd(m) % 1000) < m->p.reuse_permille;
         if (m->reuse_pending) {
-            uint32_t i = (uint32_t) (rnd(m) % m->used_n);
+            uint32_t i = (uint32_t)(rnd(m) % m->used_n);
             m->cartridge = m->used[i];
             m->cartridge_uses = m->used_uses[i] + 1ull;
             m->stats.reuse_attempts++;
@@ -138,7 +138,7 @@ void usage_model_next(usage_model *m, pl_record *r)
                 /* the pen reads the chip, sees the count, and refuses */
                 event(m, r, PL_REC_CARTRIDGE_REFUSED);
                 r->cartridge_serial = m->cartridge;
-                r->cartridge_uses = (uint32_t) m->cartridge_uses;
+                r->cartridge_uses = (uint32_t)m->cartridge_uses;
                 m->stats.reuse_refused++;
                 m->reuse_pending = 0;
                 m->now_ms += range(m, 20000, 120000); /* fetches a fresh one */
@@ -152,9 +152,9 @@ void usage_model_next(usage_model *m, pl_record *r)
         m->lifetime++;
         event(m, r, PL_REC_CARTRIDGE_INSERTED);
         r->cartridge_serial = m->cartridge;
-        r->cartridge_uses = (uint32_t) m->cartridge_uses;
+        r->cartridge_uses = (uint32_t)m->cartridge_uses;
         r->lifetime_cartridges = m->lifetime;
-        remember(m, m->cartridge, (uint32_t) m->cartridge_uses);
+        remember(m, m->cartridge, (uint32_t)m->cartridge_uses);
         m->state = S_INSERTED;
         return;
     case S_INSERTED: {
@@ -162,13 +162,13 @@ void usage_model_next(usage_model *m, pl_record *r)
         int64_t dur = range(m, 15 * MIN_MS, 60 * MIN_MS);
         m->treat_start_ms = m->now_ms;
         m->treat_end_ms = m->now_ms + dur;
-        m->zone = (uint32_t) (rnd(m) % 10);
+        m->zone = (uint32_t)(rnd(m) % 10);
         m->depth_um = clamp_depth(m, zone_depth[m->zone]);
-        m->speed_sps = (uint32_t) range(m, m->p.speed_min_sps, m->p.speed_max_sps) / 10 * 10;
+        m->speed_sps = (uint32_t)range(m, m->p.speed_min_sps, m->p.speed_max_sps) / 10 * 10;
         if (m->speed_sps < m->p.speed_min_sps)
             m->speed_sps = m->p.speed_min_sps;
         m->strokes = 0;
-        m->fault_pending = (uint32_t) (rnd(m) % 1000) < m->p.fault_permille;
+        m->fault_pending = (uint32_t)(rnd(m) % 1000) < m->p.fault_permille;
         m->stats.treatments++;
         event(m, r, PL_REC_TREATMENT_START);
         r->depth_um = m->depth_um;
@@ -180,36 +180,36 @@ void usage_model_next(usage_model *m, pl_record *r)
     case S_TREATING: {
         int64_t step = range(m, 20000, 150000); /* a zone takes 20 s - 2.5 min */
         if (m->now_ms + step >= m->treat_end_ms) {
-            m->strokes += (uint64_t) (m->treat_end_ms - m->now_ms) * m->speed_sps / 1000;
+            m->strokes += (uint64_t)(m->treat_end_ms - m->now_ms) * m->speed_sps / 1000;
             m->now_ms = m->treat_end_ms;
             event(m, r, PL_REC_TREATMENT_END);
-            r->duration_ms = (uint32_t) (m->treat_end_ms - m->treat_start_ms);
+            r->duration_ms = (uint32_t)(m->treat_end_ms - m->treat_start_ms);
             r->strokes = m->strokes;
             m->state = S_ENDED;
             return;
         }
-        m->strokes += (uint64_t) step * m->speed_sps / 1000;
+        m->strokes += (uint64_t)step * m->speed_sps / 1000;
         m->now_ms += step;
         uint64_t what = rnd(m) % 100;
         if (m->fault_pending && what < 3) {
             m->fault_pending = 0;
             m->stats.faults++;
             event(m, r, PL_REC_FAULT);
-            r->fault_code = (uint32_t) range(m, 1, 12);
+            r->fault_code = (uint32_t)range(m, 1, 12);
         } else if (what < 15) {
-            int64_t sp = (int64_t) m->speed_sps + (rnd(m) % 2 ? 10 : -10) * range(m, 1, 3);
+            int64_t sp = (int64_t)m->speed_sps + (rnd(m) % 2 ? 10 : -10) * range(m, 1, 3);
             if (sp < m->p.speed_min_sps)
                 sp = m->p.speed_min_sps;
             if (sp > m->p.speed_max_sps)
                 sp = m->p.speed_max_sps;
-            m->speed_sps = (uint32_t) sp;
+            m->speed_sps = (uint32_t)sp;
             event(m, r, PL_REC_SPEED_CHANGED);
             r->speed_sps = m->speed_sps;
         } else {
             /* the next zone, with a small adjustment around its usual depth */
-            m->zone = (m->zone + 1 + (uint32_t) (rnd(m) % 3)) % 10;
-            int64_t d = (int64_t) zone_depth[m->zone] +
-                        (int64_t) m->p.depth_step_um * range(m, -2, 2);
+            m->zone = (m->zone + 1 + (uint32_t)(rnd(m) % 3)) % 10;
+            int64_t d =
+                (int64_t)zone_depth[m->zone] + (int64_t)m->p.depth_step_um * range(m, -2, 2);
             m->depth_um = clamp_depth(m, d);
             event(m, r, PL_REC_DEPTH_CHANGED);
             r->depth_um = m->depth_um;

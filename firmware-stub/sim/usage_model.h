@@ -25,20 +25,20 @@
 
 typedef struct usage_params {
     uint64_t seed;
-    int64_t start_ms;           /**< first day, ms since the epoch (midnight UTC) */
+    int64_t start_ms; /**< first day, ms since the epoch (midnight UTC) */
     uint32_t depth_min_um, depth_max_um, depth_step_um;
     uint32_t speed_min_sps, speed_max_sps;
     uint32_t max_cartridge_uses; /**< 1 = single use (the pen refuses reuse) */
-    uint32_t reuse_permille;    /**< treatments that try a used cartridge, per 1000 */
-    uint32_t fault_permille;    /**< treatments with a fault, per 1000 */
+    uint32_t reuse_permille;     /**< treatments that try a used cartridge, per 1000 */
+    uint32_t fault_permille;     /**< treatments with a fault, per 1000 */
 } usage_params;
 
 /** Ground truth kept by the model about what it planted. */
 typedef struct usage_stats {
     uint64_t events, treatments, days;
-    uint64_t reuse_attempts;    /**< used cartridges reinserted */
-    uint64_t reuse_refused;     /**< of those, refused by the pen */
-    uint64_t reuse_treatments;  /**< treatments done with a reused cartridge */
+    uint64_t reuse_attempts;   /**< used cartridges reinserted */
+    uint64_t reuse_refused;    /**< of those, refused by the pen */
+    uint64_t reuse_treatments; /**< treatments done with a reused cartridge */
     uint64_t faults;
 } usage_stats;
 
@@ -55,7 +55,7 @@ typedef struct usage_model {
     uint32_t box_left;
     uint64_t cartridge, cartridge_uses;
     uint32_t lifetime;
-    uint64_t used[64];          /**< recently used cartridges (for planted reuse) */
+    uint64_t used[64]; /**< recently used cartridges (for planted reuse) */
     uint32_t used_uses[64];
     uint32_t used_n;
     int reuse_pending;

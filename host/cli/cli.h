@@ -20,9 +20,9 @@ enum {
 };
 
 struct cli {
-    int json;      /* --json: machine-readable stdout, errors as JSON on stderr */
-    int quiet;     /* --quiet: nothing but the requested output and errors */
-    int verbose;   /* --verbose */
+    int json;    /* --json: machine-readable stdout, errors as JSON on stderr */
+    int quiet;   /* --quiet: nothing but the requested output and errors */
+    int verbose; /* --verbose */
     const char *prog;
 };
 

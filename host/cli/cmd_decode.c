@@ -39,8 +39,8 @@ struct out {
 
 static void format_time(int64_t ms, char *buf, size_t cap)
 {
-    time_t s = (time_t) (ms / 1000);
-    int frac = (int) (ms % 1000);
+    time_t s = (time_t)(ms / 1000);
+    int frac = (int)(ms % 1000);
     if (frac < 0) {
         frac += 1000;
         s -= 1;
@@ -58,7 +58,7 @@ static void field_text(const penlink_record *r, uint32_t bit, char *buf, size_t 
 {
     uint64_t v = penlink_record_field(r, bit);
     if (bit == PENLINK_F_CLOCK_DELTA_MS)
-        snprintf(buf, cap, "%" PRId64, (int64_t) v);
+        snprintf(buf, cap, "%" PRId64, (int64_t)v);
     else
         snprintf(buf, cap, "%" PRIu64, v);
 }
@@ -97,7 +97,7 @@ static int on_record(void *user, const penlink_record *r)
         fputc('\n', o->f);
     } else {
         json_t *j = json_object();
-        json_object_set_new(j, "seq", json_integer((json_int_t) r->seq));
+        json_object_set_new(j, "seq", json_integer((json_int_t)r->seq));
         json_object_set_new(j, "time_ms", json_integer(r->time_ms));
         json_object_set_new(j, "time", json_string(t));
         json_object_set_new(j, "kind", json_string(kind));
@@ -107,12 +107,12 @@ static int on_record(void *user, const penlink_record *r)
             uint64_t x = penlink_record_field(r, 1u << b);
             json_t *val;
             field_text(r, 1u << b, v, sizeof v);
-            if ((1u << b) == PENLINK_F_CARTRIDGE_SERIAL || x > (uint64_t) INT64_MAX)
+            if ((1u << b) == PENLINK_F_CARTRIDGE_SERIAL || x > (uint64_t)INT64_MAX)
                 val = json_string(v); /* identifiers and huge values stay exact */
             else if ((1u << b) == PENLINK_F_CLOCK_DELTA_MS)
-                val = json_integer((json_int_t) (int64_t) x);
+                val = json_integer((json_int_t)(int64_t)x);
             else
-                val = json_integer((json_int_t) x);
+                val = json_integer((json_int_t)x);
             json_object_set_new(j, penlink_record_field_name(1u << b), val);
         }
         char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -76,12 +76,9 @@ int main(int argc, char **argv)
     struct cli c = { .prog = "penlink" };
     enum { OPT_JSON = 256 };
     static const struct option opts[] = {
-        { "json", no_argument, NULL, OPT_JSON },
-        { "quiet", no_argument, NULL, 'q' },
-        { "verbose", no_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        { NULL, 0, NULL, 0 },
+        { "json", no_argument, NULL, OPT_JSON }, { "quiet", no_argument, NULL, 'q' },
+        { "verbose", no_argument, NULL, 'v' },   { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },   { NULL, 0, NULL, 0 },
     };
     int opt;
     /* '+': stop at the command name; its options belong to it. */

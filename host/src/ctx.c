@@ -9,13 +9,10 @@
 
 /* penlink_record is pl_record under its public name: same fields, same places. */
 _Static_assert(sizeof(penlink_record) == sizeof(pl_record), "record layout");
-_Static_assert(offsetof(penlink_record, dropped) == offsetof(pl_record, dropped),
+_Static_assert(offsetof(penlink_record, dropped) == offsetof(pl_record, dropped), "record layout");
+_Static_assert(offsetof(penlink_record, cartridge_serial) == offsetof(pl_record, cartridge_serial),
                "record layout");
-_Static_assert(offsetof(penlink_record, cartridge_serial) ==
-                   offsetof(pl_record, cartridge_serial),
-               "record layout");
-_Static_assert(offsetof(penlink_record, strokes) == offsetof(pl_record, strokes),
-               "record layout");
+_Static_assert(offsetof(penlink_record, strokes) == offsetof(pl_record, strokes), "record layout");
 
 const char *penlink_strerror(int status)
 {
@@ -89,5 +86,5 @@ const char *penlink_record_field_name(uint32_t bit)
 
 uint64_t penlink_record_field(const penlink_record *rec, uint32_t bit)
 {
-    return pl_record_get((const pl_record *) rec, bit);
+    return pl_record_get((const pl_record *)rec, bit);
 }

@@ -20,18 +20,18 @@ struct penlink_decoder {
     void *user;
     penlink_input_format format;
     int failed;
-    uint64_t offset;     /* input bytes taken so far */
+    uint64_t offset; /* input bytes taken so far */
     uint64_t records, chunks;
     pl_frame_decoder fdec;
     uint8_t *fbuf;
     pl_chunk_dec cdec;
     pl_record *recs;
-    uint8_t *cbuf;       /* bare-chunk mode: bytes not yet decoded */
+    uint8_t *cbuf; /* bare-chunk mode: bytes not yet decoded */
     size_t cbuf_len;
     uint64_t cbuf_offset; /* input offset of cbuf[0] */
 };
 
-#define CHUNK_BUF_CAP ((size_t) PL_FRAME_MAX_PAYLOAD)
+#define CHUNK_BUF_CAP ((size_t)PL_FRAME_MAX_PAYLOAD)
 
 int penlink_decoder_new(penlink_ctx *ctx, penlink_record_cb on_record,
                         penlink_message_cb on_message, void *user, penlink_decoder **out)
@@ -85,14 +85,14 @@ static int fail(penlink_decoder *d, int status, uint64_t offset, const char *wha
                 const char *detail)
 {
     d->failed = status;
-    return penlink_fail(d->ctx, status, "offset %llu: %s%s%s", (unsigned long long) offset,
-                        what, detail ? ": " : "", detail ? detail : "");
+    return penlink_fail(d->ctx, status, "offset %llu: %s%s%s", (unsigned long long)offset, what,
+                        detail ? ": " : "", detail ? detail : "");
 }
 
 static int emit(penlink_decoder *d, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++)
-        if (d->on_record(d->user, (const penlink_record *) &d->recs[i]) != 0)
+        if (d->on_record(d->user, (const penlink_record *)&d->recs[i]) != 0)
             return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "stopped by the record callback");
     d->records += n;
     d->chunks++;
@@ -102,7 +102,7 @@ static int emit(penlink_decoder *d, uint32_t n)
 static const char *body_name(const pl_envelope *env)
 {
     const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
-        &penlink__v1__envelope__descriptor, (unsigned) env->body_case);
+        &penlink__v1__envelope__descriptor, (unsigned)env->body_case);
     return f ? f->name : "unknown";
 }
 
@@ -172,11 +172,9 @@ static int drain_chunks(penlink_decoder *d, int final)
                                  PL_CHUNK_MAX_RECORDS, &n);
         if (st == PL_NEED_MORE) {
             if (final)
-                rc = fail(d, PENLINK_ERR_PROTOCOL, at, "chunk cut short (file truncated?)",
-                          NULL);
+                rc = fail(d, PENLINK_ERR_PROTOCOL, at, "chunk cut short (file truncated?)", NULL);
             else if (pos == 0 && d->cbuf_len == CHUNK_BUF_CAP)
-                rc = fail(d, PENLINK_ERR_PROTOCOL, at, "chunk larger than the 1 MiB limit",
-                          NULL);
+                rc = fail(d, PENLINK_ERR_PROTOCOL, at, "chunk larger than the 1 MiB limit", NULL);
             break;
         }
         if (st != PL_OK) {
@@ -222,7 +220,7 @@ static int detect(penlink_decoder *d, uint8_t b0, uint8_t b1)
         return PENLINK_OK;
     }
     /* RFC 1950 header: deflate, and a header check that divides by 31. */
-    if ((b0 & 0x0F) == 8 && (b0 >> 4) <= 7 && ((unsigned) b0 * 256u + b1) % 31u == 0) {
+    if ((b0 & 0x0F) == 8 && (b0 >> 4) <= 7 && ((unsigned)b0 * 256u + b1) % 31u == 0) {
         d->cbuf = malloc(CHUNK_BUF_CAP);
         if (!d->cbuf)
             return PENLINK_ERR_NO_MEM;

@@ -19,20 +19,20 @@
 #define FIELD_FIRST_SEQ 1
 #define FIELD_COUNT 2
 #define FIELD_LAYOUT 3
-#define FIELD_KIND 4          /* column c is proto field 4 + c; c == 1 is unused */
-#define FIELD_TIME_BASE 5     /* field bit b is proto field 6 + b */
+#define FIELD_KIND 4      /* column c is proto field 4 + c; c == 1 is unused */
+#define FIELD_TIME_BASE 5 /* field bit b is proto field 6 + b */
 #define FIELD_TIME_WIDTH 17
 #define FIELD_TIME_PLANES 18
 #define MAX_LAYOUT 64 /* distinct kinds in one batch */
 
 static inline uint64_t zigzag(int64_t v)
 {
-    return ((uint64_t) v << 1) ^ (uint64_t) (v >> 63);
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
 }
 
 static inline int64_t unzigzag(uint64_t v)
 {
-    return (int64_t) (v >> 1) ^ -(int64_t) (v & 1);
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
 }
 
 static inline uint32_t varint_len(uint64_t v)
@@ -50,8 +50,8 @@ static inline uint32_t varint_len(uint64_t v)
 static voidpf arena_zalloc(voidpf opaque, uInt items, uInt size)
 {
     pl_chunk_enc *e = opaque;
-    size_t n = (size_t) items * size;
-    n = (n + 15u) & ~(size_t) 15u;
+    size_t n = (size_t)items * size;
+    n = (n + 15u) & ~(size_t)15u;
     if (n > e->arena_cap - e->arena_used)
         return Z_NULL;
     void *p = e->arena + e->arena_used;
@@ -63,8 +63,8 @@ static voidpf arena_zalloc(voidpf opaque, uInt items, uInt size)
 
 static void arena_zfree(voidpf opaque, voidpf p)
 {
-    (void) opaque; /* the arena is released as a whole */
-    (void) p;
+    (void)opaque; /* the arena is released as a whole */
+    (void)p;
 }
 
 pl_status pl_chunk_enc_init(pl_chunk_enc *e, void *arena, size_t arena_cap)
@@ -73,11 +73,11 @@ pl_status pl_chunk_enc_init(pl_chunk_enc *e, void *arena, size_t arena_cap)
         return PL_ERR_INVALID_ARG;
     memset(e, 0, sizeof *e);
     /* Align the arena start; z_stream itself lives at its front. */
-    uintptr_t a = (uintptr_t) arena, al = (a + 15u) & ~(uintptr_t) 15u;
-    e->arena = (uint8_t *) al;
-    e->arena_cap = arena_cap - (size_t) (al - a);
-    z_stream *zs = (z_stream *) e->arena;
-    e->arena_used = e->arena_peak = (sizeof(z_stream) + 15u) & ~(size_t) 15u;
+    uintptr_t a = (uintptr_t)arena, al = (a + 15u) & ~(uintptr_t)15u;
+    e->arena = (uint8_t *)al;
+    e->arena_cap = arena_cap - (size_t)(al - a);
+    z_stream *zs = (z_stream *)e->arena;
+    e->arena_used = e->arena_peak = (sizeof(z_stream) + 15u) & ~(size_t)15u;
     memset(zs, 0, sizeof *zs);
     zs->zalloc = arena_zalloc;
     zs->zfree = arena_zfree;
@@ -105,7 +105,7 @@ size_t pl_chunk_enc_peak(const pl_chunk_enc *e)
 
 int pl_record_array_source(void *ctx, uint32_t i, pl_record *out)
 {
-    *out = ((const pl_record *) ctx)[i];
+    *out = ((const pl_record *)ctx)[i];
     return 0;
 }
 
@@ -119,7 +119,7 @@ typedef struct writer {
 static void w_flush(writer *w, int mode)
 {
     w->zs->next_in = w->buf;
-    w->zs->avail_in = (uInt) w->n;
+    w->zs->avail_in = (uInt)w->n;
     for (;;) {
         int r = deflate(w->zs, mode);
         if (mode == Z_FINISH && r == Z_STREAM_END)
@@ -143,10 +143,10 @@ static inline void w_varint(writer *w, uint64_t v)
     if (w->n + 10 > sizeof w->buf)
         w_flush(w, Z_NO_FLUSH);
     while (v >= 0x80) {
-        w->buf[w->n++] = (uint8_t) (v | 0x80);
+        w->buf[w->n++] = (uint8_t)(v | 0x80);
         v >>= 7;
     }
-    w->buf[w->n++] = (uint8_t) v;
+    w->buf[w->n++] = (uint8_t)v;
 }
 
 typedef struct layout {
@@ -159,7 +159,7 @@ static int layout_find(const layout *l, uint32_t kind)
 {
     for (uint32_t i = 0; i < l->n; i++)
         if (l->kind[i] == kind)
-            return (int) i;
+            return (int)i;
     return -1;
 }
 
@@ -202,16 +202,16 @@ pl_status pl_chunk_encode(pl_chunk_enc *e, pl_record_source src, void *ctx, uint
         }
         colbytes[0] += varint_len(r.kind);
         if (i == 0)
-            time_base = prev[1] = (uint64_t) r.time_ms;
-        uint64_t dz = zigzag((int64_t) ((uint64_t) r.time_ms - prev[1]));
-        prev[1] = (uint64_t) r.time_ms;
+            time_base = prev[1] = (uint64_t)r.time_ms;
+        uint64_t dz = zigzag((int64_t)((uint64_t)r.time_ms - prev[1]));
+        prev[1] = (uint64_t)r.time_ms;
         while (width < 8 && (dz >> (8 * width)) != 0)
             width++;
         for (uint32_t b = 0; b < PL_FIELD_COUNT; b++) {
             if (!(m & (1u << b)))
                 continue;
             uint64_t v = pl_record_get(&r, 1u << b);
-            colbytes[2 + b] += varint_len(zigzag((int64_t) (v - prev[2 + b])));
+            colbytes[2 + b] += varint_len(zigzag((int64_t)(v - prev[2 + b])));
             prev[2 + b] = v;
         }
     }
@@ -224,10 +224,10 @@ pl_status pl_chunk_encode(pl_chunk_enc *e, pl_record_source src, void *ctx, uint
         raw += 1 + varint_len(laybytes) + laybytes;
     for (int c = 0; c < COLS; c++)
         if (colbytes[c])
-            raw += varint_len(((uint64_t) (FIELD_KIND + c) << 3) | 2) + varint_len(colbytes[c]) +
+            raw += varint_len(((uint64_t)(FIELD_KIND + c) << 3) | 2) + varint_len(colbytes[c]) +
                    colbytes[c];
-    uint64_t planes = (uint64_t) count * width;
-    raw += 1 + varint_len(zigzag((int64_t) time_base)) + 2 + 1 + 2 + varint_len(planes) + planes;
+    uint64_t planes = (uint64_t)count * width;
+    raw += 1 + varint_len(zigzag((int64_t)time_base)) + 2 + 1 + 2 + varint_len(planes) + planes;
     if (raw > PL_CHUNK_MAX_RAW)
         return PL_ERR_INVALID_ARG;
 
@@ -235,7 +235,7 @@ pl_status pl_chunk_encode(pl_chunk_enc *e, pl_record_source src, void *ctx, uint
     if (deflateReset(zs) != Z_OK)
         return PL_ERR_ZLIB;
     zs->next_out = out;
-    zs->avail_out = (uInt) (out_cap > UINT32_MAX ? UINT32_MAX : out_cap);
+    zs->avail_out = (uInt)(out_cap > UINT32_MAX ? UINT32_MAX : out_cap);
 
     writer w = { .zs = zs, .n = 0, .st = PL_OK };
     w_varint(&w, (FIELD_FIRST_SEQ << 3) | 0);
@@ -254,12 +254,12 @@ pl_status pl_chunk_encode(pl_chunk_enc *e, pl_record_source src, void *ctx, uint
     for (int c = 0; c < COLS && w.st == PL_OK; c++) {
         if (c == 1) {
             w_varint(&w, (FIELD_TIME_BASE << 3) | 0);
-            w_varint(&w, zigzag((int64_t) time_base));
+            w_varint(&w, zigzag((int64_t)time_base));
             continue;
         }
         if (!colbytes[c])
             continue;
-        w_varint(&w, ((uint64_t) (FIELD_KIND + c) << 3) | 2);
+        w_varint(&w, ((uint64_t)(FIELD_KIND + c) << 3) | 2);
         w_varint(&w, colbytes[c]);
         uint64_t p = 0;
         for (uint32_t i = 0; i < count && w.st == PL_OK; i++) {
@@ -272,7 +272,7 @@ pl_status pl_chunk_encode(pl_chunk_enc *e, pl_record_source src, void *ctx, uint
                 if (!(record_mask(&r) & bit))
                     continue;
                 uint64_t v = pl_record_get(&r, bit);
-                w_varint(&w, zigzag((int64_t) (v - p)));
+                w_varint(&w, zigzag((int64_t)(v - p)));
                 p = v;
             }
         }
@@ -286,11 +286,11 @@ pl_status pl_chunk_encode(pl_chunk_enc *e, pl_record_source src, void *ctx, uint
         for (uint32_t i = 0; i < count && w.st == PL_OK; i++) {
             if (src(ctx, i, &r) != 0)
                 return PL_ERR_INVALID_ARG;
-            uint64_t dz = zigzag((int64_t) ((uint64_t) r.time_ms - p));
-            p = (uint64_t) r.time_ms;
+            uint64_t dz = zigzag((int64_t)((uint64_t)r.time_ms - p));
+            p = (uint64_t)r.time_ms;
             if (w.n == sizeof w.buf)
                 w_flush(&w, Z_NO_FLUSH);
-            w.buf[w.n++] = (uint8_t) (dz >> (8 * j));
+            w.buf[w.n++] = (uint8_t)(dz >> (8 * j));
         }
     }
     if (w.st == PL_OK)
@@ -301,8 +301,8 @@ pl_status pl_chunk_encode(pl_chunk_enc *e, pl_record_source src, void *ctx, uint
         return PL_ERR_INVALID_ARG; /* the source changed between passes */
     info->first_seq = first_seq;
     info->record_count = count;
-    info->raw_size = (uint32_t) raw;
-    info->data_size = (uint32_t) zs->total_out;
+    info->raw_size = (uint32_t)raw;
+    info->data_size = (uint32_t)zs->total_out;
     return PL_OK;
 }
 
@@ -348,16 +348,11 @@ static const struct {
     uint16_t off;
     uint8_t wide; /* 64-bit field */
 } slot[PL_FIELD_COUNT] = {
-    { offsetof(pl_record, depth_um), 0 },
-    { offsetof(pl_record, speed_sps), 0 },
-    { offsetof(pl_record, duration_ms), 0 },
-    { offsetof(pl_record, cartridge_serial), 1 },
-    { offsetof(pl_record, cartridge_uses), 0 },
-    { offsetof(pl_record, lifetime_cartridges), 0 },
-    { offsetof(pl_record, strokes), 1 },
-    { offsetof(pl_record, fault_code), 0 },
-    { offsetof(pl_record, config_revision), 0 },
-    { offsetof(pl_record, clock_delta_ms), 1 },
+    { offsetof(pl_record, depth_um), 0 },        { offsetof(pl_record, speed_sps), 0 },
+    { offsetof(pl_record, duration_ms), 0 },     { offsetof(pl_record, cartridge_serial), 1 },
+    { offsetof(pl_record, cartridge_uses), 0 },  { offsetof(pl_record, lifetime_cartridges), 0 },
+    { offsetof(pl_record, strokes), 1 },         { offsetof(pl_record, fault_code), 0 },
+    { offsetof(pl_record, config_revision), 0 }, { offsetof(pl_record, clock_delta_ms), 1 },
     { offsetof(pl_record, dropped), 1 },
 };
 
@@ -382,7 +377,7 @@ static inline int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v
         uint8_t b = *p++;
         if (shift == 63 && b > 1)
             return -1;
-        x |= (uint64_t) (b & 0x7F) << shift;
+        x |= (uint64_t)(b & 0x7F) << shift;
         if (b < 0x80) {
             *v = x;
             *pp = p;
@@ -413,7 +408,7 @@ pl_status pl_batch_parse(const uint8_t *raw, size_t len, uint32_t max_records, p
         uint64_t tag;
         if (get_varint(&p, end, &tag) != 0 || tag > UINT32_MAX || (tag >> 3) == 0)
             goto bad_at_field;
-        uint32_t field = (uint32_t) (tag >> 3), wt = (uint32_t) (tag & 7);
+        uint32_t field = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
         if (field == FIELD_FIRST_SEQ || field == FIELD_COUNT || field == FIELD_TIME_BASE ||
             field == FIELD_TIME_WIDTH) {
             if (wt != 0 || get_varint(&p, end, &v) != 0)
@@ -424,7 +419,7 @@ pl_status pl_batch_parse(const uint8_t *raw, size_t len, uint32_t max_records, p
                 count = v;
                 have_count = 1;
             } else if (field == FIELD_TIME_BASE) {
-                time_base = (uint64_t) unzigzag(v);
+                time_base = (uint64_t)unzigzag(v);
             } else {
                 width = v;
             }
@@ -435,11 +430,11 @@ pl_status pl_batch_parse(const uint8_t *raw, size_t len, uint32_t max_records, p
                 goto bad_at_field;
         } else if (wt == 1 || wt == 5) {
             size_t k = wt == 1 ? 8 : 4;
-            if ((size_t) (end - p) < k)
+            if ((size_t)(end - p) < k)
                 goto bad_at_field;
             p += k;
         } else if (wt == 2) {
-            if (get_varint(&p, end, &v) != 0 || v > (uint64_t) (end - p))
+            if (get_varint(&p, end, &v) != 0 || v > (uint64_t)(end - p))
                 goto bad_at_field;
             if (field == FIELD_LAYOUT) {
                 if (lay_p)
@@ -451,8 +446,9 @@ pl_status pl_batch_parse(const uint8_t *raw, size_t len, uint32_t max_records, p
                     goto bad_at_field;
                 planes = p;
                 planes_len = v;
-            } else if (field >= FIELD_KIND && field < FIELD_KIND + COLS && field != FIELD_TIME_BASE) {
-                int c = (int) (field - FIELD_KIND);
+            } else if (field >= FIELD_KIND && field < FIELD_KIND + COLS &&
+                       field != FIELD_TIME_BASE) {
+                int c = (int)(field - FIELD_KIND);
                 if (seen[c])
                     goto bad_at_field;
                 seen[c] = 1;
@@ -469,7 +465,7 @@ pl_status pl_batch_parse(const uint8_t *raw, size_t len, uint32_t max_records, p
         continue;
     bad_at_field:
         if (fail_at)
-            *fail_at = (size_t) (field_at - raw);
+            *fail_at = (size_t)(field_at - raw);
         return PL_ERR_CHUNK_FORMAT;
     }
 
@@ -488,12 +484,12 @@ pl_status pl_batch_parse(const uint8_t *raw, size_t len, uint32_t max_records, p
         uint64_t kind, mask;
         if (get_varint(&lay_p, lay_end, &kind) != 0 || get_varint(&lay_p, lay_end, &mask) != 0 ||
             kind > UINT32_MAX || mask > UINT32_MAX || lay.n == MAX_LAYOUT ||
-            layout_find(&lay, (uint32_t) kind) >= 0)
+            layout_find(&lay, (uint32_t)kind) >= 0)
             goto out;
-        lay.kind[lay.n] = (uint32_t) kind;
-        lay.mask[lay.n++] = (uint32_t) mask & PL_F_ALL; /* columns of newer fields are skipped */
+        lay.kind[lay.n] = (uint32_t)kind;
+        lay.mask[lay.n++] = (uint32_t)mask & PL_F_ALL; /* columns of newer fields are skipped */
         if (kind <= PL_REC_KIND_MAX)
-            direct[kind] = (uint32_t) mask & PL_F_ALL;
+            direct[kind] = (uint32_t)mask & PL_F_ALL;
     }
 
     for (uint64_t i = 0; i < count; i++) {
@@ -508,30 +504,30 @@ pl_status pl_batch_parse(const uint8_t *raw, size_t len, uint32_t max_records, p
         if (kind <= PL_REC_KIND_MAX) {
             m = direct[kind];
         } else {
-            int li = layout_find(&lay, (uint32_t) kind);
+            int li = layout_find(&lay, (uint32_t)kind);
             m = li < 0 ? UINT32_MAX : lay.mask[li];
         }
         if (m == UINT32_MAX)
             goto out; /* a kind the layout does not describe */
         t = 0;
         for (uint64_t j = 0; j < width; j++)
-            t |= (uint64_t) planes[j * count + i] << (8 * j);
-        time_base += (uint64_t) unzigzag(t);
+            t |= (uint64_t)planes[j * count + i] << (8 * j);
+        time_base += (uint64_t)unzigzag(t);
         r->seq = first_seq + i;
-        r->time_ms = (int64_t) time_base;
-        r->kind = (uint32_t) kind;
+        r->time_ms = (int64_t)time_base;
+        r->kind = (uint32_t)kind;
         r->fields = m;
         for (uint32_t mm = m; mm; mm &= mm - 1) {
             int b = __builtin_ctz(mm);
             cursor *c = &col[2 + b];
             if (get_varint(&c->p, c->end, &v) != 0)
                 goto out;
-            c->prev += (uint64_t) unzigzag(v);
-            uint8_t *dst = (uint8_t *) r + slot[b].off;
+            c->prev += (uint64_t)unzigzag(v);
+            uint8_t *dst = (uint8_t *)r + slot[b].off;
             if (slot[b].wide) {
                 memcpy(dst, &c->prev, 8);
             } else if (c->prev <= UINT32_MAX) {
-                uint32_t x = (uint32_t) c->prev;
+                uint32_t x = (uint32_t)c->prev;
                 memcpy(dst, &x, 4);
             } else {
                 st = PL_ERR_CHUNK_RANGE;
@@ -544,7 +540,7 @@ pl_status pl_batch_parse(const uint8_t *raw, size_t len, uint32_t max_records, p
             st = c == 0 ? PL_ERR_CHUNK_COUNT : PL_ERR_CHUNK_FORMAT;
             goto out;
         }
-    *n = (uint32_t) count;
+    *n = (uint32_t)count;
     if (first_seq_out)
         *first_seq_out = first_seq;
     return PL_OK;
@@ -570,12 +566,12 @@ pl_status pl_chunk_decode(pl_chunk_dec *d, const uint8_t *data, size_t len,
         return PL_ERR_CHUNK_COUNT;
     if (inflateReset(zs) != Z_OK)
         return PL_ERR_ZLIB;
-    zs->next_in = (Bytef *) data;
-    zs->avail_in = (uInt) (len > UINT32_MAX ? UINT32_MAX : len);
+    zs->next_in = (Bytef *)data;
+    zs->avail_in = (uInt)(len > UINT32_MAX ? UINT32_MAX : len);
     zs->next_out = d->raw;
-    zs->avail_out = (uInt) d->raw_cap;
+    zs->avail_out = (uInt)d->raw_cap;
     int r = inflate(zs, Z_FINISH);
-    d->consumed = (size_t) (zs->next_in - data);
+    d->consumed = (size_t)(zs->next_in - data);
     if (r != Z_STREAM_END) {
         if (r == Z_BUF_ERROR && zs->avail_out == 0)
             return PL_ERR_CHUNK_TOO_LARGE; /* would inflate past the limit */
@@ -586,8 +582,8 @@ pl_status pl_chunk_decode(pl_chunk_dec *d, const uint8_t *data, size_t len,
     size_t raw = zs->total_out;
     if (expect && expect->raw_size && raw != expect->raw_size)
         return PL_ERR_CHUNK_SIZE;
-    pl_status st = pl_batch_parse(d->raw, raw, d->max_records, out, out_cap, n, &first_seq,
-                                  &d->fail_at);
+    pl_status st =
+        pl_batch_parse(d->raw, raw, d->max_records, out, out_cap, n, &first_seq, &d->fail_at);
     if (st != PL_OK)
         return st;
     if (expect && expect->record_count && *n != expect->record_count) {

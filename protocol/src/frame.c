@@ -18,20 +18,20 @@ static const uint8_t magic[4] = { 'P', 'N', 'L', 'K' };
 
 static void put32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t) v;
-    p[1] = (uint8_t) (v >> 8);
-    p[2] = (uint8_t) (v >> 16);
-    p[3] = (uint8_t) (v >> 24);
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
 }
 
 static uint32_t get32(const uint8_t *p)
 {
-    return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 24;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 static uint16_t header_check(const uint8_t *hdr)
 {
-    return (uint16_t) (crc32(0L, hdr, 14) & 0xFFFFu);
+    return (uint16_t)(crc32(0L, hdr, 14) & 0xFFFFu);
 }
 
 void pl_frame_header(uint8_t hdr[PL_FRAME_HEADER_SIZE], const uint8_t *payload, uint32_t len)
@@ -40,27 +40,26 @@ void pl_frame_header(uint8_t hdr[PL_FRAME_HEADER_SIZE], const uint8_t *payload, 
     hdr[4] = PL_FRAME_VERSION;
     hdr[5] = 0;
     put32(hdr + 6, len);
-    put32(hdr + 10, (uint32_t) crc32(0L, len ? payload : Z_NULL, len));
+    put32(hdr + 10, (uint32_t)crc32(0L, len ? payload : Z_NULL, len));
     uint16_t hc = header_check(hdr);
-    hdr[14] = (uint8_t) hc;
-    hdr[15] = (uint8_t) (hc >> 8);
+    hdr[14] = (uint8_t)hc;
+    hdr[15] = (uint8_t)(hc >> 8);
 }
 
 long pl_frame_encode(uint8_t *out, size_t cap, const uint8_t *payload, uint32_t len)
 {
-    if ((size_t) len > cap || cap - len < PL_FRAME_HEADER_SIZE)
+    if ((size_t)len > cap || cap - len < PL_FRAME_HEADER_SIZE)
         return PL_ERR_NO_SPACE;
     if (len)
         memmove(out + PL_FRAME_HEADER_SIZE, payload, len);
     pl_frame_header(out, out + PL_FRAME_HEADER_SIZE, len);
-    return (long) (PL_FRAME_HEADER_SIZE + len);
+    return (long)(PL_FRAME_HEADER_SIZE + len);
 }
 
-pl_status pl_frame_decoder_init(pl_frame_decoder *d, uint8_t *buf, size_t cap,
-                                uint32_t max_payload)
+pl_status pl_frame_decoder_init(pl_frame_decoder *d, uint8_t *buf, size_t cap, uint32_t max_payload)
 {
     if (!d || !buf || max_payload > PL_FRAME_MAX_PAYLOAD ||
-        cap < (size_t) PL_FRAME_HEADER_SIZE + max_payload)
+        cap < (size_t)PL_FRAME_HEADER_SIZE + max_payload)
         return PL_ERR_INVALID_ARG;
     memset(d, 0, sizeof *d);
     d->buf = buf;
@@ -71,7 +70,7 @@ pl_status pl_frame_decoder_init(pl_frame_decoder *d, uint8_t *buf, size_t cap,
 
 pl_status pl_frame_decoder_set_max(pl_frame_decoder *d, uint32_t max_payload)
 {
-    if (max_payload > PL_FRAME_MAX_PAYLOAD || d->cap < (size_t) PL_FRAME_HEADER_SIZE + max_payload)
+    if (max_payload > PL_FRAME_MAX_PAYLOAD || d->cap < (size_t)PL_FRAME_HEADER_SIZE + max_payload)
         return PL_ERR_INVALID_ARG;
     d->max_payload = max_payload;
     return PL_OK;
@@ -87,7 +86,7 @@ void pl_frame_decoder_reset(pl_frame_decoder *d)
 size_t pl_frame_decoder_pending(const pl_frame_decoder *d)
 {
     if (d->delivered)
-        return d->have - (PL_FRAME_HEADER_SIZE + (size_t) get32(d->buf + d->start + 6));
+        return d->have - (PL_FRAME_HEADER_SIZE + (size_t)get32(d->buf + d->start + 6));
     return d->have;
 }
 
@@ -125,7 +124,7 @@ static pl_status fail(pl_frame_decoder *d, pl_status st, int header_ok)
     int report = !d->hunting || header_ok;
     d->err_offset = d->offset;
     resync(d);
-    return report ? st : (pl_status) RESYNCED;
+    return report ? st : (pl_status)RESYNCED;
 }
 
 /* Checks what is in the window; PL_NEED_MORE means "feed more bytes". */
@@ -141,15 +140,15 @@ static pl_status examine(pl_frame_decoder *d, pl_frame *out)
         return fail(d, PL_ERR_FRAME_VERSION, 0);
     if (d->have < PL_FRAME_HEADER_SIZE)
         return PL_NEED_MORE;
-    if (header_check(p) != (uint16_t) (p[14] | p[15] << 8))
+    if (header_check(p) != (uint16_t)(p[14] | p[15] << 8))
         return fail(d, PL_ERR_FRAME_HEADER, 0);
     uint32_t len = get32(p + 6);
     if (len > d->max_payload)
         return fail(d, PL_ERR_FRAME_TOO_LARGE, 1);
-    if (d->have < PL_FRAME_HEADER_SIZE + (size_t) len)
+    if (d->have < PL_FRAME_HEADER_SIZE + (size_t)len)
         return PL_NEED_MORE;
     const uint8_t *payload = p + PL_FRAME_HEADER_SIZE;
-    if ((uint32_t) crc32(0L, len ? payload : Z_NULL, len) != get32(p + 10))
+    if ((uint32_t)crc32(0L, len ? payload : Z_NULL, len) != get32(p + 10))
         return fail(d, PL_ERR_FRAME_CRC, 1);
     out->payload = payload;
     out->len = len;
@@ -166,25 +165,25 @@ static size_t wanted(const pl_frame_decoder *d)
     if (d->have < PL_FRAME_HEADER_SIZE)
         return PL_FRAME_HEADER_SIZE - d->have;
     uint32_t len = get32(d->buf + d->start + 6);
-    return PL_FRAME_HEADER_SIZE + (size_t) len - d->have;
+    return PL_FRAME_HEADER_SIZE + (size_t)len - d->have;
 }
 
-pl_status pl_frame_decoder_feed(pl_frame_decoder *d, const uint8_t *data, size_t len,
-                                size_t *used, pl_frame *out)
+pl_status pl_frame_decoder_feed(pl_frame_decoder *d, const uint8_t *data, size_t len, size_t *used,
+                                pl_frame *out)
 {
     size_t pos = 0;
     pl_status st = PL_NEED_MORE;
 
     if (d->delivered) {
         const uint8_t *p = d->buf + d->start;
-        drop(d, PL_FRAME_HEADER_SIZE + (size_t) get32(p + 6));
+        drop(d, PL_FRAME_HEADER_SIZE + (size_t)get32(p + 6));
         d->delivered = 0;
     }
     for (;;) {
         /* Re-examine what is buffered first: after a resync it may hold a frame. */
         if (d->have > 0) {
             st = examine(d, out);
-            if ((int) st == RESYNCED)
+            if ((int)st == RESYNCED)
                 continue;
             if (st != PL_NEED_MORE)
                 break;

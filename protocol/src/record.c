@@ -27,9 +27,9 @@ static const struct {
 };
 
 static const char *const field_names[PL_FIELD_COUNT] = {
-    "depth_um",       "speed_sps",  "duration_ms",     "cartridge_serial",
-    "cartridge_uses", "lifetime_cartridges", "strokes", "fault_code",
-    "config_revision", "clock_delta_ms", "dropped",
+    "depth_um",        "speed_sps",           "duration_ms", "cartridge_serial",
+    "cartridge_uses",  "lifetime_cartridges", "strokes",     "fault_code",
+    "config_revision", "clock_delta_ms",      "dropped",
 };
 
 uint32_t pl_record_kind_fields(uint32_t kind)
@@ -70,7 +70,7 @@ uint64_t pl_record_get(const pl_record *r, uint32_t bit)
     case PL_F_STROKES: return r->strokes;
     case PL_F_FAULT_CODE: return r->fault_code;
     case PL_F_CONFIG_REVISION: return r->config_revision;
-    case PL_F_CLOCK_DELTA_MS: return (uint64_t) r->clock_delta_ms;
+    case PL_F_CLOCK_DELTA_MS: return (uint64_t)r->clock_delta_ms;
     case PL_F_DROPPED: return r->dropped;
     default: return 0;
     }
@@ -89,13 +89,13 @@ int pl_record_set(pl_record *r, uint32_t bit, uint64_t v)
     case PL_F_CONFIG_REVISION: u32 = &r->config_revision; break;
     case PL_F_CARTRIDGE_SERIAL: r->cartridge_serial = v; return 0;
     case PL_F_STROKES: r->strokes = v; return 0;
-    case PL_F_CLOCK_DELTA_MS: r->clock_delta_ms = (int64_t) v; return 0;
+    case PL_F_CLOCK_DELTA_MS: r->clock_delta_ms = (int64_t)v; return 0;
     case PL_F_DROPPED: r->dropped = v; return 0;
     default: return -1;
     }
     if (v > UINT32_MAX)
         return -1;
-    *u32 = (uint32_t) v;
+    *u32 = (uint32_t)v;
     return 0;
 }
 

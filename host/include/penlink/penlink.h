@@ -99,22 +99,22 @@ enum penlink_record_field {
 
 /** One usage record as logged by the pen. Fields not in @c fields are 0. */
 typedef struct penlink_record {
-    uint64_t seq;              /**< sequence number: contiguous, never reused */
-    int64_t time_ms;           /**< pen clock, ms since the Unix epoch (UTC) */
-    uint32_t kind;             /**< #penlink_record_kind, or a newer kind */
-    uint32_t fields;           /**< #penlink_record_field bits present */
-    uint32_t depth_um;         /**< needle depth, micrometres */
-    uint32_t speed_sps;        /**< needle strokes per second */
-    uint32_t duration_ms;      /**< treatment duration */
-    uint32_t cartridge_uses;   /**< uses of this cartridge, this one included */
-    uint64_t cartridge_serial; /**< serial read from the cartridge's chip */
+    uint64_t seq;                 /**< sequence number: contiguous, never reused */
+    int64_t time_ms;              /**< pen clock, ms since the Unix epoch (UTC) */
+    uint32_t kind;                /**< #penlink_record_kind, or a newer kind */
+    uint32_t fields;              /**< #penlink_record_field bits present */
+    uint32_t depth_um;            /**< needle depth, micrometres */
+    uint32_t speed_sps;           /**< needle strokes per second */
+    uint32_t duration_ms;         /**< treatment duration */
+    uint32_t cartridge_uses;      /**< uses of this cartridge, this one included */
+    uint64_t cartridge_serial;    /**< serial read from the cartridge's chip */
     uint32_t lifetime_cartridges; /**< cartridges inserted over the pen's life */
-    uint32_t fault_code;       /**< pen-specific fault number */
-    uint64_t strokes;          /**< needle strokes during the treatment */
-    uint32_t config_revision;  /**< configuration revision now in force */
-    uint32_t reserved_;        /**< always 0 */
-    int64_t clock_delta_ms;    /**< CLOCK_SET: new time minus old time */
-    uint64_t dropped;          /**< LOG_OVERFLOW: records the full log had to drop */
+    uint32_t fault_code;          /**< pen-specific fault number */
+    uint64_t strokes;             /**< needle strokes during the treatment */
+    uint32_t config_revision;     /**< configuration revision now in force */
+    uint32_t reserved_;           /**< always 0 */
+    int64_t clock_delta_ms;       /**< CLOCK_SET: new time minus old time */
+    uint64_t dropped;             /**< LOG_OVERFLOW: records the full log had to drop */
 } penlink_record;
 
 /** "treatment_start", ..., or NULL for a kind this version does not know. */

@@ -44,7 +44,7 @@ typedef int (*pl_record_source)(void *ctx, uint32_t i, pl_record *out);
 
 /** Chunk encoder state. Treat the members as private. */
 typedef struct pl_chunk_enc {
-    void *zs;                /**< z_stream, inside arena */
+    void *zs; /**< z_stream, inside arena */
     uint8_t *arena;
     size_t arena_cap, arena_used, arena_peak;
     int ready;
@@ -64,8 +64,8 @@ size_t pl_chunk_enc_peak(const pl_chunk_enc *e);
 typedef struct pl_chunk_info {
     uint64_t first_seq;
     uint32_t record_count;
-    uint32_t raw_size;       /**< RecordBatch bytes before compression */
-    uint32_t data_size;      /**< zlib bytes written to out */
+    uint32_t raw_size;  /**< RecordBatch bytes before compression */
+    uint32_t data_size; /**< zlib bytes written to out */
 } pl_chunk_info;
 
 /**
@@ -81,12 +81,12 @@ int pl_record_array_source(void *ctx, uint32_t i, pl_record *out);
 
 /** Decoder scratch and limits. Treat the members as private. */
 typedef struct pl_chunk_dec {
-    void *zs;                /**< z_stream, allocated once */
-    uint8_t *raw;            /**< inflated RecordBatch, raw_cap bytes */
+    void *zs;     /**< z_stream, allocated once */
+    uint8_t *raw; /**< inflated RecordBatch, raw_cap bytes */
     size_t raw_cap;
     uint32_t max_records;
-    size_t consumed;         /**< bytes of input the last decode used */
-    size_t fail_at;          /**< offset inside the raw batch of the last format error */
+    size_t consumed; /**< bytes of input the last decode used */
+    size_t fail_at;  /**< offset inside the raw batch of the last format error */
 } pl_chunk_dec;
 
 /**

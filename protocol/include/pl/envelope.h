@@ -40,7 +40,7 @@ void pl_envelope_free(ProtobufCAllocator *alloc, pl_envelope *env);
 typedef struct pl_arena {
     uint8_t *buf;
     size_t cap, used, peak;
-    ProtobufCAllocator alloc;   /**< hand this to protobuf-c */
+    ProtobufCAllocator alloc; /**< hand this to protobuf-c */
 } pl_arena;
 
 void pl_arena_init(pl_arena *a, void *buf, size_t cap);

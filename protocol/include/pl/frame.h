@@ -57,7 +57,7 @@ typedef struct pl_frame {
 /** Incremental frame decoder. Treat the members as private. */
 typedef struct pl_frame_decoder {
     uint8_t *buf;
-    size_t cap;          /**< bytes of buf */
+    size_t cap; /**< bytes of buf */
     uint32_t max_payload;
     size_t start;        /**< candidate frame start in buf */
     size_t have;         /**< bytes after start */
@@ -92,8 +92,8 @@ void pl_frame_decoder_reset(pl_frame_decoder *d);
  *         started resynchronising, and pl_frame_decoder_error_offset() says where.
  *         One damaged stretch yields one error, however long it is.
  */
-pl_status pl_frame_decoder_feed(pl_frame_decoder *d, const uint8_t *data, size_t len,
-                                size_t *used, pl_frame *out);
+pl_status pl_frame_decoder_feed(pl_frame_decoder *d, const uint8_t *data, size_t len, size_t *used,
+                                pl_frame *out);
 
 /** Bytes held that are not part of a frame already returned (a partial frame). */
 size_t pl_frame_decoder_pending(const pl_frame_decoder *d);

@@ -52,22 +52,22 @@ enum pl_record_field {
 
 /** One usage record. Fields the kind does not use are zero. */
 typedef struct pl_record {
-    uint64_t seq;              /**< never reused, contiguous */
-    int64_t time_ms;           /**< device clock, ms since the Unix epoch (UTC) */
-    uint32_t kind;             /**< enum pl_record_kind (or a newer kind) */
-    uint32_t fields;           /**< PL_F_* bits this record carries */
-    uint32_t depth_um;         /**< needle depth, micrometres */
-    uint32_t speed_sps;        /**< needle strokes per second */
-    uint32_t duration_ms;      /**< treatment duration */
-    uint32_t cartridge_uses;   /**< uses of this cartridge, this one included */
-    uint64_t cartridge_serial; /**< serial read from the cartridge chip */
+    uint64_t seq;                 /**< never reused, contiguous */
+    int64_t time_ms;              /**< device clock, ms since the Unix epoch (UTC) */
+    uint32_t kind;                /**< enum pl_record_kind (or a newer kind) */
+    uint32_t fields;              /**< PL_F_* bits this record carries */
+    uint32_t depth_um;            /**< needle depth, micrometres */
+    uint32_t speed_sps;           /**< needle strokes per second */
+    uint32_t duration_ms;         /**< treatment duration */
+    uint32_t cartridge_uses;      /**< uses of this cartridge, this one included */
+    uint64_t cartridge_serial;    /**< serial read from the cartridge chip */
     uint32_t lifetime_cartridges; /**< cartridges inserted over the pen's life */
     uint32_t fault_code;
-    uint64_t strokes;          /**< needle strokes during the treatment */
+    uint64_t strokes; /**< needle strokes during the treatment */
     uint32_t config_revision;
-    uint32_t reserved_;        /**< padding, always 0 */
-    int64_t clock_delta_ms;    /**< CLOCK_SET: new time minus old time */
-    uint64_t dropped;          /**< LOG_OVERFLOW: records lost to the full ring */
+    uint32_t reserved_;     /**< padding, always 0 */
+    int64_t clock_delta_ms; /**< CLOCK_SET: new time minus old time */
+    uint64_t dropped;       /**< LOG_OVERFLOW: records lost to the full ring */
 } pl_record;
 
 /** Fields a kind of this version uses; 0 for unknown kinds. */

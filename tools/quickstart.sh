@@ -1,0 +1,57 @@
+#!/bin/sh
+# The two quick-start commands of the README:
+#   tools/quickstart.sh demo   install, build, run the main job on the embedded default
+#   tools/quickstart.sh test   install, build from scratch, run every test tier
+set -eu
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=$(nproc 2> /dev/null || echo 2)
+
+build() { # dir cmake-args...
+    dir=$1
+    shift
+    cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" > "$dir.cmake.log" 2>&1 ||
+        { cat "$dir.cmake.log"; exit 1; }
+    cmake --build "$dir" -j "$jobs" > "$dir.build.log" 2>&1 || { cat "$dir.build.log"; exit 1; }
+}
+
+case "${1:-}" in
+demo)
+    sh tools/setup.sh
+    mkdir -p build
+    build build
+    exec sh tools/demo.sh build
+    ;;
+test)
+    sh tools/setup.sh
+    rm -rf build-test build-asan build-valgrind build-fuzz
+    mkdir -p build-test build-asan build-valgrind build-fuzz
+
+    echo "== format check (clang-format)"
+    git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
+
+    echo "== clang libFuzzer build, 20 s per target"
+    CC=clang build build-fuzz -DPENLINK_FUZZ=ON -DPENLINK_TESTS=OFF -DPENLINK_BENCH=OFF
+    sh tools/fuzz/run.sh build-fuzz 20
+
+    echo "== ASan + UBSan build (clang), all tests"
+    CC=clang build build-asan -DPENLINK_SANITIZE=ON -DPENLINK_BENCH=OFF
+    (cd build-asan && ctest -j "$jobs" --output-on-failure > ../build-asan.ctest.log 2>&1) ||
+        { cat build-asan.ctest.log; exit 1; }
+    tail -n 3 build-asan.ctest.log
+
+    echo "== valgrind (memcheck, leaks are errors), all tests"
+    build build-valgrind -DPENLINK_VALGRIND=ON -DPENLINK_BENCH=OFF
+    (cd build-valgrind && ctest -j "$jobs" --output-on-failure > ../build-valgrind.ctest.log 2>&1) ||
+        { cat build-valgrind.ctest.log; exit 1; }
+    tail -n 3 build-valgrind.ctest.log
+
+    echo "== gcc build with -Wall -Wextra -Werror, all tests"
+    build build-test
+    cd build-test && exec ctest -j "$jobs" --output-on-failure
+    ;;
+*)
+    echo "usage: $0 demo|test" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs the Debian 12 packages penlink needs to build, test and run.
+# Idempotent; run as root (or with sudo). Only the missing packages are
+# installed, so a second run costs nothing.
+set -eu
+
+PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev clang-format valgrind
+  libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libusb-1.0-0-dev zlib1g-dev
+  libjansson-dev libsqlite3-dev libcmocka-dev libumockdev-dev umockdev libglib2.0-dev
+  xxd xz-utils gzip python3"
+
+missing=""
+for p in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q "install ok installed" ||
+        missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "penlink setup: these packages are missing:$missing" >&2
+        echo "penlink setup: run as root (sudo $0) to install them" >&2
+        exit 1
+    fi
+    echo "penlink setup: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing > /dev/null
+fi
