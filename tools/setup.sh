@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian 12 packages penlink needs to build, test and run.
-# Idempotent; run as root (or with sudo). Only the missing packages are
-# installed, so a second run costs nothing.
+# Idempotent: only missing packages are installed, so a second run costs
+# nothing. Installing needs root: as another user it uses sudo.
 set -eu
 
 PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev clang-format valgrind
@@ -15,14 +15,18 @@ for p in $PACKAGES; do
         missing="$missing $p"
 done
 if [ -n "$missing" ]; then
+    as_root=""
     if [ "$(id -u)" -ne 0 ]; then
-        echo "penlink setup: these packages are missing:$missing" >&2
-        echo "penlink setup: run as root (sudo $0) to install them" >&2
-        exit 1
+        if ! command -v sudo > /dev/null; then
+            echo "penlink setup: these packages are missing:$missing" >&2
+            echo "penlink setup: run this as root to install them" >&2
+            exit 1
+        fi
+        as_root="sudo"
     fi
     echo "penlink setup: installing$missing"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     # shellcheck disable=SC2086
-    apt-get install -y -qq --no-install-recommends $missing > /dev/null
+    $as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends $missing > /dev/null
 fi
