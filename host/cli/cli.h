@@ -9,14 +9,15 @@
 /* Exit codes (documented in docs/penlink.1 and `penlink --help`). */
 enum {
     EXIT_OK = 0,
-    EXIT_FINDING = 1,   /* a compliance finding (audit) */
-    EXIT_USAGE = 2,     /* bad command line */
-    EXIT_NO_DEVICE = 3, /* no pen found / not reachable */
-    EXIT_DEVICE = 4,    /* the pen reported an error */
-    EXIT_PROTOCOL = 5,  /* malformed frames, messages or chunks */
-    EXIT_INTEGRITY = 6, /* checksum or consistency failure */
-    EXIT_IO = 7,        /* a file could not be read or written */
-    EXIT_INTERNAL = 8   /* out of memory, a bug */
+    EXIT_FINDING = 1,    /* a compliance finding (audit) */
+    EXIT_USAGE = 2,      /* bad command line */
+    EXIT_NO_DEVICE = 3,  /* no pen found / not reachable */
+    EXIT_DEVICE = 4,     /* the pen reported an error */
+    EXIT_PROTOCOL = 5,   /* malformed frames, messages or chunks */
+    EXIT_INTEGRITY = 6,  /* checksum or consistency failure */
+    EXIT_IO = 7,         /* a file could not be read or written */
+    EXIT_INTERNAL = 8,   /* out of memory, a bug */
+    EXIT_CANCELLED = 130 /* interrupted (SIGINT / SIGTERM) */
 };
 
 struct cli {
@@ -24,6 +25,8 @@ struct cli {
     int quiet;   /* --quiet: nothing but the requested output and errors */
     int verbose; /* --verbose */
     const char *prog;
+    const char *device; /* --device URI, else PENLINK_DEVICE, else "usb" */
+    penlink_ctx *ctx;   /* cancelled by SIGINT / SIGTERM */
 };
 
 /* Prints one error line (text or JSON per --json) and returns @p code. */
@@ -32,6 +35,38 @@ int cli_error(const struct cli *c, int code, const char *fmt, ...)
 /* Maps a library status to an exit code. */
 int cli_exit_for(int status);
 
+/* Opens the pen of --device; on failure prints the error and returns its exit code. */
+int cli_open(struct cli *c, penlink_dev **dev);
+/* Prints the context's error for a failed library call; returns its exit code. */
+int cli_fail(struct cli *c, const char *what, int status);
+/* Prints a JSON value on stdout (compact, one line) and frees it. */
+void cli_json_out(void *json);
+/* Time as "2026-01-01T09:00:00.000Z". */
+void cli_format_time(int64_t ms, char *buf, size_t cap);
+/* Wall-clock now, ms since the epoch. */
+int64_t cli_now_ms(void);
+
+/* Pulls new records of an open pen into a frames file (resuming from its end),
+ * syncs it, then acknowledges them. Shared by pull and watch. */
+struct pull_opts {
+    const char *path;
+    int ack;
+    int progress; /* draw a progress bar on stdout */
+};
+struct pull_summary {
+    char serial[33];
+    unsigned long long from_seq, next_seq, records, bytes, gap, acked_seq;
+    int resumed;
+};
+int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
+                     struct pull_summary *s);
+
 int cmd_decode(struct cli *c, int argc, char **argv);
+int cmd_list(struct cli *c, int argc, char **argv);
+int cmd_info(struct cli *c, int argc, char **argv);
+int cmd_pull(struct cli *c, int argc, char **argv);
+int cmd_config(struct cli *c, int argc, char **argv);
+int cmd_clock(struct cli *c, int argc, char **argv);
+int cmd_watch(struct cli *c, int argc, char **argv);
 
 #endif

@@ -2,7 +2,9 @@
  * penlink: the command line tool of the penlink toolchain. This file holds the
  * global options and the dispatch to one file per subcommand (cmd_*.c).
  */
+#define _POSIX_C_SOURCE 200809L
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,12 +17,24 @@
 static const char usage[] =
     "Usage: penlink [GLOBAL OPTIONS] COMMAND [ARGS]\n"
     "\n"
-    "Talk to a microneedling pen's usage log: decode logs and captured frames.\n"
+    "Talk to a microneedling pen over USB: read its state, pull its usage log\n"
+    "without losing a record, fix its configuration and clock, decode logs.\n"
     "\n"
     "Commands:\n"
-    "  decode FILE     print the records in a file of frames or chunks\n"
+    "  list                    the pens plugged in\n"
+    "  info                    identity, log range, clock and limits of a pen\n"
+    "  pull [-o FILE]          pull new records into FILE, then acknowledge them\n"
+    "  decode FILE             print the records in a file of frames or chunks\n"
+    "  config get [KEY]        show the configuration (or one key)\n"
+    "  config set KEY=VALUE..  change keys (checked against the pen's limits)\n"
+    "  config export [FILE]    write the configuration as JSON\n"
+    "  config import FILE      show the changes a JSON file makes, then apply them\n"
+    "  clock sync              set the pen's clock to this computer's, show the drift\n"
+    "  watch                   pull every pen that is plugged in, until interrupted\n"
     "\n"
     "Global options:\n"
+    "  -d, --device URI  usb (the only pen plugged in), usb:SERIAL, or sim:PATH\n"
+    "                  (a simulated pen's socket); default: $PENLINK_DEVICE, else usb\n"
     "  --json          machine-readable output on stdout, errors as JSON on stderr\n"
     "  -q, --quiet     print only what was asked for, and errors\n"
     "  -v, --verbose   say more about what happens\n"
@@ -28,9 +42,10 @@ static const char usage[] =
     "  -V, --version   print the version\n"
     "\n"
     "Exit status:\n"
-    "  0 success, 1 compliance finding, 2 usage error, 3 no device,\n"
-    "  4 device error, 5 protocol error, 6 integrity error, 7 I/O error,\n"
-    "  8 internal error.\n";
+    "  0 success, 1 compliance finding, 2 usage error, 3 no device (not found,\n"
+    "  permission denied, busy, unplugged), 4 device error (the pen refused),\n"
+    "  5 protocol error (or timeout), 6 integrity error, 7 I/O error,\n"
+    "  8 internal error, 130 interrupted.\n";
 
 int cli_error(const struct cli *c, int code, const char *fmt, ...)
 {
@@ -51,40 +66,41 @@ int cli_error(const struct cli *c, int code, const char *fmt, ...)
     return code;
 }
 
-int cli_exit_for(int status)
-{
-    switch (status) {
-    case PENLINK_OK: return EXIT_OK;
-    case PENLINK_ERR_INVALID_ARG: return EXIT_USAGE;
-    case PENLINK_ERR_IO: return EXIT_IO;
-    case PENLINK_ERR_PROTOCOL:
-    case PENLINK_ERR_UNSUPPORTED: return EXIT_PROTOCOL;
-    case PENLINK_ERR_INTEGRITY: return EXIT_INTEGRITY;
-    default: return EXIT_INTERNAL;
-    }
-}
-
 static const struct {
     const char *name;
     int (*run)(struct cli *, int, char **);
 } commands[] = {
-    { "decode", cmd_decode },
+    { "decode", cmd_decode }, { "list", cmd_list },   { "info", cmd_info },   { "pull", cmd_pull },
+    { "config", cmd_config }, { "clock", cmd_clock }, { "watch", cmd_watch },
 };
+
+static penlink_ctx *signal_ctx;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    penlink_ctx_cancel(signal_ctx); /* only sets a flag: async-signal-safe */
+}
 
 int main(int argc, char **argv)
 {
     struct cli c = { .prog = "penlink" };
     enum { OPT_JSON = 256 };
     static const struct option opts[] = {
-        { "json", no_argument, NULL, OPT_JSON }, { "quiet", no_argument, NULL, 'q' },
-        { "verbose", no_argument, NULL, 'v' },   { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },   { NULL, 0, NULL, 0 },
+        { "device", required_argument, NULL, 'd' },
+        { "json", no_argument, NULL, OPT_JSON },
+        { "quiet", no_argument, NULL, 'q' },
+        { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
     };
     int opt;
     /* '+': stop at the command name; its options belong to it. */
-    while ((opt = getopt_long(argc, argv, "+qvhV", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+d:qvhV", opts, NULL)) != -1) {
         switch (opt) {
         case OPT_JSON: c.json = 1; break;
+        case 'd': c.device = optarg; break;
         case 'q': c.quiet = 1; break;
         case 'v': c.verbose++; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
@@ -102,7 +118,19 @@ int main(int argc, char **argv)
             int sub_argc = argc - optind;
             char **sub_argv = argv + optind;
             optind = 0; /* reset getopt for the subcommand's own table */
-            return commands[i].run(&c, sub_argc, sub_argv);
+            if (penlink_ctx_new(&c.ctx) != PENLINK_OK)
+                return cli_error(&c, EXIT_INTERNAL, "out of memory");
+            signal_ctx = c.ctx;
+            struct sigaction sa;
+            memset(&sa, 0, sizeof sa);
+            sa.sa_handler = on_signal;
+            sigaction(SIGINT, &sa, NULL);
+            sigaction(SIGTERM, &sa, NULL);
+            int rc = commands[i].run(&c, sub_argc, sub_argv);
+            signal(SIGINT, SIG_DFL);
+            signal(SIGTERM, SIG_DFL);
+            penlink_ctx_free(c.ctx);
+            return rc;
         }
     }
     return cli_error(&c, EXIT_USAGE, "unknown command '%s' (see 'penlink --help')", name);

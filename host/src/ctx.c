@@ -25,6 +25,16 @@ const char *penlink_strerror(int status)
     case PENLINK_ERR_INTEGRITY: return "integrity check failed";
     case PENLINK_ERR_CANCELLED: return "cancelled";
     case PENLINK_ERR_UNSUPPORTED: return "unsupported format or version";
+    case PENLINK_ERR_NOT_FOUND: return "no pen found";
+    case PENLINK_ERR_ACCESS: return "permission denied (install the udev rule)";
+    case PENLINK_ERR_BUSY: return "the pen is busy: another program holds it";
+    case PENLINK_ERR_GONE: return "the pen went away";
+    case PENLINK_ERR_TIMEOUT: return "the pen did not answer in time";
+    case PENLINK_ERR_VERSION: return "the pen speaks another protocol version";
+    case PENLINK_ERR_DEVICE: return "the pen refused the request";
+    case PENLINK_ERR_CONFLICT: return "the configuration changed meanwhile";
+    case PENLINK_ERR_AMBIGUOUS: return "several pens match: choose one";
+    case PENLINK_ERR_INVALID_CONFIG: return "a configuration value is outside the pen's limits";
     default: return "unknown error";
     }
 }
@@ -44,7 +54,21 @@ int penlink_ctx_new(penlink_ctx **out)
 
 void penlink_ctx_free(penlink_ctx *ctx)
 {
+    if (ctx)
+        transport_usb_ctx_cleanup(ctx);
     free(ctx);
+}
+
+void penlink_ctx_cancel(penlink_ctx *ctx)
+{
+    if (ctx)
+        ctx->cancelled = 1;
+}
+
+void penlink_ctx_reset_cancel(penlink_ctx *ctx)
+{
+    if (ctx)
+        ctx->cancelled = 0;
 }
 
 const char *penlink_ctx_errmsg(const penlink_ctx *ctx)

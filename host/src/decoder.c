@@ -22,6 +22,9 @@ struct penlink_decoder {
     int failed;
     uint64_t offset; /* input bytes taken so far */
     uint64_t records, chunks;
+    uint64_t good; /* input offset past the last complete frame/chunk */
+    uint64_t last_seq;
+    int have_seq;
     pl_frame_decoder fdec;
     uint8_t *fbuf;
     pl_chunk_dec cdec;
@@ -76,6 +79,18 @@ uint64_t penlink_decoder_records(const penlink_decoder *d)
     return d->records;
 }
 
+uint64_t penlink_decoder_good_bytes(const penlink_decoder *d)
+{
+    return d->good;
+}
+
+int penlink_decoder_last_seq(const penlink_decoder *d, uint64_t *seq)
+{
+    if (d->have_seq && seq)
+        *seq = d->last_seq;
+    return d->have_seq;
+}
+
 uint64_t penlink_decoder_chunks(const penlink_decoder *d)
 {
     return d->chunks;
@@ -91,6 +106,10 @@ static int fail(penlink_decoder *d, int status, uint64_t offset, const char *wha
 
 static int emit(penlink_decoder *d, uint32_t n)
 {
+    if (n) {
+        d->last_seq = d->recs[n - 1].seq;
+        d->have_seq = 1;
+    }
     for (uint32_t i = 0; i < n; i++)
         if (d->on_record(d->user, (const penlink_record *)&d->recs[i]) != 0)
             return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "stopped by the record callback");
@@ -156,6 +175,7 @@ static int feed_frames(penlink_decoder *d, const uint8_t *p, size_t len)
         int rc = on_frame(d, at + used - PL_FRAME_HEADER_SIZE - fr.len, &fr);
         if (rc != PENLINK_OK)
             return rc;
+        d->good = at + used;
     }
     return PENLINK_OK;
 }
@@ -185,6 +205,7 @@ static int drain_chunks(penlink_decoder *d, int final)
         rc = emit(d, n);
         if (rc != PENLINK_OK)
             break;
+        d->good = d->cbuf_offset + pos;
     }
     memmove(d->cbuf, d->cbuf + pos, d->cbuf_len - pos);
     d->cbuf_len -= pos;

@@ -33,14 +33,24 @@ extern "C" {
 /** Status codes. Append-only: a value never changes meaning. */
 typedef enum penlink_status {
     PENLINK_OK = 0,
-    PENLINK_ERR_INVALID_ARG = -1, /**< a caller passed an impossible argument */
-    PENLINK_ERR_NO_MEM = -2,      /**< out of memory */
-    PENLINK_ERR_IO = -3,          /**< reading or writing a file failed (errno in the detail) */
-    PENLINK_ERR_PROTOCOL = -4,    /**< bytes that do not follow the penlink protocol */
-    PENLINK_ERR_INTEGRITY = -5,   /**< a checksum or a consistency check failed */
-    PENLINK_ERR_CANCELLED = -6,   /**< stopped by a callback or penlink_ctx_cancel() */
-    PENLINK_ERR_UNSUPPORTED = -7, /**< input of a format or version this build does not know */
-    PENLINK_ERR__SENTINEL = -8    /**< never returned; keeps the list append-only */
+    PENLINK_ERR_INVALID_ARG = -1,     /**< a caller passed an impossible argument */
+    PENLINK_ERR_NO_MEM = -2,          /**< out of memory */
+    PENLINK_ERR_IO = -3,              /**< reading or writing a file failed (errno in the detail) */
+    PENLINK_ERR_PROTOCOL = -4,        /**< bytes that do not follow the penlink protocol */
+    PENLINK_ERR_INTEGRITY = -5,       /**< a checksum or a consistency check failed */
+    PENLINK_ERR_CANCELLED = -6,       /**< stopped by a callback or penlink_ctx_cancel() */
+    PENLINK_ERR_UNSUPPORTED = -7,     /**< input of a format or version this build does not know */
+    PENLINK_ERR_NOT_FOUND = -8,       /**< no pen at that address (none plugged in, wrong serial) */
+    PENLINK_ERR_ACCESS = -9,          /**< permission denied: install the udev rule */
+    PENLINK_ERR_BUSY = -10,           /**< another program holds the pen */
+    PENLINK_ERR_GONE = -11,           /**< the pen went away (unplugged, simulator stopped) */
+    PENLINK_ERR_TIMEOUT = -12,        /**< the pen did not answer in time, after retries */
+    PENLINK_ERR_VERSION = -13,        /**< the pen speaks another protocol major version */
+    PENLINK_ERR_DEVICE = -14,         /**< the pen refused the request: penlink_dev_error() */
+    PENLINK_ERR_CONFLICT = -15,       /**< the configuration changed meanwhile (compare-and-set) */
+    PENLINK_ERR_AMBIGUOUS = -16,      /**< several pens match; name one by serial */
+    PENLINK_ERR_INVALID_CONFIG = -17, /**< a value is outside the pen's limits */
+    PENLINK_ERR__SENTINEL = -18       /**< never returned; keeps the list append-only */
 } penlink_status;
 
 /** A sentence describing @p status ("bytes that do not follow ..."); never NULL. */
@@ -51,6 +61,15 @@ PENLINK_API const char *penlink_version(void);
 
 /** A library context: holds the last error's detail. */
 typedef struct penlink_ctx penlink_ctx;
+
+/**
+ * Asks every long operation on @p ctx (a pull, a wait for a reply) to stop as
+ * soon as it can; it then returns #PENLINK_ERR_CANCELLED. Safe to call from
+ * another thread or from a signal handler (it only sets a flag).
+ */
+PENLINK_API void penlink_ctx_cancel(penlink_ctx *ctx);
+/** Clears a cancellation request so that @p ctx can be used again. */
+PENLINK_API void penlink_ctx_reset_cancel(penlink_ctx *ctx);
 
 /** Creates a context in *@p out. @return #PENLINK_OK or #PENLINK_ERR_NO_MEM. */
 PENLINK_API int penlink_ctx_new(penlink_ctx **out);
@@ -170,9 +189,230 @@ PENLINK_API int penlink_decoder_finish(penlink_decoder *dec);
 /** The detected format. */
 PENLINK_API penlink_input_format penlink_decoder_format(const penlink_decoder *dec);
 
+/**
+ * Input bytes up to the end of the last frame or chunk decoded completely:
+ * what can be kept of a file that ends in a damaged or cut-short tail.
+ */
+PENLINK_API uint64_t penlink_decoder_good_bytes(const penlink_decoder *dec);
+
+/** Highest record seq decoded so far, and whether any record was decoded. */
+PENLINK_API int penlink_decoder_last_seq(const penlink_decoder *dec, uint64_t *seq);
+
 /** Totals so far. */
 PENLINK_API uint64_t penlink_decoder_records(const penlink_decoder *dec);
 PENLINK_API uint64_t penlink_decoder_chunks(const penlink_decoder *dec);
+
+/* ---- pens ------------------------------------------------------------ */
+
+/** Default USB IDs of a pen (the pid.codes test ID). */
+#define PENLINK_USB_VID 0x1209
+#define PENLINK_USB_PID 0x0001
+
+/** One pen found by penlink_list(). */
+typedef struct penlink_found {
+    char uri[96];    /**< what penlink_dev_open() takes, e.g. "usb:PEN-000123" */
+    char serial[33]; /**< the pen's serial (empty when it could not be read) */
+    char where[64];  /**< e.g. "usb bus 1 device 4" */
+    int status;      /**< #PENLINK_OK, or why it can't be opened (e.g. ACCESS) */
+} penlink_found;
+
+/**
+ * Lists the pens plugged in over USB (vendor interface on PENLINK_USB_VID:PID,
+ * or the IDs in the environment variable PENLINK_USB_ID="VID:PID", hex).
+ * Writes up to @p cap entries; *@p n gets how many pens were found (may
+ * exceed @p cap).
+ */
+PENLINK_API int penlink_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n);
+
+/**
+ * Waits up to @p timeout_ms for a pen to be plugged in or unplugged (libusb
+ * hotplug; where hotplug is not available it just sleeps). Returns 1 when
+ * something changed, 0 on timeout, or a negative status (CANCELLED).
+ */
+PENLINK_API int penlink_usb_wait_change(penlink_ctx *ctx, int timeout_ms);
+
+/** An open session with one pen. */
+typedef struct penlink_dev penlink_dev;
+
+/**
+ * Opens a pen and starts a clean session: stale replies left by an earlier
+ * client are drained, then Hello and version negotiation.
+ *
+ * @p uri: "usb" (the only pen plugged in; #PENLINK_ERR_AMBIGUOUS lists them
+ * when there are several), "usb:SERIAL", or "sim:PATH" (the Unix socket of
+ * penlink-sim). NULL means the PENLINK_DEVICE environment variable, else "usb".
+ *
+ * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND, #PENLINK_ERR_ACCESS,
+ *         #PENLINK_ERR_BUSY (three different causes, three different hints in
+ *         penlink_ctx_errmsg()); #PENLINK_ERR_VERSION; #PENLINK_ERR_TIMEOUT.
+ */
+PENLINK_API int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out);
+/** Ends the session and releases the pen (NULL is fine). */
+PENLINK_API void penlink_dev_close(penlink_dev *dev);
+
+/** Reply timeout in ms (default 2000) and retries of idempotent requests (default 2). */
+PENLINK_API void penlink_dev_set_timeout(penlink_dev *dev, int timeout_ms, int retries);
+
+/** The pen's structured error after #PENLINK_ERR_DEVICE / CONFLICT / INVALID_CONFIG. */
+typedef struct penlink_device_error {
+    uint32_t code;     /**< ErrorCode of docs/protocol.md */
+    char message[256]; /**< the pen's words */
+    char field[64];    /**< offending field, e.g. "config.depth_max_um" */
+} penlink_device_error;
+PENLINK_API const penlink_device_error *penlink_dev_error(const penlink_dev *dev);
+
+/** Limits within which the pen accepts configuration. */
+typedef struct penlink_limits {
+    uint32_t depth_min_um, depth_max_um, depth_step_um;
+    uint32_t speed_min_sps, speed_max_sps;
+    uint32_t max_treatment_s, max_cartridge_uses;
+    uint32_t auto_off_min_s, auto_off_max_s;
+    uint32_t max_text_len;
+} penlink_limits;
+
+/** What GetInfo reports, plus the session's negotiated values. */
+typedef struct penlink_info {
+    char serial[33], model[33], hardware_revision[33], firmware_version[33];
+    uint64_t log_first_seq; /**< oldest record the pen holds */
+    uint64_t log_next_seq;  /**< seq of the next record */
+    uint64_t log_acked_seq; /**< every seq below is acknowledged */
+    uint64_t log_capacity_bytes, log_used_bytes;
+    int64_t device_time_ms; /**< the pen's clock, ms since the epoch */
+    uint64_t uptime_ms;
+    uint32_t config_revision;
+    penlink_limits limits;
+    uint32_t protocol_major, protocol_minor; /**< the pen's */
+    uint32_t features;                       /**< Feature bits the pen announced */
+    uint32_t max_frame_payload;              /**< the pen's */
+} penlink_info;
+
+/** Reads DeviceInfo. */
+PENLINK_API int penlink_dev_info(penlink_dev *dev, penlink_info *out);
+
+/** Bits of penlink_config.present: which fields are set. */
+enum penlink_config_field {
+    PENLINK_CFG_DEPTH_MIN_UM = 1u << 0,
+    PENLINK_CFG_DEPTH_MAX_UM = 1u << 1,
+    PENLINK_CFG_DEPTH_DEFAULT_UM = 1u << 2,
+    PENLINK_CFG_SPEED_MIN_SPS = 1u << 3,
+    PENLINK_CFG_SPEED_MAX_SPS = 1u << 4,
+    PENLINK_CFG_MAX_TREATMENT_S = 1u << 5,
+    PENLINK_CFG_MAX_CARTRIDGE_USES = 1u << 6,
+    PENLINK_CFG_AUTO_OFF_S = 1u << 7,
+    PENLINK_CFG_DEVICE_LABEL = 1u << 8,
+    PENLINK_CFG_CLINIC_ID = 1u << 9,
+    PENLINK_CFG_ALL = (1u << 10) - 1
+};
+
+/** A pen configuration, or a change to one (only the fields in @c present). */
+typedef struct penlink_config {
+    uint32_t present;  /**< #penlink_config_field bits */
+    uint32_t revision; /**< as read; ignored when setting */
+    uint32_t depth_min_um, depth_max_um, depth_default_um;
+    uint32_t speed_min_sps, speed_max_sps;
+    uint32_t max_treatment_s;    /**< seconds */
+    uint32_t max_cartridge_uses; /**< 1 = single use */
+    uint32_t auto_off_s;         /**< seconds */
+    char device_label[65], clinic_id[65];
+} penlink_config;
+
+/** Describes the configuration keys (for files, the CLI and error messages). */
+typedef struct penlink_config_key {
+    const char *name; /**< JSON / CLI key, with its unit: "depth_max_um" */
+    uint32_t bit;     /**< #penlink_config_field */
+    int is_text;      /**< 1 for device_label and clinic_id */
+    const char *help; /**< one line */
+} penlink_config_key;
+/** The keys, in a stable order; *@p n gets their number. */
+PENLINK_API const penlink_config_key *penlink_config_keys(size_t *n);
+/** The key with that name, or NULL. */
+PENLINK_API const penlink_config_key *penlink_config_key_find(const char *name);
+/** Value of a numeric key in @p cfg (0 for text keys). */
+PENLINK_API uint32_t penlink_config_get_u32(const penlink_config *cfg, uint32_t bit);
+/** Sets a numeric key and marks it present. */
+PENLINK_API void penlink_config_set_u32(penlink_config *cfg, uint32_t bit, uint32_t v);
+/** Sets a text key (at most 64 bytes) and marks it present; -1 if too long. */
+PENLINK_API int penlink_config_set_text(penlink_config *cfg, uint32_t bit, const char *v);
+/** Text of a text key ("" for numeric keys). */
+PENLINK_API const char *penlink_config_get_text(const penlink_config *cfg, uint32_t bit);
+
+/**
+ * Checks a whole configuration against a pen's limits and the cross-field
+ * rules (min <= default <= max, depths on the step, text length), as the pen
+ * will. @return #PENLINK_OK or #PENLINK_ERR_INVALID_CONFIG with the key and
+ * the allowed range in penlink_ctx_errmsg().
+ */
+PENLINK_API int penlink_config_check(penlink_ctx *ctx, const penlink_limits *limits,
+                                     const penlink_config *cfg);
+
+/** Reads the configuration (all fields present). */
+PENLINK_API int penlink_dev_config_get(penlink_dev *dev, penlink_config *out);
+
+/**
+ * Changes the fields present in @p change, if the pen's revision is still
+ * @p expected_revision (compare-and-set). On success *@p result (may be NULL)
+ * is the whole configuration now in force.
+ * @return #PENLINK_OK, #PENLINK_ERR_CONFLICT (changed meanwhile: re-read),
+ *         #PENLINK_ERR_INVALID_CONFIG (the pen's refusal, see penlink_dev_error()).
+ */
+PENLINK_API int penlink_dev_config_set(penlink_dev *dev, uint32_t expected_revision,
+                                       const penlink_config *change, penlink_config *result);
+
+/** Sets the pen's clock; *@p previous_ms (may be NULL) gets the clock just before. */
+PENLINK_API int penlink_dev_clock_set(penlink_dev *dev, int64_t time_ms, int64_t *previous_ms);
+
+/** One chunk as received: the bytes to archive or write to a file. */
+typedef struct penlink_chunk {
+    uint64_t first_seq;
+    uint32_t record_count;
+    uint32_t raw_size;
+    const uint8_t *data; /**< zlib stream */
+    size_t len;
+    const uint8_t *frame; /**< the whole frame it came in (header + Envelope) */
+    size_t frame_len;
+} penlink_chunk;
+
+/** Progress of a pull. */
+typedef struct penlink_progress {
+    uint64_t records;       /**< new records received so far */
+    uint64_t bytes;         /**< bytes received so far */
+    uint64_t records_total; /**< expected new records (from DeviceInfo), 0 if unknown */
+    uint64_t next_seq;      /**< continue from here */
+} penlink_progress;
+
+/** Callbacks of a pull; any may be NULL. A non-zero return stops the pull. */
+typedef struct penlink_pull_cb {
+    int (*on_chunk)(void *user, const penlink_chunk *chunk);
+    int (*on_record)(void *user, const penlink_record *rec); /**< only seq >= from_seq */
+    void (*on_progress)(void *user, const penlink_progress *p);
+    void *user;
+} penlink_pull_cb;
+
+/** What a pull saw. */
+typedef struct penlink_pull_result {
+    uint64_t from_seq;  /**< asked for */
+    uint64_t first_seq; /**< first record received (> from_seq: a gap, records lost) */
+    uint64_t next_seq;  /**< one past the last record received */
+    uint64_t records;   /**< new records (seq >= from_seq) */
+    uint64_t chunks;
+    uint64_t bytes;
+    uint64_t gap; /**< records missing between from_seq and first_seq */
+} penlink_pull_result;
+
+/**
+ * Pulls every record from @p from_seq on. Every chunk is checked (CRC,
+ * sizes, counts, sequence) before its callbacks run; records before
+ * @p from_seq (a stored chunk starts earlier) are not passed to on_record.
+ * Nothing is acknowledged: call penlink_dev_ack() once the records are stored.
+ */
+PENLINK_API int penlink_dev_pull(penlink_dev *dev, uint64_t from_seq, const penlink_pull_cb *cb,
+                                 penlink_pull_result *result);
+
+/**
+ * Tells the pen every record up to @p through_seq is durably stored; the pen
+ * may then erase them. *@p acked_seq (may be NULL) gets the first unacked seq.
+ */
+PENLINK_API int penlink_dev_ack(penlink_dev *dev, uint64_t through_seq, uint64_t *acked_seq);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,387 @@
+/*
+ * penlink config get | set | export | import. Every change is checked
+ * against the pen's limits before it is sent, shown as a diff, and sent as a
+ * compare-and-set on the revision that was read: a change someone else made
+ * meanwhile is a conflict, never silently overwritten.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+#define CONFIG_FILE_MAX (64 * 1024)
+
+static const char usage[] =
+    "Usage: penlink [--device URI] config get [KEY]\n"
+    "       penlink [--device URI] config set [--dry-run] KEY=VALUE...\n"
+    "       penlink [--device URI] config export [FILE]\n"
+    "       penlink [--device URI] config import [--dry-run] [--force] FILE\n"
+    "\n"
+    "Read and change a pen's configuration. Keys carry their unit in the name:\n"
+    "  depth_min_um, depth_max_um, depth_default_um   needle depth, micrometres\n"
+    "  speed_min_sps, speed_max_sps                   needle strokes per second\n"
+    "  max_treatment_s                                longest treatment, seconds\n"
+    "  max_cartridge_uses                             1 = single use\n"
+    "  auto_off_s                                     idle seconds before power off\n"
+    "  device_label, clinic_id                        text\n"
+    "\n"
+    "set and import check every value against the pen's limits (penlink info),\n"
+    "show the changes, then apply them as one compare-and-set on the revision\n"
+    "read: if someone changed the configuration meanwhile, nothing is applied\n"
+    "and the exit status is 4. export writes JSON (stdout without FILE) that\n"
+    "import takes back; import refuses a file exported at another revision than\n"
+    "the pen's unless --force.\n"
+    "\n"
+    "Options:\n"
+    "  -n, --dry-run  show the changes, send nothing\n"
+    "  -f, --force    import over a configuration changed since the export\n"
+    "  -h, --help     this help\n";
+
+static json_t *config_json(const penlink_config *cfg, const char *serial)
+{
+    size_t n;
+    const penlink_config_key *k = penlink_config_keys(&n);
+    json_t *o = json_object();
+    json_object_set_new(o, "serial", json_string(serial));
+    json_object_set_new(o, "revision", json_integer(cfg->revision));
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(o, k[i].name,
+                            k[i].is_text ? json_string(penlink_config_get_text(cfg, k[i].bit))
+                                         : json_integer(penlink_config_get_u32(cfg, k[i].bit)));
+    return o;
+}
+
+static void value_text(const penlink_config *cfg, const penlink_config_key *k, char *buf,
+                       size_t cap)
+{
+    if (k->is_text)
+        snprintf(buf, cap, "\"%s\"", penlink_config_get_text(cfg, k->bit));
+    else
+        snprintf(buf, cap, "%" PRIu32, penlink_config_get_u32(cfg, k->bit));
+}
+
+/* Parses VALUE for key @p k into @p cfg; 0 or -1. */
+static int parse_value(struct cli *c, penlink_config *cfg, const penlink_config_key *k,
+                       const char *v)
+{
+    if (k->is_text) {
+        if (penlink_config_set_text(cfg, k->bit, v) != 0) {
+            cli_error(c, EXIT_USAGE, "%s: at most 64 bytes", k->name);
+            return -1;
+        }
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (!*v || *end || errno || x > UINT32_MAX || v[0] == '-') {
+        cli_error(c, EXIT_USAGE, "%s: '%s' is not a whole number of %s", k->name, v,
+                  strstr(k->name, "_um")    ? "micrometres"
+                  : strstr(k->name, "_sps") ? "strokes per second"
+                  : strstr(k->name, "_s")   ? "seconds"
+                                            : "uses");
+        return -1;
+    }
+    penlink_config_set_u32(cfg, k->bit, (uint32_t)x);
+    return 0;
+}
+
+static int unknown_key(struct cli *c, const char *key)
+{
+    size_t n;
+    const penlink_config_key *k = penlink_config_keys(&n);
+    char list[512] = "";
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "", k[i].name);
+    }
+    return cli_error(c, EXIT_USAGE, "unknown configuration key '%s' (keys: %s)", key, list);
+}
+
+/*
+ * Shows what @p want changes in @p cur and applies it as a compare-and-set
+ * on cur->revision. @p want holds only the keys to set.
+ */
+static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
+                 const penlink_config *cur, const penlink_config *want, int dry_run)
+{
+    size_t n;
+    const penlink_config_key *k = penlink_config_keys(&n);
+    penlink_config merged = *cur, change;
+    memset(&change, 0, sizeof change);
+    json_t *diff = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (!(want->present & k[i].bit))
+            continue;
+        char a[80], b[80];
+        value_text(cur, &k[i], a, sizeof a);
+        value_text(want, &k[i], b, sizeof b);
+        if (strcmp(a, b) == 0)
+            continue;
+        if (k[i].is_text) {
+            penlink_config_set_text(&merged, k[i].bit, penlink_config_get_text(want, k[i].bit));
+            penlink_config_set_text(&change, k[i].bit, penlink_config_get_text(want, k[i].bit));
+        } else {
+            penlink_config_set_u32(&merged, k[i].bit, penlink_config_get_u32(want, k[i].bit));
+            penlink_config_set_u32(&change, k[i].bit, penlink_config_get_u32(want, k[i].bit));
+        }
+        json_array_append_new(diff,
+                              json_pack("{s:s, s:s, s:s}", "key", k[i].name, "old", a, "new", b));
+        if (!c->json && !c->quiet)
+            printf("  %-20s %s -> %s\n", k[i].name, a, b);
+    }
+    int st = penlink_config_check(c->ctx, &info->limits, &merged);
+    if (st != PENLINK_OK) {
+        json_decref(diff);
+        return cli_error(c, EXIT_USAGE, "not sent: %s (the pen's limits: see 'penlink info')",
+                         penlink_ctx_errmsg(c->ctx));
+    }
+    if (change.present == 0) {
+        if (c->json)
+            cli_json_out(json_pack("{s:I, s:o, s:b}", "revision", (json_int_t)cur->revision,
+                                   "changes", diff, "applied", 0));
+        else {
+            json_decref(diff);
+            if (!c->quiet)
+                printf("nothing to change (revision %u)\n", cur->revision);
+        }
+        return EXIT_OK;
+    }
+    if (dry_run) {
+        if (c->json)
+            cli_json_out(json_pack("{s:I, s:o, s:b}", "revision", (json_int_t)cur->revision,
+                                   "changes", diff, "applied", 0));
+        else {
+            json_decref(diff);
+            if (!c->quiet)
+                printf("dry run: nothing sent (revision %u)\n", cur->revision);
+        }
+        return EXIT_OK;
+    }
+    penlink_config result;
+    st = penlink_dev_config_set(dev, cur->revision, &change, &result);
+    if (st != PENLINK_OK) {
+        json_decref(diff);
+        return cli_fail(c, "config not changed", st);
+    }
+    if (c->json)
+        cli_json_out(json_pack("{s:I, s:I, s:o, s:b}", "old_revision", (json_int_t)cur->revision,
+                               "revision", (json_int_t)result.revision, "changes", diff, "applied",
+                               1));
+    else {
+        json_decref(diff);
+        if (!c->quiet)
+            printf("applied: revision %u -> %u\n", cur->revision, result.revision);
+    }
+    return EXIT_OK;
+}
+
+/* Reads a config file (hostile input: bounded, typed, known keys only). */
+static int load_file(struct cli *c, const char *path, penlink_config *want, int *has_rev,
+                     uint32_t *rev)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return cli_error(c, EXIT_IO, "config import: %s: %s", path, strerror(errno));
+    if (sb.st_size > CONFIG_FILE_MAX)
+        return cli_error(c, EXIT_USAGE,
+                         "config import: %s is %lld bytes; a config file is at "
+                         "most %d",
+                         path, (long long)sb.st_size, CONFIG_FILE_MAX);
+    json_error_t e;
+    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
+    if (!o)
+        return cli_error(c, EXIT_USAGE, "config import: %s line %d column %d: %s", path, e.line,
+                         e.column, e.text);
+    int rc = EXIT_OK;
+    if (!json_is_object(o)) {
+        rc = cli_error(c, EXIT_USAGE, "config import: %s: expected a JSON object of keys", path);
+        goto out;
+    }
+    memset(want, 0, sizeof *want);
+    *has_rev = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v)
+    {
+        if (strcmp(key, "serial") == 0 && json_is_string(v))
+            continue;
+        if (strcmp(key, "revision") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                json_integer_value(v) > UINT32_MAX) {
+                rc = cli_error(c, EXIT_USAGE, "config import: %s: revision must be a number", path);
+                goto out;
+            }
+            *has_rev = 1;
+            *rev = (uint32_t)json_integer_value(v);
+            continue;
+        }
+        const penlink_config_key *k = penlink_config_key_find(key);
+        if (!k) {
+            rc = unknown_key(c, key);
+            goto out;
+        }
+        if (k->is_text) {
+            if (!json_is_string(v) || penlink_config_set_text(want, k->bit, json_string_value(v))) {
+                rc = cli_error(c, EXIT_USAGE,
+                               "config import: %s: %s must be text of at most 64 "
+                               "bytes",
+                               path, key);
+                goto out;
+            }
+        } else {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                json_integer_value(v) > UINT32_MAX) {
+                rc = cli_error(c, EXIT_USAGE, "config import: %s: %s must be a whole number >= 0",
+                               path, key);
+                goto out;
+            }
+            penlink_config_set_u32(want, k->bit, (uint32_t)json_integer_value(v));
+        }
+    }
+out:
+    json_decref(o);
+    return rc;
+}
+
+int cmd_config(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = { { "dry-run", no_argument, NULL, 'n' },
+                                          { "force", no_argument, NULL, 'f' },
+                                          { "help", no_argument, NULL, 'h' },
+                                          { NULL, 0, NULL, 0 } };
+    int dry_run = 0, force = 0, opt;
+    while ((opt = getopt_long(argc, argv, "+nfh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'n': dry_run = 1; break;
+        case 'f': force = 1; break;
+        case 'h': fputs(usage, stdout); return EXIT_OK;
+        default: fputs(usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *verb = argv[optind++];
+    /* options may also follow the verb */
+    while ((opt = getopt_long(argc, argv, "nfh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'n': dry_run = 1; break;
+        case 'f': force = 1; break;
+        case 'h': fputs(usage, stdout); return EXIT_OK;
+        default: fputs(usage, stderr); return EXIT_USAGE;
+        }
+    }
+    int nargs = argc - optind;
+    char **args = argv + optind;
+    int is_get = strcmp(verb, "get") == 0, is_set = strcmp(verb, "set") == 0;
+    int is_export = strcmp(verb, "export") == 0, is_import = strcmp(verb, "import") == 0;
+    if (!(is_get || is_set || is_export || is_import) || (is_get && nargs > 1) ||
+        (is_set && nargs < 1) || (is_export && nargs > 1) || (is_import && nargs != 1)) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    /* check what we can before touching the pen */
+    penlink_config want;
+    memset(&want, 0, sizeof want);
+    const penlink_config_key *one = NULL;
+    int has_rev = 0;
+    uint32_t file_rev = 0;
+    if (is_get && nargs == 1) {
+        one = penlink_config_key_find(args[0]);
+        if (!one)
+            return unknown_key(c, args[0]);
+    }
+    for (int i = 0; is_set && i < nargs; i++) {
+        char *eq = strchr(args[i], '=');
+        if (!eq)
+            return cli_error(c, EXIT_USAGE, "config set: '%s' is not KEY=VALUE", args[i]);
+        *eq = '\0';
+        const penlink_config_key *k = penlink_config_key_find(args[i]);
+        if (!k)
+            return unknown_key(c, args[i]);
+        if (parse_value(c, &want, k, eq + 1) != 0)
+            return EXIT_USAGE;
+    }
+    if (is_import) {
+        int rc = load_file(c, args[0], &want, &has_rev, &file_rev);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+
+    penlink_dev *dev = NULL;
+    int rc = cli_open(c, &dev);
+    if (rc != EXIT_OK)
+        return rc;
+    penlink_info info;
+    penlink_config cur;
+    int st = penlink_dev_info(dev, &info);
+    if (st == PENLINK_OK)
+        st = penlink_dev_config_get(dev, &cur);
+    if (st != PENLINK_OK) {
+        rc = cli_fail(c, "config", st);
+        goto out;
+    }
+    if (is_get) {
+        size_t n;
+        const penlink_config_key *k = penlink_config_keys(&n);
+        if (c->json) {
+            json_t *o = config_json(&cur, info.serial);
+            if (one) {
+                json_t *v = json_incref(json_object_get(o, one->name));
+                json_decref(o);
+                o = json_pack("{s:o, s:I}", one->name, v, "revision", (json_int_t)cur.revision);
+            }
+            cli_json_out(o);
+        } else if (one) {
+            char v[80];
+            value_text(&cur, one, v, sizeof v);
+            printf("%s\n", v);
+        } else {
+            printf("# %s, configuration revision %u\n", info.serial, cur.revision);
+            for (size_t i = 0; i < n; i++) {
+                char v[80];
+                value_text(&cur, &k[i], v, sizeof v);
+                printf("%-20s = %-14s # %s\n", k[i].name, v, k[i].help);
+            }
+        }
+    } else if (is_export) {
+        json_t *o = config_json(&cur, info.serial);
+        if (nargs == 1) {
+            if (json_dump_file(o, args[0], JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0)
+                rc = cli_error(c, EXIT_IO, "config export: cannot write %s", args[0]);
+            else if (!c->quiet && !c->json)
+                printf("revision %u of %s written to %s\n", cur.revision, info.serial, args[0]);
+        } else {
+            char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            if (s)
+                printf("%s\n", s);
+            free(s);
+        }
+        json_decref(o);
+    } else {
+        if (is_import && has_rev && file_rev != cur.revision && !force) {
+            rc = cli_error(c, EXIT_DEVICE,
+                           "config import: %s was exported at revision %u, but the pen is at "
+                           "revision %u: someone changed it since. Export again and review, or "
+                           "use --force to apply the file over the current configuration",
+                           args[0], file_rev, cur.revision);
+            goto out;
+        }
+        if (!c->json && !c->quiet)
+            printf("%s, revision %u:\n", info.serial, cur.revision);
+        rc = apply(c, dev, &info, &cur, &want, dry_run);
+    }
+out:
+    penlink_dev_close(dev);
+    return rc;
+}

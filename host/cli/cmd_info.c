@@ -1,0 +1,103 @@
+/* penlink info: who the pen is, what its log holds, its clock and limits. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "Usage: penlink [--device URI] info [-h]\n"
+    "\n"
+    "Show a pen's identity (serial, model, hardware and firmware), the protocol\n"
+    "version it speaks, its log (sequence range held, acknowledged, flash use),\n"
+    "its clock and the drift from this computer's, its configuration revision\n"
+    "and the limits within which it accepts configuration. --json for scripts.\n";
+
+int cmd_info(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = { { "help", no_argument, NULL, 'h' },
+                                          { NULL, 0, NULL, 0 } };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(usage, stdout);
+            return EXIT_OK;
+        }
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    if (optind != argc) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    penlink_dev *dev = NULL;
+    int rc = cli_open(c, &dev);
+    if (rc != EXIT_OK)
+        return rc;
+    penlink_info i;
+    int st = penlink_dev_info(dev, &i);
+    int64_t host = cli_now_ms();
+    penlink_dev_close(dev);
+    if (st != PENLINK_OK)
+        return cli_fail(c, "info", st);
+    uint64_t held = i.log_next_seq - i.log_first_seq;
+    uint64_t unacked = i.log_next_seq > i.log_acked_seq ? i.log_next_seq - i.log_acked_seq : 0;
+    char t[40];
+    cli_format_time(i.device_time_ms, t, sizeof t);
+    if (c->json) {
+        const penlink_limits *l = &i.limits;
+        json_t *lim =
+            json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "depth_min_um",
+                      (json_int_t)l->depth_min_um, "depth_max_um", (json_int_t)l->depth_max_um,
+                      "depth_step_um", (json_int_t)l->depth_step_um, "speed_min_sps",
+                      (json_int_t)l->speed_min_sps, "speed_max_sps", (json_int_t)l->speed_max_sps,
+                      "max_treatment_s", (json_int_t)l->max_treatment_s, "max_cartridge_uses",
+                      (json_int_t)l->max_cartridge_uses, "auto_off_min_s",
+                      (json_int_t)l->auto_off_min_s, "auto_off_max_s",
+                      (json_int_t)l->auto_off_max_s, "max_text_len", (json_int_t)l->max_text_len);
+        json_t *o = json_pack(
+            "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:o}",
+            "serial", i.serial, "model", i.model, "hardware_revision", i.hardware_revision,
+            "firmware_version", i.firmware_version, "log_first_seq", (json_int_t)i.log_first_seq,
+            "log_next_seq", (json_int_t)i.log_next_seq, "log_acked_seq",
+            (json_int_t)i.log_acked_seq, "records_held", (json_int_t)held, "log_capacity_bytes",
+            (json_int_t)i.log_capacity_bytes, "log_used_bytes", (json_int_t)i.log_used_bytes,
+            "device_time_ms", (json_int_t)i.device_time_ms, "device_time", t, "clock_drift_ms",
+            (json_int_t)(i.device_time_ms - host), "uptime_ms", (json_int_t)i.uptime_ms,
+            "config_revision", (json_int_t)i.config_revision, "limits", lim);
+        char proto[24];
+        snprintf(proto, sizeof proto, "%u.%u", i.protocol_major, i.protocol_minor);
+        json_object_set_new(o, "protocol", json_string(proto));
+        cli_json_out(o);
+        return EXIT_OK;
+    }
+    double pct = i.log_capacity_bytes
+                     ? 100.0 * (double)i.log_used_bytes / (double)i.log_capacity_bytes
+                     : 0.0;
+    printf("serial            %s\n", i.serial);
+    printf("model             %s (hardware %s)\n", i.model, i.hardware_revision);
+    printf("firmware          %s, protocol %u.%u\n", i.firmware_version, i.protocol_major,
+           i.protocol_minor);
+    if (held)
+        printf("log               seq %" PRIu64 "..%" PRIu64 " (%" PRIu64 " records held)\n",
+               i.log_first_seq, i.log_next_seq - 1, held);
+    else
+        printf("log               empty (next seq %" PRIu64 ")\n", i.log_next_seq);
+    printf("not yet pulled    %" PRIu64 " records (acknowledged below seq %" PRIu64 ")\n", unacked,
+           i.log_acked_seq);
+    printf("flash             %" PRIu64 " of %" PRIu64 " bytes used (%.1f%%)\n", i.log_used_bytes,
+           i.log_capacity_bytes, pct);
+    printf("clock             %s (%+.3f s from this computer)\n", t,
+           (double)(i.device_time_ms - host) / 1000.0);
+    printf("uptime            %.1f h\n", (double)i.uptime_ms / 3.6e6);
+    printf("config revision   %u\n", i.config_revision);
+    printf("limits            depth %u..%u um in %u um steps, speed %u..%u strokes/s,\n"
+           "                  treatment <= %u s, cartridge uses <= %u, auto-off %u..%u s\n",
+           i.limits.depth_min_um, i.limits.depth_max_um, i.limits.depth_step_um,
+           i.limits.speed_min_sps, i.limits.speed_max_sps, i.limits.max_treatment_s,
+           i.limits.max_cartridge_uses, i.limits.auto_off_min_s, i.limits.auto_off_max_s);
+    return EXIT_OK;
+}

@@ -1,0 +1,151 @@
+/*
+ * penlink watch: a clinic's docking station. Every pen that is plugged in is
+ * pulled into DIR/SERIAL.plog, one after another, until interrupted. A pen
+ * is pulled once per plug-in; one unplugged mid-pull is pulled again (from
+ * where it stopped) when it comes back.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "Usage: penlink [--device URI] watch [--dir DIR] [--once] [-h]\n"
+    "\n"
+    "Pull every pen that is plugged in, one after another, into DIR/SERIAL.plog\n"
+    "(default: the current directory), acknowledging what was saved, until\n"
+    "interrupted (Ctrl-C). Each pen is pulled once per plug-in; a pen unplugged\n"
+    "mid-pull is pulled again when it returns, from where it stopped. With\n"
+    "--device sim:PATH it watches that simulated pen instead of USB.\n"
+    "\n"
+    "Options:\n"
+    "  -D, --dir DIR  where the files go\n"
+    "  -1, --once     one round over the pens present, then exit\n"
+    "  -h, --help     this help\n";
+
+#define MAX_PENS 64
+
+struct seen {
+    char uri[96];
+    int done; /* pulled since it was plugged in */
+    int present;
+};
+
+int cmd_watch(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = { { "dir", required_argument, NULL, 'D' },
+                                          { "once", no_argument, NULL, '1' },
+                                          { "help", no_argument, NULL, 'h' },
+                                          { NULL, 0, NULL, 0 } };
+    const char *dir = ".";
+    int once = 0, opt;
+    while ((opt = getopt_long(argc, argv, "D:1h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'D': dir = optarg; break;
+        case '1': once = 1; break;
+        case 'h': fputs(usage, stdout); return EXIT_OK;
+        default: fputs(usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *dev_uri = c->device ? c->device : getenv("PENLINK_DEVICE");
+    int sim = dev_uri && strncmp(dev_uri, "sim:", 4) == 0;
+    static struct seen seen[MAX_PENS];
+    size_t nseen = 0;
+    unsigned long pulls = 0, failures = 0;
+    if (!c->quiet && !c->json)
+        fprintf(stderr, "watching %s for pens; Ctrl-C to stop\n", sim ? dev_uri : "USB");
+    for (;;) {
+        penlink_found found[MAX_PENS];
+        size_t n = 0;
+        if (sim) {
+            memset(found, 0, sizeof found[0]);
+            snprintf(found[0].uri, sizeof found[0].uri, "%s", dev_uri);
+            n = 1;
+        } else {
+            int st = penlink_list(c->ctx, found, MAX_PENS, &n);
+            if (st != PENLINK_OK)
+                return cli_fail(c, "watch", st);
+            if (n > MAX_PENS)
+                n = MAX_PENS;
+        }
+        for (size_t i = 0; i < nseen; i++)
+            seen[i].present = 0;
+        for (size_t i = 0; i < n; i++) {
+            struct seen *s = NULL;
+            for (size_t k = 0; k < nseen; k++)
+                if (strcmp(seen[k].uri, found[i].uri) == 0)
+                    s = &seen[k];
+            if (!s && nseen < MAX_PENS) {
+                s = &seen[nseen++];
+                memset(s, 0, sizeof *s);
+                _Static_assert(sizeof s->uri == sizeof found[i].uri, "uri sizes");
+                memcpy(s->uri, found[i].uri, sizeof s->uri);
+                s->uri[sizeof s->uri - 1] = '\0';
+            }
+            if (!s)
+                continue;
+            s->present = 1;
+            if (s->done)
+                continue;
+            penlink_dev *dev = NULL;
+            int st = penlink_dev_open(c->ctx, s->uri, &dev);
+            if (st == PENLINK_ERR_CANCELLED)
+                break;
+            if (st != PENLINK_OK) {
+                if (!sim || st != PENLINK_ERR_NOT_FOUND) {
+                    cli_fail(c, s->uri, st);
+                    failures++;
+                }
+                s->present = !(sim && st == PENLINK_ERR_NOT_FOUND);
+                continue;
+            }
+            penlink_info info;
+            char path[4096];
+            st = penlink_dev_info(dev, &info);
+            if (st != PENLINK_OK) {
+                penlink_dev_close(dev);
+                cli_fail(c, s->uri, st);
+                failures++;
+                continue;
+            }
+            snprintf(path, sizeof path, "%s/%s.plog", dir, info.serial[0] ? info.serial : "pen");
+            struct pull_opts o = { .path = path, .ack = 1, .progress = 0 };
+            struct pull_summary sum;
+            int rc = cli_pull_to_file(c, dev, &o, &sum);
+            penlink_dev_close(dev);
+            if (rc == EXIT_OK) {
+                s->done = 1;
+                pulls++;
+                if (c->json)
+                    cli_json_out(json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "uri", s->uri,
+                                           "serial", sum.serial, "file", path, "records",
+                                           (json_int_t)sum.records, "next_seq",
+                                           (json_int_t)sum.next_seq, "gap", (json_int_t)sum.gap));
+                else if (!c->quiet)
+                    printf("%s: %llu new records into %s\n", sum.serial, sum.records, path);
+                fflush(stdout);
+            } else {
+                failures++; /* e.g. unplugged mid-pull: tried again when it is back */
+            }
+        }
+        /* a pen that left may come back: pull it again then */
+        for (size_t i = 0; i < nseen; i++)
+            if (!seen[i].present)
+                seen[i].done = 0;
+        if (once)
+            break;
+        int w = penlink_usb_wait_change(c->ctx, 1000);
+        if (w == PENLINK_ERR_CANCELLED)
+            break;
+    }
+    if (!c->quiet && !c->json)
+        fprintf(stderr, "watch: %lu pulls, %lu failed attempts\n", pulls, failures);
+    return once && failures ? EXIT_NO_DEVICE : EXIT_OK;
+}

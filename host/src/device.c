@@ -1,0 +1,728 @@
+/*
+ * The client: one session with a pen over any transport. It frames and
+ * unframes Envelopes, matches replies to requests by id (dropping stale
+ * replies a killed earlier client left behind), retries idempotent requests
+ * on timeout, and turns the pen's structured errors into statuses with
+ * messages that say what to do.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pl/chunk.h"
+#include "pl/envelope.h"
+#include "pl/frame.h"
+#include "transport.h"
+
+#define HOST_MAX_PAYLOAD PL_FRAME_MAX_PAYLOAD
+#define PULL_WINDOW 8 /* chunks per PullLog */
+#define CLIENT_NAME "penlink/" PENLINK_VERSION_STRING
+
+struct penlink_dev {
+    penlink_ctx *ctx;
+    transport *t;
+    pl_frame_decoder fdec;
+    uint8_t *fbuf;
+    uint8_t rbuf[64 * 1024];
+    size_t rlen, rpos;
+    uint8_t *tx;
+    size_t txcap;
+    uint32_t next_id;
+    int timeout_ms, retries;
+    uint32_t pen_max_payload, major, minor, features;
+    char serial[33];
+    penlink_device_error err;
+    pl_chunk_dec cdec;
+    pl_record *recs;
+    uint64_t frame_errors;
+};
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+/* ---- frames in and out ------------------------------------------------- */
+
+static int send_env(penlink_dev *d, pl_envelope *env)
+{
+    size_t need = pl_envelope_frame_size(env);
+    uint32_t limit = d->pen_max_payload ? d->pen_max_payload : PL_FRAME_MIN_PAYLOAD;
+    if (need - PL_FRAME_HEADER_SIZE > limit)
+        return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG,
+                            "request of %zu bytes exceeds the pen's maximum frame of %u bytes",
+                            need - PL_FRAME_HEADER_SIZE, limit);
+    if (need > d->txcap) {
+        uint8_t *nt = realloc(d->tx, need);
+        if (!nt)
+            return PENLINK_ERR_NO_MEM;
+        d->tx = nt;
+        d->txcap = need;
+    }
+    long n = pl_envelope_frame(env, d->tx, d->txcap);
+    if (n < 0)
+        return PENLINK_ERR_NO_MEM;
+    return d->t->ops->send(d->t, d->tx, (size_t)n, d->timeout_ms);
+}
+
+/*
+ * Waits for the next intact frame until @p deadline; unpacks it into *env.
+ * Damaged stretches are counted and skipped: the pen's reply to our request
+ * either arrives intact or we time out and retry.
+ */
+static int recv_env(penlink_dev *d, long long deadline, pl_envelope **env, pl_frame *raw)
+{
+    for (;;) {
+        while (d->rpos < d->rlen) {
+            size_t used = 0;
+            pl_frame fr;
+            pl_status st =
+                pl_frame_decoder_feed(&d->fdec, d->rbuf + d->rpos, d->rlen - d->rpos, &used, &fr);
+            d->rpos += used;
+            if (st == PL_OK) {
+                *env = pl_envelope_unpack(NULL, fr.payload, fr.len);
+                if (raw)
+                    *raw = fr;
+                if (*env)
+                    return PENLINK_OK;
+                d->frame_errors++;
+            } else if (st != PL_NEED_MORE) {
+                d->frame_errors++;
+            }
+        }
+        long long left = deadline - now_ms();
+        if (left <= 0)
+            return PENLINK_ERR_TIMEOUT;
+        size_t got = 0;
+        int st = d->t->ops->recv(d->t, d->rbuf, sizeof d->rbuf, &got, (int)left);
+        if (st != PENLINK_OK)
+            return st;
+        d->rlen = got;
+        d->rpos = 0;
+    }
+}
+
+static const char *request_name(Penlink__V1__Envelope__BodyCase c)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field(&penlink__v1__envelope__descriptor, (unsigned)c);
+    return f ? f->name : "request";
+}
+
+/* Turns the pen's Error into a status and a message saying what to do. */
+static int pen_error(penlink_dev *d, const Penlink__V1__Error *e, const char *req)
+{
+    d->err.code = e->code;
+    copy_str(d->err.message, sizeof d->err.message, e->message);
+    copy_str(d->err.field, sizeof d->err.field, e->field);
+    const char *m = d->err.message;
+    switch (e->code) {
+    case PENLINK__V1__ERROR_CODE__ERROR_REVISION_CONFLICT:
+        return penlink_fail(d->ctx, PENLINK_ERR_CONFLICT,
+                            "the pen's configuration changed meanwhile (%s); read it again, "
+                            "review, and retry",
+                            m);
+    case PENLINK__V1__ERROR_CODE__ERROR_INVALID_ARGUMENT:
+        return penlink_fail(d->ctx, PENLINK_ERR_INVALID_CONFIG, "the pen refused %s%s%s: %s", req,
+                            d->err.field[0] ? " field " : "", d->err.field, m);
+    case PENLINK__V1__ERROR_CODE__ERROR_VERSION_MISMATCH:
+        return penlink_fail(d->ctx, PENLINK_ERR_VERSION, "%s", m);
+    case PENLINK__V1__ERROR_CODE__ERROR_BUSY:
+        return penlink_fail(d->ctx, PENLINK_ERR_DEVICE,
+                            "the pen is busy (%s); retry when the treatment has ended", m);
+    case PENLINK__V1__ERROR_CODE__ERROR_SEQ_NOT_AVAILABLE:
+        return penlink_fail(d->ctx, PENLINK_ERR_DEVICE,
+                            "the pen does not have the records asked for (%s): the archive may "
+                            "belong to another pen, or the pen was reset",
+                            m);
+    case PENLINK__V1__ERROR_CODE__ERROR_STORAGE:
+        return penlink_fail(d->ctx, PENLINK_ERR_DEVICE,
+                            "the pen reports a flash failure (%s): it needs service", m);
+    case PENLINK__V1__ERROR_CODE__ERROR_UNSUPPORTED:
+        return penlink_fail(d->ctx, PENLINK_ERR_DEVICE,
+                            "the pen does not support %s (%s): its firmware is older than this "
+                            "penlink",
+                            req, m);
+    default:
+        return penlink_fail(d->ctx, PENLINK_ERR_DEVICE, "the pen answered %s with error %u: %s",
+                            req, e->code, m);
+    }
+}
+
+/*
+ * Sends @p req and waits for the reply with the same request id (replies to
+ * other ids are stale and dropped). Idempotent requests are sent again, with
+ * a new id, after a timeout.
+ */
+static int request(penlink_dev *d, pl_envelope *req, int idempotent,
+                   Penlink__V1__Envelope__BodyCase want, pl_envelope **reply)
+{
+    const char *name = request_name(req->body_case);
+    int tries = idempotent ? 1 + d->retries : 1;
+    memset(&d->err, 0, sizeof d->err);
+    for (int attempt = 0; attempt < tries; attempt++) {
+        req->has_request_id = 1;
+        req->request_id = d->next_id++;
+        int st = send_env(d, req);
+        if (st != PENLINK_OK)
+            return st;
+        long long deadline = now_ms() + d->timeout_ms;
+        for (;;) {
+            pl_envelope *env = NULL;
+            st = recv_env(d, deadline, &env, NULL);
+            if (st == PENLINK_ERR_TIMEOUT)
+                break;
+            if (st != PENLINK_OK)
+                return st;
+            if (env->request_id != req->request_id &&
+                !(env->request_id == 0 && env->body_case == PENLINK__V1__ENVELOPE__BODY_ERROR)) {
+                pl_envelope_free(NULL, env); /* stale: an earlier client's or request's */
+                continue;
+            }
+            if (env->body_case == PENLINK__V1__ENVELOPE__BODY_ERROR) {
+                if (env->request_id == 0 &&
+                    env->error->code == PENLINK__V1__ERROR_CODE__ERROR_MALFORMED_FRAME) {
+                    pl_envelope_free(NULL, env); /* our frame got damaged: resend */
+                    break;
+                }
+                st = pen_error(d, env->error, name);
+                pl_envelope_free(NULL, env);
+                return st;
+            }
+            if (env->body_case != want) {
+                st = penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL,
+                                  "the pen answered %s with %s instead of %s", name,
+                                  request_name(env->body_case), request_name(want));
+                pl_envelope_free(NULL, env);
+                return st;
+            }
+            *reply = env;
+            return PENLINK_OK;
+        }
+    }
+    return penlink_fail(d->ctx, PENLINK_ERR_TIMEOUT,
+                        "%s: the pen did not answer %s within %d ms (%d %s)", d->t->where, name,
+                        d->timeout_ms, tries, tries == 1 ? "try" : "tries");
+}
+
+/* ---- session ----------------------------------------------------------- */
+
+/* Reads and drops whatever a killed earlier client left queued. */
+static int drain(penlink_dev *d)
+{
+    long long end = now_ms() + 1000;
+    size_t total = 0;
+    while (now_ms() < end && total < (8u << 20)) {
+        size_t got = 0;
+        int st = d->t->ops->recv(d->t, d->rbuf, sizeof d->rbuf, &got, 30);
+        if (st == PENLINK_ERR_TIMEOUT)
+            break;
+        if (st != PENLINK_OK)
+            return st;
+        total += got;
+    }
+    d->rlen = d->rpos = 0;
+    pl_frame_decoder_reset(&d->fdec);
+    return PENLINK_OK;
+}
+
+static int hello(penlink_dev *d)
+{
+    Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
+    Penlink__V1__Hello h = PENLINK__V1__HELLO__INIT;
+    h.has_protocol_major = h.has_protocol_minor = h.has_features = h.has_max_frame_payload = 1;
+    h.protocol_major = PENLINK_PROTOCOL_MAJOR;
+    h.protocol_minor = PENLINK_PROTOCOL_MINOR;
+    h.features = PENLINK__V1__FEATURE__FEATURE_LOG_PULL | PENLINK__V1__FEATURE__FEATURE_CONFIG |
+                 PENLINK__V1__FEATURE__FEATURE_CLOCK;
+    h.max_frame_payload = HOST_MAX_PAYLOAD;
+    h.client = CLIENT_NAME;
+    env.body_case = PENLINK__V1__ENVELOPE__BODY_HELLO;
+    env.hello = &h;
+    pl_envelope *r = NULL;
+    int st = request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_HELLO_REPLY, &r);
+    if (st == PENLINK_ERR_VERSION) {
+        /* the pen's message names both versions; say which side to update */
+        char msg[sizeof d->err.message + 96];
+        unsigned pen_major = 0;
+        const char *p = strstr(d->err.message, "protocol ");
+        if (p)
+            sscanf(p, "protocol %u", &pen_major);
+        snprintf(msg, sizeof msg, "%s", d->err.message);
+        return penlink_fail(d->ctx, PENLINK_ERR_VERSION,
+                            "the pen speaks another protocol major version than this penlink "
+                            "(%d.%d): %s; %s",
+                            PENLINK_PROTOCOL_MAJOR, PENLINK_PROTOCOL_MINOR, msg,
+                            pen_major > PENLINK_PROTOCOL_MAJOR
+                                ? "penlink is too old: update it"
+                                : "update the pen's firmware, or use an older penlink");
+    }
+    if (st != PENLINK_OK)
+        return st;
+    const Penlink__V1__HelloReply *hr = r->hello_reply;
+    d->major = hr->protocol_major;
+    d->minor = hr->protocol_minor;
+    d->features = hr->features;
+    d->pen_max_payload = hr->has_max_frame_payload && hr->max_frame_payload >= PL_FRAME_MIN_PAYLOAD
+                             ? hr->max_frame_payload
+                             : PL_FRAME_MIN_PAYLOAD;
+    if (d->pen_max_payload > PL_FRAME_MAX_PAYLOAD)
+        d->pen_max_payload = PL_FRAME_MAX_PAYLOAD;
+    copy_str(d->serial, sizeof d->serial, hr->serial);
+    pl_envelope_free(NULL, r);
+    if (d->major != PENLINK_PROTOCOL_MAJOR)
+        return penlink_fail(d->ctx, PENLINK_ERR_VERSION,
+                            "the pen speaks protocol %u.%u, this penlink %d.%d: %s", d->major,
+                            d->minor, PENLINK_PROTOCOL_MAJOR, PENLINK_PROTOCOL_MINOR,
+                            d->major > PENLINK_PROTOCOL_MAJOR
+                                ? "penlink is too old (host too old): update it"
+                                : "the pen's firmware is too old (pen too old): update it");
+    return PENLINK_OK;
+}
+
+int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
+{
+    if (!ctx || !out)
+        return PENLINK_ERR_INVALID_ARG;
+    *out = NULL;
+    if (!uri || !*uri)
+        uri = getenv("PENLINK_DEVICE");
+    if (!uri || !*uri)
+        uri = "usb";
+    penlink_dev *d = calloc(1, sizeof *d);
+    if (!d)
+        return PENLINK_ERR_NO_MEM;
+    d->ctx = ctx;
+    d->timeout_ms = 2000;
+    d->retries = 2;
+    d->next_id = 1;
+    int st;
+    d->fbuf = malloc(PL_FRAME_HEADER_SIZE + HOST_MAX_PAYLOAD);
+    d->recs = malloc(sizeof(pl_record) * PL_CHUNK_MAX_RECORDS);
+    if (!d->fbuf || !d->recs ||
+        pl_chunk_dec_init(&d->cdec, PL_CHUNK_MAX_RECORDS, PL_CHUNK_MAX_RAW) != PL_OK) {
+        st = PENLINK_ERR_NO_MEM;
+        goto fail;
+    }
+    pl_frame_decoder_init(&d->fdec, d->fbuf, PL_FRAME_HEADER_SIZE + HOST_MAX_PAYLOAD,
+                          HOST_MAX_PAYLOAD);
+    if (strncmp(uri, "sim:", 4) == 0 && uri[4]) {
+        st = transport_sim_open(ctx, uri + 4, &d->t);
+    } else if (strcmp(uri, "usb") == 0) {
+        st = transport_usb_open(ctx, NULL, &d->t);
+    } else if (strncmp(uri, "usb:", 4) == 0 && uri[4]) {
+        st = transport_usb_open(ctx, uri + 4, &d->t);
+    } else {
+        st = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
+                          "'%s' is not a pen address: use usb, usb:SERIAL or sim:PATH", uri);
+    }
+    if (st != PENLINK_OK)
+        goto fail;
+    st = drain(d);
+    if (st == PENLINK_OK)
+        st = hello(d);
+    if (st != PENLINK_OK)
+        goto fail;
+    *out = d;
+    return PENLINK_OK;
+fail:
+    penlink_dev_close(d);
+    return st;
+}
+
+void penlink_dev_close(penlink_dev *d)
+{
+    if (!d)
+        return;
+    if (d->t)
+        d->t->ops->close(d->t);
+    pl_chunk_dec_fini(&d->cdec);
+    free(d->recs);
+    free(d->fbuf);
+    free(d->tx);
+    free(d);
+}
+
+void penlink_dev_set_timeout(penlink_dev *d, int timeout_ms, int retries)
+{
+    d->timeout_ms = timeout_ms > 0 ? timeout_ms : 2000;
+    d->retries = retries >= 0 ? retries : 0;
+}
+
+const penlink_device_error *penlink_dev_error(const penlink_dev *d)
+{
+    return &d->err;
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+int penlink_dev_info(penlink_dev *d, penlink_info *out)
+{
+    Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
+    Penlink__V1__GetInfo gi = PENLINK__V1__GET_INFO__INIT;
+    env.body_case = PENLINK__V1__ENVELOPE__BODY_GET_INFO;
+    env.get_info = &gi;
+    pl_envelope *r = NULL;
+    int st = request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_DEVICE_INFO, &r);
+    if (st != PENLINK_OK)
+        return st;
+    const Penlink__V1__DeviceInfo *i = r->device_info;
+    memset(out, 0, sizeof *out);
+    copy_str(out->serial, sizeof out->serial, i->serial);
+    copy_str(out->model, sizeof out->model, i->model);
+    copy_str(out->hardware_revision, sizeof out->hardware_revision, i->hardware_revision);
+    copy_str(out->firmware_version, sizeof out->firmware_version, i->firmware_version);
+    out->log_first_seq = i->log_first_seq;
+    out->log_next_seq = i->log_next_seq;
+    out->log_acked_seq = i->log_acked_seq;
+    out->log_capacity_bytes = i->log_capacity_bytes;
+    out->log_used_bytes = i->log_used_bytes;
+    out->device_time_ms = i->device_time_ms;
+    out->uptime_ms = i->uptime_ms;
+    out->config_revision = i->config_revision;
+    if (i->limits) {
+        const Penlink__V1__ConfigLimits *l = i->limits;
+        out->limits =
+            (penlink_limits){ l->depth_min_um,       l->depth_max_um,   l->depth_step_um,
+                              l->speed_min_sps,      l->speed_max_sps,  l->max_treatment_s,
+                              l->max_cartridge_uses, l->auto_off_min_s, l->auto_off_max_s,
+                              l->max_text_len };
+    }
+    out->protocol_major = d->major;
+    out->protocol_minor = d->minor;
+    out->features = d->features;
+    out->max_frame_payload = d->pen_max_payload;
+    if (!out->serial[0])
+        copy_str(out->serial, sizeof out->serial, d->serial);
+    pl_envelope_free(NULL, r);
+    return PENLINK_OK;
+}
+
+static void config_from_pb(penlink_config *c, const Penlink__V1__Config *p)
+{
+    memset(c, 0, sizeof *c);
+    c->revision = p->revision;
+#define TAKE(f, bit)                                                                               \
+    if (p->has_##f) {                                                                              \
+        c->f = p->f;                                                                               \
+        c->present |= bit;                                                                         \
+    }
+    TAKE(depth_min_um, PENLINK_CFG_DEPTH_MIN_UM)
+    TAKE(depth_max_um, PENLINK_CFG_DEPTH_MAX_UM)
+    TAKE(depth_default_um, PENLINK_CFG_DEPTH_DEFAULT_UM)
+    TAKE(speed_min_sps, PENLINK_CFG_SPEED_MIN_SPS)
+    TAKE(speed_max_sps, PENLINK_CFG_SPEED_MAX_SPS)
+    TAKE(max_treatment_s, PENLINK_CFG_MAX_TREATMENT_S)
+    TAKE(max_cartridge_uses, PENLINK_CFG_MAX_CARTRIDGE_USES)
+    TAKE(auto_off_s, PENLINK_CFG_AUTO_OFF_S)
+#undef TAKE
+    if (p->device_label) {
+        copy_str(c->device_label, sizeof c->device_label, p->device_label);
+        c->present |= PENLINK_CFG_DEVICE_LABEL;
+    }
+    if (p->clinic_id) {
+        copy_str(c->clinic_id, sizeof c->clinic_id, p->clinic_id);
+        c->present |= PENLINK_CFG_CLINIC_ID;
+    }
+}
+
+int penlink_dev_config_get(penlink_dev *d, penlink_config *out)
+{
+    Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
+    Penlink__V1__GetConfig gc = PENLINK__V1__GET_CONFIG__INIT;
+    env.body_case = PENLINK__V1__ENVELOPE__BODY_GET_CONFIG;
+    env.get_config = &gc;
+    pl_envelope *r = NULL;
+    int st = request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_CONFIG, &r);
+    if (st != PENLINK_OK)
+        return st;
+    config_from_pb(out, r->config);
+    pl_envelope_free(NULL, r);
+    return PENLINK_OK;
+}
+
+int penlink_dev_config_set(penlink_dev *d, uint32_t expected_revision, const penlink_config *change,
+                           penlink_config *result)
+{
+    Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
+    Penlink__V1__SetConfig sc = PENLINK__V1__SET_CONFIG__INIT;
+    Penlink__V1__Config c = PENLINK__V1__CONFIG__INIT;
+    if (!change)
+        return PENLINK_ERR_INVALID_ARG;
+#define GIVE(f, bit)                                                                               \
+    if (change->present & (bit)) {                                                                 \
+        c.has_##f = 1;                                                                             \
+        c.f = change->f;                                                                           \
+    }
+    GIVE(depth_min_um, PENLINK_CFG_DEPTH_MIN_UM)
+    GIVE(depth_max_um, PENLINK_CFG_DEPTH_MAX_UM)
+    GIVE(depth_default_um, PENLINK_CFG_DEPTH_DEFAULT_UM)
+    GIVE(speed_min_sps, PENLINK_CFG_SPEED_MIN_SPS)
+    GIVE(speed_max_sps, PENLINK_CFG_SPEED_MAX_SPS)
+    GIVE(max_treatment_s, PENLINK_CFG_MAX_TREATMENT_S)
+    GIVE(max_cartridge_uses, PENLINK_CFG_MAX_CARTRIDGE_USES)
+    GIVE(auto_off_s, PENLINK_CFG_AUTO_OFF_S)
+#undef GIVE
+    char label[65], clinic[65];
+    if (change->present & PENLINK_CFG_DEVICE_LABEL) {
+        copy_str(label, sizeof label, change->device_label);
+        c.device_label = label;
+    }
+    if (change->present & PENLINK_CFG_CLINIC_ID) {
+        copy_str(clinic, sizeof clinic, change->clinic_id);
+        c.clinic_id = clinic;
+    }
+    sc.has_expected_revision = 1;
+    sc.expected_revision = expected_revision;
+    sc.config = &c;
+    env.body_case = PENLINK__V1__ENVELOPE__BODY_SET_CONFIG;
+    env.set_config = &sc;
+    pl_envelope *r = NULL;
+    /* not retried blindly: compare-and-set makes a retry after a lost reply a conflict */
+    int st = request(d, &env, 0, PENLINK__V1__ENVELOPE__BODY_SET_CONFIG_REPLY, &r);
+    if (st == PENLINK_ERR_TIMEOUT) {
+        penlink_config now;
+        char why[sizeof d->ctx->errmsg];
+        copy_str(why, sizeof why, d->ctx->errmsg);
+        if (penlink_dev_config_get(d, &now) == PENLINK_OK &&
+            now.revision == expected_revision + 1) {
+            if (result)
+                *result = now;
+            return PENLINK_OK; /* it was applied; only the reply was lost */
+        }
+        return penlink_fail(d->ctx, PENLINK_ERR_TIMEOUT, "%s; the configuration may be unchanged",
+                            why);
+    }
+    if (st != PENLINK_OK)
+        return st;
+    if (result) {
+        if (r->set_config_reply->config)
+            config_from_pb(result, r->set_config_reply->config);
+        else
+            memset(result, 0, sizeof *result);
+        result->revision = r->set_config_reply->revision;
+    }
+    pl_envelope_free(NULL, r);
+    return PENLINK_OK;
+}
+
+int penlink_dev_clock_set(penlink_dev *d, int64_t time_ms, int64_t *previous_ms)
+{
+    Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
+    Penlink__V1__SetClock sc = PENLINK__V1__SET_CLOCK__INIT;
+    sc.has_time_ms = 1;
+    sc.time_ms = time_ms;
+    env.body_case = PENLINK__V1__ENVELOPE__BODY_SET_CLOCK;
+    env.set_clock = &sc;
+    pl_envelope *r = NULL;
+    int st = request(d, &env, 0, PENLINK__V1__ENVELOPE__BODY_SET_CLOCK_REPLY, &r);
+    if (st != PENLINK_OK)
+        return st;
+    if (previous_ms)
+        *previous_ms = r->set_clock_reply->previous_time_ms;
+    pl_envelope_free(NULL, r);
+    return PENLINK_OK;
+}
+
+int penlink_dev_ack(penlink_dev *d, uint64_t through_seq, uint64_t *acked_seq)
+{
+    Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
+    Penlink__V1__AckLog a = PENLINK__V1__ACK_LOG__INIT;
+    a.has_through_seq = 1;
+    a.through_seq = through_seq;
+    env.body_case = PENLINK__V1__ENVELOPE__BODY_ACK_LOG;
+    env.ack_log = &a;
+    pl_envelope *r = NULL;
+    /* acknowledging again is harmless, so retrying is safe */
+    int st = request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_ACK_LOG_REPLY, &r);
+    if (st != PENLINK_OK)
+        return st;
+    if (acked_seq)
+        *acked_seq = r->ack_log_reply->acked_seq;
+    pl_envelope_free(NULL, r);
+    return PENLINK_OK;
+}
+
+/* ---- pull -------------------------------------------------------------- */
+
+typedef struct pull_state {
+    penlink_dev *d;
+    const penlink_pull_cb *cb;
+    penlink_pull_result *res;
+    uint64_t next; /* seq expected next */
+    int started;   /* a record has arrived */
+    penlink_progress prog;
+} pull_state;
+
+static int take_chunk(pull_state *ps, const Penlink__V1__LogChunk *c, const pl_frame *raw)
+{
+    penlink_dev *d = ps->d;
+    pl_chunk_expect ex = { c->first_seq, c->record_count, c->raw_size, 1 };
+    uint32_t n = 0;
+    if (!c->has_data || c->record_count == 0)
+        return penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL, "the pen sent an empty chunk at seq %llu",
+                            (unsigned long long)c->first_seq);
+    int st = pl_chunk_decode(&d->cdec, c->data.data, c->data.len, &ex, d->recs,
+                             PL_CHUNK_MAX_RECORDS, &n);
+    if (st == PL_NEED_MORE)
+        st = PL_ERR_CHUNK_ZLIB;
+    if (st == PL_OK && pl_chunk_dec_consumed(&d->cdec) != c->data.len)
+        st = PL_ERR_CHUNK_FORMAT;
+    if (st != PL_OK)
+        return penlink_fail(d->ctx, penlink_from_pl(st),
+                            "chunk at seq %llu (%u records) failed its checks: %s",
+                            (unsigned long long)c->first_seq, c->record_count, pl_status_str(st));
+    uint64_t first = c->first_seq, end = first + n;
+    if (!ps->started) {
+        if (first > ps->next) {
+            ps->res->gap = first - ps->next; /* the pen no longer has these */
+        } else if (end <= ps->next) {
+            return penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL,
+                                "the pen sent records %llu..%llu, before the %llu asked for",
+                                (unsigned long long)first, (unsigned long long)end - 1,
+                                (unsigned long long)ps->next);
+        }
+        ps->res->first_seq = first > ps->next ? first : ps->next;
+        ps->started = 1;
+    } else if (first != ps->next) {
+        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
+                            "chunks out of order: one starts at seq %llu, expected %llu",
+                            (unsigned long long)first, (unsigned long long)ps->next);
+    }
+    if (ps->cb && ps->cb->on_chunk) {
+        penlink_chunk pc = { c->first_seq,
+                             n,
+                             c->raw_size,
+                             c->data.data,
+                             c->data.len,
+                             raw->payload - PL_FRAME_HEADER_SIZE,
+                             raw->len + PL_FRAME_HEADER_SIZE };
+        if (ps->cb->on_chunk(ps->cb->user, &pc) != 0)
+            return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "stopped by the chunk callback");
+    }
+    uint64_t fresh = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (d->recs[i].seq < ps->next)
+            continue; /* the stored chunk starts before what we asked */
+        fresh++;
+        if (ps->cb && ps->cb->on_record &&
+            ps->cb->on_record(ps->cb->user, (const penlink_record *)&d->recs[i]) != 0)
+            return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "stopped by the record callback");
+    }
+    ps->next = end;
+    ps->res->next_seq = end;
+    ps->res->records += fresh;
+    ps->res->chunks++;
+    ps->res->bytes += raw->len + PL_FRAME_HEADER_SIZE;
+    ps->prog.records = ps->res->records;
+    ps->prog.bytes = ps->res->bytes;
+    ps->prog.next_seq = end;
+    if (ps->cb && ps->cb->on_progress)
+        ps->cb->on_progress(ps->cb->user, &ps->prog);
+    return PENLINK_OK;
+}
+
+/* One PullLog: chunks until LogEnd. *more says whether to go on. */
+static int pull_window(pull_state *ps, int *more)
+{
+    penlink_dev *d = ps->d;
+    Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
+    Penlink__V1__PullLog p = PENLINK__V1__PULL_LOG__INIT;
+    p.has_from_seq = p.has_max_chunks = 1;
+    p.from_seq = ps->next;
+    p.max_chunks = PULL_WINDOW;
+    env.body_case = PENLINK__V1__ENVELOPE__BODY_PULL_LOG;
+    env.pull_log = &p;
+    env.has_request_id = 1;
+    env.request_id = d->next_id++;
+    memset(&d->err, 0, sizeof d->err);
+    int st = send_env(d, &env);
+    if (st != PENLINK_OK)
+        return st;
+    uint64_t before = ps->next;
+    for (;;) {
+        pl_envelope *r = NULL;
+        pl_frame raw;
+        st = recv_env(d, now_ms() + d->timeout_ms, &r, &raw);
+        if (st == PENLINK_ERR_TIMEOUT)
+            return penlink_fail(d->ctx, st,
+                                "%s: the pen stopped sending during the pull at seq %llu "
+                                "(%d ms without data)",
+                                d->t->where, (unsigned long long)ps->next, d->timeout_ms);
+        if (st != PENLINK_OK)
+            return st;
+        if (r->request_id != env.request_id) {
+            pl_envelope_free(NULL, r);
+            continue;
+        }
+        switch (r->body_case) {
+        case PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK:
+            st = take_chunk(ps, r->log_chunk, &raw);
+            pl_envelope_free(NULL, r);
+            if (st != PENLINK_OK)
+                return st;
+            continue;
+        case PENLINK__V1__ENVELOPE__BODY_LOG_END:
+            *more = r->log_end->more;
+            if (!ps->started && r->log_end->next_seq > ps->next && *more == 0)
+                ps->res->gap = r->log_end->next_seq - ps->next; /* all lost, none left */
+            if (*more && ps->next == before) {
+                pl_envelope_free(NULL, r);
+                return penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL,
+                                    "the pen says more records follow seq %llu but sent none",
+                                    (unsigned long long)ps->next);
+            }
+            pl_envelope_free(NULL, r);
+            return PENLINK_OK;
+        case PENLINK__V1__ENVELOPE__BODY_ERROR:
+            st = pen_error(d, r->error, "pull_log");
+            pl_envelope_free(NULL, r);
+            return st;
+        default:
+            st = penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL, "the pen answered pull_log with %s",
+                              request_name(r->body_case));
+            pl_envelope_free(NULL, r);
+            return st;
+        }
+    }
+}
+
+int penlink_dev_pull(penlink_dev *d, uint64_t from_seq, const penlink_pull_cb *cb,
+                     penlink_pull_result *result)
+{
+    penlink_pull_result local;
+    penlink_pull_result *res = result ? result : &local;
+    memset(res, 0, sizeof *res);
+    res->from_seq = from_seq;
+    res->first_seq = res->next_seq = from_seq;
+    pull_state ps = { .d = d, .cb = cb, .res = res, .next = from_seq };
+    penlink_info info;
+    int st = penlink_dev_info(d, &info);
+    if (st != PENLINK_OK)
+        return st;
+    if (info.log_next_seq > from_seq)
+        ps.prog.records_total =
+            info.log_next_seq - (from_seq > info.log_first_seq ? from_seq : info.log_first_seq);
+    int more = 1;
+    while (more) {
+        if (d->ctx->cancelled)
+            return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "pull cancelled at seq %llu",
+                                (unsigned long long)ps.next);
+        more = 0;
+        st = pull_window(&ps, &more);
+        if (st != PENLINK_OK)
+            return st;
+    }
+    if (!ps.started)
+        res->first_seq = res->next_seq = ps.next + res->gap;
+    return PENLINK_OK;
+}

@@ -1,0 +1,37 @@
+/*
+ * Transports: how bytes reach a pen. The client only sees this small table
+ * of functions; the USB (libusb) and sim (Unix socket) backends fill it in,
+ * so tests can put the simulator where a pen would be.
+ */
+#ifndef PENLINK_TRANSPORT_H
+#define PENLINK_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+typedef struct transport transport;
+
+typedef struct transport_ops {
+    const char *name;
+    /** Sends all @p n bytes or fails (GONE, TIMEOUT, IO...). */
+    int (*send)(transport *t, const uint8_t *p, size_t n, int timeout_ms);
+    /** Receives 1..@p cap bytes into @p p; PENLINK_ERR_TIMEOUT when none came in time. */
+    int (*recv)(transport *t, uint8_t *p, size_t cap, size_t *got, int timeout_ms);
+    void (*close)(transport *t);
+} transport_ops;
+
+struct transport {
+    const transport_ops *ops;
+    penlink_ctx *ctx;
+    char where[96]; /* for messages: "sim:/tmp/p.sock", "usb bus 1 device 4" */
+};
+
+int transport_sim_open(penlink_ctx *ctx, const char *path, transport **out);
+
+/* serial NULL: the only pen plugged in. */
+int transport_usb_open(penlink_ctx *ctx, const char *serial, transport **out);
+int transport_usb_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n);
+
+#endif

@@ -1,0 +1,553 @@
+/*
+ * The USB transport over libusb-1.0. A pen is a device with a vendor-specific
+ * interface (class 0xFF) holding one bulk OUT and one bulk IN endpoint.
+ *
+ * Reading keeps several IN transfers in flight at all times, so the pen can
+ * stream chunks during a pull without waiting for the host to ask for each
+ * USB transfer; completed transfers are handed out in order. A stall is
+ * cleared (after cancelling what is in flight, as libusb asks) and the
+ * transfers are submitted again.
+ *
+ * The three ways opening fails are told apart, because users lose hours when
+ * they look alike: no pen (NOT_FOUND), no permission (ACCESS: the udev
+ * rule), and another program holding the interface (BUSY).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libusb.h>
+
+#include "transport.h"
+
+#define IN_TRANSFERS 4
+#define IN_SIZE (16 * 1024)
+
+static const char udev_hint[] =
+    "install the udev rule (sudo cp tools/udev/70-penlink.rules /etc/udev/rules.d/ && sudo "
+    "udevadm control --reload && sudo udevadm trigger), then unplug and replug the pen";
+
+typedef struct usb_in {
+    struct libusb_transfer *xfer;
+    struct usb_transport *owner;
+    int done; /* completed, data waiting in buf[pos..len) */
+    int busy; /* submitted */
+    size_t pos;
+    uint8_t buf[IN_SIZE];
+} usb_in;
+
+typedef struct usb_transport {
+    transport base;
+    libusb_context *usb;
+    libusb_device_handle *h;
+    int iface;
+    uint8_t ep_in, ep_out;
+    usb_in in[IN_TRANSFERS];
+    int head;  /* the next transfer whose data comes out */
+    int fatal; /* a transfer failed for good: the status to return */
+} usb_transport;
+
+static void usb_ids(uint16_t *vid, uint16_t *pid)
+{
+    *vid = PENLINK_USB_VID;
+    *pid = PENLINK_USB_PID;
+    const char *e = getenv("PENLINK_USB_ID");
+    unsigned v, p;
+    if (e && sscanf(e, "%x:%x", &v, &p) == 2 && v <= 0xFFFF && p <= 0xFFFF) {
+        *vid = (uint16_t)v;
+        *pid = (uint16_t)p;
+    }
+}
+
+static int usb_status(penlink_ctx *ctx, int r, const char *where, const char *what)
+{
+    switch (r) {
+    case LIBUSB_ERROR_ACCESS:
+        return penlink_fail(ctx, PENLINK_ERR_ACCESS, "%s: %s: permission denied: %s", where, what,
+                            udev_hint);
+    case LIBUSB_ERROR_BUSY:
+        return penlink_fail(ctx, PENLINK_ERR_BUSY,
+                            "%s: %s: another program holds the pen (a running 'penlink watch', "
+                            "or another tool); close it and try again",
+                            where, what);
+    case LIBUSB_ERROR_NO_DEVICE:
+        return penlink_fail(ctx, PENLINK_ERR_GONE,
+                            "%s: %s: the pen is gone (unplugged?); plug it in and try again", where,
+                            what);
+    case LIBUSB_ERROR_NOT_FOUND:
+        return penlink_fail(ctx, PENLINK_ERR_NOT_FOUND, "%s: %s: not found", where, what);
+    case LIBUSB_ERROR_TIMEOUT:
+        return penlink_fail(ctx, PENLINK_ERR_TIMEOUT, "%s: %s: timed out", where, what);
+    case LIBUSB_ERROR_NO_MEM: return PENLINK_ERR_NO_MEM;
+    default:
+        return penlink_fail(ctx, PENLINK_ERR_IO, "%s: %s: %s", where, what, libusb_strerror(r));
+    }
+}
+
+/* The vendor interface with one bulk IN and one bulk OUT endpoint, if any. */
+static int find_iface(libusb_device *d, int *iface, uint8_t *in, uint8_t *out)
+{
+    struct libusb_config_descriptor *cfg;
+    int found = 0;
+    if (libusb_get_active_config_descriptor(d, &cfg) != 0 &&
+        libusb_get_config_descriptor(d, 0, &cfg) != 0)
+        return 0;
+    for (int i = 0; i < cfg->bNumInterfaces && !found; i++) {
+        const struct libusb_interface *it = &cfg->interface[i];
+        for (int a = 0; a < it->num_altsetting && !found; a++) {
+            const struct libusb_interface_descriptor *id = &it->altsetting[a];
+            if (id->bInterfaceClass != LIBUSB_CLASS_VENDOR_SPEC)
+                continue;
+            uint8_t ei = 0, eo = 0;
+            for (int e = 0; e < id->bNumEndpoints; e++) {
+                const struct libusb_endpoint_descriptor *ep = &id->endpoint[e];
+                if ((ep->bmAttributes & 3) != LIBUSB_TRANSFER_TYPE_BULK)
+                    continue;
+                if (ep->bEndpointAddress & LIBUSB_ENDPOINT_IN)
+                    ei = ep->bEndpointAddress;
+                else
+                    eo = ep->bEndpointAddress;
+            }
+            if (ei && eo) {
+                *iface = id->bInterfaceNumber;
+                *in = ei;
+                *out = eo;
+                found = 1;
+            }
+        }
+    }
+    libusb_free_config_descriptor(cfg);
+    return found;
+}
+
+/* Reads the serial string; returns a libusb error when the device can't be opened. */
+static int read_serial(libusb_device *d, char *serial, size_t cap)
+{
+    struct libusb_device_descriptor dd;
+    libusb_device_handle *h;
+    serial[0] = '\0';
+    if (libusb_get_device_descriptor(d, &dd) != 0)
+        return LIBUSB_ERROR_IO;
+    int r = libusb_open(d, &h);
+    if (r != 0)
+        return r;
+    if (dd.iSerialNumber) {
+        r = libusb_get_string_descriptor_ascii(h, dd.iSerialNumber, (unsigned char *)serial,
+                                               (int)cap);
+        if (r < 0)
+            serial[0] = '\0';
+    }
+    libusb_close(h);
+    return 0;
+}
+
+typedef struct candidate {
+    libusb_device *dev;
+    char serial[33];
+    int open_err;
+    int iface;
+    uint8_t in, out;
+} candidate;
+
+/* Every pen on the bus; the caller unrefs the devices. */
+static int scan(libusb_context *usb, candidate *c, size_t cap, size_t *n)
+{
+    libusb_device **list;
+    ssize_t cnt = libusb_get_device_list(usb, &list);
+    uint16_t vid, pid;
+    usb_ids(&vid, &pid);
+    *n = 0;
+    if (cnt < 0)
+        return (int)cnt;
+    for (ssize_t i = 0; i < cnt; i++) {
+        struct libusb_device_descriptor dd;
+        if (libusb_get_device_descriptor(list[i], &dd) != 0 || dd.idVendor != vid ||
+            dd.idProduct != pid)
+            continue;
+        candidate k = { 0 };
+        if (!find_iface(list[i], &k.iface, &k.in, &k.out))
+            continue;
+        k.open_err = read_serial(list[i], k.serial, sizeof k.serial);
+        k.dev = libusb_ref_device(list[i]);
+        if (*n < cap)
+            c[*n] = k;
+        else
+            libusb_unref_device(k.dev);
+        (*n)++;
+    }
+    libusb_free_device_list(list, 1);
+    return 0;
+}
+
+static void describe(libusb_device *d, char *out, size_t cap)
+{
+    snprintf(out, cap, "usb bus %u device %u", libusb_get_bus_number(d),
+             libusb_get_device_address(d));
+}
+
+int transport_usb_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n)
+{
+    libusb_context *usb;
+    candidate c[32];
+    size_t found = 0;
+    int r = libusb_init(&usb);
+    if (r != 0)
+        return usb_status(ctx, r, "usb", "libusb_init");
+    r = scan(usb, c, 32, &found);
+    for (size_t i = 0; i < found && i < 32; i++) {
+        if (i < cap) {
+            penlink_found *f = &out[i];
+            memset(f, 0, sizeof *f);
+            snprintf(f->serial, sizeof f->serial, "%s", c[i].serial);
+            describe(c[i].dev, f->where, sizeof f->where);
+            if (c[i].serial[0])
+                snprintf(f->uri, sizeof f->uri, "usb:%s", c[i].serial);
+            else
+                snprintf(f->uri, sizeof f->uri, "usb");
+            f->status =
+                c[i].open_err ? usb_status(ctx, c[i].open_err, f->where, "open") : PENLINK_OK;
+        }
+        libusb_unref_device(c[i].dev);
+    }
+    libusb_exit(usb);
+    *n = found;
+    return r ? usb_status(ctx, r, "usb", "list devices") : PENLINK_OK;
+}
+
+static void LIBUSB_CALL in_done(struct libusb_transfer *x)
+{
+    usb_in *in = x->user_data;
+    in->busy = 0;
+    in->done = 1;
+    in->pos = 0;
+}
+
+static int submit(usb_transport *u, usb_in *in)
+{
+    in->done = 0;
+    in->pos = 0;
+    libusb_fill_bulk_transfer(in->xfer, u->h, u->ep_in, in->buf, IN_SIZE, in_done, in, 0);
+    int r = libusb_submit_transfer(in->xfer);
+    if (r != 0)
+        return r;
+    in->busy = 1;
+    return 0;
+}
+
+/* Cancels every transfer in flight and waits for them to finish. */
+static void cancel_all(usb_transport *u)
+{
+    for (int i = 0; i < IN_TRANSFERS; i++)
+        if (u->in[i].busy)
+            libusb_cancel_transfer(u->in[i].xfer);
+    for (int tries = 0; tries < 200; tries++) {
+        int busy = 0;
+        for (int i = 0; i < IN_TRANSFERS; i++)
+            busy |= u->in[i].busy;
+        if (!busy)
+            break;
+        struct timeval tv = { 0, 10000 };
+        libusb_handle_events_timeout(u->usb, &tv);
+    }
+}
+
+static int restart_in(usb_transport *u)
+{
+    for (int i = 0; i < IN_TRANSFERS; i++) {
+        int r = submit(u, &u->in[(u->head + i) % IN_TRANSFERS]);
+        if (r != 0)
+            return r;
+    }
+    return 0;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int usb_recv(transport *t, uint8_t *p, size_t cap, size_t *got, int timeout_ms)
+{
+    usb_transport *u = (usb_transport *)t;
+    long long end = now_ms() + timeout_ms;
+    *got = 0;
+    for (;;) {
+        if (u->fatal)
+            return u->fatal;
+        usb_in *in = &u->in[u->head];
+        if (in->done) {
+            struct libusb_transfer *x = in->xfer;
+            if (x->status == LIBUSB_TRANSFER_COMPLETED) {
+                size_t avail = (size_t)x->actual_length - in->pos;
+                size_t n = avail < cap ? avail : cap;
+                memcpy(p, in->buf + in->pos, n);
+                in->pos += n;
+                *got = n;
+                if (in->pos == (size_t)x->actual_length) {
+                    u->head = (u->head + 1) % IN_TRANSFERS;
+                    int r = submit(u, in);
+                    if (r != 0) {
+                        u->fatal = usb_status(t->ctx, r, t->where, "bulk IN");
+                        return n ? PENLINK_OK : u->fatal;
+                    }
+                }
+                if (n)
+                    return PENLINK_OK;
+                continue;
+            }
+            if (x->status == LIBUSB_TRANSFER_STALL) {
+                /* libusb: cancel what is in flight, clear the halt, start again */
+                in->done = 0;
+                cancel_all(u);
+                int r = libusb_clear_halt(u->h, u->ep_in);
+                if (r == 0)
+                    r = restart_in(u);
+                if (r != 0) {
+                    u->fatal = usb_status(t->ctx, r, t->where, "clear stall on bulk IN");
+                    return u->fatal;
+                }
+                continue;
+            }
+            if (x->status == LIBUSB_TRANSFER_NO_DEVICE) {
+                u->fatal = usb_status(t->ctx, LIBUSB_ERROR_NO_DEVICE, t->where, "bulk IN");
+                return u->fatal;
+            }
+            if (x->status == LIBUSB_TRANSFER_CANCELLED || x->status == LIBUSB_TRANSFER_TIMED_OUT) {
+                int r = submit(u, in);
+                if (r != 0) {
+                    u->fatal = usb_status(t->ctx, r, t->where, "bulk IN");
+                    return u->fatal;
+                }
+                continue;
+            }
+            u->fatal = penlink_fail(t->ctx, PENLINK_ERR_IO, "%s: bulk IN failed (status %d)",
+                                    t->where, (int)x->status);
+            return u->fatal;
+        }
+        if (t->ctx->cancelled)
+            return PENLINK_ERR_CANCELLED;
+        long long left = end - now_ms();
+        if (left <= 0)
+            return PENLINK_ERR_TIMEOUT;
+        if (left > 100)
+            left = 100; /* stay responsive to cancellation */
+        struct timeval tv = { 0, (suseconds_t)(left * 1000) };
+        int r = libusb_handle_events_timeout_completed(u->usb, &tv, &in->done);
+        if (r != 0 && r != LIBUSB_ERROR_INTERRUPTED) {
+            u->fatal = usb_status(t->ctx, r, t->where, "handle events");
+            return u->fatal;
+        }
+    }
+}
+
+static int usb_send(transport *t, const uint8_t *p, size_t n, int timeout_ms)
+{
+    usb_transport *u = (usb_transport *)t;
+    int stalls = 0;
+    while (n > 0) {
+        int sent = 0;
+        int chunk = n > (1u << 20) ? 1 << 20 : (int)n;
+        int r = libusb_bulk_transfer(u->h, u->ep_out, (unsigned char *)p, chunk, &sent,
+                                     (unsigned)timeout_ms);
+        if (r == LIBUSB_ERROR_PIPE && stalls++ < 2) {
+            /* the pen halted OUT (it does so on overload): clear and go on */
+            int c = libusb_clear_halt(u->h, u->ep_out);
+            if (c != 0)
+                return usb_status(t->ctx, c, t->where, "clear stall on bulk OUT");
+            p += sent;
+            n -= (size_t)sent;
+            continue;
+        }
+        if (r != 0)
+            return usb_status(t->ctx, r, t->where, "bulk OUT");
+        p += sent;
+        n -= (size_t)sent;
+    }
+    return PENLINK_OK;
+}
+
+static void usb_close(transport *t)
+{
+    usb_transport *u = (usb_transport *)t;
+    if (u->h) {
+        cancel_all(u);
+        libusb_release_interface(u->h, u->iface);
+        libusb_close(u->h);
+    }
+    for (int i = 0; i < IN_TRANSFERS; i++)
+        libusb_free_transfer(u->in[i].xfer);
+    if (u->usb)
+        libusb_exit(u->usb);
+    free(u);
+}
+
+/* Hotplug: a libusb context kept on the penlink context for waiting on
+ * arrivals and removals. */
+static int LIBUSB_CALL hp_cb(libusb_context *c, libusb_device *dev, libusb_hotplug_event ev,
+                             void *user)
+{
+    (void)c;
+    (void)dev;
+    (void)ev;
+    ((penlink_ctx *)user)->hotplug_changed = 1;
+    return 0;
+}
+
+int penlink_usb_wait_change(penlink_ctx *ctx, int timeout_ms)
+{
+    if (!ctx)
+        return PENLINK_ERR_INVALID_ARG;
+    if (ctx->hotplug_state == 0) {
+        libusb_context *c = NULL;
+        uint16_t vid, pid;
+        usb_ids(&vid, &pid);
+        ctx->hotplug_state = -1;
+        if (libusb_init(&c) == 0) {
+            if (libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG) &&
+                libusb_hotplug_register_callback(
+                    c, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED | LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT, 0,
+                    vid, pid, LIBUSB_HOTPLUG_MATCH_ANY, hp_cb, ctx, NULL) == 0) {
+                ctx->hotplug_state = 1;
+                ctx->hotplug_usb = c;
+            } else {
+                libusb_exit(c);
+            }
+        }
+    }
+    long long end = now_ms() + timeout_ms;
+    while (!ctx->cancelled) {
+        long long left = end - now_ms();
+        if (ctx->hotplug_changed) {
+            ctx->hotplug_changed = 0;
+            return 1;
+        }
+        if (left <= 0)
+            return 0;
+        if (left > 100)
+            left = 100;
+        if (ctx->hotplug_state == 1) {
+            struct timeval tv = { 0, (suseconds_t)(left * 1000) };
+            libusb_handle_events_timeout_completed(ctx->hotplug_usb, &tv, &ctx->hotplug_changed);
+        } else {
+            struct timespec ts = { 0, (long)left * 1000000L };
+            nanosleep(&ts, NULL);
+        }
+    }
+    return PENLINK_ERR_CANCELLED;
+}
+
+void transport_usb_ctx_cleanup(penlink_ctx *ctx)
+{
+    if (ctx->hotplug_usb)
+        libusb_exit(ctx->hotplug_usb); /* also drops the callback */
+    ctx->hotplug_usb = NULL;
+    ctx->hotplug_state = 0;
+}
+
+static const transport_ops usb_ops = { "usb", usb_send, usb_recv, usb_close };
+
+int transport_usb_open(penlink_ctx *ctx, const char *serial, transport **out)
+{
+    usb_transport *u = calloc(1, sizeof *u);
+    candidate c[32];
+    size_t n = 0, pick = 0, matches = 0;
+    int rc = PENLINK_OK, r;
+    if (!u)
+        return PENLINK_ERR_NO_MEM;
+    u->base.ops = &usb_ops;
+    u->base.ctx = ctx;
+    r = libusb_init(&u->usb);
+    if (r != 0) {
+        u->usb = NULL;
+        rc = usb_status(ctx, r, "usb", "libusb_init");
+        goto fail;
+    }
+    r = scan(u->usb, c, 32, &n);
+    if (r != 0) {
+        rc = usb_status(ctx, r, "usb", "list devices");
+        goto fail;
+    }
+    if (n > 32)
+        n = 32;
+    for (size_t i = 0; i < n; i++)
+        if (!serial || strcmp(serial, c[i].serial) == 0) {
+            if (matches++ == 0)
+                pick = i;
+        }
+    if (matches == 0) {
+        uint16_t vid, pid;
+        usb_ids(&vid, &pid);
+        if (serial && n > 0)
+            rc = penlink_fail(ctx, PENLINK_ERR_NOT_FOUND,
+                              "no pen with serial %s is plugged in (%zu other pen%s: see "
+                              "'penlink list')",
+                              serial, n, n == 1 ? "" : "s");
+        else
+            rc = penlink_fail(ctx, PENLINK_ERR_NOT_FOUND,
+                              "no pen found on USB (%04x:%04x with a vendor interface): plug "
+                              "it in, check the cable, and see 'penlink list'",
+                              vid, pid);
+        goto fail_unref;
+    }
+    if (matches > 1) {
+        char list[256] = "";
+        for (size_t i = 0; i < n; i++) {
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof list - l, "%s usb:%s", i ? "," : "",
+                     c[i].serial[0] ? c[i].serial : "?");
+        }
+        rc = penlink_fail(ctx, PENLINK_ERR_AMBIGUOUS,
+                          "%zu pens are plugged in; choose one with --device:%s", matches, list);
+        goto fail_unref;
+    }
+    describe(c[pick].dev, u->base.where, sizeof u->base.where);
+    if (c[pick].open_err) {
+        rc = usb_status(ctx, c[pick].open_err, u->base.where, "open");
+        goto fail_unref;
+    }
+    r = libusb_open(c[pick].dev, &u->h);
+    if (r != 0) {
+        u->h = NULL;
+        rc = usb_status(ctx, r, u->base.where, "open");
+        goto fail_unref;
+    }
+    u->iface = c[pick].iface;
+    u->ep_in = c[pick].in;
+    u->ep_out = c[pick].out;
+    libusb_set_auto_detach_kernel_driver(u->h, 1);
+    r = libusb_claim_interface(u->h, u->iface);
+    if (r != 0) {
+        libusb_close(u->h);
+        u->h = NULL;
+        rc = usb_status(ctx, r, u->base.where, "claim interface");
+        goto fail_unref;
+    }
+    for (size_t i = 0; i < n; i++)
+        libusb_unref_device(c[i].dev);
+    n = 0;
+    for (int i = 0; i < IN_TRANSFERS; i++) {
+        u->in[i].owner = u;
+        u->in[i].xfer = libusb_alloc_transfer(0);
+        if (!u->in[i].xfer) {
+            rc = PENLINK_ERR_NO_MEM;
+            goto fail;
+        }
+    }
+    r = restart_in(u);
+    if (r != 0) {
+        rc = usb_status(ctx, r, u->base.where, "bulk IN");
+        goto fail;
+    }
+    *out = &u->base;
+    return PENLINK_OK;
+fail_unref:
+    for (size_t i = 0; i < n; i++)
+        libusb_unref_device(c[i].dev);
+fail:
+    usb_close(&u->base);
+    return rc;
+}
