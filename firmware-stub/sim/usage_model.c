@@ -14,7 +14,8 @@ enum {
     S_INSERTED, /* cartridge in, next: treatment start */
     S_TREATING, /* depth / speed changes until the end */
     S_ENDED,    /* next: cartridge removed */
-    S_EVENING   /* next: power off, then the night */
+    S_EVENING,  /* next: power off, then the night */
+    S_CYCLED    /* switched off between treatments, next: power on */
 };
 
 #define MIN_MS 60000ll
@@ -127,6 +128,14 @@ void usage_model_next(usage_model *m, pl_record *r)
             usage_model_next(m, r);
             return;
         }
+        if (m->p.power_cycle_permille > 0 &&
+            (uint32_t)(rnd(m) % 1000) < m->p.power_cycle_permille) {
+            m->now_ms += range(m, MIN_MS, 20 * MIN_MS);
+            m->stats.power_cycles++;
+            event(m, r, PL_REC_POWER_OFF);
+            m->state = S_CYCLED;
+            return;
+        }
         m->now_ms += range(m, 5 * MIN_MS, 45 * MIN_MS);
         m->reuse_pending = m->used_n > 0 && (uint32_t)(rnd(m) % 1000) < m->p.reuse_permille;
         if (m->reuse_pending) {
@@ -221,6 +230,11 @@ void usage_model_next(usage_model *m, pl_record *r)
         event(m, r, PL_REC_CARTRIDGE_REMOVED);
         r->cartridge_serial = m->cartridge;
         m->left_in_day--;
+        m->state = S_IDLE;
+        return;
+    case S_CYCLED:
+        m->now_ms += range(m, 30000, 10 * MIN_MS);
+        event(m, r, PL_REC_POWER_ON);
         m->state = S_IDLE;
         return;
     case S_EVENING:

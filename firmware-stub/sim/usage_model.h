@@ -15,6 +15,11 @@
  * cartridge. When the cartridge has reached max_cartridge_uses the pen
  * refuses it (CARTRIDGE_REFUSED) and a fresh one follows; otherwise (a
  * misconfigured limit) the treatment proceeds with the reused cartridge.
+ *
+ * Power cycles: with power_cycle_permille > 0, the pen is switched off and on
+ * again between treatments now and then (the simulator reboots the device
+ * core there, which exercises its flash recovery). At 0 the event stream is
+ * the same as without the knob.
  */
 #ifndef PENLINK_USAGE_MODEL_H
 #define PENLINK_USAGE_MODEL_H
@@ -28,9 +33,10 @@ typedef struct usage_params {
     int64_t start_ms; /**< first day, ms since the epoch (midnight UTC) */
     uint32_t depth_min_um, depth_max_um, depth_step_um;
     uint32_t speed_min_sps, speed_max_sps;
-    uint32_t max_cartridge_uses; /**< 1 = single use (the pen refuses reuse) */
-    uint32_t reuse_permille;     /**< treatments that try a used cartridge, per 1000 */
-    uint32_t fault_permille;     /**< treatments with a fault, per 1000 */
+    uint32_t max_cartridge_uses;   /**< 1 = single use (the pen refuses reuse) */
+    uint32_t reuse_permille;       /**< treatments that try a used cartridge, per 1000 */
+    uint32_t fault_permille;       /**< treatments with a fault, per 1000 */
+    uint32_t power_cycle_permille; /**< gaps between treatments with a power cycle, per 1000 */
 } usage_params;
 
 /** Ground truth kept by the model about what it planted. */
@@ -40,6 +46,7 @@ typedef struct usage_stats {
     uint64_t reuse_refused;    /**< of those, refused by the pen */
     uint64_t reuse_treatments; /**< treatments done with a reused cartridge */
     uint64_t faults;
+    uint64_t power_cycles; /**< off/on pairs planted between treatments */
 } usage_stats;
 
 typedef struct usage_model {

@@ -1,0 +1,160 @@
+/*
+ * File-backed NOR flash for penlink-sim: an in-memory image mirrored to a
+ * file operation by operation, with NOR rules enforced (program ANDs, erase
+ * sets 0xFF) and an optional torn operation that simulates a power cut.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "flash_file.h"
+
+static uint64_t next_rand(flash_file *f)
+{
+    uint64_t z = (f->rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int persist(flash_file *f, uint32_t addr, uint32_t len)
+{
+    const uint8_t *p = f->mem + addr;
+    off_t off = (off_t)addr;
+    while (len > 0) {
+        ssize_t n = pwrite(f->fd, p, len, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        off += n;
+        len -= (uint32_t)n;
+    }
+    return 0;
+}
+
+int flash_file_open(flash_file *f, const char *path, uint32_t sector_size, uint32_t sector_count)
+{
+    struct stat st;
+    size_t size = (size_t)sector_size * sector_count;
+
+    memset(f, 0, sizeof *f);
+    f->fd = -1;
+    f->rng = 0x5EED;
+    if (sector_size == 0 || sector_count == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    f->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (f->fd < 0)
+        return -1;
+    if (fstat(f->fd, &st) != 0)
+        goto fail;
+    f->mem = malloc(size);
+    if (!f->mem)
+        goto fail;
+    f->sector_size = sector_size;
+    f->sector_count = sector_count;
+    if (st.st_size == 0) {
+        memset(f->mem, 0xFF, size);
+        if (persist(f, 0, (uint32_t)size) != 0)
+            goto fail;
+        return 0;
+    }
+    if ((size_t)st.st_size != size) {
+        errno = EINVAL;
+        goto fail;
+    }
+    for (size_t got = 0; got < size;) {
+        ssize_t n = pread(f->fd, f->mem + got, size - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            errno = n == 0 ? EIO : errno;
+            goto fail;
+        }
+        got += (size_t)n;
+    }
+    return 0;
+
+fail : {
+    int e = errno;
+    flash_file_close(f);
+    errno = e;
+    return -1;
+}
+}
+
+int flash_file_sync(flash_file *f)
+{
+    return f->fd >= 0 ? fsync(f->fd) : 0;
+}
+
+void flash_file_close(flash_file *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    free(f->mem);
+    f->mem = NULL;
+    f->fd = -1;
+}
+
+int flash_file_read(void *ctx, uint32_t addr, void *buf, uint32_t len)
+{
+    flash_file *f = ctx;
+    uint64_t size = (uint64_t)f->sector_size * f->sector_count;
+    if (f->dead || (uint64_t)addr + len > size)
+        return -1;
+    memcpy(buf, f->mem + addr, len);
+    return 0;
+}
+
+/* True when this operation is the one the power cut interrupts. */
+static bool cut_now(flash_file *f)
+{
+    f->ops++;
+    return f->cut_after != 0 && f->ops == f->cut_after;
+}
+
+int flash_file_program(void *ctx, uint32_t addr, const void *buf, uint32_t len)
+{
+    flash_file *f = ctx;
+    const uint8_t *d = buf;
+    uint64_t size = (uint64_t)f->sector_size * f->sector_count;
+    uint32_t n = len;
+
+    if (f->dead || (uint64_t)addr + len > size)
+        return -1;
+    if (cut_now(f)) {
+        n = len ? (uint32_t)(next_rand(f) % len) : 0;
+        if (n < len) /* the byte being programmed gets some of its bits */
+            f->mem[addr + n] &= (uint8_t)(d[n] | next_rand(f));
+        f->dead = true;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        f->mem[addr + i] &= d[i];
+    if (persist(f, addr, len) != 0)
+        return -1;
+    return f->dead ? -1 : 0;
+}
+
+int flash_file_erase(void *ctx, uint32_t sector)
+{
+    flash_file *f = ctx;
+    uint32_t n = f->sector_size;
+    if (f->dead || sector >= f->sector_count)
+        return -1;
+    if (cut_now(f)) {
+        n = (uint32_t)(next_rand(f) % f->sector_size);
+        f->dead = true;
+    }
+    memset(f->mem + (size_t)sector * f->sector_size, 0xFF, n);
+    if (persist(f, sector * f->sector_size, f->sector_size) != 0)
+        return -1;
+    return f->dead ? -1 : 0;
+}

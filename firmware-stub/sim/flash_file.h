@@ -1,0 +1,43 @@
+/**
+ * @file flash_file.h
+ * A NOR flash kept in a file (host only): the simulated pen's flash survives
+ * restarts the way a real pen's does. Every program and erase reaches the
+ * file at once (pwrite), so a killed simulator leaves a consistent image;
+ * flash_file_sync() makes it durable.
+ *
+ * Power-cut knob: with cut_after = N, the N-th program or erase from now is
+ * torn (a random prefix of it happens, with one partially programmed byte)
+ * and it and every later operation fail, as if the power had gone.
+ */
+#ifndef PENLINK_FLASH_FILE_H
+#define PENLINK_FLASH_FILE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct flash_file {
+    int fd;
+    uint8_t *mem; /**< the image, reads are served from here */
+    uint32_t sector_size, sector_count;
+    uint64_t ops;       /**< programs and erases so far */
+    uint64_t cut_after; /**< 0: never */
+    bool dead;          /**< the power is gone */
+    uint64_t rng;
+} flash_file;
+
+/**
+ * Opens @p path, creating a blank (all 0xFF) image of @p sector_count sectors
+ * when it does not exist. An existing image must have the same size.
+ * @return 0, or -1 with errno set.
+ */
+int flash_file_open(flash_file *f, const char *path, uint32_t sector_size, uint32_t sector_count);
+/** Flushes the image to disk (fsync). 0 or -1. */
+int flash_file_sync(flash_file *f);
+void flash_file_close(flash_file *f);
+
+/** pen_hal callbacks; ctx is the flash_file. */
+int flash_file_read(void *ctx, uint32_t addr, void *buf, uint32_t len);
+int flash_file_program(void *ctx, uint32_t addr, const void *buf, uint32_t len);
+int flash_file_erase(void *ctx, uint32_t sector);
+
+#endif

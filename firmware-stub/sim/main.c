@@ -1,0 +1,464 @@
+/*
+ * penlink-sim: the pen's device core built for the host, over a flash image
+ * in a state directory, serving the penlink protocol on a Unix stream
+ * socket (the stream transport), one client at a time.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "simulator.h"
+
+static const char usage_text[] =
+    "Usage: penlink-sim --state DIR [--listen PATH] [options]\n"
+    "\n"
+    "A simulated penlink pen: the device core over a flash image kept in DIR,\n"
+    "serving the penlink protocol on a Unix stream socket, one client at a time.\n"
+    "\n"
+    "  --state DIR              state directory (created if missing): flash.bin,\n"
+    "                           sim.state, ground-truth.jsonl (one JSON object per\n"
+    "                           record the pen logged, appended run after run)\n"
+    "  --listen PATH            serve on this Unix socket; without it the simulator\n"
+    "                           exits after simulating\n"
+    "  --serial S               the pen's serial number (new state; default PLS + seed)\n"
+    "  --seed N                 usage model seed (default 1)\n"
+    "  --simulate-days D        run D days of clinic usage on accelerated time before\n"
+    "                           serving (the days before today, or after the last\n"
+    "                           simulated day)\n"
+    "  --start-time MS          first simulated day, ms since the epoch\n"
+    "  --reuse-permille N       treatments that try a used cartridge, per 1000 (0)\n"
+    "  --fault-permille N       treatments with a fault, per 1000 (10)\n"
+    "  --power-cycle-permille N gaps between treatments with a power cycle, per 1000\n"
+    "                           (30); the core reboots from flash at each one\n"
+    "  --max-uses N             set the pen's max_cartridge_uses to N (a misconfigured\n"
+    "                           pen accepts reused cartridges); logged as CONFIG_CHANGED\n"
+    "  --clock-offset-ms N      the pen's clock runs N ms ahead of true time (kept)\n"
+    "  --flash-size BYTES       flash of a new state (default 1048576)\n"
+    "  --sector-size BYTES      erase sector of a new state (default 4096)\n"
+    "  --batch N                records per staging batch of a new state (default 512)\n"
+    "  --live[=MS]              keep generating usage while serving, one event every MS\n"
+    "                           milliseconds (default 200)\n"
+    "  --power-cut-after N      the N-th flash program/erase is torn and the simulator\n"
+    "                           stops at once, like a pen losing power (exit code 3)\n"
+    "  --protocol-major N       speak protocol major version N (to test mismatches)\n"
+    "  --once                   exit after the first client disconnects\n"
+    "  --stats                  print flash statistics before exiting\n"
+    "  -v, --verbose            progress messages on stderr\n"
+    "  -h, --help               this text\n"
+    "\n"
+    "SIGINT or SIGTERM shuts down cleanly: the flash image is synced, the socket\n"
+    "removed. A client that disconnects mid-pull leaves the pen consistent.\n"
+    "\n"
+    "Exit status: 0 clean shutdown, 1 runtime error (I/O, socket, flash), 2 bad\n"
+    "options or options that contradict DIR, 3 the planted power cut happened.\n";
+
+enum {
+    OPT_STATE = 256,
+    OPT_LISTEN,
+    OPT_SERIAL,
+    OPT_SEED,
+    OPT_DAYS,
+    OPT_START,
+    OPT_REUSE,
+    OPT_FAULT,
+    OPT_CYCLE,
+    OPT_MAX_USES,
+    OPT_OFFSET,
+    OPT_FLASH,
+    OPT_SECTOR,
+    OPT_BATCH,
+    OPT_LIVE,
+    OPT_CUT,
+    OPT_MAJOR,
+    OPT_ONCE,
+    OPT_STATS
+};
+
+static const struct option options[] = {
+    { "state", required_argument, NULL, OPT_STATE },
+    { "listen", required_argument, NULL, OPT_LISTEN },
+    { "serial", required_argument, NULL, OPT_SERIAL },
+    { "seed", required_argument, NULL, OPT_SEED },
+    { "simulate-days", required_argument, NULL, OPT_DAYS },
+    { "start-time", required_argument, NULL, OPT_START },
+    { "reuse-permille", required_argument, NULL, OPT_REUSE },
+    { "fault-permille", required_argument, NULL, OPT_FAULT },
+    { "power-cycle-permille", required_argument, NULL, OPT_CYCLE },
+    { "max-uses", required_argument, NULL, OPT_MAX_USES },
+    { "clock-offset-ms", required_argument, NULL, OPT_OFFSET },
+    { "flash-size", required_argument, NULL, OPT_FLASH },
+    { "sector-size", required_argument, NULL, OPT_SECTOR },
+    { "batch", required_argument, NULL, OPT_BATCH },
+    { "live", optional_argument, NULL, OPT_LIVE },
+    { "power-cut-after", required_argument, NULL, OPT_CUT },
+    { "protocol-major", required_argument, NULL, OPT_MAJOR },
+    { "once", no_argument, NULL, OPT_ONCE },
+    { "stats", no_argument, NULL, OPT_STATS },
+    { "verbose", no_argument, NULL, 'v' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
+static int sig_pipe[2] = { -1, -1 };
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+    int e = errno;
+    (void)sig;
+    stopping = 1;
+    if (sig_pipe[1] >= 0)
+        (void)!write(sig_pipe[1], "x", 1);
+    errno = e;
+}
+
+static int parse_u64(const char *arg, const char *opt, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(arg, &end, 0);
+    if (errno || end == arg || *end || arg[0] == '-' || v > max) {
+        fprintf(stderr, "penlink-sim: --%s: '%s' is not a number in 0..%" PRIu64 "\n", opt, arg,
+                max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_i64(const char *arg, const char *opt, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(arg, &end, 0);
+    if (errno || end == arg || *end) {
+        fprintf(stderr, "penlink-sim: --%s: '%s' is not a number\n", opt, arg);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- serving ----------------------------------------------------------- */
+
+typedef struct server {
+    sim *s;
+    int listen_fd, client_fd;
+    const char *path;
+    bool once;
+    uint32_t live_ms;
+    bool verbose;
+} server;
+
+static int client_send(void *ctx, const uint8_t *data, size_t len)
+{
+    server *sv = ctx;
+    while (len > 0 && sv->client_fd >= 0) {
+        ssize_t n = send(sv->client_fd, data, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR && !stopping)
+            continue;
+        if (n <= 0)
+            return -1; /* the client is gone; the read side notices and closes */
+        data += n;
+        len -= (size_t)n;
+    }
+    return sv->client_fd >= 0 ? 0 : -1;
+}
+
+static void drop_client(server *sv)
+{
+    if (sv->client_fd >= 0)
+        close(sv->client_fd);
+    sv->client_fd = -1;
+    pen_usb_reset(sv->s->pen);
+    if (sv->verbose)
+        fprintf(stderr, "penlink-sim: client disconnected\n");
+}
+
+static int open_socket(server *sv)
+{
+    struct sockaddr_un addr;
+    struct stat st;
+
+    if (strlen(sv->path) >= sizeof addr.sun_path) {
+        fprintf(stderr, "penlink-sim: --listen: path longer than %zu bytes\n",
+                sizeof addr.sun_path - 1);
+        return SIM_USAGE;
+    }
+    if (lstat(sv->path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            fprintf(stderr, "penlink-sim: %s exists and is not a socket\n", sv->path);
+            return SIM_USAGE;
+        }
+        unlink(sv->path); /* a socket left by a killed simulator */
+    }
+    sv->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (sv->listen_fd < 0)
+        goto fail;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    memcpy(addr.sun_path, sv->path, strlen(sv->path) + 1);
+    if (bind(sv->listen_fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
+        listen(sv->listen_fd, 4) != 0)
+        goto fail;
+    return SIM_OK;
+fail:
+    fprintf(stderr, "penlink-sim: %s: %s\n", sv->path, strerror(errno));
+    return SIM_ERR;
+}
+
+static int serve(server *sv)
+{
+    uint8_t buf[4096];
+    uint64_t next_live = now_ms() + sv->live_ms;
+    int rc = SIM_OK;
+
+    sim_set_sender(sv->s, client_send, sv);
+    while (!stopping) {
+        struct pollfd fds[2];
+        int nfds = 0, busy = 0;
+
+        /* a few frames of a pull, then look at the socket again */
+        for (int i = 0; i < 8 && sv->client_fd >= 0; i++) {
+            busy = pen_poll(sv->s->pen);
+            if (!busy)
+                break;
+        }
+        if (sv->s->flash.dead)
+            return sim_check(sv->s, PEN_ERR_FLASH);
+        int timeout = busy ? 0 : 1000;
+        if (sv->live_ms) {
+            uint64_t t = now_ms();
+            if (t >= next_live) {
+                rc = sim_step(sv->s);
+                if (rc == SIM_OK && sv->client_fd < 0)
+                    while (pen_poll(sv->s->pen))
+                        ;
+                if (rc != SIM_OK)
+                    return rc;
+                next_live = t + sv->live_ms;
+            }
+            uint64_t wait = next_live > t ? next_live - t : 0;
+            if (!busy && wait < (uint64_t)timeout)
+                timeout = (int)wait;
+        }
+        fds[nfds].fd = sig_pipe[0];
+        fds[nfds++].events = POLLIN;
+        fds[nfds].fd = sv->client_fd >= 0 ? sv->client_fd : sv->listen_fd;
+        fds[nfds++].events = POLLIN;
+        int n = poll(fds, (nfds_t)nfds, timeout);
+        if (n < 0 && errno != EINTR) {
+            fprintf(stderr, "penlink-sim: poll: %s\n", strerror(errno));
+            return SIM_ERR;
+        }
+        if (n <= 0 || stopping)
+            continue;
+        if (!(fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
+            continue;
+        if (sv->client_fd < 0) {
+            sv->client_fd = accept(sv->listen_fd, NULL, NULL);
+            if (sv->client_fd < 0)
+                continue;
+            fcntl(sv->client_fd, F_SETFD, FD_CLOEXEC);
+            pen_usb_reset(sv->s->pen);
+            if (sv->verbose)
+                fprintf(stderr, "penlink-sim: client connected\n");
+            continue;
+        }
+        ssize_t got = recv(sv->client_fd, buf, sizeof buf, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            drop_client(sv);
+            if (sv->once)
+                break;
+            continue;
+        }
+        pen_usb_rx(sv->s->pen, buf, (size_t)got);
+        if (sv->s->flash.dead)
+            return sim_check(sv->s, PEN_ERR_FLASH);
+    }
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    sim_opts o;
+    server sv = { .listen_fd = -1, .client_fd = -1 };
+    sim *s = NULL;
+    bool stats = false;
+    uint64_t v;
+    int64_t iv;
+    int opt, rc;
+
+    sim_opts_default(&o);
+    while ((opt = getopt_long(argc, argv, "vh", options, NULL)) != -1) {
+        switch (opt) {
+        case OPT_STATE: o.state_dir = optarg; break;
+        case OPT_LISTEN: sv.path = optarg; break;
+        case OPT_SERIAL: o.serial = optarg; break;
+        case OPT_SEED:
+            if (parse_u64(optarg, "seed", UINT64_MAX, &o.seed))
+                return SIM_USAGE;
+            break;
+        case OPT_DAYS:
+            if (parse_u64(optarg, "simulate-days", 36500, &v))
+                return SIM_USAGE;
+            o.simulate_days = (uint32_t)v;
+            break;
+        case OPT_START:
+            if (parse_i64(optarg, "start-time", &o.start_ms))
+                return SIM_USAGE;
+            break;
+        case OPT_REUSE:
+            if (parse_u64(optarg, "reuse-permille", 1000, &v))
+                return SIM_USAGE;
+            o.reuse_permille = (uint32_t)v;
+            break;
+        case OPT_FAULT:
+            if (parse_u64(optarg, "fault-permille", 1000, &v))
+                return SIM_USAGE;
+            o.fault_permille = (uint32_t)v;
+            break;
+        case OPT_CYCLE:
+            if (parse_u64(optarg, "power-cycle-permille", 1000, &v))
+                return SIM_USAGE;
+            o.power_cycle_permille = (uint32_t)v;
+            break;
+        case OPT_MAX_USES:
+            if (parse_u64(optarg, "max-uses", UINT32_MAX, &v) || v == 0) {
+                if (v == 0)
+                    fprintf(stderr, "penlink-sim: --max-uses must be at least 1\n");
+                return SIM_USAGE;
+            }
+            o.max_uses = (uint32_t)v;
+            break;
+        case OPT_OFFSET:
+            if (parse_i64(optarg, "clock-offset-ms", &iv))
+                return SIM_USAGE;
+            o.set_clock_offset = true;
+            o.clock_offset_ms = iv;
+            break;
+        case OPT_FLASH:
+            if (parse_u64(optarg, "flash-size", UINT32_MAX, &v))
+                return SIM_USAGE;
+            o.flash_size = (uint32_t)v;
+            break;
+        case OPT_SECTOR:
+            if (parse_u64(optarg, "sector-size", 65536, &v))
+                return SIM_USAGE;
+            o.sector_size = (uint32_t)v;
+            break;
+        case OPT_BATCH:
+            if (parse_u64(optarg, "batch", PL_CHUNK_MAX_RECORDS, &v))
+                return SIM_USAGE;
+            o.batch = (uint32_t)v;
+            break;
+        case OPT_LIVE:
+            sv.live_ms = 200;
+            if (optarg) {
+                if (parse_u64(optarg, "live", 3600000, &v) || v == 0)
+                    return SIM_USAGE;
+                sv.live_ms = (uint32_t)v;
+            }
+            break;
+        case OPT_CUT:
+            if (parse_u64(optarg, "power-cut-after", UINT64_MAX, &o.power_cut_after))
+                return SIM_USAGE;
+            break;
+        case OPT_MAJOR:
+            if (parse_u64(optarg, "protocol-major", UINT32_MAX, &v) || v == 0) {
+                if (v == 0)
+                    fprintf(stderr, "penlink-sim: --protocol-major must be at least 1\n");
+                return SIM_USAGE;
+            }
+            o.protocol_major = (uint32_t)v;
+            break;
+        case OPT_ONCE: sv.once = true; break;
+        case OPT_STATS: stats = true; break;
+        case 'v': sv.verbose = true; break;
+        case 'h': fputs(usage_text, stdout); return SIM_OK;
+        default: fputs(usage_text, stderr); return SIM_USAGE;
+        }
+    }
+    if (optind < argc || !o.state_dir) {
+        fprintf(stderr, "penlink-sim: %s\n",
+                optind < argc ? "unexpected argument" : "--state DIR is required");
+        fputs(usage_text, stderr);
+        return SIM_USAGE;
+    }
+    if (sv.verbose)
+        o.log = stderr;
+
+    if (pipe(sig_pipe) != 0) {
+        perror("penlink-sim: pipe");
+        return SIM_ERR;
+    }
+    fcntl(sig_pipe[0], F_SETFD, FD_CLOEXEC);
+    fcntl(sig_pipe[1], F_SETFD, FD_CLOEXEC);
+    fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    s = calloc(1, sizeof *s);
+    if (!s) {
+        perror("penlink-sim");
+        return SIM_ERR;
+    }
+    sv.s = s;
+    rc = sim_open(s, &o);
+    if (rc == SIM_OK)
+        rc = sim_simulate(s);
+    if (rc == SIM_OK && sv.path && !stopping) {
+        sim_realtime(s);
+        rc = open_socket(&sv);
+        if (rc == SIM_OK) {
+            if (sv.verbose)
+                fprintf(stderr, "penlink-sim: serving pen %s on %s\n", s->serial, sv.path);
+            rc = serve(&sv);
+        }
+    }
+    if (rc != SIM_OK && s->err[0])
+        fprintf(stderr, "penlink-sim: %s\n", s->err);
+    if (stats && s->pen && s->pen_up && rc != SIM_POWER_CUT)
+        sim_print_stats(s, stdout);
+    if (sv.client_fd >= 0)
+        close(sv.client_fd);
+    if (sv.listen_fd >= 0) {
+        close(sv.listen_fd);
+        unlink(sv.path);
+    }
+    int crc = sim_close(s);
+    if (crc != SIM_OK && rc == SIM_OK) {
+        fprintf(stderr, "penlink-sim: %s\n", s->err);
+        rc = crc;
+    }
+    free(s);
+    close(sig_pipe[0]);
+    close(sig_pipe[1]);
+    return rc;
+}

@@ -1,0 +1,113 @@
+/**
+ * @file simulator.h
+ * The simulated pen (host only): the device core over a file-backed flash,
+ * simulated clock, cartridge reader and sensors, driven by the usage model.
+ * penlink-sim serves it on a socket; tests drive it in-process.
+ *
+ * State directory (survives restarts like a pen's flash):
+ *   flash.bin          the flash image
+ *   sim.state          the simulator's own state (serial, geometry, clock)
+ *   ground-truth.jsonl one JSON object per record the pen committed, appended
+ *
+ * Time: while simulating days the clock jumps from event to event; while
+ * serving it runs with the host's monotonic clock, never going back. The
+ * pen's RTC is that clock plus an offset (SetClock changes the offset).
+ */
+#ifndef PENLINK_SIMULATOR_H
+#define PENLINK_SIMULATOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "flash_file.h"
+#include "pen.h"
+#include "usage_model.h"
+
+/** Results (the exit codes of penlink-sim). */
+enum sim_result {
+    SIM_OK = 0,
+    SIM_ERR = 1,      /**< an I/O or device error; sim->err says what */
+    SIM_USAGE = 2,    /**< an option does not fit the state directory */
+    SIM_POWER_CUT = 3 /**< the planted power cut happened */
+};
+
+typedef struct sim_opts {
+    const char *state_dir;
+    const char *serial; /**< NULL: keep the state's, or derive from the seed */
+    uint64_t seed;
+    uint32_t reuse_permille, fault_permille, power_cycle_permille;
+    uint32_t max_uses;                       /**< 0: leave the configuration alone */
+    uint32_t flash_size, sector_size, batch; /**< for a new state directory */
+    uint32_t protocol_major;                 /**< 0: PEN_PROTOCOL_MAJOR */
+    uint64_t power_cut_after;                /**< 0: never */
+    uint32_t simulate_days;                  /**< days sim_simulate() runs */
+    int64_t start_ms;                        /**< first simulated day; 0: automatic */
+    bool set_clock_offset;
+    int64_t clock_offset_ms; /**< the pen's RTC minus true time */
+    FILE *log;               /**< progress messages, or NULL */
+} sim_opts;
+
+/** Fills @p o with the defaults (1 MiB flash in 4 KiB sectors, seed 1). */
+void sim_opts_default(sim_opts *o);
+
+typedef struct sim {
+    sim_opts o;
+    char dir[512];
+    flash_file flash;
+    pen_hal hal;
+    pen_opts popts;
+    pen *pen;
+    bool pen_up;
+    usage_model model;
+    bool model_ready;
+    /* clock */
+    bool virt;
+    int64_t clock_ms, clock_base_ms;
+    uint64_t mono_base_ms;
+    int64_t rtc_offset_ms;
+    int64_t model_end_ms, sim_start_ms;
+    uint32_t runs;
+    /* hardware the pen reads */
+    pen_cartridge cart;
+    pen_sensors sensors;
+    /* output */
+    FILE *gt;
+    uint64_t gt_records;
+    int (*send)(void *ctx, const uint8_t *data, size_t len);
+    void *send_ctx;
+    char serial[PEN_SERIAL_MAX + 1];
+    uint32_t sector_size, sector_count, batch;
+    uint64_t events, ignored, reboots;
+    pen_log_stats log_total; /**< store counters of earlier boots in this run */
+    char err[256];
+} sim;
+
+/**
+ * Opens (or creates) the state directory and boots the pen.
+ * @return SIM_OK, SIM_USAGE (an option contradicts the state), SIM_ERR, SIM_POWER_CUT.
+ */
+int sim_open(sim *s, const sim_opts *o);
+
+/** Runs the usage model for sim_opts::simulate_days days on accelerated time. */
+int sim_simulate(sim *s);
+
+/** Switches the clock to real time (before serving). */
+void sim_realtime(sim *s);
+
+/** Generates and applies the model's next event now (live mode). */
+int sim_step(sim *s);
+
+/** Where the pen's frames go (the socket); NULL drops them. */
+void sim_set_sender(sim *s, int (*send)(void *ctx, const uint8_t *data, size_t len), void *ctx);
+
+/** Result of the flash after a failing pen call: SIM_POWER_CUT when the cut happened. */
+int sim_check(sim *s, pen_status st);
+
+/** Prints flash statistics (records, chunks, bytes per record) to @p out. */
+int sim_print_stats(sim *s, FILE *out);
+
+/** Saves the state, syncs the flash and closes. Returns SIM_OK or SIM_ERR. */
+int sim_close(sim *s);
+
+#endif
