@@ -24,11 +24,15 @@ demo)
     ;;
 test)
     sh tools/setup.sh
-    rm -rf build-test build-asan build-valgrind build-fuzz
+    rm -rf build-test build-asan build-valgrind build-fuzz build-m4
     mkdir -p build-test build-asan build-valgrind build-fuzz
 
     echo "== format check (clang-format)"
     git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
+
+    echo "== the pen's core for a Cortex-M4 (arm-none-eabi-gcc -Os), sizes against the targets"
+    bash tools/arm/build-m4.sh build-m4 > build-m4.log 2>&1 || { cat build-m4.log; exit 1; }
+    sed -n '/^== verdict/,$p' build-m4.log
 
     echo "== clang libFuzzer build, 20 s per target"
     CC=clang build build-fuzz -DPENLINK_FUZZ=ON -DPENLINK_TESTS=OFF -DPENLINK_BENCH=OFF
