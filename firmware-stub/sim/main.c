@@ -55,6 +55,9 @@ static const char usage_text[] =
     "                           stops at once, like a pen losing power (exit code 3)\n"
     "  --protocol-major N       speak protocol major version N (to test mismatches)\n"
     "  --once                   exit after the first client disconnects\n"
+    "  --unplug-after-frames N  pull the cable right after the N-th frame the pen\n"
+    "                           sends (the host sees the connection end, the pen\n"
+    "                           keeps running); the next connection is served\n"
     "  --stats                  print flash statistics before exiting\n"
     "  -v, --verbose            progress messages on stderr\n"
     "  -h, --help               this text\n"
@@ -84,6 +87,7 @@ enum {
     OPT_CUT,
     OPT_MAJOR,
     OPT_ONCE,
+    OPT_UNPLUG,
     OPT_STATS
 };
 
@@ -106,6 +110,7 @@ static const struct option options[] = {
     { "power-cut-after", required_argument, NULL, OPT_CUT },
     { "protocol-major", required_argument, NULL, OPT_MAJOR },
     { "once", no_argument, NULL, OPT_ONCE },
+    { "unplug-after-frames", required_argument, NULL, OPT_UNPLUG },
     { "stats", no_argument, NULL, OPT_STATS },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
@@ -166,6 +171,8 @@ typedef struct server {
     int listen_fd, client_fd;
     const char *path;
     bool once;
+    uint64_t unplug_after; /* frames; 0 never */
+    uint64_t frames_sent;
     uint32_t live_ms;
     bool verbose;
 } server;
@@ -173,6 +180,8 @@ typedef struct server {
 static int client_send(void *ctx, const uint8_t *data, size_t len)
 {
     server *sv = ctx;
+    if (sv->unplug_after && sv->frames_sent >= sv->unplug_after)
+        return -1; /* unplugged: the host is gone for the pen */
     while (len > 0 && sv->client_fd >= 0) {
         ssize_t n = send(sv->client_fd, data, len, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR && !stopping)
@@ -182,7 +191,16 @@ static int client_send(void *ctx, const uint8_t *data, size_t len)
         data += n;
         len -= (size_t)n;
     }
-    return sv->client_fd >= 0 ? 0 : -1;
+    if (sv->client_fd < 0)
+        return -1;
+    if (++sv->frames_sent == sv->unplug_after) {
+        /* the cable is pulled right after this frame: the host sees the end */
+        shutdown(sv->client_fd, SHUT_RDWR);
+        if (sv->verbose)
+            fprintf(stderr, "penlink-sim: unplugged after %llu frames\n",
+                    (unsigned long long)sv->frames_sent);
+    }
+    return 0;
 }
 
 static void drop_client(server *sv)
@@ -290,6 +308,8 @@ static int serve(server *sv)
             continue;
         if (got <= 0) {
             drop_client(sv);
+            if (sv->unplug_after && sv->frames_sent >= sv->unplug_after)
+                sv->unplug_after = 0; /* plugged back in: the next host is served */
             if (sv->once)
                 break;
             continue;
@@ -395,6 +415,10 @@ int main(int argc, char **argv)
             o.protocol_major = (uint32_t)v;
             break;
         case OPT_ONCE: sv.once = true; break;
+        case OPT_UNPLUG:
+            if (parse_u64(optarg, "unplug-after-frames", UINT64_MAX, &sv.unplug_after))
+                return SIM_USAGE;
+            break;
         case OPT_STATS: stats = true; break;
         case 'v': sv.verbose = true; break;
         case 'h': fputs(usage_text, stdout); return SIM_OK;

@@ -1,0 +1,168 @@
+#!/bin/sh
+# The penlink CLI end to end against penlink-sim: every subcommand and the
+# error paths (no pen, pen gone mid-command, invalid and out-of-range config,
+# a revision conflict, a pen speaking another major version).
+# Usage: test_cli_sim.sh PENLINK PENLINK_SIM
+# PENLINK_WRAP (e.g. a valgrind command line) is put before every penlink run.
+set -u
+PL="${PENLINK_WRAP:-} $1"
+SIM=$2
+tmp=$(mktemp -d)
+pass=0
+fail=0
+pids=""
+cleanup() {
+    for p in $pids; do kill "$p" 2> /dev/null; done
+    wait 2> /dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+run() { # want-exit name cmd... ; output in $tmp/out, $tmp/err
+    want=$1 name=$2
+    shift 2
+    "$@" > "$tmp/out" 2> "$tmp/err"
+    got=$?
+    if [ "$got" -eq "$want" ]; then ok "$name (exit $got)"; else
+        bad "$name: exit $got, want $want"; sed 's/^/    /' "$tmp/err" | head -5; fi
+}
+wait_sock() { # path
+    i=0
+    while [ ! -S "$1" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    [ -S "$1" ]
+}
+start_sim() { # name extra-args...
+    name=$1
+    shift
+    rm -f "$tmp/$name.sock"
+    $SIM --state "$tmp/$name" --listen "$tmp/$name.sock" "$@" > "$tmp/$name.log" 2>&1 &
+    pids="$pids $!"
+    eval "pid_$name=$!"
+    wait_sock "$tmp/$name.sock" || { echo "penlink-sim did not start:"; cat "$tmp/$name.log"; exit 1; }
+}
+jget() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
+
+start_sim a --serial PEN-A001 --seed 11 --simulate-days 10
+A="--device sim:$tmp/a.sock"
+truth=$tmp/a/ground-truth.jsonl
+
+# info
+run 0 "info --json" $PL $A --json info
+cp "$tmp/out" "$tmp/info.json"
+check "info: serial" '[ "$(jget $tmp/info.json serial)" = PEN-A001 ]'
+check "info: next seq = ground truth records" \
+    '[ "$(jget $tmp/info.json log_next_seq)" -eq "$(wc -l < $truth)" ]'
+check "info: firmware version" '[ -n "$(jget $tmp/info.json firmware_version)" ]'
+run 0 "info (text)" $PL $A info
+check "info text names the log range" 'grep -q "^log  *seq 0\.\." $tmp/out'
+PENLINK_DEVICE=sim:$tmp/a.sock $PL info > /dev/null 2>&1 && ok "PENLINK_DEVICE picks the pen" ||
+    bad "PENLINK_DEVICE"
+
+# pull: everything the pen logged, exactly once
+run 0 "pull" $PL $A pull -o "$tmp/a.plog"
+check "pull: nothing printed as a progress bar when stdout is a file" '! grep -q "ETA" $tmp/out'
+$PL decode --format json "$tmp/a.plog" > "$tmp/a.jsonl"
+python3 - "$tmp/a.jsonl" "$truth" << 'PY' && ok "pulled records equal the ground truth" || bad "pulled records differ"
+import json, sys
+got = [json.loads(l) for l in open(sys.argv[1])]
+want = [json.loads(l) for l in open(sys.argv[2])]
+assert len(got) == len(want), (len(got), len(want))
+for g, w in zip(got, want):
+    for k, v in w.items():
+        if k in ("time",):
+            continue
+        assert str(g.get(k)) == str(v), (k, g, w)
+PY
+run 0 "pull again" $PL $A --json pull -o "$tmp/a.plog"
+check "second pull: no new records" '[ "$(jget $tmp/out records)" -eq 0 ]'
+$PL $A --json info > "$tmp/info2.json"
+check "everything acknowledged" \
+    '[ "$(jget $tmp/info2.json log_acked_seq)" -eq "$(jget $tmp/info2.json log_next_seq)" ]'
+
+# config
+run 0 "config get" $PL $A config get
+check "config get lists depth_max_um" 'grep -q "^depth_max_um" $tmp/out'
+rev=$($PL $A --json config get | python3 -c 'import json,sys; print(json.load(sys.stdin)["revision"])')
+run 0 "config set" $PL $A config set depth_max_um=2500 device_label=Room-2
+check "config set shows the diff" 'grep -q "depth_max_um .* -> 2500" $tmp/out'
+run 0 "config get one key" $PL $A config get depth_max_um
+check "the change is in force" '[ "$(cat $tmp/out)" = 2500 ]'
+rev2=$($PL $A --json config get | python3 -c 'import json,sys; print(json.load(sys.stdin)["revision"])')
+check "revision bumped" '[ "$rev2" -eq $((rev + 1)) ]'
+run 2 "out of range value refused before sending" $PL $A config set depth_max_um=99999
+check "out of range message names the range" 'grep -q "depth_max_um = 99999 is outside" $tmp/err'
+run 2 "value off the depth step" $PL $A config set depth_default_um=555
+run 2 "not a number" $PL $A config set speed_max_sps=fast
+run 2 "unknown key" $PL $A config set volume=11
+check "unknown key lists the keys" 'grep -q "keys: depth_min_um" $tmp/err'
+rev3=$($PL $A --json config get | python3 -c 'import json,sys; print(json.load(sys.stdin)["revision"])')
+check "refused changes left the revision alone" '[ "$rev3" -eq "$rev2" ]'
+run 0 "config export" $PL $A config export "$tmp/cfg.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["max_treatment_s"]=2700; json.dump(d,open(sys.argv[1],"w"))' "$tmp/cfg.json"
+run 0 "config import --dry-run" $PL $A config import --dry-run "$tmp/cfg.json"
+check "dry run shows the diff" 'grep -q "max_treatment_s .* -> 2700" $tmp/out'
+$PL $A config set auto_off_s=600 > /dev/null   # someone else, meanwhile
+run 4 "import of a stale export is a conflict" $PL $A config import "$tmp/cfg.json"
+check "conflict explained" 'grep -q "someone changed it since" $tmp/err'
+run 0 "import --force" $PL $A config import --force "$tmp/cfg.json"
+run 0 "config get after import" $PL $A config get max_treatment_s
+check "imported value in force" '[ "$(cat $tmp/out)" = 2700 ]'
+printf '{"depth_max_um": "deep"}' > "$tmp/badcfg.json"
+run 2 "import: wrong type" $PL $A config import "$tmp/badcfg.json"
+printf '{"depth_max_um": 2000, ' > "$tmp/badcfg.json"
+run 2 "import: broken JSON" $PL $A config import "$tmp/badcfg.json"
+printf '{"max_cartridge_uses": 0}' > "$tmp/badcfg.json"
+run 2 "import: out of limits" $PL $A config import "$tmp/badcfg.json"
+
+# clock
+run 0 "clock sync" $PL $A clock sync
+check "clock sync shows the drift" 'grep -Eq "pen clock was [0-9.]+ s (ahead|behind)" $tmp/out'
+run 0 "clock sync --json" $PL $A --json clock sync
+check "drift is small after a sync" \
+    'python3 -c "import json,sys; assert abs(json.load(open(sys.argv[1]))[\"drift_ms\"]) < 5000" $tmp/out'
+
+# list, watch
+run 0 "list shows the simulated pen" $PL $A list
+check "list names the serial" 'grep -q PEN-A001 $tmp/out'
+mkdir -p "$tmp/dock"
+run 0 "watch --once" $PL $A watch --once --dir "$tmp/dock"
+check "watch wrote SERIAL.plog" '[ -f $tmp/dock/PEN-A001.plog ]'
+
+# errors: no pen, bad URI
+run 3 "no pen at that socket" $PL --device "sim:$tmp/none.sock" info
+check "no-pen message says how to start one" 'grep -q "penlink-sim" $tmp/err'
+run 2 "not a pen address" $PL --device "bluetooth:x" info
+run 2 "bad option" $PL $A info --frobnicate
+for cmd in list info pull decode config clock watch; do
+    $PL $cmd --help > "$tmp/out" 2>&1 && grep -q "^Usage: penlink" "$tmp/out" &&
+        ok "$cmd --help" || bad "$cmd --help"
+done
+
+# pen gone mid-command: the cable is pulled after the 7th frame of the pull
+start_sim b --serial PEN-B002 --seed 12 --simulate-days 60 --unplug-after-frames 7
+B="--device sim:$tmp/b.sock"
+run 3 "pull with the pen unplugged mid-pull" $PL $B pull -o "$tmp/b.plog"
+check "unplug explained" 'grep -q "closed the connection" $tmp/err'
+$PL decode "$tmp/b.plog" > "$tmp/b.part" 2>&1 && ok "the partial file decodes" || bad "partial file"
+check "the partial file holds records" '[ "$(wc -l < $tmp/b.part)" -gt 0 ]'
+check "but not all of them" '[ "$(wc -l < $tmp/b.part)" -lt "$(wc -l < $tmp/b/ground-truth.jsonl)" ]'
+$PL $B --json info > "$tmp/binfo.json"
+check "nothing was acknowledged" '[ "$(jget $tmp/binfo.json log_acked_seq)" -eq 0 ]'
+run 0 "pull resumes when the pen is back" $PL $B pull -o "$tmp/b.plog"
+$PL decode --format json "$tmp/b.plog" > "$tmp/b.jsonl"
+python3 - "$tmp/b.jsonl" "$tmp/b/ground-truth.jsonl" << 'PY' && ok "resumed pull: nothing lost, nothing twice" || bad "resumed pull differs"
+import json, sys
+got = [json.loads(l)["seq"] for l in open(sys.argv[1])]
+want = [json.loads(l)["seq"] for l in open(sys.argv[2])]
+assert got == want, (len(got), len(want))
+PY
+
+# a pen speaking another major version
+start_sim c --serial PEN-C003 --protocol-major 2
+run 5 "another major version" $PL --device "sim:$tmp/c.sock" info
+check "version message says who is too old" 'grep -q "too old" $tmp/err'
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
