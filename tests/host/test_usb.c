@@ -1,0 +1,368 @@
+/*
+ * The REAL libusb transport of libpenlink against pens emulated by umockdev,
+ * with the firmware-stub core behind their endpoints: enumeration, info, a
+ * config round trip, a pull of more than 100,000 records, stall and recovery,
+ * a timeout, an unplug mid-pull (clear error, nothing corrupted, the next
+ * pull resumes), two pens, and the penlink program itself (its main(),
+ * linked into this test) running info and pull over the emulated bus.
+ *
+ * Run under umockdev-wrapper; `test_usb NAME` runs one test (one ctest
+ * entry each). Exit 77 (skipped) outside umockdev-wrapper.
+ */
+#define _DEFAULT_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <getopt.h>
+
+#include "emu_pen.h"
+#include "fwtest.h"
+#include "penlink/penlink.h"
+
+int penlink_cli_main(int argc, char **argv);
+
+#define MAX_RIGS 2
+
+typedef struct fixture {
+    emu_pen *emu;
+    rig rigs[MAX_RIGS];
+    int idx[MAX_RIGS];
+    int n;
+    penlink_ctx *ctx;
+} fixture;
+
+static fixture *cur; /* usb_send has only the rig as context */
+
+static int to_usb(void *ctx, const uint8_t *data, size_t len)
+{
+    for (int i = 0; i < cur->n; i++)
+        if (&cur->rigs[i] == ctx)
+            return emu_pen_deliver(cur->emu, cur->idx[i], data, len);
+    return -1;
+}
+
+/* A pen with @p records records logged (ground truth in rig.gt), on the bus. */
+static void add_pen(fixture *f, const char *serial, size_t records)
+{
+    int i = f->n++;
+    rig *r = &f->rigs[i];
+    rig_init(r, 4096, 320, PL_CHUNK_BATCH);
+    r->opts.serial = serial;
+    assert_int_equal(rig_boot(r), PEN_OK);
+    while (r->gt_n < records) {
+        pen_status st = rig_event(r);
+        assert_true(st >= 0 || st == PEN_ERR_STATE);
+        if (r->gt_n % 64 == 0)
+            rig_settle(r);
+    }
+    rig_settle(r);
+    r->hal.usb_send = to_usb; /* from now on the pen talks over the bus */
+    f->idx[i] = emu_pen_add(f->emu, r->p, serial);
+}
+
+static int setup_n(void **state, int pens, size_t records)
+{
+    fixture *f = calloc(1, sizeof *f);
+    cur = f;
+    f->emu = emu_pen_new();
+    if (!f->emu) {
+        fprintf(stderr, "run me under umockdev-wrapper\n");
+        exit(77);
+    }
+    static const char *serials[] = { "PEN-USB-001", "PEN-USB-002" };
+    for (int i = 0; i < pens; i++)
+        add_pen(f, serials[i], records);
+    assert_int_equal(penlink_ctx_new(&f->ctx), PENLINK_OK);
+    *state = f;
+    return 0;
+}
+
+static int setup_one(void **state)
+{
+    return setup_n(state, 1, 3000);
+}
+
+static int setup_big(void **state)
+{
+    return setup_n(state, 1, 100500);
+}
+
+static int setup_two(void **state)
+{
+    return setup_n(state, 2, 500);
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    penlink_ctx_free(f->ctx); /* libusb contexts are gone before the testbed */
+    emu_pen_free(f->emu);
+    for (int i = 0; i < f->n; i++)
+        rig_free(&f->rigs[i]);
+    free(f);
+    return 0;
+}
+
+typedef struct collect {
+    uint64_t n, next, bad;
+    const rig *truth;
+    emu_pen *emu;
+    int unplug_after; /* records; 0 never */
+} collect;
+
+static int on_record(void *user, const penlink_record *rec)
+{
+    collect *c = user;
+    if (c->n && rec->seq != c->next)
+        c->bad++;
+    if (rec->seq >= c->truth->gt_n ||
+        !pl_record_equal((const pl_record *)rec, &c->truth->gt[rec->seq]))
+        c->bad++;
+    c->next = rec->seq + 1;
+    c->n++;
+    return 0;
+}
+
+static void on_progress(void *user, const penlink_progress *p)
+{
+    collect *c = user;
+    if (c->unplug_after && p->records >= (uint64_t)c->unplug_after) {
+        emu_pen_unplug(c->emu, 0);
+        c->unplug_after = 0;
+    }
+}
+
+static void test_enumerate(void **state)
+{
+    fixture *f = *state;
+    penlink_found found[4];
+    size_t n = 0;
+    assert_int_equal(penlink_list(f->ctx, found, 4, &n), PENLINK_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(found[0].serial, "PEN-USB-001");
+    assert_string_equal(found[0].uri, "usb:PEN-USB-001");
+    assert_int_equal(found[0].status, PENLINK_OK);
+}
+
+static void test_info(void **state)
+{
+    fixture *f = *state;
+    penlink_dev *d = NULL;
+    assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_OK);
+    penlink_info i;
+    assert_int_equal(penlink_dev_info(d, &i), PENLINK_OK);
+    assert_string_equal(i.serial, "PEN-USB-001");
+    assert_int_equal(i.log_next_seq, f->rigs[0].gt_n);
+    assert_int_equal(i.protocol_major, 1);
+    assert_true(i.limits.depth_max_um >= i.limits.depth_min_um);
+    penlink_dev_close(d);
+    /* by serial too, and a wrong serial is "not found" with a hint */
+    assert_int_equal(penlink_dev_open(f->ctx, "usb:PEN-USB-001", &d), PENLINK_OK);
+    penlink_dev_close(d);
+    assert_int_equal(penlink_dev_open(f->ctx, "usb:NOPE", &d), PENLINK_ERR_NOT_FOUND);
+    assert_non_null(strstr(penlink_ctx_errmsg(f->ctx), "no pen with serial NOPE"));
+}
+
+static void test_config(void **state)
+{
+    fixture *f = *state;
+    penlink_dev *d = NULL;
+    penlink_config c, after, result;
+    assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_OK);
+    assert_int_equal(penlink_dev_config_get(d, &c), PENLINK_OK);
+    penlink_config change = { 0 };
+    penlink_config_set_u32(&change, PENLINK_CFG_DEPTH_MAX_UM, 2500);
+    penlink_config_set_text(&change, PENLINK_CFG_CLINIC_ID, "CLINIC-USB");
+    assert_int_equal(penlink_dev_config_set(d, c.revision, &change, &result), PENLINK_OK);
+    assert_int_equal(result.revision, c.revision + 1);
+    assert_int_equal(penlink_dev_config_get(d, &after), PENLINK_OK);
+    assert_int_equal(after.depth_max_um, 2500);
+    assert_string_equal(after.clinic_id, "CLINIC-USB");
+    /* a stale revision is a conflict, and nothing changes */
+    penlink_config_set_u32(&change, PENLINK_CFG_DEPTH_MAX_UM, 2000);
+    assert_int_equal(penlink_dev_config_set(d, c.revision, &change, NULL), PENLINK_ERR_CONFLICT);
+    assert_int_equal(penlink_dev_config_get(d, &after), PENLINK_OK);
+    assert_int_equal(after.depth_max_um, 2500);
+    penlink_dev_close(d);
+}
+
+static void pull_all(fixture *f, penlink_dev *d, uint64_t from, collect *c, int want)
+{
+    penlink_pull_cb cb = { NULL, on_record, on_progress, c };
+    penlink_pull_result res;
+    assert_int_equal(penlink_dev_pull(d, from, &cb, &res), want);
+    (void)f;
+}
+
+static void test_pull_large(void **state)
+{
+    fixture *f = *state;
+    penlink_dev *d = NULL;
+    collect c = { .truth = &f->rigs[0] };
+    assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_OK);
+    pull_all(f, d, 0, &c, PENLINK_OK);
+    assert_true(c.n >= 100000);
+    assert_int_equal(c.n, f->rigs[0].gt_n);
+    assert_int_equal(c.bad, 0);
+    uint64_t acked = 0;
+    assert_int_equal(penlink_dev_ack(d, c.next - 1, &acked), PENLINK_OK);
+    assert_int_equal(acked, c.next);
+    penlink_dev_close(d);
+    print_message("pulled %llu records over emulated USB\n", (unsigned long long)c.n);
+}
+
+/* A stall on OUT, then on IN: cleared, and the requests still succeed. */
+static void test_stall(void **state)
+{
+    fixture *f = *state;
+    penlink_dev *d = NULL;
+    penlink_info i;
+    assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_OK);
+    emu_pen_stall_next(f->emu, 0); /* the next bulk URB: the OUT of GetInfo */
+    assert_int_equal(penlink_dev_info(d, &i), PENLINK_OK);
+    assert_int_equal(i.log_next_seq, f->rigs[0].gt_n);
+    collect c = { .truth = &f->rigs[0] };
+    emu_pen_stall_next(f->emu, 0);
+    pull_all(f, d, 0, &c, PENLINK_OK);
+    assert_int_equal(c.n, f->rigs[0].gt_n);
+    assert_int_equal(c.bad, 0);
+    penlink_dev_close(d);
+}
+
+/* A transfer that never completes: a timeout that says what timed out, then
+ * the next request works. */
+static void test_timeout(void **state)
+{
+    fixture *f = *state;
+    penlink_dev *d = NULL;
+    penlink_info i;
+    assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_OK);
+    penlink_dev_set_timeout(d, 200, 0);
+    emu_pen_never_complete_next(f->emu, 0);
+    assert_int_equal(penlink_dev_info(d, &i), PENLINK_ERR_TIMEOUT);
+    assert_non_null(strstr(penlink_ctx_errmsg(f->ctx), "timed out"));
+    penlink_dev_set_timeout(d, 2000, 2);
+    assert_int_equal(penlink_dev_info(d, &i), PENLINK_OK);
+    assert_int_equal(i.log_next_seq, f->rigs[0].gt_n);
+    penlink_dev_close(d);
+}
+
+/* Unplugged mid-pull: a clear "gone" error, the records before it intact,
+ * nothing acknowledged; plugged back in, the next pull resumes. */
+static void test_unplug(void **state)
+{
+    fixture *f = *state;
+    penlink_dev *d = NULL;
+    collect c = { .truth = &f->rigs[0], .emu = f->emu, .unplug_after = 1000 };
+    assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_OK);
+    pull_all(f, d, 0, &c, PENLINK_ERR_GONE);
+    assert_non_null(strstr(penlink_ctx_errmsg(f->ctx), "gone"));
+    assert_true(c.n >= 1000 && c.n < f->rigs[0].gt_n);
+    assert_int_equal(c.bad, 0);
+    penlink_dev_close(d);
+    assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_ERR_NOT_FOUND);
+    /* plugged in again (a new address, as after a real replug) */
+    f->idx[0] = emu_pen_add(f->emu, f->rigs[0].p, "PEN-USB-001");
+    assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_OK);
+    penlink_info i;
+    assert_int_equal(penlink_dev_info(d, &i), PENLINK_OK);
+    assert_int_equal(i.log_acked_seq, 0);
+    uint64_t had = c.n;
+    pull_all(f, d, c.next, &c, PENLINK_OK);
+    assert_int_equal(c.n, f->rigs[0].gt_n);
+    assert_true(c.n > had);
+    assert_int_equal(c.bad, 0);
+    penlink_dev_close(d);
+}
+
+/* Two pens: "usb" names neither and lists both; a serial picks one. */
+static void test_two_pens(void **state)
+{
+    fixture *f = *state;
+    penlink_dev *d = NULL;
+    assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_ERR_AMBIGUOUS);
+    const char *m = penlink_ctx_errmsg(f->ctx);
+    assert_non_null(strstr(m, "usb:PEN-USB-001"));
+    assert_non_null(strstr(m, "usb:PEN-USB-002"));
+    assert_int_equal(penlink_dev_open(f->ctx, "usb:PEN-USB-002", &d), PENLINK_OK);
+    penlink_info i;
+    assert_int_equal(penlink_dev_info(d, &i), PENLINK_OK);
+    assert_string_equal(i.serial, "PEN-USB-002");
+    penlink_dev_close(d);
+}
+
+static int cli(const char *out, int argc, ...)
+{
+    char *argv[16];
+    va_list ap;
+    va_start(ap, argc);
+    for (int i = 0; i < argc; i++)
+        argv[i] = va_arg(ap, char *);
+    va_end(ap);
+    argv[argc] = NULL;
+    fflush(stdout);
+    int saved = dup(1);
+    FILE *f = freopen(out, "w", stdout);
+    assert_non_null(f);
+    optind = 0;
+    int rc = penlink_cli_main(argc, argv);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    clearerr(stdout);
+    return rc;
+}
+
+/* The penlink program itself over the emulated bus. */
+static void test_cli(void **state)
+{
+    fixture *f = *state;
+    char dir[] = "/tmp/penlink-usb-cli.XXXXXX", out[64], plog[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(plog, sizeof plog, "%s/pen.plog", dir);
+    assert_int_equal(cli(out, 3, "penlink", "--json", "info"), 0);
+    char buf[4096] = "";
+    FILE *o = fopen(out, "r");
+    size_t n = fread(buf, 1, sizeof buf - 1, o);
+    fclose(o);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "\"serial\":\"PEN-USB-001\""));
+    assert_int_equal(cli(out, 4, "penlink", "pull", "-o", plog), 0);
+    assert_int_equal(cli(out, 5, "penlink", "decode", "--format", "csv", plog), 0);
+    o = fopen(out, "r");
+    size_t lines = 0;
+    int ch;
+    while ((ch = fgetc(o)) != EOF)
+        lines += ch == '\n';
+    fclose(o);
+    assert_int_equal(lines, f->rigs[0].gt_n + 1); /* + header */
+    unlink(out);
+    unlink(plog);
+    rmdir(dir);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_enumerate, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_info, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_config, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_large, setup_big, teardown),
+        cmocka_unit_test_setup_teardown(test_stall, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_unplug, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_two_pens, setup_two, teardown),
+        cmocka_unit_test_setup_teardown(test_cli, setup_one, teardown),
+    };
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    return cmocka_run_group_tests_name("usb", tests, NULL, NULL);
+}
