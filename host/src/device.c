@@ -17,7 +17,7 @@
 #include "transport.h"
 
 #define HOST_MAX_PAYLOAD PL_FRAME_MAX_PAYLOAD
-#define PULL_WINDOW 8 /* chunks per PullLog */
+#define PULL_WINDOW 32 /* chunks per PullLog */
 #define CLIENT_NAME "penlink/" PENLINK_VERSION_STRING
 
 struct penlink_dev {

@@ -1,0 +1,161 @@
+/*
+ * bench_pull: the pull rate over the sim transport (penlink-sim's Unix
+ * socket) next to the raw rate of a Unix stream socket on this machine,
+ * measured in the same run. The ratio is what the protocol, the pen's chunk
+ * reads, and the host's checks cost over moving the bytes.
+ *
+ *   bench_pull [--days D] [--rounds R] PENLINK_SIM
+ */
+#define _DEFAULT_SOURCE
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "penlink/penlink.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
+static int count_record(void *user, const penlink_record *r)
+{
+    (void) r;
+    (*(unsigned long long *) user)++;
+    return 0;
+}
+
+/* Seconds to move @p bytes through a Unix stream socket between two processes. */
+static double raw_socket(unsigned long long bytes)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        return -1;
+    static char buf[64 * 1024];
+    double t0 = now_s();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        unsigned long long left = bytes;
+        while (left > 0) {
+            ssize_t n = write(sv[1], buf, left < sizeof buf ? left : sizeof buf);
+            if (n <= 0)
+                _exit(1);
+            left -= (unsigned long long) n;
+        }
+        _exit(0);
+    }
+    close(sv[1]);
+    unsigned long long got = 0;
+    ssize_t n;
+    while ((n = read(sv[0], buf, sizeof buf)) > 0)
+        got += (unsigned long long) n;
+    double t = now_s() - t0;
+    close(sv[0]);
+    waitpid(pid, NULL, 0);
+    return got == bytes ? t : -1;
+}
+
+int main(int argc, char **argv)
+{
+    int days = 365, rounds = 3, opt;
+    static const struct option opts[] = { { "days", required_argument, NULL, 'd' },
+                                          { "rounds", required_argument, NULL, 'r' },
+                                          { "help", no_argument, NULL, 'h' },
+                                          { NULL, 0, NULL, 0 } };
+    while ((opt = getopt_long(argc, argv, "d:r:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'd': days = atoi(optarg); break;
+        case 'r': rounds = atoi(optarg); break;
+        case 'h':
+            printf("Usage: bench_pull [--days D] [--rounds R] PENLINK_SIM\n"
+                   "Pull rate over penlink-sim's socket (D simulated days, default 365;\n"
+                   "best of R rounds, default 3, nothing acknowledged) next to the raw\n"
+                   "rate of a Unix stream socket moving the same bytes.\n");
+            return 0;
+        default: return 2;
+        }
+    }
+    if (optind != argc - 1 || days < 1 || rounds < 1) {
+        fprintf(stderr, "usage: bench_pull [--days D] [--rounds R] PENLINK_SIM\n");
+        return 2;
+    }
+    const char *sim = argv[optind];
+    char dir[] = "/tmp/bench_pull.XXXXXX", sock[128], days_s[16], flash[32], cmd[1024];
+    if (!mkdtemp(dir))
+        return 1;
+    snprintf(sock, sizeof sock, "%s/pen.sock", dir);
+    snprintf(days_s, sizeof days_s, "%d", days);
+    snprintf(flash, sizeof flash, "%d", 16 * 1024 * 1024);
+    /* the pen's flash is filled first, outside the measurement */
+    snprintf(cmd, sizeof cmd, "'%s' --state '%s/pen' --simulate-days %d --flash-size %s", sim,
+             dir, days, flash);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "bench_pull: %s failed\n", cmd);
+        return 1;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        char state[128];
+        snprintf(state, sizeof state, "%s/pen", dir);
+        execl(sim, sim, "--state", state, "--listen", sock, (char *) NULL);
+        _exit(127);
+    }
+    struct stat sb;
+    for (int i = 0; i < 400 && stat(sock, &sb) != 0; i++)
+        usleep(10000);
+    penlink_ctx *ctx = NULL;
+    penlink_dev *dev = NULL;
+    char uri[160];
+    snprintf(uri, sizeof uri, "sim:%s", sock);
+    int rc = 1;
+    if (penlink_ctx_new(&ctx) != PENLINK_OK || penlink_dev_open(ctx, uri, &dev) != PENLINK_OK) {
+        fprintf(stderr, "bench_pull: %s\n", ctx ? penlink_ctx_errmsg(ctx) : "no memory");
+        goto out;
+    }
+    double best_pull = 1e30, best_raw = 1e30;
+    unsigned long long records = 0, bytes = 0;
+    for (int r = 0; r < rounds; r++) {
+        unsigned long long n = 0;
+        penlink_pull_cb cb = { NULL, count_record, NULL, &n };
+        penlink_pull_result res;
+        double t0 = now_s();
+        int st = penlink_dev_pull(dev, 0, &cb, &res);
+        double t = now_s() - t0;
+        if (st != PENLINK_OK) {
+            fprintf(stderr, "bench_pull: %s\n", penlink_ctx_errmsg(ctx));
+            goto out;
+        }
+        records = n;
+        bytes = res.bytes;
+        best_pull = t < best_pull ? t : best_pull;
+        double raw = raw_socket(bytes);
+        if (raw > 0 && raw < best_raw)
+            best_raw = raw;
+    }
+    printf("pen: %d simulated days, %llu records in %llu bytes of frames (%.2f B/record)\n", days,
+           records, bytes, (double) bytes / (double) records);
+    printf("pull over the sim socket: %.0f records/s, %.1f MB/s (best of %d)\n",
+           (double) records / best_pull, (double) bytes / best_pull / 1e6, rounds);
+    printf("raw Unix stream socket, same bytes: %.1f MB/s\n", (double) bytes / best_raw / 1e6);
+    printf("ratio pull / raw = %.3f\n", best_raw / best_pull);
+    rc = 0;
+out:
+    penlink_dev_close(dev);
+    penlink_ctx_free(ctx);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        rc = 1;
+    return rc;
+}
