@@ -24,13 +24,13 @@ static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static int count_record(void *user, const penlink_record *r)
 {
-    (void) r;
-    (*(unsigned long long *) user)++;
+    (void)r;
+    (*(unsigned long long *)user)++;
     return 0;
 }
 
@@ -50,7 +50,7 @@ static double raw_socket(unsigned long long bytes)
             ssize_t n = write(sv[1], buf, left < sizeof buf ? left : sizeof buf);
             if (n <= 0)
                 _exit(1);
-            left -= (unsigned long long) n;
+            left -= (unsigned long long)n;
         }
         _exit(0);
     }
@@ -58,7 +58,7 @@ static double raw_socket(unsigned long long bytes)
     unsigned long long got = 0;
     ssize_t n;
     while ((n = read(sv[0], buf, sizeof buf)) > 0)
-        got += (unsigned long long) n;
+        got += (unsigned long long)n;
     double t = now_s() - t0;
     close(sv[0]);
     waitpid(pid, NULL, 0);
@@ -97,8 +97,8 @@ int main(int argc, char **argv)
     snprintf(days_s, sizeof days_s, "%d", days);
     snprintf(flash, sizeof flash, "%d", 16 * 1024 * 1024);
     /* the pen's flash is filled first, outside the measurement */
-    snprintf(cmd, sizeof cmd, "'%s' --state '%s/pen' --simulate-days %d --flash-size %s", sim,
-             dir, days, flash);
+    snprintf(cmd, sizeof cmd, "'%s' --state '%s/pen' --simulate-days %d --flash-size %s", sim, dir,
+             days, flash);
     if (system(cmd) != 0) {
         fprintf(stderr, "bench_pull: %s failed\n", cmd);
         return 1;
@@ -107,7 +107,7 @@ int main(int argc, char **argv)
     if (pid == 0) {
         char state[128];
         snprintf(state, sizeof state, "%s/pen", dir);
-        execl(sim, sim, "--state", state, "--listen", sock, (char *) NULL);
+        execl(sim, sim, "--state", state, "--listen", sock, (char *)NULL);
         _exit(127);
     }
     struct stat sb;
@@ -143,10 +143,10 @@ int main(int argc, char **argv)
             best_raw = raw;
     }
     printf("pen: %d simulated days, %llu records in %llu bytes of frames (%.2f B/record)\n", days,
-           records, bytes, (double) bytes / (double) records);
+           records, bytes, (double)bytes / (double)records);
     printf("pull over the sim socket: %.0f records/s, %.1f MB/s (best of %d)\n",
-           (double) records / best_pull, (double) bytes / best_pull / 1e6, rounds);
-    printf("raw Unix stream socket, same bytes: %.1f MB/s\n", (double) bytes / best_raw / 1e6);
+           (double)records / best_pull, (double)bytes / best_pull / 1e6, rounds);
+    printf("raw Unix stream socket, same bytes: %.1f MB/s\n", (double)bytes / best_raw / 1e6);
     printf("ratio pull / raw = %.3f\n", best_raw / best_pull);
     rc = 0;
 out:
