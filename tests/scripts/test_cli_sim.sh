@@ -55,10 +55,21 @@ check "info: serial" '[ "$(jget $tmp/info.json serial)" = PEN-A001 ]'
 check "info: next seq = ground truth records" \
     '[ "$(jget $tmp/info.json log_next_seq)" -eq "$(wc -l < $truth)" ]'
 check "info: firmware version" '[ -n "$(jget $tmp/info.json firmware_version)" ]'
+check "info: config revision" '[ "$(jget $tmp/info.json config_revision)" -ge 1 ]'
+check "info: first seq" '[ "$(jget $tmp/info.json log_first_seq)" -eq 0 ]'
 run 0 "info (text)" $PL $A info
 check "info text names the log range" 'grep -q "^log  *seq 0\.\." $tmp/out'
 PENLINK_DEVICE=sim:$tmp/a.sock $PL info > /dev/null 2>&1 && ok "PENLINK_DEVICE picks the pen" ||
     bad "PENLINK_DEVICE"
+
+# pull --no-ack leaves the records on the pen; --quiet prints nothing; --verbose says more
+run 0 "pull --no-ack --quiet" $PL $A --quiet pull --no-ack -o "$tmp/noack.plog"
+check "--quiet printed nothing" '[ ! -s $tmp/out ]'
+$PL $A --json info > "$tmp/info1.json"
+check "--no-ack acknowledged nothing" '[ "$(jget $tmp/info1.json log_acked_seq)" -eq 0 ]'
+run 0 "decode --verbose" $PL --verbose decode "$tmp/noack.plog"
+check "--verbose counts records" 'grep -q "records in .* chunks" $tmp/err'
+rm -f "$tmp/noack.plog"
 
 # pull: everything the pen logged, exactly once
 run 0 "pull" $PL $A pull -o "$tmp/a.plog"
