@@ -74,6 +74,42 @@ static const struct {
     { "config", cmd_config }, { "clock", cmd_clock }, { "watch", cmd_watch },
 };
 
+/*
+ * Global options may also follow the command ("penlink info --json"): they
+ * are taken out of the command's arguments before its own parser runs.
+ * No command uses these names for anything else.
+ */
+static int take_global_options(struct cli *c, int *argc, char **argv)
+{
+    int out = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            while (i < *argc)
+                argv[out++] = argv[i++];
+            break;
+        }
+        if (strcmp(a, "--json") == 0) {
+            c->json = 1;
+        } else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+            c->quiet = 1;
+        } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+            c->verbose++;
+        } else if (strncmp(a, "--device=", 9) == 0) {
+            c->device = a + 9;
+        } else if (strcmp(a, "--device") == 0 || strcmp(a, "-d") == 0) {
+            if (i + 1 >= *argc)
+                return -1;
+            c->device = argv[++i];
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    argv[out] = NULL;
+    *argc = out;
+    return 0;
+}
+
 static penlink_ctx *signal_ctx;
 
 static void on_signal(int sig)
@@ -117,6 +153,8 @@ int main(int argc, char **argv)
         if (strcmp(name, commands[i].name) == 0) {
             int sub_argc = argc - optind;
             char **sub_argv = argv + optind;
+            if (take_global_options(&c, &sub_argc, sub_argv) != 0)
+                return cli_error(&c, EXIT_USAGE, "--device needs a value");
             optind = 0; /* reset getopt for the subcommand's own table */
             if (penlink_ctx_new(&c.ctx) != PENLINK_OK)
                 return cli_error(&c, EXIT_INTERNAL, "out of memory");

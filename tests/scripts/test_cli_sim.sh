@@ -49,7 +49,7 @@ A="--device sim:$tmp/a.sock"
 truth=$tmp/a/ground-truth.jsonl
 
 # info
-run 0 "info --json" $PL $A --json info
+run 0 "info --json" $PL --device "sim:$tmp/a.sock" info --json
 cp "$tmp/out" "$tmp/info.json"
 check "info: serial" '[ "$(jget $tmp/info.json serial)" = PEN-A001 ]'
 check "info: next seq = ground truth records" \
