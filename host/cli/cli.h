@@ -25,7 +25,8 @@ struct cli {
     int quiet;   /* --quiet: nothing but the requested output and errors */
     int verbose; /* --verbose */
     const char *prog;
-    const char *device; /* --device URI, else PENLINK_DEVICE, else "usb" */
+    const char *device;  /* --device URI, else PENLINK_DEVICE, else "usb" */
+    const char *archive; /* --archive PATH, else $XDG_DATA_HOME/penlink/archive.db */
     penlink_ctx *ctx;   /* cancelled by SIGINT / SIGTERM */
 };
 
@@ -60,6 +61,10 @@ struct pull_summary {
 };
 int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
                      struct pull_summary *s);
+/* Pulls an open pen into the archive (--archive). Prints the summary unless
+ * @p quiet_summary; returns an exit code. */
+int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
+                        penlink_archive_pull_result *res);
 
 int cmd_decode(struct cli *c, int argc, char **argv);
 int cmd_list(struct cli *c, int argc, char **argv);

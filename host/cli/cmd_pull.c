@@ -9,22 +9,26 @@
 #include "cli.h"
 
 static const char usage[] =
-    "Usage: penlink [--device URI] pull [-o FILE] [--no-ack] [-h]\n"
+    "Usage: penlink [--device URI] [--archive PATH] pull [-o FILE] [--no-ack] [-h]\n"
     "\n"
-    "Pull the records the pen logged since the last pull into FILE (default\n"
-    "SERIAL.plog in the current directory), as the frames the pen sent; read it\n"
-    "with `penlink decode FILE`. The pull resumes after the last record already in\n"
-    "FILE. Every chunk is checked (CRC, sizes, counts, sequence) before it is\n"
-    "written; the file is synced to disk, and only then does the pen learn it may\n"
-    "erase those records. Interrupted (Ctrl-C, unplug), nothing is lost: the next\n"
-    "pull goes on where this one stopped.\n"
+    "Pull the records the pen logged since the last pull into the archive\n"
+    "(--archive, default $XDG_DATA_HOME/penlink/archive.db): records, the raw\n"
+    "chunks as received, the pull itself, and the pen's configuration. The pull\n"
+    "resumes after the archive's last record of that pen. Every chunk is checked\n"
+    "(CRC, sizes, counts, sequence) before it is stored; the archive commits to\n"
+    "disk, and only then does the pen learn it may erase those records.\n"
+    "Interrupted (Ctrl-C, kill, unplug), nothing is lost and nothing is stored\n"
+    "twice: the next pull goes on where this one stopped. A record that arrives\n"
+    "again with different content is an integrity alarm (exit status 6).\n"
     "\n"
     "Options:\n"
-    "  -o, --output FILE  where the records go (appended)\n"
-    "      --no-ack       keep the records on the pen\n"
+    "  -o, --output FILE  instead, append the frames the pen sent to FILE (read it\n"
+    "                     with `penlink decode FILE`), resuming after its last record\n"
+    "      --no-ack       keep the records on the pen (with -o)\n"
     "  -h, --help         this help\n"
     "\n"
-    "A gap (records the pen dropped before they were pulled) is reported.\n";
+    "A gap (records the pen dropped before they were pulled) is reported and\n"
+    "recorded.\n";
 
 int cmd_pull(struct cli *c, int argc, char **argv)
 {
@@ -51,18 +55,29 @@ int cmd_pull(struct cli *c, int argc, char **argv)
     int rc = cli_open(c, &dev);
     if (rc != EXIT_OK)
         return rc;
-    char defpath[64];
-    if (!o.path) {
-        penlink_info info;
-        int st = penlink_dev_info(dev, &info);
-        if (st != PENLINK_OK) {
-            penlink_dev_close(dev);
-            return cli_fail(c, "pull", st);
-        }
-        snprintf(defpath, sizeof defpath, "%s.plog", info.serial[0] ? info.serial : "pen");
-        o.path = defpath;
-    }
     o.progress = !c->json && !c->quiet && isatty(STDOUT_FILENO);
+    if (!o.path) {
+        penlink_archive_pull_result r;
+        rc = cli_pull_to_archive(c, dev, o.progress, &r);
+        penlink_dev_close(dev);
+        if (c->json)
+            cli_json_out(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "serial",
+                                   r.serial, "from_seq", (json_int_t)r.from_seq, "next_seq",
+                                   (json_int_t)r.next_seq, "records", (json_int_t)r.records_new,
+                                   "duplicates", (json_int_t)r.records_dup, "conflicts",
+                                   (json_int_t)r.conflicts, "gap", (json_int_t)r.gap, "overflows",
+                                   (json_int_t)r.overflows, "acked_seq", (json_int_t)r.acked_seq,
+                                   "ok", rc == EXIT_OK));
+        else if (!c->quiet && r.records_new)
+            printf("%s: %llu new records (seq %llu..%llu) archived%s\n", r.serial,
+                   (unsigned long long)r.records_new, (unsigned long long)r.from_seq,
+                   (unsigned long long)(r.next_seq ? r.next_seq - 1 : 0),
+                   rc == EXIT_OK ? " and acknowledged" : "");
+        else if (!c->quiet && rc == EXIT_OK)
+            printf("%s: no new records (next seq %llu)\n", r.serial,
+                   (unsigned long long)r.next_seq);
+        return rc;
+    }
     struct pull_summary s;
     rc = cli_pull_to_file(c, dev, &o, &s);
     penlink_dev_close(dev);

@@ -13,16 +13,16 @@
 #include "cli.h"
 
 static const char usage[] =
-    "Usage: penlink [--device URI] watch [--dir DIR] [--once] [-h]\n"
+    "Usage: penlink [--device URI] [--archive PATH] watch [--dir DIR] [--once] [-h]\n"
     "\n"
-    "Pull every pen that is plugged in, one after another, into DIR/SERIAL.plog\n"
-    "(default: the current directory), acknowledging what was saved, until\n"
+    "Pull every pen that is plugged in, one after another, into the archive (or,\n"
+    "with --dir, into DIR/SERIAL.plog files), acknowledging what was saved, until\n"
     "interrupted (Ctrl-C). Each pen is pulled once per plug-in; a pen unplugged\n"
     "mid-pull is pulled again when it returns, from where it stopped. With\n"
     "--device sim:PATH it watches that simulated pen instead of USB.\n"
     "\n"
     "Options:\n"
-    "  -D, --dir DIR  where the files go\n"
+    "  -D, --dir DIR  frames files in DIR instead of the archive\n"
     "  -1, --once     one round over the pens present, then exit\n"
     "  -h, --help     this help\n";
 
@@ -40,7 +40,7 @@ int cmd_watch(struct cli *c, int argc, char **argv)
                                           { "once", no_argument, NULL, '1' },
                                           { "help", no_argument, NULL, 'h' },
                                           { NULL, 0, NULL, 0 } };
-    const char *dir = ".";
+    const char *dir = NULL;
     int once = 0, opt;
     while ((opt = getopt_long(argc, argv, "D:1h", opts, NULL)) != -1) {
         switch (opt) {
@@ -104,6 +104,27 @@ int cmd_watch(struct cli *c, int argc, char **argv)
                     failures++;
                 }
                 s->present = !(sim && st == PENLINK_ERR_NOT_FOUND);
+                continue;
+            }
+            if (!dir) {
+                penlink_archive_pull_result ar;
+                int rc = cli_pull_to_archive(c, dev, 0, &ar);
+                penlink_dev_close(dev);
+                if (rc == EXIT_OK) {
+                    s->done = 1;
+                    pulls++;
+                    if (c->json)
+                        cli_json_out(json_pack("{s:s, s:s, s:I, s:I, s:I}", "uri", s->uri, "serial",
+                                               ar.serial, "records", (json_int_t)ar.records_new,
+                                               "next_seq", (json_int_t)ar.next_seq, "gap",
+                                               (json_int_t)ar.gap));
+                    else if (!c->quiet)
+                        printf("%s: %llu new records archived\n", ar.serial,
+                               (unsigned long long)ar.records_new);
+                    fflush(stdout);
+                } else {
+                    failures++;
+                }
                 continue;
             }
             penlink_info info;

@@ -23,7 +23,8 @@ static const char usage[] =
     "Commands:\n"
     "  list                    the pens plugged in\n"
     "  info                    identity, log range, clock and limits of a pen\n"
-    "  pull [-o FILE]          pull new records into FILE, then acknowledge them\n"
+    "  pull [-o FILE]          pull new records into the archive (or FILE), then\n"
+    "                          acknowledge them\n"
     "  decode FILE             print the records in a file of frames or chunks\n"
     "  config get [KEY]        show the configuration (or one key)\n"
     "  config set KEY=VALUE..  change keys (checked against the pen's limits)\n"
@@ -35,6 +36,8 @@ static const char usage[] =
     "Global options:\n"
     "  -d, --device URI  usb (the only pen plugged in), usb:SERIAL, or sim:PATH\n"
     "                  (a simulated pen's socket); default: $PENLINK_DEVICE, else usb\n"
+    "      --archive PATH  the archive (SQLite); default:\n"
+    "                  $XDG_DATA_HOME/penlink/archive.db (~/.local/share/penlink/)\n"
     "  --json          machine-readable output on stdout, errors as JSON on stderr\n"
     "  -q, --quiet     print only what was asked for, and errors\n"
     "  -v, --verbose   say more about what happens\n"
@@ -95,6 +98,12 @@ static int take_global_options(struct cli *c, int *argc, char **argv)
             c->quiet = 1;
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             c->verbose++;
+        } else if (strncmp(a, "--archive=", 10) == 0) {
+            c->archive = a + 10;
+        } else if (strcmp(a, "--archive") == 0) {
+            if (i + 1 >= *argc)
+                return -1;
+            c->archive = argv[++i];
         } else if (strncmp(a, "--device=", 9) == 0) {
             c->device = a + 9;
         } else if (strcmp(a, "--device") == 0 || strcmp(a, "-d") == 0) {
@@ -121,8 +130,9 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
     struct cli c = { .prog = "penlink" };
-    enum { OPT_JSON = 256 };
+    enum { OPT_JSON = 256, OPT_ARCHIVE };
     static const struct option opts[] = {
+        { "archive", required_argument, NULL, OPT_ARCHIVE },
         { "device", required_argument, NULL, 'd' },
         { "json", no_argument, NULL, OPT_JSON },
         { "quiet", no_argument, NULL, 'q' },
@@ -137,6 +147,7 @@ int main(int argc, char **argv)
         switch (opt) {
         case OPT_JSON: c.json = 1; break;
         case 'd': c.device = optarg; break;
+        case OPT_ARCHIVE: c.archive = optarg; break;
         case 'q': c.quiet = 1; break;
         case 'v': c.verbose++; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
@@ -154,7 +165,7 @@ int main(int argc, char **argv)
             int sub_argc = argc - optind;
             char **sub_argv = argv + optind;
             if (take_global_options(&c, &sub_argc, sub_argv) != 0)
-                return cli_error(&c, EXIT_USAGE, "--device needs a value");
+                return cli_error(&c, EXIT_USAGE, "--device and --archive need a value");
             optind = 0; /* reset getopt for the subcommand's own table */
             if (penlink_ctx_new(&c.ctx) != PENLINK_OK)
                 return cli_error(&c, EXIT_INTERNAL, "out of memory");

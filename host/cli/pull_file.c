@@ -193,3 +193,41 @@ out:
     close(fd);
     return rc;
 }
+
+/* ---- pulling into the archive ------------------------------------------- */
+
+struct arch_progress {
+    struct pull_ctx p;
+};
+
+int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
+                        penlink_archive_pull_result *res)
+{
+    penlink_archive *ar = NULL;
+    int st = penlink_archive_open(c->ctx, c->archive, &ar);
+    if (st != PENLINK_OK)
+        return cli_fail(c, "archive", st);
+    struct pull_ctx pc = { .c = c, .fd = -1, .progress = progress };
+    clock_gettime(CLOCK_MONOTONIC, &pc.start);
+    pc.last = pc.start;
+    pc.last.tv_sec -= 1;
+    penlink_pull_cb cb = { NULL, NULL, on_progress, &pc };
+    st = penlink_archive_pull(ar, dev, &cb, res);
+    if (progress)
+        printf("\n");
+    penlink_archive_close(ar);
+    if (res->gap)
+        fprintf(stderr,
+                "penlink: warning: %s: %llu records (seq %llu..%llu) were no longer on the pen: "
+                "its log overflowed before they were pulled (recorded in the archive)\n",
+                res->serial, (unsigned long long)res->gap, (unsigned long long)res->from_seq,
+                (unsigned long long)(res->from_seq + res->gap - 1));
+    if (res->overflows)
+        fprintf(stderr,
+                "penlink: warning: %s: %llu log_overflow records: the pen dropped "
+                "records before they were pulled\n",
+                res->serial, (unsigned long long)res->overflows);
+    if (st != PENLINK_OK)
+        return cli_fail(c, "pull", st);
+    return EXIT_OK;
+}

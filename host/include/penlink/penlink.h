@@ -414,6 +414,112 @@ PENLINK_API int penlink_dev_pull(penlink_dev *dev, uint64_t from_seq, const penl
  */
 PENLINK_API int penlink_dev_ack(penlink_dev *dev, uint64_t through_seq, uint64_t *acked_seq);
 
+/* ---- the archive ------------------------------------------------------ */
+
+/**
+ * The archive: every record a pen ever logged, exactly once, durably (SQLite
+ * by default, WAL, synced before any acknowledgement), with the raw chunks
+ * as received, the devices, the pulls, integrity alarms, and an append-only
+ * configuration history.
+ */
+typedef struct penlink_archive penlink_archive;
+
+/** Where the archive lives by default: $XDG_DATA_HOME/penlink/archive.db
+ *  (~/.local/share/penlink/archive.db). Writes the path to @p buf. */
+PENLINK_API int penlink_archive_default_path(char *buf, size_t cap);
+
+/**
+ * Opens (creating it and its directory if needed) the archive at @p path
+ * (NULL: the default path), migrating an older schema. A damaged file is
+ * #PENLINK_ERR_INTEGRITY with a message that says how to recover.
+ */
+PENLINK_API int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **out);
+PENLINK_API void penlink_archive_close(penlink_archive *ar);
+
+/** What penlink_archive_pull() did. */
+typedef struct penlink_archive_pull_result {
+    char serial[33];
+    uint64_t from_seq;      /**< first seq asked for (one past the archive's last) */
+    uint64_t next_seq;      /**< one past the last record now archived */
+    uint64_t records_new;   /**< records added to the archive */
+    uint64_t records_dup;   /**< re-received, identical: harmless */
+    uint64_t conflicts;     /**< re-received with different content: integrity alarms */
+    uint64_t gap;           /**< records the pen no longer had (lost before any pull) */
+    uint64_t overflows;     /**< log_overflow records received */
+    uint64_t chunks;
+    uint64_t acked_seq;     /**< the pen's first unacknowledged seq after the pull */
+} penlink_archive_pull_result;
+
+/**
+ * Pulls @p dev into the archive: from the archive's last seq for that pen,
+ * committing (synced) as it goes, then acknowledging only what is committed.
+ * Interrupted at any point, nothing is lost and the next pull resumes.
+ * @p cb: only on_progress is used (may be NULL).
+ * @return #PENLINK_OK, or #PENLINK_ERR_INTEGRITY when a conflict was found
+ *         (everything else is still archived and reported in @p res).
+ */
+PENLINK_API int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev,
+                                     const penlink_pull_cb *cb, penlink_archive_pull_result *res);
+
+/** Which records a scan visits. Zeroed = all. */
+typedef struct penlink_archive_filter {
+    const char *serial; /**< one pen, or NULL for all */
+    int64_t since_ms;   /**< with has_since: records at or after (pen time) */
+    int64_t until_ms;   /**< with has_until: records before */
+    int has_since, has_until;
+} penlink_archive_filter;
+
+/** A record with the pen it came from. */
+typedef int (*penlink_archive_record_cb)(void *user, const char *serial,
+                                         const penlink_record *rec);
+
+/** Visits the archived records, ordered by pen serial, then seq. */
+PENLINK_API int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
+                                     penlink_archive_record_cb cb, void *user);
+
+/** An integrity alarm or a gap, as recorded during pulls. */
+typedef struct penlink_alarm {
+    char serial[33];
+    int64_t at_ms;      /**< host time of the finding */
+    uint64_t seq;       /**< first seq concerned */
+    uint64_t count;     /**< records concerned */
+    char kind[16];      /**< "gap" or "conflict" */
+    char detail[256];
+} penlink_alarm;
+
+/** Visits the alarms (gaps, conflicts) of the pens the filter selects. */
+PENLINK_API int penlink_archive_alarms(penlink_archive *ar, const penlink_archive_filter *f,
+                                       int (*cb)(void *user, const penlink_alarm *a), void *user);
+
+/** A configuration revision known for a pen (read from or written to it). */
+typedef struct penlink_config_entry {
+    char serial[33];
+    int64_t at_ms;
+    char source[8];     /**< "read" or "written" */
+    char user[64], host[64];
+    penlink_config config; /**< config.revision is the revision */
+} penlink_config_entry;
+
+/** Appends to the configuration history (never updated or deleted). */
+PENLINK_API int penlink_archive_log_config(penlink_archive *ar, const char *serial,
+                                           const char *source, const penlink_config *old_cfg,
+                                           const penlink_config *new_cfg);
+
+/** Visits the configuration history in order of entry. */
+PENLINK_API int penlink_archive_config_history(penlink_archive *ar, const char *serial,
+                                               int (*cb)(void *user, const penlink_config_entry *e),
+                                               void *user);
+
+/** The pens in the archive (serial, model, first and last seen). */
+typedef struct penlink_archive_device {
+    char serial[33], model[33], firmware_versions[128];
+    int64_t first_seen_ms, last_seen_ms;
+    uint64_t records, next_seq;
+} penlink_archive_device;
+PENLINK_API int penlink_archive_devices(penlink_archive *ar,
+                                        int (*cb)(void *user, const penlink_archive_device *d),
+                                        void *user);
+
 #ifdef __cplusplus
 }
 #endif

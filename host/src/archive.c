@@ -1,0 +1,351 @@
+/*
+ * The archive's public face and the lossless pull. Storage goes through the
+ * backend table (archive.h). The pull commits durably before it
+ * acknowledges anything, so a kill, an unplug or a crash at any point
+ * leaves the archive with a prefix of the pen's log and the pen with
+ * everything after it; the next pull resumes from the archive's last seq.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "archive.h"
+
+#define COMMIT_EVERY 64 /* chunks per transaction during a pull */
+
+struct penlink_archive {
+    penlink_ctx *ctx;
+    archive_backend *b;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Who and where, for the audit trail: the OS user and the host name. */
+static void who(char *user, size_t ucap, char *host, size_t hcap)
+{
+    struct passwd *pw = getpwuid(geteuid());
+    snprintf(user, ucap, "%s", pw && pw->pw_name ? pw->pw_name : "");
+    host[0] = '\0';
+    gethostname(host, hcap - 1);
+    host[hcap - 1] = '\0';
+}
+
+int penlink_archive_default_path(char *buf, size_t cap)
+{
+    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    int n;
+    if (xdg && *xdg)
+        n = snprintf(buf, cap, "%s/penlink/archive.db", xdg);
+    else if (home && *home)
+        n = snprintf(buf, cap, "%s/.local/share/penlink/archive.db", home);
+    else
+        return PENLINK_ERR_NOT_FOUND;
+    return n > 0 && (size_t)n < cap ? PENLINK_OK : PENLINK_ERR_INVALID_ARG;
+}
+
+/* mkdir -p of the directory part of @p path. */
+static int make_parent(penlink_ctx *ctx, const char *path)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return PENLINK_OK;
+    *slash = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+            return penlink_fail(ctx, PENLINK_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return penlink_fail(ctx, PENLINK_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+    return PENLINK_OK;
+}
+
+int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **out)
+{
+    char def[1024];
+    if (!ctx || !out)
+        return PENLINK_ERR_INVALID_ARG;
+    *out = NULL;
+    if (!path) {
+        if (penlink_archive_default_path(def, sizeof def) != PENLINK_OK)
+            return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
+                                "no archive path: set XDG_DATA_HOME or HOME, or give --archive");
+        path = def;
+    }
+    int rc = make_parent(ctx, path);
+    if (rc != PENLINK_OK)
+        return rc;
+    penlink_archive *ar = calloc(1, sizeof *ar);
+    if (!ar)
+        return PENLINK_ERR_NO_MEM;
+    ar->ctx = ctx;
+    rc = archive_sqlite_open(ctx, path, &ar->b);
+    if (rc != PENLINK_OK) {
+        free(ar);
+        return rc;
+    }
+    *out = ar;
+    return PENLINK_OK;
+}
+
+void penlink_archive_close(penlink_archive *ar)
+{
+    if (!ar)
+        return;
+    ar->b->ops->close(ar->b);
+    free(ar);
+}
+
+typedef struct pull_state {
+    penlink_archive *ar;
+    const penlink_pull_cb *user;
+    penlink_archive_pull_result *res;
+    int64_t device, pull, chunk;
+    int chunks_open; /* chunks in the open transaction */
+    int st;          /* first storage error */
+    uint64_t conflict_seq;
+} pull_state;
+
+static int on_chunk(void *u, const penlink_chunk *c)
+{
+    pull_state *ps = u;
+    archive_backend *b = ps->ar->b;
+    if (ps->chunks_open >= COMMIT_EVERY) {
+        ps->st = b->ops->commit(b);
+        if (ps->st == PENLINK_OK)
+            ps->st = b->ops->begin(b);
+        if (ps->st != PENLINK_OK)
+            return -1;
+        ps->chunks_open = 0;
+    }
+    ps->st = b->ops->chunk(b, ps->device, ps->pull, c, now_ms(), &ps->chunk);
+    ps->chunks_open++;
+    ps->res->chunks++;
+    return ps->st == PENLINK_OK ? 0 : -1;
+}
+
+static int on_record(void *u, const penlink_record *r)
+{
+    pull_state *ps = u;
+    archive_backend *b = ps->ar->b;
+    int outcome = REC_NEW;
+    ps->st = b->ops->record(b, ps->device, ps->chunk, r, &outcome);
+    if (ps->st != PENLINK_OK)
+        return -1;
+    if (outcome == REC_NEW)
+        ps->res->records_new++;
+    else if (outcome == REC_SAME)
+        ps->res->records_dup++;
+    if (outcome == REC_CONFLICT) {
+        char detail[160];
+        snprintf(detail, sizeof detail,
+                 "record %llu arrived with content different from the archived one (kept)",
+                 (unsigned long long)r->seq);
+        if (ps->res->conflicts++ == 0)
+            ps->conflict_seq = r->seq;
+        ps->st = b->ops->alarm(b, ps->device, ps->pull, "conflict", r->seq, 1, detail, now_ms());
+        if (ps->st != PENLINK_OK)
+            return -1;
+    }
+    if (r->kind == PENLINK_REC_LOG_OVERFLOW && outcome == REC_NEW)
+        ps->res->overflows++;
+    ps->res->next_seq = r->seq + 1;
+    return 0;
+}
+
+static void on_progress(void *u, const penlink_progress *p)
+{
+    pull_state *ps = u;
+    if (ps->user && ps->user->on_progress)
+        ps->user->on_progress(ps->user->user, p);
+}
+
+typedef struct last_rev {
+    int have;
+    uint32_t rev;
+} last_rev;
+
+static int take_last(void *u, const penlink_config_entry *e)
+{
+    last_rev *l = u;
+    l->have = 1;
+    l->rev = e->config.revision;
+    return 0;
+}
+
+int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pull_cb *cb,
+                         penlink_archive_pull_result *res)
+{
+    penlink_archive_pull_result local;
+    if (!ar || !dev)
+        return PENLINK_ERR_INVALID_ARG;
+    if (!res)
+        res = &local;
+    memset(res, 0, sizeof *res);
+    archive_backend *b = ar->b;
+    penlink_info info;
+    penlink_config cfg;
+    int rc = penlink_dev_info(dev, &info);
+    if (rc == PENLINK_OK)
+        rc = penlink_dev_config_get(dev, &cfg);
+    if (rc != PENLINK_OK)
+        return rc;
+    snprintf(res->serial, sizeof res->serial, "%s", info.serial);
+
+    pull_state ps = { .ar = ar, .user = cb, .res = res };
+    uint64_t next = 0;
+    int have = 0;
+    rc = b->ops->begin(b);
+    if (rc == PENLINK_OK)
+        rc = b->ops->device(b, &info, now_ms(), &ps.device);
+    if (rc == PENLINK_OK)
+        rc = b->ops->next_seq(b, ps.device, &next, &have);
+    uint64_t from = have ? next : info.log_first_seq;
+    if (rc == PENLINK_OK)
+        rc = b->ops->pull_begin(b, ps.device, from, now_ms(), &ps.pull);
+    if (rc == PENLINK_OK) {
+        /* the configuration in force, once per revision: the audit's limits */
+        last_rev l = { 0, 0 };
+        rc = b->ops->config_history(b, info.serial, take_last, &l);
+        if (rc == PENLINK_OK && (!l.have || l.rev != cfg.revision)) {
+            char user[64], host[256];
+            who(user, sizeof user, host, sizeof host);
+            rc = b->ops->config_log(b, info.serial, "read", user, host, NULL, &cfg, now_ms());
+        }
+    }
+    if (rc == PENLINK_OK)
+        rc = b->ops->commit(b);
+    else
+        b->ops->rollback(b);
+    if (rc != PENLINK_OK)
+        return rc;
+
+    res->from_seq = from;
+    res->next_seq = from;
+    rc = b->ops->begin(b);
+    if (rc != PENLINK_OK)
+        return rc;
+    penlink_pull_cb pcb = { on_chunk, on_record, on_progress, &ps };
+    penlink_pull_result pr;
+    int pull_rc = penlink_dev_pull(dev, from, &pcb, &pr);
+    if (pull_rc != PENLINK_OK && ps.st != PENLINK_OK)
+        pull_rc = ps.st; /* the storage failed, not the pen */
+    /* whatever arrived intact is kept: commit it, durably, before anything else */
+    rc = b->ops->commit(b);
+    if (rc != PENLINK_OK) {
+        b->ops->rollback(b);
+        return rc;
+    }
+    res->gap = pr.gap;
+    char message[256] = "";
+    if (pull_rc != PENLINK_OK)
+        snprintf(message, sizeof message, "%s", penlink_ctx_errmsg(ar->ctx));
+    rc = b->ops->begin(b);
+    if (rc == PENLINK_OK && pr.gap) {
+        char detail[160];
+        snprintf(detail, sizeof detail,
+                 "records %llu..%llu were no longer on the pen (its log overflowed, or they "
+                 "were acknowledged elsewhere)",
+                 (unsigned long long)from, (unsigned long long)(from + pr.gap - 1));
+        rc = b->ops->alarm(b, ps.device, ps.pull, "gap", from, pr.gap, detail, now_ms());
+    }
+    if (rc == PENLINK_OK)
+        rc = b->ops->pull_end(b, ps.pull, res,
+                              pull_rc != PENLINK_OK ? "failed"
+                              : res->conflicts      ? "conflict"
+                                                    : "ok",
+                              message, now_ms());
+    if (rc == PENLINK_OK)
+        rc = b->ops->commit(b);
+    else
+        b->ops->rollback(b);
+    if (pull_rc != PENLINK_OK) {
+        penlink_fail(ar->ctx, pull_rc, "%s", message);
+        return pull_rc;
+    }
+    if (rc != PENLINK_OK)
+        return rc;
+    /* only now, with everything on disk, may the pen forget */
+    res->acked_seq = info.log_acked_seq;
+    if (res->next_seq > from || (have && next > info.log_acked_seq)) {
+        uint64_t through = res->next_seq - 1, acked = 0;
+        if (res->next_seq > 0) {
+            rc = penlink_dev_ack(dev, through, &acked);
+            if (rc != PENLINK_OK)
+                return rc;
+            res->acked_seq = acked;
+        }
+    }
+    if (res->conflicts)
+        return penlink_fail(ar->ctx, PENLINK_ERR_INTEGRITY,
+                            "%llu records of %s arrived with content different from the archived "
+                            "ones (first: seq %llu); both are kept and the alarm is recorded",
+                            (unsigned long long)res->conflicts, res->serial,
+                            (unsigned long long)ps.conflict_seq);
+    return PENLINK_OK;
+}
+
+int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
+                         penlink_archive_record_cb cb, void *user)
+{
+    if (!ar || !cb)
+        return PENLINK_ERR_INVALID_ARG;
+    return ar->b->ops->scan(ar->b, f, cb, user);
+}
+
+int penlink_archive_alarms(penlink_archive *ar, const penlink_archive_filter *f,
+                           int (*cb)(void *user, const penlink_alarm *a), void *user)
+{
+    if (!ar || !cb)
+        return PENLINK_ERR_INVALID_ARG;
+    return ar->b->ops->alarms(ar->b, f, cb, user);
+}
+
+int penlink_archive_log_config(penlink_archive *ar, const char *serial, const char *source,
+                               const penlink_config *old_cfg, const penlink_config *new_cfg)
+{
+    if (!ar || !serial || !source || !new_cfg)
+        return PENLINK_ERR_INVALID_ARG;
+    char user[64], host[256];
+    who(user, sizeof user, host, sizeof host);
+    archive_backend *b = ar->b;
+    int rc = b->ops->begin(b);
+    if (rc == PENLINK_OK)
+        rc = b->ops->config_log(b, serial, source, user, host, old_cfg, new_cfg, now_ms());
+    if (rc == PENLINK_OK)
+        return b->ops->commit(b);
+    b->ops->rollback(b);
+    return rc;
+}
+
+int penlink_archive_config_history(penlink_archive *ar, const char *serial,
+                                   int (*cb)(void *user, const penlink_config_entry *e), void *user)
+{
+    if (!ar || !cb)
+        return PENLINK_ERR_INVALID_ARG;
+    return ar->b->ops->config_history(ar->b, serial, cb, user);
+}
+
+int penlink_archive_devices(penlink_archive *ar,
+                            int (*cb)(void *user, const penlink_archive_device *d), void *user)
+{
+    if (!ar || !cb)
+        return PENLINK_ERR_INVALID_ARG;
+    return ar->b->ops->devices(ar->b, cb, user);
+}

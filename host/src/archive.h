@@ -1,0 +1,58 @@
+/*
+ * The archive's storage backends. The pull logic (archive.c) and the audit
+ * talk to storage only through this table, so a PostgreSQL backend for
+ * clinics sharing one archive is one more file beside archive_sqlite.c.
+ */
+#ifndef PENLINK_ARCHIVE_H
+#define PENLINK_ARCHIVE_H
+
+#include "internal.h"
+
+typedef struct archive_backend archive_backend;
+
+/* Outcome of storing one record. */
+enum { REC_NEW = 0, REC_SAME = 1, REC_CONFLICT = 2 };
+
+typedef struct archive_ops {
+    const char *name;
+    void (*close)(archive_backend *b);
+    int (*begin)(archive_backend *b);
+    int (*commit)(archive_backend *b); /* durable when it returns */
+    int (*rollback)(archive_backend *b);
+    /* Creates or refreshes the device row; *id gets its key. */
+    int (*device)(archive_backend *b, const penlink_info *info, int64_t now, int64_t *id);
+    /* One past the highest archived seq of the device (0 and *have = 0 when none). */
+    int (*next_seq)(archive_backend *b, int64_t device, uint64_t *next, int *have);
+    int (*pull_begin)(archive_backend *b, int64_t device, uint64_t from, int64_t now,
+                      int64_t *pull);
+    int (*pull_end)(archive_backend *b, int64_t pull, const penlink_archive_pull_result *r,
+                    const char *result, const char *message, int64_t now);
+    /* Stores a chunk as received (an identical one again is not stored twice). */
+    int (*chunk)(archive_backend *b, int64_t device, int64_t pull, const penlink_chunk *c,
+                 int64_t now, int64_t *chunk);
+    /* Stores a record; *outcome REC_NEW, REC_SAME or REC_CONFLICT (then kept as is). */
+    int (*record)(archive_backend *b, int64_t device, int64_t chunk, const penlink_record *r,
+                  int *outcome);
+    int (*alarm)(archive_backend *b, int64_t device, int64_t pull, const char *kind,
+                 uint64_t seq, uint64_t count, const char *detail, int64_t now);
+    int (*scan)(archive_backend *b, const penlink_archive_filter *f,
+                penlink_archive_record_cb cb, void *user);
+    int (*alarms)(archive_backend *b, const penlink_archive_filter *f,
+                  int (*cb)(void *user, const penlink_alarm *a), void *user);
+    int (*config_log)(archive_backend *b, const char *serial, const char *source,
+                      const char *user, const char *host, const penlink_config *old_cfg,
+                      const penlink_config *new_cfg, int64_t now);
+    int (*config_history)(archive_backend *b, const char *serial,
+                          int (*cb)(void *user, const penlink_config_entry *e), void *user);
+    int (*devices)(archive_backend *b, int (*cb)(void *user, const penlink_archive_device *d),
+                   void *user);
+} archive_ops;
+
+struct archive_backend {
+    const archive_ops *ops;
+    penlink_ctx *ctx;
+};
+
+int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **out);
+
+#endif

@@ -1,0 +1,764 @@
+/*
+ * The SQLite archive backend. WAL mode with synchronous=FULL: a commit is on
+ * disk when it returns, which is what lets the pull acknowledge records.
+ * The schema is versioned with PRAGMA user_version and migrated forward in
+ * one transaction. Audit-trail tables (records, chunks, alarms,
+ * config_history) refuse UPDATE and DELETE by trigger.
+ *
+ * Values read back are checked like any outside input: a row whose kind,
+ * field mask or 32-bit values do not fit is reported as damage.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "archive.h"
+
+#define SCHEMA_VERSION 1
+
+typedef struct sqlite_backend {
+    archive_backend base;
+    sqlite3 *db;
+    char path[1024];
+    sqlite3_stmt *ins_record, *get_record, *ins_chunk, *find_chunk;
+} sqlite_backend;
+
+static const char schema_v1[] =
+    "CREATE TABLE devices (\n"
+    "  id INTEGER PRIMARY KEY, serial TEXT NOT NULL UNIQUE, model TEXT,\n"
+    "  hardware_revision TEXT, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL);\n"
+    "CREATE TABLE device_firmware (\n"
+    "  device_id INTEGER NOT NULL REFERENCES devices(id), firmware_version TEXT NOT NULL,\n"
+    "  first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,\n"
+    "  PRIMARY KEY (device_id, firmware_version));\n"
+    "CREATE TABLE pulls (\n"
+    "  id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),\n"
+    "  started_ms INTEGER NOT NULL, finished_ms INTEGER, host TEXT, os_user TEXT,\n"
+    "  penlink_version TEXT, from_seq INTEGER, next_seq INTEGER, records_new INTEGER,\n"
+    "  records_dup INTEGER, conflicts INTEGER, gap INTEGER, result TEXT NOT NULL,\n"
+    "  message TEXT);\n"
+    "CREATE TABLE chunks (\n"
+    "  id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),\n"
+    "  pull_id INTEGER REFERENCES pulls(id), received_ms INTEGER NOT NULL,\n"
+    "  first_seq INTEGER NOT NULL, record_count INTEGER NOT NULL, raw_size INTEGER NOT NULL,\n"
+    "  data BLOB NOT NULL, UNIQUE (device_id, first_seq, record_count, data));\n"
+    "CREATE TABLE records (\n"
+    "  device_id INTEGER NOT NULL REFERENCES devices(id), seq INTEGER NOT NULL,\n"
+    "  time_ms INTEGER NOT NULL, kind INTEGER NOT NULL, fields INTEGER NOT NULL,\n"
+    "  depth_um INTEGER, speed_sps INTEGER, duration_ms INTEGER, cartridge_serial INTEGER,\n"
+    "  cartridge_uses INTEGER, lifetime_cartridges INTEGER, strokes INTEGER,\n"
+    "  fault_code INTEGER, config_revision INTEGER, clock_delta_ms INTEGER, dropped INTEGER,\n"
+    "  chunk_id INTEGER NOT NULL REFERENCES chunks(id),\n"
+    "  PRIMARY KEY (device_id, seq)) WITHOUT ROWID;\n"
+    "CREATE TABLE alarms (\n"
+    "  id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),\n"
+    "  pull_id INTEGER REFERENCES pulls(id), at_ms INTEGER NOT NULL, kind TEXT NOT NULL,\n"
+    "  seq INTEGER NOT NULL, count INTEGER NOT NULL, detail TEXT);\n"
+    "CREATE TABLE config_history (\n"
+    "  id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),\n"
+    "  at_ms INTEGER NOT NULL, source TEXT NOT NULL, os_user TEXT, host TEXT,\n"
+    "  revision INTEGER NOT NULL, old_json TEXT, new_json TEXT NOT NULL);\n"
+    "CREATE TRIGGER records_append_only_u BEFORE UPDATE ON records\n"
+    "  BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;\n"
+    "CREATE TRIGGER records_append_only_d BEFORE DELETE ON records\n"
+    "  BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;\n"
+    "CREATE TRIGGER chunks_append_only_u BEFORE UPDATE ON chunks\n"
+    "  BEGIN SELECT RAISE(ABORT, 'chunks are append-only'); END;\n"
+    "CREATE TRIGGER chunks_append_only_d BEFORE DELETE ON chunks\n"
+    "  BEGIN SELECT RAISE(ABORT, 'chunks are append-only'); END;\n"
+    "CREATE TRIGGER alarms_append_only_u BEFORE UPDATE ON alarms\n"
+    "  BEGIN SELECT RAISE(ABORT, 'alarms are append-only'); END;\n"
+    "CREATE TRIGGER alarms_append_only_d BEFORE DELETE ON alarms\n"
+    "  BEGIN SELECT RAISE(ABORT, 'alarms are append-only'); END;\n"
+    "CREATE TRIGGER config_history_append_only_u BEFORE UPDATE ON config_history\n"
+    "  BEGIN SELECT RAISE(ABORT, 'the configuration history is append-only'); END;\n"
+    "CREATE TRIGGER config_history_append_only_d BEFORE DELETE ON config_history\n"
+    "  BEGIN SELECT RAISE(ABORT, 'the configuration history is append-only'); END;\n";
+
+/* Forward migrations: migrations[v] takes the schema from version v to v+1. */
+static const char *const migrations[SCHEMA_VERSION] = { schema_v1 };
+
+static int db_fail(sqlite_backend *s, int status, const char *what)
+{
+    int code = sqlite3_errcode(s->db);
+    if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
+        return penlink_fail(s->base.ctx, PENLINK_ERR_INTEGRITY,
+                            "archive %s is damaged (%s: %s). Nothing was changed. Keep the file; "
+                            "recover what is readable with 'sqlite3 %s .recover | sqlite3 "
+                            "new.db', or restore a backup; the pens still hold every record "
+                            "not yet acknowledged",
+                            s->path, what, sqlite3_errmsg(s->db), s->path);
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+        return penlink_fail(s->base.ctx, PENLINK_ERR_BUSY,
+                            "archive %s is busy (%s): another penlink holds it; try again", s->path,
+                            what);
+    return penlink_fail(s->base.ctx, status, "archive %s: %s: %s", s->path, what,
+                        sqlite3_errmsg(s->db));
+}
+
+static int exec(sqlite_backend *s, const char *sql, const char *what)
+{
+    char *err = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        sqlite3_free(err);
+        return db_fail(s, PENLINK_ERR_IO, what);
+    }
+    return PENLINK_OK;
+}
+
+static int prep(sqlite_backend *s, sqlite3_stmt **st, const char *sql)
+{
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
+        return db_fail(s, PENLINK_ERR_IO, "prepare");
+    return PENLINK_OK;
+}
+
+static void sq_close(archive_backend *b)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_finalize(s->ins_record);
+    sqlite3_finalize(s->get_record);
+    sqlite3_finalize(s->ins_chunk);
+    sqlite3_finalize(s->find_chunk);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+static int sq_begin(archive_backend *b)
+{
+    return exec((sqlite_backend *)b, "BEGIN IMMEDIATE", "begin");
+}
+
+static int sq_commit(archive_backend *b)
+{
+    return exec((sqlite_backend *)b, "COMMIT", "commit");
+}
+
+static int sq_rollback(archive_backend *b)
+{
+    return exec((sqlite_backend *)b, "ROLLBACK", "rollback");
+}
+
+static int step_done(sqlite_backend *s, sqlite3_stmt *st, const char *what)
+{
+    int r = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (r != SQLITE_DONE && r != SQLITE_ROW)
+        return db_fail(s, PENLINK_ERR_IO, what);
+    return PENLINK_OK;
+}
+
+static int sq_device(archive_backend *b, const penlink_info *info, int64_t now, int64_t *id)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st,
+                  "INSERT INTO devices (serial, model, hardware_revision, first_seen_ms, "
+                  "last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (serial) DO UPDATE SET "
+                  "model = ?2, hardware_revision = ?3, last_seen_ms = ?4 RETURNING id");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, info->serial, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, info->model, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, info->hardware_revision, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 4, now);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = db_fail(s, PENLINK_ERR_IO, "device");
+        sqlite3_finalize(st);
+        return rc;
+    }
+    *id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    rc = prep(s, &st,
+              "INSERT INTO device_firmware VALUES (?1, ?2, ?3, ?3) ON CONFLICT DO UPDATE SET "
+              "last_seen_ms = ?3");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, *id);
+    sqlite3_bind_text(st, 2, info->firmware_version, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, now);
+    rc = step_done(s, st, "device firmware");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_next_seq(archive_backend *b, int64_t device, uint64_t *next, int *have)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st, "SELECT max(seq) FROM records WHERE device_id = ?1");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, device);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = db_fail(s, PENLINK_ERR_IO, "last seq");
+    } else if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+        *have = 0;
+        *next = 0;
+    } else {
+        *have = 1;
+        *next = (uint64_t)sqlite3_column_int64(st, 0) + 1;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_pull_begin(archive_backend *b, int64_t device, uint64_t from, int64_t now,
+                         int64_t *pull)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    char host[256] = "", user[64] = "";
+    struct passwd *pw = getpwuid(geteuid());
+    gethostname(host, sizeof host - 1);
+    snprintf(user, sizeof user, "%s", pw && pw->pw_name ? pw->pw_name : "");
+    int rc = prep(s, &st,
+                  "INSERT INTO pulls (device_id, started_ms, host, os_user, penlink_version, "
+                  "from_seq, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running') RETURNING id");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, device);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_text(st, 3, host, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, user, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 5, penlink_version(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, (int64_t)from);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        rc = db_fail(s, PENLINK_ERR_IO, "pull");
+    else
+        *pull = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_pull_end(archive_backend *b, int64_t pull, const penlink_archive_pull_result *r,
+                       const char *result, const char *message, int64_t now)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st,
+                  "UPDATE pulls SET finished_ms = ?2, next_seq = ?3, records_new = ?4, "
+                  "records_dup = ?5, conflicts = ?6, gap = ?7, result = ?8, message = ?9 "
+                  "WHERE id = ?1");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, pull);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int64(st, 3, (int64_t)r->next_seq);
+    sqlite3_bind_int64(st, 4, (int64_t)r->records_new);
+    sqlite3_bind_int64(st, 5, (int64_t)r->records_dup);
+    sqlite3_bind_int64(st, 6, (int64_t)r->conflicts);
+    sqlite3_bind_int64(st, 7, (int64_t)r->gap);
+    sqlite3_bind_text(st, 8, result, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 9, message, -1, SQLITE_TRANSIENT);
+    rc = step_done(s, st, "pull end");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_chunk(archive_backend *b, int64_t device, int64_t pull, const penlink_chunk *c,
+                    int64_t now, int64_t *chunk)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = s->find_chunk;
+    sqlite3_bind_int64(st, 1, device);
+    sqlite3_bind_int64(st, 2, (int64_t)c->first_seq);
+    sqlite3_bind_int64(st, 3, c->record_count);
+    sqlite3_bind_blob(st, 4, c->data, (int)c->len, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        *chunk = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        return PENLINK_OK;
+    }
+    sqlite3_reset(st);
+    if (r != SQLITE_DONE)
+        return db_fail(s, PENLINK_ERR_IO, "find chunk");
+    st = s->ins_chunk;
+    sqlite3_bind_int64(st, 1, device);
+    sqlite3_bind_int64(st, 2, pull);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, (int64_t)c->first_seq);
+    sqlite3_bind_int64(st, 5, c->record_count);
+    sqlite3_bind_int64(st, 6, c->raw_size);
+    sqlite3_bind_blob(st, 7, c->data, (int)c->len, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        sqlite3_reset(st);
+        return db_fail(s, PENLINK_ERR_IO, "store chunk");
+    }
+    sqlite3_reset(st);
+    *chunk = sqlite3_last_insert_rowid(s->db);
+    return PENLINK_OK;
+}
+
+static void bind_field(sqlite3_stmt *st, int col, const penlink_record *r, uint32_t bit)
+{
+    if (r->fields & bit)
+        sqlite3_bind_int64(st, col, (int64_t)penlink_record_field(r, bit));
+    else
+        sqlite3_bind_null(st, col);
+}
+
+/* Reads a record row back, as hostile input: returns 0 or -1 when it cannot be a record. */
+static int row_record(sqlite3_stmt *st, int c0, penlink_record *r)
+{
+    memset(r, 0, sizeof *r);
+    r->seq = (uint64_t)sqlite3_column_int64(st, c0);
+    r->time_ms = sqlite3_column_int64(st, c0 + 1);
+    int64_t kind = sqlite3_column_int64(st, c0 + 2), fields = sqlite3_column_int64(st, c0 + 3);
+    if (kind < 0 || kind > UINT32_MAX || fields < 0 || fields >= (1 << PENLINK_FIELD_COUNT))
+        return -1;
+    r->kind = (uint32_t)kind;
+    r->fields = (uint32_t)fields;
+    for (int b = 0; b < PENLINK_FIELD_COUNT; b++) {
+        uint32_t bit = 1u << b;
+        if (!(r->fields & bit))
+            continue;
+        if (sqlite3_column_type(st, c0 + 4 + b) != SQLITE_INTEGER)
+            return -1;
+        uint64_t v = (uint64_t)sqlite3_column_int64(st, c0 + 4 + b);
+        switch (bit) {
+        case PENLINK_F_DEPTH_UM: r->depth_um = (uint32_t)v; break;
+        case PENLINK_F_SPEED_SPS: r->speed_sps = (uint32_t)v; break;
+        case PENLINK_F_DURATION_MS: r->duration_ms = (uint32_t)v; break;
+        case PENLINK_F_CARTRIDGE_SERIAL: r->cartridge_serial = v; break;
+        case PENLINK_F_CARTRIDGE_USES: r->cartridge_uses = (uint32_t)v; break;
+        case PENLINK_F_LIFETIME_CARTRIDGES: r->lifetime_cartridges = (uint32_t)v; break;
+        case PENLINK_F_STROKES: r->strokes = v; break;
+        case PENLINK_F_FAULT_CODE: r->fault_code = (uint32_t)v; break;
+        case PENLINK_F_CONFIG_REVISION: r->config_revision = (uint32_t)v; break;
+        case PENLINK_F_CLOCK_DELTA_MS: r->clock_delta_ms = (int64_t)v; break;
+        case PENLINK_F_DROPPED: r->dropped = v; break;
+        }
+        if (bit != PENLINK_F_CARTRIDGE_SERIAL && bit != PENLINK_F_STROKES &&
+            bit != PENLINK_F_CLOCK_DELTA_MS && bit != PENLINK_F_DROPPED && v > UINT32_MAX)
+            return -1;
+    }
+    return 0;
+}
+
+#define RECORD_COLS                                                                                \
+    "seq, time_ms, kind, fields, depth_um, speed_sps, duration_ms, cartridge_serial, "             \
+    "cartridge_uses, lifetime_cartridges, strokes, fault_code, config_revision, "                  \
+    "clock_delta_ms, dropped"
+
+static int sq_record(archive_backend *b, int64_t device, int64_t chunk, const penlink_record *r,
+                     int *outcome)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = s->get_record;
+    sqlite3_bind_int64(st, 1, device);
+    sqlite3_bind_int64(st, 2, (int64_t)r->seq);
+    int x = sqlite3_step(st);
+    if (x == SQLITE_ROW) {
+        penlink_record old;
+        int bad = row_record(st, 0, &old);
+        sqlite3_reset(st);
+        if (bad)
+            return penlink_fail(b->ctx, PENLINK_ERR_INTEGRITY,
+                                "archive %s: the archived record %llu is damaged", s->path,
+                                (unsigned long long)r->seq);
+        int same = old.time_ms == r->time_ms && old.kind == r->kind && old.fields == r->fields;
+        for (int k = 0; same && k < PENLINK_FIELD_COUNT; k++)
+            if (r->fields & (1u << k))
+                same = penlink_record_field(&old, 1u << k) == penlink_record_field(r, 1u << k);
+        *outcome = same ? REC_SAME : REC_CONFLICT;
+        return PENLINK_OK;
+    }
+    sqlite3_reset(st);
+    if (x != SQLITE_DONE)
+        return db_fail(s, PENLINK_ERR_IO, "read record");
+    st = s->ins_record;
+    sqlite3_bind_int64(st, 1, device);
+    sqlite3_bind_int64(st, 2, (int64_t)r->seq);
+    sqlite3_bind_int64(st, 3, r->time_ms);
+    sqlite3_bind_int64(st, 4, r->kind);
+    sqlite3_bind_int64(st, 5, r->fields);
+    for (int k = 0; k < PENLINK_FIELD_COUNT; k++)
+        bind_field(st, 6 + k, r, 1u << k);
+    sqlite3_bind_int64(st, 17, chunk);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        sqlite3_reset(st);
+        return db_fail(s, PENLINK_ERR_IO, "store record");
+    }
+    sqlite3_reset(st);
+    *outcome = REC_NEW;
+    return PENLINK_OK;
+}
+
+static int sq_alarm(archive_backend *b, int64_t device, int64_t pull, const char *kind,
+                    uint64_t seq, uint64_t count, const char *detail, int64_t now)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st,
+                  "INSERT INTO alarms (device_id, pull_id, at_ms, kind, seq, count, detail) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, device);
+    sqlite3_bind_int64(st, 2, pull);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, (int64_t)seq);
+    sqlite3_bind_int64(st, 6, (int64_t)count);
+    sqlite3_bind_text(st, 7, detail, -1, SQLITE_TRANSIENT);
+    rc = step_done(s, st, "alarm");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void bind_filter(sqlite3_stmt *st, const penlink_archive_filter *f)
+{
+    if (f && f->serial)
+        sqlite3_bind_text(st, 1, f->serial, -1, SQLITE_STATIC);
+    if (f && f->has_since)
+        sqlite3_bind_int64(st, 2, f->since_ms);
+    if (f && f->has_until)
+        sqlite3_bind_int64(st, 3, f->until_ms);
+}
+
+static int sq_scan(archive_backend *b, const penlink_archive_filter *f,
+                   penlink_archive_record_cb cb, void *user)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st,
+                  "SELECT d.serial, " RECORD_COLS " FROM devices d JOIN records r ON r.device_id "
+                  "= d.id WHERE (?1 IS NULL OR d.serial = ?1) AND (?2 IS NULL OR r.time_ms >= "
+                  "?2) AND (?3 IS NULL OR r.time_ms < ?3) ORDER BY d.serial, r.seq");
+    if (rc)
+        return rc;
+    bind_filter(st, f);
+    int x;
+    while ((x = sqlite3_step(st)) == SQLITE_ROW) {
+        penlink_record r;
+        const char *serial = (const char *)sqlite3_column_text(st, 0);
+        if (!serial || row_record(st, 1, &r) != 0) {
+            rc = penlink_fail(b->ctx, PENLINK_ERR_INTEGRITY,
+                              "archive %s: a damaged record row (pen %s)", s->path,
+                              serial ? serial : "?");
+            break;
+        }
+        if (cb(user, serial, &r) != 0) {
+            rc = PENLINK_ERR_CANCELLED;
+            break;
+        }
+    }
+    if (rc == PENLINK_OK && x != SQLITE_DONE)
+        rc = db_fail(s, PENLINK_ERR_IO, "scan");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+static int sq_alarms(archive_backend *b, const penlink_archive_filter *f,
+                     int (*cb)(void *user, const penlink_alarm *a), void *user)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st,
+                  "SELECT d.serial, a.at_ms, a.seq, a.count, a.kind, a.detail FROM alarms a "
+                  "JOIN devices d ON d.id = a.device_id WHERE (?1 IS NULL OR d.serial = ?1) "
+                  "ORDER BY d.serial, a.seq, a.id");
+    if (rc)
+        return rc;
+    bind_filter(st, f);
+    int x;
+    while ((x = sqlite3_step(st)) == SQLITE_ROW) {
+        penlink_alarm a;
+        memset(&a, 0, sizeof a);
+        copy_col(a.serial, sizeof a.serial, st, 0);
+        a.at_ms = sqlite3_column_int64(st, 1);
+        a.seq = (uint64_t)sqlite3_column_int64(st, 2);
+        a.count = (uint64_t)sqlite3_column_int64(st, 3);
+        copy_col(a.kind, sizeof a.kind, st, 4);
+        copy_col(a.detail, sizeof a.detail, st, 5);
+        if (cb(user, &a) != 0) {
+            rc = PENLINK_ERR_CANCELLED;
+            break;
+        }
+    }
+    if (rc == PENLINK_OK && x != SQLITE_DONE)
+        rc = db_fail(s, PENLINK_ERR_IO, "alarms");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* A configuration as JSON text without a JSON library: only numbers and
+ * bounded, escaped strings. */
+static void config_text(const penlink_config *c, char *out, size_t cap)
+{
+    size_t n;
+    const penlink_config_key *k = penlink_config_keys(&n);
+    size_t used = (size_t)snprintf(out, cap, "{\"revision\":%u", c->revision);
+    for (size_t i = 0; i < n && used < cap; i++) {
+        if (!(c->present & k[i].bit))
+            continue;
+        if (k[i].is_text) {
+            used += (size_t)snprintf(out + used, cap - used, ",\"%s\":\"", k[i].name);
+            for (const char *p = penlink_config_get_text(c, k[i].bit); *p && used + 8 < cap; p++)
+                used += (size_t)snprintf(out + used, cap - used,
+                                         (*p == '"' || *p == '\\')    ? "\\%c"
+                                         : ((unsigned char)*p < 0x20) ? "\\u%04x"
+                                                                      : "%c",
+                                         *p);
+            if (used < cap)
+                used += (size_t)snprintf(out + used, cap - used, "\"");
+        } else {
+            used += (size_t)snprintf(out + used, cap - used, ",\"%s\":%u", k[i].name,
+                                     penlink_config_get_u32(c, k[i].bit));
+        }
+    }
+    if (used < cap)
+        snprintf(out + used, cap - used, "}");
+}
+
+static int sq_config_log(archive_backend *b, const char *serial, const char *source,
+                         const char *user, const char *host, const penlink_config *old_cfg,
+                         const penlink_config *new_cfg, int64_t now)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    char oldj[1024], newj[1024];
+    config_text(new_cfg, newj, sizeof newj);
+    if (old_cfg)
+        config_text(old_cfg, oldj, sizeof oldj);
+    int rc = prep(s, &st,
+                  "INSERT INTO config_history (device_id, at_ms, source, os_user, host, revision, "
+                  "old_json, new_json) SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM devices WHERE "
+                  "serial = ?1");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, user, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, host, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, new_cfg->revision);
+    if (old_cfg)
+        sqlite3_bind_text(st, 7, oldj, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 8, newj, -1, SQLITE_TRANSIENT);
+    rc = step_done(s, st, "config history");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Parses one number or string of our own config JSON text (bounded). */
+static void parse_config_text(const char *j, penlink_config *c)
+{
+    size_t n;
+    const penlink_config_key *k = penlink_config_keys(&n);
+    memset(c, 0, sizeof *c);
+    const char *p = strstr(j, "\"revision\":");
+    if (p)
+        c->revision = (uint32_t)strtoul(p + 11, NULL, 10);
+    for (size_t i = 0; i < n; i++) {
+        char key[48];
+        snprintf(key, sizeof key, "\"%s\":", k[i].name);
+        p = strstr(j, key);
+        if (!p)
+            continue;
+        p += strlen(key);
+        if (!k[i].is_text) {
+            penlink_config_set_u32(c, k[i].bit, (uint32_t)strtoul(p, NULL, 10));
+            continue;
+        }
+        char v[65];
+        size_t o = 0;
+        if (*p++ != '"')
+            continue;
+        while (*p && *p != '"' && o + 1 < sizeof v) {
+            if (*p == '\\' && p[1])
+                p++;
+            v[o++] = *p++;
+        }
+        v[o] = '\0';
+        penlink_config_set_text(c, k[i].bit, v);
+    }
+}
+
+static int sq_config_history(archive_backend *b, const char *serial,
+                             int (*cb)(void *user, const penlink_config_entry *e), void *user)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st,
+                  "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json FROM "
+                  "config_history h JOIN devices d ON d.id = h.device_id WHERE (?1 IS NULL OR "
+                  "d.serial = ?1) ORDER BY h.id");
+    if (rc)
+        return rc;
+    if (serial)
+        sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+    int x;
+    while ((x = sqlite3_step(st)) == SQLITE_ROW) {
+        penlink_config_entry e;
+        memset(&e, 0, sizeof e);
+        copy_col(e.serial, sizeof e.serial, st, 0);
+        e.at_ms = sqlite3_column_int64(st, 1);
+        copy_col(e.source, sizeof e.source, st, 2);
+        copy_col(e.user, sizeof e.user, st, 3);
+        copy_col(e.host, sizeof e.host, st, 4);
+        const unsigned char *j = sqlite3_column_text(st, 5);
+        parse_config_text(j ? (const char *)j : "", &e.config);
+        if (cb(user, &e) != 0) {
+            rc = PENLINK_ERR_CANCELLED;
+            break;
+        }
+    }
+    if (rc == PENLINK_OK && x != SQLITE_DONE)
+        rc = db_fail(s, PENLINK_ERR_IO, "config history");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_devices(archive_backend *b, int (*cb)(void *user, const penlink_archive_device *d),
+                      void *user)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st,
+                  "SELECT d.serial, d.model, d.first_seen_ms, d.last_seen_ms, (SELECT "
+                  "group_concat(firmware_version, ', ') FROM device_firmware f WHERE f.device_id "
+                  "= d.id), (SELECT count(*) FROM records r WHERE r.device_id = d.id), (SELECT "
+                  "max(seq) + 1 FROM records r WHERE r.device_id = d.id) FROM devices d ORDER BY "
+                  "d.serial");
+    if (rc)
+        return rc;
+    int x;
+    while ((x = sqlite3_step(st)) == SQLITE_ROW) {
+        penlink_archive_device d;
+        memset(&d, 0, sizeof d);
+        copy_col(d.serial, sizeof d.serial, st, 0);
+        copy_col(d.model, sizeof d.model, st, 1);
+        d.first_seen_ms = sqlite3_column_int64(st, 2);
+        d.last_seen_ms = sqlite3_column_int64(st, 3);
+        copy_col(d.firmware_versions, sizeof d.firmware_versions, st, 4);
+        d.records = (uint64_t)sqlite3_column_int64(st, 5);
+        d.next_seq = (uint64_t)sqlite3_column_int64(st, 6);
+        if (cb(user, &d) != 0) {
+            rc = PENLINK_ERR_CANCELLED;
+            break;
+        }
+    }
+    if (rc == PENLINK_OK && x != SQLITE_DONE)
+        rc = db_fail(s, PENLINK_ERR_IO, "devices");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static const archive_ops sqlite_ops = {
+    "sqlite",    sq_close,      sq_begin,      sq_commit,         sq_rollback, sq_device,
+    sq_next_seq, sq_pull_begin, sq_pull_end,   sq_chunk,          sq_record,   sq_alarm,
+    sq_scan,     sq_alarms,     sq_config_log, sq_config_history, sq_devices,
+};
+
+static int migrate(sqlite_backend *s)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st, "PRAGMA user_version");
+    if (rc)
+        return rc;
+    int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    if (version < 0)
+        return db_fail(s, PENLINK_ERR_IO, "schema version");
+    if (version > SCHEMA_VERSION)
+        return penlink_fail(s->base.ctx, PENLINK_ERR_UNSUPPORTED,
+                            "archive %s has schema version %d, newer than this penlink's %d: "
+                            "update penlink (the archive was left untouched)",
+                            s->path, version, SCHEMA_VERSION);
+    if (version == SCHEMA_VERSION)
+        return PENLINK_OK;
+    if ((rc = exec(s, "BEGIN IMMEDIATE", "migrate")) != PENLINK_OK)
+        return rc;
+    for (int v = version; v < SCHEMA_VERSION; v++) {
+        char pragma[40];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+        rc = exec(s, migrations[v], "migrate");
+        if (rc == PENLINK_OK)
+            rc = exec(s, pragma, "migrate");
+        if (rc != PENLINK_OK) {
+            exec(s, "ROLLBACK", "rollback");
+            return rc;
+        }
+    }
+    return exec(s, "COMMIT", "migrate");
+}
+
+int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **out)
+{
+    sqlite_backend *s = calloc(1, sizeof *s);
+    if (!s)
+        return PENLINK_ERR_NO_MEM;
+    s->base.ops = &sqlite_ops;
+    s->base.ctx = ctx;
+    snprintf(s->path, sizeof s->path, "%s", path);
+    int rc = PENLINK_OK;
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        rc = db_fail(s, PENLINK_ERR_IO, "open");
+        goto fail;
+    }
+    sqlite3_busy_timeout(s->db, 10000); /* a second penlink on the same archive waits */
+    sqlite3_extended_result_codes(s->db, 0);
+    /* WAL, synced commits, enforced references; then a quick structural check */
+    if ((rc = exec(s, "PRAGMA journal_mode = WAL", "open")) != PENLINK_OK ||
+        (rc = exec(s, "PRAGMA synchronous = FULL", "open")) != PENLINK_OK ||
+        (rc = exec(s, "PRAGMA foreign_keys = ON", "open")) != PENLINK_OK)
+        goto fail;
+    sqlite3_stmt *st = NULL;
+    if ((rc = prep(s, &st, "PRAGMA quick_check")) != PENLINK_OK)
+        goto fail;
+    int x = sqlite3_step(st);
+    const unsigned char *ok = x == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    int healthy = ok && strcmp((const char *)ok, "ok") == 0;
+    char first[200] = "";
+    if (!healthy && ok)
+        snprintf(first, sizeof first, "%s", ok);
+    sqlite3_finalize(st);
+    if (!healthy) {
+        if (x != SQLITE_ROW) {
+            rc = db_fail(s, PENLINK_ERR_INTEGRITY, "check");
+        } else {
+            rc = penlink_fail(ctx, PENLINK_ERR_INTEGRITY,
+                              "archive %s is damaged (%s). Nothing was changed. Keep the file; "
+                              "recover what is readable with 'sqlite3 %s .recover | sqlite3 "
+                              "new.db', or restore a backup; the pens still hold every record "
+                              "not yet acknowledged",
+                              path, first, path);
+        }
+        goto fail;
+    }
+    if ((rc = migrate(s)) != PENLINK_OK)
+        goto fail;
+    if ((rc = prep(s, &s->ins_record,
+                   "INSERT INTO records (device_id, " RECORD_COLS ", chunk_id) VALUES (?1, ?2, "
+                   "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)")) ||
+        (rc = prep(s, &s->get_record,
+                   "SELECT " RECORD_COLS " FROM records WHERE device_id = ?1 AND seq = ?2")) ||
+        (rc = prep(s, &s->ins_chunk,
+                   "INSERT INTO chunks (device_id, pull_id, received_ms, first_seq, "
+                   "record_count, raw_size, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")) ||
+        (rc = prep(s, &s->find_chunk,
+                   "SELECT id FROM chunks WHERE device_id = ?1 AND first_seq = ?2 AND "
+                   "record_count = ?3 AND data = ?4")))
+        goto fail;
+    *out = &s->base;
+    return PENLINK_OK;
+fail:
+    sq_close(&s->base);
+    return rc;
+}
