@@ -112,6 +112,20 @@ static int exec(sqlite_backend *s, const char *sql, const char *what)
     return PENLINK_OK;
 }
 
+/* exec() for the statements of opening that SQLite may answer with BUSY
+ * without waiting (switching a new file to WAL while another penlink does). */
+static int exec_patient(sqlite_backend *s, const char *sql, const char *what)
+{
+    for (int i = 0; i < 200; i++) {
+        if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK)
+            return PENLINK_OK;
+        if (sqlite3_errcode(s->db) != SQLITE_BUSY && sqlite3_errcode(s->db) != SQLITE_LOCKED)
+            break;
+        sqlite3_sleep(50);
+    }
+    return db_fail(s, PENLINK_ERR_IO, what);
+}
+
 static int prep(sqlite_backend *s, sqlite3_stmt **st, const char *sql)
 {
     if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
@@ -665,37 +679,44 @@ static const archive_ops sqlite_ops = {
     sq_scan,     sq_alarms,     sq_config_log, sq_config_history, sq_devices,
 };
 
-static int migrate(sqlite_backend *s)
+static int schema_version(sqlite_backend *s, int *version)
 {
     sqlite3_stmt *st = NULL;
     int rc = prep(s, &st, "PRAGMA user_version");
     if (rc)
         return rc;
-    int version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    *version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
     sqlite3_finalize(st);
-    if (version < 0)
-        return db_fail(s, PENLINK_ERR_IO, "schema version");
-    if (version > SCHEMA_VERSION)
+    return *version < 0 ? db_fail(s, PENLINK_ERR_IO, "schema version") : PENLINK_OK;
+}
+
+static int migrate(sqlite_backend *s)
+{
+    int version;
+    int rc = schema_version(s, &version);
+    if (rc == PENLINK_OK && version < SCHEMA_VERSION) {
+        /* read it again under the write lock: another penlink may have just migrated */
+        rc = exec_patient(s, "BEGIN IMMEDIATE", "migrate");
+        if (rc == PENLINK_OK)
+            rc = schema_version(s, &version);
+        for (int v = version; rc == PENLINK_OK && v < SCHEMA_VERSION; v++) {
+            char pragma[40];
+            snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+            rc = exec(s, migrations[v], "migrate");
+            if (rc == PENLINK_OK)
+                rc = exec(s, pragma, "migrate");
+        }
+        if (rc == PENLINK_OK)
+            return exec(s, "COMMIT", "migrate");
+        exec(s, "ROLLBACK", "rollback");
+        return rc;
+    }
+    if (rc == PENLINK_OK && version > SCHEMA_VERSION)
         return penlink_fail(s->base.ctx, PENLINK_ERR_UNSUPPORTED,
                             "archive %s has schema version %d, newer than this penlink's %d: "
                             "update penlink (the archive was left untouched)",
                             s->path, version, SCHEMA_VERSION);
-    if (version == SCHEMA_VERSION)
-        return PENLINK_OK;
-    if ((rc = exec(s, "BEGIN IMMEDIATE", "migrate")) != PENLINK_OK)
-        return rc;
-    for (int v = version; v < SCHEMA_VERSION; v++) {
-        char pragma[40];
-        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
-        rc = exec(s, migrations[v], "migrate");
-        if (rc == PENLINK_OK)
-            rc = exec(s, pragma, "migrate");
-        if (rc != PENLINK_OK) {
-            exec(s, "ROLLBACK", "rollback");
-            return rc;
-        }
-    }
-    return exec(s, "COMMIT", "migrate");
+    return rc;
 }
 
 int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **out)
@@ -715,7 +736,7 @@ int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **ou
     sqlite3_busy_timeout(s->db, 10000); /* a second penlink on the same archive waits */
     sqlite3_extended_result_codes(s->db, 0);
     /* WAL, synced commits, enforced references; then a quick structural check */
-    if ((rc = exec(s, "PRAGMA journal_mode = WAL", "open")) != PENLINK_OK ||
+    if ((rc = exec_patient(s, "PRAGMA journal_mode = WAL", "open")) != PENLINK_OK ||
         (rc = exec(s, "PRAGMA synchronous = FULL", "open")) != PENLINK_OK ||
         (rc = exec(s, "PRAGMA foreign_keys = ON", "open")) != PENLINK_OK)
         goto fail;

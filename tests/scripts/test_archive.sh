@@ -1,0 +1,166 @@
+#!/bin/sh
+# The lossless pull into the archive under faults: penlink killed (SIGKILL)
+# at random points of hundreds of pulls, the pen unplugged at every frame of
+# a pull, two pens pulled at once with another penlink on the same archive,
+# and a damaged archive file. After each, the archive must equal the
+# simulator's ground truth: nothing missing, nothing twice, and the pen must
+# hold only unacknowledged records.
+# Usage: test_archive.sh PENLINK PENLINK_SIM [KILL_RUNS]
+set -u
+PL="${PENLINK_WRAP:-} $1"
+SIM=$2
+KILLS=${3:-200}
+tmp=$(mktemp -d)
+pass=0
+fail=0
+pids=""
+cleanup() {
+    for p in $pids; do kill "$p" 2> /dev/null; done
+    wait 2> /dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+start_sim() { # name args...
+    name=$1
+    shift
+    rm -f "$tmp/$name.sock"
+    $SIM --state "$tmp/$name" --listen "$tmp/$name.sock" "$@" > "$tmp/$name.log" 2>&1 &
+    eval "pid_$name=$!"
+    pids="$pids $!"
+    i=0
+    while [ ! -S "$tmp/$name.sock" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
+    [ -S "$tmp/$name.sock" ] || { echo "penlink-sim did not start"; cat "$tmp/$name.log"; exit 1; }
+}
+stop_sim() {
+    eval "p=\$pid_$1"
+    kill "$p" 2> /dev/null
+    wait "$p" 2> /dev/null
+}
+# archive == ground truth for one pen; and the pen acknowledged everything
+same() { # archive serial truth-file
+    python3 - "$@" << 'PY'
+import json, sqlite3, sys
+db, serial, truth = sys.argv[1:4]
+con = sqlite3.connect(db)
+cols = ["depth_um", "speed_sps", "duration_ms", "cartridge_serial", "cartridge_uses",
+        "lifetime_cartridges", "strokes", "fault_code", "config_revision", "clock_delta_ms",
+        "dropped"]
+rows = con.execute("SELECT r.seq, r.time_ms, " + ", ".join(cols) + " FROM records r JOIN devices d"
+                   " ON d.id = r.device_id WHERE d.serial = ? ORDER BY r.seq", (serial,)).fetchall()
+want = [json.loads(l) for l in open(truth)]
+assert len(rows) == len(want), f"{len(rows)} archived, {len(want)} logged"
+for row, w in zip(rows, want):
+    assert row[0] == w["seq"] and row[1] == w["time_ms"], (row, w)
+    for c, v in zip(cols, row[2:]):
+        if c in w:
+            x = w[c]
+            if c == "cartridge_serial" and v is not None and v < 0:
+                v += 1 << 64
+            assert v == x, (c, v, x, w)
+        else:
+            assert v is None, (c, v, w)
+PY
+}
+acked_all() { # sock
+    $PL --device "sim:$1" --json info | python3 -c '
+import json, sys
+i = json.load(sys.stdin)
+assert i["log_acked_seq"] == i["log_next_seq"], i'
+}
+
+# 1. SIGKILL at random points, hundreds of times, while the pen keeps logging
+A=$tmp/kill.db
+start_sim k --serial PEN-KILL --seed 21 --simulate-days 4
+rounds=$((KILLS / 10))
+seedr=1
+for r in $(seq 1 $rounds); do
+    if [ "$r" -gt 1 ]; then
+        stop_sim k
+        start_sim k --simulate-days 1
+    fi
+    for k in $(seq 1 10); do
+        $PL --device "sim:$tmp/k.sock" --archive "$A" --quiet pull > /dev/null 2>&1 &
+        p=$!
+        seedr=$(( (seedr * 1103515245 + 12345) % 2147483648 ))
+        sleep "0.0$(( seedr % 60 + 1 ))"
+        kill -9 $p 2> /dev/null
+        wait $p 2> /dev/null
+    done
+done
+$PL --device "sim:$tmp/k.sock" --archive "$A" --quiet pull > "$tmp/out" 2>&1 &&
+    ok "a pull after $KILLS kills succeeds" || { bad "pull after kills"; cat "$tmp/out"; }
+same "$A" PEN-KILL "$tmp/k/ground-truth.jsonl" && ok "archive = ground truth after $KILLS SIGKILLs" ||
+    bad "archive differs after kills"
+acked_all "$tmp/k.sock" && ok "the pen holds nothing unacknowledged" || bad "pen acks"
+pulls=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from pulls").fetchone()[0])' "$A")
+[ "$pulls" -gt 1 ] && ok "pulls recorded ($pulls, some cut short)" || bad "pulls recorded"
+stop_sim k
+
+# 2. the pen unplugged after every frame of a pull, one run per frame
+$SIM --state "$tmp/tmpl" --serial PEN-UNPLUG --seed 22 --simulate-days 3 > /dev/null 2>&1
+frames=0
+n=1
+while :; do
+    rm -rf "$tmp/u" "$tmp/u.db"
+    cp -r "$tmp/tmpl" "$tmp/u"
+    start_sim u --unplug-after-frames "$n"
+    $PL --device "sim:$tmp/u.sock" --archive "$tmp/u.db" --quiet pull > "$tmp/out" 2>&1
+    first=$?
+    $PL --device "sim:$tmp/u.sock" --archive "$tmp/u.db" --quiet pull > "$tmp/out2" 2>&1
+    second=$?
+    if [ $second -ne 0 ] || ! same "$tmp/u.db" PEN-UNPLUG "$tmp/u/ground-truth.jsonl" ||
+        ! acked_all "$tmp/u.sock"; then
+        bad "unplug after frame $n (first pull exit $first)"
+        cat "$tmp/out" "$tmp/out2"
+    fi
+    stop_sim u
+    frames=$n
+    [ $first -eq 0 ] && break # the unplug came after the whole pull: every frame covered
+    [ $first -eq 3 ] || { bad "unplug after frame $n: exit $first, want 3"; cat "$tmp/out"; }
+    n=$((n + 1))
+    [ $n -gt 200 ] && { bad "unplug loop did not end"; break; }
+done
+ok "unplugged at each of the $frames frames of a pull: archive = ground truth each time"
+
+# 3. two pens at once into one archive, and another penlink on it meanwhile
+B=$tmp/two.db
+start_sim p1 --serial PEN-ONE --seed 31 --simulate-days 30
+start_sim p2 --serial PEN-TWO --seed 32 --simulate-days 30
+$PL --device "sim:$tmp/p1.sock" --archive "$B" --quiet pull > "$tmp/o1" 2>&1 &
+a=$!
+$PL --device "sim:$tmp/p2.sock" --archive "$B" --quiet pull > "$tmp/o2" 2>&1 &
+b=$!
+$PL --device "sim:$tmp/p1.sock" --archive "$B" --quiet pull > "$tmp/o3" 2>&1 &
+c=$!
+wait $a && wait $b && wait $c && ok "two pens and a second process on one archive" ||
+    { bad "concurrent pulls"; cat "$tmp/o1" "$tmp/o2" "$tmp/o3"; }
+same "$B" PEN-ONE "$tmp/p1/ground-truth.jsonl" && same "$B" PEN-TWO "$tmp/p2/ground-truth.jsonl" &&
+    ok "both pens archived exactly" || bad "concurrent archive content"
+
+# 4. a damaged archive: a clear error with a way out, and nothing acknowledged
+cp "$B" "$tmp/damaged.db"
+size=$(wc -c < "$tmp/damaged.db")
+dd if=/dev/urandom of="$tmp/damaged.db" bs=4096 seek=$((size / 4096 / 2)) count=3 conv=notrunc \
+    2> /dev/null
+stop_sim p1
+start_sim p1 --simulate-days 2
+before=$($PL --device "sim:$tmp/p1.sock" --json info | python3 -c 'import json,sys; print(json.load(sys.stdin)["log_acked_seq"])')
+$PL --device "sim:$tmp/p1.sock" --archive "$tmp/damaged.db" pull > "$tmp/out" 2> "$tmp/err"
+rc=$?
+[ $rc -eq 6 ] && ok "damaged archive: integrity exit 6" || { bad "damaged archive: exit $rc"; cat "$tmp/err"; }
+grep -q "is damaged" "$tmp/err" && grep -q "recover" "$tmp/err" && ok "the error says how to recover" ||
+    bad "damage message"
+after=$($PL --device "sim:$tmp/p1.sock" --json info | python3 -c 'import json,sys; print(json.load(sys.stdin)["log_acked_seq"])')
+[ "$before" = "$after" ] && ok "nothing acknowledged into a damaged archive" || bad "acked into damage"
+printf 'this is not a database, it is a note' > "$tmp/note.db"
+$PL --device "sim:$tmp/p1.sock" --archive "$tmp/note.db" pull > "$tmp/out" 2> "$tmp/err"
+rc=$?
+[ $rc -eq 6 ] && ok "not an archive: exit 6" || { bad "not an archive: exit $rc"; cat "$tmp/err"; }
+$PL --device "sim:$tmp/p1.sock" --archive "$B" --quiet pull > /dev/null 2>&1 &&
+    same "$B" PEN-ONE "$tmp/p1/ground-truth.jsonl" && ok "the intact archive goes on" ||
+    bad "the intact archive"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
