@@ -520,6 +520,134 @@ PENLINK_API int penlink_archive_devices(penlink_archive *ar,
                                         int (*cb)(void *user, const penlink_archive_device *d),
                                         void *user);
 
+
+/* ---- the audit -------------------------------------------------------- */
+
+/**
+ * The audit reads the archive alone (no pen needed) in one pass over
+ * penlink_archive_scan(), plus the alarms and the configuration history, so
+ * it works on any archive backend. Its memory grows with the number of
+ * distinct cartridges, not with the number of records.
+ *
+ * The filter's serial selects the pens; its time window (pen time) selects
+ * what is reported: treatments that start in it, usage of those treatments,
+ * and findings whose record lies in it (a reuse: when any of its treatments
+ * does). Every record of the selected pens is still read, so a cartridge
+ * used before the window and again inside it is a reuse, and the
+ * configuration in force is known at the window's start.
+ */
+
+/** One treatment: from a treatment_start to its treatment_end. */
+typedef struct penlink_treatment {
+    const char *serial;          /**< the pen (valid during the callback) */
+    uint64_t start_seq, end_seq; /**< end_seq: the record that ended it */
+    int64_t start_ms, end_ms;    /**< pen time */
+    uint64_t duration_ms;        /**< the pen's own figure when it logged the end */
+    int ended;                   /**< 0: no treatment_end (power off, new start, log end) */
+    uint32_t depth_min_um, depth_max_um;
+    uint32_t depth_mean_um; /**< time-weighted: each depth for as long as it was in force */
+    uint32_t speed_min_sps, speed_max_sps;
+    uint64_t strokes;            /**< from the treatment_end record (0 without one) */
+    uint64_t cartridge_serial;   /**< the cartridge the treatment_start names */
+    int has_cartridge;           /**< an accepted cartridge was in the pen */
+    uint32_t cartridge_uses;     /**< the pen's use count of that cartridge (1 = fresh) */
+    uint32_t config_revision;    /**< configuration in force at the start, 0 if unknown */
+} penlink_treatment;
+
+/** What a finding is about. Append-only. */
+typedef enum penlink_finding_kind {
+    PENLINK_FIND_REUSE = 1,            /**< a cartridge served more than one treatment */
+    PENLINK_FIND_NO_CARTRIDGE = 2,     /**< a treatment started without an accepted cartridge */
+    PENLINK_FIND_OUT_OF_LIMITS = 3,    /**< depth or duration outside the configuration */
+    PENLINK_FIND_LIMITS_UNKNOWN = 4,   /**< treatments under a revision whose values are unknown */
+    PENLINK_FIND_REFUSED = 5,          /**< the pen refused a used cartridge (it did its job) */
+    PENLINK_FIND_GAP = 6,              /**< records the pen no longer had at a pull (alarm) */
+    PENLINK_FIND_CONFLICT = 7,         /**< a record re-received with other content (alarm) */
+    PENLINK_FIND_MISSING = 8,          /**< seqs missing inside the archive, no alarm for them */
+    PENLINK_FIND_OVERFLOW = 9,         /**< a log_overflow record: the pen dropped records */
+    PENLINK_FIND_CLOCK_BACKWARDS = 10, /**< time went back with no clock_set to explain it */
+    PENLINK_FIND_CLOCK_JUMP = 11       /**< a clock_set moved the clock by more than an hour */
+} penlink_finding_kind;
+
+/** "reuse", "no_cartridge", ..., or NULL for a kind this version does not know. */
+PENLINK_API const char *penlink_finding_kind_name(uint32_t kind);
+
+/** One treatment or record cited by a finding. */
+typedef struct penlink_evidence {
+    const char *serial; /**< the pen */
+    uint64_t seq;       /**< the treatment_start (or the record) */
+    int64_t time_ms;    /**< its pen time */
+} penlink_evidence;
+
+/** A finding of the cartridge or integrity report. */
+typedef struct penlink_finding {
+    uint32_t kind;              /**< #penlink_finding_kind */
+    const char *report;         /**< "cartridges" or "integrity" */
+    int compliance;             /**< 1: a compliance failure (reuse, no cartridge, out of
+                                     limits, gap, conflict, missing, overflow) */
+    const char *serial;         /**< the pen (a reuse: the pen of the first treatment) */
+    uint64_t seq;               /**< the record concerned (first seq of a gap) */
+    int64_t time_ms;            /**< its pen time */
+    uint64_t count;             /**< records missing or dropped; treatments of a reuse or of
+                                     an unknown revision */
+    uint64_t cartridge_serial;  /**< REUSE, REFUSED, NO_CARTRIDGE, OUT_OF_LIMITS */
+    uint32_t cartridge_uses;    /**< the pen's highest use count of that cartridge */
+    uint32_t config_revision;   /**< OUT_OF_LIMITS, LIMITS_UNKNOWN */
+    int64_t value;              /**< CLOCK_*: ms; OUT_OF_LIMITS: the offending depth (µm) or
+                                     duration (ms) */
+    const penlink_evidence *evidence; /**< REUSE: every treatment, in pen and seq order */
+    size_t n_evidence;
+    char detail[320];           /**< one sentence for people */
+} penlink_finding;
+
+/** How usage rows are grouped. */
+typedef enum penlink_period {
+    PENLINK_PERIOD_DAY = 0,   /**< UTC days, "2026-01-31" */
+    PENLINK_PERIOD_WEEK = 1,  /**< ISO weeks, "2026-W05" */
+    PENLINK_PERIOD_MONTH = 2  /**< UTC months, "2026-01" */
+} penlink_period;
+
+/** Usage of one pen in one period (treatments counted where they start). */
+typedef struct penlink_usage {
+    const char *serial;
+    char period[16];          /**< label, see #penlink_period */
+    int64_t period_start_ms;  /**< UTC */
+    uint64_t treatments;
+    uint64_t treatment_ms;    /**< their summed durations */
+    uint64_t cartridges;      /**< cartridges the pen accepted */
+} penlink_usage;
+
+/** Totals of an audit run. */
+typedef struct penlink_audit_summary {
+    uint64_t records, pens, treatments, cartridges; /**< cartridges: distinct serials used */
+    uint64_t reuses, refusals, no_cartridge, out_of_limits, limits_unknown;
+    uint64_t integrity;  /**< integrity findings (all kinds) */
+    uint64_t compliance; /**< findings with compliance = 1 */
+} penlink_audit_summary;
+
+/**
+ * Callbacks of an audit; any may be NULL. Pointers passed in are valid only
+ * during the call. A non-zero return stops the audit (#PENLINK_ERR_CANCELLED).
+ * Treatments come in pen and seq order; findings as they are found (reuses
+ * last, once every pen was read); usage rows after each pen.
+ */
+typedef struct penlink_audit_cb {
+    int (*on_treatment)(void *user, const penlink_treatment *t);
+    int (*on_finding)(void *user, const penlink_finding *f);
+    int (*on_usage)(void *user, const penlink_usage *u);
+    void *user;
+    penlink_period usage_by; /**< grouping of the usage rows */
+} penlink_audit_cb;
+
+/**
+ * Audits the archive. @p f (may be NULL: everything) selects the pens and
+ * the reporting window. @p sum (may be NULL) gets the totals.
+ * @return #PENLINK_OK, #PENLINK_ERR_NO_MEM, #PENLINK_ERR_CANCELLED, or what
+ *         the archive returned (detail in penlink_ctx_errmsg()).
+ */
+PENLINK_API int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
+                                  const penlink_audit_cb *cb, penlink_audit_summary *sum);
+
 #ifdef __cplusplus
 }
 #endif
