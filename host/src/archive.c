@@ -117,8 +117,9 @@ typedef struct pull_state {
     const penlink_pull_cb *user;
     penlink_archive_pull_result *res;
     int64_t device, pull, chunk;
-    int chunks_open; /* chunks in the open transaction */
-    int st;          /* first storage error */
+    int chunks_open;        /* chunks in the open transaction */
+    int st;                 /* first storage error */
+    uint64_t archived_next; /* seqs from here on cannot be in the archive yet */
     uint64_t conflict_seq;
 } pull_state;
 
@@ -145,7 +146,7 @@ static int on_record(void *u, const penlink_record *r)
     pull_state *ps = u;
     archive_backend *b = ps->ar->b;
     int outcome = REC_NEW;
-    ps->st = b->ops->record(b, ps->device, ps->chunk, r, &outcome);
+    ps->st = b->ops->record(b, ps->device, ps->chunk, r, r->seq >= ps->archived_next, &outcome);
     if (ps->st != PENLINK_OK)
         return -1;
     if (outcome == REC_NEW)
@@ -217,6 +218,7 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     if (rc == PENLINK_OK)
         rc = b->ops->next_seq(b, ps.device, &next, &have);
     uint64_t from = have ? next : info.log_first_seq;
+    ps.archived_next = have ? next : 0;
     if (rc == PENLINK_OK)
         rc = b->ops->pull_begin(b, ps.device, from, now_ms(), &ps.pull);
     if (rc == PENLINK_OK) {

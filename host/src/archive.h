@@ -30,17 +30,19 @@ typedef struct archive_ops {
     /* Stores a chunk as received (an identical one again is not stored twice). */
     int (*chunk)(archive_backend *b, int64_t device, int64_t pull, const penlink_chunk *c,
                  int64_t now, int64_t *chunk);
-    /* Stores a record; *outcome REC_NEW, REC_SAME or REC_CONFLICT (then kept as is). */
+    /* Stores a record; *outcome REC_NEW, REC_SAME or REC_CONFLICT (then kept as is).
+     * @p fresh: the caller knows the seq is above everything archived, so the
+     * lookup for an earlier copy can be skipped. */
     int (*record)(archive_backend *b, int64_t device, int64_t chunk, const penlink_record *r,
-                  int *outcome);
-    int (*alarm)(archive_backend *b, int64_t device, int64_t pull, const char *kind,
-                 uint64_t seq, uint64_t count, const char *detail, int64_t now);
-    int (*scan)(archive_backend *b, const penlink_archive_filter *f,
-                penlink_archive_record_cb cb, void *user);
+                  int fresh, int *outcome);
+    int (*alarm)(archive_backend *b, int64_t device, int64_t pull, const char *kind, uint64_t seq,
+                 uint64_t count, const char *detail, int64_t now);
+    int (*scan)(archive_backend *b, const penlink_archive_filter *f, penlink_archive_record_cb cb,
+                void *user);
     int (*alarms)(archive_backend *b, const penlink_archive_filter *f,
                   int (*cb)(void *user, const penlink_alarm *a), void *user);
-    int (*config_log)(archive_backend *b, const char *serial, const char *source,
-                      const char *user, const char *host, const penlink_config *old_cfg,
+    int (*config_log)(archive_backend *b, const char *serial, const char *source, const char *user,
+                      const char *host, const penlink_config *old_cfg,
                       const penlink_config *new_cfg, int64_t now);
     int (*config_history)(archive_backend *b, const char *serial,
                           int (*cb)(void *user, const penlink_config_entry *e), void *user);

@@ -363,13 +363,13 @@ static int row_record(sqlite3_stmt *st, int c0, penlink_record *r)
     "clock_delta_ms, dropped"
 
 static int sq_record(archive_backend *b, int64_t device, int64_t chunk, const penlink_record *r,
-                     int *outcome)
+                     int fresh, int *outcome)
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = s->get_record;
     sqlite3_bind_int64(st, 1, device);
     sqlite3_bind_int64(st, 2, (int64_t)r->seq);
-    int x = sqlite3_step(st);
+    int x = fresh ? SQLITE_DONE : sqlite3_step(st);
     if (x == SQLITE_ROW) {
         penlink_record old;
         int bad = row_record(st, 0, &old);
