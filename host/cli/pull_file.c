@@ -44,7 +44,7 @@ static int scan_file(struct cli *c, const char *path, int fd, unsigned long long
     static unsigned char buf[1 << 16];
     ssize_t n;
     int fst = PENLINK_OK;
-    while ((n = read(fd, buf, sizeof buf)) > 0 && fst == PENLINK_OK)
+    for (n = read(fd, buf, sizeof buf); n > 0 && fst == PENLINK_OK; n = read(fd, buf, sizeof buf))
         fst = penlink_decoder_feed(dec, buf, (size_t)n);
     if (n < 0) {
         penlink_decoder_free(dec);
