@@ -728,7 +728,8 @@ static pen_status write_chunk(pen_log *l, const pl_chunk_info *info, uint64_t ov
     l->ring_end = info->first_seq + info->record_count;
     l->stats.chunks++;
     l->stats.chunk_bytes += align8(need);
-    l->stats.records_per_kb = (uint32_t)((uint64_t)info->record_count * 1024u / info->data_size);
+    /* 32-bit: a chunk holds at most PL_CHUNK_MAX_RECORDS records, so no 64-bit division */
+    l->stats.records_per_kb = (uint32_t)info->record_count * 1024u / info->data_size;
     return PEN_OK;
 }
 

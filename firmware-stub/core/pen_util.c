@@ -44,15 +44,27 @@ void pen_msg_str(pen_msg *m, const char *s)
         m->buf[m->len] = '\0';
 }
 
+/* Decimal digits with 32-bit division only (a Cortex-M4 does 64-bit division
+ * in a library routine): the number is divided by 10 as four 16-bit limbs. */
 void pen_msg_u64(pen_msg *m, uint64_t v)
 {
+    uint32_t limb[4] = { (uint32_t)(v >> 48) & 0xFFFFu, (uint32_t)(v >> 32) & 0xFFFFu,
+                         (uint32_t)(v >> 16) & 0xFFFFu, (uint32_t)v & 0xFFFFu };
     char tmp[21];
     int i = 20;
     tmp[i] = '\0';
     do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+        uint32_t r = 0, any = 0;
+        for (int k = 0; k < 4; k++) {
+            uint32_t cur = (r << 16) | limb[k]; /* < 10 * 2^16 */
+            limb[k] = cur / 10u;
+            r = cur % 10u;
+            any |= limb[k];
+        }
+        tmp[--i] = (char)('0' + r);
+        if (!any)
+            break;
+    } while (i > 0);
     pen_msg_str(m, tmp + i);
 }
 
