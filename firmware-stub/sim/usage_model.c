@@ -72,6 +72,8 @@ static const uint32_t zone_depth[] = { 500, 500, 1000, 1500, 1250, 500, 1000, 75
 static uint32_t clamp_depth(const usage_model *m, int64_t d)
 {
     int64_t lo = m->p.depth_min_um, hi = m->p.depth_max_um, st = m->p.depth_step_um;
+    if (d < 200)
+        d = 200; /* practitioners never treat shallower than 0.2 mm */
     if (d < lo)
         d = lo;
     if (d > hi)
