@@ -27,7 +27,7 @@ struct cli {
     const char *prog;
     const char *device;  /* --device URI, else PENLINK_DEVICE, else "usb" */
     const char *archive; /* --archive PATH, else $XDG_DATA_HOME/penlink/archive.db */
-    penlink_ctx *ctx;   /* cancelled by SIGINT / SIGTERM */
+    penlink_ctx *ctx;    /* cancelled by SIGINT / SIGTERM */
 };
 
 /* Prints one error line (text or JSON per --json) and returns @p code. */
@@ -73,5 +73,15 @@ int cmd_pull(struct cli *c, int argc, char **argv);
 int cmd_config(struct cli *c, int argc, char **argv);
 int cmd_clock(struct cli *c, int argc, char **argv);
 int cmd_watch(struct cli *c, int argc, char **argv);
+int cmd_audit(struct cli *c, int argc, char **argv);
+int cmd_export(struct cli *c, int argc, char **argv);
+
+/* Shared by audit and export (cmd_audit.c): --since / --until DATE, the pen
+ * filter (--pen, else --device usb:SERIAL), a treatment as CSV or JSON. */
+int cli_window_option(struct cli *c, penlink_archive_filter *f, int until, const char *arg);
+int cli_pen_filter(struct cli *c, penlink_archive_filter *f, const char *pen);
+extern const char cli_treatment_csv_header[];
+void cli_treatment_csv(FILE *out, const penlink_treatment *t);
+void *cli_treatment_json(const penlink_treatment *t); /* a json_t * */
 
 #endif

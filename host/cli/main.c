@@ -32,6 +32,9 @@ static const char usage[] =
     "  config import FILE      show the changes a JSON file makes, then apply them\n"
     "  clock sync              set the pen's clock to this computer's, show the drift\n"
     "  watch                   pull every pen that is plugged in, until interrupted\n"
+    "  audit [--report R]      cartridge reuse, limits, integrity and usage from\n"
+    "                          the archive; exit status 1 on a compliance finding\n"
+    "  export records|treatments  the archive as CSV or JSON lines\n"
     "\n"
     "Global options:\n"
     "  -d, --device URI  usb (the only pen plugged in), usb:SERIAL, or sim:PATH\n"
@@ -73,8 +76,9 @@ static const struct {
     const char *name;
     int (*run)(struct cli *, int, char **);
 } commands[] = {
-    { "decode", cmd_decode }, { "list", cmd_list },   { "info", cmd_info },   { "pull", cmd_pull },
-    { "config", cmd_config }, { "clock", cmd_clock }, { "watch", cmd_watch },
+    { "decode", cmd_decode }, { "list", cmd_list },     { "info", cmd_info },
+    { "pull", cmd_pull },     { "config", cmd_config }, { "clock", cmd_clock },
+    { "watch", cmd_watch },   { "audit", cmd_audit },   { "export", cmd_export },
 };
 
 /*

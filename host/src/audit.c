@@ -1,0 +1,996 @@
+/*
+ * The audit: treatments, cartridges, integrity and usage, computed from the
+ * archive alone in one pass over penlink_archive_scan() (records ordered by
+ * pen, then seq) plus the alarms and the configuration history, all through
+ * the public archive API, so any backend works.
+ *
+ * Memory: a hash table with one small entry per distinct cartridge serial
+ * (a reuse can only be told once every pen was read), the alarms and the
+ * configuration history (small), and per pen the usage buckets and the
+ * treatments whose limits cannot be decided yet (those before the pen's
+ * first CONFIG_CHANGED, see resolve_first_revision()). Nothing grows with
+ * the number of records.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define DAY_MS 86400000ll
+#define CLOCK_JUMP_MS 3600000ll /* a clock_set step above this is reported */
+
+/* ---- cartridges: serial -> first treatment, count ------------------- */
+
+typedef struct use {
+    uint32_t pen;
+    uint32_t next; /* index + 1 of the next use, 0 = none */
+    uint64_t seq;
+    int64_t ms;
+} use;
+
+typedef struct cart {
+    uint64_t serial;
+    uint64_t first_seq;
+    int64_t first_ms;
+    uint32_t first_pen;
+    uint32_t count;    /* treatments */
+    uint32_t max_uses; /* the pen's highest use count */
+    uint32_t extra;    /* index + 1 into uses[] of the second use, 0 = none */
+    uint32_t last;     /* index + 1 of the last extra use */
+    uint8_t in_window;
+    uint8_t used;
+} cart;
+
+/* ---- configuration limits ------------------------------------------- */
+
+enum { LIM_PENDING = 0, LIM_KNOWN = 1, LIM_UNKNOWN = 2 };
+
+typedef struct limits {
+    int state;
+    uint32_t rev;
+    uint32_t dmin, dmax, max_s;
+} limits;
+
+typedef struct hist {
+    char serial[33];
+    uint32_t rev;
+    int complete; /* depth_min, depth_max and max_treatment_s known */
+    uint32_t dmin, dmax, max_s;
+} hist;
+
+/* ---- one treatment being followed ------------------------------------ */
+
+typedef struct treat {
+    penlink_treatment t;
+    int open, in_window;
+    uint32_t cur_depth;
+    int64_t seg_ms;
+    double depth_ms; /* sum of depth x time */
+    int64_t weight_ms;
+    limits start_lim;
+    /* limits: a violation found, or parts waiting for the revision */
+    int viol_depth, viol_dur;
+    uint32_t viol_depth_um, viol_rev, viol_lo, viol_hi, viol_max_s;
+    int pend, pend_dur;
+    uint32_t pend_min, pend_max;
+    int unchecked;
+    uint32_t unchecked_rev;
+} treat;
+
+typedef struct bucket {
+    int64_t start;
+    uint64_t treatments, ms, cartridges;
+} bucket;
+
+typedef struct unknown_rev {
+    uint32_t rev;
+    uint64_t count;
+    uint64_t first_seq;
+    int64_t first_ms;
+} unknown_rev;
+
+typedef struct audit {
+    penlink_archive *ar;
+    const penlink_archive_filter *f;
+    const penlink_audit_cb *cb;
+    penlink_audit_summary sum;
+    int rc;
+
+    char **pens;
+    size_t n_pens, cap_pens;
+
+    cart *carts;
+    size_t cap_carts, n_carts;
+    use *uses;
+    size_t n_uses, cap_uses;
+
+    penlink_alarm *alarms;
+    size_t n_alarms, cap_alarms, next_alarm;
+    hist *hist;
+    size_t n_hist, cap_hist;
+
+    /* the pen being read */
+    int have_pen;
+    uint32_t pen;
+    size_t alarm_hi;
+    penlink_record prev;
+    int have_prev;
+    int cart_in;
+    uint64_t cart_serial;
+    uint32_t cart_uses;
+    limits lim;
+    treat tr;
+    treat *pending;
+    size_t n_pending, cap_pending;
+    bucket *buckets;
+    size_t n_buckets, cap_buckets;
+    unknown_rev *unknown;
+    size_t n_unknown, cap_unknown;
+} audit;
+
+static const char *const finding_names[] = {
+    NULL,  "reuse",    "no_cartridge", "out_of_limits", "limits_unknown",  "refused",
+    "gap", "conflict", "missing",      "overflow",      "clock_backwards", "clock_jump",
+};
+
+const char *penlink_finding_kind_name(uint32_t kind)
+{
+    return kind < sizeof finding_names / sizeof finding_names[0] ? finding_names[kind] : NULL;
+}
+
+/* Grows *@p p (an array of @p size-byte items) to hold at least @p need. */
+static int grow(void *pp, size_t *cap, size_t need, size_t size)
+{
+    void **p = pp;
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap * 2 : 16;
+    while (n < need)
+        n *= 2;
+    void *q = realloc(*p, n * size);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+static int in_window(const audit *a, int64_t ms)
+{
+    const penlink_archive_filter *f = a->f;
+    if (!f)
+        return 1;
+    if (f->has_since && ms < f->since_ms)
+        return 0;
+    if (f->has_until && ms >= f->until_ms)
+        return 0;
+    return 1;
+}
+
+static void stop(audit *a, int rc)
+{
+    if (a->rc == PENLINK_OK)
+        a->rc = rc;
+}
+
+static void finding_init(audit *a, penlink_finding *fi, uint32_t kind, const char *report,
+                         int compliance)
+{
+    memset(fi, 0, sizeof *fi);
+    fi->kind = kind;
+    fi->report = report;
+    fi->compliance = compliance;
+    fi->serial = a->have_pen ? a->pens[a->pen] : "";
+}
+
+static void emit(audit *a, const penlink_finding *fi)
+{
+    if (fi->compliance)
+        a->sum.compliance++;
+    if (strcmp(fi->report, "integrity") == 0)
+        a->sum.integrity++;
+    switch (fi->kind) {
+    case PENLINK_FIND_REUSE: a->sum.reuses++; break;
+    case PENLINK_FIND_REFUSED: a->sum.refusals++; break;
+    case PENLINK_FIND_NO_CARTRIDGE: a->sum.no_cartridge++; break;
+    case PENLINK_FIND_OUT_OF_LIMITS: a->sum.out_of_limits++; break;
+    case PENLINK_FIND_LIMITS_UNKNOWN: a->sum.limits_unknown++; break;
+    default: break;
+    }
+    if (a->cb && a->cb->on_finding && a->cb->on_finding(a->cb->user, fi) != 0)
+        stop(a, PENLINK_ERR_CANCELLED);
+}
+
+/* ---- cartridges ------------------------------------------------------ */
+
+static uint64_t mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int cart_rehash(audit *a)
+{
+    size_t cap = a->cap_carts ? a->cap_carts * 2 : 1024;
+    cart *n = calloc(cap, sizeof *n);
+    if (!n)
+        return -1;
+    for (size_t i = 0; i < a->cap_carts; i++) {
+        if (!a->carts[i].used)
+            continue;
+        size_t j = mix(a->carts[i].serial) & (cap - 1);
+        while (n[j].used)
+            j = (j + 1) & (cap - 1);
+        n[j] = a->carts[i];
+    }
+    free(a->carts);
+    a->carts = n;
+    a->cap_carts = cap;
+    return 0;
+}
+
+/* Notes that a treatment used cartridge @p serial. */
+static int cart_add(audit *a, uint64_t serial, uint64_t seq, int64_t ms, uint32_t uses, int win)
+{
+    if ((a->n_carts + 1) * 2 > a->cap_carts && cart_rehash(a) != 0)
+        return -1;
+    size_t j = mix(serial) & (a->cap_carts - 1);
+    while (a->carts[j].used && a->carts[j].serial != serial)
+        j = (j + 1) & (a->cap_carts - 1);
+    cart *c = &a->carts[j];
+    if (!c->used) {
+        memset(c, 0, sizeof *c);
+        c->used = 1;
+        c->serial = serial;
+        c->first_pen = a->pen;
+        c->first_seq = seq;
+        c->first_ms = ms;
+        c->count = 1;
+        c->max_uses = uses;
+        c->in_window = (uint8_t)win;
+        a->n_carts++;
+        return 0;
+    }
+    if (grow(&a->uses, &a->cap_uses, a->n_uses + 1, sizeof *a->uses) != 0)
+        return -1;
+    use *u = &a->uses[a->n_uses++];
+    u->pen = a->pen;
+    u->seq = seq;
+    u->ms = ms;
+    u->next = 0;
+    if (c->last)
+        a->uses[c->last - 1].next = (uint32_t)a->n_uses;
+    else
+        c->extra = (uint32_t)a->n_uses;
+    c->last = (uint32_t)a->n_uses;
+    c->count++;
+    if (uses > c->max_uses)
+        c->max_uses = uses;
+    c->in_window |= (uint8_t)win;
+    return 0;
+}
+
+static int cmp_cart(const void *x, const void *y)
+{
+    const cart *p = *(const cart *const *)x, *q = *(const cart *const *)y;
+    if (p->first_pen != q->first_pen)
+        return p->first_pen < q->first_pen ? -1 : 1;
+    return p->first_seq < q->first_seq ? -1 : p->first_seq > q->first_seq;
+}
+
+/* Reuses can only be told once every pen was read. */
+static void report_reuses(audit *a)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < a->cap_carts; i++) {
+        const cart *c = &a->carts[i];
+        if (c->used && c->in_window)
+            a->sum.cartridges++;
+        if (c->used && c->in_window && (c->count > 1 || c->max_uses > 1))
+            n++;
+    }
+    if (n == 0)
+        return;
+    const cart **list = malloc(n * sizeof *list);
+    if (!list) {
+        stop(a, PENLINK_ERR_NO_MEM);
+        return;
+    }
+    n = 0;
+    for (size_t i = 0; i < a->cap_carts; i++) {
+        const cart *c = &a->carts[i];
+        if (c->used && c->in_window && (c->count > 1 || c->max_uses > 1))
+            list[n++] = c;
+    }
+    qsort(list, n, sizeof *list, cmp_cart);
+    for (size_t i = 0; i < n && a->rc == PENLINK_OK; i++) {
+        const cart *c = list[i];
+        penlink_evidence *ev = malloc(c->count * sizeof *ev);
+        if (!ev) {
+            stop(a, PENLINK_ERR_NO_MEM);
+            break;
+        }
+        ev[0].serial = a->pens[c->first_pen];
+        ev[0].seq = c->first_seq;
+        ev[0].time_ms = c->first_ms;
+        size_t k = 1;
+        int other_pen = 0;
+        for (uint32_t u = c->extra; u && k < c->count; u = a->uses[u - 1].next, k++) {
+            ev[k].serial = a->pens[a->uses[u - 1].pen];
+            ev[k].seq = a->uses[u - 1].seq;
+            ev[k].time_ms = a->uses[u - 1].ms;
+            other_pen |= a->uses[u - 1].pen != c->first_pen;
+        }
+        penlink_finding fi;
+        finding_init(a, &fi, PENLINK_FIND_REUSE, "cartridges", 1);
+        fi.serial = a->pens[c->first_pen];
+        fi.seq = c->first_seq;
+        fi.time_ms = c->first_ms;
+        fi.count = c->count;
+        fi.cartridge_serial = c->serial;
+        fi.cartridge_uses = c->max_uses;
+        fi.evidence = ev;
+        fi.n_evidence = k;
+        if (c->count > 1)
+            snprintf(fi.detail, sizeof fi.detail,
+                     "cartridge %llu served %u treatments%s; the pen counted %u uses",
+                     (unsigned long long)c->serial, c->count, other_pen ? " on different pens" : "",
+                     c->max_uses);
+        else
+            snprintf(fi.detail, sizeof fi.detail,
+                     "cartridge %llu: the pen counted %u uses; the earlier ones are not in this "
+                     "archive",
+                     (unsigned long long)c->serial, c->max_uses);
+        emit(a, &fi);
+        free(ev);
+    }
+    free(list);
+}
+
+/* ---- configuration --------------------------------------------------- */
+
+static int on_hist(void *u, const penlink_config_entry *e)
+{
+    audit *a = u;
+    if (grow(&a->hist, &a->cap_hist, a->n_hist + 1, sizeof *a->hist) != 0) {
+        stop(a, PENLINK_ERR_NO_MEM);
+        return 1;
+    }
+    hist *h = &a->hist[a->n_hist++];
+    memset(h, 0, sizeof *h);
+    snprintf(h->serial, sizeof h->serial, "%s", e->serial);
+    h->rev = e->config.revision;
+    const uint32_t need =
+        PENLINK_CFG_DEPTH_MIN_UM | PENLINK_CFG_DEPTH_MAX_UM | PENLINK_CFG_MAX_TREATMENT_S;
+    h->complete = (e->config.present & need) == need;
+    h->dmin = e->config.depth_min_um;
+    h->dmax = e->config.depth_max_um;
+    h->max_s = e->config.max_treatment_s;
+    return 0;
+}
+
+/* The values of revision @p rev of the current pen (unknown if not in the history). */
+static limits lookup(const audit *a, uint32_t rev)
+{
+    limits l = { LIM_UNKNOWN, rev, 0, 0, 0 };
+    const char *pen = a->pens[a->pen];
+    for (size_t i = 0; i < a->n_hist; i++) {
+        const hist *h = &a->hist[i];
+        if (h->rev == rev && h->complete && strcmp(h->serial, pen) == 0) {
+            l.state = LIM_KNOWN;
+            l.dmin = h->dmin;
+            l.dmax = h->dmax;
+            l.max_s = h->max_s;
+            break;
+        }
+    }
+    return l;
+}
+
+static void check_depth(treat *t, const limits *l, uint32_t depth)
+{
+    if (l->state == LIM_PENDING) {
+        if (!t->pend || depth < t->pend_min)
+            t->pend_min = depth;
+        if (!t->pend || depth > t->pend_max)
+            t->pend_max = depth;
+        t->pend = 1;
+    } else if (l->state == LIM_UNKNOWN) {
+        if (!t->unchecked)
+            t->unchecked_rev = l->rev;
+        t->unchecked = 1;
+    } else if ((depth < l->dmin || depth > l->dmax) && !t->viol_depth) {
+        t->viol_depth = 1;
+        t->viol_depth_um = depth;
+        t->viol_rev = l->rev;
+        t->viol_lo = l->dmin;
+        t->viol_hi = l->dmax;
+    }
+}
+
+static void check_duration(treat *t, const limits *l)
+{
+    if (l->state == LIM_PENDING) {
+        t->pend_dur = 1;
+    } else if (l->state == LIM_UNKNOWN) {
+        if (!t->unchecked)
+            t->unchecked_rev = l->rev;
+        t->unchecked = 1;
+    } else if (t->t.duration_ms > (uint64_t)l->max_s * 1000u) {
+        t->viol_dur = 1;
+        t->viol_max_s = l->max_s;
+        if (!t->viol_depth)
+            t->viol_rev = l->rev;
+    }
+}
+
+/* Decides what waited for the first revision, now known to be @p l. */
+static void resolve(treat *t, const limits *l)
+{
+    if (t->pend) {
+        t->pend = 0;
+        check_depth(t, l, t->pend_min);
+        check_depth(t, l, t->pend_max);
+    }
+    if (t->pend_dur) {
+        t->pend_dur = 0;
+        check_duration(t, l);
+    }
+    if (t->t.config_revision == 0 && l->state != LIM_PENDING)
+        t->t.config_revision = l->rev;
+}
+
+static void count_unknown(audit *a, const treat *t)
+{
+    for (size_t i = 0; i < a->n_unknown; i++)
+        if (a->unknown[i].rev == t->unchecked_rev) {
+            a->unknown[i].count++;
+            return;
+        }
+    if (grow(&a->unknown, &a->cap_unknown, a->n_unknown + 1, sizeof *a->unknown) != 0) {
+        stop(a, PENLINK_ERR_NO_MEM);
+        return;
+    }
+    unknown_rev *u = &a->unknown[a->n_unknown++];
+    u->rev = t->unchecked_rev;
+    u->count = 1;
+    u->first_seq = t->t.start_seq;
+    u->first_ms = t->t.start_ms;
+}
+
+/* The limit findings of a treatment whose limits are all decided. */
+static void limit_findings(audit *a, const treat *t)
+{
+    if (!t->in_window)
+        return;
+    if (t->unchecked)
+        count_unknown(a, t);
+    if (!t->viol_depth && !t->viol_dur)
+        return;
+    penlink_finding fi;
+    finding_init(a, &fi, PENLINK_FIND_OUT_OF_LIMITS, "cartridges", 1);
+    fi.seq = t->t.start_seq;
+    fi.time_ms = t->t.start_ms;
+    fi.cartridge_serial = t->t.cartridge_serial;
+    fi.cartridge_uses = t->t.cartridge_uses;
+    fi.config_revision = t->viol_rev;
+    int n = 0;
+    if (t->viol_depth) {
+        fi.value = t->viol_depth_um;
+        n = snprintf(fi.detail, sizeof fi.detail,
+                     "depth %u um outside depth_min_um..depth_max_um %u..%u of revision %u",
+                     t->viol_depth_um, t->viol_lo, t->viol_hi, t->viol_rev);
+    }
+    if (t->viol_dur) {
+        if (!t->viol_depth)
+            fi.value = (int64_t)t->t.duration_ms;
+        snprintf(fi.detail + n, sizeof fi.detail - (size_t)n,
+                 "%sduration %llu s above max_treatment_s %u", n ? "; " : "",
+                 (unsigned long long)(t->t.duration_ms / 1000), t->viol_max_s);
+    }
+    emit(a, &fi);
+}
+
+/* A finished treatment whose limits are decided: its row, then its findings. */
+static void report_treatment(audit *a, const treat *t)
+{
+    if (!t->in_window)
+        return;
+    if (a->cb && a->cb->on_treatment && a->cb->on_treatment(a->cb->user, &t->t) != 0) {
+        stop(a, PENLINK_ERR_CANCELLED);
+        return;
+    }
+    limit_findings(a, t);
+}
+
+/*
+ * The revision in force before the pen's first CONFIG_CHANGED record: the
+ * pen raises the revision by one per change, so it is the first changed
+ * revision minus one; with no change in the archive it is the revision read
+ * at the pen's first pull (nothing changed since, or a record would say so).
+ */
+static void resolve_first_revision(audit *a, int have_rev, uint32_t rev)
+{
+    if (a->lim.state != LIM_PENDING)
+        return;
+    limits l = { LIM_UNKNOWN, 0, 0, 0, 0 };
+    if (have_rev && rev > 1) {
+        l = lookup(a, rev - 1);
+    } else if (!have_rev) {
+        for (size_t i = 0; i < a->n_hist; i++)
+            if (strcmp(a->hist[i].serial, a->pens[a->pen]) == 0) {
+                l = lookup(a, a->hist[i].rev);
+                break;
+            }
+    }
+    a->lim = l;
+    if (a->tr.open)
+        resolve(&a->tr, &l);
+    for (size_t i = 0; i < a->n_pending && a->rc == PENLINK_OK; i++) {
+        resolve(&a->pending[i], &l);
+        report_treatment(a, &a->pending[i]);
+    }
+    a->n_pending = 0;
+}
+
+/* ---- usage ----------------------------------------------------------- */
+
+static int64_t floor_div(int64_t x, int64_t d)
+{
+    return x / d - (x % d < 0);
+}
+
+/* Days since the epoch of a civil date (proleptic Gregorian). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = floor_div(y, 400);
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int64_t period_start(penlink_period by, int64_t ms)
+{
+    int64_t day = floor_div(ms, DAY_MS);
+    if (by == PENLINK_PERIOD_WEEK) {
+        int64_t wd = ((day + 3) % 7 + 7) % 7; /* 1970-01-01 was a Thursday; 0 = Monday */
+        return (day - wd) * DAY_MS;
+    }
+    if (by == PENLINK_PERIOD_MONTH) {
+        time_t s = (time_t)(day * 86400);
+        struct tm tm;
+        if (gmtime_r(&s, &tm))
+            return days_from_civil(tm.tm_year + 1900LL, tm.tm_mon + 1, 1) * DAY_MS;
+    }
+    return day * DAY_MS;
+}
+
+static void period_label(penlink_period by, int64_t start, char *buf, size_t cap)
+{
+    time_t s = (time_t)(start / 1000);
+    struct tm tm;
+    if (!gmtime_r(&s, &tm)) {
+        snprintf(buf, cap, "%lld", (long long)start);
+        return;
+    }
+    strftime(buf, cap,
+             by == PENLINK_PERIOD_WEEK    ? "%G-W%V"
+             : by == PENLINK_PERIOD_MONTH ? "%Y-%m"
+                                          : "%Y-%m-%d",
+             &tm);
+}
+
+static bucket *bucket_at(audit *a, int64_t ms)
+{
+    penlink_period by = a->cb ? a->cb->usage_by : PENLINK_PERIOD_DAY;
+    int64_t start = period_start(by, ms);
+    size_t lo = 0, hi = a->n_buckets;
+    if (hi && a->buckets[hi - 1].start == start)
+        return &a->buckets[hi - 1];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (a->buckets[mid].start < start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < a->n_buckets && a->buckets[lo].start == start)
+        return &a->buckets[lo];
+    if (grow(&a->buckets, &a->cap_buckets, a->n_buckets + 1, sizeof *a->buckets) != 0) {
+        stop(a, PENLINK_ERR_NO_MEM);
+        return NULL;
+    }
+    memmove(&a->buckets[lo + 1], &a->buckets[lo], (a->n_buckets - lo) * sizeof *a->buckets);
+    a->n_buckets++;
+    memset(&a->buckets[lo], 0, sizeof a->buckets[lo]);
+    a->buckets[lo].start = start;
+    return &a->buckets[lo];
+}
+
+/* ---- treatments ------------------------------------------------------ */
+
+static void finish_treatment(audit *a, const penlink_record *r, int ended)
+{
+    treat *t = &a->tr;
+    if (!t->open)
+        return;
+    t->open = 0;
+    int64_t end = r->time_ms;
+    if (end > t->seg_ms) {
+        t->depth_ms += (double)t->cur_depth * (double)(end - t->seg_ms);
+        t->weight_ms += end - t->seg_ms;
+    }
+    t->t.end_seq = r->seq;
+    t->t.end_ms = end;
+    t->t.ended = ended;
+    if (ended && (r->fields & PENLINK_F_DURATION_MS))
+        t->t.duration_ms = r->duration_ms;
+    else
+        t->t.duration_ms = end > t->t.start_ms ? (uint64_t)(end - t->t.start_ms) : 0;
+    if (ended)
+        t->t.strokes = r->strokes;
+    t->t.depth_mean_um =
+        t->weight_ms > 0 ? (uint32_t)(t->depth_ms / (double)t->weight_ms + 0.5) : t->t.depth_min_um;
+    check_duration(t, &t->start_lim);
+    if (t->in_window) {
+        a->sum.treatments++;
+        bucket *b = bucket_at(a, t->t.start_ms);
+        if (b) {
+            b->treatments++;
+            b->ms += t->t.duration_ms;
+        }
+    }
+    if (t->pend || t->pend_dur) {
+        /* reported once the revision in force is known */
+        if (grow(&a->pending, &a->cap_pending, a->n_pending + 1, sizeof *a->pending) != 0) {
+            stop(a, PENLINK_ERR_NO_MEM);
+            return;
+        }
+        a->pending[a->n_pending++] = *t;
+    } else {
+        report_treatment(a, t);
+    }
+}
+
+static void start_treatment(audit *a, const penlink_record *r)
+{
+    treat *t = &a->tr;
+    memset(t, 0, sizeof *t);
+    t->open = 1;
+    t->in_window = in_window(a, r->time_ms);
+    t->t.serial = a->pens[a->pen];
+    t->t.start_seq = r->seq;
+    t->t.start_ms = r->time_ms;
+    t->t.depth_min_um = t->t.depth_max_um = t->cur_depth = r->depth_um;
+    t->t.speed_min_sps = t->t.speed_max_sps = r->speed_sps;
+    t->seg_ms = r->time_ms;
+    t->start_lim = a->lim;
+    t->t.config_revision = a->lim.state == LIM_PENDING ? 0 : a->lim.rev;
+    int named = (r->fields & PENLINK_F_CARTRIDGE_SERIAL) != 0;
+    uint64_t serial = named ? r->cartridge_serial : a->cart_serial;
+    t->t.cartridge_serial = a->cart_in || named ? serial : 0;
+    t->t.has_cartridge = a->cart_in && serial == a->cart_serial;
+    t->t.cartridge_uses = t->t.has_cartridge ? a->cart_uses : 0;
+    check_depth(t, &a->lim, r->depth_um);
+    if (!t->t.has_cartridge && t->in_window) {
+        penlink_finding fi;
+        finding_init(a, &fi, PENLINK_FIND_NO_CARTRIDGE, "cartridges", 1);
+        fi.seq = r->seq;
+        fi.time_ms = r->time_ms;
+        fi.cartridge_serial = t->t.cartridge_serial;
+        if (!a->cart_in)
+            snprintf(fi.detail, sizeof fi.detail,
+                     "treatment started with no accepted cartridge in the pen");
+        else
+            snprintf(fi.detail, sizeof fi.detail,
+                     "treatment names cartridge %llu but the pen accepted cartridge %llu",
+                     (unsigned long long)serial, (unsigned long long)a->cart_serial);
+        emit(a, &fi);
+    }
+    if ((a->cart_in || named) &&
+        cart_add(a, serial, r->seq, r->time_ms, t->t.cartridge_uses, t->in_window) != 0)
+        stop(a, PENLINK_ERR_NO_MEM);
+}
+
+/* ---- integrity ------------------------------------------------------- */
+
+static void emit_alarm(audit *a, const penlink_alarm *al, int have_time, int64_t ms)
+{
+    if (have_time && !in_window(a, ms))
+        return;
+    int gap = strcmp(al->kind, "gap") == 0;
+    penlink_finding fi;
+    finding_init(a, &fi, gap ? PENLINK_FIND_GAP : PENLINK_FIND_CONFLICT, "integrity", 1);
+    fi.serial = al->serial;
+    fi.seq = al->seq;
+    fi.time_ms = have_time ? ms : 0;
+    fi.count = al->count;
+    fi.value = al->at_ms;
+    snprintf(fi.detail, sizeof fi.detail, "%s", al->detail);
+    emit(a, &fi);
+}
+
+static int alarm_covers(const audit *a, uint64_t first, uint64_t last)
+{
+    for (size_t i = 0; i < a->alarm_hi; i++) {
+        const penlink_alarm *al = &a->alarms[i];
+        if (strcmp(al->kind, "gap") == 0 && strcmp(al->serial, a->pens[a->pen]) == 0 &&
+            al->seq <= first && al->seq + al->count > last)
+            return 1;
+    }
+    return 0;
+}
+
+static void integrity(audit *a, const penlink_record *r)
+{
+    const penlink_record *p = &a->prev;
+    penlink_finding fi;
+    if (a->have_prev && r->seq > p->seq + 1 && !alarm_covers(a, p->seq + 1, r->seq - 1) &&
+        in_window(a, r->time_ms)) {
+        finding_init(a, &fi, PENLINK_FIND_MISSING, "integrity", 1);
+        fi.seq = p->seq + 1;
+        fi.time_ms = r->time_ms;
+        fi.count = r->seq - p->seq - 1;
+        snprintf(fi.detail, sizeof fi.detail,
+                 "records %llu..%llu are not in the archive and no pull recorded a gap for them",
+                 (unsigned long long)(p->seq + 1), (unsigned long long)(r->seq - 1));
+        emit(a, &fi);
+    }
+    if (a->have_prev && r->time_ms < p->time_ms &&
+        !(r->kind == PENLINK_REC_CLOCK_SET && r->clock_delta_ms < 0) &&
+        !(p->kind == PENLINK_REC_CLOCK_SET && p->clock_delta_ms < 0) && in_window(a, r->time_ms)) {
+        finding_init(a, &fi, PENLINK_FIND_CLOCK_BACKWARDS, "integrity", 0);
+        fi.seq = r->seq;
+        fi.time_ms = r->time_ms;
+        fi.value = p->time_ms - r->time_ms;
+        snprintf(fi.detail, sizeof fi.detail,
+                 "the pen's time went back %lld ms from record %llu to record %llu with no "
+                 "clock_set to explain it",
+                 (long long)fi.value, (unsigned long long)p->seq, (unsigned long long)r->seq);
+        emit(a, &fi);
+    }
+    if (!in_window(a, r->time_ms))
+        return;
+    if (r->kind == PENLINK_REC_LOG_OVERFLOW) {
+        finding_init(a, &fi, PENLINK_FIND_OVERFLOW, "integrity", 1);
+        fi.seq = r->seq;
+        fi.time_ms = r->time_ms;
+        fi.count = r->dropped;
+        snprintf(fi.detail, sizeof fi.detail,
+                 "the pen's log was full and dropped %llu records before they were pulled",
+                 (unsigned long long)r->dropped);
+        emit(a, &fi);
+    } else if (r->kind == PENLINK_REC_CLOCK_SET &&
+               (r->clock_delta_ms > CLOCK_JUMP_MS || r->clock_delta_ms < -CLOCK_JUMP_MS)) {
+        finding_init(a, &fi, PENLINK_FIND_CLOCK_JUMP, "integrity", 0);
+        fi.seq = r->seq;
+        fi.time_ms = r->time_ms;
+        fi.value = r->clock_delta_ms;
+        snprintf(fi.detail, sizeof fi.detail, "the clock was set %s by %lld s (over an hour)",
+                 r->clock_delta_ms > 0 ? "forward" : "back",
+                 (long long)(r->clock_delta_ms > 0 ? r->clock_delta_ms : -r->clock_delta_ms) /
+                     1000);
+        emit(a, &fi);
+    }
+}
+
+/* ---- pens ------------------------------------------------------------ */
+
+static void end_pen(audit *a)
+{
+    if (!a->have_pen)
+        return;
+    if (a->tr.open)
+        finish_treatment(a, &a->prev, 0);
+    resolve_first_revision(a, 0, 0);
+    for (size_t i = 0; i < a->n_unknown && a->rc == PENLINK_OK; i++) {
+        penlink_finding fi;
+        finding_init(a, &fi, PENLINK_FIND_LIMITS_UNKNOWN, "cartridges", 0);
+        fi.seq = a->unknown[i].first_seq;
+        fi.time_ms = a->unknown[i].first_ms;
+        fi.count = a->unknown[i].count;
+        fi.config_revision = a->unknown[i].rev;
+        snprintf(fi.detail, sizeof fi.detail,
+                 "%llu treatments ran under configuration revision %u, whose values are not in "
+                 "the archive: their limits were not checked",
+                 (unsigned long long)fi.count, fi.config_revision);
+        emit(a, &fi);
+    }
+    for (; a->next_alarm < a->alarm_hi && a->rc == PENLINK_OK; a->next_alarm++)
+        emit_alarm(a, &a->alarms[a->next_alarm], a->have_prev, a->prev.time_ms);
+    penlink_period by = a->cb ? a->cb->usage_by : PENLINK_PERIOD_DAY;
+    for (size_t i = 0; i < a->n_buckets && a->rc == PENLINK_OK; i++) {
+        penlink_usage u;
+        memset(&u, 0, sizeof u);
+        u.serial = a->pens[a->pen];
+        u.period_start_ms = a->buckets[i].start;
+        period_label(by, u.period_start_ms, u.period, sizeof u.period);
+        u.treatments = a->buckets[i].treatments;
+        u.treatment_ms = a->buckets[i].ms;
+        u.cartridges = a->buckets[i].cartridges;
+        if (a->cb && a->cb->on_usage && a->cb->on_usage(a->cb->user, &u) != 0)
+            stop(a, PENLINK_ERR_CANCELLED);
+    }
+    a->have_pen = 0;
+}
+
+/* Alarms of pens that sort before @p serial (NULL: all) and had no records. */
+static void alarms_before(audit *a, const char *serial)
+{
+    while (a->next_alarm < a->n_alarms && a->rc == PENLINK_OK &&
+           (!serial || strcmp(a->alarms[a->next_alarm].serial, serial) < 0))
+        emit_alarm(a, &a->alarms[a->next_alarm++], 0, 0);
+}
+
+static int begin_pen(audit *a, const char *serial)
+{
+    end_pen(a);
+    if (grow(&a->pens, &a->cap_pens, a->n_pens + 1, sizeof *a->pens) != 0)
+        return -1;
+    char *s = malloc(strlen(serial) + 1);
+    if (!s)
+        return -1;
+    strcpy(s, serial);
+    a->pens[a->n_pens] = s;
+    a->pen = (uint32_t)a->n_pens++;
+    a->have_pen = 1;
+    a->have_prev = 0;
+    a->cart_in = 0;
+    a->cart_serial = 0;
+    a->cart_uses = 0;
+    memset(&a->lim, 0, sizeof a->lim);
+    a->lim.state = LIM_PENDING;
+    memset(&a->tr, 0, sizeof a->tr);
+    a->n_pending = a->n_buckets = a->n_unknown = 0;
+    a->sum.pens++;
+    alarms_before(a, serial);
+    a->alarm_hi = a->next_alarm;
+    while (a->alarm_hi < a->n_alarms && strcmp(a->alarms[a->alarm_hi].serial, serial) == 0)
+        a->alarm_hi++;
+    return 0;
+}
+
+static int on_record(void *u, const char *serial, const penlink_record *r)
+{
+    audit *a = u;
+    if (!a->have_pen || strcmp(serial, a->pens[a->pen]) != 0) {
+        if (begin_pen(a, serial) != 0)
+            stop(a, PENLINK_ERR_NO_MEM);
+        if (a->rc != PENLINK_OK)
+            return 1;
+    }
+    a->sum.records++;
+    /* an alarm is placed in time at the first record at or after its seq */
+    while (a->next_alarm < a->alarm_hi && a->alarms[a->next_alarm].seq <= r->seq)
+        emit_alarm(a, &a->alarms[a->next_alarm++], 1, r->time_ms);
+    integrity(a, r);
+    treat *t = &a->tr;
+    switch (r->kind) {
+    case PENLINK_REC_TREATMENT_START:
+        finish_treatment(a, r, 0);
+        start_treatment(a, r);
+        break;
+    case PENLINK_REC_TREATMENT_END: finish_treatment(a, r, 1); break;
+    case PENLINK_REC_POWER_ON:
+    case PENLINK_REC_POWER_OFF: finish_treatment(a, r, 0); break;
+    case PENLINK_REC_DEPTH_CHANGED:
+        if (t->open) {
+            if (r->time_ms > t->seg_ms) {
+                t->depth_ms += (double)t->cur_depth * (double)(r->time_ms - t->seg_ms);
+                t->weight_ms += r->time_ms - t->seg_ms;
+                t->seg_ms = r->time_ms;
+            }
+            t->cur_depth = r->depth_um;
+            if (r->depth_um < t->t.depth_min_um)
+                t->t.depth_min_um = r->depth_um;
+            if (r->depth_um > t->t.depth_max_um)
+                t->t.depth_max_um = r->depth_um;
+            check_depth(t, &a->lim, r->depth_um);
+        }
+        break;
+    case PENLINK_REC_SPEED_CHANGED:
+        if (t->open) {
+            if (r->speed_sps < t->t.speed_min_sps)
+                t->t.speed_min_sps = r->speed_sps;
+            if (r->speed_sps > t->t.speed_max_sps)
+                t->t.speed_max_sps = r->speed_sps;
+        }
+        break;
+    case PENLINK_REC_CARTRIDGE_INSERTED:
+        a->cart_in = 1;
+        a->cart_serial = r->cartridge_serial;
+        a->cart_uses = r->cartridge_uses;
+        if (in_window(a, r->time_ms)) {
+            bucket *b = bucket_at(a, r->time_ms);
+            if (b)
+                b->cartridges++;
+        }
+        break;
+    case PENLINK_REC_CARTRIDGE_REMOVED: a->cart_in = 0; break;
+    case PENLINK_REC_CARTRIDGE_REFUSED:
+        if (in_window(a, r->time_ms)) {
+            penlink_finding fi;
+            finding_init(a, &fi, PENLINK_FIND_REFUSED, "cartridges", 0);
+            fi.seq = r->seq;
+            fi.time_ms = r->time_ms;
+            fi.cartridge_serial = r->cartridge_serial;
+            fi.cartridge_uses = r->cartridge_uses;
+            snprintf(fi.detail, sizeof fi.detail,
+                     "the pen refused cartridge %llu, already used (this would have been use "
+                     "%u)",
+                     (unsigned long long)r->cartridge_serial, r->cartridge_uses);
+            emit(a, &fi);
+        }
+        break;
+    case PENLINK_REC_CONFIG_CHANGED:
+        resolve_first_revision(a, 1, r->config_revision);
+        a->lim = lookup(a, r->config_revision);
+        if (t->open)
+            check_depth(t, &a->lim, t->cur_depth); /* the depth now runs under the new limits */
+        break;
+    default: break;
+    }
+    a->prev = *r;
+    a->have_prev = 1;
+    return a->rc != PENLINK_OK;
+}
+
+static int on_alarm(void *u, const penlink_alarm *al)
+{
+    audit *a = u;
+    if (grow(&a->alarms, &a->cap_alarms, a->n_alarms + 1, sizeof *a->alarms) != 0) {
+        stop(a, PENLINK_ERR_NO_MEM);
+        return 1;
+    }
+    a->alarms[a->n_alarms++] = *al;
+    return 0;
+}
+
+int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
+                      const penlink_audit_cb *cb, penlink_audit_summary *sum)
+{
+    if (!ar)
+        return PENLINK_ERR_INVALID_ARG;
+    audit a;
+    memset(&a, 0, sizeof a);
+    a.ar = ar;
+    a.f = f;
+    a.cb = cb;
+    /* every record of the selected pens is read; the window only selects what is reported */
+    penlink_archive_filter pens = { 0 };
+    pens.serial = f ? f->serial : NULL;
+    int rc = penlink_archive_alarms(ar, &pens, on_alarm, &a);
+    if (rc == PENLINK_OK)
+        rc = penlink_archive_config_history(ar, pens.serial, on_hist, &a);
+    if (rc == PENLINK_OK)
+        rc = penlink_archive_scan(ar, &pens, on_record, &a);
+    if (a.rc != PENLINK_OK)
+        rc = a.rc;
+    if (rc == PENLINK_OK) {
+        end_pen(&a);
+        alarms_before(&a, NULL);
+        report_reuses(&a);
+        rc = a.rc;
+    } else if (a.rc != PENLINK_OK) {
+        rc = a.rc;
+    }
+    if (sum)
+        *sum = a.sum;
+    for (size_t i = 0; i < a.n_pens; i++)
+        free(a.pens[i]);
+    free(a.pens);
+    free(a.carts);
+    free(a.uses);
+    free(a.alarms);
+    free(a.hist);
+    free(a.pending);
+    free(a.buckets);
+    free(a.unknown);
+    return rc;
+}
