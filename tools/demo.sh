@@ -1,7 +1,7 @@
 #!/bin/sh
 # The main job on the embedded default, the simulated pen: three weeks of
-# clinic usage on a fresh penlink-sim, then `penlink info`, `penlink pull`
-# and a look at what was pulled.
+# clinic usage with some planted cartridge reuse on a fresh penlink-sim,
+# then `penlink info`, `penlink pull` into a fresh archive, and the audit.
 # Usage: tools/demo.sh BUILD_DIR
 set -eu
 b=${1:-build}
@@ -27,17 +27,23 @@ export PENLINK_DEVICE="sim:$tmp/pen.sock"
 echo
 echo "== penlink info"
 "$PL" info
+
 echo
-echo "== penlink pull"
-"$PL" pull -o "$tmp/PEN-DEMO-001.plog"
-echo
-echo "== what was pulled: records by kind"
-"$PL" decode --format csv "$tmp/PEN-DEMO-001.plog" | tail -n +2 | cut -d, -f4 | sort | uniq -c |
-    sort -rn
-echo
-echo "== the first treatment"
-"$PL" decode "$tmp/PEN-DEMO-001.plog" |
-    awk '/treatment_start/ { on = 1 } on { print } /treatment_end/ && on { exit }' | head -n 12
+echo "== penlink pull (into a fresh archive)"
+"$PL" --archive "$tmp/archive.db" pull
 echo
 echo "== penlink info after the pull: everything acknowledged"
 "$PL" info | grep -E '^(log|not yet pulled)'
+echo
+echo "== penlink audit: cartridges (the pen was misconfigured to accept 2 uses)"
+set +e
+"$PL" --archive "$tmp/archive.db" audit --report cartridges
+rc=$?
+"$PL" --archive "$tmp/archive.db" audit --report usage --by week
+set -e
+echo
+if [ $rc -eq 1 ]; then
+    echo "penlink audit exited 1: compliance findings (reused cartridges) - as planted"
+else
+    echo "penlink audit exited $rc"
+fi
