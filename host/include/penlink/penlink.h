@@ -439,15 +439,15 @@ PENLINK_API void penlink_archive_close(penlink_archive *ar);
 /** What penlink_archive_pull() did. */
 typedef struct penlink_archive_pull_result {
     char serial[33];
-    uint64_t from_seq;      /**< first seq asked for (one past the archive's last) */
-    uint64_t next_seq;      /**< one past the last record now archived */
-    uint64_t records_new;   /**< records added to the archive */
-    uint64_t records_dup;   /**< re-received, identical: harmless */
-    uint64_t conflicts;     /**< re-received with different content: integrity alarms */
-    uint64_t gap;           /**< records the pen no longer had (lost before any pull) */
-    uint64_t overflows;     /**< log_overflow records received */
+    uint64_t from_seq;    /**< first seq asked for (one past the archive's last) */
+    uint64_t next_seq;    /**< one past the last record now archived */
+    uint64_t records_new; /**< records added to the archive */
+    uint64_t records_dup; /**< re-received, identical: harmless */
+    uint64_t conflicts;   /**< re-received with different content: integrity alarms */
+    uint64_t gap;         /**< records the pen no longer had (lost before any pull) */
+    uint64_t overflows;   /**< log_overflow records received */
     uint64_t chunks;
-    uint64_t acked_seq;     /**< the pen's first unacknowledged seq after the pull */
+    uint64_t acked_seq; /**< the pen's first unacknowledged seq after the pull */
 } penlink_archive_pull_result;
 
 /**
@@ -470,8 +470,7 @@ typedef struct penlink_archive_filter {
 } penlink_archive_filter;
 
 /** A record with the pen it came from. */
-typedef int (*penlink_archive_record_cb)(void *user, const char *serial,
-                                         const penlink_record *rec);
+typedef int (*penlink_archive_record_cb)(void *user, const char *serial, const penlink_record *rec);
 
 /** Visits the archived records, ordered by pen serial, then seq. */
 PENLINK_API int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
@@ -480,10 +479,10 @@ PENLINK_API int penlink_archive_scan(penlink_archive *ar, const penlink_archive_
 /** An integrity alarm or a gap, as recorded during pulls. */
 typedef struct penlink_alarm {
     char serial[33];
-    int64_t at_ms;      /**< host time of the finding */
-    uint64_t seq;       /**< first seq concerned */
-    uint64_t count;     /**< records concerned */
-    char kind[16];      /**< "gap" or "conflict" */
+    int64_t at_ms;  /**< host time of the finding */
+    uint64_t seq;   /**< first seq concerned */
+    uint64_t count; /**< records concerned */
+    char kind[16];  /**< "gap" or "conflict" */
     char detail[256];
 } penlink_alarm;
 
@@ -495,7 +494,7 @@ PENLINK_API int penlink_archive_alarms(penlink_archive *ar, const penlink_archiv
 typedef struct penlink_config_entry {
     char serial[33];
     int64_t at_ms;
-    char source[8];     /**< "read" or "written" */
+    char source[8]; /**< "read" or "written" */
     char user[64], host[64];
     penlink_config config; /**< config.revision is the revision */
 } penlink_config_entry;
@@ -519,7 +518,6 @@ typedef struct penlink_archive_device {
 PENLINK_API int penlink_archive_devices(penlink_archive *ar,
                                         int (*cb)(void *user, const penlink_archive_device *d),
                                         void *user);
-
 
 /* ---- the audit -------------------------------------------------------- */
 
@@ -547,11 +545,11 @@ typedef struct penlink_treatment {
     uint32_t depth_min_um, depth_max_um;
     uint32_t depth_mean_um; /**< time-weighted: each depth for as long as it was in force */
     uint32_t speed_min_sps, speed_max_sps;
-    uint64_t strokes;            /**< from the treatment_end record (0 without one) */
-    uint64_t cartridge_serial;   /**< the cartridge the treatment_start names */
-    int has_cartridge;           /**< an accepted cartridge was in the pen */
-    uint32_t cartridge_uses;     /**< the pen's use count of that cartridge (1 = fresh) */
-    uint32_t config_revision;    /**< configuration in force at the start, 0 if unknown */
+    uint64_t strokes;          /**< from the treatment_end record (0 without one) */
+    uint64_t cartridge_serial; /**< the cartridge the treatment_start names */
+    int has_cartridge;         /**< an accepted cartridge was in the pen */
+    uint32_t cartridge_uses;   /**< the pen's use count of that cartridge (1 = fresh) */
+    uint32_t config_revision;  /**< configuration in force at the start, 0 if unknown */
 } penlink_treatment;
 
 /** What a finding is about. Append-only. */
@@ -581,40 +579,40 @@ typedef struct penlink_evidence {
 
 /** A finding of the cartridge or integrity report. */
 typedef struct penlink_finding {
-    uint32_t kind;              /**< #penlink_finding_kind */
-    const char *report;         /**< "cartridges" or "integrity" */
-    int compliance;             /**< 1: a compliance failure (reuse, no cartridge, out of
-                                     limits, gap, conflict, missing, overflow) */
-    const char *serial;         /**< the pen (a reuse: the pen of the first treatment) */
-    uint64_t seq;               /**< the record concerned (first seq of a gap) */
-    int64_t time_ms;            /**< its pen time */
-    uint64_t count;             /**< records missing or dropped; treatments of a reuse or of
-                                     an unknown revision */
-    uint64_t cartridge_serial;  /**< REUSE, REFUSED, NO_CARTRIDGE, OUT_OF_LIMITS */
-    uint32_t cartridge_uses;    /**< the pen's highest use count of that cartridge */
-    uint32_t config_revision;   /**< OUT_OF_LIMITS, LIMITS_UNKNOWN */
-    int64_t value;              /**< CLOCK_*: ms; OUT_OF_LIMITS: the offending depth (µm) or
-                                     duration (ms) */
+    uint32_t kind;                    /**< #penlink_finding_kind */
+    const char *report;               /**< "cartridges" or "integrity" */
+    int compliance;                   /**< 1: a compliance failure (reuse, no cartridge, out of
+                                           limits, gap, conflict, missing, overflow) */
+    const char *serial;               /**< the pen (a reuse: the pen of the first treatment) */
+    uint64_t seq;                     /**< the record concerned (first seq of a gap) */
+    int64_t time_ms;                  /**< its pen time */
+    uint64_t count;                   /**< records missing or dropped; treatments of a reuse or of
+                                           an unknown revision */
+    uint64_t cartridge_serial;        /**< REUSE, REFUSED, NO_CARTRIDGE, OUT_OF_LIMITS */
+    uint32_t cartridge_uses;          /**< the pen's highest use count of that cartridge */
+    uint32_t config_revision;         /**< OUT_OF_LIMITS, LIMITS_UNKNOWN */
+    int64_t value;                    /**< CLOCK_*: ms; OUT_OF_LIMITS: the offending depth (µm) or
+                                           duration (ms) */
     const penlink_evidence *evidence; /**< REUSE: every treatment, in pen and seq order */
     size_t n_evidence;
-    char detail[320];           /**< one sentence for people */
+    char detail[320]; /**< one sentence for people */
 } penlink_finding;
 
 /** How usage rows are grouped. */
 typedef enum penlink_period {
-    PENLINK_PERIOD_DAY = 0,   /**< UTC days, "2026-01-31" */
-    PENLINK_PERIOD_WEEK = 1,  /**< ISO weeks, "2026-W05" */
-    PENLINK_PERIOD_MONTH = 2  /**< UTC months, "2026-01" */
+    PENLINK_PERIOD_DAY = 0,  /**< UTC days, "2026-01-31" */
+    PENLINK_PERIOD_WEEK = 1, /**< ISO weeks, "2026-W05" */
+    PENLINK_PERIOD_MONTH = 2 /**< UTC months, "2026-01" */
 } penlink_period;
 
 /** Usage of one pen in one period (treatments counted where they start). */
 typedef struct penlink_usage {
     const char *serial;
-    char period[16];          /**< label, see #penlink_period */
-    int64_t period_start_ms;  /**< UTC */
+    char period[16];         /**< label, see #penlink_period */
+    int64_t period_start_ms; /**< UTC */
     uint64_t treatments;
-    uint64_t treatment_ms;    /**< their summed durations */
-    uint64_t cartridges;      /**< cartridges the pen accepted */
+    uint64_t treatment_ms; /**< their summed durations */
+    uint64_t cartridges;   /**< cartridges the pen accepted */
 } penlink_usage;
 
 /** Totals of an audit run. */
