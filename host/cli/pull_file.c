@@ -204,6 +204,7 @@ int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
                         penlink_archive_pull_result *res)
 {
     penlink_archive *ar = NULL;
+    memset(res, 0, sizeof *res); /* callers report it even when the archive won't open */
     int st = penlink_archive_open(c->ctx, c->archive, &ar);
     if (st != PENLINK_OK)
         return cli_fail(c, "archive", st);
