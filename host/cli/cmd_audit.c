@@ -528,7 +528,8 @@ int cmd_audit(struct cli *c, int argc, char **argv)
             break;
         case OPT_SINCE:
         case OPT_UNTIL:
-            if ((rc = cli_window_option(c, &f, opt == OPT_UNTIL, optarg)) != EXIT_OK)
+            rc = cli_window_option(c, &f, opt == OPT_UNTIL, optarg);
+            if (rc != EXIT_OK)
                 return rc;
             break;
         case 'p': pen = optarg; break;
@@ -561,7 +562,8 @@ int cmd_audit(struct cli *c, int argc, char **argv)
                          "audit: --report treatments, cartridges, integrity, usage or all, not "
                          "'%s'",
                          report);
-    if ((rc = cli_pen_filter(c, &f, pen)) != EXIT_OK)
+    rc = cli_pen_filter(c, &f, pen);
+    if (rc != EXIT_OK)
         return rc;
     static const char *const titles[SEC_N] = { "Treatments", "Cartridges: findings",
                                                "Integrity: findings", "Usage" };

@@ -149,7 +149,8 @@ int cmd_export(struct cli *c, int argc, char **argv)
         case 'p': pen = optarg; break;
         case OPT_SINCE:
         case OPT_UNTIL:
-            if ((rc = cli_window_option(c, &f, opt == OPT_UNTIL, optarg)) != EXIT_OK)
+            rc = cli_window_option(c, &f, opt == OPT_UNTIL, optarg);
+            if (rc != EXIT_OK)
                 return rc;
             break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
@@ -164,7 +165,8 @@ int cmd_export(struct cli *c, int argc, char **argv)
     int records = strcmp(what, "records") == 0;
     if (!records && strcmp(what, "treatments") != 0)
         return cli_error(c, EXIT_USAGE, "export: records or treatments, not '%s'", what);
-    if ((rc = cli_pen_filter(c, &f, pen)) != EXIT_OK)
+    rc = cli_pen_filter(c, &f, pen);
+    if (rc != EXIT_OK)
         return rc;
 
     penlink_archive *ar = NULL;
