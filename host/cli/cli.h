@@ -36,6 +36,10 @@ int cli_error(const struct cli *c, int code, const char *fmt, ...)
 /* Maps a library status to an exit code. */
 int cli_exit_for(int status);
 
+/* Parses the arguments of a command whose only option is --help and which
+ * takes @p nargs operands: -1 to go on (operands from optind), else the
+ * exit code to return (help printed, or a usage error). */
+int cli_help_only(int argc, char **argv, const char *usage, int nargs);
 /* Opens the pen of --device; on failure prints the error and returns its exit code. */
 int cli_open(struct cli *c, penlink_dev **dev);
 /* Prints the context's error for a failed library call; returns its exit code. */

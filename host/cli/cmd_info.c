@@ -18,21 +18,9 @@ static const char usage[] =
 
 int cmd_info(struct cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = { { "help", no_argument, NULL, 'h' },
-                                          { NULL, 0, NULL, 0 } };
-    int opt;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(usage, stdout);
-            return EXIT_OK;
-        }
-        fputs(usage, stderr);
-        return EXIT_USAGE;
-    }
-    if (optind != argc) {
-        fputs(usage, stderr);
-        return EXIT_USAGE;
-    }
+    int done = cli_help_only(argc, argv, usage, 0);
+    if (done >= 0)
+        return done;
     penlink_dev *dev = NULL;
     int rc = cli_open(c, &dev);
     if (rc != EXIT_OK)

@@ -1,5 +1,6 @@
 /* Helpers every subcommand shares: opening the pen, errors, JSON, time. */
 #define _POSIX_C_SOURCE 200809L
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -37,6 +38,26 @@ int cli_fail(struct cli *c, const char *what, int status)
     const char *detail = penlink_ctx_errmsg(c->ctx);
     return cli_error(c, cli_exit_for(status), "%s: %s", what,
                      detail && *detail ? detail : penlink_strerror(status));
+}
+
+int cli_help_only(int argc, char **argv, const char *usage, int nargs)
+{
+    static const struct option opts[] = { { "help", no_argument, NULL, 'h' },
+                                          { NULL, 0, NULL, 0 } };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(usage, stdout);
+            return EXIT_OK;
+        }
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    if (argc - optind != nargs) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    return -1;
 }
 
 int cli_open(struct cli *c, penlink_dev **dev)

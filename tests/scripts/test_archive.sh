@@ -10,34 +10,7 @@ set -u
 PL="${PENLINK_WRAP:-} $1"
 SIM=$2
 KILLS=${3:-200}
-tmp=$(mktemp -d)
-pass=0
-fail=0
-pids=""
-cleanup() {
-    for p in $pids; do kill "$p" 2> /dev/null; done
-    wait 2> /dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-start_sim() { # name args...
-    name=$1
-    shift
-    rm -f "$tmp/$name.sock"
-    $SIM --state "$tmp/$name" --listen "$tmp/$name.sock" "$@" > "$tmp/$name.log" 2>&1 &
-    eval "pid_$name=$!"
-    pids="$pids $!"
-    i=0
-    while [ ! -S "$tmp/$name.sock" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
-    [ -S "$tmp/$name.sock" ] || { echo "penlink-sim did not start"; cat "$tmp/$name.log"; exit 1; }
-}
-stop_sim() {
-    eval "p=\$pid_$1"
-    kill "$p" 2> /dev/null
-    wait "$p" 2> /dev/null
-}
+. "$(dirname "$0")/harness.sh"
 # archive == ground truth for one pen; and the pen acknowledged everything
 same() { # archive serial truth-file
     python3 - "$@" << 'PY'
@@ -167,5 +140,4 @@ $PL --device "sim:$tmp/p1.sock" --archive "$B" --quiet pull > /dev/null 2>&1 &&
     same "$B" PEN-ONE "$tmp/p1/ground-truth.jsonl" && ok "the intact archive goes on" ||
     bad "the intact archive"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

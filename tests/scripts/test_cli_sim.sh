@@ -7,42 +7,7 @@
 set -u
 PL="${PENLINK_WRAP:-} $1"
 SIM=$2
-tmp=$(mktemp -d)
-pass=0
-fail=0
-pids=""
-cleanup() {
-    for p in $pids; do kill "$p" 2> /dev/null; done
-    wait 2> /dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-run() { # want-exit name cmd... ; output in $tmp/out, $tmp/err
-    want=$1 name=$2
-    shift 2
-    "$@" > "$tmp/out" 2> "$tmp/err"
-    got=$?
-    if [ "$got" -eq "$want" ]; then ok "$name (exit $got)"; else
-        bad "$name: exit $got, want $want"; sed 's/^/    /' "$tmp/err" | head -5; fi
-}
-wait_sock() { # path
-    i=0
-    while [ ! -S "$1" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-    [ -S "$1" ]
-}
-start_sim() { # name extra-args...
-    name=$1
-    shift
-    rm -f "$tmp/$name.sock"
-    $SIM --state "$tmp/$name" --listen "$tmp/$name.sock" "$@" > "$tmp/$name.log" 2>&1 &
-    pids="$pids $!"
-    eval "pid_$name=$!"
-    wait_sock "$tmp/$name.sock" || { echo "penlink-sim did not start:"; cat "$tmp/$name.log"; exit 1; }
-}
-jget() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
+. "$(dirname "$0")/harness.sh"
 
 start_sim a --serial PEN-A001 --seed 11 --simulate-days 10
 A="--device sim:$tmp/a.sock"
@@ -175,5 +140,4 @@ start_sim c --serial PEN-C003 --protocol-major 2
 run 5 "another major version" $PL --device "sim:$tmp/c.sock" info
 check "version message says who is too old" 'grep -q "too old" $tmp/err'
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
