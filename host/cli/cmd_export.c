@@ -170,7 +170,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
         return rc;
 
     penlink_archive *ar = NULL;
-    int st = penlink_archive_open(c->ctx, c->archive, &ar);
+    int st = penlink_archive_open_existing(c->ctx, c->archive, &ar);
     if (st != PENLINK_OK)
         return cli_fail(c, "export: cannot open the archive", st);
     if (path && !(e.f = fopen(path, "w"))) {

@@ -104,6 +104,27 @@ int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **o
     return PENLINK_OK;
 }
 
+int penlink_archive_open_existing(penlink_ctx *ctx, const char *path, penlink_archive **out)
+{
+    char def[1024];
+    struct stat sb;
+    if (!ctx || !out)
+        return PENLINK_ERR_INVALID_ARG;
+    *out = NULL;
+    if (!path) {
+        if (penlink_archive_default_path(def, sizeof def) != PENLINK_OK)
+            return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
+                                "no archive path: set XDG_DATA_HOME or HOME, or give --archive");
+        path = def;
+    }
+    if (stat(path, &sb) != 0)
+        return penlink_fail(ctx, PENLINK_ERR_IO,
+                            "archive %s: %s (pull a pen into it first, or give the right "
+                            "--archive)",
+                            path, strerror(errno));
+    return penlink_archive_open(ctx, path, out);
+}
+
 void penlink_archive_close(penlink_archive *ar)
 {
     if (!ar)

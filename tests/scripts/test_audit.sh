@@ -215,4 +215,10 @@ for x in reuse:
     assert "different pens" in x["detail"]
 PY
 
+# a mistyped archive path is an error, not an empty archive with nothing to report
+run 7 "audit of a missing archive" $PL --archive "$tmp/no-such/archive.db" audit
+check "missing archive explained" 'grep -q "pull a pen into it first" $tmp/err'
+check "and not created" '[ ! -e $tmp/no-such/archive.db ]'
+run 7 "export from a missing archive" $PL --archive "$tmp/no-such.db" export records
+
 finish

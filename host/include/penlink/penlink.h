@@ -434,6 +434,14 @@ PENLINK_API int penlink_archive_default_path(char *buf, size_t cap);
  * #PENLINK_ERR_INTEGRITY with a message that says how to recover.
  */
 PENLINK_API int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **out);
+
+/**
+ * Opens an archive that must already exist (for reading it: audit, export),
+ * so that a mistyped path is an error (#PENLINK_ERR_IO) instead of a new,
+ * empty archive that reports nothing.
+ */
+PENLINK_API int penlink_archive_open_existing(penlink_ctx *ctx, const char *path,
+                                              penlink_archive **out);
 PENLINK_API void penlink_archive_close(penlink_archive *ar);
 
 /** What penlink_archive_pull() did. */
