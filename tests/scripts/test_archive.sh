@@ -102,6 +102,28 @@ while :; do
 done
 ok "unplugged at each of the $frames frames of a pull: archive = ground truth each time"
 
+# 2b. watch: a pen unplugged mid-pull is pulled again when it returns
+rm -rf "$tmp/w" "$tmp/w.db"
+cp -r "$tmp/tmpl" "$tmp/w"
+start_sim w --unplug-after-frames 5
+$PL --device "sim:$tmp/w.sock" --archive "$tmp/w.db" watch > "$tmp/wout" 2> "$tmp/werr" &
+watch=$!
+i=0
+until grep -q "new records archived" "$tmp/wout" 2> /dev/null || [ $i -ge 300 ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+kill -INT $watch
+wait $watch
+rc=$?
+[ $rc -eq 0 ] && ok "watch stops cleanly on SIGINT" || bad "watch exit $rc"
+grep -q "closed the connection" "$tmp/werr" && ok "watch saw the unplug mid-pull" ||
+    { bad "watch unplug"; cat "$tmp/werr"; }
+same "$tmp/w.db" PEN-UNPLUG "$tmp/w/ground-truth.jsonl" && acked_all "$tmp/w.sock" &&
+    ok "watch pulled the pen again when it returned: archive = ground truth" ||
+    { bad "watch re-pull"; cat "$tmp/wout" "$tmp/werr"; }
+stop_sim w
+
 # 3. two pens at once into one archive, and another penlink on it meanwhile
 B=$tmp/two.db
 start_sim p1 --serial PEN-ONE --seed 31 --simulate-days 30
