@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -37,23 +36,6 @@ struct out {
     int messages;
 };
 
-static void format_time(int64_t ms, char *buf, size_t cap)
-{
-    time_t s = (time_t)(ms / 1000);
-    int frac = (int)(ms % 1000);
-    if (frac < 0) {
-        frac += 1000;
-        s -= 1;
-    }
-    struct tm tm;
-    if (!gmtime_r(&s, &tm)) {
-        snprintf(buf, cap, "%" PRId64, ms);
-        return;
-    }
-    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, cap - n, ".%03dZ", frac);
-}
-
 static void field_text(const penlink_record *r, uint32_t bit, char *buf, size_t cap)
 {
     uint64_t v = penlink_record_field(r, bit);
@@ -76,7 +58,7 @@ static int on_record(void *user, const penlink_record *r)
 {
     struct out *o = user;
     char t[40], kind[24], v[24];
-    format_time(r->time_ms, t, sizeof t);
+    cli_format_time(r->time_ms, t, sizeof t);
     kind_text(r->kind, kind, sizeof kind);
     if (o->fmt == FMT_TEXT) {
         fprintf(o->f, "%10" PRIu64 "  %s  %-18s", r->seq, t, kind);

@@ -76,19 +76,28 @@ static int make_parent(penlink_ctx *ctx, const char *path)
     return PENLINK_OK;
 }
 
+/* NULL means the default path, written to @p buf. */
+static int resolve_path(penlink_ctx *ctx, const char **path, char *buf, size_t cap)
+{
+    if (*path)
+        return PENLINK_OK;
+    if (penlink_archive_default_path(buf, cap) != PENLINK_OK)
+        return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
+                            "no archive path: set XDG_DATA_HOME or HOME, or give --archive");
+    *path = buf;
+    return PENLINK_OK;
+}
+
 int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **out)
 {
     char def[1024];
     if (!ctx || !out)
         return PENLINK_ERR_INVALID_ARG;
     *out = NULL;
-    if (!path) {
-        if (penlink_archive_default_path(def, sizeof def) != PENLINK_OK)
-            return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
-                                "no archive path: set XDG_DATA_HOME or HOME, or give --archive");
-        path = def;
-    }
-    int rc = make_parent(ctx, path);
+    int rc = resolve_path(ctx, &path, def, sizeof def);
+    if (rc != PENLINK_OK)
+        return rc;
+    rc = make_parent(ctx, path);
     if (rc != PENLINK_OK)
         return rc;
     penlink_archive *ar = calloc(1, sizeof *ar);
@@ -111,12 +120,9 @@ int penlink_archive_open_existing(penlink_ctx *ctx, const char *path, penlink_ar
     if (!ctx || !out)
         return PENLINK_ERR_INVALID_ARG;
     *out = NULL;
-    if (!path) {
-        if (penlink_archive_default_path(def, sizeof def) != PENLINK_OK)
-            return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
-                                "no archive path: set XDG_DATA_HOME or HOME, or give --archive");
-        path = def;
-    }
+    int rc = resolve_path(ctx, &path, def, sizeof def);
+    if (rc != PENLINK_OK)
+        return rc;
     if (stat(path, &sb) != 0)
         return penlink_fail(ctx, PENLINK_ERR_IO,
                             "archive %s: %s (pull a pen into it first, or give the right "

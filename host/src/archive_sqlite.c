@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "archive.h"
+#include "pl/record.h"
 
 #define SCHEMA_VERSION 1
 
@@ -84,16 +85,22 @@ static const char schema_v1[] =
 /* Forward migrations: migrations[v] takes the schema from version v to v+1. */
 static const char *const migrations[SCHEMA_VERSION] = { schema_v1 };
 
+/* The one message for a damaged archive: what failed, and how to recover. */
+static int damaged(sqlite_backend *s, const char *what, const char *why)
+{
+    return penlink_fail(s->base.ctx, PENLINK_ERR_INTEGRITY,
+                        "archive %s is damaged (%s: %s). Nothing was changed. Keep the file; "
+                        "recover what is readable with 'sqlite3 %s .recover | sqlite3 new.db', "
+                        "or restore a backup; the pens still hold every record not yet "
+                        "acknowledged",
+                        s->path, what, why, s->path);
+}
+
 static int db_fail(sqlite_backend *s, int status, const char *what)
 {
     int code = sqlite3_errcode(s->db);
     if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
-        return penlink_fail(s->base.ctx, PENLINK_ERR_INTEGRITY,
-                            "archive %s is damaged (%s: %s). Nothing was changed. Keep the file; "
-                            "recover what is readable with 'sqlite3 %s .recover | sqlite3 "
-                            "new.db', or restore a backup; the pens still hold every record "
-                            "not yet acknowledged",
-                            s->path, what, sqlite3_errmsg(s->db), s->path);
+        return damaged(s, what, sqlite3_errmsg(s->db));
     if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
         return penlink_fail(s->base.ctx, PENLINK_ERR_BUSY,
                             "archive %s is busy (%s): another penlink holds it; try again", s->path,
@@ -337,22 +344,8 @@ static int row_record(sqlite3_stmt *st, int c0, penlink_record *r)
         if (sqlite3_column_type(st, c0 + 4 + b) != SQLITE_INTEGER)
             return -1;
         uint64_t v = (uint64_t)sqlite3_column_int64(st, c0 + 4 + b);
-        switch (bit) {
-        case PENLINK_F_DEPTH_UM: r->depth_um = (uint32_t)v; break;
-        case PENLINK_F_SPEED_SPS: r->speed_sps = (uint32_t)v; break;
-        case PENLINK_F_DURATION_MS: r->duration_ms = (uint32_t)v; break;
-        case PENLINK_F_CARTRIDGE_SERIAL: r->cartridge_serial = v; break;
-        case PENLINK_F_CARTRIDGE_USES: r->cartridge_uses = (uint32_t)v; break;
-        case PENLINK_F_LIFETIME_CARTRIDGES: r->lifetime_cartridges = (uint32_t)v; break;
-        case PENLINK_F_STROKES: r->strokes = v; break;
-        case PENLINK_F_FAULT_CODE: r->fault_code = (uint32_t)v; break;
-        case PENLINK_F_CONFIG_REVISION: r->config_revision = (uint32_t)v; break;
-        case PENLINK_F_CLOCK_DELTA_MS: r->clock_delta_ms = (int64_t)v; break;
-        case PENLINK_F_DROPPED: r->dropped = v; break;
-        }
-        if (bit != PENLINK_F_CARTRIDGE_SERIAL && bit != PENLINK_F_STROKES &&
-            bit != PENLINK_F_CLOCK_DELTA_MS && bit != PENLINK_F_DROPPED && v > UINT32_MAX)
-            return -1;
+        if (pl_record_set((pl_record *)r, bit, v) != 0)
+            return -1; /* a 32-bit field holding more */
     }
     return 0;
 }
@@ -765,12 +758,7 @@ int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **ou
         if (x != SQLITE_ROW) {
             rc = db_fail(s, PENLINK_ERR_INTEGRITY, "check");
         } else {
-            rc = penlink_fail(ctx, PENLINK_ERR_INTEGRITY,
-                              "archive %s is damaged (%s). Nothing was changed. Keep the file; "
-                              "recover what is readable with 'sqlite3 %s .recover | sqlite3 "
-                              "new.db', or restore a backup; the pens still hold every record "
-                              "not yet acknowledged",
-                              path, first, path);
+            rc = damaged(s, "check", first);
         }
         goto fail;
     }
