@@ -55,6 +55,13 @@ struct archive_backend {
     penlink_ctx *ctx;
 };
 
+/* The packed record body (record_body.c): all of a record but its seq.
+ * pack returns the length; unpack fills all but r->seq and returns 0, or -1
+ * when the bytes cannot be a body. */
+#define ARCHIVE_BODY_MAX (8 + 5 + 2 + 11 * 10)
+size_t archive_body_pack(const penlink_record *r, uint8_t out[ARCHIVE_BODY_MAX]);
+int archive_body_unpack(const uint8_t *p, size_t n, penlink_record *r);
+
 int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **out);
 
 #endif

@@ -21,13 +21,14 @@
 #include "archive.h"
 #include "pl/record.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 typedef struct sqlite_backend {
     archive_backend base;
     sqlite3 *db;
     char path[1024];
     sqlite3_stmt *ins_record, *get_record, *ins_chunk, *find_chunk;
+    int bad_row; /* a migration met a row that cannot be a record */
 } sqlite_backend;
 
 static const char schema_v1[] =
@@ -82,8 +83,64 @@ static const char schema_v1[] =
     "CREATE TRIGGER config_history_append_only_d BEFORE DELETE ON config_history\n"
     "  BEGIN SELECT RAISE(ABORT, 'the configuration history is append-only'); END;\n";
 
+/* Version 2 keeps all of a record but its seq packed in one BLOB
+ * (record_body.c): reading a record back is then one column, not fourteen,
+ * which is what the audit of millions of records spends its time on. penlink_pack_v1() is
+ * registered on every connection; it refuses a v1 row whose values cannot be
+ * a record, so a damaged v1 archive fails the migration and stays as it was. */
+static const char schema_v2[] =
+    "DROP TRIGGER IF EXISTS records_append_only_u;\n"
+    "DROP TRIGGER IF EXISTS records_append_only_d;\n"
+    "CREATE TABLE records_v2 (\n"
+    "  device_id INTEGER NOT NULL REFERENCES devices(id), seq INTEGER NOT NULL,\n"
+    "  body BLOB NOT NULL, chunk_id INTEGER NOT NULL REFERENCES chunks(id),\n"
+    "  PRIMARY KEY (device_id, seq)) WITHOUT ROWID;\n"
+    "INSERT INTO records_v2 SELECT device_id, seq,\n"
+    "  penlink_pack_v1(time_ms, kind, fields, depth_um, speed_sps, duration_ms, cartridge_serial,\n"
+    "    cartridge_uses, lifetime_cartridges, strokes, fault_code, config_revision,\n"
+    "    clock_delta_ms, dropped), chunk_id FROM records ORDER BY device_id, seq;\n"
+    "DROP TABLE records;\n"
+    "ALTER TABLE records_v2 RENAME TO records;\n"
+    "CREATE TRIGGER records_append_only_u BEFORE UPDATE ON records\n"
+    "  BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;\n"
+    "CREATE TRIGGER records_append_only_d BEFORE DELETE ON records\n"
+    "  BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;\n";
+
 /* Forward migrations: migrations[v] takes the schema from version v to v+1. */
-static const char *const migrations[SCHEMA_VERSION] = { schema_v1 };
+static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2 };
+
+/* penlink_pack_v1(time_ms, kind, fields, depth_um, ..., dropped): a v1 record row as a v2 body. */
+static void sql_pack_v1(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    sqlite_backend *s = sqlite3_user_data(cx);
+    penlink_record r;
+    memset(&r, 0, sizeof r);
+    int64_t kind = sqlite3_value_int64(argv[1]), fields = sqlite3_value_int64(argv[2]);
+    if (argc != 3 + PENLINK_FIELD_COUNT || sqlite3_value_type(argv[0]) != SQLITE_INTEGER ||
+        sqlite3_value_type(argv[1]) != SQLITE_INTEGER || kind < 0 || kind > UINT32_MAX ||
+        sqlite3_value_type(argv[2]) != SQLITE_INTEGER || fields < 0 ||
+        fields >= (1 << PENLINK_FIELD_COUNT)) {
+        s->bad_row = 1;
+        sqlite3_result_error(cx, "a record row with a bad time, kind or field mask", -1);
+        return;
+    }
+    r.time_ms = sqlite3_value_int64(argv[0]);
+    r.kind = (uint32_t)kind;
+    r.fields = (uint32_t)fields;
+    for (int b = 0; b < PENLINK_FIELD_COUNT; b++) {
+        if (!(fields & (1 << b)))
+            continue;
+        if (sqlite3_value_type(argv[3 + b]) != SQLITE_INTEGER ||
+            pl_record_set((pl_record *)&r, 1u << b, (uint64_t)sqlite3_value_int64(argv[3 + b])) !=
+                0) {
+            s->bad_row = 1;
+            sqlite3_result_error(cx, "a record row with a bad field value", -1);
+            return;
+        }
+    }
+    uint8_t body[ARCHIVE_BODY_MAX];
+    sqlite3_result_blob(cx, body, (int)archive_body_pack(&r, body), SQLITE_TRANSIENT);
+}
 
 /* The one message for a damaged archive: what failed, and how to recover. */
 static int damaged(sqlite_backend *s, const char *what, const char *why)
@@ -318,42 +375,21 @@ static int sq_chunk(archive_backend *b, int64_t device, int64_t pull, const penl
     return PENLINK_OK;
 }
 
-static void bind_field(sqlite3_stmt *st, int col, const penlink_record *r, uint32_t bit)
+/* Reads a record (seq, body) back, as hostile input: returns 0, or -1 when
+ * it cannot be a record. */
+static int value_record(sqlite3_value *seq, sqlite3_value *body, penlink_record *r)
 {
-    if (r->fields & bit)
-        sqlite3_bind_int64(st, col, (int64_t)penlink_record_field(r, bit));
-    else
-        sqlite3_bind_null(st, col);
-}
-
-/* Reads a record row back, as hostile input: returns 0 or -1 when it cannot be a record. */
-static int row_record(sqlite3_stmt *st, int c0, penlink_record *r)
-{
-    memset(r, 0, sizeof *r);
-    r->seq = (uint64_t)sqlite3_column_int64(st, c0);
-    r->time_ms = sqlite3_column_int64(st, c0 + 1);
-    int64_t kind = sqlite3_column_int64(st, c0 + 2), fields = sqlite3_column_int64(st, c0 + 3);
-    if (kind < 0 || kind > UINT32_MAX || fields < 0 || fields >= (1 << PENLINK_FIELD_COUNT))
+    if (sqlite3_value_type(seq) != SQLITE_INTEGER || sqlite3_value_type(body) != SQLITE_BLOB)
         return -1;
-    r->kind = (uint32_t)kind;
-    r->fields = (uint32_t)fields;
-    for (int b = 0; b < PENLINK_FIELD_COUNT; b++) {
-        uint32_t bit = 1u << b;
-        if (!(r->fields & bit))
-            continue;
-        if (sqlite3_column_type(st, c0 + 4 + b) != SQLITE_INTEGER)
-            return -1;
-        uint64_t v = (uint64_t)sqlite3_column_int64(st, c0 + 4 + b);
-        if (pl_record_set((pl_record *)r, bit, v) != 0)
-            return -1; /* a 32-bit field holding more */
-    }
-    return 0;
+    const void *p = sqlite3_value_blob(body);
+    int len = sqlite3_value_bytes(body);
+    if (!p || len <= 0 || len > ARCHIVE_BODY_MAX)
+        return -1;
+    r->seq = (uint64_t)sqlite3_value_int64(seq);
+    return archive_body_unpack(p, (size_t)len, r);
 }
 
-#define RECORD_COLS                                                                                \
-    "seq, time_ms, kind, fields, depth_um, speed_sps, duration_ms, cartridge_serial, "             \
-    "cartridge_uses, lifetime_cartridges, strokes, fault_code, config_revision, "                  \
-    "clock_delta_ms, dropped"
+#define RECORD_COLS "seq, body"
 
 static int sq_record(archive_backend *b, int64_t device, int64_t chunk, const penlink_record *r,
                      int fresh, int *outcome)
@@ -365,7 +401,7 @@ static int sq_record(archive_backend *b, int64_t device, int64_t chunk, const pe
     int x = fresh ? SQLITE_DONE : sqlite3_step(st);
     if (x == SQLITE_ROW) {
         penlink_record old;
-        int bad = row_record(st, 0, &old);
+        int bad = value_record(sqlite3_column_value(st, 0), sqlite3_column_value(st, 1), &old);
         sqlite3_reset(st);
         if (bad)
             return penlink_fail(b->ctx, PENLINK_ERR_INTEGRITY,
@@ -384,12 +420,9 @@ static int sq_record(archive_backend *b, int64_t device, int64_t chunk, const pe
     st = s->ins_record;
     sqlite3_bind_int64(st, 1, device);
     sqlite3_bind_int64(st, 2, (int64_t)r->seq);
-    sqlite3_bind_int64(st, 3, r->time_ms);
-    sqlite3_bind_int64(st, 4, r->kind);
-    sqlite3_bind_int64(st, 5, r->fields);
-    for (int k = 0; k < PENLINK_FIELD_COUNT; k++)
-        bind_field(st, 6 + k, r, 1u << k);
-    sqlite3_bind_int64(st, 17, chunk);
+    uint8_t body[ARCHIVE_BODY_MAX];
+    sqlite3_bind_blob(st, 3, body, (int)archive_body_pack(r, body), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, chunk);
     if (sqlite3_step(st) != SQLITE_DONE) {
         sqlite3_reset(st);
         return db_fail(s, PENLINK_ERR_IO, "store record");
@@ -431,36 +464,97 @@ static void bind_filter(sqlite3_stmt *st, const penlink_archive_filter *f)
         sqlite3_bind_int64(st, 3, f->until_ms);
 }
 
+/* The scan hands each row to C from inside SQLite's own loop: the query
+ * calls penlink_scan_row(device_id, seq, body) in its WHERE clause, which
+ * decodes the record and calls the visitor, and answers false so that no
+ * row is returned. Returning a million rows one sqlite3_step() at a time
+ * costs more than the scan itself. The query starts at the pen's first row
+ * (device_id >= ?1) and the sink answers true at the first row of another
+ * pen, which LIMIT 1 turns into the end of the scan: no end-of-range
+ * comparison per row. A WITHOUT ROWID table is stored in key order, so a
+ * pen's rows arrive in seq order; the sink checks that anyway. */
+typedef struct scan_state {
+    sqlite_backend *s;
+    const penlink_archive_filter *f;
+    penlink_archive_record_cb cb;
+    void *user;
+    const char *serial;
+    int64_t device;
+    uint64_t last_seq;
+    int started, rc;
+} scan_state;
+
+static void sql_scan_row(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+    scan_state *sc = sqlite3_user_data(cx);
+    penlink_record r; /* the result stays NULL, false to WHERE, unless set below */
+    if (argc != 3 || !sc || sc->rc != PENLINK_OK)
+        return;
+    if (sqlite3_value_int64(argv[0]) != sc->device) {
+        sqlite3_result_int(cx, 1); /* the next pen's first row: the end */
+        return;
+    }
+    if (value_record(argv[1], argv[2], &r) != 0 || (sc->started && r.seq <= sc->last_seq)) {
+        sc->rc = penlink_fail(sc->s->base.ctx, PENLINK_ERR_INTEGRITY,
+                              "archive %s: a damaged record row (pen %s)", sc->s->path, sc->serial);
+        sqlite3_result_error(cx, "damaged record", -1);
+        return;
+    }
+    sc->started = 1;
+    sc->last_seq = r.seq;
+    if ((sc->f && sc->f->has_since && r.time_ms < sc->f->since_ms) ||
+        (sc->f && sc->f->has_until && r.time_ms >= sc->f->until_ms))
+        return;
+    if (sc->cb(sc->user, sc->serial, &r) != 0) {
+        sc->rc = PENLINK_ERR_CANCELLED;
+        sqlite3_result_error(cx, "cancelled", -1);
+    }
+}
+
+/* Pen by pen in serial order, each pen's records in seq order. */
 static int sq_scan(archive_backend *b, const penlink_archive_filter *f,
                    penlink_archive_record_cb cb, void *user)
 {
     sqlite_backend *s = (sqlite_backend *)b;
-    sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st,
-                  "SELECT d.serial, " RECORD_COLS " FROM devices d JOIN records r ON r.device_id "
-                  "= d.id WHERE (?1 IS NULL OR d.serial = ?1) AND (?2 IS NULL OR r.time_ms >= "
-                  "?2) AND (?3 IS NULL OR r.time_ms < ?3) ORDER BY d.serial, r.seq");
-    if (rc)
+    scan_state sc = { s, f, cb, user, NULL, 0, 0, 0, PENLINK_OK };
+    sqlite3_stmt *pens = NULL, *st = NULL;
+    int rc = prep(s, &pens,
+                  "SELECT id, serial FROM devices WHERE ?1 IS NULL OR serial = ?1 ORDER BY serial");
+    if (rc == PENLINK_OK &&
+        sqlite3_create_function(s->db, "penlink_scan_row", 3, SQLITE_UTF8 | SQLITE_DIRECTONLY, &sc,
+                                sql_scan_row, NULL, NULL) != SQLITE_OK)
+        rc = db_fail(s, PENLINK_ERR_IO, "scan");
+    if (rc == PENLINK_OK)
+        rc = prep(s, &st,
+                  "SELECT 1 FROM records WHERE device_id >= ?1 AND "
+                  "penlink_scan_row(device_id, seq, body) ORDER BY device_id, seq LIMIT 1");
+    if (rc) {
+        sqlite3_finalize(pens);
         return rc;
-    bind_filter(st, f);
-    int x;
-    for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
-        penlink_record r;
-        const char *serial = (const char *)sqlite3_column_text(st, 0);
-        if (!serial || row_record(st, 1, &r) != 0) {
-            rc = penlink_fail(b->ctx, PENLINK_ERR_INTEGRITY,
-                              "archive %s: a damaged record row (pen %s)", s->path,
-                              serial ? serial : "?");
-            break;
-        }
-        if (cb(user, serial, &r) != 0) {
-            rc = PENLINK_ERR_CANCELLED;
-            break;
-        }
     }
-    if (rc == PENLINK_OK && x != SQLITE_DONE)
+    if (f && f->serial)
+        sqlite3_bind_text(pens, 1, f->serial, -1, SQLITE_STATIC);
+    int px;
+    for (px = sqlite3_step(pens); rc == PENLINK_OK && px == SQLITE_ROW; px = sqlite3_step(pens)) {
+        sc.serial = (const char *)sqlite3_column_text(pens, 1);
+        sc.started = 0;
+        if (!sc.serial)
+            sc.serial = "?";
+        sc.device = sqlite3_column_int64(pens, 0);
+        sqlite3_bind_int64(st, 1, sc.device);
+        int x = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (sc.rc != PENLINK_OK)
+            rc = sc.rc;
+        else if (x != SQLITE_DONE && x != SQLITE_ROW)
+            rc = db_fail(s, PENLINK_ERR_IO, "scan");
+    }
+    if (rc == PENLINK_OK && px != SQLITE_DONE)
         rc = db_fail(s, PENLINK_ERR_IO, "scan");
     sqlite3_finalize(st);
+    sqlite3_finalize(pens);
+    /* the statement that used it is gone: unregister the function and its pointer to sc */
+    sqlite3_create_function(s->db, "penlink_scan_row", 3, SQLITE_UTF8, NULL, NULL, NULL, NULL);
     return rc;
 }
 
@@ -696,6 +790,8 @@ static int migrate(sqlite_backend *s)
             char pragma[40];
             snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
             rc = exec(s, migrations[v], "migrate");
+            if (rc != PENLINK_OK && s->bad_row)
+                rc = damaged(s, "migrate", sqlite3_errmsg(s->db));
             if (rc == PENLINK_OK)
                 rc = exec(s, pragma, "migrate");
         }
@@ -721,8 +817,9 @@ int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **ou
     s->base.ctx = ctx;
     snprintf(s->path, sizeof s->path, "%s", path);
     int rc = PENLINK_OK;
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
         rc = db_fail(s, PENLINK_ERR_IO, "open");
         goto fail;
     }
@@ -762,6 +859,12 @@ int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **ou
         }
         goto fail;
     }
+    if (sqlite3_create_function(s->db, "penlink_pack_v1", 3 + PENLINK_FIELD_COUNT,
+                                SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, s,
+                                sql_pack_v1, NULL, NULL) != SQLITE_OK) {
+        rc = db_fail(s, PENLINK_ERR_IO, "open");
+        goto fail;
+    }
     rc = migrate(s);
     if (rc != PENLINK_OK)
         goto fail;
@@ -770,8 +873,7 @@ int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **ou
         const char *sql;
     } stmts[] = {
         { &s->ins_record,
-          "INSERT INTO records (device_id, " RECORD_COLS ", chunk_id) VALUES (?1, "
-          "?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)" },
+          "INSERT INTO records (device_id, " RECORD_COLS ", chunk_id) VALUES (?1, ?2, ?3, ?4)" },
         { &s->get_record, "SELECT " RECORD_COLS " FROM records WHERE device_id = ?1 AND seq = ?2" },
         { &s->ins_chunk, "INSERT INTO chunks (device_id, pull_id, received_ms, first_seq, "
                          "record_count, raw_size, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)" },

@@ -14,26 +14,44 @@ KILLS=${3:-200}
 # archive == ground truth for one pen; and the pen acknowledged everything
 same() { # archive serial truth-file
     python3 - "$@" << 'PY'
-import json, sqlite3, sys
+import json, sqlite3, struct, sys
 db, serial, truth = sys.argv[1:4]
 con = sqlite3.connect(db)
+# the record body, decoded here from its description in host/src/record_body.c
 cols = ["depth_um", "speed_sps", "duration_ms", "cartridge_serial", "cartridge_uses",
         "lifetime_cartridges", "strokes", "fault_code", "config_revision", "clock_delta_ms",
         "dropped"]
-rows = con.execute("SELECT r.seq, r.time_ms, " + ", ".join(cols) + " FROM records r JOIN devices d"
+kinds = ["power_on", "power_off", "treatment_start", "treatment_end", "cartridge_inserted",
+         "cartridge_removed", "cartridge_refused", "depth_changed", "speed_changed", "fault",
+         "config_changed", "clock_set", "log_overflow"]
+def varint(b, i):
+    x = s = 0
+    while True:
+        c = b[i]; i += 1
+        x |= (c & 0x7f) << s; s += 7
+        if c < 0x80:
+            return x, i
+def body(b):
+    r = {"time_ms": struct.unpack_from("<q", b)[0]}
+    r["kind"], i = varint(b, 8)
+    mask, i = varint(b, i)
+    for k, c in enumerate(cols):
+        if mask & (1 << k):
+            r[c], i = varint(b, i)
+            if c == "clock_delta_ms":
+                r[c] = (r[c] >> 1) ^ -(r[c] & 1)
+    assert i == len(b), b
+    return r
+rows = con.execute("SELECT r.seq, r.body FROM records r JOIN devices d"
                    " ON d.id = r.device_id WHERE d.serial = ? ORDER BY r.seq", (serial,)).fetchall()
 want = [json.loads(l) for l in open(truth)]
 assert len(rows) == len(want), f"{len(rows)} archived, {len(want)} logged"
-for row, w in zip(rows, want):
-    assert row[0] == w["seq"] and row[1] == w["time_ms"], (row, w)
-    for c, v in zip(cols, row[2:]):
-        if c in w:
-            x = w[c]
-            if c == "cartridge_serial" and v is not None and v < 0:
-                v += 1 << 64
-            assert v == x, (c, v, x, w)
-        else:
-            assert v is None, (c, v, w)
+for (seq, b), w in zip(rows, want):
+    r = body(b)
+    assert seq == w["seq"] and r["time_ms"] == w["time_ms"], (seq, r, w)
+    assert kinds[r["kind"] - 1] == w["kind"], (seq, r, w)
+    for c in cols:
+        assert r.get(c) == w.get(c), (c, r, w)
 PY
 }
 acked_all() { # sock

@@ -19,6 +19,7 @@
 
 #include <sqlite3.h>
 
+#include "archive.h"
 #include "penlink/penlink.h"
 
 static double now_s(void)
@@ -55,28 +56,17 @@ static double plain_insert(const char *path, const rows *v)
     sqlite3_exec(db,
                  "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
                  "CREATE TABLE records (device_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
-                 " time_ms INTEGER NOT NULL, kind INTEGER NOT NULL, fields INTEGER NOT NULL,"
-                 " depth_um, speed_sps, duration_ms, cartridge_serial, cartridge_uses,"
-                 " lifetime_cartridges, strokes, fault_code, config_revision, clock_delta_ms,"
-                 " dropped, chunk_id INTEGER NOT NULL, PRIMARY KEY (device_id, seq)) WITHOUT ROWID",
+                 " body BLOB NOT NULL, chunk_id INTEGER NOT NULL, PRIMARY KEY (device_id, seq)) "
+                 "WITHOUT ROWID",
                  NULL, NULL, NULL);
-    sqlite3_prepare_v2(db,
-                       "INSERT INTO records VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-                       " ?11, ?12, ?13, ?14, ?15, 1)",
-                       -1, &st, NULL);
+    sqlite3_prepare_v2(db, "INSERT INTO records VALUES (1, ?1, ?2, 1)", -1, &st, NULL);
     double t0 = now_s();
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     for (size_t i = 0; i < v->n; i++) {
         const penlink_record *r = &v->r[i];
+        uint8_t body[ARCHIVE_BODY_MAX];
         sqlite3_bind_int64(st, 1, (sqlite3_int64)r->seq);
-        sqlite3_bind_int64(st, 2, r->time_ms);
-        sqlite3_bind_int64(st, 3, r->kind);
-        sqlite3_bind_int64(st, 4, r->fields);
-        for (int b = 0; b < PENLINK_FIELD_COUNT; b++)
-            if (r->fields & (1u << b))
-                sqlite3_bind_int64(st, 5 + b, (sqlite3_int64)penlink_record_field(r, 1u << b));
-            else
-                sqlite3_bind_null(st, 5 + b);
+        sqlite3_bind_blob(st, 2, body, (int)archive_body_pack(r, body), SQLITE_STATIC);
         sqlite3_step(st);
         sqlite3_reset(st);
     }
