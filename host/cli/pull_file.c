@@ -149,7 +149,7 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
     clock_gettime(CLOCK_MONOTONIC, &pc.start);
     pc.last = pc.start;
     pc.last.tv_sec -= 1;
-    penlink_pull_cb cb = { on_chunk, NULL, on_progress, &pc };
+    penlink_pull_cb cb = { .on_chunk = on_chunk, .on_progress = on_progress, .user = &pc };
     penlink_pull_result res;
     st = penlink_dev_pull(dev, from, &cb, &res);
     if (o->progress)
@@ -212,7 +212,7 @@ int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
     clock_gettime(CLOCK_MONOTONIC, &pc.start);
     pc.last = pc.start;
     pc.last.tv_sec -= 1;
-    penlink_pull_cb cb = { NULL, NULL, on_progress, &pc };
+    penlink_pull_cb cb = { .on_progress = on_progress, .user = &pc };
     st = penlink_archive_pull(ar, dev, &cb, res);
     if (progress)
         printf("\n");

@@ -148,12 +148,33 @@ typedef struct pull_state {
     int st;                 /* first storage error */
     uint64_t archived_next; /* seqs from here on cannot be in the archive yet */
     uint64_t conflict_seq;
+    uint64_t run_first, run_count; /* conflicting records not yet raised as one alarm */
 } pull_state;
+
+/* Raises the run of conflicting records as one alarm (seq, count). */
+static int flush_conflicts(pull_state *ps)
+{
+    if (ps->run_count == 0 || ps->st != PENLINK_OK)
+        return ps->st;
+    archive_backend *b = ps->ar->b;
+    char detail[200];
+    snprintf(detail, sizeof detail,
+             "records %llu..%llu arrived with content different from the archived ones (both "
+             "kept: the archived records, and the chunk as received)",
+             (unsigned long long)ps->run_first,
+             (unsigned long long)(ps->run_first + ps->run_count - 1));
+    ps->st = b->ops->alarm(b, ps->device, ps->pull, "conflict", ps->run_first, ps->run_count,
+                           detail, now_ms());
+    ps->run_count = 0;
+    return ps->st;
+}
 
 static int on_chunk(void *u, const penlink_chunk *c)
 {
     pull_state *ps = u;
     archive_backend *b = ps->ar->b;
+    if (flush_conflicts(ps) != PENLINK_OK)
+        return -1;
     if (ps->chunks_open >= COMMIT_EVERY) {
         ps->st = b->ops->commit(b);
         if (ps->st == PENLINK_OK)
@@ -168,12 +189,12 @@ static int on_chunk(void *u, const penlink_chunk *c)
     return ps->st == PENLINK_OK ? 0 : -1;
 }
 
-static int on_record(void *u, const penlink_record *r)
+static int store_record(pull_state *ps, const penlink_record *r, int overlap)
 {
-    pull_state *ps = u;
     archive_backend *b = ps->ar->b;
     int outcome = REC_NEW;
-    ps->st = b->ops->record(b, ps->device, ps->chunk, r, r->seq >= ps->archived_next, &outcome);
+    ps->st = b->ops->record(b, ps->device, ps->chunk, r, !overlap && r->seq >= ps->archived_next,
+                            &outcome);
     if (ps->st != PENLINK_OK)
         return -1;
     if (outcome == REC_NEW)
@@ -181,20 +202,32 @@ static int on_record(void *u, const penlink_record *r)
     else if (outcome == REC_SAME)
         ps->res->records_dup++;
     if (outcome == REC_CONFLICT) {
-        char detail[160];
-        snprintf(detail, sizeof detail,
-                 "record %llu arrived with content different from the archived one (kept)",
-                 (unsigned long long)r->seq);
         if (ps->res->conflicts++ == 0)
             ps->conflict_seq = r->seq;
-        ps->st = b->ops->alarm(b, ps->device, ps->pull, "conflict", r->seq, 1, detail, now_ms());
-        if (ps->st != PENLINK_OK)
+        if (ps->run_count && r->seq != ps->run_first + ps->run_count &&
+            flush_conflicts(ps) != PENLINK_OK)
             return -1;
+        if (ps->run_count++ == 0)
+            ps->run_first = r->seq;
     }
     if (r->kind == PENLINK_REC_LOG_OVERFLOW && outcome == REC_NEW)
         ps->res->overflows++;
-    ps->res->next_seq = r->seq + 1;
+    if (!overlap)
+        ps->res->next_seq = r->seq + 1;
     return 0;
+}
+
+static int on_record(void *u, const penlink_record *r)
+{
+    return store_record(u, r, 0);
+}
+
+/* Records of the first chunk before the pull's start: archived already, so
+ * each must equal its archived copy (a pen whose log was reset, restored or
+ * replaced under the same serial does not); one missing is stored. */
+static int on_overlap(void *u, const penlink_record *r)
+{
+    return store_record(u, r, 1);
 }
 
 static void on_progress(void *u, const penlink_progress *p)
@@ -270,11 +303,18 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     rc = b->ops->begin(b);
     if (rc != PENLINK_OK)
         return rc;
-    penlink_pull_cb pcb = { on_chunk, on_record, on_progress, &ps };
+    penlink_pull_cb pcb = { .on_chunk = on_chunk,
+                            .on_record = on_record,
+                            .on_progress = on_progress,
+                            .user = &ps,
+                            .on_overlap = on_overlap };
     penlink_pull_result pr;
     int pull_rc = penlink_dev_pull(dev, from, &pcb, &pr);
+    flush_conflicts(&ps);
     if (pull_rc != PENLINK_OK && ps.st != PENLINK_OK)
         pull_rc = ps.st; /* the storage failed, not the pen */
+    else if (pull_rc == PENLINK_OK && ps.st != PENLINK_OK)
+        pull_rc = ps.st;
     /* whatever arrived intact is kept: commit it, durably, before anything else */
     rc = b->ops->commit(b);
     if (rc != PENLINK_OK) {

@@ -22,13 +22,23 @@
 #include "pl/record.h"
 
 #define SCHEMA_VERSION 2
+#define INSERT_BATCH 64
 
 typedef struct sqlite_backend {
     archive_backend base;
     sqlite3 *db;
     char path[1024];
-    sqlite3_stmt *ins_record, *get_record, *ins_chunk, *find_chunk;
+    sqlite3_stmt *ins_record, *ins_batch, *get_record, *ins_chunk, *find_chunk;
     int bad_row; /* a migration met a row that cannot be a record */
+    /* New records wait here and go in INSERT_BATCH rows per statement: a
+     * statement's own setup costs as much as the row it inserts. They are
+     * flushed before every commit and every read of the records table. */
+    int pending;
+    struct pending_record {
+        int64_t device, seq, chunk;
+        size_t len;
+        uint8_t body[ARCHIVE_BODY_MAX];
+    } batch[INSERT_BATCH];
 } sqlite_backend;
 
 static const char schema_v1[] =
@@ -201,6 +211,7 @@ static void sq_close(archive_backend *b)
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_finalize(s->ins_record);
+    sqlite3_finalize(s->ins_batch);
     sqlite3_finalize(s->get_record);
     sqlite3_finalize(s->ins_chunk);
     sqlite3_finalize(s->find_chunk);
@@ -213,14 +224,48 @@ static int sq_begin(archive_backend *b)
     return exec((sqlite_backend *)b, "BEGIN IMMEDIATE", "begin");
 }
 
+static void bind_pending(sqlite3_stmt *st, int row, const struct pending_record *p)
+{
+    sqlite3_bind_int64(st, 4 * row + 1, p->device);
+    sqlite3_bind_int64(st, 4 * row + 2, p->seq);
+    sqlite3_bind_blob(st, 4 * row + 3, p->body, (int)p->len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4 * row + 4, p->chunk);
+}
+
+/* Inserts the waiting records: a full batch in one statement, a partial one row by row. */
+static int flush(sqlite_backend *s)
+{
+    int n = s->pending;
+    s->pending = 0;
+    if (n == INSERT_BATCH) {
+        for (int i = 0; i < n; i++)
+            bind_pending(s->ins_batch, i, &s->batch[i]);
+        int x = sqlite3_step(s->ins_batch);
+        sqlite3_reset(s->ins_batch);
+        return x == SQLITE_DONE ? PENLINK_OK : db_fail(s, PENLINK_ERR_IO, "store records");
+    }
+    for (int i = 0; i < n; i++) {
+        bind_pending(s->ins_record, 0, &s->batch[i]);
+        int x = sqlite3_step(s->ins_record);
+        sqlite3_reset(s->ins_record);
+        if (x != SQLITE_DONE)
+            return db_fail(s, PENLINK_ERR_IO, "store record");
+    }
+    return PENLINK_OK;
+}
+
 static int sq_commit(archive_backend *b)
 {
-    return exec((sqlite_backend *)b, "COMMIT", "commit");
+    sqlite_backend *s = (sqlite_backend *)b;
+    int rc = flush(s);
+    return rc == PENLINK_OK ? exec(s, "COMMIT", "commit") : rc;
 }
 
 static int sq_rollback(archive_backend *b)
 {
-    return exec((sqlite_backend *)b, "ROLLBACK", "rollback");
+    sqlite_backend *s = (sqlite_backend *)b;
+    s->pending = 0; /* they were never written */
+    return exec(s, "ROLLBACK", "rollback");
 }
 
 static int step_done(sqlite_backend *s, sqlite3_stmt *st, const char *what)
@@ -270,7 +315,9 @@ static int sq_next_seq(archive_backend *b, int64_t device, uint64_t *next, int *
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st, "SELECT max(seq) FROM records WHERE device_id = ?1");
+    int rc = flush(s);
+    if (rc == PENLINK_OK)
+        rc = prep(s, &st, "SELECT max(seq) FROM records WHERE device_id = ?1");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, device);
@@ -396,9 +443,15 @@ static int sq_record(archive_backend *b, int64_t device, int64_t chunk, const pe
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = s->get_record;
-    sqlite3_bind_int64(st, 1, device);
-    sqlite3_bind_int64(st, 2, (int64_t)r->seq);
-    int x = fresh ? SQLITE_DONE : sqlite3_step(st);
+    int x = SQLITE_DONE;
+    if (!fresh) {
+        int rc = flush(s);
+        if (rc != PENLINK_OK)
+            return rc;
+        sqlite3_bind_int64(st, 1, device);
+        sqlite3_bind_int64(st, 2, (int64_t)r->seq);
+        x = sqlite3_step(st);
+    }
     if (x == SQLITE_ROW) {
         penlink_record old;
         int bad = value_record(sqlite3_column_value(st, 0), sqlite3_column_value(st, 1), &old);
@@ -417,19 +470,13 @@ static int sq_record(archive_backend *b, int64_t device, int64_t chunk, const pe
     sqlite3_reset(st);
     if (x != SQLITE_DONE)
         return db_fail(s, PENLINK_ERR_IO, "read record");
-    st = s->ins_record;
-    sqlite3_bind_int64(st, 1, device);
-    sqlite3_bind_int64(st, 2, (int64_t)r->seq);
-    uint8_t body[ARCHIVE_BODY_MAX];
-    sqlite3_bind_blob(st, 3, body, (int)archive_body_pack(r, body), SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, chunk);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        sqlite3_reset(st);
-        return db_fail(s, PENLINK_ERR_IO, "store record");
-    }
-    sqlite3_reset(st);
+    struct pending_record *p = &s->batch[s->pending++];
+    p->device = device;
+    p->seq = (int64_t)r->seq;
+    p->chunk = chunk;
+    p->len = archive_body_pack(r, p->body);
     *outcome = REC_NEW;
-    return PENLINK_OK;
+    return s->pending == INSERT_BATCH ? flush(s) : PENLINK_OK;
 }
 
 static int sq_alarm(archive_backend *b, int64_t device, int64_t pull, const char *kind,
@@ -518,7 +565,9 @@ static int sq_scan(archive_backend *b, const penlink_archive_filter *f,
     sqlite_backend *s = (sqlite_backend *)b;
     scan_state sc = { s, f, cb, user, NULL, 0, 0, 0, PENLINK_OK };
     sqlite3_stmt *pens = NULL, *st = NULL;
-    int rc = prep(s, &pens,
+    int rc = flush(s);
+    if (rc == PENLINK_OK)
+        rc = prep(s, &pens,
                   "SELECT id, serial FROM devices WHERE ?1 IS NULL OR serial = ?1 ORDER BY serial");
     if (rc == PENLINK_OK &&
         sqlite3_create_function(s->db, "penlink_scan_row", 3, SQLITE_UTF8 | SQLITE_DIRECTONLY, &sc,
@@ -730,7 +779,9 @@ static int sq_devices(archive_backend *b, int (*cb)(void *user, const penlink_ar
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st,
+    int rc = flush(s);
+    if (rc == PENLINK_OK)
+        rc = prep(s, &st,
                   "SELECT d.serial, d.model, d.first_seen_ms, d.last_seen_ms, (SELECT "
                   "group_concat(firmware_version, ', ') FROM device_firmware f WHERE f.device_id "
                   "= d.id), (SELECT count(*) FROM records r WHERE r.device_id = d.id), (SELECT "
@@ -885,6 +936,13 @@ int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **ou
         if (rc != PENLINK_OK)
             goto fail;
     }
+    char batch[64 + INSERT_BATCH * 16] =
+        "INSERT INTO records (device_id, " RECORD_COLS ", chunk_id) VALUES (?, ?, ?, ?)";
+    for (int i = 1; i < INSERT_BATCH; i++)
+        strcat(batch, ", (?, ?, ?, ?)");
+    rc = prep(s, &s->ins_batch, batch);
+    if (rc != PENLINK_OK)
+        goto fail;
     *out = &s->base;
     return PENLINK_OK;
 fail:

@@ -611,8 +611,13 @@ static int take_chunk(pull_state *ps, const Penlink__V1__LogChunk *c, const pl_f
     }
     uint64_t fresh = 0;
     for (uint32_t i = 0; i < n; i++) {
-        if (d->recs[i].seq < ps->next)
-            continue; /* the stored chunk starts before what we asked */
+        if (d->recs[i].seq < ps->next) { /* the stored chunk starts before what we asked */
+            if (ps->cb && ps->cb->on_overlap &&
+                ps->cb->on_overlap(ps->cb->user, (const penlink_record *)&d->recs[i]) != 0)
+                return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED,
+                                    "stopped by the overlap callback");
+            continue;
+        }
         fresh++;
         if (ps->cb && ps->cb->on_record &&
             ps->cb->on_record(ps->cb->user, (const penlink_record *)&d->recs[i]) != 0)

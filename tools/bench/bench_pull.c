@@ -126,7 +126,7 @@ int main(int argc, char **argv)
     unsigned long long records = 0, bytes = 0;
     for (int r = 0; r < rounds; r++) {
         unsigned long long n = 0;
-        penlink_pull_cb cb = { NULL, count_record, NULL, &n };
+        penlink_pull_cb cb = { .on_record = count_record, .user = &n };
         penlink_pull_result res;
         double t0 = now_s();
         int st = penlink_dev_pull(dev, 0, &cb, &res);

@@ -386,6 +386,13 @@ typedef struct penlink_pull_cb {
     int (*on_record)(void *user, const penlink_record *rec); /**< only seq >= from_seq */
     void (*on_progress)(void *user, const penlink_progress *p);
     void *user;
+    /**
+     * Optional: the records the pen sent before from_seq. The pen sends whole
+     * stored chunks, so the first one may start before from_seq; a caller
+     * that already holds those records (the archive) checks that they are
+     * the same, which a pen whose log was reset or replaced fails.
+     */
+    int (*on_overlap)(void *user, const penlink_record *rec);
 } penlink_pull_cb;
 
 /** What a pull saw. */
