@@ -43,6 +43,8 @@ static const char usage_text[] =
     "  --fault-permille N       treatments with a fault, per 1000 (10)\n"
     "  --power-cycle-permille N gaps between treatments with a power cycle, per 1000\n"
     "                           (30); the core reboots from flash at each one\n"
+    "  --over-limit-permille N  treatments that run past the pen's max_treatment_s,\n"
+    "                           per 1000 (0); the pen logs them, it does not stop them\n"
     "  --max-uses N             set the pen's max_cartridge_uses to N (a misconfigured\n"
     "                           pen accepts reused cartridges); logged as CONFIG_CHANGED\n"
     "  --clock-offset-ms N      the pen's clock runs N ms ahead of true time (kept)\n"
@@ -78,6 +80,7 @@ enum {
     OPT_REUSE,
     OPT_FAULT,
     OPT_CYCLE,
+    OPT_OVER,
     OPT_MAX_USES,
     OPT_OFFSET,
     OPT_FLASH,
@@ -101,6 +104,7 @@ static const struct option options[] = {
     { "reuse-permille", required_argument, NULL, OPT_REUSE },
     { "fault-permille", required_argument, NULL, OPT_FAULT },
     { "power-cycle-permille", required_argument, NULL, OPT_CYCLE },
+    { "over-limit-permille", required_argument, NULL, OPT_OVER },
     { "max-uses", required_argument, NULL, OPT_MAX_USES },
     { "clock-offset-ms", required_argument, NULL, OPT_OFFSET },
     { "flash-size", required_argument, NULL, OPT_FLASH },
@@ -364,6 +368,11 @@ int main(int argc, char **argv)
             if (parse_u64(optarg, "power-cycle-permille", 1000, &v))
                 return SIM_USAGE;
             o.power_cycle_permille = (uint32_t)v;
+            break;
+        case OPT_OVER:
+            if (parse_u64(optarg, "over-limit-permille", 1000, &v))
+                return SIM_USAGE;
+            o.over_limit_permille = (uint32_t)v;
             break;
         case OPT_MAX_USES:
             if (parse_u64(optarg, "max-uses", UINT32_MAX, &v) || v == 0) {

@@ -412,6 +412,7 @@ static void sync_model(sim *s)
     s->model.p.speed_min_sps = c->speed_min_sps;
     s->model.p.speed_max_sps = c->speed_max_sps;
     s->model.p.max_cartridge_uses = c->max_cartridge_uses;
+    s->model.p.max_treatment_s = c->max_treatment_s;
 }
 
 static void model_start(sim *s, int64_t start_ms)
@@ -423,6 +424,7 @@ static void model_start(sim *s, int64_t start_ms)
     p.reuse_permille = s->o.reuse_permille;
     p.fault_permille = s->o.fault_permille;
     p.power_cycle_permille = s->o.power_cycle_permille;
+    p.over_limit_permille = s->o.over_limit_permille;
     usage_model_init(&s->model, &p);
     s->model_ready = true;
 }

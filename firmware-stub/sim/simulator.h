@@ -36,7 +36,7 @@ typedef struct sim_opts {
     const char *state_dir;
     const char *serial; /**< NULL: keep the state's, or derive from the seed */
     uint64_t seed;
-    uint32_t reuse_permille, fault_permille, power_cycle_permille;
+    uint32_t reuse_permille, fault_permille, power_cycle_permille, over_limit_permille;
     uint32_t max_uses;                       /**< 0: leave the configuration alone */
     uint32_t flash_size, sector_size, batch; /**< for a new state directory */
     uint32_t protocol_major;                 /**< 0: PEN_PROTOCOL_MAJOR */

@@ -180,6 +180,14 @@ void usage_model_next(usage_model *m, pl_record *r)
             m->speed_sps = m->p.speed_min_sps;
         m->strokes = 0;
         m->fault_pending = (uint32_t)(rnd(m) % 1000) < m->p.fault_permille;
+        if (m->p.over_limit_permille > 0 && m->p.max_treatment_s > 0 &&
+            (uint32_t)(rnd(m) % 1000) < m->p.over_limit_permille) {
+            /* the practitioner goes on past max_treatment_s, which the pen
+             * logs but does not stop (its depth and speed it does clamp) */
+            m->stats.over_limit++;
+            m->treat_end_ms =
+                m->now_ms + (int64_t)m->p.max_treatment_s * 1000 + range(m, MIN_MS, 15 * MIN_MS);
+        }
         m->stats.treatments++;
         event(m, r, PL_REC_TREATMENT_START);
         r->depth_um = m->depth_um;

@@ -20,6 +20,11 @@
  * again between treatments now and then (the simulator reboots the device
  * core there, which exercises its flash recovery). At 0 the event stream is
  * the same as without the knob.
+ *
+ * Planted overlong treatments: with over_limit_permille > 0 a fraction of
+ * treatments run 1-15 minutes past max_treatment_s, which the pen logs but
+ * does not stop; the audit must report each as out of limits. At 0 the event
+ * stream is the same as without the knob.
  */
 #ifndef PENLINK_USAGE_MODEL_H
 #define PENLINK_USAGE_MODEL_H
@@ -37,6 +42,8 @@ typedef struct usage_params {
     uint32_t reuse_permille;       /**< treatments that try a used cartridge, per 1000 */
     uint32_t fault_permille;       /**< treatments with a fault, per 1000 */
     uint32_t power_cycle_permille; /**< gaps between treatments with a power cycle, per 1000 */
+    uint32_t over_limit_permille;  /**< treatments past max_treatment_s, per 1000 */
+    uint32_t max_treatment_s;      /**< the pen's limit, for planting overlong treatments */
 } usage_params;
 
 /** Ground truth kept by the model about what it planted. */
@@ -47,6 +54,7 @@ typedef struct usage_stats {
     uint64_t reuse_treatments; /**< treatments done with a reused cartridge */
     uint64_t faults;
     uint64_t power_cycles; /**< off/on pairs planted between treatments */
+    uint64_t over_limit;   /**< treatments planted outside the limits */
 } usage_stats;
 
 typedef struct usage_model {

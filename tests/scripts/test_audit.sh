@@ -65,9 +65,11 @@ for name, got, want in (("reuses", got_reuse, want_reuse), ("refusals", got_refu
 sys.exit(0 if ok else 1)
 PY
 
-# (a) a pen that refuses reuse, one that accepts it (max 3 uses), one archive
+# (a) a pen that refuses reuse, one that accepts it (max 3 uses) and lets some
+# treatments run past max_treatment_s, one archive
 start_sim r --serial PEN-REF1 --seed 21 --simulate-days 21 --reuse-permille 60
-start_sim m --serial PEN-MAX3 --seed 22 --simulate-days 21 --reuse-permille 60 --max-uses 3
+start_sim m --serial PEN-MAX3 --seed 22 --simulate-days 21 --reuse-permille 60 --max-uses 3 \
+    --over-limit-permille 40
 AR="--archive $tmp/a.db"
 run 0 "pull the refusing pen" $PL $AR --device "sim:$tmp/r.sock" pull
 run 0 "pull the pen that accepts reuse" $PL $AR --device "sim:$tmp/m.sock" pull
@@ -81,6 +83,12 @@ import json, sys
 starts = [json.loads(l).get("cartridge_serial") for l in open(sys.argv[1] + "/ground-truth.jsonl")
           if '"treatment_start"' in l]
 assert len(starts) != len(set(starts))
+PY
+python3 - "$tmp/m" "$tmp/cfg.json" << 'PY' && ok "the ground truth holds overlong treatments to find" || bad "none planted"
+import json, sys
+lim = json.load(open(sys.argv[2]))["max_treatment_s"] * 1000
+ends = [json.loads(l) for l in open(sys.argv[1] + "/ground-truth.jsonl") if '"treatment_end"' in l]
+assert sum(e["duration_ms"] > lim for e in ends) >= 3
 PY
 check "the refusing pen refused" 'grep -q "\"finding\":\"refused\",\"compliance\":false,\"pen\":\"PEN-REF1\"" $tmp/audit.json'
 check "summary line last" 'tail -1 $tmp/audit.json | grep -q "\"type\":\"summary\""'
