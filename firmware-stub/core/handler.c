@@ -14,6 +14,7 @@
 
 #include "pen_internal.h"
 #include "pen_util.h"
+#include "pl/auth.h"
 
 #define FEATURES                                                                                   \
     (PENLINK__V1__FEATURE__FEATURE_LOG_PULL | PENLINK__V1__FEATURE__FEATURE_CONFIG |               \
@@ -103,6 +104,10 @@ static void on_hello(pen *p, uint32_t rid, const Penlink__V1__Hello *h)
     r.protocol_major = p->proto_major;
     r.protocol_minor = PEN_PROTOCOL_MINOR;
     r.features = FEATURES;
+    if (p->has_key)
+        r.features |= PENLINK__V1__FEATURE__FEATURE_SIGNED_CHUNKS;
+    if (p->hal->config_key_count)
+        r.features |= PENLINK__V1__FEATURE__FEATURE_SIGNED_CONFIG;
     r.max_frame_payload = PEN_RX_MAX_PAYLOAD;
     r.serial = p->serial;
     env_init(&env, rid, PENLINK__V1__ENVELOPE__BODY_HELLO_REPLY);
@@ -156,6 +161,18 @@ static void on_get_info(pen *p, uint32_t rid)
     d.uptime_ms = p->hal->mono_ms(p->hal->ctx) - p->boot_mono_ms;
     d.config_revision = p->cfg.cur.revision;
     d.limits = &lim;
+    ProtobufCBinaryData keys[PEN_CONFIG_KEYS_MAX];
+    if (p->has_key) {
+        d.has_device_key = 1;
+        d.device_key.data = p->device_pk;
+        d.device_key.len = sizeof p->device_pk;
+        d.n_config_keys = pen_config_key_count(p);
+        for (size_t i = 0; i < d.n_config_keys; i++) {
+            keys[i].data = (uint8_t *)p->hal->config_keys[i];
+            keys[i].len = 32;
+        }
+        d.config_keys = keys;
+    }
     env_init(&env, rid, PENLINK__V1__ENVELOPE__BODY_DEVICE_INFO);
     env.device_info = &d;
     send_env(p, &env);
@@ -225,6 +242,93 @@ static void change_from_pb(const Penlink__V1__Config *c, pen_config_change *chg)
     }
 }
 
+/* ---- trust ------------------------------------------------------------- */
+
+static void on_get_nonce(pen *p, uint32_t rid)
+{
+    envelope env;
+    Penlink__V1__Nonce n = PENLINK__V1__NONCE__INIT;
+    p->nonce_valid = false;
+    if (!p->has_key || p->hal->random(p->hal->ctx, p->nonce, sizeof p->nonce) != 0) {
+        send_error(p, rid, PENLINK__V1__ERROR_CODE__ERROR_UNSUPPORTED,
+                   p->has_key ? "the pen's random source failed" : "this pen has no identity",
+                   NULL);
+        return;
+    }
+    p->nonce_valid = true;
+    n.has_nonce = 1;
+    n.nonce.data = p->nonce;
+    n.nonce.len = sizeof p->nonce;
+    env_init(&env, rid, PENLINK__V1__ENVELOPE__BODY_NONCE);
+    env.nonce = &n;
+    send_env(p, &env);
+}
+
+/* Equal without an early exit (the nonce and keys are not secret, but a
+ * comparison that takes the same time everywhere is never wrong). */
+static bool same_bytes(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    uint8_t d = 0;
+    for (size_t i = 0; i < n; i++)
+        d |= (uint8_t)(a[i] ^ b[i]);
+    return d == 0;
+}
+
+/* A refused SetConfig: the answer to the host, and a SECURITY_EVENT in the log. */
+static bool refuse(pen *p, uint32_t rid, Penlink__V1__ErrorCode code, const char *why,
+                   const char *field)
+{
+    pl_record r;
+    memset(&r, 0, sizeof r);
+    r.kind = PL_REC_SECURITY_EVENT;
+    r.fields = pl_record_kind_fields(r.kind);
+    r.fault_code = (uint32_t)code;
+    pen_status st = pen_log_now(p, &r);
+    if (st != PEN_OK) {
+        send_storage_error(p, rid, st);
+        return false;
+    }
+    send_error(p, rid, code, why, field);
+    return false;
+}
+
+/* Checks the signature of a SetConfig on a pen provisioned with config
+ * keys. The nonce is spent whatever the outcome. On refusal the host has
+ * its answer and false is returned. */
+static bool config_authentic(pen *p, uint32_t rid, const Penlink__V1__SetConfig *s)
+{
+    uint8_t msg[PL_AUTH_CONFIG_MAX];
+    bool had_nonce = p->nonce_valid;
+    p->nonce_valid = false;
+    if (!s->has_signature && !s->has_key && !s->has_nonce)
+        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_REQUIRED,
+                      "this pen takes only signed configuration: sign it with an authorised "
+                      "key",
+                      "signature");
+    if (!s->has_nonce || s->nonce.len != sizeof p->nonce || !had_nonce ||
+        !same_bytes(s->nonce.data, p->nonce, sizeof p->nonce))
+        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_NONCE,
+                      "the nonce is not the pen's current one (replayed, or already used): "
+                      "get a fresh one",
+                      "nonce");
+    const uint8_t *key = NULL;
+    for (uint32_t i = 0; s->has_key && s->key.len == 32 && i < pen_config_key_count(p); i++)
+        if (same_bytes(s->key.data, p->hal->config_keys[i], 32))
+            key = p->hal->config_keys[i];
+    if (!key)
+        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_FAILED,
+                      "the signing key is not one this pen was provisioned with", "key");
+    size_t n =
+        pl_auth_config_bytes(msg, sizeof msg, p->serial, s->expected_revision, p->nonce, s->config);
+    if (!s->has_signature || s->signature.len != 64 || n == 0 ||
+        p->hal->verify(p->hal->ctx, s->signature.data, msg, n, key) != 0)
+        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_FAILED,
+                      "the signature does not verify (it covers this pen's serial, the "
+                      "expected revision, the nonce and every value)",
+                      "signature");
+    return true;
+}
+
 static void on_set_config(pen *p, uint32_t rid, const Penlink__V1__SetConfig *s)
 {
     envelope env;
@@ -240,6 +344,8 @@ static void on_set_config(pen *p, uint32_t rid, const Penlink__V1__SetConfig *s)
                    "expected_revision");
         return;
     }
+    if (pen_config_key_count(p) && !config_authentic(p, rid, s))
+        return;
     change_from_pb(s->config, &chg);
     if (pen_config_check(&p->limits, &p->cfg.cur, &chg, &merged, &err) != PEN_OK) {
         send_error(p, rid, PENLINK__V1__ERROR_CODE__ERROR_INVALID_ARGUMENT, err.message, err.field);
@@ -477,7 +583,8 @@ static void handle_frame(pen *p, const pl_frame *f)
     case PENLINK__V1__ENVELOPE__BODY_SET_CONFIG:
     case PENLINK__V1__ENVELOPE__BODY_PULL_LOG:
     case PENLINK__V1__ENVELOPE__BODY_ACK_LOG:
-    case PENLINK__V1__ENVELOPE__BODY_SET_CLOCK: break;
+    case PENLINK__V1__ENVELOPE__BODY_SET_CLOCK:
+    case PENLINK__V1__ENVELOPE__BODY_GET_NONCE: break;
     default: unsupported(p, rid, env); return;
     }
     if (!p->ready) {
@@ -492,6 +599,7 @@ static void handle_frame(pen *p, const pl_frame *f)
     case PENLINK__V1__ENVELOPE__BODY_PULL_LOG: on_pull(p, rid, env->pull_log); break;
     case PENLINK__V1__ENVELOPE__BODY_ACK_LOG: on_ack(p, rid, env->ack_log); break;
     case PENLINK__V1__ENVELOPE__BODY_SET_CLOCK: on_set_clock(p, rid, env->set_clock); break;
+    case PENLINK__V1__ENVELOPE__BODY_GET_NONCE: on_get_nonce(p, rid); break;
     default: break;
     }
 }
@@ -538,6 +646,7 @@ void pen_usb_rx(pen *p, const uint8_t *data, size_t len)
 void pen_usb_reset(pen *p)
 {
     p->ready = false;
+    p->nonce_valid = false; /* a nonce lives for one session */
     p->pull.active = false;
     p->tx_max = PL_FRAME_MIN_PAYLOAD;
     pl_frame_decoder_reset(&p->rx);

@@ -97,6 +97,15 @@ pen_status pen_init(pen *p, const pen_hal *hal, const pen_opts *opts)
     copy_text(p->fw_ver, sizeof p->fw_ver, opts->firmware_version, "0.1.0");
     p->proto_major = opts->protocol_major ? opts->protocol_major : PEN_PROTOCOL_MAJOR;
     p->tx_max = PL_FRAME_MIN_PAYLOAD;
+    if (hal->device_key) {
+        if (!hal->sign || !hal->verify || !hal->sha256 || !hal->random)
+            return PEN_ERR_ARG;
+        if (hal->device_key(hal->ctx, p->device_pk) != 0)
+            return PEN_ERR_HAL;
+        p->has_key = true;
+    }
+    if (hal->config_key_count && (!p->has_key || !hal->config_keys))
+        return PEN_ERR_ARG; /* keys it could not check */
 
     pl_arena_init(&p->arena, p->arena_buf, sizeof p->arena_buf);
     p->alloc.alloc = pb_alloc;

@@ -59,6 +59,8 @@ extern "C" {
 #define PEN_SERIAL_MAX 32u
 /** Model, hardware and firmware strings, bytes. */
 #define PEN_IDENT_MAX 32u
+/** Config-signing keys a pen takes from its HAL (more are ignored). */
+#define PEN_CONFIG_KEYS_MAX 4u
 
 /** Options for pen_init(). Start from pen_opts_default(). */
 typedef struct pen_opts {
@@ -105,6 +107,12 @@ typedef struct pen {
     char fw_ver[PEN_IDENT_MAX + 1];
     uint32_t proto_major;
     uint64_t boot_mono_ms;
+
+    /* trust */
+    bool has_key;          /**< the HAL gave a device key: the log is signed */
+    uint8_t device_pk[32]; /**< its public half */
+    bool nonce_valid;      /**< a GetNonce answer not yet used by a SetConfig */
+    uint8_t nonce[32];
 
     /* session */
     bool ready;

@@ -101,6 +101,33 @@ typedef struct pen_hal {
      * ground truth from here; firmware leaves it NULL.
      */
     void (*record_logged)(void *ctx, const pl_record *r);
+
+    /*
+     * Trust (docs/security.md). The device key never leaves the HAL: on a
+     * real pen it lives in a secure element (Ed25519 capable, with a SHA-256
+     * engine and a random source), the simulator keeps it in its state
+     * directory. A pen whose HAL leaves these NULL has no identity: it
+     * neither signs its log nor checks signatures on configuration.
+     */
+    /** Optional: the device's Ed25519 public key. 0 or -1. */
+    int (*device_key)(void *ctx, uint8_t pk[32]);
+    /** Optional: Ed25519 signature by the device key over @p msg. 0 or -1. */
+    int (*sign)(void *ctx, const uint8_t *msg, size_t len, uint8_t sig[64]);
+    /** Optional: 0 when @p sig is @p pk's Ed25519 signature over @p msg, else -1. */
+    int (*verify)(void *ctx, const uint8_t sig[64], const uint8_t *msg, size_t len,
+                  const uint8_t pk[32]);
+    /** Optional: SHA-256 of @p a then @p b (either may be empty). 0 or -1. */
+    int (*sha256)(void *ctx, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+                  uint8_t out[32]);
+    /** Optional: @p len bytes from a cryptographic random source. 0 or -1. */
+    int (*random)(void *ctx, uint8_t *buf, size_t len);
+    /**
+     * Ed25519 public keys allowed to sign configuration, provisioned at the
+     * factory. With none, configuration needs no signature (a development
+     * pen); with one or more, every SetConfig must be signed by one of them.
+     */
+    const uint8_t (*config_keys)[32];
+    uint32_t config_key_count;
 } pen_hal;
 
 #ifdef __cplusplus

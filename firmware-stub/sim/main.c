@@ -45,6 +45,12 @@ static const char usage_text[] =
     "                           (30); the core reboots from flash at each one\n"
     "  --over-limit-permille N  treatments that run past the pen's max_treatment_s,\n"
     "                           per 1000 (0); the pen logs them, it does not stop them\n"
+    "  --config-key KEY         provision a new state with this config-signing public\n"
+    "                           key (64 hex digits, or a file from penlink keys\n"
+    "                           generate); up to 4. With one, the pen refuses\n"
+    "                           unsigned configuration. Fixed once the state exists\n"
+    "  --sign-with-other-key    planted fault: sign log heads with a key that is not\n"
+    "                           the pen's (a pen claiming another's identity)\n"
     "  --max-uses N             set the pen's max_cartridge_uses to N (a misconfigured\n"
     "                           pen accepts reused cartridges); logged as CONFIG_CHANGED\n"
     "  --clock-offset-ms N      the pen's clock runs N ms ahead of true time (kept)\n"
@@ -81,6 +87,8 @@ enum {
     OPT_FAULT,
     OPT_CYCLE,
     OPT_OVER,
+    OPT_CONFIG_KEY,
+    OPT_OTHER_KEY,
     OPT_MAX_USES,
     OPT_OFFSET,
     OPT_FLASH,
@@ -105,6 +113,8 @@ static const struct option options[] = {
     { "fault-permille", required_argument, NULL, OPT_FAULT },
     { "power-cycle-permille", required_argument, NULL, OPT_CYCLE },
     { "over-limit-permille", required_argument, NULL, OPT_OVER },
+    { "config-key", required_argument, NULL, OPT_CONFIG_KEY },
+    { "sign-with-other-key", no_argument, NULL, OPT_OTHER_KEY },
     { "max-uses", required_argument, NULL, OPT_MAX_USES },
     { "clock-offset-ms", required_argument, NULL, OPT_OFFSET },
     { "flash-size", required_argument, NULL, OPT_FLASH },
@@ -328,6 +338,7 @@ static int serve(server *sv)
 int main(int argc, char **argv)
 {
     sim_opts o;
+    uint8_t keys[SIM_CONFIG_KEYS_MAX][32];
     server sv = { .listen_fd = -1, .client_fd = -1 };
     sim *s = NULL;
     bool stats = false;
@@ -369,6 +380,22 @@ int main(int argc, char **argv)
                 return SIM_USAGE;
             o.power_cycle_permille = (uint32_t)v;
             break;
+        case OPT_CONFIG_KEY:
+            if (o.config_key_count == SIM_CONFIG_KEYS_MAX) {
+                fprintf(stderr, "penlink-sim: at most %u --config-key\n", SIM_CONFIG_KEYS_MAX);
+                return SIM_USAGE;
+            }
+            if (sim_parse_public_key(optarg, keys[o.config_key_count]) != 0) {
+                fprintf(stderr,
+                        "penlink-sim: --config-key %s: not 64 hex digits, nor a public key "
+                        "file\n",
+                        optarg);
+                return SIM_USAGE;
+            }
+            o.config_keys = (const uint8_t(*)[32])keys;
+            o.config_key_count++;
+            break;
+        case OPT_OTHER_KEY: o.sign_with_other_key = true; break;
         case OPT_OVER:
             if (parse_u64(optarg, "over-limit-permille", 1000, &v))
                 return SIM_USAGE;

@@ -238,6 +238,11 @@ static int save_state(sim *s)
     return rename(tmp, path);
 }
 
+sim_identity *sim_identity_of(void *hal_ctx)
+{
+    return &((sim *)hal_ctx)->id;
+}
+
 /* ---- boot -------------------------------------------------------------- */
 
 int sim_check(sim *s, pen_status st)
@@ -349,6 +354,13 @@ int sim_open(sim *s, const sim_opts *o)
     s->hal.cartridge_write_uses = hal_cart_write;
     s->hal.sensors_read = hal_sensors;
     s->hal.record_logged = hal_logged;
+    char why[300];
+    int idrc = sim_identity_open(&s->id, s->dir, !exists, o->config_keys, o->config_key_count, why,
+                                 sizeof why);
+    if (idrc != 0)
+        return fail(s, idrc == -2 ? SIM_USAGE : SIM_ERR, "%s", why);
+    s->id.sign_with_other_key = o->sign_with_other_key;
+    sim_identity_hal(&s->id, &s->hal);
     pen_opts_default(&s->popts);
     s->popts.serial = s->serial;
     s->popts.firmware_version = "0.1.0-sim";

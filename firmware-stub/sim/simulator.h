@@ -22,6 +22,7 @@
 
 #include "flash_file.h"
 #include "pen.h"
+#include "identity.h"
 #include "usage_model.h"
 
 /** Results (the exit codes of penlink-sim). */
@@ -44,8 +45,11 @@ typedef struct sim_opts {
     uint32_t simulate_days;                  /**< days sim_simulate() runs */
     int64_t start_ms;                        /**< first simulated day; 0: automatic */
     bool set_clock_offset;
-    int64_t clock_offset_ms; /**< the pen's RTC minus true time */
-    FILE *log;               /**< progress messages, or NULL */
+    int64_t clock_offset_ms;          /**< the pen's RTC minus true time */
+    const uint8_t (*config_keys)[32]; /**< provision a new state with these */
+    uint32_t config_key_count;
+    bool sign_with_other_key; /**< planted fault: heads signed by a key not the pen's */
+    FILE *log;                /**< progress messages, or NULL */
 } sim_opts;
 
 /** Fills @p o with the defaults (1 MiB flash in 4 KiB sectors, seed 1). */
@@ -56,6 +60,7 @@ typedef struct sim {
     char dir[512];
     flash_file flash;
     pen_hal hal;
+    sim_identity id;
     pen_opts popts;
     pen *pen;
     bool pen_up;

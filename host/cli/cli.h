@@ -17,6 +17,7 @@ enum {
     EXIT_INTEGRITY = 6,  /* checksum or consistency failure */
     EXIT_IO = 7,         /* a file could not be read or written */
     EXIT_INTERNAL = 8,   /* out of memory, a bug */
+    EXIT_AUTH = 9,       /* not authorised: unsigned or wrongly signed configuration */
     EXIT_CANCELLED = 130 /* interrupted (SIGINT / SIGTERM) */
 };
 
@@ -37,7 +38,8 @@ int cli_error(const struct cli *c, int code, const char *fmt, ...)
 int cli_exit_for(int status);
 
 /* Parses the arguments of a command whose only option is --help and which
- * takes @p nargs operands: -1 to go on (operands from optind), else the
+ * takes @p nargs operands (any number when negative): -1 to go on
+ * (operands from optind), else the
  * exit code to return (help printed, or a usage error). */
 int cli_help_only(int argc, char **argv, const char *usage, int nargs);
 /* Opens the pen of --device; on failure prints the error and returns its exit code. */
@@ -79,6 +81,7 @@ int cmd_clock(struct cli *c, int argc, char **argv);
 int cmd_watch(struct cli *c, int argc, char **argv);
 int cmd_audit(struct cli *c, int argc, char **argv);
 int cmd_export(struct cli *c, int argc, char **argv);
+int cmd_keys(struct cli *c, int argc, char **argv);
 
 /* Shared by audit and export (cmd_audit.c): --since / --until DATE, the pen
  * filter (--pen, else --device usb:SERIAL), a treatment as CSV or JSON. */

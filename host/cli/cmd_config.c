@@ -21,9 +21,9 @@
 
 static const char usage[] =
     "Usage: penlink [--device URI] config get [KEY]\n"
-    "       penlink [--device URI] config set [--dry-run] KEY=VALUE...\n"
+    "       penlink [--device URI] config set [--dry-run] [--key FILE] KEY=VALUE...\n"
     "       penlink [--device URI] config export [FILE]\n"
-    "       penlink [--device URI] config import [--dry-run] [--force] FILE\n"
+    "       penlink [--device URI] config import [--dry-run] [--force] [--key FILE] FILE\n"
     "\n"
     "Read and change a pen's configuration. Keys carry their unit in the name:\n"
     "  depth_min_um, depth_max_um, depth_default_um   needle depth, micrometres\n"
@@ -40,10 +40,18 @@ static const char usage[] =
     "import takes back; import refuses a file exported at another revision than\n"
     "the pen's unless --force.\n"
     "\n"
+    "A pen provisioned with config-signing keys (penlink info shows them) takes\n"
+    "only configuration signed by one of them: --key names the secret key file\n"
+    "(penlink keys generate). The signature covers the pen's serial, the\n"
+    "revision read, a fresh nonce from the pen and every value, so it cannot be\n"
+    "replayed or used on another pen. Reading needs no key. A refused signature\n"
+    "is exit status 9, and the pen logs it as a security event.\n"
+    "\n"
     "Options:\n"
-    "  -n, --dry-run  show the changes, send nothing\n"
-    "  -f, --force    import over a configuration changed since the export\n"
-    "  -h, --help     this help\n";
+    "  -n, --dry-run   show the changes, send nothing\n"
+    "  -f, --force     import over a configuration changed since the export\n"
+    "  -k, --key FILE  sign with this secret key\n"
+    "  -h, --help      this help\n";
 
 static json_t *config_json(const penlink_config *cfg, const char *serial)
 {
@@ -111,7 +119,8 @@ static int unknown_key(struct cli *c, const char *key)
  * on cur->revision. @p want holds only the keys to set.
  */
 static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
-                 const penlink_config *cur, const penlink_config *want, int dry_run)
+                 const penlink_config *cur, const penlink_config *want, int dry_run,
+                 const penlink_key *key)
 {
     size_t n;
     const penlink_config_key *k = penlink_config_keys(&n);
@@ -167,7 +176,7 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
         return EXIT_OK;
     }
     penlink_config result;
-    st = penlink_dev_config_set(dev, cur->revision, &change, &result);
+    st = penlink_dev_config_set_signed(dev, cur->revision, key, &change, &result);
     if (st != PENLINK_OK) {
         json_decref(diff);
         return cli_fail(c, "config not changed", st);
@@ -256,13 +265,16 @@ int cmd_config(struct cli *c, int argc, char **argv)
 {
     static const struct option opts[] = { { "dry-run", no_argument, NULL, 'n' },
                                           { "force", no_argument, NULL, 'f' },
+                                          { "key", required_argument, NULL, 'k' },
                                           { "help", no_argument, NULL, 'h' },
                                           { NULL, 0, NULL, 0 } };
     int dry_run = 0, force = 0, opt;
-    while ((opt = getopt_long(argc, argv, "+nfh", opts, NULL)) != -1) {
+    const char *key_file = NULL;
+    while ((opt = getopt_long(argc, argv, "+nfk:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'n': dry_run = 1; break;
         case 'f': force = 1; break;
+        case 'k': key_file = optarg; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
         default: fputs(usage, stderr); return EXIT_USAGE;
         }
@@ -273,10 +285,11 @@ int cmd_config(struct cli *c, int argc, char **argv)
     }
     const char *verb = argv[optind++];
     /* options may also follow the verb */
-    while ((opt = getopt_long(argc, argv, "nfh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "nfk:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'n': dry_run = 1; break;
         case 'f': force = 1; break;
+        case 'k': key_file = optarg; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
         default: fputs(usage, stderr); return EXIT_USAGE;
         }
@@ -316,6 +329,15 @@ int cmd_config(struct cli *c, int argc, char **argv)
         int rc = load_file(c, args[0], &want, &has_rev, &file_rev);
         if (rc != EXIT_OK)
             return rc;
+    }
+    penlink_key key;
+    if (key_file && !(is_set || is_import))
+        return cli_error(c, EXIT_USAGE, "config %s: --key signs changes; reading needs no key",
+                         verb);
+    if (key_file) {
+        int st = penlink_key_load(c->ctx, key_file, &key);
+        if (st != PENLINK_OK)
+            return cli_fail(c, "config", st);
     }
 
     penlink_dev *dev = NULL;
@@ -377,9 +399,16 @@ int cmd_config(struct cli *c, int argc, char **argv)
                            args[0], file_rev, cur.revision);
             goto out;
         }
+        if (!key_file && (info.features & PENLINK_FEATURE_SIGNED_CONFIG) && !dry_run) {
+            rc = cli_error(c, EXIT_AUTH,
+                           "config %s: %s takes only signed configuration (keys authorised: "
+                           "%u, see penlink info): add --key FILE with one of them",
+                           verb, info.serial, info.n_config_keys);
+            goto out;
+        }
         if (!c->json && !c->quiet)
             printf("%s, revision %u:\n", info.serial, cur.revision);
-        rc = apply(c, dev, &info, &cur, &want, dry_run);
+        rc = apply(c, dev, &info, &cur, &want, dry_run, key_file ? &key : NULL);
     }
 out:
     penlink_dev_close(dev);

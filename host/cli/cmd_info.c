@@ -59,6 +59,23 @@ int cmd_info(struct cli *c, int argc, char **argv)
         char proto[24];
         snprintf(proto, sizeof proto, "%u.%u", i.protocol_major, i.protocol_minor);
         json_object_set_new(o, "protocol", json_string(proto));
+        char hex[65];
+        if (i.has_device_key) {
+            penlink_key_hex(i.device_key, hex);
+            json_object_set_new(o, "device_key", json_string(hex));
+        } else {
+            json_object_set_new(o, "device_key", json_null());
+        }
+        json_t *keys = json_array();
+        for (uint32_t k = 0; k < i.n_config_keys; k++) {
+            penlink_key_hex(i.config_keys[k], hex);
+            json_array_append_new(keys, json_string(hex));
+        }
+        json_object_set_new(o, "config_keys", keys);
+        json_object_set_new(o, "signed_config",
+                            json_boolean(i.features & PENLINK_FEATURE_SIGNED_CONFIG));
+        json_object_set_new(o, "signed_log",
+                            json_boolean(i.features & PENLINK_FEATURE_SIGNED_CHUNKS));
         cli_json_out(o);
         return EXIT_OK;
     }
@@ -87,5 +104,19 @@ int cmd_info(struct cli *c, int argc, char **argv)
            i.limits.depth_min_um, i.limits.depth_max_um, i.limits.depth_step_um,
            i.limits.speed_min_sps, i.limits.speed_max_sps, i.limits.max_treatment_s,
            i.limits.max_cartridge_uses, i.limits.auto_off_min_s, i.limits.auto_off_max_s);
+    char hex[65];
+    if (i.has_device_key) {
+        penlink_key_hex(i.device_key, hex);
+        printf("device key        %s (signs its log)\n", hex);
+    } else {
+        printf("device key        none: this pen's log is not signed\n");
+    }
+    if (i.n_config_keys == 0)
+        printf("config signing    not required: no keys provisioned (a development pen;\n"
+               "                  anyone with a cable can change its configuration)\n");
+    for (uint32_t k = 0; k < i.n_config_keys; k++) {
+        penlink_key_hex(i.config_keys[k], hex);
+        printf("%s%s\n", k ? "                  " : "config signing    required, by one of: ", hex);
+    }
     return EXIT_OK;
 }

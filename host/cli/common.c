@@ -23,6 +23,7 @@ int cli_exit_for(int status)
     case PENLINK_ERR_DEVICE:
     case PENLINK_ERR_CONFLICT:
     case PENLINK_ERR_INVALID_CONFIG: return EXIT_DEVICE;
+    case PENLINK_ERR_AUTH: return EXIT_AUTH;
     case PENLINK_ERR_PROTOCOL:
     case PENLINK_ERR_UNSUPPORTED:
     case PENLINK_ERR_TIMEOUT:
@@ -53,7 +54,7 @@ int cli_help_only(int argc, char **argv, const char *usage, int nargs)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
-    if (argc - optind != nargs) {
+    if (nargs >= 0 && argc - optind != nargs) {
         fputs(usage, stderr);
         return EXIT_USAGE;
     }

@@ -35,6 +35,7 @@ static const char usage[] =
     "  audit [--report R]      cartridge reuse, limits, integrity and usage from\n"
     "                          the archive; exit status 1 on a compliance finding\n"
     "  export records|treatments  the archive as CSV or JSON lines\n"
+    "  keys generate [FILE]    a technician key pair for signing configuration\n"
     "\n"
     "Global options:\n"
     "  -d, --device URI  usb (the only pen plugged in), usb:SERIAL, or sim:PATH\n"
@@ -79,6 +80,7 @@ static const struct {
     { "decode", cmd_decode }, { "list", cmd_list },     { "info", cmd_info },
     { "pull", cmd_pull },     { "config", cmd_config }, { "clock", cmd_clock },
     { "watch", cmd_watch },   { "audit", cmd_audit },   { "export", cmd_export },
+    { "keys", cmd_keys },
 };
 
 /*

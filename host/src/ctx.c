@@ -35,6 +35,7 @@ const char *penlink_strerror(int status)
     case PENLINK_ERR_CONFLICT: return "the configuration changed meanwhile";
     case PENLINK_ERR_AMBIGUOUS: return "several pens match: choose one";
     case PENLINK_ERR_INVALID_CONFIG: return "a configuration value is outside the pen's limits";
+    case PENLINK_ERR_AUTH: return "not authorised: the pen refused the signature";
     default: return "unknown error";
     }
 }

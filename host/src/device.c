@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pl/auth.h"
 #include "pl/chunk.h"
 #include "pl/envelope.h"
 #include "pl/frame.h"
@@ -147,6 +148,19 @@ static int pen_error(penlink_dev *d, const Penlink__V1__Error *e, const char *re
     case PENLINK__V1__ERROR_CODE__ERROR_STORAGE:
         return penlink_fail(d->ctx, PENLINK_ERR_DEVICE,
                             "the pen reports a flash failure (%s): it needs service", m);
+    case PENLINK__V1__ERROR_CODE__ERROR_AUTH_REQUIRED:
+        return penlink_fail(d->ctx, PENLINK_ERR_AUTH,
+                            "the pen takes only signed configuration (%s): sign with an "
+                            "authorised key (--key FILE)",
+                            m);
+    case PENLINK__V1__ERROR_CODE__ERROR_AUTH_FAILED:
+        return penlink_fail(d->ctx, PENLINK_ERR_AUTH,
+                            "the pen refused the signature (%s): the key must be one provisioned "
+                            "on this pen",
+                            m);
+    case PENLINK__V1__ERROR_CODE__ERROR_AUTH_NONCE:
+        return penlink_fail(d->ctx, PENLINK_ERR_AUTH,
+                            "the pen refused a stale or replayed request (%s): try again", m);
     case PENLINK__V1__ERROR_CODE__ERROR_UNSUPPORTED:
         return penlink_fail(d->ctx, PENLINK_ERR_DEVICE,
                             "the pen does not support %s (%s): its firmware is older than this "
@@ -243,7 +257,8 @@ static int hello(penlink_dev *d)
     h.protocol_major = PENLINK_PROTOCOL_MAJOR;
     h.protocol_minor = PENLINK_PROTOCOL_MINOR;
     h.features = PENLINK__V1__FEATURE__FEATURE_LOG_PULL | PENLINK__V1__FEATURE__FEATURE_CONFIG |
-                 PENLINK__V1__FEATURE__FEATURE_CLOCK;
+                 PENLINK__V1__FEATURE__FEATURE_CLOCK | PENLINK__V1__FEATURE__FEATURE_SIGNED_CONFIG |
+                 PENLINK__V1__FEATURE__FEATURE_SIGNED_CHUNKS;
     h.max_frame_payload = HOST_MAX_PAYLOAD;
     h.client = CLIENT_NAME;
     env.body_case = PENLINK__V1__ENVELOPE__BODY_HELLO;
@@ -401,6 +416,13 @@ int penlink_dev_info(penlink_dev *d, penlink_info *out)
     out->protocol_minor = d->minor;
     out->features = d->features;
     out->max_frame_payload = d->pen_max_payload;
+    if (i->has_device_key && i->device_key.len == 32) {
+        out->has_device_key = 1;
+        memcpy(out->device_key, i->device_key.data, 32);
+    }
+    for (size_t k = 0; k < i->n_config_keys && out->n_config_keys < 4; k++)
+        if (i->config_keys[k].len == 32)
+            memcpy(out->config_keys[out->n_config_keys++], i->config_keys[k].data, 32);
     if (!out->serial[0])
         copy_str(out->serial, sizeof out->serial, d->serial);
     pl_envelope_free(NULL, r);
@@ -453,6 +475,33 @@ int penlink_dev_config_get(penlink_dev *d, penlink_config *out)
 int penlink_dev_config_set(penlink_dev *d, uint32_t expected_revision, const penlink_config *change,
                            penlink_config *result)
 {
+    return penlink_dev_config_set_signed(d, expected_revision, NULL, change, result);
+}
+
+/* A fresh nonce from the pen, for one signed SetConfig. */
+static int get_nonce(penlink_dev *d, uint8_t nonce[PL_NONCE_BYTES])
+{
+    Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
+    Penlink__V1__GetNonce g = PENLINK__V1__GET_NONCE__INIT;
+    env.body_case = PENLINK__V1__ENVELOPE__BODY_GET_NONCE;
+    env.get_nonce = &g;
+    pl_envelope *r = NULL;
+    int st = request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_NONCE, &r);
+    if (st != PENLINK_OK)
+        return st;
+    if (!r->nonce->has_nonce || r->nonce->nonce.len != PL_NONCE_BYTES)
+        st = penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL, "the pen's nonce is not %u bytes",
+                          PL_NONCE_BYTES);
+    else
+        memcpy(nonce, r->nonce->nonce.data, PL_NONCE_BYTES);
+    pl_envelope_free(NULL, r);
+    return st;
+}
+
+int penlink_dev_config_set_signed(penlink_dev *d, uint32_t expected_revision,
+                                  const penlink_key *key, const penlink_config *change,
+                                  penlink_config *result)
+{
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
     Penlink__V1__SetConfig sc = PENLINK__V1__SET_CONFIG__INIT;
     Penlink__V1__Config c = PENLINK__V1__CONFIG__INIT;
@@ -484,6 +533,26 @@ int penlink_dev_config_set(penlink_dev *d, uint32_t expected_revision, const pen
     sc.has_expected_revision = 1;
     sc.expected_revision = expected_revision;
     sc.config = &c;
+    uint8_t nonce[PL_NONCE_BYTES], sig[PL_SIG_BYTES], pk[PL_KEY_BYTES];
+    if (key) {
+        uint8_t msg[PL_AUTH_CONFIG_MAX];
+        int st = get_nonce(d, nonce);
+        if (st != PENLINK_OK)
+            return st;
+        size_t n = pl_auth_config_bytes(msg, sizeof msg, d->serial, expected_revision, nonce, &c);
+        if (n == 0 || penlink_sign(key, msg, n, sig) != 0)
+            return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG,
+                                "the configuration could not be signed (serial or text too "
+                                "long)");
+        memcpy(pk, key->public_key, sizeof pk);
+        sc.has_signature = sc.has_key = sc.has_nonce = 1;
+        sc.signature.data = sig;
+        sc.signature.len = sizeof sig;
+        sc.key.data = pk;
+        sc.key.len = sizeof pk;
+        sc.nonce.data = nonce;
+        sc.nonce.len = sizeof nonce;
+    }
     env.body_case = PENLINK__V1__ENVELOPE__BODY_SET_CONFIG;
     env.set_config = &sc;
     pl_envelope *r = NULL;

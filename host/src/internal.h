@@ -30,4 +30,9 @@ int penlink_fail(penlink_ctx *ctx, int status, const char *fmt, ...)
 /** Maps a protocol-library status to the public enum. */
 int penlink_from_pl(int pl_status);
 
+/* Crypto (keys.c, libsodium). sign/verify return 0 or -1. */
+int penlink_sign(const penlink_key *key, const uint8_t *msg, size_t len, uint8_t sig[64]);
+int penlink_verify(const uint8_t sig[64], const uint8_t *msg, size_t len, const uint8_t pk[32]);
+void penlink_sha256(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen, uint8_t out[32]);
+
 #endif

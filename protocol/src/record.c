@@ -24,6 +24,7 @@ static const struct {
     [PL_REC_CONFIG_CHANGED] = { "config_changed", PL_F_CONFIG_REVISION },
     [PL_REC_CLOCK_SET] = { "clock_set", PL_F_CLOCK_DELTA_MS },
     [PL_REC_LOG_OVERFLOW] = { "log_overflow", PL_F_DROPPED },
+    [PL_REC_SECURITY_EVENT] = { "security_event", PL_F_FAULT_CODE },
 };
 
 static const char *const field_names[PL_FIELD_COUNT] = {

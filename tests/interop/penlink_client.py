@@ -107,7 +107,7 @@ KIND_NAMES = {
     1: "power_on", 2: "power_off", 3: "treatment_start", 4: "treatment_end",
     5: "cartridge_inserted", 6: "cartridge_removed", 7: "cartridge_refused",
     8: "depth_changed", 9: "speed_changed", 10: "fault",
-    11: "config_changed", 12: "clock_set", 13: "log_overflow",
+    11: "config_changed", 12: "clock_set", 13: "log_overflow", 14: "security_event",
 }
 
 

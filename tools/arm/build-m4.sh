@@ -123,6 +123,32 @@ fi
 [ -f "$pbc_dir/protobuf-c/protobuf-c.c" ] || die "no protobuf-c source under $src"
 log "zlib: $(basename "$zlib_dir"), protobuf-c: $(basename "$pbc_dir")"
 
+# The image's small CRC-32 (tools/arm/crc32_small.c) must equal zlib's.
+cat > "$out/crc_check.c" <<'EOF_C'
+#include <stdio.h>
+#include <stdlib.h>
+#include <zlib.h>
+unsigned long small_crc32(unsigned long crc, const unsigned char *buf, unsigned len);
+int main(void)
+{
+    static unsigned char b[4096];
+    srand(7);
+    for (int t = 0; t < 2000; t++) {
+        unsigned n = (unsigned)rand() % sizeof b, seed = (unsigned)rand();
+        for (unsigned i = 0; i < n; i++)
+            b[i] = (unsigned char)rand();
+        if (crc32(seed, b, n) != small_crc32(seed, b, n)) {
+            printf("differs at length %u\n", n);
+            return 1;
+        }
+    }
+    return 0;
+}
+EOF_C
+cc -O1 -Dcrc32=small_crc32 -Dcrc32_z=small_crc32_z -c "$here/crc32_small.c" -o "$out/crc32_small.o" &&
+    cc -O1 "$out/crc_check.c" "$out/crc32_small.o" -lz -o "$out/crc_check" &&
+    "$out/crc_check" || die "tools/arm/crc32_small.c does not compute zlib's CRC-32"
+
 # ---- build -----------------------------------------------------------------
 bld="$out/cmake"
 read -r -a extra_args <<<"${PL_M4_CMAKE_ARGS:-}"

@@ -50,7 +50,8 @@ typedef enum penlink_status {
     PENLINK_ERR_CONFLICT = -15,       /**< the configuration changed meanwhile (compare-and-set) */
     PENLINK_ERR_AMBIGUOUS = -16,      /**< several pens match; name one by serial */
     PENLINK_ERR_INVALID_CONFIG = -17, /**< a value is outside the pen's limits */
-    PENLINK_ERR__SENTINEL = -18       /**< never returned; keeps the list append-only */
+    PENLINK_ERR_AUTH = -18,           /**< not authorised: unsigned, wrongly signed, replayed */
+    PENLINK_ERR__SENTINEL = -19       /**< never returned; keeps the list append-only */
 } penlink_status;
 
 /** A sentence describing @p status ("bytes that do not follow ..."); never NULL. */
@@ -95,7 +96,9 @@ enum penlink_record_kind {
     PENLINK_REC_FAULT = 10,
     PENLINK_REC_CONFIG_CHANGED = 11,
     PENLINK_REC_CLOCK_SET = 12,
-    PENLINK_REC_LOG_OVERFLOW = 13
+    PENLINK_REC_LOG_OVERFLOW = 13,
+    PENLINK_REC_SECURITY_EVENT =
+        14 /**< a refused SetConfig; fault_code holds the pen's ErrorCode */
 };
 
 /** Field bits of penlink_record.fields (RecordField in penlink.proto). */
@@ -284,7 +287,20 @@ typedef struct penlink_info {
     uint32_t protocol_major, protocol_minor; /**< the pen's */
     uint32_t features;                       /**< Feature bits the pen announced */
     uint32_t max_frame_payload;              /**< the pen's */
+    int has_device_key;                      /**< the pen has an identity (signs its log) */
+    uint8_t device_key[32];                  /**< its Ed25519 public key */
+    uint32_t n_config_keys;                  /**< keys allowed to sign its configuration */
+    uint8_t config_keys[4][32];              /**< (none: it takes unsigned configuration) */
 } penlink_info;
+
+/** Bits of penlink_info.features (Feature in penlink.proto). */
+enum penlink_feature {
+    PENLINK_FEATURE_LOG_PULL = 1,
+    PENLINK_FEATURE_CONFIG = 2,
+    PENLINK_FEATURE_CLOCK = 4,
+    PENLINK_FEATURE_SIGNED_CONFIG = 8, /**< refuses configuration not signed by its keys */
+    PENLINK_FEATURE_SIGNED_CHUNKS = 16 /**< hash-chains its log and signs the head */
+};
 
 /** Reads DeviceInfo. */
 PENLINK_API int penlink_dev_info(penlink_dev *dev, penlink_info *out);
@@ -348,6 +364,33 @@ PENLINK_API int penlink_config_check(penlink_ctx *ctx, const penlink_limits *lim
 /** Reads the configuration (all fields present). */
 PENLINK_API int penlink_dev_config_get(penlink_dev *dev, penlink_config *out);
 
+/* ---- keys (docs/security.md) ------------------------------------------- */
+
+/** An Ed25519 key pair for signing configuration (libsodium layout). */
+typedef struct penlink_key {
+    uint8_t secret[64]; /**< seed, then public key: keep it secret */
+    uint8_t public_key[32];
+} penlink_key;
+
+/**
+ * Makes a new key pair and writes it: @p path (the secret key, mode 0600,
+ * never over an existing file) and @p path + ".pub" (the public key, to
+ * provision on pens). *@p out (may be NULL) gets the pair.
+ * @return #PENLINK_OK, #PENLINK_ERR_IO (exists, or cannot be written).
+ */
+PENLINK_API int penlink_key_generate(penlink_ctx *ctx, const char *path, penlink_key *out);
+
+/**
+ * Reads a secret key file written by penlink_key_generate(). Refuses a file
+ * that others may read (not 0600 or stricter).
+ * @return #PENLINK_OK, #PENLINK_ERR_IO, #PENLINK_ERR_AUTH (readable by
+ *         others, or a public key), #PENLINK_ERR_INVALID_ARG (not a key file).
+ */
+PENLINK_API int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key *out);
+
+/** Writes @p pk as 64 lower-case hex digits and a NUL into @p hex. */
+PENLINK_API void penlink_key_hex(const uint8_t pk[32], char hex[65]);
+
 /**
  * Changes the fields present in @p change, if the pen's revision is still
  * @p expected_revision (compare-and-set). On success *@p result (may be NULL)
@@ -357,6 +400,18 @@ PENLINK_API int penlink_dev_config_get(penlink_dev *dev, penlink_config *out);
  */
 PENLINK_API int penlink_dev_config_set(penlink_dev *dev, uint32_t expected_revision,
                                        const penlink_config *change, penlink_config *result);
+
+/**
+ * penlink_dev_config_set() signed with @p key (NULL: unsigned): asks the pen
+ * for a fresh nonce and signs the pen's serial, the expected revision, the
+ * nonce and the values (docs/protocol.md). A pen provisioned with config
+ * keys takes only this.
+ * @return as penlink_dev_config_set(), and #PENLINK_ERR_AUTH when the pen
+ *         refuses the signature (penlink_dev_error() has its reason).
+ */
+PENLINK_API int penlink_dev_config_set_signed(penlink_dev *dev, uint32_t expected_revision,
+                                              const penlink_key *key, const penlink_config *change,
+                                              penlink_config *result);
 
 /** Sets the pen's clock; *@p previous_ms (may be NULL) gets the clock just before. */
 PENLINK_API int penlink_dev_clock_set(penlink_dev *dev, int64_t time_ms, int64_t *previous_ms);

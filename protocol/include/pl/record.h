@@ -29,7 +29,8 @@ enum pl_record_kind {
     PL_REC_CONFIG_CHANGED = 11,
     PL_REC_CLOCK_SET = 12,
     PL_REC_LOG_OVERFLOW = 13,
-    PL_REC_KIND_MAX = 13 /**< highest kind this version knows */
+    PL_REC_SECURITY_EVENT = 14, /**< a refused SetConfig; fault_code = the ErrorCode */
+    PL_REC_KIND_MAX = 14        /**< highest kind this version knows */
 };
 
 /** Field bits (RecordField in penlink.proto), also the column order. */
