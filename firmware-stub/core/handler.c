@@ -251,8 +251,7 @@ static void on_get_nonce(pen *p, uint32_t rid)
     p->nonce_valid = false;
     if (!p->has_key || p->hal->random(p->hal->ctx, p->nonce, sizeof p->nonce) != 0) {
         send_error(p, rid, PENLINK__V1__ERROR_CODE__ERROR_UNSUPPORTED,
-                   p->has_key ? "the pen's random source failed" : "this pen has no identity",
-                   NULL);
+                   p->has_key ? "no random" : "no identity", NULL);
         return;
     }
     p->nonce_valid = true;
@@ -301,30 +300,22 @@ static bool config_authentic(pen *p, uint32_t rid, const Penlink__V1__SetConfig 
     bool had_nonce = p->nonce_valid;
     p->nonce_valid = false;
     if (!s->has_signature && !s->has_key && !s->has_nonce)
-        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_REQUIRED,
-                      "this pen takes only signed configuration: sign it with an authorised "
-                      "key",
+        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_REQUIRED, "not signed",
                       "signature");
     if (!s->has_nonce || s->nonce.len != sizeof p->nonce || !had_nonce ||
         !same_bytes(s->nonce.data, p->nonce, sizeof p->nonce))
-        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_NONCE,
-                      "the nonce is not the pen's current one (replayed, or already used): "
-                      "get a fresh one",
-                      "nonce");
+        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_NONCE, "stale nonce", "nonce");
     const uint8_t *key = NULL;
     for (uint32_t i = 0; s->has_key && s->key.len == 32 && i < pen_config_key_count(p); i++)
         if (same_bytes(s->key.data, p->hal->config_keys[i], 32))
             key = p->hal->config_keys[i];
     if (!key)
-        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_FAILED,
-                      "the signing key is not one this pen was provisioned with", "key");
+        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_FAILED, "unknown key", "key");
     size_t n =
         pl_auth_config_bytes(msg, sizeof msg, p->serial, s->expected_revision, p->nonce, s->config);
     if (!s->has_signature || s->signature.len != 64 || n == 0 ||
         p->hal->verify(p->hal->ctx, s->signature.data, msg, n, key) != 0)
-        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_FAILED,
-                      "the signature does not verify (it covers this pen's serial, the "
-                      "expected revision, the nonce and every value)",
+        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_FAILED, "bad signature",
                       "signature");
     return true;
 }
@@ -340,8 +331,7 @@ static void on_set_config(pen *p, uint32_t rid, const Penlink__V1__SetConfig *s)
 
     if (!s->has_expected_revision) {
         send_error(p, rid, PENLINK__V1__ERROR_CODE__ERROR_INVALID_ARGUMENT,
-                   "expected_revision is required (the revision read with GetConfig)",
-                   "expected_revision");
+                   "expected_revision is required", "expected_revision");
         return;
     }
     if (pen_config_key_count(p) && !config_authentic(p, rid, s))
@@ -387,8 +377,7 @@ static void on_set_clock(pen *p, uint32_t rid, const Penlink__V1__SetClock *s)
 
     if (!s->has_time_ms || s->time_ms < 0 || s->time_ms > TIME_MAX_MS) {
         send_error(p, rid, PENLINK__V1__ERROR_CODE__ERROR_INVALID_ARGUMENT,
-                   "time_ms must be 0..4102444800000 (ms since 1970-01-01, before 2100)",
-                   "time_ms");
+                   "time_ms must be 0..4102444800000 (before 2100)", "time_ms");
         return;
     }
     int64_t old = p->hal->rtc_get_ms(p->hal->ctx);
@@ -449,20 +438,71 @@ static void on_pull(pen *p, uint32_t rid, const Penlink__V1__PullLog *q)
     p->pull.cursor = from;
     p->pull.left = max;
     p->pull.hint.valid = false;
+    memcpy(p->pull.link, p->log.head_link, sizeof p->pull.link); /* the head if nothing is sent */
 }
 
-static void send_chunk(pen *p, uint64_t first, uint32_t count, uint32_t raw, uint32_t size)
+/* Sends the chunk in the scratch buffer. On a pen with a chain it carries
+ * the link before it and its own; a provisional one (staged records encoded
+ * on the fly) extends the chain for this pull only. */
+static void send_chunk(pen *p, uint64_t first, uint32_t count, uint32_t raw, uint32_t size,
+                       const uint8_t prev[32], bool provisional)
 {
     envelope env;
     Penlink__V1__LogChunk c = PENLINK__V1__LOG_CHUNK__INIT;
+    uint8_t prev_copy[32];
     c.has_first_seq = c.has_record_count = c.has_raw_size = c.has_data = 1;
     c.first_seq = first;
     c.record_count = count;
     c.raw_size = raw;
     c.data.data = (uint8_t *)pen_log_scratch(&p->log);
     c.data.len = size;
+    if (p->log.chained) {
+        memcpy(prev_copy, prev, 32);
+        pen_status st = pen_log_link(&p->log, prev_copy, first, count, raw, size, p->pull.link);
+        if (st != PEN_OK) {
+            p->pull.active = false;
+            send_storage_error(p, p->pull.request_id, st);
+            return;
+        }
+        c.has_link = c.has_prev_link = 1;
+        c.link.data = p->pull.link;
+        c.link.len = 32;
+        c.prev_link.data = prev_copy;
+        c.prev_link.len = 32;
+        c.has_provisional = provisional;
+        c.provisional = provisional;
+    }
     env_init(&env, p->pull.request_id, PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK);
     env.log_chunk = &c;
+    send_env(p, &env);
+}
+
+/* LogEnd; on a pen with a chain, with the head (the last link sent) signed. */
+static void send_log_end(pen *p, uint64_t first, uint64_t next)
+{
+    envelope env;
+    Penlink__V1__LogEnd e = PENLINK__V1__LOG_END__INIT;
+    uint8_t msg[PL_AUTH_HEAD_MAX], sig[64];
+    e.has_next_seq = e.has_more = e.has_first_available_seq = 1;
+    e.next_seq = p->pull.cursor;
+    e.more = p->pull.cursor < next;
+    e.first_available_seq = first;
+    p->pull.active = false;
+    if (p->log.chained) {
+        size_t n = pl_auth_head_bytes(msg, p->serial, e.next_seq, p->pull.link);
+        if (n == 0 || p->hal->sign(p->hal->ctx, msg, n, sig) != 0) {
+            send_error(p, p->pull.request_id, PENLINK__V1__ERROR_CODE__ERROR_INTERNAL,
+                       "sign failed", NULL);
+            return;
+        }
+        e.has_head_link = e.has_head_signature = 1;
+        e.head_link.data = p->pull.link;
+        e.head_link.len = 32;
+        e.head_signature.data = sig;
+        e.head_signature.len = sizeof sig;
+    }
+    env_init(&env, p->pull.request_id, PENLINK__V1__ENVELOPE__BODY_LOG_END);
+    env.log_end = &e;
     send_env(p, &env);
 }
 
@@ -480,7 +520,7 @@ void pen_pull_step(pen *p)
         if (st == PEN_OK) {
             p->pull.cursor = h.first_seq + h.count;
             p->pull.left--;
-            send_chunk(p, h.first_seq, h.count, h.raw_size, h.data_size);
+            send_chunk(p, h.first_seq, h.count, h.raw_size, h.data_size, h.prev_link, false);
             return;
         }
         if (st == PEN_REFUSED) {
@@ -488,7 +528,9 @@ void pen_pull_step(pen *p)
             if (st == PEN_OK) {
                 p->pull.cursor = info.first_seq + info.record_count;
                 p->pull.left--;
-                send_chunk(p, info.first_seq, info.record_count, info.raw_size, info.data_size);
+                /* after the newest stored chunk (or the provisional one before it) */
+                send_chunk(p, info.first_seq, info.record_count, info.raw_size, info.data_size,
+                           p->pull.link, true);
                 return;
             }
         }
@@ -498,16 +540,7 @@ void pen_pull_step(pen *p)
             return;
         }
     }
-    envelope env;
-    Penlink__V1__LogEnd e = PENLINK__V1__LOG_END__INIT;
-    e.has_next_seq = e.has_more = e.has_first_available_seq = 1;
-    e.next_seq = p->pull.cursor;
-    e.more = p->pull.cursor < next;
-    e.first_available_seq = first;
-    p->pull.active = false;
-    env_init(&env, p->pull.request_id, PENLINK__V1__ENVELOPE__BODY_LOG_END);
-    env.log_end = &e;
-    send_env(p, &env);
+    send_log_end(p, first, next);
 }
 
 static void on_ack(pen *p, uint32_t rid, const Penlink__V1__AckLog *a)

@@ -26,8 +26,9 @@
 
 #include "logstore.h"
 #include "pen_util.h"
+#include "pl/auth.h"
 
-#define CHUNK_MAGIC 0x48434C50u /* "PLCH" */
+#define CHUNK_MAGIC 0x32434C50u /* "PLC2": chunks with a chain link (v1 "PLCH" had none) */
 #define META_MAGIC 0x544D4C50u  /* "PLMT" */
 #define MIN_FILL 64u            /* data bytes below which a sector's tail stays unused */
 #define BLOCK 64u               /* bytes read at a time when checking or summing flash */
@@ -265,7 +266,7 @@ static int stage_source(void *ctx, uint32_t i, pl_record *out)
 /*
  * Chunk header: magic u32 | data_size u16 | count u16 | first_seq u64 |
  * raw_size u32 | lifetime u32 | overflow dropped u64 | data_crc u32 |
- * crc32 of bytes 0..35.
+ * prev_link 32 bytes | crc32 of bytes 0..67.
  */
 static void hdr_pack(uint8_t b[PEN_CHUNK_HDR], const pen_chunk_hdr *h)
 {
@@ -277,7 +278,8 @@ static void hdr_pack(uint8_t b[PEN_CHUNK_HDR], const pen_chunk_hdr *h)
     pen_put32(b + 20, h->lifetime);
     pen_put64(b + 24, h->ovf_dropped);
     pen_put32(b + 32, h->data_crc);
-    pen_put32(b + 36, pen_crc32(0, b, 36));
+    memcpy(b + 36, h->prev_link, 32);
+    pen_put32(b + 68, pen_crc32(0, b, 68));
 }
 
 static uint32_t ring_addr(const pen_log *l, uint32_t r)
@@ -296,7 +298,7 @@ static pen_status ring_item(pen_log *l, uint32_t r, uint32_t off, pen_chunk_hdr 
     if (st != PEN_OK || pen_is_erased(b, PEN_CHUNK_HDR))
         return st;
     *kind = ITEM_JUNK;
-    if (pen_get32(b) != CHUNK_MAGIC || pen_get32(b + 36) != pen_crc32(0, b, 36))
+    if (pen_get32(b) != CHUNK_MAGIC || pen_get32(b + 68) != pen_crc32(0, b, 68))
         return PEN_OK;
     h->data_size = pen_get16(b + 4);
     h->count = pen_get16(b + 6);
@@ -305,6 +307,7 @@ static pen_status ring_item(pen_log *l, uint32_t r, uint32_t off, pen_chunk_hdr 
     h->lifetime = pen_get32(b + 20);
     h->ovf_dropped = pen_get64(b + 24);
     h->data_crc = pen_get32(b + 32);
+    memcpy(h->prev_link, b + 36, 32);
     if (h->data_size == 0 || h->count == 0 || off + PEN_CHUNK_HDR + h->data_size > l->ssize ||
         h->first_seq + h->count < h->first_seq)
         return PEN_OK;
@@ -438,7 +441,7 @@ uint32_t pen_log_stage_sectors(uint32_t sector_size, uint32_t batch)
 static pen_status ring_scan(pen_log *l)
 {
     pen_chunk_hdr h, best = { 0 };
-    uint32_t best_r = 0;
+    uint32_t best_r = 0, best_off = 0;
     bool found = false;
 
     for (uint32_t r = 0; r < l->ring_sectors; r++) {
@@ -459,6 +462,7 @@ static pen_status ring_scan(pen_log *l)
                     found = true;
                     best = h;
                     best_r = r;
+                    best_off = off;
                 }
             }
             off = item_next(off, &h);
@@ -474,6 +478,15 @@ static pen_status ring_scan(pen_log *l)
     }
     l->ring_end = best.first_seq + best.count;
     l->head = best_r;
+    if (l->chained) { /* the chain goes on from the newest chunk's link */
+        pen_status st =
+            f_read(l, ring_addr(l, best_r) + best_off + PEN_CHUNK_HDR, l->scratch, best.data_size);
+        if (st == PEN_OK)
+            st = pen_log_link(l, best.prev_link, best.first_seq, best.count, best.raw_size,
+                              best.data_size, l->head_link);
+        if (st != PEN_OK)
+            return st;
+    }
     if (best.lifetime > l->lifetime)
         l->lifetime = best.lifetime;
     /* Items after the newest chunk in its sector (a torn chunk) are skipped. */
@@ -530,8 +543,17 @@ static pen_status stage_scan(pen_log *l)
     return PEN_OK;
 }
 
+pen_status pen_log_link(pen_log *l, const uint8_t prev[32], uint64_t first_seq, uint32_t count,
+                        uint32_t raw_size, uint32_t size, uint8_t out[32])
+{
+    uint8_t pre[PL_AUTH_LINK_PREFIX];
+    pl_auth_link_prefix(pre, prev, first_seq, count, raw_size, size);
+    return l->hal->sha256(l->hal->ctx, pre, sizeof pre, l->scratch, size, out) == 0 ? PEN_OK
+                                                                                    : PEN_ERR_HAL;
+}
+
 pen_status pen_log_open(pen_log *l, const pen_hal *hal, uint32_t first_sector, uint32_t batch,
-                        pl_chunk_enc *enc, uint8_t *scratch)
+                        pl_chunk_enc *enc, uint8_t *scratch, const uint8_t *genesis)
 {
     pen_status st;
     uint32_t ss = hal ? hal->flash_sector_size : 0;
@@ -546,7 +568,13 @@ pen_status pen_log_open(pen_log *l, const pen_hal *hal, uint32_t first_sector, u
     l->batch = batch;
     l->enc = enc;
     l->scratch = scratch;
+    if (genesis && hal->sha256) {
+        l->chained = true;
+        memcpy(l->head_link, genesis, 32);
+    }
     l->data_max = ss - PEN_CHUNK_HDR < PEN_CHUNK_DATA_MAX ? ss - PEN_CHUNK_HDR : PEN_CHUNK_DATA_MAX;
+    if (l->chained && l->data_max > PEN_CHUNK_DATA_MAX - PEN_CHUNK_CHAIN_FIELDS)
+        l->data_max = PEN_CHUNK_DATA_MAX - PEN_CHUNK_CHAIN_FIELDS; /* frames stay within 1 KiB */
     l->slots_per_sector = ss / PEN_SLOT_SIZE;
     l->stage_sectors = pen_log_stage_sectors(ss, batch);
     l->stage_slots = l->stage_sectors * l->slots_per_sector;
@@ -718,6 +746,13 @@ static pen_status write_chunk(pen_log *l, const pl_chunk_info *info, uint64_t ov
     h.lifetime = l->lifetime;
     h.ovf_dropped = ovf_dropped;
     h.data_crc = pen_crc32(0, l->scratch, info->data_size);
+    uint8_t link[32];
+    memcpy(h.prev_link, l->head_link, 32);
+    if (l->chained) {
+        st = pen_log_link(l, h.prev_link, h.first_seq, h.count, h.raw_size, h.data_size, link);
+        if (st != PEN_OK)
+            return st;
+    }
     hdr_pack(b, &h);
     st = f_program(l, addr, b, PEN_CHUNK_HDR);
     if (st == PEN_OK)
@@ -726,6 +761,8 @@ static pen_status write_chunk(pen_log *l, const pl_chunk_info *info, uint64_t ov
         return st;
     l->head_off = align8(l->head_off + need);
     l->ring_end = info->first_seq + info->record_count;
+    if (l->chained)
+        memcpy(l->head_link, link, 32);
     l->stats.chunks++;
     l->stats.chunk_bytes += align8(need);
     /* 32-bit: a chunk holds at most PL_CHUNK_MAX_RECORDS records, so no 64-bit division */
@@ -1106,8 +1143,8 @@ pen_status pen_log_encode_staged(pen_log *l, uint64_t seq, uint32_t cap, pl_chun
         return PEN_REFUSED;
     uint64_t left = l->stage_end - seq;
     uint32_t avail = left > PL_CHUNK_MAX_RECORDS ? PL_CHUNK_MAX_RECORDS : (uint32_t)left;
-    if (cap > PEN_CHUNK_DATA_MAX)
-        cap = PEN_CHUNK_DATA_MAX;
+    if (cap > l->data_max)
+        cap = l->data_max;
     pen_status st = fit(l, seq, avail, cap, &n, info, &src);
     if (st != PEN_OK)
         return st;

@@ -27,7 +27,7 @@ extern "C" {
 /** Bytes of one staged record on flash. */
 #define PEN_SLOT_SIZE 40u
 /** Bytes of a chunk header on flash (the data follows it). */
-#define PEN_CHUNK_HDR 40u
+#define PEN_CHUNK_HDR 72u
 /** Bytes of one metadata journal entry. */
 #define PEN_META_ENTRY 64u
 /**
@@ -36,6 +36,9 @@ extern "C" {
  * LogChunk fields around the data take at most 40 bytes).
  */
 #define PEN_CHUNK_DATA_MAX (PL_FRAME_MIN_PAYLOAD - 64u)
+/** What a chained pen's LogChunk adds (link, prev_link, provisional): its chunks are that much
+ * smaller. */
+#define PEN_CHUNK_CHAIN_FIELDS 72u
 /** Staging slots beyond one batch (room for records logged while compacting). */
 #define PEN_STAGE_SPARE 32u
 /** Sectors outside the ring: config A/B, metadata journal A/B. */
@@ -58,7 +61,8 @@ typedef struct pen_chunk_hdr {
     uint32_t data_size;
     uint32_t lifetime; /**< lifetime cartridge count when the chunk was written */
     uint32_t data_crc;
-    uint64_t ovf_dropped; /**< first record is a LOG_OVERFLOW: its dropped count, else 0 */
+    uint64_t ovf_dropped;  /**< first record is a LOG_OVERFLOW: its dropped count, else 0 */
+    uint8_t prev_link[32]; /**< the hash chain before this chunk (zero on a pen without one) */
 } pen_chunk_hdr;
 
 /** Counters for diagnostics, tests and the simulator's report. */
@@ -100,6 +104,9 @@ typedef struct pen_log {
     pl_chunk_enc *enc;
     uint8_t *scratch; /**< PEN_CHUNK_DATA_MAX bytes: chunk being written or read */
     pen_log_stats stats;
+
+    bool chained;          /**< chunks extend a SHA-256 hash chain (docs/protocol.md 9.3) */
+    uint8_t head_link[32]; /**< the chain after the newest chunk (the genesis link before any) */
 } pen_log;
 
 /** Staging sectors the store uses for @p batch records per chunk. */
@@ -111,7 +118,14 @@ uint32_t pen_log_stage_sectors(uint32_t sector_size, uint32_t batch);
  * config slots. Call pen_log_recover() next.
  */
 pen_status pen_log_open(pen_log *l, const pen_hal *hal, uint32_t first_sector, uint32_t batch,
-                        pl_chunk_enc *enc, uint8_t *scratch);
+                        pl_chunk_enc *enc, uint8_t *scratch, const uint8_t *genesis);
+
+/**
+ * The chain link of the chunk in the scratch buffer (its data, @p size
+ * bytes) after @p prev: SHA-256 through the HAL (pl_auth_link_prefix()).
+ */
+pen_status pen_log_link(pen_log *l, const uint8_t prev[32], uint64_t first_seq, uint32_t count,
+                        uint32_t raw_size, uint32_t size, uint8_t out[32]);
 
 /** The seq after the last record found on flash (before any pending record). */
 uint64_t pen_log_data_next(const pen_log *l);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pen_internal.h"
+#include "pl/auth.h"
 
 static void copy_text(char *dst, size_t cap, const char *src, const char *dflt)
 {
@@ -106,6 +107,12 @@ pen_status pen_init(pen *p, const pen_hal *hal, const pen_opts *opts)
     }
     if (hal->config_key_count && (!p->has_key || !hal->config_keys))
         return PEN_ERR_ARG; /* keys it could not check */
+    uint8_t genesis[32], gen_in[PL_AUTH_GENESIS_MAX];
+    if (p->has_key) { /* the link before this pen's first chunk */
+        size_t n = pl_auth_genesis_bytes(gen_in, p->serial);
+        if (n == 0 || hal->sha256(hal->ctx, gen_in, n, NULL, 0, genesis) != 0)
+            return PEN_ERR_HAL;
+    }
 
     pl_arena_init(&p->arena, p->arena_buf, sizeof p->arena_buf);
     p->alloc.alloc = pb_alloc;
@@ -118,7 +125,8 @@ pen_status pen_init(pen *p, const pen_hal *hal, const pen_opts *opts)
 
     st = pen_cfg_open(&p->cfg, hal, 0);
     if (st == PEN_OK)
-        st = pen_log_open(&p->log, hal, 2, batch, &p->enc, p->chunk_buf);
+        st = pen_log_open(&p->log, hal, 2, batch, &p->enc, p->chunk_buf,
+                          p->has_key ? genesis : NULL);
     if (st != PEN_OK)
         goto fail;
     if (pen_cfg_stored(&p->cfg)) {

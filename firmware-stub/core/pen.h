@@ -123,6 +123,7 @@ typedef struct pen {
         uint64_t cursor;
         uint32_t left;
         pen_log_pos hint;
+        uint8_t link[32]; /**< chain link of the last chunk sent (the log's head before any) */
     } pull;
 
     /* usage */

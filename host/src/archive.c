@@ -149,6 +149,8 @@ typedef struct pull_state {
     uint64_t archived_next; /* seqs from here on cannot be in the archive yet */
     uint64_t conflict_seq;
     uint64_t run_first, run_count; /* conflicting records not yet raised as one alarm */
+    int signed_log;                /* the pen signs its log: commit only at verified heads */
+    penlink_archive_pull_result committed; /* the counts as of the last commit */
 } pull_state;
 
 /* Raises the run of conflicting records as one alarm (seq, count). */
@@ -175,7 +177,7 @@ static int on_chunk(void *u, const penlink_chunk *c)
     archive_backend *b = ps->ar->b;
     if (flush_conflicts(ps) != PENLINK_OK)
         return -1;
-    if (ps->chunks_open >= COMMIT_EVERY) {
+    if (!ps->signed_log && ps->chunks_open >= COMMIT_EVERY) {
         ps->st = b->ops->commit(b);
         if (ps->st == PENLINK_OK)
             ps->st = b->ops->begin(b);
@@ -230,6 +232,25 @@ static int on_overlap(void *u, const penlink_record *r)
     return store_record(u, r, 1);
 }
 
+/* A verified signed head: store it, and commit everything it covers. */
+static int on_head(void *u, const penlink_head *h)
+{
+    pull_state *ps = u;
+    archive_backend *b = ps->ar->b;
+    if (flush_conflicts(ps) != PENLINK_OK)
+        return -1;
+    ps->st = b->ops->head(b, ps->device, ps->pull, h, now_ms());
+    if (ps->st == PENLINK_OK)
+        ps->st = b->ops->commit(b);
+    if (ps->st == PENLINK_OK)
+        ps->st = b->ops->begin(b);
+    if (ps->st != PENLINK_OK)
+        return -1;
+    ps->chunks_open = 0;
+    ps->committed = *ps->res;
+    return 0;
+}
+
 static void on_progress(void *u, const penlink_progress *p)
 {
     pull_state *ps = u;
@@ -275,6 +296,31 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     rc = b->ops->begin(b);
     if (rc == PENLINK_OK)
         rc = b->ops->device(b, &info, now_ms(), &ps.device);
+    int pinned = KEY_NONE;
+    if (rc == PENLINK_OK)
+        rc = b->ops->pin_key(b, ps.device, info.has_device_key ? info.device_key : NULL, &pinned);
+    if (rc == PENLINK_OK && pinned == KEY_CHANGED) {
+        char detail[320], hex[65] = "";
+        if (info.has_device_key)
+            penlink_key_hex(info.device_key, hex);
+        snprintf(detail, sizeof detail,
+                 "the pen presented %s%s, not the key pinned for serial %s: a cloned or replaced "
+                 "pen; nothing was pulled",
+                 info.has_device_key ? "device key " : "no device key",
+                 info.has_device_key ? hex : "", info.serial);
+        rc = b->ops->alarm(b, ps.device, 0, "key_changed", info.log_first_seq, 0, detail, now_ms());
+        if (rc == PENLINK_OK)
+            rc = b->ops->commit(b);
+        else
+            b->ops->rollback(b);
+        if (rc != PENLINK_OK)
+            return rc;
+        return penlink_fail(ar->ctx, PENLINK_ERR_INTEGRITY,
+                            "%s: %s. The alarm is recorded; if the pen was legitimately "
+                            "replaced, archive it under a new archive or serial",
+                            info.serial, detail);
+    }
+    ps.signed_log = (info.features & PENLINK_FEATURE_SIGNED_CHUNKS) != 0;
     if (rc == PENLINK_OK)
         rc = b->ops->next_seq(b, ps.device, &next, &have);
     uint64_t from = have ? next : info.log_first_seq;
@@ -300,6 +346,7 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
 
     res->from_seq = from;
     res->next_seq = from;
+    ps.committed = *res;
     rc = b->ops->begin(b);
     if (rc != PENLINK_OK)
         return rc;
@@ -307,7 +354,8 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
                             .on_record = on_record,
                             .on_progress = on_progress,
                             .user = &ps,
-                            .on_overlap = on_overlap };
+                            .on_overlap = on_overlap,
+                            .on_head = on_head };
     penlink_pull_result pr;
     int pull_rc = penlink_dev_pull(dev, from, &pcb, &pr);
     flush_conflicts(&ps);
@@ -315,8 +363,14 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
         pull_rc = ps.st; /* the storage failed, not the pen */
     else if (pull_rc == PENLINK_OK && ps.st != PENLINK_OK)
         pull_rc = ps.st;
-    /* whatever arrived intact is kept: commit it, durably, before anything else */
-    rc = b->ops->commit(b);
+    if (ps.signed_log && pull_rc != PENLINK_OK) {
+        /* from a pen that signs its log, only what a verified head covers is kept */
+        rc = b->ops->rollback(b);
+        *res = ps.committed;
+    } else {
+        /* whatever arrived intact is kept: commit it, durably, before anything else */
+        rc = b->ops->commit(b);
+    }
     if (rc != PENLINK_OK) {
         b->ops->rollback(b);
         return rc;
@@ -326,6 +380,12 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     if (pull_rc != PENLINK_OK)
         snprintf(message, sizeof message, "%s", penlink_ctx_errmsg(ar->ctx));
     rc = b->ops->begin(b);
+    if (rc == PENLINK_OK && ps.signed_log && pull_rc == PENLINK_ERR_INTEGRITY) {
+        /* the pen's log failed its chain or signature: nothing of it was kept, the pen
+         * was not acknowledged, and the audit reports this */
+        rc =
+            b->ops->alarm(b, ps.device, ps.pull, "unverified", res->next_seq, 0, message, now_ms());
+    }
     if (rc == PENLINK_OK && pr.gap) {
         char detail[160];
         snprintf(detail, sizeof detail,

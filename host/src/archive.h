@@ -13,6 +13,9 @@ typedef struct archive_backend archive_backend;
 /* Outcome of storing one record. */
 enum { REC_NEW = 0, REC_SAME = 1, REC_CONFLICT = 2 };
 
+/* Outcome of pinning a pen's device key. */
+enum { KEY_PINNED = 0, KEY_SAME = 1, KEY_CHANGED = 2, KEY_NONE = 3 };
+
 typedef struct archive_ops {
     const char *name;
     void (*close)(archive_backend *b);
@@ -37,6 +40,11 @@ typedef struct archive_ops {
                   int fresh, int *outcome);
     int (*alarm)(archive_backend *b, int64_t device, int64_t pull, const char *kind, uint64_t seq,
                  uint64_t count, const char *detail, int64_t now);
+    /* Pins @p key (NULL: the pen has none) on first contact; *outcome KEY_*. */
+    int (*pin_key)(archive_backend *b, int64_t device, const uint8_t *key, int *outcome);
+    /* Stores a verified signed head. */
+    int (*head)(archive_backend *b, int64_t device, int64_t pull, const penlink_head *h,
+                int64_t now);
     int (*scan)(archive_backend *b, const penlink_archive_filter *f, penlink_archive_record_cb cb,
                 void *user);
     int (*alarms)(archive_backend *b, const penlink_archive_filter *f,

@@ -21,7 +21,7 @@
 #include "archive.h"
 #include "pl/record.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define INSERT_BATCH 64
 
 typedef struct sqlite_backend {
@@ -116,8 +116,36 @@ static const char schema_v2[] =
     "CREATE TRIGGER records_append_only_d BEFORE DELETE ON records\n"
     "  BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;\n";
 
+/* Version 3 keeps what makes the log tamper-evident (docs/security.md): each
+ * pen's pinned device key, each chunk's hash-chain links, the pen-signed
+ * heads the pulls verified, and the results of penlink verify. */
+static const char schema_v3[] =
+    "ALTER TABLE devices ADD COLUMN public_key BLOB;\n"
+    "ALTER TABLE chunks ADD COLUMN prev_link BLOB;\n"
+    "ALTER TABLE chunks ADD COLUMN link BLOB;\n"
+    "ALTER TABLE chunks ADD COLUMN provisional INTEGER NOT NULL DEFAULT 0;\n"
+    "CREATE TABLE heads (\n"
+    "  id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),\n"
+    "  pull_id INTEGER REFERENCES pulls(id), at_ms INTEGER NOT NULL,\n"
+    "  next_seq INTEGER NOT NULL, link BLOB NOT NULL, signature BLOB NOT NULL);\n"
+    "CREATE TABLE verifications (\n"
+    "  id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),\n"
+    "  at_ms INTEGER NOT NULL, result TEXT NOT NULL, through_seq INTEGER,\n"
+    "  records INTEGER NOT NULL, chunks INTEGER NOT NULL, detail TEXT);\n"
+    "CREATE TRIGGER heads_append_only_u BEFORE UPDATE ON heads\n"
+    "  BEGIN SELECT RAISE(ABORT, 'heads are append-only'); END;\n"
+    "CREATE TRIGGER heads_append_only_d BEFORE DELETE ON heads\n"
+    "  BEGIN SELECT RAISE(ABORT, 'heads are append-only'); END;\n"
+    "CREATE TRIGGER verifications_append_only_u BEFORE UPDATE ON verifications\n"
+    "  BEGIN SELECT RAISE(ABORT, 'verifications are append-only'); END;\n"
+    "CREATE TRIGGER verifications_append_only_d BEFORE DELETE ON verifications\n"
+    "  BEGIN SELECT RAISE(ABORT, 'verifications are append-only'); END;\n"
+    "CREATE TRIGGER devices_key_pinned BEFORE UPDATE OF public_key ON devices\n"
+    "  WHEN OLD.public_key IS NOT NULL\n"
+    "  BEGIN SELECT RAISE(ABORT, 'a pinned device key never changes'); END;\n";
+
 /* Forward migrations: migrations[v] takes the schema from version v to v+1. */
-static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2 };
+static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2, schema_v3 };
 
 /* penlink_pack_v1(time_ms, kind, fields, depth_um, ..., dropped): a v1 record row as a v2 body. */
 static void sql_pack_v1(sqlite3_context *cx, int argc, sqlite3_value **argv)
@@ -413,6 +441,14 @@ static int sq_chunk(archive_backend *b, int64_t device, int64_t pull, const penl
     sqlite3_bind_int64(st, 5, c->record_count);
     sqlite3_bind_int64(st, 6, c->raw_size);
     sqlite3_bind_blob(st, 7, c->data, (int)c->len, SQLITE_STATIC);
+    if (c->has_link) {
+        sqlite3_bind_blob(st, 8, c->prev_link, 32, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 9, c->link, 32, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(st, 8);
+        sqlite3_bind_null(st, 9);
+    }
+    sqlite3_bind_int(st, 10, c->provisional);
     if (sqlite3_step(st) != SQLITE_DONE) {
         sqlite3_reset(st);
         return db_fail(s, PENLINK_ERR_IO, "store chunk");
@@ -437,6 +473,60 @@ static int value_record(sqlite3_value *seq, sqlite3_value *body, penlink_record 
 }
 
 #define RECORD_COLS "seq, body"
+
+static int sq_pin_key(archive_backend *b, int64_t device, const uint8_t *key, int *outcome)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st, "SELECT public_key FROM devices WHERE id = ?1");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, device);
+    int x = sqlite3_step(st);
+    const void *old = x == SQLITE_ROW ? sqlite3_column_blob(st, 0) : NULL;
+    int len = x == SQLITE_ROW ? sqlite3_column_bytes(st, 0) : 0;
+    if (x != SQLITE_ROW) {
+        rc = db_fail(s, PENLINK_ERR_IO, "device key");
+    } else if (old) {
+        *outcome = key && len == 32 && memcmp(old, key, 32) == 0 ? KEY_SAME : KEY_CHANGED;
+    } else if (!key) {
+        *outcome = KEY_NONE;
+    } else {
+        *outcome = KEY_PINNED;
+    }
+    sqlite3_finalize(st);
+    if (rc != PENLINK_OK || *outcome != KEY_PINNED)
+        return rc;
+    rc = prep(s, &st, "UPDATE devices SET public_key = ?2 WHERE id = ?1 AND public_key IS NULL");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, device);
+    sqlite3_bind_blob(st, 2, key, 32, SQLITE_STATIC);
+    rc = step_done(s, st, "pin device key");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_head(archive_backend *b, int64_t device, int64_t pull, const penlink_head *h,
+                   int64_t now)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st,
+                  "INSERT INTO heads (device_id, pull_id, at_ms, next_seq, link, signature) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, device);
+    sqlite3_bind_int64(st, 2, pull);
+    sqlite3_bind_int64(st, 3, now);
+    sqlite3_bind_int64(st, 4, (int64_t)h->next_seq);
+    sqlite3_bind_blob(st, 5, h->link, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, h->signature, 64, SQLITE_STATIC);
+    rc = step_done(s, st, "signed head");
+    sqlite3_finalize(st);
+    return rc;
+}
 
 static int sq_record(archive_backend *b, int64_t device, int64_t chunk, const penlink_record *r,
                      int fresh, int *outcome)
@@ -812,9 +902,25 @@ static int sq_devices(archive_backend *b, int (*cb)(void *user, const penlink_ar
 }
 
 static const archive_ops sqlite_ops = {
-    "sqlite",    sq_close,      sq_begin,      sq_commit,         sq_rollback, sq_device,
-    sq_next_seq, sq_pull_begin, sq_pull_end,   sq_chunk,          sq_record,   sq_alarm,
-    sq_scan,     sq_alarms,     sq_config_log, sq_config_history, sq_devices,
+    .name = "sqlite",
+    .close = sq_close,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .device = sq_device,
+    .next_seq = sq_next_seq,
+    .pull_begin = sq_pull_begin,
+    .pull_end = sq_pull_end,
+    .chunk = sq_chunk,
+    .record = sq_record,
+    .alarm = sq_alarm,
+    .pin_key = sq_pin_key,
+    .head = sq_head,
+    .scan = sq_scan,
+    .alarms = sq_alarms,
+    .config_log = sq_config_log,
+    .config_history = sq_config_history,
+    .devices = sq_devices,
 };
 
 static int schema_version(sqlite_backend *s, int *version)
@@ -926,8 +1032,10 @@ int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **ou
         { &s->ins_record,
           "INSERT INTO records (device_id, " RECORD_COLS ", chunk_id) VALUES (?1, ?2, ?3, ?4)" },
         { &s->get_record, "SELECT " RECORD_COLS " FROM records WHERE device_id = ?1 AND seq = ?2" },
-        { &s->ins_chunk, "INSERT INTO chunks (device_id, pull_id, received_ms, first_seq, "
-                         "record_count, raw_size, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)" },
+        { &s->ins_chunk,
+          "INSERT INTO chunks (device_id, pull_id, received_ms, first_seq, record_count, "
+          "raw_size, data, prev_link, link, provisional) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+          "?9, ?10)" },
         { &s->find_chunk, "SELECT id FROM chunks WHERE device_id = ?1 AND first_seq = ?2 AND "
                           "record_count = ?3 AND data = ?4" },
     };

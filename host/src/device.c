@@ -155,8 +155,9 @@ static int pen_error(penlink_dev *d, const Penlink__V1__Error *e, const char *re
                             m);
     case PENLINK__V1__ERROR_CODE__ERROR_AUTH_FAILED:
         return penlink_fail(d->ctx, PENLINK_ERR_AUTH,
-                            "the pen refused the signature (%s): the key must be one provisioned "
-                            "on this pen",
+                            "the pen refused the signature (%s): it must be made with one of the "
+                            "pen's config keys (penlink info lists them) over this pen's serial, "
+                            "the revision read, the pen's nonce and these values",
                             m);
     case PENLINK__V1__ERROR_CODE__ERROR_AUTH_NONCE:
         return penlink_fail(d->ctx, PENLINK_ERR_AUTH,
@@ -630,7 +631,82 @@ typedef struct pull_state {
     uint64_t next; /* seq expected next */
     int started;   /* a record has arrived */
     penlink_progress prog;
+    /* a pen that signs its log: chunks must chain, each LogEnd's head must verify */
+    int signed_log;
+    uint8_t device_key[32];
+    uint8_t last_link[32]; /* link of the last chunk taken */
+    int have_last, last_provisional;
 } pull_state;
+
+/* Checks a chunk's link against its content and the chunk before it. */
+static int check_link(pull_state *ps, const Penlink__V1__LogChunk *c, penlink_chunk *pc)
+{
+    penlink_dev *d = ps->d;
+    unsigned long long a = (unsigned long long)c->first_seq,
+                       b = (unsigned long long)(c->first_seq + c->record_count - 1);
+    if (!c->has_link || !c->has_prev_link || c->link.len != 32 || c->prev_link.len != 32)
+        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
+                            "the chunk of records %llu..%llu has no hash-chain link, but the pen "
+                            "signs its log: refused",
+                            a, b);
+    uint8_t pre[PL_AUTH_LINK_PREFIX], link[32];
+    pl_auth_link_prefix(pre, c->prev_link.data, c->first_seq, c->record_count, c->raw_size,
+                        (uint32_t)c->data.len);
+    penlink_sha256(pre, sizeof pre, c->data.data, c->data.len, link);
+    if (memcmp(link, c->link.data, 32) != 0)
+        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
+                            "the chunk of records %llu..%llu does not match its hash-chain link: "
+                            "it was altered on the way or on the pen; nothing from it is kept",
+                            a, b);
+    int provisional = c->has_provisional && c->provisional;
+    if (ps->have_last && ((ps->last_provisional && !provisional) ||
+                          memcmp(c->prev_link.data, ps->last_link, 32) != 0))
+        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
+                            "the chunk of records %llu..%llu does not follow the chunk before it "
+                            "in the hash chain (a chunk missing, moved or from another log)",
+                            a, b);
+    memcpy(ps->last_link, link, 32);
+    ps->have_last = 1;
+    ps->last_provisional = provisional;
+    pc->has_link = 1;
+    memcpy(pc->prev_link, c->prev_link.data, 32);
+    memcpy(pc->link, link, 32);
+    pc->provisional = ps->last_provisional;
+    return PENLINK_OK;
+}
+
+/* Checks a LogEnd's signed head and hands it on. */
+static int check_head(pull_state *ps, const Penlink__V1__LogEnd *e, int sent_chunks)
+{
+    penlink_dev *d = ps->d;
+    uint8_t msg[PL_AUTH_HEAD_MAX];
+    if (!e->has_head_link || !e->has_head_signature || e->head_link.len != 32 ||
+        e->head_signature.len != 64)
+        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
+                            "the pen signs its log but sent no signed head: nothing of this pull "
+                            "is kept");
+    if (sent_chunks && memcmp(e->head_link.data, ps->last_link, 32) != 0)
+        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
+                            "the pen's signed head is not the link of the last chunk it sent "
+                            "(seq %llu): nothing of this pull is kept",
+                            (unsigned long long)e->next_seq);
+    size_t n = pl_auth_head_bytes(msg, d->serial, e->next_seq, e->head_link.data);
+    if (n == 0 || penlink_verify(e->head_signature.data, msg, n, ps->device_key) != 0)
+        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
+                            "the signature over the pen's log head (through seq %llu) does not "
+                            "verify with its device key: nothing of this pull is kept",
+                            (unsigned long long)e->next_seq);
+    if (ps->cb && ps->cb->on_head) {
+        penlink_head h;
+        h.next_seq = e->next_seq;
+        memcpy(h.link, e->head_link.data, 32);
+        memcpy(h.signature, e->head_signature.data, 64);
+        memcpy(h.device_key, ps->device_key, 32);
+        if (ps->cb->on_head(ps->cb->user, &h) != 0)
+            return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "stopped by the head callback");
+    }
+    return PENLINK_OK;
+}
 
 static int take_chunk(pull_state *ps, const Penlink__V1__LogChunk *c, const pl_frame *raw)
 {
@@ -640,6 +716,13 @@ static int take_chunk(pull_state *ps, const Penlink__V1__LogChunk *c, const pl_f
     if (!c->has_data || c->record_count == 0)
         return penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL, "the pen sent an empty chunk at seq %llu",
                             (unsigned long long)c->first_seq);
+    penlink_chunk pc;
+    memset(&pc, 0, sizeof pc);
+    if (ps->signed_log) {
+        int st = check_link(ps, c, &pc);
+        if (st != PENLINK_OK)
+            return st;
+    }
     int st = pl_chunk_decode(&d->cdec, c->data.data, c->data.len, &ex, d->recs,
                              PL_CHUNK_MAX_RECORDS, &n);
     if (st == PL_NEED_MORE)
@@ -668,13 +751,13 @@ static int take_chunk(pull_state *ps, const Penlink__V1__LogChunk *c, const pl_f
                             (unsigned long long)first, (unsigned long long)ps->next);
     }
     if (ps->cb && ps->cb->on_chunk) {
-        penlink_chunk pc = { c->first_seq,
-                             n,
-                             c->raw_size,
-                             c->data.data,
-                             c->data.len,
-                             raw->payload - PL_FRAME_HEADER_SIZE,
-                             raw->len + PL_FRAME_HEADER_SIZE };
+        pc.first_seq = c->first_seq;
+        pc.record_count = n;
+        pc.raw_size = c->raw_size;
+        pc.data = c->data.data;
+        pc.len = c->data.len;
+        pc.frame = raw->payload - PL_FRAME_HEADER_SIZE;
+        pc.frame_len = raw->len + PL_FRAME_HEADER_SIZE;
         if (ps->cb->on_chunk(ps->cb->user, &pc) != 0)
             return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "stopped by the chunk callback");
     }
@@ -723,6 +806,7 @@ static int pull_window(pull_state *ps, int *more)
     if (st != PENLINK_OK)
         return st;
     uint64_t before = ps->next;
+    int sent_chunks = 0;
     for (;;) {
         pl_envelope *r = NULL;
         pl_frame raw;
@@ -741,11 +825,19 @@ static int pull_window(pull_state *ps, int *more)
         switch (r->body_case) {
         case PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK:
             st = take_chunk(ps, r->log_chunk, &raw);
+            sent_chunks++;
             pl_envelope_free(NULL, r);
             if (st != PENLINK_OK)
                 return st;
             continue;
         case PENLINK__V1__ENVELOPE__BODY_LOG_END:
+            if (ps->signed_log) {
+                st = check_head(ps, r->log_end, sent_chunks);
+                if (st != PENLINK_OK) {
+                    pl_envelope_free(NULL, r);
+                    return st;
+                }
+            }
             *more = r->log_end->more;
             if (!ps->started && r->log_end->next_seq > ps->next && *more == 0)
                 ps->res->gap = r->log_end->next_seq - ps->next; /* all lost, none left */
@@ -783,6 +875,13 @@ int penlink_dev_pull(penlink_dev *d, uint64_t from_seq, const penlink_pull_cb *c
     int st = penlink_dev_info(d, &info);
     if (st != PENLINK_OK)
         return st;
+    if ((d->features & PENLINK__V1__FEATURE__FEATURE_SIGNED_CHUNKS) && !info.has_device_key)
+        return penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL,
+                            "the pen says it signs its log but has no device key");
+    if (d->features & PENLINK__V1__FEATURE__FEATURE_SIGNED_CHUNKS) {
+        ps.signed_log = 1;
+        memcpy(ps.device_key, info.device_key, 32);
+    }
     if (info.log_next_seq > from_seq)
         ps.prog.records_total =
             info.log_next_seq - (from_seq > info.log_first_seq ? from_seq : info.log_first_seq);

@@ -186,10 +186,14 @@ $PL --device "sim:$tmp/p1.sock" --archive "$B" --quiet pull > /dev/null 2>&1 &&
 # 5. re-received records: the pen sends whole stored chunks, so a pull that
 # starts inside one receives records the archive has. The same content is a
 # harmless duplicate; different content (a pen whose log was replaced under
-# the same serial) is an integrity alarm: kept, reported, exit 6.
+# the same serial and device key, e.g. restored from another copy) is an
+# integrity alarm: kept, reported, exit 6. A pen presenting another device
+# key under a pinned serial is refused before anything is pulled.
 C=$tmp/conflict.db
 $SIM --state "$tmp/orig" --serial PEN-SAME --seed 1 --simulate-days 2 > /dev/null
+$SIM --state "$tmp/clone" --serial PEN-SAME --seed 9 --simulate-days 3 > /dev/null
 $SIM --state "$tmp/other" --serial PEN-SAME --seed 9 --simulate-days 10 > /dev/null
+cp "$tmp/orig/device.key" "$tmp/other/device.key"
 start_sim orig
 $PL --device "sim:$tmp/orig.sock" --archive "$C" --quiet pull > /dev/null 2>&1
 stop_sim orig
@@ -200,6 +204,15 @@ check "re-received records are duplicates, not conflicts" \
     'python3 -c "import json,sys; r=json.load(open(sys.argv[1])); sys.exit(not (r[\"duplicates\"] > 0 and r[\"conflicts\"] == 0))" "$tmp/out"'
 stop_sim orig
 same "$C" PEN-SAME "$tmp/orig/ground-truth.jsonl" && ok "the archive equals the pen's log" || bad "archive after duplicates"
+start_sim clone
+before=$($PL --device "sim:$tmp/clone.sock" --json info | python3 -c 'import json,sys; print(json.load(sys.stdin)["log_acked_seq"])')
+run 6 "a pen with another device key under a pinned serial" $PL --device "sim:$tmp/clone.sock" --archive "$C" pull
+check "the error names the key change" 'grep -q "not the key pinned" $tmp/err'
+check "a key_changed alarm is recorded" '[ "$(sqlite3 "$C" "SELECT count(*) FROM alarms WHERE kind = '"'key_changed'"'")" = 1 ]'
+after=$($PL --device "sim:$tmp/clone.sock" --json info | python3 -c 'import json,sys; print(json.load(sys.stdin)["log_acked_seq"])')
+check "nothing pulled from it, nothing acknowledged" '[ "$before" = "$after" ]'
+stop_sim clone
+same "$C" PEN-SAME "$tmp/orig/ground-truth.jsonl" && ok "the archive is untouched by it" || bad "archive changed by the clone"
 start_sim other
 run 6 "a replaced log under the same serial" $PL --device "sim:$tmp/other.sock" --archive "$C" --json pull
 n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["conflicts"])' "$tmp/out")

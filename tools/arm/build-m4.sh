@@ -123,21 +123,23 @@ fi
 [ -f "$pbc_dir/protobuf-c/protobuf-c.c" ] || die "no protobuf-c source under $src"
 log "zlib: $(basename "$zlib_dir"), protobuf-c: $(basename "$pbc_dir")"
 
-# The image's small CRC-32 (tools/arm/crc32_small.c) must equal zlib's.
+# The image's small CRC-32 and Adler-32 (tools/arm/*_small.c) must equal zlib's.
 cat > "$out/crc_check.c" <<'EOF_C'
 #include <stdio.h>
 #include <stdlib.h>
 #include <zlib.h>
 unsigned long small_crc32(unsigned long crc, const unsigned char *buf, unsigned len);
+unsigned long small_adler32(unsigned long adler, const unsigned char *buf, unsigned len);
 int main(void)
 {
-    static unsigned char b[4096];
+    static unsigned char b[20000];
     srand(7);
     for (int t = 0; t < 2000; t++) {
         unsigned n = (unsigned)rand() % sizeof b, seed = (unsigned)rand();
         for (unsigned i = 0; i < n; i++)
             b[i] = (unsigned char)rand();
-        if (crc32(seed, b, n) != small_crc32(seed, b, n)) {
+        if (crc32(seed, b, n) != small_crc32(seed, b, n) ||
+            adler32(seed, b, n) != small_adler32(seed, b, n)) {
             printf("differs at length %u\n", n);
             return 1;
         }
@@ -146,8 +148,10 @@ int main(void)
 }
 EOF_C
 cc -O1 -Dcrc32=small_crc32 -Dcrc32_z=small_crc32_z -c "$here/crc32_small.c" -o "$out/crc32_small.o" &&
-    cc -O1 "$out/crc_check.c" "$out/crc32_small.o" -lz -o "$out/crc_check" &&
-    "$out/crc_check" || die "tools/arm/crc32_small.c does not compute zlib's CRC-32"
+    cc -O1 -Dadler32=small_adler32 -Dadler32_z=small_adler32_z -c "$here/adler32_small.c" \
+        -o "$out/adler32_small.o" &&
+    cc -O1 "$out/crc_check.c" "$out/crc32_small.o" "$out/adler32_small.o" -lz -o "$out/crc_check" &&
+    "$out/crc_check" || die "tools/arm/*_small.c do not compute zlib's CRC-32 and Adler-32"
 
 # ---- build -----------------------------------------------------------------
 bld="$out/cmake"

@@ -425,7 +425,19 @@ typedef struct penlink_chunk {
     size_t len;
     const uint8_t *frame; /**< the whole frame it came in (header + Envelope) */
     size_t frame_len;
+    int has_link;          /**< from a pen that signs its log: the chain, already checked */
+    uint8_t prev_link[32]; /**< the chain before this chunk */
+    uint8_t link[32];      /**< the chain after it */
+    int provisional;       /**< staged records the pen encoded for this pull only */
 } penlink_chunk;
+
+/** A pen's signed log head, checked with its device key (docs/protocol.md 9.3). */
+typedef struct penlink_head {
+    uint64_t next_seq;     /**< the records up to here are covered */
+    uint8_t link[32];      /**< the chain after the last chunk sent */
+    uint8_t signature[64]; /**< Ed25519 by the device key */
+    uint8_t device_key[32];
+} penlink_head;
 
 /** Progress of a pull. */
 typedef struct penlink_progress {
@@ -448,6 +460,12 @@ typedef struct penlink_pull_cb {
      * the same, which a pen whose log was reset or replaced fails.
      */
     int (*on_overlap)(void *user, const penlink_record *rec);
+    /**
+     * Optional: a signed head arrived and verified; every chunk and record
+     * passed before it is covered by the pen's signature. The archive
+     * commits here. Not called for a pen that does not sign its log.
+     */
+    int (*on_head)(void *user, const penlink_head *head);
 } penlink_pull_cb;
 
 /** What a pull saw. */
