@@ -441,11 +441,10 @@ static void on_pull(pen *p, uint32_t rid, const Penlink__V1__PullLog *q)
     memcpy(p->pull.link, p->log.head_link, sizeof p->pull.link); /* the head if nothing is sent */
 }
 
-/* Sends the chunk in the scratch buffer. On a pen with a chain it carries
- * the link before it and its own; a provisional one (staged records encoded
- * on the fly) extends the chain for this pull only. */
+/* Sends the chunk in the scratch buffer; on a pen with a chain, with the
+ * link before it and its own. */
 static void send_chunk(pen *p, uint64_t first, uint32_t count, uint32_t raw, uint32_t size,
-                       const uint8_t prev[32], bool provisional)
+                       const uint8_t prev[32])
 {
     envelope env;
     Penlink__V1__LogChunk c = PENLINK__V1__LOG_CHUNK__INIT;
@@ -469,8 +468,6 @@ static void send_chunk(pen *p, uint64_t first, uint32_t count, uint32_t raw, uin
         c.link.len = 32;
         c.prev_link.data = prev_copy;
         c.prev_link.len = 32;
-        c.has_provisional = provisional;
-        c.provisional = provisional;
     }
     env_init(&env, p->pull.request_id, PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK);
     env.log_chunk = &c;
@@ -510,29 +507,29 @@ void pen_pull_step(pen *p)
 {
     uint64_t first = pen_log_first_seq(&p->log), next = pen_log_next_seq(&p->log);
     pen_chunk_hdr h;
-    pl_chunk_info info;
     pen_status st;
 
     if (p->pull.cursor < first)
         p->pull.cursor = first; /* acknowledged or dropped: the host sees the gap */
     if (p->pull.left > 0 && p->pull.cursor < next) {
         st = pen_log_read_chunk(&p->log, p->pull.cursor, &p->pull.hint, &h);
+        if (st == PEN_REFUSED) {
+            /* staged records: seal them into chunks now, so that everything a host
+             * receives is a stored chunk, a fixed link of the chain */
+            p->pull.hint.valid = false;
+            st = pen_log_compact(&p->log);
+            first = pen_log_first_seq(&p->log); /* sealing may have dropped old records */
+            next = pen_log_next_seq(&p->log);
+            if (p->pull.cursor < first)
+                p->pull.cursor = first;
+            if (st == PEN_OK)
+                st = pen_log_read_chunk(&p->log, p->pull.cursor, &p->pull.hint, &h);
+        }
         if (st == PEN_OK) {
             p->pull.cursor = h.first_seq + h.count;
             p->pull.left--;
-            send_chunk(p, h.first_seq, h.count, h.raw_size, h.data_size, h.prev_link, false);
+            send_chunk(p, h.first_seq, h.count, h.raw_size, h.data_size, h.prev_link);
             return;
-        }
-        if (st == PEN_REFUSED) {
-            st = pen_log_encode_staged(&p->log, p->pull.cursor, PEN_CHUNK_DATA_MAX, &info);
-            if (st == PEN_OK) {
-                p->pull.cursor = info.first_seq + info.record_count;
-                p->pull.left--;
-                /* after the newest stored chunk (or the provisional one before it) */
-                send_chunk(p, info.first_seq, info.record_count, info.raw_size, info.data_size,
-                           p->pull.link, true);
-                return;
-            }
         }
         if (st != PEN_REFUSED) {
             p->pull.active = false;

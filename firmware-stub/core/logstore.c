@@ -1134,19 +1134,3 @@ pen_status pen_log_read_chunk(pen_log *l, uint64_t seq, pen_log_pos *hint, pen_c
     hint->valid = false;
     return PEN_ERR_CORRUPT;
 }
-
-pen_status pen_log_encode_staged(pen_log *l, uint64_t seq, uint32_t cap, pl_chunk_info *info)
-{
-    stage_src src;
-    uint32_t n = 0;
-    if (seq < l->stage_lo || seq >= l->stage_end)
-        return PEN_REFUSED;
-    uint64_t left = l->stage_end - seq;
-    uint32_t avail = left > PL_CHUNK_MAX_RECORDS ? PL_CHUNK_MAX_RECORDS : (uint32_t)left;
-    if (cap > l->data_max)
-        cap = l->data_max;
-    pen_status st = fit(l, seq, avail, cap, &n, info, &src);
-    if (st != PEN_OK)
-        return st;
-    return n > 0 ? PEN_OK : PEN_ERR_INTERNAL;
-}

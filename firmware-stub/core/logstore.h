@@ -36,7 +36,7 @@ extern "C" {
  * LogChunk fields around the data take at most 40 bytes).
  */
 #define PEN_CHUNK_DATA_MAX (PL_FRAME_MIN_PAYLOAD - 64u)
-/** What a chained pen's LogChunk adds (link, prev_link, provisional): its chunks are that much
+/** What a chained pen's LogChunk adds (link and prev_link): its chunks are that much
  * smaller. */
 #define PEN_CHUNK_CHAIN_FIELDS 72u
 /** Staging slots beyond one batch (room for records logged while compacting). */
@@ -201,13 +201,6 @@ pen_status pen_log_usage_scan(pen_log *l, pen_log_usage *u);
  *         PEN_ERR_* on flash failure.
  */
 pen_status pen_log_read_chunk(pen_log *l, uint64_t seq, pen_log_pos *hint, pen_chunk_hdr *h);
-
-/**
- * Compresses staged records from @p seq on (as many as fit @p cap bytes, at
- * most @p max_records) into the scratch buffer.
- * @return PEN_OK with *@p info filled; PEN_REFUSED when no staged record is at @p seq.
- */
-pen_status pen_log_encode_staged(pen_log *l, uint64_t seq, uint32_t cap, pl_chunk_info *info);
 
 /** The scratch buffer holding the last chunk read or encoded. */
 const uint8_t *pen_log_scratch(const pen_log *l);

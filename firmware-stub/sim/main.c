@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "simulator.h"
+#include "tamper.h"
 
 static const char usage_text[] =
     "Usage: penlink-sim --state DIR [--listen PATH] [options]\n"
@@ -51,6 +52,10 @@ static const char usage_text[] =
     "                           unsigned configuration. Fixed once the state exists\n"
     "  --sign-with-other-key    planted fault: sign log heads with a key that is not\n"
     "                           the pen's (a pen claiming another's identity)\n"
+    "  --tamper MODE            planted fault on the way to the host, in the first\n"
+    "                           pull: flip (a bit of the 2nd chunk), drop (the 2nd\n"
+    "                           chunk), swap (the 2nd and 3rd chunks), splice (the\n"
+    "                           1st chunk again instead of the 2nd)\n"
     "  --max-uses N             set the pen's max_cartridge_uses to N (a misconfigured\n"
     "                           pen accepts reused cartridges); logged as CONFIG_CHANGED\n"
     "  --clock-offset-ms N      the pen's clock runs N ms ahead of true time (kept)\n"
@@ -89,6 +94,7 @@ enum {
     OPT_OVER,
     OPT_CONFIG_KEY,
     OPT_OTHER_KEY,
+    OPT_TAMPER,
     OPT_MAX_USES,
     OPT_OFFSET,
     OPT_FLASH,
@@ -115,6 +121,7 @@ static const struct option options[] = {
     { "over-limit-permille", required_argument, NULL, OPT_OVER },
     { "config-key", required_argument, NULL, OPT_CONFIG_KEY },
     { "sign-with-other-key", no_argument, NULL, OPT_OTHER_KEY },
+    { "tamper", required_argument, NULL, OPT_TAMPER },
     { "max-uses", required_argument, NULL, OPT_MAX_USES },
     { "clock-offset-ms", required_argument, NULL, OPT_OFFSET },
     { "flash-size", required_argument, NULL, OPT_FLASH },
@@ -187,11 +194,20 @@ typedef struct server {
     bool once;
     uint64_t unplug_after; /* frames; 0 never */
     uint64_t frames_sent;
+    tamper tamper; /* planted faults on the way out */
     uint32_t live_ms;
     bool verbose;
 } server;
 
+static int socket_send(void *ctx, const uint8_t *data, size_t len);
+
 static int client_send(void *ctx, const uint8_t *data, size_t len)
+{
+    server *sv = ctx;
+    return tamper_send(&sv->tamper, data, len, socket_send, sv);
+}
+
+static int socket_send(void *ctx, const uint8_t *data, size_t len)
 {
     server *sv = ctx;
     if (sv->unplug_after && sv->frames_sent >= sv->unplug_after)
@@ -396,6 +412,15 @@ int main(int argc, char **argv)
             o.config_key_count++;
             break;
         case OPT_OTHER_KEY: o.sign_with_other_key = true; break;
+        case OPT_TAMPER: {
+            int m = tamper_parse(optarg);
+            if (m < 0) {
+                fprintf(stderr, "penlink-sim: --tamper %s: flip, drop, swap or splice\n", optarg);
+                return SIM_USAGE;
+            }
+            sv.tamper.mode = (tamper_mode)m;
+            break;
+        }
         case OPT_OVER:
             if (parse_u64(optarg, "over-limit-permille", 1000, &v))
                 return SIM_USAGE;
@@ -518,6 +543,7 @@ int main(int argc, char **argv)
         rc = crc;
     }
     free(s);
+    tamper_free(&sv.tamper);
     close(sig_pipe[0]);
     close(sig_pipe[1]);
     return rc;

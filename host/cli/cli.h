@@ -82,6 +82,7 @@ int cmd_watch(struct cli *c, int argc, char **argv);
 int cmd_audit(struct cli *c, int argc, char **argv);
 int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_keys(struct cli *c, int argc, char **argv);
+int cmd_verify(struct cli *c, int argc, char **argv);
 
 /* Shared by audit and export (cmd_audit.c): --since / --until DATE, the pen
  * filter (--pen, else --device usb:SERIAL), a treatment as CSV or JSON. */

@@ -489,6 +489,80 @@ static void print_csv_section(FILE *tmp, const char *header, int *first)
         fwrite(buf, 1, n, stdout);
 }
 
+/* The verification state of each pen (penlink verify, and the pulls' heads). */
+typedef struct verif {
+    penlink_archive *ar;
+    const char *serial;
+    penlink_verification *v;
+    size_t n, cap;
+    int broken;
+} verif;
+
+static int on_verif_pen(void *u, const penlink_archive_device *d)
+{
+    verif *vs = u;
+    if (vs->serial && strcmp(vs->serial, d->serial) != 0)
+        return 0;
+    if (vs->n == vs->cap) {
+        size_t cap = vs->cap ? 2 * vs->cap : 8;
+        void *p = realloc(vs->v, cap * sizeof *vs->v);
+        if (!p)
+            return 1;
+        vs->v = p;
+        vs->cap = cap;
+    }
+    penlink_verification *v = &vs->v[vs->n];
+    if (penlink_archive_verification(vs->ar, d->serial, v) != PENLINK_OK)
+        return 1;
+    vs->n++;
+    vs->broken += v->have && strcmp(v->result, "broken") == 0;
+    return 0;
+}
+
+static void print_verifications(const verif *vs)
+{
+    printf("Integrity: log verification (penlink verify)\n");
+    if (vs->n == 0)
+        printf("  none\n");
+    for (size_t i = 0; i < vs->n; i++) {
+        const penlink_verification *v = &vs->v[i];
+        char t[40];
+        cli_format_time(v->at_ms, t, sizeof t);
+        if (!v->pinned)
+            printf("  %-12s unsigned: the pen does not sign its log\n", v->serial);
+        else if (!v->have)
+            printf("  %-12s not verified offline yet; the pulls verified its signed heads "
+                   "through seq %" PRIu64 " (run penlink verify)\n",
+                   v->serial, v->signed_through);
+        else if (strcmp(v->result, "broken") == 0)
+            printf("  %-12s BROKEN at seq %" PRIu64 " (verified %s): %s\n", v->serial,
+                   v->through_seq, t, v->detail);
+        else
+            printf("  %-12s verified %s: %" PRIu64 " records, %" PRIu64
+                   " chunks, signed through seq %" PRIu64 "\n",
+                   v->serial, t, v->records, v->chunks, v->through_seq);
+    }
+    printf("\n");
+}
+
+static json_t *verif_json(const penlink_verification *v)
+{
+    char t[40] = "";
+    if (v->have)
+        cli_format_time(v->at_ms, t, sizeof t);
+    const char *state = !v->pinned ? "unsigned" : !v->have ? "not_verified" : v->result;
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "type", "verification", "pen", v->serial, "state",
+                          state, "pull_verified_through", (json_int_t)v->signed_through);
+    if (v->have) {
+        json_object_set_new(o, "verified_at", json_string(t));
+        json_object_set_new(o, "through_seq", json_integer((json_int_t)v->through_seq));
+        json_object_set_new(o, "records", json_integer((json_int_t)v->records));
+        if (v->detail[0])
+            json_object_set_new(o, "detail", json_string(v->detail));
+    }
+    return o;
+}
+
 int cmd_audit(struct cli *c, int argc, char **argv)
 {
     enum { OPT_SINCE = 256, OPT_UNTIL };
@@ -588,6 +662,12 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     }
     penlink_audit_summary sum;
     st = penlink_audit_run(ar, &f, &cb, &sum);
+    verif vs = { 0 };
+    if (st == PENLINK_OK && o.want[SEC_INTEG]) {
+        vs.ar = ar;
+        vs.serial = f.serial;
+        st = penlink_archive_devices(ar, on_verif_pen, &vs);
+    }
     penlink_archive_close(ar);
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "audit", st);
@@ -611,6 +691,8 @@ int cmd_audit(struct cli *c, int argc, char **argv)
                 table_print(&o.tab[i], title);
             else
                 printf("%s\n  none\n\n", title);
+            if (i == SEC_INTEG)
+                print_verifications(&vs);
         }
         printf("Summary: %" PRIu64 " pens, %" PRIu64 " records, %" PRIu64 " treatments, %" PRIu64
                " cartridges\n",
@@ -628,6 +710,8 @@ int cmd_audit(struct cli *c, int argc, char **argv)
                 print_csv_section(
                     o.csv[i], i == SEC_TREAT ? cli_treatment_csv_header : csv_headers[i], &first);
     } else {
+        for (size_t i = 0; i < vs.n; i++)
+            cli_json_out(verif_json(&vs.v[i]));
         cli_json_out(json_pack(
             "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "type", "summary",
             "pens", (json_int_t)sum.pens, "records", (json_int_t)sum.records, "treatments",
@@ -641,7 +725,8 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     if (ferror(stdout))
         rc = cli_error(c, EXIT_IO, "audit: writing the report failed");
     else
-        rc = sum.compliance ? EXIT_FINDING : EXIT_OK;
+        rc = sum.compliance || vs.broken ? EXIT_FINDING : EXIT_OK;
+    free(vs.v);
 out:
     for (int i = 0; i < SEC_N; i++) {
         table_free(&o.tab[i]);

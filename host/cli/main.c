@@ -36,6 +36,7 @@ static const char usage[] =
     "                          the archive; exit status 1 on a compliance finding\n"
     "  export records|treatments  the archive as CSV or JSON lines\n"
     "  keys generate [FILE]    a technician key pair for signing configuration\n"
+    "  verify                  re-check the archive's signed logs; name what broke\n"
     "\n"
     "Global options:\n"
     "  -d, --device URI  usb (the only pen plugged in), usb:SERIAL, or sim:PATH\n"
@@ -80,7 +81,7 @@ static const struct {
     { "decode", cmd_decode }, { "list", cmd_list },     { "info", cmd_info },
     { "pull", cmd_pull },     { "config", cmd_config }, { "clock", cmd_clock },
     { "watch", cmd_watch },   { "audit", cmd_audit },   { "export", cmd_export },
-    { "keys", cmd_keys },
+    { "keys", cmd_keys },     { "verify", cmd_verify },
 };
 
 /*

@@ -220,7 +220,8 @@ int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
     if (res->gap)
         fprintf(stderr,
                 "penlink: warning: %s: %llu records (seq %llu..%llu) were no longer on the pen: "
-                "its log overflowed before they were pulled (recorded in the archive)\n",
+                "acknowledged elsewhere, or lost to a full log before they were pulled "
+                "(recorded in the archive)\n",
                 res->serial, (unsigned long long)res->gap, (unsigned long long)res->from_seq,
                 (unsigned long long)(res->from_seq + res->gap - 1));
     if (res->overflows)

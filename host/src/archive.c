@@ -19,11 +19,6 @@
 
 #define COMMIT_EVERY 64 /* chunks per transaction during a pull */
 
-struct penlink_archive {
-    penlink_ctx *ctx;
-    archive_backend *b;
-};
-
 static int64_t now_ms(void)
 {
     struct timespec ts;

@@ -10,6 +10,17 @@
 
 typedef struct archive_backend archive_backend;
 
+/* A chunk as stored, for verification. Pointers are valid during the callback. */
+typedef struct archive_chunk_row {
+    int64_t id;
+    uint64_t first_seq;
+    uint32_t record_count, raw_size;
+    const uint8_t *data;
+    size_t len;
+    const uint8_t *prev_link, *link; /* NULL when not 32 bytes (an unsigned pen's chunk) */
+    int provisional;
+} archive_chunk_row;
+
 /* Outcome of storing one record. */
 enum { REC_NEW = 0, REC_SAME = 1, REC_CONFLICT = 2 };
 
@@ -56,6 +67,31 @@ typedef struct archive_ops {
                           int (*cb)(void *user, const penlink_config_entry *e), void *user);
     int (*devices)(archive_backend *b, int (*cb)(void *user, const penlink_archive_device *d),
                    void *user);
+
+    /* Verification (verify.c). */
+    /* The pens (one, or all when @p serial is NULL) in serial order, with their pinned key. */
+    /* first_from: where the pen's first pull began (its records start there). */
+    int (*pens)(archive_backend *b, const char *serial,
+                int (*cb)(void *user, int64_t device, const char *serial, const uint8_t *key,
+                          uint64_t first_from),
+                void *user);
+    /* A pen's chunks in seq order (stored ones before provisional ones at the same seq). */
+    int (*chunks)(archive_backend *b, int64_t device,
+                  int (*cb)(void *user, const archive_chunk_row *c), void *user);
+    /* A pen's records with first <= seq < end, in seq order. */
+    int (*records)(archive_backend *b, int64_t device, uint64_t first, uint64_t end,
+                   int (*cb)(void *user, const penlink_record *r), void *user);
+    /* How many records a pen has. */
+    int (*record_count)(archive_backend *b, int64_t device, uint64_t *n);
+    /* A pen's verified heads, in the order stored. */
+    int (*heads)(archive_backend *b, int64_t device,
+                 int (*cb)(void *user, uint64_t next_seq, const uint8_t *link, size_t link_len,
+                           const uint8_t *sig, size_t sig_len),
+                 void *user);
+    /* Stores a verification result; reads back the last one. */
+    int (*verification_log)(archive_backend *b, int64_t device, const penlink_verify_report *r,
+                            int64_t now);
+    int (*verification_last)(archive_backend *b, const char *serial, penlink_verification *out);
 } archive_ops;
 
 struct archive_backend {
@@ -69,6 +105,12 @@ struct archive_backend {
 #define ARCHIVE_BODY_MAX (8 + 5 + 2 + 11 * 10)
 size_t archive_body_pack(const penlink_record *r, uint8_t out[ARCHIVE_BODY_MAX]);
 int archive_body_unpack(const uint8_t *p, size_t n, penlink_record *r);
+
+/* The public handle: a context and a backend. */
+struct penlink_archive {
+    penlink_ctx *ctx;
+    archive_backend *b;
+};
 
 int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **out);
 

@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "archive.h"
+#include "pl/chunk.h"
 #include "pl/record.h"
 
 #define SCHEMA_VERSION 3
@@ -28,7 +29,7 @@ typedef struct sqlite_backend {
     archive_backend base;
     sqlite3 *db;
     char path[1024];
-    sqlite3_stmt *ins_record, *ins_batch, *get_record, *ins_chunk, *find_chunk;
+    sqlite3_stmt *ins_record, *ins_batch, *get_record, *ins_chunk, *find_chunk, *range;
     int bad_row; /* a migration met a row that cannot be a record */
     /* New records wait here and go in INSERT_BATCH rows per statement: a
      * statement's own setup costs as much as the row it inserts. They are
@@ -240,6 +241,7 @@ static void sq_close(archive_backend *b)
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_finalize(s->ins_record);
     sqlite3_finalize(s->ins_batch);
+    sqlite3_finalize(s->range);
     sqlite3_finalize(s->get_record);
     sqlite3_finalize(s->ins_chunk);
     sqlite3_finalize(s->find_chunk);
@@ -901,6 +903,225 @@ static int sq_devices(archive_backend *b, int (*cb)(void *user, const penlink_ar
     return rc;
 }
 
+/* ---- verification ------------------------------------------------------- */
+
+static const uint8_t *blob32(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_BLOB && sqlite3_column_bytes(st, col) == 32
+               ? sqlite3_column_blob(st, col)
+               : NULL;
+}
+
+static int sq_pens(archive_backend *b, const char *serial,
+                   int (*cb)(void *user, int64_t device, const char *serial, const uint8_t *key,
+                             uint64_t first_from),
+                   void *user)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = flush(s);
+    if (rc == PENLINK_OK)
+        rc = prep(s, &st,
+                  "SELECT id, serial, public_key, (SELECT min(from_seq) FROM pulls p WHERE "
+                  "p.device_id = d.id) FROM devices d WHERE ?1 IS NULL OR serial = ?1 ORDER BY "
+                  "serial");
+    if (rc)
+        return rc;
+    if (serial)
+        sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+    int x;
+    for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
+        const char *ser = (const char *)sqlite3_column_text(st, 1);
+        if (cb(user, sqlite3_column_int64(st, 0), ser ? ser : "?", blob32(st, 2),
+               (uint64_t)sqlite3_column_int64(st, 3)) != 0) {
+            rc = PENLINK_ERR_CANCELLED;
+            break;
+        }
+    }
+    if (rc == PENLINK_OK && x != SQLITE_DONE)
+        rc = db_fail(s, PENLINK_ERR_IO, "pens");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_chunks(archive_backend *b, int64_t device,
+                     int (*cb)(void *user, const archive_chunk_row *c), void *user)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st,
+                  "SELECT id, first_seq, record_count, raw_size, data, prev_link, link, "
+                  "provisional FROM chunks WHERE device_id = ?1 ORDER BY first_seq, provisional, "
+                  "id");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, device);
+    int x;
+    for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
+        archive_chunk_row c;
+        int64_t first = sqlite3_column_int64(st, 1), count = sqlite3_column_int64(st, 2),
+                raw = sqlite3_column_int64(st, 3);
+        c.id = sqlite3_column_int64(st, 0);
+        c.data = sqlite3_column_blob(st, 4);
+        c.len = (size_t)sqlite3_column_bytes(st, 4);
+        c.prev_link = blob32(st, 5);
+        c.link = blob32(st, 6);
+        c.provisional = sqlite3_column_int(st, 7) != 0;
+        if (first < 0 || count < 0 || count > PL_CHUNK_MAX_RECORDS || raw < 0 || raw > UINT32_MAX ||
+            !c.data) {
+            rc = damaged(s, "chunks", "a chunk row with impossible values");
+            break;
+        }
+        c.first_seq = (uint64_t)first;
+        c.record_count = (uint32_t)count;
+        c.raw_size = (uint32_t)raw;
+        if (cb(user, &c) != 0) {
+            rc = PENLINK_ERR_CANCELLED;
+            break;
+        }
+    }
+    if (rc == PENLINK_OK && x != SQLITE_DONE)
+        rc = db_fail(s, PENLINK_ERR_IO, "chunks");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_records(archive_backend *b, int64_t device, uint64_t first, uint64_t end,
+                      int (*cb)(void *user, const penlink_record *r), void *user)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = s->range;
+    int frc = flush(s);
+    if (frc != PENLINK_OK)
+        return frc;
+    sqlite3_bind_int64(st, 1, device);
+    sqlite3_bind_int64(st, 2, (int64_t)first);
+    sqlite3_bind_int64(st, 3, (int64_t)end);
+    int rc = PENLINK_OK, x;
+    for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
+        penlink_record r;
+        if (value_record(sqlite3_column_value(st, 0), sqlite3_column_value(st, 1), &r) != 0) {
+            rc = penlink_fail(b->ctx, PENLINK_ERR_INTEGRITY,
+                              "archive %s: a damaged record row (seq %lld)", s->path,
+                              (long long)sqlite3_column_int64(st, 0));
+            break;
+        }
+        if (cb(user, &r) != 0) {
+            rc = PENLINK_ERR_CANCELLED;
+            break;
+        }
+    }
+    if (rc == PENLINK_OK && x != SQLITE_DONE)
+        rc = db_fail(s, PENLINK_ERR_IO, "records");
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int sq_record_count(archive_backend *b, int64_t device, uint64_t *n)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = flush(s);
+    if (rc == PENLINK_OK)
+        rc = prep(s, &st, "SELECT count(*) FROM records WHERE device_id = ?1");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, device);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *n = (uint64_t)sqlite3_column_int64(st, 0);
+    else
+        rc = db_fail(s, PENLINK_ERR_IO, "count records");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_heads(archive_backend *b, int64_t device,
+                    int (*cb)(void *user, uint64_t next_seq, const uint8_t *link, size_t link_len,
+                              const uint8_t *sig, size_t sig_len),
+                    void *user)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st,
+                  "SELECT next_seq, link, signature FROM heads WHERE device_id = ?1 ORDER BY id");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, device);
+    int x;
+    for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
+        if (cb(user, (uint64_t)sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
+               (size_t)sqlite3_column_bytes(st, 1), sqlite3_column_blob(st, 2),
+               (size_t)sqlite3_column_bytes(st, 2)) != 0) {
+            rc = PENLINK_ERR_CANCELLED;
+            break;
+        }
+    }
+    if (rc == PENLINK_OK && x != SQLITE_DONE)
+        rc = db_fail(s, PENLINK_ERR_IO, "heads");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static const char *const verify_result[] = { "ok", "broken", "unsigned" };
+
+static int sq_verification_log(archive_backend *b, int64_t device, const penlink_verify_report *r,
+                               int64_t now)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st,
+                  "INSERT INTO verifications (device_id, at_ms, result, through_seq, records, "
+                  "chunks, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, device);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_text(st, 3, verify_result[r->state], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(
+        st, 4, (int64_t)(r->state == PENLINK_VERIFY_BROKEN ? r->where_seq : r->signed_through));
+    sqlite3_bind_int64(st, 5, (int64_t)r->records);
+    sqlite3_bind_int64(st, 6, (int64_t)r->chunks);
+    sqlite3_bind_text(st, 7, r->state == PENLINK_VERIFY_BROKEN ? r->detail : r->notes, -1,
+                      SQLITE_TRANSIENT);
+    rc = step_done(s, st, "verification");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_verification_last(archive_backend *b, const char *serial, penlink_verification *out)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    memset(out, 0, sizeof *out);
+    snprintf(out->serial, sizeof out->serial, "%s", serial);
+    int rc = prep(s, &st,
+                  "SELECT d.public_key IS NOT NULL, (SELECT max(next_seq) FROM heads h WHERE "
+                  "h.device_id = d.id), v.at_ms, v.result, v.through_seq, v.records, v.chunks, "
+                  "v.detail FROM devices d LEFT JOIN verifications v ON v.id = (SELECT max(id) "
+                  "FROM verifications WHERE device_id = d.id) WHERE d.serial = ?1");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+    int x = sqlite3_step(st);
+    if (x == SQLITE_ROW) {
+        out->pinned = sqlite3_column_int(st, 0);
+        out->signed_through = (uint64_t)sqlite3_column_int64(st, 1);
+        out->have = sqlite3_column_type(st, 2) != SQLITE_NULL;
+        out->at_ms = sqlite3_column_int64(st, 2);
+        copy_col(out->result, sizeof out->result, st, 3);
+        out->through_seq = (uint64_t)sqlite3_column_int64(st, 4);
+        out->records = (uint64_t)sqlite3_column_int64(st, 5);
+        out->chunks = (uint64_t)sqlite3_column_int64(st, 6);
+        copy_col(out->detail, sizeof out->detail, st, 7);
+    } else if (x == SQLITE_DONE) {
+        rc = penlink_fail(b->ctx, PENLINK_ERR_NOT_FOUND, "no pen %s in the archive", serial);
+    } else {
+        rc = db_fail(s, PENLINK_ERR_IO, "verification");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static const archive_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -921,6 +1142,13 @@ static const archive_ops sqlite_ops = {
     .config_log = sq_config_log,
     .config_history = sq_config_history,
     .devices = sq_devices,
+    .pens = sq_pens,
+    .chunks = sq_chunks,
+    .records = sq_records,
+    .record_count = sq_record_count,
+    .heads = sq_heads,
+    .verification_log = sq_verification_log,
+    .verification_last = sq_verification_last,
 };
 
 static int schema_version(sqlite_backend *s, int *version)
@@ -1032,6 +1260,8 @@ int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **ou
         { &s->ins_record,
           "INSERT INTO records (device_id, " RECORD_COLS ", chunk_id) VALUES (?1, ?2, ?3, ?4)" },
         { &s->get_record, "SELECT " RECORD_COLS " FROM records WHERE device_id = ?1 AND seq = ?2" },
+        { &s->range, "SELECT " RECORD_COLS " FROM records WHERE device_id = ?1 AND seq >= ?2 AND "
+                     "seq < ?3 ORDER BY seq" },
         { &s->ins_chunk,
           "INSERT INTO chunks (device_id, pull_id, received_ms, first_seq, record_count, "
           "raw_size, data, prev_link, link, provisional) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "

@@ -89,10 +89,13 @@ static void test_log_reboot_pull(void **state)
     check_against_truth(&r, &p);
     pull_result_free(&p);
 
-    /* from the staged tail only */
-    uint64_t tail = pen_log_ring_end(&r.p->log) + 1;
+    /* the first pull sealed the staged records into chunks (a pull only ever
+     * sends stored chunks): the tail comes from the chunk that holds it */
+    assert_true(pen_log_ring_end(&r.p->log) == next);
+    uint64_t tail = next - 3;
     rig_pull_all(&r, tail, 0, &p);
-    assert_true(p.n > 0 && p.rec[0].seq == tail);
+    assert_int_equal(p.error, 0);
+    assert_true(p.n > 0 && p.rec[0].seq <= tail);
     assert_true(p.rec[p.n - 1].seq == next - 1);
     check_against_truth(&r, &p);
     pull_result_free(&p);
@@ -213,8 +216,10 @@ static void test_counters_survive(void **state)
 /*
  * The ring wraps many times; the host pulls and acks only now and then, so
  * some records are dropped. Every record the host never received was dropped
- * (never acked), and the LOG_OVERFLOW records' dropped counts add up to
- * exactly the number of records missing.
+ * (never acked), and the LOG_OVERFLOW records' dropped counts cover every
+ * record missing. They may count a few more: a pull seals the staged records
+ * into a chunk, and on a full ring that can drop records the same pull had
+ * already sent (the pen cannot know the host has them until it acks).
  */
 static void test_wrap_overflow_accounting(void **state)
 {
@@ -270,7 +275,8 @@ static void test_wrap_overflow_accounting(void **state)
     printf("    %llu records, %llu received, %llu lost to overflow, all reported\n",
            (unsigned long long)next, (unsigned long long)received, (unsigned long long)missing);
     assert_true(missing > 0);
-    assert_true(dropped_sum == missing);
+    assert_true(dropped_sum >= missing);
+    assert_true(dropped_sum - missing <= 4 * 32 * 6); /* at most a few ring sectors' worth */
     uint64_t overflows = 0;
     for (size_t k = 0; k < r.gt_n; k++)
         overflows += r.gt[k].kind == PL_REC_LOG_OVERFLOW;

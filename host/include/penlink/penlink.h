@@ -607,6 +607,53 @@ PENLINK_API int penlink_archive_devices(penlink_archive *ar,
                                         int (*cb)(void *user, const penlink_archive_device *d),
                                         void *user);
 
+/* ---- verification (docs/security.md) ------------------------------------ */
+
+/** Verification state of one pen's archived log. */
+typedef enum penlink_verify_state {
+    PENLINK_VERIFY_OK = 0,     /**< every chunk chains, every head verifies, every record matches */
+    PENLINK_VERIFY_BROKEN = 1, /**< something was altered: see where and detail */
+    PENLINK_VERIFY_UNSIGNED = 2, /**< the pen does not sign its log: nothing to check */
+} penlink_verify_state;
+
+/** The result for one pen. */
+typedef struct penlink_verify_report {
+    char serial[33];
+    penlink_verify_state state;
+    uint64_t chunks, records, heads; /**< checked */
+    uint64_t signed_through;         /**< records below this seq are under a verified head */
+    uint64_t where_seq;              /**< BROKEN: the seq of the first broken link */
+    char detail[256];                /**< BROKEN: what is wrong, in words */
+    char notes[256];                 /**< OK: what is worth knowing (chain anchors, forks) */
+} penlink_verify_report;
+
+/**
+ * Re-checks the archive offline, pen by pen (@p serial, or every pen when
+ * NULL): each chunk's bytes against its hash-chain link, each link against
+ * the chunk before it, each stored head's signature against the pen's
+ * pinned key, and each record row against the chunk that carries it. The
+ * first broken link of each pen is named; the result is also stored in the
+ * archive (append-only), which the audit shows.
+ * @return #PENLINK_OK (see each report's state), or an error reading.
+ */
+PENLINK_API int penlink_archive_verify(penlink_archive *ar, const char *serial,
+                                       int (*cb)(void *user, const penlink_verify_report *r),
+                                       void *user);
+
+/** The last stored verification of a pen; *@p have = 0 when it was never verified. */
+typedef struct penlink_verification {
+    char serial[33];
+    int64_t at_ms;
+    char result[16]; /**< "ok", "broken", "unsigned" */
+    uint64_t through_seq, records, chunks;
+    char detail[256];
+    int have;
+    uint64_t signed_through; /**< from the heads the pulls verified */
+    int pinned;              /**< the archive holds the pen's device key */
+} penlink_verification;
+PENLINK_API int penlink_archive_verification(penlink_archive *ar, const char *serial,
+                                             penlink_verification *out);
+
 /* ---- the audit -------------------------------------------------------- */
 
 /**
