@@ -618,6 +618,7 @@ typedef struct scan_state {
     penlink_archive_record_cb cb;
     void *user;
     const char *serial;
+    char serial_buf[2][64]; /* consecutive pens alternate: a pen's records share one pointer */
     int64_t device;
     uint64_t last_seq;
     int started, rc;
@@ -655,7 +656,8 @@ static int sq_scan(archive_backend *b, const penlink_archive_filter *f,
                    penlink_archive_record_cb cb, void *user)
 {
     sqlite_backend *s = (sqlite_backend *)b;
-    scan_state sc = { s, f, cb, user, NULL, 0, 0, 0, PENLINK_OK };
+    scan_state sc = { .s = s, .f = f, .cb = cb, .user = user, .rc = PENLINK_OK };
+    unsigned npens = 0;
     sqlite3_stmt *pens = NULL, *st = NULL;
     int rc = flush(s);
     if (rc == PENLINK_OK)
@@ -677,10 +679,11 @@ static int sq_scan(archive_backend *b, const penlink_archive_filter *f,
         sqlite3_bind_text(pens, 1, f->serial, -1, SQLITE_STATIC);
     int px;
     for (px = sqlite3_step(pens); rc == PENLINK_OK && px == SQLITE_ROW; px = sqlite3_step(pens)) {
-        sc.serial = (const char *)sqlite3_column_text(pens, 1);
+        const char *ser = (const char *)sqlite3_column_text(pens, 1);
+        char *buf = sc.serial_buf[npens++ & 1];
+        snprintf(buf, sizeof sc.serial_buf[0], "%s", ser ? ser : "?");
+        sc.serial = buf;
         sc.started = 0;
-        if (!sc.serial)
-            sc.serial = "?";
         sc.device = sqlite3_column_int64(pens, 0);
         sqlite3_bind_int64(st, 1, sc.device);
         int x = sqlite3_step(st);

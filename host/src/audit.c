@@ -114,6 +114,7 @@ typedef struct audit {
 
     /* the pen being read */
     int have_pen;
+    const char *serial_seen; /* the scan's pointer for the current pen */
     uint32_t pen;
     size_t alarm_hi;
     penlink_record prev;
@@ -859,7 +860,9 @@ static int begin_pen(audit *a, const char *serial)
 static int on_record(void *u, const char *serial, const penlink_record *r)
 {
     audit *a = u;
-    if (!a->have_pen || strcmp(serial, a->pens[a->pen]) != 0) {
+    /* the scan passes one pointer for all of a pen's records, another for the next pen */
+    if (!a->have_pen || serial != a->serial_seen) {
+        a->serial_seen = serial;
         if (begin_pen(a, serial) != 0)
             stop(a, PENLINK_ERR_NO_MEM);
         if (a->rc != PENLINK_OK)

@@ -560,7 +560,11 @@ typedef struct penlink_archive_filter {
 /** A record with the pen it came from. */
 typedef int (*penlink_archive_record_cb)(void *user, const char *serial, const penlink_record *rec);
 
-/** Visits the archived records, ordered by pen serial, then seq. */
+/**
+ * Visits the archived records, ordered by pen serial, then seq. The serial
+ * passed is one pointer for all the records of a pen and another for the
+ * next pen (valid during the callback): comparing pointers tells a new pen.
+ */
 PENLINK_API int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
                                      penlink_archive_record_cb cb, void *user);
 
