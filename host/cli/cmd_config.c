@@ -181,6 +181,17 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
         json_decref(diff);
         return cli_fail(c, "config not changed", st);
     }
+    /* the archive's configuration history: who changed what (the pen logs it too) */
+    penlink_archive *ar = NULL;
+    st = penlink_archive_open(c->ctx, c->archive, &ar);
+    if (st == PENLINK_OK)
+        st = penlink_archive_log_config_write(ar, info, cur, &result);
+    penlink_archive_close(ar);
+    if (st != PENLINK_OK)
+        fprintf(stderr,
+                "%s: warning: applied, but not recorded in the archive's configuration history "
+                "(%s); the next pull records the new revision\n",
+                c->prog, penlink_ctx_errmsg(c->ctx));
     if (c->json)
         cli_json_out(json_pack("{s:I, s:I, s:o, s:b}", "old_revision", (json_int_t)cur->revision,
                                "revision", (json_int_t)result.revision, "changes", diff, "applied",

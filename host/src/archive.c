@@ -458,6 +458,25 @@ int penlink_archive_log_config(penlink_archive *ar, const char *serial, const ch
     return rc;
 }
 
+int penlink_archive_log_config_write(penlink_archive *ar, const penlink_info *info,
+                                     const penlink_config *old_cfg, const penlink_config *new_cfg)
+{
+    if (!ar || !info || !new_cfg)
+        return PENLINK_ERR_INVALID_ARG;
+    archive_backend *b = ar->b;
+    int64_t device;
+    int rc = b->ops->begin(b);
+    if (rc == PENLINK_OK)
+        rc = b->ops->device(b, info, now_ms(), &device);
+    if (rc == PENLINK_OK)
+        rc = b->ops->commit(b);
+    else
+        b->ops->rollback(b);
+    if (rc != PENLINK_OK)
+        return rc;
+    return penlink_archive_log_config(ar, info->serial, "written", old_cfg, new_cfg);
+}
+
 int penlink_archive_config_history(penlink_archive *ar, const char *serial,
                                    int (*cb)(void *user, const penlink_config_entry *e), void *user)
 {

@@ -133,8 +133,9 @@ typedef struct audit {
 } audit;
 
 static const char *const finding_names[] = {
-    NULL,  "reuse",    "no_cartridge", "out_of_limits", "limits_unknown",  "refused",
-    "gap", "conflict", "missing",      "overflow",      "clock_backwards", "clock_jump",
+    NULL,          "reuse",      "no_cartridge",   "out_of_limits", "limits_unknown",  "refused",
+    "gap",         "conflict",   "missing",        "overflow",      "clock_backwards", "clock_jump",
+    "key_changed", "unverified", "config_refused",
 };
 
 const char *penlink_finding_kind_name(uint32_t kind)
@@ -705,9 +706,12 @@ static void emit_alarm(audit *a, const penlink_alarm *al, int have_time, int64_t
 {
     if (have_time && !in_window(a, ms))
         return;
-    int gap = strcmp(al->kind, "gap") == 0;
+    uint32_t kind = strcmp(al->kind, "gap") == 0           ? PENLINK_FIND_GAP
+                    : strcmp(al->kind, "key_changed") == 0 ? PENLINK_FIND_KEY_CHANGED
+                    : strcmp(al->kind, "unverified") == 0  ? PENLINK_FIND_UNVERIFIED
+                                                           : PENLINK_FIND_CONFLICT;
     penlink_finding fi;
-    finding_init(a, &fi, gap ? PENLINK_FIND_GAP : PENLINK_FIND_CONFLICT, "integrity", 1);
+    finding_init(a, &fi, kind, "integrity", 1);
     fi.serial = al->serial;
     fi.seq = al->seq;
     fi.time_ms = have_time ? ms : 0;
@@ -928,6 +932,23 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
                      "the pen refused cartridge %llu, already used (this would have been use "
                      "%u)",
                      (unsigned long long)r->cartridge_serial, r->cartridge_uses);
+            emit(a, &fi);
+        }
+        break;
+    case PENLINK_REC_SECURITY_EVENT:
+        if (in_window(a, r->time_ms)) {
+            penlink_finding fi;
+            finding_init(a, &fi, PENLINK_FIND_CONFIG_REFUSED, "integrity", 1);
+            fi.seq = r->seq;
+            fi.time_ms = r->time_ms;
+            fi.value = r->fault_code;
+            snprintf(fi.detail, sizeof fi.detail,
+                     "the pen refused a configuration change: %s (error %u)",
+                     r->fault_code == 12   ? "not signed"
+                     : r->fault_code == 13 ? "signed by an unknown key, or a bad signature"
+                     : r->fault_code == 15 ? "a stale or replayed request"
+                                           : "not authorised",
+                     r->fault_code);
             emit(a, &fi);
         }
         break;

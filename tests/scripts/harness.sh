@@ -3,6 +3,8 @@
 # stopped by name. Source it after setting PL (the penlink command, with
 # $PENLINK_WRAP before it) and SIM (the penlink-sim binary).
 tmp=$(mktemp -d)
+# the default archive (and key) places are inside the test's own directory
+export XDG_DATA_HOME="$tmp/data" XDG_CONFIG_HOME="$tmp/config"
 pass=0
 fail=0
 pids=""

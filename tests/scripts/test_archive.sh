@@ -211,6 +211,8 @@ after=$($PL --device "sim:$tmp/clone.sock" --json info | python3 -c 'import json
 check "nothing pulled from it, nothing acknowledged" '[ "$before" = "$after" ]'
 stop_sim clone
 same "$C" PEN-SAME "$tmp/orig/ground-truth.jsonl" && ok "the archive is untouched by it" || bad "archive changed by the clone"
+$PL --archive "$C" audit --report integrity > "$tmp/out" 2>&1
+check "the audit reports the key change" 'grep -q "key_changed" $tmp/out'
 start_sim other
 run 6 "a replaced log under the same serial" $PL --device "sim:$tmp/other.sock" --archive "$C" --json pull
 n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["conflicts"])' "$tmp/out")

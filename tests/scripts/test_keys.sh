@@ -38,6 +38,8 @@ check "the error says how: --key" 'grep -q -- "--key FILE" $tmp/err'
 run 9 "config set signed by another key: exit 9" $PL $D config set --key "$K/other.key" depth_max_um=2500
 check "the pen's reason is shown" 'grep -q "unknown key" $tmp/err'
 run 0 "config set signed by the provisioned key" $PL $D config set --key "$K/tech.key" depth_max_um=2500
+check "the change is in the archive's configuration history" \
+    '[ "$(sqlite3 "$XDG_DATA_HOME/penlink/archive.db" "SELECT source || '"' '"' || revision FROM config_history")" = "written 2" ]'
 run 0 "config get needs no key" $PL $D config get depth_max_um
 check "the change is in force" '[ "$(cat $tmp/out)" = 2500 ]'
 $PL $D config export "$tmp/cfg.json" > /dev/null 2>&1
@@ -51,10 +53,12 @@ chmod 600 "$K/tech.key"
 run 9 "a public key file cannot sign" $PL $D config set --key "$K/tech.key.pub" depth_max_um=2300
 run 0 "config get after the refusals" $PL $D config get depth_max_um
 check "refusals changed nothing" '[ "$(cat $tmp/out)" = 2400 ]'
-run 0 "pull the pen's log" $PL $D pull -o "$tmp/log.bin"
-run 0 "decode it" $PL decode --format csv "$tmp/log.bin"
+run 0 "pull the pen's log into an archive" $PL $D --archive "$tmp/k.db" pull
+run 0 "export its records" $PL --archive "$tmp/k.db" export records --format csv
 check "the pen logged the refused signature as a security_event (code 13)" \
-    'grep "security_event" $tmp/out | grep -q ",13,\|13$\|fault_code=13"'
+    'grep "security_event" $tmp/out | grep -q ",13,"'
+run 1 "the audit reports the refused configuration (exit 1)" $PL --archive "$tmp/k.db" audit --report integrity
+check "as config_refused findings" 'grep -q "config_refused" $tmp/out'
 
 # a development pen (no keys): unsigned configuration is taken, and said so
 start_sim dev --serial PEN-DEV --simulate-days 1

@@ -596,6 +596,14 @@ PENLINK_API int penlink_archive_log_config(penlink_archive *ar, const char *seri
                                            const char *source, const penlink_config *old_cfg,
                                            const penlink_config *new_cfg);
 
+/**
+ * Records a configuration this host wrote to a pen (source "written", with
+ * the OS user and host), making the pen's row if the archive has none yet.
+ */
+PENLINK_API int penlink_archive_log_config_write(penlink_archive *ar, const penlink_info *info,
+                                                 const penlink_config *old_cfg,
+                                                 const penlink_config *new_cfg);
+
 /** Visits the configuration history in order of entry. */
 PENLINK_API int penlink_archive_config_history(penlink_archive *ar, const char *serial,
                                                int (*cb)(void *user, const penlink_config_entry *e),
@@ -703,7 +711,10 @@ typedef enum penlink_finding_kind {
     PENLINK_FIND_MISSING = 8,          /**< seqs missing inside the archive, no alarm for them */
     PENLINK_FIND_OVERFLOW = 9,         /**< a log_overflow record: the pen dropped records */
     PENLINK_FIND_CLOCK_BACKWARDS = 10, /**< time went back with no clock_set to explain it */
-    PENLINK_FIND_CLOCK_JUMP = 11       /**< a clock_set moved the clock by more than an hour */
+    PENLINK_FIND_CLOCK_JUMP = 11,      /**< a clock_set moved the clock by more than an hour */
+    PENLINK_FIND_KEY_CHANGED = 12,     /**< a pen presented another device key (alarm) */
+    PENLINK_FIND_UNVERIFIED = 13,      /**< a pull's chain or signature failed (alarm) */
+    PENLINK_FIND_CONFIG_REFUSED = 14   /**< the pen refused a configuration's signature */
 } penlink_finding_kind;
 
 /** "reuse", "no_cartridge", ..., or NULL for a kind this version does not know. */
