@@ -1,7 +1,8 @@
 #!/bin/sh
 # The main job on the embedded default, the simulated pen: three weeks of
 # clinic usage with some planted cartridge reuse on a fresh penlink-sim,
-# then `penlink info`, `penlink pull` into a fresh archive, and the audit.
+# then `penlink info`, `penlink pull` into a fresh archive, `penlink verify`
+# and the audit.
 # Usage: tools/demo.sh BUILD_DIR
 set -eu
 b=${1:-build}
@@ -33,7 +34,10 @@ echo "== penlink pull (into a fresh archive)"
 "$PL" --archive "$tmp/archive.db" pull
 echo
 echo "== penlink info after the pull: everything acknowledged"
-"$PL" info | grep -E '^(log|not yet pulled)'
+"$PL" info | grep -E '^(log|not yet pulled|device key)'
+echo
+echo "== penlink verify: the pen's signed, hash-chained log, re-checked in the archive"
+"$PL" --archive "$tmp/archive.db" verify
 echo
 echo "== penlink audit: cartridges (the pen was misconfigured to accept 2 uses)"
 set +e
