@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "pen.h"
 
 #define SECTOR 1024u
@@ -122,6 +124,52 @@ static int h_sensors(void *ctx, pen_sensors *out)
     return 0;
 }
 
+/* An identity, so that signed configuration, nonces and the hash chain are
+ * fuzzed too: a fixed device key, one provisioned config key, a counter for
+ * the random source (runs repeat), libsodium for the rest. */
+static uint8_t dev_sk[64], cfg_pk[1][32];
+static uint64_t rnd_ctr;
+
+static int h_key(void *ctx, uint8_t pk[32])
+{
+    (void)ctx;
+    memcpy(pk, dev_sk + 32, 32);
+    return 0;
+}
+
+static int h_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t sig[64])
+{
+    (void)ctx;
+    return crypto_sign_detached(sig, NULL, msg, len, dev_sk);
+}
+
+static int h_verify(void *ctx, const uint8_t sig[64], const uint8_t *msg, size_t len,
+                    const uint8_t pk[32])
+{
+    (void)ctx;
+    return crypto_sign_verify_detached(sig, msg, len, pk) == 0 ? 0 : -1;
+}
+
+static int h_sha256(void *ctx, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+                    uint8_t out[32])
+{
+    crypto_hash_sha256_state st;
+    (void)ctx;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, a, alen);
+    crypto_hash_sha256_update(&st, b, blen);
+    crypto_hash_sha256_final(&st, out);
+    return 0;
+}
+
+static int h_random(void *ctx, uint8_t *buf, size_t len)
+{
+    (void)ctx;
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (uint8_t)(++rnd_ctr * 0x9E3779B97F4A7C15ull >> 56);
+    return 0;
+}
+
 static void setup(void)
 {
     pen_opts o;
@@ -142,6 +190,20 @@ static void setup(void)
     g->hal.usb_send = h_send;
     g->hal.cartridge_read = h_cart;
     g->hal.sensors_read = h_sensors;
+    uint8_t seed[32], sk2[64];
+    if (sodium_init() < 0)
+        abort();
+    memset(seed, 7, sizeof seed);
+    crypto_sign_seed_keypair(dev_sk + 32, dev_sk, seed);
+    memset(seed, 8, sizeof seed);
+    crypto_sign_seed_keypair(cfg_pk[0], sk2, seed);
+    g->hal.device_key = h_key;
+    g->hal.sign = h_sign;
+    g->hal.verify = h_verify;
+    g->hal.sha256 = h_sha256;
+    g->hal.random = h_random;
+    g->hal.config_keys = (const uint8_t(*)[32])cfg_pk;
+    g->hal.config_key_count = 1;
     if (pl_frame_decoder_init(&g->dec, g->frame, sizeof g->frame, PL_FRAME_MAX_PAYLOAD) != PL_OK)
         abort();
     pen_opts_default(&o);
