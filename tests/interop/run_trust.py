@@ -8,13 +8,15 @@ Usage: run_trust.py --socket PATH --serial SERIAL --key-seed HEX
 (the simulator was provisioned with the public key of that seed).
 """
 import argparse
+import hashlib
 import os
 import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import penlink_client as pl  # noqa: E402
-from nacl.signing import SigningKey  # noqa: E402
+from nacl.exceptions import BadSignatureError  # noqa: E402
+from nacl.signing import SigningKey, VerifyKey  # noqa: E402
 
 PASSED = FAILED = 0
 AUTH_REQUIRED, AUTH_FAILED, REVISION_CONFLICT, AUTH_NONCE = 12, 13, 8, 15
@@ -183,6 +185,44 @@ def main():
     check("signed again with a fresh nonce: applied", rep.config.depth_max_um == 2500)
 
     # every refusal is a security_event in the log, in order, with its code
+    # the log's hash chain and signed heads, checked from section 9.3 alone
+    dev_key = VerifyKey(bytes(info.device_key))
+    serial = a.serial.encode()
+    prev = hashlib.sha256(b"penlink-genesis-v1" + text(serial)).digest()
+    links_ok = heads_ok = True
+    nheads = nchunks = 0
+    want = 0
+    while True:
+        chunks, end = p.c.pull_once(want, 1)  # one chunk per reply: a head for each
+        for ch in chunks:
+            pre = b"penlink-chain-v1" + ch.prev_link + struct.pack(
+                "<QIII", ch.first_seq, ch.record_count, ch.raw_size, len(ch.data))
+            link = hashlib.sha256(pre + ch.data).digest()
+            links_ok &= link == ch.link and ch.prev_link == prev
+            prev = link
+            nchunks += 1
+        head = b"penlink-head-v1" + text(serial) + struct.pack("<Q", end.next_seq) + end.head_link
+        try:
+            dev_key.verify(head, end.head_signature)
+        except BadSignatureError:
+            heads_ok = False
+        heads_ok &= end.head_link == prev
+        nheads += 1
+        want = end.next_seq
+        if not end.more:
+            break
+    check("every chunk's link is SHA-256 of its previous link, fields and data, from the "
+          "genesis link", links_ok and nchunks > 1, "%d chunks" % nchunks)
+    check("every LogEnd's head is the last link, signed by the device key",
+          heads_ok and nheads > 1, "%d heads" % nheads)
+    bad = bytearray(end.head_signature)
+    bad[5] ^= 1
+    try:
+        dev_key.verify(head, bytes(bad))
+        check("a head signature with one bit flipped does not verify", False)
+    except BadSignatureError:
+        check("a head signature with one bit flipped does not verify", True)
+
     recs, _ = p.c.pull_log(0)
     got = [r.get("fault_code") for r in recs if r["kind"] in (14, "security_event")]
     check("each refusal logged as a security_event with its error code",
