@@ -202,6 +202,8 @@ start_sim orig
 $PL --device "sim:$tmp/orig.sock" --archive "$C" --quiet pull > /dev/null 2>&1
 stop_sim orig
 same "$C" PEN-SAME "$tmp/orig/ground-truth.jsonl" && ok "the archive equals the pen's log" || bad "archive after two pulls"
+check "the same pen again: its key pinned once, no alarm" \
+    '[ "$(sqlite3 "$C" "SELECT count(*) FROM alarms") $(sqlite3 "$C" "SELECT length(public_key) FROM devices")" = "0 32" ]'
 start_sim clone
 before=$($PL --device "sim:$tmp/clone.sock" --json info | python3 -c 'import json,sys; print(json.load(sys.stdin)["log_acked_seq"])')
 run 6 "a pen with another device key under a pinned serial" $PL --device "sim:$tmp/clone.sock" --archive "$C" pull
