@@ -200,7 +200,8 @@ int sim_identity_open(sim_identity *id, const char *dir, bool new_state, const u
             snprintf(err, errcap, "at most %u config keys", SIM_CONFIG_KEYS_MAX);
             return -1;
         }
-        memcpy(id->keys, keys, n_keys * sizeof id->keys[0]);
+        if (n_keys)
+            memcpy(id->keys, keys, n_keys * sizeof id->keys[0]);
         id->n_keys = n_keys;
         if (n_keys && save_config_keys(id, path, err, errcap) != 0)
             return -1;
