@@ -18,6 +18,9 @@
 #include "archive.h"
 
 #define COMMIT_EVERY 64 /* chunks per transaction during a pull */
+/* From a pen that signs its log, at a verified head once this many chunks are open:
+ * a crash costs re-pulling them, never losing them (nothing uncommitted is acked). */
+#define COMMIT_SIGNED_EVERY 256
 
 static int64_t now_ms(void)
 {
@@ -146,6 +149,7 @@ typedef struct pull_state {
     uint64_t run_first, run_count; /* conflicting records not yet raised as one alarm */
     int signed_log;                /* the pen signs its log: commit only at verified heads */
     penlink_archive_pull_result committed; /* the counts as of the last commit */
+    penlink_archive_pull_result verified;  /* ... and as of the last verified head */
 } pull_state;
 
 /* Raises the run of conflicting records as one alarm (seq, count). */
@@ -227,7 +231,10 @@ static int on_overlap(void *u, const penlink_record *r)
     return store_record(u, r, 1);
 }
 
-/* A verified signed head: store it, and commit everything it covers. */
+/* A verified signed head: store it; everything it covers may now be
+ * committed, which happens every COMMIT_SIGNED_EVERY chunks (and at the end). A later
+ * failure rolls back to the last commit: what it drops was never acknowledged,
+ * so the pen still holds it and the next pull fetches it again. */
 static int on_head(void *u, const penlink_head *h)
 {
     pull_state *ps = u;
@@ -235,8 +242,12 @@ static int on_head(void *u, const penlink_head *h)
     if (flush_conflicts(ps) != PENLINK_OK)
         return -1;
     ps->st = b->ops->head(b, ps->device, ps->pull, h, now_ms());
-    if (ps->st == PENLINK_OK)
-        ps->st = b->ops->commit(b);
+    if (ps->st != PENLINK_OK)
+        return -1;
+    ps->verified = *ps->res;
+    if (ps->chunks_open < COMMIT_SIGNED_EVERY)
+        return 0;
+    ps->st = b->ops->commit(b);
     if (ps->st == PENLINK_OK)
         ps->st = b->ops->begin(b);
     if (ps->st != PENLINK_OK)
@@ -341,7 +352,7 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
 
     res->from_seq = from;
     res->next_seq = from;
-    ps.committed = *res;
+    ps.committed = ps.verified = *res;
     rc = b->ops->begin(b);
     if (rc != PENLINK_OK)
         return rc;
@@ -359,9 +370,14 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     else if (pull_rc == PENLINK_OK && ps.st != PENLINK_OK)
         pull_rc = ps.st;
     if (ps.signed_log && pull_rc != PENLINK_OK) {
-        /* from a pen that signs its log, only what a verified head covers is kept */
+        /* from a pen that signs its log, only what a verified head covered and was
+         * committed is kept */
         rc = b->ops->rollback(b);
         *res = ps.committed;
+    } else if (ps.signed_log) {
+        /* the pull ended with a verified head: everything is covered */
+        *res = ps.verified;
+        rc = b->ops->commit(b);
     } else {
         /* whatever arrived intact is kept: commit it, durably, before anything else */
         rc = b->ops->commit(b);

@@ -1221,7 +1221,7 @@ int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **ou
         "PRAGMA page_size = 16384",
         "PRAGMA journal_mode = WAL",
         "PRAGMA synchronous = FULL",
-        "PRAGMA cache_size = -32768",
+        "PRAGMA cache_size = -65536",
     };
     for (size_t i = 0; i < sizeof setup / sizeof setup[0]; i++) {
         rc = exec_patient(s, setup[i], "open");
