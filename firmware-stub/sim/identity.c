@@ -82,14 +82,14 @@ static int hal_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t sig[64])
     return crypto_sign_detached(sig, NULL, msg, len, id->sk);
 }
 
-static int hal_verify(void *ctx, const uint8_t sig[64], const uint8_t *msg, size_t len,
+int sim_crypto_verify(void *ctx, const uint8_t sig[64], const uint8_t *msg, size_t len,
                       const uint8_t pk[32])
 {
     (void)ctx;
     return crypto_sign_verify_detached(sig, msg, len, pk) == 0 ? 0 : -1;
 }
 
-static int hal_sha256(void *ctx, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+int sim_crypto_sha256(void *ctx, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
                       uint8_t out[32])
 {
     crypto_hash_sha256_state st;
@@ -223,8 +223,8 @@ void sim_identity_hal(sim_identity *id, pen_hal *hal)
 {
     hal->device_key = hal_device_key;
     hal->sign = hal_sign;
-    hal->verify = hal_verify;
-    hal->sha256 = hal_sha256;
+    hal->verify = sim_crypto_verify;
+    hal->sha256 = sim_crypto_sha256;
     hal->random = hal_random;
     hal->config_keys = (const uint8_t(*)[32])id->keys;
     hal->config_key_count = id->n_keys;

@@ -31,6 +31,12 @@ int sim_identity_open(sim_identity *id, const char *dir, bool new_state, const u
 /** Points @p hal's crypto callbacks at @p id; they find it with sim_identity_of(). */
 void sim_identity_hal(sim_identity *id, pen_hal *hal);
 
+/** The HAL's verify and sha256 with libsodium (no state; also for test rigs). */
+int sim_crypto_verify(void *ctx, const uint8_t sig[64], const uint8_t *msg, size_t len,
+                      const uint8_t pk[32]);
+int sim_crypto_sha256(void *ctx, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+                      uint8_t out[32]);
+
 /** The identity behind a HAL ctx (the simulator provides this). */
 sim_identity *sim_identity_of(void *hal_ctx);
 

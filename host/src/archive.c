@@ -170,20 +170,37 @@ static int flush_conflicts(pull_state *ps)
     return ps->st;
 }
 
+/* Ends a transaction: committed (durably) when @p rc is PENLINK_OK, else rolled back. */
+static int end_txn(archive_backend *b, int rc)
+{
+    if (rc == PENLINK_OK)
+        return b->ops->commit(b);
+    b->ops->rollback(b);
+    return rc;
+}
+
+/* Commits what the open transaction holds, durably, and opens the next. */
+static int commit_open(pull_state *ps)
+{
+    archive_backend *b = ps->ar->b;
+    ps->st = b->ops->commit(b);
+    if (ps->st == PENLINK_OK)
+        ps->st = b->ops->begin(b);
+    if (ps->st != PENLINK_OK)
+        return -1;
+    ps->chunks_open = 0;
+    ps->committed = *ps->res;
+    return 0;
+}
+
 static int on_chunk(void *u, const penlink_chunk *c)
 {
     pull_state *ps = u;
     archive_backend *b = ps->ar->b;
     if (flush_conflicts(ps) != PENLINK_OK)
         return -1;
-    if (!ps->signed_log && ps->chunks_open >= COMMIT_EVERY) {
-        ps->st = b->ops->commit(b);
-        if (ps->st == PENLINK_OK)
-            ps->st = b->ops->begin(b);
-        if (ps->st != PENLINK_OK)
-            return -1;
-        ps->chunks_open = 0;
-    }
+    if (!ps->signed_log && ps->chunks_open >= COMMIT_EVERY && commit_open(ps) != 0)
+        return -1;
     ps->st = b->ops->chunk(b, ps->device, ps->pull, c, now_ms(), &ps->chunk);
     ps->chunks_open++;
     ps->res->chunks++;
@@ -245,16 +262,7 @@ static int on_head(void *u, const penlink_head *h)
     if (ps->st != PENLINK_OK)
         return -1;
     ps->verified = *ps->res;
-    if (ps->chunks_open < COMMIT_SIGNED_EVERY)
-        return 0;
-    ps->st = b->ops->commit(b);
-    if (ps->st == PENLINK_OK)
-        ps->st = b->ops->begin(b);
-    if (ps->st != PENLINK_OK)
-        return -1;
-    ps->chunks_open = 0;
-    ps->committed = *ps->res;
-    return 0;
+    return ps->chunks_open < COMMIT_SIGNED_EVERY ? 0 : commit_open(ps);
 }
 
 static void on_progress(void *u, const penlink_progress *p)
@@ -315,10 +323,7 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
                  info.has_device_key ? "device key " : "no device key",
                  info.has_device_key ? hex : "", info.serial);
         rc = b->ops->alarm(b, ps.device, 0, "key_changed", info.log_first_seq, 0, detail, now_ms());
-        if (rc == PENLINK_OK)
-            rc = b->ops->commit(b);
-        else
-            b->ops->rollback(b);
+        rc = end_txn(b, rc);
         if (rc != PENLINK_OK)
             return rc;
         return penlink_fail(ar->ctx, PENLINK_ERR_INTEGRITY,
@@ -343,10 +348,7 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
             rc = b->ops->config_log(b, info.serial, "read", user, host, NULL, &cfg, now_ms());
         }
     }
-    if (rc == PENLINK_OK)
-        rc = b->ops->commit(b);
-    else
-        b->ops->rollback(b);
+    rc = end_txn(b, rc);
     if (rc != PENLINK_OK)
         return rc;
 
@@ -411,10 +413,7 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
                               : res->conflicts      ? "conflict"
                                                     : "ok",
                               message, now_ms());
-    if (rc == PENLINK_OK)
-        rc = b->ops->commit(b);
-    else
-        b->ops->rollback(b);
+    rc = end_txn(b, rc);
     if (pull_rc != PENLINK_OK) {
         penlink_fail(ar->ctx, pull_rc, "%s", message);
         return pull_rc;
@@ -484,10 +483,7 @@ int penlink_archive_log_config_write(penlink_archive *ar, const penlink_info *in
     int rc = b->ops->begin(b);
     if (rc == PENLINK_OK)
         rc = b->ops->device(b, info, now_ms(), &device);
-    if (rc == PENLINK_OK)
-        rc = b->ops->commit(b);
-    else
-        b->ops->rollback(b);
+    rc = end_txn(b, rc);
     if (rc != PENLINK_OK)
         return rc;
     return penlink_archive_log_config(ar, info->serial, "written", old_cfg, new_cfg);

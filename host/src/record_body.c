@@ -83,31 +83,6 @@ size_t archive_body_pack(const penlink_record *r, uint8_t out[ARCHIVE_BODY_MAX])
     return n;
 }
 
-/* Stores field @p bit of @p r; -1 when a 32-bit field gets more. The same
- * mapping as pl_record_set(), here so that it inlines into the hot loop;
- * fuzz_body checks that what this reads back is what pl_record_get() packed. */
-static inline int set_field(penlink_record *r, uint32_t bit, uint64_t v)
-{
-    uint32_t *u32;
-    switch (bit) {
-    case PL_F_DEPTH_UM: u32 = &r->depth_um; break;
-    case PL_F_SPEED_SPS: u32 = &r->speed_sps; break;
-    case PL_F_DURATION_MS: u32 = &r->duration_ms; break;
-    case PL_F_CARTRIDGE_USES: u32 = &r->cartridge_uses; break;
-    case PL_F_LIFETIME_CARTRIDGES: u32 = &r->lifetime_cartridges; break;
-    case PL_F_FAULT_CODE: u32 = &r->fault_code; break;
-    case PL_F_CONFIG_REVISION: u32 = &r->config_revision; break;
-    case PL_F_CARTRIDGE_SERIAL: r->cartridge_serial = v; return 0;
-    case PL_F_STROKES: r->strokes = v; return 0;
-    case PL_F_CLOCK_DELTA_MS: r->clock_delta_ms = unzigzag(v); return 0;
-    default: r->dropped = v; return 0; /* PL_F_DROPPED, the last bit */
-    }
-    if (v > UINT32_MAX)
-        return -1;
-    *u32 = (uint32_t)v;
-    return 0;
-}
-
 int archive_body_unpack(const uint8_t *p, size_t n, penlink_record *r)
 {
     const uint8_t *end = p + n;
@@ -127,8 +102,13 @@ int archive_body_unpack(const uint8_t *p, size_t n, penlink_record *r)
     x.kind = (uint32_t)kind;
     x.fields = (uint32_t)fields;
     for (uint32_t m = x.fields; m; m &= m - 1) {
+        uint32_t bit = m & -m;
         uint64_t v;
-        if (!(p = get_varint(p, end, &v)) || set_field(&x, m & -m, v) != 0)
+        if (!(p = get_varint(p, end, &v)))
+            return -1;
+        if (bit == PL_F_CLOCK_DELTA_MS)
+            v = (uint64_t)unzigzag(v);
+        if (pl_record_set((pl_record *)&x, bit, v) != 0)
             return -1;
     }
     if (p != end)

@@ -16,6 +16,7 @@
 
 #include <sodium.h>
 
+#include "identity.h"
 #include "pen.h"
 
 #define SECTOR 1024u
@@ -126,7 +127,7 @@ static int h_sensors(void *ctx, pen_sensors *out)
 
 /* An identity, so that signed configuration, nonces and the hash chain are
  * fuzzed too: a fixed device key, one provisioned config key, a counter for
- * the random source (runs repeat), libsodium for the rest. */
+ * the random source (runs repeat), libsodium for the rest (identity.c). */
 static uint8_t dev_sk[64], cfg_pk[1][32];
 static uint64_t rnd_ctr;
 
@@ -141,25 +142,6 @@ static int h_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t sig[64])
 {
     (void)ctx;
     return crypto_sign_detached(sig, NULL, msg, len, dev_sk);
-}
-
-static int h_verify(void *ctx, const uint8_t sig[64], const uint8_t *msg, size_t len,
-                    const uint8_t pk[32])
-{
-    (void)ctx;
-    return crypto_sign_verify_detached(sig, msg, len, pk) == 0 ? 0 : -1;
-}
-
-static int h_sha256(void *ctx, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
-                    uint8_t out[32])
-{
-    crypto_hash_sha256_state st;
-    (void)ctx;
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, a, alen);
-    crypto_hash_sha256_update(&st, b, blen);
-    crypto_hash_sha256_final(&st, out);
-    return 0;
 }
 
 static int h_random(void *ctx, uint8_t *buf, size_t len)
@@ -199,8 +181,8 @@ static void setup(void)
     crypto_sign_seed_keypair(cfg_pk[0], sk2, seed);
     g->hal.device_key = h_key;
     g->hal.sign = h_sign;
-    g->hal.verify = h_verify;
-    g->hal.sha256 = h_sha256;
+    g->hal.verify = sim_crypto_verify;
+    g->hal.sha256 = sim_crypto_sha256;
     g->hal.random = h_random;
     g->hal.config_keys = (const uint8_t(*)[32])cfg_pk;
     g->hal.config_key_count = 1;

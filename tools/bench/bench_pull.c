@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_sim.h"
 #include "penlink/penlink.h"
 
 static double now_s(void)
@@ -90,35 +91,14 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *sim = argv[optind];
-    char dir[] = "/tmp/bench_pull.XXXXXX", sock[128], days_s[16], flash[32], cmd[1024];
-    if (!mkdtemp(dir))
-        return 1;
-    snprintf(sock, sizeof sock, "%s/pen.sock", dir);
-    snprintf(days_s, sizeof days_s, "%d", days);
-    snprintf(flash, sizeof flash, "%d", 16 * 1024 * 1024);
     /* the pen's flash is filled first, outside the measurement */
-    snprintf(cmd, sizeof cmd, "'%s' --state '%s/pen' --simulate-days %d --flash-size %s", sim, dir,
-             days, flash);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "bench_pull: %s failed\n", cmd);
+    bench_sim pen;
+    if (bench_sim_start(&pen, sim, days, NULL) != 0)
         return 1;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        char state[128];
-        snprintf(state, sizeof state, "%s/pen", dir);
-        execl(sim, sim, "--state", state, "--listen", sock, (char *)NULL);
-        _exit(127);
-    }
-    struct stat sb;
-    for (int i = 0; i < 400 && stat(sock, &sb) != 0; i++)
-        usleep(10000);
     penlink_ctx *ctx = NULL;
     penlink_dev *dev = NULL;
-    char uri[160];
-    snprintf(uri, sizeof uri, "sim:%s", sock);
     int rc = 1;
-    if (penlink_ctx_new(&ctx) != PENLINK_OK || penlink_dev_open(ctx, uri, &dev) != PENLINK_OK) {
+    if (penlink_ctx_new(&ctx) != PENLINK_OK || penlink_dev_open(ctx, pen.uri, &dev) != PENLINK_OK) {
         fprintf(stderr, "bench_pull: %s\n", ctx ? penlink_ctx_errmsg(ctx) : "no memory");
         goto out;
     }
@@ -152,10 +132,7 @@ int main(int argc, char **argv)
 out:
     penlink_dev_close(dev);
     penlink_ctx_free(ctx);
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
+    if (bench_sim_stop(&pen) != 0)
         rc = 1;
     return rc;
 }

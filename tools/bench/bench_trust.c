@@ -25,6 +25,7 @@
 #include <sodium.h>
 #include <zlib.h>
 
+#include "bench_sim.h"
 #include "penlink/penlink.h"
 #include "pl/auth.h"
 
@@ -131,35 +132,18 @@ int main(int argc, char **argv)
     if (optind != argc - 1 || sodium_init() < 0)
         return 2;
     const char *sim = argv[optind];
-    char dir[] = "/tmp/bench_trust.XXXXXX", sock[128], cmd[1024], state[128], db[128];
-    if (!mkdtemp(dir))
+    bench_sim pen;
+    char db[128];
+    if (bench_sim_start(&pen, sim, days, "--serial PEN-BENCH --power-cycle-permille 0") != 0)
         return 1;
-    snprintf(sock, sizeof sock, "%s/pen.sock", dir);
-    snprintf(state, sizeof state, "%s/pen", dir);
-    snprintf(db, sizeof db, "%s/archive.db", dir);
-    snprintf(cmd, sizeof cmd,
-             "'%s' --state '%s' --serial PEN-BENCH --simulate-days %d --flash-size %d "
-             "--power-cycle-permille 0",
-             sim, state, days, 64 * 1024 * 1024);
-    if (system(cmd) != 0)
-        return 1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        execl(sim, sim, "--state", state, "--listen", sock, (char *)NULL);
-        _exit(127);
-    }
-    struct stat sb;
-    for (int i = 0; i < 1000 && stat(sock, &sb) != 0; i++)
-        usleep(10000);
+    snprintf(db, sizeof db, "%s/archive.db", pen.dir);
     penlink_ctx *ctx = NULL;
     penlink_dev *dev = NULL;
     penlink_archive *ar = NULL;
-    char uri[160];
-    snprintf(uri, sizeof uri, "sim:%s", sock);
     penlink_ctx_new(&ctx);
     int rc = 1;
     first_chunk f = { 0 };
-    if (penlink_dev_open(ctx, uri, &dev) != PENLINK_OK ||
+    if (penlink_dev_open(ctx, pen.uri, &dev) != PENLINK_OK ||
         penlink_archive_open(ctx, db, &ar) != PENLINK_OK) {
         fprintf(stderr, "bench_trust: %s\n", penlink_ctx_errmsg(ctx));
         goto out;
@@ -202,10 +186,7 @@ out:
     penlink_archive_close(ar);
     penlink_dev_close(dev);
     penlink_ctx_free(ctx);
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
+    if (bench_sim_stop(&pen) != 0)
         rc = 1;
     return rc;
 }
