@@ -443,21 +443,19 @@ static void on_pull(pen *p, uint32_t rid, const Penlink__V1__PullLog *q)
 
 /* Sends the chunk in the scratch buffer; on a pen with a chain, with the
  * link before it and its own. */
-static void send_chunk(pen *p, uint64_t first, uint32_t count, uint32_t raw, uint32_t size,
-                       const uint8_t prev[32])
+static void send_chunk(pen *p, const pen_chunk_hdr *h)
 {
     envelope env;
     Penlink__V1__LogChunk c = PENLINK__V1__LOG_CHUNK__INIT;
-    uint8_t prev_copy[32];
     c.has_first_seq = c.has_record_count = c.has_raw_size = c.has_data = 1;
-    c.first_seq = first;
-    c.record_count = count;
-    c.raw_size = raw;
+    c.first_seq = h->first_seq;
+    c.record_count = h->count;
+    c.raw_size = h->raw_size;
     c.data.data = (uint8_t *)pen_log_scratch(&p->log);
-    c.data.len = size;
+    c.data.len = h->data_size;
     if (p->log.chained) {
-        memcpy(prev_copy, prev, 32);
-        pen_status st = pen_log_link(&p->log, prev_copy, first, count, raw, size, p->pull.link);
+        pen_status st = pen_log_link(&p->log, h->prev_link, h->first_seq, h->count, h->raw_size,
+                                     h->data_size, p->pull.link);
         if (st != PEN_OK) {
             p->pull.active = false;
             send_storage_error(p, p->pull.request_id, st);
@@ -466,7 +464,7 @@ static void send_chunk(pen *p, uint64_t first, uint32_t count, uint32_t raw, uin
         c.has_link = c.has_prev_link = 1;
         c.link.data = p->pull.link;
         c.link.len = 32;
-        c.prev_link.data = prev_copy;
+        c.prev_link.data = (uint8_t *)h->prev_link;
         c.prev_link.len = 32;
     }
     env_init(&env, p->pull.request_id, PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK);
@@ -528,7 +526,7 @@ void pen_pull_step(pen *p)
         if (st == PEN_OK) {
             p->pull.cursor = h.first_seq + h.count;
             p->pull.left--;
-            send_chunk(p, h.first_seq, h.count, h.raw_size, h.data_size, h.prev_link);
+            send_chunk(p, &h);
             return;
         }
         if (st != PEN_REFUSED) {

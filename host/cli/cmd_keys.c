@@ -55,35 +55,6 @@ static int default_path(char *buf, size_t cap)
     return 0;
 }
 
-/* The public key of a secret key file or a .pub file. */
-static int read_public(struct cli *c, const char *path, uint8_t pk[32])
-{
-    penlink_key k;
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return cli_error(c, EXIT_IO, "keys show: %s: %s", path, strerror(errno));
-    char line[256] = "";
-    char *got = fgets(line, sizeof line, f);
-    fclose(f);
-    static const char tag[] = "penlink-public-key ed25519 ";
-    if (got && strncmp(line, tag, sizeof tag - 1) == 0) {
-        const char *h = line + sizeof tag - 1;
-        for (int i = 0; i < 32; i++) {
-            unsigned v;
-            if (sscanf(h + 2 * i, "%2x", &v) != 1)
-                return cli_error(c, EXIT_USAGE, "keys show: %s is damaged", path);
-            pk[i] = (uint8_t)v;
-        }
-        return EXIT_OK;
-    }
-    int st = penlink_key_load(c->ctx, path, &k);
-    if (st != PENLINK_OK)
-        return cli_fail(c, "keys show", st);
-    memcpy(pk, k.public_key, 32);
-    memset(&k, 0, sizeof k);
-    return EXIT_OK;
-}
-
 int cmd_keys(struct cli *c, int argc, char **argv)
 {
     int done = cli_help_only(argc, argv, usage, -1);
@@ -113,9 +84,9 @@ int cmd_keys(struct cli *c, int argc, char **argv)
         memset(&k, 0, sizeof k);
     } else {
         snprintf(path, sizeof path, "%s", argv[optind + 1]);
-        int rc = read_public(c, path, pk);
-        if (rc != EXIT_OK)
-            return rc;
+        int st = penlink_key_load_public(c->ctx, path, pk);
+        if (st != PENLINK_OK)
+            return cli_fail(c, "keys show", st);
     }
     penlink_key_hex(pk, hex);
     if (c->json) {

@@ -22,7 +22,7 @@
  * a crash costs re-pulling them, never losing them (nothing uncommitted is acked). */
 #define COMMIT_SIGNED_EVERY 256
 
-static int64_t now_ms(void)
+int64_t archive_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -149,7 +149,6 @@ typedef struct pull_state {
     uint64_t run_first, run_count; /* conflicting records not yet raised as one alarm */
     int signed_log;                /* the pen signs its log: commit only at verified heads */
     penlink_archive_pull_result committed; /* the counts as of the last commit */
-    penlink_archive_pull_result verified;  /* ... and as of the last verified head */
 } pull_state;
 
 /* Raises the run of conflicting records as one alarm (seq, count). */
@@ -165,7 +164,7 @@ static int flush_conflicts(pull_state *ps)
              (unsigned long long)ps->run_first,
              (unsigned long long)(ps->run_first + ps->run_count - 1));
     ps->st = b->ops->alarm(b, ps->device, ps->pull, "conflict", ps->run_first, ps->run_count,
-                           detail, now_ms());
+                           detail, archive_now_ms());
     ps->run_count = 0;
     return ps->st;
 }
@@ -201,7 +200,7 @@ static int on_chunk(void *u, const penlink_chunk *c)
         return -1;
     if (!ps->signed_log && ps->chunks_open >= COMMIT_EVERY && commit_open(ps) != 0)
         return -1;
-    ps->st = b->ops->chunk(b, ps->device, ps->pull, c, now_ms(), &ps->chunk);
+    ps->st = b->ops->chunk(b, ps->device, ps->pull, c, archive_now_ms(), &ps->chunk);
     ps->chunks_open++;
     ps->res->chunks++;
     return ps->st == PENLINK_OK ? 0 : -1;
@@ -258,10 +257,9 @@ static int on_head(void *u, const penlink_head *h)
     archive_backend *b = ps->ar->b;
     if (flush_conflicts(ps) != PENLINK_OK)
         return -1;
-    ps->st = b->ops->head(b, ps->device, ps->pull, h, now_ms());
+    ps->st = b->ops->head(b, ps->device, ps->pull, h, archive_now_ms());
     if (ps->st != PENLINK_OK)
         return -1;
-    ps->verified = *ps->res;
     return ps->chunks_open < COMMIT_SIGNED_EVERY ? 0 : commit_open(ps);
 }
 
@@ -309,7 +307,7 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     int have = 0;
     rc = b->ops->begin(b);
     if (rc == PENLINK_OK)
-        rc = b->ops->device(b, &info, now_ms(), &ps.device);
+        rc = b->ops->device(b, &info, archive_now_ms(), &ps.device);
     int pinned = KEY_NONE;
     if (rc == PENLINK_OK)
         rc = b->ops->pin_key(b, ps.device, info.has_device_key ? info.device_key : NULL, &pinned);
@@ -322,7 +320,8 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
                  "pen; nothing was pulled",
                  info.has_device_key ? "device key " : "no device key",
                  info.has_device_key ? hex : "", info.serial);
-        rc = b->ops->alarm(b, ps.device, 0, "key_changed", info.log_first_seq, 0, detail, now_ms());
+        rc = b->ops->alarm(b, ps.device, 0, "key_changed", info.log_first_seq, 0, detail,
+                           archive_now_ms());
         rc = end_txn(b, rc);
         if (rc != PENLINK_OK)
             return rc;
@@ -337,7 +336,7 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     uint64_t from = have ? next : info.log_first_seq;
     ps.archived_next = have ? next : 0;
     if (rc == PENLINK_OK)
-        rc = b->ops->pull_begin(b, ps.device, from, now_ms(), &ps.pull);
+        rc = b->ops->pull_begin(b, ps.device, from, archive_now_ms(), &ps.pull);
     if (rc == PENLINK_OK) {
         /* the configuration in force, once per revision: the audit's limits */
         last_rev l = { 0, 0 };
@@ -345,7 +344,8 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
         if (rc == PENLINK_OK && (!l.have || l.rev != cfg.revision)) {
             char user[64], host[256];
             who(user, sizeof user, host, sizeof host);
-            rc = b->ops->config_log(b, info.serial, "read", user, host, NULL, &cfg, now_ms());
+            rc = b->ops->config_log(b, info.serial, "read", user, host, NULL, &cfg,
+                                    archive_now_ms());
         }
     }
     rc = end_txn(b, rc);
@@ -354,7 +354,7 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
 
     res->from_seq = from;
     res->next_seq = from;
-    ps.committed = ps.verified = *res;
+    ps.committed = *res;
     rc = b->ops->begin(b);
     if (rc != PENLINK_OK)
         return rc;
@@ -376,12 +376,9 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
          * committed is kept */
         rc = b->ops->rollback(b);
         *res = ps.committed;
-    } else if (ps.signed_log) {
-        /* the pull ended with a verified head: everything is covered */
-        *res = ps.verified;
-        rc = b->ops->commit(b);
     } else {
-        /* whatever arrived intact is kept: commit it, durably, before anything else */
+        /* whatever arrived intact (from a signing pen: under its last, verified head)
+         * is kept: commit it, durably, before anything else */
         rc = b->ops->commit(b);
     }
     if (rc != PENLINK_OK) {
@@ -396,8 +393,8 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     if (rc == PENLINK_OK && ps.signed_log && pull_rc == PENLINK_ERR_INTEGRITY) {
         /* the pen's log failed its chain or signature: nothing of it was kept, the pen
          * was not acknowledged, and the audit reports this */
-        rc =
-            b->ops->alarm(b, ps.device, ps.pull, "unverified", res->next_seq, 0, message, now_ms());
+        rc = b->ops->alarm(b, ps.device, ps.pull, "unverified", res->next_seq, 0, message,
+                           archive_now_ms());
     }
     if (rc == PENLINK_OK && pr.gap) {
         char detail[160];
@@ -405,14 +402,14 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
                  "records %llu..%llu were no longer on the pen (its log overflowed, or they "
                  "were acknowledged elsewhere)",
                  (unsigned long long)from, (unsigned long long)(from + pr.gap - 1));
-        rc = b->ops->alarm(b, ps.device, ps.pull, "gap", from, pr.gap, detail, now_ms());
+        rc = b->ops->alarm(b, ps.device, ps.pull, "gap", from, pr.gap, detail, archive_now_ms());
     }
     if (rc == PENLINK_OK)
         rc = b->ops->pull_end(b, ps.pull, res,
                               pull_rc != PENLINK_OK ? "failed"
                               : res->conflicts      ? "conflict"
                                                     : "ok",
-                              message, now_ms());
+                              message, archive_now_ms());
     rc = end_txn(b, rc);
     if (pull_rc != PENLINK_OK) {
         penlink_fail(ar->ctx, pull_rc, "%s", message);
@@ -466,7 +463,7 @@ int penlink_archive_log_config(penlink_archive *ar, const char *serial, const ch
     archive_backend *b = ar->b;
     int rc = b->ops->begin(b);
     if (rc == PENLINK_OK)
-        rc = b->ops->config_log(b, serial, source, user, host, old_cfg, new_cfg, now_ms());
+        rc = b->ops->config_log(b, serial, source, user, host, old_cfg, new_cfg, archive_now_ms());
     if (rc == PENLINK_OK)
         return b->ops->commit(b);
     b->ops->rollback(b);
@@ -482,7 +479,7 @@ int penlink_archive_log_config_write(penlink_archive *ar, const penlink_info *in
     int64_t device;
     int rc = b->ops->begin(b);
     if (rc == PENLINK_OK)
-        rc = b->ops->device(b, info, now_ms(), &device);
+        rc = b->ops->device(b, info, archive_now_ms(), &device);
     rc = end_txn(b, rc);
     if (rc != PENLINK_OK)
         return rc;

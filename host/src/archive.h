@@ -18,7 +18,6 @@ typedef struct archive_chunk_row {
     const uint8_t *data;
     size_t len;
     const uint8_t *prev_link, *link; /* NULL when not 32 bytes (an unsigned pen's chunk) */
-    int provisional;
 } archive_chunk_row;
 
 /* Outcome of storing one record. */
@@ -75,7 +74,7 @@ typedef struct archive_ops {
                 int (*cb)(void *user, int64_t device, const char *serial, const uint8_t *key,
                           uint64_t first_from),
                 void *user);
-    /* A pen's chunks in seq order (stored ones before provisional ones at the same seq). */
+    /* A pen's chunks in seq order (in the order received at the same seq). */
     int (*chunks)(archive_backend *b, int64_t device,
                   int (*cb)(void *user, const archive_chunk_row *c), void *user);
     /* A pen's records with first <= seq < end, in seq order. */
@@ -105,6 +104,9 @@ struct archive_backend {
 #define ARCHIVE_BODY_MAX (8 + 5 + 2 + 11 * 10)
 size_t archive_body_pack(const penlink_record *r, uint8_t out[ARCHIVE_BODY_MAX]);
 int archive_body_unpack(const uint8_t *p, size_t n, penlink_record *r);
+
+/* The host's clock, ms since the epoch: what the archive stamps rows with. */
+int64_t archive_now_ms(void);
 
 /* The public handle: a context and a backend. */
 struct penlink_archive {

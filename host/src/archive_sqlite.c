@@ -124,7 +124,7 @@ static const char schema_v3[] =
     "ALTER TABLE devices ADD COLUMN public_key BLOB;\n"
     "ALTER TABLE chunks ADD COLUMN prev_link BLOB;\n"
     "ALTER TABLE chunks ADD COLUMN link BLOB;\n"
-    "ALTER TABLE chunks ADD COLUMN provisional INTEGER NOT NULL DEFAULT 0;\n"
+
     "CREATE TABLE heads (\n"
     "  id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),\n"
     "  pull_id INTEGER REFERENCES pulls(id), at_ms INTEGER NOT NULL,\n"
@@ -450,7 +450,6 @@ static int sq_chunk(archive_backend *b, int64_t device, int64_t pull, const penl
         sqlite3_bind_null(st, 8);
         sqlite3_bind_null(st, 9);
     }
-    sqlite3_bind_int(st, 10, c->provisional);
     if (sqlite3_step(st) != SQLITE_DONE) {
         sqlite3_reset(st);
         return db_fail(s, PENLINK_ERR_IO, "store chunk");
@@ -953,9 +952,8 @@ static int sq_chunks(archive_backend *b, int64_t device,
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
     int rc = prep(s, &st,
-                  "SELECT id, first_seq, record_count, raw_size, data, prev_link, link, "
-                  "provisional FROM chunks WHERE device_id = ?1 ORDER BY first_seq, provisional, "
-                  "id");
+                  "SELECT id, first_seq, record_count, raw_size, data, prev_link, link FROM "
+                  "chunks WHERE device_id = ?1 ORDER BY first_seq, id");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, device);
@@ -969,7 +967,6 @@ static int sq_chunks(archive_backend *b, int64_t device,
         c.len = (size_t)sqlite3_column_bytes(st, 4);
         c.prev_link = blob32(st, 5);
         c.link = blob32(st, 6);
-        c.provisional = sqlite3_column_int(st, 7) != 0;
         if (first < 0 || count < 0 || count > PL_CHUNK_MAX_RECORDS || raw < 0 || raw > UINT32_MAX ||
             !c.data) {
             rc = damaged(s, "chunks", "a chunk row with impossible values");
@@ -1267,8 +1264,7 @@ int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **ou
                      "seq < ?3 ORDER BY seq" },
         { &s->ins_chunk,
           "INSERT INTO chunks (device_id, pull_id, received_ms, first_seq, record_count, "
-          "raw_size, data, prev_link, link, provisional) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-          "?9, ?10)" },
+          "raw_size, data, prev_link, link) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)" },
         { &s->find_chunk, "SELECT id FROM chunks WHERE device_id = ?1 AND first_seq = ?2 AND "
                           "record_count = ?3 AND data = ?4" },
     };

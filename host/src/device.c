@@ -635,7 +635,7 @@ typedef struct pull_state {
     int signed_log;
     uint8_t device_key[32];
     uint8_t last_link[32]; /* link of the last chunk taken */
-    int have_last, last_provisional;
+    int have_last;
 } pull_state;
 
 /* Checks a chunk's link against its content and the chunk before it. */
@@ -658,20 +658,16 @@ static int check_link(pull_state *ps, const Penlink__V1__LogChunk *c, penlink_ch
                             "the chunk of records %llu..%llu does not match its hash-chain link: "
                             "it was altered on the way or on the pen; nothing from it is kept",
                             a, b);
-    int provisional = c->has_provisional && c->provisional;
-    if (ps->have_last && ((ps->last_provisional && !provisional) ||
-                          memcmp(c->prev_link.data, ps->last_link, 32) != 0))
+    if (ps->have_last && memcmp(c->prev_link.data, ps->last_link, 32) != 0)
         return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
                             "the chunk of records %llu..%llu does not follow the chunk before it "
                             "in the hash chain (a chunk missing, moved or from another log)",
                             a, b);
     memcpy(ps->last_link, link, 32);
     ps->have_last = 1;
-    ps->last_provisional = provisional;
     pc->has_link = 1;
     memcpy(pc->prev_link, c->prev_link.data, 32);
     memcpy(pc->link, link, 32);
-    pc->provisional = ps->last_provisional;
     return PENLINK_OK;
 }
 

@@ -87,7 +87,8 @@ int penlink_key_generate(penlink_ctx *ctx, const char *path, penlink_key *out)
     return rc;
 }
 
-int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key *out)
+/* The first line of a key file (a regular file), NUL-terminated, and its mode. */
+static int read_key_line(penlink_ctx *ctx, const char *path, char line[256], mode_t *mode)
 {
     int rc = sodium_ready(ctx);
     if (rc != PENLINK_OK)
@@ -96,14 +97,47 @@ int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key *out)
     if (fd < 0)
         return penlink_fail(ctx, PENLINK_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat sb;
-    char line[256];
     ssize_t n = -1;
     if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode))
-        n = read(fd, line, sizeof line - 1);
+        n = read(fd, line, 255);
     close(fd);
     if (n < 0)
         return penlink_fail(ctx, PENLINK_ERR_IO, "%s: not a readable file", path);
     line[n] = '\0';
+    *mode = sb.st_mode;
+    return PENLINK_OK;
+}
+
+int penlink_key_load_public(penlink_ctx *ctx, const char *path, uint8_t pk[32])
+{
+    char line[256];
+    mode_t mode;
+    int rc = read_key_line(ctx, path, line, &mode);
+    if (rc != PENLINK_OK)
+        return rc;
+    size_t tag = strlen(PUBLIC_TAG), bin = 0;
+    if (strncmp(line, PUBLIC_TAG, tag) != 0) { /* a secret key file holds it too */
+        penlink_key k;
+        rc = penlink_key_load(ctx, path, &k);
+        if (rc == PENLINK_OK)
+            memcpy(pk, k.public_key, 32);
+        sodium_memzero(&k, sizeof k);
+        return rc;
+    }
+    if (strcspn(line + tag, "\r\n") != 64 ||
+        sodium_hex2bin(pk, 32, line + tag, 64, NULL, &bin, NULL) != 0 || bin != 32)
+        return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
+                            "%s is damaged: not 64 hex digits after its tag", path);
+    return PENLINK_OK;
+}
+
+int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key *out)
+{
+    char line[256];
+    mode_t mode;
+    int rc = read_key_line(ctx, path, line, &mode);
+    if (rc != PENLINK_OK)
+        return rc;
     rc = PENLINK_OK;
     size_t tag = strlen(SECRET_TAG), bin = 0;
     if (strncmp(line, PUBLIC_TAG, tag) == 0)
@@ -117,11 +151,11 @@ int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key *out)
              bin != sizeof out->secret)
         rc = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
                           "%s is not a penlink key file (penlink keys generate writes them)", path);
-    else if (sb.st_mode & 077)
+    else if (mode & 077)
         rc = penlink_fail(ctx, PENLINK_ERR_AUTH,
                           "%s can be read by others (mode %03o): a secret key must be private; "
                           "chmod 600 it, and make a new key if others may have read it",
-                          path, (unsigned)(sb.st_mode & 0777));
+                          path, (unsigned)(mode & 0777));
     sodium_memzero(line, sizeof line);
     if (rc != PENLINK_OK)
         return rc;

@@ -20,14 +20,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "archive.h"
 #include "pl/auth.h"
 #include "pl/chunk.h"
 
 typedef struct vstate {
-    penlink_archive *ar;
     archive_backend *b;
     int64_t device;
     const char *serial;
@@ -44,7 +42,7 @@ typedef struct vstate {
     penlink_alarm *gaps; /* gaps the pulls recorded: holes the chain may have */
     size_t n_gaps, cap_gaps;
     /* records */
-    pl_chunk_dec dec;
+    pl_chunk_dec *dec; /* the run's, reused pen after pen */
     pl_record *recs;
     uint32_t n_recs;
     uint64_t covered_to; /* every seq below is covered by a checked stored chunk */
@@ -52,13 +50,6 @@ typedef struct vstate {
     uint64_t want;       /* next seq expected in the current chunk's range */
     int st;
 } vstate;
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int broken(vstate *v, uint64_t seq, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -172,8 +163,8 @@ static int on_chunk(void *u, const archive_chunk_row *c)
     }
     v->r->chunks++;
     uint64_t end = c->first_seq + c->record_count;
-    if (c->provisional || (v->have_prev && c->first_seq < v->prev_end))
-        goto records; /* not a link of the stored chain: a provisional chunk, or a second copy */
+    if (v->have_prev && c->first_seq < v->prev_end)
+        goto records; /* a second copy (a conflict, already an alarm): not a link of the chain */
     if (v->have_prev && c->first_seq == v->prev_end) {
         if (memcmp(c->prev_link, v->prev_link, 32) != 0)
             return broken(v, c->first_seq,
@@ -213,7 +204,7 @@ records:
     if (end <= v->covered_to)
         return 0;
     pl_chunk_expect ex = { c->first_seq, c->record_count, c->raw_size, 1 };
-    if (pl_chunk_decode(&v->dec, c->data, c->len, &ex, v->recs, PL_CHUNK_MAX_RECORDS, &v->n_recs) !=
+    if (pl_chunk_decode(v->dec, c->data, c->len, &ex, v->recs, PL_CHUNK_MAX_RECORDS, &v->n_recs) !=
             PL_OK ||
         v->n_recs != c->record_count)
         return broken(v, c->first_seq,
@@ -278,13 +269,12 @@ static int verify_pen(void *u, int64_t device, const char *serial, const uint8_t
     snprintf(r.serial, sizeof r.serial, "%s", serial);
     vstate v;
     memset(&v, 0, sizeof v);
-    v.ar = run->ar;
     v.b = b;
     v.device = device;
     v.serial = serial;
     v.r = &r;
     v.recs = run->recs;
-    v.dec = run->dec;
+    v.dec = &run->dec;
     v.first_from = first_from;
     int rc = PENLINK_OK;
     if (!key) {
@@ -314,7 +304,6 @@ static int verify_pen(void *u, int64_t device, const char *serial, const uint8_t
                    "removed)",
                    (unsigned long long)(rows - v.matched));
         r.records = v.matched;
-        run->dec = v.dec;
     }
     free(v.links);
     free(v.gaps);
@@ -324,7 +313,7 @@ static int verify_pen(void *u, int64_t device, const char *serial, const uint8_t
     }
     rc = b->ops->begin(b);
     if (rc == PENLINK_OK)
-        rc = b->ops->verification_log(b, device, &r, now_ms());
+        rc = b->ops->verification_log(b, device, &r, archive_now_ms());
     if (rc == PENLINK_OK)
         rc = b->ops->commit(b);
     else

@@ -388,6 +388,14 @@ PENLINK_API int penlink_key_generate(penlink_ctx *ctx, const char *path, penlink
  */
 PENLINK_API int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key *out);
 
+/**
+ * The public key of a key file: a public key file (.pub), or a secret key
+ * file (read as penlink_key_load() reads it).
+ * @return #PENLINK_OK, #PENLINK_ERR_IO, #PENLINK_ERR_INVALID_ARG (damaged),
+ *         or what penlink_key_load() returns.
+ */
+PENLINK_API int penlink_key_load_public(penlink_ctx *ctx, const char *path, uint8_t pk[32]);
+
 /** Writes @p pk as 64 lower-case hex digits and a NUL into @p hex. */
 PENLINK_API void penlink_key_hex(const uint8_t pk[32], char hex[65]);
 
@@ -428,7 +436,6 @@ typedef struct penlink_chunk {
     int has_link;          /**< from a pen that signs its log: the chain, already checked */
     uint8_t prev_link[32]; /**< the chain before this chunk */
     uint8_t link[32];      /**< the chain after it */
-    int provisional;       /**< staged records the pen encoded for this pull only */
 } penlink_chunk;
 
 /** A pen's signed log head, checked with its device key (docs/protocol.md 9.3). */
