@@ -433,11 +433,15 @@ static void on_pull(pen *p, uint32_t rid, const Penlink__V1__PullLog *q)
     }
     if (max > PEN_PULL_MAX_CHUNKS)
         max = PEN_PULL_MAX_CHUNKS;
+    /* A window that goes on where the last one stopped keeps its place in the
+     * ring; read_chunk checks the chunk there before it uses it. Any other
+     * start walks the ring from its oldest sector. */
+    if (from != p->pull.cursor)
+        p->pull.hint.valid = false;
     p->pull.active = true;
     p->pull.request_id = rid;
     p->pull.cursor = from;
     p->pull.left = max;
-    p->pull.hint.valid = false;
     memcpy(p->pull.link, p->log.head_link, sizeof p->pull.link); /* the head if nothing is sent */
 }
 

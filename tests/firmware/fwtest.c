@@ -85,6 +85,7 @@ static int rf_read(void *ctx, uint32_t addr, void *buf, uint32_t len)
     if (f->dead || (uint64_t)addr + len > (uint64_t)f->ssize * f->count)
         return -1;
     memcpy(buf, f->mem + addr, len);
+    f->read_bytes += len;
     return 0;
 }
 

@@ -25,8 +25,9 @@ typedef struct rf_op {
 typedef struct ramflash {
     uint8_t *mem;
     uint32_t ssize, count;
-    uint64_t ops;    /* programs + erases */
-    uint64_t cut_at; /* this op (1-based) is torn and the power is gone; 0: never */
+    uint64_t ops;        /* programs + erases */
+    uint64_t read_bytes; /* bytes read, all reads */
+    uint64_t cut_at;     /* this op (1-based) is torn and the power is gone; 0: never */
     bool dead;
     uint64_t rng;
     bool tracing;
