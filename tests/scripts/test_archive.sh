@@ -2,7 +2,8 @@
 # The lossless pull into the archive under faults: penlink killed (SIGKILL)
 # at random points of hundreds of pulls, the pen unplugged at every frame of
 # a pull, two pens pulled at once with another penlink on the same archive,
-# and a damaged archive file. After each, the archive must equal the
+# a damaged archive file, a pull that starts inside a stored chunk, and a pen
+# whose log conflicts with the archive. After each, the archive must equal the
 # simulator's ground truth: nothing missing, nothing twice, and the pen must
 # hold only unacknowledged records.
 # Usage: test_archive.sh PENLINK PENLINK_SIM [KILL_RUNS]
@@ -182,6 +183,34 @@ rc=$?
 $PL --device "sim:$tmp/p1.sock" --archive "$B" --quiet pull > /dev/null 2>&1 &&
     same "$B" PEN-ONE "$tmp/p1/ground-truth.jsonl" && ok "the intact archive goes on" ||
     bad "the intact archive"
+
+# 5a. a pull that starts inside a stored chunk: the pen sends the whole chunk,
+# and the records before the start, which the archive holds, come back as
+# duplicates: compared, counted, not stored twice. An archive that ends
+# inside a chunk is one cut short by hand (as here) or written by a tool that
+# stored records without their whole chunk.
+M=$tmp/mid.db
+$SIM --state "$tmp/mid0" --serial PEN-MID --seed 5 --simulate-days 3 > /dev/null
+cp -r "$tmp/mid0" "$tmp/mid1"
+cp -r "$tmp/mid0" "$tmp/mid2" # the same pen, nothing acknowledged yet
+start_sim mid1
+$PL --device "sim:$tmp/mid1.sock" --archive "$M" --quiet pull > /dev/null 2>&1
+stop_sim mid1
+set -- $(sqlite3 -separator ' ' "$M" "SELECT first_seq, record_count FROM chunks
+    WHERE record_count >= 4 ORDER BY first_seq DESC LIMIT 1 OFFSET 3")
+cut=$(($1 + $2 / 2)) kept=$(($2 / 2))
+sqlite3 "$M" "DROP TRIGGER records_append_only_d; DROP TRIGGER chunks_append_only_d;
+    DROP TRIGGER heads_append_only_d; DELETE FROM records WHERE seq >= $cut;
+    DELETE FROM chunks WHERE first_seq >= $cut; DELETE FROM heads WHERE next_seq > $cut;"
+start_sim mid2
+run 0 "a pull that starts inside a stored chunk" $PL --device "sim:$tmp/mid2.sock" --archive "$M" --json pull
+stop_sim mid2
+check "the records before its start come back as duplicates ($kept), no conflict" \
+    'python3 -c "import json,sys; r = json.load(open(sys.argv[1])); assert (r[\"duplicates\"], r[\"conflicts\"], r[\"from_seq\"]) == ($kept, 0, $cut), r" "$tmp/out"'
+same "$M" PEN-MID "$tmp/mid2/ground-truth.jsonl" && ok "archive = ground truth: nothing twice" ||
+    bad "archive after a pull from inside a chunk"
+check "no alarm" '[ "$(sqlite3 "$M" "SELECT count(*) FROM alarms")" = 0 ]'
+run 0 "the archive verifies" $PL --archive "$M" verify
 
 # 5. re-received records: the pen sends whole stored chunks, so a pull that
 # starts inside one receives records the archive has; they must be equal.
