@@ -3,8 +3,11 @@
  * next to a plain SQLite insert of the same rows into a table of the same
  * shape, in one transaction with one prepared statement, measured in the
  * same run (targets: >= 0.5x of the plain insert, >= 500,000 records/s).
+ * Each round starts a fresh pen; the slowest pull and the lowest ratio are
+ * what the targets are checked against. penlink's CPU time next to the
+ * pull's wall time shows how much of it was spent waiting.
  *
- *   bench_archive [--days D] PENLINK_SIM
+ *   bench_archive [-d DAYS] [-r ROUNDS] PENLINK_SIM
  */
 #define _DEFAULT_SOURCE
 #include <getopt.h>
@@ -80,35 +83,39 @@ static double plain_insert(const char *path, const rows *v)
     return t;
 }
 
-int main(int argc, char **argv)
+/* Removes the SQLite database at @p path, with its WAL and shared-memory files. */
+static void remove_db(const char *path)
 {
-    int days = 4500, opt;
-    while ((opt = getopt(argc, argv, "d:h")) != -1) {
-        if (opt == 'd') {
-            days = atoi(optarg);
-        } else {
-            printf("Usage: bench_archive [-d DAYS] PENLINK_SIM\n"
-                   "Pulls DAYS (default 4500, about 1,000,000 records) of simulated usage\n"
-                   "into an empty archive, then inserts the same rows plainly, and prints\n"
-                   "both rates and their ratio.\n");
-            return opt == 'h' ? 0 : 2;
-        }
+    static const char *const ext[] = { "", "-wal", "-shm" };
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+        char p[160];
+        snprintf(p, sizeof p, "%s%s", path, ext[i]);
+        unlink(p);
     }
-    if (optind != argc - 1)
-        return 2;
-    const char *sim = argv[optind];
-    bench_sim pen;
+}
+
+/* One round: a fresh pen, a pull into an empty archive, the same rows inserted
+ * plainly. Returns 0 and the figures, or -1. */
+typedef struct round_figures {
+    uint64_t records;
+    double pull_s, plain_s, user_s, sys_s;
+} round_figures;
+
+static int one_round(bench_sim *pen, const char *sim, round_figures *f)
+{
     char db[128], plain[128];
-    if (bench_sim_start(&pen, sim, days, "--power-cycle-permille 0") != 0)
-        return 1;
-    snprintf(db, sizeof db, "%s/archive.db", pen.dir);
-    snprintf(plain, sizeof plain, "%s/plain.db", pen.dir);
+    if (bench_sim_serve(pen, sim) != 0)
+        return -1;
+    snprintf(db, sizeof db, "%s/archive.db", pen->dir);
+    snprintf(plain, sizeof plain, "%s/plain.db", pen->dir);
+    remove_db(db);
+    remove_db(plain);
     penlink_ctx *ctx = NULL;
     penlink_dev *dev = NULL;
     penlink_archive *ar = NULL;
     penlink_ctx_new(&ctx);
-    int rc = 1;
-    if (penlink_dev_open(ctx, pen.uri, &dev) != PENLINK_OK ||
+    int rc = -1;
+    if (penlink_dev_open(ctx, pen->uri, &dev) != PENLINK_OK ||
         penlink_archive_open(ctx, db, &ar) != PENLINK_OK) {
         fprintf(stderr, "bench_archive: %s\n", penlink_ctx_errmsg(ctx));
         goto out;
@@ -121,28 +128,76 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_archive: %s\n", penlink_ctx_errmsg(ctx));
         goto out;
     }
-    double t_pull = now_s() - t0;
+    f->pull_s = now_s() - t0;
     getrusage(RUSAGE_SELF, &ru1);
+    f->records = res.records_new;
+    f->user_s = tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime);
+    f->sys_s = tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime);
     rows v = { 0 };
     penlink_archive_scan(ar, NULL, keep, &v);
-    double t_plain = plain_insert(plain, &v);
-    printf("pull into an empty archive: %llu records in %.2f s = %.0f records/s\n",
-           (unsigned long long)res.records_new, t_pull, (double)res.records_new / t_pull);
-    printf("plain SQLite insert of the same %zu rows (one transaction, prepared): %.2f s = "
-           "%.0f records/s\n",
-           v.n, t_plain, (double)v.n / t_plain);
-    printf("ratio pull / plain insert = %.2f (target >= 0.5; and >= 500000 records/s)\n",
-           t_plain / t_pull);
-    printf("penlink's CPU time during the pull: %.2f s user, %.2f s system (the rest is waiting, "
-           "for the pen or the disk)\n",
-           tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime), tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime));
+    if (v.n != res.records_new) {
+        fprintf(stderr, "bench_archive: %zu rows archived, %llu pulled\n", v.n,
+                (unsigned long long)res.records_new);
+        free(v.r);
+        goto out;
+    }
+    f->plain_s = plain_insert(plain, &v);
     free(v.r);
-    rc = 0;
+    rc = f->plain_s > 0 ? 0 : -1;
 out:
     penlink_archive_close(ar);
     penlink_dev_close(dev);
     penlink_ctx_free(ctx);
-    if (bench_sim_stop(&pen) != 0)
-        rc = 1;
+    bench_sim_halt(pen);
     return rc;
+}
+
+int main(int argc, char **argv)
+{
+    int days = 4500, rounds = 3, opt;
+    while ((opt = getopt(argc, argv, "d:r:h")) != -1) {
+        if (opt == 'd') {
+            days = atoi(optarg);
+        } else if (opt == 'r') {
+            rounds = atoi(optarg);
+        } else {
+            printf("Usage: bench_archive [-d DAYS] [-r ROUNDS] PENLINK_SIM\n"
+                   "Pulls DAYS (default 4500, about 1,000,000 records) of simulated usage\n"
+                   "into an empty archive, then inserts the same rows plainly, and prints\n"
+                   "both rates and their ratio; ROUNDS times (default 3), each with a fresh\n"
+                   "pen, then the slowest pull and the lowest ratio.\n");
+            return opt == 'h' ? 0 : 2;
+        }
+    }
+    if (optind != argc - 1 || days < 1 || rounds < 1)
+        return 2;
+    const char *sim = argv[optind];
+    bench_sim pen;
+    if (bench_sim_fill(&pen, sim, days, "--power-cycle-permille 0") != 0)
+        return 1;
+    double worst_rate = 0, worst_ratio = 0;
+    for (int r = 1; r <= rounds; r++) {
+        round_figures f;
+        if (one_round(&pen, sim, &f) != 0) {
+            bench_sim_stop(&pen);
+            return 1;
+        }
+        double rate = (double)f.records / f.pull_s, ratio = f.plain_s / f.pull_s;
+        printf("round %d: pull of %llu records into an empty archive %.2f s = %.0f records/s "
+               "(penlink's CPU %.2f s user, %.2f s system); plain insert %.2f s = %.0f "
+               "records/s; ratio %.2f\n",
+               r, (unsigned long long)f.records, f.pull_s, rate, f.user_s, f.sys_s, f.plain_s,
+               (double)f.records / f.plain_s, ratio);
+        if (r == 1 || rate < worst_rate)
+            worst_rate = rate;
+        if (r == 1 || ratio < worst_ratio)
+            worst_ratio = ratio;
+    }
+    if (bench_sim_stop(&pen) != 0)
+        return 1;
+    printf("slowest pull: %.0f records/s (target >= 500000)\n", worst_rate);
+    printf("lowest ratio pull / plain SQLite insert (one transaction, prepared): %.2f "
+           "(target >= 0.5)\n",
+           worst_ratio);
+    return 0;
 }
