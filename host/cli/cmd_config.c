@@ -11,13 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <jansson.h>
 
 #include "cli.h"
-
-#define CONFIG_FILE_MAX (64 * 1024)
+#include "config_json.h"
 
 static const char usage[] =
     "Usage: penlink [--device URI] config get [KEY]\n"
@@ -104,14 +102,9 @@ static int parse_value(struct cli *c, penlink_config *cfg, const penlink_config_
 
 static int unknown_key(struct cli *c, const char *key)
 {
-    size_t n;
-    const penlink_config_key *k = penlink_config_keys(&n);
-    char list[512] = "";
-    for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(list);
-        snprintf(list + l, sizeof list - l, "%s%s", i ? ", " : "", k[i].name);
-    }
-    return cli_error(c, EXIT_USAGE, "unknown configuration key '%s' (keys: %s)", key, list);
+    char err[700];
+    config_json_unknown_key(key, err, sizeof err);
+    return cli_error(c, EXIT_USAGE, "%s", err);
 }
 
 /*
@@ -208,68 +201,19 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
 static int load_file(struct cli *c, const char *path, penlink_config *want, int *has_rev,
                      uint32_t *rev)
 {
-    struct stat sb;
-    if (stat(path, &sb) != 0)
+    FILE *f = fopen(path, "rb");
+    if (!f)
         return cli_error(c, EXIT_IO, "config import: %s: %s", path, strerror(errno));
-    if (sb.st_size > CONFIG_FILE_MAX)
-        return cli_error(c, EXIT_USAGE,
-                         "config import: %s is %lld bytes; a config file is at "
-                         "most %d",
-                         path, (long long)sb.st_size, CONFIG_FILE_MAX);
-    json_error_t e;
-    json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
-    if (!o)
-        return cli_error(c, EXIT_USAGE, "config import: %s line %d column %d: %s", path, e.line,
-                         e.column, e.text);
-    int rc = EXIT_OK;
-    if (!json_is_object(o)) {
-        rc = cli_error(c, EXIT_USAGE, "config import: %s: expected a JSON object of keys", path);
-        goto out;
-    }
-    memset(want, 0, sizeof *want);
-    *has_rev = 0;
-    const char *key;
-    json_t *v;
-    json_object_foreach(o, key, v)
-    {
-        if (strcmp(key, "serial") == 0 && json_is_string(v))
-            continue;
-        if (strcmp(key, "revision") == 0) {
-            if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-                json_integer_value(v) > UINT32_MAX) {
-                rc = cli_error(c, EXIT_USAGE, "config import: %s: revision must be a number", path);
-                goto out;
-            }
-            *has_rev = 1;
-            *rev = (uint32_t)json_integer_value(v);
-            continue;
-        }
-        const penlink_config_key *k = penlink_config_key_find(key);
-        if (!k) {
-            rc = unknown_key(c, key);
-            goto out;
-        }
-        if (k->is_text) {
-            if (!json_is_string(v) || penlink_config_set_text(want, k->bit, json_string_value(v))) {
-                rc = cli_error(c, EXIT_USAGE,
-                               "config import: %s: %s must be text of at most 64 "
-                               "bytes",
-                               path, key);
-                goto out;
-            }
-        } else {
-            if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-                json_integer_value(v) > UINT32_MAX) {
-                rc = cli_error(c, EXIT_USAGE, "config import: %s: %s must be a whole number >= 0",
-                               path, key);
-                goto out;
-            }
-            penlink_config_set_u32(want, k->bit, (uint32_t)json_integer_value(v));
-        }
-    }
-out:
-    json_decref(o);
-    return rc;
+    static char text[CONFIG_JSON_MAX + 1];
+    size_t n = fread(text, 1, sizeof text, f);
+    int failed = ferror(f);
+    fclose(f);
+    if (failed)
+        return cli_error(c, EXIT_IO, "config import: %s: cannot read it", path);
+    char err[700];
+    if (config_json_parse(text, n, want, has_rev, rev, err, sizeof err) != 0)
+        return cli_error(c, EXIT_USAGE, "config import: %s: %s", path, err);
+    return EXIT_OK;
 }
 
 int cmd_config(struct cli *c, int argc, char **argv)

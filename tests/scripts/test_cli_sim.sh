@@ -87,8 +87,17 @@ run 0 "config get after import" $PL $A config get max_treatment_s
 check "imported value in force" '[ "$(cat $tmp/out)" = 2700 ]'
 printf '{"depth_max_um": "deep"}' > "$tmp/badcfg.json"
 run 2 "import: wrong type" $PL $A config import "$tmp/badcfg.json"
+check "the error names the key and its type" 'grep -q "badcfg.json: depth_max_um must be a whole number" $tmp/err'
 printf '{"depth_max_um": 2000, ' > "$tmp/badcfg.json"
 run 2 "import: broken JSON" $PL $A config import "$tmp/badcfg.json"
+check "the error says where" 'grep -q "badcfg.json: line 1 column" $tmp/err'
+printf '{"needle_colour": 2}' > "$tmp/badcfg.json"
+run 2 "import: unknown key" $PL $A config import "$tmp/badcfg.json"
+check "the error lists the known keys" 'grep -q "unknown configuration key .needle_colour. (keys: depth_min_um" $tmp/err'
+python3 -c 'print("{\"clinic_id\": \"" + "x" * 70000 + "\"}")' > "$tmp/badcfg.json"
+run 2 "import: a file too long to be a configuration" $PL $A config import "$tmp/badcfg.json"
+check "the error says so" 'grep -q "longer than 65536 bytes" $tmp/err'
+run 7 "import: no such file" $PL $A config import "$tmp/none.json"
 printf '{"max_cartridge_uses": 0}' > "$tmp/badcfg.json"
 run 2 "import: out of limits" $PL $A config import "$tmp/badcfg.json"
 

@@ -1,0 +1,29 @@
+/*
+ * A configuration file (penlink config export writes them, config import
+ * reads them): one JSON object of known keys with typed values. The text is
+ * hostile input; it is parsed here on its own so it can be fuzzed.
+ */
+#ifndef PENLINK_CLI_CONFIG_JSON_H
+#define PENLINK_CLI_CONFIG_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "penlink/penlink.h"
+
+/** The largest configuration file read, in bytes. */
+#define CONFIG_JSON_MAX (64 * 1024)
+
+/**
+ * Parses @p len bytes of @p text into @p want (only the keys present are
+ * set); "serial" is ignored, "revision" is optional (*@p has_rev). Returns 0,
+ * or -1 with what is wrong in @p err (unknown key, wrong type, bad JSON with
+ * its line and column, too long).
+ */
+int config_json_parse(const char *text, size_t len, penlink_config *want, int *has_rev,
+                      uint32_t *rev, char *err, size_t errcap);
+
+/** The message for an unknown key, listing the known ones. */
+void config_json_unknown_key(const char *key, char *err, size_t errcap);
+
+#endif
