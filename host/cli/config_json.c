@@ -55,22 +55,18 @@ int config_json_parse(const char *text, size_t len, penlink_config *want, int *h
     json_t *v;
     json_object_foreach(o, key, v)
     {
-        if (rc != 0)
-            break;
-        if (strcmp(key, "serial") == 0 && json_is_string(v))
+        const penlink_config_key *k = penlink_config_key_find(key);
+        if (strcmp(key, "serial") == 0 && json_is_string(v)) {
             continue;
-        if (strcmp(key, "revision") == 0) {
-            if (!whole(v)) {
+        } else if (strcmp(key, "revision") == 0) {
+            if (whole(v)) {
+                *has_rev = 1;
+                *rev = (uint32_t)json_integer_value(v);
+            } else {
                 snprintf(err, errcap, "revision must be a number");
                 rc = -1;
-                break;
             }
-            *has_rev = 1;
-            *rev = (uint32_t)json_integer_value(v);
-            continue;
-        }
-        const penlink_config_key *k = penlink_config_key_find(key);
-        if (!k) {
+        } else if (!k) {
             config_json_unknown_key(key, err, errcap);
             rc = -1;
         } else if (k->is_text) {
@@ -84,6 +80,8 @@ int config_json_parse(const char *text, size_t len, penlink_config *want, int *h
         } else {
             penlink_config_set_u32(want, k->bit, (uint32_t)json_integer_value(v));
         }
+        if (rc != 0)
+            break;
     }
     json_decref(o);
     return rc;

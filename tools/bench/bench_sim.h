@@ -28,7 +28,6 @@ static inline int bench_sim_fill(bench_sim *b, const char *sim, int days, const 
     snprintf(b->dir, sizeof b->dir, "/tmp/penlink-bench.XXXXXX");
     if (!mkdtemp(b->dir))
         return -1;
-    snprintf(b->uri, sizeof b->uri, "sim:%s/pen.sock", b->dir);
     snprintf(cmd, sizeof cmd, "'%s' --state '%s/template' --simulate-days %d --flash-size %d %s",
              sim, b->dir, days, 64 * 1024 * 1024, extra ? extra : "");
     if (system(cmd) != 0) {
@@ -55,6 +54,7 @@ static inline int bench_sim_serve(bench_sim *b, const char *sim)
     bench_sim_halt(b);
     snprintf(state, sizeof state, "%s/pen", b->dir);
     snprintf(sock, sizeof sock, "%s/pen.sock", b->dir);
+    snprintf(b->uri, sizeof b->uri, "sim:%s", sock);
     snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' && cp -r '%s/template' '%s'", state, sock, b->dir,
              state);
     if (system(cmd) != 0)
