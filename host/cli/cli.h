@@ -28,6 +28,7 @@ struct cli {
     const char *prog;
     const char *device;  /* --device URI, else PENLINK_DEVICE, else "usb" */
     const char *archive; /* --archive PATH, else $XDG_DATA_HOME/penlink/archive.db */
+    int timeout_ms;      /* --timeout MS, 0: the library's default */
     penlink_ctx *ctx;    /* cancelled by SIGINT / SIGTERM */
 };
 

@@ -43,6 +43,8 @@ static const char usage[] =
     "                  (a simulated pen's socket); default: $PENLINK_DEVICE, else usb\n"
     "      --archive PATH  the archive (SQLite); default:\n"
     "                  $XDG_DATA_HOME/penlink/archive.db (~/.local/share/penlink/)\n"
+    "      --timeout MS  wait MS milliseconds for each reply of the pen (default\n"
+    "                  2000; a slow or distant link may need more)\n"
     "  --json          machine-readable output on stdout, errors as JSON on stderr\n"
     "  -q, --quiet     print only what was asked for, and errors\n"
     "  -v, --verbose   say more about what happens\n"
@@ -84,6 +86,17 @@ static const struct {
     { "keys", cmd_keys },     { "verify", cmd_verify },
 };
 
+/* --timeout MS: 1..3600000. */
+static int parse_timeout(struct cli *c, const char *s)
+{
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < 1 || v > 3600000)
+        return -1;
+    c->timeout_ms = (int)v;
+    return 0;
+}
+
 /*
  * Global options may also follow the command ("penlink info --json"): they
  * are taken out of the command's arguments before its own parser runs.
@@ -111,6 +124,12 @@ static int take_global_options(struct cli *c, int *argc, char **argv)
             if (i + 1 >= *argc)
                 return -1;
             c->archive = argv[++i];
+        } else if (strncmp(a, "--timeout=", 10) == 0) {
+            if (parse_timeout(c, a + 10) != 0)
+                return -1;
+        } else if (strcmp(a, "--timeout") == 0) {
+            if (i + 1 >= *argc || parse_timeout(c, argv[++i]) != 0)
+                return -1;
         } else if (strncmp(a, "--device=", 9) == 0) {
             c->device = a + 9;
         } else if (strcmp(a, "--device") == 0 || strcmp(a, "-d") == 0) {
@@ -137,9 +156,10 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
     struct cli c = { .prog = "penlink" };
-    enum { OPT_JSON = 256, OPT_ARCHIVE };
+    enum { OPT_JSON = 256, OPT_ARCHIVE, OPT_TIMEOUT };
     static const struct option opts[] = {
         { "archive", required_argument, NULL, OPT_ARCHIVE },
+        { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "device", required_argument, NULL, 'd' },
         { "json", no_argument, NULL, OPT_JSON },
         { "quiet", no_argument, NULL, 'q' },
@@ -155,6 +175,11 @@ int main(int argc, char **argv)
         case OPT_JSON: c.json = 1; break;
         case 'd': c.device = optarg; break;
         case OPT_ARCHIVE: c.archive = optarg; break;
+        case OPT_TIMEOUT:
+            if (parse_timeout(&c, optarg) != 0)
+                return cli_error(&c, EXIT_USAGE,
+                                 "--timeout takes milliseconds, 1 to 3600000, not '%s'", optarg);
+            break;
         case 'q': c.quiet = 1; break;
         case 'v': c.verbose++; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
@@ -172,10 +197,14 @@ int main(int argc, char **argv)
             int sub_argc = argc - optind;
             char **sub_argv = argv + optind;
             if (take_global_options(&c, &sub_argc, sub_argv) != 0)
-                return cli_error(&c, EXIT_USAGE, "--device and --archive need a value");
+                return cli_error(&c, EXIT_USAGE,
+                                 "--device and --archive need a value; --timeout takes "
+                                 "milliseconds, 1 to 3600000");
             optind = 0; /* reset getopt for the subcommand's own table */
             if (penlink_ctx_new(&c.ctx) != PENLINK_OK)
                 return cli_error(&c, EXIT_INTERNAL, "out of memory");
+            if (c.timeout_ms)
+                penlink_ctx_set_timeout(c.ctx, c.timeout_ms, -1);
             signal_ctx = c.ctx;
             struct sigaction sa;
             memset(&sa, 0, sizeof sa);

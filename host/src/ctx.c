@@ -50,7 +50,19 @@ int penlink_ctx_new(penlink_ctx **out)
     if (!out)
         return PENLINK_ERR_INVALID_ARG;
     *out = calloc(1, sizeof **out);
-    return *out ? PENLINK_OK : PENLINK_ERR_NO_MEM;
+    if (!*out)
+        return PENLINK_ERR_NO_MEM;
+    (*out)->timeout_ms = PENLINK_DEFAULT_TIMEOUT_MS;
+    (*out)->retries = PENLINK_DEFAULT_RETRIES;
+    return PENLINK_OK;
+}
+
+void penlink_ctx_set_timeout(penlink_ctx *ctx, int timeout_ms, int retries)
+{
+    if (!ctx)
+        return;
+    ctx->timeout_ms = timeout_ms > 0 ? timeout_ms : PENLINK_DEFAULT_TIMEOUT_MS;
+    ctx->retries = retries >= 0 ? retries : PENLINK_DEFAULT_RETRIES;
 }
 
 void penlink_ctx_free(penlink_ctx *ctx)

@@ -318,8 +318,8 @@ int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
     if (!d)
         return PENLINK_ERR_NO_MEM;
     d->ctx = ctx;
-    d->timeout_ms = 2000;
-    d->retries = 2;
+    d->timeout_ms = ctx->timeout_ms;
+    d->retries = ctx->retries;
     d->next_id = 1;
     int st;
     d->fbuf = malloc(PL_FRAME_HEADER_SIZE + HOST_MAX_PAYLOAD);
@@ -370,7 +370,7 @@ void penlink_dev_close(penlink_dev *d)
 
 void penlink_dev_set_timeout(penlink_dev *d, int timeout_ms, int retries)
 {
-    d->timeout_ms = timeout_ms > 0 ? timeout_ms : 2000;
+    d->timeout_ms = timeout_ms > 0 ? timeout_ms : PENLINK_DEFAULT_TIMEOUT_MS;
     d->retries = retries >= 0 ? retries : 0;
 }
 

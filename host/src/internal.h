@@ -18,7 +18,11 @@ struct penlink_ctx {
     void *hotplug_usb;               /* libusb context of penlink_usb_wait_change() */
     int hotplug_state;               /* 0 not tried, 1 hotplug, -1 polling */
     int hotplug_changed;
+    int timeout_ms, retries; /* for pens opened from now on; 0 / -1: the defaults */
 };
+
+#define PENLINK_DEFAULT_TIMEOUT_MS 2000
+#define PENLINK_DEFAULT_RETRIES 2
 
 /* Releases what penlink_usb_wait_change() set up on @p ctx. */
 void transport_usb_ctx_cleanup(penlink_ctx *ctx);

@@ -72,6 +72,13 @@ PENLINK_API void penlink_ctx_cancel(penlink_ctx *ctx);
 /** Clears a cancellation request so that @p ctx can be used again. */
 PENLINK_API void penlink_ctx_reset_cancel(penlink_ctx *ctx);
 
+/**
+ * Reply timeout in ms and retries of idempotent requests for pens opened on
+ * @p ctx from now on, Hello included (defaults 2000 ms and 2). A value out of
+ * range (timeout_ms <= 0, retries < 0) restores the default.
+ */
+PENLINK_API void penlink_ctx_set_timeout(penlink_ctx *ctx, int timeout_ms, int retries);
+
 /** Creates a context in *@p out. @return #PENLINK_OK or #PENLINK_ERR_NO_MEM. */
 PENLINK_API int penlink_ctx_new(penlink_ctx **out);
 /** Frees a context (NULL is fine). */
