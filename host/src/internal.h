@@ -6,7 +6,7 @@
 #include "penlink/penlink.h"
 #include "pl/status.h"
 
-#include <signal.h>
+#include <stdatomic.h>
 
 /* The protocol version this library speaks (docs/protocol.md). */
 #define PENLINK_PROTOCOL_MAJOR 1
@@ -14,9 +14,9 @@
 
 struct penlink_ctx {
     char errmsg[512];
-    volatile sig_atomic_t cancelled; /* set from signal handlers and other threads */
-    void *hotplug_usb;               /* libusb context of penlink_usb_wait_change() */
-    int hotplug_state;               /* 0 not tried, 1 hotplug, -1 polling */
+    atomic_int cancelled; /* set from signal handlers and other threads (lock-free) */
+    void *hotplug_usb;    /* libusb context of penlink_usb_wait_change() */
+    int hotplug_state;    /* 0 not tried, 1 hotplug, -1 polling */
     int hotplug_changed;
     int timeout_ms, retries; /* for pens opened from now on; 0 / -1: the defaults */
 };
