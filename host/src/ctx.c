@@ -95,6 +95,8 @@ const char *penlink_ctx_errmsg(const penlink_ctx *ctx)
 
 int penlink_fail(penlink_ctx *ctx, int status, const char *fmt, ...)
 {
+    if (!ctx)
+        return status;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(ctx->errmsg, sizeof ctx->errmsg, fmt, ap);

@@ -41,13 +41,14 @@ int dev_send(penlink_dev *d, pl_envelope *env)
     if (need > d->txcap) {
         uint8_t *nt = realloc(d->tx, need);
         if (!nt)
-            return PENLINK_ERR_NO_MEM;
+            return penlink_fail(d->ctx, PENLINK_ERR_NO_MEM, "no memory for a request of %zu bytes",
+                                need);
         d->tx = nt;
         d->txcap = need;
     }
     long n = pl_envelope_frame(env, d->tx, d->txcap);
     if (n < 0)
-        return PENLINK_ERR_NO_MEM;
+        return penlink_fail(d->ctx, PENLINK_ERR_NO_MEM, "a request could not be framed");
     return d->t->ops->send(d->t, d->tx, (size_t)n, d->timeout_ms);
 }
 
@@ -351,6 +352,7 @@ int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
 {
     if (!ctx || !out)
         return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(ctx);
     *out = NULL;
     if (!uri || !*uri)
         uri = getenv("PENLINK_DEVICE");
@@ -358,7 +360,7 @@ int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
         uri = "usb";
     penlink_dev *d = calloc(1, sizeof *d);
     if (!d)
-        return PENLINK_ERR_NO_MEM;
+        return penlink_fail(ctx, PENLINK_ERR_NO_MEM, "no memory for a session with a pen");
     d->ctx = ctx;
     d->timeout_ms = ctx->timeout_ms;
     d->retries = ctx->retries;
@@ -368,7 +370,7 @@ int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
     d->recs = malloc(sizeof(pl_record) * PL_CHUNK_MAX_RECORDS);
     if (!d->fbuf || !d->recs ||
         pl_chunk_dec_init(&d->cdec, PL_CHUNK_MAX_RECORDS, PL_CHUNK_MAX_RAW) != PL_OK) {
-        st = PENLINK_ERR_NO_MEM;
+        st = penlink_fail(ctx, PENLINK_ERR_NO_MEM, "no memory for a session with a pen");
         goto fail;
     }
     pl_frame_decoder_init(&d->fdec, d->fbuf, PL_FRAME_HEADER_SIZE + HOST_MAX_PAYLOAD,
@@ -412,6 +414,8 @@ void penlink_dev_close(penlink_dev *d)
 
 void penlink_dev_set_timeout(penlink_dev *d, int timeout_ms, int retries)
 {
+    if (!d)
+        return;
     d->timeout_ms = timeout_ms > 0 ? timeout_ms : PENLINK_DEFAULT_TIMEOUT_MS;
     d->retries = retries >= 0 ? retries : 0;
 }
@@ -425,6 +429,9 @@ const penlink_device_error *penlink_dev_error(const penlink_dev *d)
 
 int penlink_dev_info(penlink_dev *d, penlink_info *out)
 {
+    if (!d || !out)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(d->ctx);
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
     Penlink__V1__GetInfo gi = PENLINK__V1__GET_INFO__INIT;
     env.body_case = PENLINK__V1__ENVELOPE__BODY_GET_INFO;
@@ -509,6 +516,9 @@ static void config_from_pb(penlink_config *c, const Penlink__V1__Config *p)
 
 int penlink_dev_config_get(penlink_dev *d, penlink_config *out)
 {
+    if (!d || !out)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(d->ctx);
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
     Penlink__V1__GetConfig gc = PENLINK__V1__GET_CONFIG__INIT;
     env.body_case = PENLINK__V1__ENVELOPE__BODY_GET_CONFIG;
@@ -525,6 +535,9 @@ int penlink_dev_config_get(penlink_dev *d, penlink_config *out)
 int penlink_dev_config_set(penlink_dev *d, uint32_t expected_revision, const penlink_config *change,
                            penlink_config *result)
 {
+    if (!d)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(d->ctx);
     return penlink_dev_config_set_signed(d, expected_revision, NULL, change, result);
 }
 
@@ -552,11 +565,14 @@ int penlink_dev_config_set_signed(penlink_dev *d, uint32_t expected_revision,
                                   const penlink_key *key, const penlink_config *change,
                                   penlink_config *result)
 {
+    if (!d)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(d->ctx);
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
     Penlink__V1__SetConfig sc = PENLINK__V1__SET_CONFIG__INIT;
     Penlink__V1__Config c = PENLINK__V1__CONFIG__INIT;
     if (!change)
-        return PENLINK_ERR_INVALID_ARG;
+        return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG, "no configuration change given");
 #define GIVE(f, bit)                                                                               \
     if (change->present & (bit)) {                                                                 \
         c.has_##f = 1;                                                                             \
@@ -636,6 +652,9 @@ int penlink_dev_config_set_signed(penlink_dev *d, uint32_t expected_revision,
 
 int penlink_dev_clock_set(penlink_dev *d, int64_t time_ms, int64_t *previous_ms)
 {
+    if (!d)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(d->ctx);
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
     Penlink__V1__SetClock sc = PENLINK__V1__SET_CLOCK__INIT;
     sc.has_time_ms = 1;
@@ -654,6 +673,9 @@ int penlink_dev_clock_set(penlink_dev *d, int64_t time_ms, int64_t *previous_ms)
 
 int penlink_dev_ack(penlink_dev *d, uint64_t through_seq, uint64_t *acked_seq)
 {
+    if (!d)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(d->ctx);
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
     Penlink__V1__AckLog a = PENLINK__V1__ACK_LOG__INIT;
     a.has_through_seq = 1;

@@ -27,7 +27,18 @@ struct penlink_ctx {
 /* Releases what penlink_usb_wait_change() set up on @p ctx. */
 void transport_usb_ctx_cleanup(penlink_ctx *ctx);
 
-/** Records @p status with a printf-style detail on @p ctx; returns @p status. */
+/*
+ * Every public function that can fail starts with this, so the detail of an
+ * earlier failure never outlives the next call (curl resets its error buffer
+ * at the start of every transfer).
+ */
+static inline void penlink_enter(penlink_ctx *ctx)
+{
+    if (ctx)
+        ctx->errmsg[0] = '\0';
+}
+
+/** Records @p status with a printf-style detail on @p ctx (NULL is fine); returns @p status. */
 int penlink_fail(penlink_ctx *ctx, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -482,6 +482,7 @@ int penlink_dev_pull(penlink_dev *d, uint64_t from_seq, const penlink_pull_cb *c
     penlink_pull_result *res = result ? result : &local;
     if (!d)
         return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(d->ctx);
     memset(res, 0, sizeof *res);
     d->alarm[0] = '\0';
     res->from_seq = from_seq;
