@@ -60,12 +60,16 @@ int dev_send(penlink_dev *d, pl_envelope *env)
 int dev_recv(penlink_dev *d, long long deadline, pl_envelope **env, pl_frame *raw)
 {
     for (;;) {
-        while (d->rpos < d->rlen) {
+        /* After a frame or a refusal the decoder's window may still hold a
+         * whole frame (one that began inside a refused one, §2 rule 5): let it
+         * look again before waiting for bytes the pen may never send. */
+        while (d->rpos < d->rlen || d->fdec_again) {
             size_t used = 0;
             pl_frame fr;
             pl_status st =
                 pl_frame_decoder_feed(&d->fdec, d->rbuf + d->rpos, d->rlen - d->rpos, &used, &fr);
             d->rpos += used;
+            d->fdec_again = st != PL_NEED_MORE;
             if (st == PL_OK) {
                 *env = pl_envelope_unpack(NULL, fr.payload, fr.len);
                 if (raw)
@@ -276,6 +280,7 @@ static int drain(penlink_dev *d)
         total += got;
     }
     d->rlen = d->rpos = 0;
+    d->fdec_again = 0;
     pl_frame_decoder_reset(&d->fdec);
     return PENLINK_OK;
 }

@@ -23,6 +23,7 @@ struct penlink_dev {
     uint8_t *fbuf;
     uint8_t rbuf[64 * 1024];
     size_t rlen, rpos;
+    int fdec_again; /* the frame decoder's window may hold another frame */
     uint8_t *tx;
     size_t txcap;
     uint32_t next_id;
