@@ -31,8 +31,9 @@
 #define PULL_WINDOW 32 /* chunks per PullLog */
 #define PULL_TRIES 4   /* windows in a row that bring no record, then the pull fails */
 /* Records a pen may log while it is being pulled, beyond the log_next_seq it
- * announced first: a pen logs a few records a minute, so this covers hours. */
-#define PULL_MARGIN 65536u
+ * announced first: a pen logs a few records a minute while treating, so this
+ * covers more than an hour at one record a second. */
+#define PULL_MARGIN 4096u
 
 /* How a window ended. */
 enum { WIN_END, WIN_MORE, WIN_RETRY };
