@@ -152,6 +152,8 @@ typedef struct pull_state {
     uint64_t run_first, run_count; /* conflicting records not yet raised as one alarm */
     int signed_log;                /* the pen signs its log: commit only at verified heads */
     penlink_archive_pull_result committed; /* the counts as of the last commit */
+    penlink_archive_pull_result kept;      /* ... as of the last savepoint (a verified head) */
+    int have_kept;
 } pull_state;
 
 /* Raises the run of conflicting records as one alarm (seq, count). */
@@ -192,6 +194,7 @@ static int commit_open(pull_state *ps)
         return -1;
     ps->chunks_open = 0;
     ps->committed = *ps->res;
+    ps->have_kept = 0;
     return 0;
 }
 
@@ -264,7 +267,15 @@ static int on_head(void *u, const penlink_head *h)
     ps->st = b->ops->head(b, ps->device, ps->pull, h, archive_now_ms());
     if (ps->st != PENLINK_OK)
         return -1;
-    return ps->chunks_open < COMMIT_SIGNED_EVERY ? 0 : commit_open(ps);
+    if (ps->chunks_open >= COMMIT_SIGNED_EVERY)
+        return commit_open(ps);
+    /* kept even if a later reply fails: the head covers it */
+    ps->st = b->ops->savepoint(b);
+    if (ps->st != PENLINK_OK)
+        return -1;
+    ps->kept = *ps->res;
+    ps->have_kept = 1;
+    return 0;
 }
 
 /* Records the pen confirmed gone: recorded with the records around them, so
@@ -555,20 +566,23 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     flush_conflicts(&ps);
     if (ps.st != PENLINK_OK)
         pull_rc = ps.st; /* the storage failed, not the pen */
+    rc = PENLINK_OK;
     if (ps.signed_log && pull_rc != PENLINK_OK) {
-        /* from a pen that signs its log, only what a verified head covered and was
-         * committed is kept */
-        b->ops->rollback(b);
-        *res = ps.committed;
-    } else {
-        /* whatever arrived intact is kept: commit it, durably, before anything else */
+        /* from a pen that signs its log, only what a verified head covered is kept */
+        rc = b->ops->rollback_to_savepoint(b);
+        if (ps.have_kept)
+            *res = ps.kept;
+        else
+            *res = ps.committed;
+    }
+    /* whatever is kept is committed, durably, before anything else */
+    if (rc == PENLINK_OK)
         rc = b->ops->commit(b);
-        if (rc != PENLINK_OK) {
-            b->ops->rollback(b);
-            *res = ps.committed; /* only what an earlier commit holds is archived */
-            if (pull_rc == PENLINK_OK)
-                pull_rc = rc;
-        }
+    if (rc != PENLINK_OK) {
+        b->ops->rollback(b);
+        *res = ps.committed; /* only what an earlier commit holds is archived */
+        if (pull_rc == PENLINK_OK)
+            pull_rc = rc;
     }
     res->retries = pr.retries;
     char message[512] = "";

@@ -46,6 +46,7 @@ typedef struct pull_state {
     uint64_t bound; /* records at or above this were never announced */
     uint64_t info_next;
     int started; /* a record has arrived */
+    int took;    /* a chunk was taken */
     penlink_progress prog;
     /* a pen that signs its log: chunks must chain, each LogEnd's head must verify */
     int signed_log;
@@ -150,7 +151,7 @@ static int check_head(pull_state *ps, const Penlink__V1__LogEnd *e)
 /*
  * Where a chunk starts against what is wanted: 0 it is the next one, 1 it
  * starts above (a hole: lost on the way, or gone from the pen), -1 it comes
- * again or out of order.
+ * again or out of order, -2 the pen's stored chunks overlap (a contradiction).
  */
 static int placement(const pull_state *ps, const Penlink__V1__LogChunk *c, int first_in_window)
 {
@@ -159,8 +160,11 @@ static int placement(const pull_state *ps, const Penlink__V1__LogChunk *c, int f
         return 1;
     if (c->first_seq == ps->next)
         return 0;
-    /* a window's first chunk is the stored one holding from_seq: it may start before */
-    return first_in_window && end > ps->next ? 0 : -1;
+    if (!first_in_window || end <= ps->next)
+        return -1;
+    /* A window's first chunk is the stored one holding from_seq: it may start
+     * before, but not before the end of a chunk this pull already took. */
+    return ps->took ? -2 : 0;
 }
 
 /* Decodes and hands on a chunk that starts where it should; PENLINK_OK when taken. */
@@ -206,6 +210,7 @@ static int take_chunk(pull_state *ps, const Penlink__V1__LogChunk *c, const pl_f
         ps->res->first_seq = first > ps->next ? first : ps->next;
         ps->started = 1;
     }
+    ps->took = 1;
     if (ps->cb && ps->cb->on_chunk) {
         pc.first_seq = first;
         pc.record_count = n;
@@ -413,7 +418,16 @@ static int pull_window(pull_state *ps, int *out)
                                   (unsigned long long)c->first_seq, c->record_count);
             } else {
                 int where = placement(ps, c, chunks == 0);
-                if (where == 0) {
+                if (where == -2) {
+                    set_alarm(d, "contradiction", c->first_seq, ps->next - c->first_seq);
+                    st = penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
+                                      "the pen sent a chunk of records %llu..%llu, which overlaps "
+                                      "records it sent before (through %llu): its log "
+                                      "contradicts itself; nothing of this reply is kept",
+                                      (unsigned long long)c->first_seq,
+                                      (unsigned long long)(c->first_seq + c->record_count - 1),
+                                      (unsigned long long)ps->next - 1);
+                } else if (where == 0) {
                     st = take_chunk(ps, c, &raw);
                     chunks++;
                 } else {
