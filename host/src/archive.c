@@ -445,7 +445,16 @@ static int pull_prepare(pull_state *ps, const penlink_config *cfg, uint64_t *fro
     ps->signed_log = (info->features & PENLINK_FEATURE_SIGNED_CHUNKS) != 0;
     if (rc == PENLINK_OK)
         rc = b->ops->next_seq(b, ps->device, &next, &have);
-    *from = have ? next : info->log_first_seq;
+    /* A pen seen for the first time is pulled from its oldest record; but records
+     * it dropped before anyone acknowledged them (between log_acked_seq and
+     * log_first_seq) were lost, not archived elsewhere: ask from there, so the
+     * pen's own words record them as a gap. */
+    if (have)
+        *from = next;
+    else if (info->log_acked_seq < info->log_first_seq)
+        *from = info->log_acked_seq;
+    else
+        *from = info->log_first_seq;
     ps->archived_next = have ? next : 0;
     if (rc == PENLINK_OK)
         rc = b->ops->pull_begin(b, ps->device, *from, archive_now_ms(), &ps->pull);

@@ -233,6 +233,13 @@ CASES = [
          pen=dict(FIRST, first_held=200, acked=100), stored=runs_of((0, 99), (200, 299)),
          alarms={"gap"}, after=[(["audit"], 1)]),
 
+    case("first_pull_after_loss", "control",
+         "a pen never pulled before that lost 0..99 before anyone acknowledged them "
+         "(log_first_seq 100, log_acked_seq 0): the first pull asks from 0, so the pen's own "
+         "words record the loss as a gap; the rest stored and acknowledged",
+         pen=dict(first_held=100, acked=0), stored=runs_of((100, 299)), alarms={"gap"},
+         after=[(["audit"], 1)]),
+
     # -- defect 1: a first LogChunk that never arrives whole, the pen saying seq 0 is held
     case("d1_first_chunk_bad_crc", "12.1",
          "the frame of chunk 0 always fails its CRC; DeviceInfo and LogEnd say seq 0 is held: "
