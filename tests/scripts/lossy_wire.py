@@ -134,6 +134,21 @@ def with_request_id(fr, rid):
 
 # ---- the proxy -------------------------------------------------------------
 
+def connect_pen(path):
+    """Connects to the pen's socket; a socket file can appear a moment before
+    its server listens, so a refused connection is tried again for 5 s."""
+    for attempt in range(250):
+        pen = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            pen.connect(path)
+            return pen
+        except ConnectionRefusedError:
+            pen.close()
+            if attempt == 249:
+                raise
+            time.sleep(0.02)
+
+
 class Proxy(threading.Thread):
     """Serves one connection on @listen_path, relayed to @target_path, with
     @fault applied to frame @at = (direction, index)."""
@@ -177,8 +192,7 @@ class Proxy(threading.Thread):
             if sel.select(0.02):
                 host, _ = self.lsock.accept()
         sel.unregister(self.lsock)
-        pen = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        pen.connect(self.target_path)
+        pen = connect_pen(self.target_path)
         self.socks = {"host": host, "pen": pen}      # source of each direction
         self.dst = {"host": pen, "pen": host}
         self.buf = {"host": bytearray(), "pen": bytearray()}
