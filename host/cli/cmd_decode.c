@@ -97,11 +97,7 @@ static int on_record(void *user, const penlink_record *r)
                 val = json_integer((json_int_t)x);
             json_object_set_new(j, penlink_record_field_name(1u << b), val);
         }
-        char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (s)
-            fprintf(o->f, "%s\n", s);
-        free(s);
-        json_decref(j);
+        cli_json_line(o->f, j);
     }
     return ferror(o->f) ? -1 : 0;
 }

@@ -60,7 +60,7 @@ int cmd_watch(struct cli *c, int argc, char **argv)
     size_t nseen = 0;
     unsigned long pulls = 0, failures = 0;
     if (!c->quiet && !c->json)
-        fprintf(stderr, "watching %s for pens; Ctrl-C to stop\n", sim ? dev_uri : "USB");
+        fprintf(stderr, "watching %s for pens; Ctrl-C to stop\n", sim ? cli_safe(dev_uri) : "USB");
     for (;;) {
         penlink_found found[MAX_PENS];
         size_t n = 0;
@@ -114,12 +114,12 @@ int cmd_watch(struct cli *c, int argc, char **argv)
                     s->done = 1;
                     pulls++;
                     if (c->json)
-                        cli_json_out(json_pack("{s:s, s:s, s:I, s:I, s:I}", "uri", s->uri, "serial",
-                                               ar.serial, "records", (json_int_t)ar.records_new,
-                                               "next_seq", (json_int_t)ar.next_seq, "gap",
-                                               (json_int_t)ar.gap));
+                        cli_json_out(json_pack(
+                            "{s:o, s:o, s:I, s:I, s:I}", "uri", cli_json_str(s->uri), "serial",
+                            cli_json_str(ar.serial), "records", (json_int_t)ar.records_new,
+                            "next_seq", (json_int_t)ar.next_seq, "gap", (json_int_t)ar.gap));
                     else if (!c->quiet)
-                        printf("%s: %llu new records archived\n", ar.serial,
+                        printf("%s: %llu new records archived\n", cli_safe(ar.serial),
                                (unsigned long long)ar.records_new);
                     fflush(stdout);
                 } else {
@@ -145,12 +145,14 @@ int cmd_watch(struct cli *c, int argc, char **argv)
                 s->done = 1;
                 pulls++;
                 if (c->json)
-                    cli_json_out(json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "uri", s->uri,
-                                           "serial", sum.serial, "file", path, "records",
+                    cli_json_out(json_pack("{s:o, s:o, s:o, s:I, s:I, s:I}", "uri",
+                                           cli_json_str(s->uri), "serial", cli_json_str(sum.serial),
+                                           "file", cli_json_str(path), "records",
                                            (json_int_t)sum.records, "next_seq",
                                            (json_int_t)sum.next_seq, "gap", (json_int_t)sum.gap));
                 else if (!c->quiet)
-                    printf("%s: %llu new records into %s\n", sum.serial, sum.records, path);
+                    printf("%s: %llu new records into %s\n", cli_safe(sum.serial), sum.records,
+                           cli_safe(path));
                 fflush(stdout);
             } else {
                 failures++; /* e.g. unplugged mid-pull: tried again when it is back */

@@ -218,17 +218,17 @@ int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
         printf("\n");
     penlink_archive_close(ar);
     if (res->gap)
-        fprintf(stderr,
-                "penlink: warning: %s: %llu records (seq %llu..%llu) were no longer on the pen: "
-                "acknowledged elsewhere, or lost to a full log before they were pulled "
-                "(recorded in the archive)\n",
-                res->serial, (unsigned long long)res->gap, (unsigned long long)res->from_seq,
-                (unsigned long long)(res->from_seq + res->gap - 1));
+        cli_warn(c,
+                 "%s: %llu records (seq %llu..%llu) were no longer on the pen: acknowledged "
+                 "elsewhere, or lost to a full log before they were pulled (recorded in the "
+                 "archive)",
+                 res->serial, (unsigned long long)res->gap, (unsigned long long)res->from_seq,
+                 (unsigned long long)(res->from_seq + res->gap - 1));
     if (res->overflows)
-        fprintf(stderr,
-                "penlink: warning: %s: %llu log_overflow records: the pen dropped "
-                "records before they were pulled\n",
-                res->serial, (unsigned long long)res->overflows);
+        cli_warn(c,
+                 "%s: %llu log_overflow records: the pen dropped records before they were "
+                 "pulled",
+                 res->serial, (unsigned long long)res->overflows);
     if (st != PENLINK_OK)
         return cli_fail(c, "pull", st);
     return EXIT_OK;
