@@ -156,6 +156,8 @@ int cmd_watch(struct cli *c, int argc, char **argv)
                 fflush(stdout);
             } else {
                 failures++; /* e.g. unplugged mid-pull: tried again when it is back */
+                /* DIR/SERIAL.plog is another pen's (a clone's): not again until replugged */
+                s->done = rc == EXIT_INTEGRITY;
             }
         }
         /* a pen that left may come back: pull it again then */

@@ -57,6 +57,14 @@ pen_cmd "config export" json serial $PL $H config export
 pen_cmd "config set" text "$shown" $PL $H config set depth_max_um=2500
 pen_cmd "pull -o" text "$shown" $PL $H pull --no-ack -o "$tmp/h.plog"
 pen_cmd "pull -o --json" json serial $PL $H --json pull --no-ack -o "$tmp/h2.plog"
+if [ -s "$tmp/h.plog" ]; then
+    run 0 "decode a file of that pen" $PL decode "$tmp/h.plog"
+    check "decode: the header's serial is shown escaped" 'safe text $tmp/out "# pen P$shown"'
+    run 0 "decode --json" $PL --json decode "$tmp/h.plog"
+    check "decode --json: safe" 'safe json $tmp/out'
+    check "decode --json: the header keeps the serial" \
+        'python3 -c "import json,sys; s=json.loads(open(sys.argv[1]).readline())[\"header\"][\"serial\"]; assert s.startswith(\"P\x1b[2J\") and \"\\\\xff\" in s, s" $tmp/out'
+fi
 pen_cmd "pull" text "$shown" $PL $H pull
 pen_cmd "pull --json" json serial $PL $H --json pull
 pen_cmd "watch --once" text "$shown" $PL $H watch --once
