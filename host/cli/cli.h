@@ -64,6 +64,11 @@ void *cli_json_str(const char *s);
  * comma or a quote, and a field that starts with = + - @ gets a leading '
  * so that no spreadsheet runs it as a formula. */
 void cli_csv_text(FILE *f, const char *s);
+/* Longest serial that names a file. */
+#define CLI_FILENAME_SERIAL_MAX 64
+/* 1 when @p s may name a file: 1..CLI_FILENAME_SERIAL_MAX of [A-Za-z0-9._-],
+ * not starting with '.'. Anything else is refused, never rewritten. */
+int cli_filename_ok(const char *s);
 /* Maps a library status to an exit code. */
 int cli_exit_for(int status);
 

@@ -279,6 +279,14 @@ void cli_csv_text(FILE *f, const char *s)
     fputc('"', f);
 }
 
+int cli_filename_ok(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > CLI_FILENAME_SERIAL_MAX || s[0] == '.')
+        return 0;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
 void cli_warn(const struct cli *c, const char *fmt, ...)
 {
     char msg[1024], safe[4096];

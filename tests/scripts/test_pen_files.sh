@@ -2,7 +2,9 @@
 # Files that belong to one pen. `pull -o FILE` refuses a file of another pen
 # (another serial, or the same serial with another device key) and a file
 # written before .plog files named their pen, touching neither the file nor
-# the pen (defect 12.2); `decode` names the pen of a file.
+# the pen (defect 12.2); `decode` names the pen of a file. `watch --dir`
+# names files after serials only when a serial is a safe file name, and
+# never writes outside DIR (defect 12.4).
 # Usage: test_pen_files.sh PENLINK PENLINK_SIM
 set -u
 PL="${PENLINK_WRAP:-} $1"
@@ -123,5 +125,25 @@ check "watch refused the clone" 'grep -q "device key" $tmp/werr'
 check "once only" '[ "$(grep -c "device key" $tmp/werr)" -eq 1 ]'
 check "pen A's file is untouched" '[ "$(cksum < $tmp/dock/PEN-A001.plog)" = "$sum_w" ]'
 check "the clone: nothing acknowledged" '[ "$(acked a2)" -eq 0 ]'
+
+# ---- watch --dir: file names from serials ----------------------------------
+# a serial that climbs out of DIR
+mkdir -p "$tmp/w/dock/in"
+start_sim evil --serial ../../escaped --seed 25 --simulate-days 1
+run 5 "watch --once refuses a serial that is not a file name" \
+    $PL --device "sim:$tmp/evil.sock" watch --once --dir "$tmp/w/dock/in"
+check "it says why" 'grep -q "not usable as a file name" $tmp/err'
+check "nothing was written outside --dir" '[ -z "$(find $tmp/w -type f)" ] && [ ! -e $tmp/escaped.plog ] && [ ! -e $tmp/w/escaped.plog ]'
+check "the pen: nothing acknowledged" '[ "$(acked evil)" -eq 0 ]'
+# a serial that would hide its file, one that names a subdirectory
+start_sim dot --serial .hidden --seed 26 --simulate-days 1
+run 5 "a serial starting with '.' is refused" $PL --device "sim:$tmp/dot.sock" watch --once --dir "$tmp/w/dock/in"
+start_sim sub --serial in/x --seed 27 --simulate-days 1
+mkdir -p "$tmp/w/dock/in/in"
+run 5 "a serial with '/' is refused" $PL --device "sim:$tmp/sub.sock" watch --once --dir "$tmp/w/dock/in"
+check "still no file anywhere" '[ -z "$(find $tmp/w -type f)" ]'
+# a good pen is still pulled
+run 0 "a pen with a plain serial is pulled into DIR/SERIAL.plog" $PL $A watch --once --dir "$tmp/w/dock/in"
+check "the file is there" '[ -f $tmp/w/dock/in/PEN-A001.plog ]'
 
 finish

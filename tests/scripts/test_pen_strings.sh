@@ -69,6 +69,13 @@ pen_cmd "pull" text "$shown" $PL $H pull
 pen_cmd "pull --json" json serial $PL $H --json pull
 pen_cmd "watch --once" text "$shown" $PL $H watch --once
 pen_cmd "watch --once --json" json serial $PL $H --json watch --once
+mkdir -p "$tmp/dock"
+$PL $H watch --once --dir "$tmp/dock" > "$tmp/out" 2> "$tmp/err"
+rc=$?
+check "watch --dir: the serial names no file" '[ $rc -ne 0 ] && [ -z "$(ls $tmp/dock)" ]'
+check "watch --dir: stderr safe" 'safe text $tmp/err'
+$PL $H --json watch --once --dir "$tmp/dock" > "$tmp/out" 2> "$tmp/err"
+check "watch --dir --json: the error is JSON" 'safe json $tmp/err error'
 
 # a label is free text whatever the serial: the pen takes it, or refuses it
 start_sim l --serial PEN-L001 --seed 32 --simulate-days 1

@@ -1,7 +1,7 @@
 /*
  * The CLI's boundary for strings from a pen or the archive (host/cli/common.c):
  * each class of byte for terminals, JSON that never refuses a string, CSV
- * quoting and the formula guard.
+ * quoting and the formula guard, and the file-name alphabet.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -142,12 +142,37 @@ static void test_csv(void **state)
     assert_csv("", "");
 }
 
+static void test_filename(void **state)
+{
+    (void)state;
+    assert_true(cli_filename_ok("PEN-000123"));
+    assert_true(cli_filename_ok("a.b_c-d"));
+    assert_true(
+        cli_filename_ok("1234567890123456789012345678901234567890123456789012345678901234"));
+    assert_false(
+        cli_filename_ok("12345678901234567890123456789012345678901234567890123456789012345"));
+    assert_false(cli_filename_ok(""));
+    assert_false(cli_filename_ok(NULL));
+    assert_false(cli_filename_ok("../../x"));
+    assert_false(cli_filename_ok(".."));
+    assert_false(cli_filename_ok(".hidden"));
+    assert_false(cli_filename_ok("a/b"));
+    assert_false(cli_filename_ok("a b"));
+    assert_false(cli_filename_ok("a\x1b"));
+    assert_false(cli_filename_ok("caf\xc3\xa9"));
+    assert_false(cli_filename_ok("a\\b"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_printable_kept),       cmocka_unit_test(test_controls_escaped),
-        cmocka_unit_test(test_invalid_utf8_escaped), cmocka_unit_test(test_cut_short),
-        cmocka_unit_test(test_json_never_refuses),   cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_printable_kept),
+        cmocka_unit_test(test_controls_escaped),
+        cmocka_unit_test(test_invalid_utf8_escaped),
+        cmocka_unit_test(test_cut_short),
+        cmocka_unit_test(test_json_never_refuses),
+        cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_filename),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
