@@ -151,9 +151,10 @@ void cli_treatment_csv(FILE *out, const penlink_treatment *t)
     fmt_time(t->start_ms, s, sizeof s);
     fmt_time(t->end_ms, e, sizeof e);
     fmt_serial(t->cartridge_serial, cs, sizeof cs);
-    fprintf(out, "%s,%" PRIu64 ",%s,%s,%" PRIu64 ",%d,%u,%u,%u,%u,%u,%" PRIu64 ",%s,%d,%u,%u\n",
-            t->serial, t->start_seq, s, e, t->duration_ms, t->ended, t->depth_min_um,
-            t->depth_max_um, t->depth_mean_um, t->speed_min_sps, t->speed_max_sps, t->strokes,
+    cli_csv_text(out, t->serial);
+    fprintf(out, ",%" PRIu64 ",%s,%s,%" PRIu64 ",%d,%u,%u,%u,%u,%u,%" PRIu64 ",%s,%d,%u,%u\n",
+            t->start_seq, s, e, t->duration_ms, t->ended, t->depth_min_um, t->depth_max_um,
+            t->depth_mean_um, t->speed_min_sps, t->speed_max_sps, t->strokes,
             t->has_cartridge || t->cartridge_serial ? cs : "", t->has_cartridge, t->cartridge_uses,
             t->config_revision);
 }
@@ -166,7 +167,7 @@ void *cli_treatment_json(const penlink_treatment *t)
     fmt_serial(t->cartridge_serial, cs, sizeof cs);
     json_t *j = json_object();
     json_object_set_new(j, "type", json_string("treatment"));
-    json_object_set_new(j, "pen", json_string(t->serial));
+    json_object_set_new(j, "pen", cli_json_str(t->serial));
     json_object_set_new(j, "start_seq", json_integer((json_int_t)t->start_seq));
     json_object_set_new(j, "end_seq", json_integer((json_int_t)t->end_seq));
     json_object_set_new(j, "start", json_string(s));
@@ -285,21 +286,6 @@ typedef struct out {
     int failed;
 } out;
 
-static void csv_text(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 static void minutes(uint64_t ms, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%" PRIu64 ".%" PRIu64, ms / 60000, ms % 60000 / 6000);
@@ -344,7 +330,7 @@ static int on_treatment(void *u, const penlink_treatment *t)
     snprintf(rev, sizeof rev, t->config_revision ? "%u" : "?", t->config_revision);
     /* the end's date only when it differs from the start's */
     const char *end = strncmp(s, e, 10) == 0 ? e + 11 : e;
-    const char *row[] = { t->serial, s, end, m, d, mean, sp, st, cs, uses, rev };
+    const char *row[] = { cli_safe(t->serial), s, end, m, d, mean, sp, st, cs, uses, rev };
     if (table_row(&o->tab[SEC_TREAT], row) != 0)
         o->failed = 1;
     return 0;
@@ -371,7 +357,7 @@ static int on_finding(void *u, const penlink_finding *f)
         json_object_set_new(j, "report", json_string(f->report));
         json_object_set_new(j, "finding", json_string(kind ? kind : "unknown"));
         json_object_set_new(j, "compliance", json_boolean(f->compliance));
-        json_object_set_new(j, "pen", json_string(f->serial));
+        json_object_set_new(j, "pen", cli_json_str(f->serial));
         json_object_set_new(j, "seq", json_integer((json_int_t)f->seq));
         json_object_set_new(j, "time", f->time_ms ? json_string(t) : json_null());
         if (has_cart) {
@@ -389,13 +375,13 @@ static int on_finding(void *u, const penlink_finding *f)
             for (size_t i = 0; i < f->n_evidence; i++) {
                 char et[40];
                 cli_format_time(f->evidence[i].time_ms, et, sizeof et);
-                json_array_append_new(ev, json_pack("{s:s, s:I, s:s}", "pen", f->evidence[i].serial,
-                                                    "seq", (json_int_t)f->evidence[i].seq, "start",
-                                                    et));
+                json_array_append_new(ev, json_pack("{s:o, s:I, s:s}", "pen",
+                                                    cli_json_str(f->evidence[i].serial), "seq",
+                                                    (json_int_t)f->evidence[i].seq, "start", et));
             }
             json_object_set_new(j, "treatments", ev);
         }
-        json_object_set_new(j, "detail", json_string(f->detail));
+        json_object_set_new(j, "detail", cli_json_str(f->detail));
         cli_json_out(j);
         return 0;
     }
@@ -409,15 +395,15 @@ static int on_finding(void *u, const penlink_finding *f)
             n += (size_t)snprintf(ev + n, sizeof ev - n, "%s%s:%" PRIu64 "@%s", i ? " " : "",
                                   f->evidence[i].serial, f->evidence[i].seq, et);
         }
-        csv_text(c, f->serial);
+        cli_csv_text(c, f->serial);
         fprintf(c, ",%s,%d,%" PRIu64 ",%s,%s,", kind ? kind : "unknown", f->compliance, f->seq, t,
                 has_cart ? cs : "");
         if (has_cart)
             fprintf(c, "%u", f->cartridge_uses);
         fprintf(c, ",%" PRIu64 ",%u,%" PRId64 ",", f->count, f->config_revision, f->value);
-        csv_text(c, ev);
+        cli_csv_text(c, ev);
         fputc(',', c);
-        csv_text(c, f->detail);
+        cli_csv_text(c, f->detail);
         fputc('\n', c);
         return 0;
     }
@@ -431,15 +417,17 @@ static int on_finding(void *u, const penlink_finding *f)
         snprintf(third, sizeof third, "%s", has_cart ? cs : "");
     else
         snprintf(third, sizeof third, "%" PRIu64, f->count);
-    const char *row[] = { f->serial, kind ? kind : "unknown", seq, st, third, f->detail };
+    const char *row[] = { cli_safe(f->serial), kind ? kind : "unknown", seq, st, third,
+                          cli_safe(f->detail) };
     if (table_row(&o->tab[sec], row) != 0)
         o->failed = 1;
     for (size_t i = 0; i < f->n_evidence; i++) {
         char es[24], eseq[24];
         short_time(f->evidence[i].time_ms, es, sizeof es);
         snprintf(eseq, sizeof eseq, "%" PRIu64, f->evidence[i].seq);
-        const char *erow[] = { f->evidence[i].serial, "  treatment", eseq, es, cs,
-                               "used this cartridge" };
+        const char *erow[] = {
+            cli_safe(f->evidence[i].serial), "  treatment", eseq, es, cs, "used this cartridge"
+        };
         if (table_row(&o->tab[sec], erow) != 0)
             o->failed = 1;
     }
@@ -454,23 +442,24 @@ static int on_usage(void *u, const penlink_usage *us)
     char ps[40], n[24], m[24], cs[24];
     if (o->fmt == FMT_JSON) {
         cli_format_time(us->period_start_ms, ps, sizeof ps);
-        cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:I, s:f, s:I}", "type", "usage", "pen",
-                               us->serial, "period", us->period, "period_start", ps, "treatments",
-                               (json_int_t)us->treatments, "treatment_minutes",
+        cli_json_out(json_pack("{s:s, s:o, s:s, s:s, s:I, s:f, s:I}", "type", "usage", "pen",
+                               cli_json_str(us->serial), "period", us->period, "period_start", ps,
+                               "treatments", (json_int_t)us->treatments, "treatment_minutes",
                                (double)us->treatment_ms / 60000.0, "cartridges",
                                (json_int_t)us->cartridges));
         return 0;
     }
     if (o->fmt == FMT_CSV) {
         cli_format_time(us->period_start_ms, ps, sizeof ps);
-        fprintf(o->csv[SEC_USAGE], "%s,%s,%s,%" PRIu64 ",%.3f,%" PRIu64 "\n", us->serial,
-                us->period, ps, us->treatments, (double)us->treatment_ms / 60000.0, us->cartridges);
+        cli_csv_text(o->csv[SEC_USAGE], us->serial);
+        fprintf(o->csv[SEC_USAGE], ",%s,%s,%" PRIu64 ",%.3f,%" PRIu64 "\n", us->period, ps,
+                us->treatments, (double)us->treatment_ms / 60000.0, us->cartridges);
         return 0;
     }
     snprintf(n, sizeof n, "%" PRIu64, us->treatments);
     minutes(us->treatment_ms, m, sizeof m);
     snprintf(cs, sizeof cs, "%" PRIu64, us->cartridges);
-    const char *row[] = { us->serial, us->period, n, m, cs };
+    const char *row[] = { cli_safe(us->serial), us->period, n, m, cs };
     if (table_row(&o->tab[SEC_USAGE], row) != 0)
         o->failed = 1;
     return 0;
@@ -529,18 +518,18 @@ static void print_verifications(const verif *vs)
         char t[40];
         cli_format_time(v->at_ms, t, sizeof t);
         if (!v->pinned)
-            printf("  %-12s unsigned: the pen does not sign its log\n", v->serial);
+            printf("  %-12s unsigned: the pen does not sign its log\n", cli_safe(v->serial));
         else if (!v->have)
             printf("  %-12s not verified offline yet; the pulls verified its signed heads "
                    "through seq %" PRIu64 " (run penlink verify)\n",
-                   v->serial, v->signed_through);
+                   cli_safe(v->serial), v->signed_through);
         else if (strcmp(v->result, "broken") == 0)
-            printf("  %-12s BROKEN at seq %" PRIu64 " (verified %s): %s\n", v->serial,
-                   v->through_seq, t, v->detail);
+            printf("  %-12s BROKEN at seq %" PRIu64 " (verified %s): %s\n", cli_safe(v->serial),
+                   v->through_seq, t, cli_safe(v->detail));
         else
             printf("  %-12s verified %s: %" PRIu64 " records, %" PRIu64
                    " chunks, signed through seq %" PRIu64 "\n",
-                   v->serial, t, v->records, v->chunks, v->through_seq);
+                   cli_safe(v->serial), t, v->records, v->chunks, v->through_seq);
     }
     printf("\n");
 }
@@ -551,14 +540,15 @@ static json_t *verif_json(const penlink_verification *v)
     if (v->have)
         cli_format_time(v->at_ms, t, sizeof t);
     const char *state = !v->pinned ? "unsigned" : !v->have ? "not_verified" : v->result;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "type", "verification", "pen", v->serial, "state",
-                          state, "pull_verified_through", (json_int_t)v->signed_through);
+    json_t *o = json_pack("{s:s, s:o, s:o, s:I}", "type", "verification", "pen",
+                          cli_json_str(v->serial), "state", cli_json_str(state),
+                          "pull_verified_through", (json_int_t)v->signed_through);
     if (v->have) {
         json_object_set_new(o, "verified_at", json_string(t));
         json_object_set_new(o, "through_seq", json_integer((json_int_t)v->through_seq));
         json_object_set_new(o, "records", json_integer((json_int_t)v->records));
         if (v->detail[0])
-            json_object_set_new(o, "detail", json_string(v->detail));
+            json_object_set_new(o, "detail", cli_json_str(v->detail));
     }
     return o;
 }

@@ -14,7 +14,7 @@
 static const char usage[] =
     "Usage: penlink decode [OPTIONS] FILE\n"
     "\n"
-    "Print the usage records in FILE: the output of `penlink pull --raw`, a capture\n"
+    "Print the usage records in FILE: the output of `penlink pull -o`, a capture\n"
     "of penlink frames, or bare chunks (concatenated zlib streams of RecordBatch).\n"
     "FILE '-' reads standard input. The format is detected from the first bytes.\n"
     "\n"
@@ -23,6 +23,11 @@ static const char usage[] =
     "                    the global --json selects it too)\n"
     "  -m, --messages    also list every protocol message of a frame capture\n"
     "  -h, --help        this help\n"
+    "\n"
+    "A file written by `penlink pull -o` names its pen in a header: text output\n"
+    "starts with a line \"# pen SERIAL, model M, device key HEX\", JSON with an\n"
+    "object {\"header\":{\"serial\":...,\"model\":...,\"device_key\":...}}; CSV has\n"
+    "records only. A file whose frames name two pens is refused (exit status 6).\n"
     "\n"
     "Damaged input stops the decode with one error line naming the byte offset\n"
     "and the problem; the records before it are printed. Exit status 5 for\n"
@@ -34,7 +39,31 @@ struct out {
     enum fmt fmt;
     FILE *f;
     int messages;
+    penlink_decoder *dec;
+    int header_shown;
 };
+
+/* Whose log it is, once, before anything else of the file is printed. */
+static void show_header(struct out *o)
+{
+    penlink_file_header h;
+    if (o->header_shown || !o->dec || !penlink_decoder_header(o->dec, &h))
+        return;
+    o->header_shown = 1;
+    char hex[65] = "";
+    if (h.has_device_key)
+        penlink_key_hex(h.device_key, hex);
+    if (o->fmt == FMT_TEXT) {
+        fprintf(o->f, "# pen %s, model %s, %s%s\n", cli_safe(h.serial),
+                h.model[0] ? cli_safe(h.model) : "?",
+                h.has_device_key ? "device key " : "no device key", hex);
+    } else if (o->fmt == FMT_JSON) {
+        json_t *j = json_pack("{s:o, s:o, s:o}", "serial", cli_json_str(h.serial), "model",
+                              cli_json_str(h.model), "device_key",
+                              h.has_device_key ? json_string(hex) : json_null());
+        cli_json_line(o->f, json_pack("{s:o}", "header", j));
+    }
+}
 
 static void field_text(const penlink_record *r, uint32_t bit, char *buf, size_t cap)
 {
@@ -58,6 +87,7 @@ static int on_record(void *user, const penlink_record *r)
 {
     struct out *o = user;
     char t[40], kind[24], v[24];
+    show_header(o);
     cli_format_time(r->time_ms, t, sizeof t);
     kind_text(r->kind, kind, sizeof kind);
     if (o->fmt == FMT_TEXT) {
@@ -97,11 +127,7 @@ static int on_record(void *user, const penlink_record *r)
                 val = json_integer((json_int_t)x);
             json_object_set_new(j, penlink_record_field_name(1u << b), val);
         }
-        char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (s)
-            fprintf(o->f, "%s\n", s);
-        free(s);
-        json_decref(j);
+        cli_json_line(o->f, j);
     }
     return ferror(o->f) ? -1 : 0;
 }
@@ -109,6 +135,7 @@ static int on_record(void *user, const penlink_record *r)
 static int on_message(void *user, uint64_t offset, uint32_t request_id, const char *name)
 {
     struct out *o = user;
+    show_header(o);
     if (!o->messages)
         return 0;
     if (o->fmt == FMT_JSON)
@@ -161,6 +188,7 @@ int cmd_decode(struct cli *c, int argc, char **argv)
     int rc = penlink_ctx_new(&ctx);
     if (rc == PENLINK_OK)
         rc = penlink_decoder_new(ctx, on_record, on_message, &o, &dec);
+    o.dec = dec;
     if (rc != PENLINK_OK) {
         rc = cli_error(c, EXIT_INTERNAL, "decode: %s", penlink_strerror(rc));
         goto out;

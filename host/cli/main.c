@@ -65,13 +65,14 @@ int cli_error(const struct cli *c, int code, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (c->json) {
-        json_t *o = json_pack("{s:s, s:i}", "error", msg, "exit_code", code);
-        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_t *o = json_pack("{s:o, s:i}", "error", cli_json_str(msg), "exit_code", code);
+        char *s = o ? json_dumps(o, CLI_JSON_FLAGS) : NULL;
         fprintf(stderr, "%s\n", s ? s : "{\"error\":\"out of memory\"}");
         free(s);
         json_decref(o);
     } else {
-        fprintf(stderr, "%s: %s\n", c->prog, msg);
+        char safe[4 * sizeof msg];
+        fprintf(stderr, "%s: %s\n", c->prog, cli_escape(safe, sizeof safe, msg));
     }
     return code;
 }

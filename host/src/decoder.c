@@ -4,7 +4,12 @@
  * zlib streams). All sizes are bounded before anything is allocated: the
  * frame buffer by PL_FRAME_MAX_PAYLOAD, the chunk buffer likewise, the records
  * of one chunk by PL_CHUNK_MAX_RECORDS.
+ *
+ * Also the file header that names a file's pen (penlink_file_header): it is
+ * written here and read here, so that the format lives in one place. It is
+ * an ordinary frame, so every reader of frames walks over it.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +30,9 @@ struct penlink_decoder {
     uint64_t good; /* input offset past the last complete frame/chunk */
     uint64_t last_seq;
     int have_seq;
+    uint64_t frames;            /* complete frames so far */
+    int have_header;            /* the input began with a file header */
+    penlink_file_header header; /* ...naming this pen */
     pl_frame_decoder fdec;
     uint8_t *fbuf;
     pl_chunk_dec cdec;
@@ -96,6 +104,44 @@ uint64_t penlink_decoder_chunks(const penlink_decoder *d)
     return d->chunks;
 }
 
+int penlink_decoder_header(const penlink_decoder *d, penlink_file_header *out)
+{
+    if (!d || !d->have_header)
+        return 0;
+    if (out)
+        *out = d->header;
+    return 1;
+}
+
+int penlink_file_header_encode(const penlink_file_header *h, void *buf, size_t cap, size_t *len)
+{
+    if (!h || !buf || !len || !memchr(h->serial, '\0', sizeof h->serial) || !h->serial[0])
+        return PENLINK_ERR_INVALID_ARG;
+    char serial[sizeof h->serial], model[sizeof h->model];
+    memcpy(serial, h->serial, sizeof serial);
+    memcpy(model, h->model, sizeof model);
+    model[sizeof model - 1] = '\0';
+    Penlink__V1__DeviceInfo di = PENLINK__V1__DEVICE_INFO__INIT;
+    di.serial = serial;
+    di.model = model[0] ? model : NULL;
+    if (h->has_device_key) {
+        di.has_device_key = 1;
+        di.device_key.data = (uint8_t *)h->device_key;
+        di.device_key.len = sizeof h->device_key;
+    }
+    pl_envelope env = PENLINK__V1__ENVELOPE__INIT;
+    env.has_request_id = 1;
+    env.request_id = 0;
+    env.body_case = PENLINK__V1__ENVELOPE__BODY_DEVICE_INFO;
+    env.device_info = &di;
+    long n =
+        pl_envelope_frame(&env, buf, cap < PENLINK_FILE_HEADER_MAX ? cap : PENLINK_FILE_HEADER_MAX);
+    if (n < 0)
+        return PENLINK_ERR_INVALID_ARG;
+    *len = (size_t)n;
+    return PENLINK_OK;
+}
+
 static int fail(penlink_decoder *d, int status, uint64_t offset, const char *what,
                 const char *detail)
 {
@@ -125,13 +171,57 @@ static const char *body_name(const pl_envelope *env)
     return f ? f->name : "unknown";
 }
 
+/* A DeviceInfo with request_id 0: a file header (no pen sends one, no host
+ * asks with id 0). Only a header the input began with names the file. */
+static int on_header(penlink_decoder *d, uint64_t at, const pl_envelope *env)
+{
+    const Penlink__V1__DeviceInfo *di = env->device_info;
+    if (d->frames > 0 && !d->have_header)
+        return PENLINK_OK;
+    penlink_file_header h;
+    memset(&h, 0, sizeof h);
+    size_t n = di->serial ? strlen(di->serial) : 0;
+    if (n == 0 || n >= sizeof h.serial)
+        return fail(d, PENLINK_ERR_PROTOCOL, at, "file header",
+                    n ? "serial longer than 32 bytes" : "no serial");
+    if (di->has_device_key && di->device_key.len != sizeof h.device_key)
+        return fail(d, PENLINK_ERR_PROTOCOL, at, "file header", "device key is not 32 bytes");
+    memcpy(h.serial, di->serial, n);
+    if (di->model)
+        snprintf(h.model, sizeof h.model, "%s", di->model);
+    h.has_device_key = di->has_device_key;
+    if (h.has_device_key)
+        memcpy(h.device_key, di->device_key.data, sizeof h.device_key);
+    if (!d->have_header) {
+        d->header = h;
+        d->have_header = 1;
+        return PENLINK_OK;
+    }
+    if (strcmp(h.serial, d->header.serial) != 0 || h.has_device_key != d->header.has_device_key ||
+        memcmp(h.device_key, d->header.device_key, sizeof h.device_key) != 0) {
+        d->failed = PENLINK_ERR_INTEGRITY;
+        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
+                            "offset %llu: a file header names pen %s%s, but the file began as the "
+                            "log of pen %s: two pens' files joined",
+                            (unsigned long long)at, h.serial,
+                            strcmp(h.serial, d->header.serial) == 0 ? " with another device key"
+                                                                    : "",
+                            d->header.serial);
+    }
+    return PENLINK_OK;
+}
+
 static int on_frame(penlink_decoder *d, uint64_t at, const pl_frame *fr)
 {
     pl_envelope *env = pl_envelope_unpack(NULL, fr->payload, fr->len);
     if (!env)
         return fail(d, PENLINK_ERR_PROTOCOL, at, "frame payload is not a penlink Envelope", NULL);
     int rc = PENLINK_OK;
-    if (d->on_message && d->on_message(d->user, at, env->request_id, body_name(env)) != 0)
+    if (env->body_case == PENLINK__V1__ENVELOPE__BODY_DEVICE_INFO && env->request_id == 0)
+        rc = on_header(d, at, env);
+    d->frames++;
+    if (rc == PENLINK_OK && d->on_message &&
+        d->on_message(d->user, at, env->request_id, body_name(env)) != 0)
         rc = penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "stopped by the message callback");
     if (rc == PENLINK_OK && env->body_case == PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK) {
         const Penlink__V1__LogChunk *c = env->log_chunk;

@@ -212,6 +212,45 @@ PENLINK_API int penlink_decoder_last_seq(const penlink_decoder *dec, uint64_t *s
 PENLINK_API uint64_t penlink_decoder_records(const penlink_decoder *dec);
 PENLINK_API uint64_t penlink_decoder_chunks(const penlink_decoder *dec);
 
+/**
+ * Whose log a file of frames is. `penlink pull -o` starts every file with a
+ * header frame: an Envelope with request_id 0 (a value no host uses on the
+ * wire, docs/protocol.md section 3) whose body is a DeviceInfo carrying only
+ * the pen's identity. A reader that does not know headers sees one more
+ * message and skips it, as it skips every message but LogChunk.
+ * docs/protocol.md section 10 gives the bytes.
+ */
+typedef struct penlink_file_header {
+    char serial[33];    /**< the pen's serial, 1..32 bytes, as the pen sent it: unchecked text */
+    char model[33];     /**< its model, maybe empty; informational, cut to 32 bytes */
+    int has_device_key; /**< the pen had an identity (a device key) when the file began */
+    uint8_t device_key[32]; /**< its Ed25519 public key */
+} penlink_file_header;
+
+/** Largest encoded file header, bytes. */
+#define PENLINK_FILE_HEADER_MAX 256
+
+/**
+ * Encodes @p h as a file header frame into @p buf (#PENLINK_FILE_HEADER_MAX
+ * bytes always suffice); *@p len gets its size in bytes.
+ * @return #PENLINK_OK, or #PENLINK_ERR_INVALID_ARG for a NULL argument, an
+ *         empty or unterminated serial, or a buffer too small.
+ */
+PENLINK_API int penlink_file_header_encode(const penlink_file_header *h, void *buf, size_t cap,
+                                           size_t *len);
+
+/**
+ * The file header of the input. Returns 1 and fills *@p out (may be NULL)
+ * when the input began with one; 0 when it did not (a capture, bare chunks,
+ * a file written before headers existed) or when too little was fed to tell.
+ * A header that is malformed (no serial, a serial over 32 bytes, a key that
+ * is not 32 bytes) stops the decode with #PENLINK_ERR_PROTOCOL; a header
+ * further on that names another pen (two pens' files joined) stops it with
+ * #PENLINK_ERR_INTEGRITY. A header further on in an input that did not
+ * begin with one is an ordinary message.
+ */
+PENLINK_API int penlink_decoder_header(const penlink_decoder *dec, penlink_file_header *out);
+
 /* ---- pens ------------------------------------------------------------ */
 
 /** Default USB IDs of a pen (the pid.codes test ID). */
