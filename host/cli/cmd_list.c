@@ -36,6 +36,8 @@ int cmd_list(struct cli *c, int argc, char **argv)
         snprintf(f->uri, sizeof f->uri, "%s", dev);
         snprintf(f->where, sizeof f->where, "simulator");
         f->status = penlink_dev_open(c->ctx, dev, &d);
+        if (f->status != PENLINK_OK)
+            cli_warn(c, "%s", penlink_ctx_errmsg(c->ctx));
         if (f->status == PENLINK_OK) {
             penlink_info info;
             if (penlink_dev_info(d, &info) == PENLINK_OK)

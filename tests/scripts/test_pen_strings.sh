@@ -28,7 +28,7 @@ pen_cmd() {
     shift 3
     "$@" > "$tmp/out" 2> "$tmp/err"
     rc=$?
-    if [ $rc -eq 0 ]; then
+    if [ $rc -eq 0 ] && ! grep -qi "serial" "$tmp/err"; then
         ok "$name: served (exit 0)"
         if [ "$mode" = json ]; then
             check "$name: JSON, every key kept" 'safe json $tmp/out $want'
@@ -36,7 +36,7 @@ pen_cmd() {
             check "$name: stdout escaped" 'safe $mode $tmp/out "$want"'
         fi
     elif grep -qi "serial" "$tmp/err"; then
-        ok "$name: refused, the message says why (exit $rc)"
+        ok "$name: refused, the message says why (exit $rc)" # list: the pen listed, refused
     else
         bad "$name: exit $rc"
         sed 's/^/    /' "$tmp/err" | head -3
