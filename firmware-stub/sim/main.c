@@ -30,8 +30,10 @@ static const char usage_text[] =
     "serving the penlink protocol on a Unix stream socket, one client at a time.\n"
     "\n"
     "  --state DIR              state directory (created if missing): flash.bin,\n"
-    "                           sim.state, ground-truth.jsonl (one JSON object per\n"
-    "                           record the pen logged, appended run after run)\n"
+    "                           sim.state, device.key, config-keys,\n"
+    "                           ground-truth.jsonl (one JSON object per record the\n"
+    "                           pen logged, appended run after run); one simulator\n"
+    "                           at a time (it locks DIR/sim.lock)\n"
     "  --listen PATH            serve on this Unix socket; without it the simulator\n"
     "                           exits after simulating\n"
     "  --serial S               the pen's serial number (new state; default PLS + seed)\n"
@@ -81,8 +83,16 @@ static const char usage_text[] =
     "SIGINT or SIGTERM shuts down cleanly: the flash image is synced, the socket\n"
     "removed. A client that disconnects mid-pull leaves the pen consistent.\n"
     "\n"
+    "A SIGKILL (or a crash) at any moment keeps the pen: sim.state and the key\n"
+    "files are replaced atomically when they change, so a restart on DIR finds\n"
+    "the same serial, key and flash. ground-truth.jsonl and the flash agree: a\n"
+    "record's line is written before its flash slot, and a restart first cuts\n"
+    "a line whose slot the kill kept from the flash (at most the last), then\n"
+    "gives that seq to the next record. What a host was sent is on flash first.\n"
+    "\n"
     "Exit status: 0 clean shutdown, 1 runtime error (I/O, socket, flash), 2 bad\n"
-    "options or options that contradict DIR, 3 the planted power cut happened.\n";
+    "options or options that contradict DIR, 3 the planted power cut happened,\n"
+    "4 DIR is in use by another penlink-sim (the message names its pid).\n";
 
 enum {
     OPT_STATE = 256,
