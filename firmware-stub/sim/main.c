@@ -278,12 +278,24 @@ static int open_socket(server *sv)
     sv->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (sv->listen_fd < 0)
         goto fail;
+    /* The socket appears under its name only once it listens (bound to a
+     * temporary name, then renamed), so a client that sees it can connect. */
+    char tmp[sizeof addr.sun_path];
+    int n = snprintf(tmp, sizeof tmp, "%s.%ld", sv->path, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof tmp) {
+        fprintf(stderr, "penlink-sim: --listen: path too long\n");
+        return SIM_USAGE;
+    }
     memset(&addr, 0, sizeof addr);
     addr.sun_family = AF_UNIX;
-    memcpy(addr.sun_path, sv->path, strlen(sv->path) + 1);
-    if (bind(sv->listen_fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
-        listen(sv->listen_fd, 4) != 0)
+    memcpy(addr.sun_path, tmp, (size_t)n + 1);
+    unlink(tmp);
+    if (bind(sv->listen_fd, (struct sockaddr *)&addr, sizeof addr) != 0)
         goto fail;
+    if (listen(sv->listen_fd, 4) != 0 || rename(tmp, sv->path) != 0) {
+        unlink(tmp);
+        goto fail;
+    }
     return SIM_OK;
 fail:
     fprintf(stderr, "penlink-sim: %s: %s\n", sv->path, strerror(errno));
