@@ -105,6 +105,11 @@ struct archive_backend {
 size_t archive_body_pack(const penlink_record *r, uint8_t out[ARCHIVE_BODY_MAX]);
 int archive_body_unpack(const uint8_t *p, size_t n, penlink_record *r);
 
+/* The configuration as the archive stores it (archive_text.c): JSON text
+ * written and read without a JSON library, the same in every backend. */
+void archive_config_text(const penlink_config *c, char *out, size_t cap);
+void archive_config_parse(const char *json, penlink_config *c);
+
 /* The host's clock, ms since the epoch: what the archive stamps rows with. */
 int64_t archive_now_ms(void);
 
