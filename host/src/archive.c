@@ -75,9 +75,11 @@ static int make_parent(penlink_ctx *ctx, const char *path)
     return PENLINK_OK;
 }
 
-/* NULL means the default path, written to @p buf. */
+/* NULL means $PENLINK_ARCHIVE, else the default path, written to @p buf. */
 static int resolve_path(penlink_ctx *ctx, const char **path, char *buf, size_t cap)
 {
+    if (!*path && getenv("PENLINK_ARCHIVE") && *getenv("PENLINK_ARCHIVE"))
+        *path = getenv("PENLINK_ARCHIVE");
     if (*path)
         return PENLINK_OK;
     if (penlink_archive_default_path(buf, cap) != PENLINK_OK)
@@ -94,16 +96,16 @@ int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **o
         return PENLINK_ERR_INVALID_ARG;
     *out = NULL;
     int rc = resolve_path(ctx, &path, def, sizeof def);
-    if (rc != PENLINK_OK)
-        return rc;
-    rc = make_parent(ctx, path);
+    int server = archive_is_server(path);
+    if (rc == PENLINK_OK && !server)
+        rc = make_parent(ctx, path);
     if (rc != PENLINK_OK)
         return rc;
     penlink_archive *ar = calloc(1, sizeof *ar);
     if (!ar)
         return PENLINK_ERR_NO_MEM;
     ar->ctx = ctx;
-    rc = archive_sqlite_open(ctx, path, &ar->b);
+    rc = server ? archive_pg_open(ctx, path, 1, &ar->b) : archive_sqlite_open(ctx, path, &ar->b);
     if (rc != PENLINK_OK) {
         free(ar);
         return rc;
@@ -122,6 +124,18 @@ int penlink_archive_open_existing(penlink_ctx *ctx, const char *path, penlink_ar
     int rc = resolve_path(ctx, &path, def, sizeof def);
     if (rc != PENLINK_OK)
         return rc;
+    if (archive_is_server(path)) { /* one with no archive in it is refused, not set up */
+        penlink_archive *ar = calloc(1, sizeof *ar);
+        if (!ar)
+            return PENLINK_ERR_NO_MEM;
+        ar->ctx = ctx;
+        rc = archive_pg_open(ctx, path, 0, &ar->b);
+        if (rc != PENLINK_OK)
+            free(ar);
+        else
+            *out = ar;
+        return rc;
+    }
     if (stat(path, &sb) != 0)
         return penlink_fail(ctx, PENLINK_ERR_IO,
                             "archive %s: %s (pull a pen into it first, or give the right "
