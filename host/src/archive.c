@@ -166,7 +166,18 @@ typedef struct pull_state {
     uint64_t run_first, run_count; /* conflicting records not yet raised as one alarm */
     int signed_log;                /* the pen signs its log: commit only at verified heads */
     penlink_archive_pull_result committed; /* the counts as of the last commit */
+    char why[512];                         /* the detail of the storage failure in st */
 } pull_state;
+
+/* Stops the pull for the storage failure in ps->st, keeping its detail:
+ * the pull replaces the context's message with its own ("stopped by the
+ * chunk callback"), which would hide what the archive said. */
+static int stop(pull_state *ps)
+{
+    if (!ps->why[0])
+        snprintf(ps->why, sizeof ps->why, "%s", penlink_ctx_errmsg(ps->ar->ctx));
+    return -1;
+}
 
 /* Raises the run of conflicting records as one alarm (seq, count). */
 static int flush_conflicts(pull_state *ps)
@@ -203,7 +214,7 @@ static int commit_open(pull_state *ps)
     if (ps->st == PENLINK_OK)
         ps->st = b->ops->begin(b);
     if (ps->st != PENLINK_OK)
-        return -1;
+        return stop(ps);
     ps->chunks_open = 0;
     ps->committed = *ps->res;
     return 0;
@@ -214,13 +225,13 @@ static int on_chunk(void *u, const penlink_chunk *c)
     pull_state *ps = u;
     archive_backend *b = ps->ar->b;
     if (flush_conflicts(ps) != PENLINK_OK)
-        return -1;
+        return stop(ps);
     if (!ps->signed_log && ps->chunks_open >= COMMIT_EVERY && commit_open(ps) != 0)
-        return -1;
+        return stop(ps);
     ps->st = b->ops->chunk(b, ps->device, ps->pull, c, archive_now_ms(), &ps->chunk);
     ps->chunks_open++;
     ps->res->chunks++;
-    return ps->st == PENLINK_OK ? 0 : -1;
+    return ps->st == PENLINK_OK ? 0 : stop(ps);
 }
 
 static int store_record(pull_state *ps, const penlink_record *r, int overlap)
@@ -231,7 +242,7 @@ static int store_record(pull_state *ps, const penlink_record *r, int overlap)
     int fresh = !overlap && r->seq >= ps->archived_next && r->seq >= ps->res->next_seq;
     ps->st = b->ops->record(b, ps->device, ps->chunk, r, fresh, &outcome);
     if (ps->st != PENLINK_OK)
-        return -1;
+        return stop(ps);
     if (outcome == REC_NEW)
         ps->res->records_new++;
     else if (outcome == REC_SAME)
@@ -241,7 +252,7 @@ static int store_record(pull_state *ps, const penlink_record *r, int overlap)
             ps->conflict_seq = r->seq;
         if (ps->run_count && r->seq != ps->run_first + ps->run_count &&
             flush_conflicts(ps) != PENLINK_OK)
-            return -1;
+            return stop(ps);
         if (ps->run_count++ == 0)
             ps->run_first = r->seq;
     }
@@ -274,10 +285,10 @@ static int on_head(void *u, const penlink_head *h)
     pull_state *ps = u;
     archive_backend *b = ps->ar->b;
     if (flush_conflicts(ps) != PENLINK_OK)
-        return -1;
+        return stop(ps);
     ps->st = b->ops->head(b, ps->device, ps->pull, h, archive_now_ms());
     if (ps->st != PENLINK_OK)
-        return -1;
+        return stop(ps);
     return ps->chunks_open < COMMIT_SIGNED_EVERY ? 0 : commit_open(ps);
 }
 
@@ -290,7 +301,7 @@ static int on_gap(void *u, uint64_t first, uint64_t count, uint64_t acked)
     char detail[240];
     unsigned long long a = (unsigned long long)first, z = (unsigned long long)(first + count - 1);
     if (flush_conflicts(ps) != PENLINK_OK)
-        return -1;
+        return stop(ps);
     if (first + count <= acked)
         snprintf(detail, sizeof detail,
                  "records %llu..%llu are no longer on the pen: they were acknowledged before (by "
@@ -309,7 +320,7 @@ static int on_gap(void *u, uint64_t first, uint64_t count, uint64_t acked)
                  a, z, (unsigned long long)acked);
     ps->st = b->ops->alarm(b, ps->device, ps->pull, "gap", first, count, detail, archive_now_ms());
     if (ps->st != PENLINK_OK)
-        return -1;
+        return stop(ps);
     ps->res->gap += count;
     ps->res->next_seq = first + count;
     return 0;
@@ -567,8 +578,11 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     penlink_pull_result pr;
     int pull_rc = penlink_dev_pull(dev, from, &pcb, &pr);
     flush_conflicts(&ps);
-    if (ps.st != PENLINK_OK)
-        pull_rc = ps.st; /* the storage failed, not the pen */
+    if (ps.st != PENLINK_OK) { /* the storage failed, not the pen */
+        pull_rc = ps.st;
+        if (ps.why[0])
+            penlink_fail(ar->ctx, ps.st, "%s", ps.why);
+    }
     if (ps.signed_log && pull_rc != PENLINK_OK) {
         /* from a pen that signs its log, only what a verified head covered and was
          * committed is kept */
