@@ -167,6 +167,9 @@ static void server_words(PGconn *conn, const PGresult *res, char *out, size_t ca
     if (!m || !*m)
         m = conn ? PQerrorMessage(conn) : "no connection";
     snprintf(out, cap, "%s", m);
+    for (char *p = out; *p; p++) /* one line: libpq's messages have several */
+        if (*p == '\n' || *p == '\t')
+            *p = ' ';
     size_t n = strlen(out);
     while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
         out[--n] = '\0';
@@ -186,8 +189,9 @@ int pg_fail(pg_backend *g, PGconn *conn, const PGresult *res, const char *what)
                             g->name, what, words);
     if (state && (strcmp(state, "42501") == 0 || strcmp(state, "25006") == 0))
         return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
-                            "archive %s: %s: not allowed (%s). Writing needs the writer role "
-                            "(penlink archive init-server) on the primary server",
+                            "archive %s: %s: not allowed (%s). Writing needs the writer role on "
+                            "the primary server, setting the archive up the database owner's "
+                            "rights (penlink archive init-server)",
                             g->name, what, words);
     if (state &&
         (strcmp(state, "55P03") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
@@ -326,6 +330,13 @@ static void application_name(char *out, size_t cap)
              (long)getpid());
 }
 
+/* The library never prints: the server's notices and warnings are dropped
+ * (an error that matters comes back as the result of the statement). */
+static void quiet(void *arg, const char *message)
+{
+    (void)arg, (void)message;
+}
+
 static PGconn *connect_to(const char *uri)
 {
     char app[128]; /* the server keeps 63 bytes of it */
@@ -333,7 +344,10 @@ static PGconn *connect_to(const char *uri)
     /* the connection string's own settings (expanded from dbname) override the first two */
     const char *const keys[] = { "connect_timeout", "fallback_application_name", "dbname", NULL };
     const char *const vals[] = { PG_CONNECT_TIMEOUT_S, app, uri, NULL };
-    return PQconnectdbParams(keys, vals, 1);
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (conn)
+        PQsetNoticeProcessor(conn, quiet, NULL);
+    return conn;
 }
 
 /* Our sessions: our schema first, commits that are durable when they return. */
@@ -348,18 +362,23 @@ static int session_setup(pg_backend *g, PGconn *conn)
 
 /* ---- schema --------------------------------------------------------------- */
 
+/* The schema's version, 0 when there is none. pg_class is read by a query
+ * (a snapshot taken now), not through to_regclass() and the catalog caches,
+ * which an advisory lock does not refresh: under the migration lock, a
+ * schema another penlink just created must be seen. */
 static int schema_version(pg_backend *g, int *version)
 {
     int rc;
     PGresult *r = pg_run(g,
-                         "SELECT CASE WHEN to_regclass('penlink.schema_version') IS NULL THEN -1 "
-                         "END",
+                         "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace "
+                         "n ON n.oid = c.relnamespace WHERE n.nspname = 'penlink' AND c.relname = "
+                         "'schema_version'",
                          NULL, "schema version", &rc);
     if (!r)
         return rc;
-    int absent = !pg_col_null(r, 0, 0);
+    int present = pg_col_int(r, 0, 0) > 0;
     PQclear(r);
-    if (absent) {
+    if (!present) {
         *version = 0;
         return PENLINK_OK;
     }
@@ -440,11 +459,8 @@ static int migrate(pg_backend *g, int create, int *from)
     char why[400];
     snprintf(why, sizeof why, "%s", penlink_ctx_errmsg(g->base.ctx));
     PQclear(PQexec(g->conn, "ROLLBACK"));
-    return penlink_fail(g->base.ctx, rc,
-                        "%s. The schema was left as it was (version %d); setting it up needs the "
-                        "rights of the database's owner: run 'penlink archive init-server' as "
-                        "the owner",
-                        why, version);
+    return penlink_fail(g->base.ctx, rc, "%s. The schema was left as it was (version %d)", why,
+                        version);
 }
 
 /* ---- opening and closing ----------------------------------------------- */
@@ -564,6 +580,10 @@ int pg_rollback(archive_backend *b)
     pg_backend *g = (pg_backend *)b;
     pg_copy_drop(g);
     g->in_txn = 0;
+    if (PQstatus(g->conn) != CONNECTION_OK) {
+        pg_unlock_pen(g);
+        return PENLINK_OK; /* the server ended the transaction with the connection */
+    }
     PGresult *r = PQexec(g->conn, "ROLLBACK");
     int rc =
         PQresultStatus(r) == PGRES_COMMAND_OK ? PENLINK_OK : pg_fail(g, g->conn, r, "rollback");
