@@ -653,15 +653,23 @@ int pg_lock_pen(pg_backend *g, int64_t device, const char *serial)
     if (rc == PENLINK_OK && !got) {
         char who[200];
         lock_holder(g, device, who, sizeof who);
-        /* wait for it, bounded: a pull holds it for minutes at most */
-        PQclear(PQexec(g->lock_conn, "SET LOCAL lock_timeout = '" PG_STR(PG_PEN_LOCK_WAIT_S) "s'"));
+        /* wait for it, bounded: by the session's lock_timeout when the connection
+         * sets one (options=-c lock_timeout=...), else PG_PEN_LOCK_WAIT_S */
+        char wait[32] = PG_STR(PG_PEN_LOCK_WAIT_S) "s";
+        r = PQexec(g->lock_conn, "SELECT current_setting('lock_timeout')");
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "0") != 0)
+            snprintf(wait, sizeof wait, "%s", PQgetvalue(r, 0, 0));
+        else
+            PQclear(
+                PQexec(g->lock_conn, "SET LOCAL lock_timeout = '" PG_STR(PG_PEN_LOCK_WAIT_S) "s'"));
+        PQclear(r);
         r = PQexecParams(g->lock_conn, "SELECT pg_advisory_xact_lock(" PG_STR(PG_LOCK_PEN) ", $1)",
                          1, NULL, v, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK)
             rc = penlink_fail(g->base.ctx, PENLINK_ERR_BUSY,
-                              "archive %s: pen %s is being pulled into it by %s; waited %d s for "
-                              "it to finish: try again later",
-                              g->name, serial, who, PG_PEN_LOCK_WAIT_S);
+                              "archive %s: pen %s is being pulled into it by %s; waited %s for "
+                              "that pull to end: try again later",
+                              g->name, serial, who, wait);
         PQclear(r);
     }
     if (rc != PENLINK_OK) {

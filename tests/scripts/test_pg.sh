@@ -120,6 +120,24 @@ wait $holder
 check "it waited for the lock: its pull began after the holder let go" \
     '[ "$(q "$A" "SELECT count(*) FROM pulls p, public.released r WHERE p.device_id = '"$id"' AND p.started_ms >= r.ms")" = 1 ]'
 same "$A" PEN-F2 "$tmp/f2/ground-truth.jsonl" && ok "and archived the pen exactly" || bad "pen after the lock"
+# held for longer than this pull will wait (lock_timeout in the connection's
+# options): it gives up, says who holds the lock, acknowledges nothing
+stop_sim f2
+$SIM --state "$tmp/f2" --simulate-days 1 > /dev/null
+start_sim f2
+psql -X -q -At -h "$tmp/pg" -p "$PGPORT" -U penlink -d "$db" -c "SET application_name = 'dock-7 of site B'" \
+    -c "BEGIN" -c "SELECT pg_advisory_xact_lock(1886153474, $id)" -c "SELECT pg_sleep(6)" \
+    -c "COMMIT" > "$tmp/holder" 2>&1 &
+holder=$!
+sleep 0.5
+before=$(acked "$tmp/f2.sock")
+run 3 "a pull that waits longer than its lock_timeout" env PGOPTIONS="-c lock_timeout=1s" \
+    $PL --device "sim:$tmp/f2.sock" --archive "$A" pull
+check "it says who holds the pen" 'grep -q "PEN-F2 is being pulled into it by .dock-7 of site B." $tmp/err && grep -q "waited 1s" $tmp/err'
+check "nothing acknowledged" '[ "$(acked "$tmp/f2.sock")" = "$before" ]'
+wait $holder
+run 0 "once it is free, the pull goes on" $PL --device "sim:$tmp/f2.sock" --archive "$A" pull
+same "$A" PEN-F2 "$tmp/f2/ground-truth.jsonl" && ok "and archives the pen exactly" || bad "pen after the lock timeout"
 
 # 3. SIGKILL at random points while the pen keeps logging
 K=$(archive kill)
