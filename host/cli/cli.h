@@ -27,7 +27,7 @@ struct cli {
     int verbose; /* --verbose */
     const char *prog;
     const char *device;  /* --device URI, else PENLINK_DEVICE, else "usb" */
-    const char *archive; /* --archive PATH, else $XDG_DATA_HOME/penlink/archive.db */
+    const char *archive; /* --archive PATH|URI, else $PENLINK_ARCHIVE, else the default file */
     int timeout_ms;      /* --timeout MS, 0: the library's default */
     penlink_ctx *ctx;    /* cancelled by SIGINT / SIGTERM */
 };
@@ -122,6 +122,7 @@ int cmd_audit(struct cli *c, int argc, char **argv);
 int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_keys(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
+int cmd_archive(struct cli *c, int argc, char **argv);
 
 /* Shared by audit and export (cmd_audit.c): --since / --until DATE, the pen
  * filter (--pen, else --device usb:SERIAL), a treatment as CSV or JSON. */

@@ -37,12 +37,15 @@ static const char usage[] =
     "  export records|treatments  the archive as CSV or JSON lines\n"
     "  keys generate [FILE]    a technician key pair for signing configuration\n"
     "  verify                  re-check the archive's signed logs; name what broke\n"
+    "  archive init-server     set up a PostgreSQL server for a shared archive\n"
     "\n"
     "Global options:\n"
     "  -d, --device URI  usb (the only pen plugged in), usb:SERIAL, or sim:PATH\n"
     "                  (a simulated pen's socket); default: $PENLINK_DEVICE, else usb\n"
-    "      --archive PATH  the archive (SQLite); default:\n"
-    "                  $XDG_DATA_HOME/penlink/archive.db (~/.local/share/penlink/)\n"
+    "      --archive PATH|URI  the archive: a SQLite file, or a PostgreSQL server\n"
+    "                  (postgresql://user@host/db, service=NAME); default:\n"
+    "                  $PENLINK_ARCHIVE, else $XDG_DATA_HOME/penlink/archive.db\n"
+    "                  (~/.local/share/penlink/archive.db)\n"
     "      --timeout MS  wait MS milliseconds for each reply of the pen (default\n"
     "                  2000; a slow or distant link may need more)\n"
     "  --json          machine-readable output on stdout, errors as JSON on stderr\n"
@@ -84,7 +87,7 @@ static const struct {
     { "decode", cmd_decode }, { "list", cmd_list },     { "info", cmd_info },
     { "pull", cmd_pull },     { "config", cmd_config }, { "clock", cmd_clock },
     { "watch", cmd_watch },   { "audit", cmd_audit },   { "export", cmd_export },
-    { "keys", cmd_keys },     { "verify", cmd_verify },
+    { "keys", cmd_keys },     { "verify", cmd_verify }, { "archive", cmd_archive },
 };
 
 /* --timeout MS: 1..3600000. */

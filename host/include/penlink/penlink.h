@@ -592,8 +592,14 @@ PENLINK_API int penlink_archive_default_path(char *buf, size_t cap);
 
 /**
  * Opens (creating it and its directory if needed) the archive at @p path
- * (NULL: the default path), migrating an older schema. A damaged file is
- * #PENLINK_ERR_INTEGRITY with a message that says how to recover.
+ * (NULL: $PENLINK_ARCHIVE, else the default path), migrating an older
+ * schema. A damaged file is #PENLINK_ERR_INTEGRITY with a message that says
+ * how to recover. A @p path that is a PostgreSQL connection string
+ * (postgresql://..., postgres://..., or keyword=value such as service=NAME)
+ * opens the archive on that server instead (docs/fleet.md); its password
+ * comes from libpq's own means (~/.pgpass, PGPASSFILE, a service file),
+ * never from @p path (#PENLINK_ERR_INVALID_ARG). A server schema newer than
+ * this library is #PENLINK_ERR_UNSUPPORTED, and left untouched.
  */
 PENLINK_API int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **out);
 
@@ -605,6 +611,24 @@ PENLINK_API int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink
 PENLINK_API int penlink_archive_open_existing(penlink_ctx *ctx, const char *path,
                                               penlink_archive **out);
 PENLINK_API void penlink_archive_close(penlink_archive *ar);
+
+/**
+ * Sets up a PostgreSQL server for a shared archive (docs/fleet.md): the
+ * schema "penlink", created or migrated to this version; a @p writer_role
+ * (SELECT and INSERT only: technicians' and docking stations' logins) and a
+ * @p reader_role (SELECT only: auditors'), both NOLOGIN, created unless they
+ * exist; the grants. Safe to run again (after an upgrade, it migrates).
+ * Run it as the database's owner. @p uri: a libpq connection URI
+ * (postgresql://...) or keyword/value string (service=NAME).
+ * @p report gets one line in words per thing done (may be NULL).
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (not a server, a password
+ *         in @p uri, two equal role names); #PENLINK_ERR_IO (unreachable,
+ *         not allowed); #PENLINK_ERR_UNSUPPORTED (a newer schema).
+ */
+PENLINK_API int penlink_archive_init_server(penlink_ctx *ctx, const char *uri,
+                                            const char *writer_role, const char *reader_role,
+                                            void (*report)(void *user, const char *line),
+                                            void *user);
 
 /** What penlink_archive_pull() did. */
 typedef struct penlink_archive_pull_result {
