@@ -112,6 +112,29 @@ int archive_body_unpack(const uint8_t *p, size_t n, penlink_record *r);
 /* 1 when two records of one seq say the same (time, kind and every field they carry). */
 int archive_record_same(const penlink_record *a, const penlink_record *b);
 
+/* The checks of penlink verify as a walk over one pen's log in a backend
+ * (verify.c), for penlink verify and for archive push, which copies a log
+ * only as far as it verifies. The hooks (any may be NULL) see each chunk once
+ * its link, its place in the chain and its records checked, with the records
+ * no earlier chunk held (@p copy: a second copy of seqs the chain holds, a
+ * conflict kept as evidence), and each verified signed head right after the
+ * chunk it names. A hook's non-zero status stops the walk and is returned. */
+typedef struct archive_walk_hooks {
+    int (*chunk)(void *user, const archive_chunk_row *c, const penlink_record *recs, uint32_t n,
+                 int copy);
+    int (*head)(void *user, const penlink_head *h);
+    void *user;
+} archive_walk_hooks;
+typedef struct archive_walker archive_walker; /* a chunk decoder and its buffers */
+int archive_walker_new(archive_walker **out);
+void archive_walker_free(archive_walker *w);
+/* Walks pen @p device: @p key NULL for a pen that does not sign (the records
+ * are still checked against their chunks; the report says UNSIGNED). The
+ * verdict is in @p r; the status says whether the walk could be done. */
+int archive_walk_pen(archive_walker *w, archive_backend *b, int64_t device, const char *serial,
+                     const uint8_t *key, uint64_t first_from, const archive_walk_hooks *hooks,
+                     penlink_verify_report *r);
+
 /* The configuration as the archive stores it (archive_text.c): JSON text
  * written and read without a JSON library, the same in every backend. */
 void archive_config_text(const penlink_config *c, char *out, size_t cap);

@@ -6,8 +6,8 @@
 # asked for again, and the pull completes. Then the archive itself is edited
 # in every way (a chunk's bit, a record's value, a deleted, inserted or
 # moved record or chunk, a chunk from another pen, a head re-signed by
-# another key): penlink verify names the first broken link each time, and
-# the intact archive verifies.
+# another key, the last head removed): penlink verify names the first broken
+# link each time, and the intact archive verifies.
 # Usage: test_verify.sh PENLINK PENLINK_SIM
 # PENLINK_TEST_ARCHIVE=postgresql: the same, on PostgreSQL (harness.sh).
 set -u
@@ -137,6 +137,9 @@ hid, nxt, link = con.one("SELECT id, next_seq, link FROM heads ORDER BY id LIMIT
 serial = b"PEN-V1"
 msg = b"penlink-head-v1" + bytes([len(serial)]) + serial + struct.pack("<Q", nxt) + link
 con.execute("UPDATE heads SET signature = ? WHERE id = ?", (k.sign(msg).signature, hid))' "does not verify with the pen's pinned key"
+# a pull keeps only what a signed head covers: records past the last head were added
+tamper "the last signed head removed" '
+con.execute("DELETE FROM heads WHERE next_seq = (SELECT max(next_seq) FROM heads)")' "are covered by no signed head"
 tamper "the pinned key replaced" '
 con.set_key("PEN-V1", b"\x01" * 32)' "does not verify with the pen's pinned key"
 
