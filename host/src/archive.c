@@ -17,6 +17,7 @@
 
 #include "archive.h"
 #include "device.h"
+#include "pl/auth.h"
 
 #define COMMIT_EVERY 64 /* chunks per transaction during a pull */
 /* From a pen that signs its log, at a verified head once this many chunks are open:
@@ -231,7 +232,7 @@ static int on_chunk(void *u, const penlink_chunk *c)
         return stop(ps);
     if (!ps->signed_log && ps->chunks_open >= COMMIT_EVERY && commit_open(ps) != 0)
         return stop(ps);
-    ps->st = b->ops->chunk(b, ps->device, ps->pull, c, archive_now_ms(), &ps->chunk);
+    ps->st = b->ops->chunk(b, ps->device, ps->pull, c, archive_now_ms(), &ps->chunk, NULL);
     ps->chunks_open++;
     ps->res->chunks++;
     return ps->st == PENLINK_OK ? 0 : stop(ps);
@@ -376,11 +377,25 @@ static int find_key_owner(void *u, int64_t device, const char *serial, const uin
 {
     key_owner *k = u;
     (void)first_from;
-    if (device != k->device && key && memcmp(key, k->key, 32) == 0) {
+    if (device != k->device && key && memcmp(key, k->key, PL_KEY_BYTES) == 0) {
         snprintf(k->serial, sizeof k->serial, "%s", serial);
         return 1;
     }
     return 0;
+}
+
+int archive_key_owner(archive_backend *b, int64_t device, const uint8_t *key, char *serial,
+                      size_t cap)
+{
+    key_owner k = { .device = device, .key = key };
+    serial[0] = '\0';
+    if (!key)
+        return PENLINK_OK;
+    int rc = b->ops->pens(b, NULL, find_key_owner, &k);
+    if (rc != PENLINK_OK && rc != PENLINK_ERR_CANCELLED)
+        return rc;
+    snprintf(serial, cap, "%s", k.serial);
+    return PENLINK_OK;
 }
 
 /*
@@ -422,16 +437,16 @@ static int check_pinning(pull_state *ps, int pinned, const char **why, char *det
             return PENLINK_OK;
         }
     }
-    key_owner k = { .device = ps->device, .key = info->device_key };
-    int rc = b->ops->pens(b, NULL, find_key_owner, &k);
-    if (rc != PENLINK_OK && rc != PENLINK_ERR_CANCELLED)
+    char owner[65];
+    int rc = archive_key_owner(b, ps->device, info->device_key, owner, sizeof owner);
+    if (rc != PENLINK_OK)
         return rc;
-    if (k.serial[0]) {
+    if (owner[0]) {
         *why = "key_reused";
         snprintf(detail, cap,
                  "the pen %s presents device key %s, which the archive pinned for pen %s: one "
                  "of them is a clone; nothing was pulled",
-                 info->serial, hex, k.serial);
+                 info->serial, hex, owner);
     }
     return PENLINK_OK;
 }

@@ -45,9 +45,10 @@ typedef struct archive_ops {
                       int64_t *pull);
     int (*pull_end)(archive_backend *b, int64_t pull, const penlink_archive_pull_result *r,
                     const char *result, const char *message, int64_t now);
-    /* Stores a chunk as received (an identical one again is not stored twice). */
+    /* Stores a chunk as received (an identical one again is not stored twice);
+     * *stored (may be NULL) says whether it was new. */
     int (*chunk)(archive_backend *b, int64_t device, int64_t pull, const penlink_chunk *c,
-                 int64_t now, int64_t *chunk);
+                 int64_t now, int64_t *chunk, int *stored);
     /* Stores a record; *outcome REC_NEW, REC_SAME or REC_CONFLICT (then kept as is).
      * @p fresh: the caller knows the seq is above everything archived, so the
      * lookup for an earlier copy can be skipped. */
@@ -101,6 +102,7 @@ typedef struct archive_ops {
 struct archive_backend {
     const archive_ops *ops;
     penlink_ctx *ctx;
+    const char *name; /* for messages: the file's path, or user@host/database */
 };
 
 /* The packed record body (record_body.c): all of a record but its seq.
@@ -139,6 +141,11 @@ int archive_walk_pen(archive_walker *w, archive_backend *b, int64_t device, cons
  * written and read without a JSON library, the same in every backend. */
 void archive_config_text(const penlink_config *c, char *out, size_t cap);
 void archive_config_parse(const char *json, penlink_config *c);
+
+/* The serial (into @p serial, "" when none) of a pen other than @p device
+ * whose pinned key is @p key (NULL: none): a clone (archive.c). */
+int archive_key_owner(archive_backend *b, int64_t device, const uint8_t *key, char *serial,
+                      size_t cap);
 
 /* The host's clock, ms since the epoch: what the archive stamps rows with. */
 int64_t archive_now_ms(void);

@@ -472,6 +472,7 @@ static int pg_open(penlink_ctx *ctx, const char *uri, int create, pg_backend **o
         return PENLINK_ERR_NO_MEM;
     g->base.ops = &pg_ops;
     g->base.ctx = ctx;
+    g->base.name = g->name;
     int rc = name_server(ctx, uri, g->name, sizeof g->name);
     if (rc != PENLINK_OK) {
         free(g);

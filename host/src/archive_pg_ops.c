@@ -173,7 +173,7 @@ static int p_pull_end(archive_backend *b, int64_t pull, const penlink_archive_pu
 }
 
 static int p_chunk(archive_backend *b, int64_t device, int64_t pull, const penlink_chunk *c,
-                   int64_t now, int64_t *chunk)
+                   int64_t now, int64_t *chunk, int *stored)
 {
     pg_backend *g = (pg_backend *)b;
     pg_params p = { 0 };
@@ -193,12 +193,15 @@ static int p_chunk(archive_backend *b, int64_t device, int64_t pull, const penli
         "WITH ins AS (INSERT INTO chunks (device_id, pull_id, received_ms, first_seq, "
         "record_count, raw_size, data, prev_link, link) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
         "$9) ON CONFLICT (device_id, first_seq, record_count, sha256(data)) DO NOTHING RETURNING "
-        "id) SELECT id FROM ins UNION ALL SELECT id FROM chunks WHERE device_id = $1 AND "
-        "first_seq = $4 AND record_count = $5 AND sha256(data) = sha256($7) AND data = $7 LIMIT 1",
+        "id) SELECT id, true FROM ins UNION ALL SELECT id, false FROM chunks WHERE device_id = $1 "
+        "AND first_seq = $4 AND record_count = $5 AND sha256(data) = sha256($7) AND data = $7 "
+        "LIMIT 1",
         &p, "store chunk", &rc);
     if (!r)
         return rc;
     *chunk = PQntuples(r) == 1 ? pg_col_int(r, 0, 0) : 0;
+    if (stored)
+        *stored = PQntuples(r) == 1 && pg_col_int(r, 0, 1) != 0;
     PQclear(r);
     return *chunk ? PENLINK_OK
                   : penlink_fail(b->ctx, PENLINK_ERR_IO, "archive %s: a chunk was not stored",
@@ -384,6 +387,9 @@ static int config_row(void *u, const PGresult *r, int row)
     pg_col_text(r, row, 3, e.user, sizeof e.user);
     pg_col_text(r, row, 4, e.host, sizeof e.host);
     archive_config_parse(pg_col_null(r, row, 5) ? "" : PQgetvalue(r, row, 5), &e.config);
+    e.has_old = !pg_col_null(r, row, 6);
+    if (e.has_old)
+        archive_config_parse(PQgetvalue(r, row, 6), &e.old_config);
     return v->cb(v->user, &e) != 0;
 }
 
@@ -394,8 +400,9 @@ static int p_config_history(archive_backend *b, const char *serial,
     pg_param_text(&p, serial);
     config_visit v = { cb, user };
     return pg_each((pg_backend *)b,
-                   "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json FROM "
-                   "config_history h JOIN pens d ON d.id = h.device_id WHERE ($1::text IS NULL "
+                   "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json, "
+                   "h.old_json FROM config_history h JOIN pens d ON d.id = h.device_id WHERE "
+                   "($1::text IS NULL "
                    "OR d.serial = $1) ORDER BY h.id",
                    &p, "config history", config_row, &v, NULL);
 }
@@ -417,6 +424,7 @@ static int device_row(void *u, const PGresult *r, int row)
     pg_col_text(r, row, 4, d.firmware_versions, sizeof d.firmware_versions);
     d.records = (uint64_t)pg_col_int(r, row, 5);
     d.next_seq = (uint64_t)pg_col_int(r, row, 6);
+    pg_col_text(r, row, 7, d.hardware_revision, sizeof d.hardware_revision);
     return v->cb(v->user, &d) != 0;
 }
 
@@ -424,13 +432,15 @@ static int p_devices(archive_backend *b, int (*cb)(void *user, const penlink_arc
                      void *user)
 {
     devices_visit v = { cb, user };
-    return pg_each((pg_backend *)b,
-                   "SELECT d.serial, d.model, d.first_seen_ms, d.last_seen_ms, (SELECT "
-                   "string_agg(firmware_version, ', ' ORDER BY firmware_version COLLATE \"C\") "
-                   "FROM device_firmware f WHERE f.device_id = d.id), r.n, r.next FROM devices d "
-                   "LEFT JOIN LATERAL (SELECT count(*) AS n, max(seq) + 1 AS next FROM records x "
-                   "WHERE x.device_id = d.id) r ON true ORDER BY d.serial COLLATE \"C\"",
-                   NULL, "devices", device_row, &v, NULL);
+    return pg_each(
+        (pg_backend *)b,
+        "SELECT d.serial, d.model, d.first_seen_ms, d.last_seen_ms, (SELECT "
+        "string_agg(firmware_version, ', ' ORDER BY firmware_version COLLATE \"C\") "
+        "FROM device_firmware f WHERE f.device_id = d.id), r.n, r.next, d.hardware_revision "
+        "FROM devices d "
+        "LEFT JOIN LATERAL (SELECT count(*) AS n, max(seq) + 1 AS next FROM records x "
+        "WHERE x.device_id = d.id) r ON true ORDER BY d.serial COLLATE \"C\"",
+        NULL, "devices", device_row, &v, NULL);
 }
 
 /* ---- verification ------------------------------------------------------- */

@@ -341,7 +341,9 @@ static int sq_device(archive_backend *b, const penlink_info *info, int64_t now, 
     int rc = prep(s, &st,
                   "INSERT INTO devices (serial, model, hardware_revision, first_seen_ms, "
                   "last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (serial) DO UPDATE SET "
-                  "model = ?2, hardware_revision = ?3, last_seen_ms = ?4 RETURNING id");
+                  "model = iif(?4 >= last_seen_ms, ?2, model), hardware_revision = "
+                  "iif(?4 >= last_seen_ms, ?3, hardware_revision), first_seen_ms = "
+                  "min(first_seen_ms, ?4), last_seen_ms = max(last_seen_ms, ?4) RETURNING id");
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, info->serial, -1, SQLITE_TRANSIENT);
@@ -357,7 +359,7 @@ static int sq_device(archive_backend *b, const penlink_info *info, int64_t now, 
     sqlite3_finalize(st);
     rc = prep(s, &st,
               "INSERT INTO device_firmware VALUES (?1, ?2, ?3, ?3) ON CONFLICT DO UPDATE SET "
-              "last_seen_ms = ?3");
+              "first_seen_ms = min(first_seen_ms, ?3), last_seen_ms = max(last_seen_ms, ?3)");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, *id);
@@ -445,8 +447,10 @@ static int sq_pull_end(archive_backend *b, int64_t pull, const penlink_archive_p
 }
 
 static int sq_chunk(archive_backend *b, int64_t device, int64_t pull, const penlink_chunk *c,
-                    int64_t now, int64_t *chunk)
+                    int64_t now, int64_t *chunk, int *stored)
 {
+    if (stored)
+        *stored = 0;
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = s->find_chunk;
     sqlite3_bind_int64(st, 1, device);
@@ -483,6 +487,8 @@ static int sq_chunk(archive_backend *b, int64_t device, int64_t pull, const penl
     }
     sqlite3_reset(st);
     *chunk = sqlite3_last_insert_rowid(s->db);
+    if (stored)
+        *stored = 1;
     return PENLINK_OK;
 }
 
@@ -803,8 +809,9 @@ static int sq_config_history(archive_backend *b, const char *serial,
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
     int rc = prep(s, &st,
-                  "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json FROM "
-                  "config_history h JOIN devices d ON d.id = h.device_id WHERE (?1 IS NULL OR "
+                  "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json, "
+                  "h.old_json FROM config_history h JOIN devices d ON d.id = h.device_id WHERE (?1 "
+                  "IS NULL OR "
                   "d.serial = ?1) ORDER BY h.id");
     if (rc)
         return rc;
@@ -821,6 +828,10 @@ static int sq_config_history(archive_backend *b, const char *serial,
         copy_col(e.host, sizeof e.host, st, 4);
         const unsigned char *j = sqlite3_column_text(st, 5);
         archive_config_parse(j ? (const char *)j : "", &e.config);
+        const unsigned char *o = sqlite3_column_text(st, 6);
+        e.has_old = o != NULL;
+        if (o)
+            archive_config_parse((const char *)o, &e.old_config);
         if (cb(user, &e) != 0) {
             rc = PENLINK_ERR_CANCELLED;
             break;
@@ -841,10 +852,11 @@ static int sq_devices(archive_backend *b, int (*cb)(void *user, const penlink_ar
     if (rc == PENLINK_OK)
         rc = prep(s, &st,
                   "SELECT d.serial, d.model, d.first_seen_ms, d.last_seen_ms, (SELECT "
-                  "group_concat(firmware_version, ', ') FROM device_firmware f WHERE f.device_id "
-                  "= d.id), (SELECT count(*) FROM records r WHERE r.device_id = d.id), (SELECT "
-                  "max(seq) + 1 FROM records r WHERE r.device_id = d.id) FROM devices d ORDER BY "
-                  "d.serial");
+                  "group_concat(firmware_version, ', ') FROM (SELECT firmware_version FROM "
+                  "device_firmware f WHERE f.device_id = d.id ORDER BY firmware_version)), "
+                  "(SELECT count(*) FROM records r WHERE r.device_id = d.id), (SELECT max(seq) + "
+                  "1 FROM records r WHERE r.device_id = d.id), d.hardware_revision FROM devices d "
+                  "ORDER BY d.serial");
     if (rc)
         return rc;
     int x;
@@ -858,6 +870,7 @@ static int sq_devices(archive_backend *b, int (*cb)(void *user, const penlink_ar
         copy_col(d.firmware_versions, sizeof d.firmware_versions, st, 4);
         d.records = (uint64_t)sqlite3_column_int64(st, 5);
         d.next_seq = (uint64_t)sqlite3_column_int64(st, 6);
+        copy_col(d.hardware_revision, sizeof d.hardware_revision, st, 7);
         if (cb(user, &d) != 0) {
             rc = PENLINK_ERR_CANCELLED;
             break;
@@ -1167,6 +1180,7 @@ int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **ou
     s->base.ops = &sqlite_ops;
     s->base.ctx = ctx;
     snprintf(s->path, sizeof s->path, "%s", path);
+    s->base.name = s->path;
     int rc = PENLINK_OK;
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,

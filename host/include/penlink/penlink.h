@@ -630,6 +630,55 @@ PENLINK_API int penlink_archive_init_server(penlink_ctx *ctx, const char *uri,
                                             void (*report)(void *user, const char *line),
                                             void *user);
 
+/** What penlink_archive_push() did with one pen. */
+typedef struct penlink_push_report {
+    char serial[33];
+    /** #PENLINK_OK; #PENLINK_ERR_INTEGRITY when the pen's log in the source does not
+     *  verify (what verified before the break was pushed: see where_seq and detail),
+     *  when the destination holds other content for some of its records (conflicts),
+     *  or pinned another device key for its serial (nothing pushed) */
+    int status;
+    uint64_t records_new;  /**< records the destination did not hold */
+    uint64_t records_same; /**< records it held already, equal */
+    uint64_t conflicts;    /**< records it held with other content (kept; alarm there) */
+    uint64_t chunks_new, heads_new, alarms_new, configs_new;
+    uint64_t next_seq;  /**< one past the highest seq pushed (0: none) */
+    uint64_t where_seq; /**< a log that does not verify: the seq of its first broken link */
+    char detail[512];   /**< why the status is not #PENLINK_OK, in words */
+} penlink_push_report;
+
+/**
+ * Pushes the pens of archive @p from (@p serial, or every pen when NULL)
+ * into archive @p to: a laptop's SQLite archive into a clinic chain's
+ * server after a site was offline (docs/fleet.md). For each pen, its log is
+ * walked with the checks of penlink_archive_verify() (each chunk's hash
+ * link and place in the chain, each signed head against the pen's pinned
+ * key, each record against its chunk), and only what verified goes to @p to:
+ * the chunks, the records as their chunks carry them, the signed heads, the
+ * alarms and the configuration history. Committed at signed heads, like a
+ * pull, under the same per-pen lock as a pull.
+ *
+ * Idempotent and resumable: what @p to holds already is recognised and not
+ * stored twice (a push that stores nothing leaves @p to unchanged), and a
+ * push stopped at any point is completed by running it again. A record that
+ * @p to holds with other content is never overwritten: it raises alarm
+ * "conflict" there; a log that does not verify raises alarm "unverified"
+ * there, and names the place (pen, seq, what failed); a serial pinned to
+ * another device key in @p to raises "key_changed" and nothing of that pen
+ * is pushed.
+ *
+ * @p cb (may be NULL) gets one report per pen, in serial order; a non-zero
+ * return stops the push (#PENLINK_ERR_CANCELLED).
+ * @return #PENLINK_OK when every pen pushed cleanly; #PENLINK_ERR_INTEGRITY
+ *         when one did not (the others are pushed; the first such pen is in
+ *         penlink_ctx_errmsg()); #PENLINK_ERR_INVALID_ARG for one archive
+ *         pushed into itself; or what an archive returned (#PENLINK_ERR_IO:
+ *         unreachable, not allowed, gone mid-push; what was committed stays).
+ */
+PENLINK_API int penlink_archive_push(penlink_archive *from, penlink_archive *to, const char *serial,
+                                     int (*cb)(void *user, const penlink_push_report *r),
+                                     void *user);
+
 /** What penlink_archive_pull() did. */
 typedef struct penlink_archive_pull_result {
     char serial[33];
@@ -695,7 +744,9 @@ typedef struct penlink_config_entry {
     int64_t at_ms;
     char source[8]; /**< "read" or "written" */
     char user[64], host[64];
-    penlink_config config; /**< config.revision is the revision */
+    penlink_config config;     /**< config.revision is the revision */
+    int has_old;               /**< a configuration written: what the pen held before */
+    penlink_config old_config; /**< valid when has_old */
 } penlink_config_entry;
 
 /** Appends to the configuration history (never updated or deleted). */
@@ -718,9 +769,10 @@ PENLINK_API int penlink_archive_config_history(penlink_archive *ar, const char *
 
 /** The pens in the archive (serial, model, first and last seen). */
 typedef struct penlink_archive_device {
-    char serial[33], model[33], firmware_versions[128];
+    char serial[33], model[33], firmware_versions[128]; /**< firmware: ", " between versions */
     int64_t first_seen_ms, last_seen_ms;
     uint64_t records, next_seq;
+    char hardware_revision[33]; /**< as the pen said when last seen */
 } penlink_archive_device;
 PENLINK_API int penlink_archive_devices(penlink_archive *ar,
                                         int (*cb)(void *user, const penlink_archive_device *d),
