@@ -180,8 +180,11 @@ int pg_fail(pg_backend *g, PGconn *conn, const PGresult *res, const char *what)
     char words[300];
     server_words(conn, res, words, sizeof words);
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    if (!conn || PQstatus(conn) != CONNECTION_OK || (state && strncmp(state, "08", 2) == 0) ||
-        (state && strncmp(state, "57P", 3) == 0))
+    /* A failed result without an SQLSTATE is libpq's own: the connection broke.
+     * libpq may not call it CONNECTION_BAD yet (a failed write waits for the
+     * read side to see the end), so the status alone does not tell. */
+    if (!conn || PQstatus(conn) != CONNECTION_OK || (res && !state) ||
+        (state && strncmp(state, "08", 2) == 0) || (state && strncmp(state, "57P", 3) == 0))
         return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
                             "archive %s: %s: the server went away (%s). What was not committed "
                             "was not acknowledged: the pens still hold it; pull again when the "
