@@ -487,10 +487,10 @@ typedef struct verif {
     int broken;
 } verif;
 
-static int on_verif_pen(void *u, const penlink_archive_device *d)
+static int on_verif_pen(void *u, const char *serial)
 {
     verif *vs = u;
-    if (vs->serial && strcmp(vs->serial, d->serial) != 0)
+    if (vs->serial && strcmp(vs->serial, serial) != 0)
         return 0;
     if (vs->n == vs->cap) {
         size_t cap = vs->cap ? 2 * vs->cap : 8;
@@ -501,7 +501,7 @@ static int on_verif_pen(void *u, const penlink_archive_device *d)
         vs->cap = cap;
     }
     penlink_verification *v = &vs->v[vs->n];
-    if (penlink_archive_verification(vs->ar, d->serial, v) != PENLINK_OK)
+    if (penlink_archive_verification(vs->ar, serial, v) != PENLINK_OK)
         return 1;
     vs->n++;
     vs->broken += v->have && strcmp(v->result, "broken") == 0;
@@ -656,7 +656,7 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     if (st == PENLINK_OK && o.want[SEC_INTEG]) {
         vs.ar = ar;
         vs.serial = f.serial;
-        st = penlink_archive_devices(ar, on_verif_pen, &vs);
+        st = penlink_archive_serials(ar, on_verif_pen, &vs);
     }
     penlink_archive_close(ar);
     if (st != PENLINK_OK) {

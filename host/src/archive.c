@@ -720,6 +720,28 @@ int penlink_archive_config_history(penlink_archive *ar, const char *serial,
     return ar->b->ops->config_history(ar->b, serial, cb, user);
 }
 
+typedef struct serials_visit {
+    int (*cb)(void *user, const char *serial);
+    void *user;
+} serials_visit;
+
+static int serial_of(void *u, int64_t device, const char *serial, const uint8_t *key,
+                     uint64_t first_from)
+{
+    serials_visit *v = u;
+    (void)device, (void)key, (void)first_from;
+    return v->cb(v->user, serial) != 0;
+}
+
+int penlink_archive_serials(penlink_archive *ar, int (*cb)(void *user, const char *serial),
+                            void *user)
+{
+    if (!ar || !cb)
+        return PENLINK_ERR_INVALID_ARG;
+    serials_visit v = { cb, user };
+    return ar->b->ops->pens(ar->b, NULL, serial_of, &v);
+}
+
 int penlink_archive_devices(penlink_archive *ar,
                             int (*cb)(void *user, const penlink_archive_device *d), void *user)
 {

@@ -28,8 +28,9 @@
 
 #include "archive_pg.h"
 
-/* Version 1 is the SQLite schema's version 3, made append-only throughout. */
-#define PG_SCHEMA_VERSION 1
+/* Version 1 is the SQLite schema's version 3, made append-only throughout;
+ * version 2 reads records faster and pens' rows as pushes write them. */
+#define PG_SCHEMA_VERSION 2
 /* Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)). */
 #define PG_LOCK_SCHEMA 1886153473 /* 0x706c6b01: migrations, key 0 */
 #define PG_LOCK_PEN 1886153474    /* 0x706c6b02: one pull of a pen at a time, key: its device id */
@@ -127,8 +128,21 @@ static const char pg_schema_v1[] =
     "    e.conflicts, e.gap, coalesce(e.result, 'running') AS result, e.message\n"
     "  FROM penlink.pull_starts s LEFT JOIN penlink.pull_ends e ON e.pull_id = s.id;\n";
 
+/* Version 2: a pen's sightings are ordered by their time, not by when they
+ * were appended: archive push appends them from a laptop's archive, which
+ * may have seen the pen before or after the server did. */
+static const char pg_schema_v2[] =
+    "CREATE INDEX pen_sightings_latest ON penlink.pen_sightings (device_id, at_ms DESC, id DESC);\n"
+    "CREATE OR REPLACE VIEW penlink.devices AS\n"
+    "  SELECT p.id, p.serial, s.model, s.hardware_revision, least(p.first_seen_ms, (SELECT\n"
+    "    min(at_ms) FROM penlink.pen_sightings y WHERE y.device_id = p.id)) AS first_seen_ms,\n"
+    "    coalesce(s.at_ms, p.first_seen_ms) AS last_seen_ms, k.public_key\n"
+    "  FROM penlink.pens p LEFT JOIN penlink.pen_keys k ON k.device_id = p.id\n"
+    "  LEFT JOIN LATERAL (SELECT model, hardware_revision, at_ms FROM penlink.pen_sightings x\n"
+    "    WHERE x.device_id = p.id ORDER BY x.at_ms DESC, x.id DESC LIMIT 1) s ON true;\n";
+
 /* Forward migrations: pg_migrations[v] takes the schema from version v to v+1. */
-static const char *const pg_migrations[PG_SCHEMA_VERSION] = { pg_schema_v1 };
+static const char *const pg_migrations[PG_SCHEMA_VERSION] = { pg_schema_v1, pg_schema_v2 };
 
 /* The tables a writer may INSERT into (and the views and tables everyone may read). */
 static const char pg_insert_tables[] =

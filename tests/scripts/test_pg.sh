@@ -5,8 +5,8 @@
 # moment, repeated), penlink killed at random points (seeded; the seed is
 # printed, PENLINK_TEST_SEED repeats a run), the server stopped dead
 # (pg_ctl stop -m immediate) in the middle of pulls and started again, the
-# roles of init-server, a schema newer than the binary, and how a server is
-# named. After each fault: the archive equals the simulators' ground truth,
+# roles of init-server, a schema newer than the binary, one older (a version
+# 1 server migrated), and how a server is named. After each fault: the archive equals the simulators' ground truth,
 # no record twice, and nothing the pen forgot is missing from the archive.
 # Usage: test_pg.sh PENLINK PENLINK_SIM
 set -u
@@ -222,7 +222,7 @@ R=$(archive roles)
 run 0 "init-server" $PL --archive "$R" archive init-server
 check "it says what it did" 'grep -q "schema penlink: created" $tmp/out && grep -q "role penlink_writer: created" $tmp/out && grep -q "role penlink_reader: created" $tmp/out'
 run 0 "init-server again" $PL --archive "$R" archive init-server --json
-check "again: nothing new" 'grep -q "at version 1 already" $tmp/out && grep -q "penlink_writer: exists" $tmp/out'
+check "again: nothing new" 'grep -q "at version 2 already" $tmp/out && grep -q "penlink_writer: exists" $tmp/out'
 psql_as penlink roles "DROP ROLE IF EXISTS tech" "DROP ROLE IF EXISTS aud" \
     "CREATE ROLE tech LOGIN IN ROLE penlink_writer" "CREATE ROLE aud LOGIN IN ROLE penlink_reader"
 start_sim r --serial PEN-ROLE --seed 25 --simulate-days 5
@@ -269,7 +269,22 @@ check "nothing acknowledged" '[ "$(acked "$tmp/r.sock")" = "$before" ]'
 run 5 "an audit too" $PL --archive "$R" audit
 stop_sim r
 
-# 7. naming a server: PENLINK_ARCHIVE, service=NAME, never a password
+# 7. a server at schema version 1 (tests/fixtures/archive-pg-v1.sql, as an
+# earlier penlink left it) migrates on first open, in one transaction, and
+# the audit is what it was
+M=$(archive v1)
+FX=$here/../fixtures
+psql -X -q -h "$tmp/pg" -p "$PGPORT" -U penlink -d v1 -v ON_ERROR_STOP=1 -f "$FX/archive-pg-v1.sql" \
+    > "$tmp/psql" 2>&1 || { bad "the v1 fixture does not load"; cat "$tmp/psql"; }
+check "the fixture is at version 1" '[ "$(q "$M" "SELECT max(version) FROM schema_version")" = 1 ]'
+$PL --archive "$M" --json audit --report all > "$tmp/out" 2> "$tmp/err"
+check "the audit of the migrated archive is the one made before" 'cmp -s "$tmp/out" "$FX/archive-pg-v1-audit.json"'
+check "it is at version 2" '[ "$(q "$M" "SELECT max(version) FROM schema_version")" = 2 ]'
+check "a pen's last sighting is its latest" \
+    '[ "$(q "$M" "SELECT count(*) FROM pg_indexes WHERE indexname = '"'pen_sightings_latest'"'")" = 1 ]'
+run 0 "and it verifies" $PL --archive "$M" verify
+
+# 8. naming a server: PENLINK_ARCHIVE, service=NAME, never a password
 run 0 "PENLINK_ARCHIVE selects the server" env PENLINK_ARCHIVE="$A" $PL verify
 grep -v " verified " "$tmp/out" | grep -v "^5 pens" | sed 's/^/    /'
 check "its pens are there" 'grep -q "PEN-F1 *verified" $tmp/out'

@@ -777,6 +777,10 @@ typedef struct penlink_archive_device {
 PENLINK_API int penlink_archive_devices(penlink_archive *ar,
                                         int (*cb)(void *user, const penlink_archive_device *d),
                                         void *user);
+/** The serials of the pens in the archive, in byte order, as penlink_archive_devices()
+ *  lists them, without counting each pen's records (which reads them all). */
+PENLINK_API int penlink_archive_serials(penlink_archive *ar,
+                                        int (*cb)(void *user, const char *serial), void *user);
 
 /* ---- verification (docs/security.md) ------------------------------------ */
 
