@@ -217,6 +217,21 @@ int pg_fail(pg_backend *g, PGconn *conn, const PGresult *res, const char *what)
     return penlink_fail(g->base.ctx, PENLINK_ERR_IO, "archive %s: %s: %s", g->name, what, words);
 }
 
+int pg_writable(pg_backend *g, const char *what)
+{
+    if (g->standby)
+        return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                            "archive %s: %s: the server is a hot standby, which can only be read "
+                            "(audit, export, verify): pull and push into its primary",
+                            g->name, what);
+    if (g->read_only)
+        return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                            "archive %s: %s: not allowed: this login may only read the archive "
+                            "(the reader role); writing needs the writer role",
+                            g->name, what);
+    return PENLINK_OK;
+}
+
 PGresult *pg_run(pg_backend *g, const char *sql, const pg_params *p, const char *what, int *status)
 {
     PGresult *r = PQexecParams(g->conn, sql, p ? p->n : 0, NULL, p ? p->values : NULL,
@@ -512,7 +527,7 @@ static int pg_open(penlink_ctx *ctx, const char *uri, int create, pg_backend **o
     PGresult *r =
         rc == PENLINK_OK ? pg_run(g, "SELECT pg_is_in_recovery()", NULL, "open", &rc) : NULL;
     if (r) {
-        g->read_only = (int)pg_col_int(r, 0, 0);
+        g->read_only = g->standby = (int)pg_col_int(r, 0, 0);
         PQclear(r);
     }
     if (rc == PENLINK_OK)

@@ -25,6 +25,7 @@ typedef struct pg_backend {
     char name[256]; /* for messages: user@host/database, never a password */
     char *uri;      /* the connection string, for the lock's connection */
     int read_only;  /* a hot standby, or a role without INSERT: nothing is stored */
+    int standby;    /* a hot standby (in recovery) */
     int in_txn;
     int savepoint; /* a savepoint is open in the transaction */
 
@@ -62,6 +63,9 @@ void pg_param_bytes(pg_params *p, const void *b, size_t len); /* NULL: SQL NULL 
 PGresult *pg_run(pg_backend *g, const char *sql, const pg_params *p, const char *what, int *status);
 /* pg_run() for statements whose result is not needed. */
 int pg_do(pg_backend *g, const char *sql, const pg_params *p, const char *what);
+/* PENLINK_OK when the archive may be written, else the error in words: a
+ * standby, or a role that may only read. @p what: what was to be stored. */
+int pg_writable(pg_backend *g, const char *what);
 /* Sets the context's error for the last failure on @p conn; returns the status. */
 int pg_fail(pg_backend *g, PGconn *conn, const PGresult *res, const char *what);
 

@@ -69,10 +69,13 @@ static int damaged(pg_backend *g, const char *what, const char *why)
 static int p_device(archive_backend *b, const penlink_info *info, int64_t now, int64_t *id)
 {
     pg_backend *g = (pg_backend *)b;
+    /* the first write of a pull, a push or a configuration change: refused in words */
+    int rc = pg_writable(g, "store pen");
+    if (rc != PENLINK_OK)
+        return rc;
     pg_params p = { 0 };
     pg_param_text(&p, info->serial);
     pg_param_int(&p, now);
-    int rc;
     PGresult *r = pg_run(g,
                          "INSERT INTO pens (serial, first_seen_ms) VALUES ($1, $2) ON CONFLICT "
                          "(serial) DO NOTHING RETURNING id",
@@ -351,6 +354,9 @@ static int p_config_log(archive_backend *b, const char *serial, const char *sour
                         const char *user, const char *host, const penlink_config *old_cfg,
                         const penlink_config *new_cfg, int64_t now)
 {
+    int rc = pg_writable((pg_backend *)b, "store the configuration history");
+    if (rc != PENLINK_OK)
+        return rc;
     char oldj[1024], newj[1024];
     archive_config_text(new_cfg, newj, sizeof newj);
     if (old_cfg)

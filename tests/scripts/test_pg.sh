@@ -6,7 +6,9 @@
 # printed, PENLINK_TEST_SEED repeats a run), the server stopped dead
 # (pg_ctl stop -m immediate) in the middle of pulls and started again, the
 # roles of init-server, a schema newer than the binary, one older (a version
-# 1 server migrated), and how a server is named. After each fault: the archive equals the simulators' ground truth,
+# 1 server migrated), how a server is named, and a hot standby (a streaming
+# replica of the cluster: audit, export and verify there equal the primary's
+# once it caught up; a pull or push into it is refused in words). After each fault: the archive equals the simulators' ground truth,
 # no record twice, and nothing the pen forgot is missing from the archive.
 # Usage: test_pg.sh PENLINK PENLINK_SIM
 set -u
@@ -295,4 +297,63 @@ run 2 "a password in the URI is refused" $PL --archive "postgresql://penlink:sec
 check "it says where passwords go" 'grep -q "pgpass" $tmp/err && ! grep -q secret $tmp/err'
 run 7 "an unreachable server" $PL --archive "postgresql://penlink@/fleet?host=$tmp/nowhere" audit
 check "it says it cannot connect" 'grep -q "cannot connect" $tmp/err'
+
+# 9. a hot standby for auditors: a streaming replica of this cluster
+# (pg_basebackup -R), written to through the primary only
+clusters="$clusters $tmp/standby"
+sh "$here/pg_cluster.sh" standby "$tmp/standby" "$tmp/pg" 5433 > /dev/null || bad "no standby"
+SB="postgresql://penlink@/fleet?host=$tmp/standby&port=5433"
+# the pens go on logging and are pulled into the primary while the standby streams
+for i in 3 4; do
+    stop_sim "f$i"
+    $SIM --state "$tmp/f$i" --simulate-days 2 > /dev/null
+    start_sim "f$i"
+    run 0 "a pull into the primary, pen $i" $PL --device "sim:$tmp/f$i.sock" --archive "$A" pull
+done
+run 0 "verify on the primary (its verdicts stored there)" $PL --archive "$A" verify
+caught_up() { # the standby replayed everything the primary wrote so far
+    lsn=$(q "$A" "SELECT pg_current_wal_lsn()")
+    i=0
+    until [ "$(psql -X -At -h "$tmp/standby" -p 5433 -U penlink -d fleet -c \
+        "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")" = t ] || [ $i -ge 600 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+}
+caught_up
+same_out() { # what args...: the command's output on the standby equals the primary's
+    $PL --archive "$A" "$@" > "$tmp/o.p" 2>&1
+    x1=$?
+    $PL --archive "$SB" "$@" > "$tmp/o.s" 2>&1
+    x2=$?
+    sed 's/checked in [0-9.]* s/checked in N s/' "$tmp/o.p" > "$tmp/o.primary"
+    sed 's/checked in [0-9.]* s/checked in N s/' "$tmp/o.s" > "$tmp/o.standby"
+    [ $x1 = $x2 ] && [ -s "$tmp/o.primary" ] && cmp -s "$tmp/o.primary" "$tmp/o.standby" &&
+        ok "on the standby as on the primary: $* ($(wc -l < "$tmp/o.primary") lines)" ||
+        { bad "standby: $*"; diff "$tmp/o.primary" "$tmp/o.standby" | head -5; }
+}
+same_out audit --format json
+same_out audit
+same_out export records --format csv
+same_out export treatments --format json
+same_out verify
+same_out --json verify
+check "the standby holds the pulls made after it started" \
+    '[ "$(q "$SB" "SELECT count(*) FROM records")" = "$(q "$A" "SELECT count(*) FROM records")" ]'
+stop_sim f3
+$SIM --state "$tmp/f3" --simulate-days 1 > /dev/null
+start_sim f3
+before=$(acked "$tmp/f3.sock")
+run 7 "a pull into the standby is refused" $PL --device "sim:$tmp/f3.sock" --archive "$SB" pull
+check "in words: a hot standby, pull into the primary" \
+    'grep -q "the server is a hot standby, which can only be read .*: pull and push into its primary" $tmp/err'
+check "nothing acknowledged" '[ "$(acked "$tmp/f3.sock")" = "$before" ]'
+$SIM --state "$tmp/s1" --serial PEN-S1 --seed 91 --simulate-days 1 > /dev/null
+start_sim s1
+$PL --device "sim:$tmp/s1.sock" --archive "$tmp/s1.db" --quiet pull > /dev/null 2>&1
+run 7 "a push into the standby is refused" $PL --archive "$tmp/s1.db" archive push --to "$SB"
+check "in the same words" 'grep -q "hot standby" $tmp/err'
+run 0 "the pull into the primary" $PL --device "sim:$tmp/f3.sock" --archive "$A" pull
+caught_up
+same "$SB" PEN-F3 "$tmp/f3/ground-truth.jsonl" && ok "and the standby has it" || bad "standby after the pull"
 finish
