@@ -304,11 +304,11 @@ clusters="$clusters $tmp/standby"
 sh "$here/pg_cluster.sh" standby "$tmp/standby" "$tmp/pg" 5433 > /dev/null || bad "no standby"
 SB="postgresql://penlink@/fleet?host=$tmp/standby&port=5433"
 # the pens go on logging and are pulled into the primary while the standby streams
-for i in 3 4; do
-    stop_sim "f$i"
-    $SIM --state "$tmp/f$i" --simulate-days 2 > /dev/null
-    start_sim "f$i"
-    run 0 "a pull into the primary, pen $i" $PL --device "sim:$tmp/f$i.sock" --archive "$A" pull
+for f in f3 f4; do
+    stop_sim $f
+    $SIM --state "$tmp/$f" --simulate-days 2 > /dev/null
+    start_sim $f
+    run 0 "a pull into the primary ($f)" $PL --device "sim:$tmp/$f.sock" --archive "$A" pull
 done
 run 0 "verify on the primary (its verdicts stored there)" $PL --archive "$A" verify
 caught_up() { # the standby replayed everything the primary wrote so far
