@@ -234,6 +234,9 @@ int pg_writable(pg_backend *g, const char *what)
 
 PGresult *pg_run(pg_backend *g, const char *sql, const pg_params *p, const char *what, int *status)
 {
+    *status = pg_pipe_drain(g);
+    if (*status != PENLINK_OK)
+        return NULL;
     PGresult *r = PQexecParams(g->conn, sql, p ? p->n : 0, NULL, p ? p->values : NULL,
                                p ? p->lengths : NULL, p ? p->formats : NULL, 1);
     ExecStatusType x = PQresultStatus(r);
@@ -574,6 +577,7 @@ void pg_close(archive_backend *b)
     if (g->conn)
         PQfinish(g->conn);
     free(g->batch);
+    free(g->slots);
     free(g->uri);
     free(g);
 }
@@ -594,6 +598,7 @@ int pg_commit(archive_backend *b)
     int rc = pg_copy_flush(g);
     if (rc != PENLINK_OK)
         return rc;
+    pg_pipe_forget(g);
     PGresult *r = PQexec(g->conn, "COMMIT");
     g->in_txn = 0;
     g->savepoint = 0;
@@ -613,6 +618,8 @@ int pg_rollback(archive_backend *b)
 {
     pg_backend *g = (pg_backend *)b;
     pg_copy_drop(g);
+    pg_pipe_drain(g); /* whatever it says: all of it is rolled back */
+    pg_pipe_forget(g);
     g->in_txn = 0;
     g->savepoint = 0;
     if (PQstatus(g->conn) != CONNECTION_OK) {

@@ -2,7 +2,8 @@
  * The PostgreSQL archive backend's private header, shared by its three
  * files: archive_pg.c (connection, schema and migrations, transactions, the
  * per-pen lock, roles), archive_pg_ops.c (the archive's operations) and
- * archive_pg_copy.c (records in bulk: COPY in, COPY out).
+ * archive_pg_copy.c (in bulk: records by COPY in and out, a pull's chunks
+ * in pipeline mode).
  */
 #ifndef PENLINK_ARCHIVE_PG_H
 #define PENLINK_ARCHIVE_PG_H
@@ -15,6 +16,10 @@
 /* Records wait in memory and go to the server in one COPY of this many
  * (or fewer: before every commit and every read of the records table). */
 #define PG_COPY_BATCH 8192
+/* A pull's chunks go in pipeline mode, their ids read back at most this many
+ * statements later: the results wait in the server's socket buffer meanwhile,
+ * which must not fill (the server would stop reading what we send). */
+#define PG_PIPE_MAX 256
 
 #define PG_STR_(x) #x
 #define PG_STR(x) PG_STR_(x) /* a constant spelled into SQL */
@@ -35,6 +40,13 @@ typedef struct pg_backend {
     PGconn *lock_conn;
     int64_t locked_device; /* 0: none held */
     int pull_open;         /* between pull_begin and pull_end: keep the lock */
+
+    /* chunks sent in pipeline mode (archive_pg_copy.c): a chunk's id is
+     * provisional, -(i + 1), until the results are read into slots[i] */
+    int chunk_prepared; /* the chunk statement is prepared on conn */
+    int64_t *slots;     /* the ids read back (0: not yet) */
+    int n_slots, cap_slots;
+    int first_unread; /* the slots whose results are still in the pipeline */
 
     /* records waiting for COPY (archive_pg_copy.c) */
     int pending;
@@ -78,6 +90,23 @@ void pg_col_text(const PGresult *r, int row, int col, char *dst, size_t cap);
 /* The per-pen lock (archive_pg.c): taken by the device operation. */
 int pg_lock_pen(pg_backend *g, int64_t device, const char *serial);
 void pg_unlock_pen(pg_backend *g);
+
+/* A chunk sent in pipeline mode (archive_pg_copy.c): @p p are the chunk
+ * statement's parameters (PG_CHUNK_SQL); *chunk gets a provisional id, good
+ * for the records of the chunk, resolved before they are sent. */
+int pg_chunk_send(pg_backend *g, const pg_params *p, int64_t *chunk);
+/* Reads the pipeline's results and leaves pipeline mode; PENLINK_OK or the
+ * first failure. Every other statement on conn runs after it (pg_run does). */
+int pg_pipe_drain(pg_backend *g);
+/* Forgets the provisional ids at the end of a transaction. */
+void pg_pipe_forget(pg_backend *g);
+/* Stores a chunk once: the id of the new row and true, or of the stored one and false. */
+#define PG_CHUNK_SQL                                                                               \
+    "WITH ins AS (INSERT INTO chunks (device_id, pull_id, received_ms, first_seq, record_count, "  \
+    "raw_size, data, prev_link, link) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT "    \
+    "(device_id, first_seq, record_count, sha256(data)) DO NOTHING RETURNING id) SELECT id, true " \
+    "FROM ins UNION ALL SELECT id, false FROM chunks WHERE device_id = $1 AND first_seq = $4 AND " \
+    "record_count = $5 AND sha256(data) = sha256($7) AND data = $7 LIMIT 1"
 
 /* Records in bulk (archive_pg_copy.c). */
 int pg_copy_add(pg_backend *g, int64_t device, int64_t chunk, const penlink_record *r);

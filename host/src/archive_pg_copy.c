@@ -1,8 +1,13 @@
 /*
- * Records in bulk for the PostgreSQL backend: in with COPY ... FROM STDIN
- * (binary), out with COPY ... TO STDOUT (binary). A statement per record
- * costs a round trip per record; a COPY costs one per batch, and its binary
- * rows need no text escaping of the packed bodies either way.
+ * In bulk for the PostgreSQL backend: records in with COPY ... FROM STDIN
+ * (binary), out with COPY ... TO STDOUT (binary); a pull's chunks in libpq's
+ * pipeline mode. A statement per record costs a round trip per record; a
+ * COPY costs one per batch, and its binary rows need no text escaping of the
+ * packed bodies either way. A chunk needs a statement of its own (it is
+ * stored once, found again by its bytes, and its id is what its records
+ * refer to), but not a round trip: in pipeline mode the chunks go one after
+ * another, their ids are read back in one go before the records that refer
+ * to them are sent (every other statement, and every COPY, waits for that).
  *
  * The binary COPY format (PostgreSQL's documentation, "COPY", Binary
  * Format): an 11-byte signature, a 32-bit flags word and a 32-bit header
@@ -68,12 +73,101 @@ void pg_copy_drop(pg_backend *g)
     g->pending = 0;
 }
 
+/* ---- chunks in pipeline mode ---------------------------------------------- */
+
+int pg_chunk_send(pg_backend *g, const pg_params *p, int64_t *chunk)
+{
+    PGconn *c = g->conn;
+    int rc = PENLINK_OK;
+    if (!g->chunk_prepared && PQpipelineStatus(c) == PQ_PIPELINE_OFF) {
+        PGresult *r = PQprepare(c, "penlink_chunk", PG_CHUNK_SQL, 0, NULL);
+        rc = PQresultStatus(r) == PGRES_COMMAND_OK ? PENLINK_OK
+                                                   : pg_fail(g, c, r, "prepare to store chunks");
+        PQclear(r);
+        g->chunk_prepared = rc == PENLINK_OK;
+    }
+    if (rc != PENLINK_OK)
+        return rc;
+    if (g->n_slots == g->cap_slots) {
+        int cap = g->cap_slots ? 2 * g->cap_slots : 1024;
+        int64_t *s = realloc(g->slots, (size_t)cap * sizeof *s);
+        if (!s)
+            return penlink_fail(g->base.ctx, PENLINK_ERR_NO_MEM, "archive %s: out of memory",
+                                g->name);
+        g->slots = s;
+        g->cap_slots = cap;
+    }
+    if ((PQpipelineStatus(c) == PQ_PIPELINE_OFF && PQenterPipelineMode(c) != 1) ||
+        PQsendQueryPrepared(c, "penlink_chunk", p->n, p->values, p->lengths, p->formats, 1) != 1)
+        return pg_fail(g, c, NULL, "store chunk");
+    g->slots[g->n_slots] = 0;
+    *chunk = -(int64_t)++g->n_slots;
+    return g->n_slots - g->first_unread >= PG_PIPE_MAX ? pg_pipe_drain(g) : PENLINK_OK;
+}
+
+int pg_pipe_drain(pg_backend *g)
+{
+    PGconn *c = g->conn;
+    if (PQpipelineStatus(c) == PQ_PIPELINE_OFF)
+        return PENLINK_OK;
+    int rc = PQpipelineSync(c) == 1 ? PENLINK_OK : pg_fail(g, c, NULL, "store chunk");
+    /* each statement's result, then NULL; the sync's PGRES_PIPELINE_SYNC at the end */
+    int i = g->first_unread, nulls = 0;
+    while (rc == PENLINK_OK || PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQgetResult(c);
+        if (!r) {
+            if (++nulls > 1 && PQstatus(c) != CONNECTION_OK)
+                break;
+            continue;
+        }
+        nulls = 0;
+        ExecStatusType x = PQresultStatus(r);
+        if (x == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        if (x == PGRES_TUPLES_OK && PQntuples(r) == 1 && i < g->n_slots)
+            g->slots[i] = pg_col_int(r, 0, 0);
+        else if (rc == PENLINK_OK)
+            rc = x == PGRES_PIPELINE_ABORTED
+                     ? penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                                    "archive %s: store chunk: the statements were abandoned",
+                                    g->name)
+                     : pg_fail(g, c, r, "store chunk");
+        i++;
+        PQclear(r);
+    }
+    g->first_unread = g->n_slots;
+    if (PQexitPipelineMode(c) != 1 && rc == PENLINK_OK)
+        rc = pg_fail(g, c, NULL, "store chunk");
+    return rc;
+}
+
+void pg_pipe_forget(pg_backend *g)
+{
+    g->n_slots = g->first_unread = 0;
+}
+
+/* ---- records in ---------------------------------------------------------- */
+
 int pg_copy_flush(pg_backend *g)
 {
+    /* the chunks first: their ids, which the records refer to */
+    int rc = pg_pipe_drain(g);
     int n = g->pending;
-    if (n == 0)
-        return PENLINK_OK;
+    if (rc != PENLINK_OK || n <= 0)
+        return rc;
     g->pending = 0;
+    for (int i = 0; i < n; i++) {
+        struct pg_pending *x = &g->batch[i];
+        if (x->chunk >= 0)
+            continue;
+        int64_t slot = -x->chunk - 1;
+        x->chunk = slot < g->n_slots ? g->slots[slot] : 0;
+        if (x->chunk <= 0)
+            return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                                "archive %s: store records: their chunk was not stored", g->name);
+    }
     size_t cap = COPY_HEADER_LEN + (size_t)n * COPY_ROW_MAX + 2;
     uint8_t *buf = malloc(cap), *p = buf;
     if (!buf)
@@ -91,7 +185,6 @@ int pg_copy_flush(pg_backend *g)
         p = put_int8(p, x->chunk);
     }
     p = put16(p, 0xffff);
-    int rc = PENLINK_OK;
     PGresult *r = PQexec(g->conn, "COPY records (device_id, seq, body, chunk_id) FROM STDIN "
                                   "(FORMAT binary)");
     if (PQresultStatus(r) != PGRES_COPY_IN) {

@@ -189,17 +189,13 @@ static int p_chunk(archive_backend *b, int64_t device, int64_t pull, const penli
     pg_param_bytes(&p, c->data, c->len);
     pg_param_bytes(&p, c->has_link ? c->prev_link : NULL, 32);
     pg_param_bytes(&p, c->has_link ? c->link : NULL, 32);
+    /* a pull: sent without waiting for the id (one round trip per chunk is most
+     * of a pull's time); its records carry a provisional one until they go */
+    if (!stored)
+        return pg_chunk_send(g, &p, chunk);
     int rc;
     /* stored once: an identical chunk again (a pull that resumes inside it) is found */
-    PGresult *r = pg_run(
-        g,
-        "WITH ins AS (INSERT INTO chunks (device_id, pull_id, received_ms, first_seq, "
-        "record_count, raw_size, data, prev_link, link) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-        "$9) ON CONFLICT (device_id, first_seq, record_count, sha256(data)) DO NOTHING RETURNING "
-        "id) SELECT id, true FROM ins UNION ALL SELECT id, false FROM chunks WHERE device_id = $1 "
-        "AND first_seq = $4 AND record_count = $5 AND sha256(data) = sha256($7) AND data = $7 "
-        "LIMIT 1",
-        &p, "store chunk", &rc);
+    PGresult *r = pg_run(g, PG_CHUNK_SQL, &p, "store chunk", &rc);
     if (!r)
         return rc;
     *chunk = PQntuples(r) == 1 ? pg_col_int(r, 0, 0) : 0;

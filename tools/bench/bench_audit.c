@@ -27,11 +27,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "penlink/penlink.h"
 #include "archive.h"
+#include "bench_pg.h"
 #include "usage_model.h"
 
 static double now_s(void)
@@ -146,38 +146,18 @@ out:
 
 /* ---- PostgreSQL ------------------------------------------------------------ */
 
-static int pq_ok(PGconn *c, PGresult *r, const char *what)
-{
-    ExecStatusType x = PQresultStatus(r);
-    int ok = x == PGRES_COMMAND_OK || x == PGRES_TUPLES_OK || x == PGRES_COPY_IN;
-    if (!ok)
-        fprintf(stderr, "bench_audit: %s: %s", what, PQerrorMessage(c));
-    PQclear(r);
-    return ok ? 0 : -1;
-}
-
-static uint8_t *put_be(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = n - 1; i >= 0; i--)
-        *p++ = (uint8_t)(v >> (8 * i));
-    return p;
-}
-
 /* The records of @p pens pens, @p n in all, into the archive's schema on a
- * server: one binary COPY (the format of archive_pg_copy.c), in batches. */
+ * server: one binary COPY. */
 static int pg_fill(const char *uri, uint64_t n, int pens, uint32_t reuse_permille)
 {
     PGconn *c = PQconnectdb(uri);
+    bench_copy b;
     int rc = -1;
-    enum { BATCH = 1 << 20 };
-    uint8_t *buf = malloc(BATCH + 256), *p = buf;
-    static const uint8_t sig[11] = { 'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0 };
-    if (!buf || PQstatus(c) != CONNECTION_OK) {
+    if (PQstatus(c) != CONNECTION_OK) {
         fprintf(stderr, "bench_audit: %s", PQerrorMessage(c));
         goto out;
     }
-    if (pq_ok(c, PQexec(c, "SET search_path = penlink; SET synchronous_commit = off; BEGIN"),
-              "begin"))
+    if (bench_pg_exec(c, "SET search_path = penlink; SET synchronous_commit = off; BEGIN"))
         goto out;
     for (int i = 0; i < pens; i++) {
         char q[300];
@@ -186,15 +166,11 @@ static int pg_fill(const char *uri, uint64_t n, int pens, uint32_t reuse_permill
                  "pen_sightings (device_id, at_ms, model, firmware_version) SELECT id, 0, 'bench', "
                  "'0' FROM pens WHERE serial = 'PEN-B%04d'",
                  i + 1, i + 1);
-        if (pq_ok(c, PQexec(c, q), "pens"))
+        if (bench_pg_exec(c, q))
             goto out;
     }
-    if (pq_ok(c,
-              PQexec(c, "COPY records (device_id, seq, body, chunk_id) FROM STDIN (FORMAT binary)"),
-              "copy"))
+    if (bench_copy_begin(&b, c, "records"))
         goto out;
-    memcpy(p, sig, sizeof sig);
-    p = put_be(put_be(p + sizeof sig, 0, 4), 0, 4);
     for (int pen = 0; pen < pens; pen++) {
         usage_params up;
         usage_params_default(&up);
@@ -209,29 +185,17 @@ static int pg_fill(const char *uri, uint64_t n, int pens, uint32_t reuse_permill
             pl_record r;
             uint8_t body[ARCHIVE_BODY_MAX];
             usage_model_next(&m, &r);
-            size_t len = archive_body_pack((const penlink_record *)&r, body);
-            p = put_be(p, 4, 2);
-            p = put_be(put_be(p, 8, 4), (uint64_t)pen + 1, 8); /* pens' ids: 1..pens */
-            p = put_be(put_be(p, 8, 4), s, 8);
-            p = put_be(p, len, 4);
-            memcpy(p, body, len);
-            p += len;
-            p = put_be(put_be(p, 8, 4), 1, 8);
-            if (p - buf >= BATCH) {
-                if (PQputCopyData(c, (const char *)buf, (int)(p - buf)) != 1)
-                    goto out;
-                p = buf;
-            }
+            /* the pens' ids are 1..pens in a new archive */
+            bench_copy_row(&b, pen + 1, s, body,
+                           archive_body_pack((const penlink_record *)&r, body), 1);
         }
     }
-    p = put_be(p, 0xffff, 2);
-    if (PQputCopyData(c, (const char *)buf, (int)(p - buf)) != 1 || PQputCopyEnd(c, NULL) != 1 ||
-        pq_ok(c, PQgetResult(c), "copy end") || pq_ok(c, PQexec(c, "COMMIT"), "commit") ||
-        pq_ok(c, PQexec(c, "VACUUM ANALYZE penlink.records"), "vacuum"))
+    /* vacuumed apart from the transaction: its pages all-visible, as an archive's become */
+    if (bench_copy_end(&b) || bench_pg_exec(c, "COMMIT") ||
+        bench_pg_exec(c, "VACUUM ANALYZE penlink.records"))
         goto out;
     rc = 0;
 out:
-    free(buf);
     PQfinish(c);
     return rc;
 }
