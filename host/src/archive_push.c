@@ -32,6 +32,9 @@
 
 /* Chunks stored between commits: as a pull commits at signed heads. */
 #define PUSH_COMMIT_EVERY 256
+/* The destination's records are read this many seqs at a time where it may
+ * hold some of what is pushed (a round trip per chunk would be most of a push). */
+#define PUSH_WINDOW (8 * PL_CHUNK_MAX_RECORDS)
 
 typedef struct push_run {
     penlink_archive *from, *to;
@@ -43,7 +46,7 @@ typedef struct push_run {
     int st;               /* an archive failure: stops the push */
     int refused;          /* pens whose status is not OK */
     char first[512];      /* the first of them, for the context's message */
-    penlink_record *have; /* the destination's records of a chunk's range */
+    penlink_record *have; /* the destination's records of seqs have_lo..have_hi - 1 */
     uint32_t n_have;
 } push_run;
 
@@ -62,6 +65,7 @@ typedef struct push_pen {
     archive_backend *to;
     int64_t device, pull;          /* in the destination */
     uint64_t to_next;              /* the destination held no seq at or above this before */
+    uint64_t have_lo, have_hi;     /* the seqs whose records in the destination are read */
     uint64_t pushed_next;          /* ... nor above this one, stored by this push */
     uint64_t kept_next;            /* pushed_next at the last savepoint */
     int chunks_open;               /* stored since the last commit */
@@ -221,37 +225,48 @@ static int conflict(push_pen *pp, uint64_t seq)
 static int keep_have(void *u, const penlink_record *r)
 {
     push_run *run = u;
-    if (run->n_have >= PL_CHUNK_MAX_RECORDS)
+    if (run->n_have >= PUSH_WINDOW)
         return 1;
     run->have[run->n_have++] = *r;
     return 0;
 }
 
-/* A chunk's records: new ones stored, those the destination holds compared. */
+/* Reads the destination's records of seqs from @p lo on (PUSH_WINDOW of
+ * them, not past what it held before the push began). */
+static int read_window(push_pen *pp, uint64_t lo)
+{
+    archive_backend *b = pp->to;
+    push_run *run = pp->run;
+    uint64_t hi = lo + PUSH_WINDOW < pp->to_next ? lo + PUSH_WINDOW : pp->to_next;
+    run->n_have = 0;
+    pp->have_lo = lo;
+    pp->have_hi = hi;
+    int rc = b->ops->records(b, pp->device, lo, hi, keep_have, run);
+    if (rc == PENLINK_ERR_CANCELLED)
+        rc = penlink_fail(b->ctx, PENLINK_ERR_INTEGRITY,
+                          "push: archive %s holds more records than seqs in a range", b->name);
+    return rc;
+}
+
+/* A chunk's records: new ones stored, those the destination holds compared.
+ * A chain's chunks follow each other, so a seq the destination did not hold
+ * when the push began is not stored yet: new. */
 static int push_records(push_pen *pp, const penlink_record *recs, uint32_t n)
 {
     archive_backend *b = pp->to;
     push_run *run = pp->run;
     int rc;
-    if (n == 0)
-        return PENLINK_OK;
-    run->n_have = 0;
-    int fresh = recs[0].seq >= pp->to_next && recs[0].seq >= pp->pushed_next;
-    if (!fresh) { /* what it holds of the range, read at once */
-        rc = b->ops->records(b, pp->device, recs[0].seq, recs[n - 1].seq + 1, keep_have, run);
-        if (rc != PENLINK_OK)
-            return rc == PENLINK_ERR_CANCELLED ? penlink_fail(b->ctx, PENLINK_ERR_INTEGRITY,
-                                                              "push: archive %s holds more "
-                                                              "records than seqs in a range",
-                                                              b->name)
-                                               : rc;
-    }
     uint32_t j = 0;
     for (uint32_t i = 0; i < n; i++) {
         const penlink_record *r = &recs[i];
-        while (j < run->n_have && run->have[j].seq < r->seq)
+        if (r->seq < pp->to_next && (r->seq < pp->have_lo || r->seq >= pp->have_hi)) {
+            if ((rc = read_window(pp, r->seq)) != PENLINK_OK)
+                return rc;
+            j = 0;
+        }
+        while (r->seq < pp->to_next && j < run->n_have && run->have[j].seq < r->seq)
             j++;
-        if (j < run->n_have && run->have[j].seq == r->seq) {
+        if (r->seq < pp->to_next && j < run->n_have && run->have[j].seq == r->seq) {
             if (archive_record_same(&run->have[j], r))
                 pp->rep->records_same++;
             else if ((rc = conflict(pp, r->seq)) != PENLINK_OK)
@@ -286,8 +301,12 @@ static int on_chunk(void *u, const archive_chunk_row *c, const penlink_record *r
         memcpy(pc.prev_link, c->prev_link, PL_LINK_BYTES);
         memcpy(pc.link, c->link, PL_LINK_BYTES);
     }
-    int stored = 0;
-    int rc = b->ops->chunk(b, pp->device, pp->pull, &pc, archive_now_ms(), &pp->chunk, &stored);
+    /* beyond everything the destination held: not stored there yet (a backend
+     * that can may then send it without waiting for the answer) */
+    int stored = 1;
+    int fresh = !copy && c->first_seq >= pp->to_next;
+    int rc = b->ops->chunk(b, pp->device, pp->pull, &pc, archive_now_ms(), &pp->chunk,
+                           fresh ? NULL : &stored);
     if (rc != PENLINK_OK)
         return rc;
     pp->rep->chunks_new += (uint64_t)stored;
@@ -639,7 +658,7 @@ int penlink_archive_push(penlink_archive *from, penlink_archive *to, const char 
     run.to = to;
     run.cb = cb;
     run.user = user;
-    run.have = malloc(PL_CHUNK_MAX_RECORDS * sizeof *run.have);
+    run.have = malloc(PUSH_WINDOW * sizeof *run.have);
     int rc = run.have ? archive_walker_new(&run.w) : PENLINK_ERR_NO_MEM;
     if (rc == PENLINK_OK)
         rc = from->b->ops->devices(from->b, keep_device, &run);
