@@ -273,7 +273,9 @@ static int heads_at(vstate *v, const uint8_t *link, uint64_t end, int copy)
 {
     vhead key;
     memcpy(key.link, link, PL_LINK_BYTES);
-    vhead *h = bsearch(&key, v->heads, v->n_heads, sizeof *v->heads, cmp_head_link);
+    /* no head stored: v->heads is NULL, which bsearch and qsort must not get */
+    vhead *h =
+        v->n_heads ? bsearch(&key, v->heads, v->n_heads, sizeof *v->heads, cmp_head_link) : NULL;
     if (!h)
         return 0;
     while (h > v->heads && memcmp(h[-1].link, link, PL_LINK_BYTES) == 0)
@@ -370,7 +372,8 @@ static int on_chunk(void *u, const archive_chunk_row *c)
 /* After the walk: the heads nothing matched, or whose signature fails. */
 static void check_heads(vstate *v)
 {
-    qsort(v->heads, v->n_heads, sizeof *v->heads, cmp_head_order);
+    if (v->n_heads)
+        qsort(v->heads, v->n_heads, sizeof *v->heads, cmp_head_order);
     for (size_t i = 0; i < v->n_heads && v->r->state != PENLINK_VERIFY_BROKEN; i++) {
         const vhead *h = &v->heads[i];
         if (!h->good)
@@ -438,7 +441,8 @@ int archive_walk_pen(archive_walker *w, archive_backend *b, int64_t device, cons
     if (rc == PENLINK_OK && v.signs)
         rc = b->ops->heads(b, device, on_stored_head, &v);
     if (rc == PENLINK_OK) {
-        qsort(v.heads, v.n_heads, sizeof *v.heads, cmp_head_link);
+        if (v.n_heads)
+            qsort(v.heads, v.n_heads, sizeof *v.heads, cmp_head_link);
         rc = b->ops->chunks(b, device, on_chunk, &v);
     }
     if (rc == PENLINK_ERR_CANCELLED)

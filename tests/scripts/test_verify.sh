@@ -52,6 +52,7 @@ check "flip: nothing archived" '[ "$(q "$T" "SELECT count(*) FROM records")" = 0
 check "flip: an alarm says why" '[ "$(q "$T" "SELECT count(*) FROM alarms WHERE kind = '"'unverified'"'")" = 1 ]'
 $PL --device "sim:$tmp/t.sock" --json info > "$tmp/info" 2>&1
 check "flip: the pen still holds every record" 'grep -q "\"log_acked_seq\":0" $tmp/info'
+run 0 "verify: a pen whose key is pinned, with no chunk or head yet" $PL --archive "$T" verify
 stop_sim t
 for m in drop swap splice; do
     rm -rf "$tmp/t"
