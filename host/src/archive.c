@@ -102,7 +102,29 @@ int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **o
     if (!ar)
         return PENLINK_ERR_NO_MEM;
     ar->ctx = ctx;
-    rc = archive_sqlite_open(ctx, path, &ar->b);
+    rc = archive_sqlite_open(ctx, path, 0, &ar->b);
+    if (rc != PENLINK_OK) {
+        free(ar);
+        return rc;
+    }
+    *out = ar;
+    return PENLINK_OK;
+}
+
+int penlink_archive_open_readonly(penlink_ctx *ctx, const char *path, penlink_archive **out)
+{
+    char def[1024];
+    if (!ctx || !out)
+        return PENLINK_ERR_INVALID_ARG;
+    *out = NULL;
+    int rc = resolve_path(ctx, &path, def, sizeof def);
+    if (rc != PENLINK_OK)
+        return rc;
+    penlink_archive *ar = calloc(1, sizeof *ar);
+    if (!ar)
+        return PENLINK_ERR_NO_MEM;
+    ar->ctx = ctx;
+    rc = archive_sqlite_open(ctx, path, 1, &ar->b);
     if (rc != PENLINK_OK) {
         free(ar);
         return rc;
@@ -371,6 +393,8 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
         pull_rc = ps.st; /* the storage failed, not the pen */
     else if (pull_rc == PENLINK_OK && ps.st != PENLINK_OK)
         pull_rc = ps.st;
+    if (ps.st != PENLINK_OK) /* in the storage's words, not the callback's "stopped by" */
+        penlink_fail(ar->ctx, ps.st, "%s", b->errmsg);
     if (ps.signed_log && pull_rc != PENLINK_OK) {
         /* from a pen that signs its log, only what a verified head covered and was
          * committed is kept */
@@ -383,7 +407,9 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     }
     if (rc != PENLINK_OK) {
         b->ops->rollback(b);
-        return rc;
+        *res = ps.committed; /* only what is durable is reported */
+        if (pull_rc == PENLINK_OK)
+            pull_rc = rc; /* a failed pull, in the commit's words (a full disk) */
     }
     res->gap = pr.gap;
     char message[256] = "";
@@ -437,12 +463,18 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     return PENLINK_OK;
 }
 
-int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
-                         penlink_archive_record_cb cb, void *user)
+int archive_scan(penlink_archive *ar, const penlink_archive_filter *f, penlink_archive_record_cb cb,
+                 archive_damage_cb bad, void *user)
 {
     if (!ar || !cb)
         return PENLINK_ERR_INVALID_ARG;
-    return ar->b->ops->scan(ar->b, f, cb, user);
+    return ar->b->ops->scan(ar->b, f, cb, bad, user);
+}
+
+int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
+                         penlink_archive_record_cb cb, void *user)
+{
+    return archive_scan(ar, f, cb, NULL, user);
 }
 
 int penlink_archive_alarms(penlink_archive *ar, const penlink_archive_filter *f,

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "archive.h"
 
 #define DAY_MS 86400000ll
 #define CLOCK_JUMP_MS 3600000ll /* a clock_set step above this is reported */
@@ -130,12 +130,18 @@ typedef struct audit {
     size_t n_buckets, cap_buckets;
     unknown_rev *unknown;
     size_t n_unknown, cap_unknown;
+
+    /* record rows of one pen that cannot be records: one finding per pen */
+    char dmg_serial[64];
+    uint64_t dmg_count;
+    int64_t dmg_seq;
+    char dmg_why[128];
 } audit;
 
 static const char *const finding_names[] = {
     NULL,          "reuse",      "no_cartridge",   "out_of_limits", "limits_unknown",  "refused",
     "gap",         "conflict",   "missing",        "overflow",      "clock_backwards", "clock_jump",
-    "key_changed", "unverified", "config_refused",
+    "key_changed", "unverified", "config_refused", "damaged",
 };
 
 const char *penlink_finding_kind_name(uint32_t kind)
@@ -777,10 +783,11 @@ static void integrity(audit *a, const penlink_record *r)
         fi.seq = r->seq;
         fi.time_ms = r->time_ms;
         fi.value = r->clock_delta_ms;
-        snprintf(fi.detail, sizeof fi.detail, "the clock was set %s by %lld s (over an hour)",
-                 r->clock_delta_ms > 0 ? "forward" : "back",
-                 (long long)(r->clock_delta_ms > 0 ? r->clock_delta_ms : -r->clock_delta_ms) /
-                     1000);
+        /* the magnitude as unsigned: -INT64_MIN does not exist */
+        uint64_t step =
+            r->clock_delta_ms > 0 ? (uint64_t)r->clock_delta_ms : 0 - (uint64_t)r->clock_delta_ms;
+        snprintf(fi.detail, sizeof fi.detail, "the clock was set %s by %llu s (over an hour)",
+                 r->clock_delta_ms > 0 ? "forward" : "back", (unsigned long long)(step / 1000));
         emit(a, &fi);
     }
 }
@@ -861,11 +868,48 @@ static int begin_pen(audit *a, const char *serial)
     return 0;
 }
 
+/* The damaged record rows of one pen, as one finding. */
+static void flush_damage(audit *a)
+{
+    if (a->dmg_count == 0 || a->rc != PENLINK_OK)
+        return;
+    penlink_finding fi;
+    finding_init(a, &fi, PENLINK_FIND_DAMAGED, "integrity", 1);
+    fi.serial = a->dmg_serial;
+    fi.seq = (uint64_t)a->dmg_seq;
+    fi.count = a->dmg_count;
+    int n = snprintf(fi.detail, sizeof fi.detail,
+                     "%llu record rows cannot be records and were left out (the first: seq "
+                     "stored as %lld: ",
+                     (unsigned long long)a->dmg_count, (long long)a->dmg_seq);
+    if (n > 0 && (size_t)n < sizeof fi.detail)
+        snprintf(fi.detail + n, sizeof fi.detail - (size_t)n,
+                 "%s); an edited or damaged archive, or hostile rows an earlier penlink stored: "
+                 "run penlink verify",
+                 a->dmg_why);
+    emit(a, &fi);
+    a->dmg_count = 0;
+}
+
+static int on_damage(void *u, const archive_damage *d)
+{
+    audit *a = u;
+    if (a->dmg_count && strcmp(a->dmg_serial, d->serial ? d->serial : "") != 0)
+        flush_damage(a);
+    if (a->dmg_count++ == 0) {
+        snprintf(a->dmg_serial, sizeof a->dmg_serial, "%s", d->serial ? d->serial : "");
+        a->dmg_seq = d->seq;
+        snprintf(a->dmg_why, sizeof a->dmg_why, "%s", d->why);
+    }
+    return a->rc != PENLINK_OK;
+}
+
 static int on_record(void *u, const char *serial, const penlink_record *r)
 {
     audit *a = u;
     /* the scan passes one pointer for all of a pen's records, another for the next pen */
     if (!a->have_pen || serial != a->serial_seen) {
+        flush_damage(a);
         a->serial_seen = serial;
         if (begin_pen(a, serial) != 0)
             stop(a, PENLINK_ERR_NO_MEM);
@@ -993,10 +1037,11 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
     if (rc == PENLINK_OK)
         rc = penlink_archive_config_history(ar, pens.serial, on_hist, &a);
     if (rc == PENLINK_OK)
-        rc = penlink_archive_scan(ar, &pens, on_record, &a);
+        rc = archive_scan(ar, &pens, on_record, on_damage, &a);
     if (a.rc != PENLINK_OK)
         rc = a.rc;
     if (rc == PENLINK_OK) {
+        flush_damage(&a);
         end_pen(&a);
         alarms_before(&a, NULL);
         report_reuses(&a);

@@ -12,8 +12,13 @@
  *  3. Records: every record row must equal the record its chunk carries, no
  *     chunk's record may be missing, and no row may lie outside the chunks.
  *
+ * Before these, for every pen, signing or not: record rows that hold a seq
+ * no pen logs (at or above 2^63, stored as negative integers by an earlier
+ * penlink from a hostile pen, or an edit). Rows and chunk rows that cannot
+ * be what they claim make their pen BROKEN; they never stop the others.
+ *
  * The first failure of each pen is named (chunk, seq, and what it means);
- * the verdict is stored in the archive for the audit.
+ * on an archive opened for writing the verdict is stored for the audit.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
@@ -112,6 +117,14 @@ static int on_row(void *u, const penlink_record *row)
     return 0;
 }
 
+/* A row of a chunk's range that cannot be a record. */
+static int on_bad_row(void *u, const archive_damage *d)
+{
+    vstate *v = u;
+    return broken(v, (uint64_t)d->seq, "the record row of seq %llu cannot be a record: %s",
+                  (unsigned long long)d->seq, d->why);
+}
+
 /* A hole [lo, hi) in the stored chain is accepted where a pull recorded a gap. */
 static int gap_explains(const vstate *v, uint64_t lo, uint64_t hi)
 {
@@ -141,6 +154,9 @@ static int on_gap(void *u, const penlink_alarm *a)
 static int on_chunk(void *u, const archive_chunk_row *c)
 {
     vstate *v = u;
+    if (c->damage)
+        return broken(v, (uint64_t)c->stored_seq, "chunk %lld (first seq stored as %lld): %s",
+                      (long long)c->id, (long long)c->stored_seq, c->damage);
     unsigned long long a = (unsigned long long)c->first_seq,
                        z = (unsigned long long)(c->first_seq + c->record_count - 1);
     if (!c->link || !c->prev_link)
@@ -212,7 +228,7 @@ records:
                       (long long)c->id, a, z);
     uint64_t from = c->first_seq > v->covered_to ? c->first_seq : v->covered_to;
     v->want = from;
-    int rc = v->b->ops->records(v->b, v->device, from, end, on_row, v);
+    int rc = v->b->ops->records(v->b, v->device, from, end, on_row, on_bad_row, v);
     if (rc != PENLINK_OK && rc != PENLINK_ERR_CANCELLED) {
         v->st = rc;
         return 1;
@@ -239,7 +255,7 @@ static int on_head(void *u, uint64_t next_seq, const uint8_t *link, size_t link_
                       "the signed head through seq %llu does not verify with the pen's pinned "
                       "key (re-signed or edited)",
                       (unsigned long long)next_seq);
-    if (!bsearch(link, v->links, v->n_links, 32, cmp_link))
+    if (v->n_links == 0 || !bsearch(link, v->links, v->n_links, 32, cmp_link))
         return broken(v, next_seq,
                       "the signed head through seq %llu names a link no chunk in the archive "
                       "has (its chunk was removed or replaced)",
@@ -248,6 +264,18 @@ static int on_head(void *u, uint64_t next_seq, const uint8_t *link, size_t link_
     if (next_seq > v->r->signed_through)
         v->r->signed_through = next_seq;
     return 0;
+}
+
+/* Stores a verdict in the verification log, in a transaction of its own. */
+static int record(archive_backend *b, const penlink_verify_report *r)
+{
+    int rc = b->ops->begin(b);
+    if (rc == PENLINK_OK)
+        rc = b->ops->verification_log(b, r, archive_now_ms());
+    if (rc == PENLINK_OK)
+        return b->ops->commit(b);
+    b->ops->rollback(b);
+    return rc;
 }
 
 typedef struct vrun {
@@ -276,8 +304,18 @@ static int verify_pen(void *u, int64_t device, const char *serial, const uint8_t
     v.recs = run->recs;
     v.dec = &run->dec;
     v.first_from = first_from;
-    int rc = PENLINK_OK;
-    if (!key) {
+    uint64_t outliers = 0;
+    int64_t lowest = 0;
+    int rc = b->ops->seq_outliers(b, device, &outliers, &lowest);
+    if (rc == PENLINK_OK && outliers)
+        broken(&v, (uint64_t)lowest,
+               "%llu record rows hold a seq at or above 2^63 (stored as negative integers, the "
+               "lowest %lld, i.e. seq %llu): no pen logs such seqs; written by an earlier "
+               "penlink from a hostile pen, or edited",
+               (unsigned long long)outliers, (long long)lowest, (unsigned long long)lowest);
+    if (rc != PENLINK_OK || r.state == PENLINK_VERIFY_BROKEN) {
+        /* named above, or the archive cannot be read */
+    } else if (!key) {
         r.state = PENLINK_VERIFY_UNSIGNED;
         snprintf(r.notes, sizeof r.notes, "the pen does not sign its log: nothing to verify");
     } else {
@@ -290,7 +328,8 @@ static int verify_pen(void *u, int64_t device, const char *serial, const uint8_t
         if (rc == PENLINK_ERR_CANCELLED)
             rc = v.st;
         if (rc == PENLINK_OK && r.state == PENLINK_VERIFY_OK) {
-            qsort(v.links, v.n_links, 32, cmp_link);
+            if (v.n_links > 1) /* none: a pen with no chunk (every pull refused) */
+                qsort(v.links, v.n_links, 32, cmp_link);
             rc = b->ops->heads(b, device, on_head, &v);
             if (rc == PENLINK_ERR_CANCELLED)
                 rc = PENLINK_OK;
@@ -311,13 +350,8 @@ static int verify_pen(void *u, int64_t device, const char *serial, const uint8_t
         run->st = rc;
         return 1;
     }
-    rc = b->ops->begin(b);
-    if (rc == PENLINK_OK)
-        rc = b->ops->verification_log(b, device, &r, archive_now_ms());
-    if (rc == PENLINK_OK)
-        rc = b->ops->commit(b);
-    else
-        b->ops->rollback(b);
+    /* read-only: the verdict goes to the caller only (penlink_archive_record_verification) */
+    rc = b->readonly ? PENLINK_OK : record(b, &r);
     if (rc != PENLINK_OK) {
         run->st = rc;
         return 1;
@@ -350,6 +384,13 @@ int penlink_archive_verify(penlink_archive *ar, const char *serial,
     pl_chunk_dec_fini(&run.dec);
     free(run.recs);
     return rc;
+}
+
+int penlink_archive_record_verification(penlink_archive *ar, const penlink_verify_report *r)
+{
+    if (!ar || !r)
+        return PENLINK_ERR_INVALID_ARG;
+    return record(ar->b, r);
 }
 
 int penlink_archive_verification(penlink_archive *ar, const char *serial, penlink_verification *out)

@@ -523,11 +523,33 @@ typedef struct penlink_archive penlink_archive;
 PENLINK_API int penlink_archive_default_path(char *buf, size_t cap);
 
 /**
- * Opens (creating it and its directory if needed) the archive at @p path
- * (NULL: the default path), migrating an older schema. A damaged file is
- * #PENLINK_ERR_INTEGRITY with a message that says how to recover.
+ * Opens the archive at @p path (NULL: the default path) for writing,
+ * creating it and its directory if needed and migrating an older schema.
+ * Nothing is written to the file before it is known to be a penlink archive
+ * (PRAGMA application_id, or an earlier penlink's tables) of a schema this
+ * penlink handles: another program's SQLite file or a newer schema is
+ * #PENLINK_ERR_UNSUPPORTED and stays byte for byte as it was. A damaged file
+ * is #PENLINK_ERR_INTEGRITY with a message that says how to recover. Pulls
+ * that an earlier penlink left 'running' (it was killed) are marked
+ * 'interrupted' when no other connection has the archive open.
  */
 PENLINK_API int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **out);
+
+/**
+ * Opens an existing archive for reading only (audit, export, verify): the
+ * file is never written, so a read-only copy or medium works. SQLite's
+ * read-only mode is used (beside a WAL archive it may create the -shm and
+ * -wal files a reader needs, where the directory allows); on read-only media
+ * with no log to fold in, the file is read as immutable; a WAL archive whose
+ * -wal holds data that cannot be read there is #PENLINK_ERR_IO with what to
+ * do. An older schema is migrated in a private temporary copy. Functions
+ * that write return #PENLINK_ERR_INVALID_ARG on the handle.
+ * @return #PENLINK_OK; #PENLINK_ERR_IO (missing, empty, unreadable);
+ *         #PENLINK_ERR_UNSUPPORTED (not a penlink archive, newer schema);
+ *         #PENLINK_ERR_INTEGRITY (damaged).
+ */
+PENLINK_API int penlink_archive_open_readonly(penlink_ctx *ctx, const char *path,
+                                              penlink_archive **out);
 
 /**
  * Opens an archive that must already exist (for reading it: audit, export),
@@ -578,6 +600,11 @@ typedef int (*penlink_archive_record_cb)(void *user, const char *serial, const p
  * Visits the archived records, ordered by pen serial, then seq. The serial
  * passed is one pointer for all the records of a pen and another for the
  * next pen (valid during the callback): comparing pointers tells a new pen.
+ * A row that cannot be a record (a damaged or edited archive, a seq at or
+ * above 2^63 stored by an earlier penlink) is skipped and the scan goes on
+ * through every other record of every pen; it then returns
+ * #PENLINK_ERR_INTEGRITY naming the first such row (the audit reports them
+ * as #PENLINK_FIND_DAMAGED findings instead).
  */
 PENLINK_API int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
                                      penlink_archive_record_cb cb, void *user);
@@ -658,13 +685,26 @@ typedef struct penlink_verify_report {
  * NULL): each chunk's bytes against its hash-chain link, each link against
  * the chunk before it, each stored head's signature against the pen's
  * pinned key, and each record row against the chunk that carries it. The
- * first broken link of each pen is named; the result is also stored in the
- * archive (append-only), which the audit shows.
+ * first broken link of each pen is named. Record rows that cannot be
+ * records (a seq at or above 2^63, a body that is not a record) make their
+ * pen BROKEN, whether it signs its log or not, and never stop the others.
+ * On an archive opened for writing the result is also stored in it
+ * (append-only), which the audit shows; on one opened read-only nothing is
+ * stored (penlink_archive_record_verification() can store it elsewhere).
  * @return #PENLINK_OK (see each report's state), or an error reading.
  */
 PENLINK_API int penlink_archive_verify(penlink_archive *ar, const char *serial,
                                        int (*cb)(void *user, const penlink_verify_report *r),
                                        void *user);
+
+/**
+ * Stores @p r, a report penlink_archive_verify() made (of this archive, or
+ * of the same archive opened read-only), in the archive's verification log
+ * (append-only). @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND (no such pen);
+ * #PENLINK_ERR_INVALID_ARG (opened read-only); #PENLINK_ERR_IO.
+ */
+PENLINK_API int penlink_archive_record_verification(penlink_archive *ar,
+                                                    const penlink_verify_report *r);
 
 /** The last stored verification of a pen; *@p have = 0 when it was never verified. */
 typedef struct penlink_verification {
@@ -728,7 +768,9 @@ typedef enum penlink_finding_kind {
     PENLINK_FIND_CLOCK_JUMP = 11,      /**< a clock_set moved the clock by more than an hour */
     PENLINK_FIND_KEY_CHANGED = 12,     /**< a pen presented another device key (alarm) */
     PENLINK_FIND_UNVERIFIED = 13,      /**< a pull's chain or signature failed (alarm) */
-    PENLINK_FIND_CONFIG_REFUSED = 14   /**< the pen refused a configuration's signature */
+    PENLINK_FIND_CONFIG_REFUSED = 14,  /**< the pen refused a configuration's signature */
+    PENLINK_FIND_DAMAGED = 15 /**< archived rows that cannot be records (seq = the row's stored
+                                   seq as unsigned; count: rows of the pen) */
 } penlink_finding_kind;
 
 /** "reuse", "no_cartridge", ..., or NULL for a kind this version does not know. */
