@@ -655,7 +655,7 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     }
 
     penlink_archive *ar = NULL;
-    int st = penlink_archive_open_existing(c->ctx, c->archive, &ar);
+    int st = penlink_archive_open_readonly(c->ctx, c->archive, &ar);
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "audit: cannot open the archive", st);
         goto out;

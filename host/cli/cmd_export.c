@@ -32,7 +32,9 @@ static const char usage[] =
     "  -h, --help          this help\n"
     "\n"
     "Cartridge serials are written as decimal text (JSON strings), so that no\n"
-    "tool rounds them.\n";
+    "tool rounds them. The archive is only read (a read-only copy will do).\n"
+    "Archived rows that cannot be records (an edited or damaged archive) are\n"
+    "left out and named, every other record is written, and the exit status is 6.\n";
 
 enum { FMT_CSV, FMT_JSON };
 
@@ -40,6 +42,8 @@ typedef struct export_out {
     FILE *f;
     int fmt;
     uint64_t n;
+    uint64_t damaged; /* pens with rows that cannot be records (treatments) */
+    char damage[400];
 } export_out;
 
 static int on_record(void *u, const char *serial, const penlink_record *r)
@@ -118,6 +122,15 @@ static int on_treatment(void *u, const penlink_treatment *t)
     return ferror(e->f) ? -1 : 0;
 }
 
+/* The audit's findings: only damaged rows matter to an export. */
+static int on_finding(void *u, const penlink_finding *f)
+{
+    export_out *e = u;
+    if (f->kind == PENLINK_FIND_DAMAGED && e->damaged++ == 0)
+        snprintf(e->damage, sizeof e->damage, "pen %s: %s", f->serial, f->detail);
+    return 0;
+}
+
 int cmd_export(struct cli *c, int argc, char **argv)
 {
     enum { OPT_SINCE = 256, OPT_UNTIL };
@@ -170,7 +183,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
         return rc;
 
     penlink_archive *ar = NULL;
-    int st = penlink_archive_open_existing(c->ctx, c->archive, &ar);
+    int st = penlink_archive_open_readonly(c->ctx, c->archive, &ar);
     if (st != PENLINK_OK)
         return cli_fail(c, "export: cannot open the archive", st);
     if (path && !(e.f = fopen(path, "w"))) {
@@ -189,7 +202,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
     if (records) {
         st = penlink_archive_scan(ar, &f, on_record, &e);
     } else {
-        penlink_audit_cb cb = { on_treatment, NULL, NULL, &e, PENLINK_PERIOD_DAY };
+        penlink_audit_cb cb = { on_treatment, on_finding, NULL, &e, PENLINK_PERIOD_DAY };
         st = penlink_audit_run(ar, &f, &cb, NULL);
     }
     penlink_archive_close(ar);
@@ -202,6 +215,10 @@ int cmd_export(struct cli *c, int argc, char **argv)
         return cli_fail(c, "export", st);
     if (werr)
         return cli_error(c, EXIT_IO, "export: writing %s failed", path ? path : "the output");
+    if (e.damaged)
+        return cli_error(c, EXIT_INTEGRITY,
+                         "export: %s (%llu pens with such rows; every other treatment was written)",
+                         e.damage, (unsigned long long)e.damaged);
     if (c->verbose)
         fprintf(stderr, "export: %" PRIu64 " %s\n", e.n, what);
     return EXIT_OK;

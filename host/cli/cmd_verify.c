@@ -7,28 +7,38 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
 #include "cli.h"
 
 static const char usage[] =
-    "Usage: penlink [--archive PATH] verify [--pen SERIAL] [-h]\n"
+    "Usage: penlink [--archive PATH] verify [--pen SERIAL] [--no-record] [-h]\n"
     "\n"
     "Re-check the archive offline, no pen needed. For every pen that signs its\n"
     "log: each chunk's bytes against its hash-chain link, each link against the\n"
     "chunk before it, each signed head the pulls kept against the pen's pinned\n"
     "device key, and every record row against the chunk that carries it. An\n"
     "edited, removed, reordered or inserted record or chunk breaks one of these;\n"
-    "the first broken link of each pen is named. The result is kept in the\n"
-    "archive and shown by 'penlink audit'.\n"
+    "the first broken link of each pen is named. For every pen: record rows that\n"
+    "cannot be records (a seq no pen logs) break it too.\n"
+    "\n"
+    "The archive is checked read-only, so a read-only copy or medium will do.\n"
+    "Then the verdicts are recorded in the archive's verification log (shown by\n"
+    "'penlink audit') when the archive is writable here; on a read-only archive\n"
+    "they are only printed. --no-record never writes (an inspector's copy stays\n"
+    "byte for byte as received).\n"
     "\n"
     "Exit status: 0 every pen verified (or does not sign its log), 6 a pen's log\n"
-    "does not verify, 7 the archive cannot be read.\n"
+    "does not verify, 7 the archive cannot be read (or the verdicts cannot be\n"
+    "recorded in a writable archive).\n"
     "\n"
     "Options:\n"
     "  -p, --pen SERIAL  one pen (the global --device usb:SERIAL too)\n"
+    "  -n, --no-record   do not record the verdicts in the archive\n"
     "  -h, --help        this help\n";
 
 typedef struct vout {
@@ -36,7 +46,24 @@ typedef struct vout {
     int broken;
     uint64_t records;
     int pens;
+    penlink_verify_report *kept; /* to record once the read-only check is done */
+    size_t n_kept, cap_kept;
+    int failed;
 } vout;
+
+static int keep(vout *o, const penlink_verify_report *r)
+{
+    if (o->n_kept == o->cap_kept) {
+        size_t cap = o->cap_kept ? 2 * o->cap_kept : 16;
+        void *p = realloc(o->kept, cap * sizeof *o->kept);
+        if (!p)
+            return -1;
+        o->kept = p;
+        o->cap_kept = cap;
+    }
+    o->kept[o->n_kept++] = *r;
+    return 0;
+}
 
 static const char *state_name(penlink_verify_state s)
 {
@@ -46,6 +73,10 @@ static const char *state_name(penlink_verify_state s)
 static int on_report(void *u, const penlink_verify_report *r)
 {
     vout *o = u;
+    if (keep(o, r) != 0) {
+        o->failed = 1;
+        return 1;
+    }
     o->pens++;
     o->records += r->records;
     if (r->state == PENLINK_VERIFY_BROKEN)
@@ -78,6 +109,49 @@ static int on_report(void *u, const penlink_verify_report *r)
     return 0;
 }
 
+/* Whether the archive can be written here (the file, and its directory for the -wal and -shm
+ * files): EROFS and permissions as the kernel tells them. */
+static int writable(const char *path)
+{
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    return access(path, W_OK) == 0 && access(dir, W_OK | X_OK) == 0;
+}
+
+/* Records the verdicts of the read-only check in the archive's verification log. */
+static int record(struct cli *c, const vout *o)
+{
+    char def[1024];
+    const char *path = c->archive;
+    if (!path && penlink_archive_default_path(def, sizeof def) == PENLINK_OK)
+        path = def;
+    if (!path || o->n_kept == 0)
+        return EXIT_OK;
+    if (!writable(path)) {
+        if (!c->quiet)
+            fprintf(stderr,
+                    "penlink: note: %s is read-only here: the verdicts above were not recorded "
+                    "in its verification log\n",
+                    path);
+        return EXIT_OK;
+    }
+    penlink_archive *ar = NULL;
+    int st = penlink_archive_open_existing(c->ctx, path, &ar);
+    for (size_t i = 0; st == PENLINK_OK && i < o->n_kept; i++)
+        st = penlink_archive_record_verification(ar, &o->kept[i]);
+    penlink_archive_close(ar);
+    if (st != PENLINK_OK)
+        return cli_fail(c, "verify: the verdicts were not recorded", st);
+    return EXIT_OK;
+}
+
 static double mono_s(void)
 {
     struct timespec ts;
@@ -89,14 +163,16 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
         { "pen", required_argument, NULL, 'p' },
+        { "no-record", no_argument, NULL, 'n' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *pen = NULL;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+    int opt, no_record = 0;
+    while ((opt = getopt_long(argc, argv, "p:nh", opts, NULL)) != -1) {
         switch (opt) {
         case 'p': pen = optarg; break;
+        case 'n': no_record = 1; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
         default: fputs(usage, stderr); return EXIT_USAGE;
         }
@@ -111,18 +187,30 @@ int cmd_verify(struct cli *c, int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     penlink_archive *ar = NULL;
-    int st = penlink_archive_open_existing(c->ctx, c->archive, &ar);
+    int st = penlink_archive_open_readonly(c->ctx, c->archive, &ar);
     if (st != PENLINK_OK)
         return cli_fail(c, "verify: cannot open the archive", st);
-    vout o = { c, 0, 0, 0 };
+    vout o;
+    memset(&o, 0, sizeof o);
+    o.c = c;
     double t0 = mono_s();
     st = penlink_archive_verify(ar, f.serial, on_report, &o);
     double dt = mono_s() - t0;
     penlink_archive_close(ar);
-    if (st != PENLINK_OK)
-        return cli_fail(c, "verify", st);
+    if (o.failed)
+        rc = cli_error(c, EXIT_INTERNAL, "verify: out of memory");
+    else if (st != PENLINK_OK)
+        rc = cli_fail(c, "verify", st);
+    if (o.failed || st != PENLINK_OK)
+        goto out;
     if (!c->json && !c->quiet)
         printf("%d pens, %" PRIu64 " records checked in %.2f s%s\n", o.pens, o.records, dt,
                o.broken ? "; SOME LOGS DO NOT VERIFY: see above and docs/security.md" : "");
-    return o.broken ? EXIT_INTEGRITY : EXIT_OK;
+    fflush(stdout);
+    rc = no_record ? EXIT_OK : record(c, &o);
+    if (o.broken)
+        rc = EXIT_INTEGRITY;
+out:
+    free(o.kept);
+    return rc;
 }
