@@ -464,10 +464,10 @@ static int mark_interrupted(sqlite_backend *s)
     rc = sq_exec_patient(s, "BEGIN IMMEDIATE", "interrupted pulls");
     if (rc == PENLINK_OK)
         rc = sq_prep(s, &st,
-                     "UPDATE pulls SET result = 'interrupted', message = 'the penlink that ran "
-                     "this pull stopped before its end (killed, crashed, or the computer lost "
-                     "power): what it committed is kept, nothing after it was acknowledged' "
-                     "WHERE result = 'running' AND id <= ?1");
+                     "UPDATE pulls SET result = 'interrupted', message = 'the pull never "
+                     "recorded its end (its penlink was killed or crashed, the computer lost "
+                     "power, or the disk was full): what it committed is kept, nothing after "
+                     "that was acknowledged' WHERE result = 'running' AND id <= ?1");
     if (rc == PENLINK_OK) {
         sqlite3_bind_int64(st, 1, last);
         if (sqlite3_step(st) != SQLITE_DONE)

@@ -255,7 +255,17 @@ static int on_head(void *u, uint64_t next_seq, const uint8_t *link, size_t link_
                       "the signed head through seq %llu does not verify with the pen's pinned "
                       "key (re-signed or edited)",
                       (unsigned long long)next_seq);
-    if (v->n_links == 0 || !bsearch(link, v->links, v->n_links, 32, cmp_link))
+    int known = v->n_links > 0 && bsearch(link, v->links, v->n_links, 32, cmp_link);
+    if (!known && next_seq <= v->first_from) {
+        /* a head over records pulled before this archive's first pull of the pen (into
+         * another archive): its chunk was never here, and nothing here depends on it */
+        char what[96];
+        snprintf(what, sizeof what, "a head through seq %llu before the archive's first record",
+                 (unsigned long long)next_seq);
+        note(v, what);
+        return 0;
+    }
+    if (!known)
         return broken(v, next_seq,
                       "the signed head through seq %llu names a link no chunk in the archive "
                       "has (its chunk was removed or replaced)",
