@@ -38,16 +38,19 @@ check "the archive carries penlink's application_id (0x504C4152)" \
 # 1. files that are not ours
 cp "$A" "$tmp/newer.db"
 sqlite3 "$tmp/newer.db" "PRAGMA user_version = 4"
+# the same as a copy in rollback-journal mode (as sqlite3's .backup or another tool makes one)
+cp "$tmp/newer.db" "$tmp/newercopy.db"
+sqlite3 "$tmp/newercopy.db" "PRAGMA journal_mode = DELETE" > /dev/null
 sqlite3 "$tmp/rollback.db" "CREATE TABLE notes (t TEXT); INSERT INTO notes VALUES ('mine')"
 sqlite3 "$tmp/walapp.db" "PRAGMA journal_mode = WAL; PRAGMA application_id = 252006674;
     CREATE TABLE blob (x); INSERT INTO blob VALUES (1)" > /dev/null
 printf 'this is not a database, it is a note\n' > "$tmp/note.db"
 acked0=$(acked "$tmp/pen.sock")
-for f in newer rollback walapp note; do
+for f in newer newercopy rollback walapp note; do
     F=$tmp/$f.db
     sum=$(cksum < "$F")
     case $f in
-    newer) want=5 words="has schema version 4, newer than this penlink's 3" ;;
+    newer*) want=5 words="has schema version 4, newer than this penlink's 3" ;;
     note) want=6 words="not a penlink archive, nor any SQLite database" ;;
     *) want=5 words="is not a penlink archive: it is an SQLite database of another program" ;;
     esac
