@@ -669,6 +669,8 @@ int cmd_audit(struct cli *c, int argc, char **argv)
         st = penlink_archive_devices(ar, on_verif_pen, &vs);
     }
     penlink_archive_close(ar);
+    if (st != PENLINK_OK || o.failed)
+        free(vs.v); /* the verifications gathered so far: nothing is printed */
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "audit", st);
         goto out;

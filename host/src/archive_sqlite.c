@@ -28,6 +28,19 @@
 #include "pl/chunk.h"
 #include "pl/record.h"
 
+/* The SQL condition "column @p col names the pen @p p": the serial whole, or
+ * its first SERIAL_BYTES bytes when the stored one is longer. The public
+ * structs (penlink_archive_device, penlink_alarm, penlink_verify_report, ...)
+ * hold that many, and an archive of an earlier penlink may hold a longer
+ * serial: a pen must be found by the serial the library handed out. */
+#define SERIAL_BYTES 32
+#define SERIAL_BYTES_SQL "32"
+_Static_assert(sizeof(((penlink_archive_device *)0)->serial) == SERIAL_BYTES + 1, "serial size");
+_Static_assert(sizeof(((penlink_verify_report *)0)->serial) == SERIAL_BYTES + 1, "serial size");
+#define SERIAL_IS(col, p)                                                                          \
+    "(" col " = " p " OR (length(CAST(" col " AS BLOB)) > " SERIAL_BYTES_SQL                       \
+    " AND substr(CAST(" col " AS BLOB), 1, " SERIAL_BYTES_SQL ") = CAST(" p " AS BLOB)))"
+
 int sq_fail(sqlite_backend *s, int status, const char *fmt, ...)
 {
     va_list ap;
@@ -613,9 +626,9 @@ static int sq_scan(archive_backend *b, const penlink_archive_filter *f,
     sqlite3_stmt *pens = NULL, *st = NULL;
     int rc = flush(s);
     if (rc == PENLINK_OK)
-        rc = sq_prep(
-            s, &pens,
-            "SELECT id, serial FROM devices WHERE ?1 IS NULL OR serial = ?1 ORDER BY serial");
+        rc = sq_prep(s, &pens,
+                     "SELECT id, serial FROM devices WHERE ?1 IS NULL OR " SERIAL_IS(
+                         "serial", "?1") " ORDER BY serial");
     if (rc == PENLINK_OK &&
         sqlite3_create_function(s->db, "penlink_scan_row", 3, SQLITE_UTF8 | SQLITE_DIRECTONLY, &sc,
                                 sql_scan_row, NULL, NULL) != SQLITE_OK)
@@ -674,8 +687,9 @@ static int sq_alarms(archive_backend *b, const penlink_archive_filter *f,
     sqlite3_stmt *st = NULL;
     int rc = sq_prep(s, &st,
                      "SELECT d.serial, a.at_ms, a.seq, a.count, a.kind, a.detail FROM alarms a "
-                     "JOIN devices d ON d.id = a.device_id WHERE (?1 IS NULL OR d.serial = ?1) "
-                     "ORDER BY d.serial, a.seq, a.id");
+                     "JOIN devices d ON d.id = a.device_id WHERE (?1 IS NULL OR " SERIAL_IS(
+                         "d.serial", "?1") ") "
+                                           "ORDER BY d.serial, a.seq, a.id");
     if (rc)
         return rc;
     bind_filter(st, f);
@@ -799,10 +813,11 @@ static int sq_config_history(archive_backend *b, const char *serial,
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
-    int rc = sq_prep(s, &st,
-                     "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json FROM "
-                     "config_history h JOIN devices d ON d.id = h.device_id WHERE (?1 IS NULL OR "
-                     "d.serial = ?1) ORDER BY h.id");
+    int rc = sq_prep(
+        s, &st,
+        "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json FROM "
+        "config_history h JOIN devices d ON d.id = h.device_id WHERE (?1 IS NULL OR " SERIAL_IS(
+            "d.serial", "?1") ") ORDER BY h.id");
     if (rc)
         return rc;
     if (serial)
@@ -887,8 +902,9 @@ static int sq_pens(archive_backend *b, const char *serial,
     if (rc == PENLINK_OK)
         rc = sq_prep(s, &st,
                      "SELECT id, serial, public_key, (SELECT min(from_seq) FROM pulls p WHERE "
-                     "p.device_id = d.id) FROM devices d WHERE ?1 IS NULL OR serial = ?1 ORDER BY "
-                     "serial");
+                     "p.device_id = d.id) FROM devices d WHERE ?1 IS NULL OR " SERIAL_IS(
+                         "serial", "?1") " ORDER BY "
+                                         "serial");
     if (rc)
         return rc;
     if (serial)
@@ -1072,10 +1088,11 @@ static int sq_verification_log(archive_backend *b, const penlink_verify_report *
     if ((unsigned)r->state >= sizeof verify_result / sizeof verify_result[0])
         return sq_fail(s, PENLINK_ERR_INVALID_ARG, "archive %s: a verification of no known state",
                        s->path);
-    int rc = sq_prep(s, &st,
-                     "INSERT INTO verifications (device_id, at_ms, result, through_seq, records, "
-                     "chunks, detail) SELECT id, ?2, ?3, ?4, ?5, ?6, ?7 FROM devices WHERE "
-                     "serial = ?1 RETURNING id");
+    int rc =
+        sq_prep(s, &st,
+                "INSERT INTO verifications (device_id, at_ms, result, through_seq, records, "
+                "chunks, detail) SELECT id, ?2, ?3, ?4, ?5, ?6, ?7 FROM devices WHERE " SERIAL_IS(
+                    "serial", "?1") " ORDER BY serial = ?1 DESC, id LIMIT 1 RETURNING id");
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, r->serial, -1, SQLITE_TRANSIENT);
@@ -1106,7 +1123,9 @@ static int sq_verification_last(archive_backend *b, const char *serial, penlink_
                      "SELECT d.public_key IS NOT NULL, (SELECT max(next_seq) FROM heads h WHERE "
                      "h.device_id = d.id), v.at_ms, v.result, v.through_seq, v.records, v.chunks, "
                      "v.detail FROM devices d LEFT JOIN verifications v ON v.id = (SELECT max(id) "
-                     "FROM verifications WHERE device_id = d.id) WHERE d.serial = ?1");
+                     "FROM verifications WHERE device_id = d.id) WHERE " SERIAL_IS(
+                         "d.serial", "?1") " ORDER BY "
+                                           "d.serial = ?1 DESC, d.id LIMIT 1");
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);

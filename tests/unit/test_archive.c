@@ -656,6 +656,46 @@ static void test_disk_full(void **state)
     penlink_archive_close(ar);
 }
 
+/* ---- found by fuzz_archive: a serial longer than the public structs hold --- */
+
+static int first_device(void *u, const penlink_archive_device *d)
+{
+    snprintf(u, 64, "%s", d->serial);
+    return 1; /* the first, in serial order, is enough */
+}
+
+/* An archive of an earlier penlink may hold a serial of more than 32 bytes;
+ * the library hands out its first 32 bytes (penlink_archive_device.serial)
+ * and must find the pen by them. Before: the audit's verification lookup and
+ * verify's recording failed ("no pen ... in the archive") for every pen. */
+static void test_long_serial(void **state)
+{
+    fx *f = *state;
+    make_archive(f);
+    const char *serial = "PEN-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    add_device(f->path, 1, serial, 0);
+    add_device(f->path, 2, "PEN-SHORT", 0);
+    penlink_record r = rec(PENLINK_REC_POWER_ON, 1000);
+    add_record(f->path, 1, 0, &r);
+    penlink_archive *ar = NULL;
+    assert_int_equal(penlink_archive_open(f->ctx, f->path, &ar), PENLINK_OK);
+    char listed[64];
+    assert_int_equal(penlink_archive_devices(ar, first_device, listed), PENLINK_ERR_CANCELLED);
+    assert_int_equal(strlen(listed), 32);
+    assert_memory_equal(listed, serial, 32);
+    penlink_verify_report got[8];
+    memset(got, 0, sizeof got);
+    assert_int_equal(penlink_archive_verify(ar, listed, keep_report, got), PENLINK_OK);
+    assert_string_equal(got[0].serial, listed);
+    assert_int_equal(got[1].serial[0], '\0'); /* PEN-SHORT is not a prefix match */
+    penlink_verification v;
+    assert_int_equal(penlink_archive_verification(ar, listed, &v), PENLINK_OK);
+    assert_int_equal(v.have, 1);
+    assert_string_equal(v.result, "unsigned");
+    assert_int_equal(penlink_archive_record_verification(ar, &got[0]), PENLINK_OK);
+    penlink_archive_close(ar);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -667,6 +707,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_old_archive_gets_its_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupted_pulls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_serial, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
