@@ -21,6 +21,24 @@
 
 #define DAY_MS 86400000ll
 #define CLOCK_JUMP_MS 3600000ll /* a clock_set step above this is reported */
+/* Usage periods of pen times outside years 1..9999 (a broken or hostile clock)
+ * are those of the nearest end: the calendar arithmetic stays in range. */
+#define CALENDAR_MIN_MS (-62135596800000ll) /* 0001-01-01T00:00:00Z */
+#define CALENDAR_MAX_MS 253402300799999ll   /* 9999-12-31T23:59:59.999Z */
+
+/* later - earlier, for later >= earlier, without overflow (a hostile clock may
+ * span more than int64_t holds): at most INT64_MAX. */
+static int64_t span_ms(int64_t later, int64_t earlier)
+{
+    uint64_t d = (uint64_t)later - (uint64_t)earlier;
+    return d > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)d;
+}
+
+/* a + b for b >= 0, at most INT64_MAX. */
+static int64_t add_ms(int64_t a, int64_t b)
+{
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
 
 /* ---- cartridges: serial -> first treatment, count ------------------- */
 
@@ -565,6 +583,7 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 
 static int64_t period_start(penlink_period by, int64_t ms)
 {
+    ms = ms < CALENDAR_MIN_MS ? CALENDAR_MIN_MS : ms > CALENDAR_MAX_MS ? CALENDAR_MAX_MS : ms;
     int64_t day = floor_div(ms, DAY_MS);
     if (by == PENLINK_PERIOD_WEEK) {
         int64_t wd = ((day + 3) % 7 + 7) % 7; /* 1970-01-01 was a Thursday; 0 = Monday */
@@ -631,8 +650,9 @@ static void finish_treatment(audit *a, const penlink_record *r, int ended)
     t->open = 0;
     int64_t end = r->time_ms;
     if (end > t->seg_ms) {
-        t->depth_ms += (double)t->cur_depth * (double)(end - t->seg_ms);
-        t->weight_ms += end - t->seg_ms;
+        int64_t seg = span_ms(end, t->seg_ms);
+        t->depth_ms += (double)t->cur_depth * (double)seg;
+        t->weight_ms = add_ms(t->weight_ms, seg);
     }
     t->t.end_seq = r->seq;
     t->t.end_ms = end;
@@ -640,11 +660,14 @@ static void finish_treatment(audit *a, const penlink_record *r, int ended)
     if (ended && (r->fields & PENLINK_F_DURATION_MS))
         t->t.duration_ms = r->duration_ms;
     else
-        t->t.duration_ms = end > t->t.start_ms ? (uint64_t)(end - t->t.start_ms) : 0;
+        t->t.duration_ms = end > t->t.start_ms ? (uint64_t)span_ms(end, t->t.start_ms) : 0;
     if (ended)
         t->t.strokes = r->strokes;
-    t->t.depth_mean_um =
-        t->weight_ms > 0 ? (uint32_t)(t->depth_ms / (double)t->weight_ms + 0.5) : t->t.depth_min_um;
+    /* a mean of 32-bit depths; rounding may not carry it past the largest of them */
+    double mean = t->weight_ms > 0 ? t->depth_ms / (double)t->weight_ms + 0.5 : 0;
+    t->t.depth_mean_um = t->weight_ms <= 0                   ? t->t.depth_min_um
+                         : mean >= (double)t->t.depth_max_um ? t->t.depth_max_um
+                                                             : (uint32_t)mean;
     check_duration(t, &t->start_lim);
     if (t->in_window) {
         a->sum.treatments++;
@@ -759,7 +782,7 @@ static void integrity(audit *a, const penlink_record *r)
         finding_init(a, &fi, PENLINK_FIND_CLOCK_BACKWARDS, "integrity", 0);
         fi.seq = r->seq;
         fi.time_ms = r->time_ms;
-        fi.value = p->time_ms - r->time_ms;
+        fi.value = span_ms(p->time_ms, r->time_ms);
         snprintf(fi.detail, sizeof fi.detail,
                  "the pen's time went back %lld ms from record %llu to record %llu with no "
                  "clock_set to explain it",
@@ -933,8 +956,9 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
     case PENLINK_REC_DEPTH_CHANGED:
         if (t->open) {
             if (r->time_ms > t->seg_ms) {
-                t->depth_ms += (double)t->cur_depth * (double)(r->time_ms - t->seg_ms);
-                t->weight_ms += r->time_ms - t->seg_ms;
+                int64_t seg = span_ms(r->time_ms, t->seg_ms);
+                t->depth_ms += (double)t->cur_depth * (double)seg;
+                t->weight_ms = add_ms(t->weight_ms, seg);
                 t->seg_ms = r->time_ms;
             }
             t->cur_depth = r->depth_um;

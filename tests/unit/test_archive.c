@@ -251,6 +251,75 @@ static void test_audit_clock_set_int64_min(void **state)
     penlink_archive_close(ar);
 }
 
+static int keep_treatment(void *u, const penlink_treatment *t)
+{
+    *(penlink_treatment *)u = *t;
+    return 0;
+}
+
+typedef struct usage_rows {
+    int n;
+    int64_t first, last;
+} usage_rows;
+
+static int keep_usage(void *u, const penlink_usage *g)
+{
+    usage_rows *ur = u;
+    if (ur->n++ == 0)
+        ur->first = g->period_start_ms;
+    ur->last = g->period_start_ms;
+    return 0;
+}
+
+/* Found by fuzz_archive: pen times at the ends of int64_t. The audit
+ * subtracted them (clock_backwards, a treatment's duration and mean depth)
+ * and multiplied days back into ms (usage periods), overflowing. */
+static void test_audit_hostile_times(void **state)
+{
+    fx *f = *state;
+    make_archive(f);
+    add_device(f->path, 1, "PEN-TIME", 0);
+    penlink_record r = rec(PENLINK_REC_POWER_ON, INT64_MAX);
+    add_record(f->path, 1, 0, &r);
+    r = rec(PENLINK_REC_TREATMENT_START, INT64_MIN); /* back by 2^64 - 1 ms */
+    r.fields = PENLINK_F_DEPTH_UM;
+    r.depth_um = UINT32_MAX;
+    add_record(f->path, 1, 1, &r);
+    r = rec(PENLINK_REC_DEPTH_CHANGED, INT64_MAX);
+    r.fields = PENLINK_F_DEPTH_UM;
+    r.depth_um = 7;
+    add_record(f->path, 1, 2, &r);
+    r = rec(PENLINK_REC_POWER_OFF, INT64_MAX);
+    add_record(f->path, 1, 3, &r);
+    penlink_archive *ar = NULL;
+    assert_int_equal(penlink_archive_open_readonly(f->ctx, f->path, &ar), PENLINK_OK);
+    for (int by = PENLINK_PERIOD_DAY; by <= PENLINK_PERIOD_MONTH; by++) {
+        findings fs;
+        penlink_treatment t;
+        usage_rows ur;
+        memset(&fs, 0, sizeof fs);
+        memset(&t, 0, sizeof t);
+        memset(&ur, 0, sizeof ur);
+        penlink_audit_cb cb = { keep_treatment, NULL, NULL, &t, (penlink_period)by };
+        penlink_audit_cb fcb = { NULL, keep_finding, NULL, &fs, (penlink_period)by };
+        penlink_audit_cb ucb = { NULL, NULL, keep_usage, &ur, (penlink_period)by };
+        assert_int_equal(penlink_audit_run(ar, NULL, &cb, NULL), PENLINK_OK);
+        assert_int_equal(t.start_seq, 1);
+        assert_true(t.duration_ms == (uint64_t)INT64_MAX); /* as long as it can say */
+        assert_true(t.depth_mean_um == UINT32_MAX || t.depth_mean_um == 7);
+        assert_int_equal(penlink_audit_run(ar, NULL, &fcb, NULL), PENLINK_OK);
+        int at = 0;
+        const penlink_finding *back = finding_of(&fs, PENLINK_FIND_CLOCK_BACKWARDS, &at);
+        assert_non_null(back);
+        assert_true(back->value == INT64_MAX);
+        assert_int_equal(penlink_audit_run(ar, NULL, &ucb, NULL), PENLINK_OK);
+        assert_int_equal(ur.n, 1); /* the one treatment, in the calendar's first period */
+        assert_true(ur.first <= -62135596800000ll + 31ll * 86400000ll);
+        assert_true(ur.first >= -62135596800000ll - 7ll * 86400000ll);
+    }
+    penlink_archive_close(ar);
+}
+
 /* ---- defect 12.5, read side: one pen's impossible seqs ----------------- */
 
 static int count_record(void *u, const char *serial, const penlink_record *r)
@@ -701,6 +770,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_verify_pen_without_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_clock_set_int64_min, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_hostile_times, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_seqs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly_never_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_ours, setup, teardown),
