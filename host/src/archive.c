@@ -86,6 +86,22 @@ static int resolve_path(penlink_ctx *ctx, const char **path, char *buf, size_t c
     return PENLINK_OK;
 }
 
+/* A handle over the SQLite backend, for writing or (@p readonly) reading only. */
+static int open_handle(penlink_ctx *ctx, const char *path, int readonly, penlink_archive **out)
+{
+    penlink_archive *ar = calloc(1, sizeof *ar);
+    if (!ar)
+        return PENLINK_ERR_NO_MEM;
+    ar->ctx = ctx;
+    int rc = archive_sqlite_open(ctx, path, readonly, &ar->b);
+    if (rc != PENLINK_OK) {
+        free(ar);
+        return rc;
+    }
+    *out = ar;
+    return PENLINK_OK;
+}
+
 int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **out)
 {
     char def[1024];
@@ -93,22 +109,9 @@ int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **o
         return PENLINK_ERR_INVALID_ARG;
     *out = NULL;
     int rc = resolve_path(ctx, &path, def, sizeof def);
-    if (rc != PENLINK_OK)
-        return rc;
-    rc = make_parent(ctx, path);
-    if (rc != PENLINK_OK)
-        return rc;
-    penlink_archive *ar = calloc(1, sizeof *ar);
-    if (!ar)
-        return PENLINK_ERR_NO_MEM;
-    ar->ctx = ctx;
-    rc = archive_sqlite_open(ctx, path, 0, &ar->b);
-    if (rc != PENLINK_OK) {
-        free(ar);
-        return rc;
-    }
-    *out = ar;
-    return PENLINK_OK;
+    if (rc == PENLINK_OK)
+        rc = make_parent(ctx, path);
+    return rc == PENLINK_OK ? open_handle(ctx, path, 0, out) : rc;
 }
 
 int penlink_archive_open_readonly(penlink_ctx *ctx, const char *path, penlink_archive **out)
@@ -118,19 +121,7 @@ int penlink_archive_open_readonly(penlink_ctx *ctx, const char *path, penlink_ar
         return PENLINK_ERR_INVALID_ARG;
     *out = NULL;
     int rc = resolve_path(ctx, &path, def, sizeof def);
-    if (rc != PENLINK_OK)
-        return rc;
-    penlink_archive *ar = calloc(1, sizeof *ar);
-    if (!ar)
-        return PENLINK_ERR_NO_MEM;
-    ar->ctx = ctx;
-    rc = archive_sqlite_open(ctx, path, 1, &ar->b);
-    if (rc != PENLINK_OK) {
-        free(ar);
-        return rc;
-    }
-    *out = ar;
-    return PENLINK_OK;
+    return rc == PENLINK_OK ? open_handle(ctx, path, 1, out) : rc;
 }
 
 int penlink_archive_open_existing(penlink_ctx *ctx, const char *path, penlink_archive **out)
