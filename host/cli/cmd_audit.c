@@ -326,12 +326,12 @@ static int on_treatment(void *u, const penlink_treatment *t)
         cli_treatment_csv(o->csv[SEC_TREAT], t);
         return 0;
     }
-    char s[24], e[24], m[24], d[24], mean[16], sp[24], st[24], cs[24], uses[12], rev[12];
+    char s[24], e[24], m[48], d[24], mean[16], sp[24], st[24], cs[24], uses[12], rev[12];
     short_time(t->start_ms, s, sizeof s);
     short_time(t->end_ms, e, sizeof e);
     minutes(t->duration_ms, m, sizeof m);
-    if (!t->ended)
-        strcat(m, " (no end)");
+    if (!t->ended) /* bounded: a pen's times can make the minutes 20 digits long */
+        snprintf(m + strlen(m), sizeof m - strlen(m), " (no end)");
     snprintf(d, sizeof d, "%u-%u", t->depth_min_um, t->depth_max_um);
     snprintf(mean, sizeof mean, "%u", t->depth_mean_um);
     snprintf(sp, sizeof sp, "%u-%u", t->speed_min_sps, t->speed_max_sps);
