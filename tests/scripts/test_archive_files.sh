@@ -7,6 +7,8 @@
 #  2. a pull left 'running' by a killed penlink becomes 'interrupted' at the
 #     next writable opening, but not while another penlink is still pulling
 #     (held mid-pull by a pen link that stops), nor by a read-only command;
+#  2b. one pen's rows with seqs at or above 2^63 (an earlier penlink stored
+#     them) make export, audit and verify name that pen, not fail for all;
 #  3. a full disk mid-pull (an LD_PRELOAD shim that fails writes with ENOSPC
 #     after the archive's N-th commit): exit 7 with the documented words,
 #     nothing acknowledged, the summary counting only what was committed, and
@@ -108,6 +110,31 @@ check "the pen acknowledged everything archived" \
     '[ "$(acked "$tmp/pen.sock")" = "$(sqlite3 -readonly "$A" "SELECT max(seq) + 1 FROM records r JOIN devices d ON d.id = r.device_id WHERE d.serial = '"'PEN-F'"'")" ]'
 stop_sim pen
 stop_sim two
+
+# 2b. defect 12.5, read side: another pen (sorting first) whose rows hold seqs at or above 2^63
+# (stored as negative integers, as an earlier penlink stored a hostile pen's)
+# does not stop export, audit or verify for the others
+$PL --archive "$A" export records > "$tmp/before.csv"
+cp "$A" "$tmp/hostile.db"
+H=$tmp/hostile.db
+body=$(sqlite3 -readonly "$H" "SELECT hex(body) FROM records LIMIT 1")
+sqlite3 "$H" "INSERT INTO devices (serial, first_seen_ms, last_seen_ms) VALUES ('PEN-0', 0, 0);
+    INSERT INTO records SELECT id, -1, x'$body', 0 FROM devices WHERE serial = 'PEN-0';
+    INSERT INTO records SELECT id, -9223372036854775808, x'$body', 0 FROM devices WHERE serial = 'PEN-0';
+    INSERT INTO records SELECT id, 0, x'$body', 0 FROM devices WHERE serial = 'PEN-0';"
+run 6 "export records of an archive with hostile seqs" $PL --archive "$H" export records
+check "every other record is written" '[ "$(grep -vc "^PEN-0," "$tmp/out")" = "$(wc -l < "$tmp/before.csv")" ]'
+check "and the damage is named" 'grep -q "2 record rows cannot be records and were skipped (the first: pen PEN-0, seq stored as -9223372036854775808" "$tmp/err"'
+run 1 "audit of it" $PL --archive "$H" --json audit
+check "the damaged pen is a finding" 'grep -q "\"finding\":\"damaged\".*\"pen\":\"PEN-0\".*\"count\":2" "$tmp/out"'
+check "the other pens are audited" 'grep -q "\"type\":\"treatment\",\"pen\":\"PEN-F\"" "$tmp/out"'
+run 6 "verify of it" $PL --archive "$H" verify --no-record
+check "the damaged pen is BROKEN, its rows named" 'grep -q "PEN-0 .*BROKEN" "$tmp/out" && grep -q "2 record rows hold a seq at or above 2^63" "$tmp/out"'
+if grep -q "PEN-F *verified" "$tmp/out" && grep -q "^2 pens" "$tmp/out"; then
+    ok "the other pen verifies"
+else
+    bad "the other pen verifies"; sed 's/^/    /' "$tmp/out"
+fi
 
 # 3. a full disk mid-pull: a signing pen of ~350 chunks is committed twice
 # (at a verified head after 256 chunks, and at the end); the disk fills
