@@ -201,10 +201,12 @@ typedef struct probe {
     char names[160]; /* the first table names, for the message */
 } probe;
 
-/* A "file:" URI for @p path with @p query ("mode=ro", "immutable=1"). */
+/* A "file:" URI for @p path with @p query ("mode=ro", "immutable=1"). An
+ * absolute path gets an empty authority, so that one starting with "//" is
+ * not read as a host name. */
 static int make_uri(char *out, size_t cap, const char *path, const char *query)
 {
-    size_t n = (size_t)snprintf(out, cap, "file:");
+    size_t n = (size_t)snprintf(out, cap, path[0] == '/' ? "file://" : "file:");
     for (const char *p = path; *p && n + 4 < cap; p++) {
         if (*p == '%' || *p == '?' || *p == '#')
             n += (size_t)snprintf(out + n, cap - n, "%%%02X", (unsigned char)*p);

@@ -731,6 +731,36 @@ static void test_disk_full(void **state)
     penlink_archive_close(ar);
 }
 
+/* The read-only opening goes through an SQLite URI: a path with the URI's
+ * own characters in it (?, #, %, a leading //) must name the same file. */
+static void test_odd_paths(void **state)
+{
+    fx *f = *state;
+    char odd[96], doubled[160];
+    snprintf(odd, sizeof odd, "%.60s/we?ird#d%%ir a", f->dir);
+    assert_int_equal(mkdir(odd, 0700), 0);
+    snprintf(f->path, sizeof f->path, "%s/x%%41.db", odd);
+    make_archive(f);
+    add_device(f->path, 1, "PEN-ODD", 0);
+    snprintf(doubled, sizeof doubled, "/%s", f->path);
+    const char *paths[] = { f->path, doubled };
+    for (int i = 0; i < 2; i++) {
+        penlink_archive *ar = NULL;
+        int n = 0;
+        assert_int_equal(penlink_archive_open_readonly(f->ctx, paths[i], &ar), PENLINK_OK);
+        assert_int_equal(penlink_archive_devices(ar, on_dev, &n), PENLINK_OK);
+        assert_int_equal(n, 1);
+        penlink_archive_close(ar);
+    }
+    char p[300];
+    static const char *const files[] = { "x%41.db", "x%41.db-wal", "x%41.db-shm" };
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", odd, files[i]);
+        unlink(p);
+    }
+    assert_int_equal(rmdir(odd), 0); /* nothing else was made there */
+}
+
 /* ---- found by fuzz_archive: a serial longer than the public structs hold --- */
 
 static int first_device(void *u, const penlink_archive_device *d)
@@ -783,6 +813,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_old_archive_gets_its_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_interrupted_pulls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_odd_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_serial, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
