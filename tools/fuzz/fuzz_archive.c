@@ -643,7 +643,9 @@ static void cli_paths(sqlite3 *db, unsigned which)
     snprintf(q, sizeof q, "VACUUM INTO '%s'", path);
     if (sqlite3_exec(db, q, NULL, NULL, NULL) != SQLITE_OK)
         return;
-    static const char *const runs[][7] = {
+    /* sixteen runs, so that the byte that chooses one keeps its meaning (a saved input
+     * replays the same run); add one by replacing a repeat */
+    static const char *const runs[16][9] = {
         { "--json", "audit", "--report", "all", "--by", "week", NULL },
         { "audit", "--format", "csv", "--by", "month", NULL },
         { "audit", "--format", "table", NULL },
@@ -653,8 +655,15 @@ static void cli_paths(sqlite3 *db, unsigned which)
         { "export", "treatments", NULL },
         { "--json", "verify", "--no-record", NULL },
         { "verify", NULL },
+        { "audit", "--since", "2026-01-01", "--until", "2026-01-02T12:00", "--pen", "PEN-A", NULL },
+        { "export", "treatments", "--since", "2025-12-31", "--pen", "PEN-B", NULL },
+        { "--json", "audit", "--report", "integrity", NULL },
+        { "audit", "--format", "table", "--by", "week", NULL },
+        { "export", "records", "--format", "json", "--pen", "PEN-A", NULL },
+        { "verify", "--pen", "PEN-B", NULL },
+        { "audit", "--format", "csv", "--report", "cartridges", NULL },
     };
-    const char *const *run = runs[which % (sizeof runs / sizeof runs[0])];
+    const char *const *run = runs[which & 15];
     int argc = 0;
     while (run[argc])
         argc++;
