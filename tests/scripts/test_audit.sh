@@ -67,8 +67,8 @@ PY
 
 # (a) a pen that refuses reuse, one that accepts it (max 3 uses) and lets some
 # treatments run past max_treatment_s, one archive
-start_sim r --serial PEN-REF1 --seed 21 --simulate-days 21 --reuse-permille 60
-start_sim m --serial PEN-MAX3 --seed 22 --simulate-days 21 --reuse-permille 60 --max-uses 3 \
+start_sim r --serial PEN-REF1 --seed 21 --simulate-days 21 --start-time $T0 --reuse-permille 60
+start_sim m --serial PEN-MAX3 --seed 22 --simulate-days 21 --start-time $T0 --reuse-permille 60 --max-uses 3 \
     --over-limit-permille 40
 AR="--archive $tmp/a.db"
 run 0 "pull the refusing pen" $PL $AR --device "sim:$tmp/r.sock" pull
@@ -203,8 +203,8 @@ check "export treatments json: that pen's treatments" \
 run 2 "export: bad kind" $PL $AR export nonsense
 
 # (b) the same cartridges on two pens: same seed, same serials
-start_sim x --serial PEN-X001 --seed 33 --simulate-days 5
-start_sim y --serial PEN-X002 --seed 33 --simulate-days 5
+start_sim x --serial PEN-X001 --seed 33 --simulate-days 5 --start-time $T0
+start_sim y --serial PEN-X002 --seed 33 --simulate-days 5 --start-time $T0
 AX="--archive $tmp/x.db"
 $PL $AX --device "sim:$tmp/x.sock" --quiet pull > /dev/null 2>&1
 $PL $AX --device "sim:$tmp/y.sock" --quiet pull > /dev/null 2>&1

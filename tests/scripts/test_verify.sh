@@ -16,13 +16,13 @@ PY=/usr/bin/python3
 . "$(dirname "$0")/harness.sh"
 
 # a pen with a few weeks of log, pulled twice (two signed heads at least)
-$SIM --state "$tmp/base" --serial PEN-V1 --seed 4 --simulate-days 14 > /dev/null
+$SIM --state "$tmp/base" --serial PEN-V1 --seed 4 --simulate-days 14 --start-time $T0 > /dev/null
 cp -r "$tmp/base" "$tmp/pristine"
 start_sim base
 A=$tmp/a.db
 run 0 "pull a signing pen" $PL --device "sim:$tmp/base.sock" --archive "$A" pull
 stop_sim base
-$SIM --state "$tmp/base" --simulate-days 3 > /dev/null
+$SIM --state "$tmp/base" --simulate-days 3 --start-time $T0 > /dev/null
 start_sim base
 run 0 "pull it again" $PL --device "sim:$tmp/base.sock" --archive "$A" pull
 stop_sim base
@@ -31,7 +31,7 @@ check "verified, with its records and heads" 'grep -q "PEN-V1 *verified" $tmp/ou
 run 0 "verify --json" $PL --archive "$A" --json verify
 check "json: state ok" 'grep -q "\"state\":\"ok\"" $tmp/out && grep -q "\"heads\":[1-9]" $tmp/out'
 # another pen, for splicing
-$SIM --state "$tmp/pen2" --serial PEN-V2 --seed 5 --simulate-days 5 > /dev/null
+$SIM --state "$tmp/pen2" --serial PEN-V2 --seed 5 --simulate-days 5 --start-time $T0 > /dev/null
 start_sim pen2
 B=$tmp/b.db
 $PL --device "sim:$tmp/pen2.sock" --archive "$B" --quiet pull > /dev/null 2>&1
