@@ -85,10 +85,15 @@ int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_keys(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
 
-/* Shared by audit and export (cmd_audit.c): --since / --until DATE, the pen
- * filter (--pen, else --device usb:SERIAL), a treatment as CSV or JSON. */
-int cli_window_option(struct cli *c, penlink_archive_filter *f, int until, const char *arg);
+/* Shared by audit and export (cmd_audit.c): --tz ZONE, then --since and
+ * --until DATE read in it (NULL when not given), checked and in order; the
+ * pen filter (--pen, else --device usb:SERIAL), and whether the archive
+ * holds that pen (a usage error naming its pens when not); a treatment as
+ * CSV or JSON. Each returns EXIT_OK or the exit code after printing why. */
+int cli_window(struct cli *c, const char *cmd, const char *tz, const char *since, const char *until,
+               penlink_archive_filter *f);
 int cli_pen_filter(struct cli *c, penlink_archive_filter *f, const char *pen);
+int cli_pen_check(struct cli *c, penlink_archive *ar, const char *cmd, const char *serial);
 extern const char cli_treatment_csv_header[];
 void cli_treatment_csv(FILE *out, const penlink_treatment *t);
 void *cli_treatment_json(const penlink_treatment *t); /* a json_t * */

@@ -16,10 +16,12 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "cli_time.h"
 
 static const char usage[] =
     "Usage: penlink [--archive PATH] audit [--report WHICH] [--by PERIOD]\n"
-    "                [--since DATE] [--until DATE] [--pen SERIAL] [--format FMT] [-h]\n"
+    "                [--since DATE] [--until DATE] [--tz ZONE] [--pen SERIAL]\n"
+    "                [--format FMT] [-h]\n"
     "\n"
     "Audit the archive (no pen needed): prove that every treatment used a fresh,\n"
     "single-use cartridge within the configured limits, that no record is missing,\n"
@@ -27,13 +29,21 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  -r, --report WHICH  treatments, cartridges, integrity, usage, or all (default)\n"
-    "  -b, --by PERIOD     usage per day (default), week (ISO 8601) or month (UTC)\n"
-    "      --since DATE    from DATE on (pen time, UTC): YYYY-MM-DD or\n"
-    "                      YYYY-MM-DDTHH:MM[:SS][Z]\n"
+    "  -b, --by PERIOD     usage per day (default), week (ISO 8601, from Monday) or\n"
+    "                      month, in the time zone of --tz\n"
+    "      --since DATE    from DATE on (pen time): YYYY-MM-DD or\n"
+    "                      YYYY-MM-DDTHH:MM[:SS[.fff]], local time of --tz unless\n"
+    "                      a UTC offset follows (Z, +01:00, -0500)\n"
     "      --until DATE    up to DATE: a bare date includes that whole day, a time\n"
-    "                      is exclusive\n"
+    "                      is exclusive; it must come after --since\n"
+    "      --tz ZONE       the time zone of every date read and shown (a tz\n"
+    "                      database name: Europe/Berlin, UTC); default: the local\n"
+    "                      zone (TZ). The output names it; JSON and CSV times\n"
+    "                      carry their UTC offset\n"
     "  -p, --pen SERIAL    one pen; the global --device usb:SERIAL (or a bare\n"
-    "                      SERIAL) selects it too; other --device forms are refused\n"
+    "                      SERIAL) selects it too; other --device forms are refused.\n"
+    "                      A serial the archive does not hold is a usage error\n"
+    "                      that names its pens (and the closest one)\n"
     "  -f, --format FMT    table (default: aligned columns for a terminal), csv\n"
     "                      (one header line per report, reports apart by a blank\n"
     "                      line: use --report for one table per file) or json (one\n"
@@ -43,70 +53,56 @@ static const char usage[] =
     "The time window selects what is reported (treatments that start in it,\n"
     "findings whose record lies in it); every record of the pen is still read,\n"
     "so a cartridge used before the window and again inside it is a reuse.\n"
+    "An audit with no record in its window (an empty archive, a pen without\n"
+    "records, a window without any) reports the finding no_records: nothing\n"
+    "examined is never a pass.\n"
     "\n"
     "Exit status: 0 no compliance finding; 1 a compliance finding: a reused\n"
     "cartridge, a treatment without an accepted cartridge, a treatment outside\n"
-    "the configured limits, or an integrity problem (gap, conflict, missing\n"
-    "records, log overflow) -- whichever report is shown. Refused cartridges,\n"
-    "clock anomalies and unknown configuration revisions are reported but do\n"
-    "not fail the audit. Other codes as in `penlink --help`.\n";
+    "the configured limits, no records to audit, or an integrity problem (gap,\n"
+    "conflict, missing records, log overflow) -- whichever report is shown.\n"
+    "Refused cartridges, clock anomalies and unknown configuration revisions are\n"
+    "reported but do not fail the audit. 2 a usage error: a bad or reversed\n"
+    "date, an unknown zone or pen. Other codes as in `penlink --help`.\n";
 
 /* ---- shared with penlink export -------------------------------------- */
 
-static int64_t days_from_civil(int64_t y, int m, int d)
+int cli_window(struct cli *c, const char *cmd, const char *tz, const char *since, const char *until,
+               penlink_archive_filter *f)
 {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* "YYYY-MM-DD[THH:MM[:SS]][Z]" (UTC) -> ms; *date_only when no time was given. */
-static int parse_date(const char *s, int64_t *ms, int *date_only)
-{
-    int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
-    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || mo < 1 || mo > 12 || d < 1 || d > 31)
-        return -1;
-    const char *p = s + n;
-    *date_only = *p == '\0';
-    if (*p == 'T' || *p == ' ') {
-        int m = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &m) != 2)
-            return -1;
-        p += 1 + m;
-        if (*p == ':') {
-            if (sscanf(p + 1, "%2d%n", &sec, &m) != 1)
-                return -1;
-            p += 1 + m;
-        }
-        if (*p == 'Z')
-            p++;
-        if (*p || h > 23 || mi > 59 || sec > 60)
-            return -1;
-    } else if (*p) {
-        return -1;
-    }
-    *ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000ll + sec * 1000ll;
-    return 0;
-}
-
-int cli_window_option(struct cli *c, penlink_archive_filter *f, int until, const char *arg)
-{
-    int64_t ms;
-    int date_only;
-    if (parse_date(arg, &ms, &date_only) != 0)
-        return cli_error(c, EXIT_USAGE,
-                         "bad date '%s': use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z] (UTC)", arg);
-    if (until) {
-        f->has_until = 1;
-        f->until_ms = date_only ? ms + 86400000ll : ms;
-    } else {
+    char err[300];
+    if (cli_tz_set(tz, err, sizeof err) != 0)
+        return cli_error(c, EXIT_USAGE, "%s: --tz: %s", cmd, err);
+    if (since) {
+        if (cli_parse_time(since, 0, &f->since_ms, err, sizeof err) != 0)
+            return cli_error(c, EXIT_USAGE, "%s: --since: %s", cmd, err);
         f->has_since = 1;
-        f->since_ms = ms;
+    }
+    if (until) {
+        if (cli_parse_time(until, 1, &f->until_ms, err, sizeof err) != 0)
+            return cli_error(c, EXIT_USAGE, "%s: --until: %s", cmd, err);
+        f->has_until = 1;
+    }
+    if (f->has_since && f->has_until && f->since_ms >= f->until_ms) {
+        char a[48], b[48];
+        cli_time_iso(f->since_ms, a, sizeof a);
+        cli_time_iso(f->until_ms, b, sizeof b);
+        return cli_error(c, EXIT_USAGE,
+                         "%s: --since %s (%s) is not before --until %s (%s): the window is "
+                         "empty",
+                         cmd, since, a, until, b);
     }
     return EXIT_OK;
+}
+
+int cli_pen_check(struct cli *c, penlink_archive *ar, const char *cmd, const char *serial)
+{
+    if (!serial)
+        return EXIT_OK;
+    int st = penlink_archive_pen_check(ar, serial, NULL);
+    if (st == PENLINK_ERR_NOT_FOUND)
+        return cli_error(c, EXIT_USAGE, "%s: %s", cmd, penlink_ctx_errmsg(c->ctx));
+    return st == PENLINK_OK ? EXIT_OK : cli_fail(c, cmd, st);
 }
 
 int cli_pen_filter(struct cli *c, penlink_archive_filter *f, const char *pen)
@@ -132,7 +128,7 @@ int cli_pen_filter(struct cli *c, penlink_archive_filter *f, const char *pen)
 
 static void fmt_time(int64_t ms, char *buf, size_t cap)
 {
-    cli_format_time(ms, buf, cap);
+    cli_time_iso(ms, buf, cap);
 }
 
 static void fmt_serial(uint64_t v, char *buf, size_t cap)
@@ -307,10 +303,7 @@ static void minutes(uint64_t ms, char *buf, size_t cap)
 
 static void short_time(int64_t ms, char *buf, size_t cap)
 {
-    char t[40];
-    cli_format_time(ms, t, sizeof t);
-    t[10] = ' ';
-    snprintf(buf, cap, "%.19s", t); /* "2026-01-01 09:00:00" */
+    cli_time_short(ms, buf, cap); /* "2026-01-01 09:00:00" */
 }
 
 static int on_treatment(void *u, const penlink_treatment *t)
@@ -359,7 +352,7 @@ static int on_finding(void *u, const penlink_finding *f)
     const char *kind = penlink_finding_kind_name(f->kind);
     char t[40], cs[24];
     if (f->time_ms)
-        cli_format_time(f->time_ms, t, sizeof t);
+        fmt_time(f->time_ms, t, sizeof t);
     else
         t[0] = '\0';
     int has_cart = f->kind == PENLINK_FIND_REUSE || f->kind == PENLINK_FIND_REFUSED ||
@@ -388,7 +381,7 @@ static int on_finding(void *u, const penlink_finding *f)
             json_t *ev = json_array();
             for (size_t i = 0; i < f->n_evidence; i++) {
                 char et[40];
-                cli_format_time(f->evidence[i].time_ms, et, sizeof et);
+                fmt_time(f->evidence[i].time_ms, et, sizeof et);
                 json_array_append_new(ev, json_pack("{s:s, s:I, s:s}", "pen", f->evidence[i].serial,
                                                     "seq", (json_int_t)f->evidence[i].seq, "start",
                                                     et));
@@ -405,7 +398,7 @@ static int on_finding(void *u, const penlink_finding *f)
         size_t n = 0;
         for (size_t i = 0; i < f->n_evidence && n < sizeof ev; i++) {
             char et[40];
-            cli_format_time(f->evidence[i].time_ms, et, sizeof et);
+            fmt_time(f->evidence[i].time_ms, et, sizeof et);
             n += (size_t)snprintf(ev + n, sizeof ev - n, "%s%s:%" PRIu64 "@%s", i ? " " : "",
                                   f->evidence[i].serial, f->evidence[i].seq, et);
         }
@@ -453,7 +446,7 @@ static int on_usage(void *u, const penlink_usage *us)
         return 0;
     char ps[40], n[24], m[24], cs[24];
     if (o->fmt == FMT_JSON) {
-        cli_format_time(us->period_start_ms, ps, sizeof ps);
+        fmt_time(us->period_start_ms, ps, sizeof ps);
         cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:I, s:f, s:I}", "type", "usage", "pen",
                                us->serial, "period", us->period, "period_start", ps, "treatments",
                                (json_int_t)us->treatments, "treatment_minutes",
@@ -462,7 +455,7 @@ static int on_usage(void *u, const penlink_usage *us)
         return 0;
     }
     if (o->fmt == FMT_CSV) {
-        cli_format_time(us->period_start_ms, ps, sizeof ps);
+        fmt_time(us->period_start_ms, ps, sizeof ps);
         fprintf(o->csv[SEC_USAGE], "%s,%s,%s,%" PRIu64 ",%.3f,%" PRIu64 "\n", us->serial,
                 us->period, ps, us->treatments, (double)us->treatment_ms / 60000.0, us->cartridges);
         return 0;
@@ -527,7 +520,7 @@ static void print_verifications(const verif *vs)
     for (size_t i = 0; i < vs->n; i++) {
         const penlink_verification *v = &vs->v[i];
         char t[40];
-        cli_format_time(v->at_ms, t, sizeof t);
+        fmt_time(v->at_ms, t, sizeof t);
         if (!v->pinned)
             printf("  %-12s unsigned: the pen does not sign its log\n", v->serial);
         else if (!v->have)
@@ -549,7 +542,7 @@ static json_t *verif_json(const penlink_verification *v)
 {
     char t[40] = "";
     if (v->have)
-        cli_format_time(v->at_ms, t, sizeof t);
+        fmt_time(v->at_ms, t, sizeof t);
     const char *state = !v->pinned ? "unsigned" : !v->have ? "not_verified" : v->result;
     json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "type", "verification", "pen", v->serial, "state",
                           state, "pull_verified_through", (json_int_t)v->signed_through);
@@ -563,14 +556,53 @@ static json_t *verif_json(const penlink_verification *v)
     return o;
 }
 
+/* What was audited, and the time zone of every time shown: first, in every format but CSV
+ * (whose times carry their offsets). */
+static void print_header(const out *o, const penlink_archive_filter *f)
+{
+    char since[48] = "", until[48] = "";
+    if (f->has_since)
+        fmt_time(f->since_ms, since, sizeof since);
+    if (f->has_until)
+        fmt_time(f->until_ms, until, sizeof until);
+    if (o->fmt == FMT_JSON) {
+        json_t *j =
+            json_pack("{s:s, s:s, s:o, s:o, s:o, s:s}", "type", "audit", "penlink_version",
+                      penlink_version(), "pen", f->serial ? json_string(f->serial) : json_null(),
+                      "since", f->has_since ? json_string(since) : json_null(), "until",
+                      f->has_until ? json_string(until) : json_null(), "time_zone", cli_tz_name());
+        cli_json_out(j);
+    } else if (o->fmt == FMT_TABLE) {
+        char a[32] = "", b[32] = "";
+        if (f->has_since)
+            short_time(f->since_ms, a, sizeof a);
+        if (f->has_until)
+            short_time(f->until_ms, b, sizeof b);
+        if (f->serial)
+            printf("Audit of pen %s\n", f->serial);
+        else
+            printf("Audit of all pens\n");
+        if (f->has_since && f->has_until)
+            printf("  window: from %s to %s (excluded)\n", a, b);
+        else if (f->has_since)
+            printf("  window: from %s on\n", a);
+        else if (f->has_until)
+            printf("  window: up to %s (excluded)\n", b);
+        else
+            printf("  window: every record\n");
+        printf("  times: the pens' clocks, shown in %s\n\n", cli_tz_name());
+    }
+}
+
 int cmd_audit(struct cli *c, int argc, char **argv)
 {
-    enum { OPT_SINCE = 256, OPT_UNTIL };
+    enum { OPT_SINCE = 256, OPT_UNTIL, OPT_TZ };
     static const struct option opts[] = {
         { "report", required_argument, NULL, 'r' },
         { "by", required_argument, NULL, 'b' },
         { "since", required_argument, NULL, OPT_SINCE },
         { "until", required_argument, NULL, OPT_UNTIL },
+        { "tz", required_argument, NULL, OPT_TZ },
         { "pen", required_argument, NULL, 'p' },
         { "format", required_argument, NULL, 'f' },
         { "help", no_argument, NULL, 'h' },
@@ -584,8 +616,8 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     o.fmt = c->json ? FMT_JSON : FMT_TABLE;
     penlink_archive_filter f;
     memset(&f, 0, sizeof f);
-    penlink_audit_cb cb = { on_treatment, on_finding, on_usage, &o, PENLINK_PERIOD_DAY };
-    const char *report = "all", *pen = NULL;
+    penlink_audit_cb cb = { on_treatment, on_finding, on_usage, &o, PENLINK_PERIOD_DAY, 1 };
+    const char *report = "all", *pen = NULL, *since = NULL, *until = NULL, *tz = NULL;
     int opt, rc;
     while ((opt = getopt_long(argc, argv, "r:b:p:f:h", opts, NULL)) != -1) {
         switch (opt) {
@@ -600,12 +632,9 @@ int cmd_audit(struct cli *c, int argc, char **argv)
             else
                 return cli_error(c, EXIT_USAGE, "audit: --by day, week or month, not '%s'", optarg);
             break;
-        case OPT_SINCE:
-        case OPT_UNTIL:
-            rc = cli_window_option(c, &f, opt == OPT_UNTIL, optarg);
-            if (rc != EXIT_OK)
-                return rc;
-            break;
+        case OPT_SINCE: since = optarg; break;
+        case OPT_UNTIL: until = optarg; break;
+        case OPT_TZ: tz = optarg; break;
         case 'p': pen = optarg; break;
         case 'f':
             if (strcmp(optarg, "table") == 0)
@@ -636,7 +665,9 @@ int cmd_audit(struct cli *c, int argc, char **argv)
                          "audit: --report treatments, cartridges, integrity, usage or all, not "
                          "'%s'",
                          report);
-    rc = cli_pen_filter(c, &f, pen);
+    rc = cli_window(c, "audit", tz, since, until, &f);
+    if (rc == EXIT_OK)
+        rc = cli_pen_filter(c, &f, pen);
     if (rc != EXIT_OK)
         return rc;
     static const char *const titles[SEC_N] = { "Treatments", "Cartridges: findings",
@@ -660,6 +691,12 @@ int cmd_audit(struct cli *c, int argc, char **argv)
         rc = cli_fail(c, "audit: cannot open the archive", st);
         goto out;
     }
+    rc = cli_pen_check(c, ar, "audit", f.serial);
+    if (rc != EXIT_OK) {
+        penlink_archive_close(ar);
+        goto out;
+    }
+    print_header(&o, &f);
     penlink_audit_summary sum;
     st = penlink_audit_run(ar, &f, &cb, &sum);
     verif vs = { 0 };

@@ -24,8 +24,9 @@ static const char usage[] =
     "the first broken link of each pen is named. The result is kept in the\n"
     "archive and shown by 'penlink audit'.\n"
     "\n"
-    "Exit status: 0 every pen verified (or does not sign its log), 6 a pen's log\n"
-    "does not verify, 7 the archive cannot be read.\n"
+    "Exit status: 0 every pen verified (or does not sign its log), 2 a --pen the\n"
+    "archive does not hold (the error names its pens), 6 a pen's log does not\n"
+    "verify, 7 the archive cannot be read.\n"
     "\n"
     "Options:\n"
     "  -p, --pen SERIAL  one pen (the global --device usb:SERIAL too)\n"
@@ -114,6 +115,11 @@ int cmd_verify(struct cli *c, int argc, char **argv)
     int st = penlink_archive_open_existing(c->ctx, c->archive, &ar);
     if (st != PENLINK_OK)
         return cli_fail(c, "verify: cannot open the archive", st);
+    rc = cli_pen_check(c, ar, "verify", f.serial);
+    if (rc != EXIT_OK) {
+        penlink_archive_close(ar);
+        return rc;
+    }
     vout o = { c, 0, 0, 0 };
     double t0 = mono_s();
     st = penlink_archive_verify(ar, f.serial, on_report, &o);

@@ -12,15 +12,104 @@
  * the number of records.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "archive.h"
 
 #define DAY_MS 86400000ll
 #define CLOCK_JUMP_MS 3600000ll /* a clock_set step above this is reported */
+#define PEN_LIST_CHARS 300      /* of pen serials named when one is not found */
+#define CLOSE_EDITS 2           /* a serial this many edits away is "close" */
+#define SERIAL_MAX 32           /* characters of a serial (the API's serial[33]) */
+
+/* ---- selecting a pen ------------------------------------------------ */
+
+/* Edits (insert, delete, change) from @p a to @p b, ignoring case. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t row[SERIAL_MAX + 1];
+    if (la > SERIAL_MAX || lb > SERIAL_MAX)
+        return (size_t)-1;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            int same = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]);
+            size_t best = diag + !same;
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+typedef struct pen_search {
+    const char *want;
+    int found;
+    size_t pens, listed, best;
+    char close[SERIAL_MAX + 1];
+    char list[PEN_LIST_CHARS + 40];
+} pen_search;
+
+static int on_pen(void *u, const penlink_archive_device *d)
+{
+    pen_search *ps = u;
+    ps->pens++;
+    if (strcmp(d->serial, ps->want) == 0)
+        ps->found = 1;
+    size_t dist = edit_distance(d->serial, ps->want);
+    size_t len = strlen(ps->want);
+    /* close: the same but for case, or a typo or two in a serial long enough for it */
+    if (dist < ps->best && (dist == 0 || (dist <= CLOSE_EDITS && dist * 3 <= len))) {
+        ps->best = dist;
+        snprintf(ps->close, sizeof ps->close, "%s", d->serial);
+    }
+    size_t used = strlen(ps->list);
+    if (used + strlen(d->serial) + 2 <= PEN_LIST_CHARS) {
+        snprintf(ps->list + used, sizeof ps->list - used, "%s%s", used ? ", " : "", d->serial);
+        ps->listed++;
+    }
+    return 0;
+}
+
+int penlink_archive_pen_check(penlink_archive *ar, const char *serial, char close[33])
+{
+    if (close)
+        close[0] = '\0';
+    if (!ar || !serial)
+        return PENLINK_ERR_INVALID_ARG;
+    pen_search ps;
+    memset(&ps, 0, sizeof ps);
+    ps.want = serial;
+    ps.best = (size_t)-1;
+    int rc = penlink_archive_devices(ar, on_pen, &ps);
+    if (rc != PENLINK_OK || ps.found)
+        return rc;
+    if (close)
+        snprintf(close, SERIAL_MAX + 1, "%s", ps.close);
+    if (ps.pens == 0)
+        return penlink_fail(ar->ctx, PENLINK_ERR_NOT_FOUND,
+                            "no pen %s in the archive: it holds no pens at all", serial);
+    char more[40] = "";
+    if (ps.listed < ps.pens)
+        snprintf(more, sizeof more, " and %zu more", ps.pens - ps.listed);
+    return penlink_fail(ar->ctx, PENLINK_ERR_NOT_FOUND,
+                        "no pen %s in the archive%s%s%s; it holds %zu pen%s: %s%s", serial,
+                        ps.close[0] ? " (did you mean " : "", ps.close, ps.close[0] ? "?)" : "",
+                        ps.pens, ps.pens == 1 ? "" : "s", ps.list, more);
+}
 
 /* ---- cartridges: serial -> first treatment, count ------------------- */
 
@@ -135,7 +224,7 @@ typedef struct audit {
 static const char *const finding_names[] = {
     NULL,          "reuse",      "no_cartridge",   "out_of_limits", "limits_unknown",  "refused",
     "gap",         "conflict",   "missing",        "overflow",      "clock_backwards", "clock_jump",
-    "key_changed", "unverified", "config_refused",
+    "key_changed", "unverified", "config_refused", "no_records",
 };
 
 const char *penlink_finding_kind_name(uint32_t kind)
@@ -557,8 +646,27 @@ static int64_t days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-static int64_t period_start(penlink_period by, int64_t ms)
+/* The start of the period holding @p ms in the process's local time zone. */
+static int64_t period_start_local(penlink_period by, int64_t ms)
 {
+    time_t t = (time_t)floor_div(ms, 1000);
+    struct tm tm;
+    if (!localtime_r(&t, &tm))
+        return floor_div(ms, DAY_MS) * DAY_MS;
+    if (by == PENLINK_PERIOD_WEEK)
+        tm.tm_mday -= (tm.tm_wday + 6) % 7; /* back to Monday */
+    else if (by == PENLINK_PERIOD_MONTH)
+        tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    tm.tm_isdst = -1;
+    t = mktime(&tm);
+    return (int64_t)t * 1000;
+}
+
+static int64_t period_start(penlink_period by, int local, int64_t ms)
+{
+    if (local)
+        return period_start_local(by, ms);
     int64_t day = floor_div(ms, DAY_MS);
     if (by == PENLINK_PERIOD_WEEK) {
         int64_t wd = ((day + 3) % 7 + 7) % 7; /* 1970-01-01 was a Thursday; 0 = Monday */
@@ -573,11 +681,11 @@ static int64_t period_start(penlink_period by, int64_t ms)
     return day * DAY_MS;
 }
 
-static void period_label(penlink_period by, int64_t start, char *buf, size_t cap)
+static void period_label(penlink_period by, int local, int64_t start, char *buf, size_t cap)
 {
-    time_t s = (time_t)(start / 1000);
+    time_t s = (time_t)floor_div(start, 1000);
     struct tm tm;
-    if (!gmtime_r(&s, &tm)) {
+    if (!(local ? localtime_r(&s, &tm) : gmtime_r(&s, &tm))) {
         snprintf(buf, cap, "%lld", (long long)start);
         return;
     }
@@ -591,7 +699,7 @@ static void period_label(penlink_period by, int64_t start, char *buf, size_t cap
 static bucket *bucket_at(audit *a, int64_t ms)
 {
     penlink_period by = a->cb ? a->cb->usage_by : PENLINK_PERIOD_DAY;
-    int64_t start = period_start(by, ms);
+    int64_t start = period_start(by, a->cb && a->cb->local_time, ms);
     size_t lo = 0, hi = a->n_buckets;
     if (hi && a->buckets[hi - 1].start == start)
         return &a->buckets[hi - 1];
@@ -815,7 +923,7 @@ static void end_pen(audit *a)
         memset(&u, 0, sizeof u);
         u.serial = a->pens[a->pen];
         u.period_start_ms = a->buckets[i].start;
-        period_label(by, u.period_start_ms, u.period, sizeof u.period);
+        period_label(by, a->cb && a->cb->local_time, u.period_start_ms, u.period, sizeof u.period);
         u.treatments = a->buckets[i].treatments;
         u.treatment_ms = a->buckets[i].ms;
         u.cartridges = a->buckets[i].cartridges;
@@ -873,6 +981,8 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
             return 1;
     }
     a->sum.records++;
+    if (in_window(a, r->time_ms))
+        a->sum.records_in_window++;
     /* an alarm is placed in time at the first record at or after its seq */
     while (a->next_alarm < a->alarm_hi && a->alarms[a->next_alarm].seq <= r->seq)
         emit_alarm(a, &a->alarms[a->next_alarm++], 1, r->time_ms);
@@ -965,6 +1075,29 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
     return a->rc != PENLINK_OK;
 }
 
+/* Nothing examined is a finding, never a pass: the archive, the pen or the window is empty. */
+static void report_nothing(audit *a)
+{
+    const penlink_archive_filter *f = a->f;
+    int window = f && (f->has_since || f->has_until);
+    const char *pen = f && f->serial ? f->serial : NULL;
+    penlink_finding fi;
+    finding_init(a, &fi, PENLINK_FIND_NO_RECORDS, "integrity", 1);
+    fi.serial = pen ? pen : "";
+    if (a->sum.records == 0)
+        snprintf(fi.detail, sizeof fi.detail,
+                 "no records to audit: the archive holds no record%s%s%s; nothing was examined, "
+                 "so nothing is shown to comply",
+                 pen ? " of pen " : "", pen ? pen : "", window ? " at all" : "");
+    else
+        snprintf(fi.detail, sizeof fi.detail,
+                 "no records to audit: none of the %llu records of %s%s has a pen time in the "
+                 "window; nothing was examined, so nothing is shown to comply",
+                 (unsigned long long)a->sum.records, pen ? "pen " : "the selected pens",
+                 pen ? pen : "");
+    emit(a, &fi);
+}
+
 static int on_alarm(void *u, const penlink_alarm *al)
 {
     audit *a = u;
@@ -986,6 +1119,14 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
     a.ar = ar;
     a.f = f;
     a.cb = cb;
+    if (sum)
+        memset(sum, 0, sizeof *sum);
+    /* a mistyped serial selects nothing, which must not pass for a clean audit */
+    if (f && f->serial) {
+        int rc = penlink_archive_pen_check(ar, f->serial, NULL);
+        if (rc != PENLINK_OK)
+            return rc;
+    }
     /* every record of the selected pens is read; the window only selects what is reported */
     penlink_archive_filter pens = { 0 };
     pens.serial = f ? f->serial : NULL;
@@ -1000,6 +1141,8 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
         end_pen(&a);
         alarms_before(&a, NULL);
         report_reuses(&a);
+        if (a.rc == PENLINK_OK && a.sum.records_in_window == 0)
+            report_nothing(&a);
         rc = a.rc;
     } else if (a.rc != PENLINK_OK) {
         rc = a.rc;

@@ -334,6 +334,11 @@ int penlink_archive_verify(penlink_archive *ar, const char *serial,
 {
     if (!ar)
         return PENLINK_ERR_INVALID_ARG;
+    if (serial) { /* a mistyped serial would verify nothing and pass */
+        int rc = penlink_archive_pen_check(ar, serial, NULL);
+        if (rc != PENLINK_OK)
+            return rc;
+    }
     vrun run;
     memset(&run, 0, sizeof run);
     run.ar = ar;

@@ -114,9 +114,12 @@ python3 "$tmp/compare.py" "$tmp/out" "$tmp/cfg.json" refused PEN-REF1="$tmp/r" &
 run 0 "the refusing pen alone: exit 0 (--device usb:SERIAL)" $PL $AR --device usb:PEN-REF1 audit --report cartridges
 check "table output names the refusals" 'grep -q "refused" $tmp/out && grep -q "no compliance finding" $tmp/out'
 run 2 "--device sim:... is not a pen filter" $PL $AR --device "sim:$tmp/r.sock" audit
+# the pen acknowledged everything into the first archive: a second archive
+# gets its row but no record, and an audit of nothing is no pass
 AR1="--archive $tmp/one.db"
 $PL $AR1 --device "sim:$tmp/r.sock" --quiet pull > /dev/null 2>&1
-run 0 "an archive of the refusing pen only: exit 0" $PL $AR1 audit
+run 1 "an archive that holds a pen but no record: exit 1" $PL $AR1 audit
+check "the finding says there were no records to audit" 'grep -q "no_records .*no records to audit" $tmp/out'
 run 1 "table output: exit 1" $PL $AR audit
 check "table: the reuse and its treatments" 'grep -q " reuse " $tmp/out && grep -q "  treatment " $tmp/out'
 run 1 "csv output" $PL $AR audit --format csv --report cartridges

@@ -40,8 +40,12 @@ for v1, r in zip(rows, got):
             have = int(have)
         assert have == want, (f, v1, r)
 PY
-$PL --archive "$A" --json audit --report all > "$tmp/audit.json"
+# (the first line names this penlink's version and the zone: not compared)
+$PL --archive "$A" --json audit --report all > "$tmp/audit-all.json"
 rc=$?
+head -1 "$tmp/audit-all.json" | grep -q '^{"type":"audit",.*"time_zone":"UTC"}$' &&
+    ok "the audit's first line says what was audited, in which zone" || bad "audit header line"
+tail -n +2 "$tmp/audit-all.json" > "$tmp/audit.json"
 [ $rc -eq 1 ] && ok "the audit still finds the planted reuse (exit 1)" || bad "audit exit $rc"
 cmp -s "$tmp/audit.json" "$FX/archive-v1-audit.json" && ok "the audit equals the one made before the migration" ||
     { bad "audit after migration"; diff "$FX/archive-v1-audit.json" "$tmp/audit.json" | head -10; }

@@ -623,6 +623,16 @@ PENLINK_API int penlink_archive_config_history(penlink_archive *ar, const char *
                                                int (*cb)(void *user, const penlink_config_entry *e),
                                                void *user);
 
+/**
+ * Checks that the archive holds pen @p serial, spelled exactly so: a mistyped
+ * serial must not select nothing and pass for a clean result.
+ * @param close (may be NULL) gets the archive's serial closest to @p serial
+ *        (the same but for case, or a typo or two away), or "" when none is.
+ * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND, with the archive's pens (up to
+ *         20) and the close one in penlink_ctx_errmsg(); or an error reading.
+ */
+PENLINK_API int penlink_archive_pen_check(penlink_archive *ar, const char *serial, char close[33]);
+
 /** The pens in the archive (serial, model, first and last seen). */
 typedef struct penlink_archive_device {
     char serial[33], model[33], firmware_versions[128];
@@ -660,7 +670,9 @@ typedef struct penlink_verify_report {
  * pinned key, and each record row against the chunk that carries it. The
  * first broken link of each pen is named; the result is also stored in the
  * archive (append-only), which the audit shows.
- * @return #PENLINK_OK (see each report's state), or an error reading.
+ * @return #PENLINK_OK (see each report's state), #PENLINK_ERR_NOT_FOUND when
+ *         the archive has no pen @p serial (penlink_archive_pen_check()), or
+ *         an error reading.
  */
 PENLINK_API int penlink_archive_verify(penlink_archive *ar, const char *serial,
                                        int (*cb)(void *user, const penlink_verify_report *r),
@@ -728,7 +740,9 @@ typedef enum penlink_finding_kind {
     PENLINK_FIND_CLOCK_JUMP = 11,      /**< a clock_set moved the clock by more than an hour */
     PENLINK_FIND_KEY_CHANGED = 12,     /**< a pen presented another device key (alarm) */
     PENLINK_FIND_UNVERIFIED = 13,      /**< a pull's chain or signature failed (alarm) */
-    PENLINK_FIND_CONFIG_REFUSED = 14   /**< the pen refused a configuration's signature */
+    PENLINK_FIND_CONFIG_REFUSED = 14,  /**< the pen refused a configuration's signature */
+    PENLINK_FIND_NO_RECORDS = 15       /**< nothing to audit: no record of the selected pens
+                                            in the window (or in the archive) */
 } penlink_finding_kind;
 
 /** "reuse", "no_cartridge", ..., or NULL for a kind this version does not know. */
@@ -764,16 +778,16 @@ typedef struct penlink_finding {
 
 /** How usage rows are grouped. */
 typedef enum penlink_period {
-    PENLINK_PERIOD_DAY = 0,  /**< UTC days, "2026-01-31" */
-    PENLINK_PERIOD_WEEK = 1, /**< ISO weeks, "2026-W05" */
-    PENLINK_PERIOD_MONTH = 2 /**< UTC months, "2026-01" */
+    PENLINK_PERIOD_DAY = 0,  /**< days, "2026-01-31" (UTC, or local: penlink_audit_cb) */
+    PENLINK_PERIOD_WEEK = 1, /**< ISO weeks from Monday, "2026-W05" */
+    PENLINK_PERIOD_MONTH = 2 /**< months, "2026-01" */
 } penlink_period;
 
 /** Usage of one pen in one period (treatments counted where they start). */
 typedef struct penlink_usage {
     const char *serial;
     char period[16];         /**< label, see #penlink_period */
-    int64_t period_start_ms; /**< UTC */
+    int64_t period_start_ms; /**< its first instant, ms since the epoch */
     uint64_t treatments;
     uint64_t treatment_ms; /**< their summed durations */
     uint64_t cartridges;   /**< cartridges the pen accepted */
@@ -781,10 +795,13 @@ typedef struct penlink_usage {
 
 /** Totals of an audit run. */
 typedef struct penlink_audit_summary {
-    uint64_t records, pens, treatments, cartridges; /**< cartridges: distinct serials used */
+    uint64_t records;                      /**< records read: every record of the selected pens */
+    uint64_t pens, treatments, cartridges; /**< cartridges: distinct serials used */
     uint64_t reuses, refusals, no_cartridge, out_of_limits, limits_unknown;
-    uint64_t integrity;  /**< integrity findings (all kinds) */
-    uint64_t compliance; /**< findings with compliance = 1 */
+    uint64_t integrity;         /**< integrity findings (all kinds) */
+    uint64_t compliance;        /**< findings with compliance = 1 */
+    uint64_t records_in_window; /**< records whose pen time lies in the window: what the
+                                     audit examined (0 is a #PENLINK_FIND_NO_RECORDS finding) */
 } penlink_audit_summary;
 
 /**
@@ -799,13 +816,20 @@ typedef struct penlink_audit_cb {
     int (*on_usage)(void *user, const penlink_usage *u);
     void *user;
     penlink_period usage_by; /**< grouping of the usage rows */
+    int local_time;          /**< 1: periods in the process's local time zone (TZ, see
+                                  tzset()) instead of UTC */
 } penlink_audit_cb;
 
 /**
  * Audits the archive. @p f (may be NULL: everything) selects the pens and
  * the reporting window. @p sum (may be NULL) gets the totals.
- * @return #PENLINK_OK, #PENLINK_ERR_NO_MEM, #PENLINK_ERR_CANCELLED, or what
- *         the archive returned (detail in penlink_ctx_errmsg()).
+ * An audit that examines no record (an empty archive, a pen without records,
+ * a window with none) reports a #PENLINK_FIND_NO_RECORDS finding: nothing
+ * examined is never a pass.
+ * @return #PENLINK_OK, #PENLINK_ERR_NOT_FOUND (no pen f->serial in the
+ *         archive: see penlink_archive_pen_check()), #PENLINK_ERR_NO_MEM,
+ *         #PENLINK_ERR_CANCELLED, or what the archive returned (detail in
+ *         penlink_ctx_errmsg()).
  */
 PENLINK_API int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
                                   const penlink_audit_cb *cb, penlink_audit_summary *sum);

@@ -1,0 +1,135 @@
+#!/bin/sh
+# The audit an inspector can rely on: one section per defect of issue 13
+# that the audit had, each with the case that showed it.
+#  13.1 nothing examined passed: an unknown pen, an empty archive, a window
+#       with no records; bad and reversed dates; offsets; the time zone.
+# Usage: test_audit_defects.sh PENLINK PENLINK_SIM
+set -u
+PL="${PENLINK_WRAP:-} $1"
+SIM=$2
+. "$(dirname "$0")/harness.sh"
+
+# PEN-A001: a week from 2026-03-02 (T0), pulled; its ground truth for windows
+start_sim a --serial PEN-A001 --seed 41 --simulate-days 7 --start-time $T0
+A=$tmp/a.db
+run 0 "pull PEN-A001" $PL --archive "$A" --device "sim:$tmp/a.sock" pull
+# treatments of the ground truth that start in [lo, hi) (ms)
+starts_between() {
+    python3 -c '
+import json, sys
+lo, hi = int(sys.argv[2]), int(sys.argv[3])
+print(sum(1 for l in open(sys.argv[1]) if "\"treatment_start\"" in l
+          and lo <= json.loads(l)["time_ms"] < hi))' "$tmp/a/ground-truth.jsonl" "$1" "$2"
+}
+ntreat() { grep -c '"type":"treatment"' "$1"; }
+
+echo "# 13.1 nothing examined is never a pass"
+run 2 "--pen a serial the archive does not hold: usage error" $PL --archive "$A" audit --pen PEN-9999
+check "the error names the archive's pens" 'grep -q "no pen PEN-9999 in the archive; it holds 1 pen: PEN-A001" $tmp/err'
+run 2 "--pen in the wrong case: usage error" $PL --archive "$A" audit --pen pen-a001
+check "the error names the close match" 'grep -q "did you mean PEN-A001?" $tmp/err'
+run 2 "--pen with a typo: usage error" $PL --archive "$A" audit --pen PEN-A01
+check "the error names the close match" 'grep -q "did you mean PEN-A001?" $tmp/err'
+run 2 "--device usb:SERIAL of no pen in the archive" $PL --archive "$A" --device usb:PEN-9999 audit
+run 2 "verify --pen NOSUCH: usage error" $PL --archive "$A" verify --pen NOSUCH
+check "verify names the archive's pens" 'grep -q "it holds 1 pen: PEN-A001" $tmp/err'
+run 2 "export --pen NOSUCH: usage error" $PL --archive "$A" export records --pen NOSUCH
+run 0 "the right serial passes" $PL --archive "$A" audit --pen PEN-A001 --report usage
+
+# a pen with no record at all: its archive holds its row, nothing to audit
+start_sim e --serial PEN-E001
+E=$tmp/e.db
+run 0 "pull a pen with an empty log" $PL --archive "$E" --device "sim:$tmp/e.sock" pull
+run 1 "audit of an archive without records: exit 1" $PL --archive "$E" audit --format json
+check "a no_records finding, compliance" \
+    'grep -q "\"finding\":\"no_records\",\"compliance\":true" $tmp/out'
+run 1 "the table says so too" $PL --archive "$E" audit
+check "table: no records to audit" 'grep -q "no_records .*no records to audit" $tmp/out'
+run 1 "and --pen of that pen" $PL --archive "$E" audit --pen PEN-E001 --format csv --report integrity
+check "csv: the finding, with the pen" 'grep -q "^PEN-E001,no_records,1," $tmp/out'
+# an archive without any pen
+cp "$E" "$tmp/z.db"
+sqlite3 "$tmp/z.db" "DROP TRIGGER config_history_append_only_d; DELETE FROM config_history;
+    DELETE FROM pulls; DELETE FROM device_firmware; DELETE FROM devices;"
+run 1 "audit of an archive without pens: exit 1" $PL --archive "$tmp/z.db" audit --format json
+check "no_records" 'grep -q "\"finding\":\"no_records\"" $tmp/out'
+run 2 "--pen on an archive without pens" $PL --archive "$tmp/z.db" audit --pen PEN-A001
+check "the error says it holds no pens" 'grep -q "holds no pens at all" $tmp/err'
+
+# windows without records
+run 1 "a window after the last record: exit 1" $PL --archive "$A" audit --since 2027-01-01 --format json
+check "no_records, naming the records outside the window" \
+    'grep -q "\"finding\":\"no_records\".*has a pen time in the window" $tmp/out'
+run 1 "a window before the first record: exit 1" $PL --archive "$A" audit --until 2026-03-01
+run 0 "a window with records: exit 0" $PL --archive "$A" audit --since 2026-03-03 --until 2026-03-04
+
+# dates
+run 2 "--since 2026-02-30: usage error" $PL --archive "$A" audit --since 2026-02-30
+check "the error says why" 'grep -q "2026-02 has no day 30" $tmp/err'
+run 2 "--until 2026-02-29 (not a leap year)" $PL --archive "$A" audit --until 2026-02-29
+run 2 "--since 2026-13-01" $PL --archive "$A" audit --since 2026-13-01
+run 2 "--since T25:00" $PL --archive "$A" audit --since 2026-03-03T25:00
+run 2 "export --since 2026-04-31" $PL --archive "$A" export records --since 2026-04-31
+run 2 "--since after --until: usage error" $PL --archive "$A" audit --since 2026-03-05 --until 2026-03-04
+check "the error says the window is empty" 'grep -q "is not before --until" $tmp/err'
+run 2 "--since equal to --until" $PL --archive "$A" audit --since 2026-03-05T10:00 --until 2026-03-05T10:00
+run 2 "export: reversed window" $PL --archive "$A" export treatments --since 2026-03-05 --until 2026-03-04
+
+# UTC offsets: the same instants, the same treatments
+lo=$((T0 + 86400000 + 8 * 3600000)) hi=$((T0 + 3 * 86400000 - 3600000))
+expect=$(starts_between $lo $hi)
+run 0 "--since/--until with +01:00 offsets" $PL --archive "$A" audit --format json --report treatments \
+    --since 2026-03-03T09:00:00+01:00 --until 2026-03-05T00:00:00+01:00
+cp "$tmp/out" "$tmp/off.json"
+run 0 "the same window in Z" $PL --archive "$A" audit --format json --report treatments \
+    --since 2026-03-03T08:00:00Z --until 2026-03-04T23:00:00Z
+check "the same treatments ($expect, from the ground truth)" \
+    '[ "$(ntreat $tmp/off.json)" -eq "$expect" ] && [ "$expect" -gt 0 ] && cmp -s "$(tail -n +2 $tmp/off.json > $tmp/o1; echo $tmp/o1)" "$(tail -n +2 $tmp/out > $tmp/o2; echo $tmp/o2)"'
+run 0 "-0500 and fractions of a second" $PL --archive "$A" audit --format json --report treatments \
+    --since 2026-03-03T03:00:00.000-0500 --until 2026-03-04T18:00:00,5-05
+check "the same treatments" '[ "$(ntreat $tmp/out)" -eq "$expect" ]'
+
+# the time zone: --tz, or TZ; dates without an offset are its local time
+lo=$((T0 + 86400000 - 3600000)) hi=$((T0 + 3 * 86400000 - 3600000))
+expect=$(starts_between $lo $hi)
+run 0 "--tz Europe/Berlin: local days" $PL --archive "$A" audit --format json --tz Europe/Berlin \
+    --since 2026-03-03 --until 2026-03-04
+check "the treatments of those Berlin days ($expect)" '[ "$(ntreat $tmp/out)" -eq "$expect" ] && [ "$expect" -gt 0 ]'
+check "json: the first line names the zone" 'head -1 $tmp/out | grep -q "\"time_zone\":\"Europe/Berlin\""'
+check "json: times carry their offset" 'grep "\"type\":\"treatment\"" $tmp/out | grep -q "\"start\":\"2026-03-0[3-4]T[0-9:.]*+01:00\""'
+run 0 "table in Berlin time" $PL --archive "$A" audit --tz Europe/Berlin --since 2026-03-03 --until 2026-03-04 --report treatments
+check "the table states its zone and window" \
+    'grep -q "times: the pens. clocks, shown in Europe/Berlin" $tmp/out && grep -q "window: from 2026-03-03 00:00:00 to 2026-03-05 00:00:00" $tmp/out'
+run 0 "csv in Berlin time" $PL --archive "$A" audit --tz Europe/Berlin --format csv --report treatments --pen PEN-A001
+check "csv: times carry their offset" 'sed -n 2p $tmp/out | grep -q ",2026-03-02T[0-9:.]*+01:00,"'
+run 2 "--tz of no zone: usage error" $PL --archive "$A" audit --tz Nowhere/Atlantis
+check "the error says so" 'grep -q "unknown time zone .Nowhere/Atlantis." $tmp/err'
+run 2 "export --tz of no zone" $PL --archive "$A" export records --tz Nowhere/Atlantis
+TZ=America/New_York $PL --archive "$A" audit --format json --report treatments > "$tmp/out"
+check "the default zone is TZ's" 'head -1 $tmp/out | grep -q "\"time_zone\":\"America/New_York\"" && grep -q "\"start\":\"[0-9T:.-]*-05:00\"" $tmp/out'
+TZ=America/New_York $PL --archive "$A" export records --format json > "$tmp/out"
+check "export: times in TZ's zone" 'head -1 $tmp/out | grep -q "\"time\":\"2026-03-0[12]T[0-9:.]*-05:00\""'
+# usage per day is per local day: in UTC+14 most treatments fall on the next day
+run 0 "usage per day in Pacific/Kiritimati" $PL --archive "$A" audit --format json --tz Pacific/Kiritimati --report all --by day
+python3 - "$tmp/out" << 'PY' && ok "each treatment counted on its local day" || bad "usage per local day"
+import datetime, json, sys, zoneinfo
+rows = [json.loads(l) for l in open(sys.argv[1])]
+zone = zoneinfo.ZoneInfo("Pacific/Kiritimati")
+want = {}
+for t in (r for r in rows if r["type"] == "treatment"):
+    day = datetime.datetime.fromtimestamp(t["start_ms"] / 1000, zone).date().isoformat()
+    want[day] = want.get(day, 0) + 1
+got = {r["period"]: r["treatments"] for r in rows if r["type"] == "usage" and r["treatments"]}
+assert got == want, (got, want)
+utc = {}
+for t in (r for r in rows if r["type"] == "treatment"):
+    day = datetime.datetime.fromtimestamp(t["start_ms"] / 1000, datetime.timezone.utc).date()
+    utc[day.isoformat()] = utc.get(day.isoformat(), 0) + 1
+assert got != utc, "the same days as in UTC: nothing was tested"
+starts = [r["period_start"] for r in rows if r["type"] == "usage"]
+assert all(s.endswith("T00:00:00.000+14:00") for s in starts), starts
+PY
+stop_sim a
+stop_sim e
+
+finish
