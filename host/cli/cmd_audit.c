@@ -266,9 +266,9 @@ static const char *const headers[SEC_N][12] = {
 static const char *const csv_headers[SEC_N] = {
     NULL, /* cli_treatment_csv_header */
     "pen,finding,compliance,seq,time,cartridge_serial,cartridge_uses,count,config_revision,"
-    "value,evidence,detail",
+    "value,evidence,detail,raised,raised_last,repeats",
     "pen,finding,compliance,seq,time,cartridge_serial,cartridge_uses,count,config_revision,"
-    "value,evidence,detail",
+    "value,evidence,detail,raised,raised_last,repeats",
     "pen,period,period_start,treatments,treatment_minutes,cartridges",
 };
 
@@ -349,8 +349,12 @@ static int on_finding(void *u, const penlink_finding *f)
     int sec = strcmp(f->report, "integrity") == 0 ? SEC_INTEG : SEC_CART;
     if (!o->want[sec])
         return 0;
-    const char *kind = penlink_finding_kind_name(f->kind);
-    char t[40], cs[24];
+    const char *kind = f->name ? f->name : penlink_finding_kind_name(f->kind);
+    char t[40], cs[24], raised[48] = "", raised_last[48] = "";
+    if (f->repeats) {
+        fmt_time(f->raised_ms, raised, sizeof raised);
+        fmt_time(f->raised_last_ms, raised_last, sizeof raised_last);
+    }
     if (f->time_ms)
         fmt_time(f->time_ms, t, sizeof t);
     else
@@ -388,6 +392,11 @@ static int on_finding(void *u, const penlink_finding *f)
             }
             json_object_set_new(j, "treatments", ev);
         }
+        if (f->repeats) {
+            json_object_set_new(j, "raised", json_string(raised));
+            json_object_set_new(j, "raised_last", json_string(raised_last));
+            json_object_set_new(j, "repeats", json_integer((json_int_t)f->repeats));
+        }
         json_object_set_new(j, "detail", json_string(f->detail));
         cli_json_out(j);
         return 0;
@@ -411,6 +420,9 @@ static int on_finding(void *u, const penlink_finding *f)
         csv_text(c, ev);
         fputc(',', c);
         csv_text(c, f->detail);
+        fprintf(c, ",%s,%s,", raised, raised_last);
+        if (f->repeats)
+            fprintf(c, "%" PRIu64, f->repeats);
         fputc('\n', c);
         return 0;
     }
@@ -424,7 +436,19 @@ static int on_finding(void *u, const penlink_finding *f)
         snprintf(third, sizeof third, "%s", has_cart ? cs : "");
     else
         snprintf(third, sizeof third, "%" PRIu64, f->count);
-    const char *row[] = { f->serial, kind ? kind : "unknown", seq, st, third, f->detail };
+    char detail[sizeof f->detail + 160];
+    snprintf(detail, sizeof detail, "%s", f->detail);
+    if (f->repeats) {
+        char a[24], b[24];
+        short_time(f->raised_ms, a, sizeof a);
+        short_time(f->raised_last_ms, b, sizeof b);
+        size_t n = strlen(detail);
+        if (f->repeats > 1)
+            snprintf(detail + n, sizeof detail - n, "; raised %s, again until %s", a, b);
+        else
+            snprintf(detail + n, sizeof detail - n, "; raised %s", a);
+    }
+    const char *row[] = { f->serial, kind ? kind : "unknown", seq, st, third, detail };
     if (table_row(&o->tab[sec], row) != 0)
         o->failed = 1;
     for (size_t i = 0; i < f->n_evidence; i++) {

@@ -181,6 +181,22 @@ typedef struct unknown_rev {
     int64_t first_ms;
 } unknown_rev;
 
+/* An integrity alarm as the audit reports it: one incident however often it
+ * was raised (a refused pull of a cloned pen raises key_changed again at each
+ * attempt), placed in time both by when it was raised and by the pen's
+ * records it concerns. */
+typedef struct incident {
+    penlink_alarm al;   /* its first raise */
+    uint64_t repeats;   /* raises of the same alarm */
+    int64_t last_at_ms; /* host time of the last one */
+    int raised_in_win;  /* one of its raises lies in the window */
+    int rec_in_win;     /* a record it concerns lies in the window */
+    int have_time;      /* time_ms: the pen time of the first record it concerns */
+    int64_t time_ms;
+    int seen_in_range; /* an archived record inside seq..seq+count-1 was met */
+    int done;
+} incident;
+
 typedef struct audit {
     penlink_archive *ar;
     const penlink_archive_filter *f;
@@ -196,7 +212,7 @@ typedef struct audit {
     use *uses;
     size_t n_uses, cap_uses;
 
-    penlink_alarm *alarms;
+    incident *alarms;
     size_t n_alarms, cap_alarms, next_alarm;
     hist *hist;
     size_t n_hist, cap_hist;
@@ -205,7 +221,7 @@ typedef struct audit {
     int have_pen;
     const char *serial_seen; /* the scan's pointer for the current pen */
     uint32_t pen;
-    size_t alarm_hi;
+    size_t alarm_lo, alarm_hi; /* its alarms */
     penlink_record prev;
     int have_prev;
     int cart_in;
@@ -224,7 +240,7 @@ typedef struct audit {
 static const char *const finding_names[] = {
     NULL,          "reuse",      "no_cartridge",   "out_of_limits", "limits_unknown",  "refused",
     "gap",         "conflict",   "missing",        "overflow",      "clock_backwards", "clock_jump",
-    "key_changed", "unverified", "config_refused", "no_records",
+    "key_changed", "unverified", "config_refused", "no_records",    "alarm",
 };
 
 const char *penlink_finding_kind_name(uint32_t kind)
@@ -277,8 +293,10 @@ static void finding_init(audit *a, penlink_finding *fi, uint32_t kind, const cha
     fi->serial = a->have_pen ? a->pens[a->pen] : "";
 }
 
-static void emit(audit *a, const penlink_finding *fi)
+static void emit(audit *a, penlink_finding *fi)
 {
+    if (!fi->name)
+        fi->name = penlink_finding_kind_name(fi->kind);
     if (fi->compliance)
         a->sum.compliance++;
     if (strcmp(fi->report, "integrity") == 0)
@@ -810,29 +828,85 @@ static void start_treatment(audit *a, const penlink_record *r)
 
 /* ---- integrity ------------------------------------------------------- */
 
-static void emit_alarm(audit *a, const penlink_alarm *al, int have_time, int64_t ms)
+/* The seq after the last record an alarm concerns (its seq for one that
+ * concerns no archived record: a refused pull's key_changed, unverified). */
+static uint64_t alarm_end(const penlink_alarm *al)
 {
-    if (have_time && !in_window(a, ms))
+    return al->count ? al->seq + al->count : al->seq;
+}
+
+static uint32_t alarm_kind(const char *kind)
+{
+    static const struct {
+        const char *name;
+        uint32_t kind;
+    } known[] = {
+        { "gap", PENLINK_FIND_GAP },
+        { "conflict", PENLINK_FIND_CONFLICT },
+        { "key_changed", PENLINK_FIND_KEY_CHANGED },
+        { "unverified", PENLINK_FIND_UNVERIFIED },
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(kind, known[i].name) == 0)
+            return known[i].kind;
+    return PENLINK_FIND_ALARM; /* a kind newer than this audit: reported by its name */
+}
+
+/* Reports an incident when it was raised in the window or concerns a record that lies in it. */
+static void emit_alarm(audit *a, incident *in)
+{
+    in->done = 1;
+    if (!in->raised_in_win && !in->rec_in_win)
         return;
-    uint32_t kind = strcmp(al->kind, "gap") == 0           ? PENLINK_FIND_GAP
-                    : strcmp(al->kind, "key_changed") == 0 ? PENLINK_FIND_KEY_CHANGED
-                    : strcmp(al->kind, "unverified") == 0  ? PENLINK_FIND_UNVERIFIED
-                                                           : PENLINK_FIND_CONFLICT;
+    const penlink_alarm *al = &in->al;
     penlink_finding fi;
-    finding_init(a, &fi, kind, "integrity", 1);
+    finding_init(a, &fi, alarm_kind(al->kind), "integrity", 1);
+    fi.name = al->kind;
     fi.serial = al->serial;
     fi.seq = al->seq;
-    fi.time_ms = have_time ? ms : 0;
+    fi.time_ms = in->have_time ? in->time_ms : 0;
     fi.count = al->count;
-    fi.value = al->at_ms;
-    snprintf(fi.detail, sizeof fi.detail, "%s", al->detail);
+    fi.raised_ms = al->at_ms;
+    fi.raised_last_ms = in->last_at_ms;
+    fi.repeats = in->repeats;
+    if (in->repeats > 1)
+        snprintf(fi.detail, sizeof fi.detail, "%.*s (raised %llu times)",
+                 (int)(sizeof fi.detail - 40), al->detail, (unsigned long long)in->repeats);
+    else
+        snprintf(fi.detail, sizeof fi.detail, "%s", al->detail);
     emit(a, &fi);
+}
+
+/* Places the current pen's alarms on record @p r: an alarm concerns the
+ * archived records of its range, or (a gap: they are not archived) the first
+ * record after it; it is reported once the scan has passed its range. */
+static void alarms_at(audit *a, const penlink_record *r)
+{
+    for (size_t i = a->next_alarm; i < a->alarm_hi && a->alarms[i].al.seq <= r->seq; i++) {
+        incident *in = &a->alarms[i];
+        if (in->done || in->al.count == 0)
+            continue;
+        uint64_t end = alarm_end(&in->al);
+        int inside = r->seq < end;
+        if (!in->have_time) {
+            in->have_time = 1;
+            in->time_ms = r->time_ms;
+        }
+        if (inside || !in->seen_in_range)
+            in->rec_in_win |= in_window(a, r->time_ms);
+        in->seen_in_range |= inside;
+        if (r->seq + 1 >= end && a->rc == PENLINK_OK)
+            emit_alarm(a, in);
+    }
+    while (a->next_alarm < a->alarm_hi &&
+           (a->alarms[a->next_alarm].done || a->alarms[a->next_alarm].al.count == 0))
+        a->next_alarm++;
 }
 
 static int alarm_covers(const audit *a, uint64_t first, uint64_t last)
 {
-    for (size_t i = 0; i < a->alarm_hi; i++) {
-        const penlink_alarm *al = &a->alarms[i];
+    for (size_t i = a->alarm_lo; i < a->alarm_hi; i++) {
+        const penlink_alarm *al = &a->alarms[i].al;
         if (strcmp(al->kind, "gap") == 0 && strcmp(al->serial, a->pens[a->pen]) == 0 &&
             al->seq <= first && al->seq + al->count > last)
             return 1;
@@ -915,8 +989,10 @@ static void end_pen(audit *a)
                  (unsigned long long)fi.count, fi.config_revision);
         emit(a, &fi);
     }
-    for (; a->next_alarm < a->alarm_hi && a->rc == PENLINK_OK; a->next_alarm++)
-        emit_alarm(a, &a->alarms[a->next_alarm], a->have_prev, a->prev.time_ms);
+    for (size_t i = a->alarm_lo; i < a->alarm_hi && a->rc == PENLINK_OK; i++)
+        if (!a->alarms[i].done)
+            emit_alarm(a, &a->alarms[i]);
+    a->next_alarm = a->alarm_hi;
     penlink_period by = a->cb ? a->cb->usage_by : PENLINK_PERIOD_DAY;
     for (size_t i = 0; i < a->n_buckets && a->rc == PENLINK_OK; i++) {
         penlink_usage u;
@@ -937,8 +1013,8 @@ static void end_pen(audit *a)
 static void alarms_before(audit *a, const char *serial)
 {
     while (a->next_alarm < a->n_alarms && a->rc == PENLINK_OK &&
-           (!serial || strcmp(a->alarms[a->next_alarm].serial, serial) < 0))
-        emit_alarm(a, &a->alarms[a->next_alarm++], 0, 0);
+           (!serial || strcmp(a->alarms[a->next_alarm].al.serial, serial) < 0))
+        emit_alarm(a, &a->alarms[a->next_alarm++]);
 }
 
 static int begin_pen(audit *a, const char *serial)
@@ -963,8 +1039,8 @@ static int begin_pen(audit *a, const char *serial)
     a->n_pending = a->n_buckets = a->n_unknown = 0;
     a->sum.pens++;
     alarms_before(a, serial);
-    a->alarm_hi = a->next_alarm;
-    while (a->alarm_hi < a->n_alarms && strcmp(a->alarms[a->alarm_hi].serial, serial) == 0)
+    a->alarm_lo = a->alarm_hi = a->next_alarm;
+    while (a->alarm_hi < a->n_alarms && strcmp(a->alarms[a->alarm_hi].al.serial, serial) == 0)
         a->alarm_hi++;
     return 0;
 }
@@ -983,9 +1059,7 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
     a->sum.records++;
     if (in_window(a, r->time_ms))
         a->sum.records_in_window++;
-    /* an alarm is placed in time at the first record at or after its seq */
-    while (a->next_alarm < a->alarm_hi && a->alarms[a->next_alarm].seq <= r->seq)
-        emit_alarm(a, &a->alarms[a->next_alarm++], 1, r->time_ms);
+    alarms_at(a, r);
     integrity(a, r);
     treat *t = &a->tr;
     switch (r->kind) {
@@ -1098,14 +1172,41 @@ static void report_nothing(audit *a)
     emit(a, &fi);
 }
 
+static int same_alarm(const penlink_alarm *x, const penlink_alarm *y)
+{
+    return x->seq == y->seq && x->count == y->count && strcmp(x->serial, y->serial) == 0 &&
+           strcmp(x->kind, y->kind) == 0 && strcmp(x->detail, y->detail) == 0;
+}
+
+/* Alarms arrive by pen, then seq: a repeat of an alarm is among the last ones of its seq. */
 static int on_alarm(void *u, const penlink_alarm *al)
 {
     audit *a = u;
+    int raised_in = in_window(a, al->at_ms);
+    for (size_t i = a->n_alarms; i > 0 && a->alarms[i - 1].al.seq == al->seq &&
+                                 strcmp(a->alarms[i - 1].al.serial, al->serial) == 0;
+         i--) {
+        incident *in = &a->alarms[i - 1];
+        if (!same_alarm(&in->al, al))
+            continue;
+        in->repeats++;
+        if (al->at_ms < in->al.at_ms)
+            in->al.at_ms = al->at_ms;
+        if (al->at_ms > in->last_at_ms)
+            in->last_at_ms = al->at_ms;
+        in->raised_in_win |= raised_in;
+        return 0;
+    }
     if (grow(&a->alarms, &a->cap_alarms, a->n_alarms + 1, sizeof *a->alarms) != 0) {
         stop(a, PENLINK_ERR_NO_MEM);
         return 1;
     }
-    a->alarms[a->n_alarms++] = *al;
+    incident *in = &a->alarms[a->n_alarms++];
+    memset(in, 0, sizeof *in);
+    in->al = *al;
+    in->repeats = 1;
+    in->last_at_ms = al->at_ms;
+    in->raised_in_win = raised_in;
     return 0;
 }
 

@@ -3,6 +3,8 @@
 # that the audit had, each with the case that showed it.
 #  13.1 nothing examined passed: an unknown pen, an empty archive, a window
 #       with no records; bad and reversed dates; offsets; the time zone.
+#  13.2 alarms were dated by a record, not by when they were raised, and
+#       shown once per repeat; alarms of a newer kind passed for conflicts.
 # Usage: test_audit_defects.sh PENLINK PENLINK_SIM
 set -u
 PL="${PENLINK_WRAP:-} $1"
@@ -129,7 +131,82 @@ assert got != utc, "the same days as in UTC: nothing was tested"
 starts = [r["period_start"] for r in rows if r["type"] == "usage"]
 assert all(s.endswith("T00:00:00.000+14:00") for s in starts), starts
 PY
-stop_sim a
 stop_sim e
+
+echo "# 13.2 alarms: when raised, which records, one finding per incident"
+# a clone of PEN-A001 (same serial, another device key) is refused at each try
+$SIM --state "$tmp/clone" --serial PEN-A001 --seed 42 --simulate-days 2 --start-time $T0 > /dev/null
+start_sim clone
+cp "$A" "$tmp/k.db"
+K=$tmp/k.db
+run 6 "a clone's pull is refused" $PL --archive "$K" --device "sim:$tmp/clone.sock" pull
+run 6 "and again" $PL --archive "$K" --device "sim:$tmp/clone.sock" pull
+stop_sim clone
+check "the archive holds the alarm once per attempt" \
+    '[ "$(sqlite3 "$K" "SELECT count(*) FROM alarms WHERE kind = '"'key_changed'"'")" = 2 ]'
+run 1 "audit: exit 1" $PL --archive "$K" audit --format json --report integrity
+python3 - "$tmp/out" << 'PY' && ok "one key_changed finding, raised twice, first and last time" || bad "key_changed repeats"
+import json, sys
+f = [json.loads(l) for l in open(sys.argv[1])]
+k = [x for x in f if x.get("finding") == "key_changed"]
+assert len(k) == 1, k
+k = k[0]
+assert k["repeats"] == 2 and k["raised"] <= k["raised_last"] and k["compliance"], k
+assert k["time"] is None, k  # it concerns no archived record: the clone's log was not pulled
+assert "raised 2 times" in k["detail"], k
+PY
+run 1 "table: the same" $PL --archive "$K" audit --report integrity
+check "one line, with when it was raised" \
+    '[ "$(grep -c " key_changed " $tmp/out)" = 1 ] && grep -q "key_changed .*(raised 2 times); raised 20[0-9-]* [0-9:]*, again until" $tmp/out'
+run 1 "csv: the same" $PL --archive "$K" audit --format csv --report integrity
+check "csv: raised, raised_last, repeats" \
+    'head -1 $tmp/out | grep -q ",detail,raised,raised_last,repeats$" && [ "$(grep -c "^PEN-A001,key_changed,1,.*,2$" $tmp/out)" = 1 ]'
+# a window around the raise holds no record of the pen, but the alarm
+at=$(sqlite3 "$K" "SELECT min(at_ms) FROM alarms")
+iso() { python3 -c 'import datetime, sys; print(datetime.datetime.fromtimestamp(int(sys.argv[1]) / 1000, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))' "$1"; }
+run 1 "a window around the raise only" $PL --archive "$K" audit --format json --report integrity \
+    --since "$(iso $((at - 3600000)))" --until "$(iso $((at + 3600000)))"
+check "shows key_changed (and that no record lies in it)" \
+    'grep -q "\"finding\":\"key_changed\"" $tmp/out && grep -q "\"finding\":\"no_records\"" $tmp/out'
+run 0 "a window over the records, long before the raise" $PL --archive "$K" audit --format json \
+    --report integrity --since 2026-03-02 --until 2026-03-05
+check "does not show it" '! grep -q key_changed $tmp/out'
+
+# a gap: records 100..119 were never archived, the pull that saw it was later
+G=$tmp/g.db
+cp "$A" "$G"
+raised=$((T0 + 200 * 86400000)) # 2026-09-18, months after the records
+sqlite3 "$G" "DROP TRIGGER records_append_only_d; DELETE FROM records WHERE seq BETWEEN 100 AND 119;
+    INSERT INTO alarms (device_id, pull_id, at_ms, kind, seq, count, detail) VALUES
+    (1, NULL, $raised, 'gap', 100, 20, 'records 100..119 were no longer on the pen');"
+t120=$(python3 -c 'import json, sys
+print([json.loads(l) for l in open(sys.argv[1])][120]["time_ms"])' "$tmp/a/ground-truth.jsonl")
+run 1 "a window holding the record after the gap" $PL --archive "$G" audit --format json \
+    --report integrity --since "$(iso $((t120 - 60000)))" --until "$(iso $((t120 + 60000)))"
+python3 - "$tmp/out" "$t120" << 'PY' && ok "shows the gap at that record's time, raised months later" || bad "gap by its record"
+import datetime, json, sys
+g = [json.loads(l) for l in open(sys.argv[1]) if '"finding":"gap"' in l]
+assert len(g) == 1, g
+t = datetime.datetime.fromtimestamp(int(sys.argv[2]) / 1000, datetime.timezone.utc)
+assert g[0]["time"] == t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (int(sys.argv[2]) % 1000), g
+assert (g[0]["seq"], g[0]["count"], g[0]["repeats"]) == (100, 20, 1), g
+assert g[0]["raised"] == "2026-09-18T00:00:00.000Z", g
+PY
+run 1 "a window holding the raise only" $PL --archive "$G" audit --format json --report integrity \
+    --since 2026-09-18 --until 2026-09-19
+check "shows the gap" 'grep -q "\"finding\":\"gap\",.*\"seq\":100" $tmp/out'
+run 0 "a window holding neither" $PL --archive "$G" audit --format json --report integrity \
+    --since 2026-03-06 --until 2026-03-07
+check "shows no gap, and no missing records either" '! grep -q "\"finding\":\"gap\"\|\"finding\":\"missing\"" $tmp/out'
+
+# an alarm of a kind this audit does not know is an integrity finding by its name
+sqlite3 "$G" "INSERT INTO alarms (device_id, pull_id, at_ms, kind, seq, count, detail) VALUES
+    (1, NULL, $raised, 'signing_dropped', 0, 0, 'the pen no longer signs its log');"
+run 1 "an alarm of a newer kind" $PL --archive "$G" audit --format json --report integrity
+check "reported by its own name, as a compliance integrity finding" \
+    'grep -q "\"report\":\"integrity\",\"finding\":\"signing_dropped\",\"compliance\":true" $tmp/out && ! grep -q "\"finding\":\"conflict\"" $tmp/out'
+run 1 "table: by its name" $PL --archive "$G" audit --report integrity
+check "table: signing_dropped" 'grep -q " signing_dropped .*no longer signs its log" $tmp/out'
+stop_sim a
 
 finish

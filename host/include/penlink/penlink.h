@@ -585,10 +585,10 @@ PENLINK_API int penlink_archive_scan(penlink_archive *ar, const penlink_archive_
 /** An integrity alarm or a gap, as recorded during pulls. */
 typedef struct penlink_alarm {
     char serial[33];
-    int64_t at_ms;  /**< host time of the finding */
+    int64_t at_ms;  /**< host time it was raised */
     uint64_t seq;   /**< first seq concerned */
-    uint64_t count; /**< records concerned */
-    char kind[16];  /**< "gap" or "conflict" */
+    uint64_t count; /**< records concerned (0: none archived, e.g. a refused pull) */
+    char kind[16];  /**< "gap", "conflict", "key_changed", "unverified", or a newer kind */
     char detail[256];
 } penlink_alarm;
 
@@ -741,8 +741,10 @@ typedef enum penlink_finding_kind {
     PENLINK_FIND_KEY_CHANGED = 12,     /**< a pen presented another device key (alarm) */
     PENLINK_FIND_UNVERIFIED = 13,      /**< a pull's chain or signature failed (alarm) */
     PENLINK_FIND_CONFIG_REFUSED = 14,  /**< the pen refused a configuration's signature */
-    PENLINK_FIND_NO_RECORDS = 15       /**< nothing to audit: no record of the selected pens
+    PENLINK_FIND_NO_RECORDS = 15,      /**< nothing to audit: no record of the selected pens
                                             in the window (or in the archive) */
+    PENLINK_FIND_ALARM = 16            /**< an integrity alarm of a kind this version does not
+                                            know: penlink_finding.name is the alarm's kind */
 } penlink_finding_kind;
 
 /** "reuse", "no_cartridge", ..., or NULL for a kind this version does not know. */
@@ -755,25 +757,37 @@ typedef struct penlink_evidence {
     int64_t time_ms;    /**< its pen time */
 } penlink_evidence;
 
-/** A finding of the cartridge or integrity report. */
+/**
+ * A finding of the cartridge or integrity report. An integrity alarm (gap,
+ * conflict, key_changed, unverified, or a newer kind) is one finding however
+ * often it was raised, with the host times of its first and last raise; it
+ * is reported when one of its raises, or a record it concerns, lies in the
+ * window.
+ */
 typedef struct penlink_finding {
     uint32_t kind;                    /**< #penlink_finding_kind */
+    const char *name;                 /**< the kind's name; for #PENLINK_FIND_ALARM the
+                                           alarm's own ("signing_dropped") */
     const char *report;               /**< "cartridges" or "integrity" */
     int compliance;                   /**< 1: a compliance failure (reuse, no cartridge, out of
                                            limits, gap, conflict, missing, overflow) */
     const char *serial;               /**< the pen (a reuse: the pen of the first treatment) */
     uint64_t seq;                     /**< the record concerned (first seq of a gap) */
-    int64_t time_ms;                  /**< its pen time */
+    int64_t time_ms;                  /**< its pen time (a gap: of the first record after it);
+                                           0 for an alarm that concerns no archived record */
     uint64_t count;                   /**< records missing or dropped; treatments of a reuse or of
                                            an unknown revision */
     uint64_t cartridge_serial;        /**< REUSE, REFUSED, NO_CARTRIDGE, OUT_OF_LIMITS */
     uint32_t cartridge_uses;          /**< the pen's highest use count of that cartridge */
     uint32_t config_revision;         /**< OUT_OF_LIMITS, LIMITS_UNKNOWN */
     int64_t value;                    /**< CLOCK_*: ms; OUT_OF_LIMITS: the offending depth (µm) or
-                                           duration (ms) */
+                                           duration (ms); CONFIG_REFUSED: the pen's error code */
     const penlink_evidence *evidence; /**< REUSE: every treatment, in pen and seq order */
     size_t n_evidence;
-    char detail[320]; /**< one sentence for people */
+    char detail[320];       /**< one sentence for people */
+    int64_t raised_ms;      /**< alarms: host time of the first raise (0 for other findings) */
+    int64_t raised_last_ms; /**< alarms: host time of the last raise */
+    uint64_t repeats;       /**< alarms: how often it was raised (0 for other findings) */
 } penlink_finding;
 
 /** How usage rows are grouped. */
