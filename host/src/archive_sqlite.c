@@ -839,9 +839,9 @@ static int sq_config_history(archive_backend *b, const char *serial,
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
     int rc = prep(s, &st,
-                  "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json FROM "
-                  "config_history h JOIN devices d ON d.id = h.device_id WHERE (?1 IS NULL OR "
-                  "d.serial = ?1) ORDER BY h.id");
+                  "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json, "
+                  "h.old_json FROM config_history h JOIN devices d ON d.id = h.device_id WHERE "
+                  "(?1 IS NULL OR d.serial = ?1) ORDER BY h.id");
     if (rc)
         return rc;
     if (serial)
@@ -857,6 +857,10 @@ static int sq_config_history(archive_backend *b, const char *serial,
         copy_col(e.host, sizeof e.host, st, 4);
         const unsigned char *j = sqlite3_column_text(st, 5);
         parse_config_text(j ? (const char *)j : "", &e.config);
+        const unsigned char *old = sqlite3_column_text(st, 6);
+        e.has_old = old != NULL;
+        if (old)
+            parse_config_text((const char *)old, &e.old_config);
         if (cb(user, &e) != 0) {
             rc = PENLINK_ERR_CANCELLED;
             break;

@@ -147,6 +147,7 @@ typedef struct hist {
     char serial[33];
     uint32_t rev;
     int complete; /* depth_min, depth_max and max_treatment_s known */
+    int replaced; /* the old values of a change, not a revision read or written */
     uint32_t dmin, dmax, max_s;
 } hist;
 
@@ -462,23 +463,36 @@ static void report_reuses(audit *a)
 
 /* ---- configuration --------------------------------------------------- */
 
-static int on_hist(void *u, const penlink_config_entry *e)
+static int add_hist(audit *a, const char *serial, const penlink_config *c, int replaced)
 {
-    audit *a = u;
     if (grow(&a->hist, &a->cap_hist, a->n_hist + 1, sizeof *a->hist) != 0) {
         stop(a, PENLINK_ERR_NO_MEM);
         return 1;
     }
     hist *h = &a->hist[a->n_hist++];
     memset(h, 0, sizeof *h);
-    snprintf(h->serial, sizeof h->serial, "%s", e->serial);
-    h->rev = e->config.revision;
+    snprintf(h->serial, sizeof h->serial, "%s", serial);
+    h->rev = c->revision;
     const uint32_t need =
         PENLINK_CFG_DEPTH_MIN_UM | PENLINK_CFG_DEPTH_MAX_UM | PENLINK_CFG_MAX_TREATMENT_S;
-    h->complete = (e->config.present & need) == need;
-    h->dmin = e->config.depth_min_um;
-    h->dmax = e->config.depth_max_um;
-    h->max_s = e->config.max_treatment_s;
+    h->complete = (c->present & need) == need;
+    h->replaced = replaced;
+    h->dmin = c->depth_min_um;
+    h->dmax = c->depth_max_um;
+    h->max_s = c->max_treatment_s;
+    return 0;
+}
+
+/* Every revision the history knows the values of: those read or written, and
+ * those a change written by this host replaced (a pen changed before its
+ * first pull: its first revision is known only as that change's old values). */
+static int on_hist(void *u, const penlink_config_entry *e)
+{
+    audit *a = u;
+    if (add_hist(a, e->serial, &e->config, 0) != 0)
+        return 1;
+    if (e->has_old && e->old_config.revision != 0)
+        return add_hist(a, e->serial, &e->old_config, 1);
     return 0;
 }
 
@@ -631,7 +645,7 @@ static void resolve_first_revision(audit *a, int have_rev, uint32_t rev)
         l = lookup(a, rev - 1);
     } else if (!have_rev) {
         for (size_t i = 0; i < a->n_hist; i++)
-            if (strcmp(a->hist[i].serial, a->pens[a->pen]) == 0) {
+            if (!a->hist[i].replaced && strcmp(a->hist[i].serial, a->pens[a->pen]) == 0) {
                 l = lookup(a, a->hist[i].rev);
                 break;
             }

@@ -5,6 +5,8 @@
 #       with no records; bad and reversed dates; offsets; the time zone.
 #  13.2 alarms were dated by a record, not by when they were raised, and
 #       shown once per repeat; alarms of a newer kind passed for conflicts.
+#  13.4 a configuration changed before the first pull left revision 1's
+#       treatments unchecked (limits_unknown), though the history held it.
 # Usage: test_audit_defects.sh PENLINK PENLINK_SIM
 set -u
 PL="${PENLINK_WRAP:-} $1"
@@ -208,5 +210,37 @@ check "reported by its own name, as a compliance integrity finding" \
 run 1 "table: by its name" $PL --archive "$G" audit --report integrity
 check "table: signing_dropped" 'grep -q " signing_dropped .*no longer signs its log" $tmp/out'
 stop_sim a
+
+echo "# 13.4 the limits of the revision a change replaced"
+# three days under revision 1 (max_treatment_s 3600, some treatments past it),
+# then the configuration is changed before the pen was ever pulled
+start_sim c --serial PEN-C001 --seed 51 --simulate-days 3 --start-time $T0 --over-limit-permille 200
+C=$tmp/c.db
+run 0 "config set before the first pull" $PL --archive "$C" --device "sim:$tmp/c.sock" config set max_treatment_s=5400
+run 0 "then the first pull" $PL --archive "$C" --device "sim:$tmp/c.sock" pull
+stop_sim c
+check "the history holds revision 1 only as the change's old values" \
+    '[ "$(sqlite3 "$C" "SELECT revision, json_extract(old_json, '"'$.revision'"'), json_extract(old_json, '"'$.max_treatment_s'"') FROM config_history")" = "2|1|3600" ]'
+run 1 "audit" $PL --archive "$C" audit --format json
+python3 - "$tmp/out" "$tmp/c/ground-truth.jsonl" << 'PY' && ok "no limits_unknown: revision 1's limits checked every treatment" || bad "revision 1 unchecked"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+truth = [json.loads(l) for l in open(sys.argv[2])]
+assert not [r for r in rows if r.get("finding") == "limits_unknown"], "limits_unknown reported"
+treat = [r for r in rows if r["type"] == "treatment"]
+changed = [r for r in truth if r["kind"] == "config_changed"]
+assert len(changed) == 1 and changed[0]["config_revision"] == 2, changed
+assert treat and all(t["config_revision"] == 1 for t in treat), "treatments not under revision 1"
+start, want = None, set()
+for r in truth:
+    if r["kind"] == "treatment_start":
+        start = r["seq"]
+    elif r["kind"] == "treatment_end" and r["duration_ms"] > 3600 * 1000:
+        want.add(start)
+got = {r["seq"] for r in rows if r.get("finding") == "out_of_limits"}
+assert want and got == want, (sorted(got), sorted(want))
+assert all(r["config_revision"] == 1 for r in rows if r.get("finding") == "out_of_limits")
+print("   %d treatments under revision 1, %d past its max_treatment_s" % (len(treat), len(want)))
+PY
 
 finish

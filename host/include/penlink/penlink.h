@@ -602,7 +602,10 @@ typedef struct penlink_config_entry {
     int64_t at_ms;
     char source[8]; /**< "read" or "written" */
     char user[64], host[64];
-    penlink_config config; /**< config.revision is the revision */
+    penlink_config config;     /**< config.revision is the revision */
+    int has_old;               /**< a change written by this host: old_config is what it
+                                    replaced */
+    penlink_config old_config; /**< the revision in force before (old_config.revision) */
 } penlink_config_entry;
 
 /** Appends to the configuration history (never updated or deleted). */
