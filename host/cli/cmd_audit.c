@@ -279,6 +279,10 @@ typedef struct out {
     table tab[SEC_N];
     FILE *csv[SEC_N]; /* csv sections are collected apart, then printed one after another */
     int failed;
+    uint64_t compliance[PENLINK_FIND_KINDS]; /* compliance findings per kind */
+    uint64_t hidden[PENLINK_FIND_KINDS];     /* of those, in a report not shown */
+    penlink_verification *v;                 /* each selected pen's verification */
+    size_t n_v, cap_v;
 } out;
 
 static void csv_text(FILE *f, const char *s)
@@ -347,6 +351,10 @@ static int on_finding(void *u, const penlink_finding *f)
 {
     out *o = u;
     int sec = strcmp(f->report, "integrity") == 0 ? SEC_INTEG : SEC_CART;
+    if (f->compliance && f->kind < PENLINK_FIND_KINDS) {
+        o->compliance[f->kind]++;
+        o->hidden[f->kind] += !o->want[sec];
+    }
     if (!o->want[sec])
         return 0;
     const char *kind = f->name ? f->name : penlink_finding_kind_name(f->kind);
@@ -507,42 +515,28 @@ static void print_csv_section(FILE *tmp, const char *header, int *first)
 }
 
 /* The verification state of each pen (penlink verify, and the pulls' heads). */
-typedef struct verif {
-    penlink_archive *ar;
-    const char *serial;
-    penlink_verification *v;
-    size_t n, cap;
-    int broken;
-} verif;
-
-static int on_verif_pen(void *u, const penlink_archive_device *d)
+static int on_verification(void *u, const penlink_verification *v)
 {
-    verif *vs = u;
-    if (vs->serial && strcmp(vs->serial, d->serial) != 0)
-        return 0;
-    if (vs->n == vs->cap) {
-        size_t cap = vs->cap ? 2 * vs->cap : 8;
-        void *p = realloc(vs->v, cap * sizeof *vs->v);
+    out *o = u;
+    if (o->n_v == o->cap_v) {
+        size_t cap = o->cap_v ? 2 * o->cap_v : 8;
+        void *p = realloc(o->v, cap * sizeof *o->v);
         if (!p)
             return 1;
-        vs->v = p;
-        vs->cap = cap;
+        o->v = p;
+        o->cap_v = cap;
     }
-    penlink_verification *v = &vs->v[vs->n];
-    if (penlink_archive_verification(vs->ar, d->serial, v) != PENLINK_OK)
-        return 1;
-    vs->n++;
-    vs->broken += v->have && strcmp(v->result, "broken") == 0;
+    o->v[o->n_v++] = *v;
     return 0;
 }
 
-static void print_verifications(const verif *vs)
+static void print_verifications(const out *o)
 {
     printf("Integrity: log verification (penlink verify)\n");
-    if (vs->n == 0)
+    if (o->n_v == 0)
         printf("  none\n");
-    for (size_t i = 0; i < vs->n; i++) {
-        const penlink_verification *v = &vs->v[i];
+    for (size_t i = 0; i < o->n_v; i++) {
+        const penlink_verification *v = &o->v[i];
         char t[40];
         fmt_time(v->at_ms, t, sizeof t);
         if (!v->pinned)
@@ -578,6 +572,72 @@ static json_t *verif_json(const penlink_verification *v)
             json_object_set_new(o, "detail", json_string(v->detail));
     }
     return o;
+}
+
+/* The summary, one set of figures for the table and JSON: both come from the
+ * library's summary (the verdict is the library's), so they cannot disagree. */
+static json_t *summary_json(const penlink_audit_summary *s)
+{
+    json_t *by = json_object();
+    for (uint32_t k = 0; k < PENLINK_FIND_KINDS; k++) {
+        const char *name = penlink_finding_kind_name(k);
+        if (s->findings[k] && name)
+            json_object_set_new(by, name, json_integer((json_int_t)s->findings[k]));
+    }
+    json_t *logs =
+        json_pack("{s:I, s:I, s:I, s:I}", "verified", (json_int_t)s->logs_verified, "broken",
+                  (json_int_t)s->logs_broken, "not_verified", (json_int_t)s->logs_not_verified,
+                  "unsigned", (json_int_t)s->logs_unsigned);
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, "
+                     "s:s}",
+                     "type", "summary", "pens", (json_int_t)s->pens, "records",
+                     (json_int_t)s->records, "records_in_window", (json_int_t)s->records_in_window,
+                     "treatments", (json_int_t)s->treatments, "cartridges",
+                     (json_int_t)s->cartridges, "reuses", (json_int_t)s->reuses, "refusals",
+                     (json_int_t)s->refusals, "no_cartridge", (json_int_t)s->no_cartridge,
+                     "out_of_limits", (json_int_t)s->out_of_limits, "limits_unknown",
+                     (json_int_t)s->limits_unknown, "integrity", (json_int_t)s->integrity,
+                     "compliance", (json_int_t)s->compliance, "findings", by, "logs", logs,
+                     "verdict", s->verdict == PENLINK_VERDICT_PASS ? "pass" : "fail");
+}
+
+/* "reuse 4, gap 1" from per-kind counts; "" when all are 0. */
+static void kinds_text(const uint64_t *n, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (uint32_t k = 0; k < PENLINK_FIND_KINDS && used < cap; k++) {
+        const char *name = penlink_finding_kind_name(k);
+        if (n[k] && name)
+            used += (size_t)snprintf(buf + used, cap - used, "%s%s %" PRIu64, used ? ", " : "",
+                                     name, n[k]);
+    }
+}
+
+static void print_summary(const out *o, const penlink_audit_summary *s)
+{
+    char all[512], comp[512], hidden[512];
+    kinds_text(s->findings, all, sizeof all);
+    kinds_text(o->compliance, comp, sizeof comp);
+    kinds_text(o->hidden, hidden, sizeof hidden);
+    printf("Summary: %" PRIu64 " pens, %" PRIu64 " records (%" PRIu64 " in the window), %" PRIu64
+           " treatments, %" PRIu64 " cartridges\n",
+           s->pens, s->records, s->records_in_window, s->treatments, s->cartridges);
+    printf("  findings: %s\n", all[0] ? all : "none");
+    printf("  compliance findings %" PRIu64 ", integrity findings %" PRIu64 "\n", s->compliance,
+           s->integrity);
+    printf("  logs: %" PRIu64 " verified, %" PRIu64 " broken, %" PRIu64
+           " not verified offline, %" PRIu64 " unsigned\n",
+           s->logs_verified, s->logs_broken, s->logs_not_verified, s->logs_unsigned);
+    if (s->verdict == PENLINK_VERDICT_PASS) {
+        printf("Verdict: PASS, no compliance finding in %" PRIu64 " records examined\n",
+               s->records_in_window);
+        return;
+    }
+    printf("Verdict: FAIL, %" PRIu64 " compliance finding%s: %s\n", s->compliance,
+           s->compliance == 1 ? "" : "s", comp);
+    if (hidden[0])
+        printf("  not in the reports shown: %s (see them with --report all)\n", hidden);
 }
 
 /* What was audited, and the time zone of every time shown: first, in every format but CSV
@@ -640,7 +700,9 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     o.fmt = c->json ? FMT_JSON : FMT_TABLE;
     penlink_archive_filter f;
     memset(&f, 0, sizeof f);
-    penlink_audit_cb cb = { on_treatment, on_finding, on_usage, &o, PENLINK_PERIOD_DAY, 1 };
+    penlink_audit_cb cb = {
+        on_treatment, on_finding, on_usage, &o, PENLINK_PERIOD_DAY, 1, on_verification,
+    };
     const char *report = "all", *pen = NULL, *since = NULL, *until = NULL, *tz = NULL;
     int opt, rc;
     while ((opt = getopt_long(argc, argv, "r:b:p:f:h", opts, NULL)) != -1) {
@@ -723,12 +785,6 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     print_header(&o, &f);
     penlink_audit_summary sum;
     st = penlink_audit_run(ar, &f, &cb, &sum);
-    verif vs = { 0 };
-    if (st == PENLINK_OK && o.want[SEC_INTEG]) {
-        vs.ar = ar;
-        vs.serial = f.serial;
-        st = penlink_archive_devices(ar, on_verif_pen, &vs);
-    }
     penlink_archive_close(ar);
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "audit", st);
@@ -753,17 +809,9 @@ int cmd_audit(struct cli *c, int argc, char **argv)
             else
                 printf("%s\n  none\n\n", title);
             if (i == SEC_INTEG)
-                print_verifications(&vs);
+                print_verifications(&o);
         }
-        printf("Summary: %" PRIu64 " pens, %" PRIu64 " records, %" PRIu64 " treatments, %" PRIu64
-               " cartridges\n",
-               sum.pens, sum.records, sum.treatments, sum.cartridges);
-        printf("  reused cartridges %" PRIu64 ", treatments without a cartridge %" PRIu64
-               ", out of limits %" PRIu64 ", refused cartridges %" PRIu64
-               ", integrity findings %" PRIu64 "\n",
-               sum.reuses, sum.no_cartridge, sum.out_of_limits, sum.refusals, sum.integrity);
-        printf("  %s\n",
-               sum.compliance ? "COMPLIANCE FINDINGS: see above" : "no compliance finding");
+        print_summary(&o, &sum);
     } else if (o.fmt == FMT_CSV) {
         int first = 1;
         for (int i = 0; i < SEC_N; i++)
@@ -771,24 +819,17 @@ int cmd_audit(struct cli *c, int argc, char **argv)
                 print_csv_section(
                     o.csv[i], i == SEC_TREAT ? cli_treatment_csv_header : csv_headers[i], &first);
     } else {
-        for (size_t i = 0; i < vs.n; i++)
-            cli_json_out(verif_json(&vs.v[i]));
-        cli_json_out(json_pack(
-            "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "type", "summary",
-            "pens", (json_int_t)sum.pens, "records", (json_int_t)sum.records, "treatments",
-            (json_int_t)sum.treatments, "cartridges", (json_int_t)sum.cartridges, "reuses",
-            (json_int_t)sum.reuses, "refusals", (json_int_t)sum.refusals, "no_cartridge",
-            (json_int_t)sum.no_cartridge, "out_of_limits", (json_int_t)sum.out_of_limits,
-            "limits_unknown", (json_int_t)sum.limits_unknown, "integrity",
-            (json_int_t)sum.integrity, "compliance", (json_int_t)sum.compliance));
+        for (size_t i = 0; o.want[SEC_INTEG] && i < o.n_v; i++)
+            cli_json_out(verif_json(&o.v[i]));
+        cli_json_out(summary_json(&sum));
     }
     fflush(stdout);
     if (ferror(stdout))
         rc = cli_error(c, EXIT_IO, "audit: writing the report failed");
     else
-        rc = sum.compliance || vs.broken ? EXIT_FINDING : EXIT_OK;
-    free(vs.v);
+        rc = sum.verdict == PENLINK_VERDICT_PASS ? EXIT_OK : EXIT_FINDING;
 out:
+    free(o.v);
     for (int i = 0; i < SEC_N; i++) {
         table_free(&o.tab[i]);
         if (o.csv[i])

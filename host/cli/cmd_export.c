@@ -200,7 +200,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
     if (records) {
         st = penlink_archive_scan(ar, &f, on_record, &e);
     } else {
-        penlink_audit_cb cb = { on_treatment, NULL, NULL, &e, PENLINK_PERIOD_DAY, 1 };
+        penlink_audit_cb cb = { on_treatment, NULL, NULL, &e, PENLINK_PERIOD_DAY, 1, NULL };
         st = penlink_audit_run(ar, &f, &cb, NULL);
     }
     penlink_archive_close(ar);

@@ -63,22 +63,34 @@ typedef struct pen_search {
     char list[PEN_LIST_CHARS + 40];
 } pen_search;
 
-static int on_pen(void *u, const penlink_archive_device *d)
+/* The archive's pens (all, or the one named), in serial order: the backend's
+ * list, which costs no count of their records. */
+static int each_pen(penlink_archive *ar, const char *serial,
+                    int (*cb)(void *user, int64_t device, const char *serial, const uint8_t *key,
+                              uint64_t first_from),
+                    void *user)
+{
+    return ar->b->ops->pens(ar->b, serial, cb, user);
+}
+
+static int on_pen(void *u, int64_t device, const char *serial, const uint8_t *key,
+                  uint64_t first_from)
 {
     pen_search *ps = u;
+    (void)device, (void)key, (void)first_from;
     ps->pens++;
-    if (strcmp(d->serial, ps->want) == 0)
+    if (strcmp(serial, ps->want) == 0)
         ps->found = 1;
-    size_t dist = edit_distance(d->serial, ps->want);
+    size_t dist = edit_distance(serial, ps->want);
     size_t len = strlen(ps->want);
     /* close: the same but for case, or a typo or two in a serial long enough for it */
     if (dist < ps->best && (dist == 0 || (dist <= CLOSE_EDITS && dist * 3 <= len))) {
         ps->best = dist;
-        snprintf(ps->close, sizeof ps->close, "%s", d->serial);
+        snprintf(ps->close, sizeof ps->close, "%s", serial);
     }
     size_t used = strlen(ps->list);
-    if (used + strlen(d->serial) + 2 <= PEN_LIST_CHARS) {
-        snprintf(ps->list + used, sizeof ps->list - used, "%s%s", used ? ", " : "", d->serial);
+    if (used + strlen(serial) + 2 <= PEN_LIST_CHARS) {
+        snprintf(ps->list + used, sizeof ps->list - used, "%s%s", used ? ", " : "", serial);
         ps->listed++;
     }
     return 0;
@@ -94,7 +106,7 @@ int penlink_archive_pen_check(penlink_archive *ar, const char *serial, char clos
     memset(&ps, 0, sizeof ps);
     ps.want = serial;
     ps.best = (size_t)-1;
-    int rc = penlink_archive_devices(ar, on_pen, &ps);
+    int rc = each_pen(ar, NULL, on_pen, &ps);
     if (rc != PENLINK_OK || ps.found)
         return rc;
     if (close)
@@ -205,8 +217,10 @@ typedef struct audit {
     penlink_audit_summary sum;
     int rc;
 
-    char **pens;
+    char **pens; /* pens with records, as the scan met them */
     size_t n_pens, cap_pens;
+    char (*sel)[SERIAL_MAX + 1]; /* every selected pen, records or not */
+    size_t n_sel, cap_sel;
 
     cart *carts;
     size_t cap_carts, n_carts;
@@ -239,10 +253,26 @@ typedef struct audit {
 } audit;
 
 static const char *const finding_names[] = {
-    NULL,          "reuse",      "no_cartridge",   "out_of_limits", "limits_unknown",  "refused",
-    "gap",         "conflict",   "missing",        "overflow",      "clock_backwards", "clock_jump",
-    "key_changed", "unverified", "config_refused", "no_records",    "alarm",
+    [PENLINK_FIND_REUSE] = "reuse",
+    [PENLINK_FIND_NO_CARTRIDGE] = "no_cartridge",
+    [PENLINK_FIND_OUT_OF_LIMITS] = "out_of_limits",
+    [PENLINK_FIND_LIMITS_UNKNOWN] = "limits_unknown",
+    [PENLINK_FIND_REFUSED] = "refused",
+    [PENLINK_FIND_GAP] = "gap",
+    [PENLINK_FIND_CONFLICT] = "conflict",
+    [PENLINK_FIND_MISSING] = "missing",
+    [PENLINK_FIND_OVERFLOW] = "overflow",
+    [PENLINK_FIND_CLOCK_BACKWARDS] = "clock_backwards",
+    [PENLINK_FIND_CLOCK_JUMP] = "clock_jump",
+    [PENLINK_FIND_KEY_CHANGED] = "key_changed",
+    [PENLINK_FIND_UNVERIFIED] = "unverified",
+    [PENLINK_FIND_CONFIG_REFUSED] = "config_refused",
+    [PENLINK_FIND_NO_RECORDS] = "no_records",
+    [PENLINK_FIND_ALARM] = "alarm",
+    [PENLINK_FIND_LOG_BROKEN] = "log_broken",
 };
+_Static_assert(sizeof finding_names / sizeof finding_names[0] <= PENLINK_FIND_KINDS,
+               "penlink_audit_summary.findings has a slot for every kind");
 
 const char *penlink_finding_kind_name(uint32_t kind)
 {
@@ -298,6 +328,8 @@ static void emit(audit *a, penlink_finding *fi)
 {
     if (!fi->name)
         fi->name = penlink_finding_kind_name(fi->kind);
+    if (fi->kind < PENLINK_FIND_KINDS)
+        a->sum.findings[fi->kind]++;
     if (fi->compliance)
         a->sum.compliance++;
     if (strcmp(fi->report, "integrity") == 0)
@@ -1051,7 +1083,6 @@ static int begin_pen(audit *a, const char *serial)
     a->lim.state = LIM_PENDING;
     memset(&a->tr, 0, sizeof a->tr);
     a->n_pending = a->n_buckets = a->n_unknown = 0;
-    a->sum.pens++;
     alarms_before(a, serial);
     a->alarm_lo = a->alarm_hi = a->next_alarm;
     while (a->alarm_hi < a->n_alarms && strcmp(a->alarms[a->alarm_hi].al.serial, serial) == 0)
@@ -1163,6 +1194,56 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
     return a->rc != PENLINK_OK;
 }
 
+static int on_selected(void *u, int64_t device, const char *serial, const uint8_t *key,
+                       uint64_t first_from)
+{
+    audit *a = u;
+    (void)device, (void)key, (void)first_from;
+    if (grow(&a->sel, &a->cap_sel, a->n_sel + 1, sizeof *a->sel) != 0) {
+        stop(a, PENLINK_ERR_NO_MEM);
+        return 1;
+    }
+    snprintf(a->sel[a->n_sel++], SERIAL_MAX + 1, "%s", serial);
+    return 0;
+}
+
+/* Each selected pen's last verification: a log penlink verify found altered
+ * undermines every finding and non-finding of that pen, so it is one. */
+static void report_verifications(audit *a)
+{
+    for (size_t i = 0; i < a->n_sel && a->rc == PENLINK_OK; i++) {
+        penlink_verification v;
+        int st = penlink_archive_verification(a->ar, a->sel[i], &v);
+        if (st != PENLINK_OK) {
+            stop(a, st);
+            return;
+        }
+        int broken = v.pinned && v.have && strcmp(v.result, "broken") == 0;
+        if (!v.pinned || (v.have && strcmp(v.result, "unsigned") == 0))
+            a->sum.logs_unsigned++;
+        else if (!v.have)
+            a->sum.logs_not_verified++;
+        else if (broken)
+            a->sum.logs_broken++;
+        else
+            a->sum.logs_verified++;
+        if (a->cb && a->cb->on_verification && a->cb->on_verification(a->cb->user, &v) != 0) {
+            stop(a, PENLINK_ERR_CANCELLED);
+            return;
+        }
+        if (!broken)
+            continue;
+        penlink_finding fi;
+        finding_init(a, &fi, PENLINK_FIND_LOG_BROKEN, "integrity", 1);
+        fi.serial = a->sel[i];
+        fi.seq = v.through_seq;
+        snprintf(fi.detail, sizeof fi.detail,
+                 "penlink verify found this pen's archived log altered, first at seq %llu: %.200s",
+                 (unsigned long long)v.through_seq, v.detail);
+        emit(a, &fi);
+    }
+}
+
 /* Nothing examined is a finding, never a pass: the archive, the pen or the window is empty. */
 static void report_nothing(audit *a)
 {
@@ -1245,7 +1326,10 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
     /* every record of the selected pens is read; the window only selects what is reported */
     penlink_archive_filter pens = { 0 };
     pens.serial = f ? f->serial : NULL;
-    int rc = penlink_archive_alarms(ar, &pens, on_alarm, &a);
+    int rc = each_pen(ar, pens.serial, on_selected, &a);
+    a.sum.pens = a.n_sel;
+    if (rc == PENLINK_OK)
+        rc = penlink_archive_alarms(ar, &pens, on_alarm, &a);
     if (rc == PENLINK_OK)
         rc = penlink_archive_config_history(ar, pens.serial, on_hist, &a);
     if (rc == PENLINK_OK)
@@ -1256,14 +1340,17 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
         end_pen(&a);
         alarms_before(&a, NULL);
         report_reuses(&a);
+        report_verifications(&a);
         if (a.rc == PENLINK_OK && a.sum.records_in_window == 0)
             report_nothing(&a);
         rc = a.rc;
     } else if (a.rc != PENLINK_OK) {
         rc = a.rc;
     }
+    a.sum.verdict = a.sum.compliance ? PENLINK_VERDICT_FAIL : PENLINK_VERDICT_PASS;
     if (sum)
         *sum = a.sum;
+    free(a.sel);
     for (size_t i = 0; i < a.n_pens; i++)
         free(a.pens[i]);
     free(a.pens);

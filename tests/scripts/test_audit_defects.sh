@@ -7,10 +7,14 @@
 #       shown once per repeat; alarms of a newer kind passed for conflicts.
 #  13.4 a configuration changed before the first pull left revision 1's
 #       treatments unchecked (limits_unknown), though the history held it.
-# Usage: test_audit_defects.sh PENLINK PENLINK_SIM
+#  13.5 the verdict was the CLI's: a BROKEN log gave "integrity findings 0"
+#       and "compliance": 0 with exit 1; "see above" under no findings.
+# Usage: test_audit_defects.sh PENLINK PENLINK_SIM AUDIT_SUMMARY
+# (AUDIT_SUMMARY: tests/tools/audit_summary.c, a library caller of the audit)
 set -u
 PL="${PENLINK_WRAP:-} $1"
 SIM=$2
+LIBSUM=${3:-}
 . "$(dirname "$0")/harness.sh"
 
 # PEN-A001: a week from 2026-03-02 (T0), pulled; its ground truth for windows
@@ -159,7 +163,7 @@ assert "raised 2 times" in k["detail"], k
 PY
 run 1 "table: the same" $PL --archive "$K" audit --report integrity
 check "one line, with when it was raised" \
-    '[ "$(grep -c " key_changed " $tmp/out)" = 1 ] && grep -q "key_changed .*(raised 2 times); raised 20[0-9-]* [0-9:]*, again until" $tmp/out'
+    '[ "$(grep -c "^  PEN-A001 key_changed " $tmp/out)" = 1 ] && grep -q "key_changed .*(raised 2 times); raised 20[0-9-]* [0-9:]*, again until" $tmp/out'
 run 1 "csv: the same" $PL --archive "$K" audit --format csv --report integrity
 check "csv: raised, raised_last, repeats" \
     'head -1 $tmp/out | grep -q ",detail,raised,raised_last,repeats$" && [ "$(grep -c "^PEN-A001,key_changed,1,.*,2$" $tmp/out)" = 1 ]'
@@ -242,5 +246,97 @@ assert want and got == want, (sorted(got), sorted(want))
 assert all(r["config_revision"] == 1 for r in rows if r.get("finding") == "out_of_limits")
 print("   %d treatments under revision 1, %d past its max_treatment_s" % (len(treat), len(want)))
 PY
+
+echo "# 13.5 one verdict, the library's, said the same way everywhere"
+# the table's summary, the JSON summary and a library caller's must agree
+cat > "$tmp/same.py" << 'PY'
+import json, re, sys
+table = open(sys.argv[1]).read()
+js = [json.loads(l) for l in open(sys.argv[2])]
+s = [x for x in js if x["type"] == "summary"][-1]
+lib = {}
+for l in open(sys.argv[3]):
+    k, v = l.rstrip("\n").rsplit(" ", 1)
+    lib[k] = v
+m = re.search(r"Summary: (\d+) pens, (\d+) records \((\d+) in the window\), (\d+) treatments, "
+              r"(\d+) cartridges\n  findings: (.*)\n  compliance findings (\d+), integrity "
+              r"findings (\d+)\n  logs: (\d+) verified, (\d+) broken, (\d+) not verified offline, "
+              r"(\d+) unsigned\nVerdict: (PASS|FAIL)", table)
+assert m, "no summary in the table"
+g = m.groups()
+want = (s["pens"], s["records"], s["records_in_window"], s["treatments"], s["cartridges"])
+assert tuple(map(int, g[:5])) == want, (g, s)
+kinds = {} if g[5] == "none" else {k: int(n) for k, n in (x.rsplit(" ", 1) for x in g[5].split(", "))}
+assert kinds == s["findings"], (kinds, s["findings"])
+assert (int(g[6]), int(g[7])) == (s["compliance"], s["integrity"]), (g, s)
+logs = s["logs"]
+assert tuple(map(int, g[8:12])) == (logs["verified"], logs["broken"], logs["not_verified"],
+                                    logs["unsigned"]), (g, logs)
+assert g[12].lower() == s["verdict"], (g[12], s["verdict"])
+assert (s["verdict"] == "fail") == (s["compliance"] > 0)
+assert lib["verdict"] == s["verdict"] and int(lib["compliance"]) == s["compliance"], (lib, s)
+assert int(lib["integrity"]) == s["integrity"] and int(lib["logs_broken"]) == logs["broken"]
+assert {k[8:]: int(v) for k, v in lib.items() if k.startswith("finding ")} == s["findings"]
+print("   %s: %d compliance, %d integrity, findings %s" % (s["verdict"], s["compliance"],
+                                                         s["integrity"], s["findings"]))
+PY
+same() { # name exit archive audit-args...: table, JSON and the library agree
+    name=$1 code=$2 ar=$3
+    shift 3
+    $PL --archive "$ar" audit "$@" > "$tmp/t.txt" 2> "$tmp/err"
+    t=$?
+    $PL --archive "$ar" audit --format json "$@" > "$tmp/t.json" 2>> "$tmp/err"
+    j=$?
+    "$LIBSUM" "$ar" > "$tmp/t.lib" 2>> "$tmp/err" || : > "$tmp/t.lib"
+    if [ $t -eq "$code" ] && [ $j -eq "$code" ] && [ -s "$tmp/t.lib" ] &&
+        python3 "$tmp/same.py" "$tmp/t.txt" "$tmp/t.json" "$tmp/t.lib"; then
+        ok "$name: table, JSON and library say the same (exit $code)"
+    else
+        bad "$name: exit $t (table), $j (json), want $code"
+        sed 's/^/    /' "$tmp/err" | head -5
+    fi
+}
+# a pen whose archived log penlink verify found altered
+B=$tmp/broken.db
+cp "$A" "$B"
+run 0 "verify the intact copy" $PL --archive "$B" verify
+same "verified, nothing found" 0 "$B"
+python3 - "$B" << 'PY'
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.execute("DROP TRIGGER records_append_only_u")
+seq, body = con.execute("SELECT seq, body FROM records ORDER BY seq LIMIT 1 OFFSET 300").fetchone()
+b = bytearray(body); b[-1] ^= 1
+con.execute("UPDATE records SET body = ? WHERE seq = ?", (bytes(b), seq))
+con.commit()
+PY
+run 6 "verify finds the edited record" $PL --archive "$B" verify
+run 1 "audit of the BROKEN log: exit 1" $PL --archive "$B" audit --format json
+python3 - "$tmp/out" << 'PY' && ok "a log_broken finding; the summary counts it as compliance and integrity" || bad "broken log summary"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+b = [r for r in rows if r.get("finding") == "log_broken"]
+assert len(b) == 1 and b[0]["compliance"] and b[0]["report"] == "integrity" and b[0]["seq"] == 300, b
+s = rows[-1]
+assert s["type"] == "summary" and s["verdict"] == "fail", s
+assert s["compliance"] >= 1 and s["integrity"] >= 1 and s["logs"]["broken"] == 1, s
+assert s["findings"].get("log_broken") == 1, s
+PY
+same "a BROKEN log" 1 "$B"
+run 1 "the table of the BROKEN log" $PL --archive "$B" audit --report integrity
+check "table: the finding, the verification and the verdict" \
+    'grep -q "log_broken .*altered, first at seq 300" $tmp/out && grep -q "BROKEN at seq 300" $tmp/out && grep -q "integrity findings 1" $tmp/out && grep -q "^Verdict: FAIL, 1 compliance finding: log_broken 1" $tmp/out'
+# a report that shows none of the findings
+run 1 "--report usage of an archive with a finding" $PL --archive "$K" audit --report usage
+check "no \"see above\" under a report that shows no finding" '! grep -qi "see above" $tmp/out'
+check "the verdict names the findings not shown" \
+    'grep -q "^Verdict: FAIL, 1 compliance finding: key_changed 1" $tmp/out && grep -q "not in the reports shown: key_changed 1 (see them with --report all)" $tmp/out'
+run 1 "--report cartridges of the BROKEN log" $PL --archive "$B" audit --report cartridges
+check "names log_broken as not shown" 'grep -q "not in the reports shown: log_broken 1" $tmp/out'
+same "key_changed, --report usage" 1 "$K" --report usage
+same "no records" 1 "$E"
+same "a pen changed before its first pull" 1 "$C"
+same "a gap and an alarm of a newer kind" 1 "$G"
+same "a clean week" 0 "$A"
 
 finish

@@ -281,7 +281,7 @@ int main(int argc, char **argv)
             return 1;
         }
         memset(&c, 0, sizeof c);
-        penlink_audit_cb cb = { on_t, on_f, on_u, &c, PENLINK_PERIOD_DAY, 0 };
+        penlink_audit_cb cb = { on_t, on_f, on_u, &c, PENLINK_PERIOD_DAY, 0, NULL };
         span t0 = span_now();
         int st = penlink_audit_run(ar, NULL, &cb, &s);
         span ta = span_since(t0);

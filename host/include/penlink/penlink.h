@@ -746,9 +746,14 @@ typedef enum penlink_finding_kind {
     PENLINK_FIND_CONFIG_REFUSED = 14,  /**< the pen refused a configuration's signature */
     PENLINK_FIND_NO_RECORDS = 15,      /**< nothing to audit: no record of the selected pens
                                             in the window (or in the archive) */
-    PENLINK_FIND_ALARM = 16            /**< an integrity alarm of a kind this version does not
+    PENLINK_FIND_ALARM = 16,           /**< an integrity alarm of a kind this version does not
                                             know: penlink_finding.name is the alarm's kind */
+    PENLINK_FIND_LOG_BROKEN = 17       /**< penlink verify found the pen's archived log altered
+                                            (its last verification is BROKEN) */
 } penlink_finding_kind;
+
+/** Room for finding kinds in penlink_audit_summary.findings (kinds to come included). */
+#define PENLINK_FIND_KINDS 32
 
 /** "reuse", "no_cartridge", ..., or NULL for a kind this version does not know. */
 PENLINK_API const char *penlink_finding_kind_name(uint32_t kind);
@@ -810,22 +815,40 @@ typedef struct penlink_usage {
     uint64_t cartridges;   /**< cartridges the pen accepted */
 } penlink_usage;
 
-/** Totals of an audit run. */
+/** What an audit concludes. */
+typedef enum penlink_audit_verdict {
+    PENLINK_VERDICT_PASS = 0, /**< records were examined and no compliance finding was made */
+    PENLINK_VERDICT_FAIL = 1  /**< at least one compliance finding (nothing examined is one) */
+} penlink_audit_verdict;
+
+/**
+ * Totals and verdict of an audit run: every finding the audit made counts,
+ * whichever of them a caller shows, so a report of one section still carries
+ * the verdict of all.
+ */
 typedef struct penlink_audit_summary {
-    uint64_t records;                      /**< records read: every record of the selected pens */
-    uint64_t pens, treatments, cartridges; /**< cartridges: distinct serials used */
+    uint64_t records;                /**< records read: every record of the selected pens */
+    uint64_t pens;                   /**< pens selected (the archive's, or the one asked) */
+    uint64_t treatments, cartridges; /**< cartridges: distinct serials used */
     uint64_t reuses, refusals, no_cartridge, out_of_limits, limits_unknown;
-    uint64_t integrity;         /**< integrity findings (all kinds) */
-    uint64_t compliance;        /**< findings with compliance = 1 */
-    uint64_t records_in_window; /**< records whose pen time lies in the window: what the
-                                     audit examined (0 is a #PENLINK_FIND_NO_RECORDS finding) */
+    uint64_t integrity;                    /**< integrity findings (all kinds) */
+    uint64_t compliance;                   /**< findings with compliance = 1 */
+    uint64_t records_in_window;            /**< records whose pen time lies in the window: what the
+                                                audit examined (0 is a #PENLINK_FIND_NO_RECORDS finding) */
+    uint64_t findings[PENLINK_FIND_KINDS]; /**< findings per #penlink_finding_kind */
+    /** The selected pens' log verification (penlink_audit_cb.on_verification): verified
+     *  offline and intact; BROKEN (each a #PENLINK_FIND_LOG_BROKEN finding); signed but not
+     *  verified offline yet (the pulls verified their heads); not signed at all. */
+    uint64_t logs_verified, logs_broken, logs_not_verified, logs_unsigned;
+    penlink_audit_verdict verdict; /**< #PENLINK_VERDICT_FAIL iff compliance > 0 */
 } penlink_audit_summary;
 
 /**
  * Callbacks of an audit; any may be NULL. Pointers passed in are valid only
  * during the call. A non-zero return stops the audit (#PENLINK_ERR_CANCELLED).
  * Treatments come in pen and seq order; findings as they are found (reuses
- * last, once every pen was read); usage rows after each pen.
+ * once every pen was read, then broken logs and no_records); usage rows after
+ * each pen; the verification of each selected pen at the end, in serial order.
  */
 typedef struct penlink_audit_cb {
     int (*on_treatment)(void *user, const penlink_treatment *t);
@@ -835,6 +858,7 @@ typedef struct penlink_audit_cb {
     penlink_period usage_by; /**< grouping of the usage rows */
     int local_time;          /**< 1: periods in the process's local time zone (TZ, see
                                   tzset()) instead of UTC */
+    int (*on_verification)(void *user, const penlink_verification *v);
 } penlink_audit_cb;
 
 /**
