@@ -67,6 +67,9 @@ static const char usage_text[] =
     "  --power-cut-after N      the N-th flash program/erase is torn and the simulator\n"
     "                           stops at once, like a pen losing power (exit code 3)\n"
     "  --protocol-major N       speak protocol major version N (to test mismatches)\n"
+    "  --pull-window N          send at most N chunks (1..32) per PullLog, fewer than\n"
+    "                           a host may ask for (default 32), so that a small log\n"
+    "                           is pulled in several rounds (tests of the pull)\n"
     "  --once                   exit after the first client disconnects\n"
     "  --unplug-after-frames N  pull the cable right after the N-th frame the pen\n"
     "                           sends (the host sees the connection end, the pen\n"
@@ -103,6 +106,7 @@ enum {
     OPT_LIVE,
     OPT_CUT,
     OPT_MAJOR,
+    OPT_PULL_WINDOW,
     OPT_ONCE,
     OPT_UNPLUG,
     OPT_STATS
@@ -130,6 +134,7 @@ static const struct option options[] = {
     { "live", optional_argument, NULL, OPT_LIVE },
     { "power-cut-after", required_argument, NULL, OPT_CUT },
     { "protocol-major", required_argument, NULL, OPT_MAJOR },
+    { "pull-window", required_argument, NULL, OPT_PULL_WINDOW },
     { "once", no_argument, NULL, OPT_ONCE },
     { "unplug-after-frames", required_argument, NULL, OPT_UNPLUG },
     { "stats", no_argument, NULL, OPT_STATS },
@@ -474,6 +479,15 @@ int main(int argc, char **argv)
                 return SIM_USAGE;
             }
             o.protocol_major = (uint32_t)v;
+            break;
+        case OPT_PULL_WINDOW:
+            if (parse_u64(optarg, "pull-window", PEN_PULL_MAX_CHUNKS, &v))
+                return SIM_USAGE;
+            if (v == 0) {
+                fprintf(stderr, "penlink-sim: --pull-window must be at least 1\n");
+                return SIM_USAGE;
+            }
+            o.pull_window = (uint32_t)v;
             break;
         case OPT_ONCE: sv.once = true; break;
         case OPT_UNPLUG:

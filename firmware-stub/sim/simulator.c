@@ -366,6 +366,7 @@ int sim_open(sim *s, const sim_opts *o)
     s->popts.firmware_version = "0.1.0-sim";
     s->popts.protocol_major = o->protocol_major;
     s->popts.batch_records = s->batch;
+    s->popts.pull_max_chunks = o->pull_window;
 
     s->pen = malloc(sizeof *s->pen);
     if (!s->pen)

@@ -41,6 +41,7 @@ typedef struct sim_opts {
     uint32_t max_uses;                       /**< 0: leave the configuration alone */
     uint32_t flash_size, sector_size, batch; /**< for a new state directory */
     uint32_t protocol_major;                 /**< 0: PEN_PROTOCOL_MAJOR */
+    uint32_t pull_window;                    /**< most chunks per PullLog; 0: the pen's */
     uint64_t power_cut_after;                /**< 0: never */
     uint32_t simulate_days;                  /**< days sim_simulate() runs */
     int64_t start_ms;                        /**< first simulated day; 0: automatic */

@@ -61,13 +61,13 @@ int cmd_pull(struct cli *c, int argc, char **argv)
         rc = cli_pull_to_archive(c, dev, o.progress, &r);
         penlink_dev_close(dev);
         if (c->json)
-            cli_json_out(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "serial",
-                                   r.serial, "from_seq", (json_int_t)r.from_seq, "next_seq",
-                                   (json_int_t)r.next_seq, "records", (json_int_t)r.records_new,
-                                   "duplicates", (json_int_t)r.records_dup, "conflicts",
-                                   (json_int_t)r.conflicts, "gap", (json_int_t)r.gap, "overflows",
-                                   (json_int_t)r.overflows, "acked_seq", (json_int_t)r.acked_seq,
-                                   "ok", rc == EXIT_OK));
+            cli_json_out(json_pack(
+                "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "serial", r.serial,
+                "from_seq", (json_int_t)r.from_seq, "next_seq", (json_int_t)r.next_seq, "records",
+                (json_int_t)r.records_new, "duplicates", (json_int_t)r.records_dup, "conflicts",
+                (json_int_t)r.conflicts, "gap", (json_int_t)r.gap, "overflows",
+                (json_int_t)r.overflows, "acked_seq", (json_int_t)r.acked_seq, "retries",
+                (json_int_t)r.retries, "ok", rc == EXIT_OK));
         else if (!c->quiet && r.records_new)
             printf("%s: %llu new records (seq %llu..%llu) archived%s\n", r.serial,
                    (unsigned long long)r.records_new, (unsigned long long)r.from_seq,

@@ -32,6 +32,11 @@ typedef struct archive_ops {
     int (*begin)(archive_backend *b);
     int (*commit)(archive_backend *b); /* durable when it returns */
     int (*rollback)(archive_backend *b);
+    /* Marks what the open transaction holds so far as kept whatever follows (a
+     * verified head); rollback_to_savepoint drops what came after the last mark
+     * (everything, when there is none) and keeps the transaction open. */
+    int (*savepoint)(archive_backend *b);
+    int (*rollback_to_savepoint)(archive_backend *b);
     /* Creates or refreshes the device row; *id gets its key. */
     int (*device)(archive_backend *b, const penlink_info *info, int64_t now, int64_t *id);
     /* One past the highest archived seq of the device (0 and *have = 0 when none). */

@@ -35,6 +35,7 @@ typedef struct sqlite_backend {
      * statement's own setup costs as much as the row it inserts. They are
      * flushed before every commit and every read of the records table. */
     int pending;
+    int savepoint; /* a savepoint is open in the transaction */
     struct pending_record {
         int64_t device, seq, chunk;
         size_t len;
@@ -288,6 +289,7 @@ static int sq_commit(archive_backend *b)
 {
     sqlite_backend *s = (sqlite_backend *)b;
     int rc = flush(s);
+    s->savepoint = 0;
     return rc == PENLINK_OK ? exec(s, "COMMIT", "commit") : rc;
 }
 
@@ -295,7 +297,32 @@ static int sq_rollback(archive_backend *b)
 {
     sqlite_backend *s = (sqlite_backend *)b;
     s->pending = 0; /* they were never written */
+    s->savepoint = 0;
     return exec(s, "ROLLBACK", "rollback");
+}
+
+/* One savepoint at a time: the newest mark replaces the one before. */
+static int sq_savepoint(archive_backend *b)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    int rc = flush(s);
+    if (rc == PENLINK_OK && s->savepoint)
+        rc = exec(s, "RELEASE kept", "release savepoint");
+    if (rc == PENLINK_OK)
+        rc = exec(s, "SAVEPOINT kept", "savepoint");
+    s->savepoint = rc == PENLINK_OK;
+    return rc;
+}
+
+static int sq_rollback_to_savepoint(archive_backend *b)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    s->pending = 0; /* they were never written */
+    if (!s->savepoint) {
+        int rc = exec(s, "ROLLBACK", "rollback");
+        return rc == PENLINK_OK ? exec(s, "BEGIN IMMEDIATE", "begin") : rc;
+    }
+    return exec(s, "ROLLBACK TO kept", "rollback to savepoint");
 }
 
 static int step_done(sqlite_backend *s, sqlite3_stmt *st, const char *what)
@@ -1132,6 +1159,8 @@ static const archive_ops sqlite_ops = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .savepoint = sq_savepoint,
+    .rollback_to_savepoint = sq_rollback_to_savepoint,
     .device = sq_device,
     .next_seq = sq_next_seq,
     .pull_begin = sq_pull_begin,

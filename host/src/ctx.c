@@ -1,11 +1,15 @@
 /* The library context, status sentences and the record helpers. */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "internal.h"
 #include "pl/record.h"
+
+/* A flag a signal handler may set: only a lock-free atomic is async-signal-safe. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "cancellation needs a lock-free atomic int");
 
 /* penlink_record is pl_record under its public name: same fields, same places. */
 _Static_assert(sizeof(penlink_record) == sizeof(pl_record), "record layout");
@@ -75,13 +79,13 @@ void penlink_ctx_free(penlink_ctx *ctx)
 void penlink_ctx_cancel(penlink_ctx *ctx)
 {
     if (ctx)
-        ctx->cancelled = 1;
+        atomic_store(&ctx->cancelled, 1);
 }
 
 void penlink_ctx_reset_cancel(penlink_ctx *ctx)
 {
     if (ctx)
-        ctx->cancelled = 0;
+        atomic_store(&ctx->cancelled, 0);
 }
 
 const char *penlink_ctx_errmsg(const penlink_ctx *ctx)
@@ -91,6 +95,8 @@ const char *penlink_ctx_errmsg(const penlink_ctx *ctx)
 
 int penlink_fail(penlink_ctx *ctx, int status, const char *fmt, ...)
 {
+    if (!ctx)
+        return status;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(ctx->errmsg, sizeof ctx->errmsg, fmt, ap);

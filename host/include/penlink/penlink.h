@@ -480,6 +480,15 @@ typedef struct penlink_pull_cb {
      * commits here. Not called for a pen that does not sign its log.
      */
     int (*on_head)(void *user, const penlink_head *head);
+    /**
+     * Optional: records @p first_seq .. @p first_seq + @p count - 1 are gone
+     * from the pen, by its own word twice (a LogEnd and a DeviceInfo read
+     * after it): dropped before anyone pulled them, or acknowledged before by
+     * someone (@p acked_seq: the pen's log_acked_seq, every seq below it was
+     * acknowledged). The pull goes on after them. A hole that the pen does not
+     * confirm is never a gap: it is asked for again.
+     */
+    int (*on_gap)(void *user, uint64_t first_seq, uint64_t count, uint64_t acked_seq);
 } penlink_pull_cb;
 
 /** What a pull saw. */
@@ -490,21 +499,41 @@ typedef struct penlink_pull_result {
     uint64_t records;   /**< new records (seq >= from_seq) */
     uint64_t chunks;
     uint64_t bytes;
-    uint64_t gap; /**< records missing between from_seq and first_seq */
+    uint64_t gap;     /**< records the pen said are gone (all gaps of the pull) */
+    uint64_t retries; /**< replies asked for again (frames lost, damaged or late) */
 } penlink_pull_result;
 
 /**
  * Pulls every record from @p from_seq on. Every chunk is checked (CRC,
- * sizes, counts, sequence) before its callbacks run; records before
- * @p from_seq (a stored chunk starts earlier) are not passed to on_record.
- * Nothing is acknowledged: call penlink_dev_ack() once the records are stored.
+ * sizes, counts, sequence, and from a pen that signs its log the hash chain
+ * and the signed heads) before its callbacks run; records before
+ * @p from_seq (a stored chunk starts earlier) go to on_overlap, not on_record.
+ * A reply with frames refused, missing, doubled, reordered or late is asked
+ * for again from the first record not taken (a few times in a row at most);
+ * a hole becomes a gap (on_gap) only when the pen confirms it. The pull is
+ * bounded by the log_next_seq the pen announced plus a margin.
+ * Nothing is acknowledged: call penlink_dev_ack() through next_seq - 1 once
+ * the records are stored.
+ * @return #PENLINK_OK; #PENLINK_ERR_PROTOCOL or #PENLINK_ERR_TIMEOUT when the
+ *         replies stayed damaged or the pen broke the protocol (seqs at or
+ *         above 2^63, empty chunks); #PENLINK_ERR_INTEGRITY when the pen
+ *         contradicts itself or its log fails the chain or signature checks;
+ *         #PENLINK_ERR_DEVICE when the pen refused or does not pull logs;
+ *         #PENLINK_ERR_GONE; #PENLINK_ERR_CANCELLED.
  */
 PENLINK_API int penlink_dev_pull(penlink_dev *dev, uint64_t from_seq, const penlink_pull_cb *cb,
                                  penlink_pull_result *result);
 
 /**
  * Tells the pen every record up to @p through_seq is durably stored; the pen
- * may then erase them. *@p acked_seq (may be NULL) gets the first unacked seq.
+ * may then erase them. *@p acked_seq (may be NULL) gets the pen's answer: the
+ * first seq it has not acknowledged, which must be @p through_seq + 1 (or
+ * the pen's earlier acknowledgement when that was already higher).
+ * @return #PENLINK_OK; #PENLINK_ERR_DEVICE when the pen acknowledged less (it
+ *         keeps the records: nothing is lost); #PENLINK_ERR_INTEGRITY when it
+ *         claims more than it was told (it may erase records no one stored);
+ *         #PENLINK_ERR_INVALID_ARG for a seq at or above 2^63 - 1; the
+ *         statuses of a request (timeout, gone).
  */
 PENLINK_API int penlink_dev_ack(penlink_dev *dev, uint64_t through_seq, uint64_t *acked_seq);
 
@@ -550,6 +579,7 @@ typedef struct penlink_archive_pull_result {
     uint64_t overflows;   /**< log_overflow records received */
     uint64_t chunks;
     uint64_t acked_seq; /**< the pen's first unacknowledged seq after the pull */
+    uint64_t retries;   /**< replies asked for again (frames lost, damaged or late) */
 } penlink_archive_pull_result;
 
 /**
