@@ -7,11 +7,12 @@ weeks, other windows and other month ends each time it runs. This check reads
 every test and fails, naming file and line, for each simulator start that
 simulates days without naming its first day: a shell command line (backslash
 continuations joined) that runs the simulator with --simulate-days, a C
-statement whose argument string does, or a C sim_opts given simulate_days
-without start_ms.
+statement whose argument string does, a C sim_opts given simulate_days
+without start_ms, or a Python argument list (or string) that does.
 
 Usage: check_calendar.py TESTS_DIR
 """
+import ast
 import os
 import re
 import sys
@@ -61,6 +62,20 @@ def check_c(path, text):
     return bad
 
 
+def check_python(path, text):
+    bad = []
+    for node in ast.walk(ast.parse(text, path)):
+        if isinstance(node, (ast.List, ast.Tuple)):
+            words = [e.value for e in node.elts
+                     if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+            if "--simulate-days" in words and "--start-time" not in words:
+                bad.append((node.lineno, " ".join(words)[:120]))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if re.search(r'--simulate-days \d', node.value) and "--start-time" not in node.value:
+                bad.append((node.lineno, node.value[:120]))
+    return bad
+
+
 def main():
     root = sys.argv[1]
     bad = []
@@ -74,6 +89,8 @@ def main():
                 check = check_shell
             elif n.endswith(".c"):
                 check = check_c
+            elif n.endswith(".py") and n != os.path.basename(__file__):
+                check = check_python
             else:
                 continue
             files += 1
