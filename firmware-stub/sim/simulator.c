@@ -73,7 +73,9 @@ static int64_t sim_clock(const sim *s)
 void sim_realtime(sim *s)
 {
     int64_t now = realtime_ms(), c = sim_clock(s);
-    s->clock_base_ms = c > now ? c : now;
+    /* a pen whose days began at --start-time goes on from its own clock, so that
+     * nothing it logs depends on the calendar; otherwise it catches up with now */
+    s->clock_base_ms = c > now || s->fixed_calendar ? c : now;
     s->mono_base_ms = monotonic_ms();
     s->virt = false;
 }
@@ -212,6 +214,8 @@ static int load_state(sim *s, bool *exists)
             s->model_end_ms = strtoll(val, NULL, 10);
         else if (strcmp(key, "runs") == 0)
             s->runs = (uint32_t)strtoul(val, NULL, 10);
+        else if (strcmp(key, "fixed_calendar") == 0)
+            s->fixed_calendar = strcmp(val, "1") == 0;
     }
     fclose(f);
     return 0;
@@ -230,9 +234,9 @@ static int save_state(sim *s)
     fprintf(f,
             "serial %s\nsector_size %" PRIu32 "\nsector_count %" PRIu32 "\nbatch %" PRIu32
             "\nrtc_offset_ms %" PRId64 "\nclock_ms %" PRId64 "\nmodel_end_ms %" PRId64
-            "\nruns %" PRIu32 "\n",
+            "\nruns %" PRIu32 "\nfixed_calendar %d\n",
             s->serial, s->sector_size, s->sector_count, s->batch, s->rtc_offset_ms, sim_clock(s),
-            s->model_end_ms, s->runs);
+            s->model_end_ms, s->runs, s->fixed_calendar ? 1 : 0);
     if (fclose(f) != 0)
         return -1;
     return rename(tmp, path);
@@ -327,6 +331,8 @@ int sim_open(sim *s, const sim_opts *o)
                     pen_flash_min_sectors(s->sector_size ? s->sector_size : 4096, s->batch));
     if (o->set_clock_offset)
         s->rtc_offset_ms = o->clock_offset_ms;
+    if (o->start_ms)
+        s->fixed_calendar = true; /* kept in sim.state: later runs stay off the calendar */
     s->runs++;
 
     if (state_path(s, "flash.bin", path, sizeof path) != 0 ||
@@ -372,16 +378,19 @@ int sim_open(sim *s, const sim_opts *o)
     if (!s->pen)
         return fail(s, SIM_ERR, "out of memory");
     /* The clock starts where it stopped; at the first simulated day when
-     * days are simulated (they lie in the past), else now. */
+     * days are simulated (they lie in the past, or go on from the last
+     * simulated day of a pen off the calendar), else now. */
     if (o->simulate_days > 0) {
         int64_t start = o->start_ms;
+        if (start == 0 && s->fixed_calendar)
+            start = s->model_end_ms ? s->model_end_ms : s->clock_ms / DAY_MS * DAY_MS;
         if (start == 0)
             start = (realtime_ms() / DAY_MS - (int64_t)o->simulate_days) * DAY_MS;
         if (s->model_end_ms && start < s->model_end_ms)
             start = (s->model_end_ms + DAY_MS - 1) / DAY_MS * DAY_MS;
         s->sim_start_ms = start;
         s->clock_ms = s->clock_ms > start ? s->clock_ms : start;
-    } else {
+    } else if (!s->fixed_calendar) {
         int64_t now = realtime_ms();
         s->clock_ms = s->clock_ms > now ? s->clock_ms : now;
     }

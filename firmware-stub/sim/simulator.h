@@ -12,6 +12,9 @@
  * Time: while simulating days the clock jumps from event to event; while
  * serving it runs with the host's monotonic clock, never going back. The
  * pen's RTC is that clock plus an offset (SetClock changes the offset).
+ * Without --start-time the simulated days end today and serving goes on from
+ * now; with it (kept in sim.state) serving goes on from the simulated clock,
+ * so that nothing the pen logs depends on the calendar.
  */
 #ifndef PENLINK_SIMULATOR_H
 #define PENLINK_SIMULATOR_H
@@ -74,6 +77,7 @@ typedef struct sim {
     int64_t rtc_offset_ms;
     int64_t model_end_ms, sim_start_ms;
     uint32_t runs;
+    bool fixed_calendar; /**< --start-time given: the clock never catches up with the host's */
     /* hardware the pen reads */
     pen_cartridge cart;
     pen_sensors sensors;

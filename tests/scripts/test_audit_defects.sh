@@ -9,6 +9,8 @@
 #       treatments unchecked (limits_unknown), though the history held it.
 #  13.5 the verdict was the CLI's: a BROKEN log gave "integrity findings 0"
 #       and "compliance": 0 with exit 1; "see above" under no findings.
+#  13.7 a simulated pen's clock caught up with the host's once it served, so
+#       what it logged after a pull depended on the calendar.
 # Usage: test_audit_defects.sh PENLINK PENLINK_SIM AUDIT_SUMMARY
 # (AUDIT_SUMMARY: tests/tools/audit_summary.c, a library caller of the audit)
 set -u
@@ -338,5 +340,20 @@ same "no records" 1 "$E"
 same "a pen changed before its first pull" 1 "$C"
 same "a gap and an alarm of a newer kind" 1 "$G"
 same "a clean week" 0 "$A"
+
+echo "# 13.7 a pen off the calendar stays off it"
+# two days, a pull, a third day, a pull: every record within those three days
+start_sim cal --serial PEN-CAL --seed 61 --simulate-days 2 --start-time $T0
+run 0 "pull the first two days" $PL --archive "$tmp/cal.db" --device "sim:$tmp/cal.sock" pull
+stop_sim cal
+$SIM --state "$tmp/cal" --simulate-days 1 > /dev/null
+start_sim cal
+run 0 "pull the third" $PL --archive "$tmp/cal.db" --device "sim:$tmp/cal.sock" pull
+stop_sim cal
+check "every record lies in the three simulated days, none at the host's date" \
+    '[ "$(sqlite3 "$tmp/cal.db" "SELECT count(*) FROM records")" -gt 300 ] && $PL --archive "$tmp/cal.db" export records --format json | python3 -c "
+import json, sys
+t = [json.loads(l)[\"time_ms\"] for l in sys.stdin]
+sys.exit(0 if min(t) >= $T0 and max(t) < $T0 + 3 * 86400000 else 1)"'
 
 finish
