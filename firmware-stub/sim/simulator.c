@@ -12,7 +12,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "pen_internal.h" /* pen_log_now(): planted faults log what a faulty pen would */
 #include "simulator.h"
 
 #define DAY_MS 86400000ll
@@ -158,9 +160,197 @@ static int hal_sensors(void *ctx, pen_sensors *out)
     return 0;
 }
 
+/* ---- planted findings ---------------------------------------------------- */
+
+static sim_first_use *first_use(sim *s, uint64_t cartridge)
+{
+    for (size_t i = 0; i < s->n_firsts; i++)
+        if (s->firsts[i].cartridge == cartridge)
+            return &s->firsts[i];
+    return NULL;
+}
+
+static void add_first_use(sim *s, uint64_t cartridge, uint64_t seq, int64_t time_ms, bool foreign)
+{
+    if (first_use(s, cartridge))
+        return;
+    if (s->n_firsts == s->cap_firsts) {
+        size_t cap = s->cap_firsts ? 2 * s->cap_firsts : 256;
+        sim_first_use *n = realloc(s->firsts, cap * sizeof *n);
+        if (!n)
+            return; /* the ground truth then lacks this first use: the test says so */
+        s->firsts = n;
+        s->cap_firsts = cap;
+    }
+    s->firsts[s->n_firsts++] = (sim_first_use){ cartridge, seq, time_ms, foreign };
+}
+
+/* One line of planted.jsonl: kind, pen, seq and time of the record the audit
+ * must name, then @p extra (",\"key\":value..." or ""). */
+static void planted(sim *s, const char *kind, uint64_t seq, int64_t time_ms, const char *extra)
+{
+    if (!s->planted)
+        return;
+    fprintf(s->planted,
+            "{\"kind\":\"%s\",\"pen\":\"%s\",\"seq\":%" PRIu64 ",\"time_ms\":%" PRId64 "%s}\n",
+            kind, s->serial, seq, time_ms, extra);
+}
+
+/* The ground truth of what the event being applied planted, from the records
+ * the pen logs for it (their seqs are the pen's to give). */
+static void plant_logged(sim *s, const pl_record *r)
+{
+    char extra[160];
+    if (s->glitch_pending) { /* the first record after the jump is the one that went back */
+        s->glitch_pending = false;
+        planted(s, "clock_backwards", r->seq, r->time_ms, "");
+    }
+    switch (r->kind) {
+    case PL_REC_CARTRIDGE_REFUSED:
+        if (s->plant & PLANT_REUSE) {
+            snprintf(extra, sizeof extra, ",\"cartridge\":\"%" PRIu64 "\"", r->cartridge_serial);
+            planted(s, "refused", r->seq, r->time_ms, extra);
+        }
+        break;
+    case PL_REC_CARTRIDGE_INSERTED:
+        s->reuse_pending = (s->plant & (PLANT_REUSE | PLANT_CROSS_REUSE)) != 0;
+        break;
+    case PL_REC_TREATMENT_START: {
+        s->treat_seq = r->seq;
+        if (s->plant & PLANT_NO_CARTRIDGE)
+            planted(s, "no_cartridge", r->seq, r->time_ms, "");
+        if (s->plant & PLANT_OVER_LIMIT)
+            planted(s, "out_of_limits", r->seq, r->time_ms, ",\"what\":\"duration\"");
+        if (!(r->fields & PL_F_CARTRIDGE_SERIAL) || r->cartridge_serial == 0)
+            break;
+        const sim_first_use *f = first_use(s, r->cartridge_serial);
+        if (s->reuse_pending && f) {
+            /* the audit names the cartridge's treatments: its first one, and this */
+            snprintf(extra, sizeof extra,
+                     ",\"cartridge\":\"%" PRIu64 "\",\"first_pen\":\"%s\",\"first_seq\":%" PRIu64
+                     ",\"first_time_ms\":%" PRId64,
+                     r->cartridge_serial, f->foreign ? s->foreign_serial : s->serial, f->seq,
+                     f->time_ms);
+            planted(s, "reuse", r->seq, r->time_ms, extra);
+        } else {
+            add_first_use(s, r->cartridge_serial, r->seq, r->time_ms, false);
+        }
+        s->reuse_pending = false;
+        break;
+    }
+    case PL_REC_DEPTH_CHANGED:
+        if (s->plant & PLANT_DEPTH_OUT) {
+            snprintf(extra, sizeof extra, ",\"what\":\"depth\",\"record\":%" PRIu64, r->seq);
+            planted(s, "out_of_limits", s->treat_seq, r->time_ms, extra);
+        }
+        break;
+    case PL_REC_SPEED_CHANGED:
+        if (s->plant & PLANT_SPEED_OUT) {
+            snprintf(extra, sizeof extra, ",\"what\":\"speed\",\"record\":%" PRIu64, r->seq);
+            planted(s, "out_of_limits", s->treat_seq, r->time_ms, extra);
+        }
+        break;
+    case PL_REC_CLOCK_SET:
+        if (s->plant & PLANT_CLOCK_SET) {
+            snprintf(extra, sizeof extra, ",\"delta_ms\":%" PRId64, r->clock_delta_ms);
+            planted(s, "clock_jump", r->seq, r->time_ms, extra);
+        }
+        break;
+    case PL_REC_SECURITY_EVENT:
+        if (s->plant & PLANT_CONFIG_REFUSED)
+            planted(s, "config_refused", r->seq, r->time_ms, "");
+        break;
+    case PL_REC_LOG_OVERFLOW:
+        if (s->n_overflows == s->cap_overflows) {
+            size_t cap = s->cap_overflows ? 2 * s->cap_overflows : 64;
+            sim_overflow *n = realloc(s->overflows, cap * sizeof *n);
+            if (!n)
+                break;
+            s->overflows = n;
+            s->cap_overflows = cap;
+        }
+        s->overflows[s->n_overflows++] = (sim_overflow){ r->seq, r->dropped, r->time_ms };
+        break;
+    default: break;
+    }
+}
+
+/* What a host pulling next will find that the pen's log store made, not the
+ * usage model: the records dropped before any host acknowledged them (a gap)
+ * and the LOG_OVERFLOW records still held. At the end of simulated days, and
+ * of a run (the store may write a LOG_OVERFLOW while serving). */
+static int plant_store(sim *s)
+{
+    if (!s->pen_up)
+        return SIM_OK;
+    pen_log *l = &s->pen->log;
+    uint64_t first = pen_log_first_seq(l), acked = pen_log_acked_seq(l);
+    char extra[80];
+    if (first > acked && first > s->gap_planted_to) {
+        uint64_t from = acked > s->gap_planted_to ? acked : s->gap_planted_to;
+        snprintf(extra, sizeof extra, ",\"count\":%" PRIu64, first - from);
+        planted(s, "gap", from, 0, extra);
+        s->gap_planted_to = first;
+    }
+    for (size_t i = 0; i < s->n_overflows; i++) {
+        const sim_overflow *o = &s->overflows[i];
+        if (o->seq < first && o->seq >= acked)
+            continue; /* dropped in turn: its count went on to a later LOG_OVERFLOW */
+        snprintf(extra, sizeof extra, ",\"count\":%" PRIu64, o->dropped);
+        planted(s, "overflow", o->seq, o->time_ms, extra);
+    }
+    s->n_overflows = 0;
+    if (s->planted && fflush(s->planted) != 0)
+        return fail(s, SIM_ERR, "planted.jsonl: %s", strerror(errno));
+    return SIM_OK;
+}
+
+/* --reuse-from DIR: the other pen's serial and its cartridges' first treatments. */
+static int load_foreign(sim *s, const char *dir)
+{
+    char path[600], line[1024];
+    snprintf(path, sizeof path, "%s/sim.state", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return fail(s, SIM_USAGE, "--reuse-from %s: %s", path, strerror(errno));
+    char key[32], val[64];
+    while (fscanf(f, "%31s %63s", key, val) == 2)
+        if (strcmp(key, "serial") == 0 && strlen(val) < sizeof s->foreign_serial)
+            memcpy(s->foreign_serial, val, strlen(val) + 1);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/ground-truth.jsonl", dir);
+    f = fopen(path, "r");
+    if (!f)
+        return fail(s, SIM_USAGE, "--reuse-from %s: %s", path, strerror(errno));
+    while (fgets(line, sizeof line, f)) {
+        const char *c = strstr(line, "\"cartridge_serial\":");
+        unsigned long long seq;
+        long long t;
+        if (!strstr(line, "\"kind\":\"treatment_start\"") || !c ||
+            sscanf(line, "{\"seq\":%llu,\"time_ms\":%lld", &seq, &t) != 2)
+            continue;
+        uint64_t cart = strtoull(c + strlen("\"cartridge_serial\":"), NULL, 10);
+        if (first_use(s, cart))
+            continue;
+        add_first_use(s, cart, seq, t, true);
+        uint64_t *n = realloc(s->foreign, (s->n_foreign + 1) * sizeof *n);
+        if (!n) {
+            fclose(f);
+            return fail(s, SIM_ERR, "out of memory");
+        }
+        s->foreign = n;
+        s->foreign[s->n_foreign++] = cart;
+    }
+    fclose(f);
+    if (!s->foreign_serial[0] || s->n_foreign == 0)
+        return fail(s, SIM_USAGE, "--reuse-from %s: no pen with treatments there", dir);
+    return SIM_OK;
+}
+
 static void hal_logged(void *ctx, const pl_record *r)
 {
     sim *s = ctx;
+    plant_logged(s, r);
     const char *name = pl_record_kind_name(r->kind);
     s->gt_records++;
     if (!s->gt)
@@ -216,6 +406,8 @@ static int load_state(sim *s, bool *exists)
             s->runs = (uint32_t)strtoul(val, NULL, 10);
         else if (strcmp(key, "fixed_calendar") == 0)
             s->fixed_calendar = strcmp(val, "1") == 0;
+        else if (strcmp(key, "gap_planted_to") == 0)
+            s->gap_planted_to = strtoull(val, NULL, 10);
     }
     fclose(f);
     return 0;
@@ -234,9 +426,9 @@ static int save_state(sim *s)
     fprintf(f,
             "serial %s\nsector_size %" PRIu32 "\nsector_count %" PRIu32 "\nbatch %" PRIu32
             "\nrtc_offset_ms %" PRId64 "\nclock_ms %" PRId64 "\nmodel_end_ms %" PRId64
-            "\nruns %" PRIu32 "\nfixed_calendar %d\n",
+            "\nruns %" PRIu32 "\nfixed_calendar %d\ngap_planted_to %" PRIu64 "\n",
             s->serial, s->sector_size, s->sector_count, s->batch, s->rtc_offset_ms, sim_clock(s),
-            s->model_end_ms, s->runs, s->fixed_calendar ? 1 : 0);
+            s->model_end_ms, s->runs, s->fixed_calendar ? 1 : 0, s->gap_planted_to);
     if (fclose(f) != 0)
         return -1;
     return rename(tmp, path);
@@ -345,6 +537,19 @@ int sim_open(sim *s, const sim_opts *o)
     s->gt = fopen(path, "a");
     if (!s->gt)
         return fail(s, SIM_ERR, "%s: %s", path, strerror(errno));
+    if (state_path(s, "planted.jsonl", path, sizeof path) != 0 || !(s->planted = fopen(path, "a")))
+        return fail(s, SIM_ERR, "%s/planted.jsonl: %s", s->dir, strerror(errno));
+    if (o->reuse_from) {
+        rc = load_foreign(s, o->reuse_from);
+        if (rc != SIM_OK)
+            return rc;
+    }
+    if (o->replace_key && exists) {
+        /* a pen replaced under the same serial: a new device key, the same log */
+        if (state_path(s, "device.key", path, sizeof path) != 0 ||
+            (unlink(path) != 0 && errno != ENOENT))
+            return fail(s, SIM_ERR, "%s/device.key: %s", s->dir, strerror(errno));
+    }
 
     s->hal.ctx = s;
     s->hal.flash_sector_size = s->sector_size;
@@ -400,6 +605,8 @@ int sim_open(sim *s, const sim_opts *o)
     rc = boot(s);
     if (rc != SIM_OK)
         return rc;
+    if (o->replace_key && exists)
+        planted(s, "key_changed", pen_log_first_seq(&s->pen->log), 0, "");
     note(s,
          "penlink-sim: pen %s, %" PRIu32 " sectors of %" PRIu32 " bytes, log %" PRIu64 "..%" PRIu64
          "\n",
@@ -447,17 +654,79 @@ static void model_start(sim *s, int64_t start_ms)
     p.fault_permille = s->o.fault_permille;
     p.power_cycle_permille = s->o.power_cycle_permille;
     p.over_limit_permille = s->o.over_limit_permille;
+    p.no_cartridge_permille = s->o.no_cartridge_permille;
+    p.depth_out_permille = s->o.depth_out_permille;
+    p.speed_out_permille = s->o.speed_out_permille;
+    p.clock_glitch_permille = s->o.clock_glitch_permille;
+    p.clock_set_permille = s->o.clock_set_permille;
+    p.config_refused_permille = s->o.config_refused_permille;
+    p.cross_reuse_permille = s->o.cross_reuse_permille;
+    p.foreign = s->foreign;
+    p.n_foreign = s->n_foreign;
     usage_model_init(&s->model, &p);
     s->model_ready = true;
+}
+
+/* A planted fault the firmware would never commit: the records a faulty pen
+ * logs (a clamp that failed, a treatment let start with no cartridge), or
+ * what a host does to it (a clock set by hours, a refused configuration,
+ * logged as the protocol handler logs them). *@p done is false for an event
+ * that is not one. */
+static pen_status apply_planted(sim *s, const pl_record *ev, bool *done)
+{
+    pen *p = s->pen;
+    pl_record r;
+    pen_status st;
+    *done = true;
+    memset(&r, 0, sizeof r);
+    r.kind = ev->kind;
+    r.fields = pl_record_kind_fields(ev->kind);
+    if (ev->kind == PL_REC_TREATMENT_START && (s->plant & PLANT_NO_CARTRIDGE)) {
+        s->sensors.depth_um = ev->depth_um;
+        s->sensors.speed_sps = ev->speed_sps;
+        p->cart_ok = true; /* the firmware's check that failed */
+        p->cart_serial = 0;
+        st = pen_treatment_start(p);
+        p->cart_ok = false;
+        return st;
+    }
+    if (ev->kind == PL_REC_DEPTH_CHANGED && (s->plant & PLANT_DEPTH_OUT)) {
+        r.depth_um = ev->depth_um;
+        return p->treating ? pen_log_now(p, &r) : PEN_ERR_STATE;
+    }
+    if (ev->kind == PL_REC_SPEED_CHANGED && (s->plant & PLANT_SPEED_OUT)) {
+        r.speed_sps = ev->speed_sps;
+        return p->treating ? pen_log_now(p, &r) : PEN_ERR_STATE;
+    }
+    if (ev->kind == PL_REC_CLOCK_SET) {
+        int64_t old = p->hal->rtc_get_ms(p->hal->ctx);
+        p->hal->rtc_set_ms(p->hal->ctx, old + ev->clock_delta_ms);
+        r.clock_delta_ms = ev->clock_delta_ms;
+        return pen_log_now(p, &r);
+    }
+    if (ev->kind == PL_REC_SECURITY_EVENT) {
+        r.fault_code = ev->fault_code;
+        return pen_log_now(p, &r);
+    }
+    *done = false;
+    return PEN_OK;
 }
 
 static int apply(sim *s, const pl_record *ev, bool may_reboot)
 {
     pen *p = s->pen;
     pen_status st = PEN_OK;
+    bool done;
 
     s->events++;
-    switch (ev->kind) {
+    if (s->plant & PLANT_CLOCK_GLITCH) { /* the clock jumps before this event */
+        s->rtc_offset_ms += s->model.glitch_ms;
+        s->glitch_pending = true;
+    }
+    st = apply_planted(s, ev, &done);
+    if (done)
+        ev = NULL;
+    switch (ev ? ev->kind : 0) {
     case PL_REC_POWER_ON: st = pen_power_on(p); break;
     case PL_REC_POWER_OFF:
         st = pen_power_off(p);
@@ -527,13 +796,17 @@ int sim_simulate(sim *s)
         if (ev.time_ms >= end)
             break;
         advance_to(s, ev.time_ms);
+        s->plant = s->model.plant;
         rc = apply(s, &ev, true);
+        s->plant = 0;
         if (rc == SIM_OK)
             rc = settle(s);
         if (rc != SIM_OK)
             break;
     }
     s->model_end_ms = end;
+    if (rc == SIM_OK)
+        rc = plant_store(s);
     fflush(s->gt);
     note(s,
          "penlink-sim: %" PRIu64 " events, %" PRIu64 " records committed, log %" PRIu64 "..%" PRIu64
@@ -550,7 +823,9 @@ int sim_step(sim *s)
     sync_model(s);
     usage_model_next(&s->model, &ev);
     advance_to(s, ev.time_ms);
+    s->plant = s->model.plant;
     int rc = apply(s, &ev, false);
+    s->plant = 0;
     fflush(s->gt);
     return rc;
 }
@@ -607,6 +882,8 @@ int sim_print_stats(sim *s, FILE *out)
 int sim_close(sim *s)
 {
     int rc = SIM_OK;
+    if (s->pen && s->pen_up && !s->flash.dead)
+        rc = plant_store(s); /* a LOG_OVERFLOW the pen wrote while serving */
     if (s->pen) {
         if (s->pen_up)
             pen_fini(s->pen);
@@ -616,6 +893,15 @@ int sim_close(sim *s)
     if (s->gt && fclose(s->gt) != 0)
         rc = fail(s, SIM_ERR, "ground truth: %s", strerror(errno));
     s->gt = NULL;
+    if (s->planted && fclose(s->planted) != 0)
+        rc = fail(s, SIM_ERR, "planted.jsonl: %s", strerror(errno));
+    s->planted = NULL;
+    free(s->firsts);
+    free(s->foreign);
+    free(s->overflows);
+    s->firsts = NULL;
+    s->foreign = NULL;
+    s->overflows = NULL;
     if (s->dir[0] && s->sector_size && save_state(s) != 0)
         rc = fail(s, SIM_ERR, "%s/sim.state: %s", s->dir, strerror(errno));
     if (s->flash.mem) {

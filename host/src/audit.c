@@ -152,15 +152,15 @@ enum { LIM_PENDING = 0, LIM_KNOWN = 1, LIM_UNKNOWN = 2 };
 typedef struct limits {
     int state;
     uint32_t rev;
-    uint32_t dmin, dmax, max_s;
+    uint32_t dmin, dmax, max_s, smin, smax;
 } limits;
 
 typedef struct hist {
     char serial[33];
     uint32_t rev;
-    int complete; /* depth_min, depth_max and max_treatment_s known */
+    int complete; /* depth, speed and max_treatment_s limits known */
     int replaced; /* the old values of a change, not a revision read or written */
-    uint32_t dmin, dmax, max_s;
+    uint32_t dmin, dmax, max_s, smin, smax;
 } hist;
 
 /* ---- one treatment being followed ------------------------------------ */
@@ -168,16 +168,17 @@ typedef struct hist {
 typedef struct treat {
     penlink_treatment t;
     int open, in_window;
-    uint32_t cur_depth;
+    uint32_t cur_depth, cur_speed;
     int64_t seg_ms;
     double depth_ms; /* sum of depth x time */
     int64_t weight_ms;
     limits start_lim;
     /* limits: a violation found, or parts waiting for the revision */
-    int viol_depth, viol_dur;
+    int viol_depth, viol_dur, viol_speed;
     uint32_t viol_depth_um, viol_rev, viol_lo, viol_hi, viol_max_s;
-    int pend, pend_dur;
-    uint32_t pend_min, pend_max;
+    uint32_t viol_speed_sps, viol_slo, viol_shi;
+    int pend, pend_dur, pend_speed;
+    uint32_t pend_min, pend_max, pend_smin, pend_smax;
     int unchecked;
     uint32_t unchecked_rev;
 } treat;
@@ -505,13 +506,16 @@ static int add_hist(audit *a, const char *serial, const penlink_config *c, int r
     memset(h, 0, sizeof *h);
     snprintf(h->serial, sizeof h->serial, "%s", serial);
     h->rev = c->revision;
-    const uint32_t need =
-        PENLINK_CFG_DEPTH_MIN_UM | PENLINK_CFG_DEPTH_MAX_UM | PENLINK_CFG_MAX_TREATMENT_S;
+    const uint32_t need = PENLINK_CFG_DEPTH_MIN_UM | PENLINK_CFG_DEPTH_MAX_UM |
+                          PENLINK_CFG_MAX_TREATMENT_S | PENLINK_CFG_SPEED_MIN_SPS |
+                          PENLINK_CFG_SPEED_MAX_SPS;
     h->complete = (c->present & need) == need;
     h->replaced = replaced;
     h->dmin = c->depth_min_um;
     h->dmax = c->depth_max_um;
     h->max_s = c->max_treatment_s;
+    h->smin = c->speed_min_sps;
+    h->smax = c->speed_max_sps;
     return 0;
 }
 
@@ -531,7 +535,7 @@ static int on_hist(void *u, const penlink_config_entry *e)
 /* The values of revision @p rev of the current pen (unknown if not in the history). */
 static limits lookup(const audit *a, uint32_t rev)
 {
-    limits l = { LIM_UNKNOWN, rev, 0, 0, 0 };
+    limits l = { LIM_UNKNOWN, rev, 0, 0, 0, 0, 0 };
     const char *pen = a->pens[a->pen];
     for (size_t i = 0; i < a->n_hist; i++) {
         const hist *h = &a->hist[i];
@@ -540,6 +544,8 @@ static limits lookup(const audit *a, uint32_t rev)
             l.dmin = h->dmin;
             l.dmax = h->dmax;
             l.max_s = h->max_s;
+            l.smin = h->smin;
+            l.smax = h->smax;
             break;
         }
     }
@@ -567,6 +573,28 @@ static void check_depth(treat *t, const limits *l, uint32_t depth)
     }
 }
 
+static void check_speed(treat *t, const limits *l, uint32_t speed)
+{
+    if (l->state == LIM_PENDING) {
+        if (!t->pend_speed || speed < t->pend_smin)
+            t->pend_smin = speed;
+        if (!t->pend_speed || speed > t->pend_smax)
+            t->pend_smax = speed;
+        t->pend_speed = 1;
+    } else if (l->state == LIM_UNKNOWN) {
+        if (!t->unchecked)
+            t->unchecked_rev = l->rev;
+        t->unchecked = 1;
+    } else if ((speed < l->smin || speed > l->smax) && !t->viol_speed) {
+        t->viol_speed = 1;
+        t->viol_speed_sps = speed;
+        t->viol_slo = l->smin;
+        t->viol_shi = l->smax;
+        if (!t->viol_depth)
+            t->viol_rev = l->rev;
+    }
+}
+
 static void check_duration(treat *t, const limits *l)
 {
     if (l->state == LIM_PENDING) {
@@ -578,7 +606,7 @@ static void check_duration(treat *t, const limits *l)
     } else if (t->t.duration_ms > (uint64_t)l->max_s * 1000u) {
         t->viol_dur = 1;
         t->viol_max_s = l->max_s;
-        if (!t->viol_depth)
+        if (!t->viol_depth && !t->viol_speed)
             t->viol_rev = l->rev;
     }
 }
@@ -590,6 +618,11 @@ static void resolve(treat *t, const limits *l)
         t->pend = 0;
         check_depth(t, l, t->pend_min);
         check_depth(t, l, t->pend_max);
+    }
+    if (t->pend_speed) {
+        t->pend_speed = 0;
+        check_speed(t, l, t->pend_smin);
+        check_speed(t, l, t->pend_smax);
     }
     if (t->pend_dur) {
         t->pend_dur = 0;
@@ -624,7 +657,7 @@ static void limit_findings(audit *a, const treat *t)
         return;
     if (t->unchecked)
         count_unknown(a, t);
-    if (!t->viol_depth && !t->viol_dur)
+    if (!t->viol_depth && !t->viol_speed && !t->viol_dur)
         return;
     penlink_finding fi;
     finding_init(a, &fi, PENLINK_FIND_OUT_OF_LIMITS, "cartridges", 1);
@@ -640,8 +673,15 @@ static void limit_findings(audit *a, const treat *t)
                      "depth %u um outside depth_min_um..depth_max_um %u..%u of revision %u",
                      t->viol_depth_um, t->viol_lo, t->viol_hi, t->viol_rev);
     }
-    if (t->viol_dur) {
+    if (t->viol_speed) {
         if (!t->viol_depth)
+            fi.value = t->viol_speed_sps;
+        n += snprintf(fi.detail + n, sizeof fi.detail - (size_t)n,
+                      "%sspeed %u strokes/s outside speed_min_sps..speed_max_sps %u..%u",
+                      n ? "; " : "", t->viol_speed_sps, t->viol_slo, t->viol_shi);
+    }
+    if (t->viol_dur) {
+        if (!t->viol_depth && !t->viol_speed)
             fi.value = (int64_t)t->t.duration_ms;
         snprintf(fi.detail + n, sizeof fi.detail - (size_t)n,
                  "%sduration %llu s above max_treatment_s %u", n ? "; " : "",
@@ -672,7 +712,7 @@ static void resolve_first_revision(audit *a, int have_rev, uint32_t rev)
 {
     if (a->lim.state != LIM_PENDING)
         return;
-    limits l = { LIM_UNKNOWN, 0, 0, 0, 0 };
+    limits l = { LIM_UNKNOWN, 0, 0, 0, 0, 0, 0 };
     if (have_rev && rev > 1) {
         l = lookup(a, rev - 1);
     } else if (!have_rev) {
@@ -820,7 +860,7 @@ static void finish_treatment(audit *a, const penlink_record *r, int ended)
             b->ms += t->t.duration_ms;
         }
     }
-    if (t->pend || t->pend_dur) {
+    if (t->pend || t->pend_speed || t->pend_dur) {
         /* reported once the revision in force is known */
         if (grow(&a->pending, &a->cap_pending, a->n_pending + 1, sizeof *a->pending) != 0) {
             stop(a, PENLINK_ERR_NO_MEM);
@@ -842,16 +882,18 @@ static void start_treatment(audit *a, const penlink_record *r)
     t->t.start_seq = r->seq;
     t->t.start_ms = r->time_ms;
     t->t.depth_min_um = t->t.depth_max_um = t->cur_depth = r->depth_um;
-    t->t.speed_min_sps = t->t.speed_max_sps = r->speed_sps;
+    t->t.speed_min_sps = t->t.speed_max_sps = t->cur_speed = r->speed_sps;
     t->seg_ms = r->time_ms;
     t->start_lim = a->lim;
     t->t.config_revision = a->lim.state == LIM_PENDING ? 0 : a->lim.rev;
-    int named = (r->fields & PENLINK_F_CARTRIDGE_SERIAL) != 0;
+    /* serial 0 is no chip read: a treatment that names it names no cartridge */
+    int named = (r->fields & PENLINK_F_CARTRIDGE_SERIAL) != 0 && r->cartridge_serial != 0;
     uint64_t serial = named ? r->cartridge_serial : a->cart_serial;
     t->t.cartridge_serial = a->cart_in || named ? serial : 0;
     t->t.has_cartridge = a->cart_in && serial == a->cart_serial;
     t->t.cartridge_uses = t->t.has_cartridge ? a->cart_uses : 0;
     check_depth(t, &a->lim, r->depth_um);
+    check_speed(t, &a->lim, r->speed_sps);
     if (!t->t.has_cartridge && t->in_window) {
         penlink_finding fi;
         finding_init(a, &fi, PENLINK_FIND_NO_CARTRIDGE, "cartridges", 1);
@@ -1136,6 +1178,8 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
                 t->t.speed_min_sps = r->speed_sps;
             if (r->speed_sps > t->t.speed_max_sps)
                 t->t.speed_max_sps = r->speed_sps;
+            t->cur_speed = r->speed_sps;
+            check_speed(t, &a->lim, r->speed_sps);
         }
         break;
     case PENLINK_REC_CARTRIDGE_INSERTED:
@@ -1184,8 +1228,10 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
     case PENLINK_REC_CONFIG_CHANGED:
         resolve_first_revision(a, 1, r->config_revision);
         a->lim = lookup(a, r->config_revision);
-        if (t->open)
-            check_depth(t, &a->lim, t->cur_depth); /* the depth now runs under the new limits */
+        if (t->open) { /* the depth and speed now run under the new limits */
+            check_depth(t, &a->lim, t->cur_depth);
+            check_speed(t, &a->lim, t->cur_speed);
+        }
         break;
     default: break;
     }

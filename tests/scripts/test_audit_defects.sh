@@ -346,7 +346,7 @@ echo "# 13.7 a pen off the calendar stays off it"
 start_sim cal --serial PEN-CAL --seed 61 --simulate-days 2 --start-time $T0
 run 0 "pull the first two days" $PL --archive "$tmp/cal.db" --device "sim:$tmp/cal.sock" pull
 stop_sim cal
-$SIM --state "$tmp/cal" --simulate-days 1 > /dev/null
+$SIM --state "$tmp/cal" --simulate-days 1 --start-time $T0 > /dev/null
 start_sim cal
 run 0 "pull the third" $PL --archive "$tmp/cal.db" --device "sim:$tmp/cal.sock" pull
 stop_sim cal
