@@ -94,8 +94,26 @@ int cli_window(struct cli *c, const char *cmd, const char *tz, const char *since
                penlink_archive_filter *f);
 int cli_pen_filter(struct cli *c, penlink_archive_filter *f, const char *pen);
 int cli_pen_check(struct cli *c, penlink_archive *ar, const char *cmd, const char *serial);
+
+/* penlink audit --format html (audit_html.c): the report of @p f into @p path
+ * (NULL: standard output), made by @p operator_ (NULL: the OS user@host);
+ * and --check-report PATH. Each returns an exit code. */
+int cli_audit_html(struct cli *c, const penlink_archive_filter *f, const char *path,
+                   const char *operator_);
+int cli_audit_check_report(struct cli *c, const char *path);
+/* The audit's results as JSON (audit_json.c): each returns a new json_t *
+ * (NULL when out of memory), the one form of each result for the JSON
+ * format, the HTML report's digest and export. */
 extern const char cli_treatment_csv_header[];
 void cli_treatment_csv(FILE *out, const penlink_treatment *t);
-void *cli_treatment_json(const penlink_treatment *t); /* a json_t * */
+void *cli_treatment_json(const penlink_treatment *t);
+void *cli_finding_json(const penlink_finding *f);
+void *cli_usage_json(const penlink_usage *u);
+void *cli_verification_json(const penlink_verification *v);
+void *cli_summary_json(const penlink_audit_summary *s);
+void *cli_config_json(const penlink_config_entry *e);
+/* Whether a finding names a cartridge; its id "KIND:PEN:SEQ". */
+int cli_finding_has_cartridge(const penlink_finding *f);
+void cli_finding_id(const penlink_finding *f, char *buf, size_t cap);
 
 #endif

@@ -5,6 +5,7 @@
  * and a treatment as CSV or JSON.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,7 +22,8 @@
 static const char usage[] =
     "Usage: penlink [--archive PATH] audit [--report WHICH] [--by PERIOD]\n"
     "                [--since DATE] [--until DATE] [--tz ZONE] [--pen SERIAL]\n"
-    "                [--format FMT] [-h]\n"
+    "                [--format FMT] [-o FILE] [--operator NAME] [-h]\n"
+    "       penlink [--archive PATH] audit --check-report FILE\n"
     "\n"
     "Audit the archive (no pen needed): prove that every treatment used a fresh,\n"
     "single-use cartridge within the configured limits, that no record is missing,\n"
@@ -48,6 +50,16 @@ static const char usage[] =
     "                      (one header line per report, reports apart by a blank\n"
     "                      line: use --report for one table per file) or json (one\n"
     "                      object per line with a \"type\"; the global --json too)\n"
+    "                      or html (the report document to hand over: header,\n"
+    "                      verdict, findings with evidence, charts, integrity,\n"
+    "                      configuration history, every treatment; one file with\n"
+    "                      nothing from the network; every report, usage by week)\n"
+    "  -o, --output FILE   write to FILE (an HTML report: whole or not at all)\n"
+    "      --operator NAME who makes the HTML report (default: user@host)\n"
+    "      --check-report FILE  make FILE's report again from the archive (--archive,\n"
+    "                      else the one it names), with its pen, window and zone:\n"
+    "                      exit 0 when its data digest and the document itself are\n"
+    "                      what penlink makes, 6 when not\n"
     "  -h, --help          this help\n"
     "\n"
     "The time window selects what is reported (treatments that start in it,\n"
@@ -136,57 +148,9 @@ static void fmt_serial(uint64_t v, char *buf, size_t cap)
     snprintf(buf, cap, "%" PRIu64, v);
 }
 
-const char cli_treatment_csv_header[] =
-    "pen,start_seq,start,end,duration_ms,ended,depth_min_um,depth_max_um,depth_mean_um,"
-    "speed_min_sps,speed_max_sps,strokes,cartridge_serial,has_cartridge,cartridge_uses,"
-    "config_revision";
-
-void cli_treatment_csv(FILE *out, const penlink_treatment *t)
-{
-    char s[40], e[40], cs[24];
-    fmt_time(t->start_ms, s, sizeof s);
-    fmt_time(t->end_ms, e, sizeof e);
-    fmt_serial(t->cartridge_serial, cs, sizeof cs);
-    fprintf(out, "%s,%" PRIu64 ",%s,%s,%" PRIu64 ",%d,%u,%u,%u,%u,%u,%" PRIu64 ",%s,%d,%u,%u\n",
-            t->serial, t->start_seq, s, e, t->duration_ms, t->ended, t->depth_min_um,
-            t->depth_max_um, t->depth_mean_um, t->speed_min_sps, t->speed_max_sps, t->strokes,
-            t->has_cartridge || t->cartridge_serial ? cs : "", t->has_cartridge, t->cartridge_uses,
-            t->config_revision);
-}
-
-void *cli_treatment_json(const penlink_treatment *t)
-{
-    char s[40], e[40], cs[24];
-    fmt_time(t->start_ms, s, sizeof s);
-    fmt_time(t->end_ms, e, sizeof e);
-    fmt_serial(t->cartridge_serial, cs, sizeof cs);
-    json_t *j = json_object();
-    json_object_set_new(j, "type", json_string("treatment"));
-    json_object_set_new(j, "pen", json_string(t->serial));
-    json_object_set_new(j, "start_seq", json_integer((json_int_t)t->start_seq));
-    json_object_set_new(j, "end_seq", json_integer((json_int_t)t->end_seq));
-    json_object_set_new(j, "start", json_string(s));
-    json_object_set_new(j, "end", json_string(e));
-    json_object_set_new(j, "start_ms", json_integer(t->start_ms));
-    json_object_set_new(j, "duration_ms", json_integer((json_int_t)t->duration_ms));
-    json_object_set_new(j, "ended", json_boolean(t->ended));
-    json_object_set_new(j, "depth_min_um", json_integer(t->depth_min_um));
-    json_object_set_new(j, "depth_max_um", json_integer(t->depth_max_um));
-    json_object_set_new(j, "depth_mean_um", json_integer(t->depth_mean_um));
-    json_object_set_new(j, "speed_min_sps", json_integer(t->speed_min_sps));
-    json_object_set_new(j, "speed_max_sps", json_integer(t->speed_max_sps));
-    json_object_set_new(j, "strokes", json_integer((json_int_t)t->strokes));
-    json_object_set_new(j, "cartridge_serial",
-                        t->has_cartridge || t->cartridge_serial ? json_string(cs) : json_null());
-    json_object_set_new(j, "has_cartridge", json_boolean(t->has_cartridge));
-    json_object_set_new(j, "cartridge_uses", json_integer(t->cartridge_uses));
-    json_object_set_new(j, "config_revision", json_integer(t->config_revision));
-    return j;
-}
-
 /* ---- tables ----------------------------------------------------------- */
 
-enum { FMT_TABLE, FMT_CSV, FMT_JSON };
+enum { FMT_TABLE, FMT_CSV, FMT_JSON, FMT_HTML };
 enum { SEC_TREAT, SEC_CART, SEC_INTEG, SEC_USAGE, SEC_N };
 
 typedef struct table {
@@ -367,46 +331,10 @@ static int on_finding(void *u, const penlink_finding *f)
         fmt_time(f->time_ms, t, sizeof t);
     else
         t[0] = '\0';
-    int has_cart = f->kind == PENLINK_FIND_REUSE || f->kind == PENLINK_FIND_REFUSED ||
-                   f->kind == PENLINK_FIND_NO_CARTRIDGE || f->kind == PENLINK_FIND_OUT_OF_LIMITS;
+    int has_cart = cli_finding_has_cartridge(f);
     fmt_serial(f->cartridge_serial, cs, sizeof cs);
     if (o->fmt == FMT_JSON) {
-        json_t *j = json_object();
-        json_object_set_new(j, "type", json_string("finding"));
-        json_object_set_new(j, "report", json_string(f->report));
-        json_object_set_new(j, "finding", json_string(kind ? kind : "unknown"));
-        json_object_set_new(j, "compliance", json_boolean(f->compliance));
-        json_object_set_new(j, "pen", json_string(f->serial));
-        json_object_set_new(j, "seq", json_integer((json_int_t)f->seq));
-        json_object_set_new(j, "time", f->time_ms ? json_string(t) : json_null());
-        if (has_cart) {
-            json_object_set_new(j, "cartridge_serial", json_string(cs));
-            json_object_set_new(j, "cartridge_uses", json_integer(f->cartridge_uses));
-        }
-        if (f->count)
-            json_object_set_new(j, "count", json_integer((json_int_t)f->count));
-        if (f->config_revision)
-            json_object_set_new(j, "config_revision", json_integer(f->config_revision));
-        if (f->value)
-            json_object_set_new(j, "value", json_integer(f->value));
-        if (f->n_evidence) {
-            json_t *ev = json_array();
-            for (size_t i = 0; i < f->n_evidence; i++) {
-                char et[40];
-                fmt_time(f->evidence[i].time_ms, et, sizeof et);
-                json_array_append_new(ev, json_pack("{s:s, s:I, s:s}", "pen", f->evidence[i].serial,
-                                                    "seq", (json_int_t)f->evidence[i].seq, "start",
-                                                    et));
-            }
-            json_object_set_new(j, "treatments", ev);
-        }
-        if (f->repeats) {
-            json_object_set_new(j, "raised", json_string(raised));
-            json_object_set_new(j, "raised_last", json_string(raised_last));
-            json_object_set_new(j, "repeats", json_integer((json_int_t)f->repeats));
-        }
-        json_object_set_new(j, "detail", json_string(f->detail));
-        cli_json_out(j);
+        cli_json_out(cli_finding_json(f));
         return 0;
     }
     if (o->fmt == FMT_CSV) {
@@ -478,12 +406,7 @@ static int on_usage(void *u, const penlink_usage *us)
         return 0;
     char ps[40], n[24], m[24], cs[24];
     if (o->fmt == FMT_JSON) {
-        fmt_time(us->period_start_ms, ps, sizeof ps);
-        cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:I, s:f, s:I}", "type", "usage", "pen",
-                               us->serial, "period", us->period, "period_start", ps, "treatments",
-                               (json_int_t)us->treatments, "treatment_minutes",
-                               (double)us->treatment_ms / 60000.0, "cartridges",
-                               (json_int_t)us->cartridges));
+        cli_json_out(cli_usage_json(us));
         return 0;
     }
     if (o->fmt == FMT_CSV) {
@@ -554,51 +477,6 @@ static void print_verifications(const out *o)
                    v->serial, t, v->records, v->chunks, v->through_seq);
     }
     printf("\n");
-}
-
-static json_t *verif_json(const penlink_verification *v)
-{
-    char t[40] = "";
-    if (v->have)
-        fmt_time(v->at_ms, t, sizeof t);
-    const char *state = !v->pinned ? "unsigned" : !v->have ? "not_verified" : v->result;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "type", "verification", "pen", v->serial, "state",
-                          state, "pull_verified_through", (json_int_t)v->signed_through);
-    if (v->have) {
-        json_object_set_new(o, "verified_at", json_string(t));
-        json_object_set_new(o, "through_seq", json_integer((json_int_t)v->through_seq));
-        json_object_set_new(o, "records", json_integer((json_int_t)v->records));
-        if (v->detail[0])
-            json_object_set_new(o, "detail", json_string(v->detail));
-    }
-    return o;
-}
-
-/* The summary, one set of figures for the table and JSON: both come from the
- * library's summary (the verdict is the library's), so they cannot disagree. */
-static json_t *summary_json(const penlink_audit_summary *s)
-{
-    json_t *by = json_object();
-    for (uint32_t k = 0; k < PENLINK_FIND_KINDS; k++) {
-        const char *name = penlink_finding_kind_name(k);
-        if (s->findings[k] && name)
-            json_object_set_new(by, name, json_integer((json_int_t)s->findings[k]));
-    }
-    json_t *logs =
-        json_pack("{s:I, s:I, s:I, s:I}", "verified", (json_int_t)s->logs_verified, "broken",
-                  (json_int_t)s->logs_broken, "not_verified", (json_int_t)s->logs_not_verified,
-                  "unsigned", (json_int_t)s->logs_unsigned);
-    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, "
-                     "s:s}",
-                     "type", "summary", "pens", (json_int_t)s->pens, "records",
-                     (json_int_t)s->records, "records_in_window", (json_int_t)s->records_in_window,
-                     "treatments", (json_int_t)s->treatments, "cartridges",
-                     (json_int_t)s->cartridges, "reuses", (json_int_t)s->reuses, "refusals",
-                     (json_int_t)s->refusals, "no_cartridge", (json_int_t)s->no_cartridge,
-                     "out_of_limits", (json_int_t)s->out_of_limits, "limits_unknown",
-                     (json_int_t)s->limits_unknown, "integrity", (json_int_t)s->integrity,
-                     "compliance", (json_int_t)s->compliance, "findings", by, "logs", logs,
-                     "verdict", s->verdict == PENLINK_VERDICT_PASS ? "pass" : "fail");
 }
 
 /* "reuse 4, gap 1" from per-kind counts; "" when all are 0. */
@@ -680,9 +558,12 @@ static void print_header(const out *o, const penlink_archive_filter *f)
 
 int cmd_audit(struct cli *c, int argc, char **argv)
 {
-    enum { OPT_SINCE = 256, OPT_UNTIL, OPT_TZ };
+    enum { OPT_SINCE = 256, OPT_UNTIL, OPT_TZ, OPT_CHECK, OPT_OPERATOR };
     static const struct option opts[] = {
         { "report", required_argument, NULL, 'r' },
+        { "output", required_argument, NULL, 'o' },
+        { "check-report", required_argument, NULL, OPT_CHECK },
+        { "operator", required_argument, NULL, OPT_OPERATOR },
         { "by", required_argument, NULL, 'b' },
         { "since", required_argument, NULL, OPT_SINCE },
         { "until", required_argument, NULL, OPT_UNTIL },
@@ -703,11 +584,15 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     penlink_audit_cb cb = {
         on_treatment, on_finding, on_usage, &o, PENLINK_PERIOD_DAY, 1, on_verification,
     };
-    const char *report = "all", *pen = NULL, *since = NULL, *until = NULL, *tz = NULL;
+    const char *report = NULL, *pen = NULL, *since = NULL, *until = NULL, *tz = NULL;
+    const char *output = NULL, *check = NULL, *operator_ = NULL;
     int opt, rc;
-    while ((opt = getopt_long(argc, argv, "r:b:p:f:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "r:b:p:f:o:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'r': report = optarg; break;
+        case 'o': output = optarg; break;
+        case OPT_CHECK: check = optarg; break;
+        case OPT_OPERATOR: operator_ = optarg; break;
         case 'b':
             if (strcmp(optarg, "day") == 0)
                 cb.usage_by = PENLINK_PERIOD_DAY;
@@ -729,9 +614,11 @@ int cmd_audit(struct cli *c, int argc, char **argv)
                 o.fmt = FMT_CSV;
             else if (strcmp(optarg, "json") == 0)
                 o.fmt = FMT_JSON;
+            else if (strcmp(optarg, "html") == 0)
+                o.fmt = FMT_HTML;
             else
-                return cli_error(c, EXIT_USAGE, "audit: unknown format '%s' (table, csv, json)",
-                                 optarg);
+                return cli_error(c, EXIT_USAGE,
+                                 "audit: unknown format '%s' (table, csv, json, html)", optarg);
             break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
         default: fputs(usage, stderr); return EXIT_USAGE;
@@ -741,6 +628,20 @@ int cmd_audit(struct cli *c, int argc, char **argv)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
+    if (check) {
+        if (report || pen || since || until || tz || output || operator_ || o.fmt == FMT_HTML)
+            return cli_error(c, EXIT_USAGE,
+                             "audit: --check-report takes no other option: the report names its "
+                             "pen, window and zone (--archive selects the archive to check it "
+                             "against)");
+        return cli_audit_check_report(c, check);
+    }
+    if (o.fmt == FMT_HTML && report && strcmp(report, "all") != 0)
+        return cli_error(c, EXIT_USAGE, "audit: the HTML report shows every report (no --report)");
+    if (o.fmt != FMT_HTML && operator_)
+        return cli_error(c, EXIT_USAGE, "audit: --operator names who made an HTML report");
+    if (!report)
+        report = "all";
     int any = 0;
     for (int i = 0; i < SEC_N; i++) {
         o.want[i] = strcmp(report, "all") == 0 || strcmp(report, sec_names[i]) == 0;
@@ -756,6 +657,10 @@ int cmd_audit(struct cli *c, int argc, char **argv)
         rc = cli_pen_filter(c, &f, pen);
     if (rc != EXIT_OK)
         return rc;
+    if (o.fmt == FMT_HTML)
+        return cli_audit_html(c, &f, output, operator_);
+    if (output && !freopen(output, "w", stdout))
+        return cli_error(c, EXIT_IO, "audit: cannot write %s: %s", output, strerror(errno));
     static const char *const titles[SEC_N] = { "Treatments", "Cartridges: findings",
                                                "Integrity: findings", "Usage" };
     for (int i = 0; i < SEC_N; i++) {
@@ -820,8 +725,8 @@ int cmd_audit(struct cli *c, int argc, char **argv)
                     o.csv[i], i == SEC_TREAT ? cli_treatment_csv_header : csv_headers[i], &first);
     } else {
         for (size_t i = 0; o.want[SEC_INTEG] && i < o.n_v; i++)
-            cli_json_out(verif_json(&o.v[i]));
-        cli_json_out(summary_json(&sum));
+            cli_json_out(cli_verification_json(&o.v[i]));
+        cli_json_out(cli_summary_json(&sum));
     }
     fflush(stdout);
     if (ferror(stdout))
