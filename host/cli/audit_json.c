@@ -80,7 +80,7 @@ int cli_finding_has_cartridge(const penlink_finding *f)
 /* A finding's id: its kind, pen and seq, which name it in every format. */
 void cli_finding_id(const penlink_finding *f, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s:%s:%" PRIu64, f->name ? f->name : "unknown", f->serial, f->seq);
+    snprintf(buf, cap, "%s", f->id);
 }
 
 /* A finding as one JSON object: the JSON format's line, and the HTML report's data. */
@@ -93,6 +93,7 @@ void *cli_finding_json(const penlink_finding *f)
     fmt_serial(f->cartridge_serial, cs, sizeof cs);
     json_t *j = json_object();
     json_object_set_new(j, "type", json_string("finding"));
+    json_object_set_new(j, "id", json_string(f->id));
     json_object_set_new(j, "report", json_string(f->report));
     json_object_set_new(j, "finding", json_string(kind ? kind : "unknown"));
     json_object_set_new(j, "compliance", json_boolean(f->compliance));
@@ -129,6 +130,17 @@ void *cli_finding_json(const penlink_finding *f)
         json_object_set_new(j, "repeats", json_integer((json_int_t)f->repeats));
     }
     json_object_set_new(j, "detail", json_string(f->detail));
+    if (f->n_annotations) {
+        json_t *notes = json_array();
+        for (size_t i = 0; i < f->n_annotations; i++) {
+            const penlink_annotation *a = &f->annotations[i];
+            char at[48];
+            fmt_time(a->at_ms, at, sizeof at);
+            json_array_append_new(
+                notes, json_pack("{s:s, s:s, s:s}", "at", at, "by", a->author, "text", a->text));
+        }
+        json_object_set_new(j, "annotations", notes);
+    }
     return j;
 }
 

@@ -24,6 +24,7 @@ static const char usage[] =
     "                [--since DATE] [--until DATE] [--tz ZONE] [--pen SERIAL]\n"
     "                [--format FMT] [-o FILE] [--operator NAME] [-h]\n"
     "       penlink [--archive PATH] audit --check-report FILE\n"
+    "       penlink [--archive PATH] audit annotate FINDING --text TEXT\n"
     "\n"
     "Audit the archive (no pen needed): prove that every treatment used a fresh,\n"
     "single-use cartridge within the configured limits, that no record is missing,\n"
@@ -230,9 +231,9 @@ static const char *const headers[SEC_N][12] = {
 static const char *const csv_headers[SEC_N] = {
     NULL, /* cli_treatment_csv_header */
     "pen,finding,compliance,seq,time,cartridge_serial,cartridge_uses,count,config_revision,"
-    "value,evidence,detail,raised,raised_last,repeats",
+    "value,evidence,detail,raised,raised_last,repeats,id,annotations",
     "pen,finding,compliance,seq,time,cartridge_serial,cartridge_uses,count,config_revision,"
-    "value,evidence,detail,raised,raised_last,repeats",
+    "value,evidence,detail,raised,raised_last,repeats,id,annotations",
     "pen,period,period_start,treatments,treatment_minutes,cartridges",
 };
 
@@ -251,7 +252,7 @@ typedef struct out {
 
 static void csv_text(FILE *f, const char *s)
 {
-    if (!strpbrk(s, ",\"\n")) {
+    if (!strpbrk(s, ",\"\n\r")) {
         fputs(s, f);
         return;
     }
@@ -359,6 +360,23 @@ static int on_finding(void *u, const penlink_finding *f)
         fprintf(c, ",%s,%s,", raised, raised_last);
         if (f->repeats)
             fprintf(c, "%" PRIu64, f->repeats);
+        fputc(',', c);
+        csv_text(c, f->id);
+        fputc(',', c);
+        char *notes = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&notes, &len);
+        for (size_t i = 0; m && i < f->n_annotations; i++) {
+            char at[48];
+            fmt_time(f->annotations[i].at_ms, at, sizeof at);
+            fprintf(m, "%s%s %s: %s", i ? " | " : "", at, f->annotations[i].author,
+                    f->annotations[i].text);
+        }
+        if (m && fclose(m) == 0)
+            csv_text(c, notes);
+        else
+            o->failed = 1;
+        free(notes);
         fputc('\n', c);
         return 0;
     }
@@ -387,6 +405,15 @@ static int on_finding(void *u, const penlink_finding *f)
     const char *row[] = { f->serial, kind ? kind : "unknown", seq, st, third, detail };
     if (table_row(&o->tab[sec], row) != 0)
         o->failed = 1;
+    for (size_t i = 0; i < f->n_annotations; i++) {
+        const penlink_annotation *a = &f->annotations[i];
+        char at[24], text[sizeof a->text + sizeof a->author + 8];
+        short_time(a->at_ms, at, sizeof at);
+        snprintf(text, sizeof text, "%s: %s", a->author, a->text);
+        const char *nrow[] = { f->serial, "  note", "", at, "", text };
+        if (table_row(&o->tab[sec], nrow) != 0)
+            o->failed = 1;
+    }
     for (size_t i = 0; i < f->n_evidence; i++) {
         char es[24], eseq[24];
         short_time(f->evidence[i].time_ms, es, sizeof es);
@@ -556,8 +583,100 @@ static void print_header(const out *o, const penlink_archive_filter *f)
     }
 }
 
+static const char annotate_usage[] =
+    "Usage: penlink [--archive PATH] audit annotate FINDING --text TEXT\n"
+    "                [--operator NAME] [-h]\n"
+    "\n"
+    "Add a note to a finding, e.g. what was done about it. FINDING is the\n"
+    "finding's id, KIND:PEN:SEQ (\"id\" in --format json and csv, e.g.\n"
+    "reuse:PEN-0002:80). Notes are kept in the archive for good: none is ever\n"
+    "changed or deleted; a correction is another note. Every format of the\n"
+    "audit shows them under their finding, with who wrote them and when.\n"
+    "\n"
+    "Options:\n"
+    "  -t, --text TEXT     the note (1 to 1023 bytes)\n"
+    "      --operator NAME who writes it (default: the OS user@host)\n"
+    "  -h, --help          this help\n"
+    "\n"
+    "Exit status: 0 added; 2 no such finding in the archive's audit, or no text.\n";
+
+typedef struct find_id {
+    const char *id;
+    int found;
+} find_id;
+
+static int on_find_id(void *u, const penlink_finding *f)
+{
+    find_id *k = u;
+    k->found |= strcmp(f->id, k->id) == 0;
+    return 0;
+}
+
+/* penlink audit annotate FINDING --text TEXT: the finding must be one the audit makes. */
+static int cmd_annotate(struct cli *c, int argc, char **argv)
+{
+    enum { OPT_OPERATOR = 256 };
+    static const struct option opts[] = {
+        { "text", required_argument, NULL, 't' },
+        { "operator", required_argument, NULL, OPT_OPERATOR },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *text = NULL, *author = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 't': text = optarg; break;
+        case OPT_OPERATOR: author = optarg; break;
+        case 'h': fputs(annotate_usage, stdout); return EXIT_OK;
+        default: fputs(annotate_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1 || !text) {
+        fputs(annotate_usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *id = argv[optind];
+    char err[300];
+    if (cli_tz_set(NULL, err, sizeof err) != 0)
+        return cli_error(c, EXIT_USAGE, "audit annotate: %s", err);
+    penlink_archive *ar = NULL;
+    int st = penlink_archive_open_existing(c->ctx, c->archive, &ar);
+    if (st != PENLINK_OK)
+        return cli_fail(c, "audit annotate: cannot open the archive", st);
+    find_id k = { id, 0 };
+    penlink_audit_cb cb = { NULL, on_find_id, NULL, &k, PENLINK_PERIOD_DAY, 0, NULL };
+    st = penlink_audit_run(ar, NULL, &cb, NULL);
+    int rc = EXIT_OK;
+    if (st != PENLINK_OK) {
+        rc = cli_fail(c, "audit annotate", st);
+        goto out;
+    }
+    if (!k.found) {
+        rc = cli_error(c, EXIT_USAGE,
+                       "audit annotate: no finding %s in this archive's audit (the ids are "
+                       "KIND:PEN:SEQ, as \"id\" in penlink audit --format json shows them)",
+                       id);
+        goto out;
+    }
+    st = penlink_archive_annotate(ar, id, author, text);
+    if (st != PENLINK_OK) {
+        rc = cli_fail(c, "audit annotate", st);
+        goto out;
+    }
+    if (c->json)
+        cli_json_out(json_pack("{s:s, s:b}", "finding", id, "added", 1));
+    else if (!c->quiet)
+        printf("note added to %s\n", id);
+out:
+    penlink_archive_close(ar);
+    return rc;
+}
+
 int cmd_audit(struct cli *c, int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "annotate") == 0)
+        return cmd_annotate(c, argc - 1, argv + 1);
     enum { OPT_SINCE = 256, OPT_UNTIL, OPT_TZ, OPT_CHECK, OPT_OPERATOR };
     static const struct option opts[] = {
         { "report", required_argument, NULL, 'r' },

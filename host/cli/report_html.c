@@ -247,6 +247,20 @@ int html_finding(html_report *h, const penlink_finding *f, const char *id)
         fputs(" (host time)</span>", o);
     }
     fputs("</td></tr>\n", o);
+    for (size_t i = 0; i < f->n_annotations; i++) {
+        const penlink_annotation *a = &f->annotations[i];
+        fputs("<tr class=\"annotation\" data-finding=\"", o);
+        html_text(o, id);
+        fputs("\"><td class=\"kind nw\">&#9998; note</td><td class=\"nw\">", o);
+        html_text(o, f->serial);
+        fputs("</td><td></td><td class=\"nw\">", o);
+        when(o, a->at_ms);
+        fputs("</td><td><span class=\"note\">by ", o);
+        html_text(o, a->author);
+        fputs("</span> ", o);
+        html_text(o, a->text);
+        fputs("</td></tr>\n", o);
+    }
     if (f->n_evidence && grow(&h->reuse_cart, &h->cap_reuse, h->n_reuse + 1, sizeof *h->reuse_cart))
         return -1;
     size_t row = h->n_reuse;
@@ -383,7 +397,8 @@ static const char css[] =
     ".verdict.pass{border-color:#176d2c;background:#eef8f0}"
     ".verdict.fail{border-color:#a61b1b;background:#fbeeee}"
     ".verdict h2{border:0;margin:0 0 1mm;font-size:15pt}"
-    "tr.compliance td.kind{color:#a61b1b;font-weight:600}tr.evidence td{color:#333;"
+    "tr.annotation td{background:#fffbe6}tr.compliance "
+    "td.kind{color:#a61b1b;font-weight:600}tr.evidence td{color:#333;"
     "font-size:9.5pt}.note{color:#555;font-size:9pt}code{font-size:9pt}"
     "svg{width:100%;height:auto;break-inside:avoid}svg text{font-size:10px;fill:#333}"
     ".bar.treatments{fill:#2f5d8a}.bar.cartridges{fill:#9cc0e0}.hist{fill:#5b7f3a}"

@@ -684,3 +684,41 @@ int penlink_archive_devices(penlink_archive *ar,
         return PENLINK_ERR_INVALID_ARG;
     return ar->b->ops->devices(ar->b, cb, user);
 }
+
+int penlink_archive_annotate(penlink_archive *ar, const char *finding, const char *author,
+                             const char *text)
+{
+    penlink_annotation a;
+    if (!ar || !finding || !text)
+        return PENLINK_ERR_INVALID_ARG;
+    memset(&a, 0, sizeof a);
+    if (!*finding || strlen(finding) >= sizeof a.finding || !*text ||
+        strlen(text) >= sizeof a.text || (author && strlen(author) >= sizeof a.author))
+        return penlink_fail(ar->ctx, PENLINK_ERR_INVALID_ARG,
+                            "an annotation needs a finding id (under %zu bytes) and a text of 1 to "
+                            "%zu bytes, by an author of under %zu",
+                            sizeof a.finding, sizeof a.text - 1, sizeof a.author);
+    snprintf(a.finding, sizeof a.finding, "%s", finding);
+    snprintf(a.text, sizeof a.text, "%s", text);
+    char host[256];
+    who(a.user, sizeof a.user, host, sizeof host);
+    snprintf(a.host, sizeof a.host, "%.63s", host);
+    if (author)
+        snprintf(a.author, sizeof a.author, "%s", author);
+    else
+        snprintf(a.author, sizeof a.author, "%.31s@%.31s", a.user, a.host);
+    a.at_ms = archive_now_ms();
+    archive_backend *b = ar->b;
+    int rc = b->ops->begin(b);
+    if (rc == PENLINK_OK)
+        rc = b->ops->annotate(b, &a);
+    return end_txn(b, rc);
+}
+
+int penlink_archive_annotations(penlink_archive *ar,
+                                int (*cb)(void *user, const penlink_annotation *a), void *user)
+{
+    if (!ar || !cb)
+        return PENLINK_ERR_INVALID_ARG;
+    return ar->b->ops->annotations(ar->b, cb, user);
+}

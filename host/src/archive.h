@@ -96,6 +96,11 @@ typedef struct archive_ops {
     int (*verification_log)(archive_backend *b, int64_t device, const penlink_verify_report *r,
                             int64_t now);
     int (*verification_last)(archive_backend *b, const char *serial, penlink_verification *out);
+
+    /* Annotations of findings (append-only): one stored; all, in the order stored. */
+    int (*annotate)(archive_backend *b, const penlink_annotation *a);
+    int (*annotations)(archive_backend *b, int (*cb)(void *user, const penlink_annotation *a),
+                       void *user);
 } archive_ops;
 
 struct archive_backend {

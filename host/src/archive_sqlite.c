@@ -22,7 +22,7 @@
 #include "pl/chunk.h"
 #include "pl/record.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define INSERT_BATCH 64
 
 typedef struct sqlite_backend {
@@ -146,8 +146,19 @@ static const char schema_v3[] =
     "  WHEN OLD.public_key IS NOT NULL\n"
     "  BEGIN SELECT RAISE(ABORT, 'a pinned device key never changes'); END;\n";
 
+/* Version 4 keeps the auditors' annotations of findings, append-only. */
+static const char schema_v4[] =
+    "CREATE TABLE annotations (\n"
+    "  id INTEGER PRIMARY KEY, finding TEXT NOT NULL, at_ms INTEGER NOT NULL,\n"
+    "  author TEXT NOT NULL, os_user TEXT, host TEXT, text TEXT NOT NULL);\n"
+    "CREATE TRIGGER annotations_append_only_u BEFORE UPDATE ON annotations\n"
+    "  BEGIN SELECT RAISE(ABORT, 'annotations are append-only'); END;\n"
+    "CREATE TRIGGER annotations_append_only_d BEFORE DELETE ON annotations\n"
+    "  BEGIN SELECT RAISE(ABORT, 'annotations are append-only'); END;\n";
+
 /* Forward migrations: migrations[v] takes the schema from version v to v+1. */
-static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2, schema_v3 };
+static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2, schema_v3,
+                                                        schema_v4 };
 
 /* penlink_pack_v1(time_ms, kind, fields, depth_um, ..., dropped): a v1 record row as a v2 body. */
 static void sql_pack_v1(sqlite3_context *cx, int argc, sqlite3_value **argv)
@@ -1153,6 +1164,56 @@ static int sq_verification_last(archive_backend *b, const char *serial, penlink_
     return rc;
 }
 
+static int sq_annotate(archive_backend *b, const penlink_annotation *a)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st,
+                  "INSERT INTO annotations (finding, at_ms, author, os_user, host, text) VALUES "
+                  "(?1, ?2, ?3, ?4, ?5, ?6)");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, a->finding, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, a->at_ms);
+    sqlite3_bind_text(st, 3, a->author, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, a->user, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, a->host, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, a->text, -1, SQLITE_STATIC);
+    rc = step_done(s, st, "annotation");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_annotations(archive_backend *b, int (*cb)(void *user, const penlink_annotation *a),
+                          void *user)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(
+        s, &st, "SELECT finding, at_ms, author, os_user, host, text FROM annotations ORDER BY id");
+    if (rc)
+        return rc;
+    int x;
+    for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
+        penlink_annotation a;
+        memset(&a, 0, sizeof a);
+        copy_col(a.finding, sizeof a.finding, st, 0);
+        a.at_ms = sqlite3_column_int64(st, 1);
+        copy_col(a.author, sizeof a.author, st, 2);
+        copy_col(a.user, sizeof a.user, st, 3);
+        copy_col(a.host, sizeof a.host, st, 4);
+        copy_col(a.text, sizeof a.text, st, 5);
+        if (cb(user, &a) != 0) {
+            rc = PENLINK_ERR_CANCELLED;
+            break;
+        }
+    }
+    if (rc == PENLINK_OK && x != SQLITE_DONE)
+        rc = db_fail(s, PENLINK_ERR_IO, "annotations");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static const archive_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -1182,6 +1243,8 @@ static const archive_ops sqlite_ops = {
     .heads = sq_heads,
     .verification_log = sq_verification_log,
     .verification_last = sq_verification_last,
+    .annotate = sq_annotate,
+    .annotations = sq_annotations,
 };
 
 static int schema_version(sqlite_backend *s, int *version)

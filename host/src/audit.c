@@ -230,6 +230,8 @@ typedef struct audit {
 
     incident *alarms;
     size_t n_alarms, cap_alarms, next_alarm;
+    penlink_annotation *notes; /* every annotation, by finding id then age */
+    size_t n_notes, cap_notes;
     hist *hist;
     size_t n_hist, cap_hist;
 
@@ -325,10 +327,30 @@ static void finding_init(audit *a, penlink_finding *fi, uint32_t kind, const cha
     fi->serial = a->have_pen ? a->pens[a->pen] : "";
 }
 
+/* The annotations of finding @p id: the first, and how many. */
+static const penlink_annotation *notes_of(const audit *a, const char *id, size_t *n)
+{
+    size_t lo = 0, hi = a->n_notes;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(a->notes[mid].finding, id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *n = 0;
+    while (lo + *n < a->n_notes && strcmp(a->notes[lo + *n].finding, id) == 0)
+        (*n)++;
+    return *n ? &a->notes[lo] : NULL;
+}
+
 static void emit(audit *a, penlink_finding *fi)
 {
     if (!fi->name)
         fi->name = penlink_finding_kind_name(fi->kind);
+    snprintf(fi->id, sizeof fi->id, "%s:%s:%llu", fi->name ? fi->name : "unknown", fi->serial,
+             (unsigned long long)fi->seq);
+    fi->annotations = notes_of(a, fi->id, &fi->n_annotations);
     if (fi->kind < PENLINK_FIND_KINDS)
         a->sum.findings[fi->kind]++;
     if (fi->compliance)
@@ -1313,6 +1335,23 @@ static void report_nothing(audit *a)
     emit(a, &fi);
 }
 
+/* Annotations are written by people: few. Each goes after those of its finding id. */
+static int on_note(void *u, const penlink_annotation *n)
+{
+    audit *a = u;
+    if (grow(&a->notes, &a->cap_notes, a->n_notes + 1, sizeof *a->notes) != 0) {
+        stop(a, PENLINK_ERR_NO_MEM);
+        return 1;
+    }
+    size_t at = a->n_notes;
+    while (at > 0 && strcmp(a->notes[at - 1].finding, n->finding) > 0)
+        at--;
+    memmove(&a->notes[at + 1], &a->notes[at], (a->n_notes - at) * sizeof *a->notes);
+    a->notes[at] = *n;
+    a->n_notes++;
+    return 0;
+}
+
 static int same_alarm(const penlink_alarm *x, const penlink_alarm *y)
 {
     return x->seq == y->seq && x->count == y->count && strcmp(x->serial, y->serial) == 0 &&
@@ -1375,6 +1414,8 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
     int rc = each_pen(ar, pens.serial, on_selected, &a);
     a.sum.pens = a.n_sel;
     if (rc == PENLINK_OK)
+        rc = penlink_archive_annotations(ar, on_note, &a);
+    if (rc == PENLINK_OK)
         rc = penlink_archive_alarms(ar, &pens, on_alarm, &a);
     if (rc == PENLINK_OK)
         rc = penlink_archive_config_history(ar, pens.serial, on_hist, &a);
@@ -1397,6 +1438,7 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
     if (sum)
         *sum = a.sum;
     free(a.sel);
+    free(a.notes);
     for (size_t i = 0; i < a.n_pens; i++)
         free(a.pens[i]);
     free(a.pens);

@@ -168,7 +168,7 @@ check "one line, with when it was raised" \
     '[ "$(grep -c "^  PEN-A001 key_changed " $tmp/out)" = 1 ] && grep -q "key_changed .*(raised 2 times); raised 20[0-9-]* [0-9:]*, again until" $tmp/out'
 run 1 "csv: the same" $PL --archive "$K" audit --format csv --report integrity
 check "csv: raised, raised_last, repeats" \
-    'head -1 $tmp/out | grep -q ",detail,raised,raised_last,repeats$" && [ "$(grep -c "^PEN-A001,key_changed,1,.*,2$" $tmp/out)" = 1 ]'
+    'head -1 $tmp/out | grep -q ",detail,raised,raised_last,repeats,id,annotations$" && [ "$(grep -c "^PEN-A001,key_changed,1,.*,2,key_changed:PEN-A001:0,$" $tmp/out)" = 1 ]'
 # a window around the raise holds no record of the pen, but the alarm
 at=$(sqlite3 "$K" "SELECT min(at_ms) FROM alarms")
 iso() { python3 -c 'import datetime, sys; print(datetime.datetime.fromtimestamp(int(sys.argv[1]) / 1000, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))' "$1"; }

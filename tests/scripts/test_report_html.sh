@@ -7,7 +7,8 @@
 # row per treatment. Printed to PDF, it has pages and names every finding.
 # Strings from pens and the archive (markup, control characters, bytes that
 # are not UTF-8) are escaped. --check-report says whether a report handed over
-# still matches the archive. The screenshot and the PDF are kept in ARTEFACTS.
+# still matches the archive. Annotations of findings are kept for good and
+# shown in every format. The screenshot and the PDF are kept in ARTEFACTS.
 # Usage: test_report_html.sh PENLINK PENLINK_SIM ARTEFACTS_DIR
 set -u
 PL="${PENLINK_WRAP:-} $1"
@@ -203,5 +204,62 @@ run 0 "a window and a pen" $PL --archive "$A" audit --tz Europe/Berlin --format 
 run 0 "its check" $PL --archive "$A" audit --check-report "$tmp/w.html"
 check "the window and zone are in its header" \
     'grep -q "from 2026-03-03 00:00:00 to 2026-03-07 00:00:00 (excluded); pen time (the pens. clocks), shown in Europe/Berlin" $tmp/w.html'
+
+echo "# annotations: append-only, with who and when, in every format"
+id=$(python3 -c 'import json, sys
+print([f["id"] for f in map(json.loads, open(sys.argv[1])) if f.get("finding") == "reuse"][0])' "$tmp/audit.json")
+note=$(printf 'Chip <b>reset</b>, pen set to single use; "ok", done\007')
+run 0 "annotate $id" $PL --archive "$A" audit annotate "$id" --text "$note" --operator "Dr. A <auditor>"
+run 0 "a second note, as the OS user" $PL --archive "$A" audit annotate "$id" --text "checked again"
+run 2 "a finding that is not in the audit" $PL --archive "$A" audit annotate reuse:NOPE:1 --text x
+check "it says so" 'grep -q "no finding reuse:NOPE:1" $tmp/err'
+run 2 "no text" $PL --archive "$A" audit annotate "$id"
+check "notes cannot be deleted or changed" \
+    '! sqlite3 "$A" "DELETE FROM annotations" 2> /dev/null && ! sqlite3 "$A" "UPDATE annotations SET text = 1" 2> /dev/null && [ "$(sqlite3 "$A" "SELECT count(*) FROM annotations")" = 2 ]'
+$PL --archive "$A" audit --tz UTC --format json > "$tmp/a.json"
+python3 - "$tmp/a.json" "$id" << 'PY' && ok "json: the finding's annotations, oldest first, with who and when" || bad "json annotations"
+import json, sys
+f = [x for x in map(json.loads, open(sys.argv[1])) if x.get("id") == sys.argv[2]][0]
+a = f["annotations"]
+assert [x["by"] for x in a][0] == "Dr. A <auditor>" and a[0]["text"].startswith("Chip <b>reset</b>")
+assert a[1]["text"] == "checked again" and "@" in a[1]["by"] and a[0]["at"] <= a[1]["at"], a
+PY
+$PL --archive "$A" audit --tz UTC --format csv --report cartridges > "$tmp/a.csv"
+python3 - "$tmp/a.csv" "$id" << 'PY' && ok "csv: the id and the annotations columns" || bad "csv annotations"
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+assert rows[0][-2:] == ["id", "annotations"], rows[0]
+r = [x for x in rows if x and x[-2] == sys.argv[2]][0]
+assert "Dr. A <auditor>: Chip <b>reset</b>" in r[-1] and "checked again" in r[-1], r[-1]
+PY
+$PL --archive "$A" audit --tz UTC --report cartridges > "$tmp/a.txt"
+check "table: the notes under the finding" \
+    '[ "$(grep -c "^  PEN-[A-Z]* *  note " $tmp/a.txt)" = 2 ] && grep -q "  note .*Dr. A <auditor>: Chip" $tmp/a.txt'
+run 1 "html with the notes" $PL --archive "$A" audit --tz UTC --format html -o "$tmp/n.html"
+browser --dump-dom "file://$tmp/n.html" > "$tmp/n.dom"
+python3 - "$tmp/n.dom" "$id" << 'PY' && ok "html: the notes under their finding, escaped" || bad "html annotations"
+import sys
+from html.parser import HTMLParser
+class P(HTMLParser):
+    rows, cur, tags = [], None, []
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append(tag)
+        if tag == "tr":
+            self.cur = [a, ""]
+            self.rows.append(self.cur)
+    def handle_data(self, d):
+        if self.cur:
+            self.cur[1] += d
+p = P()
+p.feed(open(sys.argv[1], encoding="utf-8").read())
+notes = [t for a, t in p.rows if a.get("class") == "annotation" and a.get("data-finding") == sys.argv[2]]
+assert len(notes) == 2, notes
+assert "by Dr. A <auditor> Chip <b>reset</b>" in notes[0] and "\\x07" in notes[0], notes[0]
+assert "b" not in p.tags
+i = [k for k, (a, t) in enumerate(p.rows) if a.get("data-id") == sys.argv[2]][0]
+assert p.rows[i + 1][0].get("class") == "annotation"
+PY
+run 6 "the report made before the notes no longer matches" $PL --archive "$A" audit --check-report "$R"
 
 finish

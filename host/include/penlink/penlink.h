@@ -666,6 +666,35 @@ PENLINK_API int penlink_archive_config_history(penlink_archive *ar, const char *
  */
 PENLINK_API int penlink_archive_pen_check(penlink_archive *ar, const char *serial, char close[33]);
 
+/**
+ * A note an auditor added to a finding (penlink_archive_annotate()): kept in
+ * the archive for good, never changed or deleted, shown with the finding.
+ */
+typedef struct penlink_annotation {
+    char finding[128];       /**< the finding's id, penlink_finding.id: "KIND:PEN:SEQ" */
+    int64_t at_ms;           /**< host time it was written */
+    char author[64];         /**< who wrote it, as they gave it (default: user@host) */
+    char user[64], host[64]; /**< the OS user and host that wrote it */
+    char text[1024];
+} penlink_annotation;
+
+/**
+ * Adds an annotation to the finding @p finding ("KIND:PEN:SEQ", as
+ * penlink_finding.id gives it) by @p author (NULL: the OS user@host), with
+ * the host time. Annotations are append-only: nothing changes or deletes
+ * one. The finding is not looked up (an audit of another window may not
+ * show it): see penlink_audit_run() for the ids.
+ * @return #PENLINK_OK, #PENLINK_ERR_INVALID_ARG (empty text or id, or too
+ *         long), or an error writing.
+ */
+PENLINK_API int penlink_archive_annotate(penlink_archive *ar, const char *finding,
+                                         const char *author, const char *text);
+
+/** Visits every annotation, oldest first. */
+PENLINK_API int penlink_archive_annotations(penlink_archive *ar,
+                                            int (*cb)(void *user, const penlink_annotation *a),
+                                            void *user);
+
 /** The pens in the archive (serial, model, first and last seen). */
 typedef struct penlink_archive_device {
     char serial[33], model[33], firmware_versions[128];
@@ -826,6 +855,9 @@ typedef struct penlink_finding {
     int64_t raised_ms;      /**< alarms: host time of the first raise (0 for other findings) */
     int64_t raised_last_ms; /**< alarms: host time of the last raise */
     uint64_t repeats;       /**< alarms: how often it was raised (0 for other findings) */
+    char id[128];           /**< "KIND:PEN:SEQ" (name, serial, seq): names it for annotations */
+    const penlink_annotation *annotations; /**< its annotations, oldest first */
+    size_t n_annotations;
 } penlink_finding;
 
 /** How usage rows are grouped. */
