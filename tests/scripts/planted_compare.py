@@ -11,7 +11,7 @@ Kinds nobody planted must not be reported at all.
 
 Usage: planted_compare.py FORMAT AUDIT_OUTPUT [--since MS] [--until MS]
                           [--expect KIND,...] STATE_DIR...
-FORMAT: json, csv or table. --expect names kinds that must be planted (at
+FORMAT: json, csv, table or html (the report document). --expect names kinds that must be planted (at
 least one in the window), so that an empty comparison cannot pass.
 Prints one line per kind; exit status 0 when everything matches.
 """
@@ -132,9 +132,44 @@ def reported_table_lines(path):
     return got
 
 
+def reported_html(path):
+    """The report document's finding rows (data-kind, data-pen, data-seq) and a reuse's
+    evidence rows after it."""
+    from html.parser import HTMLParser
+
+    class P(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.got, self.cur = {}, None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            cls = a.get("class", "").split()
+            if tag != "tr":
+                return
+            if "finding" in cls:
+                key = (a["data-pen"], int(a["data-seq"]))
+                if a["data-kind"] == "reuse":
+                    self.cur = [None, []]
+                    self.got.setdefault("reuse", {})[key] = self.cur
+                else:
+                    self.cur = None
+                    self.got.setdefault(a["data-kind"], {})[key] = None
+            elif "evidence" in cls and self.cur is not None:
+                self.cur[1].append((a["data-pen"], int(a["data-seq"])))
+
+    p = P()
+    p.feed(open(path, encoding="utf-8").read())
+    got = p.got
+    # the cartridge is the JSON's; the document names it in the evidence text only
+    for k, v in got.get("reuse", {}).items():
+        got["reuse"][k] = (None, sorted(v[1]))
+    return got
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("format", choices=("json", "csv", "table"))
+    ap.add_argument("format", choices=("json", "csv", "table", "html"))
     ap.add_argument("output")
     ap.add_argument("--since", type=float, default=float("-inf"))
     ap.add_argument("--until", type=float, default=float("inf"))
@@ -143,8 +178,10 @@ def main():
     a = ap.parse_args()
     planted, times = load(a.dirs)
     want = expected(planted, times, a.since, a.until)
-    got = {"json": reported_json, "csv": reported_csv, "table": reported_table_lines}[a.format](
-        a.output)
+    got = {"json": reported_json, "csv": reported_csv, "table": reported_table_lines,
+           "html": reported_html}[a.format](a.output)
+    if a.format == "html":  # compare a reuse by its treatments (the cartridge is in the text)
+        want["reuse"] = {k: (None, v[1]) for k, v in want["reuse"].items()}
     ok = True
     for k in a.expect.split(",") if a.expect else []:
         if not want.get(k):

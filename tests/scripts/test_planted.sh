@@ -2,7 +2,8 @@
 # Every finding kind the audit knows, planted by penlink-sim (each by its
 # knob, from a seed) and written down as it planted it (planted.jsonl): the
 # audit's findings must equal the planted ones exactly -- kind, pen, seq, and
-# for a reuse every treatment of the cartridge -- in JSON, CSV and the table,
+# for a reuse every treatment of the cartridge -- in JSON, CSV, the table and
+# the HTML report,
 # over several seeds, with and without windows whose edges cut through the
 # days; and with the knobs off the audit finds none of those kinds.
 # Usage: test_planted.sh PENLINK PENLINK_SIM [SEEDS]   (SEEDS: default "1 2 3")
@@ -25,7 +26,7 @@ pull() { # name archive: pulls the simulated pen NAME into ARCHIVE, exit status 
     stop_sim "$1"
     return $r
 }
-compare() { # name archive expect window-args...: the audit in all three formats against the plants
+compare() { # name archive expect window-args...: the audit in every format against the plants
     name=$1 ar=$2 expect=$3
     shift 3
     since= until=
@@ -35,9 +36,9 @@ compare() { # name archive expect window-args...: the audit in all three formats
     cwin=""
     [ -n "$since" ] && win="$win --since $(iso "$since")" && cwin="$cwin --since $since"
     [ -n "$until" ] && win="$win --until $(iso "$until")" && cwin="$cwin --until $until"
-    for fmt in json csv table; do
+    for fmt in json csv table html; do
         # shellcheck disable=SC2086
-        $PL --archive "$ar" audit --tz UTC --format $fmt $win > "$tmp/audit.$fmt" 2> "$tmp/err"
+        $PL --archive "$ar" audit --tz UTC --format $fmt $win -o "$tmp/audit.$fmt" 2> "$tmp/err"
         r=$?
         # shellcheck disable=SC2086
         if [ $r -le 1 ] && $CMP $fmt "$tmp/audit.$fmt" $cwin --expect "$expect" $DIRS > "$tmp/cmp" 2>&1; then
