@@ -31,7 +31,7 @@ static const char *dir_arrow(penlink_direction d)
     switch (d) {
     case PENLINK_DIR_TO_PEN: return "host->pen";
     case PENLINK_DIR_TO_HOST: return "pen->host";
-    default: return "frame";
+    default: return "?";
     }
 }
 
@@ -94,7 +94,9 @@ void cli_message_text(FILE *f, const penlink_message *m, int fields, const char 
         fprintf(f, "packet %" PRIu64 ": ", m->packet);
     else if (m->direction == PENLINK_DIR_UNKNOWN)
         fprintf(f, "offset %" PRIu64 ": ", m->offset);
-    fprintf(f, "%s %s", dir_arrow(m->direction), m->name);
+    if (m->direction != PENLINK_DIR_UNKNOWN)
+        fprintf(f, "%s ", dir_arrow(m->direction));
+    fputs(m->name, f);
     if (m->internal_)
         fprintf(f, " request %u", m->request_id);
     fprintf(f, " (%u bytes)", m->size);
