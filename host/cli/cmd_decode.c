@@ -22,8 +22,8 @@ static const char usage[] =
     "input. The format is detected from the first bytes.\n"
     "\n"
     "Options:\n"
-    "  -f, --format FMT  text (default), csv, or json (one JSON object per line;\n"
-    "                    the global --json selects it too)\n"
+    "  -f, --format FMT  text (default), csv (records only), or json (one JSON\n"
+    "                    object per line; the global --json selects it too)\n"
     "  -m, --messages    also every protocol message with every field (links,\n"
     "                    signatures, keys and chunk data in hex), the hash chain\n"
     "                    and head signatures checked as they go; in JSON one\n"
@@ -191,6 +191,10 @@ int cmd_decode(struct cli *c, int argc, char **argv)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
+    if (o.messages && o.fmt == FMT_CSV)
+        return cli_error(c, EXIT_USAGE,
+                         "decode: --messages prints text or JSON (--format text|json), not CSV, "
+                         "whose rows are records");
     const char *path = argv[optind];
     FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     if (!in)

@@ -62,6 +62,9 @@ run 0 "decode --messages (text)" $PL decode --messages "$tmp/t.pcapng"
 check "text: a line per message, and its fields" \
     'grep -q "^# packet [0-9]*: pen->host log_end request [0-9]* ([0-9]* bytes) chain verified" $tmp/out &&
      grep -q "^#   request_id=[0-9]* log_chunk{first_seq=0 .* link=[0-9a-f]\{64\} prev_link=" $tmp/out'
+run 2 "decode --messages --format csv is refused, not silently empty" \
+    $PL decode --messages --format csv "$tmp/t.pcapng"
+check "says to use text or JSON" 'grep -q "text or JSON" $tmp/err'
 # -vv adds the fields
 run 0 "info -vv" $PL $A -vv info
 check "-vv prints every field of DeviceInfo" \
