@@ -237,21 +237,35 @@ def split_frames(b):
     return out
 
 
+def usbmon_block(urb, ts, kind, xfer, ep, dev, status, length, data):
+    hdr = struct.pack("<QBBBBHBBqiiII8siiII", urb, ord(kind), xfer, ep, dev, 1, ord("-"),
+                      0 if data else ord("<"), ts // 1000000, ts % 1000000, status, length,
+                      len(data), b"\0" * 8, 0, 0, 0, 0)
+    body = hdr + data
+    pad = (-len(body)) % 4
+    return (struct.pack("<IIIIIII", 6, 32 + len(body) + pad, 0, ts >> 32, ts & 0xFFFFFFFF,
+                        len(body), len(body)) + body + b"\0" * pad
+            + struct.pack("<I", 32 + len(body) + pad))
+
+
 def pcapng(packets):
-    """packets: [(ts_us, dir, data)] as usbmon bulk transfers of device 1.5."""
+    """packets: [(ts_us, dir, data)] as usbmon records bulk transfers of device 1.5, the way
+    the kernel writes them: an IN transfer's submission without data before its completion,
+    an OUT transfer's completion without data after its submission, and control transfers
+    of another device (1.2) in between."""
     shb = struct.pack("<IIIHHqI", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1, 28)
     idb = struct.pack("<IIHHII", 1, 20, 220, 0, 0, 20)
     out = [shb, idb]
     for urb, (ts, d, data) in enumerate(packets, 1):
-        ep = 0x81 if d else 0x01
-        hdr = struct.pack("<QBBBBHBBqiiII8siiII", urb, ord("C") if d else ord("S"), 3, ep, 5, 1,
-                          ord("-"), 0, ts // 1000000, ts % 1000000, 0 if d else -115, len(data),
-                          len(data), b"\0" * 8, 0, 0, 0, 0)
-        body = hdr + data
-        pad = (-len(body)) % 4
-        blk = struct.pack("<IIIIIII", 6, 32 + len(body) + pad, 0, ts >> 32, ts & 0xFFFFFFFF,
-                          len(body), len(body)) + body + b"\0" * pad
-        out.append(blk + struct.pack("<I", 32 + len(body) + pad))
+        if d:
+            out.append(usbmon_block(urb, ts, "S", 3, 0x81, 5, -115, 16384, b""))
+            out.append(usbmon_block(urb, ts, "C", 3, 0x81, 5, 0, len(data), data))
+        else:
+            out.append(usbmon_block(urb, ts, "S", 3, 0x01, 5, -115, len(data), data))
+            out.append(usbmon_block(urb, ts, "C", 3, 0x01, 5, 0, len(data), b""))
+        if urb % 3 == 0:  # another device's control transfer, with data
+            out.append(usbmon_block(10000 + urb, ts, "C", 2, 0x80, 2, 0, 18,
+                                    bytes(range(18))))
     return b"".join(out)
 
 

@@ -160,9 +160,10 @@ PENLINK_API uint64_t penlink_record_field(const penlink_record *rec, uint32_t fi
 typedef int (*penlink_record_cb)(void *user, const penlink_record *rec);
 
 /**
- * Called for every protocol message met while decoding a capture of frames
- * (@p name is the Envelope body, e.g. "hello" or "log_chunk"; @p offset the
- * frame's offset in the input). May be NULL.
+ * Called for every protocol message met while decoding a file of frames
+ * (@p name is the Envelope body, e.g. "hello" or "log_chunk", or "none"; @p
+ * offset the frame's offset in the input). May be NULL. For captures, and
+ * for every field of each message, see penlink_decoder_set_message_cb().
  */
 typedef int (*penlink_message_cb)(void *user, uint64_t offset, uint32_t request_id,
                                   const char *name);
