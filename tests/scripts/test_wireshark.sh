@@ -68,6 +68,16 @@ check "bad CRC: decode names the same frame damaged" \
 run 0 "bad CRC: the other frames equal decode's" \
     wcheck compare "$LUA" "$PROTO" "$tmp/badcrc.pcapng" "$tmp/badcrc.jsonl"
 
+# a capture started after the host's first request: its reply is flagged, the rest paired
+wcheck make orphan "$tmp/sim.pcapng" "$tmp/orphan.pcapng"
+wcheck experts "$LUA" "$PROTO" "$tmp/orphan.pcapng" > "$tmp/orphan.experts"
+check "a reply without its request: one expert info" \
+    'grep -qx "penlink.reply_without_request 1" $tmp/orphan.experts'
+check "replies name their requests" \
+    '[ "$(tshark -r $tmp/sim.pcapng -X lua_script:$LUA -T fields -e penlink.request_in 2> /dev/null |
+          grep -c "[0-9]")" -ge 4 ] &&
+     ! grep -q reply_without_request $tmp/garbage.experts'
+
 # a penlink killed mid-pull leaves a trace tshark opens up to its last whole frame: the
 # pen is a replay of the first half of the split capture (the pen's bytes in small
 # transfers), so the pull stops inside a reply and waits there (a long --timeout)

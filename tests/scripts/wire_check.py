@@ -15,7 +15,8 @@ captures those checks need.
       LINKTYPE_USB_LINUX_MMAPPED), host->pen bytes kept one transfer per
       frame: MODE split (transfers of 1..97 bytes, frames across them), merge
       (up to five frames per transfer), badcrc (the payload of the 3rd
-      pen->host frame flipped), garbage (junk between frames)
+      pen->host frame flipped), garbage (junk between frames), orphan (the
+      host's first request left out: a capture started after it)
   wire_check.py frames CAPTURE
       prints how many whole frames each direction of CAPTURE carries
 """
@@ -282,6 +283,8 @@ def make(mode, src, dst):
 
 def write_in_order(dst, host, pen_frames, mode, rnd):
     """Interleaves host packets and pen transfers by the time of the pen frames."""
+    if mode == "orphan":
+        host = host[1:]
     events = [(ts, 0, i, data) for i, (ts, _, data) in enumerate(host)]
     if mode == "split":
         # cut the pen stream at frame boundaries by time: pieces of each burst of frames
