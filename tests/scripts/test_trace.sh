@@ -78,6 +78,27 @@ $PL --device "sim:$tmp/b.sock" --trace "$tmp/flip.pcapng" pull -o "$tmp/flip.plo
 run 6 "decode: a flipped chunk in a trace" $PL decode --messages --json "$tmp/flip.pcapng"
 check "the flipped chunk is named" 'grep -q "\"chain\":\"broken\"" $tmp/out'
 
+# the same trace as a classic pcap file (tcpdump's format), in the other byte order
+python3 - "$tmp/t.pcapng" "$tmp/t.pcap" << 'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+out = [struct.pack(">IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 147)]
+off = 0
+while off + 12 <= len(d):
+    t, n = struct.unpack_from("<II", d, off)
+    if t == 6:
+        hi, lo, cap = struct.unpack_from("<III", d, off + 12)
+        ts = hi << 32 | lo
+        out.append(struct.pack(">IIII", ts // 1000000, ts % 1000000, cap, cap)
+                   + d[off + 28:off + 28 + cap])
+    off += n
+open(sys.argv[2], "wb").write(b"".join(out))
+PY
+$PL --json decode "$tmp/t.pcap" > "$tmp/pcap.jsonl"
+$PL --json decode "$tmp/t.pcapng" > "$tmp/pcapng.jsonl"
+check "a classic pcap (big-endian) of the trace decodes to the same records" \
+    '[ -s $tmp/pcap.jsonl ] && cmp -s $tmp/pcap.jsonl $tmp/pcapng.jsonl'
+
 # hostile captures: cut short, a huge block, garbage; never a crash
 size=$(wc -c < "$tmp/t.pcapng")
 head -c $((size - 7)) "$tmp/t.pcapng" > "$tmp/cut.pcapng"
