@@ -20,11 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "replay.h"
 #include "simulator.h"
 #include "tamper.h"
 
 static const char usage_text[] =
     "Usage: penlink-sim --state DIR [--listen PATH] [options]\n"
+    "       penlink-sim --replay TRACE --listen PATH [-v]\n"
     "\n"
     "A simulated penlink pen: the device core over a flash image kept in DIR,\n"
     "serving the penlink protocol on a Unix stream socket, one client at a time.\n"
@@ -77,6 +79,15 @@ static const char usage_text[] =
     "                           sends (the host sees the connection end, the pen\n"
     "                           keeps running); the next connection is served\n"
     "  --stats                  print flash statistics before exiting\n"
+    "  --replay TRACE           serve the pen's side of a recorded session instead\n"
+    "                           of a pen (TRACE: a `penlink --trace` file, or a\n"
+    "                           usbmon or USBPcap capture of a pen), to one host:\n"
+    "                           each frame the host sends must equal the next one\n"
+    "                           it sent in the recording, and is answered with the\n"
+    "                           frames the pen sent after it. A host that departs\n"
+    "                           gets an Error (code INTERNAL, field \"replay\")\n"
+    "                           naming the packet of TRACE where it departed, and\n"
+    "                           penlink-sim exits with status 5. No --state\n"
     "  -v, --verbose            progress messages on stderr\n"
     "  -h, --help               this text\n"
     "\n"
@@ -90,9 +101,11 @@ static const char usage_text[] =
     "a line whose slot the kill kept from the flash (at most the last), then\n"
     "gives that seq to the next record. What a host was sent is on flash first.\n"
     "\n"
-    "Exit status: 0 clean shutdown, 1 runtime error (I/O, socket, flash), 2 bad\n"
-    "options or options that contradict DIR, 3 the planted power cut happened,\n"
-    "4 DIR is in use by another penlink-sim (the message names its pid).\n";
+    "Exit status: 0 clean shutdown (with --replay: the host followed the\n"
+    "recording to its end), 1 runtime error (I/O, socket, flash, an unreadable\n"
+    "TRACE), 2 bad options or options that contradict DIR, 3 the planted power\n"
+    "cut happened, 4 DIR is in use by another penlink-sim (the message names its\n"
+    "pid), 5 the host departed from the recording (--replay).\n";
 
 enum {
     OPT_STATE = 256,
@@ -119,7 +132,8 @@ enum {
     OPT_PULL_WINDOW,
     OPT_ONCE,
     OPT_UNPLUG,
-    OPT_STATS
+    OPT_STATS,
+    OPT_REPLAY
 };
 
 static const struct option options[] = {
@@ -148,6 +162,7 @@ static const struct option options[] = {
     { "once", no_argument, NULL, OPT_ONCE },
     { "unplug-after-frames", required_argument, NULL, OPT_UNPLUG },
     { "stats", no_argument, NULL, OPT_STATS },
+    { "replay", required_argument, NULL, OPT_REPLAY },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
@@ -378,6 +393,42 @@ static int serve(server *sv)
     return rc;
 }
 
+/* --replay: the recording's pen side on sv->path, to one host. */
+static int run_replay(server *sv, const char *path)
+{
+    replay r;
+    int rc;
+    if (replay_load(&r, path) != 0) {
+        fprintf(stderr, "penlink-sim: %s\n", r.err);
+        replay_free(&r);
+        return SIM_ERR;
+    }
+    if (pipe(sig_pipe) != 0) {
+        perror("penlink-sim: pipe");
+        replay_free(&r);
+        return SIM_ERR;
+    }
+    fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    rc = open_socket(sv);
+    if (rc == SIM_OK) {
+        rc = replay_serve(&r, sv->listen_fd, sig_pipe[0], sv->verbose);
+        if (r.err[0] && (rc != SIM_OK || sv->verbose))
+            fprintf(stderr, "penlink-sim: %s\n", r.err);
+        close(sv->listen_fd);
+        unlink(sv->path);
+    }
+    close(sig_pipe[0]);
+    close(sig_pipe[1]);
+    replay_free(&r);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     sim_opts o;
@@ -385,6 +436,7 @@ int main(int argc, char **argv)
     server sv = { .listen_fd = -1, .client_fd = -1 };
     sim *s = NULL;
     bool stats = false;
+    const char *replay_path = NULL;
     uint64_t v;
     int64_t iv;
     int opt, rc;
@@ -517,10 +569,19 @@ int main(int argc, char **argv)
                 return SIM_USAGE;
             break;
         case OPT_STATS: stats = true; break;
+        case OPT_REPLAY: replay_path = optarg; break;
         case 'v': sv.verbose = true; break;
         case 'h': fputs(usage_text, stdout); return SIM_OK;
         default: fputs(usage_text, stderr); return SIM_USAGE;
         }
+    }
+    if (replay_path) {
+        if (optind < argc || o.state_dir || !sv.path) {
+            fprintf(stderr, "penlink-sim: --replay takes --listen PATH, and no --state or other "
+                            "argument: it serves a recording, not a pen\n");
+            return SIM_USAGE;
+        }
+        return run_replay(&sv, replay_path);
     }
     if (optind < argc || !o.state_dir) {
         fprintf(stderr, "penlink-sim: %s\n",

@@ -29,6 +29,7 @@ struct cli {
     const char *device;  /* --device URI, else PENLINK_DEVICE, else "usb" */
     const char *archive; /* --archive PATH|URI, else $PENLINK_ARCHIVE, else the default file */
     int timeout_ms;      /* --timeout MS, 0: the library's default */
+    const char *trace;   /* --trace FILE: every frame of the session, as pcapng */
     penlink_ctx *ctx;    /* cancelled by SIGINT / SIGTERM */
 };
 
@@ -110,6 +111,13 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
  * @p quiet_summary; returns an exit code. */
 int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
                         penlink_archive_pull_result *res);
+
+/* Protocol messages (messages.c): one line, and with @p fields every field,
+ * each line starting with @p prefix; one JSON object (a json_t *); and the
+ * session callback of -v / -vv (user: the struct cli), lines on stderr. */
+void cli_message_text(FILE *f, const penlink_message *m, int fields, const char *prefix);
+void *cli_message_json(const penlink_message *m);
+int cli_message_verbose(void *user, const penlink_message *m);
 
 int cmd_decode(struct cli *c, int argc, char **argv);
 int cmd_list(struct cli *c, int argc, char **argv);
