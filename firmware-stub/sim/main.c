@@ -20,20 +20,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "replay.h"
 #include "simulator.h"
 #include "tamper.h"
 
 static const char usage_text[] =
     "Usage: penlink-sim --state DIR [--listen PATH] [options]\n"
+    "       penlink-sim --replay TRACE --listen PATH [-v]\n"
     "\n"
     "A simulated penlink pen: the device core over a flash image kept in DIR,\n"
     "serving the penlink protocol on a Unix stream socket, one client at a time.\n"
     "\n"
     "  --state DIR              state directory (created if missing): flash.bin,\n"
-    "                           sim.state, ground-truth.jsonl (one JSON object per\n"
-    "                           record the pen logged, appended run after run),\n"
-    "                           planted.jsonl (one per finding planted, as an audit\n"
-    "                           must report it: kind, pen, seq, time_ms, ...)\n"
+    "                           sim.state, device.key, config-keys,\n"
+    "                           ground-truth.jsonl (one JSON object per record the\n"
+    "                           pen logged, appended run after run), planted.jsonl\n"
+    "                           (one per finding planted, as an audit must report\n"
+    "                           it: kind, pen, seq, time_ms, ...); one simulator\n"
+    "                           at a time (it locks DIR/sim.lock)\n"
     "  --listen PATH            serve on this Unix socket; without it the simulator\n"
     "                           exits after simulating\n"
     "  --serial S               the pen's serial number (new state; default PLS + seed)\n"
@@ -100,14 +104,33 @@ static const char usage_text[] =
     "                           sends (the host sees the connection end, the pen\n"
     "                           keeps running); the next connection is served\n"
     "  --stats                  print flash statistics before exiting\n"
+    "  --replay TRACE           serve the pen's side of a recorded session instead\n"
+    "                           of a pen (TRACE: a `penlink --trace` file, or a\n"
+    "                           usbmon or USBPcap capture of a pen), to one host:\n"
+    "                           each frame the host sends must equal the next one\n"
+    "                           it sent in the recording, and is answered with the\n"
+    "                           frames the pen sent after it. A host that departs\n"
+    "                           gets an Error (code INTERNAL, field \"replay\")\n"
+    "                           naming the packet of TRACE where it departed, and\n"
+    "                           penlink-sim exits with status 5. No --state\n"
     "  -v, --verbose            progress messages on stderr\n"
     "  -h, --help               this text\n"
     "\n"
     "SIGINT or SIGTERM shuts down cleanly: the flash image is synced, the socket\n"
     "removed. A client that disconnects mid-pull leaves the pen consistent.\n"
     "\n"
-    "Exit status: 0 clean shutdown, 1 runtime error (I/O, socket, flash), 2 bad\n"
-    "options or options that contradict DIR, 3 the planted power cut happened.\n";
+    "A SIGKILL (or a crash) at any moment keeps the pen: sim.state and the key\n"
+    "files are replaced atomically when they change, so a restart on DIR finds\n"
+    "the same serial, key and flash. ground-truth.jsonl and the flash agree: a\n"
+    "record's line is written before its flash slot, and a restart first cuts\n"
+    "a line whose slot the kill kept from the flash (at most the last), then\n"
+    "gives that seq to the next record. What a host was sent is on flash first.\n"
+    "\n"
+    "Exit status: 0 clean shutdown (with --replay: the host followed the\n"
+    "recording to its end), 1 runtime error (I/O, socket, flash, an unreadable\n"
+    "TRACE), 2 bad options or options that contradict DIR, 3 the planted power\n"
+    "cut happened, 4 DIR is in use by another penlink-sim (the message names its\n"
+    "pid), 5 the host departed from the recording (--replay).\n";
 
 enum {
     OPT_STATE = 256,
@@ -143,7 +166,8 @@ enum {
     OPT_REFUSED,
     OPT_CROSS,
     OPT_REUSE_FROM,
-    OPT_REPLACE_KEY
+    OPT_REPLACE_KEY,
+    OPT_REPLAY
 };
 
 static const struct option options[] = {
@@ -181,6 +205,7 @@ static const struct option options[] = {
     { "cross-reuse-permille", required_argument, NULL, OPT_CROSS },
     { "reuse-from", required_argument, NULL, OPT_REUSE_FROM },
     { "replace-key", no_argument, NULL, OPT_REPLACE_KEY },
+    { "replay", required_argument, NULL, OPT_REPLAY },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
@@ -320,12 +345,24 @@ static int open_socket(server *sv)
     sv->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (sv->listen_fd < 0)
         goto fail;
+    /* The socket appears under its name only once it listens (bound to a
+     * temporary name, then renamed), so a client that sees it can connect. */
+    char tmp[sizeof addr.sun_path];
+    int n = snprintf(tmp, sizeof tmp, "%s.%ld", sv->path, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof tmp) {
+        fprintf(stderr, "penlink-sim: --listen: path too long\n");
+        return SIM_USAGE;
+    }
     memset(&addr, 0, sizeof addr);
     addr.sun_family = AF_UNIX;
-    memcpy(addr.sun_path, sv->path, strlen(sv->path) + 1);
-    if (bind(sv->listen_fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
-        listen(sv->listen_fd, 4) != 0)
+    memcpy(addr.sun_path, tmp, (size_t)n + 1);
+    unlink(tmp);
+    if (bind(sv->listen_fd, (struct sockaddr *)&addr, sizeof addr) != 0)
         goto fail;
+    if (listen(sv->listen_fd, 4) != 0 || rename(tmp, sv->path) != 0) {
+        unlink(tmp);
+        goto fail;
+    }
     return SIM_OK;
 fail:
     fprintf(stderr, "penlink-sim: %s: %s\n", sv->path, strerror(errno));
@@ -408,6 +445,42 @@ static int serve(server *sv)
     return rc;
 }
 
+/* --replay: the recording's pen side on sv->path, to one host. */
+static int run_replay(server *sv, const char *path)
+{
+    replay r;
+    int rc;
+    if (replay_load(&r, path) != 0) {
+        fprintf(stderr, "penlink-sim: %s\n", r.err);
+        replay_free(&r);
+        return SIM_ERR;
+    }
+    if (pipe(sig_pipe) != 0) {
+        perror("penlink-sim: pipe");
+        replay_free(&r);
+        return SIM_ERR;
+    }
+    fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    rc = open_socket(sv);
+    if (rc == SIM_OK) {
+        rc = replay_serve(&r, sv->listen_fd, sig_pipe[0], sv->verbose);
+        if (r.err[0] && (rc != SIM_OK || sv->verbose))
+            fprintf(stderr, "penlink-sim: %s\n", r.err);
+        close(sv->listen_fd);
+        unlink(sv->path);
+    }
+    close(sig_pipe[0]);
+    close(sig_pipe[1]);
+    replay_free(&r);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     sim_opts o;
@@ -415,6 +488,7 @@ int main(int argc, char **argv)
     server sv = { .listen_fd = -1, .client_fd = -1 };
     sim *s = NULL;
     bool stats = false;
+    const char *replay_path = NULL;
     uint64_t v;
     int64_t iv;
     int opt, rc;
@@ -566,10 +640,19 @@ int main(int argc, char **argv)
         }
         case OPT_REUSE_FROM: o.reuse_from = optarg; break;
         case OPT_REPLACE_KEY: o.replace_key = true; break;
+        case OPT_REPLAY: replay_path = optarg; break;
         case 'v': sv.verbose = true; break;
         case 'h': fputs(usage_text, stdout); return SIM_OK;
         default: fputs(usage_text, stderr); return SIM_USAGE;
         }
+    }
+    if (replay_path) {
+        if (optind < argc || o.state_dir || !sv.path) {
+            fprintf(stderr, "penlink-sim: --replay takes --listen PATH, and no --state or other "
+                            "argument: it serves a recording, not a pen\n");
+            return SIM_USAGE;
+        }
+        return run_replay(&sv, replay_path);
     }
     if (optind < argc || !o.state_dir) {
         fprintf(stderr, "penlink-sim: %s\n",

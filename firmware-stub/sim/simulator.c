@@ -3,6 +3,15 @@
  * hardware, the usage model turned into calls of the device core's entry
  * points (the core decides what it logs), and the ground truth: every record
  * the core commits, as one JSON line.
+ *
+ * The ground truth and the flash agree after a SIGKILL at any point. The
+ * core programs a record's staging slot, then reports the record
+ * (record_logged); the slot program stays pending in flash_file until the
+ * next flash operation, and every flash operation first writes the truth
+ * lines before it. So a slot reaches flash.bin only after its line reached
+ * ground-truth.jsonl, and a kill leaves at worst a line (or part of one)
+ * whose slot never arrived: sim_open() cuts it once the pen has booted and
+ * said where its log ends (sim_truth_trim()).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -15,7 +24,9 @@
 #include <unistd.h>
 
 #include "pen_internal.h" /* pen_log_now(): planted faults log what a faulty pen would */
+#include "sim_store.h"
 #include "simulator.h"
+#include "state_dir.h"
 
 #define DAY_MS 86400000ll
 
@@ -94,6 +105,17 @@ static void advance_to(sim *s, int64_t t)
         s->clock_base_ms += t - c;
 }
 
+int sim_flush(sim *s)
+{
+    if (sim_truth_flush(s) != 0)
+        return fail(s, SIM_ERR, "%s/%s: %s", s->dir, SIM_TRUTH_FILE, strerror(s->gt_errno));
+    if (s->planted && fflush(s->planted) != 0)
+        return fail(s, SIM_ERR, "%s/%s: %s", s->dir, SIM_PLANTED_FILE, strerror(errno));
+    if (flash_file_flush(&s->flash) != 0)
+        return fail(s, SIM_ERR, "%s/%s: %s", s->dir, SIM_FLASH_FILE, strerror(errno));
+    return SIM_OK;
+}
+
 /* ---- HAL --------------------------------------------------------------- */
 
 static int hal_flash_read(void *ctx, uint32_t addr, void *buf, uint32_t len)
@@ -102,15 +124,21 @@ static int hal_flash_read(void *ctx, uint32_t addr, void *buf, uint32_t len)
     return flash_file_read(&s->flash, addr, buf, len);
 }
 
+/* Truth first: the operation before this one (perhaps the slot of the
+ * record just reported) reaches flash.bin only after the record's line. */
 static int hal_flash_program(void *ctx, uint32_t addr, const void *buf, uint32_t len)
 {
     sim *s = ctx;
+    if (sim_truth_flush(s) != 0)
+        return -1;
     return flash_file_program(&s->flash, addr, buf, len);
 }
 
 static int hal_flash_erase(void *ctx, uint32_t sector)
 {
     sim *s = ctx;
+    if (sim_truth_flush(s) != 0)
+        return -1;
     return flash_file_erase(&s->flash, sector);
 }
 
@@ -126,16 +154,27 @@ static int64_t hal_rtc_get(void *ctx)
     return sim_clock(s) + s->rtc_offset_ms;
 }
 
+/* The RTC is part of the pen's state: kept in sim.state before the core logs
+ * the change. */
 static int hal_rtc_set(void *ctx, int64_t ms)
 {
     sim *s = ctx;
+    int64_t old = s->rtc_offset_ms;
     s->rtc_offset_ms = ms - sim_clock(s);
+    if (sim_state_save(s, sim_clock(s)) != 0) {
+        s->rtc_offset_ms = old;
+        return -1;
+    }
     return 0;
 }
 
+/* What the host is told is on flash.bin first (a record in a chunk, an
+ * acknowledgement): a kill after this frame cannot take it back. */
 static int hal_send(void *ctx, const uint8_t *data, size_t len)
 {
     sim *s = ctx;
+    if (sim_flush(s) != SIM_OK)
+        return -1;
     return s->send ? s->send(s->send_ctx, data, len) : 0;
 }
 
@@ -185,22 +224,42 @@ static void add_first_use(sim *s, uint64_t cartridge, uint64_t seq, int64_t time
     s->firsts[s->n_firsts++] = (sim_first_use){ cartridge, seq, time_ms, foreign };
 }
 
+/* A serial as the text of a JSON string: a quote, a backslash and control
+ * characters escaped (a serial may hold any printable byte). */
+static void json_text(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 7 <= cap; p++) {
+        if (*p == '"' || *p == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)*p;
+        } else if (*p < 0x20 || *p == 0x7f) {
+            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", *p);
+        } else {
+            out[o++] = (char)*p;
+        }
+    }
+    out[o] = '\0';
+}
+
 /* One line of planted.jsonl: kind, pen, seq and time of the record the audit
  * must name, then @p extra (",\"key\":value..." or ""). */
 static void planted(sim *s, const char *kind, uint64_t seq, int64_t time_ms, const char *extra)
 {
+    char serial[6 * PEN_SERIAL_MAX + 1];
     if (!s->planted)
         return;
+    json_text(s->serial, serial, sizeof serial);
     fprintf(s->planted,
             "{\"kind\":\"%s\",\"pen\":\"%s\",\"seq\":%" PRIu64 ",\"time_ms\":%" PRId64 "%s}\n",
-            kind, s->serial, seq, time_ms, extra);
+            kind, serial, seq, time_ms, extra);
 }
 
 /* The ground truth of what the event being applied planted, from the records
  * the pen logs for it (their seqs are the pen's to give). */
 static void plant_logged(sim *s, const pl_record *r)
 {
-    char extra[160];
+    char extra[160 + 6 * PEN_SERIAL_MAX];
     if (s->glitch_pending) { /* the first record after the jump is the one that went back */
         s->glitch_pending = false;
         planted(s, "clock_backwards", r->seq, r->time_ms, "");
@@ -226,11 +285,12 @@ static void plant_logged(sim *s, const pl_record *r)
         const sim_first_use *f = first_use(s, r->cartridge_serial);
         if (s->reuse_pending && f) {
             /* the audit names the cartridge's treatments: its first one, and this */
+            char first_pen[6 * PEN_SERIAL_MAX + 1];
+            json_text(f->foreign ? s->foreign_serial : s->serial, first_pen, sizeof first_pen);
             snprintf(extra, sizeof extra,
                      ",\"cartridge\":\"%" PRIu64 "\",\"first_pen\":\"%s\",\"first_seq\":%" PRIu64
                      ",\"first_time_ms\":%" PRId64,
-                     r->cartridge_serial, f->foreign ? s->foreign_serial : s->serial, f->seq,
-                     f->time_ms);
+                     r->cartridge_serial, first_pen, f->seq, f->time_ms);
             planted(s, "reuse", r->seq, r->time_ms, extra);
         } else {
             add_first_use(s, r->cartridge_serial, r->seq, r->time_ms, false);
@@ -309,17 +369,12 @@ static int plant_store(sim *s)
 static int load_foreign(sim *s, const char *dir)
 {
     char path[600], line[1024];
-    snprintf(path, sizeof path, "%s/sim.state", dir);
+    int rc = sim_state_serial(dir, s->foreign_serial, sizeof s->foreign_serial);
+    if (rc != 0)
+        return fail(s, SIM_USAGE, "--reuse-from %s/%s: %s", dir, SIM_STATE_FILE,
+                    rc == -2 ? "not a whole penlink-sim state" : strerror(errno));
+    snprintf(path, sizeof path, "%s/%s", dir, SIM_TRUTH_FILE);
     FILE *f = fopen(path, "r");
-    if (!f)
-        return fail(s, SIM_USAGE, "--reuse-from %s: %s", path, strerror(errno));
-    char key[32], val[64];
-    while (fscanf(f, "%31s %63s", key, val) == 2)
-        if (strcmp(key, "serial") == 0 && strlen(val) < sizeof s->foreign_serial)
-            memcpy(s->foreign_serial, val, strlen(val) + 1);
-    fclose(f);
-    snprintf(path, sizeof path, "%s/ground-truth.jsonl", dir);
-    f = fopen(path, "r");
     if (!f)
         return fail(s, SIM_USAGE, "--reuse-from %s: %s", path, strerror(errno));
     while (fgets(line, sizeof line, f)) {
@@ -351,87 +406,7 @@ static void hal_logged(void *ctx, const pl_record *r)
 {
     sim *s = ctx;
     plant_logged(s, r);
-    const char *name = pl_record_kind_name(r->kind);
-    s->gt_records++;
-    if (!s->gt)
-        return;
-    fprintf(s->gt, "{\"seq\":%" PRIu64 ",\"time_ms\":%" PRId64 ",\"kind\":\"%s\"", r->seq,
-            r->time_ms, name ? name : "unknown");
-    for (uint32_t m = r->fields; m; m &= m - 1) {
-        uint32_t bit = m & (~m + 1u);
-        uint64_t v = pl_record_get(r, bit);
-        if (bit == PL_F_CLOCK_DELTA_MS)
-            fprintf(s->gt, ",\"%s\":%" PRId64, pl_record_field_name(bit), (int64_t)v);
-        else
-            fprintf(s->gt, ",\"%s\":%" PRIu64, pl_record_field_name(bit), v);
-    }
-    fputs("}\n", s->gt);
-}
-
-/* ---- state file -------------------------------------------------------- */
-
-static int state_path(const sim *s, const char *name, char *out, size_t cap)
-{
-    int n = snprintf(out, cap, "%s/%s", s->dir, name);
-    return n < 0 || (size_t)n >= cap ? -1 : 0;
-}
-
-static int load_state(sim *s, bool *exists)
-{
-    char path[600], key[32], val[64];
-    FILE *f;
-    *exists = false;
-    if (state_path(s, "sim.state", path, sizeof path) != 0)
-        return -1;
-    f = fopen(path, "r");
-    if (!f)
-        return errno == ENOENT ? 0 : -1;
-    *exists = true;
-    while (fscanf(f, "%31s %63s", key, val) == 2) {
-        if (strcmp(key, "serial") == 0 && strlen(val) < sizeof s->serial)
-            memcpy(s->serial, val, strlen(val) + 1);
-        else if (strcmp(key, "sector_size") == 0)
-            s->sector_size = (uint32_t)strtoul(val, NULL, 10);
-        else if (strcmp(key, "sector_count") == 0)
-            s->sector_count = (uint32_t)strtoul(val, NULL, 10);
-        else if (strcmp(key, "batch") == 0)
-            s->batch = (uint32_t)strtoul(val, NULL, 10);
-        else if (strcmp(key, "rtc_offset_ms") == 0)
-            s->rtc_offset_ms = strtoll(val, NULL, 10);
-        else if (strcmp(key, "clock_ms") == 0)
-            s->clock_ms = strtoll(val, NULL, 10);
-        else if (strcmp(key, "model_end_ms") == 0)
-            s->model_end_ms = strtoll(val, NULL, 10);
-        else if (strcmp(key, "runs") == 0)
-            s->runs = (uint32_t)strtoul(val, NULL, 10);
-        else if (strcmp(key, "fixed_calendar") == 0)
-            s->fixed_calendar = strcmp(val, "1") == 0;
-        else if (strcmp(key, "gap_planted_to") == 0)
-            s->gap_planted_to = strtoull(val, NULL, 10);
-    }
-    fclose(f);
-    return 0;
-}
-
-static int save_state(sim *s)
-{
-    char path[600], tmp[610];
-    FILE *f;
-    if (state_path(s, "sim.state", path, sizeof path) != 0)
-        return -1;
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    fprintf(f,
-            "serial %s\nsector_size %" PRIu32 "\nsector_count %" PRIu32 "\nbatch %" PRIu32
-            "\nrtc_offset_ms %" PRId64 "\nclock_ms %" PRId64 "\nmodel_end_ms %" PRId64
-            "\nruns %" PRIu32 "\nfixed_calendar %d\ngap_planted_to %" PRIu64 "\n",
-            s->serial, s->sector_size, s->sector_count, s->batch, s->rtc_offset_ms, sim_clock(s),
-            s->model_end_ms, s->runs, s->fixed_calendar ? 1 : 0, s->gap_planted_to);
-    if (fclose(f) != 0)
-        return -1;
-    return rename(tmp, path);
+    sim_truth_append(s, r);
 }
 
 sim_identity *sim_identity_of(void *hal_ctx)
@@ -445,6 +420,8 @@ int sim_check(sim *s, pen_status st)
 {
     if (st == PEN_OK || st == PEN_REFUSED)
         return SIM_OK;
+    if (s->gt_errno) /* the flash refused to go on without its ground truth */
+        return fail(s, SIM_ERR, "%s/%s: %s", s->dir, SIM_TRUTH_FILE, strerror(s->gt_errno));
     if (s->flash.dead)
         return fail(s, SIM_POWER_CUT, "power cut after %" PRIu64 " flash operations", s->flash.ops);
     return fail(s, SIM_ERR, "device core: %s", pen_status_str(st));
@@ -479,25 +456,49 @@ static int boot(sim *s)
     return SIM_OK;
 }
 
-int sim_open(sim *s, const sim_opts *o)
+/* Takes the state directory's lock: one simulator per pen. */
+static int lock_dir(sim *s)
+{
+    long holder;
+    s->lock_fd = sd_lock(s->dir, &holder);
+    if (s->lock_fd == -2 && holder)
+        return fail(s, SIM_BUSY,
+                    "%s is in use by another penlink-sim (pid %ld): one simulator per state "
+                    "directory",
+                    s->dir, holder);
+    if (s->lock_fd == -2)
+        return fail(s, SIM_BUSY,
+                    "%s is in use by another penlink-sim: one simulator per state directory",
+                    s->dir);
+    if (s->lock_fd < 0)
+        return fail(s, SIM_ERR, "%s/%s: %s", s->dir, SIM_LOCK_FILE, strerror(errno));
+    s->locked = true;
+    return SIM_OK;
+}
+
+/* Loads sim.state, or fills a new state from the options; checks both. */
+static int load_or_new_state(sim *s, const sim_opts *o, bool *exists)
 {
     char path[600];
-    bool exists;
-    int rc;
-
-    memset(s, 0, sizeof *s);
-    s->o = *o;
-    s->virt = true;
-    if (!o->state_dir || snprintf(s->dir, sizeof s->dir, "%s", o->state_dir) >= (int)sizeof s->dir)
-        return fail(s, SIM_USAGE, "state directory name missing or too long");
-    if (mkdir(s->dir, 0755) != 0 && errno != EEXIST)
-        return fail(s, SIM_ERR, "%s: %s", s->dir, strerror(errno));
-    if (load_state(s, &exists) != 0)
-        return fail(s, SIM_ERR, "%s/sim.state: %s", s->dir, strerror(errno));
-    if (exists) {
+    int rc = sim_state_load(s, exists);
+    if (rc == -2)
+        return fail(s, SIM_ERR,
+                    "%s/%s: not a whole penlink-sim state (serial, sector_size, sector_count "
+                    "and batch are required)",
+                    s->dir, SIM_STATE_FILE);
+    if (rc != 0)
+        return fail(s, SIM_ERR, "%s/%s: %s", s->dir, SIM_STATE_FILE, strerror(errno));
+    if (*exists) {
         if (o->serial && strcmp(o->serial, s->serial) != 0)
             return fail(s, SIM_USAGE, "%s holds pen %s, not %s", s->dir, s->serial, o->serial);
     } else {
+        /* sim.state is written before the flash image is made: an image
+         * without it belongs to no pen this simulator knows */
+        if (sim_path(s, SIM_FLASH_FILE, path, sizeof path) == 0 && access(path, F_OK) == 0)
+            return fail(s, SIM_ERR,
+                        "%s holds %s but no %s: whose flash it is is lost (a penlink-sim before "
+                        "this one wrote %s only on a clean exit); use a new directory",
+                        s->dir, SIM_FLASH_FILE, SIM_STATE_FILE, SIM_STATE_FILE);
         if (o->serial && strlen(o->serial) < sizeof s->serial)
             memcpy(s->serial, o->serial, strlen(o->serial) + 1);
         else if (o->serial)
@@ -521,36 +522,54 @@ int sim_open(sim *s, const sim_opts *o)
                     " of them)",
                     s->sector_count, s->sector_size,
                     pen_flash_min_sectors(s->sector_size ? s->sector_size : 4096, s->batch));
-    if (o->set_clock_offset)
-        s->rtc_offset_ms = o->clock_offset_ms;
-    if (o->start_ms)
-        s->fixed_calendar = true; /* kept in sim.state: later runs stay off the calendar */
-    s->runs++;
+    return SIM_OK;
+}
 
-    if (state_path(s, "flash.bin", path, sizeof path) != 0 ||
+/*
+ * The pen's files, in an order a kill can interrupt anywhere: the identity
+ * (device.key, config-keys), then sim.state, the commit point of a new
+ * state, then the flash image, the ground truth and the planted findings.
+ */
+static int open_files(sim *s, const sim_opts *o, bool exists)
+{
+    char path[600], why[300];
+    if (o->replace_key && exists) {
+        /* a pen replaced under the same serial: a new device key, the same log */
+        if (sim_path(s, "device.key", path, sizeof path) != 0 ||
+            (unlink(path) != 0 && errno != ENOENT))
+            return fail(s, SIM_ERR, "%s/device.key: %s", s->dir, strerror(errno));
+    }
+    int idrc = sim_identity_open(&s->id, s->dir, !exists, o->config_keys, o->config_key_count, why,
+                                 sizeof why);
+    if (idrc != 0)
+        return fail(s, idrc == -2 ? SIM_USAGE : SIM_ERR, "%s", why);
+    s->id.sign_with_other_key = o->sign_with_other_key;
+    if (sim_state_save(s, sim_clock(s)) != 0)
+        return fail(s, SIM_ERR, "%s/%s: %s", s->dir, SIM_STATE_FILE, strerror(errno));
+    s->state_saved = true;
+
+    if (sim_path(s, SIM_FLASH_FILE, path, sizeof path) != 0 ||
         flash_file_open(&s->flash, path, s->sector_size, s->sector_count) != 0)
-        return fail(s, SIM_ERR, "%s/flash.bin: %s", s->dir, strerror(errno));
+        return fail(s, SIM_ERR, "%s/%s: %s", s->dir, SIM_FLASH_FILE, strerror(errno));
     s->flash.cut_after = o->power_cut_after;
     s->flash.rng ^= o->seed;
-    if (state_path(s, "ground-truth.jsonl", path, sizeof path) != 0)
+    if (sim_path(s, SIM_TRUTH_FILE, path, sizeof path) != 0)
         return fail(s, SIM_ERR, "path too long");
     s->gt = fopen(path, "a");
     if (!s->gt)
         return fail(s, SIM_ERR, "%s: %s", path, strerror(errno));
-    if (state_path(s, "planted.jsonl", path, sizeof path) != 0 || !(s->planted = fopen(path, "a")))
-        return fail(s, SIM_ERR, "%s/planted.jsonl: %s", s->dir, strerror(errno));
-    if (o->reuse_from) {
-        rc = load_foreign(s, o->reuse_from);
-        if (rc != SIM_OK)
-            return rc;
-    }
-    if (o->replace_key && exists) {
-        /* a pen replaced under the same serial: a new device key, the same log */
-        if (state_path(s, "device.key", path, sizeof path) != 0 ||
-            (unlink(path) != 0 && errno != ENOENT))
-            return fail(s, SIM_ERR, "%s/device.key: %s", s->dir, strerror(errno));
-    }
+    if (sim_truth_trim(s, UINT64_MAX) != 0) /* a line torn by a kill */
+        return fail(s, SIM_ERR, "%s: %s", path, strerror(s->gt_errno));
+    if (sim_path(s, SIM_PLANTED_FILE, path, sizeof path) != 0)
+        return fail(s, SIM_ERR, "path too long");
+    s->planted = fopen(path, "a");
+    if (!s->planted)
+        return fail(s, SIM_ERR, "%s: %s", path, strerror(errno));
+    return SIM_OK;
+}
 
+static void hal_setup(sim *s)
+{
     s->hal.ctx = s;
     s->hal.flash_sector_size = s->sector_size;
     s->hal.flash_sector_count = s->sector_count;
@@ -565,13 +584,86 @@ int sim_open(sim *s, const sim_opts *o)
     s->hal.cartridge_write_uses = hal_cart_write;
     s->hal.sensors_read = hal_sensors;
     s->hal.record_logged = hal_logged;
-    char why[300];
-    int idrc = sim_identity_open(&s->id, s->dir, !exists, o->config_keys, o->config_key_count, why,
-                                 sizeof why);
-    if (idrc != 0)
-        return fail(s, idrc == -2 ? SIM_USAGE : SIM_ERR, "%s", why);
-    s->id.sign_with_other_key = o->sign_with_other_key;
     sim_identity_hal(&s->id, &s->hal);
+}
+
+/*
+ * The clock starts where it stopped, and never before the pen's last
+ * record (@p last_ms, on the simulator's clock: sim.state's clock is only
+ * as recent as its last save); at the first simulated day when days are
+ * simulated (they lie in the past, after the last simulated day and the
+ * last record; for a pen off the calendar, they go on from its last
+ * simulated day), else now (a pen off the calendar: where it stopped).
+ */
+static void place_clock(sim *s, const sim_opts *o, int64_t last_ms)
+{
+    if (last_ms != SIM_NO_TIME && s->clock_ms < last_ms)
+        s->clock_ms = last_ms;
+    if (o->simulate_days > 0) {
+        int64_t start = o->start_ms;
+        if (start == 0 && s->fixed_calendar) /* a pen off the calendar goes on from its days */
+            start = s->model_end_ms ? s->model_end_ms : s->clock_ms / DAY_MS * DAY_MS;
+        if (start == 0)
+            start = (realtime_ms() / DAY_MS - (int64_t)o->simulate_days) * DAY_MS;
+        if (s->model_end_ms && start < s->model_end_ms)
+            start = (s->model_end_ms + DAY_MS - 1) / DAY_MS * DAY_MS;
+        if (last_ms != SIM_NO_TIME && start <= last_ms)
+            start = (last_ms / DAY_MS + 1) * DAY_MS;
+        s->sim_start_ms = start;
+        s->clock_ms = s->clock_ms > start ? s->clock_ms : start;
+    } else if (!s->fixed_calendar) {
+        int64_t now = realtime_ms();
+        s->clock_ms = s->clock_ms > now ? s->clock_ms : now;
+    }
+    s->virt = true;
+}
+
+static int apply_max_uses(sim *s, uint32_t max_uses)
+{
+    pen_config_change chg;
+    pen_cfg_error err;
+    if (!max_uses || pen_get_config(s->pen)->max_cartridge_uses == max_uses)
+        return SIM_OK;
+    memset(&chg, 0, sizeof chg);
+    chg.set = PEN_CFG_MAX_USES;
+    chg.v.max_cartridge_uses = max_uses;
+    pen_status st = pen_set_config(s->pen, 0, &chg, &err);
+    if (st == PEN_ERR_INVALID)
+        return fail(s, SIM_USAGE, "--max-uses: %s", err.message);
+    return sim_check(s, st);
+}
+
+int sim_open(sim *s, const sim_opts *o)
+{
+    bool exists;
+    int rc;
+
+    memset(s, 0, sizeof *s);
+    s->o = *o;
+    s->virt = true;
+    s->lock_fd = -1;
+    s->gt_last_ms = SIM_NO_TIME;
+    if (!o->state_dir || snprintf(s->dir, sizeof s->dir, "%s", o->state_dir) >= (int)sizeof s->dir)
+        return fail(s, SIM_USAGE, "state directory name missing or too long");
+    if (mkdir(s->dir, 0755) != 0 && errno != EEXIST)
+        return fail(s, SIM_ERR, "%s: %s", s->dir, strerror(errno));
+    rc = lock_dir(s);
+    if (rc == SIM_OK)
+        rc = load_or_new_state(s, o, &exists);
+    if (rc != SIM_OK)
+        return rc;
+    int64_t logged_offset = s->rtc_offset_ms; /* the truth's times were logged with it */
+    if (o->set_clock_offset)
+        s->rtc_offset_ms = o->clock_offset_ms;
+    if (o->start_ms)
+        s->fixed_calendar = true; /* kept in sim.state: later runs stay off the calendar */
+    s->runs++;
+    rc = open_files(s, o, exists);
+    if (rc == SIM_OK && o->reuse_from)
+        rc = load_foreign(s, o->reuse_from);
+    if (rc != SIM_OK)
+        return rc;
+    hal_setup(s);
     pen_opts_default(&s->popts);
     s->popts.serial = s->serial;
     s->popts.firmware_version = "0.1.0-sim";
@@ -582,29 +674,16 @@ int sim_open(sim *s, const sim_opts *o)
     s->pen = malloc(sizeof *s->pen);
     if (!s->pen)
         return fail(s, SIM_ERR, "out of memory");
-    /* The clock starts where it stopped; at the first simulated day when
-     * days are simulated (they lie in the past, or go on from the last
-     * simulated day of a pen off the calendar), else now. */
-    if (o->simulate_days > 0) {
-        int64_t start = o->start_ms;
-        if (start == 0 && s->fixed_calendar)
-            start = s->model_end_ms ? s->model_end_ms : s->clock_ms / DAY_MS * DAY_MS;
-        if (start == 0)
-            start = (realtime_ms() / DAY_MS - (int64_t)o->simulate_days) * DAY_MS;
-        if (s->model_end_ms && start < s->model_end_ms)
-            start = (s->model_end_ms + DAY_MS - 1) / DAY_MS * DAY_MS;
-        s->sim_start_ms = start;
-        s->clock_ms = s->clock_ms > start ? s->clock_ms : start;
-    } else if (!s->fixed_calendar) {
-        int64_t now = realtime_ms();
-        s->clock_ms = s->clock_ms > now ? s->clock_ms : now;
-    }
-    s->virt = true;
+    place_clock(s, o, s->gt_last_ms == SIM_NO_TIME ? SIM_NO_TIME : s->gt_last_ms - logged_offset);
     s->sensors.depth_um = 500;
     s->sensors.speed_sps = 100;
     rc = boot(s);
     if (rc != SIM_OK)
         return rc;
+    /* truth of records whose slot a kill kept from the flash */
+    if (pen_log_next_seq(&s->pen->log) < s->gt_next &&
+        sim_truth_trim(s, pen_log_next_seq(&s->pen->log)) != 0)
+        return sim_check(s, PEN_ERR_FLASH);
     if (o->replace_key && exists)
         planted(s, "key_changed", pen_log_first_seq(&s->pen->log), 0, "");
     note(s,
@@ -612,21 +691,10 @@ int sim_open(sim *s, const sim_opts *o)
          "\n",
          s->serial, s->sector_count, s->sector_size, pen_log_first_seq(&s->pen->log),
          pen_log_next_seq(&s->pen->log));
-
-    if (o->max_uses && pen_get_config(s->pen)->max_cartridge_uses != o->max_uses) {
-        pen_config_change chg;
-        pen_cfg_error err;
-        memset(&chg, 0, sizeof chg);
-        chg.set = PEN_CFG_MAX_USES;
-        chg.v.max_cartridge_uses = o->max_uses;
-        pen_status st = pen_set_config(s->pen, 0, &chg, &err);
-        if (st == PEN_ERR_INVALID)
-            return fail(s, SIM_USAGE, "--max-uses: %s", err.message);
-        rc = sim_check(s, st);
-        if (rc != SIM_OK)
-            return rc;
-    }
-    return SIM_OK;
+    rc = apply_max_uses(s, o->max_uses);
+    if (rc == SIM_OK)
+        rc = sim_flush(s);
+    return rc;
 }
 
 /* ---- events ------------------------------------------------------------ */
@@ -700,7 +768,8 @@ static pen_status apply_planted(sim *s, const pl_record *ev, bool *done)
     }
     if (ev->kind == PL_REC_CLOCK_SET) {
         int64_t old = p->hal->rtc_get_ms(p->hal->ctx);
-        p->hal->rtc_set_ms(p->hal->ctx, old + ev->clock_delta_ms);
+        if (p->hal->rtc_set_ms(p->hal->ctx, old + ev->clock_delta_ms) != 0)
+            return PEN_ERR_FLASH; /* sim.state could not keep the new clock */
         r.clock_delta_ms = ev->clock_delta_ms;
         return pen_log_now(p, &r);
     }
@@ -720,7 +789,8 @@ static int apply(sim *s, const pl_record *ev, bool may_reboot)
 
     s->events++;
     if (s->plant & PLANT_CLOCK_GLITCH) { /* the clock jumps before this event */
-        s->rtc_offset_ms += s->model.glitch_ms;
+        if (hal_rtc_set(s, hal_rtc_get(s) + s->model.glitch_ms) != 0) /* kept in sim.state */
+            return fail(s, SIM_ERR, "%s/%s: %s", s->dir, SIM_STATE_FILE, strerror(errno));
         s->glitch_pending = true;
     }
     st = apply_planted(s, ev, &done);
@@ -807,7 +877,11 @@ int sim_simulate(sim *s)
     s->model_end_ms = end;
     if (rc == SIM_OK)
         rc = plant_store(s);
-    fflush(s->gt);
+    if (rc == SIM_OK)
+        rc = sim_flush(s);
+    if (rc == SIM_OK && sim_state_save(s, sim_clock(s)) !=
+                            0) /* these days are done: a restart goes on after them */
+        rc = fail(s, SIM_ERR, "%s/%s: %s", s->dir, SIM_STATE_FILE, strerror(errno));
     note(s,
          "penlink-sim: %" PRIu64 " events, %" PRIu64 " records committed, log %" PRIu64 "..%" PRIu64
          "\n",
@@ -826,7 +900,8 @@ int sim_step(sim *s)
     s->plant = s->model.plant;
     int rc = apply(s, &ev, false);
     s->plant = 0;
-    fflush(s->gt);
+    if (rc == SIM_OK)
+        rc = sim_flush(s);
     return rc;
 }
 
@@ -890,11 +965,15 @@ int sim_close(sim *s)
         free(s->pen);
         s->pen = NULL;
     }
-    if (s->gt && fclose(s->gt) != 0)
-        rc = fail(s, SIM_ERR, "ground truth: %s", strerror(errno));
+    if (s->gt) {
+        if (sim_truth_flush(s) != 0)
+            rc = fail(s, SIM_ERR, "ground truth: %s", strerror(s->gt_errno));
+        if (fclose(s->gt) != 0)
+            rc = fail(s, SIM_ERR, "ground truth: %s", strerror(errno));
+    }
     s->gt = NULL;
     if (s->planted && fclose(s->planted) != 0)
-        rc = fail(s, SIM_ERR, "planted.jsonl: %s", strerror(errno));
+        rc = fail(s, SIM_ERR, "%s: %s", SIM_PLANTED_FILE, strerror(errno));
     s->planted = NULL;
     free(s->firsts);
     free(s->foreign);
@@ -902,12 +981,16 @@ int sim_close(sim *s)
     s->firsts = NULL;
     s->foreign = NULL;
     s->overflows = NULL;
-    if (s->dir[0] && s->sector_size && save_state(s) != 0)
-        rc = fail(s, SIM_ERR, "%s/sim.state: %s", s->dir, strerror(errno));
+    if (s->state_saved && sim_state_save(s, sim_clock(s)) != 0)
+        rc = fail(s, SIM_ERR, "%s/%s: %s", s->dir, SIM_STATE_FILE, strerror(errno));
     if (s->flash.mem) {
         if (flash_file_sync(&s->flash) != 0)
-            rc = fail(s, SIM_ERR, "flash.bin: %s", strerror(errno));
+            rc = fail(s, SIM_ERR, "%s: %s", SIM_FLASH_FILE, strerror(errno));
         flash_file_close(&s->flash);
     }
+    if (s->locked) /* last: nobody else may touch the directory before this */
+        close(s->lock_fd);
+    s->locked = false;
+    s->lock_fd = -1;
     return rc;
 }

@@ -7,9 +7,19 @@
  * State directory (survives restarts like a pen's flash):
  *   flash.bin          the flash image
  *   sim.state          the simulator's own state (serial, geometry, clock)
+ *   device.key, config-keys  the pen's identity (identity.h)
  *   ground-truth.jsonl one JSON object per record the pen committed, appended
  *   planted.jsonl      one JSON object per finding planted, as the audit must
  *                      report it (kind, pen, seq ...), appended
+ *   sim.lock           held (flock) by the simulator using the directory
+ *
+ * Crash safety: sim.state and the identity files are replaced atomically
+ * (state_dir.h) when made and whenever they change; sim.state is written
+ * last when a state is made, so a directory without it holds no pen yet. A
+ * record's ground-truth line is written before its staging slot reaches
+ * flash.bin (flash_file.h), and sim_open() cuts truth lines past the end of
+ * the pen's log: after a SIGKILL at any point, the restarted pen's log and
+ * the ground truth hold the same records.
  *
  * Time: while simulating days the clock jumps from event to event; while
  * serving it runs with the host's monotonic clock, never going back. The
@@ -33,9 +43,10 @@
 /** Results (the exit codes of penlink-sim). */
 enum sim_result {
     SIM_OK = 0,
-    SIM_ERR = 1,      /**< an I/O or device error; sim->err says what */
-    SIM_USAGE = 2,    /**< an option does not fit the state directory */
-    SIM_POWER_CUT = 3 /**< the planted power cut happened */
+    SIM_ERR = 1,       /**< an I/O or device error; sim->err says what */
+    SIM_USAGE = 2,     /**< an option does not fit the state directory */
+    SIM_POWER_CUT = 3, /**< the planted power cut happened */
+    SIM_BUSY = 4       /**< another simulator holds the state directory */
 };
 
 typedef struct sim_opts {
@@ -102,9 +113,17 @@ typedef struct sim {
     /* hardware the pen reads */
     pen_cartridge cart;
     pen_sensors sensors;
+    /* state directory */
+    int lock_fd;
+    bool locked;      /**< lock_fd holds the directory's lock */
+    bool state_saved; /**< sim.state describes this pen (the state exists) */
     /* output */
     FILE *gt;
     uint64_t gt_records;
+    uint64_t gt_next;   /**< seq after the ground truth's last line */
+    int64_t gt_last_ms; /**< time_ms of that line (INT64_MIN: none) */
+    bool gt_dirty;      /**< lines written to gt but not yet flushed to the file */
+    int gt_errno;       /**< the ground truth could not be written */
     int (*send)(void *ctx, const uint8_t *data, size_t len);
     void *send_ctx;
     char serial[PEN_SERIAL_MAX + 1];
@@ -129,8 +148,9 @@ typedef struct sim {
 } sim;
 
 /**
- * Opens (or creates) the state directory and boots the pen.
- * @return SIM_OK, SIM_USAGE (an option contradicts the state), SIM_ERR, SIM_POWER_CUT.
+ * Locks, opens (or creates) the state directory and boots the pen.
+ * @return SIM_OK, SIM_USAGE (an option contradicts the state), SIM_BUSY
+ *         (another simulator holds the directory), SIM_ERR, SIM_POWER_CUT.
  */
 int sim_open(sim *s, const sim_opts *o);
 
@@ -146,13 +166,19 @@ int sim_step(sim *s);
 /** Where the pen's frames go (the socket); NULL drops them. */
 void sim_set_sender(sim *s, int (*send)(void *ctx, const uint8_t *data, size_t len), void *ctx);
 
+/**
+ * Writes what is pending to the ground truth, then to the flash image (so
+ * that nothing waits for a later event). SIM_OK or SIM_ERR.
+ */
+int sim_flush(sim *s);
+
 /** Result of the flash after a failing pen call: SIM_POWER_CUT when the cut happened. */
 int sim_check(sim *s, pen_status st);
 
 /** Prints flash statistics (records, chunks, bytes per record) to @p out. */
 int sim_print_stats(sim *s, FILE *out);
 
-/** Saves the state, syncs the flash and closes. Returns SIM_OK or SIM_ERR. */
+/** Saves the state, syncs the flash, releases the lock and closes. SIM_OK or SIM_ERR. */
 int sim_close(sim *s);
 
 #endif

@@ -363,33 +363,36 @@ int cli_audit_check_report(struct cli *c, const char *path)
     int data_ok = strcmp(hex, rm.digest) == 0;
     long long diff = same_version && data_ok ? first_difference(rep, again) : -1;
     if (c->json) {
-        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:b, s:s}", "report", path, "archive", archive,
-                              "report_digest", rm.digest, "archive_digest", hex, "data_matches",
-                              data_ok, "document",
-                              !same_version ? "not compared (another penlink version)"
-                              : !data_ok    ? "not compared"
-                              : diff < 0    ? "as made"
-                                            : "altered");
+        /* the report's words (its digest, the archive it names) are a file's from
+         * outside: through the CLI's boundary like a pen's */
+        json_t *j =
+            json_pack("{s:o, s:o, s:o, s:s, s:b, s:s}", "report", cli_json_str(path), "archive",
+                      cli_json_str(archive), "report_digest", cli_json_str(rm.digest),
+                      "archive_digest", hex, "data_matches", data_ok, "document",
+                      !same_version ? "not compared (another penlink version)"
+                      : !data_ok    ? "not compared"
+                      : diff < 0    ? "as made"
+                                    : "altered");
         cli_json_out(j);
     } else if (!data_ok) {
         printf("%s does NOT match the archive %s: the report's data digest is\n  %s\nthe "
                "archive gives\n  %s\nfor the same pen, window and zone. The archive changed "
                "after the report was made (a pull, a verify, a configuration change), or it is "
                "another archive, or the report was edited.\n",
-               path, archive, rm.digest, hex);
+               cli_safe(path), cli_safe(archive), cli_safe(rm.digest), hex);
     } else if (!same_version) {
         printf("%s: its data matches the archive %s (digest %s). It was made by penlink %s "
                "and this is %s, so the document itself was not compared.\n",
-               path, archive, hex, rm.version, penlink_version());
+               cli_safe(path), cli_safe(archive), hex, cli_safe(rm.version), penlink_version());
     } else if (diff >= 0) {
         printf("%s was ALTERED after it was made: its data digest matches the archive %s, but "
                "the document differs from the one penlink makes of that data (first at byte "
                "%lld).\n",
-               path, archive, diff);
+               cli_safe(path), cli_safe(archive), diff);
     } else {
         printf("%s matches the archive %s: the data gives the same digest (%s), and the "
                "document is the one penlink made of it.\n",
-               path, archive, hex);
+               cli_safe(path), cli_safe(archive), hex);
     }
     rc = data_ok && diff < 0 ? EXIT_OK : EXIT_INTEGRITY;
 out:

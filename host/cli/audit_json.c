@@ -1,7 +1,9 @@
 /*
  * The audit's results as JSON objects, one per line of `penlink audit
  * --format json` and of the HTML report's data digest, and as CSV rows for
- * export: built in one place, so that the formats cannot disagree.
+ * export: built in one place, so that the formats cannot disagree. Every
+ * string from a pen or the archive crosses the CLI's boundary here
+ * (cli_json_str, cli_csv_text): a byte that is not UTF-8 never drops a key.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
@@ -34,9 +36,10 @@ void cli_treatment_csv(FILE *out, const penlink_treatment *t)
     fmt_time(t->start_ms, s, sizeof s);
     fmt_time(t->end_ms, e, sizeof e);
     fmt_serial(t->cartridge_serial, cs, sizeof cs);
-    fprintf(out, "%s,%" PRIu64 ",%s,%s,%" PRIu64 ",%d,%u,%u,%u,%u,%u,%" PRIu64 ",%s,%d,%u,%u\n",
-            t->serial, t->start_seq, s, e, t->duration_ms, t->ended, t->depth_min_um,
-            t->depth_max_um, t->depth_mean_um, t->speed_min_sps, t->speed_max_sps, t->strokes,
+    cli_csv_text(out, t->serial);
+    fprintf(out, ",%" PRIu64 ",%s,%s,%" PRIu64 ",%d,%u,%u,%u,%u,%u,%" PRIu64 ",%s,%d,%u,%u\n",
+            t->start_seq, s, e, t->duration_ms, t->ended, t->depth_min_um, t->depth_max_um,
+            t->depth_mean_um, t->speed_min_sps, t->speed_max_sps, t->strokes,
             t->has_cartridge || t->cartridge_serial ? cs : "", t->has_cartridge, t->cartridge_uses,
             t->config_revision);
 }
@@ -49,7 +52,7 @@ void *cli_treatment_json(const penlink_treatment *t)
     fmt_serial(t->cartridge_serial, cs, sizeof cs);
     json_t *j = json_object();
     json_object_set_new(j, "type", json_string("treatment"));
-    json_object_set_new(j, "pen", json_string(t->serial));
+    json_object_set_new(j, "pen", cli_json_str(t->serial));
     json_object_set_new(j, "start_seq", json_integer((json_int_t)t->start_seq));
     json_object_set_new(j, "end_seq", json_integer((json_int_t)t->end_seq));
     json_object_set_new(j, "start", json_string(s));
@@ -93,11 +96,11 @@ void *cli_finding_json(const penlink_finding *f)
     fmt_serial(f->cartridge_serial, cs, sizeof cs);
     json_t *j = json_object();
     json_object_set_new(j, "type", json_string("finding"));
-    json_object_set_new(j, "id", json_string(f->id));
+    json_object_set_new(j, "id", cli_json_str(f->id));
     json_object_set_new(j, "report", json_string(f->report));
-    json_object_set_new(j, "finding", json_string(kind ? kind : "unknown"));
+    json_object_set_new(j, "finding", cli_json_str(kind ? kind : "unknown"));
     json_object_set_new(j, "compliance", json_boolean(f->compliance));
-    json_object_set_new(j, "pen", json_string(f->serial));
+    json_object_set_new(j, "pen", cli_json_str(f->serial));
     json_object_set_new(j, "seq", json_integer((json_int_t)f->seq));
     json_object_set_new(j, "time", f->time_ms ? json_string(t) : json_null());
     if (cli_finding_has_cartridge(f)) {
@@ -115,9 +118,9 @@ void *cli_finding_json(const penlink_finding *f)
         for (size_t i = 0; i < f->n_evidence; i++) {
             char et[40];
             fmt_time(f->evidence[i].time_ms, et, sizeof et);
-            json_array_append_new(ev,
-                                  json_pack("{s:s, s:I, s:s}", "pen", f->evidence[i].serial, "seq",
-                                            (json_int_t)f->evidence[i].seq, "start", et));
+            json_array_append_new(ev, json_pack("{s:o, s:I, s:s}", "pen",
+                                                cli_json_str(f->evidence[i].serial), "seq",
+                                                (json_int_t)f->evidence[i].seq, "start", et));
         }
         json_object_set_new(j, "treatments", ev);
     }
@@ -129,15 +132,16 @@ void *cli_finding_json(const penlink_finding *f)
         json_object_set_new(j, "raised_last", json_string(b));
         json_object_set_new(j, "repeats", json_integer((json_int_t)f->repeats));
     }
-    json_object_set_new(j, "detail", json_string(f->detail));
+    json_object_set_new(j, "detail", cli_json_str(f->detail));
     if (f->n_annotations) {
         json_t *notes = json_array();
         for (size_t i = 0; i < f->n_annotations; i++) {
             const penlink_annotation *a = &f->annotations[i];
             char at[48];
             fmt_time(a->at_ms, at, sizeof at);
-            json_array_append_new(
-                notes, json_pack("{s:s, s:s, s:s}", "at", at, "by", a->author, "text", a->text));
+            json_array_append_new(notes, json_pack("{s:s, s:o, s:o}", "at", at, "by",
+                                                   cli_json_str(a->author), "text",
+                                                   cli_json_str(a->text)));
         }
         json_object_set_new(j, "annotations", notes);
     }
@@ -148,8 +152,8 @@ void *cli_usage_json(const penlink_usage *u)
 {
     char ps[40];
     fmt_time(u->period_start_ms, ps, sizeof ps);
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:f, s:I}", "type", "usage", "pen", u->serial,
-                     "period", u->period, "period_start", ps, "treatments",
+    return json_pack("{s:s, s:o, s:s, s:s, s:I, s:f, s:I}", "type", "usage", "pen",
+                     cli_json_str(u->serial), "period", u->period, "period_start", ps, "treatments",
                      (json_int_t)u->treatments, "treatment_minutes",
                      (double)u->treatment_ms / 60000.0, "cartridges", (json_int_t)u->cartridges);
 }
@@ -158,9 +162,10 @@ void *cli_config_json(const penlink_config_entry *e)
 {
     char t[40];
     fmt_time(e->at_ms, t, sizeof t);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "type", "config", "pen", e->serial,
-                          "at", t, "source", e->source, "user", e->user, "host", e->host,
-                          "revision", (json_int_t)e->config.revision);
+    json_t *j = json_pack("{s:s, s:o, s:s, s:o, s:o, s:o, s:I}", "type", "config", "pen",
+                          cli_json_str(e->serial), "at", t, "source", cli_json_str(e->source),
+                          "user", cli_json_str(e->user), "host", cli_json_str(e->host), "revision",
+                          (json_int_t)e->config.revision);
     size_t n;
     const penlink_config_key *k = penlink_config_keys(&n);
     for (int old = 0; old <= e->has_old; old++) {
@@ -170,7 +175,7 @@ void *cli_config_json(const penlink_config_entry *e)
             if (!(c->present & k[i].bit))
                 continue;
             json_object_set_new(v, k[i].name,
-                                k[i].is_text ? json_string(penlink_config_get_text(c, k[i].bit))
+                                k[i].is_text ? cli_json_str(penlink_config_get_text(c, k[i].bit))
                                              : json_integer(penlink_config_get_u32(c, k[i].bit)));
         }
         if (old)
@@ -186,14 +191,15 @@ void *cli_verification_json(const penlink_verification *v)
     if (v->have)
         fmt_time(v->at_ms, t, sizeof t);
     const char *state = !v->pinned ? "unsigned" : !v->have ? "not_verified" : v->result;
-    json_t *o = json_pack("{s:s, s:s, s:s, s:I}", "type", "verification", "pen", v->serial, "state",
-                          state, "pull_verified_through", (json_int_t)v->signed_through);
+    json_t *o = json_pack("{s:s, s:o, s:o, s:I}", "type", "verification", "pen",
+                          cli_json_str(v->serial), "state", cli_json_str(state),
+                          "pull_verified_through", (json_int_t)v->signed_through);
     if (v->have) {
         json_object_set_new(o, "verified_at", json_string(t));
         json_object_set_new(o, "through_seq", json_integer((json_int_t)v->through_seq));
         json_object_set_new(o, "records", json_integer((json_int_t)v->records));
         if (v->detail[0])
-            json_object_set_new(o, "detail", json_string(v->detail));
+            json_object_set_new(o, "detail", cli_json_str(v->detail));
     }
     return o;
 }

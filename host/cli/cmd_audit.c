@@ -250,21 +250,6 @@ typedef struct out {
     size_t n_v, cap_v;
 } out;
 
-static void csv_text(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\n\r")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 static void minutes(uint64_t ms, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%" PRIu64 ".%" PRIu64, ms / 60000, ms % 60000 / 6000);
@@ -306,7 +291,7 @@ static int on_treatment(void *u, const penlink_treatment *t)
     snprintf(rev, sizeof rev, t->config_revision ? "%u" : "?", t->config_revision);
     /* the end's date only when it differs from the start's */
     const char *end = strncmp(s, e, 10) == 0 ? e + 11 : e;
-    const char *row[] = { t->serial, s, end, m, d, mean, sp, st, cs, uses, rev };
+    const char *row[] = { cli_safe(t->serial), s, end, m, d, mean, sp, st, cs, uses, rev };
     if (table_row(&o->tab[SEC_TREAT], row) != 0)
         o->failed = 1;
     return 0;
@@ -348,20 +333,21 @@ static int on_finding(void *u, const penlink_finding *f)
             n += (size_t)snprintf(ev + n, sizeof ev - n, "%s%s:%" PRIu64 "@%s", i ? " " : "",
                                   f->evidence[i].serial, f->evidence[i].seq, et);
         }
-        csv_text(c, f->serial);
-        fprintf(c, ",%s,%d,%" PRIu64 ",%s,%s,", kind ? kind : "unknown", f->compliance, f->seq, t,
-                has_cart ? cs : "");
+        cli_csv_text(c, f->serial);
+        fputc(',', c);
+        cli_csv_text(c, kind ? kind : "unknown"); /* an alarm's kind is the archive's text */
+        fprintf(c, ",%d,%" PRIu64 ",%s,%s,", f->compliance, f->seq, t, has_cart ? cs : "");
         if (has_cart)
             fprintf(c, "%u", f->cartridge_uses);
         fprintf(c, ",%" PRIu64 ",%u,%" PRId64 ",", f->count, f->config_revision, f->value);
-        csv_text(c, ev);
+        cli_csv_text(c, ev);
         fputc(',', c);
-        csv_text(c, f->detail);
+        cli_csv_text(c, f->detail);
         fprintf(c, ",%s,%s,", raised, raised_last);
         if (f->repeats)
             fprintf(c, "%" PRIu64, f->repeats);
         fputc(',', c);
-        csv_text(c, f->id);
+        cli_csv_text(c, f->id);
         fputc(',', c);
         char *notes = NULL;
         size_t len = 0;
@@ -373,7 +359,7 @@ static int on_finding(void *u, const penlink_finding *f)
                     f->annotations[i].text);
         }
         if (m && fclose(m) == 0)
-            csv_text(c, notes);
+            cli_csv_text(c, notes); /* escaped whole: authors and texts are the archive's */
         else
             o->failed = 1;
         free(notes);
@@ -390,8 +376,9 @@ static int on_finding(void *u, const penlink_finding *f)
         snprintf(third, sizeof third, "%s", has_cart ? cs : "");
     else
         snprintf(third, sizeof third, "%" PRIu64, f->count);
-    char detail[sizeof f->detail + 160];
-    snprintf(detail, sizeof detail, "%s", f->detail);
+    /* the archive's words escaped, then penlink's own about when it was raised */
+    char detail[CLI_ESCAPED_CAP(sizeof f->detail) + 160];
+    cli_escape(detail, CLI_ESCAPED_CAP(sizeof f->detail), f->detail);
     if (f->repeats) {
         char a[24], b[24];
         short_time(f->raised_ms, a, sizeof a);
@@ -402,15 +389,18 @@ static int on_finding(void *u, const penlink_finding *f)
         else
             snprintf(detail + n, sizeof detail - n, "; raised %s", a);
     }
-    const char *row[] = { f->serial, kind ? kind : "unknown", seq, st, third, detail };
+    const char *row[] = {
+        cli_safe(f->serial), cli_safe(kind ? kind : "unknown"), seq, st, third, detail
+    };
     if (table_row(&o->tab[sec], row) != 0)
         o->failed = 1;
     for (size_t i = 0; i < f->n_annotations; i++) {
         const penlink_annotation *a = &f->annotations[i];
-        char at[24], text[sizeof a->text + sizeof a->author + 8];
+        char at[24], raw[sizeof a->text + sizeof a->author + 8], text[CLI_ESCAPED_CAP(sizeof raw)];
         short_time(a->at_ms, at, sizeof at);
-        snprintf(text, sizeof text, "%s: %s", a->author, a->text);
-        const char *nrow[] = { f->serial, "  note", "", at, "", text };
+        snprintf(raw, sizeof raw, "%s: %s", a->author, a->text);
+        cli_escape(text, sizeof text, raw); /* the note's author and words are the archive's */
+        const char *nrow[] = { cli_safe(f->serial), "  note", "", at, "", text };
         if (table_row(&o->tab[sec], nrow) != 0)
             o->failed = 1;
     }
@@ -418,8 +408,9 @@ static int on_finding(void *u, const penlink_finding *f)
         char es[24], eseq[24];
         short_time(f->evidence[i].time_ms, es, sizeof es);
         snprintf(eseq, sizeof eseq, "%" PRIu64, f->evidence[i].seq);
-        const char *erow[] = { f->evidence[i].serial, "  treatment", eseq, es, cs,
-                               "used this cartridge" };
+        const char *erow[] = {
+            cli_safe(f->evidence[i].serial), "  treatment", eseq, es, cs, "used this cartridge"
+        };
         if (table_row(&o->tab[sec], erow) != 0)
             o->failed = 1;
     }
@@ -438,14 +429,15 @@ static int on_usage(void *u, const penlink_usage *us)
     }
     if (o->fmt == FMT_CSV) {
         fmt_time(us->period_start_ms, ps, sizeof ps);
-        fprintf(o->csv[SEC_USAGE], "%s,%s,%s,%" PRIu64 ",%.3f,%" PRIu64 "\n", us->serial,
-                us->period, ps, us->treatments, (double)us->treatment_ms / 60000.0, us->cartridges);
+        cli_csv_text(o->csv[SEC_USAGE], us->serial);
+        fprintf(o->csv[SEC_USAGE], ",%s,%s,%" PRIu64 ",%.3f,%" PRIu64 "\n", us->period, ps,
+                us->treatments, (double)us->treatment_ms / 60000.0, us->cartridges);
         return 0;
     }
     snprintf(n, sizeof n, "%" PRIu64, us->treatments);
     minutes(us->treatment_ms, m, sizeof m);
     snprintf(cs, sizeof cs, "%" PRIu64, us->cartridges);
-    const char *row[] = { us->serial, us->period, n, m, cs };
+    const char *row[] = { cli_safe(us->serial), us->period, n, m, cs };
     if (table_row(&o->tab[SEC_USAGE], row) != 0)
         o->failed = 1;
     return 0;
@@ -490,18 +482,18 @@ static void print_verifications(const out *o)
         char t[40];
         fmt_time(v->at_ms, t, sizeof t);
         if (!v->pinned)
-            printf("  %-12s unsigned: the pen does not sign its log\n", v->serial);
+            printf("  %-12s unsigned: the pen does not sign its log\n", cli_safe(v->serial));
         else if (!v->have)
             printf("  %-12s not verified offline yet; the pulls verified its signed heads "
                    "through seq %" PRIu64 " (run penlink verify)\n",
-                   v->serial, v->signed_through);
+                   cli_safe(v->serial), v->signed_through);
         else if (strcmp(v->result, "broken") == 0)
-            printf("  %-12s BROKEN at seq %" PRIu64 " (verified %s): %s\n", v->serial,
-                   v->through_seq, t, v->detail);
+            printf("  %-12s BROKEN at seq %" PRIu64 " (verified %s): %s\n", cli_safe(v->serial),
+                   v->through_seq, t, cli_safe(v->detail));
         else
             printf("  %-12s verified %s: %" PRIu64 " records, %" PRIu64
                    " chunks, signed through seq %" PRIu64 "\n",
-                   v->serial, t, v->records, v->chunks, v->through_seq);
+                   cli_safe(v->serial), t, v->records, v->chunks, v->through_seq);
     }
     printf("\n");
 }
@@ -557,7 +549,7 @@ static void print_header(const out *o, const penlink_archive_filter *f)
     if (o->fmt == FMT_JSON) {
         json_t *j =
             json_pack("{s:s, s:s, s:o, s:o, s:o, s:s}", "type", "audit", "penlink_version",
-                      penlink_version(), "pen", f->serial ? json_string(f->serial) : json_null(),
+                      penlink_version(), "pen", f->serial ? cli_json_str(f->serial) : json_null(),
                       "since", f->has_since ? json_string(since) : json_null(), "until",
                       f->has_until ? json_string(until) : json_null(), "time_zone", cli_tz_name());
         cli_json_out(j);
@@ -568,7 +560,7 @@ static void print_header(const out *o, const penlink_archive_filter *f)
         if (f->has_until)
             short_time(f->until_ms, b, sizeof b);
         if (f->serial)
-            printf("Audit of pen %s\n", f->serial);
+            printf("Audit of pen %s\n", cli_safe(f->serial));
         else
             printf("Audit of all pens\n");
         if (f->has_since && f->has_until)
@@ -665,9 +657,9 @@ static int cmd_annotate(struct cli *c, int argc, char **argv)
         goto out;
     }
     if (c->json)
-        cli_json_out(json_pack("{s:s, s:b}", "finding", id, "added", 1));
+        cli_json_out(json_pack("{s:o, s:b}", "finding", cli_json_str(id), "added", 1));
     else if (!c->quiet)
-        printf("note added to %s\n", id);
+        printf("note added to %s\n", cli_safe(id));
 out:
     penlink_archive_close(ar);
     return rc;

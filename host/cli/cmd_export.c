@@ -61,7 +61,8 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
     cli_time_iso(r->time_ms, t, sizeof t);
     e->n++;
     if (e->fmt == FMT_CSV) {
-        fprintf(e->f, "%s,%" PRIu64 ",%" PRId64 ",%s,%s", serial, r->seq, r->time_ms, t, kind);
+        cli_csv_text(e->f, serial);
+        fprintf(e->f, ",%" PRIu64 ",%" PRId64 ",%s,%s", r->seq, r->time_ms, t, kind);
         for (uint32_t b = 0; b < PENLINK_FIELD_COUNT; b++) {
             uint32_t bit = 1u << b;
             if (!(r->fields & bit)) {
@@ -78,7 +79,7 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
         return ferror(e->f) ? -1 : 0;
     }
     json_t *j = json_object();
-    json_object_set_new(j, "pen", json_string(serial));
+    json_object_set_new(j, "pen", cli_json_str(serial));
     json_object_set_new(j, "seq", json_integer((json_int_t)r->seq));
     json_object_set_new(j, "time_ms", json_integer(r->time_ms));
     json_object_set_new(j, "time", json_string(t));
@@ -98,11 +99,7 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
         }
         json_object_set_new(j, penlink_record_field_name(bit), val);
     }
-    char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (s)
-        fprintf(e->f, "%s\n", s);
-    free(s);
-    json_decref(j);
+    cli_json_line(e->f, j);
     return ferror(e->f) ? -1 : 0;
 }
 
@@ -115,11 +112,7 @@ static int on_treatment(void *u, const penlink_treatment *t)
     } else {
         json_t *j = cli_treatment_json(t);
         json_object_del(j, "type");
-        char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (s)
-            fprintf(e->f, "%s\n", s);
-        free(s);
-        json_decref(j);
+        cli_json_line(e->f, j);
     }
     return ferror(e->f) ? -1 : 0;
 }

@@ -53,7 +53,7 @@ static int on_report(void *u, const penlink_verify_report *r)
         o->broken++;
     if (o->c->json) {
         json_t *j =
-            json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "pen", r->serial, "state",
+            json_pack("{s:o, s:s, s:I, s:I, s:I, s:I}", "pen", cli_json_str(r->serial), "state",
                       r->state == PENLINK_VERIFY_OK       ? "ok"
                       : r->state == PENLINK_VERIFY_BROKEN ? "broken"
                                                           : "unsigned",
@@ -61,18 +61,19 @@ static int on_report(void *u, const penlink_verify_report *r)
                       (json_int_t)r->heads, "signed_through", (json_int_t)r->signed_through);
         if (r->state == PENLINK_VERIFY_BROKEN) {
             json_object_set_new(j, "seq", json_integer((json_int_t)r->where_seq));
-            json_object_set_new(j, "detail", json_string(r->detail));
+            json_object_set_new(j, "detail", cli_json_str(r->detail));
         } else if (r->notes[0]) {
-            json_object_set_new(j, "notes", json_string(r->notes));
+            json_object_set_new(j, "notes", cli_json_str(r->notes));
         }
         cli_json_out(j);
     } else if (!o->c->quiet || r->state == PENLINK_VERIFY_BROKEN) {
         printf("%-12s %-9s %10" PRIu64 " records, %7" PRIu64 " chunks, %6" PRIu64 " signed heads",
-               r->serial, state_name(r->state), r->records, r->chunks, r->heads);
+               cli_safe(r->serial), state_name(r->state), r->records, r->chunks, r->heads);
         if (r->state == PENLINK_VERIFY_BROKEN)
-            printf("\n  first broken link at seq %" PRIu64 ": %s\n", r->where_seq, r->detail);
+            printf("\n  first broken link at seq %" PRIu64 ": %s\n", r->where_seq,
+                   cli_safe(r->detail));
         else if (r->notes[0])
-            printf("\n  %s\n", r->notes);
+            printf("\n  %s\n", cli_safe(r->notes));
         else
             printf("\n");
     }

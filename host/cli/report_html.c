@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "cli_time.h"
 #include "report_html.h"
 
@@ -89,47 +90,29 @@ static int grow(void *pp, size_t *cap, size_t need, size_t size)
 
 /* ---- text -------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at @p s (1..4), or 0 when it is not one. */
-static size_t utf8_len(const unsigned char *s)
-{
-    if (s[0] < 0x80)
-        return 1;
-    size_t n = (s[0] & 0xE0) == 0xC0   ? 2
-               : (s[0] & 0xF0) == 0xE0 ? 3
-               : (s[0] & 0xF8) == 0xF0 ? 4
-                                       : 0;
-    if (n == 0 || (n == 2 && s[0] < 0xC2) || (n == 4 && s[0] > 0xF4))
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if (n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0)))
-        return 0; /* overlong, or a surrogate */
-    if (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90)))
-        return 0;
-    return n;
-}
+#define HTML_TEXT_STACK 512 /* most strings are escaped without an allocation */
 
+/* The CLI's one boundary first (cli_escape: control characters, bytes that
+ * are not UTF-8, invisible and direction-changing characters shown as in
+ * every other format), then HTML's own: markup and quotes as entities. */
 void html_text(FILE *out, const char *s)
 {
-    const unsigned char *p = (const unsigned char *)(s ? s : "");
-    while (*p) {
-        size_t n = utf8_len(p);
-        if (n == 0 || *p < 0x20 || *p == 0x7F) {
-            fprintf(out, "\\x%02X", *p); /* shown, not obeyed nor dropped */
-            p++;
-            continue;
-        }
+    char small[HTML_TEXT_STACK];
+    size_t cap = CLI_ESCAPED_CAP(strlen(s ? s : ""));
+    char *buf = cap <= sizeof small ? small : malloc(cap);
+    const char *e = buf ? cli_escape(buf, cap, s) : cli_safe(s);
+    for (const char *p = e; *p; p++) {
         switch (*p) {
         case '&': fputs("&amp;", out); break;
         case '<': fputs("&lt;", out); break;
         case '>': fputs("&gt;", out); break;
         case '"': fputs("&quot;", out); break;
         case '\'': fputs("&#39;", out); break;
-        default: fwrite(p, 1, n, out);
+        default: fputc(*p, out);
         }
-        p += n;
     }
+    if (buf != small)
+        free(buf);
 }
 
 static void when(FILE *out, int64_t ms)
@@ -516,10 +499,13 @@ static void write_header(FILE *o, const html_report *h, const html_meta *m, cons
         const char *state = !v->pinned ? "unsigned" : !v->have ? "not verified" : v->result;
         fputs("<tr class=\"log\" data-pen=\"", o);
         html_text(o, v->serial);
-        fprintf(o, "\" data-state=\"%s\"><td class=\"nw\">", state);
+        fputs("\" data-state=\"", o);
+        html_text(o, state); /* a verification's result is the archive's text */
+        fputs("\"><td class=\"nw\">", o);
         html_text(o, v->serial);
-        fprintf(o, "</td><td class=\"nw\">%s</td><td>",
-                strcmp(state, "broken") == 0 ? "BROKEN" : state);
+        fputs("</td><td class=\"nw\">", o);
+        html_text(o, strcmp(state, "broken") == 0 ? "BROKEN" : state);
+        fputs("</td><td>", o);
         if (!v->pinned)
             fputs("the pen does not sign its log", o);
         else if (!v->have)

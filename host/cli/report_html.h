@@ -42,8 +42,9 @@ int html_config(html_report *h, const penlink_config_entry *e);
 int html_write(html_report *h, FILE *out, const html_meta *m, const penlink_audit_summary *s,
                const char *digest_hex);
 
-/* Writes @p s for HTML text or an attribute: markup escaped, control
- * characters and bytes that are not UTF-8 shown as \xNN. */
+/* Writes @p s for HTML text or an attribute: escaped as on a terminal
+ * (cli_escape: control characters, bytes that are not UTF-8, invisible and
+ * direction-changing characters), then markup and quotes as entities. */
 void html_text(FILE *out, const char *s);
 
 #endif

@@ -75,9 +75,11 @@ static int make_parent(penlink_ctx *ctx, const char *path)
     return PENLINK_OK;
 }
 
-/* NULL means the default path, written to @p buf. */
+/* NULL means $PENLINK_ARCHIVE, else the default path, written to @p buf. */
 static int resolve_path(penlink_ctx *ctx, const char **path, char *buf, size_t cap)
 {
+    if (!*path && getenv("PENLINK_ARCHIVE") && *getenv("PENLINK_ARCHIVE"))
+        *path = getenv("PENLINK_ARCHIVE");
     if (*path)
         return PENLINK_OK;
     if (penlink_archive_default_path(buf, cap) != PENLINK_OK)
@@ -94,16 +96,16 @@ int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **o
         return PENLINK_ERR_INVALID_ARG;
     *out = NULL;
     int rc = resolve_path(ctx, &path, def, sizeof def);
-    if (rc != PENLINK_OK)
-        return rc;
-    rc = make_parent(ctx, path);
+    int server = archive_is_server(path);
+    if (rc == PENLINK_OK && !server)
+        rc = make_parent(ctx, path);
     if (rc != PENLINK_OK)
         return rc;
     penlink_archive *ar = calloc(1, sizeof *ar);
     if (!ar)
         return PENLINK_ERR_NO_MEM;
     ar->ctx = ctx;
-    rc = archive_sqlite_open(ctx, path, &ar->b);
+    rc = server ? archive_pg_open(ctx, path, 1, &ar->b) : archive_sqlite_open(ctx, path, &ar->b);
     if (rc != PENLINK_OK) {
         free(ar);
         return rc;
@@ -122,6 +124,18 @@ int penlink_archive_open_existing(penlink_ctx *ctx, const char *path, penlink_ar
     int rc = resolve_path(ctx, &path, def, sizeof def);
     if (rc != PENLINK_OK)
         return rc;
+    if (archive_is_server(path)) { /* one with no archive in it is refused, not set up */
+        penlink_archive *ar = calloc(1, sizeof *ar);
+        if (!ar)
+            return PENLINK_ERR_NO_MEM;
+        ar->ctx = ctx;
+        rc = archive_pg_open(ctx, path, 0, &ar->b);
+        if (rc != PENLINK_OK)
+            free(ar);
+        else
+            *out = ar;
+        return rc;
+    }
     if (stat(path, &sb) != 0)
         return penlink_fail(ctx, PENLINK_ERR_IO,
                             "archive %s: %s (pull a pen into it first, or give the right "
@@ -154,7 +168,18 @@ typedef struct pull_state {
     penlink_archive_pull_result committed; /* the counts as of the last commit */
     penlink_archive_pull_result kept;      /* ... as of the last savepoint (a verified head) */
     int have_kept;
+    char why[512]; /* the detail of the storage failure in st */
 } pull_state;
+
+/* Stops the pull for the storage failure in ps->st, keeping its detail:
+ * the pull replaces the context's message with its own ("stopped by the
+ * chunk callback"), which would hide what the archive said. */
+static int stop(pull_state *ps)
+{
+    if (!ps->why[0])
+        snprintf(ps->why, sizeof ps->why, "%s", penlink_ctx_errmsg(ps->ar->ctx));
+    return -1;
+}
 
 /* Raises the run of conflicting records as one alarm (seq, count). */
 static int flush_conflicts(pull_state *ps)
@@ -191,7 +216,7 @@ static int commit_open(pull_state *ps)
     if (ps->st == PENLINK_OK)
         ps->st = b->ops->begin(b);
     if (ps->st != PENLINK_OK)
-        return -1;
+        return stop(ps);
     ps->chunks_open = 0;
     ps->committed = *ps->res;
     ps->have_kept = 0;
@@ -203,13 +228,13 @@ static int on_chunk(void *u, const penlink_chunk *c)
     pull_state *ps = u;
     archive_backend *b = ps->ar->b;
     if (flush_conflicts(ps) != PENLINK_OK)
-        return -1;
+        return stop(ps);
     if (!ps->signed_log && ps->chunks_open >= COMMIT_EVERY && commit_open(ps) != 0)
-        return -1;
+        return stop(ps);
     ps->st = b->ops->chunk(b, ps->device, ps->pull, c, archive_now_ms(), &ps->chunk);
     ps->chunks_open++;
     ps->res->chunks++;
-    return ps->st == PENLINK_OK ? 0 : -1;
+    return ps->st == PENLINK_OK ? 0 : stop(ps);
 }
 
 static int store_record(pull_state *ps, const penlink_record *r, int overlap)
@@ -220,7 +245,7 @@ static int store_record(pull_state *ps, const penlink_record *r, int overlap)
     int fresh = !overlap && r->seq >= ps->archived_next && r->seq >= ps->res->next_seq;
     ps->st = b->ops->record(b, ps->device, ps->chunk, r, fresh, &outcome);
     if (ps->st != PENLINK_OK)
-        return -1;
+        return stop(ps);
     if (outcome == REC_NEW)
         ps->res->records_new++;
     else if (outcome == REC_SAME)
@@ -230,7 +255,7 @@ static int store_record(pull_state *ps, const penlink_record *r, int overlap)
             ps->conflict_seq = r->seq;
         if (ps->run_count && r->seq != ps->run_first + ps->run_count &&
             flush_conflicts(ps) != PENLINK_OK)
-            return -1;
+            return stop(ps);
         if (ps->run_count++ == 0)
             ps->run_first = r->seq;
     }
@@ -263,16 +288,16 @@ static int on_head(void *u, const penlink_head *h)
     pull_state *ps = u;
     archive_backend *b = ps->ar->b;
     if (flush_conflicts(ps) != PENLINK_OK)
-        return -1;
+        return stop(ps);
     ps->st = b->ops->head(b, ps->device, ps->pull, h, archive_now_ms());
     if (ps->st != PENLINK_OK)
-        return -1;
+        return stop(ps);
     if (ps->chunks_open >= COMMIT_SIGNED_EVERY)
         return commit_open(ps);
     /* kept even if a later reply fails: the head covers it */
     ps->st = b->ops->savepoint(b);
     if (ps->st != PENLINK_OK)
-        return -1;
+        return stop(ps);
     ps->kept = *ps->res;
     ps->have_kept = 1;
     return 0;
@@ -287,7 +312,7 @@ static int on_gap(void *u, uint64_t first, uint64_t count, uint64_t acked)
     char detail[240];
     unsigned long long a = (unsigned long long)first, z = (unsigned long long)(first + count - 1);
     if (flush_conflicts(ps) != PENLINK_OK)
-        return -1;
+        return stop(ps);
     if (first + count <= acked)
         snprintf(detail, sizeof detail,
                  "records %llu..%llu are no longer on the pen: they were acknowledged before (by "
@@ -306,7 +331,7 @@ static int on_gap(void *u, uint64_t first, uint64_t count, uint64_t acked)
                  a, z, (unsigned long long)acked);
     ps->st = b->ops->alarm(b, ps->device, ps->pull, "gap", first, count, detail, archive_now_ms());
     if (ps->st != PENLINK_OK)
-        return -1;
+        return stop(ps);
     ps->res->gap += count;
     ps->res->next_seq = first + count;
     return 0;
@@ -573,8 +598,11 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     penlink_pull_result pr;
     int pull_rc = penlink_dev_pull(dev, from, &pcb, &pr);
     flush_conflicts(&ps);
-    if (ps.st != PENLINK_OK)
-        pull_rc = ps.st; /* the storage failed, not the pen */
+    if (ps.st != PENLINK_OK) { /* the storage failed, not the pen */
+        pull_rc = ps.st;
+        if (ps.why[0])
+            penlink_fail(ar->ctx, ps.st, "%s", ps.why);
+    }
     rc = PENLINK_OK;
     if (ps.signed_log && pull_rc != PENLINK_OK) {
         /* from a pen that signs its log, only what a verified head covered is kept */

@@ -114,6 +114,13 @@ struct archive_backend {
 #define ARCHIVE_BODY_MAX (8 + 5 + 2 + 11 * 10)
 size_t archive_body_pack(const penlink_record *r, uint8_t out[ARCHIVE_BODY_MAX]);
 int archive_body_unpack(const uint8_t *p, size_t n, penlink_record *r);
+/* 1 when two records of one seq say the same (time, kind and every field they carry). */
+int archive_record_same(const penlink_record *a, const penlink_record *b);
+
+/* The configuration as the archive stores it (archive_text.c): JSON text
+ * written and read without a JSON library, the same in every backend. */
+void archive_config_text(const penlink_config *c, char *out, size_t cap);
+void archive_config_parse(const char *json, penlink_config *c);
 
 /* The host's clock, ms since the epoch: what the archive stamps rows with. */
 int64_t archive_now_ms(void);
@@ -125,5 +132,11 @@ struct penlink_archive {
 };
 
 int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **out);
+
+/* The PostgreSQL backend (archive_pg.c). archive_is_server(): @p uri names a
+ * server (postgresql://..., postgres://..., or keyword=value such as
+ * service=NAME), not a file. @p create: set up the schema when there is none. */
+int archive_is_server(const char *uri);
+int archive_pg_open(penlink_ctx *ctx, const char *uri, int create, archive_backend **out);
 
 #endif

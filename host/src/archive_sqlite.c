@@ -778,35 +778,6 @@ static int sq_alarms(archive_backend *b, const penlink_archive_filter *f,
     return rc;
 }
 
-/* A configuration as JSON text without a JSON library: only numbers and
- * bounded, escaped strings. */
-static void config_text(const penlink_config *c, char *out, size_t cap)
-{
-    size_t n;
-    const penlink_config_key *k = penlink_config_keys(&n);
-    size_t used = (size_t)snprintf(out, cap, "{\"revision\":%u", c->revision);
-    for (size_t i = 0; i < n && used < cap; i++) {
-        if (!(c->present & k[i].bit))
-            continue;
-        if (k[i].is_text) {
-            used += (size_t)snprintf(out + used, cap - used, ",\"%s\":\"", k[i].name);
-            for (const char *p = penlink_config_get_text(c, k[i].bit); *p && used + 8 < cap; p++)
-                used += (size_t)snprintf(out + used, cap - used,
-                                         (*p == '"' || *p == '\\')    ? "\\%c"
-                                         : ((unsigned char)*p < 0x20) ? "\\u%04x"
-                                                                      : "%c",
-                                         *p);
-            if (used < cap)
-                used += (size_t)snprintf(out + used, cap - used, "\"");
-        } else {
-            used += (size_t)snprintf(out + used, cap - used, ",\"%s\":%u", k[i].name,
-                                     penlink_config_get_u32(c, k[i].bit));
-        }
-    }
-    if (used < cap)
-        snprintf(out + used, cap - used, "}");
-}
-
 static int sq_config_log(archive_backend *b, const char *serial, const char *source,
                          const char *user, const char *host, const penlink_config *old_cfg,
                          const penlink_config *new_cfg, int64_t now)
@@ -814,9 +785,9 @@ static int sq_config_log(archive_backend *b, const char *serial, const char *sou
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
     char oldj[1024], newj[1024];
-    config_text(new_cfg, newj, sizeof newj);
+    archive_config_text(new_cfg, newj, sizeof newj);
     if (old_cfg)
-        config_text(old_cfg, oldj, sizeof oldj);
+        archive_config_text(old_cfg, oldj, sizeof oldj);
     int rc = prep(s, &st,
                   "INSERT INTO config_history (device_id, at_ms, source, os_user, host, revision, "
                   "old_json, new_json) SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM devices WHERE "
@@ -835,40 +806,6 @@ static int sq_config_log(archive_backend *b, const char *serial, const char *sou
     rc = step_done(s, st, "config history");
     sqlite3_finalize(st);
     return rc;
-}
-
-/* Parses one number or string of our own config JSON text (bounded). */
-static void parse_config_text(const char *j, penlink_config *c)
-{
-    size_t n;
-    const penlink_config_key *k = penlink_config_keys(&n);
-    memset(c, 0, sizeof *c);
-    const char *p = strstr(j, "\"revision\":");
-    if (p)
-        c->revision = (uint32_t)strtoul(p + 11, NULL, 10);
-    for (size_t i = 0; i < n; i++) {
-        char key[48];
-        snprintf(key, sizeof key, "\"%s\":", k[i].name);
-        p = strstr(j, key);
-        if (!p)
-            continue;
-        p += strlen(key);
-        if (!k[i].is_text) {
-            penlink_config_set_u32(c, k[i].bit, (uint32_t)strtoul(p, NULL, 10));
-            continue;
-        }
-        char v[65];
-        size_t o = 0;
-        if (*p++ != '"')
-            continue;
-        while (*p && *p != '"' && o + 1 < sizeof v) {
-            if (*p == '\\' && p[1])
-                p++;
-            v[o++] = *p++;
-        }
-        v[o] = '\0';
-        penlink_config_set_text(c, k[i].bit, v);
-    }
 }
 
 static int sq_config_history(archive_backend *b, const char *serial,
@@ -894,11 +831,11 @@ static int sq_config_history(archive_backend *b, const char *serial,
         copy_col(e.user, sizeof e.user, st, 3);
         copy_col(e.host, sizeof e.host, st, 4);
         const unsigned char *j = sqlite3_column_text(st, 5);
-        parse_config_text(j ? (const char *)j : "", &e.config);
+        archive_config_parse(j ? (const char *)j : "", &e.config);
         const unsigned char *old = sqlite3_column_text(st, 6);
         e.has_old = old != NULL;
         if (old)
-            parse_config_text((const char *)old, &e.old_config);
+            archive_config_parse((const char *)old, &e.old_config);
         if (cb(user, &e) != 0) {
             rc = PENLINK_ERR_CANCELLED;
             break;

@@ -301,13 +301,16 @@ static int drain_window(pull_state *ps, uint32_t rid, uint64_t *avail)
 {
     penlink_dev *d = ps->d;
     *avail = UINT64_MAX;
+    long long deadline = dev_now_ms() + d->timeout_ms;
     for (;;) {
         pl_envelope *r = NULL;
-        int st = dev_recv(d, dev_now_ms() + d->timeout_ms, &r, NULL);
+        int st = dev_recv(d, deadline, &r, NULL);
         if (st == PENLINK_ERR_TIMEOUT)
             return PENLINK_OK;
         if (st != PENLINK_OK)
             return st;
+        if (r->request_id == rid) /* the window goes on: another timeout from here */
+            deadline = dev_now_ms() + d->timeout_ms;
         int done = r->request_id == rid && (r->body_case == PENLINK__V1__ENVELOPE__BODY_LOG_END ||
                                             r->body_case == PENLINK__V1__ENVELOPE__BODY_ERROR);
         if (done && r->body_case == PENLINK__V1__ENVELOPE__BODY_LOG_END &&
@@ -383,10 +386,13 @@ static int pull_window(pull_state *ps, int *out)
         return st;
     uint64_t before = ps->next;
     int chunks = 0;
+    /* Only the window's own chunks restart the clock: stale frames or messages
+     * this version does not know, however many, do not keep it waiting. */
+    long long deadline = dev_now_ms() + d->timeout_ms;
     for (;;) {
         pl_envelope *r = NULL;
         pl_frame raw;
-        st = dev_recv(d, dev_now_ms() + d->timeout_ms, &r, &raw);
+        st = dev_recv(d, deadline, &r, &raw);
         if (st == PENLINK_ERR_TIMEOUT) {
             *out = retry(ps, 1, "%s: the pen sent nothing for %d ms at seq %llu", d->t->where,
                          d->timeout_ms, (unsigned long long)ps->next);
@@ -430,6 +436,7 @@ static int pull_window(pull_state *ps, int *out)
                 } else if (where == 0) {
                     st = take_chunk(ps, c, &raw);
                     chunks++;
+                    deadline = dev_now_ms() + d->timeout_ms;
                 } else {
                     uint64_t upto = c->first_seq;
                     pl_envelope_free(NULL, r);

@@ -17,6 +17,7 @@ penlink_client.py (the independent client); the encoders here are new.
 
 import hashlib
 import os
+import select
 import socket
 import struct
 import sys
@@ -293,6 +294,8 @@ class HostilePen:
       inside_bad_crc set of reply kinds sent inside a frame refused for its CRC
       unknown_before set of reply kinds preceded by an Envelope of unknown body
       pull_error     (code, message bytes, field bytes) answered to every PullLog
+      chatter        answer every PullLog with Envelopes of an unknown body, one every
+                     50 ms, carrying its request id, until the host sends something
       ack_lie        callable(true acked_seq) -> the acked_seq claimed
     """
 
@@ -304,7 +307,7 @@ class HostilePen:
                  n=300, base=0, first_held=None, chunk=DEFAULT_CHUNK,
                  per_reply=DEFAULT_PER_REPLY, absurd=False, tag=1, info=None, end=None,
                  end_rounds=None, damage=None, inside_bad_crc=(), unknown_before=(),
-                 pull_error=None, ack_lie=None, layout=None):
+                 pull_error=None, ack_lie=None, layout=None, chatter=False):
         self.path = path
         self.serial = serial
         self.info_serial = serial if info_serial is None else info_serial
@@ -329,6 +332,7 @@ class HostilePen:
         self.inside_bad_crc = set(inside_bad_crc)
         self.unknown_before = set(unknown_before)
         self.pull_error = pull_error
+        self.chatter = chatter
         self.ack_lie = ack_lie
         self.specs = layout(self) if layout else self.regular_layout()
         self.acked = base if acked is None else acked
@@ -463,6 +467,11 @@ class HostilePen:
                 with self.lock:
                     msg = getattr(env, body) if body else None
                     self.received.append((self.phase, body, msg))
+                if self.chatter and body == "pull_log":
+                    # never a chunk, never an end: only messages the host cannot know
+                    while not select.select([conn], [], [], 0.05)[0]:
+                        self._send(conn, [envelope(env.request_id, UNKNOWN_BODY, b"\x08\x01")])
+                    continue
                 self._send(conn, self._answer(env.request_id, body, msg))
 
     def _send(self, conn, items):

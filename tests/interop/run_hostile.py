@@ -374,6 +374,12 @@ CASES = [
          pen=dict(unknown_before={"hello_reply", "device_info", "config", "log_chunk",
                                   "ack_log_reply"}),
          runs=[R(["info"], 0), R(["pull"], 0)]),
+    case("pull_chatter", "12.7",
+         "every PullLog is answered by an endless stream of Envelopes of an unknown body with "
+         "its request id, never a chunk or a LogEnd: discarded, but they do not keep the host "
+         "waiting; each reply times out, and after its retries the pull fails with exit 5, "
+         "nothing stored or acknowledged",
+         pen=dict(chatter=True), runs=[R(["pull"], 5)], stored=NONE, acked=None, timeout=300),
     case("d7_frame_inside_bad_crc_frame", "12.7",
          "HelloReply, DeviceInfo and a LogChunk of each reply each begin inside a frame "
          "refused for its CRC (section 2 rule 5): found, all else as usual",

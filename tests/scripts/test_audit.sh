@@ -6,6 +6,7 @@
 # holds, and its usage totals and the exports must match the ground truth.
 # Usage: test_audit.sh PENLINK PENLINK_SIM
 # PENLINK_WRAP (e.g. a valgrind command line) is put before every penlink run.
+# PENLINK_TEST_ARCHIVE=postgresql: the same, on PostgreSQL (harness.sh).
 set -u
 PL="${PENLINK_WRAP:-} $1"
 SIM=$2
@@ -85,7 +86,7 @@ PY
 start_sim r --serial PEN-REF1 --seed 21 --simulate-days 21 --start-time $T0 --reuse-permille 60
 start_sim m --serial PEN-MAX3 --seed 22 --simulate-days 21 --start-time $T0 --reuse-permille 60 --max-uses 3 \
     --over-limit-permille 40
-AR="--archive $tmp/a.db"
+AR="--archive $(archive a)"
 run 0 "pull the refusing pen" $PL $AR --device "sim:$tmp/r.sock" pull
 run 0 "pull the pen that accepts reuse" $PL $AR --device "sim:$tmp/m.sock" pull
 $PL --device "sim:$tmp/r.sock" config get --json > "$tmp/cfg.json"
@@ -116,7 +117,7 @@ check "table output names the refusals" 'grep -q "refused" $tmp/out && grep -q "
 run 2 "--device sim:... is not a pen filter" $PL $AR --device "sim:$tmp/r.sock" audit
 # the pen acknowledged everything into the first archive: a second archive
 # gets its row but no record, and an audit of nothing is no pass
-AR1="--archive $tmp/one.db"
+AR1="--archive $(archive one)"
 $PL $AR1 --device "sim:$tmp/r.sock" --quiet pull > /dev/null 2>&1
 run 1 "an archive that holds a pen but no record: exit 1" $PL $AR1 audit
 check "the finding says there were no records to audit" 'grep -q "no_records .*no records to audit" $tmp/out'
@@ -224,7 +225,7 @@ run 2 "export: bad kind" $PL $AR export nonsense
 # (b) the same cartridges on two pens: same seed, same serials
 start_sim x --serial PEN-X001 --seed 33 --simulate-days 5 --start-time $T0
 start_sim y --serial PEN-X002 --seed 33 --simulate-days 5 --start-time $T0
-AX="--archive $tmp/x.db"
+AX="--archive $(archive x)"
 $PL $AX --device "sim:$tmp/x.sock" --quiet pull > /dev/null 2>&1
 $PL $AX --device "sim:$tmp/y.sock" --quiet pull > /dev/null 2>&1
 run 1 "cross-pen reuse: exit 1" $PL $AX audit --format json --report cartridges
@@ -243,9 +244,18 @@ for x in reuse:
 PY
 
 # a mistyped archive path is an error, not an empty archive with nothing to report
-run 7 "audit of a missing archive" $PL --archive "$tmp/no-such/archive.db" audit
-check "missing archive explained" 'grep -q "pull a pen into it first" $tmp/err'
-check "and not created" '[ ! -e $tmp/no-such/archive.db ]'
-run 7 "export from a missing archive" $PL --archive "$tmp/no-such.db" export records
+if [ "$backend" = sqlite ]; then
+    run 7 "audit of a missing archive" $PL --archive "$tmp/no-such/archive.db" audit
+    check "missing archive explained" 'grep -q "pull a pen into it first" $tmp/err'
+    check "and not created" '[ ! -e $tmp/no-such/archive.db ]'
+    run 7 "export from a missing archive" $PL --archive "$tmp/no-such.db" export records
+else # a database with no archive in it; one that does not exist
+    E=$(archive empty)
+    run 7 "audit of a database with no archive" $PL --archive "$E" audit
+    check "missing archive explained" 'grep -q "pull a pen into it first" $tmp/err'
+    check "and not created" '[ "$(q "$E" "SELECT count(*) FROM pg_namespace WHERE nspname = '"'penlink'"'")" = 0 ]'
+    run 7 "export from a database that does not exist" $PL --archive "$(pg_uri no_such_db)" export records
+    check "the server's words" 'grep -q "does not exist" $tmp/err'
+fi
 
 finish

@@ -160,9 +160,10 @@ PENLINK_API uint64_t penlink_record_field(const penlink_record *rec, uint32_t fi
 typedef int (*penlink_record_cb)(void *user, const penlink_record *rec);
 
 /**
- * Called for every protocol message met while decoding a capture of frames
- * (@p name is the Envelope body, e.g. "hello" or "log_chunk"; @p offset the
- * frame's offset in the input). May be NULL.
+ * Called for every protocol message met while decoding a file of frames
+ * (@p name is the Envelope body, e.g. "hello" or "log_chunk", or "none"; @p
+ * offset the frame's offset in the input). May be NULL. For captures, and
+ * for every field of each message, see penlink_decoder_set_message_cb().
  */
 typedef int (*penlink_message_cb)(void *user, uint64_t offset, uint32_t request_id,
                                   const char *name);
@@ -174,7 +175,8 @@ typedef struct penlink_decoder penlink_decoder;
 typedef enum penlink_input_format {
     PENLINK_INPUT_UNKNOWN = 0, /**< nothing decided yet */
     PENLINK_INPUT_FRAMES = 1,  /**< penlink frames (a capture, or `penlink pull` output) */
-    PENLINK_INPUT_CHUNKS = 2   /**< bare chunks: concatenated zlib streams of RecordBatch */
+    PENLINK_INPUT_CHUNKS = 2,  /**< bare chunks: concatenated zlib streams of RecordBatch */
+    PENLINK_INPUT_CAPTURE = 3  /**< a pcapng or pcap capture (penlink --trace, usbmon, USBPcap) */
 } penlink_input_format;
 
 /**
@@ -211,6 +213,158 @@ PENLINK_API int penlink_decoder_last_seq(const penlink_decoder *dec, uint64_t *s
 /** Totals so far. */
 PENLINK_API uint64_t penlink_decoder_records(const penlink_decoder *dec);
 PENLINK_API uint64_t penlink_decoder_chunks(const penlink_decoder *dec);
+
+/**
+ * Whose log a file of frames is. `penlink pull -o` starts every file with a
+ * header frame: an Envelope with request_id 0 (a value no host uses on the
+ * wire, docs/protocol.md section 3) whose body is a DeviceInfo carrying only
+ * the pen's identity. A reader that does not know headers sees one more
+ * message and skips it, as it skips every message but LogChunk.
+ * docs/protocol.md section 10 gives the bytes.
+ */
+typedef struct penlink_file_header {
+    char serial[33];    /**< the pen's serial, 1..32 bytes, as the pen sent it: unchecked text */
+    char model[33];     /**< its model, maybe empty; informational, cut to 32 bytes */
+    int has_device_key; /**< the pen had an identity (a device key) when the file began */
+    uint8_t device_key[32]; /**< its Ed25519 public key */
+} penlink_file_header;
+
+/** Largest encoded file header, bytes. */
+#define PENLINK_FILE_HEADER_MAX 256
+
+/**
+ * Encodes @p h as a file header frame into @p buf (#PENLINK_FILE_HEADER_MAX
+ * bytes always suffice); *@p len gets its size in bytes.
+ * @return #PENLINK_OK, or #PENLINK_ERR_INVALID_ARG for a NULL argument, an
+ *         empty or unterminated serial, or a buffer too small.
+ */
+PENLINK_API int penlink_file_header_encode(const penlink_file_header *h, void *buf, size_t cap,
+                                           size_t *len);
+
+/**
+ * The file header of the input. Returns 1 and fills *@p out (may be NULL)
+ * when the input began with one; 0 when it did not (a capture, bare chunks,
+ * a file written before headers existed) or when too little was fed to tell.
+ * A header that is malformed (no serial, a serial over 32 bytes, a key that
+ * is not 32 bytes) stops the decode with #PENLINK_ERR_PROTOCOL; a header
+ * further on that names another pen (two pens' files joined) stops it with
+ * #PENLINK_ERR_INTEGRITY. A header further on in an input that did not
+ * begin with one is an ordinary message.
+ */
+PENLINK_API int penlink_decoder_header(const penlink_decoder *dec, penlink_file_header *out);
+
+/* ---- messages on the wire (docs/engineer-guide.md) ------------------- */
+
+/** Which way a message went. */
+typedef enum penlink_direction {
+    PENLINK_DIR_UNKNOWN = 0, /**< a file of frames: not known */
+    PENLINK_DIR_TO_PEN = 1,  /**< host to pen: a request */
+    PENLINK_DIR_TO_HOST = 2  /**< pen to host: a reply */
+} penlink_direction;
+
+/**
+ * One protocol message, as a capture, a file or a live session shows it.
+ * Strings are the library's (never from the wire) except where noted;
+ * everything is valid only during the callback that passes it.
+ */
+typedef struct penlink_message {
+    uint64_t index;  /**< 1-based: the n-th message (or damaged stretch) of its input */
+    uint64_t offset; /**< a file of frames: the frame's offset; a capture: the offset of the
+                          packet block where the frame ends; live: 0 */
+    uint64_t packet; /**< a capture: 1-based number of the packet where the frame ends (as
+                          Wireshark numbers them); else 0 */
+    int64_t time_us; /**< a capture: that packet's time; live: now (µs since the epoch); else 0 */
+    penlink_direction direction;
+    uint32_t stream;      /**< a capture: the conversation (USB bus << 16 | address << 8 |
+                               endpoint, or the interface of a stream trace); else 0 */
+    uint32_t size;        /**< bytes of the frame (header and payload), or of the damaged stretch */
+    uint32_t payload_len; /**< header: payload length */
+    uint32_t payload_crc; /**< header: CRC-32 of the payload */
+    uint32_t header_check;  /**< header: its check (low 16 bits of a CRC-32) */
+    uint8_t version, flags; /**< header: framing version and flags */
+    uint32_t request_id;
+    const char *name;      /**< Envelope body ("hello", "log_chunk"), "none" for an Envelope
+                                without a body (or one this version does not know), "damaged"
+                                for bytes that are not an intact frame */
+    const char *problem;   /**< NULL, or what is wrong: why a stretch is damaged, a payload that
+                                is not an Envelope, a chunk that does not decode, a broken link */
+    const char *chain;     /**< log_chunk and log_end of a pen that signs its log: how far the
+                                hash chain and head signature were checked ("verified", or
+                                "unchecked: ..." saying why not); NULL otherwise */
+    const void *internal_; /**< for penlink_message_fields() */
+} penlink_message;
+
+/** Called for each message; a non-zero return stops what is calling it. */
+typedef int (*penlink_message_ex_cb)(void *user, const penlink_message *m);
+
+/** Types of penlink_field values. */
+typedef enum penlink_field_type {
+    PENLINK_FIELD_UINT = 0,  /**< u */
+    PENLINK_FIELD_INT = 1,   /**< i (signed protobuf types) */
+    PENLINK_FIELD_BOOL = 2,  /**< u (0 or 1) */
+    PENLINK_FIELD_TEXT = 3,  /**< text: a string from the wire, unchecked (escape it) */
+    PENLINK_FIELD_BYTES = 4, /**< bytes, len */
+    PENLINK_FIELD_BEGIN = 5, /**< a message field starts: its fields follow, then END */
+    PENLINK_FIELD_END = 6    /**< the message field opened by the last BEGIN ends */
+} penlink_field_type;
+
+/** One field of a message, as penlink_message_fields() visits them. */
+typedef struct penlink_field {
+    const char *name; /**< the field's name in protocol/penlink.proto */
+    uint32_t number;  /**< its field number */
+    penlink_field_type type;
+    int repeated; /**< one element of a repeated field (one call per element) */
+    int depth;    /**< 0 for the Envelope's own fields, 1 inside its body, ... */
+    uint64_t u;
+    int64_t i;
+    const char *text;
+    const uint8_t *bytes;
+    size_t len;
+} penlink_field;
+
+/**
+ * Visits every field present in the Envelope of @p m, in field-number order,
+ * nested messages between BEGIN and END (the body is the BEGIN named
+ * m->name at depth 0). Only during the callback that passed @p m.
+ * @return #PENLINK_OK, #PENLINK_ERR_INVALID_ARG (a damaged stretch has no
+ *         fields), or #PENLINK_ERR_CANCELLED when @p cb returned non-zero.
+ */
+PENLINK_API int penlink_message_fields(const penlink_message *m,
+                                       int (*cb)(void *user, const penlink_field *f), void *user);
+
+/**
+ * Calls @p cb (NULL: no longer) with every message a decoder meets, before
+ * the records of a LogChunk are passed to the record callback. In a
+ * capture (pcapng or pcap: `penlink --trace`, usbmon, USBPcap) damaged
+ * stretches are reported as messages named "damaged" and the decode goes
+ * on; the hash chain and head signatures are checked as far as the input
+ * allows (see penlink_message.chain).
+ */
+PENLINK_API int penlink_decoder_set_message_cb(penlink_decoder *dec, penlink_message_ex_cb cb,
+                                               void *user);
+
+/** Damaged stretches and messages with a problem met so far. */
+PENLINK_API uint64_t penlink_decoder_problems(const penlink_decoder *dec);
+
+/**
+ * Records every byte of every session opened on @p ctx from now on into
+ * the pcapng file @p path (created, or truncated), one packet per USB bulk
+ * transfer (link type LINKTYPE_USB_LINUX_MMAPPED, as usbmon records them)
+ * or per read and write of a simulated pen's socket (the penlink stream
+ * link type, docs/protocol.md section 11), timestamped, each written to the
+ * file as it happens so that a crash leaves a readable file. NULL stops
+ * recording and closes the file. A failure to write the trace fails the
+ * operation that wrote it (#PENLINK_ERR_IO).
+ * @return #PENLINK_OK, #PENLINK_ERR_IO (cannot create @p path).
+ */
+PENLINK_API int penlink_ctx_set_trace(penlink_ctx *ctx, const char *path);
+
+/**
+ * Calls @p cb with every message sent or received by the pens opened on
+ * @p ctx from now on (NULL: no longer), as it goes: what `penlink -v` shows.
+ * A non-zero return is ignored.
+ */
+PENLINK_API void penlink_ctx_set_message_cb(penlink_ctx *ctx, penlink_message_ex_cb cb, void *user);
 
 /* ---- pens ------------------------------------------------------------ */
 
@@ -553,8 +707,14 @@ PENLINK_API int penlink_archive_default_path(char *buf, size_t cap);
 
 /**
  * Opens (creating it and its directory if needed) the archive at @p path
- * (NULL: the default path), migrating an older schema. A damaged file is
- * #PENLINK_ERR_INTEGRITY with a message that says how to recover.
+ * (NULL: $PENLINK_ARCHIVE, else the default path), migrating an older
+ * schema. A damaged file is #PENLINK_ERR_INTEGRITY with a message that says
+ * how to recover. A @p path that is a PostgreSQL connection string
+ * (postgresql://..., postgres://..., or keyword=value such as service=NAME)
+ * opens the archive on that server instead (docs/fleet.md); its password
+ * comes from libpq's own means (~/.pgpass, PGPASSFILE, a service file),
+ * never from @p path (#PENLINK_ERR_INVALID_ARG). A server schema newer than
+ * this library is #PENLINK_ERR_UNSUPPORTED, and left untouched.
  */
 PENLINK_API int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **out);
 
@@ -566,6 +726,24 @@ PENLINK_API int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink
 PENLINK_API int penlink_archive_open_existing(penlink_ctx *ctx, const char *path,
                                               penlink_archive **out);
 PENLINK_API void penlink_archive_close(penlink_archive *ar);
+
+/**
+ * Sets up a PostgreSQL server for a shared archive (docs/fleet.md): the
+ * schema "penlink", created or migrated to this version; a @p writer_role
+ * (SELECT and INSERT only: technicians' and docking stations' logins) and a
+ * @p reader_role (SELECT, and INSERT of notes on findings only: auditors'),
+ * both NOLOGIN, created unless they exist; the grants. Safe to run again (after an upgrade, it
+ * migrates). Run it as the database's owner. @p uri: a libpq connection URI (postgresql://...) or
+ * keyword/value string (service=NAME).
+ * @p report gets one line in words per thing done (may be NULL).
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (not a server, a password
+ *         in @p uri, two equal role names); #PENLINK_ERR_IO (unreachable,
+ *         not allowed); #PENLINK_ERR_UNSUPPORTED (a newer schema).
+ */
+PENLINK_API int penlink_archive_init_server(penlink_ctx *ctx, const char *uri,
+                                            const char *writer_role, const char *reader_role,
+                                            void (*report)(void *user, const char *line),
+                                            void *user);
 
 /** What penlink_archive_pull() did. */
 typedef struct penlink_archive_pull_result {
