@@ -65,9 +65,9 @@ const char *cli_safe(const char *s);
 /* A JSON string (json_t *) for @p s, never NULL and never refused: valid
  * UTF-8 is kept exactly, each byte that is not becomes the text "\xNN". */
 void *cli_json_str(const char *s);
-/* One CSV field: escaped as for terminals, quoted (RFC 4180) when it holds a
- * comma or a quote, and a field that starts with = + - @ gets a leading '
- * so that no spreadsheet runs it as a formula. */
+/* One CSV field: escaped as for terminals (whole, however long), quoted
+ * (RFC 4180) when it holds a comma or a quote, and a field that starts with
+ * = + - @ gets a leading ' so that no spreadsheet runs it as a formula. */
 void cli_csv_text(FILE *f, const char *s);
 /* Longest serial that names a file. */
 #define CLI_FILENAME_SERIAL_MAX 64

@@ -261,11 +261,16 @@ void *cli_json_str(const char *s)
 
 void cli_csv_text(FILE *f, const char *s)
 {
-    const char *e = cli_safe(s);
+    /* a field is never cut (notes on a finding run to kilobytes): cli_safe's
+     * buffers only when memory runs out */
+    size_t cap = CLI_ESCAPED_CAP(strlen(s ? s : ""));
+    char *buf = malloc(cap);
+    const char *e = buf ? cli_escape(buf, cap, s) : cli_safe(s);
     /* a spreadsheet runs a cell that starts with = + - @ as a formula */
     int formula = strchr("=+-@", e[0]) != NULL && e[0] != '\0';
     if (!formula && !strpbrk(e, ",\"")) {
         fputs(e, f);
+        free(buf);
         return;
     }
     fputc('"', f);
@@ -277,6 +282,7 @@ void cli_csv_text(FILE *f, const char *s)
         fputc(*e, f);
     }
     fputc('"', f);
+    free(buf);
 }
 
 int cli_filename_ok(const char *s)
