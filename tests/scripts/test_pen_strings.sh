@@ -2,7 +2,8 @@
 # Strings from a pen or the archive never reach a terminal raw (defect
 # 12.6): a serial, a label, a pen's error message and archive rows holding
 # escape sequences, CR, LF, DEL, C1 and bidi controls, bytes that are not
-# UTF-8, and a spreadsheet formula go through every command and format. No
+# UTF-8, and a spreadsheet formula go through every command and format
+# (the audit's notes on findings and its HTML report among them). No
 # raw control byte may reach stdout or stderr; text shows them escaped; JSON
 # parses and keeps every key; CSV keeps its columns and defuses formulas.
 # Usage: test_pen_strings.sh PENLINK PENLINK_SIM
@@ -119,6 +120,18 @@ sqlite3 "$db" "UPDATE devices SET serial = CAST(X'$(hex "$aserial")' AS TEXT),
     bad "sqlite3 could not edit the archive"
 nrec=$(sqlite3 "$db" "SELECT count(*) FROM records")
 AR="--archive $db"
+# a note on a finding of that pen (penlink audit annotate), by a hostile
+# author, with markup, escape sequences, bytes that are not UTF-8 and a bidi
+# override: the archive keeps it as given, every format shows it escaped
+rseq=$($PL $AR audit --format json --report cartridges |
+    python3 -c 'import json,sys; print(min(o["seq"] for o in map(json.loads, sys.stdin) if o.get("finding") == "reuse"))')
+note=$(printf 'fixed <b>it</b>\033[2J\r\nALL CLEAR\377 \342\200\256x')
+nshown='fixed <b>it</b>\e[2J\r\nALL CLEAR\xff \u202ex'
+nhtml='fixed &lt;b&gt;it&lt;/b&gt;\e[2J\r\nALL CLEAR\xff \u202ex'
+nauthor=$(printf 'Dr <i>\033]0;x\007')
+run 0 "audit annotate a finding of the hostile pen" $PL $AR audit annotate "reuse:$aserial:$rseq" \
+    --text "$note" --operator "$nauthor"
+check "annotate: stdout safe" 'safe text $tmp/out "$ashown"'
 arch_cmd() { # NAME MODE WANT EXITS CMD... (EXITS: the exit codes allowed, e.g. "0 1")
     name=$1 mode=$2 want=$3 exits=$4
     shift 4
@@ -137,6 +150,11 @@ arch_cmd() { # NAME MODE WANT EXITS CMD... (EXITS: the exit codes allowed, e.g. 
 }
 arch_cmd "audit" text "$ashown" "0 1" $PL $AR audit
 check "audit: the alarm's detail is escaped" 'grep -qF "gap\\e[2J\\r\\nALL RECORDS VERIFIED\\xff \\u202eend" $tmp/out'
+check "audit: the note and its author are escaped" 'grep -qF "Dr <i>\\e]0;x\\x07: $nshown" $tmp/out'
+arch_cmd "audit --format html" text "" "0 1" $PL $AR audit --format html
+check "html: the note is escaped for a terminal, then for HTML" 'grep -qF "$nhtml" $tmp/out'
+check "html: the serial too" 'grep -qF "=1+2,&quot;q&quot;\\e[2J\\r\\n\\\\\\xff" $tmp/out'
+check "html: no markup from the archive" '! grep -q "<b>it\|<i>" $tmp/out'
 arch_cmd "audit --report integrity" text "$ashown" "0 1" $PL $AR audit --report integrity
 arch_cmd "audit --format csv" csv "" "0 1" $PL $AR audit --format csv
 check "audit csv: the formula is defused" \
