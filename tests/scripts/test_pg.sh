@@ -5,8 +5,9 @@
 # moment, repeated), penlink killed at random points (seeded; the seed is
 # printed, PENLINK_TEST_SEED repeats a run), the server stopped dead
 # (pg_ctl stop -m immediate) in the middle of pulls and started again, the
-# roles of init-server, a schema newer than the binary, and how a server is
-# named. After each fault: the archive equals the simulators' ground truth,
+# roles of init-server, a schema newer than the binary, how a server is
+# named, and what the audit reads and keeps there (the values a configuration
+# change replaced, notes on findings, the migration that adds them). After each fault: the archive equals the simulators' ground truth,
 # no record twice, and nothing the pen forgot is missing from the archive.
 # Usage: test_pg.sh PENLINK PENLINK_SIM
 set -u
@@ -280,4 +281,60 @@ run 2 "a password in the URI is refused" $PL --archive "postgresql://penlink:sec
 check "it says where passwords go" 'grep -q "pgpass" $tmp/err && ! grep -q secret $tmp/err'
 run 7 "an unreachable server" $PL --archive "postgresql://penlink@/fleet?host=$tmp/nowhere" audit
 check "it says it cannot connect" 'grep -q "cannot connect" $tmp/err'
+
+# 8. what the audit reads and keeps on the server: the values a configuration
+# change replaced (revision 1's limits, for a change made before the first
+# pull), and notes on findings (append-only; an auditor's role may add them);
+# a schema of version 1 (before the notes) is migrated by the owner
+N=$(archive notes)
+run 0 "init-server of another archive" $PL --archive "$N" archive init-server
+check "the reader may add notes on findings, nothing else" \
+    'grep -q "role penlink_reader: exists (NOLOGIN): SELECT on every table, INSERT on the notes on findings" $tmp/out'
+start_sim c --serial PEN-C001 --seed 51 --simulate-days 3 --start-time $T0 --over-limit-permille 200
+run 0 "config set before the first pull" $PL --archive "$N" --device "sim:$tmp/c.sock" config set max_treatment_s=5400
+run 0 "then the first pull" $PL --archive "$N" --device "sim:$tmp/c.sock" pull
+stop_sim c
+check "the history holds revision 1 only as the change's old values" \
+    '[ "$(q "$N" "SELECT revision, (old_json::json)->>'"'revision'"', (old_json::json)->>'"'max_treatment_s'"' FROM config_history")" = "2|1|3600" ]'
+run 1 "audit" $PL --archive "$N" audit --format json
+"$PY" - "$tmp/out" > "$tmp/id" << 'PY' && ok "revision 1's limits checked every treatment (no limits_unknown)" || bad "revision 1 unchecked on the server"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert not [r for r in rows if r.get("finding") == "limits_unknown"], "limits_unknown reported"
+over = [r for r in rows if r.get("finding") == "out_of_limits"]
+assert over and all(r["config_revision"] == 1 for r in over), over[:2]
+print(over[0]["id"])
+PY
+id=$(cat "$tmp/id")
+NA=$(pg_uri notes | sed 's|//penlink@|//aud@|')
+run 0 "the reader annotates $id" $PL --archive "$NA" audit annotate "$id" --text "seen <b>1</b>" --operator "Dr. A"
+run 0 "the owner adds a second note" $PL --archive "$N" audit annotate "$id" --text "checked again"
+run 2 "a finding the audit does not make" $PL --archive "$N" audit annotate out_of_limits:PEN-C001:1 --text x
+run 1 "the audit shows the notes" $PL --archive "$NA" audit --format json
+"$PY" - "$tmp/out" "$id" << 'PY' && ok "json: both notes, oldest first, with who" || bad "notes on the server"
+import json, sys
+f = [x for x in map(json.loads, open(sys.argv[1])) if x.get("id") == sys.argv[2]][0]
+a = f["annotations"]
+assert [(x["by"], x["text"]) for x in a][0] == ("Dr. A", "seen <b>1</b>"), a
+assert a[1]["text"] == "checked again" and "@" in a[1]["by"] and a[0]["at"] <= a[1]["at"], a
+PY
+for sql in "UPDATE penlink.annotations SET text = 'x'" "DELETE FROM penlink.annotations" \
+    "TRUNCATE penlink.annotations"; do
+    psql_as penlink notes "$sql" && bad "the owner may: $sql" ||
+        { grep -q "append-only" "$tmp/psql" && ok "a trigger refuses the owner: $sql" ||
+            { bad "owner: $sql"; cat "$tmp/psql"; }; }
+done
+psql_as aud notes "DELETE FROM penlink.annotations" && bad "the reader may delete notes" ||
+    { grep -q "permission denied" "$tmp/psql" && ok "the reader may not delete notes" || { bad "reader delete"; cat "$tmp/psql"; }; }
+check "both notes kept" '[ "$(q "$N" "SELECT count(*) FROM annotations")" = 2 ]'
+psql_as penlink notes "ALTER TABLE penlink.schema_version DISABLE TRIGGER USER" \
+    "DELETE FROM penlink.schema_version WHERE version = 2" \
+    "ALTER TABLE penlink.schema_version ENABLE TRIGGER USER" "DROP TABLE penlink.annotations" ||
+    { bad "could not make a version-1 schema"; cat "$tmp/psql"; }
+run 1 "an audit of a version-1 schema (migrated by the owner's penlink)" $PL --archive "$N" audit
+check "the notes table is back" '[ "$(q "$N" "SELECT max(version) FROM schema_version")" = 2 ] && [ "$(q "$N" "SELECT count(*) FROM annotations")" = 0 ]'
+run 0 "init-server again: at version 2" $PL --archive "$N" archive init-server
+check "it says so" 'grep -q "at version 2 already" $tmp/out'
+run 0 "the reader annotates the migrated archive" $PL --archive "$NA" audit annotate "$id" --text "after the upgrade"
+
 finish
