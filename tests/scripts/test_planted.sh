@@ -7,6 +7,7 @@
 # over several seeds, with and without windows whose edges cut through the
 # days; and with the knobs off the audit finds none of those kinds.
 # Usage: test_planted.sh PENLINK PENLINK_SIM [SEEDS]   (SEEDS: default "1 2 3")
+# PENLINK_TEST_ARCHIVE=postgresql: the same, into PostgreSQL (harness.sh).
 set -u
 PL="${PENLINK_WRAP:-} $1"
 SIM=$2
@@ -54,7 +55,7 @@ iso() { python3 -c 'import datetime, sys; print(datetime.datetime.fromtimestamp(
 
 for seed in $SEEDS; do
     echo "# seed $seed"
-    A=$tmp/s$seed.db
+    A=$(archive s$seed)
     # O: a week, single use (refuses the reused cartridges), and the cartridges P reuses
     $SIM --state "$tmp/o$seed" --serial "PEN-O$seed" --seed $((seed + 100)) --simulate-days 7 \
         --start-time $T0 --reuse-permille 100 > /dev/null || bad "sim O"
@@ -92,15 +93,17 @@ echo "# the knobs off"
 seed=$(echo $SEEDS | cut -d' ' -f1)
 $SIM --state "$tmp/off" --serial PEN-OFF --seed "$seed" --simulate-days 14 --start-time $T0 \
     --reuse-permille 80 > /dev/null
-pull off "$tmp/off.db" || bad "pull the pen with the knobs off"
+OFF=$(archive off)
+pull off "$OFF" || bad "pull the pen with the knobs off"
 DIRS="$tmp/off"
-compare "every knob off (refusing reuse)" "$tmp/off.db" refused
-run 0 "the audit passes" $PL --archive "$tmp/off.db" audit
+compare "every knob off (refusing reuse)" "$OFF" refused
+run 0 "the audit passes" $PL --archive "$OFF" audit
 # each knob off while the others are on: none of its kind
 for knob in reuse-permille over-limit-permille no-cartridge-permille depth-out-permille \
     speed-out-permille clock-glitch-permille clock-set-permille config-refused-permille \
     cross-reuse-permille; do
-    rm -rf "$tmp/one" "$tmp/one.db"
+    rm -rf "$tmp/one"
+    ONE=$(archive one)
     # shellcheck disable=SC2086
     args=$(echo $KNOBS --reuse-from "$tmp/o$seed" --cross-reuse-permille 60 |
         sed "s/--$knob [0-9]*//")
@@ -109,9 +112,9 @@ for knob in reuse-permille over-limit-permille no-cartridge-permille depth-out-p
         $args > /dev/null || bad "sim without --$knob"
     rm -rf "$tmp/o1x"
     cp -r "$tmp/o$seed.template" "$tmp/o1x"
-    pull one "$tmp/one.db" && pull o1x "$tmp/one.db" || bad "pulls without --$knob"
+    pull one "$ONE" && pull o1x "$ONE" || bad "pulls without --$knob"
     DIRS="$tmp/one $tmp/o1x"
-    $PL --archive "$tmp/one.db" audit --format json > "$tmp/audit.json"
+    $PL --archive "$ONE" audit --format json > "$tmp/audit.json"
     kind=$(echo "$knob" | sed 's/-permille//; s/over-limit/out_of_limits/; s/depth-out/out_of_limits/;
         s/speed-out/out_of_limits/; s/no-cartridge/no_cartridge/; s/clock-glitch/clock_backwards/;
         s/clock-set/clock_jump/; s/config-refused/config_refused/; s/cross-reuse/reuse/')
