@@ -239,7 +239,7 @@ static int on_head(void *u, uint64_t next_seq, const uint8_t *link, size_t link_
                       "the signed head through seq %llu does not verify with the pen's pinned "
                       "key (re-signed or edited)",
                       (unsigned long long)next_seq);
-    if (!bsearch(link, v->links, v->n_links, 32, cmp_link))
+    if (v->n_links == 0 || !bsearch(link, v->links, v->n_links, 32, cmp_link))
         return broken(v, next_seq,
                       "the signed head through seq %llu names a link no chunk in the archive "
                       "has (its chunk was removed or replaced)",
@@ -290,7 +290,8 @@ static int verify_pen(void *u, int64_t device, const char *serial, const uint8_t
         if (rc == PENLINK_ERR_CANCELLED)
             rc = v.st;
         if (rc == PENLINK_OK && r.state == PENLINK_VERIFY_OK) {
-            qsort(v.links, v.n_links, 32, cmp_link);
+            if (v.n_links) /* none (no chunk archived yet): v.links is NULL, qsort's UB */
+                qsort(v.links, v.n_links, 32, cmp_link);
             rc = b->ops->heads(b, device, on_head, &v);
             if (rc == PENLINK_ERR_CANCELLED)
                 rc = PENLINK_OK;
