@@ -234,7 +234,8 @@ bad:
 static int breakdown(int64_t ms, struct tm *tm, long *off_s, int *frac)
 {
     int64_t s = floor_div(ms, MS_PER_S);
-    *frac = (int)(ms - s * MS_PER_S);
+    int64_t r = ms % MS_PER_S; /* not ms - s * 1000: that overflows near INT64_MIN */
+    *frac = (int)(r < 0 ? r + MS_PER_S : r);
     time_t t = (time_t)s;
     if (zone_utc) {
         *off_s = 0;

@@ -1069,10 +1069,11 @@ static void integrity(audit *a, const penlink_record *r)
         fi.seq = r->seq;
         fi.time_ms = r->time_ms;
         fi.value = r->clock_delta_ms;
-        snprintf(fi.detail, sizeof fi.detail, "the clock was set %s by %lld s (over an hour)",
-                 r->clock_delta_ms > 0 ? "forward" : "back",
-                 (long long)(r->clock_delta_ms > 0 ? r->clock_delta_ms : -r->clock_delta_ms) /
-                     1000);
+        /* the magnitude in unsigned arithmetic: a pen may log a delta of INT64_MIN */
+        uint64_t by =
+            r->clock_delta_ms > 0 ? (uint64_t)r->clock_delta_ms : 0 - (uint64_t)r->clock_delta_ms;
+        snprintf(fi.detail, sizeof fi.detail, "the clock was set %s by %llu s (over an hour)",
+                 r->clock_delta_ms > 0 ? "forward" : "back", (unsigned long long)(by / 1000));
         emit(a, &fi);
     }
 }
