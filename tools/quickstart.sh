@@ -10,9 +10,10 @@ jobs=$(nproc 2> /dev/null || echo 2)
 build() { # dir cmake-args...
     dir=$1
     shift
-    cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" > "$dir.cmake.log" 2>&1 ||
-        { cat "$dir.cmake.log"; exit 1; }
-    cmake --build "$dir" -j "$jobs" > "$dir.build.log" 2>&1 || { cat "$dir.build.log"; exit 1; }
+    mkdir -p "$dir"
+    cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" > "$dir/cmake.log" 2>&1 ||
+        { cat "$dir/cmake.log"; exit 1; }
+    cmake --build "$dir" -j "$jobs" > "$dir/build.log" 2>&1 || { cat "$dir/build.log"; exit 1; }
 }
 
 case "${1:-}" in
@@ -31,8 +32,9 @@ test)
     git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
 
     echo "== the pen's core for a Cortex-M4 (arm-none-eabi-gcc -Os), sizes against the targets"
-    bash tools/arm/build-m4.sh build-m4 > build-m4.log 2>&1 || { cat build-m4.log; exit 1; }
-    sed -n '/^== verdict/,$p' build-m4.log
+    mkdir -p build-m4
+    bash tools/arm/build-m4.sh build-m4 > build-m4/m4.log 2>&1 || { cat build-m4/m4.log; exit 1; }
+    sed -n '/^== verdict/,$p' build-m4/m4.log
 
     echo "== clang libFuzzer build, 20 s per target"
     CC=clang build build-fuzz -DPENLINK_FUZZ=ON -DPENLINK_TESTS=OFF -DPENLINK_BENCH=OFF
@@ -40,15 +42,15 @@ test)
 
     echo "== ASan + UBSan build (clang), all tests"
     CC=clang build build-asan -DPENLINK_SANITIZE=ON -DPENLINK_BENCH=OFF
-    (cd build-asan && ctest -j "$jobs" --output-on-failure > ../build-asan.ctest.log 2>&1) ||
-        { cat build-asan.ctest.log; exit 1; }
-    tail -n 3 build-asan.ctest.log
+    (cd build-asan && ctest -j "$jobs" --output-on-failure > ctest.log 2>&1) ||
+        { cat build-asan/ctest.log; exit 1; }
+    tail -n 3 build-asan/ctest.log
 
     echo "== valgrind (memcheck, leaks are errors), all tests"
     build build-valgrind -DPENLINK_VALGRIND=ON -DPENLINK_BENCH=OFF
-    (cd build-valgrind && ctest -j "$jobs" --output-on-failure > ../build-valgrind.ctest.log 2>&1) ||
-        { cat build-valgrind.ctest.log; exit 1; }
-    tail -n 3 build-valgrind.ctest.log
+    (cd build-valgrind && ctest -j "$jobs" --output-on-failure > ctest.log 2>&1) ||
+        { cat build-valgrind/ctest.log; exit 1; }
+    tail -n 3 build-valgrind/ctest.log
 
     echo "== gcc build with -Wall -Wextra -Werror, all tests"
     build build-test

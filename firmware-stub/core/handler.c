@@ -421,7 +421,7 @@ static void on_pull(pen *p, uint32_t rid, const Penlink__V1__PullLog *q)
 {
     uint64_t from = q->has_from_seq ? q->from_seq : 0;
     uint64_t next = pen_log_next_seq(&p->log);
-    uint32_t max = q->has_max_chunks && q->max_chunks > 0 ? q->max_chunks : PEN_PULL_MAX_CHUNKS;
+    uint32_t max = q->has_max_chunks && q->max_chunks > 0 ? q->max_chunks : p->pull_max;
 
     p->pull.active = false;
     if (from > next) {
@@ -431,8 +431,8 @@ static void on_pull(pen *p, uint32_t rid, const Penlink__V1__PullLog *q)
                    "pull_log.from_seq");
         return;
     }
-    if (max > PEN_PULL_MAX_CHUNKS)
-        max = PEN_PULL_MAX_CHUNKS;
+    if (max > p->pull_max)
+        max = p->pull_max; /* the protocol lets a pen send fewer than asked */
     /* A window that goes on where the last one stopped keeps its place in the
      * ring; read_chunk checks the chunk there before it uses it. Any other
      * start walks the ring from its oldest sector. */

@@ -87,7 +87,7 @@ pen_status pen_init(pen *p, const pen_hal *hal, const pen_opts *opts)
         opts = &def;
     }
     uint32_t batch = opts->batch_records ? opts->batch_records : PL_CHUNK_BATCH;
-    if (batch > PL_CHUNK_MAX_RECORDS)
+    if (batch > PL_CHUNK_MAX_RECORDS || opts->pull_max_chunks > PEN_PULL_MAX_CHUNKS)
         return PEN_ERR_ARG;
     memset(p, 0, sizeof *p);
     p->hal = hal;
@@ -98,6 +98,7 @@ pen_status pen_init(pen *p, const pen_hal *hal, const pen_opts *opts)
     copy_text(p->fw_ver, sizeof p->fw_ver, opts->firmware_version, "0.1.0");
     p->proto_major = opts->protocol_major ? opts->protocol_major : PEN_PROTOCOL_MAJOR;
     p->tx_max = PL_FRAME_MIN_PAYLOAD;
+    p->pull_max = opts->pull_max_chunks ? opts->pull_max_chunks : PEN_PULL_MAX_CHUNKS;
     if (hal->device_key) {
         if (!hal->sign || !hal->verify || !hal->sha256 || !hal->random)
             return PEN_ERR_ARG;

@@ -53,7 +53,8 @@ extern "C" {
 #define PEN_RX_MAX_PAYLOAD 2048u
 /** Arena for unpacking one request (protobuf-c allocations). */
 #define PEN_ARENA_SIZE 3072u
-/** LogChunk frames a PullLog gets when it asks for 0 (and the most it can ask for). */
+/** LogChunk frames a PullLog gets when it asks for 0 (and the most it can ask for),
+ *  unless pen_opts::pull_max_chunks sets fewer. */
 #define PEN_PULL_MAX_CHUNKS 32u
 /** Longest serial number, bytes. */
 #define PEN_SERIAL_MAX 32u
@@ -71,6 +72,8 @@ typedef struct pen_opts {
     uint32_t protocol_major;       /**< major version to speak; another value than
                                         PEN_PROTOCOL_MAJOR exists for tests */
     uint32_t batch_records;        /**< records per staging batch, 1..PL_CHUNK_BATCH */
+    uint32_t pull_max_chunks;      /**< most LogChunks the pen sends per PullLog,
+                                        1..PEN_PULL_MAX_CHUNKS; 0: PEN_PULL_MAX_CHUNKS */
 } pen_opts;
 
 /** Fills @p o with the defaults: serial "PL0000000", batch PL_CHUNK_BATCH. */
@@ -116,7 +119,8 @@ typedef struct pen {
 
     /* session */
     bool ready;
-    uint32_t tx_max; /**< host's max payload */
+    uint32_t tx_max;   /**< host's max payload */
+    uint32_t pull_max; /**< most chunks per PullLog reply (pen_opts::pull_max_chunks) */
     struct {
         bool active;
         uint32_t request_id;
@@ -151,7 +155,8 @@ typedef struct pen {
 /**
  * Boots the core over @p hal (which must outlive @p p): scans and repairs the
  * flash, loads the configuration. @p opts may be NULL (defaults).
- * @return PEN_OK; PEN_ERR_GEOMETRY when the flash is too small;
+ * @return PEN_OK; PEN_ERR_ARG when the HAL lacks a callback or an option is out
+ *         of range; PEN_ERR_GEOMETRY when the flash is too small;
  *         PEN_ERR_FLASH when a flash callback failed.
  */
 pen_status pen_init(pen *p, const pen_hal *hal, const pen_opts *opts);

@@ -1,7 +1,8 @@
 /*
  * File-backed NOR flash for penlink-sim: an in-memory image mirrored to a
- * file operation by operation, with NOR rules enforced (program ANDs, erase
- * sets 0xFF) and an optional torn operation that simulates a power cut.
+ * file operation by operation (each one written when the next begins), with
+ * NOR rules enforced (program ANDs, erase sets 0xFF) and an optional torn
+ * operation that simulates a power cut.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "flash_file.h"
+#include "state_dir.h"
 
 static uint64_t next_rand(flash_file *f)
 {
@@ -38,6 +40,28 @@ static int persist(flash_file *f, uint32_t addr, uint32_t len)
     return 0;
 }
 
+int flash_file_flush(flash_file *f)
+{
+    if (!f->pending)
+        return 0;
+    if (persist(f, f->pend_addr, f->pend_len) != 0)
+        return -1;
+    f->pending = false;
+    return 0;
+}
+
+/* Starts an operation on [addr, addr + len): the previous one goes to the
+ * file first, this one stays pending. */
+static int begin_op(flash_file *f, uint32_t addr, uint32_t len)
+{
+    if (flash_file_flush(f) != 0)
+        return -1;
+    f->pending = true;
+    f->pend_addr = addr;
+    f->pend_len = len;
+    return 0;
+}
+
 int flash_file_open(flash_file *f, const char *path, uint32_t sector_size, uint32_t sector_count)
 {
     struct stat st;
@@ -50,22 +74,23 @@ int flash_file_open(flash_file *f, const char *path, uint32_t sector_size, uint3
         errno = EINVAL;
         return -1;
     }
-    f->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (f->fd < 0)
-        return -1;
-    if (fstat(f->fd, &st) != 0)
-        goto fail;
     f->mem = malloc(size);
     if (!f->mem)
         goto fail;
     f->sector_size = sector_size;
     f->sector_count = sector_count;
-    if (st.st_size == 0) {
-        memset(f->mem, 0xFF, size);
-        if (persist(f, 0, (uint32_t)size) != 0)
+    f->fd = open(path, O_RDWR | O_CLOEXEC);
+    if (f->fd < 0 && errno == ENOENT) {
+        memset(f->mem, 0xFF, size); /* a blank chip, in place only once it is whole */
+        if (sd_write_atomic(path, f->mem, size, 0644) != 0)
+            goto fail;
+        f->fd = open(path, O_RDWR | O_CLOEXEC);
+        if (f->fd < 0)
             goto fail;
         return 0;
     }
+    if (f->fd < 0 || fstat(f->fd, &st) != 0)
+        goto fail;
     if ((size_t)st.st_size != size) {
         errno = EINVAL;
         goto fail;
@@ -92,13 +117,17 @@ fail : {
 
 int flash_file_sync(flash_file *f)
 {
-    return f->fd >= 0 ? fsync(f->fd) : 0;
+    if (f->fd < 0)
+        return 0;
+    return flash_file_flush(f) == 0 ? fsync(f->fd) : -1;
 }
 
 void flash_file_close(flash_file *f)
 {
-    if (f->fd >= 0)
+    if (f->fd >= 0) {
+        (void)flash_file_flush(f);
         close(f->fd);
+    }
     free(f->mem);
     f->mem = NULL;
     f->fd = -1;
@@ -128,7 +157,7 @@ int flash_file_program(void *ctx, uint32_t addr, const void *buf, uint32_t len)
     uint64_t size = (uint64_t)f->sector_size * f->sector_count;
     uint32_t n = len;
 
-    if (f->dead || (uint64_t)addr + len > size)
+    if (f->dead || (uint64_t)addr + len > size || begin_op(f, addr, len) != 0)
         return -1;
     if (cut_now(f)) {
         n = len ? (uint32_t)(next_rand(f) % len) : 0;
@@ -138,8 +167,6 @@ int flash_file_program(void *ctx, uint32_t addr, const void *buf, uint32_t len)
     }
     for (uint32_t i = 0; i < n; i++)
         f->mem[addr + i] &= d[i];
-    if (persist(f, addr, len) != 0)
-        return -1;
     return f->dead ? -1 : 0;
 }
 
@@ -147,14 +174,13 @@ int flash_file_erase(void *ctx, uint32_t sector)
 {
     flash_file *f = ctx;
     uint32_t n = f->sector_size;
-    if (f->dead || sector >= f->sector_count)
+    if (f->dead || sector >= f->sector_count ||
+        begin_op(f, sector * f->sector_size, f->sector_size) != 0)
         return -1;
     if (cut_now(f)) {
         n = (uint32_t)(next_rand(f) % f->sector_size);
         f->dead = true;
     }
     memset(f->mem + (size_t)sector * f->sector_size, 0xFF, n);
-    if (persist(f, sector * f->sector_size, f->sector_size) != 0)
-        return -1;
     return f->dead ? -1 : 0;
 }

@@ -2,8 +2,10 @@
  * The simulated pen's identity, as a factory would provision it: an Ed25519
  * device key pair, made once per state directory (device.key, 0600), and
  * the config-signing public keys it trusts (config-keys, one per line in
- * hex), fixed when the state is created. The crypto HAL is libsodium; a real
- * pen has a secure element behind the same callbacks.
+ * hex), fixed when the state is created. Both files are written whole and
+ * renamed into place (state_dir.h): a kill never leaves half a key. The
+ * crypto HAL is libsodium; a real pen has a secure element behind the same
+ * callbacks.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -16,6 +18,7 @@
 #include <sodium.h>
 
 #include "identity.h"
+#include "state_dir.h"
 
 static int hexval(int c)
 {
@@ -129,14 +132,10 @@ static int load_or_make_key(const char *path, uint8_t sk[64], char *err, size_t 
     }
     uint8_t pk[32];
     crypto_sign_keypair(pk, sk);
-    fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0 || write(fd, sk, 64) != 64 || fsync(fd) != 0) {
+    if (sd_write_atomic(path, sk, 64, 0600) != 0) {
         snprintf(err, errcap, "%s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
         return -1;
     }
-    close(fd);
     return 0;
 }
 
@@ -167,19 +166,28 @@ static int load_config_keys(sim_identity *id, const char *path, char *err, size_
     return rc;
 }
 
+/* config-keys of a new state; none: no file (one left by a creation that a
+ * kill interrupted goes too). */
 static int save_config_keys(const sim_identity *id, const char *path, char *err, size_t errcap)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
+    char text[SIM_CONFIG_KEYS_MAX * (2 * 32 + 1)];
+    size_t n = 0;
+    if (id->n_keys == 0) {
+        if (unlink(path) == 0 || errno == ENOENT)
+            return 0;
         snprintf(err, errcap, "%s: %s", path, strerror(errno));
         return -1;
     }
     for (uint32_t k = 0; k < id->n_keys; k++) {
         for (int i = 0; i < 32; i++)
-            fprintf(f, "%02x", id->keys[k][i]);
-        fputc('\n', f);
+            n += (size_t)snprintf(text + n, sizeof text - n, "%02x", id->keys[k][i]);
+        text[n++] = '\n';
     }
-    return fclose(f) == 0 ? 0 : -1;
+    if (sd_write_atomic(path, text, n, 0644) != 0) {
+        snprintf(err, errcap, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 int sim_identity_open(sim_identity *id, const char *dir, bool new_state, const uint8_t (*keys)[32],
@@ -203,9 +211,7 @@ int sim_identity_open(sim_identity *id, const char *dir, bool new_state, const u
         if (n_keys)
             memcpy(id->keys, keys, n_keys * sizeof id->keys[0]);
         id->n_keys = n_keys;
-        if (n_keys && save_config_keys(id, path, err, errcap) != 0)
-            return -1;
-        return 0;
+        return save_config_keys(id, path, err, errcap);
     }
     if (load_config_keys(id, path, err, errcap) != 0)
         return -1;

@@ -27,14 +27,53 @@ struct cli {
     int verbose; /* --verbose */
     const char *prog;
     const char *device;  /* --device URI, else PENLINK_DEVICE, else "usb" */
-    const char *archive; /* --archive PATH, else $XDG_DATA_HOME/penlink/archive.db */
+    const char *archive; /* --archive PATH|URI, else $PENLINK_ARCHIVE, else the default file */
     int timeout_ms;      /* --timeout MS, 0: the library's default */
+    const char *trace;   /* --trace FILE: every frame of the session, as pcapng */
     penlink_ctx *ctx;    /* cancelled by SIGINT / SIGTERM */
 };
 
-/* Prints one error line (text or JSON per --json) and returns @p code. */
+/*
+ * Prints one error line (text or JSON per --json) and returns @p code. The
+ * whole message crosses the boundary below (cli_escape, cli_json_str), so
+ * pass strings from a pen or the archive to it raw, never pre-escaped.
+ */
 int cli_error(const struct cli *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* "penlink: warning: ..." on stderr, escaped like cli_error's text. */
+void cli_warn(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * The one boundary for strings that came from a pen or the archive (serial,
+ * model, firmware, labels, details, the pen's error messages): every one
+ * passes here before a terminal, a CSV or JSON output, or a file name.
+ *
+ * For terminals (and CSV): printable text is kept; a backslash becomes
+ * "\\", newline, CR, tab and ESC "\n" "\r" "\t" "\e", other control bytes
+ * and bytes that are not UTF-8 "\xNN", C1 controls and invisible or
+ * direction-changing characters "\uNNNN". cli_escape writes to @p buf (at
+ * most @p cap - 1 bytes; a string cut short ends in "...") and returns it;
+ * cli_safe returns one of 8 rotating static buffers of 2 KiB, so up to 8
+ * may be used in one printf.
+ */
+char *cli_escape(char *buf, size_t cap, const char *s);
+const char *cli_safe(const char *s);
+/* A @p cap for cli_escape that never cuts a string of @p n bytes: no piece
+ * grows more than 4 times (a byte that is not UTF-8 becomes "\xNN"), and
+ * room for "..." is always kept. */
+#define CLI_ESCAPED_CAP(n) (4 * (size_t)(n) + 4)
+/* A JSON string (json_t *) for @p s, never NULL and never refused: valid
+ * UTF-8 is kept exactly, each byte that is not becomes the text "\xNN". */
+void *cli_json_str(const char *s);
+/* One CSV field: escaped as for terminals (whole, however long), quoted
+ * (RFC 4180) when it holds a comma or a quote, and a field that starts with
+ * = + - @ gets a leading ' so that no spreadsheet runs it as a formula. */
+void cli_csv_text(FILE *f, const char *s);
+/* Longest serial that names a file. */
+#define CLI_FILENAME_SERIAL_MAX 64
+/* 1 when @p s may name a file: 1..CLI_FILENAME_SERIAL_MAX of [A-Za-z0-9._-],
+ * not starting with '.'. Anything else is refused, never rewritten. */
+int cli_filename_ok(const char *s);
 /* Maps a library status to an exit code. */
 int cli_exit_for(int status);
 
@@ -47,8 +86,12 @@ int cli_help_only(int argc, char **argv, const char *usage, int nargs);
 int cli_open(struct cli *c, penlink_dev **dev);
 /* Prints the context's error for a failed library call; returns its exit code. */
 int cli_fail(struct cli *c, const char *what, int status);
-/* Prints a JSON value on stdout (compact, one line) and frees it. */
+/* Prints a JSON value on stdout (compact, one line, ASCII) and frees it. */
 void cli_json_out(void *json);
+/* The same on @p f. */
+void cli_json_line(FILE *f, void *json);
+/* json_dumps flags of every JSON output: compact, in order, ASCII only. */
+#define CLI_JSON_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII)
 /* Time as "2026-01-01T09:00:00.000Z". */
 void cli_format_time(int64_t ms, char *buf, size_t cap);
 /* Wall-clock now, ms since the epoch. */
@@ -73,6 +116,13 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
 int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
                         penlink_archive_pull_result *res);
 
+/* Protocol messages (messages.c): one line, and with @p fields every field,
+ * each line starting with @p prefix; one JSON object (a json_t *); and the
+ * session callback of -v / -vv (user: the struct cli), lines on stderr. */
+void cli_message_text(FILE *f, const penlink_message *m, int fields, const char *prefix);
+void *cli_message_json(const penlink_message *m);
+int cli_message_verbose(void *user, const penlink_message *m);
+
 int cmd_decode(struct cli *c, int argc, char **argv);
 int cmd_list(struct cli *c, int argc, char **argv);
 int cmd_info(struct cli *c, int argc, char **argv);
@@ -84,13 +134,37 @@ int cmd_audit(struct cli *c, int argc, char **argv);
 int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_keys(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
+int cmd_archive(struct cli *c, int argc, char **argv);
 
-/* Shared by audit and export (cmd_audit.c): --since / --until DATE, the pen
- * filter (--pen, else --device usb:SERIAL), a treatment as CSV or JSON. */
-int cli_window_option(struct cli *c, penlink_archive_filter *f, int until, const char *arg);
+/* Shared by audit and export (cmd_audit.c): --tz ZONE, then --since and
+ * --until DATE read in it (NULL when not given), checked and in order; the
+ * pen filter (--pen, else --device usb:SERIAL), and whether the archive
+ * holds that pen (a usage error naming its pens when not); a treatment as
+ * CSV or JSON. Each returns EXIT_OK or the exit code after printing why. */
+int cli_window(struct cli *c, const char *cmd, const char *tz, const char *since, const char *until,
+               penlink_archive_filter *f);
 int cli_pen_filter(struct cli *c, penlink_archive_filter *f, const char *pen);
+int cli_pen_check(struct cli *c, penlink_archive *ar, const char *cmd, const char *serial);
+
+/* penlink audit --format html (audit_html.c): the report of @p f into @p path
+ * (NULL: standard output), made by @p operator_ (NULL: the OS user@host);
+ * and --check-report PATH. Each returns an exit code. */
+int cli_audit_html(struct cli *c, const penlink_archive_filter *f, const char *path,
+                   const char *operator_);
+int cli_audit_check_report(struct cli *c, const char *path);
+/* The audit's results as JSON (audit_json.c): each returns a new json_t *
+ * (NULL when out of memory), the one form of each result for the JSON
+ * format, the HTML report's digest and export. */
 extern const char cli_treatment_csv_header[];
 void cli_treatment_csv(FILE *out, const penlink_treatment *t);
-void *cli_treatment_json(const penlink_treatment *t); /* a json_t * */
+void *cli_treatment_json(const penlink_treatment *t);
+void *cli_finding_json(const penlink_finding *f);
+void *cli_usage_json(const penlink_usage *u);
+void *cli_verification_json(const penlink_verification *v);
+void *cli_summary_json(const penlink_audit_summary *s);
+void *cli_config_json(const penlink_config_entry *e);
+/* Whether a finding names a cartridge; its id "KIND:PEN:SEQ". */
+int cli_finding_has_cartridge(const penlink_finding *f);
+void cli_finding_id(const penlink_finding *f, char *buf, size_t cap);
 
 #endif

@@ -17,6 +17,9 @@
 #include "cli.h"
 #include "config_json.h"
 
+/* An exported configuration: indented for people, ASCII like all JSON output. */
+#define CONFIG_JSON_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII)
+
 static const char usage[] =
     "Usage: penlink [--device URI] config get [KEY]\n"
     "       penlink [--device URI] config set [--dry-run] [--key FILE] KEY=VALUE...\n"
@@ -56,11 +59,11 @@ static json_t *config_json(const penlink_config *cfg, const char *serial)
     size_t n;
     const penlink_config_key *k = penlink_config_keys(&n);
     json_t *o = json_object();
-    json_object_set_new(o, "serial", json_string(serial));
+    json_object_set_new(o, "serial", cli_json_str(serial));
     json_object_set_new(o, "revision", json_integer(cfg->revision));
     for (size_t i = 0; i < n; i++)
         json_object_set_new(o, k[i].name,
-                            k[i].is_text ? json_string(penlink_config_get_text(cfg, k[i].bit))
+                            k[i].is_text ? cli_json_str(penlink_config_get_text(cfg, k[i].bit))
                                          : json_integer(penlink_config_get_u32(cfg, k[i].bit)));
     return o;
 }
@@ -135,10 +138,10 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
             penlink_config_set_u32(&merged, k[i].bit, penlink_config_get_u32(want, k[i].bit));
             penlink_config_set_u32(&change, k[i].bit, penlink_config_get_u32(want, k[i].bit));
         }
-        json_array_append_new(diff,
-                              json_pack("{s:s, s:s, s:s}", "key", k[i].name, "old", a, "new", b));
+        json_array_append_new(diff, json_pack("{s:s, s:o, s:o}", "key", k[i].name, "old",
+                                              cli_json_str(a), "new", cli_json_str(b)));
         if (!c->json && !c->quiet)
-            printf("  %-20s %s -> %s\n", k[i].name, a, b);
+            printf("  %-20s %s -> %s\n", k[i].name, cli_safe(a), cli_safe(b));
     }
     int st = penlink_config_check(c->ctx, &info->limits, &merged);
     if (st != PENLINK_OK) {
@@ -181,10 +184,10 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
         st = penlink_archive_log_config_write(ar, info, cur, &result);
     penlink_archive_close(ar);
     if (st != PENLINK_OK)
-        fprintf(stderr,
-                "%s: warning: applied, but not recorded in the archive's configuration history "
-                "(%s); the next pull records the new revision\n",
-                c->prog, penlink_ctx_errmsg(c->ctx));
+        cli_warn(c,
+                 "applied, but not recorded in the archive's configuration history (%s); the "
+                 "next pull records the new revision",
+                 penlink_ctx_errmsg(c->ctx));
     if (c->json)
         cli_json_out(json_pack("{s:I, s:I, s:o, s:b}", "old_revision", (json_int_t)cur->revision,
                                "revision", (json_int_t)result.revision, "changes", diff, "applied",
@@ -322,24 +325,25 @@ int cmd_config(struct cli *c, int argc, char **argv)
         } else if (one) {
             char v[80];
             value_text(&cur, one, v, sizeof v);
-            printf("%s\n", v);
+            printf("%s\n", cli_safe(v));
         } else {
-            printf("# %s, configuration revision %u\n", info.serial, cur.revision);
+            printf("# %s, configuration revision %u\n", cli_safe(info.serial), cur.revision);
             for (size_t i = 0; i < n; i++) {
                 char v[80];
                 value_text(&cur, &k[i], v, sizeof v);
-                printf("%-20s = %-14s # %s\n", k[i].name, v, k[i].help);
+                printf("%-20s = %-14s # %s\n", k[i].name, cli_safe(v), k[i].help);
             }
         }
     } else if (is_export) {
         json_t *o = config_json(&cur, info.serial);
         if (nargs == 1) {
-            if (json_dump_file(o, args[0], JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0)
+            if (json_dump_file(o, args[0], CONFIG_JSON_FLAGS) != 0)
                 rc = cli_error(c, EXIT_IO, "config export: cannot write %s", args[0]);
             else if (!c->quiet && !c->json)
-                printf("revision %u of %s written to %s\n", cur.revision, info.serial, args[0]);
+                printf("revision %u of %s written to %s\n", cur.revision, cli_safe(info.serial),
+                       cli_safe(args[0]));
         } else {
-            char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            char *s = json_dumps(o, CONFIG_JSON_FLAGS);
             if (s)
                 printf("%s\n", s);
             free(s);
@@ -362,7 +366,7 @@ int cmd_config(struct cli *c, int argc, char **argv)
             goto out;
         }
         if (!c->json && !c->quiet)
-            printf("%s, revision %u:\n", info.serial, cur.revision);
+            printf("%s, revision %u:\n", cli_safe(info.serial), cur.revision);
         rc = apply(c, dev, &info, &cur, &want, dry_run, key_file ? &key : NULL);
     }
 out:

@@ -47,11 +47,12 @@ int cmd_info(struct cli *c, int argc, char **argv)
                       (json_int_t)l->auto_off_min_s, "auto_off_max_s",
                       (json_int_t)l->auto_off_max_s, "max_text_len", (json_int_t)l->max_text_len);
         json_t *o = json_pack(
-            "{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:o}",
-            "serial", i.serial, "model", i.model, "hardware_revision", i.hardware_revision,
-            "firmware_version", i.firmware_version, "log_first_seq", (json_int_t)i.log_first_seq,
-            "log_next_seq", (json_int_t)i.log_next_seq, "log_acked_seq",
-            (json_int_t)i.log_acked_seq, "records_held", (json_int_t)held, "log_capacity_bytes",
+            "{s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:o}",
+            "serial", cli_json_str(i.serial), "model", cli_json_str(i.model), "hardware_revision",
+            cli_json_str(i.hardware_revision), "firmware_version", cli_json_str(i.firmware_version),
+            "log_first_seq", (json_int_t)i.log_first_seq, "log_next_seq",
+            (json_int_t)i.log_next_seq, "log_acked_seq", (json_int_t)i.log_acked_seq,
+            "records_held", (json_int_t)held, "log_capacity_bytes",
             (json_int_t)i.log_capacity_bytes, "log_used_bytes", (json_int_t)i.log_used_bytes,
             "device_time_ms", (json_int_t)i.device_time_ms, "device_time", t, "clock_drift_ms",
             (json_int_t)(i.device_time_ms - host), "uptime_ms", (json_int_t)i.uptime_ms,
@@ -82,9 +83,10 @@ int cmd_info(struct cli *c, int argc, char **argv)
     double pct = i.log_capacity_bytes
                      ? 100.0 * (double)i.log_used_bytes / (double)i.log_capacity_bytes
                      : 0.0;
-    printf("serial            %s\n", i.serial);
-    printf("model             %s (hardware %s)\n", i.model, i.hardware_revision);
-    printf("firmware          %s, protocol %u.%u\n", i.firmware_version, i.protocol_major,
+    printf("serial            %s\n", cli_safe(i.serial));
+    printf("model             %s (hardware %s)\n", cli_safe(i.model),
+           cli_safe(i.hardware_revision));
+    printf("firmware          %s, protocol %u.%u\n", cli_safe(i.firmware_version), i.protocol_major,
            i.protocol_minor);
     if (held)
         printf("log               seq %" PRIu64 "..%" PRIu64 " (%" PRIu64 " records held)\n",

@@ -94,8 +94,8 @@ int cmd_keys(struct cli *c, int argc, char **argv)
         if (gen) {
             char pub[1100];
             snprintf(pub, sizeof pub, "%s.pub", path);
-            json_object_set_new(o, "secret_key_file", json_string(path));
-            json_object_set_new(o, "public_key_file", json_string(pub));
+            json_object_set_new(o, "secret_key_file", cli_json_str(path));
+            json_object_set_new(o, "public_key_file", cli_json_str(pub));
         }
         cli_json_out(o);
     } else if (gen && !c->quiet) {

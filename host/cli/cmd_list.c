@@ -36,6 +36,8 @@ int cmd_list(struct cli *c, int argc, char **argv)
         snprintf(f->uri, sizeof f->uri, "%s", dev);
         snprintf(f->where, sizeof f->where, "simulator");
         f->status = penlink_dev_open(c->ctx, dev, &d);
+        if (f->status != PENLINK_OK)
+            cli_warn(c, "%s", penlink_ctx_errmsg(c->ctx));
         if (f->status == PENLINK_OK) {
             penlink_info info;
             if (penlink_dev_info(d, &info) == PENLINK_OK)
@@ -49,8 +51,9 @@ int cmd_list(struct cli *c, int argc, char **argv)
         json_t *a = json_array();
         for (size_t i = 0; i < shown; i++)
             json_array_append_new(
-                a, json_pack("{s:s, s:s, s:s, s:s}", "uri", found[i].uri, "serial", found[i].serial,
-                             "where", found[i].where, "status",
+                a, json_pack("{s:o, s:o, s:o, s:s}", "uri", cli_json_str(found[i].uri), "serial",
+                             cli_json_str(found[i].serial), "where", cli_json_str(found[i].where),
+                             "status",
                              found[i].status == PENLINK_OK ? "ok"
                                                            : penlink_strerror(found[i].status)));
         cli_json_out(a);
@@ -61,8 +64,8 @@ int cmd_list(struct cli *c, int argc, char **argv)
     } else {
         printf("%-28s %-16s %-22s %s\n", "URI", "SERIAL", "WHERE", "STATUS");
         for (size_t i = 0; i < shown; i++)
-            printf("%-28s %-16s %-22s %s\n", found[i].uri,
-                   found[i].serial[0] ? found[i].serial : "?", found[i].where,
+            printf("%-28s %-16s %-22s %s\n", cli_safe(found[i].uri),
+                   found[i].serial[0] ? cli_safe(found[i].serial) : "?", cli_safe(found[i].where),
                    found[i].status == PENLINK_OK ? "ok" : penlink_strerror(found[i].status));
     }
     return shown ? EXIT_OK : EXIT_NO_DEVICE;

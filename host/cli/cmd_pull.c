@@ -23,7 +23,11 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  -o, --output FILE  instead, append the frames the pen sent to FILE (read it\n"
-    "                     with `penlink decode FILE`), resuming after its last record\n"
+    "                     with `penlink decode FILE`), resuming after its last record.\n"
+    "                     A new FILE starts with a header naming the pen (serial,\n"
+    "                     device key); a FILE of another pen, or one that names no\n"
+    "                     pen (written by an earlier penlink), is refused untouched,\n"
+    "                     nothing acknowledged (exit status 6)\n"
     "      --no-ack       keep the records on the pen (with -o)\n"
     "  -h, --help         this help\n"
     "\n"
@@ -61,20 +65,20 @@ int cmd_pull(struct cli *c, int argc, char **argv)
         rc = cli_pull_to_archive(c, dev, o.progress, &r);
         penlink_dev_close(dev);
         if (c->json)
-            cli_json_out(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "serial",
-                                   r.serial, "from_seq", (json_int_t)r.from_seq, "next_seq",
-                                   (json_int_t)r.next_seq, "records", (json_int_t)r.records_new,
-                                   "duplicates", (json_int_t)r.records_dup, "conflicts",
-                                   (json_int_t)r.conflicts, "gap", (json_int_t)r.gap, "overflows",
-                                   (json_int_t)r.overflows, "acked_seq", (json_int_t)r.acked_seq,
-                                   "ok", rc == EXIT_OK));
+            cli_json_out(json_pack(
+                "{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "serial",
+                cli_json_str(r.serial), "from_seq", (json_int_t)r.from_seq, "next_seq",
+                (json_int_t)r.next_seq, "records", (json_int_t)r.records_new, "duplicates",
+                (json_int_t)r.records_dup, "conflicts", (json_int_t)r.conflicts, "gap",
+                (json_int_t)r.gap, "overflows", (json_int_t)r.overflows, "acked_seq",
+                (json_int_t)r.acked_seq, "retries", (json_int_t)r.retries, "ok", rc == EXIT_OK));
         else if (!c->quiet && r.records_new)
-            printf("%s: %llu new records (seq %llu..%llu) archived%s\n", r.serial,
+            printf("%s: %llu new records (seq %llu..%llu) archived%s\n", cli_safe(r.serial),
                    (unsigned long long)r.records_new, (unsigned long long)r.from_seq,
                    (unsigned long long)(r.next_seq ? r.next_seq - 1 : 0),
                    rc == EXIT_OK ? " and acknowledged" : "");
         else if (!c->quiet && rc == EXIT_OK)
-            printf("%s: no new records (next seq %llu)\n", r.serial,
+            printf("%s: no new records (next seq %llu)\n", cli_safe(r.serial),
                    (unsigned long long)r.next_seq);
         return rc;
     }
@@ -84,24 +88,24 @@ int cmd_pull(struct cli *c, int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     if (c->json) {
-        cli_json_out(json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "serial", s.serial,
-                               "file", o.path, "from_seq", (json_int_t)s.from_seq, "next_seq",
-                               (json_int_t)s.next_seq, "records", (json_int_t)s.records, "bytes",
-                               (json_int_t)s.bytes, "gap", (json_int_t)s.gap, "acked_seq",
-                               (json_int_t)s.acked_seq, "resumed", s.resumed));
+        cli_json_out(json_pack(
+            "{s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "serial", cli_json_str(s.serial),
+            "file", cli_json_str(o.path), "from_seq", (json_int_t)s.from_seq, "next_seq",
+            (json_int_t)s.next_seq, "records", (json_int_t)s.records, "bytes", (json_int_t)s.bytes,
+            "gap", (json_int_t)s.gap, "acked_seq", (json_int_t)s.acked_seq, "resumed", s.resumed));
     } else if (!c->quiet) {
         if (s.records)
-            printf("%s: %llu new records (seq %llu..%llu) into %s%s\n", s.serial, s.records,
-                   s.next_seq - s.records, s.next_seq - 1, o.path,
+            printf("%s: %llu new records (seq %llu..%llu) into %s%s\n", cli_safe(s.serial),
+                   s.records, s.next_seq - s.records, s.next_seq - 1, cli_safe(o.path),
                    o.ack ? ", acknowledged" : ", not acknowledged (--no-ack)");
         else
-            printf("%s: no new records (next seq %llu); %s is up to date\n", s.serial, s.next_seq,
-                   o.path);
+            printf("%s: no new records (next seq %llu); %s is up to date\n", cli_safe(s.serial),
+                   s.next_seq, cli_safe(o.path));
     }
     if (s.gap)
-        fprintf(stderr,
-                "penlink: warning: %llu records (seq %llu..%llu) were no longer on the pen: "
-                "its log overflowed before they were pulled\n",
-                s.gap, s.from_seq, s.from_seq + s.gap - 1);
+        cli_warn(c,
+                 "%llu records (seq %llu..%llu) were no longer on the pen: its log overflowed "
+                 "before they were pulled",
+                 s.gap, s.from_seq, s.from_seq + s.gap - 1);
     return EXIT_OK;
 }

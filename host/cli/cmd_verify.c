@@ -9,7 +9,6 @@
 #include <string.h>
 #include <stdlib.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -29,12 +28,14 @@ static const char usage[] =
     "The archive is checked read-only, so a read-only copy or medium will do.\n"
     "Then the verdicts are recorded in the archive's verification log (shown by\n"
     "'penlink audit') when the archive is writable here; on a read-only archive\n"
-    "they are only printed. --no-record never writes (an inspector's copy stays\n"
-    "byte for byte as received).\n"
+    "(a read-only file, copy or medium; on PostgreSQL a standby, or a role that\n"
+    "may only read) they are only printed. --no-record never writes (an\n"
+    "inspector's copy stays byte for byte as received).\n"
     "\n"
-    "Exit status: 0 every pen verified (or does not sign its log), 6 a pen's log\n"
-    "does not verify, 7 the archive cannot be read (or the verdicts cannot be\n"
-    "recorded in a writable archive).\n"
+    "Exit status: 0 every pen verified (or does not sign its log), 2 a --pen the\n"
+    "archive does not hold (the error names its pens), 6 a pen's log does not\n"
+    "verify, 7 the archive cannot be read (or the verdicts cannot be recorded in\n"
+    "a writable archive).\n"
     "\n"
     "Options:\n"
     "  -p, --pen SERIAL  one pen (the global --device usb:SERIAL too)\n"
@@ -49,6 +50,7 @@ typedef struct vout {
     penlink_verify_report *kept; /* to record once the read-only check is done */
     size_t n_kept, cap_kept;
     int failed;
+    int writable; /* the archive can be written from here: the verdicts are recorded */
 } vout;
 
 static int keep(vout *o, const penlink_verify_report *r)
@@ -83,7 +85,7 @@ static int on_report(void *u, const penlink_verify_report *r)
         o->broken++;
     if (o->c->json) {
         json_t *j =
-            json_pack("{s:s, s:s, s:I, s:I, s:I, s:I}", "pen", r->serial, "state",
+            json_pack("{s:o, s:s, s:I, s:I, s:I, s:I}", "pen", cli_json_str(r->serial), "state",
                       r->state == PENLINK_VERIFY_OK       ? "ok"
                       : r->state == PENLINK_VERIFY_BROKEN ? "broken"
                                                           : "unsigned",
@@ -91,50 +93,37 @@ static int on_report(void *u, const penlink_verify_report *r)
                       (json_int_t)r->heads, "signed_through", (json_int_t)r->signed_through);
         if (r->state == PENLINK_VERIFY_BROKEN) {
             json_object_set_new(j, "seq", json_integer((json_int_t)r->where_seq));
-            json_object_set_new(j, "detail", json_string(r->detail));
+            json_object_set_new(j, "detail", cli_json_str(r->detail));
         } else if (r->notes[0]) {
-            json_object_set_new(j, "notes", json_string(r->notes));
+            json_object_set_new(j, "notes", cli_json_str(r->notes));
         }
         cli_json_out(j);
     } else if (!o->c->quiet || r->state == PENLINK_VERIFY_BROKEN) {
         printf("%-12s %-9s %10" PRIu64 " records, %7" PRIu64 " chunks, %6" PRIu64 " signed heads",
-               r->serial, state_name(r->state), r->records, r->chunks, r->heads);
+               cli_safe(r->serial), state_name(r->state), r->records, r->chunks, r->heads);
         if (r->state == PENLINK_VERIFY_BROKEN)
-            printf("\n  first broken link at seq %" PRIu64 ": %s\n", r->where_seq, r->detail);
+            printf("\n  first broken link at seq %" PRIu64 ": %s\n", r->where_seq,
+                   cli_safe(r->detail));
         else if (r->notes[0])
-            printf("\n  %s\n", r->notes);
+            printf("\n  %s\n", cli_safe(r->notes));
         else
             printf("\n");
     }
     return 0;
 }
 
-/* Whether the archive can be written here (the file, and its directory for the -wal and -shm
- * files): EROFS and permissions as the kernel tells them. */
-static int writable(const char *path)
-{
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
-    return access(path, W_OK) == 0 && access(dir, W_OK | X_OK) == 0;
-}
-
 /* Records the verdicts of the read-only check in the archive's verification log. */
 static int record(struct cli *c, const vout *o)
 {
     char def[1024];
-    const char *path = c->archive;
+    const char *path = c->archive, *env = getenv("PENLINK_ARCHIVE");
+    if (!path && env && *env)
+        path = env; /* as the library chose it */
     if (!path && penlink_archive_default_path(def, sizeof def) == PENLINK_OK)
         path = def;
     if (!path || o->n_kept == 0)
         return EXIT_OK;
-    if (!writable(path)) {
+    if (!o->writable) {
         if (!c->quiet)
             fprintf(stderr,
                     "penlink: note: %s is read-only here: the verdicts above were not recorded "
@@ -190,12 +179,18 @@ int cmd_verify(struct cli *c, int argc, char **argv)
     int st = penlink_archive_open_readonly(c->ctx, c->archive, &ar);
     if (st != PENLINK_OK)
         return cli_fail(c, "verify: cannot open the archive", st);
+    rc = cli_pen_check(c, ar, "verify", f.serial);
+    if (rc != EXIT_OK) {
+        penlink_archive_close(ar);
+        return rc;
+    }
     vout o;
     memset(&o, 0, sizeof o);
     o.c = c;
     double t0 = mono_s();
     st = penlink_archive_verify(ar, f.serial, on_report, &o);
     double dt = mono_s() - t0;
+    o.writable = penlink_archive_writable(ar);
     penlink_archive_close(ar);
     if (o.failed)
         rc = cli_error(c, EXIT_INTERNAL, "verify: out of memory");

@@ -1,8 +1,11 @@
 /*
  * penlink watch: a clinic's docking station. Every pen that is plugged in is
- * pulled into DIR/SERIAL.plog, one after another, until interrupted. A pen
- * is pulled once per plug-in; one unplugged mid-pull is pulled again (from
- * where it stopped) when it comes back.
+ * pulled into the archive (or DIR/SERIAL.plog), one after another, until
+ * interrupted. A pen is pulled once per plug-in; one unplugged mid-pull is
+ * pulled again (from where it stopped) when it comes back. A serial names a
+ * file only when it is a safe file name (cli_filename_ok): a pen could
+ * otherwise choose "../../x" and write outside DIR, or take another pen's
+ * file. Such a pen is skipped until it is plugged in again.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -21,10 +24,18 @@ static const char usage[] =
     "mid-pull is pulled again when it returns, from where it stopped. With\n"
     "--device sim:PATH it watches that simulated pen instead of USB.\n"
     "\n"
+    "With --dir, a pen whose serial is not a plain file name (1 to 64 of\n"
+    "A-Z a-z 0-9 . _ -, not starting with '.') is skipped with an error: its\n"
+    "serial is never used, or changed, to name a file.\n"
+    "\n"
     "Options:\n"
     "  -D, --dir DIR  frames files in DIR instead of the archive\n"
     "  -1, --once     one round over the pens present, then exit\n"
-    "  -h, --help     this help\n";
+    "  -h, --help     this help\n"
+    "\n"
+    "Exit status with --once: 0 when every pen present was pulled, else that of\n"
+    "the first pen that failed (3 unreachable, 5 a serial that cannot name a\n"
+    "file, 6 a file of another pen, ...).\n";
 
 #define MAX_PENS 64
 
@@ -59,8 +70,9 @@ int cmd_watch(struct cli *c, int argc, char **argv)
     static struct seen seen[MAX_PENS];
     size_t nseen = 0;
     unsigned long pulls = 0, failures = 0;
+    int first_failure = EXIT_OK; /* the exit status of --once */
     if (!c->quiet && !c->json)
-        fprintf(stderr, "watching %s for pens; Ctrl-C to stop\n", sim ? dev_uri : "USB");
+        fprintf(stderr, "watching %s for pens; Ctrl-C to stop\n", sim ? cli_safe(dev_uri) : "USB");
     for (;;) {
         penlink_found found[MAX_PENS];
         size_t n = 0;
@@ -100,8 +112,9 @@ int cmd_watch(struct cli *c, int argc, char **argv)
                 break;
             if (st != PENLINK_OK) {
                 if (!sim || st != PENLINK_ERR_NOT_FOUND) {
-                    cli_fail(c, s->uri, st);
+                    int rc = cli_fail(c, s->uri, st);
                     failures++;
+                    first_failure = first_failure ? first_failure : rc;
                 }
                 s->present = !(sim && st == PENLINK_ERR_NOT_FOUND);
                 continue;
@@ -114,16 +127,17 @@ int cmd_watch(struct cli *c, int argc, char **argv)
                     s->done = 1;
                     pulls++;
                     if (c->json)
-                        cli_json_out(json_pack("{s:s, s:s, s:I, s:I, s:I}", "uri", s->uri, "serial",
-                                               ar.serial, "records", (json_int_t)ar.records_new,
-                                               "next_seq", (json_int_t)ar.next_seq, "gap",
-                                               (json_int_t)ar.gap));
+                        cli_json_out(json_pack(
+                            "{s:o, s:o, s:I, s:I, s:I}", "uri", cli_json_str(s->uri), "serial",
+                            cli_json_str(ar.serial), "records", (json_int_t)ar.records_new,
+                            "next_seq", (json_int_t)ar.next_seq, "gap", (json_int_t)ar.gap));
                     else if (!c->quiet)
-                        printf("%s: %llu new records archived\n", ar.serial,
+                        printf("%s: %llu new records archived\n", cli_safe(ar.serial),
                                (unsigned long long)ar.records_new);
                     fflush(stdout);
                 } else {
                     failures++;
+                    first_failure = first_failure ? first_failure : rc;
                 }
                 continue;
             }
@@ -132,11 +146,24 @@ int cmd_watch(struct cli *c, int argc, char **argv)
             st = penlink_dev_info(dev, &info);
             if (st != PENLINK_OK) {
                 penlink_dev_close(dev);
-                cli_fail(c, s->uri, st);
+                int rc = cli_fail(c, s->uri, st);
                 failures++;
+                first_failure = first_failure ? first_failure : rc;
                 continue;
             }
-            snprintf(path, sizeof path, "%s/%s.plog", dir, info.serial[0] ? info.serial : "pen");
+            if (!cli_filename_ok(info.serial)) {
+                penlink_dev_close(dev);
+                int rc = cli_error(c, EXIT_PROTOCOL,
+                                   "watch: %s: the pen's serial '%s' is not usable as a file name "
+                                   "(1 to %d of A-Z a-z 0-9 . _ -, not starting with '.'): "
+                                   "skipped, nothing pulled or acknowledged",
+                                   s->uri, info.serial, CLI_FILENAME_SERIAL_MAX);
+                failures++;
+                first_failure = first_failure ? first_failure : rc;
+                s->done = 1; /* not again until it is plugged in again */
+                continue;
+            }
+            snprintf(path, sizeof path, "%s/%s.plog", dir, info.serial);
             struct pull_opts o = { .path = path, .ack = 1, .progress = 0 };
             struct pull_summary sum;
             int rc = cli_pull_to_file(c, dev, &o, &sum);
@@ -145,15 +172,20 @@ int cmd_watch(struct cli *c, int argc, char **argv)
                 s->done = 1;
                 pulls++;
                 if (c->json)
-                    cli_json_out(json_pack("{s:s, s:s, s:s, s:I, s:I, s:I}", "uri", s->uri,
-                                           "serial", sum.serial, "file", path, "records",
+                    cli_json_out(json_pack("{s:o, s:o, s:o, s:I, s:I, s:I}", "uri",
+                                           cli_json_str(s->uri), "serial", cli_json_str(sum.serial),
+                                           "file", cli_json_str(path), "records",
                                            (json_int_t)sum.records, "next_seq",
                                            (json_int_t)sum.next_seq, "gap", (json_int_t)sum.gap));
                 else if (!c->quiet)
-                    printf("%s: %llu new records into %s\n", sum.serial, sum.records, path);
+                    printf("%s: %llu new records into %s\n", cli_safe(sum.serial), sum.records,
+                           cli_safe(path));
                 fflush(stdout);
             } else {
                 failures++; /* e.g. unplugged mid-pull: tried again when it is back */
+                first_failure = first_failure ? first_failure : rc;
+                /* DIR/SERIAL.plog is another pen's (a clone's): not again until replugged */
+                s->done = rc == EXIT_INTEGRITY;
             }
         }
         /* a pen that left may come back: pull it again then */
@@ -168,5 +200,5 @@ int cmd_watch(struct cli *c, int argc, char **argv)
     }
     if (!c->quiet && !c->json)
         fprintf(stderr, "watch: %lu pulls, %lu failed attempts\n", pulls, failures);
-    return once && failures ? EXIT_NO_DEVICE : EXIT_OK;
+    return once ? first_failure : EXIT_OK;
 }

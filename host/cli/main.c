@@ -25,7 +25,8 @@ static const char usage[] =
     "  info                    identity, log range, clock and limits of a pen\n"
     "  pull [-o FILE]          pull new records into the archive (or FILE), then\n"
     "                          acknowledge them\n"
-    "  decode FILE             print the records in a file of frames or chunks\n"
+    "  decode FILE             print the records (--messages: and every message) of\n"
+    "                          a file of frames or chunks, or of a capture\n"
     "  config get [KEY]        show the configuration (or one key)\n"
     "  config set KEY=VALUE..  change keys (checked against the pen's limits)\n"
     "  config export [FILE]    write the configuration as JSON\n"
@@ -37,12 +38,15 @@ static const char usage[] =
     "  export records|treatments  the archive as CSV or JSON lines\n"
     "  keys generate [FILE]    a technician key pair for signing configuration\n"
     "  verify                  re-check the archive's signed logs; name what broke\n"
+    "  archive init-server     set up a PostgreSQL server for a shared archive\n"
     "\n"
     "Global options:\n"
     "  -d, --device URI  usb (the only pen plugged in), usb:SERIAL, or sim:PATH\n"
     "                  (a simulated pen's socket); default: $PENLINK_DEVICE, else usb\n"
-    "      --archive PATH  the archive (SQLite); default:\n"
-    "                  $XDG_DATA_HOME/penlink/archive.db (~/.local/share/penlink/)\n"
+    "      --archive PATH|URI  the archive: a SQLite file, or a PostgreSQL server\n"
+    "                  (postgresql://user@host/db, service=NAME); default:\n"
+    "                  $PENLINK_ARCHIVE, else $XDG_DATA_HOME/penlink/archive.db\n"
+    "                  (~/.local/share/penlink/archive.db)\n"
     "      --timeout MS  wait MS milliseconds for each reply of the pen (default\n"
     "                  2000; a slow or distant link may need more)\n"
     "  --json          machine-readable output on stdout, errors as JSON on stderr\n"
@@ -65,13 +69,14 @@ int cli_error(const struct cli *c, int code, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (c->json) {
-        json_t *o = json_pack("{s:s, s:i}", "error", msg, "exit_code", code);
-        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_t *o = json_pack("{s:o, s:i}", "error", cli_json_str(msg), "exit_code", code);
+        char *s = o ? json_dumps(o, CLI_JSON_FLAGS) : NULL;
         fprintf(stderr, "%s\n", s ? s : "{\"error\":\"out of memory\"}");
         free(s);
         json_decref(o);
     } else {
-        fprintf(stderr, "%s: %s\n", c->prog, msg);
+        char safe[4 * sizeof msg];
+        fprintf(stderr, "%s: %s\n", c->prog, cli_escape(safe, sizeof safe, msg));
     }
     return code;
 }
@@ -83,7 +88,7 @@ static const struct {
     { "decode", cmd_decode }, { "list", cmd_list },     { "info", cmd_info },
     { "pull", cmd_pull },     { "config", cmd_config }, { "clock", cmd_clock },
     { "watch", cmd_watch },   { "audit", cmd_audit },   { "export", cmd_export },
-    { "keys", cmd_keys },     { "verify", cmd_verify },
+    { "keys", cmd_keys },     { "verify", cmd_verify }, { "archive", cmd_archive },
 };
 
 /* --timeout MS: 1..3600000. */
@@ -130,6 +135,12 @@ static int take_global_options(struct cli *c, int *argc, char **argv)
         } else if (strcmp(a, "--timeout") == 0) {
             if (i + 1 >= *argc || parse_timeout(c, argv[++i]) != 0)
                 return -1;
+        } else if (strncmp(a, "--trace=", 8) == 0) {
+            c->trace = a + 8;
+        } else if (strcmp(a, "--trace") == 0) {
+            if (i + 1 >= *argc)
+                return -1;
+            c->trace = argv[++i];
         } else if (strncmp(a, "--device=", 9) == 0) {
             c->device = a + 9;
         } else if (strcmp(a, "--device") == 0 || strcmp(a, "-d") == 0) {
@@ -156,10 +167,11 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
     struct cli c = { .prog = "penlink" };
-    enum { OPT_JSON = 256, OPT_ARCHIVE, OPT_TIMEOUT };
+    enum { OPT_JSON = 256, OPT_ARCHIVE, OPT_TIMEOUT, OPT_TRACE };
     static const struct option opts[] = {
         { "archive", required_argument, NULL, OPT_ARCHIVE },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "trace", required_argument, NULL, OPT_TRACE },
         { "device", required_argument, NULL, 'd' },
         { "json", no_argument, NULL, OPT_JSON },
         { "quiet", no_argument, NULL, 'q' },
@@ -175,6 +187,7 @@ int main(int argc, char **argv)
         case OPT_JSON: c.json = 1; break;
         case 'd': c.device = optarg; break;
         case OPT_ARCHIVE: c.archive = optarg; break;
+        case OPT_TRACE: c.trace = optarg; break;
         case OPT_TIMEOUT:
             if (parse_timeout(&c, optarg) != 0)
                 return cli_error(&c, EXIT_USAGE,
@@ -198,13 +211,20 @@ int main(int argc, char **argv)
             char **sub_argv = argv + optind;
             if (take_global_options(&c, &sub_argc, sub_argv) != 0)
                 return cli_error(&c, EXIT_USAGE,
-                                 "--device and --archive need a value; --timeout takes "
-                                 "milliseconds, 1 to 3600000");
+                                 "--device, --archive and --trace need a value; --timeout "
+                                 "takes milliseconds, 1 to 3600000");
             optind = 0; /* reset getopt for the subcommand's own table */
             if (penlink_ctx_new(&c.ctx) != PENLINK_OK)
                 return cli_error(&c, EXIT_INTERNAL, "out of memory");
             if (c.timeout_ms)
                 penlink_ctx_set_timeout(c.ctx, c.timeout_ms, -1);
+            if (c.trace && penlink_ctx_set_trace(c.ctx, c.trace) != PENLINK_OK) {
+                int rc = cli_fail(&c, "--trace", PENLINK_ERR_IO);
+                penlink_ctx_free(c.ctx);
+                return rc;
+            }
+            if (c.verbose)
+                penlink_ctx_set_message_cb(c.ctx, cli_message_verbose, &c);
             signal_ctx = c.ctx;
             struct sigaction sa;
             memset(&sa, 0, sizeof sa);

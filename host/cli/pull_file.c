@@ -1,15 +1,21 @@
 /*
  * Pulling into a frames file, the store `pull` and `watch` share until the
- * archive exists. The file is append-only: each LogChunk frame is written as
- * received; the file is synced before the pen is told it may erase
- * anything. A pull resumes after the last record in the file; a tail cut
- * short by a crash is dropped first (those records were never acknowledged,
- * so the pen still has them).
+ * archive exists. The file is append-only: it starts with a header frame
+ * naming the pen (serial, device key), written and synced before any chunk,
+ * then each LogChunk frame is written as received; the file is synced
+ * before the pen is told it may erase anything. A pull resumes after the
+ * last record in the file, and only into a file whose header names the pen
+ * being pulled: a file of another pen, or one that names no pen (written by
+ * an earlier penlink), is refused untouched, nothing acknowledged, since
+ * resuming from another pen's last seq would acknowledge records never
+ * stored. A tail cut short by a crash is dropped first (those records were
+ * never acknowledged, so the pen still has them).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -26,6 +32,15 @@ struct pull_ctx {
     unsigned long long total;
 };
 
+/* What a frames file holds. */
+struct file_state {
+    unsigned long long next; /* the next seq to pull */
+    off_t keep;              /* bytes up to the end of the last complete frame */
+    int have;                /* it holds records */
+    int have_header;         /* it names its pen */
+    penlink_file_header header;
+};
+
 static int on_null_record(void *user, const penlink_record *r)
 {
     (void)user;
@@ -33,11 +48,10 @@ static int on_null_record(void *user, const penlink_record *r)
     return 0;
 }
 
-/* What the file holds: the next seq to pull and the bytes to keep. */
-static int scan_file(struct cli *c, const char *path, int fd, unsigned long long *next, off_t *keep,
-                     int *have)
+static int scan_file(struct cli *c, const char *path, int fd, struct file_state *fs)
 {
     penlink_decoder *dec = NULL;
+    memset(fs, 0, sizeof *fs);
     int st = penlink_decoder_new(c->ctx, on_null_record, NULL, NULL, &dec);
     if (st != PENLINK_OK)
         return cli_fail(c, "pull", st);
@@ -53,9 +67,10 @@ static int scan_file(struct cli *c, const char *path, int fd, unsigned long long
     if (fst == PENLINK_OK)
         fst = penlink_decoder_finish(dec);
     uint64_t last = 0;
-    *have = penlink_decoder_last_seq(dec, &last);
-    *next = *have ? last + 1 : 0;
-    *keep = (off_t)penlink_decoder_good_bytes(dec);
+    fs->have = penlink_decoder_last_seq(dec, &last);
+    fs->next = fs->have ? last + 1 : 0;
+    fs->keep = (off_t)penlink_decoder_good_bytes(dec);
+    fs->have_header = penlink_decoder_header(dec, &fs->header);
     const char *why = penlink_ctx_errmsg(c->ctx);
     int cut_short = fst == PENLINK_ERR_PROTOCOL && strstr(why, "cut short") != NULL;
     penlink_decoder_free(dec);
@@ -67,6 +82,97 @@ static int scan_file(struct cli *c, const char *path, int fd, unsigned long long
     return EXIT_OK;
 }
 
+/* Whether the file may take this pen's records: it holds no complete frame
+ * yet (new, or cut short inside its first), or its header names this pen. */
+static int check_owner(struct cli *c, const char *path, const struct file_state *fs,
+                       const penlink_info *info)
+{
+    const penlink_file_header *h = &fs->header;
+    if (fs->keep == 0)
+        return EXIT_OK;
+    if (!fs->have_header)
+        return cli_error(c, EXIT_INTEGRITY,
+                         "pull: %s does not name the pen whose log it holds (written by an "
+                         "earlier penlink, or not a pull file), so its records cannot be tied to "
+                         "pen %s: it is left untouched and nothing was acknowledged; pull into a "
+                         "new file (-o NEW.plog)",
+                         path, info->serial);
+    if (strcmp(h->serial, info->serial) != 0)
+        return cli_error(c, EXIT_INTEGRITY,
+                         "pull: %s holds the log of pen %s, not of pen %s: it is left untouched "
+                         "and nothing was acknowledged; pull pen %s into another file",
+                         path, h->serial, info->serial, info->serial);
+    if (h->has_device_key != info->has_device_key ||
+        (h->has_device_key && memcmp(h->device_key, info->device_key, sizeof h->device_key))) {
+        char was[65] = "none", now[65] = "none";
+        if (h->has_device_key)
+            penlink_key_hex(h->device_key, was);
+        if (info->has_device_key)
+            penlink_key_hex(info->device_key, now);
+        return cli_error(c, EXIT_INTEGRITY,
+                         "pull: %s holds the log of pen %s with device key %s, but this pen %s "
+                         "presents device key %s: another pen under the same serial, or a pen "
+                         "given a new identity; the file is left untouched and nothing was "
+                         "acknowledged: pull into another file",
+                         path, h->serial, was, info->serial, now);
+    }
+    return EXIT_OK;
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const unsigned char *b = data;
+    while (len > 0) {
+        ssize_t w = write(fd, b, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        b += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Syncs the directory holding @p path, so that a new file's name survives
+ * a crash as well as its bytes. */
+static int sync_dir(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Starts an empty file: the header naming the pen, synced before any chunk. */
+static int write_header(struct cli *c, const char *path, int fd, const penlink_info *info)
+{
+    penlink_file_header h;
+    memset(&h, 0, sizeof h);
+    snprintf(h.serial, sizeof h.serial, "%s", info->serial);
+    snprintf(h.model, sizeof h.model, "%s", info->model);
+    h.has_device_key = info->has_device_key;
+    memcpy(h.device_key, info->device_key, sizeof h.device_key);
+    unsigned char buf[PENLINK_FILE_HEADER_MAX];
+    size_t n = 0;
+    if (penlink_file_header_encode(&h, buf, sizeof buf, &n) != PENLINK_OK)
+        return cli_error(c, EXIT_INTERNAL, "pull: cannot encode the header of %s", path);
+    if (write_all(fd, buf, n) != 0 || fsync(fd) != 0 || sync_dir(path) != 0)
+        return cli_error(c, EXIT_IO, "pull: writing %s: %s (nothing acknowledged)", path,
+                         strerror(errno));
+    return EXIT_OK;
+}
+
 static double secs(const struct timespec *a, const struct timespec *b)
 {
     return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
@@ -75,18 +181,9 @@ static double secs(const struct timespec *a, const struct timespec *b)
 static int on_chunk(void *user, const penlink_chunk *ch)
 {
     struct pull_ctx *p = user;
-    const unsigned char *b = ch->frame;
-    size_t left = ch->frame_len;
-    while (left > 0) {
-        ssize_t w = write(p->fd, b, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0) {
-            p->err = errno;
-            return -1;
-        }
-        b += w;
-        left -= (size_t)w;
+    if (write_all(p->fd, ch->frame, ch->frame_len) != 0) {
+        p->err = errno;
+        return -1;
     }
     return 0;
 }
@@ -122,28 +219,35 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
     if (st != PENLINK_OK)
         return cli_fail(c, "pull", st);
     snprintf(s->serial, sizeof s->serial, "%s", info.serial);
+    if (!info.serial[0])
+        return cli_error(c, EXIT_PROTOCOL,
+                         "pull: the pen sent no serial, so its log cannot be named in %s", o->path);
     int fd = open(o->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
         return cli_error(c, EXIT_IO, "pull: cannot open %s: %s", o->path, strerror(errno));
-    unsigned long long from = info.log_first_seq;
-    off_t keep = 0;
-    int have = 0;
-    int rc = scan_file(c, o->path, fd, &from, &keep, &have);
+    struct file_state fs;
+    int rc = scan_file(c, o->path, fd, &fs);
+    if (rc == EXIT_OK)
+        rc = check_owner(c, o->path, &fs, &info);
     if (rc != EXIT_OK)
         goto out;
-    if (!have)
-        from = info.log_first_seq;
-    s->resumed = have;
+    unsigned long long from = fs.have ? fs.next : info.log_first_seq;
+    s->resumed = fs.have;
     struct stat sb;
-    if (fstat(fd, &sb) == 0 && sb.st_size > keep) {
+    if (fstat(fd, &sb) == 0 && sb.st_size > fs.keep) {
         /* a crash cut the last frame short: its records were never acked */
-        if (ftruncate(fd, keep) != 0) {
+        if (ftruncate(fd, fs.keep) != 0) {
             rc = cli_error(c, EXIT_IO, "pull: %s: %s", o->path, strerror(errno));
             goto out;
         }
         if (c->verbose)
             fprintf(stderr, "pull: dropped a %lld-byte incomplete tail of %s\n",
-                    (long long)(sb.st_size - keep), o->path);
+                    (long long)(sb.st_size - fs.keep), o->path);
+    }
+    if (fs.keep == 0) {
+        rc = write_header(c, o->path, fd, &info);
+        if (rc != EXIT_OK)
+            goto out;
     }
     struct pull_ctx pc = { .c = c, .fd = fd, .progress = o->progress };
     clock_gettime(CLOCK_MONOTONIC, &pc.start);
@@ -218,17 +322,17 @@ int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
         printf("\n");
     penlink_archive_close(ar);
     if (res->gap)
-        fprintf(stderr,
-                "penlink: warning: %s: %llu records (seq %llu..%llu) were no longer on the pen: "
-                "acknowledged elsewhere, or lost to a full log before they were pulled "
-                "(recorded in the archive)\n",
-                res->serial, (unsigned long long)res->gap, (unsigned long long)res->from_seq,
-                (unsigned long long)(res->from_seq + res->gap - 1));
+        cli_warn(c,
+                 "%s: %llu records (seq %llu..%llu) were no longer on the pen: acknowledged "
+                 "elsewhere, or lost to a full log before they were pulled (recorded in the "
+                 "archive)",
+                 res->serial, (unsigned long long)res->gap, (unsigned long long)res->from_seq,
+                 (unsigned long long)(res->from_seq + res->gap - 1));
     if (res->overflows)
-        fprintf(stderr,
-                "penlink: warning: %s: %llu log_overflow records: the pen dropped "
-                "records before they were pulled\n",
-                res->serial, (unsigned long long)res->overflows);
+        cli_warn(c,
+                 "%s: %llu log_overflow records: the pen dropped records before they were "
+                 "pulled",
+                 res->serial, (unsigned long long)res->overflows);
     if (st != PENLINK_OK)
         return cli_fail(c, "pull", st);
     return EXIT_OK;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "device.h"
 
 #define COMMIT_EVERY 64 /* chunks per transaction during a pull */
 /* From a pen that signs its log, at a verified head once this many chunks are open:
@@ -74,9 +75,11 @@ static int make_parent(penlink_ctx *ctx, const char *path)
     return PENLINK_OK;
 }
 
-/* NULL means the default path, written to @p buf. */
+/* NULL means $PENLINK_ARCHIVE, else the default path, written to @p buf. */
 static int resolve_path(penlink_ctx *ctx, const char **path, char *buf, size_t cap)
 {
+    if (!*path && getenv("PENLINK_ARCHIVE") && *getenv("PENLINK_ARCHIVE"))
+        *path = getenv("PENLINK_ARCHIVE");
     if (*path)
         return PENLINK_OK;
     if (penlink_archive_default_path(buf, cap) != PENLINK_OK)
@@ -86,14 +89,19 @@ static int resolve_path(penlink_ctx *ctx, const char **path, char *buf, size_t c
     return PENLINK_OK;
 }
 
-/* A handle over the SQLite backend, for writing or (@p readonly) reading only. */
-static int open_handle(penlink_ctx *ctx, const char *path, int readonly, penlink_archive **out)
+/* A handle over the backend @p path names (a PostgreSQL server, else an
+ * SQLite file), for writing or (@p readonly) reading only. @p create: a
+ * server with no archive yet may be set up (a file is created by any
+ * opening for writing). */
+static int open_handle(penlink_ctx *ctx, const char *path, int readonly, int create,
+                       penlink_archive **out)
 {
     penlink_archive *ar = calloc(1, sizeof *ar);
     if (!ar)
         return PENLINK_ERR_NO_MEM;
     ar->ctx = ctx;
-    int rc = archive_sqlite_open(ctx, path, readonly, &ar->b);
+    int rc = archive_is_server(path) ? archive_pg_open(ctx, path, create, readonly, &ar->b)
+                                     : archive_sqlite_open(ctx, path, readonly, &ar->b);
     if (rc != PENLINK_OK) {
         free(ar);
         return rc;
@@ -109,9 +117,9 @@ int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **o
         return PENLINK_ERR_INVALID_ARG;
     *out = NULL;
     int rc = resolve_path(ctx, &path, def, sizeof def);
-    if (rc == PENLINK_OK)
+    if (rc == PENLINK_OK && !archive_is_server(path))
         rc = make_parent(ctx, path);
-    return rc == PENLINK_OK ? open_handle(ctx, path, 0, out) : rc;
+    return rc == PENLINK_OK ? open_handle(ctx, path, 0, 1, out) : rc;
 }
 
 int penlink_archive_open_readonly(penlink_ctx *ctx, const char *path, penlink_archive **out)
@@ -121,7 +129,7 @@ int penlink_archive_open_readonly(penlink_ctx *ctx, const char *path, penlink_ar
         return PENLINK_ERR_INVALID_ARG;
     *out = NULL;
     int rc = resolve_path(ctx, &path, def, sizeof def);
-    return rc == PENLINK_OK ? open_handle(ctx, path, 1, out) : rc;
+    return rc == PENLINK_OK ? open_handle(ctx, path, 1, 0, out) : rc;
 }
 
 int penlink_archive_open_existing(penlink_ctx *ctx, const char *path, penlink_archive **out)
@@ -134,12 +142,19 @@ int penlink_archive_open_existing(penlink_ctx *ctx, const char *path, penlink_ar
     int rc = resolve_path(ctx, &path, def, sizeof def);
     if (rc != PENLINK_OK)
         return rc;
+    if (archive_is_server(path)) /* one with no archive in it is refused, not set up */
+        return open_handle(ctx, path, 0, 0, out);
     if (stat(path, &sb) != 0)
         return penlink_fail(ctx, PENLINK_ERR_IO,
                             "archive %s: %s (pull a pen into it first, or give the right "
                             "--archive)",
                             path, strerror(errno));
     return penlink_archive_open(ctx, path, out);
+}
+
+int penlink_archive_writable(penlink_archive *ar)
+{
+    return ar ? ar->b->ops->writable(ar->b) : 0;
 }
 
 void penlink_archive_close(penlink_archive *ar)
@@ -152,8 +167,10 @@ void penlink_archive_close(penlink_archive *ar)
 
 typedef struct pull_state {
     penlink_archive *ar;
+    penlink_dev *dev;
     const penlink_pull_cb *user;
     penlink_archive_pull_result *res;
+    penlink_info info;
     int64_t device, pull, chunk;
     int chunks_open;        /* chunks in the open transaction */
     int st;                 /* first storage error */
@@ -162,7 +179,20 @@ typedef struct pull_state {
     uint64_t run_first, run_count; /* conflicting records not yet raised as one alarm */
     int signed_log;                /* the pen signs its log: commit only at verified heads */
     penlink_archive_pull_result committed; /* the counts as of the last commit */
+    penlink_archive_pull_result kept;      /* ... as of the last savepoint (a verified head) */
+    int have_kept;
+    char why[512]; /* the detail of the storage failure in st */
 } pull_state;
+
+/* Stops the pull for the storage failure in ps->st, keeping its detail:
+ * the pull replaces the context's message with its own ("stopped by the
+ * chunk callback"), which would hide what the archive said. */
+static int stop(pull_state *ps)
+{
+    if (!ps->why[0])
+        snprintf(ps->why, sizeof ps->why, "%s", penlink_ctx_errmsg(ps->ar->ctx));
+    return -1;
+}
 
 /* Raises the run of conflicting records as one alarm (seq, count). */
 static int flush_conflicts(pull_state *ps)
@@ -199,9 +229,10 @@ static int commit_open(pull_state *ps)
     if (ps->st == PENLINK_OK)
         ps->st = b->ops->begin(b);
     if (ps->st != PENLINK_OK)
-        return -1;
+        return stop(ps);
     ps->chunks_open = 0;
     ps->committed = *ps->res;
+    ps->have_kept = 0;
     return 0;
 }
 
@@ -210,23 +241,24 @@ static int on_chunk(void *u, const penlink_chunk *c)
     pull_state *ps = u;
     archive_backend *b = ps->ar->b;
     if (flush_conflicts(ps) != PENLINK_OK)
-        return -1;
+        return stop(ps);
     if (!ps->signed_log && ps->chunks_open >= COMMIT_EVERY && commit_open(ps) != 0)
-        return -1;
+        return stop(ps);
     ps->st = b->ops->chunk(b, ps->device, ps->pull, c, archive_now_ms(), &ps->chunk);
     ps->chunks_open++;
     ps->res->chunks++;
-    return ps->st == PENLINK_OK ? 0 : -1;
+    return ps->st == PENLINK_OK ? 0 : stop(ps);
 }
 
 static int store_record(pull_state *ps, const penlink_record *r, int overlap)
 {
     archive_backend *b = ps->ar->b;
     int outcome = REC_NEW;
-    ps->st = b->ops->record(b, ps->device, ps->chunk, r, !overlap && r->seq >= ps->archived_next,
-                            &outcome);
+    /* above everything archived before and everything stored by this pull */
+    int fresh = !overlap && r->seq >= ps->archived_next && r->seq >= ps->res->next_seq;
+    ps->st = b->ops->record(b, ps->device, ps->chunk, r, fresh, &outcome);
     if (ps->st != PENLINK_OK)
-        return -1;
+        return stop(ps);
     if (outcome == REC_NEW)
         ps->res->records_new++;
     else if (outcome == REC_SAME)
@@ -236,7 +268,7 @@ static int store_record(pull_state *ps, const penlink_record *r, int overlap)
             ps->conflict_seq = r->seq;
         if (ps->run_count && r->seq != ps->run_first + ps->run_count &&
             flush_conflicts(ps) != PENLINK_OK)
-            return -1;
+            return stop(ps);
         if (ps->run_count++ == 0)
             ps->run_first = r->seq;
     }
@@ -269,11 +301,53 @@ static int on_head(void *u, const penlink_head *h)
     pull_state *ps = u;
     archive_backend *b = ps->ar->b;
     if (flush_conflicts(ps) != PENLINK_OK)
-        return -1;
+        return stop(ps);
     ps->st = b->ops->head(b, ps->device, ps->pull, h, archive_now_ms());
     if (ps->st != PENLINK_OK)
-        return -1;
-    return ps->chunks_open < COMMIT_SIGNED_EVERY ? 0 : commit_open(ps);
+        return stop(ps);
+    if (ps->chunks_open >= COMMIT_SIGNED_EVERY)
+        return commit_open(ps);
+    /* kept even if a later reply fails: the head covers it */
+    ps->st = b->ops->savepoint(b);
+    if (ps->st != PENLINK_OK)
+        return stop(ps);
+    ps->kept = *ps->res;
+    ps->have_kept = 1;
+    return 0;
+}
+
+/* Records the pen confirmed gone: recorded with the records around them, so
+ * the acknowledgement that covers them is backed by the alarm. */
+static int on_gap(void *u, uint64_t first, uint64_t count, uint64_t acked)
+{
+    pull_state *ps = u;
+    archive_backend *b = ps->ar->b;
+    char detail[240];
+    unsigned long long a = (unsigned long long)first, z = (unsigned long long)(first + count - 1);
+    if (flush_conflicts(ps) != PENLINK_OK)
+        return stop(ps);
+    if (first + count <= acked)
+        snprintf(detail, sizeof detail,
+                 "records %llu..%llu are no longer on the pen: they were acknowledged before (by "
+                 "another archive or host) and never reached this archive",
+                 a, z);
+    else if (first >= acked)
+        snprintf(detail, sizeof detail,
+                 "records %llu..%llu are no longer on the pen, which never had them "
+                 "acknowledged: they were dropped before anyone pulled them (log overflow)",
+                 a, z);
+    else
+        snprintf(detail, sizeof detail,
+                 "records %llu..%llu are no longer on the pen: those below %llu were acknowledged "
+                 "before by another archive or host, the rest were dropped before anyone pulled "
+                 "them (log overflow)",
+                 a, z, (unsigned long long)acked);
+    ps->st = b->ops->alarm(b, ps->device, ps->pull, "gap", first, count, detail, archive_now_ms());
+    if (ps->st != PENLINK_OK)
+        return stop(ps);
+    ps->res->gap += count;
+    ps->res->next_seq = first + count;
+    return 0;
 }
 
 static void on_progress(void *u, const penlink_progress *p)
@@ -296,6 +370,201 @@ static int take_last(void *u, const penlink_config_entry *e)
     return 0;
 }
 
+static int stop_at_first(void *u, uint64_t next_seq, const uint8_t *link, size_t link_len,
+                         const uint8_t *sig, size_t sig_len)
+{
+    (void)next_seq, (void)link, (void)link_len, (void)sig, (void)sig_len;
+    *(int *)u = 1;
+    return 1;
+}
+
+typedef struct key_owner {
+    int64_t device;
+    const uint8_t *key;
+    char serial[65];
+} key_owner;
+
+static int find_key_owner(void *u, int64_t device, const char *serial, const uint8_t *key,
+                          uint64_t first_from)
+{
+    key_owner *k = u;
+    (void)first_from;
+    if (device != k->device && key && memcmp(key, k->key, 32) == 0) {
+        snprintf(k->serial, sizeof k->serial, "%s", serial);
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * What the archive already knows of the pen must hold before anything is
+ * pulled: its pinned key, that it signs if it signed before, and that no
+ * other serial carries its key. Sets *why (an alarm kind) and a message on
+ * failure; the caller records the alarm.
+ */
+static int check_pinning(pull_state *ps, int pinned, const char **why, char *detail, size_t cap)
+{
+    archive_backend *b = ps->ar->b;
+    const penlink_info *info = &ps->info;
+    char hex[65] = "";
+    *why = NULL;
+    if (info->has_device_key)
+        penlink_key_hex(info->device_key, hex);
+    if (pinned == KEY_CHANGED) {
+        *why = "key_changed";
+        snprintf(detail, cap,
+                 "the pen presented %s%s, not the key pinned for serial %s: a cloned or replaced "
+                 "pen; nothing was pulled",
+                 info->has_device_key ? "device key " : "no device key", hex, info->serial);
+        return PENLINK_OK;
+    }
+    if (pinned == KEY_NONE)
+        return PENLINK_OK;
+    if (!(info->features & PENLINK_FEATURE_SIGNED_CHUNKS)) {
+        int signed_before = 0;
+        int rc = b->ops->heads(b, ps->device, stop_at_first, &signed_before);
+        if (rc != PENLINK_OK && rc != PENLINK_ERR_CANCELLED)
+            return rc;
+        if (signed_before) {
+            *why = "signing_dropped";
+            snprintf(detail, cap,
+                     "the pen %s signed its log before, and now does not announce it (its "
+                     "firmware was changed, or another device presents its key): nothing was "
+                     "pulled",
+                     info->serial);
+            return PENLINK_OK;
+        }
+    }
+    key_owner k = { .device = ps->device, .key = info->device_key };
+    int rc = b->ops->pens(b, NULL, find_key_owner, &k);
+    if (rc != PENLINK_OK && rc != PENLINK_ERR_CANCELLED)
+        return rc;
+    if (k.serial[0]) {
+        *why = "key_reused";
+        snprintf(detail, cap,
+                 "the pen %s presents device key %s, which the archive pinned for pen %s: one "
+                 "of them is a clone; nothing was pulled",
+                 info->serial, hex, k.serial);
+    }
+    return PENLINK_OK;
+}
+
+/*
+ * Step 1, one transaction: the device row, its pinned key and the checks on
+ * it, the pull row, the configuration in force. *from gets the first seq to
+ * ask for. A refused pen gets its alarm committed and PENLINK_ERR_INTEGRITY.
+ */
+static int pull_prepare(pull_state *ps, const penlink_config *cfg, uint64_t *from)
+{
+    archive_backend *b = ps->ar->b;
+    const penlink_info *info = &ps->info;
+    uint64_t next = 0;
+    int have = 0, pinned = KEY_NONE;
+    const char *why = NULL;
+    char detail[400];
+    int rc = b->ops->begin(b);
+    if (rc == PENLINK_OK)
+        rc = b->ops->device(b, info, archive_now_ms(), &ps->device);
+    if (rc == PENLINK_OK)
+        rc =
+            b->ops->pin_key(b, ps->device, info->has_device_key ? info->device_key : NULL, &pinned);
+    if (rc == PENLINK_OK)
+        rc = check_pinning(ps, pinned, &why, detail, sizeof detail);
+    if (rc == PENLINK_OK && why) {
+        rc = b->ops->alarm(b, ps->device, 0, why, info->log_first_seq, 0, detail, archive_now_ms());
+        rc = end_txn(b, rc);
+        if (rc != PENLINK_OK)
+            return rc;
+        return penlink_fail(ps->ar->ctx, PENLINK_ERR_INTEGRITY,
+                            "%s: %s. The alarm (%s) is recorded; nothing on the pen was "
+                            "acknowledged",
+                            info->serial, detail, why);
+    }
+    ps->signed_log = (info->features & PENLINK_FEATURE_SIGNED_CHUNKS) != 0;
+    if (rc == PENLINK_OK)
+        rc = b->ops->next_seq(b, ps->device, &next, &have);
+    /* A pen seen for the first time is pulled from its oldest record; but records
+     * it dropped before anyone acknowledged them (between log_acked_seq and
+     * log_first_seq) were lost, not archived elsewhere: ask from there, so the
+     * pen's own words record them as a gap. */
+    if (have)
+        *from = next;
+    else if (info->log_acked_seq < info->log_first_seq)
+        *from = info->log_acked_seq;
+    else
+        *from = info->log_first_seq;
+    ps->archived_next = have ? next : 0;
+    if (rc == PENLINK_OK)
+        rc = b->ops->pull_begin(b, ps->device, *from, archive_now_ms(), &ps->pull);
+    if (rc == PENLINK_OK && cfg) {
+        /* the configuration in force, once per revision: the audit's limits */
+        last_rev l = { 0, 0 };
+        rc = b->ops->config_history(b, info->serial, take_last, &l);
+        if (rc == PENLINK_OK && (!l.have || l.rev != cfg->revision)) {
+            char user[64], host[256];
+            who(user, sizeof user, host, sizeof host);
+            rc = b->ops->config_log(b, info->serial, "read", user, host, NULL, cfg,
+                                    archive_now_ms());
+        }
+    }
+    return end_txn(b, rc);
+}
+
+/* Step 3, one transaction: the alarm a failed pull raised, and the pull's row. */
+static int pull_record_outcome(pull_state *ps, int pull_rc, const char *message)
+{
+    archive_backend *b = ps->ar->b;
+    penlink_dev *d = ps->dev;
+    int rc = b->ops->begin(b);
+    if (rc == PENLINK_OK && pull_rc != PENLINK_OK && d->alarm[0])
+        rc = b->ops->alarm(b, ps->device, ps->pull, d->alarm, d->alarm_seq, d->alarm_count, message,
+                           archive_now_ms());
+    if (rc == PENLINK_OK)
+        rc = b->ops->pull_end(b, ps->pull, ps->res,
+                              pull_rc != PENLINK_OK ? "failed"
+                              : ps->res->conflicts  ? "conflict"
+                                                    : "ok",
+                              message, archive_now_ms());
+    return end_txn(b, rc);
+}
+
+/*
+ * Step 4: the acknowledgement, the one place where the pen is told it may
+ * forget. Everything from the first seq asked for through res->next_seq - 1
+ * is committed or recorded as a gap the pen confirmed (pull.c never moves
+ * next_seq over anything else), so that is what is acknowledged. A pen that
+ * answers with more than it was told raises alarm "ack_mismatch".
+ */
+static int pull_acknowledge(pull_state *ps, uint64_t from, int have)
+{
+    penlink_archive_pull_result *res = ps->res;
+    archive_backend *b = ps->ar->b;
+    res->acked_seq = ps->info.log_acked_seq;
+    if (res->next_seq == 0 || res->next_seq <= ps->info.log_acked_seq ||
+        (res->next_seq == from && !have))
+        return PENLINK_OK; /* nothing archived that the pen does not know acknowledged */
+    uint64_t acked = 0;
+    int rc = penlink_dev_ack(ps->dev, res->next_seq - 1, &acked);
+    if (rc == PENLINK_OK) {
+        res->acked_seq = acked;
+        return PENLINK_OK;
+    }
+    if (rc == PENLINK_ERR_INTEGRITY) {
+        char message[512];
+        snprintf(message, sizeof message, "%s", penlink_ctx_errmsg(ps->ar->ctx));
+        int st = b->ops->begin(b);
+        if (st == PENLINK_OK)
+            st = b->ops->alarm(b, ps->device, ps->pull, "ack_mismatch", res->next_seq,
+                               acked > res->next_seq ? acked - res->next_seq : 0, message,
+                               archive_now_ms());
+        st = end_txn(b, st);
+        penlink_fail(ps->ar->ctx, rc, "%s", message);
+        if (st != PENLINK_OK)
+            return st;
+    }
+    return rc;
+}
+
 int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pull_cb *cb,
                          penlink_archive_pull_result *res)
 {
@@ -306,68 +575,29 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
         res = &local;
     memset(res, 0, sizeof *res);
     archive_backend *b = ar->b;
-    penlink_info info;
+    pull_state ps = { .ar = ar, .dev = dev, .user = cb, .res = res };
     penlink_config cfg;
-    int rc = penlink_dev_info(dev, &info);
-    if (rc == PENLINK_OK)
+    int have_cfg = 0;
+    int rc = penlink_dev_info(dev, &ps.info);
+    if (rc == PENLINK_OK && (ps.info.features & PENLINK_FEATURE_CONFIG)) {
         rc = penlink_dev_config_get(dev, &cfg);
+        have_cfg = 1;
+    }
     if (rc != PENLINK_OK)
         return rc;
-    snprintf(res->serial, sizeof res->serial, "%s", info.serial);
+    snprintf(res->serial, sizeof res->serial, "%s", ps.info.serial);
 
-    pull_state ps = { .ar = ar, .user = cb, .res = res };
-    uint64_t next = 0;
-    int have = 0;
-    rc = b->ops->begin(b);
-    if (rc == PENLINK_OK)
-        rc = b->ops->device(b, &info, archive_now_ms(), &ps.device);
-    int pinned = KEY_NONE;
-    if (rc == PENLINK_OK)
-        rc = b->ops->pin_key(b, ps.device, info.has_device_key ? info.device_key : NULL, &pinned);
-    if (rc == PENLINK_OK && pinned == KEY_CHANGED) {
-        char detail[320], hex[65] = "";
-        if (info.has_device_key)
-            penlink_key_hex(info.device_key, hex);
-        snprintf(detail, sizeof detail,
-                 "the pen presented %s%s, not the key pinned for serial %s: a cloned or replaced "
-                 "pen; nothing was pulled",
-                 info.has_device_key ? "device key " : "no device key",
-                 info.has_device_key ? hex : "", info.serial);
-        rc = b->ops->alarm(b, ps.device, 0, "key_changed", info.log_first_seq, 0, detail,
-                           archive_now_ms());
-        rc = end_txn(b, rc);
-        if (rc != PENLINK_OK)
-            return rc;
-        return penlink_fail(ar->ctx, PENLINK_ERR_INTEGRITY,
-                            "%s: %s. The alarm is recorded; if the pen was legitimately "
-                            "replaced, archive it under a new archive or serial",
-                            info.serial, detail);
-    }
-    ps.signed_log = (info.features & PENLINK_FEATURE_SIGNED_CHUNKS) != 0;
-    if (rc == PENLINK_OK)
-        rc = b->ops->next_seq(b, ps.device, &next, &have);
-    uint64_t from = have ? next : info.log_first_seq;
-    ps.archived_next = have ? next : 0;
-    if (rc == PENLINK_OK)
-        rc = b->ops->pull_begin(b, ps.device, from, archive_now_ms(), &ps.pull);
-    if (rc == PENLINK_OK) {
-        /* the configuration in force, once per revision: the audit's limits */
-        last_rev l = { 0, 0 };
-        rc = b->ops->config_history(b, info.serial, take_last, &l);
-        if (rc == PENLINK_OK && (!l.have || l.rev != cfg.revision)) {
-            char user[64], host[256];
-            who(user, sizeof user, host, sizeof host);
-            rc = b->ops->config_log(b, info.serial, "read", user, host, NULL, &cfg,
-                                    archive_now_ms());
-        }
-    }
-    rc = end_txn(b, rc);
+    /* step 1: who the pen is, where to start */
+    uint64_t from = 0;
+    rc = pull_prepare(&ps, have_cfg ? &cfg : NULL, &from);
     if (rc != PENLINK_OK)
         return rc;
-
+    int have = ps.archived_next > 0;
     res->from_seq = from;
     res->next_seq = from;
     ps.committed = *res;
+
+    /* step 2: the records, committed as they come (at verified heads from a signing pen) */
     rc = b->ops->begin(b);
     if (rc != PENLINK_OK)
         return rc;
@@ -376,75 +606,52 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
                             .on_progress = on_progress,
                             .user = &ps,
                             .on_overlap = on_overlap,
-                            .on_head = on_head };
+                            .on_head = on_head,
+                            .on_gap = on_gap };
     penlink_pull_result pr;
     int pull_rc = penlink_dev_pull(dev, from, &pcb, &pr);
     flush_conflicts(&ps);
-    if (pull_rc != PENLINK_OK && ps.st != PENLINK_OK)
-        pull_rc = ps.st; /* the storage failed, not the pen */
-    else if (pull_rc == PENLINK_OK && ps.st != PENLINK_OK)
+    if (ps.st != PENLINK_OK) { /* the storage failed, not the pen */
         pull_rc = ps.st;
-    if (ps.st != PENLINK_OK) /* in the storage's words, not the callback's "stopped by" */
-        penlink_fail(ar->ctx, ps.st, "%s", b->errmsg);
-    if (ps.signed_log && pull_rc != PENLINK_OK) {
-        /* from a pen that signs its log, only what a verified head covered and was
-         * committed is kept */
-        rc = b->ops->rollback(b);
-        *res = ps.committed;
-    } else {
-        /* whatever arrived intact (from a signing pen: under its last, verified head)
-         * is kept: commit it, durably, before anything else */
-        rc = b->ops->commit(b);
+        if (ps.why[0])
+            penlink_fail(ar->ctx, ps.st, "%s", ps.why);
     }
+    rc = PENLINK_OK;
+    if (ps.signed_log && pull_rc != PENLINK_OK) {
+        /* from a pen that signs its log, only what a verified head covered is kept */
+        rc = b->ops->rollback_to_savepoint(b);
+        if (ps.have_kept)
+            *res = ps.kept;
+        else
+            *res = ps.committed;
+    }
+    /* whatever is kept is committed, durably, before anything else */
+    if (rc == PENLINK_OK)
+        rc = b->ops->commit(b);
     if (rc != PENLINK_OK) {
         b->ops->rollback(b);
-        *res = ps.committed; /* only what is durable is reported */
+        *res = ps.committed; /* only what an earlier commit holds is archived */
         if (pull_rc == PENLINK_OK)
             pull_rc = rc; /* a failed pull, in the commit's words (a full disk) */
     }
-    res->gap = pr.gap;
-    char message[256] = "";
+    res->retries = pr.retries;
+    char message[512] = "";
     if (pull_rc != PENLINK_OK)
         snprintf(message, sizeof message, "%s", penlink_ctx_errmsg(ar->ctx));
-    rc = b->ops->begin(b);
-    if (rc == PENLINK_OK && ps.signed_log && pull_rc == PENLINK_ERR_INTEGRITY) {
-        /* the pen's log failed its chain or signature: nothing of it was kept, the pen
-         * was not acknowledged, and the audit reports this */
-        rc = b->ops->alarm(b, ps.device, ps.pull, "unverified", res->next_seq, 0, message,
-                           archive_now_ms());
-    }
-    if (rc == PENLINK_OK && pr.gap) {
-        char detail[160];
-        snprintf(detail, sizeof detail,
-                 "records %llu..%llu were no longer on the pen (its log overflowed, or they "
-                 "were acknowledged elsewhere)",
-                 (unsigned long long)from, (unsigned long long)(from + pr.gap - 1));
-        rc = b->ops->alarm(b, ps.device, ps.pull, "gap", from, pr.gap, detail, archive_now_ms());
-    }
-    if (rc == PENLINK_OK)
-        rc = b->ops->pull_end(b, ps.pull, res,
-                              pull_rc != PENLINK_OK ? "failed"
-                              : res->conflicts      ? "conflict"
-                                                    : "ok",
-                              message, archive_now_ms());
-    rc = end_txn(b, rc);
+
+    /* step 3: what happened, on record */
+    rc = pull_record_outcome(&ps, pull_rc, message);
     if (pull_rc != PENLINK_OK) {
         penlink_fail(ar->ctx, pull_rc, "%s", message);
         return pull_rc;
     }
     if (rc != PENLINK_OK)
         return rc;
-    /* only now, with everything on disk, may the pen forget */
-    res->acked_seq = info.log_acked_seq;
-    if (res->next_seq > from || (have && next > info.log_acked_seq)) {
-        uint64_t through = res->next_seq - 1, acked = 0;
-        if (res->next_seq > 0) {
-            rc = penlink_dev_ack(dev, through, &acked);
-            if (rc != PENLINK_OK)
-                return rc;
-            res->acked_seq = acked;
-        }
-    }
+
+    /* step 4: only now, with everything on disk, may the pen forget */
+    rc = pull_acknowledge(&ps, from, have);
+    if (rc != PENLINK_OK)
+        return rc;
     if (res->conflicts)
         return penlink_fail(ar->ctx, PENLINK_ERR_INTEGRITY,
                             "%llu records of %s arrived with content different from the archived "
@@ -523,4 +730,42 @@ int penlink_archive_devices(penlink_archive *ar,
     if (!ar || !cb)
         return PENLINK_ERR_INVALID_ARG;
     return ar->b->ops->devices(ar->b, cb, user);
+}
+
+int penlink_archive_annotate(penlink_archive *ar, const char *finding, const char *author,
+                             const char *text)
+{
+    penlink_annotation a;
+    if (!ar || !finding || !text)
+        return PENLINK_ERR_INVALID_ARG;
+    memset(&a, 0, sizeof a);
+    if (!*finding || strlen(finding) >= sizeof a.finding || !*text ||
+        strlen(text) >= sizeof a.text || (author && strlen(author) >= sizeof a.author))
+        return penlink_fail(ar->ctx, PENLINK_ERR_INVALID_ARG,
+                            "an annotation needs a finding id (under %zu bytes) and a text of 1 to "
+                            "%zu bytes, by an author of under %zu",
+                            sizeof a.finding, sizeof a.text - 1, sizeof a.author);
+    snprintf(a.finding, sizeof a.finding, "%s", finding);
+    snprintf(a.text, sizeof a.text, "%s", text);
+    char host[256];
+    who(a.user, sizeof a.user, host, sizeof host);
+    snprintf(a.host, sizeof a.host, "%.63s", host);
+    if (author)
+        snprintf(a.author, sizeof a.author, "%s", author);
+    else
+        snprintf(a.author, sizeof a.author, "%.31s@%.31s", a.user, a.host);
+    a.at_ms = archive_now_ms();
+    archive_backend *b = ar->b;
+    int rc = b->ops->begin(b);
+    if (rc == PENLINK_OK)
+        rc = b->ops->annotate(b, &a);
+    return end_txn(b, rc);
+}
+
+int penlink_archive_annotations(penlink_archive *ar,
+                                int (*cb)(void *user, const penlink_annotation *a), void *user)
+{
+    if (!ar || !cb)
+        return PENLINK_ERR_INVALID_ARG;
+    return ar->b->ops->annotations(ar->b, cb, user);
 }

@@ -47,6 +47,11 @@ typedef struct archive_ops {
     int (*begin)(archive_backend *b);
     int (*commit)(archive_backend *b); /* durable when it returns */
     int (*rollback)(archive_backend *b);
+    /* Marks what the open transaction holds so far as kept whatever follows (a
+     * verified head); rollback_to_savepoint drops what came after the last mark
+     * (everything, when there is none) and keeps the transaction open. */
+    int (*savepoint)(archive_backend *b);
+    int (*rollback_to_savepoint)(archive_backend *b);
     /* Creates or refreshes the device row; *id gets its key. */
     int (*device)(archive_backend *b, const penlink_info *info, int64_t now, int64_t *id);
     /* One past the highest archived seq of the device (0 and *have = 0 when none). */
@@ -111,16 +116,23 @@ typedef struct archive_ops {
     /* Stores a verification result (of the pen r->serial); reads back the last one. */
     int (*verification_log)(archive_backend *b, const penlink_verify_report *r, int64_t now);
     int (*verification_last)(archive_backend *b, const char *serial, penlink_verification *out);
+
+    /* Annotations of findings (append-only): one stored; all, in the order stored. */
+    int (*annotate)(archive_backend *b, const penlink_annotation *a);
+    int (*annotations)(archive_backend *b, int (*cb)(void *user, const penlink_annotation *a),
+                       void *user);
+
+    /* 1 when the archive could be written from here, however this handle was
+     * opened (penlink_archive_writable()). */
+    int (*writable)(archive_backend *b);
 } archive_ops;
 
 struct archive_backend {
     const archive_ops *ops;
     penlink_ctx *ctx;
-    int readonly; /* opened for reading: nothing is ever written to the file */
-    /* The detail of the backend's last failure, kept apart from the context's
-     * message, which a caller (the pull's "stopped by the callback") may
-     * overwrite before it reports the failure. */
-    char errmsg[512];
+    /* opened for reading: nothing is ever written (a file stays byte for byte
+     * as it was; a server session is read-only), and begin refuses */
+    int readonly;
 };
 
 /* The packed record body (record_body.c): all of a record but its seq.
@@ -129,6 +141,13 @@ struct archive_backend {
 #define ARCHIVE_BODY_MAX (8 + 5 + 2 + 11 * 10)
 size_t archive_body_pack(const penlink_record *r, uint8_t out[ARCHIVE_BODY_MAX]);
 int archive_body_unpack(const uint8_t *p, size_t n, penlink_record *r);
+/* 1 when two records of one seq say the same (time, kind and every field they carry). */
+int archive_record_same(const penlink_record *a, const penlink_record *b);
+
+/* The configuration as the archive stores it (archive_text.c): JSON text
+ * written and read without a JSON library, the same in every backend. */
+void archive_config_text(const penlink_config *c, char *out, size_t cap);
+void archive_config_parse(const char *json, penlink_config *c);
 
 /* The host's clock, ms since the epoch: what the archive stamps rows with. */
 int64_t archive_now_ms(void);
@@ -151,5 +170,13 @@ void *archive_sqlite_handle(archive_backend *b);
 /* penlink_archive_scan() with damaged rows handed to @p bad (the audit's). */
 int archive_scan(penlink_archive *ar, const penlink_archive_filter *f, penlink_archive_record_cb cb,
                  archive_damage_cb bad, void *user);
+
+/* The PostgreSQL backend (archive_pg.c). archive_is_server(): @p uri names a
+ * server (postgresql://..., postgres://..., or keyword=value such as
+ * service=NAME), not a file. @p create: set up the schema when there is none;
+ * @p readonly: a read-only session that never migrates (create must be 0). */
+int archive_is_server(const char *uri);
+int archive_pg_open(penlink_ctx *ctx, const char *uri, int create, int readonly,
+                    archive_backend **out);
 
 #endif

@@ -3,7 +3,8 @@
  * commit is on disk when it returns, which is what lets the pull acknowledge
  * records. Opening, the schema and its migrations are in
  * archive_sqlite_open.c. Audit-trail tables (records, chunks, alarms,
- * config_history, heads, verifications) refuse UPDATE and DELETE by trigger.
+ * config_history, heads, verifications, annotations) refuse UPDATE and
+ * DELETE by trigger.
  *
  * Transactions are exact: a transaction in which any statement failed is
  * never committed (SQLite may have undone only that statement), a failed
@@ -45,9 +46,9 @@ int sq_fail(sqlite_backend *s, int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(s->base.errmsg, sizeof s->base.errmsg, fmt, ap);
+    vsnprintf(s->msg, sizeof s->msg, fmt, ap);
     va_end(ap);
-    return penlink_fail(s->base.ctx, status, "%s", s->base.errmsg);
+    return penlink_fail(s->base.ctx, status, "%s", s->msg);
 }
 
 /* A statement of the open transaction failed in SQLite: the transaction is
@@ -56,7 +57,7 @@ static int poison(sqlite_backend *s, int status)
 {
     if (s->in_txn && !s->txn_fail) { /* the first failure is the one to tell */
         s->txn_fail = status;
-        snprintf(s->txn_msg, sizeof s->txn_msg, "%s", s->base.errmsg);
+        snprintf(s->txn_msg, sizeof s->txn_msg, "%s", s->msg);
     }
     return status;
 }
@@ -159,6 +160,7 @@ static int sq_begin(archive_backend *b)
                        s->path);
     s->pending = 0;
     s->txn_fail = 0;
+    s->savepoint = 0;
     int rc = sq_exec(s, "BEGIN IMMEDIATE", "begin");
     s->in_txn = rc == PENLINK_OK;
     return rc;
@@ -204,6 +206,7 @@ static int undo(sqlite_backend *s)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
         rc = db_fail_words(s, PENLINK_ERR_IO, "rollback");
     s->in_txn = 0;
+    s->savepoint = 0;
     return rc;
 }
 
@@ -219,6 +222,7 @@ static int sq_commit(archive_backend *b)
     if (!s->txn_fail && flush(s) == PENLINK_OK) {
         if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
             s->in_txn = 0;
+            s->savepoint = 0;
             return PENLINK_OK;
         }
         sq_db_fail(s, PENLINK_ERR_IO, "commit");
@@ -230,6 +234,42 @@ static int sq_commit(archive_backend *b)
 static int sq_rollback(archive_backend *b)
 {
     return undo((sqlite_backend *)b);
+}
+
+/* One savepoint at a time: the newest mark replaces the one before. A
+ * transaction in which a statement failed gets none: it is never committed. */
+static int sq_savepoint(archive_backend *b)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    if (s->txn_fail)
+        return sq_fail(s, s->txn_fail, "%s", s->txn_msg);
+    int rc = flush(s);
+    if (rc == PENLINK_OK && s->savepoint)
+        rc = sq_exec(s, "RELEASE kept", "release savepoint");
+    if (rc == PENLINK_OK)
+        rc = sq_exec(s, "SAVEPOINT kept", "savepoint");
+    s->savepoint = rc == PENLINK_OK;
+    return rc;
+}
+
+/* Back to the last savepoint, the transaction kept open: what failed after
+ * it is undone, so the transaction may be committed again. Without a
+ * savepoint, all of it is rolled back and a new transaction begun. */
+static int sq_rollback_to_savepoint(archive_backend *b)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    if (!s->savepoint) {
+        int rc = undo(s);
+        return rc == PENLINK_OK ? sq_begin(b) : rc;
+    }
+    s->pending = 0;                    /* they were never written */
+    if (sqlite3_get_autocommit(s->db)) /* SQLite rolled all of it back (a full disk) */
+        return sq_fail(s, s->txn_fail ? s->txn_fail : PENLINK_ERR_IO, "%s",
+                       s->txn_fail ? s->txn_msg : "the transaction was rolled back");
+    int rc = sq_exec(s, "ROLLBACK TO kept", "rollback to savepoint");
+    if (rc == PENLINK_OK)
+        s->txn_fail = 0;
+    return rc;
 }
 
 static int step_done(sqlite_backend *s, sqlite3_stmt *st, const char *what)
@@ -492,11 +532,7 @@ static int sq_record(archive_backend *b, int64_t device, int64_t chunk, const pe
             return sq_fail(s, PENLINK_ERR_INTEGRITY,
                            "archive %s: the archived record %llu is damaged: %s", s->path,
                            (unsigned long long)r->seq, bad);
-        int same = old.time_ms == r->time_ms && old.kind == r->kind && old.fields == r->fields;
-        for (int k = 0; same && k < PENLINK_FIELD_COUNT; k++)
-            if (r->fields & (1u << k))
-                same = penlink_record_field(&old, 1u << k) == penlink_record_field(r, 1u << k);
-        *outcome = same ? REC_SAME : REC_CONFLICT;
+        *outcome = archive_record_same(&old, r) ? REC_SAME : REC_CONFLICT;
         return PENLINK_OK;
     }
     sqlite3_reset(st);
@@ -714,35 +750,6 @@ static int sq_alarms(archive_backend *b, const penlink_archive_filter *f,
     return rc;
 }
 
-/* A configuration as JSON text without a JSON library: only numbers and
- * bounded, escaped strings. */
-static void config_text(const penlink_config *c, char *out, size_t cap)
-{
-    size_t n;
-    const penlink_config_key *k = penlink_config_keys(&n);
-    size_t used = (size_t)snprintf(out, cap, "{\"revision\":%u", c->revision);
-    for (size_t i = 0; i < n && used < cap; i++) {
-        if (!(c->present & k[i].bit))
-            continue;
-        if (k[i].is_text) {
-            used += (size_t)snprintf(out + used, cap - used, ",\"%s\":\"", k[i].name);
-            for (const char *p = penlink_config_get_text(c, k[i].bit); *p && used + 8 < cap; p++)
-                used += (size_t)snprintf(out + used, cap - used,
-                                         (*p == '"' || *p == '\\')    ? "\\%c"
-                                         : ((unsigned char)*p < 0x20) ? "\\u%04x"
-                                                                      : "%c",
-                                         *p);
-            if (used < cap)
-                used += (size_t)snprintf(out + used, cap - used, "\"");
-        } else {
-            used += (size_t)snprintf(out + used, cap - used, ",\"%s\":%u", k[i].name,
-                                     penlink_config_get_u32(c, k[i].bit));
-        }
-    }
-    if (used < cap)
-        snprintf(out + used, cap - used, "}");
-}
-
 static int sq_config_log(archive_backend *b, const char *serial, const char *source,
                          const char *user, const char *host, const penlink_config *old_cfg,
                          const penlink_config *new_cfg, int64_t now)
@@ -750,9 +757,9 @@ static int sq_config_log(archive_backend *b, const char *serial, const char *sou
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
     char oldj[1024], newj[1024];
-    config_text(new_cfg, newj, sizeof newj);
+    archive_config_text(new_cfg, newj, sizeof newj);
     if (old_cfg)
-        config_text(old_cfg, oldj, sizeof oldj);
+        archive_config_text(old_cfg, oldj, sizeof oldj);
     int rc =
         sq_prep(s, &st,
                 "INSERT INTO config_history (device_id, at_ms, source, os_user, host, revision, "
@@ -774,40 +781,6 @@ static int sq_config_log(archive_backend *b, const char *serial, const char *sou
     return rc;
 }
 
-/* Parses one number or string of our own config JSON text (bounded). */
-static void parse_config_text(const char *j, penlink_config *c)
-{
-    size_t n;
-    const penlink_config_key *k = penlink_config_keys(&n);
-    memset(c, 0, sizeof *c);
-    const char *p = strstr(j, "\"revision\":");
-    if (p)
-        c->revision = (uint32_t)strtoul(p + 11, NULL, 10);
-    for (size_t i = 0; i < n; i++) {
-        char key[48];
-        snprintf(key, sizeof key, "\"%s\":", k[i].name);
-        p = strstr(j, key);
-        if (!p)
-            continue;
-        p += strlen(key);
-        if (!k[i].is_text) {
-            penlink_config_set_u32(c, k[i].bit, (uint32_t)strtoul(p, NULL, 10));
-            continue;
-        }
-        char v[65];
-        size_t o = 0;
-        if (*p++ != '"')
-            continue;
-        while (*p && *p != '"' && o + 1 < sizeof v) {
-            if (*p == '\\' && p[1])
-                p++;
-            v[o++] = *p++;
-        }
-        v[o] = '\0';
-        penlink_config_set_text(c, k[i].bit, v);
-    }
-}
-
 static int sq_config_history(archive_backend *b, const char *serial,
                              int (*cb)(void *user, const penlink_config_entry *e), void *user)
 {
@@ -815,7 +788,7 @@ static int sq_config_history(archive_backend *b, const char *serial,
     sqlite3_stmt *st = NULL;
     int rc = sq_prep(
         s, &st,
-        "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json FROM "
+        "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json, h.old_json FROM "
         "config_history h JOIN devices d ON d.id = h.device_id WHERE (?1 IS NULL OR " SERIAL_IS(
             "d.serial", "?1") ") ORDER BY h.id");
     if (rc)
@@ -832,7 +805,12 @@ static int sq_config_history(archive_backend *b, const char *serial,
         copy_col(e.user, sizeof e.user, st, 3);
         copy_col(e.host, sizeof e.host, st, 4);
         const unsigned char *j = sqlite3_column_text(st, 5);
-        parse_config_text(j ? (const char *)j : "", &e.config);
+        archive_config_parse(j ? (const char *)j : "", &e.config);
+        /* the values the change replaced: revision 1's limits when it came before any pull */
+        const unsigned char *old = sqlite3_column_text(st, 6);
+        e.has_old = old != NULL;
+        if (old)
+            archive_config_parse((const char *)old, &e.old_config);
         if (cb(user, &e) != 0) {
             rc = PENLINK_ERR_CANCELLED;
             break;
@@ -1149,12 +1127,84 @@ static int sq_verification_last(archive_backend *b, const char *serial, penlink_
     return rc;
 }
 
+static int sq_annotate(archive_backend *b, const penlink_annotation *a)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_prep(s, &st,
+                     "INSERT INTO annotations (finding, at_ms, author, os_user, host, text) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, a->finding, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, a->at_ms);
+    sqlite3_bind_text(st, 3, a->author, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, a->user, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, a->host, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, a->text, -1, SQLITE_STATIC);
+    rc = step_done(s, st, "annotation");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_annotations(archive_backend *b, int (*cb)(void *user, const penlink_annotation *a),
+                          void *user)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_prep(
+        s, &st, "SELECT finding, at_ms, author, os_user, host, text FROM annotations ORDER BY id");
+    if (rc)
+        return rc;
+    int x;
+    for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
+        penlink_annotation a;
+        memset(&a, 0, sizeof a);
+        copy_col(a.finding, sizeof a.finding, st, 0);
+        a.at_ms = sqlite3_column_int64(st, 1);
+        copy_col(a.author, sizeof a.author, st, 2);
+        copy_col(a.user, sizeof a.user, st, 3);
+        copy_col(a.host, sizeof a.host, st, 4);
+        copy_col(a.text, sizeof a.text, st, 5);
+        if (cb(user, &a) != 0) {
+            rc = PENLINK_ERR_CANCELLED;
+            break;
+        }
+    }
+    if (rc == PENLINK_OK && x != SQLITE_DONE)
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "annotations");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Opened for writing: what SQLite made of it. Opened read-only: the file,
+ * and its directory for the -wal and -shm files, as the kernel tells them
+ * (EROFS, permissions: a read-only copy, mount or medium). */
+static int sq_writable(archive_backend *b)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    if (!b->readonly)
+        return sqlite3_db_readonly(s->db, "main") == 0;
+    char dir[sizeof s->path];
+    snprintf(dir, sizeof dir, "%s", s->path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    return access(s->path, W_OK) == 0 && access(dir, W_OK | X_OK) == 0;
+}
+
 const archive_ops sq_ops = {
     .name = "sqlite",
     .close = sq_close,
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .savepoint = sq_savepoint,
+    .rollback_to_savepoint = sq_rollback_to_savepoint,
     .device = sq_device,
     .next_seq = sq_next_seq,
     .pull_begin = sq_pull_begin,
@@ -1177,6 +1227,9 @@ const archive_ops sq_ops = {
     .heads = sq_heads,
     .verification_log = sq_verification_log,
     .verification_last = sq_verification_last,
+    .annotate = sq_annotate,
+    .annotations = sq_annotations,
+    .writable = sq_writable,
 };
 
 int sq_statements(sqlite_backend *s)

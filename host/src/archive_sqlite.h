@@ -11,7 +11,7 @@
 #include "archive.h"
 
 /* The schema version this penlink writes (PRAGMA user_version). */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 /* PRAGMA application_id of a penlink archive: "PLAR" (penlink archive). Set on
  * every archive this penlink creates or migrates; a file with another id is
  * another program's, and is never written. docs/audit-guide.md. */
@@ -27,7 +27,9 @@ typedef struct sqlite_backend {
     int in_txn;   /* a transaction of ours is open */
     int txn_fail; /* a statement of the open transaction failed: it is never committed */
     char txn_msg[512];
-    int pulling; /* between pull_begin and pull_end: a full disk is said in a pull's words */
+    int savepoint; /* a savepoint is open in the transaction */
+    char msg[512]; /* the last failure, in words (txn_msg copies the first of a transaction) */
+    int pulling;   /* between pull_begin and pull_end: a full disk is said in a pull's words */
     /* New records wait here and go in INSERT_BATCH rows per statement: a
      * statement's own setup costs as much as the row it inserts. They are
      * flushed before every commit and every read of the records table. */
@@ -46,7 +48,7 @@ int sq_statements(sqlite_backend *s);
 /* Finalizes, closes the database, frees. */
 void sq_free(sqlite_backend *s);
 
-/* Failures, each setting the context's detail and base.errmsg. */
+/* Failures, each setting the context's detail and msg. */
 int sq_fail(sqlite_backend *s, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The one message for a damaged archive: what failed, and how to recover. */

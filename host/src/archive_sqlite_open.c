@@ -147,8 +147,19 @@ static const char schema_v3[] =
     "  WHEN OLD.public_key IS NOT NULL\n"
     "  BEGIN SELECT RAISE(ABORT, 'a pinned device key never changes'); END;\n";
 
+/* Version 4 keeps the auditors' annotations of findings, append-only. */
+static const char schema_v4[] =
+    "CREATE TABLE annotations (\n"
+    "  id INTEGER PRIMARY KEY, finding TEXT NOT NULL, at_ms INTEGER NOT NULL,\n"
+    "  author TEXT NOT NULL, os_user TEXT, host TEXT, text TEXT NOT NULL);\n"
+    "CREATE TRIGGER annotations_append_only_u BEFORE UPDATE ON annotations\n"
+    "  BEGIN SELECT RAISE(ABORT, 'annotations are append-only'); END;\n"
+    "CREATE TRIGGER annotations_append_only_d BEFORE DELETE ON annotations\n"
+    "  BEGIN SELECT RAISE(ABORT, 'annotations are append-only'); END;\n";
+
 /* Forward migrations: migrations[v] takes the schema from version v to v+1. */
-static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2, schema_v3 };
+static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2, schema_v3,
+                                                        schema_v4 };
 
 /* penlink_pack_v1(time_ms, kind, fields, depth_um, ..., dropped): a v1 record row as a v2 body. */
 static void sql_pack_v1(sqlite3_context *cx, int argc, sqlite3_value **argv)

@@ -88,6 +88,9 @@ const char *penlink_config_get_text(const penlink_config *c, uint32_t bit)
 
 int penlink_config_check(penlink_ctx *ctx, const penlink_limits *l, const penlink_config *c)
 {
+    penlink_enter(ctx);
+    if (!l || !c)
+        return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "no limits or configuration to check");
     const struct {
         const char *key;
         uint32_t v, lo, hi;
@@ -136,7 +139,10 @@ int penlink_config_check(penlink_ctx *ctx, const penlink_limits *l, const penlin
 
 int penlink_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n)
 {
-    if (!ctx || !n || (!out && cap))
+    if (!ctx)
         return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(ctx);
+    if (!n || (!out && cap))
+        return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "no place for the pens found");
     return transport_usb_list(ctx, out, cap, n);
 }

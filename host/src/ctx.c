@@ -1,11 +1,16 @@
 /* The library context, status sentences and the record helpers. */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "internal.h"
+#include "trace.h"
 #include "pl/record.h"
+
+/* A flag a signal handler may set: only a lock-free atomic is async-signal-safe. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "cancellation needs a lock-free atomic int");
 
 /* penlink_record is pl_record under its public name: same fields, same places. */
 _Static_assert(sizeof(penlink_record) == sizeof(pl_record), "record layout");
@@ -67,21 +72,47 @@ void penlink_ctx_set_timeout(penlink_ctx *ctx, int timeout_ms, int retries)
 
 void penlink_ctx_free(penlink_ctx *ctx)
 {
-    if (ctx)
+    if (ctx) {
         transport_usb_ctx_cleanup(ctx);
+        trace_file_close(ctx->trace);
+    }
     free(ctx);
+}
+
+int penlink_ctx_set_trace(penlink_ctx *ctx, const char *path)
+{
+    if (!ctx)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(ctx);
+    trace_file *tf = NULL;
+    if (path) {
+        int st = trace_file_open(ctx, path, &tf);
+        if (st != PENLINK_OK)
+            return st;
+    }
+    trace_file_close(ctx->trace);
+    ctx->trace = tf;
+    return PENLINK_OK;
+}
+
+void penlink_ctx_set_message_cb(penlink_ctx *ctx, penlink_message_ex_cb cb, void *user)
+{
+    if (!ctx)
+        return;
+    ctx->on_message = cb;
+    ctx->on_message_user = user;
 }
 
 void penlink_ctx_cancel(penlink_ctx *ctx)
 {
     if (ctx)
-        ctx->cancelled = 1;
+        atomic_store(&ctx->cancelled, 1);
 }
 
 void penlink_ctx_reset_cancel(penlink_ctx *ctx)
 {
     if (ctx)
-        ctx->cancelled = 0;
+        atomic_store(&ctx->cancelled, 0);
 }
 
 const char *penlink_ctx_errmsg(const penlink_ctx *ctx)
@@ -91,6 +122,8 @@ const char *penlink_ctx_errmsg(const penlink_ctx *ctx)
 
 int penlink_fail(penlink_ctx *ctx, int status, const char *fmt, ...)
 {
+    if (!ctx)
+        return status;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(ctx->errmsg, sizeof ctx->errmsg, fmt, ap);

@@ -11,50 +11,54 @@
 #include <string.h>
 #include <time.h>
 
+#include "device.h"
+#include "message.h"
 #include "pl/auth.h"
-#include "pl/chunk.h"
-#include "pl/envelope.h"
-#include "pl/frame.h"
-#include "transport.h"
+#include "trace.h"
 
-#define HOST_MAX_PAYLOAD PL_FRAME_MAX_PAYLOAD
-#define PULL_WINDOW 32 /* chunks per PullLog */
 #define CLIENT_NAME "penlink/" PENLINK_VERSION_STRING
 
-struct penlink_dev {
-    penlink_ctx *ctx;
-    transport *t;
-    pl_frame_decoder fdec;
-    uint8_t *fbuf;
-    uint8_t rbuf[64 * 1024];
-    size_t rlen, rpos;
-    uint8_t *tx;
-    size_t txcap;
-    uint32_t next_id;
-    int timeout_ms, retries;
-    uint32_t pen_max_payload, major, minor, features;
-    char serial[33];
-    penlink_device_error err;
-    pl_chunk_dec cdec;
-    pl_record *recs;
-    uint64_t frame_errors;
-};
-
-static long long now_ms(void)
+long long dev_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void copy_str(char *dst, size_t cap, const char *src)
+void dev_copy_str(char *dst, size_t cap, const char *src)
 {
     snprintf(dst, cap, "%s", src ? src : "");
 }
 
 /* ---- frames in and out ------------------------------------------------- */
 
-static int send_env(penlink_dev *d, pl_envelope *env)
+static long long wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* `penlink -v`: one message sent or received, or a damaged stretch. */
+static void show(penlink_dev *d, penlink_direction dir, const pl_envelope *env,
+                 const uint8_t *frame, size_t len, const char *problem)
+{
+    penlink_message m;
+    memset(&m, 0, sizeof m);
+    m.index = ++d->messages;
+    m.time_us = wall_us();
+    m.direction = dir;
+    m.size = (uint32_t)len;
+    if (frame)
+        msg_set_frame(&m, frame, len);
+    m.request_id = env ? env->request_id : 0;
+    m.name = msg_body_name(env);
+    m.problem = problem;
+    m.internal_ = env;
+    d->on_message(d->on_message_user, &m);
+}
+
+int dev_send(penlink_dev *d, pl_envelope *env)
 {
     size_t need = pl_envelope_frame_size(env);
     uint32_t limit = d->pen_max_payload ? d->pen_max_payload : PL_FRAME_MIN_PAYLOAD;
@@ -65,14 +69,18 @@ static int send_env(penlink_dev *d, pl_envelope *env)
     if (need > d->txcap) {
         uint8_t *nt = realloc(d->tx, need);
         if (!nt)
-            return PENLINK_ERR_NO_MEM;
+            return penlink_fail(d->ctx, PENLINK_ERR_NO_MEM, "no memory for a request of %zu bytes",
+                                need);
         d->tx = nt;
         d->txcap = need;
     }
     long n = pl_envelope_frame(env, d->tx, d->txcap);
     if (n < 0)
-        return PENLINK_ERR_NO_MEM;
-    return d->t->ops->send(d->t, d->tx, (size_t)n, d->timeout_ms);
+        return penlink_fail(d->ctx, PENLINK_ERR_NO_MEM, "a request could not be framed");
+    int st = d->t->ops->send(d->t, d->tx, (size_t)n, d->timeout_ms);
+    if (st == PENLINK_OK && d->on_message)
+        show(d, PENLINK_DIR_TO_PEN, env, d->tx, (size_t)n, NULL);
+    return st;
 }
 
 /*
@@ -80,27 +88,37 @@ static int send_env(penlink_dev *d, pl_envelope *env)
  * Damaged stretches are counted and skipped: the pen's reply to our request
  * either arrives intact or we time out and retry.
  */
-static int recv_env(penlink_dev *d, long long deadline, pl_envelope **env, pl_frame *raw)
+int dev_recv(penlink_dev *d, long long deadline, pl_envelope **env, pl_frame *raw)
 {
     for (;;) {
-        while (d->rpos < d->rlen) {
+        /* After a frame or a refusal the decoder's window may still hold a
+         * whole frame (one that began inside a refused one, §2 rule 5): let it
+         * look again before waiting for bytes the pen may never send. */
+        while (d->rpos < d->rlen || d->fdec_again) {
             size_t used = 0;
             pl_frame fr;
             pl_status st =
                 pl_frame_decoder_feed(&d->fdec, d->rbuf + d->rpos, d->rlen - d->rpos, &used, &fr);
             d->rpos += used;
+            d->fdec_again = st != PL_NEED_MORE;
             if (st == PL_OK) {
                 *env = pl_envelope_unpack(NULL, fr.payload, fr.len);
                 if (raw)
                     *raw = fr;
+                if (d->on_message)
+                    show(d, PENLINK_DIR_TO_HOST, *env, fr.payload - PL_FRAME_HEADER_SIZE,
+                         PL_FRAME_HEADER_SIZE + fr.len,
+                         *env ? NULL : "the payload is not a penlink Envelope");
                 if (*env)
                     return PENLINK_OK;
                 d->frame_errors++;
             } else if (st != PL_NEED_MORE) {
                 d->frame_errors++;
+                if (d->on_message)
+                    show(d, PENLINK_DIR_TO_HOST, NULL, NULL, 0, pl_status_str(st));
             }
         }
-        long long left = deadline - now_ms();
+        long long left = deadline - dev_now_ms();
         if (left <= 0)
             return PENLINK_ERR_TIMEOUT;
         size_t got = 0;
@@ -112,7 +130,7 @@ static int recv_env(penlink_dev *d, long long deadline, pl_envelope **env, pl_fr
     }
 }
 
-static const char *request_name(Penlink__V1__Envelope__BodyCase c)
+const char *dev_body_name(Penlink__V1__Envelope__BodyCase c)
 {
     const ProtobufCFieldDescriptor *f =
         protobuf_c_message_descriptor_get_field(&penlink__v1__envelope__descriptor, (unsigned)c);
@@ -120,11 +138,11 @@ static const char *request_name(Penlink__V1__Envelope__BodyCase c)
 }
 
 /* Turns the pen's Error into a status and a message saying what to do. */
-static int pen_error(penlink_dev *d, const Penlink__V1__Error *e, const char *req)
+int dev_pen_error(penlink_dev *d, const Penlink__V1__Error *e, const char *req)
 {
     d->err.code = e->code;
-    copy_str(d->err.message, sizeof d->err.message, e->message);
-    copy_str(d->err.field, sizeof d->err.field, e->field);
+    dev_copy_str(d->err.message, sizeof d->err.message, e->message);
+    dev_copy_str(d->err.field, sizeof d->err.field, e->field);
     const char *m = d->err.message;
     switch (e->code) {
     case PENLINK__V1__ERROR_CODE__ERROR_REVISION_CONFLICT:
@@ -181,19 +199,22 @@ static int pen_error(penlink_dev *d, const Penlink__V1__Error *e, const char *re
 static int request(penlink_dev *d, pl_envelope *req, int idempotent,
                    Penlink__V1__Envelope__BodyCase want, pl_envelope **reply)
 {
-    const char *name = request_name(req->body_case);
+    const char *name = dev_body_name(req->body_case);
     int tries = idempotent ? 1 + d->retries : 1;
     memset(&d->err, 0, sizeof d->err);
+    int st = dev_supports(d, req->body_case);
+    if (st != PENLINK_OK)
+        return st;
     for (int attempt = 0; attempt < tries; attempt++) {
         req->has_request_id = 1;
         req->request_id = d->next_id++;
-        int st = send_env(d, req);
+        st = dev_send(d, req);
         if (st != PENLINK_OK)
             return st;
-        long long deadline = now_ms() + d->timeout_ms;
+        long long deadline = dev_now_ms() + d->timeout_ms;
         for (;;) {
             pl_envelope *env = NULL;
-            st = recv_env(d, deadline, &env, NULL);
+            st = dev_recv(d, deadline, &env, NULL);
             if (st == PENLINK_ERR_TIMEOUT)
                 break;
             if (st != PENLINK_OK)
@@ -204,19 +225,24 @@ static int request(penlink_dev *d, pl_envelope *req, int idempotent,
                 continue;
             }
             if (env->body_case == PENLINK__V1__ENVELOPE__BODY_ERROR) {
-                if (env->request_id == 0 &&
-                    env->error->code == PENLINK__V1__ERROR_CODE__ERROR_MALFORMED_FRAME) {
-                    pl_envelope_free(NULL, env); /* our frame got damaged: resend */
+                if (env->request_id == 0) {
+                    /* about a frame the pen could not read: ours got damaged (resend),
+                     * or someone else's; either way this request is not answered */
+                    pl_envelope_free(NULL, env);
                     break;
                 }
-                st = pen_error(d, env->error, name);
+                st = dev_pen_error(d, env->error, name);
                 pl_envelope_free(NULL, env);
                 return st;
+            }
+            if (env->body_case == PENLINK__V1__ENVELOPE__BODY__NOT_SET) {
+                pl_envelope_free(NULL, env); /* a reply this version does not know: §3 */
+                continue;
             }
             if (env->body_case != want) {
                 st = penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL,
                                   "the pen answered %s with %s instead of %s", name,
-                                  request_name(env->body_case), request_name(want));
+                                  dev_body_name(env->body_case), dev_body_name(want));
                 pl_envelope_free(NULL, env);
                 return st;
             }
@@ -229,14 +255,59 @@ static int request(penlink_dev *d, pl_envelope *req, int idempotent,
                         d->timeout_ms, tries, tries == 1 ? "try" : "tries");
 }
 
+int dev_supports(penlink_dev *d, Penlink__V1__Envelope__BodyCase body)
+{
+    uint32_t need;
+    const char *what;
+    switch (body) {
+    case PENLINK__V1__ENVELOPE__BODY_PULL_LOG:
+    case PENLINK__V1__ENVELOPE__BODY_ACK_LOG:
+        need = PENLINK__V1__FEATURE__FEATURE_LOG_PULL;
+        what = "pulling its log";
+        break;
+    case PENLINK__V1__ENVELOPE__BODY_GET_CONFIG:
+    case PENLINK__V1__ENVELOPE__BODY_SET_CONFIG:
+    case PENLINK__V1__ENVELOPE__BODY_GET_NONCE:
+        need = PENLINK__V1__FEATURE__FEATURE_CONFIG;
+        what = "configuration";
+        break;
+    case PENLINK__V1__ENVELOPE__BODY_SET_CLOCK:
+        need = PENLINK__V1__FEATURE__FEATURE_CLOCK;
+        what = "setting its clock";
+        break;
+    default: return PENLINK_OK; /* Hello and GetInfo: every pen answers them */
+    }
+    if (d->features & need)
+        return PENLINK_OK;
+    return penlink_fail(d->ctx, PENLINK_ERR_DEVICE,
+                        "the pen %s does not support %s (it did not announce the feature in its "
+                        "HelloReply): nothing was sent",
+                        d->serial, what);
+}
+
 /* ---- session ----------------------------------------------------------- */
+
+/* A serial is 1..32 bytes of printable ASCII, not only spaces (docs/protocol.md §5). */
+static int serial_ok(const char *s, size_t len)
+{
+    int visible = 0;
+    if (len == 0 || len > DEV_SERIAL_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c > 0x7e)
+            return 0;
+        visible |= c != ' ';
+    }
+    return visible;
+}
 
 /* Reads and drops whatever a killed earlier client left queued. */
 static int drain(penlink_dev *d)
 {
-    long long end = now_ms() + 1000;
+    long long end = dev_now_ms() + 1000;
     size_t total = 0;
-    while (now_ms() < end && total < (8u << 20)) {
+    while (dev_now_ms() < end && total < (8u << 20)) {
         size_t got = 0;
         int st = d->t->ops->recv(d->t, d->rbuf, sizeof d->rbuf, &got, 30);
         if (st == PENLINK_ERR_TIMEOUT)
@@ -246,6 +317,7 @@ static int drain(penlink_dev *d)
         total += got;
     }
     d->rlen = d->rpos = 0;
+    d->fdec_again = 0;
     pl_frame_decoder_reset(&d->fdec);
     return PENLINK_OK;
 }
@@ -293,7 +365,20 @@ static int hello(penlink_dev *d)
                              : PL_FRAME_MIN_PAYLOAD;
     if (d->pen_max_payload > PL_FRAME_MAX_PAYLOAD)
         d->pen_max_payload = PL_FRAME_MAX_PAYLOAD;
-    copy_str(d->serial, sizeof d->serial, hr->serial);
+    size_t slen = hr->serial ? strlen(hr->serial) : 0;
+    if (!serial_ok(hr->serial, slen)) {
+        pl_envelope_free(NULL, r);
+        return penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL,
+                            "%s: the pen's serial number is %s: a serial is 1 to %d printable "
+                            "ASCII characters; this pen cannot be told apart from others, so "
+                            "penlink will not talk to it (have it serviced)",
+                            d->t->where,
+                            slen == 0               ? "empty"
+                            : slen > DEV_SERIAL_MAX ? "too long"
+                                                    : "not printable text",
+                            DEV_SERIAL_MAX);
+    }
+    dev_copy_str(d->serial, sizeof d->serial, hr->serial);
     pl_envelope_free(NULL, r);
     if (d->major != PENLINK_PROTOCOL_MAJOR)
         return penlink_fail(d->ctx, PENLINK_ERR_VERSION,
@@ -309,6 +394,7 @@ int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
 {
     if (!ctx || !out)
         return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(ctx);
     *out = NULL;
     if (!uri || !*uri)
         uri = getenv("PENLINK_DEVICE");
@@ -316,7 +402,7 @@ int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
         uri = "usb";
     penlink_dev *d = calloc(1, sizeof *d);
     if (!d)
-        return PENLINK_ERR_NO_MEM;
+        return penlink_fail(ctx, PENLINK_ERR_NO_MEM, "no memory for a session with a pen");
     d->ctx = ctx;
     d->timeout_ms = ctx->timeout_ms;
     d->retries = ctx->retries;
@@ -326,7 +412,7 @@ int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
     d->recs = malloc(sizeof(pl_record) * PL_CHUNK_MAX_RECORDS);
     if (!d->fbuf || !d->recs ||
         pl_chunk_dec_init(&d->cdec, PL_CHUNK_MAX_RECORDS, PL_CHUNK_MAX_RAW) != PL_OK) {
-        st = PENLINK_ERR_NO_MEM;
+        st = penlink_fail(ctx, PENLINK_ERR_NO_MEM, "no memory for a session with a pen");
         goto fail;
     }
     pl_frame_decoder_init(&d->fdec, d->fbuf, PL_FRAME_HEADER_SIZE + HOST_MAX_PAYLOAD,
@@ -341,8 +427,16 @@ int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
         st = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
                           "'%s' is not a pen address: use usb, usb:SERIAL or sim:PATH", uri);
     }
+    if (st == PENLINK_OK && ctx->trace) {
+        transport *traced = NULL;
+        st = transport_trace_wrap(ctx, ctx->trace, d->t, &traced);
+        if (st == PENLINK_OK)
+            d->t = traced;
+    }
     if (st != PENLINK_OK)
         goto fail;
+    d->on_message = ctx->on_message;
+    d->on_message_user = ctx->on_message_user;
     st = drain(d);
     if (st == PENLINK_OK)
         st = hello(d);
@@ -370,6 +464,8 @@ void penlink_dev_close(penlink_dev *d)
 
 void penlink_dev_set_timeout(penlink_dev *d, int timeout_ms, int retries)
 {
+    if (!d)
+        return;
     d->timeout_ms = timeout_ms > 0 ? timeout_ms : PENLINK_DEFAULT_TIMEOUT_MS;
     d->retries = retries >= 0 ? retries : 0;
 }
@@ -383,6 +479,9 @@ const penlink_device_error *penlink_dev_error(const penlink_dev *d)
 
 int penlink_dev_info(penlink_dev *d, penlink_info *out)
 {
+    if (!d || !out)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(d->ctx);
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
     Penlink__V1__GetInfo gi = PENLINK__V1__GET_INFO__INIT;
     env.body_case = PENLINK__V1__ENVELOPE__BODY_GET_INFO;
@@ -393,10 +492,10 @@ int penlink_dev_info(penlink_dev *d, penlink_info *out)
         return st;
     const Penlink__V1__DeviceInfo *i = r->device_info;
     memset(out, 0, sizeof *out);
-    copy_str(out->serial, sizeof out->serial, i->serial);
-    copy_str(out->model, sizeof out->model, i->model);
-    copy_str(out->hardware_revision, sizeof out->hardware_revision, i->hardware_revision);
-    copy_str(out->firmware_version, sizeof out->firmware_version, i->firmware_version);
+    dev_copy_str(out->serial, sizeof out->serial, i->serial);
+    dev_copy_str(out->model, sizeof out->model, i->model);
+    dev_copy_str(out->hardware_revision, sizeof out->hardware_revision, i->hardware_revision);
+    dev_copy_str(out->firmware_version, sizeof out->firmware_version, i->firmware_version);
     out->log_first_seq = i->log_first_seq;
     out->log_next_seq = i->log_next_seq;
     out->log_acked_seq = i->log_acked_seq;
@@ -424,9 +523,16 @@ int penlink_dev_info(penlink_dev *d, penlink_info *out)
     for (size_t k = 0; k < i->n_config_keys && out->n_config_keys < 4; k++)
         if (i->config_keys[k].len == 32)
             memcpy(out->config_keys[out->n_config_keys++], i->config_keys[k].data, 32);
-    if (!out->serial[0])
-        copy_str(out->serial, sizeof out->serial, d->serial);
+    int same = !i->serial || !i->serial[0] || strcmp(i->serial, d->serial) == 0;
     pl_envelope_free(NULL, r);
+    if (!same)
+        return penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL,
+                            "%s: the pen gives two serial numbers (one in HelloReply, another in "
+                            "DeviceInfo): penlink will not tell which pen it is",
+                            d->t->where);
+    dev_copy_str(out->serial, sizeof out->serial, d->serial);
+    d->info_acked = out->log_acked_seq;
+    d->info_read = 1;
     return PENLINK_OK;
 }
 
@@ -449,17 +555,20 @@ static void config_from_pb(penlink_config *c, const Penlink__V1__Config *p)
     TAKE(auto_off_s, PENLINK_CFG_AUTO_OFF_S)
 #undef TAKE
     if (p->device_label) {
-        copy_str(c->device_label, sizeof c->device_label, p->device_label);
+        dev_copy_str(c->device_label, sizeof c->device_label, p->device_label);
         c->present |= PENLINK_CFG_DEVICE_LABEL;
     }
     if (p->clinic_id) {
-        copy_str(c->clinic_id, sizeof c->clinic_id, p->clinic_id);
+        dev_copy_str(c->clinic_id, sizeof c->clinic_id, p->clinic_id);
         c->present |= PENLINK_CFG_CLINIC_ID;
     }
 }
 
 int penlink_dev_config_get(penlink_dev *d, penlink_config *out)
 {
+    if (!d || !out)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(d->ctx);
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
     Penlink__V1__GetConfig gc = PENLINK__V1__GET_CONFIG__INIT;
     env.body_case = PENLINK__V1__ENVELOPE__BODY_GET_CONFIG;
@@ -476,6 +585,9 @@ int penlink_dev_config_get(penlink_dev *d, penlink_config *out)
 int penlink_dev_config_set(penlink_dev *d, uint32_t expected_revision, const penlink_config *change,
                            penlink_config *result)
 {
+    if (!d)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(d->ctx);
     return penlink_dev_config_set_signed(d, expected_revision, NULL, change, result);
 }
 
@@ -503,11 +615,14 @@ int penlink_dev_config_set_signed(penlink_dev *d, uint32_t expected_revision,
                                   const penlink_key *key, const penlink_config *change,
                                   penlink_config *result)
 {
+    if (!d)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(d->ctx);
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
     Penlink__V1__SetConfig sc = PENLINK__V1__SET_CONFIG__INIT;
     Penlink__V1__Config c = PENLINK__V1__CONFIG__INIT;
     if (!change)
-        return PENLINK_ERR_INVALID_ARG;
+        return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG, "no configuration change given");
 #define GIVE(f, bit)                                                                               \
     if (change->present & (bit)) {                                                                 \
         c.has_##f = 1;                                                                             \
@@ -524,11 +639,11 @@ int penlink_dev_config_set_signed(penlink_dev *d, uint32_t expected_revision,
 #undef GIVE
     char label[65], clinic[65];
     if (change->present & PENLINK_CFG_DEVICE_LABEL) {
-        copy_str(label, sizeof label, change->device_label);
+        dev_copy_str(label, sizeof label, change->device_label);
         c.device_label = label;
     }
     if (change->present & PENLINK_CFG_CLINIC_ID) {
-        copy_str(clinic, sizeof clinic, change->clinic_id);
+        dev_copy_str(clinic, sizeof clinic, change->clinic_id);
         c.clinic_id = clinic;
     }
     sc.has_expected_revision = 1;
@@ -562,7 +677,7 @@ int penlink_dev_config_set_signed(penlink_dev *d, uint32_t expected_revision,
     if (st == PENLINK_ERR_TIMEOUT) {
         penlink_config now;
         char why[sizeof d->ctx->errmsg];
-        copy_str(why, sizeof why, d->ctx->errmsg);
+        dev_copy_str(why, sizeof why, d->ctx->errmsg);
         if (penlink_dev_config_get(d, &now) == PENLINK_OK &&
             now.revision == expected_revision + 1) {
             if (result)
@@ -587,6 +702,9 @@ int penlink_dev_config_set_signed(penlink_dev *d, uint32_t expected_revision,
 
 int penlink_dev_clock_set(penlink_dev *d, int64_t time_ms, int64_t *previous_ms)
 {
+    if (!d)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(d->ctx);
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
     Penlink__V1__SetClock sc = PENLINK__V1__SET_CLOCK__INIT;
     sc.has_time_ms = 1;
@@ -605,6 +723,9 @@ int penlink_dev_clock_set(penlink_dev *d, int64_t time_ms, int64_t *previous_ms)
 
 int penlink_dev_ack(penlink_dev *d, uint64_t through_seq, uint64_t *acked_seq)
 {
+    if (!d)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(d->ctx);
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
     Penlink__V1__AckLog a = PENLINK__V1__ACK_LOG__INIT;
     a.has_through_seq = 1;
@@ -612,286 +733,42 @@ int penlink_dev_ack(penlink_dev *d, uint64_t through_seq, uint64_t *acked_seq)
     env.body_case = PENLINK__V1__ENVELOPE__BODY_ACK_LOG;
     env.ack_log = &a;
     pl_envelope *r = NULL;
+    if (acked_seq)
+        *acked_seq = 0;
+    if (!d->info_read) { /* the pen's earlier acknowledgement is part of the check */
+        penlink_info info;
+        int st = penlink_dev_info(d, &info);
+        if (st != PENLINK_OK)
+            return st;
+    }
+    if (through_seq >= DEV_SEQ_LIMIT - 1)
+        return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG,
+                            "seq %llu is beyond the protocol's range",
+                            (unsigned long long)through_seq);
     /* acknowledging again is harmless, so retrying is safe */
     int st = request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_ACK_LOG_REPLY, &r);
     if (st != PENLINK_OK)
         return st;
-    if (acked_seq)
-        *acked_seq = r->ack_log_reply->acked_seq;
+    int has = r->ack_log_reply->has_acked_seq;
+    uint64_t got = r->ack_log_reply->acked_seq;
     pl_envelope_free(NULL, r);
-    return PENLINK_OK;
-}
-
-/* ---- pull -------------------------------------------------------------- */
-
-typedef struct pull_state {
-    penlink_dev *d;
-    const penlink_pull_cb *cb;
-    penlink_pull_result *res;
-    uint64_t next; /* seq expected next */
-    int started;   /* a record has arrived */
-    penlink_progress prog;
-    /* a pen that signs its log: chunks must chain, each LogEnd's head must verify */
-    int signed_log;
-    uint8_t device_key[32];
-    uint8_t last_link[32]; /* link of the last chunk taken */
-    int have_last;
-} pull_state;
-
-/* Checks a chunk's link against its content and the chunk before it. */
-static int check_link(pull_state *ps, const Penlink__V1__LogChunk *c, penlink_chunk *pc)
-{
-    penlink_dev *d = ps->d;
-    unsigned long long a = (unsigned long long)c->first_seq,
-                       b = (unsigned long long)(c->first_seq + c->record_count - 1);
-    if (!c->has_link || !c->has_prev_link || c->link.len != 32 || c->prev_link.len != 32)
+    /* every seq through through_seq, and whatever the pen had acknowledged before */
+    uint64_t want = through_seq + 1 > d->info_acked ? through_seq + 1 : d->info_acked;
+    if (acked_seq)
+        *acked_seq = got;
+    if (has && got == want) {
+        d->info_acked = got;
+        return PENLINK_OK;
+    }
+    if (has && got > want)
         return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
-                            "the chunk of records %llu..%llu has no hash-chain link, but the pen "
-                            "signs its log: refused",
-                            a, b);
-    uint8_t pre[PL_AUTH_LINK_PREFIX], link[32];
-    pl_auth_link_prefix(pre, c->prev_link.data, c->first_seq, c->record_count, c->raw_size,
-                        (uint32_t)c->data.len);
-    penlink_sha256(pre, sizeof pre, c->data.data, c->data.len, link);
-    if (memcmp(link, c->link.data, 32) != 0)
-        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
-                            "the chunk of records %llu..%llu does not match its hash-chain link: "
-                            "it was altered on the way or on the pen; nothing from it is kept",
-                            a, b);
-    if (ps->have_last && memcmp(c->prev_link.data, ps->last_link, 32) != 0)
-        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
-                            "the chunk of records %llu..%llu does not follow the chunk before it "
-                            "in the hash chain (a chunk missing, moved or from another log)",
-                            a, b);
-    memcpy(ps->last_link, link, 32);
-    ps->have_last = 1;
-    pc->has_link = 1;
-    memcpy(pc->prev_link, c->prev_link.data, 32);
-    memcpy(pc->link, link, 32);
-    return PENLINK_OK;
-}
-
-/* Checks a LogEnd's signed head and hands it on. */
-static int check_head(pull_state *ps, const Penlink__V1__LogEnd *e, int sent_chunks)
-{
-    penlink_dev *d = ps->d;
-    uint8_t msg[PL_AUTH_HEAD_MAX];
-    if (!e->has_head_link || !e->has_head_signature || e->head_link.len != 32 ||
-        e->head_signature.len != 64)
-        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
-                            "the pen signs its log but sent no signed head: nothing of this pull "
-                            "is kept");
-    if (sent_chunks && memcmp(e->head_link.data, ps->last_link, 32) != 0)
-        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
-                            "the pen's signed head is not the link of the last chunk it sent "
-                            "(seq %llu): nothing of this pull is kept",
-                            (unsigned long long)e->next_seq);
-    size_t n = pl_auth_head_bytes(msg, d->serial, e->next_seq, e->head_link.data);
-    if (n == 0 || penlink_verify(e->head_signature.data, msg, n, ps->device_key) != 0)
-        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
-                            "the signature over the pen's log head (through seq %llu) does not "
-                            "verify with its device key: nothing of this pull is kept",
-                            (unsigned long long)e->next_seq);
-    if (ps->cb && ps->cb->on_head) {
-        penlink_head h;
-        h.next_seq = e->next_seq;
-        memcpy(h.link, e->head_link.data, 32);
-        memcpy(h.signature, e->head_signature.data, 64);
-        memcpy(h.device_key, ps->device_key, 32);
-        if (ps->cb->on_head(ps->cb->user, &h) != 0)
-            return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "stopped by the head callback");
-    }
-    return PENLINK_OK;
-}
-
-static int take_chunk(pull_state *ps, const Penlink__V1__LogChunk *c, const pl_frame *raw)
-{
-    penlink_dev *d = ps->d;
-    pl_chunk_expect ex = { c->first_seq, c->record_count, c->raw_size, 1 };
-    uint32_t n = 0;
-    if (!c->has_data || c->record_count == 0)
-        return penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL, "the pen sent an empty chunk at seq %llu",
-                            (unsigned long long)c->first_seq);
-    penlink_chunk pc;
-    memset(&pc, 0, sizeof pc);
-    if (ps->signed_log) {
-        int st = check_link(ps, c, &pc);
-        if (st != PENLINK_OK)
-            return st;
-    }
-    int st = pl_chunk_decode(&d->cdec, c->data.data, c->data.len, &ex, d->recs,
-                             PL_CHUNK_MAX_RECORDS, &n);
-    if (st == PL_NEED_MORE)
-        st = PL_ERR_CHUNK_ZLIB;
-    if (st == PL_OK && pl_chunk_dec_consumed(&d->cdec) != c->data.len)
-        st = PL_ERR_CHUNK_FORMAT;
-    if (st != PL_OK)
-        return penlink_fail(d->ctx, penlink_from_pl(st),
-                            "chunk at seq %llu (%u records) failed its checks: %s",
-                            (unsigned long long)c->first_seq, c->record_count, pl_status_str(st));
-    uint64_t first = c->first_seq, end = first + n;
-    if (!ps->started) {
-        if (first > ps->next) {
-            ps->res->gap = first - ps->next; /* the pen no longer has these */
-        } else if (end <= ps->next) {
-            return penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL,
-                                "the pen sent records %llu..%llu, before the %llu asked for",
-                                (unsigned long long)first, (unsigned long long)end - 1,
-                                (unsigned long long)ps->next);
-        }
-        ps->res->first_seq = first > ps->next ? first : ps->next;
-        ps->started = 1;
-    } else if (first != ps->next) {
-        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
-                            "chunks out of order: one starts at seq %llu, expected %llu",
-                            (unsigned long long)first, (unsigned long long)ps->next);
-    }
-    if (ps->cb && ps->cb->on_chunk) {
-        pc.first_seq = c->first_seq;
-        pc.record_count = n;
-        pc.raw_size = c->raw_size;
-        pc.data = c->data.data;
-        pc.len = c->data.len;
-        pc.frame = raw->payload - PL_FRAME_HEADER_SIZE;
-        pc.frame_len = raw->len + PL_FRAME_HEADER_SIZE;
-        if (ps->cb->on_chunk(ps->cb->user, &pc) != 0)
-            return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "stopped by the chunk callback");
-    }
-    uint64_t fresh = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        if (d->recs[i].seq < ps->next) { /* the stored chunk starts before what we asked */
-            if (ps->cb && ps->cb->on_overlap &&
-                ps->cb->on_overlap(ps->cb->user, (const penlink_record *)&d->recs[i]) != 0)
-                return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED,
-                                    "stopped by the overlap callback");
-            continue;
-        }
-        fresh++;
-        if (ps->cb && ps->cb->on_record &&
-            ps->cb->on_record(ps->cb->user, (const penlink_record *)&d->recs[i]) != 0)
-            return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "stopped by the record callback");
-    }
-    ps->next = end;
-    ps->res->next_seq = end;
-    ps->res->records += fresh;
-    ps->res->chunks++;
-    ps->res->bytes += raw->len + PL_FRAME_HEADER_SIZE;
-    ps->prog.records = ps->res->records;
-    ps->prog.bytes = ps->res->bytes;
-    ps->prog.next_seq = end;
-    if (ps->cb && ps->cb->on_progress)
-        ps->cb->on_progress(ps->cb->user, &ps->prog);
-    return PENLINK_OK;
-}
-
-/* One PullLog: chunks until LogEnd. *more says whether to go on. */
-static int pull_window(pull_state *ps, int *more)
-{
-    penlink_dev *d = ps->d;
-    Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
-    Penlink__V1__PullLog p = PENLINK__V1__PULL_LOG__INIT;
-    p.has_from_seq = p.has_max_chunks = 1;
-    p.from_seq = ps->next;
-    p.max_chunks = PULL_WINDOW;
-    env.body_case = PENLINK__V1__ENVELOPE__BODY_PULL_LOG;
-    env.pull_log = &p;
-    env.has_request_id = 1;
-    env.request_id = d->next_id++;
-    memset(&d->err, 0, sizeof d->err);
-    int st = send_env(d, &env);
-    if (st != PENLINK_OK)
-        return st;
-    uint64_t before = ps->next;
-    int sent_chunks = 0;
-    for (;;) {
-        pl_envelope *r = NULL;
-        pl_frame raw;
-        st = recv_env(d, now_ms() + d->timeout_ms, &r, &raw);
-        if (st == PENLINK_ERR_TIMEOUT)
-            return penlink_fail(d->ctx, st,
-                                "%s: the pen stopped sending during the pull at seq %llu "
-                                "(%d ms without data)",
-                                d->t->where, (unsigned long long)ps->next, d->timeout_ms);
-        if (st != PENLINK_OK)
-            return st;
-        if (r->request_id != env.request_id) {
-            pl_envelope_free(NULL, r);
-            continue;
-        }
-        switch (r->body_case) {
-        case PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK:
-            st = take_chunk(ps, r->log_chunk, &raw);
-            sent_chunks++;
-            pl_envelope_free(NULL, r);
-            if (st != PENLINK_OK)
-                return st;
-            continue;
-        case PENLINK__V1__ENVELOPE__BODY_LOG_END:
-            if (ps->signed_log) {
-                st = check_head(ps, r->log_end, sent_chunks);
-                if (st != PENLINK_OK) {
-                    pl_envelope_free(NULL, r);
-                    return st;
-                }
-            }
-            *more = r->log_end->more;
-            if (!ps->started && r->log_end->next_seq > ps->next && *more == 0)
-                ps->res->gap = r->log_end->next_seq - ps->next; /* all lost, none left */
-            if (*more && ps->next == before) {
-                pl_envelope_free(NULL, r);
-                return penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL,
-                                    "the pen says more records follow seq %llu but sent none",
-                                    (unsigned long long)ps->next);
-            }
-            pl_envelope_free(NULL, r);
-            return PENLINK_OK;
-        case PENLINK__V1__ENVELOPE__BODY_ERROR:
-            st = pen_error(d, r->error, "pull_log");
-            pl_envelope_free(NULL, r);
-            return st;
-        default:
-            st = penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL, "the pen answered pull_log with %s",
-                              request_name(r->body_case));
-            pl_envelope_free(NULL, r);
-            return st;
-        }
-    }
-}
-
-int penlink_dev_pull(penlink_dev *d, uint64_t from_seq, const penlink_pull_cb *cb,
-                     penlink_pull_result *result)
-{
-    penlink_pull_result local;
-    penlink_pull_result *res = result ? result : &local;
-    memset(res, 0, sizeof *res);
-    res->from_seq = from_seq;
-    res->first_seq = res->next_seq = from_seq;
-    pull_state ps = { .d = d, .cb = cb, .res = res, .next = from_seq };
-    penlink_info info;
-    int st = penlink_dev_info(d, &info);
-    if (st != PENLINK_OK)
-        return st;
-    if ((d->features & PENLINK__V1__FEATURE__FEATURE_SIGNED_CHUNKS) && !info.has_device_key)
-        return penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL,
-                            "the pen says it signs its log but has no device key");
-    if (d->features & PENLINK__V1__FEATURE__FEATURE_SIGNED_CHUNKS) {
-        ps.signed_log = 1;
-        memcpy(ps.device_key, info.device_key, 32);
-    }
-    if (info.log_next_seq > from_seq)
-        ps.prog.records_total =
-            info.log_next_seq - (from_seq > info.log_first_seq ? from_seq : info.log_first_seq);
-    int more = 1;
-    while (more) {
-        if (d->ctx->cancelled)
-            return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "pull cancelled at seq %llu",
-                                (unsigned long long)ps.next);
-        more = 0;
-        st = pull_window(&ps, &more);
-        if (st != PENLINK_OK)
-            return st;
-    }
-    if (!ps.started)
-        res->first_seq = res->next_seq = ps.next + res->gap;
-    return PENLINK_OK;
+                            "the pen says every record below seq %llu is acknowledged, but penlink "
+                            "acknowledged only through %llu: it may erase records no archive "
+                            "holds; the alarm is recorded",
+                            (unsigned long long)got, (unsigned long long)through_seq);
+    return penlink_fail(d->ctx, PENLINK_ERR_DEVICE,
+                        "the pen did not take the acknowledgement through seq %llu (it answered "
+                        "%s%llu): it keeps those records, nothing is lost; pull again later",
+                        (unsigned long long)through_seq, has ? "acknowledged below " : "no seq, ",
+                        (unsigned long long)got);
 }

@@ -6,7 +6,7 @@
 #include "penlink/penlink.h"
 #include "pl/status.h"
 
-#include <signal.h>
+#include <stdatomic.h>
 
 /* The protocol version this library speaks (docs/protocol.md). */
 #define PENLINK_PROTOCOL_MAJOR 1
@@ -14,11 +14,14 @@
 
 struct penlink_ctx {
     char errmsg[512];
-    volatile sig_atomic_t cancelled; /* set from signal handlers and other threads */
-    void *hotplug_usb;               /* libusb context of penlink_usb_wait_change() */
-    int hotplug_state;               /* 0 not tried, 1 hotplug, -1 polling */
+    atomic_int cancelled; /* set from signal handlers and other threads (lock-free) */
+    void *hotplug_usb;    /* libusb context of penlink_usb_wait_change() */
+    int hotplug_state;    /* 0 not tried, 1 hotplug, -1 polling */
     int hotplug_changed;
-    int timeout_ms, retries; /* for pens opened from now on; 0 / -1: the defaults */
+    int timeout_ms, retries;          /* for pens opened from now on; 0 / -1: the defaults */
+    struct trace_file *trace;         /* --trace: sessions opened from now on are recorded */
+    penlink_message_ex_cb on_message; /* -v: every message of the sessions opened from now on */
+    void *on_message_user;
 };
 
 #define PENLINK_DEFAULT_TIMEOUT_MS 2000
@@ -27,7 +30,18 @@ struct penlink_ctx {
 /* Releases what penlink_usb_wait_change() set up on @p ctx. */
 void transport_usb_ctx_cleanup(penlink_ctx *ctx);
 
-/** Records @p status with a printf-style detail on @p ctx; returns @p status. */
+/*
+ * Every public function that can fail starts with this, so the detail of an
+ * earlier failure never outlives the next call (curl resets its error buffer
+ * at the start of every transfer).
+ */
+static inline void penlink_enter(penlink_ctx *ctx)
+{
+    if (ctx)
+        ctx->errmsg[0] = '\0';
+}
+
+/** Records @p status with a printf-style detail on @p ctx (NULL is fine); returns @p status. */
 int penlink_fail(penlink_ctx *ctx, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

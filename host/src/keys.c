@@ -63,6 +63,7 @@ static int write_new(penlink_ctx *ctx, const char *path, mode_t mode, const char
 
 int penlink_key_generate(penlink_ctx *ctx, const char *path, penlink_key *out)
 {
+    penlink_enter(ctx);
     char pub[1024];
     penlink_key k;
     if (!path || snprintf(pub, sizeof pub, "%s.pub", path) >= (int)sizeof pub)
@@ -110,6 +111,9 @@ static int read_key_line(penlink_ctx *ctx, const char *path, char line[256], mod
 
 int penlink_key_load_public(penlink_ctx *ctx, const char *path, uint8_t pk[32])
 {
+    penlink_enter(ctx);
+    if (!path || !pk)
+        return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "no key file given");
     char line[256];
     mode_t mode;
     int rc = read_key_line(ctx, path, line, &mode);
@@ -133,6 +137,9 @@ int penlink_key_load_public(penlink_ctx *ctx, const char *path, uint8_t pk[32])
 
 int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key *out)
 {
+    penlink_enter(ctx);
+    if (!path || !out)
+        return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "no key file given");
     char line[256];
     mode_t mode;
     int rc = read_key_line(ctx, path, line, &mode);

@@ -116,3 +116,14 @@ int archive_body_unpack(const uint8_t *p, size_t n, penlink_record *r)
     *r = x;
     return 0;
 }
+
+int archive_record_same(const penlink_record *a, const penlink_record *b)
+{
+    if (a->time_ms != b->time_ms || a->kind != b->kind || a->fields != b->fields)
+        return 0;
+    for (int k = 0; k < PENLINK_FIELD_COUNT; k++)
+        if ((b->fields & (1u << k)) &&
+            penlink_record_field(a, 1u << k) != penlink_record_field(b, 1u << k))
+            return 0;
+    return 1;
+}

@@ -118,7 +118,7 @@ int transport_sim_open(penlink_ctx *ctx, const char *path, transport **out)
     sim_transport *s = calloc(1, sizeof *s);
     if (!s) {
         close(fd);
-        return PENLINK_ERR_NO_MEM;
+        return penlink_fail(ctx, PENLINK_ERR_NO_MEM, "no memory for a session with sim:%s", path);
     }
     s->base.ops = &sim_ops;
     s->base.ctx = ctx;

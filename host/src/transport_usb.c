@@ -80,7 +80,8 @@ static int usb_status(penlink_ctx *ctx, int r, const char *where, const char *wh
         return penlink_fail(ctx, PENLINK_ERR_NOT_FOUND, "%s: %s: not found", where, what);
     case LIBUSB_ERROR_TIMEOUT:
         return penlink_fail(ctx, PENLINK_ERR_TIMEOUT, "%s: %s: timed out", where, what);
-    case LIBUSB_ERROR_NO_MEM: return PENLINK_ERR_NO_MEM;
+    case LIBUSB_ERROR_NO_MEM:
+        return penlink_fail(ctx, PENLINK_ERR_NO_MEM, "%s: %s: out of memory", where, what);
     default:
         return penlink_fail(ctx, PENLINK_ERR_IO, "%s: %s: %s", where, what, libusb_strerror(r));
     }
@@ -236,21 +237,56 @@ static int submit(usb_transport *u, usb_in *in)
     return 0;
 }
 
-/* Cancels every transfer in flight and waits for them to finish. */
-static void cancel_all(usb_transport *u)
+static long long now_ms(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How long close and a stall wait for cancelled transfers: libusb forbids
+ * freeing a transfer before its callback ran, so they wait for that; a host
+ * controller completes a cancelled transfer at once, so this is a safeguard
+ * against a broken stack, not a pen's pace. */
+#define CANCEL_WAIT_MS 30000
+#define CANCEL_AGAIN_MS 1000
+
+static int in_flight(const usb_transport *u)
+{
+    int n = 0;
     for (int i = 0; i < IN_TRANSFERS; i++)
-        if (u->in[i].busy)
-            libusb_cancel_transfer(u->in[i].xfer);
-    for (int tries = 0; tries < 200; tries++) {
-        int busy = 0;
-        for (int i = 0; i < IN_TRANSFERS; i++)
-            busy |= u->in[i].busy;
-        if (!busy)
+        n += u->in[i].busy != 0;
+    return n;
+}
+
+/*
+ * Cancels every transfer in flight and waits until each one's callback has
+ * run (only then may it be freed or submitted again). Returns 0, or the
+ * number of transfers still in flight when it gave up after CANCEL_WAIT_MS:
+ * those must never be freed.
+ */
+static int cancel_all(usb_transport *u)
+{
+    long long start = now_ms(), asked = 0;
+    int busy;
+    for (busy = in_flight(u); busy > 0; busy = in_flight(u)) {
+        long long t = now_ms();
+        if (t - start >= CANCEL_WAIT_MS)
             break;
-        struct timeval tv = { 0, 10000 };
-        libusb_handle_events_timeout(u->usb, &tv);
+        if (asked == 0 || t - asked >= CANCEL_AGAIN_MS) {
+            for (int i = 0; i < IN_TRANSFERS; i++)
+                if (u->in[i].busy)
+                    libusb_cancel_transfer(u->in[i].xfer);
+            asked = t;
+        }
+        /* wake when the first busy transfer completes, or after 100 ms */
+        int i = 0;
+        while (!u->in[i].busy)
+            i++;
+        struct timeval tv = { 0, 100000 };
+        libusb_handle_events_timeout_completed(u->usb, &tv, &u->in[i].done);
     }
+    return busy;
 }
 
 static int restart_in(usb_transport *u)
@@ -261,13 +297,6 @@ static int restart_in(usb_transport *u)
             return r;
     }
     return 0;
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int usb_recv(transport *t, uint8_t *p, size_t cap, size_t *got, int timeout_ms)
@@ -302,7 +331,13 @@ static int usb_recv(transport *t, uint8_t *p, size_t cap, size_t *got, int timeo
             if (x->status == LIBUSB_TRANSFER_STALL) {
                 /* libusb: cancel what is in flight, clear the halt, start again */
                 in->done = 0;
-                cancel_all(u);
+                if (cancel_all(u) != 0) {
+                    u->fatal = penlink_fail(t->ctx, PENLINK_ERR_IO,
+                                            "%s: bulk IN stalled and its transfers did not "
+                                            "finish after cancelling; replug the pen",
+                                            t->where);
+                    return u->fatal;
+                }
                 int r = libusb_clear_halt(u->h, u->ep_in);
                 if (r == 0)
                     r = restart_in(u);
@@ -373,8 +408,17 @@ static int usb_send(transport *t, const uint8_t *p, size_t n, int timeout_ms)
 static void usb_close(transport *t)
 {
     usb_transport *u = (usb_transport *)t;
+    int stuck = u->h ? cancel_all(u) : 0;
+    if (stuck) {
+        /* freeing a transfer libusb may still complete would corrupt memory: leave
+         * them, the device handle and the libusb context allocated instead */
+        penlink_fail(t->ctx, PENLINK_ERR_IO,
+                     "%s: %d USB transfers did not finish %d s after they were cancelled; "
+                     "their memory is left allocated (replug the pen)",
+                     t->where, stuck, CANCEL_WAIT_MS / 1000);
+        return;
+    }
     if (u->h) {
-        cancel_all(u);
         libusb_release_interface(u->h, u->iface);
         libusb_close(u->h);
     }
@@ -401,6 +445,7 @@ int penlink_usb_wait_change(penlink_ctx *ctx, int timeout_ms)
 {
     if (!ctx)
         return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(ctx);
     if (ctx->hotplug_state == 0) {
         libusb_context *c = NULL;
         uint16_t vid, pid;
@@ -457,7 +502,7 @@ int transport_usb_open(penlink_ctx *ctx, const char *serial, transport **out)
     size_t n = 0, pick = 0, matches = 0;
     int rc = PENLINK_OK, r;
     if (!u)
-        return PENLINK_ERR_NO_MEM;
+        return penlink_fail(ctx, PENLINK_ERR_NO_MEM, "no memory for a USB session");
     u->base.ops = &usb_ops;
     u->base.ctx = ctx;
     r = libusb_init(&u->usb);
@@ -518,6 +563,11 @@ int transport_usb_open(penlink_ctx *ctx, const char *serial, transport **out)
     u->iface = c[pick].iface;
     u->ep_in = c[pick].in;
     u->ep_out = c[pick].out;
+    u->base.usb.present = 1;
+    u->base.usb.bus = libusb_get_bus_number(c[pick].dev);
+    u->base.usb.address = libusb_get_device_address(c[pick].dev);
+    u->base.usb.ep_in = u->ep_in;
+    u->base.usb.ep_out = u->ep_out;
     libusb_set_auto_detach_kernel_driver(u->h, 1);
     r = libusb_claim_interface(u->h, u->iface);
     if (r != 0) {

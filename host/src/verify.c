@@ -255,6 +255,7 @@ static int on_head(void *u, uint64_t next_seq, const uint8_t *link, size_t link_
                       "the signed head through seq %llu does not verify with the pen's pinned "
                       "key (re-signed or edited)",
                       (unsigned long long)next_seq);
+    /* no link (no chunk archived): v->links is NULL, which bsearch may not be given */
     int known = v->n_links > 0 && bsearch(link, v->links, v->n_links, 32, cmp_link);
     if (!known && next_seq <= v->first_from) {
         /* a head over records pulled before this archive's first pull of the pen (into
@@ -338,7 +339,7 @@ static int verify_pen(void *u, int64_t device, const char *serial, const uint8_t
         if (rc == PENLINK_ERR_CANCELLED)
             rc = v.st;
         if (rc == PENLINK_OK && r.state == PENLINK_VERIFY_OK) {
-            if (v.n_links > 1) /* none: a pen with no chunk (every pull refused) */
+            if (v.n_links) /* none (no chunk archived yet): v.links is NULL, qsort's UB */
                 qsort(v.links, v.n_links, 32, cmp_link);
             rc = b->ops->heads(b, device, on_head, &v);
             if (rc == PENLINK_ERR_CANCELLED)
@@ -360,8 +361,9 @@ static int verify_pen(void *u, int64_t device, const char *serial, const uint8_t
         run->st = rc;
         return 1;
     }
-    /* read-only: the verdict goes to the caller only (penlink_archive_record_verification) */
-    rc = b->readonly ? PENLINK_OK : record(b, &r);
+    /* read-only (opened so, or a server role or standby that may not write): the verdict
+     * goes to the caller only (penlink_archive_record_verification) */
+    rc = b->readonly || !b->ops->writable(b) ? PENLINK_OK : record(b, &r);
     if (rc != PENLINK_OK) {
         run->st = rc;
         return 1;
@@ -378,6 +380,11 @@ int penlink_archive_verify(penlink_archive *ar, const char *serial,
 {
     if (!ar)
         return PENLINK_ERR_INVALID_ARG;
+    if (serial) { /* a mistyped serial would verify nothing and pass */
+        int rc = penlink_archive_pen_check(ar, serial, NULL);
+        if (rc != PENLINK_OK)
+            return rc;
+    }
     vrun run;
     memset(&run, 0, sizeof run);
     run.ar = ar;

@@ -151,6 +151,55 @@ static void test_max_chunks_and_more(void **state)
     rig_free(&r);
 }
 
+/* Chunks in one PullLog reply: as many as asked, at most the pen's window. */
+static size_t window_chunks(rig *r, uint32_t max_chunks, bool *more)
+{
+    pl_envelope env = PENLINK__V1__ENVELOPE__INIT, **v;
+    Penlink__V1__PullLog q = PENLINK__V1__PULL_LOG__INIT;
+    q.has_from_seq = q.has_max_chunks = 1;
+    q.max_chunks = max_chunks;
+    env.has_request_id = 1;
+    env.request_id = ++r->rid;
+    env.body_case = PENLINK__V1__ENVELOPE__BODY_PULL_LOG;
+    env.pull_log = &q;
+    size_t n = rig_call(r, &env, &v);
+    assert_true(n >= 1);
+    assert_int_equal(v[n - 1]->body_case, PENLINK__V1__ENVELOPE__BODY_LOG_END);
+    *more = v[n - 1]->log_end->more;
+    rig_replies_free(v, n);
+    return n - 1;
+}
+
+static void test_pull_window(void **state)
+{
+    rig r;
+    pull_result p;
+    bool more;
+    (void)state;
+    rig_init(&r, 1024, 128, 32);
+    r.opts.pull_max_chunks = PEN_PULL_MAX_CHUNKS + 1;
+    assert_int_equal(rig_boot(&r), PEN_ERR_ARG);
+    r.opts.pull_max_chunks = 2;
+    assert_int_equal(rig_boot(&r), PEN_OK);
+    for (int i = 0; i < 600; i++) {
+        assert_int_equal(rig_event(&r), PEN_OK);
+        rig_settle(&r);
+    }
+    hello(&r);
+    assert_int_equal(window_chunks(&r, 3, &more), 2); /* fewer than asked */
+    assert_true(more);
+    assert_int_equal(window_chunks(&r, 0, &more), 2); /* the pen's default, capped */
+    assert_int_equal(window_chunks(&r, 1, &more), 1); /* fewer asked: fewer sent */
+    /* the whole log in windows of two chunks, nothing lost or doubled */
+    rig_pull_all(&r, 0, 32, &p);
+    assert_int_equal(p.error, 0);
+    assert_int_equal(p.n, r.gt_n);
+    check_against_truth(&r, &p);
+    assert_true(p.chunks > 4);
+    pull_result_free(&p);
+    rig_free(&r);
+}
+
 static void test_ack(void **state)
 {
     rig r;
@@ -362,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_fresh_pen),
         cmocka_unit_test(test_log_reboot_pull),
         cmocka_unit_test(test_max_chunks_and_more),
+        cmocka_unit_test(test_pull_window),
         cmocka_unit_test(test_ack),
         cmocka_unit_test(test_counters_survive),
         cmocka_unit_test(test_wrap_overflow_accounting),

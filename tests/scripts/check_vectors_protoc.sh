@@ -29,4 +29,5 @@ check hello-frame Envelope 'client: "penlink/0.1.0"' 17
 check config-frame Envelope 'clinic_id: "CLINIC-0042"' 17
 check chunk-frame Envelope 'raw_size: 68' 17
 check chunk-batch RecordBatch 'time_width: 3' 1
-[ $fail -eq 0 ] && echo "4 passed, 0 failed" || { echo "vector check failed"; exit 1; }
+check file-header-frame Envelope 'serial: "PEN-000123"' 17
+[ $fail -eq 0 ] && echo "5 passed, 0 failed" || { echo "vector check failed"; exit 1; }

@@ -25,12 +25,12 @@ check "export read it without changing a byte" '[ "$(cksum < "$A")" = "$bytes" ]
 check "it is still at version 1" '[ "$(sqlite3 "$A" "PRAGMA user_version")" = 1 ]'
 run 0 "verify --no-record reads it too" $PL --archive "$A" verify --no-record
 check "and changes nothing" '[ "$(cksum < "$A")" = "$bytes" ]'
-$PL --archive "$A" --json audit --report all > "$tmp/audit0.json"
+$PL --archive "$A" --json audit --report all | tail -n +2 > "$tmp/audit0.json"
 cmp -s "$tmp/audit0.json" "$FX/archive-v1-audit.json" && ok "the audit of the v1 file as it is equals the one made by a v1 penlink" ||
     { bad "audit of the v1 file"; diff "$FX/archive-v1-audit.json" "$tmp/audit0.json" | head -10; }
 check "and changes nothing" '[ "$(cksum < "$A")" = "$bytes" ]'
 run 0 "verify, recording its verdict, opens it for writing" $PL --archive "$A" verify
-check "the archive is now at the current version (3)" '[ "$(sqlite3 "$A" "PRAGMA user_version")" = 3 ]'
+check "the archive is now at the current version (4)" '[ "$(sqlite3 "$A" "PRAGMA user_version")" = 4 ]'
 check "with penlink's application_id" '[ "$(sqlite3 "$A" "PRAGMA application_id")" = 1347174738 ]'
 check "the v1 columns are gone" '! sqlite3 "$A" "SELECT depth_um FROM records" > /dev/null 2>&1'
 check "the verdicts are recorded (two unsigned pens)" \
@@ -55,8 +55,12 @@ for v1, r in zip(rows, got):
             have = int(have)
         assert have == want, (f, v1, r)
 PY
-$PL --archive "$A" --json audit --report all > "$tmp/audit.json"
+# (the first line names this penlink's version and the zone: not compared)
+$PL --archive "$A" --json audit --report all > "$tmp/audit-all.json"
 rc=$?
+head -1 "$tmp/audit-all.json" | grep -q '^{"type":"audit",.*"time_zone":"UTC"}$' &&
+    ok "the audit's first line says what was audited, in which zone" || bad "audit header line"
+tail -n +2 "$tmp/audit-all.json" > "$tmp/audit.json"
 [ $rc -eq 1 ] && ok "the audit still finds the planted reuse (exit 1)" || bad "audit exit $rc"
 # the verdicts recorded above are new; everything else is as it was
 grep -v '"type":"verification"' "$FX/archive-v1-audit.json" > "$tmp/want.json"

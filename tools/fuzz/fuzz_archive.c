@@ -575,7 +575,7 @@ static void library_paths(penlink_archive *ar, rd *r)
     rc = penlink_archive_scan(ar, NULL, on_record, &sc);
     scanned = sc.records;
     penlink_audit_summary sum;
-    penlink_audit_cb cb = { on_treatment, on_finding, on_usage, &s, PENLINK_PERIOD_DAY };
+    penlink_audit_cb cb = { on_treatment, on_finding, on_usage, &s, PENLINK_PERIOD_DAY, 0, NULL };
     int arc = penlink_audit_run(ar, NULL, &cb, &sum);
     if ((rc == PENLINK_OK || rc == PENLINK_ERR_INTEGRITY) && arc == PENLINK_OK &&
         sum.records != scanned)

@@ -1,0 +1,937 @@
+/*
+ * The PostgreSQL archive backend, for clinics that share one archive: the
+ * connection, the schema and its migrations, transactions, the per-pen lock
+ * and the server's roles. The operations are in archive_pg_ops.c, records
+ * in bulk in archive_pg_copy.c.
+ *
+ * The logical schema is the SQLite archive's, in a schema of its own
+ * ("penlink"), with one difference that makes it append-only throughout:
+ * nothing is ever updated. What SQLite keeps in a row it updates (a pen's
+ * last sighting, a pull's outcome, a pinned key) is a row appended here
+ * (pen_sightings, pull_ends, pen_keys), and views with the SQLite tables'
+ * names and columns (devices, device_firmware, pulls) put them together.
+ * Every table refuses UPDATE, DELETE and TRUNCATE by trigger, and the
+ * writer role that init-server creates has SELECT and INSERT only.
+ *
+ * Commits are durable when they return (synchronous_commit is set on for
+ * penlink's sessions whatever the server's default), which is what lets the
+ * pull acknowledge records: archive.c commits before it acknowledges, and a
+ * COMMIT the server answers with anything but COMMIT is a failure.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include "archive_pg.h"
+
+/* Version 1 is the SQLite schema's version 3, made append-only throughout;
+ * version 2 adds the auditors' annotations of findings (SQLite's version 4). */
+#define PG_SCHEMA_VERSION 2
+/* Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)). */
+#define PG_LOCK_SCHEMA 1886153473 /* 0x706c6b01: migrations, key 0 */
+#define PG_LOCK_PEN 1886153474    /* 0x706c6b02: one pull of a pen at a time, key: its device id */
+/* How long a second pull of a pen waits for the first before it gives up. */
+#define PG_PEN_LOCK_WAIT_S 600
+#define PG_CONNECT_TIMEOUT_S "10"
+
+static const char pg_schema_v1[] =
+    "CREATE TABLE penlink.schema_version (\n"
+    "  version integer PRIMARY KEY, applied_ms bigint NOT NULL, penlink_version text NOT NULL);\n"
+    "CREATE TABLE penlink.pens (\n"
+    "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, serial text NOT NULL UNIQUE,\n"
+    "  first_seen_ms bigint NOT NULL);\n"
+    "CREATE TABLE penlink.pen_keys (\n"
+    "  device_id bigint PRIMARY KEY REFERENCES penlink.pens(id),\n"
+    "  public_key bytea NOT NULL CHECK (length(public_key) = 32), pinned_ms bigint NOT NULL);\n"
+    "CREATE TABLE penlink.pen_sightings (\n"
+    "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+    "  device_id bigint NOT NULL REFERENCES penlink.pens(id), at_ms bigint NOT NULL,\n"
+    "  model text, hardware_revision text, firmware_version text NOT NULL);\n"
+    "CREATE INDEX pen_sightings_device ON penlink.pen_sightings (device_id, id);\n"
+    "CREATE TABLE penlink.pull_starts (\n"
+    "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+    "  device_id bigint NOT NULL REFERENCES penlink.pens(id), started_ms bigint NOT NULL,\n"
+    "  host text, os_user text, penlink_version text, from_seq bigint);\n"
+    "CREATE INDEX pull_starts_device ON penlink.pull_starts (device_id);\n"
+    "CREATE TABLE penlink.pull_ends (\n"
+    "  pull_id bigint PRIMARY KEY REFERENCES penlink.pull_starts(id),\n"
+    "  finished_ms bigint NOT NULL, next_seq bigint, records_new bigint, records_dup bigint,\n"
+    "  conflicts bigint, gap bigint, result text NOT NULL, message text);\n"
+    "CREATE TABLE penlink.chunks (\n"
+    "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+    "  device_id bigint NOT NULL REFERENCES penlink.pens(id),\n"
+    "  pull_id bigint REFERENCES penlink.pull_starts(id), received_ms bigint NOT NULL,\n"
+    "  first_seq bigint NOT NULL, record_count integer NOT NULL, raw_size bigint NOT NULL,\n"
+    "  data bytea NOT NULL, prev_link bytea, link bytea);\n"
+    /* a chunk is stored once: its bytes by their hash (an index entry has a size limit) */
+    "CREATE UNIQUE INDEX chunks_content ON penlink.chunks\n"
+    "  (device_id, first_seq, record_count, sha256(data));\n"
+    /* records reference their pen and chunk as in SQLite, unchecked per row: the pull
+     * writes them in order itself, and a check per row would halve the bulk insert */
+    "CREATE TABLE penlink.records (\n"
+    "  device_id bigint NOT NULL, seq bigint NOT NULL CHECK (seq >= 0), body bytea NOT NULL,\n"
+    "  chunk_id bigint NOT NULL, PRIMARY KEY (device_id, seq));\n"
+    "CREATE TABLE penlink.alarms (\n"
+    "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+    "  device_id bigint NOT NULL REFERENCES penlink.pens(id),\n"
+    "  pull_id bigint REFERENCES penlink.pull_starts(id), at_ms bigint NOT NULL,\n"
+    "  kind text NOT NULL, seq bigint NOT NULL, count bigint NOT NULL, detail text);\n"
+    "CREATE INDEX alarms_device ON penlink.alarms (device_id);\n"
+    "CREATE TABLE penlink.config_history (\n"
+    "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+    "  device_id bigint NOT NULL REFERENCES penlink.pens(id), at_ms bigint NOT NULL,\n"
+    "  source text NOT NULL, os_user text, host text, revision bigint NOT NULL,\n"
+    "  old_json text, new_json text NOT NULL);\n"
+    "CREATE TABLE penlink.heads (\n"
+    "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+    "  device_id bigint NOT NULL REFERENCES penlink.pens(id),\n"
+    "  pull_id bigint REFERENCES penlink.pull_starts(id), at_ms bigint NOT NULL,\n"
+    "  next_seq bigint NOT NULL, link bytea NOT NULL, signature bytea NOT NULL);\n"
+    "CREATE INDEX heads_device ON penlink.heads (device_id, id);\n"
+    "CREATE TABLE penlink.verifications (\n"
+    "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+    "  device_id bigint NOT NULL REFERENCES penlink.pens(id), at_ms bigint NOT NULL,\n"
+    "  result text NOT NULL, through_seq bigint, records bigint NOT NULL,\n"
+    "  chunks bigint NOT NULL, detail text);\n"
+    "CREATE FUNCTION penlink.append_only() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+    "BEGIN\n"
+    "  RAISE EXCEPTION '% are append-only', TG_ARGV[0] USING ERRCODE = 'insufficient_privilege';\n"
+    "END $$;\n"
+    "DO $$\n"
+    "DECLARE t text;\n"
+    "BEGIN\n"
+    "  FOREACH t IN ARRAY ARRAY['schema_version', 'pens', 'pen_keys', 'pen_sightings',\n"
+    "    'pull_starts', 'pull_ends', 'chunks', 'records', 'alarms', 'config_history', 'heads',\n"
+    "    'verifications'] LOOP\n"
+    "    EXECUTE format('CREATE TRIGGER %I BEFORE UPDATE OR DELETE OR TRUNCATE ON penlink.%I '\n"
+    "      'FOR EACH STATEMENT EXECUTE FUNCTION penlink.append_only(%L)', t || '_append_only',\n"
+    "      t, replace(t, '_', ' '));\n"
+    "  END LOOP;\n"
+    "END $$;\n"
+    /* the SQLite archive's tables, as views */
+    "CREATE VIEW penlink.devices AS\n"
+    "  SELECT p.id, p.serial, s.model, s.hardware_revision, p.first_seen_ms,\n"
+    "    coalesce(s.at_ms, p.first_seen_ms) AS last_seen_ms, k.public_key\n"
+    "  FROM penlink.pens p LEFT JOIN penlink.pen_keys k ON k.device_id = p.id\n"
+    "  LEFT JOIN LATERAL (SELECT model, hardware_revision, at_ms FROM penlink.pen_sightings x\n"
+    "    WHERE x.device_id = p.id ORDER BY x.id DESC LIMIT 1) s ON true;\n"
+    "CREATE VIEW penlink.device_firmware AS\n"
+    "  SELECT device_id, firmware_version, min(at_ms) AS first_seen_ms,\n"
+    "    max(at_ms) AS last_seen_ms FROM penlink.pen_sightings GROUP BY 1, 2;\n"
+    "CREATE VIEW penlink.pulls AS\n"
+    "  SELECT s.id, s.device_id, s.started_ms, e.finished_ms, s.host, s.os_user,\n"
+    "    s.penlink_version, s.from_seq, e.next_seq, e.records_new, e.records_dup,\n"
+    "    e.conflicts, e.gap, coalesce(e.result, 'running') AS result, e.message\n"
+    "  FROM penlink.pull_starts s LEFT JOIN penlink.pull_ends e ON e.pull_id = s.id;\n";
+
+/* Version 2: notes on findings (penlink audit annotate), append-only like the rest. */
+static const char pg_schema_v2[] =
+    "CREATE TABLE penlink.annotations (\n"
+    "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, finding text NOT NULL,\n"
+    "  at_ms bigint NOT NULL, author text NOT NULL, os_user text, host text,\n"
+    "  text text NOT NULL);\n"
+    "CREATE TRIGGER annotations_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON\n"
+    "  penlink.annotations FOR EACH STATEMENT EXECUTE FUNCTION "
+    "penlink.append_only('annotations');\n";
+
+/* Forward migrations: pg_migrations[v] takes the schema from version v to v+1. */
+static const char *const pg_migrations[PG_SCHEMA_VERSION] = { pg_schema_v1, pg_schema_v2 };
+
+/* The tables a writer may INSERT into (and the views and tables everyone may read). */
+static const char pg_insert_tables[] =
+    "penlink.pens, penlink.pen_keys, penlink.pen_sightings, penlink.pull_starts, "
+    "penlink.pull_ends, penlink.chunks, penlink.records, penlink.alarms, "
+    "penlink.config_history, penlink.heads, penlink.verifications, penlink.annotations";
+/* The one table an auditor's role may INSERT into: notes on findings. */
+#define PG_READER_INSERT_TABLE "penlink.annotations"
+
+/* ---- statements and results --------------------------------------------- */
+
+void pg_param_int(pg_params *p, int64_t v)
+{
+    snprintf(p->num[p->n], sizeof p->num[0], "%lld", (long long)v);
+    p->values[p->n] = p->num[p->n];
+    p->lengths[p->n] = 0;
+    p->formats[p->n++] = 0;
+}
+
+void pg_param_text(pg_params *p, const char *s)
+{
+    p->values[p->n] = s;
+    p->lengths[p->n] = 0;
+    p->formats[p->n++] = 0;
+}
+
+void pg_param_bytes(pg_params *p, const void *b, size_t len)
+{
+    p->values[p->n] = b;
+    p->lengths[p->n] = (int)len;
+    p->formats[p->n++] = 1;
+}
+
+/* The server's words without the trailing newline. */
+static void server_words(PGconn *conn, const PGresult *res, char *out, size_t cap)
+{
+    const char *m = res ? PQresultErrorMessage(res) : NULL;
+    if (!m || !*m)
+        m = conn ? PQerrorMessage(conn) : "no connection";
+    snprintf(out, cap, "%s", m);
+    for (char *p = out; *p; p++) /* one line: libpq's messages have several */
+        if (*p == '\n' || *p == '\t')
+            *p = ' ';
+    size_t n = strlen(out);
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' '))
+        out[--n] = '\0';
+}
+
+static int pg_fail_words(pg_backend *g, PGconn *conn, const PGresult *res, const char *what);
+
+int pg_fail(pg_backend *g, PGconn *conn, const PGresult *res, const char *what)
+{
+    int rc = pg_fail_words(g, conn, res, what);
+    /* the first failure of a transaction is the one its COMMIT reports */
+    if (g->in_txn && conn == g->conn && !g->txn_msg[0])
+        snprintf(g->txn_msg, sizeof g->txn_msg, "%s", penlink_ctx_errmsg(g->base.ctx));
+    return rc;
+}
+
+static int pg_fail_words(pg_backend *g, PGconn *conn, const PGresult *res, const char *what)
+{
+    char words[300];
+    server_words(conn, res, words, sizeof words);
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!conn || PQstatus(conn) != CONNECTION_OK || (state && strncmp(state, "08", 2) == 0) ||
+        (state && strncmp(state, "57P", 3) == 0))
+        return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                            "archive %s: %s: the server went away (%s). What was not committed "
+                            "was not acknowledged: the pens still hold it; pull again when the "
+                            "server is back",
+                            g->name, what, words);
+    if (state && strcmp(state, "53100") == 0) /* disk_full */
+        return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                            g->pull_open ? "archive %s: the server's disk is full (%s): nothing of "
+                                           "this pull was acknowledged; free space on the server "
+                                           "and pull again"
+                                         : "archive %s: the server's disk is full (%s): nothing of "
+                                           "it was written; free space on the server and try again",
+                            g->name, words);
+    if (state && (strcmp(state, "42501") == 0 || strcmp(state, "25006") == 0))
+        return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                            "archive %s: %s: not allowed (%s). Writing needs the writer role on "
+                            "the primary server, setting the archive up the database owner's "
+                            "rights (penlink archive init-server)",
+                            g->name, what, words);
+    if (state &&
+        (strcmp(state, "55P03") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
+        return penlink_fail(g->base.ctx, PENLINK_ERR_BUSY, "archive %s is busy (%s): %s; try again",
+                            g->name, what, words);
+    return penlink_fail(g->base.ctx, PENLINK_ERR_IO, "archive %s: %s: %s", g->name, what, words);
+}
+
+PGresult *pg_run(pg_backend *g, const char *sql, const pg_params *p, const char *what, int *status)
+{
+    PGresult *r = PQexecParams(g->conn, sql, p ? p->n : 0, NULL, p ? p->values : NULL,
+                               p ? p->lengths : NULL, p ? p->formats : NULL, 1);
+    ExecStatusType x = PQresultStatus(r);
+    if (x == PGRES_COMMAND_OK || x == PGRES_TUPLES_OK) {
+        *status = PENLINK_OK;
+        return r;
+    }
+    *status = pg_fail(g, g->conn, r, what);
+    PQclear(r);
+    return NULL;
+}
+
+int pg_do(pg_backend *g, const char *sql, const pg_params *p, const char *what)
+{
+    int rc;
+    PQclear(pg_run(g, sql, p, what, &rc));
+    return rc;
+}
+
+static uint64_t be_load(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+int64_t pg_col_int(const PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return 0;
+    const uint8_t *p = (const uint8_t *)PQgetvalue(r, row, col);
+    switch (PQgetlength(r, row, col)) {
+    case 8: return (int64_t)be_load(p, 8);
+    case 4: return (int32_t)(uint32_t)be_load(p, 4);
+    case 2: return (int16_t)(uint16_t)be_load(p, 2);
+    case 1: return p[0]; /* bool */
+    default: return 0;
+    }
+}
+
+int pg_col_null(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col);
+}
+
+const uint8_t *pg_col_bytes(const PGresult *r, int row, int col, size_t *len)
+{
+    *len = PQgetisnull(r, row, col) ? 0 : (size_t)PQgetlength(r, row, col);
+    return PQgetisnull(r, row, col) ? NULL : (const uint8_t *)PQgetvalue(r, row, col);
+}
+
+void pg_col_text(const PGresult *r, int row, int col, char *dst, size_t cap)
+{
+    snprintf(dst, cap, "%s", PQgetisnull(r, row, col) ? "" : PQgetvalue(r, row, col));
+}
+
+/* ---- naming a server ------------------------------------------------------ */
+
+int archive_is_server(const char *uri)
+{
+    if (!uri)
+        return 0;
+    if (strncmp(uri, "postgresql://", 13) == 0 || strncmp(uri, "postgres://", 11) == 0)
+        return 1;
+    /* a keyword/value connection string: "service=NAME", "host=... dbname=..." */
+    size_t n = strspn(uri, "abcdefghijklmnopqrstuvwxyz_");
+    return n > 0 && uri[n] == '=';
+}
+
+/*
+ * Checks a connection string and names the server for messages: a
+ * password in it is refused (it would be seen in ps and shell histories;
+ * libpq reads ~/.pgpass, PGPASSFILE and service files for that).
+ */
+static int name_server(penlink_ctx *ctx, const char *uri, char *name, size_t cap)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(uri, &err);
+    if (!opts) {
+        int rc = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "archive: not a connection string: %s",
+                              err ? err : "out of memory");
+        PQfreemem(err);
+        return rc;
+    }
+    const char *host = NULL, *db = NULL, *user = NULL, *service = NULL, *port = NULL;
+    int password = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || !*o->val)
+            continue;
+        if (strcmp(o->keyword, "password") == 0)
+            password = 1;
+        else if (strcmp(o->keyword, "host") == 0)
+            host = o->val;
+        else if (strcmp(o->keyword, "dbname") == 0)
+            db = o->val;
+        else if (strcmp(o->keyword, "user") == 0)
+            user = o->val;
+        else if (strcmp(o->keyword, "service") == 0)
+            service = o->val;
+        else if (strcmp(o->keyword, "port") == 0)
+            port = o->val;
+    }
+    if (service)
+        snprintf(name, cap, "service=%s", service);
+    else
+        snprintf(name, cap, "postgresql://%s%s%s%s%s/%s", user ? user : "", user ? "@" : "",
+                 host ? host : "", port ? ":" : "", port ? port : "", db ? db : "");
+    PQconninfoFree(opts);
+    if (password)
+        return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
+                            "archive %s: a password in the connection string would show in ps "
+                            "and shell histories: put it in ~/.pgpass (or PGPASSFILE, or a "
+                            "service file) instead",
+                            name);
+    return PENLINK_OK;
+}
+
+/* What pg_stat_activity shows for our sessions: who pulls, from where. */
+static void application_name(char *out, size_t cap)
+{
+    char host[64] = "";
+    struct passwd *pw = getpwuid(geteuid());
+    gethostname(host, sizeof host - 1);
+    snprintf(out, cap, "penlink %.20s@%.24s pid %ld", pw && pw->pw_name ? pw->pw_name : "?", host,
+             (long)getpid());
+}
+
+/* The library never prints: the server's notices and warnings are dropped
+ * (an error that matters comes back as the result of the statement). */
+static void quiet(void *arg, const char *message)
+{
+    (void)arg, (void)message;
+}
+
+static PGconn *connect_to(const char *uri)
+{
+    char app[128]; /* the server keeps 63 bytes of it */
+    application_name(app, sizeof app);
+    /* the connection string's own settings (expanded from dbname) override the first two */
+    const char *const keys[] = { "connect_timeout", "fallback_application_name", "dbname", NULL };
+    const char *const vals[] = { PG_CONNECT_TIMEOUT_S, app, uri, NULL };
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (conn)
+        PQsetNoticeProcessor(conn, quiet, NULL);
+    return conn;
+}
+
+/* Our sessions: our schema first, commits that are durable when they return. */
+static int session_setup(pg_backend *g, PGconn *conn)
+{
+    PGresult *r = PQexec(conn, "SET search_path = penlink; SET synchronous_commit = on; "
+                               "SET client_min_messages = warning");
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? PENLINK_OK : pg_fail(g, conn, r, "connect");
+    PQclear(r);
+    return rc;
+}
+
+/* ---- schema --------------------------------------------------------------- */
+
+/* The schema's version, 0 when there is none. pg_class is read by a query
+ * (a snapshot taken now), not through to_regclass() and the catalog caches,
+ * which an advisory lock does not refresh: under the migration lock, a
+ * schema another penlink just created must be seen.
+ *
+ * The server's counterpart of the SQLite archive's application_id: a schema
+ * "penlink" is penlink's when it holds the table schema_version with its
+ * columns (version, applied_ms, penlink_version). One that holds tables but
+ * not that is another program's, and is refused before anything is written
+ * to it (#PENLINK_ERR_UNSUPPORTED): penlink's tables are never added beside
+ * another program's. */
+static int schema_version(pg_backend *g, int *version)
+{
+    int rc;
+    PGresult *r = pg_run(
+        g,
+        "SELECT count(*), count(*) FILTER (WHERE c.relname = 'schema_version'), (SELECT count(*) "
+        "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class t ON t.oid = a.attrelid JOIN "
+        "pg_catalog.pg_namespace s ON s.oid = t.relnamespace WHERE s.nspname = 'penlink' AND "
+        "t.relname = 'schema_version' AND a.attname IN ('version', 'applied_ms', "
+        "'penlink_version') AND NOT a.attisdropped), coalesce(string_agg(c.relname, ', ' ORDER BY "
+        "c.relname) FILTER (WHERE c.relname <> 'schema_version'), '') FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'penlink' AND "
+        "c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+        NULL, "schema version", &rc);
+    if (!r)
+        return rc;
+    int64_t tables = pg_col_int(r, 0, 0), ours = pg_col_int(r, 0, 1), cols = pg_col_int(r, 0, 2);
+    char names[160];
+    pg_col_text(r, 0, 3, names, sizeof names);
+    PQclear(r);
+    *version = 0;
+    if (tables == 0)
+        return PENLINK_OK;
+    if (!ours || cols != 3)
+        return penlink_fail(g->base.ctx, PENLINK_ERR_UNSUPPORTED,
+                            "archive %s is not a penlink archive: its schema penlink holds "
+                            "another program's tables (%s) and no penlink schema_version. penlink "
+                            "left it untouched; give the database of a penlink archive with "
+                            "--archive",
+                            g->name, names[0] ? names : "schema_version");
+    r = pg_run(g, "SELECT coalesce(max(version), 0)::int4 FROM penlink.schema_version", NULL,
+               "schema version", &rc);
+    if (!r)
+        return rc;
+    *version = (int)pg_col_int(r, 0, 0);
+    PQclear(r);
+    return PENLINK_OK;
+}
+
+static int migrate_locked(pg_backend *g, int *from)
+{
+    int version = 0;
+    int rc =
+        pg_do(g, "SELECT pg_advisory_xact_lock(" PG_STR(PG_LOCK_SCHEMA) ", 0)", NULL, "migrate");
+    /* read it again under the lock: another penlink may have just migrated */
+    if (rc == PENLINK_OK)
+        rc = schema_version(g, &version);
+    *from = version;
+    if (rc == PENLINK_OK && version == 0)
+        rc = pg_do(g, "CREATE SCHEMA IF NOT EXISTS penlink", NULL, "create the schema");
+    for (int v = version; rc == PENLINK_OK && v < PG_SCHEMA_VERSION; v++) {
+        PGresult *r = PQexec(g->conn, pg_migrations[v]);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = pg_fail(g, g->conn, r, "migrate");
+        PQclear(r);
+        pg_params p = { 0 };
+        pg_param_int(&p, v + 1);
+        pg_param_int(&p, archive_now_ms());
+        pg_param_text(&p, penlink_version());
+        if (rc == PENLINK_OK)
+            rc = pg_do(g,
+                       "INSERT INTO penlink.schema_version (version, applied_ms, penlink_version) "
+                       "VALUES ($1, $2, $3)",
+                       &p, "migrate");
+    }
+    return rc;
+}
+
+/*
+ * Brings the schema to this version in one transaction, or refuses a newer
+ * one untouched. @p create: an archive with no schema yet may be set up
+ * (a pull); else it is an error (audit, export, verify of a mistyped URI).
+ * *from gets the version found.
+ */
+static int migrate(pg_backend *g, int create, int *from)
+{
+    int version;
+    int rc = schema_version(g, &version);
+    *from = version;
+    if (rc != PENLINK_OK || version == PG_SCHEMA_VERSION)
+        return rc;
+    if (version > PG_SCHEMA_VERSION)
+        return penlink_fail(g->base.ctx, PENLINK_ERR_UNSUPPORTED,
+                            "archive %s has schema version %d, newer than this penlink's %d: "
+                            "update penlink (the archive was left untouched)",
+                            g->name, version, PG_SCHEMA_VERSION);
+    if (version == 0 && !create)
+        return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                            "archive %s holds no penlink archive (schema penlink): pull a pen "
+                            "into it first, run 'penlink archive init-server', or give the right "
+                            "--archive",
+                            g->name);
+    if (g->read_only)
+        return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                            "archive %s has schema version %d, older than this penlink's %d, and "
+                            "is read-only (a standby): migrate it on the primary first",
+                            g->name, version, PG_SCHEMA_VERSION);
+    rc = pg_do(g, "BEGIN", NULL, "migrate");
+    if (rc == PENLINK_OK)
+        rc = migrate_locked(g, from);
+    if (rc == PENLINK_OK)
+        rc = pg_do(g, "COMMIT", NULL, "migrate");
+    if (rc == PENLINK_OK)
+        return PENLINK_OK;
+    char why[400];
+    snprintf(why, sizeof why, "%s", penlink_ctx_errmsg(g->base.ctx));
+    PQclear(PQexec(g->conn, "ROLLBACK"));
+    return penlink_fail(g->base.ctx, rc, "%s. The schema was left as it was (version %d)", why,
+                        version);
+}
+
+/* ---- opening and closing ----------------------------------------------- */
+
+/*
+ * Opened read-only: the session refuses every write (the server's own
+ * default_transaction_read_only), and the schema is taken as it is: none is
+ * an error, a newer one is refused, an older one is read, what it lacks
+ * reading as empty (the SQLite backend reads an older schema through a
+ * migrated private copy; a server's schema is not ours to copy).
+ */
+static int check_read_only(pg_backend *g, int *from)
+{
+    int version = 0;
+    int rc = pg_do(g, "SET default_transaction_read_only = on", NULL, "open");
+    if (rc == PENLINK_OK)
+        rc = schema_version(g, &version);
+    *from = version;
+    if (rc != PENLINK_OK)
+        return rc;
+    if (version > PG_SCHEMA_VERSION)
+        return penlink_fail(g->base.ctx, PENLINK_ERR_UNSUPPORTED,
+                            "archive %s has schema version %d, newer than this penlink's %d: "
+                            "update penlink (the archive was left untouched)",
+                            g->name, version, PG_SCHEMA_VERSION);
+    if (version == 0)
+        return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                            "archive %s holds no penlink archive (schema penlink): pull a pen "
+                            "into it first, or give the right --archive",
+                            g->name);
+    return PENLINK_OK;
+}
+
+static int pg_open(penlink_ctx *ctx, const char *uri, int create, int readonly, pg_backend **out,
+                   int *from)
+{
+    pg_backend *g = calloc(1, sizeof *g);
+    if (!g)
+        return PENLINK_ERR_NO_MEM;
+    g->base.ops = &pg_ops;
+    g->base.ctx = ctx;
+    g->base.readonly = readonly;
+    int rc = name_server(ctx, uri, g->name, sizeof g->name);
+    if (rc != PENLINK_OK) {
+        free(g);
+        return rc;
+    }
+    g->batch = malloc(PG_COPY_BATCH * sizeof *g->batch);
+    g->conn = connect_to(uri);
+    if (!g->batch || !g->conn) {
+        pg_close(&g->base);
+        return PENLINK_ERR_NO_MEM;
+    }
+    if (PQstatus(g->conn) != CONNECTION_OK) {
+        char words[300];
+        server_words(g->conn, NULL, words, sizeof words);
+        rc = penlink_fail(ctx, PENLINK_ERR_IO, "archive %s: cannot connect: %s", g->name, words);
+        pg_close(&g->base);
+        return rc;
+    }
+    rc = session_setup(g, g->conn);
+    PGresult *r =
+        rc == PENLINK_OK ? pg_run(g, "SELECT pg_is_in_recovery()", NULL, "open", &rc) : NULL;
+    if (r) {
+        g->read_only = (int)pg_col_int(r, 0, 0);
+        PQclear(r);
+    }
+    if (rc == PENLINK_OK)
+        rc = readonly ? check_read_only(g, from) : migrate(g, create, from);
+    g->schema = rc == PENLINK_OK && !readonly ? PG_SCHEMA_VERSION : *from;
+    /* a role that may read only (an auditor's): nothing is stored, not even verifications */
+    r = rc == PENLINK_OK ? pg_run(g,
+                                  "SELECT NOT has_table_privilege('penlink.verifications', "
+                                  "'INSERT')",
+                                  NULL, "open", &rc)
+                         : NULL;
+    if (r) {
+        g->read_only |= (int)pg_col_int(r, 0, 0);
+        PQclear(r);
+    }
+    if (rc != PENLINK_OK) {
+        pg_close(&g->base);
+        return rc;
+    }
+    /* the connection string, for the lock's connection */
+    g->uri = strdup(uri);
+    if (!g->uri) {
+        pg_close(&g->base);
+        return PENLINK_ERR_NO_MEM;
+    }
+    *out = g;
+    return PENLINK_OK;
+}
+
+int archive_pg_open(penlink_ctx *ctx, const char *uri, int create, int readonly,
+                    archive_backend **out)
+{
+    pg_backend *g = NULL;
+    int from = 0;
+    int rc = pg_open(ctx, uri, create && !readonly, readonly, &g, &from);
+    if (rc == PENLINK_OK)
+        *out = &g->base;
+    return rc;
+}
+
+void pg_close(archive_backend *b)
+{
+    pg_backend *g = (pg_backend *)b;
+    if (g->lock_conn)
+        PQfinish(g->lock_conn);
+    if (g->conn)
+        PQfinish(g->conn);
+    free(g->batch);
+    free(g->uri);
+    free(g);
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+int pg_begin(archive_backend *b)
+{
+    pg_backend *g = (pg_backend *)b;
+    if (b->readonly)
+        return penlink_fail(b->ctx, PENLINK_ERR_INVALID_ARG,
+                            "archive %s was opened read-only: open it for writing to change it",
+                            g->name);
+    g->txn_msg[0] = '\0';
+    int rc = pg_do(g, "BEGIN", NULL, "begin");
+    g->in_txn = rc == PENLINK_OK;
+    return rc;
+}
+
+int pg_commit(archive_backend *b)
+{
+    pg_backend *g = (pg_backend *)b;
+    int rc = pg_copy_flush(g);
+    if (rc != PENLINK_OK)
+        return rc;
+    PGresult *r = PQexec(g->conn, "COMMIT");
+    g->in_txn = 0;
+    g->savepoint = 0;
+    /* a transaction that failed earlier answers COMMIT with ROLLBACK */
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = pg_fail(g, g->conn, r, "commit");
+    else if (strcmp(PQcmdStatus(r), "COMMIT") != 0 &&
+             g->txn_msg[0]) /* in the words of the statement that failed */
+        rc = penlink_fail(b->ctx, PENLINK_ERR_IO, "%s", g->txn_msg);
+    else if (strcmp(PQcmdStatus(r), "COMMIT") != 0)
+        rc = penlink_fail(b->ctx, PENLINK_ERR_IO,
+                          "archive %s: commit: the server rolled the transaction back", g->name);
+    PQclear(r);
+    if (!g->pull_open)
+        pg_unlock_pen(g);
+    return rc;
+}
+
+int pg_rollback(archive_backend *b)
+{
+    pg_backend *g = (pg_backend *)b;
+    pg_copy_drop(g);
+    g->in_txn = 0;
+    g->savepoint = 0;
+    if (PQstatus(g->conn) != CONNECTION_OK) {
+        pg_unlock_pen(g);
+        return PENLINK_OK; /* the server ended the transaction with the connection */
+    }
+    PGresult *r = PQexec(g->conn, "ROLLBACK");
+    int rc =
+        PQresultStatus(r) == PGRES_COMMAND_OK ? PENLINK_OK : pg_fail(g, g->conn, r, "rollback");
+    PQclear(r);
+    if (!g->pull_open)
+        pg_unlock_pen(g);
+    return rc;
+}
+
+/* One savepoint at a time: the newest mark replaces the one before. */
+int pg_savepoint(archive_backend *b)
+{
+    pg_backend *g = (pg_backend *)b;
+    int rc = pg_copy_flush(g);
+    if (rc == PENLINK_OK && g->savepoint)
+        rc = pg_do(g, "RELEASE SAVEPOINT kept", NULL, "release savepoint");
+    if (rc == PENLINK_OK)
+        rc = pg_do(g, "SAVEPOINT kept", NULL, "savepoint");
+    g->savepoint = rc == PENLINK_OK;
+    return rc;
+}
+
+int pg_rollback_to_savepoint(archive_backend *b)
+{
+    pg_backend *g = (pg_backend *)b;
+    if (!g->savepoint) { /* all of it; the pen's lock lives on its own connection */
+        int rc = pg_rollback(b);
+        return rc == PENLINK_OK ? pg_begin(b) : rc;
+    }
+    pg_copy_drop(g);
+    int rc = pg_do(g, "ROLLBACK TO SAVEPOINT kept", NULL, "rollback to savepoint");
+    if (rc == PENLINK_OK) /* what failed after the savepoint is undone */
+        g->txn_msg[0] = '\0';
+    return rc;
+}
+
+int pg_writable(archive_backend *b)
+{
+    return !((pg_backend *)b)->read_only;
+}
+
+/* ---- one pull of a pen at a time ----------------------------------------- */
+
+/* Who holds a pen's lock, in words, from pg_stat_activity. */
+static void lock_holder(pg_backend *g, int64_t device, char *out, size_t cap)
+{
+    pg_params p = { 0 };
+    pg_param_int(&p, device & 0x7fffffff);
+    PGresult *r = PQexecParams(g->lock_conn,
+                               "SELECT coalesce(a.application_name, ''), a.pid, "
+                               "coalesce(host(a.client_addr), 'a local socket'), "
+                               "to_char(a.xact_start, 'YYYY-MM-DD HH24:MI:SS TZ') FROM pg_locks l "
+                               "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = "
+                               "'advisory' AND l.granted AND l.classid = " PG_STR(
+                                   PG_LOCK_PEN) " AND l.objid = $1::oid AND l.objsubid = 2",
+                               p.n, NULL, p.values, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+        snprintf(out, cap, "'%s' (server pid %s, from %s, since %s)", PQgetvalue(r, 0, 0),
+                 PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3));
+    else
+        snprintf(out, cap, "another penlink");
+    PQclear(r);
+}
+
+int pg_lock_pen(pg_backend *g, int64_t device, const char *serial)
+{
+    if (g->locked_device == device)
+        return PENLINK_OK;
+    pg_unlock_pen(g);
+    if (!g->lock_conn) {
+        g->lock_conn = connect_to(g->uri);
+        if (!g->lock_conn)
+            return PENLINK_ERR_NO_MEM;
+        if (PQstatus(g->lock_conn) != CONNECTION_OK) {
+            int rc = pg_fail(g, g->lock_conn, NULL, "lock the pen");
+            PQfinish(g->lock_conn);
+            g->lock_conn = NULL;
+            return rc;
+        }
+        int rc = session_setup(g, g->lock_conn);
+        if (rc != PENLINK_OK)
+            return rc;
+    }
+    char key[24];
+    snprintf(key, sizeof key, "%lld", (long long)(device & 0x7fffffff));
+    const char *v[1] = { key };
+    PGresult *r = PQexec(g->lock_conn, "BEGIN");
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? PENLINK_OK
+                                                   : pg_fail(g, g->lock_conn, r, "lock the pen");
+    PQclear(r);
+    if (rc != PENLINK_OK)
+        return rc;
+    r = PQexecParams(g->lock_conn, "SELECT pg_try_advisory_xact_lock(" PG_STR(PG_LOCK_PEN) ", $1)",
+                     1, NULL, v, NULL, NULL, 0);
+    int got = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = pg_fail(g, g->lock_conn, r, "lock the pen");
+    PQclear(r);
+    if (rc == PENLINK_OK && !got) {
+        char who[200];
+        lock_holder(g, device, who, sizeof who);
+        /* wait for it, bounded: by the session's lock_timeout when the connection
+         * sets one (options=-c lock_timeout=...), else PG_PEN_LOCK_WAIT_S */
+        char wait[32] = PG_STR(PG_PEN_LOCK_WAIT_S) "s";
+        r = PQexec(g->lock_conn, "SELECT current_setting('lock_timeout')");
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "0") != 0)
+            snprintf(wait, sizeof wait, "%s", PQgetvalue(r, 0, 0));
+        else
+            PQclear(
+                PQexec(g->lock_conn, "SET LOCAL lock_timeout = '" PG_STR(PG_PEN_LOCK_WAIT_S) "s'"));
+        PQclear(r);
+        r = PQexecParams(g->lock_conn, "SELECT pg_advisory_xact_lock(" PG_STR(PG_LOCK_PEN) ", $1)",
+                         1, NULL, v, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            rc = penlink_fail(g->base.ctx, PENLINK_ERR_BUSY,
+                              "archive %s: pen %s is being pulled into it by %s; waited %s for "
+                              "that pull to end: try again later",
+                              g->name, serial, who, wait);
+        PQclear(r);
+    }
+    if (rc != PENLINK_OK) {
+        PQclear(PQexec(g->lock_conn, "ROLLBACK"));
+        return rc;
+    }
+    g->locked_device = device;
+    return PENLINK_OK;
+}
+
+void pg_unlock_pen(pg_backend *g)
+{
+    if (!g->lock_conn || !g->locked_device)
+        return;
+    g->locked_device = 0;
+    PGresult *r = PQexec(g->lock_conn, "ROLLBACK");
+    PQclear(r);
+    if (PQstatus(g->lock_conn) != CONNECTION_OK) {
+        PQfinish(g->lock_conn);
+        g->lock_conn = NULL;
+    }
+}
+
+/* ---- the server's roles ---------------------------------------------------- */
+
+static void say(void (*report)(void *, const char *), void *user, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void say(void (*report)(void *, const char *), void *user, const char *fmt, ...)
+{
+    char line[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (report)
+        report(user, line);
+}
+
+/* Creates @p role (NOLOGIN) unless it exists; *created says which. */
+static int make_role(pg_backend *g, const char *role, const char *quoted, int *created)
+{
+    pg_params p = { 0 };
+    pg_param_text(&p, role);
+    int rc;
+    PGresult *r = pg_run(g, "SELECT count(*) FROM pg_roles WHERE rolname = $1", &p, "roles", &rc);
+    if (!r)
+        return rc;
+    *created = pg_col_int(r, 0, 0) == 0;
+    PQclear(r);
+    if (!*created)
+        return PENLINK_OK;
+    char sql[200];
+    snprintf(sql, sizeof sql, "CREATE ROLE %s NOLOGIN", quoted);
+    return pg_do(g, sql, NULL, "create a role");
+}
+
+/* The grants of init-server: both roles read everything; the writer appends;
+ * the reader appends notes on findings (penlink audit annotate) only;
+ * nobody updates, deletes or truncates. */
+static int grant(pg_backend *g, const char *w, const char *r)
+{
+    char sql[5][600];
+    snprintf(sql[0], sizeof sql[0], "GRANT USAGE ON SCHEMA penlink TO %s, %s", w, r);
+    snprintf(sql[1], sizeof sql[1], "GRANT SELECT ON ALL TABLES IN SCHEMA penlink TO %s, %s", w, r);
+    snprintf(sql[2], sizeof sql[2],
+             "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA penlink FROM %s, %s",
+             w, r);
+    snprintf(sql[3], sizeof sql[3], "GRANT INSERT ON %s TO %s", pg_insert_tables, w);
+    snprintf(sql[4], sizeof sql[4], "GRANT INSERT ON " PG_READER_INSERT_TABLE " TO %s", r);
+    int rc = PENLINK_OK;
+    for (size_t i = 0; rc == PENLINK_OK && i < sizeof sql / sizeof sql[0]; i++)
+        rc = pg_do(g, sql[i], NULL, "grant");
+    return rc;
+}
+
+int penlink_archive_init_server(penlink_ctx *ctx, const char *uri, const char *writer,
+                                const char *reader, void (*report)(void *user, const char *line),
+                                void *user)
+{
+    penlink_enter(ctx);
+    if (!ctx || !uri || !writer || !reader || !*writer || !*reader || strcmp(writer, reader) == 0)
+        return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
+                            "init-server needs a server and two different role names");
+    if (!archive_is_server(uri))
+        return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
+                            "'%s' is not a PostgreSQL connection string (postgresql://..., "
+                            "postgres://... or service=NAME)",
+                            uri);
+    pg_backend *g = NULL;
+    int from = 0;
+    int rc = pg_open(ctx, uri, 1, 0, &g, &from);
+    if (rc != PENLINK_OK)
+        return rc;
+    if (from == PG_SCHEMA_VERSION)
+        say(report, user, "schema penlink: at version %d already", PG_SCHEMA_VERSION);
+    else if (from == 0)
+        say(report, user, "schema penlink: created, version %d", PG_SCHEMA_VERSION);
+    else
+        say(report, user, "schema penlink: migrated from version %d to %d", from,
+            PG_SCHEMA_VERSION);
+    char *w = PQescapeIdentifier(g->conn, writer, strlen(writer));
+    char *rd = PQescapeIdentifier(g->conn, reader, strlen(reader));
+    int wc = 0, rcr = 0;
+    if (!w || !rd)
+        rc = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "a role name cannot be quoted");
+    if (rc == PENLINK_OK)
+        rc = pg_do(g, "BEGIN", NULL, "roles");
+    if (rc == PENLINK_OK)
+        rc = make_role(g, writer, w, &wc);
+    if (rc == PENLINK_OK)
+        rc = make_role(g, reader, rd, &rcr);
+    if (rc == PENLINK_OK)
+        rc = grant(g, w, rd);
+    if (rc == PENLINK_OK)
+        rc = pg_commit(&g->base);
+    else
+        pg_rollback(&g->base);
+    if (rc == PENLINK_OK) {
+        say(report, user, "role %s: %s (NOLOGIN): SELECT on every table, INSERT on the archive's",
+            writer, wc ? "created" : "exists");
+        say(report, user,
+            "role %s: %s (NOLOGIN): SELECT on every table, INSERT on the notes on findings "
+            "(annotations)",
+            reader, rcr ? "created" : "exists");
+        say(report, user,
+            "nobody may UPDATE, DELETE or TRUNCATE: triggers refuse it on every table");
+        say(report, user,
+            "next: GRANT %s TO each technician's or docking station's login, GRANT %s TO each "
+            "auditor's",
+            writer, reader);
+    }
+    PQfreemem(w);
+    PQfreemem(rd);
+    pg_close(&g->base);
+    return rc;
+}

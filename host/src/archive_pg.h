@@ -1,0 +1,114 @@
+/*
+ * The PostgreSQL archive backend's private header, shared by its three
+ * files: archive_pg.c (connection, schema and migrations, transactions, the
+ * per-pen lock, roles), archive_pg_ops.c (the archive's operations) and
+ * archive_pg_copy.c (records in bulk: COPY in, COPY out).
+ */
+#ifndef PENLINK_ARCHIVE_PG_H
+#define PENLINK_ARCHIVE_PG_H
+
+#include <libpq-fe.h>
+
+#include "archive.h"
+
+#define PG_MAX_PARAMS 12
+/* Records wait in memory and go to the server in one COPY of this many
+ * (or fewer: before every commit and every read of the records table). */
+#define PG_COPY_BATCH 8192
+
+#define PG_STR_(x) #x
+#define PG_STR(x) PG_STR_(x) /* a constant spelled into SQL */
+
+/* The SQL condition "column @p col names the pen @p p": the serial whole, or
+ * its first PG_SERIAL_BYTES bytes when the stored one is longer, as in the
+ * SQLite backend: the public structs hold that many, and a pen must be found
+ * by the serial the library handed out. */
+#define PG_SERIAL_BYTES 32
+#define PG_SERIAL_IS(col, p)                                                                       \
+    "(" col " = " p " OR (octet_length(" col                                                       \
+    ") > " PG_STR(PG_SERIAL_BYTES) " AND substring("                                               \
+                                   "convert_to(" col ", 'UTF8') FROM 1 FOR " PG_STR(               \
+                                       PG_SERIAL_BYTES) ") = convert_to(" p ", 'UTF8')))"
+
+typedef struct pg_backend {
+    archive_backend base;
+    PGconn *conn;
+    char name[256]; /* for messages: user@host/database, never a password */
+    char *uri;      /* the connection string, for the lock's connection */
+    int read_only;  /* a hot standby, or a role without INSERT: nothing is stored */
+    int schema;     /* the schema's version (older than ours only when opened read-only) */
+    int in_txn;
+    int savepoint; /* a savepoint is open in the transaction */
+    /* the first failure of the open transaction: a COMMIT the server answers
+     * with ROLLBACK is reported in its words */
+    char txn_msg[512];
+
+    /* The pen being pulled: its advisory lock is held by a transaction of
+     * its own on a second connection, so it lasts across the pull's commits
+     * and dies with that transaction however the process ends. */
+    PGconn *lock_conn;
+    int64_t locked_device; /* 0: none held */
+    int pull_open;         /* between pull_begin and pull_end: keep the lock */
+
+    /* records waiting for COPY (archive_pg_copy.c) */
+    int pending;
+    struct pg_pending {
+        int64_t device, seq, chunk;
+        uint8_t len;
+        uint8_t body[ARCHIVE_BODY_MAX];
+    } * batch;
+} pg_backend;
+
+/* Parameters of one statement: integers and text as text, bytes as binary. */
+typedef struct pg_params {
+    int n;
+    const char *values[PG_MAX_PARAMS];
+    int lengths[PG_MAX_PARAMS];
+    int formats[PG_MAX_PARAMS];
+    char num[PG_MAX_PARAMS][24];
+} pg_params;
+
+void pg_param_int(pg_params *p, int64_t v);
+void pg_param_text(pg_params *p, const char *s);              /* NULL: SQL NULL */
+void pg_param_bytes(pg_params *p, const void *b, size_t len); /* NULL: SQL NULL */
+
+/* Runs a statement (results in binary); NULL on failure, with the error set
+ * on the context (*status gets it). The caller PQclear()s the result. */
+PGresult *pg_run(pg_backend *g, const char *sql, const pg_params *p, const char *what, int *status);
+/* pg_run() for statements whose result is not needed. */
+int pg_do(pg_backend *g, const char *sql, const pg_params *p, const char *what);
+/* Sets the context's error for the last failure on @p conn; returns the status. */
+int pg_fail(pg_backend *g, PGconn *conn, const PGresult *res, const char *what);
+
+/* Binary result columns. */
+int64_t pg_col_int(const PGresult *r, int row, int col);
+int pg_col_null(const PGresult *r, int row, int col);
+const uint8_t *pg_col_bytes(const PGresult *r, int row, int col, size_t *len);
+void pg_col_text(const PGresult *r, int row, int col, char *dst, size_t cap);
+
+/* The per-pen lock (archive_pg.c): taken by the device operation. */
+int pg_lock_pen(pg_backend *g, int64_t device, const char *serial);
+void pg_unlock_pen(pg_backend *g);
+
+/* Records in bulk (archive_pg_copy.c). */
+int pg_copy_add(pg_backend *g, int64_t device, int64_t chunk, const penlink_record *r);
+int pg_copy_flush(pg_backend *g); /* sends the waiting records */
+void pg_copy_drop(pg_backend *g); /* forgets them (a rollback) */
+/* Rows that cannot be records go to @p bad (archive.h); the reading goes on. */
+int pg_scan(archive_backend *b, const penlink_archive_filter *f, penlink_archive_record_cb cb,
+            archive_damage_cb bad, void *user);
+int pg_records(archive_backend *b, int64_t device, uint64_t first, uint64_t end,
+               int (*cb)(void *user, const penlink_record *r), archive_damage_cb bad, void *user);
+
+/* The operations table (archive_pg_ops.c); begin, commit, rollback and
+ * close are archive_pg.c's and filled in there. */
+extern const archive_ops pg_ops;
+void pg_close(archive_backend *b);
+int pg_begin(archive_backend *b);
+int pg_commit(archive_backend *b);
+int pg_savepoint(archive_backend *b);
+int pg_rollback_to_savepoint(archive_backend *b);
+int pg_rollback(archive_backend *b);
+int pg_writable(archive_backend *b);
+
+#endif

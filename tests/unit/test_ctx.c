@@ -1,0 +1,104 @@
+/*
+ * The context's error detail (defect 12.13): cleared at the start of every
+ * call that can fail, set on failure, and NULL-safe, so a caller never
+ * prints the detail of an earlier, unrelated failure.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "penlink/penlink.h"
+
+static penlink_limits limits(void)
+{
+    penlink_limits l;
+    memset(&l, 0, sizeof l);
+    l.depth_max_um = 3000;
+    l.depth_step_um = 100;
+    l.speed_min_sps = 50;
+    l.speed_max_sps = 150;
+    l.max_treatment_s = 3600;
+    l.max_cartridge_uses = 1;
+    l.auto_off_min_s = 60;
+    l.auto_off_max_s = 600;
+    l.max_text_len = 32;
+    return l;
+}
+
+static penlink_config valid(void)
+{
+    penlink_config c;
+    memset(&c, 0, sizeof c);
+    c.depth_max_um = 2500;
+    c.depth_default_um = 500;
+    c.speed_min_sps = 50;
+    c.speed_max_sps = 150;
+    c.max_treatment_s = 3600;
+    c.max_cartridge_uses = 1;
+    c.auto_off_s = 300;
+    return c;
+}
+
+/* A failure, then a call that succeeds: the detail is gone. */
+static void test_cleared_on_success(void **state)
+{
+    (void)state;
+    penlink_ctx *ctx = NULL;
+    penlink_dev *d = NULL;
+    assert_int_equal(penlink_ctx_new(&ctx), PENLINK_OK);
+    assert_int_equal(penlink_dev_open(ctx, "bogus:x", &d), PENLINK_ERR_INVALID_ARG);
+    assert_non_null(strstr(penlink_ctx_errmsg(ctx), "bogus:x"));
+    penlink_limits l = limits();
+    penlink_config c = valid();
+    assert_int_equal(penlink_config_check(ctx, &l, &c), PENLINK_OK);
+    assert_string_equal(penlink_ctx_errmsg(ctx), "");
+    penlink_ctx_free(ctx);
+}
+
+/* A failure, then another: the detail is the second's, never the first's. */
+static void test_replaced_by_the_next_failure(void **state)
+{
+    (void)state;
+    penlink_ctx *ctx = NULL;
+    penlink_dev *d = NULL;
+    penlink_key k;
+    assert_int_equal(penlink_ctx_new(&ctx), PENLINK_OK);
+    assert_int_equal(penlink_dev_open(ctx, "bogus:x", &d), PENLINK_ERR_INVALID_ARG);
+    assert_int_not_equal(penlink_key_load(ctx, "/nonexistent/penlink.key", &k), PENLINK_OK);
+    assert_non_null(strstr(penlink_ctx_errmsg(ctx), "/nonexistent/penlink.key"));
+    assert_null(strstr(penlink_ctx_errmsg(ctx), "bogus"));
+    /* a failure of an argument check says so, instead of leaving the old detail */
+    assert_int_equal(penlink_dev_open(ctx, "bogus:x", &d), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_key_load(ctx, NULL, &k), PENLINK_ERR_INVALID_ARG);
+    assert_null(strstr(penlink_ctx_errmsg(ctx), "bogus"));
+    assert_string_not_equal(penlink_ctx_errmsg(ctx), "");
+    penlink_ctx_free(ctx);
+}
+
+/* Calls without a context report their status and do not crash. */
+static void test_null_context(void **state)
+{
+    (void)state;
+    penlink_limits l = limits();
+    penlink_config c = valid();
+    c.depth_max_um = 9000; /* outside the limits: the check fails with no context to tell */
+    assert_int_equal(penlink_config_check(NULL, &l, &c), PENLINK_ERR_INVALID_CONFIG);
+    penlink_key k;
+    assert_int_equal(penlink_key_load(NULL, NULL, &k), PENLINK_ERR_INVALID_ARG);
+    assert_string_equal(penlink_ctx_errmsg(NULL), "");
+    assert_int_equal(penlink_dev_info(NULL, NULL), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_dev_pull(NULL, 0, NULL, NULL), PENLINK_ERR_INVALID_ARG);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cleared_on_success),
+        cmocka_unit_test(test_replaced_by_the_next_failure),
+        cmocka_unit_test(test_null_context),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
