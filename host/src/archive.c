@@ -221,19 +221,21 @@ static int end_txn(archive_backend *b, int rc)
     return rc;
 }
 
-/* Commits what the open transaction holds, durably, and opens the next. */
+/* Commits what the open transaction holds, durably, and opens the next.
+ * The savepoint goes with the transaction whatever happens: after a failed
+ * commit (a full disk) nothing it marked is kept, so the counts fall back to
+ * the last commit's, not to the savepoint's. */
 static int commit_open(pull_state *ps)
 {
     archive_backend *b = ps->ar->b;
+    ps->have_kept = 0;
     ps->st = b->ops->commit(b);
-    if (ps->st == PENLINK_OK)
-        ps->st = b->ops->begin(b);
     if (ps->st != PENLINK_OK)
         return stop(ps);
     ps->chunks_open = 0;
     ps->committed = *ps->res;
-    ps->have_kept = 0;
-    return 0;
+    ps->st = b->ops->begin(b);
+    return ps->st == PENLINK_OK ? 0 : stop(ps);
 }
 
 static int on_chunk(void *u, const penlink_chunk *c)
