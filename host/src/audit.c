@@ -97,7 +97,11 @@ static int on_pen(void *u, int64_t device, const char *serial, const uint8_t *ke
     pen_search *ps = u;
     (void)device, (void)key, (void)first_from;
     ps->pens++;
-    if (strcmp(serial, ps->want) == 0)
+    /* the serial whole, or the first SERIAL_MAX bytes of a longer stored one (an
+     * earlier penlink's archive): what the library hands out for it */
+    if (strcmp(serial, ps->want) == 0 ||
+        (strlen(serial) > SERIAL_MAX && strlen(ps->want) == SERIAL_MAX &&
+         strncmp(serial, ps->want, SERIAL_MAX) == 0))
         ps->found = 1;
     size_t dist = edit_distance(serial, ps->want);
     size_t len = strlen(ps->want);
