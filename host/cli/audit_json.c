@@ -101,14 +101,14 @@ void *cli_finding_json(const penlink_finding *f)
     json_object_set_new(j, "finding", cli_json_str(kind ? kind : "unknown"));
     json_object_set_new(j, "compliance", json_boolean(f->compliance));
     json_object_set_new(j, "pen", cli_json_str(f->serial));
-    json_object_set_new(j, "seq", json_integer((json_int_t)f->seq));
+    json_object_set_new(j, "seq", cli_json_u64(f->seq));
     json_object_set_new(j, "time", f->time_ms ? json_string(t) : json_null());
     if (cli_finding_has_cartridge(f)) {
         json_object_set_new(j, "cartridge_serial", json_string(cs));
         json_object_set_new(j, "cartridge_uses", json_integer(f->cartridge_uses));
     }
     if (f->count)
-        json_object_set_new(j, "count", json_integer((json_int_t)f->count));
+        json_object_set_new(j, "count", cli_json_u64(f->count));
     if (f->config_revision)
         json_object_set_new(j, "config_revision", json_integer(f->config_revision));
     if (f->value)
@@ -196,7 +196,7 @@ void *cli_verification_json(const penlink_verification *v)
                           "pull_verified_through", (json_int_t)v->signed_through);
     if (v->have) {
         json_object_set_new(o, "verified_at", json_string(t));
-        json_object_set_new(o, "through_seq", json_integer((json_int_t)v->through_seq));
+        json_object_set_new(o, "through_seq", cli_json_u64(v->through_seq));
         json_object_set_new(o, "records", json_integer((json_int_t)v->records));
         if (v->detail[0])
             json_object_set_new(o, "detail", cli_json_str(v->detail));

@@ -65,6 +65,10 @@ const char *cli_safe(const char *s);
 /* A JSON string (json_t *) for @p s, never NULL and never refused: valid
  * UTF-8 is kept exactly, each byte that is not becomes the text "\xNN". */
 void *cli_json_str(const char *s);
+/* A JSON value (json_t *) for an unsigned 64-bit count or seq: an integer up
+ * to 2^63 - 1, above it (a damaged row's stored seq) its decimal text, since
+ * no JSON integer a reader keeps holds it; never negative. */
+void *cli_json_u64(uint64_t v);
 /* One CSV field: escaped as for terminals (whole, however long), quoted
  * (RFC 4180) when it holds a comma or a quote, and a field that starts with
  * = + - @ gets a leading ' so that no spreadsheet runs it as a formula. */

@@ -92,7 +92,7 @@ static int on_report(void *u, const penlink_verify_report *r)
                       "records", (json_int_t)r->records, "chunks", (json_int_t)r->chunks, "heads",
                       (json_int_t)r->heads, "signed_through", (json_int_t)r->signed_through);
         if (r->state == PENLINK_VERIFY_BROKEN) {
-            json_object_set_new(j, "seq", json_integer((json_int_t)r->where_seq));
+            json_object_set_new(j, "seq", cli_json_u64(r->where_seq));
             json_object_set_new(j, "detail", cli_json_str(r->detail));
         } else if (r->notes[0]) {
             json_object_set_new(j, "notes", cli_json_str(r->notes));
@@ -128,7 +128,7 @@ static int record(struct cli *c, const vout *o)
             fprintf(stderr,
                     "penlink: note: %s is read-only here: the verdicts above were not recorded "
                     "in its verification log\n",
-                    path);
+                    cli_safe(path));
         return EXIT_OK;
     }
     penlink_archive *ar = NULL;

@@ -259,6 +259,15 @@ void *cli_json_str(const char *s)
     return j ? j : json_null();
 }
 
+void *cli_json_u64(uint64_t v)
+{
+    char buf[24];
+    if (v <= (uint64_t)INT64_MAX)
+        return json_integer((json_int_t)v);
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+    return json_string(buf);
+}
+
 void cli_csv_text(FILE *f, const char *s)
 {
     /* a field is never cut (notes on a finding run to kilobytes): cli_safe's

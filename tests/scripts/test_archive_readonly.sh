@@ -55,6 +55,20 @@ check "verify gives its verdict" 'grep -q "PEN-RO *verified" "$tmp/out"'
 check "and says it was not recorded" 'grep -q "is read-only here: the verdicts above were not recorded" "$tmp/err"'
 check "the read-only archive is byte for byte as it was" '[ "$(cksum < "$R")" = "$sum" ]'
 check "nothing was created beside it" '[ "$(ls "$tmp/ro")" = a.db ]'
+# the archive's name crosses the CLI's boundary like a pen's strings: a
+# terminal escape in it is shown escaped, never sent to the terminal
+mkdir "$tmp/ro2"
+E=$(printf '%s/ro2/a\033[31m.db' "$tmp")
+cp "$A" "$E"
+chmod 444 "$E"
+chmod 555 "$tmp/ro2"
+run 0 "verify of a read-only archive whose name holds an escape" $AS $PL --archive "$E" verify
+python3 - "$tmp/err" << 'PY' && ok "the note names it escaped" || { bad "the note's archive name"; cat "$tmp/err"; }
+import sys
+err = open(sys.argv[1], "rb").read()
+assert b"\x1b" not in err, err
+assert b"a\\e[31m.db is read-only here: the verdicts above were not recorded" in err, err
+PY
 
 # 3. a WAL archive whose log holds committed data: a new pen's pull held
 # mid-pull (its device and pull rows are committed in the -wal), the files
