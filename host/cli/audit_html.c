@@ -134,7 +134,7 @@ static int make_report(struct cli *c, const char *archive, const html_meta *m, F
     r.h = html_report_new();
     if (!r.h)
         return cli_error(c, EXIT_INTERNAL, "audit: out of memory");
-    int st = penlink_archive_open_existing(c->ctx, archive, &ar);
+    int st = penlink_archive_open_readonly(c->ctx, archive, &ar);
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "audit: cannot open the archive", st);
         goto out;

@@ -2,7 +2,8 @@
 # Issue 13 defect 3: audit, export and verify on an archive that cannot be
 # written. They open it read-only and never write: a read-only copy (a user
 # who may not write it; when the test runs as root, the read-only commands run
-# as nobody through setpriv, since chmod does not stop root) and a WAL
+# as nobody through setpriv, since chmod does not stop root; the HTML report
+# and its check among them) and a WAL
 # archive in a read-only directory are read, the file stays byte for byte as
 # it was, verify prints its verdict and says it was not recorded. A WAL
 # archive whose -wal holds committed data but whose -shm cannot be made in
@@ -53,6 +54,9 @@ check "the same records as the original's" 'cmp -s "$tmp/out" "$tmp/records.csv"
 run 0 "verify of a read-only archive" $AS $PL --archive "$R" verify
 check "verify gives its verdict" 'grep -q "PEN-RO *verified" "$tmp/out"'
 check "and says it was not recorded" 'grep -q "is read-only here: the verdicts above were not recorded" "$tmp/err"'
+run $audit_rc "the HTML report of a read-only archive" $AS $PL --archive "$R" audit --format html
+cp "$tmp/out" "$tmp/report.html"
+run 0 "and its check" $AS $PL --archive "$R" audit --check-report "$tmp/report.html"
 check "the read-only archive is byte for byte as it was" '[ "$(cksum < "$R")" = "$sum" ]'
 check "nothing was created beside it" '[ "$(ls "$tmp/ro")" = a.db ]'
 # the archive's name crosses the CLI's boundary like a pen's strings: a
