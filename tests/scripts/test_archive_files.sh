@@ -70,7 +70,7 @@ check "the newer archive still says so" '[ "$(sqlite3 -readonly "$tmp/newer.db" 
 stop_sim pen
 
 # 2. interrupted pulls
-$SIM --state "$tmp/pen" --simulate-days 2 > /dev/null
+$SIM --state "$tmp/pen" --simulate-days 2 --start-time $START > /dev/null
 $SIM --state "$tmp/two" --serial PEN-G --seed 8 --simulate-days 3 --start-time $START > /dev/null
 start_sim pen
 start_sim two
