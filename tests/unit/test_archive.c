@@ -421,6 +421,38 @@ static void test_hostile_seqs(void **state)
     penlink_archive_close(ar);
 }
 
+/* The damaged finding is part of the library's verdict, like the other
+ * integrity findings: a pen whose only finding is a damaged row fails the
+ * audit, for a library caller as for the CLI. */
+static void test_damaged_fails_the_verdict(void **state)
+{
+    fx *f = *state;
+    make_archive(f);
+    add_device(f->path, 1, "PEN-D", 0);
+    for (int64_t s = 0; s < 3; s++) {
+        penlink_record r = rec(PENLINK_REC_POWER_ON, 1767225600000 + s);
+        add_record(f->path, 1, s, &r);
+    }
+    penlink_record r = rec(PENLINK_REC_POWER_ON, 1767225609000);
+    add_record(f->path, 1, -1, &r); /* seq 2^64 - 1 */
+    penlink_archive *ar = NULL;
+    assert_int_equal(penlink_archive_open_readonly(f->ctx, f->path, &ar), PENLINK_OK);
+    findings fs;
+    memset(&fs, 0, sizeof fs);
+    penlink_audit_cb cb = { NULL, keep_finding, NULL, &fs, PENLINK_PERIOD_DAY, 0, NULL };
+    penlink_audit_summary sum;
+    assert_int_equal(penlink_audit_run(ar, NULL, &cb, &sum), PENLINK_OK);
+    assert_int_equal(fs.n, 1);
+    assert_int_equal(fs.f[0].kind, PENLINK_FIND_DAMAGED);
+    assert_true(fs.f[0].seq == UINT64_MAX);
+    assert_string_equal(fs.f[0].report, "integrity");
+    assert_int_equal(sum.findings[PENLINK_FIND_DAMAGED], 1);
+    assert_int_equal(sum.integrity, 1);
+    assert_int_equal(sum.compliance, 1);
+    assert_int_equal(sum.verdict, PENLINK_VERDICT_FAIL);
+    penlink_archive_close(ar);
+}
+
 /* ---- issue 13 defect 3: read-only openings never write ----------------- */
 
 static int count_any(void *u, const void *x)
@@ -808,6 +840,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit_clock_set_int64_min, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_hostile_times, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_seqs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_fails_the_verdict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly_never_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_ours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_archive_gets_its_id, setup, teardown),
