@@ -7,7 +7,9 @@
 # in every way (a chunk's bit, a record's value, a deleted, inserted or
 # moved record or chunk, a chunk from another pen, a head re-signed by
 # another key): penlink verify names the first broken link each time, and
-# the intact archive verifies.
+# the intact archive verifies. A record row that cannot be a record is
+# named by export, audit and verify as its pen's damage, and every other
+# pen is read as usual.
 # Usage: test_verify.sh PENLINK PENLINK_SIM
 # PENLINK_TEST_ARCHIVE=postgresql: the same, on PostgreSQL (harness.sh).
 set -u
@@ -139,6 +141,37 @@ msg = b"penlink-head-v1" + bytes([len(serial)]) + serial + struct.pack("<Q", nxt
 con.execute("UPDATE heads SET signature = ? WHERE id = ?", (k.sign(msg).signature, hid))' "does not verify with the pen's pinned key"
 tamper "the pinned key replaced" '
 con.set_key("PEN-V1", b"\x01" * 32)' "does not verify with the pen's pinned key"
+
+# 3. a record row that cannot be a record (its body is not a packed record):
+# that pen's damage, named by every command, and never another pen's
+D=$(archive_copy "$A" d)
+$SIM --state "$tmp/pen3" --serial PEN-V3 --seed 6 --simulate-days 4 --start-time $T0 > /dev/null
+start_sim pen3
+run 0 "pull another pen into a copy" $PL --device "sim:$tmp/pen3.sock" --archive "$D" pull
+stop_sim pen3
+bad_seq=$(q "$D" "SELECT seq FROM records r JOIN devices d ON d.id = r.device_id WHERE d.serial = 'PEN-V1' ORDER BY seq LIMIT 1 OFFSET 600")
+n1=$(q "$D" "SELECT count(*) FROM records r JOIN devices d ON d.id = r.device_id WHERE d.serial = 'PEN-V1'")
+n3=$(q "$D" "SELECT count(*) FROM records r JOIN devices d ON d.id = r.device_id WHERE d.serial = 'PEN-V3'")
+PYTHONPATH="$here" "$PY" - "$D" "$bad_seq" << 'PY' || bad "could not damage a record row"
+import sys
+from archive_db import Archive
+con = Archive(sys.argv[1])
+con.unlock()
+con.execute("UPDATE records SET body = ? WHERE seq = ? AND device_id = (SELECT id FROM devices "
+            "WHERE serial = 'PEN-V1')", (b"\xff", int(sys.argv[2])))
+con.commit()
+PY
+run 6 "export records of it" $PL --archive "$D" export records
+check "every other record of both pens is written" \
+    '[ "$(grep -c "^PEN-V1," $tmp/out)" = $((n1 - 1)) ] && [ "$(grep -c "^PEN-V3," $tmp/out)" = "$n3" ]'
+check "the damage is named" 'grep -q "1 record rows cannot be records and were skipped (the first: pen PEN-V1, seq stored as $bad_seq: its body is not a packed record)" $tmp/err'
+run 1 "audit of it" $PL --archive "$D" --json audit
+check "a damaged finding of that pen, at that row" \
+    'grep -q "\"finding\":\"damaged\",\"compliance\":true,\"pen\":\"PEN-V1\",\"seq\":$bad_seq,.*\"count\":1" $tmp/out'
+check "the other pen's treatments are audited" 'grep -q "\"type\":\"treatment\",\"pen\":\"PEN-V3\"" $tmp/out'
+run 6 "verify of it" $PL --archive "$D" verify --no-record
+check "that pen is BROKEN at that row" 'grep -q "first broken link at seq $bad_seq: the record row of seq $bad_seq cannot be a record: its body is not a packed record" $tmp/out'
+check "the other pen verifies" 'grep -q "PEN-V3 *verified" $tmp/out'
 
 run 0 "the intact archive still verifies" $PL --archive "$A" verify
 run 0 "the audit shows the verification" $PL --archive "$A" audit --report integrity
