@@ -20,12 +20,16 @@
  * 2^63, a flipped byte, a foreign link, a bad signature, text that is not
  * UTF-8). Then, on the archive: penlink_archive_verify, penlink_audit_run with
  * every callback (all reports, each usage period, with and without a pen and
- * a time window), penlink_archive_scan as export uses it, the alarms, the
- * configuration history, the devices and each pen's stored verification; the
- * invariants between them are checked. For one input in four, the archive
- * is also written to a file (VACUUM INTO) and the CLI runs one of audit and
- * export in each format and verify on it (the first byte chooses), through
- * the read-only opening.
+ * a time window, usage periods in UTC or in a local zone with summer time),
+ * penlink_archive_scan as export uses it, the alarms, the configuration
+ * history (old values too), the devices and each pen's stored
+ * verification; the invariants between them are checked (the verdict among
+ * them). The first byte's bit 6 also annotates the first audit's findings
+ * (and one finding that does not exist) before the others run. For one
+ * input in four, the archive is also written to a file (VACUUM INTO) and
+ * the CLI runs one of audit (the HTML report too) and export in each format
+ * and verify on it (the first byte chooses), through the read-only
+ * opening.
  *
  * The CLI's reports are discarded (PENLINK_FUZZ_VERBOSE=1 shows them); its
  * errors go to stderr.
@@ -37,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -397,7 +402,7 @@ static void op_config(fuzz *z, rd *r)
     sqlite3_stmt *st;
     if (exec_sql(z->db,
                  "INSERT INTO config_history (device_id, at_ms, source, os_user, host, revision, "
-                 "old_json, new_json) VALUES (?1, ?2, ?3, 'u', 'h', ?4, NULL, ?5)",
+                 "old_json, new_json) VALUES (?1, ?2, ?3, 'u', 'h', ?4, ?6, ?5)",
                  &st) != 0)
         return;
     sqlite3_bind_int64(st, 1, p->device_id ? p->device_id : 1);
@@ -405,6 +410,8 @@ static void op_config(fuzz *z, rd *r)
     sqlite3_bind_text(st, 3, (m & 2) ? "written" : "read", -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, (int64_t)value(r));
     sqlite3_bind_text(st, 5, json, -1, SQLITE_TRANSIENT);
+    if (m & 4) /* the values a change replaced: the same text, read as the old revision */
+        sqlite3_bind_text(st, 6, json, -1, SQLITE_TRANSIENT);
     step(st);
 }
 
@@ -458,9 +465,14 @@ static void op_firmware(fuzz *z, rd *r)
 
 /* ---- running the offline commands ----------------------------------------- */
 
+#define NOTED 4 /* findings of the first audit that get notes */
+
 typedef struct seen {
-    uint64_t records, treatments, findings, usage, reports;
-    size_t touched; /* every string read, so ASan sees every byte */
+    uint64_t records, treatments, findings, usage, reports, verifications;
+    uint64_t compliance; /* findings with compliance = 1 */
+    size_t touched;      /* every string read, so ASan sees every byte */
+    char ids[NOTED][128];
+    int n_ids;
 } seen;
 
 static size_t touch(const char *s, size_t cap)
@@ -493,10 +505,47 @@ static int on_finding(void *u, const penlink_finding *f)
     s->findings++;
     if (!penlink_finding_kind_name(f->kind) || !f->report)
         __builtin_trap(); /* a finding of a kind this version does not name */
-    s->touched += strlen(f->serial) + strlen(f->report) + touch(f->detail, sizeof f->detail);
+    s->touched += strlen(f->serial) + strlen(f->report) + touch(f->detail, sizeof f->detail) +
+                  touch(f->id, sizeof f->id);
     for (size_t i = 0; i < f->n_evidence; i++)
         s->touched += strlen(f->evidence[i].serial) + (f->evidence[i].seq == 0);
+    for (size_t i = 0; i < f->n_annotations; i++) {
+        const penlink_annotation *a = &f->annotations[i];
+        if (strcmp(a->finding, f->id) != 0)
+            __builtin_trap(); /* a note shown under another finding */
+        s->touched += touch(a->text, sizeof a->text) + touch(a->author, sizeof a->author);
+    }
+    s->compliance += f->compliance != 0;
+    if (s->n_ids < NOTED)
+        snprintf(s->ids[s->n_ids++], sizeof s->ids[0], "%s", f->id);
     return 0;
+}
+
+static int on_verification(void *u, const penlink_verification *v)
+{
+    seen *s = u;
+    s->verifications++;
+    s->touched += touch(v->serial, sizeof v->serial) + touch(v->result, sizeof v->result) +
+                  touch(v->detail, sizeof v->detail);
+    return 0;
+}
+
+/* Notes on the first audit's findings, and on one that does not exist. */
+static void annotate(sqlite3 *db, const seen *s)
+{
+    for (int i = 0; i <= s->n_ids; i++) {
+        sqlite3_stmt *st;
+        if (exec_sql(db,
+                     "INSERT INTO annotations (finding, at_ms, author, os_user, host, text) "
+                     "VALUES (?1, ?2, 'Dr. \x1b[2J', 'u', 'h', ?3)",
+                     &st) != 0)
+            return;
+        sqlite3_bind_text(st, 1, i < s->n_ids ? s->ids[i] : "reuse:PEN-NONE:0", -1,
+                          SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 2, (int64_t)i - 1);
+        sqlite3_bind_text(st, 3, i % 2 ? "<b>seen</b>" : "\xff\xfe not UTF-8", -1, SQLITE_STATIC);
+        step(st);
+    }
 }
 
 static int on_usage(void *u, const penlink_usage *g)
@@ -549,7 +598,7 @@ static int on_device(void *u, const penlink_archive_device *d)
     return 0;
 }
 
-static void library_paths(penlink_archive *ar, rd *r)
+static void library_paths(penlink_archive *ar, rd *r, int notes)
 {
     seen s;
     memset(&s, 0, sizeof s);
@@ -575,11 +624,22 @@ static void library_paths(penlink_archive *ar, rd *r)
     rc = penlink_archive_scan(ar, NULL, on_record, &sc);
     scanned = sc.records;
     penlink_audit_summary sum;
-    penlink_audit_cb cb = { on_treatment, on_finding, on_usage, &s, PENLINK_PERIOD_DAY, 0, NULL };
+    penlink_audit_cb cb = { on_treatment,       on_finding, on_usage,       &s,
+                            PENLINK_PERIOD_DAY, 0,          on_verification };
+    uint64_t compliance = s.compliance;
     int arc = penlink_audit_run(ar, NULL, &cb, &sum);
     if ((rc == PENLINK_OK || rc == PENLINK_ERR_INTEGRITY) && arc == PENLINK_OK &&
         sum.records != scanned)
         __builtin_trap(); /* the audit read every record the scan visits */
+    if (arc == PENLINK_OK &&
+        (sum.compliance != s.compliance - compliance ||
+         (sum.verdict == PENLINK_VERDICT_FAIL) != (sum.compliance > 0) ||
+         (sum.records_in_window == 0 && sum.verdict != PENLINK_VERDICT_FAIL) ||
+         (sum.findings[PENLINK_FIND_DAMAGED] && sum.verdict != PENLINK_VERDICT_FAIL) ||
+         s.verifications != (uint64_t)ds.n))
+        __builtin_trap(); /* the verdict is every compliance finding's; nothing found is no pass */
+    if (notes && arc == PENLINK_OK)
+        annotate(archive_sqlite_handle(ar->b), &s);
     /* one pen, a window, each period */
     penlink_archive_filter f;
     memset(&f, 0, sizeof f);
@@ -590,6 +650,7 @@ static void library_paths(penlink_archive *ar, rd *r)
     f.since_ms = (int64_t)value(r);
     f.has_until = (m >> 5) & 1;
     f.until_ms = (int64_t)value(r);
+    cb.local_time = (m >> 6) & 1; /* the zone set in init(): summer time and all */
     for (int by = PENLINK_PERIOD_DAY; by <= PENLINK_PERIOD_MONTH; by++) {
         cb.usage_by = (penlink_period)by;
         penlink_audit_run(ar, &f, &cb, &sum);
@@ -658,7 +719,7 @@ static void cli_paths(sqlite3 *db, unsigned which)
         { "audit", "--since", "2026-01-01", "--until", "2026-01-02T12:00", "--pen", "PEN-A", NULL },
         { "export", "treatments", "--since", "2025-12-31", "--pen", "PEN-B", NULL },
         { "--json", "audit", "--report", "integrity", NULL },
-        { "audit", "--format", "table", "--by", "week", NULL },
+        { "audit", "--format", "html", NULL },
         { "export", "records", "--format", "json", "--pen", "PEN-A", NULL },
         { "verify", "--pen", "PEN-B", NULL },
         { "audit", "--format", "csv", "--report", "cartridges", NULL },
@@ -696,6 +757,9 @@ static int init(void)
         pl_chunk_enc_init(&z.enc, z.arena, sizeof z.arena) != PL_OK ||
         pl_chunk_dec_init(&z.dec, CHUNK_RECORDS, PL_CHUNK_MAX_RAW) != PL_OK)
         return -1;
+    /* local periods in a zone with summer time, without the tz database */
+    setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3", 1);
+    tzset();
     const char *tmp = getenv("TMPDIR");
     snprintf(dir, sizeof dir, "%s/penlink-fuzz-XXXXXX", tmp && strlen(tmp) < 30 ? tmp : "/tmp");
     if (!mkdtemp(dir))
@@ -759,7 +823,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sqlite3_exec(z.db, "COMMIT", NULL, NULL, NULL);
     rd tail = { data, size }; /* the window and the pen are chosen from the start again */
     u8(&tail);
-    library_paths(ar, &tail);
+    library_paths(ar, &tail, (flags >> 6) & 1);
     if ((flags & 3) == 0)
         cli_paths(z.db, flags >> 2);
     return 0;
