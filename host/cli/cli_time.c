@@ -252,11 +252,15 @@ void cli_time_iso(int64_t ms, char *buf, size_t cap)
     struct tm tm;
     long off;
     int frac;
-    if (breakdown(ms, &tm, &off, &frac) != 0) {
+    /* strftime() says 0 when the date does not fit (a year of nine digits from a
+     * pen's clock), and leaves @p buf undefined: the ms then, like a time that
+     * has no calendar date */
+    size_t n =
+        breakdown(ms, &tm, &off, &frac) == 0 ? strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm) : 0;
+    if (n == 0) {
         snprintf(buf, cap, "%lld", (long long)ms);
         return;
     }
-    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
     if (zone_utc) {
         snprintf(buf + n, cap - n, ".%03dZ", frac);
         return;
@@ -271,10 +275,9 @@ void cli_time_short(int64_t ms, char *buf, size_t cap)
     struct tm tm;
     long off;
     int frac;
-    if (breakdown(ms, &tm, &off, &frac) != 0)
+    /* as cli_time_iso: the ms when the date has none or does not fit */
+    if (breakdown(ms, &tm, &off, &frac) != 0 || strftime(buf, cap, "%Y-%m-%d %H:%M:%S", &tm) == 0)
         snprintf(buf, cap, "%lld", (long long)ms);
-    else
-        strftime(buf, cap, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
 void cli_time_offset(int64_t ms, char *buf, size_t cap)

@@ -101,11 +101,12 @@ void cli_format_time(int64_t ms, char *buf, size_t cap)
         s -= 1;
     }
     struct tm tm;
-    if (!gmtime_r(&s, &tm)) {
+    /* the ms when the date has none or does not fit (strftime() then says 0) */
+    size_t n = gmtime_r(&s, &tm) ? strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm) : 0;
+    if (n == 0) {
         snprintf(buf, cap, "%lld", (long long)ms);
         return;
     }
-    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf + n, cap - n, ".%03dZ", frac);
 }
 

@@ -841,15 +841,14 @@ static void period_label(penlink_period by, int local, int64_t start, char *buf,
 {
     time_t s = (time_t)floor_div(start, 1000);
     struct tm tm;
-    if (!(local ? localtime_r(&s, &tm) : gmtime_r(&s, &tm))) {
+    /* strftime() says 0 when the label does not fit, leaving @p buf undefined */
+    if (!(local ? localtime_r(&s, &tm) : gmtime_r(&s, &tm)) ||
+        strftime(buf, cap,
+                 by == PENLINK_PERIOD_WEEK    ? "%G-W%V"
+                 : by == PENLINK_PERIOD_MONTH ? "%Y-%m"
+                                              : "%Y-%m-%d",
+                 &tm) == 0)
         snprintf(buf, cap, "%lld", (long long)start);
-        return;
-    }
-    strftime(buf, cap,
-             by == PENLINK_PERIOD_WEEK    ? "%G-W%V"
-             : by == PENLINK_PERIOD_MONTH ? "%Y-%m"
-                                          : "%Y-%m-%d",
-             &tm);
 }
 
 static bucket *bucket_at(audit *a, int64_t ms)

@@ -54,6 +54,17 @@ static void test_utc(void **state)
     assert_string_equal(b, "2026-03-02 09:30:15");
     cli_time_iso(-1, b, sizeof b);
     assert_string_equal(b, "1969-12-31T23:59:59.999Z");
+    /* a pen's clock far out: a date that does not fit its buffer is the ms,
+     * never a string left unterminated (the audit table's 24 bytes) */
+    char s24[24];
+    memset(s24, 'x', sizeof s24);
+    cli_time_short(INT64_MAX, s24, sizeof s24);
+    assert_string_equal(s24, "9223372036854775807");
+    memset(s24, 'x', sizeof s24);
+    cli_time_iso(INT64_MAX, s24, sizeof s24);
+    assert_string_equal(s24, "9223372036854775807");
+    cli_time_iso(INT64_MAX, b, sizeof b); /* room enough: the date itself */
+    assert_string_equal(b, "292278994-08-17T07:12:55.807Z");
 }
 
 static void test_offsets(void **state)
