@@ -516,6 +516,60 @@ static int migrate(pg_backend *g, int create, int *from)
                         version);
 }
 
+/* ---- interrupted pulls --------------------------------------------------- */
+
+/*
+ * A pull's start without an end is a live pull or a dead one. A live pull
+ * holds its pen's advisory lock (pg_lock_pen) from before its start is
+ * written until its end is committed, on a connection of its own that dies
+ * with its penlink; so a pen whose lock this session can take has no live
+ * pull, and its open starts belong to penlinks that were killed, crashed,
+ * lost power or their connection. They get an end appended ('interrupted'),
+ * as the SQLite archive marks them, by a session that may write. Taken
+ * with the lock held, so that no pull of that pen can start meanwhile.
+ */
+static int mark_interrupted(pg_backend *g)
+{
+    int rc;
+    PGresult *open = pg_run(g,
+                            "SELECT DISTINCT s.device_id FROM pull_starts s LEFT JOIN pull_ends e "
+                            "ON e.pull_id = s.id WHERE e.pull_id IS NULL",
+                            NULL, "interrupted pulls", &rc);
+    if (!open)
+        return rc;
+    for (int i = 0; rc == PENLINK_OK && i < PQntuples(open); i++) {
+        int64_t device = pg_col_int(open, i, 0);
+        pg_params p = { 0 };
+        pg_param_int(&p, device & 0x7fffffff);
+        rc = pg_do(g, "BEGIN", NULL, "interrupted pulls");
+        PGresult *r =
+            rc == PENLINK_OK
+                ? pg_run(g, "SELECT pg_try_advisory_xact_lock(" PG_STR(PG_LOCK_PEN) ", $1::int4)",
+                         &p, "interrupted pulls", &rc)
+                : NULL;
+        int free_pen = r && pg_col_int(r, 0, 0);
+        PQclear(r);
+        pg_params q = { 0 };
+        pg_param_int(&q, device);
+        pg_param_int(&q, archive_now_ms());
+        if (rc == PENLINK_OK && free_pen)
+            rc = pg_do(g,
+                       "INSERT INTO pull_ends (pull_id, finished_ms, result, message) SELECT s.id, "
+                       "$2, 'interrupted', 'the pull never recorded its end (its penlink was "
+                       "killed or crashed, the computer lost power, or its connection to the "
+                       "server was cut): what it committed is kept, nothing after that was "
+                       "acknowledged' FROM pull_starts s LEFT JOIN pull_ends e ON e.pull_id = "
+                       "s.id WHERE s.device_id = $1 AND e.pull_id IS NULL",
+                       &q, "interrupted pulls");
+        if (rc == PENLINK_OK)
+            rc = pg_do(g, "COMMIT", NULL, "interrupted pulls"); /* and the lock goes */
+        else
+            PQclear(PQexec(g->conn, "ROLLBACK"));
+    }
+    PQclear(open);
+    return rc;
+}
+
 /* ---- opening and closing ----------------------------------------------- */
 
 /*
@@ -594,6 +648,8 @@ static int pg_open(penlink_ctx *ctx, const char *uri, int create, int readonly, 
         g->read_only |= (int)pg_col_int(r, 0, 0);
         PQclear(r);
     }
+    if (rc == PENLINK_OK && !readonly && !g->read_only)
+        rc = mark_interrupted(g);
     if (rc != PENLINK_OK) {
         pg_close(&g->base);
         return rc;

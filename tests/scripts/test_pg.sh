@@ -7,8 +7,9 @@
 # (pg_ctl stop -m immediate) in the middle of pulls and started again, the
 # roles of init-server, a schema newer than the binary, how a server is
 # named, and what the audit reads and keeps there (the values a configuration
-# change replaced, notes on findings, the migration that adds them), and what
-# opens it read-only (a reader's login, a standby). After each fault: the archive equals the simulators' ground truth,
+# change replaced, notes on findings, the migration that adds them), pulls
+# killed mid-pull marked interrupted, and what opens it read-only (a reader's
+# login, a standby). After each fault: the archive equals the simulators' ground truth,
 # no record twice, and nothing the pen forgot is missing from the archive.
 # Usage: test_pg.sh PENLINK PENLINK_SIM
 set -u
@@ -167,6 +168,41 @@ same "$K" PEN-KILL "$tmp/k/ground-truth.jsonl" && ok "archive = ground truth aft
     bad "archive after kills"
 check "the pen holds nothing unacknowledged" '[ "$(acked "$tmp/k.sock")" = "$(wc -l < "$tmp/k/ground-truth.jsonl")" ]'
 stop_sim k
+
+# 3b. a killed pull's start has no end: it reads 'running' until a penlink
+# that may write opens the archive and finds the pen's lock free (a live
+# pull holds it to its end), then 'interrupted'; a live pull is left alone
+I=$(archive interrupted)
+start_sim i --serial PEN-INT --seed 26 --simulate-days 60 --start-time $T0
+start_sim j --serial PEN-J --seed 27 --simulate-days 2 --start-time $T0
+rm -f "$tmp/hold.sock"
+# the host's frames: hello, device info, configuration, then the first PullLog, held
+"$PY" "$here/stall_proxy.py" "$tmp/hold.sock" "$tmp/i.sock" 4 2> "$tmp/proxy.log" &
+proxy=$!
+pids="$pids $proxy"
+wait_sock "$tmp/hold.sock" || { echo "the proxy did not start"; cat "$tmp/proxy.log"; exit 1; }
+$PL --timeout 600000 --device "sim:$tmp/hold.sock" --archive "$I" pull > "$tmp/held.out" 2>&1 &
+held=$!
+i=0
+until grep -q holding "$tmp/proxy.log" || [ $i -ge 400 ]; do sleep 0.05; i=$((i + 1)); done
+check "a pull is held mid-pull (its row says running)" '[ "$(q "$I" "SELECT result FROM pulls")" = running ]'
+run 0 "meanwhile another pen is pulled into the archive" $PL --device "sim:$tmp/j.sock" --archive "$I" pull
+check "the live pull is left running" \
+    '[ "$(q "$I" "SELECT p.result FROM pulls p JOIN devices d ON d.id = p.device_id WHERE d.serial = '"'PEN-INT'"'")" = running ]'
+kill -9 $held
+wait $held 2> /dev/null
+kill $proxy
+wait $proxy 2> /dev/null
+run 0 "an export (read-only) after the kill" $PL --archive "$I" export records
+check "leaves the killed pull running" \
+    '[ "$(q "$I" "SELECT p.result FROM pulls p JOIN devices d ON d.id = p.device_id WHERE d.serial = '"'PEN-INT'"'")" = running ]'
+run 0 "the next pull opens the archive for writing" $PL --device "sim:$tmp/i.sock" --archive "$I" pull
+check "the killed pull is now interrupted, with why" \
+    '[ "$(q "$I" "SELECT count(*) FROM pulls WHERE result = '"'interrupted'"' AND message LIKE '"'%never recorded its end%'"'")" = 1 ]'
+check "no pull is left running" '[ "$(q "$I" "SELECT count(*) FROM pulls WHERE result = '"'running'"'")" = 0 ]'
+same "$I" PEN-INT "$tmp/i/ground-truth.jsonl" && ok "the pen's log is archived exactly" || bad "the killed pull's pen"
+stop_sim i
+stop_sim j
 
 # 4. the server stopped dead mid-pull (pg_ctl stop -m immediate), then started
 S=$(archive stop)
