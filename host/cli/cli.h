@@ -29,6 +29,7 @@ struct cli {
     const char *device;  /* --device URI, else PENLINK_DEVICE, else "usb" */
     const char *archive; /* --archive PATH|URI, else $PENLINK_ARCHIVE, else the default file */
     int timeout_ms;      /* --timeout MS, 0: the library's default */
+    const char *trace;   /* --trace FILE: every frame of the session, as pcapng */
     penlink_ctx *ctx;    /* cancelled by SIGINT / SIGTERM */
 };
 
@@ -57,12 +58,20 @@ void cli_warn(const struct cli *c, const char *fmt, ...) __attribute__((format(p
  */
 char *cli_escape(char *buf, size_t cap, const char *s);
 const char *cli_safe(const char *s);
+/* A @p cap for cli_escape that never cuts a string of @p n bytes: no piece
+ * grows more than 4 times (a byte that is not UTF-8 becomes "\xNN"), and
+ * room for "..." is always kept. */
+#define CLI_ESCAPED_CAP(n) (4 * (size_t)(n) + 4)
 /* A JSON string (json_t *) for @p s, never NULL and never refused: valid
  * UTF-8 is kept exactly, each byte that is not becomes the text "\xNN". */
 void *cli_json_str(const char *s);
-/* One CSV field: escaped as for terminals, quoted (RFC 4180) when it holds a
- * comma or a quote, and a field that starts with = + - @ gets a leading '
- * so that no spreadsheet runs it as a formula. */
+/* A JSON value (json_t *) for an unsigned 64-bit count or seq: an integer up
+ * to 2^63 - 1, above it (a damaged row's stored seq) its decimal text, since
+ * no JSON integer a reader keeps holds it; never negative. */
+void *cli_json_u64(uint64_t v);
+/* One CSV field: escaped as for terminals (whole, however long), quoted
+ * (RFC 4180) when it holds a comma or a quote, and a field that starts with
+ * = + - @ gets a leading ' so that no spreadsheet runs it as a formula. */
 void cli_csv_text(FILE *f, const char *s);
 /* Longest serial that names a file. */
 #define CLI_FILENAME_SERIAL_MAX 64
@@ -111,6 +120,13 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
 int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
                         penlink_archive_pull_result *res);
 
+/* Protocol messages (messages.c): one line, and with @p fields every field,
+ * each line starting with @p prefix; one JSON object (a json_t *); and the
+ * session callback of -v / -vv (user: the struct cli), lines on stderr. */
+void cli_message_text(FILE *f, const penlink_message *m, int fields, const char *prefix);
+void *cli_message_json(const penlink_message *m);
+int cli_message_verbose(void *user, const penlink_message *m);
+
 int cmd_decode(struct cli *c, int argc, char **argv);
 int cmd_list(struct cli *c, int argc, char **argv);
 int cmd_info(struct cli *c, int argc, char **argv);
@@ -124,12 +140,35 @@ int cmd_keys(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
 int cmd_archive(struct cli *c, int argc, char **argv);
 
-/* Shared by audit and export (cmd_audit.c): --since / --until DATE, the pen
- * filter (--pen, else --device usb:SERIAL), a treatment as CSV or JSON. */
-int cli_window_option(struct cli *c, penlink_archive_filter *f, int until, const char *arg);
+/* Shared by audit and export (cmd_audit.c): --tz ZONE, then --since and
+ * --until DATE read in it (NULL when not given), checked and in order; the
+ * pen filter (--pen, else --device usb:SERIAL), and whether the archive
+ * holds that pen (a usage error naming its pens when not); a treatment as
+ * CSV or JSON. Each returns EXIT_OK or the exit code after printing why. */
+int cli_window(struct cli *c, const char *cmd, const char *tz, const char *since, const char *until,
+               penlink_archive_filter *f);
 int cli_pen_filter(struct cli *c, penlink_archive_filter *f, const char *pen);
+int cli_pen_check(struct cli *c, penlink_archive *ar, const char *cmd, const char *serial);
+
+/* penlink audit --format html (audit_html.c): the report of @p f into @p path
+ * (NULL: standard output), made by @p operator_ (NULL: the OS user@host);
+ * and --check-report PATH. Each returns an exit code. */
+int cli_audit_html(struct cli *c, const penlink_archive_filter *f, const char *path,
+                   const char *operator_);
+int cli_audit_check_report(struct cli *c, const char *path);
+/* The audit's results as JSON (audit_json.c): each returns a new json_t *
+ * (NULL when out of memory), the one form of each result for the JSON
+ * format, the HTML report's digest and export. */
 extern const char cli_treatment_csv_header[];
 void cli_treatment_csv(FILE *out, const penlink_treatment *t);
-void *cli_treatment_json(const penlink_treatment *t); /* a json_t * */
+void *cli_treatment_json(const penlink_treatment *t);
+void *cli_finding_json(const penlink_finding *f);
+void *cli_usage_json(const penlink_usage *u);
+void *cli_verification_json(const penlink_verification *v);
+void *cli_summary_json(const penlink_audit_summary *s);
+void *cli_config_json(const penlink_config_entry *e);
+/* Whether a finding names a cartridge; its id "KIND:PEN:SEQ". */
+int cli_finding_has_cartridge(const penlink_finding *f);
+void cli_finding_id(const penlink_finding *f, char *buf, size_t cap);
 
 #endif

@@ -1,4 +1,5 @@
-/* penlink decode: print the records of a file of frames or chunks. */
+/* penlink decode: print the records (and messages) of a file of frames or
+ * chunks, or of a capture. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <getopt.h>
@@ -14,14 +15,20 @@
 static const char usage[] =
     "Usage: penlink decode [OPTIONS] FILE\n"
     "\n"
-    "Print the usage records in FILE: the output of `penlink pull -o`, a capture\n"
-    "of penlink frames, or bare chunks (concatenated zlib streams of RecordBatch).\n"
-    "FILE '-' reads standard input. The format is detected from the first bytes.\n"
+    "Print the usage records in FILE: the output of `penlink pull -o`, a run of\n"
+    "penlink frames, bare chunks (concatenated zlib streams of RecordBatch), or a\n"
+    "capture (pcapng or pcap): a `penlink --trace` file, or a Wireshark, tcpdump\n"
+    "(usbmon) or USBPcap capture of a pen's USB traffic. FILE '-' reads standard\n"
+    "input. The format is detected from the first bytes.\n"
     "\n"
     "Options:\n"
-    "  -f, --format FMT  text (default), csv, or json (one JSON object per line;\n"
-    "                    the global --json selects it too)\n"
-    "  -m, --messages    also list every protocol message of a frame capture\n"
+    "  -f, --format FMT  text (default), csv (records only), or json (one JSON\n"
+    "                    object per line; the global --json selects it too)\n"
+    "  -m, --messages    also every protocol message with every field (links,\n"
+    "                    signatures, keys and chunk data in hex), the hash chain\n"
+    "                    and head signatures checked as they go; in JSON one\n"
+    "                    object per message ({\"message\":NAME,...,\"fields\":{...}}),\n"
+    "                    before the records of a log_chunk\n"
     "  -h, --help        this help\n"
     "\n"
     "A file written by `penlink pull -o` names its pen in a header: text output\n"
@@ -30,8 +37,12 @@ static const char usage[] =
     "records only. A file whose frames name two pens is refused (exit status 6).\n"
     "\n"
     "Damaged input stops the decode with one error line naming the byte offset\n"
-    "and the problem; the records before it are printed. Exit status 5 for\n"
-    "malformed input, 6 for a checksum or consistency failure, 7 for I/O errors.\n";
+    "and the problem; the records before it are printed. In a capture, damaged\n"
+    "frames are part of what was on the wire: each is listed as a message\n"
+    "\"damaged\" (with --messages), counted on stderr, and the decode goes on;\n"
+    "a capture whose own structure is broken (or cut short) stops it. Exit status\n"
+    "5 for malformed input, 6 for a checksum or consistency failure (a broken\n"
+    "hash chain or head signature included), 7 for I/O errors.\n";
 
 enum fmt { FMT_TEXT, FMT_CSV, FMT_JSON };
 
@@ -41,6 +52,7 @@ struct out {
     int messages;
     penlink_decoder *dec;
     int header_shown;
+    uint64_t broken; /* chunks and heads whose chain check failed */
 };
 
 /* Whose log it is, once, before anything else of the file is printed. */
@@ -132,18 +144,19 @@ static int on_record(void *user, const penlink_record *r)
     return ferror(o->f) ? -1 : 0;
 }
 
-static int on_message(void *user, uint64_t offset, uint32_t request_id, const char *name)
+static int on_message(void *user, const penlink_message *m)
 {
     struct out *o = user;
     show_header(o);
+    if (m->chain && strcmp(m->chain, "broken") == 0)
+        o->broken++;
     if (!o->messages)
         return 0;
     if (o->fmt == FMT_JSON)
-        fprintf(o->f, "{\"message\":\"%s\",\"offset\":%" PRIu64 ",\"request_id\":%u}\n", name,
-                offset, request_id);
+        cli_json_line(o->f, cli_message_json(m));
     else if (o->fmt == FMT_TEXT)
-        fprintf(o->f, "# offset %" PRIu64 ": %s (request %u)\n", offset, name, request_id);
-    return 0;
+        cli_message_text(o->f, m, 1, "# ");
+    return ferror(o->f) ? -1 : 0;
 }
 
 int cmd_decode(struct cli *c, int argc, char **argv)
@@ -178,6 +191,10 @@ int cmd_decode(struct cli *c, int argc, char **argv)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
+    if (o.messages && o.fmt == FMT_CSV)
+        return cli_error(c, EXIT_USAGE,
+                         "decode: --messages prints text or JSON (--format text|json), not CSV, "
+                         "whose rows are records");
     const char *path = argv[optind];
     FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     if (!in)
@@ -187,7 +204,9 @@ int cmd_decode(struct cli *c, int argc, char **argv)
     penlink_decoder *dec = NULL;
     int rc = penlink_ctx_new(&ctx);
     if (rc == PENLINK_OK)
-        rc = penlink_decoder_new(ctx, on_record, on_message, &o, &dec);
+        rc = penlink_decoder_new(ctx, on_record, NULL, &o, &dec);
+    if (rc == PENLINK_OK)
+        rc = penlink_decoder_set_message_cb(dec, on_message, &o);
     o.dec = dec;
     if (rc != PENLINK_OK) {
         rc = cli_error(c, EXIT_INTERNAL, "decode: %s", penlink_strerror(rc));
@@ -217,8 +236,17 @@ int cmd_decode(struct cli *c, int argc, char **argv)
         rc = cli_error(c, EXIT_IO, "decode: writing the output failed");
     } else if (st != PENLINK_OK) {
         rc = cli_error(c, cli_exit_for(st), "decode: %s: %s", path, penlink_ctx_errmsg(ctx));
+    } else if (o.broken) {
+        rc = cli_error(c, EXIT_INTEGRITY,
+                       "decode: %s: %" PRIu64 " chunks or heads fail the hash chain or signature "
+                       "check (see --messages)",
+                       path, o.broken);
     } else {
         rc = EXIT_OK;
+        if (penlink_decoder_problems(dec) && !c->quiet)
+            cli_warn(c,
+                     "%s: %" PRIu64 " damaged frames or messages with a problem (see --messages)",
+                     path, penlink_decoder_problems(dec));
         if (c->verbose)
             fprintf(stderr, "%s: %" PRIu64 " records in %" PRIu64 " chunks\n", path,
                     penlink_decoder_records(dec), penlink_decoder_chunks(dec));

@@ -25,7 +25,8 @@ static const char usage[] =
     "  info                    identity, log range, clock and limits of a pen\n"
     "  pull [-o FILE]          pull new records into the archive (or FILE), then\n"
     "                          acknowledge them\n"
-    "  decode FILE             print the records in a file of frames or chunks\n"
+    "  decode FILE             print the records (--messages: and every message) of\n"
+    "                          a file of frames or chunks, or of a capture\n"
     "  config get [KEY]        show the configuration (or one key)\n"
     "  config set KEY=VALUE..  change keys (checked against the pen's limits)\n"
     "  config export [FILE]    write the configuration as JSON\n"
@@ -135,6 +136,12 @@ static int take_global_options(struct cli *c, int *argc, char **argv)
         } else if (strcmp(a, "--timeout") == 0) {
             if (i + 1 >= *argc || parse_timeout(c, argv[++i]) != 0)
                 return -1;
+        } else if (strncmp(a, "--trace=", 8) == 0) {
+            c->trace = a + 8;
+        } else if (strcmp(a, "--trace") == 0) {
+            if (i + 1 >= *argc)
+                return -1;
+            c->trace = argv[++i];
         } else if (strncmp(a, "--device=", 9) == 0) {
             c->device = a + 9;
         } else if (strcmp(a, "--device") == 0 || strcmp(a, "-d") == 0) {
@@ -161,10 +168,11 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
     struct cli c = { .prog = "penlink" };
-    enum { OPT_JSON = 256, OPT_ARCHIVE, OPT_TIMEOUT };
+    enum { OPT_JSON = 256, OPT_ARCHIVE, OPT_TIMEOUT, OPT_TRACE };
     static const struct option opts[] = {
         { "archive", required_argument, NULL, OPT_ARCHIVE },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "trace", required_argument, NULL, OPT_TRACE },
         { "device", required_argument, NULL, 'd' },
         { "json", no_argument, NULL, OPT_JSON },
         { "quiet", no_argument, NULL, 'q' },
@@ -180,6 +188,7 @@ int main(int argc, char **argv)
         case OPT_JSON: c.json = 1; break;
         case 'd': c.device = optarg; break;
         case OPT_ARCHIVE: c.archive = optarg; break;
+        case OPT_TRACE: c.trace = optarg; break;
         case OPT_TIMEOUT:
             if (parse_timeout(&c, optarg) != 0)
                 return cli_error(&c, EXIT_USAGE,
@@ -203,13 +212,20 @@ int main(int argc, char **argv)
             char **sub_argv = argv + optind;
             if (take_global_options(&c, &sub_argc, sub_argv) != 0)
                 return cli_error(&c, EXIT_USAGE,
-                                 "--device and --archive need a value; --timeout takes "
-                                 "milliseconds, 1 to 3600000");
+                                 "--device, --archive and --trace need a value; --timeout "
+                                 "takes milliseconds, 1 to 3600000");
             optind = 0; /* reset getopt for the subcommand's own table */
             if (penlink_ctx_new(&c.ctx) != PENLINK_OK)
                 return cli_error(&c, EXIT_INTERNAL, "out of memory");
             if (c.timeout_ms)
                 penlink_ctx_set_timeout(c.ctx, c.timeout_ms, -1);
+            if (c.trace && penlink_ctx_set_trace(c.ctx, c.trace) != PENLINK_OK) {
+                int rc = cli_fail(&c, "--trace", PENLINK_ERR_IO);
+                penlink_ctx_free(c.ctx);
+                return rc;
+            }
+            if (c.verbose)
+                penlink_ctx_set_message_cb(c.ctx, cli_message_verbose, &c);
             signal_ctx = c.ctx;
             struct sigaction sa;
             memset(&sa, 0, sizeof sa);

@@ -90,6 +90,27 @@ static int resolve_path(penlink_ctx *ctx, const char **path, char *buf, size_t c
     return PENLINK_OK;
 }
 
+/* A handle over the backend @p path names (a PostgreSQL server, else an
+ * SQLite file), for writing or (@p readonly) reading only. @p create: a
+ * server with no archive yet may be set up (a file is created by any
+ * opening for writing). */
+static int open_handle(penlink_ctx *ctx, const char *path, int readonly, int create,
+                       penlink_archive **out)
+{
+    penlink_archive *ar = calloc(1, sizeof *ar);
+    if (!ar)
+        return PENLINK_ERR_NO_MEM;
+    ar->ctx = ctx;
+    int rc = archive_is_server(path) ? archive_pg_open(ctx, path, create, readonly, &ar->b)
+                                     : archive_sqlite_open(ctx, path, readonly, &ar->b);
+    if (rc != PENLINK_OK) {
+        free(ar);
+        return rc;
+    }
+    *out = ar;
+    return PENLINK_OK;
+}
+
 int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **out)
 {
     char def[1024];
@@ -97,22 +118,19 @@ int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **o
         return PENLINK_ERR_INVALID_ARG;
     *out = NULL;
     int rc = resolve_path(ctx, &path, def, sizeof def);
-    int server = archive_is_server(path);
-    if (rc == PENLINK_OK && !server)
+    if (rc == PENLINK_OK && !archive_is_server(path))
         rc = make_parent(ctx, path);
-    if (rc != PENLINK_OK)
-        return rc;
-    penlink_archive *ar = calloc(1, sizeof *ar);
-    if (!ar)
-        return PENLINK_ERR_NO_MEM;
-    ar->ctx = ctx;
-    rc = server ? archive_pg_open(ctx, path, 1, &ar->b) : archive_sqlite_open(ctx, path, &ar->b);
-    if (rc != PENLINK_OK) {
-        free(ar);
-        return rc;
-    }
-    *out = ar;
-    return PENLINK_OK;
+    return rc == PENLINK_OK ? open_handle(ctx, path, 0, 1, out) : rc;
+}
+
+int penlink_archive_open_readonly(penlink_ctx *ctx, const char *path, penlink_archive **out)
+{
+    char def[1024];
+    if (!ctx || !out)
+        return PENLINK_ERR_INVALID_ARG;
+    *out = NULL;
+    int rc = resolve_path(ctx, &path, def, sizeof def);
+    return rc == PENLINK_OK ? open_handle(ctx, path, 1, 0, out) : rc;
 }
 
 int penlink_archive_open_existing(penlink_ctx *ctx, const char *path, penlink_archive **out)
@@ -125,24 +143,19 @@ int penlink_archive_open_existing(penlink_ctx *ctx, const char *path, penlink_ar
     int rc = resolve_path(ctx, &path, def, sizeof def);
     if (rc != PENLINK_OK)
         return rc;
-    if (archive_is_server(path)) { /* one with no archive in it is refused, not set up */
-        penlink_archive *ar = calloc(1, sizeof *ar);
-        if (!ar)
-            return PENLINK_ERR_NO_MEM;
-        ar->ctx = ctx;
-        rc = archive_pg_open(ctx, path, 0, &ar->b);
-        if (rc != PENLINK_OK)
-            free(ar);
-        else
-            *out = ar;
-        return rc;
-    }
+    if (archive_is_server(path)) /* one with no archive in it is refused, not set up */
+        return open_handle(ctx, path, 0, 0, out);
     if (stat(path, &sb) != 0)
         return penlink_fail(ctx, PENLINK_ERR_IO,
                             "archive %s: %s (pull a pen into it first, or give the right "
                             "--archive)",
                             path, strerror(errno));
     return penlink_archive_open(ctx, path, out);
+}
+
+int penlink_archive_writable(penlink_archive *ar)
+{
+    return ar ? ar->b->ops->writable(ar->b) : 0;
 }
 
 void penlink_archive_close(penlink_archive *ar)
@@ -209,19 +222,21 @@ static int end_txn(archive_backend *b, int rc)
     return rc;
 }
 
-/* Commits what the open transaction holds, durably, and opens the next. */
+/* Commits what the open transaction holds, durably, and opens the next.
+ * The savepoint goes with the transaction whatever happens: after a failed
+ * commit (a full disk) nothing it marked is kept, so the counts fall back to
+ * the last commit's, not to the savepoint's. */
 static int commit_open(pull_state *ps)
 {
     archive_backend *b = ps->ar->b;
+    ps->have_kept = 0;
     ps->st = b->ops->commit(b);
-    if (ps->st == PENLINK_OK)
-        ps->st = b->ops->begin(b);
     if (ps->st != PENLINK_OK)
         return stop(ps);
     ps->chunks_open = 0;
     ps->committed = *ps->res;
-    ps->have_kept = 0;
-    return 0;
+    ps->st = b->ops->begin(b);
+    return ps->st == PENLINK_OK ? 0 : stop(ps);
 }
 
 static int on_chunk(void *u, const penlink_chunk *c)
@@ -634,7 +649,7 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
         b->ops->rollback(b);
         *res = ps.committed; /* only what an earlier commit holds is archived */
         if (pull_rc == PENLINK_OK)
-            pull_rc = rc;
+            pull_rc = rc; /* a failed pull, in the commit's words (a full disk) */
     }
     res->retries = pr.retries;
     char message[512] = "";
@@ -663,12 +678,18 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     return PENLINK_OK;
 }
 
-int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
-                         penlink_archive_record_cb cb, void *user)
+int archive_scan(penlink_archive *ar, const penlink_archive_filter *f, penlink_archive_record_cb cb,
+                 archive_damage_cb bad, void *user)
 {
     if (!ar || !cb)
         return PENLINK_ERR_INVALID_ARG;
-    return ar->b->ops->scan(ar->b, f, cb, user);
+    return ar->b->ops->scan(ar->b, f, cb, bad, user);
+}
+
+int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
+                         penlink_archive_record_cb cb, void *user)
+{
+    return archive_scan(ar, f, cb, NULL, user);
 }
 
 int penlink_archive_alarms(penlink_archive *ar, const penlink_archive_filter *f,
@@ -748,4 +769,42 @@ int penlink_archive_devices(penlink_archive *ar,
     if (!ar || !cb)
         return PENLINK_ERR_INVALID_ARG;
     return ar->b->ops->devices(ar->b, cb, user);
+}
+
+int penlink_archive_annotate(penlink_archive *ar, const char *finding, const char *author,
+                             const char *text)
+{
+    penlink_annotation a;
+    if (!ar || !finding || !text)
+        return PENLINK_ERR_INVALID_ARG;
+    memset(&a, 0, sizeof a);
+    if (!*finding || strlen(finding) >= sizeof a.finding || !*text ||
+        strlen(text) >= sizeof a.text || (author && strlen(author) >= sizeof a.author))
+        return penlink_fail(ar->ctx, PENLINK_ERR_INVALID_ARG,
+                            "an annotation needs a finding id (under %zu bytes) and a text of 1 to "
+                            "%zu bytes, by an author of under %zu",
+                            sizeof a.finding, sizeof a.text - 1, sizeof a.author);
+    snprintf(a.finding, sizeof a.finding, "%s", finding);
+    snprintf(a.text, sizeof a.text, "%s", text);
+    char host[256];
+    who(a.user, sizeof a.user, host, sizeof host);
+    snprintf(a.host, sizeof a.host, "%.63s", host);
+    if (author)
+        snprintf(a.author, sizeof a.author, "%s", author);
+    else
+        snprintf(a.author, sizeof a.author, "%.31s@%.31s", a.user, a.host);
+    a.at_ms = archive_now_ms();
+    archive_backend *b = ar->b;
+    int rc = b->ops->begin(b);
+    if (rc == PENLINK_OK)
+        rc = b->ops->annotate(b, &a);
+    return end_txn(b, rc);
+}
+
+int penlink_archive_annotations(penlink_archive *ar,
+                                int (*cb)(void *user, const penlink_annotation *a), void *user)
+{
+    if (!ar || !cb)
+        return PENLINK_ERR_INVALID_ARG;
+    return ar->b->ops->annotations(ar->b, cb, user);
 }

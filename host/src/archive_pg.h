@@ -24,6 +24,17 @@
 #define PG_STR_(x) #x
 #define PG_STR(x) PG_STR_(x) /* a constant spelled into SQL */
 
+/* The SQL condition "column @p col names the pen @p p": the serial whole, or
+ * its first PG_SERIAL_BYTES bytes when the stored one is longer, as in the
+ * SQLite backend: the public structs hold that many, and a pen must be found
+ * by the serial the library handed out. */
+#define PG_SERIAL_BYTES 32
+#define PG_SERIAL_IS(col, p)                                                                       \
+    "(" col " = " p " OR (octet_length(" col                                                       \
+    ") > " PG_STR(PG_SERIAL_BYTES) " AND substring("                                               \
+                                   "convert_to(" col ", 'UTF8') FROM 1 FOR " PG_STR(               \
+                                       PG_SERIAL_BYTES) ") = convert_to(" p ", 'UTF8')))"
+
 typedef struct pg_backend {
     archive_backend base;
     PGconn *conn;
@@ -31,8 +42,12 @@ typedef struct pg_backend {
     char *uri;      /* the connection string, for the lock's connection */
     int read_only;  /* a hot standby, or a role without INSERT: nothing is stored */
     int standby;    /* a hot standby (in recovery) */
+    int schema;     /* the schema's version (older than ours only when opened read-only) */
     int in_txn;
     int savepoint; /* a savepoint is open in the transaction */
+    /* the first failure of the open transaction: a COMMIT the server answers
+     * with ROLLBACK is reported in its words */
+    char txn_msg[512];
 
     /* The pen being pulled: its advisory lock is held by a transaction of
      * its own on a second connection, so it lasts across the pull's commits
@@ -77,7 +92,7 @@ PGresult *pg_run(pg_backend *g, const char *sql, const pg_params *p, const char 
 int pg_do(pg_backend *g, const char *sql, const pg_params *p, const char *what);
 /* PENLINK_OK when the archive may be written, else the error in words: a
  * standby, or a role that may only read. @p what: what was to be stored. */
-int pg_writable(pg_backend *g, const char *what);
+int pg_may_write(pg_backend *g, const char *what);
 /* Sets the context's error for the last failure on @p conn; returns the status. */
 int pg_fail(pg_backend *g, PGconn *conn, const PGresult *res, const char *what);
 
@@ -112,10 +127,11 @@ void pg_pipe_forget(pg_backend *g);
 int pg_copy_add(pg_backend *g, int64_t device, int64_t chunk, const penlink_record *r);
 int pg_copy_flush(pg_backend *g); /* sends the waiting records */
 void pg_copy_drop(pg_backend *g); /* forgets them (a rollback) */
+/* Rows that cannot be records go to @p bad (archive.h); the reading goes on. */
 int pg_scan(archive_backend *b, const penlink_archive_filter *f, penlink_archive_record_cb cb,
-            void *user);
+            archive_damage_cb bad, void *user);
 int pg_records(archive_backend *b, int64_t device, uint64_t first, uint64_t end,
-               int (*cb)(void *user, const penlink_record *r), void *user);
+               int (*cb)(void *user, const penlink_record *r), archive_damage_cb bad, void *user);
 
 /* The operations table (archive_pg_ops.c); begin, commit, rollback and
  * close are archive_pg.c's and filled in there. */
@@ -126,5 +142,6 @@ int pg_commit(archive_backend *b);
 int pg_savepoint(archive_backend *b);
 int pg_rollback_to_savepoint(archive_backend *b);
 int pg_rollback(archive_backend *b);
+int pg_writable(archive_backend *b);
 
 #endif

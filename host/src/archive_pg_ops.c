@@ -6,7 +6,8 @@
  * and verify see both backends' archives in the same order.
  *
  * Values read back are checked like any outside input: a row that cannot
- * be a chunk or a record is reported as damage.
+ * be a chunk or a record is handed to the caller as damage (archive.h), and
+ * the reading goes on, so that one pen's damaged rows never stop another's.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -57,20 +58,11 @@ static void param_pull(pg_params *p, int64_t pull)
         pg_param_text(p, NULL);
 }
 
-static int damaged(pg_backend *g, const char *what, const char *why)
-{
-    return penlink_fail(g->base.ctx, PENLINK_ERR_INTEGRITY,
-                        "archive %s is damaged (%s: %s). Nothing was changed. Restore the server "
-                        "from its backup (pg_dump, or a standby); the pens still hold every "
-                        "record not yet acknowledged",
-                        g->name, what, why);
-}
-
 static int p_device(archive_backend *b, const penlink_info *info, int64_t now, int64_t *id)
 {
     pg_backend *g = (pg_backend *)b;
     /* the first write of a pull, a push or a configuration change: refused in words */
-    int rc = pg_writable(g, "store pen");
+    int rc = pg_may_write(g, "store pen");
     if (rc != PENLINK_OK)
         return rc;
     pg_params p = { 0 };
@@ -341,8 +333,9 @@ static int p_alarms(archive_backend *b, const penlink_archive_filter *f,
     alarms_visit v = { cb, user };
     return pg_each((pg_backend *)b,
                    "SELECT d.serial, a.at_ms, a.seq, a.count, a.kind, a.detail FROM alarms a "
-                   "JOIN pens d ON d.id = a.device_id WHERE ($1::text IS NULL OR d.serial = $1) "
-                   "ORDER BY d.serial COLLATE \"C\", a.seq, a.id",
+                   "JOIN pens d ON d.id = a.device_id WHERE ($1::text IS NULL OR " PG_SERIAL_IS(
+                       "d.serial", "$1") ") "
+                                         "ORDER BY d.serial COLLATE \"C\", a.seq, a.id",
                    &p, "alarms", alarm_row, &v, NULL);
 }
 
@@ -350,7 +343,7 @@ static int p_config_log(archive_backend *b, const char *serial, const char *sour
                         const char *user, const char *host, const penlink_config *old_cfg,
                         const penlink_config *new_cfg, int64_t now)
 {
-    int rc = pg_writable((pg_backend *)b, "store the configuration history");
+    int rc = pg_may_write((pg_backend *)b, "store the configuration history");
     if (rc != PENLINK_OK)
         return rc;
     char oldj[1024], newj[1024];
@@ -389,6 +382,7 @@ static int config_row(void *u, const PGresult *r, int row)
     pg_col_text(r, row, 3, e.user, sizeof e.user);
     pg_col_text(r, row, 4, e.host, sizeof e.host);
     archive_config_parse(pg_col_null(r, row, 5) ? "" : PQgetvalue(r, row, 5), &e.config);
+    /* the values the change replaced: revision 1's limits when it came before any pull */
     e.has_old = !pg_col_null(r, row, 6);
     if (e.has_old)
         archive_config_parse(PQgetvalue(r, row, 6), &e.old_config);
@@ -404,8 +398,7 @@ static int p_config_history(archive_backend *b, const char *serial,
     return pg_each((pg_backend *)b,
                    "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json, "
                    "h.old_json FROM config_history h JOIN pens d ON d.id = h.device_id WHERE "
-                   "($1::text IS NULL "
-                   "OR d.serial = $1) ORDER BY h.id",
+                   "($1::text IS NULL OR " PG_SERIAL_IS("d.serial", "$1") ") ORDER BY h.id",
                    &p, "config history", config_row, &v, NULL);
 }
 
@@ -478,8 +471,9 @@ static int p_pens(archive_backend *b, const char *serial,
     return pg_each((pg_backend *)b,
                    "SELECT d.id, d.serial, k.public_key, (SELECT min(from_seq) FROM pull_starts "
                    "s WHERE s.device_id = d.id) FROM pens d LEFT JOIN pen_keys k ON "
-                   "k.device_id = d.id WHERE $1::text IS NULL OR d.serial = $1 ORDER BY "
-                   "d.serial COLLATE \"C\"",
+                   "k.device_id = d.id WHERE $1::text IS NULL OR " PG_SERIAL_IS(
+                       "d.serial", "$1") " ORDER BY "
+                                         "d.serial COLLATE \"C\"",
                    &p, "pens", pen_row, &v, NULL);
 }
 
@@ -495,18 +489,25 @@ static int chunk_row(void *u, const PGresult *r, int row)
 {
     chunks_visit *v = u;
     archive_chunk_row c;
+    memset(&c, 0, sizeof c);
     int64_t first = pg_col_int(r, row, 1), count = pg_col_int(r, row, 2),
             raw = pg_col_int(r, row, 3);
     c.id = pg_col_int(r, row, 0);
+    c.stored_seq = first;
     c.data = pg_col_bytes(r, row, 4, &c.len);
     c.prev_link = bytes32(r, row, 5);
     c.link = bytes32(r, row, 6);
-    if (first < 0 || count < 0 || count > PL_CHUNK_MAX_RECORDS || raw < 0 || raw > UINT32_MAX ||
-        !c.data)
-        return damaged(v->g, "chunks", "a chunk row with impossible values");
-    c.first_seq = (uint64_t)first;
-    c.record_count = (uint32_t)count;
-    c.raw_size = (uint32_t)raw;
+    /* passed on as damage: one pen's impossible row is that pen's finding */
+    if (first < 0)
+        c.damage = "its first seq is at or above 2^63 (stored as a negative integer): no pen "
+                   "logs such a seq";
+    else if (count <= 0 || count > PL_CHUNK_MAX_RECORDS || raw < 0 || raw > UINT32_MAX || !c.data)
+        c.damage = "its record count, size or data are impossible";
+    if (!c.damage) {
+        c.first_seq = (uint64_t)first;
+        c.record_count = (uint32_t)count;
+        c.raw_size = (uint32_t)raw;
+    }
     v->started = 1;
     v->last_first = first;
     v->last_id = c.id;
@@ -551,6 +552,27 @@ static int p_record_count(archive_backend *b, int64_t device, uint64_t *n)
     return PENLINK_OK;
 }
 
+static int p_seq_outliers(archive_backend *b, int64_t device, uint64_t *n, int64_t *lowest)
+{
+    pg_backend *g = (pg_backend *)b;
+    int rc = pg_copy_flush(g);
+    if (rc != PENLINK_OK)
+        return rc;
+    pg_params p = { 0 };
+    pg_param_int(&p, device);
+    /* none while the table's CHECK (seq >= 0) holds; an edited archive may lack it */
+    PGresult *r = pg_run(g,
+                         "SELECT count(*), coalesce(min(seq), 0) FROM records WHERE device_id = "
+                         "$1 AND seq < 0",
+                         &p, "records", &rc);
+    if (!r)
+        return rc;
+    *n = (uint64_t)pg_col_int(r, 0, 0);
+    *lowest = pg_col_int(r, 0, 1);
+    PQclear(r);
+    return PENLINK_OK;
+}
+
 typedef struct heads_visit {
     int (*cb)(void *user, uint64_t next_seq, const uint8_t *link, size_t link_len,
               const uint8_t *sig, size_t sig_len);
@@ -580,14 +602,14 @@ static int p_heads(archive_backend *b, int64_t device,
 
 static const char *const verify_result[] = { "ok", "broken", "unsigned" };
 
-static int p_verification_log(archive_backend *b, int64_t device, const penlink_verify_report *r,
-                              int64_t now)
+static int p_verification_log(archive_backend *b, const penlink_verify_report *r, int64_t now)
 {
     pg_backend *g = (pg_backend *)b;
-    if (g->read_only)
-        return PENLINK_OK; /* a standby or an auditor's role: verify reports, stores nothing */
+    if ((unsigned)r->state >= sizeof verify_result / sizeof verify_result[0])
+        return penlink_fail(b->ctx, PENLINK_ERR_INVALID_ARG,
+                            "archive %s: a verification of no known state", g->name);
     pg_params p = { 0 };
-    pg_param_int(&p, device);
+    pg_param_text(&p, r->serial);
     pg_param_int(&p, now);
     pg_param_text(&p, verify_result[r->state]);
     pg_param_int(&p,
@@ -595,10 +617,20 @@ static int p_verification_log(archive_backend *b, int64_t device, const penlink_
     pg_param_int(&p, (int64_t)r->records);
     pg_param_int(&p, (int64_t)r->chunks);
     pg_param_text(&p, r->state == PENLINK_VERIFY_BROKEN ? r->detail : r->notes);
-    return pg_do(g,
-                 "INSERT INTO verifications (device_id, at_ms, result, through_seq, records, "
-                 "chunks, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                 &p, "verification");
+    int rc;
+    PGresult *res = pg_run(g,
+                           "INSERT INTO verifications (device_id, at_ms, result, through_seq, "
+                           "records, chunks, detail) SELECT id, $2, $3, $4, $5, $6, $7 FROM pens "
+                           "WHERE " PG_SERIAL_IS("serial", "$1") " ORDER BY serial = $1 DESC, id "
+                                                                 "LIMIT 1 RETURNING id",
+                           &p, "verification", &rc);
+    if (!res)
+        return rc;
+    if (PQntuples(res) == 0)
+        rc = penlink_fail(b->ctx, PENLINK_ERR_NOT_FOUND, "no pen %s in the archive %s", r->serial,
+                          g->name);
+    PQclear(res);
+    return rc;
 }
 
 static int p_verification_last(archive_backend *b, const char *serial, penlink_verification *out)
@@ -614,7 +646,8 @@ static int p_verification_last(archive_backend *b, const char *serial, penlink_v
                          "WHERE h.device_id = d.id), v.at_ms, v.result, v.through_seq, v.records, "
                          "v.chunks, v.detail FROM pens d LEFT JOIN pen_keys k ON k.device_id = "
                          "d.id LEFT JOIN verifications v ON v.id = (SELECT max(id) FROM "
-                         "verifications WHERE device_id = d.id) WHERE d.serial = $1",
+                         "verifications WHERE device_id = d.id) WHERE " PG_SERIAL_IS(
+                             "d.serial", "$1") " ORDER BY d.serial = $1 DESC, d.id LIMIT 1",
                          &p, "verification", &rc);
     if (!r)
         return rc;
@@ -633,6 +666,52 @@ static int p_verification_last(archive_backend *b, const char *serial, penlink_v
     }
     PQclear(r);
     return rc;
+}
+
+static int p_annotate(archive_backend *b, const penlink_annotation *a)
+{
+    pg_params p = { 0 };
+    pg_param_text(&p, a->finding);
+    pg_param_int(&p, a->at_ms);
+    pg_param_text(&p, a->author);
+    pg_param_text(&p, a->user);
+    pg_param_text(&p, a->host);
+    pg_param_text(&p, a->text);
+    return pg_do((pg_backend *)b,
+                 "INSERT INTO annotations (finding, at_ms, author, os_user, host, text) VALUES "
+                 "($1, $2, $3, $4, $5, $6)",
+                 &p, "annotation");
+}
+
+typedef struct annotation_visit {
+    int (*cb)(void *user, const penlink_annotation *a);
+    void *user;
+} annotation_visit;
+
+static int annotation_row(void *u, const PGresult *r, int row)
+{
+    annotation_visit *v = u;
+    penlink_annotation a;
+    memset(&a, 0, sizeof a);
+    pg_col_text(r, row, 0, a.finding, sizeof a.finding);
+    a.at_ms = pg_col_int(r, row, 1);
+    pg_col_text(r, row, 2, a.author, sizeof a.author);
+    pg_col_text(r, row, 3, a.user, sizeof a.user);
+    pg_col_text(r, row, 4, a.host, sizeof a.host);
+    pg_col_text(r, row, 5, a.text, sizeof a.text);
+    return v->cb(v->user, &a) != 0;
+}
+
+static int p_annotations(archive_backend *b, int (*cb)(void *user, const penlink_annotation *a),
+                         void *user)
+{
+    annotation_visit v = { cb, user };
+    if (((pg_backend *)b)->schema < 2)
+        return PENLINK_OK; /* an older schema read as it is: no notes table yet */
+    return pg_each((pg_backend *)b,
+                   "SELECT finding, at_ms, author, os_user, host, text FROM annotations ORDER BY "
+                   "id",
+                   NULL, "annotations", annotation_row, &v, NULL);
 }
 
 const archive_ops pg_ops = {
@@ -661,7 +740,11 @@ const archive_ops pg_ops = {
     .chunks = p_chunks,
     .records = pg_records,
     .record_count = p_record_count,
+    .seq_outliers = p_seq_outliers,
     .heads = p_heads,
     .verification_log = p_verification_log,
     .verification_last = p_verification_last,
+    .annotate = p_annotate,
+    .annotations = p_annotations,
+    .writable = pg_writable,
 };

@@ -241,7 +241,8 @@ static int read_window(push_pen *pp, uint64_t lo)
     run->n_have = 0;
     pp->have_lo = lo;
     pp->have_hi = hi;
-    int rc = b->ops->records(b, pp->device, lo, hi, keep_have, run);
+    /* a row there that cannot be a record stops the push (no damage callback) */
+    int rc = b->ops->records(b, pp->device, lo, hi, keep_have, NULL, run);
     if (rc == PENLINK_ERR_CANCELLED)
         rc = penlink_fail(b->ctx, PENLINK_ERR_INTEGRITY,
                           "push: archive %s holds more records than seqs in a range", b->name);

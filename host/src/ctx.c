@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "trace.h"
 #include "pl/record.h"
 
 /* A flag a signal handler may set: only a lock-free atomic is async-signal-safe. */
@@ -71,9 +72,35 @@ void penlink_ctx_set_timeout(penlink_ctx *ctx, int timeout_ms, int retries)
 
 void penlink_ctx_free(penlink_ctx *ctx)
 {
-    if (ctx)
+    if (ctx) {
         transport_usb_ctx_cleanup(ctx);
+        trace_file_close(ctx->trace);
+    }
     free(ctx);
+}
+
+int penlink_ctx_set_trace(penlink_ctx *ctx, const char *path)
+{
+    if (!ctx)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(ctx);
+    trace_file *tf = NULL;
+    if (path) {
+        int st = trace_file_open(ctx, path, &tf);
+        if (st != PENLINK_OK)
+            return st;
+    }
+    trace_file_close(ctx->trace);
+    ctx->trace = tf;
+    return PENLINK_OK;
+}
+
+void penlink_ctx_set_message_cb(penlink_ctx *ctx, penlink_message_ex_cb cb, void *user)
+{
+    if (!ctx)
+        return;
+    ctx->on_message = cb;
+    ctx->on_message_user = user;
 }
 
 void penlink_ctx_cancel(penlink_ctx *ctx)

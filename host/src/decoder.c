@@ -1,22 +1,66 @@
 /*
  * Streaming decoder of files and captures: a run of frames (what `penlink
- * pull` writes, or bytes captured off the wire) or bare chunks (concatenated
- * zlib streams). All sizes are bounded before anything is allocated: the
- * frame buffer by PL_FRAME_MAX_PAYLOAD, the chunk buffer likewise, the records
- * of one chunk by PL_CHUNK_MAX_RECORDS.
+ * pull` writes, or bytes captured off the wire), bare chunks (concatenated
+ * zlib streams), or a pcapng / pcap capture (`penlink --trace`, usbmon,
+ * USBPcap), whose packets are split into conversations (a USB endpoint, or
+ * one direction of a socket), each with its own frame decoder. All sizes are
+ * bounded before anything is allocated: the frame buffer by
+ * PL_FRAME_MAX_PAYLOAD, the chunk buffer likewise, the records of one chunk
+ * by PL_CHUNK_MAX_RECORDS, a capture block by PL_CAPTURE_DEFAULT_MAX_BLOCK,
+ * the conversations of a capture by DEC_MAX_STREAMS.
+ *
+ * In a capture, damage is a fact of the wire, not the end of the input:
+ * damaged stretches and messages that fail their checks are reported as
+ * messages (penlink_message.problem) and the decode goes on. In a file, the
+ * first damage stops it, as before.
+ *
+ * The hash chain of a signing pen is checked as the messages go (its own
+ * link against its bytes, prev_link against the chunk before it in the same
+ * reply or against the genesis, the head against the last chunk and, when
+ * the input names the pen's device key, the head's signature).
  *
  * Also the file header that names a file's pen (penlink_file_header): it is
  * written here and read here, so that the format lives in one place. It is
  * an ordinary frame, so every reader of frames walks over it.
  */
+#define _GNU_SOURCE /* memmem */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+#include "message.h"
+#include "pl/auth.h"
+#include "pl/capture.h"
 #include "pl/chunk.h"
 #include "pl/envelope.h"
 #include "pl/frame.h"
+
+/* Conversations of a capture a decoder follows; more are ignored. */
+#define DEC_MAX_STREAMS 8
+#define DEC_FRAME_BUF (PL_FRAME_HEADER_SIZE + PL_FRAME_MAX_PAYLOAD)
+
+/* What the chain check knows of one pen's side of a conversation. */
+typedef struct chain_state {
+    char serial[PL_SERIAL_MAX + 1];
+    int have_key, have_last;
+    uint8_t key[PL_KEY_BYTES];
+    uint8_t last[PL_LINK_BYTES]; /* link of the last chunk */
+    uint32_t last_reply;         /* its request id */
+    uint64_t last_end;           /* the seq after its last record */
+    char note[160];              /* penlink_message.chain / problem text */
+} chain_state;
+
+/* One direction of one conversation of a capture. */
+typedef struct dec_stream {
+    int used;
+    uint32_t key; /* pl_wire.stream */
+    pl_dir dir;
+    int usb;
+    pl_frame_decoder fdec;
+    uint8_t *fbuf;
+    uint64_t skipped; /* fdec.skipped when the last damage was reported */
+} dec_stream;
 
 struct penlink_decoder {
     penlink_ctx *ctx;
@@ -40,6 +84,14 @@ struct penlink_decoder {
     uint8_t *cbuf; /* bare-chunk mode: bytes not yet decoded */
     size_t cbuf_len;
     uint64_t cbuf_offset; /* input offset of cbuf[0] */
+    penlink_message_ex_cb on_message_ex;
+    void *user_ex;
+    uint64_t messages, problems;
+    chain_state chain; /* a file's pen; in a capture, the pens' (the first that talks) */
+    pl_capture cap;    /* capture mode */
+    int cap_open;
+    dec_stream streams[DEC_MAX_STREAMS];
+    int chunk_failed; /* the last log chunk did not decode */
 };
 
 #define CHUNK_BUF_CAP ((size_t)PL_FRAME_MAX_PAYLOAD)
@@ -70,6 +122,10 @@ void penlink_decoder_free(penlink_decoder *d)
 {
     if (!d)
         return;
+    for (int i = 0; i < DEC_MAX_STREAMS; i++)
+        free(d->streams[i].fbuf);
+    if (d->cap_open)
+        pl_capture_fini(&d->cap);
     pl_chunk_dec_fini(&d->cdec);
     free(d->recs);
     free(d->fbuf);
@@ -102,6 +158,20 @@ int penlink_decoder_last_seq(const penlink_decoder *d, uint64_t *seq)
 uint64_t penlink_decoder_chunks(const penlink_decoder *d)
 {
     return d->chunks;
+}
+
+int penlink_decoder_set_message_cb(penlink_decoder *d, penlink_message_ex_cb cb, void *user)
+{
+    if (!d)
+        return PENLINK_ERR_INVALID_ARG;
+    d->on_message_ex = cb;
+    d->user_ex = user;
+    return PENLINK_OK;
+}
+
+uint64_t penlink_decoder_problems(const penlink_decoder *d)
+{
+    return d ? d->problems : 0;
 }
 
 int penlink_decoder_header(const penlink_decoder *d, penlink_file_header *out)
@@ -164,13 +234,6 @@ static int emit(penlink_decoder *d, uint32_t n)
     return PENLINK_OK;
 }
 
-static const char *body_name(const pl_envelope *env)
-{
-    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field(
-        &penlink__v1__envelope__descriptor, (unsigned)env->body_case);
-    return f ? f->name : "unknown";
-}
-
 /* A DeviceInfo with request_id 0: a file header (no pen sends one, no host
  * asks with id 0). Only a header the input began with names the file. */
 static int on_header(penlink_decoder *d, uint64_t at, const pl_envelope *env)
@@ -195,6 +258,11 @@ static int on_header(penlink_decoder *d, uint64_t at, const pl_envelope *env)
     if (!d->have_header) {
         d->header = h;
         d->have_header = 1;
+        snprintf(d->chain.serial, sizeof d->chain.serial, "%s", h.serial);
+        if (h.has_device_key) {
+            d->chain.have_key = 1;
+            memcpy(d->chain.key, h.device_key, PL_KEY_BYTES);
+        }
         return PENLINK_OK;
     }
     if (strcmp(h.serial, d->header.serial) != 0 || h.has_device_key != d->header.has_device_key ||
@@ -211,19 +279,153 @@ static int on_header(penlink_decoder *d, uint64_t at, const pl_envelope *env)
     return PENLINK_OK;
 }
 
-static int on_frame(penlink_decoder *d, uint64_t at, const pl_frame *fr)
+/* What the pen says about itself: its serial and device key, for the chain check. */
+static void learn_pen(chain_state *cs, const pl_envelope *env)
 {
+    const char *serial = NULL;
+    if (env->body_case == PENLINK__V1__ENVELOPE__BODY_HELLO_REPLY)
+        serial = env->hello_reply->serial;
+    if (env->body_case == PENLINK__V1__ENVELOPE__BODY_DEVICE_INFO) {
+        const Penlink__V1__DeviceInfo *di = env->device_info;
+        serial = di->serial;
+        if (di->has_device_key && di->device_key.len == PL_KEY_BYTES) {
+            cs->have_key = 1;
+            memcpy(cs->key, di->device_key.data, PL_KEY_BYTES);
+        }
+    }
+    if (serial && serial[0] && strlen(serial) <= PL_SERIAL_MAX)
+        snprintf(cs->serial, sizeof cs->serial, "%s", serial);
+}
+
+/* The chain check of one LogChunk: NULL (not a signing pen's chunk) or the
+ * verdict; *problem set when it is broken. */
+static const char *check_chunk(chain_state *cs, uint32_t reply, const Penlink__V1__LogChunk *c,
+                               const char **problem)
+{
+    if (!c->has_link && !c->has_prev_link)
+        return NULL;
+    if (!c->has_link || !c->has_prev_link || c->link.len != PL_LINK_BYTES ||
+        c->prev_link.len != PL_LINK_BYTES) {
+        *problem = "the chunk's link or prev_link is missing or not 32 bytes";
+        return "broken";
+    }
+    uint8_t pre[PL_AUTH_LINK_PREFIX], link[PL_LINK_BYTES];
+    pl_auth_link_prefix(pre, c->prev_link.data, c->first_seq, c->record_count, c->raw_size,
+                        (uint32_t)c->data.len);
+    penlink_sha256(pre, sizeof pre, c->data.data, c->data.len, link);
+    /* the chunk before it: in the same reply, or the one that ended where it starts */
+    int follows = cs->have_last && (cs->last_reply == reply || cs->last_end == c->first_seq);
+    const char *verdict = "verified";
+    if (memcmp(link, c->link.data, PL_LINK_BYTES) != 0) {
+        *problem = "the chunk's link is not the hash of its bytes and prev_link";
+        verdict = "broken";
+    } else if (follows && memcmp(c->prev_link.data, cs->last, PL_LINK_BYTES) != 0) {
+        *problem = "prev_link is not the link of the chunk before it in this reply";
+        verdict = "broken";
+    } else if (!follows && c->first_seq == 0 && cs->serial[0]) {
+        uint8_t g[PL_AUTH_GENESIS_MAX], gl[PL_LINK_BYTES];
+        size_t n = pl_auth_genesis_bytes(g, cs->serial);
+        penlink_sha256(g, n, NULL, 0, gl);
+        if (memcmp(gl, c->prev_link.data, PL_LINK_BYTES) != 0) {
+            *problem = "the first chunk's prev_link is not the pen's genesis";
+            verdict = "broken";
+        }
+    } else if (!follows) {
+        verdict = "link verified; prev_link unchecked (no chunk before it in the input)";
+    }
+    memcpy(cs->last, c->link.data, PL_LINK_BYTES);
+    cs->have_last = 1;
+    cs->last_reply = reply;
+    cs->last_end = c->first_seq + c->record_count;
+    return verdict;
+}
+
+/* The chain check of a LogEnd: its head against the last chunk, its signature. */
+static const char *check_head(chain_state *cs, uint32_t reply, const Penlink__V1__LogEnd *e,
+                              const char **problem)
+{
+    if (!e->has_head_link && !e->has_head_signature)
+        return NULL;
+    if (!e->has_head_link || !e->has_head_signature || e->head_link.len != PL_LINK_BYTES ||
+        e->head_signature.len != PL_SIG_BYTES) {
+        *problem = "the head's link or signature is missing or of the wrong size";
+        return "broken";
+    }
+    if (cs->have_last && cs->last_reply == reply &&
+        memcmp(cs->last, e->head_link.data, PL_LINK_BYTES) != 0) {
+        *problem = "head_link is not the link of the last chunk of this reply";
+        return "broken";
+    }
+    if (!cs->serial[0])
+        return "unchecked: the input does not name the pen (no HelloReply, DeviceInfo or header)";
+    if (!cs->have_key)
+        return "unchecked: the input does not hold the pen's device key (DeviceInfo or header)";
+    uint8_t msg[PL_AUTH_HEAD_MAX];
+    size_t n = pl_auth_head_bytes(msg, cs->serial, e->next_seq, e->head_link.data);
+    if (n == 0 || penlink_verify(e->head_signature.data, msg, n, cs->key) != 0) {
+        *problem = "the head signature does not verify with the pen's device key";
+        return "broken";
+    }
+    return "verified";
+}
+
+static int tell(penlink_decoder *d, penlink_message *m)
+{
+    m->index = ++d->messages;
+    if (m->problem)
+        d->problems++;
+    if (d->on_message_ex && d->on_message_ex(d->user_ex, m) != 0)
+        return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "stopped by the message callback");
+    return PENLINK_OK;
+}
+
+/* A damaged stretch of a capture: reported, and the decode goes on. */
+static int tell_damage(penlink_decoder *d, const penlink_message *where, pl_status st,
+                       uint64_t bytes)
+{
+    penlink_message m = *where;
+    m.name = "damaged";
+    m.problem = pl_status_str(st);
+    m.size = (uint32_t)(bytes > UINT32_MAX ? UINT32_MAX : bytes);
+    m.internal_ = NULL;
+    m.request_id = 0;
+    return tell(d, &m);
+}
+
+/*
+ * One intact frame: its message (callbacks), then its records. @p m holds
+ * where it is (offset, packet, direction...); @p cs the pen's chain state.
+ * In a file (@p strict) a payload that is not an Envelope or a chunk that
+ * does not decode ends the decode; in a capture it is reported.
+ */
+static int on_frame(penlink_decoder *d, penlink_message *m, const pl_frame *fr, chain_state *cs,
+                    int strict)
+{
+    uint64_t at = m->offset;
+    msg_set_frame(m, fr->payload - PL_FRAME_HEADER_SIZE, PL_FRAME_HEADER_SIZE + fr->len);
     pl_envelope *env = pl_envelope_unpack(NULL, fr->payload, fr->len);
-    if (!env)
-        return fail(d, PENLINK_ERR_PROTOCOL, at, "frame payload is not a penlink Envelope", NULL);
+    if (!env) {
+        if (strict)
+            return fail(d, PENLINK_ERR_PROTOCOL, at, "frame payload is not a penlink Envelope",
+                        NULL);
+        m->name = "damaged";
+        m->problem = "the frame's payload is not a penlink Envelope";
+        return tell(d, m);
+    }
     int rc = PENLINK_OK;
-    if (env->body_case == PENLINK__V1__ENVELOPE__BODY_DEVICE_INFO && env->request_id == 0)
+    if (strict && env->body_case == PENLINK__V1__ENVELOPE__BODY_DEVICE_INFO && env->request_id == 0)
         rc = on_header(d, at, env);
     d->frames++;
-    if (rc == PENLINK_OK && d->on_message &&
-        d->on_message(d->user, at, env->request_id, body_name(env)) != 0)
-        rc = penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "stopped by the message callback");
-    if (rc == PENLINK_OK && env->body_case == PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK) {
+    m->request_id = env->request_id;
+    m->name = msg_body_name(env);
+    m->internal_ = env;
+    if (m->direction != PENLINK_DIR_TO_PEN)
+        learn_pen(cs, env);
+    uint32_t n = 0;
+    int chunk_st = PL_OK;
+    int is_chunk = env->body_case == PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK &&
+                   m->direction != PENLINK_DIR_TO_PEN;
+    if (rc == PENLINK_OK && is_chunk) {
         const Penlink__V1__LogChunk *c = env->log_chunk;
         pl_chunk_expect ex = {
             .first_seq = c->first_seq,
@@ -231,16 +433,36 @@ static int on_frame(penlink_decoder *d, uint64_t at, const pl_frame *fr)
             .raw_size = c->raw_size,
             .have_first_seq = c->has_first_seq,
         };
-        uint32_t n = 0;
-        int st = pl_chunk_decode(&d->cdec, c->data.data, c->data.len, &ex, d->recs,
-                                 PL_CHUNK_MAX_RECORDS, &n);
-        if (st == PL_NEED_MORE)
-            st = PL_ERR_CHUNK_ZLIB;
-        if (st == PL_OK && pl_chunk_dec_consumed(&d->cdec) != c->data.len)
-            st = PL_ERR_CHUNK_FORMAT;
-        if (st != PL_OK)
-            rc = fail(d, penlink_from_pl(st), at, "log chunk", pl_status_str(st));
-        else
+        chunk_st = pl_chunk_decode(&d->cdec, c->data.data, c->data.len, &ex, d->recs,
+                                   PL_CHUNK_MAX_RECORDS, &n);
+        if (chunk_st == PL_NEED_MORE)
+            chunk_st = PL_ERR_CHUNK_ZLIB;
+        if (chunk_st == PL_OK && pl_chunk_dec_consumed(&d->cdec) != c->data.len)
+            chunk_st = PL_ERR_CHUNK_FORMAT;
+        if (chunk_st != PL_OK) {
+            snprintf(cs->note, sizeof cs->note, "the chunk does not decode: %s",
+                     pl_status_str(chunk_st));
+            m->problem = cs->note;
+        }
+        const char *problem = NULL;
+        m->chain = check_chunk(cs, env->request_id, c, &problem);
+        if (problem && !m->problem)
+            m->problem = problem;
+    } else if (rc == PENLINK_OK && env->body_case == PENLINK__V1__ENVELOPE__BODY_LOG_END &&
+               m->direction != PENLINK_DIR_TO_PEN) {
+        const char *problem = NULL;
+        m->chain = check_head(cs, env->request_id, env->log_end, &problem);
+        m->problem = problem;
+    }
+    if (rc == PENLINK_OK && d->on_message &&
+        d->on_message(d->user, at, env->request_id, m->name) != 0)
+        rc = penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "stopped by the message callback");
+    if (rc == PENLINK_OK)
+        rc = tell(d, m);
+    if (rc == PENLINK_OK && is_chunk) {
+        if (chunk_st != PL_OK && strict)
+            rc = fail(d, penlink_from_pl(chunk_st), at, "log chunk", pl_status_str(chunk_st));
+        else if (chunk_st == PL_OK)
             rc = emit(d, n);
     }
     pl_envelope_free(NULL, env);
@@ -262,7 +484,10 @@ static int feed_frames(penlink_decoder *d, const uint8_t *p, size_t len)
         if (st != PL_OK)
             return fail(d, penlink_from_pl(st), pl_frame_decoder_error_offset(&d->fdec),
                         pl_status_str(st), NULL);
-        int rc = on_frame(d, at + used - PL_FRAME_HEADER_SIZE - fr.len, &fr);
+        penlink_message m;
+        memset(&m, 0, sizeof m);
+        m.offset = at + used - PL_FRAME_HEADER_SIZE - fr.len;
+        int rc = on_frame(d, &m, &fr, &d->chain, 1);
         if (rc != PENLINK_OK)
             return rc;
         d->good = at + used;
@@ -319,8 +544,113 @@ static int feed_chunks(penlink_decoder *d, const uint8_t *p, size_t len)
     return PENLINK_OK;
 }
 
+/* The conversation a packet's bytes belong to; NULL when it is not followed. */
+static dec_stream *stream_for(penlink_decoder *d, const pl_wire *w, int usb)
+{
+    dec_stream *free_slot = NULL;
+    for (int i = 0; i < DEC_MAX_STREAMS; i++) {
+        dec_stream *s = &d->streams[i];
+        if (s->used && s->key == w->stream && s->dir == w->dir && s->usb == usb)
+            return s;
+        if (!s->used && !free_slot)
+            free_slot = s;
+    }
+    /* a USB capture holds every device of the bus: follow an endpoint once a
+     * frame's magic shows on it */
+    if (!free_slot || (usb && !memmem(w->data, w->len, PL_FRAME_MAGIC, 4)))
+        return NULL;
+    free_slot->fbuf = malloc(DEC_FRAME_BUF);
+    if (!free_slot->fbuf)
+        return NULL;
+    pl_frame_decoder_init(&free_slot->fdec, free_slot->fbuf, DEC_FRAME_BUF, PL_FRAME_MAX_PAYLOAD);
+    free_slot->used = 1;
+    free_slot->key = w->stream;
+    free_slot->dir = w->dir;
+    free_slot->usb = usb;
+    return free_slot;
+}
+
+static int on_packet(penlink_decoder *d, const pl_capture_packet *pk)
+{
+    pl_wire w;
+    penlink_message m;
+    memset(&m, 0, sizeof m);
+    m.offset = pk->offset;
+    m.packet = pk->number;
+    m.time_us = pk->ts_us;
+    int r = pl_capture_wire(pk, &w);
+    if (r < 0) {
+        m.size = pk->len;
+        return tell_damage(d, &m, PL_ERR_CAPTURE, pk->len);
+    }
+    if (r == 0)
+        return PENLINK_OK;
+    dec_stream *s = stream_for(d, &w, pk->linktype != PL_LINKTYPE_PENLINK);
+    if (!s)
+        return PENLINK_OK;
+    m.direction = w.dir == PL_DIR_TO_PEN ? PENLINK_DIR_TO_PEN : PENLINK_DIR_TO_HOST;
+    m.stream = w.stream;
+    const uint8_t *p = w.data;
+    size_t len = w.len;
+    int again = 0; /* after a frame or a refusal the window may hold another frame */
+    while (len > 0 || again) {
+        size_t used = 0;
+        pl_frame fr;
+        pl_status st = pl_frame_decoder_feed(&s->fdec, p, len, &used, &fr);
+        p += used;
+        len -= used;
+        again = st != PL_NEED_MORE;
+        int rc = PENLINK_OK;
+        if (st == PL_NEED_MORE)
+            continue;
+        if (st == PL_OK) {
+            penlink_message fm = m;
+            rc = on_frame(d, &fm, &fr, &d->chain, 0);
+        } else {
+            rc = tell_damage(d, &m, st, s->fdec.skipped - s->skipped);
+            s->skipped = s->fdec.skipped;
+        }
+        if (rc != PENLINK_OK)
+            return rc;
+    }
+    return PENLINK_OK;
+}
+
+static int feed_capture(penlink_decoder *d, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        size_t used = 0;
+        pl_capture_packet pk;
+        pl_status st = pl_capture_feed(&d->cap, p, len, &used, &pk);
+        p += used;
+        len -= used;
+        d->offset += used;
+        if (st == PL_NEED_MORE)
+            continue;
+        if (st != PL_OK) {
+            uint64_t at;
+            const char *what = pl_capture_error(&d->cap, &at);
+            return fail(d, PENLINK_ERR_PROTOCOL, at, "capture", what);
+        }
+        int rc = on_packet(d, &pk);
+        if (rc != PENLINK_OK)
+            return rc;
+        d->good = d->offset;
+    }
+    return PENLINK_OK;
+}
+
 static int detect(penlink_decoder *d, uint8_t b0, uint8_t b1)
 {
+    /* pcapng (0a 0d 0d 0a) and pcap (d4 c3 b2 a1, a1 b2 c3 d4, and the
+     * nanosecond 4d 3c b2 a1, a1 b2 3c 4d): neither can start a frame or zlib */
+    if ((b0 == 0x0A && b1 == 0x0D) || (b0 == 0xD4 && b1 == 0xC3) || (b0 == 0xA1 && b1 == 0xB2) ||
+        (b0 == 0x4D && b1 == 0x3C)) {
+        pl_capture_init(&d->cap, 0);
+        d->cap_open = 1;
+        d->format = PENLINK_INPUT_CAPTURE;
+        return PENLINK_OK;
+    }
     if (b0 == 'P') {
         d->fbuf = malloc(PL_FRAME_HEADER_SIZE + PL_FRAME_MAX_PAYLOAD);
         if (!d->fbuf)
@@ -340,8 +670,8 @@ static int detect(penlink_decoder *d, uint8_t b0, uint8_t b1)
     }
     d->failed = PENLINK_ERR_UNSUPPORTED;
     return penlink_fail(d->ctx, PENLINK_ERR_UNSUPPORTED,
-                        "offset 0: not penlink frames (magic \"PNLK\") nor chunks (zlib "
-                        "streams): the input starts with %02x %02x",
+                        "offset 0: not penlink frames (magic \"PNLK\"), chunks (zlib "
+                        "streams) nor a capture (pcapng, pcap): the input starts with %02x %02x",
                         b0, b1);
 }
 
@@ -361,6 +691,8 @@ int penlink_decoder_feed(penlink_decoder *d, const void *data, size_t len)
         if (rc != PENLINK_OK)
             return rc;
     }
+    if (d->format == PENLINK_INPUT_CAPTURE)
+        return feed_capture(d, p, len);
     return d->format == PENLINK_INPUT_FRAMES ? feed_frames(d, p, len) : feed_chunks(d, p, len);
 }
 
@@ -375,5 +707,9 @@ int penlink_decoder_finish(penlink_decoder *d)
                     "last frame cut short (file truncated?)", NULL);
     if (d->format == PENLINK_INPUT_CHUNKS && d->cbuf_len > 0)
         return drain_chunks(d, 1);
+    if (d->format == PENLINK_INPUT_CAPTURE && pl_capture_pending(&d->cap) > 0)
+        return fail(d, PENLINK_ERR_PROTOCOL, d->offset - pl_capture_pending(&d->cap),
+                    "last capture block cut short (the capture was stopped while writing it?)",
+                    NULL);
     return PENLINK_OK;
 }

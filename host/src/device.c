@@ -12,7 +12,9 @@
 #include <time.h>
 
 #include "device.h"
+#include "message.h"
 #include "pl/auth.h"
+#include "trace.h"
 
 #define CLIENT_NAME "penlink/" PENLINK_VERSION_STRING
 
@@ -29,6 +31,32 @@ void dev_copy_str(char *dst, size_t cap, const char *src)
 }
 
 /* ---- frames in and out ------------------------------------------------- */
+
+static long long wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* `penlink -v`: one message sent or received, or a damaged stretch. */
+static void show(penlink_dev *d, penlink_direction dir, const pl_envelope *env,
+                 const uint8_t *frame, size_t len, const char *problem)
+{
+    penlink_message m;
+    memset(&m, 0, sizeof m);
+    m.index = ++d->messages;
+    m.time_us = wall_us();
+    m.direction = dir;
+    m.size = (uint32_t)len;
+    if (frame)
+        msg_set_frame(&m, frame, len);
+    m.request_id = env ? env->request_id : 0;
+    m.name = msg_body_name(env);
+    m.problem = problem;
+    m.internal_ = env;
+    d->on_message(d->on_message_user, &m);
+}
 
 int dev_send(penlink_dev *d, pl_envelope *env)
 {
@@ -49,7 +77,10 @@ int dev_send(penlink_dev *d, pl_envelope *env)
     long n = pl_envelope_frame(env, d->tx, d->txcap);
     if (n < 0)
         return penlink_fail(d->ctx, PENLINK_ERR_NO_MEM, "a request could not be framed");
-    return d->t->ops->send(d->t, d->tx, (size_t)n, d->timeout_ms);
+    int st = d->t->ops->send(d->t, d->tx, (size_t)n, d->timeout_ms);
+    if (st == PENLINK_OK && d->on_message)
+        show(d, PENLINK_DIR_TO_PEN, env, d->tx, (size_t)n, NULL);
+    return st;
 }
 
 /*
@@ -74,11 +105,17 @@ int dev_recv(penlink_dev *d, long long deadline, pl_envelope **env, pl_frame *ra
                 *env = pl_envelope_unpack(NULL, fr.payload, fr.len);
                 if (raw)
                     *raw = fr;
+                if (d->on_message)
+                    show(d, PENLINK_DIR_TO_HOST, *env, fr.payload - PL_FRAME_HEADER_SIZE,
+                         PL_FRAME_HEADER_SIZE + fr.len,
+                         *env ? NULL : "the payload is not a penlink Envelope");
                 if (*env)
                     return PENLINK_OK;
                 d->frame_errors++;
             } else if (st != PL_NEED_MORE) {
                 d->frame_errors++;
+                if (d->on_message)
+                    show(d, PENLINK_DIR_TO_HOST, NULL, NULL, 0, pl_status_str(st));
             }
         }
         long long left = deadline - dev_now_ms();
@@ -390,8 +427,16 @@ int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
         st = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
                           "'%s' is not a pen address: use usb, usb:SERIAL or sim:PATH", uri);
     }
+    if (st == PENLINK_OK && ctx->trace) {
+        transport *traced = NULL;
+        st = transport_trace_wrap(ctx, ctx->trace, d->t, &traced);
+        if (st == PENLINK_OK)
+            d->t = traced;
+    }
     if (st != PENLINK_OK)
         goto fail;
+    d->on_message = ctx->on_message;
+    d->on_message_user = ctx->on_message_user;
     st = drain(d);
     if (st == PENLINK_OK)
         st = hello(d);

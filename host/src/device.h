@@ -39,6 +39,10 @@ struct penlink_dev {
     /* The alarm a failed pull raises (pull.c), for the archive to record: "" when none. */
     char alarm[16];
     uint64_t alarm_seq, alarm_count;
+    /* `penlink -v`: every message, as it goes */
+    penlink_message_ex_cb on_message;
+    void *on_message_user;
+    uint64_t messages;
 };
 
 long long dev_now_ms(void);

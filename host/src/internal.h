@@ -18,7 +18,10 @@ struct penlink_ctx {
     void *hotplug_usb;    /* libusb context of penlink_usb_wait_change() */
     int hotplug_state;    /* 0 not tried, 1 hotplug, -1 polling */
     int hotplug_changed;
-    int timeout_ms, retries; /* for pens opened from now on; 0 / -1: the defaults */
+    int timeout_ms, retries;          /* for pens opened from now on; 0 / -1: the defaults */
+    struct trace_file *trace;         /* --trace: sessions opened from now on are recorded */
+    penlink_message_ex_cb on_message; /* -v: every message of the sessions opened from now on */
+    void *on_message_user;
 };
 
 #define PENLINK_DEFAULT_TIMEOUT_MS 2000

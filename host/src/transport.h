@@ -26,6 +26,11 @@ struct transport {
     const transport_ops *ops;
     penlink_ctx *ctx;
     char where[96]; /* for messages: "sim:/tmp/p.sock", "usb bus 1 device 4" */
+    struct {        /* a USB pen: where it is, for traces (trace.c) */
+        int present;
+        uint16_t bus;
+        uint8_t address, ep_in, ep_out;
+    } usb;
 };
 
 int transport_sim_open(penlink_ctx *ctx, const char *path, transport **out);

@@ -563,6 +563,11 @@ int transport_usb_open(penlink_ctx *ctx, const char *serial, transport **out)
     u->iface = c[pick].iface;
     u->ep_in = c[pick].in;
     u->ep_out = c[pick].out;
+    u->base.usb.present = 1;
+    u->base.usb.bus = libusb_get_bus_number(c[pick].dev);
+    u->base.usb.address = libusb_get_device_address(c[pick].dev);
+    u->base.usb.ep_in = u->ep_in;
+    u->base.usb.ep_out = u->ep_out;
     libusb_set_auto_detach_kernel_driver(u->h, 1);
     r = libusb_claim_interface(u->h, u->iface);
     if (r != 0) {

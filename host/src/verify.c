@@ -22,8 +22,14 @@
  * after its checks, with its records, then every verified head that covers
  * it, and can keep what a head covered when a later link breaks.
  *
+ * Before these, for every pen, signing or not: record rows that hold a seq
+ * no pen logs (at or above 2^63, stored as negative integers by an earlier
+ * penlink from a hostile pen, or an edit). Rows and chunk rows that cannot
+ * be what they claim make their pen BROKEN; they never stop the others.
+ *
  * The first failure of each pen is named (chunk, seq, and what it means);
- * penlink verify stores the verdict in the archive for the audit.
+ * on an archive opened for writing penlink verify stores the verdict for
+ * the audit.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
@@ -157,6 +163,14 @@ static int on_row(void *u, const penlink_record *row)
     v->matched++;
     v->want++;
     return 0;
+}
+
+/* A row of a chunk's range that cannot be a record. */
+static int on_bad_row(void *u, const archive_damage *d)
+{
+    vstate *v = u;
+    return broken(v, (uint64_t)d->seq, "the record row of seq %llu cannot be a record: %s",
+                  (unsigned long long)d->seq, d->why);
 }
 
 /* A hole [lo, hi) in the stored chain is accepted where a pull recorded a gap. */
@@ -306,6 +320,9 @@ static int heads_at(vstate *v, const uint8_t *link, uint64_t end, int copy)
 static int on_chunk(void *u, const archive_chunk_row *c)
 {
     vstate *v = u;
+    if (c->damage)
+        return broken(v, (uint64_t)c->stored_seq, "chunk %lld (first seq stored as %lld): %s",
+                      (long long)c->id, (long long)c->stored_seq, c->damage);
     unsigned long long a = (unsigned long long)c->first_seq,
                        z = (unsigned long long)(c->first_seq + c->record_count - 1);
     uint8_t link[PL_LINK_BYTES] = { 0 };
@@ -341,7 +358,7 @@ static int on_chunk(void *u, const archive_chunk_row *c)
                           "chunk %lld (records %llu..%llu) does not decode, though its link holds",
                           (long long)c->id, a, z);
         v->want = from;
-        int rc = v->b->ops->records(v->b, v->device, from, end, on_row, v);
+        int rc = v->b->ops->records(v->b, v->device, from, end, on_row, on_bad_row, v);
         if (rc != PENLINK_OK && rc != PENLINK_ERR_CANCELLED) {
             v->st = rc;
             return 1;
@@ -376,19 +393,45 @@ static void check_heads(vstate *v)
         qsort(v->heads, v->n_heads, sizeof *v->heads, cmp_head_order);
     for (size_t i = 0; i < v->n_heads && v->r->state != PENLINK_VERIFY_BROKEN; i++) {
         const vhead *h = &v->heads[i];
-        if (!h->good)
+        if (!h->good) {
             bad_head(v, h);
-        else if (!h->matched)
+        } else if (!h->matched && h->next_seq <= v->first_from) {
+            /* a head over records pulled before this archive's first pull of the pen (into
+             * another archive): its chunk was never here, and nothing here depends on it */
+            char what[96];
+            snprintf(what, sizeof what, "a head through seq %llu before the archive's first record",
+                     (unsigned long long)h->next_seq);
+            note(v, what);
+        } else if (!h->matched) {
             broken(v, h->next_seq,
                    "the signed head through seq %llu names a link no chunk in the archive "
                    "has (its chunk was removed or replaced)",
                    (unsigned long long)h->next_seq);
-        else {
+        } else {
             v->r->heads++;
             if (h->next_seq > v->r->signed_through)
                 v->r->signed_through = h->next_seq;
         }
     }
+}
+
+/* Record rows of the pen that hold a seq no pen logs: its verdict BROKEN,
+ * before anything else is checked (the status says whether it could be read). */
+static int seq_outliers(archive_backend *b, int64_t device, penlink_verify_report *r)
+{
+    uint64_t outliers = 0;
+    int64_t lowest = 0;
+    int rc = b->ops->seq_outliers(b, device, &outliers, &lowest);
+    if (rc == PENLINK_OK && outliers) {
+        snprintf(r->detail, sizeof r->detail,
+                 "%llu record rows hold a seq at or above 2^63 (stored as negative integers, the "
+                 "lowest %lld, i.e. seq %llu): no pen logs such seqs; written by an earlier "
+                 "penlink from a hostile pen, or edited",
+                 (unsigned long long)outliers, (long long)lowest, (unsigned long long)lowest);
+        r->state = PENLINK_VERIFY_BROKEN;
+        r->where_seq = (uint64_t)lowest;
+    }
+    return rc;
 }
 
 int archive_walker_new(archive_walker **out)
@@ -435,9 +478,12 @@ int archive_walk_pen(archive_walker *w, archive_backend *b, int64_t device, cons
     v.signs = key != NULL;
     if (key)
         memcpy(v.key, key, PL_KEY_BYTES);
+    int rc = seq_outliers(b, device, r);
+    if (rc != PENLINK_OK || r->state == PENLINK_VERIFY_BROKEN)
+        return rc; /* the archive cannot be read, or the pen's rows hold what no pen logs */
     penlink_archive_filter f = { 0 };
     f.serial = serial;
-    int rc = b->ops->alarms(b, &f, on_gap, &v);
+    rc = b->ops->alarms(b, &f, on_gap, &v);
     if (rc == PENLINK_OK && v.signs)
         rc = b->ops->heads(b, device, on_stored_head, &v);
     if (rc == PENLINK_OK) {
@@ -468,6 +514,18 @@ int archive_walk_pen(archive_walker *w, archive_backend *b, int64_t device, cons
     return rc;
 }
 
+/* Stores a verdict in the verification log, in a transaction of its own. */
+static int record(archive_backend *b, const penlink_verify_report *r)
+{
+    int rc = b->ops->begin(b);
+    if (rc == PENLINK_OK)
+        rc = b->ops->verification_log(b, r, archive_now_ms());
+    if (rc == PENLINK_OK)
+        return b->ops->commit(b);
+    b->ops->rollback(b);
+    return rc;
+}
+
 typedef struct vrun {
     penlink_archive *ar;
     int (*cb)(void *user, const penlink_verify_report *r);
@@ -484,10 +542,14 @@ static int verify_pen(void *u, int64_t device, const char *serial, const uint8_t
     penlink_verify_report r;
     int rc = PENLINK_OK;
     if (!key) {
+        /* nothing to verify but the seqs its rows hold */
         memset(&r, 0, sizeof r);
         snprintf(r.serial, sizeof r.serial, "%s", serial);
-        r.state = PENLINK_VERIFY_UNSIGNED;
-        snprintf(r.notes, sizeof r.notes, "the pen does not sign its log: nothing to verify");
+        rc = seq_outliers(b, device, &r);
+        if (r.state != PENLINK_VERIFY_BROKEN) {
+            r.state = PENLINK_VERIFY_UNSIGNED;
+            snprintf(r.notes, sizeof r.notes, "the pen does not sign its log: nothing to verify");
+        }
     } else {
         rc = archive_walk_pen(run->w, b, device, serial, key, first_from, NULL, &r);
     }
@@ -495,13 +557,9 @@ static int verify_pen(void *u, int64_t device, const char *serial, const uint8_t
         run->st = rc;
         return 1;
     }
-    rc = b->ops->begin(b);
-    if (rc == PENLINK_OK)
-        rc = b->ops->verification_log(b, device, &r, archive_now_ms());
-    if (rc == PENLINK_OK)
-        rc = b->ops->commit(b);
-    else
-        b->ops->rollback(b);
+    /* read-only (opened so, or a server role or standby that may not write): the verdict
+     * goes to the caller only (penlink_archive_record_verification) */
+    rc = b->readonly || !b->ops->writable(b) ? PENLINK_OK : record(b, &r);
     if (rc != PENLINK_OK) {
         run->st = rc;
         return 1;
@@ -518,6 +576,11 @@ int penlink_archive_verify(penlink_archive *ar, const char *serial,
 {
     if (!ar)
         return PENLINK_ERR_INVALID_ARG;
+    if (serial) { /* a mistyped serial would verify nothing and pass */
+        int rc = penlink_archive_pen_check(ar, serial, NULL);
+        if (rc != PENLINK_OK)
+            return rc;
+    }
     vrun run;
     memset(&run, 0, sizeof run);
     run.ar = ar;
@@ -530,6 +593,13 @@ int penlink_archive_verify(penlink_archive *ar, const char *serial,
         rc = run.st;
     archive_walker_free(run.w);
     return rc;
+}
+
+int penlink_archive_record_verification(penlink_archive *ar, const penlink_verify_report *r)
+{
+    if (!ar || !r)
+        return PENLINK_ERR_INVALID_ARG;
+    return record(ar->b, r);
 }
 
 int penlink_archive_verification(penlink_archive *ar, const char *serial, penlink_verification *out)

@@ -22,6 +22,8 @@ const char *pl_status_str(int st)
     case PL_ERR_CHUNK_RANGE: return "record value out of range for its field";
     case PL_ERR_CHUNK_SEQ: return "chunk sequence numbers inconsistent";
     case PL_ERR_ZLIB: return "zlib failure";
+    case PL_ERR_CAPTURE: return "malformed capture file";
+    case PL_ERR_CAPTURE_TOO_LARGE: return "capture block larger than the reader's limit";
     default: return "unknown status";
     }
 }

@@ -349,6 +349,98 @@ static void test_cli(void **state)
     rmdir(dir);
 }
 
+typedef struct trace_check {
+    const rig *truth;
+    uint64_t n, bad, usb_messages;
+} trace_check;
+
+static int trace_record(void *user, const penlink_record *rec)
+{
+    trace_check *t = user;
+    if (rec->seq != t->n || rec->seq >= t->truth->gt_n ||
+        !pl_record_equal((const pl_record *)rec, &t->truth->gt[rec->seq]))
+        t->bad++;
+    t->n++;
+    return 0;
+}
+
+static int trace_message(void *user, const penlink_message *m)
+{
+    trace_check *t = user;
+    /* bulk OUT 0x01 and IN 0x81 of the pen (stream = bus << 16 | address << 8 | endpoint) */
+    int ep = (int)(m->stream & 0xFF);
+    if (m->problem || (m->direction == PENLINK_DIR_TO_PEN ? ep != 0x01 : ep != 0x81))
+        t->bad++;
+    t->usb_messages++;
+    return 0;
+}
+
+/* The pen's records as penlink-sim writes ground-truth.jsonl. */
+static void write_truth(const rig *r, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (size_t i = 0; i < r->gt_n; i++) {
+        const penlink_record *rec = (const penlink_record *)&r->gt[i];
+        fprintf(f, "{\"seq\":%llu,\"time_ms\":%lld,\"kind\":\"%s\"", (unsigned long long)rec->seq,
+                (long long)rec->time_ms, penlink_record_kind_name(rec->kind));
+        for (uint32_t b = 0; b < PENLINK_FIELD_COUNT; b++)
+            if (rec->fields & (1u << b)) {
+                uint64_t v = penlink_record_field(rec, 1u << b);
+                if ((1u << b) == PENLINK_F_CLOCK_DELTA_MS)
+                    fprintf(f, ",\"%s\":%lld", penlink_record_field_name(1u << b), (long long)v);
+                else
+                    fprintf(f, ",\"%s\":%llu", penlink_record_field_name(1u << b),
+                            (unsigned long long)v);
+            }
+        fputs("}\n", f);
+    }
+    fclose(f);
+}
+
+/* penlink --trace over the real libusb path: a usbmon-style pcapng whose
+ * frames decode to the pen's records, on the pen's endpoints. With
+ * PENLINK_TRACE_DIR set, the trace and the pen's ground truth are left
+ * there for the tshark check (tests/scripts/test_wireshark.sh). */
+static void test_trace(void **state)
+{
+    fixture *f = *state;
+    char dir[] = "/tmp/penlink-usb-trace.XXXXXX", out[96], plog[96], trace[300], truth[300];
+    assert_non_null(mkdtemp(dir));
+    const char *keep = getenv("PENLINK_TRACE_DIR");
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(plog, sizeof plog, "%s/pen.plog", dir);
+    snprintf(trace, sizeof trace, "%s/usb.pcapng", keep ? keep : dir);
+    snprintf(truth, sizeof truth, "%s/ground-truth.jsonl", keep ? keep : dir);
+    assert_int_equal(cli(out, 6, "penlink", "--trace", trace, "pull", "-o", plog), 0);
+    write_truth(&f->rigs[0], truth);
+
+    trace_check t = { .truth = &f->rigs[0] };
+    penlink_decoder *dec = NULL;
+    assert_int_equal(penlink_decoder_new(f->ctx, trace_record, NULL, &t, &dec), PENLINK_OK);
+    assert_int_equal(penlink_decoder_set_message_cb(dec, trace_message, &t), PENLINK_OK);
+    FILE *in = fopen(trace, "rb");
+    assert_non_null(in);
+    static unsigned char buf[1 << 16];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(penlink_decoder_feed(dec, buf, n), PENLINK_OK);
+    fclose(in);
+    assert_int_equal(penlink_decoder_finish(dec), PENLINK_OK);
+    assert_int_equal(penlink_decoder_format(dec), PENLINK_INPUT_CAPTURE);
+    penlink_decoder_free(dec);
+    assert_int_equal(t.n, f->rigs[0].gt_n);
+    assert_int_equal(t.bad, 0);
+    assert_true(t.usb_messages > 10);
+    unlink(out);
+    unlink(plog);
+    if (!keep) {
+        unlink(trace);
+        unlink(truth);
+    }
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -361,6 +453,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_unplug, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_two_pens, setup_two, teardown),
         cmocka_unit_test_setup_teardown(test_cli, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_trace, setup_one, teardown),
     };
     if (argc > 1)
         cmocka_set_test_filter(argv[1]);

@@ -14,8 +14,8 @@
 #   sh pg_cluster.sh restart DIR       start an existing cluster again
 #   sh pg_cluster.sh standby DIR PRIMARY_DIR PORT
 #                                      a streaming standby of PRIMARY_DIR
-#                                      (pg_basebackup -R, its checkpoint
-#                                      at once: -c fast), started
+#                                      (pg_basebackup -R, with a fast
+#                                      checkpoint), started
 #
 # Needs Debian's postgresql-15 (tools/setup.sh installs it).
 set -eu

@@ -52,7 +52,7 @@ assert all(str(r["seq"]) == e[0] and str(r["time_ms"]) == e[1] and r["kind"] == 
 $penlink decode "$tmp/cap.bin" > "$tmp/t.out"
 [ "$(wc -l < "$tmp/t.out")" -eq "$(wc -l < "$tmp/cap.csv")" ] && ok "text: one line per record" ||
     bad "text line count"
-$penlink decode --messages "$tmp/cap.bin" | grep -q '^# offset 0: hello (request 1)' &&
+$penlink decode --messages "$tmp/cap.bin" | grep -q '^# offset 0: hello request 1 ' &&
     ok "--messages lists the hello" || bad "--messages"
 
 # damage: a flipped payload byte -> integrity exit 6 naming the offset; records before it printed

@@ -17,10 +17,18 @@
  * server, in the archive's schema there (tools/bench/bench_pg.sh starts a
  * throwaway cluster for it). There, the baseline's work is the server's,
  * which this process's CPU time does not see: only wall times are compared.
+ *
+ * Then the report formats, as a user runs them: the penlink program itself,
+ * `audit --format json -o FILE` against `audit --format html -o FILE` (the
+ * document with its charts, appendix and data digest) over the same archive
+ * (issue target: the HTML report in at most 1.5x the JSON audit), timed by
+ * wall clock and by the child's CPU time.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <getopt.h>
 #include <inttypes.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,13 +287,56 @@ static int on_u(void *u, const penlink_usage *us)
     return 0;
 }
 
+/* The children's CPU time so far (user + system), s. */
+static double children_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Runs `CLI --archive PATH audit --tz UTC --format FMT -o OUT`; its wall and CPU time.
+ * The exit status is 0 or 1 (findings); anything else is a failure (wall < 0). */
+static span run_cli(const char *cli, const char *path, const char *fmt, const char *out)
+{
+    span t = { -1, -1 };
+    double w0 = now_s(), c0 = children_cpu();
+    pid_t pid = fork();
+    if (pid < 0)
+        return t;
+    if (pid == 0) {
+        execl(cli, cli, "--quiet", "--archive", path, "audit", "--tz", "UTC", "--format", fmt, "-o",
+              out, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) > 1)
+        return t;
+    t.wall = now_s() - w0;
+    t.cpu = children_cpu() - c0;
+    return t;
+}
+
+static long long file_size(const char *p)
+{
+    FILE *f = fopen(p, "rb");
+    long long n = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0)
+        n = ftell(f);
+    if (f)
+        fclose(f);
+    return n;
+}
+
 int main(int argc, char **argv)
 {
     uint64_t n = 10000000;
     int pens = 10, rounds = 2, keep = 0;
     uint32_t reuse = 5;
-    const char *path = NULL;
+    const char *path = NULL, *cli = PENLINK_CLI_PATH;
     static const struct option opts[] = {
+        { "cli", required_argument, NULL, 'c' },
         { "records", required_argument, NULL, 'n' },
         { "pens", required_argument, NULL, 'p' },
         { "reuse-permille", required_argument, NULL, 'u' },
@@ -296,8 +347,9 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     int opt;
-    while ((opt = getopt_long(argc, argv, "n:p:u:r:a:kh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "n:p:u:r:a:c:kh", opts, NULL)) != -1) {
         switch (opt) {
+        case 'c': cli = optarg; break;
         case 'n': n = strtoull(optarg, NULL, 10); break;
         case 'p': pens = atoi(optarg); break;
         case 'u': reuse = (uint32_t)atoi(optarg); break;
@@ -308,6 +360,7 @@ int main(int argc, char **argv)
             printf("Usage: bench_audit [-n RECORDS (10000000)] [-p PENS (10)] [-u REUSE_PERMILLE "
                    "(5)]\n"
                    "                   [-r ROUNDS (2)] [-a ARCHIVE] [-k keep the archive]\n"
+                   "                   [-c PENLINK (the build's penlink program)]\n"
                    "An existing ARCHIVE is used as it is (no fill). ARCHIVE may be a\n"
                    "PostgreSQL server (postgresql://..., service=NAME): filled unless its\n"
                    "archive holds records.\n");
@@ -392,7 +445,7 @@ int main(int argc, char **argv)
             return 1;
         }
         memset(&c, 0, sizeof c);
-        penlink_audit_cb cb = { on_t, on_f, on_u, &c, PENLINK_PERIOD_DAY };
+        penlink_audit_cb cb = { on_t, on_f, on_u, &c, PENLINK_PERIOD_DAY, 0, NULL };
         span t0 = span_now();
         int st = penlink_audit_run(ar, NULL, &cb, &s);
         span ta = span_since(t0);
@@ -442,6 +495,38 @@ int main(int argc, char **argv)
                best_api.cpu / best_scan.cpu, best_audit.cpu / best_api.cpu);
     penlink_archive_close(ar);
     penlink_ctx_free(ctx);
+
+    /* the report formats, through the program */
+    char out_json[96], out_html[96], dir[] = "/tmp/bench_audit_out.XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    snprintf(out_json, sizeof out_json, "%s/audit.json", dir);
+    snprintf(out_html, sizeof out_html, "%s/audit.html", dir);
+    span best_json = { 1e30, 1e30 }, best_html = best_json;
+    for (int r = 0; r < rounds; r++) {
+        span tj = run_cli(cli, path, "json", out_json);
+        span th = run_cli(cli, path, "html", out_html);
+        if (tj.wall < 0 || th.wall < 0) {
+            fprintf(stderr, "bench_audit: %s audit failed\n", cli);
+            return 1;
+        }
+        printf("round %d: penlink audit --format json %.3f s, --format html %.3f s, ratio %.2f; "
+               "CPU %.3f s, %.3f s, ratio %.2f\n",
+               r + 1, tj.wall, th.wall, th.wall / tj.wall, tj.cpu, th.cpu, th.cpu / tj.cpu);
+        span_best(&best_json, tj);
+        span_best(&best_html, th);
+    }
+    printf("penlink audit --format json  %7.3f s %7.3f s  (%lld bytes)\n", best_json.wall,
+           best_json.cpu, file_size(out_json));
+    printf("penlink audit --format html  %7.3f s %7.3f s  (%lld bytes)\n", best_html.wall,
+           best_html.cpu, file_size(out_html));
+    printf("ratio html / json: wall %.2f, CPU %.2f (target <= 1.5)\n",
+           best_html.wall / best_json.wall, best_html.cpu / best_json.cpu);
+    unlink(out_json);
+    unlink(out_html);
+    rmdir(dir);
     if (!keep && path == def) {
         char f[96];
         static const char *const ext[] = { "", "-wal", "-shm" };
