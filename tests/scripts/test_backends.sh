@@ -42,7 +42,8 @@ both() { # pen: pulls the pen into the SQLite archive, its twin into the Postgre
 mkpen() { # pen serial seed days extra-args...: a pen and its twin (a copy of its state)
     pen=$1 serial=$2 s=$3 days=$4
     shift 4
-    $SIM --state "$tmp/$pen" --serial "$serial" --seed "$s" --simulate-days "$days" "$@" > /dev/null
+    $SIM --state "$tmp/$pen" --serial "$serial" --seed "$s" --simulate-days "$days" \
+        --start-time $T0 "$@" > /dev/null
     cp -r "$tmp/$pen" "$tmp/${pen}twin"
     both "$pen"
 }
@@ -53,8 +54,8 @@ mkpen b PEN-B 12 30 --reuse-permille 80 --max-uses 3 --over-limit-permille 30
 mkpen c Pen-C 13 120 --flash-size 131072 --sector-size 4096
 mkpen d pen-d 14 5
 # the overflowed pen logs on and is pulled again: its gap stays, new records
-# come (logged once, then copied: the simulated days follow the host's clock)
-$SIM --state "$tmp/c" --simulate-days 3 > /dev/null
+# come (logged once, then copied: both archives get the same records)
+$SIM --state "$tmp/c" --simulate-days 3 --start-time $T0 > /dev/null
 rm -rf "$tmp/ctwin"
 cp -r "$tmp/c" "$tmp/ctwin"
 both c

@@ -448,7 +448,7 @@ SB="postgresql://penlink@/fleet?host=$tmp/standby&port=5433"
 # the pens go on logging and are pulled into the primary while the standby streams
 for f in f3 f4; do
     stop_sim $f
-    $SIM --state "$tmp/$f" --simulate-days 2 > /dev/null
+    $SIM --state "$tmp/$f" --simulate-days 2 --start-time $T0 > /dev/null
     start_sim $f
     run 0 "a pull into the primary ($f)" $PL --device "sim:$tmp/$f.sock" --archive "$A" pull
 done
@@ -483,14 +483,14 @@ same_out --json verify
 check "the standby holds the pulls made after it started" \
     '[ "$(q "$SB" "SELECT count(*) FROM records")" = "$(q "$A" "SELECT count(*) FROM records")" ]'
 stop_sim f3
-$SIM --state "$tmp/f3" --simulate-days 1 > /dev/null
+$SIM --state "$tmp/f3" --simulate-days 1 --start-time $T0 > /dev/null
 start_sim f3
 before=$(acked "$tmp/f3.sock")
 run 7 "a pull into the standby is refused" $PL --device "sim:$tmp/f3.sock" --archive "$SB" pull
 check "in words: a hot standby, pull into the primary" \
     'grep -q "the server is a hot standby, which can only be read .*: pull and push into its primary" $tmp/err'
 check "nothing acknowledged" '[ "$(acked "$tmp/f3.sock")" = "$before" ]'
-$SIM --state "$tmp/s1" --serial PEN-S1 --seed 91 --simulate-days 1 > /dev/null
+$SIM --state "$tmp/s1" --serial PEN-S1 --seed 91 --simulate-days 1 --start-time $T0 > /dev/null
 start_sim s1
 $PL --device "sim:$tmp/s1.sock" --archive "$tmp/s1.db" --quiet pull > /dev/null 2>&1
 run 7 "a push into the standby is refused" $PL --archive "$tmp/s1.db" archive push --to "$SB"

@@ -31,7 +31,7 @@ pull() { # pen archive: pulls a simulated pen (its state in $tmp/PEN) into an ar
         { echo "pull of $1 failed:"; cat "$tmp/pull.out"; exit 1; }
     stop_sim "$1"
 }
-more() { $SIM --state "$tmp/$1" --simulate-days "$2" > /dev/null; } # pen days
+more() { $SIM --state "$tmp/$1" --simulate-days "$2" --start-time $T0 > /dev/null; } # pen days
 # everything the server holds, in one line: a push that changes nothing leaves it equal
 state() {
     q "$1" "SELECT (SELECT count(*) FROM records), (SELECT count(*) FROM chunks),
@@ -44,7 +44,7 @@ state() {
 L1=$tmp/laptop1.db L2=$tmp/laptop2.db
 for i in 1 2 3; do
     $SIM --state "$tmp/p$i" --serial "PEN-P$i" --seed "$((60 + i))" --simulate-days 120 \
-        --flash-size 16777216 > /dev/null
+        --start-time $T0 --flash-size 16777216 > /dev/null
 done
 S=$(archive server)
 pull p1 "$L1" # site 1, offline: its laptop pulls P1 and P2
@@ -160,10 +160,10 @@ check "the alarm is not raised twice" \
 # (two copies of one pen's state, logging apart: one docked at the main
 # site, the other's records on a laptop)
 rm -rf "$tmp/ta" "$tmp/tb"
-$SIM --state "$tmp/ta" --serial PEN-TWIN --seed 71 --simulate-days 10 > /dev/null
+$SIM --state "$tmp/ta" --serial PEN-TWIN --seed 71 --simulate-days 10 --start-time $T0 > /dev/null
 cp -r "$tmp/ta" "$tmp/tb"
-$SIM --state "$tmp/ta" --simulate-days 2 > /dev/null
-$SIM --state "$tmp/tb" --simulate-days 2 --clock-offset-ms 3600000 > /dev/null
+$SIM --state "$tmp/ta" --simulate-days 2 --start-time $T0 > /dev/null
+$SIM --state "$tmp/tb" --simulate-days 2 --start-time $T0 --clock-offset-ms 3600000 > /dev/null
 pull ta "$S"
 pull tb "$tmp/laptop3.db"
 n=$(state "$S")
@@ -176,7 +176,7 @@ run 6 "pushed again" $PL --archive "$tmp/laptop3.db" archive push --to "$S"
 check "the alarm is not raised twice" '[ "$(q "$S" "SELECT count(*) FROM alarms WHERE kind = '"'conflict'"'")" = 1 ]'
 
 # 5. a serial the server pinned to another device key: nothing of it pushed
-$SIM --state "$tmp/clone" --serial PEN-P3 --seed 81 --simulate-days 3 > /dev/null
+$SIM --state "$tmp/clone" --serial PEN-P3 --seed 81 --simulate-days 3 --start-time $T0 > /dev/null
 pull clone "$tmp/laptop4.db"
 n=$(q "$S" "SELECT count(*) FROM records")
 run 6 "a push of a pen whose serial the server pinned to another key" $PL --archive "$tmp/laptop4.db" archive push --to "$S"
