@@ -11,8 +11,8 @@
 #
 # Normalised, because it must differ between two archives and is not a
 # property of the records: the host's clock where it is printed, i.e. when
-# each pull raised an alarm (the "value" of a gap or conflict finding, csv
-# and json), when verify ran (the audit's "verified ..." and "verified_at"),
+# each pull raised an alarm (the "value", "raised" and "raised_last" of a gap
+# or conflict finding, csv and json), when verify ran (the audit's "verified ..." and "verified_at"),
 # and how long verify took ("checked in N s"). Nothing names an archive in
 # these outputs, so nothing else is touched.
 # Usage: test_backends.sh PENLINK PENLINK_SIM
@@ -70,21 +70,31 @@ check "the server sorts text otherwise than byte by byte" \
 normalise() {
     sed -E 's/checked in [0-9.]+ s/checked in N s/;
         s/verified [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z/verified TIME/;
-        s/"verified_at":"[^"]*"/"verified_at":"TIME"/' "$1" |
+        s/"verified_at":"[^"]*"/"verified_at":"TIME"/;
+        s/; raised [0-9TZ:. -]+(, again until [0-9TZ:. -]+)?/; raised HOST_TIME/' "$1" |
         "$PY" -c '
 import csv, json, sys
 ALARMS = ("gap", "conflict", "key_changed", "unverified")
+RAISED = ("raised", "raised_last")
+header = []
 for line in sys.stdin:
     s = line.rstrip("\n")
     if s.startswith("{"):
         j = json.loads(s)
-        if j.get("type") == "finding" and j.get("finding") in ALARMS and "value" in j:
-            j["value"] = "HOST_TIME"
+        if j.get("type") == "finding" and j.get("finding") in ALARMS:
+            for k in ("value",) + RAISED:
+                if k in j:
+                    j[k] = "HOST_TIME"
         s = json.dumps(j, separators=(",", ":"))
-    elif s.count(",") >= 10 and any("," + a + "," in s for a in ALARMS):
+    elif "," in s:
         row = next(csv.reader([s]))
-        if len(row) > 9 and row[1] in ALARMS:  # pen,finding,...,value is column 9
+        if "finding" in row and any(r in row for r in RAISED):
+            header = row
+        elif len(row) > 9 and row[1] in ALARMS:  # pen,finding,...,value is column 9
             row[9] = "HOST_TIME"
+            for r in RAISED:
+                if r in header and header.index(r) < len(row):
+                    row[header.index(r)] = "HOST_TIME"
             s = ",".join(row)
     print(s)'
 }
