@@ -66,6 +66,16 @@ pc() { pkg-config --define-variable=prefix="$root" "$@" penlink; }
 "$cc" $cflags -Wall -Wextra -Werror -o "$tmp/consumer-pc" "$here/consumer.c" $(pc --cflags --libs) ||
     fail "cc with pkg-config's flags"
 run "$tmp/consumer-pc"
+echo "== the udev rule where the library's permission hint says it is"
+rule=$(grep -ao "the udev rule /[^ ]*/70-penlink.rules" "$libdir/libpenlink.so.$version" | head -n 1 |
+    sed 's/^the udev rule //')
+[ -n "$rule" ] || fail "the library's permission hint names no installed udev rule"
+[ -f "$tmp/stage$rule" ] || fail "the hint names $rule, but the install put no rule there"
+grep -q '^SUBSYSTEM=="usb".*ATTR{idVendor}=="1209".*TAG+="uaccess"' "$tmp/stage$rule" ||
+    fail "$rule: no uaccess rule"
+grep -q '^SUBSYSTEM=="usb".*ATTR{idVendor}=="1209".*GROUP="plugdev", MODE="0660"' "$tmp/stage$rule" ||
+    fail "$rule: no plugdev rule"
+
 echo "== one version everywhere: penlink --version, the man page"
 v=$(LD_LIBRARY_PATH=$libdir "$root/bin/penlink" --version) || fail "penlink --version"
 [ "$v" = "penlink $version" ] || fail "penlink --version says '$v', not 'penlink $version'"
