@@ -79,7 +79,7 @@ grep -q '^SUBSYSTEM=="usb".*ATTR{idVendor}=="1209".*GROUP="plugdev", MODE="0660"
 echo "== one version everywhere: penlink --version, the man page"
 v=$(LD_LIBRARY_PATH=$libdir "$root/bin/penlink" --version) || fail "penlink --version"
 [ "$v" = "penlink $version" ] || fail "penlink --version says '$v', not 'penlink $version'"
-man=$(find "$root" -name penlink.1 | head -n 1)
-[ -n "$man" ] || fail "no penlink.1 installed"
-head -n 1 "$man" | grep -q "\"penlink $version\"" || fail "$man: $(head -n 1 "$man")"
+man=$(find "$root" -name penlink.1.gz | head -n 1)
+[ -n "$man" ] || fail "no penlink.1.gz installed"
+gzip -dc "$man" | head -n 1 | grep -q "\"penlink $version\"" || fail "$man: $(gzip -dc "$man" | head -n 1)"
 echo "ok: installed package used through CMake and pkg-config"
