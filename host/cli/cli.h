@@ -2,6 +2,7 @@
 #ifndef PENLINK_CLI_H
 #define PENLINK_CLI_H
 
+#include <getopt.h>
 #include <stdio.h>
 
 #include "penlink/penlink.h"
@@ -139,6 +140,37 @@ int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_keys(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
 int cmd_archive(struct cli *c, int argc, char **argv);
+int cmd_completion(struct cli *c, int argc, char **argv);
+
+/*
+ * The command table (main.c): dispatch, the Commands section of --help and
+ * the shell completions (`penlink completion`) all come from it, so a command,
+ * subcommand or option added here and to its getopt_long table appears in all
+ * three.
+ */
+struct cli_command {
+    const char *name;
+    int (*run)(struct cli *c, int argc, char **argv);
+    const char *help;                    /* its lines of --help's Commands section */
+    const char *const *subcommands;      /* NULL-terminated, or NULL */
+    const struct option *const *options; /* its getopt_long tables (one per subcommand
+                                            that has its own), NULL-terminated */
+};
+extern const struct cli_command cli_commands[]; /* ends with a NULL name */
+extern const struct option cli_global_options[];
+
+/* The getopt_long tables of the commands, for the command table. */
+extern const struct option cli_help_options[]; /* --help only (cli_help_only) */
+extern const struct option cli_archive_init_server_options[];
+extern const struct option cli_archive_push_options[];
+extern const struct option cli_audit_options[];
+extern const struct option cli_audit_annotate_options[];
+extern const struct option cli_config_options[];
+extern const struct option cli_decode_options[];
+extern const struct option cli_export_options[];
+extern const struct option cli_pull_options[];
+extern const struct option cli_verify_options[];
+extern const struct option cli_watch_options[];
 
 /* Shared by audit and export (cmd_audit.c): --tz ZONE, then --since and
  * --until DATE read in it (NULL when not given), checked and in order; the

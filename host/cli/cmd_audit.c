@@ -604,22 +604,23 @@ static int on_find_id(void *u, const penlink_finding *f)
     return 0;
 }
 
+enum { ANNOTATE_OPT_OPERATOR = 256 };
+const struct option cli_audit_annotate_options[] = {
+    { "text", required_argument, NULL, 't' },
+    { "operator", required_argument, NULL, ANNOTATE_OPT_OPERATOR },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
 /* penlink audit annotate FINDING --text TEXT: the finding must be one the audit makes. */
 static int cmd_annotate(struct cli *c, int argc, char **argv)
 {
-    enum { OPT_OPERATOR = 256 };
-    static const struct option opts[] = {
-        { "text", required_argument, NULL, 't' },
-        { "operator", required_argument, NULL, OPT_OPERATOR },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *text = NULL, *author = NULL;
     int opt;
-    while ((opt = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "t:h", cli_audit_annotate_options, NULL)) != -1) {
         switch (opt) {
         case 't': text = optarg; break;
-        case OPT_OPERATOR: author = optarg; break;
+        case ANNOTATE_OPT_OPERATOR: author = optarg; break;
         case 'h': fputs(annotate_usage, stdout); return EXIT_OK;
         default: fputs(annotate_usage, stderr); return EXIT_USAGE;
         }
@@ -665,25 +666,26 @@ out:
     return rc;
 }
 
+enum { OPT_SINCE = 256, OPT_UNTIL, OPT_TZ, OPT_CHECK, OPT_OPERATOR };
+const struct option cli_audit_options[] = {
+    { "report", required_argument, NULL, 'r' },
+    { "output", required_argument, NULL, 'o' },
+    { "check-report", required_argument, NULL, OPT_CHECK },
+    { "operator", required_argument, NULL, OPT_OPERATOR },
+    { "by", required_argument, NULL, 'b' },
+    { "since", required_argument, NULL, OPT_SINCE },
+    { "until", required_argument, NULL, OPT_UNTIL },
+    { "tz", required_argument, NULL, OPT_TZ },
+    { "pen", required_argument, NULL, 'p' },
+    { "format", required_argument, NULL, 'f' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
 int cmd_audit(struct cli *c, int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "annotate") == 0)
         return cmd_annotate(c, argc - 1, argv + 1);
-    enum { OPT_SINCE = 256, OPT_UNTIL, OPT_TZ, OPT_CHECK, OPT_OPERATOR };
-    static const struct option opts[] = {
-        { "report", required_argument, NULL, 'r' },
-        { "output", required_argument, NULL, 'o' },
-        { "check-report", required_argument, NULL, OPT_CHECK },
-        { "operator", required_argument, NULL, OPT_OPERATOR },
-        { "by", required_argument, NULL, 'b' },
-        { "since", required_argument, NULL, OPT_SINCE },
-        { "until", required_argument, NULL, OPT_UNTIL },
-        { "tz", required_argument, NULL, OPT_TZ },
-        { "pen", required_argument, NULL, 'p' },
-        { "format", required_argument, NULL, 'f' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     static const char *const sec_names[SEC_N] = { "treatments", "cartridges", "integrity",
                                                   "usage" };
     out o;
@@ -698,7 +700,7 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     const char *report = NULL, *pen = NULL, *since = NULL, *until = NULL, *tz = NULL;
     const char *output = NULL, *check = NULL, *operator_ = NULL;
     int opt, rc;
-    while ((opt = getopt_long(argc, argv, "r:b:p:f:o:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "r:b:p:f:o:h", cli_audit_options, NULL)) != -1) {
         switch (opt) {
         case 'r': report = optarg; break;
         case 'o': output = optarg; break;

@@ -159,17 +159,18 @@ static int on_message(void *user, const penlink_message *m)
     return ferror(o->f) ? -1 : 0;
 }
 
+const struct option cli_decode_options[] = {
+    { "format", required_argument, NULL, 'f' },
+    { "messages", no_argument, NULL, 'm' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
 int cmd_decode(struct cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "format", required_argument, NULL, 'f' },
-        { "messages", no_argument, NULL, 'm' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     struct out o = { .fmt = c->json ? FMT_JSON : FMT_TEXT, .f = stdout };
     int opt;
-    while ((opt = getopt_long(argc, argv, "f:mh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "f:mh", cli_decode_options, NULL)) != -1) {
         switch (opt) {
         case 'f':
             if (strcmp(optarg, "text") == 0)

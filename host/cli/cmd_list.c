@@ -12,7 +12,7 @@ static const char usage[] =
     "\n"
     "List the pens plugged in over USB (vendor interface on 1209:0001, or the IDs\n"
     "in PENLINK_USB_ID=VID:PID), with the URI to give --device, and the reason a\n"
-    "pen can't be opened (e.g. permission denied: install the udev rule).\n"
+    "pen can't be opened (e.g. permission denied: the udev rule is missing).\n"
     "With --device sim:PATH, also says whether that simulated pen answers.\n"
     "Exit status 0 when at least one pen is listed, 3 when none is.\n";
 

@@ -34,16 +34,17 @@ static const char usage[] =
     "A gap (records the pen dropped before they were pulled) is reported and\n"
     "recorded.\n";
 
+enum { OPT_NO_ACK = 256 };
+const struct option cli_pull_options[] = { { "output", required_argument, NULL, 'o' },
+                                           { "no-ack", no_argument, NULL, OPT_NO_ACK },
+                                           { "help", no_argument, NULL, 'h' },
+                                           { NULL, 0, NULL, 0 } };
+
 int cmd_pull(struct cli *c, int argc, char **argv)
 {
-    enum { OPT_NO_ACK = 256 };
-    static const struct option opts[] = { { "output", required_argument, NULL, 'o' },
-                                          { "no-ack", no_argument, NULL, OPT_NO_ACK },
-                                          { "help", no_argument, NULL, 'h' },
-                                          { NULL, 0, NULL, 0 } };
     struct pull_opts o = { .ack = 1 };
     int opt;
-    while ((opt = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "o:h", cli_pull_options, NULL)) != -1) {
         switch (opt) {
         case 'o': o.path = optarg; break;
         case OPT_NO_ACK: o.ack = 0; break;

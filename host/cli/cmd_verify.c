@@ -148,17 +148,18 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+const struct option cli_verify_options[] = {
+    { "pen", required_argument, NULL, 'p' },
+    { "no-record", no_argument, NULL, 'n' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
 int cmd_verify(struct cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "pen", required_argument, NULL, 'p' },
-        { "no-record", no_argument, NULL, 'n' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *pen = NULL;
     int opt, no_record = 0;
-    while ((opt = getopt_long(argc, argv, "p:nh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "p:nh", cli_verify_options, NULL)) != -1) {
         switch (opt) {
         case 'p': pen = optarg; break;
         case 'n': no_record = 1; break;

@@ -45,15 +45,16 @@ struct seen {
     int present;
 };
 
+const struct option cli_watch_options[] = { { "dir", required_argument, NULL, 'D' },
+                                            { "once", no_argument, NULL, '1' },
+                                            { "help", no_argument, NULL, 'h' },
+                                            { NULL, 0, NULL, 0 } };
+
 int cmd_watch(struct cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = { { "dir", required_argument, NULL, 'D' },
-                                          { "once", no_argument, NULL, '1' },
-                                          { "help", no_argument, NULL, 'h' },
-                                          { NULL, 0, NULL, 0 } };
     const char *dir = NULL;
     int once = 0, opt;
-    while ((opt = getopt_long(argc, argv, "D:1h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "D:1h", cli_watch_options, NULL)) != -1) {
         switch (opt) {
         case 'D': dir = optarg; break;
         case '1': once = 1; break;
