@@ -196,11 +196,14 @@ static int take_chunk(pull_state *ps, const Penlink__V1__LogChunk *c, const pl_f
         st = PL_ERR_CHUNK_ZLIB;
     if (st == PL_OK && pl_chunk_dec_consumed(&d->cdec) != c->data.len)
         st = PL_ERR_CHUNK_FORMAT;
-    if (st != PL_OK)
-        return penlink_fail(d->ctx, penlink_from_pl(st),
+    if (st != PL_OK) {
+        /* its frame passed its CRC: no noise of the wire explains it (§5 rule 3) */
+        set_alarm(d, "contradiction", first, c->record_count);
+        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
                             "the chunk at seq %llu (%u records) arrived intact but failed its "
-                            "checks: %s",
+                            "checks: %s; nothing of it is kept and nothing is acknowledged",
                             (unsigned long long)first, c->record_count, pl_status_str(st));
+    }
     if (ps->signed_log) {
         memcpy(ps->last_link, pc.link, 32);
         ps->have_last = 1;

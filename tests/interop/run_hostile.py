@@ -24,9 +24,10 @@ said again in the cases it decides:
     after bounded retries is exit 5 with nothing stored past the hole;
   * what no fault of the wire explains (the pen's own whole, consistent
     messages contradicting each other) is exit 6;
-  * a chunk whose own fields disagree (record_count, raw_size against its
-    batch) fails a consistency check: exit 6, as penlink(1) says; a chunk the
-    decoder cannot read at all (a zlib bomb past its limit) is exit 5;
+  * a chunk that arrives intact (its frame's CRC holds) but fails its checks
+    (record_count, raw_size or first seq against its batch, a zlib bomb past
+    the decoder's limit) is the pen contradicting itself (protocol.md section
+    5, rule 3): exit 6 and alarm `contradiction`, whatever the check;
   * a string that reaches no record (model, labels, error text) is shown
     escaped and never fails a command by itself.
 """
@@ -118,6 +119,32 @@ def backwards(pen):
     specs = pen.regular_layout()
     specs[1], specs[2] = specs[2], specs[1]
     return specs
+
+
+def batch_first_seq_lies(pen):
+    """Chunk 0 says first_seq 0; its batch holds records 1..50."""
+    specs = pen.regular_layout()
+    lo, hi, _l = specs[0]
+    specs[0] = (lo, hi, dict(records=pen.records(lo + 1, hi + 1)))
+    return specs
+
+
+def resealed(at, to, alter=None):
+    """The pen sealed its records from `at` again, as one chunk through `to`
+    (after a host had stored its earlier, shorter chunk from `at`): the chunks
+    before `at` as usual, then [at, to) linked after them, then on. With
+    `alter`, the records sealed again also differ from the first sealing."""
+    def layout(pen):
+        c = pen.chunk_size
+        specs = [(lo, min(lo + c, at), {}) for lo in range(pen.base, at, c)]
+        specs.append((at, to, dict(alter=alter) if alter else {}))
+        specs += [(lo, min(lo + c, pen.next_seq), {}) for lo in range(to, pen.next_seq, c)]
+        return specs
+    return layout
+
+
+def later(r):
+    r["time_ms"] += 7
 
 
 def stops_at(seq):
@@ -461,11 +488,11 @@ CASES = [
          "chunk 0 says record_count 60 for a batch of 50 (consistently linked and signed): "
          "the chunk's fields disagree, a consistency check: exit 6, nothing stored",
          pen=dict(layout=first_chunk(record_count=60)), runs=[R(["pull"], 6)],
-         stored=NONE, acked=None, alarms=Without("gap"), pinned=None),
+         stored=NONE, acked=None, alarms={"contradiction"}, pinned=None),
     case("chunk_raw_size_lies", "lie",
          "chunk 0's raw_size is 10 bytes more than its batch: a consistency check, exit 6",
          pen=dict(layout=first_chunk(raw_size_delta=10)), runs=[R(["pull"], 6)],
-         stored=NONE, acked=None, alarms=Without("gap"), pinned=None),
+         stored=NONE, acked=None, alarms={"contradiction"}, pinned=None),
     case("chunks_overlap", "lie",
          "chunk [0,50) then [40,90) with other content for 40..49, linked and signed as "
          "sent: (decision) two records for one seq in one signed reply is a contradiction: "
@@ -477,11 +504,17 @@ CASES = [
          "wire fault yields a verified chain out of order: exit 6, nothing kept",
          pen=dict(layout=backwards, per_reply=3), runs=[R(["pull"], 6)], stored=NONE,
          acked=None, alarms=Without("gap"), pinned=None),
-    case("zlib_bomb", "lie",
-         "chunk 0 inflates to %d MiB (raw_size says the batch's size): refused at the "
-         "decoder's limit, exit 5, nothing stored" % (hp.BOMB_BYTES >> 20),
-         pen=dict(layout=first_chunk(bomb=True)), runs=[R(["pull"], 5)], stored=NONE,
-         acked=None, alarms=Without("gap"), pinned=None),
+    case("zlib_bomb", "12.R4",
+         "chunk 0 inflates to %d MiB (raw_size says the batch's size), its frame intact: "
+         "refused at the decoder's limit; no wire fault explains it, so (section 5 rule 3) "
+         "exit 6, alarm contradiction, nothing stored" % (hp.BOMB_BYTES >> 20),
+         pen=dict(layout=first_chunk(bomb=True)), runs=[R(["pull"], 6)], stored=NONE,
+         acked=None, alarms={"contradiction"}, pinned=None),
+    case("chunk_first_seq_lies", "12.R4",
+         "chunk 0 says first_seq 0, its batch holds records 1..50 (linked and signed as sent): "
+         "arrived intact, failed its checks: exit 6, alarm contradiction, nothing stored",
+         pen=dict(layout=batch_first_seq_lies), runs=[R(["pull"], 6)], stored=NONE,
+         acked=None, alarms={"contradiction"}, pinned=None),
 
     # -- absurd field values, validly encoded
     case("absurd_values", "12.12",
