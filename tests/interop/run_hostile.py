@@ -224,6 +224,62 @@ def nothing_outside_dir(ctx):
         return "a file was written outside --dir: %s" % f
 
 
+def splice_fork(ctx):
+    """Stores the pen's forked log (pulled into a second archive) beside the
+    archived one, as a penlink without the fork check stored it, then runs
+    verify and checks its words."""
+    c, pen = ctx["ctx"], ctx["pen"]
+    other = os.path.join(ctx["tmp"], "fork.db")
+    cmd = list(c.penlink) + ["--archive", other, "--device", "sim:" + pen.path, "--timeout",
+                             str(c.timeout), "pull"]
+    p = subprocess.run(cmd, capture_output=True)
+    pen.idle.wait(5)
+    if p.returncode != 0:
+        return "pulling the forked log into a fresh archive: exit %d" % p.returncode
+    con = sqlite3.connect(c.archive)
+    try:
+        con.execute("ATTACH ? AS f", (other,))
+        dev = con.execute("SELECT id FROM devices").fetchone()[0]
+        cols = [r[1] for r in con.execute("PRAGMA table_info(chunks)") if r[1] not in ("id",)]
+        sel = ", ".join("? " if k == "device_id" else k for k in cols)
+        con.execute("INSERT INTO chunks (%s) SELECT %s FROM f.chunks WHERE first_seq >= 500"
+                    % (", ".join(cols), sel.replace("? ", str(dev))))
+        con.execute("INSERT INTO records (device_id, seq, body, chunk_id) SELECT %d, r.seq, "
+                    "r.body, (SELECT m.id FROM chunks m WHERE m.device_id = %d AND "
+                    "m.first_seq = fc.first_seq AND m.data = fc.data) FROM f.records r JOIN "
+                    "f.chunks fc ON fc.id = r.chunk_id WHERE r.seq >= 550" % (dev, dev))
+        hcols = [r[1] for r in con.execute("PRAGMA table_info(heads)") if r[1] not in ("id",)]
+        con.execute("INSERT INTO heads (%s) SELECT %s FROM f.heads WHERE next_seq > 550"
+                    % (", ".join(hcols), ", ".join(str(dev) if k == "device_id" else k
+                                                    for k in hcols)))
+        con.commit()
+    finally:
+        con.close()
+    p = subprocess.run(list(c.penlink) + ["--archive", c.archive, "verify"], capture_output=True)
+    out = (p.stdout + p.stderr).decode("utf-8", "replace")
+    if p.returncode != 6:
+        return "verify of the forked archive: exit %d, want 6: %s" % (p.returncode, out[-300:])
+    if re.search(r"missing|removed", out) or "fork" not in out:
+        return "verify of the forked archive does not name the fork: %s" % out[-400:]
+    return None
+
+
+def overrun_detail(ctx):
+    for k, _s, _q, _n in ctx["ctx"].alarms():
+        if k != "overrun":
+            continue
+        con = ctx["ctx"].db()
+        try:
+            details = [r[0].decode() for r in con.execute(
+                "SELECT detail FROM alarms WHERE kind = 'overrun'")]
+        finally:
+            con.close()
+        for d in details:
+            if "through seq 3199" not in d or re.search(r"(through|kept)[^.]*\b(4099|4100)\b", d):
+                return "the overrun alarm says %r; the archive holds 0..3199" % d
+    return None
+
+
 def endless_bounded(ctx):
     p = ctx["pen"]
     if p.records_sent >= p.n:
@@ -455,6 +511,45 @@ CASES = [
          pen=dict(n=300 + ENDLESS_CAP, info={"log_next_seq": 300}, chunk=100, per_reply=1),
          runs=[R(["pull"], 6)], stored=prefix(0, 300 + ENDLESS_CAP - 2, at_least=299),
          acked=None, alarms={"overrun"}, check=endless_bounded),
+
+    case("overrun_says_what_is_kept", "12.R3",
+         "DeviceInfo says log_next_seq 10, the pen sends 6,000 records, 32 chunks of 100 per "
+         "signed reply: the overrun comes inside the second reply (at seq 4100), whose head "
+         "never arrives, so only 0..3199 are kept; the alarm and the error say so, and no "
+         "larger seq is called kept",
+         pen=dict(n=6000, chunk=100, per_reply=32, info={"log_next_seq": 10}),
+         runs=[R(["pull"], 6, err_has=r"archived the records through seq 3199\b")],
+         stored=exact(0, 3199), acked=None, alarms={"overrun"}, check=overrun_detail),
+
+    # -- a pen that seals archived records again (its chain forks from the archived one)
+    case("reseal_archived_chunk", "12.R2",
+         "0..549 archived (last chunk 500..549, not acknowledged); the pen then seals 500..599 "
+         "as one new chunk after 450..499 (same records 500..549): its chain forks from the "
+         "archived one: exit 6, alarm unverified, nothing new stored or acknowledged",
+         before=[(dict(FIRST, n=550), ["pull"])],
+         pen=dict(FIRST, n=650, layout=resealed(500, 600)), runs=[R(["pull"], 6)],
+         stored=exact(0, 549), acked=None, alarms={"unverified"}),
+    case("reseal_archived_chunk_altered", "12.R2",
+         "as reseal_archived_chunk, the records 500..549 sealed again 7 ms later: exit 6, "
+         "alarm unverified, nothing new stored or acknowledged",
+         before=[(dict(FIRST, n=550), ["pull"])],
+         pen=dict(FIRST, n=650, layout=resealed(500, 600, later)), runs=[R(["pull"], 6)],
+         stored=exact(0, 549), acked=None, alarms={"unverified"}),
+    case("next_chunk_after_other_link", "12.R2",
+         "0..549 archived; the next chunk 550..599 starts at the archive's end but names "
+         "another chunk before it (the pen re-sealed 500..549 differently and chained on): "
+         "exit 6, alarm unverified, nothing new stored or acknowledged",
+         before=[(dict(FIRST, n=550), ["pull"])],
+         pen=dict(FIRST, n=650, layout=resealed(500, 550, later)), runs=[R(["pull"], 6)],
+         stored=exact(0, 549), acked=None, alarms={"unverified"}),
+    case("verify_names_a_fork", "12.R2",
+         "an archive holding a forked chain (0..549, then 500..649 sealed again by the pen, "
+         "as an earlier penlink stored it): verify fails (exit 6) naming the fork, and does "
+         "not call records that are in the archive missing or removed",
+         before=[(dict(FIRST, n=550), ["pull"])],
+         pen=dict(FIRST, n=650, layout=resealed(500, 600)), runs=[],
+         stored=exact(0, 549), acked=None, alarms=frozenset(), check=splice_fork,
+         after=[(["verify"], 6)]),
 
     # -- DeviceInfo and LogEnd contradicting the chunks
     case("logend_next_seq_behind_chunks", "lie",

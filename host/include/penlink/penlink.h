@@ -643,6 +643,16 @@ typedef struct penlink_pull_cb {
      * confirm is never a gap: it is asked for again.
      */
     int (*on_gap)(void *user, uint64_t first_seq, uint64_t count, uint64_t acked_seq);
+    /**
+     * Optional (may be NULL): the hash-chain link after the last chunk the
+     * caller already holds, a chunk that ends at from_seq (32 bytes: the
+     * link of its last verified head). From a pen that signs its log, the
+     * first chunk must then follow it: one whose prev_link is another link,
+     * or one that starts before from_seq (it seals again records the caller
+     * holds in another chunk: the pen's chain forks from the stored one), is
+     * an integrity error (alarm "unverified"), nothing of it passed on.
+     */
+    const uint8_t *after_link;
 } penlink_pull_cb;
 
 /** What a pull saw. */
