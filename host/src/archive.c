@@ -701,17 +701,19 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     if (rc != PENLINK_OK)
         return rc;
 
-    /* step 4: only now, with everything on disk, may the pen forget */
-    rc = pull_acknowledge(&ps, from, have);
-    if (rc != PENLINK_OK)
-        return rc;
-    if (res->conflicts)
+    /* A pen that sent other content for archived records contradicts itself:
+     * it is told nothing (protocol.md §5 rule 3), and keeps its log for a look. */
+    if (res->conflicts) {
+        res->acked_seq = ps.info.log_acked_seq;
         return penlink_fail(ar->ctx, PENLINK_ERR_INTEGRITY,
                             "%llu records of %s arrived with content different from the archived "
-                            "ones (first: seq %llu); both are kept and the alarm is recorded",
+                            "ones (first: seq %llu); both are kept, the alarm is recorded and "
+                            "nothing was acknowledged",
                             (unsigned long long)res->conflicts, res->serial,
                             (unsigned long long)ps.conflict_seq);
-    return PENLINK_OK;
+    }
+    /* step 4: only now, with everything on disk, may the pen forget */
+    return pull_acknowledge(&ps, from, have);
 }
 
 int archive_scan(penlink_archive *ar, const penlink_archive_filter *f, penlink_archive_record_cb cb,

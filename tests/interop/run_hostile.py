@@ -224,6 +224,104 @@ def nothing_outside_dir(ctx):
         return "a file was written outside --dir: %s" % f
 
 
+def decode(ctx, path, *args):
+    """penlink decode of a file: (exit status, stdout, stderr) as text."""
+    c = ctx["ctx"]
+    p = subprocess.run(list(c.penlink) + ["decode"] + list(args) + [path], capture_output=True)
+    for label, data in (("stdout", p.stdout), ("stderr", p.stderr)):
+        if SANITIZER.search(data):
+            c.problems.append("sanitizer report from decode: %r" % data[-2000:])
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def plog_seqs(ctx, path, want_rc=0):
+    """The seqs `decode --format csv` lists, or a string saying what is wrong."""
+    rc, out, err = decode(ctx, path, "--format", "csv")
+    if rc != want_rc:
+        return "decode %s: exit %d, want %d: %s" % (os.path.basename(path), rc, want_rc,
+                                                    err.strip()[-300:])
+    return [int(x.split(",")[0]) for x in out.splitlines()[1:]]
+
+
+def plog_holds(lo, hi, unchanged=False):
+    """The .plog decodes (exit 0) to seqs lo..hi, each once."""
+    def check(ctx):
+        f = os.path.join(ctx["tmp"], "pen.plog")
+        if unchanged and ctx["snap"].get(f) != digest(f):
+            return "pen.plog was written, though nothing of the pull may be"
+        got = plog_seqs(ctx, f)
+        if isinstance(got, str):
+            return got
+        if got != list(range(lo, hi + 1)):
+            return "pen.plog decodes to %s, want each of seq %d..%d once" % (summary(got), lo, hi)
+    return check
+
+
+def frames_of(path):
+    """The frames of a .plog: (Envelope, frame bytes)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    rx = hp.pl.FrameReceiver(hp.pl.MAX_ANNOUNCED_PAYLOAD)
+    out = []
+    for ev, val in rx.feed(data):
+        if ev == "error":
+            raise ValueError("damaged frames in %s" % path)
+        env = hp.pb.Envelope()
+        env.ParseFromString(val)
+        out.append((env, hp.pl.encode_frame(val)))
+    return out
+
+
+def joined_copies(ctx):
+    """`cat f f`: every record once, a warning, the chain checked, exit 0."""
+    f = os.path.join(ctx["tmp"], "pen.plog")
+    j = os.path.join(ctx["tmp"], "joined.plog")
+    with open(f, "rb") as a:
+        data = a.read()
+    with open(j, "wb") as b:
+        b.write(data + data)
+    rc, out, err = decode(ctx, j, "--format", "csv")
+    seqs = [int(x.split(",")[0]) for x in out.splitlines()[1:]]
+    if rc != 0 or seqs != list(range(0, 300)):
+        return "decode of a file joined from two copies: exit %d, %s (want 0..299 once): %s" % (
+            rc, summary(seqs), err.strip()[-200:])
+    if "300 records come again" not in err:
+        return "decode of a joined file does not say records come again: %r" % err
+    rc, out, err = decode(ctx, j, "--messages")
+    if rc != 0 or "broken" in out:
+        return "decode --messages of a joined file: exit %d: %s" % (rc, (out + err)[-400:])
+
+
+def two_versions(ctx):
+    """The pen's two versions of 500..549, joined in one file: exit 6."""
+    a, b = (os.path.join(ctx["tmp"], n) for n in ("pen.plog", "other.plog"))
+    j = os.path.join(ctx["tmp"], "joined.plog")
+    with open(j, "wb") as out:
+        for f in (a, b):
+            with open(f, "rb") as src:
+                out.write(src.read())
+    rc, out, err = decode(ctx, j)
+    if rc != 6 or "seq 500 comes again with content different" not in err:
+        return "decode of a file holding two versions of seq 500: exit %d: %s" % (
+            rc, err.strip()[-300:])
+
+
+def fork_in_file(ctx):
+    """A .plog as an earlier penlink wrote it: 0..549, then the pen's
+    re-sealed 500..599 and 600..649. decode --messages checks the re-sealed
+    chunk against the chunk right before it in the file: broken, exit 6."""
+    a, b = (os.path.join(ctx["tmp"], n) for n in ("pen.plog", "other.plog"))
+    j = os.path.join(ctx["tmp"], "forked.plog")
+    extra = [fr for env, fr in frames_of(b)
+             if env.WhichOneof("body") == "log_chunk" and env.log_chunk.first_seq >= 500]
+    with open(a, "rb") as src, open(j, "wb") as out:
+        out.write(src.read() + b"".join(extra))
+    rc, out, err = decode(ctx, j, "--messages")
+    if rc != 6 or "unchecked" in out or "forks" not in out:
+        return "decode --messages of a forked file: exit %d, want 6 naming the fork: %s" % (
+            rc, (out + err)[-600:])
+
+
 def splice_fork(ctx):
     """Stores the pen's forked log (pulled into a second archive) beside the
     archived one, as a penlink without the fork check stored it, then runs
@@ -542,6 +640,14 @@ CASES = [
          before=[(dict(FIRST, n=550), ["pull"])],
          pen=dict(FIRST, n=650, layout=resealed(500, 550, later)), runs=[R(["pull"], 6)],
          stored=exact(0, 549), acked=None, alarms={"unverified"}),
+    case("reseal_unsigned_conflict", "12.R1",
+         "a pen that does not sign: 0..549 archived, then 500..599 sealed again 7 ms later: "
+         "no chain to fork, so the records are compared: alarm conflict, both kept (the "
+         "chunk as evidence), exit 6 and, as for any lie of the pen, nothing acknowledged",
+         before=[(dict(FIRST, sign=False, n=550), ["pull"])],
+         pen=dict(FIRST, sign=False, n=650, layout=resealed(500, 600, later)),
+         runs=[R(["pull"], 6)], stored=exact(0, 649), acked=None, alarms={"conflict"},
+         after=[(["verify"], 0), (["audit", "--report", "integrity"], 1)]),
     case("verify_names_a_fork", "12.R2",
          "an archive holding a forked chain (0..549, then 500..649 sealed again by the pen, "
          "as an earlier penlink stored it): verify fails (exit 6) naming the fork, and does "
@@ -550,6 +656,57 @@ CASES = [
          pen=dict(FIRST, n=650, layout=resealed(500, 600)), runs=[],
          stored=exact(0, 549), acked=None, alarms=frozenset(), check=splice_fork,
          after=[(["verify"], 6)]),
+
+    # -- pull -o: records sent again are compared with the file's copies
+    case("o_resent_other_content", "12.R1",
+         "pull -o: 0..549 in the file (last chunk 500..549, not acknowledged); the pen sends "
+         "500..599 with 500..549 7 ms later: exit 6, the file untouched, nothing acknowledged",
+         before=[(dict(FIRST, sign=False, n=550), ["pull", "-o", "{tmp}/pen.plog"])],
+         pen=dict(FIRST, sign=False, n=650, layout=resealed(500, 600, later)),
+         runs=[R(["pull", "-o", "{tmp}/pen.plog"], 6, err_has=r"record 500 arrived again")],
+         stored=None, acked=None, pinned=None, check=plog_holds(0, 549, unchanged=True)),
+    case("o_resent_same_content", "12.R1",
+         "pull -o: as o_resent_other_content, 500..549 sent again the same: compared, not new; "
+         "the file decodes to each of 0..649 once; exit 0, acknowledged",
+         before=[(dict(FIRST, sign=False, n=550), ["pull", "-o", "{tmp}/pen.plog"])],
+         pen=dict(FIRST, sign=False, n=650, layout=resealed(500, 600)),
+         runs=[R(["pull", "-o", "{tmp}/pen.plog"], 0, err_has=r"^$")], stored=None,
+         pinned=None, check=plog_holds(0, 649)),
+    case("o_resealed_signed", "12.R1",
+         "pull -o from a signing pen that seals 500..549 again in a new chunk after the file's "
+         "450..499: its chain forks from the file's: exit 6, the file untouched, nothing "
+         "acknowledged",
+         before=[(dict(FIRST, n=550), ["pull", "-o", "{tmp}/pen.plog"])],
+         pen=dict(FIRST, n=650, layout=resealed(500, 600)),
+         runs=[R(["pull", "-o", "{tmp}/pen.plog"], 6, err_has="forks")], stored=None,
+         acked=None, pinned=None, check=plog_holds(0, 549, unchanged=True)),
+    case("o_next_chunk_after_other_link", "12.R1",
+         "pull -o from a signing pen whose next chunk (550..599) names another chunk before it "
+         "than the file's last: exit 6, the file untouched, nothing acknowledged",
+         before=[(dict(FIRST, n=550), ["pull", "-o", "{tmp}/pen.plog"])],
+         pen=dict(FIRST, n=650, layout=resealed(500, 550, later)),
+         runs=[R(["pull", "-o", "{tmp}/pen.plog"], 6, err_has="does not follow the chain")],
+         stored=None, acked=None, pinned=None, check=plog_holds(0, 549, unchanged=True)),
+    case("decode_joined_copies", "12.R1",
+         "`cat f f` of a signing pen's .plog: decode shows each of 0..299 once and says that "
+         "300 records come again, exit 0; --messages finds the chain intact",
+         before=[(FIRST, ["pull", "-o", "{tmp}/pen.plog"])], pen=dict(FIRST), runs=[],
+         stored=None, acked=None, pinned=None, check=joined_copies),
+    case("decode_two_versions", "12.R1",
+         "a .plog joined from the pen's file and a later file of the same pen whose 500..549 "
+         "differ: decode stops at seq 500, exit 6",
+         before=[(dict(FIRST, sign=False, n=550), ["pull", "-o", "{tmp}/pen.plog"])],
+         pen=dict(FIRST, sign=False, n=650, layout=resealed(500, 600, later)),
+         runs=[R(["pull", "-o", "{tmp}/other.plog"], 0)], stored=None, pinned=None,
+         check=two_versions),
+    case("decode_messages_fork", "12.R1",
+         "a .plog holding 0..549 then the pen's re-sealed 500..599 (as an earlier penlink "
+         "wrote it): decode --messages checks that chunk's prev_link against the chunk right "
+         "before it in the file: broken, the fork named, exit 6",
+         before=[(dict(FIRST, n=550), ["pull", "-o", "{tmp}/pen.plog"])],
+         pen=dict(FIRST, n=650, layout=resealed(500, 600)),
+         runs=[R(["pull", "-o", "{tmp}/other.plog"], 0)], stored=None, pinned=None,
+         check=fork_in_file),
 
     # -- DeviceInfo and LogEnd contradicting the chunks
     case("logend_next_seq_behind_chunks", "lie",
