@@ -158,10 +158,12 @@ static int take_global_options(struct cli *c, int *argc, char **argv)
 }
 
 static penlink_ctx *signal_ctx;
+volatile sig_atomic_t cli_interrupted;
 
 static void on_signal(int sig)
 {
     (void)sig;
+    cli_interrupted = 1;
     penlink_ctx_cancel(signal_ctx); /* only sets a flag: async-signal-safe */
 }
 

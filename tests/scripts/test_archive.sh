@@ -115,7 +115,7 @@ done
 kill -INT $watch
 wait $watch
 rc=$?
-[ $rc -eq 0 ] && ok "watch stops cleanly on SIGINT" || bad "watch exit $rc"
+[ $rc -eq 130 ] && ok "watch stops cleanly on SIGINT, exit 130 (interrupted)" || bad "watch exit $rc"
 grep -q "closed the connection" "$tmp/werr" && ok "watch saw the unplug mid-pull" ||
     { bad "watch unplug"; cat "$tmp/werr"; }
 same "$W" PEN-UNPLUG "$tmp/w/ground-truth.jsonl" && acked_all "$tmp/w.sock" &&
