@@ -184,7 +184,8 @@ typedef struct pull_state {
     int have_kept;
     uint8_t anchor[PL_LINK_BYTES]; /* the link of the archived chain's end, at archived_next */
     int have_anchor;
-    char why[512]; /* the detail of the storage failure in st */
+    unsigned anchor_heads; /* heads met at archived_next */
+    char why[512];         /* the detail of the storage failure in st */
 } pull_state;
 
 /* Stops the pull for the storage failure in ps->st, keeping its detail:
@@ -383,16 +384,24 @@ static int stop_at_first(void *u, uint64_t next_seq, const uint8_t *link, size_t
     return 1;
 }
 
-/* The link of a verified head at the end of the archived log: where the
- * pen's chain must go on from. */
+/* The link of the verified heads at the end of the archived log: where the
+ * pen's chain must go on from. A head of a reply that sent no chunk names the
+ * pen's newest sealed link, which may end below (records not sealed yet, or a
+ * copy of the pen pulled alongside): when the heads there disagree, none is
+ * taken, and the records sent again are still compared one by one. */
 static int find_anchor(void *u, uint64_t next_seq, const uint8_t *link, size_t link_len,
                        const uint8_t *sig, size_t sig_len)
 {
     pull_state *ps = u;
     (void)sig, (void)sig_len;
-    if (next_seq == ps->archived_next && link_len == PL_LINK_BYTES) {
+    if (next_seq != ps->archived_next || link_len != PL_LINK_BYTES)
+        return 0;
+    if (ps->anchor_heads++ == 0) {
         memcpy(ps->anchor, link, PL_LINK_BYTES);
         ps->have_anchor = 1;
+    } else if (memcmp(ps->anchor, link, PL_LINK_BYTES) != 0) {
+        ps->have_anchor = 0;
+        return 1; /* ambiguous: stop */
     }
     return 0;
 }
@@ -527,8 +536,11 @@ static int pull_prepare(pull_state *ps, const penlink_config *cfg, uint64_t *fro
     else
         *from = info->log_first_seq;
     ps->archived_next = have ? next : 0;
-    if (rc == PENLINK_OK && have && ps->signed_log)
+    if (rc == PENLINK_OK && have && ps->signed_log) {
         rc = b->ops->heads(b, ps->device, find_anchor, ps);
+        if (rc == PENLINK_ERR_CANCELLED) /* stopped at heads that disagree */
+            rc = PENLINK_OK;
+    }
     if (rc == PENLINK_OK)
         rc = b->ops->pull_begin(b, ps->device, *from, archive_now_ms(), &ps->pull);
     if (rc == PENLINK_OK && cfg) {

@@ -641,6 +641,12 @@ CASES = [
          before=[(dict(FIRST, n=550), ["pull"])],
          pen=dict(FIRST, n=650, layout=resealed(500, 550, later)), runs=[R(["pull"], 6)],
          stored=exact(0, 549), acked=None, alarms={"unverified"}),
+    case("head_without_chunks_after_archive", "12.R2",
+         "0..549 archived; the pen holds them with 500..549 not sealed yet (as a copy of the "
+         "pen pulled alongside would), so its reply from 550 sends no chunk and its signed "
+         "head names its newest sealed link (after 450..499): not a fork, exit 0",
+         before=[(dict(FIRST, n=550), ["pull"])],
+         pen=dict(FIRST, n=550, layout=stops_at(500)), stored=exact(0, 549)),
     case("reseal_unsigned_conflict", "12.R1",
          "a pen that does not sign: 0..549 archived, then 500..599 sealed again 7 ms later: "
          "no chain to fork, so the records are compared: alarm conflict, both kept (the "
