@@ -3,6 +3,7 @@
 #define PENLINK_CLI_H
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 
 #include "penlink/penlink.h"
@@ -81,6 +82,8 @@ void cli_csv_text(FILE *f, const char *s);
 int cli_filename_ok(const char *s);
 /* Maps a library status to an exit code. */
 int cli_exit_for(int status);
+/* Set by SIGINT / SIGTERM (main.c): the command was asked to stop. */
+extern volatile sig_atomic_t cli_interrupted;
 
 /* Parses the arguments of a command whose only option is --help and which
  * takes @p nargs operands (any number when negative): -1 to go on

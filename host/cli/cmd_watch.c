@@ -35,7 +35,9 @@ static const char usage[] =
     "\n"
     "Exit status with --once: 0 when every pen present was pulled, else that of\n"
     "the first pen that failed (3 unreachable, 5 a serial that cannot name a\n"
-    "file, 6 a file of another pen, ...).\n";
+    "file, 6 a file of another pen, ...). Interrupted (SIGINT, SIGTERM), the pull\n"
+    "in progress stops at its next safe point (what it kept is committed, nothing\n"
+    "else acknowledged) and watch exits with status 130.\n";
 
 #define MAX_PENS 64
 
@@ -201,5 +203,9 @@ int cmd_watch(struct cli *c, int argc, char **argv)
     }
     if (!c->quiet && !c->json)
         fprintf(stderr, "watch: %lu pulls, %lu failed attempts\n", pulls, failures);
+    /* stopped by SIGINT / SIGTERM: the pull in progress stopped at a safe point
+     * (what it kept is committed, nothing uncommitted acknowledged) */
+    if (cli_interrupted)
+        return EXIT_CANCELLED;
     return once ? first_failure : EXIT_OK;
 }

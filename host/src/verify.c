@@ -235,6 +235,13 @@ static int place_chunk(vstate *v, const archive_chunk_row *c, const uint8_t *lin
     unsigned long long a = (unsigned long long)c->first_seq,
                        z = (unsigned long long)(c->first_seq + c->record_count - 1);
     *copy = v->have_prev && c->first_seq < v->prev_end;
+    if (*copy && v->signs && c->first_seq + c->record_count > v->prev_end)
+        return broken(v, c->first_seq,
+                      "chunk %lld (records %llu..%llu) seals again records %llu..%llu, which the "
+                      "chunk before it holds, and goes on past them: the pen's hash chain forks "
+                      "at seq %llu (its log was re-sealed or replaced under the same identity); "
+                      "the records of both branches are in the archive",
+                      (long long)c->id, a, z, a, (unsigned long long)v->prev_end - 1, a);
     if (*copy)
         return 0;
     if (!v->signs) {

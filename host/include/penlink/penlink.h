@@ -210,6 +210,24 @@ PENLINK_API uint64_t penlink_decoder_good_bytes(const penlink_decoder *dec);
 /** Highest record seq decoded so far, and whether any record was decoded. */
 PENLINK_API int penlink_decoder_last_seq(const penlink_decoder *dec, uint64_t *seq);
 
+/**
+ * A file (frames or bare chunks, not a capture) holds each seq once as far
+ * as its records go: a record whose seq came before in the input is compared
+ * with the first copy. The same content (a file joined from copies of one
+ * pen's file, a chunk sent again) is counted and passed to on_record once;
+ * this counts the copies met again. Other content for a seq stops the decode
+ * with #PENLINK_ERR_INTEGRITY naming the seq.
+ */
+PENLINK_API uint64_t penlink_decoder_duplicates(const penlink_decoder *dec);
+
+/**
+ * Of a file of frames: 1 and the 32-byte hash-chain link (docs/protocol.md
+ * 9.3) after the chunk that ends at the highest seq, when that chunk carries
+ * one (a pen that signs its log); else 0. A pull that resumes the file goes
+ * on from it (penlink_pull_cb.after_link).
+ */
+PENLINK_API int penlink_decoder_last_link(const penlink_decoder *dec, uint8_t link[32]);
+
 /** Totals so far. */
 PENLINK_API uint64_t penlink_decoder_records(const penlink_decoder *dec);
 PENLINK_API uint64_t penlink_decoder_chunks(const penlink_decoder *dec);
@@ -643,6 +661,16 @@ typedef struct penlink_pull_cb {
      * confirm is never a gap: it is asked for again.
      */
     int (*on_gap)(void *user, uint64_t first_seq, uint64_t count, uint64_t acked_seq);
+    /**
+     * Optional (may be NULL): the hash-chain link after the last chunk the
+     * caller already holds, a chunk that ends at from_seq (32 bytes: the
+     * link of its last verified head). From a pen that signs its log, the
+     * first chunk must then follow it: one whose prev_link is another link,
+     * or one that starts before from_seq (it seals again records the caller
+     * holds in another chunk: the pen's chain forks from the stored one), is
+     * an integrity error (alarm "unverified"), nothing of it passed on.
+     */
+    const uint8_t *after_link;
 } penlink_pull_cb;
 
 /** What a pull saw. */
