@@ -302,6 +302,7 @@ static const char *const finding_names[] = {
     [PENLINK_FIND_ALARM] = "alarm",
     [PENLINK_FIND_LOG_BROKEN] = "log_broken",
     [PENLINK_FIND_DAMAGED] = "damaged",
+    [PENLINK_FIND_CONFIG_CONFLICT] = "config_conflict",
 };
 _Static_assert(sizeof finding_names / sizeof finding_names[0] <= PENLINK_FIND_KINDS,
                "penlink_audit_summary.findings has a slot for every kind");
@@ -583,24 +584,85 @@ static int on_hist(void *u, const penlink_config_entry *e)
     return 0;
 }
 
-/* The values of revision @p rev of the current pen (unknown if not in the history). */
+/* 1 when two value sets of one revision differ in a limit the audit checks. */
+static int hist_differs(const hist *x, const hist *y)
+{
+    return x->dmin != y->dmin || x->dmax != y->dmax || x->max_s != y->max_s || x->smin != y->smin ||
+           x->smax != y->smax;
+}
+
+/*
+ * The values of revision @p rev of the current pen (unknown if not in the
+ * history). The pen's log proves which revision was in force, never its
+ * values: those are the history's rows, which nothing signs. Where the rows
+ * give one revision different values (an edited history: a config_conflict
+ * finding), the strictest of them is checked, so that a row added with laxer
+ * limits hides nothing.
+ */
 static limits lookup(const audit *a, uint32_t rev)
 {
     limits l = { LIM_UNKNOWN, rev, 0, 0, 0, 0, 0 };
     const char *pen = a->pens[a->pen];
     for (size_t i = 0; i < a->n_hist; i++) {
         const hist *h = &a->hist[i];
-        if (h->rev == rev && h->complete && strcmp(h->serial, pen) == 0) {
+        if (h->rev != rev || !h->complete || strcmp(h->serial, pen) != 0)
+            continue;
+        if (l.state != LIM_KNOWN) {
             l.state = LIM_KNOWN;
             l.dmin = h->dmin;
             l.dmax = h->dmax;
             l.max_s = h->max_s;
             l.smin = h->smin;
             l.smax = h->smax;
-            break;
+            continue;
         }
+        l.dmin = h->dmin > l.dmin ? h->dmin : l.dmin;
+        l.dmax = h->dmax < l.dmax ? h->dmax : l.dmax;
+        l.max_s = h->max_s < l.max_s ? h->max_s : l.max_s;
+        l.smin = h->smin > l.smin ? h->smin : l.smin;
+        l.smax = h->smax < l.smax ? h->smax : l.smax;
     }
     return l;
+}
+
+/* The selected pen @p serial's revisions with more than one value set: one
+ * integrity finding per pen, naming the first and counting them. */
+static void report_config_conflicts(audit *a, const char *serial)
+{
+    uint32_t first = 0, n = 0;
+    for (size_t i = 0; i < a->n_hist; i++) {
+        const hist *h = &a->hist[i];
+        if (!h->complete || strcmp(h->serial, serial) != 0)
+            continue;
+        int earlier = 0, differs = 0; /* a revision is counted at its first row */
+        for (size_t j = 0; j < a->n_hist && !earlier; j++) {
+            const hist *o = &a->hist[j];
+            if (j == i || o->rev != h->rev || !o->complete || strcmp(o->serial, serial) != 0)
+                continue;
+            if (j < i)
+                earlier = 1;
+            else
+                differs |= hist_differs(h, o);
+        }
+        if (earlier || !differs)
+            continue;
+        if (n++ == 0 || h->rev < first)
+            first = h->rev;
+    }
+    if (n == 0)
+        return;
+    penlink_finding fi;
+    finding_init(a, &fi, PENLINK_FIND_CONFIG_CONFLICT, "integrity", 1);
+    fi.serial = serial;
+    fi.config_revision = first;
+    fi.count = n;
+    snprintf(fi.detail, sizeof fi.detail,
+             "the archive's configuration history gives %u revision%s of this pen two different "
+             "sets of values (first: revision %u): the history was edited; limits were checked "
+             "against the strictest values, and the pen's own values are the reference "
+             "(penlink config get)",
+             n, n == 1 ? "" : "s", first);
+    emit(a, &fi);
 }
 
 static void check_depth(treat *t, const limits *l, uint32_t depth)
@@ -1352,6 +1414,7 @@ static int on_selected(void *u, int64_t device, const char *serial, const uint8_
 static void report_verifications(audit *a)
 {
     for (size_t i = 0; i < a->n_sel && a->rc == PENLINK_OK; i++) {
+        report_config_conflicts(a, a->sel[i]);
         penlink_verification v;
         int st = penlink_archive_verification(a->ar, a->sel[i], &v);
         if (st != PENLINK_OK) {

@@ -1106,9 +1106,14 @@ typedef enum penlink_finding_kind {
                                             know: penlink_finding.name is the alarm's kind */
     PENLINK_FIND_LOG_BROKEN = 17,      /**< penlink verify found the pen's archived log altered
                                             (its last verification is BROKEN) */
-    PENLINK_FIND_DAMAGED = 18          /**< archived rows that cannot be records (seq: the first
+    PENLINK_FIND_DAMAGED = 18,         /**< archived rows that cannot be records (seq: the first
                                             row's stored seq as unsigned, at or above 2^63 when
                                             stored negative; count: rows of the pen) */
+    PENLINK_FIND_CONFIG_CONFLICT = 19  /**< the archive's configuration history holds two
+                                            different value sets for one revision (an edited
+                                            history; config_revision: the first such revision,
+                                            count: how many); limits are checked against the
+                                            strictest of them */
 } penlink_finding_kind;
 
 /** Room for finding kinds in penlink_audit_summary.findings (kinds to come included). */
