@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "archive.h"
+#include "pl/auth.h"
 
 #define DAY_MS 86400000ll
 #define CLOCK_JUMP_MS 3600000ll /* a clock_set step above this is reported */
@@ -233,6 +234,16 @@ typedef struct incident {
     int done;
 } incident;
 
+/* A selected pen: what its own verification needs, and where its records end. */
+typedef struct selected {
+    char *serial; /* as stored (a longer one of an earlier penlink too) */
+    int64_t device;
+    int has_key;
+    uint8_t key[PL_KEY_BYTES];
+    uint64_t first_from;
+    uint64_t next; /* one past its last archived record (0: none) */
+} selected;
+
 typedef struct audit {
     penlink_archive *ar;
     const penlink_archive_filter *f;
@@ -242,7 +253,7 @@ typedef struct audit {
 
     char **pens; /* pens with records, as the scan met them */
     size_t n_pens, cap_pens;
-    char (*sel)[SERIAL_MAX + 1]; /* every selected pen, records or not */
+    selected *sel; /* every selected pen, records or not */
     size_t n_sel, cap_sel;
 
     cart *carts;
@@ -1179,6 +1190,9 @@ static void end_pen(audit *a)
 {
     if (!a->have_pen)
         return;
+    for (size_t i = 0; i < a->n_sel && a->have_prev; i++)
+        if (strcmp(a->sel[i].serial, a->pens[a->pen]) == 0)
+            a->sel[i].next = a->prev.seq + 1;
     if (a->tr.open)
         finish_treatment(a, &a->prev, 0);
     resolve_first_revision(a, 0, 0);
@@ -1400,51 +1414,132 @@ static int on_selected(void *u, int64_t device, const char *serial, const uint8_
                        uint64_t first_from)
 {
     audit *a = u;
-    (void)device, (void)key, (void)first_from;
     if (grow(&a->sel, &a->cap_sel, a->n_sel + 1, sizeof *a->sel) != 0) {
         stop(a, PENLINK_ERR_NO_MEM);
         return 1;
     }
-    snprintf(a->sel[a->n_sel++], SERIAL_MAX + 1, "%s", serial);
+    selected *p = &a->sel[a->n_sel];
+    memset(p, 0, sizeof *p);
+    p->serial = malloc(strlen(serial) + 1);
+    if (!p->serial) {
+        stop(a, PENLINK_ERR_NO_MEM);
+        return 1;
+    }
+    strcpy(p->serial, serial);
+    p->device = device;
+    p->has_key = key != NULL;
+    if (key)
+        memcpy(p->key, key, PL_KEY_BYTES);
+    p->first_from = first_from;
+    a->n_sel++;
     return 0;
 }
 
-/* Each selected pen's last verification: a log penlink verify found altered
- * undermines every finding and non-finding of that pen, so it is one. */
+/* The records a selected pen's finished pulls recorded as stored beyond its
+ * last archived record, with no gap the pen reported for them: removed. */
+static void report_missing_tail(audit *a, const selected *p)
+{
+    archive_backend *b = a->ar->b;
+    uint64_t pulled = 0;
+    int have = 0;
+    int st = b->ops->pulled_to(b, p->device, &pulled, &have);
+    if (st != PENLINK_OK) {
+        stop(a, st);
+        return;
+    }
+    if (!have || pulled <= p->next)
+        return;
+    for (size_t i = 0; i < a->n_alarms; i++) {
+        const penlink_alarm *al = &a->alarms[i].al;
+        if (strcmp(al->kind, "gap") == 0 && strcmp(al->serial, p->serial) == 0 &&
+            al->seq <= p->next && al->seq + al->count >= pulled)
+            return;
+    }
+    penlink_finding fi;
+    finding_init(a, &fi, PENLINK_FIND_MISSING, "integrity", 1);
+    fi.serial = p->serial;
+    fi.seq = p->next;
+    fi.count = pulled - p->next;
+    snprintf(fi.detail, sizeof fi.detail,
+             "records %llu..%llu are not in the archive, though its pulls recorded them as "
+             "stored, and no pull recorded a gap for them (removed from the archive)",
+             (unsigned long long)p->next, (unsigned long long)(pulled - 1));
+    emit(a, &fi);
+}
+
+/* The verification of a selected pen as the audit shows it: computed now. */
+static void verification_of(const selected *p, const penlink_verify_report *r,
+                            penlink_verification *v)
+{
+    memset(v, 0, sizeof *v);
+    snprintf(v->serial, sizeof v->serial, "%s", p->serial);
+    snprintf(v->result, sizeof v->result, "%s",
+             r->state == PENLINK_VERIFY_BROKEN     ? "broken"
+             : r->state == PENLINK_VERIFY_UNSIGNED ? "unsigned"
+                                                   : "ok");
+    v->through_seq = r->state == PENLINK_VERIFY_BROKEN ? r->where_seq : r->signed_through;
+    v->records = r->records;
+    v->chunks = r->chunks;
+    snprintf(v->detail, sizeof v->detail, "%s", r->detail);
+    /* a pen that does not sign: nothing was verified, as a stored "unsigned" says */
+    v->have = r->state != PENLINK_VERIFY_UNSIGNED;
+    v->signed_through = r->signed_through;
+    v->pinned = p->has_key;
+    v->computed = 1;
+}
+
+/*
+ * Each selected pen's log, verified by the audit itself (read-only, the
+ * checks of penlink verify): a stored verdict could be stale (records edited
+ * after it) or forged (a row added), so none is read. A log that does not
+ * verify undermines every finding and non-finding of that pen: it is one.
+ */
 static void report_verifications(audit *a)
 {
+    archive_walker *w = NULL;
+    if (archive_walker_new(&w) != PENLINK_OK) {
+        stop(a, PENLINK_ERR_NO_MEM);
+        return;
+    }
     for (size_t i = 0; i < a->n_sel && a->rc == PENLINK_OK; i++) {
-        report_config_conflicts(a, a->sel[i]);
-        penlink_verification v;
-        int st = penlink_archive_verification(a->ar, a->sel[i], &v);
+        const selected *p = &a->sel[i];
+        report_config_conflicts(a, p->serial);
+        report_missing_tail(a, p);
+        if (a->rc != PENLINK_OK)
+            break;
+        penlink_verify_report r;
+        int st = archive_check_pen(w, a->ar->b, p->device, p->serial, p->has_key ? p->key : NULL,
+                                   p->first_from, &r);
         if (st != PENLINK_OK) {
             stop(a, st);
-            return;
+            break;
         }
-        int broken = v.pinned && v.have && strcmp(v.result, "broken") == 0;
-        if (!v.pinned || (v.have && strcmp(v.result, "unsigned") == 0))
-            a->sum.logs_unsigned++;
-        else if (!v.have)
-            a->sum.logs_not_verified++;
-        else if (broken)
+        penlink_verification v;
+        verification_of(p, &r, &v);
+        int broken = r.state == PENLINK_VERIFY_BROKEN;
+        if (broken)
             a->sum.logs_broken++;
+        else if (r.state == PENLINK_VERIFY_UNSIGNED)
+            a->sum.logs_unsigned++;
         else
             a->sum.logs_verified++;
         if (a->cb && a->cb->on_verification && a->cb->on_verification(a->cb->user, &v) != 0) {
             stop(a, PENLINK_ERR_CANCELLED);
-            return;
+            break;
         }
         if (!broken)
             continue;
         penlink_finding fi;
         finding_init(a, &fi, PENLINK_FIND_LOG_BROKEN, "integrity", 1);
-        fi.serial = a->sel[i];
-        fi.seq = v.through_seq;
+        fi.serial = p->serial;
+        fi.seq = r.where_seq;
         snprintf(fi.detail, sizeof fi.detail,
-                 "penlink verify found this pen's archived log altered, first at seq %llu: %.200s",
-                 (unsigned long long)v.through_seq, v.detail);
+                 "this pen's archived log does not verify (checked by this audit), first at seq "
+                 "%llu: %.200s",
+                 (unsigned long long)r.where_seq, r.detail);
         emit(a, &fi);
     }
+    archive_walker_free(w);
 }
 
 /* Nothing examined is a finding, never a pass: the archive, the pen or the window is empty. */
@@ -1573,6 +1668,8 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
     a.sum.verdict = a.sum.compliance ? PENLINK_VERDICT_FAIL : PENLINK_VERDICT_PASS;
     if (sum)
         *sum = a.sum;
+    for (size_t i = 0; i < a.n_sel; i++)
+        free(a.sel[i].serial);
     free(a.sel);
     free(a.notes);
     for (size_t i = 0; i < a.n_pens; i++)

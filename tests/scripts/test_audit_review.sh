@@ -47,4 +47,103 @@ edit "$D" "INSERT INTO config_history (device_id, at_ms, source, os_user, host, 
 run 1 "the same values recorded twice" $PL --archive "$D" audit --format json
 check "no config_conflict for identical values" '! grep -q config_conflict $tmp/out'
 
+echo "# R2 a log cut short where a head ends it, or swapped, its heads gone"
+# PEN-T: pulled twice, so that each pull's records end under a head of their own
+$SIM --state "$tmp/t" --serial PEN-T --seed 12 --simulate-days 4 --start-time $T0 > /dev/null
+start_sim t
+T=$(archive t)
+run 0 "first pull of PEN-T" $PL --archive "$T" --device "sim:$tmp/t.sock" pull
+stop_sim t
+$SIM --state "$tmp/t" --simulate-days 3 --start-time $T0 > /dev/null
+start_sim t
+run 0 "second pull" $PL --archive "$T" --device "sim:$tmp/t.sock" pull
+stop_sim t
+run 0 "verify: intact" $PL --archive "$T" verify --no-record
+cut=$(q "$T" "SELECT next_seq FROM pulls ORDER BY id LIMIT 1")
+last=$(q "$T" "SELECT max(next_seq) FROM pulls")
+C=$(archive_copy "$T" t_cut)
+# the second pull's chunks, records and heads deleted: the first head still covers the rest
+edit "$C" "DELETE FROM records WHERE seq >= $cut" "DELETE FROM chunks WHERE first_seq >= $cut" \
+    "DELETE FROM heads WHERE next_seq > $cut"
+run 6 "verify of the cut log: exit 6" $PL --archive "$C" verify --no-record
+check "it names the records the pulls stored" \
+    'grep -q "pulls recorded this pen.s records through seq $((last - 1)) as stored.*records $cut\.\.$((last - 1)) were removed" $tmp/out'
+run 1 "the audit of the cut log fails" $PL --archive "$C" audit --format json
+check "a missing finding for the cut records, from seq $cut" \
+    'grep -q "\"finding\":\"missing\",\"compliance\":true,\"pen\":\"PEN-T\",\"seq\":$cut," $tmp/out'
+# every record, chunk and head gone: the pulls still say what was stored
+Z=$(archive_copy "$T" t_all)
+edit "$Z" "DELETE FROM records" "DELETE FROM chunks" "DELETE FROM heads"
+run 6 "verify of a pen whose whole log was deleted: exit 6" $PL --archive "$Z" verify --no-record
+check "its records are all gone" 'grep -q "records are all gone; records 0\.\." $tmp/out'
+run 1 "the audit fails" $PL --archive "$Z" audit --format json
+check "missing, from seq 0" 'grep -q "\"finding\":\"missing\",\"compliance\":true,\"pen\":\"PEN-T\",\"seq\":0," $tmp/out'
+# PEN-T's log swapped for another pen's clean one under its serial, the heads deleted
+$SIM --state "$tmp/t2" --serial PEN-T --seed 99 --simulate-days 7 --start-time $T0 > /dev/null
+start_sim t2
+T2=$(archive t2)
+run 0 "a clean log of another pen with the same serial" $PL --archive "$T2" --device "sim:$tmp/t2.sock" pull
+stop_sim t2
+S=$(archive_copy "$T" t_swapped)
+edit "$S" "DELETE FROM records" "DELETE FROM chunks" "DELETE FROM heads"
+"$PY" -c '
+import sys
+sys.path.insert(0, sys.argv[3])
+from archive_db import Archive
+src, dst = Archive(sys.argv[1]), Archive(sys.argv[2])
+dst.unlock()
+dev = dst.one("SELECT id FROM devices WHERE serial = ?", ("PEN-T",))[0]
+ids = {}
+for row in src.execute("SELECT id, received_ms, first_seq, record_count, raw_size, data, prev_link, link FROM chunks ORDER BY id"):
+    dst.execute("INSERT INTO chunks (device_id, received_ms, first_seq, record_count, raw_size, data, prev_link, link) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (dev,) + row[1:])
+    ids[row[0]] = dst.one("SELECT max(id) FROM chunks")[0]
+for seq, body, chunk in src.execute("SELECT seq, body, chunk_id FROM records ORDER BY seq"):
+    dst.execute("INSERT INTO records (device_id, seq, body, chunk_id) VALUES (?, ?, ?, ?)", (dev, seq, body, ids[chunk]))
+dst.commit()
+' "$T2" "$S" "$here"
+run 6 "verify of the swapped log: exit 6" $PL --archive "$S" verify --no-record
+run 1 "the audit of the swapped log fails" $PL --archive "$S" audit --format json
+check "log_broken" 'grep -q "\"finding\":\"log_broken\"" $tmp/out'
+
+echo "# R3 the pinned key removed: the pen counts as unsigned"
+K=$(archive_copy "$T" t_nokey)
+if [ "$backend" = postgresql ]; then
+    edit "$K" "DELETE FROM pen_keys"
+else
+    edit "$K" "UPDATE devices SET public_key = NULL"
+fi
+run 6 "verify of a pen whose key was removed: exit 6" $PL --archive "$K" verify --no-record
+check "its chunks' links and heads show it signed" \
+    'grep -q "holds no device key for this pen, yet [0-9]* of its chunks carry hash-chain links and its pulls stored [0-9]* signed heads" $tmp/out'
+run 1 "the audit fails" $PL --archive "$K" audit --format json
+check "log_broken, not unsigned" 'grep -q "\"finding\":\"log_broken\"" $tmp/out'
+
+echo "# R7 a stored verdict, stale or forged, is never the audit's proof"
+V=$(archive_copy "$T" t_stale)
+run 0 "a genuine verify, stored" $PL --archive "$V" verify
+"$PY" -c '
+import sys
+sys.path.insert(0, sys.argv[2])
+from archive_db import Archive
+a = Archive(sys.argv[1])
+a.unlock()
+seq, body = a.one("SELECT seq, body FROM records ORDER BY seq LIMIT 1 OFFSET 300")
+b = bytearray(body); b[-1] ^= 1
+a.execute("UPDATE records SET body = ? WHERE seq = ?", (bytes(b), seq))
+a.commit()
+' "$V" "$here"
+run 1 "records edited after the stored verify: the audit fails" $PL --archive "$V" audit --format json
+check "log_broken at the edited record (300)" \
+    'grep -q "\"finding\":\"log_broken\",\"compliance\":true,\"pen\":\"PEN-T\",\"seq\":300," $tmp/out'
+check "the verification is computed by the audit" \
+    'grep -q "\"type\":\"verification\",\"pen\":\"PEN-T\",\"state\":\"broken\".*\"verified_by\":\"audit\"" $tmp/out'
+run 6 "verify stores BROKEN" $PL --archive "$V" verify
+# an ok row added to the verification log after it
+edit "$V" "INSERT INTO verifications (device_id, at_ms, result, through_seq, records, chunks,
+    detail) SELECT device_id, at_ms + 1000, 'ok', through_seq, records, chunks, NULL
+    FROM verifications ORDER BY id DESC LIMIT 1"
+run 1 "a forged ok verdict: the audit still fails" $PL --archive "$V" audit
+check "table: BROKEN, verified by this audit" \
+    'grep -q "PEN-T *BROKEN at seq 300 (verified by this audit)" $tmp/out'
+
 finish
