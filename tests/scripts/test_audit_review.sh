@@ -146,4 +146,50 @@ run 1 "a forged ok verdict: the audit still fails" $PL --archive "$V" audit
 check "table: BROKEN, verified by this audit" \
     'grep -q "PEN-T *BROKEN at seq 300 (verified by this audit)" $tmp/out'
 
+echo "# R4 a report whose version, operator or time was edited"
+R=$tmp/o.html
+run 1 "the report of PEN-O" $PL --archive "$O" audit --tz UTC --format html -o "$R" --operator "A Auditor"
+run 0 "it checks" $PL --archive "$O" audit --check-report "$R"
+# a FAIL report turned PASS, claiming another version so that only its data is compared
+python3 - "$R" "$tmp/forged.html" << 'PY'
+import re, sys
+s = open(sys.argv[1]).read()
+s = s.replace('name="penlink-version" content="', 'name="penlink-version" content="0.0.9-', 1)
+s = re.sub(r'data-verdict="fail"', 'data-verdict="pass"', s)
+s = s.replace("Verdict: FAIL", "Verdict: PASS")
+open(sys.argv[2], "w").write(s)
+PY
+run 10 "another version: cannot be confirmed (exit 10)" $PL --archive "$O" audit --check-report "$tmp/forged.html"
+check "it says so" 'grep -q "CANNOT BE CONFIRMED" $tmp/out'
+run 10 "--json" $PL --archive "$O" --json audit --check-report "$tmp/forged.html"
+check "json: not confirmed" 'grep -q "\"confirmed\":false" $tmp/out'
+sed 's/A%20Auditor/B%20Auditor/g; s/A Auditor/B Auditor/g' "$R" > "$tmp/op.html"
+check "the operator edited in the meta and the text" 'grep -q "B Auditor" $tmp/op.html && ! grep -q "A Auditor" $tmp/op.html'
+run 6 "an edited operator is caught" $PL --archive "$O" audit --check-report "$tmp/op.html"
+gen=$(sed -n 's/.*name="penlink-generated" content="\([0-9]*\)".*/\1/p' "$R")
+sed "s/name=\"penlink-generated\" content=\"$gen\"/name=\"penlink-generated\" content=\"$((gen + 86400000))\"/" "$R" > "$tmp/gen.html"
+run 6 "an edited generation time is caught" $PL --archive "$O" audit --check-report "$tmp/gen.html"
+
+echo "# R5 --check-report never opens the archive a report names"
+# the report made to name another archive (in its meta and its text alike)
+renamed() { # from to out
+    python3 - "$R" "$1" "$2" "$3" << 'PY'
+import html, sys, urllib.parse
+s, a, b = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]
+for f in (lambda x: x, html.escape, lambda x: urllib.parse.quote(x, safe="")):
+    s = s.replace(f(a), f(b))
+open(sys.argv[4], "w").write(s)
+PY
+}
+renamed "$O" "$T" "$tmp/elsewhere.html"
+check "the report now names PEN-T's archive" '! grep -q "$O" $tmp/elsewhere.html'
+# PENLINK_ARCHIVE is PEN-O's: PEN-O's is checked (PEN-T's has no PEN-O: it would be exit 2)
+run 0 "the archive of PENLINK_ARCHIVE is checked, not the one named" \
+    env PENLINK_ARCHIVE="$O" $PL audit --check-report "$tmp/elsewhere.html"
+check "the note names both" 'grep -q "names the archive .*; it is checked against " $tmp/err'
+# a report naming a server: nothing is contacted (else: exit 7, cannot connect)
+renamed "$O" "postgresql://127.0.0.1:1/clinic" "$tmp/server.html"
+run 0 "a report naming a server is checked against PENLINK_ARCHIVE" \
+    env PENLINK_ARCHIVE="$O" $PL audit --check-report "$tmp/server.html"
+
 finish
