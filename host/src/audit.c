@@ -1630,8 +1630,10 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
     a.ar = ar;
     a.f = f;
     a.cb = cb;
-    if (sum)
+    if (sum) {
         memset(sum, 0, sizeof *sum);
+        sum->verdict = PENLINK_VERDICT_NOT_RUN; /* until it ran: an error never reads as a pass */
+    }
     /* a mistyped serial selects nothing, which must not pass for a clean audit */
     if (f && f->serial) {
         int rc = penlink_archive_pen_check(ar, f->serial, NULL);
@@ -1665,7 +1667,9 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
     } else if (a.rc != PENLINK_OK) {
         rc = a.rc;
     }
-    a.sum.verdict = a.sum.compliance ? PENLINK_VERDICT_FAIL : PENLINK_VERDICT_PASS;
+    a.sum.verdict = rc != PENLINK_OK   ? PENLINK_VERDICT_NOT_RUN
+                    : a.sum.compliance ? PENLINK_VERDICT_FAIL
+                                       : PENLINK_VERDICT_PASS;
     if (sum)
         *sum = a.sum;
     for (size_t i = 0; i < a.n_sel; i++)

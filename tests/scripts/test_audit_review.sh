@@ -192,4 +192,14 @@ renamed "$O" "postgresql://127.0.0.1:1/clinic" "$tmp/server.html"
 run 0 "a report naming a server is checked against PENLINK_ARCHIVE" \
     env PENLINK_ARCHIVE="$O" $PL audit --check-report "$tmp/server.html"
 
+echo "# R8 the library's summary never reads as a pass when the audit returned an error"
+if [ -n "$LIBSUM" ]; then
+    run 1 "penlink_audit_run of a pen the archive does not hold" $LIBSUM "$O" pen-o
+    check "its summary's verdict is not_run, not pass" 'grep -q "^verdict not_run" $tmp/out'
+    run 0 "the right serial" $LIBSUM "$O" PEN-O
+    check "verdict fail" 'grep -q "^verdict fail" $tmp/out'
+else
+    bad "no AUDIT_SUMMARY program given"
+fi
+
 finish

@@ -1192,8 +1192,9 @@ typedef struct penlink_usage {
 
 /** What an audit concludes. */
 typedef enum penlink_audit_verdict {
-    PENLINK_VERDICT_PASS = 0, /**< records were examined and no compliance finding was made */
-    PENLINK_VERDICT_FAIL = 1  /**< at least one compliance finding (nothing examined is one) */
+    PENLINK_VERDICT_PASS = 0,   /**< records were examined and no compliance finding was made */
+    PENLINK_VERDICT_FAIL = 1,   /**< at least one compliance finding (nothing examined is one) */
+    PENLINK_VERDICT_NOT_RUN = 2 /**< penlink_audit_run() returned an error: nothing is shown */
 } penlink_audit_verdict;
 
 /**
@@ -1215,7 +1216,9 @@ typedef struct penlink_audit_summary {
      *  intact; BROKEN (each a #PENLINK_FIND_LOG_BROKEN finding); logs_not_verified is always
      *  0 now (kept for callers); not signed at all. */
     uint64_t logs_verified, logs_broken, logs_not_verified, logs_unsigned;
-    penlink_audit_verdict verdict; /**< #PENLINK_VERDICT_FAIL iff compliance > 0 */
+    penlink_audit_verdict verdict; /**< #PENLINK_VERDICT_FAIL iff compliance > 0;
+                                        #PENLINK_VERDICT_NOT_RUN whenever the run returned
+                                        an error (the other figures are then partial) */
 } penlink_audit_summary;
 
 /**
@@ -1241,7 +1244,8 @@ typedef struct penlink_audit_cb {
  * the reporting window. @p sum (may be NULL) gets the totals.
  * An audit that examines no record (an empty archive, a pen without records,
  * a window with none) reports a #PENLINK_FIND_NO_RECORDS finding: nothing
- * examined is never a pass.
+ * examined is never a pass. Whatever it returns, *@p sum is written: on an
+ * error its verdict is #PENLINK_VERDICT_NOT_RUN, never a pass.
  * @return #PENLINK_OK, #PENLINK_ERR_NOT_FOUND (no pen f->serial in the
  *         archive: see penlink_archive_pen_check()), #PENLINK_ERR_NO_MEM,
  *         #PENLINK_ERR_CANCELLED, or what the archive returned (detail in
