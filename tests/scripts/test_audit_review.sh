@@ -202,4 +202,11 @@ else
     bad "no AUDIT_SUMMARY program given"
 fi
 
+echo "# R9 --tz with a POSIX rule, whose sign is the opposite of ISO's"
+run 2 "--tz UTC+5: a usage error" $PL --archive "$O" audit --tz UTC+5 --report usage
+check "it says how to write it" 'grep -q "POSIX TZ rule.*Etc/GMT-5" $tmp/err'
+run 2 "--tz with a POSIX rule with DST too" $PL --archive "$O" audit --tz "CET-1CEST,M3.5.0,M10.5.0/3" --report usage
+run 1 "--tz Etc/GMT-5 (the tz database name) is accepted (PEN-O has findings)" $PL --archive "$O" audit --tz Etc/GMT-5 --report usage --format json
+check "its times are 5 hours ahead of UTC" 'grep -q "T[0-9:.]*+05:00" $tmp/out'
+
 finish
