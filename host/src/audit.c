@@ -287,6 +287,11 @@ typedef struct audit {
     unknown_rev *unknown;
     size_t n_unknown, cap_unknown;
 
+    /* an audit of one pen reads the other pens' cartridges too: a reuse of its
+     * cartridges on them is its finding (pens[] below n_mine are selected) */
+    int others;
+    size_t n_mine;
+
     /* record rows of one pen that cannot be records: one finding per pen */
     char dmg_serial[64];
     uint64_t dmg_count;
@@ -536,6 +541,14 @@ static void report_reuses(audit *a)
         fi.serial = a->pens[c->first_pen];
         fi.seq = c->first_seq;
         fi.time_ms = c->first_ms;
+        for (size_t e = 0; a->others && c->first_pen >= a->n_mine && e < k; e++)
+            if (strcmp(ev[e].serial, a->pens[0]) == 0) {
+                /* first used on another pen: the finding is the audited pen's */
+                fi.serial = ev[e].serial;
+                fi.seq = ev[e].seq;
+                fi.time_ms = ev[e].time_ms;
+                break;
+            }
         fi.count = c->count;
         fi.cartridge_serial = c->serial;
         fi.cartridge_uses = c->max_uses;
@@ -1410,6 +1423,51 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
     return a->rc != PENLINK_OK;
 }
 
+/* The cartridges of a pen the audit did not select: its treatments' uses, nothing else. */
+static int on_other(void *u, const char *serial, const penlink_record *r)
+{
+    audit *a = u;
+    if (strcmp(serial, a->sel[0].serial) == 0)
+        return 0;
+    if (!a->have_pen || serial != a->serial_seen) {
+        a->serial_seen = serial;
+        char *s = malloc(strlen(serial) + 1);
+        if (!s || grow(&a->pens, &a->cap_pens, a->n_pens + 1, sizeof *a->pens) != 0) {
+            free(s);
+            stop(a, PENLINK_ERR_NO_MEM);
+            return 1;
+        }
+        strcpy(s, serial);
+        a->pens[a->n_pens] = s;
+        a->pen = (uint32_t)a->n_pens++;
+        a->have_pen = 1;
+        a->cart_in = 0;
+        a->cart_serial = 0;
+        a->cart_uses = 0;
+    }
+    if (r->kind == PENLINK_REC_CARTRIDGE_INSERTED) {
+        a->cart_in = 1;
+        a->cart_serial = r->cartridge_serial;
+        a->cart_uses = r->cartridge_uses;
+    } else if (r->kind == PENLINK_REC_CARTRIDGE_REMOVED) {
+        a->cart_in = 0;
+    } else if (r->kind == PENLINK_REC_TREATMENT_START) {
+        int named = (r->fields & PENLINK_F_CARTRIDGE_SERIAL) != 0 && r->cartridge_serial != 0;
+        uint64_t cs = named ? r->cartridge_serial : a->cart_serial;
+        uint32_t uses = a->cart_in && cs == a->cart_serial ? a->cart_uses : 0;
+        /* never in the window: only the audited pen's uses put a reuse in it */
+        if ((a->cart_in || named) && cart_add(a, cs, r->seq, r->time_ms, uses, 0) != 0)
+            stop(a, PENLINK_ERR_NO_MEM);
+    }
+    return a->rc != PENLINK_OK;
+}
+
+static int skip_damage(void *u, const archive_damage *d)
+{
+    (void)u, (void)d;
+    return 0;
+}
+
 static int on_selected(void *u, int64_t device, const char *serial, const uint8_t *key,
                        uint64_t first_from)
 {
@@ -1659,6 +1717,15 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
         flush_damage(&a);
         end_pen(&a);
         alarms_before(&a, NULL);
+        if (f && f->serial && a.n_sel == 1) {
+            /* the audited pen's cartridges reused on any other pen of the archive */
+            a.others = 1;
+            a.n_mine = a.n_pens;
+            a.have_pen = 0;
+            int st = archive_scan(ar, NULL, on_other, skip_damage, &a);
+            if (st != PENLINK_OK && a.rc == PENLINK_OK)
+                stop(&a, st);
+        }
         report_reuses(&a);
         report_verifications(&a);
         if (a.rc == PENLINK_OK && a.sum.records_in_window == 0)

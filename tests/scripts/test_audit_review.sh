@@ -209,4 +209,25 @@ run 2 "--tz with a POSIX rule with DST too" $PL --archive "$O" audit --tz "CET-1
 run 1 "--tz Etc/GMT-5 (the tz database name) is accepted (PEN-O has findings)" $PL --archive "$O" audit --tz Etc/GMT-5 --report usage --format json
 check "its times are 5 hours ahead of UTC" 'grep -q "T[0-9:.]*+05:00" $tmp/out'
 
+echo "# R6 an audit of one pen finds its cartridges reused on the other pens"
+$SIM --state "$tmp/x1" --serial PEN-X1 --seed 21 --simulate-days 5 --start-time $T0 > /dev/null
+$SIM --state "$tmp/x2" --serial PEN-X2 --seed 22 --simulate-days 5 --start-time $T0 \
+    --reuse-from "$tmp/x1" --cross-reuse-permille 150 > /dev/null
+X=$(archive x)
+for p in x1 x2; do
+    start_sim $p
+    run 0 "pull $p" $PL --archive "$X" --device "sim:$tmp/$p.sock" pull
+    stop_sim $p
+done
+# one finding per cartridge, however often it was reused
+planted=$(python3 -c 'import json, sys
+print(len({json.loads(l)["cartridge"] for l in open(sys.argv[1]) if "\"reuse\"" in l}))' "$tmp/x2/planted.jsonl")
+run 1 "all pens: the planted cross-pen reuses" $PL --archive "$X" audit --format json
+check "$planted reused cartridges" '[ "$(grep -c "\"finding\":\"reuse\"" $tmp/out)" -eq "$planted" ]'
+for p in PEN-X1 PEN-X2; do
+    run 1 "--pen $p fails" $PL --archive "$X" audit --pen $p --format json
+    check "--pen $p: the $planted reuses, under $p" \
+        '[ "$(grep -c "\"finding\":\"reuse\",\"compliance\":true,\"pen\":\"$p\"" $tmp/out)" -eq "$planted" ]'
+done
+
 finish

@@ -203,7 +203,8 @@ check "json: data_matches false" 'grep -q "\"data_matches\":false" $tmp/out'
 echo "<html><body>hello</body></html>" > "$tmp/other.html"
 run 2 "a file that is not a report" $PL --archive "$A" audit --check-report "$tmp/other.html"
 run 2 "--check-report with a window" $PL --archive "$A" audit --check-report "$R" --since 2026-03-02
-run 0 "a window and a pen" $PL --archive "$A" audit --tz Europe/Berlin --format html -o "$tmp/w.html" \
+# PEN-P reused PEN-O's cartridges: an audit of PEN-O alone finds that too (verdict FAIL)
+run 1 "a window and a pen" $PL --archive "$A" audit --tz Europe/Berlin --format html -o "$tmp/w.html" \
     --pen PEN-O --since 2026-03-03 --until 2026-03-06
 run 0 "its check" $PL --archive "$A" audit --check-report "$tmp/w.html"
 check "the window and zone are in its header" \
