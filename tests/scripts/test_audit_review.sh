@@ -176,7 +176,7 @@ renamed() { # from to out
     python3 - "$R" "$1" "$2" "$3" << 'PY'
 import html, sys, urllib.parse
 s, a, b = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]
-for f in (lambda x: x, html.escape, lambda x: urllib.parse.quote(x, safe="")):
+for f in (lambda x: x, html.escape, lambda x: urllib.parse.quote(x, safe="/:@")):
     s = s.replace(f(a), f(b))
 open(sys.argv[4], "w").write(s)
 PY
