@@ -11,16 +11,17 @@
 /* Exit codes (documented in docs/penlink.1 and `penlink --help`). */
 enum {
     EXIT_OK = 0,
-    EXIT_FINDING = 1,    /* a compliance finding (audit) */
-    EXIT_USAGE = 2,      /* bad command line */
-    EXIT_NO_DEVICE = 3,  /* no pen found / not reachable */
-    EXIT_DEVICE = 4,     /* the pen reported an error */
-    EXIT_PROTOCOL = 5,   /* malformed frames, messages or chunks */
-    EXIT_INTEGRITY = 6,  /* checksum or consistency failure */
-    EXIT_IO = 7,         /* a file could not be read or written */
-    EXIT_INTERNAL = 8,   /* out of memory, a bug */
-    EXIT_AUTH = 9,       /* not authorised: unsigned or wrongly signed configuration */
-    EXIT_CANCELLED = 130 /* interrupted (SIGINT / SIGTERM) */
+    EXIT_FINDING = 1,      /* a compliance finding (audit) */
+    EXIT_USAGE = 2,        /* bad command line */
+    EXIT_NO_DEVICE = 3,    /* no pen found / not reachable */
+    EXIT_DEVICE = 4,       /* the pen reported an error */
+    EXIT_PROTOCOL = 5,     /* malformed frames, messages or chunks */
+    EXIT_INTEGRITY = 6,    /* checksum or consistency failure */
+    EXIT_IO = 7,           /* a file could not be read or written */
+    EXIT_INTERNAL = 8,     /* out of memory, a bug */
+    EXIT_AUTH = 9,         /* not authorised: unsigned or wrongly signed configuration */
+    EXIT_UNCONFIRMED = 10, /* audit --check-report: a report that cannot be confirmed */
+    EXIT_CANCELLED = 130   /* interrupted (SIGINT / SIGTERM) */
 };
 
 struct cli {
