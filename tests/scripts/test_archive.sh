@@ -139,11 +139,14 @@ stop_sim w
 B=$(archive two)
 start_sim p1 --serial PEN-ONE --seed 31 --simulate-days 30 --start-time $T0
 start_sim p2 --serial PEN-TWO --seed 32 --simulate-days 30 --start-time $T0
-$PL --device "sim:$tmp/p1.sock" --archive "$B" --quiet pull > "$tmp/o1" 2>&1 &
+# the simulator serves one connection at a time, so the second pull of PEN-ONE
+# waits for the first to end: a wait that must not be taken for a silent pen
+# (under valgrind a pull takes longer than the default hello timeouts)
+$PL --timeout 60000 --device "sim:$tmp/p1.sock" --archive "$B" --quiet pull > "$tmp/o1" 2>&1 &
 a=$!
-$PL --device "sim:$tmp/p2.sock" --archive "$B" --quiet pull > "$tmp/o2" 2>&1 &
+$PL --timeout 60000 --device "sim:$tmp/p2.sock" --archive "$B" --quiet pull > "$tmp/o2" 2>&1 &
 b=$!
-$PL --device "sim:$tmp/p1.sock" --archive "$B" --quiet pull > "$tmp/o3" 2>&1 &
+$PL --timeout 60000 --device "sim:$tmp/p1.sock" --archive "$B" --quiet pull > "$tmp/o3" 2>&1 &
 c=$!
 wait $a && wait $b && wait $c && ok "two pens and a second process on one archive" ||
     { bad "concurrent pulls"; cat "$tmp/o1" "$tmp/o2" "$tmp/o3"; }
