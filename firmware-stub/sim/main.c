@@ -74,7 +74,10 @@ static const char usage_text[] =
     "                           is refused, key_changed\n"
     "  (cartridge reuse: --reuse-permille, with --max-uses above 1; refusals: with\n"
     "  --max-uses 1; treatments too long: --over-limit-permille; log overflow and a\n"
-    "  gap: a --flash-size too small for the days simulated)\n"
+    "  gap: a --flash-size too small for the days simulated; a pull that seals\n"
+    "  records on a full flash drops more, planted as it happens. An overflow\n"
+    "  planted at the end of the days may be dropped in turn by that pull: the\n"
+    "  pen then adds its count to its next log_overflow)\n"
     "\n"
     "  --config-key KEY         provision a new state with this config-signing public\n"
     "                           key (64 hex digits, or a file from penlink keys\n"
@@ -398,6 +401,10 @@ static int serve(server *sv)
         }
         if (sv->s->flash.dead)
             return sim_check(sv->s, PEN_ERR_FLASH);
+        /* a pull that sealed records on a full flash dropped the oldest: planted
+         * now, before the host can acknowledge past them */
+        if (sim_plant_store(sv->s) != SIM_OK)
+            return SIM_ERR;
         int timeout = busy ? 0 : 1000;
         if (sv->live_ms) {
             uint64_t t = now_ms();

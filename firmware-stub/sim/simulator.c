@@ -255,6 +255,13 @@ static void planted(sim *s, const char *kind, uint64_t seq, int64_t time_ms, con
             kind, serial, seq, time_ms, extra);
 }
 
+static int plant_store(sim *s);
+
+int sim_plant_store(sim *s)
+{
+    return plant_store(s);
+}
+
 int sim_plant(sim *s, const char *kind, uint64_t seq, uint64_t count)
 {
     char extra[40];

@@ -260,4 +260,30 @@ run 7 "an archive file that does not exist: I/O, not an empty archive" \
     $PL --archive "$tmp/no-such-archive.db" audit
 check "it names the path" 'grep -q "no-such-archive.db does not exist" $tmp/err'
 
+# a flash far too small: the pull itself seals the staged records and drops the
+# oldest; planted.jsonl must name those too, as the gaps the audit reports
+$SIM --state "$tmp/sf" --serial PEN-SF --seed 3 --simulate-days 60 --flash-size 65536 \
+    --start-time $T0 > /dev/null
+SF=$(archive sf)
+start_sim sf
+run 0 "pull a pen whose flash overflowed" $PL --archive "$SF" --device "sim:$tmp/sf.sock" pull
+stop_sim sf
+run 1 "its audit" $PL --archive "$SF" audit --format json
+merged='def merged(r):
+    out = []
+    for seq, n in sorted(r):
+        if out and out[-1][1] == seq:
+            out[-1][1] = seq + n
+        else:
+            out.append([seq, seq + n])
+    return out'
+gaps_seen=$(python3 -c "$merged"'
+import json, sys
+print(merged((o["seq"], o["count"]) for o in map(json.loads, open(sys.argv[1])) if o.get("finding") == "gap"))' "$tmp/out")
+gaps_planted=$(python3 -c "$merged"'
+import json, sys
+print(merged((o["seq"], o["count"]) for o in map(json.loads, open(sys.argv[1])) if o["kind"] == "gap"))' "$tmp/sf/planted.jsonl")
+check "planted.jsonl names the records the audit finds gone ($gaps_seen)" \
+    '[ "$gaps_seen" = "$gaps_planted" ] && [ "$(grep -c "\"kind\":\"gap\"" $tmp/sf/planted.jsonl)" -ge 2 ]'
+
 finish
