@@ -74,7 +74,10 @@ static const char usage_text[] =
     "                           is refused, key_changed\n"
     "  (cartridge reuse: --reuse-permille, with --max-uses above 1; refusals: with\n"
     "  --max-uses 1; treatments too long: --over-limit-permille; log overflow and a\n"
-    "  gap: a --flash-size too small for the days simulated)\n"
+    "  gap: a --flash-size too small for the days simulated; a pull that seals\n"
+    "  records on a full flash drops more, planted as it happens. An overflow\n"
+    "  planted at the end of the days may be dropped in turn by that pull: the\n"
+    "  pen then adds its count to its next log_overflow)\n"
     "\n"
     "  --config-key KEY         provision a new state with this config-signing public\n"
     "                           key (64 hex digits, or a file from penlink keys\n"
@@ -85,7 +88,9 @@ static const char usage_text[] =
     "  --tamper MODE            planted fault on the way to the host, in the first\n"
     "                           pull: flip (a bit of the 2nd chunk), drop (the 2nd\n"
     "                           chunk), swap (the 2nd and 3rd chunks), splice (the\n"
-    "                           1st chunk again instead of the 2nd)\n"
+    "                           1st chunk again instead of the 2nd); swap and splice\n"
+    "                           are written to planted.jsonl as reply_altered (the\n"
+    "                           chunk sent out of place: seq, count)\n"
     "  --max-uses N             set the pen's max_cartridge_uses to N (a misconfigured\n"
     "                           pen accepts reused cartridges); logged as CONFIG_CHANGED\n"
     "  --clock-offset-ms N      the pen's clock runs N ms ahead of true time (kept)\n"
@@ -287,7 +292,14 @@ static int socket_send(void *ctx, const uint8_t *data, size_t len);
 static int client_send(void *ctx, const uint8_t *data, size_t len)
 {
     server *sv = ctx;
-    return tamper_send(&sv->tamper, data, len, socket_send, sv);
+    int rc = tamper_send(&sv->tamper, data, len, socket_send, sv);
+    if (sv->tamper.plant_kind) {
+        if (sim_plant(sv->s, sv->tamper.plant_kind, sv->tamper.plant_seq, sv->tamper.plant_count) !=
+            SIM_OK)
+            rc = -1;
+        sv->tamper.plant_kind = NULL;
+    }
+    return rc;
 }
 
 static int socket_send(void *ctx, const uint8_t *data, size_t len)
@@ -389,6 +401,10 @@ static int serve(server *sv)
         }
         if (sv->s->flash.dead)
             return sim_check(sv->s, PEN_ERR_FLASH);
+        /* a pull that sealed records on a full flash dropped the oldest: planted
+         * now, before the host can acknowledge past them */
+        if (sim_plant_store(sv->s) != SIM_OK)
+            return SIM_ERR;
         int timeout = busy ? 0 : 1000;
         if (sv->live_ms) {
             uint64_t t = now_ms();

@@ -255,6 +255,23 @@ static void planted(sim *s, const char *kind, uint64_t seq, int64_t time_ms, con
             kind, serial, seq, time_ms, extra);
 }
 
+static int plant_store(sim *s);
+
+int sim_plant_store(sim *s)
+{
+    return plant_store(s);
+}
+
+int sim_plant(sim *s, const char *kind, uint64_t seq, uint64_t count)
+{
+    char extra[40];
+    snprintf(extra, sizeof extra, ",\"count\":%" PRIu64, count);
+    planted(s, kind, seq, 0, extra);
+    if (s->planted && fflush(s->planted) != 0)
+        return fail(s, SIM_ERR, "planted.jsonl: %s", strerror(errno));
+    return SIM_OK;
+}
+
 /* The ground truth of what the event being applied planted, from the records
  * the pen logs for it (their seqs are the pen's to give). */
 static void plant_logged(sim *s, const pl_record *r)

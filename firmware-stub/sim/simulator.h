@@ -172,6 +172,21 @@ void sim_set_sender(sim *s, int (*send)(void *ctx, const uint8_t *data, size_t l
  */
 int sim_flush(sim *s);
 
+/**
+ * Appends a finding planted outside the pen (a reply altered on the way,
+ * --tamper) to planted.jsonl: @p kind, the pen, @p seq, and "count" records.
+ * SIM_OK or SIM_ERR.
+ */
+int sim_plant(sim *s, const char *kind, uint64_t seq, uint64_t count);
+
+/**
+ * Plants what the pen's log store did since the last call (a gap, a
+ * LOG_OVERFLOW): while serving, a pull that seals the staged records on a
+ * full flash drops the oldest ones, and the ground truth must say so before
+ * the host acknowledges past them. SIM_OK or SIM_ERR.
+ */
+int sim_plant_store(sim *s);
+
 /** Result of the flash after a failing pen call: SIM_POWER_CUT when the cut happened. */
 int sim_check(sim *s, pen_status st);
 

@@ -24,6 +24,8 @@
 #define ZONEINFO_DIR "/usr/share/zoneinfo"
 #define MS_PER_S 1000ll
 #define S_PER_DAY 86400ll
+#define FRAC_DIGITS_MAX 3    /* milliseconds: what the archive holds */
+#define S_PER_HALF_DAY 43200 /* a DST change is searched for this far around a time */
 
 static char zone_name[128] = "UTC";
 static int zone_utc = 1;
@@ -157,6 +159,102 @@ const char *cli_tz_name(void)
     return zone_name;
 }
 
+/* @p t as "HH:MM" at UTC offset @p off_s. */
+static void hhmm(time_t t, long off_s, char *buf, size_t cap)
+{
+    struct tm tm;
+    time_t local = t + off_s;
+    if (gmtime_r(&local, &tm))
+        strftime(buf, cap, "%H:%M", &tm);
+    else
+        snprintf(buf, cap, "?");
+}
+
+/* The instant of the zone's UTC offset change between @p lo and @p hi (their
+ * offsets differ), to the second. */
+static time_t offset_change(time_t lo, time_t hi)
+{
+    struct tm a;
+    localtime_r(&lo, &a);
+    long off = a.tm_gmtoff;
+    while (hi - lo > 1) {
+        time_t mid = lo + (hi - lo) / 2;
+        struct tm m;
+        localtime_r(&mid, &m);
+        if (m.tm_gmtoff == off)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return hi;
+}
+
+/*
+ * A local time without an offset must name exactly one instant: one that the
+ * clocks skip at a DST change (spring) is refused, naming the skipped hours;
+ * one they pass twice (autumn) is refused too, naming both offsets: either
+ * would be a guess. *@p t: mktime()'s instant, checked.
+ */
+static int local_check(const char *s, int y, int mo, int d, int h, int mi, int sec, time_t *t,
+                       char *err, size_t cap)
+{
+    time_t found[2];
+    int n = 0;
+    for (int dst = 0; dst <= 1; dst++) {
+        struct tm tm;
+        memset(&tm, 0, sizeof tm);
+        tm.tm_year = y - 1900;
+        tm.tm_mon = mo - 1;
+        tm.tm_mday = d;
+        tm.tm_hour = h;
+        tm.tm_min = mi;
+        tm.tm_sec = sec;
+        tm.tm_isdst = dst;
+        time_t c = mktime(&tm);
+        if (c == (time_t)-1 || tm.tm_year != y - 1900 || tm.tm_mon != mo - 1 || tm.tm_mday != d ||
+            tm.tm_hour != h || tm.tm_min != mi || tm.tm_sec != sec)
+            continue; /* not this local time under that flag */
+        if (n == 0 || found[0] != c)
+            found[n++] = c;
+    }
+    if (n == 1) {
+        *t = found[0];
+        return 0;
+    }
+    if (n == 2) {
+        struct tm a, b;
+        time_t first = found[0] < found[1] ? found[0] : found[1];
+        time_t second = found[0] < found[1] ? found[1] : found[0];
+        localtime_r(&first, &a);
+        localtime_r(&second, &b);
+        snprintf(err, cap,
+                 "'%s' is ambiguous in %s: the clocks pass that local time twice (a DST "
+                 "change), at UTC%+03ld:%02ld and then at UTC%+03ld:%02ld: add the offset you "
+                 "mean, e.g. %04d-%02d-%02dT%02d:%02d%+03ld:%02ld",
+                 s, cli_tz_name(), a.tm_gmtoff / 3600, labs(a.tm_gmtoff % 3600) / 60,
+                 b.tm_gmtoff / 3600, labs(b.tm_gmtoff % 3600) / 60, y, mo, d, h, mi,
+                 a.tm_gmtoff / 3600, labs(a.tm_gmtoff % 3600) / 60);
+        return -1;
+    }
+    /* no instant has this local time: a gap, around mktime()'s guess */
+    time_t lo = *t - S_PER_HALF_DAY, hi = *t + S_PER_HALF_DAY;
+    struct tm a, b;
+    localtime_r(&lo, &a);
+    localtime_r(&hi, &b);
+    if (a.tm_gmtoff == b.tm_gmtoff)
+        return 0; /* no change nearby: the zone's own normalisation */
+    time_t at = offset_change(lo, hi);
+    char from[8], to[8];
+    hhmm(at, a.tm_gmtoff, from, sizeof from);
+    hhmm(at, b.tm_gmtoff, to, sizeof to);
+    snprintf(err, cap,
+             "'%s' does not exist in %s: on %04d-%02d-%02d the clocks jump from %s to %s (a DST "
+             "change), so no instant has that local time: give a time outside the gap or a UTC "
+             "offset",
+             s, cli_tz_name(), y, mo, d, from, to);
+    return -1;
+}
+
 int cli_parse_time(const char *s, int until, int64_t *ms, char *err, size_t cap)
 {
     const char *p = s;
@@ -184,9 +282,16 @@ int cli_parse_time(const char *s, int until, int64_t *ms, char *err, size_t cap)
                 if (!isdigit((unsigned char)*p))
                     goto bad;
                 for (; isdigit((unsigned char)*p); p++, n++)
-                    if (n < 3)
+                    if (n < FRAC_DIGITS_MAX)
                         frac_ms = frac_ms * 10 + (*p - '0');
-                for (; n < 3; n++)
+                if (n > FRAC_DIGITS_MAX) {
+                    snprintf(err, cap,
+                             "bad time in '%s': at most %d digits after the second "
+                             "(milliseconds, the archive's resolution)",
+                             s, FRAC_DIGITS_MAX);
+                    return -1;
+                }
+                for (; n < FRAC_DIGITS_MAX; n++)
                     frac_ms *= 10;
             }
         }
@@ -236,6 +341,8 @@ int cli_parse_time(const char *s, int until, int64_t *ms, char *err, size_t cap)
         snprintf(err, cap, "date '%s' is out of range", s);
         return -1;
     }
+    if (has_time && local_check(s, y, mo, d, h, mi, sec, &t, err, cap) != 0)
+        return -1;
     *ms = (int64_t)t * MS_PER_S + frac_ms;
     return 0;
 bad:

@@ -46,7 +46,9 @@ static const char usage[] =
     "                      behind UTC) are refused; a fixed offset is Etc/GMT-5\n"
     "                      (UTC+05:00: the Etc names keep POSIX's sign)\n"
     "  -p, --pen SERIAL    one pen; the global --device usb:SERIAL (or a bare\n"
-    "                      SERIAL) selects it too; other --device forms are refused.\n"
+    "                      SERIAL) selects it too, and so does PENLINK_DEVICE\n"
+    "                      (--device's default) when it names a serial; other\n"
+    "                      --device forms are refused (in PENLINK_DEVICE: ignored).\n"
     "                      A serial the archive does not hold is a usage error\n"
     "                      that names its pens (and the closest one)\n"
     "  -f, --format FMT    table (default: aligned columns for a terminal), csv\n"
@@ -82,7 +84,9 @@ static const char usage[] =
     "report is shown.\n"
     "Refused cartridges, clock anomalies and unknown configuration revisions are\n"
     "reported but do not fail the audit. 2 a usage error: a bad or reversed\n"
-    "date, an unknown zone or pen. Other codes as in `penlink --help`.\n";
+    "date (a local time a DST change skips or repeats included), an unknown zone\n"
+    "or pen. 7 an archive that cannot be read, or a file that does not exist\n"
+    "(not an empty archive). Other codes as in `penlink --help`.\n";
 
 /* ---- shared with penlink export -------------------------------------- */
 
@@ -130,18 +134,30 @@ int cli_pen_filter(struct cli *c, penlink_archive_filter *f, const char *pen)
         f->serial = pen;
         return EXIT_OK;
     }
-    if (!c->device)
+    /* PENLINK_DEVICE is --device's default: a serial it names selects that pen
+     * here too; one that names none (usb, sim:PATH) is the pen commands'
+     * default, not a choice of pen, and leaves every pen selected */
+    const char *dev = c->device;
+    int from_env = 0;
+    if (!dev) {
+        dev = getenv("PENLINK_DEVICE");
+        from_env = 1;
+    }
+    if (!dev || !*dev)
         return EXIT_OK;
-    if (strncmp(c->device, "usb:", 4) == 0 && c->device[4]) {
-        f->serial = c->device + 4;
+    if (strncmp(dev, "usb:", 4) == 0 && dev[4]) {
+        f->serial = dev + 4;
         return EXIT_OK;
     }
-    if (strcmp(c->device, "usb") == 0 || strchr(c->device, ':'))
+    if (strcmp(dev, "usb") == 0 || strchr(dev, ':')) {
+        if (from_env)
+            return EXIT_OK;
         return cli_error(c, EXIT_USAGE,
                          "--device %s names no pen serial: use --pen SERIAL (or --device "
                          "usb:SERIAL) to select a pen in the archive",
-                         c->device);
-    f->serial = c->device;
+                         dev);
+    }
+    f->serial = dev;
     return EXIT_OK;
 }
 

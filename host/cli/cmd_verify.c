@@ -42,7 +42,8 @@ static const char usage[] =
     "a writable archive).\n"
     "\n"
     "Options:\n"
-    "  -p, --pen SERIAL  one pen (the global --device usb:SERIAL too)\n"
+    "  -p, --pen SERIAL  one pen (the global --device usb:SERIAL too, and a\n"
+    "                    PENLINK_DEVICE that names a serial)\n"
     "  -n, --no-record   do not record the verdicts in the archive\n"
     "  -h, --help        this help\n";
 

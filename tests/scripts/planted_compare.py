@@ -26,6 +26,9 @@ import time
 BY_RECORD = ("no_cartridge", "refused", "clock_backwards", "clock_jump", "config_refused",
              "overflow")
 KINDS = BY_RECORD + ("out_of_limits", "reuse", "gap", "key_changed")
+# planted gaps that go on from the one planted before them (the pen dropped more
+# while a pull sealed its records): a host may see them as one gap or as two
+GAP_GOES_ON = set()
 
 
 def load(dirs):
@@ -55,6 +58,12 @@ def expected(planted, times, since, until):
 
     want = {k: {} for k in KINDS}
     carts = {}
+    gap_end = {}
+    for p in planted:
+        if p["kind"] == "gap":
+            if gap_end.get(p["pen"]) == p["seq"]:
+                GAP_GOES_ON.add((p["pen"], p["seq"]))
+            gap_end[p["pen"]] = p["seq"] + p["count"]
     for p in planted:
         k, pen, seq = p["kind"], p["pen"], p["seq"]
         if k in BY_RECORD or k == "out_of_limits":
@@ -189,6 +198,8 @@ def main():
             print("   %s: expected to be planted in the window, but none is" % k)
     for k in sorted(set(want) | set(got)):
         w, g = want.get(k, {}), got.get(k, {})
+        if k == "gap":  # one that goes on from the gap before may be reported with it
+            w = {key: v for key, v in w.items() if key not in GAP_GOES_ON or key in g}
         if k not in want and g:
             ok = False
             print("   %s: %d reported, none planted: %s" % (k, len(g), sorted(g)[:5]))

@@ -230,4 +230,60 @@ for p in PEN-X1 PEN-X2; do
         '[ "$(grep -c "\"finding\":\"reuse\",\"compliance\":true,\"pen\":\"$p\"" $tmp/out)" -eq "$planted" ]'
 done
 
+echo "# R11 dates that name no instant or one too finely; PENLINK_DEVICE; a missing archive"
+run 2 "--since with 4 digits after the second: refused, not cut" \
+    $PL --archive "$X" audit --tz UTC --since 2026-03-02T10:00:00.1234 --report usage
+check "it says milliseconds" 'grep -q "at most 3 digits after the second" $tmp/err'
+run 1 "--since with 3 digits is read to the millisecond" \
+    $PL --archive "$X" audit --tz UTC --since 2020-03-02T10:00:00.123 --format json
+check "since 10:00:00.123" 'head -1 $tmp/out | grep -q "\"since\":\"2020-03-02T10:00:00.123Z\""'
+run 2 "a local time the spring DST change skips" \
+    $PL --archive "$X" audit --tz Europe/Berlin --since 2026-03-29T02:30 --report usage
+check "the message names the gap" 'grep -q "does not exist in Europe/Berlin: on 2026-03-29 the clocks jump from 02:00 to 03:00" $tmp/err'
+run 2 "a local time the autumn DST change repeats, without an offset" \
+    $PL --archive "$X" audit --tz Europe/Berlin --until 2026-10-25T02:30 --report usage
+check "the message names both offsets" 'grep -q "ambiguous in Europe/Berlin.*UTC+02:00 and then at UTC+01:00" $tmp/err'
+run 1 "the same with its offset" \
+    $PL --archive "$X" audit --tz Europe/Berlin --until 2026-10-25T02:30+01:00 --format json
+check "until 02:30+01:00" 'head -1 $tmp/out | grep -q "\"until\":\"2026-10-25T02:30:00.000+01:00\""'
+run 1 "the hour before the repeated one is one instant" \
+    $PL --archive "$X" audit --tz Europe/Berlin --until 2026-10-25T01:30 --format json
+check "until 01:30+02:00" 'head -1 $tmp/out | grep -q "\"until\":\"2026-10-25T01:30:00.000+02:00\""'
+run 1 "PENLINK_DEVICE=usb:PEN-X1 selects that pen, like --device" \
+    env PENLINK_DEVICE=usb:PEN-X1 $PL --archive "$X" audit --format json
+check "audit of PEN-X1 only" 'head -1 $tmp/out | grep -q "\"pen\":\"PEN-X1\"" && grep -q "\"type\":\"summary\",\"pens\":1," $tmp/out'
+run 1 "PENLINK_DEVICE=sim:... names no pen: every pen is audited" \
+    env PENLINK_DEVICE="sim:$tmp/nowhere.sock" $PL --archive "$X" audit --format json
+check "both pens" 'head -1 $tmp/out | grep -q "\"pen\":null" && grep -q "\"type\":\"summary\",\"pens\":2," $tmp/out'
+run 2 "--device sim:... still refused" $PL --archive "$X" --device "sim:$tmp/nowhere.sock" audit
+run 7 "an archive file that does not exist: I/O, not an empty archive" \
+    $PL --archive "$tmp/no-such-archive.db" audit
+check "it names the path" 'grep -q "no-such-archive.db does not exist" $tmp/err'
+
+# a flash far too small: the pull itself seals the staged records and drops the
+# oldest; planted.jsonl must name those too, as the gaps the audit reports
+$SIM --state "$tmp/sf" --serial PEN-SF --seed 3 --simulate-days 60 --flash-size 65536 \
+    --start-time $T0 > /dev/null
+SF=$(archive sf)
+start_sim sf
+run 0 "pull a pen whose flash overflowed" $PL --archive "$SF" --device "sim:$tmp/sf.sock" pull
+stop_sim sf
+run 1 "its audit" $PL --archive "$SF" audit --format json
+merged='def merged(r):
+    out = []
+    for seq, n in sorted(r):
+        if out and out[-1][1] == seq:
+            out[-1][1] = seq + n
+        else:
+            out.append([seq, seq + n])
+    return out'
+gaps_seen=$(python3 -c "$merged"'
+import json, sys
+print(merged((o["seq"], o["count"]) for o in map(json.loads, open(sys.argv[1])) if o.get("finding") == "gap"))' "$tmp/out")
+gaps_planted=$(python3 -c "$merged"'
+import json, sys
+print(merged((o["seq"], o["count"]) for o in map(json.loads, open(sys.argv[1])) if o["kind"] == "gap"))' "$tmp/sf/planted.jsonl")
+check "planted.jsonl names the records the audit finds gone ($gaps_seen)" \
+    '[ "$gaps_seen" = "$gaps_planted" ] && [ "$(grep -c "\"kind\":\"gap\"" $tmp/sf/planted.jsonl)" -ge 2 ]'
+
 finish
