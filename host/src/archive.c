@@ -492,6 +492,29 @@ static int check_pinning(pull_state *ps, int pinned, const char **why, char *det
 }
 
 /*
+ * Where a pull of a pen the archive holds records of starts (protocol.md §5,
+ * "The host's pull"): at the archive's next seq, unless the pen does not sign
+ * its log and still holds records below it that it was never told it may
+ * forget (log_acked_seq below the archive's next seq). Those are asked for
+ * again, from the higher of log_acked_seq and log_first_seq, and compared with
+ * the archived copies: an acknowledgement then covers only records this pull
+ * received and checked. Without it a second unsigned pen under the same serial
+ * (nothing but the serial tells them apart) would have its own records below
+ * the archive's next seq acknowledged unseen. A pen whose acknowledged seq is
+ * the archive's next seq (the usual case) is asked for nothing again. A
+ * signing pen goes on from the archived chain's end: its chain and pinned key
+ * bind what it holds to what is archived.
+ */
+static uint64_t resume_seq(const penlink_info *info, uint64_t next, int signed_log)
+{
+    uint64_t held =
+        info->log_acked_seq > info->log_first_seq ? info->log_acked_seq : info->log_first_seq;
+    if (signed_log || held >= next)
+        return next;
+    return held;
+}
+
+/*
  * Step 1, one transaction: the device row, its pinned key and the checks on
  * it, the pull row, the configuration in force. *from gets the first seq to
  * ask for. A refused pen gets its alarm committed and PENLINK_ERR_INTEGRITY.
@@ -530,7 +553,7 @@ static int pull_prepare(pull_state *ps, const penlink_config *cfg, uint64_t *fro
      * log_first_seq) were lost, not archived elsewhere: ask from there, so the
      * pen's own words record them as a gap. */
     if (have)
-        *from = next;
+        *from = resume_seq(info, next, ps->signed_log);
     else if (info->log_acked_seq < info->log_first_seq)
         *from = info->log_acked_seq;
     else

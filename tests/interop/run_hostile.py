@@ -362,6 +362,18 @@ def splice_fork(ctx):
     return None
 
 
+def asked_from(seq):
+    """The first PullLog of the test run asks from seq."""
+    def check(ctx):
+        pulls = [m.from_seq for ph, b, m in ctx["pen"].received
+                 if b == "pull_log" and ph == "test"]
+        if not pulls or pulls[0] != seq:
+            return "the first PullLog asked from %s, want %d" % (
+                pulls[0] if pulls else "nothing", seq)
+        return None
+    return check
+
+
 def overrun_detail(ctx):
     for k, _s, _q, _n in ctx["ctx"].alarms():
         if k != "overrun":
@@ -469,6 +481,36 @@ CASES = [
          before=[(FIRST, ["pull"])],
          pen=dict(FIRST, key_seed=b"\x02" * 32, n=400, acked=300),
          runs=[R(["pull"], 6)], stored=exact(0, 299), acked=None, alarms={"key_changed"}),
+
+    # -- two pens that do not sign their log under one serial (no key tells them apart)
+    case("twin_serial_same_count", "twin",
+         "PEN-SAME's 0..299 archived and acknowledged; a second unsigned pen under the same "
+         "serial holds its own 0..299, none acknowledged (log_acked_seq 0): the host asks "
+         "from 0, not from the archive's next seq 300, and the records sent again differ from "
+         "the archived ones: alarm conflict, exit 6, nothing acknowledged",
+         before=[(dict(serial=b"PEN-SAME", sign=False, tag=1), ["pull"])],
+         pen=dict(serial=b"PEN-SAME", sign=False, tag=2), runs=[R(["pull"], 6)],
+         stored=None, acked=None, alarms={"conflict"}, check=asked_from(0),
+         after=[(["audit", "--report", "integrity"], 1)]),
+    case("twin_serial_longer_log", "twin",
+         "as twin_serial_same_count, the second pen holding 0..599: its 0..299 are compared "
+         "with the archived ones (conflict), never acknowledged unseen: exit 6, nothing "
+         "acknowledged",
+         before=[(dict(serial=b"PEN-SAME", sign=False, tag=1), ["pull"])],
+         pen=dict(serial=b"PEN-SAME", sign=False, tag=2, n=600), runs=[R(["pull"], 6)],
+         stored=None, acked=None, alarms={"conflict"}, check=asked_from(0),
+         after=[(["audit", "--report", "integrity"], 1)]),
+    case("unacked_resent_same", "twin",
+         "an unsigned pen's 0..299 archived but not acknowledged (log_acked_seq still 0, the "
+         "AckLog lost), 300..399 logged since: the host asks from 0, the records sent again "
+         "equal the archived ones (duplicates), exit 0, acknowledged through 399",
+         before=[(dict(FIRST, sign=False), ["pull"])],
+         pen=dict(FIRST, sign=False, n=400), check=asked_from(0)),
+    case("acked_not_resent", "twin",
+         "an unsigned pen whose acknowledged seq equals the archive's next seq (the normal "
+         "case): the host asks from 300 only, nothing is sent again",
+         before=[(dict(FIRST, sign=False), ["pull"])],
+         pen=dict(FIRST, sign=False, n=400, acked=300), check=asked_from(300)),
 
     # -- defect 4: a serial that is a path
     case("d4_serial_is_a_path", "12.4",
