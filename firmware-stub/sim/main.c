@@ -88,9 +88,7 @@ static const char usage_text[] =
     "  --tamper MODE            planted fault on the way to the host, in the first\n"
     "                           pull: flip (a bit of the 2nd chunk), drop (the 2nd\n"
     "                           chunk), swap (the 2nd and 3rd chunks), splice (the\n"
-    "                           1st chunk again instead of the 2nd); swap and splice\n"
-    "                           are written to planted.jsonl as reply_altered (the\n"
-    "                           chunk sent out of place: seq, count)\n"
+    "                           1st chunk again instead of the 2nd)\n"
     "  --max-uses N             set the pen's max_cartridge_uses to N (a misconfigured\n"
     "                           pen accepts reused cartridges); logged as CONFIG_CHANGED\n"
     "  --clock-offset-ms N      the pen's clock runs N ms ahead of true time (kept)\n"
@@ -292,14 +290,7 @@ static int socket_send(void *ctx, const uint8_t *data, size_t len);
 static int client_send(void *ctx, const uint8_t *data, size_t len)
 {
     server *sv = ctx;
-    int rc = tamper_send(&sv->tamper, data, len, socket_send, sv);
-    if (sv->tamper.plant_kind) {
-        if (sim_plant(sv->s, sv->tamper.plant_kind, sv->tamper.plant_seq, sv->tamper.plant_count) !=
-            SIM_OK)
-            rc = -1;
-        sv->tamper.plant_kind = NULL;
-    }
-    return rc;
+    return tamper_send(&sv->tamper, data, len, socket_send, sv);
 }
 
 static int socket_send(void *ctx, const uint8_t *data, size_t len)

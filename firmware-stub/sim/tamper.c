@@ -39,19 +39,6 @@ static int resend(pl_envelope *env, tamper_send_fn send, void *ctx)
     return rc;
 }
 
-/* The finding a host must report: the chunk of @p frame came out of place. */
-static void plant(tamper *t, const uint8_t *frame, size_t len)
-{
-    pl_envelope *env =
-        pl_envelope_unpack(NULL, frame + PL_FRAME_HEADER_SIZE, len - PL_FRAME_HEADER_SIZE);
-    if (env && env->body_case == PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK) {
-        t->plant_kind = "reply_altered";
-        t->plant_seq = env->log_chunk->first_seq;
-        t->plant_count = env->log_chunk->record_count;
-    }
-    pl_envelope_free(NULL, env);
-}
-
 int tamper_send(tamper *t, const uint8_t *frame, size_t len, tamper_send_fn send, void *ctx)
 {
     if (t->mode == TAMPER_NONE || t->done || len < PL_FRAME_HEADER_SIZE)
@@ -85,11 +72,9 @@ int tamper_send(tamper *t, const uint8_t *frame, size_t len, tamper_send_fn send
         if (rc == 0)
             rc = send(ctx, t->held, t->held_len);
         t->done = 1;
-        plant(t, t->held, t->held_len);
     } else if (k == 2 && t->mode == TAMPER_SPLICE && t->held) {
         rc = send(ctx, t->held, t->held_len);
         t->done = 1;
-        plant(t, t->held, t->held_len);
     } else {
         rc = send(ctx, frame, len);
     }

@@ -20,10 +20,6 @@ typedef struct tamper {
     uint8_t *held;   /* a frame held back (swap), or the first chunk (splice) */
     size_t held_len;
     int done;
-    /* what the host must report of it (planted.jsonl): "" when nothing (flip
-     * fails the pull; a dropped frame is loss); set when the fault is sent */
-    const char *plant_kind;
-    uint64_t plant_seq, plant_count;
 } tamper;
 
 /** Mode from its name (flip, drop, swap, splice); -1 when unknown. */
@@ -31,9 +27,7 @@ int tamper_parse(const char *name);
 
 typedef int (*tamper_send_fn)(void *ctx, const uint8_t *data, size_t len);
 
-/** Sends one frame from the pen through @p send, altered as @p t says. When
- * the fault goes out, t->plant_kind names the finding it plants (swap, splice:
- * "reply_altered" at the chunk sent out of place), for the caller to write. */
+/** Sends one frame from the pen through @p send, altered as @p t says. */
 int tamper_send(tamper *t, const uint8_t *frame, size_t len, tamper_send_fn send, void *ctx);
 
 void tamper_free(tamper *t);

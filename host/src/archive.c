@@ -606,18 +606,6 @@ static int pull_record_outcome(pull_state *ps, int pull_rc, const char *message)
     if (rc == PENLINK_OK && pull_rc != PENLINK_OK && d->alarm[0])
         rc = b->ops->alarm(b, ps->device, ps->pull, d->alarm, d->alarm_seq, d->alarm_count, message,
                            archive_now_ms());
-    if (rc == PENLINK_OK && d->disordered) {
-        /* asked for again by the rules, but no lost frame explains it (§5 rule 2) */
-        char detail[320];
-        snprintf(detail, sizeof detail,
-                 "%llu repl%s with intact chunks doubled or out of order (first: records "
-                 "%llu..%llu), which no lost frame explains; pulled again, kept what came in order",
-                 (unsigned long long)d->disordered, d->disordered == 1 ? "y" : "ies",
-                 (unsigned long long)d->disorder_seq,
-                 (unsigned long long)(d->disorder_seq + d->disorder_count - 1));
-        rc = b->ops->alarm(b, ps->device, ps->pull, "reply_altered", d->disorder_seq,
-                           d->disorder_count, detail, archive_now_ms());
-    }
     if (rc == PENLINK_OK)
         rc = b->ops->pull_end(b, ps->pull, ps->res,
                               pull_rc != PENLINK_OK ? "failed"

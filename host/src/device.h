@@ -39,12 +39,6 @@ struct penlink_dev {
     /* The alarm a failed pull raises (pull.c), for the archive to record: "" when none. */
     char alarm[16];
     uint64_t alarm_seq, alarm_count;
-    /* A reply whose intact chunks came doubled or out of order (pull.c): asked for
-     * again by the rules, but no lost frame explains it; the archive records
-     * alarm "reply_altered" even when the pull then succeeds. */
-    uint64_t disordered;     /* such replies in the last pull */
-    uint64_t disorder_seq;   /* the first chunk that came out of place */
-    uint64_t disorder_count; /* its records */
     /* `penlink -v`: every message, as it goes */
     penlink_message_ex_cb on_message;
     void *on_message_user;

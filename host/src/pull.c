@@ -321,24 +321,9 @@ static int settle_hole(pull_state *ps, uint64_t upto, uint64_t avail, int *out)
     return PENLINK_OK;
 }
 
-/* A chunk of the window's own reply, intact (its frame passed its CRC), came
- * again or out of order. A link that loses or damages frames cannot do that:
- * the window is asked for again by the rules (§5 rule 2), but it is noted for
- * the alarm "reply_altered". */
-static void note_disorder(pull_state *ps, const Penlink__V1__LogChunk *c)
-{
-    penlink_dev *d = ps->d;
-    if (d->disordered++ == 0) {
-        d->disorder_seq = c->first_seq;
-        d->disorder_count = c->record_count;
-    }
-}
-
 /* Reads the rest of an abandoned window up to its LogEnd (or a timeout), for
- * the pen's word on its oldest record; UINT64_MAX when none came. The hole
- * was at ps->next, the chunk after it started at @p upto: a chunk of the same
- * reply that starts below @p upto came out of order. */
-static int drain_window(pull_state *ps, uint32_t rid, uint64_t upto, uint64_t *avail)
+ * the pen's word on its oldest record; UINT64_MAX when none came. */
+static int drain_window(pull_state *ps, uint32_t rid, uint64_t *avail)
 {
     penlink_dev *d = ps->d;
     *avail = UINT64_MAX;
@@ -352,11 +337,6 @@ static int drain_window(pull_state *ps, uint32_t rid, uint64_t upto, uint64_t *a
             return st;
         if (r->request_id == rid) /* the window goes on: another timeout from here */
             deadline = dev_now_ms() + d->timeout_ms;
-        if (r->request_id == rid && r->body_case == PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK &&
-            r->log_chunk->first_seq < upto) {
-            note_disorder(ps, r->log_chunk);
-            upto = r->log_chunk->first_seq;
-        }
         int done = r->request_id == rid && (r->body_case == PENLINK__V1__ENVELOPE__BODY_LOG_END ||
                                             r->body_case == PENLINK__V1__ENVELOPE__BODY_ERROR);
         if (done && r->body_case == PENLINK__V1__ENVELOPE__BODY_LOG_END &&
@@ -485,8 +465,6 @@ static int pull_window(pull_state *ps, int *out)
                     deadline = dev_now_ms() + d->timeout_ms;
                 } else {
                     uint64_t upto = c->first_seq;
-                    if (where < 0)
-                        note_disorder(ps, c);
                     pl_envelope_free(NULL, r);
                     if (where < 0) {
                         *out = retry(ps, 0,
@@ -496,7 +474,7 @@ static int pull_window(pull_state *ps, int *out)
                         return PENLINK_OK;
                     }
                     uint64_t avail;
-                    st = drain_window(ps, env.request_id, upto, &avail);
+                    st = drain_window(ps, env.request_id, &avail);
                     if (st != PENLINK_OK)
                         return st;
                     return settle_hole(ps, upto, avail, out);
@@ -555,7 +533,6 @@ int penlink_dev_pull(penlink_dev *d, uint64_t from_seq, const penlink_pull_cb *c
     penlink_enter(d->ctx);
     memset(res, 0, sizeof *res);
     d->alarm[0] = '\0';
-    d->disordered = d->disorder_seq = d->disorder_count = 0;
     res->from_seq = from_seq;
     res->first_seq = res->next_seq = from_seq;
     pull_state ps = { .d = d, .cb = cb, .res = res, .next = from_seq };

@@ -3,9 +3,7 @@
 # of altering its log on the way (a flipped bit under a good CRC, a head
 # signed by another key) is caught by the pull, which keeps nothing and
 # acknowledges nothing; chunks dropped, swapped or doubled on the way are
-# asked for again, and the pull completes (swapped or doubled intact chunks,
-# which no lost frame explains, leave alarm reply_altered, as planted.jsonl
-# says, and the audit shows it). Then the archive itself is edited
+# asked for again, and the pull completes. Then the archive itself is edited
 # in every way (a chunk's bit, a record's value, a deleted, inserted or
 # moved record or chunk, a chunk from another pen, a head re-signed by
 # another key, the last head removed): penlink verify names the first broken
@@ -43,10 +41,9 @@ stop_sim pen2
 
 # 1. on the way. A chunk altered under a good frame CRC is a lie: the pull
 # catches it, keeps nothing and acknowledges nothing. A chunk dropped,
-# swapped or sent again (frames well formed, content intact) is asked for
-# again from the last record taken, and the pull completes with every record
-# once; a drop is what a lossy link does, but intact chunks swapped or sent
-# twice are not: alarm reply_altered.
+# swapped or sent again (frames well formed, content intact) is a lossy
+# link, not a lie: the reply is asked for again from the last record taken,
+# and the pull completes with every record once.
 rm -rf "$tmp/t"
 cp -r "$tmp/pristine" "$tmp/t"
 start_sim t --tamper flip
@@ -68,25 +65,11 @@ for m in drop swap splice; do
     held=$(jget "$tmp/info" log_next_seq)
     run 0 "pull through a pen link that does '$m'" $PL --device "sim:$tmp/t.sock" --archive "$T" --json pull
     check "$m: every record archived once" '[ "$(q "$T" "SELECT count(*), count(DISTINCT seq), min(seq), max(seq) FROM records")" = "$held|$held|0|$((held - 1))" ]'
-    if [ $m = drop ]; then # one frame lost on the wire explains it: no alarm
-        check "$m: no gap, no alarm" '[ "$(q "$T" "SELECT count(*) FROM alarms")" = 0 ]'
-        check "$m: nothing planted" '! grep -q reply_altered "$tmp/t/planted.jsonl"'
-    else # intact chunks out of place: no lost frame explains it, and it stays on record
-        check "$m: one alarm, reply_altered, no gap" '[ "$(q "$T" "SELECT kind, count(*) FROM alarms GROUP BY kind")" = "reply_altered|1" ]'
-        planted=$(python3 -c 'import json,sys
-for l in open(sys.argv[1]):
-    o = json.loads(l)
-    if o["kind"] == "reply_altered": print("%d|%d" % (o["seq"], o["count"]))' "$tmp/t/planted.jsonl")
-        check "$m: the alarm names the chunk planted.jsonl names" '[ -n "$planted" ] && [ "$(q "$T" "SELECT seq, count FROM alarms")" = "$planted" ]'
-    fi
+    check "$m: no gap, no alarm" '[ "$(q "$T" "SELECT count(*) FROM alarms")" = 0 ]'
     check "$m: the reply was asked for again" '[ "$(jget $tmp/out retries)" -ge 1 ]'
     $PL --device "sim:$tmp/t.sock" --json info > "$tmp/info" 2>&1
     check "$m: acknowledged through the last record" '[ "$(jget $tmp/info log_acked_seq)" = "$held" ]'
     run 0 "$m: the archive verifies" $PL --archive "$T" verify
-    if [ $m != drop ]; then
-        run 1 "$m: the audit fails on it" $PL --archive "$T" audit --tz UTC
-        check "$m: the audit names it" 'grep -q "reply_altered" $tmp/out'
-    fi
     stop_sim t
 done
 rm -rf "$tmp/t"
