@@ -54,6 +54,14 @@ struct pull_ctx {
     size_t pending_len, pending_cap;
     int conflict; /* a record came again with other content: nothing more is written */
     unsigned long long conflict_seq, same;
+    /* Records below this seq are the file's already: a pen that does not sign
+     * its log and still holds records it says no one acknowledged is asked
+     * for them again, and each is compared with the file's copy (two pens
+     * under one serial, or a log replaced, would otherwise be acknowledged
+     * unseen). A chunk is written only once one of its records is new. */
+    unsigned long long file_next;
+    int approved;                 /* the pending chunk holds a new record */
+    unsigned long long unchecked; /* re-sent records the file's tail cannot show */
     int progress;
     struct timespec start, last;
     unsigned long long total;
@@ -232,6 +240,9 @@ static int flush_pending(struct pull_ctx *p)
         return 0;
     size_t n = p->pending_len;
     p->pending_len = 0;
+    if (!p->approved)
+        return 0; /* every record of it was the file's already */
+    p->approved = 0;
     if (write_all(p->fd, p->pending, n) != 0) {
         p->err = errno;
         return -1;
@@ -246,6 +257,7 @@ static int on_chunk(void *user, const penlink_chunk *ch)
     struct pull_ctx *p = user;
     if (flush_pending(p) != 0)
         return -1;
+    p->approved = 0;
     if (ch->frame_len > p->pending_cap) {
         unsigned char *nb = realloc(p->pending, ch->frame_len);
         if (!nb) {
@@ -260,10 +272,21 @@ static int on_chunk(void *user, const penlink_chunk *ch)
     return 0;
 }
 
+static int compare_with_file(struct pull_ctx *p, const penlink_record *r);
+
 static int on_new_record(void *user, const penlink_record *r)
 {
-    (void)r;
-    return flush_pending(user);
+    struct pull_ctx *p = user;
+    if (r->seq < p->file_next) {
+        size_t i = (size_t)(r->seq % FILE_OVERLAP_MAX);
+        if (!p->tail->have[i] || p->tail->rec[i].seq != r->seq) {
+            p->unchecked++; /* the file has it, its copy is not at hand */
+            return 0;
+        }
+        return compare_with_file(p, r);
+    }
+    p->approved = 1;
+    return flush_pending(p);
 }
 
 /* A record before the resume point: the file's copy must say the same. */
@@ -273,6 +296,12 @@ static int on_overlap(void *user, const penlink_record *r)
     size_t i = (size_t)(r->seq % FILE_OVERLAP_MAX);
     if (!p->tail->have[i] || p->tail->rec[i].seq != r->seq)
         return 0; /* not in the file: the chunk brings it */
+    return compare_with_file(p, r);
+}
+
+static int compare_with_file(struct pull_ctx *p, const penlink_record *r)
+{
+    size_t i = (size_t)(r->seq % FILE_OVERLAP_MAX);
     if (same_record(&p->tail->rec[i], r)) {
         p->same++;
         return 0;
@@ -335,6 +364,16 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
     if (rc != EXIT_OK)
         goto out;
     unsigned long long from = fs.have ? fs.next : info.log_first_seq;
+    pc.file_next = fs.have ? fs.next : 0;
+    if (fs.have && !fs.have_link) {
+        /* docs/protocol.md section 5 rule 7: an unsigned pen that still holds
+         * records below the file's end that it says no one acknowledged is
+         * asked for them again, to be compared */
+        unsigned long long again =
+            info.log_acked_seq > info.log_first_seq ? info.log_acked_seq : info.log_first_seq;
+        if (again < from)
+            from = again;
+    }
     s->resumed = fs.have;
     struct stat sb;
     if (fstat(fd, &sb) == 0 && sb.st_size > fs.keep) {
@@ -396,6 +435,15 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
         goto out;
     }
     s->acked_seq = info.log_acked_seq;
+    if (pc.unchecked) {
+        rc = cli_error(c, EXIT_INTEGRITY,
+                       "pull: the pen sent again %llu records %s holds but that could not be "
+                       "compared with their copies (more than %u records from the file's end): "
+                       "nothing was acknowledged; pull this pen into an archive, which compares "
+                       "them all",
+                       pc.unchecked, o->path, FILE_OVERLAP_MAX);
+        goto out;
+    }
     if (o->ack && res.next_seq > 0 && res.next_seq - 1 >= info.log_acked_seq &&
         res.next_seq > from) {
         uint64_t acked = 0;

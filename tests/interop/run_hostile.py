@@ -506,6 +506,30 @@ CASES = [
          "equal the archived ones (duplicates), exit 0, acknowledged through 399",
          before=[(dict(FIRST, sign=False), ["pull"])],
          pen=dict(FIRST, sign=False, n=400), check=asked_from(0)),
+    case("o_twin_serial_same_count", "twin",
+         "pull -o: PEN-SAME's 0..299 in the file and acknowledged; a second unsigned pen under "
+         "the same serial holds its own 0..299, none acknowledged: the host asks from 0 and "
+         "compares them with the file's copies: exit 6, the file untouched, nothing "
+         "acknowledged",
+         before=[(dict(serial=b"PEN-SAME", sign=False, tag=1), ["pull", "-o", "{tmp}/pen.plog"])],
+         pen=dict(serial=b"PEN-SAME", sign=False, tag=2),
+         runs=[R(["pull", "-o", "{tmp}/pen.plog"], 6, err_has=r"arrived again")], stored=None,
+         acked=None, pinned=None, check=plog_holds(0, 299, unchanged=True)),
+    case("o_twin_serial_longer_log", "twin",
+         "pull -o: as o_twin_serial_same_count, the second pen holding 0..599: its 0..299 are "
+         "compared, never acknowledged unseen: exit 6, the file untouched, nothing acknowledged",
+         before=[(dict(serial=b"PEN-SAME", sign=False, tag=1), ["pull", "-o", "{tmp}/pen.plog"])],
+         pen=dict(serial=b"PEN-SAME", sign=False, tag=2, n=600),
+         runs=[R(["pull", "-o", "{tmp}/pen.plog"], 6, err_has=r"arrived again")], stored=None,
+         acked=None, pinned=None, check=plog_holds(0, 299, unchanged=True)),
+    case("o_unacked_resent_same", "twin",
+         "pull -o: an unsigned pen's 0..299 in the file but not acknowledged, 300..399 logged "
+         "since: the host asks from 0, the records sent again equal the file's and are not "
+         "written again: the file decodes to each of 0..399 once, exit 0",
+         before=[(dict(FIRST, sign=False), ["pull", "-o", "{tmp}/pen.plog"])],
+         pen=dict(FIRST, sign=False, n=400),
+         runs=[R(["pull", "-o", "{tmp}/pen.plog"], 0, err_has=r"^$")], stored=None,
+         pinned=None, check=plog_holds(0, 399)),
     case("acked_not_resent", "twin",
          "an unsigned pen whose acknowledged seq equals the archive's next seq (the normal "
          "case): the host asks from 300 only, nothing is sent again",
