@@ -116,4 +116,33 @@ check "huge block refused before reading it" 'grep -q "larger than the reader" $
 printf '\n\r\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' > "$tmp/junk.pcapng"
 run 5 "decode of garbage with a pcapng magic" $PL decode "$tmp/junk.pcapng"
 
+# honest captures of more than one session, pen or device (tests/fixtures/
+# captures/README.md): each pen's chain is checked on its own conversation and
+# across its sessions, never against another pen's or another session's chunks
+fx="$here/../fixtures/captures"
+for f in twice_same twice_2idb twopens usb_stick_in t2t3; do
+    run 0 "decode --messages of $f.pcapng" $PL decode --messages --json "$fx/$f.pcapng"
+    python3 - "$tmp/out" << 'PY' && ok "$f: every chunk and head verified" || bad "$f: chain"
+import json, sys
+msgs = [json.loads(l) for l in open(sys.argv[1])]
+msgs = [m for m in msgs if "message" in m]
+chained = [m for m in msgs if m["message"] in ("log_chunk", "log_end")]
+assert chained, "no chunks"
+bad = [(m["packet"], m.get("chain")) for m in chained if m.get("chain") != "verified"]
+assert not bad, bad
+PY
+done
+# a pen's second session re-sends a chunk whose predecessor came in the first
+# session: its prev_link is checked against that one (a changed prev_link,
+# with the link made to match it, is broken only by that check)
+python3 "$here/mutate_prev_link.py" "$fx/t2t3.pcapng" "$tmp/t2t3_bad.pcapng"
+run 6 "decode of a second session whose first chunk's prev_link is changed" \
+    $PL decode --messages --json "$tmp/t2t3_bad.pcapng"
+python3 - "$tmp/out" << 'PY' && ok "... broken by the check against the first session's chunk" || bad "cross-session prev_link"
+import json, sys
+msgs = [json.loads(l) for l in open(sys.argv[1])]
+c = [m for m in msgs if m.get("message") == "log_chunk" and m["packet"] == 24][0]
+assert c["chain"] == "broken" and "ended where" in c["problem"], c
+PY
+
 finish
