@@ -19,6 +19,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 wcheck() { python3 "$here/wire_check.py" "$@"; }
 
 command -v tshark > /dev/null || { echo "tshark is missing: sh tools/setup.sh installs it"; exit 1; }
+# only the dissector under test: not one installed in the plugin folders
+mkdir -p "$tmp/ws-plugins" "$tmp/ws-home"
+export WIRESHARK_PLUGIN_DIR="$tmp/ws-plugins" HOME="$tmp/ws-home"
 
 # over the simulator
 start_sim a --serial PEN-WS-1 --seed 9 --simulate-days 12 --start-time $T0
@@ -117,5 +120,17 @@ check "killed inside a write: tshark says it was cut short, shows every whole pa
     'grep -q "cut short" $tmp/kcut.err && [ "$(wc -l < $tmp/kcut.txt)" -eq $(($(wc -l < $tmp/k.txt) - 1)) ]'
 run 0 "killed inside a write: tshark's frames equal decode's up to the last whole one" \
     wcheck compare "$LUA" "$PROTO" "$tmp/kcut.pcapng" "$tmp/kcut.jsonl"
+
+# hostile and odd LogChunks (tests/scripts/hostile_captures.py): a zlib bomb,
+# a raw_size above the limit, stored and fixed-code deflate, extreme records.
+# tshark flags a chunk exactly when decode does, else shows the same records.
+python3 "$here/hostile_captures.py" "$tmp/hc"
+for f in bomb:raw_size toobig:raw_size stored fixed; do
+    name=${f%%:*} word=
+    [ "$name" = "$f" ] || word=${f#*:}
+    $PL decode --messages --json "$tmp/hc/$name.pcapng" > "$tmp/hc/$name.jsonl" 2> /dev/null
+    run 0 "$name: tshark agrees with decode on its LogChunk" \
+        wcheck agree "$LUA" "$PROTO" "$tmp/hc/$name.pcapng" "$tmp/hc/$name.jsonl" $word
+done
 
 finish

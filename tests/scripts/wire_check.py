@@ -8,6 +8,10 @@ captures those checks need.
       the same packet (direction, message, request id, header, and every
       protobuf field), and the records tshark shows equal decode's records
       and the ground truth
+  wire_check.py agree LUA PROTO_DIR CAPTURE DECODE_JSONL [WORD]
+      on each LogChunk: tshark flags it (expert penlink.chunk.bad, whose text
+      holds WORD if given) exactly when decode names a problem with it, and
+      otherwise shows the same records, their times printed alike
   wire_check.py experts LUA PROTO_DIR CAPTURE
       prints, one per line: frames N, then each expert info as NAME COUNT
   wire_check.py make MODE IN OUT
@@ -172,6 +176,52 @@ def compare(lua, proto_dir, capture, decode_jsonl, truth=None):
             len(trecs), len(want), next(((x, y) for x, y in zip(trecs, want) if x != y), None))
     print("%d frames and %d records: tshark equals decode%s" % (
         len(got), len(trecs), " and the ground truth" if truth else ""))
+
+
+def expert_texts(obj):
+    out = []
+
+    def visit(k, v):
+        if k == "_ws.expert" and isinstance(v, dict) and "penlink.chunk.bad" in v:
+            out.append(v.get("_ws.expert.message", ""))
+    walk(obj, visit)
+    return out
+
+
+def agree(lua, proto_dir, capture, decode_jsonl, word=None):
+    rc, out, err = tshark(lua, proto_dir, capture, "-T", "json", "--no-duplicate-keys")
+    if rc != 0:
+        sys.exit("tshark failed: %s" % err.decode(errors="replace"))
+    lines = [json.loads(l) for l in open(decode_jsonl)]
+    chunks, recs, cur = [], {}, None
+    for l in lines:
+        if l.get("message") == "log_chunk":
+            cur = l["index"]
+            chunks.append(l)
+            recs[cur] = []
+        elif "message" in l:
+            cur = None
+        elif "seq" in l and cur is not None:
+            recs[cur].append(l)
+    shown = []
+    for p in json.loads(out):
+        for f in frames_of(p):
+            if f.get("penlink.message") == "log_chunk":
+                shown.append(f)
+    assert len(shown) == len(chunks), ("log_chunks: tshark %d, decode %d" % (len(shown), len(chunks)))
+    for f, m in zip(shown, chunks):
+        bad = expert_texts(f)
+        where = "packet %d" % m["packet"]
+        if m.get("problem"):
+            assert bad, (where, "decode: %s; tshark: no expert info" % m["problem"])
+            assert not word or any(word in t for t in bad), (where, bad)
+            assert not records_of(f), (where, "records shown of a bad chunk")
+            continue
+        assert not bad, (where, bad)
+        got = [(str(r["seq"]), str(r["time_ms"]), r["time"]) for r in records_of(f)]
+        want = [(str(r["seq"]), str(r["time_ms"]), r["time"]) for r in recs[m["index"]]]
+        assert got == want, (where, got[:3], want[:3])
+    print("%d log_chunks: tshark agrees with decode" % len(chunks))
 
 
 def experts(lua, proto_dir, capture):
@@ -346,6 +396,8 @@ def main():
     cmd = sys.argv[1]
     if cmd == "compare":
         compare(*sys.argv[2:])
+    elif cmd == "agree":
+        agree(*sys.argv[2:7])
     elif cmd == "experts":
         experts(*sys.argv[2:5])
     elif cmd == "make":
