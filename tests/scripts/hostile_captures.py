@@ -14,6 +14,9 @@ them and stay bounded. Each is a pcapng of the penlink stream link type
   seqwrap.pcapng    a record batch whose seqs wrap past 2^64
   t_max.pcapng      records at the largest time a record may have
   t_min.pcapng      records at the smallest
+  quad.pcapng       256 KiB of intact frame headers, one every 16 bytes, each
+                    claiming an 8 KiB payload (rule 5 of protocol.md section 2
+                    would make it 16384 CRCs over 8 KiB), in 64 KiB packets
 """
 import os
 import struct
@@ -94,6 +97,11 @@ def capture(chunk_body):
         epb(bytes([0x70, 1, d, 0]) + f, i + 1) for i, (d, f) in enumerate(frames))
 
 
+def bare_header(length):
+    h = b"PNLK\x01\x00" + struct.pack("<II", length, 0)
+    return h + struct.pack("<H", zlib.crc32(h) & 0xFFFF)
+
+
 def deflate(raw, level=6, strategy=zlib.Z_DEFAULT_STRATEGY):
     c = zlib.compressobj(level, zlib.DEFLATED, 15, 8, strategy)
     return c.compress(raw) + c.flush()
@@ -119,6 +127,11 @@ def main():
     w("t_max.pcapng", chunk(0, 2, len(b), zlib.compress(b)))
     b = batch(0, [1, 2], [-2 ** 63, -2 ** 63 + 5])
     w("t_min.pcapng", chunk(0, 2, len(b), zlib.compress(b)))
+
+    run = bare_header(8 << 10) * (16 << 10)
+    packets = [run[i:i + (64 << 10)] for i in range(0, len(run), 64 << 10)]
+    open(os.path.join(out, "quad.pcapng"), "wb").write(shb() + idb(147) + b"".join(
+        epb(bytes([0x70, 1, 1, 0]) + p, i + 1) for i, p in enumerate(packets)))
 
 
 main()

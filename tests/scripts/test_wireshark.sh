@@ -133,4 +133,14 @@ for f in bomb:raw_size toobig:raw_size stored fixed; do
         wcheck agree "$LUA" "$PROTO" "$tmp/hc/$name.pcapng" "$tmp/hc/$name.jsonl" $word
 done
 
+# hostile resynchronisation (protocol.md section 2, rule 6): frames inside
+# refused ones are CRC-checked only within a budget of the bytes seen plus
+# 1 MiB, so the refusals tshark shows are bounded by it (without the bound
+# every header would be one: 16383)
+wcheck experts "$LUA" "$PROTO" "$tmp/hc/quad.pcapng" > "$tmp/hc/quad.experts"
+crcbad=$(sed -n 's/^penlink.crc.bad //p' "$tmp/hc/quad.experts")
+check "quad: CRC checks within the resynchronisation budget ($crcbad refusals)" \
+    '[ "${crcbad:-0}" -gt 0 ] && [ "$crcbad" -le $(((2 * 262144 + 1048576) / 8192)) ] &&
+     grep -q "^penlink.resync.skipped [1-9]" $tmp/hc/quad.experts'
+
 finish

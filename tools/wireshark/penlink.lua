@@ -102,10 +102,13 @@ local ef_orphan = ProtoExpert.new("penlink.reply_without_request", "Reply withou
                                   expert.group.SEQUENCE, expert.severity.WARN)
 local ef_chunk = ProtoExpert.new("penlink.chunk.bad", "LogChunk data does not decode",
                                  expert.group.MALFORMED, expert.severity.ERROR)
+local ef_skipped = ProtoExpert.new("penlink.resync.skipped",
+                                   "Frame inside a refused frame skipped unchecked",
+                                   expert.group.MALFORMED, expert.severity.WARN)
 local ef_envelope = ProtoExpert.new("penlink.envelope.bad", "Payload is not an Envelope",
                                     expert.group.MALFORMED, expert.severity.ERROR)
 penlink.experts = { ef_crc, ef_hcheck, ef_version, ef_large, ef_garbage, ef_orphan, ef_chunk,
-                    ef_envelope }
+                    ef_envelope, ef_skipped }
 
 local pref = penlink.prefs
 pref.protobuf = Pref.bool("Dissect payloads with the protobuf dissector", true,
@@ -585,10 +588,28 @@ end
 
 -- Cuts the stream's bytes into frames and damaged stretches (docs/protocol.md
 -- section 2, "Receiving"). Each item: {kind, bytes, begins, [offset]}.
+--
+-- The work stays linear in the bytes, as in penlink's receivers (rule 6):
+-- bytes that cannot complete the frame being waited for are only set aside
+-- (not joined to the others on every packet), and a frame starting inside a
+-- frame refused for its CRC is checked only while such checks have cost no
+-- more than the stream's bytes so far plus one largest payload; past that it
+-- is shown as skipped, unchecked.
 local function split(st, data, number, base_off)
+    st.taken = st.taken + #data
+    if st.pending + #data < st.need then
+        st.pieces[#st.pieces + 1] = data
+        st.pending = st.pending + #data
+        return {}
+    end
+    if #st.pieces > 0 then
+        st.buf = st.buf .. table.concat(st.pieces)
+        st.pieces = {}
+    end
     local s = st.buf .. data
     local start_off = base_off - #st.buf -- offset in this packet's data of s[1]
     local items, pos = {}, 1
+    local need = 0
     local function item(kind, i, j, why)
         local it = { kind = kind, bytes = s:sub(i, j), why = why,
                      begins = (i <= #st.buf) and st.begins or number }
@@ -613,11 +634,13 @@ local function split(st, data, number, base_off)
         end
         st.hunting = false
         if #s - i + 1 < HEADER then
-            pos = i
+            pos, need = i, HEADER
             break
         end
         local version, len = s:byte(i + 4), le32(s, i + 6)
         local hc = s:byte(i + 14) + s:byte(i + 15) * 256
+        local at = st.base + i - 1 -- stream offset of the candidate
+        local nested = at < st.refused_end
         if version ~= 1 then
             item("bad", i, i + HEADER - 1, "version")
             pos, st.hunting = i + 1, true
@@ -627,25 +650,34 @@ local function split(st, data, number, base_off)
         elseif len > MAX_PAYLOAD then
             item("bad", i, i + HEADER - 1, "length")
             pos, st.hunting = i + 1, true
+        elseif nested and st.nested_crc + len > st.taken + MAX_PAYLOAD then
+            item("bad", i, i + HEADER - 1, "skipped")
+            pos, st.hunting = i + 1, true
         elseif #s - i + 1 < HEADER + len then
-            pos = i
+            pos, need = i, HEADER + len
             break
-        elseif crc32(s, i + HEADER, i + HEADER + len - 1) ~= le32(s, i + 10) and len > 0 then
-            item("bad", i, i + HEADER + len - 1, "crc")
-            pos, st.hunting = i + 1, true
-        elseif len == 0 and le32(s, i + 10) ~= 0 then
-            item("bad", i, i + HEADER - 1, "crc")
-            pos, st.hunting = i + 1, true
         else
-            item("frame", i, i + HEADER + len - 1)
-            pos = i + HEADER + len
+            st.crc_bytes = st.crc_bytes + len
+            if nested then
+                st.nested_crc = st.nested_crc + len
+            end
+            if len > 0 and crc32(s, i + HEADER, i + HEADER + len - 1) ~= le32(s, i + 10)
+               or len == 0 and le32(s, i + 10) ~= 0 then
+                item("bad", i, i + HEADER + len - 1, "crc")
+                pos, st.hunting = i + 1, true
+                st.refused_end = math.max(st.refused_end, at + HEADER + len)
+            else
+                item("frame", i, i + HEADER + len - 1)
+                pos = i + HEADER + len
+            end
         end
     end
     local rest = s:sub(pos)
     if #rest > 0 and (pos > #st.buf or #st.buf == 0) then
         st.begins = number
     end
-    st.buf = rest
+    st.base = st.base + pos - 1
+    st.buf, st.pending, st.need = rest, #rest, need
     return items
 end
 
@@ -753,6 +785,10 @@ local function show_frame(it, tvb, pinfo, tree, conv, dir, names)
             hc_item:add_proto_expert_info(ef_hcheck, "Header check mismatch: frame refused")
         elseif it.why == "version" then
             t:add_proto_expert_info(ef_version)
+        elseif it.why == "skipped" then
+            t:add(f.hcheck_status, "Good")
+            t:add_proto_expert_info(ef_skipped, "Frame inside a refused frame skipped unchecked: "
+                                                .. "the resynchronisation budget is spent")
         else
             t:add_proto_expert_info(ef_large)
         end
@@ -827,7 +863,9 @@ local function dissect_bytes(tvb, pinfo, tree, conv, dir, range)
         local key = conv .. "/" .. dir
         local st = streams[key]
         if not st then
-            st = { buf = "", begins = number, hunting = false }
+            st = { buf = "", begins = number, hunting = false, pieces = {}, pending = 0,
+                   need = 0, taken = 0, base = 0, refused_end = 0, nested_crc = 0,
+                   crc_bytes = 0 }
             streams[key] = st
         end
         found[number] = found[number] or {}
