@@ -3,6 +3,7 @@
 #define PENLINK_CLI_H
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 
 #include "penlink/penlink.h"
@@ -33,6 +34,9 @@ struct cli {
     const char *trace;   /* --trace FILE: every frame of the session, as pcapng */
     penlink_ctx *ctx;    /* cancelled by SIGINT / SIGTERM */
 };
+
+/* Set (to the signal's number) by SIGINT / SIGTERM while a command runs. */
+extern volatile sig_atomic_t cli_interrupted;
 
 /*
  * Prints one error line (text or JSON per --json) and returns @p code. The

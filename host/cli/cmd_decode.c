@@ -42,7 +42,8 @@ static const char usage[] =
     "\"damaged\" (with --messages), counted on stderr, and the decode goes on;\n"
     "a capture whose own structure is broken (or cut short) stops it. Exit status\n"
     "5 for malformed input, 6 for a checksum or consistency failure (a broken\n"
-    "hash chain or head signature included), 7 for I/O errors.\n";
+    "hash chain or head signature included), 7 for I/O errors, 130 when\n"
+    "interrupted (SIGINT, SIGTERM: the decode stops at once, after what it printed).\n";
 
 enum fmt { FMT_TEXT, FMT_CSV, FMT_JSON };
 
@@ -201,11 +202,10 @@ int cmd_decode(struct cli *c, int argc, char **argv)
     if (!in)
         return cli_error(c, EXIT_IO, "decode: cannot open %s: %s", path, strerror(errno));
 
-    penlink_ctx *ctx = NULL;
+    /* the command's context: SIGINT and SIGTERM cancel it, and the decoder stops */
+    penlink_ctx *ctx = c->ctx;
     penlink_decoder *dec = NULL;
-    int rc = penlink_ctx_new(&ctx);
-    if (rc == PENLINK_OK)
-        rc = penlink_decoder_new(ctx, on_record, NULL, &o, &dec);
+    int rc = penlink_decoder_new(ctx, on_record, NULL, &o, &dec);
     if (rc == PENLINK_OK)
         rc = penlink_decoder_set_message_cb(dec, on_message, &o);
     o.dec = dec;
@@ -222,8 +222,14 @@ int cmd_decode(struct cli *c, int argc, char **argv)
     static unsigned char buf[1 << 16];
     size_t n;
     int st = PENLINK_OK;
-    while (st == PENLINK_OK && (n = fread(buf, 1, sizeof buf, in)) > 0)
+    while (st == PENLINK_OK && !cli_interrupted && (n = fread(buf, 1, sizeof buf, in)) > 0)
         st = penlink_decoder_feed(dec, buf, n);
+    if (cli_interrupted) { /* a read cut by the signal, or the decoder stopped by it */
+        fflush(stdout);
+        rc = cli_error(c, EXIT_CANCELLED, "decode: %s: interrupted after %" PRIu64 " records", path,
+                       penlink_decoder_records(dec));
+        goto out;
+    }
     if (st == PENLINK_OK && ferror(in)) {
         rc = cli_error(c, EXIT_IO, "decode: reading %s: %s", path, strerror(errno));
         goto out;
@@ -254,7 +260,6 @@ int cmd_decode(struct cli *c, int argc, char **argv)
     }
 out:
     penlink_decoder_free(dec);
-    penlink_ctx_free(ctx);
     if (in != stdin)
         fclose(in);
     return rc;

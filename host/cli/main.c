@@ -222,10 +222,11 @@ static void print_usage(FILE *f)
 }
 
 static penlink_ctx *signal_ctx;
+volatile sig_atomic_t cli_interrupted;
 
 static void on_signal(int sig)
 {
-    (void)sig;
+    cli_interrupted = sig;
     penlink_ctx_cancel(signal_ctx); /* only sets a flag: async-signal-safe */
 }
 

@@ -778,6 +778,9 @@ static int feed_capture(penlink_decoder *d, const uint8_t *p, size_t len)
             return fail(d, PENLINK_ERR_PROTOCOL, at, "capture", what);
         }
         int rc = on_packet(d, &pk);
+        if (rc == PENLINK_OK && atomic_load(&d->ctx->cancelled))
+            rc = penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "decode cancelled at packet %llu",
+                              (unsigned long long)pk.number);
         if (rc != PENLINK_OK)
             return rc;
         d->good = d->offset;
@@ -829,6 +832,9 @@ int penlink_decoder_feed(penlink_decoder *d, const void *data, size_t len)
         return d->failed;
     if (len == 0)
         return PENLINK_OK;
+    if (atomic_load(&d->ctx->cancelled))
+        return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "decode cancelled at offset %llu",
+                            (unsigned long long)d->offset);
     if (d->format == PENLINK_INPUT_UNKNOWN) {
         if (len < 2) /* keep it simple: decide on two bytes */
             return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG, "feed at least 2 bytes first");

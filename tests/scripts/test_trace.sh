@@ -145,4 +145,33 @@ c = [m for m in msgs if m.get("message") == "log_chunk" and m["packet"] == 24][0
 assert c["chain"] == "broken" and "ended where" in c["problem"], c
 PY
 
+# decode honours SIGINT and SIGTERM (penlink(1): exit 130): here while it waits
+# for more of a capture on a pipe
+for sig in TERM INT; do
+    rm -f "$tmp/fifo"
+    mkfifo "$tmp/fifo"
+    $PL decode --messages "$tmp/fifo" > "$tmp/sig.out" 2> "$tmp/sig.err" &
+    dp=$!
+    exec 9> "$tmp/fifo"
+    head -c 3000 "$tmp/t.pcapng" >&9
+    i=0 # until decode has read those bytes (its handlers are in place by then)
+    while [ "$(sed -n 's/^rchar: //p' /proc/$dp/io 2> /dev/null || echo 0)" -lt 3000 ] &&
+        [ $i -lt 200 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+    kill -$sig $dp
+    i=0 # a decode that ignores the signal would wait for input for ever: fail it instead
+    while kill -0 $dp 2> /dev/null && [ $i -lt 400 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+    kill -KILL $dp 2> /dev/null
+    wait $dp
+    rc=$?
+    exec 9>&-
+    check "decode stopped by SIG$sig: exit 130 (got $rc), says so" \
+        '[ $rc -eq 130 ] && grep -q "interrupted" $tmp/sig.err'
+done
+
 finish
