@@ -191,7 +191,9 @@ PENLINK_API void penlink_decoder_free(penlink_decoder *dec);
 /**
  * Feeds input bytes in any split. Stops at the first damage: the return is
  * then #PENLINK_ERR_PROTOCOL or #PENLINK_ERR_INTEGRITY and penlink_ctx_errmsg()
- * names the input offset and the problem.
+ * names the input offset and the problem. #PENLINK_ERR_CANCELLED when the
+ * decoder's context was cancelled (penlink_ctx_cancel()): it stops between
+ * packets of a capture, or before the next call's bytes.
  */
 PENLINK_API int penlink_decoder_feed(penlink_decoder *dec, const void *data, size_t len);
 
