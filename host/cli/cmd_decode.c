@@ -4,9 +4,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -220,18 +223,43 @@ int cmd_decode(struct cli *c, int argc, char **argv)
         fputc('\n', stdout);
     }
     static unsigned char buf[1 << 16];
-    size_t n;
-    int st = PENLINK_OK;
-    while (st == PENLINK_OK && !cli_interrupted && (n = fread(buf, 1, sizeof buf, in)) > 0)
-        st = penlink_decoder_feed(dec, buf, n);
+    int st = PENLINK_OK, read_err = 0, fd = fileno(in);
+    /* SIGINT and SIGTERM are let through only while waiting for input, so
+     * that one arriving just before a read cannot leave it blocked for ever
+     * (on a pipe): the wait sees it (EINTR) and the loop stops */
+    sigset_t stop, orig;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, &orig);
+    while (st == PENLINK_OK && !cli_interrupted) {
+        fd_set rd;
+        FD_ZERO(&rd);
+        FD_SET(fd, &rd);
+        if (pselect(fd + 1, &rd, NULL, NULL, NULL, &orig) < 0) {
+            if (errno == EINTR)
+                continue;
+            read_err = errno;
+            break;
+        }
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n < 0)
+            read_err = errno;
+        if (n <= 0)
+            break;
+        st = penlink_decoder_feed(dec, buf, (size_t)n);
+    }
+    sigprocmask(SIG_SETMASK, &orig, NULL);
     if (cli_interrupted) { /* a read cut by the signal, or the decoder stopped by it */
         fflush(stdout);
         rc = cli_error(c, EXIT_CANCELLED, "decode: %s: interrupted after %" PRIu64 " records", path,
                        penlink_decoder_records(dec));
         goto out;
     }
-    if (st == PENLINK_OK && ferror(in)) {
-        rc = cli_error(c, EXIT_IO, "decode: reading %s: %s", path, strerror(errno));
+    if (st == PENLINK_OK && read_err) {
+        rc = cli_error(c, EXIT_IO, "decode: reading %s: %s", path, strerror(read_err));
         goto out;
     }
     if (st == PENLINK_OK)
