@@ -33,6 +33,7 @@ struct cli {
     int timeout_ms;      /* --timeout MS, 0: the library's default */
     const char *trace;   /* --trace FILE: every frame of the session, as pcapng */
     penlink_ctx *ctx;    /* cancelled by SIGINT / SIGTERM */
+    int trace_told;      /* the command said that its --trace is incomplete */
 };
 
 /* Set (to the signal's number) by SIGINT / SIGTERM while a command runs. */

@@ -287,6 +287,15 @@ int main(int argc, char **argv)
             int rc = cmd->run(&c, sub_argc, sub_argv);
             signal(SIGINT, SIG_DFL);
             signal(SIGTERM, SIG_DFL);
+            /* a trace that could not be written to its end: an I/O error, said
+             * after what the command did (which happened all the same) */
+            const char *te = penlink_ctx_trace_error(c.ctx);
+            if (te && !c.trace_told) {
+                if (rc == EXIT_OK)
+                    rc = cli_error(&c, EXIT_IO, "%s: the command succeeded, but %s", name, te);
+                else
+                    cli_warn(&c, "%s", te);
+            }
             penlink_ctx_free(c.ctx);
             return rc;
         }

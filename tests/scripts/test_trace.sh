@@ -3,11 +3,12 @@
 # decode` (records equal the pen's ground truth, every message with its
 # fields, the hash chain and head signatures verified), -v / -vv (one line per
 # frame), a trace of a killed penlink, and hostile or damaged captures.
-# Usage: test_trace.sh PENLINK PENLINK_SIM
+# Usage: test_trace.sh PENLINK PENLINK_SIM ENOSPC_SHIM
 # PENLINK_WRAP (e.g. a valgrind command line) is put before every penlink run.
 set -u
 PL="${PENLINK_WRAP:-} $1"
 SIM=$2
+SHIM=$3
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/harness.sh"
 
@@ -173,5 +174,31 @@ for sig in TERM INT; do
     check "decode stopped by SIG$sig: exit 130 (got $rc), says so" \
         '[ $rc -eq 130 ] && grep -q "interrupted" $tmp/sig.err'
 done
+
+# the trace cannot be written to its end (a full disk) after the pen acknowledged:
+# the pull says that its records were archived and acknowledged, and that the
+# trace is incomplete (exit 7); the trace holds everything up to the failed packet.
+# Two identical pens: the first's trace gives the AckLog frame; the shim fails
+# the second's trace writes after the one holding it (its AckLogReply).
+start_sim c1 --serial PEN-TRACE-3 --seed 7 --simulate-days 3 --start-time $T0
+start_sim c2 --serial PEN-TRACE-3 --seed 7 --simulate-days 3 --start-time $T0
+run 0 "pull --trace (a pen's twin)" $PL --device "sim:$tmp/c1.sock" --archive "$(archive c1)" \
+    --trace "$tmp/c1.pcapng" pull
+ack=$(python3 "$here/trace_frame_hex.py" "$tmp/c1.pcapng" 0 21)
+run 7 "pull whose trace fails at the AckLogReply" env LD_PRELOAD="$SHIM" \
+    PENLINK_ENOSPC_MATCH=c2.pcapng PENLINK_ENOSPC_AFTER_PATTERN="$ack" \
+    $PL --device "sim:$tmp/c2.sock" --archive "$(archive c2)" --trace "$tmp/c2.pcapng" pull
+cp "$tmp/err" "$tmp/c2.err"
+check "... says the records were archived and acknowledged, and the trace is incomplete" \
+    'grep -q "archived and acknowledged" $tmp/c2.err && grep -q "trace .*c2.pcapng is incomplete" $tmp/c2.err &&
+     grep -q "No space left" $tmp/c2.err'
+run 0 "info of both pens" sh -c "$PL --json --device sim:$tmp/c1.sock info > $tmp/c1.info &&
+                                 $PL --json --device sim:$tmp/c2.sock info > $tmp/c2.info"
+check "... and the pen did acknowledge them, as its twin did" \
+    '[ "$(jget $tmp/c2.info log_acked_seq)" = "$(jget $tmp/c1.info log_acked_seq)" ] &&
+     [ "$(jget $tmp/c2.info log_acked_seq)" -gt 0 ]'
+run 0 "the incomplete trace decodes" $PL decode --messages --json "$tmp/c2.pcapng"
+check "... up to the AckLog, without its reply" \
+    'grep -q "\"message\":\"ack_log\"" $tmp/out && ! grep -q "\"message\":\"ack_log_reply\"" $tmp/out'
 
 finish

@@ -355,11 +355,25 @@ PENLINK_API uint64_t penlink_decoder_problems(const penlink_decoder *dec);
  * or per read and write of a simulated pen's socket (the penlink stream
  * link type, docs/protocol.md section 11), timestamped, each written to the
  * file as it happens so that a crash leaves a readable file. NULL stops
- * recording and closes the file. A failure to write the trace fails the
- * operation that wrote it (#PENLINK_ERR_IO).
+ * recording and closes the file. @p path is opened as given: a symbolic
+ * link is followed, an existing file truncated.
+ *
+ * A packet that cannot be written (a full disk) does not fail the operation
+ * that moved its bytes, since they went over the wire all the same (a pull
+ * whose acknowledgement was sent has been acknowledged by the pen): the
+ * trace stops there and penlink_ctx_trace_error() says so. Only creating
+ * the file, or describing a session in it when the session opens, fails
+ * with #PENLINK_ERR_IO.
  * @return #PENLINK_OK, #PENLINK_ERR_IO (cannot create @p path).
  */
 PENLINK_API int penlink_ctx_set_trace(penlink_ctx *ctx, const char *path);
+
+/**
+ * NULL while the trace of @p ctx holds every packet so far; else a sentence
+ * naming the file, the packet whose write failed and why: the trace ends
+ * before it. Valid until the trace is changed or @p ctx freed.
+ */
+PENLINK_API const char *penlink_ctx_trace_error(const penlink_ctx *ctx);
 
 /**
  * Calls @p cb with every message sent or received by the pens opened on
