@@ -121,7 +121,7 @@ run 5 "decode of garbage with a pcapng magic" $PL decode "$tmp/junk.pcapng"
 # captures/README.md): each pen's chain is checked on its own conversation and
 # across its sessions, never against another pen's or another session's chunks
 fx="$here/../fixtures/captures"
-for f in twice_same twice_2idb twopens usb_stick_in t2t3; do
+for f in twice_same twice_2idb twopens usb_stick_in t2t3 usb_noise usb_noise_before_reply; do
     run 0 "decode --messages of $f.pcapng" $PL decode --messages --json "$fx/$f.pcapng"
     python3 - "$tmp/out" << 'PY' && ok "$f: every chunk and head verified" || bad "$f: chain"
 import json, sys

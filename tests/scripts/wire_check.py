@@ -20,7 +20,9 @@ captures those checks need.
       frame: MODE split (transfers of 1..97 bytes, frames across them), merge
       (up to five frames per transfer), badcrc (the payload of the 3rd
       pen->host frame flipped), garbage (junk between frames), orphan (the
-      host's first request left out: a capture started after it)
+      host's first request left out: a capture started after it), noise
+      (before every transfer, another device's bulk IN on the same endpoint
+      number 0x81 holding a frame, so before the pen's first reply too)
   wire_check.py frames CAPTURE
       prints how many whole frames each direction of CAPTURE carries
 """
@@ -299,7 +301,7 @@ def usbmon_block(urb, ts, kind, xfer, ep, dev, status, length, data):
             + struct.pack("<I", 32 + len(body) + pad))
 
 
-def pcapng(packets):
+def pcapng(packets, noise=None):
     """packets: [(ts_us, dir, data)] as usbmon records bulk transfers of device 1.5, the way
     the kernel writes them: an IN transfer's submission without data before its completion,
     an OUT transfer's completion without data after its submission, and control transfers
@@ -308,6 +310,8 @@ def pcapng(packets):
     idb = struct.pack("<IIHHII", 1, 20, 220, 0, 0, 20)
     out = [shb, idb]
     for urb, (ts, d, data) in enumerate(packets, 1):
+        if noise:  # another device (1.7) read on its bulk IN endpoint 0x81, frames in it
+            out.append(usbmon_block(20000 + urb, ts, "C", 3, 0x81, 7, 0, len(noise), noise))
         if d:
             out.append(usbmon_block(urb, ts, "S", 3, 0x81, 5, -115, 16384, b""))
             out.append(usbmon_block(urb, ts, "C", 3, 0x81, 5, 0, len(data), data))
@@ -370,7 +374,8 @@ def write_in_order(dst, host, pen_frames, mode, rnd):
                        + fr for fr in frs]
             events.append((ts, 1, k, b"".join(frs)))
     events.sort(key=lambda e: (e[0], e[1], e[2]))
-    open(dst, "wb").write(pcapng([(ts, d, data) for ts, d, _, data in events]))
+    noise = pen_frames[-1][1] if mode == "noise" else None
+    open(dst, "wb").write(pcapng([(ts, d, data) for ts, d, _, data in events], noise))
 
 
 def count_frames(path):
