@@ -122,10 +122,12 @@ run 0 "killed inside a write: tshark's frames equal decode's up to the last whol
     wcheck compare "$LUA" "$PROTO" "$tmp/kcut.pcapng" "$tmp/kcut.jsonl"
 
 # hostile and odd LogChunks (tests/scripts/hostile_captures.py): a zlib bomb,
-# a raw_size above the limit, stored and fixed-code deflate, extreme records.
-# tshark flags a chunk exactly when decode does, else shows the same records.
+# a raw_size above the limit, stored and fixed-code deflate, a kind beyond 32
+# bits, seqs that wrap, the extreme times. tshark flags a chunk exactly when
+# decode does (NAME:WORD: its expert info says WORD), else shows the same
+# records with the same times.
 python3 "$here/hostile_captures.py" "$tmp/hc"
-for f in bomb:raw_size toobig:raw_size stored fixed; do
+for f in bomb:raw_size toobig:raw_size stored fixed weirdrec:bits seqwrap:inconsistent t_max t_min; do
     name=${f%%:*} word=
     [ "$name" = "$f" ] || word=${f#*:}
     $PL decode --messages --json "$tmp/hc/$name.pcapng" > "$tmp/hc/$name.jsonl" 2> /dev/null

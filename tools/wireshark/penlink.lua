@@ -243,10 +243,39 @@ local function signed(u)
     return Int64.new(u:lower(), u:higher())
 end
 
+-- The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's
+-- civil_from_days), exact for every day an int64 of milliseconds reaches.
+local function civil(z)
+    z = z + 719468
+    local era = math.floor(z / 146097)
+    local doe = z - era * 146097
+    local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+                            - math.floor(doe / 146096)) / 365)
+    local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+    local mp = math.floor((5 * doy + 2) / 153)
+    local d = doy - math.floor((153 * mp + 2) / 5) + 1
+    local m = mp < 10 and mp + 3 or mp - 9
+    return yoe + era * 400 + (m <= 2 and 1 or 0), m, d
+end
+
+-- ms since the epoch (an Int64) as penlink decode prints it: ISO 8601 UTC with
+-- milliseconds, the year as glibc's strftime %Y writes it (no padding, a
+-- minus sign before the common era), for every int64 value.
 local function iso_time(ms)
-    local n = ms:tonumber()
-    local sec = math.floor(n / 1000)
-    return os.date("!%Y-%m-%dT%H:%M:%S", sec) .. string.format(".%03dZ", n - sec * 1000)
+    local k = Int64.new(1000)
+    local sec, frac = ms / k, ms % k -- C division: towards zero
+    if frac < Int64.new(0) then
+        sec, frac = sec - 1, frac + k
+    end
+    local day = Int64.new(86400)
+    local days, sod = sec / day, sec % day
+    if sod < Int64.new(0) then
+        days, sod = days - 1, sod + day
+    end
+    local y, m, d = civil(days:tonumber()) -- below 2^53: exact
+    local t = sod:tonumber()
+    return string.format("%d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, m, d, math.floor(t / 3600),
+                         math.floor(t / 60) % 60, t % 60, frac:tonumber())
 end
 
 -- A RecordBatch (docs/protocol.md section 6) into records, as penlink decode
@@ -275,6 +304,22 @@ local function decode_batch(s)
     end
     if #kinds ~= count or #layout % 2 ~= 0 then
         error("kind column or layout of the wrong size")
+    end
+    -- as penlink decode (protocol/src/chunk_codec.c): kinds and masks are 32-bit,
+    -- and the seqs of a batch do not wrap past 2^64
+    for _, v in ipairs(layout) do
+        if v:higher() ~= 0 then
+            error("a layout kind or mask beyond 32 bits", 0)
+        end
+    end
+    for _, v in ipairs(kinds) do
+        if v:higher() ~= 0 then
+            error("a kind beyond 32 bits", 0)
+        end
+    end
+    if count > 0 and first_seq + (count - 1) < first_seq then
+        error("chunk sequence numbers inconsistent: first_seq " .. tostring(first_seq) .. " and "
+              .. count .. " records wrap past 2^64", 0)
     end
     if count > 0 and (width < 1 or width > 8 or not planes or #planes ~= count * width) then
         error("time planes of the wrong size")
@@ -685,13 +730,17 @@ end
 
 local function show_records(tvb, pinfo, tree, payload, span)
     local s = payload:raw()
-    local data, raw_size = nil, 0
+    local data, raw_size, want_count, want_first = nil, 0, 0, nil
     local ok, err = pcall(function()
         for num, wt, v in fields(s, span[1], span[2]) do
             if num == 4 and wt == 2 then
                 data = v
             elseif num == 3 and wt == 0 then
                 raw_size = v:tonumber()
+            elseif num == 2 and wt == 0 then
+                want_count = v:tonumber()
+            elseif num == 1 and wt == 0 then
+                want_first = v
             end
         end
     end)
@@ -724,6 +773,12 @@ local function show_records(tvb, pinfo, tree, payload, span)
     ok, err = pcall(function()
         first_seq, records = decode_batch(inflated:raw())
     end)
+    if ok and want_count > 0 and #records ~= want_count then
+        ok, err = false, "chunk record count " .. want_count .. " differs from the batch's " .. #records
+    elseif ok and want_first and want_first ~= first_seq then
+        ok, err = false, "chunk sequence numbers inconsistent: first_seq " .. tostring(want_first)
+                         .. ", the batch's " .. tostring(first_seq)
+    end
     if not ok then
         tree:add_proto_expert_info(ef_chunk, "RecordBatch malformed: " .. tostring(err))
         return
