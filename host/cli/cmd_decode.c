@@ -43,7 +43,10 @@ static const char usage[] =
     "and the problem; the records before it are printed. In a capture, damaged\n"
     "frames are part of what was on the wire: each is listed as a message\n"
     "\"damaged\" (with --messages), counted on stderr, and the decode goes on;\n"
-    "a capture whose own structure is broken (or cut short) stops it. Exit status\n"
+    "a capture whose own structure is broken (or cut short) stops it. What a\n"
+    "capture leaves unsaid is noted on stderr, the exit status unchanged: a frame\n"
+    "cut short by its end, a pen's reply without its LogEnd, no penlink traffic.\n"
+    "Exit status\n"
     "5 for malformed input, 6 for a checksum or consistency failure (a broken\n"
     "hash chain or head signature included), 7 for I/O errors, 130 when\n"
     "interrupted (SIGINT, SIGTERM: the decode stops at once, after what it printed).\n";
@@ -278,6 +281,8 @@ int cmd_decode(struct cli *c, int argc, char **argv)
                        path, o.broken);
     } else {
         rc = EXIT_OK;
+        for (size_t i = 0; !c->quiet && penlink_decoder_note(dec, i); i++)
+            cli_warn(c, "%s: %s", path, penlink_decoder_note(dec, i));
         if (penlink_decoder_problems(dec) && !c->quiet)
             cli_warn(c,
                      "%s: %" PRIu64 " damaged frames or messages with a problem (see --messages)",

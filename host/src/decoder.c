@@ -28,6 +28,7 @@
  * an ordinary frame, so every reader of frames walks over it.
  */
 #define _GNU_SOURCE /* memmem */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,7 +131,7 @@ struct penlink_decoder {
     chain_state convs[DEC_MAX_STREAMS]; /* a capture's conversations */
     pen_state pens[DEC_MAX_PENS];
     char notes[DEC_MAX_NOTES][DEC_NOTE_LEN];
-    size_t n_notes;
+    size_t n_notes, n_notes_more;
     int chunk_failed; /* the last log chunk did not decode */
 };
 
@@ -500,6 +501,34 @@ static int tell(penlink_decoder *d, penlink_message *m)
     return PENLINK_OK;
 }
 
+/* Something worth saying about an input that decodes (penlink_decoder_note()). */
+static void add_note(penlink_decoder *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void add_note(penlink_decoder *d, const char *fmt, ...)
+{
+    if (d->n_notes >= DEC_MAX_NOTES) {
+        d->n_notes_more++;
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->notes[d->n_notes++], DEC_NOTE_LEN, fmt, ap);
+    va_end(ap);
+}
+
+/* A reply of LogChunks that its LogEnd (or an Error) never closed. */
+static void note_open_pull(penlink_decoder *d, chain_state *cs, const char *why)
+{
+    if (!cs->open_pull)
+        return;
+    cs->open_pull = 0;
+    add_note(d,
+             "the pen's reply to request %u (its first LogChunk in packet %llu) has no LogEnd: "
+             "%s",
+             cs->open_reply, (unsigned long long)cs->open_packet, why);
+}
+
 /* A damaged stretch of a capture: reported, and the decode goes on. */
 static int tell_damage(penlink_decoder *d, const penlink_message *where, pl_status st,
                        uint64_t bytes)
@@ -511,6 +540,31 @@ static int tell_damage(penlink_decoder *d, const penlink_message *where, pl_stat
     m.internal_ = NULL;
     m.request_id = 0;
     return tell(d, &m);
+}
+
+/* Which replies of LogChunks are still open in a capture (for a note). */
+static void track_pull(penlink_decoder *d, chain_state *cs, const penlink_message *m,
+                       const pl_envelope *env)
+{
+    int body = env->body_case;
+    if (m->direction == PENLINK_DIR_TO_PEN) {
+        if (body == PENLINK__V1__ENVELOPE__BODY_PULL_LOG)
+            note_open_pull(d, cs, "the host asked again before it came");
+        return;
+    }
+    if (body == PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK &&
+        !(cs->open_pull && cs->open_reply == env->request_id)) {
+        note_open_pull(d, cs, "another reply began before it came");
+        cs->open_pull = 1;
+        cs->open_reply = env->request_id;
+        cs->open_packet = m->packet;
+    } else if ((body == PENLINK__V1__ENVELOPE__BODY_LOG_END ||
+                body == PENLINK__V1__ENVELOPE__BODY_ERROR) &&
+               cs->open_pull && cs->open_reply == env->request_id) {
+        cs->open_pull = 0;
+    } else if (body == PENLINK__V1__ENVELOPE__BODY_HELLO_REPLY) {
+        note_open_pull(d, cs, "a new session began before it came");
+    }
 }
 
 /*
@@ -542,6 +596,8 @@ static int on_frame(penlink_decoder *d, penlink_message *m, const pl_frame *fr, 
     m->internal_ = env;
     if (m->direction != PENLINK_DIR_TO_PEN && !(strict && env->request_id == 0))
         learn_pen(d, cs, env);
+    if (!strict)
+        track_pull(d, cs, m, env);
     uint32_t n = 0;
     int chunk_st = PL_OK;
     int is_chunk = env->body_case == PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK &&
@@ -847,6 +903,29 @@ int penlink_decoder_feed(penlink_decoder *d, const void *data, size_t len)
     return d->format == PENLINK_INPUT_FRAMES ? feed_frames(d, p, len) : feed_chunks(d, p, len);
 }
 
+/* What a capture that decoded leaves unsaid: frames cut short by its end,
+ * replies without their LogEnd, no penlink traffic at all. */
+static void capture_notes(penlink_decoder *d)
+{
+    for (int i = 0; i < DEC_MAX_STREAMS; i++) {
+        const dec_stream *s = &d->streams[i];
+        size_t n = s->used ? pl_frame_decoder_pending(&s->fdec) : 0;
+        if (n >= 4) /* a magic at least: a frame began */
+            add_note(d,
+                     "the capture ends inside a frame (%s, stream %u): %zu bytes of it came, the "
+                     "rest is missing",
+                     s->dir == PL_DIR_TO_PEN ? "host->pen" : "pen->host", s->key, n);
+    }
+    for (int i = 0; i < DEC_MAX_STREAMS; i++)
+        if (d->convs[i].used)
+            note_open_pull(d, &d->convs[i], "the capture ends before it");
+    if (d->frames == 0)
+        add_note(d,
+                 "no penlink frame in the capture (%llu packets): it holds no penlink "
+                 "traffic, or not of a pen this decoder recognises",
+                 (unsigned long long)d->cap.packets);
+}
+
 int penlink_decoder_finish(penlink_decoder *d)
 {
     if (!d)
@@ -862,5 +941,15 @@ int penlink_decoder_finish(penlink_decoder *d)
         return fail(d, PENLINK_ERR_PROTOCOL, d->offset - pl_capture_pending(&d->cap),
                     "last capture block cut short (the capture was stopped while writing it?)",
                     NULL);
+    if (d->format == PENLINK_INPUT_CAPTURE)
+        capture_notes(d);
     return PENLINK_OK;
+}
+
+const char *penlink_decoder_note(const penlink_decoder *d, size_t i)
+{
+    static const char more[] = "(more notes left out)";
+    if (!d || i > d->n_notes || (i == d->n_notes && !d->n_notes_more))
+        return NULL;
+    return i < d->n_notes ? d->notes[i] : more;
 }

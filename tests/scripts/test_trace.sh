@@ -201,4 +201,34 @@ run 0 "the incomplete trace decodes" $PL decode --messages --json "$tmp/c2.pcapn
 check "... up to the AckLog, without its reply" \
     'grep -q "\"message\":\"ack_log\"" $tmp/out && ! grep -q "\"message\":\"ack_log_reply\"" $tmp/out'
 
+# what a capture that decodes leaves unsaid is said on stderr (the exit status
+# stays 0): a frame cut short by the capture's end, a reply without its LogEnd,
+# no penlink traffic at all
+python3 "$here/wire_check.py" make split "$tmp/t.pcapng" "$tmp/split.pcapng"
+python3 - "$tmp/split.pcapng" "$tmp/half.pcapng" "$tmp/other.pcapng" << 'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+blocks, i = [], 0
+while i < len(d):
+    ln = struct.unpack_from("<I", d, i + 4)[0]
+    blocks.append(d[i:i + ln])
+    i += ln
+epbs = [k for k, b in enumerate(blocks) if struct.unpack_from("<I", b)[0] == 6]
+# the first half of the packets: the capture stops inside the pull's reply
+open(sys.argv[2], "wb").write(b"".join(blocks[:epbs[len(epbs) // 2]]))
+# an Ethernet capture: no penlink traffic
+shb = struct.pack("<IIIHHqI", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1, 28)
+idb = struct.pack("<IIHHII", 1, 20, 1, 0, 0, 20)
+pkt = bytes(60)
+epb = struct.pack("<IIIIIII", 6, 32 + 60, 0, 0, 0, 60, 60) + pkt + struct.pack("<I", 32 + 60)
+open(sys.argv[3], "wb").write(shb + idb + epb)
+PY
+run 0 "decode of a capture stopped inside a reply" $PL decode "$tmp/half.pcapng"
+check "... says the capture ends inside a frame, and the reply has no LogEnd" \
+    'grep -q "ends inside a frame" $tmp/err && grep -q "has no LogEnd: the capture ends before it" $tmp/err'
+run 0 "decode of a capture with no penlink traffic" $PL decode "$tmp/other.pcapng"
+check "... says so" 'grep -q "no penlink frame in the capture" $tmp/err'
+run 0 "decode of a whole trace" $PL decode "$tmp/t.pcapng"
+check "... has nothing of the kind to say" '! grep -q "ends inside\|no LogEnd\|no penlink frame" $tmp/err'
+
 finish

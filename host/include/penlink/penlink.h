@@ -200,6 +200,15 @@ PENLINK_API int penlink_decoder_feed(penlink_decoder *dec, const void *data, siz
 /** Ends the input: a truncated last frame or chunk is an error. */
 PENLINK_API int penlink_decoder_finish(penlink_decoder *dec);
 
+/**
+ * After penlink_decoder_finish() succeeded on a capture: the @p i-th
+ * (0-based) note on what the capture leaves unsaid, NULL past the last: a
+ * frame cut short by the capture's end, a reply of LogChunks without its
+ * LogEnd, no penlink frame at all. None of them is an error. The library's
+ * text; valid as long as @p dec.
+ */
+PENLINK_API const char *penlink_decoder_note(const penlink_decoder *dec, size_t i);
+
 /** The detected format. */
 PENLINK_API penlink_input_format penlink_decoder_format(const penlink_decoder *dec);
 
