@@ -43,7 +43,8 @@ static const char usage_tail[] =
     "  0 success, 1 compliance finding, 2 usage error, 3 no device (not found,\n"
     "  permission denied, busy, unplugged), 4 device error (the pen refused),\n"
     "  5 protocol error (or timeout), 6 integrity error, 7 I/O error,\n"
-    "  8 internal error, 130 interrupted.\n";
+    "  8 internal error, 9 not authorised (a configuration's signature refused, or\n"
+    "  a key file unusable), 130 interrupted.\n";
 
 int cli_error(const struct cli *c, int code, const char *fmt, ...)
 {

@@ -231,4 +231,25 @@ check "... says so" 'grep -q "no penlink frame in the capture" $tmp/err'
 run 0 "decode of a whole trace" $PL decode "$tmp/t.pcapng"
 check "... has nothing of the kind to say" '! grep -q "ends inside\|no LogEnd\|no penlink frame" $tmp/err'
 
+# small things: --help lists every exit status; in a capture every message has
+# its time, the epoch itself (0) included; an empty Envelope says it has no fields
+run 0 "penlink --help" $PL --help
+check "--help lists exit status 9" 'grep -q "9 not authorised" $tmp/out'
+python3 - "$tmp/zero.pcapng" << 'PY'
+import struct, sys, zlib
+h = b"PNLK\x01\x00" + struct.pack("<II", 0, 0)
+frame = h + struct.pack("<H", zlib.crc32(h) & 0xFFFF)  # a zero-length payload
+data = b"p\x01\x00\x00" + frame
+shb = struct.pack("<IIIHHqI", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1, 28)
+idb = struct.pack("<IIHHII", 1, 20, 147, 0, 0, 20)
+ln = 32 + len(data)
+epb = struct.pack("<IIIIIII", 6, ln, 0, 0, 0, len(data), len(data)) + data + struct.pack("<I", ln)
+open(sys.argv[1], "wb").write(shb + idb + epb)
+PY
+run 0 "decode --messages --json of a packet at time 0" $PL decode --messages --json "$tmp/zero.pcapng"
+check "... has time_us 0 and its time" \
+    'grep -q "\"time_us\":0,\"time\":\"1970-01-01T00:00:00.000Z\"" $tmp/out'
+run 0 "decode --messages of a zero-length frame" $PL decode --messages "$tmp/zero.pcapng"
+check "... says it is an empty Envelope" 'grep -q "^#   (no fields: an empty Envelope)$" $tmp/out'
+
 finish
