@@ -9,8 +9,13 @@
  * recording is told (an Error, code INTERNAL, naming the packet where it
  * departed) and the replay ends with exit status SIM_DIVERGED
  * (docs/engineer-guide.md).
+ *
+ * A USB capture holds every device of the bus: each endpoint that shows a
+ * frame's magic is decoded on its own, and the pen is the device the host
+ * greeted (the first Hello sent), or else the first one sent a frame; only
+ * its frames are served, as penlink decode follows them.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -28,6 +33,8 @@
 #define READ_CHUNK 65536
 #define HOST_GONE (-2)
 #define FRAME_BUF (PL_FRAME_HEADER_SIZE + PL_FRAME_MAX_PAYLOAD)
+/* Endpoints (byte streams) of a recording followed; more are ignored. */
+#define MAX_SIDES 8
 
 static void replay_error(replay *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -39,7 +46,8 @@ static void replay_error(replay *r, const char *fmt, ...)
     va_end(ap);
 }
 
-static int add_frame(replay *r, pl_dir dir, uint64_t packet, const uint8_t *frame, size_t len)
+static int add_frame(replay *r, pl_dir dir, uint64_t packet, uint32_t device, const uint8_t *frame,
+                     size_t len)
 {
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 64;
@@ -53,19 +61,78 @@ static int add_frame(replay *r, pl_dir dir, uint64_t packet, const uint8_t *fram
     if (!copy)
         return -1;
     memcpy(copy, frame, len);
-    r->frames[r->n++] = (replay_frame){ dir, packet, copy, len };
+    r->frames[r->n++] = (replay_frame){ dir, packet, device, copy, len };
     return 0;
 }
 
-/* The two byte streams of the recording, each through a frame decoder. */
+/* The byte streams of the recording (one per endpoint), each through a frame decoder. */
 typedef struct side {
     int used;
     uint32_t stream;
+    pl_dir dir;
     pl_frame_decoder fdec;
     uint8_t *buf;
 } side;
 
-static int take_bytes(replay *r, side *s, pl_dir dir, uint64_t packet, const uint8_t *p, size_t len)
+/* The side of a packet's bytes: known, or new once a frame's magic shows on it. */
+static side *side_for(side *sides, const pl_wire *w, uint32_t stream)
+{
+    side *free_slot = NULL;
+    for (int i = 0; i < MAX_SIDES; i++) {
+        if (sides[i].used && sides[i].stream == stream && sides[i].dir == w->dir)
+            return &sides[i];
+        if (!sides[i].used && !free_slot)
+            free_slot = &sides[i];
+    }
+    if (!free_slot || !memmem(w->data, w->len, PL_FRAME_MAGIC, 4))
+        return NULL;
+    free_slot->buf = malloc(FRAME_BUF);
+    if (!free_slot->buf)
+        return NULL;
+    pl_frame_decoder_init(&free_slot->fdec, free_slot->buf, FRAME_BUF, PL_FRAME_MAX_PAYLOAD);
+    free_slot->used = 1;
+    free_slot->stream = stream;
+    free_slot->dir = w->dir;
+    return free_slot;
+}
+
+/* Keeps the frames of the pen's device only (see the top of this file). */
+static void keep_pen(replay *r)
+{
+    uint32_t pen = 0;
+    int found = 0;
+    for (size_t i = 0; i < r->n && !found; i++) {
+        const replay_frame *f = &r->frames[i];
+        if (f->dir != PL_DIR_TO_PEN || f->len < PL_FRAME_HEADER_SIZE)
+            continue;
+        pl_envelope *env = pl_envelope_unpack(NULL, f->bytes + PL_FRAME_HEADER_SIZE,
+                                              f->len - PL_FRAME_HEADER_SIZE);
+        if (env && env->body_case == PENLINK__V1__ENVELOPE__BODY_HELLO) {
+            pen = f->device;
+            found = 1;
+        }
+        if (env)
+            pl_envelope_free(NULL, env);
+    }
+    for (size_t i = 0; i < r->n && !found; i++)
+        if (r->frames[i].dir == PL_DIR_TO_PEN) {
+            pen = r->frames[i].device;
+            found = 1;
+        }
+    if (!found)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->frames[i].device == pen)
+            r->frames[k++] = r->frames[i];
+        else
+            free(r->frames[i].bytes);
+    }
+    r->n = k;
+}
+
+static int take_bytes(replay *r, side *s, pl_dir dir, uint64_t packet, uint32_t device,
+                      const uint8_t *p, size_t len)
 {
     int again = 0;
     while (len > 0 || again) {
@@ -75,7 +142,7 @@ static int take_bytes(replay *r, side *s, pl_dir dir, uint64_t packet, const uin
         p += used;
         len -= used;
         again = st != PL_NEED_MORE;
-        if (st == PL_OK && add_frame(r, dir, packet, fr.payload - PL_FRAME_HEADER_SIZE,
+        if (st == PL_OK && add_frame(r, dir, packet, device, fr.payload - PL_FRAME_HEADER_SIZE,
                                      PL_FRAME_HEADER_SIZE + fr.len) != 0) {
             replay_error(r, "out of memory reading the recording");
             return -1;
@@ -95,7 +162,8 @@ int replay_load(replay *r, const char *path)
     }
     pl_capture cap;
     pl_capture_init(&cap, 0);
-    side sides[2] = { { 0 }, { 0 } };
+    side sides[MAX_SIDES];
+    memset(sides, 0, sizeof sides);
     uint8_t *chunk = malloc(READ_CHUNK);
     int rc = -1;
     size_t n;
@@ -123,20 +191,12 @@ int replay_load(replay *r, const char *path)
             pl_wire w;
             if (pl_capture_wire(&pk, &w) != 1)
                 continue;
-            side *s = &sides[w.dir];
-            if (!s->used) {
-                s->buf = malloc(FRAME_BUF);
-                if (!s->buf) {
-                    replay_error(r, "out of memory");
-                    goto out;
-                }
-                pl_frame_decoder_init(&s->fdec, s->buf, FRAME_BUF, PL_FRAME_MAX_PAYLOAD);
-                s->used = 1;
-                s->stream = w.stream;
-            }
-            if (w.stream != s->stream && pk.linktype != PL_LINKTYPE_PENLINK)
-                continue; /* another device on the bus */
-            if (take_bytes(r, s, w.dir, pk.number, w.data, w.len) != 0)
+            int usb = pk.linktype != PL_LINKTYPE_PENLINK;
+            side *s = side_for(sides, &w, usb ? w.stream : 0);
+            if (!s)
+                continue; /* no frame on this endpoint yet, or too many endpoints */
+            uint32_t device = usb ? (uint32_t)w.bus << 16 | (uint32_t)w.device << 8 : 0;
+            if (take_bytes(r, s, w.dir, pk.number, device, w.data, w.len) != 0)
                 goto out;
         }
     }
@@ -144,6 +204,7 @@ int replay_load(replay *r, const char *path)
         replay_error(r, "%s: %s", path, strerror(errno));
         goto out;
     }
+    keep_pen(r);
     if (r->n == 0) {
         replay_error(r, "%s holds no penlink frame", path);
         goto out;
@@ -151,8 +212,8 @@ int replay_load(replay *r, const char *path)
     rc = 0;
 out:
     free(chunk);
-    free(sides[0].buf);
-    free(sides[1].buf);
+    for (int i = 0; i < MAX_SIDES; i++)
+        free(sides[i].buf);
     pl_capture_fini(&cap);
     fclose(in);
     return rc;

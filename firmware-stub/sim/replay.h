@@ -14,6 +14,7 @@
 typedef struct replay_frame {
     pl_dir dir;
     uint64_t packet; /**< the capture's packet (1-based) where the frame ended */
+    uint32_t device; /**< USB: bus << 16 | address << 8 of the device that sent or got it */
     uint8_t *bytes;
     size_t len;
 } replay_frame;

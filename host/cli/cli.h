@@ -34,7 +34,11 @@ struct cli {
     int timeout_ms;      /* --timeout MS, 0: the library's default */
     const char *trace;   /* --trace FILE: every frame of the session, as pcapng */
     penlink_ctx *ctx;    /* cancelled by SIGINT / SIGTERM */
+    int trace_told;      /* the command said that its --trace is incomplete */
 };
+
+/* Set (to the signal's number) by SIGINT / SIGTERM while a command runs. */
+extern volatile sig_atomic_t cli_interrupted;
 
 /*
  * Prints one error line (text or JSON per --json) and returns @p code. The
@@ -83,8 +87,6 @@ void cli_csv_text(FILE *f, const char *s);
 int cli_filename_ok(const char *s);
 /* Maps a library status to an exit code. */
 int cli_exit_for(int status);
-/* Set by SIGINT / SIGTERM (main.c): the command was asked to stop. */
-extern volatile sig_atomic_t cli_interrupted;
 
 /* Parses the arguments of a command whose only option is --help and which
  * takes @p nargs operands (any number when negative): -1 to go on

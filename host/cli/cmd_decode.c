@@ -4,9 +4,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -44,9 +47,13 @@ static const char usage[] =
     "and the problem; the records before it are printed. In a capture, damaged\n"
     "frames are part of what was on the wire: each is listed as a message\n"
     "\"damaged\" (with --messages), counted on stderr, and the decode goes on;\n"
-    "a capture whose own structure is broken (or cut short) stops it. Exit status\n"
+    "a capture whose own structure is broken (or cut short) stops it. What a\n"
+    "capture leaves unsaid is noted on stderr, the exit status unchanged: a frame\n"
+    "cut short by its end, a pen's reply without its LogEnd, no penlink traffic.\n"
+    "Exit status\n"
     "5 for malformed input, 6 for a checksum or consistency failure (a broken\n"
-    "hash chain or head signature included), 7 for I/O errors.\n";
+    "hash chain or head signature included), 7 for I/O errors, 130 when\n"
+    "interrupted (SIGINT, SIGTERM: the decode stops at once, after what it printed).\n";
 
 enum fmt { FMT_TEXT, FMT_CSV, FMT_JSON };
 
@@ -205,11 +212,10 @@ int cmd_decode(struct cli *c, int argc, char **argv)
     if (!in)
         return cli_error(c, EXIT_IO, "decode: cannot open %s: %s", path, strerror(errno));
 
-    penlink_ctx *ctx = NULL;
+    /* the command's context: SIGINT and SIGTERM cancel it, and the decoder stops */
+    penlink_ctx *ctx = c->ctx;
     penlink_decoder *dec = NULL;
-    int rc = penlink_ctx_new(&ctx);
-    if (rc == PENLINK_OK)
-        rc = penlink_decoder_new(ctx, on_record, NULL, &o, &dec);
+    int rc = penlink_decoder_new(ctx, on_record, NULL, &o, &dec);
     if (rc == PENLINK_OK)
         rc = penlink_decoder_set_message_cb(dec, on_message, &o);
     o.dec = dec;
@@ -224,12 +230,43 @@ int cmd_decode(struct cli *c, int argc, char **argv)
         fputc('\n', stdout);
     }
     static unsigned char buf[1 << 16];
-    size_t n;
-    int st = PENLINK_OK;
-    while (st == PENLINK_OK && (n = fread(buf, 1, sizeof buf, in)) > 0)
-        st = penlink_decoder_feed(dec, buf, n);
-    if (st == PENLINK_OK && ferror(in)) {
-        rc = cli_error(c, EXIT_IO, "decode: reading %s: %s", path, strerror(errno));
+    int st = PENLINK_OK, read_err = 0, fd = fileno(in);
+    /* SIGINT and SIGTERM are let through only while waiting for input, so
+     * that one arriving just before a read cannot leave it blocked for ever
+     * (on a pipe): the wait sees it (EINTR) and the loop stops */
+    sigset_t stop, orig;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, &orig);
+    while (st == PENLINK_OK && !cli_interrupted) {
+        fd_set rd;
+        FD_ZERO(&rd);
+        FD_SET(fd, &rd);
+        if (pselect(fd + 1, &rd, NULL, NULL, NULL, &orig) < 0) {
+            if (errno == EINTR)
+                continue;
+            read_err = errno;
+            break;
+        }
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n < 0)
+            read_err = errno;
+        if (n <= 0)
+            break;
+        st = penlink_decoder_feed(dec, buf, (size_t)n);
+    }
+    sigprocmask(SIG_SETMASK, &orig, NULL);
+    if (cli_interrupted) { /* a read cut by the signal, or the decoder stopped by it */
+        fflush(stdout);
+        rc = cli_error(c, EXIT_CANCELLED, "decode: %s: interrupted after %" PRIu64 " records", path,
+                       penlink_decoder_records(dec));
+        goto out;
+    }
+    if (st == PENLINK_OK && read_err) {
+        rc = cli_error(c, EXIT_IO, "decode: reading %s: %s", path, strerror(read_err));
         goto out;
     }
     if (st == PENLINK_OK)
@@ -254,6 +291,8 @@ int cmd_decode(struct cli *c, int argc, char **argv)
                      "from copies, or a chunk the pen sent again whole): each seq is shown and "
                      "counted once",
                      path, penlink_decoder_duplicates(dec));
+        for (size_t i = 0; !c->quiet && penlink_decoder_note(dec, i); i++)
+            cli_warn(c, "%s: %s", path, penlink_decoder_note(dec, i));
         if (penlink_decoder_problems(dec) && !c->quiet)
             cli_warn(c,
                      "%s: %" PRIu64 " damaged frames or messages with a problem (see --messages)",
@@ -264,7 +303,6 @@ int cmd_decode(struct cli *c, int argc, char **argv)
     }
 out:
     penlink_decoder_free(dec);
-    penlink_ctx_free(ctx);
     if (in != stdin)
         fclose(in);
     return rc;

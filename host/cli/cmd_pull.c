@@ -87,6 +87,20 @@ int cmd_pull(struct cli *c, int argc, char **argv)
         else if (!c->quiet && rc == EXIT_OK)
             printf("%s: no new records (next seq %llu)\n", cli_safe(r.serial),
                    (unsigned long long)r.next_seq);
+        const char *te = penlink_ctx_trace_error(c->ctx);
+        if (rc == EXIT_OK && te) {
+            c->trace_told = 1;
+            if (r.records_new)
+                return cli_error(c, EXIT_IO,
+                                 "pull: %s: the pull succeeded: %llu new records archived and "
+                                 "acknowledged (seq %llu..%llu; the pen will not send them "
+                                 "again), but %s",
+                                 r.serial, (unsigned long long)r.records_new,
+                                 (unsigned long long)r.from_seq,
+                                 (unsigned long long)(r.next_seq ? r.next_seq - 1 : 0), te);
+            return cli_error(c, EXIT_IO, "pull: %s: the pull succeeded (no new records), but %s",
+                             r.serial, te);
+        }
         return rc;
     }
     struct pull_summary s;
@@ -114,5 +128,16 @@ int cmd_pull(struct cli *c, int argc, char **argv)
                  "%llu records (seq %llu..%llu) were no longer on the pen: its log overflowed "
                  "before they were pulled",
                  s.gap, s.from_seq, s.from_seq + s.gap - 1);
+    const char *te = penlink_ctx_trace_error(c->ctx);
+    if (te) {
+        c->trace_told = 1;
+        return cli_error(c, EXIT_IO,
+                         "pull: %s: the pull succeeded: %llu new records saved in %s, %s, "
+                         "but %s",
+                         s.serial, s.records, o.path,
+                         o.ack ? "and acknowledged (the pen will not send them again)"
+                               : "not acknowledged (--no-ack)",
+                         te);
+    }
     return EXIT_OK;
 }

@@ -43,8 +43,9 @@ static const char usage_tail[] =
     "  0 success, 1 compliance finding, 2 usage error, 3 no device (not found,\n"
     "  permission denied, busy, unplugged), 4 device error (the pen refused),\n"
     "  5 protocol error (or timeout), 6 integrity error, 7 I/O error,\n"
-    "  8 internal error, 9 not authorised, 10 a report audit --check-report\n"
-    "  cannot confirm (made by another penlink version), 130 interrupted.\n";
+    "  8 internal error, 9 not authorised (a configuration's signature refused, or\n"
+    "  a key file unusable), 10 a report audit --check-report cannot confirm\n"
+    "  (made by another penlink version), 130 interrupted.\n";
 
 int cli_error(const struct cli *c, int code, const char *fmt, ...)
 {
@@ -227,8 +228,7 @@ volatile sig_atomic_t cli_interrupted;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    cli_interrupted = 1;
+    cli_interrupted = sig;
     penlink_ctx_cancel(signal_ctx); /* only sets a flag: async-signal-safe */
 }
 
@@ -289,6 +289,15 @@ int main(int argc, char **argv)
             int rc = cmd->run(&c, sub_argc, sub_argv);
             signal(SIGINT, SIG_DFL);
             signal(SIGTERM, SIG_DFL);
+            /* a trace that could not be written to its end: an I/O error, said
+             * after what the command did (which happened all the same) */
+            const char *te = penlink_ctx_trace_error(c.ctx);
+            if (te && !c.trace_told) {
+                if (rc == EXIT_OK)
+                    rc = cli_error(&c, EXIT_IO, "%s: the command succeeded, but %s", name, te);
+                else
+                    cli_warn(&c, "%s", te);
+            }
             penlink_ctx_free(c.ctx);
             return rc;
         }

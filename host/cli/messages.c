@@ -50,13 +50,15 @@ static char *hex(const uint8_t *p, size_t n)
 
 typedef struct text_walk {
     FILE *f;
-    int n; /* values printed at this level */
+    int any; /* a field was printed */
+    int n;   /* values printed at this level */
     int count[FIELD_DEPTH_MAX + 1];
 } text_walk;
 
 static int text_field(void *user, const penlink_field *fl)
 {
     text_walk *w = user;
+    w->any = 1;
     int d = fl->depth < FIELD_DEPTH_MAX ? fl->depth : FIELD_DEPTH_MAX;
     if (fl->type == PENLINK_FIELD_END) {
         fputc('}', w->f);
@@ -109,6 +111,8 @@ void cli_message_text(FILE *f, const penlink_message *m, int fields, const char 
         text_walk w = { .f = f };
         fprintf(f, "%s  ", prefix);
         penlink_message_fields(m, text_field, &w);
+        if (!w.any) /* a zero-length payload: an empty Envelope */
+            fputs("(no fields: an empty Envelope)", f);
         fputc('\n', f);
     }
 }
@@ -191,7 +195,7 @@ void *cli_message_json(const penlink_message *m)
         json_object_set_new(j, "packet", json_integer((json_int_t)m->packet));
     else
         json_object_set_new(j, "offset", json_integer((json_int_t)m->offset));
-    if (m->time_us) {
+    if (m->packet || m->time_us) { /* a capture's or a live session's: always timed, 0 too */
         cli_format_time(m->time_us / 1000, t, sizeof t);
         json_object_set_new(j, "time_us", json_integer(m->time_us));
         json_object_set_new(j, "time", json_string(t));

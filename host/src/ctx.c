@@ -103,6 +103,11 @@ void penlink_ctx_set_message_cb(penlink_ctx *ctx, penlink_message_ex_cb cb, void
     ctx->on_message_user = user;
 }
 
+const char *penlink_ctx_trace_error(const penlink_ctx *ctx)
+{
+    return ctx ? trace_file_error(ctx->trace) : NULL;
+}
+
 void penlink_ctx_cancel(penlink_ctx *ctx)
 {
     if (ctx)

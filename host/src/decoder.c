@@ -16,14 +16,19 @@
  *
  * The hash chain of a signing pen is checked as the messages go (its own
  * link against its bytes, prev_link against the chunk before it in the same
- * reply or against the genesis, the head against the last chunk and, when
- * the input names the pen's device key, the head's signature).
+ * reply, or against any chunk of the same pen earlier in the input that ended
+ * where it starts, or against the genesis; the head against the last chunk
+ * and, when the input names the pen's device key, the head's signature).
+ * Each conversation of a capture (a USB device, a stream trace's interface)
+ * has its own session state; a HelloReply or DeviceInfo starts a session;
+ * pens are told apart by serial, so one pen's sessions share its chain.
  *
  * Also the file header that names a file's pen (penlink_file_header): it is
  * written here and read here, so that the format lives in one place. It is
  * an ordinary frame, so every reader of frames walks over it.
  */
 #define _GNU_SOURCE /* memmem */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,17 +43,46 @@
 
 /* Conversations of a capture a decoder follows; more are ignored. */
 #define DEC_MAX_STREAMS 8
+/* Pens whose chains a decoder remembers (by serial); more share nothing. */
+#define DEC_MAX_PENS 8
+/* Links of one pen remembered by the seq their chunk ends at (a hash table:
+ * a newer link may push out an older one, which then is not checked against). */
+#define DEC_CHAIN_MEMORY 1024u
 #define DEC_FRAME_BUF (PL_FRAME_HEADER_SIZE + PL_FRAME_MAX_PAYLOAD)
 
-/* What the chain check knows of one pen's side of a conversation. */
-typedef struct chain_state {
+/* One chunk's link, by the seq after its last record. */
+typedef struct chain_link {
+    int used;
+    uint64_t end;
+    uint8_t link[PL_LINK_BYTES];
+} chain_link;
+
+/* What the chain check knows of one pen, across the sessions of the input:
+ * its serial and device key, and the links of the chunks it sent. */
+typedef struct pen_state {
+    int used;
     char serial[PL_SERIAL_MAX + 1];
-    int have_key, have_last;
+    int have_key;
     uint8_t key[PL_KEY_BYTES];
-    uint8_t last[PL_LINK_BYTES]; /* link of the last chunk */
+    chain_link *seen; /* DEC_CHAIN_MEMORY slots, allocated with the first link */
+} pen_state;
+
+/* One conversation with a pen (a USB device, a stream trace's interface, a
+ * file): the pen it is with, and the session going on. */
+typedef struct chain_state {
+    int used;
+    int usb;
+    uint32_t key; /* USB bus << 16 | address << 8; the interface of a stream trace */
+    pen_state *pen;
+    pen_state own; /* the pen while its serial is not known (or too many pens) */
+    int have_last;
+    uint8_t last[PL_LINK_BYTES]; /* link of the last chunk of this session */
     uint32_t last_reply;         /* its request id */
     uint64_t last_end;           /* the seq after its last record */
-    char note[160];              /* penlink_message.chain / problem text */
+    int open_pull;               /* a reply of LogChunks without its LogEnd yet */
+    uint32_t open_reply;
+    uint64_t open_packet;
+    char note[160]; /* penlink_message.chain / problem text */
 } chain_state;
 
 /* Seqs a file held so far, in runs of consecutive seqs, each with a digest
@@ -63,13 +97,17 @@ typedef struct seen_run {
 /* One direction of one conversation of a capture. */
 typedef struct dec_stream {
     int used;
-    uint32_t key; /* pl_wire.stream */
+    uint32_t key; /* pl_wire.stream, or the interface of a stream trace */
     pl_dir dir;
     int usb;
     pl_frame_decoder fdec;
     uint8_t *fbuf;
     uint64_t skipped; /* fdec.skipped when the last damage was reported */
 } dec_stream;
+
+/* Things worth saying about an input that decoded without error. */
+#define DEC_MAX_NOTES 8
+#define DEC_NOTE_LEN 200
 
 struct penlink_decoder {
     penlink_ctx *ctx;
@@ -96,10 +134,14 @@ struct penlink_decoder {
     penlink_message_ex_cb on_message_ex;
     void *user_ex;
     uint64_t messages, problems;
-    chain_state chain; /* a file's pen; in a capture, the pens' (the first that talks) */
+    chain_state chain; /* a file's conversation */
     pl_capture cap;    /* capture mode */
     int cap_open;
     dec_stream streams[DEC_MAX_STREAMS];
+    chain_state convs[DEC_MAX_STREAMS]; /* a capture's conversations */
+    pen_state pens[DEC_MAX_PENS];
+    char notes[DEC_MAX_NOTES][DEC_NOTE_LEN];
+    size_t n_notes, n_notes_more;
     int chunk_failed; /* the last log chunk did not decode */
     seen_run *runs;   /* a file's seqs so far, by lo */
     size_t n_runs, cap_runs;
@@ -137,8 +179,13 @@ void penlink_decoder_free(penlink_decoder *d)
 {
     if (!d)
         return;
-    for (int i = 0; i < DEC_MAX_STREAMS; i++)
+    for (int i = 0; i < DEC_MAX_STREAMS; i++) {
         free(d->streams[i].fbuf);
+        free(d->convs[i].own.seen);
+    }
+    for (int i = 0; i < DEC_MAX_PENS; i++)
+        free(d->pens[i].seen);
+    free(d->chain.own.seen);
     if (d->cap_open)
         pl_capture_fini(&d->cap);
     pl_chunk_dec_fini(&d->cdec);
@@ -367,6 +414,9 @@ static int emit(penlink_decoder *d, uint32_t n, uint64_t at)
     return PENLINK_OK;
 }
 
+static void meet_pen(penlink_decoder *d, chain_state *cs, const char *serial, const uint8_t *key,
+                     int session);
+
 /* A DeviceInfo with request_id 0: a file header (no pen sends one, no host
  * asks with id 0). Only a header the input began with names the file. */
 static int on_header(penlink_decoder *d, uint64_t at, const pl_envelope *env)
@@ -391,11 +441,7 @@ static int on_header(penlink_decoder *d, uint64_t at, const pl_envelope *env)
     if (!d->have_header) {
         d->header = h;
         d->have_header = 1;
-        snprintf(d->chain.serial, sizeof d->chain.serial, "%s", h.serial);
-        if (h.has_device_key) {
-            d->chain.have_key = 1;
-            memcpy(d->chain.key, h.device_key, PL_KEY_BYTES);
-        }
+        meet_pen(d, &d->chain, h.serial, h.has_device_key ? h.device_key : NULL, 0);
         return PENLINK_OK;
     }
     if (strcmp(h.serial, d->header.serial) != 0 || h.has_device_key != d->header.has_device_key ||
@@ -412,30 +458,99 @@ static int on_header(penlink_decoder *d, uint64_t at, const pl_envelope *env)
     return PENLINK_OK;
 }
 
-/* What the pen says about itself: its serial and device key, for the chain check. */
-static void learn_pen(chain_state *cs, const pl_envelope *env)
+/* The pen of this serial: the one met before, or a new one (NULL when the
+ * decoder already follows DEC_MAX_PENS pens). */
+static pen_state *pen_for(penlink_decoder *d, const char *serial)
 {
-    const char *serial = NULL;
+    for (int i = 0; i < DEC_MAX_PENS; i++)
+        if (d->pens[i].used && strcmp(d->pens[i].serial, serial) == 0)
+            return &d->pens[i];
+    for (int i = 0; i < DEC_MAX_PENS; i++)
+        if (!d->pens[i].used) {
+            d->pens[i].used = 1;
+            snprintf(d->pens[i].serial, sizeof d->pens[i].serial, "%s", serial);
+            return &d->pens[i];
+        }
+    return NULL;
+}
+
+/* A conversation's pen names itself (@p serial, and @p key when it sent
+ * one). @p session: a HelloReply or DeviceInfo, which the pen sends at the
+ * start of a session: what came before it is another session. */
+static void meet_pen(penlink_decoder *d, chain_state *cs, const char *serial, const uint8_t *key,
+                     int session)
+{
+    if (session)
+        cs->have_last = 0;
+    if (!serial || !serial[0] || strlen(serial) > PL_SERIAL_MAX)
+        return;
+    if (!cs->pen || strcmp(cs->pen->serial, serial) != 0) {
+        pen_state *p = pen_for(d, serial);
+        if (!p) { /* too many pens: this one's chain is checked on its own */
+            free(cs->own.seen);
+            memset(&cs->own, 0, sizeof cs->own);
+            snprintf(cs->own.serial, sizeof cs->own.serial, "%s", serial);
+            p = &cs->own;
+        }
+        cs->pen = p;
+        cs->have_last = 0;
+    }
+    if (key) {
+        cs->pen->have_key = 1;
+        memcpy(cs->pen->key, key, PL_KEY_BYTES);
+    }
+}
+
+/* The pen a conversation is with: the one it named, or (not named yet) its own. */
+static pen_state *conv_pen(chain_state *cs)
+{
+    return cs->pen ? cs->pen : &cs->own;
+}
+
+/* What the pen says about itself: its serial and device key, for the chain check. */
+static void learn_pen(penlink_decoder *d, chain_state *cs, const pl_envelope *env)
+{
     if (env->body_case == PENLINK__V1__ENVELOPE__BODY_HELLO_REPLY)
-        serial = env->hello_reply->serial;
+        meet_pen(d, cs, env->hello_reply->serial, NULL, 1);
     if (env->body_case == PENLINK__V1__ENVELOPE__BODY_DEVICE_INFO) {
         const Penlink__V1__DeviceInfo *di = env->device_info;
-        serial = di->serial;
-        if (di->has_device_key && di->device_key.len == PL_KEY_BYTES) {
-            cs->have_key = 1;
-            memcpy(cs->key, di->device_key.data, PL_KEY_BYTES);
-        }
+        int key = di->has_device_key && di->device_key.len == PL_KEY_BYTES;
+        meet_pen(d, cs, di->serial, key ? di->device_key.data : NULL, env->request_id != 0);
     }
-    if (serial && serial[0] && strlen(serial) <= PL_SERIAL_MAX)
-        snprintf(cs->serial, sizeof cs->serial, "%s", serial);
+}
+
+static size_t link_slot(uint64_t end)
+{
+    return (size_t)((end * 0x9E3779B97F4A7C15ull) >> 54) % DEC_CHAIN_MEMORY;
+}
+
+/* The link of the pen's chunk that ended at @p end, if the input showed it. */
+static const uint8_t *seen_link(const pen_state *p, uint64_t end)
+{
+    const chain_link *l = p->seen ? &p->seen[link_slot(end)] : NULL;
+    return l && l->used && l->end == end ? l->link : NULL;
+}
+
+static void remember_link(pen_state *p, uint64_t end, const uint8_t *link)
+{
+    if (!p->seen)
+        p->seen = calloc(DEC_CHAIN_MEMORY, sizeof *p->seen);
+    if (!p->seen)
+        return; /* no memory: later chunks are merely not checked against this one */
+    chain_link *l = &p->seen[link_slot(end)];
+    l->used = 1;
+    l->end = end;
+    memcpy(l->link, link, PL_LINK_BYTES);
 }
 
 /* The chain check of one LogChunk: NULL (not a signing pen's chunk) or the
- * verdict; *problem set when it is broken. In a file (@p file) the chunk
- * before it is the one right before it in the input, unless records between
- * them are missing (a gap); @p repeat: every record of it came before in the
- * input (a file joined from copies): its own link is checked, and the chain
- * goes on from it. */
+ * verdict; *problem set when it is broken. In a capture the chunk before it
+ * is the one before it in the same reply, else any chunk of the same pen in
+ * the input that ended where it starts (a pen's chain is fixed: every pull of
+ * it, in any session, shows the same links). In a file (@p file) it is the
+ * one right before it in the input, unless records between them are missing
+ * (a gap); @p repeat: every record of it came before in the input (a file
+ * joined from copies): its own link is checked, and the chain goes on from it. */
 static const char *check_chunk(chain_state *cs, uint32_t reply, const Penlink__V1__LogChunk *c,
                                int file, int repeat, const char **problem)
 {
@@ -446,44 +561,54 @@ static const char *check_chunk(chain_state *cs, uint32_t reply, const Penlink__V
         *problem = "the chunk's link or prev_link is missing or not 32 bytes";
         return "broken";
     }
+    pen_state *pen = conv_pen(cs);
     uint8_t pre[PL_AUTH_LINK_PREFIX], link[PL_LINK_BYTES];
     pl_auth_link_prefix(pre, c->prev_link.data, c->first_seq, c->record_count, c->raw_size,
                         (uint32_t)c->data.len);
     penlink_sha256(pre, sizeof pre, c->data.data, c->data.len, link);
-    /* the chunk before it: in the same reply, or the one that ended where it starts */
-    int follows = cs->have_last && (cs->last_reply == reply || cs->last_end == c->first_seq);
-    if (file)
-        follows = cs->have_last && c->first_seq <= cs->last_end && !repeat;
+    int in_reply = cs->have_last && cs->last_reply == reply;
+    const uint8_t *before = in_reply ? cs->last : seen_link(pen, c->first_seq);
+    if (file) /* the chunk right before it in the file, unless records are missing */
+        before = cs->have_last && c->first_seq <= cs->last_end && !repeat ? cs->last : NULL;
     const char *verdict = "verified";
-    if (memcmp(link, c->link.data, PL_LINK_BYTES) != 0) {
+    int self_ok = memcmp(link, c->link.data, PL_LINK_BYTES) == 0;
+    if (!self_ok) {
         *problem = "the chunk's link is not the hash of its bytes and prev_link";
         verdict = "broken";
-    } else if (follows && memcmp(c->prev_link.data, cs->last, PL_LINK_BYTES) != 0) {
-        *problem = file ? (c->first_seq < cs->last_end
-                               ? "prev_link is not the link of the chunk before it in the input, "
-                                 "whose records it seals again: the pen's chain forks"
-                               : "prev_link is not the link of the chunk before it in the input")
-                        : "prev_link is not the link of the chunk before it in this reply";
+    } else if (before && memcmp(c->prev_link.data, before, PL_LINK_BYTES) != 0) {
+        if (file)
+            *problem = c->first_seq < cs->last_end
+                           ? "prev_link is not the link of the chunk before it in the input, "
+                             "whose records it seals again: the pen's chain forks"
+                           : "prev_link is not the link of the chunk before it in the input";
+        else
+            *problem = in_reply ? "prev_link is not the link of the chunk before it in this reply"
+                                : "prev_link is not the link of the pen's chunk that ended where "
+                                  "this one starts, seen earlier in the input";
         verdict = "broken";
     } else if (repeat) {
         verdict = "link verified; a second copy of records earlier in the input (counted once)";
-    } else if (!follows && c->first_seq == 0 && cs->serial[0]) {
+    } else if (!before && c->first_seq == 0 && pen->serial[0]) {
         uint8_t g[PL_AUTH_GENESIS_MAX], gl[PL_LINK_BYTES];
-        size_t n = pl_auth_genesis_bytes(g, cs->serial);
+        size_t n = pl_auth_genesis_bytes(g, pen->serial);
         penlink_sha256(g, n, NULL, 0, gl);
         if (memcmp(gl, c->prev_link.data, PL_LINK_BYTES) != 0) {
             *problem = "the first chunk's prev_link is not the pen's genesis";
             verdict = "broken";
         }
-    } else if (!follows && file && cs->have_last) {
+    } else if (!before && file && cs->have_last) {
         verdict = "link verified; prev_link unchecked (the records before it are not in the input)";
-    } else if (!follows) {
-        verdict = "link verified; prev_link unchecked (no chunk before it in the input)";
+    } else if (!before) {
+        verdict = file ? "link verified; prev_link unchecked (no chunk before it in the input)"
+                       : "link verified; prev_link unchecked (the input holds no chunk of this pen "
+                         "ending where it starts)";
     }
     memcpy(cs->last, c->link.data, PL_LINK_BYTES);
     cs->have_last = 1;
     cs->last_reply = reply;
     cs->last_end = c->first_seq + c->record_count;
+    if (self_ok && c->record_count > 0)
+        remember_link(pen, c->first_seq + c->record_count, c->link.data);
     return verdict;
 }
 
@@ -503,13 +628,14 @@ static const char *check_head(chain_state *cs, uint32_t reply, const Penlink__V1
         *problem = "head_link is not the link of the last chunk of this reply";
         return "broken";
     }
-    if (!cs->serial[0])
+    const pen_state *pen = conv_pen(cs);
+    if (!pen->serial[0])
         return "unchecked: the input does not name the pen (no HelloReply, DeviceInfo or header)";
-    if (!cs->have_key)
+    if (!pen->have_key)
         return "unchecked: the input does not hold the pen's device key (DeviceInfo or header)";
     uint8_t msg[PL_AUTH_HEAD_MAX];
-    size_t n = pl_auth_head_bytes(msg, cs->serial, e->next_seq, e->head_link.data);
-    if (n == 0 || penlink_verify(e->head_signature.data, msg, n, cs->key) != 0) {
+    size_t n = pl_auth_head_bytes(msg, pen->serial, e->next_seq, e->head_link.data);
+    if (n == 0 || penlink_verify(e->head_signature.data, msg, n, pen->key) != 0) {
         *problem = "the head signature does not verify with the pen's device key";
         return "broken";
     }
@@ -526,6 +652,34 @@ static int tell(penlink_decoder *d, penlink_message *m)
     return PENLINK_OK;
 }
 
+/* Something worth saying about an input that decodes (penlink_decoder_note()). */
+static void add_note(penlink_decoder *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void add_note(penlink_decoder *d, const char *fmt, ...)
+{
+    if (d->n_notes >= DEC_MAX_NOTES) {
+        d->n_notes_more++;
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->notes[d->n_notes++], DEC_NOTE_LEN, fmt, ap);
+    va_end(ap);
+}
+
+/* A reply of LogChunks that its LogEnd (or an Error) never closed. */
+static void note_open_pull(penlink_decoder *d, chain_state *cs, const char *why)
+{
+    if (!cs->open_pull)
+        return;
+    cs->open_pull = 0;
+    add_note(d,
+             "the pen's reply to request %u (its first LogChunk in packet %llu) has no LogEnd: "
+             "%s",
+             cs->open_reply, (unsigned long long)cs->open_packet, why);
+}
+
 /* A damaged stretch of a capture: reported, and the decode goes on. */
 static int tell_damage(penlink_decoder *d, const penlink_message *where, pl_status st,
                        uint64_t bytes)
@@ -537,6 +691,31 @@ static int tell_damage(penlink_decoder *d, const penlink_message *where, pl_stat
     m.internal_ = NULL;
     m.request_id = 0;
     return tell(d, &m);
+}
+
+/* Which replies of LogChunks are still open in a capture (for a note). */
+static void track_pull(penlink_decoder *d, chain_state *cs, const penlink_message *m,
+                       const pl_envelope *env)
+{
+    int body = env->body_case;
+    if (m->direction == PENLINK_DIR_TO_PEN) {
+        if (body == PENLINK__V1__ENVELOPE__BODY_PULL_LOG)
+            note_open_pull(d, cs, "the host asked again before it came");
+        return;
+    }
+    if (body == PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK &&
+        !(cs->open_pull && cs->open_reply == env->request_id)) {
+        note_open_pull(d, cs, "another reply began before it came");
+        cs->open_pull = 1;
+        cs->open_reply = env->request_id;
+        cs->open_packet = m->packet;
+    } else if ((body == PENLINK__V1__ENVELOPE__BODY_LOG_END ||
+                body == PENLINK__V1__ENVELOPE__BODY_ERROR) &&
+               cs->open_pull && cs->open_reply == env->request_id) {
+        cs->open_pull = 0;
+    } else if (body == PENLINK__V1__ENVELOPE__BODY_HELLO_REPLY) {
+        note_open_pull(d, cs, "a new session began before it came");
+    }
 }
 
 /*
@@ -566,8 +745,10 @@ static int on_frame(penlink_decoder *d, penlink_message *m, const pl_frame *fr, 
     m->request_id = env->request_id;
     m->name = msg_body_name(env);
     m->internal_ = env;
-    if (m->direction != PENLINK_DIR_TO_PEN)
-        learn_pen(cs, env);
+    if (m->direction != PENLINK_DIR_TO_PEN && !(strict && env->request_id == 0))
+        learn_pen(d, cs, env);
+    if (!strict)
+        track_pull(d, cs, m, env);
     uint32_t n = 0;
     int chunk_st = PL_OK;
     int is_chunk = env->body_case == PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK &&
@@ -701,13 +882,31 @@ static int feed_chunks(penlink_decoder *d, const uint8_t *p, size_t len)
     return PENLINK_OK;
 }
 
+/* The conversation (with one pen) of a stream: a USB device, or the
+ * interface of a stream trace; NULL when too many are followed. */
+static chain_state *conv_for(penlink_decoder *d, uint32_t key, int usb)
+{
+    for (int i = 0; i < DEC_MAX_STREAMS; i++) {
+        chain_state *cs = &d->convs[i];
+        if (cs->used && cs->key == key && cs->usb == usb)
+            return cs;
+        if (!cs->used) {
+            cs->used = 1;
+            cs->key = key;
+            cs->usb = usb;
+            return cs;
+        }
+    }
+    return NULL;
+}
+
 /* The conversation a packet's bytes belong to; NULL when it is not followed. */
-static dec_stream *stream_for(penlink_decoder *d, const pl_wire *w, int usb)
+static dec_stream *stream_for(penlink_decoder *d, const pl_wire *w, uint32_t key, int usb)
 {
     dec_stream *free_slot = NULL;
     for (int i = 0; i < DEC_MAX_STREAMS; i++) {
         dec_stream *s = &d->streams[i];
-        if (s->used && s->key == w->stream && s->dir == w->dir && s->usb == usb)
+        if (s->used && s->key == key && s->dir == w->dir && s->usb == usb)
             return s;
         if (!s->used && !free_slot)
             free_slot = s;
@@ -721,7 +920,7 @@ static dec_stream *stream_for(penlink_decoder *d, const pl_wire *w, int usb)
         return NULL;
     pl_frame_decoder_init(&free_slot->fdec, free_slot->fbuf, DEC_FRAME_BUF, PL_FRAME_MAX_PAYLOAD);
     free_slot->used = 1;
-    free_slot->key = w->stream;
+    free_slot->key = key;
     free_slot->dir = w->dir;
     free_slot->usb = usb;
     return free_slot;
@@ -742,11 +941,17 @@ static int on_packet(penlink_decoder *d, const pl_capture_packet *pk)
     }
     if (r == 0)
         return PENLINK_OK;
-    dec_stream *s = stream_for(d, &w, pk->linktype != PL_LINKTYPE_PENLINK);
-    if (!s)
+    int usb = pk->linktype != PL_LINKTYPE_PENLINK;
+    /* a stream trace: one conversation per interface (each session of a
+     * trace, each trace of a merged capture); USB: per device and endpoint */
+    uint32_t key = usb ? w.stream : pk->interface;
+    dec_stream *s = stream_for(d, &w, key, usb);
+    chain_state *cs =
+        s ? conv_for(d, usb ? (uint32_t)w.bus << 16 | (uint32_t)w.device << 8 : key, usb) : NULL;
+    if (!s || !cs)
         return PENLINK_OK;
     m.direction = w.dir == PL_DIR_TO_PEN ? PENLINK_DIR_TO_PEN : PENLINK_DIR_TO_HOST;
-    m.stream = w.stream;
+    m.stream = key;
     const uint8_t *p = w.data;
     size_t len = w.len;
     int again = 0; /* after a frame or a refusal the window may hold another frame */
@@ -762,7 +967,7 @@ static int on_packet(penlink_decoder *d, const pl_capture_packet *pk)
             continue;
         if (st == PL_OK) {
             penlink_message fm = m;
-            rc = on_frame(d, &fm, &fr, &d->chain, 0);
+            rc = on_frame(d, &fm, &fr, cs, 0);
         } else {
             rc = tell_damage(d, &m, st, s->fdec.skipped - s->skipped);
             s->skipped = s->fdec.skipped;
@@ -790,6 +995,9 @@ static int feed_capture(penlink_decoder *d, const uint8_t *p, size_t len)
             return fail(d, PENLINK_ERR_PROTOCOL, at, "capture", what);
         }
         int rc = on_packet(d, &pk);
+        if (rc == PENLINK_OK && atomic_load(&d->ctx->cancelled))
+            rc = penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "decode cancelled at packet %llu",
+                              (unsigned long long)pk.number);
         if (rc != PENLINK_OK)
             return rc;
         d->good = d->offset;
@@ -841,6 +1049,9 @@ int penlink_decoder_feed(penlink_decoder *d, const void *data, size_t len)
         return d->failed;
     if (len == 0)
         return PENLINK_OK;
+    if (atomic_load(&d->ctx->cancelled))
+        return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "decode cancelled at offset %llu",
+                            (unsigned long long)d->offset);
     if (d->format == PENLINK_INPUT_UNKNOWN) {
         if (len < 2) /* keep it simple: decide on two bytes */
             return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG, "feed at least 2 bytes first");
@@ -851,6 +1062,29 @@ int penlink_decoder_feed(penlink_decoder *d, const void *data, size_t len)
     if (d->format == PENLINK_INPUT_CAPTURE)
         return feed_capture(d, p, len);
     return d->format == PENLINK_INPUT_FRAMES ? feed_frames(d, p, len) : feed_chunks(d, p, len);
+}
+
+/* What a capture that decoded leaves unsaid: frames cut short by its end,
+ * replies without their LogEnd, no penlink traffic at all. */
+static void capture_notes(penlink_decoder *d)
+{
+    for (int i = 0; i < DEC_MAX_STREAMS; i++) {
+        const dec_stream *s = &d->streams[i];
+        size_t n = s->used ? pl_frame_decoder_pending(&s->fdec) : 0;
+        if (n >= 4) /* a magic at least: a frame began */
+            add_note(d,
+                     "the capture ends inside a frame (%s, stream %u): %zu bytes of it came, the "
+                     "rest is missing",
+                     s->dir == PL_DIR_TO_PEN ? "host->pen" : "pen->host", s->key, n);
+    }
+    for (int i = 0; i < DEC_MAX_STREAMS; i++)
+        if (d->convs[i].used)
+            note_open_pull(d, &d->convs[i], "the capture ends before it");
+    if (d->frames == 0)
+        add_note(d,
+                 "no penlink frame in the capture (%llu packets): it holds no penlink "
+                 "traffic, or not of a pen this decoder recognises",
+                 (unsigned long long)d->cap.packets);
 }
 
 int penlink_decoder_finish(penlink_decoder *d)
@@ -868,5 +1102,15 @@ int penlink_decoder_finish(penlink_decoder *d)
         return fail(d, PENLINK_ERR_PROTOCOL, d->offset - pl_capture_pending(&d->cap),
                     "last capture block cut short (the capture was stopped while writing it?)",
                     NULL);
+    if (d->format == PENLINK_INPUT_CAPTURE)
+        capture_notes(d);
     return PENLINK_OK;
+}
+
+const char *penlink_decoder_note(const penlink_decoder *d, size_t i)
+{
+    static const char more[] = "(more notes left out)";
+    if (!d || i > d->n_notes || (i == d->n_notes && !d->n_notes_more))
+        return NULL;
+    return i < d->n_notes ? d->notes[i] : more;
 }

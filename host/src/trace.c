@@ -31,7 +31,10 @@ struct trace_file {
     int refs;            /* the context's, and one per session recording into it */
     uint32_t interfaces; /* described so far */
     uint64_t urb_id;
+    uint64_t packets; /* recorded so far */
+    int failed;       /* a write failed: nothing more is recorded */
     char path[256];
+    char error[400]; /* what failed, for penlink_ctx_trace_error() */
 };
 
 typedef struct trace_transport {
@@ -110,6 +113,8 @@ static int record(trace_transport *tt, pl_dir dir, const uint8_t *p, size_t n)
 {
     trace_file *tf = tt->tf;
     transport *in = tt->inner;
+    if (tf->failed)
+        return PENLINK_OK;
     uint8_t head[28], tail[19], phdr[PL_USBMON_HDR_SIZE];
     size_t plen;
     int64_t ts = now_us();
@@ -137,9 +142,25 @@ static int record(trace_transport *tt, pl_dir dir, const uint8_t *p, size_t n)
         { (void *)p, n },
         { tail, pl_capture_epb_tail(tail, len, dir) },
     };
-    if (write_all(tf, iov, 4) != 0)
-        return trace_fail(tt->base.ctx, tf);
+    if (write_all(tf, iov, 4) != 0) {
+        /* The bytes went over the wire whatever the trace's fate: the
+         * operation goes on and says what happened; the trace stops here. */
+        tf->failed = 1;
+        snprintf(tf->error, sizeof tf->error,
+                 "the trace %s is incomplete: writing its packet %llu (%s, %zu bytes) failed: %s; "
+                 "it holds the %llu packets before it, and none after",
+                 tf->path, (unsigned long long)tf->packets + 1,
+                 dir == PL_DIR_TO_HOST ? "pen to host" : "host to pen", n, strerror(errno),
+                 (unsigned long long)tf->packets);
+        return PENLINK_OK;
+    }
+    tf->packets++;
     return PENLINK_OK;
+}
+
+const char *trace_file_error(const trace_file *tf)
+{
+    return tf && tf->failed ? tf->error : NULL;
 }
 
 static int tr_send(transport *t, const uint8_t *p, size_t n, int timeout_ms)

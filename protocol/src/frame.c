@@ -3,8 +3,18 @@
  * buffer: the bytes of the current candidate frame. On any error it moves the
  * window one byte on and looks for the next magic, so a frame that starts
  * inside a damaged one is still found. Moving the window is O(1); the bytes
- * are compacted to the front only when the buffer would overflow, which keeps
- * resynchronisation linear even on adversarial input.
+ * are compacted to the front only when the buffer would overflow.
+ *
+ * Rule 5 (a good frame inside a refused one is found) alone is quadratic on
+ * hostile input: a run of intact headers, each claiming a 1 MiB payload,
+ * makes every one of them a CRC over 1 MiB of the same bytes. So a frame
+ * that starts inside a frame refused for its CRC (its bytes were checked
+ * before) is checked only while such checks have cost no more than the
+ * bytes fed so far plus one largest payload; past that it is skipped as part
+ * of the damaged stretch without its payload being waited for (rule 6 of
+ * docs/protocol.md section 2). A frame starting after the refused ones costs
+ * its own, new, bytes. Honest damage (a frame cut short, good frames after
+ * it) never comes near the bound.
  */
 #include <string.h>
 #include <zlib.h>
@@ -81,6 +91,12 @@ void pl_frame_decoder_reset(pl_frame_decoder *d)
     d->start = d->have = 0;
     d->hunting = d->delivered = 0;
     d->offset = d->err_offset = d->skipped = 0;
+    d->taken = d->refused_end = d->nested_crc = d->crc_bytes = 0;
+}
+
+uint64_t pl_frame_decoder_crc_bytes(const pl_frame_decoder *d)
+{
+    return d->crc_bytes;
 }
 
 size_t pl_frame_decoder_pending(const pl_frame_decoder *d)
@@ -145,11 +161,22 @@ static pl_status examine(pl_frame_decoder *d, pl_frame *out)
     uint32_t len = get32(p + 6);
     if (len > d->max_payload)
         return fail(d, PL_ERR_FRAME_TOO_LARGE, 1);
+    /* inside a refused frame, and its check would exceed the budget: skipped */
+    int nested = d->offset < d->refused_end;
+    if (nested && d->nested_crc + len > d->taken + PL_FRAME_MAX_PAYLOAD)
+        return fail(d, PL_ERR_FRAME_SKIPPED, 0);
     if (d->have < PL_FRAME_HEADER_SIZE + (size_t)len)
         return PL_NEED_MORE;
     const uint8_t *payload = p + PL_FRAME_HEADER_SIZE;
-    if ((uint32_t)crc32(0L, len ? payload : Z_NULL, len) != get32(p + 10))
+    d->crc_bytes += len;
+    if (nested)
+        d->nested_crc += len;
+    if ((uint32_t)crc32(0L, len ? payload : Z_NULL, len) != get32(p + 10)) {
+        uint64_t end = d->offset + PL_FRAME_HEADER_SIZE + len;
+        if (end > d->refused_end)
+            d->refused_end = end;
         return fail(d, PL_ERR_FRAME_CRC, 1);
+    }
     out->payload = payload;
     out->len = len;
     out->flags = p[5];
@@ -200,6 +227,7 @@ pl_status pl_frame_decoder_feed(pl_frame_decoder *d, const uint8_t *data, size_t
             if (pos > s) {
                 d->offset += pos - s;
                 d->skipped += pos - s;
+                d->taken += pos - s;
                 if (!d->hunting) {
                     d->hunting = 1;
                     d->err_offset = d->offset - (pos - s);
@@ -221,6 +249,7 @@ pl_status pl_frame_decoder_feed(pl_frame_decoder *d, const uint8_t *data, size_t
         }
         memcpy(d->buf + d->start + d->have, data + pos, n);
         d->have += n;
+        d->taken += n;
         pos += n;
     }
     *used = pos;

@@ -24,6 +24,8 @@ const char *pl_status_str(int st)
     case PL_ERR_ZLIB: return "zlib failure";
     case PL_ERR_CAPTURE: return "malformed capture file";
     case PL_ERR_CAPTURE_TOO_LARGE: return "capture block larger than the reader's limit";
+    case PL_ERR_FRAME_SKIPPED:
+        return "frame inside a refused frame skipped unchecked (resynchronisation budget spent)";
     default: return "unknown status";
     }
 }

@@ -88,4 +88,16 @@ check "says why" 'grep -q "not a pcapng or pcap file" $tmp/err'
 run 2 "--replay with --state is refused" $SIM --replay "$tmp/pull.pcapng" --state "$tmp/x" \
     --listen "$tmp/j.sock"
 
+# a usbmon capture where another device's bulk IN (holding a frame) comes before
+# every transfer of the pen, its first reply included: the replay follows only
+# the pen's endpoints (the device the host greeted), as decode does
+python3 "$here/wire_check.py" make noise "$tmp/pull.pcapng" "$tmp/noise.pcapng"
+start_replay n "$tmp/noise.pcapng"
+run 0 "the same pull against the replay of a noisy USB capture" $PL --device "sim:$tmp/n.sock" \
+    --archive "$tmp/a5.db" --json pull
+cp "$tmp/out" "$tmp/pull5.json"
+wait_replay
+check "noisy USB capture: the host followed the recording to its end, same pull output" \
+    '[ $rrc -eq 0 ] && cmp -s $tmp/pull1.json $tmp/pull5.json'
+
 finish

@@ -3,11 +3,12 @@
 # decode` (records equal the pen's ground truth, every message with its
 # fields, the hash chain and head signatures verified), -v / -vv (one line per
 # frame), a trace of a killed penlink, and hostile or damaged captures.
-# Usage: test_trace.sh PENLINK PENLINK_SIM
+# Usage: test_trace.sh PENLINK PENLINK_SIM ENOSPC_SHIM
 # PENLINK_WRAP (e.g. a valgrind command line) is put before every penlink run.
 set -u
 PL="${PENLINK_WRAP:-} $1"
 SIM=$2
+SHIM=$3
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/harness.sh"
 
@@ -115,5 +116,140 @@ run 5 "decode of a capture with a 4 GiB block" $PL decode "$tmp/huge.pcapng"
 check "huge block refused before reading it" 'grep -q "larger than the reader" $tmp/err'
 printf '\n\r\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' > "$tmp/junk.pcapng"
 run 5 "decode of garbage with a pcapng magic" $PL decode "$tmp/junk.pcapng"
+
+# honest captures of more than one session, pen or device (tests/fixtures/
+# captures/README.md): each pen's chain is checked on its own conversation and
+# across its sessions, never against another pen's or another session's chunks
+fx="$here/../fixtures/captures"
+for f in twice_same twice_2idb twopens usb_stick_in t2t3 usb_noise usb_noise_before_reply; do
+    run 0 "decode --messages of $f.pcapng" $PL decode --messages --json "$fx/$f.pcapng"
+    python3 - "$tmp/out" << 'PY' && ok "$f: every chunk and head verified" || bad "$f: chain"
+import json, sys
+msgs = [json.loads(l) for l in open(sys.argv[1])]
+msgs = [m for m in msgs if "message" in m]
+chained = [m for m in msgs if m["message"] in ("log_chunk", "log_end")]
+assert chained, "no chunks"
+bad = [(m["packet"], m.get("chain")) for m in chained if m.get("chain") != "verified"]
+assert not bad, bad
+PY
+done
+# a pen's second session re-sends a chunk whose predecessor came in the first
+# session: its prev_link is checked against that one (a changed prev_link,
+# with the link made to match it, is broken only by that check)
+python3 "$here/mutate_prev_link.py" "$fx/t2t3.pcapng" "$tmp/t2t3_bad.pcapng"
+run 6 "decode of a second session whose first chunk's prev_link is changed" \
+    $PL decode --messages --json "$tmp/t2t3_bad.pcapng"
+python3 - "$tmp/out" << 'PY' && ok "... broken by the check against the first session's chunk" || bad "cross-session prev_link"
+import json, sys
+msgs = [json.loads(l) for l in open(sys.argv[1])]
+c = [m for m in msgs if m.get("message") == "log_chunk" and m["packet"] == 24][0]
+assert c["chain"] == "broken" and "ended where" in c["problem"], c
+PY
+
+# decode honours SIGINT and SIGTERM (penlink(1): exit 130): here while it waits
+# for more of a capture on a pipe
+for sig in TERM INT; do
+    rm -f "$tmp/fifo"
+    mkfifo "$tmp/fifo"
+    $PL decode --messages "$tmp/fifo" > "$tmp/sig.out" 2> "$tmp/sig.err" &
+    dp=$!
+    exec 9> "$tmp/fifo"
+    head -c 3000 "$tmp/t.pcapng" >&9
+    i=0 # until decode has read those bytes (its handlers are in place by then)
+    while [ "$(sed -n 's/^rchar: //p' /proc/$dp/io 2> /dev/null || echo 0)" -lt 3000 ] &&
+        [ $i -lt 200 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+    kill -$sig $dp
+    i=0 # a decode that ignores the signal would wait for input for ever: fail it instead
+    while kill -0 $dp 2> /dev/null && [ $i -lt 400 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+    kill -KILL $dp 2> /dev/null
+    wait $dp
+    rc=$?
+    exec 9>&-
+    check "decode stopped by SIG$sig: exit 130 (got $rc), says so" \
+        '[ $rc -eq 130 ] && grep -q "interrupted" $tmp/sig.err'
+done
+
+# the trace cannot be written to its end (a full disk) after the pen acknowledged:
+# the pull says that its records were archived and acknowledged, and that the
+# trace is incomplete (exit 7); the trace holds everything up to the failed packet.
+# Two identical pens: the first's trace gives the AckLog frame; the shim fails
+# the second's trace writes after the one holding it (its AckLogReply).
+start_sim c1 --serial PEN-TRACE-3 --seed 7 --simulate-days 3 --start-time $T0
+start_sim c2 --serial PEN-TRACE-3 --seed 7 --simulate-days 3 --start-time $T0
+run 0 "pull --trace (a pen's twin)" $PL --device "sim:$tmp/c1.sock" --archive "$(archive c1)" \
+    --trace "$tmp/c1.pcapng" pull
+ack=$(python3 "$here/trace_frame_hex.py" "$tmp/c1.pcapng" 0 21)
+run 7 "pull whose trace fails at the AckLogReply" env LD_PRELOAD="$SHIM" \
+    PENLINK_ENOSPC_MATCH=c2.pcapng PENLINK_ENOSPC_AFTER_PATTERN="$ack" \
+    $PL --device "sim:$tmp/c2.sock" --archive "$(archive c2)" --trace "$tmp/c2.pcapng" pull
+cp "$tmp/err" "$tmp/c2.err"
+check "... says the records were archived and acknowledged, and the trace is incomplete" \
+    'grep -q "archived and acknowledged" $tmp/c2.err && grep -q "trace .*c2.pcapng is incomplete" $tmp/c2.err &&
+     grep -q "No space left" $tmp/c2.err'
+run 0 "info of both pens" sh -c "$PL --json --device sim:$tmp/c1.sock info > $tmp/c1.info &&
+                                 $PL --json --device sim:$tmp/c2.sock info > $tmp/c2.info"
+check "... and the pen did acknowledge them, as its twin did" \
+    '[ "$(jget $tmp/c2.info log_acked_seq)" = "$(jget $tmp/c1.info log_acked_seq)" ] &&
+     [ "$(jget $tmp/c2.info log_acked_seq)" -gt 0 ]'
+run 0 "the incomplete trace decodes" $PL decode --messages --json "$tmp/c2.pcapng"
+check "... up to the AckLog, without its reply" \
+    'grep -q "\"message\":\"ack_log\"" $tmp/out && ! grep -q "\"message\":\"ack_log_reply\"" $tmp/out'
+
+# what a capture that decodes leaves unsaid is said on stderr (the exit status
+# stays 0): a frame cut short by the capture's end, a reply without its LogEnd,
+# no penlink traffic at all
+python3 "$here/wire_check.py" make split "$tmp/t.pcapng" "$tmp/split.pcapng"
+python3 - "$tmp/split.pcapng" "$tmp/half.pcapng" "$tmp/other.pcapng" << 'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+blocks, i = [], 0
+while i < len(d):
+    ln = struct.unpack_from("<I", d, i + 4)[0]
+    blocks.append(d[i:i + ln])
+    i += ln
+epbs = [k for k, b in enumerate(blocks) if struct.unpack_from("<I", b)[0] == 6]
+# the first half of the packets: the capture stops inside the pull's reply
+open(sys.argv[2], "wb").write(b"".join(blocks[:epbs[len(epbs) // 2]]))
+# an Ethernet capture: no penlink traffic
+shb = struct.pack("<IIIHHqI", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1, 28)
+idb = struct.pack("<IIHHII", 1, 20, 1, 0, 0, 20)
+pkt = bytes(60)
+epb = struct.pack("<IIIIIII", 6, 32 + 60, 0, 0, 0, 60, 60) + pkt + struct.pack("<I", 32 + 60)
+open(sys.argv[3], "wb").write(shb + idb + epb)
+PY
+run 0 "decode of a capture stopped inside a reply" $PL decode "$tmp/half.pcapng"
+check "... says the capture ends inside a frame, and the reply has no LogEnd" \
+    'grep -q "ends inside a frame" $tmp/err && grep -q "has no LogEnd: the capture ends before it" $tmp/err'
+run 0 "decode of a capture with no penlink traffic" $PL decode "$tmp/other.pcapng"
+check "... says so" 'grep -q "no penlink frame in the capture" $tmp/err'
+run 0 "decode of a whole trace" $PL decode "$tmp/t.pcapng"
+check "... has nothing of the kind to say" '! grep -q "ends inside\|no LogEnd\|no penlink frame" $tmp/err'
+
+# small things: --help lists every exit status; in a capture every message has
+# its time, the epoch itself (0) included; an empty Envelope says it has no fields
+run 0 "penlink --help" $PL --help
+check "--help lists exit status 9" 'grep -q "9 not authorised" $tmp/out'
+python3 - "$tmp/zero.pcapng" << 'PY'
+import struct, sys, zlib
+h = b"PNLK\x01\x00" + struct.pack("<II", 0, 0)
+frame = h + struct.pack("<H", zlib.crc32(h) & 0xFFFF)  # a zero-length payload
+data = b"p\x01\x00\x00" + frame
+shb = struct.pack("<IIIHHqI", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1, 28)
+idb = struct.pack("<IIHHII", 1, 20, 147, 0, 0, 20)
+ln = 32 + len(data)
+epb = struct.pack("<IIIIIII", 6, ln, 0, 0, 0, len(data), len(data)) + data + struct.pack("<I", ln)
+open(sys.argv[1], "wb").write(shb + idb + epb)
+PY
+run 0 "decode --messages --json of a packet at time 0" $PL decode --messages --json "$tmp/zero.pcapng"
+check "... has time_us 0 and its time" \
+    'grep -q "\"time_us\":0,\"time\":\"1970-01-01T00:00:00.000Z\"" $tmp/out'
+run 0 "decode --messages of a zero-length frame" $PL decode --messages "$tmp/zero.pcapng"
+check "... says it is an empty Envelope" 'grep -q "^#   (no fields: an empty Envelope)$" $tmp/out'
 
 finish

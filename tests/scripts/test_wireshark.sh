@@ -19,6 +19,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 wcheck() { python3 "$here/wire_check.py" "$@"; }
 
 command -v tshark > /dev/null || { echo "tshark is missing: sh tools/setup.sh installs it"; exit 1; }
+# only the dissector under test: not one installed in the plugin folders
+mkdir -p "$tmp/ws-plugins" "$tmp/ws-home"
+export WIRESHARK_PLUGIN_DIR="$tmp/ws-plugins" HOME="$tmp/ws-home"
 
 # over the simulator
 start_sim a --serial PEN-WS-1 --seed 9 --simulate-days 12 --start-time $T0
@@ -117,5 +120,29 @@ check "killed inside a write: tshark says it was cut short, shows every whole pa
     'grep -q "cut short" $tmp/kcut.err && [ "$(wc -l < $tmp/kcut.txt)" -eq $(($(wc -l < $tmp/k.txt) - 1)) ]'
 run 0 "killed inside a write: tshark's frames equal decode's up to the last whole one" \
     wcheck compare "$LUA" "$PROTO" "$tmp/kcut.pcapng" "$tmp/kcut.jsonl"
+
+# hostile and odd LogChunks (tests/scripts/hostile_captures.py): a zlib bomb,
+# a raw_size above the limit, stored and fixed-code deflate, a kind beyond 32
+# bits, seqs that wrap, the extreme times. tshark flags a chunk exactly when
+# decode does (NAME:WORD: its expert info says WORD), else shows the same
+# records with the same times.
+python3 "$here/hostile_captures.py" "$tmp/hc"
+for f in bomb:raw_size toobig:raw_size stored fixed weirdrec:bits seqwrap:inconsistent t_max t_min; do
+    name=${f%%:*} word=
+    [ "$name" = "$f" ] || word=${f#*:}
+    $PL decode --messages --json "$tmp/hc/$name.pcapng" > "$tmp/hc/$name.jsonl" 2> /dev/null
+    run 0 "$name: tshark agrees with decode on its LogChunk" \
+        wcheck agree "$LUA" "$PROTO" "$tmp/hc/$name.pcapng" "$tmp/hc/$name.jsonl" $word
+done
+
+# hostile resynchronisation (protocol.md section 2, rule 6): frames inside
+# refused ones are CRC-checked only within a budget of the bytes seen plus
+# 1 MiB, so the refusals tshark shows are bounded by it (without the bound
+# every header would be one: 16383)
+wcheck experts "$LUA" "$PROTO" "$tmp/hc/quad.pcapng" > "$tmp/hc/quad.experts"
+crcbad=$(sed -n 's/^penlink.crc.bad //p' "$tmp/hc/quad.experts")
+check "quad: CRC checks within the resynchronisation budget ($crcbad refusals)" \
+    '[ "${crcbad:-0}" -gt 0 ] && [ "$crcbad" -le $(((2 * 262144 + 1048576) / 8192)) ] &&
+     grep -q "^penlink.resync.skipped [1-9]" $tmp/hc/quad.experts'
 
 finish

@@ -8,6 +8,10 @@ captures those checks need.
       the same packet (direction, message, request id, header, and every
       protobuf field), and the records tshark shows equal decode's records
       and the ground truth
+  wire_check.py agree LUA PROTO_DIR CAPTURE DECODE_JSONL [WORD]
+      on each LogChunk: tshark flags it (expert penlink.chunk.bad, whose text
+      holds WORD if given) exactly when decode names a problem with it, and
+      otherwise shows the same records, their times printed alike
   wire_check.py experts LUA PROTO_DIR CAPTURE
       prints, one per line: frames N, then each expert info as NAME COUNT
   wire_check.py make MODE IN OUT
@@ -16,7 +20,9 @@ captures those checks need.
       frame: MODE split (transfers of 1..97 bytes, frames across them), merge
       (up to five frames per transfer), badcrc (the payload of the 3rd
       pen->host frame flipped), garbage (junk between frames), orphan (the
-      host's first request left out: a capture started after it)
+      host's first request left out: a capture started after it), noise
+      (before every transfer, another device's bulk IN on the same endpoint
+      number 0x81 holding a frame, so before the pen's first reply too)
   wire_check.py frames CAPTURE
       prints how many whole frames each direction of CAPTURE carries
 """
@@ -174,6 +180,52 @@ def compare(lua, proto_dir, capture, decode_jsonl, truth=None):
         len(got), len(trecs), " and the ground truth" if truth else ""))
 
 
+def expert_texts(obj):
+    out = []
+
+    def visit(k, v):
+        if k == "_ws.expert" and isinstance(v, dict) and "penlink.chunk.bad" in v:
+            out.append(v.get("_ws.expert.message", ""))
+    walk(obj, visit)
+    return out
+
+
+def agree(lua, proto_dir, capture, decode_jsonl, word=None):
+    rc, out, err = tshark(lua, proto_dir, capture, "-T", "json", "--no-duplicate-keys")
+    if rc != 0:
+        sys.exit("tshark failed: %s" % err.decode(errors="replace"))
+    lines = [json.loads(l) for l in open(decode_jsonl)]
+    chunks, recs, cur = [], {}, None
+    for l in lines:
+        if l.get("message") == "log_chunk":
+            cur = l["index"]
+            chunks.append(l)
+            recs[cur] = []
+        elif "message" in l:
+            cur = None
+        elif "seq" in l and cur is not None:
+            recs[cur].append(l)
+    shown = []
+    for p in json.loads(out):
+        for f in frames_of(p):
+            if f.get("penlink.message") == "log_chunk":
+                shown.append(f)
+    assert len(shown) == len(chunks), ("log_chunks: tshark %d, decode %d" % (len(shown), len(chunks)))
+    for f, m in zip(shown, chunks):
+        bad = expert_texts(f)
+        where = "packet %d" % m["packet"]
+        if m.get("problem"):
+            assert bad, (where, "decode: %s; tshark: no expert info" % m["problem"])
+            assert not word or any(word in t for t in bad), (where, bad)
+            assert not records_of(f), (where, "records shown of a bad chunk")
+            continue
+        assert not bad, (where, bad)
+        got = [(str(r["seq"]), str(r["time_ms"]), r["time"]) for r in records_of(f)]
+        want = [(str(r["seq"]), str(r["time_ms"]), r["time"]) for r in recs[m["index"]]]
+        assert got == want, (where, got[:3], want[:3])
+    print("%d log_chunks: tshark agrees with decode" % len(chunks))
+
+
 def experts(lua, proto_dir, capture):
     rc, out, err = tshark(lua, proto_dir, capture, "-T", "json", "--no-duplicate-keys")
     if rc != 0:
@@ -249,7 +301,7 @@ def usbmon_block(urb, ts, kind, xfer, ep, dev, status, length, data):
             + struct.pack("<I", 32 + len(body) + pad))
 
 
-def pcapng(packets):
+def pcapng(packets, noise=None):
     """packets: [(ts_us, dir, data)] as usbmon records bulk transfers of device 1.5, the way
     the kernel writes them: an IN transfer's submission without data before its completion,
     an OUT transfer's completion without data after its submission, and control transfers
@@ -258,6 +310,8 @@ def pcapng(packets):
     idb = struct.pack("<IIHHII", 1, 20, 220, 0, 0, 20)
     out = [shb, idb]
     for urb, (ts, d, data) in enumerate(packets, 1):
+        if noise:  # another device (1.7) read on its bulk IN endpoint 0x81, frames in it
+            out.append(usbmon_block(20000 + urb, ts, "C", 3, 0x81, 7, 0, len(noise), noise))
         if d:
             out.append(usbmon_block(urb, ts, "S", 3, 0x81, 5, -115, 16384, b""))
             out.append(usbmon_block(urb, ts, "C", 3, 0x81, 5, 0, len(data), data))
@@ -320,7 +374,8 @@ def write_in_order(dst, host, pen_frames, mode, rnd):
                        + fr for fr in frs]
             events.append((ts, 1, k, b"".join(frs)))
     events.sort(key=lambda e: (e[0], e[1], e[2]))
-    open(dst, "wb").write(pcapng([(ts, d, data) for ts, d, _, data in events]))
+    noise = pen_frames[-1][1] if mode == "noise" else None
+    open(dst, "wb").write(pcapng([(ts, d, data) for ts, d, _, data in events], noise))
 
 
 def count_frames(path):
@@ -346,6 +401,8 @@ def main():
     cmd = sys.argv[1]
     if cmd == "compare":
         compare(*sys.argv[2:])
+    elif cmd == "agree":
+        agree(*sys.argv[2:7])
     elif cmd == "experts":
         experts(*sys.argv[2:5])
     elif cmd == "make":

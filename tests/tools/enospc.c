@@ -3,8 +3,10 @@
  * (no root, no small file system needed). Writes to files whose path
  * contains $PENLINK_ENOSPC_MATCH fail with ENOSPC once $PENLINK_ENOSPC_AFTER
  * bytes were written to such files in this process, or once they were
- * synced $PENLINK_ENOSPC_AFTER_SYNCS times; other files are not touched.
- * Without $PENLINK_ENOSPC_MATCH it changes nothing.
+ * synced $PENLINK_ENOSPC_AFTER_SYNCS times, or (for the --trace tests) once
+ * a write to such a file held the bytes $PENLINK_ENOSPC_AFTER_PATTERN (hex):
+ * every later write fails; other files are not touched. Without
+ * $PENLINK_ENOSPC_MATCH it changes nothing.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -18,6 +20,9 @@
 
 static long long limit = -1, used, syncs, sync_limit = -1;
 static const char *match;
+static unsigned char pattern[4096];
+static size_t pattern_len;
+static int pattern_seen;
 
 static void init(void)
 {
@@ -36,6 +41,40 @@ static void init(void)
         limit = atoll(after);
     if (after_syncs)
         sync_limit = atoll(after_syncs);
+    const char *hex = getenv("PENLINK_ENOSPC_AFTER_PATTERN");
+    for (; hex && hex[0] && hex[1] && pattern_len < sizeof pattern; hex += 2) {
+        char byte[3] = { hex[0], hex[1], '\0' };
+        pattern[pattern_len++] = (unsigned char)strtoul(byte, NULL, 16);
+    }
+}
+
+/* Whether @p fd is a watched file. */
+static int watched(int fd)
+{
+    char link[64], path[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t len = readlink(link, path, sizeof path - 1);
+    if (len <= 0)
+        return 0;
+    path[len] = '\0';
+    return strstr(path, match) != NULL;
+}
+
+/* The pattern mode: fails once a write held the pattern; notes a write that does. */
+static int after_pattern(int fd, const struct iovec *iov, int cnt)
+{
+    init();
+    if (!pattern_len || !match || !watched(fd))
+        return 0;
+    if (pattern_seen) {
+        errno = ENOSPC;
+        return 1;
+    }
+    for (int i = 0; i < cnt; i++)
+        if (iov[i].iov_len >= pattern_len &&
+            memmem(iov[i].iov_base, iov[i].iov_len, pattern, pattern_len))
+            pattern_seen = 1; /* this write goes through; the next ones fail */
+    return 0;
 }
 
 /* Whether writing @p n bytes to @p fd finds the disk full. */
@@ -70,7 +109,8 @@ ssize_t write(int fd, const void *buf, size_t n)
     static write_fn real;
     if (!real)
         real = (write_fn)dlsym(RTLD_NEXT, "write");
-    return full(fd, n) ? -1 : real(fd, buf, n);
+    struct iovec one = { (void *)buf, n };
+    return after_pattern(fd, &one, 1) || full(fd, n) ? -1 : real(fd, buf, n);
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
@@ -97,7 +137,7 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
     size_t n = 0;
     for (int i = 0; i < cnt; i++)
         n += iov[i].iov_len;
-    return full(fd, n) ? -1 : real(fd, iov, cnt);
+    return after_pattern(fd, iov, cnt) || full(fd, n) ? -1 : real(fd, iov, cnt);
 }
 
 /* Each sync of a watched file is a commit made durable: counted, so that a

@@ -303,10 +303,107 @@ static void test_pure_garbage(void **state)
     assert_int_equal(s.errors, 1);
 }
 
+/* Feeds @p data in pieces of @p piece bytes, taking every frame and error. */
+static void feed_all(pl_frame_decoder *d, const uint8_t *data, size_t len, size_t piece,
+                     int *frames, int *errors, int *skipped)
+{
+    for (size_t pos = 0; pos < len; pos += piece) {
+        const uint8_t *p = data + pos;
+        size_t left = len - pos < piece ? len - pos : piece;
+        int again = 0;
+        while (left > 0 || again) {
+            size_t used = 0;
+            pl_frame fr;
+            pl_status st = pl_frame_decoder_feed(d, p, left, &used, &fr);
+            p += used;
+            left -= used;
+            again = st != PL_NEED_MORE;
+            if (st == PL_OK)
+                (*frames)++;
+            else if (st != PL_NEED_MORE)
+                (*errors)++;
+            if (st == PL_ERR_FRAME_SKIPPED)
+                (*skipped)++;
+        }
+    }
+}
+
+/* A header claiming @p len payload bytes with a CRC of 0 (no payload follows). */
+static void bare_header(uint8_t out[PL_FRAME_HEADER_SIZE], uint32_t len)
+{
+    uint8_t none = 0;
+    pl_frame_header(out, &none, 0);
+    out[6] = (uint8_t)len;
+    out[7] = (uint8_t)(len >> 8);
+    out[8] = (uint8_t)(len >> 16);
+    out[9] = (uint8_t)(len >> 24);
+    memset(out + 10, 0, 4);
+    uint16_t hc = (uint16_t)(crc32(0L, out, 14) & 0xFFFFu);
+    out[14] = (uint8_t)hc;
+    out[15] = (uint8_t)(hc >> 8);
+}
+
+/* Rule 5 on hostile input: intact headers every 16 bytes, each claiming 64 KiB.
+ * Without a bound every one is a CRC over 64 KiB of the same bytes (8 GiB for
+ * these 2 MiB); the decoder's CRC work must stay linear in the bytes fed. */
+static void test_resync_work_is_linear(void **state)
+{
+    (void)state;
+    const size_t n = 2u << 20;
+    uint8_t *in = malloc(n), *buf = malloc(PL_FRAME_HEADER_SIZE + PL_FRAME_MAX_PAYLOAD);
+    assert_non_null(in);
+    assert_non_null(buf);
+    for (size_t i = 0; i < n; i += PL_FRAME_HEADER_SIZE)
+        bare_header(in + i, 64u * 1024u);
+    pl_frame_decoder d;
+    assert_int_equal(pl_frame_decoder_init(&d, buf, PL_FRAME_HEADER_SIZE + PL_FRAME_MAX_PAYLOAD,
+                                           PL_FRAME_MAX_PAYLOAD),
+                     PL_OK);
+    int frames = 0, errors = 0, skipped = 0;
+    feed_all(&d, in, n, 4096, &frames, &errors, &skipped);
+    assert_int_equal(frames, 0);
+    uint64_t work = pl_frame_decoder_crc_bytes(&d);
+    print_message("2 MiB of headers: CRC over %llu bytes\n", (unsigned long long)work);
+    assert_true(work > 0);
+    assert_true(work <= 2 * (uint64_t)n + PL_FRAME_MAX_PAYLOAD);
+    free(in);
+    free(buf);
+}
+
+/* Honest damage keeps rule 5: a frame cut short (its header claims more than
+ * came), a second one cut short inside it, then good frames: every good frame
+ * inside the refused ones is found. */
+static void test_good_frames_inside_refused_ones(void **state)
+{
+    (void)state;
+    uint8_t in[40000], buf[PL_FRAME_HEADER_SIZE + MAXP * 4];
+    size_t n = 0;
+    bare_header(in + n, 3000);
+    n += PL_FRAME_HEADER_SIZE + 50;
+    memset(in + PL_FRAME_HEADER_SIZE, 0xAA, 50);
+    bare_header(in + n, 6000);
+    n += PL_FRAME_HEADER_SIZE + 20;
+    memset(in + n - 20, 0xBB, 20);
+    int want = 0;
+    while (n < sizeof in - PL_FRAME_HEADER_SIZE - 400) {
+        n += make_frame(in + n, 100 + (uint32_t)(want * 37) % 300, (uint8_t)want);
+        want++;
+    }
+    pl_frame_decoder d;
+    assert_int_equal(pl_frame_decoder_init(&d, buf, sizeof buf, MAXP * 4), PL_OK);
+    int frames = 0, errors = 0, skipped = 0;
+    feed_all(&d, in, n, 333, &frames, &errors, &skipped);
+    assert_int_equal(frames, want);
+    assert_int_equal(skipped, 0);
+    assert_int_equal(errors, 2); /* the two refused frames, one error each */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_layout),
+        cmocka_unit_test(test_resync_work_is_linear),
+        cmocka_unit_test(test_good_frames_inside_refused_ones),
         cmocka_unit_test(test_every_split),
         cmocka_unit_test(test_garbage_between),
         cmocka_unit_test(test_malformed_classes),

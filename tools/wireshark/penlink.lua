@@ -29,6 +29,7 @@ local penlink_stream = Proto("penlink_stream", "penlink stream capture")
 local MAGIC = "PNLK"
 local HEADER = 16
 local MAX_PAYLOAD = 1024 * 1024
+local MAX_RAW = 512 * 1024 -- PL_CHUNK_MAX_RAW: no chunk inflates to more
 local VID_PID = 0x12090001
 local CLASS_VENDOR = 0xFF
 
@@ -101,10 +102,13 @@ local ef_orphan = ProtoExpert.new("penlink.reply_without_request", "Reply withou
                                   expert.group.SEQUENCE, expert.severity.WARN)
 local ef_chunk = ProtoExpert.new("penlink.chunk.bad", "LogChunk data does not decode",
                                  expert.group.MALFORMED, expert.severity.ERROR)
+local ef_skipped = ProtoExpert.new("penlink.resync.skipped",
+                                   "Frame inside a refused frame skipped unchecked",
+                                   expert.group.MALFORMED, expert.severity.WARN)
 local ef_envelope = ProtoExpert.new("penlink.envelope.bad", "Payload is not an Envelope",
                                     expert.group.MALFORMED, expert.severity.ERROR)
 penlink.experts = { ef_crc, ef_hcheck, ef_version, ef_large, ef_garbage, ef_orphan, ef_chunk,
-                    ef_envelope }
+                    ef_envelope, ef_skipped }
 
 local pref = penlink.prefs
 pref.protobuf = Pref.bool("Dissect payloads with the protobuf dissector", true,
@@ -239,10 +243,39 @@ local function signed(u)
     return Int64.new(u:lower(), u:higher())
 end
 
+-- The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's
+-- civil_from_days), exact for every day an int64 of milliseconds reaches.
+local function civil(z)
+    z = z + 719468
+    local era = math.floor(z / 146097)
+    local doe = z - era * 146097
+    local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+                            - math.floor(doe / 146096)) / 365)
+    local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+    local mp = math.floor((5 * doy + 2) / 153)
+    local d = doy - math.floor((153 * mp + 2) / 5) + 1
+    local m = mp < 10 and mp + 3 or mp - 9
+    return yoe + era * 400 + (m <= 2 and 1 or 0), m, d
+end
+
+-- ms since the epoch (an Int64) as penlink decode prints it: ISO 8601 UTC with
+-- milliseconds, the year as glibc's strftime %Y writes it (no padding, a
+-- minus sign before the common era), for every int64 value.
 local function iso_time(ms)
-    local n = ms:tonumber()
-    local sec = math.floor(n / 1000)
-    return os.date("!%Y-%m-%dT%H:%M:%S", sec) .. string.format(".%03dZ", n - sec * 1000)
+    local k = Int64.new(1000)
+    local sec, frac = ms / k, ms % k -- C division: towards zero
+    if frac < Int64.new(0) then
+        sec, frac = sec - 1, frac + k
+    end
+    local day = Int64.new(86400)
+    local days, sod = sec / day, sec % day
+    if sod < Int64.new(0) then
+        days, sod = days - 1, sod + day
+    end
+    local y, m, d = civil(days:tonumber()) -- below 2^53: exact
+    local t = sod:tonumber()
+    return string.format("%d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, m, d, math.floor(t / 3600),
+                         math.floor(t / 60) % 60, t % 60, frac:tonumber())
 end
 
 -- A RecordBatch (docs/protocol.md section 6) into records, as penlink decode
@@ -271,6 +304,22 @@ local function decode_batch(s)
     end
     if #kinds ~= count or #layout % 2 ~= 0 then
         error("kind column or layout of the wrong size")
+    end
+    -- as penlink decode (protocol/src/chunk_codec.c): kinds and masks are 32-bit,
+    -- and the seqs of a batch do not wrap past 2^64
+    for _, v in ipairs(layout) do
+        if v:higher() ~= 0 then
+            error("a layout kind or mask beyond 32 bits", 0)
+        end
+    end
+    for _, v in ipairs(kinds) do
+        if v:higher() ~= 0 then
+            error("a kind beyond 32 bits", 0)
+        end
+    end
+    if count > 0 and first_seq + (count - 1) < first_seq then
+        error("chunk sequence numbers inconsistent: first_seq " .. tostring(first_seq) .. " and "
+              .. count .. " records wrap past 2^64", 0)
     end
     if count > 0 and (width < 1 or width > 8 or not planes or #planes ~= count * width) then
         error("time planes of the wrong size")
@@ -318,6 +367,257 @@ local function decode_batch(s)
     return first_seq, records
 end
 
+-- ---- zlib streams, inflated within a bound (RFC 1950, 1951) --------------------
+
+-- Wireshark's own uncompress inflates whatever a stream holds (a few hundred
+-- bytes may stand for gigabytes), so LogChunk data is inflated here, as
+-- penlink decode does it: never more than the chunk's raw_size and the
+-- protocol's limit on a chunk (PL_CHUNK_MAX_RAW), stopping at the first
+-- byte beyond them.
+local P2 = {}
+for i = 0, 48 do
+    P2[i] = 2 ^ i
+end
+local LBASE = { 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83,
+                99, 115, 131, 163, 195, 227, 258 }
+local LEXT = { 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0 }
+local DBASE = { 1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769,
+                1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577 }
+local DEXT = { 0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12,
+               12, 13, 13 }
+local CL_ORDER = { 16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15 }
+
+-- A canonical Huffman code from code lengths[0..n-1] (as zlib's puff builds
+-- it). An incomplete code is refused as zlib refuses it: allowed only for the
+-- fixed codes, a code with no symbol, or (not the code-length code) a single
+-- code of one bit.
+local function huffman(lengths, n, kind)
+    local count, offs, symbol = {}, {}, {}
+    for l = 0, 15 do
+        count[l] = 0
+    end
+    for sym = 0, n - 1 do
+        count[lengths[sym]] = count[lengths[sym]] + 1
+    end
+    local left, max = 1, 0
+    for l = 1, 15 do
+        left = left * 2 - count[l]
+        if left < 0 then
+            error("over-subscribed Huffman code", 0)
+        end
+        if count[l] > 0 then
+            max = l
+        end
+    end
+    if left > 0 and kind ~= "fixed" and max ~= 0 and (kind == "codes" or max ~= 1) then
+        error("incomplete Huffman code", 0)
+    end
+    offs[1] = 0
+    for l = 1, 14 do
+        offs[l + 1] = offs[l] + count[l]
+    end
+    for sym = 0, n - 1 do
+        local l = lengths[sym]
+        if l ~= 0 then
+            symbol[offs[l]] = sym
+            offs[l] = offs[l] + 1
+        end
+    end
+    return { count = count, symbol = symbol }
+end
+
+local FIXED_LEN, FIXED_DIST
+do
+    local l = {}
+    for i = 0, 143 do l[i] = 8 end
+    for i = 144, 255 do l[i] = 9 end
+    for i = 256, 279 do l[i] = 7 end
+    for i = 280, 287 do l[i] = 8 end
+    FIXED_LEN = huffman(l, 288, "fixed")
+    local d = {}
+    for i = 0, 29 do d[i] = 5 end
+    FIXED_DIST = huffman(d, 30, "fixed")
+end
+
+-- Inflates the zlib stream s (a Lua string) into at most limit bytes.
+-- Returns the bytes, or nil and why: "too large" when the stream holds more
+-- than limit bytes, else what is malformed. The stream must end with s.
+local function inflate(s, limit)
+    local n, pos, bitbuf, bitcnt = #s, 3, 0, 0
+    local out, olen = {}, 0
+    local function bits(k)
+        while bitcnt < k do
+            if pos > n then
+                error("cut short", 0)
+            end
+            bitbuf = bitbuf + s:byte(pos) * P2[bitcnt]
+            pos, bitcnt = pos + 1, bitcnt + 8
+        end
+        local v = bitbuf % P2[k]
+        bitbuf, bitcnt = (bitbuf - v) / P2[k], bitcnt - k
+        return v
+    end
+    local function decode(h)
+        local code, first, index = 0, 0, 0
+        local count, symbol = h.count, h.symbol
+        for l = 1, 15 do
+            code = code + bits(1)
+            local c = count[l]
+            if code - c < first then
+                return symbol[index + (code - first)]
+            end
+            index, first = index + c, (first + c) * 2
+            code = code * 2
+        end
+        error("invalid Huffman code", 0)
+    end
+    local function codes(lencode, distcode)
+        while true do
+            local sym = decode(lencode)
+            if sym < 256 then
+                if olen >= limit then
+                    error("too large", 0)
+                end
+                olen = olen + 1
+                out[olen] = sym
+            elseif sym == 256 then
+                return
+            else
+                sym = sym - 257
+                if sym >= 29 then
+                    error("invalid length code", 0)
+                end
+                local len = LBASE[sym + 1] + bits(LEXT[sym + 1])
+                local ds = decode(distcode)
+                if ds >= 30 then
+                    error("invalid distance code", 0)
+                end
+                local dist = DBASE[ds + 1] + bits(DEXT[ds + 1])
+                if dist > olen then
+                    error("distance too far back", 0)
+                end
+                if olen + len > limit then
+                    error("too large", 0)
+                end
+                for _ = 1, len do
+                    olen = olen + 1
+                    out[olen] = out[olen - dist]
+                end
+            end
+        end
+    end
+    local function dynamic()
+        local nlen, ndist, ncode = bits(5) + 257, bits(5) + 1, bits(4) + 4
+        if nlen > 286 or ndist > 30 then
+            error("too many length or distance codes", 0)
+        end
+        local lengths = {}
+        for i = 0, 18 do
+            lengths[i] = 0
+        end
+        for i = 1, ncode do
+            lengths[CL_ORDER[i]] = bits(3)
+        end
+        local lencode = huffman(lengths, 19, "codes")
+        local all, i = {}, 0
+        while i < nlen + ndist do
+            local sym = decode(lencode)
+            if sym < 16 then
+                all[i], i = sym, i + 1
+            else
+                local len, rep = 0, 0
+                if sym == 16 then
+                    if i == 0 then
+                        error("repeat with no first length", 0)
+                    end
+                    len, rep = all[i - 1], 3 + bits(2)
+                elseif sym == 17 then
+                    rep = 3 + bits(3)
+                else
+                    rep = 11 + bits(7)
+                end
+                if i + rep > nlen + ndist then
+                    error("too many lengths", 0)
+                end
+                for _ = 1, rep do
+                    all[i], i = len, i + 1
+                end
+            end
+        end
+        if all[256] == 0 then
+            error("no end-of-block code", 0)
+        end
+        local ll, dl = {}, {}
+        for k = 0, nlen - 1 do
+            ll[k] = all[k]
+        end
+        for k = 0, ndist - 1 do
+            dl[k] = all[nlen + k]
+        end
+        codes(huffman(ll, nlen, "lengths"), huffman(dl, ndist, "distances"))
+    end
+    local ok, err = pcall(function()
+        local cmf, flg = s:byte(1, 2)
+        if n < 6 or cmf % 16 ~= 8 or cmf >= 128 or (cmf * 256 + flg) % 31 ~= 0
+           or bit32.band(flg, 0x20) ~= 0 then
+            error("not a zlib stream", 0)
+        end
+        repeat
+            local last, btype = bits(1), bits(2)
+            if btype == 0 then
+                bitbuf, bitcnt = 0, 0
+                if pos + 3 > n then
+                    error("cut short", 0)
+                end
+                local a, b, c, d = s:byte(pos, pos + 3)
+                local len = a + b * 256
+                if len ~= 65535 - (c + d * 256) then
+                    error("stored block length mismatch", 0)
+                end
+                pos = pos + 4
+                if pos + len - 1 > n then
+                    error("cut short", 0)
+                end
+                if olen + len > limit then
+                    error("too large", 0)
+                end
+                for k = 0, len - 1 do
+                    olen = olen + 1
+                    out[olen] = s:byte(pos + k)
+                end
+                pos = pos + len
+            elseif btype == 1 then
+                codes(FIXED_LEN, FIXED_DIST)
+            elseif btype == 2 then
+                dynamic()
+            else
+                error("invalid block type", 0)
+            end
+        until last == 1
+        -- the Adler-32 of the bytes, and nothing after it
+        if pos + 3 ~= n then
+            error(pos + 3 > n and "cut short" or "bytes after the stream", 0)
+        end
+        local a, b = 1, 0
+        for k = 1, olen do
+            a = (a + out[k]) % 65521
+            b = (b + a) % 65521
+        end
+        local w, x, y, z = s:byte(pos, pos + 3)
+        if b * 65536 + a ~= ((w * 256 + x) * 256 + y) * 256 + z then
+            error("Adler-32 mismatch", 0)
+        end
+    end)
+    if not ok then
+        return nil, err
+    end
+    local parts = {}
+    for k = 1, olen, 4096 do
+        parts[#parts + 1] = string.char(table.unpack(out, k, math.min(k + 4095, olen)))
+    end
+    return table.concat(parts)
+end
+
 -- ---- the byte streams --------------------------------------------------------
 
 -- Per conversation key: pending bytes and where they began (first pass only).
@@ -333,10 +633,28 @@ end
 
 -- Cuts the stream's bytes into frames and damaged stretches (docs/protocol.md
 -- section 2, "Receiving"). Each item: {kind, bytes, begins, [offset]}.
+--
+-- The work stays linear in the bytes, as in penlink's receivers (rule 6):
+-- bytes that cannot complete the frame being waited for are only set aside
+-- (not joined to the others on every packet), and a frame starting inside a
+-- frame refused for its CRC is checked only while such checks have cost no
+-- more than the stream's bytes so far plus one largest payload; past that it
+-- is shown as skipped, unchecked.
 local function split(st, data, number, base_off)
+    st.taken = st.taken + #data
+    if st.pending + #data < st.need then
+        st.pieces[#st.pieces + 1] = data
+        st.pending = st.pending + #data
+        return {}
+    end
+    if #st.pieces > 0 then
+        st.buf = st.buf .. table.concat(st.pieces)
+        st.pieces = {}
+    end
     local s = st.buf .. data
     local start_off = base_off - #st.buf -- offset in this packet's data of s[1]
     local items, pos = {}, 1
+    local need = 0
     local function item(kind, i, j, why)
         local it = { kind = kind, bytes = s:sub(i, j), why = why,
                      begins = (i <= #st.buf) and st.begins or number }
@@ -361,11 +679,13 @@ local function split(st, data, number, base_off)
         end
         st.hunting = false
         if #s - i + 1 < HEADER then
-            pos = i
+            pos, need = i, HEADER
             break
         end
         local version, len = s:byte(i + 4), le32(s, i + 6)
         local hc = s:byte(i + 14) + s:byte(i + 15) * 256
+        local at = st.base + i - 1 -- stream offset of the candidate
+        local nested = at < st.refused_end
         if version ~= 1 then
             item("bad", i, i + HEADER - 1, "version")
             pos, st.hunting = i + 1, true
@@ -375,25 +695,34 @@ local function split(st, data, number, base_off)
         elseif len > MAX_PAYLOAD then
             item("bad", i, i + HEADER - 1, "length")
             pos, st.hunting = i + 1, true
+        elseif nested and st.nested_crc + len > st.taken + MAX_PAYLOAD then
+            item("bad", i, i + HEADER - 1, "skipped")
+            pos, st.hunting = i + 1, true
         elseif #s - i + 1 < HEADER + len then
-            pos = i
+            pos, need = i, HEADER + len
             break
-        elseif crc32(s, i + HEADER, i + HEADER + len - 1) ~= le32(s, i + 10) and len > 0 then
-            item("bad", i, i + HEADER + len - 1, "crc")
-            pos, st.hunting = i + 1, true
-        elseif len == 0 and le32(s, i + 10) ~= 0 then
-            item("bad", i, i + HEADER - 1, "crc")
-            pos, st.hunting = i + 1, true
         else
-            item("frame", i, i + HEADER + len - 1)
-            pos = i + HEADER + len
+            st.crc_bytes = st.crc_bytes + len
+            if nested then
+                st.nested_crc = st.nested_crc + len
+            end
+            if len > 0 and crc32(s, i + HEADER, i + HEADER + len - 1) ~= le32(s, i + 10)
+               or len == 0 and le32(s, i + 10) ~= 0 then
+                item("bad", i, i + HEADER + len - 1, "crc")
+                pos, st.hunting = i + 1, true
+                st.refused_end = math.max(st.refused_end, at + HEADER + len)
+            else
+                item("frame", i, i + HEADER + len - 1)
+                pos = i + HEADER + len
+            end
         end
     end
     local rest = s:sub(pos)
     if #rest > 0 and (pos > #st.buf or #st.buf == 0) then
         st.begins = number
     end
-    st.buf = rest
+    st.base = st.base + pos - 1
+    st.buf, st.pending, st.need = rest, #rest, need
     return items
 end
 
@@ -401,27 +730,55 @@ end
 
 local function show_records(tvb, pinfo, tree, payload, span)
     local s = payload:raw()
-    local data = nil
+    local data, raw_size, want_count, want_first = nil, 0, 0, nil
     local ok, err = pcall(function()
         for num, wt, v in fields(s, span[1], span[2]) do
             if num == 4 and wt == 2 then
                 data = v
+            elseif num == 3 and wt == 0 then
+                raw_size = v:tonumber()
+            elseif num == 2 and wt == 0 then
+                want_count = v:tonumber()
+            elseif num == 1 and wt == 0 then
+                want_first = v
             end
         end
     end)
     if not ok or not data then
         return
     end
-    local z = payload:range(data[1] - 1, data[2] - data[1] + 1)
-    local inflated = z:uncompress("RecordBatch")
-    if not inflated then
-        tree:add_proto_expert_info(ef_chunk, "LogChunk data is not a zlib stream")
+    -- bounded before anything is inflated, as penlink decode does
+    if raw_size > MAX_RAW then
+        tree:add_proto_expert_info(ef_chunk, "LogChunk raw_size " .. raw_size
+                                             .. " is above the 512 KiB a chunk may hold")
         return
     end
+    local limit = raw_size > 0 and raw_size or MAX_RAW
+    local raw, why = inflate(s:sub(data[1], data[2]), limit)
+    if not raw then
+        if why == "too large" then
+            why = "inflates to more than " .. (raw_size > 0 and "its raw_size, " .. raw_size
+                                               or "the 512 KiB limit, " .. MAX_RAW) .. " bytes"
+        end
+        tree:add_proto_expert_info(ef_chunk, "LogChunk data does not inflate: " .. why)
+        return
+    end
+    if raw_size > 0 and #raw ~= raw_size then
+        tree:add_proto_expert_info(ef_chunk, "LogChunk data inflates to " .. #raw
+                                             .. " bytes, not its raw_size " .. raw_size)
+        return
+    end
+    local inflated = ByteArray.new(raw, true):tvb("RecordBatch"):range()
     local first_seq, records
     ok, err = pcall(function()
         first_seq, records = decode_batch(inflated:raw())
     end)
+    if ok and want_count > 0 and #records ~= want_count then
+        ok, err = false, "chunk record count " .. want_count .. " differs from the batch's " .. #records
+    elseif ok and want_first and want_first ~= first_seq then
+        ok, err = false, "chunk sequence numbers inconsistent: first_seq " .. tostring(want_first)
+                         .. ", the batch's " .. tostring(first_seq)
+    end
     if not ok then
         tree:add_proto_expert_info(ef_chunk, "RecordBatch malformed: " .. tostring(err))
         return
@@ -483,6 +840,10 @@ local function show_frame(it, tvb, pinfo, tree, conv, dir, names)
             hc_item:add_proto_expert_info(ef_hcheck, "Header check mismatch: frame refused")
         elseif it.why == "version" then
             t:add_proto_expert_info(ef_version)
+        elseif it.why == "skipped" then
+            t:add(f.hcheck_status, "Good")
+            t:add_proto_expert_info(ef_skipped, "Frame inside a refused frame skipped unchecked: "
+                                                .. "the resynchronisation budget is spent")
         else
             t:add_proto_expert_info(ef_large)
         end
@@ -557,7 +918,9 @@ local function dissect_bytes(tvb, pinfo, tree, conv, dir, range)
         local key = conv .. "/" .. dir
         local st = streams[key]
         if not st then
-            st = { buf = "", begins = number, hunting = false }
+            st = { buf = "", begins = number, hunting = false, pieces = {}, pending = 0,
+                   need = 0, taken = 0, base = 0, refused_end = 0, nested_crc = 0,
+                   crc_bytes = 0 }
             streams[key] = st
         end
         found[number] = found[number] or {}

@@ -191,12 +191,23 @@ PENLINK_API void penlink_decoder_free(penlink_decoder *dec);
 /**
  * Feeds input bytes in any split. Stops at the first damage: the return is
  * then #PENLINK_ERR_PROTOCOL or #PENLINK_ERR_INTEGRITY and penlink_ctx_errmsg()
- * names the input offset and the problem.
+ * names the input offset and the problem. #PENLINK_ERR_CANCELLED when the
+ * decoder's context was cancelled (penlink_ctx_cancel()): it stops between
+ * packets of a capture, or before the next call's bytes.
  */
 PENLINK_API int penlink_decoder_feed(penlink_decoder *dec, const void *data, size_t len);
 
 /** Ends the input: a truncated last frame or chunk is an error. */
 PENLINK_API int penlink_decoder_finish(penlink_decoder *dec);
+
+/**
+ * After penlink_decoder_finish() succeeded on a capture: the @p i-th
+ * (0-based) note on what the capture leaves unsaid, NULL past the last: a
+ * frame cut short by the capture's end, a reply of LogChunks without its
+ * LogEnd, no penlink frame at all. None of them is an error. The library's
+ * text; valid as long as @p dec.
+ */
+PENLINK_API const char *penlink_decoder_note(const penlink_decoder *dec, size_t i);
 
 /** The detected format. */
 PENLINK_API penlink_input_format penlink_decoder_format(const penlink_decoder *dec);
@@ -371,11 +382,25 @@ PENLINK_API uint64_t penlink_decoder_problems(const penlink_decoder *dec);
  * or per read and write of a simulated pen's socket (the penlink stream
  * link type, docs/protocol.md section 11), timestamped, each written to the
  * file as it happens so that a crash leaves a readable file. NULL stops
- * recording and closes the file. A failure to write the trace fails the
- * operation that wrote it (#PENLINK_ERR_IO).
+ * recording and closes the file. @p path is opened as given: a symbolic
+ * link is followed, an existing file truncated.
+ *
+ * A packet that cannot be written (a full disk) does not fail the operation
+ * that moved its bytes, since they went over the wire all the same (a pull
+ * whose acknowledgement was sent has been acknowledged by the pen): the
+ * trace stops there and penlink_ctx_trace_error() says so. Only creating
+ * the file, or describing a session in it when the session opens, fails
+ * with #PENLINK_ERR_IO.
  * @return #PENLINK_OK, #PENLINK_ERR_IO (cannot create @p path).
  */
 PENLINK_API int penlink_ctx_set_trace(penlink_ctx *ctx, const char *path);
+
+/**
+ * NULL while the trace of @p ctx holds every packet so far; else a sentence
+ * naming the file, the packet whose write failed and why: the trace ends
+ * before it. Valid until the trace is changed or @p ctx freed.
+ */
+PENLINK_API const char *penlink_ctx_trace_error(const penlink_ctx *ctx);
 
 /**
  * Calls @p cb with every message sent or received by the pens opened on

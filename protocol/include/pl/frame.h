@@ -17,6 +17,10 @@
  * The decoder never allocates: it works in a buffer the caller gives it, whose
  * size bounds the largest payload it accepts (a larger declared length is
  * refused as soon as the header is seen).
+ *
+ * Its work is linear in the bytes fed, whatever they are: payload CRCs are
+ * computed over at most 2 * (bytes fed) + PL_FRAME_MAX_PAYLOAD bytes
+ * (docs/protocol.md section 2, "Receiving", rule 6).
  */
 #ifndef PL_FRAME_H
 #define PL_FRAME_H
@@ -59,13 +63,17 @@ typedef struct pl_frame_decoder {
     uint8_t *buf;
     size_t cap; /**< bytes of buf */
     uint32_t max_payload;
-    size_t start;        /**< candidate frame start in buf */
-    size_t have;         /**< bytes after start */
-    int hunting;         /**< resynchronising: stay quiet about more garbage */
-    int delivered;       /**< a frame was returned; drop it on the next call */
-    uint64_t offset;     /**< stream offset of buf[start] */
-    uint64_t err_offset; /**< stream offset where the last error was seen */
-    uint64_t skipped;    /**< bytes discarded while resynchronising, in total */
+    size_t start;         /**< candidate frame start in buf */
+    size_t have;          /**< bytes after start */
+    int hunting;          /**< resynchronising: stay quiet about more garbage */
+    int delivered;        /**< a frame was returned; drop it on the next call */
+    uint64_t offset;      /**< stream offset of buf[start] */
+    uint64_t err_offset;  /**< stream offset where the last error was seen */
+    uint64_t skipped;     /**< bytes discarded while resynchronising, in total */
+    uint64_t taken;       /**< bytes fed to the decoder since init/reset */
+    uint64_t refused_end; /**< stream offset where the last frame refused for its CRC ends */
+    uint64_t nested_crc;  /**< payload bytes checked of frames starting inside a refused one */
+    uint64_t crc_bytes;   /**< payload bytes whose CRC was computed, in total */
 } pl_frame_decoder;
 
 /**
@@ -97,6 +105,9 @@ pl_status pl_frame_decoder_feed(pl_frame_decoder *d, const uint8_t *data, size_t
 
 /** Bytes held that are not part of a frame already returned (a partial frame). */
 size_t pl_frame_decoder_pending(const pl_frame_decoder *d);
+
+/** Payload bytes whose CRC the decoder computed since init/reset (its work; for tests). */
+uint64_t pl_frame_decoder_crc_bytes(const pl_frame_decoder *d);
 
 /** Stream offset (bytes fed since init/reset) of the frame start that the last error concerns. */
 uint64_t pl_frame_decoder_error_offset(const pl_frame_decoder *d);

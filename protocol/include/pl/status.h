@@ -34,7 +34,9 @@ typedef enum pl_status {
     PL_ERR_ZLIB = -16,              /**< zlib failed (out of arena memory on the encoder) */
     PL_ERR_CAPTURE = -17,           /**< a capture file (pcapng, pcap) is malformed */
     PL_ERR_CAPTURE_TOO_LARGE = -18, /**< a capture block above the reader's limit */
-    PL_ERR__SENTINEL = -19          /**< never used; keeps the list append-only */
+    PL_ERR_FRAME_SKIPPED = -19,     /**< a frame inside a refused one, not checked: the
+                                         receiver's resynchronisation budget is spent */
+    PL_ERR__SENTINEL = -20          /**< never used; keeps the list append-only */
 } pl_status;
 
 /** A sentence describing @p st; never NULL. */
