@@ -824,7 +824,8 @@ typedef struct penlink_push_report {
     /** #PENLINK_OK; #PENLINK_ERR_INTEGRITY when the pen's log in the source does not
      *  verify (what verified before the break was pushed: see where_seq and detail),
      *  when the destination holds other content for some of its records (conflicts),
-     *  or pinned another device key for its serial (nothing pushed) */
+     *  or pinned another device key for its serial (nothing pushed); a log of
+     *  which no signed head verified leaves @p to unchanged, even its key unpinned */
     int status;
     uint64_t records_new;  /**< records the destination did not hold */
     uint64_t records_same; /**< records it held already, equal */
