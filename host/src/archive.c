@@ -681,6 +681,14 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
         if (ps.why[0])
             penlink_fail(ar->ctx, ps.st, "%s", ps.why);
     }
+    /* the failure's own words: what the rollback and commit below say (a
+     * server that went away meanwhile) comes after it */
+    char failed[512] = "";
+    if (pull_rc != PENLINK_OK)
+        snprintf(failed, sizeof failed, "%s",
+                 *penlink_ctx_errmsg(ar->ctx)       ? penlink_ctx_errmsg(ar->ctx)
+                 : pull_rc == PENLINK_ERR_CANCELLED ? "the pull was interrupted"
+                                                    : penlink_strerror(pull_rc));
     rc = PENLINK_OK;
     if (ps.signed_log && pull_rc != PENLINK_OK) {
         /* from a pen that signs its log, only what a verified head covered is kept */
@@ -701,6 +709,8 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     }
     res->retries = pr.retries;
     char message[640] = "";
+    if (failed[0])
+        penlink_fail(ar->ctx, pull_rc, "%s", failed);
     if (pull_rc != PENLINK_OK)
         kept_message(ar, res, message, sizeof message);
 
