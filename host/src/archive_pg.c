@@ -229,6 +229,7 @@ static void server_words(PGconn *conn, const PGresult *res, char *out, size_t ca
 }
 
 static int pg_fail_words(pg_backend *g, PGconn *conn, const PGresult *res, const char *what);
+static int lock_alive(pg_backend *g);
 static int quiet_do(pg_backend *g, PGconn *conn, const char *sql);
 
 int pg_fail(pg_backend *g, PGconn *conn, const PGresult *res, const char *what)
@@ -748,9 +749,10 @@ static int mark_interrupted(pg_backend *g)
         if (rc == PENLINK_OK && free_pen)
             rc = pg_do(g,
                        "INSERT INTO pull_ends (pull_id, finished_ms, result, message) SELECT s.id, "
-                       "$2, 'interrupted', 'the pull never recorded its end (its penlink was "
-                       "killed or crashed, the computer lost power, or its connection to the "
-                       "server was cut): what it committed is kept, nothing after that was "
+                       "$2, 'interrupted', 'the pull never recorded its end and no longer held "
+                       "the pen''s lock (its penlink was killed or crashed, the computer lost "
+                       "power, or its connection or its lock''s connection to the server was "
+                       "cut or ended): what it committed is kept, nothing after that was "
                        "acknowledged' FROM pull_starts s LEFT JOIN pull_ends e ON e.pull_id = "
                        "s.id WHERE s.device_id = $1 AND e.pull_id IS NULL",
                        &q, "interrupted pulls");
@@ -912,6 +914,9 @@ int pg_commit(archive_backend *b)
 {
     pg_backend *g = (pg_backend *)b;
     int rc = pg_copy_flush(g);
+    /* once the lock is lost, only the pull's outcome (after pull_end) is committed */
+    if (rc == PENLINK_OK && g->locked_device && (g->pull_open || !g->lock_lost))
+        rc = lock_alive(g);
     if (rc != PENLINK_OK)
         return rc;
     pg_pipe_forget(g);
@@ -985,6 +990,39 @@ int pg_writable(archive_backend *b)
 }
 
 /* ---- one pull of a pen at a time ----------------------------------------- */
+
+/*
+ * The pen's lock is still held: its session may have been ended by the
+ * server (pg_terminate_backend, idle_in_transaction_session_timeout, a
+ * network cut) while the pull's own connection lived on. A pull that lost
+ * it is no longer the only one of its pen, so nothing more of it is
+ * committed or acknowledged: asked before every commit of a pull.
+ */
+static int lock_alive(pg_backend *g)
+{
+    pg_params p = { 0 };
+    pg_param_int(&p, g->locked_device & 0x7fffffff);
+    int rc = PENLINK_ERR_IO;
+    PGresult *r =
+        g->lock_conn
+            ? pg_exec(g, g->lock_conn,
+                      "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+                      "pid = pg_backend_pid() AND classid = " PG_STR(
+                          PG_LOCK_PEN) " AND objid = $1::oid AND objsubid = 2",
+                      &p, 0, "check the pen's lock", &rc)
+            : NULL;
+    int held = r && PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+    PQclear(r);
+    if (held)
+        return PENLINK_OK;
+    g->lock_lost = 1;
+    return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                        "archive %s: the pull lost the pen's lock (its session on the server "
+                        "ended: terminated, idle_in_transaction_session_timeout, or its "
+                        "connection cut), so another pull of the pen may run: it stopped before "
+                        "committing more, and acknowledged nothing; pull again",
+                        g->name);
+}
 
 /* A statement of cleanup on @p conn (a rollback): its failure is not the
  * error to report, so the context's message is left as it was. */
@@ -1143,6 +1181,7 @@ void pg_unlock_pen(pg_backend *g)
     if (!g->lock_conn || !g->locked_device)
         return;
     g->locked_device = 0;
+    g->lock_lost = 0;
     if (quiet_do(g, g->lock_conn, "ROLLBACK") != PENLINK_OK ||
         PQstatus(g->lock_conn) != CONNECTION_OK) {
         PQfinish(g->lock_conn);

@@ -56,6 +56,7 @@ typedef struct pg_backend {
      * and dies with that transaction however the process ends. */
     PGconn *lock_conn;
     int64_t locked_device; /* 0: none held */
+    int lock_lost;         /* its session ended: nothing more of the pull is committed */
     int pull_open;         /* between pull_begin and pull_end: keep the lock */
 
     /* chunks sent in pipeline mode (archive_pg_copy.c): a chunk's id is

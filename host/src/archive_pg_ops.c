@@ -163,7 +163,10 @@ static int p_pull_end(archive_backend *b, int64_t pull, const penlink_archive_pu
     g->pull_open = 0; /* released when this transaction ends */
     return pg_do(g,
                  "INSERT INTO pull_ends (pull_id, finished_ms, next_seq, records_new, records_dup, "
-                 "conflicts, gap, result, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 "conflicts, gap, result, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+                 /* a pull that lost its pen's lock may have been marked interrupted by
+                  * another meanwhile (mark_interrupted): that end stands */
+                 "ON CONFLICT (pull_id) DO NOTHING",
                  &p, "pull end");
 }
 

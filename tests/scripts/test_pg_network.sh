@@ -11,6 +11,11 @@
 #     nothing acknowledged; its sockets have TCP keepalives on.
 #  3. The network cut while the pull waits for its pen, then SIGINT: exit 130,
 #     nothing acknowledged.
+#  4. A pull whose lock session the server ends mid-pull (pg_terminate_backend,
+#     as idle_in_transaction_session_timeout would), and a second pull of the
+#     same pen (an identical copy, at another docking station) that then
+#     starts: the first stops before its next commit, exit 7, nothing
+#     acknowledged, no raw server error; the second pulls the pen exactly.
 # Each "must end" waits for the event with a generous bound, only so that a
 # regression fails instead of hanging the suite.
 # Usage: test_pg_network.sh PENLINK PENLINK_SIM (PENLINK_TEST_ARCHIVE=postgresql)
@@ -133,4 +138,38 @@ check "nothing acknowledged" '[ "$(acked "$tmp/b.sock")" = 0 ]'
 run 0 "the next pull, with the network back, archives the pen" $PL --device "sim:$tmp/b.sock" --archive "$N" pull
 check "the pen's log is archived exactly" 'same "$N" PEN-CUT "$tmp/b/ground-truth.jsonl"'
 stop_sim b
+
+# 4. the lock's session ended by the server mid-pull, a second pull meanwhile
+L=$(archive lost)
+$SIM --state "$tmp/c" --serial PEN-LOST --seed 33 --simulate-days 400 --start-time $T0 > /dev/null
+cp -r "$tmp/c" "$tmp/c2"
+start_sim c
+start_sim c2
+$PL --device "sim:$tmp/c.sock" --archive "$L" pull > "$tmp/a.out" 2> "$tmp/a.err" &
+pa=$!
+i=0
+while [ "$(q "$L" "SELECT count(*) FROM records" 2> /dev/null || echo 0)" = 0 ] &&
+    [ $i -lt 1200 ]; do
+    sleep 0.02
+    i=$((i + 1))
+done
+check "the lock's session is ended mid-pull" '[ "$(q "$L" "SELECT count(pg_terminate_backend(l.pid))
+    FROM pg_locks l WHERE l.locktype = '"'advisory'"' AND l.classid = 1886153474")" = 1 ]'
+$PL --device "sim:$tmp/c2.sock" --archive "$L" pull > "$tmp/b.out" 2> "$tmp/b.err" &
+pb=$!
+ends_within $pa 300
+check "the pull that lost its lock stops: exit 7" '[ "$st" = 7 ]'
+sed 's/^/    /' "$tmp/a.err"
+check "it says it lost the pen's lock, no raw server error" \
+    'grep -q "lost the pen.s lock" $tmp/a.err && ! grep -q "duplicate key" $tmp/a.err'
+check "it acknowledged nothing" '[ "$(acked "$tmp/c.sock")" = 0 ]'
+ends_within $pb 300
+check "the second pull of the pen completes: exit 0" '[ "$st" = 0 ]'
+sed 's/^/    /' "$tmp/b.err"
+check "the pen's log is archived exactly" 'same "$L" PEN-LOST "$tmp/c/ground-truth.jsonl"'
+check "no pull is said to be killed or crashed without naming the lost lock" \
+    '[ "$(q "$L" "SELECT count(*) FROM pulls WHERE result = '"'interrupted'"' AND message NOT LIKE '"'%lock%'"'")" = 0 ]'
+check "no pull is left running" '[ "$(q "$L" "SELECT count(*) FROM pulls WHERE result = '"'running'"'")" = 0 ]'
+stop_sim c
+stop_sim c2
 finish
