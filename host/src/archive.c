@@ -155,7 +155,14 @@ int penlink_archive_open_existing(penlink_ctx *ctx, const char *path, penlink_ar
 
 int penlink_archive_writable(penlink_archive *ar)
 {
-    return ar ? ar->b->ops->writable(ar->b) : 0;
+    if (!ar)
+        return 0;
+    penlink_enter(ar->ctx);
+    int w = ar->b->ops->writable(ar->b);
+    if (!w && !*penlink_ctx_errmsg(ar->ctx)) /* the backend may have said why */
+        penlink_fail(ar->ctx, PENLINK_ERR_IO, "archive %s may not be written from here",
+                     ar->b->name);
+    return w;
 }
 
 void penlink_archive_close(penlink_archive *ar)

@@ -986,7 +986,10 @@ int pg_rollback_to_savepoint(archive_backend *b)
 
 int pg_writable(archive_backend *b)
 {
-    return !((pg_backend *)b)->read_only;
+    pg_backend *g = (pg_backend *)b;
+    if (g->read_only) /* why, in the context's message */
+        pg_may_write(g, "write");
+    return !g->read_only;
 }
 
 /* ---- one pull of a pen at a time ----------------------------------------- */

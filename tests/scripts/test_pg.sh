@@ -28,6 +28,9 @@ psql_as() { # role database sql...: psql's answer (errors included) in $tmp/psql
     psql -X -q -At -h "$tmp/pg" -p "$PGPORT" -U "$r" -d "$db" -v ON_ERROR_STOP=1 "$@" \
         > "$tmp/psql" 2>&1
 }
+revision() { # sock: the pen's configuration revision
+    $PL --device "sim:$1" --json config get | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["revision"])'
+}
 acked() { # sock: the pen's first unacknowledged seq
     $PL --device "sim:$1" --json info | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["log_acked_seq"])'
 }
@@ -292,6 +295,14 @@ before=$(acked "$tmp/r.sock")
 run 7 "the reader cannot pull" $PL --device "sim:$tmp/r.sock" --archive "$RA" pull
 check "the error says it is not allowed" 'grep -q "not allowed" $tmp/err'
 check "and nothing was acknowledged" '[ "$(acked "$tmp/r.sock")" = "$before" ]'
+# a configuration change the archive cannot record is not made: refused before
+# anything is sent to the pen
+rev=$(revision "$tmp/r.sock")
+run 7 "the reader cannot change a pen's configuration" \
+    $PL --device "sim:$tmp/r.sock" --archive "$RA" config set max_treatment_s=5400
+check "it says why, and that nothing was sent" \
+    'grep -q "nothing sent: .*may only read the archive" $tmp/err'
+check "the pen's configuration is unchanged" '[ "$(revision "$tmp/r.sock")" = "$rev" ]'
 # the owner too is held by the triggers
 for sql in "UPDATE penlink.records SET body = body" "DELETE FROM penlink.chunks" \
     "TRUNCATE penlink.heads CASCADE" "UPDATE penlink.pull_ends SET result = 'ok'"; do
@@ -500,6 +511,11 @@ run 7 "a pull into the standby is refused" $PL --device "sim:$tmp/f3.sock" --arc
 check "in words: a hot standby, pull into the primary" \
     'grep -q "the server is a hot standby, which can only be read .*: pull and push into its primary" $tmp/err'
 check "nothing acknowledged" '[ "$(acked "$tmp/f3.sock")" = "$before" ]'
+rev=$(revision "$tmp/f3.sock")
+run 7 "a configuration change through the standby is refused" \
+    $PL --device "sim:$tmp/f3.sock" --archive "$SB" config set max_treatment_s=5400
+check "before anything is sent, in words" \
+    'grep -q "nothing sent: .*hot standby" $tmp/err && [ "$(revision "$tmp/f3.sock")" = "$rev" ]'
 $SIM --state "$tmp/s1" --serial PEN-S1 --seed 91 --simulate-days 1 --start-time $T0 > /dev/null
 start_sim s1
 $PL --device "sim:$tmp/s1.sock" --archive "$tmp/s1.db" --quiet pull > /dev/null 2>&1

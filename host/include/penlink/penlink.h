@@ -786,8 +786,8 @@ PENLINK_API int penlink_archive_open_readonly(penlink_ctx *ctx, const char *path
  * read-only copy, mount or medium is 0; on a PostgreSQL server, the session
  * is on a primary (not a standby) and its role may insert into the archive
  * (the writer role, not the reader role). verify records its verdicts only
- * where this is 1.
- * @return 1 or 0 (0 for NULL).
+ * where this is 1, and config set changes a pen only where this is 1.
+ * @return 1 or 0 (0 for NULL); when 0, the context's message says why.
  */
 PENLINK_API int penlink_archive_writable(penlink_archive *ar);
 
