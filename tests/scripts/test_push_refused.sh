@@ -7,7 +7,10 @@
 #     stranger's key there would refuse the real pens from then on). The
 #     other pen is pushed; then both real pens pull into the server, and the
 #     untampered archive pushes.
-#  2. Two laptops' archives of one pen whose logs fork (a restored copy of
+#  2. An HTML report made on a laptop checks against the server after the
+#     laptop's push (the configuration history reads in the same order on
+#     both, whatever order the push appended it in).
+#  3. Two laptops' archives of one pen whose logs fork (a restored copy of
 #     the pen logging apart): the second push is a conflict, its forked tail
 #     kept as evidence, not as the continuation of the server's chain; verify
 #     then names a fork, not an edit.
@@ -71,4 +74,19 @@ pull k2 "$S" && ok "the real PEN-K2 pulls into the server" ||
     { bad "the real PEN-K2 is refused by the server"; sed 's/^/    /' "$tmp/pull.out"; }
 run 0 "the untampered archive pushes" $PL --archive "$L" archive push --to "$S"
 run 0 "the server verifies" $PL --archive "$S" verify
+
+# ---- 2. a report made before a push checks against the server after it ---
+# the laptop pulls PEN-R2 before PEN-R1; the push goes in serial order
+for i in 1 2; do
+    $SIM --state "$tmp/r$i" --serial "PEN-R$i" --seed "$((95 + i))" --simulate-days 3 \
+        --start-time $T0 > /dev/null
+done
+LR=$tmp/laptop-r.db
+pull r2 "$LR" && pull r1 "$LR" || { echo "pulls into the laptop failed"; cat "$tmp/pull.out"; exit 1; }
+run 0 "an HTML report on the laptop" $PL --archive "$LR" audit --format html --operator tech \
+    -o "$tmp/laptop.html"
+R=$(archive reports)
+run 0 "the laptop pushed" $PL --archive "$LR" archive push --to "$R"
+run 0 "the laptop's report checks against the server" \
+    $PL --archive "$R" audit --check-report "$tmp/laptop.html"
 finish
