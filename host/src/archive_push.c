@@ -82,6 +82,12 @@ typedef struct push_pen {
     const uint8_t *pin_key;
     int verified; /* a head verified under the key (new or held) */
     int discard;  /* refused before anything verified: the pen's transaction is dropped */
+    /* A record held there with other content: the two logs fork. What the
+     * source holds past the destination's records continues the other log,
+     * not the destination's: it is not appended (its chain would not connect),
+     * and stays in the source; the conflicting chunks are the evidence. */
+    int forked;
+    uint64_t fork_tail; /* records left out for it */
 } push_pen;
 
 static int grow(void *pp, size_t *cap, size_t need, size_t size)
@@ -218,6 +224,7 @@ static int flush_conflicts(push_pen *pp)
 
 static int conflict(push_pen *pp, uint64_t seq)
 {
+    pp->forked = 1;
     pp->rep->conflicts++;
     if (pp->run_count && seq != pp->run_first + pp->run_count) {
         int rc = flush_conflicts(pp);
@@ -281,6 +288,10 @@ static int push_records(push_pen *pp, const penlink_record *recs, uint32_t n)
                 return rc;
             continue;
         }
+        if (pp->forked) { /* the other log's continuation: not appended */
+            pp->fork_tail++;
+            continue;
+        }
         int outcome = REC_NEW;
         rc = b->ops->record(b, pp->device, pp->chunk, r, 1, &outcome);
         if (rc != PENLINK_OK)
@@ -309,6 +320,10 @@ static int on_chunk(void *u, const archive_chunk_row *c, const penlink_record *r
         memcpy(pc.prev_link, c->prev_link, PL_LINK_BYTES);
         memcpy(pc.link, c->link, PL_LINK_BYTES);
     }
+    if (pp->forked && c->first_seq >= pp->to_next) { /* past a fork: left out */
+        pp->fork_tail += c->record_count;
+        return PENLINK_OK;
+    }
     /* beyond everything the destination held: not stored there yet (a backend
      * that can may then send it without waiting for the answer) */
     int stored = 1;
@@ -321,8 +336,11 @@ static int on_chunk(void *u, const archive_chunk_row *c, const penlink_record *r
     pp->chunks_open++;
     /* a second copy's records conflicted in the source already: its alarm comes along */
     rc = copy ? PENLINK_OK : push_records(pp, recs, n);
-    if (rc == PENLINK_OK && c->first_seq + c->record_count > pp->rep->next_seq)
-        pp->rep->next_seq = c->first_seq + c->record_count;
+    uint64_t end = c->first_seq + c->record_count;
+    if (pp->forked && end > pp->to_next) /* the rest continues the other log */
+        end = pp->to_next > c->first_seq ? pp->to_next : c->first_seq;
+    if (rc == PENLINK_OK && end > pp->rep->next_seq)
+        pp->rep->next_seq = end;
     return rc;
 }
 
@@ -371,6 +389,8 @@ static int on_head(void *u, const penlink_head *h)
         rc = flush_conflicts(pp); /* a run of them is one alarm, kept with what the head covers */
     if (rc != PENLINK_OK)
         return rc;
+    if (pp->forked) /* a head of the other log: not stored */
+        return keep(pp);
     for (size_t i = 0; i < pp->h.n_heads; i++) {
         const penlink_head *x = &pp->h.heads[i];
         if (x->next_seq == h->next_seq && memcmp(x->link, h->link, PL_LINK_BYTES) == 0 &&
@@ -642,9 +662,12 @@ static int push_pen_into(push_run *run, push_pen *pp, int64_t src_device, const 
     if (rc == PENLINK_OK && pp->rep->conflicts && pp->rep->status == PENLINK_OK) {
         pp->rep->status = PENLINK_ERR_INTEGRITY;
         snprintf(pp->rep->detail, sizeof pp->rep->detail,
-                 "%llu records of pen %s in archive %s differ from the ones archive %s holds: "
-                 "both kept, alarm conflict raised there",
-                 (unsigned long long)pp->rep->conflicts, serial, src->name, b->name);
+                 "%llu records of pen %s in archive %.120s differ from the ones archive %.120s "
+                 "holds: the two logs fork; both kept, alarm conflict raised there%s",
+                 (unsigned long long)pp->rep->conflicts, serial, src->name, b->name,
+                 pp->fork_tail ? "; the records after them continue the other log and were "
+                                 "not pushed (they stay in the source)"
+                               : "");
     }
     if (rc == PENLINK_OK && !pp->discard) {
         penlink_archive_pull_result res;

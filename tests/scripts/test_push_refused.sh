@@ -89,4 +89,27 @@ R=$(archive reports)
 run 0 "the laptop pushed" $PL --archive "$LR" archive push --to "$R"
 run 0 "the laptop's report checks against the server" \
     $PL --archive "$R" audit --check-report "$tmp/laptop.html"
+
+# ---- 3. two laptops' logs of one pen fork ----------------------------------
+# one pen's state restored onto a second pen (same serial and key), both then
+# logging apart; the second logs longer: its tail continues its own log
+rm -rf "$tmp/fa" "$tmp/fb"
+$SIM --state "$tmp/fa" --serial PEN-FORK --seed 99 --simulate-days 10 --start-time $T0 > /dev/null
+cp -r "$tmp/fa" "$tmp/fb"
+$SIM --state "$tmp/fa" --simulate-days 2 --start-time $T0 > /dev/null
+$SIM --state "$tmp/fb" --simulate-days 6 --start-time $T0 --clock-offset-ms 3600000 > /dev/null
+F=$(archive forked)
+pull fa "$tmp/g1.db" && pull fb "$tmp/g2.db" || { echo "pulls failed"; cat "$tmp/pull.out"; exit 1; }
+run 0 "the first laptop pushed" $PL --archive "$tmp/g1.db" archive push --to "$F"
+run 6 "the second laptop's push: a conflict" $PL --archive "$tmp/g2.db" archive push --to "$F"
+check "it says the logs fork and the rest was not pushed" \
+    'grep -q "the two logs fork.*not pushed" $tmp/out $tmp/err'
+same "$F" PEN-FORK "$tmp/fa/ground-truth.jsonl" &&
+    ok "the server's records are the first log's, nothing of the fork appended" ||
+    bad "the fork's tail was appended to the server's log"
+check "alarm conflict on the server" \
+    '[ "$(q "$F" "SELECT count(*) FROM alarms WHERE kind = '"'conflict'"'")" = 1 ]'
+$PL --archive "$F" verify > "$tmp/out" 2> "$tmp/err"
+check "verify does not call the fork an edit" '! grep -qi "edited" $tmp/out $tmp/err'
+sed 's/^/    /' "$tmp/out" "$tmp/err"
 finish
