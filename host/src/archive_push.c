@@ -609,10 +609,16 @@ static int walk_outcome(push_pen *pp, const penlink_verify_report *vr)
     pp->pushed_next = pp->kept_next;
     r->status = PENLINK_ERR_INTEGRITY;
     r->where_seq = vr->where_seq;
+    char kept[96] = "nothing of it was pushed";
+    if (r->next_seq > 0)
+        snprintf(kept, sizeof kept,
+                 "what signed heads covered was pushed (records through seq %llu)",
+                 (unsigned long long)r->next_seq - 1);
     snprintf(r->detail, sizeof r->detail,
-             "pen %s, seq %llu: %.230s. Its log in archive %.160s does not verify: refused from "
-             "there on",
-             vr->serial, (unsigned long long)vr->where_seq, vr->detail, pp->run->from->b->name);
+             "pen %s, seq %llu: %.230s. Its log in archive %.100s does not verify there: %s, "
+             "nothing after it",
+             vr->serial, (unsigned long long)vr->where_seq, vr->detail, pp->run->from->b->name,
+             kept);
     char detail[512];
     snprintf(detail, sizeof detail, "a push from archive %.160s refused at seq %llu: %s",
              pp->run->from->b->name, (unsigned long long)vr->where_seq, vr->detail);

@@ -146,6 +146,8 @@ con.commit()' "$tmp/bad.db" "$cid"
 run 6 "a push of an archive with a chunk altered" $PL --archive "$tmp/bad.db" archive push --to "$T"
 check "the error names the pen, the seq and the check" \
     'grep -q "PEN-P1, seq $at: chunk $cid .*do not hash to its link" $tmp/err'
+check "and what of it was kept (what verified signed heads covered)" \
+    'grep -q "does not verify there: what signed heads covered was pushed (records through seq [0-9]*), nothing after it" $tmp/err'
 check "the other pen is pushed" 'grep -q "^PEN-P2 .* [1-9][0-9]* new records" $tmp/out'
 check "P1: only records below the altered chunk" \
     '[ "$(q "$T" "SELECT count(*) FROM records r JOIN devices d ON d.id = r.device_id WHERE d.serial = '"'PEN-P1'"' AND seq >= $at")" = 0 ]'
