@@ -488,7 +488,7 @@ int archive_is_server(const char *uri)
  * password in it is refused (it would be seen in ps and shell histories;
  * libpq reads ~/.pgpass, PGPASSFILE and service files for that).
  */
-static int name_server(penlink_ctx *ctx, const char *uri, char *name, size_t cap)
+static int name_server_in(penlink_ctx *ctx, const char *uri, char *name, size_t cap, int depth)
 {
     char *err = NULL;
     PQconninfoOption *opts = PQconninfoParse(uri, &err);
@@ -516,11 +516,19 @@ static int name_server(penlink_ctx *ctx, const char *uri, char *name, size_t cap
         else if (strcmp(o->keyword, "port") == 0)
             port = o->val;
     }
+    /* a dbname that is itself a connection string (libpq expands it): named,
+     * and checked for a password, as the one it is; never echoed whole */
+    if (db && archive_is_server(db) && depth < 1) {
+        int rc = name_server_in(ctx, db, name, cap, depth + 1);
+        PQconninfoFree(opts);
+        return rc;
+    }
     if (service)
         snprintf(name, cap, "service=%s", service);
     else
         snprintf(name, cap, "postgresql://%s%s%s%s%s/%s", user ? user : "", user ? "@" : "",
-                 host ? host : "", port ? ":" : "", port ? port : "", db ? db : "");
+                 host ? host : "", port ? ":" : "", port ? port : "",
+                 db && !strchr(db, '=') && !strstr(db, "://") ? db : "");
     PQconninfoFree(opts);
     if (password)
         return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
@@ -529,6 +537,11 @@ static int name_server(penlink_ctx *ctx, const char *uri, char *name, size_t cap
                             "service file) instead",
                             name);
     return PENLINK_OK;
+}
+
+static int name_server(penlink_ctx *ctx, const char *uri, char *name, size_t cap)
+{
+    return name_server_in(ctx, uri, name, cap, 0);
 }
 
 /* What pg_stat_activity shows for our sessions: who pulls, from where. */

@@ -372,6 +372,9 @@ run 0 "service=NAME (a libpq service file)" env PGSERVICEFILE="$tmp/services" $P
 check "the pen's treatments" '[ "$(wc -l < $tmp/out)" -gt 1 ]'
 run 2 "a password in the URI is refused" $PL --archive "postgresql://penlink:secret@/fleet?host=$tmp/pg" audit
 check "it says where passwords go" 'grep -q "pgpass" $tmp/err && ! grep -q secret $tmp/err'
+run 2 "a password in a connection string inside dbname is refused" \
+    $PL --archive "dbname=postgresql://penlink:secret@/fleet?host=$tmp/pg" audit
+check "without echoing it" 'grep -q "pgpass" $tmp/err && ! grep -q secret $tmp/err'
 run 7 "an unreachable server" $PL --archive "postgresql://penlink@/fleet?host=$tmp/nowhere" audit
 check "it says it cannot connect" 'grep -q "cannot connect" $tmp/err'
 
