@@ -1258,6 +1258,54 @@ static int grant(pg_backend *g, const char *w, const char *r)
     return rc;
 }
 
+/* What init-server needs, checked before anything is written (the schema
+ * is migrated on open): a primary, and the right to create the roles that
+ * do not exist yet (CREATEROLE). */
+static int init_check(penlink_ctx *ctx, const char *uri, const char *writer, const char *reader)
+{
+    pg_backend g;
+    memset(&g, 0, sizeof g);
+    g.base.ctx = ctx;
+    g.reply_wait_ms = reply_wait_s() * 1000;
+    int rc = name_server(ctx, uri, g.name, sizeof g.name);
+    if (rc != PENLINK_OK)
+        return rc;
+    PGconn *conn = connect_to(uri);
+    if (!conn)
+        return PENLINK_ERR_NO_MEM;
+    if (PQstatus(conn) != CONNECTION_OK) {
+        char words[300];
+        server_words(conn, NULL, words, sizeof words);
+        PQfinish(conn);
+        return penlink_fail(ctx, PENLINK_ERR_IO, "archive %s: cannot connect: %s", g.name, words);
+    }
+    pg_params p = { 0 };
+    pg_param_text(&p, writer);
+    pg_param_text(&p, reader);
+    PGresult *r = pg_exec(&g, conn,
+                          "SELECT pg_is_in_recovery(), (SELECT rolcreaterole OR rolsuper FROM "
+                          "pg_roles WHERE rolname = current_user), (SELECT count(*) FROM pg_roles "
+                          "WHERE rolname IN ($1, $2))",
+                          &p, 0, "init-server", &rc);
+    if (r && PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = pg_fail(&g, conn, r, "init-server");
+    else if (r && strcmp(PQgetvalue(r, 0, 0), "t") == 0)
+        rc = penlink_fail(ctx, PENLINK_ERR_IO,
+                          "archive %s: init-server: the server is a hot standby, which can only "
+                          "be read: run it on its primary (nothing was changed)",
+                          g.name);
+    else if (r && strcmp(PQgetvalue(r, 0, 1), "t") != 0 && atoi(PQgetvalue(r, 0, 2)) < 2)
+        rc = penlink_fail(ctx, PENLINK_ERR_IO,
+                          "archive %s: init-server creates the roles %s and %s, which needs a "
+                          "login with CREATEROLE (the database owner's alone is not enough): "
+                          "ALTER ROLE ... CREATEROLE, or have them created first (nothing was "
+                          "changed)",
+                          g.name, writer, reader);
+    PQclear(r);
+    PQfinish(conn);
+    return rc;
+}
+
 int penlink_archive_init_server(penlink_ctx *ctx, const char *uri, const char *writer,
                                 const char *reader, void (*report)(void *user, const char *line),
                                 void *user)
@@ -1271,9 +1319,12 @@ int penlink_archive_init_server(penlink_ctx *ctx, const char *uri, const char *w
                             "'%s' is not a PostgreSQL connection string (postgresql://..., "
                             "postgres://... or service=NAME)",
                             uri);
+    int rc = init_check(ctx, uri, writer, reader);
+    if (rc != PENLINK_OK)
+        return rc;
     pg_backend *g = NULL;
     int from = 0;
-    int rc = pg_open(ctx, uri, 1, 0, &g, &from);
+    rc = pg_open(ctx, uri, 1, 0, &g, &from);
     if (rc != PENLINK_OK)
         return rc;
     if (from == PG_SCHEMA_VERSION)

@@ -267,6 +267,16 @@ run 0 "init-server" $PL --archive "$R" archive init-server
 check "it says what it did" 'grep -q "schema penlink: created" $tmp/out && grep -q "role penlink_writer: created" $tmp/out && grep -q "role penlink_reader: created" $tmp/out'
 run 0 "init-server again" $PL --archive "$R" archive init-server --json
 check "again: nothing new" 'grep -q "at version 3 already" $tmp/out && grep -q "penlink_writer: exists" $tmp/out'
+# the database's owner without CREATEROLE: refused before anything is written
+psql_as penlink postgres "DROP DATABASE IF EXISTS owned" "DROP ROLE IF EXISTS dbowner" \
+    "CREATE ROLE dbowner LOGIN" "CREATE DATABASE owned OWNER dbowner" ||
+    { bad "could not make an owner's database"; cat "$tmp/psql"; }
+run 7 "init-server by an owner without CREATEROLE is refused" \
+    $PL --archive "$(pg_uri owned | sed 's|//penlink@|//dbowner@|')" archive init-server \
+    --writer owned_writer --reader owned_reader
+check "it says CREATEROLE is needed, and nothing was written" \
+    'grep -q "needs a login with CREATEROLE" $tmp/err &&
+     [ "$(psql -X -At -h "$tmp/pg" -p "$PGPORT" -U penlink -d owned -c "SELECT count(*) FROM pg_namespace WHERE nspname = '"'penlink'"'")" = 0 ]'
 psql_as penlink roles "DROP ROLE IF EXISTS tech" "DROP ROLE IF EXISTS aud" \
     "CREATE ROLE tech LOGIN IN ROLE penlink_writer" "CREATE ROLE aud LOGIN IN ROLE penlink_reader"
 start_sim r --serial PEN-ROLE --seed 25 --simulate-days 5 --start-time $T0
@@ -514,6 +524,8 @@ run 7 "a pull into the standby is refused" $PL --device "sim:$tmp/f3.sock" --arc
 check "in words: a hot standby, pull into the primary" \
     'grep -q "the server is a hot standby, which can only be read .*: pull and push into its primary" $tmp/err'
 check "nothing acknowledged" '[ "$(acked "$tmp/f3.sock")" = "$before" ]'
+run 7 "init-server on the standby is refused" $PL --archive "$SB" archive init-server
+check "naming the standby" 'grep -q "init-server: the server is a hot standby" $tmp/err'
 rev=$(revision "$tmp/f3.sock")
 run 7 "a configuration change through the standby is refused" \
     $PL --device "sim:$tmp/f3.sock" --archive "$SB" config set max_treatment_s=5400
