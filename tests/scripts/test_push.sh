@@ -85,8 +85,15 @@ if [ "$backend" = postgresql ]; then
     while [ "$(locks granted)" -lt 199 ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i + 1)); done
     $PL --archive "$L1" --quiet archive push --to "$S" > /dev/null 2>&1 &
     p=$!
+    # it waits for PEN-P2's lock once its lock session was refused it and asked
+    # how long to wait (the lock is asked for again and again, never waited
+    # for inside the server)
     i=0
-    while [ "$(locks "NOT granted")" = 0 ] && [ $i -lt 1000 ]; do sleep 0.02; i=$((i + 1)); done
+    while [ "$(q "$S" "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE
+        'penlink %' AND query LIKE '%lock_timeout%'")" = 0 ] && [ $i -lt 3000 ]; do
+        sleep 0.02
+        i=$((i + 1))
+    done
     kill -9 $p
     wait $p 2> /dev/null
     q "$S" "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'holder'" > /dev/null
