@@ -171,17 +171,27 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
         }
         return EXIT_OK;
     }
+    /* the archive's configuration history says who changed what (the pen logs
+     * it too): a change it cannot record (a hot standby, a login that may only
+     * read, a read-only file) is not made, and nothing is sent to the pen */
+    penlink_archive *ar = NULL;
+    st = penlink_archive_open(c->ctx, c->archive, &ar);
+    if (st == PENLINK_OK && !penlink_archive_writable(ar))
+        st = PENLINK_ERR_IO;
+    if (st != PENLINK_OK) {
+        penlink_archive_close(ar);
+        json_decref(diff);
+        return cli_fail(c, "config not changed, nothing sent: the archive cannot record the change",
+                        st);
+    }
     penlink_config result;
     st = penlink_dev_config_set_signed(dev, cur->revision, key, &change, &result);
     if (st != PENLINK_OK) {
+        penlink_archive_close(ar);
         json_decref(diff);
         return cli_fail(c, "config not changed", st);
     }
-    /* the archive's configuration history: who changed what (the pen logs it too) */
-    penlink_archive *ar = NULL;
-    st = penlink_archive_open(c->ctx, c->archive, &ar);
-    if (st == PENLINK_OK)
-        st = penlink_archive_log_config_write(ar, info, cur, &result);
+    st = penlink_archive_log_config_write(ar, info, cur, &result);
     penlink_archive_close(ar);
     if (st != PENLINK_OK)
         cli_warn(c,

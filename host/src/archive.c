@@ -155,7 +155,14 @@ int penlink_archive_open_existing(penlink_ctx *ctx, const char *path, penlink_ar
 
 int penlink_archive_writable(penlink_archive *ar)
 {
-    return ar ? ar->b->ops->writable(ar->b) : 0;
+    if (!ar)
+        return 0;
+    penlink_enter(ar->ctx);
+    int w = ar->b->ops->writable(ar->b);
+    if (!w && !*penlink_ctx_errmsg(ar->ctx)) /* the backend may have said why */
+        penlink_fail(ar->ctx, PENLINK_ERR_IO, "archive %s may not be written from here",
+                     ar->b->name);
+    return w;
 }
 
 void penlink_archive_close(penlink_archive *ar)
@@ -704,6 +711,14 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
         if (ps.why[0])
             penlink_fail(ar->ctx, ps.st, "%s", ps.why);
     }
+    /* the failure's own words: what the rollback and commit below say (a
+     * server that went away meanwhile) comes after it */
+    char failed[512] = "";
+    if (pull_rc != PENLINK_OK)
+        snprintf(failed, sizeof failed, "%s",
+                 *penlink_ctx_errmsg(ar->ctx)       ? penlink_ctx_errmsg(ar->ctx)
+                 : pull_rc == PENLINK_ERR_CANCELLED ? "the pull was interrupted"
+                                                    : penlink_strerror(pull_rc));
     rc = PENLINK_OK;
     if (ps.signed_log && pull_rc != PENLINK_OK) {
         /* from a pen that signs its log, only what a verified head covered is kept */
@@ -724,6 +739,8 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     }
     res->retries = pr.retries;
     char message[640] = "";
+    if (failed[0])
+        penlink_fail(ar->ctx, pull_rc, "%s", failed);
     if (pull_rc != PENLINK_OK)
         kept_message(ar, res, message, sizeof message);
 

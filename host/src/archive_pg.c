@@ -19,11 +19,16 @@
  * COMMIT the server answers with anything but COMMIT is a failure.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pwd.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "archive_pg.h"
@@ -38,6 +43,26 @@
 /* How long a second pull of a pen waits for the first before it gives up. */
 #define PG_PEN_LOCK_WAIT_S 600
 #define PG_CONNECT_TIMEOUT_S "10"
+/* A second pull of a pen asks for the lock this often while it waits (a
+ * wait in the server could not be interrupted from here). */
+#define PG_LOCK_POLL_MS 200
+/* TCP keepalives unless the connection string sets them: a network cut is
+ * noticed in about a minute (idle 30 s, then 3 probes 10 s apart), not the
+ * system's two hours, by us and by the server, which then ends the
+ * transaction and releases the pen's lock. */
+#define PG_KEEPALIVES_IDLE_S "30"
+#define PG_KEEPALIVES_INTERVAL_S "10"
+#define PG_KEEPALIVES_COUNT "3"
+/* The longest wait for one reply of the server, unless PENLINK_SERVER_TIMEOUT
+ * (seconds) says otherwise: past it the connection is dropped as dead. */
+#define PG_REPLY_WAIT_S 300
+#define PG_REPLY_WAIT_MAX_S 86400
+/* Once interrupted (SIGINT, SIGTERM: the context cancelled), a wait for the
+ * server lasts at most this long: what was stored may still be committed,
+ * but a server that does not answer does not keep penlink from exiting. */
+#define PG_CANCEL_GRACE_MS 3000
+/* How often a wait looks at the clock and the cancel flag. */
+#define PG_WAIT_SLICE_MS 100
 
 static const char pg_schema_v1[] =
     "CREATE TABLE penlink.schema_version (\n"
@@ -204,6 +229,8 @@ static void server_words(PGconn *conn, const PGresult *res, char *out, size_t ca
 }
 
 static int pg_fail_words(pg_backend *g, PGconn *conn, const PGresult *res, const char *what);
+static int lock_alive(pg_backend *g);
+static int quiet_do(pg_backend *g, PGconn *conn, const char *sql);
 
 int pg_fail(pg_backend *g, PGconn *conn, const PGresult *res, const char *what)
 {
@@ -265,13 +292,129 @@ int pg_may_write(pg_backend *g, const char *what)
     return PENLINK_OK;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int cancelled(const pg_backend *g)
+{
+    return atomic_load(&g->base.ctx->cancelled) != 0;
+}
+
+/* Ends a connection whose server did not answer, or whose wait was
+ * interrupted: its state is unknown, so it is not used again (every later
+ * call on it fails at once), and the server ends its transaction when it
+ * sees the connection closed. */
+static void pg_drop(PGconn *conn)
+{
+    if (PQsocket(conn) >= 0)
+        shutdown(PQsocket(conn), SHUT_RDWR);
+}
+
+int pg_wait(pg_backend *g, PGconn *conn, int for_result, const char *what)
+{
+    int64_t start = mono_ms();
+    for (;;) {
+        int f = PQflush(conn);
+        if (f < 0)
+            return pg_fail(g, conn, NULL, what);
+        if (for_result) {
+            if (!PQconsumeInput(conn))
+                return pg_fail(g, conn, NULL, what);
+            if (!PQisBusy(conn))
+                return PENLINK_OK;
+        } else if (f == 0) {
+            return PENLINK_OK;
+        }
+        int stop = cancelled(g);
+        int64_t limit = g->reply_wait_ms, waited = mono_ms() - start;
+        if (stop && limit > PG_CANCEL_GRACE_MS)
+            limit = PG_CANCEL_GRACE_MS;
+        if (waited >= limit) {
+            pg_drop(conn);
+            if (conn == g->conn)
+                g->dropped = 1;
+            if (stop)
+                return penlink_fail(g->base.ctx, PENLINK_ERR_CANCELLED,
+                                    "archive %s: %s: interrupted while waiting for the server; "
+                                    "what was not committed was not acknowledged",
+                                    g->name, what);
+            return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                                "archive %s: %s: the server did not answer for %lld s (a network "
+                                "cut?), the connection was dropped: the server went away. What "
+                                "was not committed was not acknowledged: the pens still hold it; "
+                                "pull again when the server is back",
+                                g->name, what, (long long)(limit / 1000));
+        }
+        struct pollfd pfd = { .fd = PQsocket(conn), .events = POLLIN | (f ? POLLOUT : 0) };
+        int64_t slice = limit - waited < PG_WAIT_SLICE_MS ? limit - waited : PG_WAIT_SLICE_MS;
+        if (poll(&pfd, 1, (int)slice) < 0 && errno != EINTR)
+            return penlink_fail(g->base.ctx, PENLINK_ERR_IO, "archive %s: %s: poll: %s", g->name,
+                                what, strerror(errno));
+    }
+}
+
+PGresult *pg_exec(pg_backend *g, PGconn *conn, const char *sql, const pg_params *p, int binary,
+                  const char *what, int *status)
+{
+    *status = PENLINK_OK;
+    if (conn == g->conn && g->dropped) {
+        *status =
+            penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                         "archive %s: %s: the connection to the server was dropped", g->name, what);
+        return NULL;
+    }
+    int sent = p || binary ? PQsendQueryParams(conn, sql, p ? p->n : 0, NULL, p ? p->values : NULL,
+                                               p ? p->lengths : NULL, p ? p->formats : NULL, binary)
+                           : PQsendQuery(conn, sql);
+    if (!sent) {
+        *status = pg_fail(g, conn, NULL, what);
+        return NULL;
+    }
+    return pg_collect(g, conn, what, status);
+}
+
+PGresult *pg_collect(pg_backend *g, PGconn *conn, const char *what, int *status)
+{
+    /* as PQexec: the last result, or the first that failed; a COPY at once */
+    PGresult *last = NULL;
+    for (;;) {
+        *status = pg_wait(g, conn, 1, what);
+        if (*status != PENLINK_OK) {
+            PQclear(last);
+            return NULL;
+        }
+        PGresult *r = PQgetResult(conn);
+        if (!r)
+            break;
+        ExecStatusType x = PQresultStatus(r);
+        if (x == PGRES_COPY_IN || x == PGRES_COPY_OUT) {
+            PQclear(last);
+            return r;
+        }
+        if (last && PQresultStatus(last) == PGRES_FATAL_ERROR) {
+            PQclear(r);
+            continue;
+        }
+        PQclear(last);
+        last = r;
+    }
+    if (!last)
+        *status = pg_fail(g, conn, NULL, what);
+    return last;
+}
+
 PGresult *pg_run(pg_backend *g, const char *sql, const pg_params *p, const char *what, int *status)
 {
     *status = pg_pipe_drain(g);
     if (*status != PENLINK_OK)
         return NULL;
-    PGresult *r = PQexecParams(g->conn, sql, p ? p->n : 0, NULL, p ? p->values : NULL,
-                               p ? p->lengths : NULL, p ? p->formats : NULL, 1);
+    PGresult *r = pg_exec(g, g->conn, sql, p, 1, what, status);
+    if (!r)
+        return NULL;
     ExecStatusType x = PQresultStatus(r);
     if (x == PGRES_COMMAND_OK || x == PGRES_TUPLES_OK) {
         *status = PENLINK_OK;
@@ -345,7 +488,7 @@ int archive_is_server(const char *uri)
  * password in it is refused (it would be seen in ps and shell histories;
  * libpq reads ~/.pgpass, PGPASSFILE and service files for that).
  */
-static int name_server(penlink_ctx *ctx, const char *uri, char *name, size_t cap)
+static int name_server_in(penlink_ctx *ctx, const char *uri, char *name, size_t cap, int depth)
 {
     char *err = NULL;
     PQconninfoOption *opts = PQconninfoParse(uri, &err);
@@ -373,11 +516,19 @@ static int name_server(penlink_ctx *ctx, const char *uri, char *name, size_t cap
         else if (strcmp(o->keyword, "port") == 0)
             port = o->val;
     }
+    /* a dbname that is itself a connection string (libpq expands it): named,
+     * and checked for a password, as the one it is; never echoed whole */
+    if (db && archive_is_server(db) && depth < 1) {
+        int rc = name_server_in(ctx, db, name, cap, depth + 1);
+        PQconninfoFree(opts);
+        return rc;
+    }
     if (service)
         snprintf(name, cap, "service=%s", service);
     else
         snprintf(name, cap, "postgresql://%s%s%s%s%s/%s", user ? user : "", user ? "@" : "",
-                 host ? host : "", port ? ":" : "", port ? port : "", db ? db : "");
+                 host ? host : "", port ? ":" : "", port ? port : "",
+                 db && !strchr(db, '=') && !strstr(db, "://") ? db : "");
     PQconninfoFree(opts);
     if (password)
         return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
@@ -386,6 +537,11 @@ static int name_server(penlink_ctx *ctx, const char *uri, char *name, size_t cap
                             "service file) instead",
                             name);
     return PENLINK_OK;
+}
+
+static int name_server(penlink_ctx *ctx, const char *uri, char *name, size_t cap)
+{
+    return name_server_in(ctx, uri, name, cap, 0);
 }
 
 /* What pg_stat_activity shows for our sessions: who pulls, from where. */
@@ -409,21 +565,35 @@ static PGconn *connect_to(const char *uri)
 {
     char app[128]; /* the server keeps 63 bytes of it */
     application_name(app, sizeof app);
-    /* the connection string's own settings (expanded from dbname) override the first two */
-    const char *const keys[] = { "connect_timeout", "fallback_application_name", "dbname", NULL };
-    const char *const vals[] = { PG_CONNECT_TIMEOUT_S, app, uri, NULL };
+    /* the connection string's own settings (expanded from dbname) override all
+     * but dbname: its keepalives, its connect_timeout */
+    const char *const keys[] = {
+        "connect_timeout",     "fallback_application_name", "keepalives", "keepalives_idle",
+        "keepalives_interval", "keepalives_count",          "dbname",     NULL
+    };
+    const char *const vals[] = {
+        PG_CONNECT_TIMEOUT_S, app, "1", PG_KEEPALIVES_IDLE_S, PG_KEEPALIVES_INTERVAL_S,
+        PG_KEEPALIVES_COUNT,  uri, NULL
+    };
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (conn)
         PQsetNoticeProcessor(conn, quiet, NULL);
+    /* every wait for the server is pg_wait's, bounded and interruptible */
+    if (conn && PQstatus(conn) == CONNECTION_OK)
+        PQsetnonblocking(conn, 1);
     return conn;
 }
 
 /* Our sessions: our schema first, commits that are durable when they return. */
 static int session_setup(pg_backend *g, PGconn *conn)
 {
-    PGresult *r = PQexec(conn, "SET search_path = penlink; SET synchronous_commit = on; "
-                               "SET client_min_messages = warning");
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? PENLINK_OK : pg_fail(g, conn, r, "connect");
+    int rc;
+    PGresult *r = pg_exec(g, conn,
+                          "SET search_path = penlink; SET synchronous_commit = on; "
+                          "SET client_min_messages = warning",
+                          NULL, 0, "connect", &rc);
+    if (r && PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = pg_fail(g, conn, r, "connect");
     PQclear(r);
     return rc;
 }
@@ -492,8 +662,8 @@ static int migrate_locked(pg_backend *g, int *from)
     if (rc == PENLINK_OK && version == 0)
         rc = pg_do(g, "CREATE SCHEMA IF NOT EXISTS penlink", NULL, "create the schema");
     for (int v = version; rc == PENLINK_OK && v < PG_SCHEMA_VERSION; v++) {
-        PGresult *r = PQexec(g->conn, pg_migrations[v]);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        PGresult *r = pg_exec(g, g->conn, pg_migrations[v], NULL, 0, "migrate", &rc);
+        if (r && PQresultStatus(r) != PGRES_COMMAND_OK)
             rc = pg_fail(g, g->conn, r, "migrate");
         PQclear(r);
         pg_params p = { 0 };
@@ -547,7 +717,8 @@ static int migrate(pg_backend *g, int create, int *from)
         return PENLINK_OK;
     char why[400];
     snprintf(why, sizeof why, "%s", penlink_ctx_errmsg(g->base.ctx));
-    PQclear(PQexec(g->conn, "ROLLBACK"));
+    int ignored;
+    PQclear(pg_exec(g, g->conn, "ROLLBACK", NULL, 0, "migrate", &ignored));
     return penlink_fail(g->base.ctx, rc, "%s. The schema was left as it was (version %d)", why,
                         version);
 }
@@ -591,16 +762,17 @@ static int mark_interrupted(pg_backend *g)
         if (rc == PENLINK_OK && free_pen)
             rc = pg_do(g,
                        "INSERT INTO pull_ends (pull_id, finished_ms, result, message) SELECT s.id, "
-                       "$2, 'interrupted', 'the pull never recorded its end (its penlink was "
-                       "killed or crashed, the computer lost power, or its connection to the "
-                       "server was cut): what it committed is kept, nothing after that was "
+                       "$2, 'interrupted', 'the pull never recorded its end and no longer held "
+                       "the pen''s lock (its penlink was killed or crashed, the computer lost "
+                       "power, or its connection or its lock''s connection to the server was "
+                       "cut or ended): what it committed is kept, nothing after that was "
                        "acknowledged' FROM pull_starts s LEFT JOIN pull_ends e ON e.pull_id = "
                        "s.id WHERE s.device_id = $1 AND e.pull_id IS NULL",
                        &q, "interrupted pulls");
         if (rc == PENLINK_OK)
             rc = pg_do(g, "COMMIT", NULL, "interrupted pulls"); /* and the lock goes */
         else
-            PQclear(PQexec(g->conn, "ROLLBACK"));
+            pg_do(g, "ROLLBACK", NULL, "interrupted pulls");
     }
     PQclear(open);
     return rc;
@@ -637,6 +809,16 @@ static int check_read_only(pg_backend *g, int *from)
     return PENLINK_OK;
 }
 
+/* PENLINK_SERVER_TIMEOUT: the longest wait for one reply of the server, in
+ * seconds (1..PG_REPLY_WAIT_MAX_S); else PG_REPLY_WAIT_S. */
+static int64_t reply_wait_s(void)
+{
+    const char *e = getenv("PENLINK_SERVER_TIMEOUT");
+    char *end = NULL;
+    long long v = e && *e ? strtoll(e, &end, 10) : 0;
+    return end && !*end && v >= 1 && v <= PG_REPLY_WAIT_MAX_S ? v : PG_REPLY_WAIT_S;
+}
+
 static int pg_open(penlink_ctx *ctx, const char *uri, int create, int readonly, pg_backend **out,
                    int *from)
 {
@@ -652,6 +834,7 @@ static int pg_open(penlink_ctx *ctx, const char *uri, int create, int readonly, 
         free(g);
         return rc;
     }
+    g->reply_wait_ms = reply_wait_s() * 1000;
     g->batch = malloc(PG_COPY_BATCH * sizeof *g->batch);
     g->conn = connect_to(uri);
     if (!g->batch || !g->conn) {
@@ -744,19 +927,23 @@ int pg_commit(archive_backend *b)
 {
     pg_backend *g = (pg_backend *)b;
     int rc = pg_copy_flush(g);
+    /* once the lock is lost, only the pull's outcome (after pull_end) is committed */
+    if (rc == PENLINK_OK && g->locked_device && (g->pull_open || !g->lock_lost))
+        rc = lock_alive(g);
     if (rc != PENLINK_OK)
         return rc;
     pg_pipe_forget(g);
-    PGresult *r = PQexec(g->conn, "COMMIT");
+    PGresult *r = pg_exec(g, g->conn, "COMMIT", NULL, 0, "commit", &rc);
     g->in_txn = 0;
     g->savepoint = 0;
-    /* a transaction that failed earlier answers COMMIT with ROLLBACK */
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+    /* a transaction that failed earlier answers COMMIT with ROLLBACK (no
+     * result: the server did not answer, rc says so) */
+    if (r && PQresultStatus(r) != PGRES_COMMAND_OK)
         rc = pg_fail(g, g->conn, r, "commit");
-    else if (strcmp(PQcmdStatus(r), "COMMIT") != 0 &&
+    else if (r && strcmp(PQcmdStatus(r), "COMMIT") != 0 &&
              g->txn_msg[0]) /* in the words of the statement that failed */
         rc = penlink_fail(b->ctx, PENLINK_ERR_IO, "%s", g->txn_msg);
-    else if (strcmp(PQcmdStatus(r), "COMMIT") != 0)
+    else if (r && strcmp(PQcmdStatus(r), "COMMIT") != 0)
         rc = penlink_fail(b->ctx, PENLINK_ERR_IO,
                           "archive %s: commit: the server rolled the transaction back", g->name);
     PQclear(r);
@@ -773,14 +960,11 @@ int pg_rollback(archive_backend *b)
     pg_pipe_forget(g);
     g->in_txn = 0;
     g->savepoint = 0;
-    if (PQstatus(g->conn) != CONNECTION_OK) {
+    if (PQstatus(g->conn) != CONNECTION_OK || g->dropped) {
         pg_unlock_pen(g);
         return PENLINK_OK; /* the server ended the transaction with the connection */
     }
-    PGresult *r = PQexec(g->conn, "ROLLBACK");
-    int rc =
-        PQresultStatus(r) == PGRES_COMMAND_OK ? PENLINK_OK : pg_fail(g, g->conn, r, "rollback");
-    PQclear(r);
+    int rc = quiet_do(g, g->conn, "ROLLBACK");
     if (!g->pull_open)
         pg_unlock_pen(g);
     return rc;
@@ -815,30 +999,161 @@ int pg_rollback_to_savepoint(archive_backend *b)
 
 int pg_writable(archive_backend *b)
 {
-    return !((pg_backend *)b)->read_only;
+    pg_backend *g = (pg_backend *)b;
+    if (g->read_only) /* why, in the context's message */
+        pg_may_write(g, "write");
+    return !g->read_only;
 }
 
 /* ---- one pull of a pen at a time ----------------------------------------- */
 
-/* Who holds a pen's lock, in words, from pg_stat_activity. */
+/*
+ * The pen's lock is still held: its session may have been ended by the
+ * server (pg_terminate_backend, idle_in_transaction_session_timeout, a
+ * network cut) while the pull's own connection lived on. A pull that lost
+ * it is no longer the only one of its pen, so nothing more of it is
+ * committed or acknowledged: asked before every commit of a pull.
+ */
+static int lock_alive(pg_backend *g)
+{
+    pg_params p = { 0 };
+    pg_param_int(&p, g->locked_device & 0x7fffffff);
+    int rc = PENLINK_ERR_IO;
+    PGresult *r =
+        g->lock_conn
+            ? pg_exec(g, g->lock_conn,
+                      "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+                      "pid = pg_backend_pid() AND classid = " PG_STR(
+                          PG_LOCK_PEN) " AND objid = $1::oid AND objsubid = 2",
+                      &p, 0, "check the pen's lock", &rc)
+            : NULL;
+    int held = r && PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+    PQclear(r);
+    if (held)
+        return PENLINK_OK;
+    g->lock_lost = 1;
+    return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                        "archive %s: the pull lost the pen's lock (its session on the server "
+                        "ended: terminated, idle_in_transaction_session_timeout, or its "
+                        "connection cut), so another pull of the pen may run: it stopped before "
+                        "committing more, and acknowledged nothing; pull again",
+                        g->name);
+}
+
+/* A statement of cleanup on @p conn (a rollback): its failure is not the
+ * error to report, so the context's message is left as it was. */
+static int quiet_do(pg_backend *g, PGconn *conn, const char *sql)
+{
+    char saved[sizeof g->base.ctx->errmsg];
+    memcpy(saved, g->base.ctx->errmsg, sizeof saved);
+    int rc;
+    PGresult *r = pg_exec(g, conn, sql, NULL, 0, "clean up", &rc);
+    if (r && PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = PENLINK_ERR_IO;
+    PQclear(r);
+    memcpy(g->base.ctx->errmsg, saved, sizeof saved);
+    return rc;
+}
+
+/* Who holds a pen's lock, in words, from pg_stat_activity. Another login's
+ * session shows its application_name and user, not its address or start
+ * (unless this login has pg_read_all_stats): only what is shown is said. */
 static void lock_holder(pg_backend *g, int64_t device, char *out, size_t cap)
 {
     pg_params p = { 0 };
     pg_param_int(&p, device & 0x7fffffff);
-    PGresult *r = PQexecParams(g->lock_conn,
-                               "SELECT coalesce(a.application_name, ''), a.pid, "
-                               "coalesce(host(a.client_addr), 'a local socket'), "
-                               "to_char(a.xact_start, 'YYYY-MM-DD HH24:MI:SS TZ') FROM pg_locks l "
-                               "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = "
-                               "'advisory' AND l.granted AND l.classid = " PG_STR(
-                                   PG_LOCK_PEN) " AND l.objid = $1::oid AND l.objsubid = 2",
-                               p.n, NULL, p.values, NULL, NULL, 0);
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
-        snprintf(out, cap, "'%s' (server pid %s, from %s, since %s)", PQgetvalue(r, 0, 0),
-                 PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3));
-    else
+    char saved[sizeof g->base.ctx->errmsg];
+    memcpy(saved, g->base.ctx->errmsg, sizeof saved);
+    int rc;
+    PGresult *r =
+        pg_exec(g, g->lock_conn,
+                "SELECT coalesce(a.application_name, ''), a.pid, coalesce(a.usename, ''), "
+                "a.usename IS NOT DISTINCT FROM session_user, "
+                "coalesce(host(a.client_addr), CASE WHEN a.backend_start IS NOT NULL "
+                "THEN 'a local socket' END), "
+                "to_char(a.xact_start, 'YYYY-MM-DD HH24:MI:SS TZ') FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = "
+                "'advisory' AND l.granted AND l.classid = " PG_STR(
+                    PG_LOCK_PEN) " AND l.objid = $1::oid AND l.objsubid = 2",
+                &p, 0, "lock the pen", &rc);
+    memcpy(g->base.ctx->errmsg, saved, sizeof saved);
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        char login[120] = "", from[120] = "", since[80] = "";
+        if (strcmp(PQgetvalue(r, 0, 3), "t") != 0)
+            snprintf(login, sizeof login, ", another login: %s", PQgetvalue(r, 0, 2));
+        if (!PQgetisnull(r, 0, 4))
+            snprintf(from, sizeof from, ", from %s", PQgetvalue(r, 0, 4));
+        if (!PQgetisnull(r, 0, 5))
+            snprintf(since, sizeof since, ", since %s", PQgetvalue(r, 0, 5));
+        snprintf(out, cap, "'%s' (server pid %s%s%s%s)", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
+                 login, from, since);
+    } else {
         snprintf(out, cap, "another penlink");
+    }
     PQclear(r);
+}
+
+/* How long a second pull of a pen waits for the first, in ms: the session's
+ * lock_timeout when the connection sets one (options=-c lock_timeout=...),
+ * else PG_PEN_LOCK_WAIT_S. */
+static int64_t lock_wait_ms(pg_backend *g)
+{
+    int rc;
+    PGresult *r = pg_exec(g, g->lock_conn,
+                          "SELECT (extract(epoch FROM current_setting('lock_timeout')::interval) "
+                          "* 1000)::bigint",
+                          NULL, 0, "lock the pen", &rc);
+    int64_t ms = r && PQresultStatus(r) == PGRES_TUPLES_OK ? atoll(PQgetvalue(r, 0, 0)) : 0;
+    PQclear(r);
+    return ms > 0 ? ms : (int64_t)PG_PEN_LOCK_WAIT_S * 1000;
+}
+
+/* Sleeps @p ms, cut short by a signal (the caller then looks at the cancel flag). */
+static void pause_ms(int64_t ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
+    nanosleep(&ts, NULL);
+}
+
+/* Takes the pen's lock on lock_conn, in its open transaction. The lock is
+ * asked for with pg_try_advisory_xact_lock every PG_LOCK_POLL_MS, never
+ * waited for in the server: a wait there could not be interrupted, and a
+ * SIGINT must stop a pull that waits for another (exit 130, nothing pulled). */
+static int lock_take(pg_backend *g, int64_t device, const char *serial)
+{
+    pg_params p = { 0 };
+    pg_param_int(&p, device & 0x7fffffff);
+    int64_t start = mono_ms(), limit = -1;
+    char who[300] = "";
+    for (;;) {
+        int rc;
+        PGresult *r = pg_exec(g, g->lock_conn,
+                              "SELECT pg_try_advisory_xact_lock(" PG_STR(PG_LOCK_PEN) ", $1)", &p,
+                              0, "lock the pen", &rc);
+        if (r && PQresultStatus(r) != PGRES_TUPLES_OK)
+            rc = pg_fail(g, g->lock_conn, r, "lock the pen");
+        int got = rc == PENLINK_OK && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+        PQclear(r);
+        if (rc != PENLINK_OK || got)
+            return rc;
+        if (limit < 0) { /* the first refusal: who holds it, how long to wait */
+            lock_holder(g, device, who, sizeof who);
+            limit = lock_wait_ms(g);
+        }
+        if (cancelled(g))
+            return penlink_fail(g->base.ctx, PENLINK_ERR_CANCELLED,
+                                "archive %s: pen %s is being pulled into it by %s: interrupted "
+                                "while waiting for that pull to end; nothing was pulled or "
+                                "acknowledged",
+                                g->name, serial, who);
+        int64_t waited = mono_ms() - start;
+        if (waited >= limit)
+            return penlink_fail(g->base.ctx, PENLINK_ERR_BUSY,
+                                "archive %s: pen %s is being pulled into it by %s; waited %llds "
+                                "for that pull to end: try again later",
+                                g->name, serial, who, (long long)(limit + 999) / 1000);
+        pause_ms(limit - waited < PG_LOCK_POLL_MS ? limit - waited : PG_LOCK_POLL_MS);
+    }
 }
 
 int pg_lock_pen(pg_backend *g, int64_t device, const char *serial)
@@ -850,55 +1165,27 @@ int pg_lock_pen(pg_backend *g, int64_t device, const char *serial)
         g->lock_conn = connect_to(g->uri);
         if (!g->lock_conn)
             return PENLINK_ERR_NO_MEM;
-        if (PQstatus(g->lock_conn) != CONNECTION_OK) {
-            int rc = pg_fail(g, g->lock_conn, NULL, "lock the pen");
+        int rc = PQstatus(g->lock_conn) == CONNECTION_OK
+                     ? session_setup(g, g->lock_conn)
+                     : pg_fail(g, g->lock_conn, NULL, "lock the pen");
+        if (rc != PENLINK_OK) {
             PQfinish(g->lock_conn);
             g->lock_conn = NULL;
             return rc;
         }
-        int rc = session_setup(g, g->lock_conn);
-        if (rc != PENLINK_OK)
-            return rc;
     }
-    char key[24];
-    snprintf(key, sizeof key, "%lld", (long long)(device & 0x7fffffff));
-    const char *v[1] = { key };
-    PGresult *r = PQexec(g->lock_conn, "BEGIN");
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? PENLINK_OK
-                                                   : pg_fail(g, g->lock_conn, r, "lock the pen");
-    PQclear(r);
-    if (rc != PENLINK_OK)
-        return rc;
-    r = PQexecParams(g->lock_conn, "SELECT pg_try_advisory_xact_lock(" PG_STR(PG_LOCK_PEN) ", $1)",
-                     1, NULL, v, NULL, NULL, 0);
-    int got = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+    int rc;
+    PGresult *r = pg_exec(g, g->lock_conn, "BEGIN", NULL, 0, "lock the pen", &rc);
+    if (r && PQresultStatus(r) != PGRES_COMMAND_OK)
         rc = pg_fail(g, g->lock_conn, r, "lock the pen");
     PQclear(r);
-    if (rc == PENLINK_OK && !got) {
-        char who[200];
-        lock_holder(g, device, who, sizeof who);
-        /* wait for it, bounded: by the session's lock_timeout when the connection
-         * sets one (options=-c lock_timeout=...), else PG_PEN_LOCK_WAIT_S */
-        char wait[32] = PG_STR(PG_PEN_LOCK_WAIT_S) "s";
-        r = PQexec(g->lock_conn, "SELECT current_setting('lock_timeout')");
-        if (PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "0") != 0)
-            snprintf(wait, sizeof wait, "%s", PQgetvalue(r, 0, 0));
-        else
-            PQclear(
-                PQexec(g->lock_conn, "SET LOCAL lock_timeout = '" PG_STR(PG_PEN_LOCK_WAIT_S) "s'"));
-        PQclear(r);
-        r = PQexecParams(g->lock_conn, "SELECT pg_advisory_xact_lock(" PG_STR(PG_LOCK_PEN) ", $1)",
-                         1, NULL, v, NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK)
-            rc = penlink_fail(g->base.ctx, PENLINK_ERR_BUSY,
-                              "archive %s: pen %s is being pulled into it by %s; waited %s for "
-                              "that pull to end: try again later",
-                              g->name, serial, who, wait);
-        PQclear(r);
-    }
+    if (rc == PENLINK_OK)
+        rc = lock_take(g, device, serial);
     if (rc != PENLINK_OK) {
-        PQclear(PQexec(g->lock_conn, "ROLLBACK"));
+        if (quiet_do(g, g->lock_conn, "ROLLBACK") != PENLINK_OK) {
+            PQfinish(g->lock_conn);
+            g->lock_conn = NULL;
+        }
         return rc;
     }
     g->locked_device = device;
@@ -910,9 +1197,9 @@ void pg_unlock_pen(pg_backend *g)
     if (!g->lock_conn || !g->locked_device)
         return;
     g->locked_device = 0;
-    PGresult *r = PQexec(g->lock_conn, "ROLLBACK");
-    PQclear(r);
-    if (PQstatus(g->lock_conn) != CONNECTION_OK) {
+    g->lock_lost = 0;
+    if (quiet_do(g, g->lock_conn, "ROLLBACK") != PENLINK_OK ||
+        PQstatus(g->lock_conn) != CONNECTION_OK) {
         PQfinish(g->lock_conn);
         g->lock_conn = NULL;
     }
@@ -971,6 +1258,54 @@ static int grant(pg_backend *g, const char *w, const char *r)
     return rc;
 }
 
+/* What init-server needs, checked before anything is written (the schema
+ * is migrated on open): a primary, and the right to create the roles that
+ * do not exist yet (CREATEROLE). */
+static int init_check(penlink_ctx *ctx, const char *uri, const char *writer, const char *reader)
+{
+    pg_backend g;
+    memset(&g, 0, sizeof g);
+    g.base.ctx = ctx;
+    g.reply_wait_ms = reply_wait_s() * 1000;
+    int rc = name_server(ctx, uri, g.name, sizeof g.name);
+    if (rc != PENLINK_OK)
+        return rc;
+    PGconn *conn = connect_to(uri);
+    if (!conn)
+        return PENLINK_ERR_NO_MEM;
+    if (PQstatus(conn) != CONNECTION_OK) {
+        char words[300];
+        server_words(conn, NULL, words, sizeof words);
+        PQfinish(conn);
+        return penlink_fail(ctx, PENLINK_ERR_IO, "archive %s: cannot connect: %s", g.name, words);
+    }
+    pg_params p = { 0 };
+    pg_param_text(&p, writer);
+    pg_param_text(&p, reader);
+    PGresult *r = pg_exec(&g, conn,
+                          "SELECT pg_is_in_recovery(), (SELECT rolcreaterole OR rolsuper FROM "
+                          "pg_roles WHERE rolname = current_user), (SELECT count(*) FROM pg_roles "
+                          "WHERE rolname IN ($1, $2))",
+                          &p, 0, "init-server", &rc);
+    if (r && PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = pg_fail(&g, conn, r, "init-server");
+    else if (r && strcmp(PQgetvalue(r, 0, 0), "t") == 0)
+        rc = penlink_fail(ctx, PENLINK_ERR_IO,
+                          "archive %s: init-server: the server is a hot standby, which can only "
+                          "be read: run it on its primary (nothing was changed)",
+                          g.name);
+    else if (r && strcmp(PQgetvalue(r, 0, 1), "t") != 0 && atoi(PQgetvalue(r, 0, 2)) < 2)
+        rc = penlink_fail(ctx, PENLINK_ERR_IO,
+                          "archive %s: init-server creates the roles %s and %s, which needs a "
+                          "login with CREATEROLE (the database owner's alone is not enough): "
+                          "ALTER ROLE ... CREATEROLE, or have them created first (nothing was "
+                          "changed)",
+                          g.name, writer, reader);
+    PQclear(r);
+    PQfinish(conn);
+    return rc;
+}
+
 int penlink_archive_init_server(penlink_ctx *ctx, const char *uri, const char *writer,
                                 const char *reader, void (*report)(void *user, const char *line),
                                 void *user)
@@ -984,9 +1319,12 @@ int penlink_archive_init_server(penlink_ctx *ctx, const char *uri, const char *w
                             "'%s' is not a PostgreSQL connection string (postgresql://..., "
                             "postgres://... or service=NAME)",
                             uri);
+    int rc = init_check(ctx, uri, writer, reader);
+    if (rc != PENLINK_OK)
+        return rc;
     pg_backend *g = NULL;
     int from = 0;
-    int rc = pg_open(ctx, uri, 1, 0, &g, &from);
+    rc = pg_open(ctx, uri, 1, 0, &g, &from);
     if (rc != PENLINK_OK)
         return rc;
     if (from == PG_SCHEMA_VERSION)

@@ -44,7 +44,9 @@ typedef struct pg_backend {
     int standby;    /* a hot standby (in recovery) */
     int schema;     /* the schema's version (older than ours only when opened read-only) */
     int in_txn;
-    int savepoint; /* a savepoint is open in the transaction */
+    int64_t reply_wait_ms; /* the longest wait for one reply (pg_wait) */
+    int dropped;           /* conn was dropped (a reply never came): not used again */
+    int savepoint;         /* a savepoint is open in the transaction */
     /* the first failure of the open transaction: a COMMIT the server answers
      * with ROLLBACK is reported in its words */
     char txn_msg[512];
@@ -54,6 +56,7 @@ typedef struct pg_backend {
      * and dies with that transaction however the process ends. */
     PGconn *lock_conn;
     int64_t locked_device; /* 0: none held */
+    int lock_lost;         /* its session ended: nothing more of the pull is committed */
     int pull_open;         /* between pull_begin and pull_end: keep the lock */
 
     /* chunks sent in pipeline mode (archive_pg_copy.c): a chunk's id is
@@ -85,6 +88,20 @@ void pg_param_int(pg_params *p, int64_t v);
 void pg_param_text(pg_params *p, const char *s);              /* NULL: SQL NULL */
 void pg_param_bytes(pg_params *p, const void *b, size_t len); /* NULL: SQL NULL */
 
+/* Waits for the server on @p conn, bounded (reply_wait_ms, shorter once the
+ * context is cancelled) and interruptible: until what was sent is flushed
+ * and, with @p for_result, a result can be read without blocking. A wait
+ * that ends without it drops the connection (PENLINK_ERR_IO; after a cancel,
+ * PENLINK_ERR_CANCELLED). Every call on a connection that may block goes
+ * through it: the connections are in nonblocking mode. */
+int pg_wait(pg_backend *g, PGconn *conn, int for_result, const char *what);
+/* PQexec / PQexecParams (@p binary: results in binary) with pg_wait's bounds:
+ * the result (the caller checks its status and PQclear()s it), or NULL with
+ * *status set. */
+PGresult *pg_exec(pg_backend *g, PGconn *conn, const char *sql, const pg_params *p, int binary,
+                  const char *what, int *status);
+/* The results of what was sent on @p conn, as pg_exec() returns them. */
+PGresult *pg_collect(pg_backend *g, PGconn *conn, const char *what, int *status);
 /* Runs a statement (results in binary); NULL on failure, with the error set
  * on the context (*status gets it). The caller PQclear()s the result. */
 PGresult *pg_run(pg_backend *g, const char *sql, const pg_params *p, const char *what, int *status);

@@ -80,9 +80,13 @@ int pg_chunk_send(pg_backend *g, const pg_params *p, int64_t *chunk)
     PGconn *c = g->conn;
     int rc = PENLINK_OK;
     if (!g->chunk_prepared && PQpipelineStatus(c) == PQ_PIPELINE_OFF) {
-        PGresult *r = PQprepare(c, "penlink_chunk", PG_CHUNK_SQL, 0, NULL);
-        rc = PQresultStatus(r) == PGRES_COMMAND_OK ? PENLINK_OK
-                                                   : pg_fail(g, c, r, "prepare to store chunks");
+        PGresult *r = PQsendPrepare(c, "penlink_chunk", PG_CHUNK_SQL, 0, NULL)
+                          ? pg_collect(g, c, "prepare to store chunks", &rc)
+                          : NULL;
+        if (r && PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = pg_fail(g, c, r, "prepare to store chunks");
+        else if (!r && rc == PENLINK_OK)
+            rc = pg_fail(g, c, NULL, "prepare to store chunks");
         PQclear(r);
         g->chunk_prepared = rc == PENLINK_OK;
     }
@@ -114,6 +118,12 @@ int pg_pipe_drain(pg_backend *g)
     /* each statement's result, then NULL; the sync's PGRES_PIPELINE_SYNC at the end */
     int i = g->first_unread, nulls = 0;
     while (rc == PENLINK_OK || PQstatus(c) == CONNECTION_OK) {
+        /* bounded and interruptible: a server that stopped answering is dropped */
+        int st = pg_wait(g, c, 1, "store chunk");
+        if (st != PENLINK_OK) {
+            rc = rc == PENLINK_OK ? st : rc;
+            break;
+        }
         PGresult *r = PQgetResult(c);
         if (!r) {
             if (++nulls > 1 && PQstatus(c) != CONNECTION_OK)
@@ -185,24 +195,37 @@ int pg_copy_flush(pg_backend *g)
         p = put_int8(p, x->chunk);
     }
     p = put16(p, 0xffff);
-    PGresult *r = PQexec(g->conn, "COPY records (device_id, seq, body, chunk_id) FROM STDIN "
-                                  "(FORMAT binary)");
-    if (PQresultStatus(r) != PGRES_COPY_IN) {
-        rc = pg_fail(g, g->conn, r, "store records");
+    PGresult *r = pg_exec(
+        g, g->conn, "COPY records (device_id, seq, body, chunk_id) FROM STDIN (FORMAT binary)",
+        NULL, 0, "store records", &rc);
+    if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
+        if (r)
+            rc = pg_fail(g, g->conn, r, "store records");
         PQclear(r);
         free(buf);
         return rc;
     }
     PQclear(r);
-    if (PQputCopyData(g->conn, (const char *)buf, (int)(p - buf)) != 1 ||
-        PQputCopyEnd(g->conn, NULL) != 1)
-        rc = pg_fail(g, g->conn, NULL, "store records");
-    free(buf);
-    while ((r = PQgetResult(g->conn)) != NULL) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == PENLINK_OK)
-            rc = pg_fail(g, g->conn, r, "store records");
-        PQclear(r);
+    /* nonblocking: 0 is "the buffer is full, flush and try again" */
+    int put = PQputCopyData(g->conn, (const char *)buf, (int)(p - buf));
+    while (put == 0 && rc == PENLINK_OK) {
+        rc = pg_wait(g, g->conn, 0, "store records");
+        put = rc == PENLINK_OK ? PQputCopyData(g->conn, (const char *)buf, (int)(p - buf)) : -1;
     }
+    free(buf);
+    put = put == 1 ? PQputCopyEnd(g->conn, NULL) : put;
+    while (put == 0 && rc == PENLINK_OK) {
+        rc = pg_wait(g, g->conn, 0, "store records");
+        put = rc == PENLINK_OK ? PQputCopyEnd(g->conn, NULL) : -1;
+    }
+    if (rc != PENLINK_OK)
+        return rc;
+    if (put != 1)
+        return pg_fail(g, g->conn, NULL, "store records");
+    r = pg_collect(g, g->conn, "store records", &rc);
+    if (r && PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = pg_fail(g, g->conn, r, "store records");
+    PQclear(r);
     return rc;
 }
 

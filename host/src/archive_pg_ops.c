@@ -163,7 +163,10 @@ static int p_pull_end(archive_backend *b, int64_t pull, const penlink_archive_pu
     g->pull_open = 0; /* released when this transaction ends */
     return pg_do(g,
                  "INSERT INTO pull_ends (pull_id, finished_ms, next_seq, records_new, records_dup, "
-                 "conflicts, gap, result, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 "conflicts, gap, result, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+                 /* a pull that lost its pen's lock may have been marked interrupted by
+                  * another meanwhile (mark_interrupted): that end stands */
+                 "ON CONFLICT (pull_id) DO NOTHING",
                  &p, "pull end");
 }
 
@@ -389,17 +392,28 @@ static int config_row(void *u, const PGresult *r, int row)
     return v->cb(v->user, &e) != 0;
 }
 
+/* By what every archive holding the entries shares (a push copies them in
+ * another order than they were appended), never by row id: the SQLite
+ * backend's order (archive_sqlite.c), so that the same history reads the
+ * same, and an HTML report made before a push checks against the server. */
+#define PG_CONFIG_ORDER                                                                            \
+    "d.serial COLLATE \"C\", h.revision, h.at_ms, h.source COLLATE \"C\", coalesce(h.os_user, "    \
+    "'') "                                                                                         \
+    "COLLATE \"C\", coalesce(h.host, '') COLLATE \"C\", h.new_json COLLATE \"C\", "                \
+    "coalesce(h.old_json, '') COLLATE \"C\", h.id"
+
 static int p_config_history(archive_backend *b, const char *serial,
                             int (*cb)(void *user, const penlink_config_entry *e), void *user)
 {
     pg_params p = { 0 };
     pg_param_text(&p, serial);
     config_visit v = { cb, user };
-    return pg_each((pg_backend *)b,
-                   "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json, "
-                   "h.old_json FROM config_history h JOIN pens d ON d.id = h.device_id WHERE "
-                   "($1::text IS NULL OR " PG_SERIAL_IS("d.serial", "$1") ") ORDER BY h.id",
-                   &p, "config history", config_row, &v, NULL);
+    return pg_each(
+        (pg_backend *)b,
+        "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json, "
+        "h.old_json FROM config_history h JOIN pens d ON d.id = h.device_id WHERE "
+        "($1::text IS NULL OR " PG_SERIAL_IS("d.serial", "$1") ") ORDER BY " PG_CONFIG_ORDER,
+        &p, "config history", config_row, &v, NULL);
 }
 
 typedef struct devices_visit {

@@ -22,6 +22,7 @@
  * otherwise stored beside it, alarm "conflict".
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,18 @@ typedef struct push_pen {
     penlink_push_report *rep;
     penlink_push_report kept; /* the counts as of the last savepoint */
     held h;
+    /* The source's key for the pen, pinned in the destination only once a
+     * signed head verified under it (or the whole log did): a key that never
+     * verified anything would block the real pen there for good. */
+    const uint8_t *pin_key;
+    int verified; /* a head verified under the key (new or held) */
+    int discard;  /* refused before anything verified: the pen's transaction is dropped */
+    /* A record held there with other content: the two logs fork. What the
+     * source holds past the destination's records continues the other log,
+     * not the destination's: it is not appended (its chain would not connect),
+     * and stays in the source; the conflicting chunks are the evidence. */
+    int forked;
+    uint64_t fork_tail; /* records left out for it */
 } push_pen;
 
 static int grow(void *pp, size_t *cap, size_t need, size_t size)
@@ -211,6 +224,7 @@ static int flush_conflicts(push_pen *pp)
 
 static int conflict(push_pen *pp, uint64_t seq)
 {
+    pp->forked = 1;
     pp->rep->conflicts++;
     if (pp->run_count && seq != pp->run_first + pp->run_count) {
         int rc = flush_conflicts(pp);
@@ -274,6 +288,10 @@ static int push_records(push_pen *pp, const penlink_record *recs, uint32_t n)
                 return rc;
             continue;
         }
+        if (pp->forked) { /* the other log's continuation: not appended */
+            pp->fork_tail++;
+            continue;
+        }
         int outcome = REC_NEW;
         rc = b->ops->record(b, pp->device, pp->chunk, r, 1, &outcome);
         if (rc != PENLINK_OK)
@@ -302,6 +320,10 @@ static int on_chunk(void *u, const archive_chunk_row *c, const penlink_record *r
         memcpy(pc.prev_link, c->prev_link, PL_LINK_BYTES);
         memcpy(pc.link, c->link, PL_LINK_BYTES);
     }
+    if (pp->forked && c->first_seq >= pp->to_next) { /* past a fork: left out */
+        pp->fork_tail += c->record_count;
+        return PENLINK_OK;
+    }
     /* beyond everything the destination held: not stored there yet (a backend
      * that can may then send it without waiting for the answer) */
     int stored = 1;
@@ -314,8 +336,11 @@ static int on_chunk(void *u, const archive_chunk_row *c, const penlink_record *r
     pp->chunks_open++;
     /* a second copy's records conflicted in the source already: its alarm comes along */
     rc = copy ? PENLINK_OK : push_records(pp, recs, n);
-    if (rc == PENLINK_OK && c->first_seq + c->record_count > pp->rep->next_seq)
-        pp->rep->next_seq = c->first_seq + c->record_count;
+    uint64_t end = c->first_seq + c->record_count;
+    if (pp->forked && end > pp->to_next) /* the rest continues the other log */
+        end = pp->to_next > c->first_seq ? pp->to_next : c->first_seq;
+    if (rc == PENLINK_OK && end > pp->rep->next_seq)
+        pp->rep->next_seq = end;
     return rc;
 }
 
@@ -339,13 +364,33 @@ static int keep(push_pen *pp)
     return rc;
 }
 
+/* Pins the source's key in the destination, once something verified under it. */
+static int pin_now(push_pen *pp)
+{
+    archive_backend *b = pp->to;
+    int pinned = KEY_NONE;
+    if (!pp->pin_key)
+        return PENLINK_OK;
+    int rc = b->ops->pin_key(b, pp->device, pp->pin_key, &pinned);
+    pp->pin_key = NULL;
+    if (rc == PENLINK_OK && pinned == KEY_CHANGED) /* the pen's lock is held: cannot happen */
+        rc = penlink_fail(b->ctx, PENLINK_ERR_INTEGRITY,
+                          "push: archive %s pinned another key for the pen meanwhile", b->name);
+    return rc;
+}
+
 static int on_head(void *u, const penlink_head *h)
 {
     push_pen *pp = u;
     archive_backend *b = pp->to;
-    int rc = flush_conflicts(pp); /* a run of them is one alarm, kept with what the head covers */
+    pp->verified = 1;
+    int rc = pin_now(pp);
+    if (rc == PENLINK_OK)
+        rc = flush_conflicts(pp); /* a run of them is one alarm, kept with what the head covers */
     if (rc != PENLINK_OK)
         return rc;
+    if (pp->forked) /* a head of the other log: not stored */
+        return keep(pp);
     for (size_t i = 0; i < pp->h.n_heads; i++) {
         const penlink_head *x = &pp->h.heads[i];
         if (x->next_seq == h->next_seq && memcmp(x->link, h->link, PL_LINK_BYTES) == 0 &&
@@ -473,18 +518,42 @@ static int refuse_key(push_pen *pp, const char *kind, const char *detail)
     return push_alarm(pp, kind, 0, 0, detail, archive_now_ms());
 }
 
-/* Checks the pen's pinned key there: 0 to go on, 1 refused (r->status), or an error. */
+/* The key the destination pinned for the pen, read without pinning one. */
+typedef struct pinned_visit {
+    int64_t device;
+    int have;
+    uint8_t key[PL_KEY_BYTES];
+} pinned_visit;
+
+static int pinned_of(void *u, int64_t device, const char *serial, const uint8_t *key,
+                     uint64_t first_from)
+{
+    pinned_visit *v = u;
+    (void)serial, (void)first_from;
+    if (device != v->device)
+        return 0;
+    v->have = key != NULL;
+    if (key)
+        memcpy(v->key, key, PL_KEY_BYTES);
+    return 1;
+}
+
+/* Checks the pen's pinned key there: 0 to go on, 1 refused (r->status), or an
+ * error. Nothing is pinned here: see pin_now(). */
 static int check_key(push_pen *pp, const char *serial, const uint8_t *key)
 {
     archive_backend *b = pp->to;
     char hex[2 * PL_KEY_BYTES + 1] = "", detail[600], owner[65];
-    int pinned = KEY_NONE;
-    int rc = b->ops->pin_key(b, pp->device, key, &pinned);
-    if (rc != PENLINK_OK)
+    pinned_visit v = { .device = pp->device };
+    int rc = b->ops->pens(b, serial, pinned_of, &v);
+    if (rc != PENLINK_OK && rc != PENLINK_ERR_CANCELLED)
         return rc;
+    rc = PENLINK_OK;
+    int changed = v.have && (!key || memcmp(v.key, key, PL_KEY_BYTES) != 0);
+    pp->pin_key = v.have ? NULL : key;
     if (key)
         penlink_key_hex(key, hex);
-    if (pinned == KEY_CHANGED) {
+    if (changed) {
         if (key)
             snprintf(detail, sizeof detail,
                      "archive %.160s pinned another device key for pen %s than the one archive "
@@ -517,17 +586,39 @@ static int walk_outcome(push_pen *pp, const penlink_verify_report *vr)
     archive_backend *b = pp->to;
     penlink_push_report *r = pp->rep;
     if (vr->state != PENLINK_VERIFY_BROKEN)
+        return pin_now(pp); /* the log verified: its key with it */
+    if (!pp->verified) {
+        /* nothing of the log verified: not even its key is taken, nor an alarm
+         * (the source may be anyone's), and the destination is left as it was */
+        pp->discard = 1;
+        uint64_t same = r->records_same;
+        memset(&r->records_new, 0, sizeof *r - offsetof(penlink_push_report, records_new));
+        r->records_same = same;
+        r->status = PENLINK_ERR_INTEGRITY;
+        r->where_seq = vr->where_seq;
+        snprintf(r->detail, sizeof r->detail,
+                 "pen %.32s, seq %llu: %.180s. Its log in archive %.60s does not verify and no "
+                 "signed head of it did: nothing of the pen was stored in archive %.60s",
+                 vr->serial, (unsigned long long)vr->where_seq, vr->detail, pp->run->from->b->name,
+                 b->name);
         return PENLINK_OK;
+    }
     int rc = b->ops->rollback_to_savepoint(b);
     *r = pp->kept;
     pp->run_count = 0; /* conflicts after the head: dropped with their records */
     pp->pushed_next = pp->kept_next;
     r->status = PENLINK_ERR_INTEGRITY;
     r->where_seq = vr->where_seq;
+    char kept[96] = "nothing of it was pushed";
+    if (r->next_seq > 0)
+        snprintf(kept, sizeof kept,
+                 "what signed heads covered was pushed (records through seq %llu)",
+                 (unsigned long long)r->next_seq - 1);
     snprintf(r->detail, sizeof r->detail,
-             "pen %s, seq %llu: %.230s. Its log in archive %.160s does not verify: refused from "
-             "there on",
-             vr->serial, (unsigned long long)vr->where_seq, vr->detail, pp->run->from->b->name);
+             "pen %s, seq %llu: %.230s. Its log in archive %.100s does not verify there: %s, "
+             "nothing after it",
+             vr->serial, (unsigned long long)vr->where_seq, vr->detail, pp->run->from->b->name,
+             kept);
     char detail[512];
     snprintf(detail, sizeof detail, "a push from archive %.160s refused at seq %llu: %s",
              pp->run->from->b->name, (unsigned long long)vr->where_seq, vr->detail);
@@ -577,11 +668,14 @@ static int push_pen_into(push_run *run, push_pen *pp, int64_t src_device, const 
     if (rc == PENLINK_OK && pp->rep->conflicts && pp->rep->status == PENLINK_OK) {
         pp->rep->status = PENLINK_ERR_INTEGRITY;
         snprintf(pp->rep->detail, sizeof pp->rep->detail,
-                 "%llu records of pen %s in archive %s differ from the ones archive %s holds: "
-                 "both kept, alarm conflict raised there",
-                 (unsigned long long)pp->rep->conflicts, serial, src->name, b->name);
+                 "%llu records of pen %s in archive %.120s differ from the ones archive %.120s "
+                 "holds: the two logs fork; both kept, alarm conflict raised there%s",
+                 (unsigned long long)pp->rep->conflicts, serial, src->name, b->name,
+                 pp->fork_tail ? "; the records after them continue the other log and were "
+                                 "not pushed (they stay in the source)"
+                               : "");
     }
-    if (rc == PENLINK_OK) {
+    if (rc == PENLINK_OK && !pp->discard) {
         penlink_archive_pull_result res;
         memset(&res, 0, sizeof res);
         snprintf(res.serial, sizeof res.serial, "%s", serial);
@@ -615,7 +709,7 @@ static int push_one(void *u, int64_t device, const char *serial, const uint8_t *
     pp.rep = &rep;
     int rc = push_pen_into(run, &pp, device, serial, key, first_from);
     /* a push that found nothing new leaves the destination as it was */
-    if (rc == PENLINK_OK && (news(&rep) > 0 || pp.committed))
+    if (rc == PENLINK_OK && !pp.discard && (news(&rep) > 0 || pp.committed))
         rc = b->ops->commit(b);
     else
         b->ops->rollback(b);

@@ -787,6 +787,8 @@ static int sq_config_log(archive_backend *b, const char *serial, const char *sou
     return rc;
 }
 
+/* Ordered by what every archive holding the entries shares, never by row id
+ * alone (a push appends them in another order): as the PostgreSQL backend. */
 static int sq_config_history(archive_backend *b, const char *serial,
                              int (*cb)(void *user, const penlink_config_entry *e), void *user)
 {
@@ -796,7 +798,9 @@ static int sq_config_history(archive_backend *b, const char *serial,
         s, &st,
         "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json, h.old_json FROM "
         "config_history h JOIN devices d ON d.id = h.device_id WHERE (?1 IS NULL OR " SERIAL_IS(
-            "d.serial", "?1") ") ORDER BY h.id");
+            "d.serial", "?1") ") ORDER BY d.serial, h.revision, h.at_ms, h.source, "
+                              "coalesce(h.os_user, ''), coalesce(h.host, ''), h.new_json, "
+                              "coalesce(h.old_json, ''), h.id");
     if (rc)
         return rc;
     if (serial)

@@ -28,6 +28,9 @@ psql_as() { # role database sql...: psql's answer (errors included) in $tmp/psql
     psql -X -q -At -h "$tmp/pg" -p "$PGPORT" -U "$r" -d "$db" -v ON_ERROR_STOP=1 "$@" \
         > "$tmp/psql" 2>&1
 }
+revision() { # sock: the pen's configuration revision
+    $PL --device "sim:$1" --json config get | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["revision"])'
+}
 acked() { # sock: the pen's first unacknowledged seq
     $PL --device "sim:$1" --json info | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["log_acked_seq"])'
 }
@@ -264,6 +267,16 @@ run 0 "init-server" $PL --archive "$R" archive init-server
 check "it says what it did" 'grep -q "schema penlink: created" $tmp/out && grep -q "role penlink_writer: created" $tmp/out && grep -q "role penlink_reader: created" $tmp/out'
 run 0 "init-server again" $PL --archive "$R" archive init-server --json
 check "again: nothing new" 'grep -q "at version 3 already" $tmp/out && grep -q "penlink_writer: exists" $tmp/out'
+# the database's owner without CREATEROLE: refused before anything is written
+psql_as penlink postgres "DROP DATABASE IF EXISTS owned" "DROP ROLE IF EXISTS dbowner" \
+    "CREATE ROLE dbowner LOGIN" "CREATE DATABASE owned OWNER dbowner" ||
+    { bad "could not make an owner's database"; cat "$tmp/psql"; }
+run 7 "init-server by an owner without CREATEROLE is refused" \
+    $PL --archive "$(pg_uri owned | sed 's|//penlink@|//dbowner@|')" archive init-server \
+    --writer owned_writer --reader owned_reader
+check "it says CREATEROLE is needed, and nothing was written" \
+    'grep -q "needs a login with CREATEROLE" $tmp/err &&
+     [ "$(psql -X -At -h "$tmp/pg" -p "$PGPORT" -U penlink -d owned -c "SELECT count(*) FROM pg_namespace WHERE nspname = '"'penlink'"'")" = 0 ]'
 psql_as penlink roles "DROP ROLE IF EXISTS tech" "DROP ROLE IF EXISTS aud" \
     "CREATE ROLE tech LOGIN IN ROLE penlink_writer" "CREATE ROLE aud LOGIN IN ROLE penlink_reader"
 start_sim r --serial PEN-ROLE --seed 25 --simulate-days 5 --start-time $T0
@@ -292,6 +305,14 @@ before=$(acked "$tmp/r.sock")
 run 7 "the reader cannot pull" $PL --device "sim:$tmp/r.sock" --archive "$RA" pull
 check "the error says it is not allowed" 'grep -q "not allowed" $tmp/err'
 check "and nothing was acknowledged" '[ "$(acked "$tmp/r.sock")" = "$before" ]'
+# a configuration change the archive cannot record is not made: refused before
+# anything is sent to the pen
+rev=$(revision "$tmp/r.sock")
+run 7 "the reader cannot change a pen's configuration" \
+    $PL --device "sim:$tmp/r.sock" --archive "$RA" config set max_treatment_s=5400
+check "it says why, and that nothing was sent" \
+    'grep -q "nothing sent: .*may only read the archive" $tmp/err'
+check "the pen's configuration is unchanged" '[ "$(revision "$tmp/r.sock")" = "$rev" ]'
 # the owner too is held by the triggers
 for sql in "UPDATE penlink.records SET body = body" "DELETE FROM penlink.chunks" \
     "TRUNCATE penlink.heads CASCADE" "UPDATE penlink.pull_ends SET result = 'ok'"; do
@@ -361,6 +382,9 @@ run 0 "service=NAME (a libpq service file)" env PGSERVICEFILE="$tmp/services" $P
 check "the pen's treatments" '[ "$(wc -l < $tmp/out)" -gt 1 ]'
 run 2 "a password in the URI is refused" $PL --archive "postgresql://penlink:secret@/fleet?host=$tmp/pg" audit
 check "it says where passwords go" 'grep -q "pgpass" $tmp/err && ! grep -q secret $tmp/err'
+run 2 "a password in a connection string inside dbname is refused" \
+    $PL --archive "dbname=postgresql://penlink:secret@/fleet?host=$tmp/pg" audit
+check "without echoing it" 'grep -q "pgpass" $tmp/err && ! grep -q secret $tmp/err'
 run 7 "an unreachable server" $PL --archive "postgresql://penlink@/fleet?host=$tmp/nowhere" audit
 check "it says it cannot connect" 'grep -q "cannot connect" $tmp/err'
 
@@ -500,6 +524,13 @@ run 7 "a pull into the standby is refused" $PL --device "sim:$tmp/f3.sock" --arc
 check "in words: a hot standby, pull into the primary" \
     'grep -q "the server is a hot standby, which can only be read .*: pull and push into its primary" $tmp/err'
 check "nothing acknowledged" '[ "$(acked "$tmp/f3.sock")" = "$before" ]'
+run 7 "init-server on the standby is refused" $PL --archive "$SB" archive init-server
+check "naming the standby" 'grep -q "init-server: the server is a hot standby" $tmp/err'
+rev=$(revision "$tmp/f3.sock")
+run 7 "a configuration change through the standby is refused" \
+    $PL --device "sim:$tmp/f3.sock" --archive "$SB" config set max_treatment_s=5400
+check "before anything is sent, in words" \
+    'grep -q "nothing sent: .*hot standby" $tmp/err && [ "$(revision "$tmp/f3.sock")" = "$rev" ]'
 $SIM --state "$tmp/s1" --serial PEN-S1 --seed 91 --simulate-days 1 --start-time $T0 > /dev/null
 start_sim s1
 $PL --device "sim:$tmp/s1.sock" --archive "$tmp/s1.db" --quiet pull > /dev/null 2>&1

@@ -811,8 +811,8 @@ PENLINK_API int penlink_archive_open_readonly(penlink_ctx *ctx, const char *path
  * read-only copy, mount or medium is 0; on a PostgreSQL server, the session
  * is on a primary (not a standby) and its role may insert into the archive
  * (the writer role, not the reader role). verify records its verdicts only
- * where this is 1.
- * @return 1 or 0 (0 for NULL).
+ * where this is 1, and config set changes a pen only where this is 1.
+ * @return 1 or 0 (0 for NULL); when 0, the context's message says why.
  */
 PENLINK_API int penlink_archive_writable(penlink_archive *ar);
 
@@ -849,7 +849,8 @@ typedef struct penlink_push_report {
     /** #PENLINK_OK; #PENLINK_ERR_INTEGRITY when the pen's log in the source does not
      *  verify (what verified before the break was pushed: see where_seq and detail),
      *  when the destination holds other content for some of its records (conflicts),
-     *  or pinned another device key for its serial (nothing pushed) */
+     *  or pinned another device key for its serial (nothing pushed); a log of
+     *  which no signed head verified leaves @p to unchanged, even its key unpinned */
     int status;
     uint64_t records_new;  /**< records the destination did not hold */
     uint64_t records_same; /**< records it held already, equal */
