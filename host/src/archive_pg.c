@@ -733,7 +733,9 @@ static int migrate(pg_backend *g, int create, int *from)
  * pull, and its open starts belong to penlinks that were killed, crashed,
  * lost power or their connection. They get an end appended ('interrupted'),
  * as the SQLite archive marks them, by a session that may write. Taken
- * with the lock held, so that no pull of that pen can start meanwhile.
+ * with the lock held, so that no pull of that pen can start meanwhile; a
+ * pull that lost its lock may still write its own end at the same moment,
+ * and that end stands (ON CONFLICT DO NOTHING).
  */
 static int mark_interrupted(pg_backend *g)
 {
@@ -767,7 +769,8 @@ static int mark_interrupted(pg_backend *g)
                        "power, or its connection or its lock''s connection to the server was "
                        "cut or ended): what it committed is kept, nothing after that was "
                        "acknowledged' FROM pull_starts s LEFT JOIN pull_ends e ON e.pull_id = "
-                       "s.id WHERE s.device_id = $1 AND e.pull_id IS NULL",
+                       "s.id WHERE s.device_id = $1 AND e.pull_id IS NULL "
+                       "ON CONFLICT (pull_id) DO NOTHING",
                        &q, "interrupted pulls");
         if (rc == PENLINK_OK)
             rc = pg_do(g, "COMMIT", NULL, "interrupted pulls"); /* and the lock goes */
