@@ -96,6 +96,13 @@ typedef struct archive_ops {
     int (*verification_log)(archive_backend *b, int64_t device, const penlink_verify_report *r,
                             int64_t now);
     int (*verification_last)(archive_backend *b, const char *serial, penlink_verification *out);
+
+    /* Replaced device keys (penlink keys replace): appends one (its pen found
+     * by r->serial); visits a pen's (every pen's when @p serial is NULL) in
+     * the order recorded. */
+    int (*key_replace)(archive_backend *b, const penlink_key_replacement *r);
+    int (*key_replacements)(archive_backend *b, const char *serial,
+                            int (*cb)(void *user, const penlink_key_replacement *r), void *user);
 } archive_ops;
 
 struct archive_backend {

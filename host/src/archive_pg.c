@@ -28,8 +28,9 @@
 
 #include "archive_pg.h"
 
-/* Version 1 is the SQLite schema's version 3, made append-only throughout. */
-#define PG_SCHEMA_VERSION 1
+/* Version 1 is the SQLite schema's version 3, made append-only throughout;
+ * version 2 adds key_replacements, as SQLite's version 4. */
+#define PG_SCHEMA_VERSION 2
 /* Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)). */
 #define PG_LOCK_SCHEMA 1886153473 /* 0x706c6b01: migrations, key 0 */
 #define PG_LOCK_PEN 1886153474    /* 0x706c6b02: one pull of a pen at a time, key: its device id */
@@ -127,14 +128,27 @@ static const char pg_schema_v1[] =
     "    e.conflicts, e.gap, coalesce(e.result, 'running') AS result, e.message\n"
     "  FROM penlink.pull_starts s LEFT JOIN penlink.pull_ends e ON e.pull_id = s.id;\n";
 
+/* Device keys replaced on purpose (penlink keys replace). */
+static const char pg_schema_v2[] =
+    "CREATE TABLE penlink.key_replacements (\n"
+    "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+    "  device_id bigint NOT NULL REFERENCES penlink.pens(id), at_ms bigint NOT NULL,\n"
+    "  os_user text, host text, reason text NOT NULL,\n"
+    "  old_key bytea NOT NULL CHECK (length(old_key) = 32),\n"
+    "  new_key bytea NOT NULL CHECK (length(new_key) = 32),\n"
+    "  from_seq bigint NOT NULL, heads_before bigint NOT NULL);\n"
+    "CREATE TRIGGER key_replacements_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON\n"
+    "  penlink.key_replacements FOR EACH STATEMENT\n"
+    "  EXECUTE FUNCTION penlink.append_only('key replacements');\n";
+
 /* Forward migrations: pg_migrations[v] takes the schema from version v to v+1. */
-static const char *const pg_migrations[PG_SCHEMA_VERSION] = { pg_schema_v1 };
+static const char *const pg_migrations[PG_SCHEMA_VERSION] = { pg_schema_v1, pg_schema_v2 };
 
 /* The tables a writer may INSERT into (and the views and tables everyone may read). */
 static const char pg_insert_tables[] =
     "penlink.pens, penlink.pen_keys, penlink.pen_sightings, penlink.pull_starts, "
     "penlink.pull_ends, penlink.chunks, penlink.records, penlink.alarms, "
-    "penlink.config_history, penlink.heads, penlink.verifications";
+    "penlink.config_history, penlink.heads, penlink.verifications, penlink.key_replacements";
 
 /* ---- statements and results --------------------------------------------- */
 

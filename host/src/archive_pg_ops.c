@@ -623,6 +623,77 @@ static int p_verification_last(archive_backend *b, const char *serial, penlink_v
     return rc;
 }
 
+/* ---- replaced device keys ------------------------------------------------ */
+
+static int p_key_replace(archive_backend *b, const penlink_key_replacement *r)
+{
+    pg_backend *g = (pg_backend *)b;
+    pg_params p = { 0 };
+    pg_param_text(&p, r->serial);
+    pg_param_int(&p, r->at_ms);
+    pg_param_text(&p, r->user);
+    pg_param_text(&p, r->host);
+    pg_param_text(&p, r->reason);
+    pg_param_bytes(&p, r->old_key, 32);
+    pg_param_bytes(&p, r->new_key, 32);
+    pg_param_int(&p, (int64_t)r->from_seq);
+    pg_param_int(&p, (int64_t)r->heads_before);
+    int rc;
+    PGresult *res = pg_run(g,
+                           "INSERT INTO key_replacements (device_id, at_ms, os_user, host, reason, "
+                           "old_key, new_key, from_seq, heads_before) SELECT id, $2, $3, $4, $5, "
+                           "$6, $7, $8, $9 FROM pens WHERE serial = $1 RETURNING id",
+                           &p, "key replacement", &rc);
+    if (!res)
+        return rc;
+    int n = PQntuples(res);
+    PQclear(res);
+    return n == 1
+               ? PENLINK_OK
+               : penlink_fail(b->ctx, PENLINK_ERR_NOT_FOUND, "no pen %s in the archive", r->serial);
+}
+
+typedef struct replacements_visit {
+    pg_backend *g;
+    int (*cb)(void *user, const penlink_key_replacement *r);
+    void *user;
+} replacements_visit;
+
+static int replacement_row(void *u, const PGresult *res, int row)
+{
+    replacements_visit *v = u;
+    penlink_key_replacement r;
+    size_t ol = 0, nl = 0;
+    memset(&r, 0, sizeof r);
+    const uint8_t *old = pg_col_bytes(res, row, 5, &ol), *new_key = pg_col_bytes(res, row, 6, &nl);
+    if (!old || !new_key || ol != 32 || nl != 32)
+        return damaged(v->g, "key replacements", "a row whose keys are not 32 bytes");
+    pg_col_text(res, row, 0, r.serial, sizeof r.serial);
+    r.at_ms = pg_col_int(res, row, 1);
+    pg_col_text(res, row, 2, r.user, sizeof r.user);
+    pg_col_text(res, row, 3, r.host, sizeof r.host);
+    pg_col_text(res, row, 4, r.reason, sizeof r.reason);
+    memcpy(r.old_key, old, 32);
+    memcpy(r.new_key, new_key, 32);
+    r.from_seq = (uint64_t)pg_col_int(res, row, 7);
+    r.heads_before = (uint64_t)pg_col_int(res, row, 8);
+    return v->cb(v->user, &r) != 0;
+}
+
+static int p_key_replacements(archive_backend *b, const char *serial,
+                              int (*cb)(void *user, const penlink_key_replacement *r), void *user)
+{
+    pg_backend *g = (pg_backend *)b;
+    pg_params p = { 0 };
+    pg_param_text(&p, serial);
+    replacements_visit v = { g, cb, user };
+    return pg_each(g,
+                   "SELECT d.serial, k.at_ms, k.os_user, k.host, k.reason, k.old_key, k.new_key, "
+                   "k.from_seq, k.heads_before FROM key_replacements k JOIN pens d ON d.id = "
+                   "k.device_id WHERE $1::text IS NULL OR d.serial = $1 ORDER BY k.id",
+                   &p, "key replacements", replacement_row, &v, NULL);
+}
+
 const archive_ops pg_ops = {
     .name = "postgresql",
     .close = pg_close,
@@ -652,4 +723,6 @@ const archive_ops pg_ops = {
     .heads = p_heads,
     .verification_log = p_verification_log,
     .verification_last = p_verification_last,
+    .key_replace = p_key_replace,
+    .key_replacements = p_key_replacements,
 };

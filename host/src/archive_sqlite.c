@@ -22,7 +22,7 @@
 #include "pl/chunk.h"
 #include "pl/record.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define INSERT_BATCH 64
 
 typedef struct sqlite_backend {
@@ -146,8 +146,22 @@ static const char schema_v3[] =
     "  WHEN OLD.public_key IS NOT NULL\n"
     "  BEGIN SELECT RAISE(ABORT, 'a pinned device key never changes'); END;\n";
 
+/* Version 4 records device keys replaced on purpose (penlink keys replace: a
+ * pen repaired with a new key), append-only like the rest of the trail. */
+static const char schema_v4[] =
+    "CREATE TABLE key_replacements (\n"
+    "  id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),\n"
+    "  at_ms INTEGER NOT NULL, os_user TEXT, host TEXT, reason TEXT NOT NULL,\n"
+    "  old_key BLOB NOT NULL, new_key BLOB NOT NULL, from_seq INTEGER NOT NULL,\n"
+    "  heads_before INTEGER NOT NULL);\n"
+    "CREATE TRIGGER key_replacements_append_only_u BEFORE UPDATE ON key_replacements\n"
+    "  BEGIN SELECT RAISE(ABORT, 'key replacements are append-only'); END;\n"
+    "CREATE TRIGGER key_replacements_append_only_d BEFORE DELETE ON key_replacements\n"
+    "  BEGIN SELECT RAISE(ABORT, 'key replacements are append-only'); END;\n";
+
 /* Forward migrations: migrations[v] takes the schema from version v to v+1. */
-static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2, schema_v3 };
+static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2, schema_v3,
+                                                        schema_v4 };
 
 /* penlink_pack_v1(time_ms, kind, fields, depth_um, ..., dropped): a v1 record row as a v2 body. */
 static void sql_pack_v1(sqlite3_context *cx, int argc, sqlite3_value **argv)
@@ -1086,6 +1100,76 @@ static int sq_verification_last(archive_backend *b, const char *serial, penlink_
     return rc;
 }
 
+/* ---- replaced device keys ------------------------------------------------ */
+
+static int sq_key_replace(archive_backend *b, const penlink_key_replacement *r)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st,
+                  "INSERT INTO key_replacements (device_id, at_ms, os_user, host, reason, "
+                  "old_key, new_key, from_seq, heads_before) SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, "
+                  "?8, ?9 FROM devices WHERE serial = ?1");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, r->serial, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, r->at_ms);
+    sqlite3_bind_text(st, 3, r->user, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, r->host, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, r->old_key, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 7, r->new_key, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, (int64_t)r->from_seq);
+    sqlite3_bind_int64(st, 9, (int64_t)r->heads_before);
+    rc = step_done(s, st, "key replacement");
+    if (rc == PENLINK_OK && sqlite3_changes(s->db) != 1)
+        rc = penlink_fail(b->ctx, PENLINK_ERR_NOT_FOUND, "no pen %s in the archive", r->serial);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_key_replacements(archive_backend *b, const char *serial,
+                               int (*cb)(void *user, const penlink_key_replacement *r), void *user)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, &st,
+                  "SELECT d.serial, k.at_ms, k.os_user, k.host, k.reason, k.old_key, k.new_key, "
+                  "k.from_seq, k.heads_before FROM key_replacements k JOIN devices d ON d.id = "
+                  "k.device_id WHERE ?1 IS NULL OR d.serial = ?1 ORDER BY k.id");
+    if (rc)
+        return rc;
+    if (serial)
+        sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+    int x;
+    for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
+        penlink_key_replacement r;
+        memset(&r, 0, sizeof r);
+        const uint8_t *old = blob32(st, 5), *new_key = blob32(st, 6);
+        if (!old || !new_key) {
+            rc = damaged(s, "key replacements", "a row whose keys are not 32 bytes");
+            break;
+        }
+        copy_col(r.serial, sizeof r.serial, st, 0);
+        r.at_ms = sqlite3_column_int64(st, 1);
+        copy_col(r.user, sizeof r.user, st, 2);
+        copy_col(r.host, sizeof r.host, st, 3);
+        copy_col(r.reason, sizeof r.reason, st, 4);
+        memcpy(r.old_key, old, 32);
+        memcpy(r.new_key, new_key, 32);
+        r.from_seq = (uint64_t)sqlite3_column_int64(st, 7);
+        r.heads_before = (uint64_t)sqlite3_column_int64(st, 8);
+        if (cb(user, &r) != 0) {
+            rc = PENLINK_ERR_CANCELLED;
+            break;
+        }
+    }
+    if (rc == PENLINK_OK && x != SQLITE_DONE)
+        rc = db_fail(s, PENLINK_ERR_IO, "key replacements");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static const archive_ops sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -1115,6 +1199,8 @@ static const archive_ops sqlite_ops = {
     .heads = sq_heads,
     .verification_log = sq_verification_log,
     .verification_last = sq_verification_last,
+    .key_replace = sq_key_replace,
+    .key_replacements = sq_key_replacements,
 };
 
 static int schema_version(sqlite_backend *s, int *version)

@@ -711,13 +711,16 @@ static void emit_alarm(audit *a, const penlink_alarm *al, int have_time, int64_t
                     : strcmp(al->kind, "unverified") == 0  ? PENLINK_FIND_UNVERIFIED
                                                            : PENLINK_FIND_CONFLICT;
     penlink_finding fi;
-    finding_init(a, &fi, kind, "integrity", 1);
+    char why[160] = ""; /* a key change recorded since (penlink keys replace) explains it */
+    int explained =
+        kind == PENLINK_FIND_KEY_CHANGED && audit_key_change_explained(a->ar, al, why, sizeof why);
+    finding_init(a, &fi, kind, "integrity", !explained);
     fi.serial = al->serial;
     fi.seq = al->seq;
     fi.time_ms = have_time ? ms : 0;
     fi.count = al->count;
     fi.value = al->at_ms;
-    snprintf(fi.detail, sizeof fi.detail, "%s", al->detail);
+    snprintf(fi.detail, sizeof fi.detail, "%s%s", al->detail, why);
     emit(a, &fi);
 }
 

@@ -103,6 +103,15 @@ void penlink_ctx_set_message_cb(penlink_ctx *ctx, penlink_message_ex_cb cb, void
     ctx->on_message_user = user;
 }
 
+void penlink_ctx_set_notice_cb(penlink_ctx *ctx, void (*cb)(void *user, const char *text),
+                               void *user)
+{
+    if (!ctx)
+        return;
+    ctx->on_notice = cb;
+    ctx->on_notice_user = user;
+}
+
 void penlink_ctx_cancel(penlink_ctx *ctx)
 {
     if (ctx)

@@ -8,7 +8,9 @@
  *     recorded a gap the pen reported; the chain then resumes from the link
  *     the next chunk names (an anchor, listed in the notes).
  *  2. Heads: each signed head the pulls kept must verify with the pen's
- *     pinned key and name the link of a chunk the archive holds.
+ *     key in force when it was kept (the pinned key, then the new key of
+ *     each recorded replacement from the head it was recorded before) and
+ *     name the link of a chunk the archive holds.
  *  3. Records: every record row must equal the record its chunk carries, no
  *     chunk's record may be missing, and no row may lie outside the chunks.
  *
@@ -25,11 +27,18 @@
 #include "pl/auth.h"
 #include "pl/chunk.h"
 
+/* Most key replacements of one pen verify looks at. */
+#define VERIFY_MAX_REPLACEMENTS 64
+
 typedef struct vstate {
     archive_backend *b;
     int64_t device;
     const char *serial;
-    uint8_t key[32];
+    uint8_t key[32]; /* the key the next head must verify with */
+    /* replacements: from head number heads_before on, new_key */
+    penlink_key_replacement repl[VERIFY_MAX_REPLACEMENTS];
+    size_t n_repl, next_repl;
+    uint64_t head_no;
     penlink_verify_report *r;
     /* chain */
     int have_prev;
@@ -228,17 +237,56 @@ records:
     return 0;
 }
 
+static int on_replacement(void *u, const penlink_key_replacement *r)
+{
+    vstate *v = u;
+    if (v->n_repl == VERIFY_MAX_REPLACEMENTS)
+        return broken(v, r->from_seq,
+                      "more than %d key replacements are recorded for this pen: not a repaired "
+                      "pen",
+                      VERIFY_MAX_REPLACEMENTS);
+    v->repl[v->n_repl++] = *r;
+    return 0;
+}
+
+/* Takes the replacements recorded before head number @p head_no (all of
+ * them: UINT64_MAX): the key in force changes with each. 1 when broken. */
+static int advance_key(vstate *v, uint64_t head_no)
+{
+    while (v->next_repl < v->n_repl && head_no >= v->repl[v->next_repl].heads_before) {
+        const penlink_key_replacement *r = &v->repl[v->next_repl++];
+        if (memcmp(r->old_key, v->key, 32) != 0)
+            return broken(v, r->from_seq,
+                          "the key replacement recorded at seq %llu names an old key that was "
+                          "not the pen's key in force (the replacement record was edited)",
+                          (unsigned long long)r->from_seq);
+        memcpy(v->key, r->new_key, 32);
+        char what[96];
+        snprintf(what, sizeof what, "device key replaced at seq %llu (heads after it: new key)",
+                 (unsigned long long)r->from_seq);
+        note(v, what);
+    }
+    return 0;
+}
+
 static int on_head(void *u, uint64_t next_seq, const uint8_t *link, size_t link_len,
                    const uint8_t *sig, size_t sig_len)
 {
     vstate *v = u;
     uint8_t msg[PL_AUTH_HEAD_MAX];
+    /* the heads kept after a recorded replacement verify with its new key */
+    if (advance_key(v, v->head_no))
+        return 1;
+    v->head_no++;
     size_t n = link_len == 32 ? pl_auth_head_bytes(msg, v->serial, next_seq, link) : 0;
     if (n == 0 || sig_len != 64 || penlink_verify(sig, msg, n, v->key) != 0)
         return broken(v, next_seq,
-                      "the signed head through seq %llu does not verify with the pen's pinned "
-                      "key (re-signed or edited)",
-                      (unsigned long long)next_seq);
+                      "the signed head through seq %llu does not verify with the pen's %s "
+                      "(re-signed or edited)",
+                      (unsigned long long)next_seq,
+                      v->next_repl ? "key in force when it was kept (the new key of a recorded "
+                                     "replacement)"
+                                   : "pinned key");
     if (!bsearch(link, v->links, v->n_links, 32, cmp_link))
         return broken(v, next_seq,
                       "the signed head through seq %llu names a link no chunk in the archive "
@@ -290,10 +338,17 @@ static int verify_pen(void *u, int64_t device, const char *serial, const uint8_t
         if (rc == PENLINK_ERR_CANCELLED)
             rc = v.st;
         if (rc == PENLINK_OK && r.state == PENLINK_VERIFY_OK) {
+            rc = b->ops->key_replacements(b, serial, on_replacement, &v);
+            if (rc == PENLINK_ERR_CANCELLED)
+                rc = PENLINK_OK;
+        }
+        if (rc == PENLINK_OK && r.state == PENLINK_VERIFY_OK) {
             qsort(v.links, v.n_links, 32, cmp_link);
             rc = b->ops->heads(b, device, on_head, &v);
             if (rc == PENLINK_ERR_CANCELLED)
                 rc = PENLINK_OK;
+            if (rc == PENLINK_OK && r.state == PENLINK_VERIFY_OK)
+                advance_key(&v, UINT64_MAX); /* replacements after the last head */
         }
         uint64_t rows = 0;
         if (rc == PENLINK_OK && r.state == PENLINK_VERIFY_OK)

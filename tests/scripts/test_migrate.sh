@@ -18,7 +18,7 @@ check "the fixture is a version 1 archive" '[ "$(sqlite3 "$A" "PRAGMA user_versi
 
 run 0 "export from a v1 archive" $PL --archive "$A" export records --format json
 cp "$tmp/out" "$tmp/export.jsonl"
-check "the archive is now at the current version (3)" '[ "$(sqlite3 "$A" "PRAGMA user_version")" = 3 ]'
+check "the archive is now at the current version (4)" '[ "$(sqlite3 "$A" "PRAGMA user_version")" = 4 ]'
 check "the v1 columns are gone" '! sqlite3 "$A" "SELECT depth_um FROM records" > /dev/null 2>&1'
 python3 - "$tmp/v1rows.json" "$tmp/export.jsonl" << 'PY' && ok "every record equals its v1 row" || bad "migrated records differ"
 import json, sys
