@@ -577,6 +577,7 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     penlink_audit_cb cb = { on_treatment, on_finding, on_usage, &o, PENLINK_PERIOD_DAY };
     const char *report = "all", *pen = NULL;
     int opt, rc;
+    struct cli_keyrepl *keys = NULL; /* replaced device keys: part of the integrity report */
     while ((opt = getopt_long(argc, argv, "r:b:p:f:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'r': report = optarg; break;
@@ -658,6 +659,11 @@ int cmd_audit(struct cli *c, int argc, char **argv)
         vs.serial = f.serial;
         st = penlink_archive_devices(ar, on_verif_pen, &vs);
     }
+    if (st == PENLINK_OK && o.want[SEC_INTEG] && cli_keyrepl_load(c, ar, f.serial, &keys)) {
+        penlink_archive_close(ar);
+        rc = EXIT_INTERNAL;
+        goto out;
+    }
     penlink_archive_close(ar);
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "audit", st);
@@ -681,8 +687,10 @@ int cmd_audit(struct cli *c, int argc, char **argv)
                 table_print(&o.tab[i], title);
             else
                 printf("%s\n  none\n\n", title);
-            if (i == SEC_INTEG)
+            if (i == SEC_INTEG) {
                 print_verifications(&vs);
+                cli_keyrepl_table(keys);
+            }
         }
         printf("Summary: %" PRIu64 " pens, %" PRIu64 " records, %" PRIu64 " treatments, %" PRIu64
                " cartridges\n",
@@ -702,6 +710,7 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     } else {
         for (size_t i = 0; i < vs.n; i++)
             cli_json_out(verif_json(&vs.v[i]));
+        cli_keyrepl_json(keys);
         cli_json_out(json_pack(
             "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "type", "summary",
             "pens", (json_int_t)sum.pens, "records", (json_int_t)sum.records, "treatments",
@@ -718,6 +727,7 @@ int cmd_audit(struct cli *c, int argc, char **argv)
         rc = sum.compliance || vs.broken ? EXIT_FINDING : EXIT_OK;
     free(vs.v);
 out:
+    cli_keyrepl_free(keys);
     for (int i = 0; i < SEC_N; i++) {
         table_free(&o.tab[i]);
         if (o.csv[i])

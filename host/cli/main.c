@@ -21,7 +21,8 @@ static const char usage[] =
     "without losing a record, fix its configuration and clock, decode logs.\n"
     "\n"
     "Commands:\n"
-    "  list                    the pens plugged in\n"
+    "  list                    the pens plugged in, by USB port, with label and model\n"
+    "  identify                make a pen blink and beep, to find it on the desk\n"
     "  info                    identity, log range, clock and limits of a pen\n"
     "  pull [-o FILE]          pull new records into the archive (or FILE), then\n"
     "                          acknowledge them\n"
@@ -31,18 +32,21 @@ static const char usage[] =
     "  config set KEY=VALUE..  change keys (checked against the pen's limits)\n"
     "  config export [FILE]    write the configuration as JSON\n"
     "  config import FILE      show the changes a JSON file makes, then apply them\n"
-    "  clock sync              set the pen's clock to this computer's, show the drift\n"
+    "  clock sync              show the pen's clock drift; set it when 1 s or more\n"
     "  watch                   pull every pen that is plugged in, until interrupted\n"
     "  audit [--report R]      cartridge reuse, limits, integrity and usage from\n"
     "                          the archive; exit status 1 on a compliance finding\n"
     "  export records|treatments  the archive as CSV or JSON lines\n"
     "  keys generate [FILE]    a technician key pair for signing configuration\n"
+    "  keys replace --pen S    record a repaired pen's new device key\n"
     "  verify                  re-check the archive's signed logs; name what broke\n"
     "  archive init-server     set up a PostgreSQL server for a shared archive\n"
     "\n"
     "Global options:\n"
-    "  -d, --device URI  usb (the only pen plugged in), usb:SERIAL, or sim:PATH\n"
-    "                  (a simulated pen's socket); default: $PENLINK_DEVICE, else usb\n"
+    "  -d, --device URI  usb (the only pen plugged in), usb:SERIAL, usb:BUS-PORT.PORT\n"
+    "                  (the pen on that USB port, as 'penlink list' shows it), or\n"
+    "                  sim:PATH (a simulated pen's socket); default: $PENLINK_DEVICE,\n"
+    "                  else usb\n"
     "      --archive PATH|URI  the archive: a SQLite file, or a PostgreSQL server\n"
     "                  (postgresql://user@host/db, service=NAME); default:\n"
     "                  $PENLINK_ARCHIVE, else $XDG_DATA_HOME/penlink/archive.db\n"
@@ -59,7 +63,8 @@ static const char usage[] =
     "  0 success, 1 compliance finding, 2 usage error, 3 no device (not found,\n"
     "  permission denied, busy, unplugged), 4 device error (the pen refused),\n"
     "  5 protocol error (or timeout), 6 integrity error, 7 I/O error,\n"
-    "  8 internal error, 130 interrupted.\n";
+    "  8 internal error, 9 not authorised (a key the pen does not accept),\n"
+    "  130 interrupted.\n";
 
 int cli_error(const struct cli *c, int code, const char *fmt, ...)
 {
@@ -85,10 +90,11 @@ static const struct {
     const char *name;
     int (*run)(struct cli *, int, char **);
 } commands[] = {
-    { "decode", cmd_decode }, { "list", cmd_list },     { "info", cmd_info },
-    { "pull", cmd_pull },     { "config", cmd_config }, { "clock", cmd_clock },
-    { "watch", cmd_watch },   { "audit", cmd_audit },   { "export", cmd_export },
-    { "keys", cmd_keys },     { "verify", cmd_verify }, { "archive", cmd_archive },
+    { "decode", cmd_decode },     { "list", cmd_list },     { "info", cmd_info },
+    { "pull", cmd_pull },         { "config", cmd_config }, { "clock", cmd_clock },
+    { "watch", cmd_watch },       { "audit", cmd_audit },   { "export", cmd_export },
+    { "keys", cmd_keys },         { "verify", cmd_verify }, { "archive", cmd_archive },
+    { "identify", cmd_identify },
 };
 
 /* --timeout MS: 1..3600000. */
@@ -225,6 +231,7 @@ int main(int argc, char **argv)
             }
             if (c.verbose)
                 penlink_ctx_set_message_cb(c.ctx, cli_message_verbose, &c);
+            penlink_ctx_set_notice_cb(c.ctx, cli_notice, &c);
             signal_ctx = c.ctx;
             struct sigaction sa;
             memset(&sa, 0, sizeof sa);

@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -27,9 +26,7 @@ struct pull_ctx {
     struct cli *c;
     int fd;
     int err; /* errno of a failed write */
-    int progress;
-    struct timespec start, last;
-    unsigned long long total;
+    struct cli_progress *progress;
 };
 
 /* What a frames file holds. */
@@ -173,11 +170,6 @@ static int write_header(struct cli *c, const char *path, int fd, const penlink_i
     return EXIT_OK;
 }
 
-static double secs(const struct timespec *a, const struct timespec *b)
-{
-    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
-}
-
 static int on_chunk(void *user, const penlink_chunk *ch)
 {
     struct pull_ctx *p = user;
@@ -191,23 +183,41 @@ static int on_chunk(void *user, const penlink_chunk *ch)
 static void on_progress(void *user, const penlink_progress *pr)
 {
     struct pull_ctx *p = user;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int done = pr->records_total && pr->records >= pr->records_total;
-    if (!p->progress || (!done && secs(&p->last, &now) < 0.1))
+    cli_progress_update(p->progress, pr);
+}
+
+/* Which statuses stop a pull half way, the records before kept: the pen gone,
+ * hung, or the pull interrupted. */
+static int stopped_midway(int status)
+{
+    return status == PENLINK_ERR_GONE || status == PENLINK_ERR_TIMEOUT ||
+           status == PENLINK_ERR_CANCELLED;
+}
+
+void cli_pull_stopped(struct cli *c, const char *serial, uint64_t from_seq, uint64_t next_seq,
+                      uint64_t kept, uint64_t pen_next_seq, const char *where, int midway)
+{
+    if (c->quiet || c->json)
         return;
-    p->last = now;
-    double t = secs(&p->start, &now), rate = t > 0 ? (double)pr->records / t : 0;
-    unsigned long long total = pr->records_total > pr->records ? pr->records_total : pr->records;
-    int width = 30, fill = total ? (int)((double)width * (double)pr->records / (double)total) : 0;
-    char bar[64];
-    for (int i = 0; i < width; i++)
-        bar[i] = i < fill ? '#' : '.';
-    bar[width] = '\0';
-    double eta = rate > 0 && total > pr->records ? (double)(total - pr->records) / rate : 0;
-    printf("\r[%s] %llu/%llu records  %.1f MB  %.0f rec/s  ETA %.0fs ", bar,
-           (unsigned long long)pr->records, total, (double)pr->bytes / 1e6, rate, eta);
-    fflush(stdout);
+    fprintf(stderr, "%s: pull stopped at seq %llu.\n", cli_safe(serial),
+            (unsigned long long)next_seq);
+    if (kept)
+        fprintf(stderr,
+                "  kept:       %llu new records (seq %llu..%llu) in %s, NOT acknowledged: the "
+                "pen keeps them too\n",
+                (unsigned long long)kept, (unsigned long long)from_seq,
+                (unsigned long long)next_seq - 1, cli_safe(where));
+    else
+        fprintf(stderr, "  kept:       no new record\n");
+    if (pen_next_seq > next_seq)
+        fprintf(stderr, "  on the pen: %llu more records (seq %llu..%llu), not yet pulled\n",
+                (unsigned long long)(pen_next_seq - next_seq), (unsigned long long)next_seq,
+                (unsigned long long)pen_next_seq - 1);
+    if (midway)
+        fprintf(stderr,
+                "  next:       run 'penlink pull' again when the pen answers: it resumes at "
+                "seq %llu; nothing is lost\n",
+                (unsigned long long)next_seq);
 }
 
 int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
@@ -249,15 +259,13 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
         if (rc != EXIT_OK)
             goto out;
     }
-    struct pull_ctx pc = { .c = c, .fd = fd, .progress = o->progress };
-    clock_gettime(CLOCK_MONOTONIC, &pc.start);
-    pc.last = pc.start;
-    pc.last.tv_sec -= 1;
+    struct pull_ctx pc = { .c = c, .fd = fd };
+    if (o->progress)
+        pc.progress = cli_progress_begin(c, info.serial);
     penlink_pull_cb cb = { .on_chunk = on_chunk, .on_progress = on_progress, .user = &pc };
     penlink_pull_result res;
     st = penlink_dev_pull(dev, from, &cb, &res);
-    if (o->progress)
-        printf("\n");
+    cli_progress_end(pc.progress, res.records, st == PENLINK_OK && !pc.err);
     s->from_seq = from;
     s->next_seq = res.next_seq;
     s->records = res.records;
@@ -276,6 +284,9 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
     }
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "pull", st);
+        if (stopped_midway(st) || res.records)
+            cli_pull_stopped(c, info.serial, from, res.next_seq, res.records, info.log_next_seq,
+                             o->path, stopped_midway(st));
         goto out;
     }
     s->acked_seq = info.log_acked_seq;
@@ -300,10 +311,6 @@ out:
 
 /* ---- pulling into the archive ------------------------------------------- */
 
-struct arch_progress {
-    struct pull_ctx p;
-};
-
 int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
                         penlink_archive_pull_result *res)
 {
@@ -312,14 +319,19 @@ int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
     int st = penlink_archive_open(c->ctx, c->archive, &ar);
     if (st != PENLINK_OK)
         return cli_fail(c, "archive", st);
-    struct pull_ctx pc = { .c = c, .fd = -1, .progress = progress };
-    clock_gettime(CLOCK_MONOTONIC, &pc.start);
-    pc.last = pc.start;
-    pc.last.tv_sec -= 1;
+    struct pull_ctx pc = { .c = c, .fd = -1 };
+    penlink_info info; /* the serial, for the progress lines; a pen that does not answer
+                        * this is not asked again by the pull */
+    st = penlink_dev_info(dev, &info);
+    if (st != PENLINK_OK) {
+        penlink_archive_close(ar);
+        return cli_fail(c, "pull", st);
+    }
+    if (progress)
+        pc.progress = cli_progress_begin(c, info.serial);
     penlink_pull_cb cb = { .on_progress = on_progress, .user = &pc };
     st = penlink_archive_pull(ar, dev, &cb, res);
-    if (progress)
-        printf("\n");
+    cli_progress_end(pc.progress, res->records_new, st == PENLINK_OK);
     penlink_archive_close(ar);
     if (res->gap)
         cli_warn(c,
@@ -333,7 +345,13 @@ int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
                  "%s: %llu log_overflow records: the pen dropped records before they were "
                  "pulled",
                  res->serial, (unsigned long long)res->overflows);
-    if (st != PENLINK_OK)
-        return cli_fail(c, "pull", st);
+    if (st != PENLINK_OK) {
+        int rc = cli_fail(c, "pull", st);
+        if (res->serial[0] &&
+            (stopped_midway(st) || (res->records_new && res->acked_seq < res->next_seq)))
+            cli_pull_stopped(c, res->serial, res->from_seq, res->next_seq, res->records_new,
+                             res->pen_next_seq, "the archive", stopped_midway(st));
+        return rc;
+    }
     return EXIT_OK;
 }

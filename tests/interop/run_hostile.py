@@ -557,6 +557,13 @@ def first_json(data):
         return json.loads(text.splitlines()[0])
 
 
+def error_json(data):
+    """The error object of --json's stderr: JSON lines (a pull's progress and
+    notice events first), every one of them JSON, the error the last."""
+    objs = [json.loads(line) for line in data.decode("utf-8").splitlines() if line]
+    return objs[-1]
+
+
 class Ctx:
     def __init__(self, penlink, tmp, timeout):
         self.penlink = penlink
@@ -745,7 +752,7 @@ def run_case(penlink, c, keep=False):
             for stream, data in (("out_keys", r.stdout), ("err_keys", r.stderr)):
                 if run.get(stream) and ok:
                     try:
-                        obj = first_json(data)
+                        obj = first_json(data) if stream == "out_keys" else error_json(data)
                         missing = [k for k in run[stream] if k not in obj]
                         if missing:
                             ctx.problems.append("penlink %s: JSON on %s lacks %s: %s" % (
