@@ -48,7 +48,7 @@ extern "C" {
 
 /** Protocol version this core speaks. */
 #define PEN_PROTOCOL_MAJOR 1u
-#define PEN_PROTOCOL_MINOR 0u
+#define PEN_PROTOCOL_MINOR 1u
 /** Largest frame payload the pen accepts (HelloReply.max_frame_payload). */
 #define PEN_RX_MAX_PAYLOAD 2048u
 /** Arena for unpacking one request (protobuf-c allocations). */

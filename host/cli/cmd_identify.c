@@ -61,9 +61,9 @@ int cmd_identify(struct cli *c, int argc, char **argv)
         return rc;
     penlink_info info;
     uint32_t granted = 0;
-    int st = penlink_dev_info(dev, &info);
-    if (st == PENLINK_OK)
-        st = penlink_dev_identify(dev, (uint32_t)seconds, &granted);
+    int st = penlink_dev_identify(dev, (uint32_t)seconds, &granted);
+    if (st == PENLINK_OK) /* what to call it in the message */
+        st = penlink_dev_info(dev, &info);
     penlink_dev_close(dev);
     if (st != PENLINK_OK)
         return cli_fail(c, "identify", st);

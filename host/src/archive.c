@@ -149,6 +149,7 @@ void penlink_archive_close(penlink_archive *ar)
     if (!ar)
         return;
     ar->b->ops->close(ar->b);
+    free(ar->repl);
     free(ar);
 }
 
@@ -735,11 +736,30 @@ int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
     return ar->b->ops->scan(ar->b, f, cb, user);
 }
 
+static int keep_replacement(void *u, const penlink_key_replacement *r)
+{
+    penlink_archive *ar = u;
+    void *p = realloc(ar->repl, (ar->n_repl + 1) * sizeof *ar->repl);
+    if (!p)
+        return 1;
+    ar->repl = p;
+    ar->repl[ar->n_repl++] = *r;
+    return 0;
+}
+
 int penlink_archive_alarms(penlink_archive *ar, const penlink_archive_filter *f,
                            int (*cb)(void *user, const penlink_alarm *a), void *user)
 {
     if (!ar || !cb)
         return PENLINK_ERR_INVALID_ARG;
+    /* the replacements that may explain key_changed alarms, read now: the audit
+     * asks about them while it scans (audit_key_change_explained) */
+    ar->n_repl = 0;
+    int rc = ar->b->ops->key_replacements(ar->b, f ? f->serial : NULL, keep_replacement, ar);
+    if (rc == PENLINK_ERR_CANCELLED)
+        return penlink_fail(ar->ctx, PENLINK_ERR_NO_MEM, "no memory for the key replacements");
+    if (rc != PENLINK_OK)
+        return rc;
     return ar->b->ops->alarms(ar->b, f, cb, user);
 }
 
@@ -945,32 +965,21 @@ int penlink_archive_key_replacements(penlink_archive *ar, const char *serial,
     return ar->b->ops->key_replacements(ar->b, serial, cb, user);
 }
 
-typedef struct explain {
-    const penlink_alarm *al;
-    char *note;
-    size_t cap;
-    int found;
-} explain;
-
-static int explains(void *u, const penlink_key_replacement *r)
-{
-    explain *e = u;
-    char hex[65], when[40];
-    penlink_key_hex(r->new_key, hex);
-    if (r->at_ms < e->al->at_ms || !strstr(e->al->detail, hex))
-        return 0;
-    time_t t = (time_t)(r->at_ms / 1000);
-    struct tm tm;
-    strftime(when, sizeof when, "%Y-%m-%d %H:%M", gmtime_r(&t, &tm));
-    snprintf(e->note, e->cap, " [explained: the new key was recorded on %s UTC by %.40s: %.60s]",
-             when, r->user, r->reason);
-    e->found = 1;
-    return 1;
-}
-
 int audit_key_change_explained(penlink_archive *ar, const penlink_alarm *al, char *note, size_t cap)
 {
-    explain e = { al, note, cap, 0 };
-    int rc = ar->b->ops->key_replacements(ar->b, al->serial, explains, &e);
-    return (rc == PENLINK_OK || rc == PENLINK_ERR_CANCELLED) && e.found;
+    for (size_t i = 0; i < ar->n_repl; i++) {
+        const penlink_key_replacement *r = &ar->repl[i];
+        char hex[65], when[40];
+        penlink_key_hex(r->new_key, hex);
+        /* the alarm names the key the pen presented; the replacement came after it */
+        if (strcmp(r->serial, al->serial) != 0 || r->at_ms < al->at_ms || !strstr(al->detail, hex))
+            continue;
+        time_t t = (time_t)(r->at_ms / 1000);
+        struct tm tm;
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M", gmtime_r(&t, &tm));
+        snprintf(note, cap, " [explained: the new key was recorded on %s UTC by %.40s: %.60s]",
+                 when, r->user, r->reason);
+        return 1;
+    }
+    return 0;
 }

@@ -131,6 +131,11 @@ int64_t archive_now_ms(void);
 struct penlink_archive {
     penlink_ctx *ctx;
     archive_backend *b;
+    /* The key replacements as of the last penlink_archive_alarms(): what the
+     * audit checks its key_changed alarms against while it scans (a backend
+     * may not be asked anything else during a scan). */
+    penlink_key_replacement *repl;
+    size_t n_repl;
 };
 
 int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **out);

@@ -945,13 +945,15 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
             fi.seq = r->seq;
             fi.time_ms = r->time_ms;
             fi.value = r->fault_code;
-            snprintf(fi.detail, sizeof fi.detail,
-                     "the pen refused a configuration change: %s (error %u)",
-                     r->fault_code == 12   ? "not signed"
-                     : r->fault_code == 13 ? "signed by an unknown key, or a bad signature"
-                     : r->fault_code == 15 ? "a stale or replayed request"
-                                           : "not authorised",
-                     r->fault_code);
+            /* a refused clock setting carries the error code + 256 (PL_SECURITY_CLOCK) */
+            uint32_t code = r->fault_code & 0xFFu;
+            snprintf(fi.detail, sizeof fi.detail, "the pen refused a %s: %s (error %u)",
+                     r->fault_code >> 8 == 1 ? "clock setting" : "configuration change",
+                     code == 12   ? "not signed"
+                     : code == 13 ? "signed by an unknown key, or a bad signature"
+                     : code == 15 ? "a stale or replayed request"
+                                  : "not authorised",
+                     code);
             emit(a, &fi);
         }
         break;

@@ -10,7 +10,7 @@
 
 /* The protocol version this library speaks (docs/protocol.md). */
 #define PENLINK_PROTOCOL_MAJOR 1
-#define PENLINK_PROTOCOL_MINOR 0
+#define PENLINK_PROTOCOL_MINOR 1
 
 struct penlink_ctx {
     char errmsg[512];
