@@ -74,16 +74,16 @@ for round in 1 2 3; do
     jobs="" n=0
     for s in f1 f2 f3 f4 f1 f1 twa twb; do
         n=$((n + 1))
-        $PL --device "sim:$tmp/$s.sock" --archive "$A" --json pull > "$tmp/o.$n" 2>&1 &
+        $PL --device "sim:$tmp/$s.sock" --archive "$A" --json pull > "$tmp/o.$n" 2> "$tmp/e.$n" &
         jobs="$jobs $!"
     done
     failed=0
     for j in $jobs; do wait "$j" || failed=$((failed + 1)); done
     [ $failed -eq 0 ] && ok "round $round: 8 pulls at once, all succeed" ||
-        { bad "round $round: $failed pulls failed"; cat "$tmp"/o.* | head -20; }
+        { bad "round $round: $failed pulls failed"; cat "$tmp"/o.* "$tmp"/e.* | head -20; }
     mv "$tmp/o.7" "$tmp/o.twa"
     mv "$tmp/o.8" "$tmp/o.twb"
-    rm -f "$tmp"/o.[0-9]*
+    rm -f "$tmp"/o.[0-9]* "$tmp"/e.[0-9]*
     check "round $round: one copy of the twin pulled its new records, the other none" \
         '[ "$(cat $tmp/o.twa $tmp/o.twb | grep -c "\"records\":0,")" = 1 ]'
     good=1
@@ -222,7 +222,7 @@ R=$(archive roles)
 run 0 "init-server" $PL --archive "$R" archive init-server
 check "it says what it did" 'grep -q "schema penlink: created" $tmp/out && grep -q "role penlink_writer: created" $tmp/out && grep -q "role penlink_reader: created" $tmp/out'
 run 0 "init-server again" $PL --archive "$R" archive init-server --json
-check "again: nothing new" 'grep -q "at version 1 already" $tmp/out && grep -q "penlink_writer: exists" $tmp/out'
+check "again: nothing new" 'grep -q "at version 2 already" $tmp/out && grep -q "penlink_writer: exists" $tmp/out'
 psql_as penlink roles "DROP ROLE IF EXISTS tech" "DROP ROLE IF EXISTS aud" \
     "CREATE ROLE tech LOGIN IN ROLE penlink_writer" "CREATE ROLE aud LOGIN IN ROLE penlink_reader"
 start_sim r --serial PEN-ROLE --seed 25 --simulate-days 5
