@@ -252,9 +252,9 @@ static int replace(struct cli *c, int argc, char **argv)
     } else if (!c->quiet) {
         char t[40];
         cli_format_time(r.at_ms, t, sizeof t);
-        printf("recorded: %s by %s on %s. Records from seq %llu on come under the new key; the\n"
-               "%llu signed heads archived before stay verifiable with the old one. Pull the pen "
-               "now.\n",
+        printf("recorded %s by %s on %s.\n"
+               "Records from seq %llu on come under the new key; the signed heads archived\n"
+               "before (%llu) stay verifiable with the old one. Pull the pen now.\n",
                t, cli_safe(r.user), cli_safe(r.host), (unsigned long long)r.from_seq,
                (unsigned long long)r.heads_before);
     }

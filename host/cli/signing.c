@@ -82,12 +82,12 @@ int cli_signing_key(struct cli *c, const char *what, const penlink_info *info, i
     penlink_key_fingerprint(key->public_key, fp);
     if (info->n_config_keys > 0 && !penlink_info_accepts_key(info, key->public_key))
         return cli_error(c, EXIT_AUTH,
-                         "%s: the key in %s%s (fingerprint %s) is not one pen %s accepts; it "
-                         "accepts %s. Nothing was sent (the pen would refuse it and log a "
-                         "security event): sign with one of those keys, or have yours "
-                         "provisioned on the pen (penlink keys show FILE gives its .pub)",
-                         what, key_file, by_default ? ", the default technician key," : "", fp,
-                         info->serial, fps);
+                         "%s: %s %s (fingerprint %s) is not one pen %s accepts; it accepts %s. "
+                         "Nothing was sent (the pen would refuse it and log a security event): "
+                         "sign with one of those keys, or have yours provisioned on the pen "
+                         "(penlink keys show FILE gives its .pub)",
+                         what, by_default ? "the default technician key" : "the key in", key_file,
+                         fp, info->serial, fps);
     if (by_default) {
         char text[1200];
         snprintf(text, sizeof text, "signing with the default technician key %s (fingerprint %s)",

@@ -943,6 +943,13 @@ int penlink_archive_key_replace(penlink_archive *ar, const penlink_info *info, c
         rc = check_replacement(ar, info, &p, &h, &r);
     if (rc == PENLINK_OK)
         rc = b->ops->next_seq(b, p.device, &next, &have);
+    if (rc == PENLINK_OK && have && info->log_next_seq < next)
+        rc = penlink_fail(ar->ctx, PENLINK_ERR_INTEGRITY,
+                          "pen %s says its log ends before seq %llu, but the archive holds its "
+                          "records up to seq %llu: its log was reset, or it is another pen. A key "
+                          "replacement is for a pen that kept its log; nothing was recorded",
+                          info->serial, (unsigned long long)info->log_next_seq,
+                          (unsigned long long)next - 1);
     if (rc == PENLINK_OK)
         rc = b->ops->heads(b, p.device, count_head, &r.heads_before);
     r.from_seq = have ? next : 0;

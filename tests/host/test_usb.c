@@ -388,6 +388,7 @@ static void check_desk(fixture *f, const char *const ports[], const char *const 
     /* the CLI's table: one line per pen, in port order */
     assert_int_equal(cli(out, 2, "penlink", "list"), 0);
     const char *text = slurp(out);
+    print_message("$ penlink list\n%s", text); /* what docs/technician-guide.md shows */
     assert_non_null(
         strstr(text, "PORT       SERIAL           LABEL            MODEL          FIRMWARE"));
     const char *at = text;

@@ -96,6 +96,14 @@ keys_replace)
     run 6 "and cannot be recorded as a replacement" \
         $PL $D keys replace --pen PEN-RMA-1 --reason "the old board" --yes
     check "a replaced key is never taken back" 'grep -q "never taken back" $tmp/err'
+    # a pen whose log was reset (a new flash) is no repaired pen
+    stop_sim rma
+    mv "$tmp/rma" "$tmp/rma-kept"
+    start_sim rma --serial PEN-RMA-1 --simulate-days 1
+    run 6 "keys replace refuses a pen whose log was reset" \
+        $PL $D keys replace --pen PEN-RMA-1 --reason "a new board" --yes
+    check "saying so" 'grep -q "its log was reset, or it is another pen" $tmp/err'
+    check "nothing recorded" '[ "$(q "$A" "SELECT count(*) FROM key_replacements")" = 1 ]'
     run 0 "verify still passes" $PL --archive "$A" verify
     edit "$A" "UPDATE key_replacements SET old_key = new_key"
     run 6 "verify: a replacement record edited is found" $PL --archive "$A" verify

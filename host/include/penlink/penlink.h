@@ -954,8 +954,9 @@ PENLINK_API int penlink_archive_pen_key(penlink_archive *ar, const char *serial,
  *         #PENLINK_ERR_INVALID_ARG (no reason, the pen presents no key or
  *         the key already in force, or the archive pinned none);
  *         #PENLINK_ERR_INTEGRITY (the new key is, or was, another pen's, or
- *         was this pen's before: a clone, or a replaced key coming back);
- *         archive errors.
+ *         was this pen's before: a clone, or a replaced key coming back; or
+ *         the pen's log ends before the archive's last record of it: a reset
+ *         log, or another pen); archive errors.
  */
 PENLINK_API int penlink_archive_key_replace(penlink_archive *ar, const penlink_info *info,
                                             const char *reason, penlink_key_replacement *out);
