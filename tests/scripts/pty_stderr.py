@@ -6,6 +6,8 @@ showed, as one JSON object on stdout:
   rc          the command's exit status
   redraws     how many times a line was redrawn (a carriage return)
   span_s      seconds from the first redraw to the last
+  ticks       redraws of the progress bar on its own (not the redraw that
+              follows a notice line), and tick_span_s from the first to the last
   lines       every state the line was drawn in, in order (escapes removed)
   stdout      what went to stdout
 
@@ -52,8 +54,13 @@ def main():
         text += data
     states = [re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", s.decode("utf-8", "replace")).strip()
               for s in text.split(b"\r")]
+    # the redraws of the timer: a bar drawn, not right after a notice line
+    ticks = [times[k - 1] for k in range(1, len(states))
+             if states[k].startswith("[") and not states[k - 1].startswith("penlink:")]
     json.dump({"rc": rc, "redraws": len(times),
                "span_s": (times[-1] - times[0]) if len(times) > 1 else 0.0,
+               "ticks": len(ticks),
+               "tick_span_s": (ticks[-1] - ticks[0]) if len(ticks) > 1 else 0.0,
                "lines": [s for s in states if s],
                "stdout": stdout.decode("utf-8", "replace")}, open(out, "w"), indent=1)
 
