@@ -685,6 +685,16 @@ static int p_key_replacements(archive_backend *b, const char *serial,
 {
     pg_backend *g = (pg_backend *)b;
     pg_params p = { 0 };
+    int rc;
+    /* a schema older than this penlink's, read as it is (a standby), has none */
+    PGresult *r = pg_run(g, "SELECT to_regclass('penlink.key_replacements') IS NULL", NULL,
+                         "key replacements", &rc);
+    if (!r)
+        return rc;
+    int none = (int)pg_col_int(r, 0, 0);
+    PQclear(r);
+    if (none)
+        return PENLINK_OK;
     pg_param_text(&p, serial);
     replacements_visit v = { g, cb, user };
     return pg_each(g,

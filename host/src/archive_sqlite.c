@@ -1133,6 +1133,10 @@ static int sq_key_replacements(archive_backend *b, const char *serial,
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
+    /* an archive of an older schema read as it is (not migrated) has none */
+    if (sqlite3_table_column_metadata(s->db, NULL, "key_replacements", NULL, NULL, NULL, NULL, NULL,
+                                      NULL) != SQLITE_OK)
+        return PENLINK_OK;
     int rc = prep(s, &st,
                   "SELECT d.serial, k.at_ms, k.os_user, k.host, k.reason, k.old_key, k.new_key, "
                   "k.from_seq, k.heads_before FROM key_replacements k JOIN devices d ON d.id = "
