@@ -275,6 +275,8 @@ void cli_progress_end(struct cli_progress *g, uint64_t records, int ok)
     /* the last word is what was kept, whatever the pen sent after it */
     if (g->have) {
         g->p.records = records;
+        if (ok) /* the total was an estimate; what came is the total */
+            g->p.bytes_total = g->p.bytes;
         g->last_data_ms = now;
         g->ended = ok ? 1 : 2;
         if (g->mode == PROG_TTY) {
