@@ -2,7 +2,8 @@
 # The main job on the embedded default, the simulated pen: three weeks of
 # clinic usage with some planted cartridge reuse on a fresh penlink-sim,
 # then `penlink info`, `penlink pull` into a fresh archive, `penlink verify`
-# and the audit.
+# and the audit, ending with the audit report document (HTML) and where it is.
+# The archive and the report are kept in BUILD_DIR/demo/.
 # Usage: tools/demo.sh BUILD_DIR
 set -eu
 b=${1:-build}
@@ -31,19 +32,23 @@ echo "== penlink info"
 
 echo
 echo "== penlink pull (into a fresh archive)"
-"$PL" --archive "$tmp/archive.db" pull
+out=$b/demo
+rm -rf "$out"
+mkdir -p "$out"
+ar=$out/archive.db
+"$PL" --archive "$ar" pull
 echo
 echo "== penlink info after the pull: everything acknowledged"
 "$PL" info | grep -E '^(log|not yet pulled|device key)'
 echo
 echo "== penlink verify: the pen's signed, hash-chained log, re-checked in the archive"
-"$PL" --archive "$tmp/archive.db" verify
+"$PL" --archive "$ar" verify
 echo
 echo "== penlink audit: cartridges (the pen was misconfigured to accept 2 uses)"
 set +e
-"$PL" --archive "$tmp/archive.db" audit --report cartridges
+"$PL" --archive "$ar" audit --report cartridges
 rc=$?
-"$PL" --archive "$tmp/archive.db" audit --report usage --by week
+"$PL" --archive "$ar" audit --report usage --by week
 set -e
 echo
 if [ $rc -eq 1 ]; then
@@ -51,3 +56,14 @@ if [ $rc -eq 1 ]; then
 else
     echo "penlink audit exited $rc"
 fi
+echo
+echo "== penlink audit --format html: the report to hand over"
+set +e
+"$PL" --archive "$ar" audit --format html -o "$out/audit-report.html"
+set -e
+"$PL" --archive "$ar" audit --check-report "$out/audit-report.html"
+echo
+echo "The audit report: $out/audit-report.html"
+echo "  open it in a browser and print it, or make a PDF of it:"
+echo "  chromium --headless --no-pdf-header-footer --print-to-pdf=audit-report.pdf $out/audit-report.html"
+echo "  check a copy later: $PL --archive $ar audit --check-report FILE"

@@ -34,7 +34,9 @@ static const char usage_text[] =
     "  --state DIR              state directory (created if missing): flash.bin,\n"
     "                           sim.state, device.key, config-keys,\n"
     "                           ground-truth.jsonl (one JSON object per record the\n"
-    "                           pen logged, appended run after run); one simulator\n"
+    "                           pen logged, appended run after run), planted.jsonl\n"
+    "                           (one per finding planted, as an audit must report\n"
+    "                           it: kind, pen, seq, time_ms, ...); one simulator\n"
     "                           at a time (it locks DIR/sim.lock)\n"
     "  --listen PATH            serve on this Unix socket; without it the simulator\n"
     "                           exits after simulating\n"
@@ -43,13 +45,36 @@ static const char usage_text[] =
     "  --simulate-days D        run D days of clinic usage on accelerated time before\n"
     "                           serving (the days before today, or after the last\n"
     "                           simulated day)\n"
-    "  --start-time MS          first simulated day, ms since the epoch\n"
+    "  --start-time MS          first simulated day, ms since the epoch; the pen's\n"
+    "                           clock then never catches up with the host's, so the\n"
+    "                           whole log is independent of the calendar (kept in\n"
+    "                           the state)\n"
     "  --reuse-permille N       treatments that try a used cartridge, per 1000 (0)\n"
     "  --fault-permille N       treatments with a fault, per 1000 (10)\n"
     "  --power-cycle-permille N gaps between treatments with a power cycle, per 1000\n"
     "                           (30); the core reboots from flash at each one\n"
     "  --over-limit-permille N  treatments that run past the pen's max_treatment_s,\n"
     "                           per 1000 (0); the pen logs them, it does not stop them\n"
+    "Planted findings, each seeded and off by default (per 1000 treatments, or\n"
+    "gaps between them); the audit must report each, see planted.jsonl:\n"
+    "  --no-cartridge-permille N  a treatment started with no cartridge (a firmware\n"
+    "                           that lets it)\n"
+    "  --depth-out-permille N   a depth past depth_max_um (a clamp that failed)\n"
+    "  --speed-out-permille N   a speed past speed_max_sps (a clamp that failed)\n"
+    "  --clock-glitch-permille N  the clock jumps back 2-4 h during a treatment,\n"
+    "                           nothing logged\n"
+    "  --clock-set-permille N   the clock set by 2-6 h between treatments (CLOCK_SET)\n"
+    "  --config-refused-permille N  a refused configuration change (SECURITY_EVENT)\n"
+    "  --reuse-from DIR         another pen's state: its used cartridges ...\n"
+    "  --cross-reuse-permille N ... reinserted here, their chips reset (cross-pen\n"
+    "                           reuse)\n"
+    "  --replace-key            a new device key for this serial (a replaced pen or\n"
+    "                           a clone): the next pull into an archive that knew it\n"
+    "                           is refused, key_changed\n"
+    "  (cartridge reuse: --reuse-permille, with --max-uses above 1; refusals: with\n"
+    "  --max-uses 1; treatments too long: --over-limit-permille; log overflow and a\n"
+    "  gap: a --flash-size too small for the days simulated)\n"
+    "\n"
     "  --config-key KEY         provision a new state with this config-signing public\n"
     "                           key (64 hex digits, or a file from penlink keys\n"
     "                           generate); up to 4. With one, the pen refuses\n"
@@ -138,6 +163,15 @@ enum {
     OPT_UNPLUG,
     OPT_HANG,
     OPT_STATS,
+    OPT_NO_CART,
+    OPT_DEPTH_OUT,
+    OPT_SPEED_OUT,
+    OPT_GLITCH,
+    OPT_CLOCK_SET,
+    OPT_REFUSED,
+    OPT_CROSS,
+    OPT_REUSE_FROM,
+    OPT_REPLACE_KEY,
     OPT_REPLAY
 };
 
@@ -168,11 +202,29 @@ static const struct option options[] = {
     { "unplug-after-frames", required_argument, NULL, OPT_UNPLUG },
     { "hang-after-frames", required_argument, NULL, OPT_HANG },
     { "stats", no_argument, NULL, OPT_STATS },
+    { "no-cartridge-permille", required_argument, NULL, OPT_NO_CART },
+    { "depth-out-permille", required_argument, NULL, OPT_DEPTH_OUT },
+    { "speed-out-permille", required_argument, NULL, OPT_SPEED_OUT },
+    { "clock-glitch-permille", required_argument, NULL, OPT_GLITCH },
+    { "clock-set-permille", required_argument, NULL, OPT_CLOCK_SET },
+    { "config-refused-permille", required_argument, NULL, OPT_REFUSED },
+    { "cross-reuse-permille", required_argument, NULL, OPT_CROSS },
+    { "reuse-from", required_argument, NULL, OPT_REUSE_FROM },
+    { "replace-key", no_argument, NULL, OPT_REPLACE_KEY },
     { "replay", required_argument, NULL, OPT_REPLAY },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
+
+/* The index in options[] of the option whose value is @p val. */
+static size_t optind_of(int val)
+{
+    size_t i = 0;
+    while (options[i].name && options[i].val != val)
+        i++;
+    return i;
+}
 
 static int sig_pipe[2] = { -1, -1 };
 static volatile sig_atomic_t stopping;
@@ -593,6 +645,25 @@ int main(int argc, char **argv)
                 return SIM_USAGE;
             break;
         case OPT_STATS: stats = true; break;
+        case OPT_NO_CART:
+        case OPT_DEPTH_OUT:
+        case OPT_SPEED_OUT:
+        case OPT_GLITCH:
+        case OPT_CLOCK_SET:
+        case OPT_REFUSED:
+        case OPT_CROSS: {
+            uint32_t *knob[] = {
+                &o.no_cartridge_permille, &o.depth_out_permille, &o.speed_out_permille,
+                &o.clock_glitch_permille, &o.clock_set_permille, &o.config_refused_permille,
+                &o.cross_reuse_permille,
+            };
+            if (parse_u64(optarg, options[optind_of(opt)].name, 1000, &v))
+                return SIM_USAGE;
+            *knob[opt - OPT_NO_CART] = (uint32_t)v;
+            break;
+        }
+        case OPT_REUSE_FROM: o.reuse_from = optarg; break;
+        case OPT_REPLACE_KEY: o.replace_key = true; break;
         case OPT_REPLAY: replay_path = optarg; break;
         case 'v': sv.verbose = true; break;
         case 'h': fputs(usage_text, stdout); return SIM_OK;
@@ -611,6 +682,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "penlink-sim: %s\n",
                 optind < argc ? "unexpected argument" : "--state DIR is required");
         fputs(usage_text, stderr);
+        return SIM_USAGE;
+    }
+    if (o.cross_reuse_permille && !o.reuse_from) {
+        fprintf(stderr, "penlink-sim: --cross-reuse-permille needs --reuse-from DIR (whose "
+                        "cartridges to reuse)\n");
         return SIM_USAGE;
     }
     if (sv.verbose)

@@ -17,7 +17,7 @@
 #include "sim_store.h"
 #include "state_dir.h"
 
-#define STATE_TEXT_MAX 1024u /* sim.state: nine short lines */
+#define STATE_TEXT_MAX 1024u /* sim.state: ten short lines */
 
 int sim_path(const sim *s, const char *name, char *out, size_t cap)
 {
@@ -229,6 +229,10 @@ int sim_state_load(sim *s, bool *exists)
             s->model_end_ms = strtoll(val, NULL, 10);
         } else if (strcmp(line, "runs") == 0) {
             s->runs = (uint32_t)strtoul(val, NULL, 10);
+        } else if (strcmp(line, "fixed_calendar") == 0) {
+            s->fixed_calendar = strcmp(val, "1") == 0;
+        } else if (strcmp(line, "gap_planted_to") == 0) {
+            s->gap_planted_to = strtoull(val, NULL, 10);
         }
     }
     int bad = ferror(f);
@@ -239,6 +243,29 @@ int sim_state_load(sim *s, bool *exists)
         return -1;
     }
     return have == HAVE_ALL ? 0 : -2;
+}
+
+int sim_state_serial(const char *dir, char *out, size_t cap)
+{
+    bool exists = false;
+    int rc = -1;
+    sim *o = calloc(1, sizeof *o);
+    if (!o) {
+        errno = ENOMEM;
+        return -1;
+    }
+    if (snprintf(o->dir, sizeof o->dir, "%s", dir) >= (int)sizeof o->dir)
+        errno = ENAMETOOLONG;
+    else
+        rc = sim_state_load(o, &exists);
+    if (rc == 0 && !exists) {
+        errno = ENOENT;
+        rc = -1;
+    }
+    if (rc == 0)
+        snprintf(out, cap, "%s", o->serial);
+    free(o);
+    return rc;
 }
 
 /* Replaces sim.state atomically (state_dir.h). 0 or -1 with errno. */
@@ -253,9 +280,9 @@ int sim_state_save(sim *s, int64_t clock_ms)
     int n = snprintf(text, sizeof text,
                      "serial %s\nsector_size %" PRIu32 "\nsector_count %" PRIu32 "\nbatch %" PRIu32
                      "\nrtc_offset_ms %" PRId64 "\nclock_ms %" PRId64 "\nmodel_end_ms %" PRId64
-                     "\nruns %" PRIu32 "\n",
+                     "\nruns %" PRIu32 "\nfixed_calendar %d\ngap_planted_to %" PRIu64 "\n",
                      serial, s->sector_size, s->sector_count, s->batch, s->rtc_offset_ms, clock_ms,
-                     s->model_end_ms, s->runs);
+                     s->model_end_ms, s->runs, s->fixed_calendar ? 1 : 0, s->gap_planted_to);
     if (n < 0 || (size_t)n >= sizeof text) {
         errno = EOVERFLOW;
         return -1;

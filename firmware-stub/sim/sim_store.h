@@ -13,6 +13,7 @@
 #define SIM_STATE_FILE "sim.state"
 #define SIM_TRUTH_FILE "ground-truth.jsonl"
 #define SIM_FLASH_FILE "flash.bin"
+#define SIM_PLANTED_FILE "planted.jsonl"
 /** sim::gt_last_ms when the ground truth holds no record. */
 #define SIM_NO_TIME INT64_MIN
 
@@ -24,6 +25,12 @@ int sim_path(const sim *s, const char *name, char *out, size_t cap);
  * errno, -2 a file that lacks the serial or the flash geometry.
  */
 int sim_state_load(sim *s, bool *exists);
+/**
+ * The serial of the pen whose state is in directory @p dir (another pen's,
+ * for --reuse-from) into @p out. 0, -1 with errno (ENOENT: no state there),
+ * -2 a file that is not a whole state.
+ */
+int sim_state_serial(const char *dir, char *out, size_t cap);
 /** Replaces sim.state atomically with @p s, its clock at @p clock_ms. 0 or -1 with errno. */
 int sim_state_save(sim *s, int64_t clock_ms);
 

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pen_internal.h" /* pen_log_now(): planted faults log what a faulty pen would */
 #include "sim_store.h"
 #include "simulator.h"
 #include "state_dir.h"
@@ -85,7 +86,9 @@ static int64_t sim_clock(const sim *s)
 void sim_realtime(sim *s)
 {
     int64_t now = realtime_ms(), c = sim_clock(s);
-    s->clock_base_ms = c > now ? c : now;
+    /* a pen whose days began at --start-time goes on from its own clock, so that
+     * nothing it logs depends on the calendar; otherwise it catches up with now */
+    s->clock_base_ms = c > now || s->fixed_calendar ? c : now;
     s->mono_base_ms = monotonic_ms();
     s->virt = false;
 }
@@ -106,6 +109,8 @@ int sim_flush(sim *s)
 {
     if (sim_truth_flush(s) != 0)
         return fail(s, SIM_ERR, "%s/%s: %s", s->dir, SIM_TRUTH_FILE, strerror(s->gt_errno));
+    if (s->planted && fflush(s->planted) != 0)
+        return fail(s, SIM_ERR, "%s/%s: %s", s->dir, SIM_PLANTED_FILE, strerror(errno));
     if (flash_file_flush(&s->flash) != 0)
         return fail(s, SIM_ERR, "%s/%s: %s", s->dir, SIM_FLASH_FILE, strerror(errno));
     return SIM_OK;
@@ -194,9 +199,214 @@ static int hal_sensors(void *ctx, pen_sensors *out)
     return 0;
 }
 
+/* ---- planted findings ---------------------------------------------------- */
+
+static sim_first_use *first_use(sim *s, uint64_t cartridge)
+{
+    for (size_t i = 0; i < s->n_firsts; i++)
+        if (s->firsts[i].cartridge == cartridge)
+            return &s->firsts[i];
+    return NULL;
+}
+
+static void add_first_use(sim *s, uint64_t cartridge, uint64_t seq, int64_t time_ms, bool foreign)
+{
+    if (first_use(s, cartridge))
+        return;
+    if (s->n_firsts == s->cap_firsts) {
+        size_t cap = s->cap_firsts ? 2 * s->cap_firsts : 256;
+        sim_first_use *n = realloc(s->firsts, cap * sizeof *n);
+        if (!n)
+            return; /* the ground truth then lacks this first use: the test says so */
+        s->firsts = n;
+        s->cap_firsts = cap;
+    }
+    s->firsts[s->n_firsts++] = (sim_first_use){ cartridge, seq, time_ms, foreign };
+}
+
+/* A serial as the text of a JSON string: a quote, a backslash and control
+ * characters escaped (a serial may hold any printable byte). */
+static void json_text(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 7 <= cap; p++) {
+        if (*p == '"' || *p == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)*p;
+        } else if (*p < 0x20 || *p == 0x7f) {
+            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", *p);
+        } else {
+            out[o++] = (char)*p;
+        }
+    }
+    out[o] = '\0';
+}
+
+/* One line of planted.jsonl: kind, pen, seq and time of the record the audit
+ * must name, then @p extra (",\"key\":value..." or ""). */
+static void planted(sim *s, const char *kind, uint64_t seq, int64_t time_ms, const char *extra)
+{
+    char serial[6 * PEN_SERIAL_MAX + 1];
+    if (!s->planted)
+        return;
+    json_text(s->serial, serial, sizeof serial);
+    fprintf(s->planted,
+            "{\"kind\":\"%s\",\"pen\":\"%s\",\"seq\":%" PRIu64 ",\"time_ms\":%" PRId64 "%s}\n",
+            kind, serial, seq, time_ms, extra);
+}
+
+/* The ground truth of what the event being applied planted, from the records
+ * the pen logs for it (their seqs are the pen's to give). */
+static void plant_logged(sim *s, const pl_record *r)
+{
+    char extra[160 + 6 * PEN_SERIAL_MAX];
+    if (s->glitch_pending) { /* the first record after the jump is the one that went back */
+        s->glitch_pending = false;
+        planted(s, "clock_backwards", r->seq, r->time_ms, "");
+    }
+    switch (r->kind) {
+    case PL_REC_CARTRIDGE_REFUSED:
+        if (s->plant & PLANT_REUSE) {
+            snprintf(extra, sizeof extra, ",\"cartridge\":\"%" PRIu64 "\"", r->cartridge_serial);
+            planted(s, "refused", r->seq, r->time_ms, extra);
+        }
+        break;
+    case PL_REC_CARTRIDGE_INSERTED:
+        s->reuse_pending = (s->plant & (PLANT_REUSE | PLANT_CROSS_REUSE)) != 0;
+        break;
+    case PL_REC_TREATMENT_START: {
+        s->treat_seq = r->seq;
+        if (s->plant & PLANT_NO_CARTRIDGE)
+            planted(s, "no_cartridge", r->seq, r->time_ms, "");
+        if (s->plant & PLANT_OVER_LIMIT)
+            planted(s, "out_of_limits", r->seq, r->time_ms, ",\"what\":\"duration\"");
+        if (!(r->fields & PL_F_CARTRIDGE_SERIAL) || r->cartridge_serial == 0)
+            break;
+        const sim_first_use *f = first_use(s, r->cartridge_serial);
+        if (s->reuse_pending && f) {
+            /* the audit names the cartridge's treatments: its first one, and this */
+            char first_pen[6 * PEN_SERIAL_MAX + 1];
+            json_text(f->foreign ? s->foreign_serial : s->serial, first_pen, sizeof first_pen);
+            snprintf(extra, sizeof extra,
+                     ",\"cartridge\":\"%" PRIu64 "\",\"first_pen\":\"%s\",\"first_seq\":%" PRIu64
+                     ",\"first_time_ms\":%" PRId64,
+                     r->cartridge_serial, first_pen, f->seq, f->time_ms);
+            planted(s, "reuse", r->seq, r->time_ms, extra);
+        } else {
+            add_first_use(s, r->cartridge_serial, r->seq, r->time_ms, false);
+        }
+        s->reuse_pending = false;
+        break;
+    }
+    case PL_REC_DEPTH_CHANGED:
+        if (s->plant & PLANT_DEPTH_OUT) {
+            snprintf(extra, sizeof extra, ",\"what\":\"depth\",\"record\":%" PRIu64, r->seq);
+            planted(s, "out_of_limits", s->treat_seq, r->time_ms, extra);
+        }
+        break;
+    case PL_REC_SPEED_CHANGED:
+        if (s->plant & PLANT_SPEED_OUT) {
+            snprintf(extra, sizeof extra, ",\"what\":\"speed\",\"record\":%" PRIu64, r->seq);
+            planted(s, "out_of_limits", s->treat_seq, r->time_ms, extra);
+        }
+        break;
+    case PL_REC_CLOCK_SET:
+        if (s->plant & PLANT_CLOCK_SET) {
+            snprintf(extra, sizeof extra, ",\"delta_ms\":%" PRId64, r->clock_delta_ms);
+            planted(s, "clock_jump", r->seq, r->time_ms, extra);
+        }
+        break;
+    case PL_REC_SECURITY_EVENT:
+        if (s->plant & PLANT_CONFIG_REFUSED)
+            planted(s, "config_refused", r->seq, r->time_ms, "");
+        break;
+    case PL_REC_LOG_OVERFLOW:
+        if (s->n_overflows == s->cap_overflows) {
+            size_t cap = s->cap_overflows ? 2 * s->cap_overflows : 64;
+            sim_overflow *n = realloc(s->overflows, cap * sizeof *n);
+            if (!n)
+                break;
+            s->overflows = n;
+            s->cap_overflows = cap;
+        }
+        s->overflows[s->n_overflows++] = (sim_overflow){ r->seq, r->dropped, r->time_ms };
+        break;
+    default: break;
+    }
+}
+
+/* What a host pulling next will find that the pen's log store made, not the
+ * usage model: the records dropped before any host acknowledged them (a gap)
+ * and the LOG_OVERFLOW records still held. At the end of simulated days, and
+ * of a run (the store may write a LOG_OVERFLOW while serving). */
+static int plant_store(sim *s)
+{
+    if (!s->pen_up)
+        return SIM_OK;
+    pen_log *l = &s->pen->log;
+    uint64_t first = pen_log_first_seq(l), acked = pen_log_acked_seq(l);
+    char extra[80];
+    if (first > acked && first > s->gap_planted_to) {
+        uint64_t from = acked > s->gap_planted_to ? acked : s->gap_planted_to;
+        snprintf(extra, sizeof extra, ",\"count\":%" PRIu64, first - from);
+        planted(s, "gap", from, 0, extra);
+        s->gap_planted_to = first;
+    }
+    for (size_t i = 0; i < s->n_overflows; i++) {
+        const sim_overflow *o = &s->overflows[i];
+        if (o->seq < first && o->seq >= acked)
+            continue; /* dropped in turn: its count went on to a later LOG_OVERFLOW */
+        snprintf(extra, sizeof extra, ",\"count\":%" PRIu64, o->dropped);
+        planted(s, "overflow", o->seq, o->time_ms, extra);
+    }
+    s->n_overflows = 0;
+    if (s->planted && fflush(s->planted) != 0)
+        return fail(s, SIM_ERR, "planted.jsonl: %s", strerror(errno));
+    return SIM_OK;
+}
+
+/* --reuse-from DIR: the other pen's serial and its cartridges' first treatments. */
+static int load_foreign(sim *s, const char *dir)
+{
+    char path[600], line[1024];
+    int rc = sim_state_serial(dir, s->foreign_serial, sizeof s->foreign_serial);
+    if (rc != 0)
+        return fail(s, SIM_USAGE, "--reuse-from %s/%s: %s", dir, SIM_STATE_FILE,
+                    rc == -2 ? "not a whole penlink-sim state" : strerror(errno));
+    snprintf(path, sizeof path, "%s/%s", dir, SIM_TRUTH_FILE);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return fail(s, SIM_USAGE, "--reuse-from %s: %s", path, strerror(errno));
+    while (fgets(line, sizeof line, f)) {
+        const char *c = strstr(line, "\"cartridge_serial\":");
+        unsigned long long seq;
+        long long t;
+        if (!strstr(line, "\"kind\":\"treatment_start\"") || !c ||
+            sscanf(line, "{\"seq\":%llu,\"time_ms\":%lld", &seq, &t) != 2)
+            continue;
+        uint64_t cart = strtoull(c + strlen("\"cartridge_serial\":"), NULL, 10);
+        if (first_use(s, cart))
+            continue;
+        add_first_use(s, cart, seq, t, true);
+        uint64_t *n = realloc(s->foreign, (s->n_foreign + 1) * sizeof *n);
+        if (!n) {
+            fclose(f);
+            return fail(s, SIM_ERR, "out of memory");
+        }
+        s->foreign = n;
+        s->foreign[s->n_foreign++] = cart;
+    }
+    fclose(f);
+    if (!s->foreign_serial[0] || s->n_foreign == 0)
+        return fail(s, SIM_USAGE, "--reuse-from %s: no pen with treatments there", dir);
+    return SIM_OK;
+}
+
 static void hal_logged(void *ctx, const pl_record *r)
 {
-    sim_truth_append(ctx, r);
+    sim *s = ctx;
+    plant_logged(s, r);
+    sim_truth_append(s, r);
 }
 
 /* Identify: a real pen blinks and beeps; the simulator says so on stderr
@@ -332,11 +542,17 @@ static int load_or_new_state(sim *s, const sim_opts *o, bool *exists)
 /*
  * The pen's files, in an order a kill can interrupt anywhere: the identity
  * (device.key, config-keys), then sim.state, the commit point of a new
- * state, then the flash image and the ground truth.
+ * state, then the flash image, the ground truth and the planted findings.
  */
 static int open_files(sim *s, const sim_opts *o, bool exists)
 {
     char path[600], why[300];
+    if (o->replace_key && exists) {
+        /* a pen replaced under the same serial: a new device key, the same log */
+        if (sim_path(s, "device.key", path, sizeof path) != 0 ||
+            (unlink(path) != 0 && errno != ENOENT))
+            return fail(s, SIM_ERR, "%s/device.key: %s", s->dir, strerror(errno));
+    }
     int idrc = sim_identity_open(&s->id, s->dir, !exists, o->config_keys, o->config_key_count, why,
                                  sizeof why);
     if (idrc != 0)
@@ -358,6 +574,11 @@ static int open_files(sim *s, const sim_opts *o, bool exists)
         return fail(s, SIM_ERR, "%s: %s", path, strerror(errno));
     if (sim_truth_trim(s, UINT64_MAX) != 0) /* a line torn by a kill */
         return fail(s, SIM_ERR, "%s: %s", path, strerror(s->gt_errno));
+    if (sim_path(s, SIM_PLANTED_FILE, path, sizeof path) != 0)
+        return fail(s, SIM_ERR, "path too long");
+    s->planted = fopen(path, "a");
+    if (!s->planted)
+        return fail(s, SIM_ERR, "%s: %s", path, strerror(errno));
     return SIM_OK;
 }
 
@@ -386,7 +607,8 @@ static void hal_setup(sim *s)
  * record (@p last_ms, on the simulator's clock: sim.state's clock is only
  * as recent as its last save); at the first simulated day when days are
  * simulated (they lie in the past, after the last simulated day and the
- * last record), else now.
+ * last record; for a pen off the calendar, they go on from its last
+ * simulated day), else now (a pen off the calendar: where it stopped).
  */
 static void place_clock(sim *s, const sim_opts *o, int64_t last_ms)
 {
@@ -394,6 +616,8 @@ static void place_clock(sim *s, const sim_opts *o, int64_t last_ms)
         s->clock_ms = last_ms;
     if (o->simulate_days > 0) {
         int64_t start = o->start_ms;
+        if (start == 0 && s->fixed_calendar) /* a pen off the calendar goes on from its days */
+            start = s->model_end_ms ? s->model_end_ms : s->clock_ms / DAY_MS * DAY_MS;
         if (start == 0)
             start = (realtime_ms() / DAY_MS - (int64_t)o->simulate_days) * DAY_MS;
         if (s->model_end_ms && start < s->model_end_ms)
@@ -402,7 +626,7 @@ static void place_clock(sim *s, const sim_opts *o, int64_t last_ms)
             start = (last_ms / DAY_MS + 1) * DAY_MS;
         s->sim_start_ms = start;
         s->clock_ms = s->clock_ms > start ? s->clock_ms : start;
-    } else {
+    } else if (!s->fixed_calendar) {
         int64_t now = realtime_ms();
         s->clock_ms = s->clock_ms > now ? s->clock_ms : now;
     }
@@ -446,8 +670,12 @@ int sim_open(sim *s, const sim_opts *o)
     int64_t logged_offset = s->rtc_offset_ms; /* the truth's times were logged with it */
     if (o->set_clock_offset)
         s->rtc_offset_ms = o->clock_offset_ms;
+    if (o->start_ms)
+        s->fixed_calendar = true; /* kept in sim.state: later runs stay off the calendar */
     s->runs++;
     rc = open_files(s, o, exists);
+    if (rc == SIM_OK && o->reuse_from)
+        rc = load_foreign(s, o->reuse_from);
     if (rc != SIM_OK)
         return rc;
     hal_setup(s);
@@ -471,6 +699,8 @@ int sim_open(sim *s, const sim_opts *o)
     if (pen_log_next_seq(&s->pen->log) < s->gt_next &&
         sim_truth_trim(s, pen_log_next_seq(&s->pen->log)) != 0)
         return sim_check(s, PEN_ERR_FLASH);
+    if (o->replace_key && exists)
+        planted(s, "key_changed", pen_log_first_seq(&s->pen->log), 0, "");
     note(s,
          "penlink-sim: pen %s, %" PRIu32 " sectors of %" PRIu32 " bytes, log %" PRIu64 "..%" PRIu64
          "\n",
@@ -507,17 +737,81 @@ static void model_start(sim *s, int64_t start_ms)
     p.fault_permille = s->o.fault_permille;
     p.power_cycle_permille = s->o.power_cycle_permille;
     p.over_limit_permille = s->o.over_limit_permille;
+    p.no_cartridge_permille = s->o.no_cartridge_permille;
+    p.depth_out_permille = s->o.depth_out_permille;
+    p.speed_out_permille = s->o.speed_out_permille;
+    p.clock_glitch_permille = s->o.clock_glitch_permille;
+    p.clock_set_permille = s->o.clock_set_permille;
+    p.config_refused_permille = s->o.config_refused_permille;
+    p.cross_reuse_permille = s->o.cross_reuse_permille;
+    p.foreign = s->foreign;
+    p.n_foreign = s->n_foreign;
     usage_model_init(&s->model, &p);
     s->model_ready = true;
+}
+
+/* A planted fault the firmware would never commit: the records a faulty pen
+ * logs (a clamp that failed, a treatment let start with no cartridge), or
+ * what a host does to it (a clock set by hours, a refused configuration,
+ * logged as the protocol handler logs them). *@p done is false for an event
+ * that is not one. */
+static pen_status apply_planted(sim *s, const pl_record *ev, bool *done)
+{
+    pen *p = s->pen;
+    pl_record r;
+    pen_status st;
+    *done = true;
+    memset(&r, 0, sizeof r);
+    r.kind = ev->kind;
+    r.fields = pl_record_kind_fields(ev->kind);
+    if (ev->kind == PL_REC_TREATMENT_START && (s->plant & PLANT_NO_CARTRIDGE)) {
+        s->sensors.depth_um = ev->depth_um;
+        s->sensors.speed_sps = ev->speed_sps;
+        p->cart_ok = true; /* the firmware's check that failed */
+        p->cart_serial = 0;
+        st = pen_treatment_start(p);
+        p->cart_ok = false;
+        return st;
+    }
+    if (ev->kind == PL_REC_DEPTH_CHANGED && (s->plant & PLANT_DEPTH_OUT)) {
+        r.depth_um = ev->depth_um;
+        return p->treating ? pen_log_now(p, &r) : PEN_ERR_STATE;
+    }
+    if (ev->kind == PL_REC_SPEED_CHANGED && (s->plant & PLANT_SPEED_OUT)) {
+        r.speed_sps = ev->speed_sps;
+        return p->treating ? pen_log_now(p, &r) : PEN_ERR_STATE;
+    }
+    if (ev->kind == PL_REC_CLOCK_SET) {
+        int64_t old = p->hal->rtc_get_ms(p->hal->ctx);
+        if (p->hal->rtc_set_ms(p->hal->ctx, old + ev->clock_delta_ms) != 0)
+            return PEN_ERR_FLASH; /* sim.state could not keep the new clock */
+        r.clock_delta_ms = ev->clock_delta_ms;
+        return pen_log_now(p, &r);
+    }
+    if (ev->kind == PL_REC_SECURITY_EVENT) {
+        r.fault_code = ev->fault_code;
+        return pen_log_now(p, &r);
+    }
+    *done = false;
+    return PEN_OK;
 }
 
 static int apply(sim *s, const pl_record *ev, bool may_reboot)
 {
     pen *p = s->pen;
     pen_status st = PEN_OK;
+    bool done;
 
     s->events++;
-    switch (ev->kind) {
+    if (s->plant & PLANT_CLOCK_GLITCH) { /* the clock jumps before this event */
+        if (hal_rtc_set(s, hal_rtc_get(s) + s->model.glitch_ms) != 0) /* kept in sim.state */
+            return fail(s, SIM_ERR, "%s/%s: %s", s->dir, SIM_STATE_FILE, strerror(errno));
+        s->glitch_pending = true;
+    }
+    st = apply_planted(s, ev, &done);
+    if (done)
+        ev = NULL;
+    switch (ev ? ev->kind : 0) {
     case PL_REC_POWER_ON: st = pen_power_on(p); break;
     case PL_REC_POWER_OFF:
         st = pen_power_off(p);
@@ -587,13 +881,17 @@ int sim_simulate(sim *s)
         if (ev.time_ms >= end)
             break;
         advance_to(s, ev.time_ms);
+        s->plant = s->model.plant;
         rc = apply(s, &ev, true);
+        s->plant = 0;
         if (rc == SIM_OK)
             rc = settle(s);
         if (rc != SIM_OK)
             break;
     }
     s->model_end_ms = end;
+    if (rc == SIM_OK)
+        rc = plant_store(s);
     if (rc == SIM_OK)
         rc = sim_flush(s);
     if (rc == SIM_OK && sim_state_save(s, sim_clock(s)) !=
@@ -614,7 +912,9 @@ int sim_step(sim *s)
     sync_model(s);
     usage_model_next(&s->model, &ev);
     advance_to(s, ev.time_ms);
+    s->plant = s->model.plant;
     int rc = apply(s, &ev, false);
+    s->plant = 0;
     if (rc == SIM_OK)
         rc = sim_flush(s);
     return rc;
@@ -672,6 +972,8 @@ int sim_print_stats(sim *s, FILE *out)
 int sim_close(sim *s)
 {
     int rc = SIM_OK;
+    if (s->pen && s->pen_up && !s->flash.dead)
+        rc = plant_store(s); /* a LOG_OVERFLOW the pen wrote while serving */
     if (s->pen) {
         if (s->pen_up)
             pen_fini(s->pen);
@@ -685,6 +987,15 @@ int sim_close(sim *s)
             rc = fail(s, SIM_ERR, "ground truth: %s", strerror(errno));
     }
     s->gt = NULL;
+    if (s->planted && fclose(s->planted) != 0)
+        rc = fail(s, SIM_ERR, "%s: %s", SIM_PLANTED_FILE, strerror(errno));
+    s->planted = NULL;
+    free(s->firsts);
+    free(s->foreign);
+    free(s->overflows);
+    s->firsts = NULL;
+    s->foreign = NULL;
+    s->overflows = NULL;
     if (s->state_saved && sim_state_save(s, sim_clock(s)) != 0)
         rc = fail(s, SIM_ERR, "%s/%s: %s", s->dir, SIM_STATE_FILE, strerror(errno));
     if (s->flash.mem) {

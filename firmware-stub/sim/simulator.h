@@ -9,6 +9,8 @@
  *   sim.state          the simulator's own state (serial, geometry, clock)
  *   device.key, config-keys  the pen's identity (identity.h)
  *   ground-truth.jsonl one JSON object per record the pen committed, appended
+ *   planted.jsonl      one JSON object per finding planted, as the audit must
+ *                      report it (kind, pen, seq ...), appended
  *   sim.lock           held (flock) by the simulator using the directory
  *
  * Crash safety: sim.state and the identity files are replaced atomically
@@ -22,6 +24,9 @@
  * Time: while simulating days the clock jumps from event to event; while
  * serving it runs with the host's monotonic clock, never going back. The
  * pen's RTC is that clock plus an offset (SetClock changes the offset).
+ * Without --start-time the simulated days end today and serving goes on from
+ * now; with it (kept in sim.state) serving goes on from the simulated clock,
+ * so that nothing the pen logs depends on the calendar.
  */
 #ifndef PENLINK_SIMULATOR_H
 #define PENLINK_SIMULATOR_H
@@ -62,7 +67,26 @@ typedef struct sim_opts {
     uint32_t config_key_count;
     bool sign_with_other_key; /**< planted fault: heads signed by a key not the pen's */
     FILE *log;                /**< progress messages, or NULL */
+    /* planted findings (usage_model.h), per 1000 treatments or gaps between them */
+    uint32_t no_cartridge_permille, depth_out_permille, speed_out_permille;
+    uint32_t clock_glitch_permille, clock_set_permille, config_refused_permille;
+    uint32_t cross_reuse_permille;
+    const char *reuse_from; /**< another pen's state directory: its cartridges to reuse */
+    bool replace_key;       /**< a new device key under the same serial (a replaced pen) */
 } sim_opts;
+
+/** The first treatment of a cartridge: on this pen, or on the pen of --reuse-from. */
+typedef struct sim_first_use {
+    uint64_t cartridge, seq;
+    int64_t time_ms;
+    bool foreign;
+} sim_first_use;
+
+/** A LOG_OVERFLOW the pen logged: planted once it is known to reach a host. */
+typedef struct sim_overflow {
+    uint64_t seq, dropped;
+    int64_t time_ms;
+} sim_overflow;
 
 /** Fills @p o with the defaults (1 MiB flash in 4 KiB sectors, seed 1). */
 void sim_opts_default(sim_opts *o);
@@ -85,6 +109,7 @@ typedef struct sim {
     int64_t rtc_offset_ms;
     int64_t model_end_ms, sim_start_ms;
     uint32_t runs;
+    bool fixed_calendar; /**< --start-time given: the clock never catches up with the host's */
     /* hardware the pen reads */
     pen_cartridge cart;
     pen_sensors sensors;
@@ -106,6 +131,20 @@ typedef struct sim {
     uint64_t events, ignored, reboots;
     pen_log_stats log_total; /**< store counters of earlier boots in this run */
     char err[256];
+    /* planted findings: what the event being applied plants, and the ground truth */
+    FILE *planted;
+    uint32_t plant;        /**< usage_plant bits of the event being applied */
+    bool glitch_pending;   /**< the next record logged follows a clock glitch */
+    bool reuse_pending;    /**< a reused cartridge was accepted: its treatment next */
+    uint64_t treat_seq;    /**< the treatment being logged (its start) */
+    sim_first_use *firsts; /**< first treatment of each cartridge */
+    size_t n_firsts, cap_firsts;
+    uint64_t *foreign; /**< --reuse-from: the other pen's cartridges */
+    uint32_t n_foreign;
+    char foreign_serial[PEN_SERIAL_MAX + 1];
+    sim_overflow *overflows; /**< LOG_OVERFLOW records not planted yet */
+    size_t n_overflows, cap_overflows;
+    uint64_t gap_planted_to; /**< the gap up to here is in planted.jsonl (kept) */
 } sim;
 
 /**

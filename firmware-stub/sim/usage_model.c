@@ -114,12 +114,38 @@ static void event(usage_model *m, pl_record *r, uint32_t kind)
     m->stats.events++;
 }
 
+/* A knob's draw: a knob at 0 draws nothing, so the stream stays as without it. */
+static int chance(usage_model *m, uint32_t permille)
+{
+    return permille > 0 && (uint32_t)(rnd(m) % 1000) < permille;
+}
+
+static void plant(usage_model *m, uint32_t what)
+{
+    if (!m->plant)
+        m->stats.planted++;
+    m->plant |= what;
+}
+
+/* Refusal codes a pen logs for a configuration it does not take (ErrorCode). */
+static const uint32_t refusal_codes[] = { 12, 13, 15 };
+
+static void model_next(usage_model *m, pl_record *r);
+
 void usage_model_next(usage_model *m, pl_record *r)
+{
+    m->plant = 0;
+    m->glitch_ms = 0;
+    model_next(m, r);
+}
+
+static void model_next(usage_model *m, pl_record *r)
 {
     switch (m->state) {
     case S_MORNING:
         m->left_in_day = (uint32_t)range(m, 5, 10);
         m->stats.days++;
+        m->idle_planted = 0;
         event(m, r, PL_REC_POWER_ON);
         m->state = S_IDLE;
         return;
@@ -127,7 +153,7 @@ void usage_model_next(usage_model *m, pl_record *r)
         if (m->left_in_day == 0) {
             m->now_ms += range(m, 5 * MIN_MS, 40 * MIN_MS);
             m->state = S_EVENING;
-            usage_model_next(m, r);
+            model_next(m, r);
             return;
         }
         if (m->p.power_cycle_permille > 0 &&
@@ -138,13 +164,47 @@ void usage_model_next(usage_model *m, pl_record *r)
             m->state = S_CYCLED;
             return;
         }
+        if (!m->idle_planted && chance(m, m->p.clock_set_permille)) {
+            /* someone sets the pen's clock by hours (a wrong zone, a wrong day) */
+            m->idle_planted = 1;
+            m->now_ms += range(m, MIN_MS, 10 * MIN_MS);
+            event(m, r, PL_REC_CLOCK_SET);
+            int64_t d = range(m, 2 * HOUR_MS, 6 * HOUR_MS);
+            r->clock_delta_ms = rnd(m) % 2 ? d : -d;
+            plant(m, PLANT_CLOCK_SET);
+            return;
+        }
+        if (!m->idle_planted && chance(m, m->p.config_refused_permille)) {
+            /* someone without an authorised key tries to change the configuration */
+            m->idle_planted = 1;
+            m->now_ms += range(m, MIN_MS, 10 * MIN_MS);
+            event(m, r, PL_REC_SECURITY_EVENT);
+            r->fault_code = refusal_codes[rnd(m) % 3];
+            plant(m, PLANT_CONFIG_REFUSED);
+            return;
+        }
         m->now_ms += range(m, 5 * MIN_MS, 45 * MIN_MS);
+        if (chance(m, m->p.no_cartridge_permille)) {
+            /* a treatment started with no cartridge: the firmware should refuse it */
+            m->no_cart = 1;
+            m->state = S_INSERTED;
+            model_next(m, r);
+            plant(m, PLANT_NO_CARTRIDGE);
+            return;
+        }
         m->reuse_pending = m->used_n > 0 && (uint32_t)(rnd(m) % 1000) < m->p.reuse_permille;
-        if (m->reuse_pending) {
+        if (!m->reuse_pending && m->p.n_foreign && chance(m, m->p.cross_reuse_permille)) {
+            /* another pen's used cartridge, its chip's count reset: the pen takes it */
+            m->foreign_index = (uint32_t)(rnd(m) % m->p.n_foreign);
+            m->cartridge = m->p.foreign[m->foreign_index];
+            m->cartridge_uses = 1;
+            plant(m, PLANT_CROSS_REUSE);
+        } else if (m->reuse_pending) {
             uint32_t i = (uint32_t)(rnd(m) % m->used_n);
             m->cartridge = m->used[i];
             m->cartridge_uses = m->used_uses[i] + 1ull;
             m->stats.reuse_attempts++;
+            plant(m, PLANT_REUSE);
             if (m->cartridge_uses > m->p.max_cartridge_uses) {
                 /* the pen reads the chip, sees the count, and refuses */
                 event(m, r, PL_REC_CARTRIDGE_REFUSED);
@@ -187,7 +247,12 @@ void usage_model_next(usage_model *m, pl_record *r)
             m->stats.over_limit++;
             m->treat_end_ms =
                 m->now_ms + (int64_t)m->p.max_treatment_s * 1000 + range(m, MIN_MS, 15 * MIN_MS);
+            plant(m, PLANT_OVER_LIMIT);
         }
+        m->idle_planted = 0;
+        m->depth_out_pending = chance(m, m->p.depth_out_permille);
+        m->speed_out_pending = chance(m, m->p.speed_out_permille);
+        m->glitch_pending = chance(m, m->p.clock_glitch_permille);
         m->stats.treatments++;
         event(m, r, PL_REC_TREATMENT_START);
         r->depth_um = m->depth_um;
@@ -209,6 +274,12 @@ void usage_model_next(usage_model *m, pl_record *r)
         }
         m->strokes += (uint64_t)step * m->speed_sps / 1000;
         m->now_ms += step;
+        if (m->glitch_pending) {
+            /* the pen's clock jumps back hours (a flat backup cell), nothing logged */
+            m->glitch_pending = 0;
+            m->glitch_ms = -range(m, 2 * HOUR_MS, 4 * HOUR_MS);
+            plant(m, PLANT_CLOCK_GLITCH);
+        }
         uint64_t what = rnd(m) % 100;
         if (m->fault_pending && what < 3) {
             m->fault_pending = 0;
@@ -224,6 +295,12 @@ void usage_model_next(usage_model *m, pl_record *r)
             m->speed_sps = (uint32_t)sp;
             event(m, r, PL_REC_SPEED_CHANGED);
             r->speed_sps = m->speed_sps;
+            if (m->speed_out_pending) {
+                /* the speed runs away past the limit (the clamp failed), for a moment */
+                m->speed_out_pending = 0;
+                r->speed_sps = m->p.speed_max_sps + 10 * (uint32_t)range(m, 1, 5);
+                plant(m, PLANT_SPEED_OUT);
+            }
         } else {
             /* the next zone, with a small adjustment around its usual depth */
             m->zone = (m->zone + 1 + (uint32_t)(rnd(m) % 3)) % 10;
@@ -232,10 +309,23 @@ void usage_model_next(usage_model *m, pl_record *r)
             m->depth_um = clamp_depth(m, d);
             event(m, r, PL_REC_DEPTH_CHANGED);
             r->depth_um = m->depth_um;
+            if (m->depth_out_pending) {
+                /* a depth past the configured maximum (the clamp failed) */
+                m->depth_out_pending = 0;
+                r->depth_um = m->p.depth_max_um + m->p.depth_step_um * (uint32_t)range(m, 1, 5);
+                plant(m, PLANT_DEPTH_OUT);
+            }
         }
         return;
     }
     case S_ENDED:
+        if (m->no_cart) { /* no cartridge to remove */
+            m->no_cart = 0;
+            m->left_in_day--;
+            m->state = S_IDLE;
+            model_next(m, r);
+            return;
+        }
         m->now_ms += range(m, 5000, 90000);
         event(m, r, PL_REC_CARTRIDGE_REMOVED);
         r->cartridge_serial = m->cartridge;

@@ -25,6 +25,16 @@
  * treatments run 1-15 minutes past max_treatment_s, which the pen logs but
  * does not stop; the audit must report each as out of limits. At 0 the event
  * stream is the same as without the knob.
+ *
+ * The other planted findings (each knob at 0 leaves the stream as it was):
+ * treatments started with no cartridge (a pen whose firmware lets them),
+ * depth and speed changes past the configured limits (a failed clamp), the
+ * clock jumping back during a treatment with nothing logged (a glitch), the
+ * clock set by hours between treatments (CLOCK_SET), a refused unsigned
+ * configuration (SECURITY_EVENT), and cartridges of another pen reinserted
+ * with a reset chip (cross-pen reuse). usage_model.plant says which event
+ * carries a planted finding; the simulator turns it into the pen's records
+ * and into its ground truth of planted findings.
  */
 #ifndef PENLINK_USAGE_MODEL_H
 #define PENLINK_USAGE_MODEL_H
@@ -38,13 +48,35 @@ typedef struct usage_params {
     int64_t start_ms; /**< first day, ms since the epoch (midnight UTC) */
     uint32_t depth_min_um, depth_max_um, depth_step_um;
     uint32_t speed_min_sps, speed_max_sps;
-    uint32_t max_cartridge_uses;   /**< 1 = single use (the pen refuses reuse) */
-    uint32_t reuse_permille;       /**< treatments that try a used cartridge, per 1000 */
-    uint32_t fault_permille;       /**< treatments with a fault, per 1000 */
-    uint32_t power_cycle_permille; /**< gaps between treatments with a power cycle, per 1000 */
-    uint32_t over_limit_permille;  /**< treatments past max_treatment_s, per 1000 */
-    uint32_t max_treatment_s;      /**< the pen's limit, for planting overlong treatments */
+    uint32_t max_cartridge_uses;      /**< 1 = single use (the pen refuses reuse) */
+    uint32_t reuse_permille;          /**< treatments that try a used cartridge, per 1000 */
+    uint32_t fault_permille;          /**< treatments with a fault, per 1000 */
+    uint32_t power_cycle_permille;    /**< gaps between treatments with a power cycle, per 1000 */
+    uint32_t over_limit_permille;     /**< treatments past max_treatment_s, per 1000 */
+    uint32_t max_treatment_s;         /**< the pen's limit, for planting overlong treatments */
+    uint32_t no_cartridge_permille;   /**< treatments started with no cartridge, per 1000 */
+    uint32_t depth_out_permille;      /**< treatments with a depth past depth_max_um, per 1000 */
+    uint32_t speed_out_permille;      /**< treatments with a speed past speed_max_sps, per 1000 */
+    uint32_t clock_glitch_permille;   /**< treatments during which the clock jumps back */
+    uint32_t clock_set_permille;      /**< gaps between treatments with a clock set by hours */
+    uint32_t config_refused_permille; /**< gaps with a refused configuration change */
+    uint32_t cross_reuse_permille;    /**< treatments with another pen's used cartridge */
+    const uint64_t *foreign;          /**< that pen's cartridge serials (cross-pen reuse) */
+    uint32_t n_foreign;
 } usage_params;
+
+/** What an event plants (bits of usage_model.plant), for the ground truth. */
+enum usage_plant {
+    PLANT_REUSE = 1u << 0,         /**< CARTRIDGE_INSERTED / REFUSED: a used one reinserted */
+    PLANT_CROSS_REUSE = 1u << 1,   /**< CARTRIDGE_INSERTED: another pen's, its chip reset */
+    PLANT_NO_CARTRIDGE = 1u << 2,  /**< TREATMENT_START with no cartridge accepted */
+    PLANT_DEPTH_OUT = 1u << 3,     /**< DEPTH_CHANGED past depth_max_um */
+    PLANT_SPEED_OUT = 1u << 4,     /**< SPEED_CHANGED past speed_max_sps */
+    PLANT_OVER_LIMIT = 1u << 5,    /**< TREATMENT_START of one that runs past max_treatment_s */
+    PLANT_CLOCK_GLITCH = 1u << 6,  /**< before this event the clock jumps by glitch_ms */
+    PLANT_CLOCK_SET = 1u << 7,     /**< CLOCK_SET by clock_delta_ms */
+    PLANT_CONFIG_REFUSED = 1u << 8 /**< SECURITY_EVENT */
+};
 
 /** Ground truth kept by the model about what it planted. */
 typedef struct usage_stats {
@@ -55,6 +87,7 @@ typedef struct usage_stats {
     uint64_t faults;
     uint64_t power_cycles; /**< off/on pairs planted between treatments */
     uint64_t over_limit;   /**< treatments planted outside the limits */
+    uint64_t planted;      /**< events carrying any planted finding */
 } usage_stats;
 
 typedef struct usage_model {
@@ -75,6 +108,12 @@ typedef struct usage_model {
     uint32_t used_n;
     int reuse_pending;
     int fault_pending;
+    int no_cart; /* the treatment runs with no cartridge */
+    int depth_out_pending, speed_out_pending, glitch_pending;
+    int idle_planted;       /* this gap between treatments had its clock set or refusal */
+    uint32_t plant;         /**< what the event just returned plants (usage_plant bits) */
+    int64_t glitch_ms;      /**< PLANT_CLOCK_GLITCH: the clock's jump, before the event */
+    uint32_t foreign_index; /**< PLANT_CROSS_REUSE: index into usage_params.foreign */
     usage_stats stats;
 } usage_model;
 

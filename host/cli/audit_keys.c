@@ -9,9 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "cli.h"
+#include "cli_time.h"
 
 struct cli_keyrepl {
     penlink_key_replacement *r;
@@ -69,7 +68,7 @@ void cli_keyrepl_table(const struct cli_keyrepl *k)
     for (size_t i = 0; i < cli_keyrepl_count(k); i++) {
         const penlink_key_replacement *r = &k->r[i];
         char t[40], old_fp[PENLINK_KEY_FINGERPRINT_LEN], new_fp[PENLINK_KEY_FINGERPRINT_LEN];
-        cli_format_time(r->at_ms, t, sizeof t);
+        cli_time_short(r->at_ms, t, sizeof t);
         penlink_key_fingerprint(r->old_key, old_fp);
         penlink_key_fingerprint(r->new_key, new_fp);
         printf("  %-12s %s by %s on %s: key %s -> %s from seq %llu; reason: %s\n",
@@ -81,23 +80,8 @@ void cli_keyrepl_table(const struct cli_keyrepl *k)
 
 void cli_keyrepl_json(const struct cli_keyrepl *k)
 {
-    for (size_t i = 0; i < cli_keyrepl_count(k); i++) {
-        const penlink_key_replacement *r = &k->r[i];
-        char t[40], old_hex[65], new_hex[65], old_fp[PENLINK_KEY_FINGERPRINT_LEN],
-            new_fp[PENLINK_KEY_FINGERPRINT_LEN];
-        cli_format_time(r->at_ms, t, sizeof t);
-        penlink_key_hex(r->old_key, old_hex);
-        penlink_key_hex(r->new_key, new_hex);
-        penlink_key_fingerprint(r->old_key, old_fp);
-        penlink_key_fingerprint(r->new_key, new_fp);
-        cli_json_out(json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:s, s:s, s:s, s:s, s:I, s:I}",
-                               "type", "key_replacement", "report", "integrity", "pen",
-                               cli_json_str(r->serial), "at", t, "user", cli_json_str(r->user),
-                               "host", cli_json_str(r->host), "reason", cli_json_str(r->reason),
-                               "old_key", old_hex, "old_fingerprint", old_fp, "new_key", new_hex,
-                               "new_fingerprint", new_fp, "from_seq", (json_int_t)r->from_seq,
-                               "heads_before", (json_int_t)r->heads_before));
-    }
+    for (size_t i = 0; i < cli_keyrepl_count(k); i++)
+        cli_json_out(cli_key_replacement_json(&k->r[i]));
 }
 
 void cli_keyrepl_free(struct cli_keyrepl *k)

@@ -61,12 +61,20 @@ void cli_warn(const struct cli *c, const char *fmt, ...) __attribute__((format(p
  */
 char *cli_escape(char *buf, size_t cap, const char *s);
 const char *cli_safe(const char *s);
+/* A @p cap for cli_escape that never cuts a string of @p n bytes: no piece
+ * grows more than 4 times (a byte that is not UTF-8 becomes "\xNN"), and
+ * room for "..." is always kept. */
+#define CLI_ESCAPED_CAP(n) (4 * (size_t)(n) + 4)
 /* A JSON string (json_t *) for @p s, never NULL and never refused: valid
  * UTF-8 is kept exactly, each byte that is not becomes the text "\xNN". */
 void *cli_json_str(const char *s);
-/* One CSV field: escaped as for terminals, quoted (RFC 4180) when it holds a
- * comma or a quote, and a field that starts with = + - @ gets a leading '
- * so that no spreadsheet runs it as a formula. */
+/* A JSON value (json_t *) for an unsigned 64-bit count or seq: an integer up
+ * to 2^63 - 1, above it (a damaged row's stored seq) its decimal text, since
+ * no JSON integer a reader keeps holds it; never negative. */
+void *cli_json_u64(uint64_t v);
+/* One CSV field: escaped as for terminals (whole, however long), quoted
+ * (RFC 4180) when it holds a comma or a quote, and a field that starts with
+ * = + - @ gets a leading ' so that no spreadsheet runs it as a formula. */
 void cli_csv_text(FILE *f, const char *s);
 /* Longest serial that names a file. */
 #define CLI_FILENAME_SERIAL_MAX 64
@@ -181,12 +189,36 @@ size_t cli_keyrepl_count(const struct cli_keyrepl *k);
 const penlink_key_replacement *cli_keyrepl_get(const struct cli_keyrepl *k, size_t i);
 void cli_keyrepl_free(struct cli_keyrepl *k);
 
-/* Shared by audit and export (cmd_audit.c): --since / --until DATE, the pen
- * filter (--pen, else --device usb:SERIAL), a treatment as CSV or JSON. */
-int cli_window_option(struct cli *c, penlink_archive_filter *f, int until, const char *arg);
+/* Shared by audit and export (cmd_audit.c): --tz ZONE, then --since and
+ * --until DATE read in it (NULL when not given), checked and in order; the
+ * pen filter (--pen, else --device usb:SERIAL), and whether the archive
+ * holds that pen (a usage error naming its pens when not); a treatment as
+ * CSV or JSON. Each returns EXIT_OK or the exit code after printing why. */
+int cli_window(struct cli *c, const char *cmd, const char *tz, const char *since, const char *until,
+               penlink_archive_filter *f);
 int cli_pen_filter(struct cli *c, penlink_archive_filter *f, const char *pen);
+int cli_pen_check(struct cli *c, penlink_archive *ar, const char *cmd, const char *serial);
+
+/* penlink audit --format html (audit_html.c): the report of @p f into @p path
+ * (NULL: standard output), made by @p operator_ (NULL: the OS user@host);
+ * and --check-report PATH. Each returns an exit code. */
+int cli_audit_html(struct cli *c, const penlink_archive_filter *f, const char *path,
+                   const char *operator_);
+int cli_audit_check_report(struct cli *c, const char *path);
+/* The audit's results as JSON (audit_json.c): each returns a new json_t *
+ * (NULL when out of memory), the one form of each result for the JSON
+ * format, the HTML report's digest and export. */
 extern const char cli_treatment_csv_header[];
 void cli_treatment_csv(FILE *out, const penlink_treatment *t);
-void *cli_treatment_json(const penlink_treatment *t); /* a json_t * */
+void *cli_treatment_json(const penlink_treatment *t);
+void *cli_finding_json(const penlink_finding *f);
+void *cli_usage_json(const penlink_usage *u);
+void *cli_verification_json(const penlink_verification *v);
+void *cli_key_replacement_json(const penlink_key_replacement *r);
+void *cli_summary_json(const penlink_audit_summary *s);
+void *cli_config_json(const penlink_config_entry *e);
+/* Whether a finding names a cartridge; its id "KIND:PEN:SEQ". */
+int cli_finding_has_cartridge(const penlink_finding *f);
+void cli_finding_id(const penlink_finding *f, char *buf, size_t cap);
 
 #endif

@@ -5,6 +5,7 @@
  * and a treatment as CSV or JSON.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,10 +17,14 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "cli_time.h"
 
 static const char usage[] =
     "Usage: penlink [--archive PATH] audit [--report WHICH] [--by PERIOD]\n"
-    "                [--since DATE] [--until DATE] [--pen SERIAL] [--format FMT] [-h]\n"
+    "                [--since DATE] [--until DATE] [--tz ZONE] [--pen SERIAL]\n"
+    "                [--format FMT] [-o FILE] [--operator NAME] [-h]\n"
+    "       penlink [--archive PATH] audit --check-report FILE\n"
+    "       penlink [--archive PATH] audit annotate FINDING --text TEXT\n"
     "\n"
     "Audit the archive (no pen needed): prove that every treatment used a fresh,\n"
     "single-use cartridge within the configured limits, that no record is missing,\n"
@@ -27,86 +32,90 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  -r, --report WHICH  treatments, cartridges, integrity, usage, or all (default)\n"
-    "  -b, --by PERIOD     usage per day (default), week (ISO 8601) or month (UTC)\n"
-    "      --since DATE    from DATE on (pen time, UTC): YYYY-MM-DD or\n"
-    "                      YYYY-MM-DDTHH:MM[:SS][Z]\n"
+    "  -b, --by PERIOD     usage per day (default), week (ISO 8601, from Monday) or\n"
+    "                      month, in the time zone of --tz\n"
+    "      --since DATE    from DATE on (pen time): YYYY-MM-DD or\n"
+    "                      YYYY-MM-DDTHH:MM[:SS[.fff]], local time of --tz unless\n"
+    "                      a UTC offset follows (Z, +01:00, -0500)\n"
     "      --until DATE    up to DATE: a bare date includes that whole day, a time\n"
-    "                      is exclusive\n"
+    "                      is exclusive; it must come after --since\n"
+    "      --tz ZONE       the time zone of every date read and shown (a tz\n"
+    "                      database name: Europe/Berlin, UTC); default: the local\n"
+    "                      zone (TZ). The output names it; JSON and CSV times\n"
+    "                      carry their UTC offset\n"
     "  -p, --pen SERIAL    one pen; the global --device usb:SERIAL (or a bare\n"
-    "                      SERIAL) selects it too; other --device forms are refused\n"
+    "                      SERIAL) selects it too; other --device forms are refused.\n"
+    "                      A serial the archive does not hold is a usage error\n"
+    "                      that names its pens (and the closest one)\n"
     "  -f, --format FMT    table (default: aligned columns for a terminal), csv\n"
     "                      (one header line per report, reports apart by a blank\n"
     "                      line: use --report for one table per file) or json (one\n"
     "                      object per line with a \"type\"; the global --json too)\n"
+    "                      or html (the report document to hand over: header,\n"
+    "                      verdict, findings with evidence, charts, integrity,\n"
+    "                      configuration history, every treatment; one file with\n"
+    "                      nothing from the network; every report, usage by week)\n"
+    "  -o, --output FILE   write to FILE (an HTML report: whole or not at all)\n"
+    "      --operator NAME who makes the HTML report (default: user@host)\n"
+    "      --check-report FILE  make FILE's report again from the archive (--archive,\n"
+    "                      else the one it names), with its pen, window and zone:\n"
+    "                      exit 0 when its data digest and the document itself are\n"
+    "                      what penlink makes, 6 when not\n"
     "  -h, --help          this help\n"
     "\n"
     "The time window selects what is reported (treatments that start in it,\n"
     "findings whose record lies in it); every record of the pen is still read,\n"
     "so a cartridge used before the window and again inside it is a reuse.\n"
+    "An audit with no record in its window (an empty archive, a pen without\n"
+    "records, a window without any) reports the finding no_records: nothing\n"
+    "examined is never a pass.\n"
     "\n"
     "Exit status: 0 no compliance finding; 1 a compliance finding: a reused\n"
     "cartridge, a treatment without an accepted cartridge, a treatment outside\n"
-    "the configured limits, or an integrity problem (gap, conflict, missing\n"
-    "records, log overflow) -- whichever report is shown. Refused cartridges,\n"
-    "clock anomalies and unknown configuration revisions are reported but do\n"
-    "not fail the audit. Other codes as in `penlink --help`.\n";
+    "the configured limits, no records to audit, or an integrity problem (gap,\n"
+    "conflict, missing records, log overflow) -- whichever report is shown.\n"
+    "Refused cartridges, clock anomalies and unknown configuration revisions are\n"
+    "reported but do not fail the audit. 2 a usage error: a bad or reversed\n"
+    "date, an unknown zone or pen. Other codes as in `penlink --help`.\n";
 
 /* ---- shared with penlink export -------------------------------------- */
 
-static int64_t days_from_civil(int64_t y, int m, int d)
+int cli_window(struct cli *c, const char *cmd, const char *tz, const char *since, const char *until,
+               penlink_archive_filter *f)
 {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* "YYYY-MM-DD[THH:MM[:SS]][Z]" (UTC) -> ms; *date_only when no time was given. */
-static int parse_date(const char *s, int64_t *ms, int *date_only)
-{
-    int y, mo, d, h = 0, mi = 0, sec = 0, n = 0;
-    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || mo < 1 || mo > 12 || d < 1 || d > 31)
-        return -1;
-    const char *p = s + n;
-    *date_only = *p == '\0';
-    if (*p == 'T' || *p == ' ') {
-        int m = 0;
-        if (sscanf(p + 1, "%2d:%2d%n", &h, &mi, &m) != 2)
-            return -1;
-        p += 1 + m;
-        if (*p == ':') {
-            if (sscanf(p + 1, "%2d%n", &sec, &m) != 1)
-                return -1;
-            p += 1 + m;
-        }
-        if (*p == 'Z')
-            p++;
-        if (*p || h > 23 || mi > 59 || sec > 60)
-            return -1;
-    } else if (*p) {
-        return -1;
-    }
-    *ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000ll + sec * 1000ll;
-    return 0;
-}
-
-int cli_window_option(struct cli *c, penlink_archive_filter *f, int until, const char *arg)
-{
-    int64_t ms;
-    int date_only;
-    if (parse_date(arg, &ms, &date_only) != 0)
-        return cli_error(c, EXIT_USAGE,
-                         "bad date '%s': use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z] (UTC)", arg);
-    if (until) {
-        f->has_until = 1;
-        f->until_ms = date_only ? ms + 86400000ll : ms;
-    } else {
+    char err[300];
+    if (cli_tz_set(tz, err, sizeof err) != 0)
+        return cli_error(c, EXIT_USAGE, "%s: --tz: %s", cmd, err);
+    if (since) {
+        if (cli_parse_time(since, 0, &f->since_ms, err, sizeof err) != 0)
+            return cli_error(c, EXIT_USAGE, "%s: --since: %s", cmd, err);
         f->has_since = 1;
-        f->since_ms = ms;
+    }
+    if (until) {
+        if (cli_parse_time(until, 1, &f->until_ms, err, sizeof err) != 0)
+            return cli_error(c, EXIT_USAGE, "%s: --until: %s", cmd, err);
+        f->has_until = 1;
+    }
+    if (f->has_since && f->has_until && f->since_ms >= f->until_ms) {
+        char a[48], b[48];
+        cli_time_iso(f->since_ms, a, sizeof a);
+        cli_time_iso(f->until_ms, b, sizeof b);
+        return cli_error(c, EXIT_USAGE,
+                         "%s: --since %s (%s) is not before --until %s (%s): the window is "
+                         "empty",
+                         cmd, since, a, until, b);
     }
     return EXIT_OK;
+}
+
+int cli_pen_check(struct cli *c, penlink_archive *ar, const char *cmd, const char *serial)
+{
+    if (!serial)
+        return EXIT_OK;
+    int st = penlink_archive_pen_check(ar, serial, NULL);
+    if (st == PENLINK_ERR_NOT_FOUND)
+        return cli_error(c, EXIT_USAGE, "%s: %s", cmd, penlink_ctx_errmsg(c->ctx));
+    return st == PENLINK_OK ? EXIT_OK : cli_fail(c, cmd, st);
 }
 
 int cli_pen_filter(struct cli *c, penlink_archive_filter *f, const char *pen)
@@ -132,7 +141,7 @@ int cli_pen_filter(struct cli *c, penlink_archive_filter *f, const char *pen)
 
 static void fmt_time(int64_t ms, char *buf, size_t cap)
 {
-    cli_format_time(ms, buf, cap);
+    cli_time_iso(ms, buf, cap);
 }
 
 static void fmt_serial(uint64_t v, char *buf, size_t cap)
@@ -140,58 +149,9 @@ static void fmt_serial(uint64_t v, char *buf, size_t cap)
     snprintf(buf, cap, "%" PRIu64, v);
 }
 
-const char cli_treatment_csv_header[] =
-    "pen,start_seq,start,end,duration_ms,ended,depth_min_um,depth_max_um,depth_mean_um,"
-    "speed_min_sps,speed_max_sps,strokes,cartridge_serial,has_cartridge,cartridge_uses,"
-    "config_revision";
-
-void cli_treatment_csv(FILE *out, const penlink_treatment *t)
-{
-    char s[40], e[40], cs[24];
-    fmt_time(t->start_ms, s, sizeof s);
-    fmt_time(t->end_ms, e, sizeof e);
-    fmt_serial(t->cartridge_serial, cs, sizeof cs);
-    cli_csv_text(out, t->serial);
-    fprintf(out, ",%" PRIu64 ",%s,%s,%" PRIu64 ",%d,%u,%u,%u,%u,%u,%" PRIu64 ",%s,%d,%u,%u\n",
-            t->start_seq, s, e, t->duration_ms, t->ended, t->depth_min_um, t->depth_max_um,
-            t->depth_mean_um, t->speed_min_sps, t->speed_max_sps, t->strokes,
-            t->has_cartridge || t->cartridge_serial ? cs : "", t->has_cartridge, t->cartridge_uses,
-            t->config_revision);
-}
-
-void *cli_treatment_json(const penlink_treatment *t)
-{
-    char s[40], e[40], cs[24];
-    fmt_time(t->start_ms, s, sizeof s);
-    fmt_time(t->end_ms, e, sizeof e);
-    fmt_serial(t->cartridge_serial, cs, sizeof cs);
-    json_t *j = json_object();
-    json_object_set_new(j, "type", json_string("treatment"));
-    json_object_set_new(j, "pen", cli_json_str(t->serial));
-    json_object_set_new(j, "start_seq", json_integer((json_int_t)t->start_seq));
-    json_object_set_new(j, "end_seq", json_integer((json_int_t)t->end_seq));
-    json_object_set_new(j, "start", json_string(s));
-    json_object_set_new(j, "end", json_string(e));
-    json_object_set_new(j, "start_ms", json_integer(t->start_ms));
-    json_object_set_new(j, "duration_ms", json_integer((json_int_t)t->duration_ms));
-    json_object_set_new(j, "ended", json_boolean(t->ended));
-    json_object_set_new(j, "depth_min_um", json_integer(t->depth_min_um));
-    json_object_set_new(j, "depth_max_um", json_integer(t->depth_max_um));
-    json_object_set_new(j, "depth_mean_um", json_integer(t->depth_mean_um));
-    json_object_set_new(j, "speed_min_sps", json_integer(t->speed_min_sps));
-    json_object_set_new(j, "speed_max_sps", json_integer(t->speed_max_sps));
-    json_object_set_new(j, "strokes", json_integer((json_int_t)t->strokes));
-    json_object_set_new(j, "cartridge_serial",
-                        t->has_cartridge || t->cartridge_serial ? json_string(cs) : json_null());
-    json_object_set_new(j, "has_cartridge", json_boolean(t->has_cartridge));
-    json_object_set_new(j, "cartridge_uses", json_integer(t->cartridge_uses));
-    json_object_set_new(j, "config_revision", json_integer(t->config_revision));
-    return j;
-}
-
 /* ---- tables ----------------------------------------------------------- */
 
-enum { FMT_TABLE, FMT_CSV, FMT_JSON };
+enum { FMT_TABLE, FMT_CSV, FMT_JSON, FMT_HTML };
 enum { SEC_TREAT, SEC_CART, SEC_INTEG, SEC_USAGE, SEC_N };
 
 typedef struct table {
@@ -271,9 +231,9 @@ static const char *const headers[SEC_N][12] = {
 static const char *const csv_headers[SEC_N] = {
     NULL, /* cli_treatment_csv_header */
     "pen,finding,compliance,seq,time,cartridge_serial,cartridge_uses,count,config_revision,"
-    "value,evidence,detail",
+    "value,evidence,detail,raised,raised_last,repeats,id,annotations",
     "pen,finding,compliance,seq,time,cartridge_serial,cartridge_uses,count,config_revision,"
-    "value,evidence,detail",
+    "value,evidence,detail,raised,raised_last,repeats,id,annotations",
     "pen,period,period_start,treatments,treatment_minutes,cartridges",
 };
 
@@ -284,6 +244,10 @@ typedef struct out {
     table tab[SEC_N];
     FILE *csv[SEC_N]; /* csv sections are collected apart, then printed one after another */
     int failed;
+    uint64_t compliance[PENLINK_FIND_KINDS]; /* compliance findings per kind */
+    uint64_t hidden[PENLINK_FIND_KINDS];     /* of those, in a report not shown */
+    penlink_verification *v;                 /* each selected pen's verification */
+    size_t n_v, cap_v;
 } out;
 
 static void minutes(uint64_t ms, char *buf, size_t cap)
@@ -293,10 +257,7 @@ static void minutes(uint64_t ms, char *buf, size_t cap)
 
 static void short_time(int64_t ms, char *buf, size_t cap)
 {
-    char t[40];
-    cli_format_time(ms, t, sizeof t);
-    t[10] = ' ';
-    snprintf(buf, cap, "%.19s", t); /* "2026-01-01 09:00:00" */
+    cli_time_short(ms, buf, cap); /* "2026-01-01 09:00:00" */
 }
 
 static int on_treatment(void *u, const penlink_treatment *t)
@@ -312,12 +273,12 @@ static int on_treatment(void *u, const penlink_treatment *t)
         cli_treatment_csv(o->csv[SEC_TREAT], t);
         return 0;
     }
-    char s[24], e[24], m[24], d[24], mean[16], sp[24], st[24], cs[24], uses[12], rev[12];
+    char s[24], e[24], m[48], d[24], mean[16], sp[24], st[24], cs[24], uses[12], rev[12];
     short_time(t->start_ms, s, sizeof s);
     short_time(t->end_ms, e, sizeof e);
     minutes(t->duration_ms, m, sizeof m);
-    if (!t->ended)
-        strcat(m, " (no end)");
+    if (!t->ended) /* bounded: a pen's times can make the minutes 20 digits long */
+        snprintf(m + strlen(m), sizeof m - strlen(m), " (no end)");
     snprintf(d, sizeof d, "%u-%u", t->depth_min_um, t->depth_max_um);
     snprintf(mean, sizeof mean, "%u", t->depth_mean_um);
     snprintf(sp, sizeof sp, "%u-%u", t->speed_min_sps, t->speed_max_sps);
@@ -340,49 +301,26 @@ static int on_finding(void *u, const penlink_finding *f)
 {
     out *o = u;
     int sec = strcmp(f->report, "integrity") == 0 ? SEC_INTEG : SEC_CART;
+    if (f->compliance && f->kind < PENLINK_FIND_KINDS) {
+        o->compliance[f->kind]++;
+        o->hidden[f->kind] += !o->want[sec];
+    }
     if (!o->want[sec])
         return 0;
-    const char *kind = penlink_finding_kind_name(f->kind);
-    char t[40], cs[24];
+    const char *kind = f->name ? f->name : penlink_finding_kind_name(f->kind);
+    char t[40], cs[24], raised[48] = "", raised_last[48] = "";
+    if (f->repeats) {
+        fmt_time(f->raised_ms, raised, sizeof raised);
+        fmt_time(f->raised_last_ms, raised_last, sizeof raised_last);
+    }
     if (f->time_ms)
-        cli_format_time(f->time_ms, t, sizeof t);
+        fmt_time(f->time_ms, t, sizeof t);
     else
         t[0] = '\0';
-    int has_cart = f->kind == PENLINK_FIND_REUSE || f->kind == PENLINK_FIND_REFUSED ||
-                   f->kind == PENLINK_FIND_NO_CARTRIDGE || f->kind == PENLINK_FIND_OUT_OF_LIMITS;
+    int has_cart = cli_finding_has_cartridge(f);
     fmt_serial(f->cartridge_serial, cs, sizeof cs);
     if (o->fmt == FMT_JSON) {
-        json_t *j = json_object();
-        json_object_set_new(j, "type", json_string("finding"));
-        json_object_set_new(j, "report", json_string(f->report));
-        json_object_set_new(j, "finding", json_string(kind ? kind : "unknown"));
-        json_object_set_new(j, "compliance", json_boolean(f->compliance));
-        json_object_set_new(j, "pen", cli_json_str(f->serial));
-        json_object_set_new(j, "seq", json_integer((json_int_t)f->seq));
-        json_object_set_new(j, "time", f->time_ms ? json_string(t) : json_null());
-        if (has_cart) {
-            json_object_set_new(j, "cartridge_serial", json_string(cs));
-            json_object_set_new(j, "cartridge_uses", json_integer(f->cartridge_uses));
-        }
-        if (f->count)
-            json_object_set_new(j, "count", json_integer((json_int_t)f->count));
-        if (f->config_revision)
-            json_object_set_new(j, "config_revision", json_integer(f->config_revision));
-        if (f->value)
-            json_object_set_new(j, "value", json_integer(f->value));
-        if (f->n_evidence) {
-            json_t *ev = json_array();
-            for (size_t i = 0; i < f->n_evidence; i++) {
-                char et[40];
-                cli_format_time(f->evidence[i].time_ms, et, sizeof et);
-                json_array_append_new(ev, json_pack("{s:o, s:I, s:s}", "pen",
-                                                    cli_json_str(f->evidence[i].serial), "seq",
-                                                    (json_int_t)f->evidence[i].seq, "start", et));
-            }
-            json_object_set_new(j, "treatments", ev);
-        }
-        json_object_set_new(j, "detail", cli_json_str(f->detail));
-        cli_json_out(j);
+        cli_json_out(cli_finding_json(f));
         return 0;
     }
     if (o->fmt == FMT_CSV) {
@@ -391,19 +329,40 @@ static int on_finding(void *u, const penlink_finding *f)
         size_t n = 0;
         for (size_t i = 0; i < f->n_evidence && n < sizeof ev; i++) {
             char et[40];
-            cli_format_time(f->evidence[i].time_ms, et, sizeof et);
+            fmt_time(f->evidence[i].time_ms, et, sizeof et);
             n += (size_t)snprintf(ev + n, sizeof ev - n, "%s%s:%" PRIu64 "@%s", i ? " " : "",
                                   f->evidence[i].serial, f->evidence[i].seq, et);
         }
         cli_csv_text(c, f->serial);
-        fprintf(c, ",%s,%d,%" PRIu64 ",%s,%s,", kind ? kind : "unknown", f->compliance, f->seq, t,
-                has_cart ? cs : "");
+        fputc(',', c);
+        cli_csv_text(c, kind ? kind : "unknown"); /* an alarm's kind is the archive's text */
+        fprintf(c, ",%d,%" PRIu64 ",%s,%s,", f->compliance, f->seq, t, has_cart ? cs : "");
         if (has_cart)
             fprintf(c, "%u", f->cartridge_uses);
         fprintf(c, ",%" PRIu64 ",%u,%" PRId64 ",", f->count, f->config_revision, f->value);
         cli_csv_text(c, ev);
         fputc(',', c);
         cli_csv_text(c, f->detail);
+        fprintf(c, ",%s,%s,", raised, raised_last);
+        if (f->repeats)
+            fprintf(c, "%" PRIu64, f->repeats);
+        fputc(',', c);
+        cli_csv_text(c, f->id);
+        fputc(',', c);
+        char *notes = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&notes, &len);
+        for (size_t i = 0; m && i < f->n_annotations; i++) {
+            char at[48];
+            fmt_time(f->annotations[i].at_ms, at, sizeof at);
+            fprintf(m, "%s%s %s: %s", i ? " | " : "", at, f->annotations[i].author,
+                    f->annotations[i].text);
+        }
+        if (m && fclose(m) == 0)
+            cli_csv_text(c, notes); /* escaped whole: authors and texts are the archive's */
+        else
+            o->failed = 1;
+        free(notes);
         fputc('\n', c);
         return 0;
     }
@@ -417,10 +376,34 @@ static int on_finding(void *u, const penlink_finding *f)
         snprintf(third, sizeof third, "%s", has_cart ? cs : "");
     else
         snprintf(third, sizeof third, "%" PRIu64, f->count);
-    const char *row[] = { cli_safe(f->serial), kind ? kind : "unknown", seq, st, third,
-                          cli_safe(f->detail) };
+    /* the archive's words escaped, then penlink's own about when it was raised */
+    char detail[CLI_ESCAPED_CAP(sizeof f->detail) + 160];
+    cli_escape(detail, CLI_ESCAPED_CAP(sizeof f->detail), f->detail);
+    if (f->repeats) {
+        char a[24], b[24];
+        short_time(f->raised_ms, a, sizeof a);
+        short_time(f->raised_last_ms, b, sizeof b);
+        size_t n = strlen(detail);
+        if (f->repeats > 1)
+            snprintf(detail + n, sizeof detail - n, "; raised %s, again until %s", a, b);
+        else
+            snprintf(detail + n, sizeof detail - n, "; raised %s", a);
+    }
+    const char *row[] = {
+        cli_safe(f->serial), cli_safe(kind ? kind : "unknown"), seq, st, third, detail
+    };
     if (table_row(&o->tab[sec], row) != 0)
         o->failed = 1;
+    for (size_t i = 0; i < f->n_annotations; i++) {
+        const penlink_annotation *a = &f->annotations[i];
+        char at[24], raw[sizeof a->text + sizeof a->author + 8], text[CLI_ESCAPED_CAP(sizeof raw)];
+        short_time(a->at_ms, at, sizeof at);
+        snprintf(raw, sizeof raw, "%s: %s", a->author, a->text);
+        cli_escape(text, sizeof text, raw); /* the note's author and words are the archive's */
+        const char *nrow[] = { cli_safe(f->serial), "  note", "", at, "", text };
+        if (table_row(&o->tab[sec], nrow) != 0)
+            o->failed = 1;
+    }
     for (size_t i = 0; i < f->n_evidence; i++) {
         char es[24], eseq[24];
         short_time(f->evidence[i].time_ms, es, sizeof es);
@@ -441,16 +424,11 @@ static int on_usage(void *u, const penlink_usage *us)
         return 0;
     char ps[40], n[24], m[24], cs[24];
     if (o->fmt == FMT_JSON) {
-        cli_format_time(us->period_start_ms, ps, sizeof ps);
-        cli_json_out(json_pack("{s:s, s:o, s:s, s:s, s:I, s:f, s:I}", "type", "usage", "pen",
-                               cli_json_str(us->serial), "period", us->period, "period_start", ps,
-                               "treatments", (json_int_t)us->treatments, "treatment_minutes",
-                               (double)us->treatment_ms / 60000.0, "cartridges",
-                               (json_int_t)us->cartridges));
+        cli_json_out(cli_usage_json(us));
         return 0;
     }
     if (o->fmt == FMT_CSV) {
-        cli_format_time(us->period_start_ms, ps, sizeof ps);
+        fmt_time(us->period_start_ms, ps, sizeof ps);
         cli_csv_text(o->csv[SEC_USAGE], us->serial);
         fprintf(o->csv[SEC_USAGE], ",%s,%s,%" PRIu64 ",%.3f,%" PRIu64 "\n", us->period, ps,
                 us->treatments, (double)us->treatment_ms / 60000.0, us->cartridges);
@@ -479,44 +457,30 @@ static void print_csv_section(FILE *tmp, const char *header, int *first)
 }
 
 /* The verification state of each pen (penlink verify, and the pulls' heads). */
-typedef struct verif {
-    penlink_archive *ar;
-    const char *serial;
-    penlink_verification *v;
-    size_t n, cap;
-    int broken;
-} verif;
-
-static int on_verif_pen(void *u, const penlink_archive_device *d)
+static int on_verification(void *u, const penlink_verification *v)
 {
-    verif *vs = u;
-    if (vs->serial && strcmp(vs->serial, d->serial) != 0)
-        return 0;
-    if (vs->n == vs->cap) {
-        size_t cap = vs->cap ? 2 * vs->cap : 8;
-        void *p = realloc(vs->v, cap * sizeof *vs->v);
+    out *o = u;
+    if (o->n_v == o->cap_v) {
+        size_t cap = o->cap_v ? 2 * o->cap_v : 8;
+        void *p = realloc(o->v, cap * sizeof *o->v);
         if (!p)
             return 1;
-        vs->v = p;
-        vs->cap = cap;
+        o->v = p;
+        o->cap_v = cap;
     }
-    penlink_verification *v = &vs->v[vs->n];
-    if (penlink_archive_verification(vs->ar, d->serial, v) != PENLINK_OK)
-        return 1;
-    vs->n++;
-    vs->broken += v->have && strcmp(v->result, "broken") == 0;
+    o->v[o->n_v++] = *v;
     return 0;
 }
 
-static void print_verifications(const verif *vs)
+static void print_verifications(const out *o)
 {
     printf("Integrity: log verification (penlink verify)\n");
-    if (vs->n == 0)
+    if (o->n_v == 0)
         printf("  none\n");
-    for (size_t i = 0; i < vs->n; i++) {
-        const penlink_verification *v = &vs->v[i];
+    for (size_t i = 0; i < o->n_v; i++) {
+        const penlink_verification *v = &o->v[i];
         char t[40];
-        cli_format_time(v->at_ms, t, sizeof t);
+        fmt_time(v->at_ms, t, sizeof t);
         if (!v->pinned)
             printf("  %-12s unsigned: the pen does not sign its log\n", cli_safe(v->serial));
         else if (!v->have)
@@ -534,33 +498,187 @@ static void print_verifications(const verif *vs)
     printf("\n");
 }
 
-static json_t *verif_json(const penlink_verification *v)
+/* "reuse 4, gap 1" from per-kind counts; "" when all are 0. */
+static void kinds_text(const uint64_t *n, char *buf, size_t cap)
 {
-    char t[40] = "";
-    if (v->have)
-        cli_format_time(v->at_ms, t, sizeof t);
-    const char *state = !v->pinned ? "unsigned" : !v->have ? "not_verified" : v->result;
-    json_t *o = json_pack("{s:s, s:o, s:o, s:I}", "type", "verification", "pen",
-                          cli_json_str(v->serial), "state", cli_json_str(state),
-                          "pull_verified_through", (json_int_t)v->signed_through);
-    if (v->have) {
-        json_object_set_new(o, "verified_at", json_string(t));
-        json_object_set_new(o, "through_seq", json_integer((json_int_t)v->through_seq));
-        json_object_set_new(o, "records", json_integer((json_int_t)v->records));
-        if (v->detail[0])
-            json_object_set_new(o, "detail", cli_json_str(v->detail));
+    size_t used = 0;
+    buf[0] = '\0';
+    for (uint32_t k = 0; k < PENLINK_FIND_KINDS && used < cap; k++) {
+        const char *name = penlink_finding_kind_name(k);
+        if (n[k] && name)
+            used += (size_t)snprintf(buf + used, cap - used, "%s%s %" PRIu64, used ? ", " : "",
+                                     name, n[k]);
     }
-    return o;
+}
+
+static void print_summary(const out *o, const penlink_audit_summary *s)
+{
+    char all[512], comp[512], hidden[512];
+    kinds_text(s->findings, all, sizeof all);
+    kinds_text(o->compliance, comp, sizeof comp);
+    kinds_text(o->hidden, hidden, sizeof hidden);
+    printf("Summary: %" PRIu64 " pens, %" PRIu64 " records (%" PRIu64 " in the window), %" PRIu64
+           " treatments, %" PRIu64 " cartridges\n",
+           s->pens, s->records, s->records_in_window, s->treatments, s->cartridges);
+    printf("  findings: %s\n", all[0] ? all : "none");
+    printf("  compliance findings %" PRIu64 ", integrity findings %" PRIu64 "\n", s->compliance,
+           s->integrity);
+    printf("  logs: %" PRIu64 " verified, %" PRIu64 " broken, %" PRIu64
+           " not verified offline, %" PRIu64 " unsigned\n",
+           s->logs_verified, s->logs_broken, s->logs_not_verified, s->logs_unsigned);
+    if (s->verdict == PENLINK_VERDICT_PASS) {
+        printf("Verdict: PASS, no compliance finding in %" PRIu64 " records examined\n",
+               s->records_in_window);
+        return;
+    }
+    printf("Verdict: FAIL, %" PRIu64 " compliance finding%s: %s\n", s->compliance,
+           s->compliance == 1 ? "" : "s", comp);
+    if (hidden[0])
+        printf("  not in the reports shown: %s (see them with --report all)\n", hidden);
+}
+
+/* What was audited, and the time zone of every time shown: first, in every format but CSV
+ * (whose times carry their offsets). */
+static void print_header(const out *o, const penlink_archive_filter *f)
+{
+    char since[48] = "", until[48] = "";
+    if (f->has_since)
+        fmt_time(f->since_ms, since, sizeof since);
+    if (f->has_until)
+        fmt_time(f->until_ms, until, sizeof until);
+    if (o->fmt == FMT_JSON) {
+        json_t *j =
+            json_pack("{s:s, s:s, s:o, s:o, s:o, s:s}", "type", "audit", "penlink_version",
+                      penlink_version(), "pen", f->serial ? cli_json_str(f->serial) : json_null(),
+                      "since", f->has_since ? json_string(since) : json_null(), "until",
+                      f->has_until ? json_string(until) : json_null(), "time_zone", cli_tz_name());
+        cli_json_out(j);
+    } else if (o->fmt == FMT_TABLE) {
+        char a[32] = "", b[32] = "";
+        if (f->has_since)
+            short_time(f->since_ms, a, sizeof a);
+        if (f->has_until)
+            short_time(f->until_ms, b, sizeof b);
+        if (f->serial)
+            printf("Audit of pen %s\n", cli_safe(f->serial));
+        else
+            printf("Audit of all pens\n");
+        if (f->has_since && f->has_until)
+            printf("  window: from %s to %s (excluded)\n", a, b);
+        else if (f->has_since)
+            printf("  window: from %s on\n", a);
+        else if (f->has_until)
+            printf("  window: up to %s (excluded)\n", b);
+        else
+            printf("  window: every record\n");
+        printf("  times: the pens' clocks, shown in %s\n\n", cli_tz_name());
+    }
+}
+
+static const char annotate_usage[] =
+    "Usage: penlink [--archive PATH] audit annotate FINDING --text TEXT\n"
+    "                [--operator NAME] [-h]\n"
+    "\n"
+    "Add a note to a finding, e.g. what was done about it. FINDING is the\n"
+    "finding's id, KIND:PEN:SEQ (\"id\" in --format json and csv, e.g.\n"
+    "reuse:PEN-0002:80). Notes are kept in the archive for good: none is ever\n"
+    "changed or deleted; a correction is another note. Every format of the\n"
+    "audit shows them under their finding, with who wrote them and when.\n"
+    "\n"
+    "Options:\n"
+    "  -t, --text TEXT     the note (1 to 1023 bytes)\n"
+    "      --operator NAME who writes it (default: the OS user@host)\n"
+    "  -h, --help          this help\n"
+    "\n"
+    "Exit status: 0 added; 2 no such finding in the archive's audit, or no text.\n";
+
+typedef struct find_id {
+    const char *id;
+    int found;
+} find_id;
+
+static int on_find_id(void *u, const penlink_finding *f)
+{
+    find_id *k = u;
+    k->found |= strcmp(f->id, k->id) == 0;
+    return 0;
+}
+
+/* penlink audit annotate FINDING --text TEXT: the finding must be one the audit makes. */
+static int cmd_annotate(struct cli *c, int argc, char **argv)
+{
+    enum { OPT_OPERATOR = 256 };
+    static const struct option opts[] = {
+        { "text", required_argument, NULL, 't' },
+        { "operator", required_argument, NULL, OPT_OPERATOR },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *text = NULL, *author = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 't': text = optarg; break;
+        case OPT_OPERATOR: author = optarg; break;
+        case 'h': fputs(annotate_usage, stdout); return EXIT_OK;
+        default: fputs(annotate_usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1 || !text) {
+        fputs(annotate_usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *id = argv[optind];
+    char err[300];
+    if (cli_tz_set(NULL, err, sizeof err) != 0)
+        return cli_error(c, EXIT_USAGE, "audit annotate: %s", err);
+    penlink_archive *ar = NULL;
+    int st = penlink_archive_open_existing(c->ctx, c->archive, &ar);
+    if (st != PENLINK_OK)
+        return cli_fail(c, "audit annotate: cannot open the archive", st);
+    find_id k = { id, 0 };
+    penlink_audit_cb cb = { NULL, on_find_id, NULL, &k, PENLINK_PERIOD_DAY, 0, NULL };
+    st = penlink_audit_run(ar, NULL, &cb, NULL);
+    int rc = EXIT_OK;
+    if (st != PENLINK_OK) {
+        rc = cli_fail(c, "audit annotate", st);
+        goto out;
+    }
+    if (!k.found) {
+        rc = cli_error(c, EXIT_USAGE,
+                       "audit annotate: no finding %s in this archive's audit (the ids are "
+                       "KIND:PEN:SEQ, as \"id\" in penlink audit --format json shows them)",
+                       id);
+        goto out;
+    }
+    st = penlink_archive_annotate(ar, id, author, text);
+    if (st != PENLINK_OK) {
+        rc = cli_fail(c, "audit annotate", st);
+        goto out;
+    }
+    if (c->json)
+        cli_json_out(json_pack("{s:o, s:b}", "finding", cli_json_str(id), "added", 1));
+    else if (!c->quiet)
+        printf("note added to %s\n", cli_safe(id));
+out:
+    penlink_archive_close(ar);
+    return rc;
 }
 
 int cmd_audit(struct cli *c, int argc, char **argv)
 {
-    enum { OPT_SINCE = 256, OPT_UNTIL };
+    if (argc >= 2 && strcmp(argv[1], "annotate") == 0)
+        return cmd_annotate(c, argc - 1, argv + 1);
+    enum { OPT_SINCE = 256, OPT_UNTIL, OPT_TZ, OPT_CHECK, OPT_OPERATOR };
     static const struct option opts[] = {
         { "report", required_argument, NULL, 'r' },
+        { "output", required_argument, NULL, 'o' },
+        { "check-report", required_argument, NULL, OPT_CHECK },
+        { "operator", required_argument, NULL, OPT_OPERATOR },
         { "by", required_argument, NULL, 'b' },
         { "since", required_argument, NULL, OPT_SINCE },
         { "until", required_argument, NULL, OPT_UNTIL },
+        { "tz", required_argument, NULL, OPT_TZ },
         { "pen", required_argument, NULL, 'p' },
         { "format", required_argument, NULL, 'f' },
         { "help", no_argument, NULL, 'h' },
@@ -574,13 +692,19 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     o.fmt = c->json ? FMT_JSON : FMT_TABLE;
     penlink_archive_filter f;
     memset(&f, 0, sizeof f);
-    penlink_audit_cb cb = { on_treatment, on_finding, on_usage, &o, PENLINK_PERIOD_DAY };
-    const char *report = "all", *pen = NULL;
+    penlink_audit_cb cb = {
+        on_treatment, on_finding, on_usage, &o, PENLINK_PERIOD_DAY, 1, on_verification,
+    };
+    const char *report = NULL, *pen = NULL, *since = NULL, *until = NULL, *tz = NULL;
+    const char *output = NULL, *check = NULL, *operator_ = NULL;
     int opt, rc;
     struct cli_keyrepl *keys = NULL; /* replaced device keys: part of the integrity report */
-    while ((opt = getopt_long(argc, argv, "r:b:p:f:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "r:b:p:f:o:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'r': report = optarg; break;
+        case 'o': output = optarg; break;
+        case OPT_CHECK: check = optarg; break;
+        case OPT_OPERATOR: operator_ = optarg; break;
         case 'b':
             if (strcmp(optarg, "day") == 0)
                 cb.usage_by = PENLINK_PERIOD_DAY;
@@ -591,12 +715,9 @@ int cmd_audit(struct cli *c, int argc, char **argv)
             else
                 return cli_error(c, EXIT_USAGE, "audit: --by day, week or month, not '%s'", optarg);
             break;
-        case OPT_SINCE:
-        case OPT_UNTIL:
-            rc = cli_window_option(c, &f, opt == OPT_UNTIL, optarg);
-            if (rc != EXIT_OK)
-                return rc;
-            break;
+        case OPT_SINCE: since = optarg; break;
+        case OPT_UNTIL: until = optarg; break;
+        case OPT_TZ: tz = optarg; break;
         case 'p': pen = optarg; break;
         case 'f':
             if (strcmp(optarg, "table") == 0)
@@ -605,9 +726,11 @@ int cmd_audit(struct cli *c, int argc, char **argv)
                 o.fmt = FMT_CSV;
             else if (strcmp(optarg, "json") == 0)
                 o.fmt = FMT_JSON;
+            else if (strcmp(optarg, "html") == 0)
+                o.fmt = FMT_HTML;
             else
-                return cli_error(c, EXIT_USAGE, "audit: unknown format '%s' (table, csv, json)",
-                                 optarg);
+                return cli_error(c, EXIT_USAGE,
+                                 "audit: unknown format '%s' (table, csv, json, html)", optarg);
             break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
         default: fputs(usage, stderr); return EXIT_USAGE;
@@ -617,6 +740,20 @@ int cmd_audit(struct cli *c, int argc, char **argv)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
+    if (check) {
+        if (report || pen || since || until || tz || output || operator_ || o.fmt == FMT_HTML)
+            return cli_error(c, EXIT_USAGE,
+                             "audit: --check-report takes no other option: the report names its "
+                             "pen, window and zone (--archive selects the archive to check it "
+                             "against)");
+        return cli_audit_check_report(c, check);
+    }
+    if (o.fmt == FMT_HTML && report && strcmp(report, "all") != 0)
+        return cli_error(c, EXIT_USAGE, "audit: the HTML report shows every report (no --report)");
+    if (o.fmt != FMT_HTML && operator_)
+        return cli_error(c, EXIT_USAGE, "audit: --operator names who made an HTML report");
+    if (!report)
+        report = "all";
     int any = 0;
     for (int i = 0; i < SEC_N; i++) {
         o.want[i] = strcmp(report, "all") == 0 || strcmp(report, sec_names[i]) == 0;
@@ -627,9 +764,15 @@ int cmd_audit(struct cli *c, int argc, char **argv)
                          "audit: --report treatments, cartridges, integrity, usage or all, not "
                          "'%s'",
                          report);
-    rc = cli_pen_filter(c, &f, pen);
+    rc = cli_window(c, "audit", tz, since, until, &f);
+    if (rc == EXIT_OK)
+        rc = cli_pen_filter(c, &f, pen);
     if (rc != EXIT_OK)
         return rc;
+    if (o.fmt == FMT_HTML)
+        return cli_audit_html(c, &f, output, operator_);
+    if (output && !freopen(output, "w", stdout))
+        return cli_error(c, EXIT_IO, "audit: cannot write %s: %s", output, strerror(errno));
     static const char *const titles[SEC_N] = { "Treatments", "Cartridges: findings",
                                                "Integrity: findings", "Usage" };
     for (int i = 0; i < SEC_N; i++) {
@@ -646,23 +789,25 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     }
 
     penlink_archive *ar = NULL;
-    int st = penlink_archive_open_existing(c->ctx, c->archive, &ar);
+    int st = penlink_archive_open_readonly(c->ctx, c->archive, &ar);
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "audit: cannot open the archive", st);
         goto out;
     }
+    rc = cli_pen_check(c, ar, "audit", f.serial);
+    if (rc != EXIT_OK) {
+        penlink_archive_close(ar);
+        goto out;
+    }
+    print_header(&o, &f);
     penlink_audit_summary sum;
     st = penlink_audit_run(ar, &f, &cb, &sum);
-    verif vs = { 0 };
     if (st == PENLINK_OK && o.want[SEC_INTEG]) {
-        vs.ar = ar;
-        vs.serial = f.serial;
-        st = penlink_archive_devices(ar, on_verif_pen, &vs);
-    }
-    if (st == PENLINK_OK && o.want[SEC_INTEG] && cli_keyrepl_load(c, ar, f.serial, &keys)) {
-        penlink_archive_close(ar);
-        rc = EXIT_INTERNAL;
-        goto out;
+        rc = cli_keyrepl_load(c, ar, f.serial, &keys);
+        if (rc != EXIT_OK) {
+            penlink_archive_close(ar);
+            goto out;
+        }
     }
     penlink_archive_close(ar);
     if (st != PENLINK_OK) {
@@ -688,19 +833,11 @@ int cmd_audit(struct cli *c, int argc, char **argv)
             else
                 printf("%s\n  none\n\n", title);
             if (i == SEC_INTEG) {
-                print_verifications(&vs);
+                print_verifications(&o);
                 cli_keyrepl_table(keys);
             }
         }
-        printf("Summary: %" PRIu64 " pens, %" PRIu64 " records, %" PRIu64 " treatments, %" PRIu64
-               " cartridges\n",
-               sum.pens, sum.records, sum.treatments, sum.cartridges);
-        printf("  reused cartridges %" PRIu64 ", treatments without a cartridge %" PRIu64
-               ", out of limits %" PRIu64 ", refused cartridges %" PRIu64
-               ", integrity findings %" PRIu64 "\n",
-               sum.reuses, sum.no_cartridge, sum.out_of_limits, sum.refusals, sum.integrity);
-        printf("  %s\n",
-               sum.compliance ? "COMPLIANCE FINDINGS: see above" : "no compliance finding");
+        print_summary(&o, &sum);
     } else if (o.fmt == FMT_CSV) {
         int first = 1;
         for (int i = 0; i < SEC_N; i++)
@@ -708,26 +845,19 @@ int cmd_audit(struct cli *c, int argc, char **argv)
                 print_csv_section(
                     o.csv[i], i == SEC_TREAT ? cli_treatment_csv_header : csv_headers[i], &first);
     } else {
-        for (size_t i = 0; i < vs.n; i++)
-            cli_json_out(verif_json(&vs.v[i]));
+        for (size_t i = 0; o.want[SEC_INTEG] && i < o.n_v; i++)
+            cli_json_out(cli_verification_json(&o.v[i]));
         cli_keyrepl_json(keys);
-        cli_json_out(json_pack(
-            "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "type", "summary",
-            "pens", (json_int_t)sum.pens, "records", (json_int_t)sum.records, "treatments",
-            (json_int_t)sum.treatments, "cartridges", (json_int_t)sum.cartridges, "reuses",
-            (json_int_t)sum.reuses, "refusals", (json_int_t)sum.refusals, "no_cartridge",
-            (json_int_t)sum.no_cartridge, "out_of_limits", (json_int_t)sum.out_of_limits,
-            "limits_unknown", (json_int_t)sum.limits_unknown, "integrity",
-            (json_int_t)sum.integrity, "compliance", (json_int_t)sum.compliance));
+        cli_json_out(cli_summary_json(&sum));
     }
     fflush(stdout);
     if (ferror(stdout))
         rc = cli_error(c, EXIT_IO, "audit: writing the report failed");
     else
-        rc = sum.compliance || vs.broken ? EXIT_FINDING : EXIT_OK;
-    free(vs.v);
+        rc = sum.verdict == PENLINK_VERDICT_PASS ? EXIT_OK : EXIT_FINDING;
 out:
     cli_keyrepl_free(keys);
+    free(o.v);
     for (int i = 0; i < SEC_N; i++) {
         table_free(&o.tab[i]);
         if (o.csv[i])

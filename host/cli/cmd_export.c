@@ -13,10 +13,12 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "cli_time.h"
 
 static const char usage[] =
     "Usage: penlink [--archive PATH] export records|treatments [--format FMT]\n"
-    "                [-o FILE] [--pen SERIAL] [--since DATE] [--until DATE] [-h]\n"
+    "                [-o FILE] [--pen SERIAL] [--since DATE] [--until DATE]\n"
+    "                [--tz ZONE] [-h]\n"
     "\n"
     "Write the archive's records (every record, by pen then seq) or its\n"
     "treatments (as `penlink audit --report treatments` computes them).\n"
@@ -26,13 +28,20 @@ static const char usage[] =
     "                      line; the global --json too)\n"
     "  -o, --output FILE   write to FILE instead of standard output\n"
     "  -p, --pen SERIAL    one pen (the global --device usb:SERIAL too)\n"
-    "      --since DATE    records at or after DATE (pen time, UTC); treatments that\n"
-    "                      start then: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][Z]\n"
+    "      --since DATE    records at or after DATE (pen time); treatments that\n"
+    "                      start then: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS[.fff]],\n"
+    "                      local time of --tz unless an offset (Z, +01:00) is given\n"
     "      --until DATE    before DATE (a bare date includes that whole day)\n"
+    "      --tz ZONE       time zone of dates in and out (Europe/Berlin, UTC);\n"
+    "                      default: the local zone (TZ)\n"
     "  -h, --help          this help\n"
     "\n"
     "Cartridge serials are written as decimal text (JSON strings), so that no\n"
-    "tool rounds them.\n";
+    "tool rounds them. Times are ISO 8601 with their UTC offset (Z in UTC).\n"
+    "A --pen the archive does not hold is a usage error (exit 2) naming its pens.\n"
+    "The archive is only read (a read-only copy will do). Archived rows that\n"
+    "cannot be records (an edited or damaged archive) are left out and named,\n"
+    "every other record is written, and the exit status is 6.\n";
 
 enum { FMT_CSV, FMT_JSON };
 
@@ -40,6 +49,8 @@ typedef struct export_out {
     FILE *f;
     int fmt;
     uint64_t n;
+    uint64_t damaged; /* pens with rows that cannot be records (treatments) */
+    char damage[400];
 } export_out;
 
 static int on_record(void *u, const char *serial, const penlink_record *r)
@@ -52,7 +63,7 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
         snprintf(kbuf, sizeof kbuf, "kind_%u", r->kind);
         kind = kbuf;
     }
-    cli_format_time(r->time_ms, t, sizeof t);
+    cli_time_iso(r->time_ms, t, sizeof t);
     e->n++;
     if (e->fmt == FMT_CSV) {
         cli_csv_text(e->f, serial);
@@ -111,22 +122,32 @@ static int on_treatment(void *u, const penlink_treatment *t)
     return ferror(e->f) ? -1 : 0;
 }
 
+/* The audit's findings: only damaged rows matter to an export. */
+static int on_finding(void *u, const penlink_finding *f)
+{
+    export_out *e = u;
+    if (f->kind == PENLINK_FIND_DAMAGED && e->damaged++ == 0)
+        snprintf(e->damage, sizeof e->damage, "pen %s: %s", f->serial, f->detail);
+    return 0;
+}
+
 int cmd_export(struct cli *c, int argc, char **argv)
 {
-    enum { OPT_SINCE = 256, OPT_UNTIL };
+    enum { OPT_SINCE = 256, OPT_UNTIL, OPT_TZ };
     static const struct option opts[] = {
         { "format", required_argument, NULL, 'f' },
         { "output", required_argument, NULL, 'o' },
         { "pen", required_argument, NULL, 'p' },
         { "since", required_argument, NULL, OPT_SINCE },
         { "until", required_argument, NULL, OPT_UNTIL },
+        { "tz", required_argument, NULL, OPT_TZ },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     export_out e = { .f = stdout, .fmt = c->json ? FMT_JSON : FMT_CSV };
     penlink_archive_filter f;
     memset(&f, 0, sizeof f);
-    const char *path = NULL, *pen = NULL;
+    const char *path = NULL, *pen = NULL, *since = NULL, *until = NULL, *tz = NULL;
     int opt, rc;
     while ((opt = getopt_long(argc, argv, "f:o:p:h", opts, NULL)) != -1) {
         switch (opt) {
@@ -140,12 +161,9 @@ int cmd_export(struct cli *c, int argc, char **argv)
             break;
         case 'o': path = optarg; break;
         case 'p': pen = optarg; break;
-        case OPT_SINCE:
-        case OPT_UNTIL:
-            rc = cli_window_option(c, &f, opt == OPT_UNTIL, optarg);
-            if (rc != EXIT_OK)
-                return rc;
-            break;
+        case OPT_SINCE: since = optarg; break;
+        case OPT_UNTIL: until = optarg; break;
+        case OPT_TZ: tz = optarg; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
         default: fputs(usage, stderr); return EXIT_USAGE;
         }
@@ -158,14 +176,21 @@ int cmd_export(struct cli *c, int argc, char **argv)
     int records = strcmp(what, "records") == 0;
     if (!records && strcmp(what, "treatments") != 0)
         return cli_error(c, EXIT_USAGE, "export: records or treatments, not '%s'", what);
-    rc = cli_pen_filter(c, &f, pen);
+    rc = cli_window(c, "export", tz, since, until, &f);
+    if (rc == EXIT_OK)
+        rc = cli_pen_filter(c, &f, pen);
     if (rc != EXIT_OK)
         return rc;
 
     penlink_archive *ar = NULL;
-    int st = penlink_archive_open_existing(c->ctx, c->archive, &ar);
+    int st = penlink_archive_open_readonly(c->ctx, c->archive, &ar);
     if (st != PENLINK_OK)
         return cli_fail(c, "export: cannot open the archive", st);
+    rc = cli_pen_check(c, ar, "export", f.serial);
+    if (rc != EXIT_OK) {
+        penlink_archive_close(ar);
+        return rc;
+    }
     if (path && !(e.f = fopen(path, "w"))) {
         rc = cli_error(c, EXIT_IO, "export: cannot write %s: %s", path, strerror(errno));
         penlink_archive_close(ar);
@@ -182,7 +207,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
     if (records) {
         st = penlink_archive_scan(ar, &f, on_record, &e);
     } else {
-        penlink_audit_cb cb = { on_treatment, NULL, NULL, &e, PENLINK_PERIOD_DAY };
+        penlink_audit_cb cb = { on_treatment, on_finding, NULL, &e, PENLINK_PERIOD_DAY, 1, NULL };
         st = penlink_audit_run(ar, &f, &cb, NULL);
     }
     penlink_archive_close(ar);
@@ -195,6 +220,10 @@ int cmd_export(struct cli *c, int argc, char **argv)
         return cli_fail(c, "export", st);
     if (werr)
         return cli_error(c, EXIT_IO, "export: writing %s failed", path ? path : "the output");
+    if (e.damaged)
+        return cli_error(c, EXIT_INTEGRITY,
+                         "export: %s (%llu pens with such rows; every other treatment was written)",
+                         e.damage, (unsigned long long)e.damaged);
     if (c->verbose)
         fprintf(stderr, "export: %" PRIu64 " %s\n", e.n, what);
     return EXIT_OK;

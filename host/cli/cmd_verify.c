@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -14,21 +15,31 @@
 #include "cli.h"
 
 static const char usage[] =
-    "Usage: penlink [--archive PATH] verify [--pen SERIAL] [-h]\n"
+    "Usage: penlink [--archive PATH] verify [--pen SERIAL] [--no-record] [-h]\n"
     "\n"
     "Re-check the archive offline, no pen needed. For every pen that signs its\n"
     "log: each chunk's bytes against its hash-chain link, each link against the\n"
     "chunk before it, each signed head the pulls kept against the pen's pinned\n"
     "device key, and every record row against the chunk that carries it. An\n"
     "edited, removed, reordered or inserted record or chunk breaks one of these;\n"
-    "the first broken link of each pen is named. The result is kept in the\n"
-    "archive and shown by 'penlink audit'.\n"
+    "the first broken link of each pen is named. For every pen: record rows that\n"
+    "cannot be records (a seq no pen logs) break it too.\n"
     "\n"
-    "Exit status: 0 every pen verified (or does not sign its log), 6 a pen's log\n"
-    "does not verify, 7 the archive cannot be read.\n"
+    "The archive is checked read-only, so a read-only copy or medium will do.\n"
+    "Then the verdicts are recorded in the archive's verification log (shown by\n"
+    "'penlink audit') when the archive is writable here; on a read-only archive\n"
+    "(a read-only file, copy or medium; on PostgreSQL a standby, or a role that\n"
+    "may only read) they are only printed. --no-record never writes (an\n"
+    "inspector's copy stays byte for byte as received).\n"
+    "\n"
+    "Exit status: 0 every pen verified (or does not sign its log), 2 a --pen the\n"
+    "archive does not hold (the error names its pens), 6 a pen's log does not\n"
+    "verify, 7 the archive cannot be read (or the verdicts cannot be recorded in\n"
+    "a writable archive).\n"
     "\n"
     "Options:\n"
     "  -p, --pen SERIAL  one pen (the global --device usb:SERIAL too)\n"
+    "  -n, --no-record   do not record the verdicts in the archive\n"
     "  -h, --help        this help\n";
 
 typedef struct vout {
@@ -36,7 +47,25 @@ typedef struct vout {
     int broken;
     uint64_t records;
     int pens;
+    penlink_verify_report *kept; /* to record once the read-only check is done */
+    size_t n_kept, cap_kept;
+    int failed;
+    int writable; /* the archive can be written from here: the verdicts are recorded */
 } vout;
+
+static int keep(vout *o, const penlink_verify_report *r)
+{
+    if (o->n_kept == o->cap_kept) {
+        size_t cap = o->cap_kept ? 2 * o->cap_kept : 16;
+        void *p = realloc(o->kept, cap * sizeof *o->kept);
+        if (!p)
+            return -1;
+        o->kept = p;
+        o->cap_kept = cap;
+    }
+    o->kept[o->n_kept++] = *r;
+    return 0;
+}
 
 static const char *state_name(penlink_verify_state s)
 {
@@ -46,6 +75,10 @@ static const char *state_name(penlink_verify_state s)
 static int on_report(void *u, const penlink_verify_report *r)
 {
     vout *o = u;
+    if (keep(o, r) != 0) {
+        o->failed = 1;
+        return 1;
+    }
     o->pens++;
     o->records += r->records;
     if (r->state == PENLINK_VERIFY_BROKEN)
@@ -59,7 +92,7 @@ static int on_report(void *u, const penlink_verify_report *r)
                       "records", (json_int_t)r->records, "chunks", (json_int_t)r->chunks, "heads",
                       (json_int_t)r->heads, "signed_through", (json_int_t)r->signed_through);
         if (r->state == PENLINK_VERIFY_BROKEN) {
-            json_object_set_new(j, "seq", json_integer((json_int_t)r->where_seq));
+            json_object_set_new(j, "seq", cli_json_u64(r->where_seq));
             json_object_set_new(j, "detail", cli_json_str(r->detail));
         } else if (r->notes[0]) {
             json_object_set_new(j, "notes", cli_json_str(r->notes));
@@ -79,6 +112,35 @@ static int on_report(void *u, const penlink_verify_report *r)
     return 0;
 }
 
+/* Records the verdicts of the read-only check in the archive's verification log. */
+static int record(struct cli *c, const vout *o)
+{
+    char def[1024];
+    const char *path = c->archive, *env = getenv("PENLINK_ARCHIVE");
+    if (!path && env && *env)
+        path = env; /* as the library chose it */
+    if (!path && penlink_archive_default_path(def, sizeof def) == PENLINK_OK)
+        path = def;
+    if (!path || o->n_kept == 0)
+        return EXIT_OK;
+    if (!o->writable) {
+        if (!c->quiet)
+            fprintf(stderr,
+                    "penlink: note: %s is read-only here: the verdicts above were not recorded "
+                    "in its verification log\n",
+                    cli_safe(path));
+        return EXIT_OK;
+    }
+    penlink_archive *ar = NULL;
+    int st = penlink_archive_open_existing(c->ctx, path, &ar);
+    for (size_t i = 0; st == PENLINK_OK && i < o->n_kept; i++)
+        st = penlink_archive_record_verification(ar, &o->kept[i]);
+    penlink_archive_close(ar);
+    if (st != PENLINK_OK)
+        return cli_fail(c, "verify: the verdicts were not recorded", st);
+    return EXIT_OK;
+}
+
 static double mono_s(void)
 {
     struct timespec ts;
@@ -90,14 +152,16 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
         { "pen", required_argument, NULL, 'p' },
+        { "no-record", no_argument, NULL, 'n' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *pen = NULL;
-    int opt;
-    while ((opt = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+    int opt, no_record = 0;
+    while ((opt = getopt_long(argc, argv, "p:nh", opts, NULL)) != -1) {
         switch (opt) {
         case 'p': pen = optarg; break;
+        case 'n': no_record = 1; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
         default: fputs(usage, stderr); return EXIT_USAGE;
         }
@@ -112,18 +176,36 @@ int cmd_verify(struct cli *c, int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     penlink_archive *ar = NULL;
-    int st = penlink_archive_open_existing(c->ctx, c->archive, &ar);
+    int st = penlink_archive_open_readonly(c->ctx, c->archive, &ar);
     if (st != PENLINK_OK)
         return cli_fail(c, "verify: cannot open the archive", st);
-    vout o = { c, 0, 0, 0 };
+    rc = cli_pen_check(c, ar, "verify", f.serial);
+    if (rc != EXIT_OK) {
+        penlink_archive_close(ar);
+        return rc;
+    }
+    vout o;
+    memset(&o, 0, sizeof o);
+    o.c = c;
     double t0 = mono_s();
     st = penlink_archive_verify(ar, f.serial, on_report, &o);
     double dt = mono_s() - t0;
+    o.writable = penlink_archive_writable(ar);
     penlink_archive_close(ar);
-    if (st != PENLINK_OK)
-        return cli_fail(c, "verify", st);
+    if (o.failed)
+        rc = cli_error(c, EXIT_INTERNAL, "verify: out of memory");
+    else if (st != PENLINK_OK)
+        rc = cli_fail(c, "verify", st);
+    if (o.failed || st != PENLINK_OK)
+        goto out;
     if (!c->json && !c->quiet)
         printf("%d pens, %" PRIu64 " records checked in %.2f s%s\n", o.pens, o.records, dt,
                o.broken ? "; SOME LOGS DO NOT VERIFY: see above and docs/security.md" : "");
-    return o.broken ? EXIT_INTEGRITY : EXIT_OK;
+    fflush(stdout);
+    rc = no_record ? EXIT_OK : record(c, &o);
+    if (o.broken)
+        rc = EXIT_INTEGRITY;
+out:
+    free(o.kept);
+    return rc;
 }

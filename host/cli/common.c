@@ -101,11 +101,12 @@ void cli_format_time(int64_t ms, char *buf, size_t cap)
         s -= 1;
     }
     struct tm tm;
-    if (!gmtime_r(&s, &tm)) {
+    /* the ms when the date has none or does not fit (strftime() then says 0) */
+    size_t n = gmtime_r(&s, &tm) ? strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm) : 0;
+    if (n == 0) {
         snprintf(buf, cap, "%lld", (long long)ms);
         return;
     }
-    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf + n, cap - n, ".%03dZ", frac);
 }
 
@@ -259,13 +260,27 @@ void *cli_json_str(const char *s)
     return j ? j : json_null();
 }
 
+void *cli_json_u64(uint64_t v)
+{
+    char buf[24];
+    if (v <= (uint64_t)INT64_MAX)
+        return json_integer((json_int_t)v);
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+    return json_string(buf);
+}
+
 void cli_csv_text(FILE *f, const char *s)
 {
-    const char *e = cli_safe(s);
+    /* a field is never cut (notes on a finding run to kilobytes): cli_safe's
+     * buffers only when memory runs out */
+    size_t cap = CLI_ESCAPED_CAP(strlen(s ? s : ""));
+    char *buf = malloc(cap);
+    const char *e = buf ? cli_escape(buf, cap, s) : cli_safe(s);
     /* a spreadsheet runs a cell that starts with = + - @ as a formula */
     int formula = strchr("=+-@", e[0]) != NULL && e[0] != '\0';
     if (!formula && !strpbrk(e, ",\"")) {
         fputs(e, f);
+        free(buf);
         return;
     }
     fputc('"', f);
@@ -277,6 +292,7 @@ void cli_csv_text(FILE *f, const char *s)
         fputc(*e, f);
     }
     fputc('"', f);
+    free(buf);
 }
 
 int cli_filename_ok(const char *s)

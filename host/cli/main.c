@@ -41,6 +41,7 @@ static const char usage[] =
     "  keys replace --pen S    record a repaired pen's new device key\n"
     "  verify                  re-check the archive's signed logs; name what broke\n"
     "  archive init-server     set up a PostgreSQL server for a shared archive\n"
+    "  archive push --to URI   send the archive to a shared one (an offline site)\n"
     "\n"
     "Global options:\n"
     "  -d, --device URI  usb (the only pen plugged in), usb:SERIAL, usb:BUS-PORT.PORT\n"

@@ -17,6 +17,7 @@
 
 #include "archive.h"
 #include "device.h"
+#include "pl/auth.h"
 
 #define COMMIT_EVERY 64 /* chunks per transaction during a pull */
 /* From a pen that signs its log, at a verified head once this many chunks are open:
@@ -89,6 +90,27 @@ static int resolve_path(penlink_ctx *ctx, const char **path, char *buf, size_t c
     return PENLINK_OK;
 }
 
+/* A handle over the backend @p path names (a PostgreSQL server, else an
+ * SQLite file), for writing or (@p readonly) reading only. @p create: a
+ * server with no archive yet may be set up (a file is created by any
+ * opening for writing). */
+static int open_handle(penlink_ctx *ctx, const char *path, int readonly, int create,
+                       penlink_archive **out)
+{
+    penlink_archive *ar = calloc(1, sizeof *ar);
+    if (!ar)
+        return PENLINK_ERR_NO_MEM;
+    ar->ctx = ctx;
+    int rc = archive_is_server(path) ? archive_pg_open(ctx, path, create, readonly, &ar->b)
+                                     : archive_sqlite_open(ctx, path, readonly, &ar->b);
+    if (rc != PENLINK_OK) {
+        free(ar);
+        return rc;
+    }
+    *out = ar;
+    return PENLINK_OK;
+}
+
 int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **out)
 {
     char def[1024];
@@ -96,22 +118,19 @@ int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **o
         return PENLINK_ERR_INVALID_ARG;
     *out = NULL;
     int rc = resolve_path(ctx, &path, def, sizeof def);
-    int server = archive_is_server(path);
-    if (rc == PENLINK_OK && !server)
+    if (rc == PENLINK_OK && !archive_is_server(path))
         rc = make_parent(ctx, path);
-    if (rc != PENLINK_OK)
-        return rc;
-    penlink_archive *ar = calloc(1, sizeof *ar);
-    if (!ar)
-        return PENLINK_ERR_NO_MEM;
-    ar->ctx = ctx;
-    rc = server ? archive_pg_open(ctx, path, 1, &ar->b) : archive_sqlite_open(ctx, path, &ar->b);
-    if (rc != PENLINK_OK) {
-        free(ar);
-        return rc;
-    }
-    *out = ar;
-    return PENLINK_OK;
+    return rc == PENLINK_OK ? open_handle(ctx, path, 0, 1, out) : rc;
+}
+
+int penlink_archive_open_readonly(penlink_ctx *ctx, const char *path, penlink_archive **out)
+{
+    char def[1024];
+    if (!ctx || !out)
+        return PENLINK_ERR_INVALID_ARG;
+    *out = NULL;
+    int rc = resolve_path(ctx, &path, def, sizeof def);
+    return rc == PENLINK_OK ? open_handle(ctx, path, 1, 0, out) : rc;
 }
 
 int penlink_archive_open_existing(penlink_ctx *ctx, const char *path, penlink_archive **out)
@@ -124,24 +143,19 @@ int penlink_archive_open_existing(penlink_ctx *ctx, const char *path, penlink_ar
     int rc = resolve_path(ctx, &path, def, sizeof def);
     if (rc != PENLINK_OK)
         return rc;
-    if (archive_is_server(path)) { /* one with no archive in it is refused, not set up */
-        penlink_archive *ar = calloc(1, sizeof *ar);
-        if (!ar)
-            return PENLINK_ERR_NO_MEM;
-        ar->ctx = ctx;
-        rc = archive_pg_open(ctx, path, 0, &ar->b);
-        if (rc != PENLINK_OK)
-            free(ar);
-        else
-            *out = ar;
-        return rc;
-    }
+    if (archive_is_server(path)) /* one with no archive in it is refused, not set up */
+        return open_handle(ctx, path, 0, 0, out);
     if (stat(path, &sb) != 0)
         return penlink_fail(ctx, PENLINK_ERR_IO,
                             "archive %s: %s (pull a pen into it first, or give the right "
                             "--archive)",
                             path, strerror(errno));
     return penlink_archive_open(ctx, path, out);
+}
+
+int penlink_archive_writable(penlink_archive *ar)
+{
+    return ar ? ar->b->ops->writable(ar->b) : 0;
 }
 
 void penlink_archive_close(penlink_archive *ar)
@@ -209,19 +223,21 @@ static int end_txn(archive_backend *b, int rc)
     return rc;
 }
 
-/* Commits what the open transaction holds, durably, and opens the next. */
+/* Commits what the open transaction holds, durably, and opens the next.
+ * The savepoint goes with the transaction whatever happens: after a failed
+ * commit (a full disk) nothing it marked is kept, so the counts fall back to
+ * the last commit's, not to the savepoint's. */
 static int commit_open(pull_state *ps)
 {
     archive_backend *b = ps->ar->b;
+    ps->have_kept = 0;
     ps->st = b->ops->commit(b);
-    if (ps->st == PENLINK_OK)
-        ps->st = b->ops->begin(b);
     if (ps->st != PENLINK_OK)
         return stop(ps);
     ps->chunks_open = 0;
     ps->committed = *ps->res;
-    ps->have_kept = 0;
-    return 0;
+    ps->st = b->ops->begin(b);
+    return ps->st == PENLINK_OK ? 0 : stop(ps);
 }
 
 static int on_chunk(void *u, const penlink_chunk *c)
@@ -232,7 +248,7 @@ static int on_chunk(void *u, const penlink_chunk *c)
         return stop(ps);
     if (!ps->signed_log && ps->chunks_open >= COMMIT_EVERY && commit_open(ps) != 0)
         return stop(ps);
-    ps->st = b->ops->chunk(b, ps->device, ps->pull, c, archive_now_ms(), &ps->chunk);
+    ps->st = b->ops->chunk(b, ps->device, ps->pull, c, archive_now_ms(), &ps->chunk, NULL);
     ps->chunks_open++;
     ps->res->chunks++;
     return ps->st == PENLINK_OK ? 0 : stop(ps);
@@ -378,7 +394,7 @@ static int find_key_owner(void *u, int64_t device, const char *serial, const uin
 {
     key_owner *k = u;
     (void)first_from;
-    if (device != k->device && key && memcmp(key, k->key, 32) == 0) {
+    if (device != k->device && key && memcmp(key, k->key, PL_KEY_BYTES) == 0) {
         snprintf(k->serial, sizeof k->serial, "%s", serial);
         return 1;
     }
@@ -389,27 +405,31 @@ static int find_key_owner(void *u, int64_t device, const char *serial, const uin
 static int find_replaced_owner(void *u, const penlink_key_replacement *r)
 {
     key_owner *k = u;
-    if (strcmp(r->serial, k->serial_self) != 0 &&
-        (memcmp(r->old_key, k->key, 32) == 0 || memcmp(r->new_key, k->key, 32) == 0)) {
+    if (strcmp(r->serial, k->serial_self) != 0 && (memcmp(r->old_key, k->key, PL_KEY_BYTES) == 0 ||
+                                                   memcmp(r->new_key, k->key, PL_KEY_BYTES) == 0)) {
         snprintf(k->serial, sizeof k->serial, "%s", r->serial);
         return 1;
     }
     return 0;
 }
 
-/* Whether another pen than @p self (device id, serial) holds or held @p key;
- * its serial in k->serial. */
-static int key_owned_elsewhere(archive_backend *b, int64_t self, const char *serial,
-                               const uint8_t *key, key_owner *k)
+int archive_key_owner(archive_backend *b, int64_t device, const char *self_serial,
+                      const uint8_t *key, char *serial, size_t cap)
 {
-    memset(k, 0, sizeof *k);
-    k->device = self;
-    k->serial_self = serial;
-    k->key = key;
-    int rc = b->ops->pens(b, NULL, find_key_owner, k);
-    if (rc == PENLINK_OK || rc == PENLINK_ERR_CANCELLED)
-        rc = k->serial[0] ? PENLINK_OK : b->ops->key_replacements(b, NULL, find_replaced_owner, k);
-    return rc == PENLINK_ERR_CANCELLED ? PENLINK_OK : rc;
+    key_owner k = { .device = device, .serial_self = self_serial, .key = key };
+    serial[0] = '\0';
+    if (!key)
+        return PENLINK_OK;
+    int rc = b->ops->pens(b, NULL, find_key_owner, &k);
+    if (rc != PENLINK_OK && rc != PENLINK_ERR_CANCELLED)
+        return rc;
+    if (!k.serial[0]) {
+        rc = b->ops->key_replacements(b, NULL, find_replaced_owner, &k);
+        if (rc != PENLINK_OK && rc != PENLINK_ERR_CANCELLED)
+            return rc;
+    }
+    snprintf(serial, cap, "%s", k.serial);
+    return PENLINK_OK;
 }
 
 /* The key in force after a pen's replacements: the last one's new key. */
@@ -425,8 +445,8 @@ static int take_replacement(void *u, const penlink_key_replacement *r)
 {
     key_history *h = u;
     h->n++;
-    memcpy(h->current, r->new_key, 32);
-    if (h->probe && memcmp(h->probe, r->old_key, 32) == 0) {
+    memcpy(h->current, r->new_key, PL_KEY_BYTES);
+    if (h->probe && memcmp(h->probe, r->old_key, PL_KEY_BYTES) == 0) {
         h->probe_was_replaced = 1;
         h->probe_replaced_ms = r->at_ms;
     }
@@ -454,8 +474,9 @@ static int check_pinning(pull_state *ps, int pinned, const char **why, char *det
     if (rc != PENLINK_OK)
         return rc;
     if (h.n > 0 && pinned != KEY_NONE)
-        pinned = info->has_device_key && memcmp(info->device_key, h.current, 32) == 0 ? KEY_SAME
-                                                                                      : KEY_CHANGED;
+        pinned = info->has_device_key && memcmp(info->device_key, h.current, PL_KEY_BYTES) == 0
+                     ? KEY_SAME
+                     : KEY_CHANGED;
     if (pinned == KEY_CHANGED && h.probe_was_replaced) {
         char when[32];
         time_t t = (time_t)(h.probe_replaced_ms / 1000);
@@ -494,16 +515,16 @@ static int check_pinning(pull_state *ps, int pinned, const char **why, char *det
             return PENLINK_OK;
         }
     }
-    key_owner k;
-    rc = key_owned_elsewhere(b, ps->device, info->serial, info->device_key, &k);
+    char owner[65];
+    rc = archive_key_owner(b, ps->device, info->serial, info->device_key, owner, sizeof owner);
     if (rc != PENLINK_OK)
         return rc;
-    if (k.serial[0]) {
+    if (owner[0]) {
         *why = "key_reused";
         snprintf(detail, cap,
                  "the pen %s presents device key %s, which the archive pinned for pen %s: one "
                  "of them is a clone; nothing was pulled",
-                 info->serial, hex, k.serial);
+                 info->serial, hex, owner);
     }
     return PENLINK_OK;
 }
@@ -699,7 +720,7 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
         b->ops->rollback(b);
         *res = ps.committed; /* only what an earlier commit holds is archived */
         if (pull_rc == PENLINK_OK)
-            pull_rc = rc;
+            pull_rc = rc; /* a failed pull, in the commit's words (a full disk) */
     }
     res->retries = pr.retries;
     char message[512] = "";
@@ -728,12 +749,18 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     return PENLINK_OK;
 }
 
-int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
-                         penlink_archive_record_cb cb, void *user)
+int archive_scan(penlink_archive *ar, const penlink_archive_filter *f, penlink_archive_record_cb cb,
+                 archive_damage_cb bad, void *user)
 {
     if (!ar || !cb)
         return PENLINK_ERR_INVALID_ARG;
-    return ar->b->ops->scan(ar->b, f, cb, user);
+    return ar->b->ops->scan(ar->b, f, cb, bad, user);
+}
+
+int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
+                         penlink_archive_record_cb cb, void *user)
+{
+    return archive_scan(ar, f, cb, NULL, user);
 }
 
 static int keep_replacement(void *u, const penlink_key_replacement *r)
@@ -804,6 +831,28 @@ int penlink_archive_config_history(penlink_archive *ar, const char *serial,
     return ar->b->ops->config_history(ar->b, serial, cb, user);
 }
 
+typedef struct serials_visit {
+    int (*cb)(void *user, const char *serial);
+    void *user;
+} serials_visit;
+
+static int serial_of(void *u, int64_t device, const char *serial, const uint8_t *key,
+                     uint64_t first_from)
+{
+    serials_visit *v = u;
+    (void)device, (void)key, (void)first_from;
+    return v->cb(v->user, serial) != 0;
+}
+
+int penlink_archive_serials(penlink_archive *ar, int (*cb)(void *user, const char *serial),
+                            void *user)
+{
+    if (!ar || !cb)
+        return PENLINK_ERR_INVALID_ARG;
+    serials_visit v = { cb, user };
+    return ar->b->ops->pens(ar->b, NULL, serial_of, &v);
+}
+
 int penlink_archive_devices(penlink_archive *ar,
                             int (*cb)(void *user, const penlink_archive_device *d), void *user)
 {
@@ -830,7 +879,7 @@ static int take_pen(void *u, int64_t device, const char *serial, const uint8_t *
     p->device = device;
     p->pinned = key != NULL;
     if (key)
-        memcpy(p->key, key, 32);
+        memcpy(p->key, key, PL_KEY_BYTES);
     return 1;
 }
 
@@ -848,7 +897,7 @@ static int pen_key_now(penlink_archive *ar, const char *serial, pen_row *p, key_
     if (rc != PENLINK_OK)
         return rc;
     if (h->n > 0)
-        memcpy(p->key, h->current, 32);
+        memcpy(p->key, h->current, PL_KEY_BYTES);
     return PENLINK_OK;
 }
 
@@ -863,7 +912,7 @@ int penlink_archive_pen_key(penlink_archive *ar, const char *serial, uint8_t key
     if (rc != PENLINK_OK)
         return rc;
     *have = p.pinned;
-    memcpy(key, p.key, 32);
+    memcpy(key, p.key, PL_KEY_BYTES);
     return PENLINK_OK;
 }
 
@@ -890,7 +939,7 @@ static int check_replacement(penlink_archive *ar, const penlink_info *info, cons
                             "pen %s presents no device key: a replacement needs the new key",
                             info->serial);
     penlink_key_hex(info->device_key, hex);
-    if (memcmp(info->device_key, p->key, 32) == 0)
+    if (memcmp(info->device_key, p->key, PL_KEY_BYTES) == 0)
         return penlink_fail(ar->ctx, PENLINK_ERR_INVALID_ARG,
                             "pen %s presents device key %s, the key already in force: nothing "
                             "to replace",
@@ -901,17 +950,18 @@ static int check_replacement(penlink_archive *ar, const penlink_info *info, cons
                             "replaced: a replaced key is never taken back (the old board, or a "
                             "copy of it)",
                             info->serial, hex);
-    key_owner k;
-    int rc = key_owned_elsewhere(ar->b, p->device, info->serial, info->device_key, &k);
+    char owner[65];
+    int rc =
+        archive_key_owner(ar->b, p->device, info->serial, info->device_key, owner, sizeof owner);
     if (rc != PENLINK_OK)
         return rc;
-    if (k.serial[0])
+    if (owner[0])
         return penlink_fail(ar->ctx, PENLINK_ERR_INTEGRITY,
                             "pen %s presents device key %s, which the archive holds for pen %s: "
                             "one of them is a clone; nothing was recorded",
-                            info->serial, hex, k.serial);
-    memcpy(r->old_key, p->key, 32);
-    memcpy(r->new_key, info->device_key, 32);
+                            info->serial, hex, owner);
+    memcpy(r->old_key, p->key, PL_KEY_BYTES);
+    memcpy(r->new_key, info->device_key, PL_KEY_BYTES);
     return PENLINK_OK;
 }
 
@@ -989,4 +1039,42 @@ int audit_key_change_explained(penlink_archive *ar, const penlink_alarm *al, cha
         return 1;
     }
     return 0;
+}
+
+int penlink_archive_annotate(penlink_archive *ar, const char *finding, const char *author,
+                             const char *text)
+{
+    penlink_annotation a;
+    if (!ar || !finding || !text)
+        return PENLINK_ERR_INVALID_ARG;
+    memset(&a, 0, sizeof a);
+    if (!*finding || strlen(finding) >= sizeof a.finding || !*text ||
+        strlen(text) >= sizeof a.text || (author && strlen(author) >= sizeof a.author))
+        return penlink_fail(ar->ctx, PENLINK_ERR_INVALID_ARG,
+                            "an annotation needs a finding id (under %zu bytes) and a text of 1 to "
+                            "%zu bytes, by an author of under %zu",
+                            sizeof a.finding, sizeof a.text - 1, sizeof a.author);
+    snprintf(a.finding, sizeof a.finding, "%s", finding);
+    snprintf(a.text, sizeof a.text, "%s", text);
+    char host[256];
+    who(a.user, sizeof a.user, host, sizeof host);
+    snprintf(a.host, sizeof a.host, "%.63s", host);
+    if (author)
+        snprintf(a.author, sizeof a.author, "%s", author);
+    else
+        snprintf(a.author, sizeof a.author, "%.31s@%.31s", a.user, a.host);
+    a.at_ms = archive_now_ms();
+    archive_backend *b = ar->b;
+    int rc = b->ops->begin(b);
+    if (rc == PENLINK_OK)
+        rc = b->ops->annotate(b, &a);
+    return end_txn(b, rc);
+}
+
+int penlink_archive_annotations(penlink_archive *ar,
+                                int (*cb)(void *user, const penlink_annotation *a), void *user)
+{
+    if (!ar || !cb)
+        return PENLINK_ERR_INVALID_ARG;
+    return ar->b->ops->annotations(ar->b, cb, user);
 }

@@ -18,7 +18,22 @@ typedef struct archive_chunk_row {
     const uint8_t *data;
     size_t len;
     const uint8_t *prev_link, *link; /* NULL when not 32 bytes (an unsigned pen's chunk) */
+    /* NULL, or why the row cannot be a chunk (a negative first_seq, an impossible
+     * count): the row is still passed, so that one pen's damage is that pen's finding */
+    const char *damage;
+    int64_t stored_seq; /* first_seq as stored */
 } archive_chunk_row;
+
+/* A row that cannot be what its table says: an archive damaged, edited, or
+ * written by an earlier penlink from a hostile pen. Reads hand such rows to
+ * the caller and go on, so that one pen's damage never stops the others. */
+typedef struct archive_damage {
+    const char *serial; /* the pen */
+    const char *table;  /* "records" */
+    int64_t seq;        /* the seq as stored (negative: a seq at or above 2^63) */
+    const char *why;    /* in words */
+} archive_damage;
+typedef int (*archive_damage_cb)(void *user, const archive_damage *d);
 
 /* Outcome of storing one record. */
 enum { REC_NEW = 0, REC_SAME = 1, REC_CONFLICT = 2 };
@@ -45,9 +60,10 @@ typedef struct archive_ops {
                       int64_t *pull);
     int (*pull_end)(archive_backend *b, int64_t pull, const penlink_archive_pull_result *r,
                     const char *result, const char *message, int64_t now);
-    /* Stores a chunk as received (an identical one again is not stored twice). */
+    /* Stores a chunk as received (an identical one again is not stored twice);
+     * *stored (may be NULL) says whether it was new. */
     int (*chunk)(archive_backend *b, int64_t device, int64_t pull, const penlink_chunk *c,
-                 int64_t now, int64_t *chunk);
+                 int64_t now, int64_t *chunk, int *stored);
     /* Stores a record; *outcome REC_NEW, REC_SAME or REC_CONFLICT (then kept as is).
      * @p fresh: the caller knows the seq is above everything archived, so the
      * lookup for an earlier copy can be skipped. */
@@ -60,8 +76,10 @@ typedef struct archive_ops {
     /* Stores a verified signed head. */
     int (*head)(archive_backend *b, int64_t device, int64_t pull, const penlink_head *h,
                 int64_t now);
+    /* Damaged rows go to @p bad and the scan goes on (NULL: skipped, and the
+     * scan ends with PENLINK_ERR_INTEGRITY naming the first). */
     int (*scan)(archive_backend *b, const penlink_archive_filter *f, penlink_archive_record_cb cb,
-                void *user);
+                archive_damage_cb bad, void *user);
     int (*alarms)(archive_backend *b, const penlink_archive_filter *f,
                   int (*cb)(void *user, const penlink_alarm *a), void *user);
     int (*config_log)(archive_backend *b, const char *serial, const char *source, const char *user,
@@ -82,19 +100,22 @@ typedef struct archive_ops {
     /* A pen's chunks in seq order (in the order received at the same seq). */
     int (*chunks)(archive_backend *b, int64_t device,
                   int (*cb)(void *user, const archive_chunk_row *c), void *user);
-    /* A pen's records with first <= seq < end, in seq order. */
+    /* A pen's records with first <= seq < end, in seq order; damaged rows to @p bad. */
     int (*records)(archive_backend *b, int64_t device, uint64_t first, uint64_t end,
-                   int (*cb)(void *user, const penlink_record *r), void *user);
+                   int (*cb)(void *user, const penlink_record *r), archive_damage_cb bad,
+                   void *user);
     /* How many records a pen has. */
     int (*record_count)(archive_backend *b, int64_t device, uint64_t *n);
+    /* How many of a pen's record rows hold a seq no pen can log (at or above
+     * 2^63, stored as a negative integer), and the lowest of them as stored. */
+    int (*seq_outliers)(archive_backend *b, int64_t device, uint64_t *n, int64_t *lowest);
     /* A pen's verified heads, in the order stored. */
     int (*heads)(archive_backend *b, int64_t device,
                  int (*cb)(void *user, uint64_t next_seq, const uint8_t *link, size_t link_len,
                            const uint8_t *sig, size_t sig_len),
                  void *user);
-    /* Stores a verification result; reads back the last one. */
-    int (*verification_log)(archive_backend *b, int64_t device, const penlink_verify_report *r,
-                            int64_t now);
+    /* Stores a verification result (of the pen r->serial); reads back the last one. */
+    int (*verification_log)(archive_backend *b, const penlink_verify_report *r, int64_t now);
     int (*verification_last)(archive_backend *b, const char *serial, penlink_verification *out);
 
     /* Replaced device keys (penlink keys replace): appends one (its pen found
@@ -103,11 +124,24 @@ typedef struct archive_ops {
     int (*key_replace)(archive_backend *b, const penlink_key_replacement *r);
     int (*key_replacements)(archive_backend *b, const char *serial,
                             int (*cb)(void *user, const penlink_key_replacement *r), void *user);
+
+    /* Annotations of findings (append-only): one stored; all, in the order stored. */
+    int (*annotate)(archive_backend *b, const penlink_annotation *a);
+    int (*annotations)(archive_backend *b, int (*cb)(void *user, const penlink_annotation *a),
+                       void *user);
+
+    /* 1 when the archive could be written from here, however this handle was
+     * opened (penlink_archive_writable()). */
+    int (*writable)(archive_backend *b);
 } archive_ops;
 
 struct archive_backend {
     const archive_ops *ops;
     penlink_ctx *ctx;
+    const char *name; /* for messages: the file's path, or user@host/database */
+    /* opened for reading: nothing is ever written (a file stays byte for byte
+     * as it was; a server session is read-only), and begin refuses */
+    int readonly;
 };
 
 /* The packed record body (record_body.c): all of a record but its seq.
@@ -119,10 +153,40 @@ int archive_body_unpack(const uint8_t *p, size_t n, penlink_record *r);
 /* 1 when two records of one seq say the same (time, kind and every field they carry). */
 int archive_record_same(const penlink_record *a, const penlink_record *b);
 
+/* The checks of penlink verify as a walk over one pen's log in a backend
+ * (verify.c), for penlink verify and for archive push, which copies a log
+ * only as far as it verifies. The hooks (any may be NULL) see each chunk once
+ * its link, its place in the chain and its records checked, with the records
+ * no earlier chunk held (@p copy: a second copy of seqs the chain holds, a
+ * conflict kept as evidence), and each verified signed head right after the
+ * chunk it names. A hook's non-zero status stops the walk and is returned. */
+typedef struct archive_walk_hooks {
+    int (*chunk)(void *user, const archive_chunk_row *c, const penlink_record *recs, uint32_t n,
+                 int copy);
+    int (*head)(void *user, const penlink_head *h);
+    void *user;
+} archive_walk_hooks;
+typedef struct archive_walker archive_walker; /* a chunk decoder and its buffers */
+int archive_walker_new(archive_walker **out);
+void archive_walker_free(archive_walker *w);
+/* Walks pen @p device: @p key NULL for a pen that does not sign (the records
+ * are still checked against their chunks; the report says UNSIGNED). The
+ * verdict is in @p r; the status says whether the walk could be done. */
+int archive_walk_pen(archive_walker *w, archive_backend *b, int64_t device, const char *serial,
+                     const uint8_t *key, uint64_t first_from, const archive_walk_hooks *hooks,
+                     penlink_verify_report *r);
+
 /* The configuration as the archive stores it (archive_text.c): JSON text
  * written and read without a JSON library, the same in every backend. */
 void archive_config_text(const penlink_config *c, char *out, size_t cap);
 void archive_config_parse(const char *json, penlink_config *c);
+
+/* The serial (into @p serial, "" when none) of a pen other than @p device
+ * (whose serial is @p self_serial) whose pinned key is @p key (NULL: none),
+ * or that had @p key as the old or new key of a key replacement: a clone
+ * (archive.c). */
+int archive_key_owner(archive_backend *b, int64_t device, const char *self_serial,
+                      const uint8_t *key, char *serial, size_t cap);
 
 /* The host's clock, ms since the epoch: what the archive stamps rows with. */
 int64_t archive_now_ms(void);
@@ -138,12 +202,25 @@ struct penlink_archive {
     size_t n_repl;
 };
 
-int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **out);
+/* Opens the SQLite archive at @p path: for writing (creating it if needed),
+ * or with @p readonly for reading only (the file must exist; nothing is
+ * written to it). Writes nothing before it knows the file is a penlink
+ * archive of a schema it can handle (docs/audit-guide.md, "The archive file"). */
+int archive_sqlite_open(penlink_ctx *ctx, const char *path, int readonly, archive_backend **out);
+
+/* The backend's sqlite3 handle, for the tests and the archive fuzzer only. */
+void *archive_sqlite_handle(archive_backend *b);
+
+/* penlink_archive_scan() with damaged rows handed to @p bad (the audit's). */
+int archive_scan(penlink_archive *ar, const penlink_archive_filter *f, penlink_archive_record_cb cb,
+                 archive_damage_cb bad, void *user);
 
 /* The PostgreSQL backend (archive_pg.c). archive_is_server(): @p uri names a
  * server (postgresql://..., postgres://..., or keyword=value such as
- * service=NAME), not a file. @p create: set up the schema when there is none. */
+ * service=NAME), not a file. @p create: set up the schema when there is none;
+ * @p readonly: a read-only session that never migrates (create must be 0). */
 int archive_is_server(const char *uri);
-int archive_pg_open(penlink_ctx *ctx, const char *uri, int create, archive_backend **out);
+int archive_pg_open(penlink_ctx *ctx, const char *uri, int create, int readonly,
+                    archive_backend **out);
 
 #endif

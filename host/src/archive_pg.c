@@ -29,8 +29,10 @@
 #include "archive_pg.h"
 
 /* Version 1 is the SQLite schema's version 3, made append-only throughout;
- * version 2 adds key_replacements, as SQLite's version 4. */
-#define PG_SCHEMA_VERSION 2
+ * version 2 adds the auditors' annotations of findings (SQLite's version 4);
+ * version 3 reads pens' rows as pushes write them; version 4 adds
+ * key_replacements (SQLite's version 5). */
+#define PG_SCHEMA_VERSION 4
 /* Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)). */
 #define PG_LOCK_SCHEMA 1886153473 /* 0x706c6b01: migrations, key 0 */
 #define PG_LOCK_PEN 1886153474    /* 0x706c6b02: one pull of a pen at a time, key: its device id */
@@ -128,8 +130,32 @@ static const char pg_schema_v1[] =
     "    e.conflicts, e.gap, coalesce(e.result, 'running') AS result, e.message\n"
     "  FROM penlink.pull_starts s LEFT JOIN penlink.pull_ends e ON e.pull_id = s.id;\n";
 
-/* Device keys replaced on purpose (penlink keys replace). */
+/* Version 2: notes on findings (penlink audit annotate), append-only like the rest. */
 static const char pg_schema_v2[] =
+    "CREATE TABLE penlink.annotations (\n"
+    "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, finding text NOT NULL,\n"
+    "  at_ms bigint NOT NULL, author text NOT NULL, os_user text, host text,\n"
+    "  text text NOT NULL);\n"
+    "CREATE TRIGGER annotations_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON\n"
+    "  penlink.annotations FOR EACH STATEMENT EXECUTE FUNCTION "
+    "penlink.append_only('annotations');\n";
+
+/* Version 3: a pen's sightings are ordered by their time, not by when they
+ * were appended: archive push appends them from a laptop's archive, which
+ * may have seen the pen before or after the server did. */
+static const char pg_schema_v3[] =
+    "CREATE INDEX pen_sightings_latest ON penlink.pen_sightings (device_id, at_ms DESC, id DESC);\n"
+    "CREATE OR REPLACE VIEW penlink.devices AS\n"
+    "  SELECT p.id, p.serial, s.model, s.hardware_revision, least(p.first_seen_ms, (SELECT\n"
+    "    min(at_ms) FROM penlink.pen_sightings y WHERE y.device_id = p.id)) AS first_seen_ms,\n"
+    "    coalesce(s.at_ms, p.first_seen_ms) AS last_seen_ms, k.public_key\n"
+    "  FROM penlink.pens p LEFT JOIN penlink.pen_keys k ON k.device_id = p.id\n"
+    "  LEFT JOIN LATERAL (SELECT model, hardware_revision, at_ms FROM penlink.pen_sightings x\n"
+    "    WHERE x.device_id = p.id ORDER BY x.at_ms DESC, x.id DESC LIMIT 1) s ON true;\n";
+
+/* Version 4: device keys replaced on purpose (penlink keys replace),
+ * append-only like the rest. */
+static const char pg_schema_v4[] =
     "CREATE TABLE penlink.key_replacements (\n"
     "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
     "  device_id bigint NOT NULL REFERENCES penlink.pens(id), at_ms bigint NOT NULL,\n"
@@ -142,13 +168,17 @@ static const char pg_schema_v2[] =
     "  EXECUTE FUNCTION penlink.append_only('key replacements');\n";
 
 /* Forward migrations: pg_migrations[v] takes the schema from version v to v+1. */
-static const char *const pg_migrations[PG_SCHEMA_VERSION] = { pg_schema_v1, pg_schema_v2 };
+static const char *const pg_migrations[PG_SCHEMA_VERSION] = { pg_schema_v1, pg_schema_v2,
+                                                              pg_schema_v3, pg_schema_v4 };
 
 /* The tables a writer may INSERT into (and the views and tables everyone may read). */
 static const char pg_insert_tables[] =
     "penlink.pens, penlink.pen_keys, penlink.pen_sightings, penlink.pull_starts, "
     "penlink.pull_ends, penlink.chunks, penlink.records, penlink.alarms, "
-    "penlink.config_history, penlink.heads, penlink.verifications, penlink.key_replacements";
+    "penlink.config_history, penlink.heads, penlink.verifications, penlink.annotations, "
+    "penlink.key_replacements";
+/* The one table an auditor's role may INSERT into: notes on findings. */
+#define PG_READER_INSERT_TABLE "penlink.annotations"
 
 /* ---- statements and results --------------------------------------------- */
 
@@ -189,18 +219,40 @@ static void server_words(PGconn *conn, const PGresult *res, char *out, size_t ca
         out[--n] = '\0';
 }
 
+static int pg_fail_words(pg_backend *g, PGconn *conn, const PGresult *res, const char *what);
+
 int pg_fail(pg_backend *g, PGconn *conn, const PGresult *res, const char *what)
+{
+    int rc = pg_fail_words(g, conn, res, what);
+    /* the first failure of a transaction is the one its COMMIT reports */
+    if (g->in_txn && conn == g->conn && !g->txn_msg[0])
+        snprintf(g->txn_msg, sizeof g->txn_msg, "%s", penlink_ctx_errmsg(g->base.ctx));
+    return rc;
+}
+
+static int pg_fail_words(pg_backend *g, PGconn *conn, const PGresult *res, const char *what)
 {
     char words[300];
     server_words(conn, res, words, sizeof words);
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    if (!conn || PQstatus(conn) != CONNECTION_OK || (state && strncmp(state, "08", 2) == 0) ||
-        (state && strncmp(state, "57P", 3) == 0))
+    /* A failed result without an SQLSTATE is libpq's own: the connection broke.
+     * libpq may not call it CONNECTION_BAD yet (a failed write waits for the
+     * read side to see the end), so the status alone does not tell. */
+    if (!conn || PQstatus(conn) != CONNECTION_OK || (res && !state) ||
+        (state && strncmp(state, "08", 2) == 0) || (state && strncmp(state, "57P", 3) == 0))
         return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
                             "archive %s: %s: the server went away (%s). What was not committed "
                             "was not acknowledged: the pens still hold it; pull again when the "
                             "server is back",
                             g->name, what, words);
+    if (state && strcmp(state, "53100") == 0) /* disk_full */
+        return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                            g->pull_open ? "archive %s: the server's disk is full (%s): nothing of "
+                                           "this pull was acknowledged; free space on the server "
+                                           "and pull again"
+                                         : "archive %s: the server's disk is full (%s): nothing of "
+                                           "it was written; free space on the server and try again",
+                            g->name, words);
     if (state && (strcmp(state, "42501") == 0 || strcmp(state, "25006") == 0))
         return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
                             "archive %s: %s: not allowed (%s). Writing needs the writer role on "
@@ -214,8 +266,26 @@ int pg_fail(pg_backend *g, PGconn *conn, const PGresult *res, const char *what)
     return penlink_fail(g->base.ctx, PENLINK_ERR_IO, "archive %s: %s: %s", g->name, what, words);
 }
 
+int pg_may_write(pg_backend *g, const char *what)
+{
+    if (g->standby)
+        return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                            "archive %s: %s: the server is a hot standby, which can only be read "
+                            "(audit, export, verify): pull and push into its primary",
+                            g->name, what);
+    if (g->read_only)
+        return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                            "archive %s: %s: not allowed: this login may only read the archive "
+                            "(the reader role); writing needs the writer role",
+                            g->name, what);
+    return PENLINK_OK;
+}
+
 PGresult *pg_run(pg_backend *g, const char *sql, const pg_params *p, const char *what, int *status)
 {
+    *status = pg_pipe_drain(g);
+    if (*status != PENLINK_OK)
+        return NULL;
     PGresult *r = PQexecParams(g->conn, sql, p ? p->n : 0, NULL, p ? p->values : NULL,
                                p ? p->lengths : NULL, p ? p->formats : NULL, 1);
     ExecStatusType x = PQresultStatus(r);
@@ -379,23 +449,44 @@ static int session_setup(pg_backend *g, PGconn *conn)
 /* The schema's version, 0 when there is none. pg_class is read by a query
  * (a snapshot taken now), not through to_regclass() and the catalog caches,
  * which an advisory lock does not refresh: under the migration lock, a
- * schema another penlink just created must be seen. */
+ * schema another penlink just created must be seen.
+ *
+ * The server's counterpart of the SQLite archive's application_id: a schema
+ * "penlink" is penlink's when it holds the table schema_version with its
+ * columns (version, applied_ms, penlink_version). One that holds tables but
+ * not that is another program's, and is refused before anything is written
+ * to it (#PENLINK_ERR_UNSUPPORTED): penlink's tables are never added beside
+ * another program's. */
 static int schema_version(pg_backend *g, int *version)
 {
     int rc;
-    PGresult *r = pg_run(g,
-                         "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace "
-                         "n ON n.oid = c.relnamespace WHERE n.nspname = 'penlink' AND c.relname = "
-                         "'schema_version'",
-                         NULL, "schema version", &rc);
+    PGresult *r = pg_run(
+        g,
+        "SELECT count(*), count(*) FILTER (WHERE c.relname = 'schema_version'), (SELECT count(*) "
+        "FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class t ON t.oid = a.attrelid JOIN "
+        "pg_catalog.pg_namespace s ON s.oid = t.relnamespace WHERE s.nspname = 'penlink' AND "
+        "t.relname = 'schema_version' AND a.attname IN ('version', 'applied_ms', "
+        "'penlink_version') AND NOT a.attisdropped), coalesce(string_agg(c.relname, ', ' ORDER BY "
+        "c.relname) FILTER (WHERE c.relname <> 'schema_version'), '') FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'penlink' AND "
+        "c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+        NULL, "schema version", &rc);
     if (!r)
         return rc;
-    int present = pg_col_int(r, 0, 0) > 0;
+    int64_t tables = pg_col_int(r, 0, 0), ours = pg_col_int(r, 0, 1), cols = pg_col_int(r, 0, 2);
+    char names[160];
+    pg_col_text(r, 0, 3, names, sizeof names);
     PQclear(r);
-    if (!present) {
-        *version = 0;
+    *version = 0;
+    if (tables == 0)
         return PENLINK_OK;
-    }
+    if (!ours || cols != 3)
+        return penlink_fail(g->base.ctx, PENLINK_ERR_UNSUPPORTED,
+                            "archive %s is not a penlink archive: its schema penlink holds "
+                            "another program's tables (%s) and no penlink schema_version. penlink "
+                            "left it untouched; give the database of a penlink archive with "
+                            "--archive",
+                            g->name, names[0] ? names : "schema_version");
     r = pg_run(g, "SELECT coalesce(max(version), 0)::int4 FROM penlink.schema_version", NULL,
                "schema version", &rc);
     if (!r)
@@ -477,15 +568,101 @@ static int migrate(pg_backend *g, int create, int *from)
                         version);
 }
 
+/* ---- interrupted pulls --------------------------------------------------- */
+
+/*
+ * A pull's start without an end is a live pull or a dead one. A live pull
+ * holds its pen's advisory lock (pg_lock_pen) from before its start is
+ * written until its end is committed, on a connection of its own that dies
+ * with its penlink; so a pen whose lock this session can take has no live
+ * pull, and its open starts belong to penlinks that were killed, crashed,
+ * lost power or their connection. They get an end appended ('interrupted'),
+ * as the SQLite archive marks them, by a session that may write. Taken
+ * with the lock held, so that no pull of that pen can start meanwhile.
+ */
+static int mark_interrupted(pg_backend *g)
+{
+    int rc;
+    PGresult *open = pg_run(g,
+                            "SELECT DISTINCT s.device_id FROM pull_starts s LEFT JOIN pull_ends e "
+                            "ON e.pull_id = s.id WHERE e.pull_id IS NULL",
+                            NULL, "interrupted pulls", &rc);
+    if (!open)
+        return rc;
+    for (int i = 0; rc == PENLINK_OK && i < PQntuples(open); i++) {
+        int64_t device = pg_col_int(open, i, 0);
+        pg_params p = { 0 };
+        pg_param_int(&p, device & 0x7fffffff);
+        rc = pg_do(g, "BEGIN", NULL, "interrupted pulls");
+        PGresult *r =
+            rc == PENLINK_OK
+                ? pg_run(g, "SELECT pg_try_advisory_xact_lock(" PG_STR(PG_LOCK_PEN) ", $1::int4)",
+                         &p, "interrupted pulls", &rc)
+                : NULL;
+        int free_pen = r && pg_col_int(r, 0, 0);
+        PQclear(r);
+        pg_params q = { 0 };
+        pg_param_int(&q, device);
+        pg_param_int(&q, archive_now_ms());
+        if (rc == PENLINK_OK && free_pen)
+            rc = pg_do(g,
+                       "INSERT INTO pull_ends (pull_id, finished_ms, result, message) SELECT s.id, "
+                       "$2, 'interrupted', 'the pull never recorded its end (its penlink was "
+                       "killed or crashed, the computer lost power, or its connection to the "
+                       "server was cut): what it committed is kept, nothing after that was "
+                       "acknowledged' FROM pull_starts s LEFT JOIN pull_ends e ON e.pull_id = "
+                       "s.id WHERE s.device_id = $1 AND e.pull_id IS NULL",
+                       &q, "interrupted pulls");
+        if (rc == PENLINK_OK)
+            rc = pg_do(g, "COMMIT", NULL, "interrupted pulls"); /* and the lock goes */
+        else
+            PQclear(PQexec(g->conn, "ROLLBACK"));
+    }
+    PQclear(open);
+    return rc;
+}
+
 /* ---- opening and closing ----------------------------------------------- */
 
-static int pg_open(penlink_ctx *ctx, const char *uri, int create, pg_backend **out, int *from)
+/*
+ * Opened read-only: the session refuses every write (the server's own
+ * default_transaction_read_only), and the schema is taken as it is: none is
+ * an error, a newer one is refused, an older one is read, what it lacks
+ * reading as empty (the SQLite backend reads an older schema through a
+ * migrated private copy; a server's schema is not ours to copy).
+ */
+static int check_read_only(pg_backend *g, int *from)
+{
+    int version = 0;
+    int rc = pg_do(g, "SET default_transaction_read_only = on", NULL, "open");
+    if (rc == PENLINK_OK)
+        rc = schema_version(g, &version);
+    *from = version;
+    if (rc != PENLINK_OK)
+        return rc;
+    if (version > PG_SCHEMA_VERSION)
+        return penlink_fail(g->base.ctx, PENLINK_ERR_UNSUPPORTED,
+                            "archive %s has schema version %d, newer than this penlink's %d: "
+                            "update penlink (the archive was left untouched)",
+                            g->name, version, PG_SCHEMA_VERSION);
+    if (version == 0)
+        return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                            "archive %s holds no penlink archive (schema penlink): pull a pen "
+                            "into it first, or give the right --archive",
+                            g->name);
+    return PENLINK_OK;
+}
+
+static int pg_open(penlink_ctx *ctx, const char *uri, int create, int readonly, pg_backend **out,
+                   int *from)
 {
     pg_backend *g = calloc(1, sizeof *g);
     if (!g)
         return PENLINK_ERR_NO_MEM;
     g->base.ops = &pg_ops;
     g->base.ctx = ctx;
+    g->base.name = g->name;
+    g->base.readonly = readonly;
     int rc = name_server(ctx, uri, g->name, sizeof g->name);
     if (rc != PENLINK_OK) {
         free(g);
@@ -508,11 +685,12 @@ static int pg_open(penlink_ctx *ctx, const char *uri, int create, pg_backend **o
     PGresult *r =
         rc == PENLINK_OK ? pg_run(g, "SELECT pg_is_in_recovery()", NULL, "open", &rc) : NULL;
     if (r) {
-        g->read_only = (int)pg_col_int(r, 0, 0);
+        g->read_only = g->standby = (int)pg_col_int(r, 0, 0);
         PQclear(r);
     }
     if (rc == PENLINK_OK)
-        rc = migrate(g, create, from);
+        rc = readonly ? check_read_only(g, from) : migrate(g, create, from);
+    g->schema = rc == PENLINK_OK && !readonly ? PG_SCHEMA_VERSION : *from;
     /* a role that may read only (an auditor's): nothing is stored, not even verifications */
     r = rc == PENLINK_OK ? pg_run(g,
                                   "SELECT NOT has_table_privilege('penlink.verifications', "
@@ -523,6 +701,8 @@ static int pg_open(penlink_ctx *ctx, const char *uri, int create, pg_backend **o
         g->read_only |= (int)pg_col_int(r, 0, 0);
         PQclear(r);
     }
+    if (rc == PENLINK_OK && !readonly && !g->read_only)
+        rc = mark_interrupted(g);
     if (rc != PENLINK_OK) {
         pg_close(&g->base);
         return rc;
@@ -537,11 +717,12 @@ static int pg_open(penlink_ctx *ctx, const char *uri, int create, pg_backend **o
     return PENLINK_OK;
 }
 
-int archive_pg_open(penlink_ctx *ctx, const char *uri, int create, archive_backend **out)
+int archive_pg_open(penlink_ctx *ctx, const char *uri, int create, int readonly,
+                    archive_backend **out)
 {
     pg_backend *g = NULL;
-    int from;
-    int rc = pg_open(ctx, uri, create, &g, &from);
+    int from = 0;
+    int rc = pg_open(ctx, uri, create && !readonly, readonly, &g, &from);
     if (rc == PENLINK_OK)
         *out = &g->base;
     return rc;
@@ -555,6 +736,7 @@ void pg_close(archive_backend *b)
     if (g->conn)
         PQfinish(g->conn);
     free(g->batch);
+    free(g->slots);
     free(g->uri);
     free(g);
 }
@@ -564,6 +746,11 @@ void pg_close(archive_backend *b)
 int pg_begin(archive_backend *b)
 {
     pg_backend *g = (pg_backend *)b;
+    if (b->readonly)
+        return penlink_fail(b->ctx, PENLINK_ERR_INVALID_ARG,
+                            "archive %s was opened read-only: open it for writing to change it",
+                            g->name);
+    g->txn_msg[0] = '\0';
     int rc = pg_do(g, "BEGIN", NULL, "begin");
     g->in_txn = rc == PENLINK_OK;
     return rc;
@@ -575,12 +762,16 @@ int pg_commit(archive_backend *b)
     int rc = pg_copy_flush(g);
     if (rc != PENLINK_OK)
         return rc;
+    pg_pipe_forget(g);
     PGresult *r = PQexec(g->conn, "COMMIT");
     g->in_txn = 0;
     g->savepoint = 0;
     /* a transaction that failed earlier answers COMMIT with ROLLBACK */
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         rc = pg_fail(g, g->conn, r, "commit");
+    else if (strcmp(PQcmdStatus(r), "COMMIT") != 0 &&
+             g->txn_msg[0]) /* in the words of the statement that failed */
+        rc = penlink_fail(b->ctx, PENLINK_ERR_IO, "%s", g->txn_msg);
     else if (strcmp(PQcmdStatus(r), "COMMIT") != 0)
         rc = penlink_fail(b->ctx, PENLINK_ERR_IO,
                           "archive %s: commit: the server rolled the transaction back", g->name);
@@ -594,6 +785,8 @@ int pg_rollback(archive_backend *b)
 {
     pg_backend *g = (pg_backend *)b;
     pg_copy_drop(g);
+    pg_pipe_drain(g); /* whatever it says: all of it is rolled back */
+    pg_pipe_forget(g);
     g->in_txn = 0;
     g->savepoint = 0;
     if (PQstatus(g->conn) != CONNECTION_OK) {
@@ -630,7 +823,15 @@ int pg_rollback_to_savepoint(archive_backend *b)
         return rc == PENLINK_OK ? pg_begin(b) : rc;
     }
     pg_copy_drop(g);
-    return pg_do(g, "ROLLBACK TO SAVEPOINT kept", NULL, "rollback to savepoint");
+    int rc = pg_do(g, "ROLLBACK TO SAVEPOINT kept", NULL, "rollback to savepoint");
+    if (rc == PENLINK_OK) /* what failed after the savepoint is undone */
+        g->txn_msg[0] = '\0';
+    return rc;
+}
+
+int pg_writable(archive_backend *b)
+{
+    return !((pg_backend *)b)->read_only;
 }
 
 /* ---- one pull of a pen at a time ----------------------------------------- */
@@ -768,16 +969,18 @@ static int make_role(pg_backend *g, const char *role, const char *quoted, int *c
 }
 
 /* The grants of init-server: both roles read everything; the writer appends;
+ * the reader appends notes on findings (penlink audit annotate) only;
  * nobody updates, deletes or truncates. */
 static int grant(pg_backend *g, const char *w, const char *r)
 {
-    char sql[4][600];
+    char sql[5][600];
     snprintf(sql[0], sizeof sql[0], "GRANT USAGE ON SCHEMA penlink TO %s, %s", w, r);
     snprintf(sql[1], sizeof sql[1], "GRANT SELECT ON ALL TABLES IN SCHEMA penlink TO %s, %s", w, r);
     snprintf(sql[2], sizeof sql[2],
              "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA penlink FROM %s, %s",
              w, r);
     snprintf(sql[3], sizeof sql[3], "GRANT INSERT ON %s TO %s", pg_insert_tables, w);
+    snprintf(sql[4], sizeof sql[4], "GRANT INSERT ON " PG_READER_INSERT_TABLE " TO %s", r);
     int rc = PENLINK_OK;
     for (size_t i = 0; rc == PENLINK_OK && i < sizeof sql / sizeof sql[0]; i++)
         rc = pg_do(g, sql[i], NULL, "grant");
@@ -799,7 +1002,7 @@ int penlink_archive_init_server(penlink_ctx *ctx, const char *uri, const char *w
                             uri);
     pg_backend *g = NULL;
     int from = 0;
-    int rc = pg_open(ctx, uri, 1, &g, &from);
+    int rc = pg_open(ctx, uri, 1, 0, &g, &from);
     if (rc != PENLINK_OK)
         return rc;
     if (from == PG_SCHEMA_VERSION)
@@ -829,8 +1032,10 @@ int penlink_archive_init_server(penlink_ctx *ctx, const char *uri, const char *w
     if (rc == PENLINK_OK) {
         say(report, user, "role %s: %s (NOLOGIN): SELECT on every table, INSERT on the archive's",
             writer, wc ? "created" : "exists");
-        say(report, user, "role %s: %s (NOLOGIN): SELECT on every table", reader,
-            rcr ? "created" : "exists");
+        say(report, user,
+            "role %s: %s (NOLOGIN): SELECT on every table, INSERT on the notes on findings "
+            "(annotations)",
+            reader, rcr ? "created" : "exists");
         say(report, user,
             "nobody may UPDATE, DELETE or TRUNCATE: triggers refuse it on every table");
         say(report, user,

@@ -2,7 +2,8 @@
  * The PostgreSQL archive backend's private header, shared by its three
  * files: archive_pg.c (connection, schema and migrations, transactions, the
  * per-pen lock, roles), archive_pg_ops.c (the archive's operations) and
- * archive_pg_copy.c (records in bulk: COPY in, COPY out).
+ * archive_pg_copy.c (in bulk: records by COPY in and out, a pull's chunks
+ * in pipeline mode).
  */
 #ifndef PENLINK_ARCHIVE_PG_H
 #define PENLINK_ARCHIVE_PG_H
@@ -15,9 +16,24 @@
 /* Records wait in memory and go to the server in one COPY of this many
  * (or fewer: before every commit and every read of the records table). */
 #define PG_COPY_BATCH 8192
+/* A pull's chunks go in pipeline mode, their ids read back at most this many
+ * statements later: the results wait in the server's socket buffer meanwhile,
+ * which must not fill (the server would stop reading what we send). */
+#define PG_PIPE_MAX 256
 
 #define PG_STR_(x) #x
 #define PG_STR(x) PG_STR_(x) /* a constant spelled into SQL */
+
+/* The SQL condition "column @p col names the pen @p p": the serial whole, or
+ * its first PG_SERIAL_BYTES bytes when the stored one is longer, as in the
+ * SQLite backend: the public structs hold that many, and a pen must be found
+ * by the serial the library handed out. */
+#define PG_SERIAL_BYTES 32
+#define PG_SERIAL_IS(col, p)                                                                       \
+    "(" col " = " p " OR (octet_length(" col                                                       \
+    ") > " PG_STR(PG_SERIAL_BYTES) " AND substring("                                               \
+                                   "convert_to(" col ", 'UTF8') FROM 1 FOR " PG_STR(               \
+                                       PG_SERIAL_BYTES) ") = convert_to(" p ", 'UTF8')))"
 
 typedef struct pg_backend {
     archive_backend base;
@@ -25,8 +41,13 @@ typedef struct pg_backend {
     char name[256]; /* for messages: user@host/database, never a password */
     char *uri;      /* the connection string, for the lock's connection */
     int read_only;  /* a hot standby, or a role without INSERT: nothing is stored */
+    int standby;    /* a hot standby (in recovery) */
+    int schema;     /* the schema's version (older than ours only when opened read-only) */
     int in_txn;
     int savepoint; /* a savepoint is open in the transaction */
+    /* the first failure of the open transaction: a COMMIT the server answers
+     * with ROLLBACK is reported in its words */
+    char txn_msg[512];
 
     /* The pen being pulled: its advisory lock is held by a transaction of
      * its own on a second connection, so it lasts across the pull's commits
@@ -34,6 +55,13 @@ typedef struct pg_backend {
     PGconn *lock_conn;
     int64_t locked_device; /* 0: none held */
     int pull_open;         /* between pull_begin and pull_end: keep the lock */
+
+    /* chunks sent in pipeline mode (archive_pg_copy.c): a chunk's id is
+     * provisional, -(i + 1), until the results are read into slots[i] */
+    int chunk_prepared; /* the chunk statement is prepared on conn */
+    int64_t *slots;     /* the ids read back (0: not yet) */
+    int n_slots, cap_slots;
+    int first_unread; /* the slots whose results are still in the pipeline */
 
     /* records waiting for COPY (archive_pg_copy.c) */
     int pending;
@@ -62,6 +90,9 @@ void pg_param_bytes(pg_params *p, const void *b, size_t len); /* NULL: SQL NULL 
 PGresult *pg_run(pg_backend *g, const char *sql, const pg_params *p, const char *what, int *status);
 /* pg_run() for statements whose result is not needed. */
 int pg_do(pg_backend *g, const char *sql, const pg_params *p, const char *what);
+/* PENLINK_OK when the archive may be written, else the error in words: a
+ * standby, or a role that may only read. @p what: what was to be stored. */
+int pg_may_write(pg_backend *g, const char *what);
 /* Sets the context's error for the last failure on @p conn; returns the status. */
 int pg_fail(pg_backend *g, PGconn *conn, const PGresult *res, const char *what);
 
@@ -75,14 +106,32 @@ void pg_col_text(const PGresult *r, int row, int col, char *dst, size_t cap);
 int pg_lock_pen(pg_backend *g, int64_t device, const char *serial);
 void pg_unlock_pen(pg_backend *g);
 
+/* A chunk sent in pipeline mode (archive_pg_copy.c): @p p are the chunk
+ * statement's parameters (PG_CHUNK_SQL); *chunk gets a provisional id, good
+ * for the records of the chunk, resolved before they are sent. */
+int pg_chunk_send(pg_backend *g, const pg_params *p, int64_t *chunk);
+/* Reads the pipeline's results and leaves pipeline mode; PENLINK_OK or the
+ * first failure. Every other statement on conn runs after it (pg_run does). */
+int pg_pipe_drain(pg_backend *g);
+/* Forgets the provisional ids at the end of a transaction. */
+void pg_pipe_forget(pg_backend *g);
+/* Stores a chunk once: the id of the new row and true, or of the stored one and false. */
+#define PG_CHUNK_SQL                                                                               \
+    "WITH ins AS (INSERT INTO chunks (device_id, pull_id, received_ms, first_seq, record_count, "  \
+    "raw_size, data, prev_link, link) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT "    \
+    "(device_id, first_seq, record_count, sha256(data)) DO NOTHING RETURNING id) SELECT id, true " \
+    "FROM ins UNION ALL SELECT id, false FROM chunks WHERE device_id = $1 AND first_seq = $4 AND " \
+    "record_count = $5 AND sha256(data) = sha256($7) AND data = $7 LIMIT 1"
+
 /* Records in bulk (archive_pg_copy.c). */
 int pg_copy_add(pg_backend *g, int64_t device, int64_t chunk, const penlink_record *r);
 int pg_copy_flush(pg_backend *g); /* sends the waiting records */
 void pg_copy_drop(pg_backend *g); /* forgets them (a rollback) */
+/* Rows that cannot be records go to @p bad (archive.h); the reading goes on. */
 int pg_scan(archive_backend *b, const penlink_archive_filter *f, penlink_archive_record_cb cb,
-            void *user);
+            archive_damage_cb bad, void *user);
 int pg_records(archive_backend *b, int64_t device, uint64_t first, uint64_t end,
-               int (*cb)(void *user, const penlink_record *r), void *user);
+               int (*cb)(void *user, const penlink_record *r), archive_damage_cb bad, void *user);
 
 /* The operations table (archive_pg_ops.c); begin, commit, rollback and
  * close are archive_pg.c's and filled in there. */
@@ -93,5 +142,6 @@ int pg_commit(archive_backend *b);
 int pg_savepoint(archive_backend *b);
 int pg_rollback_to_savepoint(archive_backend *b);
 int pg_rollback(archive_backend *b);
+int pg_writable(archive_backend *b);
 
 #endif

@@ -1,8 +1,13 @@
 /*
- * Records in bulk for the PostgreSQL backend: in with COPY ... FROM STDIN
- * (binary), out with COPY ... TO STDOUT (binary). A statement per record
- * costs a round trip per record; a COPY costs one per batch, and its binary
- * rows need no text escaping of the packed bodies either way.
+ * In bulk for the PostgreSQL backend: records in with COPY ... FROM STDIN
+ * (binary), out with COPY ... TO STDOUT (binary); a pull's chunks in libpq's
+ * pipeline mode. A statement per record costs a round trip per record; a
+ * COPY costs one per batch, and its binary rows need no text escaping of the
+ * packed bodies either way. A chunk needs a statement of its own (it is
+ * stored once, found again by its bytes, and its id is what its records
+ * refer to), but not a round trip: in pipeline mode the chunks go one after
+ * another, their ids are read back in one go before the records that refer
+ * to them are sent (every other statement, and every COPY, waits for that).
  *
  * The binary COPY format (PostgreSQL's documentation, "COPY", Binary
  * Format): an 11-byte signature, a 32-bit flags word and a 32-bit header
@@ -68,12 +73,101 @@ void pg_copy_drop(pg_backend *g)
     g->pending = 0;
 }
 
+/* ---- chunks in pipeline mode ---------------------------------------------- */
+
+int pg_chunk_send(pg_backend *g, const pg_params *p, int64_t *chunk)
+{
+    PGconn *c = g->conn;
+    int rc = PENLINK_OK;
+    if (!g->chunk_prepared && PQpipelineStatus(c) == PQ_PIPELINE_OFF) {
+        PGresult *r = PQprepare(c, "penlink_chunk", PG_CHUNK_SQL, 0, NULL);
+        rc = PQresultStatus(r) == PGRES_COMMAND_OK ? PENLINK_OK
+                                                   : pg_fail(g, c, r, "prepare to store chunks");
+        PQclear(r);
+        g->chunk_prepared = rc == PENLINK_OK;
+    }
+    if (rc != PENLINK_OK)
+        return rc;
+    if (g->n_slots == g->cap_slots) {
+        int cap = g->cap_slots ? 2 * g->cap_slots : 1024;
+        int64_t *s = realloc(g->slots, (size_t)cap * sizeof *s);
+        if (!s)
+            return penlink_fail(g->base.ctx, PENLINK_ERR_NO_MEM, "archive %s: out of memory",
+                                g->name);
+        g->slots = s;
+        g->cap_slots = cap;
+    }
+    if ((PQpipelineStatus(c) == PQ_PIPELINE_OFF && PQenterPipelineMode(c) != 1) ||
+        PQsendQueryPrepared(c, "penlink_chunk", p->n, p->values, p->lengths, p->formats, 1) != 1)
+        return pg_fail(g, c, NULL, "store chunk");
+    g->slots[g->n_slots] = 0;
+    *chunk = -(int64_t)++g->n_slots;
+    return g->n_slots - g->first_unread >= PG_PIPE_MAX ? pg_pipe_drain(g) : PENLINK_OK;
+}
+
+int pg_pipe_drain(pg_backend *g)
+{
+    PGconn *c = g->conn;
+    if (PQpipelineStatus(c) == PQ_PIPELINE_OFF)
+        return PENLINK_OK;
+    int rc = PQpipelineSync(c) == 1 ? PENLINK_OK : pg_fail(g, c, NULL, "store chunk");
+    /* each statement's result, then NULL; the sync's PGRES_PIPELINE_SYNC at the end */
+    int i = g->first_unread, nulls = 0;
+    while (rc == PENLINK_OK || PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQgetResult(c);
+        if (!r) {
+            if (++nulls > 1 && PQstatus(c) != CONNECTION_OK)
+                break;
+            continue;
+        }
+        nulls = 0;
+        ExecStatusType x = PQresultStatus(r);
+        if (x == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        if (x == PGRES_TUPLES_OK && PQntuples(r) == 1 && i < g->n_slots)
+            g->slots[i] = pg_col_int(r, 0, 0);
+        else if (rc == PENLINK_OK)
+            rc = x == PGRES_PIPELINE_ABORTED
+                     ? penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                                    "archive %s: store chunk: the statements were abandoned",
+                                    g->name)
+                     : pg_fail(g, c, r, "store chunk");
+        i++;
+        PQclear(r);
+    }
+    g->first_unread = g->n_slots;
+    if (PQexitPipelineMode(c) != 1 && rc == PENLINK_OK)
+        rc = pg_fail(g, c, NULL, "store chunk");
+    return rc;
+}
+
+void pg_pipe_forget(pg_backend *g)
+{
+    g->n_slots = g->first_unread = 0;
+}
+
+/* ---- records in ---------------------------------------------------------- */
+
 int pg_copy_flush(pg_backend *g)
 {
+    /* the chunks first: their ids, which the records refer to */
+    int rc = pg_pipe_drain(g);
     int n = g->pending;
-    if (n == 0)
-        return PENLINK_OK;
+    if (rc != PENLINK_OK || n <= 0)
+        return rc;
     g->pending = 0;
+    for (int i = 0; i < n; i++) {
+        struct pg_pending *x = &g->batch[i];
+        if (x->chunk >= 0)
+            continue;
+        int64_t slot = -x->chunk - 1;
+        x->chunk = slot < g->n_slots ? g->slots[slot] : 0;
+        if (x->chunk <= 0)
+            return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                                "archive %s: store records: their chunk was not stored", g->name);
+    }
     size_t cap = COPY_HEADER_LEN + (size_t)n * COPY_ROW_MAX + 2;
     uint8_t *buf = malloc(cap), *p = buf;
     if (!buf)
@@ -91,7 +185,6 @@ int pg_copy_flush(pg_backend *g)
         p = put_int8(p, x->chunk);
     }
     p = put16(p, 0xffff);
-    int rc = PENLINK_OK;
     PGresult *r = PQexec(g->conn, "COPY records (device_id, seq, body, chunk_id) FROM STDIN "
                                   "(FORMAT binary)");
     if (PQresultStatus(r) != PGRES_COPY_IN) {
@@ -119,11 +212,15 @@ typedef struct copy_out {
     pg_backend *g;
     int header_seen;
     int (*row)(void *u, const penlink_record *r); /* 0 go on, else stop (its status) */
+    /* a row that cannot be a record, with its seq as stored: 0 go on, else stop */
+    int (*bad)(void *u, int64_t seq, const char *why);
     void *u;
     int rc;
 } copy_out;
 
-/* One message of a binary COPY out: [header] a row of (seq, body), or the end. */
+/* One message of a binary COPY out: [header] a row of (seq, body), or the
+ * end. -1 when the message is not what COPY sends (the stream itself is
+ * broken); a row whose values cannot be a record goes to c->bad. */
 static int copy_message(copy_out *c, const uint8_t *p, size_t n)
 {
     if (!c->header_seen) {
@@ -141,16 +238,26 @@ static int copy_message(copy_out *c, const uint8_t *p, size_t n)
     uint16_t fields = (uint16_t)get_be(p, 2);
     if (fields == 0xffff)
         return n == 2 ? 0 : -1;
-    penlink_record r;
     if (fields != 2 || n < 2 + 4 + 8 + 4 || get_be(p + 2, 4) != 8)
         return -1;
-    r.seq = get_be(p + 6, 8);
-    size_t len = (size_t)get_be(p + 14, 4);
-    if (len == 0 || len > ARCHIVE_BODY_MAX || n != 18 + len || (int64_t)r.seq < 0 ||
-        archive_body_unpack(p + 18, len, &r) != 0)
+    penlink_record r;
+    memset(&r, 0, sizeof r);
+    int64_t seq = (int64_t)get_be(p + 6, 8);
+    uint32_t len = (uint32_t)get_be(p + 14, 4); /* 0xffffffff: NULL */
+    if (len != 0xffffffffu && n != 18 + (size_t)len)
         return -1;
-    if (c->rc == PENLINK_OK)
-        c->rc = c->row(c->u, &r);
+    if (len == 0xffffffffu && n != 18)
+        return -1;
+    const char *why = NULL;
+    if (seq < 0)
+        why = "its seq is at or above 2^63 (stored as a negative integer), which no pen logs";
+    else if (len == 0xffffffffu || len == 0 || len > ARCHIVE_BODY_MAX ||
+             archive_body_unpack(p + 18, len, &r) != 0)
+        why = "its body is not a packed record";
+    if (c->rc != PENLINK_OK)
+        return 0;
+    r.seq = (uint64_t)seq;
+    c->rc = why ? c->bad(c->u, seq, why) : c->row(c->u, &r);
     return 0;
 }
 
@@ -184,27 +291,49 @@ static int copy_records(copy_out *c, const char *sql, const char *what)
         PQclear(r);
     }
     if (rc == PENLINK_OK && bad)
-        rc = penlink_fail(g->base.ctx, PENLINK_ERR_INTEGRITY,
-                          "archive %s: a damaged record row (%s)", g->name, what);
+        rc = penlink_fail(g->base.ctx, PENLINK_ERR_IO,
+                          "archive %s: %s: the server's COPY data is not in its binary format",
+                          g->name, what);
     return rc != PENLINK_OK ? rc : c->rc;
 }
 
 typedef struct scan_pen {
     const penlink_archive_filter *f;
     penlink_archive_record_cb cb;
+    archive_damage_cb bad;
     void *user;
     const char *serial;
     uint64_t last_seq;
     int started;
     pg_backend *g;
+    /* damaged rows, when no one takes them: counted, the first named at the end */
+    uint64_t n_bad;
+    char bad_serial[64];
+    int64_t bad_seq;
+    const char *bad_why;
 } scan_pen;
+
+/* A row of the scan that cannot be a record: to the caller, or counted. */
+static int scan_bad(void *u, int64_t seq, const char *why)
+{
+    scan_pen *s = u;
+    if (s->bad) {
+        archive_damage d = { s->serial, "records", seq, why };
+        return s->bad(s->user, &d) != 0 ? PENLINK_ERR_CANCELLED : 0;
+    }
+    if (s->n_bad++ == 0) {
+        snprintf(s->bad_serial, sizeof s->bad_serial, "%s", s->serial);
+        s->bad_seq = seq;
+        s->bad_why = why;
+    }
+    return 0;
+}
 
 static int scan_row(void *u, const penlink_record *r)
 {
     scan_pen *s = u;
     if (s->started && r->seq <= s->last_seq)
-        return penlink_fail(s->g->base.ctx, PENLINK_ERR_INTEGRITY,
-                            "archive %s: a damaged record row (pen %s)", s->g->name, s->serial);
+        return scan_bad(s, (int64_t)r->seq, "it is out of seq order");
     s->started = 1;
     s->last_seq = r->seq;
     if ((s->f && s->f->has_since && r->time_ms < s->f->since_ms) ||
@@ -215,7 +344,7 @@ static int scan_row(void *u, const penlink_record *r)
 
 /* Pen by pen in serial order (byte order, as SQLite), each pen's records in seq order. */
 int pg_scan(archive_backend *b, const penlink_archive_filter *f, penlink_archive_record_cb cb,
-            void *user)
+            archive_damage_cb bad, void *user)
 {
     pg_backend *g = (pg_backend *)b;
     int rc = pg_copy_flush(g);
@@ -224,12 +353,13 @@ int pg_scan(archive_backend *b, const penlink_archive_filter *f, penlink_archive
     pg_params p = { 0 };
     pg_param_text(&p, f ? f->serial : NULL);
     PGresult *pens = pg_run(g,
-                            "SELECT id, serial FROM pens WHERE $1::text IS NULL OR serial = $1 "
-                            "ORDER BY serial COLLATE \"C\"",
+                            "SELECT id, serial FROM pens WHERE $1::text IS NULL OR " PG_SERIAL_IS(
+                                "serial", "$1") " ORDER BY serial COLLATE \"C\"",
                             &p, "scan", &rc);
     if (!pens)
         return rc;
     char serial[2][64]; /* consecutive pens alternate: a pen's records share one pointer */
+    scan_pen s = { .f = f, .cb = cb, .bad = bad, .user = user, .g = g };
     for (int i = 0; rc == PENLINK_OK && i < PQntuples(pens); i++) {
         char sql[200];
         snprintf(sql, sizeof sql,
@@ -237,16 +367,25 @@ int pg_scan(archive_backend *b, const penlink_archive_filter *f, penlink_archive
                  "STDOUT (FORMAT binary)",
                  (long long)pg_col_int(pens, i, 0));
         pg_col_text(pens, i, 1, serial[i & 1], sizeof serial[0]);
-        scan_pen s = { .f = f, .cb = cb, .user = user, .serial = serial[i & 1], .g = g };
-        copy_out c = { .g = g, .row = scan_row, .u = &s };
+        s.serial = serial[i & 1];
+        s.started = 0;
+        copy_out c = { .g = g, .row = scan_row, .bad = scan_bad, .u = &s };
         rc = copy_records(&c, sql, "scan");
     }
     PQclear(pens);
+    if (rc == PENLINK_OK && s.n_bad)
+        rc = penlink_fail(g->base.ctx, PENLINK_ERR_INTEGRITY,
+                          "archive %s: %llu record rows cannot be records and were skipped (the "
+                          "first: pen %s, seq stored as %lld: %s); every other record was read",
+                          g->name, (unsigned long long)s.n_bad, s.bad_serial, (long long)s.bad_seq,
+                          s.bad_why);
     return rc;
 }
 
 typedef struct range_visit {
+    pg_backend *g;
     int (*cb)(void *user, const penlink_record *r);
+    archive_damage_cb bad;
     void *user;
 } range_visit;
 
@@ -256,17 +395,30 @@ static int range_row(void *u, const penlink_record *r)
     return v->cb(v->user, r) != 0 ? PENLINK_ERR_CANCELLED : 0;
 }
 
+static int range_bad(void *u, int64_t seq, const char *why)
+{
+    range_visit *v = u;
+    if (!v->bad)
+        return penlink_fail(v->g->base.ctx, PENLINK_ERR_INTEGRITY,
+                            "archive %s: the record row of seq %lld: %s", v->g->name,
+                            (long long)seq, why);
+    archive_damage d = { NULL, "records", seq, why };
+    return v->bad(v->user, &d) != 0 ? PENLINK_ERR_CANCELLED : 0;
+}
+
 int pg_records(archive_backend *b, int64_t device, uint64_t first, uint64_t end,
-               int (*cb)(void *user, const penlink_record *r), void *user)
+               int (*cb)(void *user, const penlink_record *r), archive_damage_cb bad, void *user)
 {
     pg_backend *g = (pg_backend *)b;
     char sql[256];
+    if (end <= first || first > (uint64_t)INT64_MAX)
+        return pg_copy_flush(g); /* no seq a record row can hold */
+    uint64_t last = end - 1 > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : end - 1;
     snprintf(sql, sizeof sql,
              "COPY (SELECT seq, body FROM records WHERE device_id = %lld AND seq >= %lld AND seq "
-             "< %lld ORDER BY seq) TO STDOUT (FORMAT binary)",
-             (long long)device, (long long)(first > INT64_MAX ? INT64_MAX : first),
-             (long long)(end > INT64_MAX ? INT64_MAX : end));
-    range_visit v = { cb, user };
-    copy_out c = { .g = g, .row = range_row, .u = &v };
+             "<= %lld ORDER BY seq) TO STDOUT (FORMAT binary)",
+             (long long)device, (long long)first, (long long)last);
+    range_visit v = { g, cb, bad, user };
+    copy_out c = { .g = g, .row = range_row, .bad = range_bad, .u = &v };
     return copy_records(&c, sql, "records");
 }

@@ -6,7 +6,8 @@
  * and verify see both backends' archives in the same order.
  *
  * Values read back are checked like any outside input: a row that cannot
- * be a chunk or a record is reported as damage.
+ * be a chunk or a record is handed to the caller as damage (archive.h), and
+ * the reading goes on, so that one pen's damaged rows never stop another's.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "archive_pg.h"
+#include "pl/auth.h"
 #include "pl/chunk.h"
 
 /* Visits the rows of a query: @p fn returns 0 to go on, 1 to stop
@@ -57,22 +59,16 @@ static void param_pull(pg_params *p, int64_t pull)
         pg_param_text(p, NULL);
 }
 
-static int damaged(pg_backend *g, const char *what, const char *why)
-{
-    return penlink_fail(g->base.ctx, PENLINK_ERR_INTEGRITY,
-                        "archive %s is damaged (%s: %s). Nothing was changed. Restore the server "
-                        "from its backup (pg_dump, or a standby); the pens still hold every "
-                        "record not yet acknowledged",
-                        g->name, what, why);
-}
-
 static int p_device(archive_backend *b, const penlink_info *info, int64_t now, int64_t *id)
 {
     pg_backend *g = (pg_backend *)b;
+    /* the first write of a pull, a push or a configuration change: refused in words */
+    int rc = pg_may_write(g, "store pen");
+    if (rc != PENLINK_OK)
+        return rc;
     pg_params p = { 0 };
     pg_param_text(&p, info->serial);
     pg_param_int(&p, now);
-    int rc;
     PGresult *r = pg_run(g,
                          "INSERT INTO pens (serial, first_seen_ms) VALUES ($1, $2) ON CONFLICT "
                          "(serial) DO NOTHING RETURNING id",
@@ -173,7 +169,7 @@ static int p_pull_end(archive_backend *b, int64_t pull, const penlink_archive_pu
 }
 
 static int p_chunk(archive_backend *b, int64_t device, int64_t pull, const penlink_chunk *c,
-                   int64_t now, int64_t *chunk)
+                   int64_t now, int64_t *chunk, int *stored)
 {
     pg_backend *g = (pg_backend *)b;
     pg_params p = { 0 };
@@ -186,19 +182,18 @@ static int p_chunk(archive_backend *b, int64_t device, int64_t pull, const penli
     pg_param_bytes(&p, c->data, c->len);
     pg_param_bytes(&p, c->has_link ? c->prev_link : NULL, 32);
     pg_param_bytes(&p, c->has_link ? c->link : NULL, 32);
+    /* a pull: sent without waiting for the id (one round trip per chunk is most
+     * of a pull's time); its records carry a provisional one until they go */
+    if (!stored)
+        return pg_chunk_send(g, &p, chunk);
     int rc;
     /* stored once: an identical chunk again (a pull that resumes inside it) is found */
-    PGresult *r = pg_run(
-        g,
-        "WITH ins AS (INSERT INTO chunks (device_id, pull_id, received_ms, first_seq, "
-        "record_count, raw_size, data, prev_link, link) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-        "$9) ON CONFLICT (device_id, first_seq, record_count, sha256(data)) DO NOTHING RETURNING "
-        "id) SELECT id FROM ins UNION ALL SELECT id FROM chunks WHERE device_id = $1 AND "
-        "first_seq = $4 AND record_count = $5 AND sha256(data) = sha256($7) AND data = $7 LIMIT 1",
-        &p, "store chunk", &rc);
+    PGresult *r = pg_run(g, PG_CHUNK_SQL, &p, "store chunk", &rc);
     if (!r)
         return rc;
     *chunk = PQntuples(r) == 1 ? pg_col_int(r, 0, 0) : 0;
+    if (stored)
+        *stored = PQntuples(r) == 1 && pg_col_int(r, 0, 1) != 0;
     PQclear(r);
     return *chunk ? PENLINK_OK
                   : penlink_fail(b->ctx, PENLINK_ERR_IO, "archive %s: a chunk was not stored",
@@ -339,8 +334,9 @@ static int p_alarms(archive_backend *b, const penlink_archive_filter *f,
     alarms_visit v = { cb, user };
     return pg_each((pg_backend *)b,
                    "SELECT d.serial, a.at_ms, a.seq, a.count, a.kind, a.detail FROM alarms a "
-                   "JOIN pens d ON d.id = a.device_id WHERE ($1::text IS NULL OR d.serial = $1) "
-                   "ORDER BY d.serial COLLATE \"C\", a.seq, a.id",
+                   "JOIN pens d ON d.id = a.device_id WHERE ($1::text IS NULL OR " PG_SERIAL_IS(
+                       "d.serial", "$1") ") "
+                                         "ORDER BY d.serial COLLATE \"C\", a.seq, a.id",
                    &p, "alarms", alarm_row, &v, NULL);
 }
 
@@ -348,6 +344,9 @@ static int p_config_log(archive_backend *b, const char *serial, const char *sour
                         const char *user, const char *host, const penlink_config *old_cfg,
                         const penlink_config *new_cfg, int64_t now)
 {
+    int rc = pg_may_write((pg_backend *)b, "store the configuration history");
+    if (rc != PENLINK_OK)
+        return rc;
     char oldj[1024], newj[1024];
     archive_config_text(new_cfg, newj, sizeof newj);
     if (old_cfg)
@@ -384,6 +383,10 @@ static int config_row(void *u, const PGresult *r, int row)
     pg_col_text(r, row, 3, e.user, sizeof e.user);
     pg_col_text(r, row, 4, e.host, sizeof e.host);
     archive_config_parse(pg_col_null(r, row, 5) ? "" : PQgetvalue(r, row, 5), &e.config);
+    /* the values the change replaced: revision 1's limits when it came before any pull */
+    e.has_old = !pg_col_null(r, row, 6);
+    if (e.has_old)
+        archive_config_parse(PQgetvalue(r, row, 6), &e.old_config);
     return v->cb(v->user, &e) != 0;
 }
 
@@ -394,9 +397,9 @@ static int p_config_history(archive_backend *b, const char *serial,
     pg_param_text(&p, serial);
     config_visit v = { cb, user };
     return pg_each((pg_backend *)b,
-                   "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json FROM "
-                   "config_history h JOIN pens d ON d.id = h.device_id WHERE ($1::text IS NULL "
-                   "OR d.serial = $1) ORDER BY h.id",
+                   "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json, "
+                   "h.old_json FROM config_history h JOIN pens d ON d.id = h.device_id WHERE "
+                   "($1::text IS NULL OR " PG_SERIAL_IS("d.serial", "$1") ") ORDER BY h.id",
                    &p, "config history", config_row, &v, NULL);
 }
 
@@ -417,6 +420,7 @@ static int device_row(void *u, const PGresult *r, int row)
     pg_col_text(r, row, 4, d.firmware_versions, sizeof d.firmware_versions);
     d.records = (uint64_t)pg_col_int(r, row, 5);
     d.next_seq = (uint64_t)pg_col_int(r, row, 6);
+    pg_col_text(r, row, 7, d.hardware_revision, sizeof d.hardware_revision);
     return v->cb(v->user, &d) != 0;
 }
 
@@ -424,13 +428,15 @@ static int p_devices(archive_backend *b, int (*cb)(void *user, const penlink_arc
                      void *user)
 {
     devices_visit v = { cb, user };
-    return pg_each((pg_backend *)b,
-                   "SELECT d.serial, d.model, d.first_seen_ms, d.last_seen_ms, (SELECT "
-                   "string_agg(firmware_version, ', ' ORDER BY firmware_version COLLATE \"C\") "
-                   "FROM device_firmware f WHERE f.device_id = d.id), r.n, r.next FROM devices d "
-                   "LEFT JOIN LATERAL (SELECT count(*) AS n, max(seq) + 1 AS next FROM records x "
-                   "WHERE x.device_id = d.id) r ON true ORDER BY d.serial COLLATE \"C\"",
-                   NULL, "devices", device_row, &v, NULL);
+    return pg_each(
+        (pg_backend *)b,
+        "SELECT d.serial, d.model, d.first_seen_ms, d.last_seen_ms, (SELECT "
+        "string_agg(firmware_version, ', ' ORDER BY firmware_version COLLATE \"C\") "
+        "FROM device_firmware f WHERE f.device_id = d.id), r.n, r.next, d.hardware_revision "
+        "FROM devices d "
+        "LEFT JOIN LATERAL (SELECT count(*) AS n, max(seq) + 1 AS next FROM records x "
+        "WHERE x.device_id = d.id) r ON true ORDER BY d.serial COLLATE \"C\"",
+        NULL, "devices", device_row, &v, NULL);
 }
 
 /* ---- verification ------------------------------------------------------- */
@@ -466,8 +472,9 @@ static int p_pens(archive_backend *b, const char *serial,
     return pg_each((pg_backend *)b,
                    "SELECT d.id, d.serial, k.public_key, (SELECT min(from_seq) FROM pull_starts "
                    "s WHERE s.device_id = d.id) FROM pens d LEFT JOIN pen_keys k ON "
-                   "k.device_id = d.id WHERE $1::text IS NULL OR d.serial = $1 ORDER BY "
-                   "d.serial COLLATE \"C\"",
+                   "k.device_id = d.id WHERE $1::text IS NULL OR " PG_SERIAL_IS(
+                       "d.serial", "$1") " ORDER BY "
+                                         "d.serial COLLATE \"C\"",
                    &p, "pens", pen_row, &v, NULL);
 }
 
@@ -483,18 +490,25 @@ static int chunk_row(void *u, const PGresult *r, int row)
 {
     chunks_visit *v = u;
     archive_chunk_row c;
+    memset(&c, 0, sizeof c);
     int64_t first = pg_col_int(r, row, 1), count = pg_col_int(r, row, 2),
             raw = pg_col_int(r, row, 3);
     c.id = pg_col_int(r, row, 0);
+    c.stored_seq = first;
     c.data = pg_col_bytes(r, row, 4, &c.len);
     c.prev_link = bytes32(r, row, 5);
     c.link = bytes32(r, row, 6);
-    if (first < 0 || count < 0 || count > PL_CHUNK_MAX_RECORDS || raw < 0 || raw > UINT32_MAX ||
-        !c.data)
-        return damaged(v->g, "chunks", "a chunk row with impossible values");
-    c.first_seq = (uint64_t)first;
-    c.record_count = (uint32_t)count;
-    c.raw_size = (uint32_t)raw;
+    /* passed on as damage: one pen's impossible row is that pen's finding */
+    if (first < 0)
+        c.damage = "its first seq is at or above 2^63 (stored as a negative integer): no pen "
+                   "logs such a seq";
+    else if (count <= 0 || count > PL_CHUNK_MAX_RECORDS || raw < 0 || raw > UINT32_MAX || !c.data)
+        c.damage = "its record count, size or data are impossible";
+    if (!c.damage) {
+        c.first_seq = (uint64_t)first;
+        c.record_count = (uint32_t)count;
+        c.raw_size = (uint32_t)raw;
+    }
     v->started = 1;
     v->last_first = first;
     v->last_id = c.id;
@@ -539,6 +553,27 @@ static int p_record_count(archive_backend *b, int64_t device, uint64_t *n)
     return PENLINK_OK;
 }
 
+static int p_seq_outliers(archive_backend *b, int64_t device, uint64_t *n, int64_t *lowest)
+{
+    pg_backend *g = (pg_backend *)b;
+    int rc = pg_copy_flush(g);
+    if (rc != PENLINK_OK)
+        return rc;
+    pg_params p = { 0 };
+    pg_param_int(&p, device);
+    /* none while the table's CHECK (seq >= 0) holds; an edited archive may lack it */
+    PGresult *r = pg_run(g,
+                         "SELECT count(*), coalesce(min(seq), 0) FROM records WHERE device_id = "
+                         "$1 AND seq < 0",
+                         &p, "records", &rc);
+    if (!r)
+        return rc;
+    *n = (uint64_t)pg_col_int(r, 0, 0);
+    *lowest = pg_col_int(r, 0, 1);
+    PQclear(r);
+    return PENLINK_OK;
+}
+
 typedef struct heads_visit {
     int (*cb)(void *user, uint64_t next_seq, const uint8_t *link, size_t link_len,
               const uint8_t *sig, size_t sig_len);
@@ -568,14 +603,14 @@ static int p_heads(archive_backend *b, int64_t device,
 
 static const char *const verify_result[] = { "ok", "broken", "unsigned" };
 
-static int p_verification_log(archive_backend *b, int64_t device, const penlink_verify_report *r,
-                              int64_t now)
+static int p_verification_log(archive_backend *b, const penlink_verify_report *r, int64_t now)
 {
     pg_backend *g = (pg_backend *)b;
-    if (g->read_only)
-        return PENLINK_OK; /* a standby or an auditor's role: verify reports, stores nothing */
+    if ((unsigned)r->state >= sizeof verify_result / sizeof verify_result[0])
+        return penlink_fail(b->ctx, PENLINK_ERR_INVALID_ARG,
+                            "archive %s: a verification of no known state", g->name);
     pg_params p = { 0 };
-    pg_param_int(&p, device);
+    pg_param_text(&p, r->serial);
     pg_param_int(&p, now);
     pg_param_text(&p, verify_result[r->state]);
     pg_param_int(&p,
@@ -583,10 +618,20 @@ static int p_verification_log(archive_backend *b, int64_t device, const penlink_
     pg_param_int(&p, (int64_t)r->records);
     pg_param_int(&p, (int64_t)r->chunks);
     pg_param_text(&p, r->state == PENLINK_VERIFY_BROKEN ? r->detail : r->notes);
-    return pg_do(g,
-                 "INSERT INTO verifications (device_id, at_ms, result, through_seq, records, "
-                 "chunks, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                 &p, "verification");
+    int rc;
+    PGresult *res = pg_run(g,
+                           "INSERT INTO verifications (device_id, at_ms, result, through_seq, "
+                           "records, chunks, detail) SELECT id, $2, $3, $4, $5, $6, $7 FROM pens "
+                           "WHERE " PG_SERIAL_IS("serial", "$1") " ORDER BY serial = $1 DESC, id "
+                                                                 "LIMIT 1 RETURNING id",
+                           &p, "verification", &rc);
+    if (!res)
+        return rc;
+    if (PQntuples(res) == 0)
+        rc = penlink_fail(b->ctx, PENLINK_ERR_NOT_FOUND, "no pen %s in the archive %s", r->serial,
+                          g->name);
+    PQclear(res);
+    return rc;
 }
 
 static int p_verification_last(archive_backend *b, const char *serial, penlink_verification *out)
@@ -602,7 +647,8 @@ static int p_verification_last(archive_backend *b, const char *serial, penlink_v
                          "WHERE h.device_id = d.id), v.at_ms, v.result, v.through_seq, v.records, "
                          "v.chunks, v.detail FROM pens d LEFT JOIN pen_keys k ON k.device_id = "
                          "d.id LEFT JOIN verifications v ON v.id = (SELECT max(id) FROM "
-                         "verifications WHERE device_id = d.id) WHERE d.serial = $1",
+                         "verifications WHERE device_id = d.id) WHERE " PG_SERIAL_IS(
+                             "d.serial", "$1") " ORDER BY d.serial = $1 DESC, d.id LIMIT 1",
                          &p, "verification", &rc);
     if (!r)
         return rc;
@@ -634,11 +680,13 @@ static int p_key_replace(archive_backend *b, const penlink_key_replacement *r)
     pg_param_text(&p, r->user);
     pg_param_text(&p, r->host);
     pg_param_text(&p, r->reason);
-    pg_param_bytes(&p, r->old_key, 32);
-    pg_param_bytes(&p, r->new_key, 32);
+    pg_param_bytes(&p, r->old_key, PL_KEY_BYTES);
+    pg_param_bytes(&p, r->new_key, PL_KEY_BYTES);
     pg_param_int(&p, (int64_t)r->from_seq);
     pg_param_int(&p, (int64_t)r->heads_before);
-    int rc;
+    int rc = pg_may_write(g, "record a key replacement");
+    if (rc != PENLINK_OK)
+        return rc;
     PGresult *res = pg_run(g,
                            "INSERT INTO key_replacements (device_id, at_ms, os_user, host, reason, "
                            "old_key, new_key, from_seq, heads_before) SELECT id, $2, $3, $4, $5, "
@@ -666,15 +714,18 @@ static int replacement_row(void *u, const PGresult *res, int row)
     size_t ol = 0, nl = 0;
     memset(&r, 0, sizeof r);
     const uint8_t *old = pg_col_bytes(res, row, 5, &ol), *new_key = pg_col_bytes(res, row, 6, &nl);
-    if (!old || !new_key || ol != 32 || nl != 32)
-        return damaged(v->g, "key replacements", "a row whose keys are not 32 bytes");
+    if (!old || !new_key || ol != PL_KEY_BYTES || nl != PL_KEY_BYTES)
+        return penlink_fail(v->g->base.ctx, PENLINK_ERR_INTEGRITY,
+                            "archive %s is damaged (key replacements: a row whose keys are not "
+                            "%u bytes)",
+                            v->g->name, PL_KEY_BYTES);
     pg_col_text(res, row, 0, r.serial, sizeof r.serial);
     r.at_ms = pg_col_int(res, row, 1);
     pg_col_text(res, row, 2, r.user, sizeof r.user);
     pg_col_text(res, row, 3, r.host, sizeof r.host);
     pg_col_text(res, row, 4, r.reason, sizeof r.reason);
-    memcpy(r.old_key, old, 32);
-    memcpy(r.new_key, new_key, 32);
+    memcpy(r.old_key, old, PL_KEY_BYTES);
+    memcpy(r.new_key, new_key, PL_KEY_BYTES);
     r.from_seq = (uint64_t)pg_col_int(res, row, 7);
     r.heads_before = (uint64_t)pg_col_int(res, row, 8);
     return v->cb(v->user, &r) != 0;
@@ -685,23 +736,62 @@ static int p_key_replacements(archive_backend *b, const char *serial,
 {
     pg_backend *g = (pg_backend *)b;
     pg_params p = { 0 };
-    int rc;
-    /* a schema older than this penlink's, read as it is (a standby), has none */
-    PGresult *r = pg_run(g, "SELECT to_regclass('penlink.key_replacements') IS NULL", NULL,
-                         "key replacements", &rc);
-    if (!r)
-        return rc;
-    int none = (int)pg_col_int(r, 0, 0);
-    PQclear(r);
-    if (none)
-        return PENLINK_OK;
+    if (g->schema < 4)
+        return PENLINK_OK; /* an older schema read as it is: no key replacements table yet */
     pg_param_text(&p, serial);
     replacements_visit v = { g, cb, user };
-    return pg_each(g,
-                   "SELECT d.serial, k.at_ms, k.os_user, k.host, k.reason, k.old_key, k.new_key, "
-                   "k.from_seq, k.heads_before FROM key_replacements k JOIN pens d ON d.id = "
-                   "k.device_id WHERE $1::text IS NULL OR d.serial = $1 ORDER BY k.id",
-                   &p, "key replacements", replacement_row, &v, NULL);
+    return pg_each(
+        g,
+        "SELECT d.serial, k.at_ms, k.os_user, k.host, k.reason, k.old_key, k.new_key, "
+        "k.from_seq, k.heads_before FROM key_replacements k JOIN pens d ON d.id = "
+        "k.device_id WHERE $1::text IS NULL OR " PG_SERIAL_IS("d.serial", "$1") " ORDER BY k.id",
+        &p, "key replacements", replacement_row, &v, NULL);
+}
+
+static int p_annotate(archive_backend *b, const penlink_annotation *a)
+{
+    pg_params p = { 0 };
+    pg_param_text(&p, a->finding);
+    pg_param_int(&p, a->at_ms);
+    pg_param_text(&p, a->author);
+    pg_param_text(&p, a->user);
+    pg_param_text(&p, a->host);
+    pg_param_text(&p, a->text);
+    return pg_do((pg_backend *)b,
+                 "INSERT INTO annotations (finding, at_ms, author, os_user, host, text) VALUES "
+                 "($1, $2, $3, $4, $5, $6)",
+                 &p, "annotation");
+}
+
+typedef struct annotation_visit {
+    int (*cb)(void *user, const penlink_annotation *a);
+    void *user;
+} annotation_visit;
+
+static int annotation_row(void *u, const PGresult *r, int row)
+{
+    annotation_visit *v = u;
+    penlink_annotation a;
+    memset(&a, 0, sizeof a);
+    pg_col_text(r, row, 0, a.finding, sizeof a.finding);
+    a.at_ms = pg_col_int(r, row, 1);
+    pg_col_text(r, row, 2, a.author, sizeof a.author);
+    pg_col_text(r, row, 3, a.user, sizeof a.user);
+    pg_col_text(r, row, 4, a.host, sizeof a.host);
+    pg_col_text(r, row, 5, a.text, sizeof a.text);
+    return v->cb(v->user, &a) != 0;
+}
+
+static int p_annotations(archive_backend *b, int (*cb)(void *user, const penlink_annotation *a),
+                         void *user)
+{
+    annotation_visit v = { cb, user };
+    if (((pg_backend *)b)->schema < 2)
+        return PENLINK_OK; /* an older schema read as it is: no notes table yet */
+    return pg_each((pg_backend *)b,
+                   "SELECT finding, at_ms, author, os_user, host, text FROM annotations ORDER BY "
+                   "id",
+                   NULL, "annotations", annotation_row, &v, NULL);
 }
 
 const archive_ops pg_ops = {
@@ -730,9 +820,13 @@ const archive_ops pg_ops = {
     .chunks = p_chunks,
     .records = pg_records,
     .record_count = p_record_count,
+    .seq_outliers = p_seq_outliers,
     .heads = p_heads,
     .verification_log = p_verification_log,
     .verification_last = p_verification_last,
     .key_replace = p_key_replace,
     .key_replacements = p_key_replacements,
+    .annotate = p_annotate,
+    .annotations = p_annotations,
+    .writable = pg_writable,
 };

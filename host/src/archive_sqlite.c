@@ -1,238 +1,122 @@
 /*
- * The SQLite archive backend. WAL mode with synchronous=FULL: a commit is on
- * disk when it returns, which is what lets the pull acknowledge records.
- * The schema is versioned with PRAGMA user_version and migrated forward in
- * one transaction. Audit-trail tables (records, chunks, alarms,
- * config_history) refuse UPDATE and DELETE by trigger.
+ * The SQLite archive backend's operations. WAL mode with synchronous=FULL: a
+ * commit is on disk when it returns, which is what lets the pull acknowledge
+ * records. Opening, the schema and its migrations are in
+ * archive_sqlite_open.c. Audit-trail tables (records, chunks, alarms,
+ * config_history, heads, verifications, annotations, key_replacements)
+ * refuse UPDATE and DELETE by trigger.
  *
- * Values read back are checked like any outside input: a row whose kind,
- * field mask or 32-bit values do not fit is reported as damage.
+ * Transactions are exact: a transaction in which any statement failed is
+ * never committed (SQLite may have undone only that statement), a failed
+ * COMMIT says why in the words its cause calls for (a full disk above all),
+ * and a rollback after SQLite already rolled back is a no-op.
+ *
+ * Values read back are checked like any outside input: a row whose seq, kind,
+ * field mask or 32-bit values do not fit is damage, handed to the caller as
+ * such (archive_damage) so that one pen's damaged rows never stop the reading
+ * of another pen.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pwd.h>
 #include <unistd.h>
 
-#include <sqlite3.h>
-
-#include "archive.h"
+#include "archive_sqlite.h"
+#include "pl/auth.h"
 #include "pl/chunk.h"
 #include "pl/record.h"
 
-#define SCHEMA_VERSION 4
-#define INSERT_BATCH 64
+/* The SQL condition "column @p col names the pen @p p": the serial whole, or
+ * its first SERIAL_BYTES bytes when the stored one is longer. The public
+ * structs (penlink_archive_device, penlink_alarm, penlink_verify_report, ...)
+ * hold that many, and an archive of an earlier penlink may hold a longer
+ * serial: a pen must be found by the serial the library handed out. */
+#define SERIAL_BYTES 32
+#define SERIAL_BYTES_SQL "32"
+_Static_assert(sizeof(((penlink_archive_device *)0)->serial) == SERIAL_BYTES + 1, "serial size");
+_Static_assert(sizeof(((penlink_verify_report *)0)->serial) == SERIAL_BYTES + 1, "serial size");
+#define SERIAL_IS(col, p)                                                                          \
+    "(" col " = " p " OR (length(CAST(" col " AS BLOB)) > " SERIAL_BYTES_SQL                       \
+    " AND substr(CAST(" col " AS BLOB), 1, " SERIAL_BYTES_SQL ") = CAST(" p " AS BLOB)))"
 
-typedef struct sqlite_backend {
-    archive_backend base;
-    sqlite3 *db;
-    char path[1024];
-    sqlite3_stmt *ins_record, *ins_batch, *get_record, *ins_chunk, *find_chunk, *range;
-    int bad_row; /* a migration met a row that cannot be a record */
-    /* New records wait here and go in INSERT_BATCH rows per statement: a
-     * statement's own setup costs as much as the row it inserts. They are
-     * flushed before every commit and every read of the records table. */
-    int pending;
-    int savepoint; /* a savepoint is open in the transaction */
-    struct pending_record {
-        int64_t device, seq, chunk;
-        size_t len;
-        uint8_t body[ARCHIVE_BODY_MAX];
-    } batch[INSERT_BATCH];
-} sqlite_backend;
-
-static const char schema_v1[] =
-    "CREATE TABLE devices (\n"
-    "  id INTEGER PRIMARY KEY, serial TEXT NOT NULL UNIQUE, model TEXT,\n"
-    "  hardware_revision TEXT, first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL);\n"
-    "CREATE TABLE device_firmware (\n"
-    "  device_id INTEGER NOT NULL REFERENCES devices(id), firmware_version TEXT NOT NULL,\n"
-    "  first_seen_ms INTEGER NOT NULL, last_seen_ms INTEGER NOT NULL,\n"
-    "  PRIMARY KEY (device_id, firmware_version));\n"
-    "CREATE TABLE pulls (\n"
-    "  id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),\n"
-    "  started_ms INTEGER NOT NULL, finished_ms INTEGER, host TEXT, os_user TEXT,\n"
-    "  penlink_version TEXT, from_seq INTEGER, next_seq INTEGER, records_new INTEGER,\n"
-    "  records_dup INTEGER, conflicts INTEGER, gap INTEGER, result TEXT NOT NULL,\n"
-    "  message TEXT);\n"
-    "CREATE TABLE chunks (\n"
-    "  id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),\n"
-    "  pull_id INTEGER REFERENCES pulls(id), received_ms INTEGER NOT NULL,\n"
-    "  first_seq INTEGER NOT NULL, record_count INTEGER NOT NULL, raw_size INTEGER NOT NULL,\n"
-    "  data BLOB NOT NULL, UNIQUE (device_id, first_seq, record_count, data));\n"
-    "CREATE TABLE records (\n"
-    "  device_id INTEGER NOT NULL REFERENCES devices(id), seq INTEGER NOT NULL,\n"
-    "  time_ms INTEGER NOT NULL, kind INTEGER NOT NULL, fields INTEGER NOT NULL,\n"
-    "  depth_um INTEGER, speed_sps INTEGER, duration_ms INTEGER, cartridge_serial INTEGER,\n"
-    "  cartridge_uses INTEGER, lifetime_cartridges INTEGER, strokes INTEGER,\n"
-    "  fault_code INTEGER, config_revision INTEGER, clock_delta_ms INTEGER, dropped INTEGER,\n"
-    "  chunk_id INTEGER NOT NULL REFERENCES chunks(id),\n"
-    "  PRIMARY KEY (device_id, seq)) WITHOUT ROWID;\n"
-    "CREATE TABLE alarms (\n"
-    "  id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),\n"
-    "  pull_id INTEGER REFERENCES pulls(id), at_ms INTEGER NOT NULL, kind TEXT NOT NULL,\n"
-    "  seq INTEGER NOT NULL, count INTEGER NOT NULL, detail TEXT);\n"
-    "CREATE TABLE config_history (\n"
-    "  id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),\n"
-    "  at_ms INTEGER NOT NULL, source TEXT NOT NULL, os_user TEXT, host TEXT,\n"
-    "  revision INTEGER NOT NULL, old_json TEXT, new_json TEXT NOT NULL);\n"
-    "CREATE TRIGGER records_append_only_u BEFORE UPDATE ON records\n"
-    "  BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;\n"
-    "CREATE TRIGGER records_append_only_d BEFORE DELETE ON records\n"
-    "  BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;\n"
-    "CREATE TRIGGER chunks_append_only_u BEFORE UPDATE ON chunks\n"
-    "  BEGIN SELECT RAISE(ABORT, 'chunks are append-only'); END;\n"
-    "CREATE TRIGGER chunks_append_only_d BEFORE DELETE ON chunks\n"
-    "  BEGIN SELECT RAISE(ABORT, 'chunks are append-only'); END;\n"
-    "CREATE TRIGGER alarms_append_only_u BEFORE UPDATE ON alarms\n"
-    "  BEGIN SELECT RAISE(ABORT, 'alarms are append-only'); END;\n"
-    "CREATE TRIGGER alarms_append_only_d BEFORE DELETE ON alarms\n"
-    "  BEGIN SELECT RAISE(ABORT, 'alarms are append-only'); END;\n"
-    "CREATE TRIGGER config_history_append_only_u BEFORE UPDATE ON config_history\n"
-    "  BEGIN SELECT RAISE(ABORT, 'the configuration history is append-only'); END;\n"
-    "CREATE TRIGGER config_history_append_only_d BEFORE DELETE ON config_history\n"
-    "  BEGIN SELECT RAISE(ABORT, 'the configuration history is append-only'); END;\n";
-
-/* Version 2 keeps all of a record but its seq packed in one BLOB
- * (record_body.c): reading a record back is then one column, not fourteen,
- * which is what the audit of millions of records spends its time on. penlink_pack_v1() is
- * registered on every connection; it refuses a v1 row whose values cannot be
- * a record, so a damaged v1 archive fails the migration and stays as it was. */
-static const char schema_v2[] =
-    "DROP TRIGGER IF EXISTS records_append_only_u;\n"
-    "DROP TRIGGER IF EXISTS records_append_only_d;\n"
-    "CREATE TABLE records_v2 (\n"
-    "  device_id INTEGER NOT NULL REFERENCES devices(id), seq INTEGER NOT NULL,\n"
-    "  body BLOB NOT NULL, chunk_id INTEGER NOT NULL REFERENCES chunks(id),\n"
-    "  PRIMARY KEY (device_id, seq)) WITHOUT ROWID;\n"
-    "INSERT INTO records_v2 SELECT device_id, seq,\n"
-    "  penlink_pack_v1(time_ms, kind, fields, depth_um, speed_sps, duration_ms, cartridge_serial,\n"
-    "    cartridge_uses, lifetime_cartridges, strokes, fault_code, config_revision,\n"
-    "    clock_delta_ms, dropped), chunk_id FROM records ORDER BY device_id, seq;\n"
-    "DROP TABLE records;\n"
-    "ALTER TABLE records_v2 RENAME TO records;\n"
-    "CREATE TRIGGER records_append_only_u BEFORE UPDATE ON records\n"
-    "  BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;\n"
-    "CREATE TRIGGER records_append_only_d BEFORE DELETE ON records\n"
-    "  BEGIN SELECT RAISE(ABORT, 'records are append-only'); END;\n";
-
-/* Version 3 keeps what makes the log tamper-evident (docs/security.md): each
- * pen's pinned device key, each chunk's hash-chain links, the pen-signed
- * heads the pulls verified, and the results of penlink verify. */
-static const char schema_v3[] =
-    "ALTER TABLE devices ADD COLUMN public_key BLOB;\n"
-    "ALTER TABLE chunks ADD COLUMN prev_link BLOB;\n"
-    "ALTER TABLE chunks ADD COLUMN link BLOB;\n"
-
-    "CREATE TABLE heads (\n"
-    "  id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),\n"
-    "  pull_id INTEGER REFERENCES pulls(id), at_ms INTEGER NOT NULL,\n"
-    "  next_seq INTEGER NOT NULL, link BLOB NOT NULL, signature BLOB NOT NULL);\n"
-    "CREATE TABLE verifications (\n"
-    "  id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),\n"
-    "  at_ms INTEGER NOT NULL, result TEXT NOT NULL, through_seq INTEGER,\n"
-    "  records INTEGER NOT NULL, chunks INTEGER NOT NULL, detail TEXT);\n"
-    "CREATE TRIGGER heads_append_only_u BEFORE UPDATE ON heads\n"
-    "  BEGIN SELECT RAISE(ABORT, 'heads are append-only'); END;\n"
-    "CREATE TRIGGER heads_append_only_d BEFORE DELETE ON heads\n"
-    "  BEGIN SELECT RAISE(ABORT, 'heads are append-only'); END;\n"
-    "CREATE TRIGGER verifications_append_only_u BEFORE UPDATE ON verifications\n"
-    "  BEGIN SELECT RAISE(ABORT, 'verifications are append-only'); END;\n"
-    "CREATE TRIGGER verifications_append_only_d BEFORE DELETE ON verifications\n"
-    "  BEGIN SELECT RAISE(ABORT, 'verifications are append-only'); END;\n"
-    "CREATE TRIGGER devices_key_pinned BEFORE UPDATE OF public_key ON devices\n"
-    "  WHEN OLD.public_key IS NOT NULL\n"
-    "  BEGIN SELECT RAISE(ABORT, 'a pinned device key never changes'); END;\n";
-
-/* Version 4 records device keys replaced on purpose (penlink keys replace: a
- * pen repaired with a new key), append-only like the rest of the trail. */
-static const char schema_v4[] =
-    "CREATE TABLE key_replacements (\n"
-    "  id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),\n"
-    "  at_ms INTEGER NOT NULL, os_user TEXT, host TEXT, reason TEXT NOT NULL,\n"
-    "  old_key BLOB NOT NULL, new_key BLOB NOT NULL, from_seq INTEGER NOT NULL,\n"
-    "  heads_before INTEGER NOT NULL);\n"
-    "CREATE TRIGGER key_replacements_append_only_u BEFORE UPDATE ON key_replacements\n"
-    "  BEGIN SELECT RAISE(ABORT, 'key replacements are append-only'); END;\n"
-    "CREATE TRIGGER key_replacements_append_only_d BEFORE DELETE ON key_replacements\n"
-    "  BEGIN SELECT RAISE(ABORT, 'key replacements are append-only'); END;\n";
-
-/* Forward migrations: migrations[v] takes the schema from version v to v+1. */
-static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2, schema_v3,
-                                                        schema_v4 };
-
-/* penlink_pack_v1(time_ms, kind, fields, depth_um, ..., dropped): a v1 record row as a v2 body. */
-static void sql_pack_v1(sqlite3_context *cx, int argc, sqlite3_value **argv)
+int sq_fail(sqlite_backend *s, int status, const char *fmt, ...)
 {
-    sqlite_backend *s = sqlite3_user_data(cx);
-    penlink_record r;
-    memset(&r, 0, sizeof r);
-    int64_t kind = sqlite3_value_int64(argv[1]), fields = sqlite3_value_int64(argv[2]);
-    if (argc != 3 + PENLINK_FIELD_COUNT || sqlite3_value_type(argv[0]) != SQLITE_INTEGER ||
-        sqlite3_value_type(argv[1]) != SQLITE_INTEGER || kind < 0 || kind > UINT32_MAX ||
-        sqlite3_value_type(argv[2]) != SQLITE_INTEGER || fields < 0 ||
-        fields >= (1 << PENLINK_FIELD_COUNT)) {
-        s->bad_row = 1;
-        sqlite3_result_error(cx, "a record row with a bad time, kind or field mask", -1);
-        return;
-    }
-    r.time_ms = sqlite3_value_int64(argv[0]);
-    r.kind = (uint32_t)kind;
-    r.fields = (uint32_t)fields;
-    for (int b = 0; b < PENLINK_FIELD_COUNT; b++) {
-        if (!(fields & (1 << b)))
-            continue;
-        if (sqlite3_value_type(argv[3 + b]) != SQLITE_INTEGER ||
-            pl_record_set((pl_record *)&r, 1u << b, (uint64_t)sqlite3_value_int64(argv[3 + b])) !=
-                0) {
-            s->bad_row = 1;
-            sqlite3_result_error(cx, "a record row with a bad field value", -1);
-            return;
-        }
-    }
-    uint8_t body[ARCHIVE_BODY_MAX];
-    sqlite3_result_blob(cx, body, (int)archive_body_pack(&r, body), SQLITE_TRANSIENT);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->msg, sizeof s->msg, fmt, ap);
+    va_end(ap);
+    return penlink_fail(s->base.ctx, status, "%s", s->msg);
 }
 
-/* The one message for a damaged archive: what failed, and how to recover. */
-static int damaged(sqlite_backend *s, const char *what, const char *why)
+/* A statement of the open transaction failed in SQLite: the transaction is
+ * never committed (SQLite may have undone that statement only, or all of it). */
+static int poison(sqlite_backend *s, int status)
 {
-    return penlink_fail(s->base.ctx, PENLINK_ERR_INTEGRITY,
-                        "archive %s is damaged (%s: %s). Nothing was changed. Keep the file; "
-                        "recover what is readable with 'sqlite3 %s .recover | sqlite3 new.db', "
-                        "or restore a backup; the pens still hold every record not yet "
-                        "acknowledged",
-                        s->path, what, why, s->path);
+    if (s->in_txn && !s->txn_fail) { /* the first failure is the one to tell */
+        s->txn_fail = status;
+        snprintf(s->txn_msg, sizeof s->txn_msg, "%s", s->msg);
+    }
+    return status;
 }
 
-static int db_fail(sqlite_backend *s, int status, const char *what)
+int sq_damaged(sqlite_backend *s, const char *what, const char *why)
 {
-    int code = sqlite3_errcode(s->db);
+    return sq_fail(s, PENLINK_ERR_INTEGRITY,
+                   "archive %s is damaged (%s: %s). Nothing was changed. Keep the file; "
+                   "recover what is readable with 'sqlite3 %s .recover | sqlite3 new.db', "
+                   "or restore a backup; the pens still hold every record not yet "
+                   "acknowledged",
+                   s->path, what, why, s->path);
+}
+
+static int db_fail_words(sqlite_backend *s, int status, const char *what)
+{
+    int code = sqlite3_errcode(s->db), err = sqlite3_system_errno(s->db);
     if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB)
-        return damaged(s, what, sqlite3_errmsg(s->db));
+        return sq_damaged(s, what, sqlite3_errmsg(s->db));
     if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
-        return penlink_fail(s->base.ctx, PENLINK_ERR_BUSY,
-                            "archive %s is busy (%s): another penlink holds it; try again", s->path,
-                            what);
-    return penlink_fail(s->base.ctx, status, "archive %s: %s: %s", s->path, what,
-                        sqlite3_errmsg(s->db));
+        return sq_fail(s, PENLINK_ERR_BUSY,
+                       "archive %s is busy (%s): another penlink holds it; try again", s->path,
+                       what);
+    if (code == SQLITE_FULL || (code == SQLITE_IOERR && (err == ENOSPC || err == EDQUOT))) {
+        if (s->pulling)
+            return sq_fail(s, PENLINK_ERR_IO,
+                           "the disk holding %s is full: nothing of this pull was acknowledged; "
+                           "free space and pull again",
+                           s->path);
+        return sq_fail(s, PENLINK_ERR_IO,
+                       "the disk holding %s is full (%s): nothing of it was written; free space "
+                       "and try again",
+                       s->path, what);
+    }
+    if (code == SQLITE_READONLY)
+        return sq_fail(s, PENLINK_ERR_IO,
+                       "archive %s cannot be written here (%s: %s): penlink writes the archive "
+                       "and the -wal and -shm files beside it; use a writable place",
+                       s->path, what, sqlite3_errmsg(s->db));
+    if (code == SQLITE_IOERR && err)
+        return sq_fail(s, status, "archive %s: %s: %s (%s)", s->path, what, sqlite3_errmsg(s->db),
+                       strerror(err));
+    return sq_fail(s, status, "archive %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
-static int exec(sqlite_backend *s, const char *sql, const char *what)
+int sq_db_fail(sqlite_backend *s, int status, const char *what)
 {
-    char *err = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        sqlite3_free(err);
-        return db_fail(s, PENLINK_ERR_IO, what);
-    }
+    return poison(s, db_fail_words(s, status, what));
+}
+
+int sq_exec(sqlite_backend *s, const char *sql, const char *what)
+{
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return sq_db_fail(s, PENLINK_ERR_IO, what);
     return PENLINK_OK;
 }
 
-/* exec() for the statements of opening that SQLite may answer with BUSY
- * without waiting (switching a new file to WAL while another penlink does). */
-static int exec_patient(sqlite_backend *s, const char *sql, const char *what)
+int sq_exec_patient(sqlite_backend *s, const char *sql, const char *what)
 {
     for (int i = 0; i < 200; i++) {
         if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) == SQLITE_OK)
@@ -241,19 +125,18 @@ static int exec_patient(sqlite_backend *s, const char *sql, const char *what)
             break;
         sqlite3_sleep(50);
     }
-    return db_fail(s, PENLINK_ERR_IO, what);
+    return sq_db_fail(s, PENLINK_ERR_IO, what);
 }
 
-static int prep(sqlite_backend *s, sqlite3_stmt **st, const char *sql)
+int sq_prep(sqlite_backend *s, sqlite3_stmt **st, const char *sql)
 {
     if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
-        return db_fail(s, PENLINK_ERR_IO, "prepare");
+        return sq_db_fail(s, PENLINK_ERR_IO, "prepare");
     return PENLINK_OK;
 }
 
-static void sq_close(archive_backend *b)
+void sq_free(sqlite_backend *s)
 {
-    sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_finalize(s->ins_record);
     sqlite3_finalize(s->ins_batch);
     sqlite3_finalize(s->range);
@@ -264,9 +147,24 @@ static void sq_close(archive_backend *b)
     free(s);
 }
 
+static void sq_close(archive_backend *b)
+{
+    sq_free((sqlite_backend *)b);
+}
+
 static int sq_begin(archive_backend *b)
 {
-    return exec((sqlite_backend *)b, "BEGIN IMMEDIATE", "begin");
+    sqlite_backend *s = (sqlite_backend *)b;
+    if (b->readonly)
+        return sq_fail(s, PENLINK_ERR_INVALID_ARG,
+                       "archive %s was opened read-only: open it for writing to change it",
+                       s->path);
+    s->pending = 0;
+    s->txn_fail = 0;
+    s->savepoint = 0;
+    int rc = sq_exec(s, "BEGIN IMMEDIATE", "begin");
+    s->in_txn = rc == PENLINK_OK;
+    return rc;
 }
 
 static void bind_pending(sqlite3_stmt *st, int row, const struct pending_record *p)
@@ -287,56 +185,92 @@ static int flush(sqlite_backend *s)
             bind_pending(s->ins_batch, i, &s->batch[i]);
         int x = sqlite3_step(s->ins_batch);
         sqlite3_reset(s->ins_batch);
-        return x == SQLITE_DONE ? PENLINK_OK : db_fail(s, PENLINK_ERR_IO, "store records");
+        return x == SQLITE_DONE ? PENLINK_OK : sq_db_fail(s, PENLINK_ERR_IO, "store records");
     }
     for (int i = 0; i < n; i++) {
         bind_pending(s->ins_record, 0, &s->batch[i]);
         int x = sqlite3_step(s->ins_record);
         sqlite3_reset(s->ins_record);
         if (x != SQLITE_DONE)
-            return db_fail(s, PENLINK_ERR_IO, "store record");
+            return sq_db_fail(s, PENLINK_ERR_IO, "store record");
     }
     return PENLINK_OK;
 }
 
+/* Ends the open transaction without committing it; a no-op when SQLite
+ * already rolled it back (after SQLITE_FULL or SQLITE_IOERR it may have). */
+static int undo(sqlite_backend *s)
+{
+    int rc = PENLINK_OK;
+    s->pending = 0; /* they were never written */
+    if (s->in_txn && !sqlite3_get_autocommit(s->db) &&
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+        rc = db_fail_words(s, PENLINK_ERR_IO, "rollback");
+    s->in_txn = 0;
+    s->savepoint = 0;
+    return rc;
+}
+
+/* Durable when it returns PENLINK_OK. A transaction in which a statement
+ * failed is rolled back instead, and its first failure is returned again
+ * (as often as commit is called, until the next begin). */
 static int sq_commit(archive_backend *b)
 {
     sqlite_backend *s = (sqlite_backend *)b;
-    int rc = flush(s);
-    s->savepoint = 0;
-    return rc == PENLINK_OK ? exec(s, "COMMIT", "commit") : rc;
+    if (!s->in_txn && !s->txn_fail)
+        return sq_fail(s, PENLINK_ERR_INVALID_ARG, "archive %s: commit without a transaction",
+                       s->path);
+    if (!s->txn_fail && flush(s) == PENLINK_OK) {
+        if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+            s->in_txn = 0;
+            s->savepoint = 0;
+            return PENLINK_OK;
+        }
+        sq_db_fail(s, PENLINK_ERR_IO, "commit");
+    }
+    undo(s);
+    return sq_fail(s, s->txn_fail, "%s", s->txn_msg);
 }
 
 static int sq_rollback(archive_backend *b)
 {
-    sqlite_backend *s = (sqlite_backend *)b;
-    s->pending = 0; /* they were never written */
-    s->savepoint = 0;
-    return exec(s, "ROLLBACK", "rollback");
+    return undo((sqlite_backend *)b);
 }
 
-/* One savepoint at a time: the newest mark replaces the one before. */
+/* One savepoint at a time: the newest mark replaces the one before. A
+ * transaction in which a statement failed gets none: it is never committed. */
 static int sq_savepoint(archive_backend *b)
 {
     sqlite_backend *s = (sqlite_backend *)b;
+    if (s->txn_fail)
+        return sq_fail(s, s->txn_fail, "%s", s->txn_msg);
     int rc = flush(s);
     if (rc == PENLINK_OK && s->savepoint)
-        rc = exec(s, "RELEASE kept", "release savepoint");
+        rc = sq_exec(s, "RELEASE kept", "release savepoint");
     if (rc == PENLINK_OK)
-        rc = exec(s, "SAVEPOINT kept", "savepoint");
+        rc = sq_exec(s, "SAVEPOINT kept", "savepoint");
     s->savepoint = rc == PENLINK_OK;
     return rc;
 }
 
+/* Back to the last savepoint, the transaction kept open: what failed after
+ * it is undone, so the transaction may be committed again. Without a
+ * savepoint, all of it is rolled back and a new transaction begun. */
 static int sq_rollback_to_savepoint(archive_backend *b)
 {
     sqlite_backend *s = (sqlite_backend *)b;
-    s->pending = 0; /* they were never written */
     if (!s->savepoint) {
-        int rc = exec(s, "ROLLBACK", "rollback");
-        return rc == PENLINK_OK ? exec(s, "BEGIN IMMEDIATE", "begin") : rc;
+        int rc = undo(s);
+        return rc == PENLINK_OK ? sq_begin(b) : rc;
     }
-    return exec(s, "ROLLBACK TO kept", "rollback to savepoint");
+    s->pending = 0;                    /* they were never written */
+    if (sqlite3_get_autocommit(s->db)) /* SQLite rolled all of it back (a full disk) */
+        return sq_fail(s, s->txn_fail ? s->txn_fail : PENLINK_ERR_IO, "%s",
+                       s->txn_fail ? s->txn_msg : "the transaction was rolled back");
+    int rc = sq_exec(s, "ROLLBACK TO kept", "rollback to savepoint");
+    if (rc == PENLINK_OK)
+        s->txn_fail = 0;
+    return rc;
 }
 
 static int step_done(sqlite_backend *s, sqlite3_stmt *st, const char *what)
@@ -344,7 +278,7 @@ static int step_done(sqlite_backend *s, sqlite3_stmt *st, const char *what)
     int r = sqlite3_step(st);
     sqlite3_reset(st);
     if (r != SQLITE_DONE && r != SQLITE_ROW)
-        return db_fail(s, PENLINK_ERR_IO, what);
+        return sq_db_fail(s, PENLINK_ERR_IO, what);
     return PENLINK_OK;
 }
 
@@ -352,10 +286,12 @@ static int sq_device(archive_backend *b, const penlink_info *info, int64_t now, 
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st,
-                  "INSERT INTO devices (serial, model, hardware_revision, first_seen_ms, "
-                  "last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (serial) DO UPDATE SET "
-                  "model = ?2, hardware_revision = ?3, last_seen_ms = ?4 RETURNING id");
+    int rc = sq_prep(s, &st,
+                     "INSERT INTO devices (serial, model, hardware_revision, first_seen_ms, "
+                     "last_seen_ms) VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (serial) DO UPDATE SET "
+                     "model = iif(?4 >= last_seen_ms, ?2, model), hardware_revision = "
+                     "iif(?4 >= last_seen_ms, ?3, hardware_revision), first_seen_ms = "
+                     "min(first_seen_ms, ?4), last_seen_ms = max(last_seen_ms, ?4) RETURNING id");
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, info->serial, -1, SQLITE_TRANSIENT);
@@ -363,15 +299,15 @@ static int sq_device(archive_backend *b, const penlink_info *info, int64_t now, 
     sqlite3_bind_text(st, 3, info->hardware_revision, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 4, now);
     if (sqlite3_step(st) != SQLITE_ROW) {
-        rc = db_fail(s, PENLINK_ERR_IO, "device");
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "device");
         sqlite3_finalize(st);
         return rc;
     }
     *id = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    rc = prep(s, &st,
-              "INSERT INTO device_firmware VALUES (?1, ?2, ?3, ?3) ON CONFLICT DO UPDATE SET "
-              "last_seen_ms = ?3");
+    rc = sq_prep(s, &st,
+                 "INSERT INTO device_firmware VALUES (?1, ?2, ?3, ?3) ON CONFLICT DO UPDATE SET "
+                 "first_seen_ms = min(first_seen_ms, ?3), last_seen_ms = max(last_seen_ms, ?3)");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, *id);
@@ -388,12 +324,12 @@ static int sq_next_seq(archive_backend *b, int64_t device, uint64_t *next, int *
     sqlite3_stmt *st = NULL;
     int rc = flush(s);
     if (rc == PENLINK_OK)
-        rc = prep(s, &st, "SELECT max(seq) FROM records WHERE device_id = ?1");
+        rc = sq_prep(s, &st, "SELECT max(seq) FROM records WHERE device_id = ?1");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, device);
     if (sqlite3_step(st) != SQLITE_ROW) {
-        rc = db_fail(s, PENLINK_ERR_IO, "last seq");
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "last seq");
     } else if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
         *have = 0;
         *next = 0;
@@ -414,9 +350,9 @@ static int sq_pull_begin(archive_backend *b, int64_t device, uint64_t from, int6
     struct passwd *pw = getpwuid(geteuid());
     gethostname(host, sizeof host - 1);
     snprintf(user, sizeof user, "%s", pw && pw->pw_name ? pw->pw_name : "");
-    int rc = prep(s, &st,
-                  "INSERT INTO pulls (device_id, started_ms, host, os_user, penlink_version, "
-                  "from_seq, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running') RETURNING id");
+    int rc = sq_prep(s, &st,
+                     "INSERT INTO pulls (device_id, started_ms, host, os_user, penlink_version, "
+                     "from_seq, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'running') RETURNING id");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, device);
@@ -425,8 +361,9 @@ static int sq_pull_begin(archive_backend *b, int64_t device, uint64_t from, int6
     sqlite3_bind_text(st, 4, user, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 5, penlink_version(), -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, (int64_t)from);
+    s->pulling = 1; /* a failure from here on is this pull's */
     if (sqlite3_step(st) != SQLITE_ROW)
-        rc = db_fail(s, PENLINK_ERR_IO, "pull");
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "pull");
     else
         *pull = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
@@ -438,10 +375,10 @@ static int sq_pull_end(archive_backend *b, int64_t pull, const penlink_archive_p
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st,
-                  "UPDATE pulls SET finished_ms = ?2, next_seq = ?3, records_new = ?4, "
-                  "records_dup = ?5, conflicts = ?6, gap = ?7, result = ?8, message = ?9 "
-                  "WHERE id = ?1");
+    int rc = sq_prep(s, &st,
+                     "UPDATE pulls SET finished_ms = ?2, next_seq = ?3, records_new = ?4, "
+                     "records_dup = ?5, conflicts = ?6, gap = ?7, result = ?8, message = ?9 "
+                     "WHERE id = ?1");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, pull);
@@ -455,12 +392,15 @@ static int sq_pull_end(archive_backend *b, int64_t pull, const penlink_archive_p
     sqlite3_bind_text(st, 9, message, -1, SQLITE_TRANSIENT);
     rc = step_done(s, st, "pull end");
     sqlite3_finalize(st);
+    s->pulling = 0;
     return rc;
 }
 
 static int sq_chunk(archive_backend *b, int64_t device, int64_t pull, const penlink_chunk *c,
-                    int64_t now, int64_t *chunk)
+                    int64_t now, int64_t *chunk, int *stored)
 {
+    if (stored)
+        *stored = 0;
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = s->find_chunk;
     sqlite3_bind_int64(st, 1, device);
@@ -475,7 +415,7 @@ static int sq_chunk(archive_backend *b, int64_t device, int64_t pull, const penl
     }
     sqlite3_reset(st);
     if (r != SQLITE_DONE)
-        return db_fail(s, PENLINK_ERR_IO, "find chunk");
+        return sq_db_fail(s, PENLINK_ERR_IO, "find chunk");
     st = s->ins_chunk;
     sqlite3_bind_int64(st, 1, device);
     sqlite3_bind_int64(st, 2, pull);
@@ -493,25 +433,31 @@ static int sq_chunk(archive_backend *b, int64_t device, int64_t pull, const penl
     }
     if (sqlite3_step(st) != SQLITE_DONE) {
         sqlite3_reset(st);
-        return db_fail(s, PENLINK_ERR_IO, "store chunk");
+        return sq_db_fail(s, PENLINK_ERR_IO, "store chunk");
     }
     sqlite3_reset(st);
     *chunk = sqlite3_last_insert_rowid(s->db);
+    if (stored)
+        *stored = 1;
     return PENLINK_OK;
 }
 
-/* Reads a record (seq, body) back, as hostile input: returns 0, or -1 when
- * it cannot be a record. */
-static int value_record(sqlite3_value *seq, sqlite3_value *body, penlink_record *r)
+/* Reads a record (seq, body) back, as hostile input: NULL, or why it cannot
+ * be a record. */
+static const char *value_record(sqlite3_value *seq, sqlite3_value *body, penlink_record *r)
 {
-    if (sqlite3_value_type(seq) != SQLITE_INTEGER || sqlite3_value_type(body) != SQLITE_BLOB)
-        return -1;
+    if (sqlite3_value_type(seq) != SQLITE_INTEGER)
+        return "its seq is not an integer";
+    if (sqlite3_value_int64(seq) < 0)
+        return "its seq is at or above 2^63 (stored as a negative integer), which no pen logs";
+    if (sqlite3_value_type(body) != SQLITE_BLOB)
+        return "its body is not a packed record";
     const void *p = sqlite3_value_blob(body);
     int len = sqlite3_value_bytes(body);
-    if (!p || len <= 0 || len > ARCHIVE_BODY_MAX)
-        return -1;
     r->seq = (uint64_t)sqlite3_value_int64(seq);
-    return archive_body_unpack(p, (size_t)len, r);
+    if (!p || len <= 0 || len > ARCHIVE_BODY_MAX || archive_body_unpack(p, (size_t)len, r) != 0)
+        return "its body is not a packed record";
+    return NULL;
 }
 
 #define RECORD_COLS "seq, body"
@@ -520,7 +466,7 @@ static int sq_pin_key(archive_backend *b, int64_t device, const uint8_t *key, in
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st, "SELECT public_key FROM devices WHERE id = ?1");
+    int rc = sq_prep(s, &st, "SELECT public_key FROM devices WHERE id = ?1");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, device);
@@ -528,7 +474,7 @@ static int sq_pin_key(archive_backend *b, int64_t device, const uint8_t *key, in
     const void *old = x == SQLITE_ROW ? sqlite3_column_blob(st, 0) : NULL;
     int len = x == SQLITE_ROW ? sqlite3_column_bytes(st, 0) : 0;
     if (x != SQLITE_ROW) {
-        rc = db_fail(s, PENLINK_ERR_IO, "device key");
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "device key");
     } else if (old) {
         *outcome = key && len == 32 && memcmp(old, key, 32) == 0 ? KEY_SAME : KEY_CHANGED;
     } else if (!key) {
@@ -539,7 +485,7 @@ static int sq_pin_key(archive_backend *b, int64_t device, const uint8_t *key, in
     sqlite3_finalize(st);
     if (rc != PENLINK_OK || *outcome != KEY_PINNED)
         return rc;
-    rc = prep(s, &st, "UPDATE devices SET public_key = ?2 WHERE id = ?1 AND public_key IS NULL");
+    rc = sq_prep(s, &st, "UPDATE devices SET public_key = ?2 WHERE id = ?1 AND public_key IS NULL");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, device);
@@ -554,9 +500,9 @@ static int sq_head(archive_backend *b, int64_t device, int64_t pull, const penli
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st,
-                  "INSERT INTO heads (device_id, pull_id, at_ms, next_seq, link, signature) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    int rc = sq_prep(s, &st,
+                     "INSERT INTO heads (device_id, pull_id, at_ms, next_seq, link, signature) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, device);
@@ -586,22 +532,19 @@ static int sq_record(archive_backend *b, int64_t device, int64_t chunk, const pe
     }
     if (x == SQLITE_ROW) {
         penlink_record old;
-        int bad = value_record(sqlite3_column_value(st, 0), sqlite3_column_value(st, 1), &old);
+        const char *bad =
+            value_record(sqlite3_column_value(st, 0), sqlite3_column_value(st, 1), &old);
         sqlite3_reset(st);
         if (bad)
-            return penlink_fail(b->ctx, PENLINK_ERR_INTEGRITY,
-                                "archive %s: the archived record %llu is damaged", s->path,
-                                (unsigned long long)r->seq);
-        int same = old.time_ms == r->time_ms && old.kind == r->kind && old.fields == r->fields;
-        for (int k = 0; same && k < PENLINK_FIELD_COUNT; k++)
-            if (r->fields & (1u << k))
-                same = penlink_record_field(&old, 1u << k) == penlink_record_field(r, 1u << k);
-        *outcome = same ? REC_SAME : REC_CONFLICT;
+            return sq_fail(s, PENLINK_ERR_INTEGRITY,
+                           "archive %s: the archived record %llu is damaged: %s", s->path,
+                           (unsigned long long)r->seq, bad);
+        *outcome = archive_record_same(&old, r) ? REC_SAME : REC_CONFLICT;
         return PENLINK_OK;
     }
     sqlite3_reset(st);
     if (x != SQLITE_DONE)
-        return db_fail(s, PENLINK_ERR_IO, "read record");
+        return sq_db_fail(s, PENLINK_ERR_IO, "read record");
     struct pending_record *p = &s->batch[s->pending++];
     p->device = device;
     p->seq = (int64_t)r->seq;
@@ -616,9 +559,9 @@ static int sq_alarm(archive_backend *b, int64_t device, int64_t pull, const char
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st,
-                  "INSERT INTO alarms (device_id, pull_id, at_ms, kind, seq, count, detail) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    int rc = sq_prep(s, &st,
+                     "INSERT INTO alarms (device_id, pull_id, at_ms, kind, seq, count, detail) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, device);
@@ -656,13 +599,37 @@ typedef struct scan_state {
     sqlite_backend *s;
     const penlink_archive_filter *f;
     penlink_archive_record_cb cb;
+    archive_damage_cb bad;
     void *user;
     const char *serial;
     char serial_buf[2][64]; /* consecutive pens alternate: a pen's records share one pointer */
     int64_t device;
     uint64_t last_seq;
     int started, rc;
+    /* damaged rows, when no one takes them: counted, the first named at the end */
+    uint64_t n_bad;
+    char bad_serial[64];
+    int64_t bad_seq;
+    const char *bad_why;
 } scan_state;
+
+/* A row of the scan that cannot be a record: to the caller, or counted. */
+static void scan_damage(sqlite3_context *cx, scan_state *sc, int64_t seq, const char *why)
+{
+    if (sc->bad) {
+        archive_damage d = { sc->serial, "records", seq, why };
+        if (sc->bad(sc->user, &d) != 0) {
+            sc->rc = PENLINK_ERR_CANCELLED;
+            sqlite3_result_error(cx, "cancelled", -1);
+        }
+        return;
+    }
+    if (sc->n_bad++ == 0) {
+        snprintf(sc->bad_serial, sizeof sc->bad_serial, "%s", sc->serial);
+        sc->bad_seq = seq;
+        sc->bad_why = why;
+    }
+}
 
 static void sql_scan_row(sqlite3_context *cx, int argc, sqlite3_value **argv)
 {
@@ -674,10 +641,11 @@ static void sql_scan_row(sqlite3_context *cx, int argc, sqlite3_value **argv)
         sqlite3_result_int(cx, 1); /* the next pen's first row: the end */
         return;
     }
-    if (value_record(argv[1], argv[2], &r) != 0 || (sc->started && r.seq <= sc->last_seq)) {
-        sc->rc = penlink_fail(sc->s->base.ctx, PENLINK_ERR_INTEGRITY,
-                              "archive %s: a damaged record row (pen %s)", sc->s->path, sc->serial);
-        sqlite3_result_error(cx, "damaged record", -1);
+    const char *why = value_record(argv[1], argv[2], &r);
+    if (!why && sc->started && r.seq <= sc->last_seq)
+        why = "it is out of seq order";
+    if (why) {
+        scan_damage(cx, sc, sqlite3_value_int64(argv[1]), why);
         return;
     }
     sc->started = 1;
@@ -693,24 +661,25 @@ static void sql_scan_row(sqlite3_context *cx, int argc, sqlite3_value **argv)
 
 /* Pen by pen in serial order, each pen's records in seq order. */
 static int sq_scan(archive_backend *b, const penlink_archive_filter *f,
-                   penlink_archive_record_cb cb, void *user)
+                   penlink_archive_record_cb cb, archive_damage_cb bad, void *user)
 {
     sqlite_backend *s = (sqlite_backend *)b;
-    scan_state sc = { .s = s, .f = f, .cb = cb, .user = user, .rc = PENLINK_OK };
+    scan_state sc = { .s = s, .f = f, .cb = cb, .bad = bad, .user = user, .rc = PENLINK_OK };
     unsigned npens = 0;
     sqlite3_stmt *pens = NULL, *st = NULL;
     int rc = flush(s);
     if (rc == PENLINK_OK)
-        rc = prep(s, &pens,
-                  "SELECT id, serial FROM devices WHERE ?1 IS NULL OR serial = ?1 ORDER BY serial");
+        rc = sq_prep(s, &pens,
+                     "SELECT id, serial FROM devices WHERE ?1 IS NULL OR " SERIAL_IS(
+                         "serial", "?1") " ORDER BY serial");
     if (rc == PENLINK_OK &&
         sqlite3_create_function(s->db, "penlink_scan_row", 3, SQLITE_UTF8 | SQLITE_DIRECTONLY, &sc,
                                 sql_scan_row, NULL, NULL) != SQLITE_OK)
-        rc = db_fail(s, PENLINK_ERR_IO, "scan");
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "scan");
     if (rc == PENLINK_OK)
-        rc = prep(s, &st,
-                  "SELECT 1 FROM records WHERE device_id >= ?1 AND "
-                  "penlink_scan_row(device_id, seq, body) ORDER BY device_id, seq LIMIT 1");
+        rc = sq_prep(s, &st,
+                     "SELECT 1 FROM records WHERE device_id >= ?1 AND "
+                     "penlink_scan_row(device_id, seq, body) ORDER BY device_id, seq LIMIT 1");
     if (rc) {
         sqlite3_finalize(pens);
         return rc;
@@ -731,14 +700,20 @@ static int sq_scan(archive_backend *b, const penlink_archive_filter *f,
         if (sc.rc != PENLINK_OK)
             rc = sc.rc;
         else if (x != SQLITE_DONE && x != SQLITE_ROW)
-            rc = db_fail(s, PENLINK_ERR_IO, "scan");
+            rc = sq_db_fail(s, PENLINK_ERR_IO, "scan");
     }
     if (rc == PENLINK_OK && px != SQLITE_DONE)
-        rc = db_fail(s, PENLINK_ERR_IO, "scan");
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "scan");
     sqlite3_finalize(st);
     sqlite3_finalize(pens);
     /* the statement that used it is gone: unregister the function and its pointer to sc */
     sqlite3_create_function(s->db, "penlink_scan_row", 3, SQLITE_UTF8, NULL, NULL, NULL, NULL);
+    if (rc == PENLINK_OK && sc.n_bad)
+        rc = sq_fail(s, PENLINK_ERR_INTEGRITY,
+                     "archive %s: %llu record rows cannot be records and were skipped (the "
+                     "first: pen %s, seq stored as %lld: %s); every other record was read",
+                     s->path, (unsigned long long)sc.n_bad, sc.bad_serial, (long long)sc.bad_seq,
+                     sc.bad_why);
     return rc;
 }
 
@@ -753,10 +728,11 @@ static int sq_alarms(archive_backend *b, const penlink_archive_filter *f,
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st,
-                  "SELECT d.serial, a.at_ms, a.seq, a.count, a.kind, a.detail FROM alarms a "
-                  "JOIN devices d ON d.id = a.device_id WHERE (?1 IS NULL OR d.serial = ?1) "
-                  "ORDER BY d.serial, a.seq, a.id");
+    int rc = sq_prep(s, &st,
+                     "SELECT d.serial, a.at_ms, a.seq, a.count, a.kind, a.detail FROM alarms a "
+                     "JOIN devices d ON d.id = a.device_id WHERE (?1 IS NULL OR " SERIAL_IS(
+                         "d.serial", "?1") ") "
+                                           "ORDER BY d.serial, a.seq, a.id");
     if (rc)
         return rc;
     bind_filter(st, f);
@@ -776,7 +752,7 @@ static int sq_alarms(archive_backend *b, const penlink_archive_filter *f,
         }
     }
     if (rc == PENLINK_OK && x != SQLITE_DONE)
-        rc = db_fail(s, PENLINK_ERR_IO, "alarms");
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "alarms");
     sqlite3_finalize(st);
     return rc;
 }
@@ -791,10 +767,11 @@ static int sq_config_log(archive_backend *b, const char *serial, const char *sou
     archive_config_text(new_cfg, newj, sizeof newj);
     if (old_cfg)
         archive_config_text(old_cfg, oldj, sizeof oldj);
-    int rc = prep(s, &st,
-                  "INSERT INTO config_history (device_id, at_ms, source, os_user, host, revision, "
-                  "old_json, new_json) SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM devices WHERE "
-                  "serial = ?1");
+    int rc =
+        sq_prep(s, &st,
+                "INSERT INTO config_history (device_id, at_ms, source, os_user, host, revision, "
+                "old_json, new_json) SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM devices WHERE "
+                "serial = ?1");
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
@@ -816,10 +793,11 @@ static int sq_config_history(archive_backend *b, const char *serial,
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st,
-                  "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json FROM "
-                  "config_history h JOIN devices d ON d.id = h.device_id WHERE (?1 IS NULL OR "
-                  "d.serial = ?1) ORDER BY h.id");
+    int rc = sq_prep(
+        s, &st,
+        "SELECT d.serial, h.at_ms, h.source, h.os_user, h.host, h.new_json, h.old_json FROM "
+        "config_history h JOIN devices d ON d.id = h.device_id WHERE (?1 IS NULL OR " SERIAL_IS(
+            "d.serial", "?1") ") ORDER BY h.id");
     if (rc)
         return rc;
     if (serial)
@@ -835,13 +813,18 @@ static int sq_config_history(archive_backend *b, const char *serial,
         copy_col(e.host, sizeof e.host, st, 4);
         const unsigned char *j = sqlite3_column_text(st, 5);
         archive_config_parse(j ? (const char *)j : "", &e.config);
+        /* the values the change replaced: revision 1's limits when it came before any pull */
+        const unsigned char *old = sqlite3_column_text(st, 6);
+        e.has_old = old != NULL;
+        if (old)
+            archive_config_parse((const char *)old, &e.old_config);
         if (cb(user, &e) != 0) {
             rc = PENLINK_ERR_CANCELLED;
             break;
         }
     }
     if (rc == PENLINK_OK && x != SQLITE_DONE)
-        rc = db_fail(s, PENLINK_ERR_IO, "config history");
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "config history");
     sqlite3_finalize(st);
     return rc;
 }
@@ -853,12 +836,13 @@ static int sq_devices(archive_backend *b, int (*cb)(void *user, const penlink_ar
     sqlite3_stmt *st = NULL;
     int rc = flush(s);
     if (rc == PENLINK_OK)
-        rc = prep(s, &st,
-                  "SELECT d.serial, d.model, d.first_seen_ms, d.last_seen_ms, (SELECT "
-                  "group_concat(firmware_version, ', ') FROM device_firmware f WHERE f.device_id "
-                  "= d.id), (SELECT count(*) FROM records r WHERE r.device_id = d.id), (SELECT "
-                  "max(seq) + 1 FROM records r WHERE r.device_id = d.id) FROM devices d ORDER BY "
-                  "d.serial");
+        rc = sq_prep(s, &st,
+                     "SELECT d.serial, d.model, d.first_seen_ms, d.last_seen_ms, (SELECT "
+                     "group_concat(firmware_version, ', ') FROM (SELECT firmware_version FROM "
+                     "device_firmware f WHERE f.device_id = d.id ORDER BY firmware_version)), "
+                     "(SELECT count(*) FROM records r WHERE r.device_id = d.id), (SELECT max(seq) "
+                     "+ 1 FROM records r WHERE r.device_id = d.id), d.hardware_revision FROM "
+                     "devices d ORDER BY d.serial");
     if (rc)
         return rc;
     int x;
@@ -872,13 +856,14 @@ static int sq_devices(archive_backend *b, int (*cb)(void *user, const penlink_ar
         copy_col(d.firmware_versions, sizeof d.firmware_versions, st, 4);
         d.records = (uint64_t)sqlite3_column_int64(st, 5);
         d.next_seq = (uint64_t)sqlite3_column_int64(st, 6);
+        copy_col(d.hardware_revision, sizeof d.hardware_revision, st, 7);
         if (cb(user, &d) != 0) {
             rc = PENLINK_ERR_CANCELLED;
             break;
         }
     }
     if (rc == PENLINK_OK && x != SQLITE_DONE)
-        rc = db_fail(s, PENLINK_ERR_IO, "devices");
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "devices");
     sqlite3_finalize(st);
     return rc;
 }
@@ -901,10 +886,11 @@ static int sq_pens(archive_backend *b, const char *serial,
     sqlite3_stmt *st = NULL;
     int rc = flush(s);
     if (rc == PENLINK_OK)
-        rc = prep(s, &st,
-                  "SELECT id, serial, public_key, (SELECT min(from_seq) FROM pulls p WHERE "
-                  "p.device_id = d.id) FROM devices d WHERE ?1 IS NULL OR serial = ?1 ORDER BY "
-                  "serial");
+        rc = sq_prep(s, &st,
+                     "SELECT id, serial, public_key, (SELECT min(from_seq) FROM pulls p WHERE "
+                     "p.device_id = d.id) FROM devices d WHERE ?1 IS NULL OR " SERIAL_IS(
+                         "serial", "?1") " ORDER BY "
+                                         "serial");
     if (rc)
         return rc;
     if (serial)
@@ -919,7 +905,7 @@ static int sq_pens(archive_backend *b, const char *serial,
         }
     }
     if (rc == PENLINK_OK && x != SQLITE_DONE)
-        rc = db_fail(s, PENLINK_ERR_IO, "pens");
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "pens");
     sqlite3_finalize(st);
     return rc;
 }
@@ -929,59 +915,77 @@ static int sq_chunks(archive_backend *b, int64_t device,
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st,
-                  "SELECT id, first_seq, record_count, raw_size, data, prev_link, link FROM "
-                  "chunks WHERE device_id = ?1 ORDER BY first_seq, id");
+    int rc = sq_prep(s, &st,
+                     "SELECT id, first_seq, record_count, raw_size, data, prev_link, link FROM "
+                     "chunks WHERE device_id = ?1 ORDER BY first_seq, id");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, device);
     int x;
     for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
         archive_chunk_row c;
+        memset(&c, 0, sizeof c);
         int64_t first = sqlite3_column_int64(st, 1), count = sqlite3_column_int64(st, 2),
                 raw = sqlite3_column_int64(st, 3);
         c.id = sqlite3_column_int64(st, 0);
+        c.stored_seq = first;
         c.data = sqlite3_column_blob(st, 4);
         c.len = (size_t)sqlite3_column_bytes(st, 4);
         c.prev_link = blob32(st, 5);
         c.link = blob32(st, 6);
-        if (first < 0 || count < 0 || count > PL_CHUNK_MAX_RECORDS || raw < 0 || raw > UINT32_MAX ||
-            !c.data) {
-            rc = damaged(s, "chunks", "a chunk row with impossible values");
-            break;
+        if (sqlite3_column_type(st, 1) != SQLITE_INTEGER || first < 0)
+            c.damage = "its first seq is at or above 2^63 (stored as a negative integer) or not "
+                       "an integer: no pen logs such a seq";
+        else if (count <= 0 || count > PL_CHUNK_MAX_RECORDS || raw < 0 || raw > UINT32_MAX ||
+                 !c.data)
+            c.damage = "its record count, size or data are impossible";
+        if (!c.damage) {
+            c.first_seq = (uint64_t)first;
+            c.record_count = (uint32_t)count;
+            c.raw_size = (uint32_t)raw;
         }
-        c.first_seq = (uint64_t)first;
-        c.record_count = (uint32_t)count;
-        c.raw_size = (uint32_t)raw;
         if (cb(user, &c) != 0) {
             rc = PENLINK_ERR_CANCELLED;
             break;
         }
     }
     if (rc == PENLINK_OK && x != SQLITE_DONE)
-        rc = db_fail(s, PENLINK_ERR_IO, "chunks");
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "chunks");
     sqlite3_finalize(st);
     return rc;
 }
 
 static int sq_records(archive_backend *b, int64_t device, uint64_t first, uint64_t end,
-                      int (*cb)(void *user, const penlink_record *r), void *user)
+                      int (*cb)(void *user, const penlink_record *r), archive_damage_cb bad,
+                      void *user)
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = s->range;
     int frc = flush(s);
     if (frc != PENLINK_OK)
         return frc;
+    if (end <= first || first > (uint64_t)INT64_MAX)
+        return PENLINK_OK; /* no seq a record row can hold */
+    uint64_t last = end - 1 > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : end - 1;
     sqlite3_bind_int64(st, 1, device);
     sqlite3_bind_int64(st, 2, (int64_t)first);
-    sqlite3_bind_int64(st, 3, (int64_t)end);
+    sqlite3_bind_int64(st, 3, (int64_t)last);
     int rc = PENLINK_OK, x;
     for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
         penlink_record r;
-        if (value_record(sqlite3_column_value(st, 0), sqlite3_column_value(st, 1), &r) != 0) {
-            rc = penlink_fail(b->ctx, PENLINK_ERR_INTEGRITY,
-                              "archive %s: a damaged record row (seq %lld)", s->path,
-                              (long long)sqlite3_column_int64(st, 0));
+        const char *why =
+            value_record(sqlite3_column_value(st, 0), sqlite3_column_value(st, 1), &r);
+        if (why && bad) {
+            archive_damage d = { NULL, "records", sqlite3_column_int64(st, 0), why };
+            if (bad(user, &d) != 0) {
+                rc = PENLINK_ERR_CANCELLED;
+                break;
+            }
+            continue;
+        }
+        if (why) {
+            rc = sq_fail(s, PENLINK_ERR_INTEGRITY, "archive %s: the record row of seq %lld: %s",
+                         s->path, (long long)sqlite3_column_int64(st, 0), why);
             break;
         }
         if (cb(user, &r) != 0) {
@@ -990,7 +994,7 @@ static int sq_records(archive_backend *b, int64_t device, uint64_t first, uint64
         }
     }
     if (rc == PENLINK_OK && x != SQLITE_DONE)
-        rc = db_fail(s, PENLINK_ERR_IO, "records");
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "records");
     sqlite3_reset(st);
     return rc;
 }
@@ -1001,14 +1005,35 @@ static int sq_record_count(archive_backend *b, int64_t device, uint64_t *n)
     sqlite3_stmt *st = NULL;
     int rc = flush(s);
     if (rc == PENLINK_OK)
-        rc = prep(s, &st, "SELECT count(*) FROM records WHERE device_id = ?1");
+        rc = sq_prep(s, &st, "SELECT count(*) FROM records WHERE device_id = ?1");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, device);
     if (sqlite3_step(st) == SQLITE_ROW)
         *n = (uint64_t)sqlite3_column_int64(st, 0);
     else
-        rc = db_fail(s, PENLINK_ERR_IO, "count records");
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "count records");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_seq_outliers(archive_backend *b, int64_t device, uint64_t *n, int64_t *lowest)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = flush(s);
+    if (rc == PENLINK_OK)
+        rc = sq_prep(s, &st,
+                     "SELECT count(*), min(seq) FROM records WHERE device_id = ?1 AND seq < 0");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, device);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *n = (uint64_t)sqlite3_column_int64(st, 0);
+        *lowest = sqlite3_column_int64(st, 1);
+    } else {
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "records");
+    }
     sqlite3_finalize(st);
     return rc;
 }
@@ -1020,8 +1045,8 @@ static int sq_heads(archive_backend *b, int64_t device,
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st,
-                  "SELECT next_seq, link, signature FROM heads WHERE device_id = ?1 ORDER BY id");
+    int rc = sq_prep(
+        s, &st, "SELECT next_seq, link, signature FROM heads WHERE device_id = ?1 ORDER BY id");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, device);
@@ -1035,24 +1060,28 @@ static int sq_heads(archive_backend *b, int64_t device,
         }
     }
     if (rc == PENLINK_OK && x != SQLITE_DONE)
-        rc = db_fail(s, PENLINK_ERR_IO, "heads");
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "heads");
     sqlite3_finalize(st);
     return rc;
 }
 
 static const char *const verify_result[] = { "ok", "broken", "unsigned" };
 
-static int sq_verification_log(archive_backend *b, int64_t device, const penlink_verify_report *r,
-                               int64_t now)
+static int sq_verification_log(archive_backend *b, const penlink_verify_report *r, int64_t now)
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st,
-                  "INSERT INTO verifications (device_id, at_ms, result, through_seq, records, "
-                  "chunks, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    if ((unsigned)r->state >= sizeof verify_result / sizeof verify_result[0])
+        return sq_fail(s, PENLINK_ERR_INVALID_ARG, "archive %s: a verification of no known state",
+                       s->path);
+    int rc =
+        sq_prep(s, &st,
+                "INSERT INTO verifications (device_id, at_ms, result, through_seq, records, "
+                "chunks, detail) SELECT id, ?2, ?3, ?4, ?5, ?6, ?7 FROM devices WHERE " SERIAL_IS(
+                    "serial", "?1") " ORDER BY serial = ?1 DESC, id LIMIT 1 RETURNING id");
     if (rc)
         return rc;
-    sqlite3_bind_int64(st, 1, device);
+    sqlite3_bind_text(st, 1, r->serial, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, now);
     sqlite3_bind_text(st, 3, verify_result[r->state], -1, SQLITE_STATIC);
     sqlite3_bind_int64(
@@ -1061,7 +1090,11 @@ static int sq_verification_log(archive_backend *b, int64_t device, const penlink
     sqlite3_bind_int64(st, 6, (int64_t)r->chunks);
     sqlite3_bind_text(st, 7, r->state == PENLINK_VERIFY_BROKEN ? r->detail : r->notes, -1,
                       SQLITE_TRANSIENT);
-    rc = step_done(s, st, "verification");
+    int x = sqlite3_step(st);
+    if (x == SQLITE_DONE)
+        rc = sq_fail(s, PENLINK_ERR_NOT_FOUND, "no pen %s in the archive %s", r->serial, s->path);
+    else if (x != SQLITE_ROW)
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "verification");
     sqlite3_finalize(st);
     return rc;
 }
@@ -1072,11 +1105,13 @@ static int sq_verification_last(archive_backend *b, const char *serial, penlink_
     sqlite3_stmt *st = NULL;
     memset(out, 0, sizeof *out);
     snprintf(out->serial, sizeof out->serial, "%s", serial);
-    int rc = prep(s, &st,
-                  "SELECT d.public_key IS NOT NULL, (SELECT max(next_seq) FROM heads h WHERE "
-                  "h.device_id = d.id), v.at_ms, v.result, v.through_seq, v.records, v.chunks, "
-                  "v.detail FROM devices d LEFT JOIN verifications v ON v.id = (SELECT max(id) "
-                  "FROM verifications WHERE device_id = d.id) WHERE d.serial = ?1");
+    int rc = sq_prep(s, &st,
+                     "SELECT d.public_key IS NOT NULL, (SELECT max(next_seq) FROM heads h WHERE "
+                     "h.device_id = d.id), v.at_ms, v.result, v.through_seq, v.records, v.chunks, "
+                     "v.detail FROM devices d LEFT JOIN verifications v ON v.id = (SELECT max(id) "
+                     "FROM verifications WHERE device_id = d.id) WHERE " SERIAL_IS(
+                         "d.serial", "?1") " ORDER BY "
+                                           "d.serial = ?1 DESC, d.id LIMIT 1");
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
@@ -1092,9 +1127,9 @@ static int sq_verification_last(archive_backend *b, const char *serial, penlink_
         out->chunks = (uint64_t)sqlite3_column_int64(st, 6);
         copy_col(out->detail, sizeof out->detail, st, 7);
     } else if (x == SQLITE_DONE) {
-        rc = penlink_fail(b->ctx, PENLINK_ERR_NOT_FOUND, "no pen %s in the archive", serial);
+        rc = sq_fail(s, PENLINK_ERR_NOT_FOUND, "no pen %s in the archive", serial);
     } else {
-        rc = db_fail(s, PENLINK_ERR_IO, "verification");
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "verification");
     }
     sqlite3_finalize(st);
     return rc;
@@ -1106,10 +1141,10 @@ static int sq_key_replace(archive_backend *b, const penlink_key_replacement *r)
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st,
-                  "INSERT INTO key_replacements (device_id, at_ms, os_user, host, reason, "
-                  "old_key, new_key, from_seq, heads_before) SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, "
-                  "?8, ?9 FROM devices WHERE serial = ?1");
+    int rc = sq_prep(s, &st,
+                     "INSERT INTO key_replacements (device_id, at_ms, os_user, host, reason, "
+                     "old_key, new_key, from_seq, heads_before) SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, "
+                     "?8, ?9 FROM devices WHERE serial = ?1");
     if (rc)
         return rc;
     sqlite3_bind_text(st, 1, r->serial, -1, SQLITE_STATIC);
@@ -1117,13 +1152,33 @@ static int sq_key_replace(archive_backend *b, const penlink_key_replacement *r)
     sqlite3_bind_text(st, 3, r->user, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, r->host, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, r->reason, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 6, r->old_key, 32, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 7, r->new_key, 32, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, r->old_key, PL_KEY_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 7, r->new_key, PL_KEY_BYTES, SQLITE_STATIC);
     sqlite3_bind_int64(st, 8, (int64_t)r->from_seq);
     sqlite3_bind_int64(st, 9, (int64_t)r->heads_before);
     rc = step_done(s, st, "key replacement");
     if (rc == PENLINK_OK && sqlite3_changes(s->db) != 1)
-        rc = penlink_fail(b->ctx, PENLINK_ERR_NOT_FOUND, "no pen %s in the archive", r->serial);
+        rc = sq_fail(s, PENLINK_ERR_NOT_FOUND, "no pen %s in the archive", r->serial);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_annotate(archive_backend *b, const penlink_annotation *a)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_prep(s, &st,
+                     "INSERT INTO annotations (finding, at_ms, author, os_user, host, text) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, a->finding, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, a->at_ms);
+    sqlite3_bind_text(st, 3, a->author, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, a->user, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, a->host, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, a->text, -1, SQLITE_STATIC);
+    rc = step_done(s, st, "annotation");
     sqlite3_finalize(st);
     return rc;
 }
@@ -1137,10 +1192,11 @@ static int sq_key_replacements(archive_backend *b, const char *serial,
     if (sqlite3_table_column_metadata(s->db, NULL, "key_replacements", NULL, NULL, NULL, NULL, NULL,
                                       NULL) != SQLITE_OK)
         return PENLINK_OK;
-    int rc = prep(s, &st,
-                  "SELECT d.serial, k.at_ms, k.os_user, k.host, k.reason, k.old_key, k.new_key, "
-                  "k.from_seq, k.heads_before FROM key_replacements k JOIN devices d ON d.id = "
-                  "k.device_id WHERE ?1 IS NULL OR d.serial = ?1 ORDER BY k.id");
+    int rc =
+        sq_prep(s, &st,
+                "SELECT d.serial, k.at_ms, k.os_user, k.host, k.reason, k.old_key, k.new_key, "
+                "k.from_seq, k.heads_before FROM key_replacements k JOIN devices d ON d.id = "
+                "k.device_id WHERE ?1 IS NULL OR " SERIAL_IS("d.serial", "?1") " ORDER BY k.id");
     if (rc)
         return rc;
     if (serial)
@@ -1151,7 +1207,7 @@ static int sq_key_replacements(archive_backend *b, const char *serial,
         memset(&r, 0, sizeof r);
         const uint8_t *old = blob32(st, 5), *new_key = blob32(st, 6);
         if (!old || !new_key) {
-            rc = damaged(s, "key replacements", "a row whose keys are not 32 bytes");
+            rc = sq_damaged(s, "key replacements", "a row whose keys are not 32 bytes");
             break;
         }
         copy_col(r.serial, sizeof r.serial, st, 0);
@@ -1159,8 +1215,8 @@ static int sq_key_replacements(archive_backend *b, const char *serial,
         copy_col(r.user, sizeof r.user, st, 2);
         copy_col(r.host, sizeof r.host, st, 3);
         copy_col(r.reason, sizeof r.reason, st, 4);
-        memcpy(r.old_key, old, 32);
-        memcpy(r.new_key, new_key, 32);
+        memcpy(r.old_key, old, PL_KEY_BYTES);
+        memcpy(r.new_key, new_key, PL_KEY_BYTES);
         r.from_seq = (uint64_t)sqlite3_column_int64(st, 7);
         r.heads_before = (uint64_t)sqlite3_column_int64(st, 8);
         if (cb(user, &r) != 0) {
@@ -1169,12 +1225,62 @@ static int sq_key_replacements(archive_backend *b, const char *serial,
         }
     }
     if (rc == PENLINK_OK && x != SQLITE_DONE)
-        rc = db_fail(s, PENLINK_ERR_IO, "key replacements");
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "key replacements");
     sqlite3_finalize(st);
     return rc;
 }
 
-static const archive_ops sqlite_ops = {
+static int sq_annotations(archive_backend *b, int (*cb)(void *user, const penlink_annotation *a),
+                          void *user)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_prep(
+        s, &st, "SELECT finding, at_ms, author, os_user, host, text FROM annotations ORDER BY id");
+    if (rc)
+        return rc;
+    int x;
+    for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
+        penlink_annotation a;
+        memset(&a, 0, sizeof a);
+        copy_col(a.finding, sizeof a.finding, st, 0);
+        a.at_ms = sqlite3_column_int64(st, 1);
+        copy_col(a.author, sizeof a.author, st, 2);
+        copy_col(a.user, sizeof a.user, st, 3);
+        copy_col(a.host, sizeof a.host, st, 4);
+        copy_col(a.text, sizeof a.text, st, 5);
+        if (cb(user, &a) != 0) {
+            rc = PENLINK_ERR_CANCELLED;
+            break;
+        }
+    }
+    if (rc == PENLINK_OK && x != SQLITE_DONE)
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "annotations");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Opened for writing: what SQLite made of it. Opened read-only: the file,
+ * and its directory for the -wal and -shm files, as the kernel tells them
+ * (EROFS, permissions: a read-only copy, mount or medium). */
+static int sq_writable(archive_backend *b)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    if (!b->readonly)
+        return sqlite3_db_readonly(s->db, "main") == 0;
+    char dir[sizeof s->path];
+    snprintf(dir, sizeof dir, "%s", s->path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    return access(s->path, W_OK) == 0 && access(dir, W_OK | X_OK) == 0;
+}
+
+const archive_ops sq_ops = {
     .name = "sqlite",
     .close = sq_close,
     .begin = sq_begin,
@@ -1200,115 +1306,19 @@ static const archive_ops sqlite_ops = {
     .chunks = sq_chunks,
     .records = sq_records,
     .record_count = sq_record_count,
+    .seq_outliers = sq_seq_outliers,
     .heads = sq_heads,
     .verification_log = sq_verification_log,
     .verification_last = sq_verification_last,
     .key_replace = sq_key_replace,
     .key_replacements = sq_key_replacements,
+    .annotate = sq_annotate,
+    .annotations = sq_annotations,
+    .writable = sq_writable,
 };
 
-static int schema_version(sqlite_backend *s, int *version)
+int sq_statements(sqlite_backend *s)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = prep(s, &st, "PRAGMA user_version");
-    if (rc)
-        return rc;
-    *version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_finalize(st);
-    return *version < 0 ? db_fail(s, PENLINK_ERR_IO, "schema version") : PENLINK_OK;
-}
-
-static int migrate(sqlite_backend *s)
-{
-    int version;
-    int rc = schema_version(s, &version);
-    if (rc == PENLINK_OK && version < SCHEMA_VERSION) {
-        /* read it again under the write lock: another penlink may have just migrated */
-        rc = exec_patient(s, "BEGIN IMMEDIATE", "migrate");
-        if (rc == PENLINK_OK)
-            rc = schema_version(s, &version);
-        for (int v = version; rc == PENLINK_OK && v < SCHEMA_VERSION; v++) {
-            char pragma[40];
-            snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
-            rc = exec(s, migrations[v], "migrate");
-            if (rc != PENLINK_OK && s->bad_row)
-                rc = damaged(s, "migrate", sqlite3_errmsg(s->db));
-            if (rc == PENLINK_OK)
-                rc = exec(s, pragma, "migrate");
-        }
-        if (rc == PENLINK_OK)
-            return exec(s, "COMMIT", "migrate");
-        exec(s, "ROLLBACK", "rollback");
-        return rc;
-    }
-    if (rc == PENLINK_OK && version > SCHEMA_VERSION)
-        return penlink_fail(s->base.ctx, PENLINK_ERR_UNSUPPORTED,
-                            "archive %s has schema version %d, newer than this penlink's %d: "
-                            "update penlink (the archive was left untouched)",
-                            s->path, version, SCHEMA_VERSION);
-    return rc;
-}
-
-int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **out)
-{
-    sqlite_backend *s = calloc(1, sizeof *s);
-    if (!s)
-        return PENLINK_ERR_NO_MEM;
-    s->base.ops = &sqlite_ops;
-    s->base.ctx = ctx;
-    snprintf(s->path, sizeof s->path, "%s", path);
-    int rc = PENLINK_OK;
-    if (sqlite3_open_v2(path, &s->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        rc = db_fail(s, PENLINK_ERR_IO, "open");
-        goto fail;
-    }
-    sqlite3_busy_timeout(s->db, 10000); /* a second penlink on the same archive waits */
-    sqlite3_extended_result_codes(s->db, 0);
-    /* Big pages for a new file (records are small and many), WAL, synced
-     * commits, a generous cache; then a quick structural check. References
-     * are declared in the schema; the pull writes them in order itself, so
-     * SQLite is not asked to check them on every record. */
-    static const char *const setup[] = {
-        "PRAGMA page_size = 16384",
-        "PRAGMA journal_mode = WAL",
-        "PRAGMA synchronous = FULL",
-        "PRAGMA cache_size = -65536",
-    };
-    for (size_t i = 0; i < sizeof setup / sizeof setup[0]; i++) {
-        rc = exec_patient(s, setup[i], "open");
-        if (rc != PENLINK_OK)
-            goto fail;
-    }
-    sqlite3_stmt *st = NULL;
-    rc = prep(s, &st, "PRAGMA quick_check");
-    if (rc != PENLINK_OK)
-        goto fail;
-    int x = sqlite3_step(st);
-    const unsigned char *ok = x == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
-    int healthy = ok && strcmp((const char *)ok, "ok") == 0;
-    char first[200] = "";
-    if (!healthy && ok)
-        snprintf(first, sizeof first, "%s", ok);
-    sqlite3_finalize(st);
-    if (!healthy) {
-        if (x != SQLITE_ROW) {
-            rc = db_fail(s, PENLINK_ERR_INTEGRITY, "check");
-        } else {
-            rc = damaged(s, "check", first);
-        }
-        goto fail;
-    }
-    if (sqlite3_create_function(s->db, "penlink_pack_v1", 3 + PENLINK_FIELD_COUNT,
-                                SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, s,
-                                sql_pack_v1, NULL, NULL) != SQLITE_OK) {
-        rc = db_fail(s, PENLINK_ERR_IO, "open");
-        goto fail;
-    }
-    rc = migrate(s);
-    if (rc != PENLINK_OK)
-        goto fail;
     const struct {
         sqlite3_stmt **st;
         const char *sql;
@@ -1317,7 +1327,7 @@ int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **ou
           "INSERT INTO records (device_id, " RECORD_COLS ", chunk_id) VALUES (?1, ?2, ?3, ?4)" },
         { &s->get_record, "SELECT " RECORD_COLS " FROM records WHERE device_id = ?1 AND seq = ?2" },
         { &s->range, "SELECT " RECORD_COLS " FROM records WHERE device_id = ?1 AND seq >= ?2 AND "
-                     "seq < ?3 ORDER BY seq" },
+                     "seq <= ?3 ORDER BY seq" },
         { &s->ins_chunk,
           "INSERT INTO chunks (device_id, pull_id, received_ms, first_seq, record_count, "
           "raw_size, data, prev_link, link) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)" },
@@ -1325,20 +1335,13 @@ int archive_sqlite_open(penlink_ctx *ctx, const char *path, archive_backend **ou
                           "record_count = ?3 AND data = ?4" },
     };
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
-        rc = prep(s, stmts[i].st, stmts[i].sql);
+        int rc = sq_prep(s, stmts[i].st, stmts[i].sql);
         if (rc != PENLINK_OK)
-            goto fail;
+            return rc;
     }
     char batch[64 + INSERT_BATCH * 16] =
         "INSERT INTO records (device_id, " RECORD_COLS ", chunk_id) VALUES (?, ?, ?, ?)";
     for (int i = 1; i < INSERT_BATCH; i++)
         strcat(batch, ", (?, ?, ?, ?)");
-    rc = prep(s, &s->ins_batch, batch);
-    if (rc != PENLINK_OK)
-        goto fail;
-    *out = &s->base;
-    return PENLINK_OK;
-fail:
-    sq_close(&s->base);
-    return rc;
+    return sq_prep(s, &s->ins_batch, batch);
 }

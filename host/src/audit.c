@@ -12,15 +12,138 @@
  * the number of records.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "archive.h"
 
 #define DAY_MS 86400000ll
 #define CLOCK_JUMP_MS 3600000ll /* a clock_set step above this is reported */
+/* Usage periods of pen times outside years 1..9999 (a broken or hostile clock)
+ * are those of the nearest end: the calendar arithmetic stays in range. */
+#define CALENDAR_MIN_MS (-62135596800000ll) /* 0001-01-01T00:00:00Z */
+#define CALENDAR_MAX_MS 253402300799999ll   /* 9999-12-31T23:59:59.999Z */
+
+/* later - earlier, for later >= earlier, without overflow (a hostile clock may
+ * span more than int64_t holds): at most INT64_MAX. */
+static int64_t span_ms(int64_t later, int64_t earlier)
+{
+    uint64_t d = (uint64_t)later - (uint64_t)earlier;
+    return d > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)d;
+}
+
+/* a + b for b >= 0, at most INT64_MAX. */
+static int64_t add_ms(int64_t a, int64_t b)
+{
+    return a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+#define PEN_LIST_CHARS 300 /* of pen serials named when one is not found */
+#define CLOSE_EDITS 2      /* a serial this many edits away is "close" */
+#define SERIAL_MAX 32      /* characters of a serial (the API's serial[33]) */
+
+/* ---- selecting a pen ------------------------------------------------ */
+
+/* Edits (insert, delete, change) from @p a to @p b, ignoring case. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t row[SERIAL_MAX + 1];
+    if (la > SERIAL_MAX || lb > SERIAL_MAX)
+        return (size_t)-1;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            int same = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]);
+            size_t best = diag + !same;
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+typedef struct pen_search {
+    const char *want;
+    int found;
+    size_t pens, listed, best;
+    char close[SERIAL_MAX + 1];
+    char list[PEN_LIST_CHARS + 40];
+} pen_search;
+
+/* The archive's pens (all, or the one named), in serial order: the backend's
+ * list, which costs no count of their records. */
+static int each_pen(penlink_archive *ar, const char *serial,
+                    int (*cb)(void *user, int64_t device, const char *serial, const uint8_t *key,
+                              uint64_t first_from),
+                    void *user)
+{
+    return ar->b->ops->pens(ar->b, serial, cb, user);
+}
+
+static int on_pen(void *u, int64_t device, const char *serial, const uint8_t *key,
+                  uint64_t first_from)
+{
+    pen_search *ps = u;
+    (void)device, (void)key, (void)first_from;
+    ps->pens++;
+    /* the serial whole, or the first SERIAL_MAX bytes of a longer stored one (an
+     * earlier penlink's archive): what the library hands out for it */
+    if (strcmp(serial, ps->want) == 0 ||
+        (strlen(serial) > SERIAL_MAX && strlen(ps->want) == SERIAL_MAX &&
+         strncmp(serial, ps->want, SERIAL_MAX) == 0))
+        ps->found = 1;
+    size_t dist = edit_distance(serial, ps->want);
+    size_t len = strlen(ps->want);
+    /* close: the same but for case, or a typo or two in a serial long enough for it */
+    if (dist < ps->best && (dist == 0 || (dist <= CLOSE_EDITS && dist * 3 <= len))) {
+        ps->best = dist;
+        snprintf(ps->close, sizeof ps->close, "%s", serial);
+    }
+    size_t used = strlen(ps->list);
+    if (used + strlen(serial) + 2 <= PEN_LIST_CHARS) {
+        snprintf(ps->list + used, sizeof ps->list - used, "%s%s", used ? ", " : "", serial);
+        ps->listed++;
+    }
+    return 0;
+}
+
+int penlink_archive_pen_check(penlink_archive *ar, const char *serial, char close[33])
+{
+    if (close)
+        close[0] = '\0';
+    if (!ar || !serial)
+        return PENLINK_ERR_INVALID_ARG;
+    pen_search ps;
+    memset(&ps, 0, sizeof ps);
+    ps.want = serial;
+    ps.best = (size_t)-1;
+    int rc = each_pen(ar, NULL, on_pen, &ps);
+    if (rc != PENLINK_OK || ps.found)
+        return rc;
+    if (close)
+        snprintf(close, SERIAL_MAX + 1, "%s", ps.close);
+    if (ps.pens == 0)
+        return penlink_fail(ar->ctx, PENLINK_ERR_NOT_FOUND,
+                            "no pen %s in the archive: it holds no pens at all", serial);
+    char more[40] = "";
+    if (ps.listed < ps.pens)
+        snprintf(more, sizeof more, " and %zu more", ps.pens - ps.listed);
+    return penlink_fail(ar->ctx, PENLINK_ERR_NOT_FOUND,
+                        "no pen %s in the archive%s%s%s; it holds %zu pen%s: %s%s", serial,
+                        ps.close[0] ? " (did you mean " : "", ps.close, ps.close[0] ? "?)" : "",
+                        ps.pens, ps.pens == 1 ? "" : "s", ps.list, more);
+}
 
 /* ---- cartridges: serial -> first treatment, count ------------------- */
 
@@ -51,14 +174,15 @@ enum { LIM_PENDING = 0, LIM_KNOWN = 1, LIM_UNKNOWN = 2 };
 typedef struct limits {
     int state;
     uint32_t rev;
-    uint32_t dmin, dmax, max_s;
+    uint32_t dmin, dmax, max_s, smin, smax;
 } limits;
 
 typedef struct hist {
     char serial[33];
     uint32_t rev;
-    int complete; /* depth_min, depth_max and max_treatment_s known */
-    uint32_t dmin, dmax, max_s;
+    int complete; /* depth, speed and max_treatment_s limits known */
+    int replaced; /* the old values of a change, not a revision read or written */
+    uint32_t dmin, dmax, max_s, smin, smax;
 } hist;
 
 /* ---- one treatment being followed ------------------------------------ */
@@ -66,16 +190,17 @@ typedef struct hist {
 typedef struct treat {
     penlink_treatment t;
     int open, in_window;
-    uint32_t cur_depth;
+    uint32_t cur_depth, cur_speed;
     int64_t seg_ms;
     double depth_ms; /* sum of depth x time */
     int64_t weight_ms;
     limits start_lim;
     /* limits: a violation found, or parts waiting for the revision */
-    int viol_depth, viol_dur;
+    int viol_depth, viol_dur, viol_speed;
     uint32_t viol_depth_um, viol_rev, viol_lo, viol_hi, viol_max_s;
-    int pend, pend_dur;
-    uint32_t pend_min, pend_max;
+    uint32_t viol_speed_sps, viol_slo, viol_shi;
+    int pend, pend_dur, pend_speed;
+    uint32_t pend_min, pend_max, pend_smin, pend_smax;
     int unchecked;
     uint32_t unchecked_rev;
 } treat;
@@ -92,6 +217,22 @@ typedef struct unknown_rev {
     int64_t first_ms;
 } unknown_rev;
 
+/* An integrity alarm as the audit reports it: one incident however often it
+ * was raised (a refused pull of a cloned pen raises key_changed again at each
+ * attempt), placed in time both by when it was raised and by the pen's
+ * records it concerns. */
+typedef struct incident {
+    penlink_alarm al;   /* its first raise */
+    uint64_t repeats;   /* raises of the same alarm */
+    int64_t last_at_ms; /* host time of the last one */
+    int raised_in_win;  /* one of its raises lies in the window */
+    int rec_in_win;     /* a record it concerns lies in the window */
+    int have_time;      /* time_ms: the pen time of the first record it concerns */
+    int64_t time_ms;
+    int seen_in_range; /* an archived record inside seq..seq+count-1 was met */
+    int done;
+} incident;
+
 typedef struct audit {
     penlink_archive *ar;
     const penlink_archive_filter *f;
@@ -99,16 +240,20 @@ typedef struct audit {
     penlink_audit_summary sum;
     int rc;
 
-    char **pens;
+    char **pens; /* pens with records, as the scan met them */
     size_t n_pens, cap_pens;
+    char (*sel)[SERIAL_MAX + 1]; /* every selected pen, records or not */
+    size_t n_sel, cap_sel;
 
     cart *carts;
     size_t cap_carts, n_carts;
     use *uses;
     size_t n_uses, cap_uses;
 
-    penlink_alarm *alarms;
+    incident *alarms;
     size_t n_alarms, cap_alarms, next_alarm;
+    penlink_annotation *notes; /* every annotation, by finding id then age */
+    size_t n_notes, cap_notes;
     hist *hist;
     size_t n_hist, cap_hist;
 
@@ -116,7 +261,7 @@ typedef struct audit {
     int have_pen;
     const char *serial_seen; /* the scan's pointer for the current pen */
     uint32_t pen;
-    size_t alarm_hi;
+    size_t alarm_lo, alarm_hi; /* its alarms */
     penlink_record prev;
     int have_prev;
     int cart_in;
@@ -130,13 +275,36 @@ typedef struct audit {
     size_t n_buckets, cap_buckets;
     unknown_rev *unknown;
     size_t n_unknown, cap_unknown;
+
+    /* record rows of one pen that cannot be records: one finding per pen */
+    char dmg_serial[64];
+    uint64_t dmg_count;
+    int64_t dmg_seq;
+    char dmg_why[128];
 } audit;
 
 static const char *const finding_names[] = {
-    NULL,          "reuse",      "no_cartridge",   "out_of_limits", "limits_unknown",  "refused",
-    "gap",         "conflict",   "missing",        "overflow",      "clock_backwards", "clock_jump",
-    "key_changed", "unverified", "config_refused",
+    [PENLINK_FIND_REUSE] = "reuse",
+    [PENLINK_FIND_NO_CARTRIDGE] = "no_cartridge",
+    [PENLINK_FIND_OUT_OF_LIMITS] = "out_of_limits",
+    [PENLINK_FIND_LIMITS_UNKNOWN] = "limits_unknown",
+    [PENLINK_FIND_REFUSED] = "refused",
+    [PENLINK_FIND_GAP] = "gap",
+    [PENLINK_FIND_CONFLICT] = "conflict",
+    [PENLINK_FIND_MISSING] = "missing",
+    [PENLINK_FIND_OVERFLOW] = "overflow",
+    [PENLINK_FIND_CLOCK_BACKWARDS] = "clock_backwards",
+    [PENLINK_FIND_CLOCK_JUMP] = "clock_jump",
+    [PENLINK_FIND_KEY_CHANGED] = "key_changed",
+    [PENLINK_FIND_UNVERIFIED] = "unverified",
+    [PENLINK_FIND_CONFIG_REFUSED] = "config_refused",
+    [PENLINK_FIND_NO_RECORDS] = "no_records",
+    [PENLINK_FIND_ALARM] = "alarm",
+    [PENLINK_FIND_LOG_BROKEN] = "log_broken",
+    [PENLINK_FIND_DAMAGED] = "damaged",
 };
+_Static_assert(sizeof finding_names / sizeof finding_names[0] <= PENLINK_FIND_KINDS,
+               "penlink_audit_summary.findings has a slot for every kind");
 
 const char *penlink_finding_kind_name(uint32_t kind)
 {
@@ -188,8 +356,32 @@ static void finding_init(audit *a, penlink_finding *fi, uint32_t kind, const cha
     fi->serial = a->have_pen ? a->pens[a->pen] : "";
 }
 
-static void emit(audit *a, const penlink_finding *fi)
+/* The annotations of finding @p id: the first, and how many. */
+static const penlink_annotation *notes_of(const audit *a, const char *id, size_t *n)
 {
+    size_t lo = 0, hi = a->n_notes;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(a->notes[mid].finding, id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *n = 0;
+    while (lo + *n < a->n_notes && strcmp(a->notes[lo + *n].finding, id) == 0)
+        (*n)++;
+    return *n ? &a->notes[lo] : NULL;
+}
+
+static void emit(audit *a, penlink_finding *fi)
+{
+    if (!fi->name)
+        fi->name = penlink_finding_kind_name(fi->kind);
+    snprintf(fi->id, sizeof fi->id, "%s:%s:%llu", fi->name ? fi->name : "unknown", fi->serial,
+             (unsigned long long)fi->seq);
+    fi->annotations = notes_of(a, fi->id, &fi->n_annotations);
+    if (fi->kind < PENLINK_FIND_KINDS)
+        a->sum.findings[fi->kind]++;
     if (fi->compliance)
         a->sum.compliance++;
     if (strcmp(fi->report, "integrity") == 0)
@@ -355,30 +547,46 @@ static void report_reuses(audit *a)
 
 /* ---- configuration --------------------------------------------------- */
 
-static int on_hist(void *u, const penlink_config_entry *e)
+static int add_hist(audit *a, const char *serial, const penlink_config *c, int replaced)
 {
-    audit *a = u;
     if (grow(&a->hist, &a->cap_hist, a->n_hist + 1, sizeof *a->hist) != 0) {
         stop(a, PENLINK_ERR_NO_MEM);
         return 1;
     }
     hist *h = &a->hist[a->n_hist++];
     memset(h, 0, sizeof *h);
-    snprintf(h->serial, sizeof h->serial, "%s", e->serial);
-    h->rev = e->config.revision;
-    const uint32_t need =
-        PENLINK_CFG_DEPTH_MIN_UM | PENLINK_CFG_DEPTH_MAX_UM | PENLINK_CFG_MAX_TREATMENT_S;
-    h->complete = (e->config.present & need) == need;
-    h->dmin = e->config.depth_min_um;
-    h->dmax = e->config.depth_max_um;
-    h->max_s = e->config.max_treatment_s;
+    snprintf(h->serial, sizeof h->serial, "%s", serial);
+    h->rev = c->revision;
+    const uint32_t need = PENLINK_CFG_DEPTH_MIN_UM | PENLINK_CFG_DEPTH_MAX_UM |
+                          PENLINK_CFG_MAX_TREATMENT_S | PENLINK_CFG_SPEED_MIN_SPS |
+                          PENLINK_CFG_SPEED_MAX_SPS;
+    h->complete = (c->present & need) == need;
+    h->replaced = replaced;
+    h->dmin = c->depth_min_um;
+    h->dmax = c->depth_max_um;
+    h->max_s = c->max_treatment_s;
+    h->smin = c->speed_min_sps;
+    h->smax = c->speed_max_sps;
+    return 0;
+}
+
+/* Every revision the history knows the values of: those read or written, and
+ * those a change written by this host replaced (a pen changed before its
+ * first pull: its first revision is known only as that change's old values). */
+static int on_hist(void *u, const penlink_config_entry *e)
+{
+    audit *a = u;
+    if (add_hist(a, e->serial, &e->config, 0) != 0)
+        return 1;
+    if (e->has_old && e->old_config.revision != 0)
+        return add_hist(a, e->serial, &e->old_config, 1);
     return 0;
 }
 
 /* The values of revision @p rev of the current pen (unknown if not in the history). */
 static limits lookup(const audit *a, uint32_t rev)
 {
-    limits l = { LIM_UNKNOWN, rev, 0, 0, 0 };
+    limits l = { LIM_UNKNOWN, rev, 0, 0, 0, 0, 0 };
     const char *pen = a->pens[a->pen];
     for (size_t i = 0; i < a->n_hist; i++) {
         const hist *h = &a->hist[i];
@@ -387,6 +595,8 @@ static limits lookup(const audit *a, uint32_t rev)
             l.dmin = h->dmin;
             l.dmax = h->dmax;
             l.max_s = h->max_s;
+            l.smin = h->smin;
+            l.smax = h->smax;
             break;
         }
     }
@@ -414,6 +624,28 @@ static void check_depth(treat *t, const limits *l, uint32_t depth)
     }
 }
 
+static void check_speed(treat *t, const limits *l, uint32_t speed)
+{
+    if (l->state == LIM_PENDING) {
+        if (!t->pend_speed || speed < t->pend_smin)
+            t->pend_smin = speed;
+        if (!t->pend_speed || speed > t->pend_smax)
+            t->pend_smax = speed;
+        t->pend_speed = 1;
+    } else if (l->state == LIM_UNKNOWN) {
+        if (!t->unchecked)
+            t->unchecked_rev = l->rev;
+        t->unchecked = 1;
+    } else if ((speed < l->smin || speed > l->smax) && !t->viol_speed) {
+        t->viol_speed = 1;
+        t->viol_speed_sps = speed;
+        t->viol_slo = l->smin;
+        t->viol_shi = l->smax;
+        if (!t->viol_depth)
+            t->viol_rev = l->rev;
+    }
+}
+
 static void check_duration(treat *t, const limits *l)
 {
     if (l->state == LIM_PENDING) {
@@ -425,7 +657,7 @@ static void check_duration(treat *t, const limits *l)
     } else if (t->t.duration_ms > (uint64_t)l->max_s * 1000u) {
         t->viol_dur = 1;
         t->viol_max_s = l->max_s;
-        if (!t->viol_depth)
+        if (!t->viol_depth && !t->viol_speed)
             t->viol_rev = l->rev;
     }
 }
@@ -437,6 +669,11 @@ static void resolve(treat *t, const limits *l)
         t->pend = 0;
         check_depth(t, l, t->pend_min);
         check_depth(t, l, t->pend_max);
+    }
+    if (t->pend_speed) {
+        t->pend_speed = 0;
+        check_speed(t, l, t->pend_smin);
+        check_speed(t, l, t->pend_smax);
     }
     if (t->pend_dur) {
         t->pend_dur = 0;
@@ -471,7 +708,7 @@ static void limit_findings(audit *a, const treat *t)
         return;
     if (t->unchecked)
         count_unknown(a, t);
-    if (!t->viol_depth && !t->viol_dur)
+    if (!t->viol_depth && !t->viol_speed && !t->viol_dur)
         return;
     penlink_finding fi;
     finding_init(a, &fi, PENLINK_FIND_OUT_OF_LIMITS, "cartridges", 1);
@@ -487,8 +724,15 @@ static void limit_findings(audit *a, const treat *t)
                      "depth %u um outside depth_min_um..depth_max_um %u..%u of revision %u",
                      t->viol_depth_um, t->viol_lo, t->viol_hi, t->viol_rev);
     }
-    if (t->viol_dur) {
+    if (t->viol_speed) {
         if (!t->viol_depth)
+            fi.value = t->viol_speed_sps;
+        n += snprintf(fi.detail + n, sizeof fi.detail - (size_t)n,
+                      "%sspeed %u strokes/s outside speed_min_sps..speed_max_sps %u..%u",
+                      n ? "; " : "", t->viol_speed_sps, t->viol_slo, t->viol_shi);
+    }
+    if (t->viol_dur) {
+        if (!t->viol_depth && !t->viol_speed)
             fi.value = (int64_t)t->t.duration_ms;
         snprintf(fi.detail + n, sizeof fi.detail - (size_t)n,
                  "%sduration %llu s above max_treatment_s %u", n ? "; " : "",
@@ -519,12 +763,12 @@ static void resolve_first_revision(audit *a, int have_rev, uint32_t rev)
 {
     if (a->lim.state != LIM_PENDING)
         return;
-    limits l = { LIM_UNKNOWN, 0, 0, 0, 0 };
+    limits l = { LIM_UNKNOWN, 0, 0, 0, 0, 0, 0 };
     if (have_rev && rev > 1) {
         l = lookup(a, rev - 1);
     } else if (!have_rev) {
         for (size_t i = 0; i < a->n_hist; i++)
-            if (strcmp(a->hist[i].serial, a->pens[a->pen]) == 0) {
+            if (!a->hist[i].replaced && strcmp(a->hist[i].serial, a->pens[a->pen]) == 0) {
                 l = lookup(a, a->hist[i].rev);
                 break;
             }
@@ -557,8 +801,28 @@ static int64_t days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-static int64_t period_start(penlink_period by, int64_t ms)
+/* The start of the period holding @p ms in the process's local time zone. */
+static int64_t period_start_local(penlink_period by, int64_t ms)
 {
+    time_t t = (time_t)floor_div(ms, 1000);
+    struct tm tm;
+    if (!localtime_r(&t, &tm))
+        return floor_div(ms, DAY_MS) * DAY_MS;
+    if (by == PENLINK_PERIOD_WEEK)
+        tm.tm_mday -= (tm.tm_wday + 6) % 7; /* back to Monday */
+    else if (by == PENLINK_PERIOD_MONTH)
+        tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    tm.tm_isdst = -1;
+    t = mktime(&tm);
+    return (int64_t)t * 1000;
+}
+
+static int64_t period_start(penlink_period by, int local, int64_t ms)
+{
+    ms = ms < CALENDAR_MIN_MS ? CALENDAR_MIN_MS : ms > CALENDAR_MAX_MS ? CALENDAR_MAX_MS : ms;
+    if (local)
+        return period_start_local(by, ms);
     int64_t day = floor_div(ms, DAY_MS);
     if (by == PENLINK_PERIOD_WEEK) {
         int64_t wd = ((day + 3) % 7 + 7) % 7; /* 1970-01-01 was a Thursday; 0 = Monday */
@@ -573,25 +837,24 @@ static int64_t period_start(penlink_period by, int64_t ms)
     return day * DAY_MS;
 }
 
-static void period_label(penlink_period by, int64_t start, char *buf, size_t cap)
+static void period_label(penlink_period by, int local, int64_t start, char *buf, size_t cap)
 {
-    time_t s = (time_t)(start / 1000);
+    time_t s = (time_t)floor_div(start, 1000);
     struct tm tm;
-    if (!gmtime_r(&s, &tm)) {
+    /* strftime() says 0 when the label does not fit, leaving @p buf undefined */
+    if (!(local ? localtime_r(&s, &tm) : gmtime_r(&s, &tm)) ||
+        strftime(buf, cap,
+                 by == PENLINK_PERIOD_WEEK    ? "%G-W%V"
+                 : by == PENLINK_PERIOD_MONTH ? "%Y-%m"
+                                              : "%Y-%m-%d",
+                 &tm) == 0)
         snprintf(buf, cap, "%lld", (long long)start);
-        return;
-    }
-    strftime(buf, cap,
-             by == PENLINK_PERIOD_WEEK    ? "%G-W%V"
-             : by == PENLINK_PERIOD_MONTH ? "%Y-%m"
-                                          : "%Y-%m-%d",
-             &tm);
 }
 
 static bucket *bucket_at(audit *a, int64_t ms)
 {
     penlink_period by = a->cb ? a->cb->usage_by : PENLINK_PERIOD_DAY;
-    int64_t start = period_start(by, ms);
+    int64_t start = period_start(by, a->cb && a->cb->local_time, ms);
     size_t lo = 0, hi = a->n_buckets;
     if (hi && a->buckets[hi - 1].start == start)
         return &a->buckets[hi - 1];
@@ -625,8 +888,9 @@ static void finish_treatment(audit *a, const penlink_record *r, int ended)
     t->open = 0;
     int64_t end = r->time_ms;
     if (end > t->seg_ms) {
-        t->depth_ms += (double)t->cur_depth * (double)(end - t->seg_ms);
-        t->weight_ms += end - t->seg_ms;
+        int64_t seg = span_ms(end, t->seg_ms);
+        t->depth_ms += (double)t->cur_depth * (double)seg;
+        t->weight_ms = add_ms(t->weight_ms, seg);
     }
     t->t.end_seq = r->seq;
     t->t.end_ms = end;
@@ -634,11 +898,14 @@ static void finish_treatment(audit *a, const penlink_record *r, int ended)
     if (ended && (r->fields & PENLINK_F_DURATION_MS))
         t->t.duration_ms = r->duration_ms;
     else
-        t->t.duration_ms = end > t->t.start_ms ? (uint64_t)(end - t->t.start_ms) : 0;
+        t->t.duration_ms = end > t->t.start_ms ? (uint64_t)span_ms(end, t->t.start_ms) : 0;
     if (ended)
         t->t.strokes = r->strokes;
-    t->t.depth_mean_um =
-        t->weight_ms > 0 ? (uint32_t)(t->depth_ms / (double)t->weight_ms + 0.5) : t->t.depth_min_um;
+    /* a mean of 32-bit depths; rounding may not carry it past the largest of them */
+    double mean = t->weight_ms > 0 ? t->depth_ms / (double)t->weight_ms + 0.5 : 0;
+    t->t.depth_mean_um = t->weight_ms <= 0                   ? t->t.depth_min_um
+                         : mean >= (double)t->t.depth_max_um ? t->t.depth_max_um
+                                                             : (uint32_t)mean;
     check_duration(t, &t->start_lim);
     if (t->in_window) {
         a->sum.treatments++;
@@ -648,7 +915,7 @@ static void finish_treatment(audit *a, const penlink_record *r, int ended)
             b->ms += t->t.duration_ms;
         }
     }
-    if (t->pend || t->pend_dur) {
+    if (t->pend || t->pend_speed || t->pend_dur) {
         /* reported once the revision in force is known */
         if (grow(&a->pending, &a->cap_pending, a->n_pending + 1, sizeof *a->pending) != 0) {
             stop(a, PENLINK_ERR_NO_MEM);
@@ -670,16 +937,18 @@ static void start_treatment(audit *a, const penlink_record *r)
     t->t.start_seq = r->seq;
     t->t.start_ms = r->time_ms;
     t->t.depth_min_um = t->t.depth_max_um = t->cur_depth = r->depth_um;
-    t->t.speed_min_sps = t->t.speed_max_sps = r->speed_sps;
+    t->t.speed_min_sps = t->t.speed_max_sps = t->cur_speed = r->speed_sps;
     t->seg_ms = r->time_ms;
     t->start_lim = a->lim;
     t->t.config_revision = a->lim.state == LIM_PENDING ? 0 : a->lim.rev;
-    int named = (r->fields & PENLINK_F_CARTRIDGE_SERIAL) != 0;
+    /* serial 0 is no chip read: a treatment that names it names no cartridge */
+    int named = (r->fields & PENLINK_F_CARTRIDGE_SERIAL) != 0 && r->cartridge_serial != 0;
     uint64_t serial = named ? r->cartridge_serial : a->cart_serial;
     t->t.cartridge_serial = a->cart_in || named ? serial : 0;
     t->t.has_cartridge = a->cart_in && serial == a->cart_serial;
     t->t.cartridge_uses = t->t.has_cartridge ? a->cart_uses : 0;
     check_depth(t, &a->lim, r->depth_um);
+    check_speed(t, &a->lim, r->speed_sps);
     if (!t->t.has_cartridge && t->in_window) {
         penlink_finding fi;
         finding_init(a, &fi, PENLINK_FIND_NO_CARTRIDGE, "cartridges", 1);
@@ -702,32 +971,91 @@ static void start_treatment(audit *a, const penlink_record *r)
 
 /* ---- integrity ------------------------------------------------------- */
 
-static void emit_alarm(audit *a, const penlink_alarm *al, int have_time, int64_t ms)
+/* The seq after the last record an alarm concerns (its seq for one that
+ * concerns no archived record: a refused pull's key_changed, unverified). */
+static uint64_t alarm_end(const penlink_alarm *al)
 {
-    if (have_time && !in_window(a, ms))
+    return al->count ? al->seq + al->count : al->seq;
+}
+
+static uint32_t alarm_kind(const char *kind)
+{
+    static const struct {
+        const char *name;
+        uint32_t kind;
+    } known[] = {
+        { "gap", PENLINK_FIND_GAP },
+        { "conflict", PENLINK_FIND_CONFLICT },
+        { "key_changed", PENLINK_FIND_KEY_CHANGED },
+        { "unverified", PENLINK_FIND_UNVERIFIED },
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(kind, known[i].name) == 0)
+            return known[i].kind;
+    return PENLINK_FIND_ALARM; /* a kind newer than this audit: reported by its name */
+}
+
+/* Reports an incident when it was raised in the window or concerns a record that lies in it. */
+static void emit_alarm(audit *a, incident *in)
+{
+    in->done = 1;
+    if (!in->raised_in_win && !in->rec_in_win)
         return;
-    uint32_t kind = strcmp(al->kind, "gap") == 0           ? PENLINK_FIND_GAP
-                    : strcmp(al->kind, "key_changed") == 0 ? PENLINK_FIND_KEY_CHANGED
-                    : strcmp(al->kind, "unverified") == 0  ? PENLINK_FIND_UNVERIFIED
-                                                           : PENLINK_FIND_CONFLICT;
+    const penlink_alarm *al = &in->al;
     penlink_finding fi;
+    uint32_t kind = alarm_kind(al->kind);
     char why[160] = ""; /* a key change recorded since (penlink keys replace) explains it */
     int explained =
         kind == PENLINK_FIND_KEY_CHANGED && audit_key_change_explained(a->ar, al, why, sizeof why);
     finding_init(a, &fi, kind, "integrity", !explained);
+    fi.name = al->kind;
     fi.serial = al->serial;
     fi.seq = al->seq;
-    fi.time_ms = have_time ? ms : 0;
+    fi.time_ms = in->have_time ? in->time_ms : 0;
     fi.count = al->count;
-    fi.value = al->at_ms;
-    snprintf(fi.detail, sizeof fi.detail, "%s%s", al->detail, why);
+    fi.raised_ms = al->at_ms;
+    fi.raised_last_ms = in->last_at_ms;
+    fi.repeats = in->repeats;
+    /* room for the count and the explanation: the alarm's words are cut, never they */
+    int room = (int)(sizeof fi.detail - 40 - strlen(why));
+    if (in->repeats > 1)
+        snprintf(fi.detail, sizeof fi.detail, "%.*s (raised %llu times)%s", room, al->detail,
+                 (unsigned long long)in->repeats, why);
+    else
+        snprintf(fi.detail, sizeof fi.detail, "%.*s%s", room, al->detail, why);
     emit(a, &fi);
+}
+
+/* Places the current pen's alarms on record @p r: an alarm concerns the
+ * archived records of its range, or (a gap: they are not archived) the first
+ * record after it; it is reported once the scan has passed its range. */
+static void alarms_at(audit *a, const penlink_record *r)
+{
+    for (size_t i = a->next_alarm; i < a->alarm_hi && a->alarms[i].al.seq <= r->seq; i++) {
+        incident *in = &a->alarms[i];
+        if (in->done || in->al.count == 0)
+            continue;
+        uint64_t end = alarm_end(&in->al);
+        int inside = r->seq < end;
+        if (!in->have_time) {
+            in->have_time = 1;
+            in->time_ms = r->time_ms;
+        }
+        if (inside || !in->seen_in_range)
+            in->rec_in_win |= in_window(a, r->time_ms);
+        in->seen_in_range |= inside;
+        if (r->seq + 1 >= end && a->rc == PENLINK_OK)
+            emit_alarm(a, in);
+    }
+    while (a->next_alarm < a->alarm_hi &&
+           (a->alarms[a->next_alarm].done || a->alarms[a->next_alarm].al.count == 0))
+        a->next_alarm++;
 }
 
 static int alarm_covers(const audit *a, uint64_t first, uint64_t last)
 {
-    for (size_t i = 0; i < a->alarm_hi; i++) {
-        const penlink_alarm *al = &a->alarms[i];
+    for (size_t i = a->alarm_lo; i < a->alarm_hi; i++) {
+        const penlink_alarm *al = &a->alarms[i].al;
         if (strcmp(al->kind, "gap") == 0 && strcmp(al->serial, a->pens[a->pen]) == 0 &&
             al->seq <= first && al->seq + al->count > last)
             return 1;
@@ -756,7 +1084,7 @@ static void integrity(audit *a, const penlink_record *r)
         finding_init(a, &fi, PENLINK_FIND_CLOCK_BACKWARDS, "integrity", 0);
         fi.seq = r->seq;
         fi.time_ms = r->time_ms;
-        fi.value = p->time_ms - r->time_ms;
+        fi.value = span_ms(p->time_ms, r->time_ms);
         snprintf(fi.detail, sizeof fi.detail,
                  "the pen's time went back %lld ms from record %llu to record %llu with no "
                  "clock_set to explain it",
@@ -780,10 +1108,11 @@ static void integrity(audit *a, const penlink_record *r)
         fi.seq = r->seq;
         fi.time_ms = r->time_ms;
         fi.value = r->clock_delta_ms;
-        snprintf(fi.detail, sizeof fi.detail, "the clock was set %s by %lld s (over an hour)",
-                 r->clock_delta_ms > 0 ? "forward" : "back",
-                 (long long)(r->clock_delta_ms > 0 ? r->clock_delta_ms : -r->clock_delta_ms) /
-                     1000);
+        /* the magnitude in unsigned arithmetic: a pen may log a delta of INT64_MIN */
+        uint64_t by =
+            r->clock_delta_ms > 0 ? (uint64_t)r->clock_delta_ms : 0 - (uint64_t)r->clock_delta_ms;
+        snprintf(fi.detail, sizeof fi.detail, "the clock was set %s by %llu s (over an hour)",
+                 r->clock_delta_ms > 0 ? "forward" : "back", (unsigned long long)(by / 1000));
         emit(a, &fi);
     }
 }
@@ -810,15 +1139,17 @@ static void end_pen(audit *a)
                  (unsigned long long)fi.count, fi.config_revision);
         emit(a, &fi);
     }
-    for (; a->next_alarm < a->alarm_hi && a->rc == PENLINK_OK; a->next_alarm++)
-        emit_alarm(a, &a->alarms[a->next_alarm], a->have_prev, a->prev.time_ms);
+    for (size_t i = a->alarm_lo; i < a->alarm_hi && a->rc == PENLINK_OK; i++)
+        if (!a->alarms[i].done)
+            emit_alarm(a, &a->alarms[i]);
+    a->next_alarm = a->alarm_hi;
     penlink_period by = a->cb ? a->cb->usage_by : PENLINK_PERIOD_DAY;
     for (size_t i = 0; i < a->n_buckets && a->rc == PENLINK_OK; i++) {
         penlink_usage u;
         memset(&u, 0, sizeof u);
         u.serial = a->pens[a->pen];
         u.period_start_ms = a->buckets[i].start;
-        period_label(by, u.period_start_ms, u.period, sizeof u.period);
+        period_label(by, a->cb && a->cb->local_time, u.period_start_ms, u.period, sizeof u.period);
         u.treatments = a->buckets[i].treatments;
         u.treatment_ms = a->buckets[i].ms;
         u.cartridges = a->buckets[i].cartridges;
@@ -832,8 +1163,8 @@ static void end_pen(audit *a)
 static void alarms_before(audit *a, const char *serial)
 {
     while (a->next_alarm < a->n_alarms && a->rc == PENLINK_OK &&
-           (!serial || strcmp(a->alarms[a->next_alarm].serial, serial) < 0))
-        emit_alarm(a, &a->alarms[a->next_alarm++], 0, 0);
+           (!serial || strcmp(a->alarms[a->next_alarm].al.serial, serial) < 0))
+        emit_alarm(a, &a->alarms[a->next_alarm++]);
 }
 
 static int begin_pen(audit *a, const char *serial)
@@ -856,12 +1187,47 @@ static int begin_pen(audit *a, const char *serial)
     a->lim.state = LIM_PENDING;
     memset(&a->tr, 0, sizeof a->tr);
     a->n_pending = a->n_buckets = a->n_unknown = 0;
-    a->sum.pens++;
     alarms_before(a, serial);
-    a->alarm_hi = a->next_alarm;
-    while (a->alarm_hi < a->n_alarms && strcmp(a->alarms[a->alarm_hi].serial, serial) == 0)
+    a->alarm_lo = a->alarm_hi = a->next_alarm;
+    while (a->alarm_hi < a->n_alarms && strcmp(a->alarms[a->alarm_hi].al.serial, serial) == 0)
         a->alarm_hi++;
     return 0;
+}
+
+/* The damaged record rows of one pen, as one finding. */
+static void flush_damage(audit *a)
+{
+    if (a->dmg_count == 0 || a->rc != PENLINK_OK)
+        return;
+    penlink_finding fi;
+    finding_init(a, &fi, PENLINK_FIND_DAMAGED, "integrity", 1);
+    fi.serial = a->dmg_serial;
+    fi.seq = (uint64_t)a->dmg_seq;
+    fi.count = a->dmg_count;
+    int n = snprintf(fi.detail, sizeof fi.detail,
+                     "%llu record rows cannot be records and were left out (the first: seq "
+                     "stored as %lld: ",
+                     (unsigned long long)a->dmg_count, (long long)a->dmg_seq);
+    if (n > 0 && (size_t)n < sizeof fi.detail)
+        snprintf(fi.detail + n, sizeof fi.detail - (size_t)n,
+                 "%s); an edited or damaged archive, or hostile rows an earlier penlink stored: "
+                 "run penlink verify",
+                 a->dmg_why);
+    emit(a, &fi);
+    a->dmg_count = 0;
+}
+
+static int on_damage(void *u, const archive_damage *d)
+{
+    audit *a = u;
+    if (a->dmg_count && strcmp(a->dmg_serial, d->serial ? d->serial : "") != 0)
+        flush_damage(a);
+    if (a->dmg_count++ == 0) {
+        snprintf(a->dmg_serial, sizeof a->dmg_serial, "%s", d->serial ? d->serial : "");
+        a->dmg_seq = d->seq;
+        snprintf(a->dmg_why, sizeof a->dmg_why, "%s", d->why);
+    }
+    return a->rc != PENLINK_OK;
 }
 
 static int on_record(void *u, const char *serial, const penlink_record *r)
@@ -869,6 +1235,7 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
     audit *a = u;
     /* the scan passes one pointer for all of a pen's records, another for the next pen */
     if (!a->have_pen || serial != a->serial_seen) {
+        flush_damage(a);
         a->serial_seen = serial;
         if (begin_pen(a, serial) != 0)
             stop(a, PENLINK_ERR_NO_MEM);
@@ -876,9 +1243,9 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
             return 1;
     }
     a->sum.records++;
-    /* an alarm is placed in time at the first record at or after its seq */
-    while (a->next_alarm < a->alarm_hi && a->alarms[a->next_alarm].seq <= r->seq)
-        emit_alarm(a, &a->alarms[a->next_alarm++], 1, r->time_ms);
+    if (in_window(a, r->time_ms))
+        a->sum.records_in_window++;
+    alarms_at(a, r);
     integrity(a, r);
     treat *t = &a->tr;
     switch (r->kind) {
@@ -892,8 +1259,9 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
     case PENLINK_REC_DEPTH_CHANGED:
         if (t->open) {
             if (r->time_ms > t->seg_ms) {
-                t->depth_ms += (double)t->cur_depth * (double)(r->time_ms - t->seg_ms);
-                t->weight_ms += r->time_ms - t->seg_ms;
+                int64_t seg = span_ms(r->time_ms, t->seg_ms);
+                t->depth_ms += (double)t->cur_depth * (double)seg;
+                t->weight_ms = add_ms(t->weight_ms, seg);
                 t->seg_ms = r->time_ms;
             }
             t->cur_depth = r->depth_um;
@@ -910,6 +1278,8 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
                 t->t.speed_min_sps = r->speed_sps;
             if (r->speed_sps > t->t.speed_max_sps)
                 t->t.speed_max_sps = r->speed_sps;
+            t->cur_speed = r->speed_sps;
+            check_speed(t, &a->lim, r->speed_sps);
         }
         break;
     case PENLINK_REC_CARTRIDGE_INSERTED:
@@ -960,8 +1330,10 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
     case PENLINK_REC_CONFIG_CHANGED:
         resolve_first_revision(a, 1, r->config_revision);
         a->lim = lookup(a, r->config_revision);
-        if (t->open)
-            check_depth(t, &a->lim, t->cur_depth); /* the depth now runs under the new limits */
+        if (t->open) { /* the depth and speed now run under the new limits */
+            check_depth(t, &a->lim, t->cur_depth);
+            check_speed(t, &a->lim, t->cur_speed);
+        }
         break;
     default: break;
     }
@@ -970,14 +1342,131 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
     return a->rc != PENLINK_OK;
 }
 
+static int on_selected(void *u, int64_t device, const char *serial, const uint8_t *key,
+                       uint64_t first_from)
+{
+    audit *a = u;
+    (void)device, (void)key, (void)first_from;
+    if (grow(&a->sel, &a->cap_sel, a->n_sel + 1, sizeof *a->sel) != 0) {
+        stop(a, PENLINK_ERR_NO_MEM);
+        return 1;
+    }
+    snprintf(a->sel[a->n_sel++], SERIAL_MAX + 1, "%s", serial);
+    return 0;
+}
+
+/* Each selected pen's last verification: a log penlink verify found altered
+ * undermines every finding and non-finding of that pen, so it is one. */
+static void report_verifications(audit *a)
+{
+    for (size_t i = 0; i < a->n_sel && a->rc == PENLINK_OK; i++) {
+        penlink_verification v;
+        int st = penlink_archive_verification(a->ar, a->sel[i], &v);
+        if (st != PENLINK_OK) {
+            stop(a, st);
+            return;
+        }
+        int broken = v.pinned && v.have && strcmp(v.result, "broken") == 0;
+        if (!v.pinned || (v.have && strcmp(v.result, "unsigned") == 0))
+            a->sum.logs_unsigned++;
+        else if (!v.have)
+            a->sum.logs_not_verified++;
+        else if (broken)
+            a->sum.logs_broken++;
+        else
+            a->sum.logs_verified++;
+        if (a->cb && a->cb->on_verification && a->cb->on_verification(a->cb->user, &v) != 0) {
+            stop(a, PENLINK_ERR_CANCELLED);
+            return;
+        }
+        if (!broken)
+            continue;
+        penlink_finding fi;
+        finding_init(a, &fi, PENLINK_FIND_LOG_BROKEN, "integrity", 1);
+        fi.serial = a->sel[i];
+        fi.seq = v.through_seq;
+        snprintf(fi.detail, sizeof fi.detail,
+                 "penlink verify found this pen's archived log altered, first at seq %llu: %.200s",
+                 (unsigned long long)v.through_seq, v.detail);
+        emit(a, &fi);
+    }
+}
+
+/* Nothing examined is a finding, never a pass: the archive, the pen or the window is empty. */
+static void report_nothing(audit *a)
+{
+    const penlink_archive_filter *f = a->f;
+    int window = f && (f->has_since || f->has_until);
+    const char *pen = f && f->serial ? f->serial : NULL;
+    penlink_finding fi;
+    finding_init(a, &fi, PENLINK_FIND_NO_RECORDS, "integrity", 1);
+    fi.serial = pen ? pen : "";
+    if (a->sum.records == 0)
+        snprintf(fi.detail, sizeof fi.detail,
+                 "no records to audit: the archive holds no record%s%s%s; nothing was examined, "
+                 "so nothing is shown to comply",
+                 pen ? " of pen " : "", pen ? pen : "", window ? " at all" : "");
+    else
+        snprintf(fi.detail, sizeof fi.detail,
+                 "no records to audit: none of the %llu records of %s%s has a pen time in the "
+                 "window; nothing was examined, so nothing is shown to comply",
+                 (unsigned long long)a->sum.records, pen ? "pen " : "the selected pens",
+                 pen ? pen : "");
+    emit(a, &fi);
+}
+
+/* Annotations are written by people: few. Each goes after those of its finding id. */
+static int on_note(void *u, const penlink_annotation *n)
+{
+    audit *a = u;
+    if (grow(&a->notes, &a->cap_notes, a->n_notes + 1, sizeof *a->notes) != 0) {
+        stop(a, PENLINK_ERR_NO_MEM);
+        return 1;
+    }
+    size_t at = a->n_notes;
+    while (at > 0 && strcmp(a->notes[at - 1].finding, n->finding) > 0)
+        at--;
+    memmove(&a->notes[at + 1], &a->notes[at], (a->n_notes - at) * sizeof *a->notes);
+    a->notes[at] = *n;
+    a->n_notes++;
+    return 0;
+}
+
+static int same_alarm(const penlink_alarm *x, const penlink_alarm *y)
+{
+    return x->seq == y->seq && x->count == y->count && strcmp(x->serial, y->serial) == 0 &&
+           strcmp(x->kind, y->kind) == 0 && strcmp(x->detail, y->detail) == 0;
+}
+
+/* Alarms arrive by pen, then seq: a repeat of an alarm is among the last ones of its seq. */
 static int on_alarm(void *u, const penlink_alarm *al)
 {
     audit *a = u;
+    int raised_in = in_window(a, al->at_ms);
+    for (size_t i = a->n_alarms; i > 0 && a->alarms[i - 1].al.seq == al->seq &&
+                                 strcmp(a->alarms[i - 1].al.serial, al->serial) == 0;
+         i--) {
+        incident *in = &a->alarms[i - 1];
+        if (!same_alarm(&in->al, al))
+            continue;
+        in->repeats++;
+        if (al->at_ms < in->al.at_ms)
+            in->al.at_ms = al->at_ms;
+        if (al->at_ms > in->last_at_ms)
+            in->last_at_ms = al->at_ms;
+        in->raised_in_win |= raised_in;
+        return 0;
+    }
     if (grow(&a->alarms, &a->cap_alarms, a->n_alarms + 1, sizeof *a->alarms) != 0) {
         stop(a, PENLINK_ERR_NO_MEM);
         return 1;
     }
-    a->alarms[a->n_alarms++] = *al;
+    incident *in = &a->alarms[a->n_alarms++];
+    memset(in, 0, sizeof *in);
+    in->al = *al;
+    in->repeats = 1;
+    in->last_at_ms = al->at_ms;
+    in->raised_in_win = raised_in;
     return 0;
 }
 
@@ -991,26 +1480,46 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
     a.ar = ar;
     a.f = f;
     a.cb = cb;
+    if (sum)
+        memset(sum, 0, sizeof *sum);
+    /* a mistyped serial selects nothing, which must not pass for a clean audit */
+    if (f && f->serial) {
+        int rc = penlink_archive_pen_check(ar, f->serial, NULL);
+        if (rc != PENLINK_OK)
+            return rc;
+    }
     /* every record of the selected pens is read; the window only selects what is reported */
     penlink_archive_filter pens = { 0 };
     pens.serial = f ? f->serial : NULL;
-    int rc = penlink_archive_alarms(ar, &pens, on_alarm, &a);
+    int rc = each_pen(ar, pens.serial, on_selected, &a);
+    a.sum.pens = a.n_sel;
+    if (rc == PENLINK_OK)
+        rc = penlink_archive_annotations(ar, on_note, &a);
+    if (rc == PENLINK_OK)
+        rc = penlink_archive_alarms(ar, &pens, on_alarm, &a);
     if (rc == PENLINK_OK)
         rc = penlink_archive_config_history(ar, pens.serial, on_hist, &a);
     if (rc == PENLINK_OK)
-        rc = penlink_archive_scan(ar, &pens, on_record, &a);
+        rc = archive_scan(ar, &pens, on_record, on_damage, &a);
     if (a.rc != PENLINK_OK)
         rc = a.rc;
     if (rc == PENLINK_OK) {
+        flush_damage(&a);
         end_pen(&a);
         alarms_before(&a, NULL);
         report_reuses(&a);
+        report_verifications(&a);
+        if (a.rc == PENLINK_OK && a.sum.records_in_window == 0)
+            report_nothing(&a);
         rc = a.rc;
     } else if (a.rc != PENLINK_OK) {
         rc = a.rc;
     }
+    a.sum.verdict = a.sum.compliance ? PENLINK_VERDICT_FAIL : PENLINK_VERDICT_PASS;
     if (sum)
         *sum = a.sum;
+    free(a.sel);
+    free(a.notes);
     for (size_t i = 0; i < a.n_pens; i++)
         free(a.pens[i]);
     free(a.pens);

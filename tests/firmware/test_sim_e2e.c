@@ -27,6 +27,9 @@
 
 #include "fwtest.h"
 
+/* The first simulated day, so that nothing depends on the calendar: 2026-03-02T00:00:00Z. */
+#define START_TIME "1772409600000"
+
 static const char *sim_path;
 static char dir[64], sock[128];
 
@@ -238,7 +241,7 @@ static void test_month(void **state)
 
     snprintf(args, sizeof args,
              "--state '%s/state' --listen '%s' --serial E2E-0001 --seed 5 --simulate-days 30 "
-             "--reuse-permille 50 -v",
+             "--start-time " START_TIME " --reuse-permille 50 -v",
              dir, sock);
     start(&p, args, true);
     client_open(&c);
@@ -339,10 +342,12 @@ static void test_cli(void **state)
     start(&p, "--no-such-option", false);
     assert_int_equal(finish(&p), 2);
     /* the planted power cut: exit 3, and the next start recovers */
-    snprintf(args, sizeof args, "--state '%s/cut' --simulate-days 3 --power-cut-after 300", dir);
+    snprintf(args, sizeof args,
+             "--state '%s/cut' --simulate-days 3 --start-time " START_TIME " --power-cut-after 300",
+             dir);
     start(&p, args, false);
     assert_int_equal(finish(&p), 3);
-    snprintf(args, sizeof args, "--state '%s/cut' --simulate-days 1", dir);
+    snprintf(args, sizeof args, "--state '%s/cut' --simulate-days 1 --start-time " START_TIME, dir);
     start(&p, args, false);
     assert_int_equal(finish(&p), 0);
 }

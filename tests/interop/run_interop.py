@@ -247,11 +247,13 @@ def receiver_checks(v):
 def batch_refusal_checks(v):
     batch = v["chunk-batch"]
 
-    def refused(name, raw, first=100, count=3):
+    def refused(name, why, raw, first=100, count=3):
+        """The decoder must refuse @raw, and for the reason @why names."""
         try:
             pl.decode_batch(raw, first, count)
         except pl.ChunkError as e:
-            return check("decoder refuses " + name, True, str(e))
+            return check("decoder refuses " + name, why in str(e),
+                         "%s (want: %s)" % (e, why))
         return check("decoder refuses " + name, False, "accepted")
 
     def mutate(fn):
@@ -260,33 +262,36 @@ def batch_refusal_checks(v):
         fn(b)
         return b.SerializeToString()
 
-    refused("a count different from record_count", batch, count=4)
-    refused("a first_seq different from LogChunk.first_seq", batch, first=99)
-    refused("a kind the layout does not describe",
+    refused("a count different from record_count", "!= record_count 4", batch, count=4)
+    refused("a first_seq different from LogChunk.first_seq", "!= LogChunk.first_seq 99", batch,
+            first=99)
+    refused("a kind the layout does not describe", "not in layout",
             mutate(lambda b: b.kind.__setitem__(2, 9)))
-    refused("a column with too many values",
+    refused("a column with too many values", "speed_sps has",
             mutate(lambda b: b.speed_sps.append(1)))
-    refused("a column with too few values",
+    refused("a column with too few values", "depth_um has",
             mutate(lambda b: b.depth_um.__delitem__(1)))
-    refused("time_planes of the wrong size",
+    refused("time_planes of the wrong size", "time_planes has",
             mutate(lambda b: setattr(b, "time_planes", b.time_planes[:-1])))
-    refused("a 32-bit field above 2^32-1",
+    refused("a 32-bit field above 2^32-1", "exceeds 32 bits",
             mutate(lambda b: b.depth_um.__setitem__(1, 1 << 32)))
-    refused("a malformed varint", batch[:5] + b"\xff" * 11 + batch[16:])
-    refused("a last seq past 2^64-1",
+    refused("a malformed varint", "does not parse", batch[:5] + b"\xff" * 11 + batch[16:])
+    refused("a last seq past 2^64-1", "passes 2^64-1",
             mutate(lambda b: setattr(b, "first_seq", (1 << 64) - 2)),
             first=(1 << 64) - 2)
     try:
         pl.inflate_chunk(v["chunk-zlib"][:-6])
         check("inflate refuses a stream that ends early", False)
     except pl.ChunkError as e:
-        check("inflate refuses a stream that ends early", True, str(e))
+        check("inflate refuses a stream that ends early", "ends early" in str(e),
+              str(e))
     import zlib
     try:
         pl.inflate_chunk(zlib.compress(b"\0" * (pl.MAX_BATCH_BYTES + 1)))
         check("inflate refuses a stream beyond 512 KiB", False)
     except pl.ChunkError as e:
-        check("inflate refuses a stream beyond 512 KiB", True, str(e))
+        check("inflate refuses a stream beyond 512 KiB",
+              "beyond %d bytes" % pl.MAX_BATCH_BYTES in str(e), str(e))
     # Unknown mask bits belong to columns (fields >= 19) that are skipped.
     b = pb.RecordBatch()
     b.ParseFromString(batch)
@@ -337,7 +342,9 @@ def expect_error(name, fn, code):
 def live_checks(sock_path, state_dir, serial):
     c = pl.Client(sock_path, timeout=10.0)
     stale = c.drain()
-    check("connect and drain", True, "%d stale bytes" % stale)
+    # the first client of a freshly started pen: nothing can be queued for it
+    check("connect and drain: a fresh pen has nothing queued", stale == 0,
+          "%d stale bytes" % stale)
 
     expect_error("a request before Hello is NOT_READY", c.get_info, 6)
 

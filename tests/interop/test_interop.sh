@@ -42,7 +42,7 @@ protoc --python_out="$TMP/pb2" -I "$ROOT/protocol" "$ROOT/protocol/penlink.proto
 
 SOCK="$TMP/pen.sock"
 "$SIM" --state "$TMP/state" --listen "$SOCK" --serial PEN-IOP-1 --seed 5 \
-    --simulate-days 14 >"$TMP/sim.log" 2>&1 &
+    --simulate-days 14 --start-time 1772409600000 >"$TMP/sim.log" 2>&1 &
 SIM_PID=$!
 
 # Wait (at most 30 s) until the simulator listens.

@@ -28,7 +28,7 @@ SEED=2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a2a
 PUB=$("$PY" -c 'import sys, nacl.signing as s; print(bytes(s.SigningKey(bytes.fromhex(sys.argv[1])).verify_key).hex())' $SEED)
 SOCK=$TMP/pen.sock
 "$SIM" --state "$TMP/state" --listen "$SOCK" --serial PEN-TRUST-1 --config-key "$PUB" \
-    --simulate-days 1 > "$TMP/sim.log" 2>&1 &
+    --simulate-days 1 --start-time 1772409600000 > "$TMP/sim.log" 2>&1 &
 SIM_PID=$!
 i=0
 while [ ! -S "$SOCK" ]; do

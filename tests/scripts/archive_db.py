@@ -10,6 +10,12 @@ As a program:
   archive_db.py same ARCHIVE SERIAL TRUTH [prefix]
                                       the pen's archived records equal the
                                       simulator's ground truth (exit 1 if not)
+  archive_db.py union [--subset] ARCHIVE SOURCE...
+                                      the archive holds exactly the union of
+                                      the sources (records, chunks, heads,
+                                      alarms, configuration history, pinned
+                                      keys), each chunk once (exit 1 if not);
+                                      --subset: nothing but what they hold
 """
 import json
 import sqlite3
@@ -18,10 +24,10 @@ import sys
 
 # SQLite's triggers by name; PostgreSQL's per table (disabled, not dropped)
 SQLITE_TRIGGERS = [t + s for t in ("records", "chunks", "heads", "alarms", "verifications",
-                             "config_history", "key_replacements")
+                             "config_history", "annotations", "key_replacements")
                    for s in ("_append_only_u", "_append_only_d")] + ["devices_key_pinned"]
 PG_TABLES = ["pens", "pen_keys", "pen_sightings", "pull_starts", "pull_ends", "chunks", "records",
-             "alarms", "config_history", "heads", "verifications", "schema_version",
+             "alarms", "config_history", "heads", "verifications", "schema_version", "annotations",
              "key_replacements"]
 
 
@@ -123,6 +129,38 @@ def same(archive, serial, truth, prefix=False):
             assert r.get(c) == w.get(c), (c, r, w)
 
 
+# What a push carries, per table: the rows as sets, the pen named by its serial.
+CONTENT = {
+    "records": "SELECT d.serial, x.seq, x.body FROM records x JOIN devices d ON d.id = x.device_id",
+    "chunks": "SELECT d.serial, x.first_seq, x.record_count, x.raw_size, x.data, x.prev_link, "
+              "x.link FROM chunks x JOIN devices d ON d.id = x.device_id",
+    "heads": "SELECT d.serial, x.next_seq, x.link, x.signature FROM heads x JOIN devices d "
+             "ON d.id = x.device_id",
+    "alarms": "SELECT d.serial, x.kind, x.seq, x.count, x.detail FROM alarms x JOIN devices d "
+              "ON d.id = x.device_id",
+    "config history": "SELECT d.serial, x.at_ms, x.source, x.os_user, x.host, x.revision, "
+                      "x.old_json, x.new_json FROM config_history x JOIN devices d "
+                      "ON d.id = x.device_id",
+    "pinned keys": "SELECT serial, public_key FROM devices WHERE public_key IS NOT NULL",
+}
+
+
+def union(archive, sources, subset=False):
+    """The archive == the union of the sources (or a part of it), table by table; no chunk
+    or record twice."""
+    got = {t: Archive(archive).execute(q) for t, q in CONTENT.items()}
+    for t, q in CONTENT.items():
+        want = set()
+        for src in sources:
+            want |= set(Archive(src).execute(q))
+        have = set(got[t])
+        assert have <= want if subset else have == want, "%s: %d rows, want %d; %d missing, %d not in any source" % (
+            t, len(have), len(want), len(want - have), len(have - want))
+    assert len(got["chunks"]) == len(set(got["chunks"])), "a chunk stored twice"
+    seqs = [(r[0], r[1]) for r in got["records"]]
+    assert len(seqs) == len(set(seqs)), "a record stored twice"
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "query":
@@ -142,8 +180,15 @@ def main():
         except AssertionError as e:
             print("archive differs from the ground truth:", e, file=sys.stderr)
             sys.exit(1)
+    elif cmd == "union":
+        try:
+            subset = sys.argv[2] == "--subset"
+            union(sys.argv[2 + subset], sys.argv[3 + subset:], subset)
+        except AssertionError as e:
+            print("archive is not the union of its sources:", e, file=sys.stderr)
+            sys.exit(1)
     else:
-        sys.exit("usage: archive_db.py query|same ...")
+        sys.exit("usage: archive_db.py query|edit|same|union ...")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ PY=${PY:-/usr/bin/python3}
 [ -x "$PY" ] || PY=python3
 # the default archive (and key) places are inside the test's own directory
 export XDG_DATA_HOME="$tmp/data" XDG_CONFIG_HOME="$tmp/config"
+# Nothing depends on the calendar or the machine's zone: every simulated pen's
+# first day is T0 (2026-03-02T00:00:00Z, a Monday; pass --start-time $T0), and
+# local time is UTC unless a test says otherwise.
+T0=1772409600000
+export TZ=UTC
 pass=0
 fail=0
 pids=""

@@ -14,7 +14,8 @@
 #   sh pg_cluster.sh restart DIR       start an existing cluster again
 #   sh pg_cluster.sh standby DIR PRIMARY_DIR PORT
 #                                      a streaming standby of PRIMARY_DIR
-#                                      (pg_basebackup -R), started
+#                                      (pg_basebackup -R, with a fast
+#                                      checkpoint), started
 #
 # Needs Debian's postgresql-15 (tools/setup.sh installs it).
 set -eu
@@ -72,7 +73,7 @@ standby)
     port=${4:?port}
     mkdir -p "$dir"
     [ "$(id -u)" -ne 0 ] || chown "$owner" "$dir"
-    as_owner "$bin/pg_basebackup" -h "$primary" -p "$(cat "$primary/port")" -U penlink \
+    as_owner "$bin/pg_basebackup" -h "$primary" -p "$(cat "$primary/port")" -U penlink -c fast \
         -D "$dir/data" -R > "$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
     start_server "$dir" "$port"
     ;;

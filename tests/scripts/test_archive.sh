@@ -1,12 +1,14 @@
 #!/bin/sh
 # The lossless pull into the archive under faults: penlink killed (SIGKILL)
-# at random points of hundreds of pulls, the pen unplugged at every frame of
+# at seeded points of hundreds of pulls, the pen unplugged at every frame of
 # a pull, two pens pulled at once with another penlink on the same archive,
 # a damaged archive file, a pull that starts inside a stored chunk, and a pen
 # whose log conflicts with the archive. After each, the archive must equal the
 # simulator's ground truth: nothing missing, nothing twice, and the pen must
 # hold only unacknowledged records.
 # Usage: test_archive.sh PENLINK PENLINK_SIM [KILL_RUNS]
+# PENLINK_FAULT_SEED=N replays the kill delays and the damage of a run that
+# printed "fault seed N".
 # PENLINK_TEST_ARCHIVE=postgresql: the same, into PostgreSQL (harness.sh).
 set -u
 PL="${PENLINK_WRAP:-} $1"
@@ -21,20 +23,27 @@ i = json.load(sys.stdin)
 assert i["log_acked_seq"] == i["log_next_seq"], i'
 }
 
-# 1. SIGKILL at random points, hundreds of times, while the pen keeps logging
+# Every fault's place (the kill delays, the damaged bytes) comes from one seed:
+# a new one each run, printed, or the one in PENLINK_FAULT_SEED to replay a run.
+seed=${PENLINK_FAULT_SEED:-$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}
+case $seed in '' | *[!0-9]*) echo "PENLINK_FAULT_SEED must be a number, not '$seed'"; exit 2 ;; esac
+echo "fault seed $seed (replay this run with PENLINK_FAULT_SEED=$seed)"
+seedr=$((seed % 2147483648))
+lcg() { seedr=$(( (seedr * 1103515245 + 12345) % 2147483648 )); }
+
+# 1. SIGKILL at seeded points, hundreds of times, while the pen keeps logging
 A=$(archive kill)
-start_sim k --serial PEN-KILL --seed 21 --simulate-days 4
+start_sim k --serial PEN-KILL --seed 21 --simulate-days 4 --start-time $T0
 rounds=$((KILLS / 10))
-seedr=1
 for r in $(seq 1 $rounds); do
     if [ "$r" -gt 1 ]; then
         stop_sim k
-        start_sim k --simulate-days 1
+        start_sim k --simulate-days 1 --start-time $T0
     fi
     for k in $(seq 1 10); do
         $PL --device "sim:$tmp/k.sock" --archive "$A" --quiet pull > /dev/null 2>&1 &
         p=$!
-        seedr=$(( (seedr * 1103515245 + 12345) % 2147483648 ))
+        lcg
         if [ -n "${PENLINK_WRAP:-}" ]; then # valgrind: a start takes a second or so
             ms=$(( seedr % 2500 + 1 ))
         elif [ "$backend" = postgresql ]; then # two connections, a schema check: slower to start
@@ -57,8 +66,9 @@ pulls=$(q "$A" "select count(*) from pulls")
 stop_sim k
 
 # 2. the pen unplugged after every frame of a pull, one run per frame
-$SIM --state "$tmp/tmpl" --serial PEN-UNPLUG --seed 22 --simulate-days 3 > /dev/null 2>&1
+$SIM --state "$tmp/tmpl" --serial PEN-UNPLUG --seed 22 --simulate-days 3 --start-time $T0 > /dev/null 2>&1
 frames=0
+unplug_bad=0
 n=1
 while :; do
     rm -rf "$tmp/u"
@@ -72,16 +82,23 @@ while :; do
     if [ $second -ne 0 ] || ! same "$U" PEN-UNPLUG "$tmp/u/ground-truth.jsonl" ||
         ! acked_all "$tmp/u.sock"; then
         bad "unplug after frame $n (first pull exit $first)"
+        unplug_bad=$((unplug_bad + 1))
         cat "$tmp/out" "$tmp/out2"
     fi
     stop_sim u
     frames=$n
     [ $first -eq 0 ] && break # the unplug came after the whole pull: every frame covered
-    [ $first -eq 3 ] || { bad "unplug after frame $n: exit $first, want 3"; cat "$tmp/out"; }
+    [ $first -eq 3 ] || {
+        bad "unplug after frame $n: exit $first, want 3"
+        unplug_bad=$((unplug_bad + 1))
+        cat "$tmp/out"
+    }
     n=$((n + 1))
-    [ $n -gt 200 ] && { bad "unplug loop did not end"; break; }
+    [ $n -gt 200 ] && { bad "unplug loop did not end"; unplug_bad=$((unplug_bad + 1)); break; }
 done
-ok "unplugged at each of the $frames frames of a pull: archive = ground truth each time"
+# a pull of three days has a Hello, an info, a config, chunks and an ack: many frames
+check "unplugged at each of the $frames frames of a pull: archive = ground truth each time" \
+    '[ "$unplug_bad" -eq 0 ] && [ "$frames" -ge 5 ]'
 
 # 2b. watch: a pen unplugged mid-pull is pulled again when it returns
 rm -rf "$tmp/w"
@@ -108,8 +125,8 @@ stop_sim w
 
 # 3. two pens at once into one archive, and another penlink on it meanwhile
 B=$(archive two)
-start_sim p1 --serial PEN-ONE --seed 31 --simulate-days 30
-start_sim p2 --serial PEN-TWO --seed 32 --simulate-days 30
+start_sim p1 --serial PEN-ONE --seed 31 --simulate-days 30 --start-time $T0
+start_sim p2 --serial PEN-TWO --seed 32 --simulate-days 30 --start-time $T0
 $PL --device "sim:$tmp/p1.sock" --archive "$B" --quiet pull > "$tmp/o1" 2>&1 &
 a=$!
 $PL --device "sim:$tmp/p2.sock" --archive "$B" --quiet pull > "$tmp/o2" 2>&1 &
@@ -126,10 +143,11 @@ same "$B" PEN-ONE "$tmp/p1/ground-truth.jsonl" && same "$B" PEN-TWO "$tmp/p2/gro
 if [ "$backend" = sqlite ]; then
     cp "$B" "$tmp/damaged.db"
     size=$(wc -c < "$tmp/damaged.db")
-    dd if=/dev/urandom of="$tmp/damaged.db" bs=4096 seek=$((size / 4096 / 2)) count=3 conv=notrunc \
-        2> /dev/null
+    lcg
+    python3 -c 'import random, sys; sys.stdout.buffer.write(random.Random(int(sys.argv[1])).randbytes(12288))' \
+        "$seedr" | dd of="$tmp/damaged.db" bs=4096 seek=$((size / 4096 / 2)) count=3 conv=notrunc 2> /dev/null
     stop_sim p1
-    start_sim p1 --simulate-days 2
+    start_sim p1 --simulate-days 2 --start-time $T0
     before=$($PL --device "sim:$tmp/p1.sock" --json info | python3 -c 'import json,sys; print(json.load(sys.stdin)["log_acked_seq"])')
     $PL --device "sim:$tmp/p1.sock" --archive "$tmp/damaged.db" pull > "$tmp/out" 2> "$tmp/err"
     rc=$?
@@ -153,7 +171,7 @@ fi
 # inside a chunk is one cut short by hand (as here) or written by a tool that
 # stored records without their whole chunk.
 M=$(archive mid)
-$SIM --state "$tmp/mid0" --serial PEN-MID --seed 5 --simulate-days 3 > /dev/null
+$SIM --state "$tmp/mid0" --serial PEN-MID --seed 5 --simulate-days 3 --start-time $T0 > /dev/null
 cp -r "$tmp/mid0" "$tmp/mid1"
 cp -r "$tmp/mid0" "$tmp/mid2" # the same pen, nothing acknowledged yet
 start_sim mid1
@@ -181,14 +199,14 @@ run 0 "the archive verifies" $PL --archive "$M" verify
 # reported, exit 6. A pen presenting another device key under a pinned
 # serial is refused before anything is pulled.
 C=$(archive conflict)
-$SIM --state "$tmp/orig" --serial PEN-SAME --seed 1 --simulate-days 2 > /dev/null
-$SIM --state "$tmp/clone" --serial PEN-SAME --seed 9 --simulate-days 3 > /dev/null
-$SIM --state "$tmp/other" --serial PEN-SAME --seed 9 --simulate-days 10 > /dev/null
+$SIM --state "$tmp/orig" --serial PEN-SAME --seed 1 --simulate-days 2 --start-time $T0 > /dev/null
+$SIM --state "$tmp/clone" --serial PEN-SAME --seed 9 --simulate-days 3 --start-time $T0 > /dev/null
+$SIM --state "$tmp/other" --serial PEN-SAME --seed 9 --simulate-days 10 --start-time $T0 > /dev/null
 cp "$tmp/orig/device.key" "$tmp/other/device.key"
 start_sim orig
 $PL --device "sim:$tmp/orig.sock" --archive "$C" --quiet pull > /dev/null 2>&1
 stop_sim orig
-$SIM --state "$tmp/orig" --simulate-days 1 > /dev/null
+$SIM --state "$tmp/orig" --simulate-days 1 --start-time $T0 > /dev/null
 start_sim orig
 $PL --device "sim:$tmp/orig.sock" --archive "$C" --quiet pull > /dev/null 2>&1
 stop_sim orig

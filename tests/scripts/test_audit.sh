@@ -14,10 +14,15 @@ SIM=$2
 
 # Compares an audit's JSON lines with the ground truth of the pens given as
 # SERIAL=STATE_DIR; the configuration (limits) is the pens' own, read as JSON.
+# PLANTED names the kinds the pens were made to produce (comma-separated, or
+# -): each must be in the ground truth, and reported exactly; every other kind
+# must be in neither (an empty set equal to an empty set proves nothing, so it
+# is never reported as "as planted").
 cat > "$tmp/compare.py" << 'PY'
 import json, sys
-audit_file, cfg_file = sys.argv[1], sys.argv[2]
-pens = dict(a.split("=", 1) for a in sys.argv[3:])
+audit_file, cfg_file, planted = sys.argv[1], sys.argv[2], sys.argv[3]
+planted = set() if planted == "-" else set(planted.split(","))
+pens = dict(a.split("=", 1) for a in sys.argv[4:])
 cfg = json.load(open(cfg_file))
 lines = [json.loads(l) for l in open(audit_file)]
 findings = [l for l in lines if l["type"] == "finding"]
@@ -55,21 +60,31 @@ got_refused = {(f["pen"], f["seq"]) for f in findings if f["finding"] == "refuse
 got_ool = {(f["pen"], f["seq"]) for f in findings if f["finding"] == "out_of_limits"}
 got_nocart = {(f["pen"], f["seq"]) for f in findings if f["finding"] == "no_cartridge"}
 ok = True
-for name, got, want in (("reuses", got_reuse, want_reuse), ("refusals", got_refused, refusals),
-                        ("out-of-limit treatments", got_ool, out_of_limits),
-                        ("treatments without a cartridge", got_nocart, no_cartridge)):
-    if got != want:
+for kind, got, want in (("reuse", got_reuse, want_reuse), ("refused", got_refused, refusals),
+                        ("out_of_limits", got_ool, out_of_limits),
+                        ("no_cartridge", got_nocart, no_cartridge)):
+    if kind in planted and not want:
         ok = False
-        print("   %s: got %d, want %d" % (name, len(got), len(want)))
+        print("   %s: planted, but the ground truth holds none" % kind)
+    elif kind not in planted and want:
+        ok = False
+        print("   %s: not planted, but the ground truth holds %d" % (kind, len(want)))
+    elif got != want:
+        ok = False
+        print("   %s: reported %d, ground truth %d; missing %s, extra %s"
+              % (kind, len(got), len(want), sorted(set(want) - set(got))[:5],
+                 sorted(set(got) - set(want))[:5]))
+    elif want:
+        print("   %s: %d planted, the same %d reported" % (kind, len(want), len(got)))
     else:
-        print("   %s: %d, as planted" % (name, len(want)))
+        print("   %s: none planted, none reported" % kind)
 sys.exit(0 if ok else 1)
 PY
 
 # (a) a pen that refuses reuse, one that accepts it (max 3 uses) and lets some
 # treatments run past max_treatment_s, one archive
-start_sim r --serial PEN-REF1 --seed 21 --simulate-days 21 --reuse-permille 60
-start_sim m --serial PEN-MAX3 --seed 22 --simulate-days 21 --reuse-permille 60 --max-uses 3 \
+start_sim r --serial PEN-REF1 --seed 21 --simulate-days 21 --start-time $T0 --reuse-permille 60
+start_sim m --serial PEN-MAX3 --seed 22 --simulate-days 21 --start-time $T0 --reuse-permille 60 --max-uses 3 \
     --over-limit-permille 40
 AR="--archive $(archive a)"
 run 0 "pull the refusing pen" $PL $AR --device "sim:$tmp/r.sock" pull
@@ -77,7 +92,8 @@ run 0 "pull the pen that accepts reuse" $PL $AR --device "sim:$tmp/m.sock" pull
 $PL --device "sim:$tmp/r.sock" config get --json > "$tmp/cfg.json"
 run 1 "audit: exit 1 for the planted reuse" $PL $AR audit --format json
 cp "$tmp/out" "$tmp/audit.json"
-python3 "$tmp/compare.py" "$tmp/audit.json" "$tmp/cfg.json" PEN-REF1="$tmp/r" PEN-MAX3="$tmp/m" &&
+python3 "$tmp/compare.py" "$tmp/audit.json" "$tmp/cfg.json" reuse,refused,out_of_limits \
+    PEN-REF1="$tmp/r" PEN-MAX3="$tmp/m" &&
     ok "audit reports exactly the planted reuses, refusals, limits" || bad "audit differs from ground truth"
 python3 - "$tmp/m" << 'PY' && ok "the ground truth holds reuses and refusals to find" || bad "nothing planted"
 import json, sys
@@ -94,14 +110,17 @@ PY
 check "the refusing pen refused" 'grep -q "\"finding\":\"refused\",\"compliance\":false,\"pen\":\"PEN-REF1\"" $tmp/audit.json'
 check "summary line last" 'tail -1 $tmp/audit.json | grep -q "\"type\":\"summary\""'
 run 0 "the refusing pen alone: exit 0 (--pen)" $PL $AR audit --format json --pen PEN-REF1
-python3 "$tmp/compare.py" "$tmp/out" "$tmp/cfg.json" PEN-REF1="$tmp/r" > /dev/null &&
+python3 "$tmp/compare.py" "$tmp/out" "$tmp/cfg.json" refused PEN-REF1="$tmp/r" &&
     ok "--pen: exactly that pen's refusals" || bad "--pen findings differ"
 run 0 "the refusing pen alone: exit 0 (--device usb:SERIAL)" $PL $AR --device usb:PEN-REF1 audit --report cartridges
 check "table output names the refusals" 'grep -q "refused" $tmp/out && grep -q "no compliance finding" $tmp/out'
 run 2 "--device sim:... is not a pen filter" $PL $AR --device "sim:$tmp/r.sock" audit
+# the pen acknowledged everything into the first archive: a second archive
+# gets its row but no record, and an audit of nothing is no pass
 AR1="--archive $(archive one)"
 $PL $AR1 --device "sim:$tmp/r.sock" --quiet pull > /dev/null 2>&1
-run 0 "an archive of the refusing pen only: exit 0" $PL $AR1 audit
+run 1 "an archive that holds a pen but no record: exit 1" $PL $AR1 audit
+check "the finding says there were no records to audit" 'grep -q "no_records .*no records to audit" $tmp/out'
 run 1 "table output: exit 1" $PL $AR audit
 check "table: the reuse and its treatments" 'grep -q " reuse " $tmp/out && grep -q "  treatment " $tmp/out'
 run 1 "csv output" $PL $AR audit --format csv --report cartridges
@@ -204,14 +223,14 @@ check "export treatments json: that pen's treatments" \
 run 2 "export: bad kind" $PL $AR export nonsense
 
 # (b) the same cartridges on two pens: same seed, same serials
-start_sim x --serial PEN-X001 --seed 33 --simulate-days 5
-start_sim y --serial PEN-X002 --seed 33 --simulate-days 5
+start_sim x --serial PEN-X001 --seed 33 --simulate-days 5 --start-time $T0
+start_sim y --serial PEN-X002 --seed 33 --simulate-days 5 --start-time $T0
 AX="--archive $(archive x)"
 $PL $AX --device "sim:$tmp/x.sock" --quiet pull > /dev/null 2>&1
 $PL $AX --device "sim:$tmp/y.sock" --quiet pull > /dev/null 2>&1
 run 1 "cross-pen reuse: exit 1" $PL $AX audit --format json --report cartridges
 cp "$tmp/out" "$tmp/cross.json"
-python3 "$tmp/compare.py" "$tmp/cross.json" "$tmp/cfg.json" PEN-X001="$tmp/x" PEN-X002="$tmp/y" &&
+python3 "$tmp/compare.py" "$tmp/cross.json" "$tmp/cfg.json" reuse PEN-X001="$tmp/x" PEN-X002="$tmp/y" &&
     ok "cross-pen: exactly the shared cartridges" || bad "cross-pen differs"
 python3 - "$tmp/cross.json" "$tmp/x" << 'PY' && ok "cross-pen: both pens in every reuse's evidence" || bad "cross-pen evidence"
 import json, sys

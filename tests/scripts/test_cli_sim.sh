@@ -9,7 +9,7 @@ PL="${PENLINK_WRAP:-} $1"
 SIM=$2
 . "$(dirname "$0")/harness.sh"
 
-start_sim a --serial PEN-A001 --seed 11 --simulate-days 10
+start_sim a --serial PEN-A001 --seed 11 --simulate-days 10 --start-time $T0
 A="--device sim:$tmp/a.sock"
 truth=$tmp/a/ground-truth.jsonl
 
@@ -128,7 +128,7 @@ for cmd in list info pull decode config clock watch; do
 done
 
 # pen gone mid-command: the cable is pulled after the 7th frame of the pull
-start_sim b --serial PEN-B002 --seed 12 --simulate-days 60 --unplug-after-frames 7
+start_sim b --serial PEN-B002 --seed 12 --simulate-days 60 --start-time $T0 --unplug-after-frames 7
 B="--device sim:$tmp/b.sock"
 run 3 "pull with the pen unplugged mid-pull" $PL $B pull -o "$tmp/b.plog"
 check "unplug explained" 'grep -q "closed the connection" $tmp/err'

@@ -31,7 +31,7 @@ check "keys generate without FILE: ~/.config/penlink/technician.key, private dir
     '[ -f "$tmp/home/.config/penlink/technician.key" ] && [ "$(stat -c %a "$tmp/home/.config/penlink")" = 700 ]'
 run 2 "keys: unknown verb" $PL keys frobnicate
 
-start_sim pen --serial PEN-KEYS --config-key "$K/tech.key.pub" --simulate-days 1
+start_sim pen --serial PEN-KEYS --config-key "$K/tech.key.pub" --simulate-days 1 --start-time $T0
 D="--device sim:$tmp/pen.sock"
 run 0 "info --json" $PL $D --json info
 check "info: device key and the provisioned config key" \
@@ -86,7 +86,7 @@ run 1 "the audit reports the refused configuration (exit 1)" $PL --archive "$tmp
 check "as config_refused findings" 'grep -q "config_refused" $tmp/out'
 
 # a development pen (no keys): unsigned configuration is taken, and said so
-start_sim dev --serial PEN-DEV --simulate-days 1
+start_sim dev --serial PEN-DEV --simulate-days 1 --start-time $T0
 run 0 "a pen without keys takes unsigned configuration" $PL --device "sim:$tmp/dev.sock" config set depth_max_um=2000
 run 0 "info says so" $PL --device "sim:$tmp/dev.sock" info
 check "info: not required, anyone with a cable" 'grep -q "config signing    not required" $tmp/out'

@@ -20,8 +20,8 @@ import json, sys
 print(sum(1 for l in sys.stdin if "seq" in json.loads(l)))'
 }
 
-start_sim a --serial PEN-A001 --seed 21 --simulate-days 2
-start_sim b --serial PEN-B002 --seed 22 --simulate-days 6
+start_sim a --serial PEN-A001 --seed 21 --simulate-days 2 --start-time $T0
+start_sim b --serial PEN-B002 --seed 22 --simulate-days 6 --start-time $T0
 A="--device sim:$tmp/a.sock"
 B="--device sim:$tmp/b.sock"
 f=$tmp/one.plog
@@ -60,7 +60,7 @@ check "pen B's records all arrived there" \
     '[ "$(records $tmp/b.plog)" -eq "$(wc -l < $tmp/b/ground-truth.jsonl)" ]'
 
 # ---- the same serial with another device key (a clone, or a re-keyed pen) -
-start_sim a2 --serial PEN-A001 --seed 23 --simulate-days 6
+start_sim a2 --serial PEN-A001 --seed 23 --simulate-days 6 --start-time $T0
 $PL --device "sim:$tmp/a2.sock" --json info > "$tmp/a2info.json"
 check "the second pen has another key" \
     '[ "$(jget $tmp/a2info.json device_key)" != "$(jget $tmp/ainfo.json device_key)" ]'
@@ -84,7 +84,7 @@ PY
 sum_l=$(cksum < "$tmp/legacy.plog")
 run 0 "decode still reads a file without a header" $PL decode "$tmp/legacy.plog"
 check "and names no pen" '! grep -q "^# pen" $tmp/out'
-start_sim c --serial PEN-C003 --seed 24 --simulate-days 2
+start_sim c --serial PEN-C003 --seed 24 --simulate-days 2 --start-time $T0
 run 6 "pulling into a file without a header is refused" $PL --device "sim:$tmp/c.sock" pull -o "$tmp/legacy.plog"
 check "the refusal says to pull into a new file" 'grep -q "new file" $tmp/err'
 check "the old file is untouched" '[ "$(cksum < $tmp/legacy.plog)" = "$sum_l" ]'
@@ -129,16 +129,16 @@ check "the clone: nothing acknowledged" '[ "$(acked a2)" -eq 0 ]'
 # ---- watch --dir: file names from serials ----------------------------------
 # a serial that climbs out of DIR
 mkdir -p "$tmp/w/dock/in"
-start_sim evil --serial ../../escaped --seed 25 --simulate-days 1
+start_sim evil --serial ../../escaped --seed 25 --simulate-days 1 --start-time $T0
 run 5 "watch --once refuses a serial that is not a file name" \
     $PL --device "sim:$tmp/evil.sock" watch --once --dir "$tmp/w/dock/in"
 check "it says why" 'grep -q "not usable as a file name" $tmp/err'
 check "nothing was written outside --dir" '[ -z "$(find $tmp/w -type f)" ] && [ ! -e $tmp/escaped.plog ] && [ ! -e $tmp/w/escaped.plog ]'
 check "the pen: nothing acknowledged" '[ "$(acked evil)" -eq 0 ]'
 # a serial that would hide its file, one that names a subdirectory
-start_sim dot --serial .hidden --seed 26 --simulate-days 1
+start_sim dot --serial .hidden --seed 26 --simulate-days 1 --start-time $T0
 run 5 "a serial starting with '.' is refused" $PL --device "sim:$tmp/dot.sock" watch --once --dir "$tmp/w/dock/in"
-start_sim sub --serial in/x --seed 27 --simulate-days 1
+start_sim sub --serial in/x --seed 27 --simulate-days 1 --start-time $T0
 mkdir -p "$tmp/w/dock/in/in"
 run 5 "a serial with '/' is refused" $PL --device "sim:$tmp/sub.sock" watch --once --dir "$tmp/w/dock/in"
 check "still no file anywhere" '[ -z "$(find $tmp/w -type f)" ]'

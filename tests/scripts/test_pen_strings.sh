@@ -2,7 +2,8 @@
 # Strings from a pen or the archive never reach a terminal raw (defect
 # 12.6): a serial, a label, a pen's error message and archive rows holding
 # escape sequences, CR, LF, DEL, C1 and bidi controls, bytes that are not
-# UTF-8, and a spreadsheet formula go through every command and format. No
+# UTF-8, and a spreadsheet formula go through every command and format
+# (the audit's notes on findings and its HTML report among them). No
 # raw control byte may reach stdout or stderr; text shows them escaped; JSON
 # parses and keeps every key; CSV keeps its columns and defuses formulas.
 # Usage: test_pen_strings.sh PENLINK PENLINK_SIM
@@ -45,7 +46,7 @@ pen_cmd() {
 }
 
 # ---- a pen with a hostile serial --------------------------------------------
-start_sim h --serial "$hostile" --seed 31 --simulate-days 2
+start_sim h --serial "$hostile" --seed 31 --simulate-days 2 --start-time $T0
 H="--device sim:$tmp/h.sock"
 pen_cmd "info" text "$shown" $PL $H info
 pen_cmd "info --json" json serial $PL $H --json info
@@ -78,7 +79,7 @@ $PL $H --json watch --once --dir "$tmp/dock" > "$tmp/out" 2> "$tmp/err"
 check "watch --dir --json: the error is JSON" 'safe json $tmp/err error'
 
 # a label is free text whatever the serial: the pen takes it, or refuses it
-start_sim l --serial PEN-L001 --seed 32 --simulate-days 1
+start_sim l --serial PEN-L001 --seed 32 --simulate-days 1 --start-time $T0
 L="--device sim:$tmp/l.sock"
 label=$(printf 'R\033]0;pwned\007\r\377')
 $PL $L config set "device_label=$label" > "$tmp/out" 2> "$tmp/err"
@@ -103,7 +104,7 @@ check "with each byte that is not UTF-8 as \\xNN" \
     'python3 -c "import json,sys; e=json.load(open(sys.argv[1]))[\"error\"]; assert \"\x1b[2J\" in e and \"\\\\xff\" in e, e" $tmp/err'
 
 # ---- an archive whose rows hold the same bytes ---------------------------------
-start_sim g --serial PEN-G001 --seed 33 --simulate-days 10 --max-uses 3 --reuse-permille 200
+start_sim g --serial PEN-G001 --seed 33 --simulate-days 10 --start-time $T0 --max-uses 3 --reuse-permille 200
 db=$tmp/hostile.db
 run 0 "pull a pen into a fresh archive" $PL --device "sim:$tmp/g.sock" --archive "$db" pull
 # a serial that is a spreadsheet formula with a comma and a quote, then the rest
@@ -119,6 +120,18 @@ sqlite3 "$db" "UPDATE devices SET serial = CAST(X'$(hex "$aserial")' AS TEXT),
     bad "sqlite3 could not edit the archive"
 nrec=$(sqlite3 "$db" "SELECT count(*) FROM records")
 AR="--archive $db"
+# a note on a finding of that pen (penlink audit annotate), by a hostile
+# author, with markup, escape sequences, bytes that are not UTF-8 and a bidi
+# override: the archive keeps it as given, every format shows it escaped
+rseq=$($PL $AR audit --format json --report cartridges |
+    python3 -c 'import json,sys; print(min(o["seq"] for o in map(json.loads, sys.stdin) if o.get("finding") == "reuse"))')
+note=$(printf 'fixed <b>it</b>\033[2J\r\nALL CLEAR\377 \342\200\256x')
+nshown='fixed <b>it</b>\e[2J\r\nALL CLEAR\xff \u202ex'
+nhtml='fixed &lt;b&gt;it&lt;/b&gt;\e[2J\r\nALL CLEAR\xff \u202ex'
+nauthor=$(printf 'Dr <i>\033]0;x\007')
+run 0 "audit annotate a finding of the hostile pen" $PL $AR audit annotate "reuse:$aserial:$rseq" \
+    --text "$note" --operator "$nauthor"
+check "annotate: stdout safe" 'safe text $tmp/out "$ashown"'
 arch_cmd() { # NAME MODE WANT EXITS CMD... (EXITS: the exit codes allowed, e.g. "0 1")
     name=$1 mode=$2 want=$3 exits=$4
     shift 4
@@ -137,6 +150,11 @@ arch_cmd() { # NAME MODE WANT EXITS CMD... (EXITS: the exit codes allowed, e.g. 
 }
 arch_cmd "audit" text "$ashown" "0 1" $PL $AR audit
 check "audit: the alarm's detail is escaped" 'grep -qF "gap\\e[2J\\r\\nALL RECORDS VERIFIED\\xff \\u202eend" $tmp/out'
+check "audit: the note and its author are escaped" 'grep -qF "Dr <i>\\e]0;x\\x07: $nshown" $tmp/out'
+arch_cmd "audit --format html" text "" "0 1" $PL $AR audit --format html
+check "html: the note is escaped for a terminal, then for HTML" 'grep -qF "$nhtml" $tmp/out'
+check "html: the serial too" 'grep -qF "=1+2,&quot;q&quot;\\e[2J\\r\\n\\\\\\xff" $tmp/out'
+check "html: no markup from the archive" '! grep -q "<b>it\|<i>" $tmp/out'
 arch_cmd "audit --report integrity" text "$ashown" "0 1" $PL $AR audit --report integrity
 arch_cmd "audit --format csv" csv "" "0 1" $PL $AR audit --format csv
 check "audit csv: the formula is defused" \
@@ -144,8 +162,9 @@ check "audit csv: the formula is defused" \
 import csv, sys
 rows = [r for r in csv.reader(open(sys.argv[1], encoding=\"utf-8\")) if r and r[0] not in (\"pen\",)]
 assert rows and all(r[0].startswith(\"'\''=1+2\") for r in rows), rows[:3]" $tmp/out'
-arch_cmd "audit --json" json "pen summary" "0 1" $PL $AR --json audit
-arch_cmd "audit --format json" json "pen summary" "0 1" $PL $AR audit --format json
+# (the first line, "audit", names the pen filter: null for every pen)
+arch_cmd "audit --json" json "pen summary audit" "0 1" $PL $AR --json audit
+arch_cmd "audit --format json" json "pen summary audit" "0 1" $PL $AR audit --format json
 arch_cmd "export records (csv)" csv "" 0 $PL $AR export records
 rows=$(python3 -c 'import csv,sys; print(len(list(csv.reader(open(sys.argv[1], encoding="utf-8")))) - 1)' "$tmp/out")
 check "export records csv: every record" '[ "$rows" -eq "$nrec" ]'

@@ -35,7 +35,7 @@ dump() {
                   select revision, new_json from config_history order by id;"
 }
 
-start_sim a --serial PEN-REPLAY-1 --seed 21 --simulate-days 15
+start_sim a --serial PEN-REPLAY-1 --seed 21 --simulate-days 15 --start-time $T0
 run 0 "traced pull into an archive" $PL --device "sim:$tmp/a.sock" --archive "$tmp/a1.db" \
     --trace "$tmp/pull.pcapng" --json pull
 cp "$tmp/out" "$tmp/pull1.json"

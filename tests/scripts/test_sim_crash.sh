@@ -115,10 +115,10 @@ killed() { # pid: SIGKILL it; counts the kills that hit a running simulator
 
 # calibration: how long 20 simulated days, a penlink info and a pull of 30 days take here
 t0=$(now_ms)
-$SIM --state "$tmp/cal" --seed 7 --simulate-days 20 > /dev/null 2>&1
+$SIM --state "$tmp/cal" --seed 7 --simulate-days 20 --start-time $T0 > /dev/null 2>&1
 t_days=$(($(now_ms) - t0 + 1))
 rm -rf "$tmp/cal"
-start_sim cal --seed 7 --simulate-days 30
+start_sim cal --seed 7 --simulate-days 30 --start-time $T0
 t0=$(now_ms)
 $PL --device "sim:$tmp/cal.sock" info > /dev/null
 t_info=$(($(now_ms) - t0))
@@ -135,7 +135,7 @@ while [ $k -lt "$ROUNDS" ]; do
     # 1. killed while simulating days, in the run that made the state
     n=days$k
     rnd 1000
-    $SIM --state "$tmp/$n" --serial "PEN-D$k" --seed $((r + 1)) --simulate-days 400 \
+    $SIM --state "$tmp/$n" --serial "PEN-D$k" --seed $((r + 1)) --simulate-days 400 --start-time $T0 \
         > "$tmp/$n.log" 2>&1 &
     p=$!
     pids="$pids $p"
@@ -151,7 +151,7 @@ while [ $k -lt "$ROUNDS" ]; do
     # 2. killed while logging live usage (an event a millisecond), after a pull
     n=live$k
     rnd 1000
-    start_sim "$n" --serial "PEN-L$k" --seed $((r + 1)) --simulate-days 2 --live=1
+    start_sim "$n" --serial "PEN-L$k" --seed $((r + 1)) --simulate-days 2 --start-time $T0 --live=1
     info "$n"
     key=$(jf "$tmp/$n.info" device_key)
     run 0 "$n: pull while it logs" $PL --device "sim:$tmp/$n.sock" --archive "$tmp/$n.db" --quiet pull
@@ -167,7 +167,7 @@ while [ $k -lt "$ROUNDS" ]; do
     # 3. killed while serving a pull (that commits and acknowledges as it goes)
     n=pull$k
     rnd 1000
-    start_sim "$n" --serial "PEN-P$k" --seed $((r + 1)) --simulate-days 30
+    start_sim "$n" --serial "PEN-P$k" --seed $((r + 1)) --simulate-days 30 --start-time $T0
     info "$n"
     key=$(jf "$tmp/$n.info" device_key)
     $PL --device "sim:$tmp/$n.sock" --archive "$tmp/$n.db" --quiet pull > /dev/null 2>&1 &
@@ -187,7 +187,7 @@ echo "# $landed of $((3 * ROUNDS)) kills hit a running simulator"
 check "the kills hit running simulators" '[ $landed -gt 0 ]'
 
 # 4. two simulators on one state: the second is refused, the first serves on
-start_sim one --serial PEN-ONE --seed 3 --simulate-days 2
+start_sim one --serial PEN-ONE --seed 3 --simulate-days 2 --start-time $T0
 before=$(wc -l < "$tmp/one/ground-truth.jsonl")
 # (with --once: one that serves anyway ends after the client below)
 ($SIM --state "$tmp/one" --listen "$tmp/two.sock" --once > "$tmp/out" 2> "$tmp/err"
@@ -202,7 +202,7 @@ check "a second penlink-sim on the same --state exits 4" '[ "$(cat $tmp/two.rc)"
 check "it names the directory" 'grep -qF "$tmp/one" $tmp/err'
 check "it names the pid holding it" 'grep -q "pid $pid_one\b" $tmp/err'
 check "it did not listen" '[ ! -e $tmp/two.sock ]'
-run 4 "one that would simulate days on it" $SIM --state "$tmp/one" --simulate-days 3
+run 4 "one that would simulate days on it" $SIM --state "$tmp/one" --simulate-days 3 --start-time $T0
 check "the ground truth is untouched" '[ "$(wc -l < $tmp/one/ground-truth.jsonl)" -eq "$before" ]'
 info one
 check "the first one still serves" '[ "$(jf $tmp/one.info serial)" = PEN-ONE ]'
@@ -210,5 +210,5 @@ run 0 "and its log pulls" $PL --device "sim:$tmp/one.sock" --archive "$tmp/one.d
 same "$tmp/one.db" PEN-ONE "$tmp/one/ground-truth.jsonl" 0 && ok "archive = ground truth, each seq once" ||
     bad "archive after the refused second simulator"
 stop_clean one
-run 0 "once it is gone the state is free" $SIM --state "$tmp/one" --simulate-days 1
+run 0 "once it is gone the state is free" $SIM --state "$tmp/one" --simulate-days 1 --start-time $T0
 finish

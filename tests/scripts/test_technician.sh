@@ -43,7 +43,7 @@ keys_replace)
     stop_sim rma
     cp "$tmp/rma/device.key" "$K/rma-old.key"
     rm "$tmp/rma/device.key" # the factory's repair: a new secure element, the same flash
-    start_sim rma --simulate-days 2
+    start_sim rma --simulate-days 2 --start-time $T0
     run 6 "the repaired pen is refused (a new key under a pinned serial)" $PL $D pull
     check "the error says how to record a legitimate replacement" \
         'grep -q "penlink keys replace --pen SERIAL" $tmp/err'
@@ -80,13 +80,17 @@ keys_replace)
     run 0 "audit table" $PL --archive "$A" audit --report integrity
     check "the table's integrity report lists the replacement" \
         'grep -A1 "device keys replaced" $tmp/out | grep -q "PEN-RMA-1 .* from seq $before; reason: RMA 4471"'
+    run 0 "the HTML report" $PL --archive "$A" audit --format html -o "$tmp/rma.html"
+    check "the HTML report lists the replacement, with its reason" \
+        'grep -A3 "id=\"key-replacements\"" "$tmp/rma.html" | grep "data-pen=\"PEN-RMA-1\"" | grep -q "RMA 4471: main board replaced"'
+    run 0 "the report checks against the archive" $PL --archive "$A" audit --check-report "$tmp/rma.html"
     check "the replacements table is append-only" \
         '! q "$A" "DELETE FROM key_replacements" > /dev/null 2>&1 && [ "$(q "$A" "SELECT count(*) FROM key_replacements")" = 1 ]'
     # a key change nobody recorded still fails, and so does the old board back
     stop_sim rma
     cp "$tmp/rma/device.key" "$K/rma-new.key"
     rm "$tmp/rma/device.key"
-    start_sim rma --simulate-days 1
+    start_sim rma --simulate-days 1 --start-time $T0
     run 6 "an unrecorded key change still fails the pull" $PL $D pull
     stop_sim rma
     cp "$K/rma-old.key" "$tmp/rma/device.key"
@@ -99,12 +103,22 @@ keys_replace)
     # a pen whose log was reset (a new flash) is no repaired pen
     stop_sim rma
     mv "$tmp/rma" "$tmp/rma-kept"
-    start_sim rma --serial PEN-RMA-1 --simulate-days 1
+    start_sim rma --serial PEN-RMA-1 --simulate-days 1 --start-time $T0
     run 6 "keys replace refuses a pen whose log was reset" \
         $PL $D keys replace --pen PEN-RMA-1 --reason "a new board" --yes
     check "saying so" 'grep -q "its log was reset, or it is another pen" $tmp/err'
     check "nothing recorded" '[ "$(q "$A" "SELECT count(*) FROM key_replacements")" = 1 ]'
     run 0 "verify still passes" $PL --archive "$A" verify
+    # archive push carries the replacement: the heads after it verify there too
+    B=$(archive rma-pushed)
+    run 0 "archive push of the repaired pen's archive" $PL --archive "$A" --json archive push --to "$B"
+    check "the push reports the replacement" 'grep -q "\"key_replacements\":1" $tmp/out'
+    check "the destination holds it, with its heads before" \
+        '[ "$(q "$B" "SELECT reason, heads_before FROM key_replacements")" = "RMA 4471: main board replaced|1" ]'
+    run 0 "verify of the destination: old key, then new" $PL --archive "$B" verify
+    check "naming the replacement" 'grep -q "device key replaced at seq $before" $tmp/out'
+    run 0 "pushed again: nothing new" $PL --archive "$A" --json archive push --to "$B"
+    check "the replacement is not stored twice" '[ "$(q "$B" "SELECT count(*) FROM key_replacements")" = 1 ]'
     edit "$A" "UPDATE key_replacements SET old_key = new_key"
     run 6 "verify: a replacement record edited is found" $PL --archive "$A" verify
     check "verify says so" 'grep -q "names an old key that was not the pen.s key in force" $tmp/out'
@@ -113,7 +127,7 @@ keys_replace)
 wrong_key)
     $PL keys generate "$K/tech.key" > /dev/null && $PL keys generate "$K/other.key" > /dev/null || exit 1
     fp=$($PL keys show "$K/tech.key.pub" | sed -n 's/^fingerprint //p')
-    start_sim wk --serial PEN-WK-1 --simulate-days 1 --config-key "$K/tech.key.pub"
+    start_sim wk --serial PEN-WK-1 --simulate-days 1 --start-time $T0 --config-key "$K/tech.key.pub"
     A=$(archive wk)
     D="--device sim:$tmp/wk.sock --archive $A"
     run 9 "a key the pen does not accept: refused by penlink (exit 9)" \
@@ -139,8 +153,8 @@ wrong_key)
     ;;
 
 config_files)
-    start_sim a --serial PEN-CFG-A --simulate-days 1
-    start_sim b --serial PEN-CFG-B --simulate-days 1
+    start_sim a --serial PEN-CFG-A --simulate-days 1 --start-time $T0
+    start_sim b --serial PEN-CFG-B --simulate-days 1 --start-time $T0
     DA="--device sim:$tmp/a.sock" DB="--device sim:$tmp/b.sock"
     run 0 "pen A: label, clinic and a setting" $PL $DA config set device_label="Room 2" clinic_id=CLINIC-A max_treatment_s=2700
     run 0 "pen B: its own label and clinic" $PL $DB config set device_label="Room 5" clinic_id=CLINIC-B
@@ -196,7 +210,7 @@ stopped_pull)
         'grep -q "the pen may be hung: unplug it and plug it in again (or switch it off and on)" $tmp/err'
     check "and where things stand" 'grep -q "NOT acknowledged" $tmp/err && grep -q "it resumes at seq" $tmp/err'
     # a pen that hangs right after Hello
-    start_sim g --serial PEN-MUTE --simulate-days 1 --hang-after-frames 1
+    start_sim g --serial PEN-MUTE --simulate-days 1 --start-time $T0 --hang-after-frames 1
     run 5 "a pen that answers nothing after Hello (exit 5)" $PL --device "sim:$tmp/g.sock" --timeout 300 info
     check "the waits are said" \
         'grep -q "PEN-MUTE: the pen has not answered get_info for 0.3 s; asking again (try 2 of 3)" $tmp/err'
@@ -255,7 +269,7 @@ assert ev[-1]["done"] is True and ev[-1]["ok"] is True and ev[-1]["records"] == 
     ;;
 
 desk)
-    start_sim d --serial PEN-DESK --simulate-days 1
+    start_sim d --serial PEN-DESK --simulate-days 1 --start-time $T0
     D="--device sim:$tmp/d.sock"
     run 0 "identify" $PL $D identify --seconds 7
     check "says which pen signals, and how long" 'grep -q "^PEN-DESK (penlink MN-1) is blinking and beeping for 7 s$" $tmp/out'
@@ -275,7 +289,7 @@ desk)
 
 clock)
     $PL keys generate "$K/tech.key" > /dev/null && $PL keys generate "$K/other.key" > /dev/null || exit 1
-    start_sim c --serial PEN-CLK-1 --simulate-days 1
+    start_sim c --serial PEN-CLK-1
     A=$(archive c)
     C="--device sim:$tmp/c.sock --archive $A"
     run 0 "clock sync of a pen on time" $PL $C clock sync
@@ -286,7 +300,7 @@ clock)
     run 0 "pull" $PL $C pull
     run 0 "export" $PL --archive "$A" export records --format csv
     check "no clock_set logged by the two syncs" '! grep -q clock_set $tmp/out'
-    start_sim c2 --serial PEN-CLK-2 --simulate-days 1 --clock-offset-ms 5000
+    start_sim c2 --serial PEN-CLK-2 --clock-offset-ms 5000
     C2="--device sim:$tmp/c2.sock"
     run 0 "a threshold above the drift leaves it" $PL $C2 clock sync --threshold 6000
     check "left as it is" 'grep -q "left as it is" $tmp/out'
@@ -294,7 +308,7 @@ clock)
     check "says by how much" 'grep -q "^PEN-CLK-2: pen clock was [45]\.[0-9]* s ahead; set to " $tmp/out'
     run 2 "--threshold takes milliseconds" $PL $C2 clock sync --threshold 1s
     # a pen that takes only signed configuration takes only a signed clock
-    start_sim cs --serial PEN-CLK-S --simulate-days 1 --clock-offset-ms -7000 --config-key "$K/tech.key.pub"
+    start_sim cs --serial PEN-CLK-S --clock-offset-ms -7000 --config-key "$K/tech.key.pub"
     S=$(archive cs)
     CS="--device sim:$tmp/cs.sock --archive $S"
     run 0 "info" $PL $CS info

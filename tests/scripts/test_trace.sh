@@ -11,7 +11,7 @@ SIM=$2
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/harness.sh"
 
-start_sim a --serial PEN-TRACE-1 --seed 5 --simulate-days 20
+start_sim a --serial PEN-TRACE-1 --seed 5 --simulate-days 20 --start-time $T0
 A="--device sim:$tmp/a.sock"
 truth=$tmp/a/ground-truth.jsonl
 
@@ -73,7 +73,7 @@ run 0 "info without -v prints no frames" $PL $A info
 check "no frame lines without -v" '! grep -q "host->pen" $tmp/err'
 
 # a trace of a pen that breaks its chain: decode says so (exit 6)
-start_sim b --serial PEN-TRACE-2 --seed 6 --simulate-days 5 --tamper flip
+start_sim b --serial PEN-TRACE-2 --seed 6 --simulate-days 5 --start-time $T0 --tamper flip
 $PL --device "sim:$tmp/b.sock" --trace "$tmp/flip.pcapng" pull -o "$tmp/flip.plog" > /dev/null 2>&1
 run 6 "decode: a flipped chunk in a trace" $PL decode --messages --json "$tmp/flip.pcapng"
 check "the flipped chunk is named" 'grep -q "\"chain\":\"broken\"" $tmp/out'

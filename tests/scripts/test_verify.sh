@@ -6,8 +6,10 @@
 # asked for again, and the pull completes. Then the archive itself is edited
 # in every way (a chunk's bit, a record's value, a deleted, inserted or
 # moved record or chunk, a chunk from another pen, a head re-signed by
-# another key): penlink verify names the first broken link each time, and
-# the intact archive verifies.
+# another key, the last head removed): penlink verify names the first broken
+# link each time, and the intact archive verifies. A record row that cannot be
+# a record is named by export, audit and verify as its pen's damage, and every
+# other pen is read as usual.
 # Usage: test_verify.sh PENLINK PENLINK_SIM
 # PENLINK_TEST_ARCHIVE=postgresql: the same, on PostgreSQL (harness.sh).
 set -u
@@ -16,13 +18,13 @@ SIM=$2
 . "$(dirname "$0")/harness.sh"
 
 # a pen with a few weeks of log, pulled twice (two signed heads at least)
-$SIM --state "$tmp/base" --serial PEN-V1 --seed 4 --simulate-days 14 > /dev/null
+$SIM --state "$tmp/base" --serial PEN-V1 --seed 4 --simulate-days 14 --start-time $T0 > /dev/null
 cp -r "$tmp/base" "$tmp/pristine"
 start_sim base
 A=$(archive a)
 run 0 "pull a signing pen" $PL --device "sim:$tmp/base.sock" --archive "$A" pull
 stop_sim base
-$SIM --state "$tmp/base" --simulate-days 3 > /dev/null
+$SIM --state "$tmp/base" --simulate-days 3 --start-time $T0 > /dev/null
 start_sim base
 run 0 "pull it again" $PL --device "sim:$tmp/base.sock" --archive "$A" pull
 stop_sim base
@@ -31,7 +33,7 @@ check "verified, with its records and heads" 'grep -q "PEN-V1 *verified" $tmp/ou
 run 0 "verify --json" $PL --archive "$A" --json verify
 check "json: state ok" 'grep -q "\"state\":\"ok\"" $tmp/out && grep -q "\"heads\":[1-9]" $tmp/out'
 # another pen, for splicing
-$SIM --state "$tmp/pen2" --serial PEN-V2 --seed 5 --simulate-days 5 > /dev/null
+$SIM --state "$tmp/pen2" --serial PEN-V2 --seed 5 --simulate-days 5 --start-time $T0 > /dev/null
 start_sim pen2
 B=$(archive b)
 $PL --device "sim:$tmp/pen2.sock" --archive "$B" --quiet pull > /dev/null 2>&1
@@ -52,6 +54,7 @@ check "flip: nothing archived" '[ "$(q "$T" "SELECT count(*) FROM records")" = 0
 check "flip: an alarm says why" '[ "$(q "$T" "SELECT count(*) FROM alarms WHERE kind = '"'unverified'"'")" = 1 ]'
 $PL --device "sim:$tmp/t.sock" --json info > "$tmp/info" 2>&1
 check "flip: the pen still holds every record" 'grep -q "\"log_acked_seq\":0" $tmp/info'
+run 0 "verify: a pen whose key is pinned, with no chunk or head yet" $PL --archive "$T" verify
 stop_sim t
 for m in drop swap splice; do
     rm -rf "$tmp/t"
@@ -137,8 +140,42 @@ hid, nxt, link = con.one("SELECT id, next_seq, link FROM heads ORDER BY id LIMIT
 serial = b"PEN-V1"
 msg = b"penlink-head-v1" + bytes([len(serial)]) + serial + struct.pack("<Q", nxt) + link
 con.execute("UPDATE heads SET signature = ? WHERE id = ?", (k.sign(msg).signature, hid))' "does not verify with the pen's pinned key"
+# a pull keeps only what a signed head covers: records past the last head were added
+tamper "the last signed head removed" '
+con.execute("DELETE FROM heads WHERE next_seq = (SELECT max(next_seq) FROM heads)")' "are covered by no signed head"
 tamper "the pinned key replaced" '
 con.set_key("PEN-V1", b"\x01" * 32)' "does not verify with the pen's pinned key"
+
+# 3. a record row that cannot be a record (its body is not a packed record):
+# that pen's damage, named by every command, and never another pen's
+D=$(archive_copy "$A" d)
+$SIM --state "$tmp/pen3" --serial PEN-V3 --seed 6 --simulate-days 4 --start-time $T0 > /dev/null
+start_sim pen3
+run 0 "pull another pen into a copy" $PL --device "sim:$tmp/pen3.sock" --archive "$D" pull
+stop_sim pen3
+bad_seq=$(q "$D" "SELECT seq FROM records r JOIN devices d ON d.id = r.device_id WHERE d.serial = 'PEN-V1' ORDER BY seq LIMIT 1 OFFSET 600")
+n1=$(q "$D" "SELECT count(*) FROM records r JOIN devices d ON d.id = r.device_id WHERE d.serial = 'PEN-V1'")
+n3=$(q "$D" "SELECT count(*) FROM records r JOIN devices d ON d.id = r.device_id WHERE d.serial = 'PEN-V3'")
+PYTHONPATH="$here" "$PY" - "$D" "$bad_seq" << 'PY' || bad "could not damage a record row"
+import sys
+from archive_db import Archive
+con = Archive(sys.argv[1])
+con.unlock()
+con.execute("UPDATE records SET body = ? WHERE seq = ? AND device_id = (SELECT id FROM devices "
+            "WHERE serial = 'PEN-V1')", (b"\xff", int(sys.argv[2])))
+con.commit()
+PY
+run 6 "export records of it" $PL --archive "$D" export records
+check "every other record of both pens is written" \
+    '[ "$(grep -c "^PEN-V1," $tmp/out)" = $((n1 - 1)) ] && [ "$(grep -c "^PEN-V3," $tmp/out)" = "$n3" ]'
+check "the damage is named" 'grep -q "1 record rows cannot be records and were skipped (the first: pen PEN-V1, seq stored as $bad_seq: its body is not a packed record)" $tmp/err'
+run 1 "audit of it" $PL --archive "$D" --json audit
+check "a damaged finding of that pen, at that row" \
+    'grep -q "\"finding\":\"damaged\",\"compliance\":true,\"pen\":\"PEN-V1\",\"seq\":$bad_seq,.*\"count\":1" $tmp/out'
+check "the other pen's treatments are audited" 'grep -q "\"type\":\"treatment\",\"pen\":\"PEN-V3\"" $tmp/out'
+run 6 "verify of it" $PL --archive "$D" verify --no-record
+check "that pen is BROKEN at that row" 'grep -q "first broken link at seq $bad_seq: the record row of seq $bad_seq cannot be a record: its body is not a packed record" $tmp/out'
+check "the other pen verifies" 'grep -q "PEN-V3 *verified" $tmp/out'
 
 run 0 "the intact archive still verifies" $PL --archive "$A" verify
 run 0 "the audit shows the verification" $PL --archive "$A" audit --report integrity

@@ -64,6 +64,7 @@ import lossy_wire  # noqa: E402
 SERIAL = "PEN-WIRE"
 SIM_SEED = 7
 DAYS = 2            # 387 records
+START_TIME = 1772409600000  # the first simulated day, 2026-03-02: no test depends on the date
 BATCH = 64          # 6 stored chunks + the staged tail, sealed at the pull: 7
 PULL_WINDOW = 2     # 2 chunks per PullLog: 4 rounds
 MIN_ROUNDS = 3
@@ -375,7 +376,8 @@ def matrix(env, t0):
     print("lossy-wire matrix: seed %d (replay: PENLINK_WIRE_SEED=%d), timeout %d ms, "
           "delay %d ms" % (env.seed, env.seed, env.timeout, env.delay), flush=True)
     subprocess.run([env.sim, "--state", env.template, "--serial", SERIAL, "--seed",
-                    str(SIM_SEED), "--simulate-days", str(DAYS), "--batch", str(BATCH)],
+                    str(SIM_SEED), "--simulate-days", str(DAYS), "--start-time", str(START_TIME),
+                    "--batch", str(BATCH)],
                    check=True, stdout=subprocess.DEVNULL)
 
     # the clean session: its frames are the positions

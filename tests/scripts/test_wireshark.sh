@@ -21,7 +21,7 @@ wcheck() { python3 "$here/wire_check.py" "$@"; }
 command -v tshark > /dev/null || { echo "tshark is missing: sh tools/setup.sh installs it"; exit 1; }
 
 # over the simulator
-start_sim a --serial PEN-WS-1 --seed 9 --simulate-days 12
+start_sim a --serial PEN-WS-1 --seed 9 --simulate-days 12 --start-time $T0
 run 0 "pull --trace over the simulator" $PL --device "sim:$tmp/a.sock" --trace "$tmp/sim.pcapng" \
     pull -o "$tmp/sim.plog"
 $PL decode --messages --json "$tmp/sim.pcapng" > "$tmp/sim.jsonl"

@@ -1,7 +1,7 @@
 /*
  * The CLI's boundary for strings from a pen or the archive (host/cli/common.c):
  * each class of byte for terminals, JSON that never refuses a string, CSV
- * quoting and the formula guard, and the file-name alphabet.
+ * quoting, the formula guard and long fields, and the file-name alphabet.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -142,6 +142,29 @@ static void test_csv(void **state)
     assert_csv("", "");
 }
 
+/* A long field (notes on a finding run to kilobytes) is written whole:
+ * cli_safe's 2 KiB buffers would cut it. */
+static void test_csv_long(void **state)
+{
+    enum { N = 3 * 1024 };
+    (void)state;
+    char *in = malloc(N + 1), *out = NULL;
+    size_t len = 0;
+    assert_non_null(in);
+    for (size_t i = 0; i < N; i++)
+        in[i] = i % 2 ? '\x1b' : 'n'; /* each ESC grows to two bytes: "\e" */
+    in[N] = '\0';
+    FILE *f = open_memstream(&out, &len);
+    assert_non_null(f);
+    cli_csv_text(f, in);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(len, N / 2 * 3);
+    assert_null(strstr(out, "..."));
+    assert_memory_equal(out + len - 3, "n\\e", 3);
+    free(out);
+    free(in);
+}
+
 static void test_filename(void **state)
 {
     (void)state;
@@ -172,6 +195,7 @@ int main(void)
         cmocka_unit_test(test_cut_short),
         cmocka_unit_test(test_json_never_refuses),
         cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_csv_long),
         cmocka_unit_test(test_filename),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

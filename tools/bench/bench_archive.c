@@ -7,7 +7,14 @@
  * what the targets are checked against. penlink's CPU time next to the
  * pull's wall time shows how much of it was spent waiting.
  *
- *   bench_archive [-d DAYS] [-r ROUNDS] PENLINK_SIM
+ * With --archive postgresql://... (or service=NAME) the pull goes into the
+ * archive on that server (its schema dropped and made again each round),
+ * next to a plain binary COPY of the same rows into a table of the same
+ * shape there, in one transaction, committed as penlink commits
+ * (synchronous_commit on) (target >= 0.5x). tools/bench/bench_pg.sh starts
+ * a throwaway cluster for it.
+ *
+ *   bench_archive [-d DAYS] [-r ROUNDS] [--archive URI] PENLINK_SIM
  */
 #define _DEFAULT_SOURCE
 #include <getopt.h>
@@ -20,6 +27,7 @@
 #include <sqlite3.h>
 
 #include "archive.h"
+#include "bench_pg.h"
 #include "bench_sim.h"
 #include "penlink/penlink.h"
 
@@ -101,7 +109,7 @@ typedef struct round_figures {
     double pull_s, plain_s, user_s, sys_s;
 } round_figures;
 
-static int one_round(bench_sim *pen, const char *sim, round_figures *f)
+static int one_round(bench_sim *pen, const char *sim, const char *server, round_figures *f)
 {
     char db[128], plain[128];
     if (bench_sim_serve(pen, sim) != 0)
@@ -110,13 +118,15 @@ static int one_round(bench_sim *pen, const char *sim, round_figures *f)
     snprintf(plain, sizeof plain, "%s/plain.db", pen->dir);
     remove_db(db);
     remove_db(plain);
+    if (server && bench_pg_drop_archive(server) != 0)
+        return -1;
     penlink_ctx *ctx = NULL;
     penlink_dev *dev = NULL;
     penlink_archive *ar = NULL;
     penlink_ctx_new(&ctx);
     int rc = -1;
     if (penlink_dev_open(ctx, pen->uri, &dev) != PENLINK_OK ||
-        penlink_archive_open(ctx, db, &ar) != PENLINK_OK) {
+        penlink_archive_open(ctx, server ? server : db, &ar) != PENLINK_OK) {
         fprintf(stderr, "bench_archive: %s\n", penlink_ctx_errmsg(ctx));
         goto out;
     }
@@ -141,7 +151,7 @@ static int one_round(bench_sim *pen, const char *sim, round_figures *f)
         free(v.r);
         goto out;
     }
-    f->plain_s = plain_insert(plain, &v);
+    f->plain_s = server ? bench_pg_plain_copy(server, v.r, v.n) : plain_insert(plain, &v);
     free(v.r);
     rc = f->plain_s > 0 ? 0 : -1;
 out:
@@ -155,17 +165,27 @@ out:
 int main(int argc, char **argv)
 {
     int days = 4500, rounds = 3, opt;
-    while ((opt = getopt(argc, argv, "d:r:h")) != -1) {
+    const char *server = NULL;
+    static const struct option opts[] = {
+        { "archive", required_argument, NULL, 'a' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    while ((opt = getopt_long(argc, argv, "d:r:a:h", opts, NULL)) != -1) {
         if (opt == 'd') {
             days = atoi(optarg);
         } else if (opt == 'r') {
             rounds = atoi(optarg);
+        } else if (opt == 'a' && archive_is_server(optarg)) {
+            server = optarg;
         } else {
-            printf("Usage: bench_archive [-d DAYS] [-r ROUNDS] PENLINK_SIM\n"
+            printf("Usage: bench_archive [-d DAYS] [-r ROUNDS] [--archive URI] PENLINK_SIM\n"
                    "Pulls DAYS (default 4500, about 1,000,000 records) of simulated usage\n"
                    "into an empty archive, then inserts the same rows plainly, and prints\n"
                    "both rates and their ratio; ROUNDS times (default 3), each with a fresh\n"
-                   "pen, then the slowest pull and the lowest ratio.\n");
+                   "pen, then the slowest pull and the lowest ratio. --archive: into a\n"
+                   "PostgreSQL server (postgresql://..., service=NAME; its schema penlink\n"
+                   "is dropped each round), against a plain binary COPY there.\n");
             return opt == 'h' ? 0 : 2;
         }
     }
@@ -178,16 +198,16 @@ int main(int argc, char **argv)
     double worst_rate = 0, worst_ratio = 0;
     for (int r = 1; r <= rounds; r++) {
         round_figures f;
-        if (one_round(&pen, sim, &f) != 0) {
+        if (one_round(&pen, sim, server, &f) != 0) {
             bench_sim_stop(&pen);
             return 1;
         }
         double rate = (double)f.records / f.pull_s, ratio = f.plain_s / f.pull_s;
         printf("round %d: pull of %llu records into an empty archive %.2f s = %.0f records/s "
-               "(penlink's CPU %.2f s user, %.2f s system); plain insert %.2f s = %.0f "
+               "(penlink's CPU %.2f s user, %.2f s system); plain %s %.2f s = %.0f "
                "records/s; ratio %.2f\n",
-               r, (unsigned long long)f.records, f.pull_s, rate, f.user_s, f.sys_s, f.plain_s,
-               (double)f.records / f.plain_s, ratio);
+               r, (unsigned long long)f.records, f.pull_s, rate, f.user_s, f.sys_s,
+               server ? "COPY" : "insert", f.plain_s, (double)f.records / f.plain_s, ratio);
         if (r == 1 || rate < worst_rate)
             worst_rate = rate;
         if (r == 1 || ratio < worst_ratio)
@@ -196,8 +216,13 @@ int main(int argc, char **argv)
     if (bench_sim_stop(&pen) != 0)
         return 1;
     printf("slowest pull: %.0f records/s (target >= 500000)\n", worst_rate);
-    printf("lowest ratio pull / plain SQLite insert (one transaction, prepared): %.2f "
-           "(target >= 0.5)\n",
-           worst_ratio);
+    if (server)
+        printf("lowest ratio pull into PostgreSQL / plain COPY of the same rows (one "
+               "transaction): %.2f (target >= 0.5)\n",
+               worst_ratio);
+    else
+        printf("lowest ratio pull / plain SQLite insert (one transaction, prepared): %.2f "
+               "(target >= 0.5)\n",
+               worst_ratio);
     return 0;
 }

@@ -774,17 +774,62 @@ typedef struct penlink_archive penlink_archive;
 PENLINK_API int penlink_archive_default_path(char *buf, size_t cap);
 
 /**
- * Opens (creating it and its directory if needed) the archive at @p path
- * (NULL: $PENLINK_ARCHIVE, else the default path), migrating an older
- * schema. A damaged file is #PENLINK_ERR_INTEGRITY with a message that says
- * how to recover. A @p path that is a PostgreSQL connection string
- * (postgresql://..., postgres://..., or keyword=value such as service=NAME)
- * opens the archive on that server instead (docs/fleet.md); its password
- * comes from libpq's own means (~/.pgpass, PGPASSFILE, a service file),
- * never from @p path (#PENLINK_ERR_INVALID_ARG). A server schema newer than
- * this library is #PENLINK_ERR_UNSUPPORTED, and left untouched.
+ * Opens the archive at @p path (NULL: $PENLINK_ARCHIVE, else the default
+ * path) for writing, creating it and its directory if needed and migrating
+ * an older schema. Nothing is written to the file before it is known to be
+ * a penlink archive (PRAGMA application_id, or an earlier penlink's tables)
+ * of a schema this penlink handles: another program's SQLite file or a
+ * newer schema is #PENLINK_ERR_UNSUPPORTED and stays byte for byte as it
+ * was. A damaged file is #PENLINK_ERR_INTEGRITY with a message that says
+ * how to recover. Pulls that an earlier penlink left 'running' (it was
+ * killed) are marked 'interrupted' when no other connection has the archive
+ * open.
+ *
+ * A @p path that is a PostgreSQL connection string (postgresql://...,
+ * postgres://..., or keyword=value such as service=NAME) opens the archive
+ * on that server instead (docs/fleet.md); its password comes from libpq's
+ * own means (~/.pgpass, PGPASSFILE, a service file), never from @p path
+ * (#PENLINK_ERR_INVALID_ARG). The server's schema is recognised by its own
+ * identity (the schema penlink and its schema_version table): a server
+ * schema newer than this library is #PENLINK_ERR_UNSUPPORTED, and left
+ * untouched.
  */
 PENLINK_API int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **out);
+
+/**
+ * Opens an existing archive for reading only (audit, export, verify): the
+ * file is never written, so a read-only copy or medium works. SQLite's
+ * read-only mode is used (beside a WAL archive it may create the -shm and
+ * -wal files a reader needs, where the directory allows); on read-only media
+ * with no log to fold in, the file is read as immutable; a WAL archive whose
+ * -wal holds data that cannot be read there is #PENLINK_ERR_IO with what to
+ * do. An older schema is migrated in a private temporary copy. Functions
+ * that write return #PENLINK_ERR_INVALID_ARG on the handle.
+ *
+ * On a PostgreSQL server (@p path a connection string, as for
+ * penlink_archive_open()) the session is read-only (the server refuses
+ * every write in it), the schema must exist, and one older than this
+ * library is read as it is, never migrated (what it lacks reads as empty).
+ * Any role that may read the schema will do: the reader role of
+ * penlink_archive_init_server(), or any role on a standby.
+ * @return #PENLINK_OK; #PENLINK_ERR_IO (missing, empty, unreadable);
+ *         #PENLINK_ERR_UNSUPPORTED (not a penlink archive, newer schema);
+ *         #PENLINK_ERR_INTEGRITY (damaged).
+ */
+PENLINK_API int penlink_archive_open_readonly(penlink_ctx *ctx, const char *path,
+                                              penlink_archive **out);
+
+/**
+ * Whether what the archive behind @p ar holds could be added to from here,
+ * however @p ar was opened: for a file, the kernel lets this process write
+ * the file and its directory (where the -wal and -shm files go), so a
+ * read-only copy, mount or medium is 0; on a PostgreSQL server, the session
+ * is on a primary (not a standby) and its role may insert into the archive
+ * (the writer role, not the reader role). verify records its verdicts only
+ * where this is 1.
+ * @return 1 or 0 (0 for NULL).
+ */
+PENLINK_API int penlink_archive_writable(penlink_archive *ar);
 
 /**
  * Opens an archive that must already exist (for reading it: audit, export),
@@ -799,10 +844,10 @@ PENLINK_API void penlink_archive_close(penlink_archive *ar);
  * Sets up a PostgreSQL server for a shared archive (docs/fleet.md): the
  * schema "penlink", created or migrated to this version; a @p writer_role
  * (SELECT and INSERT only: technicians' and docking stations' logins) and a
- * @p reader_role (SELECT only: auditors'), both NOLOGIN, created unless they
- * exist; the grants. Safe to run again (after an upgrade, it migrates).
- * Run it as the database's owner. @p uri: a libpq connection URI
- * (postgresql://...) or keyword/value string (service=NAME).
+ * @p reader_role (SELECT, and INSERT of notes on findings only: auditors'),
+ * both NOLOGIN, created unless they exist; the grants. Safe to run again (after an upgrade, it
+ * migrates). Run it as the database's owner. @p uri: a libpq connection URI (postgresql://...) or
+ * keyword/value string (service=NAME).
  * @p report gets one line in words per thing done (may be NULL).
  * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (not a server, a password
  *         in @p uri, two equal role names); #PENLINK_ERR_IO (unreachable,
@@ -812,6 +857,56 @@ PENLINK_API int penlink_archive_init_server(penlink_ctx *ctx, const char *uri,
                                             const char *writer_role, const char *reader_role,
                                             void (*report)(void *user, const char *line),
                                             void *user);
+
+/** What penlink_archive_push() did with one pen. */
+typedef struct penlink_push_report {
+    char serial[33];
+    /** #PENLINK_OK; #PENLINK_ERR_INTEGRITY when the pen's log in the source does not
+     *  verify (what verified before the break was pushed: see where_seq and detail),
+     *  when the destination holds other content for some of its records (conflicts),
+     *  or pinned another device key for its serial (nothing pushed) */
+    int status;
+    uint64_t records_new;  /**< records the destination did not hold */
+    uint64_t records_same; /**< records it held already, equal */
+    uint64_t conflicts;    /**< records it held with other content (kept; alarm there) */
+    uint64_t chunks_new, heads_new, alarms_new, configs_new;
+    uint64_t next_seq;  /**< one past the highest seq pushed (0: none) */
+    uint64_t where_seq; /**< a log that does not verify: the seq of its first broken link */
+    char detail[512];   /**< why the status is not #PENLINK_OK, in words */
+    uint64_t keys_new;  /**< device key replacements (penlink keys replace) it did not hold */
+} penlink_push_report;
+
+/**
+ * Pushes the pens of archive @p from (@p serial, or every pen when NULL)
+ * into archive @p to: a laptop's SQLite archive into a clinic chain's
+ * server after a site was offline (docs/fleet.md). For each pen, its log is
+ * walked with the checks of penlink_archive_verify() (each chunk's hash
+ * link and place in the chain, each signed head against the pen's pinned
+ * key, each record against its chunk), and only what verified goes to @p to:
+ * the chunks, the records as their chunks carry them, the signed heads, the
+ * alarms and the configuration history. Committed at signed heads, like a
+ * pull, under the same per-pen lock as a pull.
+ *
+ * Idempotent and resumable: what @p to holds already is recognised and not
+ * stored twice (a push that stores nothing leaves @p to unchanged), and a
+ * push stopped at any point is completed by running it again. A record that
+ * @p to holds with other content is never overwritten: it raises alarm
+ * "conflict" there; a log that does not verify raises alarm "unverified"
+ * there, and names the place (pen, seq, what failed); a serial pinned to
+ * another device key in @p to raises "key_changed" and nothing of that pen
+ * is pushed.
+ *
+ * @p cb (may be NULL) gets one report per pen, in serial order; a non-zero
+ * return stops the push (#PENLINK_ERR_CANCELLED).
+ * @return #PENLINK_OK when every pen pushed cleanly; #PENLINK_ERR_INTEGRITY
+ *         when one did not (the others are pushed; the first such pen is in
+ *         penlink_ctx_errmsg()); #PENLINK_ERR_INVALID_ARG for one archive
+ *         pushed into itself; or what an archive returned (#PENLINK_ERR_IO:
+ *         unreachable, not allowed, gone mid-push; what was committed stays).
+ */
+PENLINK_API int penlink_archive_push(penlink_archive *from, penlink_archive *to, const char *serial,
+                                     int (*cb)(void *user, const penlink_push_report *r),
+                                     void *user);
 
 /** What penlink_archive_pull() did. */
 typedef struct penlink_archive_pull_result {
@@ -857,6 +952,11 @@ typedef int (*penlink_archive_record_cb)(void *user, const char *serial, const p
  * Visits the archived records, ordered by pen serial, then seq. The serial
  * passed is one pointer for all the records of a pen and another for the
  * next pen (valid during the callback): comparing pointers tells a new pen.
+ * A row that cannot be a record (a damaged or edited archive, a seq at or
+ * above 2^63 stored by an earlier penlink) is skipped and the scan goes on
+ * through every other record of every pen; it then returns
+ * #PENLINK_ERR_INTEGRITY naming the first such row (the audit reports them
+ * as #PENLINK_FIND_DAMAGED findings instead).
  */
 PENLINK_API int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
                                      penlink_archive_record_cb cb, void *user);
@@ -864,10 +964,10 @@ PENLINK_API int penlink_archive_scan(penlink_archive *ar, const penlink_archive_
 /** An integrity alarm or a gap, as recorded during pulls. */
 typedef struct penlink_alarm {
     char serial[33];
-    int64_t at_ms;  /**< host time of the finding */
+    int64_t at_ms;  /**< host time it was raised */
     uint64_t seq;   /**< first seq concerned */
-    uint64_t count; /**< records concerned */
-    char kind[16];  /**< "gap" or "conflict" */
+    uint64_t count; /**< records concerned (0: none archived, e.g. a refused pull) */
+    char kind[16];  /**< "gap", "conflict", "key_changed", "unverified", or a newer kind */
     char detail[256];
 } penlink_alarm;
 
@@ -881,7 +981,10 @@ typedef struct penlink_config_entry {
     int64_t at_ms;
     char source[8]; /**< "read" or "written" */
     char user[64], host[64];
-    penlink_config config; /**< config.revision is the revision */
+    penlink_config config;     /**< config.revision is the revision */
+    int has_old;               /**< a change written by this host: old_config is what it
+                                    replaced */
+    penlink_config old_config; /**< the revision in force before (old_config.revision) */
 } penlink_config_entry;
 
 /** Appends to the configuration history (never updated or deleted). */
@@ -902,15 +1005,59 @@ PENLINK_API int penlink_archive_config_history(penlink_archive *ar, const char *
                                                int (*cb)(void *user, const penlink_config_entry *e),
                                                void *user);
 
+/**
+ * Checks that the archive holds pen @p serial, spelled exactly so: a mistyped
+ * serial must not select nothing and pass for a clean result.
+ * @param close (may be NULL) gets the archive's serial closest to @p serial
+ *        (the same but for case, or a typo or two away), or "" when none is.
+ * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND, with the archive's pens (up to
+ *         20) and the close one in penlink_ctx_errmsg(); or an error reading.
+ */
+PENLINK_API int penlink_archive_pen_check(penlink_archive *ar, const char *serial, char close[33]);
+
+/**
+ * A note an auditor added to a finding (penlink_archive_annotate()): kept in
+ * the archive for good, never changed or deleted, shown with the finding.
+ */
+typedef struct penlink_annotation {
+    char finding[128];       /**< the finding's id, penlink_finding.id: "KIND:PEN:SEQ" */
+    int64_t at_ms;           /**< host time it was written */
+    char author[64];         /**< who wrote it, as they gave it (default: user@host) */
+    char user[64], host[64]; /**< the OS user and host that wrote it */
+    char text[1024];
+} penlink_annotation;
+
+/**
+ * Adds an annotation to the finding @p finding ("KIND:PEN:SEQ", as
+ * penlink_finding.id gives it) by @p author (NULL: the OS user@host), with
+ * the host time. Annotations are append-only: nothing changes or deletes
+ * one. The finding is not looked up (an audit of another window may not
+ * show it): see penlink_audit_run() for the ids.
+ * @return #PENLINK_OK, #PENLINK_ERR_INVALID_ARG (empty text or id, or too
+ *         long), or an error writing.
+ */
+PENLINK_API int penlink_archive_annotate(penlink_archive *ar, const char *finding,
+                                         const char *author, const char *text);
+
+/** Visits every annotation, oldest first. */
+PENLINK_API int penlink_archive_annotations(penlink_archive *ar,
+                                            int (*cb)(void *user, const penlink_annotation *a),
+                                            void *user);
+
 /** The pens in the archive (serial, model, first and last seen). */
 typedef struct penlink_archive_device {
-    char serial[33], model[33], firmware_versions[128];
+    char serial[33], model[33], firmware_versions[128]; /**< firmware: ", " between versions */
     int64_t first_seen_ms, last_seen_ms;
     uint64_t records, next_seq;
+    char hardware_revision[33]; /**< as the pen said when last seen */
 } penlink_archive_device;
 PENLINK_API int penlink_archive_devices(penlink_archive *ar,
                                         int (*cb)(void *user, const penlink_archive_device *d),
                                         void *user);
+/** The serials of the pens in the archive, in byte order, as penlink_archive_devices()
+ *  lists them, without counting each pen's records (which reads them all). */
+PENLINK_API int penlink_archive_serials(penlink_archive *ar,
+                                        int (*cb)(void *user, const char *serial), void *user);
 
 /* ---- replaced device keys (docs/technician-guide.md, docs/security.md) -- */
 
@@ -992,13 +1139,30 @@ typedef struct penlink_verify_report {
  * NULL): each chunk's bytes against its hash-chain link, each link against
  * the chunk before it, each stored head's signature against the pen's
  * pinned key, and each record row against the chunk that carries it. The
- * first broken link of each pen is named; the result is also stored in the
- * archive (append-only), which the audit shows.
- * @return #PENLINK_OK (see each report's state), or an error reading.
+ * first broken link of each pen is named. Record rows that cannot be
+ * records (a seq at or above 2^63, a body that is not a record) make their
+ * pen BROKEN, whether it signs its log or not, and never stop the others.
+ * On an archive opened for writing, where it can be written
+ * (penlink_archive_writable()), the result is also stored in it
+ * (append-only), which the audit shows; on one opened read-only nothing is
+ * stored (penlink_archive_record_verification() can store it elsewhere).
+ * @return #PENLINK_OK (see each report's state), #PENLINK_ERR_NOT_FOUND when
+ *         the archive has no pen @p serial (penlink_archive_pen_check()), or
+ *         an error reading.
  */
 PENLINK_API int penlink_archive_verify(penlink_archive *ar, const char *serial,
                                        int (*cb)(void *user, const penlink_verify_report *r),
                                        void *user);
+
+/**
+ * Stores @p r, a report penlink_archive_verify() made (of this archive, or
+ * of the same archive opened read-only), in the archive's verification log
+ * (append-only). @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND (no such pen);
+ * #PENLINK_ERR_INVALID_ARG (opened read-only); #PENLINK_ERR_IO (also: a
+ * server role or standby that may not write, "not allowed").
+ */
+PENLINK_API int penlink_archive_record_verification(penlink_archive *ar,
+                                                    const penlink_verify_report *r);
 
 /** The last stored verification of a pen; *@p have = 0 when it was never verified. */
 typedef struct penlink_verification {
@@ -1062,8 +1226,20 @@ typedef enum penlink_finding_kind {
     PENLINK_FIND_CLOCK_JUMP = 11,      /**< a clock_set moved the clock by more than an hour */
     PENLINK_FIND_KEY_CHANGED = 12,     /**< a pen presented another device key (alarm) */
     PENLINK_FIND_UNVERIFIED = 13,      /**< a pull's chain or signature failed (alarm) */
-    PENLINK_FIND_CONFIG_REFUSED = 14   /**< the pen refused a configuration's signature */
+    PENLINK_FIND_CONFIG_REFUSED = 14,  /**< the pen refused a configuration's signature */
+    PENLINK_FIND_NO_RECORDS = 15,      /**< nothing to audit: no record of the selected pens
+                                            in the window (or in the archive) */
+    PENLINK_FIND_ALARM = 16,           /**< an integrity alarm of a kind this version does not
+                                            know: penlink_finding.name is the alarm's kind */
+    PENLINK_FIND_LOG_BROKEN = 17,      /**< penlink verify found the pen's archived log altered
+                                            (its last verification is BROKEN) */
+    PENLINK_FIND_DAMAGED = 18          /**< archived rows that cannot be records (seq: the first
+                                            row's stored seq as unsigned, at or above 2^63 when
+                                            stored negative; count: rows of the pen) */
 } penlink_finding_kind;
+
+/** Room for finding kinds in penlink_audit_summary.findings (kinds to come included). */
+#define PENLINK_FIND_KINDS 32
 
 /** "reuse", "no_cartridge", ..., or NULL for a kind this version does not know. */
 PENLINK_API const char *penlink_finding_kind_name(uint32_t kind);
@@ -1075,57 +1251,93 @@ typedef struct penlink_evidence {
     int64_t time_ms;    /**< its pen time */
 } penlink_evidence;
 
-/** A finding of the cartridge or integrity report. */
+/**
+ * A finding of the cartridge or integrity report. An integrity alarm (gap,
+ * conflict, key_changed, unverified, or a newer kind) is one finding however
+ * often it was raised, with the host times of its first and last raise; it
+ * is reported when one of its raises, or a record it concerns, lies in the
+ * window.
+ */
 typedef struct penlink_finding {
     uint32_t kind;                    /**< #penlink_finding_kind */
+    const char *name;                 /**< the kind's name; for #PENLINK_FIND_ALARM the
+                                           alarm's own ("signing_dropped") */
     const char *report;               /**< "cartridges" or "integrity" */
     int compliance;                   /**< 1: a compliance failure (reuse, no cartridge, out of
                                            limits, gap, conflict, missing, overflow) */
     const char *serial;               /**< the pen (a reuse: the pen of the first treatment) */
     uint64_t seq;                     /**< the record concerned (first seq of a gap) */
-    int64_t time_ms;                  /**< its pen time */
+    int64_t time_ms;                  /**< its pen time (a gap: of the first record after it);
+                                           0 for an alarm that concerns no archived record */
     uint64_t count;                   /**< records missing or dropped; treatments of a reuse or of
                                            an unknown revision */
     uint64_t cartridge_serial;        /**< REUSE, REFUSED, NO_CARTRIDGE, OUT_OF_LIMITS */
     uint32_t cartridge_uses;          /**< the pen's highest use count of that cartridge */
     uint32_t config_revision;         /**< OUT_OF_LIMITS, LIMITS_UNKNOWN */
     int64_t value;                    /**< CLOCK_*: ms; OUT_OF_LIMITS: the offending depth (µm) or
-                                           duration (ms) */
+                                           duration (ms); CONFIG_REFUSED: the pen's error code */
     const penlink_evidence *evidence; /**< REUSE: every treatment, in pen and seq order */
     size_t n_evidence;
-    char detail[320]; /**< one sentence for people */
+    char detail[320];       /**< one sentence for people */
+    int64_t raised_ms;      /**< alarms: host time of the first raise (0 for other findings) */
+    int64_t raised_last_ms; /**< alarms: host time of the last raise */
+    uint64_t repeats;       /**< alarms: how often it was raised (0 for other findings) */
+    char id[128];           /**< "KIND:PEN:SEQ" (name, serial, seq): names it for annotations */
+    const penlink_annotation *annotations; /**< its annotations, oldest first */
+    size_t n_annotations;
 } penlink_finding;
 
 /** How usage rows are grouped. */
 typedef enum penlink_period {
-    PENLINK_PERIOD_DAY = 0,  /**< UTC days, "2026-01-31" */
-    PENLINK_PERIOD_WEEK = 1, /**< ISO weeks, "2026-W05" */
-    PENLINK_PERIOD_MONTH = 2 /**< UTC months, "2026-01" */
+    PENLINK_PERIOD_DAY = 0,  /**< days, "2026-01-31" (UTC, or local: penlink_audit_cb) */
+    PENLINK_PERIOD_WEEK = 1, /**< ISO weeks from Monday, "2026-W05" */
+    PENLINK_PERIOD_MONTH = 2 /**< months, "2026-01" */
 } penlink_period;
 
 /** Usage of one pen in one period (treatments counted where they start). */
 typedef struct penlink_usage {
     const char *serial;
     char period[16];         /**< label, see #penlink_period */
-    int64_t period_start_ms; /**< UTC */
+    int64_t period_start_ms; /**< its first instant, ms since the epoch */
     uint64_t treatments;
     uint64_t treatment_ms; /**< their summed durations */
     uint64_t cartridges;   /**< cartridges the pen accepted */
 } penlink_usage;
 
-/** Totals of an audit run. */
+/** What an audit concludes. */
+typedef enum penlink_audit_verdict {
+    PENLINK_VERDICT_PASS = 0, /**< records were examined and no compliance finding was made */
+    PENLINK_VERDICT_FAIL = 1  /**< at least one compliance finding (nothing examined is one) */
+} penlink_audit_verdict;
+
+/**
+ * Totals and verdict of an audit run: every finding the audit made counts,
+ * whichever of them a caller shows, so a report of one section still carries
+ * the verdict of all.
+ */
 typedef struct penlink_audit_summary {
-    uint64_t records, pens, treatments, cartridges; /**< cartridges: distinct serials used */
+    uint64_t records;                /**< records read: every record of the selected pens */
+    uint64_t pens;                   /**< pens selected (the archive's, or the one asked) */
+    uint64_t treatments, cartridges; /**< cartridges: distinct serials used */
     uint64_t reuses, refusals, no_cartridge, out_of_limits, limits_unknown;
-    uint64_t integrity;  /**< integrity findings (all kinds) */
-    uint64_t compliance; /**< findings with compliance = 1 */
+    uint64_t integrity;                    /**< integrity findings (all kinds) */
+    uint64_t compliance;                   /**< findings with compliance = 1 */
+    uint64_t records_in_window;            /**< records whose pen time lies in the window: what the
+                                                audit examined (0 is a #PENLINK_FIND_NO_RECORDS finding) */
+    uint64_t findings[PENLINK_FIND_KINDS]; /**< findings per #penlink_finding_kind */
+    /** The selected pens' log verification (penlink_audit_cb.on_verification): verified
+     *  offline and intact; BROKEN (each a #PENLINK_FIND_LOG_BROKEN finding); signed but not
+     *  verified offline yet (the pulls verified their heads); not signed at all. */
+    uint64_t logs_verified, logs_broken, logs_not_verified, logs_unsigned;
+    penlink_audit_verdict verdict; /**< #PENLINK_VERDICT_FAIL iff compliance > 0 */
 } penlink_audit_summary;
 
 /**
  * Callbacks of an audit; any may be NULL. Pointers passed in are valid only
  * during the call. A non-zero return stops the audit (#PENLINK_ERR_CANCELLED).
  * Treatments come in pen and seq order; findings as they are found (reuses
- * last, once every pen was read); usage rows after each pen.
+ * once every pen was read, then broken logs and no_records); usage rows after
+ * each pen; the verification of each selected pen at the end, in serial order.
  */
 typedef struct penlink_audit_cb {
     int (*on_treatment)(void *user, const penlink_treatment *t);
@@ -1133,13 +1345,21 @@ typedef struct penlink_audit_cb {
     int (*on_usage)(void *user, const penlink_usage *u);
     void *user;
     penlink_period usage_by; /**< grouping of the usage rows */
+    int local_time;          /**< 1: periods in the process's local time zone (TZ, see
+                                  tzset()) instead of UTC */
+    int (*on_verification)(void *user, const penlink_verification *v);
 } penlink_audit_cb;
 
 /**
  * Audits the archive. @p f (may be NULL: everything) selects the pens and
  * the reporting window. @p sum (may be NULL) gets the totals.
- * @return #PENLINK_OK, #PENLINK_ERR_NO_MEM, #PENLINK_ERR_CANCELLED, or what
- *         the archive returned (detail in penlink_ctx_errmsg()).
+ * An audit that examines no record (an empty archive, a pen without records,
+ * a window with none) reports a #PENLINK_FIND_NO_RECORDS finding: nothing
+ * examined is never a pass.
+ * @return #PENLINK_OK, #PENLINK_ERR_NOT_FOUND (no pen f->serial in the
+ *         archive: see penlink_archive_pen_check()), #PENLINK_ERR_NO_MEM,
+ *         #PENLINK_ERR_CANCELLED, or what the archive returned (detail in
+ *         penlink_ctx_errmsg()).
  */
 PENLINK_API int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
                                   const penlink_audit_cb *cb, penlink_audit_summary *sum);

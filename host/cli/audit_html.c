@@ -1,0 +1,412 @@
+/*
+ * penlink audit --format html, and --check-report: the report document, and
+ * the check an inspector runs on a report handed over to them.
+ *
+ * The report prints a SHA-256 of its data: the canonical data is the
+ * audit's JSON lines (what `--format json` writes, the same builders), in
+ * the order the audit produces them, then the configuration history, the
+ * device keys replaced (penlink keys replace) and the summary. What the report was made of (pen,
+ * window, zone, archive) and by (operator, time, penlink version) is in its meta tags,
+ * percent-encoded so that any serial or path comes back exactly (report_html.c). --check-report
+ * makes the report again from the archive with those, and says whether the data still gives the
+ * same digest, and whether the document is byte for byte the one penlink wrote.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "cli.h"
+#include "cli_time.h"
+#include "report_html.h"
+
+#define META_SCAN_BYTES 65536 /* the meta tags are in the document's head */
+#define META_VALUE_MAX 1024
+#define DIGEST_HEX (2 * crypto_hash_sha256_BYTES + 1)
+
+typedef struct hrun {
+    html_report *h;
+    crypto_hash_sha256_state sha;
+    int failed;
+} hrun;
+
+/* Adds one JSON line to the data digest, and frees it. */
+static void digest(hrun *r, void *json)
+{
+    char *s = json ? json_dumps(json, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (!s) {
+        r->failed = 1;
+    } else {
+        crypto_hash_sha256_update(&r->sha, (const unsigned char *)s, strlen(s));
+        crypto_hash_sha256_update(&r->sha, (const unsigned char *)"\n", 1);
+    }
+    free(s);
+    json_decref(json);
+}
+
+static int h_treatment(void *u, const penlink_treatment *t)
+{
+    hrun *r = u;
+    digest(r, cli_treatment_json(t));
+    r->failed |= html_treatment(r->h, t) != 0;
+    return 0;
+}
+
+static int h_finding(void *u, const penlink_finding *f)
+{
+    hrun *r = u;
+    char id[128];
+    cli_finding_id(f, id, sizeof id);
+    digest(r, cli_finding_json(f));
+    r->failed |= html_finding(r->h, f, id) != 0;
+    return 0;
+}
+
+static int h_usage(void *u, const penlink_usage *us)
+{
+    hrun *r = u;
+    digest(r, cli_usage_json(us));
+    r->failed |= html_usage(r->h, us) != 0;
+    return 0;
+}
+
+static int h_verification(void *u, const penlink_verification *v)
+{
+    hrun *r = u;
+    digest(r, cli_verification_json(v));
+    r->failed |= html_verification(r->h, v) != 0;
+    return 0;
+}
+
+static int h_key_replacement(void *u, const penlink_key_replacement *k)
+{
+    hrun *r = u;
+    digest(r, cli_key_replacement_json(k));
+    r->failed |= html_key_replacement(r->h, k) != 0;
+    return 0;
+}
+
+static int h_config(void *u, const penlink_config_entry *e)
+{
+    hrun *r = u;
+    digest(r, cli_config_json(e));
+    r->failed |= html_config(r->h, e) != 0;
+    return 0;
+}
+
+/* The parameters as the first line of the data: a report of another window is other data. */
+static void *params_json(const html_meta *m)
+{
+    char a[48] = "", b[48] = "";
+    if (m->has_since)
+        cli_time_iso(m->since_ms, a, sizeof a);
+    if (m->has_until)
+        cli_time_iso(m->until_ms, b, sizeof b);
+    return json_pack("{s:s, s:o, s:o, s:o, s:s}", "type", "audit", "pen",
+                     m->pen ? json_string(m->pen) : json_null(), "since",
+                     m->has_since ? json_string(a) : json_null(), "until",
+                     m->has_until ? json_string(b) : json_null(), "time_zone", m->tz);
+}
+
+/* Audits @p archive as @p m says and writes the report to @p out; *@p hex
+ * gets the data digest, *@p verdict the verdict. Returns an exit code. */
+static int make_report(struct cli *c, const char *archive, const html_meta *m, FILE *out,
+                       char hex[DIGEST_HEX], penlink_audit_verdict *verdict)
+{
+    hrun r;
+    memset(&r, 0, sizeof r);
+    penlink_archive_filter f;
+    memset(&f, 0, sizeof f);
+    f.serial = m->pen;
+    f.has_since = m->has_since;
+    f.since_ms = m->since_ms;
+    f.has_until = m->has_until;
+    f.until_ms = m->until_ms;
+    penlink_audit_cb cb = { h_treatment,         h_finding, h_usage,       &r,
+                            PENLINK_PERIOD_WEEK, 1,         h_verification };
+    penlink_audit_summary sum;
+    penlink_archive *ar = NULL;
+    int rc = EXIT_OK;
+    if (sodium_init() < 0)
+        return cli_error(c, EXIT_INTERNAL, "audit: libsodium failed to initialise");
+    crypto_hash_sha256_init(&r.sha);
+    r.h = html_report_new();
+    if (!r.h)
+        return cli_error(c, EXIT_INTERNAL, "audit: out of memory");
+    int st = penlink_archive_open_readonly(c->ctx, archive, &ar);
+    if (st != PENLINK_OK) {
+        rc = cli_fail(c, "audit: cannot open the archive", st);
+        goto out;
+    }
+    rc = cli_pen_check(c, ar, "audit", f.serial);
+    if (rc != EXIT_OK)
+        goto out;
+    digest(&r, params_json(m));
+    st = penlink_audit_run(ar, &f, &cb, &sum);
+    if (st == PENLINK_OK)
+        st = penlink_archive_config_history(ar, f.serial, h_config, &r);
+    if (st == PENLINK_OK)
+        st = penlink_archive_key_replacements(ar, f.serial, h_key_replacement, &r);
+    if (st != PENLINK_OK) {
+        rc = cli_fail(c, "audit", st);
+        goto out;
+    }
+    digest(&r, cli_summary_json(&sum));
+    if (r.failed) {
+        rc = cli_error(c, EXIT_INTERNAL, "audit: out of memory");
+        goto out;
+    }
+    unsigned char d[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&r.sha, d);
+    sodium_bin2hex(hex, DIGEST_HEX, d, sizeof d);
+    if (html_write(r.h, out, m, &sum, hex) != 0 || fflush(out) != 0 || ferror(out))
+        rc = cli_error(c, EXIT_IO, "audit: writing the report failed: %s", strerror(errno));
+    *verdict = sum.verdict;
+out:
+    penlink_archive_close(ar);
+    html_report_free(r.h);
+    return rc;
+}
+
+static void operator_name(char *buf, size_t cap)
+{
+    struct passwd *pw = getpwuid(geteuid());
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    snprintf(buf, cap, "%s@%s", pw && pw->pw_name ? pw->pw_name : "?", host);
+}
+
+static const char *archive_path(const struct cli *c, char *buf, size_t cap)
+{
+    if (c->archive)
+        return c->archive;
+    if (penlink_archive_default_path(buf, cap) != PENLINK_OK)
+        snprintf(buf, cap, "(the default archive)");
+    return buf;
+}
+
+int cli_audit_html(struct cli *c, const penlink_archive_filter *f, const char *path,
+                   const char *operator_)
+{
+    char who[320], where[1024], hex[DIGEST_HEX];
+    if (!operator_) {
+        operator_name(who, sizeof who);
+        operator_ = who;
+    }
+    html_meta m = { f->serial,
+                    f->has_since,
+                    f->has_until,
+                    f->since_ms,
+                    f->until_ms,
+                    cli_tz_name(),
+                    archive_path(c, where, sizeof where),
+                    operator_,
+                    cli_now_ms(),
+                    penlink_version() };
+    /* written beside the target, then renamed: a report is whole or absent */
+    char tmp[1100];
+    FILE *out = stdout;
+    if (path) {
+        snprintf(tmp, sizeof tmp, "%s.part", path);
+        out = fopen(tmp, "w");
+        if (!out)
+            return cli_error(c, EXIT_IO, "audit: cannot write %s: %s", tmp, strerror(errno));
+    }
+    penlink_audit_verdict verdict = PENLINK_VERDICT_FAIL;
+    int rc = make_report(c, c->archive, &m, out, hex, &verdict);
+    if (path) {
+        if (fclose(out) != 0 && rc == EXIT_OK)
+            rc = cli_error(c, EXIT_IO, "audit: writing %s failed: %s", tmp, strerror(errno));
+        if (rc == EXIT_OK && rename(tmp, path) != 0)
+            rc = cli_error(c, EXIT_IO, "audit: cannot write %s: %s", path, strerror(errno));
+        if (rc != EXIT_OK)
+            unlink(tmp);
+    }
+    if (rc != EXIT_OK)
+        return rc;
+    if (path && !c->quiet)
+        fprintf(stderr, "%s: report written to %s (data digest %s); verdict %s\n", c->prog, path,
+                hex, verdict == PENLINK_VERDICT_PASS ? "PASS" : "FAIL");
+    return verdict == PENLINK_VERDICT_PASS ? EXIT_OK : EXIT_FINDING;
+}
+
+/* ---- --check-report --------------------------------------------------- */
+
+typedef struct report_meta {
+    char version[64], pen[META_VALUE_MAX], since[32], until[32], tz[128];
+    char archive[META_VALUE_MAX], operator_[META_VALUE_MAX], generated[32], digest[DIGEST_HEX];
+    int found;
+} report_meta;
+
+static int hexval(int ch)
+{
+    return isdigit(ch) ? ch - '0' : isxdigit(ch) ? tolower(ch) - 'a' + 10 : -1;
+}
+
+/* Reads the content="..." of meta tag @p name from the head in @p buf, its
+ * percent-encoding undone. */
+static int meta_value(const char *buf, const char *name, char *out, size_t cap)
+{
+    char key[96];
+    snprintf(key, sizeof key, "<meta name=\"%s\" content=\"", name);
+    const char *p = strstr(buf, key);
+    if (!p)
+        return -1;
+    p += strlen(key);
+    size_t n = 0;
+    while (*p && *p != '"' && n + 1 < cap) {
+        if (p[0] == '%' && hexval((unsigned char)p[1]) >= 0 && hexval((unsigned char)p[2]) >= 0) {
+            out[n++] = (char)(hexval((unsigned char)p[1]) * 16 + hexval((unsigned char)p[2]));
+            p += 3;
+        } else {
+            out[n++] = *p++;
+        }
+    }
+    out[n] = '\0';
+    return *p == '"' ? 0 : -1;
+}
+
+static int read_meta(FILE *f, report_meta *r)
+{
+    char *buf = malloc(META_SCAN_BYTES + 1);
+    if (!buf)
+        return -1;
+    size_t n = fread(buf, 1, META_SCAN_BYTES, f);
+    buf[n] = '\0';
+    memset(r, 0, sizeof *r);
+    char fmt[8];
+    int bad = meta_value(buf, "penlink-report", fmt, sizeof fmt) != 0 || strcmp(fmt, "1") != 0;
+    bad |= meta_value(buf, "penlink-version", r->version, sizeof r->version);
+    bad |= meta_value(buf, "penlink-pen", r->pen, sizeof r->pen);
+    bad |= meta_value(buf, "penlink-since", r->since, sizeof r->since);
+    bad |= meta_value(buf, "penlink-until", r->until, sizeof r->until);
+    bad |= meta_value(buf, "penlink-tz", r->tz, sizeof r->tz);
+    bad |= meta_value(buf, "penlink-archive", r->archive, sizeof r->archive);
+    bad |= meta_value(buf, "penlink-operator", r->operator_, sizeof r->operator_);
+    bad |= meta_value(buf, "penlink-generated", r->generated, sizeof r->generated);
+    bad |= meta_value(buf, "penlink-digest", r->digest, sizeof r->digest);
+    free(buf);
+    r->found = !bad;
+    return 0;
+}
+
+/* The first offset where two streams differ, or -1 when they are equal. */
+static long long first_difference(FILE *a, FILE *b)
+{
+    char x[65536], y[65536];
+    long long at = 0;
+    rewind(a);
+    rewind(b);
+    for (;;) {
+        size_t n = fread(x, 1, sizeof x, a), m = fread(y, 1, sizeof y, b);
+        size_t k = n < m ? n : m;
+        for (size_t i = 0; i < k; i++)
+            if (x[i] != y[i])
+                return at + (long long)i;
+        if (n != m)
+            return at + (long long)k;
+        if (n == 0)
+            return -1;
+        at += (long long)n;
+    }
+}
+
+int cli_audit_check_report(struct cli *c, const char *path)
+{
+    FILE *rep = fopen(path, "r");
+    if (!rep)
+        return cli_error(c, EXIT_IO, "audit: cannot read %s: %s", path, strerror(errno));
+    report_meta rm;
+    int rc = EXIT_OK;
+    FILE *again = NULL;
+    if (read_meta(rep, &rm) != 0) {
+        rc = cli_error(c, EXIT_INTERNAL, "audit: out of memory");
+        goto out;
+    }
+    if (!rm.found) {
+        rc = cli_error(c, EXIT_USAGE,
+                       "audit: %s is not a penlink audit report (penlink audit --format html "
+                       "makes them)",
+                       path);
+        goto out;
+    }
+    char err[300];
+    if (cli_tz_set(rm.tz, err, sizeof err) != 0) {
+        rc = cli_error(c, EXIT_USAGE, "audit: %s: its time zone: %s", path, err);
+        goto out;
+    }
+    html_meta m = { rm.pen[0] ? rm.pen : NULL,
+                    rm.since[0] != 0,
+                    rm.until[0] != 0,
+                    strtoll(rm.since, NULL, 10),
+                    strtoll(rm.until, NULL, 10),
+                    rm.tz,
+                    rm.archive,
+                    rm.operator_,
+                    strtoll(rm.generated, NULL, 10),
+                    rm.version };
+    /* the archive given, else the one the report names */
+    const char *archive = c->archive ? c->archive : rm.archive;
+    again = tmpfile();
+    if (!again) {
+        rc = cli_error(c, EXIT_IO, "audit: cannot create a temporary file");
+        goto out;
+    }
+    char hex[DIGEST_HEX];
+    penlink_audit_verdict verdict;
+    int same_version = strcmp(rm.version, penlink_version()) == 0;
+    if (!same_version)
+        m.version = penlink_version();
+    rc = make_report(c, archive, &m, again, hex, &verdict);
+    if (rc != EXIT_OK)
+        goto out;
+    int data_ok = strcmp(hex, rm.digest) == 0;
+    long long diff = same_version && data_ok ? first_difference(rep, again) : -1;
+    if (c->json) {
+        /* the report's words (its digest, the archive it names) are a file's from
+         * outside: through the CLI's boundary like a pen's */
+        json_t *j =
+            json_pack("{s:o, s:o, s:o, s:s, s:b, s:s}", "report", cli_json_str(path), "archive",
+                      cli_json_str(archive), "report_digest", cli_json_str(rm.digest),
+                      "archive_digest", hex, "data_matches", data_ok, "document",
+                      !same_version ? "not compared (another penlink version)"
+                      : !data_ok    ? "not compared"
+                      : diff < 0    ? "as made"
+                                    : "altered");
+        cli_json_out(j);
+    } else if (!data_ok) {
+        printf("%s does NOT match the archive %s: the report's data digest is\n  %s\nthe "
+               "archive gives\n  %s\nfor the same pen, window and zone. The archive changed "
+               "after the report was made (a pull, a verify, a configuration change), or it is "
+               "another archive, or the report was edited.\n",
+               cli_safe(path), cli_safe(archive), cli_safe(rm.digest), hex);
+    } else if (!same_version) {
+        printf("%s: its data matches the archive %s (digest %s). It was made by penlink %s "
+               "and this is %s, so the document itself was not compared.\n",
+               cli_safe(path), cli_safe(archive), hex, cli_safe(rm.version), penlink_version());
+    } else if (diff >= 0) {
+        printf("%s was ALTERED after it was made: its data digest matches the archive %s, but "
+               "the document differs from the one penlink makes of that data (first at byte "
+               "%lld).\n",
+               cli_safe(path), cli_safe(archive), diff);
+    } else {
+        printf("%s matches the archive %s: the data gives the same digest (%s), and the "
+               "document is the one penlink made of it.\n",
+               cli_safe(path), cli_safe(archive), hex);
+    }
+    rc = data_ok && diff < 0 ? EXIT_OK : EXIT_INTEGRITY;
+out:
+    if (again)
+        fclose(again);
+    fclose(rep);
+    return rc;
+}

@@ -1,0 +1,292 @@
+/*
+ * Dates in and out of the archive commands (audit, export), in one time
+ * zone: the one --tz names, else the local zone (TZ, /etc/localtime). The
+ * zone is the process's (TZ set, then tzset()), so that localtime_r() and
+ * mktime() -- and the library's usage periods, which use them -- all agree.
+ *
+ * In: ISO 8601 calendar dates and times, "YYYY-MM-DD" or
+ * "YYYY-MM-DD[T ]HH:MM[:SS[.fff]][Z|+HH[:MM]|-HH[:MM]]": with an offset the
+ * instant is exact, without one it is the zone's local time. Every field is
+ * checked (no 30 February, no 24:00). Out: "2026-03-02T10:00:00.000+01:00"
+ * ("Z" when the zone is UTC), or "2026-03-02 10:00:00" for tables.
+ */
+#define _DEFAULT_SOURCE /* struct tm's tm_gmtoff and tm_zone */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli_time.h"
+
+#define ZONEINFO_DIR "/usr/share/zoneinfo"
+#define MS_PER_S 1000ll
+#define S_PER_DAY 86400ll
+
+static char zone_name[128] = "UTC";
+static int zone_utc = 1;
+
+static int64_t floor_div(int64_t x, int64_t d)
+{
+    return x / d - (x % d < 0);
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = floor_div(y, 400);
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* Exactly @p n decimal digits at *@p p, advanced past them. */
+static int digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)(*p)[i]))
+            return -1;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+/* A zone that the tz database has, UTC, or a POSIX TZ rule ("CET-1CEST,M3.5.0,M10.5.0/3"). */
+static int zone_known(const char *z)
+{
+    if (!*z || strlen(z) >= sizeof zone_name)
+        return 0;
+    if (strcmp(z, "UTC") == 0 || strcmp(z, "GMT") == 0)
+        return 1;
+    size_t alpha = 0;
+    while (isalpha((unsigned char)z[alpha]))
+        alpha++;
+    if (alpha >= 3 && (z[alpha] == '+' || z[alpha] == '-' || isdigit((unsigned char)z[alpha])))
+        return 1; /* a POSIX rule: STD offset [DST [offset] [,rule]] */
+    if (z[0] == '/' || strstr(z, ".."))
+        return 0;
+    const char *dir = getenv("TZDIR");
+    char path[512];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : ZONEINFO_DIR, z);
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* The name of the local zone when TZ is not set: /etc/localtime's target. */
+static void local_zone_name(char *buf, size_t cap)
+{
+    char link[256];
+    ssize_t n = readlink("/etc/localtime", link, sizeof link - 1);
+    const char *z = NULL;
+    if (n > 0) {
+        link[n] = '\0';
+        z = strstr(link, "zoneinfo/");
+        if (z)
+            z += strlen("zoneinfo/");
+    }
+    if (z && *z) {
+        snprintf(buf, cap, "%s", z);
+        return;
+    }
+    time_t now = time(NULL);
+    struct tm tm;
+    if (localtime_r(&now, &tm) && tm.tm_zone)
+        snprintf(buf, cap, "local time (%s)", tm.tm_zone);
+    else
+        snprintf(buf, cap, "local time");
+}
+
+int cli_tz_set(const char *zone, char *err, size_t cap)
+{
+    if (zone) {
+        if (!zone_known(zone)) {
+            snprintf(err, cap,
+                     "unknown time zone '%s': use a name of the tz database (Europe/Berlin, "
+                     "America/New_York, UTC) or a POSIX TZ rule",
+                     zone);
+            return -1;
+        }
+        setenv("TZ", zone, 1);
+    }
+    tzset();
+    const char *tz = getenv("TZ");
+    if (tz && *tz == ':')
+        tz++;
+    if (tz && *tz)
+        snprintf(zone_name, sizeof zone_name, "%s", tz);
+    else
+        local_zone_name(zone_name, sizeof zone_name);
+    zone_utc = strcmp(zone_name, "UTC") == 0 || strcmp(zone_name, "Etc/UTC") == 0 ||
+               strcmp(zone_name, "UTC0") == 0 || strcmp(zone_name, "Zulu") == 0 ||
+               strcmp(zone_name, "Etc/Zulu") == 0 || strcmp(zone_name, "Universal") == 0;
+    return 0;
+}
+
+const char *cli_tz_name(void)
+{
+    return zone_name;
+}
+
+int cli_parse_time(const char *s, int until, int64_t *ms, char *err, size_t cap)
+{
+    const char *p = s;
+    int y, mo, d, h = 0, mi = 0, sec = 0, frac_ms = 0, has_time = 0, has_off = 0, off_min = 0;
+    if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d))
+        goto bad;
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo)) {
+        snprintf(err, cap, "bad date '%s': %04d-%02d has no day %d", s, y, mo < 1 ? 1 : mo, d);
+        if (mo < 1 || mo > 12)
+            snprintf(err, cap, "bad date '%s': there is no month %d", s, mo);
+        return -1;
+    }
+    if (*p == 'T' || *p == 't' || *p == ' ') {
+        p++;
+        has_time = 1;
+        if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi))
+            goto bad;
+        if (*p == ':') {
+            p++;
+            if (digits(&p, 2, &sec))
+                goto bad;
+            if (*p == '.' || *p == ',') {
+                p++;
+                int n = 0;
+                if (!isdigit((unsigned char)*p))
+                    goto bad;
+                for (; isdigit((unsigned char)*p); p++, n++)
+                    if (n < 3)
+                        frac_ms = frac_ms * 10 + (*p - '0');
+                for (; n < 3; n++)
+                    frac_ms *= 10;
+            }
+        }
+        if (h > 23 || mi > 59 || sec > 59) {
+            snprintf(err, cap, "bad time in '%s': %02d:%02d:%02d is not a time of day", s, h, mi,
+                     sec);
+            return -1;
+        }
+        if (*p == 'Z' || *p == 'z') {
+            p++;
+            has_off = 1;
+        } else if (*p == '+' || *p == '-') {
+            int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
+            if (digits(&p, 2, &oh))
+                goto bad;
+            if (*p == ':')
+                p++;
+            if (isdigit((unsigned char)*p) && digits(&p, 2, &om))
+                goto bad;
+            if (oh > 23 || om > 59) {
+                snprintf(err, cap, "bad UTC offset in '%s'", s);
+                return -1;
+            }
+            has_off = 1;
+            off_min = sign * (oh * 60 + om);
+        }
+    }
+    if (*p)
+        goto bad;
+    if (has_off) {
+        *ms = (((days_from_civil(y, mo, d) * 24 + h) * 60 + mi - off_min) * 60 + sec) * MS_PER_S +
+              frac_ms;
+        return 0;
+    }
+    /* local time of the zone; a bare --until date takes in that whole day */
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d + (until && !has_time);
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    tm.tm_isdst = -1;
+    time_t t = mktime(&tm);
+    if (t == (time_t)-1) {
+        snprintf(err, cap, "date '%s' is out of range", s);
+        return -1;
+    }
+    *ms = (int64_t)t * MS_PER_S + frac_ms;
+    return 0;
+bad:
+    snprintf(err, cap,
+             "bad date '%s': use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS[.fff]] with an optional UTC "
+             "offset (Z, +01:00, -0500)",
+             s);
+    return -1;
+}
+
+/* Breaks @p ms down in the zone; *@p off_s gets its UTC offset then. */
+static int breakdown(int64_t ms, struct tm *tm, long *off_s, int *frac)
+{
+    int64_t s = floor_div(ms, MS_PER_S);
+    int64_t r = ms % MS_PER_S; /* not ms - s * 1000: that overflows near INT64_MIN */
+    *frac = (int)(r < 0 ? r + MS_PER_S : r);
+    time_t t = (time_t)s;
+    if (zone_utc) {
+        *off_s = 0;
+        return gmtime_r(&t, tm) ? 0 : -1;
+    }
+    if (!localtime_r(&t, tm))
+        return -1;
+    *off_s = tm->tm_gmtoff;
+    return 0;
+}
+
+void cli_time_iso(int64_t ms, char *buf, size_t cap)
+{
+    struct tm tm;
+    long off;
+    int frac;
+    /* strftime() says 0 when the date does not fit (a year of nine digits from a
+     * pen's clock), and leaves @p buf undefined: the ms then, like a time that
+     * has no calendar date */
+    size_t n =
+        breakdown(ms, &tm, &off, &frac) == 0 ? strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm) : 0;
+    if (n == 0) {
+        snprintf(buf, cap, "%lld", (long long)ms);
+        return;
+    }
+    if (zone_utc) {
+        snprintf(buf + n, cap - n, ".%03dZ", frac);
+        return;
+    }
+    long a = off < 0 ? -off : off;
+    snprintf(buf + n, cap - n, ".%03d%c%02ld:%02ld", frac, off < 0 ? '-' : '+', a / 3600,
+             a % 3600 / 60);
+}
+
+void cli_time_short(int64_t ms, char *buf, size_t cap)
+{
+    struct tm tm;
+    long off;
+    int frac;
+    /* as cli_time_iso: the ms when the date has none or does not fit */
+    if (breakdown(ms, &tm, &off, &frac) != 0 || strftime(buf, cap, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+        snprintf(buf, cap, "%lld", (long long)ms);
+}
+
+void cli_time_offset(int64_t ms, char *buf, size_t cap)
+{
+    struct tm tm;
+    long off;
+    int frac;
+    if (breakdown(ms, &tm, &off, &frac) != 0)
+        off = 0;
+    long a = off < 0 ? -off : off;
+    snprintf(buf, cap, "UTC%c%02ld:%02ld", off < 0 ? '-' : '+', a / 3600, a % 3600 / 60);
+}
