@@ -52,8 +52,15 @@ test)
         { cat build-valgrind/ctest.log; exit 1; }
     tail -n 3 build-valgrind/ctest.log
 
-    echo "== gcc build with -Wall -Wextra -Werror, all tests"
-    build build-test
+    echo "== gcc build with -Wall -Wextra -Werror (prefix /usr, for the packages)"
+    build build-test -DCMAKE_INSTALL_PREFIX=/usr
+
+    echo "== Debian packages: cpack, lintian, apt-get install, used, purged"
+    start=$(date +%s)
+    sh tools/packaging/ci_packages.sh build-test
+    echo "($(($(date +%s) - start)) s)"
+
+    echo "== all tests (gcc build)"
     cd build-test && exec ctest -j "$jobs" --output-on-failure
     ;;
 *)

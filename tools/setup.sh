@@ -10,7 +10,8 @@ PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libusb-1.0-0-dev zlib1g-dev
   libjansson-dev libsqlite3-dev libcmocka-dev libumockdev-dev umockdev libglib2.0-dev
   libsodium-dev xxd xz-utils gzip python3 python3-protobuf python3-nacl sqlite3 tzdata
-  chromium poppler-utils libpq-dev postgresql-15 python3-psycopg2 tshark"
+  chromium poppler-utils libpq-dev postgresql-15 python3-psycopg2 tshark systemd zsh fish
+  lintian file"
 
 missing=""
 for p in $PACKAGES; do

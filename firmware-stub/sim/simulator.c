@@ -661,7 +661,9 @@ int sim_open(sim *s, const sim_opts *o)
     if (!o->state_dir || snprintf(s->dir, sizeof s->dir, "%s", o->state_dir) >= (int)sizeof s->dir)
         return fail(s, SIM_USAGE, "state directory name missing or too long");
     if (mkdir(s->dir, 0755) != 0 && errno != EEXIST)
-        return fail(s, SIM_ERR, "%s: %s", s->dir, strerror(errno));
+        return fail(s, SIM_ERR, "%s: %s%s", s->dir, strerror(errno),
+                    errno == ENOENT ? " (the state directory is created, its parent must exist)"
+                                    : "");
     rc = lock_dir(s);
     if (rc == SIM_OK)
         rc = load_or_new_state(s, o, &exists);

@@ -110,10 +110,14 @@ static void *params_json(const html_meta *m)
         cli_time_iso(m->since_ms, a, sizeof a);
     if (m->has_until)
         cli_time_iso(m->until_ms, b, sizeof b);
-    return json_pack("{s:s, s:o, s:o, s:o, s:s}", "type", "audit", "pen",
+    /* who made it and when are in the digest too: a report's digest, written down when it
+     * is handed over, then binds them (nothing else can: a report is not signed) */
+    return json_pack("{s:s, s:o, s:o, s:o, s:s, s:o, s:I}", "type", "audit", "pen",
                      m->pen ? json_string(m->pen) : json_null(), "since",
                      m->has_since ? json_string(a) : json_null(), "until",
-                     m->has_until ? json_string(b) : json_null(), "time_zone", m->tz);
+                     m->has_until ? json_string(b) : json_null(), "time_zone", m->tz, "operator",
+                     cli_json_str(m->operator_ ? m->operator_ : ""), "generated_ms",
+                     (json_int_t)m->generated_ms);
 }
 
 /* Audits @p archive as @p m says and writes the report to @p out; *@p hex
@@ -354,8 +358,23 @@ int cli_audit_check_report(struct cli *c, const char *path)
                     rm.operator_,
                     strtoll(rm.generated, NULL, 10),
                     rm.version };
-    /* the archive given, else the one the report names */
-    const char *archive = c->archive ? c->archive : rm.archive;
+    /* the archive given (--archive, else PENLINK_ARCHIVE, else the default), never the one
+     * the report names: a report is a file from outside, and a server it names would get
+     * this user's credentials */
+    char def[1024] = "";
+    const char *env = getenv("PENLINK_ARCHIVE");
+    const char *archive = c->archive ? c->archive : env && *env ? env : NULL;
+    if (!archive && penlink_archive_default_path(def, sizeof def) == PENLINK_OK)
+        archive = def;
+    if (!archive)
+        archive = "";
+    int other_archive = strcmp(archive, rm.archive) != 0;
+    if (other_archive && !c->quiet)
+        fprintf(stderr,
+                "penlink: note: %s names the archive %s; it is checked against %s (--archive, "
+                "else PENLINK_ARCHIVE, else the default), never against the one a report "
+                "names\n",
+                cli_safe(path), cli_safe(rm.archive), cli_safe(archive));
     again = tmpfile();
     if (!again) {
         rc = cli_error(c, EXIT_IO, "audit: cannot create a temporary file");
@@ -366,7 +385,7 @@ int cli_audit_check_report(struct cli *c, const char *path)
     int same_version = strcmp(rm.version, penlink_version()) == 0;
     if (!same_version)
         m.version = penlink_version();
-    rc = make_report(c, archive, &m, again, hex, &verdict);
+    rc = make_report(c, c->archive, &m, again, hex, &verdict);
     if (rc != EXIT_OK)
         goto out;
     int data_ok = strcmp(hex, rm.digest) == 0;
@@ -374,25 +393,28 @@ int cli_audit_check_report(struct cli *c, const char *path)
     if (c->json) {
         /* the report's words (its digest, the archive it names) are a file's from
          * outside: through the CLI's boundary like a pen's */
-        json_t *j =
-            json_pack("{s:o, s:o, s:o, s:s, s:b, s:s}", "report", cli_json_str(path), "archive",
-                      cli_json_str(archive), "report_digest", cli_json_str(rm.digest),
-                      "archive_digest", hex, "data_matches", data_ok, "document",
-                      !same_version ? "not compared (another penlink version)"
-                      : !data_ok    ? "not compared"
-                      : diff < 0    ? "as made"
-                                    : "altered");
+        json_t *j = json_pack(
+            "{s:o, s:o, s:o, s:o, s:s, s:b, s:s, s:b}", "report", cli_json_str(path), "archive",
+            cli_json_str(archive), "report_archive", cli_json_str(rm.archive), "report_digest",
+            cli_json_str(rm.digest), "archive_digest", hex, "data_matches", data_ok, "document",
+            !data_ok        ? "not compared"
+            : !same_version ? "not compared (another penlink version): cannot be confirmed"
+            : diff < 0      ? "as made"
+                            : "altered",
+            "confirmed", data_ok && same_version && diff < 0);
         cli_json_out(j);
     } else if (!data_ok) {
         printf("%s does NOT match the archive %s: the report's data digest is\n  %s\nthe "
                "archive gives\n  %s\nfor the same pen, window and zone. The archive changed "
-               "after the report was made (a pull, a verify, a configuration change), or it is "
-               "another archive, or the report was edited.\n",
+               "after the report was made (a pull, a configuration change, a note), or it is "
+               "another archive, or the report was edited (its data, operator or time).\n",
                cli_safe(path), cli_safe(archive), cli_safe(rm.digest), hex);
     } else if (!same_version) {
-        printf("%s: its data matches the archive %s (digest %s). It was made by penlink %s "
-               "and this is %s, so the document itself was not compared.\n",
-               cli_safe(path), cli_safe(archive), hex, cli_safe(rm.version), penlink_version());
+        printf("%s CANNOT BE CONFIRMED: it says it was made by penlink %s and this is %s, so "
+               "only its data digest could be compared (it matches the archive %s: %s), not "
+               "the document, which may have been edited (its verdict, its findings). Make the "
+               "report again with this penlink and hand that over.\n",
+               cli_safe(path), cli_safe(rm.version), penlink_version(), cli_safe(archive), hex);
     } else if (diff >= 0) {
         printf("%s was ALTERED after it was made: its data digest matches the archive %s, but "
                "the document differs from the one penlink makes of that data (first at byte "
@@ -403,7 +425,9 @@ int cli_audit_check_report(struct cli *c, const char *path)
                "document is the one penlink made of it.\n",
                cli_safe(path), cli_safe(archive), hex);
     }
-    rc = data_ok && diff < 0 ? EXIT_OK : EXIT_INTEGRITY;
+    rc = !data_ok || (same_version && diff >= 0) ? EXIT_INTEGRITY
+         : !same_version                         ? EXIT_UNCONFIRMED
+                                                 : EXIT_OK;
 out:
     if (again)
         fclose(again);

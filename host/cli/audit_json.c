@@ -188,14 +188,16 @@ void *cli_config_json(const penlink_config_entry *e)
 void *cli_verification_json(const penlink_verification *v)
 {
     char t[40] = "";
-    if (v->have)
+    if (v->have && !v->computed)
         fmt_time(v->at_ms, t, sizeof t);
-    const char *state = !v->pinned ? "unsigned" : !v->have ? "not_verified" : v->result;
+    const char *state = v->have ? v->result : !v->pinned ? "unsigned" : "not_verified";
     json_t *o = json_pack("{s:s, s:o, s:o, s:I}", "type", "verification", "pen",
                           cli_json_str(v->serial), "state", cli_json_str(state),
                           "pull_verified_through", (json_int_t)v->signed_through);
     if (v->have) {
-        json_object_set_new(o, "verified_at", json_string(t));
+        /* computed by the audit: no time, so that the data (and its digest) is the archive's */
+        json_object_set_new(o, v->computed ? "verified_by" : "verified_at",
+                            json_string(v->computed ? "audit" : t));
         json_object_set_new(o, "through_seq", cli_json_u64(v->through_seq));
         json_object_set_new(o, "records", json_integer((json_int_t)v->records));
         if (v->detail[0])

@@ -2,6 +2,8 @@
 #ifndef PENLINK_CLI_H
 #define PENLINK_CLI_H
 
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 
 #include "penlink/penlink.h"
@@ -9,16 +11,17 @@
 /* Exit codes (documented in docs/penlink.1 and `penlink --help`). */
 enum {
     EXIT_OK = 0,
-    EXIT_FINDING = 1,    /* a compliance finding (audit) */
-    EXIT_USAGE = 2,      /* bad command line */
-    EXIT_NO_DEVICE = 3,  /* no pen found / not reachable */
-    EXIT_DEVICE = 4,     /* the pen reported an error */
-    EXIT_PROTOCOL = 5,   /* malformed frames, messages or chunks */
-    EXIT_INTEGRITY = 6,  /* checksum or consistency failure */
-    EXIT_IO = 7,         /* a file could not be read or written */
-    EXIT_INTERNAL = 8,   /* out of memory, a bug */
-    EXIT_AUTH = 9,       /* not authorised: unsigned or wrongly signed configuration */
-    EXIT_CANCELLED = 130 /* interrupted (SIGINT / SIGTERM) */
+    EXIT_FINDING = 1,      /* a compliance finding (audit) */
+    EXIT_USAGE = 2,        /* bad command line */
+    EXIT_NO_DEVICE = 3,    /* no pen found / not reachable */
+    EXIT_DEVICE = 4,       /* the pen reported an error */
+    EXIT_PROTOCOL = 5,     /* malformed frames, messages or chunks */
+    EXIT_INTEGRITY = 6,    /* checksum or consistency failure */
+    EXIT_IO = 7,           /* a file could not be read or written */
+    EXIT_INTERNAL = 8,     /* out of memory, a bug */
+    EXIT_AUTH = 9,         /* not authorised: unsigned or wrongly signed configuration */
+    EXIT_UNCONFIRMED = 10, /* audit --check-report: a report that cannot be confirmed */
+    EXIT_CANCELLED = 130   /* interrupted (SIGINT / SIGTERM) */
 };
 
 struct cli_progress;
@@ -83,6 +86,8 @@ void cli_csv_text(FILE *f, const char *s);
 int cli_filename_ok(const char *s);
 /* Maps a library status to an exit code. */
 int cli_exit_for(int status);
+/* Set by SIGINT / SIGTERM (main.c): the command was asked to stop. */
+extern volatile sig_atomic_t cli_interrupted;
 
 /* Parses the arguments of a command whose only option is --help and which
  * takes @p nargs operands (any number when negative): -1 to go on
@@ -176,6 +181,7 @@ int cmd_keys(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
 int cmd_archive(struct cli *c, int argc, char **argv);
 int cmd_identify(struct cli *c, int argc, char **argv);
+int cmd_completion(struct cli *c, int argc, char **argv);
 
 /* The audit's key replacements (audit_keys.c): loaded while the archive is
  * open, then shown in the integrity report (table and JSON); the HTML
@@ -188,6 +194,39 @@ void cli_keyrepl_json(const struct cli_keyrepl *k);
 size_t cli_keyrepl_count(const struct cli_keyrepl *k);
 const penlink_key_replacement *cli_keyrepl_get(const struct cli_keyrepl *k, size_t i);
 void cli_keyrepl_free(struct cli_keyrepl *k);
+
+/*
+ * The command table (main.c): dispatch, the Commands section of --help and
+ * the shell completions (`penlink completion`) all come from it, so a command,
+ * subcommand or option added here and to its getopt_long table appears in all
+ * three.
+ */
+struct cli_command {
+    const char *name;
+    int (*run)(struct cli *c, int argc, char **argv);
+    const char *help;                    /* its lines of --help's Commands section */
+    const char *const *subcommands;      /* NULL-terminated, or NULL */
+    const struct option *const *options; /* its getopt_long tables (one per subcommand
+                                            that has its own), NULL-terminated */
+};
+extern const struct cli_command cli_commands[]; /* ends with a NULL name */
+extern const struct option cli_global_options[];
+
+/* The getopt_long tables of the commands, for the command table. */
+extern const struct option cli_help_options[]; /* --help only (cli_help_only) */
+extern const struct option cli_archive_init_server_options[];
+extern const struct option cli_archive_push_options[];
+extern const struct option cli_audit_options[];
+extern const struct option cli_audit_annotate_options[];
+extern const struct option cli_clock_options[];
+extern const struct option cli_config_options[];
+extern const struct option cli_decode_options[];
+extern const struct option cli_export_options[];
+extern const struct option cli_identify_options[];
+extern const struct option cli_keys_replace_options[];
+extern const struct option cli_pull_options[];
+extern const struct option cli_verify_options[];
+extern const struct option cli_watch_options[];
 
 /* Shared by audit and export (cmd_audit.c): --tz ZONE, then --since and
  * --until DATE read in it (NULL when not given), checked and in order; the

@@ -65,25 +65,31 @@ static int digits(const char **p, int n, int *out)
     return 0;
 }
 
-/* A zone that the tz database has, UTC, or a POSIX TZ rule ("CET-1CEST,M3.5.0,M10.5.0/3"). */
+/* A zone that the tz database has, or UTC. A POSIX TZ rule ("UTC+5",
+ * "CET-1CEST,...") is refused: its offset is west-positive, the opposite
+ * of ISO 8601's, so "UTC+5" would mean five hours *behind* UTC while the
+ * output would be headed "UTC+5". 1 known, 0 unknown, -1 a POSIX rule. */
 static int zone_known(const char *z)
 {
     if (!*z || strlen(z) >= sizeof zone_name)
         return 0;
     if (strcmp(z, "UTC") == 0 || strcmp(z, "GMT") == 0)
         return 1;
-    size_t alpha = 0;
-    while (isalpha((unsigned char)z[alpha]))
-        alpha++;
-    if (alpha >= 3 && (z[alpha] == '+' || z[alpha] == '-' || isdigit((unsigned char)z[alpha])))
-        return 1; /* a POSIX rule: STD offset [DST [offset] [,rule]] */
     if (z[0] == '/' || strstr(z, ".."))
         return 0;
     const char *dir = getenv("TZDIR");
     char path[512];
     struct stat sb;
     snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : ZONEINFO_DIR, z);
-    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+        return 1; /* a tz database name (Etc/GMT-5 included: its files mean what they say) */
+    size_t alpha = 0;
+    while (isalpha((unsigned char)z[alpha]))
+        alpha++;
+    if ((alpha >= 3 && (z[alpha] == '+' || z[alpha] == '-' || isdigit((unsigned char)z[alpha]))) ||
+        z[0] == '<' || strchr(z, ','))
+        return -1; /* a POSIX rule: STD offset [DST [offset] [,rule]] */
+    return 0;
 }
 
 /* The name of the local zone when TZ is not set: /etc/localtime's target. */
@@ -113,10 +119,20 @@ static void local_zone_name(char *buf, size_t cap)
 int cli_tz_set(const char *zone, char *err, size_t cap)
 {
     if (zone) {
-        if (!zone_known(zone)) {
+        int known = zone_known(zone);
+        if (known < 0) {
+            snprintf(err, cap,
+                     "time zone '%s' is a POSIX TZ rule, whose offset counts west (UTC+5 there "
+                     "means 5 hours behind UTC): use a tz database name, e.g. Asia/Karachi, or "
+                     "Etc/GMT-5 for a fixed UTC+05:00 (the Etc names keep POSIX's sign too: "
+                     "Etc/GMT-5 is 5 hours ahead); dates take ISO offsets (+05:00) themselves",
+                     zone);
+            return -1;
+        }
+        if (!known) {
             snprintf(err, cap,
                      "unknown time zone '%s': use a name of the tz database (Europe/Berlin, "
-                     "America/New_York, UTC) or a POSIX TZ rule",
+                     "America/New_York, UTC)",
                      zone);
             return -1;
         }

@@ -63,17 +63,18 @@ static void say(void *user, const char *line)
         printf("%s\n", line);
 }
 
+const struct option cli_archive_init_server_options[] = {
+    { "writer", required_argument, NULL, 'w' },
+    { "reader", required_argument, NULL, 'r' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
 static int init_server(struct cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "writer", required_argument, NULL, 'w' },
-        { "reader", required_argument, NULL, 'r' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *writer = "penlink_writer", *reader = "penlink_reader";
     int opt;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "h", cli_archive_init_server_options, NULL)) != -1) {
         switch (opt) {
         case 'w': writer = optarg; break;
         case 'r': reader = optarg; break;
@@ -146,17 +147,18 @@ static int on_pushed(void *user, const penlink_push_report *r)
     return 0;
 }
 
+const struct option cli_archive_push_options[] = {
+    { "to", required_argument, NULL, 't' },
+    { "pen", required_argument, NULL, 'p' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
 static int push(struct cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "to", required_argument, NULL, 't' },
-        { "pen", required_argument, NULL, 'p' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *to = NULL, *pen = NULL;
     int opt;
-    while ((opt = getopt_long(argc, argv, "t:p:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "t:p:h", cli_archive_push_options, NULL)) != -1) {
         switch (opt) {
         case 't': to = optarg; break;
         case 'p': pen = optarg; break;

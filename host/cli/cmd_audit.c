@@ -42,7 +42,9 @@ static const char usage[] =
     "      --tz ZONE       the time zone of every date read and shown (a tz\n"
     "                      database name: Europe/Berlin, UTC); default: the local\n"
     "                      zone (TZ). The output names it; JSON and CSV times\n"
-    "                      carry their UTC offset\n"
+    "                      carry their UTC offset. POSIX rules (UTC+5: 5 hours\n"
+    "                      behind UTC) are refused; a fixed offset is Etc/GMT-5\n"
+    "                      (UTC+05:00: the Etc names keep POSIX's sign)\n"
     "  -p, --pen SERIAL    one pen; the global --device usb:SERIAL (or a bare\n"
     "                      SERIAL) selects it too; other --device forms are refused.\n"
     "                      A serial the archive does not hold is a usage error\n"
@@ -68,12 +70,16 @@ static const char usage[] =
     "so a cartridge used before the window and again inside it is a reuse.\n"
     "An audit with no record in its window (an empty archive, a pen without\n"
     "records, a window without any) reports the finding no_records: nothing\n"
-    "examined is never a pass.\n"
+    "examined is never a pass. Each pen's log is verified by the audit itself\n"
+    "(read-only, the checks of penlink verify): a log that does not verify is the\n"
+    "finding log_broken; a verdict penlink verify stored is never relied on.\n"
     "\n"
     "Exit status: 0 no compliance finding; 1 a compliance finding: a reused\n"
     "cartridge, a treatment without an accepted cartridge, a treatment outside\n"
     "the configured limits, no records to audit, or an integrity problem (gap,\n"
-    "conflict, missing records, log overflow) -- whichever report is shown.\n"
+    "conflict, missing records, log overflow, a log that does not verify, a\n"
+    "configuration history with two values for one revision) -- whichever\n"
+    "report is shown.\n"
     "Refused cartridges, clock anomalies and unknown configuration revisions are\n"
     "reported but do not fail the audit. 2 a usage error: a bad or reversed\n"
     "date, an unknown zone or pen. Other codes as in `penlink --help`.\n";
@@ -474,14 +480,15 @@ static int on_verification(void *u, const penlink_verification *v)
 
 static void print_verifications(const out *o)
 {
-    printf("Integrity: log verification (penlink verify)\n");
+    printf("Integrity: log verification (the checks of penlink verify, run by this audit)\n");
     if (o->n_v == 0)
         printf("  none\n");
     for (size_t i = 0; i < o->n_v; i++) {
         const penlink_verification *v = &o->v[i];
-        char t[40];
-        fmt_time(v->at_ms, t, sizeof t);
-        if (!v->pinned)
+        char t[48] = "by this audit";
+        if (!v->computed)
+            fmt_time(v->at_ms, t, sizeof t);
+        if (!v->have && !v->pinned)
             printf("  %-12s unsigned: the pen does not sign its log\n", cli_safe(v->serial));
         else if (!v->have)
             printf("  %-12s not verified offline yet; the pulls verified its signed heads "
@@ -490,6 +497,10 @@ static void print_verifications(const out *o)
         else if (strcmp(v->result, "broken") == 0)
             printf("  %-12s BROKEN at seq %" PRIu64 " (verified %s): %s\n", cli_safe(v->serial),
                    v->through_seq, t, cli_safe(v->detail));
+        else if (strcmp(v->result, "unsigned") == 0)
+            printf("  %-12s unsigned: the pen does not sign its log (its records were checked "
+                   "against the archive's pulls only)\n",
+                   cli_safe(v->serial));
         else
             printf("  %-12s verified %s: %" PRIu64 " records, %" PRIu64
                    " chunks, signed through seq %" PRIu64 "\n",
@@ -604,22 +615,23 @@ static int on_find_id(void *u, const penlink_finding *f)
     return 0;
 }
 
+enum { ANNOTATE_OPT_OPERATOR = 256 };
+const struct option cli_audit_annotate_options[] = {
+    { "text", required_argument, NULL, 't' },
+    { "operator", required_argument, NULL, ANNOTATE_OPT_OPERATOR },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
 /* penlink audit annotate FINDING --text TEXT: the finding must be one the audit makes. */
 static int cmd_annotate(struct cli *c, int argc, char **argv)
 {
-    enum { OPT_OPERATOR = 256 };
-    static const struct option opts[] = {
-        { "text", required_argument, NULL, 't' },
-        { "operator", required_argument, NULL, OPT_OPERATOR },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *text = NULL, *author = NULL;
     int opt;
-    while ((opt = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "t:h", cli_audit_annotate_options, NULL)) != -1) {
         switch (opt) {
         case 't': text = optarg; break;
-        case OPT_OPERATOR: author = optarg; break;
+        case ANNOTATE_OPT_OPERATOR: author = optarg; break;
         case 'h': fputs(annotate_usage, stdout); return EXIT_OK;
         default: fputs(annotate_usage, stderr); return EXIT_USAGE;
         }
@@ -665,25 +677,26 @@ out:
     return rc;
 }
 
+enum { OPT_SINCE = 256, OPT_UNTIL, OPT_TZ, OPT_CHECK, OPT_OPERATOR };
+const struct option cli_audit_options[] = {
+    { "report", required_argument, NULL, 'r' },
+    { "output", required_argument, NULL, 'o' },
+    { "check-report", required_argument, NULL, OPT_CHECK },
+    { "operator", required_argument, NULL, OPT_OPERATOR },
+    { "by", required_argument, NULL, 'b' },
+    { "since", required_argument, NULL, OPT_SINCE },
+    { "until", required_argument, NULL, OPT_UNTIL },
+    { "tz", required_argument, NULL, OPT_TZ },
+    { "pen", required_argument, NULL, 'p' },
+    { "format", required_argument, NULL, 'f' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
 int cmd_audit(struct cli *c, int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "annotate") == 0)
         return cmd_annotate(c, argc - 1, argv + 1);
-    enum { OPT_SINCE = 256, OPT_UNTIL, OPT_TZ, OPT_CHECK, OPT_OPERATOR };
-    static const struct option opts[] = {
-        { "report", required_argument, NULL, 'r' },
-        { "output", required_argument, NULL, 'o' },
-        { "check-report", required_argument, NULL, OPT_CHECK },
-        { "operator", required_argument, NULL, OPT_OPERATOR },
-        { "by", required_argument, NULL, 'b' },
-        { "since", required_argument, NULL, OPT_SINCE },
-        { "until", required_argument, NULL, OPT_UNTIL },
-        { "tz", required_argument, NULL, OPT_TZ },
-        { "pen", required_argument, NULL, 'p' },
-        { "format", required_argument, NULL, 'f' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     static const char *const sec_names[SEC_N] = { "treatments", "cartridges", "integrity",
                                                   "usage" };
     out o;
@@ -699,7 +712,7 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     const char *output = NULL, *check = NULL, *operator_ = NULL;
     int opt, rc;
     struct cli_keyrepl *keys = NULL; /* replaced device keys: part of the integrity report */
-    while ((opt = getopt_long(argc, argv, "r:b:p:f:o:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "r:b:p:f:o:h", cli_audit_options, NULL)) != -1) {
         switch (opt) {
         case 'r': report = optarg; break;
         case 'o': output = optarg; break;

@@ -41,17 +41,18 @@ static const char usage[] =
     "  -k, --key FILE      sign with this secret key\n"
     "  -h, --help          this help\n";
 
+const struct option cli_clock_options[] = { { "threshold", required_argument, NULL, 't' },
+                                            { "key", required_argument, NULL, 'k' },
+                                            { "help", no_argument, NULL, 'h' },
+                                            { NULL, 0, NULL, 0 } };
+
 int cmd_clock(struct cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = { { "threshold", required_argument, NULL, 't' },
-                                          { "key", required_argument, NULL, 'k' },
-                                          { "help", no_argument, NULL, 'h' },
-                                          { NULL, 0, NULL, 0 } };
     long threshold = CLOCK_SYNC_THRESHOLD_MS;
     const char *key_file = NULL;
     char *end;
     int opt;
-    while ((opt = getopt_long(argc, argv, "t:k:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "t:k:h", cli_clock_options, NULL)) != -1) {
         switch (opt) {
         case 't':
             errno = 0;

@@ -229,16 +229,17 @@ static int load_file(struct cli *c, const char *path, penlink_config *want, int 
     return EXIT_OK;
 }
 
+const struct option cli_config_options[] = {
+    { "dry-run", no_argument, NULL, 'n' },  { "force", no_argument, NULL, 'f' },
+    { "template", no_argument, NULL, 't' }, { "key", required_argument, NULL, 'k' },
+    { "help", no_argument, NULL, 'h' },     { NULL, 0, NULL, 0 }
+};
+
 int cmd_config(struct cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "dry-run", no_argument, NULL, 'n' },  { "force", no_argument, NULL, 'f' },
-        { "template", no_argument, NULL, 't' }, { "key", required_argument, NULL, 'k' },
-        { "help", no_argument, NULL, 'h' },     { NULL, 0, NULL, 0 }
-    };
     int dry_run = 0, force = 0, template = 0, opt;
     const char *key_file = NULL;
-    while ((opt = getopt_long(argc, argv, "+nftk:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+nftk:h", cli_config_options, NULL)) != -1) {
         switch (opt) {
         case 'n': dry_run = 1; break;
         case 'f': force = 1; break;
@@ -254,7 +255,7 @@ int cmd_config(struct cli *c, int argc, char **argv)
     }
     const char *verb = argv[optind++];
     /* options may also follow the verb */
-    while ((opt = getopt_long(argc, argv, "nftk:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "nftk:h", cli_config_options, NULL)) != -1) {
         switch (opt) {
         case 'n': dry_run = 1; break;
         case 'f': force = 1; break;

@@ -35,6 +35,10 @@ static const char usage[] =
     "starts with a line \"# pen SERIAL, model M, device key HEX\", JSON with an\n"
     "object {\"header\":{\"serial\":...,\"model\":...,\"device_key\":...}}; CSV has\n"
     "records only. A file whose frames name two pens is refused (exit status 6).\n"
+    "A file holds each record once: a seq met again with the same content (a file\n"
+    "joined from copies of one pen's file) is shown and counted once, with a\n"
+    "warning; with other content the decode stops (exit status 6). The hash chain\n"
+    "is checked against the chunk right before each one in the file.\n"
     "\n"
     "Damaged input stops the decode with one error line naming the byte offset\n"
     "and the problem; the records before it are printed. In a capture, damaged\n"
@@ -159,17 +163,18 @@ static int on_message(void *user, const penlink_message *m)
     return ferror(o->f) ? -1 : 0;
 }
 
+const struct option cli_decode_options[] = {
+    { "format", required_argument, NULL, 'f' },
+    { "messages", no_argument, NULL, 'm' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
 int cmd_decode(struct cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "format", required_argument, NULL, 'f' },
-        { "messages", no_argument, NULL, 'm' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     struct out o = { .fmt = c->json ? FMT_JSON : FMT_TEXT, .f = stdout };
     int opt;
-    while ((opt = getopt_long(argc, argv, "f:mh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "f:mh", cli_decode_options, NULL)) != -1) {
         switch (opt) {
         case 'f':
             if (strcmp(optarg, "text") == 0)
@@ -243,6 +248,12 @@ int cmd_decode(struct cli *c, int argc, char **argv)
                        path, o.broken);
     } else {
         rc = EXIT_OK;
+        if (penlink_decoder_duplicates(dec))
+            cli_warn(c,
+                     "%s: %" PRIu64 " records come again with the same content (a file joined "
+                     "from copies, or a chunk the pen sent again whole): each seq is shown and "
+                     "counted once",
+                     path, penlink_decoder_duplicates(dec));
         if (penlink_decoder_problems(dec) && !c->quiet)
             cli_warn(c,
                      "%s: %" PRIu64 " damaged frames or messages with a problem (see --messages)",

@@ -131,25 +131,26 @@ static int on_finding(void *u, const penlink_finding *f)
     return 0;
 }
 
+enum { OPT_SINCE = 256, OPT_UNTIL, OPT_TZ };
+const struct option cli_export_options[] = {
+    { "format", required_argument, NULL, 'f' },
+    { "output", required_argument, NULL, 'o' },
+    { "pen", required_argument, NULL, 'p' },
+    { "since", required_argument, NULL, OPT_SINCE },
+    { "until", required_argument, NULL, OPT_UNTIL },
+    { "tz", required_argument, NULL, OPT_TZ },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
 int cmd_export(struct cli *c, int argc, char **argv)
 {
-    enum { OPT_SINCE = 256, OPT_UNTIL, OPT_TZ };
-    static const struct option opts[] = {
-        { "format", required_argument, NULL, 'f' },
-        { "output", required_argument, NULL, 'o' },
-        { "pen", required_argument, NULL, 'p' },
-        { "since", required_argument, NULL, OPT_SINCE },
-        { "until", required_argument, NULL, OPT_UNTIL },
-        { "tz", required_argument, NULL, OPT_TZ },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     export_out e = { .f = stdout, .fmt = c->json ? FMT_JSON : FMT_CSV };
     penlink_archive_filter f;
     memset(&f, 0, sizeof f);
     const char *path = NULL, *pen = NULL, *since = NULL, *until = NULL, *tz = NULL;
     int opt, rc;
-    while ((opt = getopt_long(argc, argv, "f:o:p:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "f:o:p:h", cli_export_options, NULL)) != -1) {
         switch (opt) {
         case 'f':
             if (strcmp(optarg, "csv") == 0)

@@ -26,17 +26,18 @@ static const char usage[] =
     "A pen whose firmware predates identify says so (exit status 4); nothing is\n"
     "sent to it.\n";
 
+enum { OPT_STOP = 256 };
+const struct option cli_identify_options[] = { { "seconds", required_argument, NULL, 's' },
+                                               { "stop", no_argument, NULL, OPT_STOP },
+                                               { "help", no_argument, NULL, 'h' },
+                                               { NULL, 0, NULL, 0 } };
+
 int cmd_identify(struct cli *c, int argc, char **argv)
 {
-    enum { OPT_STOP = 256 };
-    static const struct option opts[] = { { "seconds", required_argument, NULL, 's' },
-                                          { "stop", no_argument, NULL, OPT_STOP },
-                                          { "help", no_argument, NULL, 'h' },
-                                          { NULL, 0, NULL, 0 } };
     unsigned long seconds = PENLINK_IDENTIFY_DEFAULT_S;
     int opt;
     char *end;
-    while ((opt = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "s:h", cli_identify_options, NULL)) != -1) {
         switch (opt) {
         case 's':
             errno = 0;

@@ -145,17 +145,18 @@ static json_t *replacement_json(const penlink_key_replacement *r)
                      (json_int_t)r->heads_before);
 }
 
+const struct option cli_keys_replace_options[] = { { "pen", required_argument, NULL, 'p' },
+                                                   { "reason", required_argument, NULL, 'r' },
+                                                   { "yes", no_argument, NULL, 'y' },
+                                                   { "help", no_argument, NULL, 'h' },
+                                                   { NULL, 0, NULL, 0 } };
+
 static int replace(struct cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = { { "pen", required_argument, NULL, 'p' },
-                                          { "reason", required_argument, NULL, 'r' },
-                                          { "yes", no_argument, NULL, 'y' },
-                                          { "help", no_argument, NULL, 'h' },
-                                          { NULL, 0, NULL, 0 } };
     const char *pen = NULL, *reason = NULL;
     int yes = 0, opt;
     optind = 0;
-    while ((opt = getopt_long(argc, argv, "p:r:yh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "p:r:yh", cli_keys_replace_options, NULL)) != -1) {
         switch (opt) {
         case 'p': pen = optarg; break;
         case 'r': reason = optarg; break;

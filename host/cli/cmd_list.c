@@ -21,7 +21,7 @@ static const char usage[] =
     "in PENLINK_USB_ID=VID:PID), sorted by USB port: the port path (as udev and\n"
     "'lsusb -t' show it: 1-2.3 is bus 1, port 3 of the hub on port 2), the\n"
     "serial, the pen's label, model and firmware, and the reason a pen can't be\n"
-    "opened (e.g. permission denied: install the udev rule). Choose a pen for\n"
+    "opened (e.g. permission denied: the udev rule is missing). Choose a pen for\n"
     "another command with --device usb:SERIAL or --device usb:PORT (usb:1-2.3);\n"
     "'penlink identify' makes it blink to find it. With --device sim:PATH, also\n"
     "says whether that simulated pen answers.\n"

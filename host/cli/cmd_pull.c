@@ -21,7 +21,8 @@ static const char usage[] =
     "lost and nothing is stored twice: penlink says what was kept (not yet\n"
     "acknowledged: the pen keeps it too) and what is still only on the pen, and\n"
     "the next pull goes on where this one stopped. A record that arrives again\n"
-    "with different content is an integrity alarm (exit status 6).\n"
+    "with different content is an integrity alarm (exit status 6; both kept,\n"
+    "nothing acknowledged).\n"
     "\n"
     "Progress goes to stderr: on a terminal a line redrawn 4 times a second\n"
     "(records and megabytes against what the pen announced, the rate, the time\n"
@@ -35,23 +36,27 @@ static const char usage[] =
     "                     A new FILE starts with a header naming the pen (serial,\n"
     "                     device key); a FILE of another pen, or one that names no\n"
     "                     pen (written by an earlier penlink), is refused untouched,\n"
-    "                     nothing acknowledged (exit status 6)\n"
+    "                     nothing acknowledged (exit status 6). Records the pen\n"
+    "                     sends again are compared with FILE's copies, as in the\n"
+    "                     archive: other content is exit status 6, the chunk not\n"
+    "                     written, nothing acknowledged\n"
     "      --no-ack       keep the records on the pen (with -o)\n"
     "  -h, --help         this help\n"
     "\n"
     "A gap (records the pen dropped before they were pulled) is reported and\n"
     "recorded.\n";
 
+enum { OPT_NO_ACK = 256 };
+const struct option cli_pull_options[] = { { "output", required_argument, NULL, 'o' },
+                                           { "no-ack", no_argument, NULL, OPT_NO_ACK },
+                                           { "help", no_argument, NULL, 'h' },
+                                           { NULL, 0, NULL, 0 } };
+
 int cmd_pull(struct cli *c, int argc, char **argv)
 {
-    enum { OPT_NO_ACK = 256 };
-    static const struct option opts[] = { { "output", required_argument, NULL, 'o' },
-                                          { "no-ack", no_argument, NULL, OPT_NO_ACK },
-                                          { "help", no_argument, NULL, 'h' },
-                                          { NULL, 0, NULL, 0 } };
     struct pull_opts o = { .ack = 1 };
     int opt;
-    while ((opt = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "o:h", cli_pull_options, NULL)) != -1) {
         switch (opt) {
         case 'o': o.path = optarg; break;
         case OPT_NO_ACK: o.ack = 0; break;

@@ -23,11 +23,15 @@ static const char usage[] =
     "device key, and every record row against the chunk that carries it. An\n"
     "edited, removed, reordered or inserted record or chunk breaks one of these;\n"
     "the first broken link of each pen is named. For every pen: record rows that\n"
-    "cannot be records (a seq no pen logs) break it too.\n"
+    "cannot be records (a seq no pen logs) break it too, and so do records its\n"
+    "finished pulls stored that are gone (no gap explains them), and a pen with\n"
+    "no pinned key whose chunks carry links or whose pulls kept signed heads\n"
+    "(its key was removed). 'penlink audit' runs these checks itself.\n"
     "\n"
     "The archive is checked read-only, so a read-only copy or medium will do.\n"
-    "Then the verdicts are recorded in the archive's verification log (shown by\n"
-    "'penlink audit') when the archive is writable here; on a read-only archive\n"
+    "Then the verdicts are recorded in the archive's verification log (a\n"
+    "history; the audit never relies on it) when the archive is writable here; on a read-only "
+    "archive\n"
     "(a read-only file, copy or medium; on PostgreSQL a standby, or a role that\n"
     "may only read) they are only printed. --no-record never writes (an\n"
     "inspector's copy stays byte for byte as received).\n"
@@ -148,17 +152,18 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+const struct option cli_verify_options[] = {
+    { "pen", required_argument, NULL, 'p' },
+    { "no-record", no_argument, NULL, 'n' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+};
+
 int cmd_verify(struct cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "pen", required_argument, NULL, 'p' },
-        { "no-record", no_argument, NULL, 'n' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *pen = NULL;
     int opt, no_record = 0;
-    while ((opt = getopt_long(argc, argv, "p:nh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "p:nh", cli_verify_options, NULL)) != -1) {
         switch (opt) {
         case 'p': pen = optarg; break;
         case 'n': no_record = 1; break;

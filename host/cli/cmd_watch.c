@@ -35,7 +35,9 @@ static const char usage[] =
     "\n"
     "Exit status with --once: 0 when every pen present was pulled, else that of\n"
     "the first pen that failed (3 unreachable, 5 a serial that cannot name a\n"
-    "file, 6 a file of another pen, ...).\n";
+    "file, 6 a file of another pen, ...). Interrupted (SIGINT, SIGTERM), the pull\n"
+    "in progress stops at its next safe point (what it kept is committed, nothing\n"
+    "else acknowledged) and watch exits with status 130.\n";
 
 #define MAX_PENS 64
 
@@ -45,15 +47,16 @@ struct seen {
     int present;
 };
 
+const struct option cli_watch_options[] = { { "dir", required_argument, NULL, 'D' },
+                                            { "once", no_argument, NULL, '1' },
+                                            { "help", no_argument, NULL, 'h' },
+                                            { NULL, 0, NULL, 0 } };
+
 int cmd_watch(struct cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = { { "dir", required_argument, NULL, 'D' },
-                                          { "once", no_argument, NULL, '1' },
-                                          { "help", no_argument, NULL, 'h' },
-                                          { NULL, 0, NULL, 0 } };
     const char *dir = NULL;
     int once = 0, opt;
-    while ((opt = getopt_long(argc, argv, "D:1h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "D:1h", cli_watch_options, NULL)) != -1) {
         switch (opt) {
         case 'D': dir = optarg; break;
         case '1': once = 1; break;
@@ -200,5 +203,9 @@ int cmd_watch(struct cli *c, int argc, char **argv)
     }
     if (!c->quiet && !c->json)
         fprintf(stderr, "watch: %lu pulls, %lu failed attempts\n", pulls, failures);
+    /* stopped by SIGINT / SIGTERM: the pull in progress stopped at a safe point
+     * (what it kept is committed, nothing uncommitted acknowledged) */
+    if (cli_interrupted)
+        return EXIT_CANCELLED;
     return once ? first_failure : EXIT_OK;
 }

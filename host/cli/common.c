@@ -48,12 +48,13 @@ int cli_fail(struct cli *c, const char *what, int status)
                      detail && *detail ? detail : penlink_strerror(status));
 }
 
+const struct option cli_help_options[] = { { "help", no_argument, NULL, 'h' },
+                                           { NULL, 0, NULL, 0 } };
+
 int cli_help_only(int argc, char **argv, const char *usage, int nargs)
 {
-    static const struct option opts[] = { { "help", no_argument, NULL, 'h' },
-                                          { NULL, 0, NULL, 0 } };
     int opt;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "h", cli_help_options, NULL)) != -1) {
         if (opt == 'h') {
             fputs(usage, stdout);
             return EXIT_OK;

@@ -14,34 +14,14 @@
 
 #include "cli.h"
 
-static const char usage[] =
+static const char usage_head[] =
     "Usage: penlink [GLOBAL OPTIONS] COMMAND [ARGS]\n"
     "\n"
     "Talk to a microneedling pen over USB: read its state, pull its usage log\n"
     "without losing a record, fix its configuration and clock, decode logs.\n"
     "\n"
-    "Commands:\n"
-    "  list                    the pens plugged in, by USB port, with label and model\n"
-    "  identify                make a pen blink and beep, to find it on the desk\n"
-    "  info                    identity, log range, clock and limits of a pen\n"
-    "  pull [-o FILE]          pull new records into the archive (or FILE), then\n"
-    "                          acknowledge them\n"
-    "  decode FILE             print the records (--messages: and every message) of\n"
-    "                          a file of frames or chunks, or of a capture\n"
-    "  config get [KEY]        show the configuration (or one key)\n"
-    "  config set KEY=VALUE..  change keys (checked against the pen's limits)\n"
-    "  config export [FILE]    write the configuration as JSON\n"
-    "  config import FILE      show the changes a JSON file makes, then apply them\n"
-    "  clock sync              show the pen's clock drift; set it when 1 s or more\n"
-    "  watch                   pull every pen that is plugged in, until interrupted\n"
-    "  audit [--report R]      cartridge reuse, limits, integrity and usage from\n"
-    "                          the archive; exit status 1 on a compliance finding\n"
-    "  export records|treatments  the archive as CSV or JSON lines\n"
-    "  keys generate [FILE]    a technician key pair for signing configuration\n"
-    "  keys replace --pen S    record a repaired pen's new device key\n"
-    "  verify                  re-check the archive's signed logs; name what broke\n"
-    "  archive init-server     set up a PostgreSQL server for a shared archive\n"
-    "  archive push --to URI   send the archive to a shared one (an offline site)\n"
+    "Commands:\n";
+static const char usage_tail[] =
     "\n"
     "Global options:\n"
     "  -d, --device URI  usb (the only pen plugged in), usb:SERIAL, usb:BUS-PORT.PORT\n"
@@ -54,6 +34,7 @@ static const char usage[] =
     "                  (~/.local/share/penlink/archive.db)\n"
     "      --timeout MS  wait MS milliseconds for each reply of the pen (default\n"
     "                  2000; a slow or distant link may need more)\n"
+    "      --trace FILE  record every frame of the session as pcapng (Wireshark)\n"
     "  --json          machine-readable output on stdout, errors as JSON on stderr\n"
     "  -q, --quiet     print only what was asked for, and errors\n"
     "  -v, --verbose   say more about what happens\n"
@@ -65,7 +46,8 @@ static const char usage[] =
     "  permission denied, busy, unplugged), 4 device error (the pen refused),\n"
     "  5 protocol error (or timeout), 6 integrity error, 7 I/O error,\n"
     "  8 internal error, 9 not authorised (a key the pen does not accept),\n"
-    "  130 interrupted.\n";
+    "  10 a report audit --check-report cannot confirm (made by another penlink\n"
+    "  version), 130 interrupted.\n";
 
 int cli_error(const struct cli *c, int code, const char *fmt, ...)
 {
@@ -87,15 +69,83 @@ int cli_error(const struct cli *c, int code, const char *fmt, ...)
     return code;
 }
 
-static const struct {
-    const char *name;
-    int (*run)(struct cli *, int, char **);
-} commands[] = {
-    { "decode", cmd_decode },     { "list", cmd_list },     { "info", cmd_info },
-    { "pull", cmd_pull },         { "config", cmd_config }, { "clock", cmd_clock },
-    { "watch", cmd_watch },       { "audit", cmd_audit },   { "export", cmd_export },
-    { "keys", cmd_keys },         { "verify", cmd_verify }, { "archive", cmd_archive },
-    { "identify", cmd_identify },
+/* Subcommands and getopt_long tables of each command, for cli_commands. */
+static const char *const config_subs[] = { "get", "set", "export", "import", NULL };
+static const char *const clock_subs[] = { "sync", NULL };
+static const char *const audit_subs[] = { "annotate", NULL };
+static const char *const export_subs[] = { "records", "treatments", NULL };
+static const char *const keys_subs[] = { "generate", "show", "replace", NULL };
+static const char *const archive_subs[] = { "init-server", "push", NULL };
+static const char *const completion_subs[] = { "bash", "zsh", "fish", NULL };
+static const struct option *const help_opts[] = { cli_help_options, NULL };
+static const struct option *const identify_opts[] = { cli_identify_options, NULL };
+static const struct option *const pull_opts[] = { cli_pull_options, NULL };
+static const struct option *const decode_opts[] = { cli_decode_options, NULL };
+static const struct option *const config_opts[] = { cli_config_options, NULL };
+static const struct option *const clock_opts[] = { cli_clock_options, NULL };
+static const struct option *const watch_opts[] = { cli_watch_options, NULL };
+static const struct option *const audit_opts[] = { cli_audit_options, cli_audit_annotate_options,
+                                                   NULL };
+static const struct option *const export_opts[] = { cli_export_options, NULL };
+static const struct option *const keys_opts[] = { cli_help_options, cli_keys_replace_options,
+                                                  NULL };
+static const struct option *const verify_opts[] = { cli_verify_options, NULL };
+static const struct option *const archive_opts[] = { cli_archive_init_server_options,
+                                                     cli_archive_push_options, NULL };
+
+const struct cli_command cli_commands[] = {
+    { "list", cmd_list,
+      "  list                    the pens plugged in, by USB port, with label and model\n", NULL,
+      help_opts },
+    { "identify", cmd_identify,
+      "  identify                make a pen blink and beep, to find it on the desk\n", NULL,
+      identify_opts },
+    { "info", cmd_info,
+      "  info                    identity, log range, clock and limits of a pen\n", NULL,
+      help_opts },
+    { "pull", cmd_pull,
+      "  pull [-o FILE]          pull new records into the archive (or FILE), then\n"
+      "                          acknowledge them\n",
+      NULL, pull_opts },
+    { "decode", cmd_decode,
+      "  decode FILE             print the records (--messages: and every message) of\n"
+      "                          a file of frames or chunks, or of a capture\n",
+      NULL, decode_opts },
+    { "config", cmd_config,
+      "  config get [KEY]        show the configuration (or one key)\n"
+      "  config set KEY=VALUE..  change keys (checked against the pen's limits)\n"
+      "  config export [FILE]    write the configuration as JSON\n"
+      "  config import FILE      show the changes a JSON file makes, then apply them\n",
+      config_subs, config_opts },
+    { "clock", cmd_clock,
+      "  clock sync              show the pen's clock drift; set it when 1 s or more\n", clock_subs,
+      clock_opts },
+    { "watch", cmd_watch,
+      "  watch                   pull every pen that is plugged in, until interrupted\n", NULL,
+      watch_opts },
+    { "audit", cmd_audit,
+      "  audit [--report R]      cartridge reuse, limits, integrity and usage from\n"
+      "                          the archive; exit status 1 on a compliance finding\n"
+      "  audit annotate FINDING  a note on a finding (who, when, why), kept beside it\n",
+      audit_subs, audit_opts },
+    { "export", cmd_export, "  export records|treatments  the archive as CSV or JSON lines\n",
+      export_subs, export_opts },
+    { "keys", cmd_keys,
+      "  keys generate [FILE]    a technician key pair for signing configuration\n"
+      "  keys show FILE          a key file's public key (hex) and fingerprint\n"
+      "  keys replace --pen S    record a repaired pen's new device key\n",
+      keys_subs, keys_opts },
+    { "verify", cmd_verify,
+      "  verify                  re-check the archive's signed logs; name what broke\n", NULL,
+      verify_opts },
+    { "archive", cmd_archive,
+      "  archive init-server     set up a PostgreSQL server for a shared archive\n"
+      "  archive push --to URI   send the archive to a shared one (an offline site)\n",
+      archive_subs, archive_opts },
+    { "completion", cmd_completion,
+      "  completion bash|zsh|fish  the shell's completion script for penlink\n", completion_subs,
+      help_opts },
+    { NULL, NULL, NULL, NULL, NULL },
 };
 
 /* --timeout MS: 1..3600000. */
@@ -163,33 +213,44 @@ static int take_global_options(struct cli *c, int *argc, char **argv)
     return 0;
 }
 
+enum { OPT_JSON = 256, OPT_ARCHIVE, OPT_TIMEOUT, OPT_TRACE };
+const struct option cli_global_options[] = {
+    { "archive", required_argument, NULL, OPT_ARCHIVE },
+    { "timeout", required_argument, NULL, OPT_TIMEOUT },
+    { "trace", required_argument, NULL, OPT_TRACE },
+    { "device", required_argument, NULL, 'd' },
+    { "json", no_argument, NULL, OPT_JSON },
+    { "quiet", no_argument, NULL, 'q' },
+    { "verbose", no_argument, NULL, 'v' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { NULL, 0, NULL, 0 },
+};
+
+static void print_usage(FILE *f)
+{
+    fputs(usage_head, f);
+    for (const struct cli_command *cmd = cli_commands; cmd->name; cmd++)
+        fputs(cmd->help, f);
+    fputs(usage_tail, f);
+}
+
 static penlink_ctx *signal_ctx;
+volatile sig_atomic_t cli_interrupted;
 
 static void on_signal(int sig)
 {
     (void)sig;
+    cli_interrupted = 1;
     penlink_ctx_cancel(signal_ctx); /* only sets a flag: async-signal-safe */
 }
 
 int main(int argc, char **argv)
 {
     struct cli c = { .prog = "penlink" };
-    enum { OPT_JSON = 256, OPT_ARCHIVE, OPT_TIMEOUT, OPT_TRACE };
-    static const struct option opts[] = {
-        { "archive", required_argument, NULL, OPT_ARCHIVE },
-        { "timeout", required_argument, NULL, OPT_TIMEOUT },
-        { "trace", required_argument, NULL, OPT_TRACE },
-        { "device", required_argument, NULL, 'd' },
-        { "json", no_argument, NULL, OPT_JSON },
-        { "quiet", no_argument, NULL, 'q' },
-        { "verbose", no_argument, NULL, 'v' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        { NULL, 0, NULL, 0 },
-    };
     int opt;
     /* '+': stop at the command name; its options belong to it. */
-    while ((opt = getopt_long(argc, argv, "+d:qvhV", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+d:qvhV", cli_global_options, NULL)) != -1) {
         switch (opt) {
         case OPT_JSON: c.json = 1; break;
         case 'd': c.device = optarg; break;
@@ -202,18 +263,18 @@ int main(int argc, char **argv)
             break;
         case 'q': c.quiet = 1; break;
         case 'v': c.verbose++; break;
-        case 'h': fputs(usage, stdout); return EXIT_OK;
+        case 'h': print_usage(stdout); return EXIT_OK;
         case 'V': printf("penlink %s\n", penlink_version()); return EXIT_OK;
-        default: fputs(usage, stderr); return EXIT_USAGE;
+        default: print_usage(stderr); return EXIT_USAGE;
         }
     }
     if (optind >= argc) {
-        fputs(usage, stderr);
+        print_usage(stderr);
         return EXIT_USAGE;
     }
     const char *name = argv[optind];
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        if (strcmp(name, commands[i].name) == 0) {
+    for (const struct cli_command *cmd = cli_commands; cmd->name; cmd++) {
+        if (strcmp(name, cmd->name) == 0) {
             int sub_argc = argc - optind;
             char **sub_argv = argv + optind;
             if (take_global_options(&c, &sub_argc, sub_argv) != 0)
@@ -239,7 +300,7 @@ int main(int argc, char **argv)
             sa.sa_handler = on_signal;
             sigaction(SIGINT, &sa, NULL);
             sigaction(SIGTERM, &sa, NULL);
-            int rc = commands[i].run(&c, sub_argc, sub_argv);
+            int rc = cmd->run(&c, sub_argc, sub_argv);
             signal(SIGINT, SIG_DFL);
             signal(SIGTERM, SIG_DFL);
             penlink_ctx_free(c.ctx);

@@ -10,6 +10,16 @@
  * resuming from another pen's last seq would acknowledge records never
  * stored. A tail cut short by a crash is dropped first (those records were
  * never acknowledged, so the pen still has them).
+ *
+ * The same rule as the archive's for records that come again: the pen sends
+ * whole stored chunks, so the first chunk of a pull may hold records the file
+ * has (before the resume point). Each is compared with the file's copy before
+ * anything of that chunk is written: other content is an integrity error
+ * (exit 6), the chunk is not written and nothing is acknowledged; the same
+ * content is not a new record (the chunk is written whole, as the pen sent
+ * it, for its new records, and readers count each seq once). From a pen that
+ * signs its log the pull goes on from the link of the file's last chunk, so
+ * a pen whose chain forks from the file's is refused the same way.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -22,10 +32,27 @@
 
 #include "cli.h"
 
+/* A chunk holds at most this many records (docs/protocol.md section 7), so
+ * the records a pull's first chunk holds before the resume point are among
+ * the file's last this many seqs. */
+#define FILE_OVERLAP_MAX 4096u
+
+/* The file's records of its last FILE_OVERLAP_MAX seqs, by seq modulo that:
+ * what a re-sent record is compared with. */
+struct file_tail {
+    penlink_record *rec;
+    unsigned char *have;
+};
+
 struct pull_ctx {
     struct cli *c;
     int fd;
     int err; /* errno of a failed write */
+    const struct file_tail *tail;
+    unsigned char *pending; /* the frame of the chunk being checked, not yet written */
+    size_t pending_len, pending_cap;
+    int conflict; /* a record came again with other content: nothing more is written */
+    unsigned long long conflict_seq, same;
     struct cli_progress *progress;
 };
 
@@ -36,20 +63,39 @@ struct file_state {
     int have;                /* it holds records */
     int have_header;         /* it names its pen */
     penlink_file_header header;
+    int have_link; /* the link after its last chunk (a pen that signs its log) */
+    uint8_t link[32];
 };
 
-static int on_null_record(void *user, const penlink_record *r)
+static int keep_tail(void *user, const penlink_record *r)
 {
-    (void)user;
-    (void)r;
+    struct file_tail *t = user;
+    size_t i = (size_t)(r->seq % FILE_OVERLAP_MAX);
+    if (!t->have[i] || r->seq > t->rec[i].seq) {
+        t->rec[i] = *r;
+        t->have[i] = 1;
+    }
     return 0;
 }
 
-static int scan_file(struct cli *c, const char *path, int fd, struct file_state *fs)
+/* Whether two records of one seq say the same. */
+static int same_record(const penlink_record *a, const penlink_record *b)
+{
+    if (a->time_ms != b->time_ms || a->kind != b->kind || a->fields != b->fields)
+        return 0;
+    for (uint32_t bit = 0; bit < PENLINK_FIELD_COUNT; bit++)
+        if ((a->fields & (1u << bit)) &&
+            penlink_record_field(a, 1u << bit) != penlink_record_field(b, 1u << bit))
+            return 0;
+    return 1;
+}
+
+static int scan_file(struct cli *c, const char *path, int fd, struct file_state *fs,
+                     struct file_tail *tail)
 {
     penlink_decoder *dec = NULL;
     memset(fs, 0, sizeof *fs);
-    int st = penlink_decoder_new(c->ctx, on_null_record, NULL, NULL, &dec);
+    int st = penlink_decoder_new(c->ctx, keep_tail, NULL, tail, &dec);
     if (st != PENLINK_OK)
         return cli_fail(c, "pull", st);
     static unsigned char buf[1 << 16];
@@ -68,6 +114,7 @@ static int scan_file(struct cli *c, const char *path, int fd, struct file_state 
     fs->next = fs->have ? last + 1 : 0;
     fs->keep = (off_t)penlink_decoder_good_bytes(dec);
     fs->have_header = penlink_decoder_header(dec, &fs->header);
+    fs->have_link = penlink_decoder_last_link(dec, fs->link);
     const char *why = penlink_ctx_errmsg(c->ctx);
     int cut_short = fst == PENLINK_ERR_PROTOCOL && strstr(why, "cut short") != NULL;
     penlink_decoder_free(dec);
@@ -170,14 +217,62 @@ static int write_header(struct cli *c, const char *path, int fd, const penlink_i
     return EXIT_OK;
 }
 
-static int on_chunk(void *user, const penlink_chunk *ch)
+/* Writes the chunk whose records were checked. */
+static int flush_pending(struct pull_ctx *p)
 {
-    struct pull_ctx *p = user;
-    if (write_all(p->fd, ch->frame, ch->frame_len) != 0) {
+    if (!p->pending_len)
+        return 0;
+    size_t n = p->pending_len;
+    p->pending_len = 0;
+    if (write_all(p->fd, p->pending, n) != 0) {
         p->err = errno;
         return -1;
     }
     return 0;
+}
+
+/* A chunk is written once its records passed (on_record: the first record
+ * after the resume point; every chunk the pull takes has one). */
+static int on_chunk(void *user, const penlink_chunk *ch)
+{
+    struct pull_ctx *p = user;
+    if (flush_pending(p) != 0)
+        return -1;
+    if (ch->frame_len > p->pending_cap) {
+        unsigned char *nb = realloc(p->pending, ch->frame_len);
+        if (!nb) {
+            p->err = ENOMEM;
+            return -1;
+        }
+        p->pending = nb;
+        p->pending_cap = ch->frame_len;
+    }
+    memcpy(p->pending, ch->frame, ch->frame_len);
+    p->pending_len = ch->frame_len;
+    return 0;
+}
+
+static int on_new_record(void *user, const penlink_record *r)
+{
+    (void)r;
+    return flush_pending(user);
+}
+
+/* A record before the resume point: the file's copy must say the same. */
+static int on_overlap(void *user, const penlink_record *r)
+{
+    struct pull_ctx *p = user;
+    size_t i = (size_t)(r->seq % FILE_OVERLAP_MAX);
+    if (!p->tail->have[i] || p->tail->rec[i].seq != r->seq)
+        return 0; /* not in the file: the chunk brings it */
+    if (same_record(&p->tail->rec[i], r)) {
+        p->same++;
+        return 0;
+    }
+    p->conflict = 1;
+    p->conflict_seq = r->seq;
+    p->pending_len = 0;
+    return -1;
 }
 
 static void on_progress(void *user, const penlink_progress *pr)
@@ -236,7 +331,15 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
     if (fd < 0)
         return cli_error(c, EXIT_IO, "pull: cannot open %s: %s", o->path, strerror(errno));
     struct file_state fs;
-    int rc = scan_file(c, o->path, fd, &fs);
+    struct file_tail tail = { calloc(FILE_OVERLAP_MAX, sizeof *tail.rec),
+                              calloc(FILE_OVERLAP_MAX, 1) };
+    struct pull_ctx pc = { .c = c, .fd = fd, .tail = &tail };
+    int rc = EXIT_OK;
+    if (!tail.rec || !tail.have) {
+        rc = cli_error(c, EXIT_INTERNAL, "pull: out of memory");
+        goto out;
+    }
+    rc = scan_file(c, o->path, fd, &fs, &tail);
     if (rc == EXIT_OK)
         rc = check_owner(c, o->path, &fs, &info);
     if (rc != EXIT_OK)
@@ -259,13 +362,19 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
         if (rc != EXIT_OK)
             goto out;
     }
-    struct pull_ctx pc = { .c = c, .fd = fd };
     if (o->progress)
         pc.progress = cli_progress_begin(c, info.serial);
-    penlink_pull_cb cb = { .on_chunk = on_chunk, .on_progress = on_progress, .user = &pc };
+    penlink_pull_cb cb = { .on_chunk = on_chunk,
+                           .on_record = on_new_record,
+                           .on_overlap = on_overlap,
+                           .on_progress = on_progress,
+                           .user = &pc,
+                           .after_link = fs.have && fs.have_link ? fs.link : NULL };
     penlink_pull_result res;
     st = penlink_dev_pull(dev, from, &cb, &res);
-    cli_progress_end(pc.progress, res.records, st == PENLINK_OK && !pc.err);
+    if (!pc.conflict)
+        flush_pending(&pc);
+    cli_progress_end(pc.progress, res.records, st == PENLINK_OK && !pc.err && !pc.conflict);
     s->from_seq = from;
     s->next_seq = res.next_seq;
     s->records = res.records;
@@ -280,6 +389,14 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
     if (pc.err) {
         rc = cli_error(c, EXIT_IO, "pull: writing %s: %s (nothing acknowledged)", o->path,
                        strerror(pc.err));
+        goto out;
+    }
+    if (pc.conflict) {
+        rc = cli_error(c, EXIT_INTEGRITY,
+                       "pull: record %llu arrived again with content different from its copy in "
+                       "%s: the pen's log was replaced or re-sealed under the same identity; the "
+                       "chunk holding it was not written and nothing was acknowledged",
+                       pc.conflict_seq, o->path);
         goto out;
     }
     if (st != PENLINK_OK) {
@@ -305,6 +422,9 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
     }
     rc = EXIT_OK;
 out:
+    free(pc.pending);
+    free(tail.rec);
+    free(tail.have);
     close(fd);
     return rc;
 }

@@ -541,7 +541,7 @@ static void write_header(FILE *o, const html_report *h, const html_meta *m, cons
           o);
     for (size_t i = 0; i < h->n_v; i++) {
         const penlink_verification *v = &h->v[i];
-        const char *state = !v->pinned ? "unsigned" : !v->have ? "not verified" : v->result;
+        const char *state = v->have ? v->result : !v->pinned ? "unsigned" : "not verified";
         fputs("<tr class=\"log\" data-pen=\"", o);
         html_text(o, v->serial);
         fputs("\" data-state=\"", o);
@@ -551,7 +551,9 @@ static void write_header(FILE *o, const html_report *h, const html_meta *m, cons
         fputs("</td><td class=\"nw\">", o);
         html_text(o, strcmp(state, "broken") == 0 ? "BROKEN" : state);
         fputs("</td><td>", o);
-        if (!v->pinned)
+        if (!v->have && !v->pinned)
+            fputs("the pen does not sign its log", o);
+        else if (v->have && strcmp(v->result, "unsigned") == 0)
             fputs("the pen does not sign its log", o);
         else if (!v->have)
             fprintf(o,
@@ -560,7 +562,10 @@ static void write_header(FILE *o, const html_report *h, const html_meta *m, cons
                     v->signed_through);
         else {
             fprintf(o, "at seq %" PRIu64 ", ", v->through_seq);
-            when(o, v->at_ms);
+            if (v->computed)
+                fputs("checked by this audit", o);
+            else
+                when(o, v->at_ms);
             fputs(": ", o);
             html_text(o, v->detail[0] ? v->detail : "every record verified");
         }

@@ -183,7 +183,10 @@ typedef struct pull_state {
     penlink_archive_pull_result committed; /* the counts as of the last commit */
     penlink_archive_pull_result kept;      /* ... as of the last savepoint (a verified head) */
     int have_kept;
-    char why[512]; /* the detail of the storage failure in st */
+    uint8_t anchor[PL_LINK_BYTES]; /* the link of the archived chain's end, at archived_next */
+    int have_anchor;
+    unsigned anchor_heads; /* heads met at archived_next */
+    char why[512];         /* the detail of the storage failure in st */
 } pull_state;
 
 /* Stops the pull for the storage failure in ps->st, keeping its detail:
@@ -380,6 +383,28 @@ static int stop_at_first(void *u, uint64_t next_seq, const uint8_t *link, size_t
     (void)next_seq, (void)link, (void)link_len, (void)sig, (void)sig_len;
     *(int *)u = 1;
     return 1;
+}
+
+/* The link of the verified heads at the end of the archived log: where the
+ * pen's chain must go on from. A head of a reply that sent no chunk names the
+ * pen's newest sealed link, which may end below (records not sealed yet, or a
+ * copy of the pen pulled alongside): when the heads there disagree, none is
+ * taken, and the records sent again are still compared one by one. */
+static int find_anchor(void *u, uint64_t next_seq, const uint8_t *link, size_t link_len,
+                       const uint8_t *sig, size_t sig_len)
+{
+    pull_state *ps = u;
+    (void)sig, (void)sig_len;
+    if (next_seq != ps->archived_next || link_len != PL_LINK_BYTES)
+        return 0;
+    if (ps->anchor_heads++ == 0) {
+        memcpy(ps->anchor, link, PL_LINK_BYTES);
+        ps->have_anchor = 1;
+    } else if (memcmp(ps->anchor, link, PL_LINK_BYTES) != 0) {
+        ps->have_anchor = 0;
+        return 1; /* ambiguous: stop */
+    }
+    return 0;
 }
 
 typedef struct key_owner {
@@ -579,6 +604,11 @@ static int pull_prepare(pull_state *ps, const penlink_config *cfg, uint64_t *fro
     else
         *from = info->log_first_seq;
     ps->archived_next = have ? next : 0;
+    if (rc == PENLINK_OK && have && ps->signed_log) {
+        rc = b->ops->heads(b, ps->device, find_anchor, ps);
+        if (rc == PENLINK_ERR_CANCELLED) /* stopped at heads that disagree */
+            rc = PENLINK_OK;
+    }
     if (rc == PENLINK_OK)
         rc = b->ops->pull_begin(b, ps->device, *from, archive_now_ms(), &ps->pull);
     if (rc == PENLINK_OK && cfg) {
@@ -593,6 +623,23 @@ static int pull_prepare(pull_state *ps, const penlink_config *cfg, uint64_t *fro
         }
     }
     return end_txn(b, rc);
+}
+
+/* A failed pull's message, and what the archive holds of the pen after it
+ * (the pull's own words cannot know: a signing pen's records after its last
+ * verified head are dropped here). */
+static void kept_message(penlink_archive *ar, const penlink_archive_pull_result *res, char *out,
+                         size_t cap)
+{
+    const char *why = penlink_ctx_errmsg(ar->ctx);
+    size_t n = strlen(why);
+    while (n > 0 && (why[n - 1] == '.' || why[n - 1] == ' '))
+        n--;
+    if (res->next_seq > res->from_seq)
+        snprintf(out, cap, "%.*s. This pull archived the records through seq %llu", (int)n, why,
+                 (unsigned long long)res->next_seq - 1);
+    else
+        snprintf(out, cap, "%.*s. This pull archived no record", (int)n, why);
 }
 
 /* Step 3, one transaction: the alarm a failed pull raised, and the pull's row. */
@@ -695,7 +742,8 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
                             .user = &ps,
                             .on_overlap = on_overlap,
                             .on_head = on_head,
-                            .on_gap = on_gap };
+                            .on_gap = on_gap,
+                            .after_link = ps.have_anchor ? ps.anchor : NULL };
     penlink_pull_result pr;
     int pull_rc = penlink_dev_pull(dev, from, &pcb, &pr);
     flush_conflicts(&ps);
@@ -723,9 +771,9 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
             pull_rc = rc; /* a failed pull, in the commit's words (a full disk) */
     }
     res->retries = pr.retries;
-    char message[512] = "";
+    char message[640] = "";
     if (pull_rc != PENLINK_OK)
-        snprintf(message, sizeof message, "%s", penlink_ctx_errmsg(ar->ctx));
+        kept_message(ar, res, message, sizeof message);
 
     /* step 3: what happened, on record */
     rc = pull_record_outcome(&ps, pull_rc, message);
@@ -736,17 +784,19 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     if (rc != PENLINK_OK)
         return rc;
 
-    /* step 4: only now, with everything on disk, may the pen forget */
-    rc = pull_acknowledge(&ps, from, have);
-    if (rc != PENLINK_OK)
-        return rc;
-    if (res->conflicts)
+    /* A pen that sent other content for archived records contradicts itself:
+     * it is told nothing (protocol.md §5 rule 3), and keeps its log for a look. */
+    if (res->conflicts) {
+        res->acked_seq = ps.info.log_acked_seq;
         return penlink_fail(ar->ctx, PENLINK_ERR_INTEGRITY,
                             "%llu records of %s arrived with content different from the archived "
-                            "ones (first: seq %llu); both are kept and the alarm is recorded",
+                            "ones (first: seq %llu); both are kept, the alarm is recorded and "
+                            "nothing was acknowledged",
                             (unsigned long long)res->conflicts, res->serial,
                             (unsigned long long)ps.conflict_seq);
-    return PENLINK_OK;
+    }
+    /* step 4: only now, with everything on disk, may the pen forget */
+    return pull_acknowledge(&ps, from, have);
 }
 
 int archive_scan(penlink_archive *ar, const penlink_archive_filter *f, penlink_archive_record_cb cb,

@@ -106,6 +106,9 @@ typedef struct archive_ops {
                    void *user);
     /* How many records a pen has. */
     int (*record_count)(archive_backend *b, int64_t device, uint64_t *n);
+    /* The highest next_seq a finished pull of the pen recorded (result ok or
+     * conflict: everything below it was committed or proven gone); *have 0 when none. */
+    int (*pulled_to)(archive_backend *b, int64_t device, uint64_t *next, int *have);
     /* How many of a pen's record rows hold a seq no pen can log (at or above
      * 2^63, stored as a negative integer), and the lowest of them as stored. */
     int (*seq_outliers)(archive_backend *b, int64_t device, uint64_t *n, int64_t *lowest);
@@ -175,6 +178,12 @@ void archive_walker_free(archive_walker *w);
 int archive_walk_pen(archive_walker *w, archive_backend *b, int64_t device, const char *serial,
                      const uint8_t *key, uint64_t first_from, const archive_walk_hooks *hooks,
                      penlink_verify_report *r);
+/* Everything penlink verify checks of one pen, storing nothing (verify.c):
+ * the walk, and what the archive's other tables say the log must hold (the
+ * records its pulls stored; the signing a removed key leaves behind). The
+ * audit's own verification. */
+int archive_check_pen(archive_walker *w, archive_backend *b, int64_t device, const char *serial,
+                      const uint8_t *key, uint64_t first_from, penlink_verify_report *r);
 
 /* The configuration as the archive stores it (archive_text.c): JSON text
  * written and read without a JSON library, the same in every backend. */

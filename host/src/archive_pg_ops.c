@@ -553,6 +553,27 @@ static int p_record_count(archive_backend *b, int64_t device, uint64_t *n)
     return PENLINK_OK;
 }
 
+static int p_pulled_to(archive_backend *b, int64_t device, uint64_t *next, int *have)
+{
+    pg_backend *g = (pg_backend *)b;
+    int rc = pg_copy_flush(g);
+    if (rc != PENLINK_OK)
+        return rc;
+    pg_params p = { 0 };
+    pg_param_int(&p, device);
+    PGresult *r = pg_run(g,
+                         "SELECT max(e.next_seq) FROM pull_starts s JOIN pull_ends e ON e.pull_id "
+                         "= s.id WHERE s.device_id = $1 AND e.result IN ('ok', 'conflict') AND "
+                         "e.next_seq > s.from_seq",
+                         &p, "pulls", &rc);
+    if (!r)
+        return rc;
+    *have = !PQgetisnull(r, 0, 0) && pg_col_int(r, 0, 0) >= 0;
+    *next = *have ? (uint64_t)pg_col_int(r, 0, 0) : 0;
+    PQclear(r);
+    return PENLINK_OK;
+}
+
 static int p_seq_outliers(archive_backend *b, int64_t device, uint64_t *n, int64_t *lowest)
 {
     pg_backend *g = (pg_backend *)b;
@@ -820,6 +841,7 @@ const archive_ops pg_ops = {
     .chunks = p_chunks,
     .records = pg_records,
     .record_count = p_record_count,
+    .pulled_to = p_pulled_to,
     .seq_outliers = p_seq_outliers,
     .heads = p_heads,
     .verification_log = p_verification_log,

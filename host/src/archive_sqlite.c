@@ -1017,6 +1017,30 @@ static int sq_record_count(archive_backend *b, int64_t device, uint64_t *n)
     return rc;
 }
 
+static int sq_pulled_to(archive_backend *b, int64_t device, uint64_t *next, int *have)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = flush(s);
+    if (rc == PENLINK_OK)
+        rc = sq_prep(s, &st,
+                     "SELECT max(next_seq) FROM pulls WHERE device_id = ?1 AND result IN ('ok', "
+                     "'conflict') AND next_seq > from_seq");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, device);
+    *next = 0;
+    *have = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *have = sqlite3_column_type(st, 0) != SQLITE_NULL && sqlite3_column_int64(st, 0) >= 0;
+        *next = *have ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+    } else {
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "pulls");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int sq_seq_outliers(archive_backend *b, int64_t device, uint64_t *n, int64_t *lowest)
 {
     sqlite_backend *s = (sqlite_backend *)b;
@@ -1306,6 +1330,7 @@ const archive_ops sq_ops = {
     .chunks = sq_chunks,
     .records = sq_records,
     .record_count = sq_record_count,
+    .pulled_to = sq_pulled_to,
     .seq_outliers = sq_seq_outliers,
     .heads = sq_heads,
     .verification_log = sq_verification_log,

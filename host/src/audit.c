@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "archive.h"
+#include "pl/auth.h"
 
 #define DAY_MS 86400000ll
 #define CLOCK_JUMP_MS 3600000ll /* a clock_set step above this is reported */
@@ -233,6 +234,16 @@ typedef struct incident {
     int done;
 } incident;
 
+/* A selected pen: what its own verification needs, and where its records end. */
+typedef struct selected {
+    char *serial; /* as stored (a longer one of an earlier penlink too) */
+    int64_t device;
+    int has_key;
+    uint8_t key[PL_KEY_BYTES];
+    uint64_t first_from;
+    uint64_t next; /* one past its last archived record (0: none) */
+} selected;
+
 typedef struct audit {
     penlink_archive *ar;
     const penlink_archive_filter *f;
@@ -242,7 +253,7 @@ typedef struct audit {
 
     char **pens; /* pens with records, as the scan met them */
     size_t n_pens, cap_pens;
-    char (*sel)[SERIAL_MAX + 1]; /* every selected pen, records or not */
+    selected *sel; /* every selected pen, records or not */
     size_t n_sel, cap_sel;
 
     cart *carts;
@@ -276,6 +287,11 @@ typedef struct audit {
     unknown_rev *unknown;
     size_t n_unknown, cap_unknown;
 
+    /* an audit of one pen reads the other pens' cartridges too: a reuse of its
+     * cartridges on them is its finding (pens[] below n_mine are selected) */
+    int others;
+    size_t n_mine;
+
     /* record rows of one pen that cannot be records: one finding per pen */
     char dmg_serial[64];
     uint64_t dmg_count;
@@ -302,6 +318,7 @@ static const char *const finding_names[] = {
     [PENLINK_FIND_ALARM] = "alarm",
     [PENLINK_FIND_LOG_BROKEN] = "log_broken",
     [PENLINK_FIND_DAMAGED] = "damaged",
+    [PENLINK_FIND_CONFIG_CONFLICT] = "config_conflict",
 };
 _Static_assert(sizeof finding_names / sizeof finding_names[0] <= PENLINK_FIND_KINDS,
                "penlink_audit_summary.findings has a slot for every kind");
@@ -524,6 +541,14 @@ static void report_reuses(audit *a)
         fi.serial = a->pens[c->first_pen];
         fi.seq = c->first_seq;
         fi.time_ms = c->first_ms;
+        for (size_t e = 0; a->others && c->first_pen >= a->n_mine && e < k; e++)
+            if (strcmp(ev[e].serial, a->pens[0]) == 0) {
+                /* first used on another pen: the finding is the audited pen's */
+                fi.serial = ev[e].serial;
+                fi.seq = ev[e].seq;
+                fi.time_ms = ev[e].time_ms;
+                break;
+            }
         fi.count = c->count;
         fi.cartridge_serial = c->serial;
         fi.cartridge_uses = c->max_uses;
@@ -583,24 +608,85 @@ static int on_hist(void *u, const penlink_config_entry *e)
     return 0;
 }
 
-/* The values of revision @p rev of the current pen (unknown if not in the history). */
+/* 1 when two value sets of one revision differ in a limit the audit checks. */
+static int hist_differs(const hist *x, const hist *y)
+{
+    return x->dmin != y->dmin || x->dmax != y->dmax || x->max_s != y->max_s || x->smin != y->smin ||
+           x->smax != y->smax;
+}
+
+/*
+ * The values of revision @p rev of the current pen (unknown if not in the
+ * history). The pen's log proves which revision was in force, never its
+ * values: those are the history's rows, which nothing signs. Where the rows
+ * give one revision different values (an edited history: a config_conflict
+ * finding), the strictest of them is checked, so that a row added with laxer
+ * limits hides nothing.
+ */
 static limits lookup(const audit *a, uint32_t rev)
 {
     limits l = { LIM_UNKNOWN, rev, 0, 0, 0, 0, 0 };
     const char *pen = a->pens[a->pen];
     for (size_t i = 0; i < a->n_hist; i++) {
         const hist *h = &a->hist[i];
-        if (h->rev == rev && h->complete && strcmp(h->serial, pen) == 0) {
+        if (h->rev != rev || !h->complete || strcmp(h->serial, pen) != 0)
+            continue;
+        if (l.state != LIM_KNOWN) {
             l.state = LIM_KNOWN;
             l.dmin = h->dmin;
             l.dmax = h->dmax;
             l.max_s = h->max_s;
             l.smin = h->smin;
             l.smax = h->smax;
-            break;
+            continue;
         }
+        l.dmin = h->dmin > l.dmin ? h->dmin : l.dmin;
+        l.dmax = h->dmax < l.dmax ? h->dmax : l.dmax;
+        l.max_s = h->max_s < l.max_s ? h->max_s : l.max_s;
+        l.smin = h->smin > l.smin ? h->smin : l.smin;
+        l.smax = h->smax < l.smax ? h->smax : l.smax;
     }
     return l;
+}
+
+/* The selected pen @p serial's revisions with more than one value set: one
+ * integrity finding per pen, naming the first and counting them. */
+static void report_config_conflicts(audit *a, const char *serial)
+{
+    uint32_t first = 0, n = 0;
+    for (size_t i = 0; i < a->n_hist; i++) {
+        const hist *h = &a->hist[i];
+        if (!h->complete || strcmp(h->serial, serial) != 0)
+            continue;
+        int earlier = 0, differs = 0; /* a revision is counted at its first row */
+        for (size_t j = 0; j < a->n_hist && !earlier; j++) {
+            const hist *o = &a->hist[j];
+            if (j == i || o->rev != h->rev || !o->complete || strcmp(o->serial, serial) != 0)
+                continue;
+            if (j < i)
+                earlier = 1;
+            else
+                differs |= hist_differs(h, o);
+        }
+        if (earlier || !differs)
+            continue;
+        if (n++ == 0 || h->rev < first)
+            first = h->rev;
+    }
+    if (n == 0)
+        return;
+    penlink_finding fi;
+    finding_init(a, &fi, PENLINK_FIND_CONFIG_CONFLICT, "integrity", 1);
+    fi.serial = serial;
+    fi.config_revision = first;
+    fi.count = n;
+    snprintf(fi.detail, sizeof fi.detail,
+             "the archive's configuration history gives %u revision%s of this pen two different "
+             "sets of values (first: revision %u): the history was edited; limits were checked "
+             "against the strictest values, and the pen's own values are the reference "
+             "(penlink config get)",
+             n, n == 1 ? "" : "s", first);
+    emit(a, &fi);
 }
 
 static void check_depth(treat *t, const limits *l, uint32_t depth)
@@ -1123,6 +1209,9 @@ static void end_pen(audit *a)
 {
     if (!a->have_pen)
         return;
+    for (size_t i = 0; i < a->n_sel && a->have_prev; i++)
+        if (strcmp(a->sel[i].serial, a->pens[a->pen]) == 0)
+            a->sel[i].next = a->prev.seq + 1;
     if (a->tr.open)
         finish_treatment(a, &a->prev, 0);
     resolve_first_revision(a, 0, 0);
@@ -1342,54 +1431,181 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
     return a->rc != PENLINK_OK;
 }
 
+/* The cartridges of a pen the audit did not select: its treatments' uses, nothing else. */
+static int on_other(void *u, const char *serial, const penlink_record *r)
+{
+    audit *a = u;
+    if (strcmp(serial, a->sel[0].serial) == 0)
+        return 0;
+    if (!a->have_pen || serial != a->serial_seen) {
+        a->serial_seen = serial;
+        char *s = malloc(strlen(serial) + 1);
+        if (!s || grow(&a->pens, &a->cap_pens, a->n_pens + 1, sizeof *a->pens) != 0) {
+            free(s);
+            stop(a, PENLINK_ERR_NO_MEM);
+            return 1;
+        }
+        strcpy(s, serial);
+        a->pens[a->n_pens] = s;
+        a->pen = (uint32_t)a->n_pens++;
+        a->have_pen = 1;
+        a->cart_in = 0;
+        a->cart_serial = 0;
+        a->cart_uses = 0;
+    }
+    if (r->kind == PENLINK_REC_CARTRIDGE_INSERTED) {
+        a->cart_in = 1;
+        a->cart_serial = r->cartridge_serial;
+        a->cart_uses = r->cartridge_uses;
+    } else if (r->kind == PENLINK_REC_CARTRIDGE_REMOVED) {
+        a->cart_in = 0;
+    } else if (r->kind == PENLINK_REC_TREATMENT_START) {
+        int named = (r->fields & PENLINK_F_CARTRIDGE_SERIAL) != 0 && r->cartridge_serial != 0;
+        uint64_t cs = named ? r->cartridge_serial : a->cart_serial;
+        uint32_t uses = a->cart_in && cs == a->cart_serial ? a->cart_uses : 0;
+        /* never in the window: only the audited pen's uses put a reuse in it */
+        if ((a->cart_in || named) && cart_add(a, cs, r->seq, r->time_ms, uses, 0) != 0)
+            stop(a, PENLINK_ERR_NO_MEM);
+    }
+    return a->rc != PENLINK_OK;
+}
+
+static int skip_damage(void *u, const archive_damage *d)
+{
+    (void)u, (void)d;
+    return 0;
+}
+
 static int on_selected(void *u, int64_t device, const char *serial, const uint8_t *key,
                        uint64_t first_from)
 {
     audit *a = u;
-    (void)device, (void)key, (void)first_from;
     if (grow(&a->sel, &a->cap_sel, a->n_sel + 1, sizeof *a->sel) != 0) {
         stop(a, PENLINK_ERR_NO_MEM);
         return 1;
     }
-    snprintf(a->sel[a->n_sel++], SERIAL_MAX + 1, "%s", serial);
+    selected *p = &a->sel[a->n_sel];
+    memset(p, 0, sizeof *p);
+    p->serial = malloc(strlen(serial) + 1);
+    if (!p->serial) {
+        stop(a, PENLINK_ERR_NO_MEM);
+        return 1;
+    }
+    strcpy(p->serial, serial);
+    p->device = device;
+    p->has_key = key != NULL;
+    if (key)
+        memcpy(p->key, key, PL_KEY_BYTES);
+    p->first_from = first_from;
+    a->n_sel++;
     return 0;
 }
 
-/* Each selected pen's last verification: a log penlink verify found altered
- * undermines every finding and non-finding of that pen, so it is one. */
+/* The records a selected pen's finished pulls recorded as stored beyond its
+ * last archived record, with no gap the pen reported for them: removed. */
+static void report_missing_tail(audit *a, const selected *p)
+{
+    archive_backend *b = a->ar->b;
+    uint64_t pulled = 0;
+    int have = 0;
+    int st = b->ops->pulled_to(b, p->device, &pulled, &have);
+    if (st != PENLINK_OK) {
+        stop(a, st);
+        return;
+    }
+    if (!have || pulled <= p->next)
+        return;
+    for (size_t i = 0; i < a->n_alarms; i++) {
+        const penlink_alarm *al = &a->alarms[i].al;
+        if (strcmp(al->kind, "gap") == 0 && strcmp(al->serial, p->serial) == 0 &&
+            al->seq <= p->next && al->seq + al->count >= pulled)
+            return;
+    }
+    penlink_finding fi;
+    finding_init(a, &fi, PENLINK_FIND_MISSING, "integrity", 1);
+    fi.serial = p->serial;
+    fi.seq = p->next;
+    fi.count = pulled - p->next;
+    snprintf(fi.detail, sizeof fi.detail,
+             "records %llu..%llu are not in the archive, though its pulls recorded them as "
+             "stored, and no pull recorded a gap for them (removed from the archive)",
+             (unsigned long long)p->next, (unsigned long long)(pulled - 1));
+    emit(a, &fi);
+}
+
+/* The verification of a selected pen as the audit shows it: computed now. */
+static void verification_of(const selected *p, const penlink_verify_report *r,
+                            penlink_verification *v)
+{
+    memset(v, 0, sizeof *v);
+    snprintf(v->serial, sizeof v->serial, "%s", p->serial);
+    snprintf(v->result, sizeof v->result, "%s",
+             r->state == PENLINK_VERIFY_BROKEN     ? "broken"
+             : r->state == PENLINK_VERIFY_UNSIGNED ? "unsigned"
+                                                   : "ok");
+    v->through_seq = r->state == PENLINK_VERIFY_BROKEN ? r->where_seq : r->signed_through;
+    v->records = r->records;
+    v->chunks = r->chunks;
+    snprintf(v->detail, sizeof v->detail, "%s", r->detail);
+    /* a pen that does not sign: nothing was verified, as a stored "unsigned" says */
+    v->have = r->state != PENLINK_VERIFY_UNSIGNED;
+    v->signed_through = r->signed_through;
+    v->pinned = p->has_key;
+    v->computed = 1;
+}
+
+/*
+ * Each selected pen's log, verified by the audit itself (read-only, the
+ * checks of penlink verify): a stored verdict could be stale (records edited
+ * after it) or forged (a row added), so none is read. A log that does not
+ * verify undermines every finding and non-finding of that pen: it is one.
+ */
 static void report_verifications(audit *a)
 {
+    archive_walker *w = NULL;
+    if (archive_walker_new(&w) != PENLINK_OK) {
+        stop(a, PENLINK_ERR_NO_MEM);
+        return;
+    }
     for (size_t i = 0; i < a->n_sel && a->rc == PENLINK_OK; i++) {
-        penlink_verification v;
-        int st = penlink_archive_verification(a->ar, a->sel[i], &v);
+        const selected *p = &a->sel[i];
+        report_config_conflicts(a, p->serial);
+        report_missing_tail(a, p);
+        if (a->rc != PENLINK_OK)
+            break;
+        penlink_verify_report r;
+        int st = archive_check_pen(w, a->ar->b, p->device, p->serial, p->has_key ? p->key : NULL,
+                                   p->first_from, &r);
         if (st != PENLINK_OK) {
             stop(a, st);
-            return;
+            break;
         }
-        int broken = v.pinned && v.have && strcmp(v.result, "broken") == 0;
-        if (!v.pinned || (v.have && strcmp(v.result, "unsigned") == 0))
-            a->sum.logs_unsigned++;
-        else if (!v.have)
-            a->sum.logs_not_verified++;
-        else if (broken)
+        penlink_verification v;
+        verification_of(p, &r, &v);
+        int broken = r.state == PENLINK_VERIFY_BROKEN;
+        if (broken)
             a->sum.logs_broken++;
+        else if (r.state == PENLINK_VERIFY_UNSIGNED)
+            a->sum.logs_unsigned++;
         else
             a->sum.logs_verified++;
         if (a->cb && a->cb->on_verification && a->cb->on_verification(a->cb->user, &v) != 0) {
             stop(a, PENLINK_ERR_CANCELLED);
-            return;
+            break;
         }
         if (!broken)
             continue;
         penlink_finding fi;
         finding_init(a, &fi, PENLINK_FIND_LOG_BROKEN, "integrity", 1);
-        fi.serial = a->sel[i];
-        fi.seq = v.through_seq;
+        fi.serial = p->serial;
+        fi.seq = r.where_seq;
         snprintf(fi.detail, sizeof fi.detail,
-                 "penlink verify found this pen's archived log altered, first at seq %llu: %.200s",
-                 (unsigned long long)v.through_seq, v.detail);
+                 "this pen's archived log does not verify (checked by this audit), first at seq "
+                 "%llu: %.200s",
+                 (unsigned long long)r.where_seq, r.detail);
         emit(a, &fi);
     }
+    archive_walker_free(w);
 }
 
 /* Nothing examined is a finding, never a pass: the archive, the pen or the window is empty. */
@@ -1480,8 +1696,10 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
     a.ar = ar;
     a.f = f;
     a.cb = cb;
-    if (sum)
+    if (sum) {
         memset(sum, 0, sizeof *sum);
+        sum->verdict = PENLINK_VERDICT_NOT_RUN; /* until it ran: an error never reads as a pass */
+    }
     /* a mistyped serial selects nothing, which must not pass for a clean audit */
     if (f && f->serial) {
         int rc = penlink_archive_pen_check(ar, f->serial, NULL);
@@ -1507,6 +1725,15 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
         flush_damage(&a);
         end_pen(&a);
         alarms_before(&a, NULL);
+        if (f && f->serial && a.n_sel == 1) {
+            /* the audited pen's cartridges reused on any other pen of the archive */
+            a.others = 1;
+            a.n_mine = a.n_pens;
+            a.have_pen = 0;
+            int st = archive_scan(ar, NULL, on_other, skip_damage, &a);
+            if (st != PENLINK_OK && a.rc == PENLINK_OK)
+                stop(&a, st);
+        }
         report_reuses(&a);
         report_verifications(&a);
         if (a.rc == PENLINK_OK && a.sum.records_in_window == 0)
@@ -1515,9 +1742,13 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
     } else if (a.rc != PENLINK_OK) {
         rc = a.rc;
     }
-    a.sum.verdict = a.sum.compliance ? PENLINK_VERDICT_FAIL : PENLINK_VERDICT_PASS;
+    a.sum.verdict = rc != PENLINK_OK   ? PENLINK_VERDICT_NOT_RUN
+                    : a.sum.compliance ? PENLINK_VERDICT_FAIL
+                                       : PENLINK_VERDICT_PASS;
     if (sum)
         *sum = a.sum;
+    for (size_t i = 0; i < a.n_sel; i++)
+        free(a.sel[i].serial);
     free(a.sel);
     free(a.notes);
     for (size_t i = 0; i < a.n_pens; i++)

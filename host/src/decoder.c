@@ -28,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "archive.h"
 #include "message.h"
 #include "pl/auth.h"
 #include "pl/capture.h"
@@ -50,6 +50,15 @@ typedef struct chain_state {
     uint64_t last_end;           /* the seq after its last record */
     char note[160];              /* penlink_message.chain / problem text */
 } chain_state;
+
+/* Seqs a file held so far, in runs of consecutive seqs, each with a digest
+ * of its record's content: a seq that comes again is compared, not counted
+ * twice. 8 bytes a record; a file in seq order is one run per stretch
+ * between gaps. */
+typedef struct seen_run {
+    uint64_t lo, n, cap;
+    uint64_t *dig;
+} seen_run;
 
 /* One direction of one conversation of a capture. */
 typedef struct dec_stream {
@@ -92,6 +101,12 @@ struct penlink_decoder {
     int cap_open;
     dec_stream streams[DEC_MAX_STREAMS];
     int chunk_failed; /* the last log chunk did not decode */
+    seen_run *runs;   /* a file's seqs so far, by lo */
+    size_t n_runs, cap_runs;
+    uint64_t duplicates;             /* records met again with the same content */
+    uint64_t top_end;                /* one past the highest seq of a file's chunks */
+    uint8_t top_link[PL_LINK_BYTES]; /* the link after the chunk that ends there */
+    int have_top_link;
 };
 
 #define CHUNK_BUF_CAP ((size_t)PL_FRAME_MAX_PAYLOAD)
@@ -127,6 +142,9 @@ void penlink_decoder_free(penlink_decoder *d)
     if (d->cap_open)
         pl_capture_fini(&d->cap);
     pl_chunk_dec_fini(&d->cdec);
+    for (size_t i = 0; i < d->n_runs; i++)
+        free(d->runs[i].dig);
+    free(d->runs);
     free(d->recs);
     free(d->fbuf);
     free(d->cbuf);
@@ -158,6 +176,20 @@ int penlink_decoder_last_seq(const penlink_decoder *d, uint64_t *seq)
 uint64_t penlink_decoder_chunks(const penlink_decoder *d)
 {
     return d->chunks;
+}
+
+uint64_t penlink_decoder_duplicates(const penlink_decoder *d)
+{
+    return d ? d->duplicates : 0;
+}
+
+int penlink_decoder_last_link(const penlink_decoder *d, uint8_t link[32])
+{
+    if (!d || !d->have_top_link)
+        return 0;
+    if (link)
+        memcpy(link, d->top_link, PL_LINK_BYTES);
+    return 1;
 }
 
 int penlink_decoder_set_message_cb(penlink_decoder *d, penlink_message_ex_cb cb, void *user)
@@ -220,16 +252,117 @@ static int fail(penlink_decoder *d, int status, uint64_t offset, const char *wha
                         detail ? ": " : "", detail ? detail : "");
 }
 
-static int emit(penlink_decoder *d, uint32_t n)
+/* FNV-1a over what a record says but its seq. */
+static uint64_t record_digest(const pl_record *r)
 {
-    if (n) {
-        d->last_seq = d->recs[n - 1].seq;
-        d->have_seq = 1;
+    uint8_t body[ARCHIVE_BODY_MAX];
+    size_t n = archive_body_pack((const penlink_record *)r, body);
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= body[i];
+        h *= 0x100000001b3ULL;
     }
-    for (uint32_t i = 0; i < n; i++)
-        if (d->on_record(d->user, (const penlink_record *)&d->recs[i]) != 0)
+    return h;
+}
+
+/* The run holding @p seq, or the one it would extend (its end is @p seq);
+ * *at gets where a new run goes. */
+static seen_run *seen_find(penlink_decoder *d, uint64_t seq, size_t *at)
+{
+    size_t lo = 0, hi = d->n_runs;
+    while (lo < hi) { /* the first run with lo > seq */
+        size_t mid = lo + (hi - lo) / 2;
+        if (d->runs[mid].lo > seq)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    *at = lo;
+    return lo > 0 && seq <= d->runs[lo - 1].lo + d->runs[lo - 1].n ? &d->runs[lo - 1] : NULL;
+}
+
+/* 1 when a file's input held @p seq before. */
+static int seen_before(penlink_decoder *d, uint64_t seq)
+{
+    size_t at;
+    seen_run *r = seen_find(d, seq, &at);
+    return r && seq < r->lo + r->n;
+}
+
+/* Notes a record of a file: *again 0 (new), 1 (met before, the same) or 2 (other content). */
+static int seen_note(penlink_decoder *d, const pl_record *rec, int *again)
+{
+    uint64_t seq = rec->seq, dig = record_digest(rec);
+    size_t at;
+    seen_run *r = seen_find(d, seq, &at);
+    *again = 0;
+    if (r && seq < r->lo + r->n) {
+        *again = r->dig[seq - r->lo] == dig ? 1 : 2;
+        return PENLINK_OK;
+    }
+    if (!r) { /* a new run at index at */
+        if (d->n_runs == d->cap_runs) {
+            size_t cap = d->cap_runs ? 2 * d->cap_runs : 8;
+            seen_run *nr = realloc(d->runs, cap * sizeof *nr);
+            if (!nr)
+                return PENLINK_ERR_NO_MEM;
+            d->runs = nr;
+            d->cap_runs = cap;
+        }
+        memmove(d->runs + at + 1, d->runs + at, (d->n_runs - at) * sizeof *d->runs);
+        d->n_runs++;
+        r = &d->runs[at];
+        memset(r, 0, sizeof *r);
+        r->lo = seq;
+    }
+    if (r->n == r->cap) {
+        uint64_t cap = r->cap ? 2 * r->cap : 256;
+        uint64_t *nd = realloc(r->dig, cap * sizeof *nd);
+        if (!nd)
+            return PENLINK_ERR_NO_MEM;
+        r->dig = nd;
+        r->cap = cap;
+    }
+    r->dig[r->n++] = dig;
+    return PENLINK_OK;
+}
+
+/* The records of a chunk decoded at input offset @p at. In a file each seq
+ * counts once: a copy met again is compared with the first. */
+static int emit(penlink_decoder *d, uint32_t n, uint64_t at)
+{
+    int file = d->format != PENLINK_INPUT_CAPTURE;
+    uint32_t fresh = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const pl_record *r = &d->recs[i];
+        if (file) {
+            int again = 0;
+            if (seen_note(d, r, &again) != PENLINK_OK) {
+                d->failed = PENLINK_ERR_NO_MEM;
+                return penlink_fail(d->ctx, PENLINK_ERR_NO_MEM,
+                                    "no memory for the seqs of the input");
+            }
+            if (again == 2) {
+                d->failed = PENLINK_ERR_INTEGRITY;
+                return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
+                                    "offset %llu: seq %llu comes again with content different "
+                                    "from its first copy in the input: two versions of the "
+                                    "pen's log",
+                                    (unsigned long long)at, (unsigned long long)r->seq);
+            }
+            if (again == 1) {
+                d->duplicates++;
+                continue;
+            }
+        }
+        if (!d->have_seq || r->seq > d->last_seq)
+            d->last_seq = r->seq;
+        d->have_seq = 1;
+        fresh++;
+        if (d->on_record(d->user, (const penlink_record *)r) != 0)
             return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "stopped by the record callback");
-    d->records += n;
+    }
+    d->records += fresh;
     d->chunks++;
     return PENLINK_OK;
 }
@@ -298,9 +431,13 @@ static void learn_pen(chain_state *cs, const pl_envelope *env)
 }
 
 /* The chain check of one LogChunk: NULL (not a signing pen's chunk) or the
- * verdict; *problem set when it is broken. */
+ * verdict; *problem set when it is broken. In a file (@p file) the chunk
+ * before it is the one right before it in the input, unless records between
+ * them are missing (a gap); @p repeat: every record of it came before in the
+ * input (a file joined from copies): its own link is checked, and the chain
+ * goes on from it. */
 static const char *check_chunk(chain_state *cs, uint32_t reply, const Penlink__V1__LogChunk *c,
-                               const char **problem)
+                               int file, int repeat, const char **problem)
 {
     if (!c->has_link && !c->has_prev_link)
         return NULL;
@@ -315,13 +452,21 @@ static const char *check_chunk(chain_state *cs, uint32_t reply, const Penlink__V
     penlink_sha256(pre, sizeof pre, c->data.data, c->data.len, link);
     /* the chunk before it: in the same reply, or the one that ended where it starts */
     int follows = cs->have_last && (cs->last_reply == reply || cs->last_end == c->first_seq);
+    if (file)
+        follows = cs->have_last && c->first_seq <= cs->last_end && !repeat;
     const char *verdict = "verified";
     if (memcmp(link, c->link.data, PL_LINK_BYTES) != 0) {
         *problem = "the chunk's link is not the hash of its bytes and prev_link";
         verdict = "broken";
     } else if (follows && memcmp(c->prev_link.data, cs->last, PL_LINK_BYTES) != 0) {
-        *problem = "prev_link is not the link of the chunk before it in this reply";
+        *problem = file ? (c->first_seq < cs->last_end
+                               ? "prev_link is not the link of the chunk before it in the input, "
+                                 "whose records it seals again: the pen's chain forks"
+                               : "prev_link is not the link of the chunk before it in the input")
+                        : "prev_link is not the link of the chunk before it in this reply";
         verdict = "broken";
+    } else if (repeat) {
+        verdict = "link verified; a second copy of records earlier in the input (counted once)";
     } else if (!follows && c->first_seq == 0 && cs->serial[0]) {
         uint8_t g[PL_AUTH_GENESIS_MAX], gl[PL_LINK_BYTES];
         size_t n = pl_auth_genesis_bytes(g, cs->serial);
@@ -330,6 +475,8 @@ static const char *check_chunk(chain_state *cs, uint32_t reply, const Penlink__V
             *problem = "the first chunk's prev_link is not the pen's genesis";
             verdict = "broken";
         }
+    } else if (!follows && file && cs->have_last) {
+        verdict = "link verified; prev_link unchecked (the records before it are not in the input)";
     } else if (!follows) {
         verdict = "link verified; prev_link unchecked (no chunk before it in the input)";
     }
@@ -444,10 +591,20 @@ static int on_frame(penlink_decoder *d, penlink_message *m, const pl_frame *fr, 
                      pl_status_str(chunk_st));
             m->problem = cs->note;
         }
+        int repeat = strict && chunk_st == PL_OK && n > 0;
+        for (uint32_t i = 0; repeat && i < n; i++)
+            repeat = seen_before(d, d->recs[i].seq);
         const char *problem = NULL;
-        m->chain = check_chunk(cs, env->request_id, c, &problem);
+        m->chain = check_chunk(cs, env->request_id, c, strict, repeat, &problem);
         if (problem && !m->problem)
             m->problem = problem;
+        uint64_t end = c->first_seq + c->record_count;
+        if (strict && chunk_st == PL_OK && end >= d->top_end) {
+            d->top_end = end;
+            d->have_top_link = c->has_link && c->link.len == PL_LINK_BYTES;
+            if (d->have_top_link)
+                memcpy(d->top_link, c->link.data, PL_LINK_BYTES);
+        }
     } else if (rc == PENLINK_OK && env->body_case == PENLINK__V1__ENVELOPE__BODY_LOG_END &&
                m->direction != PENLINK_DIR_TO_PEN) {
         const char *problem = NULL;
@@ -463,7 +620,7 @@ static int on_frame(penlink_decoder *d, penlink_message *m, const pl_frame *fr, 
         if (chunk_st != PL_OK && strict)
             rc = fail(d, penlink_from_pl(chunk_st), at, "log chunk", pl_status_str(chunk_st));
         else if (chunk_st == PL_OK)
-            rc = emit(d, n);
+            rc = emit(d, n, at);
     }
     pl_envelope_free(NULL, env);
     return rc;
@@ -517,7 +674,7 @@ static int drain_chunks(penlink_decoder *d, int final)
             break;
         }
         pos += pl_chunk_dec_consumed(&d->cdec);
-        rc = emit(d, n);
+        rc = emit(d, n, at);
         if (rc != PENLINK_OK)
             break;
         d->good = d->cbuf_offset + pos;

@@ -396,16 +396,16 @@ static int hello(penlink_dev *d)
         d->pen_max_payload = PL_FRAME_MAX_PAYLOAD;
     size_t slen = hr->serial ? strlen(hr->serial) : 0;
     if (!serial_ok(hr->serial, slen)) {
-        pl_envelope_free(NULL, r);
+        const char *why = slen == 0                         ? "empty"
+                          : slen > DEV_SERIAL_MAX           ? "too long"
+                          : slen == strspn(hr->serial, " ") ? "only spaces"
+                                                            : "not printable text";
+        pl_envelope_free(NULL, r); /* why points to the library's words, not the reply */
         return penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL,
                             "%s: the pen's serial number is %s: a serial is 1 to %d printable "
-                            "ASCII characters; this pen cannot be told apart from others, so "
-                            "penlink will not talk to it (have it serviced)",
-                            d->t->where,
-                            slen == 0               ? "empty"
-                            : slen > DEV_SERIAL_MAX ? "too long"
-                                                    : "not printable text",
-                            DEV_SERIAL_MAX);
+                            "ASCII characters, not all spaces; this pen cannot be told apart "
+                            "from others, so penlink will not talk to it (have it serviced)",
+                            d->t->where, why, DEV_SERIAL_MAX);
     }
     dev_copy_str(d->serial, sizeof d->serial, hr->serial);
     pl_envelope_free(NULL, r);

@@ -2,7 +2,6 @@
 #ifndef PENLINK_INTERNAL_H
 #define PENLINK_INTERNAL_H
 
-#define PENLINK_BUILDING 1
 #include "penlink/penlink.h"
 #include "pl/status.h"
 

@@ -51,8 +51,9 @@ typedef struct pull_state {
     /* a pen that signs its log: chunks must chain, each LogEnd's head must verify */
     int signed_log;
     uint8_t device_key[32];
-    uint8_t last_link[32]; /* link of the last chunk taken */
+    uint8_t last_link[32]; /* link of the last chunk taken (or the caller's, ps->anchored) */
     int have_last;
+    int anchored; /* last_link is the caller's: the chain it already holds ends at from_seq */
     uint32_t unverified; /* chunks taken since the last verified head */
     char why[200];       /* what went wrong in the last abandoned window */
     int why_timeout;
@@ -100,6 +101,14 @@ static int check_link(pull_state *ps, const Penlink__V1__LogChunk *c, penlink_ch
                             "the chunk of records %llu..%llu does not match its hash-chain link: "
                             "it was altered on the pen or on the way; nothing from it is kept",
                             a, b);
+    if (ps->have_last && ps->anchored && !ps->took &&
+        memcmp(c->prev_link.data, ps->last_link, 32) != 0)
+        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
+                            "the chunk of records %llu..%llu does not follow the chain already "
+                            "stored, which ends at seq %llu: the pen's log forks from the copy "
+                            "kept here (a log replaced or re-sealed under the same identity); "
+                            "nothing from it is kept",
+                            a, b, (unsigned long long)ps->next);
     if (ps->have_last && memcmp(c->prev_link.data, ps->last_link, 32) != 0)
         return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
                             "the chunk of records %llu..%llu does not follow the chunk before it "
@@ -123,7 +132,10 @@ static int check_head(pull_state *ps, const Penlink__V1__LogEnd *e)
         return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
                             "the pen signs its log but sent no signed head: nothing of this pull "
                             "is kept");
-    if (ps->have_last && memcmp(e->head_link.data, ps->last_link, 32) != 0)
+    /* A reply without chunks names the pen's newest sealed link, which may end
+     * below from_seq (records not sealed yet): not the caller's link. */
+    int sent = ps->took || !ps->anchored;
+    if (ps->have_last && sent && memcmp(e->head_link.data, ps->last_link, 32) != 0)
         return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
                             "the pen's signed head is not the link of the last chunk it sent "
                             "(seq %llu): nothing of this pull is kept",
@@ -178,13 +190,23 @@ static int take_chunk(pull_state *ps, const Penlink__V1__LogChunk *c, const pl_f
         set_alarm(d, "overrun", ps->next, end - ps->next);
         return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
                             "the pen sent records up to seq %llu, but said it held records below "
-                            "%llu only: the pull stops here (records through %llu are kept); the "
-                            "alarm is recorded",
+                            "%llu only: the pull stops at seq %llu, nothing of that chunk is kept "
+                            "and nothing is acknowledged",
                             (unsigned long long)end - 1, (unsigned long long)ps->info_next,
-                            (unsigned long long)ps->next - 1);
+                            (unsigned long long)ps->next);
     }
     penlink_chunk pc;
     memset(&pc, 0, sizeof pc);
+    if (ps->signed_log && ps->anchored && first < ps->next) {
+        set_alarm(d, "unverified", first, ps->next - first);
+        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
+                            "the pen sent a chunk of records %llu..%llu that seals again records "
+                            "%llu..%llu, which the host already holds in another signed chunk: "
+                            "the pen's hash chain forks from the one stored (a log replaced or "
+                            "re-sealed under the same identity); nothing from it is kept",
+                            (unsigned long long)first, (unsigned long long)end - 1,
+                            (unsigned long long)first, (unsigned long long)ps->next - 1);
+    }
     if (ps->signed_log) {
         int st = check_link(ps, c, &pc);
         if (st != PENLINK_OK)
@@ -196,11 +218,14 @@ static int take_chunk(pull_state *ps, const Penlink__V1__LogChunk *c, const pl_f
         st = PL_ERR_CHUNK_ZLIB;
     if (st == PL_OK && pl_chunk_dec_consumed(&d->cdec) != c->data.len)
         st = PL_ERR_CHUNK_FORMAT;
-    if (st != PL_OK)
-        return penlink_fail(d->ctx, penlink_from_pl(st),
+    if (st != PL_OK) {
+        /* its frame passed its CRC: no noise of the wire explains it (§5 rule 3) */
+        set_alarm(d, "contradiction", first, c->record_count);
+        return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
                             "the chunk at seq %llu (%u records) arrived intact but failed its "
-                            "checks: %s",
+                            "checks: %s; nothing of it is kept and nothing is acknowledged",
                             (unsigned long long)first, c->record_count, pl_status_str(st));
+    }
     if (ps->signed_log) {
         memcpy(ps->last_link, pc.link, 32);
         ps->have_last = 1;
@@ -287,6 +312,7 @@ static int settle_hole(pull_state *ps, uint64_t upto, uint64_t avail, int *out)
     ps->res->next_seq = gone;
     ps->prog.next_seq = gone;
     ps->have_last = 0; /* the chain goes on from a chunk whose predecessor is gone */
+    ps->anchored = 0;
     if (!ps->started) {
         ps->res->first_seq = gone;
         ps->started = 1;
@@ -350,10 +376,10 @@ static int end_window(pull_state *ps, const Penlink__V1__LogEnd *e, uint64_t bef
             set_alarm(d, "contradiction", ps->next, ps->info_next - ps->next);
             return penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
                                 "the pen says its log ends at seq %llu, but it said it held "
-                                "records up to %llu: it contradicts itself; records through "
-                                "%llu are kept",
-                                (unsigned long long)ps->next, (unsigned long long)ps->info_next - 1,
-                                (unsigned long long)ps->next - 1);
+                                "records up to %llu: it contradicts itself; nothing is "
+                                "acknowledged",
+                                (unsigned long long)ps->next,
+                                (unsigned long long)ps->info_next - 1);
         }
         *out = WIN_END;
         return PENLINK_OK;
@@ -528,6 +554,11 @@ int penlink_dev_pull(penlink_dev *d, uint64_t from_seq, const penlink_pull_cb *c
                                 "the pen says it signs its log but has no device key");
         ps.signed_log = 1;
         memcpy(ps.device_key, info.device_key, 32);
+    }
+    if (ps.signed_log && cb && cb->after_link) {
+        memcpy(ps.last_link, cb->after_link, 32);
+        ps.have_last = 1;
+        ps.anchored = 1;
     }
     ps.info_next = info.log_next_seq;
     ps.bound = info.log_next_seq + PULL_MARGIN;

@@ -32,9 +32,11 @@
 #define USB_MAX_TIERS 7       /* port numbers in a path: USB allows 7 tiers */
 #define USB_MAX_CANDIDATES 32 /* pens looked at on one bus scan */
 
+/* PENLINK_UDEV_RULE: where the build installs the rule (host/CMakeLists.txt). */
 static const char udev_hint[] =
-    "install the udev rule (sudo cp tools/udev/70-penlink.rules /etc/udev/rules.d/ && sudo "
-    "udevadm control --reload && sudo udevadm trigger), then unplug and replug the pen";
+    "the udev rule " PENLINK_UDEV_RULE " gives access to the user at the seat and to the "
+    "group plugdev; install it (the penlink package, or cmake --install), run 'sudo udevadm "
+    "control --reload && sudo udevadm trigger', then unplug and replug the pen";
 
 typedef struct usb_in {
     struct libusb_transfer *xfer;

@@ -292,6 +292,13 @@ static int place_chunk(vstate *v, const archive_chunk_row *c, const uint8_t *lin
     unsigned long long a = (unsigned long long)c->first_seq,
                        z = (unsigned long long)(c->first_seq + c->record_count - 1);
     *copy = v->have_prev && c->first_seq < v->prev_end;
+    if (*copy && v->signs && c->first_seq + c->record_count > v->prev_end)
+        return broken(v, c->first_seq,
+                      "chunk %lld (records %llu..%llu) seals again records %llu..%llu, which the "
+                      "chunk before it holds, and goes on past them: the pen's hash chain forks "
+                      "at seq %llu (its log was re-sealed or replaced under the same identity); "
+                      "the records of both branches are in the archive",
+                      (long long)c->id, a, z, a, (unsigned long long)v->prev_end - 1, a);
     if (*copy)
         return 0;
     if (!v->signs) {
@@ -590,6 +597,122 @@ static int record(archive_backend *b, const penlink_verify_report *r)
     return rc;
 }
 
+/* What a signing pen leaves in the archive: its chunks' hash-chain links
+ * and the heads its pulls verified. A pen the archive holds no key for
+ * but whose chunks or heads show it signed had its pinned key removed. */
+typedef struct signing_seen {
+    uint64_t linked, heads;
+    int64_t chunk_id;
+    uint64_t first_seq;
+} signing_seen;
+
+static int on_linked_chunk(void *u, const archive_chunk_row *c)
+{
+    signing_seen *s = u;
+    if (!c->link && !c->prev_link)
+        return 0;
+    if (s->linked++ == 0) {
+        s->chunk_id = c->id;
+        s->first_seq = c->first_seq;
+    }
+    return 0;
+}
+
+static int on_any_head(void *u, uint64_t next_seq, const uint8_t *link, size_t link_len,
+                       const uint8_t *sig, size_t sig_len)
+{
+    signing_seen *s = u;
+    (void)next_seq, (void)link, (void)link_len, (void)sig, (void)sig_len;
+    s->heads++;
+    return 0;
+}
+
+static int signing_without_key(archive_backend *b, int64_t device, penlink_verify_report *r)
+{
+    signing_seen s;
+    memset(&s, 0, sizeof s);
+    int rc = b->ops->heads(b, device, on_any_head, &s);
+    if (rc == PENLINK_OK)
+        rc = b->ops->chunks(b, device, on_linked_chunk, &s);
+    if (rc != PENLINK_OK || (!s.linked && !s.heads))
+        return rc;
+    r->state = PENLINK_VERIFY_BROKEN;
+    r->where_seq = s.linked ? s.first_seq : 0;
+    snprintf(r->detail, sizeof r->detail,
+             "the archive holds no device key for this pen, yet %llu of its chunks carry "
+             "hash-chain links and its pulls stored %llu signed heads: the pen signed its log "
+             "and its pinned key was removed",
+             (unsigned long long)s.linked, (unsigned long long)s.heads);
+    return PENLINK_OK;
+}
+
+typedef struct gaps_seen {
+    uint64_t lo, hi; /* the range to explain */
+    int explained;
+} gaps_seen;
+
+static int on_tail_gap(void *u, const penlink_alarm *a)
+{
+    gaps_seen *g = u;
+    if (strcmp(a->kind, "gap") == 0 && a->seq <= g->lo && a->seq + a->count >= g->hi)
+        g->explained = 1;
+    return 0;
+}
+
+/* The records the pen's finished pulls recorded as stored must be in the
+ * archive: a log cut short (its last chunks, records and heads deleted)
+ * still ends below what its pulls said they committed. */
+static int pulls_reach(archive_backend *b, int64_t device, const char *serial,
+                       penlink_verify_report *r)
+{
+    uint64_t pulled = 0, next = 0;
+    int have_pulled = 0, have = 0;
+    int rc = b->ops->pulled_to(b, device, &pulled, &have_pulled);
+    if (rc == PENLINK_OK && have_pulled)
+        rc = b->ops->next_seq(b, device, &next, &have);
+    if (rc != PENLINK_OK || !have_pulled || pulled <= next)
+        return rc;
+    /* records the pen had dropped at the end of a pull: a gap it reported */
+    gaps_seen g = { next, pulled, 0 };
+    penlink_archive_filter f = { 0 };
+    f.serial = serial;
+    rc = b->ops->alarms(b, &f, on_tail_gap, &g);
+    if (rc != PENLINK_OK || g.explained)
+        return rc;
+    r->state = PENLINK_VERIFY_BROKEN;
+    r->where_seq = next;
+    snprintf(r->detail, sizeof r->detail,
+             "the pulls recorded this pen's records through seq %llu as stored, but the "
+             "archive's records %s; records %llu..%llu were removed (with their chunks and "
+             "heads)",
+             (unsigned long long)(pulled - 1), have ? "end before them" : "are all gone",
+             (unsigned long long)next, (unsigned long long)(pulled - 1));
+    return PENLINK_OK;
+}
+
+int archive_check_pen(archive_walker *w, archive_backend *b, int64_t device, const char *serial,
+                      const uint8_t *key, uint64_t first_from, penlink_verify_report *r)
+{
+    int rc = PENLINK_OK;
+    if (!key) {
+        /* nothing to chain: the seqs its rows hold, and whether it signed once */
+        memset(r, 0, sizeof *r);
+        snprintf(r->serial, sizeof r->serial, "%s", serial);
+        rc = seq_outliers(b, device, r);
+        if (rc == PENLINK_OK && r->state != PENLINK_VERIFY_BROKEN)
+            rc = signing_without_key(b, device, r);
+    } else {
+        rc = archive_walk_pen(w, b, device, serial, key, first_from, NULL, r);
+    }
+    if (rc == PENLINK_OK && r->state != PENLINK_VERIFY_BROKEN)
+        rc = pulls_reach(b, device, serial, r);
+    if (rc == PENLINK_OK && !key && r->state != PENLINK_VERIFY_BROKEN) {
+        r->state = PENLINK_VERIFY_UNSIGNED;
+        snprintf(r->notes, sizeof r->notes, "the pen does not sign its log: nothing to verify");
+    }
+    return rc;
+}
+
 typedef struct vrun {
     penlink_archive *ar;
     int (*cb)(void *user, const penlink_verify_report *r);
@@ -604,19 +727,7 @@ static int verify_pen(void *u, int64_t device, const char *serial, const uint8_t
     vrun *run = u;
     archive_backend *b = run->ar->b;
     penlink_verify_report r;
-    int rc = PENLINK_OK;
-    if (!key) {
-        /* nothing to verify but the seqs its rows hold */
-        memset(&r, 0, sizeof r);
-        snprintf(r.serial, sizeof r.serial, "%s", serial);
-        rc = seq_outliers(b, device, &r);
-        if (r.state != PENLINK_VERIFY_BROKEN) {
-            r.state = PENLINK_VERIFY_UNSIGNED;
-            snprintf(r.notes, sizeof r.notes, "the pen does not sign its log: nothing to verify");
-        }
-    } else {
-        rc = archive_walk_pen(run->w, b, device, serial, key, first_from, NULL, &r);
-    }
+    int rc = archive_check_pen(run->w, b, device, serial, key, first_from, &r);
     if (rc != PENLINK_OK) {
         run->st = rc;
         return 1;

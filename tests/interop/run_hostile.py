@@ -24,9 +24,10 @@ said again in the cases it decides:
     after bounded retries is exit 5 with nothing stored past the hole;
   * what no fault of the wire explains (the pen's own whole, consistent
     messages contradicting each other) is exit 6;
-  * a chunk whose own fields disagree (record_count, raw_size against its
-    batch) fails a consistency check: exit 6, as penlink(1) says; a chunk the
-    decoder cannot read at all (a zlib bomb past its limit) is exit 5;
+  * a chunk that arrives intact (its frame's CRC holds) but fails its checks
+    (record_count, raw_size or first seq against its batch, a zlib bomb past
+    the decoder's limit) is the pen contradicting itself (protocol.md section
+    5, rule 3): exit 6 and alarm `contradiction`, whatever the check;
   * a string that reaches no record (model, labels, error text) is shown
     escaped and never fails a command by itself.
 """
@@ -120,6 +121,32 @@ def backwards(pen):
     return specs
 
 
+def batch_first_seq_lies(pen):
+    """Chunk 0 says first_seq 0; its batch holds records 1..50."""
+    specs = pen.regular_layout()
+    lo, hi, _l = specs[0]
+    specs[0] = (lo, hi, dict(records=pen.records(lo + 1, hi + 1)))
+    return specs
+
+
+def resealed(at, to, alter=None):
+    """The pen sealed its records from `at` again, as one chunk through `to`
+    (after a host had stored its earlier, shorter chunk from `at`): the chunks
+    before `at` as usual, then [at, to) linked after them, then on. With
+    `alter`, the records sealed again also differ from the first sealing."""
+    def layout(pen):
+        c = pen.chunk_size
+        specs = [(lo, min(lo + c, at), {}) for lo in range(pen.base, at, c)]
+        specs.append((at, to, dict(alter=alter) if alter else {}))
+        specs += [(lo, min(lo + c, pen.next_seq), {}) for lo in range(to, pen.next_seq, c)]
+        return specs
+    return layout
+
+
+def later(r):
+    r["time_ms"] += 7
+
+
 def stops_at(seq):
     """The pen stores (and so sends) no chunk from seq on."""
     return lambda pen: [s for s in pen.regular_layout() if s[0] < seq]
@@ -195,6 +222,160 @@ def nothing_outside_dir(ctx):
         if os.path.basename(f).startswith("archive.db"):
             continue
         return "a file was written outside --dir: %s" % f
+
+
+def decode(ctx, path, *args):
+    """penlink decode of a file: (exit status, stdout, stderr) as text."""
+    c = ctx["ctx"]
+    p = subprocess.run(list(c.penlink) + ["decode"] + list(args) + [path], capture_output=True)
+    for label, data in (("stdout", p.stdout), ("stderr", p.stderr)):
+        if SANITIZER.search(data):
+            c.problems.append("sanitizer report from decode: %r" % data[-2000:])
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def plog_seqs(ctx, path, want_rc=0):
+    """The seqs `decode --format csv` lists, or a string saying what is wrong."""
+    rc, out, err = decode(ctx, path, "--format", "csv")
+    if rc != want_rc:
+        return "decode %s: exit %d, want %d: %s" % (os.path.basename(path), rc, want_rc,
+                                                    err.strip()[-300:])
+    return [int(x.split(",")[0]) for x in out.splitlines()[1:]]
+
+
+def plog_holds(lo, hi, unchanged=False):
+    """The .plog decodes (exit 0) to seqs lo..hi, each once."""
+    def check(ctx):
+        f = os.path.join(ctx["tmp"], "pen.plog")
+        if unchanged and ctx["snap"].get(f) != digest(f):
+            return "pen.plog was written, though nothing of the pull may be"
+        got = plog_seqs(ctx, f)
+        if isinstance(got, str):
+            return got
+        if got != list(range(lo, hi + 1)):
+            return "pen.plog decodes to %s, want each of seq %d..%d once" % (summary(got), lo, hi)
+    return check
+
+
+def frames_of(path):
+    """The frames of a .plog: (Envelope, frame bytes)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    rx = hp.pl.FrameReceiver(hp.pl.MAX_ANNOUNCED_PAYLOAD)
+    out = []
+    for ev, val in rx.feed(data):
+        if ev == "error":
+            raise ValueError("damaged frames in %s" % path)
+        env = hp.pb.Envelope()
+        env.ParseFromString(val)
+        out.append((env, hp.pl.encode_frame(val)))
+    return out
+
+
+def joined_copies(ctx):
+    """`cat f f`: every record once, a warning, the chain checked, exit 0."""
+    f = os.path.join(ctx["tmp"], "pen.plog")
+    j = os.path.join(ctx["tmp"], "joined.plog")
+    with open(f, "rb") as a:
+        data = a.read()
+    with open(j, "wb") as b:
+        b.write(data + data)
+    rc, out, err = decode(ctx, j, "--format", "csv")
+    seqs = [int(x.split(",")[0]) for x in out.splitlines()[1:]]
+    if rc != 0 or seqs != list(range(0, 300)):
+        return "decode of a file joined from two copies: exit %d, %s (want 0..299 once): %s" % (
+            rc, summary(seqs), err.strip()[-200:])
+    if "300 records come again" not in err:
+        return "decode of a joined file does not say records come again: %r" % err
+    rc, out, err = decode(ctx, j, "--messages")
+    if rc != 0 or "broken" in out:
+        return "decode --messages of a joined file: exit %d: %s" % (rc, (out + err)[-400:])
+
+
+def two_versions(ctx):
+    """The pen's two versions of 500..549, joined in one file: exit 6."""
+    a, b = (os.path.join(ctx["tmp"], n) for n in ("pen.plog", "other.plog"))
+    j = os.path.join(ctx["tmp"], "joined.plog")
+    with open(j, "wb") as out:
+        for f in (a, b):
+            with open(f, "rb") as src:
+                out.write(src.read())
+    rc, out, err = decode(ctx, j)
+    if rc != 6 or "seq 500 comes again with content different" not in err:
+        return "decode of a file holding two versions of seq 500: exit %d: %s" % (
+            rc, err.strip()[-300:])
+
+
+def fork_in_file(ctx):
+    """A .plog as an earlier penlink wrote it: 0..549, then the pen's
+    re-sealed 500..599 and 600..649. decode --messages checks the re-sealed
+    chunk against the chunk right before it in the file: broken, exit 6."""
+    a, b = (os.path.join(ctx["tmp"], n) for n in ("pen.plog", "other.plog"))
+    j = os.path.join(ctx["tmp"], "forked.plog")
+    extra = [fr for env, fr in frames_of(b)
+             if env.WhichOneof("body") == "log_chunk" and env.log_chunk.first_seq >= 500]
+    with open(a, "rb") as src, open(j, "wb") as out:
+        out.write(src.read() + b"".join(extra))
+    rc, out, err = decode(ctx, j, "--messages")
+    if rc != 6 or "unchecked" in out or "forks" not in out:
+        return "decode --messages of a forked file: exit %d, want 6 naming the fork: %s" % (
+            rc, (out + err)[-600:])
+
+
+def splice_fork(ctx):
+    """Stores the pen's forked log (pulled into a second archive) beside the
+    archived one, as a penlink without the fork check stored it, then runs
+    verify and checks its words."""
+    c, pen = ctx["ctx"], ctx["pen"]
+    other = os.path.join(ctx["tmp"], "fork.db")
+    cmd = list(c.penlink) + ["--archive", other, "--device", "sim:" + pen.path, "--timeout",
+                             str(c.timeout), "pull"]
+    p = subprocess.run(cmd, capture_output=True)
+    pen.idle.wait(5)
+    if p.returncode != 0:
+        return "pulling the forked log into a fresh archive: exit %d" % p.returncode
+    con = sqlite3.connect(c.archive)
+    try:
+        con.execute("ATTACH ? AS f", (other,))
+        dev = con.execute("SELECT id FROM devices").fetchone()[0]
+        cols = [r[1] for r in con.execute("PRAGMA table_info(chunks)") if r[1] not in ("id",)]
+        sel = ", ".join("? " if k == "device_id" else k for k in cols)
+        con.execute("INSERT INTO chunks (%s) SELECT %s FROM f.chunks WHERE first_seq >= 500"
+                    % (", ".join(cols), sel.replace("? ", str(dev))))
+        con.execute("INSERT INTO records (device_id, seq, body, chunk_id) SELECT %d, r.seq, "
+                    "r.body, (SELECT m.id FROM chunks m WHERE m.device_id = %d AND "
+                    "m.first_seq = fc.first_seq AND m.data = fc.data) FROM f.records r JOIN "
+                    "f.chunks fc ON fc.id = r.chunk_id WHERE r.seq >= 550" % (dev, dev))
+        hcols = [r[1] for r in con.execute("PRAGMA table_info(heads)") if r[1] not in ("id",)]
+        con.execute("INSERT INTO heads (%s) SELECT %s FROM f.heads WHERE next_seq > 550"
+                    % (", ".join(hcols), ", ".join(str(dev) if k == "device_id" else k
+                                                    for k in hcols)))
+        con.commit()
+    finally:
+        con.close()
+    p = subprocess.run(list(c.penlink) + ["--archive", c.archive, "verify"], capture_output=True)
+    out = (p.stdout + p.stderr).decode("utf-8", "replace")
+    if p.returncode != 6:
+        return "verify of the forked archive: exit %d, want 6: %s" % (p.returncode, out[-300:])
+    if re.search(r"missing|removed", out) or "fork" not in out:
+        return "verify of the forked archive does not name the fork: %s" % out[-400:]
+    return None
+
+
+def overrun_detail(ctx):
+    for k, _s, _q, _n in ctx["ctx"].alarms():
+        if k != "overrun":
+            continue
+        con = ctx["ctx"].db()
+        try:
+            details = [r[0].decode() for r in con.execute(
+                "SELECT detail FROM alarms WHERE kind = 'overrun'")]
+        finally:
+            con.close()
+        for d in details:
+            if "through seq 3199" not in d or re.search(r"(through|kept)[^.]*\b(4099|4100)\b", d):
+                return "the overrun alarm says %r; the archive holds 0..3199" % d
+    return None
 
 
 def endless_bounded(ctx):
@@ -334,8 +515,9 @@ CASES = [
          "64 characters, the rules are newer): refused at open, exit 5, not truncated",
          pen=dict(serial=LONG_PRINTABLE), runs=[R(["pull"], 5)], stored=NONE, acked=None,
          pinned=False),
-    case("d6_serial_spaces", "12.6", "a serial of spaces only: refused, exit 5",
-         pen=dict(serial=b"    "), runs=[R(["pull"], 5)], stored=NONE, acked=None,
+    case("d6_serial_spaces", "12.R5", "a serial of spaces only: refused, exit 5, saying so",
+         pen=dict(serial=b"    "), runs=[R(["pull"], 5, err_has="only spaces")], stored=NONE,
+         acked=None,
          pinned=False),
     case("d6_deviceinfo_serial_differs", "12.6",
          "DeviceInfo.serial is not HelloReply.serial: refused at open, exit 5",
@@ -429,6 +611,110 @@ CASES = [
          runs=[R(["pull"], 6)], stored=prefix(0, 300 + ENDLESS_CAP - 2, at_least=299),
          acked=None, alarms={"overrun"}, check=endless_bounded),
 
+    case("overrun_says_what_is_kept", "12.R3",
+         "DeviceInfo says log_next_seq 10, the pen sends 6,000 records, 32 chunks of 100 per "
+         "signed reply: the overrun comes inside the second reply (at seq 4100), whose head "
+         "never arrives, so only 0..3199 are kept; the alarm and the error say so, and no "
+         "larger seq is called kept",
+         pen=dict(n=6000, chunk=100, per_reply=32, info={"log_next_seq": 10}),
+         runs=[R(["pull"], 6, err_has=r"archived the records through seq 3199\b")],
+         stored=exact(0, 3199), acked=None, alarms={"overrun"}, check=overrun_detail),
+
+    # -- a pen that seals archived records again (its chain forks from the archived one)
+    case("reseal_archived_chunk", "12.R2",
+         "0..549 archived (last chunk 500..549, not acknowledged); the pen then seals 500..599 "
+         "as one new chunk after 450..499 (same records 500..549): its chain forks from the "
+         "archived one: exit 6, alarm unverified, nothing new stored or acknowledged",
+         before=[(dict(FIRST, n=550), ["pull"])],
+         pen=dict(FIRST, n=650, layout=resealed(500, 600)), runs=[R(["pull"], 6)],
+         stored=exact(0, 549), acked=None, alarms={"unverified"}),
+    case("reseal_archived_chunk_altered", "12.R2",
+         "as reseal_archived_chunk, the records 500..549 sealed again 7 ms later: exit 6, "
+         "alarm unverified, nothing new stored or acknowledged",
+         before=[(dict(FIRST, n=550), ["pull"])],
+         pen=dict(FIRST, n=650, layout=resealed(500, 600, later)), runs=[R(["pull"], 6)],
+         stored=exact(0, 549), acked=None, alarms={"unverified"}),
+    case("next_chunk_after_other_link", "12.R2",
+         "0..549 archived; the next chunk 550..599 starts at the archive's end but names "
+         "another chunk before it (the pen re-sealed 500..549 differently and chained on): "
+         "exit 6, alarm unverified, nothing new stored or acknowledged",
+         before=[(dict(FIRST, n=550), ["pull"])],
+         pen=dict(FIRST, n=650, layout=resealed(500, 550, later)), runs=[R(["pull"], 6)],
+         stored=exact(0, 549), acked=None, alarms={"unverified"}),
+    case("head_without_chunks_after_archive", "12.R2",
+         "0..549 archived; the pen holds them with 500..549 not sealed yet (as a copy of the "
+         "pen pulled alongside would), so its reply from 550 sends no chunk and its signed "
+         "head names its newest sealed link (after 450..499): not a fork, exit 0",
+         before=[(dict(FIRST, n=550), ["pull"])],
+         pen=dict(FIRST, n=550, layout=stops_at(500)), stored=exact(0, 549)),
+    case("reseal_unsigned_conflict", "12.R1",
+         "a pen that does not sign: 0..549 archived, then 500..599 sealed again 7 ms later: "
+         "no chain to fork, so the records are compared: alarm conflict, both kept (the "
+         "chunk as evidence), exit 6 and, as for any lie of the pen, nothing acknowledged",
+         before=[(dict(FIRST, sign=False, n=550), ["pull"])],
+         pen=dict(FIRST, sign=False, n=650, layout=resealed(500, 600, later)),
+         runs=[R(["pull"], 6)], stored=exact(0, 649), acked=None, alarms={"conflict"},
+         after=[(["verify"], 0), (["audit", "--report", "integrity"], 1)]),
+    case("verify_names_a_fork", "12.R2",
+         "an archive holding a forked chain (0..549, then 500..649 sealed again by the pen, "
+         "as an earlier penlink stored it): verify fails (exit 6) naming the fork, and does "
+         "not call records that are in the archive missing or removed",
+         before=[(dict(FIRST, n=550), ["pull"])],
+         pen=dict(FIRST, n=650, layout=resealed(500, 600)), runs=[],
+         stored=exact(0, 549), acked=None, alarms=frozenset(), check=splice_fork,
+         after=[(["verify"], 6)]),
+
+    # -- pull -o: records sent again are compared with the file's copies
+    case("o_resent_other_content", "12.R1",
+         "pull -o: 0..549 in the file (last chunk 500..549, not acknowledged); the pen sends "
+         "500..599 with 500..549 7 ms later: exit 6, the file untouched, nothing acknowledged",
+         before=[(dict(FIRST, sign=False, n=550), ["pull", "-o", "{tmp}/pen.plog"])],
+         pen=dict(FIRST, sign=False, n=650, layout=resealed(500, 600, later)),
+         runs=[R(["pull", "-o", "{tmp}/pen.plog"], 6, err_has=r"record 500 arrived again")],
+         stored=None, acked=None, pinned=None, check=plog_holds(0, 549, unchanged=True)),
+    case("o_resent_same_content", "12.R1",
+         "pull -o: as o_resent_other_content, 500..549 sent again the same: compared, not new; "
+         "the file decodes to each of 0..649 once; exit 0, acknowledged",
+         before=[(dict(FIRST, sign=False, n=550), ["pull", "-o", "{tmp}/pen.plog"])],
+         pen=dict(FIRST, sign=False, n=650, layout=resealed(500, 600)),
+         runs=[R(["pull", "-o", "{tmp}/pen.plog"], 0, err_has=r"^$")], stored=None,
+         pinned=None, check=plog_holds(0, 649)),
+    case("o_resealed_signed", "12.R1",
+         "pull -o from a signing pen that seals 500..549 again in a new chunk after the file's "
+         "450..499: its chain forks from the file's: exit 6, the file untouched, nothing "
+         "acknowledged",
+         before=[(dict(FIRST, n=550), ["pull", "-o", "{tmp}/pen.plog"])],
+         pen=dict(FIRST, n=650, layout=resealed(500, 600)),
+         runs=[R(["pull", "-o", "{tmp}/pen.plog"], 6, err_has="forks")], stored=None,
+         acked=None, pinned=None, check=plog_holds(0, 549, unchanged=True)),
+    case("o_next_chunk_after_other_link", "12.R1",
+         "pull -o from a signing pen whose next chunk (550..599) names another chunk before it "
+         "than the file's last: exit 6, the file untouched, nothing acknowledged",
+         before=[(dict(FIRST, n=550), ["pull", "-o", "{tmp}/pen.plog"])],
+         pen=dict(FIRST, n=650, layout=resealed(500, 550, later)),
+         runs=[R(["pull", "-o", "{tmp}/pen.plog"], 6, err_has="does not follow the chain")],
+         stored=None, acked=None, pinned=None, check=plog_holds(0, 549, unchanged=True)),
+    case("decode_joined_copies", "12.R1",
+         "`cat f f` of a signing pen's .plog: decode shows each of 0..299 once and says that "
+         "300 records come again, exit 0; --messages finds the chain intact",
+         before=[(FIRST, ["pull", "-o", "{tmp}/pen.plog"])], pen=dict(FIRST), runs=[],
+         stored=None, acked=None, pinned=None, check=joined_copies),
+    case("decode_two_versions", "12.R1",
+         "a .plog joined from the pen's file and a later file of the same pen whose 500..549 "
+         "differ: decode stops at seq 500, exit 6",
+         before=[(dict(FIRST, sign=False, n=550), ["pull", "-o", "{tmp}/pen.plog"])],
+         pen=dict(FIRST, sign=False, n=650, layout=resealed(500, 600, later)),
+         runs=[R(["pull", "-o", "{tmp}/other.plog"], 0)], stored=None, pinned=None,
+         check=two_versions),
+    case("decode_messages_fork", "12.R1",
+         "a .plog holding 0..549 then the pen's re-sealed 500..599 (as an earlier penlink "
+         "wrote it): decode --messages checks that chunk's prev_link against the chunk right "
+         "before it in the file: broken, the fork named, exit 6",
+         before=[(dict(FIRST, n=550), ["pull", "-o", "{tmp}/pen.plog"])],
+         pen=dict(FIRST, n=650, layout=resealed(500, 600)),
+         runs=[R(["pull", "-o", "{tmp}/other.plog"], 0)], stored=None, pinned=None,
+         check=fork_in_file),
+
     # -- DeviceInfo and LogEnd contradicting the chunks
     case("logend_next_seq_behind_chunks", "lie",
          "the first LogEnd says next_seq 70 after chunks through 99: no lost frame makes "
@@ -461,11 +747,11 @@ CASES = [
          "chunk 0 says record_count 60 for a batch of 50 (consistently linked and signed): "
          "the chunk's fields disagree, a consistency check: exit 6, nothing stored",
          pen=dict(layout=first_chunk(record_count=60)), runs=[R(["pull"], 6)],
-         stored=NONE, acked=None, alarms=Without("gap"), pinned=None),
+         stored=NONE, acked=None, alarms={"contradiction"}, pinned=None),
     case("chunk_raw_size_lies", "lie",
          "chunk 0's raw_size is 10 bytes more than its batch: a consistency check, exit 6",
          pen=dict(layout=first_chunk(raw_size_delta=10)), runs=[R(["pull"], 6)],
-         stored=NONE, acked=None, alarms=Without("gap"), pinned=None),
+         stored=NONE, acked=None, alarms={"contradiction"}, pinned=None),
     case("chunks_overlap", "lie",
          "chunk [0,50) then [40,90) with other content for 40..49, linked and signed as "
          "sent: (decision) two records for one seq in one signed reply is a contradiction: "
@@ -477,11 +763,17 @@ CASES = [
          "wire fault yields a verified chain out of order: exit 6, nothing kept",
          pen=dict(layout=backwards, per_reply=3), runs=[R(["pull"], 6)], stored=NONE,
          acked=None, alarms=Without("gap"), pinned=None),
-    case("zlib_bomb", "lie",
-         "chunk 0 inflates to %d MiB (raw_size says the batch's size): refused at the "
-         "decoder's limit, exit 5, nothing stored" % (hp.BOMB_BYTES >> 20),
-         pen=dict(layout=first_chunk(bomb=True)), runs=[R(["pull"], 5)], stored=NONE,
-         acked=None, alarms=Without("gap"), pinned=None),
+    case("zlib_bomb", "12.R4",
+         "chunk 0 inflates to %d MiB (raw_size says the batch's size), its frame intact: "
+         "refused at the decoder's limit; no wire fault explains it, so (section 5 rule 3) "
+         "exit 6, alarm contradiction, nothing stored" % (hp.BOMB_BYTES >> 20),
+         pen=dict(layout=first_chunk(bomb=True)), runs=[R(["pull"], 6)], stored=NONE,
+         acked=None, alarms={"contradiction"}, pinned=None),
+    case("chunk_first_seq_lies", "12.R4",
+         "chunk 0 says first_seq 0, its batch holds records 1..50 (linked and signed as sent): "
+         "arrived intact, failed its checks: exit 6, alarm contradiction, nothing stored",
+         pen=dict(layout=batch_first_seq_lies), runs=[R(["pull"], 6)], stored=NONE,
+         acked=None, alarms={"contradiction"}, pinned=None),
 
     # -- absurd field values, validly encoded
     case("absurd_values", "12.12",

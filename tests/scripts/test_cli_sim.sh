@@ -151,4 +151,10 @@ start_sim c --serial PEN-C003 --protocol-major 2
 run 5 "another major version" $PL --device "sim:$tmp/c.sock" info
 check "version message says who is too old" 'grep -q "too old" $tmp/err'
 
+# the simulator's state directory: created, in a parent that must exist (as --help says)
+run 1 "penlink-sim --state in a directory that does not exist" \
+    $SIM --state "$tmp/no-such-dir/pen" --simulate-days 1 --start-time $T0
+check "it says the parent must exist" 'grep -q "its parent must exist" $tmp/err'
+check "and --help says so" '$SIM --help | grep -q "parent" '
+
 finish

@@ -119,8 +119,10 @@ watch=$!
 i=0
 while ! grep -q "device key" "$tmp/werr" && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
 sleep 3 # three more rounds of the watch loop
-kill -INT $watch
+kill -TERM $watch
 wait $watch
+rc=$?
+check "watch stopped by SIGTERM: exit 130 (interrupted)" '[ $rc -eq 130 ]'
 check "watch refused the clone" 'grep -q "device key" $tmp/werr'
 check "once only" '[ "$(grep -c "device key" $tmp/werr)" -eq 1 ]'
 check "pen A's file is untouched" '[ "$(cksum < $tmp/dock/PEN-A001.plog)" = "$sum_w" ]'

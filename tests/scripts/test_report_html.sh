@@ -193,14 +193,18 @@ c = "1" if m.group(1) == "0" else "0"
 open(sys.argv[2], "w").write(s[:m.start(1)] + c + s[m.start(1) + 1:])' "$R" "$tmp/edited.html"
 run 6 "a report whose digest was edited" $PL --archive "$A" audit --check-report "$tmp/edited.html"
 $PL --archive "$tmp/copy.db" verify > /dev/null 2>&1
-run 6 "the archive changed since (a verification)" $PL --archive "$tmp/copy.db" audit --check-report "$R"
+# the audit verifies the logs itself: a stored verdict is not part of what it reports
+run 0 "a verification stored since changes nothing" $PL --archive "$tmp/copy.db" audit --check-report "$R"
+$PL --archive "$tmp/copy.db" audit annotate "reuse:PEN-O:156" --text "seen" > /dev/null 2>&1
+run 6 "the archive changed since (a note)" $PL --archive "$tmp/copy.db" audit --check-report "$R"
 check "it says the data does not match" 'grep -q "does NOT match the archive" $tmp/out'
 run 6 "--json" $PL --archive "$tmp/copy.db" --json audit --check-report "$R"
 check "json: data_matches false" 'grep -q "\"data_matches\":false" $tmp/out'
 echo "<html><body>hello</body></html>" > "$tmp/other.html"
 run 2 "a file that is not a report" $PL --archive "$A" audit --check-report "$tmp/other.html"
 run 2 "--check-report with a window" $PL --archive "$A" audit --check-report "$R" --since 2026-03-02
-run 0 "a window and a pen" $PL --archive "$A" audit --tz Europe/Berlin --format html -o "$tmp/w.html" \
+# PEN-P reused PEN-O's cartridges: an audit of PEN-O alone finds that too (verdict FAIL)
+run 1 "a window and a pen" $PL --archive "$A" audit --tz Europe/Berlin --format html -o "$tmp/w.html" \
     --pen PEN-O --since 2026-03-03 --until 2026-03-06
 run 0 "its check" $PL --archive "$A" audit --check-report "$tmp/w.html"
 check "the window and zone are in its header" \

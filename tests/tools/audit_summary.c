@@ -21,7 +21,7 @@ int main(int argc, char **argv)
     }
     penlink_ctx *ctx = NULL;
     penlink_archive *ar = NULL;
-    penlink_audit_summary s;
+    penlink_audit_summary s = { 0 }; /* verdict 0 is PASS: the library must overwrite it */
     penlink_archive_filter f = { 0 };
     f.serial = argc == 3 ? argv[2] : NULL;
     int st = penlink_ctx_new(&ctx);
@@ -32,6 +32,10 @@ int main(int argc, char **argv)
     if (st != PENLINK_OK) {
         fprintf(stderr, "audit_summary: %s: %s\n", penlink_strerror(st),
                 ctx ? penlink_ctx_errmsg(ctx) : "");
+        if (ar) /* what a caller that reads the summary anyway would see */
+            printf("verdict %s\n", s.verdict == PENLINK_VERDICT_PASS   ? "pass"
+                                   : s.verdict == PENLINK_VERDICT_FAIL ? "fail"
+                                                                       : "not_run");
         penlink_archive_close(ar);
         penlink_ctx_free(ctx);
         return 1;

@@ -136,14 +136,19 @@ static void test_zone(void **state)
     assert_int_equal(cli_tz_set("America/New_York", err, sizeof err), 0);
     cli_time_iso(1772409600000ll, b, sizeof b);
     assert_string_equal(b, "2026-03-01T19:00:00.000-05:00");
-    assert_int_equal(cli_tz_set("CET-1CEST,M3.5.0,M10.5.0/3", err, sizeof err), 0);
+    assert_int_equal(cli_tz_set("Etc/GMT-1", err, sizeof err), 0); /* UTC+01:00 */
     assert_int_equal(parse("2026-03-02", 0), 1772409600000ll - 3600000);
+    /* POSIX rules count west: "UTC+5" is 5 hours behind UTC, the opposite of what it reads */
+    assert_int_equal(cli_tz_set("UTC+5", err, sizeof err), -1);
+    assert_non_null(strstr(err, "POSIX TZ rule"));
+    assert_non_null(strstr(err, "Etc/GMT-5"));
+    assert_int_equal(cli_tz_set("CET-1CEST,M3.5.0,M10.5.0/3", err, sizeof err), -1);
 
     assert_int_equal(cli_tz_set("Nowhere/Atlantis", err, sizeof err), -1);
     assert_non_null(strstr(err, "unknown time zone 'Nowhere/Atlantis'"));
     assert_int_equal(cli_tz_set("../../etc/passwd", err, sizeof err), -1);
     assert_int_equal(cli_tz_set("", err, sizeof err), -1);
-    assert_string_equal(cli_tz_name(), "CET-1CEST,M3.5.0,M10.5.0/3"); /* unchanged */
+    assert_string_equal(cli_tz_name(), "Etc/GMT-1"); /* unchanged */
 }
 
 int main(void)

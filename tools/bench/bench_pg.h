@@ -42,16 +42,16 @@ static inline int bench_pg_exec(PGconn *c, const char *sql)
     return ok ? 0 : -1;
 }
 
-/* Starts COPY @p table (device_id, seq, body, chunk_id) FROM STDIN. 0 or -1. */
-static inline int bench_copy_begin(bench_copy *b, PGconn *c, const char *table)
+/* Starts COPY @p target (a table and its column list) FROM STDIN, rows of at
+ * most @p row_max bytes. 0 or -1. */
+static inline int bench_copy_start(bench_copy *b, PGconn *c, const char *target, size_t row_max)
 {
     static const uint8_t sig[11] = { 'P', 'G', 'C', 'O', 'P', 'Y', '\n', 0xff, '\r', '\n', 0 };
-    char sql[200];
+    char sql[300];
     memset(b, 0, sizeof *b);
     b->c = c;
-    b->buf = malloc(BENCH_COPY_BUF + BENCH_COPY_ROW_MAX);
-    snprintf(sql, sizeof sql, "COPY %s (device_id, seq, body, chunk_id) FROM STDIN (FORMAT binary)",
-             table);
+    b->buf = malloc(BENCH_COPY_BUF + row_max);
+    snprintf(sql, sizeof sql, "COPY %s FROM STDIN (FORMAT binary)", target);
     PGresult *r = b->buf ? PQexec(c, sql) : NULL;
     int ok = PQresultStatus(r) == PGRES_COPY_IN;
     if (!ok)
@@ -66,6 +66,24 @@ static inline int bench_copy_begin(bench_copy *b, PGconn *c, const char *table)
     return 0;
 }
 
+/* Starts COPY @p table (device_id, seq, body, chunk_id) FROM STDIN. 0 or -1. */
+static inline int bench_copy_begin(bench_copy *b, PGconn *c, const char *table)
+{
+    char target[200];
+    snprintf(target, sizeof target, "%s (device_id, seq, body, chunk_id)", table);
+    return bench_copy_start(b, c, target, BENCH_COPY_ROW_MAX);
+}
+
+/* Sends what the buffer holds once it is full (after each row). */
+static inline void bench_copy_next(bench_copy *b)
+{
+    if (b->p - b->buf >= BENCH_COPY_BUF) {
+        if (PQputCopyData(b->c, (const char *)b->buf, (int)(b->p - b->buf)) != 1)
+            b->failed = 1;
+        b->p = b->buf;
+    }
+}
+
 static inline void bench_copy_row(bench_copy *b, int64_t device, uint64_t seq, const uint8_t *body,
                                   size_t len, int64_t chunk)
 {
@@ -77,11 +95,7 @@ static inline void bench_copy_row(bench_copy *b, int64_t device, uint64_t seq, c
     memcpy(p, body, len);
     p += len;
     b->p = bench_put_be(bench_put_be(p, 8, 4), (uint64_t)chunk, 8);
-    if (b->p - b->buf >= BENCH_COPY_BUF) {
-        if (PQputCopyData(b->c, (const char *)b->buf, (int)(b->p - b->buf)) != 1)
-            b->failed = 1;
-        b->p = b->buf;
-    }
+    bench_copy_next(b);
 }
 
 /* Ends the COPY. 0 or -1. */

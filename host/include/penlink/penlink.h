@@ -210,6 +210,24 @@ PENLINK_API uint64_t penlink_decoder_good_bytes(const penlink_decoder *dec);
 /** Highest record seq decoded so far, and whether any record was decoded. */
 PENLINK_API int penlink_decoder_last_seq(const penlink_decoder *dec, uint64_t *seq);
 
+/**
+ * A file (frames or bare chunks, not a capture) holds each seq once as far
+ * as its records go: a record whose seq came before in the input is compared
+ * with the first copy. The same content (a file joined from copies of one
+ * pen's file, a chunk sent again) is counted and passed to on_record once;
+ * this counts the copies met again. Other content for a seq stops the decode
+ * with #PENLINK_ERR_INTEGRITY naming the seq.
+ */
+PENLINK_API uint64_t penlink_decoder_duplicates(const penlink_decoder *dec);
+
+/**
+ * Of a file of frames: 1 and the 32-byte hash-chain link (docs/protocol.md
+ * 9.3) after the chunk that ends at the highest seq, when that chunk carries
+ * one (a pen that signs its log); else 0. A pull that resumes the file goes
+ * on from it (penlink_pull_cb.after_link).
+ */
+PENLINK_API int penlink_decoder_last_link(const penlink_decoder *dec, uint8_t link[32]);
+
 /** Totals so far. */
 PENLINK_API uint64_t penlink_decoder_records(const penlink_decoder *dec);
 PENLINK_API uint64_t penlink_decoder_chunks(const penlink_decoder *dec);
@@ -711,6 +729,16 @@ typedef struct penlink_pull_cb {
      * confirm is never a gap: it is asked for again.
      */
     int (*on_gap)(void *user, uint64_t first_seq, uint64_t count, uint64_t acked_seq);
+    /**
+     * Optional (may be NULL): the hash-chain link after the last chunk the
+     * caller already holds, a chunk that ends at from_seq (32 bytes: the
+     * link of its last verified head). From a pen that signs its log, the
+     * first chunk must then follow it: one whose prev_link is another link,
+     * or one that starts before from_seq (it seals again records the caller
+     * holds in another chunk: the pen's chain forks from the stored one), is
+     * an integrity error (alarm "unverified"), nothing of it passed on.
+     */
+    const uint8_t *after_link;
 } penlink_pull_cb;
 
 /** What a pull saw. */
@@ -1164,16 +1192,24 @@ PENLINK_API int penlink_archive_verify(penlink_archive *ar, const char *serial,
 PENLINK_API int penlink_archive_record_verification(penlink_archive *ar,
                                                     const penlink_verify_report *r);
 
-/** The last stored verification of a pen; *@p have = 0 when it was never verified. */
+/**
+ * A verification of a pen's log: the last one stored (penlink_archive_verification(),
+ * *@p have = 0 when it was never verified), or one the audit computed itself
+ * (penlink_audit_cb.on_verification: @p computed = 1, @p at_ms 0, @p have = 1 unless
+ * the pen does not sign its log).
+ */
 typedef struct penlink_verification {
     char serial[33];
-    int64_t at_ms;
-    char result[16]; /**< "ok", "broken", "unsigned" */
-    uint64_t through_seq, records, chunks;
+    int64_t at_ms;                         /**< host time it was stored; 0 when computed */
+    char result[16];                       /**< "ok", "broken", "unsigned" */
+    uint64_t through_seq, records, chunks; /**< broken: through_seq is the first broken seq */
     char detail[256];
     int have;
-    uint64_t signed_through; /**< from the heads the pulls verified */
+    uint64_t signed_through; /**< stored: from the heads the pulls verified; computed: the
+                                  records under a verified head */
     int pinned;              /**< the archive holds the pen's device key */
+    int computed;            /**< 1: checked just now by the audit, read-only (nothing of a
+                                  stored verdict is used) */
 } penlink_verification;
 PENLINK_API int penlink_archive_verification(penlink_archive *ar, const char *serial,
                                              penlink_verification *out);
@@ -1231,11 +1267,16 @@ typedef enum penlink_finding_kind {
                                             in the window (or in the archive) */
     PENLINK_FIND_ALARM = 16,           /**< an integrity alarm of a kind this version does not
                                             know: penlink_finding.name is the alarm's kind */
-    PENLINK_FIND_LOG_BROKEN = 17,      /**< penlink verify found the pen's archived log altered
-                                            (its last verification is BROKEN) */
-    PENLINK_FIND_DAMAGED = 18          /**< archived rows that cannot be records (seq: the first
+    PENLINK_FIND_LOG_BROKEN = 17,      /**< the pen's archived log does not verify (the audit
+                                            runs the checks of penlink_archive_verify() itself) */
+    PENLINK_FIND_DAMAGED = 18,         /**< archived rows that cannot be records (seq: the first
                                             row's stored seq as unsigned, at or above 2^63 when
                                             stored negative; count: rows of the pen) */
+    PENLINK_FIND_CONFIG_CONFLICT = 19  /**< the archive's configuration history holds two
+                                            different value sets for one revision (an edited
+                                            history; config_revision: the first such revision,
+                                            count: how many); limits are checked against the
+                                            strictest of them */
 } penlink_finding_kind;
 
 /** Room for finding kinds in penlink_audit_summary.findings (kinds to come included). */
@@ -1306,8 +1347,9 @@ typedef struct penlink_usage {
 
 /** What an audit concludes. */
 typedef enum penlink_audit_verdict {
-    PENLINK_VERDICT_PASS = 0, /**< records were examined and no compliance finding was made */
-    PENLINK_VERDICT_FAIL = 1  /**< at least one compliance finding (nothing examined is one) */
+    PENLINK_VERDICT_PASS = 0,   /**< records were examined and no compliance finding was made */
+    PENLINK_VERDICT_FAIL = 1,   /**< at least one compliance finding (nothing examined is one) */
+    PENLINK_VERDICT_NOT_RUN = 2 /**< penlink_audit_run() returned an error: nothing is shown */
 } penlink_audit_verdict;
 
 /**
@@ -1325,11 +1367,13 @@ typedef struct penlink_audit_summary {
     uint64_t records_in_window;            /**< records whose pen time lies in the window: what the
                                                 audit examined (0 is a #PENLINK_FIND_NO_RECORDS finding) */
     uint64_t findings[PENLINK_FIND_KINDS]; /**< findings per #penlink_finding_kind */
-    /** The selected pens' log verification (penlink_audit_cb.on_verification): verified
-     *  offline and intact; BROKEN (each a #PENLINK_FIND_LOG_BROKEN finding); signed but not
-     *  verified offline yet (the pulls verified their heads); not signed at all. */
+    /** The selected pens' logs, verified by the audit itself (penlink_audit_cb.on_verification):
+     *  intact; BROKEN (each a #PENLINK_FIND_LOG_BROKEN finding); logs_not_verified is always
+     *  0 now (kept for callers); not signed at all. */
     uint64_t logs_verified, logs_broken, logs_not_verified, logs_unsigned;
-    penlink_audit_verdict verdict; /**< #PENLINK_VERDICT_FAIL iff compliance > 0 */
+    penlink_audit_verdict verdict; /**< #PENLINK_VERDICT_FAIL iff compliance > 0;
+                                        #PENLINK_VERDICT_NOT_RUN whenever the run returned
+                                        an error (the other figures are then partial) */
 } penlink_audit_summary;
 
 /**
@@ -1355,7 +1399,8 @@ typedef struct penlink_audit_cb {
  * the reporting window. @p sum (may be NULL) gets the totals.
  * An audit that examines no record (an empty archive, a pen without records,
  * a window with none) reports a #PENLINK_FIND_NO_RECORDS finding: nothing
- * examined is never a pass.
+ * examined is never a pass. Whatever it returns, *@p sum is written: on an
+ * error its verdict is #PENLINK_VERDICT_NOT_RUN, never a pass.
  * @return #PENLINK_OK, #PENLINK_ERR_NOT_FOUND (no pen f->serial in the
  *         archive: see penlink_archive_pen_check()), #PENLINK_ERR_NO_MEM,
  *         #PENLINK_ERR_CANCELLED, or what the archive returned (detail in

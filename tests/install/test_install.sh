@@ -1,0 +1,85 @@
+#!/bin/sh
+# The install as another project meets it: `cmake --install` of this build
+# into a staging directory (DESTDIR), then a small consumer program built
+# against it twice, once through the CMake package (find_package(penlink 0.2),
+# penlink::penlink) and once through pkg-config, and run against the staged
+# shared library.
+#   test_install.sh CMAKE BUILD_DIR CC VERSION SOVERSION [CFLAGS...]
+# CFLAGS: the sanitizer flags of a sanitized build (the library needs them in
+# the program too).
+set -eu
+cmake=$1 build=$2 cc=$3 version=$4 soversion=$5
+shift 5
+cflags="$*"
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+DESTDIR=$tmp/stage "$cmake" --install "$build" > "$tmp/install.log" ||
+    { cat "$tmp/install.log"; fail "cmake --install"; }
+prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$build/CMakeCache.txt")
+root=$tmp/stage$prefix
+lib=$(find "$root" -name "libpenlink.so.$soversion" | head -n 1)
+[ -n "$lib" ] || fail "no libpenlink.so.$soversion installed under $prefix"
+libdir=$(dirname "$lib")
+[ -L "$libdir/libpenlink.so" ] && [ "$(readlink "$libdir/libpenlink.so")" = "libpenlink.so.$soversion" ] ||
+    fail "libpenlink.so is not a link to libpenlink.so.$soversion"
+[ -f "$libdir/libpenlink.so.$version" ] || fail "no libpenlink.so.$version"
+soname=$(readelf -d "$libdir/libpenlink.so.$version" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[ "$soname" = "libpenlink.so.$soversion" ] || fail "SONAME is '$soname', not libpenlink.so.$soversion"
+[ -f "$root/include/penlink/penlink.h" ] || fail "no header in $root/include/penlink"
+
+# run PROGRAM: against the staged library, and no other libpenlink
+run() {
+    LD_LIBRARY_PATH=$libdir ldd "$1" | grep -q "libpenlink.so.$soversion => $libdir/" ||
+        fail "$1 does not load the staged libpenlink: $(LD_LIBRARY_PATH=$libdir ldd "$1" | grep penlink)"
+    LD_LIBRARY_PATH=$libdir "$1" "$version" || fail "$1 exited with $?"
+}
+
+echo "== CMake: find_package(penlink 0.2 REQUIRED), penlink::penlink"
+CC=$cc "$cmake" -S "$here" -B "$tmp/c-cmake" -DCMAKE_PREFIX_PATH="$root" \
+    -DCMAKE_C_FLAGS="$cflags" > "$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log"; fail "configure"; }
+grep -q "penlink_DIR:PATH=$libdir/cmake/penlink" "$tmp/c-cmake/CMakeCache.txt" ||
+    fail "find_package did not find the staged package: $(grep penlink_DIR "$tmp/c-cmake/CMakeCache.txt")"
+"$cmake" --build "$tmp/c-cmake" > "$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; fail "build"; }
+run "$tmp/c-cmake/consumer"
+
+echo "== CMake: a version the package is not compatible with is refused"
+for want in 0.1 0.3 1.0; do
+    mkdir -p "$tmp/want-$want"
+    printf 'cmake_minimum_required(VERSION 3.20)\nproject(p LANGUAGES C)\nfind_package(penlink %s REQUIRED)\n' \
+        "$want" > "$tmp/want-$want/CMakeLists.txt"
+    if "$cmake" -S "$tmp/want-$want" -B "$tmp/want-$want/b" -DCMAKE_PREFIX_PATH="$root" \
+        > "$tmp/want.log" 2>&1; then
+        fail "find_package(penlink $want) accepted version $version"
+    fi
+    grep -q "penlinkConfig.cmake, version: $version" "$tmp/want.log" ||
+        fail "find_package(penlink $want) failed for another reason: $(cat "$tmp/want.log")"
+done
+
+echo "== pkg-config"
+export PKG_CONFIG_PATH="$libdir/pkgconfig"
+pc() { pkg-config --define-variable=prefix="$root" "$@" penlink; }
+[ "$(pc --modversion)" = "$version" ] || fail "pkg-config --modversion: $(pc --modversion)"
+# shellcheck disable=SC2046,SC2086
+"$cc" $cflags -Wall -Wextra -Werror -o "$tmp/consumer-pc" "$here/consumer.c" $(pc --cflags --libs) ||
+    fail "cc with pkg-config's flags"
+run "$tmp/consumer-pc"
+echo "== the udev rule where the library's permission hint says it is"
+rule=$(grep -ao "the udev rule /[^ ]*/70-penlink.rules" "$libdir/libpenlink.so.$version" | head -n 1 |
+    sed 's/^the udev rule //')
+[ -n "$rule" ] || fail "the library's permission hint names no installed udev rule"
+[ -f "$tmp/stage$rule" ] || fail "the hint names $rule, but the install put no rule there"
+grep -q '^SUBSYSTEM=="usb".*ATTR{idVendor}=="1209".*TAG+="uaccess"' "$tmp/stage$rule" ||
+    fail "$rule: no uaccess rule"
+grep -q '^SUBSYSTEM=="usb".*ATTR{idVendor}=="1209".*GROUP="plugdev", MODE="0660"' "$tmp/stage$rule" ||
+    fail "$rule: no plugdev rule"
+
+echo "== one version everywhere: penlink --version, the man page"
+v=$(LD_LIBRARY_PATH=$libdir "$root/bin/penlink" --version) || fail "penlink --version"
+[ "$v" = "penlink $version" ] || fail "penlink --version says '$v', not 'penlink $version'"
+man=$(find "$root" -name penlink.1.gz | head -n 1)
+[ -n "$man" ] || fail "no penlink.1.gz installed"
+gzip -dc "$man" | head -n 1 | grep -q "\"penlink $version\"" || fail "$man: $(gzip -dc "$man" | head -n 1)"
+echo "ok: installed package used through CMake and pkg-config"

@@ -1,0 +1,233 @@
+#!/bin/sh
+# The audit and verify against an archive edited by someone with full write
+# access, and the report checker against an edited report: one section per
+# finding of issue 13's adversarial review (R1..R11), each with the case
+# that showed it. Runs on either backend (PENLINK_TEST_ARCHIVE).
+# Usage: test_audit_review.sh PENLINK PENLINK_SIM [AUDIT_SUMMARY]
+set -u
+PL="${PENLINK_WRAP:-} $1"
+SIM=$2
+LIBSUM=${3:-}
+. "$(dirname "$0")/harness.sh"
+
+# PEN-O: a week with planted depth and duration over the limits, pulled
+start_sim o --serial PEN-O --seed 11 --simulate-days 7 --start-time $T0 \
+    --depth-out-permille 60 --over-limit-permille 60 --fault-permille 0
+O=$(archive o)
+run 0 "pull PEN-O" $PL --archive "$O" --device "sim:$tmp/o.sock" pull
+stop_sim o
+planted_limits=$(grep -c '"out_of_limits"' "$tmp/o/planted.jsonl")
+run 1 "the audit finds the planted limits" $PL --archive "$O" audit --format json
+check "as many out_of_limits as planted ($planted_limits)" \
+    '[ "$(grep -c "\"finding\":\"out_of_limits\"" $tmp/out)" -eq "$planted_limits" ]'
+
+echo "# R1 a second value set for one configuration revision"
+F=$(archive_copy "$O" o_forged)
+json=$(q "$F" "SELECT new_json FROM config_history ORDER BY id LIMIT 1" |
+    sed 's/"depth_max_um":[0-9]*/"depth_max_um":9000/; s/"max_treatment_s":[0-9]*/"max_treatment_s":99999/')
+over=""
+[ "$backend" = postgresql ] && over="OVERRIDING SYSTEM VALUE"
+# a plain INSERT (no guard lifted) placed first: the lowest id of its revision
+edit "$F" "INSERT INTO config_history (id, device_id, at_ms, source, os_user, host, revision,
+    old_json, new_json) $over SELECT 0, device_id, 1, 'read', 'x', 'x', revision, NULL,
+    '$json' FROM config_history ORDER BY id LIMIT 1"
+run 1 "audit of the forged history: exit 1" $PL --archive "$F" audit --format json
+check "the limits still found ($planted_limits)" \
+    '[ "$(grep -c "\"finding\":\"out_of_limits\"" $tmp/out)" -eq "$planted_limits" ]'
+check "a config_conflict finding, compliance, integrity" \
+    'grep -q "\"report\":\"integrity\",\"finding\":\"config_conflict\",\"compliance\":true" $tmp/out'
+run 1 "the table says so" $PL --archive "$F" audit --report integrity
+check "table: config_conflict, revision 1" \
+    'grep -q "config_conflict .*two different sets of values (first: revision 1)" $tmp/out'
+# the same values twice (a history read at two pulls) is no conflict
+D=$(archive_copy "$O" o_twice)
+edit "$D" "INSERT INTO config_history (device_id, at_ms, source, os_user, host, revision,
+    old_json, new_json) SELECT device_id, at_ms + 1, source, os_user, host, revision, old_json,
+    new_json FROM config_history ORDER BY id LIMIT 1"
+run 1 "the same values recorded twice" $PL --archive "$D" audit --format json
+check "no config_conflict for identical values" '! grep -q config_conflict $tmp/out'
+
+echo "# R2 a log cut short where a head ends it, or swapped, its heads gone"
+# PEN-T: pulled twice, so that each pull's records end under a head of their own
+$SIM --state "$tmp/t" --serial PEN-T --seed 12 --simulate-days 4 --start-time $T0 > /dev/null
+start_sim t
+T=$(archive t)
+run 0 "first pull of PEN-T" $PL --archive "$T" --device "sim:$tmp/t.sock" pull
+stop_sim t
+$SIM --state "$tmp/t" --simulate-days 3 --start-time $T0 > /dev/null
+start_sim t
+run 0 "second pull" $PL --archive "$T" --device "sim:$tmp/t.sock" pull
+stop_sim t
+run 0 "verify: intact" $PL --archive "$T" verify --no-record
+cut=$(q "$T" "SELECT next_seq FROM pulls ORDER BY id LIMIT 1")
+last=$(q "$T" "SELECT max(next_seq) FROM pulls")
+C=$(archive_copy "$T" t_cut)
+# the second pull's chunks, records and heads deleted: the first head still covers the rest
+edit "$C" "DELETE FROM records WHERE seq >= $cut" "DELETE FROM chunks WHERE first_seq >= $cut" \
+    "DELETE FROM heads WHERE next_seq > $cut"
+run 6 "verify of the cut log: exit 6" $PL --archive "$C" verify --no-record
+check "it names the records the pulls stored" \
+    'grep -q "pulls recorded this pen.s records through seq $((last - 1)) as stored.*records $cut\.\.$((last - 1)) were removed" $tmp/out'
+run 1 "the audit of the cut log fails" $PL --archive "$C" audit --format json
+check "a missing finding for the cut records, from seq $cut" \
+    'grep -q "\"finding\":\"missing\",\"compliance\":true,\"pen\":\"PEN-T\",\"seq\":$cut," $tmp/out'
+# every record, chunk and head gone: the pulls still say what was stored
+Z=$(archive_copy "$T" t_all)
+edit "$Z" "DELETE FROM records" "DELETE FROM chunks" "DELETE FROM heads"
+run 6 "verify of a pen whose whole log was deleted: exit 6" $PL --archive "$Z" verify --no-record
+check "its records are all gone" 'grep -q "records are all gone; records 0\.\." $tmp/out'
+run 1 "the audit fails" $PL --archive "$Z" audit --format json
+check "missing, from seq 0" 'grep -q "\"finding\":\"missing\",\"compliance\":true,\"pen\":\"PEN-T\",\"seq\":0," $tmp/out'
+# PEN-T's log swapped for another pen's clean one under its serial, the heads deleted
+$SIM --state "$tmp/t2" --serial PEN-T --seed 99 --simulate-days 7 --start-time $T0 > /dev/null
+start_sim t2
+T2=$(archive t2)
+run 0 "a clean log of another pen with the same serial" $PL --archive "$T2" --device "sim:$tmp/t2.sock" pull
+stop_sim t2
+S=$(archive_copy "$T" t_swapped)
+edit "$S" "DELETE FROM records" "DELETE FROM chunks" "DELETE FROM heads"
+"$PY" -c '
+import sys
+sys.path.insert(0, sys.argv[3])
+from archive_db import Archive
+src, dst = Archive(sys.argv[1]), Archive(sys.argv[2])
+dst.unlock()
+dev = dst.one("SELECT id FROM devices WHERE serial = ?", ("PEN-T",))[0]
+ids = {}
+for row in src.execute("SELECT id, received_ms, first_seq, record_count, raw_size, data, prev_link, link FROM chunks ORDER BY id"):
+    dst.execute("INSERT INTO chunks (device_id, received_ms, first_seq, record_count, raw_size, data, prev_link, link) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (dev,) + row[1:])
+    ids[row[0]] = dst.one("SELECT max(id) FROM chunks")[0]
+for seq, body, chunk in src.execute("SELECT seq, body, chunk_id FROM records ORDER BY seq"):
+    dst.execute("INSERT INTO records (device_id, seq, body, chunk_id) VALUES (?, ?, ?, ?)", (dev, seq, body, ids[chunk]))
+dst.commit()
+' "$T2" "$S" "$here"
+run 6 "verify of the swapped log: exit 6" $PL --archive "$S" verify --no-record
+run 1 "the audit of the swapped log fails" $PL --archive "$S" audit --format json
+check "log_broken" 'grep -q "\"finding\":\"log_broken\"" $tmp/out'
+
+echo "# R3 the pinned key removed: the pen counts as unsigned"
+K=$(archive_copy "$T" t_nokey)
+if [ "$backend" = postgresql ]; then
+    edit "$K" "DELETE FROM pen_keys"
+else
+    edit "$K" "UPDATE devices SET public_key = NULL"
+fi
+run 6 "verify of a pen whose key was removed: exit 6" $PL --archive "$K" verify --no-record
+check "its chunks' links and heads show it signed" \
+    'grep -q "holds no device key for this pen, yet [0-9]* of its chunks carry hash-chain links and its pulls stored [0-9]* signed heads" $tmp/out'
+run 1 "the audit fails" $PL --archive "$K" audit --format json
+check "log_broken, not unsigned" 'grep -q "\"finding\":\"log_broken\"" $tmp/out'
+
+echo "# R7 a stored verdict, stale or forged, is never the audit's proof"
+V=$(archive_copy "$T" t_stale)
+run 0 "a genuine verify, stored" $PL --archive "$V" verify
+"$PY" -c '
+import sys
+sys.path.insert(0, sys.argv[2])
+from archive_db import Archive
+a = Archive(sys.argv[1])
+a.unlock()
+seq, body = a.one("SELECT seq, body FROM records ORDER BY seq LIMIT 1 OFFSET 300")
+b = bytearray(body); b[-1] ^= 1
+a.execute("UPDATE records SET body = ? WHERE seq = ?", (bytes(b), seq))
+a.commit()
+' "$V" "$here"
+run 1 "records edited after the stored verify: the audit fails" $PL --archive "$V" audit --format json
+check "log_broken at the edited record (300)" \
+    'grep -q "\"finding\":\"log_broken\",\"compliance\":true,\"pen\":\"PEN-T\",\"seq\":300," $tmp/out'
+check "the verification is computed by the audit" \
+    'grep -q "\"type\":\"verification\",\"pen\":\"PEN-T\",\"state\":\"broken\".*\"verified_by\":\"audit\"" $tmp/out'
+run 6 "verify stores BROKEN" $PL --archive "$V" verify
+# an ok row added to the verification log after it
+edit "$V" "INSERT INTO verifications (device_id, at_ms, result, through_seq, records, chunks,
+    detail) SELECT device_id, at_ms + 1000, 'ok', through_seq, records, chunks, NULL
+    FROM verifications ORDER BY id DESC LIMIT 1"
+run 1 "a forged ok verdict: the audit still fails" $PL --archive "$V" audit
+check "table: BROKEN, verified by this audit" \
+    'grep -q "PEN-T *BROKEN at seq 300 (verified by this audit)" $tmp/out'
+
+echo "# R4 a report whose version, operator or time was edited"
+R=$tmp/o.html
+run 1 "the report of PEN-O" $PL --archive "$O" audit --tz UTC --format html -o "$R" --operator "A Auditor"
+run 0 "it checks" $PL --archive "$O" audit --check-report "$R"
+# a FAIL report turned PASS, claiming another version so that only its data is compared
+python3 - "$R" "$tmp/forged.html" << 'PY'
+import re, sys
+s = open(sys.argv[1]).read()
+s = s.replace('name="penlink-version" content="', 'name="penlink-version" content="0.0.9-', 1)
+s = re.sub(r'data-verdict="fail"', 'data-verdict="pass"', s)
+s = s.replace("Verdict: FAIL", "Verdict: PASS")
+open(sys.argv[2], "w").write(s)
+PY
+run 10 "another version: cannot be confirmed (exit 10)" $PL --archive "$O" audit --check-report "$tmp/forged.html"
+check "it says so" 'grep -q "CANNOT BE CONFIRMED" $tmp/out'
+run 10 "--json" $PL --archive "$O" --json audit --check-report "$tmp/forged.html"
+check "json: not confirmed" 'grep -q "\"confirmed\":false" $tmp/out'
+sed 's/A%20Auditor/B%20Auditor/g; s/A Auditor/B Auditor/g' "$R" > "$tmp/op.html"
+check "the operator edited in the meta and the text" 'grep -q "B Auditor" $tmp/op.html && ! grep -q "A Auditor" $tmp/op.html'
+run 6 "an edited operator is caught" $PL --archive "$O" audit --check-report "$tmp/op.html"
+gen=$(sed -n 's/.*name="penlink-generated" content="\([0-9]*\)".*/\1/p' "$R")
+sed "s/name=\"penlink-generated\" content=\"$gen\"/name=\"penlink-generated\" content=\"$((gen + 86400000))\"/" "$R" > "$tmp/gen.html"
+run 6 "an edited generation time is caught" $PL --archive "$O" audit --check-report "$tmp/gen.html"
+
+echo "# R5 --check-report never opens the archive a report names"
+# the report made to name another archive (in its meta and its text alike)
+renamed() { # from to out
+    python3 - "$R" "$1" "$2" "$3" << 'PY'
+import html, sys, urllib.parse
+s, a, b = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]
+for f in (lambda x: x, html.escape, lambda x: urllib.parse.quote(x, safe="/:@")):
+    s = s.replace(f(a), f(b))
+open(sys.argv[4], "w").write(s)
+PY
+}
+renamed "$O" "$T" "$tmp/elsewhere.html"
+check "the report now names PEN-T's archive" '! grep -q "$O" $tmp/elsewhere.html'
+# PENLINK_ARCHIVE is PEN-O's: PEN-O's is checked (PEN-T's has no PEN-O: it would be exit 2)
+run 0 "the archive of PENLINK_ARCHIVE is checked, not the one named" \
+    env PENLINK_ARCHIVE="$O" $PL audit --check-report "$tmp/elsewhere.html"
+check "the note names both" 'grep -q "names the archive .*; it is checked against " $tmp/err'
+# a report naming a server: nothing is contacted (else: exit 7, cannot connect)
+renamed "$O" "postgresql://127.0.0.1:1/clinic" "$tmp/server.html"
+run 0 "a report naming a server is checked against PENLINK_ARCHIVE" \
+    env PENLINK_ARCHIVE="$O" $PL audit --check-report "$tmp/server.html"
+
+echo "# R8 the library's summary never reads as a pass when the audit returned an error"
+if [ -n "$LIBSUM" ]; then
+    run 1 "penlink_audit_run of a pen the archive does not hold" $LIBSUM "$O" pen-o
+    check "its summary's verdict is not_run, not pass" 'grep -q "^verdict not_run" $tmp/out'
+    run 0 "the right serial" $LIBSUM "$O" PEN-O
+    check "verdict fail" 'grep -q "^verdict fail" $tmp/out'
+else
+    bad "no AUDIT_SUMMARY program given"
+fi
+
+echo "# R9 --tz with a POSIX rule, whose sign is the opposite of ISO's"
+run 2 "--tz UTC+5: a usage error" $PL --archive "$O" audit --tz UTC+5 --report usage
+check "it says how to write it" 'grep -q "POSIX TZ rule.*Etc/GMT-5" $tmp/err'
+run 2 "--tz with a POSIX rule with DST too" $PL --archive "$O" audit --tz "CET-1CEST,M3.5.0,M10.5.0/3" --report usage
+run 1 "--tz Etc/GMT-5 (the tz database name) is accepted (PEN-O has findings)" $PL --archive "$O" audit --tz Etc/GMT-5 --report usage --format json
+check "its times are 5 hours ahead of UTC" 'grep -q "T[0-9:.]*+05:00" $tmp/out'
+
+echo "# R6 an audit of one pen finds its cartridges reused on the other pens"
+$SIM --state "$tmp/x1" --serial PEN-X1 --seed 21 --simulate-days 5 --start-time $T0 > /dev/null
+$SIM --state "$tmp/x2" --serial PEN-X2 --seed 22 --simulate-days 5 --start-time $T0 \
+    --reuse-from "$tmp/x1" --cross-reuse-permille 150 > /dev/null
+X=$(archive x)
+for p in x1 x2; do
+    start_sim $p
+    run 0 "pull $p" $PL --archive "$X" --device "sim:$tmp/$p.sock" pull
+    stop_sim $p
+done
+# one finding per cartridge, however often it was reused
+planted=$(python3 -c 'import json, sys
+print(len({json.loads(l)["cartridge"] for l in open(sys.argv[1]) if "\"reuse\"" in l}))' "$tmp/x2/planted.jsonl")
+run 1 "all pens: the planted cross-pen reuses" $PL --archive "$X" audit --format json
+check "$planted reused cartridges" '[ "$(grep -c "\"finding\":\"reuse\"" $tmp/out)" -eq "$planted" ]'
+for p in PEN-X1 PEN-X2; do
+    run 1 "--pen $p fails" $PL --archive "$X" audit --pen $p --format json
+    check "--pen $p: the $planted reuses, under $p" \
+        '[ "$(grep -c "\"finding\":\"reuse\",\"compliance\":true,\"pen\":\"$p\"" $tmp/out)" -eq "$planted" ]'
+done
+
+finish
