@@ -1081,6 +1081,9 @@ static uint32_t alarm_kind(const char *kind)
     return PENLINK_FIND_ALARM; /* a kind newer than this audit: reported by its name */
 }
 
+/* The room " (raised N times)" takes after an alarm's words. */
+#define ALARM_REPEATS_ROOM 40
+
 /* Reports an incident when it was raised in the window or concerns a record that lies in it. */
 static void emit_alarm(audit *a, incident *in)
 {
@@ -1102,8 +1105,10 @@ static void emit_alarm(audit *a, incident *in)
     fi.raised_ms = al->at_ms;
     fi.raised_last_ms = in->last_at_ms;
     fi.repeats = in->repeats;
-    /* room for the count and the explanation: the alarm's words are cut, never they */
-    int room = (int)(sizeof fi.detail - 40 - strlen(why));
+    /* room for the count (when there is one) and the explanation: the alarm's
+     * words are cut, never they */
+    int room =
+        (int)(sizeof fi.detail - 1 - strlen(why) - (in->repeats > 1 ? ALARM_REPEATS_ROOM : 0));
     if (in->repeats > 1)
         snprintf(fi.detail, sizeof fi.detail, "%.*s (raised %llu times)%s", room, al->detail,
                  (unsigned long long)in->repeats, why);

@@ -77,6 +77,8 @@ keys_replace)
         'grep "\"type\":\"key_replacement\"" $tmp/out | grep "\"pen\":\"PEN-RMA-1\"" | grep -q "\"reason\":\"RMA 4471: main board replaced\".*\"old_fingerprint\":\"[0-9a-f:]\{19\}\".*\"new_fingerprint\""'
     check "audit JSON: the key_changed alarm shown, explained, not a compliance finding" \
         'grep "\"finding\":\"key_changed\"" $tmp/out | grep "\"compliance\":false" | grep -q "explained: the new key was recorded"'
+    check "audit JSON: the alarm's words whole before the explanation (not cut for a count it has not)" \
+        'grep "\"finding\":\"key_changed\"" $tmp/out | grep -q "replaced pen; nothing was pulled \[explained: "'
     run 0 "audit table" $PL --archive "$A" audit --report integrity
     check "the table's integrity report lists the replacement" \
         'grep -A1 "device keys replaced" $tmp/out | grep -q "PEN-RMA-1 .* from seq $before; reason: RMA 4471"'
