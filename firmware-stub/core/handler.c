@@ -108,6 +108,10 @@ static void on_hello(pen *p, uint32_t rid, const Penlink__V1__Hello *h)
         r.features |= PENLINK__V1__FEATURE__FEATURE_SIGNED_CHUNKS;
     if (p->hal->config_key_count)
         r.features |= PENLINK__V1__FEATURE__FEATURE_SIGNED_CONFIG;
+    if (pen_config_key_count(p))
+        r.features |= PENLINK__V1__FEATURE__FEATURE_SIGNED_CLOCK;
+    if (p->hal->identify)
+        r.features |= PENLINK__V1__FEATURE__FEATURE_IDENTIFY;
     r.max_frame_payload = PEN_RX_MAX_PAYLOAD;
     r.serial = p->serial;
     env_init(&env, rid, PENLINK__V1__ENVELOPE__BODY_HELLO_REPLY);
@@ -273,15 +277,17 @@ static bool same_bytes(const uint8_t *a, const uint8_t *b, size_t n)
     return d == 0;
 }
 
-/* A refused SetConfig: the answer to the host, and a SECURITY_EVENT in the log. */
-static bool refuse(pen *p, uint32_t rid, Penlink__V1__ErrorCode code, const char *why,
-                   const char *field)
+/* A refused SetConfig or SetClock: the answer to the host, and a
+ * SECURITY_EVENT in the log (@p event: the ErrorCode, plus PL_SECURITY_CLOCK
+ * for a SetClock). */
+static bool refuse(pen *p, uint32_t rid, Penlink__V1__ErrorCode code, uint32_t event,
+                   const char *why, const char *field)
 {
     pl_record r;
     memset(&r, 0, sizeof r);
     r.kind = PL_REC_SECURITY_EVENT;
     r.fields = pl_record_kind_fields(r.kind);
-    r.fault_code = (uint32_t)code;
+    r.fault_code = (uint32_t)code + event;
     pen_status st = pen_log_now(p, &r);
     if (st != PEN_OK) {
         send_storage_error(p, rid, st);
@@ -291,33 +297,50 @@ static bool refuse(pen *p, uint32_t rid, Penlink__V1__ErrorCode code, const char
     return false;
 }
 
-/* Checks the signature of a SetConfig on a pen provisioned with config
- * keys. The nonce is spent whatever the outcome. On refusal the host has
- * its answer and false is returned. */
-static bool config_authentic(pen *p, uint32_t rid, const Penlink__V1__SetConfig *s)
+/* The signature fields a signed request carries (SetConfig, SetClock). */
+typedef struct signed_req {
+    protobuf_c_boolean has_signature, has_key, has_nonce;
+    ProtobufCBinaryData signature, key, nonce;
+} signed_req;
+
+/* Checks a signed request on a pen provisioned with config keys: @p msg
+ * (@p n bytes, 0 when they could not be formed) is what must be signed,
+ * made with the pen's own nonce. The nonce is spent whatever the outcome.
+ * On refusal the host has its answer and false is returned. */
+static bool authentic(pen *p, uint32_t rid, const signed_req *s, const uint8_t *msg, size_t n,
+                      uint32_t event)
 {
-    uint8_t msg[PL_AUTH_CONFIG_MAX];
     bool had_nonce = p->nonce_valid;
     p->nonce_valid = false;
     if (!s->has_signature && !s->has_key && !s->has_nonce)
-        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_REQUIRED, "not signed",
+        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_REQUIRED, event, "not signed",
                       "signature");
     if (!s->has_nonce || s->nonce.len != sizeof p->nonce || !had_nonce ||
         !same_bytes(s->nonce.data, p->nonce, sizeof p->nonce))
-        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_NONCE, "stale nonce", "nonce");
+        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_NONCE, event, "stale nonce",
+                      "nonce");
     const uint8_t *key = NULL;
     for (uint32_t i = 0; s->has_key && s->key.len == 32 && i < pen_config_key_count(p); i++)
         if (same_bytes(s->key.data, p->hal->config_keys[i], 32))
             key = p->hal->config_keys[i];
     if (!key)
-        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_FAILED, "unknown key", "key");
-    size_t n =
-        pl_auth_config_bytes(msg, sizeof msg, p->serial, s->expected_revision, p->nonce, s->config);
+        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_FAILED, event, "unknown key",
+                      "key");
     if (!s->has_signature || s->signature.len != 64 || n == 0 ||
         p->hal->verify(p->hal->ctx, s->signature.data, msg, n, key) != 0)
-        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_FAILED, "bad signature",
+        return refuse(p, rid, PENLINK__V1__ERROR_CODE__ERROR_AUTH_FAILED, event, "bad signature",
                       "signature");
     return true;
+}
+
+/* Checks the signature of a SetConfig on a pen provisioned with config keys. */
+static bool config_authentic(pen *p, uint32_t rid, const Penlink__V1__SetConfig *s)
+{
+    uint8_t msg[PL_AUTH_CONFIG_MAX];
+    signed_req q = { s->has_signature, s->has_key, s->has_nonce, s->signature, s->key, s->nonce };
+    size_t n =
+        pl_auth_config_bytes(msg, sizeof msg, p->serial, s->expected_revision, p->nonce, s->config);
+    return authentic(p, rid, &q, msg, n, 0);
 }
 
 static void on_set_config(pen *p, uint32_t rid, const Penlink__V1__SetConfig *s)
@@ -375,6 +398,17 @@ static void on_set_clock(pen *p, uint32_t rid, const Penlink__V1__SetClock *s)
     Penlink__V1__SetClockReply r = PENLINK__V1__SET_CLOCK_REPLY__INIT;
     pl_record rec;
 
+    if (pen_config_key_count(p)) {
+        /* a pen that takes only signed configuration takes only a signed clock: whoever
+         * moves the clock moves treatments in and out of an audit's window */
+        uint8_t msg[PL_AUTH_CLOCK_MAX];
+        signed_req q = {
+            s->has_signature, s->has_key, s->has_nonce, s->signature, s->key, s->nonce
+        };
+        size_t n = pl_auth_clock_bytes(msg, p->serial, p->nonce, s->time_ms);
+        if (!authentic(p, rid, &q, msg, n, PL_SECURITY_CLOCK))
+            return;
+    }
     if (!s->has_time_ms || s->time_ms < 0 || s->time_ms > TIME_MAX_MS) {
         send_error(p, rid, PENLINK__V1__ERROR_CODE__ERROR_INVALID_ARGUMENT,
                    "time_ms must be 0..4102444800000 (before 2100)", "time_ms");
@@ -400,6 +434,31 @@ static void on_set_clock(pen *p, uint32_t rid, const Penlink__V1__SetClock *s)
     r.time_ms = s->time_ms;
     env_init(&env, rid, PENLINK__V1__ENVELOPE__BODY_SET_CLOCK_REPLY);
     env.set_clock_reply = &r;
+    send_env(p, &env);
+}
+
+/* ---- identify ---------------------------------------------------------- */
+
+static void on_identify(pen *p, uint32_t rid, const Penlink__V1__Identify *q)
+{
+    envelope env;
+    Penlink__V1__IdentifyReply r = PENLINK__V1__IDENTIFY_REPLY__INIT;
+    uint32_t seconds = q->has_seconds ? q->seconds : PEN_IDENTIFY_DEFAULT_S;
+    if (seconds > PEN_IDENTIFY_MAX_S)
+        seconds = PEN_IDENTIFY_MAX_S;
+    if (!p->hal->identify) {
+        send_error(p, rid, PENLINK__V1__ERROR_CODE__ERROR_UNSUPPORTED, "this pen cannot signal",
+                   NULL);
+        return;
+    }
+    if (p->hal->identify(p->hal->ctx, seconds) != 0) {
+        send_error(p, rid, PENLINK__V1__ERROR_CODE__ERROR_INTERNAL, "the signal failed", NULL);
+        return;
+    }
+    r.has_seconds = 1;
+    r.seconds = seconds;
+    env_init(&env, rid, PENLINK__V1__ENVELOPE__BODY_IDENTIFY_REPLY);
+    env.identify_reply = &r;
     send_env(p, &env);
 }
 
@@ -616,7 +675,8 @@ static void handle_frame(pen *p, const pl_frame *f)
     case PENLINK__V1__ENVELOPE__BODY_PULL_LOG:
     case PENLINK__V1__ENVELOPE__BODY_ACK_LOG:
     case PENLINK__V1__ENVELOPE__BODY_SET_CLOCK:
-    case PENLINK__V1__ENVELOPE__BODY_GET_NONCE: break;
+    case PENLINK__V1__ENVELOPE__BODY_GET_NONCE:
+    case PENLINK__V1__ENVELOPE__BODY_IDENTIFY: break;
     default: unsupported(p, rid, env); return;
     }
     if (!p->ready) {
@@ -632,6 +692,7 @@ static void handle_frame(pen *p, const pl_frame *f)
     case PENLINK__V1__ENVELOPE__BODY_ACK_LOG: on_ack(p, rid, env->ack_log); break;
     case PENLINK__V1__ENVELOPE__BODY_SET_CLOCK: on_set_clock(p, rid, env->set_clock); break;
     case PENLINK__V1__ENVELOPE__BODY_GET_NONCE: on_get_nonce(p, rid); break;
+    case PENLINK__V1__ENVELOPE__BODY_IDENTIFY: on_identify(p, rid, env->identify); break;
     default: break;
     }
 }

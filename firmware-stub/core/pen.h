@@ -48,7 +48,7 @@ extern "C" {
 
 /** Protocol version this core speaks. */
 #define PEN_PROTOCOL_MAJOR 1u
-#define PEN_PROTOCOL_MINOR 0u
+#define PEN_PROTOCOL_MINOR 1u
 /** Largest frame payload the pen accepts (HelloReply.max_frame_payload). */
 #define PEN_RX_MAX_PAYLOAD 2048u
 /** Arena for unpacking one request (protobuf-c allocations). */
@@ -62,6 +62,9 @@ extern "C" {
 #define PEN_IDENT_MAX 32u
 /** Config-signing keys a pen takes from its HAL (more are ignored). */
 #define PEN_CONFIG_KEYS_MAX 4u
+/** Identify: seconds of signal when the request names none, and the most it grants. */
+#define PEN_IDENTIFY_DEFAULT_S 10u
+#define PEN_IDENTIFY_MAX_S 60u
 
 /** Options for pen_init(). Start from pen_opts_default(). */
 typedef struct pen_opts {

@@ -128,6 +128,14 @@ typedef struct pen_hal {
      */
     const uint8_t (*config_keys)[32];
     uint32_t config_key_count;
+
+    /**
+     * Optional: make the pen signal itself for @p seconds (blink its LED,
+     * beep), so that a person can tell which pen on a desk is which; 0 stops
+     * a signal going on. Returns at once (the board times the signal). 0 or
+     * -1. A pen whose HAL leaves it NULL does not announce Identify.
+     */
+    int (*identify)(void *ctx, uint32_t seconds);
 } pen_hal;
 
 #ifdef __cplusplus

@@ -107,6 +107,10 @@ static const char usage_text[] =
     "  --unplug-after-frames N  pull the cable right after the N-th frame the pen\n"
     "                           sends (the host sees the connection end, the pen\n"
     "                           keeps running); the next connection is served\n"
+    "  --hang-after-frames N    the pen hangs right after the N-th frame it sends: it\n"
+    "                           keeps the connection and reads what the host sends,\n"
+    "                           but answers nothing more, until the host disconnects\n"
+    "                           (a replug); the next connection is served\n"
     "  --stats                  print flash statistics before exiting\n"
     "  --replay TRACE           serve the pen's side of a recorded session instead\n"
     "                           of a pen (TRACE: a `penlink --trace` file, or a\n"
@@ -161,6 +165,7 @@ enum {
     OPT_PULL_WINDOW,
     OPT_ONCE,
     OPT_UNPLUG,
+    OPT_HANG,
     OPT_STATS,
     OPT_NO_CART,
     OPT_DEPTH_OUT,
@@ -199,6 +204,7 @@ static const struct option options[] = {
     { "pull-window", required_argument, NULL, OPT_PULL_WINDOW },
     { "once", no_argument, NULL, OPT_ONCE },
     { "unplug-after-frames", required_argument, NULL, OPT_UNPLUG },
+    { "hang-after-frames", required_argument, NULL, OPT_HANG },
     { "stats", no_argument, NULL, OPT_STATS },
     { "no-cartridge-permille", required_argument, NULL, OPT_NO_CART },
     { "depth-out-permille", required_argument, NULL, OPT_DEPTH_OUT },
@@ -279,6 +285,8 @@ typedef struct server {
     const char *path;
     bool once;
     uint64_t unplug_after; /* frames; 0 never */
+    uint64_t hang_after;   /* frames; 0 never */
+    bool hung;             /* this connection hangs: nothing more is sent */
     uint64_t frames_sent;
     tamper tamper; /* planted faults on the way out */
     uint32_t live_ms;
@@ -298,6 +306,8 @@ static int socket_send(void *ctx, const uint8_t *data, size_t len)
     server *sv = ctx;
     if (sv->unplug_after && sv->frames_sent >= sv->unplug_after)
         return -1; /* unplugged: the host is gone for the pen */
+    if (sv->hung)
+        return 0; /* a hung pen: the frame goes nowhere, the host waits */
     while (len > 0 && sv->client_fd >= 0) {
         ssize_t n = send(sv->client_fd, data, len, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR && !stopping)
@@ -309,6 +319,12 @@ static int socket_send(void *ctx, const uint8_t *data, size_t len)
     }
     if (sv->client_fd < 0)
         return -1;
+    if (sv->hang_after && sv->frames_sent + 1 == sv->hang_after) {
+        sv->hung = true;
+        if (sv->verbose)
+            fprintf(stderr, "penlink-sim: hung after %llu frames\n",
+                    (unsigned long long)sv->hang_after);
+    }
     if (++sv->frames_sent == sv->unplug_after) {
         /* the cable is pulled right after this frame: the host sees the end */
         shutdown(sv->client_fd, SHUT_RDWR);
@@ -324,6 +340,10 @@ static void drop_client(server *sv)
     if (sv->client_fd >= 0)
         close(sv->client_fd);
     sv->client_fd = -1;
+    if (sv->hung) { /* replugged: the pen answers again, and counts anew */
+        sv->hung = false;
+        sv->hang_after = 0;
+    }
     pen_usb_reset(sv->s->pen);
     if (sv->verbose)
         fprintf(stderr, "penlink-sim: client disconnected\n");
@@ -626,6 +646,10 @@ int main(int argc, char **argv)
         case OPT_ONCE: sv.once = true; break;
         case OPT_UNPLUG:
             if (parse_u64(optarg, "unplug-after-frames", UINT64_MAX, &sv.unplug_after))
+                return SIM_USAGE;
+            break;
+        case OPT_HANG:
+            if (parse_u64(optarg, "hang-after-frames", UINT64_MAX, &sv.hang_after))
                 return SIM_USAGE;
             break;
         case OPT_STATS: stats = true; break;

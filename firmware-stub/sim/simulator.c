@@ -426,6 +426,20 @@ static void hal_logged(void *ctx, const pl_record *r)
     sim_truth_append(s, r);
 }
 
+/* Identify: a real pen blinks and beeps; the simulator says so on stderr
+ * (always, not only with -v: it is the pen's visible answer). */
+static int hal_identify(void *ctx, uint32_t seconds)
+{
+    sim *s = ctx;
+    if (seconds)
+        fprintf(stderr, "penlink-sim: identify: pen %s blinks and beeps for %" PRIu32 " s\n",
+                s->serial, seconds);
+    else
+        fprintf(stderr, "penlink-sim: identify: pen %s stops signalling\n", s->serial);
+    fflush(stderr);
+    return 0;
+}
+
 sim_identity *sim_identity_of(void *hal_ctx)
 {
     return &((sim *)hal_ctx)->id;
@@ -601,6 +615,7 @@ static void hal_setup(sim *s)
     s->hal.cartridge_write_uses = hal_cart_write;
     s->hal.sensors_read = hal_sensors;
     s->hal.record_logged = hal_logged;
+    s->hal.identify = hal_identify;
     sim_identity_hal(&s->id, &s->hal);
 }
 

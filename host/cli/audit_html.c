@@ -4,13 +4,12 @@
  *
  * The report prints a SHA-256 of its data: the canonical data is the
  * audit's JSON lines (what `--format json` writes, the same builders), in
- * the order the audit produces them, then the configuration history and the
- * summary. What the report was made of (pen, window, zone, archive) and by
- * (operator, time, penlink version) is in its meta tags, percent-encoded so
- * that any serial or path comes back exactly (report_html.c). --check-report makes the
- * report again from the archive with those, and says whether the data still
- * gives the same digest, and whether the document is byte for byte the one
- * penlink wrote.
+ * the order the audit produces them, then the configuration history, the
+ * device keys replaced (penlink keys replace) and the summary. What the report was made of (pen,
+ * window, zone, archive) and by (operator, time, penlink version) is in its meta tags,
+ * percent-encoded so that any serial or path comes back exactly (report_html.c). --check-report
+ * makes the report again from the archive with those, and says whether the data still gives the
+ * same digest, and whether the document is byte for byte the one penlink wrote.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
@@ -87,6 +86,14 @@ static int h_verification(void *u, const penlink_verification *v)
     return 0;
 }
 
+static int h_key_replacement(void *u, const penlink_key_replacement *k)
+{
+    hrun *r = u;
+    digest(r, cli_key_replacement_json(k));
+    r->failed |= html_key_replacement(r->h, k) != 0;
+    return 0;
+}
+
 static int h_config(void *u, const penlink_config_entry *e)
 {
     hrun *r = u;
@@ -150,6 +157,8 @@ static int make_report(struct cli *c, const char *archive, const html_meta *m, F
     st = penlink_audit_run(ar, &f, &cb, &sum);
     if (st == PENLINK_OK)
         st = penlink_archive_config_history(ar, f.serial, h_config, &r);
+    if (st == PENLINK_OK)
+        st = penlink_archive_key_replacements(ar, f.serial, h_key_replacement, &r);
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "audit", st);
         goto out;

@@ -206,6 +206,25 @@ void *cli_verification_json(const penlink_verification *v)
     return o;
 }
 
+/* A device key replaced on purpose (penlink keys replace): in the integrity
+ * report whatever the window, as it is about the pen, not a treatment. */
+void *cli_key_replacement_json(const penlink_key_replacement *r)
+{
+    char t[48], old_hex[65], new_hex[65];
+    char old_fp[PENLINK_KEY_FINGERPRINT_LEN], new_fp[PENLINK_KEY_FINGERPRINT_LEN];
+    fmt_time(r->at_ms, t, sizeof t);
+    penlink_key_hex(r->old_key, old_hex);
+    penlink_key_hex(r->new_key, new_hex);
+    penlink_key_fingerprint(r->old_key, old_fp);
+    penlink_key_fingerprint(r->new_key, new_fp);
+    return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:s, s:s, s:s, s:s, s:o, s:I}", "type",
+                     "key_replacement", "report", "integrity", "pen", cli_json_str(r->serial), "at",
+                     t, "user", cli_json_str(r->user), "host", cli_json_str(r->host), "reason",
+                     cli_json_str(r->reason), "old_key", old_hex, "old_fingerprint", old_fp,
+                     "new_key", new_hex, "new_fingerprint", new_fp, "from_seq",
+                     cli_json_u64(r->from_seq), "heads_before", (json_int_t)r->heads_before);
+}
+
 /* The summary, one set of figures for the table and JSON: both come from the
  * library's summary (the verdict is the library's), so they cannot disagree. */
 void *cli_summary_json(const penlink_audit_summary *s)

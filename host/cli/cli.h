@@ -24,6 +24,8 @@ enum {
     EXIT_CANCELLED = 130   /* interrupted (SIGINT / SIGTERM) */
 };
 
+struct cli_progress;
+
 struct cli {
     int json;    /* --json: machine-readable stdout, errors as JSON on stderr */
     int quiet;   /* --quiet: nothing but the requested output and errors */
@@ -35,6 +37,7 @@ struct cli {
     const char *trace;   /* --trace FILE: every frame of the session, as pcapng */
     penlink_ctx *ctx;    /* cancelled by SIGINT / SIGTERM */
     int trace_told;      /* the command said that its --trace is incomplete */
+    struct cli_progress *progress; /* a pull's progress being shown (progress.c), or NULL */
 };
 
 /* Set (to the signal's number) by SIGINT / SIGTERM while a command runs. */
@@ -108,12 +111,45 @@ void cli_format_time(int64_t ms, char *buf, size_t cap);
 /* Wall-clock now, ms since the epoch. */
 int64_t cli_now_ms(void);
 
+/* A pull's progress on stderr (progress.c): a line redrawn 4 times a second
+ * on a terminal, a line every few seconds in a log, JSON events with --json,
+ * nothing with --quiet (then begin returns NULL; every call takes NULL).
+ * update is the pull's on_progress; end draws what was kept, ends the line. */
+struct cli_progress *cli_progress_begin(struct cli *c, const char *serial);
+void cli_progress_update(struct cli_progress *g, const penlink_progress *p);
+void cli_progress_end(struct cli_progress *g, uint64_t records, int ok);
+/* The library's notices (penlink_ctx_set_notice_cb; user: the struct cli),
+ * on stderr between the progress line's redraws. */
+void cli_notice(void *user, const char *text);
+
+/* Where the default technician key is ($XDG_CONFIG_HOME/penlink/technician.key,
+ * else ~/.config/penlink/technician.key); with @p make_dir its directory is
+ * made (private) if missing. 0, or -1 when there is no place for it. */
+int cli_default_key_path(char *buf, size_t cap, int make_dir);
+/* The signing key for a change to @p info's pen: @p key_file when given;
+ * else, when the pen requires signing (@p need), the default technician key
+ * if it exists (said on stderr unless --quiet); else none. The key must be
+ * one the pen accepts: otherwise exit 9 naming the pen's keys by
+ * fingerprint, before anything is sent. Returns EXIT_OK with *@p have set
+ * (0: no key), or the exit code after printing the error. @p what names
+ * the command ("config set"). */
+int cli_signing_key(struct cli *c, const char *what, const penlink_info *info, int need,
+                    const char *key_file, penlink_key *key, int *have);
+
+/* What a pull that stopped leaves behind, in words on stderr (pull_file.c):
+ * what is kept in @p where (@p kept records from @p from_seq, none
+ * acknowledged), what is still only on the pen, and, when it stopped
+ * @p midway (the pen gone or hung, or interrupted), that the next pull
+ * resumes. */
+void cli_pull_stopped(struct cli *c, const char *serial, uint64_t from_seq, uint64_t next_seq,
+                      uint64_t kept, uint64_t pen_next_seq, const char *where, int midway);
+
 /* Pulls new records of an open pen into a frames file (resuming from its end),
  * syncs it, then acknowledges them. Shared by pull and watch. */
 struct pull_opts {
     const char *path;
     int ack;
-    int progress; /* draw a progress bar on stdout */
+    int progress; /* show the pull's progress on stderr (cli_progress_begin) */
 };
 struct pull_summary {
     char serial[33];
@@ -146,7 +182,20 @@ int cmd_export(struct cli *c, int argc, char **argv);
 int cmd_keys(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
 int cmd_archive(struct cli *c, int argc, char **argv);
+int cmd_identify(struct cli *c, int argc, char **argv);
 int cmd_completion(struct cli *c, int argc, char **argv);
+
+/* The audit's key replacements (audit_keys.c): loaded while the archive is
+ * open, then shown in the integrity report (table and JSON); the HTML
+ * report reads them with count/get. */
+struct cli_keyrepl;
+int cli_keyrepl_load(struct cli *c, penlink_archive *ar, const char *serial,
+                     struct cli_keyrepl **out);
+void cli_keyrepl_table(const struct cli_keyrepl *k);
+void cli_keyrepl_json(const struct cli_keyrepl *k);
+size_t cli_keyrepl_count(const struct cli_keyrepl *k);
+const penlink_key_replacement *cli_keyrepl_get(const struct cli_keyrepl *k, size_t i);
+void cli_keyrepl_free(struct cli_keyrepl *k);
 
 /*
  * The command table (main.c): dispatch, the Commands section of --help and
@@ -171,9 +220,12 @@ extern const struct option cli_archive_init_server_options[];
 extern const struct option cli_archive_push_options[];
 extern const struct option cli_audit_options[];
 extern const struct option cli_audit_annotate_options[];
+extern const struct option cli_clock_options[];
 extern const struct option cli_config_options[];
 extern const struct option cli_decode_options[];
 extern const struct option cli_export_options[];
+extern const struct option cli_identify_options[];
+extern const struct option cli_keys_replace_options[];
 extern const struct option cli_pull_options[];
 extern const struct option cli_verify_options[];
 extern const struct option cli_watch_options[];
@@ -203,6 +255,7 @@ void *cli_treatment_json(const penlink_treatment *t);
 void *cli_finding_json(const penlink_finding *f);
 void *cli_usage_json(const penlink_usage *u);
 void *cli_verification_json(const penlink_verification *v);
+void *cli_key_replacement_json(const penlink_key_replacement *r);
 void *cli_summary_json(const penlink_audit_summary *s);
 void *cli_config_json(const penlink_config_entry *e);
 /* Whether a finding names a cartridge; its id "KIND:PEN:SEQ". */

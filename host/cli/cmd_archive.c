@@ -43,7 +43,9 @@ static const char usage[] =
     "again after an interruption completes it, and a push with nothing new\n"
     "changes nothing. A record the server holds with other content is kept as it\n"
     "is (alarm conflict there); a log that does not verify is refused from its\n"
-    "first broken link on, named by pen and seq (alarm unverified there).\n"
+    "first broken link on, named by pen and seq (alarm unverified there). Device\n"
+    "keys replaced with penlink keys replace go along, placed so that the heads\n"
+    "after each verify there with the new key.\n"
     "\n"
     "  --to URI        where to push: postgresql://..., service=NAME, or a file\n"
     "  --pen SERIAL    one pen (default: every pen of the archive)\n"
@@ -123,6 +125,7 @@ static int on_pushed(void *user, const penlink_push_report *r)
             "conflicts", (json_int_t)r->conflicts, "chunks", (json_int_t)r->chunks_new, "heads",
             (json_int_t)r->heads_new, "alarms", (json_int_t)r->alarms_new, "configs",
             (json_int_t)r->configs_new, "next_seq", (json_int_t)r->next_seq);
+        json_object_set_new(j, "key_replacements", json_integer((json_int_t)r->keys_new));
         if (r->status != PENLINK_OK) {
             json_object_set_new(j, "detail", cli_json_str(r->detail));
             if (!r->conflicts)
@@ -137,6 +140,8 @@ static int on_pushed(void *user, const penlink_push_report *r)
            " signed heads, %" PRIu64 " alarms, %" PRIu64 " configuration entries\n",
            cli_safe(r->serial), r->records_new, r->records_same, r->chunks_new, r->heads_new,
            r->alarms_new, r->configs_new);
+    if (r->keys_new)
+        printf("  %" PRIu64 " device key replacements (penlink keys replace)\n", r->keys_new);
     if (r->status != PENLINK_OK)
         printf("  %s: %s\n", r->conflicts ? "CONFLICT" : "REFUSED", cli_safe(r->detail));
     return 0;

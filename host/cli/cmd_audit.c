@@ -727,6 +727,7 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     const char *report = NULL, *pen = NULL, *since = NULL, *until = NULL, *tz = NULL;
     const char *output = NULL, *check = NULL, *operator_ = NULL;
     int opt, rc;
+    struct cli_keyrepl *keys = NULL; /* replaced device keys: part of the integrity report */
     while ((opt = getopt_long(argc, argv, "r:b:p:f:o:h", cli_audit_options, NULL)) != -1) {
         switch (opt) {
         case 'r': report = optarg; break;
@@ -830,6 +831,13 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     print_header(&o, &f);
     penlink_audit_summary sum;
     st = penlink_audit_run(ar, &f, &cb, &sum);
+    if (st == PENLINK_OK && o.want[SEC_INTEG]) {
+        rc = cli_keyrepl_load(c, ar, f.serial, &keys);
+        if (rc != EXIT_OK) {
+            penlink_archive_close(ar);
+            goto out;
+        }
+    }
     penlink_archive_close(ar);
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "audit", st);
@@ -853,8 +861,10 @@ int cmd_audit(struct cli *c, int argc, char **argv)
                 table_print(&o.tab[i], title);
             else
                 printf("%s\n  none\n\n", title);
-            if (i == SEC_INTEG)
+            if (i == SEC_INTEG) {
                 print_verifications(&o);
+                cli_keyrepl_table(keys);
+            }
         }
         print_summary(&o, &sum);
     } else if (o.fmt == FMT_CSV) {
@@ -866,6 +876,7 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     } else {
         for (size_t i = 0; o.want[SEC_INTEG] && i < o.n_v; i++)
             cli_json_out(cli_verification_json(&o.v[i]));
+        cli_keyrepl_json(keys);
         cli_json_out(cli_summary_json(&sum));
     }
     fflush(stdout);
@@ -874,6 +885,7 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     else
         rc = sum.verdict == PENLINK_VERDICT_PASS ? EXIT_OK : EXIT_FINDING;
 out:
+    cli_keyrepl_free(keys);
     free(o.v);
     for (int i = 0; i < SEC_N; i++) {
         table_free(&o.tab[i]);

@@ -24,7 +24,8 @@ static const char usage[] =
     "Usage: penlink [--device URI] config get [KEY]\n"
     "       penlink [--device URI] config set [--dry-run] [--key FILE] KEY=VALUE...\n"
     "       penlink [--device URI] config export [FILE]\n"
-    "       penlink [--device URI] config import [--dry-run] [--force] [--key FILE] FILE\n"
+    "       penlink [--device URI] config import [--dry-run] [--force | --template]\n"
+    "                                           [--key FILE] FILE\n"
     "\n"
     "Read and change a pen's configuration. Keys carry their unit in the name:\n"
     "  depth_min_um, depth_max_um, depth_default_um   needle depth, micrometres\n"
@@ -37,20 +38,29 @@ static const char usage[] =
     "set and import check every value against the pen's limits (penlink info),\n"
     "show the changes, then apply them as one compare-and-set on the revision\n"
     "read: if someone changed the configuration meanwhile, nothing is applied\n"
-    "and the exit status is 4. export writes JSON (stdout without FILE) that\n"
-    "import takes back; import refuses a file exported at another revision than\n"
-    "the pen's unless --force.\n"
+    "and the exit status is 4. export writes JSON (stdout without FILE) naming\n"
+    "the pen it came from (serial) and the revision; import takes it back onto\n"
+    "that pen, and refuses a file exported at another revision than the pen's\n"
+    "unless --force. A file of another pen is refused (exit status 2) unless\n"
+    "--template: its settings are applied, never its identity (device_label,\n"
+    "clinic_id), and its revision is not compared.\n"
     "\n"
     "A pen provisioned with config-signing keys (penlink info shows them) takes\n"
     "only configuration signed by one of them: --key names the secret key file\n"
-    "(penlink keys generate). The signature covers the pen's serial, the\n"
-    "revision read, a fresh nonce from the pen and every value, so it cannot be\n"
-    "replayed or used on another pen. Reading needs no key. A refused signature\n"
-    "is exit status 9, and the pen logs it as a security event.\n"
+    "(penlink keys generate); without --key, ~/.config/penlink/technician.key\n"
+    "signs when it exists (penlink says so). A key the pen does not accept is\n"
+    "refused before anything is sent: exit status 9, naming the keys the pen\n"
+    "accepts by fingerprint (penlink keys show FILE gives yours). The signature\n"
+    "covers the pen's serial, the revision read, a fresh nonce from the pen and\n"
+    "every value, so it cannot be replayed or used on another pen. Reading needs\n"
+    "no key. A signature the pen refuses is exit status 9, and the pen logs it as\n"
+    "a security event.\n"
     "\n"
     "Options:\n"
     "  -n, --dry-run   show the changes, send nothing\n"
     "  -f, --force     import over a configuration changed since the export\n"
+    "  -t, --template  import a file of another pen: settings only, never its\n"
+    "                  device_label and clinic_id\n"
     "  -k, --key FILE  sign with this secret key\n"
     "  -h, --help      this help\n";
 
@@ -212,7 +222,7 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
 
 /* Reads a config file (hostile input: bounded, typed, known keys only). */
 static int load_file(struct cli *c, const char *path, penlink_config *want, int *has_rev,
-                     uint32_t *rev)
+                     uint32_t *rev, char *serial, size_t serial_cap)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -224,25 +234,26 @@ static int load_file(struct cli *c, const char *path, penlink_config *want, int 
     if (failed)
         return cli_error(c, EXIT_IO, "config import: %s: cannot read it", path);
     char err[700];
-    if (config_json_parse(text, n, want, has_rev, rev, err, sizeof err) != 0)
+    if (config_json_parse(text, n, want, has_rev, rev, serial, serial_cap, err, sizeof err) != 0)
         return cli_error(c, EXIT_USAGE, "config import: %s: %s", path, err);
     return EXIT_OK;
 }
 
-const struct option cli_config_options[] = { { "dry-run", no_argument, NULL, 'n' },
-                                             { "force", no_argument, NULL, 'f' },
-                                             { "key", required_argument, NULL, 'k' },
-                                             { "help", no_argument, NULL, 'h' },
-                                             { NULL, 0, NULL, 0 } };
+const struct option cli_config_options[] = {
+    { "dry-run", no_argument, NULL, 'n' },  { "force", no_argument, NULL, 'f' },
+    { "template", no_argument, NULL, 't' }, { "key", required_argument, NULL, 'k' },
+    { "help", no_argument, NULL, 'h' },     { NULL, 0, NULL, 0 }
+};
 
 int cmd_config(struct cli *c, int argc, char **argv)
 {
-    int dry_run = 0, force = 0, opt;
+    int dry_run = 0, force = 0, template = 0, opt;
     const char *key_file = NULL;
-    while ((opt = getopt_long(argc, argv, "+nfk:h", cli_config_options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+nftk:h", cli_config_options, NULL)) != -1) {
         switch (opt) {
         case 'n': dry_run = 1; break;
         case 'f': force = 1; break;
+        case 't': template = 1; break;
         case 'k': key_file = optarg; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
         default: fputs(usage, stderr); return EXIT_USAGE;
@@ -254,10 +265,11 @@ int cmd_config(struct cli *c, int argc, char **argv)
     }
     const char *verb = argv[optind++];
     /* options may also follow the verb */
-    while ((opt = getopt_long(argc, argv, "nfk:h", cli_config_options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "nftk:h", cli_config_options, NULL)) != -1) {
         switch (opt) {
         case 'n': dry_run = 1; break;
         case 'f': force = 1; break;
+        case 't': template = 1; break;
         case 'k': key_file = optarg; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
         default: fputs(usage, stderr); return EXIT_USAGE;
@@ -278,6 +290,7 @@ int cmd_config(struct cli *c, int argc, char **argv)
     const penlink_config_key *one = NULL;
     int has_rev = 0;
     uint32_t file_rev = 0;
+    char file_serial[65] = "";
     if (is_get && nargs == 1) {
         one = penlink_config_key_find(args[0]);
         if (!one)
@@ -295,15 +308,18 @@ int cmd_config(struct cli *c, int argc, char **argv)
             return EXIT_USAGE;
     }
     if (is_import) {
-        int rc = load_file(c, args[0], &want, &has_rev, &file_rev);
+        int rc = load_file(c, args[0], &want, &has_rev, &file_rev, file_serial, sizeof file_serial);
         if (rc != EXIT_OK)
             return rc;
     }
+    if (template && !is_import)
+        return cli_error(c, EXIT_USAGE, "config %s: --template is for config import", verb);
     penlink_key key;
+    int have_key = 0;
     if (key_file && !(is_set || is_import))
         return cli_error(c, EXIT_USAGE, "config %s: --key signs changes; reading needs no key",
                          verb);
-    if (key_file) {
+    if (key_file) { /* a file that is no key is said before the pen is touched */
         int st = penlink_key_load(c->ctx, key_file, &key);
         if (st != PENLINK_OK)
             return cli_fail(c, "config", st);
@@ -361,6 +377,28 @@ int cmd_config(struct cli *c, int argc, char **argv)
         }
         json_decref(o);
     } else {
+        char what[32];
+        snprintf(what, sizeof what, "config %s", verb);
+        if (is_import && file_serial[0] && strcmp(file_serial, info.serial) != 0 && !template) {
+            rc = cli_error(c, EXIT_USAGE,
+                           "config import: %s was exported from pen %s, not from this pen (%s): "
+                           "refused, nothing was sent. To apply its settings to %s, add "
+                           "--template: its depths, speeds and times are applied, never its "
+                           "identity (device_label, clinic_id), and its revision is not "
+                           "compared%s",
+                           args[0], file_serial, info.serial, info.serial,
+                           force ? " (--force only overrides a revision)" : "");
+            goto out;
+        }
+        if (template) {
+            /* settings only: the label and the clinic name the pen the file came from */
+            uint32_t identity = PENLINK_CFG_DEVICE_LABEL | PENLINK_CFG_CLINIC_ID;
+            if ((want.present & identity) && !c->json && !c->quiet)
+                printf("template %s%s%s: device_label and clinic_id are not copied\n",
+                       cli_safe(args[0]), file_serial[0] ? " of pen " : "", cli_safe(file_serial));
+            want.present &= ~identity;
+            has_rev = 0;
+        }
         if (is_import && has_rev && file_rev != cur.revision && !force) {
             rc = cli_error(c, EXIT_DEVICE,
                            "config import: %s was exported at revision %u, but the pen is at "
@@ -369,16 +407,14 @@ int cmd_config(struct cli *c, int argc, char **argv)
                            args[0], file_rev, cur.revision);
             goto out;
         }
-        if (!key_file && (info.features & PENLINK_FEATURE_SIGNED_CONFIG) && !dry_run) {
-            rc = cli_error(c, EXIT_AUTH,
-                           "config %s: %s takes only signed configuration (keys authorised: "
-                           "%u, see penlink info): add --key FILE with one of them",
-                           verb, info.serial, info.n_config_keys);
+        rc = cli_signing_key(c, what, &info,
+                             (info.features & PENLINK_FEATURE_SIGNED_CONFIG) && !dry_run, key_file,
+                             &key, &have_key);
+        if (rc != EXIT_OK)
             goto out;
-        }
         if (!c->json && !c->quiet)
             printf("%s, revision %u:\n", cli_safe(info.serial), cur.revision);
-        rc = apply(c, dev, &info, &cur, &want, dry_run, key_file ? &key : NULL);
+        rc = apply(c, dev, &info, &cur, &want, dry_run, have_key ? &key : NULL);
     }
 out:
     penlink_dev_close(dev);

@@ -60,19 +60,28 @@ int cmd_info(struct cli *c, int argc, char **argv)
         char proto[24];
         snprintf(proto, sizeof proto, "%u.%u", i.protocol_major, i.protocol_minor);
         json_object_set_new(o, "protocol", json_string(proto));
-        char hex[65];
+        char hex[65], fp[PENLINK_KEY_FINGERPRINT_LEN];
         if (i.has_device_key) {
             penlink_key_hex(i.device_key, hex);
+            penlink_key_fingerprint(i.device_key, fp);
             json_object_set_new(o, "device_key", json_string(hex));
+            json_object_set_new(o, "device_key_fingerprint", json_string(fp));
         } else {
             json_object_set_new(o, "device_key", json_null());
+            json_object_set_new(o, "device_key_fingerprint", json_null());
         }
-        json_t *keys = json_array();
+        json_t *keys = json_array(), *fps = json_array();
         for (uint32_t k = 0; k < i.n_config_keys; k++) {
             penlink_key_hex(i.config_keys[k], hex);
+            penlink_key_fingerprint(i.config_keys[k], fp);
             json_array_append_new(keys, json_string(hex));
+            json_array_append_new(fps, json_string(fp));
         }
         json_object_set_new(o, "config_keys", keys);
+        json_object_set_new(o, "config_key_fingerprints", fps);
+        json_object_set_new(o, "signed_clock",
+                            json_boolean(i.features & PENLINK_FEATURE_SIGNED_CLOCK));
+        json_object_set_new(o, "identify", json_boolean(i.features & PENLINK_FEATURE_IDENTIFY));
         json_object_set_new(o, "signed_config",
                             json_boolean(i.features & PENLINK_FEATURE_SIGNED_CONFIG));
         json_object_set_new(o, "signed_log",
@@ -106,10 +115,11 @@ int cmd_info(struct cli *c, int argc, char **argv)
            i.limits.depth_min_um, i.limits.depth_max_um, i.limits.depth_step_um,
            i.limits.speed_min_sps, i.limits.speed_max_sps, i.limits.max_treatment_s,
            i.limits.max_cartridge_uses, i.limits.auto_off_min_s, i.limits.auto_off_max_s);
-    char hex[65];
+    char hex[65], fp[PENLINK_KEY_FINGERPRINT_LEN];
     if (i.has_device_key) {
         penlink_key_hex(i.device_key, hex);
-        printf("device key        %s (signs its log)\n", hex);
+        penlink_key_fingerprint(i.device_key, fp);
+        printf("device key        %s (fingerprint %s; signs its log)\n", hex, fp);
     } else {
         printf("device key        none: this pen's log is not signed\n");
     }
@@ -118,7 +128,14 @@ int cmd_info(struct cli *c, int argc, char **argv)
                "                  anyone with a cable can change its configuration)\n");
     for (uint32_t k = 0; k < i.n_config_keys; k++) {
         penlink_key_hex(i.config_keys[k], hex);
-        printf("%s%s\n", k ? "                  " : "config signing    required, by one of: ", hex);
+        penlink_key_fingerprint(i.config_keys[k], fp);
+        printf("%s%s (fingerprint %s)\n",
+               k ? "                  " : "config signing    required, by one of: ", hex, fp);
     }
+    if (i.features & PENLINK_FEATURE_SIGNED_CLOCK)
+        printf("clock signing     required, by the same keys\n");
+    printf("identify          %s\n", i.features & PENLINK_FEATURE_IDENTIFY
+                                         ? "yes: penlink identify makes it blink and beep"
+                                         : "no (older firmware)");
     return EXIT_OK;
 }

@@ -1,13 +1,13 @@
 /*
- * penlink keys generate | show: technician keys that sign configuration.
+ * penlink keys generate | show | replace: technician keys that sign
+ * configuration, and the record of a pen given a new device key.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -16,47 +16,43 @@
 static const char usage[] =
     "Usage: penlink keys generate [FILE]\n"
     "       penlink keys show FILE\n"
+    "       penlink [--device URI] [--archive PATH] keys replace --pen SERIAL\n"
+    "                                           --reason TEXT [--yes]\n"
     "\n"
     "generate makes an Ed25519 key pair for signing configuration: FILE gets the\n"
     "secret key (mode 0600) and FILE.pub the public key. Without FILE:\n"
-    "$XDG_CONFIG_HOME/penlink/technician.key (~/.config/penlink/technician.key).\n"
-    "An existing file is never overwritten. Give the .pub file to whoever\n"
-    "provisions the pens; keep the secret key on this computer only, and use it\n"
-    "with 'penlink config set --key FILE' and 'config import --key FILE'.\n"
+    "$XDG_CONFIG_HOME/penlink/technician.key (~/.config/penlink/technician.key),\n"
+    "the key config set, config import and clock sync use when no --key is\n"
+    "given and the pen requires signing. An existing file is never overwritten.\n"
+    "Give the .pub file to whoever provisions the pens; keep the secret key on\n"
+    "this computer only.\n"
     "\n"
     "show prints the public key of a key file (secret or .pub), as 64 hex\n"
-    "digits: compare it with the keys 'penlink info' lists for a pen.\n";
+    "digits, and its fingerprint: compare them with what 'penlink info' lists.\n"
+    "\n"
+    "replace records that a pen came back (from repair, RMA) with its serial\n"
+    "and its log but a new device key, which the archive otherwise refuses\n"
+    "(exit status 6, alarm key_changed). The pen must be plugged in (--device):\n"
+    "penlink shows the key the archive holds and the key the pen presents (and\n"
+    "checks that the pen signs with it), asks for confirmation, and records who,\n"
+    "when, on which computer, why, the old key and the new one, in an\n"
+    "append-only table. From then on pulls expect the new key; the records\n"
+    "archived before stay verifiable with the old key (penlink verify), and the\n"
+    "audit's integrity report shows every replacement. Nothing is ever\n"
+    "replaced silently: a pen presenting a third key is refused again.\n"
+    "\n"
+    "Options of replace:\n"
+    "  -p, --pen SERIAL    the pen (it must be the one plugged in)\n"
+    "  -r, --reason TEXT   why, for the audit trail (required), e.g. \"RMA 4471:\n"
+    "                      main board replaced\"\n"
+    "  -y, --yes           do not ask for confirmation (scripts)\n";
 
-static int default_path(char *buf, size_t cap)
-{
-    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-    int n;
-    if (xdg && *xdg)
-        n = snprintf(buf, cap, "%s/penlink", xdg);
-    else if (home && *home)
-        n = snprintf(buf, cap, "%s/.config/penlink", home);
-    else
-        return -1;
-    if (n <= 0 || (size_t)n >= cap - 20)
-        return -1;
-    /* the directory and its parents, made private if missing (mkdir -p) */
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        int bad = mkdir(buf, 0700) != 0 && errno != EEXIST;
-        *p = '/';
-        if (bad)
-            return -1;
-    }
-    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-        return -1;
-    strcat(buf, "/technician.key");
-    return 0;
-}
+static int replace(struct cli *c, int argc, char **argv);
 
 int cmd_keys(struct cli *c, int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "replace") == 0)
+        return replace(c, argc - 1, argv + 1);
     int done = cli_help_only(argc, argv, usage, -1);
     if (done >= 0)
         return done;
@@ -67,12 +63,12 @@ int cmd_keys(struct cli *c, int argc, char **argv)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
-    char path[1024], hex[65];
+    char path[1024], hex[65], fp[PENLINK_KEY_FINGERPRINT_LEN];
     uint8_t pk[32];
     if (gen) {
         if (nargs == 2)
             snprintf(path, sizeof path, "%s", argv[optind + 1]);
-        else if (default_path(path, sizeof path) != 0)
+        else if (cli_default_key_path(path, sizeof path, 1) != 0)
             return cli_error(c, EXIT_IO,
                              "keys generate: no place for the key (set HOME or "
                              "XDG_CONFIG_HOME, or name a FILE)");
@@ -89,8 +85,9 @@ int cmd_keys(struct cli *c, int argc, char **argv)
             return cli_fail(c, "keys show", st);
     }
     penlink_key_hex(pk, hex);
+    penlink_key_fingerprint(pk, fp);
     if (c->json) {
-        json_t *o = json_pack("{s:s}", "public_key", hex);
+        json_t *o = json_pack("{s:s, s:s}", "public_key", hex, "fingerprint", fp);
         if (gen) {
             char pub[1100];
             snprintf(pub, sizeof pub, "%s.pub", path);
@@ -99,9 +96,171 @@ int cmd_keys(struct cli *c, int argc, char **argv)
         }
         cli_json_out(o);
     } else if (gen && !c->quiet) {
-        printf("secret key: %s (keep it private)\npublic key: %s.pub\n%s\n", path, path, hex);
+        printf("secret key: %s (keep it private)\npublic key: %s.pub\n%s\nfingerprint %s\n", path,
+               path, hex, fp);
     } else {
-        printf("%s\n", hex);
+        printf("%s\nfingerprint %s\n", hex, fp);
     }
     return EXIT_OK;
+}
+
+/* ---- keys replace ----------------------------------------------------------- */
+
+static void key_line(const char *label, const uint8_t key[32])
+{
+    char hex[65], fp[PENLINK_KEY_FINGERPRINT_LEN];
+    penlink_key_hex(key, hex);
+    penlink_key_fingerprint(key, fp);
+    printf("  %-26s %s  %s\n", label, fp, hex);
+}
+
+/* Asks on the terminal; 1 when the answer is "yes". */
+static int confirmed(const char *serial)
+{
+    char answer[64];
+    printf("Record the new key of %s? Only if the pen came back from repair with a new\n"
+           "device key and you checked where it came from. Type yes to record it: ",
+           cli_safe(serial));
+    fflush(stdout);
+    if (!fgets(answer, sizeof answer, stdin))
+        return 0;
+    answer[strcspn(answer, "\r\n")] = '\0';
+    return strcmp(answer, "yes") == 0;
+}
+
+static json_t *replacement_json(const penlink_key_replacement *r)
+{
+    char old_hex[65], new_hex[65], old_fp[PENLINK_KEY_FINGERPRINT_LEN],
+        new_fp[PENLINK_KEY_FINGERPRINT_LEN], t[40];
+    penlink_key_hex(r->old_key, old_hex);
+    penlink_key_hex(r->new_key, new_hex);
+    penlink_key_fingerprint(r->old_key, old_fp);
+    penlink_key_fingerprint(r->new_key, new_fp);
+    cli_format_time(r->at_ms, t, sizeof t);
+    return json_pack("{s:o, s:s, s:o, s:o, s:o, s:s, s:s, s:s, s:s, s:I, s:I}", "pen",
+                     cli_json_str(r->serial), "at", t, "user", cli_json_str(r->user), "host",
+                     cli_json_str(r->host), "reason", cli_json_str(r->reason), "old_key", old_hex,
+                     "old_fingerprint", old_fp, "new_key", new_hex, "new_fingerprint", new_fp,
+                     "from_seq", (json_int_t)r->from_seq, "heads_before",
+                     (json_int_t)r->heads_before);
+}
+
+const struct option cli_keys_replace_options[] = { { "pen", required_argument, NULL, 'p' },
+                                                   { "reason", required_argument, NULL, 'r' },
+                                                   { "yes", no_argument, NULL, 'y' },
+                                                   { "help", no_argument, NULL, 'h' },
+                                                   { NULL, 0, NULL, 0 } };
+
+static int replace(struct cli *c, int argc, char **argv)
+{
+    const char *pen = NULL, *reason = NULL;
+    int yes = 0, opt;
+    optind = 0;
+    while ((opt = getopt_long(argc, argv, "p:r:yh", cli_keys_replace_options, NULL)) != -1) {
+        switch (opt) {
+        case 'p': pen = optarg; break;
+        case 'r': reason = optarg; break;
+        case 'y': yes = 1; break;
+        case 'h': fputs(usage, stdout); return EXIT_OK;
+        default: fputs(usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (optind != argc || !pen) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    if (!reason || !*reason || strlen(reason) > PENLINK_KEY_REASON_MAX)
+        return cli_error(c, EXIT_USAGE,
+                         "keys replace: --reason TEXT is required (1 to %d bytes): the audit "
+                         "trail says why the key changed, e.g. \"RMA 4471: main board replaced\"",
+                         PENLINK_KEY_REASON_MAX);
+    if (!yes && (c->json || !isatty(STDIN_FILENO)))
+        return cli_error(c, EXIT_USAGE,
+                         "keys replace: confirmation needed and there is no terminal to ask it "
+                         "on: add --yes (nothing was recorded)");
+    penlink_archive *ar = NULL;
+    penlink_dev *dev = NULL;
+    uint8_t old_key[32];
+    int pinned = 0, rc = EXIT_OK;
+    int st = penlink_archive_open(c->ctx, c->archive, &ar);
+    if (st == PENLINK_OK)
+        st = penlink_archive_pen_key(ar, pen, old_key, &pinned);
+    if (st == PENLINK_ERR_NOT_FOUND) {
+        rc = cli_error(c, EXIT_USAGE, "keys replace: no pen %s in the archive: nothing to replace",
+                       pen);
+        goto out;
+    }
+    if (st != PENLINK_OK) {
+        rc = cli_fail(c, "keys replace", st);
+        goto out;
+    }
+    if (!pinned) {
+        rc = cli_error(c, EXIT_USAGE,
+                       "keys replace: the archive holds no device key for pen %s (it never "
+                       "signed its log): there is no key to replace",
+                       pen);
+        goto out;
+    }
+    rc = cli_open(c, &dev);
+    if (rc != EXIT_OK)
+        goto out;
+    penlink_info info;
+    st = penlink_dev_info(dev, &info);
+    if (st != PENLINK_OK) {
+        rc = cli_fail(c, "keys replace", st);
+        goto out;
+    }
+    if (strcmp(info.serial, pen) != 0) {
+        rc = cli_error(c, EXIT_USAGE,
+                       "keys replace: the pen plugged in is %s, not %s: plug in pen %s (or "
+                       "choose it with --device)",
+                       info.serial, pen, pen);
+        goto out;
+    }
+    if (!info.has_device_key || !(info.features & PENLINK_FEATURE_SIGNED_CHUNKS)) {
+        rc = cli_error(c, EXIT_INTEGRITY,
+                       "keys replace: pen %s presents no device key (or does not sign its log "
+                       "with it): a pen that signed its log must go on signing; have it checked",
+                       pen);
+        goto out;
+    }
+    /* the pen holds the new key's secret: it signs its log head with it (an empty pull) */
+    st = penlink_dev_pull(dev, info.log_next_seq, NULL, NULL);
+    if (st != PENLINK_OK) {
+        rc = cli_fail(c, "keys replace: the pen did not prove it holds its new key", st);
+        goto out;
+    }
+    if (!c->json) {
+        printf("Pen %s presents another device key than the archive holds for it.\n",
+               cli_safe(pen));
+        key_line("key in the archive (old)", old_key);
+        key_line("key the pen presents (new)", info.device_key);
+        printf("  the pen signed its log head with the new key: it holds its secret half\n");
+        printf("  reason: %s\n", cli_safe(reason));
+    }
+    if (!yes && !confirmed(pen)) {
+        rc = cli_error(c, EXIT_USAGE, "keys replace: not confirmed: nothing was recorded");
+        goto out;
+    }
+    penlink_key_replacement r;
+    st = penlink_archive_key_replace(ar, &info, reason, &r);
+    if (st != PENLINK_OK) {
+        rc = cli_fail(c, "keys replace", st);
+        goto out;
+    }
+    if (c->json) {
+        cli_json_out(replacement_json(&r));
+    } else if (!c->quiet) {
+        char t[40];
+        cli_format_time(r.at_ms, t, sizeof t);
+        printf("recorded %s by %s on %s.\n"
+               "Records from seq %llu on come under the new key; the signed heads archived\n"
+               "before (%llu) stay verifiable with the old one. Pull the pen now.\n",
+               t, cli_safe(r.user), cli_safe(r.host), (unsigned long long)r.from_seq,
+               (unsigned long long)r.heads_before);
+    }
+out:
+    penlink_dev_close(dev);
+    penlink_archive_close(ar);
+    return rc;
 }

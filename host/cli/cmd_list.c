@@ -1,35 +1,81 @@
-/* penlink list: the pens plugged in, and why one can't be opened. */
+/*
+ * penlink list: the pens plugged in, in USB port order, each with what tells
+ * it apart on a desk (its port, label, model and firmware), and why one
+ * can't be opened.
+ */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
 #include "cli.h"
 
+#define LIST_MAX 64
+
 static const char usage[] =
     "Usage: penlink list [-h]\n"
     "\n"
     "List the pens plugged in over USB (vendor interface on 1209:0001, or the IDs\n"
-    "in PENLINK_USB_ID=VID:PID), with the URI to give --device, and the reason a\n"
-    "pen can't be opened (e.g. permission denied: the udev rule is missing).\n"
-    "With --device sim:PATH, also says whether that simulated pen answers.\n"
+    "in PENLINK_USB_ID=VID:PID), sorted by USB port: the port path (as udev and\n"
+    "'lsusb -t' show it: 1-2.3 is bus 1, port 3 of the hub on port 2), the\n"
+    "serial, the pen's label, model and firmware, and the reason a pen can't be\n"
+    "opened (e.g. permission denied: the udev rule is missing). Choose a pen for\n"
+    "another command with --device usb:SERIAL or --device usb:PORT (usb:1-2.3);\n"
+    "'penlink identify' makes it blink to find it. With --device sim:PATH, also\n"
+    "says whether that simulated pen answers.\n"
     "Exit status 0 when at least one pen is listed, 3 when none is.\n";
+
+/* What a session tells of a pen: label, model, firmware. */
+struct details {
+    char label[65], model[33], firmware[33];
+    int status;
+};
+
+static void read_details(struct cli *c, const char *uri, struct details *d)
+{
+    penlink_dev *dev = NULL;
+    memset(d, 0, sizeof *d);
+    d->status = penlink_dev_open(c->ctx, uri, &dev);
+    penlink_info info;
+    if (d->status == PENLINK_OK)
+        d->status = penlink_dev_info(dev, &info);
+    if (d->status == PENLINK_OK) {
+        snprintf(d->model, sizeof d->model, "%s", info.model);
+        snprintf(d->firmware, sizeof d->firmware, "%s", info.firmware_version);
+        penlink_config cfg;
+        if ((info.features & PENLINK_FEATURE_CONFIG) &&
+            penlink_dev_config_get(dev, &cfg) == PENLINK_OK)
+            snprintf(d->label, sizeof d->label, "%s", cfg.device_label);
+    }
+    penlink_dev_close(dev);
+}
 
 int cmd_list(struct cli *c, int argc, char **argv)
 {
     int done = cli_help_only(argc, argv, usage, 0);
     if (done >= 0)
         return done;
-    penlink_found found[64];
+    static penlink_found found[LIST_MAX];
+    static struct details det[LIST_MAX];
     size_t n = 0, shown;
-    int st = penlink_list(c->ctx, found, 64, &n);
+    int st = penlink_list(c->ctx, found, LIST_MAX, &n);
     if (st != PENLINK_OK)
         return cli_fail(c, "list", st);
-    shown = n < 64 ? n : 64;
+    shown = n < LIST_MAX ? n : LIST_MAX;
+    for (size_t i = 0; i < shown; i++) {
+        memset(&det[i], 0, sizeof det[i]);
+        det[i].status = found[i].status;
+        if (found[i].status == PENLINK_OK) {
+            char uri[PENLINK_PORT_MAX + 8];
+            snprintf(uri, sizeof uri, "usb:%s", found[i].port);
+            read_details(c, uri, &det[i]);
+        }
+    }
     /* a simulated pen named by --device / PENLINK_DEVICE is listed too */
     const char *dev = c->device ? c->device : getenv("PENLINK_DEVICE");
-    if (dev && strncmp(dev, "sim:", 4) == 0 && shown < 64) {
+    if (dev && strncmp(dev, "sim:", 4) == 0 && shown < LIST_MAX) {
         penlink_dev *d = NULL;
         penlink_found *f = &found[shown];
         memset(f, 0, sizeof *f);
@@ -44,29 +90,43 @@ int cmd_list(struct cli *c, int argc, char **argv)
                 snprintf(f->serial, sizeof f->serial, "%s", info.serial);
         }
         penlink_dev_close(d);
+        if (f->status == PENLINK_OK)
+            read_details(c, dev, &det[shown]);
+        else
+            memset(&det[shown], 0, sizeof det[shown]);
+        det[shown].status = f->status;
         shown++;
         n++;
     }
     if (c->json) {
         json_t *a = json_array();
-        for (size_t i = 0; i < shown; i++)
+        for (size_t i = 0; i < shown; i++) {
+            const char *status =
+                det[i].status == PENLINK_OK ? "ok" : penlink_strerror(det[i].status);
             json_array_append_new(
-                a, json_pack("{s:o, s:o, s:o, s:s}", "uri", cli_json_str(found[i].uri), "serial",
-                             cli_json_str(found[i].serial), "where", cli_json_str(found[i].where),
-                             "status",
-                             found[i].status == PENLINK_OK ? "ok"
-                                                           : penlink_strerror(found[i].status)));
+                a, json_pack("{s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o}", "uri",
+                             cli_json_str(found[i].uri), "serial", cli_json_str(found[i].serial),
+                             "where", cli_json_str(found[i].where), "status", status, "port",
+                             found[i].port[0] ? cli_json_str(found[i].port) : json_null(), "label",
+                             cli_json_str(det[i].label), "model", cli_json_str(det[i].model),
+                             "firmware", cli_json_str(det[i].firmware)));
+        }
         cli_json_out(a);
     } else if (shown == 0) {
         if (!c->quiet)
             fprintf(stderr, "no pen found: plug one in; if it is plugged in, see "
                             "docs/technician-guide.md (permissions, cables)\n");
     } else {
-        printf("%-28s %-16s %-22s %s\n", "URI", "SERIAL", "WHERE", "STATUS");
+        printf("%-10s %-16s %-16s %-14s %-9s %s\n", "PORT", "SERIAL", "LABEL", "MODEL", "FIRMWARE",
+               "STATUS");
         for (size_t i = 0; i < shown; i++)
-            printf("%-28s %-16s %-22s %s\n", cli_safe(found[i].uri),
-                   found[i].serial[0] ? cli_safe(found[i].serial) : "?", cli_safe(found[i].where),
-                   found[i].status == PENLINK_OK ? "ok" : penlink_strerror(found[i].status));
+            printf("%-10s %-16s %-16s %-14s %-9s %s\n",
+                   found[i].port[0] ? cli_safe(found[i].port) : cli_safe(found[i].uri),
+                   found[i].serial[0] ? cli_safe(found[i].serial) : "?",
+                   det[i].label[0] ? cli_safe(det[i].label) : "-",
+                   det[i].model[0] ? cli_safe(det[i].model) : "-",
+                   det[i].firmware[0] ? cli_safe(det[i].firmware) : "-",
+                   det[i].status == PENLINK_OK ? "ok" : penlink_strerror(det[i].status));
     }
     return shown ? EXIT_OK : EXIT_NO_DEVICE;
 }

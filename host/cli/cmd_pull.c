@@ -19,10 +19,18 @@ static const char usage[] =
     "compared with the archived ones). Every chunk is checked\n"
     "(CRC, sizes, counts, sequence) before it is stored; the archive commits to\n"
     "disk, and only then does the pen learn it may erase those records.\n"
-    "Interrupted (Ctrl-C, kill, unplug), nothing is lost and nothing is stored\n"
-    "twice: the next pull goes on where this one stopped. A record that arrives\n"
-    "again with different content is an integrity alarm (exit status 6; both\n"
-    "kept, nothing acknowledged).\n"
+    "Interrupted (Ctrl-C, kill, unplug, a pen that stops answering), nothing is\n"
+    "lost and nothing is stored twice: penlink says what was kept (not yet\n"
+    "acknowledged: the pen keeps it too) and what is still only on the pen, and\n"
+    "the next pull goes on where this one stopped. A record that arrives again\n"
+    "with different content is an integrity alarm (exit status 6; both kept,\n"
+    "nothing acknowledged).\n"
+    "\n"
+    "Progress goes to stderr: on a terminal a line redrawn 4 times a second\n"
+    "(records and megabytes against what the pen announced, the rate, the time\n"
+    "left, and how long the pen has been silent when it is); in a log a line\n"
+    "every 5 s; with --json one JSON object per line (\"event\":\"progress\");\n"
+    "with --quiet nothing.\n"
     "\n"
     "Options:\n"
     "  -o, --output FILE  instead, append the frames the pen sent to FILE (read it\n"
@@ -66,24 +74,27 @@ int cmd_pull(struct cli *c, int argc, char **argv)
     int rc = cli_open(c, &dev);
     if (rc != EXIT_OK)
         return rc;
-    o.progress = !c->json && !c->quiet && isatty(STDOUT_FILENO);
+    o.progress = !c->quiet;
     if (!o.path) {
         penlink_archive_pull_result r;
         rc = cli_pull_to_archive(c, dev, o.progress, &r);
         penlink_dev_close(dev);
+        uint64_t left = r.pen_next_seq > r.next_seq ? r.pen_next_seq - r.next_seq : 0;
         if (c->json)
             cli_json_out(json_pack(
-                "{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "serial",
+                "{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:b}", "serial",
                 cli_json_str(r.serial), "from_seq", (json_int_t)r.from_seq, "next_seq",
                 (json_int_t)r.next_seq, "records", (json_int_t)r.records_new, "duplicates",
                 (json_int_t)r.records_dup, "conflicts", (json_int_t)r.conflicts, "gap",
                 (json_int_t)r.gap, "overflows", (json_int_t)r.overflows, "acked_seq",
-                (json_int_t)r.acked_seq, "retries", (json_int_t)r.retries, "ok", rc == EXIT_OK));
-        else if (!c->quiet && r.records_new)
-            printf("%s: %llu new records (seq %llu..%llu) archived%s\n", cli_safe(r.serial),
-                   (unsigned long long)r.records_new, (unsigned long long)r.from_seq,
-                   (unsigned long long)(r.next_seq ? r.next_seq - 1 : 0),
-                   rc == EXIT_OK ? " and acknowledged" : "");
+                (json_int_t)r.acked_seq, "retries", (json_int_t)r.retries, "acknowledged",
+                rc == EXIT_OK && r.acked_seq >= r.next_seq, "pen_next_seq",
+                (json_int_t)r.pen_next_seq, "not_pulled", (json_int_t)left, "ok", rc == EXIT_OK));
+        else if (!c->quiet && r.records_new && r.acked_seq >= r.next_seq)
+            printf("%s: %llu new records (seq %llu..%llu) archived and acknowledged\n",
+                   cli_safe(r.serial), (unsigned long long)r.records_new,
+                   (unsigned long long)r.from_seq,
+                   (unsigned long long)(r.next_seq ? r.next_seq - 1 : 0));
         else if (!c->quiet && rc == EXIT_OK)
             printf("%s: no new records (next seq %llu)\n", cli_safe(r.serial),
                    (unsigned long long)r.next_seq);

@@ -27,11 +27,13 @@ static int whole(const json_t *v)
 }
 
 int config_json_parse(const char *text, size_t len, penlink_config *want, int *has_rev,
-                      uint32_t *rev, char *err, size_t errcap)
+                      uint32_t *rev, char *serial, size_t serial_cap, char *err, size_t errcap)
 {
     memset(want, 0, sizeof *want);
     *has_rev = 0;
     *rev = 0;
+    if (serial_cap)
+        serial[0] = '\0';
     if (len > CONFIG_JSON_MAX) {
         snprintf(err, errcap,
                  "longer than %d bytes: not a configuration file (penlink config "
@@ -57,6 +59,8 @@ int config_json_parse(const char *text, size_t len, penlink_config *want, int *h
     {
         const penlink_config_key *k = penlink_config_key_find(key);
         if (strcmp(key, "serial") == 0 && json_is_string(v)) {
+            if (serial_cap)
+                snprintf(serial, serial_cap, "%s", json_string_value(v));
             continue;
         } else if (strcmp(key, "revision") == 0) {
             if (whole(v)) {

@@ -16,12 +16,14 @@
 
 /**
  * Parses @p len bytes of @p text into @p want (only the keys present are
- * set); "serial" is ignored, "revision" is optional (*@p has_rev). Returns 0,
- * or -1 with what is wrong in @p err (unknown key, wrong type, bad JSON with
- * its line and column, too long).
+ * set); "revision" is optional (*@p has_rev), "serial" (the pen the file was
+ * exported from) too: it goes to @p serial ("" when absent; cut to
+ * @p serial_cap - 1 bytes, unchecked text). Returns 0, or -1 with what is
+ * wrong in @p err (unknown key, wrong type, bad JSON with its line and
+ * column, too long).
  */
 int config_json_parse(const char *text, size_t len, penlink_config *want, int *has_rev,
-                      uint32_t *rev, char *err, size_t errcap);
+                      uint32_t *rev, char *serial, size_t serial_cap, char *err, size_t errcap);
 
 /** The message for an unknown key, listing the known ones. */
 void config_json_unknown_key(const char *key, char *err, size_t errcap);

@@ -24,8 +24,10 @@ static const char usage_head[] =
 static const char usage_tail[] =
     "\n"
     "Global options:\n"
-    "  -d, --device URI  usb (the only pen plugged in), usb:SERIAL, or sim:PATH\n"
-    "                  (a simulated pen's socket); default: $PENLINK_DEVICE, else usb\n"
+    "  -d, --device URI  usb (the only pen plugged in), usb:SERIAL, usb:BUS-PORT.PORT\n"
+    "                  (the pen on that USB port, as 'penlink list' shows it), or\n"
+    "                  sim:PATH (a simulated pen's socket); default: $PENLINK_DEVICE,\n"
+    "                  else usb\n"
     "      --archive PATH|URI  the archive: a SQLite file, or a PostgreSQL server\n"
     "                  (postgresql://user@host/db, service=NAME); default:\n"
     "                  $PENLINK_ARCHIVE, else $XDG_DATA_HOME/penlink/archive.db\n"
@@ -43,9 +45,9 @@ static const char usage_tail[] =
     "  0 success, 1 compliance finding, 2 usage error, 3 no device (not found,\n"
     "  permission denied, busy, unplugged), 4 device error (the pen refused),\n"
     "  5 protocol error (or timeout), 6 integrity error, 7 I/O error,\n"
-    "  8 internal error, 9 not authorised (a configuration's signature refused, or\n"
-    "  a key file unusable), 10 a report audit --check-report cannot confirm\n"
-    "  (made by another penlink version), 130 interrupted.\n";
+    "  8 internal error, 9 not authorised (a key the pen does not accept, or a key\n"
+    "  file unusable), 10 a report audit --check-report cannot confirm (made by\n"
+    "  another penlink version), 130 interrupted.\n";
 
 int cli_error(const struct cli *c, int code, const char *fmt, ...)
 {
@@ -72,23 +74,32 @@ static const char *const config_subs[] = { "get", "set", "export", "import", NUL
 static const char *const clock_subs[] = { "sync", NULL };
 static const char *const audit_subs[] = { "annotate", NULL };
 static const char *const export_subs[] = { "records", "treatments", NULL };
-static const char *const keys_subs[] = { "generate", "show", NULL };
+static const char *const keys_subs[] = { "generate", "show", "replace", NULL };
 static const char *const archive_subs[] = { "init-server", "push", NULL };
 static const char *const completion_subs[] = { "bash", "zsh", "fish", NULL };
 static const struct option *const help_opts[] = { cli_help_options, NULL };
+static const struct option *const identify_opts[] = { cli_identify_options, NULL };
 static const struct option *const pull_opts[] = { cli_pull_options, NULL };
 static const struct option *const decode_opts[] = { cli_decode_options, NULL };
 static const struct option *const config_opts[] = { cli_config_options, NULL };
+static const struct option *const clock_opts[] = { cli_clock_options, NULL };
 static const struct option *const watch_opts[] = { cli_watch_options, NULL };
 static const struct option *const audit_opts[] = { cli_audit_options, cli_audit_annotate_options,
                                                    NULL };
 static const struct option *const export_opts[] = { cli_export_options, NULL };
+static const struct option *const keys_opts[] = { cli_help_options, cli_keys_replace_options,
+                                                  NULL };
 static const struct option *const verify_opts[] = { cli_verify_options, NULL };
 static const struct option *const archive_opts[] = { cli_archive_init_server_options,
                                                      cli_archive_push_options, NULL };
 
 const struct cli_command cli_commands[] = {
-    { "list", cmd_list, "  list                    the pens plugged in\n", NULL, help_opts },
+    { "list", cmd_list,
+      "  list                    the pens plugged in, by USB port, with label and model\n", NULL,
+      help_opts },
+    { "identify", cmd_identify,
+      "  identify                make a pen blink and beep, to find it on the desk\n", NULL,
+      identify_opts },
     { "info", cmd_info,
       "  info                    identity, log range, clock and limits of a pen\n", NULL,
       help_opts },
@@ -107,8 +118,8 @@ const struct cli_command cli_commands[] = {
       "  config import FILE      show the changes a JSON file makes, then apply them\n",
       config_subs, config_opts },
     { "clock", cmd_clock,
-      "  clock sync              set the pen's clock to this computer's, show the drift\n",
-      clock_subs, help_opts },
+      "  clock sync              show the pen's clock drift; set it when 1 s or more\n", clock_subs,
+      clock_opts },
     { "watch", cmd_watch,
       "  watch                   pull every pen that is plugged in, until interrupted\n", NULL,
       watch_opts },
@@ -121,8 +132,9 @@ const struct cli_command cli_commands[] = {
       export_subs, export_opts },
     { "keys", cmd_keys,
       "  keys generate [FILE]    a technician key pair for signing configuration\n"
-      "  keys show FILE          the public key of a key file, as hex\n",
-      keys_subs, help_opts },
+      "  keys show FILE          a key file's public key (hex) and fingerprint\n"
+      "  keys replace --pen S    record a repaired pen's new device key\n",
+      keys_subs, keys_opts },
     { "verify", cmd_verify,
       "  verify                  re-check the archive's signed logs; name what broke\n", NULL,
       verify_opts },
@@ -280,6 +292,7 @@ int main(int argc, char **argv)
             }
             if (c.verbose)
                 penlink_ctx_set_message_cb(c.ctx, cli_message_verbose, &c);
+            penlink_ctx_set_notice_cb(c.ctx, cli_notice, &c);
             signal_ctx = c.ctx;
             struct sigaction sa;
             memset(&sa, 0, sizeof sa);

@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -62,9 +61,7 @@ struct pull_ctx {
     unsigned long long file_next;
     int approved;                 /* the pending chunk holds a new record */
     unsigned long long unchecked; /* re-sent records the file's tail cannot show */
-    int progress;
-    struct timespec start, last;
-    unsigned long long total;
+    struct cli_progress *progress;
 };
 
 /* What a frames file holds. */
@@ -228,11 +225,6 @@ static int write_header(struct cli *c, const char *path, int fd, const penlink_i
     return EXIT_OK;
 }
 
-static double secs(const struct timespec *a, const struct timespec *b)
-{
-    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
-}
-
 /* Writes the chunk whose records were checked. */
 static int flush_pending(struct pull_ctx *p)
 {
@@ -315,23 +307,41 @@ static int compare_with_file(struct pull_ctx *p, const penlink_record *r)
 static void on_progress(void *user, const penlink_progress *pr)
 {
     struct pull_ctx *p = user;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int done = pr->records_total && pr->records >= pr->records_total;
-    if (!p->progress || (!done && secs(&p->last, &now) < 0.1))
+    cli_progress_update(p->progress, pr);
+}
+
+/* Which statuses stop a pull half way, the records before kept: the pen gone,
+ * hung, or the pull interrupted. */
+static int stopped_midway(int status)
+{
+    return status == PENLINK_ERR_GONE || status == PENLINK_ERR_TIMEOUT ||
+           status == PENLINK_ERR_CANCELLED;
+}
+
+void cli_pull_stopped(struct cli *c, const char *serial, uint64_t from_seq, uint64_t next_seq,
+                      uint64_t kept, uint64_t pen_next_seq, const char *where, int midway)
+{
+    if (c->quiet || c->json)
         return;
-    p->last = now;
-    double t = secs(&p->start, &now), rate = t > 0 ? (double)pr->records / t : 0;
-    unsigned long long total = pr->records_total > pr->records ? pr->records_total : pr->records;
-    int width = 30, fill = total ? (int)((double)width * (double)pr->records / (double)total) : 0;
-    char bar[64];
-    for (int i = 0; i < width; i++)
-        bar[i] = i < fill ? '#' : '.';
-    bar[width] = '\0';
-    double eta = rate > 0 && total > pr->records ? (double)(total - pr->records) / rate : 0;
-    printf("\r[%s] %llu/%llu records  %.1f MB  %.0f rec/s  ETA %.0fs ", bar,
-           (unsigned long long)pr->records, total, (double)pr->bytes / 1e6, rate, eta);
-    fflush(stdout);
+    fprintf(stderr, "%s: pull stopped at seq %llu.\n", cli_safe(serial),
+            (unsigned long long)next_seq);
+    if (kept)
+        fprintf(stderr,
+                "  kept:       %llu new records (seq %llu..%llu) in %s, NOT acknowledged: the "
+                "pen keeps them too\n",
+                (unsigned long long)kept, (unsigned long long)from_seq,
+                (unsigned long long)next_seq - 1, cli_safe(where));
+    else
+        fprintf(stderr, "  kept:       no new record\n");
+    if (pen_next_seq > next_seq)
+        fprintf(stderr, "  on the pen: %llu more records (seq %llu..%llu), not yet pulled\n",
+                (unsigned long long)(pen_next_seq - next_seq), (unsigned long long)next_seq,
+                (unsigned long long)pen_next_seq - 1);
+    if (midway)
+        fprintf(stderr,
+                "  next:       run 'penlink pull' again when the pen answers: it resumes at "
+                "seq %llu; nothing is lost\n",
+                (unsigned long long)next_seq);
 }
 
 int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
@@ -352,7 +362,7 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
     struct file_state fs;
     struct file_tail tail = { calloc(FILE_OVERLAP_MAX, sizeof *tail.rec),
                               calloc(FILE_OVERLAP_MAX, 1) };
-    struct pull_ctx pc = { .c = c, .fd = fd, .progress = o->progress, .tail = &tail };
+    struct pull_ctx pc = { .c = c, .fd = fd, .tail = &tail };
     int rc = EXIT_OK;
     if (!tail.rec || !tail.have) {
         rc = cli_error(c, EXIT_INTERNAL, "pull: out of memory");
@@ -391,9 +401,8 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
         if (rc != EXIT_OK)
             goto out;
     }
-    clock_gettime(CLOCK_MONOTONIC, &pc.start);
-    pc.last = pc.start;
-    pc.last.tv_sec -= 1;
+    if (o->progress)
+        pc.progress = cli_progress_begin(c, info.serial);
     penlink_pull_cb cb = { .on_chunk = on_chunk,
                            .on_record = on_new_record,
                            .on_overlap = on_overlap,
@@ -404,8 +413,7 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
     st = penlink_dev_pull(dev, from, &cb, &res);
     if (!pc.conflict)
         flush_pending(&pc);
-    if (o->progress)
-        printf("\n");
+    cli_progress_end(pc.progress, res.records, st == PENLINK_OK && !pc.err && !pc.conflict);
     s->from_seq = from;
     s->next_seq = res.next_seq;
     s->records = res.records;
@@ -432,6 +440,9 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
     }
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "pull", st);
+        if (stopped_midway(st) || res.records)
+            cli_pull_stopped(c, info.serial, from, res.next_seq, res.records, info.log_next_seq,
+                             o->path, stopped_midway(st));
         goto out;
     }
     s->acked_seq = info.log_acked_seq;
@@ -468,10 +479,6 @@ out:
 
 /* ---- pulling into the archive ------------------------------------------- */
 
-struct arch_progress {
-    struct pull_ctx p;
-};
-
 int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
                         penlink_archive_pull_result *res)
 {
@@ -480,14 +487,19 @@ int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
     int st = penlink_archive_open(c->ctx, c->archive, &ar);
     if (st != PENLINK_OK)
         return cli_fail(c, "archive", st);
-    struct pull_ctx pc = { .c = c, .fd = -1, .progress = progress };
-    clock_gettime(CLOCK_MONOTONIC, &pc.start);
-    pc.last = pc.start;
-    pc.last.tv_sec -= 1;
+    struct pull_ctx pc = { .c = c, .fd = -1 };
+    penlink_info info; /* the serial, for the progress lines; a pen that does not answer
+                        * this is not asked again by the pull */
+    st = penlink_dev_info(dev, &info);
+    if (st != PENLINK_OK) {
+        penlink_archive_close(ar);
+        return cli_fail(c, "pull", st);
+    }
+    if (progress)
+        pc.progress = cli_progress_begin(c, info.serial);
     penlink_pull_cb cb = { .on_progress = on_progress, .user = &pc };
     st = penlink_archive_pull(ar, dev, &cb, res);
-    if (progress)
-        printf("\n");
+    cli_progress_end(pc.progress, res->records_new, st == PENLINK_OK);
     penlink_archive_close(ar);
     if (res->gap)
         cli_warn(c,
@@ -501,7 +513,13 @@ int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
                  "%s: %llu log_overflow records: the pen dropped records before they were "
                  "pulled",
                  res->serial, (unsigned long long)res->overflows);
-    if (st != PENLINK_OK)
-        return cli_fail(c, "pull", st);
+    if (st != PENLINK_OK) {
+        int rc = cli_fail(c, "pull", st);
+        if (res->serial[0] &&
+            (stopped_midway(st) || (res->records_new && res->acked_seq < res->next_seq)))
+            cli_pull_stopped(c, res->serial, res->from_seq, res->next_seq, res->records_new,
+                             res->pen_next_seq, "the archive", stopped_midway(st));
+        return rc;
+    }
     return EXIT_OK;
 }

@@ -68,6 +68,8 @@ struct html_report {
     size_t n_reuse, cap_reuse;
     penlink_verification *v;
     size_t n_v, cap_v;
+    penlink_key_replacement *kr; /* device keys replaced (penlink keys replace) */
+    size_t n_kr, cap_kr;
     pen_cfg *cfg;
     size_t n_cfg, cap_cfg;
 };
@@ -159,6 +161,7 @@ void html_report_free(html_report *h)
     free(h->dots);
     free(h->reuse_cart);
     free(h->v);
+    free(h->kr);
     free(h->cfg);
     free(h);
 }
@@ -292,6 +295,48 @@ int html_verification(html_report *h, const penlink_verification *v)
         return -1;
     h->v[h->n_v++] = *v;
     return 0;
+}
+
+int html_key_replacement(html_report *h, const penlink_key_replacement *r)
+{
+    if (grow(&h->kr, &h->cap_kr, h->n_kr + 1, sizeof *h->kr))
+        return -1;
+    h->kr[h->n_kr++] = *r;
+    return 0;
+}
+
+/* Every replacement of the pens audited, whatever the window: it is about the pen. */
+static void write_key_replacements(FILE *o, const html_report *h)
+{
+    if (h->n_kr == 0)
+        return;
+    fputs("<h3>Device keys replaced</h3>\n<table id=\"key-replacements\"><thead><tr><th>Pen</th>"
+          "<th>Recorded</th><th>By</th><th>Old key</th><th>New key</th><th>From seq</th>"
+          "<th>Reason</th></tr></thead><tbody>\n",
+          o);
+    for (size_t i = 0; i < h->n_kr; i++) {
+        const penlink_key_replacement *r = &h->kr[i];
+        char old_fp[PENLINK_KEY_FINGERPRINT_LEN], new_fp[PENLINK_KEY_FINGERPRINT_LEN];
+        penlink_key_fingerprint(r->old_key, old_fp);
+        penlink_key_fingerprint(r->new_key, new_fp);
+        fputs("<tr class=\"key-replacement\" data-pen=\"", o);
+        html_text(o, r->serial);
+        fputs("\"><td class=\"nw\">", o);
+        html_text(o, r->serial);
+        fputs("</td><td class=\"nw\">", o);
+        when(o, r->at_ms);
+        fputs("</td><td>", o);
+        html_text(o, r->user);
+        fputs("@", o);
+        html_text(o, r->host);
+        fprintf(o,
+                "</td><td class=\"nw\"><code>%s</code></td><td class=\"nw\"><code>%s</code></td>"
+                "<td class=\"n\">%" PRIu64 "</td><td>",
+                old_fp, new_fp, r->from_seq);
+        html_text(o, r->reason);
+        fputs("</td></tr>\n", o);
+    }
+    fputs("</tbody></table>\n", o);
 }
 
 static const char *cfg_value(const penlink_config *c, const penlink_config_key *k, char *buf,
@@ -526,7 +571,9 @@ static void write_header(FILE *o, const html_report *h, const html_meta *m, cons
         }
         fputs("</td></tr>\n", o);
     }
-    fputs("</tbody></table>\n</header>\n", o);
+    fputs("</tbody></table>\n", o);
+    write_key_replacements(o, h);
+    fputs("</header>\n", o);
 }
 
 static void write_verdict(FILE *o, const penlink_audit_summary *s)

@@ -37,6 +37,7 @@ int html_finding(html_report *h, const penlink_finding *f, const char *id);
 int html_usage(html_report *h, const penlink_usage *u);
 int html_verification(html_report *h, const penlink_verification *v);
 int html_config(html_report *h, const penlink_config_entry *e);
+int html_key_replacement(html_report *h, const penlink_key_replacement *r);
 
 /* Writes the document; 0, or -1 when writing failed. */
 int html_write(html_report *h, FILE *out, const html_meta *m, const penlink_audit_summary *s,

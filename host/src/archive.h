@@ -121,6 +121,13 @@ typedef struct archive_ops {
     int (*verification_log)(archive_backend *b, const penlink_verify_report *r, int64_t now);
     int (*verification_last)(archive_backend *b, const char *serial, penlink_verification *out);
 
+    /* Replaced device keys (penlink keys replace): appends one (its pen found
+     * by r->serial); visits a pen's (every pen's when @p serial is NULL) in
+     * the order recorded. */
+    int (*key_replace)(archive_backend *b, const penlink_key_replacement *r);
+    int (*key_replacements)(archive_backend *b, const char *serial,
+                            int (*cb)(void *user, const penlink_key_replacement *r), void *user);
+
     /* Annotations of findings (append-only): one stored; all, in the order stored. */
     int (*annotate)(archive_backend *b, const penlink_annotation *a);
     int (*annotations)(archive_backend *b, int (*cb)(void *user, const penlink_annotation *a),
@@ -184,9 +191,11 @@ void archive_config_text(const penlink_config *c, char *out, size_t cap);
 void archive_config_parse(const char *json, penlink_config *c);
 
 /* The serial (into @p serial, "" when none) of a pen other than @p device
- * whose pinned key is @p key (NULL: none): a clone (archive.c). */
-int archive_key_owner(archive_backend *b, int64_t device, const uint8_t *key, char *serial,
-                      size_t cap);
+ * (whose serial is @p self_serial) whose pinned key is @p key (NULL: none),
+ * or that had @p key as the old or new key of a key replacement: a clone
+ * (archive.c). */
+int archive_key_owner(archive_backend *b, int64_t device, const char *self_serial,
+                      const uint8_t *key, char *serial, size_t cap);
 
 /* The host's clock, ms since the epoch: what the archive stamps rows with. */
 int64_t archive_now_ms(void);
@@ -195,6 +204,11 @@ int64_t archive_now_ms(void);
 struct penlink_archive {
     penlink_ctx *ctx;
     archive_backend *b;
+    /* The key replacements as of the last penlink_archive_alarms(): what the
+     * audit checks its key_changed alarms against while it scans (a backend
+     * may not be asked anything else during a scan). */
+    penlink_key_replacement *repl;
+    size_t n_repl;
 };
 
 /* Opens the SQLite archive at @p path: for writing (creating it if needed),

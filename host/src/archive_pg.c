@@ -35,8 +35,9 @@
 
 /* Version 1 is the SQLite schema's version 3, made append-only throughout;
  * version 2 adds the auditors' annotations of findings (SQLite's version 4);
- * version 3 reads pens' rows as pushes write them. */
-#define PG_SCHEMA_VERSION 3
+ * version 3 reads pens' rows as pushes write them; version 4 adds
+ * key_replacements (SQLite's version 5). */
+#define PG_SCHEMA_VERSION 4
 /* Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)). */
 #define PG_LOCK_SCHEMA 1886153473 /* 0x706c6b01: migrations, key 0 */
 #define PG_LOCK_PEN 1886153474    /* 0x706c6b02: one pull of a pen at a time, key: its device id */
@@ -177,15 +178,30 @@ static const char pg_schema_v3[] =
     "  LEFT JOIN LATERAL (SELECT model, hardware_revision, at_ms FROM penlink.pen_sightings x\n"
     "    WHERE x.device_id = p.id ORDER BY x.at_ms DESC, x.id DESC LIMIT 1) s ON true;\n";
 
+/* Version 4: device keys replaced on purpose (penlink keys replace),
+ * append-only like the rest. */
+static const char pg_schema_v4[] =
+    "CREATE TABLE penlink.key_replacements (\n"
+    "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+    "  device_id bigint NOT NULL REFERENCES penlink.pens(id), at_ms bigint NOT NULL,\n"
+    "  os_user text, host text, reason text NOT NULL,\n"
+    "  old_key bytea NOT NULL CHECK (length(old_key) = 32),\n"
+    "  new_key bytea NOT NULL CHECK (length(new_key) = 32),\n"
+    "  from_seq bigint NOT NULL, heads_before bigint NOT NULL);\n"
+    "CREATE TRIGGER key_replacements_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON\n"
+    "  penlink.key_replacements FOR EACH STATEMENT\n"
+    "  EXECUTE FUNCTION penlink.append_only('key replacements');\n";
+
 /* Forward migrations: pg_migrations[v] takes the schema from version v to v+1. */
 static const char *const pg_migrations[PG_SCHEMA_VERSION] = { pg_schema_v1, pg_schema_v2,
-                                                              pg_schema_v3 };
+                                                              pg_schema_v3, pg_schema_v4 };
 
 /* The tables a writer may INSERT into (and the views and tables everyone may read). */
 static const char pg_insert_tables[] =
     "penlink.pens, penlink.pen_keys, penlink.pen_sightings, penlink.pull_starts, "
     "penlink.pull_ends, penlink.chunks, penlink.records, penlink.alarms, "
-    "penlink.config_history, penlink.heads, penlink.verifications, penlink.annotations";
+    "penlink.config_history, penlink.heads, penlink.verifications, penlink.annotations, "
+    "penlink.key_replacements";
 /* The one table an auditor's role may INSERT into: notes on findings. */
 #define PG_READER_INSERT_TABLE "penlink.annotations"
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "archive_pg.h"
+#include "pl/auth.h"
 #include "pl/chunk.h"
 
 /* Visits the rows of a query: @p fn returns 0 to go on, 1 to stop
@@ -703,6 +704,85 @@ static int p_verification_last(archive_backend *b, const char *serial, penlink_v
     return rc;
 }
 
+/* ---- replaced device keys ------------------------------------------------ */
+
+static int p_key_replace(archive_backend *b, const penlink_key_replacement *r)
+{
+    pg_backend *g = (pg_backend *)b;
+    pg_params p = { 0 };
+    pg_param_text(&p, r->serial);
+    pg_param_int(&p, r->at_ms);
+    pg_param_text(&p, r->user);
+    pg_param_text(&p, r->host);
+    pg_param_text(&p, r->reason);
+    pg_param_bytes(&p, r->old_key, PL_KEY_BYTES);
+    pg_param_bytes(&p, r->new_key, PL_KEY_BYTES);
+    pg_param_int(&p, (int64_t)r->from_seq);
+    pg_param_int(&p, (int64_t)r->heads_before);
+    int rc = pg_may_write(g, "record a key replacement");
+    if (rc != PENLINK_OK)
+        return rc;
+    PGresult *res = pg_run(g,
+                           "INSERT INTO key_replacements (device_id, at_ms, os_user, host, reason, "
+                           "old_key, new_key, from_seq, heads_before) SELECT id, $2, $3, $4, $5, "
+                           "$6, $7, $8, $9 FROM pens WHERE serial = $1 RETURNING id",
+                           &p, "key replacement", &rc);
+    if (!res)
+        return rc;
+    int n = PQntuples(res);
+    PQclear(res);
+    return n == 1
+               ? PENLINK_OK
+               : penlink_fail(b->ctx, PENLINK_ERR_NOT_FOUND, "no pen %s in the archive", r->serial);
+}
+
+typedef struct replacements_visit {
+    pg_backend *g;
+    int (*cb)(void *user, const penlink_key_replacement *r);
+    void *user;
+} replacements_visit;
+
+static int replacement_row(void *u, const PGresult *res, int row)
+{
+    replacements_visit *v = u;
+    penlink_key_replacement r;
+    size_t ol = 0, nl = 0;
+    memset(&r, 0, sizeof r);
+    const uint8_t *old = pg_col_bytes(res, row, 5, &ol), *new_key = pg_col_bytes(res, row, 6, &nl);
+    if (!old || !new_key || ol != PL_KEY_BYTES || nl != PL_KEY_BYTES)
+        return penlink_fail(v->g->base.ctx, PENLINK_ERR_INTEGRITY,
+                            "archive %s is damaged (key replacements: a row whose keys are not "
+                            "%u bytes)",
+                            v->g->name, PL_KEY_BYTES);
+    pg_col_text(res, row, 0, r.serial, sizeof r.serial);
+    r.at_ms = pg_col_int(res, row, 1);
+    pg_col_text(res, row, 2, r.user, sizeof r.user);
+    pg_col_text(res, row, 3, r.host, sizeof r.host);
+    pg_col_text(res, row, 4, r.reason, sizeof r.reason);
+    memcpy(r.old_key, old, PL_KEY_BYTES);
+    memcpy(r.new_key, new_key, PL_KEY_BYTES);
+    r.from_seq = (uint64_t)pg_col_int(res, row, 7);
+    r.heads_before = (uint64_t)pg_col_int(res, row, 8);
+    return v->cb(v->user, &r) != 0;
+}
+
+static int p_key_replacements(archive_backend *b, const char *serial,
+                              int (*cb)(void *user, const penlink_key_replacement *r), void *user)
+{
+    pg_backend *g = (pg_backend *)b;
+    pg_params p = { 0 };
+    if (g->schema < 4)
+        return PENLINK_OK; /* an older schema read as it is: no key replacements table yet */
+    pg_param_text(&p, serial);
+    replacements_visit v = { g, cb, user };
+    return pg_each(
+        g,
+        "SELECT d.serial, k.at_ms, k.os_user, k.host, k.reason, k.old_key, k.new_key, "
+        "k.from_seq, k.heads_before FROM key_replacements k JOIN pens d ON d.id = "
+        "k.device_id WHERE $1::text IS NULL OR " PG_SERIAL_IS("d.serial", "$1") " ORDER BY k.id",
+        &p, "key replacements", replacement_row, &v, NULL);
+}
+
 static int p_annotate(archive_backend *b, const penlink_annotation *a)
 {
     pg_params p = { 0 };
@@ -780,6 +860,8 @@ const archive_ops pg_ops = {
     .heads = p_heads,
     .verification_log = p_verification_log,
     .verification_last = p_verification_last,
+    .key_replace = p_key_replace,
+    .key_replacements = p_key_replacements,
     .annotate = p_annotate,
     .annotations = p_annotations,
     .writable = pg_writable,

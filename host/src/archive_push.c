@@ -20,6 +20,12 @@
  * and one that was stopped is completed by running it again. A record held
  * with other content is a conflict: kept as it is, the chunk that says
  * otherwise stored beside it, alarm "conflict".
+ *
+ * A device key replaced on purpose in the source (penlink keys replace)
+ * goes along: the walk verifies the heads after it with its new key, and
+ * the replacement is stored in the destination just before the first head
+ * signed with that key (or at the end), so that there too the heads before
+ * it verify with the old key and those after with the new one.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stddef.h>
@@ -59,6 +65,12 @@ typedef struct held {
     size_t n_alarms, cap_alarms;
     penlink_config_entry *configs;
     size_t n_configs, cap_configs;
+    uint64_t heads_total; /* every head row of the pen, as verify counts them */
+    /* the source's key replacements of the pen the destination lacks, in order */
+    penlink_key_replacement *repl;
+    size_t n_repl, cap_repl, next_repl;
+    uint8_t key_now[PL_KEY_BYTES]; /* the destination's key in force */
+    int have_key;
 } held;
 
 typedef struct push_pen {
@@ -108,7 +120,8 @@ static int grow(void *pp, size_t *cap, size_t need, size_t size)
 
 static uint64_t news(const penlink_push_report *r)
 {
-    return r->records_new + r->chunks_new + r->heads_new + r->alarms_new + r->configs_new;
+    return r->records_new + r->chunks_new + r->heads_new + r->alarms_new + r->configs_new +
+           r->keys_new;
 }
 
 /* ---- what the destination holds ----------------------------------------- */
@@ -117,6 +130,7 @@ static int held_head(void *u, uint64_t next_seq, const uint8_t *link, size_t lin
                      const uint8_t *sig, size_t sig_len)
 {
     held *h = u;
+    h->heads_total++;
     if (link_len != PL_LINK_BYTES || sig_len != PL_SIG_BYTES)
         return 0;
     if (grow(&h->heads, &h->cap_heads, h->n_heads + 1, sizeof *h->heads) != 0)
@@ -167,6 +181,7 @@ static void held_free(held *h)
     free(h->heads);
     free(h->alarms);
     free(h->configs);
+    free(h->repl);
 }
 
 /* An alarm is the same one when it says the same: kind, place, count and words. */
@@ -201,6 +216,81 @@ static int push_alarm(push_pen *pp, const char *kind, uint64_t seq, uint64_t cou
     if (held_alarm(&pp->h, &a) != 0)
         return penlink_fail(b->ctx, PENLINK_ERR_NO_MEM, "push: out of memory");
     pp->rep->alarms_new++;
+    return PENLINK_OK;
+}
+
+/* ---- replaced device keys ------------------------------------------------ */
+
+typedef struct repl_visit {
+    held *h;
+    int held; /* 1: reading the destination's, 0: the source's */
+    int failed;
+} repl_visit;
+
+/* The destination's replacements give its key in force; the source's that
+ * it lacks wait in h->repl (one it holds is recognised by its keys: the
+ * destination's key in force is already past it). */
+static int take_repl(void *u, const penlink_key_replacement *r)
+{
+    repl_visit *rv = u;
+    held *h = rv->h;
+    if (rv->held) {
+        memcpy(h->key_now, r->new_key, PL_KEY_BYTES);
+        return 0;
+    }
+    if (memcmp(h->key_now, r->old_key, PL_KEY_BYTES) != 0)
+        return 0; /* held already */
+    if (grow(&h->repl, &h->cap_repl, h->n_repl + 1, sizeof *h->repl) != 0) {
+        rv->failed = 1;
+        return 1;
+    }
+    h->repl[h->n_repl++] = *r;
+    memcpy(h->key_now, r->new_key, PL_KEY_BYTES);
+    return 0;
+}
+
+/* Reads what the destination holds of the pen's key history and what the
+ * source adds to it. @p key: the pen's pinned key (the same in both). */
+static int hold_replacements(push_pen *pp, const char *serial, const uint8_t *key)
+{
+    archive_backend *src = pp->run->from->b;
+    held *h = &pp->h;
+    if (!key)
+        return PENLINK_OK; /* an unsigned pen has no key to replace */
+    memcpy(h->key_now, key, PL_KEY_BYTES);
+    h->have_key = 1;
+    repl_visit rv = { h, 1, 0 };
+    int rc = pp->to->ops->key_replacements(pp->to, serial, take_repl, &rv);
+    uint8_t dest_key[PL_KEY_BYTES];
+    memcpy(dest_key, h->key_now, PL_KEY_BYTES);
+    rv.held = 0;
+    if (rc == PENLINK_OK)
+        rc = src->ops->key_replacements(src, serial, take_repl, &rv);
+    memcpy(h->key_now, dest_key, PL_KEY_BYTES);
+    if (rv.failed || rc == PENLINK_ERR_CANCELLED)
+        rc = penlink_fail(pp->to->ctx, PENLINK_ERR_NO_MEM, "push: out of memory");
+    return rc;
+}
+
+/* Stores the waiting replacements up to the one whose new key is @p key
+ * (NULL: all of them), each counting the heads the destination holds then. */
+static int push_replacements(push_pen *pp, const uint8_t *key)
+{
+    held *h = &pp->h;
+    archive_backend *b = pp->to;
+    if (!h->have_key || (key && memcmp(key, h->key_now, PL_KEY_BYTES) == 0))
+        return PENLINK_OK;
+    while (h->next_repl < h->n_repl) {
+        penlink_key_replacement r = h->repl[h->next_repl++];
+        r.heads_before = h->heads_total;
+        int rc = b->ops->key_replace(b, &r);
+        if (rc != PENLINK_OK)
+            return rc;
+        pp->rep->keys_new++;
+        memcpy(h->key_now, r.new_key, PL_KEY_BYTES);
+        if (key && memcmp(key, r.new_key, PL_KEY_BYTES) == 0)
+            break;
+    }
     return PENLINK_OK;
 }
 
@@ -397,12 +487,31 @@ static int on_head(void *u, const penlink_head *h)
             memcmp(x->signature, h->signature, PL_SIG_BYTES) == 0)
             return keep(pp);
     }
-    rc = b->ops->head(b, pp->device, pp->pull, h, archive_now_ms());
+    /* a head signed with a replacement's new key: the replacement goes first */
+    rc = push_replacements(pp, h->device_key);
+    /* the destination verifies a head with the key in force where it is stored: one
+     * signed with a key it replaced since cannot be added after the replacement */
+    if (rc == PENLINK_OK && pp->h.have_key &&
+        memcmp(h->device_key, pp->h.key_now, PL_KEY_BYTES) != 0) {
+        char hex[2 * PL_KEY_BYTES + 1];
+        penlink_key_hex(h->device_key, hex);
+        return penlink_fail(b->ctx, PENLINK_ERR_INTEGRITY,
+                            "push: pen %s's head through seq %llu in archive %s is signed with "
+                            "device key %s, which archive %s replaced (penlink keys replace) "
+                            "before it held this head, and a head is verified with the key in "
+                            "force where it is stored: the push stops here; keep archive %s as the "
+                            "record of those pulls (penlink verify checks it there)",
+                            pp->rep->serial, (unsigned long long)h->next_seq,
+                            pp->run->from->b->name, hex, b->name, pp->run->from->b->name);
+    }
+    if (rc == PENLINK_OK)
+        rc = b->ops->head(b, pp->device, pp->pull, h, archive_now_ms());
     if (rc != PENLINK_OK)
         return rc;
     if (grow(&pp->h.heads, &pp->h.cap_heads, pp->h.n_heads + 1, sizeof *pp->h.heads) != 0)
         return penlink_fail(b->ctx, PENLINK_ERR_NO_MEM, "push: out of memory");
     pp->h.heads[pp->h.n_heads++] = *h;
+    pp->h.heads_total++;
     pp->rep->heads_new++;
     return keep(pp);
 }
@@ -567,7 +676,7 @@ static int check_key(push_pen *pp, const char *serial, const uint8_t *key)
         rc = refuse_key(pp, "key_changed", detail);
         return rc == PENLINK_OK ? 1 : rc;
     }
-    rc = archive_key_owner(b, pp->device, key, owner, sizeof owner);
+    rc = archive_key_owner(b, pp->device, serial, key, owner, sizeof owner);
     if (rc == PENLINK_OK && owner[0]) {
         snprintf(detail, sizeof detail,
                  "pen %s presents device key %s, which archive %s pinned for pen %s: one of "
@@ -651,6 +760,8 @@ static int push_pen_into(push_run *run, push_pen *pp, int64_t src_device, const 
         rc = b->ops->pull_begin(b, pp->device, first_from, archive_now_ms(), &pp->pull);
     if (rc == PENLINK_OK)
         rc = copy_history(pp, serial);
+    if (rc == PENLINK_OK)
+        rc = hold_replacements(pp, serial, key);
     /* the walk's failure keeps what came before it */
     if (rc == PENLINK_OK)
         rc = b->ops->savepoint(b);
@@ -663,6 +774,9 @@ static int push_pen_into(push_run *run, push_pen *pp, int64_t src_device, const 
     rc = archive_walk_pen(run->w, src, src_device, serial, key, first_from, &hooks, &vr);
     if (rc == PENLINK_OK && vr.state != PENLINK_VERIFY_BROKEN)
         rc = flush_conflicts(pp);
+    /* replacements after the last head pushed: recorded once the log verified */
+    if (rc == PENLINK_OK && vr.state != PENLINK_VERIFY_BROKEN)
+        rc = push_replacements(pp, NULL);
     if (rc == PENLINK_OK)
         rc = walk_outcome(pp, &vr);
     if (rc == PENLINK_OK && pp->rep->conflicts && pp->rep->status == PENLINK_OK) {

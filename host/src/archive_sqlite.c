@@ -3,8 +3,8 @@
  * commit is on disk when it returns, which is what lets the pull acknowledge
  * records. Opening, the schema and its migrations are in
  * archive_sqlite_open.c. Audit-trail tables (records, chunks, alarms,
- * config_history, heads, verifications, annotations) refuse UPDATE and
- * DELETE by trigger.
+ * config_history, heads, verifications, annotations, key_replacements)
+ * refuse UPDATE and DELETE by trigger.
  *
  * Transactions are exact: a transaction in which any statement failed is
  * never committed (SQLite may have undone only that statement), a failed
@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "archive_sqlite.h"
+#include "pl/auth.h"
 #include "pl/chunk.h"
 #include "pl/record.h"
 
@@ -1162,6 +1163,34 @@ static int sq_verification_last(archive_backend *b, const char *serial, penlink_
     return rc;
 }
 
+/* ---- replaced device keys ------------------------------------------------ */
+
+static int sq_key_replace(archive_backend *b, const penlink_key_replacement *r)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    int rc = sq_prep(s, &st,
+                     "INSERT INTO key_replacements (device_id, at_ms, os_user, host, reason, "
+                     "old_key, new_key, from_seq, heads_before) SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, "
+                     "?8, ?9 FROM devices WHERE serial = ?1");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, r->serial, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, r->at_ms);
+    sqlite3_bind_text(st, 3, r->user, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, r->host, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, r->old_key, PL_KEY_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 7, r->new_key, PL_KEY_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, (int64_t)r->from_seq);
+    sqlite3_bind_int64(st, 9, (int64_t)r->heads_before);
+    rc = step_done(s, st, "key replacement");
+    if (rc == PENLINK_OK && sqlite3_changes(s->db) != 1)
+        rc = sq_fail(s, PENLINK_ERR_NOT_FOUND, "no pen %s in the archive", r->serial);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 static int sq_annotate(archive_backend *b, const penlink_annotation *a)
 {
     sqlite_backend *s = (sqlite_backend *)b;
@@ -1178,6 +1207,53 @@ static int sq_annotate(archive_backend *b, const penlink_annotation *a)
     sqlite3_bind_text(st, 5, a->host, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, a->text, -1, SQLITE_STATIC);
     rc = step_done(s, st, "annotation");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_key_replacements(archive_backend *b, const char *serial,
+                               int (*cb)(void *user, const penlink_key_replacement *r), void *user)
+{
+    sqlite_backend *s = (sqlite_backend *)b;
+    sqlite3_stmt *st = NULL;
+    /* an archive of an older schema read as it is (not migrated) has none */
+    if (sqlite3_table_column_metadata(s->db, NULL, "key_replacements", NULL, NULL, NULL, NULL, NULL,
+                                      NULL) != SQLITE_OK)
+        return PENLINK_OK;
+    int rc =
+        sq_prep(s, &st,
+                "SELECT d.serial, k.at_ms, k.os_user, k.host, k.reason, k.old_key, k.new_key, "
+                "k.from_seq, k.heads_before FROM key_replacements k JOIN devices d ON d.id = "
+                "k.device_id WHERE ?1 IS NULL OR " SERIAL_IS("d.serial", "?1") " ORDER BY k.id");
+    if (rc)
+        return rc;
+    if (serial)
+        sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+    int x;
+    for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
+        penlink_key_replacement r;
+        memset(&r, 0, sizeof r);
+        const uint8_t *old = blob32(st, 5), *new_key = blob32(st, 6);
+        if (!old || !new_key) {
+            rc = sq_damaged(s, "key replacements", "a row whose keys are not 32 bytes");
+            break;
+        }
+        copy_col(r.serial, sizeof r.serial, st, 0);
+        r.at_ms = sqlite3_column_int64(st, 1);
+        copy_col(r.user, sizeof r.user, st, 2);
+        copy_col(r.host, sizeof r.host, st, 3);
+        copy_col(r.reason, sizeof r.reason, st, 4);
+        memcpy(r.old_key, old, PL_KEY_BYTES);
+        memcpy(r.new_key, new_key, PL_KEY_BYTES);
+        r.from_seq = (uint64_t)sqlite3_column_int64(st, 7);
+        r.heads_before = (uint64_t)sqlite3_column_int64(st, 8);
+        if (cb(user, &r) != 0) {
+            rc = PENLINK_ERR_CANCELLED;
+            break;
+        }
+    }
+    if (rc == PENLINK_OK && x != SQLITE_DONE)
+        rc = sq_db_fail(s, PENLINK_ERR_IO, "key replacements");
     sqlite3_finalize(st);
     return rc;
 }
@@ -1263,6 +1339,8 @@ const archive_ops sq_ops = {
     .heads = sq_heads,
     .verification_log = sq_verification_log,
     .verification_last = sq_verification_last,
+    .key_replace = sq_key_replace,
+    .key_replacements = sq_key_replacements,
     .annotate = sq_annotate,
     .annotations = sq_annotations,
     .writable = sq_writable,

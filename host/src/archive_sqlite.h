@@ -11,7 +11,7 @@
 #include "archive.h"
 
 /* The schema version this penlink writes (PRAGMA user_version). */
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 /* PRAGMA application_id of a penlink archive: "PLAR" (penlink archive). Set on
  * every archive this penlink creates or migrates; a file with another id is
  * another program's, and is never written. docs/audit-guide.md. */

@@ -157,9 +157,22 @@ static const char schema_v4[] =
     "CREATE TRIGGER annotations_append_only_d BEFORE DELETE ON annotations\n"
     "  BEGIN SELECT RAISE(ABORT, 'annotations are append-only'); END;\n";
 
+/* Version 5 records device keys replaced on purpose (penlink keys replace: a
+ * pen repaired with a new key), append-only like the rest of the trail. */
+static const char schema_v5[] =
+    "CREATE TABLE key_replacements (\n"
+    "  id INTEGER PRIMARY KEY, device_id INTEGER NOT NULL REFERENCES devices(id),\n"
+    "  at_ms INTEGER NOT NULL, os_user TEXT, host TEXT, reason TEXT NOT NULL,\n"
+    "  old_key BLOB NOT NULL, new_key BLOB NOT NULL, from_seq INTEGER NOT NULL,\n"
+    "  heads_before INTEGER NOT NULL);\n"
+    "CREATE TRIGGER key_replacements_append_only_u BEFORE UPDATE ON key_replacements\n"
+    "  BEGIN SELECT RAISE(ABORT, 'key replacements are append-only'); END;\n"
+    "CREATE TRIGGER key_replacements_append_only_d BEFORE DELETE ON key_replacements\n"
+    "  BEGIN SELECT RAISE(ABORT, 'key replacements are append-only'); END;\n";
+
 /* Forward migrations: migrations[v] takes the schema from version v to v+1. */
-static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2, schema_v3,
-                                                        schema_v4 };
+static const char *const migrations[SCHEMA_VERSION] = { schema_v1, schema_v2, schema_v3, schema_v4,
+                                                        schema_v5 };
 
 /* penlink_pack_v1(time_ms, kind, fields, depth_um, ..., dropped): a v1 record row as a v2 body. */
 static void sql_pack_v1(sqlite3_context *cx, int argc, sqlite3_value **argv)

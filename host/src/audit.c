@@ -1081,6 +1081,9 @@ static uint32_t alarm_kind(const char *kind)
     return PENLINK_FIND_ALARM; /* a kind newer than this audit: reported by its name */
 }
 
+/* The room " (raised N times)" takes after an alarm's words. */
+#define ALARM_REPEATS_ROOM 40
+
 /* Reports an incident when it was raised in the window or concerns a record that lies in it. */
 static void emit_alarm(audit *a, incident *in)
 {
@@ -1089,7 +1092,11 @@ static void emit_alarm(audit *a, incident *in)
         return;
     const penlink_alarm *al = &in->al;
     penlink_finding fi;
-    finding_init(a, &fi, alarm_kind(al->kind), "integrity", 1);
+    uint32_t kind = alarm_kind(al->kind);
+    char why[160] = ""; /* a key change recorded since (penlink keys replace) explains it */
+    int explained =
+        kind == PENLINK_FIND_KEY_CHANGED && audit_key_change_explained(a->ar, al, why, sizeof why);
+    finding_init(a, &fi, kind, "integrity", !explained);
     fi.name = al->kind;
     fi.serial = al->serial;
     fi.seq = al->seq;
@@ -1098,11 +1105,15 @@ static void emit_alarm(audit *a, incident *in)
     fi.raised_ms = al->at_ms;
     fi.raised_last_ms = in->last_at_ms;
     fi.repeats = in->repeats;
+    /* room for the count (when there is one) and the explanation: the alarm's
+     * words are cut, never they */
+    int room =
+        (int)(sizeof fi.detail - 1 - strlen(why) - (in->repeats > 1 ? ALARM_REPEATS_ROOM : 0));
     if (in->repeats > 1)
-        snprintf(fi.detail, sizeof fi.detail, "%.*s (raised %llu times)",
-                 (int)(sizeof fi.detail - 40), al->detail, (unsigned long long)in->repeats);
+        snprintf(fi.detail, sizeof fi.detail, "%.*s (raised %llu times)%s", room, al->detail,
+                 (unsigned long long)in->repeats, why);
     else
-        snprintf(fi.detail, sizeof fi.detail, "%s", al->detail);
+        snprintf(fi.detail, sizeof fi.detail, "%.*s%s", room, al->detail, why);
     emit(a, &fi);
 }
 
@@ -1398,13 +1409,15 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
             fi.seq = r->seq;
             fi.time_ms = r->time_ms;
             fi.value = r->fault_code;
-            snprintf(fi.detail, sizeof fi.detail,
-                     "the pen refused a configuration change: %s (error %u)",
-                     r->fault_code == 12   ? "not signed"
-                     : r->fault_code == 13 ? "signed by an unknown key, or a bad signature"
-                     : r->fault_code == 15 ? "a stale or replayed request"
-                                           : "not authorised",
-                     r->fault_code);
+            /* a refused clock setting carries the error code + 256 (PL_SECURITY_CLOCK) */
+            uint32_t code = r->fault_code & 0xFFu;
+            snprintf(fi.detail, sizeof fi.detail, "the pen refused a %s: %s (error %u)",
+                     r->fault_code >> 8 == 1 ? "clock setting" : "configuration change",
+                     code == 12   ? "not signed"
+                     : code == 13 ? "signed by an unknown key, or a bad signature"
+                     : code == 15 ? "a stale or replayed request"
+                                  : "not authorised",
+                     code);
             emit(a, &fi);
         }
         break;

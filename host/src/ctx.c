@@ -108,6 +108,15 @@ const char *penlink_ctx_trace_error(const penlink_ctx *ctx)
     return ctx ? trace_file_error(ctx->trace) : NULL;
 }
 
+void penlink_ctx_set_notice_cb(penlink_ctx *ctx, void (*cb)(void *user, const char *text),
+                               void *user)
+{
+    if (!ctx)
+        return;
+    ctx->on_notice = cb;
+    ctx->on_notice_user = user;
+}
+
 void penlink_ctx_cancel(penlink_ctx *ctx)
 {
     if (ctx)

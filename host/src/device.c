@@ -6,6 +6,7 @@
  * messages that say what to do.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,18 @@ long long dev_now_ms(void)
 void dev_copy_str(char *dst, size_t cap, const char *src)
 {
     snprintf(dst, cap, "%s", src ? src : "");
+}
+
+void dev_notice(penlink_dev *d, const char *fmt, ...)
+{
+    char text[300];
+    if (!d->ctx->on_notice)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    d->ctx->on_notice(d->ctx->on_notice_user, text);
 }
 
 /* ---- frames in and out ------------------------------------------------- */
@@ -215,8 +228,15 @@ static int request(penlink_dev *d, pl_envelope *req, int idempotent,
         for (;;) {
             pl_envelope *env = NULL;
             st = dev_recv(d, deadline, &env, NULL);
-            if (st == PENLINK_ERR_TIMEOUT)
+            if (st == PENLINK_ERR_TIMEOUT) {
+                if (attempt + 1 < tries)
+                    dev_notice(d,
+                               "%s: the pen has not answered %s for %.1f s; asking again (try "
+                               "%d of %d)",
+                               d->serial[0] ? d->serial : d->t->where, name,
+                               (double)d->timeout_ms / 1000.0, attempt + 2, tries);
                 break;
+            }
             if (st != PENLINK_OK)
                 return st;
             if (env->request_id != req->request_id &&
@@ -251,8 +271,10 @@ static int request(penlink_dev *d, pl_envelope *req, int idempotent,
         }
     }
     return penlink_fail(d->ctx, PENLINK_ERR_TIMEOUT,
-                        "%s: the pen did not answer %s within %d ms (%d %s)", d->t->where, name,
-                        d->timeout_ms, tries, tries == 1 ? "try" : "tries");
+                        "%s: the pen did not answer %s within %d ms (%d %s): it may be hung. "
+                        "Unplug it and plug it in again (or switch it off and on), then run the "
+                        "command again",
+                        d->t->where, name, d->timeout_ms, tries, tries == 1 ? "try" : "tries");
 }
 
 int dev_supports(penlink_dev *d, Penlink__V1__Envelope__BodyCase body)
@@ -267,9 +289,16 @@ int dev_supports(penlink_dev *d, Penlink__V1__Envelope__BodyCase body)
         break;
     case PENLINK__V1__ENVELOPE__BODY_GET_CONFIG:
     case PENLINK__V1__ENVELOPE__BODY_SET_CONFIG:
-    case PENLINK__V1__ENVELOPE__BODY_GET_NONCE:
         need = PENLINK__V1__FEATURE__FEATURE_CONFIG;
         what = "configuration";
+        break;
+    case PENLINK__V1__ENVELOPE__BODY_GET_NONCE: /* for a signed SetConfig or SetClock */
+        need = PENLINK__V1__FEATURE__FEATURE_CONFIG | PENLINK__V1__FEATURE__FEATURE_SIGNED_CLOCK;
+        what = "nonces";
+        break;
+    case PENLINK__V1__ENVELOPE__BODY_IDENTIFY:
+        need = PENLINK__V1__FEATURE__FEATURE_IDENTIFY;
+        what = "identify (signalling itself)";
         break;
     case PENLINK__V1__ENVELOPE__BODY_SET_CLOCK:
         need = PENLINK__V1__FEATURE__FEATURE_CLOCK;
@@ -705,10 +734,40 @@ int penlink_dev_clock_set(penlink_dev *d, int64_t time_ms, int64_t *previous_ms)
     if (!d)
         return PENLINK_ERR_INVALID_ARG;
     penlink_enter(d->ctx);
+    return penlink_dev_clock_set_signed(d, time_ms, NULL, previous_ms);
+}
+
+int penlink_dev_clock_set_signed(penlink_dev *d, int64_t time_ms, const penlink_key *key,
+                                 int64_t *previous_ms)
+{
+    if (!d)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(d->ctx);
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
     Penlink__V1__SetClock sc = PENLINK__V1__SET_CLOCK__INIT;
+    uint8_t nonce[PL_NONCE_BYTES], sig[PL_SIG_BYTES], pk[PL_KEY_BYTES];
     sc.has_time_ms = 1;
     sc.time_ms = time_ms;
+    if (key) {
+        uint8_t msg[PL_AUTH_CLOCK_MAX];
+        int st = dev_supports(d, PENLINK__V1__ENVELOPE__BODY_SET_CLOCK);
+        if (st == PENLINK_OK)
+            st = get_nonce(d, nonce);
+        if (st != PENLINK_OK)
+            return st;
+        size_t n = pl_auth_clock_bytes(msg, d->serial, nonce, time_ms);
+        if (n == 0 || penlink_sign(key, msg, n, sig) != 0)
+            return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG,
+                                "the clock setting could not be signed (serial too long)");
+        memcpy(pk, key->public_key, sizeof pk);
+        sc.has_signature = sc.has_key = sc.has_nonce = 1;
+        sc.signature.data = sig;
+        sc.signature.len = sizeof sig;
+        sc.key.data = pk;
+        sc.key.len = sizeof pk;
+        sc.nonce.data = nonce;
+        sc.nonce.len = sizeof nonce;
+    }
     env.body_case = PENLINK__V1__ENVELOPE__BODY_SET_CLOCK;
     env.set_clock = &sc;
     pl_envelope *r = NULL;
@@ -717,6 +776,28 @@ int penlink_dev_clock_set(penlink_dev *d, int64_t time_ms, int64_t *previous_ms)
         return st;
     if (previous_ms)
         *previous_ms = r->set_clock_reply->previous_time_ms;
+    pl_envelope_free(NULL, r);
+    return PENLINK_OK;
+}
+
+int penlink_dev_identify(penlink_dev *d, uint32_t seconds, uint32_t *granted)
+{
+    if (!d)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(d->ctx);
+    Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
+    Penlink__V1__Identify q = PENLINK__V1__IDENTIFY__INIT;
+    q.has_seconds = 1;
+    q.seconds = seconds;
+    env.body_case = PENLINK__V1__ENVELOPE__BODY_IDENTIFY;
+    env.identify = &q;
+    pl_envelope *r = NULL;
+    /* signalling again is harmless, so retrying is safe */
+    int st = request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_IDENTIFY_REPLY, &r);
+    if (st != PENLINK_OK)
+        return st;
+    if (granted)
+        *granted = r->identify_reply->has_seconds ? r->identify_reply->seconds : seconds;
     pl_envelope_free(NULL, r);
     return PENLINK_OK;
 }

@@ -58,5 +58,7 @@ const char *dev_body_name(Penlink__V1__Envelope__BodyCase c);
 int dev_pen_error(penlink_dev *d, const Penlink__V1__Error *e, const char *req);
 /* PENLINK_OK when the pen announced the feature group of @p body; else a local refusal. */
 int dev_supports(penlink_dev *d, Penlink__V1__Envelope__BodyCase body);
+/* Tells the context's notice callback (penlink_ctx_set_notice_cb), if any. */
+void dev_notice(penlink_dev *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -9,7 +9,7 @@
 
 /* The protocol version this library speaks (docs/protocol.md). */
 #define PENLINK_PROTOCOL_MAJOR 1
-#define PENLINK_PROTOCOL_MINOR 0
+#define PENLINK_PROTOCOL_MINOR 1
 
 struct penlink_ctx {
     char errmsg[512];
@@ -21,6 +21,8 @@ struct penlink_ctx {
     struct trace_file *trace;         /* --trace: sessions opened from now on are recorded */
     penlink_message_ex_cb on_message; /* -v: every message of the sessions opened from now on */
     void *on_message_user;
+    void (*on_notice)(void *user, const char *text); /* a wait in vain, a request asked again */
+    void *on_notice_user;
 };
 
 #define PENLINK_DEFAULT_TIMEOUT_MS 2000
@@ -46,6 +48,12 @@ int penlink_fail(penlink_ctx *ctx, int status, const char *fmt, ...)
 
 /** Maps a protocol-library status to the public enum. */
 int penlink_from_pl(int pl_status);
+
+/* 1 when a key replacement recorded after the key_changed alarm @p al (of
+ * the same pen, to the key the alarm says the pen presented) explains it;
+ * @p note then says when, by whom and why (archive.c). */
+int audit_key_change_explained(penlink_archive *ar, const penlink_alarm *al, char *note,
+                               size_t cap);
 
 /* Crypto (keys.c, libsodium). sign/verify return 0 or -1. */
 int penlink_sign(const penlink_key *key, const uint8_t *msg, size_t len, uint8_t sig[64]);

@@ -196,3 +196,30 @@ void penlink_sha256(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen
     crypto_hash_sha256_update(&st, b, blen);
     crypto_hash_sha256_final(&st, out);
 }
+
+void penlink_key_fingerprint(const uint8_t pk[32], char out[PENLINK_KEY_FINGERPRINT_LEN])
+{
+    static const char digits[] = "0123456789abcdef";
+    enum { FP_BYTES = 8, GROUP = 2 };
+    uint8_t h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, pk, 32);
+    size_t n = 0;
+    for (int i = 0; i < FP_BYTES; i++) {
+        if (i && i % GROUP == 0)
+            out[n++] = ':';
+        out[n++] = digits[h[i] >> 4];
+        out[n++] = digits[h[i] & 15];
+    }
+    out[n] = '\0';
+}
+
+int penlink_info_accepts_key(const penlink_info *info, const uint8_t pk[32])
+{
+    if (!info || !pk)
+        return 0;
+    const size_t cap = sizeof info->config_keys / sizeof info->config_keys[0];
+    for (uint32_t i = 0; i < info->n_config_keys && i < cap; i++)
+        if (sodium_memcmp(info->config_keys[i], pk, 32) == 0)
+            return 1;
+    return 0;
+}

@@ -565,6 +565,14 @@ int penlink_dev_pull(penlink_dev *d, uint64_t from_seq, const penlink_pull_cb *c
     if (info.log_next_seq > from_seq)
         ps.prog.records_total =
             info.log_next_seq - (from_seq > info.log_first_seq ? from_seq : info.log_first_seq);
+    /* the bytes to come: the flash the pen says its records use, pro rata */
+    uint64_t held = info.log_next_seq - info.log_first_seq;
+    if (held > 0 && ps.prog.records_total <= held)
+        ps.prog.bytes_total =
+            (uint64_t)((double)info.log_used_bytes * (double)ps.prog.records_total / (double)held);
+    ps.prog.next_seq = from_seq;
+    if (cb && cb->on_progress) /* the totals, before the first record */
+        cb->on_progress(cb->user, &ps.prog);
     int tries = 0;
     for (;;) {
         if (atomic_load(&d->ctx->cancelled))
@@ -578,12 +586,17 @@ int penlink_dev_pull(penlink_dev *d, uint64_t from_seq, const penlink_pull_cb *c
         if (win == WIN_END)
             break;
         tries = ps.next > before ? 0 : tries + 1;
+        if (win == WIN_RETRY && tries < PULL_TRIES)
+            dev_notice(d, "%s: %s; asking again from seq %llu (retry %d of %d)", d->serial, ps.why,
+                       (unsigned long long)ps.next, tries + 1, PULL_TRIES);
         if (tries >= PULL_TRIES)
             return penlink_fail(d->ctx, ps.why_timeout ? PENLINK_ERR_TIMEOUT : PENLINK_ERR_PROTOCOL,
                                 "%s; asked %d times: the records from seq %llu on stay on the "
-                                "pen and were not acknowledged; check the cable, replug the pen "
-                                "and pull again",
-                                ps.why, PULL_TRIES, (unsigned long long)ps.next);
+                                "pen and were not acknowledged; %s, and pull again",
+                                ps.why, PULL_TRIES, (unsigned long long)ps.next,
+                                ps.why_timeout ? "the pen may be hung: unplug it and plug it in "
+                                                 "again (or switch it off and on)"
+                                               : "check the cable, replug the pen");
     }
     if (!ps.started)
         res->first_seq = res->next_seq = ps.next;

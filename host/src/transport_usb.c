@@ -11,6 +11,11 @@
  * The three ways opening fails are told apart, because users lose hours when
  * they look alike: no pen (NOT_FOUND), no permission (ACCESS: the udev
  * rule), and another program holding the interface (BUSY).
+ *
+ * Pens are named by serial or by the USB port they are plugged into, as
+ * udev and `lsusb -t` name ports ("1-2.3": bus 1, port 3 of the hub on
+ * port 2), and listed in port order, so that a desk of pens reads the same
+ * way every time.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -24,6 +29,8 @@
 
 #define IN_TRANSFERS 4
 #define IN_SIZE (16 * 1024)
+#define USB_MAX_TIERS 7       /* port numbers in a path: USB allows 7 tiers */
+#define USB_MAX_CANDIDATES 32 /* pens looked at on one bus scan */
 
 /* PENLINK_UDEV_RULE: where the build installs the rule (host/CMakeLists.txt). */
 static const char udev_hint[] =
@@ -152,7 +159,55 @@ typedef struct candidate {
     int open_err;
     int iface;
     uint8_t in, out;
+    uint8_t bus;
+    uint8_t ports[USB_MAX_TIERS];
+    int nports;
+    char port[PENLINK_PORT_MAX]; /* "1-2.3" */
 } candidate;
+
+/* "BUS-PORT.PORT..." of a device, as udev names it. */
+static void port_path(candidate *k)
+{
+    int n = libusb_get_port_numbers(k->dev, k->ports, USB_MAX_TIERS);
+    k->bus = libusb_get_bus_number(k->dev);
+    k->nports = n > 0 ? n : 0;
+    size_t len = (size_t)snprintf(k->port, sizeof k->port, "%u", k->bus);
+    for (int i = 0; i < k->nports && len < sizeof k->port; i++)
+        len += (size_t)snprintf(k->port + len, sizeof k->port - len, "%c%u", i ? '.' : '-',
+                                k->ports[i]);
+}
+
+/* Port order: bus, then port numbers one tier at a time (1-2 < 1-2.1 < 1-10). */
+static int by_port(const void *a, const void *b)
+{
+    const candidate *x = a, *y = b;
+    if (x->bus != y->bus)
+        return x->bus < y->bus ? -1 : 1;
+    for (int i = 0; i < x->nports && i < y->nports; i++)
+        if (x->ports[i] != y->ports[i])
+            return x->ports[i] < y->ports[i] ? -1 : 1;
+    return x->nports - y->nports;
+}
+
+/* 1 when @p s is a port path "BUS-PORT[.PORT...]" (digits only). */
+static int is_port_path(const char *s)
+{
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || s[n] != '-')
+        return 0;
+    s += n + 1;
+    for (;;) {
+        n = strspn(s, "0123456789");
+        if (n == 0)
+            return 0;
+        s += n;
+        if (*s == '\0')
+            return 1;
+        if (*s != '.')
+            return 0;
+        s++;
+    }
+}
 
 /* Every pen on the bus; the caller unrefs the devices. */
 static int scan(libusb_context *usb, candidate *c, size_t cap, size_t *n)
@@ -174,6 +229,7 @@ static int scan(libusb_context *usb, candidate *c, size_t cap, size_t *n)
             continue;
         k.open_err = read_serial(list[i], k.serial, sizeof k.serial);
         k.dev = libusb_ref_device(list[i]);
+        port_path(&k);
         if (*n < cap)
             c[*n] = k;
         else
@@ -181,30 +237,32 @@ static int scan(libusb_context *usb, candidate *c, size_t cap, size_t *n)
         (*n)++;
     }
     libusb_free_device_list(list, 1);
+    qsort(c, *n < cap ? *n : cap, sizeof *c, by_port);
     return 0;
 }
 
-static void describe(libusb_device *d, char *out, size_t cap)
+static void describe(const candidate *k, char *out, size_t cap)
 {
-    snprintf(out, cap, "usb bus %u device %u", libusb_get_bus_number(d),
-             libusb_get_device_address(d));
+    snprintf(out, cap, "usb port %s (bus %u device %u)", k->port, k->bus,
+             libusb_get_device_address(k->dev));
 }
 
 int transport_usb_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n)
 {
     libusb_context *usb;
-    candidate c[32];
+    candidate c[USB_MAX_CANDIDATES];
     size_t found = 0;
     int r = libusb_init(&usb);
     if (r != 0)
         return usb_status(ctx, r, "usb", "libusb_init");
-    r = scan(usb, c, 32, &found);
-    for (size_t i = 0; i < found && i < 32; i++) {
+    r = scan(usb, c, USB_MAX_CANDIDATES, &found);
+    for (size_t i = 0; i < found && i < USB_MAX_CANDIDATES; i++) {
         if (i < cap) {
             penlink_found *f = &out[i];
             memset(f, 0, sizeof *f);
             snprintf(f->serial, sizeof f->serial, "%s", c[i].serial);
-            describe(c[i].dev, f->where, sizeof f->where);
+            snprintf(f->port, sizeof f->port, "%s", c[i].port);
+            describe(&c[i], f->where, sizeof f->where);
             if (c[i].serial[0])
                 snprintf(f->uri, sizeof f->uri, "usb:%s", c[i].serial);
             else
@@ -500,9 +558,17 @@ static const transport_ops usb_ops = { "usb", usb_send, usb_recv, usb_close };
 int transport_usb_open(penlink_ctx *ctx, const char *serial, transport **out)
 {
     usb_transport *u = calloc(1, sizeof *u);
-    candidate c[32];
+    candidate c[USB_MAX_CANDIDATES];
     size_t n = 0, pick = 0, matches = 0;
     int rc = PENLINK_OK, r;
+    /* "usb:1-2.3" names a port, "usb:serial=S" (or any other text) a serial */
+    const char *port = NULL;
+    if (serial && strncmp(serial, "serial=", 7) == 0)
+        serial += 7;
+    else if (serial && is_port_path(serial)) {
+        port = serial;
+        serial = NULL;
+    }
     if (!u)
         return penlink_fail(ctx, PENLINK_ERR_NO_MEM, "no memory for a USB session");
     u->base.ops = &usb_ops;
@@ -513,22 +579,27 @@ int transport_usb_open(penlink_ctx *ctx, const char *serial, transport **out)
         rc = usb_status(ctx, r, "usb", "libusb_init");
         goto fail;
     }
-    r = scan(u->usb, c, 32, &n);
+    r = scan(u->usb, c, USB_MAX_CANDIDATES, &n);
     if (r != 0) {
         rc = usb_status(ctx, r, "usb", "list devices");
         goto fail;
     }
-    if (n > 32)
-        n = 32;
+    if (n > USB_MAX_CANDIDATES)
+        n = USB_MAX_CANDIDATES;
     for (size_t i = 0; i < n; i++)
-        if (!serial || strcmp(serial, c[i].serial) == 0) {
+        if (port ? strcmp(port, c[i].port) == 0 : !serial || strcmp(serial, c[i].serial) == 0) {
             if (matches++ == 0)
                 pick = i;
         }
     if (matches == 0) {
         uint16_t vid, pid;
         usb_ids(&vid, &pid);
-        if (serial && n > 0)
+        if (port)
+            rc = penlink_fail(ctx, PENLINK_ERR_NOT_FOUND,
+                              "no pen is plugged into USB port %s (%zu pen%s elsewhere: see "
+                              "'penlink list')",
+                              port, n, n == 1 ? "" : "s");
+        else if (serial && n > 0)
             rc = penlink_fail(ctx, PENLINK_ERR_NOT_FOUND,
                               "no pen with serial %s is plugged in (%zu other pen%s: see "
                               "'penlink list')",
@@ -541,17 +612,17 @@ int transport_usb_open(penlink_ctx *ctx, const char *serial, transport **out)
         goto fail_unref;
     }
     if (matches > 1) {
-        char list[256] = "";
+        char list[512] = "";
         for (size_t i = 0; i < n; i++) {
             size_t l = strlen(list);
-            snprintf(list + l, sizeof list - l, "%s usb:%s", i ? "," : "",
-                     c[i].serial[0] ? c[i].serial : "?");
+            snprintf(list + l, sizeof list - l, "%s usb:%s (port %s)", i ? "," : "",
+                     c[i].serial[0] ? c[i].serial : "?", c[i].port);
         }
         rc = penlink_fail(ctx, PENLINK_ERR_AMBIGUOUS,
                           "%zu pens are plugged in; choose one with --device:%s", matches, list);
         goto fail_unref;
     }
-    describe(c[pick].dev, u->base.where, sizeof u->base.where);
+    describe(&c[pick], u->base.where, sizeof u->base.where);
     if (c[pick].open_err) {
         rc = usb_status(ctx, c[pick].open_err, u->base.where, "open");
         goto fail_unref;

@@ -3,7 +3,10 @@
  * and the same checks as a walk that archive push copies a log by.
  *
  *  1. Heads: each signed head the pulls kept must verify with the pen's
- *     pinned key and name the link of a chunk the archive holds.
+ *     key in force when it was kept (the pinned key, then the new key of
+ *     each recorded replacement from the head it was recorded before, in
+ *     the order the heads were stored) and name the link of a chunk the
+ *     archive holds. A replacement must name the key it replaced.
  *  2. Chunks, in seq order: each stored chunk's bytes must hash to its link
  *     (SHA-256 over the previous link, its header fields and its data), and
  *     its previous link must be the link of the stored chunk before it (the
@@ -33,6 +36,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,13 +45,17 @@
 #include "pl/auth.h"
 #include "pl/chunk.h"
 
+/* Most key replacements of one pen verify looks at. */
+#define VERIFY_MAX_REPLACEMENTS 64
+
 /* A stored head, its signature checked. */
 typedef struct vhead {
     uint64_t next_seq;
     uint8_t link[PL_LINK_BYTES], sig[PL_SIG_BYTES];
-    size_t order; /* as stored: the first bad one is named */
-    int good;     /* the signature verifies with the pinned key */
-    int matched;  /* a chunk has its link */
+    size_t order;  /* as stored: the first bad one is named */
+    size_t key_no; /* the key in force when it was kept: 0 pinned, n after n replacements */
+    int good;      /* the signature verifies with that key */
+    int matched;   /* a chunk has its link */
 } vhead;
 
 struct archive_walker {
@@ -59,8 +67,12 @@ typedef struct vstate {
     archive_backend *b;
     int64_t device;
     const char *serial;
-    int signs; /* the pen has a pinned key: links and heads are checked */
-    uint8_t key[PL_KEY_BYTES];
+    int signs;                 /* the pen has a pinned key: links and heads are checked */
+    uint8_t key[PL_KEY_BYTES]; /* the pinned key */
+    /* replacements (penlink keys replace): from head number heads_before on, new_key */
+    penlink_key_replacement repl[VERIFY_MAX_REPLACEMENTS];
+    size_t n_repl, next_repl;
+    uint8_t key_now[PL_KEY_BYTES]; /* the key in force for the next stored head */
     penlink_verify_report *r;
     const archive_walk_hooks *hooks;
     /* chain */
@@ -117,6 +129,44 @@ static int cmp_head_order(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static int on_replacement(void *u, const penlink_key_replacement *r)
+{
+    vstate *v = u;
+    if (v->n_repl == VERIFY_MAX_REPLACEMENTS)
+        return broken(v, r->from_seq,
+                      "more than %d key replacements are recorded for this pen: not a repaired "
+                      "pen",
+                      VERIFY_MAX_REPLACEMENTS);
+    v->repl[v->n_repl++] = *r;
+    return 0;
+}
+
+/* Takes the replacements recorded before head number @p head_no (all of
+ * them: SIZE_MAX): the key in force changes with each. 1 when broken. */
+static int advance_key(vstate *v, size_t head_no)
+{
+    while (v->next_repl < v->n_repl && head_no >= v->repl[v->next_repl].heads_before) {
+        const penlink_key_replacement *r = &v->repl[v->next_repl++];
+        if (memcmp(r->old_key, v->key_now, PL_KEY_BYTES) != 0)
+            return broken(v, r->from_seq,
+                          "the key replacement recorded at seq %llu names an old key that was "
+                          "not the pen's key in force (the replacement record was edited)",
+                          (unsigned long long)r->from_seq);
+        memcpy(v->key_now, r->new_key, PL_KEY_BYTES);
+        char what[96];
+        snprintf(what, sizeof what, "device key replaced at seq %llu (heads after it: new key)",
+                 (unsigned long long)r->from_seq);
+        note(v, what);
+    }
+    return 0;
+}
+
+/* The key head @p h verified with. */
+static const uint8_t *head_key(const vstate *v, const vhead *h)
+{
+    return h->key_no ? v->repl[h->key_no - 1].new_key : v->key;
+}
+
 static int on_stored_head(void *u, uint64_t next_seq, const uint8_t *link, size_t link_len,
                           const uint8_t *sig, size_t sig_len)
 {
@@ -131,9 +181,13 @@ static int on_stored_head(void *u, uint64_t next_seq, const uint8_t *link, size_
         v->heads = p;
         v->cap_heads = cap;
     }
+    /* the heads kept after a recorded replacement verify with its new key */
+    if (advance_key(v, v->n_heads))
+        return 1;
     vhead *h = &v->heads[v->n_heads];
     memset(h, 0, sizeof *h);
     h->next_seq = next_seq;
+    h->key_no = v->next_repl;
     h->order = v->n_heads++;
     if (link_len != PL_LINK_BYTES || sig_len != PL_SIG_BYTES)
         return 0; /* cannot verify: named at the end */
@@ -141,7 +195,7 @@ static int on_stored_head(void *u, uint64_t next_seq, const uint8_t *link, size_
     memcpy(h->sig, sig, PL_SIG_BYTES);
     uint8_t msg[PL_AUTH_HEAD_MAX];
     size_t n = pl_auth_head_bytes(msg, v->serial, next_seq, link);
-    h->good = n > 0 && penlink_verify(sig, msg, n, v->key) == 0;
+    h->good = n > 0 && penlink_verify(sig, msg, n, v->key_now) == 0;
     return 0;
 }
 
@@ -204,9 +258,12 @@ static int on_gap(void *u, const penlink_alarm *a)
 static int bad_head(vstate *v, const vhead *h)
 {
     return broken(v, h->next_seq,
-                  "the signed head through seq %llu does not verify with the pen's pinned key "
+                  "the signed head through seq %llu does not verify with the pen's %s "
                   "(re-signed or edited)",
-                  (unsigned long long)h->next_seq);
+                  (unsigned long long)h->next_seq,
+                  h->key_no ? "key in force when it was kept (the new key of a recorded "
+                              "replacement)"
+                            : "pinned key");
 }
 
 /* The stretch of the chain walked so far must end under a verified head. A
@@ -313,7 +370,7 @@ static int heads_at(vstate *v, const uint8_t *link, uint64_t end, int copy)
             ph.next_seq = h->next_seq;
             memcpy(ph.link, h->link, PL_LINK_BYTES);
             memcpy(ph.signature, h->sig, PL_SIG_BYTES);
-            memcpy(ph.device_key, v->key, PL_KEY_BYTES);
+            memcpy(ph.device_key, head_key(v, h), PL_KEY_BYTES);
             int rc = v->hooks->head(v->hooks->user, &ph);
             if (rc != PENLINK_OK) {
                 v->st = rc;
@@ -483,8 +540,10 @@ int archive_walk_pen(archive_walker *w, archive_backend *b, int64_t device, cons
     v.dec = &w->dec;
     v.first_from = first_from;
     v.signs = key != NULL;
-    if (key)
+    if (key) {
         memcpy(v.key, key, PL_KEY_BYTES);
+        memcpy(v.key_now, key, PL_KEY_BYTES);
+    }
     int rc = seq_outliers(b, device, r);
     if (rc != PENLINK_OK || r->state == PENLINK_VERIFY_BROKEN)
         return rc; /* the archive cannot be read, or the pen's rows hold what no pen logs */
@@ -492,8 +551,13 @@ int archive_walk_pen(archive_walker *w, archive_backend *b, int64_t device, cons
     f.serial = serial;
     rc = b->ops->alarms(b, &f, on_gap, &v);
     if (rc == PENLINK_OK && v.signs)
+        rc = b->ops->key_replacements(b, serial, on_replacement, &v);
+    if (rc == PENLINK_OK && v.signs)
         rc = b->ops->heads(b, device, on_stored_head, &v);
-    if (rc == PENLINK_OK) {
+    /* replacements recorded after the last head: checked, and named */
+    if (rc == PENLINK_OK && v.signs && r->state == PENLINK_VERIFY_OK)
+        advance_key(&v, SIZE_MAX);
+    if (rc == PENLINK_OK && r->state == PENLINK_VERIFY_OK) {
         if (v.n_heads)
             qsort(v.heads, v.n_heads, sizeof *v.heads, cmp_head_link);
         rc = b->ops->chunks(b, device, on_chunk, &v);

@@ -110,3 +110,14 @@ size_t pl_auth_head_bytes(uint8_t buf[PL_AUTH_HEAD_MAX], const char *serial, uin
     put(&o, link, PL_LINK_BYTES);
     return o.bad ? 0 : o.n;
 }
+
+size_t pl_auth_clock_bytes(uint8_t buf[PL_AUTH_CLOCK_MAX], const char *serial,
+                           const uint8_t nonce[PL_NONCE_BYTES], int64_t time_ms)
+{
+    out o = { buf, 0, PL_AUTH_CLOCK_MAX, 0 };
+    put(&o, "penlink-clock-v1", 16);
+    put_str(&o, serial, PL_SERIAL_MAX);
+    put(&o, nonce, PL_NONCE_BYTES);
+    put_le(&o, (uint64_t)time_ms, 8);
+    return o.bad ? 0 : o.n;
+}

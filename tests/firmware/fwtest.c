@@ -199,6 +199,15 @@ static void h_logged(void *ctx, const pl_record *rec)
     r->gt_op[r->gt_n++] = r->fl.ops;
 }
 
+/* Identify: the rig counts the signals it was asked for. */
+static int h_identify(void *ctx, uint32_t seconds)
+{
+    rig *r = ctx;
+    r->identify_calls++;
+    r->identify_seconds = seconds;
+    return 0;
+}
+
 void rig_init(rig *r, uint32_t ssize, uint32_t count, uint32_t batch)
 {
     usage_params up;
@@ -218,6 +227,7 @@ void rig_init(rig *r, uint32_t ssize, uint32_t count, uint32_t batch)
     r->hal.cartridge_write_uses = h_cart_write;
     r->hal.sensors_read = h_sensors;
     r->hal.record_logged = h_logged;
+    r->hal.identify = h_identify;
     pen_opts_default(&r->opts);
     r->opts.serial = "PLTEST01";
     r->opts.batch_records = batch;

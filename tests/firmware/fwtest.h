@@ -62,6 +62,8 @@ typedef struct rig {
     uint32_t rid;
     uint32_t host_max; /* Hello.max_frame_payload */
     usage_model model;
+    unsigned identify_calls; /* Identify signals the pen asked its HAL for */
+    uint32_t identify_seconds;
 } rig;
 
 /* A rig over a fresh flash of @p count sectors of @p ssize bytes. */

@@ -1,9 +1,11 @@
 /*
  * The protocol handler: the session rules (Hello, versions, NOT_READY, a new
  * Hello dropping a pull), every reply echoing request_id, the frame limit of
- * the host, SetClock and GetInfo, every class of malformed frame and message
- * (each answered, then resynchronised), input split at every byte, and
- * random bytes through the same entry point as the libFuzzer target.
+ * the host, SetClock and GetInfo, Identify, the signed SetClock of a pen
+ * with config keys (unsigned, replayed and wrongly signed ones refused and
+ * logged), every class of malformed frame and message (each answered, then
+ * resynchronised), input split at every byte, and random bytes through the
+ * same entry point as the libFuzzer target.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,9 +14,12 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 #include <zlib.h>
 
 #include "fwtest.h"
+#include "identity.h"
+#include "pl/auth.h"
 
 int pen_fuzz_one(const uint8_t *data, size_t len);
 
@@ -82,7 +87,7 @@ static void test_session_rules(void **state)
     /* another major version, both named */
     pl_envelope *e = hello_major(&r, 2, true);
     assert_int_equal(rig_error_code(e), PENLINK__V1__ERROR_CODE__ERROR_VERSION_MISMATCH);
-    assert_non_null(strstr(e->error->message, "1.0"));
+    assert_non_null(strstr(e->error->message, "1.1"));
     assert_non_null(strstr(e->error->message, "2.3"));
     assert_int_equal(e->request_id, 5);
     pl_envelope_free(NULL, e);
@@ -96,8 +101,8 @@ static void test_session_rules(void **state)
     e = hello_major(&r, 1, true);
     assert_int_equal(e->body_case, PENLINK__V1__ENVELOPE__BODY_HELLO_REPLY);
     assert_int_equal(e->hello_reply->protocol_major, 1);
-    assert_int_equal(e->hello_reply->protocol_minor, 0);
-    assert_int_equal(e->hello_reply->features, 7);
+    assert_int_equal(e->hello_reply->protocol_minor, 1);
+    assert_int_equal(e->hello_reply->features, 7 | PENLINK__V1__FEATURE__FEATURE_IDENTIFY);
     assert_int_equal(e->hello_reply->max_frame_payload, PEN_RX_MAX_PAYLOAD);
     assert_string_equal(e->hello_reply->serial, "PLTEST01");
     pl_envelope_free(NULL, e);
@@ -125,7 +130,7 @@ static void test_session_rules(void **state)
     assert_int_equal(rig_boot(&r), PEN_OK);
     e = hello_major(&r, 1, true);
     assert_int_equal(rig_error_code(e), PENLINK__V1__ERROR_CODE__ERROR_VERSION_MISMATCH);
-    assert_non_null(strstr(e->error->message, "2.0"));
+    assert_non_null(strstr(e->error->message, "2.1"));
     pl_envelope_free(NULL, e);
     rig_free(&r);
 }
@@ -359,6 +364,213 @@ static void test_set_clock(void **state)
     rig_free(&r);
 }
 
+/* Sends one request built by the caller; returns its one reply. */
+static pl_envelope *call1(rig *r, pl_envelope *env)
+{
+    pl_envelope **v;
+    env->has_request_id = 1;
+    env->request_id = ++r->rid;
+    size_t n = rig_call(r, env, &v);
+    assert_int_equal(n, 1);
+    pl_envelope *e = v[0];
+    free(v);
+    return e;
+}
+
+static pl_envelope *identify(rig *r, bool has, uint32_t seconds)
+{
+    pl_envelope env = PENLINK__V1__ENVELOPE__INIT;
+    Penlink__V1__Identify q = PENLINK__V1__IDENTIFY__INIT;
+    q.has_seconds = has;
+    q.seconds = seconds;
+    env.body_case = PENLINK__V1__ENVELOPE__BODY_IDENTIFY;
+    env.identify = &q;
+    return call1(r, &env);
+}
+
+/* Identify: announced when the HAL can signal; the default, the maximum, stop. */
+static void test_identify(void **state)
+{
+    rig r;
+    (void)state;
+    boot(&r);
+    pl_envelope *e = rig_hello(&r);
+    assert_true(e->hello_reply->features & PENLINK__V1__FEATURE__FEATURE_IDENTIFY);
+    pl_envelope_free(NULL, e);
+    uint64_t records = r.gt_n;
+    struct {
+        bool has;
+        uint32_t asked, granted;
+    } cases[] = { { false, 0, PEN_IDENTIFY_DEFAULT_S },
+                  { true, 5, 5 },
+                  { true, 3600, PEN_IDENTIFY_MAX_S },
+                  { true, 0, 0 } };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        e = identify(&r, cases[i].has, cases[i].asked);
+        assert_int_equal(e->body_case, PENLINK__V1__ENVELOPE__BODY_IDENTIFY_REPLY);
+        assert_int_equal(e->request_id, r.rid);
+        assert_int_equal(e->identify_reply->seconds, cases[i].granted);
+        assert_int_equal(r.identify_seconds, cases[i].granted);
+        assert_int_equal(r.identify_calls, i + 1);
+        pl_envelope_free(NULL, e);
+    }
+    assert_int_equal(r.gt_n, records); /* nothing logged */
+    rig_free(&r);
+
+    /* a pen that cannot signal does not announce it, and refuses it */
+    boot(&r);
+    r.hal.identify = NULL;
+    e = rig_hello(&r);
+    assert_false(e->hello_reply->features & PENLINK__V1__FEATURE__FEATURE_IDENTIFY);
+    pl_envelope_free(NULL, e);
+    e = identify(&r, true, 5);
+    assert_int_equal(rig_error_code(e), PENLINK__V1__ERROR_CODE__ERROR_UNSUPPORTED);
+    pl_envelope_free(NULL, e);
+    rig_free(&r);
+}
+
+/* ---- a pen with an identity and a config key: signed SetClock ---------- */
+
+static uint8_t dev_sk[64], cfg_sk[64], cfg_pk[1][32], other_sk[64], other_pk[32];
+
+static int s_key(void *ctx, uint8_t pk[32])
+{
+    (void)ctx;
+    memcpy(pk, dev_sk + 32, 32);
+    return 0;
+}
+
+static int s_sign(void *ctx, const uint8_t *msg, size_t len, uint8_t sig[64])
+{
+    (void)ctx;
+    return crypto_sign_detached(sig, NULL, msg, len, dev_sk);
+}
+
+static int s_random(void *ctx, uint8_t *buf, size_t len)
+{
+    (void)ctx;
+    randombytes_buf(buf, len);
+    return 0;
+}
+
+static void boot_signing(rig *r)
+{
+    uint8_t seed[32];
+    assert_true(sodium_init() >= 0);
+    memset(seed, 7, sizeof seed);
+    crypto_sign_seed_keypair(dev_sk + 32, dev_sk, seed);
+    memset(seed, 8, sizeof seed);
+    crypto_sign_seed_keypair(cfg_pk[0], cfg_sk, seed);
+    memset(seed, 9, sizeof seed);
+    crypto_sign_seed_keypair(other_pk, other_sk, seed);
+    rig_init(r, 1024, 64, 32);
+    r->hal.device_key = s_key;
+    r->hal.sign = s_sign;
+    r->hal.verify = sim_crypto_verify;
+    r->hal.sha256 = sim_crypto_sha256;
+    r->hal.random = s_random;
+    r->hal.config_keys = (const uint8_t(*)[32])cfg_pk;
+    r->hal.config_key_count = 1;
+    assert_int_equal(rig_boot(r), PEN_OK);
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(rig_event(r), PEN_OK);
+        rig_settle(r);
+    }
+}
+
+static void get_nonce(rig *r, uint8_t nonce[32])
+{
+    pl_envelope env = PENLINK__V1__ENVELOPE__INIT;
+    Penlink__V1__GetNonce g = PENLINK__V1__GET_NONCE__INIT;
+    env.body_case = PENLINK__V1__ENVELOPE__BODY_GET_NONCE;
+    env.get_nonce = &g;
+    pl_envelope *e = call1(r, &env);
+    assert_int_equal(e->body_case, PENLINK__V1__ENVELOPE__BODY_NONCE);
+    assert_int_equal(e->nonce->nonce.len, 32);
+    memcpy(nonce, e->nonce->nonce.data, 32);
+    pl_envelope_free(NULL, e);
+}
+
+/* A SetClock to @p time_ms; signed (over @p signed_ms, by @p sk, naming @p pk,
+ * with @p nonce) when @p sk is given. Returns the reply. */
+static pl_envelope *set_clock(rig *r, int64_t time_ms, const uint8_t *sk, const uint8_t *pk,
+                              const uint8_t *nonce, int64_t signed_ms)
+{
+    pl_envelope env = PENLINK__V1__ENVELOPE__INIT;
+    Penlink__V1__SetClock c = PENLINK__V1__SET_CLOCK__INIT;
+    uint8_t msg[PL_AUTH_CLOCK_MAX], sig[64], key[32], n[32];
+    c.has_time_ms = 1;
+    c.time_ms = time_ms;
+    if (sk) {
+        size_t len = pl_auth_clock_bytes(msg, r->opts.serial, nonce, signed_ms);
+        assert_true(len > 0);
+        crypto_sign_detached(sig, NULL, msg, len, sk);
+        memcpy(key, pk, 32);
+        memcpy(n, nonce, 32);
+        c.has_signature = c.has_key = c.has_nonce = 1;
+        c.signature.data = sig;
+        c.signature.len = 64;
+        c.key.data = key;
+        c.key.len = 32;
+        c.nonce.data = n;
+        c.nonce.len = 32;
+    }
+    env.body_case = PENLINK__V1__ENVELOPE__BODY_SET_CLOCK;
+    env.set_clock = &c;
+    return call1(r, &env);
+}
+
+/* Refused with @p code, a security_event (code + 256) logged, the clock where it was. */
+static void refused(rig *r, pl_envelope *e, uint32_t code, int64_t rtc_off)
+{
+    assert_int_equal(rig_error_code(e), code);
+    pl_envelope_free(NULL, e);
+    assert_int_equal(r->gt[r->gt_n - 1].kind, PL_REC_SECURITY_EVENT);
+    assert_int_equal(r->gt[r->gt_n - 1].fault_code, code + PL_SECURITY_CLOCK);
+    assert_true(r->rtc_off == rtc_off);
+}
+
+static void test_signed_clock(void **state)
+{
+    rig r;
+    uint8_t n1[32], n2[32];
+    (void)state;
+    boot_signing(&r);
+    pl_envelope *e = rig_hello(&r);
+    assert_true(e->hello_reply->features & PENLINK__V1__FEATURE__FEATURE_SIGNED_CLOCK);
+    assert_true(e->hello_reply->features & PENLINK__V1__FEATURE__FEATURE_SIGNED_CONFIG);
+    pl_envelope_free(NULL, e);
+    int64_t t = r.clock_ms + 90000;
+    /* unsigned */
+    refused(&r, set_clock(&r, t, NULL, NULL, NULL, 0), PENLINK__V1__ERROR_CODE__ERROR_AUTH_REQUIRED,
+            0);
+    /* signed, but no nonce was asked for */
+    memset(n1, 0x11, sizeof n1);
+    refused(&r, set_clock(&r, t, cfg_sk, cfg_pk[0], n1, t),
+            PENLINK__V1__ERROR_CODE__ERROR_AUTH_NONCE, 0);
+    /* a key the pen does not hold */
+    get_nonce(&r, n1);
+    refused(&r, set_clock(&r, t, other_sk, other_pk, n1, t),
+            PENLINK__V1__ERROR_CODE__ERROR_AUTH_FAILED, 0);
+    /* the right key over another time */
+    get_nonce(&r, n1);
+    refused(&r, set_clock(&r, t, cfg_sk, cfg_pk[0], n1, t + 1),
+            PENLINK__V1__ERROR_CODE__ERROR_AUTH_FAILED, 0);
+    /* good */
+    get_nonce(&r, n2);
+    e = set_clock(&r, t, cfg_sk, cfg_pk[0], n2, t);
+    assert_int_equal(e->body_case, PENLINK__V1__ENVELOPE__BODY_SET_CLOCK_REPLY);
+    assert_true(e->set_clock_reply->time_ms == t);
+    pl_envelope_free(NULL, e);
+    assert_int_equal(r.gt[r.gt_n - 1].kind, PL_REC_CLOCK_SET);
+    assert_true(r.gt[r.gt_n - 1].clock_delta_ms == 90000);
+    /* the same request again: a replay */
+    int64_t off = r.rtc_off;
+    refused(&r, set_clock(&r, t + 5000, cfg_sk, cfg_pk[0], n2, t + 5000),
+            PENLINK__V1__ERROR_CODE__ERROR_AUTH_NONCE, off);
+    rig_free(&r);
+}
+
 /* The pen never sends a frame larger than the host's maximum. */
 static void test_host_frame_limit(void **state)
 {
@@ -453,6 +665,8 @@ int main(void)
         cmocka_unit_test(test_any_split),
         cmocka_unit_test(test_set_clock),
         cmocka_unit_test(test_host_frame_limit),
+        cmocka_unit_test(test_identify),
+        cmocka_unit_test(test_signed_clock),
         cmocka_unit_test(test_random_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

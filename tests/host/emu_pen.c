@@ -20,7 +20,7 @@ typedef struct port {
     emu_pen *e;
     int index;
     pen *p;
-    char syspath[64], devnode[64];
+    char syspath[160], devnode[64];
     UMockdevIoctlBase *handler;
     GMutex lock;
     GQueue waiting; /* IN URBs waiting for data */
@@ -36,6 +36,7 @@ typedef struct port {
 struct emu_pen {
     UMockdevTestbed *tb;
     int n;
+    int devnums; /* device numbers given out on bus 1 (the root hub has 1) */
     port ports[MAX_PENS];
 };
 
@@ -244,12 +245,57 @@ emu_pen *emu_pen_new(void)
     return e;
 }
 
-int emu_pen_add(emu_pen *e, pen *p, const char *serial)
+/* "/devices/usb1/1-3/1-3.1" for port path "3.1" of bus 1 (as the kernel names
+ * a device behind the hub on port 3); 0, or -1 when it does not fit. */
+static int device_path(const char *ports, char *out, size_t cap)
+{
+    size_t n = (size_t)snprintf(out, cap, "/devices/usb1");
+    for (const char *p = ports; n < cap; p++) {
+        if (*p != '.' && *p != '\0')
+            continue;
+        n += (size_t)snprintf(out + n, cap - n, "/1-%.*s", (int)(p - ports), ports);
+        if (*p == '\0')
+            break;
+    }
+    return n < cap ? 0 : -1;
+}
+
+void emu_pen_add_hub(emu_pen *e, const char *ports)
 {
     GError *error = NULL;
+    char path[128], dev[1024];
+    int devnum = 2 + e->devnums++;
+    if (device_path(ports, path, sizeof path) != 0)
+        g_error("emu_pen: port path %s too long", ports);
+    snprintf(dev, sizeof dev,
+             "P: %s\nN: bus/usb/001/%03d\nE: SUBSYSTEM=usb\nE: DEVTYPE=usb_device\n"
+             "E: DEVNAME=/dev/bus/usb/001/%03d\nE: BUSNUM=001\nE: DEVNUM=%03d\n"
+             "A: busnum=1\\n\nA: devnum=%d\\n\nA: speed=480\\n\nA: bConfigurationValue=1\\n\n\n",
+             path, devnum, devnum, devnum, devnum);
+    if (!umockdev_testbed_add_from_string(e->tb, dev, &error))
+        g_error("umockdev add failed: %s", error->message);
+    char sys[160];
+    snprintf(sys, sizeof sys, "/sys%s", path);
+    umockdev_testbed_set_attribute_binary(e->tb, sys, "descriptors", (guint8 *)hub_desc,
+                                          sizeof hub_desc);
+}
+
+int emu_pen_add(emu_pen *e, pen *p, const char *serial)
+{
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", e->n + 1);
+    return emu_pen_add_at(e, p, serial, ports);
+}
+
+int emu_pen_add_at(emu_pen *e, pen *p, const char *serial, const char *ports)
+{
+    GError *error = NULL;
+    char path[128];
     (void)serial; /* the serial string comes from the pen itself (pen->serial) */
     if (e->n >= MAX_PENS)
         g_error("emu_pen: at most %d pens", MAX_PENS);
+    if (device_path(ports, path, sizeof path) != 0)
+        g_error("emu_pen: port path %s too long", ports);
     int idx = e->n++;
     port *pt = &e->ports[idx];
     memset(pt, 0, sizeof *pt);
@@ -258,8 +304,8 @@ int emu_pen_add(emu_pen *e, pen *p, const char *serial)
     pt->p = p;
     g_mutex_init(&pt->lock);
     pt->inq = g_byte_array_new();
-    int devnum = 2 + idx;
-    snprintf(pt->syspath, sizeof pt->syspath, "/sys/devices/usb1/1-%d", idx + 1);
+    int devnum = 2 + e->devnums++;
+    snprintf(pt->syspath, sizeof pt->syspath, "/sys%s", path);
     snprintf(pt->devnode, sizeof pt->devnode, "/dev/bus/usb/001/%03d", devnum);
     pt->desc_len = pen_usb_sysfs_descriptors(true, pt->desc, sizeof pt->desc);
     if (pt->desc_len == 0)
@@ -270,11 +316,11 @@ int emu_pen_add(emu_pen *e, pen *p, const char *serial)
         g_error("umockdev attach failed: %s", error->message);
     char dev[1024];
     snprintf(dev, sizeof dev,
-             "P: /devices/usb1/1-%d\nN: bus/usb/001/%03d\nE: SUBSYSTEM=usb\n"
+             "P: %s\nN: bus/usb/001/%03d\nE: SUBSYSTEM=usb\n"
              "E: DEVTYPE=usb_device\nE: DEVNAME=/dev/bus/usb/001/%03d\nE: BUSNUM=001\n"
              "E: DEVNUM=%03d\nA: busnum=1\\n\nA: devnum=%d\\n\nA: speed=480\\n\n"
              "A: bConfigurationValue=1\\n\nA: idVendor=%04x\\n\nA: idProduct=%04x\\n\n\n",
-             idx + 1, devnum, devnum, devnum, devnum, PEN_USB_VID, PEN_USB_PID);
+             path, devnum, devnum, devnum, devnum, PEN_USB_VID, PEN_USB_PID);
     if (!umockdev_testbed_add_from_string(e->tb, dev, &error))
         g_error("umockdev add failed: %s", error->message);
     umockdev_testbed_set_attribute_binary(e->tb, pt->syspath, "descriptors", pt->desc,

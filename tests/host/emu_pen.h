@@ -30,6 +30,16 @@ emu_pen *emu_pen_new(void);
 int emu_pen_add(emu_pen *e, pen *p, const char *serial);
 
 /**
+ * emu_pen_add() on a port path of bus 1: "2" is port 2 of the root hub,
+ * "3.1" port 1 of the hub on port 3 (add that hub first), as udev names
+ * them (1-2, 1-3.1). emu_pen_add() takes port n + 1 for the n-th pen.
+ */
+int emu_pen_add_at(emu_pen *e, pen *p, const char *serial, const char *ports);
+
+/** Plugs in a USB hub on port path @p ports, for pens behind it. */
+void emu_pen_add_hub(emu_pen *e, const char *ports);
+
+/**
  * What the pen's HAL usb_send does: queues @p len bytes on the IN endpoint
  * of pen @p index. Only called from inside the pen core, i.e. from the
  * handler thread with the lock held. Returns 0, or -1 once unplugged.

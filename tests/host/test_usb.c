@@ -3,8 +3,11 @@
  * with the firmware-stub core behind their endpoints: enumeration, info, a
  * config round trip, a pull of more than 100,000 records, stall and recovery,
  * a timeout, an unplug mid-pull (clear error, nothing corrupted, the next
- * pull resumes), two pens, and the penlink program itself (its main(),
- * linked into this test) running info and pull over the emulated bus.
+ * pull resumes), two pens, a desk of two and of three pens on different
+ * ports (one behind a hub): listed in port order with label, model and
+ * firmware, opened by port path, made to signal with identify; and the
+ * penlink program itself (its main(), linked into this test) running info
+ * and pull over the emulated bus.
  *
  * Run under umockdev-wrapper; `test_usb NAME` runs one test (one ctest
  * entry each). Exit 77 (skipped) outside umockdev-wrapper.
@@ -28,7 +31,7 @@
 
 int penlink_cli_main(int argc, char **argv);
 
-#define MAX_RIGS 2
+#define MAX_RIGS 4
 
 typedef struct fixture {
     emu_pen *emu;
@@ -48,8 +51,11 @@ static int to_usb(void *ctx, const uint8_t *data, size_t len)
     return -1;
 }
 
-/* A pen with @p records records logged (ground truth in rig.gt), on the bus. */
-static void add_pen(fixture *f, const char *serial, size_t records)
+/* A pen with @p records records logged (ground truth in rig.gt), on the bus
+ * at port path @p ports ("2", "3.1"; NULL: the next free root port), with
+ * device label @p label (NULL: none). */
+static void add_pen_at(fixture *f, const char *serial, size_t records, const char *ports,
+                       const char *label)
 {
     int i = f->n++;
     rig *r = &f->rigs[i];
@@ -63,8 +69,23 @@ static void add_pen(fixture *f, const char *serial, size_t records)
             rig_settle(r);
     }
     rig_settle(r);
+    if (label) {
+        pen_config_change chg;
+        memset(&chg, 0, sizeof chg);
+        chg.set = PEN_CFG_LABEL;
+        chg.label = label;
+        chg.label_len = (uint32_t)strlen(label);
+        assert_int_equal(pen_set_config(r->p, 0, &chg, NULL), PEN_OK);
+        rig_settle(r);
+    }
     r->hal.usb_send = to_usb; /* from now on the pen talks over the bus */
-    f->idx[i] = emu_pen_add(f->emu, r->p, serial);
+    f->idx[i] =
+        ports ? emu_pen_add_at(f->emu, r->p, serial, ports) : emu_pen_add(f->emu, r->p, serial);
+}
+
+static void add_pen(fixture *f, const char *serial, size_t records)
+{
+    add_pen_at(f, serial, records, NULL, NULL);
 }
 
 static int setup_n(void **state, int pens, size_t records)
@@ -97,6 +118,28 @@ static int setup_big(void **state)
 static int setup_two(void **state)
 {
     return setup_n(state, 2, 500);
+}
+
+/* Two pens on ports 1-2 and 1-1, plugged in in that order. */
+static int setup_desk_two(void **state)
+{
+    setup_n(state, 0, 0);
+    fixture *f = *state;
+    add_pen_at(f, "PEN-DESK-B", 200, "2", "Room 2");
+    add_pen_at(f, "PEN-DESK-A", 200, "1", NULL);
+    return 0;
+}
+
+/* Three pens: on port 1-10, behind the hub on port 3 (1-3.1), and on 1-2. */
+static int setup_desk_three(void **state)
+{
+    setup_n(state, 0, 0);
+    fixture *f = *state;
+    emu_pen_add_hub(f->emu, "3");
+    add_pen_at(f, "PEN-D10", 200, "10", "Room 10");
+    add_pen_at(f, "PEN-D31", 200, "3.1", "Treatment room");
+    add_pen_at(f, "PEN-D2", 200, "2", NULL);
+    return 0;
 }
 
 static int teardown(void **state)
@@ -298,6 +341,129 @@ static void test_two_pens(void **state)
     penlink_dev_close(d);
 }
 
+static int cli(const char *out, int argc, ...);
+
+/* The whole of a file (static buffer). */
+static const char *slurp(const char *path)
+{
+    static char buf[8192];
+    FILE *o = fopen(path, "r");
+    assert_non_null(o);
+    size_t n = fread(buf, 1, sizeof buf - 1, o);
+    fclose(o);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The rig whose pen has serial @p serial. */
+static rig *rig_of(fixture *f, const char *serial)
+{
+    for (int i = 0; i < f->n; i++)
+        if (strcmp(f->rigs[i].opts.serial, serial) == 0)
+            return &f->rigs[i];
+    fail_msg("no pen %s", serial);
+    return NULL;
+}
+
+/* A desk of pens: listed in port order with port, label, model and firmware;
+ * each opened by its port path; identify reaches the pen on that port only. */
+static void check_desk(fixture *f, const char *const ports[], const char *const serials[],
+                       const char *const labels[], size_t n)
+{
+    penlink_found found[8];
+    size_t got = 0;
+    assert_int_equal(penlink_list(f->ctx, found, 8, &got), PENLINK_OK);
+    assert_int_equal(got, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(found[i].port, ports[i]);
+        assert_string_equal(found[i].serial, serials[i]);
+        assert_int_equal(found[i].status, PENLINK_OK);
+        char where[64];
+        snprintf(where, sizeof where, "usb port %s (bus 1 device ", ports[i]);
+        assert_non_null(strstr(found[i].where, where));
+    }
+    char dir[] = "/tmp/penlink-usb-desk.XXXXXX", out[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(out, sizeof out, "%s/out", dir);
+    /* the CLI's table: one line per pen, in port order */
+    assert_int_equal(cli(out, 2, "penlink", "list"), 0);
+    const char *text = slurp(out);
+    print_message("$ penlink list\n%s", text); /* what docs/technician-guide.md shows */
+    assert_non_null(
+        strstr(text, "PORT       SERIAL           LABEL            MODEL          FIRMWARE"));
+    const char *at = text;
+    for (size_t i = 0; i < n; i++) {
+        char row[160];
+        snprintf(row, sizeof row, "\n%-10s %-16s %-16s %-14s %-9s ok\n", ports[i], serials[i],
+                 labels[i] ? labels[i] : "-", "penlink MN-1", "0.1.0");
+        const char *p = strstr(at, row);
+        if (!p)
+            fail_msg("penlink list: no row '%s' after the rows before it in:\n%s", row + 1, text);
+        at = p + 1;
+    }
+    /* each pen by its port; identify signals that one alone */
+    for (size_t i = 0; i < n; i++) {
+        char uri[40];
+        snprintf(uri, sizeof uri, "usb:%s", ports[i]);
+        penlink_dev *d = NULL;
+        assert_int_equal(penlink_dev_open(f->ctx, uri, &d), PENLINK_OK);
+        penlink_info info;
+        assert_int_equal(penlink_dev_info(d, &info), PENLINK_OK);
+        assert_string_equal(info.serial, serials[i]);
+        assert_true(info.features & PENLINK_FEATURE_IDENTIFY);
+        penlink_dev_close(d);
+        unsigned before[MAX_RIGS];
+        for (int k = 0; k < f->n; k++)
+            before[k] = f->rigs[k].identify_calls;
+        char secs[8];
+        snprintf(secs, sizeof secs, "%zu", 3 + i);
+        assert_int_equal(cli(out, 6, "penlink", "--device", uri, "identify", "--seconds", secs), 0);
+        for (int k = 0; k < f->n; k++) {
+            int me = &f->rigs[k] == rig_of(f, serials[i]);
+            assert_int_equal(f->rigs[k].identify_calls, before[k] + (me ? 1 : 0));
+            if (me)
+                assert_int_equal(f->rigs[k].identify_seconds, 3 + i);
+        }
+        char said[80];
+        snprintf(said, sizeof said, "%s (penlink MN-1) is blinking and beeping for %zu s",
+                 serials[i], 3 + i);
+        assert_non_null(strstr(slurp(out), said));
+    }
+    /* "usb" names none of them: the message lists each with its port */
+    penlink_dev *d = NULL;
+    assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_ERR_AMBIGUOUS);
+    for (size_t i = 0; i < n; i++) {
+        char item[64];
+        snprintf(item, sizeof item, "usb:%s (port %s)", serials[i], ports[i]);
+        assert_non_null(strstr(penlink_ctx_errmsg(f->ctx), item));
+    }
+    unlink(out);
+    rmdir(dir);
+}
+
+static void test_desk_two(void **state)
+{
+    static const char *const ports[] = { "1-1", "1-2" };
+    static const char *const serials[] = { "PEN-DESK-A", "PEN-DESK-B" };
+    static const char *const labels[] = { NULL, "Room 2" };
+    check_desk(*state, ports, serials, labels, 2);
+}
+
+static void test_desk_three(void **state)
+{
+    fixture *f = *state;
+    static const char *const ports[] = { "1-2", "1-3.1", "1-10" };
+    static const char *const serials[] = { "PEN-D2", "PEN-D31", "PEN-D10" };
+    static const char *const labels[] = { NULL, "Treatment room", "Room 10" };
+    check_desk(f, ports, serials, labels, 3);
+    /* the hub is no pen; a serial of a port's shape is named serial= */
+    penlink_dev *d = NULL;
+    assert_int_equal(penlink_dev_open(f->ctx, "usb:1-3", &d), PENLINK_ERR_NOT_FOUND);
+    assert_non_null(strstr(penlink_ctx_errmsg(f->ctx), "no pen is plugged into USB port 1-3"));
+    assert_int_equal(penlink_dev_open(f->ctx, "usb:serial=PEN-D31", &d), PENLINK_OK);
+    penlink_dev_close(d);
+}
+
 static int cli(const char *out, int argc, ...)
 {
     char *argv[16];
@@ -452,6 +618,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_timeout, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_unplug, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_two_pens, setup_two, teardown),
+        cmocka_unit_test_setup_teardown(test_desk_two, setup_desk_two, teardown),
+        cmocka_unit_test_setup_teardown(test_desk_three, setup_desk_three, teardown),
         cmocka_unit_test_setup_teardown(test_cli, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_trace, setup_one, teardown),
     };

@@ -93,6 +93,17 @@ def vector_checks(doc_path):
     check("section 8 holds the five vectors",
           set(v) >= {"hello-frame", "config-frame", "chunk-batch",
                      "chunk-zlib", "chunk-frame"}, "found %s" % sorted(v))
+    for name, body, rid in (("identify-frame", "identify", 9),
+                            ("identify-reply-frame", "identify_reply", 9)):
+        env = decode_one_frame(v[name], name)
+        check("%s: %s{seconds: 10}, request 9" % (name, body),
+              env is not None and env.WhichOneof("body") == body
+              and env.request_id == rid and getattr(env, body).seconds == 10)
+    mine = pl.pb.Envelope()
+    mine.request_id = 9
+    mine.identify.seconds = 10
+    check("identify-frame: our encoder produces the same bytes",
+          pl.encode_frame(mine.SerializeToString()) == v["identify-frame"])
 
     # hello-frame
     hf = v["hello-frame"]
@@ -422,6 +433,14 @@ def live_checks(sock_path, state_dir, serial):
               ar.acked_seq == last + 1, "acked_seq %d" % ar.acked_seq)
         expect_error("AckLog through log_next_seq is INVALID_ARGUMENT",
                      lambda: c.ack_log(info2.log_next_seq), 7)
+
+    # Identify: the default, a number of seconds, the pen's maximum, stop
+    if c.has_feature(pl.FEATURE_IDENTIFY):
+        got = [c.identify(), c.identify(5), c.identify(3600), c.identify(0)]
+        check("Identify: 10 s by default, as asked, at most 60, 0 stops", got == [10, 5, 60, 0],
+              str(got))
+    else:
+        check("HelloReply announces IDENTIFY", False, str(pl.message_to_dict(hr)))
 
     # SetClock
     info3 = c.get_info()

@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""Signed configuration, checked from docs/protocol.md section 9 alone: this
-client signs with PyNaCl (libsodium) over the bytes the document specifies,
-and every way of getting it wrong must be refused with its own error code,
-change nothing, and leave a security_event record in the pen's log.
+"""Signed configuration and signed clock settings, checked from
+docs/protocol.md section 9 alone: this client signs with PyNaCl (libsodium)
+over the bytes the document specifies, and every way of getting it wrong
+must be refused with its own error code, change nothing, and leave a
+security_event record in the pen's log (a SetClock's with 256 added).
 
-Usage: run_trust.py --socket PATH --serial SERIAL --key-seed HEX
-(the simulator was provisioned with the public key of that seed).
+Usage: run_trust.py --socket PATH --serial SERIAL --key-seed HEX [--doc PROTOCOL_MD]
+(the simulator was provisioned with the public key of that seed; --doc: the
+signed-clock example of section 9.4 is checked against these bytes).
 """
 import argparse
 import hashlib
 import os
+import re
 import struct
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import penlink_client as pl  # noqa: E402
@@ -20,7 +24,8 @@ from nacl.signing import SigningKey, VerifyKey  # noqa: E402
 
 PASSED = FAILED = 0
 AUTH_REQUIRED, AUTH_FAILED, REVISION_CONFLICT, AUTH_NONCE = 12, 13, 8, 15
-SIGNED_CONFIG, SIGNED_CHUNKS = 8, 16
+SIGNED_CONFIG, SIGNED_CHUNKS, SIGNED_CLOCK = 8, 16, 64
+CLOCK_EVENT = 256  # added to a refused SetClock's security_event code (section 5, SetClock)
 
 
 def check(name, ok, detail=""):
@@ -57,6 +62,18 @@ def signed_bytes(serial, expected_revision, nonce, change):
     return b
 
 
+def clock_bytes(serial, nonce, time_ms):
+    """docs/protocol.md 9.4, byte by byte."""
+    return b"penlink-clock-v1" + text(serial.encode()) + nonce + struct.pack("<q", time_ms)
+
+
+def doc_vector(path, name):
+    """The hex block tagged <!-- vector: NAME --> in the document."""
+    doc = open(path).read()
+    m = re.search(r"<!-- vector: %s -->\s*```hex\n(.*?)```" % re.escape(name), doc, re.S)
+    return bytes.fromhex(m.group(1)) if m else None
+
+
 class Pen:
     def __init__(self, sock):
         self.c = pl.Client(sock, timeout=10.0)
@@ -89,6 +106,18 @@ class Pen:
     def config(self):
         return self.c.get_config()
 
+    def set_clock(self, time_ms, key=None, nonce=None, serial=None, signed_ms=None):
+        """A SetClock, signed (over signed_ms, by default time_ms) when a key is given."""
+        def fill(env):
+            s = env.set_clock
+            s.time_ms = time_ms
+            if key is not None:
+                msg = clock_bytes(serial, nonce, time_ms if signed_ms is None else signed_ms)
+                s.signature = key.sign(msg).signature
+                s.key = bytes(key.verify_key)
+                s.nonce = nonce
+        return self.c.request(fill, "set_clock_reply")
+
 
 def refused(name, fn, code):
     try:
@@ -103,6 +132,7 @@ def main():
     ap.add_argument("--socket", required=True)
     ap.add_argument("--serial", required=True)
     ap.add_argument("--key-seed", required=True)
+    ap.add_argument("--doc")
     a = ap.parse_args()
     key = SigningKey(bytes.fromhex(a.key_seed))
     stranger = SigningKey(b"\x07" * 32)
@@ -183,6 +213,38 @@ def main():
     n = p.nonce()
     rep = p.send(p.set_config(rev, {"depth_max_um": 2500}, key, n, a.serial))
     check("signed again with a fresh nonce: applied", rep.config.depth_max_um == 2500)
+
+    # a signed clock (section 9.4): the same keys, the same nonce scheme
+    if a.doc:
+        check("the signed-clock bytes equal section 9.4's example",
+              clock_bytes("PEN-TRUST-1", b"\x11" * 32, 1767258000000)
+              == doc_vector(a.doc, "clock-signed-bytes"))
+    check("HelloReply announces SIGNED_CLOCK", bool(p.hello.features & SIGNED_CLOCK))
+    t = int(time.time() * 1000) + 3600 * 1000
+    before = p.c.get_info().device_time_ms
+    refused("unsigned SetClock: AUTH_REQUIRED", lambda: p.set_clock(t), AUTH_REQUIRED)
+    events.append(AUTH_REQUIRED + CLOCK_EVENT)
+    n = p.nonce()
+    rep = p.set_clock(t, key, n, a.serial)
+    check("signed SetClock: applied", rep.time_ms == t and abs(rep.previous_time_ms - before) < 60000)
+    refused("the same SetClock again (replayed): AUTH_NONCE",
+            lambda: p.set_clock(t, key, n, a.serial), AUTH_NONCE)
+    events.append(AUTH_NONCE + CLOCK_EVENT)
+    n = p.nonce()
+    refused("SetClock signed over another time: AUTH_FAILED",
+            lambda: p.set_clock(t - 7 * 86400 * 1000, key, n, a.serial, signed_ms=t), AUTH_FAILED)
+    events.append(AUTH_FAILED + CLOCK_EVENT)
+    n = p.nonce()
+    refused("SetClock signed by a key the pen does not know: AUTH_FAILED",
+            lambda: p.set_clock(t, stranger, n, a.serial), AUTH_FAILED)
+    events.append(AUTH_FAILED + CLOCK_EVENT)
+    n = p.nonce()
+    refused("SetClock signed for another pen's serial: AUTH_FAILED",
+            lambda: p.set_clock(t, key, n, "PEN-OTHER"), AUTH_FAILED)
+    events.append(AUTH_FAILED + CLOCK_EVENT)
+    now = p.c.get_info().device_time_ms
+    check("the refused SetClocks left the clock where the signed one put it",
+          t <= now < t + 60000, "pen clock %d, set to %d" % (now, t))
 
     # every refusal is a security_event in the log, in order, with its code
     # the log's hash chain and signed heads, checked from section 9.3 alone

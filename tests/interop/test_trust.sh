@@ -1,7 +1,8 @@
 #!/bin/sh
-# Signed configuration against penlink-sim, from docs/protocol.md alone: a
-# Python client (PyNaCl for Ed25519) signs what section 9 specifies; every
-# wrong way is refused with its own code, changes nothing and is logged.
+# Signed configuration and signed clock settings against penlink-sim, from
+# docs/protocol.md alone: a Python client (PyNaCl for Ed25519) signs what
+# section 9 specifies; every wrong way is refused with its own code, changes
+# nothing and is logged.
 # Usage: test_trust.sh PENLINK_SIM
 set -u
 SIM=${1:?usage: test_trust.sh PENLINK_SIM}
@@ -37,4 +38,4 @@ while [ ! -S "$SOCK" ]; do
     sleep 0.1
 done
 PYTHONPATH="$TMP/pb2" PENLINK_PB2_DIR="$TMP/pb2" timeout 60 "$PY" "$HERE/run_trust.py" \
-    --socket "$SOCK" --serial PEN-TRUST-1 --key-seed $SEED
+    --socket "$SOCK" --serial PEN-TRUST-1 --key-seed $SEED --doc "$ROOT/docs/protocol.md"

@@ -24,10 +24,11 @@ import sys
 
 # SQLite's triggers by name; PostgreSQL's per table (disabled, not dropped)
 SQLITE_TRIGGERS = [t + s for t in ("records", "chunks", "heads", "alarms", "verifications",
-                             "config_history", "annotations")
+                             "config_history", "annotations", "key_replacements")
                    for s in ("_append_only_u", "_append_only_d")] + ["devices_key_pinned"]
 PG_TABLES = ["pens", "pen_keys", "pen_sightings", "pull_starts", "pull_ends", "chunks", "records",
-             "alarms", "config_history", "heads", "verifications", "schema_version", "annotations"]
+             "alarms", "config_history", "heads", "verifications", "schema_version", "annotations",
+             "key_replacements"]
 
 
 def is_server(archive):

@@ -30,4 +30,6 @@ check config-frame Envelope 'clinic_id: "CLINIC-0042"' 17
 check chunk-frame Envelope 'raw_size: 68' 17
 check chunk-batch RecordBatch 'time_width: 3' 1
 check file-header-frame Envelope 'serial: "PEN-000123"' 17
-[ $fail -eq 0 ] && echo "5 passed, 0 failed" || { echo "vector check failed"; exit 1; }
+check identify-frame Envelope 'seconds: 10' 17
+check identify-reply-frame Envelope 'identify_reply' 17
+[ $fail -eq 0 ] && echo "7 passed, 0 failed" || { echo "vector check failed"; exit 1; }

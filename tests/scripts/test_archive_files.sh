@@ -39,7 +39,7 @@ check "the archive carries penlink's application_id (0x504C4152)" \
 
 # 1. files that are not ours
 cp "$A" "$tmp/newer.db"
-sqlite3 "$tmp/newer.db" "PRAGMA user_version = 5"
+sqlite3 "$tmp/newer.db" "PRAGMA user_version = 6"
 # the same as a copy in rollback-journal mode (as sqlite3's .backup or another tool makes one)
 cp "$tmp/newer.db" "$tmp/newercopy.db"
 sqlite3 "$tmp/newercopy.db" "PRAGMA journal_mode = DELETE" > /dev/null
@@ -52,7 +52,7 @@ for f in newer newercopy rollback walapp note; do
     F=$tmp/$f.db
     sum=$(cksum < "$F")
     case $f in
-    newer*) want=5 words="has schema version 5, newer than this penlink's 4" ;;
+    newer*) want=5 words="has schema version 6, newer than this penlink's 5" ;;
     note) want=6 words="not a penlink archive, nor any SQLite database" ;;
     *) want=5 words="is not a penlink archive: it is an SQLite database of another program" ;;
     esac
@@ -66,7 +66,7 @@ for f in newer newercopy rollback walapp note; do
     check "$f: nothing was created beside it" 'no_sidecars "$F"'
 done
 check "the pen acknowledged nothing into them" '[ "$(acked "$tmp/pen.sock")" = "$acked0" ]'
-check "the newer archive still says so" '[ "$(sqlite3 -readonly "$tmp/newer.db" "PRAGMA user_version")" = 5 ]'
+check "the newer archive still says so" '[ "$(sqlite3 -readonly "$tmp/newer.db" "PRAGMA user_version")" = 6 ]'
 stop_sim pen
 
 # 2. interrupted pulls

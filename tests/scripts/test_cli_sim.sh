@@ -104,7 +104,7 @@ printf '{"max_cartridge_uses": 0}' > "$tmp/badcfg.json"
 run 2 "import: out of limits" $PL $A config import "$tmp/badcfg.json"
 
 # clock
-run 0 "clock sync" $PL $A clock sync
+run 0 "clock sync --threshold 0 (always set)" $PL $A clock sync --threshold 0
 check "clock sync shows the drift" 'grep -Eq "pen clock was [0-9.]+ s (ahead|behind)" $tmp/out'
 run 0 "clock sync --json" $PL $A --json clock sync
 check "drift is small after a sync" \

@@ -30,7 +30,7 @@ cmp -s "$tmp/audit0.json" "$FX/archive-v1-audit.json" && ok "the audit of the v1
     { bad "audit of the v1 file"; diff "$FX/archive-v1-audit.json" "$tmp/audit0.json" | head -10; }
 check "and changes nothing" '[ "$(cksum < "$A")" = "$bytes" ]'
 run 0 "verify, recording its verdict, opens it for writing" $PL --archive "$A" verify
-check "the archive is now at the current version (4)" '[ "$(sqlite3 "$A" "PRAGMA user_version")" = 4 ]'
+check "the archive is now at the current version (5)" '[ "$(sqlite3 "$A" "PRAGMA user_version")" = 5 ]'
 check "with penlink's application_id" '[ "$(sqlite3 "$A" "PRAGMA application_id")" = 1347174738 ]'
 check "the v1 columns are gone" '! sqlite3 "$A" "SELECT depth_um FROM records" > /dev/null 2>&1'
 check "the verdicts are recorded (two unsigned pens)" \

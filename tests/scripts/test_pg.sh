@@ -83,16 +83,16 @@ for round in 1 2 3; do
     jobs="" n=0
     for s in f1 f2 f3 f4 f1 f1 twa twb; do
         n=$((n + 1))
-        $PL --device "sim:$tmp/$s.sock" --archive "$A" --json pull > "$tmp/o.$n" 2>&1 &
+        $PL --device "sim:$tmp/$s.sock" --archive "$A" --json pull > "$tmp/o.$n" 2> "$tmp/e.$n" &
         jobs="$jobs $!"
     done
     failed=0
     for j in $jobs; do wait "$j" || failed=$((failed + 1)); done
     [ $failed -eq 0 ] && ok "round $round: 8 pulls at once, all succeed" ||
-        { bad "round $round: $failed pulls failed"; cat "$tmp"/o.* | head -20; }
+        { bad "round $round: $failed pulls failed"; cat "$tmp"/o.* "$tmp"/e.* | head -20; }
     mv "$tmp/o.7" "$tmp/o.twa"
     mv "$tmp/o.8" "$tmp/o.twb"
-    rm -f "$tmp"/o.[0-9]*
+    rm -f "$tmp"/o.[0-9]* "$tmp"/e.[0-9]*
     check "round $round: one copy of the twin pulled its new records, the other none" \
         '[ "$(cat $tmp/o.twa $tmp/o.twb | grep -c "\"records\":0,")" = 1 ]'
     good=1
@@ -182,8 +182,10 @@ I=$(archive interrupted)
 start_sim i --serial PEN-INT --seed 26 --simulate-days 60 --start-time $T0
 start_sim j --serial PEN-J --seed 27 --simulate-days 2 --start-time $T0
 rm -f "$tmp/hold.sock"
-# the host's frames: hello, device info, configuration, then the first PullLog, held
-"$PY" "$here/stall_proxy.py" "$tmp/hold.sock" "$tmp/i.sock" 4 2> "$tmp/proxy.log" &
+# the host's frames: hello, device info (the CLI's, for the progress line), device info
+# and configuration (the archive's checks), then the pull's own device info, held: the
+# pull's row is written by then
+"$PY" "$here/stall_proxy.py" "$tmp/hold.sock" "$tmp/i.sock" 5 2> "$tmp/proxy.log" &
 proxy=$!
 pids="$pids $proxy"
 wait_sock "$tmp/hold.sock" || { echo "the proxy did not start"; cat "$tmp/proxy.log"; exit 1; }
@@ -266,7 +268,7 @@ R=$(archive roles)
 run 0 "init-server" $PL --archive "$R" archive init-server
 check "it says what it did" 'grep -q "schema penlink: created" $tmp/out && grep -q "role penlink_writer: created" $tmp/out && grep -q "role penlink_reader: created" $tmp/out'
 run 0 "init-server again" $PL --archive "$R" archive init-server --json
-check "again: nothing new" 'grep -q "at version 3 already" $tmp/out && grep -q "penlink_writer: exists" $tmp/out'
+check "again: nothing new" 'grep -q "at version 4 already" $tmp/out && grep -q "penlink_writer: exists" $tmp/out'
 # the database's owner without CREATEROLE: refused before anything is written
 psql_as penlink postgres "DROP DATABASE IF EXISTS owned" "DROP ROLE IF EXISTS dbowner" \
     "CREATE ROLE dbowner LOGIN" "CREATE DATABASE owned OWNER dbowner" ||
@@ -286,7 +288,7 @@ run 0 "the writer pulls" $PL --device "sim:$tmp/r.sock" --archive "$RT" pull
 same "$R" PEN-ROLE "$tmp/r/ground-truth.jsonl" && ok "what the writer pulled is archived" || bad "writer's pull"
 for sql in "UPDATE penlink.records SET seq = seq + 1000000" "DELETE FROM penlink.records" \
     "TRUNCATE penlink.records" "UPDATE penlink.pen_keys SET public_key = public_key" \
-    "DELETE FROM penlink.alarms"; do
+    "DELETE FROM penlink.alarms" "DELETE FROM penlink.key_replacements"; do
     psql_as tech roles "$sql" && bad "the writer may: $sql" ||
         { grep -q "permission denied" "$tmp/psql" && ok "the writer may not: $sql" ||
             { bad "the writer: $sql"; cat "$tmp/psql"; }; }
@@ -294,6 +296,11 @@ done
 psql_as aud roles "INSERT INTO penlink.alarms (device_id, at_ms, kind, seq, count) SELECT id, 0, 'gap', 0, 1 FROM penlink.pens" &&
     bad "the reader may insert" ||
     { grep -q "permission denied" "$tmp/psql" && ok "the reader may not INSERT" || { bad "reader insert"; cat "$tmp/psql"; }; }
+psql_as aud roles "INSERT INTO penlink.key_replacements (device_id, at_ms, reason, old_key, new_key, from_seq, heads_before) SELECT device_id, 0, 'x', public_key, public_key, 0, 0 FROM penlink.pen_keys" &&
+    bad "the reader may record a key replacement" ||
+    { grep -q "permission denied" "$tmp/psql" && ok "the reader may not record a key replacement" || { bad "reader key replacement"; cat "$tmp/psql"; }; }
+check "the writer may record key replacements (keys replace), the reader read them" \
+    '[ "$(q "$R" "SELECT CAST(has_table_privilege('"'penlink_writer'"', '"'penlink.key_replacements'"', '"'INSERT'"') AS integer) + CAST(has_table_privilege('"'penlink_reader'"', '"'penlink.key_replacements'"', '"'SELECT'"') AS integer)")" = 2 ]'
 run 0 "the reader audits" $PL --archive "$RA" audit --report integrity
 run 0 "the reader verifies" $PL --archive "$RA" verify
 run 0 "the reader exports" $PL --archive "$RA" export records
@@ -315,7 +322,8 @@ check "it says why, and that nothing was sent" \
 check "the pen's configuration is unchanged" '[ "$(revision "$tmp/r.sock")" = "$rev" ]'
 # the owner too is held by the triggers
 for sql in "UPDATE penlink.records SET body = body" "DELETE FROM penlink.chunks" \
-    "TRUNCATE penlink.heads CASCADE" "UPDATE penlink.pull_ends SET result = 'ok'"; do
+    "TRUNCATE penlink.heads CASCADE" "UPDATE penlink.pull_ends SET result = 'ok'" \
+    "DELETE FROM penlink.key_replacements"; do
     psql_as penlink roles "$sql" && bad "the owner may: $sql" ||
         { grep -q "append-only" "$tmp/psql" && ok "a trigger refuses the owner: $sql" ||
             { bad "owner: $sql"; cat "$tmp/psql"; }; }
@@ -364,8 +372,9 @@ check "the audit of the version-1 archive, read as it is, is the one made before
 check "and left it at version 1" '[ "$(q "$M" "SELECT max(version) FROM schema_version")" = 1 ]'
 # the first command that writes (verify records its verdict) migrates it
 run 0 "and it verifies" $PL --archive "$M" verify
-check "which migrated it to version 3" '[ "$(q "$M" "SELECT max(version) FROM schema_version")" = 3 ]'
+check "which migrated it to version 4" '[ "$(q "$M" "SELECT max(version) FROM schema_version")" = 4 ]'
 check "with the notes on findings (version 2)" '[ "$(q "$M" "SELECT count(*) FROM annotations")" = 0 ]'
+check "and the key replacements (version 4)" '[ "$(q "$M" "SELECT count(*) FROM key_replacements")" = 0 ]'
 check "a pen's last sighting is its latest" \
     '[ "$(q "$M" "SELECT count(*) FROM pg_indexes WHERE indexname = '"'pen_sightings_latest'"'")" = 1 ]'
 $PL --archive "$M" --json audit --report all > "$tmp/out" 2> "$tmp/err"
@@ -436,15 +445,15 @@ check "both notes kept" '[ "$(q "$N" "SELECT count(*) FROM annotations")" = 2 ]'
 psql_as penlink notes "ALTER TABLE penlink.schema_version DISABLE TRIGGER USER" \
     "DELETE FROM penlink.schema_version WHERE version >= 2" \
     "ALTER TABLE penlink.schema_version ENABLE TRIGGER USER" "DROP TABLE penlink.annotations" \
-    "DROP INDEX penlink.pen_sightings_latest" ||
+    "DROP INDEX penlink.pen_sightings_latest" "DROP TABLE penlink.key_replacements" ||
     { bad "could not make a version-1 schema"; cat "$tmp/psql"; }
 run 1 "an audit of a version-1 schema, as the owner" $PL --archive "$N" audit
 check "read as it is: still version 1, no notes table (audit never writes)" \
     '[ "$(q "$N" "SELECT max(version) FROM schema_version")" = 1 ] && [ "$(q "$N" "SELECT count(*) FROM pg_tables WHERE schemaname = '"'penlink'"' AND tablename = '"'annotations'"'")" = 0 ]'
 run 0 "the owner's first write (a note) migrates it" $PL --archive "$N" audit annotate "$id" --text "after the upgrade"
-check "the notes table is back, with that note" '[ "$(q "$N" "SELECT max(version) FROM schema_version")" = 3 ] && [ "$(q "$N" "SELECT count(*) FROM annotations")" = 1 ]'
-run 0 "init-server again: at version 3" $PL --archive "$N" archive init-server
-check "it says so" 'grep -q "at version 3 already" $tmp/out'
+check "the notes table is back, with that note" '[ "$(q "$N" "SELECT max(version) FROM schema_version")" = 4 ] && [ "$(q "$N" "SELECT count(*) FROM annotations")" = 1 ]'
+run 0 "init-server again: at version 4" $PL --archive "$N" archive init-server
+check "it says so" 'grep -q "at version 4 already" $tmp/out'
 run 0 "the reader annotates the migrated archive" $PL --archive "$NA" audit annotate "$id" --text "by the reader, after the upgrade"
 
 # 10. read-only on the server: audit, export and verify open a read-only

@@ -57,11 +57,11 @@ check "replay: every record of the pen" \
 
 # a host that asks something else: the documented divergence error
 start_replay d "$tmp/pull.pcapng"
-run 4 "a host that departs from the recording" $PL --device "sim:$tmp/d.sock" clock sync
+run 4 "a host that departs from the recording" $PL --device "sim:$tmp/d.sock" identify
 wait_replay
 check "departure: penlink-sim exits 5" '[ $rrc -eq 5 ]'
 check "departure: the host is told where, in the pen's error" \
-    'grep -q "the pen answered set_clock with error 14: replay: the host departed from the recording at packet [0-9]* of .*pull.pcapng (the host.s frame [0-9]*): it sent set_clock request [0-9]* ([0-9]* bytes), the recording has [a-z_]* request [0-9]* ([0-9]* bytes)" $tmp/err'
+    'grep -q "the pen answered identify with error 14: replay: the host departed from the recording at packet [0-9]* of .*pull.pcapng (the host.s frame [0-9]*): it sent identify request [0-9]* ([0-9]* bytes), the recording has [a-z_]* request [0-9]* ([0-9]* bytes)" $tmp/err'
 check "departure: penlink-sim says the same" 'grep -q "departed from the recording at packet 3" $tmp/d.log'
 
 # a host that stops early

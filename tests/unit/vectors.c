@@ -2,6 +2,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "pl/auth.h"
 #include "pl/chunk.h"
 #include "pl/envelope.h"
 #include "vectors.h"
@@ -123,8 +124,49 @@ static size_t chunk_frame(uint8_t *out)
     return n ? (size_t)pl_envelope_frame(&env, out, VEC_MAX) : 0;
 }
 
+static size_t identify_frame(uint8_t *out)
+{
+    Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
+    Penlink__V1__Identify q = PENLINK__V1__IDENTIFY__INIT;
+    q.has_seconds = 1;
+    q.seconds = 10;
+    env.has_request_id = 1;
+    env.request_id = 9;
+    env.body_case = PENLINK__V1__ENVELOPE__BODY_IDENTIFY;
+    env.identify = &q;
+    return (size_t)pl_envelope_frame(&env, out, VEC_MAX);
+}
+
+static size_t identify_reply_frame(uint8_t *out)
+{
+    Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
+    Penlink__V1__IdentifyReply r = PENLINK__V1__IDENTIFY_REPLY__INIT;
+    r.has_seconds = 1;
+    r.seconds = 10;
+    env.has_request_id = 1;
+    env.request_id = 9;
+    env.body_case = PENLINK__V1__ENVELOPE__BODY_IDENTIFY_REPLY;
+    env.identify_reply = &r;
+    return (size_t)pl_envelope_frame(&env, out, VEC_MAX);
+}
+
+/* The signed bytes of a SetClock (section 9.4): pen PEN-TRUST-1, nonce 32
+ * bytes of 0x11, time 2026-01-01T09:00:00.000Z. */
+static size_t clock_signed_bytes(uint8_t *out)
+{
+    uint8_t nonce[PL_NONCE_BYTES];
+    memset(nonce, 0x11, sizeof nonce);
+    return pl_auth_clock_bytes(out, "PEN-TRUST-1", nonce, 1767258000000);
+}
+
 const vector vectors[] = {
-    { "hello-frame", hello_frame }, { "config-frame", config_frame }, { "chunk-batch", chunk_raw },
-    { "chunk-zlib", chunk_zlib },   { "chunk-frame", chunk_frame },
+    { "hello-frame", hello_frame },
+    { "config-frame", config_frame },
+    { "chunk-batch", chunk_raw },
+    { "chunk-zlib", chunk_zlib },
+    { "chunk-frame", chunk_frame },
+    { "identify-frame", identify_frame },
+    { "identify-reply-frame", identify_reply_frame },
+    { "clock-signed-bytes", clock_signed_bytes },
 };
 const size_t n_vectors = sizeof vectors / sizeof vectors[0];

@@ -15,9 +15,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     penlink_config want;
     int has_rev;
     uint32_t rev;
-    char err[700];
+    char err[700], serial[65];
     err[0] = '\0';
-    if (config_json_parse((const char *)data, size, &want, &has_rev, &rev, err, sizeof err) != 0) {
+    if (config_json_parse((const char *)data, size, &want, &has_rev, &rev, serial, sizeof serial,
+                          err, sizeof err) != 0) {
         if (err[0] == '\0' || memchr(err, '\0', sizeof err) == NULL)
             __builtin_trap(); /* a refusal always says why */
         return 0;
@@ -33,5 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (want.present & ~known)
         __builtin_trap();
+    if (memchr(serial, '\0', sizeof serial) == NULL)
+        __builtin_trap(); /* the pen a file names is a string within its buffer */
     return 0;
 }

@@ -38,10 +38,10 @@ local BODIES = {
     [14] = "get_config", [15] = "config", [16] = "set_config", [17] = "set_config_reply",
     [18] = "pull_log", [19] = "log_chunk", [20] = "log_end", [21] = "ack_log",
     [22] = "ack_log_reply", [23] = "set_clock", [24] = "set_clock_reply", [25] = "error",
-    [26] = "get_nonce", [27] = "nonce",
+    [26] = "get_nonce", [27] = "nonce", [28] = "identify", [29] = "identify_reply",
 }
 local REQUESTS = { [10] = true, [12] = true, [14] = true, [16] = true, [18] = true,
-                   [21] = true, [23] = true, [26] = true }
+                   [21] = true, [23] = true, [26] = true, [28] = true }
 local KINDS = {
     [1] = "power_on", [2] = "power_off", [3] = "treatment_start", [4] = "treatment_end",
     [5] = "cartridge_inserted", [6] = "cartridge_removed", [7] = "cartridge_refused",

@@ -409,23 +409,41 @@ PENLINK_API const char *penlink_ctx_trace_error(const penlink_ctx *ctx);
  */
 PENLINK_API void penlink_ctx_set_message_cb(penlink_ctx *ctx, penlink_message_ex_cb cb, void *user);
 
+/**
+ * Calls @p cb (NULL: no longer) with one sentence whenever a session opened
+ * on @p ctx from now on has waited a reply timeout in vain and asks again
+ * ("the pen has not answered get_info for 2.0 s; asking again (try 2 of
+ * 3)"), so that a person is not left facing seconds of silence. The text
+ * names the pen by its serial as the pen sent it: escape it before a
+ * terminal sees it.
+ */
+PENLINK_API void penlink_ctx_set_notice_cb(penlink_ctx *ctx,
+                                           void (*cb)(void *user, const char *text), void *user);
+
 /* ---- pens ------------------------------------------------------------ */
 
 /** Default USB IDs of a pen (the pid.codes test ID). */
 #define PENLINK_USB_VID 0x1209
 #define PENLINK_USB_PID 0x0001
 
+/** Longest USB port path, "BUS-PORT.PORT..." (USB allows 7 tiers of ports). */
+#define PENLINK_PORT_MAX 32
+
 /** One pen found by penlink_list(). */
 typedef struct penlink_found {
-    char uri[96];    /**< what penlink_dev_open() takes, e.g. "usb:PEN-000123" */
-    char serial[33]; /**< the pen's serial (empty when it could not be read) */
-    char where[64];  /**< e.g. "usb bus 1 device 4" */
-    int status;      /**< #PENLINK_OK, or why it can't be opened (e.g. ACCESS) */
+    char uri[96];                /**< what penlink_dev_open() takes, e.g. "usb:PEN-000123" */
+    char serial[33];             /**< the pen's serial (empty when it could not be read) */
+    char where[64];              /**< e.g. "usb port 1-2.3 (bus 1 device 4)" */
+    int status;                  /**< #PENLINK_OK, or why it can't be opened (e.g. ACCESS) */
+    char port[PENLINK_PORT_MAX]; /**< the port path as udev and `lsusb -t` name it, "1-2.3"
+                                      (bus 1, port 3 of the hub on port 2); "usb:1-2.3" opens
+                                      the pen on that port whatever its serial */
 } penlink_found;
 
 /**
  * Lists the pens plugged in over USB (vendor interface on PENLINK_USB_VID:PID,
- * or the IDs in the environment variable PENLINK_USB_ID="VID:PID", hex).
+ * or the IDs in the environment variable PENLINK_USB_ID="VID:PID", hex),
+ * sorted by bus, then port path (1-2 before 1-2.1 before 1-10).
  * Writes up to @p cap entries; *@p n gets how many pens were found (may
  * exceed @p cap).
  */
@@ -446,8 +464,11 @@ typedef struct penlink_dev penlink_dev;
  * client are drained, then Hello and version negotiation.
  *
  * @p uri: "usb" (the only pen plugged in; #PENLINK_ERR_AMBIGUOUS lists them
- * when there are several), "usb:SERIAL", or "sim:PATH" (the Unix socket of
- * penlink-sim). NULL means the PENLINK_DEVICE environment variable, else "usb".
+ * when there are several), "usb:SERIAL", "usb:BUS-PORT[.PORT...]" (the pen on
+ * that USB port, e.g. "usb:1-2.3", as penlink_found.port names it; a serial
+ * of that shape is named "usb:serial=SERIAL"), or "sim:PATH" (the Unix socket
+ * of penlink-sim). NULL means the PENLINK_DEVICE environment variable, else
+ * "usb".
  *
  * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND, #PENLINK_ERR_ACCESS,
  *         #PENLINK_ERR_BUSY (three different causes, three different hints in
@@ -502,8 +523,10 @@ enum penlink_feature {
     PENLINK_FEATURE_LOG_PULL = 1,
     PENLINK_FEATURE_CONFIG = 2,
     PENLINK_FEATURE_CLOCK = 4,
-    PENLINK_FEATURE_SIGNED_CONFIG = 8, /**< refuses configuration not signed by its keys */
-    PENLINK_FEATURE_SIGNED_CHUNKS = 16 /**< hash-chains its log and signs the head */
+    PENLINK_FEATURE_SIGNED_CONFIG = 8,  /**< refuses configuration not signed by its keys */
+    PENLINK_FEATURE_SIGNED_CHUNKS = 16, /**< hash-chains its log and signs the head */
+    PENLINK_FEATURE_IDENTIFY = 32,      /**< can signal itself (penlink_dev_identify()) */
+    PENLINK_FEATURE_SIGNED_CLOCK = 64   /**< refuses a clock setting not signed by its keys */
 };
 
 /** Reads DeviceInfo. */
@@ -603,6 +626,21 @@ PENLINK_API int penlink_key_load_public(penlink_ctx *ctx, const char *path, uint
 /** Writes @p pk as 64 lower-case hex digits and a NUL into @p hex. */
 PENLINK_API void penlink_key_hex(const uint8_t pk[32], char hex[65]);
 
+/** Bytes of a key fingerprint with its NUL ("3f1c:9a0e:7b21:44d0"). */
+#define PENLINK_KEY_FINGERPRINT_LEN 20
+
+/**
+ * A key's fingerprint, the short form people compare: the first 8 bytes of
+ * the SHA-256 of the 32-byte public key, as 16 lower-case hex digits in
+ * groups of 4 joined by ':'. Two different keys sharing one is a
+ * 1 in 2^64 chance; use penlink_key_hex() where that is not enough.
+ */
+PENLINK_API void penlink_key_fingerprint(const uint8_t pk[32],
+                                         char out[PENLINK_KEY_FINGERPRINT_LEN]);
+
+/** 1 when @p pk is one of the config keys @p info lists (the keys the pen accepts). */
+PENLINK_API int penlink_info_accepts_key(const penlink_info *info, const uint8_t pk[32]);
+
 /**
  * Changes the fields present in @p change, if the pen's revision is still
  * @p expected_revision (compare-and-set). On success *@p result (may be NULL)
@@ -628,6 +666,31 @@ PENLINK_API int penlink_dev_config_set_signed(penlink_dev *dev, uint32_t expecte
 /** Sets the pen's clock; *@p previous_ms (may be NULL) gets the clock just before. */
 PENLINK_API int penlink_dev_clock_set(penlink_dev *dev, int64_t time_ms, int64_t *previous_ms);
 
+/**
+ * penlink_dev_clock_set() signed with @p key (NULL: unsigned): asks the pen
+ * for a fresh nonce and signs the pen's serial, the nonce and @p time_ms
+ * (docs/protocol.md 9.4). A pen that announces #PENLINK_FEATURE_SIGNED_CLOCK
+ * takes only this.
+ * @return as penlink_dev_clock_set(), and #PENLINK_ERR_AUTH when the pen
+ *         refuses the signature (penlink_dev_error() has its reason).
+ */
+PENLINK_API int penlink_dev_clock_set_signed(penlink_dev *dev, int64_t time_ms,
+                                             const penlink_key *key, int64_t *previous_ms);
+
+/** Default and longest signal of penlink_dev_identify(), seconds (the reference pen's). */
+#define PENLINK_IDENTIFY_DEFAULT_S 10
+#define PENLINK_IDENTIFY_MAX_S 60
+
+/**
+ * Makes the pen signal itself (blink, beep) for @p seconds, so that a
+ * person can tell which pen on a desk it is; 0 stops a signal going on.
+ * *@p granted (may be NULL) gets the seconds the pen will signal (a pen
+ * may grant less than asked).
+ * @return #PENLINK_OK; #PENLINK_ERR_DEVICE when the pen does not support it
+ *         (it did not announce #PENLINK_FEATURE_IDENTIFY: nothing is sent).
+ */
+PENLINK_API int penlink_dev_identify(penlink_dev *dev, uint32_t seconds, uint32_t *granted);
+
 /** One chunk as received: the bytes to archive or write to a file. */
 typedef struct penlink_chunk {
     uint64_t first_seq;
@@ -650,12 +713,17 @@ typedef struct penlink_head {
     uint8_t device_key[32];
 } penlink_head;
 
-/** Progress of a pull. */
+/**
+ * Progress of a pull. The first call comes before any record, with the
+ * totals the pen announced; then one after every chunk taken.
+ */
 typedef struct penlink_progress {
     uint64_t records;       /**< new records received so far */
     uint64_t bytes;         /**< bytes received so far */
     uint64_t records_total; /**< expected new records (from DeviceInfo), 0 if unknown */
     uint64_t next_seq;      /**< continue from here */
+    uint64_t bytes_total;   /**< expected bytes, estimated from DeviceInfo's log_used_bytes
+                                 for the records expected; 0 if unknown */
 } penlink_progress;
 
 /** Callbacks of a pull; any may be NULL. A non-zero return stops the pull. */
@@ -859,6 +927,7 @@ typedef struct penlink_push_report {
     uint64_t next_seq;  /**< one past the highest seq pushed (0: none) */
     uint64_t where_seq; /**< a log that does not verify: the seq of its first broken link */
     char detail[512];   /**< why the status is not #PENLINK_OK, in words */
+    uint64_t keys_new;  /**< device key replacements (penlink keys replace) it did not hold */
 } penlink_push_report;
 
 /**
@@ -904,8 +973,11 @@ typedef struct penlink_archive_pull_result {
     uint64_t gap;         /**< records the pen no longer had (lost before any pull) */
     uint64_t overflows;   /**< log_overflow records received */
     uint64_t chunks;
-    uint64_t acked_seq; /**< the pen's first unacknowledged seq after the pull */
-    uint64_t retries;   /**< replies asked for again (frames lost, damaged or late) */
+    uint64_t acked_seq;    /**< the pen's first unacknowledged seq after the pull (when the
+                                pull fails: as the pen said at its start) */
+    uint64_t retries;      /**< replies asked for again (frames lost, damaged or late) */
+    uint64_t pen_next_seq; /**< the pen's log_next_seq at the start of the pull: records from
+                                next_seq up to here were on the pen and not yet archived */
 } penlink_archive_pull_result;
 
 /**
@@ -1040,6 +1112,61 @@ PENLINK_API int penlink_archive_devices(penlink_archive *ar,
  *  lists them, without counting each pen's records (which reads them all). */
 PENLINK_API int penlink_archive_serials(penlink_archive *ar,
                                         int (*cb)(void *user, const char *serial), void *user);
+
+/* ---- replaced device keys (docs/technician-guide.md, docs/security.md) -- */
+
+/**
+ * A pen's device key replaced on purpose: a pen repaired at the factory
+ * (RMA) comes back with its serial and its log, and a new device key. The
+ * archive keeps these in an append-only table; the pulls then expect the
+ * new key, and `penlink verify` checks the heads kept before the
+ * replacement with the old key and those after it with the new one.
+ */
+typedef struct penlink_key_replacement {
+    char serial[33];
+    int64_t at_ms;           /**< host time it was recorded */
+    char user[64], host[64]; /**< who recorded it (OS user), on which computer */
+    char reason[256];        /**< why, in the technician's words (unchecked text) */
+    uint8_t old_key[32];     /**< the key in force before */
+    uint8_t new_key[32];     /**< the key in force from then on */
+    uint64_t from_seq;       /**< the archive's next seq of the pen then */
+    uint64_t heads_before;   /**< signed heads the archive held then: they verify with old_key */
+} penlink_key_replacement;
+
+/** Longest reason of a key replacement, bytes. */
+#define PENLINK_KEY_REASON_MAX 255
+
+/**
+ * The device key the archive expects of @p serial now: the pinned key, or
+ * the new key of its last replacement. *@p have = 0 when none is pinned
+ * (a pen that does not sign its log).
+ * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND (no such pen in the archive).
+ */
+PENLINK_API int penlink_archive_pen_key(penlink_archive *ar, const char *serial, uint8_t key[32],
+                                        int *have);
+
+/**
+ * Records that the pen @p info describes (its serial, the device key it
+ * presents now) was given a new device key: who (the OS user), where (the
+ * host), when, @p reason (1..#PENLINK_KEY_REASON_MAX bytes), the key in
+ * force before and the new one. Never silent and never undone: a later
+ * replacement is another row. *@p out (may be NULL) gets the row.
+ * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND (the archive has no such pen);
+ *         #PENLINK_ERR_INVALID_ARG (no reason, the pen presents no key or
+ *         the key already in force, or the archive pinned none);
+ *         #PENLINK_ERR_INTEGRITY (the new key is, or was, another pen's, or
+ *         was this pen's before: a clone, or a replaced key coming back; or
+ *         the pen's log ends before the archive's last record of it: a reset
+ *         log, or another pen); archive errors.
+ */
+PENLINK_API int penlink_archive_key_replace(penlink_archive *ar, const penlink_info *info,
+                                            const char *reason, penlink_key_replacement *out);
+
+/** Visits the key replacements of @p serial (NULL: every pen), in the order recorded. */
+PENLINK_API int penlink_archive_key_replacements(penlink_archive *ar, const char *serial,
+                                                 int (*cb)(void *user,
+                                                           const penlink_key_replacement *r),
+                                                 void *user);
 
 /* ---- verification (docs/security.md) ------------------------------------ */
 

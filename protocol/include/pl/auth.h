@@ -15,6 +15,8 @@
  *    is SHA-256 of "penlink-genesis-v1" and the serial.
  *  - Signed head: "penlink-head-v1", the serial, next_seq (u64) and the link
  *    of the last chunk sent.
+ *  - Signed clock: "penlink-clock-v1", the pen's serial, the pen's nonce (32
+ *    bytes) and the time to set (i64, ms since the epoch).
  */
 #ifndef PL_AUTH_H
 #define PL_AUTH_H
@@ -42,6 +44,14 @@ extern "C" {
 #define PL_AUTH_HEAD_MAX (15u + 1u + PL_SERIAL_MAX + 8u + PL_LINK_BYTES)
 /** Genesis input: "penlink-genesis-v1" and the serial. */
 #define PL_AUTH_GENESIS_MAX (18u + 1u + PL_SERIAL_MAX)
+/** Longest signed SetClock: header, serial, nonce, time. */
+#define PL_AUTH_CLOCK_MAX (16u + 1u + PL_SERIAL_MAX + PL_NONCE_BYTES + 8u)
+
+/**
+ * Added to a security_event record's fault_code (the ErrorCode of the
+ * refusal) when the refused request was a SetClock, not a SetConfig.
+ */
+#define PL_SECURITY_CLOCK 0x100u
 
 /**
  * The signed bytes of a SetConfig for pen @p serial.
@@ -62,6 +72,10 @@ size_t pl_auth_genesis_bytes(uint8_t out[PL_AUTH_GENESIS_MAX], const char *seria
 /** The signed bytes of a chain head; 0 if the serial is too long. */
 size_t pl_auth_head_bytes(uint8_t out[PL_AUTH_HEAD_MAX], const char *serial, uint64_t next_seq,
                           const uint8_t link[PL_LINK_BYTES]);
+
+/** The signed bytes of a SetClock for pen @p serial; 0 if the serial is too long. */
+size_t pl_auth_clock_bytes(uint8_t out[PL_AUTH_CLOCK_MAX], const char *serial,
+                           const uint8_t nonce[PL_NONCE_BYTES], int64_t time_ms);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,323 @@
+/*
+ * A pull's progress as a technician sees it, on stderr (stdout keeps the
+ * command's result): records and bytes against the totals the pen
+ * announced, the rate and the time left.
+ *
+ *  - a terminal: one line redrawn PROG_TICK_MS apart by a thread of its own,
+ *    so that it moves even while the pen sends nothing (then it says for how
+ *    long the pen has been silent);
+ *  - not a terminal (a log): a line when the pull starts, one every
+ *    PROG_LINE_MS, one at the end;
+ *  - --json: JSON events, one object per line ("event":"progress"), at the
+ *    start, PROG_JSON_MS apart, and at the end ("done":true);
+ *  - --quiet: nothing.
+ *
+ * The library's notices (a reply awaited in vain and asked for again) go
+ * through here too, so that they are printed between redraws, never inside
+ * a line. The thread only reads what the pull's callback stored under the
+ * lock; it never calls the library.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+
+#define PROG_TICK_MS 250   /* a terminal's line is redrawn this often (4 times a second) */
+#define PROG_JSON_MS 500   /* --json: a progress event this often */
+#define PROG_LINE_MS 5000  /* a log: a line this often */
+#define PROG_STALL_MS 1000 /* no record for this long: say the pen is silent */
+#define PROG_BAR 16        /* characters of the bar */
+
+enum { PROG_TTY = 1, PROG_LINES, PROG_JSON };
+
+struct cli_progress {
+    struct cli *c;
+    int mode;
+    char serial[33]; /* as the pen sent it, for JSON */
+    char shown[160]; /* escaped once (cli_safe's buffers are not the thread's) */
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    int thread_on, stop;
+    penlink_progress p; /* the library's last word */
+    int have;
+    int64_t start_ms, last_data_ms, last_emit_ms;
+    int on_screen; /* a terminal line is drawn and not yet ended */
+    int ended;     /* 0 running, 1 done, 2 stopped */
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "640 B", "97.7 kB", "3.9 MB" */
+static void size_text(uint64_t bytes, char *buf, size_t cap)
+{
+    if (bytes < 1000)
+        snprintf(buf, cap, "%llu B", (unsigned long long)bytes);
+    else if (bytes < 1000000)
+        snprintf(buf, cap, "%.1f kB", (double)bytes / 1e3);
+    else
+        snprintf(buf, cap, "%.1f MB", (double)bytes / 1e6);
+}
+
+/* "<1 s", "42 s", "3 min 20 s", "2 h 5 min". */
+static void duration(double s, char *buf, size_t cap)
+{
+    long t = (long)(s + 0.5);
+    if (s < 1)
+        snprintf(buf, cap, "<1 s");
+    else if (t < 60)
+        snprintf(buf, cap, "%ld s", t);
+    else if (t < 3600)
+        snprintf(buf, cap, "%ld min %ld s", t / 60, t % 60);
+    else
+        snprintf(buf, cap, "%ld h %ld min", t / 3600, t % 3600 / 60);
+}
+
+/* What the numbers say now; under the lock. */
+struct view {
+    uint64_t records, total, bytes, bytes_total;
+    double rate, left_s, silent_s;
+    int stalled;
+};
+
+static struct view look(const struct cli_progress *g, int64_t now)
+{
+    struct view v;
+    memset(&v, 0, sizeof v);
+    v.records = g->p.records;
+    v.total = g->p.records_total > v.records ? g->p.records_total : v.records;
+    v.bytes = g->p.bytes;
+    v.bytes_total = g->p.bytes_total > v.bytes ? g->p.bytes_total : v.bytes;
+    double t = (double)(now - g->start_ms) / 1000.0;
+    v.rate = t > 0 ? (double)v.records / t : 0;
+    v.left_s = v.rate > 0 ? (double)(v.total - v.records) / v.rate : -1;
+    v.silent_s = (double)(now - g->last_data_ms) / 1000.0;
+    v.stalled = now - g->last_data_ms >= PROG_STALL_MS && v.records < v.total;
+    return v;
+}
+
+static void draw_tty(struct cli_progress *g, int64_t now)
+{
+    struct view v = look(g, now);
+    char bar[PROG_BAR + 1], tail[96], left[32], got[24], all[24];
+    int fill = v.total ? (int)((double)PROG_BAR * (double)v.records / (double)v.total) : 0;
+    for (int i = 0; i < PROG_BAR; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[PROG_BAR] = '\0';
+    if (g->ended == 1)
+        snprintf(tail, sizeof tail, "done, %.0f rec/s", v.rate);
+    else if (g->ended)
+        snprintf(tail, sizeof tail, "stopped");
+    else if (v.stalled)
+        snprintf(tail, sizeof tail, "no data from the pen for %.1f s", v.silent_s);
+    else if (v.left_s >= 0 && v.records < v.total) {
+        duration(v.left_s, left, sizeof left);
+        snprintf(tail, sizeof tail, "%.0f rec/s, %s left", v.rate, left);
+    } else
+        snprintf(tail, sizeof tail, "%.0f rec/s", v.rate);
+    size_text(v.bytes, got, sizeof got);
+    size_text(v.bytes_total, all, sizeof all);
+    fprintf(stderr, "\r[%s] %llu/%llu records %s/%s %s\033[K", bar, (unsigned long long)v.records,
+            (unsigned long long)v.total, got, all, tail);
+    fflush(stderr);
+    g->on_screen = 1;
+}
+
+/* A log's line: @p kind LINE_START (what the pen announced), LINE_NOW, or
+ * LINE_DONE / LINE_STOPPED (the end: what was kept). */
+enum { LINE_START, LINE_NOW, LINE_DONE, LINE_STOPPED };
+
+static void line(struct cli_progress *g, int64_t now, int kind)
+{
+    struct view v = look(g, now);
+    char left[32] = "", got[24], all[24];
+    size_text(v.bytes, got, sizeof got);
+    size_text(v.bytes_total, all, sizeof all);
+    if (kind == LINE_START)
+        fprintf(stderr, "%s: pull %s: the pen announces %llu new records (about %s)\n", g->c->prog,
+                g->shown, (unsigned long long)v.total, all);
+    else if (kind != LINE_NOW)
+        fprintf(stderr, "%s: pull %s: %s: %llu of %llu records kept, %s received\n", g->c->prog,
+                g->shown, kind == LINE_DONE ? "done" : "stopped", (unsigned long long)v.records,
+                (unsigned long long)v.total, got);
+    else {
+        if (v.left_s >= 0 && v.records < v.total)
+            duration(v.left_s, left, sizeof left);
+        fprintf(stderr, "%s: pull %s: %llu of %llu records, %s of %s", g->c->prog, g->shown,
+                (unsigned long long)v.records, (unsigned long long)v.total, got, all);
+        if (v.stalled)
+            fprintf(stderr, ", no data from the pen for %.1f s\n", v.silent_s);
+        else if (left[0])
+            fprintf(stderr, ", %.0f records/s, about %s left\n", v.rate, left);
+        else
+            fprintf(stderr, ", %.0f records/s\n", v.rate);
+    }
+    fflush(stderr);
+}
+
+static void event(struct cli_progress *g, int64_t now, int done, int ok)
+{
+    struct view v = look(g, now);
+    json_t *o = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:f, s:f}", "event", "progress", "serial",
+                          cli_json_str(g->serial), "records", (json_int_t)v.records,
+                          "records_total", (json_int_t)v.total, "bytes", (json_int_t)v.bytes,
+                          "bytes_total", (json_int_t)v.bytes_total, "rate", v.rate, "elapsed_s",
+                          (double)(now - g->start_ms) / 1000.0);
+    if (o && v.left_s >= 0 && !done)
+        json_object_set_new(o, "left_s", json_real(v.left_s));
+    if (o && v.stalled && !done)
+        json_object_set_new(o, "silent_s", json_real(v.silent_s));
+    if (o)
+        json_object_set_new(o, "done", json_boolean(done));
+    if (o && done)
+        json_object_set_new(o, "ok", json_boolean(ok));
+    cli_json_line(stderr, o);
+    fflush(stderr);
+}
+
+/* The redraws and periodic events: the thread's loop. */
+static void *ticker(void *arg)
+{
+    struct cli_progress *g = arg;
+    pthread_mutex_lock(&g->lock);
+    while (!g->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += PROG_TICK_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&g->wake, &g->lock, &until);
+        if (g->stop || !g->have)
+            continue;
+        int64_t now = mono_ms();
+        if (g->mode == PROG_TTY) {
+            draw_tty(g, now);
+        } else if (g->mode == PROG_JSON && now - g->last_emit_ms >= PROG_JSON_MS) {
+            event(g, now, 0, 1);
+            g->last_emit_ms = now;
+        } else if (g->mode == PROG_LINES && now - g->last_emit_ms >= PROG_LINE_MS) {
+            line(g, now, LINE_NOW);
+            g->last_emit_ms = now;
+        }
+    }
+    pthread_mutex_unlock(&g->lock);
+    return NULL;
+}
+
+struct cli_progress *cli_progress_begin(struct cli *c, const char *serial)
+{
+    if (c->quiet)
+        return NULL;
+    struct cli_progress *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    g->c = c;
+    g->mode = c->json ? PROG_JSON : isatty(STDERR_FILENO) ? PROG_TTY : PROG_LINES;
+    snprintf(g->serial, sizeof g->serial, "%s", serial ? serial : "");
+    cli_escape(g->shown, sizeof g->shown, g->serial);
+    g->start_ms = g->last_data_ms = g->last_emit_ms = mono_ms();
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->wake, NULL);
+    g->thread_on = pthread_create(&g->thread, NULL, ticker, g) == 0;
+    c->progress = g;
+    return g;
+}
+
+void cli_progress_update(struct cli_progress *g, const penlink_progress *pr)
+{
+    if (!g)
+        return;
+    pthread_mutex_lock(&g->lock);
+    int64_t now = mono_ms();
+    int first = !g->have;
+    if (first || pr->records != g->p.records)
+        g->last_data_ms = now;
+    g->p = *pr;
+    g->have = 1;
+    if (first) { /* the totals the pen announced: said at once */
+        g->start_ms = now;
+        if (g->mode == PROG_JSON)
+            event(g, now, 0, 1);
+        else if (g->mode == PROG_LINES)
+            line(g, now, LINE_START);
+        else
+            draw_tty(g, now);
+        g->last_emit_ms = now;
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
+void cli_progress_end(struct cli_progress *g, uint64_t records, int ok)
+{
+    if (!g)
+        return;
+    pthread_mutex_lock(&g->lock);
+    g->stop = 1;
+    pthread_cond_signal(&g->wake);
+    pthread_mutex_unlock(&g->lock);
+    if (g->thread_on)
+        pthread_join(g->thread, NULL);
+    int64_t now = mono_ms();
+    /* the last word is what was kept, whatever the pen sent after it */
+    if (g->have) {
+        g->p.records = records;
+        if (ok) /* the total was an estimate; what came is the total */
+            g->p.bytes_total = g->p.bytes;
+        g->last_data_ms = now;
+        g->ended = ok ? 1 : 2;
+        if (g->mode == PROG_TTY) {
+            draw_tty(g, now);
+            fputc('\n', stderr);
+        } else if (g->mode == PROG_JSON) {
+            event(g, now, 1, ok);
+        } else {
+            line(g, now, ok ? LINE_DONE : LINE_STOPPED);
+        }
+    } else if (g->on_screen) {
+        fputc('\n', stderr);
+    }
+    fflush(stderr);
+    pthread_cond_destroy(&g->wake);
+    pthread_mutex_destroy(&g->lock);
+    if (g->c->progress == g)
+        g->c->progress = NULL;
+    free(g);
+}
+
+/* The library's notices: on their own line, between redraws. */
+void cli_notice(void *user, const char *text)
+{
+    struct cli *c = user;
+    struct cli_progress *g = c->progress;
+    if (c->quiet)
+        return;
+    if (g)
+        pthread_mutex_lock(&g->lock);
+    if (c->json) {
+        cli_json_line(stderr,
+                      json_pack("{s:s, s:o}", "event", "notice", "text", cli_json_str(text)));
+    } else {
+        if (g && g->on_screen)
+            fputs("\r\033[K", stderr);
+        fprintf(stderr, "%s: %s\n", c->prog, cli_safe(text));
+        if (g && g->mode == PROG_TTY && g->have)
+            draw_tty(g, mono_ms());
+    }
+    fflush(stderr);
+    if (g)
+        pthread_mutex_unlock(&g->lock);
+}
