@@ -58,8 +58,8 @@ int main(int argc, char **argv)
     size_t records = argc > 1 ? strtoul(argv[1], NULL, 10) : 50000;
     emu = emu_pen_new();
     if (!emu) {
-        fprintf(stderr, "bench_usb: run me under umockdev-wrapper\n");
-        return 77;
+        fprintf(stderr, "bench_usb: no emulated USB device: run me under umockdev-wrapper\n");
+        return 1;
     }
     rig_init(&pen_rig, 4096, 320, PL_CHUNK_BATCH);
     pen_rig.opts.serial = "PEN-BENCH";
