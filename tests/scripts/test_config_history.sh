@@ -82,6 +82,11 @@ check "both pens, PEN-C1 first, each with its own entries" \
      sed -n "/^PEN-C1/,/^PEN-C2/p" "$tmp/out" | grep -v "^PEN-C2" | grep -v "^$" | cmp -s - "$tmp/c1.txt"'
 run 0 "--device usb:PEN-C2 selects a pen too" $PL --archive "$A" --device usb:PEN-C2 config history
 check "only PEN-C2" 'head -n 1 "$tmp/out" | grep -qx PEN-C2 && ! grep -q PEN-C1 "$tmp/out"'
+run 0 "--device usb:serial=PEN-C2, as the pen commands take it" \
+    $PL --archive "$A" --device usb:serial=PEN-C2 config history
+check "only PEN-C2" 'head -n 1 "$tmp/out" | grep -qx PEN-C2 && ! grep -q PEN-C1 "$tmp/out"'
+run 0 "a bare serial in --device selects it here" $PL --archive "$A" --device PEN-C1 config history
+check "only PEN-C1" 'cmp -s "$tmp/out" "$tmp/c1.txt"'
 run 2 "a pen the archive does not hold" $PL --archive "$A" config history --pen PEN-C9
 check "the error names the archive's pens" 'grep -q "PEN-C1, PEN-C2" "$tmp/err"'
 run 2 "an argument too many" $PL --archive "$A" config history PEN-C1
