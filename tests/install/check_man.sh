@@ -2,16 +2,20 @@
 # A man page against the program it documents: every long option the
 # program's help prints is in the page, every long option of the page is in
 # the help, and the page renders with groff's warnings on (-ww) without one.
-#   check_man.sh penlink PAGE PROGRAM OTHER
+#   check_man.sh penlink PAGE PROGRAM OTHER HEADER...
 #       the help of `penlink --help` and of each command and subcommand of the
 #       command table (`penlink completion words`), as `penlink CMD [SUB] --help`
-#   check_man.sh plain PAGE PROGRAM OTHER
+#   check_man.sh plain PAGE PROGRAM OTHER HEADER...
 #       the help of `PROGRAM --help`
+# The exit statuses too: the codes the HEADERs define (EXIT_x = N, SIM_x = N,
+# #define SIM_x N), the codes the help's "Exit status" paragraph gives, and
+# the page's EXIT STATUS entries are one set.
 # OTHER: a grep pattern (basic) of the page's lines that show another
 # program's options (penlink(1) citing penlink-sim or cmake, penlink-sim(1)'s
 # examples running penlink); those lines are left out of the comparison.
 set -eu
 kind=$1 page=$2 prog=$3 other=$4
+shift 4
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
@@ -22,7 +26,8 @@ long_options() { grep -o -- '--[a-z][a-z0-9-]*[a-z0-9]' | sort -u; }
 
 case $kind in
 penlink)
-    "$prog" --help > "$tmp/help"
+    "$prog" --help > "$tmp/help.top"
+    cp "$tmp/help.top" "$tmp/help"
     "$prog" completion words > "$tmp/words"
     [ "$(wc -l < "$tmp/words")" -gt 20 ] || { echo "FAIL: a command table of $(wc -l < "$tmp/words") words" >&2; exit 1; }
     # commands, then "command subcommand" pairs (second word not an option)
@@ -33,7 +38,10 @@ penlink)
         "$prog" $cmd --help >> "$tmp/help" 2>&1 || bad "'penlink $cmd --help' exited with $?"
     done < "$tmp/cmds"
     ;;
-plain) "$prog" --help > "$tmp/help" ;;
+plain)
+    "$prog" --help > "$tmp/help.top"
+    cp "$tmp/help.top" "$tmp/help"
+    ;;
 *) echo "check_man.sh: penlink or plain, not '$kind'" >&2; exit 2 ;;
 esac
 long_options < "$tmp/help" > "$tmp/help.opts"
@@ -71,6 +79,20 @@ if [ "$kind" = penlink ]; then
     [ -s "$tmp/extra" ] && bad "$(cat "$tmp/extra")"
 fi
 
+# exit statuses: the code's, the help's, the page's
+[ "$#" -gt 0 ] || bad "no header with the exit codes given"
+grep -ohE '(EXIT|SIM)_[A-Z_]+ *= *[0-9]+|#define SIM_[A-Z_]+ [0-9]+' "$@" | grep -oE '[0-9]+$' |
+    sort -nu > "$tmp/codes"
+[ "$(wc -l < "$tmp/codes")" -gt 3 ] || bad "the headers define $(wc -l < "$tmp/codes") exit codes"
+sed -n '/^Exit status/,$p' "$tmp/help.top" | tr '\n' ' ' | grep -oE '(^|[ ,:])[0-9]+ [A-Za-z(]' |
+    grep -oE '[0-9]+' | sort -nu > "$tmp/help.codes"
+awk '/^\.SH EXIT STATUS/ { on = 1; next } /^\.SH/ { on = 0 } on && prev == ".TP" { print } { prev = $0 }' \
+    "$page" | sed -n 's/^\.B \([0-9]*\)$/\1/p' | sort -nu > "$tmp/page.codes"
+cmp -s "$tmp/codes" "$tmp/help.codes" ||
+    bad "exit codes: the code has $(tr '\n' ' ' < "$tmp/codes"), $(basename "$prog") --help gives $(tr '\n' ' ' < "$tmp/help.codes")"
+cmp -s "$tmp/codes" "$tmp/page.codes" ||
+    bad "exit codes: the code has $(tr '\n' ' ' < "$tmp/codes"), $page's EXIT STATUS $(tr '\n' ' ' < "$tmp/page.codes")"
+
 # rendering: groff exits 0 even when it warns, so its words are the verdict
 groff -man -ww -z "$page" > "$tmp/groff" 2>&1 || bad "groff -man -ww -z $page exited with $?"
 if [ -s "$tmp/groff" ]; then
@@ -78,4 +100,4 @@ if [ -s "$tmp/groff" ]; then
     bad "groff warns about $page"
 fi
 [ "$fails" -eq 0 ] || { echo "$fails failures" >&2; exit 1; }
-echo "ok: $page: $(wc -l < "$tmp/help.opts") options, as $(basename "$prog") --help shows them; renders without warnings"
+echo "ok: $page: $(wc -l < "$tmp/help.opts") options and exit codes $(tr '\n' ' ' < "$tmp/codes")as $(basename "$prog") --help and the code have them; renders without warnings"
