@@ -175,6 +175,10 @@ int cmd_list(struct cli *c, int argc, char **argv);
 int cmd_info(struct cli *c, int argc, char **argv);
 int cmd_pull(struct cli *c, int argc, char **argv);
 int cmd_config(struct cli *c, int argc, char **argv);
+/* config history (cmd_config_history.c), from the archive; and the config
+ * command of the table: history there, every other verb to cmd_config. */
+int cmd_config_history(struct cli *c, int argc, char **argv);
+int cmd_config_verbs(struct cli *c, int argc, char **argv);
 int cmd_clock(struct cli *c, int argc, char **argv);
 int cmd_watch(struct cli *c, int argc, char **argv);
 int cmd_audit(struct cli *c, int argc, char **argv);
@@ -222,6 +226,7 @@ extern const struct option cli_audit_options[];
 extern const struct option cli_audit_annotate_options[];
 extern const struct option cli_clock_options[];
 extern const struct option cli_config_options[];
+extern const struct option cli_config_history_options[];
 extern const struct option cli_decode_options[];
 extern const struct option cli_export_options[];
 extern const struct option cli_identify_options[];

@@ -146,7 +146,9 @@ int cli_pen_filter(struct cli *c, penlink_archive_filter *f, const char *pen)
     if (!dev || !*dev)
         return EXIT_OK;
     if (strncmp(dev, "usb:", 4) == 0 && dev[4]) {
-        f->serial = dev + 4;
+        /* usb:serial=S names serial S as the pen commands read it (a serial
+         * shaped like a port path) */
+        f->serial = strncmp(dev + 4, "serial=", 7) == 0 && dev[11] ? dev + 11 : dev + 4;
         return EXIT_OK;
     }
     if (strcmp(dev, "usb") == 0 || strchr(dev, ':')) {

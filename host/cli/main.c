@@ -70,7 +70,7 @@ int cli_error(const struct cli *c, int code, const char *fmt, ...)
 }
 
 /* Subcommands and getopt_long tables of each command, for cli_commands. */
-static const char *const config_subs[] = { "get", "set", "export", "import", NULL };
+static const char *const config_subs[] = { "get", "set", "export", "import", "history", NULL };
 static const char *const clock_subs[] = { "sync", NULL };
 static const char *const audit_subs[] = { "annotate", NULL };
 static const char *const export_subs[] = { "records", "treatments", NULL };
@@ -81,7 +81,8 @@ static const struct option *const help_opts[] = { cli_help_options, NULL };
 static const struct option *const identify_opts[] = { cli_identify_options, NULL };
 static const struct option *const pull_opts[] = { cli_pull_options, NULL };
 static const struct option *const decode_opts[] = { cli_decode_options, NULL };
-static const struct option *const config_opts[] = { cli_config_options, NULL };
+static const struct option *const config_opts[] = { cli_config_options, cli_config_history_options,
+                                                    NULL };
 static const struct option *const clock_opts[] = { cli_clock_options, NULL };
 static const struct option *const watch_opts[] = { cli_watch_options, NULL };
 static const struct option *const audit_opts[] = { cli_audit_options, cli_audit_annotate_options,
@@ -111,11 +112,15 @@ const struct cli_command cli_commands[] = {
       "  decode FILE             print the records (--messages: and every message) of\n"
       "                          a file of frames or chunks, or of a capture\n",
       NULL, decode_opts },
-    { "config", cmd_config,
+    /* config history reads the archive (cmd_config_history.c); the other
+     * verbs talk to the pen (cmd_config.c) */
+    { "config", cmd_config_verbs,
       "  config get [KEY]        show the configuration (or one key)\n"
       "  config set KEY=VALUE..  change keys (checked against the pen's limits)\n"
       "  config export [FILE]    write the configuration as JSON\n"
-      "  config import FILE      show the changes a JSON file makes, then apply them\n",
+      "  config import FILE      show the changes a JSON file makes, then apply them\n"
+      "  config history          a pen's configuration history from the archive (who,\n"
+      "                          when, old -> new)\n",
       config_subs, config_opts },
     { "clock", cmd_clock,
       "  clock sync              show the pen's clock drift; set it when 1 s or more\n", clock_subs,

@@ -76,10 +76,16 @@ grep -q '^SUBSYSTEM=="usb".*ATTR{idVendor}=="1209".*TAG+="uaccess"' "$tmp/stage$
 grep -q '^SUBSYSTEM=="usb".*ATTR{idVendor}=="1209".*GROUP="plugdev", MODE="0660"' "$tmp/stage$rule" ||
     fail "$rule: no plugdev rule"
 
-echo "== one version everywhere: penlink --version, the man page"
+echo "== one version everywhere: penlink --version, the man pages"
 v=$(LD_LIBRARY_PATH=$libdir "$root/bin/penlink" --version) || fail "penlink --version"
 [ "$v" = "penlink $version" ] || fail "penlink --version says '$v', not 'penlink $version'"
 man=$(find "$root" -name penlink.1.gz | head -n 1)
 [ -n "$man" ] || fail "no penlink.1.gz installed"
 gzip -dc "$man" | head -n 1 | grep -q "\"penlink $version\"" || fail "$man: $(gzip -dc "$man" | head -n 1)"
+# penlink-sim's, beside it (the package that ships penlink-sim carries it)
+[ -x "$root/bin/penlink-sim" ] || fail "no penlink-sim installed"
+simman=$(dirname "$man")/penlink-sim.1.gz
+[ -f "$simman" ] || fail "no $simman beside penlink.1.gz"
+gzip -dc "$simman" | head -n 1 | grep -q "^\.TH PENLINK\\\\-SIM 1 .*\"penlink $version\"" ||
+    fail "$simman: $(gzip -dc "$simman" | head -n 1)"
 echo "ok: installed package used through CMake and pkg-config"
