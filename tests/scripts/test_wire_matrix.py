@@ -312,6 +312,11 @@ def run_case(env, name, fault, at, json_mode=True):
                                    db, "pull")
         if rc2 != 0:
             bad.append("the clean pull after it: exit %d: %s" % (rc2, err2.strip()[-200:]))
+            # what the simulator was doing then, to tell a test rig fault from penlink's
+            bad.append("penlink-sim %s, its socket %s; its log: %s" % (
+                "running" if sim.poll() is None else "exited with status %d" % sim.poll(),
+                "present" if os.path.exists(simsock) else "absent",
+                " ".join(open(state + ".log").read().split())[-300:]))
         truth = [json.loads(line) for line in open(state + "/ground-truth.jsonl")]
         rows, alarms = archive_rows(db)
         k2, why = prefix_len(rows, truth)
