@@ -42,7 +42,8 @@ static const char usage[] =
     "                     sends again are compared with FILE's copies, as in the\n"
     "                     archive: other content is exit status 6, the chunk not\n"
     "                     written, nothing acknowledged\n"
-    "      --no-ack       keep the records on the pen (with -o)\n"
+    "      --no-ack       keep the records on the pen; only with -o (without it,\n"
+    "                     a usage error: exit status 2)\n"
     "  -h, --help         this help\n"
     "\n"
     "A gap (records the pen dropped before they were pulled) is reported and\n"
@@ -70,6 +71,11 @@ int cmd_pull(struct cli *c, int argc, char **argv)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
+    if (!o.ack && !o.path)
+        return cli_error(c, EXIT_USAGE,
+                         "pull: --no-ack works only with -o FILE (a pull into the archive always "
+                         "acknowledges what it committed): add -o FILE to keep the records on "
+                         "the pen, or leave out --no-ack; nothing was sent to the pen");
     penlink_dev *dev = NULL;
     int rc = cli_open(c, &dev);
     if (rc != EXIT_OK)

@@ -186,6 +186,10 @@ stopped_pull)
     D="--device sim:$tmp/u.sock --archive $A"
     $PL $D --json info > "$tmp/info.json"
     next=$(jq_ 'd["log_next_seq"]' "$tmp/info.json")
+    run 2 "pull --no-ack without -o: a usage error (exit 2)" $PL $D pull --no-ack
+    check "saying to add -o FILE, and that nothing was sent" \
+        'grep -q "add -o FILE to keep the records on the pen, or leave out --no-ack; nothing was sent" $tmp/err'
+    check "nothing said on stdout, nothing archived" '[ ! -s $tmp/out ] && [ ! -s "$A" ]'
     run 3 "the pen unplugged mid-pull (exit 3)" $PL $D pull
     kept=$(q "$A" "SELECT count(*) FROM records")
     check "some records kept, not all" '[ "$kept" -gt 0 ] && [ "$kept" -lt "$next" ]'
