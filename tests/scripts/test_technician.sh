@@ -55,6 +55,12 @@ keys_replace)
     check "says to add --yes" 'grep -q -- "--yes" $tmp/err'
     run 2 "keys replace: the pen plugged in must be the one named" \
         $PL $D keys replace --pen PEN-RMA-2 --reason "RMA 4471" --yes
+    run 2 "keys replace: a blank reason is no reason" $PL $D keys replace --pen PEN-RMA-1 --reason "   " --yes
+    check "saying so" 'grep -q "reason TEXT is required (1 to [0-9]* bytes, not only spaces)" $tmp/err'
+    "$PY" "$here/pty_answer.py" "Type yes" '\x03' -- $PL $D keys replace --pen PEN-RMA-1 \
+        --reason "RMA 4471" > "$tmp/ctrlc.out" 2>&1
+    check "Ctrl-C at the confirmation: exit 130, nothing recorded, said so" \
+        'grep -q "^exit 130$" $tmp/ctrlc.out && grep -q "keys replace: interrupted: nothing was recorded" $tmp/ctrlc.out'
     check "nothing recorded by the refusals" '[ "$(q "$A" "SELECT count(*) FROM key_replacements")" = 0 ]'
     run 0 "keys replace --yes" $PL $D keys replace --pen PEN-RMA-1 --reason "RMA 4471: main board replaced" --yes
     check "shows the old and the new key" \
@@ -66,6 +72,8 @@ keys_replace)
         '[ "$before" = "$(q "$A" "SELECT max(seq) + 1 FROM records")" ]'
     run 2 "the same replacement twice: the new key is already in force" \
         $PL $D keys replace --pen PEN-RMA-1 --reason again --yes
+    check "said as such, and nothing shown as if it were another key" \
+        'grep -q "presents the device key already in force for it (fingerprint [0-9a-f:]*): nothing to replace" $tmp/err && [ ! -s $tmp/out ]'
     run 0 "the repaired pen is pulled now" $PL $D pull
     check "the archive equals the pen's log, before and after the replacement" \
         'same "$A" PEN-RMA-1 $tmp/rma/ground-truth.jsonl'
@@ -99,6 +107,8 @@ keys_replace)
     start_sim rma
     run 6 "the replaced key coming back is refused" $PL $D pull
     check "the error says it was replaced" 'grep -q "which was replaced on" $tmp/err'
+    check "and to keep the pen apart, not to record it (keys replace would refuse it)" \
+        'grep -q "keep this pen apart and report it" $tmp/err && ! grep -q "keys replace --pen SERIAL" $tmp/err'
     run 6 "and cannot be recorded as a replacement" \
         $PL $D keys replace --pen PEN-RMA-1 --reason "the old board" --yes
     check "a replaced key is never taken back" 'grep -q "never taken back" $tmp/err'
