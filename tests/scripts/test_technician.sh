@@ -180,6 +180,21 @@ config_files)
     run 2 "--dry-run is refused the same way" $PL $DB config import --dry-run "$tmp/room2.json"
     check "pen B unchanged" \
         '[ "$($PL $DB --json config get | "$PY" -c "import json,sys; print(json.load(sys.stdin)[\"revision\"])")" = "$rev_b" ]'
+    "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); del d["serial"], d["revision"]; json.dump(d, open(sys.argv[2], "w"))' \
+        "$tmp/room2.json" "$tmp/nopen.json"
+    run 2 "a file naming no pen is not taken as pen B's own (--dry-run)" $PL $DB config import --dry-run "$tmp/nopen.json"
+    check "says it names no pen, and --template" \
+        'grep -q "nopen.json names no pen (it has no \"serial\"" $tmp/err && grep -q "add --template" $tmp/err && [ ! -s $tmp/out ]'
+    run 2 "nor with --force" $PL $DB config import --force "$tmp/nopen.json"
+    run 2 "--force and --template together: a usage error" $PL $DB config import --template --force "$tmp/room2.json"
+    run 2 "config set: a key given twice is refused" $PL $DB config set max_treatment_s=2000 max_treatment_s=1000
+    check "saying which" 'grep -q "max_treatment_s is given twice" $tmp/err'
+    run 2 "config set: a number with a space before it is refused" $PL $DB config set "max_treatment_s= 2000"
+    run 2 "config set: a number with a + is refused" $PL $DB config set max_treatment_s=+2000
+    check "pen B unchanged by all of them" \
+        '[ "$($PL $DB --json config get | "$PY" -c "import json,sys; print(json.load(sys.stdin)[\"revision\"])")" = "$rev_b" ]'
+    run 0 "a file naming no pen is taken with --template" $PL $DB config import --template --dry-run "$tmp/nopen.json"
+    check "settings only" 'grep -q "device_label and clinic_id are not copied" $tmp/out && grep -q "max_treatment_s" $tmp/out'
     run 0 "import --template onto pen B" $PL $DB config import --template "$tmp/room2.json"
     check "says the identity fields are not copied" 'grep -q "device_label and clinic_id are not copied" $tmp/out'
     $PL $DB --json config get > "$tmp/b.json"
