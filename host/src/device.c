@@ -450,11 +450,16 @@ int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
         st = transport_sim_open(ctx, uri + 4, &d->t);
     } else if (strcmp(uri, "usb") == 0) {
         st = transport_usb_open(ctx, NULL, &d->t);
+    } else if (strcmp(uri, "usb:serial=") == 0) {
+        st = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
+                          "'%s' names no serial: use usb:serial=SERIAL (or usb:SERIAL)", uri);
     } else if (strncmp(uri, "usb:", 4) == 0 && uri[4]) {
         st = transport_usb_open(ctx, uri + 4, &d->t);
     } else {
         st = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
-                          "'%s' is not a pen address: use usb, usb:SERIAL or sim:PATH", uri);
+                          "'%s' is not a pen address: use usb, usb:SERIAL, usb:BUS-PORT.PORT (the "
+                          "USB port, e.g. usb:1-2.3, as 'penlink list' shows) or sim:PATH",
+                          uri);
     }
     if (st == PENLINK_OK && ctx->trace) {
         transport *traced = NULL;
