@@ -716,6 +716,10 @@ static int pull_acknowledge(pull_state *ps, uint64_t from, int have)
         res->acked_seq = acked;
         return PENLINK_OK;
     }
+    if (ps->dev->ack_sent &&
+        (rc == PENLINK_ERR_TIMEOUT || rc == PENLINK_ERR_GONE || rc == PENLINK_ERR_CANCELLED ||
+         rc == PENLINK_ERR_IO || rc == PENLINK_ERR_PROTOCOL))
+        res->ack_unconfirmed = res->next_seq; /* sent; whether the pen took it, unknown */
     if (rc == PENLINK_ERR_INTEGRITY) {
         char message[512];
         snprintf(message, sizeof message, "%s", penlink_ctx_errmsg(ps->ar->ctx));

@@ -224,6 +224,8 @@ static int request(penlink_dev *d, pl_envelope *req, int idempotent,
         st = dev_send(d, req);
         if (st != PENLINK_OK)
             return st;
+        if (req->body_case == PENLINK__V1__ENVELOPE__BODY_ACK_LOG)
+            d->ack_sent = 1;
         long long deadline = dev_now_ms() + d->timeout_ms;
         for (;;) {
             pl_envelope *env = NULL;
@@ -819,6 +821,7 @@ int penlink_dev_ack(penlink_dev *d, uint64_t through_seq, uint64_t *acked_seq)
     env.body_case = PENLINK__V1__ENVELOPE__BODY_ACK_LOG;
     env.ack_log = &a;
     pl_envelope *r = NULL;
+    d->ack_sent = 0;
     if (acked_seq)
         *acked_seq = 0;
     if (!d->info_read) { /* the pen's earlier acknowledgement is part of the check */

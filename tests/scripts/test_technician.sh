@@ -233,13 +233,51 @@ stopped_pull)
     check "the archive equals the pen's log" 'same "$A" PEN-UNPLUG $tmp/u/ground-truth.jsonl'
     # a pen that stops answering mid-pull
     start_sim h --serial PEN-HUNG --simulate-days 60 --start-time $T0 --hang-after-frames 40
-    H="--device sim:$tmp/h.sock --archive $(archive h) --timeout 300"
+    HA=$(archive h)
+    H="--device sim:$tmp/h.sock --archive $HA --timeout 300"
     run 5 "a pen that hangs mid-pull (exit 5)" $PL $H pull
     check "each wait in vain is said as it happens" \
-        '[ "$(grep -c "the pen sent nothing for 300 ms at seq [0-9]*; asking again from seq [0-9]* (retry [1-4] of 4)" $tmp/err)" = 4 ]'
+        '[ "$(grep -c "the pen sent nothing for 300 ms at seq [0-9]*; asking again from seq [0-9]* (retry [1-3] of 3)" $tmp/err)" = 3 ]'
     check "the error says the pen may be hung and to replug it" \
-        'grep -q "the pen may be hung: unplug it and plug it in again (or switch it off and on)" $tmp/err'
+        'grep -q "asked again 3 times in vain; the pen may be hung: unplug it and plug it in again (or switch it off and on)" $tmp/err'
     check "and where things stand" 'grep -q "NOT acknowledged" $tmp/err && grep -q "it resumes at seq" $tmp/err'
+    hkept=$(q "$HA" "SELECT count(*) FROM records")
+    check "one seq to resume at: the summary's, what the archive holds (the error names no other)" \
+        'grep -q "pull stopped at seq $hkept\.$" $tmp/err && grep -q "it resumes at seq $hkept;" $tmp/err && ! grep -q "stay on the pen" $tmp/err'
+    check "records received but not kept are said as such, not as kept" \
+        'grep -q "kept:       $hkept new records" $tmp/err && grep -q "^penlink: pull PEN-HUNG: stopped: received [0-9]* of [0-9]* records (.*), kept $hkept$" $tmp/err'
+    # the same with --json: one retry count, in the notices and the result
+    start_sim h2 --serial PEN-HUNG --simulate-days 60 --start-time $T0 --hang-after-frames 40
+    run 5 "--json: a pen that hangs mid-pull" $PL --device "sim:$tmp/h2.sock" --archive "$(archive h2)" --timeout 300 --json pull
+    check "--json: the result's retries are the notices said" \
+        '[ "$(grep -c "\"event\":\"notice\".*asking again" $tmp/err)" = "$(jq_ "d[\"retries\"]" $tmp/out)" ] && [ "$(jq_ "d[\"retries\"]" $tmp/out)" = 3 ]'
+    # a pen that takes the acknowledgement and never answers it: it may have
+    # erased those records, so penlink must not say the pen keeps them
+    start_sim ak1 --serial PEN-ACK --simulate-days 3 --start-time $T0
+    frames=$($PL -v --device "sim:$tmp/ak1.sock" --archive "$(archive ak1)" pull 2>&1 | grep -c "pen->host")
+    m=$(wc -l < "$tmp/ak1/ground-truth.jsonl")
+    start_sim ak2 --serial PEN-ACK --simulate-days 3 --start-time $T0 --hang-after-frames $((frames - 1))
+    run 5 "a pen silent after the acknowledgement: exit 5, as for any pen that stops answering" \
+        $PL --device "sim:$tmp/ak2.sock" --archive "$(archive ak2)" --timeout 300 pull
+    check "says the acknowledgement was sent and not confirmed: the pen may have erased them, they are archived" \
+        'grep -q "^PEN-ACK: pull stopped at the acknowledgement\.$" $tmp/err && grep -q "kept:       $m new records (seq 0\.\.$((m - 1))) in the archive$" $tmp/err && grep -q "ack:        sent through seq $((m - 1)), but NOT confirmed: .* may have erased those records (they are archived)" $tmp/err'
+    check "and not that the pen keeps them" '! grep -q "NOT acknowledged" $tmp/err'
+    $PL --device "sim:$tmp/ak2.sock" --json info > "$tmp/info.json"
+    check "info shows what the summary says to look for: the pen took it" \
+        '[ "$(jq_ "d[\"log_acked_seq\"]" $tmp/info.json)" = "$m" ] && grep -q "acknowledged below seq $m" $tmp/err'
+    # Ctrl-C before any record was asked for: the summary all the same
+    start_sim e --serial PEN-EARLY --simulate-days 1 --start-time $T0 --hang-after-frames 2 -v
+    $PL --device "sim:$tmp/e.sock" --archive "$(archive e)" --timeout 60000 pull > "$tmp/out" 2> "$tmp/err" &
+    pl_pid=$!
+    i=0
+    while ! grep -q "hung after" "$tmp/e.log" && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
+    kill -INT $pl_pid
+    wait $pl_pid
+    rc=$?
+    enext=$(wc -l < "$tmp/e/ground-truth.jsonl")
+    check "Ctrl-C while the pull starts: exit 130" '[ $rc = 130 ]'
+    check "and the stopped pull's summary: kept, on the pen, next" \
+        'grep -q "^PEN-EARLY: pull stopped before any record was asked for\.$" $tmp/err && grep -q "^  kept:       no new record$" $tmp/err && grep -q "^  on the pen: $enext records not yet acknowledged (seq 0\.\.$((enext - 1)))$" $tmp/err && grep -q "^  next:       run .penlink pull. again" $tmp/err'
     # a pen that hangs right after Hello
     start_sim g --serial PEN-MUTE --simulate-days 1 --start-time $T0 --hang-after-frames 1
     run 5 "a pen that answers nothing after Hello (exit 5)" $PL --device "sim:$tmp/g.sock" --timeout 300 info
@@ -252,8 +290,9 @@ progress)
     start_sim p --serial PEN-PROG --simulate-days 60 --start-time $T0 --hang-after-frames 60
     $PL --device "sim:$tmp/p.sock" --json info > "$tmp/info.json"
     total=$(jq_ 'd["log_next_seq"] - d["log_first_seq"]' "$tmp/info.json")
+    PA=$(archive p)
     "$PY" "$here/pty_stderr.py" "$tmp/tty.json" -- $PL --device "sim:$tmp/p.sock" \
-        --archive "$(archive p)" --timeout 500 pull
+        --archive "$PA" --timeout 500 pull
     jq_ '"\n".join(d["lines"])' "$tmp/tty.json" > "$tmp/tty.txt"
     check "terminal: the pull stopped on the hung pen (exit 5)" '[ "$(jq_ "d[\"rc\"]" $tmp/tty.json)" = 5 ]'
     twice_a_second() {
@@ -266,7 +305,42 @@ progress)
     check "terminal: the rate and the time left" 'grep -q "[0-9]* rec/s, [<0-9]* s left" $tmp/tty.txt'
     check "terminal: while the pen is silent, for how long" \
         'grep -q "no data from the pen for [0-9.]* s$" $tmp/tty.txt'
-    check "terminal: the last line is what was kept" 'grep -q "records .* stopped$" $tmp/tty.txt'
+    pkept=$(q "$PA" "SELECT count(*) FROM records")
+    check "terminal: the last line is what came and what was kept" \
+        'grep "^\[" $tmp/tty.txt | tail -n 1 | grep -q "records .* stopped, $pkept kept$"'
+    never_back() {
+        "$PY" -c '
+import re, sys
+n = [int(m.group(1)) for m in (re.match(r"\[[#.]*\] ([0-9]+)/", l) for l in open(sys.argv[1])) if m]
+assert n and all(a <= b for a, b in zip(n, n[1:])), n
+' "$tmp/tty.txt"
+    }
+    check "terminal: the count never goes back" never_back
+    check "terminal: no time left shown while the pen is silent" \
+        '! grep "no data from the pen\|waiting for the pen" $tmp/tty.txt | grep -q "left"'
+    # the same pen's pull as JSON events
+    start_sim p2 --serial PEN-PROG --simulate-days 60 --start-time $T0 --hang-after-frames 60
+    P2A=$(archive p2)
+    run 5 "--json: the pull of a pen that hangs" $PL --device "sim:$tmp/p2.sock" --archive "$P2A" --timeout 500 --json pull
+    stalled_events() {
+        "$PY" -c '
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{\"event\":\"progress\"")]
+n = [e["records"] for e in ev]
+assert all(a <= b for a, b in zip(n, n[1:])), ("records went back", n)
+last = ev[-1]
+assert last["done"] and not last["ok"] and last["kept"] == int(sys.argv[2]), last
+assert last["records"] >= last["kept"], last
+silent = [e for e in ev if "silent_s" in e]
+assert silent, "no event while the pen was silent"
+assert not [e for e in silent if "left_s" in e], ("a time left while the pen is silent", silent)
+for a, b in zip(ev, ev[1:]):  # the time left does not grow while nothing comes
+    if a["records"] == b["records"] and "left_s" in a and "left_s" in b:
+        assert b["left_s"] <= a["left_s"], (a, b)
+' "$tmp/err" "$(q "$P2A" "SELECT count(*) FROM records")"
+    }
+    check "--json: records never go back, the last event says what was kept, no time left while the pen is silent" \
+        stalled_events
     check "terminal: nothing of it on stdout" '[ -z "$(jq_ "d[\"stdout\"]" $tmp/tty.json)" ]'
     # one pen per way of showing it: a pull acknowledges, the next would find nothing
     for n in 1 2 3; do start_sim q$n --serial PEN-PROG-2 --simulate-days 60 --start-time $T0; done
