@@ -390,6 +390,20 @@ desk)
         '[ "$(jq_ "d[-1][\"serial\"], d[-1][\"label\"], d[-1][\"model\"], d[-1][\"firmware\"]" $tmp/out)" = "PEN-DESK Room 3 penlink MN-1 0.1.0-sim" ]'
     run 0 "list" $PL $D list
     check "list: the columns" 'grep -q "^PORT  *SERIAL  *LABEL  *MODEL  *FIRMWARE  *STATUS$" $tmp/out && grep -q "PEN-DESK  *Room 3  *penlink MN-1" $tmp/out'
+    $PL $D config set device_label="Treatment room 3, left cabinet" > /dev/null
+    run 0 "list: a long label and a sim: port" $PL $D list
+    aligned() {
+        "$PY" -c '
+import sys
+head, row = open(sys.argv[1]).read().splitlines()[:2]
+cols = ["PORT", "SERIAL", "LABEL", "MODEL", "FIRMWARE", "STATUS"]
+at = [head.index(c) for c in cols]
+cells = [sys.argv[2], "PEN-DESK", "Treatment room 3, left cabinet", "penlink MN-1", "0.1.0-sim", "ok"]
+for c, a, v in zip(cols, at, cells):
+    assert row[a:a + len(v)] == v and (a == 0 or row[a - 1] == " "), (c, head, row)
+' "$tmp/out" "sim:$tmp/d.sock"
+    }
+    check "list: every cell under its heading" aligned
     ;;
 
 clock)
