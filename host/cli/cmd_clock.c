@@ -98,9 +98,10 @@ static int check_host_clock(struct cli *c, penlink_dev *dev, const penlink_info 
         }
         return cli_error(c, EXIT_USAGE,
                          "clock sync: this computer's clock says %s, before pen %s's newest "
-                         "record (%s): it is probably wrong, and setting the pen to it would "
-                         "move the pen's clock back over its own log. Set this computer's clock "
-                         "right (NTP) and sync again; nothing was sent (--force sets it anyway)",
+                         "record (%s): setting the pen to it would move its clock back over its "
+                         "own log. This computer's clock is probably wrong: set it right (NTP) "
+                         "and sync again. Nothing was sent; only if the pen's clock is the wrong "
+                         "one (it ran ahead and stamped its records so), --force sets it",
                          t, info->serial, when);
     }
     if (now < built) {
