@@ -391,9 +391,9 @@ void cli_pull_stopped(struct cli *c, const struct pull_stop *s)
                 "again what the pen did not take; nothing is lost\n");
     else if (s->have_seq)
         fprintf(stderr,
-                "  next:       run 'penlink pull' again when the pen answers: it resumes at "
-                "seq %llu; nothing is lost\n",
-                next);
+                "  next:       run 'penlink pull' again%s: it resumes at seq %llu; nothing is "
+                "lost\n",
+                s->status == PENLINK_ERR_CANCELLED ? "" : " when the pen answers", next);
     else
         fprintf(stderr, "  next:       run 'penlink pull' again: it resumes after the last "
                         "record kept; nothing is lost\n");

@@ -267,6 +267,21 @@ stopped_pull)
     $PL --device "sim:$tmp/ak2.sock" --json info > "$tmp/info.json"
     check "info shows what the summary says to look for: the pen took it" \
         '[ "$(jq_ "d[\"log_acked_seq\"]" $tmp/info.json)" = "$m" ] && grep -q "acknowledged below seq $m" $tmp/err'
+    # Ctrl-C while a hung pen is asked again: what was kept, the one seq to resume at
+    start_sim i --serial PEN-INT --simulate-days 60 --start-time $T0 --hang-after-frames 40
+    IA=$(archive i)
+    $PL --device "sim:$tmp/i.sock" --archive "$IA" --timeout 60000 pull > "$tmp/out" 2> "$tmp/err" &
+    pl_pid=$!
+    i=0
+    while ! grep -q "hung after" "$tmp/i.log" && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
+    sleep 0.5
+    kill -INT $pl_pid
+    wait $pl_pid
+    rc=$?
+    ikept=$(q "$IA" "SELECT count(*) FROM records")
+    check "Ctrl-C mid-pull: exit 130" '[ $rc = 130 ]'
+    check "and the summary: kept, on the pen, next (no pen to wait for)" \
+        'grep -q "^PEN-INT: pull stopped at seq $ikept\.$" $tmp/err && grep -q "^  kept:       $ikept new records" $tmp/err && grep -q "^  on the pen: [0-9]* more records (seq $ikept\.\." $tmp/err && grep -q "^  next:       run .penlink pull. again: it resumes at seq $ikept; nothing is lost$" $tmp/err'
     # Ctrl-C before any record was asked for: the summary all the same
     start_sim e --serial PEN-EARLY --simulate-days 1 --start-time $T0 --hang-after-frames 2 -v
     $PL --device "sim:$tmp/e.sock" --archive "$(archive e)" --timeout 60000 pull > "$tmp/out" 2> "$tmp/err" &
