@@ -138,11 +138,28 @@ int cli_signing_key(struct cli *c, const char *what, const penlink_info *info, i
 
 /* What a pull that stopped leaves behind, in words on stderr (pull_file.c):
  * what is kept in @p where (@p kept records from @p from_seq, none
- * acknowledged), what is still only on the pen, and, when it stopped
- * @p midway (the pen gone or hung, or interrupted), that the next pull
- * resumes. */
-void cli_pull_stopped(struct cli *c, const char *serial, uint64_t from_seq, uint64_t next_seq,
-                      uint64_t kept, uint64_t pen_next_seq, const char *where, int midway);
+ * acknowledged, or an acknowledgement sent and not confirmed), what is
+ * still only on the pen (when the pen's count can be believed), and what to
+ * do next: when it stopped midway (the pen gone or hung, or interrupted),
+ * that the next pull resumes. */
+struct pull_stop {
+    const char *serial; /* NULL: the pen did not say */
+    const char *where;  /* "the archive", a file */
+    int status;         /* the library's status */
+    int midway;         /* the pen gone or hung, or interrupted */
+    int have_seq;       /* from_seq and next_seq are known */
+    uint64_t from_seq, next_seq, kept;
+    uint64_t received;        /* new records the pen sent (kept or not) */
+    uint64_t pen_next_seq;    /* what the pen said it holds (0: unknown) */
+    uint64_t pen_acked_seq;   /* and acknowledged */
+    uint64_t capacity_bytes;  /* its flash (0: unknown): no more records than that */
+    int signs;                /* the pen signs its log: only what a signed head covers is kept */
+    uint64_t ack_unconfirmed; /* an acknowledgement below this seq sent, not confirmed */
+};
+void cli_pull_stopped(struct cli *c, const struct pull_stop *s);
+/* Which statuses stop a pull half way, the records before kept: the pen gone,
+ * hung, or the pull interrupted. */
+int cli_stopped_midway(int status);
 
 /* Pulls new records of an open pen into a frames file (resuming from its end),
  * syncs it, then acknowledges them. Shared by pull and watch. */

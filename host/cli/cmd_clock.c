@@ -20,15 +20,25 @@
  * measures to a few milliseconds. docs/technician-guide.md says why. */
 #define CLOCK_SYNC_THRESHOLD_MS 1000
 #define CLOCK_SYNC_THRESHOLD_MAX_MS 3600000
+#define DAY_MS 86400000LL
+
+/* The day this penlink was built (host/CMakeLists.txt; SOURCE_DATE_EPOCH
+ * when set): a computer whose clock is before it is surely wrong. */
+#ifndef PENLINK_BUILD_EPOCH_S
+#define PENLINK_BUILD_EPOCH_S 0
+#endif
 
 static const char usage[] =
-    "Usage: penlink [--device URI] clock sync [--threshold MS] [--key FILE] [-h]\n"
+    "Usage: penlink [--device URI] clock sync [--threshold MS] [--key FILE] [--force]\n"
     "\n"
     "Measure how far the pen's clock is ahead (+) or behind (-) this computer's\n"
     "(UTC), and set it when the drift is 1 s or more (--threshold): the pen logs\n"
     "a clock_set record with the step, so the audit can tell a corrected clock\n"
     "from a tampered one, and a smaller drift is not worth a record. Keep this\n"
-    "computer's clock right (NTP) first.\n"
+    "computer's clock right (NTP) first: penlink refuses (exit status 2, nothing\n"
+    "sent) to set the pen to a time before the pen's newest record or before\n"
+    "the day this penlink was built, which only a wrong computer clock gives,\n"
+    "unless --force.\n"
     "\n"
     "A pen provisioned with config keys takes only a signed clock setting\n"
     "(penlink info: \"clock signing required\"): --key FILE signs it, else\n"
@@ -39,12 +49,78 @@ static const char usage[] =
     "  -t, --threshold MS  set the clock only when it is off by MS milliseconds or\n"
     "                      more (default 1000; 0: always)\n"
     "  -k, --key FILE      sign with this secret key\n"
+    "  -f, --force         set the pen to this computer's time even when it is\n"
+    "                      before the pen's newest record or this penlink's build\n"
     "  -h, --help          this help\n";
 
 const struct option cli_clock_options[] = { { "threshold", required_argument, NULL, 't' },
                                             { "key", required_argument, NULL, 'k' },
+                                            { "force", no_argument, NULL, 'f' },
                                             { "help", no_argument, NULL, 'h' },
                                             { NULL, 0, NULL, 0 } };
+
+/* The newest record's time among those the pen holds (a pull of its last
+ * chunk, nothing acknowledged). */
+static int take_time(void *user, const penlink_record *r)
+{
+    int64_t *newest = user;
+    if (r->time_ms > *newest)
+        *newest = r->time_ms;
+    return 0;
+}
+
+/*
+ * A computer clock that is surely wrong: before the day this penlink was
+ * built, or before the newest record the pen holds. Setting the pen to it
+ * would move its clock back over its own log (a treatment hidden from a
+ * window). Refused unless --force; EXIT_OK when the clock is credible.
+ */
+static int check_host_clock(struct cli *c, penlink_dev *dev, const penlink_info *info, int force)
+{
+    int64_t now = cli_now_ms(), newest = INT64_MIN;
+    int64_t built = (int64_t)PENLINK_BUILD_EPOCH_S * 1000 / DAY_MS * DAY_MS;
+    if (info->log_next_seq > info->log_first_seq) {
+        penlink_pull_cb cb = { .on_record = take_time, .on_overlap = take_time, .user = &newest };
+        int st = penlink_dev_pull(dev, info->log_next_seq - 1, &cb, NULL);
+        if (st != PENLINK_OK)
+            return cli_fail(c, "clock sync: reading the pen's newest record", st);
+    }
+    char t[40], when[40];
+    cli_format_time(now, t, sizeof t);
+    if (newest != INT64_MIN && now < newest) {
+        cli_format_time(newest, when, sizeof when);
+        if (force) {
+            cli_warn(c,
+                     "this computer's clock (%s) is before pen %s's newest record (%s): set "
+                     "anyway (--force)",
+                     t, info->serial, when);
+            return EXIT_OK;
+        }
+        return cli_error(c, EXIT_USAGE,
+                         "clock sync: this computer's clock says %s, before pen %s's newest "
+                         "record (%s): setting the pen to it would move its clock back over its "
+                         "own log. This computer's clock is probably wrong: set it right (NTP) "
+                         "and sync again. Nothing was sent; only if the pen's clock is the wrong "
+                         "one (it ran ahead and stamped its records so), --force sets it",
+                         t, info->serial, when);
+    }
+    if (now < built) {
+        cli_format_time(built, when, sizeof when);
+        if (force) {
+            cli_warn(c,
+                     "this computer's clock (%s) is before this penlink was built (%.10s): set "
+                     "anyway (--force)",
+                     t, when);
+            return EXIT_OK;
+        }
+        return cli_error(c, EXIT_USAGE,
+                         "clock sync: this computer's clock says %s, before this penlink was "
+                         "built (%.10s): it is wrong. Set it right (NTP) and sync again; nothing "
+                         "was sent (--force sets the pen to it anyway)",
+                         t, when);
+    }
+    return EXIT_OK;
+}
 
 int cmd_clock(struct cli *c, int argc, char **argv)
 {
@@ -52,7 +128,8 @@ int cmd_clock(struct cli *c, int argc, char **argv)
     const char *key_file = NULL;
     char *end;
     int opt;
-    while ((opt = getopt_long(argc, argv, "t:k:h", cli_clock_options, NULL)) != -1) {
+    int force = 0;
+    while ((opt = getopt_long(argc, argv, "t:k:fh", cli_clock_options, NULL)) != -1) {
         switch (opt) {
         case 't':
             errno = 0;
@@ -64,6 +141,7 @@ int cmd_clock(struct cli *c, int argc, char **argv)
                                  CLOCK_SYNC_THRESHOLD_MAX_MS, optarg);
             break;
         case 'k': key_file = optarg; break;
+        case 'f': force = 1; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
         default: fputs(usage, stderr); return EXIT_USAGE;
         }
@@ -102,6 +180,9 @@ int cmd_clock(struct cli *c, int argc, char **argv)
                    cli_safe(info.serial), secs, dir, (double)threshold / 1e3);
         goto out;
     }
+    rc = check_host_clock(c, dev, &info, force);
+    if (rc != EXIT_OK)
+        goto out;
     rc =
         cli_signing_key(c, "clock sync", &info, (info.features & PENLINK_FEATURE_SIGNED_CLOCK) != 0,
                         key_file, &key, &have_key);
@@ -110,6 +191,16 @@ int cmd_clock(struct cli *c, int argc, char **argv)
     int64_t now = cli_now_ms(), previous = 0;
     st = penlink_dev_clock_set_signed(dev, now, have_key ? &key : NULL, &previous);
     after = cli_now_ms();
+    if (st == PENLINK_ERR_DEVICE || st == PENLINK_ERR_INVALID_CONFIG) { /* the pen refused it */
+        char t[40], why[600];
+        cli_format_time(now, t, sizeof t);
+        snprintf(why, sizeof why, "%s", penlink_ctx_errmsg(c->ctx));
+        rc = cli_error(c, EXIT_DEVICE,
+                       "clock sync: %s. This computer's clock says %s: if that is wrong, set it "
+                       "right (NTP) and sync again",
+                       why, t);
+        goto out;
+    }
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "clock sync", st);
         goto out;

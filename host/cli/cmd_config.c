@@ -5,6 +5,7 @@
  * meanwhile is a conflict, never silently overwritten.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -42,9 +43,11 @@ static const char usage[] =
     "and the exit status is 4. export writes JSON (stdout without FILE) naming\n"
     "the pen it came from (serial) and the revision; import takes it back onto\n"
     "that pen, and refuses a file exported at another revision than the pen's\n"
-    "unless --force. A file of another pen is refused (exit status 2) unless\n"
-    "--template: its settings are applied, never its identity (device_label,\n"
-    "clinic_id), and its revision is not compared.\n"
+    "unless --force. A file of another pen, or one that names no pen (no\n"
+    "\"serial\"), is refused (exit status 2) unless --template: its settings are\n"
+    "applied, never its identity (device_label, clinic_id), and its revision is\n"
+    "not compared (so --force and --template do not go together). set takes\n"
+    "each key once, numbers as plain digits (no sign, no space).\n"
     "history shows a pen's configurations from the archive, no pen needed: who,\n"
     "when, old -> new (penlink config history --help).\n"
     "\n"
@@ -62,8 +65,8 @@ static const char usage[] =
     "Options:\n"
     "  -n, --dry-run   show the changes, send nothing\n"
     "  -f, --force     import over a configuration changed since the export\n"
-    "  -t, --template  import a file of another pen: settings only, never its\n"
-    "                  device_label and clinic_id\n"
+    "  -t, --template  import a file of another pen (or of none): settings only,\n"
+    "                  never its device_label and clinic_id\n"
     "  -k, --key FILE  sign with this secret key\n"
     "  -h, --help      this help\n";
 
@@ -104,7 +107,8 @@ static int parse_value(struct cli *c, penlink_config *cfg, const penlink_config_
     char *end;
     errno = 0;
     unsigned long long x = strtoull(v, &end, 10);
-    if (!*v || *end || errno || x > UINT32_MAX || v[0] == '-') {
+    /* digits only, as in an imported file: no sign, no space before */
+    if (!isdigit((unsigned char)v[0]) || *end || errno || x > UINT32_MAX) {
         cli_error(c, EXIT_USAGE, "%s: '%s' is not a whole number of %s", k->name, v,
                   strstr(k->name, "_um")    ? "micrometres"
                   : strstr(k->name, "_sps") ? "strokes per second"
@@ -307,6 +311,11 @@ int cmd_config(struct cli *c, int argc, char **argv)
         const penlink_config_key *k = penlink_config_key_find(args[i]);
         if (!k)
             return unknown_key(c, args[i]);
+        if (want.present & k->bit)
+            return cli_error(c, EXIT_USAGE,
+                             "config set: %s is given twice: give each key once (nothing was "
+                             "sent)",
+                             k->name);
         if (parse_value(c, &want, k, eq + 1) != 0)
             return EXIT_USAGE;
     }
@@ -317,6 +326,18 @@ int cmd_config(struct cli *c, int argc, char **argv)
     }
     if (template && !is_import)
         return cli_error(c, EXIT_USAGE, "config %s: --template is for config import", verb);
+    if (template && force)
+        return cli_error(c, EXIT_USAGE,
+                         "config import: --force or --template, not both: a template's revision "
+                         "is never compared, so there is nothing to force");
+    if (is_import && !file_serial[0] && !template)
+        return cli_error(c, EXIT_USAGE,
+                         "config import: %s names no pen (it has no \"serial\": written by hand, "
+                         "or exported by an earlier penlink), so it cannot be taken as this "
+                         "pen's own configuration: refused, nothing was sent. To apply its "
+                         "settings, add --template: its depths, speeds and times are applied, "
+                         "never device_label or clinic_id, and its revision is not compared",
+                         args[0]);
     penlink_key key;
     int have_key = 0;
     if (key_file && !(is_set || is_import))

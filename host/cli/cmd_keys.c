@@ -3,6 +3,7 @@
  * configuration, and the record of a pen given a new device key.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,11 +40,14 @@ static const char usage[] =
     "append-only table. From then on pulls expect the new key; the records\n"
     "archived before stay verifiable with the old key (penlink verify), and the\n"
     "audit's integrity report shows every replacement. Nothing is ever\n"
-    "replaced silently: a pen presenting a third key is refused again.\n"
+    "replaced silently: a pen presenting a third key is refused again. A pen\n"
+    "presenting the key already in force is a usage error (exit status 2), the\n"
+    "old key coming back is refused (exit status 6: keep that pen apart), and\n"
+    "Ctrl-C at the question records nothing (exit status 130).\n"
     "\n"
     "Options of replace:\n"
     "  -p, --pen SERIAL    the pen (it must be the one plugged in)\n"
-    "  -r, --reason TEXT   why, for the audit trail (required), e.g. \"RMA 4471:\n"
+    "  -r, --reason TEXT   why, for the audit trail (required, not blank), e.g. \"RMA 4471:\n"
     "                      main board replaced\"\n"
     "  -y, --yes           do not ask for confirmation (scripts)\n";
 
@@ -114,6 +118,15 @@ static void key_line(const char *label, const uint8_t key[32])
     printf("  %-26s %s  %s\n", label, fp, hex);
 }
 
+/* 1 when @p s holds nothing but white space: no reason at all. */
+static int blank(const char *s)
+{
+    for (; *s; s++)
+        if (!isspace((unsigned char)*s))
+            return 0;
+    return 1;
+}
+
 /* Asks on the terminal; 1 when the answer is "yes". */
 static int confirmed(const char *serial)
 {
@@ -169,9 +182,10 @@ static int replace(struct cli *c, int argc, char **argv)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
-    if (!reason || !*reason || strlen(reason) > PENLINK_KEY_REASON_MAX)
+    if (!reason || blank(reason) || strlen(reason) > PENLINK_KEY_REASON_MAX)
         return cli_error(c, EXIT_USAGE,
-                         "keys replace: --reason TEXT is required (1 to %d bytes): the audit "
+                         "keys replace: --reason TEXT is required (1 to %d bytes, not only "
+                         "spaces): the audit "
                          "trail says why the key changed, e.g. \"RMA 4471: main board replaced\"",
                          PENLINK_KEY_REASON_MAX);
     if (!yes && (c->json || !isatty(STDIN_FILENO)))
@@ -230,6 +244,15 @@ static int replace(struct cli *c, int argc, char **argv)
         rc = cli_fail(c, "keys replace: the pen did not prove it holds its new key", st);
         goto out;
     }
+    if (memcmp(info.device_key, old_key, sizeof old_key) == 0) {
+        char fp[PENLINK_KEY_FINGERPRINT_LEN];
+        penlink_key_fingerprint(old_key, fp);
+        rc = cli_error(c, EXIT_USAGE,
+                       "keys replace: pen %s presents the device key already in force for it "
+                       "(fingerprint %s): nothing to replace, nothing was recorded",
+                       pen, fp);
+        goto out;
+    }
     if (!c->json) {
         printf("Pen %s presents another device key than the archive holds for it.\n",
                cli_safe(pen));
@@ -239,7 +262,12 @@ static int replace(struct cli *c, int argc, char **argv)
         printf("  reason: %s\n", cli_safe(reason));
     }
     if (!yes && !confirmed(pen)) {
-        rc = cli_error(c, EXIT_USAGE, "keys replace: not confirmed: nothing was recorded");
+        if (cli_interrupted) {
+            fputc('\n', stdout); /* the prompt's line, cut short */
+            rc = cli_error(c, EXIT_CANCELLED, "keys replace: interrupted: nothing was recorded");
+        } else {
+            rc = cli_error(c, EXIT_USAGE, "keys replace: not confirmed: nothing was recorded");
+        }
         goto out;
     }
     penlink_key_replacement r;

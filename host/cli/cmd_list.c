@@ -24,7 +24,8 @@ static const char usage[] =
     "opened (e.g. permission denied: the udev rule is missing). Choose a pen for\n"
     "another command with --device usb:SERIAL or --device usb:PORT (usb:1-2.3);\n"
     "'penlink identify' makes it blink to find it. With --device sim:PATH, also\n"
-    "says whether that simulated pen answers.\n"
+    "says whether that simulated pen answers. Each column is as wide as its\n"
+    "widest cell (a long label, a sim: path).\n"
     "Exit status 0 when at least one pen is listed, 3 when none is.\n";
 
 /* What a session tells of a pen: label, model, firmware. */
@@ -50,6 +51,19 @@ static void read_details(struct cli *c, const char *uri, struct details *d)
             snprintf(d->label, sizeof d->label, "%s", cfg.device_label);
     }
     penlink_dev_close(dev);
+}
+
+#define LIST_COLS 6 /* port, serial, label, model, firmware, status */
+
+/* A pen's row of the table, unescaped. */
+static void cells(const penlink_found *f, const struct details *d, const char *cell[LIST_COLS])
+{
+    cell[0] = f->port[0] ? f->port : f->uri;
+    cell[1] = f->serial[0] ? f->serial : "?";
+    cell[2] = d->label[0] ? d->label : "-";
+    cell[3] = d->model[0] ? d->model : "-";
+    cell[4] = d->firmware[0] ? d->firmware : "-";
+    cell[5] = d->status == PENLINK_OK ? "ok" : penlink_strerror(d->status);
 }
 
 int cmd_list(struct cli *c, int argc, char **argv)
@@ -117,16 +131,32 @@ int cmd_list(struct cli *c, int argc, char **argv)
             fprintf(stderr, "no pen found: plug one in; if it is plugged in, see "
                             "docs/technician-guide.md (permissions, cables)\n");
     } else {
-        printf("%-10s %-16s %-16s %-14s %-9s %s\n", "PORT", "SERIAL", "LABEL", "MODEL", "FIRMWARE",
-               "STATUS");
-        for (size_t i = 0; i < shown; i++)
-            printf("%-10s %-16s %-16s %-14s %-9s %s\n",
-                   found[i].port[0] ? cli_safe(found[i].port) : cli_safe(found[i].uri),
-                   found[i].serial[0] ? cli_safe(found[i].serial) : "?",
-                   det[i].label[0] ? cli_safe(det[i].label) : "-",
-                   det[i].model[0] ? cli_safe(det[i].model) : "-",
-                   det[i].firmware[0] ? cli_safe(det[i].firmware) : "-",
-                   det[i].status == PENLINK_OK ? "ok" : penlink_strerror(det[i].status));
+        /* the columns as wide as their widest cell (a long label, a sim: path) */
+        static const char *const head[LIST_COLS] = { "PORT",  "SERIAL",   "LABEL",
+                                                     "MODEL", "FIRMWARE", "STATUS" };
+        static const int least[LIST_COLS] = { 10, 16, 16, 14, 9, 0 };
+        int width[LIST_COLS];
+        for (int k = 0; k < LIST_COLS; k++)
+            width[k] = least[k];
+        for (size_t i = 0; i < shown; i++) {
+            const char *cell[LIST_COLS];
+            cells(&found[i], &det[i], cell);
+            for (int k = 0; k < LIST_COLS; k++) {
+                int w = (int)strlen(cli_safe(cell[k]));
+                if (w > width[k])
+                    width[k] = w;
+            }
+        }
+        for (int k = 0; k < LIST_COLS; k++)
+            printf(k + 1 < LIST_COLS ? "%-*s " : "%-*s\n", k + 1 < LIST_COLS ? width[k] : 0,
+                   head[k]);
+        for (size_t i = 0; i < shown; i++) {
+            const char *cell[LIST_COLS];
+            cells(&found[i], &det[i], cell);
+            for (int k = 0; k < LIST_COLS; k++)
+                printf(k + 1 < LIST_COLS ? "%-*s " : "%-*s\n", k + 1 < LIST_COLS ? width[k] : 0,
+                       cli_safe(cell[k]));
+        }
     }
     return shown ? EXIT_OK : EXIT_NO_DEVICE;
 }

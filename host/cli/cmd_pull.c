@@ -22,15 +22,19 @@ static const char usage[] =
     "Interrupted (Ctrl-C, kill, unplug, a pen that stops answering), nothing is\n"
     "lost and nothing is stored twice: penlink says what was kept (not yet\n"
     "acknowledged: the pen keeps it too) and what is still only on the pen, and\n"
-    "the next pull goes on where this one stopped. A record that arrives again\n"
+    "the next pull goes on where this one stopped. A pen that goes silent after\n"
+    "it was sent the acknowledgement may have erased those records: penlink\n"
+    "says so (sent, not confirmed; they are archived; exit status 5, as for any\n"
+    "pen that stops answering). A record that arrives again\n"
     "with different content is an integrity alarm (exit status 6; both kept,\n"
     "nothing acknowledged).\n"
     "\n"
     "Progress goes to stderr: on a terminal a line redrawn 4 times a second\n"
-    "(records and megabytes against what the pen announced, the rate, the time\n"
-    "left, and how long the pen has been silent when it is); in a log a line\n"
-    "every 5 s; with --json one JSON object per line (\"event\":\"progress\");\n"
-    "with --quiet nothing.\n"
+    "(records received and megabytes against what the pen announced, the rate,\n"
+    "the time left; while the pen is silent no time left but \"waiting for the\n"
+    "pen\" and for how long; at the end what was kept); in a log a line every\n"
+    "5 s; with --json one JSON object per line (\"event\":\"progress\", the last\n"
+    "with \"kept\"); with --quiet nothing.\n"
     "\n"
     "Options:\n"
     "  -o, --output FILE  instead, append the frames the pen sent to FILE (read it\n"
@@ -42,7 +46,8 @@ static const char usage[] =
     "                     sends again are compared with FILE's copies, as in the\n"
     "                     archive: other content is exit status 6, the chunk not\n"
     "                     written, nothing acknowledged\n"
-    "      --no-ack       keep the records on the pen (with -o)\n"
+    "      --no-ack       keep the records on the pen; only with -o (without it,\n"
+    "                     a usage error: exit status 2)\n"
     "  -h, --help         this help\n"
     "\n"
     "A gap (records the pen dropped before they were pulled) is reported and\n"
@@ -70,8 +75,19 @@ int cmd_pull(struct cli *c, int argc, char **argv)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
+    if (!o.ack && !o.path)
+        return cli_error(c, EXIT_USAGE,
+                         "pull: --no-ack works only with -o FILE (a pull into the archive always "
+                         "acknowledges what it committed): add -o FILE to keep the records on "
+                         "the pen, or leave out --no-ack; nothing was sent to the pen");
     penlink_dev *dev = NULL;
     int rc = cli_open(c, &dev);
+    if (rc == EXIT_CANCELLED) { /* before the pen said who it is: nothing asked, nothing lost */
+        struct pull_stop ps = { .where = o.path ? o.path : "the archive",
+                                .status = PENLINK_ERR_CANCELLED,
+                                .midway = 1 };
+        cli_pull_stopped(c, &ps);
+    }
     if (rc != EXIT_OK)
         return rc;
     o.progress = !c->quiet;
@@ -82,14 +98,15 @@ int cmd_pull(struct cli *c, int argc, char **argv)
         uint64_t left = r.pen_next_seq > r.next_seq ? r.pen_next_seq - r.next_seq : 0;
         if (c->json)
             cli_json_out(json_pack(
-                "{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:I, s:I, s:b}", "serial",
-                cli_json_str(r.serial), "from_seq", (json_int_t)r.from_seq, "next_seq",
+                "{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:I, s:b}",
+                "serial", cli_json_str(r.serial), "from_seq", (json_int_t)r.from_seq, "next_seq",
                 (json_int_t)r.next_seq, "records", (json_int_t)r.records_new, "duplicates",
                 (json_int_t)r.records_dup, "conflicts", (json_int_t)r.conflicts, "gap",
                 (json_int_t)r.gap, "overflows", (json_int_t)r.overflows, "acked_seq",
                 (json_int_t)r.acked_seq, "retries", (json_int_t)r.retries, "acknowledged",
-                rc == EXIT_OK && r.acked_seq >= r.next_seq, "pen_next_seq",
-                (json_int_t)r.pen_next_seq, "not_pulled", (json_int_t)left, "ok", rc == EXIT_OK));
+                rc == EXIT_OK && r.acked_seq >= r.next_seq, "ack_unconfirmed",
+                r.ack_unconfirmed != 0, "pen_next_seq", (json_int_t)r.pen_next_seq, "not_pulled",
+                (json_int_t)left, "ok", rc == EXIT_OK));
         else if (!c->quiet && r.records_new && r.acked_seq >= r.next_seq)
             printf("%s: %llu new records (seq %llu..%llu) archived and acknowledged\n",
                    cli_safe(r.serial), (unsigned long long)r.records_new,

@@ -32,7 +32,8 @@
 #define PROG_TICK_MS 250   /* a terminal's line is redrawn this often (4 times a second) */
 #define PROG_JSON_MS 500   /* --json: a progress event this often */
 #define PROG_LINE_MS 5000  /* a log: a line this often */
-#define PROG_STALL_MS 1000 /* no record for this long: say the pen is silent */
+#define PROG_FRESH_MS 500  /* no record for this long: no time left is shown (the pen waits) */
+#define PROG_STALL_MS 1000 /* no record for this long: say for how long the pen is silent */
 #define PROG_BAR 16        /* characters of the bar */
 
 enum { PROG_TTY = 1, PROG_LINES, PROG_JSON };
@@ -51,6 +52,7 @@ struct cli_progress {
     int64_t start_ms, last_data_ms, last_emit_ms;
     int on_screen; /* a terminal line is drawn and not yet ended */
     int ended;     /* 0 running, 1 done, 2 stopped */
+    uint64_t kept; /* at the end: what the caller kept of the records received */
 };
 
 static int64_t mono_ms(void)
@@ -85,11 +87,14 @@ static void duration(double s, char *buf, size_t cap)
         snprintf(buf, cap, "%ld h %ld min", t / 3600, t % 3600 / 60);
 }
 
-/* What the numbers say now; under the lock. */
+/* What the numbers say now; under the lock. records counts what the pen
+ * sent (it never goes back); what the caller kept is said at the end. The
+ * rate is over the time data came, so a silent pen does not slow it, and
+ * there is no time left while the pen is silent (waiting). */
 struct view {
     uint64_t records, total, bytes, bytes_total;
     double rate, left_s, silent_s;
-    int stalled;
+    int waiting, stalled;
 };
 
 static struct view look(const struct cli_progress *g, int64_t now)
@@ -100,11 +105,12 @@ static struct view look(const struct cli_progress *g, int64_t now)
     v.total = g->p.records_total > v.records ? g->p.records_total : v.records;
     v.bytes = g->p.bytes;
     v.bytes_total = g->p.bytes_total > v.bytes ? g->p.bytes_total : v.bytes;
-    double t = (double)(now - g->start_ms) / 1000.0;
+    double t = (double)(g->last_data_ms - g->start_ms) / 1000.0;
     v.rate = t > 0 ? (double)v.records / t : 0;
-    v.left_s = v.rate > 0 ? (double)(v.total - v.records) / v.rate : -1;
     v.silent_s = (double)(now - g->last_data_ms) / 1000.0;
-    v.stalled = now - g->last_data_ms >= PROG_STALL_MS && v.records < v.total;
+    v.waiting = !g->ended && now - g->last_data_ms >= PROG_FRESH_MS && v.records < v.total;
+    v.stalled = v.waiting && now - g->last_data_ms >= PROG_STALL_MS;
+    v.left_s = v.rate > 0 && !v.waiting ? (double)(v.total - v.records) / v.rate : -1;
     return v;
 }
 
@@ -116,17 +122,24 @@ static void draw_tty(struct cli_progress *g, int64_t now)
     for (int i = 0; i < PROG_BAR; i++)
         bar[i] = i < fill ? '#' : '.';
     bar[PROG_BAR] = '\0';
-    if (g->ended == 1)
+    if (g->ended == 1 && g->kept == v.records)
         snprintf(tail, sizeof tail, "done, %.0f rec/s", v.rate);
+    else if (g->ended == 1)
+        snprintf(tail, sizeof tail, "done, %.0f rec/s, %llu new kept", v.rate,
+                 (unsigned long long)g->kept);
     else if (g->ended)
-        snprintf(tail, sizeof tail, "stopped");
+        snprintf(tail, sizeof tail, "stopped, %llu kept", (unsigned long long)g->kept);
     else if (v.stalled)
         snprintf(tail, sizeof tail, "no data from the pen for %.1f s", v.silent_s);
+    else if (v.waiting)
+        snprintf(tail, sizeof tail, "waiting for the pen");
     else if (v.left_s >= 0 && v.records < v.total) {
         duration(v.left_s, left, sizeof left);
         snprintf(tail, sizeof tail, "%.0f rec/s, %s left", v.rate, left);
-    } else
+    } else if (v.rate > 0)
         snprintf(tail, sizeof tail, "%.0f rec/s", v.rate);
+    else
+        tail[0] = '\0'; /* no rate before the second chunk */
     size_text(v.bytes, got, sizeof got);
     size_text(v.bytes_total, all, sizeof all);
     fprintf(stderr, "\r[%s] %llu/%llu records %s/%s %s\033[K", bar, (unsigned long long)v.records,
@@ -148,10 +161,15 @@ static void line(struct cli_progress *g, int64_t now, int kind)
     if (kind == LINE_START)
         fprintf(stderr, "%s: pull %s: the pen announces %llu new records (about %s)\n", g->c->prog,
                 g->shown, (unsigned long long)v.total, all);
-    else if (kind != LINE_NOW)
+    else if (kind != LINE_NOW && g->kept == v.records)
         fprintf(stderr, "%s: pull %s: %s: %llu of %llu records kept, %s received\n", g->c->prog,
                 g->shown, kind == LINE_DONE ? "done" : "stopped", (unsigned long long)v.records,
                 (unsigned long long)v.total, got);
+    else if (kind != LINE_NOW)
+        fprintf(stderr, "%s: pull %s: %s: received %llu of %llu records (%s), kept %llu%s\n",
+                g->c->prog, g->shown, kind == LINE_DONE ? "done" : "stopped",
+                (unsigned long long)v.records, (unsigned long long)v.total, got,
+                (unsigned long long)g->kept, kind == LINE_DONE ? " new" : "");
     else {
         if (v.left_s >= 0 && v.records < v.total)
             duration(v.left_s, left, sizeof left);
@@ -159,6 +177,8 @@ static void line(struct cli_progress *g, int64_t now, int kind)
                 (unsigned long long)v.records, (unsigned long long)v.total, got, all);
         if (v.stalled)
             fprintf(stderr, ", no data from the pen for %.1f s\n", v.silent_s);
+        else if (v.waiting)
+            fprintf(stderr, ", waiting for the pen\n");
         else if (left[0])
             fprintf(stderr, ", %.0f records/s, about %s left\n", v.rate, left);
         else
@@ -177,10 +197,12 @@ static void event(struct cli_progress *g, int64_t now, int done, int ok)
                           (double)(now - g->start_ms) / 1000.0);
     if (o && v.left_s >= 0 && !done)
         json_object_set_new(o, "left_s", json_real(v.left_s));
-    if (o && v.stalled && !done)
+    if (o && v.waiting && !done)
         json_object_set_new(o, "silent_s", json_real(v.silent_s));
     if (o)
         json_object_set_new(o, "done", json_boolean(done));
+    if (o && done)
+        json_object_set_new(o, "kept", json_integer((json_int_t)g->kept));
     if (o && done)
         json_object_set_new(o, "ok", json_boolean(ok));
     cli_json_line(stderr, o);
@@ -272,12 +294,13 @@ void cli_progress_end(struct cli_progress *g, uint64_t records, int ok)
     if (g->thread_on)
         pthread_join(g->thread, NULL);
     int64_t now = mono_ms();
-    /* the last word is what was kept, whatever the pen sent after it */
+    /* the last word: what came (the count never goes back) and what was kept */
     if (g->have) {
-        g->p.records = records;
+        g->kept = records;
+        if (g->p.records < records) /* records the callback was not told of */
+            g->p.records = records;
         if (ok) /* the total was an estimate; what came is the total */
             g->p.bytes_total = g->p.bytes;
-        g->last_data_ms = now;
         g->ended = ok ? 1 : 2;
         if (g->mode == PROG_TTY) {
             draw_tty(g, now);

@@ -62,6 +62,7 @@ struct pull_ctx {
     int approved;                 /* the pending chunk holds a new record */
     unsigned long long unchecked; /* re-sent records the file's tail cannot show */
     struct cli_progress *progress;
+    uint64_t received; /* new records the pen sent (the pull's last progress) */
 };
 
 /* What a frames file holds. */
@@ -307,41 +308,95 @@ static int compare_with_file(struct pull_ctx *p, const penlink_record *r)
 static void on_progress(void *user, const penlink_progress *pr)
 {
     struct pull_ctx *p = user;
+    p->received = pr->records;
     cli_progress_update(p->progress, pr);
 }
 
 /* Which statuses stop a pull half way, the records before kept: the pen gone,
  * hung, or the pull interrupted. */
-static int stopped_midway(int status)
+int cli_stopped_midway(int status)
 {
     return status == PENLINK_ERR_GONE || status == PENLINK_ERR_TIMEOUT ||
            status == PENLINK_ERR_CANCELLED;
 }
 
-void cli_pull_stopped(struct cli *c, const char *serial, uint64_t from_seq, uint64_t next_seq,
-                      uint64_t kept, uint64_t pen_next_seq, const char *where, int midway)
+/* The pen's count of the records it holds, when it can be believed: the pull
+ * did not find the pen contradicting itself, and the count fits in its flash
+ * (a record takes at least a byte). */
+static int pen_count_credible(const struct pull_stop *s, uint64_t more)
+{
+    if (s->status == PENLINK_ERR_INTEGRITY || s->status == PENLINK_ERR_PROTOCOL)
+        return 0;
+    return s->capacity_bytes == 0 || more <= s->capacity_bytes;
+}
+
+void cli_pull_stopped(struct cli *c, const struct pull_stop *s)
 {
     if (c->quiet || c->json)
         return;
-    fprintf(stderr, "%s: pull stopped at seq %llu.\n", cli_safe(serial),
-            (unsigned long long)next_seq);
-    if (kept)
+    const char *who = s->serial && s->serial[0] ? cli_safe(s->serial) : c->prog;
+    unsigned long long next = s->next_seq;
+    if (s->ack_unconfirmed)
+        fprintf(stderr, "%s: pull stopped at the acknowledgement.\n", who);
+    else if (s->have_seq)
+        fprintf(stderr, "%s: pull stopped at seq %llu.\n", who, next);
+    else
+        fprintf(stderr, "%s: pull stopped before any record was asked for.\n", who);
+    if (s->kept && s->ack_unconfirmed)
+        fprintf(stderr, "  kept:       %llu new records (seq %llu..%llu) in %s\n",
+                (unsigned long long)s->kept, (unsigned long long)s->from_seq, next - 1,
+                cli_safe(s->where));
+    else if (s->kept)
         fprintf(stderr,
                 "  kept:       %llu new records (seq %llu..%llu) in %s, NOT acknowledged: the "
                 "pen keeps them too\n",
-                (unsigned long long)kept, (unsigned long long)from_seq,
-                (unsigned long long)next_seq - 1, cli_safe(where));
+                (unsigned long long)s->kept, (unsigned long long)s->from_seq, next - 1,
+                cli_safe(s->where));
     else
         fprintf(stderr, "  kept:       no new record\n");
-    if (pen_next_seq > next_seq)
-        fprintf(stderr, "  on the pen: %llu more records (seq %llu..%llu), not yet pulled\n",
-                (unsigned long long)(pen_next_seq - next_seq), (unsigned long long)next_seq,
-                (unsigned long long)pen_next_seq - 1);
-    if (midway)
+    if (s->received > s->kept && !s->ack_unconfirmed && s->signs)
         fprintf(stderr,
-                "  next:       run 'penlink pull' again when the pen answers: it resumes at "
-                "seq %llu; nothing is lost\n",
-                (unsigned long long)next_seq);
+                "              (received %llu: the last %llu are not yet covered by the pen's "
+                "signature, so not kept; the next pull asks for them again)\n",
+                (unsigned long long)s->received, (unsigned long long)(s->received - s->kept));
+    else if (s->received > s->kept && !s->ack_unconfirmed)
+        fprintf(stderr, "              (received %llu: %llu of them were archived already)\n",
+                (unsigned long long)s->received, (unsigned long long)(s->received - s->kept));
+    if (s->ack_unconfirmed)
+        fprintf(stderr,
+                "  ack:        sent through seq %llu, but NOT confirmed: the pen went silent "
+                "after it, so it may have erased those records (they are archived). 'penlink "
+                "info' says whether it took it: \"acknowledged below seq %llu\"\n",
+                (unsigned long long)s->ack_unconfirmed - 1, (unsigned long long)s->ack_unconfirmed);
+    if (s->have_seq && s->pen_next_seq > next) {
+        uint64_t more = s->pen_next_seq - next;
+        if (pen_count_credible(s, more))
+            fprintf(stderr, "  on the pen: %llu more records (seq %llu..%llu), not yet pulled\n",
+                    (unsigned long long)more, next, (unsigned long long)s->pen_next_seq - 1);
+        else
+            fprintf(stderr, "  on the pen: more records, how many is unknown (the pen's own "
+                            "count does not hold together)\n");
+    } else if (!s->have_seq && s->pen_next_seq > s->pen_acked_seq &&
+               pen_count_credible(s, s->pen_next_seq - s->pen_acked_seq)) {
+        fprintf(stderr, "  on the pen: %llu records not yet acknowledged (seq %llu..%llu)\n",
+                (unsigned long long)(s->pen_next_seq - s->pen_acked_seq),
+                (unsigned long long)s->pen_acked_seq, (unsigned long long)s->pen_next_seq - 1);
+    }
+    if (!s->midway)
+        fprintf(stderr, "  next:       see the error above first: the pen was told nothing "
+                        "and keeps its records\n");
+    else if (s->ack_unconfirmed)
+        fprintf(stderr,
+                "  next:       run 'penlink pull' again when the pen answers: it acknowledges "
+                "again what the pen did not take; nothing is lost\n");
+    else if (s->have_seq)
+        fprintf(stderr,
+                "  next:       run 'penlink pull' again%s: it resumes at seq %llu; nothing is "
+                "lost\n",
+                s->status == PENLINK_ERR_CANCELLED ? "" : " when the pen answers", next);
+    else
+        fprintf(stderr, "  next:       run 'penlink pull' again: it resumes after the last "
+                        "record kept; nothing is lost\n");
 }
 
 int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
@@ -350,8 +405,14 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
     penlink_info info;
     int st = penlink_dev_info(dev, &info);
     memset(s, 0, sizeof *s);
-    if (st != PENLINK_OK)
-        return cli_fail(c, "pull", st);
+    if (st != PENLINK_OK) {
+        int rc = cli_fail(c, "pull", st);
+        if (st == PENLINK_ERR_CANCELLED) {
+            struct pull_stop ps = { .where = o->path, .status = st, .midway = 1 };
+            cli_pull_stopped(c, &ps);
+        }
+        return rc;
+    }
     snprintf(s->serial, sizeof s->serial, "%s", info.serial);
     if (!info.serial[0])
         return cli_error(c, EXIT_PROTOCOL,
@@ -440,9 +501,21 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
     }
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "pull", st);
-        if (stopped_midway(st) || res.records)
-            cli_pull_stopped(c, info.serial, from, res.next_seq, res.records, info.log_next_seq,
-                             o->path, stopped_midway(st));
+        if (cli_stopped_midway(st) || res.records) {
+            struct pull_stop ps = { .serial = info.serial,
+                                    .where = o->path,
+                                    .status = st,
+                                    .midway = cli_stopped_midway(st),
+                                    .have_seq = 1,
+                                    .from_seq = from,
+                                    .next_seq = res.next_seq,
+                                    .kept = res.records,
+                                    .received = pc.received,
+                                    .pen_next_seq = info.log_next_seq,
+                                    .pen_acked_seq = info.log_acked_seq,
+                                    .capacity_bytes = info.log_capacity_bytes };
+            cli_pull_stopped(c, &ps);
+        }
         goto out;
     }
     s->acked_seq = info.log_acked_seq;
@@ -459,6 +532,17 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
         res.next_seq > from) {
         uint64_t acked = 0;
         st = penlink_dev_ack(dev, res.next_seq - 1, &acked);
+        if (st == PENLINK_ERR_TIMEOUT || st == PENLINK_ERR_GONE || st == PENLINK_ERR_CANCELLED) {
+            char what[512];
+            snprintf(what, sizeof what,
+                     "pull: %llu new records (seq %llu..%llu) saved in %s, but the pen did not "
+                     "confirm the acknowledgement: if it took it, it may have erased them (they "
+                     "are in the file); the next pull acknowledges again",
+                     (unsigned long long)res.records, (unsigned long long)from,
+                     (unsigned long long)res.next_seq - 1, o->path);
+            rc = cli_fail(c, what, st);
+            goto out;
+        }
         if (st != PENLINK_OK) {
             rc = cli_fail(c,
                           "pull: records saved, but the acknowledgement failed (the next pull "
@@ -493,7 +577,12 @@ int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
     st = penlink_dev_info(dev, &info);
     if (st != PENLINK_OK) {
         penlink_archive_close(ar);
-        return cli_fail(c, "pull", st);
+        int rc = cli_fail(c, "pull", st);
+        if (st == PENLINK_ERR_CANCELLED) {
+            struct pull_stop ps = { .where = "the archive", .status = st, .midway = 1 };
+            cli_pull_stopped(c, &ps);
+        }
+        return rc;
     }
     if (progress)
         pc.progress = cli_progress_begin(c, info.serial);
@@ -515,10 +604,27 @@ int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
                  res->serial, (unsigned long long)res->overflows);
     if (st != PENLINK_OK) {
         int rc = cli_fail(c, "pull", st);
-        if (res->serial[0] &&
-            (stopped_midway(st) || (res->records_new && res->acked_seq < res->next_seq)))
-            cli_pull_stopped(c, res->serial, res->from_seq, res->next_seq, res->records_new,
-                             res->pen_next_seq, "the archive", stopped_midway(st));
+        /* the archive's pull may have stopped before it asked the pen anything:
+         * then what the pen said here stands for it */
+        int have_seq = res->serial[0] != '\0';
+        if (cli_stopped_midway(st) || (res->records_new && res->acked_seq < res->next_seq)) {
+            struct pull_stop ps = { .serial = info.serial,
+                                    .where = "the archive",
+                                    .status = st,
+                                    .midway = cli_stopped_midway(st),
+                                    .have_seq = have_seq,
+                                    .from_seq = res->from_seq,
+                                    .next_seq = res->next_seq,
+                                    .kept = res->records_new,
+                                    .received = pc.received,
+                                    .pen_next_seq =
+                                        have_seq ? res->pen_next_seq : info.log_next_seq,
+                                    .pen_acked_seq = info.log_acked_seq,
+                                    .capacity_bytes = info.log_capacity_bytes,
+                                    .signs = (info.features & PENLINK_FEATURE_SIGNED_CHUNKS) != 0,
+                                    .ack_unconfirmed = res->ack_unconfirmed };
+            cli_pull_stopped(c, &ps);
+        }
         return rc;
     }
     return EXIT_OK;

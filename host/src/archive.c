@@ -491,7 +491,8 @@ static int take_replacement(void *u, const penlink_key_replacement *r)
  * other serial carries its key. Sets *why (an alarm kind) and a message on
  * failure; the caller records the alarm.
  */
-static int check_pinning(pull_state *ps, int pinned, const char **why, char *detail, size_t cap)
+static int check_pinning(pull_state *ps, int pinned, const char **why, int *retired, char *detail,
+                         size_t cap)
 {
     archive_backend *b = ps->ar->b;
     const penlink_info *info = &ps->info;
@@ -515,6 +516,7 @@ static int check_pinning(pull_state *ps, int pinned, const char **why, char *det
         struct tm tm;
         strftime(when, sizeof when, "%Y-%m-%d", gmtime_r(&t, &tm));
         *why = "key_changed";
+        *retired = 1;
         snprintf(detail, cap,
                  "the pen presented device key %s, which was replaced on %s (penlink keys "
                  "replace) and is no longer pen %s's: the old board back, or a copy of it; "
@@ -594,7 +596,7 @@ static int pull_prepare(pull_state *ps, const penlink_config *cfg, uint64_t *fro
     archive_backend *b = ps->ar->b;
     const penlink_info *info = &ps->info;
     uint64_t next = 0;
-    int have = 0, pinned = KEY_NONE;
+    int have = 0, pinned = KEY_NONE, retired = 0;
     const char *why = NULL;
     char detail[400];
     int rc = b->ops->begin(b);
@@ -604,7 +606,7 @@ static int pull_prepare(pull_state *ps, const penlink_config *cfg, uint64_t *fro
         rc =
             b->ops->pin_key(b, ps->device, info->has_device_key ? info->device_key : NULL, &pinned);
     if (rc == PENLINK_OK)
-        rc = check_pinning(ps, pinned, &why, detail, sizeof detail);
+        rc = check_pinning(ps, pinned, &why, &retired, detail, sizeof detail);
     if (rc == PENLINK_OK && why) {
         rc = b->ops->alarm(b, ps->device, 0, why, info->log_first_seq, 0, detail, archive_now_ms());
         rc = end_txn(b, rc);
@@ -614,11 +616,14 @@ static int pull_prepare(pull_state *ps, const penlink_config *cfg, uint64_t *fro
                             "%s: %s. The alarm (%s) is recorded; nothing on the pen was "
                             "acknowledged%s",
                             info->serial, detail, why,
-                            strcmp(why, "key_changed") == 0
+                            strcmp(why, "key_changed") == 0 && !retired
                                 ? ". If this pen came back from repair with a new device key, "
                                   "check where it came from, then record the new key with "
                                   "'penlink keys replace --pen SERIAL' and pull again"
-                                : "");
+                            : retired ? ". A replaced key is never taken back (penlink keys "
+                                        "replace refuses it too): keep this pen apart and "
+                                        "report it"
+                                      : "");
     }
     ps->signed_log = (info->features & PENLINK_FEATURE_SIGNED_CHUNKS) != 0;
     if (rc == PENLINK_OK)
@@ -711,6 +716,10 @@ static int pull_acknowledge(pull_state *ps, uint64_t from, int have)
         res->acked_seq = acked;
         return PENLINK_OK;
     }
+    if (ps->dev->ack_sent &&
+        (rc == PENLINK_ERR_TIMEOUT || rc == PENLINK_ERR_GONE || rc == PENLINK_ERR_CANCELLED ||
+         rc == PENLINK_ERR_IO || rc == PENLINK_ERR_PROTOCOL))
+        res->ack_unconfirmed = res->next_seq; /* sent; whether the pen took it, unknown */
     if (rc == PENLINK_ERR_INTEGRITY) {
         char message[512];
         snprintf(message, sizeof message, "%s", penlink_ctx_errmsg(ps->ar->ctx));

@@ -224,6 +224,8 @@ static int request(penlink_dev *d, pl_envelope *req, int idempotent,
         st = dev_send(d, req);
         if (st != PENLINK_OK)
             return st;
+        if (req->body_case == PENLINK__V1__ENVELOPE__BODY_ACK_LOG)
+            d->ack_sent = 1;
         long long deadline = dev_now_ms() + d->timeout_ms;
         for (;;) {
             pl_envelope *env = NULL;
@@ -450,11 +452,16 @@ int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
         st = transport_sim_open(ctx, uri + 4, &d->t);
     } else if (strcmp(uri, "usb") == 0) {
         st = transport_usb_open(ctx, NULL, &d->t);
+    } else if (strcmp(uri, "usb:serial=") == 0) {
+        st = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
+                          "'%s' names no serial: use usb:serial=SERIAL (or usb:SERIAL)", uri);
     } else if (strncmp(uri, "usb:", 4) == 0 && uri[4]) {
         st = transport_usb_open(ctx, uri + 4, &d->t);
     } else {
         st = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
-                          "'%s' is not a pen address: use usb, usb:SERIAL or sim:PATH", uri);
+                          "'%s' is not a pen address: use usb, usb:SERIAL, usb:BUS-PORT.PORT (the "
+                          "USB port, e.g. usb:1-2.3, as 'penlink list' shows) or sim:PATH",
+                          uri);
     }
     if (st == PENLINK_OK && ctx->trace) {
         transport *traced = NULL;
@@ -814,6 +821,7 @@ int penlink_dev_ack(penlink_dev *d, uint64_t through_seq, uint64_t *acked_seq)
     env.body_case = PENLINK__V1__ENVELOPE__BODY_ACK_LOG;
     env.ack_log = &a;
     pl_envelope *r = NULL;
+    d->ack_sent = 0;
     if (acked_seq)
         *acked_seq = 0;
     if (!d->info_read) { /* the pen's earlier acknowledgement is part of the check */

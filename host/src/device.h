@@ -36,6 +36,9 @@ struct penlink_dev {
     uint64_t frame_errors;
     uint64_t info_acked; /* log_acked_seq of the last DeviceInfo, then of the last ack */
     int info_read;
+    /* the last AckLog reached the wire: a failure after it leaves the pen's
+     * answer unknown (it may have taken it) */
+    int ack_sent;
     /* The alarm a failed pull raises (pull.c), for the archive to record: "" when none. */
     char alarm[16];
     uint64_t alarm_seq, alarm_count;

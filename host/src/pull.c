@@ -8,12 +8,12 @@
  * records the pen itself says are gone. A frame that is refused (CRC,
  * header), missing, doubled, reordered, late or not ours never moves it: the
  * window is abandoned and asked for again from the first record not taken,
- * PULL_TRIES times in a row at most without progress, then the pull fails
- * with nothing taken past the hole. A hole is taken as a gap only when the
- * pen says so twice, in the LogEnd of the window that showed it and in a
- * DeviceInfo read after it; then on_gap() is called so the caller records
- * it. From a pen that signs its log, a gap is taken only where every record
- * before it is covered by a verified head.
+ * PULL_TRIES windows in a row at most at one seq (the first ask and
+ * PULL_TRIES - 1 retries, each said as a notice and counted in the result's
+ * retries), then the pull fails with nothing taken past the hole. A hole is taken as a gap only
+ * when the pen says so twice, in the LogEnd of the window that showed it and in a DeviceInfo read
+ * after it; then on_gap() is called so the caller records it. From a pen that signs its log, a gap
+ * is taken only where every record before it is covered by a verified head.
  *
  * A pull is bounded by what the pen said it holds: records past its
  * DeviceInfo.log_next_seq plus PULL_MARGIN are refused (alarm "overrun").
@@ -29,7 +29,7 @@
 #include "pl/auth.h"
 
 #define PULL_WINDOW 32 /* chunks per PullLog */
-#define PULL_TRIES 4   /* windows in a row that bring no record, then the pull fails */
+#define PULL_TRIES 4   /* windows in a row that fail at one seq, then the pull fails */
 /* Records a pen may log while it is being pulled, beyond the log_next_seq it
  * announced first: a pen logs a few records a minute while treating, so this
  * covers more than an hour at one record a second. */
@@ -76,7 +76,6 @@ static int retry(pull_state *ps, int timeout, const char *fmt, ...)
     vsnprintf(ps->why, sizeof ps->why, fmt, ap);
     va_end(ap);
     ps->why_timeout = timeout;
-    ps->res->retries++;
     return WIN_RETRY;
 }
 
@@ -573,7 +572,8 @@ int penlink_dev_pull(penlink_dev *d, uint64_t from_seq, const penlink_pull_cb *c
     ps.prog.next_seq = from_seq;
     if (cb && cb->on_progress) /* the totals, before the first record */
         cb->on_progress(cb->user, &ps.prog);
-    int tries = 0;
+    /* windows in a row that failed at ps.next: the first ask and its retries */
+    int failed = 0;
     for (;;) {
         if (atomic_load(&d->ctx->cancelled))
             return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "pull cancelled at seq %llu",
@@ -585,18 +585,24 @@ int penlink_dev_pull(penlink_dev *d, uint64_t from_seq, const penlink_pull_cb *c
             return st;
         if (win == WIN_END)
             break;
-        tries = ps.next > before ? 0 : tries + 1;
-        if (win == WIN_RETRY && tries < PULL_TRIES)
+        if (ps.next > before)
+            failed = 0; /* progress: a new seq to ask at */
+        if (win != WIN_RETRY)
+            continue;
+        if (++failed < PULL_TRIES) {
+            res->retries++; /* one count: the notices said, the result's retries */
             dev_notice(d, "%s: %s; asking again from seq %llu (retry %d of %d)", d->serial, ps.why,
-                       (unsigned long long)ps.next, tries + 1, PULL_TRIES);
-        if (tries >= PULL_TRIES)
-            return penlink_fail(d->ctx, ps.why_timeout ? PENLINK_ERR_TIMEOUT : PENLINK_ERR_PROTOCOL,
-                                "%s; asked %d times: the records from seq %llu on stay on the "
-                                "pen and were not acknowledged; %s, and pull again",
-                                ps.why, PULL_TRIES, (unsigned long long)ps.next,
-                                ps.why_timeout ? "the pen may be hung: unplug it and plug it in "
-                                                 "again (or switch it off and on)"
-                                               : "check the cable, replug the pen");
+                       (unsigned long long)ps.next, failed, PULL_TRIES - 1);
+            continue;
+        }
+        /* nothing is acknowledged by a pull: the caller says what it kept and
+         * where the next pull resumes (one seq, its own) */
+        return penlink_fail(d->ctx, ps.why_timeout ? PENLINK_ERR_TIMEOUT : PENLINK_ERR_PROTOCOL,
+                            "%s; asked again %d times in vain; %s, and pull again", ps.why,
+                            PULL_TRIES - 1,
+                            ps.why_timeout ? "the pen may be hung: unplug it and plug it in "
+                                             "again (or switch it off and on)"
+                                           : "check the cable, replug the pen");
     }
     if (!ps.started)
         res->first_seq = res->next_seq = ps.next;

@@ -611,15 +611,50 @@ int transport_usb_open(penlink_ctx *ctx, const char *serial, transport **out)
                               vid, pid);
         goto fail_unref;
     }
-    if (matches > 1) {
+    if (matches > 1 && serial) {
+        /* one serial on several pens: only their ports tell them apart */
         char list[512] = "";
+        size_t k = 0;
         for (size_t i = 0; i < n; i++) {
+            if (strcmp(serial, c[i].serial) != 0)
+                continue;
             size_t l = strlen(list);
-            snprintf(list + l, sizeof list - l, "%s usb:%s (port %s)", i ? "," : "",
-                     c[i].serial[0] ? c[i].serial : "?", c[i].port);
+            snprintf(list + l, sizeof list - l, "%s usb:%s",
+                     k == 0             ? ""
+                     : k + 1 == matches ? " or"
+                                        : ",",
+                     c[i].port);
+            k++;
         }
         rc = penlink_fail(ctx, PENLINK_ERR_AMBIGUOUS,
-                          "%zu pens are plugged in; choose one with --device:%s", matches, list);
+                          "%zu pens plugged in present serial %s: the serials clash (one of them "
+                          "is mislabelled or a clone); choose one by its USB port with --device:%s "
+                          "(see 'penlink list')",
+                          matches, serial, list);
+        goto fail_unref;
+    }
+    if (matches > 1) {
+        /* each by its serial, or by its port where the serial does not name it alone */
+        char list[512] = "";
+        int clash = 0;
+        for (size_t i = 0; i < n; i++) {
+            int unique = c[i].serial[0] != '\0';
+            for (size_t j = 0; j < n && unique; j++)
+                if (j != i && strcmp(c[i].serial, c[j].serial) == 0)
+                    unique = 0;
+            clash |= !unique;
+            size_t l = strlen(list);
+            if (unique)
+                snprintf(list + l, sizeof list - l, "%s usb:%s (port %s)", i ? "," : "",
+                         c[i].serial, c[i].port);
+            else
+                snprintf(list + l, sizeof list - l, "%s usb:%s (serial %s)", i ? "," : "",
+                         c[i].port, c[i].serial[0] ? c[i].serial : "none");
+        }
+        rc = penlink_fail(ctx, PENLINK_ERR_AMBIGUOUS,
+                          "%zu pens are plugged in; choose one with --device:%s%s", matches, list,
+                          clash ? " (some serials clash: those pens are named by their USB port)"
+                                : "");
         goto fail_unref;
     }
     describe(&c[pick], u->base.where, sizeof u->base.where);

@@ -3,7 +3,8 @@
  * with the firmware-stub core behind their endpoints: enumeration, info, a
  * config round trip, a pull of more than 100,000 records, stall and recovery,
  * a timeout, an unplug mid-pull (clear error, nothing corrupted, the next
- * pull resumes), two pens, a desk of two and of three pens on different
+ * pull resumes), two pens, two pens of one serial (told apart by port), a
+ * desk of two and of three pens on different
  * ports (one behind a hub): listed in port order with label, model and
  * firmware, opened by port path, made to signal with identify; and the
  * penlink program itself (its main(), linked into this test) running info
@@ -140,6 +141,16 @@ static int setup_desk_three(void **state)
     add_pen_at(f, "PEN-D10", 200, "10", "Room 10");
     add_pen_at(f, "PEN-D31", 200, "3.1", "Treatment room");
     add_pen_at(f, "PEN-D2", 200, "2", NULL);
+    return 0;
+}
+
+/* Two pens presenting the same serial, on ports 1-1 and 1-2. */
+static int setup_same_serial(void **state)
+{
+    setup_n(state, 0, 0);
+    fixture *f = *state;
+    add_pen_at(f, "PEN-SAME", 200, "1", NULL);
+    add_pen_at(f, "PEN-SAME", 300, "2", "Room 2");
     return 0;
 }
 
@@ -465,6 +476,38 @@ static void test_desk_three(void **state)
     penlink_dev_close(d);
 }
 
+/* Two pens of one serial: the serial names neither; penlink says the serials
+ * clash and offers their ports, which do name each. */
+static void test_same_serial(void **state)
+{
+    fixture *f = *state;
+    penlink_dev *d = NULL;
+    assert_int_equal(penlink_dev_open(f->ctx, "usb:PEN-SAME", &d), PENLINK_ERR_AMBIGUOUS);
+    const char *m = penlink_ctx_errmsg(f->ctx);
+    print_message("usb:PEN-SAME: %s\n", m);
+    assert_non_null(strstr(m, "present serial PEN-SAME: the serials clash"));
+    assert_non_null(strstr(m, "--device: usb:1-1 or usb:1-2"));
+    assert_null(strstr(m, "usb:PEN-SAME"));
+    assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_ERR_AMBIGUOUS);
+    m = penlink_ctx_errmsg(f->ctx);
+    print_message("usb: %s\n", m);
+    assert_non_null(strstr(m, "usb:1-1 (serial PEN-SAME)"));
+    assert_non_null(strstr(m, "usb:1-2 (serial PEN-SAME)"));
+    assert_non_null(strstr(m, "some serials clash"));
+    assert_null(strstr(m, "usb:PEN-SAME"));
+    /* what it offers works: each port opens its own pen */
+    assert_int_equal(penlink_dev_open(f->ctx, "usb:1-2", &d), PENLINK_OK);
+    penlink_info info;
+    assert_int_equal(penlink_dev_info(d, &info), PENLINK_OK);
+    assert_string_equal(info.serial, "PEN-SAME");
+    assert_int_equal(info.log_next_seq, f->rigs[1].gt_n);
+    penlink_dev_close(d);
+    /* an empty serial= is a usage error, and a bare usb: names every form */
+    assert_int_equal(penlink_dev_open(f->ctx, "usb:serial=", &d), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_dev_open(f->ctx, "usb:", &d), PENLINK_ERR_INVALID_ARG);
+    assert_non_null(strstr(penlink_ctx_errmsg(f->ctx), "usb:BUS-PORT.PORT"));
+}
+
 static int cli(const char *out, int argc, ...)
 {
     char *argv[16];
@@ -621,6 +664,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_two_pens, setup_two, teardown),
         cmocka_unit_test_setup_teardown(test_desk_two, setup_desk_two, teardown),
         cmocka_unit_test_setup_teardown(test_desk_three, setup_desk_three, teardown),
+        cmocka_unit_test_setup_teardown(test_same_serial, setup_same_serial, teardown),
         cmocka_unit_test_setup_teardown(test_cli, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_trace, setup_one, teardown),
     };

@@ -686,6 +686,15 @@ CASES = [
          pen=dict(n=6000, chunk=100, per_reply=32, info={"log_next_seq": 10}),
          runs=[R(["pull"], 6, err_has=r"archived the records through seq 3199\b")],
          stored=exact(0, 3199), acked=None, alarms={"overrun"}, check=overrun_detail),
+    case("absurd_count_not_echoed", "16.6",
+         "DeviceInfo says log_next_seq 2^62, the pen holds 300 records and ends its log there: "
+         "it contradicts itself (exit 6, 0..299 kept, nothing acknowledged), and the stopped "
+         "pull's summary does not repeat its count of records still on it",
+         pen=dict(info={"log_next_seq": 1 << 62}),
+         runs=[R(["pull"], 6, err_has=r"\A(?![\s\S]*\d+ more records)[\s\S]*"
+                 r"\n  on the pen: more records, how many is unknown \(the pen's own count does "
+                 r"not hold together\)\n  next:       ")],
+         stored=ALL, acked=None, alarms={"contradiction"}),
 
     # -- a pen that seals archived records again (its chain forks from the archived one)
     case("reseal_archived_chunk", "12.R2",

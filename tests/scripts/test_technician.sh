@@ -8,7 +8,9 @@
 #   stopped_pull  a pen unplugged or hung mid-pull says where things stand
 #   progress      the pull's progress on a terminal, in a log, as JSON, quiet
 #   desk          identify, list (the USB side is tests/host/test_usb.c)
-#   clock         no clock_set below the threshold; a signed clock setting
+#   clock         no clock_set below the threshold; a signed clock setting;
+#                 not moved back over the pen's own records
+#   clock_host    a computer clock that is wrong (faketime)
 # Usage: test_technician.sh PENLINK PENLINK_SIM SITUATION
 # (PENLINK_TEST_ARCHIVE=postgresql: the archives on a throwaway cluster)
 set -u
@@ -55,6 +57,12 @@ keys_replace)
     check "says to add --yes" 'grep -q -- "--yes" $tmp/err'
     run 2 "keys replace: the pen plugged in must be the one named" \
         $PL $D keys replace --pen PEN-RMA-2 --reason "RMA 4471" --yes
+    run 2 "keys replace: a blank reason is no reason" $PL $D keys replace --pen PEN-RMA-1 --reason "   " --yes
+    check "saying so" 'grep -q "reason TEXT is required (1 to [0-9]* bytes, not only spaces)" $tmp/err'
+    "$PY" "$here/pty_answer.py" "Type yes" '\x03' -- $PL $D keys replace --pen PEN-RMA-1 \
+        --reason "RMA 4471" > "$tmp/ctrlc.out" 2>&1
+    check "Ctrl-C at the confirmation: exit 130, nothing recorded, said so" \
+        'grep -q "^exit 130$" $tmp/ctrlc.out && grep -q "keys replace: interrupted: nothing was recorded" $tmp/ctrlc.out'
     check "nothing recorded by the refusals" '[ "$(q "$A" "SELECT count(*) FROM key_replacements")" = 0 ]'
     run 0 "keys replace --yes" $PL $D keys replace --pen PEN-RMA-1 --reason "RMA 4471: main board replaced" --yes
     check "shows the old and the new key" \
@@ -66,6 +74,8 @@ keys_replace)
         '[ "$before" = "$(q "$A" "SELECT max(seq) + 1 FROM records")" ]'
     run 2 "the same replacement twice: the new key is already in force" \
         $PL $D keys replace --pen PEN-RMA-1 --reason again --yes
+    check "said as such, and nothing shown as if it were another key" \
+        'grep -q "presents the device key already in force for it (fingerprint [0-9a-f:]*): nothing to replace" $tmp/err && [ ! -s $tmp/out ]'
     run 0 "the repaired pen is pulled now" $PL $D pull
     check "the archive equals the pen's log, before and after the replacement" \
         'same "$A" PEN-RMA-1 $tmp/rma/ground-truth.jsonl'
@@ -99,6 +109,8 @@ keys_replace)
     start_sim rma
     run 6 "the replaced key coming back is refused" $PL $D pull
     check "the error says it was replaced" 'grep -q "which was replaced on" $tmp/err'
+    check "and to keep the pen apart, not to record it (keys replace would refuse it)" \
+        'grep -q "keep this pen apart and report it" $tmp/err && ! grep -q "keys replace --pen SERIAL" $tmp/err'
     run 6 "and cannot be recorded as a replacement" \
         $PL $D keys replace --pen PEN-RMA-1 --reason "the old board" --yes
     check "a replaced key is never taken back" 'grep -q "never taken back" $tmp/err'
@@ -170,6 +182,21 @@ config_files)
     run 2 "--dry-run is refused the same way" $PL $DB config import --dry-run "$tmp/room2.json"
     check "pen B unchanged" \
         '[ "$($PL $DB --json config get | "$PY" -c "import json,sys; print(json.load(sys.stdin)[\"revision\"])")" = "$rev_b" ]'
+    "$PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); del d["serial"], d["revision"]; json.dump(d, open(sys.argv[2], "w"))' \
+        "$tmp/room2.json" "$tmp/nopen.json"
+    run 2 "a file naming no pen is not taken as pen B's own (--dry-run)" $PL $DB config import --dry-run "$tmp/nopen.json"
+    check "says it names no pen, and --template" \
+        'grep -q "nopen.json names no pen (it has no \"serial\"" $tmp/err && grep -q "add --template" $tmp/err && [ ! -s $tmp/out ]'
+    run 2 "nor with --force" $PL $DB config import --force "$tmp/nopen.json"
+    run 2 "--force and --template together: a usage error" $PL $DB config import --template --force "$tmp/room2.json"
+    run 2 "config set: a key given twice is refused" $PL $DB config set max_treatment_s=2000 max_treatment_s=1000
+    check "saying which" 'grep -q "max_treatment_s is given twice" $tmp/err'
+    run 2 "config set: a number with a space before it is refused" $PL $DB config set "max_treatment_s= 2000"
+    run 2 "config set: a number with a + is refused" $PL $DB config set max_treatment_s=+2000
+    check "pen B unchanged by all of them" \
+        '[ "$($PL $DB --json config get | "$PY" -c "import json,sys; print(json.load(sys.stdin)[\"revision\"])")" = "$rev_b" ]'
+    run 0 "a file naming no pen is taken with --template" $PL $DB config import --template --dry-run "$tmp/nopen.json"
+    check "settings only" 'grep -q "device_label and clinic_id are not copied" $tmp/out && grep -q "max_treatment_s" $tmp/out'
     run 0 "import --template onto pen B" $PL $DB config import --template "$tmp/room2.json"
     check "says the identity fields are not copied" 'grep -q "device_label and clinic_id are not copied" $tmp/out'
     $PL $DB --json config get > "$tmp/b.json"
@@ -186,6 +213,10 @@ stopped_pull)
     D="--device sim:$tmp/u.sock --archive $A"
     $PL $D --json info > "$tmp/info.json"
     next=$(jq_ 'd["log_next_seq"]' "$tmp/info.json")
+    run 2 "pull --no-ack without -o: a usage error (exit 2)" $PL $D pull --no-ack
+    check "saying to add -o FILE, and that nothing was sent" \
+        'grep -q "add -o FILE to keep the records on the pen, or leave out --no-ack; nothing was sent" $tmp/err'
+    check "nothing said on stdout, nothing archived" '[ ! -s $tmp/out ] && [ ! -s "$A" ]'
     run 3 "the pen unplugged mid-pull (exit 3)" $PL $D pull
     kept=$(q "$A" "SELECT count(*) FROM records")
     check "some records kept, not all" '[ "$kept" -gt 0 ] && [ "$kept" -lt "$next" ]'
@@ -204,13 +235,66 @@ stopped_pull)
     check "the archive equals the pen's log" 'same "$A" PEN-UNPLUG $tmp/u/ground-truth.jsonl'
     # a pen that stops answering mid-pull
     start_sim h --serial PEN-HUNG --simulate-days 60 --start-time $T0 --hang-after-frames 40
-    H="--device sim:$tmp/h.sock --archive $(archive h) --timeout 300"
+    HA=$(archive h)
+    H="--device sim:$tmp/h.sock --archive $HA --timeout 300"
     run 5 "a pen that hangs mid-pull (exit 5)" $PL $H pull
     check "each wait in vain is said as it happens" \
-        '[ "$(grep -c "the pen sent nothing for 300 ms at seq [0-9]*; asking again from seq [0-9]* (retry [1-4] of 4)" $tmp/err)" = 4 ]'
+        '[ "$(grep -c "the pen sent nothing for 300 ms at seq [0-9]*; asking again from seq [0-9]* (retry [1-3] of 3)" $tmp/err)" = 3 ]'
     check "the error says the pen may be hung and to replug it" \
-        'grep -q "the pen may be hung: unplug it and plug it in again (or switch it off and on)" $tmp/err'
+        'grep -q "asked again 3 times in vain; the pen may be hung: unplug it and plug it in again (or switch it off and on)" $tmp/err'
     check "and where things stand" 'grep -q "NOT acknowledged" $tmp/err && grep -q "it resumes at seq" $tmp/err'
+    hkept=$(q "$HA" "SELECT count(*) FROM records")
+    check "one seq to resume at: the summary's, what the archive holds (the error names no other)" \
+        'grep -q "pull stopped at seq $hkept\.$" $tmp/err && grep -q "it resumes at seq $hkept;" $tmp/err && ! grep -q "stay on the pen" $tmp/err'
+    check "records received but not kept are said as such, not as kept" \
+        'grep -q "kept:       $hkept new records" $tmp/err && grep -q "^penlink: pull PEN-HUNG: stopped: received [0-9]* of [0-9]* records (.*), kept $hkept$" $tmp/err'
+    # the same with --json: one retry count, in the notices and the result
+    start_sim h2 --serial PEN-HUNG --simulate-days 60 --start-time $T0 --hang-after-frames 40
+    run 5 "--json: a pen that hangs mid-pull" $PL --device "sim:$tmp/h2.sock" --archive "$(archive h2)" --timeout 300 --json pull
+    check "--json: the result's retries are the notices said" \
+        '[ "$(grep -c "\"event\":\"notice\".*asking again" $tmp/err)" = "$(jq_ "d[\"retries\"]" $tmp/out)" ] && [ "$(jq_ "d[\"retries\"]" $tmp/out)" = 3 ]'
+    # a pen that takes the acknowledgement and never answers it: it may have
+    # erased those records, so penlink must not say the pen keeps them
+    start_sim ak1 --serial PEN-ACK --simulate-days 3 --start-time $T0
+    frames=$($PL -v --device "sim:$tmp/ak1.sock" --archive "$(archive ak1)" pull 2>&1 | grep -c "pen->host")
+    m=$(wc -l < "$tmp/ak1/ground-truth.jsonl")
+    start_sim ak2 --serial PEN-ACK --simulate-days 3 --start-time $T0 --hang-after-frames $((frames - 1))
+    run 5 "a pen silent after the acknowledgement: exit 5, as for any pen that stops answering" \
+        $PL --device "sim:$tmp/ak2.sock" --archive "$(archive ak2)" --timeout 300 pull
+    check "says the acknowledgement was sent and not confirmed: the pen may have erased them, they are archived" \
+        'grep -q "^PEN-ACK: pull stopped at the acknowledgement\.$" $tmp/err && grep -q "kept:       $m new records (seq 0\.\.$((m - 1))) in the archive$" $tmp/err && grep -q "ack:        sent through seq $((m - 1)), but NOT confirmed: .* may have erased those records (they are archived)" $tmp/err'
+    check "and not that the pen keeps them" '! grep -q "NOT acknowledged" $tmp/err'
+    $PL --device "sim:$tmp/ak2.sock" --json info > "$tmp/info.json"
+    check "info shows what the summary says to look for: the pen took it" \
+        '[ "$(jq_ "d[\"log_acked_seq\"]" $tmp/info.json)" = "$m" ] && grep -q "acknowledged below seq $m" $tmp/err'
+    # Ctrl-C while a hung pen is asked again: what was kept, the one seq to resume at
+    start_sim i --serial PEN-INT --simulate-days 60 --start-time $T0 --hang-after-frames 40
+    IA=$(archive i)
+    $PL --device "sim:$tmp/i.sock" --archive "$IA" --timeout 60000 pull > "$tmp/out" 2> "$tmp/err" &
+    pl_pid=$!
+    i=0
+    while ! grep -q "hung after" "$tmp/i.log" && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
+    sleep 0.5
+    kill -INT $pl_pid
+    wait $pl_pid
+    rc=$?
+    ikept=$(q "$IA" "SELECT count(*) FROM records")
+    check "Ctrl-C mid-pull: exit 130" '[ $rc = 130 ]'
+    check "and the summary: kept, on the pen, next (no pen to wait for)" \
+        'grep -q "^PEN-INT: pull stopped at seq $ikept\.$" $tmp/err && grep -q "^  kept:       $ikept new records" $tmp/err && grep -q "^  on the pen: [0-9]* more records (seq $ikept\.\." $tmp/err && grep -q "^  next:       run .penlink pull. again: it resumes at seq $ikept; nothing is lost$" $tmp/err'
+    # Ctrl-C before any record was asked for: the summary all the same
+    start_sim e --serial PEN-EARLY --simulate-days 1 --start-time $T0 --hang-after-frames 2 -v
+    $PL --device "sim:$tmp/e.sock" --archive "$(archive e)" --timeout 60000 pull > "$tmp/out" 2> "$tmp/err" &
+    pl_pid=$!
+    i=0
+    while ! grep -q "hung after" "$tmp/e.log" && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
+    kill -INT $pl_pid
+    wait $pl_pid
+    rc=$?
+    enext=$(wc -l < "$tmp/e/ground-truth.jsonl")
+    check "Ctrl-C while the pull starts: exit 130" '[ $rc = 130 ]'
+    check "and the stopped pull's summary: kept, on the pen, next" \
+        'grep -q "^PEN-EARLY: pull stopped before any record was asked for\.$" $tmp/err && grep -q "^  kept:       no new record$" $tmp/err && grep -q "^  on the pen: $enext records not yet acknowledged (seq 0\.\.$((enext - 1)))$" $tmp/err && grep -q "^  next:       run .penlink pull. again" $tmp/err'
     # a pen that hangs right after Hello
     start_sim g --serial PEN-MUTE --simulate-days 1 --start-time $T0 --hang-after-frames 1
     run 5 "a pen that answers nothing after Hello (exit 5)" $PL --device "sim:$tmp/g.sock" --timeout 300 info
@@ -223,8 +307,9 @@ progress)
     start_sim p --serial PEN-PROG --simulate-days 60 --start-time $T0 --hang-after-frames 60
     $PL --device "sim:$tmp/p.sock" --json info > "$tmp/info.json"
     total=$(jq_ 'd["log_next_seq"] - d["log_first_seq"]' "$tmp/info.json")
+    PA=$(archive p)
     "$PY" "$here/pty_stderr.py" "$tmp/tty.json" -- $PL --device "sim:$tmp/p.sock" \
-        --archive "$(archive p)" --timeout 500 pull
+        --archive "$PA" --timeout 500 pull
     jq_ '"\n".join(d["lines"])' "$tmp/tty.json" > "$tmp/tty.txt"
     check "terminal: the pull stopped on the hung pen (exit 5)" '[ "$(jq_ "d[\"rc\"]" $tmp/tty.json)" = 5 ]'
     twice_a_second() {
@@ -237,7 +322,42 @@ progress)
     check "terminal: the rate and the time left" 'grep -q "[0-9]* rec/s, [<0-9]* s left" $tmp/tty.txt'
     check "terminal: while the pen is silent, for how long" \
         'grep -q "no data from the pen for [0-9.]* s$" $tmp/tty.txt'
-    check "terminal: the last line is what was kept" 'grep -q "records .* stopped$" $tmp/tty.txt'
+    pkept=$(q "$PA" "SELECT count(*) FROM records")
+    check "terminal: the last line is what came and what was kept" \
+        'grep "^\[" $tmp/tty.txt | tail -n 1 | grep -q "records .* stopped, $pkept kept$"'
+    never_back() {
+        "$PY" -c '
+import re, sys
+n = [int(m.group(1)) for m in (re.match(r"\[[#.]*\] ([0-9]+)/", l) for l in open(sys.argv[1])) if m]
+assert n and all(a <= b for a, b in zip(n, n[1:])), n
+' "$tmp/tty.txt"
+    }
+    check "terminal: the count never goes back" never_back
+    check "terminal: no time left shown while the pen is silent" \
+        '! grep "no data from the pen\|waiting for the pen" $tmp/tty.txt | grep -q "left"'
+    # the same pen's pull as JSON events
+    start_sim p2 --serial PEN-PROG --simulate-days 60 --start-time $T0 --hang-after-frames 60
+    P2A=$(archive p2)
+    run 5 "--json: the pull of a pen that hangs" $PL --device "sim:$tmp/p2.sock" --archive "$P2A" --timeout 500 --json pull
+    stalled_events() {
+        "$PY" -c '
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{\"event\":\"progress\"")]
+n = [e["records"] for e in ev]
+assert all(a <= b for a, b in zip(n, n[1:])), ("records went back", n)
+last = ev[-1]
+assert last["done"] and not last["ok"] and last["kept"] == int(sys.argv[2]), last
+assert last["records"] >= last["kept"], last
+silent = [e for e in ev if "silent_s" in e]
+assert silent, "no event while the pen was silent"
+assert not [e for e in silent if "left_s" in e], ("a time left while the pen is silent", silent)
+for a, b in zip(ev, ev[1:]):  # the time left does not grow while nothing comes
+    if a["records"] == b["records"] and "left_s" in a and "left_s" in b:
+        assert b["left_s"] <= a["left_s"], (a, b)
+' "$tmp/err" "$(q "$P2A" "SELECT count(*) FROM records")"
+    }
+    check "--json: records never go back, the last event says what was kept, no time left while the pen is silent" \
+        stalled_events
     check "terminal: nothing of it on stdout" '[ -z "$(jq_ "d[\"stdout\"]" $tmp/tty.json)" ]'
     # one pen per way of showing it: a pull acknowledges, the next would find nothing
     for n in 1 2 3; do start_sim q$n --serial PEN-PROG-2 --simulate-days 60 --start-time $T0; done
@@ -287,6 +407,20 @@ desk)
         '[ "$(jq_ "d[-1][\"serial\"], d[-1][\"label\"], d[-1][\"model\"], d[-1][\"firmware\"]" $tmp/out)" = "PEN-DESK Room 3 penlink MN-1 0.1.0-sim" ]'
     run 0 "list" $PL $D list
     check "list: the columns" 'grep -q "^PORT  *SERIAL  *LABEL  *MODEL  *FIRMWARE  *STATUS$" $tmp/out && grep -q "PEN-DESK  *Room 3  *penlink MN-1" $tmp/out'
+    $PL $D config set device_label="Treatment room 3, left cabinet" > /dev/null
+    run 0 "list: a long label and a sim: port" $PL $D list
+    aligned() {
+        "$PY" -c '
+import sys
+head, row = open(sys.argv[1]).read().splitlines()[:2]
+cols = ["PORT", "SERIAL", "LABEL", "MODEL", "FIRMWARE", "STATUS"]
+at = [head.index(c) for c in cols]
+cells = [sys.argv[2], "PEN-DESK", "Treatment room 3, left cabinet", "penlink MN-1", "0.1.0-sim", "ok"]
+for c, a, v in zip(cols, at, cells):
+    assert row[a:a + len(v)] == v and (a == 0 or row[a - 1] == " "), (c, head, row)
+' "$tmp/out" "sim:$tmp/d.sock"
+    }
+    check "list: every cell under its heading" aligned
     ;;
 
 clock)
@@ -309,6 +443,17 @@ clock)
     run 0 "a drift of 5 s is corrected" $PL $C2 clock sync
     check "says by how much" 'grep -q "^PEN-CLK-2: pen clock was [45]\.[0-9]* s ahead; set to " $tmp/out'
     run 2 "--threshold takes milliseconds" $PL $C2 clock sync --threshold 1s
+    # a pen whose records are stamped after this computer's clock: not moved back over them
+    FUT=1893456000000 # 2030-01-01T00:00:00Z
+    start_sim cfut --serial PEN-CLK-FUT --simulate-days 1 --start-time $FUT
+    run 2 "a computer clock before the pen's newest record: refused (exit 2)" \
+        $PL --device "sim:$tmp/cfut.sock" clock sync
+    check "saying which clock is probably wrong, and that nothing was sent" \
+        'grep -q "this computer.s clock says 20[0-9-]*T.*, before pen PEN-CLK-FUT.s newest record (2030-01-01T.*This computer.s clock is probably wrong: set it right (NTP) and sync again. Nothing was sent" $tmp/err'
+    check "the pen's clock not moved back" \
+        '[ "$($PL --device "sim:$tmp/cfut.sock" --json info | "$PY" -c "import json,sys; print(json.load(sys.stdin)[\"device_time_ms\"])")" -gt $FUT ]'
+    run 0 "--force sets it all the same, with a warning" $PL --device "sim:$tmp/cfut.sock" clock sync --force
+    check "warned" 'grep -q "is before pen PEN-CLK-FUT.s newest record .*set anyway (--force)" $tmp/err'
     # a pen that takes only signed configuration takes only a signed clock
     start_sim cs --serial PEN-CLK-S --clock-offset-ms -7000 --config-key "$K/tech.key.pub"
     S=$(archive cs)
@@ -338,6 +483,29 @@ except pl.PenError as e:
         'grep security_event $tmp/out | grep -q ",268,"'
     run 1 "the audit reports it (exit 1)" $PL --archive "$S" audit --report integrity
     check "as a refused clock setting" 'grep "config_refused" $tmp/out | grep -q "refused a clock setting: not signed (error 12)"'
+    ;;
+
+clock_host)
+    # a computer whose clock is wrong (faketime: not under the sanitizers or
+    # valgrind, whose runtimes it deadlocks): not copied to the pen
+    start_sim cf --serial PEN-CLK-F --simulate-days 1 --start-time $T0
+    CF="--device sim:$tmp/cf.sock --archive $(archive cf)"
+    pen_time() { $PL $CF --json info | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["device_time_ms"])'; }
+    run 2 "a computer clock in 2019, before the pen's newest record: refused" faketime "2019-01-01 00:00:00" $PL $CF clock sync
+    check "saying the computer's clock is probably wrong, nothing sent" \
+        'grep -q "this computer.s clock says 2019-01-01T.*, before pen PEN-CLK-F.s newest record (2026-.*This computer.s clock is probably wrong.*Nothing was sent" $tmp/err'
+    check "the pen's clock not moved back" '[ "$(pen_time)" -gt $T0 ]'
+    run 0 "pull (the pen erases its log)" $PL $CF pull
+    run 2 "a pen with an empty log, a computer clock before this penlink was built: refused" \
+        faketime "2019-01-01 00:00:00" $PL $CF clock sync
+    check "saying so" 'grep -q "before this penlink was built (20[0-9-]*): it is wrong" $tmp/err'
+    check "the pen's clock not moved back" '[ "$(pen_time)" -gt $T0 ]'
+    run 4 "a computer clock in 2101: the pen refuses it (exit 4)" faketime "2101-01-01 00:00:00" $PL $CF clock sync
+    check "and penlink says the computer's clock may be wrong" \
+        'grep -q "This computer.s clock says 2101-01-01T.*: if that is wrong, set it right (NTP)" $tmp/err'
+    run 0 "--force sets the pen to a clock before this penlink's build, with a warning" \
+        faketime "2019-01-01 00:00:00" $PL $CF clock sync --force
+    check "warned" 'grep -q "set anyway (--force)" $tmp/err'
     ;;
 
 *)

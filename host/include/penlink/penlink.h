@@ -973,11 +973,15 @@ typedef struct penlink_archive_pull_result {
     uint64_t gap;         /**< records the pen no longer had (lost before any pull) */
     uint64_t overflows;   /**< log_overflow records received */
     uint64_t chunks;
-    uint64_t acked_seq;    /**< the pen's first unacknowledged seq after the pull (when the
-                                pull fails: as the pen said at its start) */
-    uint64_t retries;      /**< replies asked for again (frames lost, damaged or late) */
-    uint64_t pen_next_seq; /**< the pen's log_next_seq at the start of the pull: records from
-                                next_seq up to here were on the pen and not yet archived */
+    uint64_t acked_seq;       /**< the pen's first unacknowledged seq after the pull (when the
+                                   pull fails: as the pen said at its start) */
+    uint64_t retries;         /**< replies asked for again (frames lost, damaged or late) */
+    uint64_t pen_next_seq;    /**< the pen's log_next_seq at the start of the pull: records from
+                                   next_seq up to here were on the pen and not yet archived */
+    uint64_t ack_unconfirmed; /**< when the pull failed at its acknowledgement, sent but not
+                                   answered (the pen went silent or away): the pen was told
+                                   it may erase every record below this seq and may have done
+                                   so (all of them are archived); 0 otherwise */
 } penlink_archive_pull_result;
 
 /**
