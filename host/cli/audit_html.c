@@ -28,9 +28,10 @@
 #include "cli_time.h"
 #include "report_html.h"
 
-#define META_SCAN_BYTES 65536 /* the meta tags are in the document's head */
+/* the meta tags are in the document's head; verify's claims (about 130 bytes a
+ * pen) may make it long */
+#define META_SCAN_BYTES (4u << 20)
 #define META_VALUE_MAX 1024
-#define META_CLAIMS_MAX 16384 /* verify's claims: about 100 bytes a pen */
 #define DIGEST_HEX (2 * crypto_hash_sha256_BYTES + 1)
 
 typedef struct hrun {
@@ -293,8 +294,8 @@ int cli_audit_html(struct cli *c, const penlink_archive_filter *f, const char *p
 typedef struct report_meta {
     char version[64], pen[META_VALUE_MAX], since[32], until[32], tz[128];
     char archive[META_VALUE_MAX], operator_[META_VALUE_MAX], generated[32], digest[DIGEST_HEX];
-    char claims[META_CLAIMS_MAX];
-    int format; /* 1: made before the audit read the pens' chunks; 2 */
+    char *claims; /* META_SCAN_BYTES + 1 bytes, format 2 only */
+    int format;   /* 1: made before the audit read the pens' chunks; 2 */
     int found;
 } report_meta;
 
@@ -338,8 +339,14 @@ static int read_meta(FILE *f, report_meta *r)
     int bad = meta_value(buf, "penlink-report", fmt, sizeof fmt) != 0 ||
               (strcmp(fmt, "1") != 0 && strcmp(fmt, "2") != 0);
     r->format = bad ? 0 : fmt[0] - '0';
-    if (r->format == 2)
-        bad |= meta_value(buf, "penlink-verify-claims", r->claims, sizeof r->claims);
+    if (r->format == 2) {
+        r->claims = malloc(META_SCAN_BYTES + 1);
+        if (!r->claims) {
+            free(buf);
+            return -1;
+        }
+        bad |= meta_value(buf, "penlink-verify-claims", r->claims, META_SCAN_BYTES + 1);
+    }
     bad |= meta_value(buf, "penlink-version", r->version, sizeof r->version);
     bad |= meta_value(buf, "penlink-pen", r->pen, sizeof r->pen);
     bad |= meta_value(buf, "penlink-since", r->since, sizeof r->since);
@@ -381,6 +388,7 @@ int cli_audit_check_report(struct cli *c, const char *path)
     if (!rep)
         return cli_error(c, EXIT_IO, "audit: cannot read %s: %s", path, strerror(errno));
     report_meta rm;
+    memset(&rm, 0, sizeof rm);
     int rc = EXIT_OK;
     FILE *again = NULL;
     if (read_meta(rep, &rm) != 0) {
@@ -497,5 +505,6 @@ out:
     if (again)
         fclose(again);
     fclose(rep);
+    free(rm.claims);
     return rc;
 }

@@ -404,6 +404,20 @@ run 0 "the report still matches (it keeps the claim it was made with)" $PL --arc
 sed 's/%22result%22:%22ok%22/%22result%22:%22broken%22/' "$tmp/h.html" > "$tmp/h_claim.html"
 check "a claim edited in the report's meta" '! cmp -s $tmp/h.html $tmp/h_claim.html'
 run 6 "an edited claim does not match" $PL --archive "$H" audit --check-report "$tmp/h_claim.html"
+# verify's claims of many pens (a chain's archive): the report still checks
+M=$tmp/many.db
+cp "$H" "$M"
+python3 - "$M" << 'PY'
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.executemany("INSERT INTO devices (serial, first_seen_ms, last_seen_ms) VALUES (?, 0, 0)",
+                [("PEN-MANY-%04d" % i,) for i in range(600)])
+con.commit()
+PY
+run 0 "verify of 601 pens, stored" $PL --archive "$M" verify
+run 0 "the report of 601 pens" $PL --archive "$M" audit --tz UTC --format html -o "$tmp/many.html"
+check "it gives verify's claim of each" '[ "$(grep -c "<tr class=\"claim\"" $tmp/many.html)" = 601 ]'
+run 0 "and it checks" $PL --archive "$M" audit --check-report "$tmp/many.html"
 # a report made by the penlink before (format 1: the audit read the rows), and its archive
 F=$tmp/format1.db
 sqlite3 "$F" < "$FX/report-format1.sql" || bad "sqlite3 could not load the fixture"
