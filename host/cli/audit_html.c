@@ -28,7 +28,9 @@
 #include "cli_time.h"
 #include "report_html.h"
 
-#define META_SCAN_BYTES 65536 /* the meta tags are in the document's head */
+/* the meta tags are in the document's head; verify's claims (about 130 bytes a
+ * pen) may make it long */
+#define META_SCAN_BYTES (4u << 20)
 #define META_VALUE_MAX 1024
 #define DIGEST_HEX (2 * crypto_hash_sha256_BYTES + 1)
 
@@ -36,6 +38,8 @@ typedef struct hrun {
     html_report *h;
     crypto_hash_sha256_state sha;
     int failed;
+    penlink_verification *v; /* the pens verified: whose verify claims the report gives */
+    size_t n_v, cap_v;
 } hrun;
 
 /* Adds one JSON line to the data digest, and frees it. */
@@ -83,6 +87,17 @@ static int h_verification(void *u, const penlink_verification *v)
     hrun *r = u;
     digest(r, cli_verification_json(v));
     r->failed |= html_verification(r->h, v) != 0;
+    if (r->n_v == r->cap_v) {
+        size_t cap = r->cap_v ? 2 * r->cap_v : 8;
+        void *p = realloc(r->v, cap * sizeof *r->v);
+        if (!p) {
+            r->failed = 1;
+            return 0;
+        }
+        r->v = p;
+        r->cap_v = cap;
+    }
+    r->v[r->n_v++] = *v;
     return 0;
 }
 
@@ -122,9 +137,24 @@ static void *params_json(const html_meta *m)
 
 /* Audits @p archive as @p m says and writes the report to @p out; *@p hex
  * gets the data digest, *@p verdict the verdict. Returns an exit code. */
-static int make_report(struct cli *c, const char *archive, const html_meta *m, FILE *out,
+/* The scope line of the data (format 2): the chunks read and verify's claims as
+ * the report gives them (@p claims, its JSON text). */
+static void digest_scope(hrun *r, const char *claims)
+{
+    json_t *c = json_loads(claims, 0, NULL);
+    if (!c || !json_is_array(c)) {
+        json_decref(c);
+        r->failed = 1;
+        return;
+    }
+    digest(r, cli_audit_scope_json(cli_audit_chunks(r->v, r->n_v), c));
+}
+
+static int make_report(struct cli *c, const char *archive, const html_meta *m_in, FILE *out,
                        char hex[DIGEST_HEX], penlink_audit_verdict *verdict)
 {
+    html_meta mm = *m_in, *m = &mm;
+    char *claims_text = NULL;
     hrun r;
     memset(&r, 0, sizeof r);
     penlink_archive_filter f;
@@ -155,6 +185,18 @@ static int make_report(struct cli *c, const char *archive, const html_meta *m, F
         goto out;
     digest(&r, params_json(m));
     st = penlink_audit_run(ar, &f, &cb, &sum);
+    if (st == PENLINK_OK && m->format != 1 && !m->claims) {
+        /* verify's stored verdicts now: the report keeps them (a meta tag), so that a later
+         * penlink verify does not make it another report */
+        json_t *claims = cli_verify_claims_json(ar, r.v, r.n_v);
+        claims_text = claims ? json_dumps(claims, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        json_decref(claims);
+        if (!claims_text)
+            st = PENLINK_ERR_IO;
+        m->claims = claims_text;
+    }
+    if (st == PENLINK_OK && m->format != 1)
+        digest_scope(&r, m->claims);
     if (st == PENLINK_OK)
         st = penlink_archive_config_history(ar, f.serial, h_config, &r);
     if (st == PENLINK_OK)
@@ -177,6 +219,8 @@ static int make_report(struct cli *c, const char *archive, const html_meta *m, F
 out:
     penlink_archive_close(ar);
     html_report_free(r.h);
+    free(r.v);
+    free(claims_text);
     return rc;
 }
 
@@ -215,7 +259,9 @@ int cli_audit_html(struct cli *c, const penlink_archive_filter *f, const char *p
                     archive_path(c, where, sizeof where),
                     operator_,
                     cli_now_ms(),
-                    penlink_version() };
+                    penlink_version(),
+                    2,
+                    NULL };
     /* written beside the target, then renamed: a report is whole or absent */
     char tmp[1100];
     FILE *out = stdout;
@@ -248,6 +294,8 @@ int cli_audit_html(struct cli *c, const penlink_archive_filter *f, const char *p
 typedef struct report_meta {
     char version[64], pen[META_VALUE_MAX], since[32], until[32], tz[128];
     char archive[META_VALUE_MAX], operator_[META_VALUE_MAX], generated[32], digest[DIGEST_HEX];
+    char *claims; /* META_SCAN_BYTES + 1 bytes, format 2 only */
+    int format;   /* 1: made before the audit read the pens' chunks; 2 */
     int found;
 } report_meta;
 
@@ -288,7 +336,17 @@ static int read_meta(FILE *f, report_meta *r)
     buf[n] = '\0';
     memset(r, 0, sizeof *r);
     char fmt[8];
-    int bad = meta_value(buf, "penlink-report", fmt, sizeof fmt) != 0 || strcmp(fmt, "1") != 0;
+    int bad = meta_value(buf, "penlink-report", fmt, sizeof fmt) != 0 ||
+              (strcmp(fmt, "1") != 0 && strcmp(fmt, "2") != 0);
+    r->format = bad ? 0 : fmt[0] - '0';
+    if (r->format == 2) {
+        r->claims = malloc(META_SCAN_BYTES + 1);
+        if (!r->claims) {
+            free(buf);
+            return -1;
+        }
+        bad |= meta_value(buf, "penlink-verify-claims", r->claims, META_SCAN_BYTES + 1);
+    }
     bad |= meta_value(buf, "penlink-version", r->version, sizeof r->version);
     bad |= meta_value(buf, "penlink-pen", r->pen, sizeof r->pen);
     bad |= meta_value(buf, "penlink-since", r->since, sizeof r->since);
@@ -330,6 +388,7 @@ int cli_audit_check_report(struct cli *c, const char *path)
     if (!rep)
         return cli_error(c, EXIT_IO, "audit: cannot read %s: %s", path, strerror(errno));
     report_meta rm;
+    memset(&rm, 0, sizeof rm);
     int rc = EXIT_OK;
     FILE *again = NULL;
     if (read_meta(rep, &rm) != 0) {
@@ -357,7 +416,9 @@ int cli_audit_check_report(struct cli *c, const char *path)
                     rm.archive,
                     rm.operator_,
                     strtoll(rm.generated, NULL, 10),
-                    rm.version };
+                    rm.version,
+                    rm.format,
+                    rm.format == 2 ? rm.claims : NULL };
     /* the archive given (--archive, else PENLINK_ARCHIVE, else the default), never the one
      * the report names: a report is a file from outside, and a server it names would get
      * this user's credentials */
@@ -382,8 +443,11 @@ int cli_audit_check_report(struct cli *c, const char *path)
     }
     char hex[DIGEST_HEX];
     penlink_audit_verdict verdict;
-    int same_version = strcmp(rm.version, penlink_version()) == 0;
-    if (!same_version)
+    /* a report of format 1 was made before the audit read the pens' chunks and said so: its
+     * data (the audit's lines, unchanged) is compared, its document cannot be made again */
+    int old_format = rm.format == 1;
+    int same_version = strcmp(rm.version, penlink_version()) == 0 && !old_format;
+    if (strcmp(rm.version, penlink_version()) != 0)
         m.version = penlink_version();
     rc = make_report(c, c->archive, &m, again, hex, &verdict);
     if (rc != EXIT_OK)
@@ -398,6 +462,8 @@ int cli_audit_check_report(struct cli *c, const char *path)
             cli_json_str(archive), "report_archive", cli_json_str(rm.archive), "report_digest",
             cli_json_str(rm.digest), "archive_digest", hex, "data_matches", data_ok, "document",
             !data_ok        ? "not compared"
+            : old_format    ? "not compared (a report of format 1, made before the audit read the "
+                              "pens' chunks): cannot be confirmed"
             : !same_version ? "not compared (another penlink version): cannot be confirmed"
             : diff < 0      ? "as made"
                             : "altered",
@@ -409,6 +475,13 @@ int cli_audit_check_report(struct cli *c, const char *path)
                "after the report was made (a pull, a configuration change, a note), or it is "
                "another archive, or the report was edited (its data, operator or time).\n",
                cli_safe(path), cli_safe(archive), cli_safe(rm.digest), hex);
+    } else if (old_format) {
+        printf("%s CANNOT BE CONFIRMED: it is a report of format 1, made by a penlink whose audit "
+               "read the record rows, not the pens' chunks, so only its data digest could be "
+               "compared (it matches the archive %s: %s), not the document, which may have been "
+               "edited (its verdict, its findings). Make the report again with this penlink and "
+               "hand that over.\n",
+               cli_safe(path), cli_safe(archive), hex);
     } else if (!same_version) {
         printf("%s CANNOT BE CONFIRMED: it says it was made by penlink %s and this is %s, so "
                "only its data digest could be compared (it matches the archive %s: %s), not "
@@ -432,5 +505,6 @@ out:
     if (again)
         fclose(again);
     fclose(rep);
+    free(rm.claims);
     return rc;
 }

@@ -206,6 +206,76 @@ void *cli_verification_json(const penlink_verification *v)
     return o;
 }
 
+#define SCOPE_ROWS "not compared (penlink verify compares them with the chunks)"
+
+void *cli_audit_scope_json(uint64_t chunks, void *claims)
+{
+    json_t *c = claims ? claims : json_array();
+    return json_pack("{s:s, s:s, s:o, s:s, s:s, s:o}", "type", "audit_scope", "records_from",
+                     "chunks", "chunks", cli_json_u64(chunks), "chain_and_heads",
+                     "checked by this audit", "record_rows", SCOPE_ROWS, "verify_claims", c);
+}
+
+void *cli_verify_claims_json(penlink_archive *ar, const penlink_verification *v, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++) {
+        penlink_verification st;
+        if (penlink_archive_verification(ar, v[i].serial, &st) != PENLINK_OK) {
+            json_decref(a);
+            return NULL;
+        }
+        json_t *o = json_pack("{s:o, s:o}", "pen", cli_json_str(v[i].serial), "result",
+                              cli_json_str(st.have ? st.result : "none"));
+        if (o && st.have) {
+            char t[40];
+            fmt_time(st.at_ms, t, sizeof t);
+            json_object_set_new(o, "verified_at", json_string(t));
+            json_object_set_new(o, "through_seq", cli_json_u64(st.through_seq));
+        }
+        if (!o || json_array_append_new(a, o) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+uint64_t cli_audit_chunks(const penlink_verification *v, size_t n)
+{
+    uint64_t chunks = 0;
+    for (size_t i = 0; i < n; i++)
+        chunks += v[i].chunks;
+    return chunks;
+}
+
+void cli_audit_scope_text(FILE *out, uint64_t chunks, const void *claims)
+{
+    fprintf(out,
+            "Records: read from the pens' chained and signed chunks (%" PRIu64
+            " chunks, chain and heads checked); record rows not compared (run 'penlink verify')\n",
+            chunks);
+    fprintf(out, "  verify's claim (the last stored penlink verify, not used by this audit):\n");
+    size_t i;
+    json_t *o;
+    if (!claims || json_array_size(claims) == 0)
+        fprintf(out, "    none\n");
+    json_array_foreach((json_t *)claims, i, o)
+    {
+        const char *result = json_string_value(json_object_get(o, "result"));
+        const char *at = json_string_value(json_object_get(o, "verified_at"));
+        json_t *through = json_object_get(o, "through_seq");
+        fprintf(out, "    %-12s ", cli_safe(json_string_value(json_object_get(o, "pen"))));
+        if (!at)
+            fprintf(out, "no verify stored\n");
+        else if (json_is_integer(through))
+            fprintf(out, "%s at %s, through seq %" JSON_INTEGER_FORMAT "\n", cli_safe(result), at,
+                    json_integer_value(through));
+        else
+            fprintf(out, "%s at %s\n", cli_safe(result), at);
+    }
+}
+
 /* A device key replaced on purpose (penlink keys replace): in the integrity
  * report whatever the window, as it is about the pen, not a treatment. */
 void *cli_key_replacement_json(const penlink_key_replacement *r)

@@ -277,6 +277,19 @@ void *cli_treatment_json(const penlink_treatment *t);
 void *cli_finding_json(const penlink_finding *f);
 void *cli_usage_json(const penlink_usage *u);
 void *cli_verification_json(const penlink_verification *v);
+/* What the audit read (its records from the pens' chained and signed chunks,
+ * @p chunks of them; the record rows not compared) and, as verify's claim,
+ * the last verdict penlink verify stored per pen (@p claims, a JSON array from
+ * cli_verify_claims_json; the line takes it over). */
+void *cli_audit_scope_json(uint64_t chunks, void *claims);
+/* The last stored penlink verify verdict of each of the @p n pens (json_t *
+ * array, NULL when out of memory or the archive failed): a claim, shown as
+ * verify's, never used by the audit. */
+void *cli_verify_claims_json(penlink_archive *ar, const penlink_verification *v, size_t n);
+/* The chunks the audit read of the @p n pens. */
+uint64_t cli_audit_chunks(const penlink_verification *v, size_t n);
+/* The scope as the table prints it: "Records: read from ..." and verify's claims. */
+void cli_audit_scope_text(FILE *out, uint64_t chunks, const void *claims);
 void *cli_key_replacement_json(const penlink_key_replacement *r);
 void *cli_summary_json(const penlink_audit_summary *s);
 void *cli_config_json(const penlink_config_entry *e);

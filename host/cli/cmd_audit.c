@@ -72,9 +72,12 @@ static const char usage[] =
     "so a cartridge used before the window and again inside it is a reuse.\n"
     "An audit with no record in its window (an empty archive, a pen without\n"
     "records, a window without any) reports the finding no_records: nothing\n"
-    "examined is never a pass. Each pen's log is verified by the audit itself\n"
-    "(read-only, the checks of penlink verify): a log that does not verify is the\n"
-    "finding log_broken; a verdict penlink verify stored is never relied on.\n"
+    "examined is never a pass. The records are read from the pens' chained and\n"
+    "signed chunks, whose links and heads the audit checks itself (read-only, the\n"
+    "checks of penlink verify): a log that does not verify is the finding\n"
+    "log_broken. The record rows are not read: comparing them with the chunks is\n"
+    "penlink verify's job; its last stored verdict is shown as its claim, never\n"
+    "relied on.\n"
     "\n"
     "Exit status: 0 no compliance finding; 1 a compliance finding: a reused\n"
     "cartridge, a treatment without an accepted cartridge, a treatment outside\n"
@@ -730,6 +733,7 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     const char *output = NULL, *check = NULL, *operator_ = NULL;
     int opt, rc;
     struct cli_keyrepl *keys = NULL; /* replaced device keys: part of the integrity report */
+    void *claims = NULL;             /* verify's stored verdicts (json_t *) */
     while ((opt = getopt_long(argc, argv, "r:b:p:f:o:h", cli_audit_options, NULL)) != -1) {
         switch (opt) {
         case 'r': report = optarg; break;
@@ -839,6 +843,10 @@ int cmd_audit(struct cli *c, int argc, char **argv)
             penlink_archive_close(ar);
             goto out;
         }
+        /* verify's stored verdicts: shown as its claim, next to what the audit checked */
+        claims = cli_verify_claims_json(ar, o.v, o.n_v);
+        if (!claims)
+            st = PENLINK_ERR_IO;
     }
     penlink_archive_close(ar);
     if (st != PENLINK_OK) {
@@ -865,6 +873,8 @@ int cmd_audit(struct cli *c, int argc, char **argv)
                 printf("%s\n  none\n\n", title);
             if (i == SEC_INTEG) {
                 print_verifications(&o);
+                cli_audit_scope_text(stdout, cli_audit_chunks(o.v, o.n_v), claims);
+                printf("\n");
                 cli_keyrepl_table(keys);
             }
         }
@@ -878,6 +888,10 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     } else {
         for (size_t i = 0; o.want[SEC_INTEG] && i < o.n_v; i++)
             cli_json_out(cli_verification_json(&o.v[i]));
+        if (o.want[SEC_INTEG]) {
+            cli_json_out(cli_audit_scope_json(cli_audit_chunks(o.v, o.n_v), claims));
+            claims = NULL; /* the line took it */
+        }
         cli_keyrepl_json(keys);
         cli_json_out(cli_summary_json(&sum));
     }
@@ -888,6 +902,7 @@ int cmd_audit(struct cli *c, int argc, char **argv)
         rc = sum.verdict == PENLINK_VERDICT_PASS ? EXIT_OK : EXIT_FINDING;
 out:
     cli_keyrepl_free(keys);
+    json_decref(claims);
     free(o.v);
     for (int i = 0; i < SEC_N; i++) {
         table_free(&o.tab[i]);

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "cli_time.h"
 #include "report_html.h"
@@ -463,6 +465,45 @@ static int copy_stream(FILE *o, FILE *in)
     return ferror(in) ? -1 : 0;
 }
 
+/* Where the audit's records came from, and verify's stored verdicts as its claim. */
+static void write_scope(FILE *o, const html_report *h, const html_meta *m)
+{
+    uint64_t chunks = cli_audit_chunks(h->v, h->n_v);
+    fprintf(o,
+            "<p id=\"audit-scope\" data-records-from=\"chunks\" data-chunks=\"%" PRIu64
+            "\">Records: read from the pens' chained and signed chunks (%" PRIu64
+            " chunks, chain and heads checked); record rows not compared (run <code>penlink "
+            "verify</code>).</p>\n",
+            chunks, chunks);
+    fputs("<h3>Verify's claim</h3>\n<p class=\"note\">The last verdict <code>penlink verify</code> "
+          "stored for each pen when this report was made: its claim, not used by this "
+          "audit.</p>\n<table id=\"verify-claims\"><thead><tr><th>Pen</th><th>Verdict</th>"
+          "<th>Stored</th><th>Through seq</th></tr></thead><tbody>\n",
+          o);
+    json_t *claims = m->claims ? json_loads(m->claims, 0, NULL) : NULL;
+    size_t i;
+    json_t *c;
+    json_array_foreach(claims, i, c)
+    {
+        const char *at = json_string_value(json_object_get(c, "verified_at"));
+        json_t *through = json_object_get(c, "through_seq");
+        fputs("<tr class=\"claim\" data-pen=\"", o);
+        html_text(o, json_string_value(json_object_get(c, "pen")));
+        fputs("\"><td class=\"nw\">", o);
+        html_text(o, json_string_value(json_object_get(c, "pen")));
+        fputs("</td><td class=\"nw\">", o);
+        html_text(o, at ? json_string_value(json_object_get(c, "result")) : "none stored");
+        fputs("</td><td class=\"nw\">", o);
+        html_text(o, at ? at : "");
+        fputs("</td><td>", o);
+        if (json_is_integer(through))
+            fprintf(o, "%" JSON_INTEGER_FORMAT, json_integer_value(through));
+        fputs("</td></tr>\n", o);
+    }
+    json_decref(claims);
+    fputs("</tbody></table>\n", o);
+}
+
 static void write_header(FILE *o, const html_report *h, const html_meta *m, const char *digest)
 {
     char t[48], off[24];
@@ -572,6 +613,7 @@ static void write_header(FILE *o, const html_report *h, const html_meta *m, cons
         fputs("</td></tr>\n", o);
     }
     fputs("</tbody></table>\n", o);
+    write_scope(o, h, m);
     write_key_replacements(o, h);
     fputs("</header>\n", o);
 }
@@ -796,7 +838,7 @@ int html_write(html_report *h, FILE *o, const html_meta *m, const penlink_audit_
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n", o);
     snprintf(buf, sizeof buf, "penlink %s", m->version);
     meta_tag(o, "generator", buf);
-    meta_tag(o, "penlink-report", "1");
+    meta_tag(o, "penlink-report", m->format == 1 ? "1" : "2");
     meta_tag(o, "penlink-version", m->version);
     meta_tag(o, "penlink-pen", m->pen ? m->pen : "");
     snprintf(buf, sizeof buf, "%" PRId64, m->since_ms);
@@ -809,6 +851,8 @@ int html_write(html_report *h, FILE *o, const html_meta *m, const penlink_audit_
     snprintf(buf, sizeof buf, "%" PRId64, m->generated_ms);
     meta_tag(o, "penlink-generated", buf);
     meta_tag(o, "penlink-digest", digest);
+    if (m->format != 1)
+        meta_tag(o, "penlink-verify-claims", m->claims ? m->claims : "[]");
     fprintf(o, "<title>penlink audit report</title>\n<style>%s</style>\n</head>\n<body>\n", css);
     write_header(o, h, m, digest);
     write_verdict(o, s);

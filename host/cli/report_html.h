@@ -25,6 +25,10 @@ typedef struct html_meta {
     const char *operator_; /* who made it: the OS user and host */
     int64_t generated_ms;  /* when */
     const char *version;   /* penlink's */
+    /* The report's format: 2 (this penlink: the audit reads the pens' chunks, and the report
+     * says so with verify's stored claims), 1 (a report made before, checked by its data). */
+    int format;
+    const char *claims; /* format 2: verify's stored verdicts when it was made (JSON array) */
 } html_meta;
 
 /* NULL when out of memory. */

@@ -185,6 +185,21 @@ int archive_walk_pen(archive_walker *w, archive_backend *b, int64_t device, cons
 int archive_check_pen(archive_walker *w, archive_backend *b, int64_t device, const char *serial,
                       const uint8_t *key, uint64_t first_from, penlink_verify_report *r);
 
+/* The audit's reading of one pen (verify.c): the walk's checks of the chunks
+ * and heads, and of what its pulls stored, as archive_check_pen, but its
+ * records are taken from the chunks (to @p hooks->chunk) and no record row is
+ * read or compared with them (that is penlink verify's). Past the first
+ * failure the walk goes on: the records of every further chunk that decodes
+ * go to the hook unchecked, each seq once (the first stored copy). */
+int archive_audit_pen(archive_walker *w, archive_backend *b, int64_t device, const char *serial,
+                      const uint8_t *key, uint64_t first_from, const archive_walk_hooks *hooks,
+                      penlink_verify_report *r);
+/* A pen's records from its chunks with nothing checked, each seq once (the
+ * first stored copy), from every chunk that decodes: the audit's look at the
+ * cartridges of pens it did not select. */
+int archive_pen_records(archive_walker *w, archive_backend *b, int64_t device,
+                        const archive_walk_hooks *hooks);
+
 /* The configuration as the archive stores it (archive_text.c): JSON text
  * written and read without a JSON library, the same in every backend. */
 void archive_config_text(const penlink_config *c, char *out, size_t cap);

@@ -367,16 +367,11 @@ static int scan_row(void *u, const penlink_record *r)
 
 /* Pen by pen in serial order (byte order, as SQLite), each pen's records in seq order.
  *
- * The rows are read, not the pens' chunks, though the chunks would be far
- * cheaper for the server: a row per record is most of its work here (about
- * 0.25 s of CPU per million records), a pen's chunks (a row per 512 records,
- * decoded here) well under a tenth of that. But the audit must see what the
- * records table holds, as it does on SQLite: an archive whose rows were
- * edited would otherwise be audited from its chunks here and from its rows
- * there. Telling that the rows still equal their chunks needs every row's
- * body on the server (a digest of a pen's bodies in seq order: about 0.17 s
- * per million), which takes back nearly all that the chunks save
- * (tools/bench/bench_audit --archive). */
+ * export reads this (the rows are its index; a row per record is most of the
+ * server's work here, about 0.25 s of CPU per million records). The audit
+ * does not: on every backend it takes the records from the pens' chunks (a
+ * row per 512 records, decoded here), which it checks anyway, and leaves
+ * comparing the rows with the chunks to verify. */
 int pg_scan(archive_backend *b, const penlink_archive_filter *f, penlink_archive_record_cb cb,
             archive_damage_cb bad, void *user)
 {

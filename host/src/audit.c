@@ -1,8 +1,9 @@
 /*
  * The audit: treatments, cartridges, integrity and usage, computed from the
- * archive alone in one pass over penlink_archive_scan() (records ordered by
- * pen, then seq) plus the alarms and the configuration history, all through
- * the public archive API, so any backend works.
+ * archive alone in one pass over each selected pen's chunks (records ordered
+ * by pen, then seq; the chain and signed heads checked on the way, see
+ * read_selected()) plus the alarms and the configuration history, all
+ * through the backend table, so any backend works. No record row is read.
  *
  * Memory: a hash table with one small entry per distinct cartridge serial
  * (a reuse can only be told once every pen was read), the alarms and the
@@ -241,7 +242,8 @@ typedef struct selected {
     int has_key;
     uint8_t key[PL_KEY_BYTES];
     uint64_t first_from;
-    uint64_t next; /* one past its last archived record (0: none) */
+    uint64_t next;            /* one past its last archived record (0: none) */
+    penlink_verify_report vr; /* its log, checked as its records were read from its chunks */
 } selected;
 
 typedef struct audit {
@@ -270,7 +272,7 @@ typedef struct audit {
 
     /* the pen being read */
     int have_pen;
-    const char *serial_seen; /* the scan's pointer for the current pen */
+    const char *serial_seen; /* the pointer to the current pen's serial */
     uint32_t pen;
     size_t alarm_lo, alarm_hi; /* its alarms */
     penlink_record prev;
@@ -292,11 +294,6 @@ typedef struct audit {
     int others;
     size_t n_mine;
 
-    /* record rows of one pen that cannot be records: one finding per pen */
-    char dmg_serial[64];
-    uint64_t dmg_count;
-    int64_t dmg_seq;
-    char dmg_why[128];
 } audit;
 
 static const char *const finding_names[] = {
@@ -1288,48 +1285,11 @@ static int begin_pen(audit *a, const char *serial)
     return 0;
 }
 
-/* The damaged record rows of one pen, as one finding. */
-static void flush_damage(audit *a)
-{
-    if (a->dmg_count == 0 || a->rc != PENLINK_OK)
-        return;
-    penlink_finding fi;
-    finding_init(a, &fi, PENLINK_FIND_DAMAGED, "integrity", 1);
-    fi.serial = a->dmg_serial;
-    fi.seq = (uint64_t)a->dmg_seq;
-    fi.count = a->dmg_count;
-    int n = snprintf(fi.detail, sizeof fi.detail,
-                     "%llu record rows cannot be records and were left out (the first: seq "
-                     "stored as %lld: ",
-                     (unsigned long long)a->dmg_count, (long long)a->dmg_seq);
-    if (n > 0 && (size_t)n < sizeof fi.detail)
-        snprintf(fi.detail + n, sizeof fi.detail - (size_t)n,
-                 "%s); an edited or damaged archive, or hostile rows an earlier penlink stored: "
-                 "run penlink verify",
-                 a->dmg_why);
-    emit(a, &fi);
-    a->dmg_count = 0;
-}
-
-static int on_damage(void *u, const archive_damage *d)
-{
-    audit *a = u;
-    if (a->dmg_count && strcmp(a->dmg_serial, d->serial ? d->serial : "") != 0)
-        flush_damage(a);
-    if (a->dmg_count++ == 0) {
-        snprintf(a->dmg_serial, sizeof a->dmg_serial, "%s", d->serial ? d->serial : "");
-        a->dmg_seq = d->seq;
-        snprintf(a->dmg_why, sizeof a->dmg_why, "%s", d->why);
-    }
-    return a->rc != PENLINK_OK;
-}
-
 static int on_record(void *u, const char *serial, const penlink_record *r)
 {
     audit *a = u;
     /* the scan passes one pointer for all of a pen's records, another for the next pen */
     if (!a->have_pen || serial != a->serial_seen) {
-        flush_damage(a);
         a->serial_seen = serial;
         if (begin_pen(a, serial) != 0)
             stop(a, PENLINK_ERR_NO_MEM);
@@ -1475,12 +1435,6 @@ static int on_other(void *u, const char *serial, const penlink_record *r)
     return a->rc != PENLINK_OK;
 }
 
-static int skip_damage(void *u, const archive_damage *d)
-{
-    (void)u, (void)d;
-    return 0;
-}
-
 static int on_selected(void *u, int64_t device, const char *serial, const uint8_t *key,
                        uint64_t first_from)
 {
@@ -1567,24 +1521,13 @@ static void verification_of(const selected *p, const penlink_verify_report *r,
  */
 static void report_verifications(audit *a)
 {
-    archive_walker *w = NULL;
-    if (archive_walker_new(&w) != PENLINK_OK) {
-        stop(a, PENLINK_ERR_NO_MEM);
-        return;
-    }
     for (size_t i = 0; i < a->n_sel && a->rc == PENLINK_OK; i++) {
         const selected *p = &a->sel[i];
         report_config_conflicts(a, p->serial);
         report_missing_tail(a, p);
         if (a->rc != PENLINK_OK)
             break;
-        penlink_verify_report r;
-        int st = archive_check_pen(w, a->ar->b, p->device, p->serial, p->has_key ? p->key : NULL,
-                                   p->first_from, &r);
-        if (st != PENLINK_OK) {
-            stop(a, st);
-            break;
-        }
+        const penlink_verify_report r = p->vr;
         penlink_verification v;
         verification_of(p, &r, &v);
         int broken = r.state == PENLINK_VERIFY_BROKEN;
@@ -1610,7 +1553,6 @@ static void report_verifications(audit *a)
                  (unsigned long long)r.where_seq, r.detail);
         emit(a, &fi);
     }
-    archive_walker_free(w);
 }
 
 /* Nothing examined is a finding, never a pass: the archive, the pen or the window is empty. */
@@ -1691,6 +1633,107 @@ static int on_alarm(void *u, const penlink_alarm *al)
     return 0;
 }
 
+/* The records a pen's chunks give, to @p fn: the audit's records. */
+typedef struct chunk_feed {
+    audit *a;
+    const char *serial;
+    int (*fn)(void *u, const char *serial, const penlink_record *r);
+} chunk_feed;
+
+static int feed_chunk(void *u, const archive_chunk_row *c, const penlink_record *recs, uint32_t n,
+                      int copy)
+{
+    chunk_feed *cf = u;
+    (void)c, (void)copy; /* records no earlier chunk held: a later copy adds only new seqs */
+    for (uint32_t i = 0; i < n; i++)
+        if (cf->fn(cf->a, cf->serial, &recs[i]) != 0)
+            return PENLINK_ERR_CANCELLED;
+    return PENLINK_OK;
+}
+
+/*
+ * Each selected pen's records, from its chunks, in seq order: the walk of
+ * penlink verify checks each chunk's hash-chain link and place and the
+ * signed heads on the way (the pen's own words), and reads no record row.
+ * The record rows are the index export reads; whether they still equal
+ * the chunks is penlink verify's check, not the audit's, so an edited row
+ * changes no finding. Every record is read; the window selects what is
+ * reported (a chunk may straddle it).
+ */
+static int read_selected(audit *a)
+{
+    archive_walker *w = NULL;
+    if (archive_walker_new(&w) != PENLINK_OK)
+        return PENLINK_ERR_NO_MEM;
+    int rc = PENLINK_OK;
+    for (size_t i = 0; i < a->n_sel && rc == PENLINK_OK && a->rc == PENLINK_OK; i++) {
+        selected *p = &a->sel[i];
+        chunk_feed cf = { a, p->serial, on_record };
+        archive_walk_hooks h = { feed_chunk, NULL, &cf };
+        rc = archive_audit_pen(w, a->ar->b, p->device, p->serial, p->has_key ? p->key : NULL,
+                               p->first_from, &h, &p->vr);
+        if (rc == PENLINK_ERR_CANCELLED && a->rc != PENLINK_OK)
+            rc = a->rc;
+    }
+    archive_walker_free(w);
+    return rc;
+}
+
+/* Every pen of the archive, for the cartridges of the ones not selected. */
+typedef struct pen_ref {
+    int64_t device;
+    char *serial;
+} pen_ref;
+
+typedef struct pen_list {
+    pen_ref *pens;
+    size_t n, cap;
+} pen_list;
+
+static int on_any_pen(void *u, int64_t device, const char *serial, const uint8_t *key,
+                      uint64_t first_from)
+{
+    pen_list *l = u;
+    (void)key, (void)first_from;
+    if (grow(&l->pens, &l->cap, l->n + 1, sizeof *l->pens) != 0)
+        return 1;
+    char *s = malloc(strlen(serial) + 1);
+    if (!s)
+        return 1;
+    strcpy(s, serial);
+    l->pens[l->n].device = device;
+    l->pens[l->n++].serial = s;
+    return 0;
+}
+
+/* The other pens' records, from their chunks as stored (nothing checked: their
+ * integrity is their own audit's finding), for the audited pen's cartridges. */
+static void read_others(audit *a)
+{
+    pen_list l = { NULL, 0, 0 };
+    archive_walker *w = NULL;
+    int rc = each_pen(a->ar, NULL, on_any_pen, &l);
+    if (rc == PENLINK_ERR_CANCELLED)
+        rc = PENLINK_ERR_NO_MEM;
+    if (rc == PENLINK_OK && archive_walker_new(&w) != PENLINK_OK)
+        rc = PENLINK_ERR_NO_MEM;
+    for (size_t i = 0; i < l.n && rc == PENLINK_OK && a->rc == PENLINK_OK; i++) {
+        if (strcmp(l.pens[i].serial, a->sel[0].serial) == 0)
+            continue;
+        chunk_feed cf = { a, l.pens[i].serial, on_other };
+        archive_walk_hooks h = { feed_chunk, NULL, &cf };
+        rc = archive_pen_records(w, a->ar->b, l.pens[i].device, &h);
+        if (rc == PENLINK_ERR_CANCELLED && a->rc != PENLINK_OK)
+            rc = a->rc;
+    }
+    if (rc != PENLINK_OK && a->rc == PENLINK_OK)
+        stop(a, rc);
+    archive_walker_free(w);
+    for (size_t i = 0; i < l.n; i++)
+        free(l.pens[i].serial);
+    free(l.pens);
+}
+
 int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
                       const penlink_audit_cb *cb, penlink_audit_summary *sum)
 {
@@ -1723,11 +1766,10 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
     if (rc == PENLINK_OK)
         rc = penlink_archive_config_history(ar, pens.serial, on_hist, &a);
     if (rc == PENLINK_OK)
-        rc = archive_scan(ar, &pens, on_record, on_damage, &a);
+        rc = read_selected(&a);
     if (a.rc != PENLINK_OK)
         rc = a.rc;
     if (rc == PENLINK_OK) {
-        flush_damage(&a);
         end_pen(&a);
         alarms_before(&a, NULL);
         if (f && f->serial && a.n_sel == 1) {
@@ -1735,9 +1777,7 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
             a.others = 1;
             a.n_mine = a.n_pens;
             a.have_pen = 0;
-            int st = archive_scan(ar, NULL, on_other, skip_damage, &a);
-            if (st != PENLINK_OK && a.rc == PENLINK_OK)
-                stop(&a, st);
+            read_others(&a);
         }
         report_reuses(&a);
         report_verifications(&a);

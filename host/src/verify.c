@@ -18,6 +18,9 @@
  *     nothing a head did not cover, so chunks past the last head were added).
  *  3. Records: every record row must equal the record its chunk carries, no
  *     chunk's record may be missing, and no row may lie outside the chunks.
+ *     The audit's walk (archive_audit_pen) skips this step: it takes the
+ *     records from the chunks it checked and reads no record row, so the
+ *     rows (the index export reads) are verify's alone to compare.
  *
  * The heads are read and their signatures checked first, so that the walk
  * meets each verified head where the chain reaches the chunk it names: a
@@ -93,6 +96,9 @@ typedef struct vstate {
     uint64_t covered_to; /* every seq below is covered by a checked stored chunk */
     uint64_t matched;    /* record rows equal to their chunk's */
     uint64_t want;       /* next seq expected in the current chunk's range */
+    int from_chunks;     /* the audit's walk: the chunks' records, no record row read */
+    uint64_t linked;     /* chunks with hash-chain links (a pen with no key: it signed once) */
+    uint64_t linked_seq; /* ... the first of them */
     int st;
 } vstate;
 
@@ -381,9 +387,73 @@ static int heads_at(vstate *v, const uint8_t *link, uint64_t end, int copy)
     return 0;
 }
 
+/* A chunk's records to the hook, unchecked: past the first failure of an
+ * audit's walk, each chunk that decodes still gives the records no earlier
+ * chunk held (the first stored copy of each seq), so that the audit reports
+ * on them next to the failure. A chunk that does not decode gives none. */
+static int feed_unchecked(vstate *v, const archive_chunk_row *c)
+{
+    if (c->damage || c->first_seq + c->record_count <= v->covered_to)
+        return 0;
+    pl_chunk_expect ex = { c->first_seq, c->record_count, c->raw_size, 1 };
+    if (pl_chunk_decode(v->dec, c->data, c->len, &ex, v->recs, PL_CHUNK_MAX_RECORDS, &v->n_recs) !=
+            PL_OK ||
+        v->n_recs != c->record_count)
+        return 0;
+    uint64_t end = c->first_seq + c->record_count;
+    uint64_t from = c->first_seq > v->covered_to ? c->first_seq : v->covered_to;
+    v->covered_to = end;
+    int rc =
+        v->hooks->chunk(v->hooks->user, c, (const penlink_record *)v->recs + (from - c->first_seq),
+                        (uint32_t)(end - from), 0);
+    if (rc != PENLINK_OK) {
+        v->st = rc;
+        return 1;
+    }
+    return 0;
+}
+
+static int check_chunk(vstate *v, const archive_chunk_row *c);
+
 static int on_chunk(void *u, const archive_chunk_row *c)
 {
     vstate *v = u;
+    if (!v->from_chunks)
+        return check_chunk(v, c);
+    if (!c->damage && (c->link || c->prev_link) && v->linked++ == 0)
+        v->linked_seq = c->first_seq;
+    if (v->r->state == PENLINK_VERIFY_BROKEN)
+        return feed_unchecked(v, c);
+    if (check_chunk(v, c) == 0)
+        return 0;
+    if (v->st != PENLINK_OK || v->r->state != PENLINK_VERIFY_BROKEN)
+        return 1;
+    return feed_unchecked(v, c);
+}
+
+/* The record rows of seqs [from, end) of a checked chunk, whose records are
+ * decoded in v->recs: each must equal its record. 1 when broken. */
+static int check_rows(vstate *v, const archive_chunk_row *c, uint64_t from, uint64_t end)
+{
+    v->want = from;
+    int rc = v->b->ops->records(v->b, v->device, from, end, on_row, on_bad_row, v);
+    if (rc != PENLINK_OK && rc != PENLINK_ERR_CANCELLED) {
+        v->st = rc;
+        return 1;
+    }
+    if (v->r->state == PENLINK_VERIFY_BROKEN)
+        return 1;
+    if (v->want != end)
+        return broken(v, v->want,
+                      "record %llu is missing from the records table, though the signed chunk "
+                      "%llu..%llu holds it (deleted)",
+                      (unsigned long long)v->want, (unsigned long long)c->first_seq,
+                      (unsigned long long)(c->first_seq + c->record_count - 1));
+    return 0;
+}
+
+static int check_chunk(vstate *v, const archive_chunk_row *c)
+{
     if (c->damage)
         return broken(v, (uint64_t)c->stored_seq, "chunk %lld (first seq stored as %lld): %s",
                       (long long)c->id, (long long)c->stored_seq, c->damage);
@@ -421,19 +491,10 @@ static int on_chunk(void *u, const archive_chunk_row *c)
             return broken(v, c->first_seq,
                           "chunk %lld (records %llu..%llu) does not decode, though its link holds",
                           (long long)c->id, a, z);
-        v->want = from;
-        int rc = v->b->ops->records(v->b, v->device, from, end, on_row, on_bad_row, v);
-        if (rc != PENLINK_OK && rc != PENLINK_ERR_CANCELLED) {
-            v->st = rc;
+        if (v->from_chunks) /* the audit: the records are the chunk's, no row is read */
+            v->matched += end - from;
+        else if (check_rows(v, c, from, end) != 0)
             return 1;
-        }
-        if (v->r->state == PENLINK_VERIFY_BROKEN)
-            return 1;
-        if (v->want != end)
-            return broken(v, v->want,
-                          "record %llu is missing from the records table, though the signed chunk "
-                          "%llu..%llu holds it (deleted)",
-                          (unsigned long long)v->want, a, z);
         v->covered_to = end;
     } else {
         from = end;
@@ -523,9 +584,14 @@ void archive_walker_free(archive_walker *w)
     free(w);
 }
 
-int archive_walk_pen(archive_walker *w, archive_backend *b, int64_t device, const char *serial,
-                     const uint8_t *key, uint64_t first_from, const archive_walk_hooks *hooks,
-                     penlink_verify_report *r)
+static int on_any_head(void *u, uint64_t next_seq, const uint8_t *link, size_t link_len,
+                       const uint8_t *sig, size_t sig_len);
+static void signed_once(penlink_verify_report *r, uint64_t linked, uint64_t first_seq,
+                        uint64_t heads);
+
+static int walk(archive_walker *w, archive_backend *b, int64_t device, const char *serial,
+                const uint8_t *key, uint64_t first_from, const archive_walk_hooks *hooks,
+                int from_chunks, penlink_verify_report *r)
 {
     memset(r, 0, sizeof *r);
     snprintf(r->serial, sizeof r->serial, "%s", serial);
@@ -539,14 +605,17 @@ int archive_walk_pen(archive_walker *w, archive_backend *b, int64_t device, cons
     v.recs = w->recs;
     v.dec = &w->dec;
     v.first_from = first_from;
+    v.from_chunks = from_chunks;
     v.signs = key != NULL;
     if (key) {
         memcpy(v.key, key, PL_KEY_BYTES);
         memcpy(v.key_now, key, PL_KEY_BYTES);
     }
-    int rc = seq_outliers(b, device, r);
+    /* the rows hold what no pen logs: the archive cannot be read, or BROKEN (the audit reads no
+     * row: its records are the chunks') */
+    int rc = from_chunks ? PENLINK_OK : seq_outliers(b, device, r);
     if (rc != PENLINK_OK || r->state == PENLINK_VERIFY_BROKEN)
-        return rc; /* the archive cannot be read, or the pen's rows hold what no pen logs */
+        return rc;
     penlink_archive_filter f = { 0 };
     f.serial = serial;
     rc = b->ops->alarms(b, &f, on_gap, &v);
@@ -557,7 +626,8 @@ int archive_walk_pen(archive_walker *w, archive_backend *b, int64_t device, cons
     /* replacements recorded after the last head: checked, and named */
     if (rc == PENLINK_OK && v.signs && r->state == PENLINK_VERIFY_OK)
         advance_key(&v, SIZE_MAX);
-    if (rc == PENLINK_OK && r->state == PENLINK_VERIFY_OK) {
+    /* the audit's walk reads every chunk, past a failure too (for their records) */
+    if (rc == PENLINK_OK && (r->state == PENLINK_VERIFY_OK || from_chunks)) {
         if (v.n_heads)
             qsort(v.heads, v.n_heads, sizeof *v.heads, cmp_head_link);
         rc = b->ops->chunks(b, device, on_chunk, &v);
@@ -569,13 +639,20 @@ int archive_walk_pen(archive_walker *w, archive_backend *b, int64_t device, cons
     if (rc == PENLINK_OK && r->state == PENLINK_VERIFY_OK)
         stretch_signed(&v);
     uint64_t rows = 0;
-    if (rc == PENLINK_OK && r->state == PENLINK_VERIFY_OK)
+    if (rc == PENLINK_OK && r->state == PENLINK_VERIFY_OK && !from_chunks)
         rc = b->ops->record_count(b, device, &rows);
-    if (rc == PENLINK_OK && r->state == PENLINK_VERIFY_OK && rows != v.matched)
+    if (rc == PENLINK_OK && r->state == PENLINK_VERIFY_OK && !from_chunks && rows != v.matched)
         broken(&v, v.covered_to,
                "%llu record rows lie outside every %schunk (inserted, or their chunk removed)",
                (unsigned long long)(rows - v.matched), v.signs ? "signed " : "");
     r->records = v.matched;
+    if (rc == PENLINK_OK && from_chunks && !v.signs && r->state == PENLINK_VERIFY_OK) {
+        /* no key, yet linked chunks or stored heads: the pen signed and its key was removed */
+        uint64_t heads = 0;
+        rc = b->ops->heads(b, device, on_any_head, &heads);
+        if (rc == PENLINK_OK && (v.linked || heads))
+            signed_once(r, v.linked, v.linked_seq, heads);
+    }
     if (!v.signs && r->state == PENLINK_VERIFY_OK) {
         r->state = PENLINK_VERIFY_UNSIGNED;
         snprintf(r->notes, sizeof r->notes, "the pen does not sign its log: nothing to verify");
@@ -583,6 +660,13 @@ int archive_walk_pen(archive_walker *w, archive_backend *b, int64_t device, cons
     free(v.heads);
     free(v.gaps);
     return rc;
+}
+
+int archive_walk_pen(archive_walker *w, archive_backend *b, int64_t device, const char *serial,
+                     const uint8_t *key, uint64_t first_from, const archive_walk_hooks *hooks,
+                     penlink_verify_report *r)
+{
+    return walk(w, b, device, serial, key, first_from, hooks, 0, r);
 }
 
 /* Stores a verdict in the verification log, in a transaction of its own. */
@@ -601,7 +685,7 @@ static int record(archive_backend *b, const penlink_verify_report *r)
  * and the heads its pulls verified. A pen the archive holds no key for
  * but whose chunks or heads show it signed had its pinned key removed. */
 typedef struct signing_seen {
-    uint64_t linked, heads;
+    uint64_t linked;
     int64_t chunk_id;
     uint64_t first_seq;
 } signing_seen;
@@ -621,28 +705,34 @@ static int on_linked_chunk(void *u, const archive_chunk_row *c)
 static int on_any_head(void *u, uint64_t next_seq, const uint8_t *link, size_t link_len,
                        const uint8_t *sig, size_t sig_len)
 {
-    signing_seen *s = u;
     (void)next_seq, (void)link, (void)link_len, (void)sig, (void)sig_len;
-    s->heads++;
+    (*(uint64_t *)u)++;
     return 0;
+}
+
+static void signed_once(penlink_verify_report *r, uint64_t linked, uint64_t first_seq,
+                        uint64_t heads)
+{
+    r->state = PENLINK_VERIFY_BROKEN;
+    r->where_seq = linked ? first_seq : 0;
+    snprintf(r->detail, sizeof r->detail,
+             "the archive holds no device key for this pen, yet %llu of its chunks carry "
+             "hash-chain links and its pulls stored %llu signed heads: the pen signed its log "
+             "and its pinned key was removed",
+             (unsigned long long)linked, (unsigned long long)heads);
 }
 
 static int signing_without_key(archive_backend *b, int64_t device, penlink_verify_report *r)
 {
     signing_seen s;
     memset(&s, 0, sizeof s);
-    int rc = b->ops->heads(b, device, on_any_head, &s);
+    uint64_t heads = 0;
+    int rc = b->ops->heads(b, device, on_any_head, &heads);
     if (rc == PENLINK_OK)
         rc = b->ops->chunks(b, device, on_linked_chunk, &s);
-    if (rc != PENLINK_OK || (!s.linked && !s.heads))
+    if (rc != PENLINK_OK || (!s.linked && !heads))
         return rc;
-    r->state = PENLINK_VERIFY_BROKEN;
-    r->where_seq = s.linked ? s.first_seq : 0;
-    snprintf(r->detail, sizeof r->detail,
-             "the archive holds no device key for this pen, yet %llu of its chunks carry "
-             "hash-chain links and its pulls stored %llu signed heads: the pen signed its log "
-             "and its pinned key was removed",
-             (unsigned long long)s.linked, (unsigned long long)s.heads);
+    signed_once(r, s.linked, s.first_seq, heads);
     return PENLINK_OK;
 }
 
@@ -663,13 +753,17 @@ static int on_tail_gap(void *u, const penlink_alarm *a)
  * archive: a log cut short (its last chunks, records and heads deleted)
  * still ends below what its pulls said they committed. */
 static int pulls_reach(archive_backend *b, int64_t device, const char *serial,
-                       penlink_verify_report *r)
+                       const uint64_t *chunks_end, penlink_verify_report *r)
 {
     uint64_t pulled = 0, next = 0;
     int have_pulled = 0, have = 0;
     int rc = b->ops->pulled_to(b, device, &pulled, &have_pulled);
-    if (rc == PENLINK_OK && have_pulled)
+    if (rc == PENLINK_OK && have_pulled && chunks_end) { /* the audit: where its chunks end */
+        next = *chunks_end;
+        have = next > 0;
+    } else if (rc == PENLINK_OK && have_pulled) {
         rc = b->ops->next_seq(b, device, &next, &have);
+    }
     if (rc != PENLINK_OK || !have_pulled || pulled <= next)
         return rc;
     /* records the pen had dropped at the end of a pull: a gap it reported */
@@ -705,12 +799,67 @@ int archive_check_pen(archive_walker *w, archive_backend *b, int64_t device, con
         rc = archive_walk_pen(w, b, device, serial, key, first_from, NULL, r);
     }
     if (rc == PENLINK_OK && r->state != PENLINK_VERIFY_BROKEN)
-        rc = pulls_reach(b, device, serial, r);
+        rc = pulls_reach(b, device, serial, NULL, r);
     if (rc == PENLINK_OK && !key && r->state != PENLINK_VERIFY_BROKEN) {
         r->state = PENLINK_VERIFY_UNSIGNED;
         snprintf(r->notes, sizeof r->notes, "the pen does not sign its log: nothing to verify");
     }
     return rc;
+}
+
+/* The audit's reading: each record the hook gets, and where they end. */
+typedef struct audit_feed {
+    const archive_walk_hooks *hooks;
+    uint64_t end; /* one past the last record fed (0: none) */
+} audit_feed;
+
+static int feed_records(void *u, const archive_chunk_row *c, const penlink_record *recs, uint32_t n,
+                        int copy)
+{
+    audit_feed *f = u;
+    if (n && recs[n - 1].seq + 1 > f->end)
+        f->end = recs[n - 1].seq + 1;
+    return f->hooks->chunk(f->hooks->user, c, recs, n, copy);
+}
+
+int archive_audit_pen(archive_walker *w, archive_backend *b, int64_t device, const char *serial,
+                      const uint8_t *key, uint64_t first_from, const archive_walk_hooks *hooks,
+                      penlink_verify_report *r)
+{
+    audit_feed f = { hooks, 0 };
+    archive_walk_hooks h = { feed_records, NULL, &f };
+    int rc = walk(w, b, device, serial, key, first_from, &h, 1, r);
+    if (rc == PENLINK_OK && r->state != PENLINK_VERIFY_BROKEN)
+        rc = pulls_reach(b, device, serial, &f.end, r);
+    if (rc == PENLINK_OK && !key && r->state != PENLINK_VERIFY_BROKEN) {
+        r->state = PENLINK_VERIFY_UNSIGNED;
+        snprintf(r->notes, sizeof r->notes, "the pen does not sign its log: nothing to verify");
+    }
+    return rc;
+}
+
+/* A pen's records from its chunks, nothing checked: each seq once (its first
+ * stored chunk's), from every chunk that decodes. */
+static int plain_chunk(void *u, const archive_chunk_row *c)
+{
+    return feed_unchecked(u, c);
+}
+
+int archive_pen_records(archive_walker *w, archive_backend *b, int64_t device,
+                        const archive_walk_hooks *hooks)
+{
+    penlink_verify_report r;
+    memset(&r, 0, sizeof r);
+    vstate v;
+    memset(&v, 0, sizeof v);
+    v.b = b;
+    v.device = device;
+    v.r = &r;
+    v.hooks = hooks;
+    v.recs = w->recs;
+    v.dec = &w->dec;
+    int rc = b->ops->chunks(b, device, plain_chunk, &v);
+    return rc == PENLINK_ERR_CANCELLED ? v.st : rc;
 }
 
 typedef struct vrun {

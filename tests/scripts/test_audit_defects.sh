@@ -17,6 +17,7 @@ set -u
 PL="${PENLINK_WRAP:-} $1"
 SIM=$2
 LIBSUM=${3:-}
+FX=$(dirname "$0")/../fixtures
 . "$(dirname "$0")/harness.sh"
 
 # PEN-A001: a week from 2026-03-02 (T0), pulled; its ground truth for windows
@@ -180,29 +181,34 @@ run 0 "a window over the records, long before the raise" $PL --archive "$K" audi
     --report integrity --since 2026-03-02 --until 2026-03-05
 check "does not show it" '! grep -q key_changed $tmp/out'
 
-# a gap: records 100..119 were never archived, the pull that saw it was later
+# a gap: a chunk's records were never archived, the pull that saw it was later
 G=$tmp/g.db
 cp "$A" "$G"
 raised=$((T0 + 200 * 86400000)) # 2026-09-18, months after the records
-sqlite3 "$G" "DROP TRIGGER records_append_only_d; DELETE FROM records WHERE seq BETWEEN 100 AND 119;
+# the records of the log's second chunk (the audit reads the chunks, so the chunk goes too)
+set -- $(sqlite3 -separator ' ' "$G" "SELECT first_seq, record_count FROM chunks
+    ORDER BY first_seq LIMIT 1 OFFSET 1")
+g0=$1 gn=$2 g1=$(($1 + $2))
+sqlite3 "$G" "DROP TRIGGER records_append_only_d; DROP TRIGGER chunks_append_only_d;
+    DELETE FROM records WHERE seq BETWEEN $g0 AND $((g1 - 1)); DELETE FROM chunks WHERE first_seq = $g0;
     INSERT INTO alarms (device_id, pull_id, at_ms, kind, seq, count, detail) VALUES
-    (1, NULL, $raised, 'gap', 100, 20, 'records 100..119 were no longer on the pen');"
+    (1, NULL, $raised, 'gap', $g0, $gn, 'records $g0..$((g1 - 1)) were no longer on the pen');"
 t120=$(python3 -c 'import json, sys
-print([json.loads(l) for l in open(sys.argv[1])][120]["time_ms"])' "$tmp/a/ground-truth.jsonl")
+print([json.loads(l) for l in open(sys.argv[1])][int(sys.argv[2])]["time_ms"])' "$tmp/a/ground-truth.jsonl" "$g1")
 run 1 "a window holding the record after the gap" $PL --archive "$G" audit --format json \
     --report integrity --since "$(iso $((t120 - 60000)))" --until "$(iso $((t120 + 60000)))"
-python3 - "$tmp/out" "$t120" << 'PY' && ok "shows the gap at that record's time, raised months later" || bad "gap by its record"
+python3 - "$tmp/out" "$t120" "$g0" "$gn" << 'PY' && ok "shows the gap at that record's time, raised months later" || bad "gap by its record"
 import datetime, json, sys
 g = [json.loads(l) for l in open(sys.argv[1]) if '"finding":"gap"' in l]
 assert len(g) == 1, g
 t = datetime.datetime.fromtimestamp(int(sys.argv[2]) / 1000, datetime.timezone.utc)
 assert g[0]["time"] == t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (int(sys.argv[2]) % 1000), g
-assert (g[0]["seq"], g[0]["count"], g[0]["repeats"]) == (100, 20, 1), g
+assert (g[0]["seq"], g[0]["count"], g[0]["repeats"]) == (int(sys.argv[3]), int(sys.argv[4]), 1), g
 assert g[0]["raised"] == "2026-09-18T00:00:00.000Z", g
 PY
 run 1 "a window holding the raise only" $PL --archive "$G" audit --format json --report integrity \
     --since 2026-09-18 --until 2026-09-19
-check "shows the gap" 'grep -q "\"finding\":\"gap\",.*\"seq\":100" $tmp/out'
+check "shows the gap" 'grep -q "\"finding\":\"gap\",.*\"seq\":$g0," $tmp/out'
 # (records deleted from a signed log: the audit's own verification finds the log broken)
 run 1 "a window holding neither" $PL --archive "$G" audit --format json --report integrity \
     --since 2026-03-06 --until 2026-03-07
@@ -305,7 +311,12 @@ B=$tmp/broken.db
 cp "$A" "$B"
 run 0 "verify the intact copy" $PL --archive "$B" verify
 same "verified, nothing found" 0 "$B"
-python3 - "$B" << 'PY'
+$PL --archive "$B" audit --format json > "$tmp/intact.json" 2> /dev/null
+$PL --archive "$B" audit > "$tmp/intact.txt" 2> /dev/null
+# a record row edited: the audit reads the chunks, so nothing it says changes; verify names it
+R=$tmp/row.db
+cp "$B" "$R"
+python3 - "$R" << 'PY'
 import sqlite3, sys
 con = sqlite3.connect(sys.argv[1])
 con.execute("DROP TRIGGER records_append_only_u")
@@ -314,13 +325,34 @@ b = bytearray(body); b[-1] ^= 1
 con.execute("UPDATE records SET body = ? WHERE seq = ?", (bytes(b), seq))
 con.commit()
 PY
-run 6 "verify finds the edited record" $PL --archive "$B" verify
+run 6 "verify finds the edited record row" $PL --archive "$R" verify --no-record
+check "verify names it" 'grep -q "record 300 differs from the record in its signed chunk" $tmp/out'
+run 0 "audit with the edited row: exit 0, as the untouched copy" $PL --archive "$R" audit --format json
+check "its findings, verifications and verdict are the untouched copy's" 'cmp -s $tmp/out $tmp/intact.json'
+run 0 "the table too" $PL --archive "$R" audit
+check "the table is the untouched copy's" 'cmp -s $tmp/out $tmp/intact.txt'
+same "a record row edited (verify's finding, not the audit's)" 0 "$R"
+# a chunk edited: the log the audit checks itself is BROKEN, and the chunk no longer decodes,
+# so its records are missing from what the audit read (a finding of its own)
+b0=$(python3 - "$B" << 'PY'
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.execute("DROP TRIGGER chunks_append_only_u")
+cid, first, data = con.execute("SELECT id, first_seq, data FROM chunks WHERE first_seq <= 300 "
+                               "ORDER BY first_seq DESC LIMIT 1").fetchone()
+d = bytearray(data); d[len(d) // 2] ^= 4
+con.execute("UPDATE chunks SET data = ? WHERE id = ?", (bytes(d), cid))
+con.commit()
+print(first)
+PY
+)
+run 6 "verify finds the edited chunk" $PL --archive "$B" verify
 run 1 "audit of the BROKEN log: exit 1" $PL --archive "$B" audit --format json
-python3 - "$tmp/out" << 'PY' && ok "a log_broken finding; the summary counts it as compliance and integrity" || bad "broken log summary"
+python3 - "$tmp/out" "$b0" << 'PY' && ok "a log_broken finding; the summary counts it as compliance and integrity" || bad "broken log summary"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 b = [r for r in rows if r.get("finding") == "log_broken"]
-assert len(b) == 1 and b[0]["compliance"] and b[0]["report"] == "integrity" and b[0]["seq"] == 300, b
+assert len(b) == 1 and b[0]["compliance"] and b[0]["report"] == "integrity" and b[0]["seq"] == int(sys.argv[2]), b
 s = rows[-1]
 assert s["type"] == "summary" and s["verdict"] == "fail", s
 assert s["compliance"] >= 1 and s["integrity"] >= 1 and s["logs"]["broken"] == 1, s
@@ -329,14 +361,14 @@ PY
 same "a BROKEN log" 1 "$B"
 run 1 "the table of the BROKEN log" $PL --archive "$B" audit --report integrity
 check "table: the finding, the verification and the verdict" \
-    'grep -q "log_broken .*does not verify (checked by this audit), first at seq 300" $tmp/out && grep -q "BROKEN at seq 300" $tmp/out && grep -q "integrity findings 1" $tmp/out && grep -q "^Verdict: FAIL, 1 compliance finding: log_broken 1" $tmp/out'
+    'grep -q "log_broken .*does not verify (checked by this audit), first at seq $b0" $tmp/out && grep -q "BROKEN at seq $b0" $tmp/out && grep -q "integrity findings 2" $tmp/out && grep -q "^Verdict: FAIL, 2 compliance findings: missing 1, log_broken 1" $tmp/out'
 # a report that shows none of the findings
 run 1 "--report usage of an archive with a finding" $PL --archive "$K" audit --report usage
 check "no \"see above\" under a report that shows no finding" '! grep -qi "see above" $tmp/out'
 check "the verdict names the findings not shown" \
     'grep -q "^Verdict: FAIL, 1 compliance finding: key_changed 1" $tmp/out && grep -q "not in the reports shown: key_changed 1 (see them with --report all)" $tmp/out'
 run 1 "--report cartridges of the BROKEN log" $PL --archive "$B" audit --report cartridges
-check "names log_broken as not shown" 'grep -q "not in the reports shown: log_broken 1" $tmp/out'
+check "names log_broken as not shown" 'grep -q "not in the reports shown: missing 1, log_broken 1" $tmp/out'
 same "key_changed, --report usage" 1 "$K" --report usage
 same "no records" 1 "$E"
 same "a pen changed before its first pull" 1 "$C"
@@ -357,5 +389,44 @@ check "every record lies in the three simulated days, none at the host's date" \
 import json, sys
 t = [json.loads(l)[\"time_ms\"] for l in sys.stdin]
 sys.exit(0 if min(t) >= $T0 and max(t) < $T0 + 3 * 86400000 else 1)"'
+
+# The report says where the audit's records came from, with verify's stored verdict as its
+# claim; a report keeps the claim it was made with, so a later verify changes nothing
+echo "# reports and the audit's records: format 2, and format 1 (made before, by its data)"
+H=$tmp/h.db
+cp "$A" "$H"
+run 0 "a verify, stored" $PL --archive "$H" verify
+run 0 "the HTML report" $PL --archive "$H" audit --tz UTC --format html -o "$tmp/h.html"
+check "it says the records were read from the chunks, and gives verify's claim" \
+    'grep -q "<p id=\"audit-scope\" data-records-from=\"chunks\" data-chunks=\"[1-9][0-9]*\">Records: read from the pens" $tmp/h.html && grep -q "<tr class=\"claim\" data-pen=\"PEN-A001\"><td class=\"nw\">PEN-A001</td><td class=\"nw\">ok</td>" $tmp/h.html && grep -q "name=\"penlink-report\" content=\"2\"" $tmp/h.html'
+run 0 "another verify, stored after the report" $PL --archive "$H" verify
+run 0 "the report still matches (it keeps the claim it was made with)" $PL --archive "$H" audit --check-report "$tmp/h.html"
+sed 's/%22result%22:%22ok%22/%22result%22:%22broken%22/' "$tmp/h.html" > "$tmp/h_claim.html"
+check "a claim edited in the report's meta" '! cmp -s $tmp/h.html $tmp/h_claim.html'
+run 6 "an edited claim does not match" $PL --archive "$H" audit --check-report "$tmp/h_claim.html"
+# verify's claims of many pens (a chain's archive): the report still checks
+M=$tmp/many.db
+cp "$H" "$M"
+python3 - "$M" << 'PY'
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.executemany("INSERT INTO devices (serial, first_seen_ms, last_seen_ms) VALUES (?, 0, 0)",
+                [("PEN-MANY-%04d" % i,) for i in range(600)])
+con.commit()
+PY
+run 0 "verify of 601 pens, stored" $PL --archive "$M" verify
+run 0 "the report of 601 pens" $PL --archive "$M" audit --tz UTC --format html -o "$tmp/many.html"
+check "it gives verify's claim of each" '[ "$(grep -c "<tr class=\"claim\"" $tmp/many.html)" = 601 ]'
+run 0 "and it checks" $PL --archive "$M" audit --check-report "$tmp/many.html"
+# a report made by the penlink before (format 1: the audit read the rows), and its archive
+F=$tmp/format1.db
+sqlite3 "$F" < "$FX/report-format1.sql" || bad "sqlite3 could not load the fixture"
+run 10 "a format 1 report whose data matches: cannot be confirmed (exit 10)" \
+    $PL --archive "$F" audit --check-report "$FX/report-format1.html"
+check "it says why" 'grep -q "CANNOT BE CONFIRMED: it is a report of format 1, made by a penlink whose audit read the record rows" $tmp/out'
+run 10 "--json" $PL --archive "$F" --json audit --check-report "$FX/report-format1.html"
+check "json: data matches, not confirmed" 'grep -q "\"data_matches\":true,\"document\":\"not compared (a report of format 1" $tmp/out && grep -q "\"confirmed\":false" $tmp/out'
+sqlite3 "$F" "DROP TRIGGER config_history_append_only_d; DELETE FROM config_history"
+run 6 "a format 1 report whose archive changed: does not match" $PL --archive "$F" audit --check-report "$FX/report-format1.html"
 
 finish

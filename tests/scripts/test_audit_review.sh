@@ -118,9 +118,20 @@ check "its chunks' links and heads show it signed" \
 run 1 "the audit fails" $PL --archive "$K" audit --format json
 check "log_broken, not unsigned" 'grep -q "\"finding\":\"log_broken\"" $tmp/out'
 
-echo "# R7 a stored verdict, stale or forged, is never the audit's proof"
-V=$(archive_copy "$T" t_stale)
+echo "# R7 a stored verdict, stale or forged, is never the audit's proof; the rows are verify's"
+# The audit takes the records from the pens' chained and signed chunks (their
+# links and heads checked by the audit itself) and reads no record row: (a) an
+# edited record row leaves every finding and the verdict as they were, and
+# verify names the row; (b) an edited chunk fails the audit's own check.
+V=$(archive_copy "$T" t_row)
 run 0 "a genuine verify, stored" $PL --archive "$V" verify
+$PL --archive "$V" audit --format json > "$tmp/r7.json" 2> /dev/null
+r7_rc=$?
+$PL --archive "$V" audit > "$tmp/r7.txt" 2> /dev/null
+check "the untouched archive's audit says where its records come from" \
+    'grep -q "\"type\":\"audit_scope\",\"records_from\":\"chunks\",\"chunks\":[1-9]" $tmp/r7.json && grep -q "^Records: read from the pens. chained and signed chunks ([0-9]* chunks, chain and heads checked); record rows not compared" $tmp/r7.txt'
+check "and gives verify's stored verdict as verify's claim, with its time" \
+    'grep -q "\"verify_claims\":\[{\"pen\":\"PEN-T\",\"result\":\"ok\",\"verified_at\":\"20" $tmp/r7.json'
 "$PY" -c '
 import sys
 sys.path.insert(0, sys.argv[2])
@@ -132,19 +143,44 @@ b = bytearray(body); b[-1] ^= 1
 a.execute("UPDATE records SET body = ? WHERE seq = ?", (bytes(b), seq))
 a.commit()
 ' "$V" "$here"
-run 1 "records edited after the stored verify: the audit fails" $PL --archive "$V" audit --format json
-check "log_broken at the edited record (300)" \
-    'grep -q "\"finding\":\"log_broken\",\"compliance\":true,\"pen\":\"PEN-T\",\"seq\":300," $tmp/out'
-check "the verification is computed by the audit" \
+run "$r7_rc" "(a) a record row edited after the stored verify: the audit exits as before ($r7_rc)" \
+    $PL --archive "$V" audit --format json
+check "(a) every finding, treatment, verification and the verdict as on the untouched archive" \
+    'cmp -s $tmp/out $tmp/r7.json'
+run "$r7_rc" "(a) the table too" $PL --archive "$V" audit
+check "(a) the table is the untouched archive's" 'cmp -s $tmp/out $tmp/r7.txt'
+run 6 "(a) verify names the edited row" $PL --archive "$V" verify --no-record
+check "(a) at seq 300" 'grep -q "first broken link at seq 300: record 300 differs from the record in its signed chunk (edited)" $tmp/out'
+
+W=$(archive_copy "$T" t_chunk)
+run 0 "a genuine verify, stored" $PL --archive "$W" verify
+c0=$("$PY" -c '
+import sys
+sys.path.insert(0, sys.argv[2])
+from archive_db import Archive
+a = Archive(sys.argv[1])
+a.unlock()
+cid, first, data = a.one("SELECT id, first_seq, data FROM chunks WHERE first_seq <= 300 ORDER BY first_seq DESC LIMIT 1")
+d = bytearray(data); d[len(d) // 2] ^= 4
+a.execute("UPDATE chunks SET data = ? WHERE id = ?", (bytes(d), cid))
+a.commit()
+print(first)
+' "$W" "$here")
+run 1 "(b) a chunk edited after the stored verify: the audit fails" $PL --archive "$W" audit --format json
+check "(b) log_broken at that chunk ($c0)" \
+    'grep -q "\"finding\":\"log_broken\",\"compliance\":true,\"pen\":\"PEN-T\",\"seq\":$c0,.*do not hash to its link" $tmp/out'
+check "(b) the verification is computed by the audit" \
     'grep -q "\"type\":\"verification\",\"pen\":\"PEN-T\",\"state\":\"broken\".*\"verified_by\":\"audit\"" $tmp/out'
-run 6 "verify stores BROKEN" $PL --archive "$V" verify
+check "(b) verify's stored claim is shown as verify's, still ok" \
+    'grep -q "\"verify_claims\":\[{\"pen\":\"PEN-T\",\"result\":\"ok\"" $tmp/out'
+run 6 "(b) verify stores BROKEN" $PL --archive "$W" verify
 # an ok row added to the verification log after it
-edit "$V" "INSERT INTO verifications (device_id, at_ms, result, through_seq, records, chunks,
+edit "$W" "INSERT INTO verifications (device_id, at_ms, result, through_seq, records, chunks,
     detail) SELECT device_id, at_ms + 1000, 'ok', through_seq, records, chunks, NULL
     FROM verifications ORDER BY id DESC LIMIT 1"
-run 1 "a forged ok verdict: the audit still fails" $PL --archive "$V" audit
-check "table: BROKEN, verified by this audit" \
-    'grep -q "PEN-T *BROKEN at seq 300 (verified by this audit)" $tmp/out'
+run 1 "(b) a forged ok verdict: the audit still fails" $PL --archive "$W" audit
+check "(b) table: BROKEN, verified by this audit" \
+    'grep -q "PEN-T *BROKEN at seq $c0 (verified by this audit)" $tmp/out'
 
 echo "# R4 a report whose version, operator or time was edited"
 R=$tmp/o.html

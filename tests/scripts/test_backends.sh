@@ -12,7 +12,8 @@
 # Normalised, because it must differ between two archives and is not a
 # property of the records: the host's clock where it is printed, i.e. when
 # each pull raised an alarm (the "value", "raised" and "raised_last" of a gap
-# or conflict finding, csv and json), when verify ran (the audit's "verified ..." and "verified_at"),
+# or conflict finding, csv and json), when verify ran (the audit's "verified ..." and "verified_at",
+# and verify's claims "ok at ..." in the table),
 # and how long verify took ("checked in N s"). Nothing names an archive in
 # these outputs, so nothing else is touched.
 # Usage: test_backends.sh PENLINK PENLINK_SIM
@@ -70,7 +71,8 @@ check "the server sorts text otherwise than byte by byte" \
 normalise() {
     sed -E 's/checked in [0-9.]+ s/checked in N s/;
         s/verified [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z/verified TIME/;
-        s/"verified_at":"[^"]*"/"verified_at":"TIME"/;
+        s/"verified_at":"[^"]*"/"verified_at":"TIME"/g;
+        s/ ok at [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z, through/ ok at TIME, through/;
         s/; raised [0-9TZ:. -]+(, again until [0-9TZ:. -]+)?/; raised HOST_TIME/' "$1" |
         "$PY" -c '
 import csv, json, sys

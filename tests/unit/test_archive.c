@@ -23,6 +23,7 @@
 #include <sqlite3.h>
 
 #include "archive.h"
+#include "pl/chunk.h"
 
 typedef struct fx {
     char dir[64];
@@ -105,6 +106,52 @@ static void add_record(const char *path, int device, int64_t seq, const penlink_
     snprintf(q, sizeof q, "INSERT INTO records VALUES (%d, %lld, x'%s', 0)", device, (long long)seq,
              hex);
     sql(path, q);
+}
+
+/* Records @p r[0..n) (seqs first_seq on) as a pull leaves them: one unsigned
+ * chunk encoded by the pen's codec, and the record rows naming it. The audit
+ * reads the chunk; export and verify read the rows. */
+static void add_chunk(const char *path, int device, penlink_record *r, uint32_t n)
+{
+    static uint8_t arena[PL_CHUNK_ENC_ARENA], data[PL_CHUNK_MAX_RAW];
+    pl_chunk_enc enc;
+    pl_chunk_info info;
+    assert_int_equal(pl_chunk_enc_init(&enc, arena, sizeof arena), PL_OK);
+    assert_int_equal(
+        pl_chunk_encode(&enc, pl_record_array_source, (pl_record *)r, n, data, sizeof data, &info),
+        PL_OK);
+    pl_chunk_enc_fini(&enc);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO chunks (device_id, received_ms, first_seq, "
+                                        "record_count, raw_size, data) VALUES (?1, 0, ?2, ?3, ?4, "
+                                        "?5)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int(st, 1, device);
+    sqlite3_bind_int64(st, 2, (int64_t)info.first_seq);
+    sqlite3_bind_int64(st, 3, info.record_count);
+    sqlite3_bind_int64(st, 4, info.raw_size);
+    sqlite3_bind_blob(st, 5, data, (int)info.data_size, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    int64_t chunk = sqlite3_last_insert_rowid(db);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "INSERT INTO records VALUES (?1, ?2, ?3, ?4)", -1, &st, NULL),
+        SQLITE_OK);
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t body[ARCHIVE_BODY_MAX];
+        sqlite3_bind_int(st, 1, device);
+        sqlite3_bind_int64(st, 2, (int64_t)r[i].seq);
+        sqlite3_bind_blob(st, 3, body, (int)archive_body_pack(&r[i], body), SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, chunk);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
 }
 
 static penlink_record rec(uint32_t kind, int64_t time_ms)
@@ -231,12 +278,11 @@ static void test_audit_clock_set_int64_min(void **state)
     fx *f = *state;
     make_archive(f);
     add_device(f->path, 1, "PEN-CLOCK", 0);
-    penlink_record r = rec(PENLINK_REC_POWER_ON, 1000);
-    add_record(f->path, 1, 0, &r);
-    r = rec(PENLINK_REC_CLOCK_SET, 2000);
-    r.fields = PENLINK_F_CLOCK_DELTA_MS;
-    r.clock_delta_ms = INT64_MIN;
-    add_record(f->path, 1, 1, &r);
+    penlink_record r[2] = { rec(PENLINK_REC_POWER_ON, 1000), rec(PENLINK_REC_CLOCK_SET, 2000) };
+    r[1].seq = 1;
+    r[1].fields = PENLINK_F_CLOCK_DELTA_MS;
+    r[1].clock_delta_ms = INT64_MIN;
+    add_chunk(f->path, 1, r, 2);
     penlink_archive *ar = NULL;
     assert_int_equal(penlink_archive_open_readonly(f->ctx, f->path, &ar), PENLINK_OK);
     findings fs;
@@ -279,18 +325,19 @@ static void test_audit_hostile_times(void **state)
     fx *f = *state;
     make_archive(f);
     add_device(f->path, 1, "PEN-TIME", 0);
-    penlink_record r = rec(PENLINK_REC_POWER_ON, INT64_MAX);
-    add_record(f->path, 1, 0, &r);
-    r = rec(PENLINK_REC_TREATMENT_START, INT64_MIN); /* back by 2^64 - 1 ms */
-    r.fields = PENLINK_F_DEPTH_UM;
-    r.depth_um = UINT32_MAX;
-    add_record(f->path, 1, 1, &r);
-    r = rec(PENLINK_REC_DEPTH_CHANGED, INT64_MAX);
-    r.fields = PENLINK_F_DEPTH_UM;
-    r.depth_um = 7;
-    add_record(f->path, 1, 2, &r);
-    r = rec(PENLINK_REC_POWER_OFF, INT64_MAX);
-    add_record(f->path, 1, 3, &r);
+    penlink_record r[4] = {
+        rec(PENLINK_REC_POWER_ON, INT64_MAX),
+        rec(PENLINK_REC_TREATMENT_START, INT64_MIN), /* back by 2^64 - 1 ms */
+        rec(PENLINK_REC_DEPTH_CHANGED, INT64_MAX),
+        rec(PENLINK_REC_POWER_OFF, INT64_MAX),
+    };
+    for (int i = 0; i < 4; i++)
+        r[i].seq = (uint64_t)i;
+    r[1].fields = PENLINK_F_DEPTH_UM;
+    r[1].depth_um = UINT32_MAX;
+    r[2].fields = PENLINK_F_DEPTH_UM;
+    r[2].depth_um = 7;
+    add_chunk(f->path, 1, r, 4);
     penlink_archive *ar = NULL;
     assert_int_equal(penlink_archive_open_readonly(f->ctx, f->path, &ar), PENLINK_OK);
     for (int by = PENLINK_PERIOD_DAY; by <= PENLINK_PERIOD_MONTH; by++) {
@@ -332,48 +379,64 @@ static int count_record(void *u, const char *serial, const penlink_record *r)
 }
 
 /*
- * Four pens: A (unsigned) with a treatment; B (signing) with good rows 0..4
- * and two rows stored with negative seqs (seqs at or above 2^63, as an
- * earlier penlink stored them from a hostile pen); C (signing) whose only
+ * Four pens: A (unsigned) with a treatment; B (unsigned) with good records
+ * 0..4 and two more rows stored with negative seqs (seqs at or above 2^63, as
+ * an earlier penlink stored them from a hostile pen); C (signing) whose only
  * chunk row has a negative first seq; D (signing) with nothing. Before: the
- * audit, the scan (export) and verify failed for every pen.
+ * audit, the scan (export) and verify failed for every pen. The audit takes
+ * the records from the chunks: B's odd rows are verify's finding (and
+ * export's), and change nothing the audit says; C's chunk breaks C's log.
  */
 static void test_hostile_seqs(void **state)
 {
     fx *f = *state;
     make_archive(f);
     add_device(f->path, 1, "PEN-A", 0);
-    add_device(f->path, 2, "PEN-B", 1);
+    add_device(f->path, 2, "PEN-B", 0);
     add_device(f->path, 3, "PEN-C", 1);
     add_device(f->path, 4, "PEN-D", 1);
-    penlink_record r = rec(PENLINK_REC_POWER_ON, 1767225600000);
-    add_record(f->path, 1, 0, &r);
-    r = rec(PENLINK_REC_CARTRIDGE_INSERTED, 1767225601000);
-    r.fields = PENLINK_F_CARTRIDGE_SERIAL | PENLINK_F_CARTRIDGE_USES;
-    r.cartridge_serial = 77;
-    r.cartridge_uses = 1;
-    add_record(f->path, 1, 1, &r);
-    r = rec(PENLINK_REC_TREATMENT_START, 1767225602000);
-    r.fields = PENLINK_F_DEPTH_UM | PENLINK_F_CARTRIDGE_SERIAL;
-    r.depth_um = 1000;
-    r.cartridge_serial = 77;
-    add_record(f->path, 1, 2, &r);
-    r = rec(PENLINK_REC_TREATMENT_END, 1767227402000);
-    r.fields = PENLINK_F_DURATION_MS;
-    r.duration_ms = 1800000;
-    add_record(f->path, 1, 3, &r);
-    for (int64_t s = 0; s < 5; s++) {
-        r = rec(PENLINK_REC_POWER_ON, 1767225600000 + s);
-        add_record(f->path, 2, s, &r);
+    penlink_record a[4] = {
+        rec(PENLINK_REC_POWER_ON, 1767225600000),
+        rec(PENLINK_REC_CARTRIDGE_INSERTED, 1767225601000),
+        rec(PENLINK_REC_TREATMENT_START, 1767225602000),
+        rec(PENLINK_REC_TREATMENT_END, 1767227402000),
+    };
+    for (int i = 0; i < 4; i++)
+        a[i].seq = (uint64_t)i;
+    a[1].fields = PENLINK_F_CARTRIDGE_SERIAL | PENLINK_F_CARTRIDGE_USES;
+    a[1].cartridge_serial = 77;
+    a[1].cartridge_uses = 1;
+    a[2].fields = PENLINK_F_DEPTH_UM | PENLINK_F_CARTRIDGE_SERIAL;
+    a[2].depth_um = 1000;
+    a[2].cartridge_serial = 77;
+    a[3].fields = PENLINK_F_DURATION_MS;
+    a[3].duration_ms = 1800000;
+    add_chunk(f->path, 1, a, 4);
+    penlink_record b5[5];
+    for (int s = 0; s < 5; s++) {
+        b5[s] = rec(PENLINK_REC_POWER_ON, 1767225600000 + s);
+        b5[s].seq = (uint64_t)s;
     }
-    r = rec(PENLINK_REC_POWER_ON, 1767225609000);
-    add_record(f->path, 2, -5, &r);
-    add_record(f->path, 2, INT64_MIN, &r);
+    add_chunk(f->path, 2, b5, 5);
     sql(f->path, "INSERT INTO chunks (device_id, received_ms, first_seq, record_count, raw_size, "
                  "data, prev_link, link) VALUES (3, 0, -7, 1, 10, x'00', zeroblob(32), "
                  "zeroblob(32))");
 
     penlink_archive *ar = NULL;
+    assert_int_equal(penlink_archive_open_readonly(f->ctx, f->path, &ar), PENLINK_OK);
+    /* the audit before B's odd rows */
+    findings before;
+    memset(&before, 0, sizeof before);
+    penlink_audit_cb cb0 = {
+        count_treatment, keep_finding, NULL, &before, PENLINK_PERIOD_DAY, 0, NULL
+    };
+    penlink_audit_summary sum0;
+    assert_int_equal(penlink_audit_run(ar, NULL, &cb0, &sum0), PENLINK_OK);
+    penlink_archive_close(ar);
+
+    penlink_record r = rec(PENLINK_REC_POWER_ON, 1767225609000);
+    add_record(f->path, 2, -5, &r);
+    add_record(f->path, 2, INT64_MIN, &r);
     assert_int_equal(penlink_archive_open_readonly(f->ctx, f->path, &ar), PENLINK_OK);
 
     penlink_verify_report got[8];
@@ -395,17 +458,25 @@ static void test_hostile_seqs(void **state)
     penlink_audit_cb cb = { count_treatment, keep_finding, NULL, &fs, PENLINK_PERIOD_DAY, 0, NULL };
     penlink_audit_summary sum;
     assert_int_equal(penlink_audit_run(ar, NULL, &cb, &sum), PENLINK_OK);
-    assert_int_equal(sum.records, 9); /* A's 4 and B's 5 good rows */
+    assert_int_equal(sum.records, 9); /* A's 4 and B's 5, from their chunks */
     assert_int_equal(fs.treatments, 1);
     int at = 0;
-    const penlink_finding *dmg = finding_of(&fs, PENLINK_FIND_DAMAGED, &at);
-    assert_non_null(dmg);
-    assert_string_equal(fs.serial[at], "PEN-B");
-    assert_int_equal(dmg->count, 2);
-    assert_true(dmg->seq == (uint64_t)INT64_MIN);
-    assert_int_equal(dmg->compliance, 1);
-    assert_string_equal(penlink_finding_kind_name(PENLINK_FIND_DAMAGED), "damaged");
-    assert_true(sum.integrity >= 1);
+    /* B's rows changed nothing: the same findings, the same verdict */
+    assert_null(finding_of(&fs, PENLINK_FIND_DAMAGED, &at));
+    assert_int_equal(fs.n, before.n);
+    for (int i = 0; i < fs.n; i++) {
+        assert_int_equal(fs.f[i].kind, before.f[i].kind);
+        assert_string_equal(fs.serial[i], before.serial[i]);
+        assert_true(fs.f[i].seq == before.f[i].seq);
+        assert_string_equal(fs.detail[i], before.detail[i]);
+    }
+    assert_memory_equal(&sum, &sum0, sizeof sum);
+    /* C's chunk that cannot be a chunk breaks C's log, and that alone */
+    const penlink_finding *lb = finding_of(&fs, PENLINK_FIND_LOG_BROKEN, &at);
+    assert_non_null(lb);
+    assert_string_equal(fs.serial[at], "PEN-C");
+    assert_int_equal(sum.logs_broken, 1);
+    assert_int_equal(sum.verdict, PENLINK_VERDICT_FAIL);
 
     /* export's path: every good record, then the damage named */
     uint64_t n = 0;
@@ -421,38 +492,63 @@ static void test_hostile_seqs(void **state)
     penlink_archive_close(ar);
 }
 
-/* The damaged finding is part of the library's verdict, like the other
- * integrity findings: a pen whose only finding is a damaged row fails the
- * audit, for a library caller as for the CLI. */
+/* The audit's records are the chunks', so both ways: a damaged record row
+ * alone leaves every finding and the verdict as they were (verify names it),
+ * and a chunk that cannot be one fails the audit, for a library caller as for
+ * the CLI. */
 static void test_damaged_fails_the_verdict(void **state)
 {
     fx *f = *state;
     make_archive(f);
     add_device(f->path, 1, "PEN-D", 0);
-    for (int64_t s = 0; s < 3; s++) {
-        penlink_record r = rec(PENLINK_REC_POWER_ON, 1767225600000 + s);
-        add_record(f->path, 1, s, &r);
+    penlink_record three[3];
+    for (int s = 0; s < 3; s++) {
+        three[s] = rec(PENLINK_REC_POWER_ON, 1767225600000 + s);
+        three[s].seq = (uint64_t)s;
     }
+    add_chunk(f->path, 1, three, 3);
+    penlink_archive *ar = NULL;
+    findings fs0;
+    memset(&fs0, 0, sizeof fs0);
+    penlink_audit_cb cb0 = { NULL, keep_finding, NULL, &fs0, PENLINK_PERIOD_DAY, 0, NULL };
+    penlink_audit_summary sum0;
+    assert_int_equal(penlink_archive_open_readonly(f->ctx, f->path, &ar), PENLINK_OK);
+    assert_int_equal(penlink_audit_run(ar, NULL, &cb0, &sum0), PENLINK_OK);
+    penlink_archive_close(ar);
+    assert_int_equal(sum0.records, 3);
+    assert_int_equal(sum0.verdict, PENLINK_VERDICT_PASS);
+
     penlink_record r = rec(PENLINK_REC_POWER_ON, 1767225609000);
     add_record(f->path, 1, -1, &r); /* seq 2^64 - 1 */
-    penlink_archive *ar = NULL;
+    sql(f->path, "DROP TRIGGER IF EXISTS records_append_only_u; UPDATE records SET body = "
+                 "x'00' WHERE seq = 1");
     assert_int_equal(penlink_archive_open_readonly(f->ctx, f->path, &ar), PENLINK_OK);
     findings fs;
     memset(&fs, 0, sizeof fs);
     penlink_audit_cb cb = { NULL, keep_finding, NULL, &fs, PENLINK_PERIOD_DAY, 0, NULL };
     penlink_audit_summary sum;
     assert_int_equal(penlink_audit_run(ar, NULL, &cb, &sum), PENLINK_OK);
-    /* the damaged row, and the log the audit checks itself: rows that no
-     * chunk carries break it */
-    assert_int_equal(fs.n, 2);
-    int d = fs.f[0].kind == PENLINK_FIND_DAMAGED ? 0 : 1;
-    assert_int_equal(fs.f[d].kind, PENLINK_FIND_DAMAGED);
-    assert_true(fs.f[d].seq == UINT64_MAX);
-    assert_string_equal(fs.f[d].report, "integrity");
-    assert_int_equal(fs.f[1 - d].kind, PENLINK_FIND_LOG_BROKEN);
-    assert_int_equal(sum.findings[PENLINK_FIND_DAMAGED], 1);
-    assert_int_equal(sum.integrity, 2);
-    assert_int_equal(sum.compliance, 2);
+    assert_int_equal(fs.n, fs0.n);
+    assert_memory_equal(&sum, &sum0, sizeof sum);
+    /* verify names the rows */
+    penlink_verify_report got[8];
+    memset(got, 0, sizeof got);
+    assert_int_equal(penlink_archive_verify(ar, NULL, keep_report, got), PENLINK_OK);
+    assert_int_equal(got[0].state, PENLINK_VERIFY_BROKEN);
+    assert_non_null(strstr(got[0].detail, "record rows hold a seq at or above 2^63"));
+    penlink_archive_close(ar);
+
+    /* the chunk edited so that it cannot be one: the audit fails */
+    sql(f->path, "DROP TRIGGER IF EXISTS chunks_append_only_u; UPDATE chunks SET record_count = 0");
+    assert_int_equal(penlink_archive_open_readonly(f->ctx, f->path, &ar), PENLINK_OK);
+    memset(&fs, 0, sizeof fs);
+    assert_int_equal(penlink_audit_run(ar, NULL, &cb, &sum), PENLINK_OK);
+    int at = 0;
+    const penlink_finding *lb = finding_of(&fs, PENLINK_FIND_LOG_BROKEN, &at);
+    assert_non_null(lb);
+    assert_string_equal(fs.f[at].report, "integrity");
+    assert_non_null(strstr(fs.detail[at], "impossible"));
+    assert_int_equal(sum.findings[PENLINK_FIND_LOG_BROKEN], 1);
     assert_int_equal(sum.verdict, PENLINK_VERDICT_FAIL);
     penlink_archive_close(ar);
 }

@@ -1013,8 +1013,8 @@ typedef int (*penlink_archive_record_cb)(void *user, const char *serial, const p
  * A row that cannot be a record (a damaged or edited archive, a seq at or
  * above 2^63 stored by an earlier penlink) is skipped and the scan goes on
  * through every other record of every pen; it then returns
- * #PENLINK_ERR_INTEGRITY naming the first such row (the audit reports them
- * as #PENLINK_FIND_DAMAGED findings instead).
+ * #PENLINK_ERR_INTEGRITY naming the first such row. (The audit does not
+ * read the rows: it takes the records from the pens' chunks.)
  */
 PENLINK_API int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
                                      penlink_archive_record_cb cb, void *user);
@@ -1247,10 +1247,14 @@ PENLINK_API int penlink_archive_verification(penlink_archive *ar, const char *se
 /* ---- the audit -------------------------------------------------------- */
 
 /**
- * The audit reads the archive alone (no pen needed) in one pass over
- * penlink_archive_scan(), plus the alarms and the configuration history, so
- * it works on any archive backend. Its memory grows with the number of
- * distinct cartridges, not with the number of records.
+ * The audit reads the archive alone (no pen needed): each selected pen's
+ * records from its chunks, in one pass that checks their hash chain and
+ * signed heads as penlink_archive_verify() does (the pen's own words), plus
+ * the alarms and the configuration history, so it works on any archive
+ * backend. It reads no record row: an edited row changes no finding, and
+ * comparing the rows with the chunks is penlink_archive_verify()'s job. Its
+ * memory grows with the number of distinct cartridges, not with the number
+ * of records.
  *
  * The filter's serial selects the pens; its time window (pen time) selects
  * what is reported: treatments that start in it, usage of those treatments,
@@ -1299,9 +1303,10 @@ typedef enum penlink_finding_kind {
                                             know: penlink_finding.name is the alarm's kind */
     PENLINK_FIND_LOG_BROKEN = 17,      /**< the pen's archived log does not verify (the audit
                                             runs the checks of penlink_archive_verify() itself) */
-    PENLINK_FIND_DAMAGED = 18,         /**< archived rows that cannot be records (seq: the first
-                                            row's stored seq as unsigned, at or above 2^63 when
-                                            stored negative; count: rows of the pen) */
+    PENLINK_FIND_DAMAGED = 18,         /**< no longer made (the audit reads no record row: its
+                                            records are the chunks'; penlink_archive_verify()
+                                            names rows that cannot be records); kept for
+                                            callers and older reports */
     PENLINK_FIND_CONFIG_CONFLICT = 19  /**< the archive's configuration history holds two
                                             different value sets for one revision (an edited
                                             history; config_revision: the first such revision,
