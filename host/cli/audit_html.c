@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -262,23 +263,32 @@ int cli_audit_html(struct cli *c, const penlink_archive_filter *f, const char *p
                     penlink_version(),
                     2,
                     NULL };
-    /* written beside the target, then renamed: a report is whole or absent */
+    /* A report into a file is written beside it, then renamed: whole or absent.
+     * Anything else that exists under that name (a device such as /dev/null, a
+     * pipe, a symbolic link) is written into as it is: renaming over it would
+     * replace it with a file. */
     char tmp[1100];
     FILE *out = stdout;
+    struct stat st;
+    int direct = path && lstat(path, &st) == 0 && !S_ISREG(st.st_mode);
     if (path) {
-        snprintf(tmp, sizeof tmp, "%s.part", path);
-        out = fopen(tmp, "w");
+        int n = snprintf(tmp, sizeof tmp, "%s.part", path);
+        if (n < 0 || (size_t)n >= sizeof tmp)
+            return cli_error(c, EXIT_USAGE, "audit: the report's file name is too long");
+        out = fopen(direct ? path : tmp, "w");
         if (!out)
-            return cli_error(c, EXIT_IO, "audit: cannot write %s: %s", tmp, strerror(errno));
+            return cli_error(c, EXIT_IO, "audit: cannot write %s: %s", direct ? path : tmp,
+                             strerror(errno));
     }
     penlink_audit_verdict verdict = PENLINK_VERDICT_FAIL;
     int rc = make_report(c, c->archive, &m, out, hex, &verdict);
     if (path) {
         if (fclose(out) != 0 && rc == EXIT_OK)
-            rc = cli_error(c, EXIT_IO, "audit: writing %s failed: %s", tmp, strerror(errno));
-        if (rc == EXIT_OK && rename(tmp, path) != 0)
+            rc = cli_error(c, EXIT_IO, "audit: writing %s failed: %s", direct ? path : tmp,
+                           strerror(errno));
+        if (!direct && rc == EXIT_OK && rename(tmp, path) != 0)
             rc = cli_error(c, EXIT_IO, "audit: cannot write %s: %s", path, strerror(errno));
-        if (rc != EXIT_OK)
+        if (!direct && rc != EXIT_OK)
             unlink(tmp);
     }
     if (rc != EXIT_OK)

@@ -429,4 +429,21 @@ check "json: data matches, not confirmed" 'grep -q "\"data_matches\":true,\"docu
 sqlite3 "$F" "DROP TRIGGER config_history_append_only_d; DELETE FROM config_history"
 run 6 "a format 1 report whose archive changed: does not match" $PL --archive "$F" audit --check-report "$FX/report-format1.html"
 
+echo "# a report into what is not a plain file is written into it, never renamed over it"
+mkfifo "$tmp/report.fifo"
+cat "$tmp/report.fifo" > "$tmp/from_fifo.html" &
+reader=$!
+run 0 "the HTML report into a named pipe" $PL --archive "$H" audit --tz UTC --format html -o "$tmp/report.fifo"
+# a penlink that renamed a file over the pipe never opened it: the reader would wait for ever
+[ -p "$tmp/report.fifo" ] || kill $reader 2> /dev/null
+wait $reader
+check "the pipe is still a pipe" '[ -p "$tmp/report.fifo" ] && [ ! -e "$tmp/report.fifo.part" ]'
+check "and the reader got the whole report" 'grep -q "</html>" "$tmp/from_fifo.html"'
+: > "$tmp/target.html"
+ln -s "$tmp/target.html" "$tmp/link.html"
+run 0 "the HTML report through a symbolic link" $PL --archive "$H" audit --tz UTC --format html -o "$tmp/link.html"
+check "the link is still a link, and its target holds the report" \
+    '[ -L "$tmp/link.html" ] && grep -q "</html>" "$tmp/target.html"'
+run 0 "the report checks through the link" $PL --archive "$H" audit --check-report "$tmp/link.html"
+
 finish
