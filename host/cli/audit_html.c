@@ -25,6 +25,7 @@
 #include <sodium.h>
 
 #include "cli.h"
+#include "clock.h"
 #include "cli_time.h"
 #include "report_html.h"
 
@@ -214,7 +215,7 @@ int cli_audit_html(struct cli *c, const penlink_archive_filter *f, const char *p
                     cli_tz_name(),
                     archive_path(c, where, sizeof where),
                     operator_,
-                    cli_now_ms(),
+                    pc_wall_ms(),
                     penlink_version() };
     /* written beside the target, then renamed: a report is whole or absent */
     char tmp[1100];

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "clock.h"
 
 /* Below this drift (ms) the clock is left alone: a setting costs a clock_set
  * record in the pen's log and in every audit, and a USB round trip already
@@ -80,9 +81,9 @@ int cmd_clock(struct cli *c, int argc, char **argv)
     penlink_key key;
     int have_key = 0;
     /* the pen read its clock about half a round trip after we read ours */
-    int64_t before = cli_now_ms();
+    int64_t before = pc_wall_ms();
     int st = penlink_dev_info(dev, &info);
-    int64_t after = cli_now_ms();
+    int64_t after = pc_wall_ms();
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "clock sync", st);
         goto out;
@@ -107,9 +108,9 @@ int cmd_clock(struct cli *c, int argc, char **argv)
                         key_file, &key, &have_key);
     if (rc != EXIT_OK)
         goto out;
-    int64_t now = cli_now_ms(), previous = 0;
+    int64_t now = pc_wall_ms(), previous = 0;
     st = penlink_dev_clock_set_signed(dev, now, have_key ? &key : NULL, &previous);
-    after = cli_now_ms();
+    after = pc_wall_ms();
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "clock sync", st);
         goto out;

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "archive_pg.h"
 
 /* Version 1 is the SQLite schema's version 3, made append-only throughout;
@@ -308,13 +309,6 @@ int pg_may_write(pg_backend *g, const char *what)
     return PENLINK_OK;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int cancelled(const pg_backend *g)
 {
     return atomic_load(&g->base.ctx->cancelled) != 0;
@@ -332,7 +326,7 @@ static void pg_drop(PGconn *conn)
 
 int pg_wait(pg_backend *g, PGconn *conn, int for_result, const char *what)
 {
-    int64_t start = mono_ms();
+    int64_t start = pc_mono_ms();
     for (;;) {
         int f = PQflush(conn);
         if (f < 0)
@@ -346,7 +340,7 @@ int pg_wait(pg_backend *g, PGconn *conn, int for_result, const char *what)
             return PENLINK_OK;
         }
         int stop = cancelled(g);
-        int64_t limit = g->reply_wait_ms, waited = mono_ms() - start;
+        int64_t limit = g->reply_wait_ms, waited = pc_mono_ms() - start;
         if (stop && limit > PG_CANCEL_GRACE_MS)
             limit = PG_CANCEL_GRACE_MS;
         if (waited >= limit) {
@@ -684,7 +678,7 @@ static int migrate_locked(pg_backend *g, int *from)
         PQclear(r);
         pg_params p = { 0 };
         pg_param_int(&p, v + 1);
-        pg_param_int(&p, archive_now_ms());
+        pg_param_int(&p, pc_wall_ms());
         pg_param_text(&p, penlink_version());
         if (rc == PENLINK_OK)
             rc = pg_do(g,
@@ -776,7 +770,7 @@ static int mark_interrupted(pg_backend *g)
         PQclear(r);
         pg_params q = { 0 };
         pg_param_int(&q, device);
-        pg_param_int(&q, archive_now_ms());
+        pg_param_int(&q, pc_wall_ms());
         if (rc == PENLINK_OK && free_pen)
             rc = pg_do(g,
                        "INSERT INTO pull_ends (pull_id, finished_ms, result, message) SELECT s.id, "
@@ -1142,7 +1136,7 @@ static int lock_take(pg_backend *g, int64_t device, const char *serial)
 {
     pg_params p = { 0 };
     pg_param_int(&p, device & 0x7fffffff);
-    int64_t start = mono_ms(), limit = -1;
+    int64_t start = pc_mono_ms(), limit = -1;
     char who[300] = "";
     for (;;) {
         int rc;
@@ -1165,7 +1159,7 @@ static int lock_take(pg_backend *g, int64_t device, const char *serial)
                                 "while waiting for that pull to end; nothing was pulled or "
                                 "acknowledged",
                                 g->name, serial, who);
-        int64_t waited = mono_ms() - start;
+        int64_t waited = pc_mono_ms() - start;
         if (waited >= limit)
             return penlink_fail(g->base.ctx, PENLINK_ERR_BUSY,
                                 "archive %s: pen %s is being pulled into it by %s; waited %llds "

@@ -16,6 +16,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "archive_pg.h"
 #include "pl/auth.h"
 #include "pl/chunk.h"
@@ -286,7 +287,7 @@ static int p_pin_key(archive_backend *b, int64_t device, const uint8_t *key, int
     if (*outcome != KEY_PINNED)
         return PENLINK_OK;
     pg_param_bytes(&p, key, 32);
-    pg_param_int(&p, archive_now_ms());
+    pg_param_int(&p, pc_wall_ms());
     return pg_do(g, "INSERT INTO pen_keys (device_id, public_key, pinned_ms) VALUES ($1, $2, $3)",
                  &p, "pin device key");
 }

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "archive.h"
 #include "pl/auth.h"
 #include "pl/chunk.h"
@@ -307,7 +308,7 @@ static int flush_conflicts(push_pen *pp)
              "holds (both kept: the archived records, and the chunk as pushed)",
              (unsigned long long)pp->run_first,
              (unsigned long long)(pp->run_first + pp->run_count - 1), pp->run->from->b->name);
-    int rc = push_alarm(pp, "conflict", pp->run_first, pp->run_count, detail, archive_now_ms());
+    int rc = push_alarm(pp, "conflict", pp->run_first, pp->run_count, detail, pc_wall_ms());
     pp->run_count = 0;
     return rc;
 }
@@ -418,7 +419,7 @@ static int on_chunk(void *u, const archive_chunk_row *c, const penlink_record *r
      * that can may then send it without waiting for the answer) */
     int stored = 1;
     int fresh = !copy && c->first_seq >= pp->to_next;
-    int rc = b->ops->chunk(b, pp->device, pp->pull, &pc, archive_now_ms(), &pp->chunk,
+    int rc = b->ops->chunk(b, pp->device, pp->pull, &pc, pc_wall_ms(), &pp->chunk,
                            fresh ? NULL : &stored);
     if (rc != PENLINK_OK)
         return rc;
@@ -505,7 +506,7 @@ static int on_head(void *u, const penlink_head *h)
                             pp->run->from->b->name, hex, b->name, pp->run->from->b->name);
     }
     if (rc == PENLINK_OK)
-        rc = b->ops->head(b, pp->device, pp->pull, h, archive_now_ms());
+        rc = b->ops->head(b, pp->device, pp->pull, h, pc_wall_ms());
     if (rc != PENLINK_OK)
         return rc;
     if (grow(&pp->h.heads, &pp->h.cap_heads, pp->h.n_heads + 1, sizeof *pp->h.heads) != 0)
@@ -535,7 +536,7 @@ static int pen_row(push_pen *pp, const char *serial)
     penlink_info info;
     memset(&info, 0, sizeof info);
     snprintf(info.serial, sizeof info.serial, "%s", serial);
-    int64_t first = archive_now_ms(), last = first;
+    int64_t first = pc_wall_ms(), last = first;
     const char *fw = "";
     if (d) {
         snprintf(info.model, sizeof info.model, "%s", d->model);
@@ -624,7 +625,7 @@ static int refuse_key(push_pen *pp, const char *kind, const char *detail)
     r->status = PENLINK_ERR_INTEGRITY;
     snprintf(r->detail, sizeof r->detail, "%.400s; nothing of it was pushed (alarm %s)", detail,
              kind);
-    return push_alarm(pp, kind, 0, 0, detail, archive_now_ms());
+    return push_alarm(pp, kind, 0, 0, detail, pc_wall_ms());
 }
 
 /* The key the destination pinned for the pen, read without pinning one. */
@@ -732,7 +733,7 @@ static int walk_outcome(push_pen *pp, const penlink_verify_report *vr)
     snprintf(detail, sizeof detail, "a push from archive %.160s refused at seq %llu: %s",
              pp->run->from->b->name, (unsigned long long)vr->where_seq, vr->detail);
     if (rc == PENLINK_OK)
-        rc = push_alarm(pp, "unverified", vr->where_seq, 0, detail, archive_now_ms());
+        rc = push_alarm(pp, "unverified", vr->where_seq, 0, detail, pc_wall_ms());
     return rc;
 }
 
@@ -757,7 +758,7 @@ static int push_pen_into(push_run *run, push_pen *pp, int64_t src_device, const 
         rc = b->ops->next_seq(b, pp->device, &next, &have);
     pp->to_next = have ? next : 0;
     if (rc == PENLINK_OK)
-        rc = b->ops->pull_begin(b, pp->device, first_from, archive_now_ms(), &pp->pull);
+        rc = b->ops->pull_begin(b, pp->device, first_from, pc_wall_ms(), &pp->pull);
     if (rc == PENLINK_OK)
         rc = copy_history(pp, serial);
     if (rc == PENLINK_OK)
@@ -803,7 +804,7 @@ static int push_pen_into(push_run *run, push_pen *pp, int64_t src_device, const 
         rc = b->ops->pull_end(
             b, pp->pull, &res,
             pp->rep->status != PENLINK_OK ? (pp->rep->conflicts ? "conflict" : "failed") : "ok",
-            message, archive_now_ms());
+            message, pc_wall_ms());
     }
     return rc;
 }

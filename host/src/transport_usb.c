@@ -25,6 +25,7 @@
 
 #include <libusb.h>
 
+#include "clock.h"
 #include "transport.h"
 
 #define IN_TRANSFERS 4
@@ -297,13 +298,6 @@ static int submit(usb_transport *u, usb_in *in)
     return 0;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* How long close and a stall wait for cancelled transfers: libusb forbids
  * freeing a transfer before its callback ran, so they wait for that; a host
  * controller completes a cancelled transfer at once, so this is a safeguard
@@ -327,10 +321,10 @@ static int in_flight(const usb_transport *u)
  */
 static int cancel_all(usb_transport *u)
 {
-    long long start = now_ms(), asked = 0;
+    long long start = pc_mono_ms(), asked = 0;
     int busy;
     for (busy = in_flight(u); busy > 0; busy = in_flight(u)) {
-        long long t = now_ms();
+        long long t = pc_mono_ms();
         if (t - start >= CANCEL_WAIT_MS)
             break;
         if (asked == 0 || t - asked >= CANCEL_AGAIN_MS) {
@@ -362,7 +356,7 @@ static int restart_in(usb_transport *u)
 static int usb_recv(transport *t, uint8_t *p, size_t cap, size_t *got, int timeout_ms)
 {
     usb_transport *u = (usb_transport *)t;
-    long long end = now_ms() + timeout_ms;
+    long long end = pc_mono_ms() + timeout_ms;
     *got = 0;
     for (;;) {
         if (u->fatal)
@@ -425,7 +419,7 @@ static int usb_recv(transport *t, uint8_t *p, size_t cap, size_t *got, int timeo
         }
         if (t->ctx->cancelled)
             return PENLINK_ERR_CANCELLED;
-        long long left = end - now_ms();
+        long long left = end - pc_mono_ms();
         if (left <= 0)
             return PENLINK_ERR_TIMEOUT;
         if (left > 100)
@@ -523,9 +517,9 @@ int penlink_usb_wait_change(penlink_ctx *ctx, int timeout_ms)
             }
         }
     }
-    long long end = now_ms() + timeout_ms;
+    long long end = pc_mono_ms() + timeout_ms;
     while (!ctx->cancelled) {
-        long long left = end - now_ms();
+        long long left = end - pc_mono_ms();
         if (ctx->hotplug_changed) {
             ctx->hotplug_changed = 0;
             return 1;
