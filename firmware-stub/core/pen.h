@@ -63,8 +63,8 @@ extern "C" {
 /** Config-signing keys a pen takes from its HAL (more are ignored). */
 #define PEN_CONFIG_KEYS_MAX 4u
 /** Identify: seconds of signal when the request names none, and the most it grants. */
-#define PEN_IDENTIFY_DEFAULT_S 10u
-#define PEN_IDENTIFY_MAX_S 60u
+#define PEN_IDENTIFY_DEFAULT_S PL_IDENTIFY_DEFAULT_S
+#define PEN_IDENTIFY_MAX_S PL_IDENTIFY_MAX_S
 
 /** Options for pen_init(). Start from pen_opts_default(). */
 typedef struct pen_opts {

@@ -87,6 +87,11 @@ const char *penlink_config_get_text(const penlink_config *c, uint32_t bit)
                                            : "";
 }
 
+/* The public header cannot include protocol/: its copies of the shared bounds are checked here. */
+_Static_assert(PENLINK_IDENTIFY_DEFAULT_S == PL_IDENTIFY_DEFAULT_S &&
+                   PENLINK_IDENTIFY_MAX_S == PL_IDENTIFY_MAX_S,
+               "penlink.h's identify bounds are pl/config_rules.h's");
+
 /* A pen's announced limits, as the shared rules take them. */
 static pl_limits rule_limits(const penlink_limits *l)
 {
