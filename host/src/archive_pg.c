@@ -442,6 +442,24 @@ int pg_do(pg_backend *g, const char *sql, const pg_params *p, const char *what)
     return rc;
 }
 
+int pg_row_ints(pg_backend *g, const char *sql, const int64_t *device, const char *what, int n,
+                int64_t *v, int *null0)
+{
+    pg_params p = { 0 };
+    if (device)
+        pg_param_int(&p, *device);
+    int rc;
+    PGresult *r = pg_run(g, sql, device ? &p : NULL, what, &rc);
+    if (!r)
+        return rc;
+    for (int i = 0; i < n; i++)
+        v[i] = pg_col_int(r, 0, i);
+    if (null0)
+        *null0 = pg_col_null(r, 0, 0);
+    PQclear(r);
+    return PENLINK_OK;
+}
+
 static uint64_t be_load(const uint8_t *p, int n)
 {
     uint64_t v = 0;
@@ -651,13 +669,12 @@ static int schema_version(pg_backend *g, int *version)
                             "left it untouched; give the database of a penlink archive with "
                             "--archive",
                             g->name, names[0] ? names : "schema_version");
-    r = pg_run(g, "SELECT coalesce(max(version), 0)::int4 FROM penlink.schema_version", NULL,
-               "schema version", &rc);
-    if (!r)
-        return rc;
-    *version = (int)pg_col_int(r, 0, 0);
-    PQclear(r);
-    return PENLINK_OK;
+    int64_t v = 0;
+    rc = pg_row_ints(g, "SELECT coalesce(max(version), 0)::int4 FROM penlink.schema_version", NULL,
+                     "schema version", 1, &v, NULL);
+    if (rc == PENLINK_OK)
+        *version = (int)v;
+    return rc;
 }
 
 static int migrate_locked(pg_backend *g, int *from)
@@ -862,25 +879,20 @@ static int pg_open(penlink_ctx *ctx, const char *uri, int create, int readonly, 
         return rc;
     }
     rc = session_setup(g, g->conn);
-    PGresult *r =
-        rc == PENLINK_OK ? pg_run(g, "SELECT pg_is_in_recovery()", NULL, "open", &rc) : NULL;
-    if (r) {
-        g->read_only = g->standby = (int)pg_col_int(r, 0, 0);
-        PQclear(r);
-    }
+    int64_t flag = 0;
+    if (rc == PENLINK_OK)
+        rc = pg_row_ints(g, "SELECT pg_is_in_recovery()", NULL, "open", 1, &flag, NULL);
+    if (rc == PENLINK_OK)
+        g->read_only = g->standby = (int)flag;
     if (rc == PENLINK_OK)
         rc = readonly ? check_read_only(g, from) : migrate(g, create, from);
     g->schema = rc == PENLINK_OK && !readonly ? PG_SCHEMA_VERSION : *from;
     /* a role that may read only (an auditor's): nothing is stored, not even verifications */
-    r = rc == PENLINK_OK ? pg_run(g,
-                                  "SELECT NOT has_table_privilege('penlink.verifications', "
-                                  "'INSERT')",
-                                  NULL, "open", &rc)
-                         : NULL;
-    if (r) {
-        g->read_only |= (int)pg_col_int(r, 0, 0);
-        PQclear(r);
-    }
+    if (rc == PENLINK_OK)
+        rc = pg_row_ints(g, "SELECT NOT has_table_privilege('penlink.verifications', 'INSERT')",
+                         NULL, "open", 1, &flag, NULL);
+    if (rc == PENLINK_OK)
+        g->read_only |= (int)flag;
     if (rc == PENLINK_OK && !readonly && !g->read_only)
         rc = mark_interrupted(g);
     if (rc != PENLINK_OK) {
