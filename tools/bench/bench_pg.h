@@ -15,6 +15,7 @@
 #include <libpq-fe.h>
 
 #include "archive.h"
+#include "bench_util.h"
 
 typedef struct bench_copy {
     PGconn *c;
@@ -118,13 +119,6 @@ static inline int bench_copy_end(bench_copy *b)
     return rc;
 }
 
-static inline double bench_pg_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* The plain way for rows a benchmark compares with: a table of the records'
  * shape (bench_plain.records), one binary COPY of @p n records of one pen,
  * one transaction, committed as penlink commits (synchronous_commit on).
@@ -144,7 +138,7 @@ static inline double bench_pg_plain_copy(const char *uri, const penlink_record *
                          "NOT NULL CHECK (seq >= 0), body bytea NOT NULL, chunk_id bigint NOT "
                          "NULL, PRIMARY KEY (device_id, seq))"))
         goto out;
-    double t0 = bench_pg_now();
+    double t0 = bench_now_s();
     if (bench_pg_exec(c, "BEGIN") || bench_copy_begin(&b, c, "bench_plain.records"))
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -153,7 +147,7 @@ static inline double bench_pg_plain_copy(const char *uri, const penlink_record *
     }
     if (bench_copy_end(&b) || bench_pg_exec(c, "COMMIT"))
         goto out;
-    t = bench_pg_now() - t0;
+    t = bench_now_s() - t0;
     bench_pg_exec(c, "DROP SCHEMA bench_plain CASCADE");
 out:
     PQfinish(c);
