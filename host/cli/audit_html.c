@@ -25,8 +25,8 @@
 #include <sodium.h>
 
 #include "cli.h"
-#include "clock.h"
 #include "cli_time.h"
+#include "clock.h"
 #include "report_html.h"
 
 #define META_SCAN_BYTES 65536 /* the meta tags are in the document's head */

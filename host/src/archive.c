@@ -16,10 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
-#include "fs.h"
 #include "archive.h"
+#include "clock.h"
 #include "device.h"
+#include "fs.h"
 #include "pl/auth.h"
 
 #define ARCHIVE_DIR_MODE 0700 /* directories made for an archive: its owner's only */

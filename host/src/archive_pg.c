@@ -31,8 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "archive_pg.h"
+#include "clock.h"
 
 /* Version 1 is the SQLite schema's version 3, made append-only throughout;
  * version 2 adds the auditors' annotations of findings (SQLite's version 4);
@@ -460,7 +460,7 @@ int pg_row_ints(pg_backend *g, const char *sql, const int64_t *device, const cha
     return PENLINK_OK;
 }
 
-static uint64_t be_load(const uint8_t *p, int n)
+uint64_t pg_be_get(const uint8_t *p, int n)
 {
     uint64_t v = 0;
     for (int i = 0; i < n; i++)
@@ -474,9 +474,9 @@ int64_t pg_col_int(const PGresult *r, int row, int col)
         return 0;
     const uint8_t *p = (const uint8_t *)PQgetvalue(r, row, col);
     switch (PQgetlength(r, row, col)) {
-    case 8: return (int64_t)be_load(p, 8);
-    case 4: return (int32_t)(uint32_t)be_load(p, 4);
-    case 2: return (int16_t)(uint16_t)be_load(p, 2);
+    case 8: return (int64_t)pg_be_get(p, 8);
+    case 4: return (int32_t)(uint32_t)pg_be_get(p, 4);
+    case 2: return (int16_t)(uint16_t)pg_be_get(p, 2);
     case 1: return p[0]; /* bool */
     default: return 0;
     }

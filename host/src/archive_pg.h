@@ -118,6 +118,8 @@ int pg_may_write(pg_backend *g, const char *what);
 /* Sets the context's error for the last failure on @p conn; returns the status. */
 int pg_fail(pg_backend *g, PGconn *conn, const PGresult *res, const char *what);
 
+/* The @p n-byte big-endian number at @p p (binary results and COPY data). */
+uint64_t pg_be_get(const uint8_t *p, int n);
 /* Binary result columns. */
 int64_t pg_col_int(const PGresult *r, int row, int col);
 int pg_col_null(const PGresult *r, int row, int col);

@@ -16,8 +16,8 @@
 #include <pwd.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "archive_pg.h"
+#include "clock.h"
 #include "pl/auth.h"
 #include "pl/chunk.h"
 

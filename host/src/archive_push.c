@@ -33,8 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
 #include "archive.h"
+#include "clock.h"
+#include "grow.h"
 #include "pl/auth.h"
 #include "pl/chunk.h"
 
@@ -103,22 +104,6 @@ typedef struct push_pen {
     uint64_t fork_tail; /* records left out for it */
 } push_pen;
 
-static int grow(void *pp, size_t *cap, size_t need, size_t size)
-{
-    void **p = pp;
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap * 2 : 16;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * size);
-    if (!q)
-        return -1;
-    *p = q;
-    *cap = n;
-    return 0;
-}
-
 static uint64_t news(const penlink_push_report *r)
 {
     return r->records_new + r->chunks_new + r->heads_new + r->alarms_new + r->configs_new +
@@ -134,7 +119,7 @@ static int held_head(void *u, uint64_t next_seq, const uint8_t *link, size_t lin
     h->heads_total++;
     if (link_len != PL_LINK_BYTES || sig_len != PL_SIG_BYTES)
         return 0;
-    if (grow(&h->heads, &h->cap_heads, h->n_heads + 1, sizeof *h->heads) != 0)
+    if (pc_grow(&h->heads, &h->cap_heads, h->n_heads + 1, sizeof *h->heads) != 0)
         return 1;
     penlink_head *x = &h->heads[h->n_heads++];
     memset(x, 0, sizeof *x);
@@ -147,7 +132,7 @@ static int held_head(void *u, uint64_t next_seq, const uint8_t *link, size_t lin
 static int held_alarm(void *u, const penlink_alarm *a)
 {
     held *h = u;
-    if (grow(&h->alarms, &h->cap_alarms, h->n_alarms + 1, sizeof *h->alarms) != 0)
+    if (pc_grow(&h->alarms, &h->cap_alarms, h->n_alarms + 1, sizeof *h->alarms) != 0)
         return 1;
     h->alarms[h->n_alarms++] = *a;
     return 0;
@@ -156,7 +141,7 @@ static int held_alarm(void *u, const penlink_alarm *a)
 static int held_config(void *u, const penlink_config_entry *e)
 {
     held *h = u;
-    if (grow(&h->configs, &h->cap_configs, h->n_configs + 1, sizeof *h->configs) != 0)
+    if (pc_grow(&h->configs, &h->cap_configs, h->n_configs + 1, sizeof *h->configs) != 0)
         return 1;
     h->configs[h->n_configs++] = *e;
     return 0;
@@ -241,7 +226,7 @@ static int take_repl(void *u, const penlink_key_replacement *r)
     }
     if (memcmp(h->key_now, r->old_key, PL_KEY_BYTES) != 0)
         return 0; /* held already */
-    if (grow(&h->repl, &h->cap_repl, h->n_repl + 1, sizeof *h->repl) != 0) {
+    if (pc_grow(&h->repl, &h->cap_repl, h->n_repl + 1, sizeof *h->repl) != 0) {
         rv->failed = 1;
         return 1;
     }
@@ -509,7 +494,7 @@ static int on_head(void *u, const penlink_head *h)
         rc = b->ops->head(b, pp->device, pp->pull, h, pc_wall_ms());
     if (rc != PENLINK_OK)
         return rc;
-    if (grow(&pp->h.heads, &pp->h.cap_heads, pp->h.n_heads + 1, sizeof *pp->h.heads) != 0)
+    if (pc_grow(&pp->h.heads, &pp->h.cap_heads, pp->h.n_heads + 1, sizeof *pp->h.heads) != 0)
         return penlink_fail(b->ctx, PENLINK_ERR_NO_MEM, "push: out of memory");
     pp->h.heads[pp->h.n_heads++] = *h;
     pp->h.heads_total++;
@@ -845,7 +830,7 @@ static int push_one(void *u, int64_t device, const char *serial, const uint8_t *
 static int keep_device(void *u, const penlink_archive_device *d)
 {
     push_run *run = u;
-    if (grow(&run->devs, &run->cap_devs, run->n_devs + 1, sizeof *run->devs) != 0)
+    if (pc_grow(&run->devs, &run->cap_devs, run->n_devs + 1, sizeof *run->devs) != 0)
         return 1;
     run->devs[run->n_devs++] = *d;
     return 0;

@@ -41,8 +41,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clock.h"
 #include "archive.h"
+#include "clock.h"
 #include "pl/auth.h"
 #include "pl/chunk.h"
 

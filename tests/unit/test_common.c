@@ -19,6 +19,7 @@
 #include "calendar.h"
 #include "clock.h"
 #include "fs.h"
+#include "grow.h"
 
 static void t_floor_div(void **state)
 {
@@ -144,6 +145,37 @@ static void t_mkdir_parents(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static void t_grow(void **state)
+{
+    (void)state;
+    int *a = NULL;
+    size_t cap = 0;
+    assert_int_equal(pc_grow(&a, &cap, 0, sizeof *a), 0); /* nothing needed: nothing made */
+    assert_null(a);
+    assert_int_equal(pc_grow(&a, &cap, 1, sizeof *a), 0);
+    assert_non_null(a);
+    assert_int_equal(cap, 16);
+    for (int i = 0; i < 16; i++)
+        a[i] = i;
+    int *before = a;
+    assert_int_equal(pc_grow(&a, &cap, 16, sizeof *a), 0); /* room enough: untouched */
+    assert_ptr_equal(a, before);
+    assert_int_equal(cap, 16);
+    assert_int_equal(pc_grow(&a, &cap, 17, sizeof *a), 0);
+    assert_int_equal(cap, 32);
+    assert_int_equal(pc_grow(&a, &cap, 1000, sizeof *a), 0);
+    assert_int_equal(cap, 1024);
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(a[i], i); /* kept through each move */
+    /* more than can be counted: refused, the array as it was */
+    before = a;
+    assert_int_equal(pc_grow(&a, &cap, SIZE_MAX / 2, sizeof *a), -1);
+    assert_int_equal(pc_grow(&a, &cap, SIZE_MAX, 1), -1);
+    assert_ptr_equal(a, before);
+    assert_int_equal(cap, 1024);
+    free(a);
+}
+
 static void t_clocks(void **state)
 {
     (void)state;
@@ -159,9 +191,8 @@ static void t_clocks(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(t_floor_div),
-        cmocka_unit_test(t_days_from_civil),
-        cmocka_unit_test(t_mkdir_parents),
+        cmocka_unit_test(t_floor_div),     cmocka_unit_test(t_days_from_civil),
+        cmocka_unit_test(t_mkdir_parents), cmocka_unit_test(t_grow),
         cmocka_unit_test(t_clocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

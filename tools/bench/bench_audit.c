@@ -41,12 +41,12 @@
 
 #include <sqlite3.h>
 
-#include "penlink/penlink.h"
 #include "archive.h"
 #include "bench_pg.h"
+#include "bench_util.h"
+#include "penlink/penlink.h"
 #include "pl/chunk.h"
 #include "usage_model.h"
-#include "bench_util.h"
 
 /* Each phase is timed twice: wall time, and this thread's CPU time, which
  * a busy shared machine disturbs less (time spent descheduled is not in it). */

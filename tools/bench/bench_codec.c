@@ -22,9 +22,9 @@
 
 #include <zlib.h>
 
+#include "bench_util.h"
 #include "pl/chunk.h"
 #include "usage_model.h"
-#include "bench_util.h"
 
 static const char usage[] =
     "Usage: bench_codec [OPTIONS] [EVENTS.csv]\n"

@@ -22,8 +22,8 @@
 #include <unistd.h>
 
 #include "bench_sim.h"
-#include "penlink/penlink.h"
 #include "bench_util.h"
+#include "penlink/penlink.h"
 
 static int count_record(void *user, const penlink_record *r)
 {

@@ -22,9 +22,9 @@
 #include <zlib.h>
 
 #include "bench_sim.h"
+#include "bench_util.h"
 #include "penlink/penlink.h"
 #include "pl/auth.h"
-#include "bench_util.h"
 
 typedef struct first_chunk {
     uint8_t data[2048];
