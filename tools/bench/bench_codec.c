@@ -7,7 +7,7 @@
  *    the very same chunk bytes (the floor any zlib-based codec pays);
  *  - encoder RAM: the zlib arena peak + encoder state.
  *
- * Events come from the clinic-day model (firmware-stub/sim/usage_model.c) or
+ * Events come from the clinic-day model (firmware-stub/model/usage_model.c) or
  * from a CSV file in the format `penlink decode --format csv` writes.
  */
 #define _DEFAULT_SOURCE
