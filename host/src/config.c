@@ -174,5 +174,5 @@ int penlink_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n)
     penlink_enter(ctx);
     if (!n || (!out && cap))
         return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "no place for the pens found");
-    return transport_usb_list(ctx, out, cap, n);
+    return transport_list(ctx, out, cap, n);
 }

@@ -452,7 +452,7 @@ PENLINK_API int penlink_list(penlink_ctx *ctx, penlink_found *out, size_t cap, s
 /**
  * Waits up to @p timeout_ms for a pen to be plugged in or unplugged (libusb
  * hotplug; where hotplug is not available it just sleeps). Returns 1 when
- * something changed, 0 on timeout, or a negative status (CANCELLED).
+ * something changed, 0 on timeout, or a negative status (CANCELLED, NO_MEM).
  */
 PENLINK_API int penlink_usb_wait_change(penlink_ctx *ctx, int timeout_ms);
 
