@@ -712,6 +712,15 @@ static int migrate_locked(pg_backend *g, int *from)
  * (a pull); else it is an error (audit, export, verify of a mistyped URI).
  * *from gets the version found.
  */
+/* An archive written by a newer penlink: refused, left untouched. */
+static int newer_schema(pg_backend *g, int version)
+{
+    return penlink_fail(g->base.ctx, PENLINK_ERR_UNSUPPORTED,
+                        "archive %s has schema version %d, newer than this penlink's %d: update "
+                        "penlink (the archive was left untouched)",
+                        g->name, version, PG_SCHEMA_VERSION);
+}
+
 static int migrate(pg_backend *g, int create, int *from)
 {
     int version;
@@ -720,10 +729,7 @@ static int migrate(pg_backend *g, int create, int *from)
     if (rc != PENLINK_OK || version == PG_SCHEMA_VERSION)
         return rc;
     if (version > PG_SCHEMA_VERSION)
-        return penlink_fail(g->base.ctx, PENLINK_ERR_UNSUPPORTED,
-                            "archive %s has schema version %d, newer than this penlink's %d: "
-                            "update penlink (the archive was left untouched)",
-                            g->name, version, PG_SCHEMA_VERSION);
+        return newer_schema(g, version);
     if (version == 0 && !create)
         return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
                             "archive %s holds no penlink archive (schema penlink): pull a pen "
@@ -827,10 +833,7 @@ static int check_read_only(pg_backend *g, int *from)
     if (rc != PENLINK_OK)
         return rc;
     if (version > PG_SCHEMA_VERSION)
-        return penlink_fail(g->base.ctx, PENLINK_ERR_UNSUPPORTED,
-                            "archive %s has schema version %d, newer than this penlink's %d: "
-                            "update penlink (the archive was left untouched)",
-                            g->name, version, PG_SCHEMA_VERSION);
+        return newer_schema(g, version);
     if (version == 0)
         return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
                             "archive %s holds no penlink archive (schema penlink): pull a pen "
