@@ -37,25 +37,8 @@ static double tv_s(struct timeval tv)
     return (double)tv.tv_sec + (double)tv.tv_usec * 1e-6;
 }
 
-typedef struct rows {
-    penlink_record *r;
-    size_t n, cap;
-} rows;
-
-static int keep(void *user, const char *serial, const penlink_record *rec)
-{
-    rows *v = user;
-    (void)serial;
-    if (v->n == v->cap) {
-        v->cap = v->cap ? v->cap * 2 : 1 << 16;
-        v->r = realloc(v->r, v->cap * sizeof *v->r);
-    }
-    v->r[v->n++] = *rec;
-    return 0;
-}
-
 /* The same rows, the plain way: one transaction, one prepared statement. */
-static double plain_insert(const char *path, const rows *v)
+static double plain_insert(const char *path, const bench_rows *v)
 {
     sqlite3 *db;
     sqlite3_stmt *st;
@@ -137,8 +120,8 @@ static int one_round(bench_sim *pen, const char *sim, const char *server, round_
     f->records = res.records_new;
     f->user_s = tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime);
     f->sys_s = tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime);
-    rows v = { 0 };
-    penlink_archive_scan(ar, NULL, keep, &v);
+    bench_rows v = { 0 };
+    penlink_archive_scan(ar, NULL, bench_rows_keep, &v);
     if (v.n != res.records_new) {
         fprintf(stderr, "bench_archive: %zu rows archived, %llu pulled\n", v.n,
                 (unsigned long long)res.records_new);

@@ -17,6 +17,30 @@
 #include "archive.h"
 #include "bench_util.h"
 
+/* Records read back from an archive (penlink_archive_scan with bench_rows_keep). */
+typedef struct bench_rows {
+    penlink_record *r;
+    size_t n, cap;
+} bench_rows;
+
+/* penlink_archive_scan()'s callback: appends @p rec to the bench_rows @p user; 1 (stop) when
+ * memory runs out. */
+static inline int bench_rows_keep(void *user, const char *serial, const penlink_record *rec)
+{
+    bench_rows *v = user;
+    (void)serial;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 1 << 16;
+        void *p = realloc(v->r, cap * sizeof *v->r);
+        if (!p)
+            return 1;
+        v->r = p;
+        v->cap = cap;
+    }
+    v->r[v->n++] = *rec;
+    return 0;
+}
+
 typedef struct bench_copy {
     PGconn *c;
     uint8_t *buf, *p;

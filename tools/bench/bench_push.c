@@ -26,26 +26,6 @@
 #include "bench_util.h"
 #include "penlink/penlink.h"
 
-typedef struct rows {
-    penlink_record *r;
-    size_t n, cap;
-} rows;
-
-static int keep(void *user, const char *serial, const penlink_record *rec)
-{
-    rows *v = user;
-    (void)serial;
-    if (v->n == v->cap) {
-        v->cap = v->cap ? v->cap * 2 : 1 << 16;
-        void *p = realloc(v->r, v->cap * sizeof *v->r);
-        if (!p)
-            return 1;
-        v->r = p;
-    }
-    v->r[v->n++] = *rec;
-    return 0;
-}
-
 static double cpu_s(void)
 {
     struct rusage ru;
@@ -112,7 +92,7 @@ int main(int argc, char **argv)
     penlink_ctx *ctx = NULL;
     penlink_dev *dev = NULL;
     penlink_archive *src = NULL;
-    rows v = { 0 };
+    bench_rows v = { 0 };
     char path[128];
     int rc = 1;
     if (bench_sim_start(&pen, sim, days, "--power-cycle-permille 0") != 0 ||
@@ -122,7 +102,7 @@ int main(int argc, char **argv)
     if (penlink_dev_open(ctx, pen.uri, &dev) != PENLINK_OK ||
         penlink_archive_open(ctx, path, &src) != PENLINK_OK ||
         penlink_archive_pull(src, dev, NULL, NULL) != PENLINK_OK ||
-        penlink_archive_scan(src, NULL, keep, &v) != PENLINK_OK) {
+        penlink_archive_scan(src, NULL, bench_rows_keep, &v) != PENLINK_OK) {
         fprintf(stderr, "bench_push: %s\n", penlink_ctx_errmsg(ctx));
         goto out;
     }
