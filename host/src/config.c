@@ -8,6 +8,7 @@
 
 #include "internal.h"
 #include "pl/config_rules.h"
+#include "pl/limits.h"
 #include "transport.h"
 
 static const penlink_config_key keys[] = {
@@ -90,7 +91,15 @@ const char *penlink_config_get_text(const penlink_config *c, uint32_t bit)
 /* The public header cannot include protocol/: its copies of the shared bounds are checked here. */
 _Static_assert(PENLINK_IDENTIFY_DEFAULT_S == PL_IDENTIFY_DEFAULT_S &&
                    PENLINK_IDENTIFY_MAX_S == PL_IDENTIFY_MAX_S,
-               "penlink.h's identify bounds are pl/config_rules.h's");
+               "penlink.h's identify bounds are pl/limits.h's");
+_Static_assert(sizeof(((penlink_info *)0)->serial) == PL_SERIAL_MAX + 1 &&
+                   sizeof(((penlink_info *)0)->model) == PL_IDENT_MAX + 1 &&
+                   sizeof(((penlink_info *)0)->firmware_version) == PL_IDENT_MAX + 1 &&
+                   sizeof(((penlink_info *)0)->config_keys) ==
+                       PL_CONFIG_KEYS_MAX * sizeof(((penlink_info *)0)->config_keys[0]),
+               "penlink_info holds what pl/limits.h lets a pen send");
+_Static_assert(sizeof(((penlink_config *)0)->device_label) > PL_CFG_TEXT_MAX,
+               "penlink_config holds the longest text a pen keeps");
 
 /* A pen's announced limits, as the shared rules take them. */
 static pl_limits rule_limits(const penlink_limits *l)

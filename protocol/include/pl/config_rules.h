@@ -50,11 +50,6 @@ typedef struct pl_limits {
 /** The longest text setting (device_label, clinic_id) any pen keeps, in bytes. */
 #define PL_CFG_TEXT_MAX 32u
 
-/** Identify: how long a pen signals when not told, and at the most, in seconds. The
- * host's public PENLINK_IDENTIFY_DEFAULT_S / _MAX_S are these (checked where it is built). */
-#define PL_IDENTIFY_DEFAULT_S 10u
-#define PL_IDENTIFY_MAX_S 60u
-
 /** Where a bound comes from: a field of pl_limits (its offset), or the rule's own number. */
 #define PL_CFG_FIXED SIZE_MAX
 
