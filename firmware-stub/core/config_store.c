@@ -9,6 +9,7 @@
  * the CONFIG_CHANGED record, so that boot can write that record if the power
  * failed between the two commits.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "config_store.h"
@@ -23,7 +24,6 @@ const pen_limits pen_limits_default = {
     .depth_step_um = 100,
     .speed_min_sps = 50,
     .speed_max_sps = 150,
-    .max_treatment_min_s = 60,
     .max_treatment_s = 7200,
     .max_cartridge_uses = 10,
     .auto_off_min_s = 30,
@@ -54,19 +54,52 @@ static pen_status fail(pen_cfg_error *err, const char *field, pen_msg *m)
     return PEN_ERR_INVALID;
 }
 
-static pen_status range(pen_cfg_error *err, const char *field, const char *name, uint32_t v,
-                        uint32_t lo, uint32_t hi, uint32_t step, const char *unit)
+/* The pen's numeric settings, indexed by pl_cfg_setting (PEN_CFG_* bit order). */
+static const size_t setting_off[PL_SET_COUNT] = {
+    [PL_SET_DEPTH_MIN] = offsetof(pen_config, depth_min_um),
+    [PL_SET_DEPTH_MAX] = offsetof(pen_config, depth_max_um),
+    [PL_SET_DEPTH_DEFAULT] = offsetof(pen_config, depth_default_um),
+    [PL_SET_SPEED_MIN] = offsetof(pen_config, speed_min_sps),
+    [PL_SET_SPEED_MAX] = offsetof(pen_config, speed_max_sps),
+    [PL_SET_MAX_TREATMENT] = offsetof(pen_config, max_treatment_s),
+    [PL_SET_MAX_USES] = offsetof(pen_config, max_cartridge_uses),
+    [PL_SET_AUTO_OFF] = offsetof(pen_config, auto_off_s),
+};
+
+/* PEN_CFG_* bits are the settings' bits in the rules' order */
+_Static_assert(PEN_CFG_DEPTH_MIN == 1u << PL_SET_DEPTH_MIN &&
+                   PEN_CFG_DEPTH_DEFAULT == 1u << PL_SET_DEPTH_DEFAULT &&
+                   PEN_CFG_SPEED_MAX == 1u << PL_SET_SPEED_MAX &&
+                   PEN_CFG_AUTO_OFF == 1u << PL_SET_AUTO_OFF && PL_SET_COUNT == 8,
+               "PEN_CFG_* bits follow pl_cfg_setting");
+
+static uint32_t setting_get(const pen_config *c, int s)
 {
+    uint32_t v;
+    memcpy(&v, (const unsigned char *)c + setting_off[s], sizeof v);
+    return v;
+}
+
+static void setting_put(pen_config *c, int s, uint32_t v)
+{
+    memcpy((unsigned char *)c + setting_off[s], &v, sizeof v);
+}
+
+static pen_status range(pen_cfg_error *err, const pen_limits *lim, int s, uint32_t v)
+{
+    const pl_cfg_rule *r = &pl_cfg_rules[s];
+    uint32_t lo, hi, step;
     pen_msg m;
-    if (v >= lo && v <= hi && (step == 0 || (v - lo) % step == 0))
+    if (pl_cfg_value_ok(lim, (pl_cfg_setting)s, v))
         return PEN_OK;
+    pl_cfg_bounds(lim, (pl_cfg_setting)s, &lo, &hi, &step);
     pen_msg_init(&m, err->message, sizeof err->message);
-    pen_msg_str(&m, name);
+    pen_msg_str(&m, r->key);
     pen_msg_str(&m, " must be ");
     pen_msg_u64(&m, lo);
     pen_msg_str(&m, "..");
     pen_msg_u64(&m, hi);
-    pen_msg_str(&m, unit);
+    pen_msg_str(&m, r->unit);
     if (step > 1) {
         pen_msg_str(&m, " in steps of ");
         pen_msg_u64(&m, step);
@@ -74,49 +107,7 @@ static pen_status range(pen_cfg_error *err, const char *field, const char *name,
     pen_msg_str(&m, " (got ");
     pen_msg_u64(&m, v);
     pen_msg_str(&m, ")");
-    return fail(err, field, &m);
-}
-
-/* 1 when s[0..len) is UTF-8 without control characters. */
-static int text_ok(const char *s, uint32_t len)
-{
-    const uint8_t *p = (const uint8_t *)s;
-    uint32_t i = 0;
-    while (i < len) {
-        uint8_t c = p[i];
-        uint32_t n;
-        uint32_t cp;
-        if (c < 0x20 || c == 0x7F)
-            return 0;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-            cp = c & 0x1Fu;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            cp = c & 0x0Fu;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            cp = c & 0x07u;
-        } else {
-            return 0;
-        }
-        if (len - i <= n)
-            return 0;
-        for (uint32_t k = 1; k <= n; k++) {
-            if ((p[i + k] & 0xC0) != 0x80)
-                return 0;
-            cp = cp << 6 | (p[i + k] & 0x3Fu);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF) || (cp >= 0x80 && cp <= 0x9F))
-            return 0;
-        i += n + 1;
-    }
-    return 1;
+    return fail(err, r->path, &m);
 }
 
 static pen_status text(pen_cfg_error *err, const char *field, const char *name, const char *s,
@@ -133,7 +124,7 @@ static pen_status text(pen_cfg_error *err, const char *field, const char *name, 
         pen_msg_str(&m, ")");
         return fail(err, field, &m);
     }
-    if (len > 0 && (!s || !text_ok(s, len))) {
+    if (len > 0 && (!s || !pl_cfg_text_ok(s, len))) {
         pen_msg_str(&m, name);
         pen_msg_str(&m, " must be UTF-8 text without control characters");
         return fail(err, field, &m);
@@ -169,34 +160,14 @@ pen_status pen_config_check(const pen_limits *lim, const pen_config *cur,
     uint32_t set = chg->set;
     pen_config n = *cur;
     const pen_config *v = &chg->v;
-    uint32_t tmax = lim->max_text_len < PEN_TEXT_MAX ? lim->max_text_len : PEN_TEXT_MAX;
+    uint32_t tmax = pl_cfg_text_max(lim);
+    uint32_t merged[PL_SET_COUNT];
 
     memset(err, 0, sizeof *err);
     /* each field on its own, in field-number order */
-    if (set & PEN_CFG_DEPTH_MIN)
-        st = range(err, "config.depth_min_um", "depth_min_um", v->depth_min_um, lim->depth_min_um,
-                   lim->depth_max_um, lim->depth_step_um, " um");
-    if (st == PEN_OK && (set & PEN_CFG_DEPTH_MAX))
-        st = range(err, "config.depth_max_um", "depth_max_um", v->depth_max_um, lim->depth_min_um,
-                   lim->depth_max_um, lim->depth_step_um, " um");
-    if (st == PEN_OK && (set & PEN_CFG_DEPTH_DEFAULT))
-        st = range(err, "config.depth_default_um", "depth_default_um", v->depth_default_um,
-                   lim->depth_min_um, lim->depth_max_um, lim->depth_step_um, " um");
-    if (st == PEN_OK && (set & PEN_CFG_SPEED_MIN))
-        st = range(err, "config.speed_min_sps", "speed_min_sps", v->speed_min_sps,
-                   lim->speed_min_sps, lim->speed_max_sps, 0, " strokes/s");
-    if (st == PEN_OK && (set & PEN_CFG_SPEED_MAX))
-        st = range(err, "config.speed_max_sps", "speed_max_sps", v->speed_max_sps,
-                   lim->speed_min_sps, lim->speed_max_sps, 0, " strokes/s");
-    if (st == PEN_OK && (set & PEN_CFG_MAX_TREATMENT))
-        st = range(err, "config.max_treatment_s", "max_treatment_s", v->max_treatment_s,
-                   lim->max_treatment_min_s, lim->max_treatment_s, 0, " s");
-    if (st == PEN_OK && (set & PEN_CFG_MAX_USES))
-        st = range(err, "config.max_cartridge_uses", "max_cartridge_uses", v->max_cartridge_uses, 1,
-                   lim->max_cartridge_uses, 0, "");
-    if (st == PEN_OK && (set & PEN_CFG_AUTO_OFF))
-        st = range(err, "config.auto_off_s", "auto_off_s", v->auto_off_s, lim->auto_off_min_s,
-                   lim->auto_off_max_s, 0, " s");
+    for (int s = 0; s < PL_SET_COUNT && st == PEN_OK; s++)
+        if (set & (1u << s))
+            st = range(err, lim, s, setting_get(v, s));
     if (st == PEN_OK && (set & PEN_CFG_LABEL))
         st = text(err, "config.device_label", "device_label", chg->label, chg->label_len, tmax,
                   n.device_label);
@@ -206,50 +177,23 @@ pen_status pen_config_check(const pen_limits *lim, const pen_config *cur,
     if (st != PEN_OK)
         return st;
 
-    if (set & PEN_CFG_DEPTH_MIN)
-        n.depth_min_um = v->depth_min_um;
-    if (set & PEN_CFG_DEPTH_MAX)
-        n.depth_max_um = v->depth_max_um;
-    if (set & PEN_CFG_DEPTH_DEFAULT)
-        n.depth_default_um = v->depth_default_um;
-    if (set & PEN_CFG_SPEED_MIN)
-        n.speed_min_sps = v->speed_min_sps;
-    if (set & PEN_CFG_SPEED_MAX)
-        n.speed_max_sps = v->speed_max_sps;
-    if (set & PEN_CFG_MAX_TREATMENT)
-        n.max_treatment_s = v->max_treatment_s;
-    if (set & PEN_CFG_MAX_USES)
-        n.max_cartridge_uses = v->max_cartridge_uses;
-    if (set & PEN_CFG_AUTO_OFF)
-        n.auto_off_s = v->auto_off_s;
+    for (int s = 0; s < PL_SET_COUNT; s++) {
+        if (set & (1u << s))
+            setting_put(&n, s, setting_get(v, s));
+        merged[s] = setting_get(&n, s);
+    }
 
     /* cross-field rules on the merged result; blame a field the request set */
-    if (n.depth_min_um > n.depth_max_um)
-        return order(
-            err,
-            (set & PEN_CFG_DEPTH_MIN) || !(set & PEN_CFG_DEPTH_MAX) ? "config.depth_min_um"
-                                                                    : "config.depth_max_um",
-            "depth_min_um", n.depth_min_um, "must not exceed", "depth_max_um", n.depth_max_um);
-    if (n.depth_default_um < n.depth_min_um)
-        return order(err,
-                     (set & PEN_CFG_DEPTH_DEFAULT) || !(set & PEN_CFG_DEPTH_MIN)
-                         ? "config.depth_default_um"
-                         : "config.depth_min_um",
-                     "depth_default_um", n.depth_default_um, "must not be below", "depth_min_um",
-                     n.depth_min_um);
-    if (n.depth_default_um > n.depth_max_um)
-        return order(err,
-                     (set & PEN_CFG_DEPTH_DEFAULT) || !(set & PEN_CFG_DEPTH_MAX)
-                         ? "config.depth_default_um"
-                         : "config.depth_max_um",
-                     "depth_default_um", n.depth_default_um, "must not exceed", "depth_max_um",
-                     n.depth_max_um);
-    if (n.speed_min_sps > n.speed_max_sps)
-        return order(
-            err,
-            (set & PEN_CFG_SPEED_MIN) || !(set & PEN_CFG_SPEED_MAX) ? "config.speed_min_sps"
-                                                                    : "config.speed_max_sps",
-            "speed_min_sps", n.speed_min_sps, "must not exceed", "speed_max_sps", n.speed_max_sps);
+    const pl_cfg_order *o = pl_cfg_order_broken(merged);
+    if (o) {
+        pl_cfg_setting subject = o->blame_hi ? o->hi : o->lo, other = o->blame_hi ? o->lo : o->hi;
+        const char *field = (set & (1u << subject)) || !(set & (1u << other))
+                                ? pl_cfg_rules[subject].path
+                                : pl_cfg_rules[other].path;
+        return order(err, field, pl_cfg_rules[subject].key, merged[subject],
+                     o->blame_hi ? "must not be below" : "must not exceed", pl_cfg_rules[other].key,
+                     merged[other]);
+    }
     *out = n;
     return PEN_OK;
 }

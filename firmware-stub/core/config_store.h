@@ -11,26 +11,20 @@
 #include <stdint.h>
 
 #include "pen_hal.h"
+#include "pl/config_rules.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /** Longest device_label / clinic_id in bytes (UTF-8), without the NUL. */
-#define PEN_TEXT_MAX 32u
+#define PEN_TEXT_MAX PL_CFG_TEXT_MAX
 /** Bytes of one config slot on flash. */
 #define PEN_CFG_SLOT_SIZE 256u
 
-/** Limits fixed by the pen's hardware (ConfigLimits on the wire). */
-typedef struct pen_limits {
-    uint32_t depth_min_um, depth_max_um, depth_step_um;
-    uint32_t speed_min_sps, speed_max_sps;
-    uint32_t max_treatment_min_s; /**< lower bound for max_treatment_s (not on the wire) */
-    uint32_t max_treatment_s;     /**< upper bound for max_treatment_s */
-    uint32_t max_cartridge_uses;  /**< upper bound for max_cartridge_uses */
-    uint32_t auto_off_min_s, auto_off_max_s;
-    uint32_t max_text_len;
-} pen_limits;
+/** Limits fixed by the pen's hardware (ConfigLimits on the wire); the rules
+ * that apply them, and the floors not on the wire, are pl/config_rules.h's. */
+typedef pl_limits pen_limits;
 
 /** The limits of this pen model: see firmware-stub/README.md. */
 extern const pen_limits pen_limits_default;

@@ -41,6 +41,7 @@
 #include "pl/chunk.h"
 #include "pl/envelope.h"
 #include "pl/frame.h"
+#include "pl/limits.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -57,14 +58,14 @@ extern "C" {
  *  unless pen_opts::pull_max_chunks sets fewer. */
 #define PEN_PULL_MAX_CHUNKS 32u
 /** Longest serial number, bytes. */
-#define PEN_SERIAL_MAX 32u
+#define PEN_SERIAL_MAX PL_SERIAL_MAX
 /** Model, hardware and firmware strings, bytes. */
-#define PEN_IDENT_MAX 32u
+#define PEN_IDENT_MAX PL_IDENT_MAX
 /** Config-signing keys a pen takes from its HAL (more are ignored). */
-#define PEN_CONFIG_KEYS_MAX 4u
+#define PEN_CONFIG_KEYS_MAX PL_CONFIG_KEYS_MAX
 /** Identify: seconds of signal when the request names none, and the most it grants. */
-#define PEN_IDENTIFY_DEFAULT_S 10u
-#define PEN_IDENTIFY_MAX_S 60u
+#define PEN_IDENTIFY_DEFAULT_S PL_IDENTIFY_DEFAULT_S
+#define PEN_IDENTIFY_MAX_S PL_IDENTIFY_MAX_S
 
 /** Options for pen_init(). Start from pen_opts_default(). */
 typedef struct pen_opts {

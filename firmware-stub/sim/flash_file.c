@@ -13,14 +13,12 @@
 #include <unistd.h>
 
 #include "flash_file.h"
+#include "splitmix64.h"
 #include "state_dir.h"
 
 static uint64_t next_rand(flash_file *f)
 {
-    uint64_t z = (f->rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return splitmix64_next(&f->rng);
 }
 
 static int persist(flash_file *f, uint32_t addr, uint32_t len)

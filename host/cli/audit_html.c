@@ -27,6 +27,7 @@
 
 #include "cli.h"
 #include "cli_time.h"
+#include "clock.h"
 #include "report_html.h"
 
 /* the meta tags are in the document's head; verify's claims (about 130 bytes a
@@ -259,7 +260,7 @@ int cli_audit_html(struct cli *c, const penlink_archive_filter *f, const char *p
                     cli_tz_name(),
                     archive_path(c, where, sizeof where),
                     operator_,
-                    cli_now_ms(),
+                    pc_wall_ms(),
                     penlink_version(),
                     2,
                     NULL };

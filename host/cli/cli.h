@@ -108,8 +108,6 @@ void cli_json_line(FILE *f, void *json);
 #define CLI_JSON_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII)
 /* Time as "2026-01-01T09:00:00.000Z". */
 void cli_format_time(int64_t ms, char *buf, size_t cap);
-/* Wall-clock now, ms since the epoch. */
-int64_t cli_now_ms(void);
 
 /* A pull's progress on stderr (progress.c): a line redrawn 4 times a second
  * on a terminal, a line every few seconds in a log, JSON events with --json,
@@ -123,9 +121,9 @@ void cli_progress_end(struct cli_progress *g, uint64_t records, int ok);
 void cli_notice(void *user, const char *text);
 
 /* Where the default technician key is ($XDG_CONFIG_HOME/penlink/technician.key,
- * else ~/.config/penlink/technician.key); with @p make_dir its directory is
- * made (private) if missing. 0, or -1 when there is no place for it. */
-int cli_default_key_path(char *buf, size_t cap, int make_dir);
+ * else ~/.config/penlink/technician.key); penlink_key_generate() makes its
+ * directory. 0, or -1 when there is no place for it. */
+int cli_default_key_path(char *buf, size_t cap);
 /* The signing key for a change to @p info's pen: @p key_file when given;
  * else, when the pen requires signing (@p need), the default technician key
  * if it exists (said on stderr unless --quiet); else none. The key must be

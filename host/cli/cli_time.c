@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "calendar.h"
 #include "cli_time.h"
 
 #define ZONEINFO_DIR "/usr/share/zoneinfo"
@@ -29,22 +30,6 @@
 
 static char zone_name[128] = "UTC";
 static int zone_utc = 1;
-
-static int64_t floor_div(int64_t x, int64_t d)
-{
-    return x / d - (x % d < 0);
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date. */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = floor_div(y, 400);
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
 
 static int days_in_month(int y, int m)
 {
@@ -322,8 +307,9 @@ int cli_parse_time(const char *s, int until, int64_t *ms, char *err, size_t cap)
     if (*p)
         goto bad;
     if (has_off) {
-        *ms = (((days_from_civil(y, mo, d) * 24 + h) * 60 + mi - off_min) * 60 + sec) * MS_PER_S +
-              frac_ms;
+        *ms =
+            (((pc_days_from_civil(y, mo, d) * 24 + h) * 60 + mi - off_min) * 60 + sec) * MS_PER_S +
+            frac_ms;
         return 0;
     }
     /* local time of the zone; a bare --until date takes in that whole day */
@@ -356,7 +342,7 @@ bad:
 /* Breaks @p ms down in the zone; *@p off_s gets its UTC offset then. */
 static int breakdown(int64_t ms, struct tm *tm, long *off_s, int *frac)
 {
-    int64_t s = floor_div(ms, MS_PER_S);
+    int64_t s = pc_floor_div(ms, MS_PER_S);
     int64_t r = ms % MS_PER_S; /* not ms - s * 1000: that overflows near INT64_MIN */
     *frac = (int)(r < 0 ? r + MS_PER_S : r);
     time_t t = (time_t)s;

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "clock.h"
 
 /* Below this drift (ms) the clock is left alone: a setting costs a clock_set
  * record in the pen's log and in every audit, and a USB round trip already
@@ -77,7 +78,7 @@ static int take_time(void *user, const penlink_record *r)
  */
 static int check_host_clock(struct cli *c, penlink_dev *dev, const penlink_info *info, int force)
 {
-    int64_t now = cli_now_ms(), newest = INT64_MIN;
+    int64_t now = pc_wall_ms(), newest = INT64_MIN;
     int64_t built = (int64_t)PENLINK_BUILD_EPOCH_S * 1000 / DAY_MS * DAY_MS;
     if (info->log_next_seq > info->log_first_seq) {
         penlink_pull_cb cb = { .on_record = take_time, .on_overlap = take_time, .user = &newest };
@@ -158,9 +159,9 @@ int cmd_clock(struct cli *c, int argc, char **argv)
     penlink_key key;
     int have_key = 0;
     /* the pen read its clock about half a round trip after we read ours */
-    int64_t before = cli_now_ms();
+    int64_t before = pc_wall_ms();
     int st = penlink_dev_info(dev, &info);
-    int64_t after = cli_now_ms();
+    int64_t after = pc_wall_ms();
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "clock sync", st);
         goto out;
@@ -188,9 +189,9 @@ int cmd_clock(struct cli *c, int argc, char **argv)
                         key_file, &key, &have_key);
     if (rc != EXIT_OK)
         goto out;
-    int64_t now = cli_now_ms(), previous = 0;
+    int64_t now = pc_wall_ms(), previous = 0;
     st = penlink_dev_clock_set_signed(dev, now, have_key ? &key : NULL, &previous);
-    after = cli_now_ms();
+    after = pc_wall_ms();
     if (st == PENLINK_ERR_DEVICE || st == PENLINK_ERR_INVALID_CONFIG) { /* the pen refused it */
         char t[40], why[600];
         cli_format_time(now, t, sizeof t);

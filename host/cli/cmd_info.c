@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "clock.h"
 
 static const char usage[] =
     "Usage: penlink [--device URI] info [-h]\n"
@@ -27,7 +28,7 @@ int cmd_info(struct cli *c, int argc, char **argv)
         return rc;
     penlink_info i;
     int st = penlink_dev_info(dev, &i);
-    int64_t host = cli_now_ms();
+    int64_t host = pc_wall_ms();
     penlink_dev_close(dev);
     if (st != PENLINK_OK)
         return cli_fail(c, "info", st);

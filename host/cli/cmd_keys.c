@@ -24,7 +24,8 @@ static const char usage[] =
     "secret key (mode 0600) and FILE.pub the public key. Without FILE:\n"
     "$XDG_CONFIG_HOME/penlink/technician.key (~/.config/penlink/technician.key),\n"
     "the key config set, config import and clock sync use when no --key is\n"
-    "given and the pen requires signing. An existing file is never overwritten.\n"
+    "given and the pen requires signing. An existing file is never overwritten;\n"
+    "missing directories of FILE are made (private).\n"
     "Give the .pub file to whoever provisions the pens; keep the secret key on\n"
     "this computer only.\n"
     "\n"
@@ -72,7 +73,7 @@ int cmd_keys(struct cli *c, int argc, char **argv)
     if (gen) {
         if (nargs == 2)
             snprintf(path, sizeof path, "%s", argv[optind + 1]);
-        else if (cli_default_key_path(path, sizeof path, 1) != 0)
+        else if (cli_default_key_path(path, sizeof path) != 0)
             return cli_error(c, EXIT_IO,
                              "keys generate: no place for the key (set HOME or "
                              "XDG_CONFIG_HOME, or name a FILE)");

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "clock.h"
 
 static const char usage[] =
     "Usage: penlink [--archive PATH] verify [--pen SERIAL] [--no-record] [-h]\n"
@@ -146,13 +147,6 @@ static int record(struct cli *c, const vout *o)
     return EXIT_OK;
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 const struct option cli_verify_options[] = {
     { "pen", required_argument, NULL, 'p' },
     { "no-record", no_argument, NULL, 'n' },
@@ -193,9 +187,9 @@ int cmd_verify(struct cli *c, int argc, char **argv)
     vout o;
     memset(&o, 0, sizeof o);
     o.c = c;
-    double t0 = mono_s();
+    int64_t t0 = pc_mono_ms();
     st = penlink_archive_verify(ar, f.serial, on_report, &o);
-    double dt = mono_s() - t0;
+    double dt = (double)(pc_mono_ms() - t0) / 1000.0;
     o.writable = penlink_archive_writable(ar);
     penlink_archive_close(ar);
     if (o.failed)

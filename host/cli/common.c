@@ -111,13 +111,6 @@ void cli_format_time(int64_t ms, char *buf, size_t cap)
     snprintf(buf + n, cap - n, ".%03dZ", frac);
 }
 
-int64_t cli_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- strings from a pen or the archive ----------------------------------
  *
  * A pen's serial, model, labels and error messages, and whatever an archive

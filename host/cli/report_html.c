@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "cli_time.h"
+#include "grow.h"
 #include "report_html.h"
 
 #define DEPTH_BIN_UM 250 /* depth histogram: 0-250 um, ... */
@@ -75,22 +76,6 @@ struct html_report {
     pen_cfg *cfg;
     size_t n_cfg, cap_cfg;
 };
-
-static int grow(void *pp, size_t *cap, size_t need, size_t size)
-{
-    void **p = pp;
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap * 2 : 16;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * size);
-    if (!q)
-        return -1;
-    *p = q;
-    *cap = n;
-    return 0;
-}
 
 /* ---- text -------------------------------------------------------------- */
 
@@ -249,7 +234,8 @@ int html_finding(html_report *h, const penlink_finding *f, const char *id)
         html_text(o, a->text);
         fputs("</td></tr>\n", o);
     }
-    if (f->n_evidence && grow(&h->reuse_cart, &h->cap_reuse, h->n_reuse + 1, sizeof *h->reuse_cart))
+    if (f->n_evidence &&
+        pc_grow(&h->reuse_cart, &h->cap_reuse, h->n_reuse + 1, sizeof *h->reuse_cart))
         return -1;
     size_t row = h->n_reuse;
     if (f->n_evidence)
@@ -266,7 +252,7 @@ int html_finding(html_report *h, const penlink_finding *f, const char *id)
         fprintf(o, "</td><td class=\"n nw\">%" PRIu64 "</td><td class=\"nw\">", e->seq);
         when(o, e->time_ms);
         fprintf(o, "</td><td>used cartridge %" PRIu64 "</td></tr>\n", f->cartridge_serial);
-        if (grow(&h->dots, &h->cap_dots, h->n_dots + 1, sizeof *h->dots))
+        if (pc_grow(&h->dots, &h->cap_dots, h->n_dots + 1, sizeof *h->dots))
             return -1;
         use_dot *d = &h->dots[h->n_dots++];
         d->row = (uint32_t)row;
@@ -281,7 +267,7 @@ int html_finding(html_report *h, const penlink_finding *f, const char *id)
 
 int html_usage(html_report *h, const penlink_usage *u)
 {
-    if (grow(&h->weeks, &h->cap_weeks, h->n_weeks + 1, sizeof *h->weeks))
+    if (pc_grow(&h->weeks, &h->cap_weeks, h->n_weeks + 1, sizeof *h->weeks))
         return -1;
     week *w = &h->weeks[h->n_weeks++];
     snprintf(w->pen, sizeof w->pen, "%s", u->serial);
@@ -293,7 +279,7 @@ int html_usage(html_report *h, const penlink_usage *u)
 
 int html_verification(html_report *h, const penlink_verification *v)
 {
-    if (grow(&h->v, &h->cap_v, h->n_v + 1, sizeof *h->v))
+    if (pc_grow(&h->v, &h->cap_v, h->n_v + 1, sizeof *h->v))
         return -1;
     h->v[h->n_v++] = *v;
     return 0;
@@ -301,7 +287,7 @@ int html_verification(html_report *h, const penlink_verification *v)
 
 int html_key_replacement(html_report *h, const penlink_key_replacement *r)
 {
-    if (grow(&h->kr, &h->cap_kr, h->n_kr + 1, sizeof *h->kr))
+    if (pc_grow(&h->kr, &h->cap_kr, h->n_kr + 1, sizeof *h->kr))
         return -1;
     h->kr[h->n_kr++] = *r;
     return 0;
@@ -359,7 +345,7 @@ int html_config(html_report *h, const penlink_config_entry *e)
         if (strcmp(h->cfg[i].serial, e->serial) == 0)
             p = &h->cfg[i];
     if (!p) {
-        if (grow(&h->cfg, &h->cap_cfg, h->n_cfg + 1, sizeof *h->cfg))
+        if (pc_grow(&h->cfg, &h->cap_cfg, h->n_cfg + 1, sizeof *h->cfg))
             return -1;
         p = &h->cfg[h->n_cfg++];
         memset(p, 0, sizeof *p);

@@ -5,16 +5,14 @@
  * pen, which would log it as a security event).
  */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
 
-int cli_default_key_path(char *buf, size_t cap, int make_dir)
+int cli_default_key_path(char *buf, size_t cap)
 {
     const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
     int n;
@@ -25,18 +23,6 @@ int cli_default_key_path(char *buf, size_t cap, int make_dir)
     else
         return -1;
     if (n <= 0 || (size_t)n >= cap - sizeof "/technician.key")
-        return -1;
-    /* the directory and its parents, made private if missing (mkdir -p) */
-    for (char *p = buf + 1; make_dir && *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        int bad = mkdir(buf, 0700) != 0 && errno != EEXIST;
-        *p = '/';
-        if (bad)
-            return -1;
-    }
-    if (make_dir && mkdir(buf, 0700) != 0 && errno != EEXIST)
         return -1;
     strcat(buf, "/technician.key");
     return 0;
@@ -61,7 +47,7 @@ int cli_signing_key(struct cli *c, const char *what, const penlink_info *info, i
     int by_default = 0;
     *have = 0;
     accepted_keys(info, fps, sizeof fps);
-    if (!key_file && need && cli_default_key_path(path, sizeof path, 0) == 0 &&
+    if (!key_file && need && cli_default_key_path(path, sizeof path) == 0 &&
         access(path, F_OK) == 0) {
         key_file = path;
         by_default = 1;

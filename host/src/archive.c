@@ -7,6 +7,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,20 +17,16 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "clock.h"
 #include "device.h"
+#include "fs.h"
 #include "pl/auth.h"
 
-#define COMMIT_EVERY 64 /* chunks per transaction during a pull */
+#define ARCHIVE_DIR_MODE 0700 /* directories made for an archive: its owner's only */
+#define COMMIT_EVERY 64       /* chunks per transaction during a pull */
 /* From a pen that signs its log, at a verified head once this many chunks are open:
  * a crash costs re-pulling them, never losing them (nothing uncommitted is acked). */
 #define COMMIT_SIGNED_EVERY 256
-
-int64_t archive_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Who and where, for the audit trail: the OS user and the host name. */
 static void who(char *user, size_t ucap, char *host, size_t hcap)
@@ -57,21 +54,8 @@ int penlink_archive_default_path(char *buf, size_t cap)
 /* mkdir -p of the directory part of @p path. */
 static int make_parent(penlink_ctx *ctx, const char *path)
 {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir)
-        return PENLINK_OK;
-    *slash = '\0';
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-            return penlink_fail(ctx, PENLINK_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    char dir[PATH_MAX];
+    if (pc_mkdir_parents(path, ARCHIVE_DIR_MODE, dir, sizeof dir) != 0)
         return penlink_fail(ctx, PENLINK_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
     return PENLINK_OK;
 }
@@ -219,7 +203,7 @@ static int flush_conflicts(pull_state *ps)
              (unsigned long long)ps->run_first,
              (unsigned long long)(ps->run_first + ps->run_count - 1));
     ps->st = b->ops->alarm(b, ps->device, ps->pull, "conflict", ps->run_first, ps->run_count,
-                           detail, archive_now_ms());
+                           detail, pc_wall_ms());
     ps->run_count = 0;
     return ps->st;
 }
@@ -258,7 +242,7 @@ static int on_chunk(void *u, const penlink_chunk *c)
         return stop(ps);
     if (!ps->signed_log && ps->chunks_open >= COMMIT_EVERY && commit_open(ps) != 0)
         return stop(ps);
-    ps->st = b->ops->chunk(b, ps->device, ps->pull, c, archive_now_ms(), &ps->chunk, NULL);
+    ps->st = b->ops->chunk(b, ps->device, ps->pull, c, pc_wall_ms(), &ps->chunk, NULL);
     ps->chunks_open++;
     ps->res->chunks++;
     return ps->st == PENLINK_OK ? 0 : stop(ps);
@@ -316,7 +300,7 @@ static int on_head(void *u, const penlink_head *h)
     archive_backend *b = ps->ar->b;
     if (flush_conflicts(ps) != PENLINK_OK)
         return stop(ps);
-    ps->st = b->ops->head(b, ps->device, ps->pull, h, archive_now_ms());
+    ps->st = b->ops->head(b, ps->device, ps->pull, h, pc_wall_ms());
     if (ps->st != PENLINK_OK)
         return stop(ps);
     if (ps->chunks_open >= COMMIT_SIGNED_EVERY)
@@ -356,7 +340,7 @@ static int on_gap(void *u, uint64_t first, uint64_t count, uint64_t acked)
                  "before by another archive or host, the rest were dropped before anyone pulled "
                  "them (log overflow)",
                  a, z, (unsigned long long)acked);
-    ps->st = b->ops->alarm(b, ps->device, ps->pull, "gap", first, count, detail, archive_now_ms());
+    ps->st = b->ops->alarm(b, ps->device, ps->pull, "gap", first, count, detail, pc_wall_ms());
     if (ps->st != PENLINK_OK)
         return stop(ps);
     ps->res->gap += count;
@@ -601,14 +585,14 @@ static int pull_prepare(pull_state *ps, const penlink_config *cfg, uint64_t *fro
     char detail[400];
     int rc = b->ops->begin(b);
     if (rc == PENLINK_OK)
-        rc = b->ops->device(b, info, archive_now_ms(), &ps->device);
+        rc = b->ops->device(b, info, pc_wall_ms(), &ps->device);
     if (rc == PENLINK_OK)
         rc =
             b->ops->pin_key(b, ps->device, info->has_device_key ? info->device_key : NULL, &pinned);
     if (rc == PENLINK_OK)
         rc = check_pinning(ps, pinned, &why, &retired, detail, sizeof detail);
     if (rc == PENLINK_OK && why) {
-        rc = b->ops->alarm(b, ps->device, 0, why, info->log_first_seq, 0, detail, archive_now_ms());
+        rc = b->ops->alarm(b, ps->device, 0, why, info->log_first_seq, 0, detail, pc_wall_ms());
         rc = end_txn(b, rc);
         if (rc != PENLINK_OK)
             return rc;
@@ -645,7 +629,7 @@ static int pull_prepare(pull_state *ps, const penlink_config *cfg, uint64_t *fro
             rc = PENLINK_OK;
     }
     if (rc == PENLINK_OK)
-        rc = b->ops->pull_begin(b, ps->device, *from, archive_now_ms(), &ps->pull);
+        rc = b->ops->pull_begin(b, ps->device, *from, pc_wall_ms(), &ps->pull);
     if (rc == PENLINK_OK && cfg) {
         /* the configuration in force, once per revision: the audit's limits */
         last_rev l = { 0, 0 };
@@ -653,8 +637,7 @@ static int pull_prepare(pull_state *ps, const penlink_config *cfg, uint64_t *fro
         if (rc == PENLINK_OK && (!l.have || l.rev != cfg->revision)) {
             char user[64], host[256];
             who(user, sizeof user, host, sizeof host);
-            rc = b->ops->config_log(b, info->serial, "read", user, host, NULL, cfg,
-                                    archive_now_ms());
+            rc = b->ops->config_log(b, info->serial, "read", user, host, NULL, cfg, pc_wall_ms());
         }
     }
     return end_txn(b, rc);
@@ -685,13 +668,13 @@ static int pull_record_outcome(pull_state *ps, int pull_rc, const char *message)
     int rc = b->ops->begin(b);
     if (rc == PENLINK_OK && pull_rc != PENLINK_OK && d->alarm[0])
         rc = b->ops->alarm(b, ps->device, ps->pull, d->alarm, d->alarm_seq, d->alarm_count, message,
-                           archive_now_ms());
+                           pc_wall_ms());
     if (rc == PENLINK_OK)
         rc = b->ops->pull_end(b, ps->pull, ps->res,
                               pull_rc != PENLINK_OK ? "failed"
                               : ps->res->conflicts  ? "conflict"
                                                     : "ok",
-                              message, archive_now_ms());
+                              message, pc_wall_ms());
     return end_txn(b, rc);
 }
 
@@ -727,7 +710,7 @@ static int pull_acknowledge(pull_state *ps, uint64_t from, int have)
         if (st == PENLINK_OK)
             st = b->ops->alarm(b, ps->device, ps->pull, "ack_mismatch", res->next_seq,
                                acked > res->next_seq ? acked - res->next_seq : 0, message,
-                               archive_now_ms());
+                               pc_wall_ms());
         st = end_txn(b, st);
         penlink_fail(ps->ar->ctx, rc, "%s", message);
         if (st != PENLINK_OK)
@@ -899,7 +882,7 @@ int penlink_archive_log_config(penlink_archive *ar, const char *serial, const ch
     archive_backend *b = ar->b;
     int rc = b->ops->begin(b);
     if (rc == PENLINK_OK)
-        rc = b->ops->config_log(b, serial, source, user, host, old_cfg, new_cfg, archive_now_ms());
+        rc = b->ops->config_log(b, serial, source, user, host, old_cfg, new_cfg, pc_wall_ms());
     if (rc == PENLINK_OK)
         return b->ops->commit(b);
     b->ops->rollback(b);
@@ -915,7 +898,7 @@ int penlink_archive_log_config_write(penlink_archive *ar, const penlink_info *in
     int64_t device;
     int rc = b->ops->begin(b);
     if (rc == PENLINK_OK)
-        rc = b->ops->device(b, info, archive_now_ms(), &device);
+        rc = b->ops->device(b, info, pc_wall_ms(), &device);
     rc = end_txn(b, rc);
     if (rc != PENLINK_OK)
         return rc;
@@ -1102,7 +1085,7 @@ int penlink_archive_key_replace(penlink_archive *ar, const penlink_info *info, c
     if (rc == PENLINK_OK)
         rc = b->ops->heads(b, p.device, count_head, &r.heads_before);
     r.from_seq = have ? next : 0;
-    r.at_ms = archive_now_ms();
+    r.at_ms = pc_wall_ms();
     if (rc == PENLINK_OK)
         rc = b->ops->key_replace(b, &r);
     rc = end_txn(b, rc);
@@ -1162,7 +1145,7 @@ int penlink_archive_annotate(penlink_archive *ar, const char *finding, const cha
         snprintf(a.author, sizeof a.author, "%s", author);
     else
         snprintf(a.author, sizeof a.author, "%.31s@%.31s", a.user, a.host);
-    a.at_ms = archive_now_ms();
+    a.at_ms = pc_wall_ms();
     archive_backend *b = ar->b;
     int rc = b->ops->begin(b);
     if (rc == PENLINK_OK)

@@ -212,9 +212,6 @@ void archive_config_parse(const char *json, penlink_config *c);
 int archive_key_owner(archive_backend *b, int64_t device, const char *self_serial,
                       const uint8_t *key, char *serial, size_t cap);
 
-/* The host's clock, ms since the epoch: what the archive stamps rows with. */
-int64_t archive_now_ms(void);
-
 /* The public handle: a context and a backend. */
 struct penlink_archive {
     penlink_ctx *ctx;

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "archive_pg.h"
+#include "clock.h"
 
 /* Version 1 is the SQLite schema's version 3, made append-only throughout;
  * version 2 adds the auditors' annotations of findings (SQLite's version 4);
@@ -308,13 +309,6 @@ int pg_may_write(pg_backend *g, const char *what)
     return PENLINK_OK;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int cancelled(const pg_backend *g)
 {
     return atomic_load(&g->base.ctx->cancelled) != 0;
@@ -332,7 +326,7 @@ static void pg_drop(PGconn *conn)
 
 int pg_wait(pg_backend *g, PGconn *conn, int for_result, const char *what)
 {
-    int64_t start = mono_ms();
+    int64_t start = pc_mono_ms();
     for (;;) {
         int f = PQflush(conn);
         if (f < 0)
@@ -346,7 +340,7 @@ int pg_wait(pg_backend *g, PGconn *conn, int for_result, const char *what)
             return PENLINK_OK;
         }
         int stop = cancelled(g);
-        int64_t limit = g->reply_wait_ms, waited = mono_ms() - start;
+        int64_t limit = g->reply_wait_ms, waited = pc_mono_ms() - start;
         if (stop && limit > PG_CANCEL_GRACE_MS)
             limit = PG_CANCEL_GRACE_MS;
         if (waited >= limit) {
@@ -448,7 +442,25 @@ int pg_do(pg_backend *g, const char *sql, const pg_params *p, const char *what)
     return rc;
 }
 
-static uint64_t be_load(const uint8_t *p, int n)
+int pg_row_ints(pg_backend *g, const char *sql, const int64_t *device, const char *what, int n,
+                int64_t *v, int *null0)
+{
+    pg_params p = { 0 };
+    if (device)
+        pg_param_int(&p, *device);
+    int rc;
+    PGresult *r = pg_run(g, sql, device ? &p : NULL, what, &rc);
+    if (!r)
+        return rc;
+    for (int i = 0; i < n; i++)
+        v[i] = pg_col_int(r, 0, i);
+    if (null0)
+        *null0 = pg_col_null(r, 0, 0);
+    PQclear(r);
+    return PENLINK_OK;
+}
+
+uint64_t pg_be_get(const uint8_t *p, int n)
 {
     uint64_t v = 0;
     for (int i = 0; i < n; i++)
@@ -462,9 +474,9 @@ int64_t pg_col_int(const PGresult *r, int row, int col)
         return 0;
     const uint8_t *p = (const uint8_t *)PQgetvalue(r, row, col);
     switch (PQgetlength(r, row, col)) {
-    case 8: return (int64_t)be_load(p, 8);
-    case 4: return (int32_t)(uint32_t)be_load(p, 4);
-    case 2: return (int16_t)(uint16_t)be_load(p, 2);
+    case 8: return (int64_t)pg_be_get(p, 8);
+    case 4: return (int32_t)(uint32_t)pg_be_get(p, 4);
+    case 2: return (int16_t)(uint16_t)pg_be_get(p, 2);
     case 1: return p[0]; /* bool */
     default: return 0;
     }
@@ -657,13 +669,12 @@ static int schema_version(pg_backend *g, int *version)
                             "left it untouched; give the database of a penlink archive with "
                             "--archive",
                             g->name, names[0] ? names : "schema_version");
-    r = pg_run(g, "SELECT coalesce(max(version), 0)::int4 FROM penlink.schema_version", NULL,
-               "schema version", &rc);
-    if (!r)
-        return rc;
-    *version = (int)pg_col_int(r, 0, 0);
-    PQclear(r);
-    return PENLINK_OK;
+    int64_t v = 0;
+    rc = pg_row_ints(g, "SELECT coalesce(max(version), 0)::int4 FROM penlink.schema_version", NULL,
+                     "schema version", 1, &v, NULL);
+    if (rc == PENLINK_OK)
+        *version = (int)v;
+    return rc;
 }
 
 static int migrate_locked(pg_backend *g, int *from)
@@ -684,7 +695,7 @@ static int migrate_locked(pg_backend *g, int *from)
         PQclear(r);
         pg_params p = { 0 };
         pg_param_int(&p, v + 1);
-        pg_param_int(&p, archive_now_ms());
+        pg_param_int(&p, pc_wall_ms());
         pg_param_text(&p, penlink_version());
         if (rc == PENLINK_OK)
             rc = pg_do(g,
@@ -701,6 +712,15 @@ static int migrate_locked(pg_backend *g, int *from)
  * (a pull); else it is an error (audit, export, verify of a mistyped URI).
  * *from gets the version found.
  */
+/* An archive written by a newer penlink: refused, left untouched. */
+static int newer_schema(pg_backend *g, int version)
+{
+    return penlink_fail(g->base.ctx, PENLINK_ERR_UNSUPPORTED,
+                        "archive %s has schema version %d, newer than this penlink's %d: update "
+                        "penlink (the archive was left untouched)",
+                        g->name, version, PG_SCHEMA_VERSION);
+}
+
 static int migrate(pg_backend *g, int create, int *from)
 {
     int version;
@@ -709,10 +729,7 @@ static int migrate(pg_backend *g, int create, int *from)
     if (rc != PENLINK_OK || version == PG_SCHEMA_VERSION)
         return rc;
     if (version > PG_SCHEMA_VERSION)
-        return penlink_fail(g->base.ctx, PENLINK_ERR_UNSUPPORTED,
-                            "archive %s has schema version %d, newer than this penlink's %d: "
-                            "update penlink (the archive was left untouched)",
-                            g->name, version, PG_SCHEMA_VERSION);
+        return newer_schema(g, version);
     if (version == 0 && !create)
         return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
                             "archive %s holds no penlink archive (schema penlink): pull a pen "
@@ -776,7 +793,7 @@ static int mark_interrupted(pg_backend *g)
         PQclear(r);
         pg_params q = { 0 };
         pg_param_int(&q, device);
-        pg_param_int(&q, archive_now_ms());
+        pg_param_int(&q, pc_wall_ms());
         if (rc == PENLINK_OK && free_pen)
             rc = pg_do(g,
                        "INSERT INTO pull_ends (pull_id, finished_ms, result, message) SELECT s.id, "
@@ -816,10 +833,7 @@ static int check_read_only(pg_backend *g, int *from)
     if (rc != PENLINK_OK)
         return rc;
     if (version > PG_SCHEMA_VERSION)
-        return penlink_fail(g->base.ctx, PENLINK_ERR_UNSUPPORTED,
-                            "archive %s has schema version %d, newer than this penlink's %d: "
-                            "update penlink (the archive was left untouched)",
-                            g->name, version, PG_SCHEMA_VERSION);
+        return newer_schema(g, version);
     if (version == 0)
         return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
                             "archive %s holds no penlink archive (schema penlink): pull a pen "
@@ -868,25 +882,20 @@ static int pg_open(penlink_ctx *ctx, const char *uri, int create, int readonly, 
         return rc;
     }
     rc = session_setup(g, g->conn);
-    PGresult *r =
-        rc == PENLINK_OK ? pg_run(g, "SELECT pg_is_in_recovery()", NULL, "open", &rc) : NULL;
-    if (r) {
-        g->read_only = g->standby = (int)pg_col_int(r, 0, 0);
-        PQclear(r);
-    }
+    int64_t flag = 0;
+    if (rc == PENLINK_OK)
+        rc = pg_row_ints(g, "SELECT pg_is_in_recovery()", NULL, "open", 1, &flag, NULL);
+    if (rc == PENLINK_OK)
+        g->read_only = g->standby = (int)flag;
     if (rc == PENLINK_OK)
         rc = readonly ? check_read_only(g, from) : migrate(g, create, from);
     g->schema = rc == PENLINK_OK && !readonly ? PG_SCHEMA_VERSION : *from;
     /* a role that may read only (an auditor's): nothing is stored, not even verifications */
-    r = rc == PENLINK_OK ? pg_run(g,
-                                  "SELECT NOT has_table_privilege('penlink.verifications', "
-                                  "'INSERT')",
-                                  NULL, "open", &rc)
-                         : NULL;
-    if (r) {
-        g->read_only |= (int)pg_col_int(r, 0, 0);
-        PQclear(r);
-    }
+    if (rc == PENLINK_OK)
+        rc = pg_row_ints(g, "SELECT NOT has_table_privilege('penlink.verifications', 'INSERT')",
+                         NULL, "open", 1, &flag, NULL);
+    if (rc == PENLINK_OK)
+        g->read_only |= (int)flag;
     if (rc == PENLINK_OK && !readonly && !g->read_only)
         rc = mark_interrupted(g);
     if (rc != PENLINK_OK) {
@@ -1142,7 +1151,7 @@ static int lock_take(pg_backend *g, int64_t device, const char *serial)
 {
     pg_params p = { 0 };
     pg_param_int(&p, device & 0x7fffffff);
-    int64_t start = mono_ms(), limit = -1;
+    int64_t start = pc_mono_ms(), limit = -1;
     char who[300] = "";
     for (;;) {
         int rc;
@@ -1165,7 +1174,7 @@ static int lock_take(pg_backend *g, int64_t device, const char *serial)
                                 "while waiting for that pull to end; nothing was pulled or "
                                 "acknowledged",
                                 g->name, serial, who);
-        int64_t waited = mono_ms() - start;
+        int64_t waited = pc_mono_ms() - start;
         if (waited >= limit)
             return penlink_fail(g->base.ctx, PENLINK_ERR_BUSY,
                                 "archive %s: pen %s is being pulled into it by %s; waited %llds "

@@ -105,6 +105,11 @@ PGresult *pg_collect(pg_backend *g, PGconn *conn, const char *what, int *status)
 /* Runs a statement (results in binary); NULL on failure, with the error set
  * on the context (*status gets it). The caller PQclear()s the result. */
 PGresult *pg_run(pg_backend *g, const char *sql, const pg_params *p, const char *what, int *status);
+/* The first @p n integer columns of the one row @p sql gives ($1 bound to
+ * *@p device unless NULL) into @p v; *@p null0 (may be NULL) says whether
+ * the first was NULL (read as 0). @p what names the query in an error. */
+int pg_row_ints(pg_backend *g, const char *sql, const int64_t *device, const char *what, int n,
+                int64_t *v, int *null0);
 /* pg_run() for statements whose result is not needed. */
 int pg_do(pg_backend *g, const char *sql, const pg_params *p, const char *what);
 /* PENLINK_OK when the archive may be written, else the error in words: a
@@ -113,6 +118,8 @@ int pg_may_write(pg_backend *g, const char *what);
 /* Sets the context's error for the last failure on @p conn; returns the status. */
 int pg_fail(pg_backend *g, PGconn *conn, const PGresult *res, const char *what);
 
+/* The @p n-byte big-endian number at @p p (binary results and COPY data). */
+uint64_t pg_be_get(const uint8_t *p, int n);
 /* Binary result columns. */
 int64_t pg_col_int(const PGresult *r, int row, int col);
 int pg_col_null(const PGresult *r, int row, int col);

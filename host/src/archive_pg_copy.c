@@ -50,14 +50,6 @@ static uint8_t *put_int8(uint8_t *p, int64_t v)
     return p;
 }
 
-static uint64_t get_be(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 int pg_copy_add(pg_backend *g, int64_t device, int64_t chunk, const penlink_record *r)
 {
     struct pg_pending *x = &g->batch[g->pending++];
@@ -249,7 +241,7 @@ static int copy_message(copy_out *c, const uint8_t *p, size_t n)
     if (!c->header_seen) {
         if (n < COPY_HEADER_LEN || memcmp(p, copy_signature, sizeof copy_signature) != 0)
             return -1;
-        size_t ext = (size_t)get_be(p + sizeof copy_signature + 4, 4);
+        size_t ext = (size_t)pg_be_get(p + sizeof copy_signature + 4, 4);
         if (n < COPY_HEADER_LEN + ext)
             return -1;
         p += COPY_HEADER_LEN + ext;
@@ -258,15 +250,15 @@ static int copy_message(copy_out *c, const uint8_t *p, size_t n)
     }
     if (n < 2)
         return -1;
-    uint16_t fields = (uint16_t)get_be(p, 2);
+    uint16_t fields = (uint16_t)pg_be_get(p, 2);
     if (fields == 0xffff)
         return n == 2 ? 0 : -1;
-    if (fields != 2 || n < 2 + 4 + 8 + 4 || get_be(p + 2, 4) != 8)
+    if (fields != 2 || n < 2 + 4 + 8 + 4 || pg_be_get(p + 2, 4) != 8)
         return -1;
     penlink_record r;
     memset(&r, 0, sizeof r);
-    int64_t seq = (int64_t)get_be(p + 6, 8);
-    uint32_t len = (uint32_t)get_be(p + 14, 4); /* 0xffffffff: NULL */
+    int64_t seq = (int64_t)pg_be_get(p + 6, 8);
+    uint32_t len = (uint32_t)pg_be_get(p + 14, 4); /* 0xffffffff: NULL */
     if (len != 0xffffffffu && n != 18 + (size_t)len)
         return -1;
     if (len == 0xffffffffu && n != 18)

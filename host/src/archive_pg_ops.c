@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "archive_pg.h"
+#include "clock.h"
 #include "pl/auth.h"
 #include "pl/chunk.h"
 
@@ -104,19 +105,17 @@ static int p_device(archive_backend *b, const penlink_info *info, int64_t now, i
 static int p_next_seq(archive_backend *b, int64_t device, uint64_t *next, int *have)
 {
     pg_backend *g = (pg_backend *)b;
+    int64_t max = 0;
+    int null = 1;
     int rc = pg_copy_flush(g);
-    if (rc != PENLINK_OK)
-        return rc;
-    pg_params p = { 0 };
-    pg_param_int(&p, device);
-    PGresult *r =
-        pg_run(g, "SELECT max(seq) FROM records WHERE device_id = $1", &p, "last seq", &rc);
-    if (!r)
-        return rc;
-    *have = !pg_col_null(r, 0, 0);
-    *next = *have ? (uint64_t)pg_col_int(r, 0, 0) + 1 : 0;
-    PQclear(r);
-    return PENLINK_OK;
+    if (rc == PENLINK_OK)
+        rc = pg_row_ints(g, "SELECT max(seq) FROM records WHERE device_id = $1", &device,
+                         "last seq", 1, &max, &null);
+    if (rc == PENLINK_OK) {
+        *have = !null;
+        *next = null ? 0 : (uint64_t)max + 1;
+    }
+    return rc;
 }
 
 static int p_pull_begin(archive_backend *b, int64_t device, uint64_t from, int64_t now,
@@ -286,7 +285,7 @@ static int p_pin_key(archive_backend *b, int64_t device, const uint8_t *key, int
     if (*outcome != KEY_PINNED)
         return PENLINK_OK;
     pg_param_bytes(&p, key, 32);
-    pg_param_int(&p, archive_now_ms());
+    pg_param_int(&p, pc_wall_ms());
     return pg_do(g, "INSERT INTO pen_keys (device_id, public_key, pinned_ms) VALUES ($1, $2, $3)",
                  &p, "pin device key");
 }
@@ -556,15 +555,12 @@ static int p_record_count(archive_backend *b, int64_t device, uint64_t *n)
     int rc = pg_copy_flush(g);
     if (rc != PENLINK_OK)
         return rc;
-    pg_params p = { 0 };
-    pg_param_int(&p, device);
-    PGresult *r =
-        pg_run(g, "SELECT count(*) FROM records WHERE device_id = $1", &p, "count records", &rc);
-    if (!r)
-        return rc;
-    *n = (uint64_t)pg_col_int(r, 0, 0);
-    PQclear(r);
-    return PENLINK_OK;
+    int64_t count = 0;
+    rc = pg_row_ints(g, "SELECT count(*) FROM records WHERE device_id = $1", &device,
+                     "count records", 1, &count, NULL);
+    if (rc == PENLINK_OK)
+        *n = (uint64_t)count;
+    return rc;
 }
 
 static int p_pulled_to(archive_backend *b, int64_t device, uint64_t *next, int *have)
@@ -573,18 +569,17 @@ static int p_pulled_to(archive_backend *b, int64_t device, uint64_t *next, int *
     int rc = pg_copy_flush(g);
     if (rc != PENLINK_OK)
         return rc;
-    pg_params p = { 0 };
-    pg_param_int(&p, device);
-    PGresult *r = pg_run(g,
-                         "SELECT max(e.next_seq) FROM pull_starts s JOIN pull_ends e ON e.pull_id "
-                         "= s.id WHERE s.device_id = $1 AND e.result IN ('ok', 'conflict') AND "
-                         "e.next_seq > s.from_seq",
-                         &p, "pulls", &rc);
-    if (!r)
+    int64_t max = 0;
+    int null = 1;
+    rc = pg_row_ints(g,
+                     "SELECT max(e.next_seq) FROM pull_starts s JOIN pull_ends e ON e.pull_id = "
+                     "s.id WHERE s.device_id = $1 AND e.result IN ('ok', 'conflict') AND "
+                     "e.next_seq > s.from_seq",
+                     &device, "pulls", 1, &max, &null);
+    if (rc != PENLINK_OK)
         return rc;
-    *have = !PQgetisnull(r, 0, 0) && pg_col_int(r, 0, 0) >= 0;
-    *next = *have ? (uint64_t)pg_col_int(r, 0, 0) : 0;
-    PQclear(r);
+    *have = !null && max >= 0;
+    *next = *have ? (uint64_t)max : 0;
     return PENLINK_OK;
 }
 
@@ -594,19 +589,17 @@ static int p_seq_outliers(archive_backend *b, int64_t device, uint64_t *n, int64
     int rc = pg_copy_flush(g);
     if (rc != PENLINK_OK)
         return rc;
-    pg_params p = { 0 };
-    pg_param_int(&p, device);
     /* none while the table's CHECK (seq >= 0) holds; an edited archive may lack it */
-    PGresult *r = pg_run(g,
-                         "SELECT count(*), coalesce(min(seq), 0) FROM records WHERE device_id = "
-                         "$1 AND seq < 0",
-                         &p, "records", &rc);
-    if (!r)
-        return rc;
-    *n = (uint64_t)pg_col_int(r, 0, 0);
-    *lowest = pg_col_int(r, 0, 1);
-    PQclear(r);
-    return PENLINK_OK;
+    int64_t v[2] = { 0, 0 };
+    rc = pg_row_ints(g,
+                     "SELECT count(*), coalesce(min(seq), 0) FROM records WHERE device_id = $1 "
+                     "AND seq < 0",
+                     &device, "records", 2, v, NULL);
+    if (rc == PENLINK_OK) {
+        *n = (uint64_t)v[0];
+        *lowest = v[1];
+    }
+    return rc;
 }
 
 typedef struct heads_visit {

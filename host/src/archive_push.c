@@ -34,6 +34,8 @@
 #include <string.h>
 
 #include "archive.h"
+#include "clock.h"
+#include "grow.h"
 #include "pl/auth.h"
 #include "pl/chunk.h"
 
@@ -102,22 +104,6 @@ typedef struct push_pen {
     uint64_t fork_tail; /* records left out for it */
 } push_pen;
 
-static int grow(void *pp, size_t *cap, size_t need, size_t size)
-{
-    void **p = pp;
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap * 2 : 16;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * size);
-    if (!q)
-        return -1;
-    *p = q;
-    *cap = n;
-    return 0;
-}
-
 static uint64_t news(const penlink_push_report *r)
 {
     return r->records_new + r->chunks_new + r->heads_new + r->alarms_new + r->configs_new +
@@ -133,7 +119,7 @@ static int held_head(void *u, uint64_t next_seq, const uint8_t *link, size_t lin
     h->heads_total++;
     if (link_len != PL_LINK_BYTES || sig_len != PL_SIG_BYTES)
         return 0;
-    if (grow(&h->heads, &h->cap_heads, h->n_heads + 1, sizeof *h->heads) != 0)
+    if (pc_grow(&h->heads, &h->cap_heads, h->n_heads + 1, sizeof *h->heads) != 0)
         return 1;
     penlink_head *x = &h->heads[h->n_heads++];
     memset(x, 0, sizeof *x);
@@ -146,7 +132,7 @@ static int held_head(void *u, uint64_t next_seq, const uint8_t *link, size_t lin
 static int held_alarm(void *u, const penlink_alarm *a)
 {
     held *h = u;
-    if (grow(&h->alarms, &h->cap_alarms, h->n_alarms + 1, sizeof *h->alarms) != 0)
+    if (pc_grow(&h->alarms, &h->cap_alarms, h->n_alarms + 1, sizeof *h->alarms) != 0)
         return 1;
     h->alarms[h->n_alarms++] = *a;
     return 0;
@@ -155,7 +141,7 @@ static int held_alarm(void *u, const penlink_alarm *a)
 static int held_config(void *u, const penlink_config_entry *e)
 {
     held *h = u;
-    if (grow(&h->configs, &h->cap_configs, h->n_configs + 1, sizeof *h->configs) != 0)
+    if (pc_grow(&h->configs, &h->cap_configs, h->n_configs + 1, sizeof *h->configs) != 0)
         return 1;
     h->configs[h->n_configs++] = *e;
     return 0;
@@ -240,7 +226,7 @@ static int take_repl(void *u, const penlink_key_replacement *r)
     }
     if (memcmp(h->key_now, r->old_key, PL_KEY_BYTES) != 0)
         return 0; /* held already */
-    if (grow(&h->repl, &h->cap_repl, h->n_repl + 1, sizeof *h->repl) != 0) {
+    if (pc_grow(&h->repl, &h->cap_repl, h->n_repl + 1, sizeof *h->repl) != 0) {
         rv->failed = 1;
         return 1;
     }
@@ -307,7 +293,7 @@ static int flush_conflicts(push_pen *pp)
              "holds (both kept: the archived records, and the chunk as pushed)",
              (unsigned long long)pp->run_first,
              (unsigned long long)(pp->run_first + pp->run_count - 1), pp->run->from->b->name);
-    int rc = push_alarm(pp, "conflict", pp->run_first, pp->run_count, detail, archive_now_ms());
+    int rc = push_alarm(pp, "conflict", pp->run_first, pp->run_count, detail, pc_wall_ms());
     pp->run_count = 0;
     return rc;
 }
@@ -418,7 +404,7 @@ static int on_chunk(void *u, const archive_chunk_row *c, const penlink_record *r
      * that can may then send it without waiting for the answer) */
     int stored = 1;
     int fresh = !copy && c->first_seq >= pp->to_next;
-    int rc = b->ops->chunk(b, pp->device, pp->pull, &pc, archive_now_ms(), &pp->chunk,
+    int rc = b->ops->chunk(b, pp->device, pp->pull, &pc, pc_wall_ms(), &pp->chunk,
                            fresh ? NULL : &stored);
     if (rc != PENLINK_OK)
         return rc;
@@ -505,10 +491,10 @@ static int on_head(void *u, const penlink_head *h)
                             pp->run->from->b->name, hex, b->name, pp->run->from->b->name);
     }
     if (rc == PENLINK_OK)
-        rc = b->ops->head(b, pp->device, pp->pull, h, archive_now_ms());
+        rc = b->ops->head(b, pp->device, pp->pull, h, pc_wall_ms());
     if (rc != PENLINK_OK)
         return rc;
-    if (grow(&pp->h.heads, &pp->h.cap_heads, pp->h.n_heads + 1, sizeof *pp->h.heads) != 0)
+    if (pc_grow(&pp->h.heads, &pp->h.cap_heads, pp->h.n_heads + 1, sizeof *pp->h.heads) != 0)
         return penlink_fail(b->ctx, PENLINK_ERR_NO_MEM, "push: out of memory");
     pp->h.heads[pp->h.n_heads++] = *h;
     pp->h.heads_total++;
@@ -535,7 +521,7 @@ static int pen_row(push_pen *pp, const char *serial)
     penlink_info info;
     memset(&info, 0, sizeof info);
     snprintf(info.serial, sizeof info.serial, "%s", serial);
-    int64_t first = archive_now_ms(), last = first;
+    int64_t first = pc_wall_ms(), last = first;
     const char *fw = "";
     if (d) {
         snprintf(info.model, sizeof info.model, "%s", d->model);
@@ -624,7 +610,7 @@ static int refuse_key(push_pen *pp, const char *kind, const char *detail)
     r->status = PENLINK_ERR_INTEGRITY;
     snprintf(r->detail, sizeof r->detail, "%.400s; nothing of it was pushed (alarm %s)", detail,
              kind);
-    return push_alarm(pp, kind, 0, 0, detail, archive_now_ms());
+    return push_alarm(pp, kind, 0, 0, detail, pc_wall_ms());
 }
 
 /* The key the destination pinned for the pen, read without pinning one. */
@@ -732,7 +718,7 @@ static int walk_outcome(push_pen *pp, const penlink_verify_report *vr)
     snprintf(detail, sizeof detail, "a push from archive %.160s refused at seq %llu: %s",
              pp->run->from->b->name, (unsigned long long)vr->where_seq, vr->detail);
     if (rc == PENLINK_OK)
-        rc = push_alarm(pp, "unverified", vr->where_seq, 0, detail, archive_now_ms());
+        rc = push_alarm(pp, "unverified", vr->where_seq, 0, detail, pc_wall_ms());
     return rc;
 }
 
@@ -757,7 +743,7 @@ static int push_pen_into(push_run *run, push_pen *pp, int64_t src_device, const 
         rc = b->ops->next_seq(b, pp->device, &next, &have);
     pp->to_next = have ? next : 0;
     if (rc == PENLINK_OK)
-        rc = b->ops->pull_begin(b, pp->device, first_from, archive_now_ms(), &pp->pull);
+        rc = b->ops->pull_begin(b, pp->device, first_from, pc_wall_ms(), &pp->pull);
     if (rc == PENLINK_OK)
         rc = copy_history(pp, serial);
     if (rc == PENLINK_OK)
@@ -803,7 +789,7 @@ static int push_pen_into(push_run *run, push_pen *pp, int64_t src_device, const 
         rc = b->ops->pull_end(
             b, pp->pull, &res,
             pp->rep->status != PENLINK_OK ? (pp->rep->conflicts ? "conflict" : "failed") : "ok",
-            message, archive_now_ms());
+            message, pc_wall_ms());
     }
     return rc;
 }
@@ -844,7 +830,7 @@ static int push_one(void *u, int64_t device, const char *serial, const uint8_t *
 static int keep_device(void *u, const penlink_archive_device *d)
 {
     push_run *run = u;
-    if (grow(&run->devs, &run->cap_devs, run->n_devs + 1, sizeof *run->devs) != 0)
+    if (pc_grow(&run->devs, &run->cap_devs, run->n_devs + 1, sizeof *run->devs) != 0)
         return 1;
     run->devs[run->n_devs++] = *d;
     return 0;

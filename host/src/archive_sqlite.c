@@ -135,6 +135,27 @@ int sq_prep(sqlite_backend *s, sqlite3_stmt **st, const char *sql)
     return PENLINK_OK;
 }
 
+int sq_row_ints(sqlite_backend *s, const char *sql, const int64_t *device, const char *what, int n,
+                int64_t *v, int *null0)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sq_prep(s, &st, sql);
+    if (rc != PENLINK_OK)
+        return rc;
+    if (device)
+        sqlite3_bind_int64(st, 1, *device);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        for (int i = 0; i < n; i++)
+            v[i] = sqlite3_column_int64(st, i);
+        if (null0)
+            *null0 = sqlite3_column_type(st, 0) == SQLITE_NULL;
+    } else {
+        rc = sq_db_fail(s, PENLINK_ERR_IO, what);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 void sq_free(sqlite_backend *s)
 {
     sqlite3_finalize(s->ins_record);
@@ -321,23 +342,16 @@ static int sq_device(archive_backend *b, const penlink_info *info, int64_t now, 
 static int sq_next_seq(archive_backend *b, int64_t device, uint64_t *next, int *have)
 {
     sqlite_backend *s = (sqlite_backend *)b;
-    sqlite3_stmt *st = NULL;
+    int64_t max = 0;
+    int null = 1;
     int rc = flush(s);
     if (rc == PENLINK_OK)
-        rc = sq_prep(s, &st, "SELECT max(seq) FROM records WHERE device_id = ?1");
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, device);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        rc = sq_db_fail(s, PENLINK_ERR_IO, "last seq");
-    } else if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
-        *have = 0;
-        *next = 0;
-    } else {
-        *have = 1;
-        *next = (uint64_t)sqlite3_column_int64(st, 0) + 1;
+        rc = sq_row_ints(s, "SELECT max(seq) FROM records WHERE device_id = ?1", &device,
+                         "last seq", 1, &max, &null);
+    if (rc == PENLINK_OK) {
+        *have = !null;
+        *next = null ? 0 : (uint64_t)max + 1;
     }
-    sqlite3_finalize(st);
     return rc;
 }
 
@@ -1006,63 +1020,49 @@ static int sq_records(archive_backend *b, int64_t device, uint64_t first, uint64
 static int sq_record_count(archive_backend *b, int64_t device, uint64_t *n)
 {
     sqlite_backend *s = (sqlite_backend *)b;
-    sqlite3_stmt *st = NULL;
+    int64_t count = 0;
     int rc = flush(s);
     if (rc == PENLINK_OK)
-        rc = sq_prep(s, &st, "SELECT count(*) FROM records WHERE device_id = ?1");
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, device);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        *n = (uint64_t)sqlite3_column_int64(st, 0);
-    else
-        rc = sq_db_fail(s, PENLINK_ERR_IO, "count records");
-    sqlite3_finalize(st);
+        rc = sq_row_ints(s, "SELECT count(*) FROM records WHERE device_id = ?1", &device,
+                         "count records", 1, &count, NULL);
+    if (rc == PENLINK_OK)
+        *n = (uint64_t)count;
     return rc;
 }
 
 static int sq_pulled_to(archive_backend *b, int64_t device, uint64_t *next, int *have)
 {
     sqlite_backend *s = (sqlite_backend *)b;
-    sqlite3_stmt *st = NULL;
-    int rc = flush(s);
-    if (rc == PENLINK_OK)
-        rc = sq_prep(s, &st,
-                     "SELECT max(next_seq) FROM pulls WHERE device_id = ?1 AND result IN ('ok', "
-                     "'conflict') AND next_seq > from_seq");
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, device);
+    int64_t max = 0;
+    int null = 1;
     *next = 0;
     *have = 0;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *have = sqlite3_column_type(st, 0) != SQLITE_NULL && sqlite3_column_int64(st, 0) >= 0;
-        *next = *have ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
-    } else {
-        rc = sq_db_fail(s, PENLINK_ERR_IO, "pulls");
-    }
-    sqlite3_finalize(st);
+    int rc = flush(s);
+    if (rc == PENLINK_OK)
+        rc = sq_row_ints(s,
+                         "SELECT max(next_seq) FROM pulls WHERE device_id = ?1 AND result IN "
+                         "('ok', 'conflict') AND next_seq > from_seq",
+                         &device, "pulls", 1, &max, &null);
+    if (rc != PENLINK_OK)
+        return rc;
+    *have = !null && max >= 0;
+    *next = *have ? (uint64_t)max : 0;
     return rc;
 }
 
 static int sq_seq_outliers(archive_backend *b, int64_t device, uint64_t *n, int64_t *lowest)
 {
     sqlite_backend *s = (sqlite_backend *)b;
-    sqlite3_stmt *st = NULL;
+    int64_t v[2] = { 0, 0 };
     int rc = flush(s);
     if (rc == PENLINK_OK)
-        rc = sq_prep(s, &st,
-                     "SELECT count(*), min(seq) FROM records WHERE device_id = ?1 AND seq < 0");
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, device);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        *n = (uint64_t)sqlite3_column_int64(st, 0);
-        *lowest = sqlite3_column_int64(st, 1);
-    } else {
-        rc = sq_db_fail(s, PENLINK_ERR_IO, "records");
+        rc = sq_row_ints(s,
+                         "SELECT count(*), min(seq) FROM records WHERE device_id = ?1 AND seq < 0",
+                         &device, "records", 2, v, NULL);
+    if (rc == PENLINK_OK) {
+        *n = (uint64_t)v[0];
+        *lowest = v[1];
     }
-    sqlite3_finalize(st);
     return rc;
 }
 

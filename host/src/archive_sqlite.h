@@ -60,5 +60,10 @@ int sq_exec(sqlite_backend *s, const char *sql, const char *what);
 /* sq_exec() for statements SQLite may answer with BUSY without waiting. */
 int sq_exec_patient(sqlite_backend *s, const char *sql, const char *what);
 int sq_prep(sqlite_backend *s, sqlite3_stmt **st, const char *sql);
+/* The first @p n integer columns of the one row @p sql gives (?1 bound to
+ * *@p device unless NULL) into @p v; *@p null0 (may be NULL) says whether
+ * the first was NULL (read as 0). @p what names the query in an error. */
+int sq_row_ints(sqlite_backend *s, const char *sql, const int64_t *device, const char *what, int n,
+                int64_t *v, int *null0);
 
 #endif

@@ -248,21 +248,6 @@ static int shm_refused(int code)
     return code == SQLITE_CANTOPEN || code == SQLITE_READONLY || code == SQLITE_PERM;
 }
 
-static int read_int(sqlite_backend *s, const char *sql, int64_t *v)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sq_prep(s, &st, sql);
-    if (rc != PENLINK_OK)
-        return rc;
-    int x = sqlite3_step(st);
-    if (x == SQLITE_ROW)
-        *v = sqlite3_column_int64(st, 0);
-    else
-        rc = sq_db_fail(s, PENLINK_ERR_IO, "schema version");
-    sqlite3_finalize(st);
-    return rc;
-}
-
 /* The refusal of a WAL archive whose log cannot be read in a read-only place. */
 static int wal_unreadable(sqlite_backend *s, const probe *p)
 {
@@ -280,9 +265,9 @@ static int probe_read(sqlite_backend *s, probe *p)
 {
     int64_t app = 0, version = 0;
     sqlite3_stmt *st = NULL;
-    int rc = read_int(s, "PRAGMA application_id", &app);
+    int rc = sq_row_ints(s, "PRAGMA application_id", NULL, "schema version", 1, &app, NULL);
     if (rc == PENLINK_OK)
-        rc = read_int(s, "PRAGMA user_version", &version);
+        rc = sq_row_ints(s, "PRAGMA user_version", NULL, "schema version", 1, &version, NULL);
     if (rc == PENLINK_OK)
         rc = sq_prep(s, &st, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
     if (rc != PENLINK_OK)
@@ -383,11 +368,12 @@ static int judge(sqlite_backend *s, const probe *p, int *fresh)
 
 static int schema_state(sqlite_backend *s, int64_t *version, int64_t *app, int64_t *tables)
 {
-    int rc = read_int(s, "PRAGMA user_version", version);
+    int rc = sq_row_ints(s, "PRAGMA user_version", NULL, "schema version", 1, version, NULL);
     if (rc == PENLINK_OK)
-        rc = read_int(s, "PRAGMA application_id", app);
+        rc = sq_row_ints(s, "PRAGMA application_id", NULL, "schema version", 1, app, NULL);
     if (rc == PENLINK_OK)
-        rc = read_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", tables);
+        rc = sq_row_ints(s, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", NULL,
+                         "schema version", 1, tables, NULL);
     return rc;
 }
 
@@ -483,7 +469,8 @@ static int mark_interrupted(sqlite_backend *s)
 {
     int64_t last = 0;
     /* first the last row running now: a pull that starts after the lock test is not touched */
-    int rc = read_int(s, "SELECT coalesce(max(id), 0) FROM pulls WHERE result = 'running'", &last);
+    int rc = sq_row_ints(s, "SELECT coalesce(max(id), 0) FROM pulls WHERE result = 'running'", NULL,
+                         "interrupted pulls", 1, &last, NULL);
     if (rc != PENLINK_OK || last == 0 || !alone(s))
         return rc;
     sqlite3_stmt *st = NULL;

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "archive.h"
+#include "calendar.h"
 #include "pl/auth.h"
 
 #define DAY_MS 86400000ll
@@ -868,29 +869,13 @@ static void resolve_first_revision(audit *a, int have_rev, uint32_t rev)
 
 /* ---- usage ----------------------------------------------------------- */
 
-static int64_t floor_div(int64_t x, int64_t d)
-{
-    return x / d - (x % d < 0);
-}
-
-/* Days since the epoch of a civil date (proleptic Gregorian). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = floor_div(y, 400);
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 /* The start of the period holding @p ms in the process's local time zone. */
 static int64_t period_start_local(penlink_period by, int64_t ms)
 {
-    time_t t = (time_t)floor_div(ms, 1000);
+    time_t t = (time_t)pc_floor_div(ms, 1000);
     struct tm tm;
     if (!localtime_r(&t, &tm))
-        return floor_div(ms, DAY_MS) * DAY_MS;
+        return pc_floor_div(ms, DAY_MS) * DAY_MS;
     if (by == PENLINK_PERIOD_WEEK)
         tm.tm_mday -= (tm.tm_wday + 6) % 7; /* back to Monday */
     else if (by == PENLINK_PERIOD_MONTH)
@@ -906,7 +891,7 @@ static int64_t period_start(penlink_period by, int local, int64_t ms)
     ms = ms < CALENDAR_MIN_MS ? CALENDAR_MIN_MS : ms > CALENDAR_MAX_MS ? CALENDAR_MAX_MS : ms;
     if (local)
         return period_start_local(by, ms);
-    int64_t day = floor_div(ms, DAY_MS);
+    int64_t day = pc_floor_div(ms, DAY_MS);
     if (by == PENLINK_PERIOD_WEEK) {
         int64_t wd = ((day + 3) % 7 + 7) % 7; /* 1970-01-01 was a Thursday; 0 = Monday */
         return (day - wd) * DAY_MS;
@@ -915,14 +900,14 @@ static int64_t period_start(penlink_period by, int local, int64_t ms)
         time_t s = (time_t)(day * 86400);
         struct tm tm;
         if (gmtime_r(&s, &tm))
-            return days_from_civil(tm.tm_year + 1900LL, tm.tm_mon + 1, 1) * DAY_MS;
+            return pc_days_from_civil(tm.tm_year + 1900LL, tm.tm_mon + 1, 1) * DAY_MS;
     }
     return day * DAY_MS;
 }
 
 static void period_label(penlink_period by, int local, int64_t start, char *buf, size_t cap)
 {
-    time_t s = (time_t)floor_div(start, 1000);
+    time_t s = (time_t)pc_floor_div(start, 1000);
     struct tm tm;
     /* strftime() says 0 when the label does not fit, leaving @p buf undefined */
     if (!(local ? localtime_r(&s, &tm) : gmtime_r(&s, &tm)) ||

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "internal.h"
+#include "pl/config_rules.h"
+#include "pl/limits.h"
 #include "transport.h"
 
 static const penlink_config_key keys[] = {
@@ -86,55 +88,92 @@ const char *penlink_config_get_text(const penlink_config *c, uint32_t bit)
                                            : "";
 }
 
+/* The public header cannot include protocol/: its copies of the shared bounds are checked here. */
+_Static_assert(PENLINK_IDENTIFY_DEFAULT_S == PL_IDENTIFY_DEFAULT_S &&
+                   PENLINK_IDENTIFY_MAX_S == PL_IDENTIFY_MAX_S,
+               "penlink.h's identify bounds are pl/limits.h's");
+_Static_assert(sizeof(((penlink_info *)0)->serial) == PL_SERIAL_MAX + 1 &&
+                   sizeof(((penlink_info *)0)->model) == PL_IDENT_MAX + 1 &&
+                   sizeof(((penlink_info *)0)->firmware_version) == PL_IDENT_MAX + 1 &&
+                   sizeof(((penlink_info *)0)->config_keys) ==
+                       PL_CONFIG_KEYS_MAX * sizeof(((penlink_info *)0)->config_keys[0]),
+               "penlink_info holds what pl/limits.h lets a pen send");
+_Static_assert(sizeof(((penlink_config *)0)->device_label) > PL_CFG_TEXT_MAX,
+               "penlink_config holds the longest text a pen keeps");
+
+/* A pen's announced limits, as the shared rules take them. */
+static pl_limits rule_limits(const penlink_limits *l)
+{
+    pl_limits r = { .depth_min_um = l->depth_min_um,
+                    .depth_max_um = l->depth_max_um,
+                    .depth_step_um = l->depth_step_um,
+                    .speed_min_sps = l->speed_min_sps,
+                    .speed_max_sps = l->speed_max_sps,
+                    .max_treatment_s = l->max_treatment_s,
+                    .max_cartridge_uses = l->max_cartridge_uses,
+                    .auto_off_min_s = l->auto_off_min_s,
+                    .auto_off_max_s = l->auto_off_max_s,
+                    .max_text_len = l->max_text_len };
+    return r;
+}
+
+/* The penlink_config bit of each of the rules' settings. */
+static const uint32_t setting_bit[PL_SET_COUNT] = {
+    [PL_SET_DEPTH_MIN] = PENLINK_CFG_DEPTH_MIN_UM,
+    [PL_SET_DEPTH_MAX] = PENLINK_CFG_DEPTH_MAX_UM,
+    [PL_SET_DEPTH_DEFAULT] = PENLINK_CFG_DEPTH_DEFAULT_UM,
+    [PL_SET_SPEED_MIN] = PENLINK_CFG_SPEED_MIN_SPS,
+    [PL_SET_SPEED_MAX] = PENLINK_CFG_SPEED_MAX_SPS,
+    [PL_SET_MAX_TREATMENT] = PENLINK_CFG_MAX_TREATMENT_S,
+    [PL_SET_MAX_USES] = PENLINK_CFG_MAX_CARTRIDGE_USES,
+    [PL_SET_AUTO_OFF] = PENLINK_CFG_AUTO_OFF_S,
+};
+
+static int check_text(penlink_ctx *ctx, const char *key, const char *v, uint32_t max)
+{
+    size_t len = strlen(v);
+    if (len > max)
+        return penlink_fail(ctx, PENLINK_ERR_INVALID_CONFIG,
+                            "%s is %zu bytes long; the pen keeps at most %u", key, len, max);
+    if (!pl_cfg_text_ok(v, (uint32_t)len))
+        return penlink_fail(ctx, PENLINK_ERR_INVALID_CONFIG,
+                            "%s must be UTF-8 text without control characters", key);
+    return PENLINK_OK;
+}
+
 int penlink_config_check(penlink_ctx *ctx, const penlink_limits *l, const penlink_config *c)
 {
     penlink_enter(ctx);
     if (!l || !c)
         return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "no limits or configuration to check");
-    const struct {
-        const char *key;
-        uint32_t v, lo, hi;
-        const char *unit;
-    } checks[] = {
-        { "depth_min_um", c->depth_min_um, l->depth_min_um, l->depth_max_um, "micrometres" },
-        { "depth_max_um", c->depth_max_um, c->depth_min_um, l->depth_max_um,
-          "micrometres (depth_min_um..the pen's maximum)" },
-        { "depth_default_um", c->depth_default_um, c->depth_min_um, c->depth_max_um,
-          "micrometres (depth_min_um..depth_max_um)" },
-        { "speed_min_sps", c->speed_min_sps, l->speed_min_sps, l->speed_max_sps, "strokes/s" },
-        { "speed_max_sps", c->speed_max_sps, c->speed_min_sps, l->speed_max_sps,
-          "strokes/s (speed_min_sps..the pen's maximum)" },
-        { "max_treatment_s", c->max_treatment_s, 60, l->max_treatment_s, "seconds" },
-        { "max_cartridge_uses", c->max_cartridge_uses, 1, l->max_cartridge_uses, "uses" },
-        { "auto_off_s", c->auto_off_s, l->auto_off_min_s, l->auto_off_max_s, "seconds" },
-    };
-    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
-        if (checks[i].v < checks[i].lo || checks[i].v > checks[i].hi)
-            return penlink_fail(ctx, PENLINK_ERR_INVALID_CONFIG, "%s = %u is outside %u..%u %s",
-                                checks[i].key, checks[i].v, checks[i].lo, checks[i].hi,
-                                checks[i].unit);
-    if (l->depth_step_um) {
-        const struct {
-            const char *key;
-            uint32_t v;
-        } depths[] = { { "depth_min_um", c->depth_min_um },
-                       { "depth_max_um", c->depth_max_um },
-                       { "depth_default_um", c->depth_default_um } };
-        for (int i = 0; i < 3; i++)
-            if ((depths[i].v - l->depth_min_um) % l->depth_step_um != 0)
-                return penlink_fail(ctx, PENLINK_ERR_INVALID_CONFIG,
-                                    "%s = %u is not on the pen's %u micrometre steps (from %u)",
-                                    depths[i].key, depths[i].v, l->depth_step_um, l->depth_min_um);
+    pl_limits lim = rule_limits(l);
+    uint32_t v[PL_SET_COUNT];
+    for (int s = 0; s < PL_SET_COUNT; s++) {
+        const char *key = pl_cfg_rules[s].key, *unit = pl_cfg_rules[s].unit;
+        uint32_t lo, hi, step;
+        v[s] = penlink_config_get_u32(c, setting_bit[s]);
+        pl_cfg_bounds(&lim, (pl_cfg_setting)s, &lo, &hi, &step);
+        if (v[s] < lo || v[s] > hi)
+            return penlink_fail(ctx, PENLINK_ERR_INVALID_CONFIG, "%s = %u is outside %u..%u%s", key,
+                                v[s], lo, hi, unit);
+        if (!pl_cfg_value_ok(&lim, (pl_cfg_setting)s, v[s]))
+            return penlink_fail(ctx, PENLINK_ERR_INVALID_CONFIG,
+                                "%s = %u is not on the pen's %u%s steps (from %u)", key, v[s], step,
+                                unit, lo);
     }
-    if (strlen(c->device_label) > l->max_text_len)
-        return penlink_fail(ctx, PENLINK_ERR_INVALID_CONFIG,
-                            "device_label is %zu bytes long; the pen keeps at most %u",
-                            strlen(c->device_label), l->max_text_len);
-    if (strlen(c->clinic_id) > l->max_text_len)
-        return penlink_fail(ctx, PENLINK_ERR_INVALID_CONFIG,
-                            "clinic_id is %zu bytes long; the pen keeps at most %u",
-                            strlen(c->clinic_id), l->max_text_len);
-    return PENLINK_OK;
+    const pl_cfg_order *o = pl_cfg_order_broken(v);
+    if (o) {
+        pl_cfg_setting subject = o->blame_hi ? o->hi : o->lo, other = o->blame_hi ? o->lo : o->hi;
+        return penlink_fail(ctx, PENLINK_ERR_INVALID_CONFIG, "%s = %u %s %s (%u)",
+                            pl_cfg_rules[subject].key, v[subject],
+                            o->blame_hi ? "must not be below" : "must not exceed",
+                            pl_cfg_rules[other].key, v[other]);
+    }
+    uint32_t tmax = pl_cfg_text_max(&lim);
+    int rc = check_text(ctx, "device_label", c->device_label, tmax);
+    if (rc == PENLINK_OK)
+        rc = check_text(ctx, "clinic_id", c->clinic_id, tmax);
+    return rc;
 }
 
 int penlink_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n)
@@ -144,5 +183,5 @@ int penlink_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n)
     penlink_enter(ctx);
     if (!n || (!out && cap))
         return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "no place for the pens found");
-    return transport_usb_list(ctx, out, cap, n);
+    return transport_list(ctx, out, cap, n);
 }

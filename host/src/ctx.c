@@ -73,7 +73,7 @@ void penlink_ctx_set_timeout(penlink_ctx *ctx, int timeout_ms, int retries)
 void penlink_ctx_free(penlink_ctx *ctx)
 {
     if (ctx) {
-        transport_usb_ctx_cleanup(ctx);
+        transport_ctx_cleanup(ctx);
         trace_file_close(ctx->trace);
     }
     free(ctx);

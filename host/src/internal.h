@@ -11,12 +11,14 @@
 #define PENLINK_PROTOCOL_MAJOR 1
 #define PENLINK_PROTOCOL_MINOR 1
 
+/* Kinds of transport (transport.h's backend table: USB, sim). */
+#define PENLINK_TRANSPORT_KINDS 2
+
 struct penlink_ctx {
     char errmsg[512];
     atomic_int cancelled; /* set from signal handlers and other threads (lock-free) */
-    void *hotplug_usb;    /* libusb context of penlink_usb_wait_change() */
-    int hotplug_state;    /* 0 not tried, 1 hotplug, -1 polling */
-    int hotplug_changed;
+    /* what each transport backend keeps on the context (transport.h), its own */
+    void *transport_state[PENLINK_TRANSPORT_KINDS];
     int timeout_ms, retries;          /* for pens opened from now on; 0 / -1: the defaults */
     struct trace_file *trace;         /* --trace: sessions opened from now on are recorded */
     penlink_message_ex_cb on_message; /* -v: every message of the sessions opened from now on */
@@ -28,8 +30,8 @@ struct penlink_ctx {
 #define PENLINK_DEFAULT_TIMEOUT_MS 2000
 #define PENLINK_DEFAULT_RETRIES 2
 
-/* Releases what penlink_usb_wait_change() set up on @p ctx. */
-void transport_usb_ctx_cleanup(penlink_ctx *ctx);
+/* Releases what the transport backends keep on @p ctx (transport.c). */
+void transport_ctx_cleanup(penlink_ctx *ctx);
 
 /*
  * Every public function that can fail starts with this, so the detail of an

@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,10 +16,12 @@
 
 #include <sodium.h>
 
+#include "fs.h"
 #include "internal.h"
 
 #define SECRET_TAG "penlink-secret-key ed25519 "
 #define PUBLIC_TAG "penlink-public-key ed25519 "
+#define KEY_DIR_MODE 0700 /* directories made for a key file: its owner's only */
 
 static int sodium_ready(penlink_ctx *ctx)
 {
@@ -76,6 +79,9 @@ int penlink_key_generate(penlink_ctx *ctx, const char *path, penlink_key *out)
     if (stat(pub, &sb) == 0)
         return penlink_fail(ctx, PENLINK_ERR_IO,
                             "%s exists (a key is never overwritten: choose another file)", pub);
+    char dir[PATH_MAX];
+    if (pc_mkdir_parents(path, KEY_DIR_MODE, dir, sizeof dir) != 0)
+        return penlink_fail(ctx, PENLINK_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
     rc = write_new(ctx, path, 0600, SECRET_TAG, k.secret, sizeof k.secret);
     if (rc == PENLINK_OK) {
         rc = write_new(ctx, pub, 0644, PUBLIC_TAG, k.public_key, sizeof k.public_key);

@@ -21,49 +21,7 @@
 
 #include "archive.h"
 #include "pl/record.h"
-
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
-
-/* Reads one varint at p; returns the byte after it, or NULL past the end
- * or beyond 64 bits. */
-static inline const uint8_t *get_varint(const uint8_t *p, const uint8_t *end, uint64_t *v)
-{
-    if (p < end && *p < 0x80) { /* most values are one byte */
-        *v = *p;
-        return p + 1;
-    }
-    uint64_t x = 0;
-    for (unsigned shift = 0; p < end && shift < 64; shift += 7) {
-        uint8_t b = *p++;
-        x |= (uint64_t)(b & 0x7f) << shift;
-        if (b < 0x80) {
-            if (shift == 63 && b > 1)
-                return NULL;
-            *v = x;
-            return p;
-        }
-    }
-    return NULL;
-}
-
-static uint64_t zigzag(int64_t v)
-{
-    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-}
-
-static int64_t unzigzag(uint64_t v)
-{
-    return (int64_t)((v >> 1) ^ (0 - (v & 1)));
-}
+#include "pl/varint.h"
 
 size_t archive_body_pack(const penlink_record *r, uint8_t out[ARCHIVE_BODY_MAX])
 {
@@ -71,14 +29,14 @@ size_t archive_body_pack(const penlink_record *r, uint8_t out[ARCHIVE_BODY_MAX])
     uint64_t t = htole64((uint64_t)r->time_ms);
     memcpy(out, &t, 8);
     size_t n = 8;
-    n += put_varint(out + n, r->kind);
-    n += put_varint(out + n, r->fields & PL_F_ALL);
+    n += pl_varint_put(out + n, r->kind);
+    n += pl_varint_put(out + n, r->fields & PL_F_ALL);
     for (uint32_t m = r->fields & PL_F_ALL; m; m &= m - 1) {
         uint32_t bit = m & -m;
         uint64_t v = pl_record_get(pr, bit);
         if (bit == PL_F_CLOCK_DELTA_MS)
-            v = zigzag((int64_t)v);
-        n += put_varint(out + n, v);
+            v = pl_zigzag((int64_t)v);
+        n += pl_varint_put(out + n, v);
     }
     return n;
 }
@@ -92,8 +50,8 @@ int archive_body_unpack(const uint8_t *p, size_t n, penlink_record *r)
     memcpy(&time, p, 8);
     time = le64toh(time);
     p += 8;
-    if (!(p = get_varint(p, end, &kind)) || kind > UINT32_MAX ||
-        !(p = get_varint(p, end, &fields)) || fields > PL_F_ALL)
+    if (pl_varint_get(&p, end, &kind) != 0 || kind > UINT32_MAX ||
+        pl_varint_get(&p, end, &fields) != 0 || fields > PL_F_ALL)
         return -1;
     penlink_record x; /* filled here, copied out once: the bytes cannot alias it */
     memset(&x, 0, sizeof x);
@@ -104,10 +62,10 @@ int archive_body_unpack(const uint8_t *p, size_t n, penlink_record *r)
     for (uint32_t m = x.fields; m; m &= m - 1) {
         uint32_t bit = m & -m;
         uint64_t v;
-        if (!(p = get_varint(p, end, &v)))
+        if (pl_varint_get(&p, end, &v) != 0)
             return -1;
         if (bit == PL_F_CLOCK_DELTA_MS)
-            v = (uint64_t)unzigzag(v);
+            v = (uint64_t)pl_unzigzag(v);
         if (pl_record_set((pl_record *)&x, bit, v) != 0)
             return -1;
     }

@@ -37,6 +37,24 @@ int transport_sim_open(penlink_ctx *ctx, const char *path, transport **out);
 
 /* serial NULL: the only pen plugged in. */
 int transport_usb_open(penlink_ctx *ctx, const char *serial, transport **out);
-int transport_usb_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n);
+
+/*
+ * A kind of transport, as what is not about one open pen sees it: the pens
+ * it finds, and what it keeps on a context (its slot of
+ * penlink_ctx.transport_state, released by ctx_cleanup). penlink_list() and
+ * penlink_ctx_free() go through the table, so the context knows no backend.
+ */
+typedef struct transport_backend {
+    const char *name;
+    /* the pens of this kind plugged in (NULL: it finds none by itself, as sim) */
+    int (*list)(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n);
+    void (*ctx_cleanup)(penlink_ctx *ctx); /* NULL: it keeps nothing */
+} transport_backend;
+
+enum { TRANSPORT_USB, TRANSPORT_SIM };
+extern const transport_backend transport_usb_backend, transport_sim_backend;
+
+/* Every backend's pens, in table order: *@p n counts them all, the first @p cap go to @p out. */
+int transport_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n);
 
 #endif

@@ -127,3 +127,6 @@ int transport_sim_open(penlink_ctx *ctx, const char *path, transport **out)
     *out = &s->base;
     return PENLINK_OK;
 }
+
+/* A simulator is named by its socket: there is nothing to list, nothing kept on a context. */
+const transport_backend transport_sim_backend = { "sim", NULL, NULL };

@@ -25,6 +25,7 @@
 
 #include <libusb.h>
 
+#include "clock.h"
 #include "transport.h"
 
 #define IN_TRANSFERS 4
@@ -247,7 +248,7 @@ static void describe(const candidate *k, char *out, size_t cap)
              libusb_get_device_address(k->dev));
 }
 
-int transport_usb_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n)
+static int usb_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n)
 {
     libusb_context *usb;
     candidate c[USB_MAX_CANDIDATES];
@@ -297,13 +298,6 @@ static int submit(usb_transport *u, usb_in *in)
     return 0;
 }
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* How long close and a stall wait for cancelled transfers: libusb forbids
  * freeing a transfer before its callback ran, so they wait for that; a host
  * controller completes a cancelled transfer at once, so this is a safeguard
@@ -327,10 +321,10 @@ static int in_flight(const usb_transport *u)
  */
 static int cancel_all(usb_transport *u)
 {
-    long long start = now_ms(), asked = 0;
+    long long start = pc_mono_ms(), asked = 0;
     int busy;
     for (busy = in_flight(u); busy > 0; busy = in_flight(u)) {
-        long long t = now_ms();
+        long long t = pc_mono_ms();
         if (t - start >= CANCEL_WAIT_MS)
             break;
         if (asked == 0 || t - asked >= CANCEL_AGAIN_MS) {
@@ -362,7 +356,7 @@ static int restart_in(usb_transport *u)
 static int usb_recv(transport *t, uint8_t *p, size_t cap, size_t *got, int timeout_ms)
 {
     usb_transport *u = (usb_transport *)t;
-    long long end = now_ms() + timeout_ms;
+    long long end = pc_mono_ms() + timeout_ms;
     *got = 0;
     for (;;) {
         if (u->fatal)
@@ -425,7 +419,7 @@ static int usb_recv(transport *t, uint8_t *p, size_t cap, size_t *got, int timeo
         }
         if (t->ctx->cancelled)
             return PENLINK_ERR_CANCELLED;
-        long long left = end - now_ms();
+        long long left = end - pc_mono_ms();
         if (left <= 0)
             return PENLINK_ERR_TIMEOUT;
         if (left > 100)
@@ -489,16 +483,50 @@ static void usb_close(transport *t)
     free(u);
 }
 
-/* Hotplug: a libusb context kept on the penlink context for waiting on
- * arrivals and removals. */
+/* Hotplug: a libusb context kept in the USB backend's slot of the penlink
+ * context, for waiting on arrivals and removals. */
+typedef struct usb_hotplug {
+    libusb_context *usb;
+    int state; /* 1 hotplug, -1 polling */
+    int changed;
+} usb_hotplug;
+
 static int LIBUSB_CALL hp_cb(libusb_context *c, libusb_device *dev, libusb_hotplug_event ev,
                              void *user)
 {
     (void)c;
     (void)dev;
     (void)ev;
-    ((penlink_ctx *)user)->hotplug_changed = 1;
+    ((usb_hotplug *)user)->changed = 1;
     return 0;
+}
+
+/* The context's hotplug state, set up on first use; NULL when out of memory. */
+static usb_hotplug *hotplug_of(penlink_ctx *ctx)
+{
+    usb_hotplug *h = ctx->transport_state[TRANSPORT_USB];
+    if (h)
+        return h;
+    h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    ctx->transport_state[TRANSPORT_USB] = h;
+    libusb_context *c = NULL;
+    uint16_t vid, pid;
+    usb_ids(&vid, &pid);
+    h->state = -1;
+    if (libusb_init(&c) == 0) {
+        if (libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG) &&
+            libusb_hotplug_register_callback(
+                c, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED | LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT, 0, vid,
+                pid, LIBUSB_HOTPLUG_MATCH_ANY, hp_cb, h, NULL) == 0) {
+            h->state = 1;
+            h->usb = c;
+        } else {
+            libusb_exit(c);
+        }
+    }
+    return h;
 }
 
 int penlink_usb_wait_change(penlink_ctx *ctx, int timeout_ms)
@@ -506,37 +534,23 @@ int penlink_usb_wait_change(penlink_ctx *ctx, int timeout_ms)
     if (!ctx)
         return PENLINK_ERR_INVALID_ARG;
     penlink_enter(ctx);
-    if (ctx->hotplug_state == 0) {
-        libusb_context *c = NULL;
-        uint16_t vid, pid;
-        usb_ids(&vid, &pid);
-        ctx->hotplug_state = -1;
-        if (libusb_init(&c) == 0) {
-            if (libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG) &&
-                libusb_hotplug_register_callback(
-                    c, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED | LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT, 0,
-                    vid, pid, LIBUSB_HOTPLUG_MATCH_ANY, hp_cb, ctx, NULL) == 0) {
-                ctx->hotplug_state = 1;
-                ctx->hotplug_usb = c;
-            } else {
-                libusb_exit(c);
-            }
-        }
-    }
-    long long end = now_ms() + timeout_ms;
+    usb_hotplug *h = hotplug_of(ctx);
+    if (!h)
+        return penlink_fail(ctx, PENLINK_ERR_NO_MEM, "out of memory");
+    long long end = pc_mono_ms() + timeout_ms;
     while (!ctx->cancelled) {
-        long long left = end - now_ms();
-        if (ctx->hotplug_changed) {
-            ctx->hotplug_changed = 0;
+        long long left = end - pc_mono_ms();
+        if (h->changed) {
+            h->changed = 0;
             return 1;
         }
         if (left <= 0)
             return 0;
         if (left > 100)
             left = 100;
-        if (ctx->hotplug_state == 1) {
+        if (h->state == 1) {
             struct timeval tv = { 0, (suseconds_t)(left * 1000) };
-            libusb_handle_events_timeout_completed(ctx->hotplug_usb, &tv, &ctx->hotplug_changed);
+            libusb_handle_events_timeout_completed(h->usb, &tv, &h->changed);
         } else {
             struct timespec ts = { 0, (long)left * 1000000L };
             nanosleep(&ts, NULL);
@@ -545,13 +559,18 @@ int penlink_usb_wait_change(penlink_ctx *ctx, int timeout_ms)
     return PENLINK_ERR_CANCELLED;
 }
 
-void transport_usb_ctx_cleanup(penlink_ctx *ctx)
+static void usb_ctx_cleanup(penlink_ctx *ctx)
 {
-    if (ctx->hotplug_usb)
-        libusb_exit(ctx->hotplug_usb); /* also drops the callback */
-    ctx->hotplug_usb = NULL;
-    ctx->hotplug_state = 0;
+    usb_hotplug *h = ctx->transport_state[TRANSPORT_USB];
+    if (!h)
+        return;
+    if (h->usb)
+        libusb_exit(h->usb); /* also drops the callback */
+    free(h);
+    ctx->transport_state[TRANSPORT_USB] = NULL;
 }
+
+const transport_backend transport_usb_backend = { "usb", usb_list, usb_ctx_cleanup };
 
 static const transport_ops usb_ops = { "usb", usb_send, usb_recv, usb_close };
 

@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "archive.h"
+#include "clock.h"
 #include "pl/auth.h"
 #include "pl/chunk.h"
 
@@ -674,7 +675,7 @@ static int record(archive_backend *b, const penlink_verify_report *r)
 {
     int rc = b->ops->begin(b);
     if (rc == PENLINK_OK)
-        rc = b->ops->verification_log(b, r, archive_now_ms());
+        rc = b->ops->verification_log(b, r, pc_wall_ms());
     if (rc == PENLINK_OK)
         return b->ops->commit(b);
     b->ops->rollback(b);

@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "pl/chunk.h"
+#include "pl/varint.h"
 
 #define COLS (2 + PL_FIELD_COUNT) /* kind, (time), then one per field bit */
 #define FIELD_FIRST_SEQ 1
@@ -24,26 +25,6 @@
 #define FIELD_TIME_WIDTH 17
 #define FIELD_TIME_PLANES 18
 #define MAX_LAYOUT 64 /* distinct kinds in one batch */
-
-static inline uint64_t zigzag(int64_t v)
-{
-    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-}
-
-static inline int64_t unzigzag(uint64_t v)
-{
-    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
-}
-
-static inline uint32_t varint_len(uint64_t v)
-{
-    uint32_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
 
 /* ---- encoder ---------------------------------------------------------- */
 
@@ -140,13 +121,9 @@ static void w_flush(writer *w, int mode)
 
 static inline void w_varint(writer *w, uint64_t v)
 {
-    if (w->n + 10 > sizeof w->buf)
+    if (w->n + PL_VARINT_MAX > sizeof w->buf)
         w_flush(w, Z_NO_FLUSH);
-    while (v >= 0x80) {
-        w->buf[w->n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    w->buf[w->n++] = (uint8_t)v;
+    w->n += pl_varint_put(w->buf + w->n, v);
 }
 
 typedef struct layout {
@@ -200,10 +177,10 @@ pl_status pl_chunk_encode(pl_chunk_enc *e, pl_record_source src, void *ctx, uint
         } else if (lay.mask[li] != m) {
             return PL_ERR_INVALID_ARG; /* one kind, two layouts */
         }
-        colbytes[0] += varint_len(r.kind);
+        colbytes[0] += pl_varint_len(r.kind);
         if (i == 0)
             time_base = prev[1] = (uint64_t)r.time_ms;
-        uint64_t dz = zigzag((int64_t)((uint64_t)r.time_ms - prev[1]));
+        uint64_t dz = pl_zigzag((int64_t)((uint64_t)r.time_ms - prev[1]));
         prev[1] = (uint64_t)r.time_ms;
         while (width < 8 && (dz >> (8 * width)) != 0)
             width++;
@@ -211,23 +188,24 @@ pl_status pl_chunk_encode(pl_chunk_enc *e, pl_record_source src, void *ctx, uint
             if (!(m & (1u << b)))
                 continue;
             uint64_t v = pl_record_get(&r, 1u << b);
-            colbytes[2 + b] += varint_len(zigzag((int64_t)(v - prev[2 + b])));
+            colbytes[2 + b] += pl_varint_len(pl_zigzag((int64_t)(v - prev[2 + b])));
             prev[2 + b] = v;
         }
     }
     uint64_t laybytes = 0;
     for (uint32_t i = 0; i < lay.n; i++)
-        laybytes += varint_len(lay.kind[i]) + varint_len(lay.mask[i]);
+        laybytes += pl_varint_len(lay.kind[i]) + pl_varint_len(lay.mask[i]);
 
-    uint64_t raw = 1 + varint_len(first_seq) + 1 + varint_len(count);
+    uint64_t raw = 1 + pl_varint_len(first_seq) + 1 + pl_varint_len(count);
     if (laybytes)
-        raw += 1 + varint_len(laybytes) + laybytes;
+        raw += 1 + pl_varint_len(laybytes) + laybytes;
     for (int c = 0; c < COLS; c++)
         if (colbytes[c])
-            raw += varint_len(((uint64_t)(FIELD_KIND + c) << 3) | 2) + varint_len(colbytes[c]) +
-                   colbytes[c];
+            raw += pl_varint_len(((uint64_t)(FIELD_KIND + c) << 3) | 2) +
+                   pl_varint_len(colbytes[c]) + colbytes[c];
     uint64_t planes = (uint64_t)count * width;
-    raw += 1 + varint_len(zigzag((int64_t)time_base)) + 2 + 1 + 2 + varint_len(planes) + planes;
+    raw += 1 + pl_varint_len(pl_zigzag((int64_t)time_base)) + 2 + 1 + 2 + pl_varint_len(planes) +
+           planes;
     if (raw > PL_CHUNK_MAX_RAW)
         return PL_ERR_INVALID_ARG;
 
@@ -254,7 +232,7 @@ pl_status pl_chunk_encode(pl_chunk_enc *e, pl_record_source src, void *ctx, uint
     for (int c = 0; c < COLS && w.st == PL_OK; c++) {
         if (c == 1) {
             w_varint(&w, (FIELD_TIME_BASE << 3) | 0);
-            w_varint(&w, zigzag((int64_t)time_base));
+            w_varint(&w, pl_zigzag((int64_t)time_base));
             continue;
         }
         if (!colbytes[c])
@@ -272,7 +250,7 @@ pl_status pl_chunk_encode(pl_chunk_enc *e, pl_record_source src, void *ctx, uint
                 if (!(record_mask(&r) & bit))
                     continue;
                 uint64_t v = pl_record_get(&r, bit);
-                w_varint(&w, zigzag((int64_t)(v - p)));
+                w_varint(&w, pl_zigzag((int64_t)(v - p)));
                 p = v;
             }
         }
@@ -286,7 +264,7 @@ pl_status pl_chunk_encode(pl_chunk_enc *e, pl_record_source src, void *ctx, uint
         for (uint32_t i = 0; i < count && w.st == PL_OK; i++) {
             if (src(ctx, i, &r) != 0)
                 return PL_ERR_INVALID_ARG;
-            uint64_t dz = zigzag((int64_t)((uint64_t)r.time_ms - p));
+            uint64_t dz = pl_zigzag((int64_t)((uint64_t)r.time_ms - p));
             p = (uint64_t)r.time_ms;
             if (w.n == sizeof w.buf)
                 w_flush(&w, Z_NO_FLUSH);
@@ -361,32 +339,6 @@ typedef struct cursor {
     uint64_t prev;
 } cursor;
 
-/* Reads one varint; returns 0, or -1 on truncation or an over-long encoding. */
-static inline int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
-{
-    const uint8_t *p = *pp;
-    if (p < end && *p < 0x80) {
-        *v = *p;
-        *pp = p + 1;
-        return 0;
-    }
-    uint64_t x = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (p >= end)
-            return -1;
-        uint8_t b = *p++;
-        if (shift == 63 && b > 1)
-            return -1;
-        x |= (uint64_t)(b & 0x7F) << shift;
-        if (b < 0x80) {
-            *v = x;
-            *pp = p;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 pl_status pl_batch_parse(const uint8_t *raw, size_t len, uint32_t max_records, pl_record *out,
                          uint32_t out_cap, uint32_t *n, uint64_t *first_seq_out, size_t *fail_at)
 {
@@ -406,12 +358,12 @@ pl_status pl_batch_parse(const uint8_t *raw, size_t len, uint32_t max_records, p
     while (p < end) {
         const uint8_t *field_at = p;
         uint64_t tag;
-        if (get_varint(&p, end, &tag) != 0 || tag > UINT32_MAX || (tag >> 3) == 0)
+        if (pl_varint_get(&p, end, &tag) != 0 || tag > UINT32_MAX || (tag >> 3) == 0)
             goto bad_at_field;
         uint32_t field = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
         if (field == FIELD_FIRST_SEQ || field == FIELD_COUNT || field == FIELD_TIME_BASE ||
             field == FIELD_TIME_WIDTH) {
-            if (wt != 0 || get_varint(&p, end, &v) != 0)
+            if (wt != 0 || pl_varint_get(&p, end, &v) != 0)
                 goto bad_at_field;
             if (field == FIELD_FIRST_SEQ) {
                 first_seq = v;
@@ -419,14 +371,14 @@ pl_status pl_batch_parse(const uint8_t *raw, size_t len, uint32_t max_records, p
                 count = v;
                 have_count = 1;
             } else if (field == FIELD_TIME_BASE) {
-                time_base = (uint64_t)unzigzag(v);
+                time_base = (uint64_t)pl_unzigzag(v);
             } else {
                 width = v;
             }
             continue;
         }
         if (wt == 0) {
-            if (get_varint(&p, end, &v) != 0)
+            if (pl_varint_get(&p, end, &v) != 0)
                 goto bad_at_field;
         } else if (wt == 1 || wt == 5) {
             size_t k = wt == 1 ? 8 : 4;
@@ -434,7 +386,7 @@ pl_status pl_batch_parse(const uint8_t *raw, size_t len, uint32_t max_records, p
                 goto bad_at_field;
             p += k;
         } else if (wt == 2) {
-            if (get_varint(&p, end, &v) != 0 || v > (uint64_t)(end - p))
+            if (pl_varint_get(&p, end, &v) != 0 || v > (uint64_t)(end - p))
                 goto bad_at_field;
             if (field == FIELD_LAYOUT) {
                 if (lay_p)
@@ -482,9 +434,9 @@ pl_status pl_batch_parse(const uint8_t *raw, size_t len, uint32_t max_records, p
         direct[k] = UINT32_MAX; /* not in this batch */
     while (lay_p && lay_p < lay_end) {
         uint64_t kind, mask;
-        if (get_varint(&lay_p, lay_end, &kind) != 0 || get_varint(&lay_p, lay_end, &mask) != 0 ||
-            kind > UINT32_MAX || mask > UINT32_MAX || lay.n == MAX_LAYOUT ||
-            layout_find(&lay, (uint32_t)kind) >= 0)
+        if (pl_varint_get(&lay_p, lay_end, &kind) != 0 ||
+            pl_varint_get(&lay_p, lay_end, &mask) != 0 || kind > UINT32_MAX || mask > UINT32_MAX ||
+            lay.n == MAX_LAYOUT || layout_find(&lay, (uint32_t)kind) >= 0)
             goto out;
         lay.kind[lay.n] = (uint32_t)kind;
         lay.mask[lay.n++] = (uint32_t)mask & PL_F_ALL; /* columns of newer fields are skipped */
@@ -496,7 +448,7 @@ pl_status pl_batch_parse(const uint8_t *raw, size_t len, uint32_t max_records, p
         pl_record *r = &out[i];
         uint64_t kind, t;
         memset(r, 0, sizeof *r);
-        if (get_varint(&col[0].p, col[0].end, &kind) != 0 || kind > UINT32_MAX) {
+        if (pl_varint_get(&col[0].p, col[0].end, &kind) != 0 || kind > UINT32_MAX) {
             st = col[0].p >= col[0].end ? PL_ERR_CHUNK_COUNT : PL_ERR_CHUNK_FORMAT;
             goto out;
         }
@@ -512,17 +464,17 @@ pl_status pl_batch_parse(const uint8_t *raw, size_t len, uint32_t max_records, p
         t = 0;
         for (uint64_t j = 0; j < width; j++)
             t |= (uint64_t)planes[j * count + i] << (8 * j);
-        time_base += (uint64_t)unzigzag(t);
+        time_base += (uint64_t)pl_unzigzag(t);
         r->seq = first_seq + i;
         r->time_ms = (int64_t)time_base;
         r->kind = (uint32_t)kind;
         r->fields = m;
         for (uint32_t mm = m; mm; mm &= mm - 1) {
-            int b = __builtin_ctz(mm);
+            int b = pl_ctz32(mm);
             cursor *c = &col[2 + b];
-            if (get_varint(&c->p, c->end, &v) != 0)
+            if (pl_varint_get(&c->p, c->end, &v) != 0)
                 goto out;
-            c->prev += (uint64_t)unzigzag(v);
+            c->prev += (uint64_t)pl_unzigzag(v);
             uint8_t *dst = (uint8_t *)r + slot[b].off;
             if (slot[b].wide) {
                 memcpy(dst, &c->prev, 8);

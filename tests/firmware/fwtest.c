@@ -8,13 +8,11 @@
 #include <jansson.h>
 
 #include "fwtest.h"
+#include "splitmix64.h"
 
 uint64_t fw_rand(uint64_t *s)
 {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return splitmix64_next(s);
 }
 
 /* ---- RAM flash --------------------------------------------------------- */

@@ -29,6 +29,12 @@ check "json: public key and files" 'grep -q "\"public_key\":\"[0-9a-f]\{64\}\"" 
 HOME=$tmp/home XDG_CONFIG_HOME= $PL keys generate > "$tmp/out" 2> "$tmp/err"
 check "keys generate without FILE: ~/.config/penlink/technician.key, private directory" \
     '[ -f "$tmp/home/.config/penlink/technician.key" ] && [ "$(stat -c %a "$tmp/home/.config/penlink")" = 700 ]'
+(cd "$tmp" && $PL keys generate newdir/sub/x.key > "$tmp/out" 2> "$tmp/err")
+check "keys generate into a directory that does not exist: made, private, relative path" \
+    '[ -f "$tmp/newdir/sub/x.key" ] && [ -f "$tmp/newdir/sub/x.key.pub" ] && [ "$(stat -c %a "$tmp/newdir/sub")" = 700 ]'
+: > "$tmp/plainfile"
+run 7 "keys generate under a file, not a directory: an I/O error" $PL keys generate "$tmp/plainfile/x.key"
+check "naming what could not be made" 'grep -q "cannot create $tmp/plainfile: Not a directory" $tmp/err'
 run 2 "keys: unknown verb" $PL keys frobnicate
 
 start_sim pen --serial PEN-KEYS --config-key "$K/tech.key.pub" --simulate-days 1 --start-time $T0

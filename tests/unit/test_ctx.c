@@ -93,12 +93,32 @@ static void test_null_context(void **state)
     assert_int_equal(penlink_dev_pull(NULL, 0, NULL, NULL), PENLINK_ERR_INVALID_ARG);
 }
 
+/* Waiting for a USB change keeps the transport's state on the context: it
+ * times out, is cancelled, starts again, and goes with the context (the
+ * sanitizer and valgrind builds see a leak). */
+static void test_usb_wait_change(void **state)
+{
+    (void)state;
+    penlink_ctx *ctx = NULL;
+    assert_int_equal(penlink_usb_wait_change(NULL, 0), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_ctx_new(&ctx), PENLINK_OK);
+    /* no time to wait: no change (hotplug does not report the pens already there) */
+    assert_int_equal(penlink_usb_wait_change(ctx, 0), 0);
+    assert_int_equal(penlink_usb_wait_change(ctx, 0), 0);
+    penlink_ctx_cancel(ctx);
+    assert_int_equal(penlink_usb_wait_change(ctx, 10000), PENLINK_ERR_CANCELLED);
+    penlink_ctx_reset_cancel(ctx);
+    assert_int_equal(penlink_usb_wait_change(ctx, 0), 0);
+    penlink_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cleared_on_success),
         cmocka_unit_test(test_replaced_by_the_next_failure),
         cmocka_unit_test(test_null_context),
+        cmocka_unit_test(test_usb_wait_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

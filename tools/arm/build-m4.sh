@@ -9,7 +9,7 @@
 # Extra CMake options in PL_M4_CMAKE_ARGS, e.g. PL_M4_CMAKE_ARGS=-DPL_M4_LTO=ON.
 #
 # Installs what it needs with apt-get when missing (gcc-arm-none-eabi,
-# libnewlib-arm-none-eabi, dpkg-dev, protobuf-c-compiler, cmake), enables
+# libnewlib-arm-none-eabi, dpkg-dev, protobuf-c-compiler, cmake, gdb), enables
 # deb-src in the apt sources when no source entry exists, and fetches the zlib
 # and protobuf-c source packages into OUTDIR/src once.
 #
@@ -63,7 +63,7 @@ apt_update() {
 
 need=()
 for p in gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi dpkg-dev \
-         protobuf-c-compiler cmake make; do
+         protobuf-c-compiler cmake make gdb; do
     pkg_installed "$p" || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -266,7 +266,15 @@ log "zlib's deflate state on this target (compile-time sizes, tools/arm/sizes.c)
 sizes_obj=$(find "$bld" -name 'sizes.c.obj' -o -name 'sizes.c.o' | awk 'NR == 1')
 arm-none-eabi-nm -S "$sizes_obj" | awk "$AWK_HEX"'$4 ~ /^pl_m4_/ {
     name = $4; sub(/^pl_m4_/, "", name); printf "  %-24s %6d\n", name, hex($2) }'
-arena_need=$(arm-none-eabi-nm -S "$sizes_obj" | awk "$AWK_HEX"'$4 == "pl_m4_enc_arena_need" { print hex($2) }')
+# deflate's private state, from the debug information of zlib's deflate.c
+zdebug_obj=$(find "$bld" -path '*m4_zlib_debug.dir*' \( -name 'deflate.c.obj' -o -name 'deflate.c.o' \) |
+    awk 'NR == 1')
+state=$(gdb -nx -batch -ex 'print sizeof(deflate_state)' "$zdebug_obj" 2>/dev/null |
+    sed -n 's/^\$1 = \([0-9][0-9]*\)$/\1/p')
+[ -n "$state" ] || die "no sizeof(deflate_state) in the debug information of $zdebug_obj"
+printf '  %-24s %6d  (zlib'"'"'s deflate.c, read by gdb)\n' sizeof_deflate_state "$state"
+public=$(arm-none-eabi-nm -S "$sizes_obj" | awk "$AWK_HEX"'$4 == "pl_m4_enc_arena_public" { print hex($2) }')
+arena_need=$((public + (state + 15) / 16 * 16))
 reserved=$(arm-none-eabi-nm -S "$sizes_obj" | awk "$AWK_HEX"'$4 == "pl_m4_enc_arena_reserved" { print hex($2) }')
 if [ "$arena_need" -le $((reserved - 15)) ]; then
     echo "  the encoder needs $arena_need of the $reserved bytes PL_CHUNK_ENC_ARENA reserves"
@@ -280,7 +288,7 @@ image_files() { # pattern, then find actions
     local pat=$1
     shift
     find "$bld/CMakeFiles" \( -name 'pen-m4-codesize.dir' -o -name 'penlink_protocol_m4_codesize.dir' \
-        -o -name 'm4_sizes.dir' \) -prune -o -name "$pat" "$@"
+        -o -name 'm4_sizes.dir' -o -name 'm4_zlib_debug.dir' \) -prune -o -name "$pat" "$@"
 }
 log "biggest stack frames in the image (-fstack-usage; a call chain adds these up)"
 arm-none-eabi-nm "$elf" | awk '{ print $NF }' | sort -u >"$bld/image-symbols.txt"

@@ -29,39 +29,16 @@
 #include "archive.h"
 #include "bench_pg.h"
 #include "bench_sim.h"
+#include "bench_util.h"
 #include "penlink/penlink.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static double tv_s(struct timeval tv)
 {
     return (double)tv.tv_sec + (double)tv.tv_usec * 1e-6;
 }
 
-typedef struct rows {
-    penlink_record *r;
-    size_t n, cap;
-} rows;
-
-static int keep(void *user, const char *serial, const penlink_record *rec)
-{
-    rows *v = user;
-    (void)serial;
-    if (v->n == v->cap) {
-        v->cap = v->cap ? v->cap * 2 : 1 << 16;
-        v->r = realloc(v->r, v->cap * sizeof *v->r);
-    }
-    v->r[v->n++] = *rec;
-    return 0;
-}
-
 /* The same rows, the plain way: one transaction, one prepared statement. */
-static double plain_insert(const char *path, const rows *v)
+static double plain_insert(const char *path, const bench_rows *v)
 {
     sqlite3 *db;
     sqlite3_stmt *st;
@@ -74,7 +51,7 @@ static double plain_insert(const char *path, const rows *v)
                  "WITHOUT ROWID",
                  NULL, NULL, NULL);
     sqlite3_prepare_v2(db, "INSERT INTO records VALUES (1, ?1, ?2, 1)", -1, &st, NULL);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     for (size_t i = 0; i < v->n; i++) {
         const penlink_record *r = &v->r[i];
@@ -85,7 +62,7 @@ static double plain_insert(const char *path, const rows *v)
         sqlite3_reset(st);
     }
     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-    double t = now_s() - t0;
+    double t = bench_now_s() - t0;
     sqlite3_finalize(st);
     sqlite3_close(db);
     return t;
@@ -133,18 +110,18 @@ static int one_round(bench_sim *pen, const char *sim, const char *server, round_
     penlink_archive_pull_result res;
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (penlink_archive_pull(ar, dev, NULL, &res) != PENLINK_OK) {
         fprintf(stderr, "bench_archive: %s\n", penlink_ctx_errmsg(ctx));
         goto out;
     }
-    f->pull_s = now_s() - t0;
+    f->pull_s = bench_now_s() - t0;
     getrusage(RUSAGE_SELF, &ru1);
     f->records = res.records_new;
     f->user_s = tv_s(ru1.ru_utime) - tv_s(ru0.ru_utime);
     f->sys_s = tv_s(ru1.ru_stime) - tv_s(ru0.ru_stime);
-    rows v = { 0 };
-    penlink_archive_scan(ar, NULL, keep, &v);
+    bench_rows v = { 0 };
+    penlink_archive_scan(ar, NULL, bench_rows_keep, &v);
     if (v.n != res.records_new) {
         fprintf(stderr, "bench_archive: %zu rows archived, %llu pulled\n", v.n,
                 (unsigned long long)res.records_new);
@@ -164,34 +141,21 @@ out:
 
 int main(int argc, char **argv)
 {
-    int days = 4500, rounds = 3, opt;
-    const char *server = NULL;
-    static const struct option opts[] = {
-        { "archive", required_argument, NULL, 'a' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    while ((opt = getopt_long(argc, argv, "d:r:a:h", opts, NULL)) != -1) {
-        if (opt == 'd') {
-            days = atoi(optarg);
-        } else if (opt == 'r') {
-            rounds = atoi(optarg);
-        } else if (opt == 'a' && archive_is_server(optarg)) {
-            server = optarg;
-        } else {
-            printf("Usage: bench_archive [-d DAYS] [-r ROUNDS] [--archive URI] PENLINK_SIM\n"
-                   "Pulls DAYS (default 4500, about 1,000,000 records) of simulated usage\n"
-                   "into an empty archive, then inserts the same rows plainly, and prints\n"
-                   "both rates and their ratio; ROUNDS times (default 3), each with a fresh\n"
-                   "pen, then the slowest pull and the lowest ratio. --archive: into a\n"
-                   "PostgreSQL server (postgresql://..., service=NAME; its schema penlink\n"
-                   "is dropped each round), against a plain binary COPY there.\n");
-            return opt == 'h' ? 0 : 2;
-        }
-    }
-    if (optind != argc - 1 || days < 1 || rounds < 1)
-        return 2;
-    const char *sim = argv[optind];
+    bench_args a;
+    int done =
+        bench_args_parse(argc, argv,
+                         "Usage: bench_archive [-d DAYS] [-r ROUNDS] [--archive URI] PENLINK_SIM\n"
+                         "Pulls DAYS (default 4500, about 1,000,000 records) of simulated usage\n"
+                         "into an empty archive, then inserts the same rows plainly, and prints\n"
+                         "both rates and their ratio; ROUNDS times (default 3), each with a fresh\n"
+                         "pen, then the slowest pull and the lowest ratio. --archive: into a\n"
+                         "PostgreSQL server (postgresql://..., service=NAME; its schema penlink\n"
+                         "is dropped each round), against a plain binary COPY there.\n",
+                         archive_is_server, &a);
+    if (done >= 0)
+        return done;
+    int days = a.days, rounds = a.rounds;
+    const char *server = a.server, *sim = a.sim;
     bench_sim pen;
     if (bench_sim_fill(&pen, sim, days, "--power-cycle-permille 0") != 0)
         return 1;

@@ -42,18 +42,12 @@
 
 #include <sqlite3.h>
 
-#include "penlink/penlink.h"
 #include "archive.h"
 #include "bench_pg.h"
+#include "bench_util.h"
+#include "penlink/penlink.h"
 #include "pl/chunk.h"
 #include "usage_model.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Each phase is timed twice: wall time, and this thread's CPU time, which
  * a busy shared machine disturbs less (time spent descheduled is not in it). */
@@ -65,7 +59,7 @@ static span span_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    span s = { now_s(), (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 };
+    span s = { bench_now_s(), (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 };
     return s;
 }
 
@@ -405,7 +399,7 @@ static double children_cpu(void)
 static span run_cli(const char *cli, const char *path, const char *fmt, const char *out)
 {
     span t = { -1, -1 };
-    double w0 = now_s(), c0 = children_cpu();
+    double w0 = bench_now_s(), c0 = children_cpu();
     pid_t pid = fork();
     if (pid < 0)
         return t;
@@ -417,7 +411,7 @@ static span run_cli(const char *cli, const char *path, const char *fmt, const ch
     int status = 0;
     if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) > 1)
         return t;
-    t.wall = now_s() - w0;
+    t.wall = bench_now_s() - w0;
     t.cpu = children_cpu() - c0;
     return t;
 }
@@ -502,11 +496,11 @@ int main(int argc, char **argv)
         path = def;
     }
     if (fill_it && server) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (pg_fill(path, n, pens, reuse) != 0)
             return 1;
         printf("filled %s: %" PRIu64 " records of %d pens in %.1f s\n", path, n, pens,
-               now_s() - t0);
+               bench_now_s() - t0);
     } else if (fill_it) {
         /* the schema, from the archive's own migrations */
         if (penlink_archive_open(ctx, path, &ar) != PENLINK_OK) {
@@ -515,11 +509,11 @@ int main(int argc, char **argv)
         }
         penlink_archive_close(ar);
         ar = NULL;
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (fill(path, n, pens, reuse) != 0)
             return 1;
         printf("filled %s: %" PRIu64 " records of %d pens in %.1f s\n", path, n, pens,
-               now_s() - t0);
+               bench_now_s() - t0);
     }
     if (penlink_archive_open(ctx, path, &ar) != PENLINK_OK) {
         fprintf(stderr, "bench_audit: %s\n", penlink_ctx_errmsg(ctx));

@@ -7,7 +7,7 @@
  *    the very same chunk bytes (the floor any zlib-based codec pays);
  *  - encoder RAM: the zlib arena peak + encoder state.
  *
- * Events come from the clinic-day model (firmware-stub/sim/usage_model.c) or
+ * Events come from the clinic-day model (firmware-stub/model/usage_model.c) or
  * from a CSV file in the format `penlink decode --format csv` writes.
  */
 #define _DEFAULT_SOURCE
@@ -22,6 +22,7 @@
 
 #include <zlib.h>
 
+#include "bench_util.h"
 #include "pl/chunk.h"
 #include "usage_model.h"
 
@@ -48,13 +49,6 @@ static const char usage[] =
     "  -r, --rounds N    decode timing rounds, best kept (default 5)\n"
     "  -w, --write-csv F also write the events to F as CSV, then continue\n"
     "  -h, --help        this help\n";
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int write_csv(FILE *f, const pl_record *r, size_t n)
 {
@@ -289,7 +283,7 @@ int main(int argc, char **argv)
     uint8_t *data = malloc(data_cap);
     size_t *off = malloc((nchunks + 1) * sizeof *off);
     uint64_t raw_total = 0;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (size_t c = 0; c < nchunks; c++) {
         uint32_t k = (uint32_t)(n - c * batch < batch ? n - c * batch : batch);
         pl_chunk_info info;
@@ -304,7 +298,7 @@ int main(int argc, char **argv)
         raw_total += info.raw_size;
     }
     off[nchunks] = data_len;
-    double t_enc = now_s() - t0;
+    double t_enc = bench_now_s() - t0;
 
     /* decode, best of rounds; baseline inflate of the same bytes */
     pl_chunk_dec dec;
@@ -314,15 +308,15 @@ int main(int argc, char **argv)
     double best_dec = 1e30, best_inf = 1e30;
     uint64_t checked = 0;
     for (int r = 0; r < rounds; r++) {
-        t0 = now_s();
+        t0 = bench_now_s();
         for (size_t c = 0; c < nchunks; c++) {
             uLongf rl = PL_CHUNK_MAX_RAW;
             if (uncompress(raw, &rl, data + off[c], off[c + 1] - off[c]) != Z_OK)
                 return 1;
         }
-        double t = now_s() - t0;
+        double t = bench_now_s() - t0;
         best_inf = t < best_inf ? t : best_inf;
-        t0 = now_s();
+        t0 = bench_now_s();
         for (size_t c = 0; c < nchunks; c++) {
             uint32_t got = 0;
             if (pl_chunk_decode(&dec, data + off[c], off[c + 1] - off[c], NULL, out,
@@ -332,7 +326,7 @@ int main(int argc, char **argv)
                 for (uint32_t i = 0; i < got; i++)
                     checked += pl_record_equal(&out[i], &recs[c * batch + i]);
         }
-        t = now_s() - t0;
+        t = bench_now_s() - t0;
         best_dec = t < best_dec ? t : best_dec;
     }
     if (checked != n) {

@@ -15,6 +15,31 @@
 #include <libpq-fe.h>
 
 #include "archive.h"
+#include "bench_util.h"
+
+/* Records read back from an archive (penlink_archive_scan with bench_rows_keep). */
+typedef struct bench_rows {
+    penlink_record *r;
+    size_t n, cap;
+} bench_rows;
+
+/* penlink_archive_scan()'s callback: appends @p rec to the bench_rows @p user; 1 (stop) when
+ * memory runs out. */
+static inline int bench_rows_keep(void *user, const char *serial, const penlink_record *rec)
+{
+    bench_rows *v = user;
+    (void)serial;
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 1 << 16;
+        void *p = realloc(v->r, cap * sizeof *v->r);
+        if (!p)
+            return 1;
+        v->r = p;
+        v->cap = cap;
+    }
+    v->r[v->n++] = *rec;
+    return 0;
+}
 
 typedef struct bench_copy {
     PGconn *c;
@@ -118,13 +143,6 @@ static inline int bench_copy_end(bench_copy *b)
     return rc;
 }
 
-static inline double bench_pg_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* The plain way for rows a benchmark compares with: a table of the records'
  * shape (bench_plain.records), one binary COPY of @p n records of one pen,
  * one transaction, committed as penlink commits (synchronous_commit on).
@@ -144,7 +162,7 @@ static inline double bench_pg_plain_copy(const char *uri, const penlink_record *
                          "NOT NULL CHECK (seq >= 0), body bytea NOT NULL, chunk_id bigint NOT "
                          "NULL, PRIMARY KEY (device_id, seq))"))
         goto out;
-    double t0 = bench_pg_now();
+    double t0 = bench_now_s();
     if (bench_pg_exec(c, "BEGIN") || bench_copy_begin(&b, c, "bench_plain.records"))
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -153,7 +171,7 @@ static inline double bench_pg_plain_copy(const char *uri, const penlink_record *
     }
     if (bench_copy_end(&b) || bench_pg_exec(c, "COMMIT"))
         goto out;
-    t = bench_pg_now() - t0;
+    t = bench_now_s() - t0;
     bench_pg_exec(c, "DROP SCHEMA bench_plain CASCADE");
 out:
     PQfinish(c);

@@ -22,14 +22,8 @@
 #include <unistd.h>
 
 #include "bench_sim.h"
+#include "bench_util.h"
 #include "penlink/penlink.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static int count_record(void *user, const penlink_record *r)
 {
@@ -45,7 +39,7 @@ static double raw_socket(unsigned long long bytes)
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
         return -1;
     static char buf[64 * 1024];
-    double t0 = now_s();
+    double t0 = bench_now_s();
     pid_t pid = fork();
     if (pid == 0) {
         close(sv[0]);
@@ -63,7 +57,7 @@ static double raw_socket(unsigned long long bytes)
     ssize_t n;
     while ((n = read(sv[0], buf, sizeof buf)) > 0)
         got += (unsigned long long)n;
-    double t = now_s() - t0;
+    double t = bench_now_s() - t0;
     close(sv[0]);
     waitpid(pid, NULL, 0);
     return got == bytes ? t : -1;
@@ -75,9 +69,9 @@ static double pull_once(penlink_dev *dev, unsigned long long *records, unsigned 
     unsigned long long n = 0;
     penlink_pull_cb cb = { .on_record = count_record, .user = &n };
     penlink_pull_result res;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     int st = penlink_dev_pull(dev, 0, &cb, &res);
-    double t = now_s() - t0;
+    double t = bench_now_s() - t0;
     if (st != PENLINK_OK)
         return -1;
     *records = n;
@@ -203,9 +197,9 @@ int main(int argc, char **argv)
         unsigned long long n = 0;
         penlink_pull_cb cb = { .on_record = count_record, .user = &n };
         penlink_pull_result res;
-        double t0 = now_s();
+        double t0 = bench_now_s();
         int st = penlink_dev_pull(dev, 0, &cb, &res);
-        double t = now_s() - t0;
+        double t = bench_now_s() - t0;
         if (st != PENLINK_OK) {
             fprintf(stderr, "bench_pull: %s\n", penlink_ctx_errmsg(ctx));
             goto out;

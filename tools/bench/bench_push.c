@@ -23,27 +23,8 @@
 #include "archive.h"
 #include "bench_pg.h"
 #include "bench_sim.h"
+#include "bench_util.h"
 #include "penlink/penlink.h"
-
-typedef struct rows {
-    penlink_record *r;
-    size_t n, cap;
-} rows;
-
-static int keep(void *user, const char *serial, const penlink_record *rec)
-{
-    rows *v = user;
-    (void)serial;
-    if (v->n == v->cap) {
-        v->cap = v->cap ? v->cap * 2 : 1 << 16;
-        void *p = realloc(v->r, v->cap * sizeof *v->r);
-        if (!p)
-            return 1;
-        v->r = p;
-    }
-    v->r[v->n++] = *rec;
-    return 0;
-}
 
 static double cpu_s(void)
 {
@@ -75,9 +56,9 @@ static double push(penlink_ctx *ctx, penlink_archive *src, const char *uri, tall
         fprintf(stderr, "bench_push: %s\n", penlink_ctx_errmsg(ctx));
         return -1;
     }
-    double c0 = cpu_s(), t0 = bench_pg_now();
+    double c0 = cpu_s(), t0 = bench_now_s();
     int st = penlink_archive_push(src, dst, NULL, on_pen, t);
-    double dt = bench_pg_now() - t0;
+    double dt = bench_now_s() - t0;
     *cpu = cpu_s() - c0;
     penlink_archive_close(dst);
     if (st != PENLINK_OK) {
@@ -89,40 +70,29 @@ static double push(penlink_ctx *ctx, penlink_archive *src, const char *uri, tall
 
 int main(int argc, char **argv)
 {
-    int days = 4500, rounds = 3, opt;
-    const char *server = NULL;
-    static const struct option opts[] = {
-        { "archive", required_argument, NULL, 'a' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    while ((opt = getopt_long(argc, argv, "d:r:a:h", opts, NULL)) != -1) {
-        if (opt == 'd') {
-            days = atoi(optarg);
-        } else if (opt == 'r') {
-            rounds = atoi(optarg);
-        } else if (opt == 'a' && archive_is_server(optarg)) {
-            server = optarg;
-        } else {
-            printf("Usage: bench_push [-d DAYS] [-r ROUNDS] --archive URI PENLINK_SIM\n"
-                   "Pulls DAYS (default 4500, about 1,000,000 records) of simulated usage\n"
-                   "into a SQLite archive, then pushes it into the PostgreSQL server URI\n"
-                   "(postgresql://..., service=NAME; its schema penlink is dropped each\n"
-                   "round), pushes it again, and copies the same rows plainly there;\n"
-                   "ROUNDS times (default 3), then the slowest push and the lowest ratio.\n");
-            return opt == 'h' ? 0 : 2;
-        }
-    }
-    if (optind != argc - 1 || days < 1 || rounds < 1 || !server) {
+    bench_args a;
+    int done =
+        bench_args_parse(argc, argv,
+                         "Usage: bench_push [-d DAYS] [-r ROUNDS] --archive URI PENLINK_SIM\n"
+                         "Pulls DAYS (default 4500, about 1,000,000 records) of simulated usage\n"
+                         "into a SQLite archive, then pushes it into the PostgreSQL server URI\n"
+                         "(postgresql://..., service=NAME; its schema penlink is dropped each\n"
+                         "round), pushes it again, and copies the same rows plainly there;\n"
+                         "ROUNDS times (default 3), then the slowest push and the lowest ratio.\n",
+                         archive_is_server, &a);
+    if (done == 0)
+        return done;
+    if (done > 0 || !a.server) {
         fprintf(stderr, "bench_push: --archive URI and PENLINK_SIM are needed (--help)\n");
         return 2;
     }
-    const char *sim = argv[optind];
+    int days = a.days, rounds = a.rounds;
+    const char *server = a.server, *sim = a.sim;
     bench_sim pen;
     penlink_ctx *ctx = NULL;
     penlink_dev *dev = NULL;
     penlink_archive *src = NULL;
-    rows v = { 0 };
+    bench_rows v = { 0 };
     char path[128];
     int rc = 1;
     if (bench_sim_start(&pen, sim, days, "--power-cycle-permille 0") != 0 ||
@@ -132,7 +102,7 @@ int main(int argc, char **argv)
     if (penlink_dev_open(ctx, pen.uri, &dev) != PENLINK_OK ||
         penlink_archive_open(ctx, path, &src) != PENLINK_OK ||
         penlink_archive_pull(src, dev, NULL, NULL) != PENLINK_OK ||
-        penlink_archive_scan(src, NULL, keep, &v) != PENLINK_OK) {
+        penlink_archive_scan(src, NULL, bench_rows_keep, &v) != PENLINK_OK) {
         fprintf(stderr, "bench_push: %s\n", penlink_ctx_errmsg(ctx));
         goto out;
     }

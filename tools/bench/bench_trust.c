@@ -22,15 +22,9 @@
 #include <zlib.h>
 
 #include "bench_sim.h"
+#include "bench_util.h"
 #include "penlink/penlink.h"
 #include "pl/auth.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 typedef struct first_chunk {
     uint8_t data[2048];
@@ -74,7 +68,7 @@ static void per_chunk(const first_chunk *f)
     uint8_t prev[32] = { 0 }, link[32], pre[PL_AUTH_LINK_PREFIX], pk[32], sk[64], sig[64];
     uint8_t head[PL_AUTH_HEAD_MAX], raw[64 * 1024];
     crypto_sign_keypair(pk, sk);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (int i = 0; i < N; i++) {
         pl_auth_link_prefix(pre, prev, (uint64_t)i, 160, f->raw, (uint32_t)f->len);
         crypto_hash_sha256_state st;
@@ -84,24 +78,24 @@ static void per_chunk(const first_chunk *f)
         crypto_hash_sha256_final(&st, link);
         prev[0] ^= link[0];
     }
-    double t_link = (now_s() - t0) / N;
+    double t_link = (bench_now_s() - t0) / N;
     size_t hn = pl_auth_head_bytes(head, "PEN-BENCH", 12345, link);
-    t0 = now_s();
+    t0 = bench_now_s();
     for (int i = 0; i < N / 10; i++)
         crypto_sign_detached(sig, NULL, head, hn, sk);
-    double t_sign = (now_s() - t0) / (N / 10);
-    t0 = now_s();
+    double t_sign = (bench_now_s() - t0) / (N / 10);
+    t0 = bench_now_s();
     int bad = 0;
     for (int i = 0; i < N / 10; i++)
         bad |= crypto_sign_verify_detached(sig, head, hn, pk);
-    double t_verify = (now_s() - t0) / (N / 10);
-    t0 = now_s();
+    double t_verify = (bench_now_s() - t0) / (N / 10);
+    t0 = bench_now_s();
     for (int i = 0; i < N; i++) {
         uLongf out = sizeof raw;
         if (uncompress(raw, &out, f->data, f->len) != Z_OK)
             bad = 1;
     }
-    double t_inflate = (now_s() - t0) / N;
+    double t_inflate = (bench_now_s() - t0) / N;
     printf("per chunk (%zu bytes of data, %u raw):\n", f->len, f->raw);
     printf("  inflate (baseline, done for every chunk)  %8.2f us\n", t_inflate * 1e6);
     printf("  SHA-256 chain link                        %8.2f us  = %.2fx inflate\n", t_link * 1e6,
@@ -160,15 +154,15 @@ int main(int argc, char **argv)
     uint64_t nv = 0, ns = 0;
     for (int r = 0; r < rounds; r++) {
         nv = 0;
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (penlink_archive_verify(ar, NULL, count_verify, &nv) != PENLINK_OK)
             goto out;
-        double tv = now_s() - t0;
-        t0 = now_s();
+        double tv = bench_now_s() - t0;
+        t0 = bench_now_s();
         ns = 0;
         if (penlink_archive_scan(ar, NULL, count_rec, &ns) != PENLINK_OK)
             goto out;
-        double ts = now_s() - t0;
+        double ts = bench_now_s() - t0;
         best_v = tv < best_v ? tv : best_v;
         best_s = ts < best_s ? ts : best_s;
     }

@@ -1,5 +1,5 @@
 /* libFuzzer target: a configuration file for penlink config import
- * (host/cli/config_json.c), which whoever hands the technician the file
+ * (host/configfile/config_json.c), which whoever hands the technician the file
  * controls. Whatever parses must hold only known keys with values in their
  * types' ranges, and text within 64 bytes. */
 #include <stddef.h>

@@ -452,7 +452,7 @@ PENLINK_API int penlink_list(penlink_ctx *ctx, penlink_found *out, size_t cap, s
 /**
  * Waits up to @p timeout_ms for a pen to be plugged in or unplugged (libusb
  * hotplug; where hotplug is not available it just sleeps). Returns 1 when
- * something changed, 0 on timeout, or a negative status (CANCELLED).
+ * something changed, 0 on timeout, or a negative status (CANCELLED, NO_MEM).
  */
 PENLINK_API int penlink_usb_wait_change(penlink_ctx *ctx, int timeout_ms);
 
@@ -602,8 +602,10 @@ typedef struct penlink_key {
 /**
  * Makes a new key pair and writes it: @p path (the secret key, mode 0600,
  * never over an existing file) and @p path + ".pub" (the public key, to
- * provision on pens). *@p out (may be NULL) gets the pair.
- * @return #PENLINK_OK, #PENLINK_ERR_IO (exists, or cannot be written).
+ * provision on pens). Missing directories of @p path are made (mode 0700,
+ * as mkdir -p). *@p out (may be NULL) gets the pair.
+ * @return #PENLINK_OK, #PENLINK_ERR_IO (exists, a directory cannot be made,
+ *         or cannot be written).
  */
 PENLINK_API int penlink_key_generate(penlink_ctx *ctx, const char *path, penlink_key *out);
 

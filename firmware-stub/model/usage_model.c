@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "splitmix64.h"
 #include "usage_model.h"
 
 enum {
@@ -24,10 +25,7 @@ enum {
 
 static uint64_t rnd(usage_model *m)
 {
-    uint64_t z = (m->rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return splitmix64_next(&m->rng);
 }
 
 /* Uniform in [lo, hi]. */
