@@ -21,6 +21,7 @@
 
 #include "archive.h"
 #include "calendar.h"
+#include "grow.h"
 #include "pl/auth.h"
 
 #define DAY_MS 86400000ll
@@ -326,23 +327,6 @@ const char *penlink_finding_kind_name(uint32_t kind)
     return kind < sizeof finding_names / sizeof finding_names[0] ? finding_names[kind] : NULL;
 }
 
-/* Grows *@p p (an array of @p size-byte items) to hold at least @p need. */
-static int grow(void *pp, size_t *cap, size_t need, size_t size)
-{
-    void **p = pp;
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap * 2 : 16;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * size);
-    if (!q)
-        return -1;
-    *p = q;
-    *cap = n;
-    return 0;
-}
-
 static int in_window(const audit *a, int64_t ms)
 {
     const penlink_archive_filter *f = a->f;
@@ -464,7 +448,7 @@ static int cart_add(audit *a, uint64_t serial, uint64_t seq, int64_t ms, uint32_
         a->n_carts++;
         return 0;
     }
-    if (grow(&a->uses, &a->cap_uses, a->n_uses + 1, sizeof *a->uses) != 0)
+    if (pc_grow(&a->uses, &a->cap_uses, a->n_uses + 1, sizeof *a->uses) != 0)
         return -1;
     use *u = &a->uses[a->n_uses++];
     u->pen = a->pen;
@@ -572,7 +556,7 @@ static void report_reuses(audit *a)
 
 static int add_hist(audit *a, const char *serial, const penlink_config *c, int replaced)
 {
-    if (grow(&a->hist, &a->cap_hist, a->n_hist + 1, sizeof *a->hist) != 0) {
+    if (pc_grow(&a->hist, &a->cap_hist, a->n_hist + 1, sizeof *a->hist) != 0) {
         stop(a, PENLINK_ERR_NO_MEM);
         return 1;
     }
@@ -774,7 +758,7 @@ static void count_unknown(audit *a, const treat *t)
             a->unknown[i].count++;
             return;
         }
-    if (grow(&a->unknown, &a->cap_unknown, a->n_unknown + 1, sizeof *a->unknown) != 0) {
+    if (pc_grow(&a->unknown, &a->cap_unknown, a->n_unknown + 1, sizeof *a->unknown) != 0) {
         stop(a, PENLINK_ERR_NO_MEM);
         return;
     }
@@ -935,7 +919,7 @@ static bucket *bucket_at(audit *a, int64_t ms)
     }
     if (lo < a->n_buckets && a->buckets[lo].start == start)
         return &a->buckets[lo];
-    if (grow(&a->buckets, &a->cap_buckets, a->n_buckets + 1, sizeof *a->buckets) != 0) {
+    if (pc_grow(&a->buckets, &a->cap_buckets, a->n_buckets + 1, sizeof *a->buckets) != 0) {
         stop(a, PENLINK_ERR_NO_MEM);
         return NULL;
     }
@@ -985,7 +969,7 @@ static void finish_treatment(audit *a, const penlink_record *r, int ended)
     }
     if (t->pend || t->pend_speed || t->pend_dur) {
         /* reported once the revision in force is known */
-        if (grow(&a->pending, &a->cap_pending, a->n_pending + 1, sizeof *a->pending) != 0) {
+        if (pc_grow(&a->pending, &a->cap_pending, a->n_pending + 1, sizeof *a->pending) != 0) {
             stop(a, PENLINK_ERR_NO_MEM);
             return;
         }
@@ -1246,7 +1230,7 @@ static void alarms_before(audit *a, const char *serial)
 static int begin_pen(audit *a, const char *serial)
 {
     end_pen(a);
-    if (grow(&a->pens, &a->cap_pens, a->n_pens + 1, sizeof *a->pens) != 0)
+    if (pc_grow(&a->pens, &a->cap_pens, a->n_pens + 1, sizeof *a->pens) != 0)
         return -1;
     char *s = malloc(strlen(serial) + 1);
     if (!s)
@@ -1390,7 +1374,7 @@ static int on_other(void *u, const char *serial, const penlink_record *r)
     if (!a->have_pen || serial != a->serial_seen) {
         a->serial_seen = serial;
         char *s = malloc(strlen(serial) + 1);
-        if (!s || grow(&a->pens, &a->cap_pens, a->n_pens + 1, sizeof *a->pens) != 0) {
+        if (!s || pc_grow(&a->pens, &a->cap_pens, a->n_pens + 1, sizeof *a->pens) != 0) {
             free(s);
             stop(a, PENLINK_ERR_NO_MEM);
             return 1;
@@ -1424,7 +1408,7 @@ static int on_selected(void *u, int64_t device, const char *serial, const uint8_
                        uint64_t first_from)
 {
     audit *a = u;
-    if (grow(&a->sel, &a->cap_sel, a->n_sel + 1, sizeof *a->sel) != 0) {
+    if (pc_grow(&a->sel, &a->cap_sel, a->n_sel + 1, sizeof *a->sel) != 0) {
         stop(a, PENLINK_ERR_NO_MEM);
         return 1;
     }
@@ -1567,7 +1551,7 @@ static void report_nothing(audit *a)
 static int on_note(void *u, const penlink_annotation *n)
 {
     audit *a = u;
-    if (grow(&a->notes, &a->cap_notes, a->n_notes + 1, sizeof *a->notes) != 0) {
+    if (pc_grow(&a->notes, &a->cap_notes, a->n_notes + 1, sizeof *a->notes) != 0) {
         stop(a, PENLINK_ERR_NO_MEM);
         return 1;
     }
@@ -1605,7 +1589,7 @@ static int on_alarm(void *u, const penlink_alarm *al)
         in->raised_in_win |= raised_in;
         return 0;
     }
-    if (grow(&a->alarms, &a->cap_alarms, a->n_alarms + 1, sizeof *a->alarms) != 0) {
+    if (pc_grow(&a->alarms, &a->cap_alarms, a->n_alarms + 1, sizeof *a->alarms) != 0) {
         stop(a, PENLINK_ERR_NO_MEM);
         return 1;
     }
@@ -1680,7 +1664,7 @@ static int on_any_pen(void *u, int64_t device, const char *serial, const uint8_t
 {
     pen_list *l = u;
     (void)key, (void)first_from;
-    if (grow(&l->pens, &l->cap, l->n + 1, sizeof *l->pens) != 0)
+    if (pc_grow(&l->pens, &l->cap, l->n + 1, sizeof *l->pens) != 0)
         return 1;
     char *s = malloc(strlen(serial) + 1);
     if (!s)

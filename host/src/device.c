@@ -12,19 +12,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "device.h"
 #include "message.h"
 #include "pl/auth.h"
 #include "trace.h"
 
 #define CLIENT_NAME "penlink/" PENLINK_VERSION_STRING
-
-long long dev_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void dev_copy_str(char *dst, size_t cap, const char *src)
 {
@@ -131,7 +125,7 @@ int dev_recv(penlink_dev *d, long long deadline, pl_envelope **env, pl_frame *ra
                     show(d, PENLINK_DIR_TO_HOST, NULL, NULL, 0, pl_status_str(st));
             }
         }
-        long long left = deadline - dev_now_ms();
+        long long left = deadline - pc_mono_ms();
         if (left <= 0)
             return PENLINK_ERR_TIMEOUT;
         size_t got = 0;
@@ -226,7 +220,7 @@ static int request(penlink_dev *d, pl_envelope *req, int idempotent,
             return st;
         if (req->body_case == PENLINK__V1__ENVELOPE__BODY_ACK_LOG)
             d->ack_sent = 1;
-        long long deadline = dev_now_ms() + d->timeout_ms;
+        long long deadline = pc_mono_ms() + d->timeout_ms;
         for (;;) {
             pl_envelope *env = NULL;
             st = dev_recv(d, deadline, &env, NULL);
@@ -336,9 +330,9 @@ static int serial_ok(const char *s, size_t len)
 /* Reads and drops whatever a killed earlier client left queued. */
 static int drain(penlink_dev *d)
 {
-    long long end = dev_now_ms() + 1000;
+    long long end = pc_mono_ms() + 1000;
     size_t total = 0;
-    while (dev_now_ms() < end && total < (8u << 20)) {
+    while (pc_mono_ms() < end && total < (8u << 20)) {
         size_t got = 0;
         int st = d->t->ops->recv(d->t, d->rbuf, sizeof d->rbuf, &got, 30);
         if (st == PENLINK_ERR_TIMEOUT)

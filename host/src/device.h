@@ -48,7 +48,6 @@ struct penlink_dev {
     uint64_t messages;
 };
 
-long long dev_now_ms(void);
 void dev_copy_str(char *dst, size_t cap, const char *src);
 
 /* Frames one Envelope and sends it. */

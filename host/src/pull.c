@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "device.h"
 #include "pl/auth.h"
 
@@ -326,7 +327,7 @@ static int drain_window(pull_state *ps, uint32_t rid, uint64_t *avail)
 {
     penlink_dev *d = ps->d;
     *avail = UINT64_MAX;
-    long long deadline = dev_now_ms() + d->timeout_ms;
+    long long deadline = pc_mono_ms() + d->timeout_ms;
     for (;;) {
         pl_envelope *r = NULL;
         int st = dev_recv(d, deadline, &r, NULL);
@@ -335,7 +336,7 @@ static int drain_window(pull_state *ps, uint32_t rid, uint64_t *avail)
         if (st != PENLINK_OK)
             return st;
         if (r->request_id == rid) /* the window goes on: another timeout from here */
-            deadline = dev_now_ms() + d->timeout_ms;
+            deadline = pc_mono_ms() + d->timeout_ms;
         int done = r->request_id == rid && (r->body_case == PENLINK__V1__ENVELOPE__BODY_LOG_END ||
                                             r->body_case == PENLINK__V1__ENVELOPE__BODY_ERROR);
         if (done && r->body_case == PENLINK__V1__ENVELOPE__BODY_LOG_END &&
@@ -413,7 +414,7 @@ static int pull_window(pull_state *ps, int *out)
     int chunks = 0;
     /* Only the window's own chunks restart the clock: stale frames or messages
      * this version does not know, however many, do not keep it waiting. */
-    long long deadline = dev_now_ms() + d->timeout_ms;
+    long long deadline = pc_mono_ms() + d->timeout_ms;
     for (;;) {
         pl_envelope *r = NULL;
         pl_frame raw;
@@ -461,7 +462,7 @@ static int pull_window(pull_state *ps, int *out)
                 } else if (where == 0) {
                     st = take_chunk(ps, c, &raw);
                     chunks++;
-                    deadline = dev_now_ms() + d->timeout_ms;
+                    deadline = pc_mono_ms() + d->timeout_ms;
                 } else {
                     uint64_t upto = c->first_seq;
                     pl_envelope_free(NULL, r);
