@@ -15,13 +15,14 @@ static fake_archive *fa_of(archive_backend *b)
 static int fails(archive_backend *b, const char *op)
 {
     fake_archive *fa = fa_of(b);
-    return fa->fail_op && strcmp(fa->fail_op, op) == 0;
+    return fa->fail_op && strcmp(fa->fail_op, op) == 0 && ++fa->fail_calls >= fa->fail_at;
 }
 
+/* A failing operation says so on the context, as the real backends do. */
 #define FAIL_IF(b, op)                                                                             \
     do {                                                                                           \
         if (fails(b, op))                                                                          \
-            return fa_of(b)->fail_status;                                                          \
+            return penlink_fail((b)->ctx, fa_of(b)->fail_status, "fake.db: %s failed", op);        \
     } while (0)
 
 static const fake_pen *pen_of(const fake_archive *fa, int64_t device)
@@ -215,6 +216,127 @@ static int f_key_replacements(archive_backend *b, const char *serial,
     return PENLINK_OK;
 }
 
+static const fake_pen *pen_by_serial(const fake_archive *fa, const char *serial)
+{
+    for (size_t i = 0; i < fa->n_pens; i++)
+        if (strcmp(fa->pens[i].serial, serial) == 0)
+            return &fa->pens[i];
+    return NULL;
+}
+
+/* The pen's row, made on first contact. */
+static int f_device(archive_backend *b, const penlink_info *info, int64_t now, int64_t *id)
+{
+    (void)now;
+    FAIL_IF(b, "device");
+    fake_archive *fa = fa_of(b);
+    const fake_pen *p = pen_by_serial(fa, info->serial);
+    if (!p)
+        p = fake_archive_pen(fa, (int64_t)fa->n_pens + 1, info->serial, NULL);
+    if (!p)
+        return PENLINK_ERR_NO_MEM;
+    *id = p->device;
+    return PENLINK_OK;
+}
+
+static int f_pin_key(archive_backend *b, int64_t device, const uint8_t *key, int *outcome)
+{
+    FAIL_IF(b, "pin_key");
+    fake_pen *p = (fake_pen *)pen_of(fa_of(b), device);
+    if (!key || !p) {
+        *outcome = KEY_NONE;
+    } else if (!p->has_key) {
+        p->has_key = 1;
+        memcpy(p->key, key, sizeof p->key);
+        *outcome = KEY_PINNED;
+    } else {
+        *outcome = memcmp(p->key, key, sizeof p->key) == 0 ? KEY_SAME : KEY_CHANGED;
+    }
+    return PENLINK_OK;
+}
+
+static int f_pull_begin(archive_backend *b, int64_t device, uint64_t from, int64_t now,
+                        int64_t *pull)
+{
+    (void)device, (void)now;
+    FAIL_IF(b, "pull_begin");
+    fake_archive *fa = fa_of(b);
+    fa->pull_from = from;
+    *pull = ++fa->pull_begins;
+    return PENLINK_OK;
+}
+
+static int f_pull_end(archive_backend *b, int64_t pull, const penlink_archive_pull_result *r,
+                      const char *result, const char *message, int64_t now)
+{
+    (void)pull, (void)r, (void)now;
+    FAIL_IF(b, "pull_end");
+    fake_archive *fa = fa_of(b);
+    fa->pull_ends++;
+    snprintf(fa->pull_result, sizeof fa->pull_result, "%s", result);
+    snprintf(fa->pull_message, sizeof fa->pull_message, "%s", message ? message : "");
+    return PENLINK_OK;
+}
+
+static int f_chunk(archive_backend *b, int64_t device, int64_t pull, const penlink_chunk *c,
+                   int64_t now, int64_t *chunk, int *stored)
+{
+    (void)device, (void)pull, (void)c, (void)now;
+    FAIL_IF(b, "chunk");
+    fake_archive *fa = fa_of(b);
+    *chunk = ++fa->chunks_stored;
+    if (stored)
+        *stored = 1;
+    return PENLINK_OK;
+}
+
+static int f_record(archive_backend *b, int64_t device, int64_t chunk, const penlink_record *r,
+                    int fresh, int *outcome)
+{
+    (void)chunk, (void)fresh;
+    FAIL_IF(b, "record");
+    fake_archive *fa = fa_of(b);
+    for (size_t i = 0; i < fa->n_records; i++) {
+        const fake_record *fr = &fa->records[i];
+        if (fr->device == device && fr->r.seq == r->seq) {
+            *outcome = archive_record_same(&fr->r, r) ? REC_SAME : REC_CONFLICT;
+            return PENLINK_OK;
+        }
+    }
+    if (!fake_archive_record(fa, device, r))
+        return PENLINK_ERR_NO_MEM;
+    *outcome = REC_NEW;
+    return PENLINK_OK;
+}
+
+static int f_alarm(archive_backend *b, int64_t device, int64_t pull, const char *kind, uint64_t seq,
+                   uint64_t count, const char *detail, int64_t now)
+{
+    (void)pull, (void)now;
+    FAIL_IF(b, "alarm");
+    fake_archive *fa = fa_of(b);
+    const fake_pen *p = pen_of(fa, device);
+    penlink_alarm *a = fake_archive_alarm(fa, p ? p->serial : "", kind, seq, count);
+    if (!a)
+        return PENLINK_ERR_NO_MEM;
+    snprintf(a->detail, sizeof a->detail, "%s", detail);
+    return PENLINK_OK;
+}
+
+static int f_savepoint(archive_backend *b)
+{
+    FAIL_IF(b, "savepoint");
+    fa_of(b)->savepoints++;
+    return PENLINK_OK;
+}
+
+static int f_rollback_to_savepoint(archive_backend *b)
+{
+    FAIL_IF(b, "rollback_to_savepoint");
+    fa_of(b)->to_savepoint++;
+    return PENLINK_OK;
+}
+
 static int f_writable(archive_backend *b)
 {
     return fa_of(b)->writable;
@@ -239,6 +361,15 @@ static const archive_ops fake_ops = {
     .verification_last = f_verification_last,
     .key_replacements = f_key_replacements,
     .writable = f_writable,
+    .device = f_device,
+    .pin_key = f_pin_key,
+    .pull_begin = f_pull_begin,
+    .pull_end = f_pull_end,
+    .chunk = f_chunk,
+    .record = f_record,
+    .alarm = f_alarm,
+    .savepoint = f_savepoint,
+    .rollback_to_savepoint = f_rollback_to_savepoint,
 };
 
 void fake_archive_init(fake_archive *fa, penlink_ctx *ctx)

@@ -69,12 +69,17 @@ typedef struct fake_archive {
     penlink_key_replacement *repl; /* the test's array */
     size_t n_repl;
     int writable;
-    /* the operation (its name in archive_ops) that fails, with fail_status */
+    /* the operation (its name in archive_ops) that fails, with fail_status:
+     * from its fail_at-th call on (0 or 1: every call) */
     const char *fail_op;
-    int fail_status;
+    int fail_status, fail_at, fail_calls;
     /* what was asked of it */
-    int begins, commits, rollbacks, logs;
+    int begins, commits, rollbacks, logs, savepoints, to_savepoint;
     penlink_verify_report logged; /* the last verification_log */
+    int pull_begins, pull_ends, chunks_stored;
+    uint64_t pull_from;   /* the last pull_begin's */
+    char pull_result[16]; /* the last pull_end's */
+    char pull_message[640];
 } fake_archive;
 
 /* An empty, writable archive on @p ctx. */

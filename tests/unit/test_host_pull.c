@@ -15,57 +15,19 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <sodium.h>
 
 #include "device.h"
 #include "fake_transport.h"
-#include "pl/auth.h"
+#include "script_pen.h"
 
-#define SERIAL "PEN-000777"
-#define RECORDS 40 /* the pen's log: seqs 0..39 */
-#define PER_CHUNK 5
-#define CHUNKS (RECORDS / PER_CHUNK)
-#define T0_MS 1767225600000LL
-
-typedef struct chunk {
-    uint64_t first;
-    uint32_t count, raw_size;
-    size_t len;
-    uint8_t data[1024];
-    uint8_t prev_link[32], link[32];
-} chunk;
-
-/* The fake pen and how it misbehaves. */
-typedef struct pen {
-    chunk chunks[CHUNKS];
-    int signs;
-    penlink_key key;
-    uint64_t first, next, acked; /* what DeviceInfo says, and what the pen holds */
-    int has_claim;               /* DeviceInfo says claim_next instead of next */
-    uint64_t claim_next;
-    uint32_t count_override; /* a record_count other than the chunk's */
-    const char *info_serial;
-    int omit_key;        /* signs, but DeviceInfo carries no device key */
-    int drop_chunk;      /* 1 + index of a chunk never sent */
-    int repeat_first;    /* the first chunk of each window sent twice */
-    int empty_chunk;     /* a chunk of no records */
-    int corrupt_chunk;   /* 1 + index of a chunk whose data is damaged (its link still holds) */
-    int end_delta;       /* added to each LogEnd's next_seq */
-    int never_end;       /* LogEnd says more but sends nothing */
-    int silent_pulls;    /* PullLogs left unanswered */
-    uint32_t pull_error; /* PullLog refused with this code */
-    int wrong_reply;     /* a Config in reply to PullLog */
-    uint64_t shift;      /* added to every chunk's first_seq */
-    int bad_signature;   /* heads signed over the wrong seq */
-    int no_head;         /* LogEnds without a head */
-    int relink;          /* 1 + index of a chunk sent with another link */
-    int pulls, infos;    /* requests seen */
-} pen;
+#define SERIAL SCRIPT_PEN_SERIAL
+#define RECORDS SCRIPT_PEN_RECORDS
+#define CHUNKS SCRIPT_PEN_CHUNKS
 
 typedef struct fixture {
     penlink_ctx *ctx;
     fake_wire w;
-    pen p;
+    script_pen p;
     penlink_dev *d;
     /* what the callbacks got */
     uint64_t records, chunks, heads, gaps, gap_first, gap_count, overlaps, bad_order;
@@ -74,206 +36,6 @@ typedef struct fixture {
     int notices;
     char notice[256];
 } fixture;
-
-static penlink_record rec_at(uint64_t seq)
-{
-    penlink_record r;
-    memset(&r, 0, sizeof r);
-    r.seq = seq;
-    r.time_ms = T0_MS + (int64_t)seq * 1000;
-    r.kind = PL_REC_DEPTH_CHANGED;
-    r.fields = PL_F_DEPTH_UM;
-    r.depth_um = 200 + (uint32_t)seq;
-    return r;
-}
-
-static void build_log(pen *p)
-{
-    uint8_t g[PL_AUTH_GENESIS_MAX], link[32];
-    crypto_hash_sha256(link, g, pl_auth_genesis_bytes(g, SERIAL));
-    static uint8_t arena[PL_CHUNK_ENC_ARENA];
-    for (int c = 0; c < CHUNKS; c++) {
-        chunk *k = &p->chunks[c];
-        pl_record recs[PER_CHUNK];
-        for (int i = 0; i < PER_CHUNK; i++) {
-            penlink_record r = rec_at((uint64_t)(c * PER_CHUNK + i));
-            memcpy(&recs[i], &r, sizeof recs[i]);
-        }
-        pl_chunk_enc enc;
-        pl_chunk_info info;
-        assert_int_equal(pl_chunk_enc_init(&enc, arena, sizeof arena), PL_OK);
-        assert_int_equal(pl_chunk_encode(&enc, pl_record_array_source, recs, PER_CHUNK, k->data,
-                                         sizeof k->data, &info),
-                         PL_OK);
-        pl_chunk_enc_fini(&enc);
-        k->first = (uint64_t)c * PER_CHUNK;
-        k->count = PER_CHUNK;
-        k->raw_size = info.raw_size;
-        k->len = info.data_size;
-        memcpy(k->prev_link, link, 32);
-        uint8_t pre[PL_AUTH_LINK_PREFIX];
-        pl_auth_link_prefix(pre, link, k->first, k->count, k->raw_size, (uint32_t)k->len);
-        crypto_hash_sha256_state h;
-        crypto_hash_sha256_init(&h);
-        crypto_hash_sha256_update(&h, pre, sizeof pre);
-        crypto_hash_sha256_update(&h, k->data, k->len);
-        crypto_hash_sha256_final(&h, link);
-        memcpy(k->link, link, 32);
-    }
-}
-
-static void reply(fake_wire *w, uint32_t id, Penlink__V1__Envelope *env)
-{
-    env->has_request_id = 1;
-    env->request_id = id;
-    fake_wire_reply(w, env);
-}
-
-static void send_chunk(fake_wire *w, const pen *p, uint32_t id, int c)
-{
-    const chunk *k = &p->chunks[c];
-    Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
-    Penlink__V1__LogChunk lc = PENLINK__V1__LOG_CHUNK__INIT;
-    uint8_t data[sizeof k->data], link[32];
-    memcpy(data, k->data, k->len);
-    memcpy(link, k->link, 32);
-    if (p->corrupt_chunk == c + 1)
-        data[k->len / 2] ^= 0x5A;
-    if (p->relink == c + 1)
-        link[0] ^= 1;
-    lc.has_first_seq = lc.has_record_count = lc.has_raw_size = lc.has_data = 1;
-    lc.first_seq = k->first + p->shift;
-    lc.record_count = p->empty_chunk ? 0 : p->count_override ? p->count_override : k->count;
-    lc.raw_size = k->raw_size;
-    lc.data.data = data;
-    lc.data.len = k->len;
-    if (p->signs) {
-        lc.has_link = lc.has_prev_link = 1;
-        lc.link.data = link;
-        lc.link.len = 32;
-        lc.prev_link.data = (uint8_t *)k->prev_link;
-        lc.prev_link.len = 32;
-    }
-    env.body_case = PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK;
-    env.log_chunk = &lc;
-    reply(w, id, &env);
-}
-
-static void send_end(fake_wire *w, const pen *p, uint32_t id, uint64_t next, int more,
-                     const uint8_t *head_link)
-{
-    Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
-    Penlink__V1__LogEnd le = PENLINK__V1__LOG_END__INIT;
-    le.has_next_seq = le.has_more = le.has_first_available_seq = 1;
-    le.next_seq = next + (uint64_t)(int64_t)p->end_delta;
-    le.more = more;
-    le.first_available_seq = p->first;
-    uint8_t sig[64];
-    if (p->signs && head_link && !p->no_head) {
-        uint8_t msg[PL_AUTH_HEAD_MAX];
-        size_t n =
-            pl_auth_head_bytes(msg, SERIAL, le.next_seq + (p->bad_signature ? 1 : 0), head_link);
-        assert_int_equal(penlink_sign(&p->key, msg, n, sig), 0);
-        le.has_head_link = le.has_head_signature = 1;
-        le.head_link.data = (uint8_t *)head_link;
-        le.head_link.len = 32;
-        le.head_signature.data = sig;
-        le.head_signature.len = 64;
-    }
-    env.body_case = PENLINK__V1__ENVELOPE__BODY_LOG_END;
-    env.log_end = &le;
-    reply(w, id, &env);
-}
-
-static void serve_pull(fake_wire *w, pen *p, uint32_t id, uint64_t from, uint32_t max)
-{
-    int sent = 0, c = 0;
-    uint64_t lo = from > p->first ? from : p->first; /* it holds nothing below its first */
-    while (c < CHUNKS && p->chunks[c].first + p->shift + p->chunks[c].count <= lo)
-        c++;
-    const uint8_t *last = NULL;
-    uint64_t next = from;
-    if (p->never_end) {
-        send_end(w, p, id, from, 1, NULL);
-        return;
-    }
-    for (; c < CHUNKS && sent < (int)max; c++, sent++) {
-        if (p->chunks[c].first + p->shift >= p->next)
-            break;
-        if (p->drop_chunk != c + 1)
-            send_chunk(w, p, id, c);
-        if (sent == 0 && p->repeat_first)
-            send_chunk(w, p, id, c);
-        last = p->chunks[c].link;
-        next = p->chunks[c].first + p->chunks[c].count + p->shift;
-    }
-    send_end(w, p, id, next, next < p->next, last);
-}
-
-static int respond(fake_wire *w, const pl_envelope *req, void *user)
-{
-    pen *p = user;
-    uint32_t id = req->request_id;
-    Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
-    switch (req->body_case) {
-    case PENLINK__V1__ENVELOPE__BODY_HELLO: {
-        Penlink__V1__HelloReply hr = PENLINK__V1__HELLO_REPLY__INIT;
-        hr.has_protocol_major = hr.has_protocol_minor = hr.has_features = 1;
-        hr.protocol_major = 1;
-        hr.protocol_minor = 1;
-        hr.features = PENLINK__V1__FEATURE__FEATURE_LOG_PULL |
-                      (p->signs ? PENLINK__V1__FEATURE__FEATURE_SIGNED_CHUNKS : 0);
-        hr.serial = SERIAL;
-        env.body_case = PENLINK__V1__ENVELOPE__BODY_HELLO_REPLY;
-        env.hello_reply = &hr;
-        reply(w, id, &env);
-        break;
-    }
-    case PENLINK__V1__ENVELOPE__BODY_GET_INFO: {
-        p->infos++;
-        Penlink__V1__DeviceInfo di = PENLINK__V1__DEVICE_INFO__INIT;
-        di.serial = (char *)(p->info_serial ? p->info_serial : SERIAL);
-        di.has_log_first_seq = di.has_log_next_seq = di.has_log_acked_seq = 1;
-        di.log_first_seq = p->first;
-        di.log_next_seq = p->has_claim ? p->claim_next : p->next;
-        di.log_acked_seq = p->acked;
-        di.has_log_used_bytes = 1;
-        di.log_used_bytes = 4000;
-        if (p->signs && !p->omit_key) {
-            di.has_device_key = 1;
-            di.device_key.data = p->key.public_key;
-            di.device_key.len = 32;
-        }
-        env.body_case = PENLINK__V1__ENVELOPE__BODY_DEVICE_INFO;
-        env.device_info = &di;
-        reply(w, id, &env);
-        break;
-    }
-    case PENLINK__V1__ENVELOPE__BODY_PULL_LOG:
-        p->pulls++;
-        if (p->silent_pulls > 0) {
-            p->silent_pulls--;
-        } else if (p->pull_error) {
-            Penlink__V1__Error e = PENLINK__V1__ERROR__INIT;
-            e.has_code = 1;
-            e.code = p->pull_error;
-            e.message = "no such records";
-            env.body_case = PENLINK__V1__ENVELOPE__BODY_ERROR;
-            env.error = &e;
-            reply(w, id, &env);
-        } else if (p->wrong_reply) {
-            Penlink__V1__Config c = PENLINK__V1__CONFIG__INIT;
-            env.body_case = PENLINK__V1__ENVELOPE__BODY_CONFIG;
-            env.config = &c;
-            reply(w, id, &env);
-        } else {
-            serve_pull(w, p, id, req->pull_log->from_seq, req->pull_log->max_chunks);
-        }
-        break;
-    default: break;
-    }
-    return PENLINK_OK;
-}
 
 static void on_notice(void *user, const char *text)
 {
@@ -293,16 +55,10 @@ static int setup_with(void **state, int signs)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    assert_true(sodium_init() >= 0);
     assert_int_equal(penlink_ctx_new(&f->ctx), PENLINK_OK);
     penlink_ctx_set_notice_cb(f->ctx, on_notice, f);
-    uint8_t seed[crypto_sign_SEEDBYTES];
-    memset(seed, 0x42, sizeof seed);
-    assert_int_equal(crypto_sign_seed_keypair(f->p.key.public_key, f->p.key.secret, seed), 0);
-    f->p.signs = signs;
-    f->p.next = RECORDS;
-    build_log(&f->p);
-    fake_wire_init(&f->w, respond, &f->p);
+    script_pen_init(&f->p, signs);
+    fake_wire_init(&f->w, script_pen_respond, &f->p);
     open_pen(f);
     *state = f;
     return 0;
@@ -332,7 +88,7 @@ static int on_record(void *user, const penlink_record *r)
     fixture *f = user;
     if (r->seq != f->next_expected)
         f->bad_order++;
-    penlink_record want = rec_at(r->seq);
+    penlink_record want = script_pen_record(r->seq);
     if (r->depth_um != want.depth_um || r->time_ms != want.time_ms)
         f->bad_order++;
     f->next_expected = r->seq + 1;
