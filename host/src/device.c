@@ -415,20 +415,16 @@ static int hello(penlink_dev *d)
     return PENLINK_OK;
 }
 
-int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
+int dev_open_on(penlink_ctx *ctx, transport *t, penlink_dev **out)
 {
-    if (!ctx || !out)
-        return PENLINK_ERR_INVALID_ARG;
-    penlink_enter(ctx);
     *out = NULL;
-    if (!uri || !*uri)
-        uri = getenv("PENLINK_DEVICE");
-    if (!uri || !*uri)
-        uri = "usb";
     penlink_dev *d = calloc(1, sizeof *d);
-    if (!d)
+    if (!d) {
+        t->ops->close(t);
         return penlink_fail(ctx, PENLINK_ERR_NO_MEM, "no memory for a session with a pen");
+    }
     d->ctx = ctx;
+    d->t = t;
     d->timeout_ms = ctx->timeout_ms;
     d->retries = ctx->retries;
     d->next_id = 1;
@@ -442,29 +438,13 @@ int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
     }
     pl_frame_decoder_init(&d->fdec, d->fbuf, PL_FRAME_HEADER_SIZE + HOST_MAX_PAYLOAD,
                           HOST_MAX_PAYLOAD);
-    if (strncmp(uri, "sim:", 4) == 0 && uri[4]) {
-        st = transport_sim_open(ctx, uri + 4, &d->t);
-    } else if (strcmp(uri, "usb") == 0) {
-        st = transport_usb_open(ctx, NULL, &d->t);
-    } else if (strcmp(uri, "usb:serial=") == 0) {
-        st = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
-                          "'%s' names no serial: use usb:serial=SERIAL (or usb:SERIAL)", uri);
-    } else if (strncmp(uri, "usb:", 4) == 0 && uri[4]) {
-        st = transport_usb_open(ctx, uri + 4, &d->t);
-    } else {
-        st = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
-                          "'%s' is not a pen address: use usb, usb:SERIAL, usb:BUS-PORT.PORT (the "
-                          "USB port, e.g. usb:1-2.3, as 'penlink list' shows) or sim:PATH",
-                          uri);
-    }
-    if (st == PENLINK_OK && ctx->trace) {
+    if (ctx->trace) {
         transport *traced = NULL;
         st = transport_trace_wrap(ctx, ctx->trace, d->t, &traced);
-        if (st == PENLINK_OK)
-            d->t = traced;
+        if (st != PENLINK_OK)
+            goto fail;
+        d->t = traced;
     }
-    if (st != PENLINK_OK)
-        goto fail;
     d->on_message = ctx->on_message;
     d->on_message_user = ctx->on_message_user;
     st = drain(d);
@@ -477,6 +457,38 @@ int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
 fail:
     penlink_dev_close(d);
     return st;
+}
+
+int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
+{
+    if (!ctx || !out)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_enter(ctx);
+    *out = NULL;
+    if (!uri || !*uri)
+        uri = getenv("PENLINK_DEVICE");
+    if (!uri || !*uri)
+        uri = "usb";
+    transport *t = NULL;
+    int st;
+    if (strncmp(uri, "sim:", 4) == 0 && uri[4]) {
+        st = transport_sim_open(ctx, uri + 4, &t);
+    } else if (strcmp(uri, "usb") == 0) {
+        st = transport_usb_open(ctx, NULL, &t);
+    } else if (strcmp(uri, "usb:serial=") == 0) {
+        st = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
+                          "'%s' names no serial: use usb:serial=SERIAL (or usb:SERIAL)", uri);
+    } else if (strncmp(uri, "usb:", 4) == 0 && uri[4]) {
+        st = transport_usb_open(ctx, uri + 4, &t);
+    } else {
+        st = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
+                          "'%s' is not a pen address: use usb, usb:SERIAL, usb:BUS-PORT.PORT (the "
+                          "USB port, e.g. usb:1-2.3, as 'penlink list' shows) or sim:PATH",
+                          uri);
+    }
+    if (st != PENLINK_OK)
+        return st;
+    return dev_open_on(ctx, t, out);
 }
 
 void penlink_dev_close(penlink_dev *d)

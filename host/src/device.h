@@ -48,6 +48,11 @@ struct penlink_dev {
     uint64_t messages;
 };
 
+/* A session over @p t, a transport already open (penlink_dev_open's choice,
+ * or a test's fake): traced when the context traces, drained, then Hello.
+ * @p t belongs to the session from here on, and is closed on failure. */
+int dev_open_on(penlink_ctx *ctx, transport *t, penlink_dev **out);
+
 void dev_copy_str(char *dst, size_t cap, const char *src);
 
 /* Frames one Envelope and sends it. */

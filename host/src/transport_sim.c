@@ -50,7 +50,8 @@ static int sim_send(transport *t, const uint8_t *p, size_t n, int timeout_ms)
                                 timeout_ms);
         if (st != PENLINK_OK)
             return st;
-        ssize_t w = send(s->fd, p, n, MSG_NOSIGNAL);
+        /* never blocking: what the socket cannot take now waits in poll, under the timeout */
+        ssize_t w = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (w < 0 && (errno == EPIPE || errno == ECONNRESET))

@@ -206,6 +206,45 @@ static void test_enumerate(void **state)
     assert_int_equal(found[0].status, PENLINK_OK);
 }
 
+/* PENLINK_USB_ID: pens of another VID:PID are looked for instead; a value
+ * that is not VID:PID in hex leaves the default. */
+static void test_usb_id(void **state)
+{
+    fixture *f = *state;
+    penlink_found found[4];
+    size_t n = 9;
+    penlink_dev *d = NULL;
+    assert_int_equal(setenv("PENLINK_USB_ID", "dead:beef", 1), 0);
+    assert_int_equal(penlink_list(f->ctx, found, 4, &n), PENLINK_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_ERR_NOT_FOUND);
+    assert_null(d);
+    char id[16];
+    snprintf(id, sizeof id, "%04x:%04x", PENLINK_USB_VID, PENLINK_USB_PID);
+    const char *found_as[] = { id, "not an id", "12345:1", "1209" };
+    for (size_t i = 0; i < sizeof found_as / sizeof found_as[0]; i++) {
+        assert_int_equal(setenv("PENLINK_USB_ID", found_as[i], 1), 0);
+        n = 0;
+        assert_int_equal(penlink_list(f->ctx, found, 4, &n), PENLINK_OK);
+        assert_int_equal(n, 1);
+        assert_string_equal(found[0].serial, "PEN-USB-001");
+    }
+    unsetenv("PENLINK_USB_ID");
+}
+
+/* Waiting for a plug or unplug: nothing changes within no time; a cancelled
+ * context stops the wait at once; no context is refused. */
+static void test_wait_change(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(penlink_usb_wait_change(NULL, 0), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_usb_wait_change(f->ctx, 0), 0);
+    penlink_ctx_cancel(f->ctx);
+    assert_int_equal(penlink_usb_wait_change(f->ctx, 60000), PENLINK_ERR_CANCELLED);
+    penlink_ctx_reset_cancel(f->ctx);
+    assert_int_equal(penlink_usb_wait_change(f->ctx, 0), 0);
+}
+
 static void test_info(void **state)
 {
     fixture *f = *state;
@@ -655,6 +694,8 @@ int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_enumerate, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_usb_id, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_change, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_info, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_config, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_pull_large, setup_big, teardown),
