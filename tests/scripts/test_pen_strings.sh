@@ -163,8 +163,8 @@ import csv, sys
 rows = [r for r in csv.reader(open(sys.argv[1], encoding=\"utf-8\")) if r and r[0] not in (\"pen\",)]
 assert rows and all(r[0].startswith(\"'\''=1+2\") for r in rows), rows[:3]" $tmp/out'
 # (the first line, "audit", names the pen filter: null for every pen)
-arch_cmd "audit --json" json "pen summary audit" "0 1" $PL $AR --json audit
-arch_cmd "audit --format json" json "pen summary audit" "0 1" $PL $AR audit --format json
+arch_cmd "audit --json" json "pen summary audit audit_scope" "0 1" $PL $AR --json audit
+arch_cmd "audit --format json" json "pen summary audit audit_scope" "0 1" $PL $AR audit --format json
 arch_cmd "export records (csv)" csv "" 0 $PL $AR export records
 rows=$(python3 -c 'import csv,sys; print(len(list(csv.reader(open(sys.argv[1], encoding="utf-8")))) - 1)' "$tmp/out")
 check "export records csv: every record" '[ "$rows" -eq "$nrec" ]'
