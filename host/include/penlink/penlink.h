@@ -57,6 +57,15 @@ typedef enum penlink_status {
 /** A sentence describing @p status ("bytes that do not follow ..."); never NULL. */
 PENLINK_API const char *penlink_strerror(int status);
 
+/**
+ * The name of @p status as it is spelt in #penlink_status ("PENLINK_OK",
+ * "PENLINK_ERR_IO", ...), for logs and machine-readable output: unlike
+ * penlink_strerror()'s sentence it never changes once a status exists.
+ * @return a static string, never NULL: "unknown" for a value that is no
+ *         #penlink_status (positive, the sentinel, or beyond it).
+ */
+PENLINK_API const char *penlink_status_name(int status);
+
 /** Library version as "MAJOR.MINOR.PATCH". */
 PENLINK_API const char *penlink_version(void);
 
