@@ -619,8 +619,10 @@ PENLINK_API int penlink_key_generate(penlink_ctx *ctx, const char *path, penlink
 /**
  * Reads a secret key file written by penlink_key_generate(). Refuses a file
  * that others may read (not 0600 or stricter).
- * @return #PENLINK_OK, #PENLINK_ERR_IO, #PENLINK_ERR_AUTH (readable by
- *         others, or a public key), #PENLINK_ERR_INVALID_ARG (not a key file).
+ * @return #PENLINK_OK, #PENLINK_ERR_IO (cannot be read),
+ *         #PENLINK_ERR_INVALID_ARG (not a key file, a public key, or readable
+ *         by others: a file the caller must replace or chmod; #PENLINK_ERR_AUTH
+ *         is kept for a signature the pen refused).
  */
 PENLINK_API int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key *out);
 
