@@ -112,7 +112,7 @@ static void *params_json(const html_meta *m)
         cli_time_iso(m->until_ms, b, sizeof b);
     /* who made it and when are in the digest too: a report's digest, written down when it
      * is handed over, then binds them (nothing else can: a report is not signed) */
-    return json_pack("{s:s, s:o, s:o, s:o, s:s, s:o, s:I}", "type", "audit", "pen",
+    return json_pack("{s:s, s:o, s:o, s:o, s:s, s:o, s:I}", "type", "audit", "serial",
                      m->pen ? json_string(m->pen) : json_null(), "since",
                      m->has_since ? json_string(a) : json_null(), "until",
                      m->has_until ? json_string(b) : json_null(), "time_zone", m->tz, "operator",

@@ -90,7 +90,7 @@ static int on_report(void *u, const penlink_verify_report *r)
         o->broken++;
     if (o->c->json) {
         json_t *j =
-            json_pack("{s:o, s:s, s:I, s:I, s:I, s:I}", "pen", cli_json_str(r->serial), "state",
+            json_pack("{s:o, s:s, s:I, s:I, s:I, s:I}", "serial", cli_json_str(r->serial), "state",
                       r->state == PENLINK_VERIFY_OK       ? "ok"
                       : r->state == PENLINK_VERIFY_BROKEN ? "broken"
                                                           : "unsigned",

@@ -53,23 +53,69 @@ static const char usage_tail[] =
     "  refused), 10 a report audit --check-report cannot confirm (made by\n"
     "  another penlink version), 130 interrupted.\n";
 
-int cli_error(const struct cli *c, int code, const char *fmt, ...)
+const char *cli_exit_name(int code)
+{
+    switch (code) {
+    case EXIT_OK: return "ok";
+    case EXIT_FINDING: return "finding";
+    case EXIT_USAGE: return "usage";
+    case EXIT_NO_DEVICE: return "no_device";
+    case EXIT_DEVICE: return "device";
+    case EXIT_PROTOCOL: return "protocol";
+    case EXIT_INTEGRITY: return "integrity";
+    case EXIT_IO: return "io";
+    case EXIT_INTERNAL: return "internal";
+    case EXIT_AUTH: return "auth";
+    case EXIT_UNCONFIRMED: return "unconfirmed";
+    case EXIT_CANCELLED: return "cancelled";
+    default: return "unknown";
+    }
+}
+
+/* One error line on stderr: text, or with --json one object with the
+ * message, a machine code (@p name) and the exit code. */
+static int error_line(const struct cli *c, int code, const char *name, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static int error_line(const struct cli *c, int code, const char *name, const char *fmt, va_list ap)
 {
     char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     if (c->json) {
-        json_t *o = json_pack("{s:o, s:i}", "error", cli_json_str(msg), "exit_code", code);
+        json_t *o = json_pack("{s:o, s:s, s:i, s:i}", "error", cli_json_str(msg), "code", name,
+                              "exit_code", code, "schema", CLI_JSON_SCHEMA);
         char *s = o ? json_dumps(o, CLI_JSON_FLAGS) : NULL;
-        fprintf(stderr, "%s\n", s ? s : "{\"error\":\"out of memory\"}");
+        if (s)
+            fprintf(stderr, "%s\n", s);
+        else
+            fprintf(stderr,
+                    "{\"error\":\"out of memory\",\"code\":\"%s\",\"exit_code\":%d,"
+                    "\"schema\":%d}\n",
+                    name, code, CLI_JSON_SCHEMA);
         free(s);
         json_decref(o);
     } else {
         char safe[4 * sizeof msg];
         fprintf(stderr, "%s: %s\n", c->prog, cli_escape(safe, sizeof safe, msg));
     }
+    return code;
+}
+
+int cli_error(const struct cli *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    error_line(c, code, cli_exit_name(code), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int cli_error_status(const struct cli *c, int status, const char *fmt, ...)
+{
+    int code = cli_exit_for(status);
+    va_list ap;
+    va_start(ap, fmt);
+    error_line(c, code, penlink_status_name(status), fmt, ap);
+    va_end(ap);
     return code;
 }
 

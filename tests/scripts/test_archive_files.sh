@@ -128,14 +128,14 @@ run 6 "export records of an archive with hostile seqs" $PL --archive "$H" export
 check "every other record is written" '[ "$(grep -vc "^PEN-0," "$tmp/out")" = "$(wc -l < "$tmp/before.csv")" ]'
 check "and the damage is named" 'grep -q "2 record rows cannot be records and were skipped (the first: pen PEN-0, seq stored as -9223372036854775808" "$tmp/err"'
 run 1 "audit of it" $PL --archive "$H" --json audit
-check "the damaged pen is a finding" 'grep -q "\"finding\":\"damaged\".*\"pen\":\"PEN-0\".*\"count\":2" "$tmp/out"'
+check "the damaged pen is a finding" 'grep -q "\"finding\":\"damaged\".*\"serial\":\"PEN-0\".*\"count\":2" "$tmp/out"'
 # its first row's seq is -2^63 as stored, 2^63 as a seq: never negative in JSON
 check "its seq is the first row's, unsigned (JSON text above 2^63 - 1)" \
     'grep -q "\"finding\":\"damaged\".*\"seq\":\"9223372036854775808\"" "$tmp/out"'
-check "the other pens are audited" 'grep -q "\"type\":\"treatment\",\"pen\":\"PEN-F\"" "$tmp/out"'
+check "the other pens are audited" 'grep -q "\"type\":\"treatment\",\"serial\":\"PEN-F\"" "$tmp/out"'
 run 6 "verify --json of it" $PL --archive "$H" --json verify --no-record
 check "the broken pen's seq is unsigned too" \
-    'grep -q "\"pen\":\"PEN-0\",\"state\":\"broken\".*\"seq\":\"9223372036854775808\"" "$tmp/out"'
+    'grep -q "\"serial\":\"PEN-0\",\"state\":\"broken\".*\"seq\":\"9223372036854775808\"" "$tmp/out"'
 run 6 "verify of it" $PL --archive "$H" verify --no-record
 check "the damaged pen is BROKEN, its rows named" 'grep -q "PEN-0 .*BROKEN" "$tmp/out" && grep -q "2 record rows hold a seq at or above 2^63" "$tmp/out"'
 if grep -q "PEN-F *verified" "$tmp/out" && grep -q "^2 pens" "$tmp/out"; then

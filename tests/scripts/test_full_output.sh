@@ -36,7 +36,8 @@ full "--help" --help
 full "info" $A info
 full "info --json" $A --json info
 full "identify --json" $A --json identify
-full "list --json" --json list
+full "list --json" $A --json list
+full "list" $A list
 full "pull -o FILE" $A pull --no-ack -o "$tmp/b.plog"
 full "pull (archive)" $A --archive "$AR" pull --no-ack
 full "decode" decode "$tmp/a.plog"

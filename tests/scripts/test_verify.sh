@@ -171,8 +171,8 @@ check "every other record of both pens is written" \
 check "the damage is named" 'grep -q "1 record rows cannot be records and were skipped (the first: pen PEN-V1, seq stored as $bad_seq: its body is not a packed record)" $tmp/err'
 run 1 "audit of it" $PL --archive "$D" --json audit
 check "a damaged finding of that pen, at that row" \
-    'grep -q "\"finding\":\"damaged\",\"compliance\":true,\"pen\":\"PEN-V1\",\"seq\":$bad_seq,.*\"count\":1" $tmp/out'
-check "the other pen's treatments are audited" 'grep -q "\"type\":\"treatment\",\"pen\":\"PEN-V3\"" $tmp/out'
+    'grep -q "\"finding\":\"damaged\",\"compliance\":true,\"serial\":\"PEN-V1\",\"seq\":$bad_seq,.*\"count\":1" $tmp/out'
+check "the other pen's treatments are audited" 'grep -q "\"type\":\"treatment\",\"serial\":\"PEN-V3\"" $tmp/out'
 run 6 "verify of it" $PL --archive "$D" verify --no-record
 check "that pen is BROKEN at that row" 'grep -q "first broken link at seq $bad_seq: the record row of seq $bad_seq cannot be a record: its body is not a packed record" $tmp/out'
 check "the other pen verifies" 'grep -q "PEN-V3 *verified" $tmp/out'
