@@ -153,10 +153,10 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
         }
         json_array_append_new(
             diff, json_pack("{s:s, s:o, s:o}", "key", k[i].name, "old",
-                            k[i].is_text ? cli_json_str(a)
+                            k[i].is_text ? cli_json_str(penlink_config_get_text(cur, k[i].bit))
                                          : json_integer(penlink_config_get_u32(cur, k[i].bit)),
                             "new",
-                            k[i].is_text ? cli_json_str(b)
+                            k[i].is_text ? cli_json_str(penlink_config_get_text(want, k[i].bit))
                                          : json_integer(penlink_config_get_u32(want, k[i].bit))));
         if (!c->json && !c->quiet)
             printf("  %-20s %s -> %s\n", k[i].name, cli_safe(a), cli_safe(b));
@@ -379,6 +379,8 @@ int cmd_config(struct cli *c, int argc, char **argv)
             else if (!c->quiet && !c->json)
                 printf("revision %u of %s written to %s\n", cur.revision, cli_safe(info.serial),
                        cli_safe(args[0]));
+        } else if (c->json) {
+            cli_json_out(json_incref(o)); /* one line, like every --json output */
         } else {
             char *s = json_dumps(o, CONFIG_JSON_FLAGS);
             if (s)
