@@ -237,9 +237,12 @@ int cli_audit_html(struct cli *c, const penlink_archive_filter *f, const char *p
     }
     if (rc != EXIT_OK)
         return rc;
-    if (path && !c->quiet)
-        fprintf(stderr, "%s: report written to %s (data digest %s); verdict %s\n", c->prog, path,
-                hex, verdict == PENLINK_VERDICT_PASS ? "PASS" : "FAIL");
+    if (path) { /* a notice: a JSON event with --json, nothing with --quiet */
+        char text[1400];
+        snprintf(text, sizeof text, "report written to %s (data digest %s); verdict %s", path, hex,
+                 verdict == PENLINK_VERDICT_PASS ? "PASS" : "FAIL");
+        cli_notice(c, text);
+    }
     return verdict == PENLINK_VERDICT_PASS ? EXIT_OK : EXIT_FINDING;
 }
 
@@ -369,12 +372,14 @@ int cli_audit_check_report(struct cli *c, const char *path)
     if (!archive)
         archive = "";
     int other_archive = strcmp(archive, rm.archive) != 0;
-    if (other_archive && !c->quiet)
-        fprintf(stderr,
-                "penlink: note: %s names the archive %s; it is checked against %s (--archive, "
-                "else PENLINK_ARCHIVE, else the default), never against the one a report "
-                "names\n",
-                cli_safe(path), cli_safe(rm.archive), cli_safe(archive));
+    if (other_archive) {
+        char text[3200];
+        snprintf(text, sizeof text,
+                 "note: %s names the archive %s; it is checked against %s (--archive, else "
+                 "PENLINK_ARCHIVE, else the default), never against the one a report names",
+                 path, rm.archive, archive);
+        cli_notice(c, text);
+    }
     again = tmpfile();
     if (!again) {
         rc = cli_error(c, EXIT_IO, "audit: cannot create a temporary file");

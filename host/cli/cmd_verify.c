@@ -129,11 +129,12 @@ static int record(struct cli *c, const vout *o)
     if (!path || o->n_kept == 0)
         return EXIT_OK;
     if (!o->writable) {
-        if (!c->quiet)
-            fprintf(stderr,
-                    "penlink: note: %s is read-only here: the verdicts above were not recorded "
-                    "in its verification log\n",
-                    cli_safe(path));
+        char text[1200];
+        snprintf(text, sizeof text,
+                 "note: %s is read-only here: the verdicts above were not recorded in its "
+                 "verification log",
+                 path);
+        cli_notice(c, text); /* a JSON event with --json, nothing with --quiet */
         return EXIT_OK;
     }
     penlink_archive *ar = NULL;

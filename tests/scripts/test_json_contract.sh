@@ -15,13 +15,15 @@ SCHEMA="$here/../json/penlink.schema.json"
 VALIDATE="$here/../json/validate.py"
 
 # js WANT-EXIT DEF NAME penlink-args... : run with --json, check the exit
-# code and every line of stdout (DEF) and stderr
+# code and every line of stdout (DEF) and stderr; stdout may be empty only
+# for a failure, or when $quiet_stdout is set
+quiet_stdout=""
 js() {
     want=$1 def=$2 name=$3
     shift 3
     run "$want" "$name" $PL --json "$@"
     empty=""
-    [ "$want" -eq 0 ] || empty=--may-be-empty
+    [ "$want" -eq 0 ] && [ -z "$quiet_stdout" ] || empty=--may-be-empty
     if "$PY" "$VALIDATE" "$SCHEMA" "$def" "$tmp/out" "$tmp/err" $empty > "$tmp/why"; then
         ok "$name: every line is schema 1 ($def)"
     else
@@ -79,7 +81,12 @@ print(next(o["id"] for o in map(json.loads, open(sys.argv[1])) if o.get("type") 
 js 0 audit_annotate "audit annotate" $R audit annotate "$id" --text "seen" --operator "A Auditor"
 js 0 audit "audit, a finding with its note" $R audit --report cartridges
 check "the note has at and at_ms" 'grep -q "\"annotations\":\[{\"at\":\"[^\"]*\",\"at_ms\":[0-9]*," $tmp/out'
-run 0 "audit --format html" $PL $R audit --format html -o "$tmp/r.html" --operator "A Auditor"
+quiet_stdout=1
+js 0 audit "audit --format html -o FILE: nothing on stdout, the notice JSON" \
+    $R audit --format html -o "$tmp/r.html" --operator "A Auditor"
+quiet_stdout=""
+check "the report's notice is a JSON event" 'grep -q "^{\"event\":\"notice\",\"text\":\"report written to " $tmp/err'
+
 js 0 audit_check_report "audit --check-report" $R audit --check-report "$tmp/r.html"
 js 0 export_record "export records" $R export records
 js 0 export_treatment "export treatments" $R export treatments
