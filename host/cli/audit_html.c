@@ -129,7 +129,7 @@ static void *params_json(const html_meta *m)
         cli_time_iso(m->until_ms, b, sizeof b);
     /* who made it and when are in the digest too: a report's digest, written down when it
      * is handed over, then binds them (nothing else can: a report is not signed) */
-    return json_pack("{s:s, s:o, s:o, s:o, s:s, s:o, s:I}", "type", "audit", "pen",
+    return json_pack("{s:s, s:o, s:o, s:o, s:s, s:o, s:I}", "type", "audit", "serial",
                      m->pen ? json_string(m->pen) : json_null(), "since",
                      m->has_since ? json_string(a) : json_null(), "until",
                      m->has_until ? json_string(b) : json_null(), "time_zone", m->tz, "operator",
@@ -294,9 +294,12 @@ int cli_audit_html(struct cli *c, const penlink_archive_filter *f, const char *p
     }
     if (rc != EXIT_OK)
         return rc;
-    if (path && !c->quiet)
-        fprintf(stderr, "%s: report written to %s (data digest %s); verdict %s\n", c->prog, path,
-                hex, verdict == PENLINK_VERDICT_PASS ? "PASS" : "FAIL");
+    if (path) { /* a notice: a JSON event with --json, nothing with --quiet */
+        char text[1400];
+        snprintf(text, sizeof text, "report written to %s (data digest %s); verdict %s", path, hex,
+                 verdict == PENLINK_VERDICT_PASS ? "PASS" : "FAIL");
+        cli_notice(c, text);
+    }
     return verdict == PENLINK_VERDICT_PASS ? EXIT_OK : EXIT_FINDING;
 }
 
@@ -441,12 +444,14 @@ int cli_audit_check_report(struct cli *c, const char *path)
     if (!archive)
         archive = "";
     int other_archive = strcmp(archive, rm.archive) != 0;
-    if (other_archive && !c->quiet)
-        fprintf(stderr,
-                "penlink: note: %s names the archive %s; it is checked against %s (--archive, "
-                "else PENLINK_ARCHIVE, else the default), never against the one a report "
-                "names\n",
-                cli_safe(path), cli_safe(rm.archive), cli_safe(archive));
+    if (other_archive) {
+        char text[3200];
+        snprintf(text, sizeof text,
+                 "note: %s names the archive %s; it is checked against %s (--archive, else "
+                 "PENLINK_ARCHIVE, else the default), never against the one a report names",
+                 path, rm.archive, archive);
+        cli_notice(c, text);
+    }
     again = tmpfile();
     if (!again) {
         rc = cli_error(c, EXIT_IO, "audit: cannot create a temporary file");

@@ -52,12 +52,13 @@ void *cli_treatment_json(const penlink_treatment *t)
     fmt_serial(t->cartridge_serial, cs, sizeof cs);
     json_t *j = json_object();
     json_object_set_new(j, "type", json_string("treatment"));
-    json_object_set_new(j, "pen", cli_json_str(t->serial));
+    json_object_set_new(j, "serial", cli_json_str(t->serial));
     json_object_set_new(j, "start_seq", json_integer((json_int_t)t->start_seq));
     json_object_set_new(j, "end_seq", json_integer((json_int_t)t->end_seq));
     json_object_set_new(j, "start", json_string(s));
     json_object_set_new(j, "end", json_string(e));
     json_object_set_new(j, "start_ms", json_integer(t->start_ms));
+    json_object_set_new(j, "end_ms", json_integer(t->end_ms));
     json_object_set_new(j, "duration_ms", json_integer((json_int_t)t->duration_ms));
     json_object_set_new(j, "ended", json_boolean(t->ended));
     json_object_set_new(j, "depth_min_um", json_integer(t->depth_min_um));
@@ -100,9 +101,10 @@ void *cli_finding_json(const penlink_finding *f)
     json_object_set_new(j, "report", json_string(f->report));
     json_object_set_new(j, "finding", cli_json_str(kind ? kind : "unknown"));
     json_object_set_new(j, "compliance", json_boolean(f->compliance));
-    json_object_set_new(j, "pen", cli_json_str(f->serial));
+    json_object_set_new(j, "serial", cli_json_str(f->serial));
     json_object_set_new(j, "seq", cli_json_u64(f->seq));
     json_object_set_new(j, "time", f->time_ms ? json_string(t) : json_null());
+    json_object_set_new(j, "time_ms", f->time_ms ? json_integer(f->time_ms) : json_null());
     if (cli_finding_has_cartridge(f)) {
         json_object_set_new(j, "cartridge_serial", json_string(cs));
         json_object_set_new(j, "cartridge_uses", json_integer(f->cartridge_uses));
@@ -118,9 +120,10 @@ void *cli_finding_json(const penlink_finding *f)
         for (size_t i = 0; i < f->n_evidence; i++) {
             char et[40];
             fmt_time(f->evidence[i].time_ms, et, sizeof et);
-            json_array_append_new(ev, json_pack("{s:o, s:I, s:s}", "pen",
+            json_array_append_new(ev, json_pack("{s:o, s:I, s:s, s:I}", "serial",
                                                 cli_json_str(f->evidence[i].serial), "seq",
-                                                (json_int_t)f->evidence[i].seq, "start", et));
+                                                (json_int_t)f->evidence[i].seq, "start", et,
+                                                "start_ms", (json_int_t)f->evidence[i].time_ms));
         }
         json_object_set_new(j, "treatments", ev);
     }
@@ -130,6 +133,8 @@ void *cli_finding_json(const penlink_finding *f)
         fmt_time(f->raised_last_ms, b, sizeof b);
         json_object_set_new(j, "raised", json_string(a));
         json_object_set_new(j, "raised_last", json_string(b));
+        json_object_set_new(j, "raised_ms", json_integer(f->raised_ms));
+        json_object_set_new(j, "raised_last_ms", json_integer(f->raised_last_ms));
         json_object_set_new(j, "repeats", json_integer((json_int_t)f->repeats));
     }
     json_object_set_new(j, "detail", cli_json_str(f->detail));
@@ -139,9 +144,9 @@ void *cli_finding_json(const penlink_finding *f)
             const penlink_annotation *a = &f->annotations[i];
             char at[48];
             fmt_time(a->at_ms, at, sizeof at);
-            json_array_append_new(notes, json_pack("{s:s, s:o, s:o}", "at", at, "by",
-                                                   cli_json_str(a->author), "text",
-                                                   cli_json_str(a->text)));
+            json_array_append_new(
+                notes, json_pack("{s:s, s:I, s:o, s:o}", "at", at, "at_ms", (json_int_t)a->at_ms,
+                                 "by", cli_json_str(a->author), "text", cli_json_str(a->text)));
         }
         json_object_set_new(j, "annotations", notes);
     }
@@ -152,8 +157,9 @@ void *cli_usage_json(const penlink_usage *u)
 {
     char ps[40];
     fmt_time(u->period_start_ms, ps, sizeof ps);
-    return json_pack("{s:s, s:o, s:s, s:s, s:I, s:f, s:I}", "type", "usage", "pen",
-                     cli_json_str(u->serial), "period", u->period, "period_start", ps, "treatments",
+    return json_pack("{s:s, s:o, s:s, s:s, s:I, s:I, s:f, s:I}", "type", "usage", "serial",
+                     cli_json_str(u->serial), "period", u->period, "period_start", ps,
+                     "period_start_ms", (json_int_t)u->period_start_ms, "treatments",
                      (json_int_t)u->treatments, "treatment_minutes",
                      (double)u->treatment_ms / 60000.0, "cartridges", (json_int_t)u->cartridges);
 }
@@ -162,10 +168,10 @@ void *cli_config_json(const penlink_config_entry *e)
 {
     char t[40];
     fmt_time(e->at_ms, t, sizeof t);
-    json_t *j = json_pack("{s:s, s:o, s:s, s:o, s:o, s:o, s:I}", "type", "config", "pen",
-                          cli_json_str(e->serial), "at", t, "source", cli_json_str(e->source),
-                          "user", cli_json_str(e->user), "host", cli_json_str(e->host), "revision",
-                          (json_int_t)e->config.revision);
+    json_t *j = json_pack("{s:s, s:o, s:s, s:I, s:o, s:o, s:o, s:I}", "type", "config", "serial",
+                          cli_json_str(e->serial), "at", t, "at_ms", (json_int_t)e->at_ms, "source",
+                          cli_json_str(e->source), "user", cli_json_str(e->user), "host",
+                          cli_json_str(e->host), "revision", (json_int_t)e->config.revision);
     size_t n;
     const penlink_config_key *k = penlink_config_keys(&n);
     for (int old = 0; old <= e->has_old; old++) {
@@ -191,13 +197,15 @@ void *cli_verification_json(const penlink_verification *v)
     if (v->have && !v->computed)
         fmt_time(v->at_ms, t, sizeof t);
     const char *state = v->have ? v->result : !v->pinned ? "unsigned" : "not_verified";
-    json_t *o = json_pack("{s:s, s:o, s:o, s:I}", "type", "verification", "pen",
+    json_t *o = json_pack("{s:s, s:o, s:o, s:I}", "type", "verification", "serial",
                           cli_json_str(v->serial), "state", cli_json_str(state),
                           "pull_verified_through", (json_int_t)v->signed_through);
     if (v->have) {
         /* computed by the audit: no time, so that the data (and its digest) is the archive's */
         json_object_set_new(o, v->computed ? "verified_by" : "verified_at",
                             json_string(v->computed ? "audit" : t));
+        if (!v->computed)
+            json_object_set_new(o, "verified_at_ms", json_integer(v->at_ms));
         json_object_set_new(o, "through_seq", cli_json_u64(v->through_seq));
         json_object_set_new(o, "records", json_integer((json_int_t)v->records));
         if (v->detail[0])
@@ -225,12 +233,13 @@ void *cli_verify_claims_json(penlink_archive *ar, const penlink_verification *v,
             json_decref(a);
             return NULL;
         }
-        json_t *o = json_pack("{s:o, s:o}", "pen", cli_json_str(v[i].serial), "result",
+        json_t *o = json_pack("{s:o, s:o}", "serial", cli_json_str(v[i].serial), "result",
                               cli_json_str(st.have ? st.result : "none"));
         if (o && st.have) {
             char t[40];
             fmt_time(st.at_ms, t, sizeof t);
             json_object_set_new(o, "verified_at", json_string(t));
+            json_object_set_new(o, "verified_at_ms", json_integer(st.at_ms));
             json_object_set_new(o, "through_seq", cli_json_u64(st.through_seq));
         }
         if (!o || json_array_append_new(a, o) != 0) {
@@ -265,7 +274,7 @@ void cli_audit_scope_text(FILE *out, uint64_t chunks, const void *claims)
         const char *result = json_string_value(json_object_get(o, "result"));
         const char *at = json_string_value(json_object_get(o, "verified_at"));
         json_t *through = json_object_get(o, "through_seq");
-        fprintf(out, "    %-12s ", cli_safe(json_string_value(json_object_get(o, "pen"))));
+        fprintf(out, "    %-12s ", cli_safe(json_string_value(json_object_get(o, "serial"))));
         if (!at)
             fprintf(out, "no verify stored\n");
         else if (json_is_integer(through))
@@ -287,9 +296,10 @@ void *cli_key_replacement_json(const penlink_key_replacement *r)
     penlink_key_hex(r->new_key, new_hex);
     penlink_key_fingerprint(r->old_key, old_fp);
     penlink_key_fingerprint(r->new_key, new_fp);
-    return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:s, s:s, s:s, s:s, s:o, s:I}", "type",
-                     "key_replacement", "report", "integrity", "pen", cli_json_str(r->serial), "at",
-                     t, "user", cli_json_str(r->user), "host", cli_json_str(r->host), "reason",
+    return json_pack("{s:s, s:s, s:o, s:s, s:I, s:o, s:o, s:o, s:s, s:s, s:s, s:s, s:o, s:I}",
+                     "type", "key_replacement", "report", "integrity", "serial",
+                     cli_json_str(r->serial), "at", t, "at_ms", (json_int_t)r->at_ms, "user",
+                     cli_json_str(r->user), "host", cli_json_str(r->host), "reason",
                      cli_json_str(r->reason), "old_key", old_hex, "old_fingerprint", old_fp,
                      "new_key", new_hex, "new_fingerprint", new_fp, "from_seq",
                      cli_json_u64(r->from_seq), "heads_before", (json_int_t)r->heads_before);

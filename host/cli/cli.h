@@ -50,6 +50,13 @@ extern volatile sig_atomic_t cli_interrupted;
  */
 int cli_error(const struct cli *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same for a failed library call: exit code cli_exit_for(@p status),
+ * and with --json its "code" is penlink_status_name(@p status) rather than
+ * the exit code's name (cli_exit_name). */
+int cli_error_status(const struct cli *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The machine name of an exit code ("usage", "io", ...; docs/json.md). */
+const char *cli_exit_name(int code);
 /* "penlink: warning: ..." on stderr, escaped like cli_error's text. */
 void cli_warn(const struct cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -100,6 +107,9 @@ int cli_help_only(int argc, char **argv, const char *usage, int nargs);
 int cli_open(struct cli *c, penlink_dev **dev);
 /* Prints the context's error for a failed library call; returns its exit code. */
 int cli_fail(struct cli *c, const char *what, int status);
+/* The version of the --json forms (docs/json.md): every object printed
+ * carries "schema": CLI_JSON_SCHEMA (cli_json_line adds it). */
+#define CLI_JSON_SCHEMA 1 /* config_json.h's CONFIG_JSON_SCHEMA is the same */
 /* Prints a JSON value on stdout (compact, one line, ASCII) and frees it. */
 void cli_json_out(void *json);
 /* The same on @p f. */

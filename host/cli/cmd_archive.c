@@ -116,7 +116,7 @@ static int on_pushed(void *user, const penlink_push_report *r)
     o->records += r->records_new;
     if (o->c->json) {
         json_t *j = json_pack(
-            "{s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "pen", cli_json_str(r->serial),
+            "{s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "serial", cli_json_str(r->serial),
             "state",
             r->status == PENLINK_OK ? "ok"
             : r->conflicts          ? "conflict"

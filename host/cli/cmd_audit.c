@@ -579,11 +579,13 @@ static void print_header(const out *o, const penlink_archive_filter *f)
     if (f->has_until)
         fmt_time(f->until_ms, until, sizeof until);
     if (o->fmt == FMT_JSON) {
-        json_t *j =
-            json_pack("{s:s, s:s, s:o, s:o, s:o, s:s}", "type", "audit", "penlink_version",
-                      penlink_version(), "pen", f->serial ? cli_json_str(f->serial) : json_null(),
-                      "since", f->has_since ? json_string(since) : json_null(), "until",
-                      f->has_until ? json_string(until) : json_null(), "time_zone", cli_tz_name());
+        json_t *j = json_pack(
+            "{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:s}", "type", "audit", "penlink_version",
+            penlink_version(), "serial", f->serial ? cli_json_str(f->serial) : json_null(), "since",
+            f->has_since ? json_string(since) : json_null(), "since_ms",
+            f->has_since ? json_integer(f->since_ms) : json_null(), "until",
+            f->has_until ? json_string(until) : json_null(), "until_ms",
+            f->has_until ? json_integer(f->until_ms) : json_null(), "time_zone", cli_tz_name());
         cli_json_out(j);
     } else if (o->fmt == FMT_TABLE) {
         char a[32] = "", b[32] = "";

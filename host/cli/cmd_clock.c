@@ -209,12 +209,14 @@ int cmd_clock(struct cli *c, int argc, char **argv)
     /* the drift the pen's own answer shows, as it was when corrected */
     drift = previous - (now + (after - now) / 2);
     size = drift < 0 ? -drift : drift;
-    char t[40];
+    char t[40], pt[40];
     cli_format_time(now, t, sizeof t);
+    cli_format_time(previous, pt, sizeof pt);
     if (c->json)
-        cli_json_out(json_pack("{s:o, s:I, s:I, s:s, s:I, s:b, s:b}", "serial",
+        cli_json_out(json_pack("{s:o, s:I, s:I, s:s, s:I, s:s, s:I, s:b, s:b}", "serial",
                                cli_json_str(info.serial), "drift_ms", (json_int_t)drift,
-                               "previous_time_ms", (json_int_t)previous, "time", t, "threshold_ms",
+                               "previous_time_ms", (json_int_t)previous, "previous_time", pt,
+                               "time_ms", (json_int_t)now, "time", t, "threshold_ms",
                                (json_int_t)threshold, "set", 1, "signed", have_key));
     else if (!c->quiet)
         printf("%s: pen clock was %.3f s %s; set to %s%s\n", cli_safe(info.serial),

@@ -155,8 +155,13 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
             penlink_config_set_u32(&merged, k[i].bit, penlink_config_get_u32(want, k[i].bit));
             penlink_config_set_u32(&change, k[i].bit, penlink_config_get_u32(want, k[i].bit));
         }
-        json_array_append_new(diff, json_pack("{s:s, s:o, s:o}", "key", k[i].name, "old",
-                                              cli_json_str(a), "new", cli_json_str(b)));
+        json_array_append_new(
+            diff, json_pack("{s:s, s:o, s:o}", "key", k[i].name, "old",
+                            k[i].is_text ? cli_json_str(penlink_config_get_text(cur, k[i].bit))
+                                         : json_integer(penlink_config_get_u32(cur, k[i].bit)),
+                            "new",
+                            k[i].is_text ? cli_json_str(penlink_config_get_text(want, k[i].bit))
+                                         : json_integer(penlink_config_get_u32(want, k[i].bit))));
         if (!c->json && !c->quiet)
             printf("  %-20s %s -> %s\n", k[i].name, cli_safe(a), cli_safe(b));
     }
@@ -370,7 +375,8 @@ int cmd_config(struct cli *c, int argc, char **argv)
             if (one) {
                 json_t *v = json_incref(json_object_get(o, one->name));
                 json_decref(o);
-                o = json_pack("{s:o, s:I}", one->name, v, "revision", (json_int_t)cur.revision);
+                o = json_pack("{s:o, s:o, s:I}", "serial", cli_json_str(info.serial), one->name, v,
+                              "revision", (json_int_t)cur.revision);
             }
             cli_json_out(o);
         } else if (one) {
@@ -387,12 +393,15 @@ int cmd_config(struct cli *c, int argc, char **argv)
         }
     } else if (is_export) {
         json_t *o = config_json(&cur, info.serial);
+        json_object_set_new(o, "schema", json_integer(CONFIG_JSON_SCHEMA));
         if (nargs == 1) {
             if (json_dump_file(o, args[0], CONFIG_JSON_FLAGS) != 0)
                 rc = cli_error(c, EXIT_IO, "config export: cannot write %s", args[0]);
             else if (!c->quiet && !c->json)
                 printf("revision %u of %s written to %s\n", cur.revision, cli_safe(info.serial),
                        cli_safe(args[0]));
+        } else if (c->json) {
+            cli_json_out(json_incref(o)); /* one line, like every --json output */
         } else {
             char *s = json_dumps(o, CONFIG_JSON_FLAGS);
             if (s)

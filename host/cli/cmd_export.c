@@ -85,7 +85,7 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
         return ferror(e->f) ? -1 : 0;
     }
     json_t *j = json_object();
-    json_object_set_new(j, "pen", cli_json_str(serial));
+    json_object_set_new(j, "serial", cli_json_str(serial));
     json_object_set_new(j, "seq", json_integer((json_int_t)r->seq));
     json_object_set_new(j, "time_ms", json_integer(r->time_ms));
     json_object_set_new(j, "time", json_string(t));

@@ -151,12 +151,12 @@ static json_t *replacement_json(const penlink_key_replacement *r)
     penlink_key_fingerprint(r->old_key, old_fp);
     penlink_key_fingerprint(r->new_key, new_fp);
     cli_format_time(r->at_ms, t, sizeof t);
-    return json_pack("{s:o, s:s, s:o, s:o, s:o, s:s, s:s, s:s, s:s, s:I, s:I}", "pen",
-                     cli_json_str(r->serial), "at", t, "user", cli_json_str(r->user), "host",
-                     cli_json_str(r->host), "reason", cli_json_str(r->reason), "old_key", old_hex,
-                     "old_fingerprint", old_fp, "new_key", new_hex, "new_fingerprint", new_fp,
-                     "from_seq", (json_int_t)r->from_seq, "heads_before",
-                     (json_int_t)r->heads_before);
+    return json_pack("{s:o, s:s, s:I, s:o, s:o, s:o, s:s, s:s, s:s, s:s, s:I, s:I}", "serial",
+                     cli_json_str(r->serial), "at", t, "at_ms", (json_int_t)r->at_ms, "user",
+                     cli_json_str(r->user), "host", cli_json_str(r->host), "reason",
+                     cli_json_str(r->reason), "old_key", old_hex, "old_fingerprint", old_fp,
+                     "new_key", new_hex, "new_fingerprint", new_fp, "from_seq",
+                     (json_int_t)r->from_seq, "heads_before", (json_int_t)r->heads_before);
 }
 
 const struct option cli_keys_replace_options[] = { { "pen", required_argument, NULL, 'p' },

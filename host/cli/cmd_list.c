@@ -113,19 +113,19 @@ int cmd_list(struct cli *c, int argc, char **argv)
         n++;
     }
     if (c->json) {
-        json_t *a = json_array();
+        /* JSON lines, one object per pen, like every command that prints a
+         * list (docs/json.md); none at all when no pen is found */
         for (size_t i = 0; i < shown; i++) {
             const char *status =
                 det[i].status == PENLINK_OK ? "ok" : penlink_strerror(det[i].status);
-            json_array_append_new(
-                a, json_pack("{s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o}", "uri",
-                             cli_json_str(found[i].uri), "serial", cli_json_str(found[i].serial),
-                             "where", cli_json_str(found[i].where), "status", status, "port",
-                             found[i].port[0] ? cli_json_str(found[i].port) : json_null(), "label",
-                             cli_json_str(det[i].label), "model", cli_json_str(det[i].model),
-                             "firmware", cli_json_str(det[i].firmware)));
+            cli_json_out(json_pack(
+                "{s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:o, s:o}", "uri", cli_json_str(found[i].uri),
+                "serial", cli_json_str(found[i].serial), "where", cli_json_str(found[i].where),
+                "status", status, "code", penlink_status_name(det[i].status), "port",
+                found[i].port[0] ? cli_json_str(found[i].port) : json_null(), "label",
+                cli_json_str(det[i].label), "model", cli_json_str(det[i].model), "firmware",
+                cli_json_str(det[i].firmware)));
         }
-        cli_json_out(a);
     } else if (shown == 0) {
         if (!c->quiet)
             fprintf(stderr, "no pen found: plug one in; if it is plugged in, see "

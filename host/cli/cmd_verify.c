@@ -91,7 +91,7 @@ static int on_report(void *u, const penlink_verify_report *r)
         o->broken++;
     if (o->c->json) {
         json_t *j =
-            json_pack("{s:o, s:s, s:I, s:I, s:I, s:I}", "pen", cli_json_str(r->serial), "state",
+            json_pack("{s:o, s:s, s:I, s:I, s:I, s:I}", "serial", cli_json_str(r->serial), "state",
                       r->state == PENLINK_VERIFY_OK       ? "ok"
                       : r->state == PENLINK_VERIFY_BROKEN ? "broken"
                                                           : "unsigned",
@@ -130,11 +130,12 @@ static int record(struct cli *c, const vout *o)
     if (!path || o->n_kept == 0)
         return EXIT_OK;
     if (!o->writable) {
-        if (!c->quiet)
-            fprintf(stderr,
-                    "penlink: note: %s is read-only here: the verdicts above were not recorded "
-                    "in its verification log\n",
-                    cli_safe(path));
+        char text[1200];
+        snprintf(text, sizeof text,
+                 "note: %s is read-only here: the verdicts above were not recorded in its "
+                 "verification log",
+                 path);
+        cli_notice(c, text); /* a JSON event with --json, nothing with --quiet */
         return EXIT_OK;
     }
     penlink_archive *ar = NULL;

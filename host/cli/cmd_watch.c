@@ -7,9 +7,13 @@
  * otherwise choose "../../x" and write outside DIR, or take another pen's
  * file. Such a pen is skipped until it is plugged in again.
  */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -68,6 +72,16 @@ int cmd_watch(struct cli *c, int argc, char **argv)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
+    /* a --dir that cannot take files is the watcher's own I/O problem, said
+     * once before any pen is waited for (not, per pen, as "no device") */
+    struct stat sb;
+    if (dir && stat(dir, &sb) != 0)
+        return cli_error(c, EXIT_IO, "watch: --dir %s: %s", dir, strerror(errno));
+    if (dir && !S_ISDIR(sb.st_mode))
+        return cli_error(c, EXIT_IO, "watch: --dir %s: not a directory", dir);
+    if (dir && access(dir, W_OK | X_OK) != 0)
+        return cli_error(c, EXIT_IO, "watch: --dir %s: cannot write there: %s", dir,
+                         strerror(errno));
     const char *dev_uri = c->device ? c->device : getenv("PENLINK_DEVICE");
     int sim = dev_uri && strncmp(dev_uri, "sim:", 4) == 0;
     static struct seen seen[MAX_PENS];

@@ -44,8 +44,8 @@ int cli_exit_for(int status)
 int cli_fail(struct cli *c, const char *what, int status)
 {
     const char *detail = penlink_ctx_errmsg(c->ctx);
-    return cli_error(c, cli_exit_for(status), "%s: %s", what,
-                     detail && *detail ? detail : penlink_strerror(status));
+    return cli_error_status(c, status, "%s: %s", what,
+                            detail && *detail ? detail : penlink_strerror(status));
 }
 
 const struct option cli_help_options[] = { { "help", no_argument, NULL, 'h' },
@@ -79,6 +79,10 @@ int cli_open(struct cli *c, penlink_dev **dev)
 
 void cli_json_line(FILE *f, void *json)
 {
+    /* every object a command prints names the version of its form
+     * (docs/json.md); an object that already says it is left alone */
+    if (json_is_object((json_t *)json) && !json_object_get(json, "schema"))
+        json_object_set_new(json, "schema", json_integer(CLI_JSON_SCHEMA));
     /* ASCII only: a string's C1 controls and direction overrides reach a
      * terminal as \u escapes, never raw; parsers read back the same text */
     char *s = json ? json_dumps(json, CLI_JSON_FLAGS) : NULL;
@@ -304,5 +308,8 @@ void cli_warn(const struct cli *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s: warning: %s\n", c->prog, cli_escape(safe, sizeof safe, msg));
+    if (c->json)
+        cli_json_line(stderr, json_pack("{s:o}", "warning", cli_json_str(msg)));
+    else
+        fprintf(stderr, "%s: warning: %s\n", c->prog, cli_escape(safe, sizeof safe, msg));
 }

@@ -3,12 +3,14 @@
  * global options and the dispatch to one file per subcommand (cmd_*.c).
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -35,37 +37,86 @@ static const char usage_tail[] =
     "      --timeout MS  wait MS milliseconds for each reply of the pen (default\n"
     "                  2000; a slow or distant link may need more)\n"
     "      --trace FILE  record every frame of the session as pcapng (Wireshark)\n"
-    "  --json          machine-readable output on stdout, errors as JSON on stderr\n"
+    "  --json          machine-readable output on stdout (JSON lines, schema 1:\n"
+    "                  docs/json.md), errors as JSON on stderr\n"
     "  -q, --quiet     print only what was asked for, and errors\n"
     "  -v, --verbose   say more about what happens\n"
     "  -h, --help      this help; `penlink COMMAND --help` for a command\n"
     "  -V, --version   print the version\n"
     "\n"
     "Exit status:\n"
-    "  0 success, 1 compliance finding, 2 usage error, 3 no device (not found,\n"
-    "  permission denied, busy, unplugged), 4 device error (the pen refused),\n"
-    "  5 protocol error (or timeout), 6 integrity error, 7 I/O error,\n"
-    "  8 internal error, 9 not authorised (a key the pen does not accept, or a key\n"
-    "  file unusable), 10 a report audit --check-report cannot confirm (made by\n"
+    "  0 success, 1 compliance finding, 2 usage error (also a key file that\n"
+    "  cannot be used: a public key, or one others can read), 3 no device (not\n"
+    "  found, permission denied, busy, unplugged), 4 device error (the pen\n"
+    "  refused), 5 protocol error (or timeout), 6 integrity error, 7 I/O error\n"
+    "  (a file, a --dir, or standard output: a full disk), 8 internal error,\n"
+    "  9 not authorised (a key the pen does not accept, or a signature it\n"
+    "  refused), 10 a report audit --check-report cannot confirm (made by\n"
     "  another penlink version), 130 interrupted.\n";
 
-int cli_error(const struct cli *c, int code, const char *fmt, ...)
+const char *cli_exit_name(int code)
+{
+    switch (code) {
+    case EXIT_OK: return "ok";
+    case EXIT_FINDING: return "finding";
+    case EXIT_USAGE: return "usage";
+    case EXIT_NO_DEVICE: return "no_device";
+    case EXIT_DEVICE: return "device";
+    case EXIT_PROTOCOL: return "protocol";
+    case EXIT_INTEGRITY: return "integrity";
+    case EXIT_IO: return "io";
+    case EXIT_INTERNAL: return "internal";
+    case EXIT_AUTH: return "auth";
+    case EXIT_UNCONFIRMED: return "unconfirmed";
+    case EXIT_CANCELLED: return "cancelled";
+    default: return "unknown";
+    }
+}
+
+/* One error line on stderr: text, or with --json one object with the
+ * message, a machine code (@p name) and the exit code. */
+static int error_line(const struct cli *c, int code, const char *name, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static int error_line(const struct cli *c, int code, const char *name, const char *fmt, va_list ap)
 {
     char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     if (c->json) {
-        json_t *o = json_pack("{s:o, s:i}", "error", cli_json_str(msg), "exit_code", code);
+        json_t *o = json_pack("{s:o, s:s, s:i, s:i}", "error", cli_json_str(msg), "code", name,
+                              "exit_code", code, "schema", CLI_JSON_SCHEMA);
         char *s = o ? json_dumps(o, CLI_JSON_FLAGS) : NULL;
-        fprintf(stderr, "%s\n", s ? s : "{\"error\":\"out of memory\"}");
+        if (s)
+            fprintf(stderr, "%s\n", s);
+        else
+            fprintf(stderr,
+                    "{\"error\":\"out of memory\",\"code\":\"%s\",\"exit_code\":%d,"
+                    "\"schema\":%d}\n",
+                    name, code, CLI_JSON_SCHEMA);
         free(s);
         json_decref(o);
     } else {
         char safe[4 * sizeof msg];
         fprintf(stderr, "%s: %s\n", c->prog, cli_escape(safe, sizeof safe, msg));
     }
+    return code;
+}
+
+int cli_error(const struct cli *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    error_line(c, code, cli_exit_name(code), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int cli_error_status(const struct cli *c, int status, const char *fmt, ...)
+{
+    int code = cli_exit_for(status);
+    va_list ap;
+    va_start(ap, fmt);
+    error_line(c, code, penlink_status_name(status), fmt, ap);
+    va_end(ap);
     return code;
 }
 
@@ -249,24 +300,23 @@ static void on_signal(int sig)
     penlink_ctx_cancel(signal_ctx); /* only sets a flag: async-signal-safe */
 }
 
-int main(int argc, char **argv)
+static int run(struct cli *c, int argc, char **argv)
 {
-    struct cli c = { .prog = "penlink" };
     int opt;
     /* '+': stop at the command name; its options belong to it. */
     while ((opt = getopt_long(argc, argv, "+d:qvhV", cli_global_options, NULL)) != -1) {
         switch (opt) {
-        case OPT_JSON: c.json = 1; break;
-        case 'd': c.device = optarg; break;
-        case OPT_ARCHIVE: c.archive = optarg; break;
-        case OPT_TRACE: c.trace = optarg; break;
+        case OPT_JSON: c->json = 1; break;
+        case 'd': c->device = optarg; break;
+        case OPT_ARCHIVE: c->archive = optarg; break;
+        case OPT_TRACE: c->trace = optarg; break;
         case OPT_TIMEOUT:
-            if (parse_timeout(&c, optarg) != 0)
-                return cli_error(&c, EXIT_USAGE,
+            if (parse_timeout(c, optarg) != 0)
+                return cli_error(c, EXIT_USAGE,
                                  "--timeout takes milliseconds, 1 to 3600000, not '%s'", optarg);
             break;
-        case 'q': c.quiet = 1; break;
-        case 'v': c.verbose++; break;
+        case 'q': c->quiet = 1; break;
+        case 'v': c->verbose++; break;
         case 'h': print_usage(stdout); return EXIT_OK;
         case 'V': printf("penlink %s\n", penlink_version()); return EXIT_OK;
         default: print_usage(stderr); return EXIT_USAGE;
@@ -281,44 +331,77 @@ int main(int argc, char **argv)
         if (strcmp(name, cmd->name) == 0) {
             int sub_argc = argc - optind;
             char **sub_argv = argv + optind;
-            if (take_global_options(&c, &sub_argc, sub_argv) != 0)
-                return cli_error(&c, EXIT_USAGE,
+            if (take_global_options(c, &sub_argc, sub_argv) != 0)
+                return cli_error(c, EXIT_USAGE,
                                  "--device, --archive and --trace need a value; --timeout "
                                  "takes milliseconds, 1 to 3600000");
             optind = 0; /* reset getopt for the subcommand's own table */
-            if (penlink_ctx_new(&c.ctx) != PENLINK_OK)
-                return cli_error(&c, EXIT_INTERNAL, "out of memory");
-            if (c.timeout_ms)
-                penlink_ctx_set_timeout(c.ctx, c.timeout_ms, -1);
-            if (c.trace && penlink_ctx_set_trace(c.ctx, c.trace) != PENLINK_OK) {
-                int rc = cli_fail(&c, "--trace", PENLINK_ERR_IO);
-                penlink_ctx_free(c.ctx);
+            if (penlink_ctx_new(&c->ctx) != PENLINK_OK)
+                return cli_error(c, EXIT_INTERNAL, "out of memory");
+            if (c->timeout_ms)
+                penlink_ctx_set_timeout(c->ctx, c->timeout_ms, -1);
+            if (c->trace && penlink_ctx_set_trace(c->ctx, c->trace) != PENLINK_OK) {
+                int rc = cli_fail(c, "--trace", PENLINK_ERR_IO);
+                penlink_ctx_free(c->ctx);
                 return rc;
             }
-            if (c.verbose)
-                penlink_ctx_set_message_cb(c.ctx, cli_message_verbose, &c);
-            penlink_ctx_set_notice_cb(c.ctx, cli_notice, &c);
-            signal_ctx = c.ctx;
+            if (c->verbose)
+                penlink_ctx_set_message_cb(c->ctx, cli_message_verbose, c);
+            penlink_ctx_set_notice_cb(c->ctx, cli_notice, c);
+            signal_ctx = c->ctx;
             struct sigaction sa;
             memset(&sa, 0, sizeof sa);
             sa.sa_handler = on_signal;
             sigaction(SIGINT, &sa, NULL);
             sigaction(SIGTERM, &sa, NULL);
-            int rc = cmd->run(&c, sub_argc, sub_argv);
+            int rc = cmd->run(c, sub_argc, sub_argv);
             signal(SIGINT, SIG_DFL);
             signal(SIGTERM, SIG_DFL);
             /* a trace that could not be written to its end: an I/O error, said
              * after what the command did (which happened all the same) */
-            const char *te = penlink_ctx_trace_error(c.ctx);
-            if (te && !c.trace_told) {
+            const char *te = penlink_ctx_trace_error(c->ctx);
+            if (te && !c->trace_told) {
                 if (rc == EXIT_OK)
-                    rc = cli_error(&c, EXIT_IO, "%s: the command succeeded, but %s", name, te);
+                    rc = cli_error(c, EXIT_IO, "%s: the command succeeded, but %s", name, te);
                 else
-                    cli_warn(&c, "%s", te);
+                    cli_warn(c, "%s", te);
             }
-            penlink_ctx_free(c.ctx);
+            penlink_ctx_free(c->ctx);
             return rc;
         }
     }
-    return cli_error(&c, EXIT_USAGE, "unknown command '%s' (see 'penlink --help')", name);
+    return cli_error(c, EXIT_USAGE, "unknown command '%s' (see 'penlink --help')", name);
+}
+
+/*
+ * What a command printed must have reached standard output: a full disk
+ * (> /dev/full), a quota or a vanished NFS server shows only in a write,
+ * the last flush or the close. Then the output is incomplete: exit 7 with
+ * the reason on stderr, whatever the command otherwise reported (its own
+ * error, if any, was said first), except an interruption (130). The stream
+ * itself stays open (tests and fuzzers run main() again); closing a
+ * duplicate of its descriptor reports what the close would (NFS flushes on
+ * each close).
+ */
+static int check_stdout(const struct cli *c, int rc)
+{
+    errno = 0;
+    int bad = fflush(stdout) != 0;
+    int err = errno;
+    bad |= ferror(stdout) != 0;
+    int fd = fileno(stdout) >= 0 ? dup(fileno(stdout)) : -1;
+    if (fd >= 0 && close(fd) != 0 && !bad) {
+        bad = 1;
+        err = errno;
+    }
+    if (!bad || rc == EXIT_CANCELLED)
+        return rc;
+    return cli_error(c, EXIT_IO, "standard output: %s: the output is incomplete",
+                     err ? strerror(err) : "a write failed");
+}
+
+int main(int argc, char **argv)
+{
+    struct cli c = { .prog = "penlink" };
+    return check_stdout(&c, run(&c, argc, argv));
 }

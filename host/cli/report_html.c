@@ -474,9 +474,9 @@ static void write_scope(FILE *o, const html_report *h, const html_meta *m)
         const char *at = json_string_value(json_object_get(c, "verified_at"));
         json_t *through = json_object_get(c, "through_seq");
         fputs("<tr class=\"claim\" data-pen=\"", o);
-        html_text(o, json_string_value(json_object_get(c, "pen")));
+        html_text(o, json_string_value(json_object_get(c, "serial")));
         fputs("\"><td class=\"nw\">", o);
-        html_text(o, json_string_value(json_object_get(c, "pen")));
+        html_text(o, json_string_value(json_object_get(c, "serial")));
         fputs("</td><td class=\"nw\">", o);
         html_text(o, at ? json_string_value(json_object_get(c, "result")) : "none stored");
         fputs("</td><td class=\"nw\">", o);

@@ -62,6 +62,16 @@ int config_json_parse(const char *text, size_t len, penlink_config *want, int *h
             if (serial_cap)
                 snprintf(serial, serial_cap, "%s", json_string_value(v));
             continue;
+        } else if (strcmp(key, "schema") == 0) {
+            /* written by config export since schema 1 (docs/json.md); older
+             * files have none */
+            if (!json_is_integer(v) || json_integer_value(v) != CONFIG_JSON_SCHEMA) {
+                snprintf(err, errcap,
+                         "schema must be %d: a configuration file of another penlink "
+                         "version",
+                         CONFIG_JSON_SCHEMA);
+                rc = -1;
+            }
         } else if (strcmp(key, "revision") == 0) {
             if (whole(v)) {
                 *has_rev = 1;

@@ -11,6 +11,11 @@
 
 #include "penlink/penlink.h"
 
+/** The "schema" config export writes into a file (docs/json.md): the
+ * version of the CLI's JSON forms, CLI_JSON_SCHEMA. A file without one (an
+ * earlier penlink's) is read the same. */
+#define CONFIG_JSON_SCHEMA 1
+
 /** The largest configuration file read, in bytes. */
 #define CONFIG_JSON_MAX (64 * 1024)
 
@@ -18,7 +23,8 @@
  * Parses @p len bytes of @p text into @p want (only the keys present are
  * set); "revision" is optional (*@p has_rev), "serial" (the pen the file was
  * exported from) too: it goes to @p serial ("" when absent; cut to
- * @p serial_cap - 1 bytes, unchecked text). Returns 0, or -1 with what is
+ * @p serial_cap - 1 bytes, unchecked text); "schema", when present, must be
+ * CONFIG_JSON_SCHEMA. Returns 0, or -1 with what is
  * wrong in @p err (unknown key, wrong type, bad JSON with its line and
  * column, too long).
  */

@@ -45,6 +45,38 @@ const char *penlink_strerror(int status)
     }
 }
 
+/* The enum's own spelling, so the name can never drift from the header. */
+#define STATUS_NAME(s)                                                                             \
+    case s: return #s
+
+const char *penlink_status_name(int status)
+{
+    switch (status) {
+        STATUS_NAME(PENLINK_OK);
+        STATUS_NAME(PENLINK_ERR_INVALID_ARG);
+        STATUS_NAME(PENLINK_ERR_NO_MEM);
+        STATUS_NAME(PENLINK_ERR_IO);
+        STATUS_NAME(PENLINK_ERR_PROTOCOL);
+        STATUS_NAME(PENLINK_ERR_INTEGRITY);
+        STATUS_NAME(PENLINK_ERR_CANCELLED);
+        STATUS_NAME(PENLINK_ERR_UNSUPPORTED);
+        STATUS_NAME(PENLINK_ERR_NOT_FOUND);
+        STATUS_NAME(PENLINK_ERR_ACCESS);
+        STATUS_NAME(PENLINK_ERR_BUSY);
+        STATUS_NAME(PENLINK_ERR_GONE);
+        STATUS_NAME(PENLINK_ERR_TIMEOUT);
+        STATUS_NAME(PENLINK_ERR_VERSION);
+        STATUS_NAME(PENLINK_ERR_DEVICE);
+        STATUS_NAME(PENLINK_ERR_CONFLICT);
+        STATUS_NAME(PENLINK_ERR_AMBIGUOUS);
+        STATUS_NAME(PENLINK_ERR_INVALID_CONFIG);
+        STATUS_NAME(PENLINK_ERR_AUTH);
+    default: return "unknown";
+    }
+}
+
+#undef STATUS_NAME
+
 const char *penlink_version(void)
 {
     return PENLINK_VERSION_STRING;

@@ -154,7 +154,7 @@ int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key *out)
     rc = PENLINK_OK;
     size_t tag = strlen(SECRET_TAG), bin = 0;
     if (strncmp(line, PUBLIC_TAG, tag) == 0)
-        rc = penlink_fail(ctx, PENLINK_ERR_AUTH,
+        rc = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
                           "%s is a public key; signing needs the secret key file (the one "
                           "without .pub)",
                           path);
@@ -165,7 +165,7 @@ int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key *out)
         rc = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
                           "%s is not a penlink key file (penlink keys generate writes them)", path);
     else if (mode & 077)
-        rc = penlink_fail(ctx, PENLINK_ERR_AUTH,
+        rc = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
                           "%s can be read by others (mode %03o): a secret key must be private; "
                           "chmod 600 it, and make a new key if others may have read it",
                           path, (unsigned)(mode & 0777));

@@ -94,8 +94,8 @@ def reported_json(path):
             continue
         ev = None
         if f["finding"] == "reuse":
-            ev = (f["cartridge_serial"], sorted((t["pen"], t["seq"]) for t in f["treatments"]))
-        got.setdefault(f["finding"], {})[(f["pen"], f["seq"])] = ev
+            ev = (f["cartridge_serial"], sorted((t["serial"], t["seq"]) for t in f["treatments"]))
+        got.setdefault(f["finding"], {})[(f["serial"], f["seq"])] = ev
     return got
 
 

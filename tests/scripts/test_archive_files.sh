@@ -133,15 +133,15 @@ $PL --archive "$A" --json audit > "$tmp/a_audit.json" 2> /dev/null
 a_rc=$?
 run $a_rc "audit of it: exit $a_rc, as the archive's without those rows" $PL --archive "$H" --json audit
 check "no finding of PEN-0 (its rows are verify's)" \
-    '! grep -q "\"finding\":\"damaged\"" "$tmp/out" && ! grep "\"pen\":\"PEN-0\"" "$tmp/out" | grep -q "\"finding\""'
+    '! grep -q "\"finding\":\"damaged\"" "$tmp/out" && ! grep "\"serial\":\"PEN-0\"" "$tmp/out" | grep -q "\"finding\""'
 check "the other pens' treatments, findings and usage are as without those rows" \
     'grep -v "\"type\":\"\(verification\|audit_scope\|summary\)\"" "$tmp/out" > "$tmp/h.lines" &&
      grep -v "\"type\":\"\(verification\|audit_scope\|summary\)\"" "$tmp/a_audit.json" > "$tmp/a.lines" &&
      [ -s "$tmp/a.lines" ] && cmp -s "$tmp/h.lines" "$tmp/a.lines"'
-check "the other pens are audited" 'grep -q "\"type\":\"treatment\",\"pen\":\"PEN-F\"" "$tmp/out"'
+check "the other pens are audited" 'grep -q "\"type\":\"treatment\",\"serial\":\"PEN-F\"" "$tmp/out"'
 run 6 "verify --json of it" $PL --archive "$H" --json verify --no-record
 check "the broken pen's seq is unsigned too" \
-    'grep -q "\"pen\":\"PEN-0\",\"state\":\"broken\".*\"seq\":\"9223372036854775808\"" "$tmp/out"'
+    'grep -q "\"serial\":\"PEN-0\",\"state\":\"broken\".*\"seq\":\"9223372036854775808\"" "$tmp/out"'
 run 6 "verify of it" $PL --archive "$H" verify --no-record
 check "the damaged pen is BROKEN, its rows named" 'grep -q "PEN-0 .*BROKEN" "$tmp/out" && grep -q "2 record rows hold a seq at or above 2^63" "$tmp/out"'
 if grep -q "PEN-F *verified" "$tmp/out" && grep -q "^2 pens" "$tmp/out"; then

@@ -109,5 +109,5 @@ check "and unchanged" '[ "$(cat "$tmp"/walonly/* | cksum)" = "$sum" ] && [ "$(ls
 run 0 "with its -shm beside it, it is read" $AS $PL --archive "$tmp/walshm/w.db" --json export records --pen PEN-RO
 run 0 "with the log folded in: the held pull's pen is there" \
     $AS $PL --archive "$tmp/walshm/w.db" --json verify --pen PEN-WAL
-check "verify lists it" 'grep -q "\"pen\":\"PEN-WAL\"" "$tmp/out"'
+check "verify lists it" 'grep -q "\"serial\":\"PEN-WAL\"" "$tmp/out"'
 finish

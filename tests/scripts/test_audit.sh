@@ -54,11 +54,11 @@ for pen, state in pens.items():
             cur = None
 
 want_reuse = {str(s): sorted(v) for s, v in starts.items() if len(v) > 1}
-got_reuse = {f["cartridge_serial"]: sorted((t["pen"], t["seq"]) for t in f["treatments"])
+got_reuse = {f["cartridge_serial"]: sorted((t["serial"], t["seq"]) for t in f["treatments"])
              for f in findings if f["finding"] == "reuse"}
-got_refused = {(f["pen"], f["seq"]) for f in findings if f["finding"] == "refused"}
-got_ool = {(f["pen"], f["seq"]) for f in findings if f["finding"] == "out_of_limits"}
-got_nocart = {(f["pen"], f["seq"]) for f in findings if f["finding"] == "no_cartridge"}
+got_refused = {(f["serial"], f["seq"]) for f in findings if f["finding"] == "refused"}
+got_ool = {(f["serial"], f["seq"]) for f in findings if f["finding"] == "out_of_limits"}
+got_nocart = {(f["serial"], f["seq"]) for f in findings if f["finding"] == "no_cartridge"}
 ok = True
 for kind, got, want in (("reuse", got_reuse, want_reuse), ("refused", got_refused, refusals),
                         ("out_of_limits", got_ool, out_of_limits),
@@ -107,7 +107,7 @@ lim = json.load(open(sys.argv[2]))["max_treatment_s"] * 1000
 ends = [json.loads(l) for l in open(sys.argv[1] + "/ground-truth.jsonl") if '"treatment_end"' in l]
 assert sum(e["duration_ms"] > lim for e in ends) >= 3
 PY
-check "the refusing pen refused" 'grep -q "\"finding\":\"refused\",\"compliance\":false,\"pen\":\"PEN-REF1\"" $tmp/audit.json'
+check "the refusing pen refused" 'grep -q "\"finding\":\"refused\",\"compliance\":false,\"serial\":\"PEN-REF1\"" $tmp/audit.json'
 check "summary line last" 'tail -1 $tmp/audit.json | grep -q "\"type\":\"summary\""'
 run 0 "the refusing pen alone: exit 0 (--pen)" $PL $AR audit --format json --pen PEN-REF1
 python3 "$tmp/compare.py" "$tmp/out" "$tmp/cfg.json" refused PEN-REF1="$tmp/r" &&
@@ -145,14 +145,14 @@ for d in sys.argv[2:]:
 assert sum(r["treatments"] for r in u) == t, (sum(r["treatments"] for r in u), t)
 assert sum(r["cartridges"] for r in u) == c
 assert abs(sum(r["treatment_minutes"] for r in u) - ms / 60000) < 0.01
-assert all(r["period"] for r in u) and len({(r["pen"], r["period"]) for r in u}) == len(u)
+assert all(r["period"] for r in u) and len({(r["serial"], r["period"]) for r in u}) == len(u)
 PY
 done
 $PL $AR audit --format json --report treatments > "$tmp/treat.json"
 python3 - "$tmp/treat.json" "$tmp/r" "$tmp/m" << 'PY' && ok "treatments: one per treatment_start, with duration and strokes" || bad "treatments differ"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-t = {(r["pen"], r["start_seq"]): r for r in rows if r["type"] == "treatment"}
+t = {(r["serial"], r["start_seq"]): r for r in rows if r["type"] == "treatment"}
 want = {}
 for pen, d in (("PEN-REF1", sys.argv[2]), ("PEN-MAX3", sys.argv[3])):
     start = None
@@ -204,13 +204,14 @@ import json, sys
 got = {}
 for l in open(sys.argv[1]):
     r = json.loads(l)
-    got.setdefault(r.pop("pen"), []).append(r)
+    got.setdefault(r.pop("serial"), []).append(r)
 for pen, d in (("PEN-REF1", sys.argv[2]), ("PEN-MAX3", sys.argv[3])):
     want = [json.loads(l) for l in open(d + "/ground-truth.jsonl")]
     g = got[pen]
     assert len(g) == len(want)
     for a, b in zip(g, want):
         a.pop("time")
+        assert a.pop("schema") == 1
         if "cartridge_serial" in a:
             a["cartridge_serial"] = int(a["cartridge_serial"])
         assert a == b, (a, b)
@@ -239,7 +240,7 @@ reuse = [x for x in f if x.get("finding") == "reuse"]
 n = sum(1 for l in open(sys.argv[2] + "/ground-truth.jsonl") if '"treatment_start"' in l)
 assert len(reuse) == n and n > 0, (len(reuse), n)
 for x in reuse:
-    assert {t["pen"] for t in x["treatments"]} == {"PEN-X001", "PEN-X002"}, x
+    assert {t["serial"] for t in x["treatments"]} == {"PEN-X001", "PEN-X002"}, x
     assert "different pens" in x["detail"]
 PY
 

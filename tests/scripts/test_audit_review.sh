@@ -70,14 +70,14 @@ check "it names the records the pulls stored" \
     'grep -q "pulls recorded this pen.s records through seq $((last - 1)) as stored.*records $cut\.\.$((last - 1)) were removed" $tmp/out'
 run 1 "the audit of the cut log fails" $PL --archive "$C" audit --format json
 check "a missing finding for the cut records, from seq $cut" \
-    'grep -q "\"finding\":\"missing\",\"compliance\":true,\"pen\":\"PEN-T\",\"seq\":$cut," $tmp/out'
+    'grep -q "\"finding\":\"missing\",\"compliance\":true,\"serial\":\"PEN-T\",\"seq\":$cut," $tmp/out'
 # every record, chunk and head gone: the pulls still say what was stored
 Z=$(archive_copy "$T" t_all)
 edit "$Z" "DELETE FROM records" "DELETE FROM chunks" "DELETE FROM heads"
 run 6 "verify of a pen whose whole log was deleted: exit 6" $PL --archive "$Z" verify --no-record
 check "its records are all gone" 'grep -q "records are all gone; records 0\.\." $tmp/out'
 run 1 "the audit fails" $PL --archive "$Z" audit --format json
-check "missing, from seq 0" 'grep -q "\"finding\":\"missing\",\"compliance\":true,\"pen\":\"PEN-T\",\"seq\":0," $tmp/out'
+check "missing, from seq 0" 'grep -q "\"finding\":\"missing\",\"compliance\":true,\"serial\":\"PEN-T\",\"seq\":0," $tmp/out'
 # PEN-T's log swapped for another pen's clean one under its serial, the heads deleted
 $SIM --state "$tmp/t2" --serial PEN-T --seed 99 --simulate-days 7 --start-time $T0 > /dev/null
 start_sim t2
@@ -131,7 +131,7 @@ $PL --archive "$V" audit > "$tmp/r7.txt" 2> /dev/null
 check "the untouched archive's audit says where its records come from" \
     'grep -q "\"type\":\"audit_scope\",\"records_from\":\"chunks\",\"chunks\":[1-9]" $tmp/r7.json && grep -q "^Records: read from the pens. chained and signed chunks ([0-9]* chunks, chain and heads checked); record rows not compared" $tmp/r7.txt'
 check "and gives verify's stored verdict as verify's claim, with its time" \
-    'grep -q "\"verify_claims\":\[{\"pen\":\"PEN-T\",\"result\":\"ok\",\"verified_at\":\"20" $tmp/r7.json'
+    'grep -q "\"verify_claims\":\[{\"serial\":\"PEN-T\",\"result\":\"ok\",\"verified_at\":\"20" $tmp/r7.json'
 "$PY" -c '
 import sys
 sys.path.insert(0, sys.argv[2])
@@ -168,11 +168,11 @@ print(first)
 ' "$W" "$here")
 run 1 "(b) a chunk edited after the stored verify: the audit fails" $PL --archive "$W" audit --format json
 check "(b) log_broken at that chunk ($c0)" \
-    'grep -q "\"finding\":\"log_broken\",\"compliance\":true,\"pen\":\"PEN-T\",\"seq\":$c0,.*do not hash to its link" $tmp/out'
+    'grep -q "\"finding\":\"log_broken\",\"compliance\":true,\"serial\":\"PEN-T\",\"seq\":$c0,.*do not hash to its link" $tmp/out'
 check "(b) the verification is computed by the audit" \
-    'grep -q "\"type\":\"verification\",\"pen\":\"PEN-T\",\"state\":\"broken\".*\"verified_by\":\"audit\"" $tmp/out'
+    'grep -q "\"type\":\"verification\",\"serial\":\"PEN-T\",\"state\":\"broken\".*\"verified_by\":\"audit\"" $tmp/out'
 check "(b) verify's stored claim is shown as verify's, still ok" \
-    'grep -q "\"verify_claims\":\[{\"pen\":\"PEN-T\",\"result\":\"ok\"" $tmp/out'
+    'grep -q "\"verify_claims\":\[{\"serial\":\"PEN-T\",\"result\":\"ok\"" $tmp/out'
 run 6 "(b) verify stores BROKEN" $PL --archive "$W" verify
 # an ok row added to the verification log after it
 edit "$W" "INSERT INTO verifications (device_id, at_ms, result, through_seq, records, chunks,
@@ -263,7 +263,7 @@ check "$planted reused cartridges" '[ "$(grep -c "\"finding\":\"reuse\"" $tmp/ou
 for p in PEN-X1 PEN-X2; do
     run 1 "--pen $p fails" $PL --archive "$X" audit --pen $p --format json
     check "--pen $p: the $planted reuses, under $p" \
-        '[ "$(grep -c "\"finding\":\"reuse\",\"compliance\":true,\"pen\":\"$p\"" $tmp/out)" -eq "$planted" ]'
+        '[ "$(grep -c "\"finding\":\"reuse\",\"compliance\":true,\"serial\":\"$p\"" $tmp/out)" -eq "$planted" ]'
 done
 
 echo "# R11 dates that name no instant or one too finely; PENLINK_DEVICE; a missing archive"
@@ -287,10 +287,10 @@ run 1 "the hour before the repeated one is one instant" \
 check "until 01:30+02:00" 'head -1 $tmp/out | grep -q "\"until\":\"2026-10-25T01:30:00.000+02:00\""'
 run 1 "PENLINK_DEVICE=usb:PEN-X1 selects that pen, like --device" \
     env PENLINK_DEVICE=usb:PEN-X1 $PL --archive "$X" audit --format json
-check "audit of PEN-X1 only" 'head -1 $tmp/out | grep -q "\"pen\":\"PEN-X1\"" && grep -q "\"type\":\"summary\",\"pens\":1," $tmp/out'
+check "audit of PEN-X1 only" 'head -1 $tmp/out | grep -q "\"serial\":\"PEN-X1\"" && grep -q "\"type\":\"summary\",\"pens\":1," $tmp/out'
 run 1 "PENLINK_DEVICE=sim:... names no pen: every pen is audited" \
     env PENLINK_DEVICE="sim:$tmp/nowhere.sock" $PL --archive "$X" audit --format json
-check "both pens" 'head -1 $tmp/out | grep -q "\"pen\":null" && grep -q "\"type\":\"summary\",\"pens\":2," $tmp/out'
+check "both pens" 'head -1 $tmp/out | grep -q "\"serial\":null" && grep -q "\"type\":\"summary\",\"pens\":2," $tmp/out'
 run 2 "--device sim:... still refused" $PL --archive "$X" --device "sim:$tmp/nowhere.sock" audit
 run 7 "an archive file that does not exist: I/O, not an empty archive" \
     $PL --archive "$tmp/no-such-archive.db" audit

@@ -78,13 +78,14 @@ normalise() {
 import csv, json, sys
 ALARMS = ("gap", "conflict", "key_changed", "unverified")
 RAISED = ("raised", "raised_last")
+RAISED_MS = ("raised_ms", "raised_last_ms")  # their *_ms twins (schema 1)
 header = []
 for line in sys.stdin:
     s = line.rstrip("\n")
     if s.startswith("{"):
         j = json.loads(s)
         if j.get("type") == "finding" and j.get("finding") in ALARMS:
-            for k in ("value",) + RAISED:
+            for k in ("value",) + RAISED + RAISED_MS:
                 if k in j:
                     j[k] = "HOST_TIME"
         s = json.dumps(j, separators=(",", ":"))

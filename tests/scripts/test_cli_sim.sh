@@ -116,6 +116,12 @@ check "list names the serial" 'grep -q PEN-A001 $tmp/out'
 mkdir -p "$tmp/dock"
 run 0 "watch --once" $PL $A watch --once --dir "$tmp/dock"
 check "watch wrote SERIAL.plog" '[ -f $tmp/dock/PEN-A001.plog ]'
+# --dir that cannot take files: the watcher's I/O error (7), not "no device"
+run 7 "watch --dir that does not exist: I/O error" $PL $A watch --once --dir "$tmp/no/such/dir"
+check "the error names the directory" 'grep -q "no/such/dir" $tmp/err'
+run 7 "watch --dir that is a file: I/O error" $PL $A watch --once --dir "$tmp/dock/PEN-A001.plog"
+run 7 "watch --dir, no pen plugged in: still the I/O error" \
+    $PL --device "sim:$tmp/none.sock" watch --once --dir "$tmp/no/such/dir"
 
 # errors: no pen, bad URI
 run 3 "no pen at that socket" $PL --device "sim:$tmp/none.sock" info

@@ -57,10 +57,10 @@ sed 's/"depth_max_um": 2500/"depth_max_um": 2400/' "$tmp/cfg.json" > "$tmp/cfg2.
 run 0 "config import --key" $PL $D config import --key "$K/tech.key" "$tmp/cfg2.json"
 run 2 "config get --key is a usage error" $PL $D config get --key "$K/tech.key"
 chmod 644 "$K/tech.key"
-run 9 "a secret key others can read is refused" $PL $D config set --key "$K/tech.key" depth_max_um=2300
+run 2 "a secret key others can read is refused: a usage error, not 9 (a refused signature)" $PL $D config set --key "$K/tech.key" depth_max_um=2300
 check "with what to do" 'grep -q "chmod 600" $tmp/err'
 chmod 600 "$K/tech.key"
-run 9 "a public key file cannot sign" $PL $D config set --key "$K/tech.key.pub" depth_max_um=2300
+run 2 "a public key file cannot sign: a usage error" $PL $D config set --key "$K/tech.key.pub" depth_max_um=2300
 run 0 "config get after the refusals" $PL $D config get depth_max_um
 check "refusals changed nothing" '[ "$(cat $tmp/out)" = 2400 ]'
 run 0 "pull the pen's log into an archive" $PL $D --archive "$tmp/k.db" pull

@@ -163,19 +163,19 @@ import csv, sys
 rows = [r for r in csv.reader(open(sys.argv[1], encoding=\"utf-8\")) if r and r[0] not in (\"pen\",)]
 assert rows and all(r[0].startswith(\"'\''=1+2\") for r in rows), rows[:3]" $tmp/out'
 # (the first line, "audit", names the pen filter: null for every pen)
-arch_cmd "audit --json" json "pen summary audit audit_scope" "0 1" $PL $AR --json audit
-arch_cmd "audit --format json" json "pen summary audit audit_scope" "0 1" $PL $AR audit --format json
+arch_cmd "audit --json" json "serial summary audit audit_scope" "0 1" $PL $AR --json audit
+arch_cmd "audit --format json" json "serial summary audit audit_scope" "0 1" $PL $AR audit --format json
 arch_cmd "export records (csv)" csv "" 0 $PL $AR export records
 rows=$(python3 -c 'import csv,sys; print(len(list(csv.reader(open(sys.argv[1], encoding="utf-8")))) - 1)' "$tmp/out")
 check "export records csv: every record" '[ "$rows" -eq "$nrec" ]'
-arch_cmd "export records --json" json pen 0 $PL $AR --json export records
+arch_cmd "export records --json" json serial 0 $PL $AR --json export records
 check "export records json: every record" '[ "$(wc -l < $tmp/out)" -eq "$nrec" ]'
 arch_cmd "export treatments (csv)" csv "" 0 $PL $AR export treatments
-arch_cmd "export treatments --json" json pen 0 $PL $AR --json export treatments
+arch_cmd "export treatments --json" json serial 0 $PL $AR --json export treatments
 $PL $AR export records -o "$tmp/export.csv" > /dev/null 2>&1
 check "export -o FILE: the file is safe too" 'safe csv $tmp/export.csv'
 arch_cmd "verify" text "$ashown" "0 6" $PL $AR verify
-arch_cmd "verify --json" json pen "0 6" $PL $AR --json verify
+arch_cmd "verify --json" json serial "0 6" $PL $AR --json verify
 arch_cmd "audit --pen with the hostile serial" text "$ashown" "0 1" $PL $AR audit --pen "$aserial"
 arch_cmd "verify --pen with the hostile serial" text "$ashown" "0 6" $PL $AR verify --pen "$aserial"
 arch_cmd "an unknown pen is named escaped" text "" "0 1 2 6" $PL $AR verify --pen "$hostile"

@@ -107,22 +107,22 @@ for key, name in (("pens", "n-pens"), ("records_in_window", "n-records"),
 kinds = {e["data-kind"]: int(e["data-count"]) for e in dom.el if e.get("data-count") and
          e.get("_tag") == "span"}
 assert kinds == s["findings"], (kinds, s["findings"])
-want = sorted((f["finding"], f["pen"], f["seq"]) for f in rows if f["type"] == "finding")
+want = sorted((f["finding"], f["serial"], f["seq"]) for f in rows if f["type"] == "finding")
 got = sorted((e["data-kind"], e["data-pen"], int(e["data-seq"])) for e in dom.el
              if "finding" in e.get("class", "").split() and e["_tag"] == "tr")
 assert got == want, (len(got), len(want), sorted(set(got) ^ set(want))[:5])
-ev_want = sorted((t["pen"], t["seq"]) for f in rows if f["type"] == "finding"
+ev_want = sorted((t["serial"], t["seq"]) for f in rows if f["type"] == "finding"
                  for t in f.get("treatments", []))
 ev_got = sorted((e["data-pen"], int(e["data-seq"])) for e in dom.el
                 if e.get("class") == "evidence")
 assert ev_got == ev_want, (len(ev_got), len(ev_want))
 bars = sorted((e["data-pen"], e["data-week"], int(e["data-count"])) for e in dom.el
               if e.get("class") == "bar treatments")
-assert bars == sorted((u["pen"], u["period"], u["treatments"]) for u in usage), bars[:5]
-assert len(bars) == len({(u["pen"], u["period"]) for u in usage}), "one bar per pen and week"
+assert bars == sorted((u["serial"], u["period"], u["treatments"]) for u in usage), bars[:5]
+assert len(bars) == len({(u["serial"], u["period"]) for u in usage}), "one bar per pen and week"
 cart = sorted((e["data-pen"], e["data-week"], int(e["data-count"])) for e in dom.el
               if e.get("class") == "bar cartridges")
-assert cart == sorted((u["pen"], u["period"], u["cartridges"]) for u in usage)
+assert cart == sorted((u["serial"], u["period"], u["cartridges"]) for u in usage)
 treat = [e for e in dom.el if e.get("class") == "treatment"]
 assert len(treat) == sum(1 for r in rows if r["type"] == "treatment") == s["treatments"]
 hist = sum(int(e["data-count"]) for e in dom.el if e.get("class") == "hist") // 2
@@ -165,10 +165,10 @@ lines = open(sys.argv[1]).read().splitlines()
 rows = [json.loads(l) for l in open(sys.argv[2])]
 miss = []
 for f in (r for r in rows if r["type"] == "finding"):
-    pat = re.compile(r"\b%s\b.*%s\s+%d\b" % (re.escape(f["finding"]), re.escape(f["pen"]),
+    pat = re.compile(r"\b%s\b.*%s\s+%d\b" % (re.escape(f["finding"]), re.escape(f["serial"]),
                                               f["seq"]))
     if not any(pat.search(l) for l in lines):
-        miss.append((f["finding"], f["pen"], f["seq"]))
+        miss.append((f["finding"], f["serial"], f["seq"]))
 assert not miss, miss[:5]
 assert any("Verdict: FAIL" in l for l in lines)
 PY

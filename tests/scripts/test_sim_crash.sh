@@ -57,11 +57,11 @@ same() { # archive serial truth-file from-seq
         { sed 's/^/    /' "$tmp/err"; return 1; }
     awk -F'[:,]' '$2 != NR - 1 { print "    ground truth line " NR ": " $0; exit 1 }' "$3" ||
         return 1
-    if grep -qv "^{\"pen\":\"$2\"," "$tmp/export.jsonl"; then
-        echo "    records of another pen: $(grep -v "^{\"pen\":\"$2\"," "$tmp/export.jsonl" | head -1)"
+    if grep -qv "^{\"serial\":\"$2\"," "$tmp/export.jsonl"; then
+        echo "    records of another pen: $(grep -v "^{\"serial\":\"$2\"," "$tmp/export.jsonl" | head -1)"
         return 1
     fi
-    sed -e 's/^{"pen":"[^"]*",/{/' -e 's/,"time":"[^"]*"//' -e 's/:"\(-\{0,1\}[0-9][0-9]*\)"/:\1/g' \
+    sed -e 's/^{"serial":"[^"]*",/{/' -e 's/,"schema":1}$/}/' -e 's/,"time":"[^"]*"//' -e 's/:"\(-\{0,1\}[0-9][0-9]*\)"/:\1/g' \
         "$tmp/export.jsonl" > "$tmp/export.norm"
     tail -n +$(($4 + 1)) "$3" > "$tmp/truth.part"
     cmp -s "$tmp/export.norm" "$tmp/truth.part" && return 0

@@ -84,7 +84,7 @@ keys_replace)
     run 0 "audit --format json (exit 0: the key change is explained)" \
         $PL --archive "$A" audit --format json --report integrity
     check "audit JSON: the replacement, with reason, keys and who" \
-        'grep "\"type\":\"key_replacement\"" $tmp/out | grep "\"pen\":\"PEN-RMA-1\"" | grep -q "\"reason\":\"RMA 4471: main board replaced\".*\"old_fingerprint\":\"[0-9a-f:]\{19\}\".*\"new_fingerprint\""'
+        'grep "\"type\":\"key_replacement\"" $tmp/out | grep "\"serial\":\"PEN-RMA-1\"" | grep -q "\"reason\":\"RMA 4471: main board replaced\".*\"old_fingerprint\":\"[0-9a-f:]\{19\}\".*\"new_fingerprint\""'
     check "audit JSON: the key_changed alarm shown, explained, not a compliance finding" \
         'grep "\"finding\":\"key_changed\"" $tmp/out | grep "\"compliance\":false" | grep -q "explained: the new key was recorded"'
     check "audit JSON: the alarm's words whole before the explanation (not cut for a count it has not)" \
@@ -404,7 +404,7 @@ desk)
     $PL $D config set device_label="Room 3" > /dev/null
     run 0 "list --json" $PL $D --json list
     check "list: label, model and firmware of the pen" \
-        '[ "$(jq_ "d[-1][\"serial\"], d[-1][\"label\"], d[-1][\"model\"], d[-1][\"firmware\"]" $tmp/out)" = "PEN-DESK Room 3 penlink MN-1 0.1.0-sim" ]'
+        '[ "$(jq_ "d[\"serial\"], d[\"label\"], d[\"model\"], d[\"firmware\"]" $tmp/out)" = "PEN-DESK Room 3 penlink MN-1 0.1.0-sim" ]'
     run 0 "list" $PL $D list
     check "list: the columns" 'grep -q "^PORT  *SERIAL  *LABEL  *MODEL  *FIRMWARE  *STATUS$" $tmp/out && grep -q "PEN-DESK  *Room 3  *penlink MN-1" $tmp/out'
     $PL $D config set device_label="Treatment room 3, left cabinet" > /dev/null

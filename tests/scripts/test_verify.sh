@@ -177,7 +177,7 @@ check "the damage is named" 'grep -q "1 record rows cannot be records and were s
 run $audit_rc "audit of it: exit $audit_rc, as before the row was damaged" $PL --archive "$D" --json audit
 check "every finding, treatment and the verdict as before (no damaged finding)" \
     'cmp -s "$tmp/out" "$tmp/audit_before" && ! grep -q "\"finding\":\"damaged\"" $tmp/out'
-check "the other pen's treatments are audited" 'grep -q "\"type\":\"treatment\",\"pen\":\"PEN-V3\"" $tmp/out'
+check "the other pen's treatments are audited" 'grep -q "\"type\":\"treatment\",\"serial\":\"PEN-V3\"" $tmp/out'
 run 6 "verify of it" $PL --archive "$D" verify --no-record
 check "that pen is BROKEN at that row" 'grep -q "first broken link at seq $bad_seq: the record row of seq $bad_seq cannot be a record: its body is not a packed record" $tmp/out'
 check "the other pen verifies" 'grep -q "PEN-V3 *verified" $tmp/out'

@@ -133,7 +133,7 @@ def norm_record(r):
     kind = r["kind"]
     out["kind"] = KINDS.get(int(kind), kind) if str(kind).isdigit() else kind
     for k, v in r.items():
-        if k not in ("seq", "time_ms", "kind", "time", "") and not k.startswith("_"):
+        if k not in ("seq", "time_ms", "kind", "time", "schema", "") and not k.startswith("_"):
             out[k] = str(v)
     return out
 

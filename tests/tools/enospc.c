@@ -7,6 +7,11 @@
  * a write to such a file held the bytes $PENLINK_ENOSPC_AFTER_PATTERN (hex):
  * every later write fails; other files are not touched. Without
  * $PENLINK_ENOSPC_MATCH it changes nothing.
+ *
+ * With $PENLINK_ENOSPC_STDOUT set, standard output is a full device (as
+ * "> /dev/full", which not every machine has): every write to it fails with
+ * ENOSPC, whether through stdio (a stream that replaces stdout before main)
+ * or write(2) on fd 1.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -19,6 +24,7 @@
 #include <unistd.h>
 
 static long long limit = -1, used, syncs, sync_limit = -1;
+static int stdout_full;
 static const char *match;
 static unsigned char pattern[4096];
 static size_t pattern_len;
@@ -46,6 +52,28 @@ static void init(void)
         char byte[3] = { hex[0], hex[1], '\0' };
         pattern[pattern_len++] = (unsigned char)strtoul(byte, NULL, 16);
     }
+}
+
+/* A full device's stream: nothing is ever written. */
+static ssize_t full_write(void *cookie, const char *buf, size_t n)
+{
+    (void)cookie;
+    (void)buf;
+    (void)n;
+    errno = ENOSPC;
+    return -1;
+}
+
+__attribute__((constructor)) static void full_stdout(void)
+{
+    if (!getenv("PENLINK_ENOSPC_STDOUT"))
+        return;
+    cookie_io_functions_t io = { .write = full_write };
+    FILE *f = fopencookie(NULL, "w", io);
+    if (!f)
+        return;
+    stdout_full = 1;
+    stdout = f; /* printf, puts and fputs(..., stdout) all read this variable */
 }
 
 /* Whether @p fd is a watched file. */
@@ -110,6 +138,10 @@ ssize_t write(int fd, const void *buf, size_t n)
     if (!real)
         real = (write_fn)dlsym(RTLD_NEXT, "write");
     struct iovec one = { (void *)buf, n };
+    if (stdout_full && fd == STDOUT_FILENO) {
+        errno = ENOSPC;
+        return -1;
+    }
     return after_pattern(fd, &one, 1) || full(fd, n) ? -1 : real(fd, buf, n);
 }
 

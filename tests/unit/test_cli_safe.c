@@ -17,12 +17,20 @@
 
 #include "cli.h"
 
-/* common.c's cli_fail calls the CLI's cli_error (main.c): not used here. */
+/* common.c's cli_fail calls the CLI's cli_error and cli_error_status
+ * (main.c): not used here. */
 int cli_error(const struct cli *c, int code, const char *fmt, ...)
 {
     (void)c;
     (void)fmt;
     return code;
+}
+
+int cli_error_status(const struct cli *c, int status, const char *fmt, ...)
+{
+    (void)c;
+    (void)fmt;
+    return cli_exit_for(status);
 }
 
 static void assert_escaped(const char *in, const char *want)

@@ -112,6 +112,34 @@ static void test_usb_wait_change(void **state)
     penlink_ctx_free(ctx);
 }
 
+/*
+ * Every status from PENLINK_OK down to the sentinel has its own name, spelt
+ * as in the enum; a status appended without a name reads "unknown" and
+ * fails here. Anything outside the enum is "unknown".
+ */
+static void test_status_names(void **state)
+{
+    (void)state;
+    const char *seen[-PENLINK_ERR__SENTINEL];
+    size_t n = 0;
+    for (int s = PENLINK_OK; s > PENLINK_ERR__SENTINEL; s--) {
+        const char *name = penlink_status_name(s);
+        assert_non_null(name);
+        if (strncmp(name, "PENLINK_", 8) != 0)
+            fail_msg("status %d has no name (\"%s\")", s, name);
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(seen[i], name) == 0)
+                fail_msg("status %d shares the name %s", s, name);
+        seen[n++] = name;
+    }
+    assert_string_equal(penlink_status_name(PENLINK_OK), "PENLINK_OK");
+    assert_string_equal(penlink_status_name(PENLINK_ERR_IO), "PENLINK_ERR_IO");
+    assert_string_equal(penlink_status_name(PENLINK_ERR_AUTH), "PENLINK_ERR_AUTH");
+    assert_string_equal(penlink_status_name(PENLINK_ERR__SENTINEL), "unknown");
+    assert_string_equal(penlink_status_name(1), "unknown");
+    assert_string_equal(penlink_status_name(-1000), "unknown");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -119,6 +147,7 @@ int main(void)
         cmocka_unit_test(test_replaced_by_the_next_failure),
         cmocka_unit_test(test_null_context),
         cmocka_unit_test(test_usb_wait_change),
+        cmocka_unit_test(test_status_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

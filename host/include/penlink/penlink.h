@@ -57,6 +57,15 @@ typedef enum penlink_status {
 /** A sentence describing @p status ("bytes that do not follow ..."); never NULL. */
 PENLINK_API const char *penlink_strerror(int status);
 
+/**
+ * The name of @p status as it is spelt in #penlink_status ("PENLINK_OK",
+ * "PENLINK_ERR_IO", ...), for logs and machine-readable output: unlike
+ * penlink_strerror()'s sentence it never changes once a status exists.
+ * @return a static string, never NULL: "unknown" for a value that is no
+ *         #penlink_status (positive, the sentinel, or beyond it).
+ */
+PENLINK_API const char *penlink_status_name(int status);
+
 /** Library version as "MAJOR.MINOR.PATCH". */
 PENLINK_API const char *penlink_version(void);
 
@@ -612,8 +621,10 @@ PENLINK_API int penlink_key_generate(penlink_ctx *ctx, const char *path, penlink
 /**
  * Reads a secret key file written by penlink_key_generate(). Refuses a file
  * that others may read (not 0600 or stricter).
- * @return #PENLINK_OK, #PENLINK_ERR_IO, #PENLINK_ERR_AUTH (readable by
- *         others, or a public key), #PENLINK_ERR_INVALID_ARG (not a key file).
+ * @return #PENLINK_OK, #PENLINK_ERR_IO (cannot be read),
+ *         #PENLINK_ERR_INVALID_ARG (not a key file, a public key, or readable
+ *         by others: a file the caller must replace or chmod; #PENLINK_ERR_AUTH
+ *         is kept for a signature the pen refused).
  */
 PENLINK_API int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key *out);
 

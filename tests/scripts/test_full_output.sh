@@ -1,0 +1,70 @@
+#!/bin/sh
+# Output to a full device is exit 7 for every command, with the reason on
+# stderr: a command's last write, flush or close of standard output that
+# fails means its output is incomplete, and a script must not take it for
+# done. Standard output is made a full device by the LD_PRELOAD shim
+# (PENLINK_ENOSPC_STDOUT: every write to it fails with ENOSPC, through stdio
+# or write(2)); where the machine has /dev/full, "> /dev/full" is checked
+# too (without it nothing here depends on it).
+# Usage: test_full_output.sh PENLINK PENLINK_SIM ENOSPC_SHIM
+set -u
+PL="${PENLINK_WRAP:-} $1"
+SIM=$2
+SHIM=$3
+. "$(dirname "$0")/harness.sh"
+
+FULL="env LD_PRELOAD=$SHIM PENLINK_ENOSPC_STDOUT=1 ASAN_OPTIONS=${ASAN_OPTIONS:-}:verify_asan_link_order=0"
+start_sim a --serial PEN-F001 --seed 5 --simulate-days 3 --start-time $T0
+A="--device sim:$tmp/a.sock"
+AR=$(archive full)
+K=$tmp/keys
+mkdir -p "$K"
+$PL keys generate "$K/tech.key" > /dev/null 2>&1 || bad "keys generate"
+$PL $A pull --no-ack -o "$tmp/a.plog" > /dev/null 2>&1 || bad "pull -o"
+$PL $A --archive "$AR" pull --no-ack > /dev/null 2>&1 || bad "pull into the archive"
+$PL $A config export "$tmp/cfg.json" > /dev/null 2>&1 || bad "config export"
+
+full() { # name penlink-args...: exit 7 with standard output full, and why on stderr
+    name=$1
+    shift
+    run 7 "$name, standard output full" $FULL $PL "$@"
+    check "$name: stderr says the output is incomplete" \
+        'grep -q "standard output: .*the output is incomplete" $tmp/err'
+}
+full "--version" --version
+full "--help" --help
+full "info" $A info
+full "info --json" $A --json info
+full "identify --json" $A --json identify
+full "list --json" $A --json list
+full "list" $A list
+full "pull -o FILE" $A pull --no-ack -o "$tmp/b.plog"
+full "pull (archive)" $A --archive "$AR" pull --no-ack
+full "decode" decode "$tmp/a.plog"
+full "decode --json" --json decode "$tmp/a.plog"
+full "config get" $A config get
+full "config get KEY" $A config get depth_max_um
+full "config export (stdout)" $A config export
+full "config history" --archive "$AR" config history --pen PEN-F001
+full "clock sync" $A clock sync --threshold 100000
+full "audit" --archive "$AR" audit
+full "audit --json" --archive "$AR" --json audit
+full "export records" --archive "$AR" export records
+full "export treatments" --archive "$AR" export treatments
+full "verify" --archive "$AR" verify
+full "keys show" keys show "$K/tech.key"
+full "archive push" --archive "$AR" archive push --to "$tmp/shared.db"
+full "watch --once" $A watch --once --dir "$tmp"
+full "completion bash" completion bash
+# the usage error of a bad command line stays 2: its help goes to stderr
+run 2 "a usage error with standard output full stays a usage error" $FULL $PL info --frobnicate
+
+if [ -c /dev/full ]; then
+    for args in "--version" "$A info" "--archive $AR export records" "decode $tmp/a.plog"; do
+        # shellcheck disable=SC2086
+        $PL $args > /dev/full 2> "$tmp/err"
+        got=$?
+        [ "$got" -eq 7 ] && ok "$args > /dev/full (exit 7)" || bad "$args > /dev/full: exit $got, want 7"
+    done
+fi
+finish
