@@ -42,11 +42,68 @@ typedef struct hrun {
     int failed;
     penlink_verification *v; /* the pens verified: whose verify claims the report gives */
     size_t n_v, cap_v;
+    int format; /* of the report made or checked: 1 digests the forms before --json schema 1 */
 } hrun;
+
+/* The ISO times to which --json schema 1 added a *_ms twin (docs/json.md). */
+static const char *const schema1_twins[] = { "time",   "start",       "end",          "at",
+                                             "raised", "raised_last", "period_start", "since",
+                                             "until",  "verified_at" };
+
+/* @p v as a penlink before --json schema 1 wrote it, which is what a report of
+ * format 1 digested: the pen named "pen", no *_ms twin beside an ISO time but
+ * a treatment's start_ms (it had that one), no "schema". A new value. */
+static json_t *v0_form(json_t *v, int top)
+{
+    if (json_is_array(v)) {
+        json_t *a = json_array();
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x)
+        {
+            if (!a || json_array_append_new(a, v0_form(x, 0)) != 0) {
+                json_decref(a);
+                return NULL;
+            }
+        }
+        return a;
+    }
+    if (!json_is_object(v))
+        return json_incref(v);
+    json_t *o = json_object();
+    const char *k;
+    json_t *x;
+    const char *t = top ? json_string_value(json_object_get(v, "type")) : NULL;
+    json_object_foreach(v, k, x)
+    {
+        if (strcmp(k, "schema") == 0)
+            continue;
+        size_t n = strlen(k);
+        int twin = 0;
+        if (n > 3 && strcmp(k + n - 3, "_ms") == 0)
+            for (size_t i = 0; i < sizeof schema1_twins / sizeof schema1_twins[0]; i++)
+                if (strlen(schema1_twins[i]) == n - 3 && strncmp(k, schema1_twins[i], n - 3) == 0 &&
+                    json_object_get(v, schema1_twins[i]))
+                    twin = 1;
+        if (twin && !(t && strcmp(t, "treatment") == 0 && strcmp(k, "start_ms") == 0))
+            continue;
+        if (!o ||
+            json_object_set_new(o, strcmp(k, "serial") == 0 ? "pen" : k, v0_form(x, 0)) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
 
 /* Adds one JSON line to the data digest, and frees it. */
 static void digest(hrun *r, void *json)
 {
+    if (json && r->format == 1) {
+        json_t *old = v0_form(json, 1);
+        json_decref(json);
+        json = old;
+    }
     char *s = json ? json_dumps(json, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     if (!s) {
         r->failed = 1;
@@ -174,6 +231,7 @@ static int make_report(struct cli *c, const char *archive, const html_meta *m_in
     if (sodium_init() < 0)
         return cli_error(c, EXIT_INTERNAL, "audit: libsodium failed to initialise");
     crypto_hash_sha256_init(&r.sha);
+    r.format = m->format;
     r.h = html_report_new();
     if (!r.h)
         return cli_error(c, EXIT_INTERNAL, "audit: out of memory");

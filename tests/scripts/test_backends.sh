@@ -72,6 +72,7 @@ normalise() {
     sed -E 's/checked in [0-9.]+ s/checked in N s/;
         s/verified [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z/verified TIME/;
         s/"verified_at":"[^"]*"/"verified_at":"TIME"/g;
+        s/"verified_at_ms":[0-9]+/"verified_at_ms":"TIME"/g;
         s/ ok at [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z, through/ ok at TIME, through/;
         s/; raised [0-9TZ:. -]+(, again until [0-9TZ:. -]+)?/; raised HOST_TIME/' "$1" |
         "$PY" -c '

@@ -21,7 +21,7 @@ K=$tmp/keys
 mkdir -p "$K"
 $PL keys generate "$K/tech.key" > /dev/null 2>&1 || bad "keys generate"
 $PL $A pull --no-ack -o "$tmp/a.plog" > /dev/null 2>&1 || bad "pull -o"
-$PL $A --archive "$AR" pull --no-ack > /dev/null 2>&1 || bad "pull into the archive"
+$PL $A --archive "$AR" pull > /dev/null 2>&1 || bad "pull into the archive"
 $PL $A config export "$tmp/cfg.json" > /dev/null 2>&1 || bad "config export"
 
 full() { # name penlink-args...: exit 7 with standard output full, and why on stderr
@@ -39,7 +39,7 @@ full "identify --json" $A --json identify
 full "list --json" $A --json list
 full "list" $A list
 full "pull -o FILE" $A pull --no-ack -o "$tmp/b.plog"
-full "pull (archive)" $A --archive "$AR" pull --no-ack
+full "pull (archive)" $A --archive "$AR" pull
 full "decode" decode "$tmp/a.plog"
 full "decode --json" --json decode "$tmp/a.plog"
 full "config get" $A config get
