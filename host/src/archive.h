@@ -194,11 +194,6 @@ int archive_check_pen(archive_walker *w, archive_backend *b, int64_t device, con
 int archive_audit_pen(archive_walker *w, archive_backend *b, int64_t device, const char *serial,
                       const uint8_t *key, uint64_t first_from, const archive_walk_hooks *hooks,
                       penlink_verify_report *r);
-/* A pen's records from its chunks with nothing checked, each seq once (the
- * first stored copy), from every chunk that decodes: the audit's look at the
- * cartridges of pens it did not select. */
-int archive_pen_records(archive_walker *w, archive_backend *b, int64_t device,
-                        const archive_walk_hooks *hooks);
 
 /* The configuration as the archive stores it (archive_text.c): JSON text
  * written and read without a JSON library, the same in every backend. */

@@ -1652,6 +1652,9 @@ static int read_selected(audit *a)
 typedef struct pen_ref {
     int64_t device;
     char *serial;
+    int has_key;
+    uint8_t key[PL_KEY_BYTES];
+    uint64_t first_from;
 } pen_ref;
 
 typedef struct pen_list {
@@ -1663,20 +1666,52 @@ static int on_any_pen(void *u, int64_t device, const char *serial, const uint8_t
                       uint64_t first_from)
 {
     pen_list *l = u;
-    (void)key, (void)first_from;
     if (pc_grow(&l->pens, &l->cap, l->n + 1, sizeof *l->pens) != 0)
         return 1;
     char *s = malloc(strlen(serial) + 1);
     if (!s)
         return 1;
     strcpy(s, serial);
-    l->pens[l->n].device = device;
-    l->pens[l->n++].serial = s;
+    pen_ref *p = &l->pens[l->n++];
+    memset(p, 0, sizeof *p);
+    p->device = device;
+    p->serial = s;
+    p->has_key = key != NULL;
+    if (key)
+        memcpy(p->key, key, PL_KEY_BYTES);
+    p->first_from = first_from;
     return 0;
 }
 
-/* The other pens' records, from their chunks as stored (nothing checked: their
- * integrity is their own audit's finding), for the audited pen's cartridges. */
+static int skip_chunk(void *u, const archive_chunk_row *c, const penlink_record *recs, uint32_t n,
+                      int copy)
+{
+    (void)u, (void)c, (void)recs, (void)n, (void)copy;
+    return PENLINK_OK;
+}
+
+/* Another pen's log broke where the audited pen's cartridges are looked for:
+ * the evidence of their reuse there is not all checked, an integrity finding. */
+static void report_other_broken(audit *a, const char *serial, const penlink_verify_report *r)
+{
+    penlink_finding fi;
+    finding_init(a, &fi, PENLINK_FIND_LOG_BROKEN, "integrity", 1);
+    fi.serial = serial;
+    fi.seq = r->where_seq;
+    snprintf(fi.detail, sizeof fi.detail,
+             "pen %.32s, read for reuses of %.32s's cartridges: its log does not verify, first "
+             "at seq %llu: %.96s; none of its records is taken as evidence",
+             serial, a->sel[0].serial, (unsigned long long)r->where_seq, r->detail);
+    emit(a, &fi);
+}
+
+/*
+ * The other pens' records, for the audited pen's cartridges: each pen's
+ * log through the same walk as its own audit (chain, heads, pulls), its
+ * records taken only when all of it verifies. A pen whose log is broken or
+ * lacks records gives none, and is named in an integrity finding, as its
+ * own audit would name it.
+ */
 static void read_others(audit *a)
 {
     pen_list l = { NULL, 0, 0 };
@@ -1689,11 +1724,26 @@ static void read_others(audit *a)
     for (size_t i = 0; i < l.n && rc == PENLINK_OK && a->rc == PENLINK_OK; i++) {
         if (strcmp(l.pens[i].serial, a->sel[0].serial) == 0)
             continue;
-        chunk_feed cf = { a, l.pens[i].serial, on_other };
+        const pen_ref *p = &l.pens[i];
+        const uint8_t *key = p->has_key ? p->key : NULL;
+        penlink_verify_report vr;
+        /* first the checks alone: a log that breaks anywhere gives no evidence at all (a
+         * failure found at its end, a head, undoes what came before it) */
+        archive_walk_hooks check = { skip_chunk, NULL, NULL };
+        rc = archive_audit_pen(w, a->ar->b, p->device, p->serial, key, p->first_from, &check, &vr);
+        if (rc != PENLINK_OK)
+            break;
+        if (vr.state == PENLINK_VERIFY_BROKEN) {
+            report_other_broken(a, p->serial, &vr);
+            continue;
+        }
+        chunk_feed cf = { a, p->serial, on_other };
         archive_walk_hooks h = { feed_chunk, NULL, &cf };
-        rc = archive_pen_records(w, a->ar->b, l.pens[i].device, &h);
+        rc = archive_audit_pen(w, a->ar->b, p->device, p->serial, key, p->first_from, &h, &vr);
         if (rc == PENLINK_ERR_CANCELLED && a->rc != PENLINK_OK)
             rc = a->rc;
+        if (rc == PENLINK_OK && vr.state == PENLINK_VERIFY_BROKEN)
+            report_other_broken(a, p->serial, &vr);
     }
     if (rc != PENLINK_OK && a->rc == PENLINK_OK)
         stop(a, rc);

@@ -839,30 +839,6 @@ int archive_audit_pen(archive_walker *w, archive_backend *b, int64_t device, con
     return rc;
 }
 
-/* A pen's records from its chunks, nothing checked: each seq once (its first
- * stored chunk's), from every chunk that decodes. */
-static int plain_chunk(void *u, const archive_chunk_row *c)
-{
-    return feed_unchecked(u, c);
-}
-
-int archive_pen_records(archive_walker *w, archive_backend *b, int64_t device,
-                        const archive_walk_hooks *hooks)
-{
-    penlink_verify_report r;
-    memset(&r, 0, sizeof r);
-    vstate v;
-    memset(&v, 0, sizeof v);
-    v.b = b;
-    v.device = device;
-    v.r = &r;
-    v.hooks = hooks;
-    v.recs = w->recs;
-    v.dec = &w->dec;
-    int rc = b->ops->chunks(b, device, plain_chunk, &v);
-    return rc == PENLINK_ERR_CANCELLED ? v.st : rc;
-}
-
 typedef struct vrun {
     penlink_archive *ar;
     int (*cb)(void *user, const penlink_verify_report *r);

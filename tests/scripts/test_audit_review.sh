@@ -266,6 +266,35 @@ for p in PEN-X1 PEN-X2; do
         '[ "$(grep -c "\"finding\":\"reuse\",\"compliance\":true,\"serial\":\"$p\"" $tmp/out)" -eq "$planted" ]'
 done
 
+echo "# F2/F3 the other pens' logs an audit of one pen reads are checked like their own"
+x2="(SELECT id FROM devices WHERE serial = 'PEN-X2')"
+run 1 "--pen PEN-X1 of the intact archive" $PL --archive "$X" audit --pen PEN-X1 --format json
+check "no finding names PEN-X2's log" '! grep -q "\"finding\":\"log_broken\"" $tmp/out'
+grep -v '"finding":"reuse"' "$tmp/out" | grep '"type":"finding"' > "$tmp/x1_own.json"
+# F2: PEN-X2's log deleted (its chunks and their record rows)
+XD=$(archive_copy "$X" x_deleted)
+edit "$XD" "DELETE FROM records WHERE device_id = $x2" "DELETE FROM chunks WHERE device_id = $x2"
+run 1 "F2: --pen PEN-X1, PEN-X2's chunks deleted: not a pass" \
+    $PL --archive "$XD" audit --pen PEN-X1 --format json
+check "F2: an integrity finding names PEN-X2's log" \
+    'grep -q "\"report\":\"integrity\",\"finding\":\"log_broken\",\"compliance\":true,\"serial\":\"PEN-X2\".*read for reuses of PEN-X1.s cartridges: its log does not verify" $tmp/out'
+check "F2: verdict fail" 'grep -q "\"verdict\":\"fail\"" $tmp/out'
+grep -v '"finding":"reuse"' "$tmp/out" | grep '"type":"finding"' | grep -v '"serial":"PEN-X2"' > "$tmp/x1_f2.json"
+check "F2: PEN-X1's own findings unchanged" 'cmp -s $tmp/x1_own.json $tmp/x1_f2.json'
+run 1 "F2: the whole-archive audit names PEN-X2's log too" $PL --archive "$XD" audit --format json
+check "F2: log_broken PEN-X2" 'grep -q "\"finding\":\"log_broken\",\"compliance\":true,\"serial\":\"PEN-X2\"" $tmp/out'
+# F3: PEN-X2's first chunk replaced by PEN-X1's (another pen's chunk under its device id)
+XF=$(archive_copy "$X" x_forged)
+col() { echo "$1 = (SELECT c.$1 FROM chunks c JOIN devices d ON d.id = c.device_id WHERE d.serial = 'PEN-X1' AND c.first_seq = 0)"; }
+edit "$XF" "UPDATE chunks SET $(col data), $(col record_count), $(col raw_size), $(col prev_link),
+    $(col link) WHERE device_id = $x2 AND first_seq = 0"
+run 1 "F3: --pen PEN-X1, PEN-X1's chunk under PEN-X2" $PL --archive "$XF" audit --pen PEN-X1 --format json
+check "F3: the break of PEN-X2's log is named" \
+    'grep -q "\"finding\":\"log_broken\",\"compliance\":true,\"serial\":\"PEN-X2\",\"seq\":0,.*does not start this pen.s chain" $tmp/out'
+check "F3: no reuse taken from PEN-X2's broken log" '! grep -q "\"finding\":\"reuse\"" $tmp/out'
+grep -v '"finding":"reuse"' "$tmp/out" | grep '"type":"finding"' | grep -v '"serial":"PEN-X2"' > "$tmp/x1_f3.json"
+check "F3: PEN-X1's own findings unchanged" 'cmp -s $tmp/x1_own.json $tmp/x1_f3.json'
+
 echo "# R11 dates that name no instant or one too finely; PENLINK_DEVICE; a missing archive"
 run 2 "--since with 4 digits after the second: refused, not cut" \
     $PL --archive "$X" audit --tz UTC --since 2026-03-02T10:00:00.1234 --report usage
