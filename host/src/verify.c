@@ -6,7 +6,9 @@
  *     key in force when it was kept (the pinned key, then the new key of
  *     each recorded replacement from the head it was recorded before, in
  *     the order the heads were stored) and name the link of a chunk the
- *     archive holds. A replacement must name the key it replaced.
+ *     archive holds. A replacement must name the key it replaced, and follow
+ *     a stored head that verified (a key is pinned once a head verified with
+ *     it) whose records end at or before its from_seq.
  *  2. Chunks, in seq order: each stored chunk's bytes must hash to its link
  *     (SHA-256 over the previous link, its header fields and its data), and
  *     its previous link must be the link of the stored chunk before it (the
@@ -77,6 +79,8 @@ typedef struct vstate {
     penlink_key_replacement repl[VERIFY_MAX_REPLACEMENTS];
     size_t n_repl, next_repl;
     uint8_t key_now[PL_KEY_BYTES]; /* the key in force for the next stored head */
+    int have_good;                 /* a stored head verified so far ... */
+    uint64_t good_from;            /* ... and the lowest next seq of those that did */
     penlink_verify_report *r;
     const archive_walk_hooks *hooks;
     /* chain */
@@ -154,6 +158,15 @@ static int advance_key(vstate *v, size_t head_no)
 {
     while (v->next_repl < v->n_repl && head_no >= v->repl[v->next_repl].heads_before) {
         const penlink_key_replacement *r = &v->repl[v->next_repl++];
+        /* a key is pinned once a head verified with it: a genuine replacement follows one,
+         * and its log went on from where that head's records end */
+        if (!v->have_good || v->good_from > r->from_seq)
+            return broken(v, r->from_seq,
+                          "the key replacement recorded at seq %llu (%llu heads before it, by "
+                          "%.24s on %.24s) follows no signed head that verified with the key it "
+                          "replaces: the replacement record was forged or edited",
+                          (unsigned long long)r->from_seq, (unsigned long long)r->heads_before,
+                          r->user, r->host);
         if (memcmp(r->old_key, v->key_now, PL_KEY_BYTES) != 0)
             return broken(v, r->from_seq,
                           "the key replacement recorded at seq %llu names an old key that was "
@@ -203,6 +216,10 @@ static int on_stored_head(void *u, uint64_t next_seq, const uint8_t *link, size_
     uint8_t msg[PL_AUTH_HEAD_MAX];
     size_t n = pl_auth_head_bytes(msg, v->serial, next_seq, link);
     h->good = n > 0 && penlink_verify(sig, msg, n, v->key_now) == 0;
+    if (h->good && (!v->have_good || next_seq < v->good_from)) {
+        v->have_good = 1;
+        v->good_from = next_seq;
+    }
     return 0;
 }
 
@@ -624,6 +641,9 @@ static int walk(archive_walker *w, archive_backend *b, int64_t device, const cha
         rc = b->ops->key_replacements(b, serial, on_replacement, &v);
     if (rc == PENLINK_OK && v.signs)
         rc = b->ops->heads(b, device, on_stored_head, &v);
+    /* a replacement or head found broken stops the heads; the audit still reads the chunks */
+    if (rc == PENLINK_ERR_CANCELLED && v.st == PENLINK_OK && r->state == PENLINK_VERIFY_BROKEN)
+        rc = PENLINK_OK;
     /* replacements recorded after the last head: checked, and named */
     if (rc == PENLINK_OK && v.signs && r->state == PENLINK_VERIFY_OK)
         advance_key(&v, SIZE_MAX);

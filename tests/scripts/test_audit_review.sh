@@ -105,6 +105,29 @@ run 6 "verify of the swapped log: exit 6" $PL --archive "$S" verify --no-record
 run 1 "the audit of the swapped log fails" $PL --archive "$S" audit --format json
 check "log_broken" 'grep -q "\"finding\":\"log_broken\"" $tmp/out'
 
+echo "# F1 a forged key replacement from seq 0: a whole log signed with another key"
+# the other PEN-T's archive (its own log, heads and pulls, signed with its key) given PEN-T's
+# pinned key, and a replacement row naming PEN-T's key as the old key and its own as the new
+RK=$(archive_copy "$T2" t_rekeyed)
+"$PY" -c '
+import sys
+sys.path.insert(0, sys.argv[3])
+from archive_db import Archive
+genuine, dst = Archive(sys.argv[1]), Archive(sys.argv[2])
+dst.unlock()
+pinned = genuine.one("SELECT public_key FROM devices WHERE serial = ?", ("PEN-T",))[0]
+dev, new = dst.one("SELECT id, public_key FROM devices WHERE serial = ?", ("PEN-T",))
+dst.set_key("PEN-T", pinned)
+dst.execute("INSERT INTO key_replacements (device_id, at_ms, os_user, host, reason, old_key, new_key, from_seq, heads_before) VALUES (?, 1, ?, ?, ?, ?, ?, 0, 0)", (dev, "tech", "bench", "board repair", pinned, new))
+dst.commit()
+' "$T" "$RK" "$here"
+run 6 "F1: verify of the re-signed log: exit 6" $PL --archive "$RK" verify --no-record
+check "F1: verify names the replacement row" \
+    'grep -q "the key replacement recorded at seq 0 (0 heads before it, by tech on bench) follows no signed head that verified with the key it replaces" $tmp/out'
+run 1 "F1: the audit of the re-signed log fails" $PL --archive "$RK" audit --format json
+check "F1: log_broken at seq 0, naming the replacement" \
+    'grep -q "\"finding\":\"log_broken\",\"compliance\":true,\"serial\":\"PEN-T\",\"seq\":0,.*the key replacement recorded at seq 0" $tmp/out'
+
 echo "# R3 the pinned key removed: the pen counts as unsigned"
 K=$(archive_copy "$T" t_nokey)
 if [ "$backend" = postgresql ]; then

@@ -402,6 +402,55 @@ static void test_key_replaced_unrecorded(void **state)
     assert_broken(verify_one(f), 10, "does not verify with the pen's pinned key");
 }
 
+/* A forged replacement from seq 0: the whole log re-signed with another key, the pinned key
+ * left as it was. No head ever verified with the key it claims to replace. */
+static void test_replacement_before_any_head(void **state)
+{
+    fixture *f = *state;
+    fake_archive_pen(&f->fa, DEV, SERIAL, f->key.public_key);
+    add_chunk(f, 0, 5, 1, 1);
+    add_chunk(f, 5, 5, 1, 1);
+    add_head(f, 10, &f->key2);
+    penlink_key_replacement r = replacement(f->key.public_key, f->key2.public_key, 0, 0);
+    f->fa.repl = &r;
+    f->fa.n_repl = 1;
+    assert_broken(verify_one(f), 0,
+                  "follows no signed head that verified with the key it replaces");
+}
+
+/* A replacement placed before the records of the only head of the pinned key. */
+static void test_replacement_before_first_head(void **state)
+{
+    fixture *f = *state;
+    fake_archive_pen(&f->fa, DEV, SERIAL, f->key.public_key);
+    add_chunk(f, 0, 5, 1, 1);
+    add_head(f, 5, &f->key);
+    add_chunk(f, 5, 5, 1, 1);
+    add_head(f, 10, &f->key2);
+    penlink_key_replacement r = replacement(f->key.public_key, f->key2.public_key, 3, 1);
+    f->fa.repl = &r;
+    f->fa.n_repl = 1;
+    assert_broken(verify_one(f), 3, "recorded at seq 3 (1 heads before it");
+}
+
+/* Replaced twice between two pulls: the second follows the pinned key's head too. */
+static void test_key_replaced_twice(void **state)
+{
+    fixture *f = *state;
+    fake_archive_pen(&f->fa, DEV, SERIAL, f->key.public_key);
+    add_chunk(f, 0, 5, 1, 1);
+    add_head(f, 5, &f->key);
+    add_chunk(f, 5, 5, 1, 1);
+    add_head(f, 10, &f->key);
+    penlink_key_replacement r[2] = { replacement(f->key.public_key, f->key2.public_key, 10, 2),
+                                     replacement(f->key2.public_key, f->key.public_key, 10, 2) };
+    f->fa.repl = r;
+    f->fa.n_repl = 2;
+    const penlink_verify_report *v = verify_one(f);
+    assert_int_equal(v->state, PENLINK_VERIFY_OK);
+    assert_non_null(strstr(v->notes, "device key replaced at seq 10"));
+}
+
 static void test_replacement_edited(void **state)
 {
     fixture *f = *state;
@@ -676,6 +725,9 @@ int main(void)
         T(test_head_before_first_pull),
         T(test_key_replaced),
         T(test_key_replaced_unrecorded),
+        T(test_replacement_before_any_head),
+        T(test_replacement_before_first_head),
+        T(test_key_replaced_twice),
         T(test_replacement_edited),
         T(test_too_many_replacements),
         T(test_unsigned_pen),
