@@ -250,6 +250,38 @@ void *cli_verify_claims_json(penlink_archive *ar, const penlink_verification *v,
     return a;
 }
 
+void cli_audit_pens_signing(const penlink_verification *v, size_t n, size_t *signing,
+                            size_t *unsigned_pens)
+{
+    *signing = *unsigned_pens = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].pinned)
+            (*signing)++;
+        else
+            (*unsigned_pens)++;
+    }
+}
+
+void cli_audit_scope_pens_json(void *scope, const penlink_verification *v, size_t n)
+{
+    size_t signing, unsigned_pens;
+    cli_audit_pens_signing(v, n, &signing, &unsigned_pens);
+    json_object_set_new(scope, "pens_chain_and_heads_checked", json_integer((json_int_t)signing));
+    json_object_set_new(scope, "pens_unsigned", json_integer((json_int_t)unsigned_pens));
+}
+
+void cli_audit_scope_words(char *buf, size_t cap, const penlink_verification *v, size_t n)
+{
+    size_t signing, unsigned_pens;
+    cli_audit_pens_signing(v, n, &signing, &unsigned_pens);
+    int k = snprintf(buf, cap, "%zu pen%s signing: chain and signed heads checked", signing,
+                     signing == 1 ? "" : "s");
+    if (unsigned_pens && k >= 0 && (size_t)k < cap)
+        snprintf(buf + k, cap - (size_t)k,
+                 "; %zu pen%s unsigned: no chain or signed heads to check", unsigned_pens,
+                 unsigned_pens == 1 ? "" : "s");
+}
+
 uint64_t cli_audit_chunks(const penlink_verification *v, size_t n)
 {
     uint64_t chunks = 0;
@@ -258,12 +290,14 @@ uint64_t cli_audit_chunks(const penlink_verification *v, size_t n)
     return chunks;
 }
 
-void cli_audit_scope_text(FILE *out, uint64_t chunks, const void *claims)
+void cli_audit_scope_text(FILE *out, const penlink_verification *v, size_t n, const void *claims)
 {
+    char pens[CLI_SCOPE_WORDS];
+    cli_audit_scope_words(pens, sizeof pens, v, n);
     fprintf(out,
-            "Records: read from the pens' chained and signed chunks (%" PRIu64
-            " chunks, chain and heads checked); record rows not compared (run 'penlink verify')\n",
-            chunks);
+            "Records: read from the pens' chunks (%" PRIu64
+            " chunks; %s); record rows not compared (run 'penlink verify')\n",
+            cli_audit_chunks(v, n), pens);
     fprintf(out, "  verify's claim (the last stored penlink verify, not used by this audit):\n");
     size_t i;
     json_t *o;

@@ -296,8 +296,18 @@ void *cli_audit_scope_json(uint64_t chunks, void *claims);
 void *cli_verify_claims_json(penlink_archive *ar, const penlink_verification *v, size_t n);
 /* The chunks the audit read of the @p n pens. */
 uint64_t cli_audit_chunks(const penlink_verification *v, size_t n);
+/* The pens of @p v whose chain and signed heads the audit checked (a pinned
+ * key) and those that do not sign (nothing chained or signed to check). */
+void cli_audit_pens_signing(const penlink_verification *v, size_t n, size_t *signing,
+                            size_t *unsigned_pens);
+/* Adds those counts to a scope line of cli_audit_scope_json (the audit's
+ * output only: the report's data digest keeps the line without them). */
+void cli_audit_scope_pens_json(void *scope, const penlink_verification *v, size_t n);
+/* Those counts in words: "2 pens signing: chain and signed heads checked; ...". */
+#define CLI_SCOPE_WORDS 160
+void cli_audit_scope_words(char *buf, size_t cap, const penlink_verification *v, size_t n);
 /* The scope as the table prints it: "Records: read from ..." and verify's claims. */
-void cli_audit_scope_text(FILE *out, uint64_t chunks, const void *claims);
+void cli_audit_scope_text(FILE *out, const penlink_verification *v, size_t n, const void *claims);
 void *cli_key_replacement_json(const penlink_key_replacement *r);
 void *cli_summary_json(const penlink_audit_summary *s);
 void *cli_config_json(const penlink_config_entry *e);

@@ -875,7 +875,7 @@ int cmd_audit(struct cli *c, int argc, char **argv)
                 printf("%s\n  none\n\n", title);
             if (i == SEC_INTEG) {
                 print_verifications(&o);
-                cli_audit_scope_text(stdout, cli_audit_chunks(o.v, o.n_v), claims);
+                cli_audit_scope_text(stdout, o.v, o.n_v, claims);
                 printf("\n");
                 cli_keyrepl_table(keys);
             }
@@ -891,7 +891,10 @@ int cmd_audit(struct cli *c, int argc, char **argv)
         for (size_t i = 0; o.want[SEC_INTEG] && i < o.n_v; i++)
             cli_json_out(cli_verification_json(&o.v[i]));
         if (o.want[SEC_INTEG]) {
-            cli_json_out(cli_audit_scope_json(cli_audit_chunks(o.v, o.n_v), claims));
+            json_t *scope = cli_audit_scope_json(cli_audit_chunks(o.v, o.n_v), claims);
+            if (scope)
+                cli_audit_scope_pens_json(scope, o.v, o.n_v);
+            cli_json_out(scope);
             claims = NULL; /* the line took it */
         }
         cli_keyrepl_json(keys);

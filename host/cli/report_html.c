@@ -455,12 +455,16 @@ static int copy_stream(FILE *o, FILE *in)
 static void write_scope(FILE *o, const html_report *h, const html_meta *m)
 {
     uint64_t chunks = cli_audit_chunks(h->v, h->n_v);
+    size_t signing, unsigned_pens;
+    cli_audit_pens_signing(h->v, h->n_v, &signing, &unsigned_pens);
+    char pens[CLI_SCOPE_WORDS];
+    cli_audit_scope_words(pens, sizeof pens, h->v, h->n_v);
     fprintf(o,
             "<p id=\"audit-scope\" data-records-from=\"chunks\" data-chunks=\"%" PRIu64
-            "\">Records: read from the pens' chained and signed chunks (%" PRIu64
-            " chunks, chain and heads checked); record rows not compared (run <code>penlink "
+            "\" data-pens-checked=\"%zu\" data-pens-unsigned=\"%zu\">Records: read from the "
+            "pens' chunks (%" PRIu64 " chunks; %s); record rows not compared (run <code>penlink "
             "verify</code>).</p>\n",
-            chunks, chunks);
+            chunks, signing, unsigned_pens, chunks, pens);
     fputs("<h3>Verify's claim</h3>\n<p class=\"note\">The last verdict <code>penlink verify</code> "
           "stored for each pen when this report was made: its claim, not used by this "
           "audit.</p>\n<table id=\"verify-claims\"><thead><tr><th>Pen</th><th>Verdict</th>"

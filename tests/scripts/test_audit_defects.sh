@@ -398,7 +398,7 @@ cp "$A" "$H"
 run 0 "a verify, stored" $PL --archive "$H" verify
 run 0 "the HTML report" $PL --archive "$H" audit --tz UTC --format html -o "$tmp/h.html"
 check "it says the records were read from the chunks, and gives verify's claim" \
-    'grep -q "<p id=\"audit-scope\" data-records-from=\"chunks\" data-chunks=\"[1-9][0-9]*\">Records: read from the pens" $tmp/h.html && grep -q "<tr class=\"claim\" data-pen=\"PEN-A001\"><td class=\"nw\">PEN-A001</td><td class=\"nw\">ok</td>" $tmp/h.html && grep -q "name=\"penlink-report\" content=\"2\"" $tmp/h.html'
+    'grep -q "<p id=\"audit-scope\" data-records-from=\"chunks\" data-chunks=\"[1-9][0-9]*\" data-pens-checked=\"[1-9][0-9]*\" data-pens-unsigned=\"0\">Records: read from the pens" $tmp/h.html && grep -q "<tr class=\"claim\" data-pen=\"PEN-A001\"><td class=\"nw\">PEN-A001</td><td class=\"nw\">ok</td>" $tmp/h.html && grep -q "name=\"penlink-report\" content=\"2\"" $tmp/h.html'
 run 0 "another verify, stored after the report" $PL --archive "$H" verify
 run 0 "the report still matches (it keeps the claim it was made with)" $PL --archive "$H" audit --check-report "$tmp/h.html"
 sed 's/%22result%22:%22ok%22/%22result%22:%22broken%22/' "$tmp/h.html" > "$tmp/h_claim.html"

@@ -152,7 +152,7 @@ $PL --archive "$V" audit --format json > "$tmp/r7.json" 2> /dev/null
 r7_rc=$?
 $PL --archive "$V" audit > "$tmp/r7.txt" 2> /dev/null
 check "the untouched archive's audit says where its records come from" \
-    'grep -q "\"type\":\"audit_scope\",\"records_from\":\"chunks\",\"chunks\":[1-9]" $tmp/r7.json && grep -q "^Records: read from the pens. chained and signed chunks ([0-9]* chunks, chain and heads checked); record rows not compared" $tmp/r7.txt'
+    'grep -q "\"type\":\"audit_scope\",\"records_from\":\"chunks\",\"chunks\":[1-9]" $tmp/r7.json && grep -q "^Records: read from the pens. chunks ([0-9]* chunks; 1 pen signing: chain and signed heads checked); record rows not compared" $tmp/r7.txt'
 check "and gives verify's stored verdict as verify's claim, with its time" \
     'grep -q "\"verify_claims\":\[{\"serial\":\"PEN-T\",\"result\":\"ok\",\"verified_at\":\"20" $tmp/r7.json'
 "$PY" -c '
@@ -317,6 +317,32 @@ check "F3: the break of PEN-X2's log is named" \
 check "F3: no reuse taken from PEN-X2's broken log" '! grep -q "\"finding\":\"reuse\"" $tmp/out'
 grep -v '"finding":"reuse"' "$tmp/out" | grep '"type":"finding"' | grep -v '"serial":"PEN-X2"' > "$tmp/x1_f3.json"
 check "F3: PEN-X1's own findings unchanged" 'cmp -s $tmp/x1_own.json $tmp/x1_f3.json'
+
+echo "# F5 the scope line says how many pens sign (chain and heads checked) and how many do not"
+run 1 "both pens sign" $PL --archive "$X" audit --format json
+check "json: 2 pens' chain and heads checked, none unsigned" \
+    'grep -q "\"type\":\"audit_scope\".*\"pens_chain_and_heads_checked\":2,\"pens_unsigned\":0" $tmp/out'
+XU=$(archive_copy "$X" x_unsigned)
+x1="(SELECT id FROM devices WHERE serial = 'PEN-X1')"
+if [ "$backend" = postgresql ]; then
+    edit "$XU" "DELETE FROM pen_keys WHERE device_id = $x1"
+else
+    edit "$XU" "UPDATE devices SET public_key = NULL WHERE id = $x1"
+fi
+edit "$XU" "UPDATE chunks SET link = NULL, prev_link = NULL WHERE device_id = $x1" \
+    "DELETE FROM heads WHERE device_id = $x1"
+run 1 "PEN-X1 made a pen that does not sign" $PL --archive "$XU" audit --format json
+check "json: PEN-X1 unsigned" 'grep -q "\"type\":\"verification\",\"serial\":\"PEN-X1\",\"state\":\"unsigned\"" $tmp/out'
+check "json: 1 pen's chain and heads checked, 1 unsigned" \
+    'grep -q "\"type\":\"audit_scope\".*\"pens_chain_and_heads_checked\":1,\"pens_unsigned\":1" $tmp/out'
+run 1 "--pen PEN-X1: the table" $PL --archive "$XU" audit --pen PEN-X1
+check "table: no pen's chain and heads checked, 1 unsigned" \
+    'grep -q "^Records: read from the pens. chunks ([0-9]* chunks; 0 pens signing: chain and signed heads checked; 1 pen unsigned: no chain or signed heads to check)" $tmp/out'
+check "table: the scope never claims signed chunks" '! grep -q "chained and signed chunks" $tmp/out'
+run 1 "the HTML report" $PL --archive "$XU" audit --format html -o "$tmp/xu.html"
+check "html: 1 pen checked, 1 unsigned" \
+    'grep -q "data-pens-checked=\"1\" data-pens-unsigned=\"1\">Records: read from the pens. chunks ([0-9]* chunks; 1 pen signing: chain and signed heads checked; 1 pen unsigned: no chain or signed heads to check)" $tmp/xu.html'
+run 0 "the report checks" $PL --archive "$XU" audit --check-report "$tmp/xu.html"
 
 echo "# R11 dates that name no instant or one too finely; PENLINK_DEVICE; a missing archive"
 run 2 "--since with 4 digits after the second: refused, not cut" \
