@@ -209,6 +209,11 @@ static void digest_scope(hrun *r, const char *claims)
     digest(r, cli_audit_scope_json(cli_audit_chunks(r->v, r->n_v), c));
 }
 
+/* What --check-report says of the verify claims a report carries: kept as made. */
+#define CHECK_CLAIMS                                                                               \
+    "the verdicts penlink verify had stored when the report was made, as the report gives "        \
+    "them: not checked again (run 'penlink verify' for the archive as it is now)"
+
 static int make_report(struct cli *c, const char *archive, const html_meta *m_in, FILE *out,
                        char hex[DIGEST_HEX], penlink_audit_verdict *verdict)
 {
@@ -542,6 +547,8 @@ int cli_audit_check_report(struct cli *c, const char *path)
             : diff < 0      ? "as made"
                             : "altered",
             "confirmed", data_ok && same_version && diff < 0);
+        if (j)
+            json_object_set_new(j, "verify_claims", json_string(CHECK_CLAIMS));
         cli_json_out(j);
     } else if (!data_ok) {
         printf("%s does NOT match the archive %s: the report's data digest is\n  %s\nthe "
@@ -572,6 +579,8 @@ int cli_audit_check_report(struct cli *c, const char *path)
                "document is the one penlink made of it.\n",
                cli_safe(path), cli_safe(archive), hex);
     }
+    if (!c->json && data_ok)
+        printf("  Its verify's claims are %s.\n", CHECK_CLAIMS);
     rc = !data_ok || (same_version && diff >= 0) ? EXIT_INTEGRITY
          : !same_version                         ? EXIT_UNCONFIRMED
                                                  : EXIT_OK;

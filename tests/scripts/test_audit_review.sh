@@ -209,6 +209,11 @@ echo "# R4 a report whose version, operator or time was edited"
 R=$tmp/o.html
 run 1 "the report of PEN-O" $PL --archive "$O" audit --tz UTC --format html -o "$R" --operator "A Auditor"
 run 0 "it checks" $PL --archive "$O" audit --check-report "$R"
+check "F4: the check says its verify claims are as stored when it was made, not checked again" \
+    'grep -q "^  Its verify.s claims are the verdicts penlink verify had stored when the report was made, as the report gives them: not checked again (run .penlink verify. for the archive as it is now)" $tmp/out'
+run 0 "F4: --json" $PL --archive "$O" --json audit --check-report "$R"
+check "F4: json: verify_claims not checked again" \
+    'grep -q "\"confirmed\":true,\"verify_claims\":\"the verdicts penlink verify had stored when the report was made, as the report gives them: not checked again" $tmp/out'
 # a FAIL report turned PASS, claiming another version so that only its data is compared
 python3 - "$R" "$tmp/forged.html" << 'PY'
 import re, sys
