@@ -4,7 +4,9 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +131,8 @@ static int blank(const char *s)
 }
 
 /* Asks on the terminal; 1 when the answer is "yes". */
+#define ANSWER_POLL_MS 100 /* how often the confirmation prompt looks for a Ctrl-C */
+
 static int confirmed(const char *serial)
 {
     char answer[64];
@@ -136,6 +140,19 @@ static int confirmed(const char *serial)
            "device key and you checked where it came from. Type yes to record it: ",
            cli_safe(serial));
     fflush(stdout);
+    /* A Ctrl-C typed as the prompt appears may come before the read starts:
+     * a blocking read would then wait for ever. Wait for the answer in short
+     * polls, looking at the flag the SIGINT handler sets between them. */
+    for (;;) {
+        if (cli_interrupted)
+            return 0;
+        struct pollfd p = { STDIN_FILENO, POLLIN, 0 };
+        int n = poll(&p, 1, ANSWER_POLL_MS);
+        if (n > 0)
+            break;
+        if (n < 0 && errno != EINTR)
+            return 0;
+    }
     if (!fgets(answer, sizeof answer, stdin))
         return 0;
     answer[strcspn(answer, "\r\n")] = '\0';
