@@ -180,9 +180,7 @@ void *cli_config_json(const penlink_config_entry *e)
         for (size_t i = 0; i < n; i++) {
             if (!(c->present & k[i].bit))
                 continue;
-            json_object_set_new(v, k[i].name,
-                                k[i].is_text ? cli_json_str(penlink_config_get_text(c, k[i].bit))
-                                             : json_integer(penlink_config_get_u32(c, k[i].bit)));
+            json_object_set_new(v, k[i].name, cli_config_value_json(c, &k[i]));
         }
         if (old)
             json_object_set_new(v, "revision", json_integer(c->revision));

@@ -86,6 +86,12 @@ void *cli_json_str(const char *s);
  * to 2^63 - 1, above it (a damaged row's stored seq) its decimal text, since
  * no JSON integer a reader keeps holds it; never negative. */
 void *cli_json_u64(uint64_t v);
+/* A configuration key's value in @p cfg as JSON (json_t *): a number, or a
+ * string for a text key (the schema-1 form, whether present or not). */
+void *cli_config_value_json(const penlink_config *cfg, const penlink_config_key *k);
+/* The same as text: "2500", or a text key quoted, "\"Room 2\"". */
+void cli_config_value_text(const penlink_config *cfg, const penlink_config_key *k, char *buf,
+                           size_t cap);
 /* One CSV field: escaped as for terminals (whole, however long), quoted
  * (RFC 4180) when it holds a comma or a quote, and a field that starts with
  * = + - @ gets a leading ' so that no spreadsheet runs it as a formula. */

@@ -78,19 +78,8 @@ static json_t *config_json(const penlink_config *cfg, const char *serial)
     json_object_set_new(o, "serial", cli_json_str(serial));
     json_object_set_new(o, "revision", json_integer(cfg->revision));
     for (size_t i = 0; i < n; i++)
-        json_object_set_new(o, k[i].name,
-                            k[i].is_text ? cli_json_str(penlink_config_get_text(cfg, k[i].bit))
-                                         : json_integer(penlink_config_get_u32(cfg, k[i].bit)));
+        json_object_set_new(o, k[i].name, cli_config_value_json(cfg, &k[i]));
     return o;
-}
-
-static void value_text(const penlink_config *cfg, const penlink_config_key *k, char *buf,
-                       size_t cap)
-{
-    if (k->is_text)
-        snprintf(buf, cap, "\"%s\"", penlink_config_get_text(cfg, k->bit));
-    else
-        snprintf(buf, cap, "%" PRIu32, penlink_config_get_u32(cfg, k->bit));
 }
 
 /* Parses VALUE for key @p k into @p cfg; 0 or -1. */
@@ -144,8 +133,8 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
         if (!(want->present & k[i].bit))
             continue;
         char a[80], b[80];
-        value_text(cur, &k[i], a, sizeof a);
-        value_text(want, &k[i], b, sizeof b);
+        cli_config_value_text(cur, &k[i], a, sizeof a);
+        cli_config_value_text(want, &k[i], b, sizeof b);
         if (strcmp(a, b) == 0)
             continue;
         if (k[i].is_text) {
@@ -155,13 +144,9 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
             penlink_config_set_u32(&merged, k[i].bit, penlink_config_get_u32(want, k[i].bit));
             penlink_config_set_u32(&change, k[i].bit, penlink_config_get_u32(want, k[i].bit));
         }
-        json_array_append_new(
-            diff, json_pack("{s:s, s:o, s:o}", "key", k[i].name, "old",
-                            k[i].is_text ? cli_json_str(penlink_config_get_text(cur, k[i].bit))
-                                         : json_integer(penlink_config_get_u32(cur, k[i].bit)),
-                            "new",
-                            k[i].is_text ? cli_json_str(penlink_config_get_text(want, k[i].bit))
-                                         : json_integer(penlink_config_get_u32(want, k[i].bit))));
+        json_array_append_new(diff, json_pack("{s:s, s:o, s:o}", "key", k[i].name, "old",
+                                              cli_config_value_json(cur, &k[i]), "new",
+                                              cli_config_value_json(want, &k[i])));
         if (!c->json && !c->quiet)
             printf("  %-20s %s -> %s\n", k[i].name, cli_safe(a), cli_safe(b));
     }
@@ -381,13 +366,13 @@ int cmd_config(struct cli *c, int argc, char **argv)
             cli_json_out(o);
         } else if (one) {
             char v[80];
-            value_text(&cur, one, v, sizeof v);
+            cli_config_value_text(&cur, one, v, sizeof v);
             printf("%s\n", cli_safe(v));
         } else {
             printf("# %s, configuration revision %u\n", cli_safe(info.serial), cur.revision);
             for (size_t i = 0; i < n; i++) {
                 char v[80];
-                value_text(&cur, &k[i], v, sizeof v);
+                cli_config_value_text(&cur, &k[i], v, sizeof v);
                 printf("%-20s = %-14s # %s\n", k[i].name, cli_safe(v), k[i].help);
             }
         }

@@ -62,11 +62,7 @@ typedef struct history_out {
 /* A key's value in @p cfg as JSON: a number or a string; NULL when absent. */
 static json_t *value_json(const penlink_config *cfg, const penlink_config_key *k)
 {
-    if (!(cfg->present & k->bit))
-        return NULL;
-    if (k->is_text)
-        return cli_json_str(penlink_config_get_text(cfg, k->bit));
-    return json_integer(penlink_config_get_u32(cfg, k->bit));
+    return cfg->present & k->bit ? cli_config_value_json(cfg, k) : NULL;
 }
 
 /* A key's value in @p cfg as text ("2500", "\"Room 2\""); 0 when absent. */
@@ -74,10 +70,7 @@ static int value_text(const penlink_config *cfg, const penlink_config_key *k, ch
 {
     if (!(cfg->present & k->bit))
         return 0;
-    if (k->is_text)
-        snprintf(buf, cap, "\"%s\"", penlink_config_get_text(cfg, k->bit));
-    else
-        snprintf(buf, cap, "%" PRIu32, penlink_config_get_u32(cfg, k->bit));
+    cli_config_value_text(cfg, k, buf, cap);
     return 1;
 }
 

@@ -5,6 +5,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -265,6 +266,22 @@ void *cli_json_u64(uint64_t v)
         return json_integer((json_int_t)v);
     snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
     return json_string(buf);
+}
+
+void *cli_config_value_json(const penlink_config *cfg, const penlink_config_key *k)
+{
+    if (k->is_text)
+        return cli_json_str(penlink_config_get_text(cfg, k->bit));
+    return json_integer(penlink_config_get_u32(cfg, k->bit));
+}
+
+void cli_config_value_text(const penlink_config *cfg, const penlink_config_key *k, char *buf,
+                           size_t cap)
+{
+    if (k->is_text)
+        snprintf(buf, cap, "\"%s\"", penlink_config_get_text(cfg, k->bit));
+    else
+        snprintf(buf, cap, "%" PRIu32, penlink_config_get_u32(cfg, k->bit));
 }
 
 void cli_csv_text(FILE *f, const char *s)
