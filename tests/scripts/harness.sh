@@ -97,6 +97,11 @@ wait_sock() { # path: up to 20 s for a simulator to listen
     while [ ! -S "$1" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done
     [ -S "$1" ]
 }
+wait_held() { # proxy-log pid: until the stall proxy holds the pull (however long a loaded
+    # machine or valgrind takes to get there), or the pull has ended without being held
+    until grep -q holding "$1" || ! kill -0 "$2" 2> /dev/null; do sleep 0.05; done
+    grep -q holding "$1" || { echo "the pull ended before the proxy held it"; cat "$1"; exit 1; }
+}
 start_sim() { # name extra-args... ; state in $tmp/NAME, socket $tmp/NAME.sock, pid in pid_NAME
     name=$1
     shift

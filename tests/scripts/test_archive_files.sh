@@ -81,10 +81,7 @@ pids="$pids $proxy"
 wait_sock "$tmp/hold.sock" || { echo "the proxy did not start"; cat "$tmp/proxy.log"; exit 1; }
 $PL --timeout 600000 --device "sim:$tmp/hold.sock" --archive "$A" pull > "$tmp/held.out" 2>&1 &
 held=$!
-# until the proxy holds the pull (however long a loaded machine or valgrind
-# takes to get there), or the pull has ended without being held
-until grep -q holding "$tmp/proxy.log" || ! kill -0 $held 2> /dev/null; do sleep 0.05; done
-grep -q holding "$tmp/proxy.log" || { echo "the pull ended before the proxy held it"; cat "$tmp/proxy.log"; exit 1; }
+wait_held "$tmp/proxy.log" $held
 check "a pull is held mid-pull (its row says running)" \
     '[ "$(sqlite3 -readonly "$A" "SELECT group_concat(result) FROM pulls")" = "ok,running" ]'
 # a pull holds the archive's write lock while it receives: another one opens
