@@ -150,8 +150,7 @@ static void test_text(void **state)
         "\xEF\xBF\xBF",      /* U+FFFF */
         "\xF0\x90\x80\x80",  /* U+10000, the first four-byte */
         "\xF4\x8F\xBF\xBF",  /* U+10FFFF, the last code point */
-        "a\xE2\x82\xAC"
-        "b", /* € inside ASCII */
+        "a\342\202\254b",    /* € inside ASCII */
     };
     static const char *const bad[] = {
         "\x01",     /* C0 */
@@ -175,12 +174,9 @@ static void test_text(void **state)
         "\xC3", /* cut short */
         "\xE2\x82",
         "\xF0\x90\x80",
-        "\xC3"
-        "A", /* a lead followed by no continuation */
-        "\xE2\x82"
-        "A",
-        "\xF0\x90\x80"
-        "A",
+        "\303A", /* a lead followed by no continuation */
+        "\342\202A",
+        "\360\220\200A",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         if (!text_ok(good[i]))
