@@ -219,13 +219,25 @@ static void test_genesis_head_clock(void **state)
     assert_int_equal(pl_auth_clock_bytes(out, serial, nonce, 1), 0);
 }
 
+/* No serial (a pen that did not give one) is an empty one, in every form. */
+static void test_no_serial(void **state)
+{
+    (void)state;
+    uint8_t out[PL_AUTH_CONFIG_MAX];
+    assert_int_equal(pl_auth_genesis_bytes(out, NULL), 18 + 1);
+    assert_memory_equal(out, "penlink-genesis-v1\0", 19);
+    assert_int_equal(pl_auth_head_bytes(out, NULL, 1, link_), 15 + 1 + 8 + PL_LINK_BYTES);
+    assert_int_equal(out[15], 0);
+    assert_int_equal(pl_auth_clock_bytes(out, NULL, nonce, 1), 16 + 1 + PL_NONCE_BYTES + 8);
+    assert_int_equal(out[16], 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config_bytes),
-        cmocka_unit_test(test_config_longest),
-        cmocka_unit_test(test_link_prefix),
-        cmocka_unit_test(test_genesis_head_clock),
+        cmocka_unit_test(test_config_bytes), cmocka_unit_test(test_config_longest),
+        cmocka_unit_test(test_link_prefix),  cmocka_unit_test(test_genesis_head_clock),
+        cmocka_unit_test(test_no_serial),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
