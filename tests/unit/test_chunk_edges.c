@@ -480,6 +480,17 @@ static void test_columns(void **state)
     kinds(&p, k3, 3);
     batch(&p, P_KINDS);
     expect_parse(&p, PL_ERR_CHUNK_COUNT, 0);
+    /* a kind above 32 bits is malformed, not a wrong count, wherever it is in the column */
+    static const uint64_t kbig_last[2] = { PL_REC_TREATMENT_START, (uint64_t)UINT32_MAX + 1 },
+                          kbig_first[2] = { (uint64_t)UINT32_MAX + 1, PL_REC_TREATMENT_START };
+    p.n = 0;
+    kinds(&p, kbig_first, 2);
+    batch(&p, P_KINDS);
+    expect_parse(&p, PL_ERR_CHUNK_FORMAT, p.n);
+    p.n = 0;
+    kinds(&p, kbig_last, 2);
+    batch(&p, P_KINDS);
+    expect_parse(&p, PL_ERR_CHUNK_FORMAT, p.n);
     /* a kind cut short inside its column */
     p.n = 0;
     {
