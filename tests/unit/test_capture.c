@@ -396,6 +396,81 @@ static void test_pcapng_both_orders(void **state)
     free(g);
 }
 
+/* Options are read up to their end marker or the block's end, whichever is
+ * first; options too short for their value are ignored, not misread. */
+static void test_options(void **state)
+{
+    (void)state;
+    bb *f = calloc(1, sizeof *f);
+    bb *b = calloc(1, sizeof *b);
+    got *g = calloc(1, sizeof *g);
+    assert_non_null(f);
+    assert_non_null(b);
+    assert_non_null(g);
+    shb(f, 1);
+    /* if 0: no options at all (a 20-byte block) */
+    b_u16(b, PL_LINKTYPE_PENLINK);
+    b_u16(b, 0);
+    b_u32(b, 0);
+    block(f, IDB_TYPE, b);
+    /* if 1: if_tsresol of no bytes and if_tsoffset of 4 (both ignored), no end marker */
+    b->n = 0;
+    b_u16(b, PL_LINKTYPE_PENLINK);
+    b_u16(b, 0);
+    b_u32(b, 0);
+    b_u16(b, 9);
+    b_u16(b, 0);
+    b_u16(b, 14);
+    b_u16(b, 4);
+    b_u32(b, 1000);
+    block(f, IDB_TYPE, b);
+    /* packets: no options, no end marker */
+    b->n = 0;
+    b_u32(b, 1);
+    b_u32(b, 0);
+    b_u32(b, 2500000);
+    b_u32(b, 2);
+    b_u32(b, 2);
+    b_bytes(b, "hi", 2);
+    b_pad(b);
+    block(f, EPB_TYPE, b);
+    /* a comment, an epb_flags of 2 bytes (ignored), another option, no end marker */
+    b->n = 0;
+    b_u32(b, 0);
+    b_u32(b, 0);
+    b_u32(b, 7);
+    b_u32(b, 1);
+    b_u32(b, 1);
+    b_bytes(b, "!", 1);
+    b_pad(b);
+    b_u16(b, 1);
+    b_u16(b, 5);
+    b_bytes(b, "note.", 5);
+    b_pad(b);
+    b_u16(b, 2);
+    b_u16(b, 2);
+    b_u16(b, 1);
+    b_u16(b, 0);
+    b_u16(b, 3);
+    b_u16(b, 8);
+    b_u64(b, 0);
+    block(f, EPB_TYPE, b);
+    pl_capture c;
+    pl_capture_init(&c, 0);
+    assert_int_equal(read_all(&c, f->b, f->n, 0, g), PL_OK);
+    assert_int_equal(g->n, 2);
+    assert_int_equal(g->p[0].interface, 1);
+    assert_true(g->p[0].ts_us == 2500000); /* microseconds, no offset */
+    assert_int_equal(g->p[0].flags, 0);
+    assert_memory_equal(g->p[0].data, "hi", 2);
+    assert_int_equal(g->p[1].flags, 0);
+    assert_true(g->p[1].ts_us == 7);
+    pl_capture_fini(&c);
+    free(f);
+    free(b);
+    free(g);
+}
+
 /* A second section forgets the interfaces of the first. */
 static void test_sections(void **state)
 {
@@ -996,6 +1071,7 @@ int main(void)
         cmocka_unit_test(test_sniff),
         cmocka_unit_test(test_pcapng_both_orders),
         cmocka_unit_test(test_sections),
+        cmocka_unit_test(test_options),
         cmocka_unit_test(test_pending),
         cmocka_unit_test(test_block_bound),
         cmocka_unit_test(test_pcapng_malformed),

@@ -226,6 +226,10 @@ static void test_bad_fields(void **state)
     START();
     raw(&p, "\x80", 1); /* a tag cut short */
     expect_parse(&p, PL_ERR_CHUNK_FORMAT, at);
+    {
+        uint32_t n;
+        assert_int_equal(pl_batch_parse(p.b, p.n, 2, out, 2, &n, NULL, NULL), PL_ERR_CHUNK_FORMAT);
+    }
     START();
     raw(&p, "\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", 11); /* an 11-byte varint */
     expect_parse(&p, PL_ERR_CHUNK_FORMAT, at);
@@ -386,6 +390,8 @@ static void test_layout(void **state)
         lfield(&p, F_LAYOUT, &l);                                                                  \
         batch(&p, P_LAYOUT);                                                                       \
     } while (0)
+    WITH_LAYOUT(raw(&l, "\x83", 1)); /* a kind cut short */
+    expect_parse(&p, PL_ERR_CHUNK_FORMAT, p.n);
     WITH_LAYOUT(v(&l, PL_REC_TREATMENT_START)); /* a kind without its mask */
     expect_parse(&p, PL_ERR_CHUNK_FORMAT, p.n);
     WITH_LAYOUT(v(&l, PL_REC_TREATMENT_START); raw(&l, "\x80", 1)); /* a mask cut short */
@@ -699,6 +705,11 @@ static void test_encoder(void **state)
                      PL_ERR_NO_SPACE);
     free(want);
 
+    /* a capacity above 4 GiB is taken as 4 GiB: the stream is the same */
+    assert_int_equal(
+        pl_chunk_encode(&f->e, pl_record_array_source, f->rec, 4, f->out, SIZE_MAX, &info), PL_OK);
+    assert_int_equal(info.data_size, size);
+
     /* a source that fails in each pass: the first (sizes), the columns, the time planes */
     uint32_t calls_total;
     f->calls = 0;
@@ -775,13 +786,50 @@ static void test_encoder(void **state)
     free(f);
 }
 
+/* Every output capacity below the stream's length is refused, wherever the
+ * encoder is when the room runs out (a column, the kinds, the time planes, the
+ * end), and nothing is written past the capacity. */
+static void test_encoder_every_short_output(void **state)
+{
+    (void)state;
+    enc_fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(pl_chunk_enc_init(&f->e, f->arena, sizeof f->arena), PL_OK);
+    uint64_t s = 77;
+    tu_records(&s, f->rec, 128, 1, 1); /* extremes: little to compress */
+    pl_chunk_info info;
+    assert_int_equal(
+        pl_chunk_encode(&f->e, pl_record_array_source, f->rec, 128, f->out, sizeof f->out, &info),
+        PL_OK);
+    uint32_t size = info.data_size;
+    assert_true(size > 1024);
+    for (uint32_t cap = 0; cap < size; cap += 1 + cap / 64) {
+        f->out[cap] = 0xEE;
+        assert_int_equal(
+            pl_chunk_encode(&f->e, pl_record_array_source, f->rec, 128, f->out, cap, &info),
+            PL_ERR_NO_SPACE);
+        assert_int_equal(f->out[cap], 0xEE);
+    }
+    /* and the encoder is still good afterwards */
+    assert_int_equal(
+        pl_chunk_encode(&f->e, pl_record_array_source, f->rec, 128, f->out, size, &info), PL_OK);
+    assert_int_equal(info.data_size, size);
+    pl_chunk_enc_fini(&f->e);
+    free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_standard_batch), cmocka_unit_test(test_bad_fields),
-        cmocka_unit_test(test_counts_and_seq), cmocka_unit_test(test_time_planes),
-        cmocka_unit_test(test_layout),         cmocka_unit_test(test_columns),
-        cmocka_unit_test(test_decode),         cmocka_unit_test(test_encoder),
+        cmocka_unit_test(test_standard_batch),
+        cmocka_unit_test(test_bad_fields),
+        cmocka_unit_test(test_counts_and_seq),
+        cmocka_unit_test(test_time_planes),
+        cmocka_unit_test(test_layout),
+        cmocka_unit_test(test_columns),
+        cmocka_unit_test(test_decode),
+        cmocka_unit_test(test_encoder),
+        cmocka_unit_test(test_encoder_every_short_output),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
