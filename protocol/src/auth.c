@@ -15,6 +15,8 @@ static void put(out *o, const void *b, size_t n)
         o->bad = 1;
         return;
     }
+    if (n == 0)
+        return; /* b may be NULL (no serial): memcpy must not see it */
     memcpy(o->p + o->n, b, n);
     o->n += n;
 }

@@ -448,8 +448,10 @@ pl_status pl_batch_parse(const uint8_t *raw, size_t len, uint32_t max_records, p
         pl_record *r = &out[i];
         uint64_t kind, t;
         memset(r, 0, sizeof *r);
+        const uint8_t *kind_at = col[0].p;
         if (pl_varint_get(&col[0].p, col[0].end, &kind) != 0 || kind > UINT32_MAX) {
-            st = col[0].p >= col[0].end ? PL_ERR_CHUNK_COUNT : PL_ERR_CHUNK_FORMAT;
+            /* the column ran out: too few kinds; else a value that is not a kind */
+            st = kind_at >= col[0].end ? PL_ERR_CHUNK_COUNT : PL_ERR_CHUNK_FORMAT;
             goto out;
         }
         uint32_t m;

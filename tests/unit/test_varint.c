@@ -122,13 +122,45 @@ static void t_ctz(void **state)
     }
 }
 
+/* The portable fallback against the compiler's builtin, directly (pl_ctz32()
+ * itself is the builtin on gcc and clang, so only this keeps the fallback
+ * right for the compilers that use it): every single bit, every bit with all
+ * higher bits set, every value of 1..65535, and random values with random
+ * numbers of trailing zeros. */
+static void t_ctz_portable(void **state)
+{
+    (void)state;
+#if defined(__GNUC__) || defined(__clang__)
+    for (int b = 0; b < 32; b++) {
+        uint32_t m = (uint32_t)1 << b;
+        assert_int_equal(pl_ctz32_portable(m), __builtin_ctz(m));
+        assert_int_equal(pl_ctz32_portable(~(m - 1)), __builtin_ctz(~(m - 1)));
+    }
+    for (uint32_t m = 1; m <= 0xFFFFu; m++)
+        if (pl_ctz32_portable(m) != __builtin_ctz(m))
+            fail_msg("pl_ctz32_portable(%#x) = %d, __builtin_ctz = %d", m, pl_ctz32_portable(m),
+                     __builtin_ctz(m));
+    uint64_t s = 17;
+    for (int i = 0; i < 100000; i++) {
+        uint64_t r = tu_rand(&s);
+        uint32_t m = (uint32_t)r << (r >> 59); /* 0..31 zeros below the random bits */
+        if (m == 0)
+            continue; /* not defined for 0 */
+        if (pl_ctz32_portable(m) != __builtin_ctz(m))
+            fail_msg("pl_ctz32_portable(%#x) = %d, __builtin_ctz = %d", m, pl_ctz32_portable(m),
+                     __builtin_ctz(m));
+    }
+#else /* no builtin to compare with: the index of each single bit */
+    for (int b = 0; b < 32; b++)
+        assert_int_equal(pl_ctz32_portable((uint32_t)1 << b), b);
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(t_lengths),
-        cmocka_unit_test(t_overflow),
-        cmocka_unit_test(t_zigzag),
-        cmocka_unit_test(t_ctz),
+        cmocka_unit_test(t_lengths), cmocka_unit_test(t_overflow),     cmocka_unit_test(t_zigzag),
+        cmocka_unit_test(t_ctz),     cmocka_unit_test(t_ctz_portable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
