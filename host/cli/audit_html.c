@@ -459,6 +459,114 @@ static long long first_difference(FILE *a, FILE *b)
     }
 }
 
+/* What checking a report against the archive found. */
+struct check {
+    const char *path;    /* the report */
+    const char *archive; /* the archive it was checked against */
+    const report_meta *rm;
+    char hex[DIGEST_HEX]; /* the archive's data digest */
+    int data_ok;          /* the report's data digest is the archive's */
+    int old_format;       /* a report of format 1: its document cannot be made again */
+    int same_version;     /* made by this penlink: its document can be compared */
+    long long diff;       /* where the document first differs, or -1 */
+};
+
+/* The report's metadata, and its time zone made this process's: EXIT_OK or the error. */
+static int load_report(struct cli *c, const char *path, FILE *rep, report_meta *rm)
+{
+    if (read_meta(rep, rm) != 0)
+        return cli_error(c, EXIT_INTERNAL, "audit: out of memory");
+    if (!rm->found)
+        return cli_error(c, EXIT_USAGE,
+                         "audit: %s is not a penlink audit report (penlink audit --format html "
+                         "makes them)",
+                         path);
+    char err[300];
+    if (cli_tz_set(rm->tz, err, sizeof err) != 0)
+        return cli_error(c, EXIT_USAGE, "audit: %s: its time zone: %s", path, err);
+    return EXIT_OK;
+}
+
+/* The archive given (--archive, else PENLINK_ARCHIVE, else the default), never the one
+ * the report names: a report is a file from outside, and a server it names would get
+ * this user's credentials. Said when they differ. */
+static const char *archive_to_check(struct cli *c, const char *path, const report_meta *rm,
+                                    char *def, size_t cap)
+{
+    const char *env = getenv("PENLINK_ARCHIVE");
+    const char *archive = c->archive ? c->archive : env && *env ? env : NULL;
+    if (!archive && penlink_archive_default_path(def, cap) == PENLINK_OK)
+        archive = def;
+    if (!archive)
+        archive = "";
+    if (strcmp(archive, rm->archive) != 0) {
+        char text[3200];
+        snprintf(text, sizeof text,
+                 "note: %s names the archive %s; it is checked against %s (--archive, else "
+                 "PENLINK_ARCHIVE, else the default), never against the one a report names",
+                 path, rm->archive, archive);
+        cli_notice(c, text);
+    }
+    return archive;
+}
+
+static void say_check_json(const struct check *k)
+{
+    /* the report's words (its digest, the archive it names) are a file's from
+     * outside: through the CLI's boundary like a pen's */
+    json_t *j = json_pack(
+        "{s:o, s:o, s:o, s:o, s:s, s:b, s:s, s:b}", "report", cli_json_str(k->path), "archive",
+        cli_json_str(k->archive), "report_archive", cli_json_str(k->rm->archive), "report_digest",
+        cli_json_str(k->rm->digest), "archive_digest", k->hex, "data_matches", k->data_ok,
+        "document",
+        !k->data_ok        ? "not compared"
+        : k->old_format    ? "not compared (a report of format 1, made before the audit read the "
+                             "pens' chunks): cannot be confirmed"
+        : !k->same_version ? "not compared (another penlink version): cannot be confirmed"
+        : k->diff < 0      ? "as made"
+                           : "altered",
+        "confirmed", k->data_ok && k->same_version && k->diff < 0);
+    if (j)
+        json_object_set_new(j, "verify_claims", json_string(CHECK_CLAIMS));
+    cli_json_out(j);
+}
+
+static void say_check_text(const struct check *k)
+{
+    const char *path = cli_safe(k->path), *archive = cli_safe(k->archive);
+    if (!k->data_ok) {
+        printf("%s does NOT match the archive %s: the report's data digest is\n  %s\nthe "
+               "archive gives\n  %s\nfor the same pen, window and zone. The archive changed "
+               "after the report was made (a pull, a configuration change, a note), or it is "
+               "another archive, or the report was edited (its data, operator or time).\n",
+               path, archive, cli_safe(k->rm->digest), k->hex);
+    } else if (k->old_format) {
+        printf("%s CANNOT BE CONFIRMED: it is a report of format 1, made by a penlink whose audit "
+               "read the record rows, not the pens' chunks, so only its data digest could be "
+               "compared (it matches the archive %s: %s), not the document, which may have been "
+               "edited (its verdict, its findings). Make the report again with this penlink and "
+               "hand that over.\n",
+               path, archive, k->hex);
+    } else if (!k->same_version) {
+        printf("%s CANNOT BE CONFIRMED: it says it was made by penlink %s and this is %s, so "
+               "only its data digest could be compared (it matches the archive %s: %s), not "
+               "the document, which may have been edited (its verdict, its findings). Make the "
+               "report again with this penlink and hand that over.\n",
+               path, cli_safe(k->rm->version), penlink_version(), archive, k->hex);
+    } else if (k->diff >= 0) {
+        printf("%s was ALTERED after it was made: its data digest matches the archive %s, but "
+               "the document differs from the one penlink makes of that data (first at byte "
+               "%lld).\n",
+               path, archive, k->diff);
+    } else {
+        printf("%s matches the archive %s: the data gives the same digest (%s), and the "
+               "document is the one penlink made of it.\n",
+               path, archive, k->hex);
+    }
+    if (k->data_ok)
+        printf("  Its verify's claims are %s.\n", CHECK_CLAIMS);
+}
+
 int cli_audit_check_report(struct cli *c, const char *path)
 {
     FILE *rep = fopen(path, "r");
@@ -466,24 +574,10 @@ int cli_audit_check_report(struct cli *c, const char *path)
         return cli_error(c, EXIT_IO, "audit: cannot read %s: %s", path, strerror(errno));
     report_meta rm;
     memset(&rm, 0, sizeof rm);
-    int rc = EXIT_OK;
     FILE *again = NULL;
-    if (read_meta(rep, &rm) != 0) {
-        rc = cli_error(c, EXIT_INTERNAL, "audit: out of memory");
+    int rc = load_report(c, path, rep, &rm);
+    if (rc != EXIT_OK)
         goto out;
-    }
-    if (!rm.found) {
-        rc = cli_error(c, EXIT_USAGE,
-                       "audit: %s is not a penlink audit report (penlink audit --format html "
-                       "makes them)",
-                       path);
-        goto out;
-    }
-    char err[300];
-    if (cli_tz_set(rm.tz, err, sizeof err) != 0) {
-        rc = cli_error(c, EXIT_USAGE, "audit: %s: its time zone: %s", path, err);
-        goto out;
-    }
     html_meta m = { rm.pen[0] ? rm.pen : NULL,
                     rm.since[0] != 0,
                     rm.until[0] != 0,
@@ -496,94 +590,33 @@ int cli_audit_check_report(struct cli *c, const char *path)
                     rm.version,
                     rm.format,
                     rm.format == 2 ? rm.claims : NULL };
-    /* the archive given (--archive, else PENLINK_ARCHIVE, else the default), never the one
-     * the report names: a report is a file from outside, and a server it names would get
-     * this user's credentials */
     char def[1024] = "";
-    const char *env = getenv("PENLINK_ARCHIVE");
-    const char *archive = c->archive ? c->archive : env && *env ? env : NULL;
-    if (!archive && penlink_archive_default_path(def, sizeof def) == PENLINK_OK)
-        archive = def;
-    if (!archive)
-        archive = "";
-    int other_archive = strcmp(archive, rm.archive) != 0;
-    if (other_archive) {
-        char text[3200];
-        snprintf(text, sizeof text,
-                 "note: %s names the archive %s; it is checked against %s (--archive, else "
-                 "PENLINK_ARCHIVE, else the default), never against the one a report names",
-                 path, rm.archive, archive);
-        cli_notice(c, text);
-    }
+    struct check k = { .path = path, .rm = &rm };
+    k.archive = archive_to_check(c, path, &rm, def, sizeof def);
     again = tmpfile();
     if (!again) {
         rc = cli_error(c, EXIT_IO, "audit: cannot create a temporary file");
         goto out;
     }
-    char hex[DIGEST_HEX];
     penlink_audit_verdict verdict;
     /* a report of format 1 was made before the audit read the pens' chunks and said so: its
      * data (the audit's lines, unchanged) is compared, its document cannot be made again */
-    int old_format = rm.format == 1;
-    int same_version = strcmp(rm.version, penlink_version()) == 0 && !old_format;
+    k.old_format = rm.format == 1;
+    k.same_version = strcmp(rm.version, penlink_version()) == 0 && !k.old_format;
     if (strcmp(rm.version, penlink_version()) != 0)
         m.version = penlink_version();
-    rc = make_report(c, c->archive, &m, again, hex, &verdict);
+    rc = make_report(c, c->archive, &m, again, k.hex, &verdict);
     if (rc != EXIT_OK)
         goto out;
-    int data_ok = strcmp(hex, rm.digest) == 0;
-    long long diff = same_version && data_ok ? first_difference(rep, again) : -1;
-    if (c->json) {
-        /* the report's words (its digest, the archive it names) are a file's from
-         * outside: through the CLI's boundary like a pen's */
-        json_t *j = json_pack(
-            "{s:o, s:o, s:o, s:o, s:s, s:b, s:s, s:b}", "report", cli_json_str(path), "archive",
-            cli_json_str(archive), "report_archive", cli_json_str(rm.archive), "report_digest",
-            cli_json_str(rm.digest), "archive_digest", hex, "data_matches", data_ok, "document",
-            !data_ok        ? "not compared"
-            : old_format    ? "not compared (a report of format 1, made before the audit read the "
-                              "pens' chunks): cannot be confirmed"
-            : !same_version ? "not compared (another penlink version): cannot be confirmed"
-            : diff < 0      ? "as made"
-                            : "altered",
-            "confirmed", data_ok && same_version && diff < 0);
-        if (j)
-            json_object_set_new(j, "verify_claims", json_string(CHECK_CLAIMS));
-        cli_json_out(j);
-    } else if (!data_ok) {
-        printf("%s does NOT match the archive %s: the report's data digest is\n  %s\nthe "
-               "archive gives\n  %s\nfor the same pen, window and zone. The archive changed "
-               "after the report was made (a pull, a configuration change, a note), or it is "
-               "another archive, or the report was edited (its data, operator or time).\n",
-               cli_safe(path), cli_safe(archive), cli_safe(rm.digest), hex);
-    } else if (old_format) {
-        printf("%s CANNOT BE CONFIRMED: it is a report of format 1, made by a penlink whose audit "
-               "read the record rows, not the pens' chunks, so only its data digest could be "
-               "compared (it matches the archive %s: %s), not the document, which may have been "
-               "edited (its verdict, its findings). Make the report again with this penlink and "
-               "hand that over.\n",
-               cli_safe(path), cli_safe(archive), hex);
-    } else if (!same_version) {
-        printf("%s CANNOT BE CONFIRMED: it says it was made by penlink %s and this is %s, so "
-               "only its data digest could be compared (it matches the archive %s: %s), not "
-               "the document, which may have been edited (its verdict, its findings). Make the "
-               "report again with this penlink and hand that over.\n",
-               cli_safe(path), cli_safe(rm.version), penlink_version(), cli_safe(archive), hex);
-    } else if (diff >= 0) {
-        printf("%s was ALTERED after it was made: its data digest matches the archive %s, but "
-               "the document differs from the one penlink makes of that data (first at byte "
-               "%lld).\n",
-               cli_safe(path), cli_safe(archive), diff);
-    } else {
-        printf("%s matches the archive %s: the data gives the same digest (%s), and the "
-               "document is the one penlink made of it.\n",
-               cli_safe(path), cli_safe(archive), hex);
-    }
-    if (!c->json && data_ok)
-        printf("  Its verify's claims are %s.\n", CHECK_CLAIMS);
-    rc = !data_ok || (same_version && diff >= 0) ? EXIT_INTEGRITY
-         : !same_version                         ? EXIT_UNCONFIRMED
-                                                 : EXIT_OK;
+    k.data_ok = strcmp(k.hex, rm.digest) == 0;
+    k.diff = k.same_version && k.data_ok ? first_difference(rep, again) : -1;
+    if (c->json)
+        say_check_json(&k);
+    else
+        say_check_text(&k);
+    rc = !k.data_ok || (k.same_version && k.diff >= 0) ? EXIT_INTEGRITY
+         : !k.same_version                             ? EXIT_UNCONFIRMED
+                                                       : EXIT_OK;
 out:
     if (again)
         fclose(again);

@@ -240,10 +240,118 @@ static int local_check(const char *s, int y, int mo, int d, int h, int mi, int s
     return -1;
 }
 
+/* What follows the date: the time of day and its offset. */
+struct clock_part {
+    int h, mi, sec, frac_ms, has_off, off_min;
+};
+
+/* PARSE_BAD: not the form at all (the caller says which forms are); -1: said in @p err. */
+enum { PARSE_OK = 0, PARSE_SAID = -1, PARSE_BAD = 1 };
+
+/* ".fff" or ",fff" after the seconds, into milliseconds. */
+static int parse_fraction(const char **pp, const char *s, int *frac_ms, char *err, size_t cap)
+{
+    const char *p = *pp;
+    int n = 0;
+    if (!isdigit((unsigned char)*p))
+        return PARSE_BAD;
+    for (; isdigit((unsigned char)*p); p++, n++)
+        if (n < FRAC_DIGITS_MAX)
+            *frac_ms = *frac_ms * 10 + (*p - '0');
+    if (n > FRAC_DIGITS_MAX) {
+        snprintf(err, cap,
+                 "bad time in '%s': at most %d digits after the second "
+                 "(milliseconds, the archive's resolution)",
+                 s, FRAC_DIGITS_MAX);
+        return PARSE_SAID;
+    }
+    for (; n < FRAC_DIGITS_MAX; n++)
+        *frac_ms *= 10;
+    *pp = p;
+    return PARSE_OK;
+}
+
+/* "Z", "+HH[:MM]" or "-HHMM" after the time, if any. */
+static int parse_offset(const char **pp, const char *s, struct clock_part *k, char *err, size_t cap)
+{
+    const char *p = *pp;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+        k->has_off = 1;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
+        if (digits(&p, 2, &oh))
+            return PARSE_BAD;
+        if (*p == ':')
+            p++;
+        if (isdigit((unsigned char)*p) && digits(&p, 2, &om))
+            return PARSE_BAD;
+        if (oh > 23 || om > 59) {
+            snprintf(err, cap, "bad UTC offset in '%s'", s);
+            return PARSE_SAID;
+        }
+        k->has_off = 1;
+        k->off_min = sign * (oh * 60 + om);
+    }
+    *pp = p;
+    return PARSE_OK;
+}
+
+/* "HH:MM[:SS[.fff]]" and its offset, after the date's 'T' (or space). */
+static int parse_clock(const char **pp, const char *s, struct clock_part *k, char *err, size_t cap)
+{
+    const char *p = *pp;
+    if (digits(&p, 2, &k->h) || *p++ != ':' || digits(&p, 2, &k->mi))
+        return PARSE_BAD;
+    if (*p == ':') {
+        p++;
+        if (digits(&p, 2, &k->sec))
+            return PARSE_BAD;
+        if (*p == '.' || *p == ',') {
+            p++;
+            int rc = parse_fraction(&p, s, &k->frac_ms, err, cap);
+            if (rc != PARSE_OK)
+                return rc;
+        }
+    }
+    if (k->h > 23 || k->mi > 59 || k->sec > 59) {
+        snprintf(err, cap, "bad time in '%s': %02d:%02d:%02d is not a time of day", s, k->h, k->mi,
+                 k->sec);
+        return PARSE_SAID;
+    }
+    *pp = p;
+    return parse_offset(pp, s, k, err, cap);
+}
+
+/* A local time of the zone, in ms; a bare --until date takes in that whole day. */
+static int local_ms(const char *s, int y, int mo, int d, const struct clock_part *k, int has_time,
+                    int until, int64_t *ms, char *err, size_t cap)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d + (until && !has_time);
+    tm.tm_hour = k->h;
+    tm.tm_min = k->mi;
+    tm.tm_sec = k->sec;
+    tm.tm_isdst = -1;
+    time_t t = mktime(&tm);
+    if (t == (time_t)-1) {
+        snprintf(err, cap, "date '%s' is out of range", s);
+        return -1;
+    }
+    if (has_time && local_check(s, y, mo, d, k->h, k->mi, k->sec, &t, err, cap) != 0)
+        return -1;
+    *ms = (int64_t)t * MS_PER_S + k->frac_ms;
+    return 0;
+}
+
 int cli_parse_time(const char *s, int until, int64_t *ms, char *err, size_t cap)
 {
     const char *p = s;
-    int y, mo, d, h = 0, mi = 0, sec = 0, frac_ms = 0, has_time = 0, has_off = 0, off_min = 0;
+    int y, mo, d, has_time = 0;
+    struct clock_part k = { 0 };
     if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' || digits(&p, 2, &d))
         goto bad;
     if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo)) {
@@ -255,82 +363,21 @@ int cli_parse_time(const char *s, int until, int64_t *ms, char *err, size_t cap)
     if (*p == 'T' || *p == 't' || *p == ' ') {
         p++;
         has_time = 1;
-        if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi))
-            goto bad;
-        if (*p == ':') {
-            p++;
-            if (digits(&p, 2, &sec))
-                goto bad;
-            if (*p == '.' || *p == ',') {
-                p++;
-                int n = 0;
-                if (!isdigit((unsigned char)*p))
-                    goto bad;
-                for (; isdigit((unsigned char)*p); p++, n++)
-                    if (n < FRAC_DIGITS_MAX)
-                        frac_ms = frac_ms * 10 + (*p - '0');
-                if (n > FRAC_DIGITS_MAX) {
-                    snprintf(err, cap,
-                             "bad time in '%s': at most %d digits after the second "
-                             "(milliseconds, the archive's resolution)",
-                             s, FRAC_DIGITS_MAX);
-                    return -1;
-                }
-                for (; n < FRAC_DIGITS_MAX; n++)
-                    frac_ms *= 10;
-            }
-        }
-        if (h > 23 || mi > 59 || sec > 59) {
-            snprintf(err, cap, "bad time in '%s': %02d:%02d:%02d is not a time of day", s, h, mi,
-                     sec);
+        int rc = parse_clock(&p, s, &k, err, cap);
+        if (rc == PARSE_SAID)
             return -1;
-        }
-        if (*p == 'Z' || *p == 'z') {
-            p++;
-            has_off = 1;
-        } else if (*p == '+' || *p == '-') {
-            int sign = *p++ == '-' ? -1 : 1, oh, om = 0;
-            if (digits(&p, 2, &oh))
-                goto bad;
-            if (*p == ':')
-                p++;
-            if (isdigit((unsigned char)*p) && digits(&p, 2, &om))
-                goto bad;
-            if (oh > 23 || om > 59) {
-                snprintf(err, cap, "bad UTC offset in '%s'", s);
-                return -1;
-            }
-            has_off = 1;
-            off_min = sign * (oh * 60 + om);
-        }
+        if (rc == PARSE_BAD)
+            goto bad;
     }
     if (*p)
         goto bad;
-    if (has_off) {
-        *ms =
-            (((pc_days_from_civil(y, mo, d) * 24 + h) * 60 + mi - off_min) * 60 + sec) * MS_PER_S +
-            frac_ms;
+    if (k.has_off) {
+        *ms = (((pc_days_from_civil(y, mo, d) * 24 + k.h) * 60 + k.mi - k.off_min) * 60 + k.sec) *
+                  MS_PER_S +
+              k.frac_ms;
         return 0;
     }
-    /* local time of the zone; a bare --until date takes in that whole day */
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d + (until && !has_time);
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    tm.tm_isdst = -1;
-    time_t t = mktime(&tm);
-    if (t == (time_t)-1) {
-        snprintf(err, cap, "date '%s' is out of range", s);
-        return -1;
-    }
-    if (has_time && local_check(s, y, mo, d, h, mi, sec, &t, err, cap) != 0)
-        return -1;
-    *ms = (int64_t)t * MS_PER_S + frac_ms;
-    return 0;
+    return local_ms(s, y, mo, d, &k, has_time, until, ms, err, cap);
 bad:
     snprintf(err, cap,
              "bad date '%s': use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS[.fff]] with an optional UTC "

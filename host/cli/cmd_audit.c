@@ -326,76 +326,93 @@ static int on_treatment(void *u, const penlink_treatment *t)
     return 0;
 }
 
-static int on_finding(void *u, const penlink_finding *f)
+/* A finding's evidence as one CSV cell: "SERIAL:SEQ@TIME" joined by spaces. */
+static void evidence_text(const penlink_finding *f, char *ev, size_t cap)
 {
-    out *o = u;
-    int sec = strcmp(f->report, "integrity") == 0 ? SEC_INTEG : SEC_CART;
-    if (f->compliance && f->kind < PENLINK_FIND_KINDS) {
-        o->compliance[f->kind]++;
-        o->hidden[f->kind] += !o->want[sec];
+    size_t n = 0;
+    ev[0] = '\0';
+    for (size_t i = 0; i < f->n_evidence && n < cap; i++) {
+        char et[40];
+        fmt_time(f->evidence[i].time_ms, et, sizeof et);
+        n += (size_t)snprintf(ev + n, cap - n, "%s%s:%" PRIu64 "@%s", i ? " " : "",
+                              f->evidence[i].serial, f->evidence[i].seq, et);
     }
-    if (!o->want[sec])
-        return 0;
-    const char *kind = f->name ? f->name : penlink_finding_kind_name(f->kind);
-    char t[40], cs[24], raised[48] = "", raised_last[48] = "";
+}
+
+/* A finding's notes as one CSV cell, escaped whole: authors and texts are the archive's. */
+static void csv_notes(out *o, FILE *c, const penlink_finding *f)
+{
+    char *notes = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&notes, &len);
+    for (size_t i = 0; m && i < f->n_annotations; i++) {
+        char at[48];
+        fmt_time(f->annotations[i].at_ms, at, sizeof at);
+        fprintf(m, "%s%s %s: %s", i ? " | " : "", at, f->annotations[i].author,
+                f->annotations[i].text);
+    }
+    if (m && fclose(m) == 0)
+        cli_csv_text(c, notes);
+    else
+        o->failed = 1;
+    free(notes);
+}
+
+static void finding_csv(out *o, const penlink_finding *f, int sec, const char *kind)
+{
+    FILE *c = o->csv[sec];
+    char t[40] = "", cs[24], raised[48] = "", raised_last[48] = "", ev[1024];
     if (f->repeats) {
         fmt_time(f->raised_ms, raised, sizeof raised);
         fmt_time(f->raised_last_ms, raised_last, sizeof raised_last);
     }
     if (f->time_ms)
         fmt_time(f->time_ms, t, sizeof t);
-    else
-        t[0] = '\0';
     int has_cart = cli_finding_has_cartridge(f);
     fmt_serial(f->cartridge_serial, cs, sizeof cs);
-    if (o->fmt == FMT_JSON) {
-        cli_json_out(cli_finding_json(f));
-        return 0;
-    }
-    if (o->fmt == FMT_CSV) {
-        FILE *c = o->csv[sec];
-        char ev[1024] = "";
-        size_t n = 0;
-        for (size_t i = 0; i < f->n_evidence && n < sizeof ev; i++) {
-            char et[40];
-            fmt_time(f->evidence[i].time_ms, et, sizeof et);
-            n += (size_t)snprintf(ev + n, sizeof ev - n, "%s%s:%" PRIu64 "@%s", i ? " " : "",
-                                  f->evidence[i].serial, f->evidence[i].seq, et);
-        }
-        cli_csv_text(c, f->serial);
-        fputc(',', c);
-        cli_csv_text(c, kind ? kind : "unknown"); /* an alarm's kind is the archive's text */
-        fprintf(c, ",%d,%" PRIu64 ",%s,%s,", f->compliance, f->seq, t, has_cart ? cs : "");
-        if (has_cart)
-            fprintf(c, "%u", f->cartridge_uses);
-        fprintf(c, ",%" PRIu64 ",%u,%" PRId64 ",", f->count, f->config_revision, f->value);
-        cli_csv_text(c, ev);
-        fputc(',', c);
-        cli_csv_text(c, f->detail);
-        fprintf(c, ",%s,%s,", raised, raised_last);
-        if (f->repeats)
-            fprintf(c, "%" PRIu64, f->repeats);
-        fputc(',', c);
-        cli_csv_text(c, f->id);
-        fputc(',', c);
-        char *notes = NULL;
-        size_t len = 0;
-        FILE *m = open_memstream(&notes, &len);
-        for (size_t i = 0; m && i < f->n_annotations; i++) {
-            char at[48];
-            fmt_time(f->annotations[i].at_ms, at, sizeof at);
-            fprintf(m, "%s%s %s: %s", i ? " | " : "", at, f->annotations[i].author,
-                    f->annotations[i].text);
-        }
-        if (m && fclose(m) == 0)
-            cli_csv_text(c, notes); /* escaped whole: authors and texts are the archive's */
+    evidence_text(f, ev, sizeof ev);
+    cli_csv_text(c, f->serial);
+    fputc(',', c);
+    cli_csv_text(c, kind ? kind : "unknown"); /* an alarm's kind is the archive's text */
+    fprintf(c, ",%d,%" PRIu64 ",%s,%s,", f->compliance, f->seq, t, has_cart ? cs : "");
+    if (has_cart)
+        fprintf(c, "%u", f->cartridge_uses);
+    fprintf(c, ",%" PRIu64 ",%u,%" PRId64 ",", f->count, f->config_revision, f->value);
+    cli_csv_text(c, ev);
+    fputc(',', c);
+    cli_csv_text(c, f->detail);
+    fprintf(c, ",%s,%s,", raised, raised_last);
+    if (f->repeats)
+        fprintf(c, "%" PRIu64, f->repeats);
+    fputc(',', c);
+    cli_csv_text(c, f->id);
+    fputc(',', c);
+    csv_notes(o, c, f);
+    fputc('\n', c);
+}
+
+/* The detail column: the archive's words escaped, then penlink's own about when it was raised. */
+static void finding_detail(const penlink_finding *f, char *detail, size_t cap)
+{
+    cli_escape(detail, CLI_ESCAPED_CAP(sizeof f->detail), f->detail);
+    if (f->repeats) {
+        char a[24], b[24];
+        short_time(f->raised_ms, a, sizeof a);
+        short_time(f->raised_last_ms, b, sizeof b);
+        size_t n = strlen(detail);
+        if (f->repeats > 1)
+            snprintf(detail + n, cap - n, "; raised %s, again until %s", a, b);
         else
-            o->failed = 1;
-        free(notes);
-        fputc('\n', c);
-        return 0;
+            snprintf(detail + n, cap - n, "; raised %s", a);
     }
-    char seq[24], st[24], third[24];
+}
+
+/* A finding's rows in its table: the finding, its notes, the treatments that used its cartridge. */
+static void finding_table(out *o, const penlink_finding *f, int sec, const char *kind)
+{
+    char cs[24], seq[24], st[24], third[24];
+    int has_cart = cli_finding_has_cartridge(f);
+    fmt_serial(f->cartridge_serial, cs, sizeof cs);
     snprintf(seq, sizeof seq, "%" PRIu64, f->seq);
     if (f->time_ms)
         short_time(f->time_ms, st, sizeof st);
@@ -405,19 +422,8 @@ static int on_finding(void *u, const penlink_finding *f)
         snprintf(third, sizeof third, "%s", has_cart ? cs : "");
     else
         snprintf(third, sizeof third, "%" PRIu64, f->count);
-    /* the archive's words escaped, then penlink's own about when it was raised */
     char detail[CLI_ESCAPED_CAP(sizeof f->detail) + 160];
-    cli_escape(detail, CLI_ESCAPED_CAP(sizeof f->detail), f->detail);
-    if (f->repeats) {
-        char a[24], b[24];
-        short_time(f->raised_ms, a, sizeof a);
-        short_time(f->raised_last_ms, b, sizeof b);
-        size_t n = strlen(detail);
-        if (f->repeats > 1)
-            snprintf(detail + n, sizeof detail - n, "; raised %s, again until %s", a, b);
-        else
-            snprintf(detail + n, sizeof detail - n, "; raised %s", a);
-    }
+    finding_detail(f, detail, sizeof detail);
     const char *row[] = {
         cli_safe(f->serial), cli_safe(kind ? kind : "unknown"), seq, st, third, detail
     };
@@ -443,6 +449,25 @@ static int on_finding(void *u, const penlink_finding *f)
         if (table_row(&o->tab[sec], erow) != 0)
             o->failed = 1;
     }
+}
+
+static int on_finding(void *u, const penlink_finding *f)
+{
+    out *o = u;
+    int sec = strcmp(f->report, "integrity") == 0 ? SEC_INTEG : SEC_CART;
+    if (f->compliance && f->kind < PENLINK_FIND_KINDS) {
+        o->compliance[f->kind]++;
+        o->hidden[f->kind] += !o->want[sec];
+    }
+    if (!o->want[sec])
+        return 0;
+    const char *kind = f->name ? f->name : penlink_finding_kind_name(f->kind);
+    if (o->fmt == FMT_JSON)
+        cli_json_out(cli_finding_json(f));
+    else if (o->fmt == FMT_CSV)
+        finding_csv(o, f, sec, kind);
+    else
+        finding_table(o, f, sec, kind);
     return 0;
 }
 
@@ -718,12 +743,196 @@ const struct option cli_audit_options[] = {
     { NULL, 0, NULL, 0 },
 };
 
+/* The options of an audit (not annotate), as given. */
+struct audit_args {
+    const char *report, *pen, *since, *until, *tz, *output, *check, *operator_;
+};
+
+/* --by and --format: EXIT_OK, or the usage error. */
+static int parse_by(struct cli *c, const char *arg, penlink_audit_cb *cb)
+{
+    if (strcmp(arg, "day") == 0)
+        cb->usage_by = PENLINK_PERIOD_DAY;
+    else if (strcmp(arg, "week") == 0)
+        cb->usage_by = PENLINK_PERIOD_WEEK;
+    else if (strcmp(arg, "month") == 0)
+        cb->usage_by = PENLINK_PERIOD_MONTH;
+    else
+        return cli_error(c, EXIT_USAGE, "audit: --by day, week or month, not '%s'", arg);
+    return EXIT_OK;
+}
+
+static int parse_format(struct cli *c, const char *arg, out *o)
+{
+    if (strcmp(arg, "table") == 0)
+        o->fmt = FMT_TABLE;
+    else if (strcmp(arg, "csv") == 0)
+        o->fmt = FMT_CSV;
+    else if (strcmp(arg, "json") == 0)
+        o->fmt = FMT_JSON;
+    else if (strcmp(arg, "html") == 0)
+        o->fmt = FMT_HTML;
+    else
+        return cli_error(c, EXIT_USAGE, "audit: unknown format '%s' (table, csv, json, html)", arg);
+    return EXIT_OK;
+}
+
+/* The command line: EXIT_OK to go on, else the exit status (--help is *done). */
+static int parse_args(struct cli *c, int argc, char **argv, out *o, penlink_audit_cb *cb,
+                      struct audit_args *a, int *done)
+{
+    int opt, rc = EXIT_OK;
+    while (rc == EXIT_OK &&
+           (opt = getopt_long(argc, argv, "r:b:p:f:o:h", cli_audit_options, NULL)) != -1) {
+        switch (opt) {
+        case 'r': a->report = optarg; break;
+        case 'o': a->output = optarg; break;
+        case OPT_CHECK: a->check = optarg; break;
+        case OPT_OPERATOR: a->operator_ = optarg; break;
+        case 'b': rc = parse_by(c, optarg, cb); break;
+        case OPT_SINCE: a->since = optarg; break;
+        case OPT_UNTIL: a->until = optarg; break;
+        case OPT_TZ: a->tz = optarg; break;
+        case 'p': a->pen = optarg; break;
+        case 'f': rc = parse_format(c, optarg, o); break;
+        case 'h':
+            fputs(usage, stdout);
+            *done = 1;
+            return EXIT_OK;
+        default: fputs(usage, stderr); return EXIT_USAGE;
+        }
+    }
+    if (rc == EXIT_OK && optind != argc) {
+        fputs(usage, stderr);
+        return EXIT_USAGE;
+    }
+    return rc;
+}
+
+/* Which reports are shown, and the options that go together: EXIT_OK or a usage error. */
+static int check_args(struct cli *c, out *o, struct audit_args *a)
+{
+    static const char *const sec_names[SEC_N] = { "treatments", "cartridges", "integrity",
+                                                  "usage" };
+    if (o->fmt == FMT_HTML && a->report && strcmp(a->report, "all") != 0)
+        return cli_error(c, EXIT_USAGE, "audit: the HTML report shows every report (no --report)");
+    if (o->fmt != FMT_HTML && a->operator_)
+        return cli_error(c, EXIT_USAGE, "audit: --operator names who made an HTML report");
+    if (!a->report)
+        a->report = "all";
+    int any = 0;
+    for (int i = 0; i < SEC_N; i++) {
+        o->want[i] = strcmp(a->report, "all") == 0 || strcmp(a->report, sec_names[i]) == 0;
+        any |= o->want[i];
+    }
+    if (!any)
+        return cli_error(c, EXIT_USAGE,
+                         "audit: --report treatments, cartridges, integrity, usage or all, not "
+                         "'%s'",
+                         a->report);
+    return EXIT_OK;
+}
+
+/* The tables' headers and the CSV sections' temporary files. */
+static int prepare_sections(struct cli *c, out *o)
+{
+    for (int i = 0; i < SEC_N; i++) {
+        size_t n = 0;
+        while (headers[i][n])
+            n++;
+        o->tab[i].ncol = n;
+        if (o->fmt == FMT_TABLE && o->want[i])
+            table_row(&o->tab[i], headers[i]);
+        if (o->fmt == FMT_CSV && o->want[i] && !(o->csv[i] = tmpfile()))
+            return cli_error(c, EXIT_IO, "audit: cannot create a temporary file");
+    }
+    return EXIT_OK;
+}
+
+/* The audit over the archive: the reports through the callbacks into @p o, the summary, and
+ * for the integrity report the key replacements and verify's stored verdicts. */
+static int run_audit(struct cli *c, out *o, const penlink_archive_filter *f,
+                     const penlink_audit_cb *cb, penlink_audit_summary *sum,
+                     struct cli_keyrepl **keys, void **claims)
+{
+    penlink_archive *ar = NULL;
+    int st = penlink_archive_open_readonly(c->ctx, c->archive, &ar);
+    if (st != PENLINK_OK)
+        return cli_fail(c, "audit: cannot open the archive", st);
+    int rc = cli_pen_check(c, ar, "audit", f->serial);
+    if (rc != EXIT_OK)
+        goto fail;
+    print_header(o, f);
+    st = penlink_audit_run(ar, f, cb, sum);
+    if (st == PENLINK_OK && o->want[SEC_INTEG]) {
+        rc = cli_keyrepl_load(c, ar, f->serial, keys);
+        if (rc != EXIT_OK)
+            goto fail;
+        /* verify's stored verdicts: shown as its claim, next to what the audit checked */
+        *claims = cli_verify_claims_json(ar, o->v, o->n_v);
+        if (!*claims)
+            st = PENLINK_ERR_IO;
+    }
+    penlink_archive_close(ar);
+    if (st != PENLINK_OK)
+        return cli_fail(c, "audit", st);
+    if (o->failed)
+        return cli_error(c, EXIT_INTERNAL, "audit: out of memory");
+    return EXIT_OK;
+fail:
+    penlink_archive_close(ar);
+    return rc;
+}
+
+static void print_tables(const out *o, const penlink_audit_cb *cb, const penlink_audit_summary *sum,
+                         const struct cli_keyrepl *keys, void *claims)
+{
+    static const char *const titles[SEC_N] = { "Treatments", "Cartridges: findings",
+                                               "Integrity: findings", "Usage" };
+    static const char *const by_names[] = { "day", "week", "month" };
+    for (int i = 0; i < SEC_N; i++) {
+        if (!o->want[i])
+            continue;
+        char title[64];
+        if (i == SEC_USAGE)
+            snprintf(title, sizeof title, "Usage per pen and %s", by_names[cb->usage_by]);
+        else
+            snprintf(title, sizeof title, "%s", titles[i]);
+        if (o->tab[i].nrows > 1)
+            table_print(&o->tab[i], title);
+        else
+            printf("%s\n  none\n\n", title);
+        if (i == SEC_INTEG) {
+            print_verifications(o);
+            cli_audit_scope_text(stdout, o->v, o->n_v, claims);
+            printf("\n");
+            cli_keyrepl_table(keys);
+        }
+    }
+    print_summary(o, sum);
+}
+
+/* The JSON lines after the reports: verifications, the scope (it takes @p claims), the key
+ * replacements, the summary. */
+static void print_json_tail(const out *o, const penlink_audit_summary *sum,
+                            const struct cli_keyrepl *keys, void *claims)
+{
+    for (size_t i = 0; o->want[SEC_INTEG] && i < o->n_v; i++)
+        cli_json_out(cli_verification_json(&o->v[i]));
+    if (o->want[SEC_INTEG]) {
+        json_t *scope = cli_audit_scope_json(cli_audit_chunks(o->v, o->n_v), claims);
+        if (scope)
+            cli_audit_scope_pens_json(scope, o->v, o->n_v);
+        cli_json_out(scope);
+    }
+    cli_keyrepl_json(keys);
+    cli_json_out(cli_summary_json(sum));
+}
+
 int cmd_audit(struct cli *c, int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "annotate") == 0)
         return cmd_annotate(c, argc - 1, argv + 1);
-    static const char *const sec_names[SEC_N] = { "treatments", "cartridges", "integrity",
-                                                  "usage" };
     out o;
     memset(&o, 0, sizeof o);
     o.c = c;
@@ -733,156 +942,42 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     penlink_audit_cb cb = {
         on_treatment, on_finding, on_usage, &o, PENLINK_PERIOD_DAY, 1, on_verification,
     };
-    const char *report = NULL, *pen = NULL, *since = NULL, *until = NULL, *tz = NULL;
-    const char *output = NULL, *check = NULL, *operator_ = NULL;
-    int opt, rc;
+    struct audit_args a;
+    memset(&a, 0, sizeof a);
     struct cli_keyrepl *keys = NULL; /* replaced device keys: part of the integrity report */
     void *claims = NULL;             /* verify's stored verdicts (json_t *) */
-    while ((opt = getopt_long(argc, argv, "r:b:p:f:o:h", cli_audit_options, NULL)) != -1) {
-        switch (opt) {
-        case 'r': report = optarg; break;
-        case 'o': output = optarg; break;
-        case OPT_CHECK: check = optarg; break;
-        case OPT_OPERATOR: operator_ = optarg; break;
-        case 'b':
-            if (strcmp(optarg, "day") == 0)
-                cb.usage_by = PENLINK_PERIOD_DAY;
-            else if (strcmp(optarg, "week") == 0)
-                cb.usage_by = PENLINK_PERIOD_WEEK;
-            else if (strcmp(optarg, "month") == 0)
-                cb.usage_by = PENLINK_PERIOD_MONTH;
-            else
-                return cli_error(c, EXIT_USAGE, "audit: --by day, week or month, not '%s'", optarg);
-            break;
-        case OPT_SINCE: since = optarg; break;
-        case OPT_UNTIL: until = optarg; break;
-        case OPT_TZ: tz = optarg; break;
-        case 'p': pen = optarg; break;
-        case 'f':
-            if (strcmp(optarg, "table") == 0)
-                o.fmt = FMT_TABLE;
-            else if (strcmp(optarg, "csv") == 0)
-                o.fmt = FMT_CSV;
-            else if (strcmp(optarg, "json") == 0)
-                o.fmt = FMT_JSON;
-            else if (strcmp(optarg, "html") == 0)
-                o.fmt = FMT_HTML;
-            else
-                return cli_error(c, EXIT_USAGE,
-                                 "audit: unknown format '%s' (table, csv, json, html)", optarg);
-            break;
-        case 'h': fputs(usage, stdout); return EXIT_OK;
-        default: fputs(usage, stderr); return EXIT_USAGE;
-        }
-    }
-    if (optind != argc) {
-        fputs(usage, stderr);
-        return EXIT_USAGE;
-    }
-    if (check) {
-        if (report || pen || since || until || tz || output || operator_ || o.fmt == FMT_HTML)
+    int done = 0;
+    int rc = parse_args(c, argc, argv, &o, &cb, &a, &done);
+    if (rc != EXIT_OK || done)
+        return rc;
+    if (a.check) {
+        if (a.report || a.pen || a.since || a.until || a.tz || a.output || a.operator_ ||
+            o.fmt == FMT_HTML)
             return cli_error(c, EXIT_USAGE,
                              "audit: --check-report takes no other option: the report names its "
                              "pen, window and zone (--archive selects the archive to check it "
                              "against)");
-        return cli_audit_check_report(c, check);
+        return cli_audit_check_report(c, a.check);
     }
-    if (o.fmt == FMT_HTML && report && strcmp(report, "all") != 0)
-        return cli_error(c, EXIT_USAGE, "audit: the HTML report shows every report (no --report)");
-    if (o.fmt != FMT_HTML && operator_)
-        return cli_error(c, EXIT_USAGE, "audit: --operator names who made an HTML report");
-    if (!report)
-        report = "all";
-    int any = 0;
-    for (int i = 0; i < SEC_N; i++) {
-        o.want[i] = strcmp(report, "all") == 0 || strcmp(report, sec_names[i]) == 0;
-        any |= o.want[i];
-    }
-    if (!any)
-        return cli_error(c, EXIT_USAGE,
-                         "audit: --report treatments, cartridges, integrity, usage or all, not "
-                         "'%s'",
-                         report);
-    rc = cli_window(c, "audit", tz, since, until, &f);
+    rc = check_args(c, &o, &a);
     if (rc == EXIT_OK)
-        rc = cli_pen_filter(c, &f, pen);
+        rc = cli_window(c, "audit", a.tz, a.since, a.until, &f);
+    if (rc == EXIT_OK)
+        rc = cli_pen_filter(c, &f, a.pen);
     if (rc != EXIT_OK)
         return rc;
     if (o.fmt == FMT_HTML)
-        return cli_audit_html(c, &f, output, operator_);
-    if (output && !freopen(output, "w", stdout))
-        return cli_error(c, EXIT_IO, "audit: cannot write %s: %s", output, strerror(errno));
-    static const char *const titles[SEC_N] = { "Treatments", "Cartridges: findings",
-                                               "Integrity: findings", "Usage" };
-    for (int i = 0; i < SEC_N; i++) {
-        size_t n = 0;
-        while (headers[i][n])
-            n++;
-        o.tab[i].ncol = n;
-        if (o.fmt == FMT_TABLE && o.want[i])
-            table_row(&o.tab[i], headers[i]);
-        if (o.fmt == FMT_CSV && o.want[i] && !(o.csv[i] = tmpfile())) {
-            rc = cli_error(c, EXIT_IO, "audit: cannot create a temporary file");
-            goto out;
-        }
-    }
-
-    penlink_archive *ar = NULL;
-    int st = penlink_archive_open_readonly(c->ctx, c->archive, &ar);
-    if (st != PENLINK_OK) {
-        rc = cli_fail(c, "audit: cannot open the archive", st);
-        goto out;
-    }
-    rc = cli_pen_check(c, ar, "audit", f.serial);
-    if (rc != EXIT_OK) {
-        penlink_archive_close(ar);
-        goto out;
-    }
-    print_header(&o, &f);
+        return cli_audit_html(c, &f, a.output, a.operator_);
+    if (a.output && !freopen(a.output, "w", stdout))
+        return cli_error(c, EXIT_IO, "audit: cannot write %s: %s", a.output, strerror(errno));
     penlink_audit_summary sum;
-    st = penlink_audit_run(ar, &f, &cb, &sum);
-    if (st == PENLINK_OK && o.want[SEC_INTEG]) {
-        rc = cli_keyrepl_load(c, ar, f.serial, &keys);
-        if (rc != EXIT_OK) {
-            penlink_archive_close(ar);
-            goto out;
-        }
-        /* verify's stored verdicts: shown as its claim, next to what the audit checked */
-        claims = cli_verify_claims_json(ar, o.v, o.n_v);
-        if (!claims)
-            st = PENLINK_ERR_IO;
-    }
-    penlink_archive_close(ar);
-    if (st != PENLINK_OK) {
-        rc = cli_fail(c, "audit", st);
+    rc = prepare_sections(c, &o);
+    if (rc == EXIT_OK)
+        rc = run_audit(c, &o, &f, &cb, &sum, &keys, &claims);
+    if (rc != EXIT_OK)
         goto out;
-    }
-    if (o.failed) {
-        rc = cli_error(c, EXIT_INTERNAL, "audit: out of memory");
-        goto out;
-    }
     if (o.fmt == FMT_TABLE) {
-        static const char *const by_names[] = { "day", "week", "month" };
-        for (int i = 0; i < SEC_N; i++) {
-            if (!o.want[i])
-                continue;
-            char title[64];
-            if (i == SEC_USAGE)
-                snprintf(title, sizeof title, "Usage per pen and %s", by_names[cb.usage_by]);
-            else
-                snprintf(title, sizeof title, "%s", titles[i]);
-            if (o.tab[i].nrows > 1)
-                table_print(&o.tab[i], title);
-            else
-                printf("%s\n  none\n\n", title);
-            if (i == SEC_INTEG) {
-                print_verifications(&o);
-                cli_audit_scope_text(stdout, o.v, o.n_v, claims);
-                printf("\n");
-                cli_keyrepl_table(keys);
-            }
-        }
-        print_summary(&o, &sum);
+        print_tables(&o, &cb, &sum, keys, claims);
     } else if (o.fmt == FMT_CSV) {
         int first = 1;
         for (int i = 0; i < SEC_N; i++)
@@ -890,17 +985,9 @@ int cmd_audit(struct cli *c, int argc, char **argv)
                 print_csv_section(
                     o.csv[i], i == SEC_TREAT ? cli_treatment_csv_header : csv_headers[i], &first);
     } else {
-        for (size_t i = 0; o.want[SEC_INTEG] && i < o.n_v; i++)
-            cli_json_out(cli_verification_json(&o.v[i]));
-        if (o.want[SEC_INTEG]) {
-            json_t *scope = cli_audit_scope_json(cli_audit_chunks(o.v, o.n_v), claims);
-            if (scope)
-                cli_audit_scope_pens_json(scope, o.v, o.n_v);
-            cli_json_out(scope);
-            claims = NULL; /* the line took it */
-        }
-        cli_keyrepl_json(keys);
-        cli_json_out(cli_summary_json(&sum));
+        print_json_tail(&o, &sum, keys, claims);
+        if (o.want[SEC_INTEG])
+            claims = NULL; /* the scope's line took it */
     }
     fflush(stdout);
     if (ferror(stdout))

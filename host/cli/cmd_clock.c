@@ -123,27 +123,29 @@ static int check_host_clock(struct cli *c, penlink_dev *dev, const penlink_info 
     return EXIT_OK;
 }
 
-int cmd_clock(struct cli *c, int argc, char **argv)
+/* The command line: EXIT_OK to go on, else the exit status (--help is *done). */
+static int clock_args(struct cli *c, int argc, char **argv, long *threshold, const char **key_file,
+                      int *force, int *done)
 {
-    long threshold = CLOCK_SYNC_THRESHOLD_MS;
-    const char *key_file = NULL;
     char *end;
     int opt;
-    int force = 0;
     while ((opt = getopt_long(argc, argv, "t:k:fh", cli_clock_options, NULL)) != -1) {
         switch (opt) {
         case 't':
             errno = 0;
-            threshold = strtol(optarg, &end, 10);
-            if (!*optarg || *end || errno || threshold < 0 ||
-                threshold > CLOCK_SYNC_THRESHOLD_MAX_MS)
+            *threshold = strtol(optarg, &end, 10);
+            if (!*optarg || *end || errno || *threshold < 0 ||
+                *threshold > CLOCK_SYNC_THRESHOLD_MAX_MS)
                 return cli_error(c, EXIT_USAGE,
                                  "clock sync: --threshold takes milliseconds, 0 to %d, not '%s'",
                                  CLOCK_SYNC_THRESHOLD_MAX_MS, optarg);
             break;
-        case 'k': key_file = optarg; break;
-        case 'f': force = 1; break;
-        case 'h': fputs(usage, stdout); return EXIT_OK;
+        case 'k': *key_file = optarg; break;
+        case 'f': *force = 1; break;
+        case 'h':
+            fputs(usage, stdout);
+            *done = 1;
+            return EXIT_OK;
         default: fputs(usage, stderr); return EXIT_USAGE;
         }
     }
@@ -151,8 +153,55 @@ int cmd_clock(struct cli *c, int argc, char **argv)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
+    return EXIT_OK;
+}
+
+/* The pen's clock set to this computer's (signed with @p key when given), and what it was. */
+static int set_clock(struct cli *c, penlink_dev *dev, const penlink_info *info,
+                     const penlink_key *key, long threshold)
+{
+    int64_t now = pc_wall_ms(), previous = 0;
+    int st = penlink_dev_clock_set_signed(dev, now, key, &previous);
+    int64_t after = pc_wall_ms();
+    if (st == PENLINK_ERR_DEVICE || st == PENLINK_ERR_INVALID_CONFIG) { /* the pen refused it */
+        char t[40], why[600];
+        cli_format_time(now, t, sizeof t);
+        snprintf(why, sizeof why, "%s", penlink_ctx_errmsg(c->ctx));
+        return cli_error(c, EXIT_DEVICE,
+                         "clock sync: %s. This computer's clock says %s: if that is wrong, set it "
+                         "right (NTP) and sync again",
+                         why, t);
+    }
+    if (st != PENLINK_OK)
+        return cli_fail(c, "clock sync", st);
+    /* the drift the pen's own answer shows, as it was when corrected */
+    int64_t drift = previous - (now + (after - now) / 2);
+    int64_t size = drift < 0 ? -drift : drift;
+    char t[40], pt[40];
+    cli_format_time(now, t, sizeof t);
+    cli_format_time(previous, pt, sizeof pt);
+    if (c->json)
+        cli_json_out(json_pack("{s:o, s:I, s:I, s:s, s:I, s:s, s:I, s:b, s:b}", "serial",
+                               cli_json_str(info->serial), "drift_ms", (json_int_t)drift,
+                               "previous_time_ms", (json_int_t)previous, "previous_time", pt,
+                               "time_ms", (json_int_t)now, "time", t, "threshold_ms",
+                               (json_int_t)threshold, "set", 1, "signed", key != NULL));
+    else if (!c->quiet)
+        printf("%s: pen clock was %.3f s %s; set to %s%s\n", cli_safe(info->serial),
+               (double)size / 1e3, drift < 0 ? "behind" : "ahead", t, key ? " (signed)" : "");
+    return EXIT_OK;
+}
+
+int cmd_clock(struct cli *c, int argc, char **argv)
+{
+    long threshold = CLOCK_SYNC_THRESHOLD_MS;
+    const char *key_file = NULL;
+    int force = 0, done = 0;
+    int rc = clock_args(c, argc, argv, &threshold, &key_file, &force, &done);
+    if (rc != EXIT_OK || done)
+        return rc;
     penlink_dev *dev = NULL;
-    int rc = cli_open(c, &dev);
+    rc = cli_open(c, &dev);
     if (rc != EXIT_OK)
         return rc;
     penlink_info info;
@@ -168,8 +217,6 @@ int cmd_clock(struct cli *c, int argc, char **argv)
     }
     int64_t drift = info.device_time_ms - (before + (after - before) / 2);
     int64_t size = drift < 0 ? -drift : drift;
-    double secs = (double)size / 1e3;
-    const char *dir = drift < 0 ? "behind" : "ahead of";
     if (size < threshold) {
         if (c->json)
             cli_json_out(json_pack("{s:o, s:I, s:I, s:b}", "serial", cli_json_str(info.serial),
@@ -178,49 +225,17 @@ int cmd_clock(struct cli *c, int argc, char **argv)
         else if (!c->quiet)
             printf("%s: clock %.3f s %s this computer's, within %.3f s: left as it is (no "
                    "clock_set logged)\n",
-                   cli_safe(info.serial), secs, dir, (double)threshold / 1e3);
+                   cli_safe(info.serial), (double)size / 1e3, drift < 0 ? "behind" : "ahead of",
+                   (double)threshold / 1e3);
         goto out;
     }
     rc = check_host_clock(c, dev, &info, force);
-    if (rc != EXIT_OK)
-        goto out;
-    rc =
-        cli_signing_key(c, "clock sync", &info, (info.features & PENLINK_FEATURE_SIGNED_CLOCK) != 0,
-                        key_file, &key, &have_key);
-    if (rc != EXIT_OK)
-        goto out;
-    int64_t now = pc_wall_ms(), previous = 0;
-    st = penlink_dev_clock_set_signed(dev, now, have_key ? &key : NULL, &previous);
-    after = pc_wall_ms();
-    if (st == PENLINK_ERR_DEVICE || st == PENLINK_ERR_INVALID_CONFIG) { /* the pen refused it */
-        char t[40], why[600];
-        cli_format_time(now, t, sizeof t);
-        snprintf(why, sizeof why, "%s", penlink_ctx_errmsg(c->ctx));
-        rc = cli_error(c, EXIT_DEVICE,
-                       "clock sync: %s. This computer's clock says %s: if that is wrong, set it "
-                       "right (NTP) and sync again",
-                       why, t);
-        goto out;
-    }
-    if (st != PENLINK_OK) {
-        rc = cli_fail(c, "clock sync", st);
-        goto out;
-    }
-    /* the drift the pen's own answer shows, as it was when corrected */
-    drift = previous - (now + (after - now) / 2);
-    size = drift < 0 ? -drift : drift;
-    char t[40], pt[40];
-    cli_format_time(now, t, sizeof t);
-    cli_format_time(previous, pt, sizeof pt);
-    if (c->json)
-        cli_json_out(json_pack("{s:o, s:I, s:I, s:s, s:I, s:s, s:I, s:b, s:b}", "serial",
-                               cli_json_str(info.serial), "drift_ms", (json_int_t)drift,
-                               "previous_time_ms", (json_int_t)previous, "previous_time", pt,
-                               "time_ms", (json_int_t)now, "time", t, "threshold_ms",
-                               (json_int_t)threshold, "set", 1, "signed", have_key));
-    else if (!c->quiet)
-        printf("%s: pen clock was %.3f s %s; set to %s%s\n", cli_safe(info.serial),
-               (double)size / 1e3, drift < 0 ? "behind" : "ahead", t, have_key ? " (signed)" : "");
+    if (rc == EXIT_OK)
+        rc = cli_signing_key(c, "clock sync", &info,
+                             (info.features & PENLINK_FEATURE_SIGNED_CLOCK) != 0, key_file, &key,
+                             &have_key);
+    if (rc == EXIT_OK)
+        rc = set_clock(c, dev, &info, have_key ? &key : NULL, threshold);
 out:
     penlink_dev_close(dev);
     return rc;

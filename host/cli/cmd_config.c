@@ -116,18 +116,27 @@ static int unknown_key(struct cli *c, const char *key)
     return cli_error(c, EXIT_USAGE, "%s", err);
 }
 
-/*
- * Shows what @p want changes in @p cur and applies it as a compare-and-set
- * on cur->revision. @p want holds only the keys to set.
- */
-static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
-                 const penlink_config *cur, const penlink_config *want, int dry_run,
-                 const penlink_key *key)
+/* Nothing sent (no change, or a dry run): the changes that would be made, then @p text. */
+static int say_not_sent(struct cli *c, const penlink_config *cur, json_t *diff, const char *text)
+{
+    if (c->json)
+        cli_json_out(json_pack("{s:I, s:o, s:b}", "revision", (json_int_t)cur->revision, "changes",
+                               diff, "applied", 0));
+    else {
+        json_decref(diff);
+        if (!c->quiet)
+            printf("%s (revision %u)\n", text, cur->revision);
+    }
+    return EXIT_OK;
+}
+
+/* The keys of @p want that differ from @p cur: into @p merged and @p change, shown, and
+ * returned as the JSON array of changes. */
+static json_t *diff_config(struct cli *c, const penlink_config *cur, const penlink_config *want,
+                           penlink_config *merged, penlink_config *change)
 {
     size_t n;
     const penlink_config_key *k = penlink_config_keys(&n);
-    penlink_config merged = *cur, change;
-    memset(&change, 0, sizeof change);
     json_t *diff = json_array();
     for (size_t i = 0; i < n; i++) {
         if (!(want->present & k[i].bit))
@@ -138,11 +147,11 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
         if (strcmp(a, b) == 0)
             continue;
         if (k[i].is_text) {
-            penlink_config_set_text(&merged, k[i].bit, penlink_config_get_text(want, k[i].bit));
-            penlink_config_set_text(&change, k[i].bit, penlink_config_get_text(want, k[i].bit));
+            penlink_config_set_text(merged, k[i].bit, penlink_config_get_text(want, k[i].bit));
+            penlink_config_set_text(change, k[i].bit, penlink_config_get_text(want, k[i].bit));
         } else {
-            penlink_config_set_u32(&merged, k[i].bit, penlink_config_get_u32(want, k[i].bit));
-            penlink_config_set_u32(&change, k[i].bit, penlink_config_get_u32(want, k[i].bit));
+            penlink_config_set_u32(merged, k[i].bit, penlink_config_get_u32(want, k[i].bit));
+            penlink_config_set_u32(change, k[i].bit, penlink_config_get_u32(want, k[i].bit));
         }
         json_array_append_new(diff, json_pack("{s:s, s:o, s:o}", "key", k[i].name, "old",
                                               cli_config_value_json(cur, &k[i]), "new",
@@ -150,39 +159,22 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
         if (!c->json && !c->quiet)
             printf("  %-20s %s -> %s\n", k[i].name, cli_safe(a), cli_safe(b));
     }
-    int st = penlink_config_check(c->ctx, &info->limits, &merged);
-    if (st != PENLINK_OK) {
-        json_decref(diff);
-        return cli_error(c, EXIT_USAGE, "not sent: %s (the pen's limits: see 'penlink info')",
-                         penlink_ctx_errmsg(c->ctx));
-    }
-    if (change.present == 0) {
-        if (c->json)
-            cli_json_out(json_pack("{s:I, s:o, s:b}", "revision", (json_int_t)cur->revision,
-                                   "changes", diff, "applied", 0));
-        else {
-            json_decref(diff);
-            if (!c->quiet)
-                printf("nothing to change (revision %u)\n", cur->revision);
-        }
-        return EXIT_OK;
-    }
-    if (dry_run) {
-        if (c->json)
-            cli_json_out(json_pack("{s:I, s:o, s:b}", "revision", (json_int_t)cur->revision,
-                                   "changes", diff, "applied", 0));
-        else {
-            json_decref(diff);
-            if (!c->quiet)
-                printf("dry run: nothing sent (revision %u)\n", cur->revision);
-        }
-        return EXIT_OK;
-    }
+    return diff;
+}
+
+/*
+ * Sends @p change as a compare-and-set on cur->revision, recorded in the archive's
+ * configuration history; takes @p diff.
+ */
+static int send_change(struct cli *c, penlink_dev *dev, const penlink_info *info,
+                       const penlink_config *cur, const penlink_config *change,
+                       const penlink_key *key, json_t *diff)
+{
     /* the archive's configuration history says who changed what (the pen logs
      * it too): a change it cannot record (a hot standby, a login that may only
      * read, a read-only file) is not made, and nothing is sent to the pen */
     penlink_archive *ar = NULL;
-    st = penlink_archive_open(c->ctx, c->archive, &ar);
+    int st = penlink_archive_open(c->ctx, c->archive, &ar);
     if (st == PENLINK_OK && !penlink_archive_writable(ar))
         st = PENLINK_ERR_IO;
     if (st != PENLINK_OK) {
@@ -192,7 +184,7 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
                         st);
     }
     penlink_config result;
-    st = penlink_dev_config_set_signed(dev, cur->revision, key, &change, &result);
+    st = penlink_dev_config_set_signed(dev, cur->revision, key, change, &result);
     if (st != PENLINK_OK) {
         penlink_archive_close(ar);
         json_decref(diff);
@@ -215,6 +207,30 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
             printf("applied: revision %u -> %u\n", cur->revision, result.revision);
     }
     return EXIT_OK;
+}
+
+/*
+ * Shows what @p want changes in @p cur and applies it as a compare-and-set
+ * on cur->revision. @p want holds only the keys to set.
+ */
+static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
+                 const penlink_config *cur, const penlink_config *want, int dry_run,
+                 const penlink_key *key)
+{
+    penlink_config merged = *cur, change;
+    memset(&change, 0, sizeof change);
+    json_t *diff = diff_config(c, cur, want, &merged, &change);
+    int st = penlink_config_check(c->ctx, &info->limits, &merged);
+    if (st != PENLINK_OK) {
+        json_decref(diff);
+        return cli_error(c, EXIT_USAGE, "not sent: %s (the pen's limits: see 'penlink info')",
+                         penlink_ctx_errmsg(c->ctx));
+    }
+    if (change.present == 0)
+        return say_not_sent(c, cur, diff, "nothing to change");
+    if (dry_run)
+        return say_not_sent(c, cur, diff, "dry run: nothing sent");
+    return send_change(c, dev, info, cur, &change, key, diff);
 }
 
 /* Reads a config file (hostile input: bounded, typed, known keys only). */
@@ -242,105 +258,251 @@ const struct option cli_config_options[] = {
     { "help", no_argument, NULL, 'h' },     { NULL, 0, NULL, 0 }
 };
 
-int cmd_config(struct cli *c, int argc, char **argv)
+/* What a config command line asks, checked before the pen is touched. */
+struct config_req {
+    int dry_run, force, template;
+    const char *key_file, *verb;
+    int nargs;
+    char **args;
+    int is_get, is_set, is_export, is_import;
+    penlink_config want;           /* set, import: the keys to set */
+    const penlink_config_key *one; /* get KEY */
+    int has_rev;                   /* import: the file's revision */
+    uint32_t file_rev;
+    char file_serial[65];
+};
+
+/* One run of the options (before the verb, with "+", or after it): EXIT_OK to go on, else the
+ * exit status (--help is *done). */
+static int parse_options(int argc, char **argv, const char *optstring, struct config_req *r,
+                         int *done)
 {
-    int dry_run = 0, force = 0, template = 0, opt;
-    const char *key_file = NULL;
-    while ((opt = getopt_long(argc, argv, "+nftk:h", cli_config_options, NULL)) != -1) {
+    int opt;
+    while ((opt = getopt_long(argc, argv, optstring, cli_config_options, NULL)) != -1) {
         switch (opt) {
-        case 'n': dry_run = 1; break;
-        case 'f': force = 1; break;
-        case 't': template = 1; break;
-        case 'k': key_file = optarg; break;
-        case 'h': fputs(usage, stdout); return EXIT_OK;
+        case 'n': r->dry_run = 1; break;
+        case 'f': r->force = 1; break;
+        case 't': r->template = 1; break;
+        case 'k': r->key_file = optarg; break;
+        case 'h':
+            fputs(usage, stdout);
+            *done = 1;
+            return EXIT_OK;
         default: fputs(usage, stderr); return EXIT_USAGE;
         }
     }
+    return EXIT_OK;
+}
+
+/* The command line: options, the verb, its arguments. */
+static int parse_command(int argc, char **argv, struct config_req *r, int *done)
+{
+    int rc = parse_options(argc, argv, "+nftk:h", r, done);
+    if (rc != EXIT_OK || *done)
+        return rc;
     if (optind >= argc) {
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
-    const char *verb = argv[optind++];
+    r->verb = argv[optind++];
     /* options may also follow the verb */
-    while ((opt = getopt_long(argc, argv, "nftk:h", cli_config_options, NULL)) != -1) {
-        switch (opt) {
-        case 'n': dry_run = 1; break;
-        case 'f': force = 1; break;
-        case 't': template = 1; break;
-        case 'k': key_file = optarg; break;
-        case 'h': fputs(usage, stdout); return EXIT_OK;
-        default: fputs(usage, stderr); return EXIT_USAGE;
-        }
-    }
-    int nargs = argc - optind;
-    char **args = argv + optind;
-    int is_get = strcmp(verb, "get") == 0, is_set = strcmp(verb, "set") == 0;
-    int is_export = strcmp(verb, "export") == 0, is_import = strcmp(verb, "import") == 0;
-    if (!(is_get || is_set || is_export || is_import) || (is_get && nargs > 1) ||
-        (is_set && nargs < 1) || (is_export && nargs > 1) || (is_import && nargs != 1)) {
+    rc = parse_options(argc, argv, "nftk:h", r, done);
+    if (rc != EXIT_OK || *done)
+        return rc;
+    r->nargs = argc - optind;
+    r->args = argv + optind;
+    r->is_get = strcmp(r->verb, "get") == 0;
+    r->is_set = strcmp(r->verb, "set") == 0;
+    r->is_export = strcmp(r->verb, "export") == 0;
+    r->is_import = strcmp(r->verb, "import") == 0;
+    if (!(r->is_get || r->is_set || r->is_export || r->is_import) || (r->is_get && r->nargs > 1) ||
+        (r->is_set && r->nargs < 1) || (r->is_export && r->nargs > 1) ||
+        (r->is_import && r->nargs != 1)) {
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
-    /* check what we can before touching the pen */
-    penlink_config want;
-    memset(&want, 0, sizeof want);
-    const penlink_config_key *one = NULL;
-    int has_rev = 0;
-    uint32_t file_rev = 0;
-    char file_serial[65] = "";
-    if (is_get && nargs == 1) {
-        one = penlink_config_key_find(args[0]);
-        if (!one)
-            return unknown_key(c, args[0]);
-    }
-    for (int i = 0; is_set && i < nargs; i++) {
-        char *eq = strchr(args[i], '=');
+    return EXIT_OK;
+}
+
+/* config set's KEY=VALUE arguments into r->want. */
+static int parse_assignments(struct cli *c, struct config_req *r)
+{
+    for (int i = 0; i < r->nargs; i++) {
+        char *eq = strchr(r->args[i], '=');
         if (!eq)
-            return cli_error(c, EXIT_USAGE, "config set: '%s' is not KEY=VALUE", args[i]);
+            return cli_error(c, EXIT_USAGE, "config set: '%s' is not KEY=VALUE", r->args[i]);
         *eq = '\0';
-        const penlink_config_key *k = penlink_config_key_find(args[i]);
+        const penlink_config_key *k = penlink_config_key_find(r->args[i]);
         if (!k)
-            return unknown_key(c, args[i]);
-        if (want.present & k->bit)
+            return unknown_key(c, r->args[i]);
+        if (r->want.present & k->bit)
             return cli_error(c, EXIT_USAGE,
                              "config set: %s is given twice: give each key once (nothing was "
                              "sent)",
                              k->name);
-        if (parse_value(c, &want, k, eq + 1) != 0)
+        if (parse_value(c, &r->want, k, eq + 1) != 0)
             return EXIT_USAGE;
     }
-    if (is_import) {
-        int rc = load_file(c, args[0], &want, &has_rev, &file_rev, file_serial, sizeof file_serial);
+    return EXIT_OK;
+}
+
+/* What can be checked before touching the pen: keys, values, the file, options together. */
+static int check_request(struct cli *c, struct config_req *r)
+{
+    if (r->is_get && r->nargs == 1) {
+        r->one = penlink_config_key_find(r->args[0]);
+        if (!r->one)
+            return unknown_key(c, r->args[0]);
+    }
+    if (r->is_set) {
+        int rc = parse_assignments(c, r);
         if (rc != EXIT_OK)
             return rc;
     }
-    if (template && !is_import)
-        return cli_error(c, EXIT_USAGE, "config %s: --template is for config import", verb);
-    if (template && force)
+    if (r->is_import) {
+        int rc = load_file(c, r->args[0], &r->want, &r->has_rev, &r->file_rev, r->file_serial,
+                           sizeof r->file_serial);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+    if (r->template && !r->is_import)
+        return cli_error(c, EXIT_USAGE, "config %s: --template is for config import", r->verb);
+    if (r->template && r->force)
         return cli_error(c, EXIT_USAGE,
                          "config import: --force or --template, not both: a template's revision "
                          "is never compared, so there is nothing to force");
-    if (is_import && !file_serial[0] && !template)
+    if (r->is_import && !r->file_serial[0] && !r->template)
         return cli_error(c, EXIT_USAGE,
                          "config import: %s names no pen (it has no \"serial\": written by hand, "
                          "or exported by an earlier penlink), so it cannot be taken as this "
                          "pen's own configuration: refused, nothing was sent. To apply its "
                          "settings, add --template: its depths, speeds and times are applied, "
                          "never device_label or clinic_id, and its revision is not compared",
-                         args[0]);
+                         r->args[0]);
+    if (r->key_file && !(r->is_set || r->is_import))
+        return cli_error(c, EXIT_USAGE, "config %s: --key signs changes; reading needs no key",
+                         r->verb);
+    return EXIT_OK;
+}
+
+/* config get [KEY] */
+static void show_config(struct cli *c, const struct config_req *r, const penlink_info *info,
+                        const penlink_config *cur)
+{
+    size_t n;
+    const penlink_config_key *k = penlink_config_keys(&n);
+    if (c->json) {
+        json_t *o = config_json(cur, info->serial);
+        if (r->one) {
+            json_t *v = json_incref(json_object_get(o, r->one->name));
+            json_decref(o);
+            o = json_pack("{s:o, s:o, s:I}", "serial", cli_json_str(info->serial), r->one->name, v,
+                          "revision", (json_int_t)cur->revision);
+        }
+        cli_json_out(o);
+    } else if (r->one) {
+        char v[80];
+        cli_config_value_text(cur, r->one, v, sizeof v);
+        printf("%s\n", cli_safe(v));
+    } else {
+        printf("# %s, configuration revision %u\n", cli_safe(info->serial), cur->revision);
+        for (size_t i = 0; i < n; i++) {
+            char v[80];
+            cli_config_value_text(cur, &k[i], v, sizeof v);
+            printf("%-20s = %-14s # %s\n", k[i].name, cli_safe(v), k[i].help);
+        }
+    }
+}
+
+/* config export [FILE] */
+static int export_config(struct cli *c, const struct config_req *r, const penlink_info *info,
+                         const penlink_config *cur)
+{
+    int rc = EXIT_OK;
+    json_t *o = config_json(cur, info->serial);
+    json_object_set_new(o, "schema", json_integer(CONFIG_JSON_SCHEMA));
+    if (r->nargs == 1) {
+        if (json_dump_file(o, r->args[0], CONFIG_JSON_FLAGS) != 0)
+            rc = cli_error(c, EXIT_IO, "config export: cannot write %s", r->args[0]);
+        else if (!c->quiet && !c->json)
+            printf("revision %u of %s written to %s\n", cur->revision, cli_safe(info->serial),
+                   cli_safe(r->args[0]));
+    } else if (c->json) {
+        cli_json_out(json_incref(o)); /* one line, like every --json output */
+    } else {
+        char *s = json_dumps(o, CONFIG_JSON_FLAGS);
+        if (s)
+            printf("%s\n", s);
+        free(s);
+    }
+    json_decref(o);
+    return rc;
+}
+
+/* config set, config import: the file checked against this pen, then the change applied. */
+static int change_config(struct cli *c, struct config_req *r, penlink_dev *dev,
+                         const penlink_info *info, const penlink_config *cur, penlink_key *key,
+                         int *have_key)
+{
+    char what[32];
+    snprintf(what, sizeof what, "config %s", r->verb);
+    if (r->is_import && r->file_serial[0] && strcmp(r->file_serial, info->serial) != 0 &&
+        !r->template)
+        return cli_error(c, EXIT_USAGE,
+                         "config import: %s was exported from pen %s, not from this pen (%s): "
+                         "refused, nothing was sent. To apply its settings to %s, add "
+                         "--template: its depths, speeds and times are applied, never its "
+                         "identity (device_label, clinic_id), and its revision is not "
+                         "compared%s",
+                         r->args[0], r->file_serial, info->serial, info->serial,
+                         r->force ? " (--force only overrides a revision)" : "");
+    if (r->template) {
+        /* settings only: the label and the clinic name the pen the file came from */
+        uint32_t identity = PENLINK_CFG_DEVICE_LABEL | PENLINK_CFG_CLINIC_ID;
+        if ((r->want.present & identity) && !c->json && !c->quiet)
+            printf("template %s%s%s: device_label and clinic_id are not copied\n",
+                   cli_safe(r->args[0]), r->file_serial[0] ? " of pen " : "",
+                   cli_safe(r->file_serial));
+        r->want.present &= ~identity;
+        r->has_rev = 0;
+    }
+    if (r->is_import && r->has_rev && r->file_rev != cur->revision && !r->force)
+        return cli_error(c, EXIT_DEVICE,
+                         "config import: %s was exported at revision %u, but the pen is at "
+                         "revision %u: someone changed it since. Export again and review, or "
+                         "use --force to apply the file over the current configuration",
+                         r->args[0], r->file_rev, cur->revision);
+    int rc = cli_signing_key(c, what, info,
+                             (info->features & PENLINK_FEATURE_SIGNED_CONFIG) && !r->dry_run,
+                             r->key_file, key, have_key);
+    if (rc != EXIT_OK)
+        return rc;
+    if (!c->json && !c->quiet)
+        printf("%s, revision %u:\n", cli_safe(info->serial), cur->revision);
+    return apply(c, dev, info, cur, &r->want, r->dry_run, *have_key ? key : NULL);
+}
+
+int cmd_config(struct cli *c, int argc, char **argv)
+{
+    struct config_req r;
+    memset(&r, 0, sizeof r);
+    int done = 0;
+    int rc = parse_command(argc, argv, &r, &done);
+    if (rc != EXIT_OK || done)
+        return rc;
+    rc = check_request(c, &r);
+    if (rc != EXIT_OK)
+        return rc;
     penlink_key key;
     int have_key = 0;
-    if (key_file && !(is_set || is_import))
-        return cli_error(c, EXIT_USAGE, "config %s: --key signs changes; reading needs no key",
-                         verb);
-    if (key_file) { /* a file that is no key is said before the pen is touched */
-        int st = penlink_key_load(c->ctx, key_file, &key);
+    if (r.key_file) { /* a file that is no key is said before the pen is touched */
+        int st = penlink_key_load(c->ctx, r.key_file, &key);
         if (st != PENLINK_OK)
             return cli_fail(c, "config", st);
     }
 
     penlink_dev *dev = NULL;
-    int rc = cli_open(c, &dev);
+    rc = cli_open(c, &dev);
     if (rc != EXIT_OK)
         return rc;
     penlink_info info;
@@ -348,93 +510,14 @@ int cmd_config(struct cli *c, int argc, char **argv)
     int st = penlink_dev_info(dev, &info);
     if (st == PENLINK_OK)
         st = penlink_dev_config_get(dev, &cur);
-    if (st != PENLINK_OK) {
+    if (st != PENLINK_OK)
         rc = cli_fail(c, "config", st);
-        goto out;
-    }
-    if (is_get) {
-        size_t n;
-        const penlink_config_key *k = penlink_config_keys(&n);
-        if (c->json) {
-            json_t *o = config_json(&cur, info.serial);
-            if (one) {
-                json_t *v = json_incref(json_object_get(o, one->name));
-                json_decref(o);
-                o = json_pack("{s:o, s:o, s:I}", "serial", cli_json_str(info.serial), one->name, v,
-                              "revision", (json_int_t)cur.revision);
-            }
-            cli_json_out(o);
-        } else if (one) {
-            char v[80];
-            cli_config_value_text(&cur, one, v, sizeof v);
-            printf("%s\n", cli_safe(v));
-        } else {
-            printf("# %s, configuration revision %u\n", cli_safe(info.serial), cur.revision);
-            for (size_t i = 0; i < n; i++) {
-                char v[80];
-                cli_config_value_text(&cur, &k[i], v, sizeof v);
-                printf("%-20s = %-14s # %s\n", k[i].name, cli_safe(v), k[i].help);
-            }
-        }
-    } else if (is_export) {
-        json_t *o = config_json(&cur, info.serial);
-        json_object_set_new(o, "schema", json_integer(CONFIG_JSON_SCHEMA));
-        if (nargs == 1) {
-            if (json_dump_file(o, args[0], CONFIG_JSON_FLAGS) != 0)
-                rc = cli_error(c, EXIT_IO, "config export: cannot write %s", args[0]);
-            else if (!c->quiet && !c->json)
-                printf("revision %u of %s written to %s\n", cur.revision, cli_safe(info.serial),
-                       cli_safe(args[0]));
-        } else if (c->json) {
-            cli_json_out(json_incref(o)); /* one line, like every --json output */
-        } else {
-            char *s = json_dumps(o, CONFIG_JSON_FLAGS);
-            if (s)
-                printf("%s\n", s);
-            free(s);
-        }
-        json_decref(o);
-    } else {
-        char what[32];
-        snprintf(what, sizeof what, "config %s", verb);
-        if (is_import && file_serial[0] && strcmp(file_serial, info.serial) != 0 && !template) {
-            rc = cli_error(c, EXIT_USAGE,
-                           "config import: %s was exported from pen %s, not from this pen (%s): "
-                           "refused, nothing was sent. To apply its settings to %s, add "
-                           "--template: its depths, speeds and times are applied, never its "
-                           "identity (device_label, clinic_id), and its revision is not "
-                           "compared%s",
-                           args[0], file_serial, info.serial, info.serial,
-                           force ? " (--force only overrides a revision)" : "");
-            goto out;
-        }
-        if (template) {
-            /* settings only: the label and the clinic name the pen the file came from */
-            uint32_t identity = PENLINK_CFG_DEVICE_LABEL | PENLINK_CFG_CLINIC_ID;
-            if ((want.present & identity) && !c->json && !c->quiet)
-                printf("template %s%s%s: device_label and clinic_id are not copied\n",
-                       cli_safe(args[0]), file_serial[0] ? " of pen " : "", cli_safe(file_serial));
-            want.present &= ~identity;
-            has_rev = 0;
-        }
-        if (is_import && has_rev && file_rev != cur.revision && !force) {
-            rc = cli_error(c, EXIT_DEVICE,
-                           "config import: %s was exported at revision %u, but the pen is at "
-                           "revision %u: someone changed it since. Export again and review, or "
-                           "use --force to apply the file over the current configuration",
-                           args[0], file_rev, cur.revision);
-            goto out;
-        }
-        rc = cli_signing_key(c, what, &info,
-                             (info.features & PENLINK_FEATURE_SIGNED_CONFIG) && !dry_run, key_file,
-                             &key, &have_key);
-        if (rc != EXIT_OK)
-            goto out;
-        if (!c->json && !c->quiet)
-            printf("%s, revision %u:\n", cli_safe(info.serial), cur.revision);
-        rc = apply(c, dev, &info, &cur, &want, dry_run, have_key ? &key : NULL);
-    }
-out:
+    else if (r.is_get)
+        show_config(c, &r, &info, &cur);
+    else if (r.is_export)
+        rc = export_config(c, &r, &info, &cur);
+    else
+        rc = change_config(c, &r, dev, &info, &cur, &key, &have_key);
     penlink_dev_close(dev);
     return rc;
 }

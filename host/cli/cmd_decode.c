@@ -177,25 +177,28 @@ const struct option cli_decode_options[] = {
     { NULL, 0, NULL, 0 },
 };
 
-int cmd_decode(struct cli *c, int argc, char **argv)
+/* The command line: EXIT_OK to go on, else the exit status (--help is *done). */
+static int parse_args(struct cli *c, int argc, char **argv, struct out *o, int *done)
 {
-    struct out o = { .fmt = c->json ? FMT_JSON : FMT_TEXT, .f = stdout };
     int opt;
     while ((opt = getopt_long(argc, argv, "f:mh", cli_decode_options, NULL)) != -1) {
         switch (opt) {
         case 'f':
             if (strcmp(optarg, "text") == 0)
-                o.fmt = FMT_TEXT;
+                o->fmt = FMT_TEXT;
             else if (strcmp(optarg, "csv") == 0)
-                o.fmt = FMT_CSV;
+                o->fmt = FMT_CSV;
             else if (strcmp(optarg, "json") == 0)
-                o.fmt = FMT_JSON;
+                o->fmt = FMT_JSON;
             else
                 return cli_error(c, EXIT_USAGE, "decode: unknown format '%s' (text, csv, json)",
                                  optarg);
             break;
-        case 'm': o.messages = 1; break;
-        case 'h': fputs(usage, stdout); return EXIT_OK;
+        case 'm': o->messages = 1; break;
+        case 'h':
+            fputs(usage, stdout);
+            *done = 1;
+            return EXIT_OK;
         default: fputs(usage, stderr); return EXIT_USAGE;
         }
     }
@@ -203,34 +206,19 @@ int cmd_decode(struct cli *c, int argc, char **argv)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
-    if (o.messages && o.fmt == FMT_CSV)
+    if (o->messages && o->fmt == FMT_CSV)
         return cli_error(c, EXIT_USAGE,
                          "decode: --messages prints text or JSON (--format text|json), not CSV, "
                          "whose rows are records");
-    const char *path = argv[optind];
-    FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!in)
-        return cli_error(c, EXIT_IO, "decode: cannot open %s: %s", path, strerror(errno));
+    return EXIT_OK;
+}
 
-    /* the command's context: SIGINT and SIGTERM cancel it, and the decoder stops */
-    penlink_ctx *ctx = c->ctx;
-    penlink_decoder *dec = NULL;
-    int rc = penlink_decoder_new(ctx, on_record, NULL, &o, &dec);
-    if (rc == PENLINK_OK)
-        rc = penlink_decoder_set_message_cb(dec, on_message, &o);
-    o.dec = dec;
-    if (rc != PENLINK_OK) {
-        rc = cli_error(c, EXIT_INTERNAL, "decode: %s", penlink_strerror(rc));
-        goto out;
-    }
-    if (o.fmt == FMT_CSV) {
-        fputs("seq,time_ms,time,kind", stdout);
-        for (uint32_t b = 0; b < PENLINK_FIELD_COUNT; b++)
-            printf(",%s", penlink_record_field_name(1u << b));
-        fputc('\n', stdout);
-    }
+/* Everything @p fd gives, fed to @p dec until its end, an error or SIGINT / SIGTERM; the
+ * decoder's status, and errno of a failed read in @p read_err. */
+static int feed_all(penlink_decoder *dec, int fd, int *read_err)
+{
     static unsigned char buf[1 << 16];
-    int st = PENLINK_OK, read_err = 0, fd = fileno(in);
+    int st = PENLINK_OK;
     /* SIGINT and SIGTERM are let through only while waiting for input, so
      * that one arriving just before a read cannot leave it blocked for ever
      * (on a pipe): the wait sees it (EINTR) and the loop stops */
@@ -246,61 +234,101 @@ int cmd_decode(struct cli *c, int argc, char **argv)
         if (pselect(fd + 1, &rd, NULL, NULL, NULL, &orig) < 0) {
             if (errno == EINTR)
                 continue;
-            read_err = errno;
+            *read_err = errno;
             break;
         }
         ssize_t n = read(fd, buf, sizeof buf);
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (n < 0)
-            read_err = errno;
+            *read_err = errno;
         if (n <= 0)
             break;
         st = penlink_decoder_feed(dec, buf, (size_t)n);
     }
     sigprocmask(SIG_SETMASK, &orig, NULL);
+    return st;
+}
+
+/* A whole decode: its warnings (records twice, the decoder's notes, problems). */
+static void say_decoded(struct cli *c, const char *path, penlink_decoder *dec)
+{
+    if (penlink_decoder_duplicates(dec))
+        cli_warn(c,
+                 "%s: %" PRIu64 " records come again with the same content (a file joined "
+                 "from copies, or a chunk the pen sent again whole): each seq is shown and "
+                 "counted once",
+                 path, penlink_decoder_duplicates(dec));
+    for (size_t i = 0; !c->quiet && penlink_decoder_note(dec, i); i++)
+        cli_warn(c, "%s: %s", path, penlink_decoder_note(dec, i));
+    if (penlink_decoder_problems(dec) && !c->quiet)
+        cli_warn(c, "%s: %" PRIu64 " damaged frames or messages with a problem (see --messages)",
+                 path, penlink_decoder_problems(dec));
+    if (c->verbose)
+        fprintf(stderr, "%s: %" PRIu64 " records in %" PRIu64 " chunks\n", path,
+                penlink_decoder_records(dec), penlink_decoder_chunks(dec));
+}
+
+/* The input decoded to its end: the exit status. */
+static int decode_input(struct cli *c, const char *path, FILE *in, struct out *o,
+                        penlink_decoder *dec)
+{
+    int read_err = 0;
+    int st = feed_all(dec, fileno(in), &read_err);
     if (cli_interrupted) { /* a read cut by the signal, or the decoder stopped by it */
         fflush(stdout);
-        rc = cli_error(c, EXIT_CANCELLED, "decode: %s: interrupted after %" PRIu64 " records", path,
-                       penlink_decoder_records(dec));
-        goto out;
+        return cli_error(c, EXIT_CANCELLED, "decode: %s: interrupted after %" PRIu64 " records",
+                         path, penlink_decoder_records(dec));
     }
-    if (st == PENLINK_OK && read_err) {
-        rc = cli_error(c, EXIT_IO, "decode: reading %s: %s", path, strerror(read_err));
-        goto out;
-    }
+    if (st == PENLINK_OK && read_err)
+        return cli_error(c, EXIT_IO, "decode: reading %s: %s", path, strerror(read_err));
     if (st == PENLINK_OK)
         st = penlink_decoder_finish(dec);
     fflush(stdout);
-    if (st == PENLINK_OK && penlink_decoder_format(dec) == PENLINK_INPUT_UNKNOWN) {
-        rc = cli_error(c, EXIT_PROTOCOL, "decode: %s is empty", path);
-    } else if (st == PENLINK_ERR_CANCELLED) {
-        rc = cli_error(c, EXIT_IO, "decode: writing the output failed");
-    } else if (st != PENLINK_OK) {
-        rc = cli_error(c, cli_exit_for(st), "decode: %s: %s", path, penlink_ctx_errmsg(ctx));
-    } else if (o.broken) {
-        rc = cli_error(c, EXIT_INTEGRITY,
-                       "decode: %s: %" PRIu64 " chunks or heads fail the hash chain or signature "
-                       "check (see --messages)",
-                       path, o.broken);
-    } else {
-        rc = EXIT_OK;
-        if (penlink_decoder_duplicates(dec))
-            cli_warn(c,
-                     "%s: %" PRIu64 " records come again with the same content (a file joined "
-                     "from copies, or a chunk the pen sent again whole): each seq is shown and "
-                     "counted once",
-                     path, penlink_decoder_duplicates(dec));
-        for (size_t i = 0; !c->quiet && penlink_decoder_note(dec, i); i++)
-            cli_warn(c, "%s: %s", path, penlink_decoder_note(dec, i));
-        if (penlink_decoder_problems(dec) && !c->quiet)
-            cli_warn(c,
-                     "%s: %" PRIu64 " damaged frames or messages with a problem (see --messages)",
-                     path, penlink_decoder_problems(dec));
-        if (c->verbose)
-            fprintf(stderr, "%s: %" PRIu64 " records in %" PRIu64 " chunks\n", path,
-                    penlink_decoder_records(dec), penlink_decoder_chunks(dec));
+    if (st == PENLINK_OK && penlink_decoder_format(dec) == PENLINK_INPUT_UNKNOWN)
+        return cli_error(c, EXIT_PROTOCOL, "decode: %s is empty", path);
+    if (st == PENLINK_ERR_CANCELLED)
+        return cli_error(c, EXIT_IO, "decode: writing the output failed");
+    if (st != PENLINK_OK)
+        return cli_error(c, cli_exit_for(st), "decode: %s: %s", path, penlink_ctx_errmsg(c->ctx));
+    if (o->broken)
+        return cli_error(c, EXIT_INTEGRITY,
+                         "decode: %s: %" PRIu64 " chunks or heads fail the hash chain or "
+                         "signature check (see --messages)",
+                         path, o->broken);
+    say_decoded(c, path, dec);
+    return EXIT_OK;
+}
+
+int cmd_decode(struct cli *c, int argc, char **argv)
+{
+    struct out o = { .fmt = c->json ? FMT_JSON : FMT_TEXT, .f = stdout };
+    int done = 0;
+    int rc = parse_args(c, argc, argv, &o, &done);
+    if (rc != EXIT_OK || done)
+        return rc;
+    const char *path = argv[optind];
+    FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!in)
+        return cli_error(c, EXIT_IO, "decode: cannot open %s: %s", path, strerror(errno));
+
+    /* the command's context: SIGINT and SIGTERM cancel it, and the decoder stops */
+    penlink_decoder *dec = NULL;
+    rc = penlink_decoder_new(c->ctx, on_record, NULL, &o, &dec);
+    if (rc == PENLINK_OK)
+        rc = penlink_decoder_set_message_cb(dec, on_message, &o);
+    o.dec = dec;
+    if (rc != PENLINK_OK) {
+        rc = cli_error(c, EXIT_INTERNAL, "decode: %s", penlink_strerror(rc));
+        goto out;
     }
+    if (o.fmt == FMT_CSV) {
+        fputs("seq,time_ms,time,kind", stdout);
+        for (uint32_t b = 0; b < PENLINK_FIELD_COUNT; b++)
+            printf(",%s", penlink_record_field_name(1u << b));
+        fputc('\n', stdout);
+    }
+    rc = decode_input(c, path, in, &o, dec);
 out:
     penlink_decoder_free(dec);
     if (in != stdin)

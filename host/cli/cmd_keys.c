@@ -182,129 +182,164 @@ const struct option cli_keys_replace_options[] = { { "pen", required_argument, N
                                                    { "help", no_argument, NULL, 'h' },
                                                    { NULL, 0, NULL, 0 } };
 
-static int replace(struct cli *c, int argc, char **argv)
+/* The command line of keys replace: EXIT_OK to go on, else the exit status (--help is
+ * *done). */
+static int replace_args(struct cli *c, int argc, char **argv, const char **pen, const char **reason,
+                        int *yes, int *done)
 {
-    const char *pen = NULL, *reason = NULL;
-    int yes = 0, opt;
+    int opt;
     optind = 0;
     while ((opt = getopt_long(argc, argv, "p:r:yh", cli_keys_replace_options, NULL)) != -1) {
         switch (opt) {
-        case 'p': pen = optarg; break;
-        case 'r': reason = optarg; break;
-        case 'y': yes = 1; break;
-        case 'h': fputs(usage, stdout); return EXIT_OK;
+        case 'p': *pen = optarg; break;
+        case 'r': *reason = optarg; break;
+        case 'y': *yes = 1; break;
+        case 'h':
+            fputs(usage, stdout);
+            *done = 1;
+            return EXIT_OK;
         default: fputs(usage, stderr); return EXIT_USAGE;
         }
     }
-    if (optind != argc || !pen) {
+    if (optind != argc || !*pen) {
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
-    if (!reason || blank(reason) || strlen(reason) > PENLINK_KEY_REASON_MAX)
+    if (!*reason || blank(*reason) || strlen(*reason) > PENLINK_KEY_REASON_MAX)
         return cli_error(c, EXIT_USAGE,
                          "keys replace: --reason TEXT is required (1 to %d bytes, not only "
                          "spaces): the audit "
                          "trail says why the key changed, e.g. \"RMA 4471: main board replaced\"",
                          PENLINK_KEY_REASON_MAX);
-    if (!yes && (c->json || !isatty(STDIN_FILENO)))
+    if (!*yes && (c->json || !isatty(STDIN_FILENO)))
         return cli_error(c, EXIT_USAGE,
                          "keys replace: confirmation needed and there is no terminal to ask it "
                          "on: add --yes (nothing was recorded)");
-    penlink_archive *ar = NULL;
-    penlink_dev *dev = NULL;
-    uint8_t old_key[32];
-    int pinned = 0, rc = EXIT_OK;
-    int st = penlink_archive_open(c->ctx, c->archive, &ar);
-    if (st == PENLINK_OK)
-        st = penlink_archive_pen_key(ar, pen, old_key, &pinned);
-    if (st == PENLINK_ERR_NOT_FOUND) {
-        rc = cli_error(c, EXIT_USAGE, "keys replace: no pen %s in the archive: nothing to replace",
-                       pen);
-        goto out;
-    }
-    if (st != PENLINK_OK) {
-        rc = cli_fail(c, "keys replace", st);
-        goto out;
-    }
-    if (!pinned) {
-        rc = cli_error(c, EXIT_USAGE,
-                       "keys replace: the archive holds no device key for pen %s (it never "
-                       "signed its log): there is no key to replace",
-                       pen);
-        goto out;
-    }
-    rc = cli_open(c, &dev);
-    if (rc != EXIT_OK)
-        goto out;
-    penlink_info info;
-    st = penlink_dev_info(dev, &info);
-    if (st != PENLINK_OK) {
-        rc = cli_fail(c, "keys replace", st);
-        goto out;
-    }
-    if (strcmp(info.serial, pen) != 0) {
-        rc = cli_error(c, EXIT_USAGE,
-                       "keys replace: the pen plugged in is %s, not %s: plug in pen %s (or "
-                       "choose it with --device)",
-                       info.serial, pen, pen);
-        goto out;
-    }
-    if (!info.has_device_key || !(info.features & PENLINK_FEATURE_SIGNED_CHUNKS)) {
-        rc = cli_error(c, EXIT_INTEGRITY,
-                       "keys replace: pen %s presents no device key (or does not sign its log "
-                       "with it): a pen that signed its log must go on signing; have it checked",
-                       pen);
-        goto out;
-    }
+    return EXIT_OK;
+}
+
+/* The device key the archive holds for @p pen (one it pinned): EXIT_OK or the error. */
+static int archived_key(struct cli *c, penlink_archive *ar, const char *pen, uint8_t old_key[32])
+{
+    int pinned = 0;
+    int st = penlink_archive_pen_key(ar, pen, old_key, &pinned);
+    if (st == PENLINK_ERR_NOT_FOUND)
+        return cli_error(c, EXIT_USAGE,
+                         "keys replace: no pen %s in the archive: nothing to replace", pen);
+    if (st != PENLINK_OK)
+        return cli_fail(c, "keys replace", st);
+    if (!pinned)
+        return cli_error(c, EXIT_USAGE,
+                         "keys replace: the archive holds no device key for pen %s (it never "
+                         "signed its log): there is no key to replace",
+                         pen);
+    return EXIT_OK;
+}
+
+/* The pen plugged in is @p pen, presents a new device key and proves it holds its secret. */
+static int check_new_key(struct cli *c, penlink_dev *dev, const char *pen,
+                         const uint8_t old_key[32], penlink_info *info)
+{
+    int st = penlink_dev_info(dev, info);
+    if (st != PENLINK_OK)
+        return cli_fail(c, "keys replace", st);
+    if (strcmp(info->serial, pen) != 0)
+        return cli_error(c, EXIT_USAGE,
+                         "keys replace: the pen plugged in is %s, not %s: plug in pen %s (or "
+                         "choose it with --device)",
+                         info->serial, pen, pen);
+    if (!info->has_device_key || !(info->features & PENLINK_FEATURE_SIGNED_CHUNKS))
+        return cli_error(c, EXIT_INTEGRITY,
+                         "keys replace: pen %s presents no device key (or does not sign its log "
+                         "with it): a pen that signed its log must go on signing; have it "
+                         "checked",
+                         pen);
     /* the pen holds the new key's secret: it signs its log head with it (an empty pull) */
-    st = penlink_dev_pull(dev, info.log_next_seq, NULL, NULL);
-    if (st != PENLINK_OK) {
-        rc = cli_fail(c, "keys replace: the pen did not prove it holds its new key", st);
-        goto out;
-    }
-    if (memcmp(info.device_key, old_key, sizeof old_key) == 0) {
+    st = penlink_dev_pull(dev, info->log_next_seq, NULL, NULL);
+    if (st != PENLINK_OK)
+        return cli_fail(c, "keys replace: the pen did not prove it holds its new key", st);
+    if (memcmp(info->device_key, old_key, 32) == 0) {
         char fp[PENLINK_KEY_FINGERPRINT_LEN];
         penlink_key_fingerprint(old_key, fp);
-        rc = cli_error(c, EXIT_USAGE,
-                       "keys replace: pen %s presents the device key already in force for it "
-                       "(fingerprint %s): nothing to replace, nothing was recorded",
-                       pen, fp);
-        goto out;
+        return cli_error(c, EXIT_USAGE,
+                         "keys replace: pen %s presents the device key already in force for it "
+                         "(fingerprint %s): nothing to replace, nothing was recorded",
+                         pen, fp);
     }
+    return EXIT_OK;
+}
+
+/* The old and new keys shown, and the replacement confirmed (unless --yes). */
+static int confirm_replacement(struct cli *c, const char *pen, const char *reason, int yes,
+                               const uint8_t old_key[32], const penlink_info *info)
+{
     if (!c->json) {
         printf("Pen %s presents another device key than the archive holds for it.\n",
                cli_safe(pen));
         key_line("key in the archive (old)", old_key);
-        key_line("key the pen presents (new)", info.device_key);
+        key_line("key the pen presents (new)", info->device_key);
         printf("  the pen signed its log head with the new key: it holds its secret half\n");
         printf("  reason: %s\n", cli_safe(reason));
     }
-    if (!yes && !confirmed(pen)) {
-        if (cli_interrupted) {
-            fputc('\n', stdout); /* the prompt's line, cut short */
-            rc = cli_error(c, EXIT_CANCELLED, "keys replace: interrupted: nothing was recorded");
-        } else {
-            rc = cli_error(c, EXIT_USAGE, "keys replace: not confirmed: nothing was recorded");
-        }
+    if (yes || confirmed(pen))
+        return EXIT_OK;
+    if (cli_interrupted) {
+        fputc('\n', stdout); /* the prompt's line, cut short */
+        return cli_error(c, EXIT_CANCELLED, "keys replace: interrupted: nothing was recorded");
+    }
+    return cli_error(c, EXIT_USAGE, "keys replace: not confirmed: nothing was recorded");
+}
+
+static void say_replaced(struct cli *c, const penlink_key_replacement *r)
+{
+    if (c->json) {
+        cli_json_out(replacement_json(r));
+    } else if (!c->quiet) {
+        char t[40];
+        cli_format_time(r->at_ms, t, sizeof t);
+        printf("recorded %s by %s on %s.\n"
+               "Records from seq %llu on come under the new key; the signed heads archived\n"
+               "before (%llu) stay verifiable with the old one. Pull the pen now.\n",
+               t, cli_safe(r->user), cli_safe(r->host), (unsigned long long)r->from_seq,
+               (unsigned long long)r->heads_before);
+    }
+}
+
+static int replace(struct cli *c, int argc, char **argv)
+{
+    const char *pen = NULL, *reason = NULL;
+    int yes = 0, done = 0;
+    int rc = replace_args(c, argc, argv, &pen, &reason, &yes, &done);
+    if (rc != EXIT_OK || done)
+        return rc;
+    penlink_archive *ar = NULL;
+    penlink_dev *dev = NULL;
+    uint8_t old_key[32];
+    penlink_info info;
+    int st = penlink_archive_open(c->ctx, c->archive, &ar);
+    if (st != PENLINK_OK) {
+        rc = st == PENLINK_ERR_NOT_FOUND
+                 ? cli_error(c, EXIT_USAGE,
+                             "keys replace: no pen %s in the archive: nothing to replace", pen)
+                 : cli_fail(c, "keys replace", st);
         goto out;
     }
+    rc = archived_key(c, ar, pen, old_key);
+    if (rc == EXIT_OK)
+        rc = cli_open(c, &dev);
+    if (rc == EXIT_OK)
+        rc = check_new_key(c, dev, pen, old_key, &info);
+    if (rc == EXIT_OK)
+        rc = confirm_replacement(c, pen, reason, yes, old_key, &info);
+    if (rc != EXIT_OK)
+        goto out;
     penlink_key_replacement r;
     st = penlink_archive_key_replace(ar, &info, reason, &r);
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "keys replace", st);
         goto out;
     }
-    if (c->json) {
-        cli_json_out(replacement_json(&r));
-    } else if (!c->quiet) {
-        char t[40];
-        cli_format_time(r.at_ms, t, sizeof t);
-        printf("recorded %s by %s on %s.\n"
-               "Records from seq %llu on come under the new key; the signed heads archived\n"
-               "before (%llu) stay verifiable with the old one. Pull the pen now.\n",
-               t, cli_safe(r.user), cli_safe(r.host), (unsigned long long)r.from_seq,
-               (unsigned long long)r.heads_before);
-    }
+    say_replaced(c, &r);
 out:
     penlink_dev_close(dev);
     penlink_archive_close(ar);

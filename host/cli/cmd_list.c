@@ -66,6 +66,74 @@ static void cells(const penlink_found *f, const struct details *d, const char *c
     cell[5] = d->status == PENLINK_OK ? "ok" : penlink_strerror(d->status);
 }
 
+/* A simulated pen named by --device / PENLINK_DEVICE, listed after the USB pens. */
+static void add_simulator(struct cli *c, const char *dev, penlink_found *f, struct details *det)
+{
+    penlink_dev *d = NULL;
+    memset(f, 0, sizeof *f);
+    snprintf(f->uri, sizeof f->uri, "%s", dev);
+    snprintf(f->where, sizeof f->where, "simulator");
+    f->status = penlink_dev_open(c->ctx, dev, &d);
+    if (f->status != PENLINK_OK)
+        cli_warn(c, "%s", penlink_ctx_errmsg(c->ctx));
+    if (f->status == PENLINK_OK) {
+        penlink_info info;
+        if (penlink_dev_info(d, &info) == PENLINK_OK)
+            snprintf(f->serial, sizeof f->serial, "%s", info.serial);
+    }
+    penlink_dev_close(d);
+    if (f->status == PENLINK_OK)
+        read_details(c, dev, det);
+    else
+        memset(det, 0, sizeof *det);
+    det->status = f->status;
+}
+
+/* JSON lines, one object per pen, like every command that prints a list
+ * (docs/json.md); none at all when no pen is found */
+static void list_json(const penlink_found *found, const struct details *det, size_t shown)
+{
+    for (size_t i = 0; i < shown; i++) {
+        const char *status = det[i].status == PENLINK_OK ? "ok" : penlink_strerror(det[i].status);
+        cli_json_out(json_pack(
+            "{s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:o, s:o}", "uri", cli_json_str(found[i].uri),
+            "serial", cli_json_str(found[i].serial), "where", cli_json_str(found[i].where),
+            "status", status, "code", penlink_status_name(det[i].status), "port",
+            found[i].port[0] ? cli_json_str(found[i].port) : json_null(), "label",
+            cli_json_str(det[i].label), "model", cli_json_str(det[i].model), "firmware",
+            cli_json_str(det[i].firmware)));
+    }
+}
+
+/* the columns as wide as their widest cell (a long label, a sim: path) */
+static void list_table(const penlink_found *found, const struct details *det, size_t shown)
+{
+    static const char *const head[LIST_COLS] = { "PORT",  "SERIAL",   "LABEL",
+                                                 "MODEL", "FIRMWARE", "STATUS" };
+    static const int least[LIST_COLS] = { 10, 16, 16, 14, 9, 0 };
+    int width[LIST_COLS];
+    for (int k = 0; k < LIST_COLS; k++)
+        width[k] = least[k];
+    for (size_t i = 0; i < shown; i++) {
+        const char *cell[LIST_COLS];
+        cells(&found[i], &det[i], cell);
+        for (int k = 0; k < LIST_COLS; k++) {
+            int w = (int)strlen(cli_safe(cell[k]));
+            if (w > width[k])
+                width[k] = w;
+        }
+    }
+    for (int k = 0; k < LIST_COLS; k++)
+        printf(k + 1 < LIST_COLS ? "%-*s " : "%-*s\n", k + 1 < LIST_COLS ? width[k] : 0, head[k]);
+    for (size_t i = 0; i < shown; i++) {
+        const char *cell[LIST_COLS];
+        cells(&found[i], &det[i], cell);
+        for (int k = 0; k < LIST_COLS; k++)
+            printf(k + 1 < LIST_COLS ? "%-*s " : "%-*s\n", k + 1 < LIST_COLS ? width[k] : 0,
+                   cli_safe(cell[k]));
+    }
+}
+
 int cmd_list(struct cli *c, int argc, char **argv)
 {
     int done = cli_help_only(argc, argv, usage, 0);
@@ -87,76 +155,17 @@ int cmd_list(struct cli *c, int argc, char **argv)
             read_details(c, uri, &det[i]);
         }
     }
-    /* a simulated pen named by --device / PENLINK_DEVICE is listed too */
     const char *dev = c->device ? c->device : getenv("PENLINK_DEVICE");
     if (dev && strncmp(dev, "sim:", 4) == 0 && shown < LIST_MAX) {
-        penlink_dev *d = NULL;
-        penlink_found *f = &found[shown];
-        memset(f, 0, sizeof *f);
-        snprintf(f->uri, sizeof f->uri, "%s", dev);
-        snprintf(f->where, sizeof f->where, "simulator");
-        f->status = penlink_dev_open(c->ctx, dev, &d);
-        if (f->status != PENLINK_OK)
-            cli_warn(c, "%s", penlink_ctx_errmsg(c->ctx));
-        if (f->status == PENLINK_OK) {
-            penlink_info info;
-            if (penlink_dev_info(d, &info) == PENLINK_OK)
-                snprintf(f->serial, sizeof f->serial, "%s", info.serial);
-        }
-        penlink_dev_close(d);
-        if (f->status == PENLINK_OK)
-            read_details(c, dev, &det[shown]);
-        else
-            memset(&det[shown], 0, sizeof det[shown]);
-        det[shown].status = f->status;
+        add_simulator(c, dev, &found[shown], &det[shown]);
         shown++;
-        n++;
     }
-    if (c->json) {
-        /* JSON lines, one object per pen, like every command that prints a
-         * list (docs/json.md); none at all when no pen is found */
-        for (size_t i = 0; i < shown; i++) {
-            const char *status =
-                det[i].status == PENLINK_OK ? "ok" : penlink_strerror(det[i].status);
-            cli_json_out(json_pack(
-                "{s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:o, s:o}", "uri", cli_json_str(found[i].uri),
-                "serial", cli_json_str(found[i].serial), "where", cli_json_str(found[i].where),
-                "status", status, "code", penlink_status_name(det[i].status), "port",
-                found[i].port[0] ? cli_json_str(found[i].port) : json_null(), "label",
-                cli_json_str(det[i].label), "model", cli_json_str(det[i].model), "firmware",
-                cli_json_str(det[i].firmware)));
-        }
-    } else if (shown == 0) {
-        if (!c->quiet)
-            fprintf(stderr, "no pen found: plug one in; if it is plugged in, see "
-                            "docs/technician-guide.md (permissions, cables)\n");
-    } else {
-        /* the columns as wide as their widest cell (a long label, a sim: path) */
-        static const char *const head[LIST_COLS] = { "PORT",  "SERIAL",   "LABEL",
-                                                     "MODEL", "FIRMWARE", "STATUS" };
-        static const int least[LIST_COLS] = { 10, 16, 16, 14, 9, 0 };
-        int width[LIST_COLS];
-        for (int k = 0; k < LIST_COLS; k++)
-            width[k] = least[k];
-        for (size_t i = 0; i < shown; i++) {
-            const char *cell[LIST_COLS];
-            cells(&found[i], &det[i], cell);
-            for (int k = 0; k < LIST_COLS; k++) {
-                int w = (int)strlen(cli_safe(cell[k]));
-                if (w > width[k])
-                    width[k] = w;
-            }
-        }
-        for (int k = 0; k < LIST_COLS; k++)
-            printf(k + 1 < LIST_COLS ? "%-*s " : "%-*s\n", k + 1 < LIST_COLS ? width[k] : 0,
-                   head[k]);
-        for (size_t i = 0; i < shown; i++) {
-            const char *cell[LIST_COLS];
-            cells(&found[i], &det[i], cell);
-            for (int k = 0; k < LIST_COLS; k++)
-                printf(k + 1 < LIST_COLS ? "%-*s " : "%-*s\n", k + 1 < LIST_COLS ? width[k] : 0,
-                       cli_safe(cell[k]));
-        }
-    }
+    if (c->json)
+        list_json(found, det, shown);
+    else if (shown == 0 && !c->quiet)
+        fprintf(stderr, "no pen found: plug one in; if it is plugged in, see "
+                        "docs/technician-guide.md (permissions, cables)\n");
+    else if (shown > 0)
+        list_table(found, det, shown);
     return shown ? EXIT_OK : EXIT_NO_DEVICE;
 }

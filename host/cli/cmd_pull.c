@@ -59,6 +59,97 @@ const struct option cli_pull_options[] = { { "output", required_argument, NULL, 
                                            { "help", no_argument, NULL, 'h' },
                                            { NULL, 0, NULL, 0 } };
 
+/* What a pull into the archive did: its JSON object, or a line for a person. */
+static void say_archived(struct cli *c, const penlink_archive_pull_result *r, int rc)
+{
+    uint64_t left = r->pen_next_seq > r->next_seq ? r->pen_next_seq - r->next_seq : 0;
+    if (c->json)
+        cli_json_out(json_pack(
+            "{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:I, s:b}", "serial",
+            cli_json_str(r->serial), "from_seq", (json_int_t)r->from_seq, "next_seq",
+            (json_int_t)r->next_seq, "records", (json_int_t)r->records_new, "duplicates",
+            (json_int_t)r->records_dup, "conflicts", (json_int_t)r->conflicts, "gap",
+            (json_int_t)r->gap, "overflows", (json_int_t)r->overflows, "acked_seq",
+            (json_int_t)r->acked_seq, "retries", (json_int_t)r->retries, "acknowledged",
+            rc == EXIT_OK && r->acked_seq >= r->next_seq, "ack_unconfirmed",
+            r->ack_unconfirmed != 0, "pen_next_seq", (json_int_t)r->pen_next_seq, "not_pulled",
+            (json_int_t)left, "ok", rc == EXIT_OK));
+    else if (!c->quiet && r->records_new && r->acked_seq >= r->next_seq)
+        printf("%s: %llu new records (seq %llu..%llu) archived and acknowledged\n",
+               cli_safe(r->serial), (unsigned long long)r->records_new,
+               (unsigned long long)r->from_seq,
+               (unsigned long long)(r->next_seq ? r->next_seq - 1 : 0));
+    else if (!c->quiet && rc == EXIT_OK)
+        printf("%s: no new records (next seq %llu)\n", cli_safe(r->serial),
+               (unsigned long long)r->next_seq);
+}
+
+/* pull: into the archive; closes @p dev. */
+static int pull_archive(struct cli *c, penlink_dev *dev, const struct pull_opts *o)
+{
+    penlink_archive_pull_result r;
+    int rc = cli_pull_to_archive(c, dev, o->progress, &r);
+    penlink_dev_close(dev);
+    say_archived(c, &r, rc);
+    const char *te = penlink_ctx_trace_error(c->ctx);
+    if (rc == EXIT_OK && te) {
+        c->trace_told = 1;
+        if (r.records_new)
+            return cli_error(c, EXIT_IO,
+                             "pull: %s: the pull succeeded: %llu new records archived and "
+                             "acknowledged (seq %llu..%llu; the pen will not send them "
+                             "again), but %s",
+                             r.serial, (unsigned long long)r.records_new,
+                             (unsigned long long)r.from_seq,
+                             (unsigned long long)(r.next_seq ? r.next_seq - 1 : 0), te);
+        return cli_error(c, EXIT_IO, "pull: %s: the pull succeeded (no new records), but %s",
+                         r.serial, te);
+    }
+    return rc;
+}
+
+/* pull -o FILE; closes @p dev. */
+static int pull_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o)
+{
+    struct pull_summary s;
+    int rc = cli_pull_to_file(c, dev, o, &s);
+    penlink_dev_close(dev);
+    if (rc != EXIT_OK)
+        return rc;
+    if (c->json) {
+        cli_json_out(json_pack(
+            "{s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "serial", cli_json_str(s.serial),
+            "file", cli_json_str(o->path), "from_seq", (json_int_t)s.from_seq, "next_seq",
+            (json_int_t)s.next_seq, "records", (json_int_t)s.records, "bytes", (json_int_t)s.bytes,
+            "gap", (json_int_t)s.gap, "acked_seq", (json_int_t)s.acked_seq, "resumed", s.resumed));
+    } else if (!c->quiet) {
+        if (s.records)
+            printf("%s: %llu new records (seq %llu..%llu) into %s%s\n", cli_safe(s.serial),
+                   s.records, s.next_seq - s.records, s.next_seq - 1, cli_safe(o->path),
+                   o->ack ? ", acknowledged" : ", not acknowledged (--no-ack)");
+        else
+            printf("%s: no new records (next seq %llu); %s is up to date\n", cli_safe(s.serial),
+                   s.next_seq, cli_safe(o->path));
+    }
+    if (s.gap)
+        cli_warn(c,
+                 "%llu records (seq %llu..%llu) were no longer on the pen: its log overflowed "
+                 "before they were pulled",
+                 s.gap, s.from_seq, s.from_seq + s.gap - 1);
+    const char *te = penlink_ctx_trace_error(c->ctx);
+    if (te) {
+        c->trace_told = 1;
+        return cli_error(c, EXIT_IO,
+                         "pull: %s: the pull succeeded: %llu new records saved in %s, %s, "
+                         "but %s",
+                         s.serial, s.records, o->path,
+                         o->ack ? "and acknowledged (the pen will not send them again)"
+                                : "not acknowledged (--no-ack)",
+                         te);
+    }
+    return EXIT_OK;
+}
+
 int cmd_pull(struct cli *c, int argc, char **argv)
 {
     struct pull_opts o = { .ack = 1 };
@@ -91,81 +182,5 @@ int cmd_pull(struct cli *c, int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     o.progress = !c->quiet;
-    if (!o.path) {
-        penlink_archive_pull_result r;
-        rc = cli_pull_to_archive(c, dev, o.progress, &r);
-        penlink_dev_close(dev);
-        uint64_t left = r.pen_next_seq > r.next_seq ? r.pen_next_seq - r.next_seq : 0;
-        if (c->json)
-            cli_json_out(json_pack(
-                "{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:I, s:I, s:b}",
-                "serial", cli_json_str(r.serial), "from_seq", (json_int_t)r.from_seq, "next_seq",
-                (json_int_t)r.next_seq, "records", (json_int_t)r.records_new, "duplicates",
-                (json_int_t)r.records_dup, "conflicts", (json_int_t)r.conflicts, "gap",
-                (json_int_t)r.gap, "overflows", (json_int_t)r.overflows, "acked_seq",
-                (json_int_t)r.acked_seq, "retries", (json_int_t)r.retries, "acknowledged",
-                rc == EXIT_OK && r.acked_seq >= r.next_seq, "ack_unconfirmed",
-                r.ack_unconfirmed != 0, "pen_next_seq", (json_int_t)r.pen_next_seq, "not_pulled",
-                (json_int_t)left, "ok", rc == EXIT_OK));
-        else if (!c->quiet && r.records_new && r.acked_seq >= r.next_seq)
-            printf("%s: %llu new records (seq %llu..%llu) archived and acknowledged\n",
-                   cli_safe(r.serial), (unsigned long long)r.records_new,
-                   (unsigned long long)r.from_seq,
-                   (unsigned long long)(r.next_seq ? r.next_seq - 1 : 0));
-        else if (!c->quiet && rc == EXIT_OK)
-            printf("%s: no new records (next seq %llu)\n", cli_safe(r.serial),
-                   (unsigned long long)r.next_seq);
-        const char *te = penlink_ctx_trace_error(c->ctx);
-        if (rc == EXIT_OK && te) {
-            c->trace_told = 1;
-            if (r.records_new)
-                return cli_error(c, EXIT_IO,
-                                 "pull: %s: the pull succeeded: %llu new records archived and "
-                                 "acknowledged (seq %llu..%llu; the pen will not send them "
-                                 "again), but %s",
-                                 r.serial, (unsigned long long)r.records_new,
-                                 (unsigned long long)r.from_seq,
-                                 (unsigned long long)(r.next_seq ? r.next_seq - 1 : 0), te);
-            return cli_error(c, EXIT_IO, "pull: %s: the pull succeeded (no new records), but %s",
-                             r.serial, te);
-        }
-        return rc;
-    }
-    struct pull_summary s;
-    rc = cli_pull_to_file(c, dev, &o, &s);
-    penlink_dev_close(dev);
-    if (rc != EXIT_OK)
-        return rc;
-    if (c->json) {
-        cli_json_out(json_pack(
-            "{s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "serial", cli_json_str(s.serial),
-            "file", cli_json_str(o.path), "from_seq", (json_int_t)s.from_seq, "next_seq",
-            (json_int_t)s.next_seq, "records", (json_int_t)s.records, "bytes", (json_int_t)s.bytes,
-            "gap", (json_int_t)s.gap, "acked_seq", (json_int_t)s.acked_seq, "resumed", s.resumed));
-    } else if (!c->quiet) {
-        if (s.records)
-            printf("%s: %llu new records (seq %llu..%llu) into %s%s\n", cli_safe(s.serial),
-                   s.records, s.next_seq - s.records, s.next_seq - 1, cli_safe(o.path),
-                   o.ack ? ", acknowledged" : ", not acknowledged (--no-ack)");
-        else
-            printf("%s: no new records (next seq %llu); %s is up to date\n", cli_safe(s.serial),
-                   s.next_seq, cli_safe(o.path));
-    }
-    if (s.gap)
-        cli_warn(c,
-                 "%llu records (seq %llu..%llu) were no longer on the pen: its log overflowed "
-                 "before they were pulled",
-                 s.gap, s.from_seq, s.from_seq + s.gap - 1);
-    const char *te = penlink_ctx_trace_error(c->ctx);
-    if (te) {
-        c->trace_told = 1;
-        return cli_error(c, EXIT_IO,
-                         "pull: %s: the pull succeeded: %llu new records saved in %s, %s, "
-                         "but %s",
-                         s.serial, s.records, o.path,
-                         o.ack ? "and acknowledged (the pen will not send them again)"
-                               : "not acknowledged (--no-ack)",
-                         te);
-    }
-    return EXIT_OK;
+    return o.path ? pull_file(c, dev, &o) : pull_archive(c, dev, &o);
 }

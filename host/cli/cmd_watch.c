@@ -56,6 +56,186 @@ const struct option cli_watch_options[] = { { "dir", required_argument, NULL, 'D
                                             { "help", no_argument, NULL, 'h' },
                                             { NULL, 0, NULL, 0 } };
 
+/* A watcher's state across its rounds. */
+struct watch {
+    struct cli *c;
+    const char *dir; /* --dir, or NULL: the archive */
+    const char *dev_uri;
+    int sim; /* a simulated pen (--device sim:PATH): the only one watched */
+    struct seen seen[MAX_PENS];
+    size_t nseen;
+    unsigned long pulls, failures;
+    int first_failure; /* the exit status of --once */
+};
+
+static void failed(struct watch *w, int rc)
+{
+    w->failures++;
+    w->first_failure = w->first_failure ? w->first_failure : rc;
+}
+
+/* a --dir that cannot take files is the watcher's own I/O problem, said
+ * once before any pen is waited for (not, per pen, as "no device") */
+static int check_dir(struct cli *c, const char *dir)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return cli_error(c, EXIT_IO, "watch: --dir %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return cli_error(c, EXIT_IO, "watch: --dir %s: not a directory", dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return cli_error(c, EXIT_IO, "watch: --dir %s: cannot write there: %s", dir,
+                         strerror(errno));
+    return EXIT_OK;
+}
+
+/* The pens present now: the simulated one, or those on USB. */
+static int list_pens(struct watch *w, penlink_found *found, size_t *n)
+{
+    if (w->sim) {
+        memset(found, 0, sizeof found[0]);
+        snprintf(found[0].uri, sizeof found[0].uri, "%s", w->dev_uri);
+        *n = 1;
+        return EXIT_OK;
+    }
+    int st = penlink_list(w->c->ctx, found, MAX_PENS, n);
+    if (st != PENLINK_OK)
+        return cli_fail(w->c, "watch", st);
+    if (*n > MAX_PENS)
+        *n = MAX_PENS;
+    return EXIT_OK;
+}
+
+/* The pen at @p f seen before, else a new entry (NULL when the table is full). */
+static struct seen *seen_pen(struct watch *w, const penlink_found *f)
+{
+    struct seen *s = NULL;
+    for (size_t k = 0; k < w->nseen; k++)
+        if (strcmp(w->seen[k].uri, f->uri) == 0)
+            s = &w->seen[k];
+    if (!s && w->nseen < MAX_PENS) {
+        s = &w->seen[w->nseen++];
+        memset(s, 0, sizeof *s);
+        _Static_assert(sizeof s->uri == sizeof f->uri, "uri sizes");
+        memcpy(s->uri, f->uri, sizeof s->uri);
+        s->uri[sizeof s->uri - 1] = '\0';
+    }
+    return s;
+}
+
+/* An open pen pulled into the archive; closes @p dev. */
+static void pull_into_archive(struct watch *w, struct seen *s, penlink_dev *dev)
+{
+    struct cli *c = w->c;
+    penlink_archive_pull_result ar;
+    int rc = cli_pull_to_archive(c, dev, 0, &ar);
+    penlink_dev_close(dev);
+    if (rc != EXIT_OK) {
+        failed(w, rc);
+        return;
+    }
+    s->done = 1;
+    w->pulls++;
+    if (c->json)
+        cli_json_out(json_pack("{s:o, s:o, s:I, s:I, s:I}", "uri", cli_json_str(s->uri), "serial",
+                               cli_json_str(ar.serial), "records", (json_int_t)ar.records_new,
+                               "next_seq", (json_int_t)ar.next_seq, "gap", (json_int_t)ar.gap));
+    else if (!c->quiet)
+        printf("%s: %llu new records archived\n", cli_safe(ar.serial),
+               (unsigned long long)ar.records_new);
+    fflush(stdout);
+}
+
+/* An open pen pulled into DIR/SERIAL.plog; closes @p dev. */
+static void pull_into_dir(struct watch *w, struct seen *s, penlink_dev *dev)
+{
+    struct cli *c = w->c;
+    penlink_info info;
+    char path[4096];
+    int st = penlink_dev_info(dev, &info);
+    if (st != PENLINK_OK) {
+        penlink_dev_close(dev);
+        failed(w, cli_fail(c, s->uri, st));
+        return;
+    }
+    if (!cli_filename_ok(info.serial)) {
+        penlink_dev_close(dev);
+        failed(w, cli_error(c, EXIT_PROTOCOL,
+                            "watch: %s: the pen's serial '%s' is not usable as a file name "
+                            "(1 to %d of A-Z a-z 0-9 . _ -, not starting with '.'): "
+                            "skipped, nothing pulled or acknowledged",
+                            s->uri, info.serial, CLI_FILENAME_SERIAL_MAX));
+        s->done = 1; /* not again until it is plugged in again */
+        return;
+    }
+    snprintf(path, sizeof path, "%s/%s.plog", w->dir, info.serial);
+    struct pull_opts o = { .path = path, .ack = 1, .progress = 0 };
+    struct pull_summary sum;
+    int rc = cli_pull_to_file(c, dev, &o, &sum);
+    penlink_dev_close(dev);
+    if (rc != EXIT_OK) {
+        failed(w, rc); /* e.g. unplugged mid-pull: tried again when it is back */
+        /* DIR/SERIAL.plog is another pen's (a clone's): not again until replugged */
+        s->done = rc == EXIT_INTEGRITY;
+        return;
+    }
+    s->done = 1;
+    w->pulls++;
+    if (c->json)
+        cli_json_out(json_pack("{s:o, s:o, s:o, s:I, s:I, s:I}", "uri", cli_json_str(s->uri),
+                               "serial", cli_json_str(sum.serial), "file", cli_json_str(path),
+                               "records", (json_int_t)sum.records, "next_seq",
+                               (json_int_t)sum.next_seq, "gap", (json_int_t)sum.gap));
+    else if (!c->quiet)
+        printf("%s: %llu new records into %s\n", cli_safe(sum.serial), sum.records, cli_safe(path));
+    fflush(stdout);
+}
+
+/* A pen present in this round, pulled unless it was since it was plugged in. 1: cancelled. */
+static int visit(struct watch *w, struct seen *s)
+{
+    s->present = 1;
+    if (s->done)
+        return 0;
+    penlink_dev *dev = NULL;
+    int st = penlink_dev_open(w->c->ctx, s->uri, &dev);
+    if (st == PENLINK_ERR_CANCELLED)
+        return 1;
+    if (st != PENLINK_OK) {
+        if (!w->sim || st != PENLINK_ERR_NOT_FOUND)
+            failed(w, cli_fail(w->c, s->uri, st));
+        s->present = !(w->sim && st == PENLINK_ERR_NOT_FOUND);
+        return 0;
+    }
+    if (w->dir)
+        pull_into_dir(w, s, dev);
+    else
+        pull_into_archive(w, s, dev);
+    return 0;
+}
+
+/* One round over the pens present. */
+static int round_of_pens(struct watch *w)
+{
+    penlink_found found[MAX_PENS];
+    size_t n = 0;
+    int rc = list_pens(w, found, &n);
+    if (rc != EXIT_OK)
+        return rc;
+    for (size_t i = 0; i < w->nseen; i++)
+        w->seen[i].present = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct seen *s = seen_pen(w, &found[i]);
+        if (s && visit(w, s))
+            break;
+    }
+    /* a pen that left may come back: pull it again then */
+    for (size_t i = 0; i < w->nseen; i++)
+        if (!w->seen[i].present)
+            w->seen[i].done = 0;
+    return EXIT_OK;
+}
+
 int cmd_watch(struct cli *c, int argc, char **argv)
 {
     const char *dir = NULL;
@@ -72,154 +252,34 @@ int cmd_watch(struct cli *c, int argc, char **argv)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
-    /* a --dir that cannot take files is the watcher's own I/O problem, said
-     * once before any pen is waited for (not, per pen, as "no device") */
-    struct stat sb;
-    if (dir && stat(dir, &sb) != 0)
-        return cli_error(c, EXIT_IO, "watch: --dir %s: %s", dir, strerror(errno));
-    if (dir && !S_ISDIR(sb.st_mode))
-        return cli_error(c, EXIT_IO, "watch: --dir %s: not a directory", dir);
-    if (dir && access(dir, W_OK | X_OK) != 0)
-        return cli_error(c, EXIT_IO, "watch: --dir %s: cannot write there: %s", dir,
-                         strerror(errno));
-    const char *dev_uri = c->device ? c->device : getenv("PENLINK_DEVICE");
-    int sim = dev_uri && strncmp(dev_uri, "sim:", 4) == 0;
-    static struct seen seen[MAX_PENS];
-    size_t nseen = 0;
-    unsigned long pulls = 0, failures = 0;
-    int first_failure = EXIT_OK; /* the exit status of --once */
+    if (dir) {
+        int rc = check_dir(c, dir);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+    static struct watch w;
+    memset(&w, 0, sizeof w);
+    w.c = c;
+    w.dir = dir;
+    w.dev_uri = c->device ? c->device : getenv("PENLINK_DEVICE");
+    w.sim = w.dev_uri && strncmp(w.dev_uri, "sim:", 4) == 0;
     if (!c->quiet && !c->json)
-        fprintf(stderr, "watching %s for pens; Ctrl-C to stop\n", sim ? cli_safe(dev_uri) : "USB");
+        fprintf(stderr, "watching %s for pens; Ctrl-C to stop\n",
+                w.sim ? cli_safe(w.dev_uri) : "USB");
     for (;;) {
-        penlink_found found[MAX_PENS];
-        size_t n = 0;
-        if (sim) {
-            memset(found, 0, sizeof found[0]);
-            snprintf(found[0].uri, sizeof found[0].uri, "%s", dev_uri);
-            n = 1;
-        } else {
-            int st = penlink_list(c->ctx, found, MAX_PENS, &n);
-            if (st != PENLINK_OK)
-                return cli_fail(c, "watch", st);
-            if (n > MAX_PENS)
-                n = MAX_PENS;
-        }
-        for (size_t i = 0; i < nseen; i++)
-            seen[i].present = 0;
-        for (size_t i = 0; i < n; i++) {
-            struct seen *s = NULL;
-            for (size_t k = 0; k < nseen; k++)
-                if (strcmp(seen[k].uri, found[i].uri) == 0)
-                    s = &seen[k];
-            if (!s && nseen < MAX_PENS) {
-                s = &seen[nseen++];
-                memset(s, 0, sizeof *s);
-                _Static_assert(sizeof s->uri == sizeof found[i].uri, "uri sizes");
-                memcpy(s->uri, found[i].uri, sizeof s->uri);
-                s->uri[sizeof s->uri - 1] = '\0';
-            }
-            if (!s)
-                continue;
-            s->present = 1;
-            if (s->done)
-                continue;
-            penlink_dev *dev = NULL;
-            int st = penlink_dev_open(c->ctx, s->uri, &dev);
-            if (st == PENLINK_ERR_CANCELLED)
-                break;
-            if (st != PENLINK_OK) {
-                if (!sim || st != PENLINK_ERR_NOT_FOUND) {
-                    int rc = cli_fail(c, s->uri, st);
-                    failures++;
-                    first_failure = first_failure ? first_failure : rc;
-                }
-                s->present = !(sim && st == PENLINK_ERR_NOT_FOUND);
-                continue;
-            }
-            if (!dir) {
-                penlink_archive_pull_result ar;
-                int rc = cli_pull_to_archive(c, dev, 0, &ar);
-                penlink_dev_close(dev);
-                if (rc == EXIT_OK) {
-                    s->done = 1;
-                    pulls++;
-                    if (c->json)
-                        cli_json_out(json_pack(
-                            "{s:o, s:o, s:I, s:I, s:I}", "uri", cli_json_str(s->uri), "serial",
-                            cli_json_str(ar.serial), "records", (json_int_t)ar.records_new,
-                            "next_seq", (json_int_t)ar.next_seq, "gap", (json_int_t)ar.gap));
-                    else if (!c->quiet)
-                        printf("%s: %llu new records archived\n", cli_safe(ar.serial),
-                               (unsigned long long)ar.records_new);
-                    fflush(stdout);
-                } else {
-                    failures++;
-                    first_failure = first_failure ? first_failure : rc;
-                }
-                continue;
-            }
-            penlink_info info;
-            char path[4096];
-            st = penlink_dev_info(dev, &info);
-            if (st != PENLINK_OK) {
-                penlink_dev_close(dev);
-                int rc = cli_fail(c, s->uri, st);
-                failures++;
-                first_failure = first_failure ? first_failure : rc;
-                continue;
-            }
-            if (!cli_filename_ok(info.serial)) {
-                penlink_dev_close(dev);
-                int rc = cli_error(c, EXIT_PROTOCOL,
-                                   "watch: %s: the pen's serial '%s' is not usable as a file name "
-                                   "(1 to %d of A-Z a-z 0-9 . _ -, not starting with '.'): "
-                                   "skipped, nothing pulled or acknowledged",
-                                   s->uri, info.serial, CLI_FILENAME_SERIAL_MAX);
-                failures++;
-                first_failure = first_failure ? first_failure : rc;
-                s->done = 1; /* not again until it is plugged in again */
-                continue;
-            }
-            snprintf(path, sizeof path, "%s/%s.plog", dir, info.serial);
-            struct pull_opts o = { .path = path, .ack = 1, .progress = 0 };
-            struct pull_summary sum;
-            int rc = cli_pull_to_file(c, dev, &o, &sum);
-            penlink_dev_close(dev);
-            if (rc == EXIT_OK) {
-                s->done = 1;
-                pulls++;
-                if (c->json)
-                    cli_json_out(json_pack("{s:o, s:o, s:o, s:I, s:I, s:I}", "uri",
-                                           cli_json_str(s->uri), "serial", cli_json_str(sum.serial),
-                                           "file", cli_json_str(path), "records",
-                                           (json_int_t)sum.records, "next_seq",
-                                           (json_int_t)sum.next_seq, "gap", (json_int_t)sum.gap));
-                else if (!c->quiet)
-                    printf("%s: %llu new records into %s\n", cli_safe(sum.serial), sum.records,
-                           cli_safe(path));
-                fflush(stdout);
-            } else {
-                failures++; /* e.g. unplugged mid-pull: tried again when it is back */
-                first_failure = first_failure ? first_failure : rc;
-                /* DIR/SERIAL.plog is another pen's (a clone's): not again until replugged */
-                s->done = rc == EXIT_INTEGRITY;
-            }
-        }
-        /* a pen that left may come back: pull it again then */
-        for (size_t i = 0; i < nseen; i++)
-            if (!seen[i].present)
-                seen[i].done = 0;
+        int rc = round_of_pens(&w);
+        if (rc != EXIT_OK)
+            return rc;
         if (once)
             break;
-        int w = penlink_usb_wait_change(c->ctx, 1000);
-        if (w == PENLINK_ERR_CANCELLED)
+        if (penlink_usb_wait_change(c->ctx, 1000) == PENLINK_ERR_CANCELLED)
             break;
     }
     if (!c->quiet && !c->json)
-        fprintf(stderr, "watch: %lu pulls, %lu failed attempts\n", pulls, failures);
+        fprintf(stderr, "watch: %lu pulls, %lu failed attempts\n", w.pulls, w.failures);
     /* stopped by SIGINT / SIGTERM: the pull in progress stopped at a safe point
      * (what it kept is committed, nothing uncommitted acknowledged) */
     if (cli_interrupted)
         return EXIT_CANCELLED;
-    return once ? first_failure : EXIT_OK;
+    return once ? w.first_failure : EXIT_OK;
 }

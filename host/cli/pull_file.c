@@ -399,12 +399,11 @@ void cli_pull_stopped(struct cli *c, const struct pull_stop *s)
                         "record kept; nothing is lost\n");
 }
 
-int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
+/* The pen's description, and its serial to name the file's pen. */
+static int pull_info(struct cli *c, penlink_dev *dev, const struct pull_opts *o, penlink_info *info,
                      struct pull_summary *s)
 {
-    penlink_info info;
-    int st = penlink_dev_info(dev, &info);
-    memset(s, 0, sizeof *s);
+    int st = penlink_dev_info(dev, info);
     if (st != PENLINK_OK) {
         int rc = cli_fail(c, "pull", st);
         if (st == PENLINK_ERR_CANCELLED) {
@@ -413,10 +412,140 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
         }
         return rc;
     }
-    snprintf(s->serial, sizeof s->serial, "%s", info.serial);
-    if (!info.serial[0])
+    snprintf(s->serial, sizeof s->serial, "%s", info->serial);
+    if (!info->serial[0])
         return cli_error(c, EXIT_PROTOCOL,
                          "pull: the pen sent no serial, so its log cannot be named in %s", o->path);
+    return EXIT_OK;
+}
+
+/* Where the pull starts: after the file's last record, or the pen's first; for an unsigned
+ * pen, the records it still holds unacknowledged below that, to be compared. */
+static unsigned long long pull_from(const struct file_state *fs, const penlink_info *info)
+{
+    unsigned long long from = fs->have ? fs->next : info->log_first_seq;
+    if (fs->have && !fs->have_link) {
+        /* docs/protocol.md section 5 rule 7: an unsigned pen that still holds
+         * records below the file's end that it says no one acknowledged is
+         * asked for them again, to be compared */
+        unsigned long long again =
+            info->log_acked_seq > info->log_first_seq ? info->log_acked_seq : info->log_first_seq;
+        if (again < from)
+            from = again;
+    }
+    return from;
+}
+
+/* The file read and made ready to append: its pen checked, a torn last frame cut, a new
+ * file given its header. */
+static int prepare_file(struct cli *c, const struct pull_opts *o, int fd, const penlink_info *info,
+                        struct file_state *fs, struct file_tail *tail)
+{
+    int rc = scan_file(c, o->path, fd, fs, tail);
+    if (rc == EXIT_OK)
+        rc = check_owner(c, o->path, fs, info);
+    if (rc != EXIT_OK)
+        return rc;
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && sb.st_size > fs->keep) {
+        /* a crash cut the last frame short: its records were never acked */
+        if (ftruncate(fd, fs->keep) != 0)
+            return cli_error(c, EXIT_IO, "pull: %s: %s", o->path, strerror(errno));
+        if (c->verbose)
+            fprintf(stderr, "pull: dropped a %lld-byte incomplete tail of %s\n",
+                    (long long)(sb.st_size - fs->keep), o->path);
+    }
+    if (fs->keep == 0)
+        return write_header(c, o->path, fd, info);
+    return EXIT_OK;
+}
+
+/* After the pull: what came made durable, then every way it may have failed, said. */
+static int pull_outcome(struct cli *c, const struct pull_opts *o, const struct pull_ctx *pc,
+                        const penlink_info *info, unsigned long long from, int st,
+                        const penlink_pull_result *res)
+{
+    /* whatever arrived intact is kept: make it durable before anything else */
+    if (fsync(pc->fd) != 0)
+        return cli_error(c, EXIT_IO, "pull: syncing %s: %s (nothing acknowledged)", o->path,
+                         strerror(errno));
+    if (pc->err)
+        return cli_error(c, EXIT_IO, "pull: writing %s: %s (nothing acknowledged)", o->path,
+                         strerror(pc->err));
+    if (pc->conflict)
+        return cli_error(c, EXIT_INTEGRITY,
+                         "pull: record %llu arrived again with content different from its copy "
+                         "in %s: the pen's log was replaced or re-sealed under the same "
+                         "identity; the chunk holding it was not written and nothing was "
+                         "acknowledged",
+                         pc->conflict_seq, o->path);
+    if (st != PENLINK_OK) {
+        int rc = cli_fail(c, "pull", st);
+        if (cli_stopped_midway(st) || res->records) {
+            struct pull_stop ps = { .serial = info->serial,
+                                    .where = o->path,
+                                    .status = st,
+                                    .midway = cli_stopped_midway(st),
+                                    .have_seq = 1,
+                                    .from_seq = from,
+                                    .next_seq = res->next_seq,
+                                    .kept = res->records,
+                                    .received = pc->received,
+                                    .pen_next_seq = info->log_next_seq,
+                                    .pen_acked_seq = info->log_acked_seq,
+                                    .capacity_bytes = info->log_capacity_bytes };
+            cli_pull_stopped(c, &ps);
+        }
+        return rc;
+    }
+    if (pc->unchecked)
+        return cli_error(c, EXIT_INTEGRITY,
+                         "pull: the pen sent again %llu records %s holds but that could not be "
+                         "compared with their copies (more than %u records from the file's "
+                         "end): nothing was acknowledged; pull this pen into an archive, which "
+                         "compares them all",
+                         pc->unchecked, o->path, FILE_OVERLAP_MAX);
+    return EXIT_OK;
+}
+
+/* The records saved, acknowledged to the pen (unless --no-ack or nothing new). */
+static int acknowledge(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
+                       const penlink_info *info, unsigned long long from,
+                       const penlink_pull_result *res, struct pull_summary *s)
+{
+    s->acked_seq = info->log_acked_seq;
+    if (!(o->ack && res->next_seq > 0 && res->next_seq - 1 >= info->log_acked_seq &&
+          res->next_seq > from))
+        return EXIT_OK;
+    uint64_t acked = 0;
+    int st = penlink_dev_ack(dev, res->next_seq - 1, &acked);
+    if (st == PENLINK_ERR_TIMEOUT || st == PENLINK_ERR_GONE || st == PENLINK_ERR_CANCELLED) {
+        char what[512];
+        snprintf(what, sizeof what,
+                 "pull: %llu new records (seq %llu..%llu) saved in %s, but the pen did not "
+                 "confirm the acknowledgement: if it took it, it may have erased them (they "
+                 "are in the file); the next pull acknowledges again",
+                 (unsigned long long)res->records, (unsigned long long)from,
+                 (unsigned long long)res->next_seq - 1, o->path);
+        return cli_fail(c, what, st);
+    }
+    if (st != PENLINK_OK)
+        return cli_fail(c,
+                        "pull: records saved, but the acknowledgement failed (the next pull "
+                        "acknowledges them)",
+                        st);
+    s->acked_seq = acked;
+    return EXIT_OK;
+}
+
+int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
+                     struct pull_summary *s)
+{
+    penlink_info info;
+    memset(s, 0, sizeof *s);
+    int rc = pull_info(c, dev, o, &info, s);
+    if (rc != EXIT_OK)
+        return rc;
     int fd = open(o->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0)
         return cli_error(c, EXIT_IO, "pull: cannot open %s: %s", o->path, strerror(errno));
@@ -424,44 +553,16 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
     struct file_tail tail = { calloc(FILE_OVERLAP_MAX, sizeof *tail.rec),
                               calloc(FILE_OVERLAP_MAX, 1) };
     struct pull_ctx pc = { .c = c, .fd = fd, .tail = &tail };
-    int rc = EXIT_OK;
     if (!tail.rec || !tail.have) {
         rc = cli_error(c, EXIT_INTERNAL, "pull: out of memory");
         goto out;
     }
-    rc = scan_file(c, o->path, fd, &fs, &tail);
-    if (rc == EXIT_OK)
-        rc = check_owner(c, o->path, &fs, &info);
+    rc = prepare_file(c, o, fd, &info, &fs, &tail);
     if (rc != EXIT_OK)
         goto out;
-    unsigned long long from = fs.have ? fs.next : info.log_first_seq;
+    unsigned long long from = pull_from(&fs, &info);
     pc.file_next = fs.have ? fs.next : 0;
-    if (fs.have && !fs.have_link) {
-        /* docs/protocol.md section 5 rule 7: an unsigned pen that still holds
-         * records below the file's end that it says no one acknowledged is
-         * asked for them again, to be compared */
-        unsigned long long again =
-            info.log_acked_seq > info.log_first_seq ? info.log_acked_seq : info.log_first_seq;
-        if (again < from)
-            from = again;
-    }
     s->resumed = fs.have;
-    struct stat sb;
-    if (fstat(fd, &sb) == 0 && sb.st_size > fs.keep) {
-        /* a crash cut the last frame short: its records were never acked */
-        if (ftruncate(fd, fs.keep) != 0) {
-            rc = cli_error(c, EXIT_IO, "pull: %s: %s", o->path, strerror(errno));
-            goto out;
-        }
-        if (c->verbose)
-            fprintf(stderr, "pull: dropped a %lld-byte incomplete tail of %s\n",
-                    (long long)(sb.st_size - fs.keep), o->path);
-    }
-    if (fs.keep == 0) {
-        rc = write_header(c, o->path, fd, &info);
-        if (rc != EXIT_OK)
-            goto out;
-    }
     if (o->progress)
         pc.progress = cli_progress_begin(c, info.serial);
     penlink_pull_cb cb = { .on_chunk = on_chunk,
@@ -471,7 +572,7 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
                            .user = &pc,
                            .after_link = fs.have && fs.have_link ? fs.link : NULL };
     penlink_pull_result res;
-    st = penlink_dev_pull(dev, from, &cb, &res);
+    int st = penlink_dev_pull(dev, from, &cb, &res);
     if (!pc.conflict)
         flush_pending(&pc);
     cli_progress_end(pc.progress, res.records, st == PENLINK_OK && !pc.err && !pc.conflict);
@@ -480,79 +581,9 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
     s->records = res.records;
     s->bytes = res.bytes;
     s->gap = res.gap;
-    /* whatever arrived intact is kept: make it durable before anything else */
-    if (fsync(fd) != 0) {
-        rc = cli_error(c, EXIT_IO, "pull: syncing %s: %s (nothing acknowledged)", o->path,
-                       strerror(errno));
-        goto out;
-    }
-    if (pc.err) {
-        rc = cli_error(c, EXIT_IO, "pull: writing %s: %s (nothing acknowledged)", o->path,
-                       strerror(pc.err));
-        goto out;
-    }
-    if (pc.conflict) {
-        rc = cli_error(c, EXIT_INTEGRITY,
-                       "pull: record %llu arrived again with content different from its copy in "
-                       "%s: the pen's log was replaced or re-sealed under the same identity; the "
-                       "chunk holding it was not written and nothing was acknowledged",
-                       pc.conflict_seq, o->path);
-        goto out;
-    }
-    if (st != PENLINK_OK) {
-        rc = cli_fail(c, "pull", st);
-        if (cli_stopped_midway(st) || res.records) {
-            struct pull_stop ps = { .serial = info.serial,
-                                    .where = o->path,
-                                    .status = st,
-                                    .midway = cli_stopped_midway(st),
-                                    .have_seq = 1,
-                                    .from_seq = from,
-                                    .next_seq = res.next_seq,
-                                    .kept = res.records,
-                                    .received = pc.received,
-                                    .pen_next_seq = info.log_next_seq,
-                                    .pen_acked_seq = info.log_acked_seq,
-                                    .capacity_bytes = info.log_capacity_bytes };
-            cli_pull_stopped(c, &ps);
-        }
-        goto out;
-    }
-    s->acked_seq = info.log_acked_seq;
-    if (pc.unchecked) {
-        rc = cli_error(c, EXIT_INTEGRITY,
-                       "pull: the pen sent again %llu records %s holds but that could not be "
-                       "compared with their copies (more than %u records from the file's end): "
-                       "nothing was acknowledged; pull this pen into an archive, which compares "
-                       "them all",
-                       pc.unchecked, o->path, FILE_OVERLAP_MAX);
-        goto out;
-    }
-    if (o->ack && res.next_seq > 0 && res.next_seq - 1 >= info.log_acked_seq &&
-        res.next_seq > from) {
-        uint64_t acked = 0;
-        st = penlink_dev_ack(dev, res.next_seq - 1, &acked);
-        if (st == PENLINK_ERR_TIMEOUT || st == PENLINK_ERR_GONE || st == PENLINK_ERR_CANCELLED) {
-            char what[512];
-            snprintf(what, sizeof what,
-                     "pull: %llu new records (seq %llu..%llu) saved in %s, but the pen did not "
-                     "confirm the acknowledgement: if it took it, it may have erased them (they "
-                     "are in the file); the next pull acknowledges again",
-                     (unsigned long long)res.records, (unsigned long long)from,
-                     (unsigned long long)res.next_seq - 1, o->path);
-            rc = cli_fail(c, what, st);
-            goto out;
-        }
-        if (st != PENLINK_OK) {
-            rc = cli_fail(c,
-                          "pull: records saved, but the acknowledgement failed (the next pull "
-                          "acknowledges them)",
-                          st);
-            goto out;
-        }
-        s->acked_seq = acked;
-    }
-    rc = EXIT_OK;
+    rc = pull_outcome(c, o, &pc, &info, from, st, &res);
+    if (rc == EXIT_OK)
+        rc = acknowledge(c, dev, o, &info, from, &res, s);
 out:
     free(pc.pending);
     free(tail.rec);

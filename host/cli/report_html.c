@@ -494,11 +494,9 @@ static void write_scope(FILE *o, const html_report *h, const html_meta *m)
     fputs("</tbody></table>\n", o);
 }
 
-static void write_header(FILE *o, const html_report *h, const html_meta *m, const char *digest)
+/* The clinics the pens name (each once), or that none does. */
+static void write_clinics(FILE *o, const html_report *h)
 {
-    char t[48], off[24];
-    fputs("<header>\n<h1>Audit report</h1>\n<table class=\"meta\">\n", o);
-    fputs("<tr><th>Clinic</th><td id=\"clinics\">", o);
     int any = 0;
     for (size_t i = 0; i < h->n_cfg && i < MAX_PENS_NAMED; i++) {
         const char *c = h->cfg[i].have ? h->cfg[i].last.clinic_id : "";
@@ -512,7 +510,11 @@ static void write_header(FILE *o, const html_report *h, const html_meta *m, cons
     }
     if (!any)
         fputs("not set on the pens (clinic_id)", o);
-    fputs("</td></tr>\n<tr><th>Pens</th><td id=\"pens\">", o);
+}
+
+/* The pens, each with its label. */
+static void write_pens(FILE *o, const html_report *h)
+{
     for (size_t i = 0; i < h->n_v && i < MAX_PENS_NAMED; i++) {
         fputs(i ? ", " : "", o);
         html_text(o, h->v[i].serial);
@@ -530,7 +532,11 @@ static void write_header(FILE *o, const html_report *h, const html_meta *m, cons
         fprintf(o, " and %zu more", h->n_v - MAX_PENS_NAMED);
     if (!h->n_v)
         fputs("none", o);
-    fputs("</td></tr>\n<tr><th>Window</th><td id=\"window\">", o);
+}
+
+/* The window, its zone, and the pen filter. */
+static void write_window(FILE *o, const html_meta *m)
+{
     if (m->has_since) {
         fputs("from ", o);
         when(o, m->since_ms);
@@ -551,6 +557,52 @@ static void write_header(FILE *o, const html_report *h, const html_meta *m, cons
     } else {
         fputs("all pens", o);
     }
+}
+
+/* A pen's row in the log verification table. */
+static void write_verification(FILE *o, const penlink_verification *v)
+{
+    const char *state = v->have ? v->result : !v->pinned ? "unsigned" : "not verified";
+    fputs("<tr class=\"log\" data-pen=\"", o);
+    html_text(o, v->serial);
+    fputs("\" data-state=\"", o);
+    html_text(o, state); /* a verification's result is the archive's text */
+    fputs("\"><td class=\"nw\">", o);
+    html_text(o, v->serial);
+    fputs("</td><td class=\"nw\">", o);
+    html_text(o, strcmp(state, "broken") == 0 ? "BROKEN" : state);
+    fputs("</td><td>", o);
+    if (!v->have && !v->pinned)
+        fputs("the pen does not sign its log", o);
+    else if (v->have && strcmp(v->result, "unsigned") == 0)
+        fputs("the pen does not sign its log", o);
+    else if (!v->have)
+        fprintf(o,
+                "not verified offline yet; the pulls verified its signed heads through seq "
+                "%" PRIu64,
+                v->signed_through);
+    else {
+        fprintf(o, "at seq %" PRIu64 ", ", v->through_seq);
+        if (v->computed)
+            fputs("checked by this audit", o);
+        else
+            when(o, v->at_ms);
+        fputs(": ", o);
+        html_text(o, v->detail[0] ? v->detail : "every record verified");
+    }
+    fputs("</td></tr>\n", o);
+}
+
+static void write_header(FILE *o, const html_report *h, const html_meta *m, const char *digest)
+{
+    char t[48], off[24];
+    fputs("<header>\n<h1>Audit report</h1>\n<table class=\"meta\">\n", o);
+    fputs("<tr><th>Clinic</th><td id=\"clinics\">", o);
+    write_clinics(o, h);
+    fputs("</td></tr>\n<tr><th>Pens</th><td id=\"pens\">", o);
+    write_pens(o, h);
+    fputs("</td></tr>\n<tr><th>Window</th><td id=\"window\">", o);
+    write_window(o, m);
     cli_time_short(m->generated_ms, t, sizeof t);
     cli_time_offset(m->generated_ms, off, sizeof off);
     fprintf(o, "</td></tr>\n<tr><th>Generated</th><td id=\"generated\">%s ", t);
@@ -570,38 +622,8 @@ static void write_header(FILE *o, const html_report *h, const html_meta *m, cons
     fputs("<h3>Log verification</h3>\n<table id=\"verification\"><thead><tr><th>Pen</th>"
           "<th>State</th><th>Detail</th></tr></thead><tbody>\n",
           o);
-    for (size_t i = 0; i < h->n_v; i++) {
-        const penlink_verification *v = &h->v[i];
-        const char *state = v->have ? v->result : !v->pinned ? "unsigned" : "not verified";
-        fputs("<tr class=\"log\" data-pen=\"", o);
-        html_text(o, v->serial);
-        fputs("\" data-state=\"", o);
-        html_text(o, state); /* a verification's result is the archive's text */
-        fputs("\"><td class=\"nw\">", o);
-        html_text(o, v->serial);
-        fputs("</td><td class=\"nw\">", o);
-        html_text(o, strcmp(state, "broken") == 0 ? "BROKEN" : state);
-        fputs("</td><td>", o);
-        if (!v->have && !v->pinned)
-            fputs("the pen does not sign its log", o);
-        else if (v->have && strcmp(v->result, "unsigned") == 0)
-            fputs("the pen does not sign its log", o);
-        else if (!v->have)
-            fprintf(o,
-                    "not verified offline yet; the pulls verified its signed heads through seq "
-                    "%" PRIu64,
-                    v->signed_through);
-        else {
-            fprintf(o, "at seq %" PRIu64 ", ", v->through_seq);
-            if (v->computed)
-                fputs("checked by this audit", o);
-            else
-                when(o, v->at_ms);
-            fputs(": ", o);
-            html_text(o, v->detail[0] ? v->detail : "every record verified");
-        }
-        fputs("</td></tr>\n", o);
-    }
+    for (size_t i = 0; i < h->n_v; i++)
+        write_verification(o, &h->v[i]);
     fputs("</tbody></table>\n", o);
     write_scope(o, h, m);
     write_key_replacements(o, h);

@@ -2,14 +2,24 @@
 """Checks what one penlink --json run printed against schema 1
 (tests/json/penlink.schema.json, docs/json.md).
 
-  validate.py SCHEMA DEF STDOUT STDERR [--may-be-empty]
+  validate.py SCHEMA DEF STDOUT STDERR [--may-be-empty] [--progress | --no-progress]
 
 Every line of STDOUT must be one JSON object valid against $defs/DEF (and
 there must be one, unless --may-be-empty); every line of STDERR must be
 one JSON object valid against $defs/stderr (with --json nothing else goes
 there). Beyond what JSON Schema says, every point in time given as an ISO
 8601 string (a key whose value is one) has its *_ms twin beside it, equal
-to it. Prints each failure; exit 1 when there was one.
+to it.
+
+--progress: STDERR carries one pull's progress events as docs/json.md says
+(a command that shows a progress line on a terminal): the first when the
+pen announced its totals (done false), the last and only one with done
+true, ok and kept; counts and times never go back, the serial is the
+pen's, and the last event's kept is the records STDOUT reports.
+--no-progress: STDERR carries no progress event (a command that shows no
+progress on a terminal emits none with --json).
+
+Prints each failure; exit 1 when there was one.
 """
 import datetime
 import json
@@ -40,7 +50,7 @@ def twins(v, where, bad):
         twins(x, "%s.%s" % (where, k), bad)
 
 
-def check(validator, path, what, bad):
+def check(validator, path, what, bad, objects=None):
     n = 0
     for i, line in enumerate(open(path, encoding="utf-8", errors="replace"), 1):
         line = line.rstrip("\n")
@@ -51,11 +61,48 @@ def check(validator, path, what, bad):
             bad.append("%s is not JSON: %.200s" % (where, line))
             continue
         n += 1
+        if objects is not None:
+            objects.append(v)
         for e in validator.iter_errors(v):
             bad.append("%s: %s at %s: %.300s" % (where, e.message[:300],
                                                  "/".join(map(str, e.absolute_path)), line))
         twins(v, where, bad)
     return n
+
+
+def progress_events(events, out, bad):
+    """@events (one pull's progress events, in order) as docs/json.md says,
+    ending with what @out (the command's stdout objects) reports."""
+    if len(events) < 2:
+        bad.append("stderr: %d progress events, not the first (done false) and the last "
+                   "(done true) at least" % len(events))
+        return
+    if events[0].get("done") is not False:
+        bad.append("stderr: the first progress event is not done false: %s" % events[0])
+    ends = [i for i, e in enumerate(events) if e.get("done") is True]
+    if ends != [len(events) - 1]:
+        bad.append("stderr: the events with done true are %s of %d, not only the last"
+                   % (ends, len(events)))
+    for a, b in zip(events, events[1:]):
+        for k in ("records", "bytes", "elapsed_s"):
+            if isinstance(a.get(k), (int, float)) and isinstance(b.get(k), (int, float)) \
+                    and b[k] < a[k]:
+                bad.append("stderr: progress %s went back from %s to %s" % (k, a[k], b[k]))
+    for e in events:
+        for k, total in (("records", "records_total"), ("bytes", "bytes_total")):
+            if isinstance(e.get(k), int) and isinstance(e.get(total), int) and e[k] > e[total]:
+                bad.append("stderr: progress %s %d above %s %d" % (k, e[k], total, e[total]))
+    last = events[-1]
+    serials = {e.get("serial") for e in events}
+    first = out[0] if out else {}
+    if len(serials) != 1 or ("serial" in first and serials != {first["serial"]}):
+        bad.append("stderr: progress serials %s, stdout's %r" % (serials, first.get("serial")))
+    if "records" in first and last.get("kept") != first["records"]:
+        bad.append("stderr: the last progress event kept %r, stdout says records %r"
+                   % (last.get("kept"), first["records"]))
+    if last.get("ok") is not first.get("ok", True):
+        bad.append("stderr: the last progress event says ok %r, stdout %r"
+                   % (last.get("ok"), first.get("ok", True)))
 
 
 def main(argv):
@@ -72,10 +119,17 @@ def main(argv):
         return jsonschema.Draft202012Validator(dict(schema, **{"$ref": "#/$defs/" + name}))
 
     bad = []
-    n = check(validator(argv[2]), argv[3], "stdout", bad)
+    out, err = [], []
+    n = check(validator(argv[2]), argv[3], "stdout", bad, out)
     if n == 0 and "--may-be-empty" not in argv[5:]:
         bad.append("stdout: no JSON line at all")
-    check(validator("stderr"), argv[4], "stderr", bad)
+    check(validator("stderr"), argv[4], "stderr", bad, err)
+    events = [e for e in err if isinstance(e, dict) and e.get("event") == "progress"]
+    if "--progress" in argv[5:]:
+        progress_events(events, out, bad)
+    elif "--no-progress" in argv[5:] and events:
+        bad.append("stderr: %d progress events from a command that shows no progress"
+                   % len(events))
     for b in bad[:20]:
         print("    " + b)
     return 1 if bad else 0

@@ -16,15 +16,19 @@ VALIDATE="$here/../json/validate.py"
 
 # js WANT-EXIT DEF NAME penlink-args... : run with --json, check the exit
 # code and every line of stdout (DEF) and stderr; stdout may be empty only
-# for a failure, or when $quiet_stdout is set
+# for a failure, or when $quiet_stdout is set. Progress events: a command
+# that shows a progress line on a terminal (the pulls: $progress set) emits
+# them whole (the first, the last with kept, in order); any other emits none.
 quiet_stdout=""
+progress=""
 js() {
     want=$1 def=$2 name=$3
     shift 3
     run "$want" "$name" $PL --json "$@"
-    empty=""
+    empty="" events=--no-progress
     [ "$want" -eq 0 ] && [ -z "$quiet_stdout" ] || empty=--may-be-empty
-    if "$PY" "$VALIDATE" "$SCHEMA" "$def" "$tmp/out" "$tmp/err" $empty > "$tmp/why"; then
+    [ -z "$progress" ] || events=--progress
+    if "$PY" "$VALIDATE" "$SCHEMA" "$def" "$tmp/out" "$tmp/err" $empty $events > "$tmp/why"; then
         ok "$name: every line is schema 1 ($def)"
     else
         bad "$name: not schema 1 ($def)"
@@ -53,9 +57,15 @@ mkdir -p "$K" "$tmp/dock"
 js 0 list "list" $A list
 js 0 info "info" $A info
 js 0 identify "identify" $A identify
-js 0 pull_file "pull -o FILE" $A pull --no-ack -o "$tmp/a.plog"
-check "pull -o: progress events on stderr" 'grep -q "\"event\":\"progress\"" $tmp/err'
-js 0 pull_archive "pull" $A pull
+progress=1
+js 0 pull_file "pull -o FILE (its progress events)" $A pull --no-ack -o "$tmp/a.plog"
+js 0 pull_archive "pull (its progress events)" $A pull
+check "pull: the last progress event kept records" \
+    '"$PY" -c "import json,sys
+e = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l).get(\"event\") == \"progress\"]
+assert e[-1][\"done\"] and e[-1][\"ok\"] and e[-1][\"kept\"] > 0, e[-1]" $tmp/err'
+js 0 pull_archive "pull, nothing new (its progress events)" $A pull
+progress=""
 js 0 decode "decode" decode "$tmp/a.plog"
 js 0 decode "decode --messages" decode --messages "$tmp/a.plog"
 js 0 config "config get" $A config get
