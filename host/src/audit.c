@@ -9,7 +9,7 @@
  * (a reuse can only be told once every pen was read), the alarms and the
  * configuration history (small), and per pen the usage buckets and the
  * treatments whose limits cannot be decided yet (those before the pen's
- * first CONFIG_CHANGED, see resolve_first_revision()). Nothing grows with
+ * first CONFIG_CHANGED, see audit_resolve_first_revision()). Nothing grows with
  * the number of records.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -33,14 +33,14 @@
 
 /* later - earlier, for later >= earlier, without overflow (a hostile clock may
  * span more than int64_t holds): at most INT64_MAX. */
-static int64_t span_ms(int64_t later, int64_t earlier)
+static int64_t audit_span_ms(int64_t later, int64_t earlier)
 {
     uint64_t d = (uint64_t)later - (uint64_t)earlier;
     return d > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)d;
 }
 
 /* a + b for b >= 0, at most INT64_MAX. */
-static int64_t add_ms(int64_t a, int64_t b)
+static int64_t audit_add_ms(int64_t a, int64_t b)
 {
     return a > INT64_MAX - b ? INT64_MAX : a + b;
 }
@@ -87,10 +87,10 @@ typedef struct pen_search {
 
 /* The archive's pens (all, or the one named), in serial order: the backend's
  * list, which costs no count of their records. */
-static int each_pen(penlink_archive *ar, const char *serial,
-                    int (*cb)(void *user, int64_t device, const char *serial, const uint8_t *key,
-                              uint64_t first_from),
-                    void *user)
+static int audit_each_pen(penlink_archive *ar, const char *serial,
+                          int (*cb)(void *user, int64_t device, const char *serial,
+                                    const uint8_t *key, uint64_t first_from),
+                          void *user)
 {
     return ar->b->ops->pens(ar->b, serial, cb, user);
 }
@@ -132,7 +132,7 @@ int penlink_archive_pen_check(penlink_archive *ar, const char *serial, char clos
     memset(&ps, 0, sizeof ps);
     ps.want = serial;
     ps.best = (size_t)-1;
-    int rc = each_pen(ar, NULL, on_pen, &ps);
+    int rc = audit_each_pen(ar, NULL, on_pen, &ps);
     if (rc != PENLINK_OK || ps.found)
         return rc;
     if (close)
@@ -327,7 +327,7 @@ const char *penlink_finding_kind_name(uint32_t kind)
     return kind < sizeof finding_names / sizeof finding_names[0] ? finding_names[kind] : NULL;
 }
 
-static int in_window(const audit *a, int64_t ms)
+static int audit_in_window(const audit *a, int64_t ms)
 {
     const penlink_archive_filter *f = a->f;
     if (!f)
@@ -339,14 +339,14 @@ static int in_window(const audit *a, int64_t ms)
     return 1;
 }
 
-static void stop(audit *a, int rc)
+static void audit_stop(audit *a, int rc)
 {
     if (a->rc == PENLINK_OK)
         a->rc = rc;
 }
 
-static void finding_init(audit *a, penlink_finding *fi, uint32_t kind, const char *report,
-                         int compliance)
+static void audit_finding_init(audit *a, penlink_finding *fi, uint32_t kind, const char *report,
+                               int compliance)
 {
     memset(fi, 0, sizeof *fi);
     fi->kind = kind;
@@ -372,7 +372,7 @@ static const penlink_annotation *notes_of(const audit *a, const char *id, size_t
     return *n ? &a->notes[lo] : NULL;
 }
 
-static void emit(audit *a, penlink_finding *fi)
+static void audit_emit(audit *a, penlink_finding *fi)
 {
     if (!fi->name)
         fi->name = penlink_finding_kind_name(fi->kind);
@@ -394,7 +394,7 @@ static void emit(audit *a, penlink_finding *fi)
     default: break;
     }
     if (a->cb && a->cb->on_finding && a->cb->on_finding(a->cb->user, fi) != 0)
-        stop(a, PENLINK_ERR_CANCELLED);
+        audit_stop(a, PENLINK_ERR_CANCELLED);
 }
 
 /* ---- cartridges ------------------------------------------------------ */
@@ -427,7 +427,8 @@ static int cart_rehash(audit *a)
 }
 
 /* Notes that a treatment used cartridge @p serial. */
-static int cart_add(audit *a, uint64_t serial, uint64_t seq, int64_t ms, uint32_t uses, int win)
+static int audit_cart_add(audit *a, uint64_t serial, uint64_t seq, int64_t ms, uint32_t uses,
+                          int win)
 {
     if ((a->n_carts + 1) * 2 > a->cap_carts && cart_rehash(a) != 0)
         return -1;
@@ -476,7 +477,7 @@ static int cmp_cart(const void *x, const void *y)
 }
 
 /* Reuses can only be told once every pen was read. */
-static void report_reuses(audit *a)
+static void audit_report_reuses(audit *a)
 {
     size_t n = 0;
     for (size_t i = 0; i < a->cap_carts; i++) {
@@ -490,7 +491,7 @@ static void report_reuses(audit *a)
         return;
     const cart **list = malloc(n * sizeof *list);
     if (!list) {
-        stop(a, PENLINK_ERR_NO_MEM);
+        audit_stop(a, PENLINK_ERR_NO_MEM);
         return;
     }
     n = 0;
@@ -504,7 +505,7 @@ static void report_reuses(audit *a)
         const cart *c = list[i];
         penlink_evidence *ev = malloc(c->count * sizeof *ev);
         if (!ev) {
-            stop(a, PENLINK_ERR_NO_MEM);
+            audit_stop(a, PENLINK_ERR_NO_MEM);
             break;
         }
         ev[0].serial = a->pens[c->first_pen];
@@ -519,7 +520,7 @@ static void report_reuses(audit *a)
             other_pen |= a->uses[u - 1].pen != c->first_pen;
         }
         penlink_finding fi;
-        finding_init(a, &fi, PENLINK_FIND_REUSE, "cartridges", 1);
+        audit_finding_init(a, &fi, PENLINK_FIND_REUSE, "cartridges", 1);
         fi.serial = a->pens[c->first_pen];
         fi.seq = c->first_seq;
         fi.time_ms = c->first_ms;
@@ -546,7 +547,7 @@ static void report_reuses(audit *a)
                      "cartridge %llu: the pen counted %u uses; the earlier ones are not in this "
                      "archive",
                      (unsigned long long)c->serial, c->max_uses);
-        emit(a, &fi);
+        audit_emit(a, &fi);
         free(ev);
     }
     free(list);
@@ -557,7 +558,7 @@ static void report_reuses(audit *a)
 static int add_hist(audit *a, const char *serial, const penlink_config *c, int replaced)
 {
     if (pc_grow(&a->hist, &a->cap_hist, a->n_hist + 1, sizeof *a->hist) != 0) {
-        stop(a, PENLINK_ERR_NO_MEM);
+        audit_stop(a, PENLINK_ERR_NO_MEM);
         return 1;
     }
     hist *h = &a->hist[a->n_hist++];
@@ -580,7 +581,7 @@ static int add_hist(audit *a, const char *serial, const penlink_config *c, int r
 /* Every revision the history knows the values of: those read or written, and
  * those a change written by this host replaced (a pen changed before its
  * first pull: its first revision is known only as that change's old values). */
-static int on_hist(void *u, const penlink_config_entry *e)
+static int audit_on_hist(void *u, const penlink_config_entry *e)
 {
     audit *a = u;
     if (add_hist(a, e->serial, &e->config, 0) != 0)
@@ -605,7 +606,7 @@ static int hist_differs(const hist *x, const hist *y)
  * finding), the strictest of them is checked, so that a row added with laxer
  * limits hides nothing.
  */
-static limits lookup(const audit *a, uint32_t rev)
+static limits audit_lookup(const audit *a, uint32_t rev)
 {
     limits l = { LIM_UNKNOWN, rev, 0, 0, 0, 0, 0 };
     const char *pen = a->pens[a->pen];
@@ -633,7 +634,7 @@ static limits lookup(const audit *a, uint32_t rev)
 
 /* The selected pen @p serial's revisions with more than one value set: one
  * integrity finding per pen, naming the first and counting them. */
-static void report_config_conflicts(audit *a, const char *serial)
+static void audit_report_config_conflicts(audit *a, const char *serial)
 {
     uint32_t first = 0, n = 0;
     for (size_t i = 0; i < a->n_hist; i++) {
@@ -658,7 +659,7 @@ static void report_config_conflicts(audit *a, const char *serial)
     if (n == 0)
         return;
     penlink_finding fi;
-    finding_init(a, &fi, PENLINK_FIND_CONFIG_CONFLICT, "integrity", 1);
+    audit_finding_init(a, &fi, PENLINK_FIND_CONFIG_CONFLICT, "integrity", 1);
     fi.serial = serial;
     fi.config_revision = first;
     fi.count = n;
@@ -668,10 +669,10 @@ static void report_config_conflicts(audit *a, const char *serial)
              "against the strictest values, and the pen's own values are the reference "
              "(penlink config get)",
              n, n == 1 ? "" : "s", first);
-    emit(a, &fi);
+    audit_emit(a, &fi);
 }
 
-static void check_depth(treat *t, const limits *l, uint32_t depth)
+static void audit_check_depth(treat *t, const limits *l, uint32_t depth)
 {
     if (l->state == LIM_PENDING) {
         if (!t->pend || depth < t->pend_min)
@@ -692,7 +693,7 @@ static void check_depth(treat *t, const limits *l, uint32_t depth)
     }
 }
 
-static void check_speed(treat *t, const limits *l, uint32_t speed)
+static void audit_check_speed(treat *t, const limits *l, uint32_t speed)
 {
     if (l->state == LIM_PENDING) {
         if (!t->pend_speed || speed < t->pend_smin)
@@ -714,7 +715,7 @@ static void check_speed(treat *t, const limits *l, uint32_t speed)
     }
 }
 
-static void check_duration(treat *t, const limits *l)
+static void audit_check_duration(treat *t, const limits *l)
 {
     if (l->state == LIM_PENDING) {
         t->pend_dur = 1;
@@ -735,17 +736,17 @@ static void resolve(treat *t, const limits *l)
 {
     if (t->pend) {
         t->pend = 0;
-        check_depth(t, l, t->pend_min);
-        check_depth(t, l, t->pend_max);
+        audit_check_depth(t, l, t->pend_min);
+        audit_check_depth(t, l, t->pend_max);
     }
     if (t->pend_speed) {
         t->pend_speed = 0;
-        check_speed(t, l, t->pend_smin);
-        check_speed(t, l, t->pend_smax);
+        audit_check_speed(t, l, t->pend_smin);
+        audit_check_speed(t, l, t->pend_smax);
     }
     if (t->pend_dur) {
         t->pend_dur = 0;
-        check_duration(t, l);
+        audit_check_duration(t, l);
     }
     if (t->t.config_revision == 0 && l->state != LIM_PENDING)
         t->t.config_revision = l->rev;
@@ -759,7 +760,7 @@ static void count_unknown(audit *a, const treat *t)
             return;
         }
     if (pc_grow(&a->unknown, &a->cap_unknown, a->n_unknown + 1, sizeof *a->unknown) != 0) {
-        stop(a, PENLINK_ERR_NO_MEM);
+        audit_stop(a, PENLINK_ERR_NO_MEM);
         return;
     }
     unknown_rev *u = &a->unknown[a->n_unknown++];
@@ -779,7 +780,7 @@ static void limit_findings(audit *a, const treat *t)
     if (!t->viol_depth && !t->viol_speed && !t->viol_dur)
         return;
     penlink_finding fi;
-    finding_init(a, &fi, PENLINK_FIND_OUT_OF_LIMITS, "cartridges", 1);
+    audit_finding_init(a, &fi, PENLINK_FIND_OUT_OF_LIMITS, "cartridges", 1);
     fi.seq = t->t.start_seq;
     fi.time_ms = t->t.start_ms;
     fi.cartridge_serial = t->t.cartridge_serial;
@@ -806,16 +807,16 @@ static void limit_findings(audit *a, const treat *t)
                  "%sduration %llu s above max_treatment_s %u", n ? "; " : "",
                  (unsigned long long)(t->t.duration_ms / 1000), t->viol_max_s);
     }
-    emit(a, &fi);
+    audit_emit(a, &fi);
 }
 
 /* A finished treatment whose limits are decided: its row, then its findings. */
-static void report_treatment(audit *a, const treat *t)
+static void audit_report_treatment(audit *a, const treat *t)
 {
     if (!t->in_window)
         return;
     if (a->cb && a->cb->on_treatment && a->cb->on_treatment(a->cb->user, &t->t) != 0) {
-        stop(a, PENLINK_ERR_CANCELLED);
+        audit_stop(a, PENLINK_ERR_CANCELLED);
         return;
     }
     limit_findings(a, t);
@@ -827,17 +828,17 @@ static void report_treatment(audit *a, const treat *t)
  * revision minus one; with no change in the archive it is the revision read
  * at the pen's first pull (nothing changed since, or a record would say so).
  */
-static void resolve_first_revision(audit *a, int have_rev, uint32_t rev)
+static void audit_resolve_first_revision(audit *a, int have_rev, uint32_t rev)
 {
     if (a->lim.state != LIM_PENDING)
         return;
     limits l = { LIM_UNKNOWN, 0, 0, 0, 0, 0, 0 };
     if (have_rev && rev > 1) {
-        l = lookup(a, rev - 1);
+        l = audit_lookup(a, rev - 1);
     } else if (!have_rev) {
         for (size_t i = 0; i < a->n_hist; i++)
             if (!a->hist[i].replaced && strcmp(a->hist[i].serial, a->pens[a->pen]) == 0) {
-                l = lookup(a, a->hist[i].rev);
+                l = audit_lookup(a, a->hist[i].rev);
                 break;
             }
     }
@@ -846,7 +847,7 @@ static void resolve_first_revision(audit *a, int have_rev, uint32_t rev)
         resolve(&a->tr, &l);
     for (size_t i = 0; i < a->n_pending && a->rc == PENLINK_OK; i++) {
         resolve(&a->pending[i], &l);
-        report_treatment(a, &a->pending[i]);
+        audit_report_treatment(a, &a->pending[i]);
     }
     a->n_pending = 0;
 }
@@ -889,7 +890,7 @@ static int64_t period_start(penlink_period by, int local, int64_t ms)
     return day * DAY_MS;
 }
 
-static void period_label(penlink_period by, int local, int64_t start, char *buf, size_t cap)
+static void audit_period_label(penlink_period by, int local, int64_t start, char *buf, size_t cap)
 {
     time_t s = (time_t)pc_floor_div(start, 1000);
     struct tm tm;
@@ -903,7 +904,7 @@ static void period_label(penlink_period by, int local, int64_t start, char *buf,
         snprintf(buf, cap, "%lld", (long long)start);
 }
 
-static bucket *bucket_at(audit *a, int64_t ms)
+static bucket *audit_bucket_at(audit *a, int64_t ms)
 {
     penlink_period by = a->cb ? a->cb->usage_by : PENLINK_PERIOD_DAY;
     int64_t start = period_start(by, a->cb && a->cb->local_time, ms);
@@ -920,7 +921,7 @@ static bucket *bucket_at(audit *a, int64_t ms)
     if (lo < a->n_buckets && a->buckets[lo].start == start)
         return &a->buckets[lo];
     if (pc_grow(&a->buckets, &a->cap_buckets, a->n_buckets + 1, sizeof *a->buckets) != 0) {
-        stop(a, PENLINK_ERR_NO_MEM);
+        audit_stop(a, PENLINK_ERR_NO_MEM);
         return NULL;
     }
     memmove(&a->buckets[lo + 1], &a->buckets[lo], (a->n_buckets - lo) * sizeof *a->buckets);
@@ -932,7 +933,7 @@ static bucket *bucket_at(audit *a, int64_t ms)
 
 /* ---- treatments ------------------------------------------------------ */
 
-static void finish_treatment(audit *a, const penlink_record *r, int ended)
+static void audit_finish_treatment(audit *a, const penlink_record *r, int ended)
 {
     treat *t = &a->tr;
     if (!t->open)
@@ -940,9 +941,9 @@ static void finish_treatment(audit *a, const penlink_record *r, int ended)
     t->open = 0;
     int64_t end = r->time_ms;
     if (end > t->seg_ms) {
-        int64_t seg = span_ms(end, t->seg_ms);
+        int64_t seg = audit_span_ms(end, t->seg_ms);
         t->depth_ms += (double)t->cur_depth * (double)seg;
-        t->weight_ms = add_ms(t->weight_ms, seg);
+        t->weight_ms = audit_add_ms(t->weight_ms, seg);
     }
     t->t.end_seq = r->seq;
     t->t.end_ms = end;
@@ -950,7 +951,7 @@ static void finish_treatment(audit *a, const penlink_record *r, int ended)
     if (ended && (r->fields & PENLINK_F_DURATION_MS))
         t->t.duration_ms = r->duration_ms;
     else
-        t->t.duration_ms = end > t->t.start_ms ? (uint64_t)span_ms(end, t->t.start_ms) : 0;
+        t->t.duration_ms = end > t->t.start_ms ? (uint64_t)audit_span_ms(end, t->t.start_ms) : 0;
     if (ended)
         t->t.strokes = r->strokes;
     /* a mean of 32-bit depths; rounding may not carry it past the largest of them */
@@ -958,10 +959,10 @@ static void finish_treatment(audit *a, const penlink_record *r, int ended)
     t->t.depth_mean_um = t->weight_ms <= 0                   ? t->t.depth_min_um
                          : mean >= (double)t->t.depth_max_um ? t->t.depth_max_um
                                                              : (uint32_t)mean;
-    check_duration(t, &t->start_lim);
+    audit_check_duration(t, &t->start_lim);
     if (t->in_window) {
         a->sum.treatments++;
-        bucket *b = bucket_at(a, t->t.start_ms);
+        bucket *b = audit_bucket_at(a, t->t.start_ms);
         if (b) {
             b->treatments++;
             b->ms += t->t.duration_ms;
@@ -970,21 +971,21 @@ static void finish_treatment(audit *a, const penlink_record *r, int ended)
     if (t->pend || t->pend_speed || t->pend_dur) {
         /* reported once the revision in force is known */
         if (pc_grow(&a->pending, &a->cap_pending, a->n_pending + 1, sizeof *a->pending) != 0) {
-            stop(a, PENLINK_ERR_NO_MEM);
+            audit_stop(a, PENLINK_ERR_NO_MEM);
             return;
         }
         a->pending[a->n_pending++] = *t;
     } else {
-        report_treatment(a, t);
+        audit_report_treatment(a, t);
     }
 }
 
-static void start_treatment(audit *a, const penlink_record *r)
+static void audit_start_treatment(audit *a, const penlink_record *r)
 {
     treat *t = &a->tr;
     memset(t, 0, sizeof *t);
     t->open = 1;
-    t->in_window = in_window(a, r->time_ms);
+    t->in_window = audit_in_window(a, r->time_ms);
     t->t.serial = a->pens[a->pen];
     t->t.start_seq = r->seq;
     t->t.start_ms = r->time_ms;
@@ -999,11 +1000,11 @@ static void start_treatment(audit *a, const penlink_record *r)
     t->t.cartridge_serial = a->cart_in || named ? serial : 0;
     t->t.has_cartridge = a->cart_in && serial == a->cart_serial;
     t->t.cartridge_uses = t->t.has_cartridge ? a->cart_uses : 0;
-    check_depth(t, &a->lim, r->depth_um);
-    check_speed(t, &a->lim, r->speed_sps);
+    audit_check_depth(t, &a->lim, r->depth_um);
+    audit_check_speed(t, &a->lim, r->speed_sps);
     if (!t->t.has_cartridge && t->in_window) {
         penlink_finding fi;
-        finding_init(a, &fi, PENLINK_FIND_NO_CARTRIDGE, "cartridges", 1);
+        audit_finding_init(a, &fi, PENLINK_FIND_NO_CARTRIDGE, "cartridges", 1);
         fi.seq = r->seq;
         fi.time_ms = r->time_ms;
         fi.cartridge_serial = t->t.cartridge_serial;
@@ -1014,11 +1015,11 @@ static void start_treatment(audit *a, const penlink_record *r)
             snprintf(fi.detail, sizeof fi.detail,
                      "treatment names cartridge %llu but the pen accepted cartridge %llu",
                      (unsigned long long)serial, (unsigned long long)a->cart_serial);
-        emit(a, &fi);
+        audit_emit(a, &fi);
     }
     if ((a->cart_in || named) &&
-        cart_add(a, serial, r->seq, r->time_ms, t->t.cartridge_uses, t->in_window) != 0)
-        stop(a, PENLINK_ERR_NO_MEM);
+        audit_cart_add(a, serial, r->seq, r->time_ms, t->t.cartridge_uses, t->in_window) != 0)
+        audit_stop(a, PENLINK_ERR_NO_MEM);
 }
 
 /* ---- integrity ------------------------------------------------------- */
@@ -1051,7 +1052,7 @@ static uint32_t alarm_kind(const char *kind)
 #define ALARM_REPEATS_ROOM 40
 
 /* Reports an incident when it was raised in the window or concerns a record that lies in it. */
-static void emit_alarm(audit *a, incident *in)
+static void audit_emit_alarm(audit *a, incident *in)
 {
     in->done = 1;
     if (!in->raised_in_win && !in->rec_in_win)
@@ -1062,7 +1063,7 @@ static void emit_alarm(audit *a, incident *in)
     char why[160] = ""; /* a key change recorded since (penlink keys replace) explains it */
     int explained =
         kind == PENLINK_FIND_KEY_CHANGED && audit_key_change_explained(a->ar, al, why, sizeof why);
-    finding_init(a, &fi, kind, "integrity", !explained);
+    audit_finding_init(a, &fi, kind, "integrity", !explained);
     fi.name = al->kind;
     fi.serial = al->serial;
     fi.seq = al->seq;
@@ -1080,13 +1081,13 @@ static void emit_alarm(audit *a, incident *in)
                  (unsigned long long)in->repeats, why);
     else
         snprintf(fi.detail, sizeof fi.detail, "%.*s%s", room, al->detail, why);
-    emit(a, &fi);
+    audit_emit(a, &fi);
 }
 
 /* Places the current pen's alarms on record @p r: an alarm concerns the
  * archived records of its range, or (a gap: they are not archived) the first
  * record after it; it is reported once the scan has passed its range. */
-static void alarms_at(audit *a, const penlink_record *r)
+static void audit_alarms_at(audit *a, const penlink_record *r)
 {
     for (size_t i = a->next_alarm; i < a->alarm_hi && a->alarms[i].al.seq <= r->seq; i++) {
         incident *in = &a->alarms[i];
@@ -1099,10 +1100,10 @@ static void alarms_at(audit *a, const penlink_record *r)
             in->time_ms = r->time_ms;
         }
         if (inside || !in->seen_in_range)
-            in->rec_in_win |= in_window(a, r->time_ms);
+            in->rec_in_win |= audit_in_window(a, r->time_ms);
         in->seen_in_range |= inside;
         if (r->seq + 1 >= end && a->rc == PENLINK_OK)
-            emit_alarm(a, in);
+            audit_emit_alarm(a, in);
     }
     while (a->next_alarm < a->alarm_hi &&
            (a->alarms[a->next_alarm].done || a->alarms[a->next_alarm].al.count == 0))
@@ -1120,48 +1121,49 @@ static int alarm_covers(const audit *a, uint64_t first, uint64_t last)
     return 0;
 }
 
-static void integrity(audit *a, const penlink_record *r)
+static void audit_integrity(audit *a, const penlink_record *r)
 {
     const penlink_record *p = &a->prev;
     penlink_finding fi;
     if (a->have_prev && r->seq > p->seq + 1 && !alarm_covers(a, p->seq + 1, r->seq - 1) &&
-        in_window(a, r->time_ms)) {
-        finding_init(a, &fi, PENLINK_FIND_MISSING, "integrity", 1);
+        audit_in_window(a, r->time_ms)) {
+        audit_finding_init(a, &fi, PENLINK_FIND_MISSING, "integrity", 1);
         fi.seq = p->seq + 1;
         fi.time_ms = r->time_ms;
         fi.count = r->seq - p->seq - 1;
         snprintf(fi.detail, sizeof fi.detail,
                  "records %llu..%llu are not in the archive and no pull recorded a gap for them",
                  (unsigned long long)(p->seq + 1), (unsigned long long)(r->seq - 1));
-        emit(a, &fi);
+        audit_emit(a, &fi);
     }
     if (a->have_prev && r->time_ms < p->time_ms &&
         !(r->kind == PENLINK_REC_CLOCK_SET && r->clock_delta_ms < 0) &&
-        !(p->kind == PENLINK_REC_CLOCK_SET && p->clock_delta_ms < 0) && in_window(a, r->time_ms)) {
-        finding_init(a, &fi, PENLINK_FIND_CLOCK_BACKWARDS, "integrity", 0);
+        !(p->kind == PENLINK_REC_CLOCK_SET && p->clock_delta_ms < 0) &&
+        audit_in_window(a, r->time_ms)) {
+        audit_finding_init(a, &fi, PENLINK_FIND_CLOCK_BACKWARDS, "integrity", 0);
         fi.seq = r->seq;
         fi.time_ms = r->time_ms;
-        fi.value = span_ms(p->time_ms, r->time_ms);
+        fi.value = audit_span_ms(p->time_ms, r->time_ms);
         snprintf(fi.detail, sizeof fi.detail,
                  "the pen's time went back %lld ms from record %llu to record %llu with no "
                  "clock_set to explain it",
                  (long long)fi.value, (unsigned long long)p->seq, (unsigned long long)r->seq);
-        emit(a, &fi);
+        audit_emit(a, &fi);
     }
-    if (!in_window(a, r->time_ms))
+    if (!audit_in_window(a, r->time_ms))
         return;
     if (r->kind == PENLINK_REC_LOG_OVERFLOW) {
-        finding_init(a, &fi, PENLINK_FIND_OVERFLOW, "integrity", 1);
+        audit_finding_init(a, &fi, PENLINK_FIND_OVERFLOW, "integrity", 1);
         fi.seq = r->seq;
         fi.time_ms = r->time_ms;
         fi.count = r->dropped;
         snprintf(fi.detail, sizeof fi.detail,
                  "the pen's log was full and dropped %llu records before they were pulled",
                  (unsigned long long)r->dropped);
-        emit(a, &fi);
+        audit_emit(a, &fi);
     } else if (r->kind == PENLINK_REC_CLOCK_SET &&
                (r->clock_delta_ms > CLOCK_JUMP_MS || r->clock_delta_ms < -CLOCK_JUMP_MS)) {
-        finding_init(a, &fi, PENLINK_FIND_CLOCK_JUMP, "integrity", 0);
+        audit_finding_init(a, &fi, PENLINK_FIND_CLOCK_JUMP, "integrity", 0);
         fi.seq = r->seq;
         fi.time_ms = r->time_ms;
         fi.value = r->clock_delta_ms;
@@ -1170,7 +1172,7 @@ static void integrity(audit *a, const penlink_record *r)
             r->clock_delta_ms > 0 ? (uint64_t)r->clock_delta_ms : 0 - (uint64_t)r->clock_delta_ms;
         snprintf(fi.detail, sizeof fi.detail, "the clock was set %s by %llu s (over an hour)",
                  r->clock_delta_ms > 0 ? "forward" : "back", (unsigned long long)(by / 1000));
-        emit(a, &fi);
+        audit_emit(a, &fi);
     }
 }
 
@@ -1184,11 +1186,11 @@ static void end_pen(audit *a)
         if (strcmp(a->sel[i].serial, a->pens[a->pen]) == 0)
             a->sel[i].next = a->prev.seq + 1;
     if (a->tr.open)
-        finish_treatment(a, &a->prev, 0);
-    resolve_first_revision(a, 0, 0);
+        audit_finish_treatment(a, &a->prev, 0);
+    audit_resolve_first_revision(a, 0, 0);
     for (size_t i = 0; i < a->n_unknown && a->rc == PENLINK_OK; i++) {
         penlink_finding fi;
-        finding_init(a, &fi, PENLINK_FIND_LIMITS_UNKNOWN, "cartridges", 0);
+        audit_finding_init(a, &fi, PENLINK_FIND_LIMITS_UNKNOWN, "cartridges", 0);
         fi.seq = a->unknown[i].first_seq;
         fi.time_ms = a->unknown[i].first_ms;
         fi.count = a->unknown[i].count;
@@ -1197,11 +1199,11 @@ static void end_pen(audit *a)
                  "%llu treatments ran under configuration revision %u, whose values are not in "
                  "the archive: their limits were not checked",
                  (unsigned long long)fi.count, fi.config_revision);
-        emit(a, &fi);
+        audit_emit(a, &fi);
     }
     for (size_t i = a->alarm_lo; i < a->alarm_hi && a->rc == PENLINK_OK; i++)
         if (!a->alarms[i].done)
-            emit_alarm(a, &a->alarms[i]);
+            audit_emit_alarm(a, &a->alarms[i]);
     a->next_alarm = a->alarm_hi;
     penlink_period by = a->cb ? a->cb->usage_by : PENLINK_PERIOD_DAY;
     for (size_t i = 0; i < a->n_buckets && a->rc == PENLINK_OK; i++) {
@@ -1209,12 +1211,13 @@ static void end_pen(audit *a)
         memset(&u, 0, sizeof u);
         u.serial = a->pens[a->pen];
         u.period_start_ms = a->buckets[i].start;
-        period_label(by, a->cb && a->cb->local_time, u.period_start_ms, u.period, sizeof u.period);
+        audit_period_label(by, a->cb && a->cb->local_time, u.period_start_ms, u.period,
+                           sizeof u.period);
         u.treatments = a->buckets[i].treatments;
         u.treatment_ms = a->buckets[i].ms;
         u.cartridges = a->buckets[i].cartridges;
         if (a->cb && a->cb->on_usage && a->cb->on_usage(a->cb->user, &u) != 0)
-            stop(a, PENLINK_ERR_CANCELLED);
+            audit_stop(a, PENLINK_ERR_CANCELLED);
     }
     a->have_pen = 0;
 }
@@ -1224,7 +1227,7 @@ static void alarms_before(audit *a, const char *serial)
 {
     while (a->next_alarm < a->n_alarms && a->rc == PENLINK_OK &&
            (!serial || strcmp(a->alarms[a->next_alarm].al.serial, serial) < 0))
-        emit_alarm(a, &a->alarms[a->next_alarm++]);
+        audit_emit_alarm(a, &a->alarms[a->next_alarm++]);
 }
 
 static int begin_pen(audit *a, const char *serial)
@@ -1261,30 +1264,30 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
     if (!a->have_pen || serial != a->serial_seen) {
         a->serial_seen = serial;
         if (begin_pen(a, serial) != 0)
-            stop(a, PENLINK_ERR_NO_MEM);
+            audit_stop(a, PENLINK_ERR_NO_MEM);
         if (a->rc != PENLINK_OK)
             return 1;
     }
     a->sum.records++;
-    if (in_window(a, r->time_ms))
+    if (audit_in_window(a, r->time_ms))
         a->sum.records_in_window++;
-    alarms_at(a, r);
-    integrity(a, r);
+    audit_alarms_at(a, r);
+    audit_integrity(a, r);
     treat *t = &a->tr;
     switch (r->kind) {
     case PENLINK_REC_TREATMENT_START:
-        finish_treatment(a, r, 0);
-        start_treatment(a, r);
+        audit_finish_treatment(a, r, 0);
+        audit_start_treatment(a, r);
         break;
-    case PENLINK_REC_TREATMENT_END: finish_treatment(a, r, 1); break;
+    case PENLINK_REC_TREATMENT_END: audit_finish_treatment(a, r, 1); break;
     case PENLINK_REC_POWER_ON:
-    case PENLINK_REC_POWER_OFF: finish_treatment(a, r, 0); break;
+    case PENLINK_REC_POWER_OFF: audit_finish_treatment(a, r, 0); break;
     case PENLINK_REC_DEPTH_CHANGED:
         if (t->open) {
             if (r->time_ms > t->seg_ms) {
-                int64_t seg = span_ms(r->time_ms, t->seg_ms);
+                int64_t seg = audit_span_ms(r->time_ms, t->seg_ms);
                 t->depth_ms += (double)t->cur_depth * (double)seg;
-                t->weight_ms = add_ms(t->weight_ms, seg);
+                t->weight_ms = audit_add_ms(t->weight_ms, seg);
                 t->seg_ms = r->time_ms;
             }
             t->cur_depth = r->depth_um;
@@ -1292,7 +1295,7 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
                 t->t.depth_min_um = r->depth_um;
             if (r->depth_um > t->t.depth_max_um)
                 t->t.depth_max_um = r->depth_um;
-            check_depth(t, &a->lim, r->depth_um);
+            audit_check_depth(t, &a->lim, r->depth_um);
         }
         break;
     case PENLINK_REC_SPEED_CHANGED:
@@ -1302,24 +1305,24 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
             if (r->speed_sps > t->t.speed_max_sps)
                 t->t.speed_max_sps = r->speed_sps;
             t->cur_speed = r->speed_sps;
-            check_speed(t, &a->lim, r->speed_sps);
+            audit_check_speed(t, &a->lim, r->speed_sps);
         }
         break;
     case PENLINK_REC_CARTRIDGE_INSERTED:
         a->cart_in = 1;
         a->cart_serial = r->cartridge_serial;
         a->cart_uses = r->cartridge_uses;
-        if (in_window(a, r->time_ms)) {
-            bucket *b = bucket_at(a, r->time_ms);
+        if (audit_in_window(a, r->time_ms)) {
+            bucket *b = audit_bucket_at(a, r->time_ms);
             if (b)
                 b->cartridges++;
         }
         break;
     case PENLINK_REC_CARTRIDGE_REMOVED: a->cart_in = 0; break;
     case PENLINK_REC_CARTRIDGE_REFUSED:
-        if (in_window(a, r->time_ms)) {
+        if (audit_in_window(a, r->time_ms)) {
             penlink_finding fi;
-            finding_init(a, &fi, PENLINK_FIND_REFUSED, "cartridges", 0);
+            audit_finding_init(a, &fi, PENLINK_FIND_REFUSED, "cartridges", 0);
             fi.seq = r->seq;
             fi.time_ms = r->time_ms;
             fi.cartridge_serial = r->cartridge_serial;
@@ -1328,13 +1331,13 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
                      "the pen refused cartridge %llu, already used (this would have been use "
                      "%u)",
                      (unsigned long long)r->cartridge_serial, r->cartridge_uses);
-            emit(a, &fi);
+            audit_emit(a, &fi);
         }
         break;
     case PENLINK_REC_SECURITY_EVENT:
-        if (in_window(a, r->time_ms)) {
+        if (audit_in_window(a, r->time_ms)) {
             penlink_finding fi;
-            finding_init(a, &fi, PENLINK_FIND_CONFIG_REFUSED, "integrity", 1);
+            audit_finding_init(a, &fi, PENLINK_FIND_CONFIG_REFUSED, "integrity", 1);
             fi.seq = r->seq;
             fi.time_ms = r->time_ms;
             fi.value = r->fault_code;
@@ -1347,15 +1350,15 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
                      : code == 15 ? "a stale or replayed request"
                                   : "not authorised",
                      code);
-            emit(a, &fi);
+            audit_emit(a, &fi);
         }
         break;
     case PENLINK_REC_CONFIG_CHANGED:
-        resolve_first_revision(a, 1, r->config_revision);
-        a->lim = lookup(a, r->config_revision);
+        audit_resolve_first_revision(a, 1, r->config_revision);
+        a->lim = audit_lookup(a, r->config_revision);
         if (t->open) { /* the depth and speed now run under the new limits */
-            check_depth(t, &a->lim, t->cur_depth);
-            check_speed(t, &a->lim, t->cur_speed);
+            audit_check_depth(t, &a->lim, t->cur_depth);
+            audit_check_speed(t, &a->lim, t->cur_speed);
         }
         break;
     default: break;
@@ -1376,7 +1379,7 @@ static int on_other(void *u, const char *serial, const penlink_record *r)
         char *s = malloc(strlen(serial) + 1);
         if (!s || pc_grow(&a->pens, &a->cap_pens, a->n_pens + 1, sizeof *a->pens) != 0) {
             free(s);
-            stop(a, PENLINK_ERR_NO_MEM);
+            audit_stop(a, PENLINK_ERR_NO_MEM);
             return 1;
         }
         strcpy(s, serial);
@@ -1398,8 +1401,8 @@ static int on_other(void *u, const char *serial, const penlink_record *r)
         uint64_t cs = named ? r->cartridge_serial : a->cart_serial;
         uint32_t uses = a->cart_in && cs == a->cart_serial ? a->cart_uses : 0;
         /* never in the window: only the audited pen's uses put a reuse in it */
-        if ((a->cart_in || named) && cart_add(a, cs, r->seq, r->time_ms, uses, 0) != 0)
-            stop(a, PENLINK_ERR_NO_MEM);
+        if ((a->cart_in || named) && audit_cart_add(a, cs, r->seq, r->time_ms, uses, 0) != 0)
+            audit_stop(a, PENLINK_ERR_NO_MEM);
     }
     return a->rc != PENLINK_OK;
 }
@@ -1409,14 +1412,14 @@ static int on_selected(void *u, int64_t device, const char *serial, const uint8_
 {
     audit *a = u;
     if (pc_grow(&a->sel, &a->cap_sel, a->n_sel + 1, sizeof *a->sel) != 0) {
-        stop(a, PENLINK_ERR_NO_MEM);
+        audit_stop(a, PENLINK_ERR_NO_MEM);
         return 1;
     }
     selected *p = &a->sel[a->n_sel];
     memset(p, 0, sizeof *p);
     p->serial = malloc(strlen(serial) + 1);
     if (!p->serial) {
-        stop(a, PENLINK_ERR_NO_MEM);
+        audit_stop(a, PENLINK_ERR_NO_MEM);
         return 1;
     }
     strcpy(p->serial, serial);
@@ -1438,7 +1441,7 @@ static void report_missing_tail(audit *a, const selected *p)
     int have = 0;
     int st = b->ops->pulled_to(b, p->device, &pulled, &have);
     if (st != PENLINK_OK) {
-        stop(a, st);
+        audit_stop(a, st);
         return;
     }
     if (!have || pulled <= p->next)
@@ -1450,7 +1453,7 @@ static void report_missing_tail(audit *a, const selected *p)
             return;
     }
     penlink_finding fi;
-    finding_init(a, &fi, PENLINK_FIND_MISSING, "integrity", 1);
+    audit_finding_init(a, &fi, PENLINK_FIND_MISSING, "integrity", 1);
     fi.serial = p->serial;
     fi.seq = p->next;
     fi.count = pulled - p->next;
@@ -1458,7 +1461,7 @@ static void report_missing_tail(audit *a, const selected *p)
              "records %llu..%llu are not in the archive, though its pulls recorded them as "
              "stored, and no pull recorded a gap for them (removed from the archive)",
              (unsigned long long)p->next, (unsigned long long)(pulled - 1));
-    emit(a, &fi);
+    audit_emit(a, &fi);
 }
 
 /* The verification of a selected pen as the audit shows it: computed now. */
@@ -1488,11 +1491,11 @@ static void verification_of(const selected *p, const penlink_verify_report *r,
  * after it) or forged (a row added), so none is read. A log that does not
  * verify undermines every finding and non-finding of that pen: it is one.
  */
-static void report_verifications(audit *a)
+static void audit_report_verifications(audit *a)
 {
     for (size_t i = 0; i < a->n_sel && a->rc == PENLINK_OK; i++) {
         const selected *p = &a->sel[i];
-        report_config_conflicts(a, p->serial);
+        audit_report_config_conflicts(a, p->serial);
         report_missing_tail(a, p);
         if (a->rc != PENLINK_OK)
             break;
@@ -1507,20 +1510,20 @@ static void report_verifications(audit *a)
         else
             a->sum.logs_verified++;
         if (a->cb && a->cb->on_verification && a->cb->on_verification(a->cb->user, &v) != 0) {
-            stop(a, PENLINK_ERR_CANCELLED);
+            audit_stop(a, PENLINK_ERR_CANCELLED);
             break;
         }
         if (!broken)
             continue;
         penlink_finding fi;
-        finding_init(a, &fi, PENLINK_FIND_LOG_BROKEN, "integrity", 1);
+        audit_finding_init(a, &fi, PENLINK_FIND_LOG_BROKEN, "integrity", 1);
         fi.serial = p->serial;
         fi.seq = r.where_seq;
         snprintf(fi.detail, sizeof fi.detail,
                  "this pen's archived log does not verify (checked by this audit), first at seq "
                  "%llu: %.200s",
                  (unsigned long long)r.where_seq, r.detail);
-        emit(a, &fi);
+        audit_emit(a, &fi);
     }
 }
 
@@ -1531,7 +1534,7 @@ static void report_nothing(audit *a)
     int window = f && (f->has_since || f->has_until);
     const char *pen = f && f->serial ? f->serial : NULL;
     penlink_finding fi;
-    finding_init(a, &fi, PENLINK_FIND_NO_RECORDS, "integrity", 1);
+    audit_finding_init(a, &fi, PENLINK_FIND_NO_RECORDS, "integrity", 1);
     fi.serial = pen ? pen : "";
     if (a->sum.records == 0)
         snprintf(fi.detail, sizeof fi.detail,
@@ -1544,7 +1547,7 @@ static void report_nothing(audit *a)
                  "window; nothing was examined, so nothing is shown to comply",
                  (unsigned long long)a->sum.records, pen ? "pen " : "the selected pens",
                  pen ? pen : "");
-    emit(a, &fi);
+    audit_emit(a, &fi);
 }
 
 /* Annotations are written by people: few. Each goes after those of its finding id. */
@@ -1552,7 +1555,7 @@ static int on_note(void *u, const penlink_annotation *n)
 {
     audit *a = u;
     if (pc_grow(&a->notes, &a->cap_notes, a->n_notes + 1, sizeof *a->notes) != 0) {
-        stop(a, PENLINK_ERR_NO_MEM);
+        audit_stop(a, PENLINK_ERR_NO_MEM);
         return 1;
     }
     size_t at = a->n_notes;
@@ -1571,10 +1574,10 @@ static int same_alarm(const penlink_alarm *x, const penlink_alarm *y)
 }
 
 /* Alarms arrive by pen, then seq: a repeat of an alarm is among the last ones of its seq. */
-static int on_alarm(void *u, const penlink_alarm *al)
+static int audit_on_alarm(void *u, const penlink_alarm *al)
 {
     audit *a = u;
-    int raised_in = in_window(a, al->at_ms);
+    int raised_in = audit_in_window(a, al->at_ms);
     for (size_t i = a->n_alarms; i > 0 && a->alarms[i - 1].al.seq == al->seq &&
                                  strcmp(a->alarms[i - 1].al.serial, al->serial) == 0;
          i--) {
@@ -1590,7 +1593,7 @@ static int on_alarm(void *u, const penlink_alarm *al)
         return 0;
     }
     if (pc_grow(&a->alarms, &a->cap_alarms, a->n_alarms + 1, sizeof *a->alarms) != 0) {
-        stop(a, PENLINK_ERR_NO_MEM);
+        audit_stop(a, PENLINK_ERR_NO_MEM);
         return 1;
     }
     incident *in = &a->alarms[a->n_alarms++];
@@ -1695,14 +1698,14 @@ static int skip_chunk(void *u, const archive_chunk_row *c, const penlink_record 
 static void report_other_broken(audit *a, const char *serial, const penlink_verify_report *r)
 {
     penlink_finding fi;
-    finding_init(a, &fi, PENLINK_FIND_LOG_BROKEN, "integrity", 1);
+    audit_finding_init(a, &fi, PENLINK_FIND_LOG_BROKEN, "integrity", 1);
     fi.serial = serial;
     fi.seq = r->where_seq;
     snprintf(fi.detail, sizeof fi.detail,
              "pen %.32s, read for reuses of %.32s's cartridges: its log does not verify, first "
              "at seq %llu: %.96s; none of its records is taken as evidence",
              serial, a->sel[0].serial, (unsigned long long)r->where_seq, r->detail);
-    emit(a, &fi);
+    audit_emit(a, &fi);
 }
 
 /*
@@ -1716,7 +1719,7 @@ static void read_others(audit *a)
 {
     pen_list l = { NULL, 0, 0 };
     archive_walker *w = NULL;
-    int rc = each_pen(a->ar, NULL, on_any_pen, &l);
+    int rc = audit_each_pen(a->ar, NULL, on_any_pen, &l);
     if (rc == PENLINK_ERR_CANCELLED)
         rc = PENLINK_ERR_NO_MEM;
     if (rc == PENLINK_OK && archive_walker_new(&w) != PENLINK_OK)
@@ -1746,7 +1749,7 @@ static void read_others(audit *a)
             report_other_broken(a, p->serial, &vr);
     }
     if (rc != PENLINK_OK && a->rc == PENLINK_OK)
-        stop(a, rc);
+        audit_stop(a, rc);
     archive_walker_free(w);
     for (size_t i = 0; i < l.n; i++)
         free(l.pens[i].serial);
@@ -1776,14 +1779,14 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
     /* every record of the selected pens is read; the window only selects what is reported */
     penlink_archive_filter pens = { 0 };
     pens.serial = f ? f->serial : NULL;
-    int rc = each_pen(ar, pens.serial, on_selected, &a);
+    int rc = audit_each_pen(ar, pens.serial, on_selected, &a);
     a.sum.pens = a.n_sel;
     if (rc == PENLINK_OK)
         rc = penlink_archive_annotations(ar, on_note, &a);
     if (rc == PENLINK_OK)
-        rc = penlink_archive_alarms(ar, &pens, on_alarm, &a);
+        rc = penlink_archive_alarms(ar, &pens, audit_on_alarm, &a);
     if (rc == PENLINK_OK)
-        rc = penlink_archive_config_history(ar, pens.serial, on_hist, &a);
+        rc = penlink_archive_config_history(ar, pens.serial, audit_on_hist, &a);
     if (rc == PENLINK_OK)
         rc = read_selected(&a);
     if (a.rc != PENLINK_OK)
@@ -1798,8 +1801,8 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
             a.have_pen = 0;
             read_others(&a);
         }
-        report_reuses(&a);
-        report_verifications(&a);
+        audit_report_reuses(&a);
+        audit_report_verifications(&a);
         if (a.rc == PENLINK_OK && a.sum.records_in_window == 0)
             report_nothing(&a);
         rc = a.rc;
