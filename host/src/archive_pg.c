@@ -231,7 +231,7 @@ void pg_param_bytes(pg_params *p, const void *b, size_t len)
 }
 
 /* The server's words without the trailing newline. */
-static void server_words(PGconn *conn, const PGresult *res, char *out, size_t cap)
+static void pg_server_words(PGconn *conn, const PGresult *res, char *out, size_t cap)
 {
     const char *m = res ? PQresultErrorMessage(res) : NULL;
     if (!m || !*m)
@@ -246,8 +246,8 @@ static void server_words(PGconn *conn, const PGresult *res, char *out, size_t ca
 }
 
 static int pg_fail_words(pg_backend *g, PGconn *conn, const PGresult *res, const char *what);
-static int lock_alive(pg_backend *g);
-static int quiet_do(pg_backend *g, PGconn *conn, const char *sql);
+static int pg_lock_alive(pg_backend *g);
+static int pg_quiet_do(pg_backend *g, PGconn *conn, const char *sql);
 
 int pg_fail(pg_backend *g, PGconn *conn, const PGresult *res, const char *what)
 {
@@ -261,7 +261,7 @@ int pg_fail(pg_backend *g, PGconn *conn, const PGresult *res, const char *what)
 static int pg_fail_words(pg_backend *g, PGconn *conn, const PGresult *res, const char *what)
 {
     char words[300];
-    server_words(conn, res, words, sizeof words);
+    pg_server_words(conn, res, words, sizeof words);
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     /* A failed result without an SQLSTATE is libpq's own: the connection broke.
      * libpq may not call it CONNECTION_BAD yet (a failed write waits for the
@@ -309,7 +309,7 @@ int pg_may_write(pg_backend *g, const char *what)
     return PENLINK_OK;
 }
 
-static int cancelled(const pg_backend *g)
+static int pg_cancelled(const pg_backend *g)
 {
     return atomic_load(&g->base.ctx->cancelled) != 0;
 }
@@ -339,7 +339,7 @@ int pg_wait(pg_backend *g, PGconn *conn, int for_result, const char *what)
         } else if (f == 0) {
             return PENLINK_OK;
         }
-        int stop = cancelled(g);
+        int stop = pg_cancelled(g);
         int64_t limit = g->reply_wait_ms, waited = pc_mono_ms() - start;
         if (stop && limit > PG_CANCEL_GRACE_MS)
             limit = PG_CANCEL_GRACE_MS;
@@ -567,13 +567,13 @@ static int name_server_in(penlink_ctx *ctx, const char *uri, char *name, size_t 
     return PENLINK_OK;
 }
 
-static int name_server(penlink_ctx *ctx, const char *uri, char *name, size_t cap)
+static int pg_name_server(penlink_ctx *ctx, const char *uri, char *name, size_t cap)
 {
     return name_server_in(ctx, uri, name, cap, 0);
 }
 
 /* What pg_stat_activity shows for our sessions: who pulls, from where. */
-static void application_name(char *out, size_t cap)
+static void pg_application_name(char *out, size_t cap)
 {
     char host[64] = "";
     struct passwd *pw = getpwuid(geteuid());
@@ -589,10 +589,10 @@ static void quiet(void *arg, const char *message)
     (void)arg, (void)message;
 }
 
-static PGconn *connect_to(const char *uri)
+static PGconn *pg_connect_to(const char *uri)
 {
     char app[128]; /* the server keeps 63 bytes of it */
-    application_name(app, sizeof app);
+    pg_application_name(app, sizeof app);
     /* the connection string's own settings (expanded from dbname) override all
      * but dbname: its keepalives, its connect_timeout */
     const char *const keys[] = {
@@ -613,7 +613,7 @@ static PGconn *connect_to(const char *uri)
 }
 
 /* Our sessions: our schema first, commits that are durable when they return. */
-static int session_setup(pg_backend *g, PGconn *conn)
+static int pg_session_setup(pg_backend *g, PGconn *conn)
 {
     int rc;
     PGresult *r = pg_exec(g, conn,
@@ -639,7 +639,7 @@ static int session_setup(pg_backend *g, PGconn *conn)
  * not that is another program's, and is refused before anything is written
  * to it (#PENLINK_ERR_UNSUPPORTED): penlink's tables are never added beside
  * another program's. */
-static int schema_version(pg_backend *g, int *version)
+static int pg_schema_version(pg_backend *g, int *version)
 {
     int rc;
     PGresult *r = pg_run(
@@ -684,7 +684,7 @@ static int migrate_locked(pg_backend *g, int *from)
         pg_do(g, "SELECT pg_advisory_xact_lock(" PG_STR(PG_LOCK_SCHEMA) ", 0)", NULL, "migrate");
     /* read it again under the lock: another penlink may have just migrated */
     if (rc == PENLINK_OK)
-        rc = schema_version(g, &version);
+        rc = pg_schema_version(g, &version);
     *from = version;
     if (rc == PENLINK_OK && version == 0)
         rc = pg_do(g, "CREATE SCHEMA IF NOT EXISTS penlink", NULL, "create the schema");
@@ -713,7 +713,7 @@ static int migrate_locked(pg_backend *g, int *from)
  * *from gets the version found.
  */
 /* An archive written by a newer penlink: refused, left untouched. */
-static int newer_schema(pg_backend *g, int version)
+static int pg_newer_schema(pg_backend *g, int version)
 {
     return penlink_fail(g->base.ctx, PENLINK_ERR_UNSUPPORTED,
                         "archive %s has schema version %d, newer than this penlink's %d: update "
@@ -721,15 +721,15 @@ static int newer_schema(pg_backend *g, int version)
                         g->name, version, PG_SCHEMA_VERSION);
 }
 
-static int migrate(pg_backend *g, int create, int *from)
+static int pg_migrate(pg_backend *g, int create, int *from)
 {
     int version;
-    int rc = schema_version(g, &version);
+    int rc = pg_schema_version(g, &version);
     *from = version;
     if (rc != PENLINK_OK || version == PG_SCHEMA_VERSION)
         return rc;
     if (version > PG_SCHEMA_VERSION)
-        return newer_schema(g, version);
+        return pg_newer_schema(g, version);
     if (version == 0 && !create)
         return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
                             "archive %s holds no penlink archive (schema penlink): pull a pen "
@@ -828,12 +828,12 @@ static int check_read_only(pg_backend *g, int *from)
     int version = 0;
     int rc = pg_do(g, "SET default_transaction_read_only = on", NULL, "open");
     if (rc == PENLINK_OK)
-        rc = schema_version(g, &version);
+        rc = pg_schema_version(g, &version);
     *from = version;
     if (rc != PENLINK_OK)
         return rc;
     if (version > PG_SCHEMA_VERSION)
-        return newer_schema(g, version);
+        return pg_newer_schema(g, version);
     if (version == 0)
         return penlink_fail(g->base.ctx, PENLINK_ERR_IO,
                             "archive %s holds no penlink archive (schema penlink): pull a pen "
@@ -844,7 +844,7 @@ static int check_read_only(pg_backend *g, int *from)
 
 /* PENLINK_SERVER_TIMEOUT: the longest wait for one reply of the server, in
  * seconds (1..PG_REPLY_WAIT_MAX_S); else PG_REPLY_WAIT_S. */
-static int64_t reply_wait_s(void)
+static int64_t pg_reply_wait_s(void)
 {
     const char *e = getenv("PENLINK_SERVER_TIMEOUT");
     char *end = NULL;
@@ -862,33 +862,33 @@ static int pg_open(penlink_ctx *ctx, const char *uri, int create, int readonly, 
     g->base.ctx = ctx;
     g->base.name = g->name;
     g->base.readonly = readonly;
-    int rc = name_server(ctx, uri, g->name, sizeof g->name);
+    int rc = pg_name_server(ctx, uri, g->name, sizeof g->name);
     if (rc != PENLINK_OK) {
         free(g);
         return rc;
     }
-    g->reply_wait_ms = reply_wait_s() * 1000;
+    g->reply_wait_ms = pg_reply_wait_s() * 1000;
     g->batch = malloc(PG_COPY_BATCH * sizeof *g->batch);
-    g->conn = connect_to(uri);
+    g->conn = pg_connect_to(uri);
     if (!g->batch || !g->conn) {
         pg_close(&g->base);
         return PENLINK_ERR_NO_MEM;
     }
     if (PQstatus(g->conn) != CONNECTION_OK) {
         char words[300];
-        server_words(g->conn, NULL, words, sizeof words);
+        pg_server_words(g->conn, NULL, words, sizeof words);
         rc = penlink_fail(ctx, PENLINK_ERR_IO, "archive %s: cannot connect: %s", g->name, words);
         pg_close(&g->base);
         return rc;
     }
-    rc = session_setup(g, g->conn);
+    rc = pg_session_setup(g, g->conn);
     int64_t flag = 0;
     if (rc == PENLINK_OK)
         rc = pg_row_ints(g, "SELECT pg_is_in_recovery()", NULL, "open", 1, &flag, NULL);
     if (rc == PENLINK_OK)
         g->read_only = g->standby = (int)flag;
     if (rc == PENLINK_OK)
-        rc = readonly ? check_read_only(g, from) : migrate(g, create, from);
+        rc = readonly ? check_read_only(g, from) : pg_migrate(g, create, from);
     g->schema = rc == PENLINK_OK && !readonly ? PG_SCHEMA_VERSION : *from;
     /* a role that may read only (an auditor's): nothing is stored, not even verifications */
     if (rc == PENLINK_OK)
@@ -957,7 +957,7 @@ int pg_commit(archive_backend *b)
     int rc = pg_copy_flush(g);
     /* once the lock is lost, only the pull's outcome (after pull_end) is committed */
     if (rc == PENLINK_OK && g->locked_device && (g->pull_open || !g->lock_lost))
-        rc = lock_alive(g);
+        rc = pg_lock_alive(g);
     if (rc != PENLINK_OK)
         return rc;
     pg_pipe_forget(g);
@@ -992,7 +992,7 @@ int pg_rollback(archive_backend *b)
         pg_unlock_pen(g);
         return PENLINK_OK; /* the server ended the transaction with the connection */
     }
-    int rc = quiet_do(g, g->conn, "ROLLBACK");
+    int rc = pg_quiet_do(g, g->conn, "ROLLBACK");
     if (!g->pull_open)
         pg_unlock_pen(g);
     return rc;
@@ -1042,7 +1042,7 @@ int pg_writable(archive_backend *b)
  * it is no longer the only one of its pen, so nothing more of it is
  * committed or acknowledged: asked before every commit of a pull.
  */
-static int lock_alive(pg_backend *g)
+static int pg_lock_alive(pg_backend *g)
 {
     pg_params p = { 0 };
     pg_param_int(&p, g->locked_device & 0x7fffffff);
@@ -1070,7 +1070,7 @@ static int lock_alive(pg_backend *g)
 
 /* A statement of cleanup on @p conn (a rollback): its failure is not the
  * error to report, so the context's message is left as it was. */
-static int quiet_do(pg_backend *g, PGconn *conn, const char *sql)
+static int pg_quiet_do(pg_backend *g, PGconn *conn, const char *sql)
 {
     char saved[sizeof g->base.ctx->errmsg];
     memcpy(saved, g->base.ctx->errmsg, sizeof saved);
@@ -1168,7 +1168,7 @@ static int lock_take(pg_backend *g, int64_t device, const char *serial)
             lock_holder(g, device, who, sizeof who);
             limit = lock_wait_ms(g);
         }
-        if (cancelled(g))
+        if (pg_cancelled(g))
             return penlink_fail(g->base.ctx, PENLINK_ERR_CANCELLED,
                                 "archive %s: pen %s is being pulled into it by %s: interrupted "
                                 "while waiting for that pull to end; nothing was pulled or "
@@ -1190,11 +1190,11 @@ int pg_lock_pen(pg_backend *g, int64_t device, const char *serial)
         return PENLINK_OK;
     pg_unlock_pen(g);
     if (!g->lock_conn) {
-        g->lock_conn = connect_to(g->uri);
+        g->lock_conn = pg_connect_to(g->uri);
         if (!g->lock_conn)
             return PENLINK_ERR_NO_MEM;
         int rc = PQstatus(g->lock_conn) == CONNECTION_OK
-                     ? session_setup(g, g->lock_conn)
+                     ? pg_session_setup(g, g->lock_conn)
                      : pg_fail(g, g->lock_conn, NULL, "lock the pen");
         if (rc != PENLINK_OK) {
             PQfinish(g->lock_conn);
@@ -1210,7 +1210,7 @@ int pg_lock_pen(pg_backend *g, int64_t device, const char *serial)
     if (rc == PENLINK_OK)
         rc = lock_take(g, device, serial);
     if (rc != PENLINK_OK) {
-        if (quiet_do(g, g->lock_conn, "ROLLBACK") != PENLINK_OK) {
+        if (pg_quiet_do(g, g->lock_conn, "ROLLBACK") != PENLINK_OK) {
             PQfinish(g->lock_conn);
             g->lock_conn = NULL;
         }
@@ -1226,7 +1226,7 @@ void pg_unlock_pen(pg_backend *g)
         return;
     g->locked_device = 0;
     g->lock_lost = 0;
-    if (quiet_do(g, g->lock_conn, "ROLLBACK") != PENLINK_OK ||
+    if (pg_quiet_do(g, g->lock_conn, "ROLLBACK") != PENLINK_OK ||
         PQstatus(g->lock_conn) != CONNECTION_OK) {
         PQfinish(g->lock_conn);
         g->lock_conn = NULL;
@@ -1294,16 +1294,16 @@ static int init_check(penlink_ctx *ctx, const char *uri, const char *writer, con
     pg_backend g;
     memset(&g, 0, sizeof g);
     g.base.ctx = ctx;
-    g.reply_wait_ms = reply_wait_s() * 1000;
-    int rc = name_server(ctx, uri, g.name, sizeof g.name);
+    g.reply_wait_ms = pg_reply_wait_s() * 1000;
+    int rc = pg_name_server(ctx, uri, g.name, sizeof g.name);
     if (rc != PENLINK_OK)
         return rc;
-    PGconn *conn = connect_to(uri);
+    PGconn *conn = pg_connect_to(uri);
     if (!conn)
         return PENLINK_ERR_NO_MEM;
     if (PQstatus(conn) != CONNECTION_OK) {
         char words[300];
-        server_words(conn, NULL, words, sizeof words);
+        pg_server_words(conn, NULL, words, sizeof words);
         PQfinish(conn);
         return penlink_fail(ctx, PENLINK_ERR_IO, "archive %s: cannot connect: %s", g.name, words);
     }
