@@ -197,7 +197,7 @@ static void bind_pending(sqlite3_stmt *st, int row, const struct pending_record 
 }
 
 /* Inserts the waiting records: a full batch in one statement, a partial one row by row. */
-static int flush(sqlite_backend *s)
+static int sq_flush(sqlite_backend *s)
 {
     int n = s->pending;
     s->pending = 0;
@@ -241,7 +241,7 @@ static int sq_commit(archive_backend *b)
     if (!s->in_txn && !s->txn_fail)
         return sq_fail(s, PENLINK_ERR_INVALID_ARG, "archive %s: commit without a transaction",
                        s->path);
-    if (!s->txn_fail && flush(s) == PENLINK_OK) {
+    if (!s->txn_fail && sq_flush(s) == PENLINK_OK) {
         if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
             s->in_txn = 0;
             s->savepoint = 0;
@@ -265,7 +265,7 @@ static int sq_savepoint(archive_backend *b)
     sqlite_backend *s = (sqlite_backend *)b;
     if (s->txn_fail)
         return sq_fail(s, s->txn_fail, "%s", s->txn_msg);
-    int rc = flush(s);
+    int rc = sq_flush(s);
     if (rc == PENLINK_OK && s->savepoint)
         rc = sq_exec(s, "RELEASE kept", "release savepoint");
     if (rc == PENLINK_OK)
@@ -294,7 +294,7 @@ static int sq_rollback_to_savepoint(archive_backend *b)
     return rc;
 }
 
-static int step_done(sqlite_backend *s, sqlite3_stmt *st, const char *what)
+static int sq_step_done(sqlite_backend *s, sqlite3_stmt *st, const char *what)
 {
     int r = sqlite3_step(st);
     sqlite3_reset(st);
@@ -334,7 +334,7 @@ static int sq_device(archive_backend *b, const penlink_info *info, int64_t now, 
     sqlite3_bind_int64(st, 1, *id);
     sqlite3_bind_text(st, 2, info->firmware_version, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 3, now);
-    rc = step_done(s, st, "device firmware");
+    rc = sq_step_done(s, st, "device firmware");
     sqlite3_finalize(st);
     return rc;
 }
@@ -344,7 +344,7 @@ static int sq_next_seq(archive_backend *b, int64_t device, uint64_t *next, int *
     sqlite_backend *s = (sqlite_backend *)b;
     int64_t max = 0;
     int null = 1;
-    int rc = flush(s);
+    int rc = sq_flush(s);
     if (rc == PENLINK_OK)
         rc = sq_row_ints(s, "SELECT max(seq) FROM records WHERE device_id = ?1", &device,
                          "last seq", 1, &max, &null);
@@ -404,7 +404,7 @@ static int sq_pull_end(archive_backend *b, int64_t pull, const penlink_archive_p
     sqlite3_bind_int64(st, 7, (int64_t)r->gap);
     sqlite3_bind_text(st, 8, result, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 9, message, -1, SQLITE_TRANSIENT);
-    rc = step_done(s, st, "pull end");
+    rc = sq_step_done(s, st, "pull end");
     sqlite3_finalize(st);
     s->pulling = 0;
     return rc;
@@ -458,7 +458,7 @@ static int sq_chunk(archive_backend *b, int64_t device, int64_t pull, const penl
 
 /* Reads a record (seq, body) back, as hostile input: NULL, or why it cannot
  * be a record. */
-static const char *value_record(sqlite3_value *seq, sqlite3_value *body, penlink_record *r)
+static const char *sq_value_record(sqlite3_value *seq, sqlite3_value *body, penlink_record *r)
 {
     if (sqlite3_value_type(seq) != SQLITE_INTEGER)
         return "its seq is not an integer";
@@ -504,7 +504,7 @@ static int sq_pin_key(archive_backend *b, int64_t device, const uint8_t *key, in
         return rc;
     sqlite3_bind_int64(st, 1, device);
     sqlite3_bind_blob(st, 2, key, 32, SQLITE_STATIC);
-    rc = step_done(s, st, "pin device key");
+    rc = sq_step_done(s, st, "pin device key");
     sqlite3_finalize(st);
     return rc;
 }
@@ -525,7 +525,7 @@ static int sq_head(archive_backend *b, int64_t device, int64_t pull, const penli
     sqlite3_bind_int64(st, 4, (int64_t)h->next_seq);
     sqlite3_bind_blob(st, 5, h->link, 32, SQLITE_STATIC);
     sqlite3_bind_blob(st, 6, h->signature, 64, SQLITE_STATIC);
-    rc = step_done(s, st, "signed head");
+    rc = sq_step_done(s, st, "signed head");
     sqlite3_finalize(st);
     return rc;
 }
@@ -537,7 +537,7 @@ static int sq_record(archive_backend *b, int64_t device, int64_t chunk, const pe
     sqlite3_stmt *st = s->get_record;
     int x = SQLITE_DONE;
     if (!fresh) {
-        int rc = flush(s);
+        int rc = sq_flush(s);
         if (rc != PENLINK_OK)
             return rc;
         sqlite3_bind_int64(st, 1, device);
@@ -547,7 +547,7 @@ static int sq_record(archive_backend *b, int64_t device, int64_t chunk, const pe
     if (x == SQLITE_ROW) {
         penlink_record old;
         const char *bad =
-            value_record(sqlite3_column_value(st, 0), sqlite3_column_value(st, 1), &old);
+            sq_value_record(sqlite3_column_value(st, 0), sqlite3_column_value(st, 1), &old);
         sqlite3_reset(st);
         if (bad)
             return sq_fail(s, PENLINK_ERR_INTEGRITY,
@@ -565,7 +565,7 @@ static int sq_record(archive_backend *b, int64_t device, int64_t chunk, const pe
     p->chunk = chunk;
     p->len = archive_body_pack(r, p->body);
     *outcome = REC_NEW;
-    return s->pending == INSERT_BATCH ? flush(s) : PENLINK_OK;
+    return s->pending == INSERT_BATCH ? sq_flush(s) : PENLINK_OK;
 }
 
 static int sq_alarm(archive_backend *b, int64_t device, int64_t pull, const char *kind,
@@ -585,7 +585,7 @@ static int sq_alarm(archive_backend *b, int64_t device, int64_t pull, const char
     sqlite3_bind_int64(st, 5, (int64_t)seq);
     sqlite3_bind_int64(st, 6, (int64_t)count);
     sqlite3_bind_text(st, 7, detail, -1, SQLITE_TRANSIENT);
-    rc = step_done(s, st, "alarm");
+    rc = sq_step_done(s, st, "alarm");
     sqlite3_finalize(st);
     return rc;
 }
@@ -655,7 +655,7 @@ static void sql_scan_row(sqlite3_context *cx, int argc, sqlite3_value **argv)
         sqlite3_result_int(cx, 1); /* the next pen's first row: the end */
         return;
     }
-    const char *why = value_record(argv[1], argv[2], &r);
+    const char *why = sq_value_record(argv[1], argv[2], &r);
     if (!why && sc->started && r.seq <= sc->last_seq)
         why = "it is out of seq order";
     if (why) {
@@ -681,7 +681,7 @@ static int sq_scan(archive_backend *b, const penlink_archive_filter *f,
     scan_state sc = { .s = s, .f = f, .cb = cb, .bad = bad, .user = user, .rc = PENLINK_OK };
     unsigned npens = 0;
     sqlite3_stmt *pens = NULL, *st = NULL;
-    int rc = flush(s);
+    int rc = sq_flush(s);
     if (rc == PENLINK_OK)
         rc = sq_prep(s, &pens,
                      "SELECT id, serial FROM devices WHERE ?1 IS NULL OR " SERIAL_IS(
@@ -731,7 +731,7 @@ static int sq_scan(archive_backend *b, const penlink_archive_filter *f,
     return rc;
 }
 
-static void copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
+static void sq_copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
     snprintf(dst, cap, "%s", t ? (const char *)t : "");
@@ -754,12 +754,12 @@ static int sq_alarms(archive_backend *b, const penlink_archive_filter *f,
     for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
         penlink_alarm a;
         memset(&a, 0, sizeof a);
-        copy_col(a.serial, sizeof a.serial, st, 0);
+        sq_copy_col(a.serial, sizeof a.serial, st, 0);
         a.at_ms = sqlite3_column_int64(st, 1);
         a.seq = (uint64_t)sqlite3_column_int64(st, 2);
         a.count = (uint64_t)sqlite3_column_int64(st, 3);
-        copy_col(a.kind, sizeof a.kind, st, 4);
-        copy_col(a.detail, sizeof a.detail, st, 5);
+        sq_copy_col(a.kind, sizeof a.kind, st, 4);
+        sq_copy_col(a.detail, sizeof a.detail, st, 5);
         if (cb(user, &a) != 0) {
             rc = PENLINK_ERR_CANCELLED;
             break;
@@ -797,7 +797,7 @@ static int sq_config_log(archive_backend *b, const char *serial, const char *sou
     if (old_cfg)
         sqlite3_bind_text(st, 7, oldj, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 8, newj, -1, SQLITE_TRANSIENT);
-    rc = step_done(s, st, "config history");
+    rc = sq_step_done(s, st, "config history");
     sqlite3_finalize(st);
     return rc;
 }
@@ -824,11 +824,11 @@ static int sq_config_history(archive_backend *b, const char *serial,
     for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
         penlink_config_entry e;
         memset(&e, 0, sizeof e);
-        copy_col(e.serial, sizeof e.serial, st, 0);
+        sq_copy_col(e.serial, sizeof e.serial, st, 0);
         e.at_ms = sqlite3_column_int64(st, 1);
-        copy_col(e.source, sizeof e.source, st, 2);
-        copy_col(e.user, sizeof e.user, st, 3);
-        copy_col(e.host, sizeof e.host, st, 4);
+        sq_copy_col(e.source, sizeof e.source, st, 2);
+        sq_copy_col(e.user, sizeof e.user, st, 3);
+        sq_copy_col(e.host, sizeof e.host, st, 4);
         const unsigned char *j = sqlite3_column_text(st, 5);
         archive_config_parse(j ? (const char *)j : "", &e.config);
         /* the values the change replaced: revision 1's limits when it came before any pull */
@@ -852,7 +852,7 @@ static int sq_devices(archive_backend *b, int (*cb)(void *user, const penlink_ar
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
-    int rc = flush(s);
+    int rc = sq_flush(s);
     if (rc == PENLINK_OK)
         rc = sq_prep(s, &st,
                      "SELECT d.serial, d.model, d.first_seen_ms, d.last_seen_ms, (SELECT "
@@ -867,14 +867,14 @@ static int sq_devices(archive_backend *b, int (*cb)(void *user, const penlink_ar
     for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
         penlink_archive_device d;
         memset(&d, 0, sizeof d);
-        copy_col(d.serial, sizeof d.serial, st, 0);
-        copy_col(d.model, sizeof d.model, st, 1);
+        sq_copy_col(d.serial, sizeof d.serial, st, 0);
+        sq_copy_col(d.model, sizeof d.model, st, 1);
         d.first_seen_ms = sqlite3_column_int64(st, 2);
         d.last_seen_ms = sqlite3_column_int64(st, 3);
-        copy_col(d.firmware_versions, sizeof d.firmware_versions, st, 4);
+        sq_copy_col(d.firmware_versions, sizeof d.firmware_versions, st, 4);
         d.records = (uint64_t)sqlite3_column_int64(st, 5);
         d.next_seq = (uint64_t)sqlite3_column_int64(st, 6);
-        copy_col(d.hardware_revision, sizeof d.hardware_revision, st, 7);
+        sq_copy_col(d.hardware_revision, sizeof d.hardware_revision, st, 7);
         if (cb(user, &d) != 0) {
             rc = PENLINK_ERR_CANCELLED;
             break;
@@ -888,7 +888,7 @@ static int sq_devices(archive_backend *b, int (*cb)(void *user, const penlink_ar
 
 /* ---- verification ------------------------------------------------------- */
 
-static const uint8_t *blob32(sqlite3_stmt *st, int col)
+static const uint8_t *sq_blob32(sqlite3_stmt *st, int col)
 {
     return sqlite3_column_type(st, col) == SQLITE_BLOB && sqlite3_column_bytes(st, col) == 32
                ? sqlite3_column_blob(st, col)
@@ -902,7 +902,7 @@ static int sq_pens(archive_backend *b, const char *serial,
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = NULL;
-    int rc = flush(s);
+    int rc = sq_flush(s);
     if (rc == PENLINK_OK)
         rc = sq_prep(s, &st,
                      "SELECT id, serial, public_key, (SELECT min(from_seq) FROM pulls p WHERE "
@@ -916,7 +916,7 @@ static int sq_pens(archive_backend *b, const char *serial,
     int x;
     for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
         const char *ser = (const char *)sqlite3_column_text(st, 1);
-        if (cb(user, sqlite3_column_int64(st, 0), ser ? ser : "?", blob32(st, 2),
+        if (cb(user, sqlite3_column_int64(st, 0), ser ? ser : "?", sq_blob32(st, 2),
                (uint64_t)sqlite3_column_int64(st, 3)) != 0) {
             rc = PENLINK_ERR_CANCELLED;
             break;
@@ -949,8 +949,8 @@ static int sq_chunks(archive_backend *b, int64_t device,
         c.stored_seq = first;
         c.data = sqlite3_column_blob(st, 4);
         c.len = (size_t)sqlite3_column_bytes(st, 4);
-        c.prev_link = blob32(st, 5);
-        c.link = blob32(st, 6);
+        c.prev_link = sq_blob32(st, 5);
+        c.link = sq_blob32(st, 6);
         if (sqlite3_column_type(st, 1) != SQLITE_INTEGER || first < 0)
             c.damage = "its first seq is at or above 2^63 (stored as a negative integer) or not "
                        "an integer: no pen logs such a seq";
@@ -979,7 +979,7 @@ static int sq_records(archive_backend *b, int64_t device, uint64_t first, uint64
 {
     sqlite_backend *s = (sqlite_backend *)b;
     sqlite3_stmt *st = s->range;
-    int frc = flush(s);
+    int frc = sq_flush(s);
     if (frc != PENLINK_OK)
         return frc;
     if (end <= first || first > (uint64_t)INT64_MAX)
@@ -992,7 +992,7 @@ static int sq_records(archive_backend *b, int64_t device, uint64_t first, uint64
     for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
         penlink_record r;
         const char *why =
-            value_record(sqlite3_column_value(st, 0), sqlite3_column_value(st, 1), &r);
+            sq_value_record(sqlite3_column_value(st, 0), sqlite3_column_value(st, 1), &r);
         if (why && bad) {
             archive_damage d = { NULL, "records", sqlite3_column_int64(st, 0), why };
             if (bad(user, &d) != 0) {
@@ -1021,7 +1021,7 @@ static int sq_record_count(archive_backend *b, int64_t device, uint64_t *n)
 {
     sqlite_backend *s = (sqlite_backend *)b;
     int64_t count = 0;
-    int rc = flush(s);
+    int rc = sq_flush(s);
     if (rc == PENLINK_OK)
         rc = sq_row_ints(s, "SELECT count(*) FROM records WHERE device_id = ?1", &device,
                          "count records", 1, &count, NULL);
@@ -1037,7 +1037,7 @@ static int sq_pulled_to(archive_backend *b, int64_t device, uint64_t *next, int 
     int null = 1;
     *next = 0;
     *have = 0;
-    int rc = flush(s);
+    int rc = sq_flush(s);
     if (rc == PENLINK_OK)
         rc = sq_row_ints(s,
                          "SELECT max(next_seq) FROM pulls WHERE device_id = ?1 AND result IN "
@@ -1054,7 +1054,7 @@ static int sq_seq_outliers(archive_backend *b, int64_t device, uint64_t *n, int6
 {
     sqlite_backend *s = (sqlite_backend *)b;
     int64_t v[2] = { 0, 0 };
-    int rc = flush(s);
+    int rc = sq_flush(s);
     if (rc == PENLINK_OK)
         rc = sq_row_ints(s,
                          "SELECT count(*), min(seq) FROM records WHERE device_id = ?1 AND seq < 0",
@@ -1149,11 +1149,11 @@ static int sq_verification_last(archive_backend *b, const char *serial, penlink_
         out->signed_through = (uint64_t)sqlite3_column_int64(st, 1);
         out->have = sqlite3_column_type(st, 2) != SQLITE_NULL;
         out->at_ms = sqlite3_column_int64(st, 2);
-        copy_col(out->result, sizeof out->result, st, 3);
+        sq_copy_col(out->result, sizeof out->result, st, 3);
         out->through_seq = (uint64_t)sqlite3_column_int64(st, 4);
         out->records = (uint64_t)sqlite3_column_int64(st, 5);
         out->chunks = (uint64_t)sqlite3_column_int64(st, 6);
-        copy_col(out->detail, sizeof out->detail, st, 7);
+        sq_copy_col(out->detail, sizeof out->detail, st, 7);
     } else if (x == SQLITE_DONE) {
         rc = sq_fail(s, PENLINK_ERR_NOT_FOUND, "no pen %s in the archive", serial);
     } else {
@@ -1184,7 +1184,7 @@ static int sq_key_replace(archive_backend *b, const penlink_key_replacement *r)
     sqlite3_bind_blob(st, 7, r->new_key, PL_KEY_BYTES, SQLITE_STATIC);
     sqlite3_bind_int64(st, 8, (int64_t)r->from_seq);
     sqlite3_bind_int64(st, 9, (int64_t)r->heads_before);
-    rc = step_done(s, st, "key replacement");
+    rc = sq_step_done(s, st, "key replacement");
     if (rc == PENLINK_OK && sqlite3_changes(s->db) != 1)
         rc = sq_fail(s, PENLINK_ERR_NOT_FOUND, "no pen %s in the archive", r->serial);
     sqlite3_finalize(st);
@@ -1206,7 +1206,7 @@ static int sq_annotate(archive_backend *b, const penlink_annotation *a)
     sqlite3_bind_text(st, 4, a->user, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, a->host, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, a->text, -1, SQLITE_STATIC);
-    rc = step_done(s, st, "annotation");
+    rc = sq_step_done(s, st, "annotation");
     sqlite3_finalize(st);
     return rc;
 }
@@ -1233,16 +1233,16 @@ static int sq_key_replacements(archive_backend *b, const char *serial,
     for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
         penlink_key_replacement r;
         memset(&r, 0, sizeof r);
-        const uint8_t *old = blob32(st, 5), *new_key = blob32(st, 6);
+        const uint8_t *old = sq_blob32(st, 5), *new_key = sq_blob32(st, 6);
         if (!old || !new_key) {
             rc = sq_damaged(s, "key replacements", "a row whose keys are not 32 bytes");
             break;
         }
-        copy_col(r.serial, sizeof r.serial, st, 0);
+        sq_copy_col(r.serial, sizeof r.serial, st, 0);
         r.at_ms = sqlite3_column_int64(st, 1);
-        copy_col(r.user, sizeof r.user, st, 2);
-        copy_col(r.host, sizeof r.host, st, 3);
-        copy_col(r.reason, sizeof r.reason, st, 4);
+        sq_copy_col(r.user, sizeof r.user, st, 2);
+        sq_copy_col(r.host, sizeof r.host, st, 3);
+        sq_copy_col(r.reason, sizeof r.reason, st, 4);
         memcpy(r.old_key, old, PL_KEY_BYTES);
         memcpy(r.new_key, new_key, PL_KEY_BYTES);
         r.from_seq = (uint64_t)sqlite3_column_int64(st, 7);
@@ -1271,12 +1271,12 @@ static int sq_annotations(archive_backend *b, int (*cb)(void *user, const penlin
     for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
         penlink_annotation a;
         memset(&a, 0, sizeof a);
-        copy_col(a.finding, sizeof a.finding, st, 0);
+        sq_copy_col(a.finding, sizeof a.finding, st, 0);
         a.at_ms = sqlite3_column_int64(st, 1);
-        copy_col(a.author, sizeof a.author, st, 2);
-        copy_col(a.user, sizeof a.user, st, 3);
-        copy_col(a.host, sizeof a.host, st, 4);
-        copy_col(a.text, sizeof a.text, st, 5);
+        sq_copy_col(a.author, sizeof a.author, st, 2);
+        sq_copy_col(a.user, sizeof a.user, st, 3);
+        sq_copy_col(a.host, sizeof a.host, st, 4);
+        sq_copy_col(a.text, sizeof a.text, st, 5);
         if (cb(user, &a) != 0) {
             rc = PENLINK_ERR_CANCELLED;
             break;
