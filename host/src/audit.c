@@ -199,6 +199,67 @@ static int begin_pen(audit *a, const char *serial)
     return 0;
 }
 
+static void cartridge_inserted(audit *a, const penlink_record *r)
+{
+    a->cart_in = 1;
+    a->cart_serial = r->cartridge_serial;
+    a->cart_uses = r->cartridge_uses;
+    if (audit_in_window(a, r->time_ms)) {
+        bucket *b = audit_bucket_at(a, r->time_ms);
+        if (b)
+            b->cartridges++;
+    }
+}
+
+static void cartridge_refused(audit *a, const penlink_record *r)
+{
+    if (!audit_in_window(a, r->time_ms))
+        return;
+    penlink_finding fi;
+    audit_finding_init(a, &fi, PENLINK_FIND_REFUSED, "cartridges", 0);
+    fi.seq = r->seq;
+    fi.time_ms = r->time_ms;
+    fi.cartridge_serial = r->cartridge_serial;
+    fi.cartridge_uses = r->cartridge_uses;
+    snprintf(fi.detail, sizeof fi.detail,
+             "the pen refused cartridge %llu, already used (this would have been use "
+             "%u)",
+             (unsigned long long)r->cartridge_serial, r->cartridge_uses);
+    audit_emit(a, &fi);
+}
+
+static void security_event(audit *a, const penlink_record *r)
+{
+    if (!audit_in_window(a, r->time_ms))
+        return;
+    penlink_finding fi;
+    audit_finding_init(a, &fi, PENLINK_FIND_CONFIG_REFUSED, "integrity", 1);
+    fi.seq = r->seq;
+    fi.time_ms = r->time_ms;
+    fi.value = r->fault_code;
+    /* a refused clock setting carries the error code + 256 (PL_SECURITY_CLOCK) */
+    uint32_t code = r->fault_code & 0xFFu;
+    snprintf(fi.detail, sizeof fi.detail, "the pen refused a %s: %s (error %u)",
+             r->fault_code >> 8 == 1 ? "clock setting" : "configuration change",
+             code == 12   ? "not signed"
+             : code == 13 ? "signed by an unknown key, or a bad signature"
+             : code == 15 ? "a stale or replayed request"
+                          : "not authorised",
+             code);
+    audit_emit(a, &fi);
+}
+
+static void config_changed(audit *a, const penlink_record *r)
+{
+    treat *t = &a->tr;
+    audit_resolve_first_revision(a, 1, r->config_revision);
+    a->lim = audit_lookup(a, r->config_revision);
+    if (t->open) { /* the depth and speed now run under the new limits */
+        audit_check_depth(t, &a->lim, t->cur_depth);
+        audit_check_speed(t, &a->lim, t->cur_speed);
+    }
+}
+
 static int on_record(void *u, const char *serial, const penlink_record *r)
 {
     audit *a = u;
@@ -215,7 +276,6 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
         a->sum.records_in_window++;
     audit_alarms_at(a, r);
     audit_integrity(a, r);
-    treat *t = &a->tr;
     switch (r->kind) {
     case PENLINK_REC_TREATMENT_START:
         audit_finish_treatment(a, r, 0);
@@ -224,85 +284,13 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
     case PENLINK_REC_TREATMENT_END: audit_finish_treatment(a, r, 1); break;
     case PENLINK_REC_POWER_ON:
     case PENLINK_REC_POWER_OFF: audit_finish_treatment(a, r, 0); break;
-    case PENLINK_REC_DEPTH_CHANGED:
-        if (t->open) {
-            if (r->time_ms > t->seg_ms) {
-                int64_t seg = audit_span_ms(r->time_ms, t->seg_ms);
-                t->depth_ms += (double)t->cur_depth * (double)seg;
-                t->weight_ms = audit_add_ms(t->weight_ms, seg);
-                t->seg_ms = r->time_ms;
-            }
-            t->cur_depth = r->depth_um;
-            if (r->depth_um < t->t.depth_min_um)
-                t->t.depth_min_um = r->depth_um;
-            if (r->depth_um > t->t.depth_max_um)
-                t->t.depth_max_um = r->depth_um;
-            audit_check_depth(t, &a->lim, r->depth_um);
-        }
-        break;
-    case PENLINK_REC_SPEED_CHANGED:
-        if (t->open) {
-            if (r->speed_sps < t->t.speed_min_sps)
-                t->t.speed_min_sps = r->speed_sps;
-            if (r->speed_sps > t->t.speed_max_sps)
-                t->t.speed_max_sps = r->speed_sps;
-            t->cur_speed = r->speed_sps;
-            audit_check_speed(t, &a->lim, r->speed_sps);
-        }
-        break;
-    case PENLINK_REC_CARTRIDGE_INSERTED:
-        a->cart_in = 1;
-        a->cart_serial = r->cartridge_serial;
-        a->cart_uses = r->cartridge_uses;
-        if (audit_in_window(a, r->time_ms)) {
-            bucket *b = audit_bucket_at(a, r->time_ms);
-            if (b)
-                b->cartridges++;
-        }
-        break;
+    case PENLINK_REC_DEPTH_CHANGED: audit_depth_changed(a, r); break;
+    case PENLINK_REC_SPEED_CHANGED: audit_speed_changed(a, r); break;
+    case PENLINK_REC_CARTRIDGE_INSERTED: cartridge_inserted(a, r); break;
     case PENLINK_REC_CARTRIDGE_REMOVED: a->cart_in = 0; break;
-    case PENLINK_REC_CARTRIDGE_REFUSED:
-        if (audit_in_window(a, r->time_ms)) {
-            penlink_finding fi;
-            audit_finding_init(a, &fi, PENLINK_FIND_REFUSED, "cartridges", 0);
-            fi.seq = r->seq;
-            fi.time_ms = r->time_ms;
-            fi.cartridge_serial = r->cartridge_serial;
-            fi.cartridge_uses = r->cartridge_uses;
-            snprintf(fi.detail, sizeof fi.detail,
-                     "the pen refused cartridge %llu, already used (this would have been use "
-                     "%u)",
-                     (unsigned long long)r->cartridge_serial, r->cartridge_uses);
-            audit_emit(a, &fi);
-        }
-        break;
-    case PENLINK_REC_SECURITY_EVENT:
-        if (audit_in_window(a, r->time_ms)) {
-            penlink_finding fi;
-            audit_finding_init(a, &fi, PENLINK_FIND_CONFIG_REFUSED, "integrity", 1);
-            fi.seq = r->seq;
-            fi.time_ms = r->time_ms;
-            fi.value = r->fault_code;
-            /* a refused clock setting carries the error code + 256 (PL_SECURITY_CLOCK) */
-            uint32_t code = r->fault_code & 0xFFu;
-            snprintf(fi.detail, sizeof fi.detail, "the pen refused a %s: %s (error %u)",
-                     r->fault_code >> 8 == 1 ? "clock setting" : "configuration change",
-                     code == 12   ? "not signed"
-                     : code == 13 ? "signed by an unknown key, or a bad signature"
-                     : code == 15 ? "a stale or replayed request"
-                                  : "not authorised",
-                     code);
-            audit_emit(a, &fi);
-        }
-        break;
-    case PENLINK_REC_CONFIG_CHANGED:
-        audit_resolve_first_revision(a, 1, r->config_revision);
-        a->lim = audit_lookup(a, r->config_revision);
-        if (t->open) { /* the depth and speed now run under the new limits */
-            audit_check_depth(t, &a->lim, t->cur_depth);
-            audit_check_speed(t, &a->lim, t->cur_speed);
-        }
-        break;
+    case PENLINK_REC_CARTRIDGE_REFUSED: cartridge_refused(a, r); break;
+    case PENLINK_REC_SECURITY_EVENT: security_event(a, r); break;
+    case PENLINK_REC_CONFIG_CHANGED: config_changed(a, r); break;
     default: break;
     }
     a->prev = *r;

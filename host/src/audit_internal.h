@@ -211,6 +211,8 @@ void audit_period_label(penlink_period by, int local, int64_t start, char *buf, 
 bucket *audit_bucket_at(audit *a, int64_t ms);
 void audit_finish_treatment(audit *a, const penlink_record *r, int ended);
 void audit_start_treatment(audit *a, const penlink_record *r);
+void audit_depth_changed(audit *a, const penlink_record *r);
+void audit_speed_changed(audit *a, const penlink_record *r);
 
 /* audit_integrity.c */
 void audit_emit_alarm(audit *a, incident *in);

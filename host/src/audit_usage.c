@@ -187,3 +187,38 @@ void audit_start_treatment(audit *a, const penlink_record *r)
         audit_cart_add(a, serial, r->seq, r->time_ms, t->t.cartridge_uses, t->in_window) != 0)
         audit_stop(a, PENLINK_ERR_NO_MEM);
 }
+
+/* A depth change within the open treatment: its depth over time, its range,
+ * and the limits. */
+void audit_depth_changed(audit *a, const penlink_record *r)
+{
+    treat *t = &a->tr;
+    if (!t->open)
+        return;
+    if (r->time_ms > t->seg_ms) {
+        int64_t seg = audit_span_ms(r->time_ms, t->seg_ms);
+        t->depth_ms += (double)t->cur_depth * (double)seg;
+        t->weight_ms = audit_add_ms(t->weight_ms, seg);
+        t->seg_ms = r->time_ms;
+    }
+    t->cur_depth = r->depth_um;
+    if (r->depth_um < t->t.depth_min_um)
+        t->t.depth_min_um = r->depth_um;
+    if (r->depth_um > t->t.depth_max_um)
+        t->t.depth_max_um = r->depth_um;
+    audit_check_depth(t, &a->lim, r->depth_um);
+}
+
+/* A speed change within the open treatment: its range, and the limits. */
+void audit_speed_changed(audit *a, const penlink_record *r)
+{
+    treat *t = &a->tr;
+    if (!t->open)
+        return;
+    if (r->speed_sps < t->t.speed_min_sps)
+        t->t.speed_min_sps = r->speed_sps;
+    if (r->speed_sps > t->t.speed_max_sps)
+        t->t.speed_max_sps = r->speed_sps;
+    t->cur_speed = r->speed_sps;
+    audit_check_speed(t, &a->lim, r->speed_sps);
+}
