@@ -172,9 +172,10 @@ static void alarms_before(audit *a, const char *serial)
         audit_emit_alarm(a, &a->alarms[a->next_alarm++]);
 }
 
-static int begin_pen(audit *a, const char *serial)
+/* Pen @p serial, met by the scan, becomes the current one: its serial
+ * copied, no cartridge in it yet. 0, or -1 out of memory. */
+static int add_pen(audit *a, const char *serial)
 {
-    end_pen(a);
     if (pc_grow(&a->pens, &a->cap_pens, a->n_pens + 1, sizeof *a->pens) != 0)
         return -1;
     char *s = malloc(strlen(serial) + 1);
@@ -184,10 +185,18 @@ static int begin_pen(audit *a, const char *serial)
     a->pens[a->n_pens] = s;
     a->pen = (uint32_t)a->n_pens++;
     a->have_pen = 1;
-    a->have_prev = 0;
     a->cart_in = 0;
     a->cart_serial = 0;
     a->cart_uses = 0;
+    return 0;
+}
+
+static int begin_pen(audit *a, const char *serial)
+{
+    end_pen(a);
+    if (add_pen(a, serial) != 0)
+        return -1;
+    a->have_prev = 0;
     memset(&a->lim, 0, sizeof a->lim);
     a->lim.state = LIM_PENDING;
     memset(&a->tr, 0, sizeof a->tr);
@@ -306,19 +315,10 @@ static int on_other(void *u, const char *serial, const penlink_record *r)
         return 0;
     if (!a->have_pen || serial != a->serial_seen) {
         a->serial_seen = serial;
-        char *s = malloc(strlen(serial) + 1);
-        if (!s || pc_grow(&a->pens, &a->cap_pens, a->n_pens + 1, sizeof *a->pens) != 0) {
-            free(s);
+        if (add_pen(a, serial) != 0) {
             audit_stop(a, PENLINK_ERR_NO_MEM);
             return 1;
         }
-        strcpy(s, serial);
-        a->pens[a->n_pens] = s;
-        a->pen = (uint32_t)a->n_pens++;
-        a->have_pen = 1;
-        a->cart_in = 0;
-        a->cart_serial = 0;
-        a->cart_uses = 0;
     }
     if (r->kind == PENLINK_REC_CARTRIDGE_INSERTED) {
         a->cart_in = 1;
@@ -337,27 +337,32 @@ static int on_other(void *u, const char *serial, const penlink_record *r)
     return a->rc != PENLINK_OK;
 }
 
-static int on_selected(void *u, int64_t device, const char *serial, const uint8_t *key,
-                       uint64_t first_from)
+/* @p p: a pen of the backend's list, its serial copied. 0, or -1 out of memory. */
+static int pen_of_row(selected *p, int64_t device, const char *serial, const uint8_t *key,
+                      uint64_t first_from)
 {
-    audit *a = u;
-    if (pc_grow(&a->sel, &a->cap_sel, a->n_sel + 1, sizeof *a->sel) != 0) {
-        audit_stop(a, PENLINK_ERR_NO_MEM);
-        return 1;
-    }
-    selected *p = &a->sel[a->n_sel];
     memset(p, 0, sizeof *p);
     p->serial = malloc(strlen(serial) + 1);
-    if (!p->serial) {
-        audit_stop(a, PENLINK_ERR_NO_MEM);
-        return 1;
-    }
+    if (!p->serial)
+        return -1;
     strcpy(p->serial, serial);
     p->device = device;
     p->has_key = key != NULL;
     if (key)
         memcpy(p->key, key, PL_KEY_BYTES);
     p->first_from = first_from;
+    return 0;
+}
+
+static int on_selected(void *u, int64_t device, const char *serial, const uint8_t *key,
+                       uint64_t first_from)
+{
+    audit *a = u;
+    if (pc_grow(&a->sel, &a->cap_sel, a->n_sel + 1, sizeof *a->sel) != 0 ||
+        pen_of_row(&a->sel[a->n_sel], device, serial, key, first_from) != 0) {
+        audit_stop(a, PENLINK_ERR_NO_MEM);
+        return 1;
+    }
     a->n_sel++;
     return 0;
 }
@@ -449,16 +454,8 @@ static int read_selected(audit *a)
 }
 
 /* Every pen of the archive, for the cartridges of the ones not selected. */
-typedef struct pen_ref {
-    int64_t device;
-    char *serial;
-    int has_key;
-    uint8_t key[PL_KEY_BYTES];
-    uint64_t first_from;
-} pen_ref;
-
 typedef struct pen_list {
-    pen_ref *pens;
+    selected *pens; /* their verification reports unused */
     size_t n, cap;
 } pen_list;
 
@@ -466,20 +463,10 @@ static int on_any_pen(void *u, int64_t device, const char *serial, const uint8_t
                       uint64_t first_from)
 {
     pen_list *l = u;
-    if (pc_grow(&l->pens, &l->cap, l->n + 1, sizeof *l->pens) != 0)
+    if (pc_grow(&l->pens, &l->cap, l->n + 1, sizeof *l->pens) != 0 ||
+        pen_of_row(&l->pens[l->n], device, serial, key, first_from) != 0)
         return 1;
-    char *s = malloc(strlen(serial) + 1);
-    if (!s)
-        return 1;
-    strcpy(s, serial);
-    pen_ref *p = &l->pens[l->n++];
-    memset(p, 0, sizeof *p);
-    p->device = device;
-    p->serial = s;
-    p->has_key = key != NULL;
-    if (key)
-        memcpy(p->key, key, PL_KEY_BYTES);
-    p->first_from = first_from;
+    l->n++;
     return 0;
 }
 
@@ -524,7 +511,7 @@ static void read_others(audit *a)
     for (size_t i = 0; i < l.n && rc == PENLINK_OK && a->rc == PENLINK_OK; i++) {
         if (strcmp(l.pens[i].serial, a->sel[0].serial) == 0)
             continue;
-        const pen_ref *p = &l.pens[i];
+        const selected *p = &l.pens[i];
         const uint8_t *key = p->has_key ? p->key : NULL;
         penlink_verify_report vr;
         /* first the checks alone: a log that breaks anywhere gives no evidence at all (a
