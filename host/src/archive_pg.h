@@ -159,7 +159,7 @@ int pg_col_null(const PGresult *r, int row, int col);
 const uint8_t *pg_col_bytes(const PGresult *r, int row, int col, size_t *len);
 void pg_col_text(const PGresult *r, int row, int col, char *dst, size_t cap);
 
-/* The per-pen lock (archive_pg.c): taken by the device operation. */
+/* The per-pen lock (archive_pg_lock.c): taken by the device operation. */
 int pg_lock_pen(pg_backend *g, int64_t device, const char *serial);
 void pg_unlock_pen(pg_backend *g);
 

@@ -58,7 +58,7 @@ typedef struct sqlite_backend {
     } batch[INSERT_BATCH];
 } sqlite_backend;
 
-/* The operations (archive_sqlite.c). */
+/* The operations table (archive_sqlite.c). */
 extern const archive_ops sq_ops;
 /* Prepares the statements the operations keep (after the schema is current). */
 int sq_statements(sqlite_backend *s);
