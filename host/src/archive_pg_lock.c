@@ -4,17 +4,10 @@
  * its own.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
-#include <poll.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <pwd.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "archive_pg.h"
 #include "clock.h"

@@ -3,13 +3,8 @@
  * own loop, the alarms, the configuration log and history, the pens.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <pwd.h>
-#include <unistd.h>
 
 #include "archive_sqlite.h"
 #include "pl/auth.h"

@@ -4,13 +4,8 @@
  * verifications logged, replaced device keys and the auditors' annotations.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <pwd.h>
-#include <unistd.h>
 
 #include "archive_sqlite.h"
 #include "pl/auth.h"

@@ -4,10 +4,7 @@
  * pen's pinned key.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <pwd.h>
 #include <unistd.h>
