@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -473,6 +474,26 @@ static int serve(server *sv)
     return rc;
 }
 
+/* The signal pipe, and SIGINT and SIGTERM written to it: a wait in poll()
+ * wakes up when one comes. */
+static int install_signals(void)
+{
+    if (pipe(sig_pipe) != 0) {
+        perror("penlink-sim: pipe");
+        return SIM_ERR;
+    }
+    fcntl(sig_pipe[0], F_SETFD, FD_CLOEXEC);
+    fcntl(sig_pipe[1], F_SETFD, FD_CLOEXEC);
+    fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    return SIM_OK;
+}
+
 /* --replay: the recording's pen side on sv->path, to one host. */
 static int run_replay(server *sv, const char *path)
 {
@@ -483,18 +504,10 @@ static int run_replay(server *sv, const char *path)
         replay_free(&r);
         return SIM_ERR;
     }
-    if (pipe(sig_pipe) != 0) {
-        perror("penlink-sim: pipe");
+    if (install_signals() != SIM_OK) {
         replay_free(&r);
         return SIM_ERR;
     }
-    fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     rc = open_socket(sv);
     if (rc == SIM_OK) {
         rc = replay_serve(&r, sv->listen_fd, sig_pipe[0], sv->verbose);
@@ -509,238 +522,245 @@ static int run_replay(server *sv, const char *path)
     return rc;
 }
 
-int main(int argc, char **argv)
-{
+/* ---- the command line -------------------------------------------------- */
+
+/* What the command line asks for. */
+typedef struct sim_args {
     sim_opts o;
     uint8_t keys[SIM_CONFIG_KEYS_MAX][32];
-    server sv = { .listen_fd = -1, .client_fd = -1 };
-    sim *s = NULL;
-    bool stats = false;
-    const char *replay_path = NULL;
-    uint64_t v;
-    int64_t iv;
-    int opt, rc;
+    server sv;
+    bool stats;
+    const char *replay_path;
+} sim_args;
 
-    sim_opts_default(&o);
-    while ((opt = getopt_long(argc, argv, "vh", options, NULL)) != -1) {
-        switch (opt) {
-        case OPT_STATE: o.state_dir = optarg; break;
-        case OPT_LISTEN: sv.path = optarg; break;
-        case OPT_SERIAL: o.serial = optarg; break;
-        case OPT_SEED:
-            if (parse_u64(optarg, "seed", UINT64_MAX, &o.seed))
-                return SIM_USAGE;
-            break;
-        case OPT_DAYS:
-            if (parse_u64(optarg, "simulate-days", 36500, &v))
-                return SIM_USAGE;
-            o.simulate_days = (uint32_t)v;
-            break;
-        case OPT_START:
-            if (parse_i64(optarg, "start-time", &o.start_ms))
-                return SIM_USAGE;
-            break;
-        case OPT_REUSE:
-            if (parse_u64(optarg, "reuse-permille", 1000, &v))
-                return SIM_USAGE;
-            o.reuse_permille = (uint32_t)v;
-            break;
-        case OPT_FAULT:
-            if (parse_u64(optarg, "fault-permille", 1000, &v))
-                return SIM_USAGE;
-            o.fault_permille = (uint32_t)v;
-            break;
-        case OPT_CYCLE:
-            if (parse_u64(optarg, "power-cycle-permille", 1000, &v))
-                return SIM_USAGE;
-            o.power_cycle_permille = (uint32_t)v;
-            break;
-        case OPT_CONFIG_KEY:
-            if (o.config_key_count == SIM_CONFIG_KEYS_MAX) {
-                fprintf(stderr, "penlink-sim: at most %u --config-key\n", SIM_CONFIG_KEYS_MAX);
-                return SIM_USAGE;
-            }
-            if (sim_parse_public_key(optarg, keys[o.config_key_count]) != 0) {
-                fprintf(stderr,
-                        "penlink-sim: --config-key %s: not 64 hex digits, nor a public key "
-                        "file\n",
-                        optarg);
-                return SIM_USAGE;
-            }
-            o.config_keys = (const uint8_t(*)[32])keys;
-            o.config_key_count++;
-            break;
-        case OPT_OTHER_KEY: o.sign_with_other_key = true; break;
-        case OPT_TAMPER: {
-            int m = tamper_parse(optarg);
-            if (m < 0) {
-                fprintf(stderr, "penlink-sim: --tamper %s: flip, drop, swap or splice\n", optarg);
-                return SIM_USAGE;
-            }
-            sv.tamper.mode = (tamper_mode)m;
-            break;
-        }
-        case OPT_OVER:
-            if (parse_u64(optarg, "over-limit-permille", 1000, &v))
-                return SIM_USAGE;
-            o.over_limit_permille = (uint32_t)v;
-            break;
-        case OPT_MAX_USES:
-            if (parse_u64(optarg, "max-uses", UINT32_MAX, &v) || v == 0) {
-                if (v == 0)
-                    fprintf(stderr, "penlink-sim: --max-uses must be at least 1\n");
-                return SIM_USAGE;
-            }
-            o.max_uses = (uint32_t)v;
-            break;
-        case OPT_OFFSET:
-            if (parse_i64(optarg, "clock-offset-ms", &iv))
-                return SIM_USAGE;
-            o.set_clock_offset = true;
-            o.clock_offset_ms = iv;
-            break;
-        case OPT_FLASH:
-            if (parse_u64(optarg, "flash-size", UINT32_MAX, &v))
-                return SIM_USAGE;
-            o.flash_size = (uint32_t)v;
-            break;
-        case OPT_SECTOR:
-            if (parse_u64(optarg, "sector-size", 65536, &v))
-                return SIM_USAGE;
-            o.sector_size = (uint32_t)v;
-            break;
-        case OPT_BATCH:
-            if (parse_u64(optarg, "batch", PL_CHUNK_MAX_RECORDS, &v))
-                return SIM_USAGE;
-            o.batch = (uint32_t)v;
-            break;
-        case OPT_LIVE:
-            sv.live_ms = 200;
-            if (optarg) {
-                if (parse_u64(optarg, "live", 3600000, &v) || v == 0)
-                    return SIM_USAGE;
-                sv.live_ms = (uint32_t)v;
-            }
-            break;
-        case OPT_CUT:
-            if (parse_u64(optarg, "power-cut-after", UINT64_MAX, &o.power_cut_after))
-                return SIM_USAGE;
-            break;
-        case OPT_MAJOR:
-            if (parse_u64(optarg, "protocol-major", UINT32_MAX, &v) || v == 0) {
-                if (v == 0)
-                    fprintf(stderr, "penlink-sim: --protocol-major must be at least 1\n");
-                return SIM_USAGE;
-            }
-            o.protocol_major = (uint32_t)v;
-            break;
-        case OPT_PULL_WINDOW:
-            if (parse_u64(optarg, "pull-window", PEN_PULL_MAX_CHUNKS, &v))
-                return SIM_USAGE;
-            if (v == 0) {
-                fprintf(stderr, "penlink-sim: --pull-window must be at least 1\n");
-                return SIM_USAGE;
-            }
-            o.pull_window = (uint32_t)v;
-            break;
-        case OPT_ONCE: sv.once = true; break;
-        case OPT_UNPLUG:
-            if (parse_u64(optarg, "unplug-after-frames", UINT64_MAX, &sv.unplug_after))
-                return SIM_USAGE;
-            break;
-        case OPT_HANG:
-            if (parse_u64(optarg, "hang-after-frames", UINT64_MAX, &sv.hang_after))
-                return SIM_USAGE;
-            break;
-        case OPT_STATS: stats = true; break;
-        case OPT_NO_CART:
-        case OPT_DEPTH_OUT:
-        case OPT_SPEED_OUT:
-        case OPT_GLITCH:
-        case OPT_CLOCK_SET:
-        case OPT_REFUSED:
-        case OPT_CROSS: {
-            uint32_t *knob[] = {
-                &o.no_cartridge_permille, &o.depth_out_permille, &o.speed_out_permille,
-                &o.clock_glitch_permille, &o.clock_set_permille, &o.config_refused_permille,
-                &o.cross_reuse_permille,
-            };
-            if (parse_u64(optarg, options[optind_of(opt)].name, 1000, &v))
-                return SIM_USAGE;
-            *knob[opt - OPT_NO_CART] = (uint32_t)v;
-            break;
-        }
-        case OPT_REUSE_FROM: o.reuse_from = optarg; break;
-        case OPT_REPLACE_KEY: o.replace_key = true; break;
-        case OPT_REPLAY: replay_path = optarg; break;
-        case 'v': sv.verbose = true; break;
-        case 'h': fputs(usage_text, stdout); return SIM_OK;
-        default: fputs(usage_text, stderr); return SIM_USAGE;
-        }
+/* An option handler's answer beyond SIM_OK and SIM_USAGE. */
+enum { ARG_NOT_MINE = -1, ARG_HELP = -2 };
+
+/* The pen's options that are one whole number each, the largest it may be,
+ * and where it goes. */
+static const struct {
+    int opt;
+    uint64_t max;
+    size_t field; /* offsetof a uint32_t in sim_opts */
+} pen_numbers[] = {
+    { OPT_DAYS, 36500, offsetof(sim_opts, simulate_days) },
+    { OPT_REUSE, 1000, offsetof(sim_opts, reuse_permille) },
+    { OPT_FAULT, 1000, offsetof(sim_opts, fault_permille) },
+    { OPT_CYCLE, 1000, offsetof(sim_opts, power_cycle_permille) },
+    { OPT_OVER, 1000, offsetof(sim_opts, over_limit_permille) },
+    { OPT_FLASH, UINT32_MAX, offsetof(sim_opts, flash_size) },
+    { OPT_SECTOR, 65536, offsetof(sim_opts, sector_size) },
+    { OPT_BATCH, PL_CHUNK_MAX_RECORDS, offsetof(sim_opts, batch) },
+    { OPT_NO_CART, 1000, offsetof(sim_opts, no_cartridge_permille) },
+    { OPT_DEPTH_OUT, 1000, offsetof(sim_opts, depth_out_permille) },
+    { OPT_SPEED_OUT, 1000, offsetof(sim_opts, speed_out_permille) },
+    { OPT_GLITCH, 1000, offsetof(sim_opts, clock_glitch_permille) },
+    { OPT_CLOCK_SET, 1000, offsetof(sim_opts, clock_set_permille) },
+    { OPT_REFUSED, 1000, offsetof(sim_opts, config_refused_permille) },
+    { OPT_CROSS, 1000, offsetof(sim_opts, cross_reuse_permille) },
+};
+
+static int pen_number_option(int opt, sim_opts *o)
+{
+    for (size_t i = 0; i < sizeof pen_numbers / sizeof pen_numbers[0]; i++) {
+        if (pen_numbers[i].opt != opt)
+            continue;
+        uint64_t v;
+        if (parse_u64(optarg, options[optind_of(opt)].name, pen_numbers[i].max, &v))
+            return SIM_USAGE;
+        *(uint32_t *)((char *)o + pen_numbers[i].field) = (uint32_t)v;
+        return SIM_OK;
     }
-    if (replay_path) {
-        if (optind < argc || o.state_dir || !sv.path) {
+    return ARG_NOT_MINE;
+}
+
+/* A whole number of at least 1, for --@p name. */
+static int parse_positive(const char *name, uint64_t max, uint32_t *out)
+{
+    uint64_t v;
+    if (parse_u64(optarg, name, max, &v))
+        return SIM_USAGE;
+    if (v == 0) {
+        fprintf(stderr, "penlink-sim: --%s must be at least 1\n", name);
+        return SIM_USAGE;
+    }
+    *out = (uint32_t)v;
+    return SIM_OK;
+}
+
+static int config_key_option(sim_args *a)
+{
+    sim_opts *o = &a->o;
+    if (o->config_key_count == SIM_CONFIG_KEYS_MAX) {
+        fprintf(stderr, "penlink-sim: at most %u --config-key\n", SIM_CONFIG_KEYS_MAX);
+        return SIM_USAGE;
+    }
+    if (sim_parse_public_key(optarg, a->keys[o->config_key_count]) != 0) {
+        fprintf(stderr,
+                "penlink-sim: --config-key %s: not 64 hex digits, nor a public key "
+                "file\n",
+                optarg);
+        return SIM_USAGE;
+    }
+    o->config_keys = (const uint8_t(*)[32])a->keys;
+    o->config_key_count++;
+    return SIM_OK;
+}
+
+/* The pen's other options. */
+static int pen_option(int opt, sim_args *a)
+{
+    sim_opts *o = &a->o;
+    int64_t iv;
+    switch (opt) {
+    case OPT_STATE: o->state_dir = optarg; break;
+    case OPT_SERIAL: o->serial = optarg; break;
+    case OPT_SEED:
+        if (parse_u64(optarg, "seed", UINT64_MAX, &o->seed))
+            return SIM_USAGE;
+        break;
+    case OPT_START:
+        if (parse_i64(optarg, "start-time", &o->start_ms))
+            return SIM_USAGE;
+        break;
+    case OPT_CONFIG_KEY: return config_key_option(a);
+    case OPT_OTHER_KEY: o->sign_with_other_key = true; break;
+    case OPT_MAX_USES: return parse_positive("max-uses", UINT32_MAX, &o->max_uses);
+    case OPT_OFFSET:
+        if (parse_i64(optarg, "clock-offset-ms", &iv))
+            return SIM_USAGE;
+        o->set_clock_offset = true;
+        o->clock_offset_ms = iv;
+        break;
+    case OPT_CUT:
+        if (parse_u64(optarg, "power-cut-after", UINT64_MAX, &o->power_cut_after))
+            return SIM_USAGE;
+        break;
+    case OPT_MAJOR: return parse_positive("protocol-major", UINT32_MAX, &o->protocol_major);
+    case OPT_PULL_WINDOW:
+        return parse_positive("pull-window", PEN_PULL_MAX_CHUNKS, &o->pull_window);
+    case OPT_REUSE_FROM: o->reuse_from = optarg; break;
+    case OPT_REPLACE_KEY: o->replace_key = true; break;
+    default: return pen_number_option(opt, o);
+    }
+    return SIM_OK;
+}
+
+/* The options of the socket, the host's side and the program itself. */
+static int server_option(int opt, sim_args *a)
+{
+    server *sv = &a->sv;
+    uint64_t v;
+    switch (opt) {
+    case OPT_LISTEN: sv->path = optarg; break;
+    case OPT_TAMPER: {
+        int m = tamper_parse(optarg);
+        if (m < 0) {
+            fprintf(stderr, "penlink-sim: --tamper %s: flip, drop, swap or splice\n", optarg);
+            return SIM_USAGE;
+        }
+        sv->tamper.mode = (tamper_mode)m;
+        break;
+    }
+    case OPT_LIVE:
+        sv->live_ms = 200;
+        if (optarg) {
+            if (parse_u64(optarg, "live", 3600000, &v) || v == 0)
+                return SIM_USAGE;
+            sv->live_ms = (uint32_t)v;
+        }
+        break;
+    case OPT_ONCE: sv->once = true; break;
+    case OPT_UNPLUG:
+        if (parse_u64(optarg, "unplug-after-frames", UINT64_MAX, &sv->unplug_after))
+            return SIM_USAGE;
+        break;
+    case OPT_HANG:
+        if (parse_u64(optarg, "hang-after-frames", UINT64_MAX, &sv->hang_after))
+            return SIM_USAGE;
+        break;
+    case OPT_STATS: a->stats = true; break;
+    case OPT_REPLAY: a->replay_path = optarg; break;
+    case 'v': sv->verbose = true; break;
+    case 'h': fputs(usage_text, stdout); return ARG_HELP;
+    default: return ARG_NOT_MINE;
+    }
+    return SIM_OK;
+}
+
+/* The options, then what they must say together: SIM_OK, SIM_USAGE or ARG_HELP. */
+static int parse_args(int argc, char **argv, sim_args *a)
+{
+    int opt;
+    while ((opt = getopt_long(argc, argv, "vh", options, NULL)) != -1) {
+        int rc = server_option(opt, a);
+        if (rc == ARG_NOT_MINE)
+            rc = pen_option(opt, a);
+        if (rc == ARG_NOT_MINE) {
+            fputs(usage_text, stderr);
+            return SIM_USAGE;
+        }
+        if (rc != SIM_OK)
+            return rc;
+    }
+    if (a->replay_path) {
+        if (optind < argc || a->o.state_dir || !a->sv.path) {
             fprintf(stderr, "penlink-sim: --replay takes --listen PATH, and no --state or other "
                             "argument: it serves a recording, not a pen\n");
             return SIM_USAGE;
         }
-        return run_replay(&sv, replay_path);
+        return SIM_OK;
     }
-    if (optind < argc || !o.state_dir) {
+    if (optind < argc || !a->o.state_dir) {
         fprintf(stderr, "penlink-sim: %s\n",
                 optind < argc ? "unexpected argument" : "--state DIR is required");
         fputs(usage_text, stderr);
         return SIM_USAGE;
     }
-    if (o.cross_reuse_permille && !o.reuse_from) {
+    if (a->o.cross_reuse_permille && !a->o.reuse_from) {
         fprintf(stderr, "penlink-sim: --cross-reuse-permille needs --reuse-from DIR (whose "
                         "cartridges to reuse)\n");
         return SIM_USAGE;
     }
-    if (sv.verbose)
-        o.log = stderr;
+    if (a->sv.verbose)
+        a->o.log = stderr;
+    return SIM_OK;
+}
 
-    if (pipe(sig_pipe) != 0) {
-        perror("penlink-sim: pipe");
+/* The pen: its history simulated, then served on the socket if one is named. */
+static int run_pen(sim_args *a)
+{
+    server *sv = &a->sv;
+    int rc;
+    if (install_signals() != SIM_OK)
         return SIM_ERR;
-    }
-    fcntl(sig_pipe[0], F_SETFD, FD_CLOEXEC);
-    fcntl(sig_pipe[1], F_SETFD, FD_CLOEXEC);
-    fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    s = calloc(1, sizeof *s);
+    sim *s = calloc(1, sizeof *s);
     if (!s) {
         perror("penlink-sim");
         return SIM_ERR;
     }
-    sv.s = s;
-    rc = sim_open(s, &o);
+    sv->s = s;
+    rc = sim_open(s, &a->o);
     if (rc == SIM_OK)
         rc = sim_simulate(s);
-    if (rc == SIM_OK && sv.path && !stopping) {
+    if (rc == SIM_OK && sv->path && !stopping) {
         sim_realtime(s);
-        rc = open_socket(&sv);
+        rc = open_socket(sv);
         if (rc == SIM_OK) {
-            if (sv.verbose)
-                fprintf(stderr, "penlink-sim: serving pen %s on %s\n", s->serial, sv.path);
-            rc = serve(&sv);
+            if (sv->verbose)
+                fprintf(stderr, "penlink-sim: serving pen %s on %s\n", s->serial, sv->path);
+            rc = serve(sv);
         }
     }
     if (rc != SIM_OK && s->err[0])
         fprintf(stderr, "penlink-sim: %s\n", s->err);
-    if (stats && s->pen && s->pen_up && rc != SIM_POWER_CUT)
+    if (a->stats && s->pen && s->pen_up && rc != SIM_POWER_CUT)
         sim_print_stats(s, stdout);
-    if (sv.client_fd >= 0)
-        close(sv.client_fd);
-    if (sv.listen_fd >= 0) {
-        close(sv.listen_fd);
-        unlink(sv.path);
+    if (sv->client_fd >= 0)
+        close(sv->client_fd);
+    if (sv->listen_fd >= 0) {
+        close(sv->listen_fd);
+        unlink(sv->path);
     }
     int crc = sim_close(s);
     if (crc != SIM_OK && rc == SIM_OK) {
@@ -748,8 +768,23 @@ int main(int argc, char **argv)
         rc = crc;
     }
     free(s);
-    tamper_free(&sv.tamper);
+    tamper_free(&sv->tamper);
     close(sig_pipe[0]);
     close(sig_pipe[1]);
     return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static sim_args a; /* zero, then the defaults */
+    a.sv.listen_fd = a.sv.client_fd = -1;
+    sim_opts_default(&a.o);
+    int rc = parse_args(argc, argv, &a);
+    if (rc == ARG_HELP)
+        return SIM_OK;
+    if (rc != SIM_OK)
+        return rc;
+    if (a.replay_path)
+        return run_replay(&a.sv, a.replay_path);
+    return run_pen(&a);
 }

@@ -332,6 +332,55 @@ static int host_frame(replay *r, int fd, const uint8_t *frame, size_t len)
     return -1;
 }
 
+/* Waits for a host: 0 with @p *fd its connection, or 1 when stopped first. */
+static int accept_host(replay *r, int listen_fd, int stop_fd, int *fd)
+{
+    for (;;) {
+        struct pollfd p[2] = { { stop_fd, POLLIN, 0 }, { listen_fd, POLLIN, 0 } };
+        int n = poll(p, 2, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || (p[0].revents & POLLIN)) {
+            replay_error(r, "replay: stopped before a host connected");
+            return 1;
+        }
+        *fd = accept(listen_fd, NULL, NULL);
+        if (*fd >= 0)
+            return 0;
+    }
+}
+
+/* The host's bytes, through the frame decoder, each frame checked against
+ * the recording: 0, HOST_GONE, or -1 when the host departed from it (r->err
+ * says how). */
+static int host_bytes(replay *r, int fd, pl_frame_decoder *fdec, const uint8_t *q, size_t left)
+{
+    int again = 0;
+    while (left > 0 || again) {
+        size_t used = 0;
+        pl_frame fr;
+        pl_status st = pl_frame_decoder_feed(fdec, q, left, &used, &fr);
+        q += used;
+        left -= used;
+        again = st != PL_NEED_MORE;
+        int h = st == PL_OK ? host_frame(r, fd, fr.payload - PL_FRAME_HEADER_SIZE,
+                                         PL_FRAME_HEADER_SIZE + fr.len)
+                            : 0;
+        if (h == HOST_GONE)
+            return HOST_GONE;
+        if (h != 0)
+            return -1;
+        if (st != PL_OK && st != PL_NEED_MORE) {
+            snprintf(r->err, sizeof r->err,
+                     "replay: the host sent damaged bytes (%s) after %zu frames as recorded",
+                     pl_status_str(st), r->matched);
+            r->diverged = 1;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int replay_serve(replay *r, int listen_fd, int stop_fd, int verbose)
 {
     int fd = -1, rc = SIM_DIVERGED;
@@ -343,19 +392,9 @@ int replay_serve(replay *r, int listen_fd, int stop_fd, int verbose)
         goto out;
     }
     pl_frame_decoder_init(&fdec, fbuf, FRAME_BUF, PL_FRAME_MAX_PAYLOAD);
-    for (;;) {
-        struct pollfd p[2] = { { stop_fd, POLLIN, 0 }, { listen_fd, POLLIN, 0 } };
-        int n = poll(p, 2, -1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 || (p[0].revents & POLLIN)) {
-            replay_error(r, "replay: stopped before a host connected");
-            rc = 0;
-            goto out;
-        }
-        fd = accept(listen_fd, NULL, NULL);
-        if (fd >= 0)
-            break;
+    if (accept_host(r, listen_fd, stop_fd, &fd) != 0) {
+        rc = 0;
+        goto out;
     }
     if (verbose)
         fprintf(stderr, "penlink-sim: replaying %zu frames of %s\n", r->n, r->path);
@@ -376,31 +415,11 @@ int replay_serve(replay *r, int listen_fd, int stop_fd, int verbose)
             continue;
         if (got <= 0)
             goto gone;
-        const uint8_t *q = buf;
-        size_t left = (size_t)got;
-        int again = 0;
-        while (left > 0 || again) {
-            size_t used = 0;
-            pl_frame fr;
-            pl_status st = pl_frame_decoder_feed(&fdec, q, left, &used, &fr);
-            q += used;
-            left -= used;
-            again = st != PL_NEED_MORE;
-            int h = st == PL_OK ? host_frame(r, fd, fr.payload - PL_FRAME_HEADER_SIZE,
-                                             PL_FRAME_HEADER_SIZE + fr.len)
-                                : 0;
-            if (h == HOST_GONE)
-                goto gone;
-            if (h != 0)
-                goto out;
-            if (st != PL_OK && st != PL_NEED_MORE) {
-                snprintf(r->err, sizeof r->err,
-                         "replay: the host sent damaged bytes (%s) after %zu frames as recorded",
-                         pl_status_str(st), r->matched);
-                r->diverged = 1;
-                goto out;
-            }
-        }
+        int h = host_bytes(r, fd, &fdec, buf, (size_t)got);
+        if (h == HOST_GONE)
+            goto gone;
+        if (h != 0)
+            goto out;
     }
 gone:
     if (r->next < r->n) {

@@ -719,6 +719,73 @@ static int pull_acknowledge(pull_state *ps, uint64_t from, int have)
     return rc;
 }
 
+/* Step 2's pull: the records, committed as they come (at verified heads from
+ * a signing pen). The pull's status: the storage's when it failed. */
+static int pull_records(pull_state *ps, uint64_t from, uint64_t *retries)
+{
+    penlink_pull_cb pcb = { .on_chunk = on_chunk,
+                            .on_record = on_record,
+                            .on_progress = on_progress,
+                            .user = ps,
+                            .on_overlap = on_overlap,
+                            .on_head = on_head,
+                            .on_gap = on_gap,
+                            .after_link = ps->have_anchor ? ps->anchor : NULL };
+    penlink_pull_result pr;
+    int pull_rc = penlink_dev_pull(ps->dev, from, &pcb, &pr);
+    flush_conflicts(ps);
+    if (ps->st != PENLINK_OK) { /* the storage failed, not the pen */
+        pull_rc = ps->st;
+        if (ps->why[0])
+            penlink_fail(ps->ar->ctx, ps->st, "%s", ps->why);
+    }
+    *retries = pr.retries;
+    return pull_rc;
+}
+
+/* Step 2's end: whatever is kept is committed, durably, before anything else
+ * (from a pen that signs its log, only what a verified head covered). The
+ * pull's status, in the commit's words when only the commit failed; for a
+ * failed pull, @p message says what was kept. */
+static int pull_keep(pull_state *ps, int pull_rc, uint64_t retries, char *message, size_t cap)
+{
+    penlink_archive *ar = ps->ar;
+    archive_backend *b = ar->b;
+    penlink_archive_pull_result *res = ps->res;
+    /* the failure's own words: what the rollback and commit below say (a
+     * server that went away meanwhile) comes after it */
+    char failed[512] = "";
+    if (pull_rc != PENLINK_OK)
+        snprintf(failed, sizeof failed, "%s",
+                 *penlink_ctx_errmsg(ar->ctx)       ? penlink_ctx_errmsg(ar->ctx)
+                 : pull_rc == PENLINK_ERR_CANCELLED ? "the pull was interrupted"
+                                                    : penlink_strerror(pull_rc));
+    int rc = PENLINK_OK;
+    if (ps->signed_log && pull_rc != PENLINK_OK) {
+        /* from a pen that signs its log, only what a verified head covered is kept */
+        rc = b->ops->rollback_to_savepoint(b);
+        if (ps->have_kept)
+            *res = ps->kept;
+        else
+            *res = ps->committed;
+    }
+    /* whatever is kept is committed, durably, before anything else */
+    if (rc == PENLINK_OK)
+        rc = b->ops->commit(b);
+    if (rc != PENLINK_OK) {
+        b->ops->rollback(b);
+        *res = ps->committed; /* only what an earlier commit holds is archived */
+        if (pull_rc == PENLINK_OK)
+            pull_rc = rc; /* a failed pull, in the commit's words (a full disk) */
+    }
+    res->retries = retries;
+    if (failed[0])
+        penlink_fail(ar->ctx, pull_rc, "%s", failed);
+    if (pull_rc != PENLINK_OK)
+        kept_message(ar, res, message, cap);
+    return pull_rc;
+}
+
 int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pull_cb *cb,
                          penlink_archive_pull_result *res)
 {
@@ -758,54 +825,10 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     rc = b->ops->begin(b);
     if (rc != PENLINK_OK)
         return rc;
-    penlink_pull_cb pcb = { .on_chunk = on_chunk,
-                            .on_record = on_record,
-                            .on_progress = on_progress,
-                            .user = &ps,
-                            .on_overlap = on_overlap,
-                            .on_head = on_head,
-                            .on_gap = on_gap,
-                            .after_link = ps.have_anchor ? ps.anchor : NULL };
-    penlink_pull_result pr;
-    int pull_rc = penlink_dev_pull(dev, from, &pcb, &pr);
-    flush_conflicts(&ps);
-    if (ps.st != PENLINK_OK) { /* the storage failed, not the pen */
-        pull_rc = ps.st;
-        if (ps.why[0])
-            penlink_fail(ar->ctx, ps.st, "%s", ps.why);
-    }
-    /* the failure's own words: what the rollback and commit below say (a
-     * server that went away meanwhile) comes after it */
-    char failed[512] = "";
-    if (pull_rc != PENLINK_OK)
-        snprintf(failed, sizeof failed, "%s",
-                 *penlink_ctx_errmsg(ar->ctx)       ? penlink_ctx_errmsg(ar->ctx)
-                 : pull_rc == PENLINK_ERR_CANCELLED ? "the pull was interrupted"
-                                                    : penlink_strerror(pull_rc));
-    rc = PENLINK_OK;
-    if (ps.signed_log && pull_rc != PENLINK_OK) {
-        /* from a pen that signs its log, only what a verified head covered is kept */
-        rc = b->ops->rollback_to_savepoint(b);
-        if (ps.have_kept)
-            *res = ps.kept;
-        else
-            *res = ps.committed;
-    }
-    /* whatever is kept is committed, durably, before anything else */
-    if (rc == PENLINK_OK)
-        rc = b->ops->commit(b);
-    if (rc != PENLINK_OK) {
-        b->ops->rollback(b);
-        *res = ps.committed; /* only what an earlier commit holds is archived */
-        if (pull_rc == PENLINK_OK)
-            pull_rc = rc; /* a failed pull, in the commit's words (a full disk) */
-    }
-    res->retries = pr.retries;
+    uint64_t retries = 0;
+    int pull_rc = pull_records(&ps, from, &retries);
     char message[640] = "";
-    if (failed[0])
-        penlink_fail(ar->ctx, pull_rc, "%s", failed);
-    if (pull_rc != PENLINK_OK)
-        kept_message(ar, res, message, sizeof message);
+    pull_rc = pull_keep(&ps, pull_rc, retries, message, sizeof message);
 
     /* step 3: what happened, on record */
     rc = pull_record_outcome(&ps, pull_rc, message);

@@ -1,9 +1,10 @@
 /*
- * The PostgreSQL archive backend's private header, shared by its three
- * files: archive_pg.c (connection, schema and migrations, transactions, the
- * per-pen lock, roles), archive_pg_ops.c (the archive's operations) and
- * archive_pg_copy.c (in bulk: records by COPY in and out, a pull's chunks
- * in pipeline mode).
+ * The PostgreSQL archive backend's private header, shared by its files:
+ * archive_pg.c (connection, opening and closing, transactions),
+ * archive_pg_sql.c (statements and results), archive_pg_schema.c (schema,
+ * migrations, the server's roles), archive_pg_lock.c (the per-pen lock),
+ * archive_pg_ops.c (the archive's operations) and archive_pg_copy.c (in
+ * bulk: records by COPY in and out, a pull's chunks in pipeline mode).
  */
 #ifndef PENLINK_ARCHIVE_PG_H
 #define PENLINK_ARCHIVE_PG_H
@@ -11,6 +12,38 @@
 #include <libpq-fe.h>
 
 #include "archive.h"
+
+/* Version 1 is the SQLite schema's version 3, made append-only throughout;
+ * version 2 adds the auditors' annotations of findings (SQLite's version 4);
+ * version 3 reads pens' rows as pushes write them; version 4 adds
+ * key_replacements (SQLite's version 5). */
+#define PG_SCHEMA_VERSION 4
+/* Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)). */
+#define PG_LOCK_SCHEMA 1886153473 /* 0x706c6b01: migrations, key 0 */
+#define PG_LOCK_PEN 1886153474    /* 0x706c6b02: one pull of a pen at a time, key: its device id */
+/* How long a second pull of a pen waits for the first before it gives up. */
+#define PG_PEN_LOCK_WAIT_S 600
+#define PG_CONNECT_TIMEOUT_S "10"
+/* A second pull of a pen asks for the lock this often while it waits (a
+ * wait in the server could not be interrupted from here). */
+#define PG_LOCK_POLL_MS 200
+/* TCP keepalives unless the connection string sets them: a network cut is
+ * noticed in about a minute (idle 30 s, then 3 probes 10 s apart), not the
+ * system's two hours, by us and by the server, which then ends the
+ * transaction and releases the pen's lock. */
+#define PG_KEEPALIVES_IDLE_S "30"
+#define PG_KEEPALIVES_INTERVAL_S "10"
+#define PG_KEEPALIVES_COUNT "3"
+/* The longest wait for one reply of the server, unless PENLINK_SERVER_TIMEOUT
+ * (seconds) says otherwise: past it the connection is dropped as dead. */
+#define PG_REPLY_WAIT_S 300
+#define PG_REPLY_WAIT_MAX_S 86400
+/* Once interrupted (SIGINT, SIGTERM: the context cancelled), a wait for the
+ * server lasts at most this long: what was stored may still be committed,
+ * but a server that does not answer does not keep penlink from exiting. */
+#define PG_CANCEL_GRACE_MS 3000
+/* How often a wait looks at the clock and the cancel flag. */
+#define PG_WAIT_SLICE_MS 100
 
 #define PG_MAX_PARAMS 12
 /* Records wait in memory and go to the server in one COPY of this many
@@ -126,7 +159,7 @@ int pg_col_null(const PGresult *r, int row, int col);
 const uint8_t *pg_col_bytes(const PGresult *r, int row, int col, size_t *len);
 void pg_col_text(const PGresult *r, int row, int col, char *dst, size_t cap);
 
-/* The per-pen lock (archive_pg.c): taken by the device operation. */
+/* The per-pen lock (archive_pg_lock.c): taken by the device operation. */
 int pg_lock_pen(pg_backend *g, int64_t device, const char *serial);
 void pg_unlock_pen(pg_backend *g);
 
@@ -167,5 +200,21 @@ int pg_savepoint(archive_backend *b);
 int pg_rollback_to_savepoint(archive_backend *b);
 int pg_rollback(archive_backend *b);
 int pg_writable(archive_backend *b);
+
+/* Shared by archive_pg.c, archive_pg_sql.c, archive_pg_schema.c and archive_pg_lock.c. */
+int pg_lock_alive(pg_backend *g);
+int pg_quiet_do(pg_backend *g, PGconn *conn, const char *sql);
+int pg_cancelled(const pg_backend *g);
+void pg_server_words(PGconn *conn, const PGresult *res, char *out, size_t cap);
+int64_t pg_reply_wait_s(void);
+int pg_open(penlink_ctx *ctx, const char *uri, int create, int readonly, pg_backend **out,
+            int *from);
+int pg_name_server(penlink_ctx *ctx, const char *uri, char *name, size_t cap);
+void pg_application_name(char *out, size_t cap);
+PGconn *pg_connect_to(const char *uri);
+int pg_session_setup(pg_backend *g, PGconn *conn);
+int pg_schema_version(pg_backend *g, int *version);
+int pg_newer_schema(pg_backend *g, int version);
+int pg_migrate(pg_backend *g, int create, int *from);
 
 #endif

@@ -393,8 +393,8 @@ static int end_window(pull_state *ps, const Penlink__V1__LogEnd *e, uint64_t bef
     return PENLINK_OK;
 }
 
-/* One PullLog: chunks until LogEnd. *out: WIN_END, WIN_MORE or WIN_RETRY. */
-static int pull_window(pull_state *ps, int *out)
+/* Sends the window's PullLog; @p rid: its request id. */
+static int send_pull_log(pull_state *ps, uint32_t *rid)
 {
     penlink_dev *d = ps->d;
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
@@ -407,11 +407,75 @@ static int pull_window(pull_state *ps, int *out)
     env.has_request_id = 1;
     env.request_id = d->next_id++;
     memset(&d->err, 0, sizeof d->err);
-    int st = dev_send(d, &env);
+    *rid = env.request_id;
+    return dev_send(d, &env);
+}
+
+/* A window's chunk @p r (freed here): refused, taken (the clock restarts),
+ * or a repeat or a hole, which end the window: then *done is set and *out
+ * says how it ended. */
+static int window_chunk(pull_state *ps, pl_envelope *r, const pl_frame *raw, uint32_t rid,
+                        int *chunks, long long *deadline, int *out, int *done)
+{
+    penlink_dev *d = ps->d;
+    const Penlink__V1__LogChunk *c = r->log_chunk;
+    int st = PENLINK_OK;
+    if (!c->has_data || c->record_count == 0 || !c->has_first_seq) {
+        st = penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL, "the pen sent an empty chunk at seq %llu",
+                          (unsigned long long)c->first_seq);
+    } else if (c->first_seq >= DEV_SEQ_LIMIT || c->record_count > DEV_SEQ_LIMIT - c->first_seq) {
+        st = penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL,
+                          "the pen sent a chunk of seqs %llu.. (%u records) at or above "
+                          "2^63, outside the protocol's range: refused",
+                          (unsigned long long)c->first_seq, c->record_count);
+    } else {
+        int where = placement(ps, c, *chunks == 0);
+        if (where == -2) {
+            set_alarm(d, "contradiction", c->first_seq, ps->next - c->first_seq);
+            st = penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
+                              "the pen sent a chunk of records %llu..%llu, which overlaps "
+                              "records it sent before (through %llu): its log "
+                              "contradicts itself; nothing of this reply is kept",
+                              (unsigned long long)c->first_seq,
+                              (unsigned long long)(c->first_seq + c->record_count - 1),
+                              (unsigned long long)ps->next - 1);
+        } else if (where == 0) {
+            st = take_chunk(ps, c, raw);
+            (*chunks)++;
+            *deadline = pc_mono_ms() + d->timeout_ms;
+        } else {
+            uint64_t upto = c->first_seq;
+            pl_envelope_free(NULL, r);
+            *done = 1;
+            if (where < 0) {
+                *out = retry(ps, 0,
+                             "a chunk at seq %llu came again or out of order (the next "
+                             "wanted is %llu)",
+                             (unsigned long long)upto, (unsigned long long)ps->next);
+                return PENLINK_OK;
+            }
+            uint64_t avail;
+            st = drain_window(ps, rid, &avail);
+            if (st != PENLINK_OK)
+                return st;
+            return settle_hole(ps, upto, avail, out);
+        }
+    }
+    pl_envelope_free(NULL, r);
+    *done = st != PENLINK_OK;
+    return st;
+}
+
+/* One PullLog: chunks until LogEnd. *out: WIN_END, WIN_MORE or WIN_RETRY. */
+static int pull_window(pull_state *ps, int *out)
+{
+    penlink_dev *d = ps->d;
+    uint32_t rid;
+    int st = send_pull_log(ps, &rid);
     if (st != PENLINK_OK)
         return st;
     uint64_t before = ps->next;
-    int chunks = 0;
+    int chunks = 0, done = 0;
     /* Only the window's own chunks restart the clock: stale frames or messages
      * this version does not know, however many, do not keep it waiting. */
     long long deadline = pc_mono_ms() + d->timeout_ms;
@@ -426,7 +490,7 @@ static int pull_window(pull_state *ps, int *out)
         }
         if (st != PENLINK_OK)
             return st;
-        if (r->request_id != env.request_id) {
+        if (r->request_id != rid) {
             int unread = r->request_id == 0 && r->body_case == PENLINK__V1__ENVELOPE__BODY_ERROR;
             pl_envelope_free(NULL, r); /* stale, or the pen could not read our request */
             if (!unread)
@@ -436,55 +500,11 @@ static int pull_window(pull_state *ps, int *out)
             return PENLINK_OK;
         }
         switch (r->body_case) {
-        case PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK: {
-            const Penlink__V1__LogChunk *c = r->log_chunk;
-            if (!c->has_data || c->record_count == 0 || !c->has_first_seq) {
-                st = penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL,
-                                  "the pen sent an empty chunk at seq %llu",
-                                  (unsigned long long)c->first_seq);
-            } else if (c->first_seq >= DEV_SEQ_LIMIT ||
-                       c->record_count > DEV_SEQ_LIMIT - c->first_seq) {
-                st = penlink_fail(d->ctx, PENLINK_ERR_PROTOCOL,
-                                  "the pen sent a chunk of seqs %llu.. (%u records) at or above "
-                                  "2^63, outside the protocol's range: refused",
-                                  (unsigned long long)c->first_seq, c->record_count);
-            } else {
-                int where = placement(ps, c, chunks == 0);
-                if (where == -2) {
-                    set_alarm(d, "contradiction", c->first_seq, ps->next - c->first_seq);
-                    st = penlink_fail(d->ctx, PENLINK_ERR_INTEGRITY,
-                                      "the pen sent a chunk of records %llu..%llu, which overlaps "
-                                      "records it sent before (through %llu): its log "
-                                      "contradicts itself; nothing of this reply is kept",
-                                      (unsigned long long)c->first_seq,
-                                      (unsigned long long)(c->first_seq + c->record_count - 1),
-                                      (unsigned long long)ps->next - 1);
-                } else if (where == 0) {
-                    st = take_chunk(ps, c, &raw);
-                    chunks++;
-                    deadline = pc_mono_ms() + d->timeout_ms;
-                } else {
-                    uint64_t upto = c->first_seq;
-                    pl_envelope_free(NULL, r);
-                    if (where < 0) {
-                        *out = retry(ps, 0,
-                                     "a chunk at seq %llu came again or out of order (the next "
-                                     "wanted is %llu)",
-                                     (unsigned long long)upto, (unsigned long long)ps->next);
-                        return PENLINK_OK;
-                    }
-                    uint64_t avail;
-                    st = drain_window(ps, env.request_id, &avail);
-                    if (st != PENLINK_OK)
-                        return st;
-                    return settle_hole(ps, upto, avail, out);
-                }
-            }
-            pl_envelope_free(NULL, r);
-            if (st != PENLINK_OK)
+        case PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK:
+            st = window_chunk(ps, r, &raw, rid, &chunks, &deadline, out, &done);
+            if (done)
                 return st;
             continue;
-        }
         case PENLINK__V1__ENVELOPE__BODY_LOG_END:
             st = end_window(ps, r->log_end, before, out);
             pl_envelope_free(NULL, r);

@@ -147,65 +147,152 @@ static uint32_t record_mask(const pl_record *r)
     return m ? m : (r->kind > PL_REC_KIND_MAX ? r->fields & PL_F_ALL : 0);
 }
 
-pl_status pl_chunk_encode(pl_chunk_enc *e, pl_record_source src, void *ctx, uint32_t count,
-                          uint8_t *out, size_t out_cap, pl_chunk_info *info)
+/* What pass 1 learns of a chunk's records: its layout and each column's size. */
+typedef struct measure {
+    uint64_t colbytes[COLS];
+    layout lay;
+    uint64_t first_seq, time_base;
+    uint32_t width; /* bytes of the widest time delta */
+} measure;
+
+/* Pass 1: validate, build the layout, size every column. */
+static pl_status enc_measure(measure *ms, pl_record_source src, void *ctx, uint32_t count)
 {
-    uint64_t colbytes[COLS] = { 0 }, prev[COLS] = { 0 };
-    layout lay = { 0 };
+    uint64_t prev[COLS] = { 0 };
     pl_record r;
-    uint64_t first_seq = 0, time_base = 0;
-    uint32_t width = 1;
-
-    if (!e || !e->ready || !src || !out || !info || count == 0 || count > PL_CHUNK_MAX_RECORDS)
-        return PL_ERR_INVALID_ARG;
-
-    /* Pass 1: validate, build the layout, size every column. */
+    layout *lay = &ms->lay;
+    ms->width = 1;
     for (uint32_t i = 0; i < count; i++) {
         if (src(ctx, i, &r) != 0)
             return PL_ERR_INVALID_ARG;
         if (i == 0)
-            first_seq = r.seq;
-        if (r.seq != first_seq + i || r.seq < first_seq)
+            ms->first_seq = r.seq;
+        if (r.seq != ms->first_seq + i || r.seq < ms->first_seq)
             return PL_ERR_INVALID_ARG;
         uint32_t m = record_mask(&r);
-        int li = layout_find(&lay, r.kind);
+        int li = layout_find(lay, r.kind);
         if (li < 0) {
-            if (lay.n == MAX_LAYOUT)
+            if (lay->n == MAX_LAYOUT)
                 return PL_ERR_INVALID_ARG;
-            lay.kind[lay.n] = r.kind;
-            lay.mask[lay.n++] = m;
-        } else if (lay.mask[li] != m) {
+            lay->kind[lay->n] = r.kind;
+            lay->mask[lay->n++] = m;
+        } else if (lay->mask[li] != m) {
             return PL_ERR_INVALID_ARG; /* one kind, two layouts */
         }
-        colbytes[0] += pl_varint_len(r.kind);
+        ms->colbytes[0] += pl_varint_len(r.kind);
         if (i == 0)
-            time_base = prev[1] = (uint64_t)r.time_ms;
+            ms->time_base = prev[1] = (uint64_t)r.time_ms;
         uint64_t dz = pl_zigzag((int64_t)((uint64_t)r.time_ms - prev[1]));
         prev[1] = (uint64_t)r.time_ms;
-        while (width < 8 && (dz >> (8 * width)) != 0)
-            width++;
+        while (ms->width < 8 && (dz >> (8 * ms->width)) != 0)
+            ms->width++;
         for (uint32_t b = 0; b < PL_FIELD_COUNT; b++) {
             if (!(m & (1u << b)))
                 continue;
             uint64_t v = pl_record_get(&r, 1u << b);
-            colbytes[2 + b] += pl_varint_len(pl_zigzag((int64_t)(v - prev[2 + b])));
+            ms->colbytes[2 + b] += pl_varint_len(pl_zigzag((int64_t)(v - prev[2 + b])));
             prev[2 + b] = v;
         }
     }
-    uint64_t laybytes = 0;
-    for (uint32_t i = 0; i < lay.n; i++)
-        laybytes += pl_varint_len(lay.kind[i]) + pl_varint_len(lay.mask[i]);
+    return PL_OK;
+}
 
-    uint64_t raw = 1 + pl_varint_len(first_seq) + 1 + pl_varint_len(count);
+/* The bytes of the layout field's value. */
+static uint64_t enc_layout_bytes(const layout *lay)
+{
+    uint64_t laybytes = 0;
+    for (uint32_t i = 0; i < lay->n; i++)
+        laybytes += pl_varint_len(lay->kind[i]) + pl_varint_len(lay->mask[i]);
+    return laybytes;
+}
+
+/* The size of the raw batch the measured records make. */
+static uint64_t enc_raw_size(const measure *ms, uint32_t count, uint64_t laybytes)
+{
+    uint64_t raw = 1 + pl_varint_len(ms->first_seq) + 1 + pl_varint_len(count);
     if (laybytes)
         raw += 1 + pl_varint_len(laybytes) + laybytes;
     for (int c = 0; c < COLS; c++)
-        if (colbytes[c])
+        if (ms->colbytes[c])
             raw += pl_varint_len(((uint64_t)(FIELD_KIND + c) << 3) | 2) +
-                   pl_varint_len(colbytes[c]) + colbytes[c];
-    uint64_t planes = (uint64_t)count * width;
-    raw += 1 + pl_varint_len(pl_zigzag((int64_t)time_base)) + 2 + 1 + 2 + pl_varint_len(planes) +
-           planes;
+                   pl_varint_len(ms->colbytes[c]) + ms->colbytes[c];
+    uint64_t planes = (uint64_t)count * ms->width;
+    raw += 1 + pl_varint_len(pl_zigzag((int64_t)ms->time_base)) + 2 + 1 + 2 +
+           pl_varint_len(planes) + planes;
+    return raw;
+}
+
+/* Pass 2: one column at a time, in field-number order. */
+static pl_status enc_columns(writer *w, const measure *ms, pl_record_source src, void *ctx,
+                             uint32_t count)
+{
+    pl_record r;
+    for (int c = 0; c < COLS && w->st == PL_OK; c++) {
+        if (c == 1) {
+            w_varint(w, (FIELD_TIME_BASE << 3) | 0);
+            w_varint(w, pl_zigzag((int64_t)ms->time_base));
+            continue;
+        }
+        if (!ms->colbytes[c])
+            continue;
+        w_varint(w, ((uint64_t)(FIELD_KIND + c) << 3) | 2);
+        w_varint(w, ms->colbytes[c]);
+        uint64_t p = 0;
+        for (uint32_t i = 0; i < count && w->st == PL_OK; i++) {
+            if (src(ctx, i, &r) != 0)
+                return PL_ERR_INVALID_ARG;
+            if (c == 0) {
+                w_varint(w, r.kind);
+            } else {
+                uint32_t bit = 1u << (c - 2);
+                if (!(record_mask(&r) & bit))
+                    continue;
+                uint64_t v = pl_record_get(&r, bit);
+                w_varint(w, pl_zigzag((int64_t)(v - p)));
+                p = v;
+            }
+        }
+    }
+    return PL_OK;
+}
+
+/* The time deltas, byte plane by byte plane. */
+static pl_status enc_time_planes(writer *w, const measure *ms, pl_record_source src, void *ctx,
+                                 uint32_t count)
+{
+    pl_record r;
+    w_varint(w, (FIELD_TIME_WIDTH << 3) | 0);
+    w_varint(w, ms->width);
+    w_varint(w, (FIELD_TIME_PLANES << 3) | 2);
+    w_varint(w, (uint64_t)count * ms->width);
+    for (uint32_t j = 0; j < ms->width && w->st == PL_OK; j++) {
+        uint64_t p = ms->time_base;
+        for (uint32_t i = 0; i < count && w->st == PL_OK; i++) {
+            if (src(ctx, i, &r) != 0)
+                return PL_ERR_INVALID_ARG;
+            uint64_t dz = pl_zigzag((int64_t)((uint64_t)r.time_ms - p));
+            p = (uint64_t)r.time_ms;
+            if (w->n == sizeof w->buf)
+                w_flush(w, Z_NO_FLUSH);
+            w->buf[w->n++] = (uint8_t)(dz >> (8 * j));
+        }
+    }
+    return PL_OK;
+}
+
+pl_status pl_chunk_encode(pl_chunk_enc *e, pl_record_source src, void *ctx, uint32_t count,
+                          uint8_t *out, size_t out_cap, pl_chunk_info *info)
+{
+    measure ms;
+    memset(&ms, 0, sizeof ms);
+
+    if (!e || !e->ready || !src || !out || !info || count == 0 || count > PL_CHUNK_MAX_RECORDS)
+        return PL_ERR_INVALID_ARG;
+    pl_status st = enc_measure(&ms, src, ctx, count);
+    if (st != PL_OK)
+        return st;
+    uint64_t laybytes = enc_layout_bytes(&ms.lay);
+    uint64_t raw = enc_raw_size(&ms, count, laybytes);
     if (raw > PL_CHUNK_MAX_RAW)
         return PL_ERR_INVALID_ARG;
 
@@ -217,67 +304,27 @@ pl_status pl_chunk_encode(pl_chunk_enc *e, pl_record_source src, void *ctx, uint
 
     writer w = { .zs = zs, .n = 0, .st = PL_OK };
     w_varint(&w, (FIELD_FIRST_SEQ << 3) | 0);
-    w_varint(&w, first_seq);
+    w_varint(&w, ms.first_seq);
     w_varint(&w, (FIELD_COUNT << 3) | 0);
     w_varint(&w, count);
     if (laybytes) {
         w_varint(&w, (FIELD_LAYOUT << 3) | 2);
         w_varint(&w, laybytes);
-        for (uint32_t i = 0; i < lay.n; i++) {
-            w_varint(&w, lay.kind[i]);
-            w_varint(&w, lay.mask[i]);
+        for (uint32_t i = 0; i < ms.lay.n; i++) {
+            w_varint(&w, ms.lay.kind[i]);
+            w_varint(&w, ms.lay.mask[i]);
         }
     }
-    /* Pass 2: one column at a time, in field-number order. */
-    for (int c = 0; c < COLS && w.st == PL_OK; c++) {
-        if (c == 1) {
-            w_varint(&w, (FIELD_TIME_BASE << 3) | 0);
-            w_varint(&w, pl_zigzag((int64_t)time_base));
-            continue;
-        }
-        if (!colbytes[c])
-            continue;
-        w_varint(&w, ((uint64_t)(FIELD_KIND + c) << 3) | 2);
-        w_varint(&w, colbytes[c]);
-        uint64_t p = 0;
-        for (uint32_t i = 0; i < count && w.st == PL_OK; i++) {
-            if (src(ctx, i, &r) != 0)
-                return PL_ERR_INVALID_ARG;
-            if (c == 0) {
-                w_varint(&w, r.kind);
-            } else {
-                uint32_t bit = 1u << (c - 2);
-                if (!(record_mask(&r) & bit))
-                    continue;
-                uint64_t v = pl_record_get(&r, bit);
-                w_varint(&w, pl_zigzag((int64_t)(v - p)));
-                p = v;
-            }
-        }
-    }
-    w_varint(&w, (FIELD_TIME_WIDTH << 3) | 0);
-    w_varint(&w, width);
-    w_varint(&w, (FIELD_TIME_PLANES << 3) | 2);
-    w_varint(&w, planes);
-    for (uint32_t j = 0; j < width && w.st == PL_OK; j++) {
-        uint64_t p = time_base;
-        for (uint32_t i = 0; i < count && w.st == PL_OK; i++) {
-            if (src(ctx, i, &r) != 0)
-                return PL_ERR_INVALID_ARG;
-            uint64_t dz = pl_zigzag((int64_t)((uint64_t)r.time_ms - p));
-            p = (uint64_t)r.time_ms;
-            if (w.n == sizeof w.buf)
-                w_flush(&w, Z_NO_FLUSH);
-            w.buf[w.n++] = (uint8_t)(dz >> (8 * j));
-        }
-    }
+    if (enc_columns(&w, &ms, src, ctx, count) != PL_OK ||
+        enc_time_planes(&w, &ms, src, ctx, count) != PL_OK)
+        return PL_ERR_INVALID_ARG;
     if (w.st == PL_OK)
         w_flush(&w, Z_FINISH);
     if (w.st != PL_OK)
         return w.st;
     if (zs->total_in != raw)
         return PL_ERR_INVALID_ARG; /* the source changed between passes */
-    info->first_seq = first_seq;
+    info->first_seq = ms.first_seq;
     info->record_count = count;
     info->raw_size = (uint32_t)raw;
     info->data_size = (uint32_t)zs->total_out;
@@ -339,164 +386,191 @@ typedef struct cursor {
     uint64_t prev;
 } cursor;
 
+/* A batch's fields as read from its top level: the columns still packed. */
+typedef struct batch {
+    cursor col[COLS];
+    int seen[COLS];
+    const uint8_t *lay_p, *lay_end;
+    uint64_t first_seq, count, time_base, width;
+    const uint8_t *planes;
+    uint64_t planes_len;
+    int have_count;
+} batch;
+
+/* One top-level field at @p *pp into @p b: 0, or -1 when it is malformed. */
+static int batch_field(batch *b, const uint8_t **pp, const uint8_t *end)
+{
+    const uint8_t *p = *pp;
+    uint64_t tag, v;
+    if (pl_varint_get(&p, end, &tag) != 0 || tag > UINT32_MAX || (tag >> 3) == 0)
+        return -1;
+    uint32_t field = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
+    if (field == FIELD_FIRST_SEQ || field == FIELD_COUNT || field == FIELD_TIME_BASE ||
+        field == FIELD_TIME_WIDTH) {
+        if (wt != 0 || pl_varint_get(&p, end, &v) != 0)
+            return -1;
+        if (field == FIELD_FIRST_SEQ) {
+            b->first_seq = v;
+        } else if (field == FIELD_COUNT) {
+            b->count = v;
+            b->have_count = 1;
+        } else if (field == FIELD_TIME_BASE) {
+            b->time_base = (uint64_t)pl_unzigzag(v);
+        } else {
+            b->width = v;
+        }
+        *pp = p;
+        return 0;
+    }
+    if (wt == 0) {
+        if (pl_varint_get(&p, end, &v) != 0)
+            return -1;
+    } else if (wt == 1 || wt == 5) {
+        size_t k = wt == 1 ? 8 : 4;
+        if ((size_t)(end - p) < k)
+            return -1;
+        p += k;
+    } else if (wt == 2) {
+        if (pl_varint_get(&p, end, &v) != 0 || v > (uint64_t)(end - p))
+            return -1;
+        if (field == FIELD_LAYOUT) {
+            if (b->lay_p)
+                return -1; /* a column appears once */
+            b->lay_p = p;
+            b->lay_end = p + v;
+        } else if (field == FIELD_TIME_PLANES) {
+            if (b->planes)
+                return -1;
+            b->planes = p;
+            b->planes_len = v;
+        } else if (field >= FIELD_KIND && field < FIELD_KIND + COLS && field != FIELD_TIME_BASE) {
+            int c = (int)(field - FIELD_KIND);
+            if (b->seen[c])
+                return -1;
+            b->seen[c] = 1;
+            b->col[c].p = p;
+            b->col[c].end = p + v;
+        }
+        p += v;
+    } else {
+        return -1; /* groups are not used */
+    }
+    if (((field >= FIELD_LAYOUT && field < FIELD_KIND + COLS) || field == FIELD_TIME_PLANES) &&
+        wt != 2)
+        return -1; /* columns are always packed */
+    *pp = p;
+    return 0;
+}
+
+/* The layout's kinds and masks into @p lay and, for the kinds this code
+ * knows, @p direct (UINT32_MAX: not in this batch): 0, or -1. */
+static int batch_layout(batch *b, layout *lay, uint32_t direct[PL_REC_KIND_MAX + 1])
+{
+    for (int k = 0; k <= PL_REC_KIND_MAX; k++)
+        direct[k] = UINT32_MAX; /* not in this batch */
+    while (b->lay_p && b->lay_p < b->lay_end) {
+        uint64_t kind, mask;
+        if (pl_varint_get(&b->lay_p, b->lay_end, &kind) != 0 ||
+            pl_varint_get(&b->lay_p, b->lay_end, &mask) != 0 || kind > UINT32_MAX ||
+            mask > UINT32_MAX || lay->n == MAX_LAYOUT || layout_find(lay, (uint32_t)kind) >= 0)
+            return -1;
+        lay->kind[lay->n] = (uint32_t)kind;
+        lay->mask[lay->n++] = (uint32_t)mask & PL_F_ALL; /* columns of newer fields are skipped */
+        if (kind <= PL_REC_KIND_MAX)
+            direct[kind] = (uint32_t)mask & PL_F_ALL;
+    }
+    return 0;
+}
+
+/* Record @p i of the batch, from its columns, into @p r. */
+static pl_status batch_record(batch *b, const layout *lay, const uint32_t *direct, uint64_t i,
+                              pl_record *r)
+{
+    uint64_t kind, t, v;
+    memset(r, 0, sizeof *r);
+    const uint8_t *kind_at = b->col[0].p;
+    if (pl_varint_get(&b->col[0].p, b->col[0].end, &kind) != 0 || kind > UINT32_MAX) {
+        /* the column ran out: too few kinds; else a value that is not a kind */
+        return kind_at >= b->col[0].end ? PL_ERR_CHUNK_COUNT : PL_ERR_CHUNK_FORMAT;
+    }
+    uint32_t m;
+    if (kind <= PL_REC_KIND_MAX) {
+        m = direct[kind];
+    } else {
+        int li = layout_find(lay, (uint32_t)kind);
+        m = li < 0 ? UINT32_MAX : lay->mask[li];
+    }
+    if (m == UINT32_MAX)
+        return PL_ERR_CHUNK_FORMAT; /* a kind the layout does not describe */
+    t = 0;
+    for (uint64_t j = 0; j < b->width; j++)
+        t |= (uint64_t)b->planes[j * b->count + i] << (8 * j);
+    b->time_base += (uint64_t)pl_unzigzag(t);
+    r->seq = b->first_seq + i;
+    r->time_ms = (int64_t)b->time_base;
+    r->kind = (uint32_t)kind;
+    r->fields = m;
+    for (uint32_t mm = m; mm; mm &= mm - 1) {
+        int bit = pl_ctz32(mm);
+        cursor *c = &b->col[2 + bit];
+        if (pl_varint_get(&c->p, c->end, &v) != 0)
+            return PL_ERR_CHUNK_FORMAT;
+        c->prev += (uint64_t)pl_unzigzag(v);
+        uint8_t *dst = (uint8_t *)r + slot[bit].off;
+        if (slot[bit].wide) {
+            memcpy(dst, &c->prev, 8);
+        } else if (c->prev <= UINT32_MAX) {
+            uint32_t x = (uint32_t)c->prev;
+            memcpy(dst, &x, 4);
+        } else {
+            return PL_ERR_CHUNK_RANGE;
+        }
+    }
+    return PL_OK;
+}
+
 pl_status pl_batch_parse(const uint8_t *raw, size_t len, uint32_t max_records, pl_record *out,
                          uint32_t out_cap, uint32_t *n, uint64_t *first_seq_out, size_t *fail_at)
 {
     const uint8_t *p = raw, *end = raw + len;
-    cursor col[COLS];
-    int seen[COLS] = { 0 };
-    const uint8_t *lay_p = NULL, *lay_end = NULL;
-    uint64_t first_seq = 0, count = 0, time_base = 0, width = 0;
-    const uint8_t *planes = NULL;
-    uint64_t planes_len = 0;
-    int have_count = 0;
+    batch b;
     pl_status st = PL_ERR_CHUNK_FORMAT;
-    uint64_t v;
 
     *n = 0;
-    memset(col, 0, sizeof col);
+    memset(&b, 0, sizeof b);
     while (p < end) {
         const uint8_t *field_at = p;
-        uint64_t tag;
-        if (pl_varint_get(&p, end, &tag) != 0 || tag > UINT32_MAX || (tag >> 3) == 0)
-            goto bad_at_field;
-        uint32_t field = (uint32_t)(tag >> 3), wt = (uint32_t)(tag & 7);
-        if (field == FIELD_FIRST_SEQ || field == FIELD_COUNT || field == FIELD_TIME_BASE ||
-            field == FIELD_TIME_WIDTH) {
-            if (wt != 0 || pl_varint_get(&p, end, &v) != 0)
-                goto bad_at_field;
-            if (field == FIELD_FIRST_SEQ) {
-                first_seq = v;
-            } else if (field == FIELD_COUNT) {
-                count = v;
-                have_count = 1;
-            } else if (field == FIELD_TIME_BASE) {
-                time_base = (uint64_t)pl_unzigzag(v);
-            } else {
-                width = v;
-            }
-            continue;
+        if (batch_field(&b, &p, end) != 0) {
+            if (fail_at)
+                *fail_at = (size_t)(field_at - raw);
+            return PL_ERR_CHUNK_FORMAT;
         }
-        if (wt == 0) {
-            if (pl_varint_get(&p, end, &v) != 0)
-                goto bad_at_field;
-        } else if (wt == 1 || wt == 5) {
-            size_t k = wt == 1 ? 8 : 4;
-            if ((size_t)(end - p) < k)
-                goto bad_at_field;
-            p += k;
-        } else if (wt == 2) {
-            if (pl_varint_get(&p, end, &v) != 0 || v > (uint64_t)(end - p))
-                goto bad_at_field;
-            if (field == FIELD_LAYOUT) {
-                if (lay_p)
-                    goto bad_at_field; /* a column appears once */
-                lay_p = p;
-                lay_end = p + v;
-            } else if (field == FIELD_TIME_PLANES) {
-                if (planes)
-                    goto bad_at_field;
-                planes = p;
-                planes_len = v;
-            } else if (field >= FIELD_KIND && field < FIELD_KIND + COLS &&
-                       field != FIELD_TIME_BASE) {
-                int c = (int)(field - FIELD_KIND);
-                if (seen[c])
-                    goto bad_at_field;
-                seen[c] = 1;
-                col[c].p = p;
-                col[c].end = p + v;
-            }
-            p += v;
-        } else {
-            goto bad_at_field; /* groups are not used */
-        }
-        if (((field >= FIELD_LAYOUT && field < FIELD_KIND + COLS) || field == FIELD_TIME_PLANES) &&
-            wt != 2)
-            goto bad_at_field; /* columns are always packed */
-        continue;
-    bad_at_field:
-        if (fail_at)
-            *fail_at = (size_t)(field_at - raw);
-        return PL_ERR_CHUNK_FORMAT;
     }
 
-    if (!have_count || count > max_records || count > out_cap)
+    if (!b.have_count || b.count > max_records || b.count > out_cap)
         return PL_ERR_CHUNK_COUNT;
-    if (count && first_seq + (count - 1) < first_seq)
+    if (b.count && b.first_seq + (b.count - 1) < b.first_seq)
         return PL_ERR_CHUNK_SEQ;
-    if (count && (width < 1 || width > 8 || !planes || planes_len != count * width))
+    if (b.count && (b.width < 1 || b.width > 8 || !b.planes || b.planes_len != b.count * b.width))
         goto out;
 
     layout lay = { 0 };
     uint32_t direct[PL_REC_KIND_MAX + 1];
-    for (int k = 0; k <= PL_REC_KIND_MAX; k++)
-        direct[k] = UINT32_MAX; /* not in this batch */
-    while (lay_p && lay_p < lay_end) {
-        uint64_t kind, mask;
-        if (pl_varint_get(&lay_p, lay_end, &kind) != 0 ||
-            pl_varint_get(&lay_p, lay_end, &mask) != 0 || kind > UINT32_MAX || mask > UINT32_MAX ||
-            lay.n == MAX_LAYOUT || layout_find(&lay, (uint32_t)kind) >= 0)
+    if (batch_layout(&b, &lay, direct) != 0)
+        goto out;
+    for (uint64_t i = 0; i < b.count; i++) {
+        st = batch_record(&b, &lay, direct, i, &out[i]);
+        if (st != PL_OK)
             goto out;
-        lay.kind[lay.n] = (uint32_t)kind;
-        lay.mask[lay.n++] = (uint32_t)mask & PL_F_ALL; /* columns of newer fields are skipped */
-        if (kind <= PL_REC_KIND_MAX)
-            direct[kind] = (uint32_t)mask & PL_F_ALL;
-    }
-
-    for (uint64_t i = 0; i < count; i++) {
-        pl_record *r = &out[i];
-        uint64_t kind, t;
-        memset(r, 0, sizeof *r);
-        const uint8_t *kind_at = col[0].p;
-        if (pl_varint_get(&col[0].p, col[0].end, &kind) != 0 || kind > UINT32_MAX) {
-            /* the column ran out: too few kinds; else a value that is not a kind */
-            st = kind_at >= col[0].end ? PL_ERR_CHUNK_COUNT : PL_ERR_CHUNK_FORMAT;
-            goto out;
-        }
-        uint32_t m;
-        if (kind <= PL_REC_KIND_MAX) {
-            m = direct[kind];
-        } else {
-            int li = layout_find(&lay, (uint32_t)kind);
-            m = li < 0 ? UINT32_MAX : lay.mask[li];
-        }
-        if (m == UINT32_MAX)
-            goto out; /* a kind the layout does not describe */
-        t = 0;
-        for (uint64_t j = 0; j < width; j++)
-            t |= (uint64_t)planes[j * count + i] << (8 * j);
-        time_base += (uint64_t)pl_unzigzag(t);
-        r->seq = first_seq + i;
-        r->time_ms = (int64_t)time_base;
-        r->kind = (uint32_t)kind;
-        r->fields = m;
-        for (uint32_t mm = m; mm; mm &= mm - 1) {
-            int b = pl_ctz32(mm);
-            cursor *c = &col[2 + b];
-            if (pl_varint_get(&c->p, c->end, &v) != 0)
-                goto out;
-            c->prev += (uint64_t)pl_unzigzag(v);
-            uint8_t *dst = (uint8_t *)r + slot[b].off;
-            if (slot[b].wide) {
-                memcpy(dst, &c->prev, 8);
-            } else if (c->prev <= UINT32_MAX) {
-                uint32_t x = (uint32_t)c->prev;
-                memcpy(dst, &x, 4);
-            } else {
-                st = PL_ERR_CHUNK_RANGE;
-                goto out;
-            }
-        }
     }
     for (int c = 0; c < COLS; c++)
-        if (col[c].p != col[c].end) {
+        if (b.col[c].p != b.col[c].end) {
             st = c == 0 ? PL_ERR_CHUNK_COUNT : PL_ERR_CHUNK_FORMAT;
             goto out;
         }
-    *n = (uint32_t)count;
+    *n = (uint32_t)b.count;
     if (first_seq_out)
-        *first_seq_out = first_seq;
+        *first_seq_out = b.first_seq;
     return PL_OK;
 out:
     if (fail_at)

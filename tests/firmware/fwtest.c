@@ -1,6 +1,8 @@
 /* The firmware tests' rig: RAM flash, simulated hardware, protocol client. */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -568,4 +570,27 @@ int fw_truth_parse(const char *line, pl_record *out)
 out:
     json_decref(o);
     return rc;
+}
+
+void fw_truth_load(const char *dir, fw_truth *t)
+{
+    char path[512], line[1024];
+    size_t cap = 0;
+    snprintf(path, sizeof path, "%s/ground-truth.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    memset(t, 0, sizeof *t);
+    while (fgets(line, sizeof line, f)) {
+        if (t->n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            t->rec = realloc(t->rec, cap * sizeof *t->rec);
+            assert_non_null(t->rec);
+        }
+        if (fw_truth_parse(line, &t->rec[t->n]) != 0)
+            fail_msg("ground truth line %zu is not a record: %s", t->n + 1, line);
+        if (t->rec[t->n].seq != t->n)
+            fail_msg("ground truth line %zu has seq %" PRIu64, t->n + 1, t->rec[t->n].seq);
+        t->n++;
+    }
+    fclose(f);
 }

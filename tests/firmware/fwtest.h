@@ -114,6 +114,16 @@ int rig_send_hook(void *ctx, const uint8_t *data, size_t len);
 /* Parses one ground-truth JSON line into @p out; 0 or -1. */
 int fw_truth_parse(const char *line, pl_record *out);
 
+/* A simulator's ground truth, read whole. */
+typedef struct fw_truth {
+    pl_record *rec; /* malloc'd: free(rec) */
+    size_t n;
+} fw_truth;
+
+/* @p dir's ground-truth.jsonl into @p t: every line whole, seqs 0..n-1 once
+ * each, or the test fails. */
+void fw_truth_load(const char *dir, fw_truth *t);
+
 /* Deterministic PRNG for tests. */
 uint64_t fw_rand(uint64_t *s);
 

@@ -147,41 +147,12 @@ out:
     return rc;
 }
 
-typedef struct truth {
-    pl_record *rec;
-    size_t n;
-} truth;
-
-/* ground-truth.jsonl: every line whole, seqs 0..n-1 once each. */
-static void load_truth(const char *dir, truth *t)
-{
-    char path[512], line[1024];
-    size_t cap = 0;
-    snprintf(path, sizeof path, "%s/ground-truth.jsonl", dir);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    memset(t, 0, sizeof *t);
-    while (fgets(line, sizeof line, f)) {
-        if (t->n == cap) {
-            cap = cap ? 2 * cap : 1024;
-            t->rec = realloc(t->rec, cap * sizeof *t->rec);
-            assert_non_null(t->rec);
-        }
-        if (fw_truth_parse(line, &t->rec[t->n]) != 0)
-            fail_msg("ground truth line %zu is not a record: %s", t->n + 1, line);
-        if (t->rec[t->n].seq != t->n)
-            fail_msg("ground truth line %zu has seq %" PRIu64, t->n + 1, t->rec[t->n].seq);
-        t->n++;
-    }
-    fclose(f);
-}
-
 /* Reopens @p dir (with @p days more of usage): the same pen, and what it
  * serves equals the ground truth from its first seq on. */
 static void check_pen(const char *dir, uint32_t days, const char *what)
 {
     sim_opts o;
-    truth t;
+    fw_truth t;
     rig c;
     pull_result p;
     sim *s = calloc(1, sizeof *s);
@@ -195,7 +166,7 @@ static void check_pen(const char *dir, uint32_t days, const char *what)
         fail_msg("%s: the pen came back as %s, not %s", what, s->serial, SERIAL);
     if (days)
         assert_int_equal(sim_simulate(s), SIM_OK);
-    load_truth(dir, &t);
+    fw_truth_load(dir, &t);
     uint64_t first = pen_log_first_seq(&s->pen->log), next = pen_log_next_seq(&s->pen->log);
     if (t.n != next)
         fail_msg("%s: the ground truth holds %zu records, the pen's log ends at %" PRIu64, what,

@@ -18,33 +18,7 @@
 #include "fwtest.h"
 #include "simulator.h"
 
-typedef struct truth {
-    pl_record *rec;
-    size_t n;
-} truth;
-
-static void load_truth(const char *dir, truth *t)
-{
-    char path[512], line[1024];
-    size_t cap = 0;
-    snprintf(path, sizeof path, "%s/ground-truth.jsonl", dir);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    memset(t, 0, sizeof *t);
-    while (fgets(line, sizeof line, f)) {
-        if (t->n == cap) {
-            cap = cap ? 2 * cap : 4096;
-            t->rec = realloc(t->rec, cap * sizeof *t->rec);
-            assert_non_null(t->rec);
-        }
-        assert_int_equal(fw_truth_parse(line, &t->rec[t->n]), 0);
-        assert_true(t->rec[t->n].seq == t->n); /* one line per record, in seq order */
-        t->n++;
-    }
-    fclose(f);
-}
-
-static void pull_and_compare(sim *s, const truth *t)
+static void pull_and_compare(sim *s, const fw_truth *t)
 {
     rig c;
     pull_result p;
@@ -68,7 +42,7 @@ static void test_truth_equals_store(void **state)
 {
     char dir[] = "/tmp/penlink-simtruth-XXXXXX";
     sim_opts o;
-    truth t;
+    fw_truth t;
     size_t refused = 0, reused = 0, cycles = 0;
     (void)state;
     assert_non_null(mkdtemp(dir));
@@ -84,7 +58,7 @@ static void test_truth_equals_store(void **state)
     assert_non_null(s);
     assert_int_equal(sim_open(s, &o), SIM_OK);
     assert_int_equal(sim_simulate(s), SIM_OK);
-    load_truth(dir, &t);
+    fw_truth_load(dir, &t);
     assert_true(t.n > 3000);
     pull_and_compare(s, &t);
     for (size_t i = 0; i < t.n; i++) {
@@ -103,7 +77,7 @@ static void test_truth_equals_store(void **state)
     o.simulate_days = 7;
     assert_int_equal(sim_open(s, &o), SIM_OK);
     assert_int_equal(sim_simulate(s), SIM_OK);
-    load_truth(dir, &t);
+    fw_truth_load(dir, &t);
     pull_and_compare(s, &t);
     for (size_t i = 0; i < t.n; i++) {
         if (t.rec[i].kind == PL_REC_CARTRIDGE_INSERTED && t.rec[i].cartridge_uses > 1)
