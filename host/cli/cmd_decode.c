@@ -75,7 +75,7 @@ static void show_header(struct out *o)
     o->header_shown = 1;
     char hex[65] = "";
     if (h.has_device_key)
-        penlink_key_hex(h.device_key, hex);
+        penlink_key_to_hex(h.device_key, hex);
     if (o->fmt == FMT_TEXT) {
         fprintf(o->f, "# pen %s, model %s, %s%s\n", cli_safe(h.serial),
                 h.model[0] ? cli_safe(h.model) : "?",
@@ -90,7 +90,7 @@ static void show_header(struct out *o)
 
 static void field_text(const penlink_record *r, uint32_t bit, char *buf, size_t cap)
 {
-    uint64_t v = penlink_record_field(r, bit);
+    uint64_t v = penlink_record_field_get(r, bit);
     if (bit == PENLINK_F_CLOCK_DELTA_MS)
         snprintf(buf, cap, "%" PRId64, (int64_t)v);
     else
@@ -139,7 +139,7 @@ static int on_record(void *user, const penlink_record *r)
         for (uint32_t b = 0; b < PENLINK_FIELD_COUNT; b++) {
             if (!(r->fields & (1u << b)))
                 continue;
-            uint64_t x = penlink_record_field(r, 1u << b);
+            uint64_t x = penlink_record_field_get(r, 1u << b);
             json_t *val;
             field_text(r, 1u << b, v, sizeof v);
             if ((1u << b) == PENLINK_F_CARTRIDGE_SERIAL || x > (uint64_t)INT64_MAX)

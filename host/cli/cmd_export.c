@@ -75,7 +75,7 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
                 fputc(',', e->f);
                 continue;
             }
-            uint64_t x = penlink_record_field(r, bit);
+            uint64_t x = penlink_record_field_get(r, bit);
             if (bit == PENLINK_F_CLOCK_DELTA_MS)
                 fprintf(e->f, ",%" PRId64, (int64_t)x);
             else
@@ -94,7 +94,7 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
         uint32_t bit = 1u << b;
         if (!(r->fields & bit))
             continue;
-        uint64_t x = penlink_record_field(r, bit);
+        uint64_t x = penlink_record_field_get(r, bit);
         json_t *val;
         if (bit == PENLINK_F_CARTRIDGE_SERIAL ||
             (bit != PENLINK_F_CLOCK_DELTA_MS && x > (uint64_t)INT64_MAX)) {

@@ -63,8 +63,8 @@ int cmd_info(struct cli *c, int argc, char **argv)
         json_object_set_new(o, "protocol", json_string(proto));
         char hex[65], fp[PENLINK_KEY_FINGERPRINT_LEN];
         if (i.has_device_key) {
-            penlink_key_hex(i.device_key, hex);
-            penlink_key_fingerprint(i.device_key, fp);
+            penlink_key_to_hex(i.device_key, hex);
+            penlink_key_to_fingerprint(i.device_key, fp);
             json_object_set_new(o, "device_key", json_string(hex));
             json_object_set_new(o, "device_key_fingerprint", json_string(fp));
         } else {
@@ -73,8 +73,8 @@ int cmd_info(struct cli *c, int argc, char **argv)
         }
         json_t *keys = json_array(), *fps = json_array();
         for (uint32_t k = 0; k < i.n_config_keys; k++) {
-            penlink_key_hex(i.config_keys[k], hex);
-            penlink_key_fingerprint(i.config_keys[k], fp);
+            penlink_key_to_hex(i.config_keys[k], hex);
+            penlink_key_to_fingerprint(i.config_keys[k], fp);
             json_array_append_new(keys, json_string(hex));
             json_array_append_new(fps, json_string(fp));
         }
@@ -118,8 +118,8 @@ int cmd_info(struct cli *c, int argc, char **argv)
            i.limits.max_cartridge_uses, i.limits.auto_off_min_s, i.limits.auto_off_max_s);
     char hex[65], fp[PENLINK_KEY_FINGERPRINT_LEN];
     if (i.has_device_key) {
-        penlink_key_hex(i.device_key, hex);
-        penlink_key_fingerprint(i.device_key, fp);
+        penlink_key_to_hex(i.device_key, hex);
+        penlink_key_to_fingerprint(i.device_key, fp);
         printf("device key        %s (fingerprint %s; signs its log)\n", hex, fp);
     } else {
         printf("device key        none: this pen's log is not signed\n");
@@ -128,8 +128,8 @@ int cmd_info(struct cli *c, int argc, char **argv)
         printf("config signing    not required: no keys provisioned (a development pen;\n"
                "                  anyone with a cable can change its configuration)\n");
     for (uint32_t k = 0; k < i.n_config_keys; k++) {
-        penlink_key_hex(i.config_keys[k], hex);
-        penlink_key_fingerprint(i.config_keys[k], fp);
+        penlink_key_to_hex(i.config_keys[k], hex);
+        penlink_key_to_fingerprint(i.config_keys[k], fp);
         printf("%s%s (fingerprint %s)\n",
                k ? "                  " : "config signing    required, by one of: ", hex, fp);
     }

@@ -74,7 +74,7 @@ int cmd_list(struct cli *c, int argc, char **argv)
     static penlink_found found[LIST_MAX];
     static struct details det[LIST_MAX];
     size_t n = 0, shown;
-    int st = penlink_list(c->ctx, found, LIST_MAX, &n);
+    int st = penlink_dev_list(c->ctx, found, LIST_MAX, &n);
     if (st != PENLINK_OK)
         return cli_fail(c, "list", st);
     shown = n < LIST_MAX ? n : LIST_MAX;

@@ -141,7 +141,7 @@ static int record(struct cli *c, const vout *o)
     penlink_archive *ar = NULL;
     int st = penlink_archive_open_existing(c->ctx, path, &ar);
     for (size_t i = 0; st == PENLINK_OK && i < o->n_kept; i++)
-        st = penlink_archive_record_verification(ar, &o->kept[i]);
+        st = penlink_archive_verification_save(ar, &o->kept[i]);
     penlink_archive_close(ar);
     if (st != PENLINK_OK)
         return cli_fail(c, "verify: the verdicts were not recorded", st);

@@ -98,7 +98,7 @@ int cmd_watch(struct cli *c, int argc, char **argv)
             snprintf(found[0].uri, sizeof found[0].uri, "%s", dev_uri);
             n = 1;
         } else {
-            int st = penlink_list(c->ctx, found, MAX_PENS, &n);
+            int st = penlink_dev_list(c->ctx, found, MAX_PENS, &n);
             if (st != PENLINK_OK)
                 return cli_fail(c, "watch", st);
             if (n > MAX_PENS)
@@ -211,7 +211,7 @@ int cmd_watch(struct cli *c, int argc, char **argv)
                 seen[i].done = 0;
         if (once)
             break;
-        int w = penlink_usb_wait_change(c->ctx, 1000);
+        int w = penlink_dev_wait_change(c->ctx, 1000);
         if (w == PENLINK_ERR_CANCELLED)
             break;
     }

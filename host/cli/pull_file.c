@@ -94,7 +94,7 @@ static int same_record(const penlink_record *a, const penlink_record *b)
         return 0;
     for (uint32_t bit = 0; bit < PENLINK_FIELD_COUNT; bit++)
         if ((a->fields & (1u << bit)) &&
-            penlink_record_field(a, 1u << bit) != penlink_record_field(b, 1u << bit))
+            penlink_record_field_get(a, 1u << bit) != penlink_record_field_get(b, 1u << bit))
             return 0;
     return 1;
 }
@@ -159,9 +159,9 @@ static int check_owner(struct cli *c, const char *path, const struct file_state 
         (h->has_device_key && memcmp(h->device_key, info->device_key, sizeof h->device_key))) {
         char was[65] = "none", now[65] = "none";
         if (h->has_device_key)
-            penlink_key_hex(h->device_key, was);
+            penlink_key_to_hex(h->device_key, was);
         if (info->has_device_key)
-            penlink_key_hex(info->device_key, now);
+            penlink_key_to_hex(info->device_key, now);
         return cli_error(c, EXIT_INTEGRITY,
                          "pull: %s holds the log of pen %s with device key %s, but this pen %s "
                          "presents device key %s: another pen under the same serial, or a pen "

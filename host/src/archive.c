@@ -483,7 +483,7 @@ static int check_pinning(pull_state *ps, int pinned, const char **why, int *reti
     char hex[65] = "";
     *why = NULL;
     if (info->has_device_key)
-        penlink_key_hex(info->device_key, hex);
+        penlink_key_to_hex(info->device_key, hex);
     /* a key replaced on purpose (penlink keys replace) is the one in force now,
      * and the keys it replaced are no longer accepted */
     key_history h = { .probe = info->has_device_key ? info->device_key : NULL };
@@ -1020,7 +1020,7 @@ static int check_replacement(penlink_archive *ar, const penlink_info *info, cons
         return penlink_fail(ar->ctx, PENLINK_ERR_INVALID_ARG,
                             "pen %s presents no device key: a replacement needs the new key",
                             info->serial);
-    penlink_key_hex(info->device_key, hex);
+    penlink_key_to_hex(info->device_key, hex);
     if (memcmp(info->device_key, p->key, PL_KEY_BYTES) == 0)
         return penlink_fail(ar->ctx, PENLINK_ERR_INVALID_ARG,
                             "pen %s presents device key %s, the key already in force: nothing "
@@ -1109,7 +1109,7 @@ int audit_key_change_explained(penlink_archive *ar, const penlink_alarm *al, cha
     for (size_t i = 0; i < ar->n_repl; i++) {
         const penlink_key_replacement *r = &ar->repl[i];
         char hex[65], when[40];
-        penlink_key_hex(r->new_key, hex);
+        penlink_key_to_hex(r->new_key, hex);
         /* the alarm names the key the pen presented; the replacement came after it */
         if (strcmp(r->serial, al->serial) != 0 || r->at_ms < al->at_ms || !strstr(al->detail, hex))
             continue;

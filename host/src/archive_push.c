@@ -480,7 +480,7 @@ static int on_head(void *u, const penlink_head *h)
     if (rc == PENLINK_OK && pp->h.have_key &&
         memcmp(h->device_key, pp->h.key_now, PL_KEY_BYTES) != 0) {
         char hex[2 * PL_KEY_BYTES + 1];
-        penlink_key_hex(h->device_key, hex);
+        penlink_key_to_hex(h->device_key, hex);
         return penlink_fail(b->ctx, PENLINK_ERR_INTEGRITY,
                             "push: pen %s's head through seq %llu in archive %s is signed with "
                             "device key %s, which archive %s replaced (penlink keys replace) "
@@ -647,7 +647,7 @@ static int check_key(push_pen *pp, const char *serial, const uint8_t *key)
     int changed = v.have && (!key || memcmp(v.key, key, PL_KEY_BYTES) != 0);
     pp->pin_key = v.have ? NULL : key;
     if (key)
-        penlink_key_hex(key, hex);
+        penlink_key_to_hex(key, hex);
     if (changed) {
         if (key)
             snprintf(detail, sizeof detail,

@@ -176,7 +176,7 @@ int penlink_config_check(penlink_ctx *ctx, const penlink_limits *l, const penlin
     return rc;
 }
 
-int penlink_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n)
+int penlink_dev_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n)
 {
     if (!ctx)
         return PENLINK_ERR_INVALID_ARG;

@@ -30,7 +30,7 @@ static int sodium_ready(penlink_ctx *ctx)
     return PENLINK_OK;
 }
 
-void penlink_key_hex(const uint8_t pk[32], char hex[65])
+void penlink_key_to_hex(const uint8_t pk[32], char hex[65])
 {
     sodium_bin2hex(hex, 65, pk, 32);
 }
@@ -203,7 +203,7 @@ void penlink_sha256(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen
     crypto_hash_sha256_final(&st, out);
 }
 
-void penlink_key_fingerprint(const uint8_t pk[32], char out[PENLINK_KEY_FINGERPRINT_LEN])
+void penlink_key_to_fingerprint(const uint8_t pk[32], char out[PENLINK_KEY_FINGERPRINT_LEN])
 {
     static const char digits[] = "0123456789abcdef";
     enum { FP_BYTES = 8, GROUP = 2 };

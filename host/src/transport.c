@@ -1,5 +1,5 @@
 /*
- * The transport backends' table: what penlink_list() and the context reach
+ * The transport backends' table: what penlink_dev_list() and the context reach
  * them through (transport.h). Each backend's functions are its own file's.
  */
 #include <stddef.h>

@@ -41,7 +41,7 @@ int transport_usb_open(penlink_ctx *ctx, const char *serial, transport **out);
 /*
  * A kind of transport, as what is not about one open pen sees it: the pens
  * it finds, and what it keeps on a context (its slot of
- * penlink_ctx.transport_state, released by ctx_cleanup). penlink_list() and
+ * penlink_ctx.transport_state, released by ctx_cleanup). penlink_dev_list() and
  * penlink_ctx_free() go through the table, so the context knows no backend.
  */
 typedef struct transport_backend {

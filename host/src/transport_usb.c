@@ -529,7 +529,7 @@ static usb_hotplug *hotplug_of(penlink_ctx *ctx)
     return h;
 }
 
-int penlink_usb_wait_change(penlink_ctx *ctx, int timeout_ms)
+int penlink_dev_wait_change(penlink_ctx *ctx, int timeout_ms)
 {
     if (!ctx)
         return PENLINK_ERR_INVALID_ARG;

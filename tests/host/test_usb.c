@@ -199,7 +199,7 @@ static void test_enumerate(void **state)
     fixture *f = *state;
     penlink_found found[4];
     size_t n = 0;
-    assert_int_equal(penlink_list(f->ctx, found, 4, &n), PENLINK_OK);
+    assert_int_equal(penlink_dev_list(f->ctx, found, 4, &n), PENLINK_OK);
     assert_int_equal(n, 1);
     assert_string_equal(found[0].serial, "PEN-USB-001");
     assert_string_equal(found[0].uri, "usb:PEN-USB-001");
@@ -215,7 +215,7 @@ static void test_usb_id(void **state)
     size_t n = 9;
     penlink_dev *d = NULL;
     assert_int_equal(setenv("PENLINK_USB_ID", "dead:beef", 1), 0);
-    assert_int_equal(penlink_list(f->ctx, found, 4, &n), PENLINK_OK);
+    assert_int_equal(penlink_dev_list(f->ctx, found, 4, &n), PENLINK_OK);
     assert_int_equal(n, 0);
     assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_ERR_NOT_FOUND);
     assert_null(d);
@@ -225,7 +225,7 @@ static void test_usb_id(void **state)
     for (size_t i = 0; i < sizeof found_as / sizeof found_as[0]; i++) {
         assert_int_equal(setenv("PENLINK_USB_ID", found_as[i], 1), 0);
         n = 0;
-        assert_int_equal(penlink_list(f->ctx, found, 4, &n), PENLINK_OK);
+        assert_int_equal(penlink_dev_list(f->ctx, found, 4, &n), PENLINK_OK);
         assert_int_equal(n, 1);
         assert_string_equal(found[0].serial, "PEN-USB-001");
     }
@@ -237,12 +237,12 @@ static void test_usb_id(void **state)
 static void test_wait_change(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(penlink_usb_wait_change(NULL, 0), PENLINK_ERR_INVALID_ARG);
-    assert_int_equal(penlink_usb_wait_change(f->ctx, 0), 0);
+    assert_int_equal(penlink_dev_wait_change(NULL, 0), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_dev_wait_change(f->ctx, 0), 0);
     penlink_ctx_cancel(f->ctx);
-    assert_int_equal(penlink_usb_wait_change(f->ctx, 60000), PENLINK_ERR_CANCELLED);
+    assert_int_equal(penlink_dev_wait_change(f->ctx, 60000), PENLINK_ERR_CANCELLED);
     penlink_ctx_reset_cancel(f->ctx);
-    assert_int_equal(penlink_usb_wait_change(f->ctx, 0), 0);
+    assert_int_equal(penlink_dev_wait_change(f->ctx, 0), 0);
 }
 
 static void test_info(void **state)
@@ -423,7 +423,7 @@ static void check_desk(fixture *f, const char *const ports[], const char *const 
 {
     penlink_found found[8];
     size_t got = 0;
-    assert_int_equal(penlink_list(f->ctx, found, 8, &got), PENLINK_OK);
+    assert_int_equal(penlink_dev_list(f->ctx, found, 8, &got), PENLINK_OK);
     assert_int_equal(got, n);
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(found[i].port, ports[i]);
@@ -635,7 +635,7 @@ static void write_truth(const rig *r, const char *path)
                 (long long)rec->time_ms, penlink_record_kind_name(rec->kind));
         for (uint32_t b = 0; b < PENLINK_FIELD_COUNT; b++)
             if (rec->fields & (1u << b)) {
-                uint64_t v = penlink_record_field(rec, 1u << b);
+                uint64_t v = penlink_record_field_get(rec, 1u << b);
                 if ((1u << b) == PENLINK_F_CLOCK_DELTA_MS)
                     fprintf(f, ",\"%s\":%lld", penlink_record_field_name(1u << b), (long long)v);
                 else

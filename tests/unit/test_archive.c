@@ -600,27 +600,27 @@ static void test_readonly_never_writes(void **state)
     assert_int_equal(penlink_archive_devices(ar, on_dev, &n), PENLINK_OK);
     assert_int_equal(n, 1);
     penlink_verification v;
-    assert_int_equal(penlink_archive_verification(ar, "PEN-RO", &v), PENLINK_OK);
+    assert_int_equal(penlink_archive_verification_get(ar, "PEN-RO", &v), PENLINK_OK);
     assert_int_equal(v.have, 0); /* read-only: the verdict was not stored */
     penlink_config cfg;
     memset(&cfg, 0, sizeof cfg);
     assert_int_equal(penlink_archive_log_config(ar, "PEN-RO", "read", NULL, &cfg),
                      PENLINK_ERR_INVALID_ARG);
     assert_non_null(strstr(penlink_ctx_errmsg(f->ctx), "opened read-only"));
-    assert_int_equal(penlink_archive_record_verification(ar, &got[0]), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_archive_verification_save(ar, &got[0]), PENLINK_ERR_INVALID_ARG);
     penlink_archive_close(ar);
     assert_same_bytes(f->path, before, len);
     free(before);
 
     /* the same report, recorded through a writable opening */
     assert_int_equal(penlink_archive_open(f->ctx, f->path, &ar), PENLINK_OK);
-    assert_int_equal(penlink_archive_record_verification(ar, &got[0]), PENLINK_OK);
-    assert_int_equal(penlink_archive_verification(ar, "PEN-RO", &v), PENLINK_OK);
+    assert_int_equal(penlink_archive_verification_save(ar, &got[0]), PENLINK_OK);
+    assert_int_equal(penlink_archive_verification_get(ar, "PEN-RO", &v), PENLINK_OK);
     assert_int_equal(v.have, 1);
     assert_string_equal(v.result, "broken");
     penlink_verify_report nobody = got[0];
     snprintf(nobody.serial, sizeof nobody.serial, "PEN-NONE");
-    assert_int_equal(penlink_archive_record_verification(ar, &nobody), PENLINK_ERR_NOT_FOUND);
+    assert_int_equal(penlink_archive_verification_save(ar, &nobody), PENLINK_ERR_NOT_FOUND);
     penlink_archive_close(ar);
 
     /* a missing archive is not created by a read-only opening */
@@ -926,10 +926,10 @@ static void test_long_serial(void **state)
     assert_string_equal(got[0].serial, listed);
     assert_int_equal(got[1].serial[0], '\0'); /* PEN-SHORT is not a prefix match */
     penlink_verification v;
-    assert_int_equal(penlink_archive_verification(ar, listed, &v), PENLINK_OK);
+    assert_int_equal(penlink_archive_verification_get(ar, listed, &v), PENLINK_OK);
     assert_int_equal(v.have, 1);
     assert_string_equal(v.result, "unsigned");
-    assert_int_equal(penlink_archive_record_verification(ar, &got[0]), PENLINK_OK);
+    assert_int_equal(penlink_archive_verification_save(ar, &got[0]), PENLINK_OK);
     penlink_archive_close(ar);
 }
 

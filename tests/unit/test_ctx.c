@@ -100,15 +100,15 @@ static void test_usb_wait_change(void **state)
 {
     (void)state;
     penlink_ctx *ctx = NULL;
-    assert_int_equal(penlink_usb_wait_change(NULL, 0), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_dev_wait_change(NULL, 0), PENLINK_ERR_INVALID_ARG);
     assert_int_equal(penlink_ctx_new(&ctx), PENLINK_OK);
     /* no time to wait: no change (hotplug does not report the pens already there) */
-    assert_int_equal(penlink_usb_wait_change(ctx, 0), 0);
-    assert_int_equal(penlink_usb_wait_change(ctx, 0), 0);
+    assert_int_equal(penlink_dev_wait_change(ctx, 0), 0);
+    assert_int_equal(penlink_dev_wait_change(ctx, 0), 0);
     penlink_ctx_cancel(ctx);
-    assert_int_equal(penlink_usb_wait_change(ctx, 10000), PENLINK_ERR_CANCELLED);
+    assert_int_equal(penlink_dev_wait_change(ctx, 10000), PENLINK_ERR_CANCELLED);
     penlink_ctx_reset_cancel(ctx);
-    assert_int_equal(penlink_usb_wait_change(ctx, 0), 0);
+    assert_int_equal(penlink_dev_wait_change(ctx, 0), 0);
     penlink_ctx_free(ctx);
 }
 

@@ -101,7 +101,7 @@ static void test_generate_and_load(void **state)
     msg[0] ^= 1;
     assert_int_equal(penlink_verify(sig, msg, sizeof msg, pk), -1);
     char hex[65], want[65];
-    penlink_key_hex(pk, hex);
+    penlink_key_to_hex(pk, hex);
     sodium_bin2hex(want, sizeof want, pk, 32);
     assert_string_equal(hex, want);
 }
@@ -219,9 +219,9 @@ static void test_fingerprint(void **state)
     memset(b, 0x12, sizeof b);
     char fa[PENLINK_KEY_FINGERPRINT_LEN], fa2[PENLINK_KEY_FINGERPRINT_LEN],
         fb[PENLINK_KEY_FINGERPRINT_LEN];
-    penlink_key_fingerprint(a, fa);
-    penlink_key_fingerprint(a, fa2);
-    penlink_key_fingerprint(b, fb);
+    penlink_key_to_fingerprint(a, fa);
+    penlink_key_to_fingerprint(a, fa2);
+    penlink_key_to_fingerprint(b, fb);
     assert_int_equal(strlen(fa), 19);
     assert_string_equal(fa, fa2);
     assert_string_not_equal(fa, fb);

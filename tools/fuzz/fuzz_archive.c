@@ -616,7 +616,7 @@ static void library_paths(penlink_archive *ar, rd *r, int notes)
     penlink_archive_config_history(ar, NULL, on_history, &s);
     for (int i = 0; i < ds.n; i++) {
         penlink_verification v;
-        if (penlink_archive_verification(ar, ds.serial[i], &v) == PENLINK_OK)
+        if (penlink_archive_verification_get(ar, ds.serial[i], &v) == PENLINK_OK)
             s.touched += touch(v.result, sizeof v.result) + touch(v.detail, sizeof v.detail);
     }
     /* export records (the rows), and the audit (the chunks): the same records when

@@ -160,7 +160,7 @@ PENLINK_API const char *penlink_record_kind_name(uint32_t kind);
 /** Column name of one field bit ("depth_um"), or NULL. */
 PENLINK_API const char *penlink_record_field_name(uint32_t field_bit);
 /** Value of one field bit, unsigned (clock_delta_ms as two's complement). */
-PENLINK_API uint64_t penlink_record_field(const penlink_record *rec, uint32_t field_bit);
+PENLINK_API uint64_t penlink_record_field_get(const penlink_record *rec, uint32_t field_bit);
 
 /**
  * Called for every decoded record, in order. Return 0 to go on, non-zero
@@ -438,7 +438,7 @@ PENLINK_API void penlink_ctx_set_notice_cb(penlink_ctx *ctx,
 /** Longest USB port path, "BUS-PORT.PORT..." (USB allows 7 tiers of ports). */
 #define PENLINK_PORT_MAX 32
 
-/** One pen found by penlink_list(). */
+/** One pen found by penlink_dev_list(). */
 typedef struct penlink_found {
     char uri[96];                /**< what penlink_dev_open() takes, e.g. "usb:PEN-000123" */
     char serial[33];             /**< the pen's serial (empty when it could not be read) */
@@ -456,14 +456,14 @@ typedef struct penlink_found {
  * Writes up to @p cap entries; *@p n gets how many pens were found (may
  * exceed @p cap).
  */
-PENLINK_API int penlink_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n);
+PENLINK_API int penlink_dev_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n);
 
 /**
  * Waits up to @p timeout_ms for a pen to be plugged in or unplugged (libusb
  * hotplug; where hotplug is not available it just sleeps). Returns 1 when
  * something changed, 0 on timeout, or a negative status (CANCELLED, NO_MEM).
  */
-PENLINK_API int penlink_usb_wait_change(penlink_ctx *ctx, int timeout_ms);
+PENLINK_API int penlink_dev_wait_change(penlink_ctx *ctx, int timeout_ms);
 
 /** An open session with one pen. */
 typedef struct penlink_dev penlink_dev;
@@ -637,7 +637,7 @@ PENLINK_API int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key
 PENLINK_API int penlink_key_load_public(penlink_ctx *ctx, const char *path, uint8_t pk[32]);
 
 /** Writes @p pk as 64 lower-case hex digits and a NUL into @p hex. */
-PENLINK_API void penlink_key_hex(const uint8_t pk[32], char hex[65]);
+PENLINK_API void penlink_key_to_hex(const uint8_t pk[32], char hex[65]);
 
 /** Bytes of a key fingerprint with its NUL ("3f1c:9a0e:7b21:44d0"). */
 #define PENLINK_KEY_FINGERPRINT_LEN 20
@@ -646,10 +646,10 @@ PENLINK_API void penlink_key_hex(const uint8_t pk[32], char hex[65]);
  * A key's fingerprint, the short form people compare: the first 8 bytes of
  * the SHA-256 of the 32-byte public key, as 16 lower-case hex digits in
  * groups of 4 joined by ':'. Two different keys sharing one is a
- * 1 in 2^64 chance; use penlink_key_hex() where that is not enough.
+ * 1 in 2^64 chance; use penlink_key_to_hex() where that is not enough.
  */
-PENLINK_API void penlink_key_fingerprint(const uint8_t pk[32],
-                                         char out[PENLINK_KEY_FINGERPRINT_LEN]);
+PENLINK_API void penlink_key_to_fingerprint(const uint8_t pk[32],
+                                            char out[PENLINK_KEY_FINGERPRINT_LEN]);
 
 /** 1 when @p pk is one of the config keys @p info lists (the keys the pen accepts). */
 PENLINK_API int penlink_info_accepts_key(const penlink_info *info, const uint8_t pk[32]);
@@ -1216,7 +1216,7 @@ typedef struct penlink_verify_report {
  * On an archive opened for writing, where it can be written
  * (penlink_archive_writable()), the result is also stored in it
  * (append-only), which the audit shows; on one opened read-only nothing is
- * stored (penlink_archive_record_verification() can store it elsewhere).
+ * stored (penlink_archive_verification_save() can store it elsewhere).
  * @return #PENLINK_OK (see each report's state), #PENLINK_ERR_NOT_FOUND when
  *         the archive has no pen @p serial (penlink_archive_pen_check()), or
  *         an error reading.
@@ -1232,11 +1232,11 @@ PENLINK_API int penlink_archive_verify(penlink_archive *ar, const char *serial,
  * #PENLINK_ERR_INVALID_ARG (opened read-only); #PENLINK_ERR_IO (also: a
  * server role or standby that may not write, "not allowed").
  */
-PENLINK_API int penlink_archive_record_verification(penlink_archive *ar,
-                                                    const penlink_verify_report *r);
+PENLINK_API int penlink_archive_verification_save(penlink_archive *ar,
+                                                  const penlink_verify_report *r);
 
 /**
- * A verification of a pen's log: the last one stored (penlink_archive_verification(),
+ * A verification of a pen's log: the last one stored (penlink_archive_verification_get(),
  * *@p have = 0 when it was never verified), or one the audit computed itself
  * (penlink_audit_cb.on_verification: @p computed = 1, @p at_ms 0, @p have = 1 unless
  * the pen does not sign its log).
@@ -1254,8 +1254,8 @@ typedef struct penlink_verification {
     int computed;            /**< 1: checked just now by the audit, read-only (nothing of a
                                   stored verdict is used) */
 } penlink_verification;
-PENLINK_API int penlink_archive_verification(penlink_archive *ar, const char *serial,
-                                             penlink_verification *out);
+PENLINK_API int penlink_archive_verification_get(penlink_archive *ar, const char *serial,
+                                                 penlink_verification *out);
 
 /* ---- the audit -------------------------------------------------------- */
 
