@@ -155,7 +155,7 @@ int cmd_clock(struct cli *c, int argc, char **argv)
     int rc = cli_open(c, &dev);
     if (rc != EXIT_OK)
         return rc;
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     penlink_key key;
     int have_key = 0;
     /* the pen read its clock about half a round trip after we read ours */

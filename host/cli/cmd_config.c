@@ -182,8 +182,11 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
      * it too): a change it cannot record (a hot standby, a login that may only
      * read, a read-only file) is not made, and nothing is sent to the pen */
     penlink_archive *ar = NULL;
+    int writable = 0;
     st = penlink_archive_open(c->ctx, c->archive, &ar);
-    if (st == PENLINK_OK && !penlink_archive_writable(ar))
+    if (st == PENLINK_OK)
+        st = penlink_archive_writable(ar, &writable);
+    if (st == PENLINK_OK && !writable)
         st = PENLINK_ERR_IO;
     if (st != PENLINK_OK) {
         penlink_archive_close(ar);
@@ -343,7 +346,7 @@ int cmd_config(struct cli *c, int argc, char **argv)
     int rc = cli_open(c, &dev);
     if (rc != EXIT_OK)
         return rc;
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     penlink_config cur;
     int st = penlink_dev_info(dev, &info);
     if (st == PENLINK_OK)

@@ -70,7 +70,9 @@ struct out {
 static void show_header(struct out *o)
 {
     penlink_file_header h;
-    if (o->header_shown || !o->dec || !penlink_decoder_header(o->dec, &h))
+    int have = 0;
+    if (o->header_shown || !o->dec || penlink_decoder_header(o->dec, &h, &have) != PENLINK_OK ||
+        !have)
         return;
     o->header_shown = 1;
     char hex[65] = "";
@@ -259,10 +261,12 @@ int cmd_decode(struct cli *c, int argc, char **argv)
         st = penlink_decoder_feed(dec, buf, (size_t)n);
     }
     sigprocmask(SIG_SETMASK, &orig, NULL);
+    penlink_decoder_stats stats = PENLINK_DECODER_STATS_INIT;
+    (void)penlink_decoder_stats_get(dec, &stats); /* cannot fail: dec exists */
     if (cli_interrupted) { /* a read cut by the signal, or the decoder stopped by it */
         fflush(stdout);
         rc = cli_error(c, EXIT_CANCELLED, "decode: %s: interrupted after %" PRIu64 " records", path,
-                       penlink_decoder_records(dec));
+                       stats.records);
         goto out;
     }
     if (st == PENLINK_OK && read_err) {
@@ -285,21 +289,22 @@ int cmd_decode(struct cli *c, int argc, char **argv)
                        path, o.broken);
     } else {
         rc = EXIT_OK;
-        if (penlink_decoder_duplicates(dec))
+        (void)penlink_decoder_stats_get(dec, &stats); /* the totals after finish */
+        if (stats.duplicates)
             cli_warn(c,
                      "%s: %" PRIu64 " records come again with the same content (a file joined "
                      "from copies, or a chunk the pen sent again whole): each seq is shown and "
                      "counted once",
-                     path, penlink_decoder_duplicates(dec));
+                     path, stats.duplicates);
         for (size_t i = 0; !c->quiet && penlink_decoder_note(dec, i); i++)
             cli_warn(c, "%s: %s", path, penlink_decoder_note(dec, i));
-        if (penlink_decoder_problems(dec) && !c->quiet)
+        if (stats.problems && !c->quiet)
             cli_warn(c,
                      "%s: %" PRIu64 " damaged frames or messages with a problem (see --messages)",
-                     path, penlink_decoder_problems(dec));
+                     path, stats.problems);
         if (c->verbose)
-            fprintf(stderr, "%s: %" PRIu64 " records in %" PRIu64 " chunks\n", path,
-                    penlink_decoder_records(dec), penlink_decoder_chunks(dec));
+            fprintf(stderr, "%s: %" PRIu64 " records in %" PRIu64 " chunks\n", path, stats.records,
+                    stats.chunks);
     }
 out:
     penlink_decoder_free(dec);

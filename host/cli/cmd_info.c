@@ -26,7 +26,7 @@ int cmd_info(struct cli *c, int argc, char **argv)
     int rc = cli_open(c, &dev);
     if (rc != EXIT_OK)
         return rc;
-    penlink_info i;
+    penlink_info i = PENLINK_INFO_INIT;
     int st = penlink_dev_info(dev, &i);
     int64_t host = pc_wall_ms();
     penlink_dev_close(dev);

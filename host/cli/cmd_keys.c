@@ -236,7 +236,7 @@ static int replace(struct cli *c, int argc, char **argv)
     rc = cli_open(c, &dev);
     if (rc != EXIT_OK)
         goto out;
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     st = penlink_dev_info(dev, &info);
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "keys replace", st);

@@ -39,7 +39,7 @@ static void read_details(struct cli *c, const char *uri, struct details *d)
     penlink_dev *dev = NULL;
     memset(d, 0, sizeof *d);
     d->status = penlink_dev_open(c->ctx, uri, &dev);
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     if (d->status == PENLINK_OK)
         d->status = penlink_dev_info(dev, &info);
     if (d->status == PENLINK_OK) {
@@ -99,7 +99,7 @@ int cmd_list(struct cli *c, int argc, char **argv)
         if (f->status != PENLINK_OK)
             cli_warn(c, "%s", penlink_ctx_errmsg(c->ctx));
         if (f->status == PENLINK_OK) {
-            penlink_info info;
+            penlink_info info = PENLINK_INFO_INIT;
             if (penlink_dev_info(d, &info) == PENLINK_OK)
                 snprintf(f->serial, sizeof f->serial, "%s", info.serial);
         }

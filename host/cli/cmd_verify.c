@@ -191,7 +191,8 @@ int cmd_verify(struct cli *c, int argc, char **argv)
     int64_t t0 = pc_mono_ms();
     st = penlink_archive_verify(ar, f.serial, on_report, &o);
     double dt = (double)(pc_mono_ms() - t0) / 1000.0;
-    o.writable = penlink_archive_writable(ar);
+    if (penlink_archive_writable(ar, &o.writable) != PENLINK_OK)
+        o.writable = 0;
     penlink_archive_close(ar);
     if (o.failed)
         rc = cli_error(c, EXIT_INTERNAL, "verify: out of memory");

@@ -158,7 +158,7 @@ int cmd_watch(struct cli *c, int argc, char **argv)
                 }
                 continue;
             }
-            penlink_info info;
+            penlink_info info = PENLINK_INFO_INIT;
             char path[4096];
             st = penlink_dev_info(dev, &info);
             if (st != PENLINK_OK) {
@@ -211,7 +211,8 @@ int cmd_watch(struct cli *c, int argc, char **argv)
                 seen[i].done = 0;
         if (once)
             break;
-        int w = penlink_dev_wait_change(c->ctx, 1000);
+        int changed = 0;
+        int w = penlink_dev_wait_change(c->ctx, 1000, &changed);
         if (w == PENLINK_ERR_CANCELLED)
             break;
     }

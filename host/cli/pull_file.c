@@ -119,11 +119,14 @@ static int scan_file(struct cli *c, const char *path, int fd, struct file_state 
     if (fst == PENLINK_OK)
         fst = penlink_decoder_finish(dec);
     uint64_t last = 0;
-    fs->have = penlink_decoder_last_seq(dec, &last);
+    penlink_decoder_stats stats = PENLINK_DECODER_STATS_INIT;
+    /* none of these fails on a decoder that exists */
+    (void)penlink_decoder_last_seq(dec, &last, &fs->have);
     fs->next = fs->have ? last + 1 : 0;
-    fs->keep = (off_t)penlink_decoder_good_bytes(dec);
-    fs->have_header = penlink_decoder_header(dec, &fs->header);
-    fs->have_link = penlink_decoder_last_link(dec, fs->link);
+    (void)penlink_decoder_stats_get(dec, &stats);
+    fs->keep = (off_t)stats.good_bytes;
+    (void)penlink_decoder_header(dec, &fs->header, &fs->have_header);
+    (void)penlink_decoder_last_link(dec, fs->link, &fs->have_link);
     const char *why = penlink_ctx_errmsg(c->ctx);
     int cut_short = fst == PENLINK_ERR_PROTOCOL && strstr(why, "cut short") != NULL;
     penlink_decoder_free(dec);
@@ -402,7 +405,7 @@ void cli_pull_stopped(struct cli *c, const struct pull_stop *s)
 int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
                      struct pull_summary *s)
 {
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     int st = penlink_dev_info(dev, &info);
     memset(s, 0, sizeof *s);
     if (st != PENLINK_OK) {
@@ -572,8 +575,8 @@ int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
     if (st != PENLINK_OK)
         return cli_fail(c, "archive", st);
     struct pull_ctx pc = { .c = c, .fd = -1 };
-    penlink_info info; /* the serial, for the progress lines; a pen that does not answer
-                        * this is not asked again by the pull */
+    penlink_info info = PENLINK_INFO_INIT; /* the serial, for the progress lines; a pen that does
+                                            * not answer this is not asked again by the pull */
     st = penlink_dev_info(dev, &info);
     if (st != PENLINK_OK) {
         penlink_archive_close(ar);

@@ -66,7 +66,11 @@ int cli_signing_key(struct cli *c, const char *what, const penlink_info *info, i
     if (st != PENLINK_OK)
         return cli_fail(c, what, st);
     penlink_key_to_fingerprint(key->public_key, fp);
-    if (info->n_config_keys > 0 && !penlink_info_accepts_key(info, key->public_key))
+    int accepts = 0;
+    st = penlink_info_accepts_key(info, key->public_key, &accepts);
+    if (st != PENLINK_OK)
+        return cli_fail(c, what, st);
+    if (info->n_config_keys > 0 && !accepts)
         return cli_error(c, EXIT_AUTH,
                          "%s: %s %s (fingerprint %s) is not one pen %s accepts; it accepts %s. "
                          "Nothing was sent (the pen would refuse it and log a security event): "

@@ -137,16 +137,16 @@ int penlink_archive_open_existing(penlink_ctx *ctx, const char *path, penlink_ar
     return penlink_archive_open(ctx, path, out);
 }
 
-int penlink_archive_writable(penlink_archive *ar)
+int penlink_archive_writable(penlink_archive *ar, int *writable)
 {
-    if (!ar)
-        return 0;
+    if (!ar || !writable)
+        return PENLINK_ERR_INVALID_ARG;
     penlink_enter(ar->ctx);
-    int w = ar->b->ops->writable(ar->b);
-    if (!w && !*penlink_ctx_errmsg(ar->ctx)) /* the backend may have said why */
+    *writable = ar->b->ops->writable(ar->b) ? 1 : 0;
+    if (!*writable && !*penlink_ctx_errmsg(ar->ctx)) /* the backend may have said why */
         penlink_fail(ar->ctx, PENLINK_ERR_IO, "archive %s may not be written from here",
                      ar->b->name);
-    return w;
+    return PENLINK_OK;
 }
 
 void penlink_archive_close(penlink_archive *ar)
@@ -729,7 +729,7 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
         res = &local;
     memset(res, 0, sizeof *res);
     archive_backend *b = ar->b;
-    pull_state ps = { .ar = ar, .dev = dev, .user = cb, .res = res };
+    pull_state ps = { .ar = ar, .dev = dev, .user = cb, .res = res, .info = PENLINK_INFO_INIT };
     penlink_config cfg;
     int have_cfg = 0;
     int rc = penlink_dev_info(dev, &ps.info);
@@ -892,7 +892,7 @@ int penlink_archive_log_config(penlink_archive *ar, const char *serial, const ch
 int penlink_archive_log_config_write(penlink_archive *ar, const penlink_info *info,
                                      const penlink_config *old_cfg, const penlink_config *new_cfg)
 {
-    if (!ar || !info || !new_cfg)
+    if (!ar || !info || info->size < PL_INFO_SIZE_V1 || !new_cfg)
         return PENLINK_ERR_INVALID_ARG;
     archive_backend *b = ar->b;
     int64_t device;
@@ -1050,7 +1050,7 @@ static int check_replacement(penlink_archive *ar, const penlink_info *info, cons
 int penlink_archive_key_replace(penlink_archive *ar, const penlink_info *info, const char *reason,
                                 penlink_key_replacement *out)
 {
-    if (!ar || !info)
+    if (!ar || !info || info->size < PL_INFO_SIZE_V1)
         return PENLINK_ERR_INVALID_ARG;
     penlink_enter(ar->ctx);
     if (!reason || !*reason || strlen(reason) > PENLINK_KEY_REASON_MAX)

@@ -518,8 +518,7 @@ static int pen_row(push_pen *pp, const char *serial)
 {
     archive_backend *b = pp->to;
     const penlink_archive_device *d = source_row(pp->run, serial);
-    penlink_info info;
-    memset(&info, 0, sizeof info);
+    penlink_info info = PENLINK_INFO_INIT;
     snprintf(info.serial, sizeof info.serial, "%s", serial);
     int64_t first = pc_wall_ms(), last = first;
     const char *fw = "";

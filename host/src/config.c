@@ -60,25 +60,28 @@ uint32_t penlink_config_get_u32(const penlink_config *c, uint32_t bit)
     return p ? *p : 0;
 }
 
-void penlink_config_set_u32(penlink_config *c, uint32_t bit, uint32_t v)
+int penlink_config_set_u32(penlink_config *c, uint32_t bit, uint32_t v)
 {
-    uint32_t *p = u32_slot(c, bit);
-    if (p) {
-        *p = v;
-        c->present |= bit;
-    }
+    uint32_t *p = c ? u32_slot(c, bit) : NULL;
+    if (!p)
+        return PENLINK_ERR_INVALID_ARG;
+    *p = v;
+    c->present |= bit;
+    return PENLINK_OK;
 }
 
 int penlink_config_set_text(penlink_config *c, uint32_t bit, const char *v)
 {
+    if (!c)
+        return PENLINK_ERR_INVALID_ARG;
     char *dst = bit == PENLINK_CFG_DEVICE_LABEL ? c->device_label
                 : bit == PENLINK_CFG_CLINIC_ID  ? c->clinic_id
                                                 : NULL;
-    if (!dst || !v || strlen(v) >= sizeof c->device_label)
-        return -1;
+    if (!dst || !v || strlen(v) > PENLINK_CONFIG_TEXT_MAX)
+        return PENLINK_ERR_INVALID_ARG;
     strcpy(dst, v);
     c->present |= bit;
-    return 0;
+    return PENLINK_OK;
 }
 
 const char *penlink_config_get_text(const penlink_config *c, uint32_t bit)
@@ -95,8 +98,7 @@ _Static_assert(PENLINK_IDENTIFY_DEFAULT_S == PL_IDENTIFY_DEFAULT_S &&
 _Static_assert(sizeof(((penlink_info *)0)->serial) == PL_SERIAL_MAX + 1 &&
                    sizeof(((penlink_info *)0)->model) == PL_IDENT_MAX + 1 &&
                    sizeof(((penlink_info *)0)->firmware_version) == PL_IDENT_MAX + 1 &&
-                   sizeof(((penlink_info *)0)->config_keys) ==
-                       PL_CONFIG_KEYS_MAX * sizeof(((penlink_info *)0)->config_keys[0]),
+                   PENLINK_CONFIG_KEYS_MAX == PL_CONFIG_KEYS_MAX,
                "penlink_info holds what pl/limits.h lets a pen send");
 _Static_assert(sizeof(((penlink_config *)0)->device_label) > PL_CFG_TEXT_MAX,
                "penlink_config holds the longest text a pen keeps");

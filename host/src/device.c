@@ -519,10 +519,11 @@ const penlink_device_error *penlink_dev_error(const penlink_dev *d)
 
 /* ---- requests ---------------------------------------------------------- */
 
-int penlink_dev_info(penlink_dev *d, penlink_info *out)
+int penlink_dev_info(penlink_dev *d, penlink_info *caller)
 {
-    if (!d || !out)
+    if (!d || !caller || caller->size < PL_INFO_SIZE_V1)
         return PENLINK_ERR_INVALID_ARG;
+    penlink_info all = PENLINK_INFO_INIT, *out = &all;
     penlink_enter(d->ctx);
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
     Penlink__V1__GetInfo gi = PENLINK__V1__GET_INFO__INIT;
@@ -533,7 +534,6 @@ int penlink_dev_info(penlink_dev *d, penlink_info *out)
     if (st != PENLINK_OK)
         return st;
     const Penlink__V1__DeviceInfo *i = r->device_info;
-    memset(out, 0, sizeof *out);
     dev_copy_str(out->serial, sizeof out->serial, i->serial);
     dev_copy_str(out->model, sizeof out->model, i->model);
     dev_copy_str(out->hardware_revision, sizeof out->hardware_revision, i->hardware_revision);
@@ -562,9 +562,11 @@ int penlink_dev_info(penlink_dev *d, penlink_info *out)
         out->has_device_key = 1;
         memcpy(out->device_key, i->device_key.data, 32);
     }
-    for (size_t k = 0; k < i->n_config_keys && out->n_config_keys < 4; k++)
-        if (i->config_keys[k].len == 32)
-            memcpy(out->config_keys[out->n_config_keys++], i->config_keys[k].data, 32);
+    for (size_t k = 0; k < i->n_config_keys && out->n_config_keys < PENLINK_CONFIG_KEYS_MAX; k++)
+        if (i->config_keys[k].len == PENLINK_KEY_SIZE)
+            memcpy(d->config_keys[out->n_config_keys++], i->config_keys[k].data, PENLINK_KEY_SIZE);
+    out->config_keys =
+        out->n_config_keys ? (const uint8_t(*)[PENLINK_KEY_SIZE])d->config_keys : NULL;
     int same = !i->serial || !i->serial[0] || strcmp(i->serial, d->serial) == 0;
     pl_envelope_free(NULL, r);
     if (!same)
@@ -575,6 +577,7 @@ int penlink_dev_info(penlink_dev *d, penlink_info *out)
     dev_copy_str(out->serial, sizeof out->serial, d->serial);
     d->info_acked = out->log_acked_seq;
     d->info_read = 1;
+    pl_sized_copy(caller, &all, sizeof all);
     return PENLINK_OK;
 }
 
@@ -831,7 +834,7 @@ int penlink_dev_ack(penlink_dev *d, uint64_t through_seq, uint64_t *acked_seq)
     if (acked_seq)
         *acked_seq = 0;
     if (!d->info_read) { /* the pen's earlier acknowledgement is part of the check */
-        penlink_info info;
+        penlink_info info = PENLINK_INFO_INIT;
         int st = penlink_dev_info(d, &info);
         if (st != PENLINK_OK)
             return st;

@@ -283,7 +283,7 @@ static int take_chunk(pull_state *ps, const Penlink__V1__LogChunk *c, const pl_f
 static int settle_hole(pull_state *ps, uint64_t upto, uint64_t avail, int *out)
 {
     penlink_dev *d = ps->d;
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     int st = penlink_dev_info(d, &info);
     if (st != PENLINK_OK)
         return st;
@@ -536,7 +536,7 @@ int penlink_dev_pull(penlink_dev *d, uint64_t from_seq, const penlink_pull_cb *c
     res->from_seq = from_seq;
     res->first_seq = res->next_seq = from_seq;
     pull_state ps = { .d = d, .cb = cb, .res = res, .next = from_seq };
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     int st = penlink_dev_info(d, &info);
     if (st == PENLINK_OK)
         st = check_info(d, &info);

@@ -529,10 +529,11 @@ static usb_hotplug *hotplug_of(penlink_ctx *ctx)
     return h;
 }
 
-int penlink_dev_wait_change(penlink_ctx *ctx, int timeout_ms)
+int penlink_dev_wait_change(penlink_ctx *ctx, int timeout_ms, int *changed)
 {
-    if (!ctx)
+    if (!ctx || !changed)
         return PENLINK_ERR_INVALID_ARG;
+    *changed = 0;
     penlink_enter(ctx);
     usb_hotplug *h = hotplug_of(ctx);
     if (!h)
@@ -542,10 +543,11 @@ int penlink_dev_wait_change(penlink_ctx *ctx, int timeout_ms)
         long long left = end - pc_mono_ms();
         if (h->changed) {
             h->changed = 0;
-            return 1;
+            *changed = 1;
+            return PENLINK_OK;
         }
         if (left <= 0)
-            return 0;
+            return PENLINK_OK;
         if (left > 100)
             left = 100;
         if (h->state == 1) {

@@ -237,12 +237,16 @@ static void test_usb_id(void **state)
 static void test_wait_change(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(penlink_dev_wait_change(NULL, 0), PENLINK_ERR_INVALID_ARG);
-    assert_int_equal(penlink_dev_wait_change(f->ctx, 0), 0);
+    int changed = -1;
+    assert_int_equal(penlink_dev_wait_change(NULL, 0, &changed), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_dev_wait_change(f->ctx, 0, NULL), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_dev_wait_change(f->ctx, 0, &changed), PENLINK_OK);
+    assert_int_equal(changed, 0);
     penlink_ctx_cancel(f->ctx);
-    assert_int_equal(penlink_dev_wait_change(f->ctx, 60000), PENLINK_ERR_CANCELLED);
+    assert_int_equal(penlink_dev_wait_change(f->ctx, 60000, &changed), PENLINK_ERR_CANCELLED);
     penlink_ctx_reset_cancel(f->ctx);
-    assert_int_equal(penlink_dev_wait_change(f->ctx, 0), 0);
+    assert_int_equal(penlink_dev_wait_change(f->ctx, 0, &changed), PENLINK_OK);
+    assert_int_equal(changed, 0);
 }
 
 static void test_info(void **state)
@@ -250,12 +254,18 @@ static void test_info(void **state)
     fixture *f = *state;
     penlink_dev *d = NULL;
     assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_OK);
-    penlink_info i;
+    penlink_info i = PENLINK_INFO_INIT;
     assert_int_equal(penlink_dev_info(d, &i), PENLINK_OK);
     assert_string_equal(i.serial, "PEN-USB-001");
     assert_int_equal(i.log_next_seq, f->rigs[0].gt_n);
     assert_int_equal(i.protocol_major, 1);
     assert_true(i.limits.depth_max_um >= i.limits.depth_min_um);
+    assert_int_equal(i.size, sizeof i);
+    /* a penlink_info without its size (no PENLINK_INFO_INIT) is refused, untouched */
+    penlink_info bare;
+    memset(&bare, 0, sizeof bare);
+    assert_int_equal(penlink_dev_info(d, &bare), PENLINK_ERR_INVALID_ARG);
+    assert_string_equal(bare.serial, "");
     penlink_dev_close(d);
     /* by serial too, and a wrong serial is "not found" with a hint */
     assert_int_equal(penlink_dev_open(f->ctx, "usb:PEN-USB-001", &d), PENLINK_OK);
@@ -317,7 +327,7 @@ static void test_stall(void **state)
 {
     fixture *f = *state;
     penlink_dev *d = NULL;
-    penlink_info i;
+    penlink_info i = PENLINK_INFO_INIT;
     assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_OK);
     emu_pen_stall_next(f->emu, 0); /* the next bulk URB: the OUT of GetInfo */
     assert_int_equal(penlink_dev_info(d, &i), PENLINK_OK);
@@ -336,7 +346,7 @@ static void test_timeout(void **state)
 {
     fixture *f = *state;
     penlink_dev *d = NULL;
-    penlink_info i;
+    penlink_info i = PENLINK_INFO_INIT;
     assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_OK);
     penlink_dev_set_timeout(d, 200, 0);
     emu_pen_never_complete_next(f->emu, 0);
@@ -365,7 +375,7 @@ static void test_unplug(void **state)
     /* plugged in again (a new address, as after a real replug) */
     f->idx[0] = emu_pen_add(f->emu, f->rigs[0].p, "PEN-USB-001");
     assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_OK);
-    penlink_info i;
+    penlink_info i = PENLINK_INFO_INIT;
     assert_int_equal(penlink_dev_info(d, &i), PENLINK_OK);
     assert_int_equal(i.log_acked_seq, 0);
     uint64_t had = c.n;
@@ -386,7 +396,7 @@ static void test_two_pens(void **state)
     assert_non_null(strstr(m, "usb:PEN-USB-001"));
     assert_non_null(strstr(m, "usb:PEN-USB-002"));
     assert_int_equal(penlink_dev_open(f->ctx, "usb:PEN-USB-002", &d), PENLINK_OK);
-    penlink_info i;
+    penlink_info i = PENLINK_INFO_INIT;
     assert_int_equal(penlink_dev_info(d, &i), PENLINK_OK);
     assert_string_equal(i.serial, "PEN-USB-002");
     penlink_dev_close(d);
@@ -458,7 +468,7 @@ static void check_desk(fixture *f, const char *const ports[], const char *const 
         snprintf(uri, sizeof uri, "usb:%s", ports[i]);
         penlink_dev *d = NULL;
         assert_int_equal(penlink_dev_open(f->ctx, uri, &d), PENLINK_OK);
-        penlink_info info;
+        penlink_info info = PENLINK_INFO_INIT;
         assert_int_equal(penlink_dev_info(d, &info), PENLINK_OK);
         assert_string_equal(info.serial, serials[i]);
         assert_true(info.features & PENLINK_FEATURE_IDENTIFY);
@@ -536,7 +546,7 @@ static void test_same_serial(void **state)
     assert_null(strstr(m, "usb:PEN-SAME"));
     /* what it offers works: each port opens its own pen */
     assert_int_equal(penlink_dev_open(f->ctx, "usb:1-2", &d), PENLINK_OK);
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     assert_int_equal(penlink_dev_info(d, &info), PENLINK_OK);
     assert_string_equal(info.serial, "PEN-SAME");
     assert_int_equal(info.log_next_seq, f->rigs[1].gt_n);

@@ -773,8 +773,7 @@ static void test_disk_full(void **state)
     assert_int_equal(penlink_archive_open(f->ctx, f->path, &ar), PENLINK_OK);
     archive_backend *b = ar->b;
     sqlite3 *db = archive_sqlite_handle(b);
-    penlink_info info;
-    memset(&info, 0, sizeof info);
+    penlink_info info = PENLINK_INFO_INIT;
     snprintf(info.serial, sizeof info.serial, "PEN-FULL");
     int64_t dev, pull, chunk;
     assert_int_equal(b->ops->begin(b), PENLINK_OK);

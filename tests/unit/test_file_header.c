@@ -74,11 +74,15 @@ static int decode(const uint8_t *buf, size_t len, int *have, penlink_file_header
     int n = 0;
     assert_int_equal(penlink_ctx_new(&ctx), PENLINK_OK);
     assert_int_equal(penlink_decoder_new(ctx, on_record, on_message, &n, &d), PENLINK_OK);
-    assert_int_equal(penlink_decoder_header(d, h), 0); /* nothing fed yet */
+    *have = -1;
+    assert_int_equal(penlink_decoder_header(d, h, have), PENLINK_OK);
+    assert_int_equal(*have, 0); /* nothing fed yet */
+    assert_int_equal(penlink_decoder_header(d, h, NULL), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_decoder_header(NULL, h, have), PENLINK_ERR_INVALID_ARG);
     int st = penlink_decoder_feed(d, buf, len);
     if (st == PENLINK_OK)
         st = penlink_decoder_finish(d);
-    *have = penlink_decoder_header(d, h);
+    assert_int_equal(penlink_decoder_header(d, h, have), PENLINK_OK);
     if (msgs)
         *msgs = n;
     penlink_decoder_free(d);
@@ -173,6 +177,60 @@ static void test_second_header(void **state)
     assert_int_equal(decode(buf, n, &have, &got, NULL), PENLINK_ERR_INTEGRITY);
 }
 
+/* penlink_decoder_stats_get(): the totals, and the size contract of a sized
+ * struct (too small is refused; a newer caller's larger struct gets the
+ * fields this library knows and keeps the rest as the caller set it). */
+static void test_stats(void **state)
+{
+    (void)state;
+    uint8_t buf[1024];
+    penlink_file_header h = pen("PEN-STATS", 0);
+    size_t len = put_hello(buf, put_header(buf, 0, &h));
+    penlink_ctx *ctx = NULL;
+    penlink_decoder *d = NULL;
+    int n = 0;
+    assert_int_equal(penlink_ctx_new(&ctx), PENLINK_OK);
+    assert_int_equal(penlink_decoder_new(ctx, on_record, on_message, &n, &d), PENLINK_OK);
+    assert_int_equal(penlink_decoder_feed(d, buf, len), PENLINK_OK);
+    assert_int_equal(penlink_decoder_finish(d), PENLINK_OK);
+
+    penlink_decoder_stats st = PENLINK_DECODER_STATS_INIT;
+    assert_int_equal(penlink_decoder_stats_get(d, &st), PENLINK_OK);
+    assert_int_equal(st.size, sizeof st);
+    assert_int_equal(st.good_bytes, len); /* two whole frames */
+    assert_int_equal(st.records, 0);
+    assert_int_equal(st.chunks, 0);
+    assert_int_equal(st.duplicates, 0);
+    assert_int_equal(st.problems, 0);
+
+    /* a size of 0 (no init) or smaller than the first layout: refused, untouched */
+    penlink_decoder_stats bad;
+    memset(&bad, 0x5a, sizeof bad);
+    bad.size = 0;
+    assert_int_equal(penlink_decoder_stats_get(d, &bad), PENLINK_ERR_INVALID_ARG);
+    bad.size = sizeof bad - 1;
+    assert_int_equal(penlink_decoder_stats_get(d, &bad), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(bad.good_bytes, 0x5a5a5a5a5a5a5a5aull);
+    assert_int_equal(penlink_decoder_stats_get(NULL, &st), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_decoder_stats_get(d, NULL), PENLINK_ERR_INVALID_ARG);
+
+    /* a caller built against a later header, whose struct has a field more */
+    struct {
+        penlink_decoder_stats now;
+        uint64_t later;
+    } big;
+    memset(&big, 0, sizeof big);
+    big.now.size = sizeof big;
+    big.later = 42;
+    assert_int_equal(penlink_decoder_stats_get(d, &big.now), PENLINK_OK);
+    assert_int_equal(big.now.size, sizeof big);
+    assert_int_equal(big.now.good_bytes, len);
+    assert_int_equal(big.later, 42);
+
+    penlink_decoder_free(d);
+    penlink_ctx_free(ctx);
+}
+
 static void test_malformed(void **state)
 {
     (void)state;
@@ -258,7 +316,8 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_doc_vector),     cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_encode_refuses), cmocka_unit_test(test_only_first_frame_names),
-        cmocka_unit_test(test_second_header),  cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_second_header),  cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

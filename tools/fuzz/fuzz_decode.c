@@ -26,7 +26,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             penlink_decoder_feed(dec, data + half, size - half) == PENLINK_OK)
             penlink_decoder_finish(dec);
         penlink_file_header h; /* a file header's strings are terminated (ASan reads them) */
-        if (penlink_decoder_header(dec, &h) && strlen(h.serial) + strlen(h.model) == SIZE_MAX)
+        int have = 0;
+        if (penlink_decoder_header(dec, &h, &have) == PENLINK_OK && have &&
+            strlen(h.serial) + strlen(h.model) == SIZE_MAX)
             h.serial[0] = '\0';
     }
     penlink_decoder_free(dec);

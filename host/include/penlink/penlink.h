@@ -69,6 +69,27 @@ PENLINK_API const char *penlink_status_name(int status);
 /** Library version as "MAJOR.MINOR.PATCH". */
 PENLINK_API const char *penlink_version(void);
 
+/* ---- sizes ------------------------------------------------------------ */
+
+/** Bytes of an Ed25519 public key: a pen's device key, a config key. */
+#define PENLINK_KEY_SIZE 32
+/** Bytes of an Ed25519 secret key as penlink keeps it (seed, then public key). */
+#define PENLINK_SECRET_KEY_SIZE 64
+/** Bytes of an Ed25519 signature. */
+#define PENLINK_SIGNATURE_SIZE 64
+/** Bytes of a hash-chain link (docs/protocol.md 9.3). */
+#define PENLINK_LINK_SIZE 32
+/** Longest serial, model, hardware revision or firmware version a pen sends, bytes. */
+#define PENLINK_SERIAL_MAX 32
+/** Room for a serial (or model, revision, version) with its NUL. */
+#define PENLINK_SERIAL_SIZE (PENLINK_SERIAL_MAX + 1)
+/** Room for a public key as lower-case hex digits with a NUL (penlink_key_to_hex()). */
+#define PENLINK_KEY_HEX_SIZE (2 * PENLINK_KEY_SIZE + 1)
+/** Longest text configuration value (device_label, clinic_id), bytes. */
+#define PENLINK_CONFIG_TEXT_MAX 64
+/** Room for a text configuration value with its NUL. */
+#define PENLINK_CONFIG_TEXT_SIZE (PENLINK_CONFIG_TEXT_MAX + 1)
+
 /** A library context: holds the last error's detail. */
 typedef struct penlink_ctx penlink_ctx;
 
@@ -222,35 +243,58 @@ PENLINK_API const char *penlink_decoder_note(const penlink_decoder *dec, size_t 
 PENLINK_API penlink_input_format penlink_decoder_format(const penlink_decoder *dec);
 
 /**
- * Input bytes up to the end of the last frame or chunk decoded completely:
- * what can be kept of a file that ends in a damaged or cut-short tail.
+ * A decoder's totals so far (penlink_decoder_stats_get()). The caller sets
+ * @c size (#PENLINK_DECODER_STATS_INIT does): fields may be added at the
+ * end, and the library writes only those @c size covers.
  */
-PENLINK_API uint64_t penlink_decoder_good_bytes(const penlink_decoder *dec);
+typedef struct penlink_decoder_stats {
+    size_t size;         /**< sizeof(penlink_decoder_stats) as the caller was built */
+    uint64_t records;    /**< records decoded (each seq once) */
+    uint64_t chunks;     /**< chunks decoded */
+    uint64_t good_bytes; /**< input bytes up to the end of the last frame or chunk decoded
+                              completely: what can be kept of a file that ends in a damaged
+                              or cut-short tail */
+    uint64_t duplicates; /**< a file (frames or bare chunks, not a capture) holds each seq
+                              once as far as its records go: a record whose seq came before
+                              is compared with the first copy; the same content (a file
+                              joined from copies of one pen's file, a chunk sent again) is
+                              passed to on_record once and counted here; other content for
+                              a seq stops the decode with #PENLINK_ERR_INTEGRITY */
+    uint64_t problems;   /**< damaged stretches and messages with a problem met so far
+                              (penlink_decoder_set_message_cb()) */
+} penlink_decoder_stats;
 
-/** Highest record seq decoded so far, and whether any record was decoded. */
-PENLINK_API int penlink_decoder_last_seq(const penlink_decoder *dec, uint64_t *seq);
+/** A penlink_decoder_stats initialiser: its size set, every total 0. */
+#define PENLINK_DECODER_STATS_INIT                                                                 \
+    {                                                                                              \
+        sizeof(penlink_decoder_stats), 0, 0, 0, 0, 0                                               \
+    }
 
 /**
- * A file (frames or bare chunks, not a capture) holds each seq once as far
- * as its records go: a record whose seq came before in the input is compared
- * with the first copy. The same content (a file joined from copies of one
- * pen's file, a chunk sent again) is counted and passed to on_record once;
- * this counts the copies met again. Other content for a seq stops the decode
- * with #PENLINK_ERR_INTEGRITY naming the seq.
+ * Writes the decoder's totals so far into *@p out (only the fields
+ * @p out->size covers).
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL, or @p out->size
+ *         smaller than the first released penlink_decoder_stats).
  */
-PENLINK_API uint64_t penlink_decoder_duplicates(const penlink_decoder *dec);
+PENLINK_API int penlink_decoder_stats_get(const penlink_decoder *dec, penlink_decoder_stats *out);
 
 /**
- * Of a file of frames: 1 and the 32-byte hash-chain link (docs/protocol.md
- * 9.3) after the chunk that ends at the highest seq, when that chunk carries
- * one (a pen that signs its log); else 0. A pull that resumes the file goes
- * on from it (penlink_pull_cb.after_link).
+ * The highest record seq decoded so far: *@p have gets 1 and *@p seq (may
+ * be NULL) the seq when any record was decoded, else *@p have gets 0.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p dec or @p have NULL).
  */
-PENLINK_API int penlink_decoder_last_link(const penlink_decoder *dec, uint8_t link[32]);
+PENLINK_API int penlink_decoder_last_seq(const penlink_decoder *dec, uint64_t *seq, int *have);
 
-/** Totals so far. */
-PENLINK_API uint64_t penlink_decoder_records(const penlink_decoder *dec);
-PENLINK_API uint64_t penlink_decoder_chunks(const penlink_decoder *dec);
+/**
+ * Of a file of frames: the hash-chain link (docs/protocol.md 9.3) after the
+ * chunk that ends at the highest seq, when that chunk carries one (a pen
+ * that signs its log): *@p have gets 1 and @p link (may be NULL) the link;
+ * else *@p have gets 0. A pull that resumes the file goes on from it
+ * (penlink_pull_cb.after_link).
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p dec or @p have NULL).
+ */
+PENLINK_API int penlink_decoder_last_link(const penlink_decoder *dec,
+                                          uint8_t link[PENLINK_LINK_SIZE], int *have);
 
 /**
  * Whose log a file of frames is. `penlink pull -o` starts every file with a
@@ -261,10 +305,11 @@ PENLINK_API uint64_t penlink_decoder_chunks(const penlink_decoder *dec);
  * docs/protocol.md section 10 gives the bytes.
  */
 typedef struct penlink_file_header {
-    char serial[33];    /**< the pen's serial, 1..32 bytes, as the pen sent it: unchecked text */
-    char model[33];     /**< its model, maybe empty; informational, cut to 32 bytes */
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen's serial, 1..32 bytes, as the pen sent it:
+                                         unchecked text */
+    char model[PENLINK_SERIAL_SIZE];  /**< its model, maybe empty; informational, cut to 32 bytes */
     int has_device_key; /**< the pen had an identity (a device key) when the file began */
-    uint8_t device_key[32]; /**< its Ed25519 public key */
+    uint8_t device_key[PENLINK_KEY_SIZE]; /**< its Ed25519 public key */
 } penlink_file_header;
 
 /** Largest encoded file header, bytes. */
@@ -280,16 +325,18 @@ PENLINK_API int penlink_file_header_encode(const penlink_file_header *h, void *b
                                            size_t *len);
 
 /**
- * The file header of the input. Returns 1 and fills *@p out (may be NULL)
- * when the input began with one; 0 when it did not (a capture, bare chunks,
- * a file written before headers existed) or when too little was fed to tell.
+ * The file header of the input: *@p have gets 1 and *@p out (may be NULL)
+ * the header when the input began with one; *@p have gets 0 when it did not
+ * (a capture, bare chunks, a file written before headers existed) or when
+ * too little was fed to tell.
  * A header that is malformed (no serial, a serial over 32 bytes, a key that
  * is not 32 bytes) stops the decode with #PENLINK_ERR_PROTOCOL; a header
  * further on that names another pen (two pens' files joined) stops it with
  * #PENLINK_ERR_INTEGRITY. A header further on in an input that did not
  * begin with one is an ordinary message.
  */
-PENLINK_API int penlink_decoder_header(const penlink_decoder *dec, penlink_file_header *out);
+PENLINK_API int penlink_decoder_header(const penlink_decoder *dec, penlink_file_header *out,
+                                       int *have);
 
 /* ---- messages on the wire (docs/engineer-guide.md) ------------------- */
 
@@ -381,9 +428,6 @@ PENLINK_API int penlink_message_fields(const penlink_message *m,
 PENLINK_API int penlink_decoder_set_message_cb(penlink_decoder *dec, penlink_message_ex_cb cb,
                                                void *user);
 
-/** Damaged stretches and messages with a problem met so far. */
-PENLINK_API uint64_t penlink_decoder_problems(const penlink_decoder *dec);
-
 /**
  * Records every byte of every session opened on @p ctx from now on into
  * the pcapng file @p path (created, or truncated), one packet per USB bulk
@@ -440,13 +484,13 @@ PENLINK_API void penlink_ctx_set_notice_cb(penlink_ctx *ctx,
 
 /** One pen found by penlink_dev_list(). */
 typedef struct penlink_found {
-    char uri[96];                /**< what penlink_dev_open() takes, e.g. "usb:PEN-000123" */
-    char serial[33];             /**< the pen's serial (empty when it could not be read) */
-    char where[64];              /**< e.g. "usb port 1-2.3 (bus 1 device 4)" */
-    int status;                  /**< #PENLINK_OK, or why it can't be opened (e.g. ACCESS) */
-    char port[PENLINK_PORT_MAX]; /**< the port path as udev and `lsusb -t` name it, "1-2.3"
-                                      (bus 1, port 3 of the hub on port 2); "usb:1-2.3" opens
-                                      the pen on that port whatever its serial */
+    char uri[96];                     /**< what penlink_dev_open() takes, e.g. "usb:PEN-000123" */
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen's serial (empty when it could not be read) */
+    char where[64];                   /**< e.g. "usb port 1-2.3 (bus 1 device 4)" */
+    int status;                       /**< #PENLINK_OK, or why it can't be opened (e.g. ACCESS) */
+    char port[PENLINK_PORT_MAX];      /**< the port path as udev and `lsusb -t` name it, "1-2.3"
+                                           (bus 1, port 3 of the hub on port 2); "usb:1-2.3" opens
+                                           the pen on that port whatever its serial */
 } penlink_found;
 
 /**
@@ -460,10 +504,12 @@ PENLINK_API int penlink_dev_list(penlink_ctx *ctx, penlink_found *out, size_t ca
 
 /**
  * Waits up to @p timeout_ms for a pen to be plugged in or unplugged (libusb
- * hotplug; where hotplug is not available it just sleeps). Returns 1 when
- * something changed, 0 on timeout, or a negative status (CANCELLED, NO_MEM).
+ * hotplug; where hotplug is not available it just sleeps). *@p changed gets
+ * 1 when something changed, 0 when the time ran out.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p ctx or @p changed NULL);
+ *         #PENLINK_ERR_CANCELLED (penlink_ctx_cancel()); #PENLINK_ERR_NO_MEM.
  */
-PENLINK_API int penlink_dev_wait_change(penlink_ctx *ctx, int timeout_ms);
+PENLINK_API int penlink_dev_wait_change(penlink_ctx *ctx, int timeout_ms, int *changed);
 
 /** An open session with one pen. */
 typedef struct penlink_dev penlink_dev;
@@ -507,25 +553,49 @@ typedef struct penlink_limits {
     uint32_t max_text_len;
 } penlink_limits;
 
-/** What GetInfo reports, plus the session's negotiated values. */
+/** Most config-signing keys a pen announces (penlink_info.n_config_keys). */
+#define PENLINK_CONFIG_KEYS_MAX 4
+
+/**
+ * What GetInfo reports, plus the session's negotiated values. The caller
+ * sets @c size (#PENLINK_INFO_INIT does) before penlink_dev_info() fills it:
+ * fields may be added at the end, and the library writes (and, where it
+ * takes one in, reads) only those @c size covers.
+ */
 typedef struct penlink_info {
-    char serial[33], model[33], hardware_revision[33], firmware_version[33];
-    uint64_t log_first_seq; /**< oldest record the pen holds */
-    uint64_t log_next_seq;  /**< seq of the next record */
-    uint64_t log_acked_seq; /**< every seq below is acknowledged */
-    uint64_t log_capacity_bytes, log_used_bytes;
-    int64_t device_time_ms; /**< the pen's clock, ms since the epoch */
-    uint64_t uptime_ms;
-    uint32_t config_revision;
-    penlink_limits limits;
-    uint32_t protocol_major, protocol_minor; /**< the pen's */
-    uint32_t features;                       /**< Feature bits the pen announced */
-    uint32_t max_frame_payload;              /**< the pen's */
-    int has_device_key;                      /**< the pen has an identity (signs its log) */
-    uint8_t device_key[32];                  /**< its Ed25519 public key */
-    uint32_t n_config_keys;                  /**< keys allowed to sign its configuration */
-    uint8_t config_keys[4][32];              /**< (none: it takes unsigned configuration) */
+    size_t size;                      /**< sizeof(penlink_info) as the caller was built */
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen's serial */
+    char model[PENLINK_SERIAL_SIZE];  /**< its model */
+    char hardware_revision[PENLINK_SERIAL_SIZE]; /**< its hardware revision */
+    char firmware_version[PENLINK_SERIAL_SIZE];  /**< its firmware version */
+    uint64_t log_first_seq;                      /**< oldest record the pen holds */
+    uint64_t log_next_seq;                       /**< seq of the next record */
+    uint64_t log_acked_seq;                      /**< every seq below is acknowledged */
+    uint64_t log_capacity_bytes;                 /**< room for the log on the pen */
+    uint64_t log_used_bytes;                     /**< of which in use */
+    int64_t device_time_ms;                      /**< the pen's clock, ms since the epoch */
+    uint64_t uptime_ms;                          /**< since the pen was switched on */
+    uint32_t config_revision;                    /**< the configuration in force */
+    penlink_limits limits;                       /**< what configuration the pen accepts */
+    uint32_t protocol_major;                     /**< the pen's protocol version, major */
+    uint32_t protocol_minor;                     /**< and minor */
+    uint32_t features;                           /**< #penlink_feature bits the pen announced */
+    uint32_t max_frame_payload;                  /**< the pen's largest frame payload, bytes */
+    int has_device_key;                          /**< the pen has an identity (signs its log) */
+    uint8_t device_key[PENLINK_KEY_SIZE];        /**< its Ed25519 public key */
+    uint32_t n_config_keys; /**< keys allowed to sign its configuration, at most
+                                 #PENLINK_CONFIG_KEYS_MAX (0: it takes unsigned
+                                 configuration) */
+    /** The n_config_keys keys (NULL when none), owned by the penlink_dev that
+     *  filled this: valid until its next penlink_dev_info() or penlink_dev_close(). */
+    const uint8_t (*config_keys)[PENLINK_KEY_SIZE];
 } penlink_info;
+
+/** A penlink_info initialiser: its size set, every field 0. */
+#define PENLINK_INFO_INIT                                                                          \
+    {                                                                                              \
+        .size = sizeof(penlink_info)                                                               \
+    }
 
 /** Bits of penlink_info.features (Feature in penlink.proto). */
 enum penlink_feature {
@@ -538,7 +608,14 @@ enum penlink_feature {
     PENLINK_FEATURE_SIGNED_CLOCK = 64   /**< refuses a clock setting not signed by its keys */
 };
 
-/** Reads DeviceInfo. */
+/**
+ * Reads DeviceInfo into *@p out, whose @c size the caller set.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL, or @p out->size
+ *         smaller than the first released penlink_info); #PENLINK_ERR_PROTOCOL
+ *         (a reply that is no DeviceInfo, or names another serial);
+ *         #PENLINK_ERR_DEVICE; #PENLINK_ERR_TIMEOUT; #PENLINK_ERR_GONE;
+ *         #PENLINK_ERR_CANCELLED.
+ */
 PENLINK_API int penlink_dev_info(penlink_dev *dev, penlink_info *out);
 
 /** Bits of penlink_config.present: which fields are set. */
@@ -565,7 +642,7 @@ typedef struct penlink_config {
     uint32_t max_treatment_s;    /**< seconds */
     uint32_t max_cartridge_uses; /**< 1 = single use */
     uint32_t auto_off_s;         /**< seconds */
-    char device_label[65], clinic_id[65];
+    char device_label[PENLINK_CONFIG_TEXT_SIZE], clinic_id[PENLINK_CONFIG_TEXT_SIZE];
 } penlink_config;
 
 /** Describes the configuration keys (for files, the CLI and error messages). */
@@ -581,9 +658,17 @@ PENLINK_API const penlink_config_key *penlink_config_keys(size_t *n);
 PENLINK_API const penlink_config_key *penlink_config_key_find(const char *name);
 /** Value of a numeric key in @p cfg (0 for text keys). */
 PENLINK_API uint32_t penlink_config_get_u32(const penlink_config *cfg, uint32_t bit);
-/** Sets a numeric key and marks it present. */
-PENLINK_API void penlink_config_set_u32(penlink_config *cfg, uint32_t bit, uint32_t v);
-/** Sets a text key (at most 64 bytes) and marks it present; -1 if too long. */
+/**
+ * Sets a numeric key and marks it present.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p cfg NULL, or @p bit not
+ *         one numeric key's #penlink_config_field bit).
+ */
+PENLINK_API int penlink_config_set_u32(penlink_config *cfg, uint32_t bit, uint32_t v);
+/**
+ * Sets a text key (at most #PENLINK_CONFIG_TEXT_MAX bytes) and marks it present.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p cfg or @p v NULL, @p bit
+ *         not a text key's bit, or @p v too long: nothing is changed).
+ */
 PENLINK_API int penlink_config_set_text(penlink_config *cfg, uint32_t bit, const char *v);
 /** Text of a text key ("" for numeric keys). */
 PENLINK_API const char *penlink_config_get_text(const penlink_config *cfg, uint32_t bit);
@@ -604,8 +689,8 @@ PENLINK_API int penlink_dev_config_get(penlink_dev *dev, penlink_config *out);
 
 /** An Ed25519 key pair for signing configuration (libsodium layout). */
 typedef struct penlink_key {
-    uint8_t secret[64]; /**< seed, then public key: keep it secret */
-    uint8_t public_key[32];
+    uint8_t secret[PENLINK_SECRET_KEY_SIZE]; /**< seed, then public key: keep it secret */
+    uint8_t public_key[PENLINK_KEY_SIZE];
 } penlink_key;
 
 /**
@@ -634,10 +719,12 @@ PENLINK_API int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key
  * @return #PENLINK_OK, #PENLINK_ERR_IO, #PENLINK_ERR_INVALID_ARG (damaged),
  *         or what penlink_key_load() returns.
  */
-PENLINK_API int penlink_key_load_public(penlink_ctx *ctx, const char *path, uint8_t pk[32]);
+PENLINK_API int penlink_key_load_public(penlink_ctx *ctx, const char *path,
+                                        uint8_t pk[PENLINK_KEY_SIZE]);
 
 /** Writes @p pk as 64 lower-case hex digits and a NUL into @p hex. */
-PENLINK_API void penlink_key_to_hex(const uint8_t pk[32], char hex[65]);
+PENLINK_API void penlink_key_to_hex(const uint8_t pk[PENLINK_KEY_SIZE],
+                                    char hex[PENLINK_KEY_HEX_SIZE]);
 
 /** Bytes of a key fingerprint with its NUL ("3f1c:9a0e:7b21:44d0"). */
 #define PENLINK_KEY_FINGERPRINT_LEN 20
@@ -648,11 +735,16 @@ PENLINK_API void penlink_key_to_hex(const uint8_t pk[32], char hex[65]);
  * groups of 4 joined by ':'. Two different keys sharing one is a
  * 1 in 2^64 chance; use penlink_key_to_hex() where that is not enough.
  */
-PENLINK_API void penlink_key_to_fingerprint(const uint8_t pk[32],
+PENLINK_API void penlink_key_to_fingerprint(const uint8_t pk[PENLINK_KEY_SIZE],
                                             char out[PENLINK_KEY_FINGERPRINT_LEN]);
 
-/** 1 when @p pk is one of the config keys @p info lists (the keys the pen accepts). */
-PENLINK_API int penlink_info_accepts_key(const penlink_info *info, const uint8_t pk[32]);
+/**
+ * Whether @p pk is one of the config keys @p info lists (the keys the pen
+ * accepts): *@p accepts gets 1 or 0.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (a NULL argument).
+ */
+PENLINK_API int penlink_info_accepts_key(const penlink_info *info,
+                                         const uint8_t pk[PENLINK_KEY_SIZE], int *accepts);
 
 /**
  * Changes the fields present in @p change, if the pen's revision is still
@@ -713,17 +805,17 @@ typedef struct penlink_chunk {
     size_t len;
     const uint8_t *frame; /**< the whole frame it came in (header + Envelope) */
     size_t frame_len;
-    int has_link;          /**< from a pen that signs its log: the chain, already checked */
-    uint8_t prev_link[32]; /**< the chain before this chunk */
-    uint8_t link[32];      /**< the chain after it */
+    int has_link; /**< from a pen that signs its log: the chain, already checked */
+    uint8_t prev_link[PENLINK_LINK_SIZE]; /**< the chain before this chunk */
+    uint8_t link[PENLINK_LINK_SIZE];      /**< the chain after it */
 } penlink_chunk;
 
 /** A pen's signed log head, checked with its device key (docs/protocol.md 9.3). */
 typedef struct penlink_head {
-    uint64_t next_seq;     /**< the records up to here are covered */
-    uint8_t link[32];      /**< the chain after the last chunk sent */
-    uint8_t signature[64]; /**< Ed25519 by the device key */
-    uint8_t device_key[32];
+    uint64_t next_seq;                         /**< the records up to here are covered */
+    uint8_t link[PENLINK_LINK_SIZE];           /**< the chain after the last chunk sent */
+    uint8_t signature[PENLINK_SIGNATURE_SIZE]; /**< Ed25519 by the device key */
+    uint8_t device_key[PENLINK_KEY_SIZE];
 } penlink_head;
 
 /**
@@ -893,9 +985,10 @@ PENLINK_API int penlink_archive_open_readonly(penlink_ctx *ctx, const char *path
  * is on a primary (not a standby) and its role may insert into the archive
  * (the writer role, not the reader role). verify records its verdicts only
  * where this is 1, and config set changes a pen only where this is 1.
- * @return 1 or 0 (0 for NULL); when 0, the context's message says why.
+ * *@p writable gets 1 or 0; when 0, penlink_ctx_errmsg() says why.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p ar or @p writable NULL).
  */
-PENLINK_API int penlink_archive_writable(penlink_archive *ar);
+PENLINK_API int penlink_archive_writable(penlink_archive *ar, int *writable);
 
 /**
  * Opens an archive that must already exist (for reading it: audit, export),
@@ -926,7 +1019,7 @@ PENLINK_API int penlink_archive_init_server(penlink_ctx *ctx, const char *uri,
 
 /** What penlink_archive_push() did with one pen. */
 typedef struct penlink_push_report {
-    char serial[33];
+    char serial[PENLINK_SERIAL_SIZE];
     /** #PENLINK_OK; #PENLINK_ERR_INTEGRITY when the pen's log in the source does not
      *  verify (what verified before the break was pushed: see where_seq and detail),
      *  when the destination holds other content for some of its records (conflicts),
@@ -977,7 +1070,7 @@ PENLINK_API int penlink_archive_push(penlink_archive *from, penlink_archive *to,
 
 /** What penlink_archive_pull() did. */
 typedef struct penlink_archive_pull_result {
-    char serial[33];
+    char serial[PENLINK_SERIAL_SIZE];
     uint64_t from_seq;    /**< first seq asked for (one past the archive's last) */
     uint64_t next_seq;    /**< one past the last record now archived */
     uint64_t records_new; /**< records added to the archive */
@@ -1034,7 +1127,7 @@ PENLINK_API int penlink_archive_scan(penlink_archive *ar, const penlink_archive_
 
 /** An integrity alarm or a gap, as recorded during pulls. */
 typedef struct penlink_alarm {
-    char serial[33];
+    char serial[PENLINK_SERIAL_SIZE];
     int64_t at_ms;  /**< host time it was raised */
     uint64_t seq;   /**< first seq concerned */
     uint64_t count; /**< records concerned (0: none archived, e.g. a refused pull) */
@@ -1048,7 +1141,7 @@ PENLINK_API int penlink_archive_alarms(penlink_archive *ar, const penlink_archiv
 
 /** A configuration revision known for a pen (read from or written to it). */
 typedef struct penlink_config_entry {
-    char serial[33];
+    char serial[PENLINK_SERIAL_SIZE];
     int64_t at_ms;
     char source[8]; /**< "read" or "written" */
     char user[64], host[64];
@@ -1084,7 +1177,8 @@ PENLINK_API int penlink_archive_config_history(penlink_archive *ar, const char *
  * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND, with the archive's pens (up to
  *         20) and the close one in penlink_ctx_errmsg(); or an error reading.
  */
-PENLINK_API int penlink_archive_pen_check(penlink_archive *ar, const char *serial, char close[33]);
+PENLINK_API int penlink_archive_pen_check(penlink_archive *ar, const char *serial,
+                                          char close[PENLINK_SERIAL_SIZE]);
 
 /**
  * A note an auditor added to a finding (penlink_archive_annotate()): kept in
@@ -1117,10 +1211,11 @@ PENLINK_API int penlink_archive_annotations(penlink_archive *ar,
 
 /** The pens in the archive (serial, model, first and last seen). */
 typedef struct penlink_archive_device {
-    char serial[33], model[33], firmware_versions[128]; /**< firmware: ", " between versions */
+    char serial[PENLINK_SERIAL_SIZE], model[PENLINK_SERIAL_SIZE],
+        firmware_versions[128]; /**< firmware: ", " between versions */
     int64_t first_seen_ms, last_seen_ms;
     uint64_t records, next_seq;
-    char hardware_revision[33]; /**< as the pen said when last seen */
+    char hardware_revision[PENLINK_SERIAL_SIZE]; /**< as the pen said when last seen */
 } penlink_archive_device;
 PENLINK_API int penlink_archive_devices(penlink_archive *ar,
                                         int (*cb)(void *user, const penlink_archive_device *d),
@@ -1140,14 +1235,14 @@ PENLINK_API int penlink_archive_serials(penlink_archive *ar,
  * replacement with the old key and those after it with the new one.
  */
 typedef struct penlink_key_replacement {
-    char serial[33];
-    int64_t at_ms;           /**< host time it was recorded */
-    char user[64], host[64]; /**< who recorded it (OS user), on which computer */
-    char reason[256];        /**< why, in the technician's words (unchecked text) */
-    uint8_t old_key[32];     /**< the key in force before */
-    uint8_t new_key[32];     /**< the key in force from then on */
-    uint64_t from_seq;       /**< the archive's next seq of the pen then */
-    uint64_t heads_before;   /**< signed heads the archive held then: they verify with old_key */
+    char serial[PENLINK_SERIAL_SIZE];
+    int64_t at_ms;                     /**< host time it was recorded */
+    char user[64], host[64];           /**< who recorded it (OS user), on which computer */
+    char reason[256];                  /**< why, in the technician's words (unchecked text) */
+    uint8_t old_key[PENLINK_KEY_SIZE]; /**< the key in force before */
+    uint8_t new_key[PENLINK_KEY_SIZE]; /**< the key in force from then on */
+    uint64_t from_seq;                 /**< the archive's next seq of the pen then */
+    uint64_t heads_before; /**< signed heads the archive held then: they verify with old_key */
 } penlink_key_replacement;
 
 /** Longest reason of a key replacement, bytes. */
@@ -1159,8 +1254,8 @@ typedef struct penlink_key_replacement {
  * (a pen that does not sign its log).
  * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND (no such pen in the archive).
  */
-PENLINK_API int penlink_archive_pen_key(penlink_archive *ar, const char *serial, uint8_t key[32],
-                                        int *have);
+PENLINK_API int penlink_archive_pen_key(penlink_archive *ar, const char *serial,
+                                        uint8_t key[PENLINK_KEY_SIZE], int *have);
 
 /**
  * Records that the pen @p info describes (its serial, the device key it
@@ -1196,7 +1291,7 @@ typedef enum penlink_verify_state {
 
 /** The result for one pen. */
 typedef struct penlink_verify_report {
-    char serial[33];
+    char serial[PENLINK_SERIAL_SIZE];
     penlink_verify_state state;
     uint64_t chunks, records, heads; /**< checked */
     uint64_t signed_through;         /**< records below this seq are under a verified head */
@@ -1242,7 +1337,7 @@ PENLINK_API int penlink_archive_verification_save(penlink_archive *ar,
  * the pen does not sign its log).
  */
 typedef struct penlink_verification {
-    char serial[33];
+    char serial[PENLINK_SERIAL_SIZE];
     int64_t at_ms;                         /**< host time it was stored; 0 when computed */
     char result[16];                       /**< "ok", "broken", "unsigned" */
     uint64_t through_seq, records, chunks; /**< broken: through_seq is the first broken seq */
