@@ -407,6 +407,9 @@ typedef struct penlink_field {
     size_t len;
 } penlink_field;
 
+/** Called for each field by penlink_message_fields(); non-zero stops the visit. */
+typedef int (*penlink_field_cb)(void *user, const penlink_field *f);
+
 /**
  * Visits every field present in the Envelope of @p m, in field-number order,
  * nested messages between BEGIN and END (the body is the BEGIN named
@@ -414,8 +417,7 @@ typedef struct penlink_field {
  * @return #PENLINK_OK, #PENLINK_ERR_INVALID_ARG (a damaged stretch has no
  *         fields), or #PENLINK_ERR_CANCELLED when @p cb returned non-zero.
  */
-PENLINK_API int penlink_message_fields(const penlink_message *m,
-                                       int (*cb)(void *user, const penlink_field *f), void *user);
+PENLINK_API int penlink_message_fields(const penlink_message *m, penlink_field_cb cb, void *user);
 
 /**
  * Calls @p cb (NULL: no longer) with every message a decoder meets, before
@@ -462,6 +464,9 @@ PENLINK_API const char *penlink_ctx_trace_error(const penlink_ctx *ctx);
  */
 PENLINK_API void penlink_ctx_set_message_cb(penlink_ctx *ctx, penlink_message_ex_cb cb, void *user);
 
+/** Called with one line of text for people (valid during the call). */
+typedef void (*penlink_text_cb)(void *user, const char *text);
+
 /**
  * Calls @p cb (NULL: no longer) with one sentence whenever a session opened
  * on @p ctx from now on has waited a reply timeout in vain and asks again
@@ -470,8 +475,7 @@ PENLINK_API void penlink_ctx_set_message_cb(penlink_ctx *ctx, penlink_message_ex
  * names the pen by its serial as the pen sent it: escape it before a
  * terminal sees it.
  */
-PENLINK_API void penlink_ctx_set_notice_cb(penlink_ctx *ctx,
-                                           void (*cb)(void *user, const char *text), void *user);
+PENLINK_API void penlink_ctx_set_notice_cb(penlink_ctx *ctx, penlink_text_cb cb, void *user);
 
 /* ---- pens ------------------------------------------------------------ */
 
@@ -831,25 +835,34 @@ typedef struct penlink_progress {
                                  for the records expected; 0 if unknown */
 } penlink_progress;
 
+/** Called with each chunk of a pull (penlink_pull_cb.on_chunk); non-zero stops it. */
+typedef int (*penlink_chunk_cb)(void *user, const penlink_chunk *chunk);
+/** Called with a pull's progress (penlink_pull_cb.on_progress). */
+typedef void (*penlink_progress_cb)(void *user, const penlink_progress *p);
+/** Called with each verified signed head (penlink_pull_cb.on_head); non-zero stops the pull. */
+typedef int (*penlink_head_cb)(void *user, const penlink_head *head);
+/** Called with each confirmed gap (penlink_pull_cb.on_gap); non-zero stops the pull. */
+typedef int (*penlink_gap_cb)(void *user, uint64_t first_seq, uint64_t count, uint64_t acked_seq);
+
 /** Callbacks of a pull; any may be NULL. A non-zero return stops the pull. */
 typedef struct penlink_pull_cb {
-    int (*on_chunk)(void *user, const penlink_chunk *chunk);
-    int (*on_record)(void *user, const penlink_record *rec); /**< only seq >= from_seq */
-    void (*on_progress)(void *user, const penlink_progress *p);
-    void *user;
+    penlink_chunk_cb on_chunk;       /**< each chunk, checked */
+    penlink_record_cb on_record;     /**< each record, only seq >= from_seq */
+    penlink_progress_cb on_progress; /**< progress */
+    void *user;                      /**< passed to each callback */
     /**
      * Optional: the records the pen sent before from_seq. The pen sends whole
      * stored chunks, so the first one may start before from_seq; a caller
      * that already holds those records (the archive) checks that they are
      * the same, which a pen whose log was reset or replaced fails.
      */
-    int (*on_overlap)(void *user, const penlink_record *rec);
+    penlink_record_cb on_overlap;
     /**
      * Optional: a signed head arrived and verified; every chunk and record
      * passed before it is covered by the pen's signature. The archive
      * commits here. Not called for a pen that does not sign its log.
      */
-    int (*on_head)(void *user, const penlink_head *head);
+    penlink_head_cb on_head;
     /**
      * Optional: records @p first_seq .. @p first_seq + @p count - 1 are gone
      * from the pen, by its own word twice (a LogEnd and a DeviceInfo read
@@ -858,7 +871,7 @@ typedef struct penlink_pull_cb {
      * acknowledged). The pull goes on after them. A hole that the pen does not
      * confirm is never a gap: it is asked for again.
      */
-    int (*on_gap)(void *user, uint64_t first_seq, uint64_t count, uint64_t acked_seq);
+    penlink_gap_cb on_gap;
     /**
      * Optional (may be NULL): the hash-chain link after the last chunk the
      * caller already holds, a chunk that ends at from_seq (32 bytes: the
@@ -1014,8 +1027,7 @@ PENLINK_API void penlink_archive_close(penlink_archive *ar);
  */
 PENLINK_API int penlink_archive_init_server(penlink_ctx *ctx, const char *uri,
                                             const char *writer_role, const char *reader_role,
-                                            void (*report)(void *user, const char *line),
-                                            void *user);
+                                            penlink_text_cb report, void *user);
 
 /** What penlink_archive_push() did with one pen. */
 typedef struct penlink_push_report {
@@ -1035,6 +1047,9 @@ typedef struct penlink_push_report {
     char detail[512];   /**< why the status is not #PENLINK_OK, in words */
     uint64_t keys_new;  /**< device key replacements (penlink keys replace) it did not hold */
 } penlink_push_report;
+
+/** Called with each pen's push report; non-zero stops the push. */
+typedef int (*penlink_push_report_cb)(void *user, const penlink_push_report *r);
 
 /**
  * Pushes the pens of archive @p from (@p serial, or every pen when NULL)
@@ -1065,8 +1080,7 @@ typedef struct penlink_push_report {
  *         unreachable, not allowed, gone mid-push; what was committed stays).
  */
 PENLINK_API int penlink_archive_push(penlink_archive *from, penlink_archive *to, const char *serial,
-                                     int (*cb)(void *user, const penlink_push_report *r),
-                                     void *user);
+                                     penlink_push_report_cb cb, void *user);
 
 /** What penlink_archive_pull() did. */
 typedef struct penlink_archive_pull_result {
@@ -1135,9 +1149,12 @@ typedef struct penlink_alarm {
     char detail[256];
 } penlink_alarm;
 
+/** Called with each alarm; non-zero stops the visit. */
+typedef int (*penlink_alarm_cb)(void *user, const penlink_alarm *a);
+
 /** Visits the alarms (gaps, conflicts) of the pens the filter selects. */
 PENLINK_API int penlink_archive_alarms(penlink_archive *ar, const penlink_archive_filter *f,
-                                       int (*cb)(void *user, const penlink_alarm *a), void *user);
+                                       penlink_alarm_cb cb, void *user);
 
 /** A configuration revision known for a pen (read from or written to it). */
 typedef struct penlink_config_entry {
@@ -1150,6 +1167,9 @@ typedef struct penlink_config_entry {
                                     replaced */
     penlink_config old_config; /**< the revision in force before (old_config.revision) */
 } penlink_config_entry;
+
+/** Called with each configuration history entry; non-zero stops the visit. */
+typedef int (*penlink_config_entry_cb)(void *user, const penlink_config_entry *e);
 
 /** Appends to the configuration history (never updated or deleted). */
 PENLINK_API int penlink_archive_log_config(penlink_archive *ar, const char *serial,
@@ -1166,8 +1186,7 @@ PENLINK_API int penlink_archive_log_config_write(penlink_archive *ar, const penl
 
 /** Visits the configuration history in order of entry. */
 PENLINK_API int penlink_archive_config_history(penlink_archive *ar, const char *serial,
-                                               int (*cb)(void *user, const penlink_config_entry *e),
-                                               void *user);
+                                               penlink_config_entry_cb cb, void *user);
 
 /**
  * Checks that the archive holds pen @p serial, spelled exactly so: a mistyped
@@ -1192,6 +1211,9 @@ typedef struct penlink_annotation {
     char text[1024];
 } penlink_annotation;
 
+/** Called with each annotation; non-zero stops the visit. */
+typedef int (*penlink_annotation_cb)(void *user, const penlink_annotation *a);
+
 /**
  * Adds an annotation to the finding @p finding ("KIND:PEN:SEQ", as
  * penlink_finding.id gives it) by @p author (NULL: the OS user@host), with
@@ -1206,8 +1228,7 @@ PENLINK_API int penlink_archive_annotate(penlink_archive *ar, const char *findin
 
 /** Visits every annotation, oldest first. */
 PENLINK_API int penlink_archive_annotations(penlink_archive *ar,
-                                            int (*cb)(void *user, const penlink_annotation *a),
-                                            void *user);
+                                            penlink_annotation_cb cb, void *user);
 
 /** The pens in the archive (serial, model, first and last seen). */
 typedef struct penlink_archive_device {
@@ -1217,13 +1238,22 @@ typedef struct penlink_archive_device {
     uint64_t records, next_seq;
     char hardware_revision[PENLINK_SERIAL_SIZE]; /**< as the pen said when last seen */
 } penlink_archive_device;
-PENLINK_API int penlink_archive_devices(penlink_archive *ar,
-                                        int (*cb)(void *user, const penlink_archive_device *d),
+
+/** Called with each pen of the archive; non-zero stops the visit. */
+typedef int (*penlink_archive_device_cb)(void *user, const penlink_archive_device *d);
+/** Called with each serial of the archive; non-zero stops the visit. */
+typedef int (*penlink_serial_cb)(void *user, const char *serial);
+
+/**
+ * Visits the pens in the archive, in serial order, each with its record count.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL); #PENLINK_ERR_CANCELLED
+ *         (@p cb returned non-zero); #PENLINK_ERR_IO (the archive cannot be read).
+ */
+PENLINK_API int penlink_archive_devices(penlink_archive *ar, penlink_archive_device_cb cb,
                                         void *user);
 /** The serials of the pens in the archive, in byte order, as penlink_archive_devices()
  *  lists them, without counting each pen's records (which reads them all). */
-PENLINK_API int penlink_archive_serials(penlink_archive *ar,
-                                        int (*cb)(void *user, const char *serial), void *user);
+PENLINK_API int penlink_archive_serials(penlink_archive *ar, penlink_serial_cb cb, void *user);
 
 /* ---- replaced device keys (docs/technician-guide.md, docs/security.md) -- */
 
@@ -1274,11 +1304,12 @@ PENLINK_API int penlink_archive_pen_key(penlink_archive *ar, const char *serial,
 PENLINK_API int penlink_archive_key_replace(penlink_archive *ar, const penlink_info *info,
                                             const char *reason, penlink_key_replacement *out);
 
+/** Called with each key replacement; non-zero stops the visit. */
+typedef int (*penlink_key_replacement_cb)(void *user, const penlink_key_replacement *r);
+
 /** Visits the key replacements of @p serial (NULL: every pen), in the order recorded. */
 PENLINK_API int penlink_archive_key_replacements(penlink_archive *ar, const char *serial,
-                                                 int (*cb)(void *user,
-                                                           const penlink_key_replacement *r),
-                                                 void *user);
+                                                 penlink_key_replacement_cb cb, void *user);
 
 /* ---- verification (docs/security.md) ------------------------------------ */
 
@@ -1300,6 +1331,9 @@ typedef struct penlink_verify_report {
     char notes[256];                 /**< OK: what is worth knowing (chain anchors, forks) */
 } penlink_verify_report;
 
+/** Called with each pen's verification report; non-zero stops the verification. */
+typedef int (*penlink_verify_report_cb)(void *user, const penlink_verify_report *r);
+
 /**
  * Re-checks the archive offline, pen by pen (@p serial, or every pen when
  * NULL): each chunk's bytes against its hash-chain link, each link against
@@ -1317,8 +1351,7 @@ typedef struct penlink_verify_report {
  *         an error reading.
  */
 PENLINK_API int penlink_archive_verify(penlink_archive *ar, const char *serial,
-                                       int (*cb)(void *user, const penlink_verify_report *r),
-                                       void *user);
+                                       penlink_verify_report_cb cb, void *user);
 
 /**
  * Stores @p r, a report penlink_archive_verify() made (of this archive, or
@@ -1519,6 +1552,15 @@ typedef struct penlink_audit_summary {
                                         an error (the other figures are then partial) */
 } penlink_audit_summary;
 
+/** Called with each treatment of an audit. */
+typedef int (*penlink_treatment_cb)(void *user, const penlink_treatment *t);
+/** Called with each finding of an audit. */
+typedef int (*penlink_finding_cb)(void *user, const penlink_finding *f);
+/** Called with each usage row of an audit. */
+typedef int (*penlink_usage_cb)(void *user, const penlink_usage *u);
+/** Called with each selected pen's verification at the end of an audit. */
+typedef int (*penlink_verification_cb)(void *user, const penlink_verification *v);
+
 /**
  * Callbacks of an audit; any may be NULL. Pointers passed in are valid only
  * during the call. A non-zero return stops the audit (#PENLINK_ERR_CANCELLED).
@@ -1527,14 +1569,14 @@ typedef struct penlink_audit_summary {
  * each pen; the verification of each selected pen at the end, in serial order.
  */
 typedef struct penlink_audit_cb {
-    int (*on_treatment)(void *user, const penlink_treatment *t);
-    int (*on_finding)(void *user, const penlink_finding *f);
-    int (*on_usage)(void *user, const penlink_usage *u);
-    void *user;
+    penlink_treatment_cb on_treatment; /**< each treatment */
+    penlink_finding_cb on_finding;     /**< each finding */
+    penlink_usage_cb on_usage;         /**< each usage row */
+    void *user;                        /**< passed to each callback */
     penlink_period usage_by; /**< grouping of the usage rows */
     int local_time;          /**< 1: periods in the process's local time zone (TZ, see
                                   tzset()) instead of UTC */
-    int (*on_verification)(void *user, const penlink_verification *v);
+    penlink_verification_cb on_verification; /**< each selected pen's log, verified */
 } penlink_audit_cb;
 
 /**
