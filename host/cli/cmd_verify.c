@@ -171,8 +171,7 @@ int cmd_verify(struct cli *c, int argc, char **argv)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
-    penlink_archive_filter f;
-    memset(&f, 0, sizeof f);
+    penlink_archive_filter f = PENLINK_ARCHIVE_FILTER_INIT;
     int rc = cli_pen_filter(c, &f, pen);
     if (rc != EXIT_OK)
         return rc;

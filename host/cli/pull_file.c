@@ -467,7 +467,8 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
     }
     if (o->progress)
         pc.progress = cli_progress_begin(c, info.serial);
-    penlink_pull_cb cb = { .on_chunk = on_chunk,
+    penlink_pull_cb cb = { .size = sizeof(penlink_pull_cb),
+                           .on_chunk = on_chunk,
                            .on_record = on_new_record,
                            .on_overlap = on_overlap,
                            .on_progress = on_progress,
@@ -589,7 +590,9 @@ int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
     }
     if (progress)
         pc.progress = cli_progress_begin(c, info.serial);
-    penlink_pull_cb cb = { .on_progress = on_progress, .user = &pc };
+    penlink_pull_cb cb = { .size = sizeof(penlink_pull_cb),
+                           .on_progress = on_progress,
+                           .user = &pc };
     st = penlink_archive_pull(ar, dev, &cb, res);
     cli_progress_end(pc.progress, res->records_new, st == PENLINK_OK);
     penlink_archive_close(ar);

@@ -723,7 +723,7 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
                          penlink_archive_pull_result *res)
 {
     penlink_archive_pull_result local;
-    if (!ar || !dev)
+    if (!ar || !dev || !PL_SIZED_OK(cb, PL_PULL_CB_SIZE_V1))
         return PENLINK_ERR_INVALID_ARG;
     if (!res)
         res = &local;
@@ -758,7 +758,8 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     rc = b->ops->begin(b);
     if (rc != PENLINK_OK)
         return rc;
-    penlink_pull_cb pcb = { .on_chunk = on_chunk,
+    penlink_pull_cb pcb = { .size = sizeof(penlink_pull_cb),
+                            .on_chunk = on_chunk,
                             .on_record = on_record,
                             .on_progress = on_progress,
                             .user = &ps,
@@ -842,6 +843,8 @@ int archive_scan(penlink_archive *ar, const penlink_archive_filter *f, penlink_a
 int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
                          penlink_archive_record_cb cb, void *user)
 {
+    if (!PL_SIZED_OK(f, PL_ARCHIVE_FILTER_SIZE_V1))
+        return PENLINK_ERR_INVALID_ARG;
     return archive_scan(ar, f, cb, NULL, user);
 }
 
@@ -857,9 +860,9 @@ static int keep_replacement(void *u, const penlink_key_replacement *r)
 }
 
 int penlink_archive_alarms(penlink_archive *ar, const penlink_archive_filter *f,
-                           int (*cb)(void *user, const penlink_alarm *a), void *user)
+                           penlink_alarm_cb cb, void *user)
 {
-    if (!ar || !cb)
+    if (!ar || !cb || !PL_SIZED_OK(f, PL_ARCHIVE_FILTER_SIZE_V1))
         return PENLINK_ERR_INVALID_ARG;
     /* the replacements that may explain key_changed alarms, read now: the audit
      * asks about them while it scans (audit_key_change_explained) */

@@ -150,7 +150,7 @@ static int held_config(void *u, const penlink_config_entry *e)
 static int hold(push_pen *pp, const char *serial)
 {
     archive_backend *b = pp->to;
-    penlink_archive_filter f = { 0 };
+    penlink_archive_filter f = PENLINK_ARCHIVE_FILTER_INIT;
     f.serial = serial;
     int rc = b->ops->heads(b, pp->device, held_head, &pp->h);
     if (rc == PENLINK_OK)
@@ -592,7 +592,7 @@ static int copy_config(void *u, const penlink_config_entry *e)
 static int copy_history(push_pen *pp, const char *serial)
 {
     archive_backend *src = pp->run->from->b;
-    penlink_archive_filter f = { 0 };
+    penlink_archive_filter f = PENLINK_ARCHIVE_FILTER_INIT;
     f.serial = serial;
     copy_visit cv = { pp, PENLINK_OK };
     int rc = src->ops->alarms(src, &f, copy_alarm, &cv);

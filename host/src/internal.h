@@ -54,6 +54,12 @@ static inline void penlink_enter(penlink_ctx *ctx)
  */
 #define PL_DECODER_STATS_SIZE_V1 sizeof(penlink_decoder_stats)
 #define PL_INFO_SIZE_V1 sizeof(penlink_info)
+#define PL_PULL_CB_SIZE_V1 sizeof(penlink_pull_cb)
+#define PL_AUDIT_CB_SIZE_V1 sizeof(penlink_audit_cb)
+#define PL_ARCHIVE_FILTER_SIZE_V1 sizeof(penlink_archive_filter)
+
+/* A sized struct the caller may pass as NULL: NULL, or one at least @p v1 bytes. */
+#define PL_SIZED_OK(s, v1) (!(s) || (s)->size >= (v1))
 
 /* Whether a sized struct @p s of type @p type, whose caller said it is
  * s->size bytes, holds @p member: an older caller's struct ends before the

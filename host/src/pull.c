@@ -528,7 +528,7 @@ int penlink_dev_pull(penlink_dev *d, uint64_t from_seq, const penlink_pull_cb *c
 {
     penlink_pull_result local;
     penlink_pull_result *res = result ? result : &local;
-    if (!d)
+    if (!d || !PL_SIZED_OK(cb, PL_PULL_CB_SIZE_V1))
         return PENLINK_ERR_INVALID_ARG;
     penlink_enter(d->ctx);
     memset(res, 0, sizeof *res);

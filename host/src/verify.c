@@ -634,7 +634,7 @@ static int walk(archive_walker *w, archive_backend *b, int64_t device, const cha
     int rc = from_chunks ? PENLINK_OK : seq_outliers(b, device, r);
     if (rc != PENLINK_OK || r->state == PENLINK_VERIFY_BROKEN)
         return rc;
-    penlink_archive_filter f = { 0 };
+    penlink_archive_filter f = PENLINK_ARCHIVE_FILTER_INIT;
     f.serial = serial;
     rc = b->ops->alarms(b, &f, on_gap, &v);
     if (rc == PENLINK_OK && v.signs)
@@ -789,7 +789,7 @@ static int pulls_reach(archive_backend *b, int64_t device, const char *serial,
         return rc;
     /* records the pen had dropped at the end of a pull: a gap it reported */
     gaps_seen g = { next, pulled, 0 };
-    penlink_archive_filter f = { 0 };
+    penlink_archive_filter f = PENLINK_ARCHIVE_FILTER_INIT;
     f.serial = serial;
     rc = b->ops->alarms(b, &f, on_tail_gap, &g);
     if (rc != PENLINK_OK || g.explained)

@@ -82,7 +82,7 @@ int main(int argc, char **argv)
         return 1;
     }
     unsigned long long n = 0;
-    penlink_pull_cb cb = { .on_record = count, .user = &n };
+    penlink_pull_cb cb = { .size = sizeof(penlink_pull_cb), .on_record = count, .user = &n };
     penlink_pull_result res;
     double t0 = now_s();
     if (penlink_dev_pull(dev, 0, &cb, &res) != PENLINK_OK) {

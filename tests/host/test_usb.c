@@ -299,7 +299,10 @@ static void test_config(void **state)
 
 static void pull_all(fixture *f, penlink_dev *d, uint64_t from, collect *c, int want)
 {
-    penlink_pull_cb cb = { .on_record = on_record, .on_progress = on_progress, .user = c };
+    penlink_pull_cb cb = { .size = sizeof(penlink_pull_cb),
+                           .on_record = on_record,
+                           .on_progress = on_progress,
+                           .user = c };
     penlink_pull_result res;
     assert_int_equal(penlink_dev_pull(d, from, &cb, &res), want);
     (void)f;

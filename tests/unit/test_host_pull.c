@@ -135,8 +135,7 @@ static int on_gap(void *user, uint64_t first, uint64_t count, uint64_t acked)
 
 static int pull(fixture *f, uint64_t from, penlink_pull_result *res)
 {
-    penlink_pull_cb cb;
-    memset(&cb, 0, sizeof cb);
+    penlink_pull_cb cb = PENLINK_PULL_CB_INIT;
     cb.on_record = on_record;
     cb.on_chunk = on_chunk;
     cb.on_overlap = on_overlap;
@@ -167,6 +166,25 @@ static void test_whole_log(void **state)
     assert_int_equal(f->records, RECORDS);
     assert_int_equal(f->bad_order, 0);
     assert_string_equal(f->d->alarm, "");
+}
+
+/* A penlink_pull_cb without its size (no PENLINK_PULL_CB_INIT) is refused
+ * before anything is asked of the pen; a NULL one is no callbacks. */
+static void test_callbacks_without_size(void **state)
+{
+    fixture *f = *state;
+    penlink_pull_result res;
+    penlink_pull_cb bare;
+    memset(&bare, 0, sizeof bare);
+    bare.on_record = on_record;
+    bare.user = f;
+    assert_int_equal(penlink_dev_pull(f->d, 0, &bare, &res), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(f->records, 0);
+    bare.size = sizeof bare - 1;
+    assert_int_equal(penlink_dev_pull(f->d, 0, &bare, &res), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_dev_pull(f->d, 0, NULL, &res), PENLINK_OK);
+    assert_int_equal(res.records, RECORDS);
+    assert_int_equal(f->records, 0);
 }
 
 /* From inside a stored chunk: its earlier records are overlaps, not records. */
@@ -468,6 +486,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_whole_log),
+        T(test_callbacks_without_size),
         T(test_from_inside_a_chunk),
         T(test_info_contradicts_itself),
         T(test_info_names_another_pen),

@@ -138,7 +138,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_trust: %s\n", penlink_ctx_errmsg(ctx));
         goto out;
     }
-    penlink_pull_cb g = { .on_chunk = grab, .user = &f };
+    penlink_pull_cb g = { .size = sizeof(penlink_pull_cb), .on_chunk = grab, .user = &f };
     penlink_pull_result pr;
     if (penlink_dev_pull(dev, 0, &g, &pr) != PENLINK_OK || !f.have) {
         fprintf(stderr, "bench_trust: %s\n", penlink_ctx_errmsg(ctx));

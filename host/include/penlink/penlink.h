@@ -844,8 +844,13 @@ typedef int (*penlink_head_cb)(void *user, const penlink_head *head);
 /** Called with each confirmed gap (penlink_pull_cb.on_gap); non-zero stops the pull. */
 typedef int (*penlink_gap_cb)(void *user, uint64_t first_seq, uint64_t count, uint64_t acked_seq);
 
-/** Callbacks of a pull; any may be NULL. A non-zero return stops the pull. */
+/**
+ * Callbacks of a pull; any may be NULL. A non-zero return stops the pull.
+ * The caller sets @c size (#PENLINK_PULL_CB_INIT does): members may be
+ * added at the end, and the library reads only those @c size covers.
+ */
 typedef struct penlink_pull_cb {
+    size_t size;                     /**< sizeof(penlink_pull_cb) as the caller was built */
     penlink_chunk_cb on_chunk;       /**< each chunk, checked */
     penlink_record_cb on_record;     /**< each record, only seq >= from_seq */
     penlink_progress_cb on_progress; /**< progress */
@@ -883,6 +888,12 @@ typedef struct penlink_pull_cb {
      */
     const uint8_t *after_link;
 } penlink_pull_cb;
+
+/** A penlink_pull_cb initialiser: its size set, no callback. */
+#define PENLINK_PULL_CB_INIT                                                                       \
+    {                                                                                              \
+        .size = sizeof(penlink_pull_cb)                                                            \
+    }
 
 /** What a pull saw. */
 typedef struct penlink_pull_result {
@@ -1115,13 +1126,25 @@ typedef struct penlink_archive_pull_result {
 PENLINK_API int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev,
                                      const penlink_pull_cb *cb, penlink_archive_pull_result *res);
 
-/** Which records a scan visits. Zeroed = all. */
+/**
+ * Which records a scan visits: #PENLINK_ARCHIVE_FILTER_INIT (or a NULL
+ * filter) selects all. The caller sets @c size: members may be added at the
+ * end, and the library reads only those @c size covers.
+ */
 typedef struct penlink_archive_filter {
+    size_t size;        /**< sizeof(penlink_archive_filter) as the caller was built */
     const char *serial; /**< one pen, or NULL for all */
     int64_t since_ms;   /**< with has_since: records at or after (pen time) */
     int64_t until_ms;   /**< with has_until: records before */
-    int has_since, has_until;
+    int has_since;      /**< since_ms applies */
+    int has_until;      /**< until_ms applies */
 } penlink_archive_filter;
+
+/** A penlink_archive_filter initialiser: its size set, every pen and time selected. */
+#define PENLINK_ARCHIVE_FILTER_INIT                                                                \
+    {                                                                                              \
+        .size = sizeof(penlink_archive_filter)                                                     \
+    }
 
 /** A record with the pen it came from. */
 typedef int (*penlink_archive_record_cb)(void *user, const char *serial, const penlink_record *rec);
@@ -1227,8 +1250,8 @@ PENLINK_API int penlink_archive_annotate(penlink_archive *ar, const char *findin
                                          const char *author, const char *text);
 
 /** Visits every annotation, oldest first. */
-PENLINK_API int penlink_archive_annotations(penlink_archive *ar,
-                                            penlink_annotation_cb cb, void *user);
+PENLINK_API int penlink_archive_annotations(penlink_archive *ar, penlink_annotation_cb cb,
+                                            void *user);
 
 /** The pens in the archive (serial, model, first and last seen). */
 typedef struct penlink_archive_device {
@@ -1569,15 +1592,23 @@ typedef int (*penlink_verification_cb)(void *user, const penlink_verification *v
  * each pen; the verification of each selected pen at the end, in serial order.
  */
 typedef struct penlink_audit_cb {
+    size_t size;                       /**< sizeof(penlink_audit_cb) as the caller was built
+                                            (#PENLINK_AUDIT_CB_INIT) */
     penlink_treatment_cb on_treatment; /**< each treatment */
     penlink_finding_cb on_finding;     /**< each finding */
     penlink_usage_cb on_usage;         /**< each usage row */
     void *user;                        /**< passed to each callback */
-    penlink_period usage_by; /**< grouping of the usage rows */
-    int local_time;          /**< 1: periods in the process's local time zone (TZ, see
-                                  tzset()) instead of UTC */
+    penlink_period usage_by;           /**< grouping of the usage rows */
+    int local_time;                    /**< 1: periods in the process's local time zone (TZ, see
+                                            tzset()) instead of UTC */
     penlink_verification_cb on_verification; /**< each selected pen's log, verified */
 } penlink_audit_cb;
+
+/** A penlink_audit_cb initialiser: its size set, no callback, days in UTC. */
+#define PENLINK_AUDIT_CB_INIT                                                                      \
+    {                                                                                              \
+        .size = sizeof(penlink_audit_cb)                                                           \
+    }
 
 /**
  * Audits the archive. @p f (may be NULL: everything) selects the pens and
