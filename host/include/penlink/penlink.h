@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/** Marks the library's exported functions (visible when libpenlink itself is built). */
 #if defined(PENLINK_BUILDING)
 #define PENLINK_API __attribute__((visibility("default")))
 #else
@@ -32,7 +33,7 @@ extern "C" {
 
 /** Status codes. Append-only: a value never changes meaning. */
 typedef enum penlink_status {
-    PENLINK_OK = 0,
+    PENLINK_OK = 0,                   /**< success */
     PENLINK_ERR_INVALID_ARG = -1,     /**< a caller passed an impossible argument */
     PENLINK_ERR_NO_MEM = -2,          /**< out of memory */
     PENLINK_ERR_IO = -3,              /**< reading or writing a file failed (errno in the detail) */
@@ -212,10 +213,13 @@ typedef enum penlink_input_format {
 /**
  * Creates a decoder. The input format is detected from its first bytes.
  * @p on_record is required; @p on_message may be NULL.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p ctx, @p on_record or
+ *         @p out NULL); #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_decoder_new(penlink_ctx *ctx, penlink_record_cb on_record,
                                     penlink_message_cb on_message, void *user,
                                     penlink_decoder **out);
+/** Frees a decoder (NULL is fine). */
 PENLINK_API void penlink_decoder_free(penlink_decoder *dec);
 
 /**
@@ -224,10 +228,22 @@ PENLINK_API void penlink_decoder_free(penlink_decoder *dec);
  * names the input offset and the problem. #PENLINK_ERR_CANCELLED when the
  * decoder's context was cancelled (penlink_ctx_cancel()): it stops between
  * packets of a capture, or before the next call's bytes.
+ * @return #PENLINK_OK; #PENLINK_ERR_PROTOCOL; #PENLINK_ERR_INTEGRITY;
+ *         #PENLINK_ERR_CANCELLED (also: the record callback returned non-zero);
+ *         #PENLINK_ERR_UNSUPPORTED (the first bytes are no format this version
+ *         reads); #PENLINK_ERR_INVALID_ARG (NULL, or a first call with fewer
+ *         than 2 bytes); #PENLINK_ERR_NO_MEM. After a failure, every later call
+ *         returns the same status.
  */
 PENLINK_API int penlink_decoder_feed(penlink_decoder *dec, const void *data, size_t len);
 
-/** Ends the input: a truncated last frame or chunk is an error. */
+/**
+ * Ends the input: a truncated last frame or chunk is an error.
+ * @return #PENLINK_OK; #PENLINK_ERR_PROTOCOL (a frame or capture cut short);
+ *         #PENLINK_ERR_INTEGRITY; #PENLINK_ERR_CANCELLED; #PENLINK_ERR_NO_MEM;
+ *         #PENLINK_ERR_INVALID_ARG (NULL); or the status of an earlier failed
+ *         penlink_decoder_feed().
+ */
 PENLINK_API int penlink_decoder_finish(penlink_decoder *dec);
 
 /**
@@ -334,6 +350,7 @@ PENLINK_API int penlink_file_header_encode(const penlink_file_header *h, void *b
  * further on that names another pen (two pens' files joined) stops it with
  * #PENLINK_ERR_INTEGRITY. A header further on in an input that did not
  * begin with one is an ordinary message.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p dec or @p have NULL).
  */
 PENLINK_API int penlink_decoder_header(const penlink_decoder *dec, penlink_file_header *out,
                                        int *have);
@@ -359,15 +376,16 @@ typedef struct penlink_message {
     uint64_t packet; /**< a capture: 1-based number of the packet where the frame ends (as
                           Wireshark numbers them); else 0 */
     int64_t time_us; /**< a capture: that packet's time; live: now (µs since the epoch); else 0 */
-    penlink_direction direction;
-    uint32_t stream;      /**< a capture: the conversation (USB bus << 16 | address << 8 |
-                               endpoint, or the interface of a stream trace); else 0 */
+    penlink_direction direction; /**< which way it went */
+    uint32_t stream;             /**< a capture: the conversation (USB bus << 16 | address << 8 |
+                                      endpoint, or the interface of a stream trace); else 0 */
     uint32_t size;        /**< bytes of the frame (header and payload), or of the damaged stretch */
     uint32_t payload_len; /**< header: payload length */
     uint32_t payload_crc; /**< header: CRC-32 of the payload */
-    uint32_t header_check;  /**< header: its check (low 16 bits of a CRC-32) */
-    uint8_t version, flags; /**< header: framing version and flags */
-    uint32_t request_id;
+    uint32_t header_check; /**< header: its check (low 16 bits of a CRC-32) */
+    uint8_t version;       /**< header: framing version */
+    uint8_t flags;         /**< header: flags */
+    uint32_t request_id;   /**< the Envelope's request_id (0: a file header) */
     const char *name;      /**< Envelope body ("hello", "log_chunk"), "none" for an Envelope
                                 without a body (or one this version does not know), "damaged"
                                 for bytes that are not an intact frame */
@@ -395,16 +413,16 @@ typedef enum penlink_field_type {
 
 /** One field of a message, as penlink_message_fields() visits them. */
 typedef struct penlink_field {
-    const char *name; /**< the field's name in protocol/penlink.proto */
-    uint32_t number;  /**< its field number */
-    penlink_field_type type;
-    int repeated; /**< one element of a repeated field (one call per element) */
-    int depth;    /**< 0 for the Envelope's own fields, 1 inside its body, ... */
-    uint64_t u;
-    int64_t i;
-    const char *text;
-    const uint8_t *bytes;
-    size_t len;
+    const char *name;        /**< the field's name in protocol/penlink.proto */
+    uint32_t number;         /**< its field number */
+    penlink_field_type type; /**< which of the value members holds its value */
+    int repeated;            /**< one element of a repeated field (one call per element) */
+    int depth;               /**< 0 for the Envelope's own fields, 1 inside its body, ... */
+    uint64_t u;              /**< #PENLINK_FIELD_UINT, #PENLINK_FIELD_BOOL */
+    int64_t i;               /**< #PENLINK_FIELD_INT */
+    const char *text;        /**< #PENLINK_FIELD_TEXT (NUL-terminated) */
+    const uint8_t *bytes;    /**< #PENLINK_FIELD_BYTES */
+    size_t len;              /**< #PENLINK_FIELD_BYTES: bytes; #PENLINK_FIELD_TEXT: its length */
 } penlink_field;
 
 /** Called for each field by penlink_message_fields(); non-zero stops the visit. */
@@ -426,6 +444,7 @@ PENLINK_API int penlink_message_fields(const penlink_message *m, penlink_field_c
  * stretches are reported as messages named "damaged" and the decode goes
  * on; the hash chain and head signatures are checked as far as the input
  * allows (see penlink_message.chain).
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p dec NULL).
  */
 PENLINK_API int penlink_decoder_set_message_cb(penlink_decoder *dec, penlink_message_ex_cb cb,
                                                void *user);
@@ -479,8 +498,9 @@ PENLINK_API void penlink_ctx_set_notice_cb(penlink_ctx *ctx, penlink_text_cb cb,
 
 /* ---- pens ------------------------------------------------------------ */
 
-/** Default USB IDs of a pen (the pid.codes test ID). */
+/** Default USB vendor ID of a pen (pid.codes). */
 #define PENLINK_USB_VID 0x1209
+/** Default USB product ID of a pen (the pid.codes test ID). */
 #define PENLINK_USB_PID 0x0001
 
 /** Longest USB port path, "BUS-PORT.PORT..." (USB allows 7 tiers of ports). */
@@ -503,6 +523,11 @@ typedef struct penlink_found {
  * sorted by bus, then port path (1-2 before 1-2.1 before 1-10).
  * Writes up to @p cap entries; *@p n gets how many pens were found (may
  * exceed @p cap).
+ * @return #PENLINK_OK (also when none is found: *@p n = 0);
+ *         #PENLINK_ERR_INVALID_ARG (@p ctx or @p n NULL, or @p out NULL with
+ *         @p cap > 0); #PENLINK_ERR_NO_MEM; #PENLINK_ERR_IO, #PENLINK_ERR_ACCESS,
+ *         #PENLINK_ERR_BUSY, #PENLINK_ERR_NOT_FOUND, #PENLINK_ERR_GONE or
+ *         #PENLINK_ERR_TIMEOUT when libusb cannot list the bus.
  */
 PENLINK_API int penlink_dev_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n);
 
@@ -546,15 +571,27 @@ typedef struct penlink_device_error {
     char message[256]; /**< the pen's words */
     char field[64];    /**< offending field, e.g. "config.depth_max_um" */
 } penlink_device_error;
+
+/**
+ * The pen's own error of the last request on @p dev that it refused; valid
+ * until the next request on @p dev. Never fails.
+ * @return the error (code 0 and empty text when the pen refused nothing), or
+ *         NULL for a NULL @p dev.
+ */
 PENLINK_API const penlink_device_error *penlink_dev_error(const penlink_dev *dev);
 
 /** Limits within which the pen accepts configuration. */
 typedef struct penlink_limits {
-    uint32_t depth_min_um, depth_max_um, depth_step_um;
-    uint32_t speed_min_sps, speed_max_sps;
-    uint32_t max_treatment_s, max_cartridge_uses;
-    uint32_t auto_off_min_s, auto_off_max_s;
-    uint32_t max_text_len;
+    uint32_t depth_min_um;       /**< shallowest needle depth, micrometres */
+    uint32_t depth_max_um;       /**< deepest needle depth, micrometres */
+    uint32_t depth_step_um;      /**< depths are multiples of this */
+    uint32_t speed_min_sps;      /**< slowest needle speed, strokes per second */
+    uint32_t speed_max_sps;      /**< fastest needle speed, strokes per second */
+    uint32_t max_treatment_s;    /**< longest treatment limit, seconds */
+    uint32_t max_cartridge_uses; /**< most uses of one cartridge that may be allowed */
+    uint32_t auto_off_min_s;     /**< shortest auto-off delay, seconds */
+    uint32_t auto_off_max_s;     /**< longest auto-off delay, seconds */
+    uint32_t max_text_len;       /**< longest text value, bytes */
 } penlink_limits;
 
 /** Most config-signing keys a pen announces (penlink_info.n_config_keys). */
@@ -639,14 +676,18 @@ enum penlink_config_field {
 
 /** A pen configuration, or a change to one (only the fields in @c present). */
 typedef struct penlink_config {
-    uint32_t present;  /**< #penlink_config_field bits */
-    uint32_t revision; /**< as read; ignored when setting */
-    uint32_t depth_min_um, depth_max_um, depth_default_um;
-    uint32_t speed_min_sps, speed_max_sps;
-    uint32_t max_treatment_s;    /**< seconds */
-    uint32_t max_cartridge_uses; /**< 1 = single use */
-    uint32_t auto_off_s;         /**< seconds */
-    char device_label[PENLINK_CONFIG_TEXT_SIZE], clinic_id[PENLINK_CONFIG_TEXT_SIZE];
+    uint32_t present;                            /**< #penlink_config_field bits */
+    uint32_t revision;                           /**< as read; ignored when setting */
+    uint32_t depth_min_um;                       /**< shallowest depth allowed, micrometres */
+    uint32_t depth_max_um;                       /**< deepest depth allowed, micrometres */
+    uint32_t depth_default_um;                   /**< depth at power on, micrometres */
+    uint32_t speed_min_sps;                      /**< slowest speed allowed, strokes per second */
+    uint32_t speed_max_sps;                      /**< fastest speed allowed, strokes per second */
+    uint32_t max_treatment_s;                    /**< seconds */
+    uint32_t max_cartridge_uses;                 /**< 1 = single use */
+    uint32_t auto_off_s;                         /**< seconds */
+    char device_label[PENLINK_CONFIG_TEXT_SIZE]; /**< the clinic's name for the pen */
+    char clinic_id[PENLINK_CONFIG_TEXT_SIZE];    /**< the clinic it belongs to */
 } penlink_config;
 
 /** Describes the configuration keys (for files, the CLI and error messages). */
@@ -686,7 +727,12 @@ PENLINK_API const char *penlink_config_get_text(const penlink_config *cfg, uint3
 PENLINK_API int penlink_config_check(penlink_ctx *ctx, const penlink_limits *limits,
                                      const penlink_config *cfg);
 
-/** Reads the configuration (all fields present). */
+/**
+ * Reads the configuration (all fields present).
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL); #PENLINK_ERR_TIMEOUT, #PENLINK_ERR_GONE,
+ * #PENLINK_ERR_PROTOCOL, #PENLINK_ERR_DEVICE (the pen refused: penlink_dev_error()),
+ * #PENLINK_ERR_CANCELLED, #PENLINK_ERR_NO_MEM.
+ */
 PENLINK_API int penlink_dev_config_get(penlink_dev *dev, penlink_config *out);
 
 /* ---- keys (docs/security.md) ------------------------------------------- */
@@ -694,7 +740,7 @@ PENLINK_API int penlink_dev_config_get(penlink_dev *dev, penlink_config *out);
 /** An Ed25519 key pair for signing configuration (libsodium layout). */
 typedef struct penlink_key {
     uint8_t secret[PENLINK_SECRET_KEY_SIZE]; /**< seed, then public key: keep it secret */
-    uint8_t public_key[PENLINK_KEY_SIZE];
+    uint8_t public_key[PENLINK_KEY_SIZE];    /**< the public key (what pens are provisioned with) */
 } penlink_key;
 
 /**
@@ -772,7 +818,14 @@ PENLINK_API int penlink_dev_config_set_signed(penlink_dev *dev, uint32_t expecte
                                               const penlink_key *key, const penlink_config *change,
                                               penlink_config *result);
 
-/** Sets the pen's clock; *@p previous_ms (may be NULL) gets the clock just before. */
+/**
+ * Sets the pen's clock; *@p previous_ms (may be NULL) gets the clock just before.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL); #PENLINK_ERR_AUTH (a
+ *         pen that takes only a signed clock, penlink_dev_clock_set_signed());
+ *         #PENLINK_ERR_TIMEOUT, #PENLINK_ERR_GONE, #PENLINK_ERR_PROTOCOL,
+ *         #PENLINK_ERR_DEVICE (the pen refused: penlink_dev_error()), #PENLINK_ERR_CANCELLED,
+ *         #PENLINK_ERR_NO_MEM.
+ */
 PENLINK_API int penlink_dev_clock_set(penlink_dev *dev, int64_t time_ms, int64_t *previous_ms);
 
 /**
@@ -786,8 +839,9 @@ PENLINK_API int penlink_dev_clock_set(penlink_dev *dev, int64_t time_ms, int64_t
 PENLINK_API int penlink_dev_clock_set_signed(penlink_dev *dev, int64_t time_ms,
                                              const penlink_key *key, int64_t *previous_ms);
 
-/** Default and longest signal of penlink_dev_identify(), seconds (the reference pen's). */
+/** Default signal of penlink_dev_identify(), seconds (the reference pen's). */
 #define PENLINK_IDENTIFY_DEFAULT_S 10
+/** Longest signal of penlink_dev_identify(), seconds (the reference pen's). */
 #define PENLINK_IDENTIFY_MAX_S 60
 
 /**
@@ -802,14 +856,14 @@ PENLINK_API int penlink_dev_identify(penlink_dev *dev, uint32_t seconds, uint32_
 
 /** One chunk as received: the bytes to archive or write to a file. */
 typedef struct penlink_chunk {
-    uint64_t first_seq;
-    uint32_t record_count;
-    uint32_t raw_size;
-    const uint8_t *data; /**< zlib stream */
-    size_t len;
-    const uint8_t *frame; /**< the whole frame it came in (header + Envelope) */
-    size_t frame_len;
-    int has_link; /**< from a pen that signs its log: the chain, already checked */
+    uint64_t first_seq;    /**< seq of its first record */
+    uint32_t record_count; /**< records in it */
+    uint32_t raw_size;     /**< bytes of its records before compression */
+    const uint8_t *data;   /**< zlib stream */
+    size_t len;            /**< bytes of data */
+    const uint8_t *frame;  /**< the whole frame it came in (header + Envelope) */
+    size_t frame_len;      /**< bytes of frame */
+    int has_link;          /**< from a pen that signs its log: the chain, already checked */
     uint8_t prev_link[PENLINK_LINK_SIZE]; /**< the chain before this chunk */
     uint8_t link[PENLINK_LINK_SIZE];      /**< the chain after it */
 } penlink_chunk;
@@ -819,7 +873,7 @@ typedef struct penlink_head {
     uint64_t next_seq;                         /**< the records up to here are covered */
     uint8_t link[PENLINK_LINK_SIZE];           /**< the chain after the last chunk sent */
     uint8_t signature[PENLINK_SIGNATURE_SIZE]; /**< Ed25519 by the device key */
-    uint8_t device_key[PENLINK_KEY_SIZE];
+    uint8_t device_key[PENLINK_KEY_SIZE];      /**< the key it verified with */
 } penlink_head;
 
 /**
@@ -901,10 +955,10 @@ typedef struct penlink_pull_result {
     uint64_t first_seq; /**< first record received (> from_seq: a gap, records lost) */
     uint64_t next_seq;  /**< one past the last record received */
     uint64_t records;   /**< new records (seq >= from_seq) */
-    uint64_t chunks;
-    uint64_t bytes;
-    uint64_t gap;     /**< records the pen said are gone (all gaps of the pull) */
-    uint64_t retries; /**< replies asked for again (frames lost, damaged or late) */
+    uint64_t chunks;    /**< chunks received */
+    uint64_t bytes;     /**< bytes received */
+    uint64_t gap;       /**< records the pen said are gone (all gaps of the pull) */
+    uint64_t retries;   /**< replies asked for again (frames lost, damaged or late) */
 } penlink_pull_result;
 
 /**
@@ -951,8 +1005,12 @@ PENLINK_API int penlink_dev_ack(penlink_dev *dev, uint64_t through_seq, uint64_t
  */
 typedef struct penlink_archive penlink_archive;
 
-/** Where the archive lives by default: $XDG_DATA_HOME/penlink/archive.db
- *  (~/.local/share/penlink/archive.db). Writes the path to @p buf. */
+/**
+ * Where the archive lives by default: $XDG_DATA_HOME/penlink/archive.db
+ * (~/.local/share/penlink/archive.db). Writes the path to @p buf.
+ * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND (neither XDG_DATA_HOME nor HOME
+ *         is set); #PENLINK_ERR_INVALID_ARG (@p cap too small).
+ */
 PENLINK_API int penlink_archive_default_path(char *buf, size_t cap);
 
 /**
@@ -975,6 +1033,10 @@ PENLINK_API int penlink_archive_default_path(char *buf, size_t cap);
  * identity (the schema penlink and its schema_version table): a server
  * schema newer than this library is #PENLINK_ERR_UNSUPPORTED, and left
  * untouched.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL, no path and no default,
+ *         a password in a connection string); #PENLINK_ERR_IO (cannot be
+ *         created, opened or reached); #PENLINK_ERR_UNSUPPORTED;
+ *         #PENLINK_ERR_INTEGRITY; #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **out);
 
@@ -1018,9 +1080,13 @@ PENLINK_API int penlink_archive_writable(penlink_archive *ar, int *writable);
  * Opens an archive that must already exist (for reading it: audit, export),
  * so that a mistyped path is an error (#PENLINK_ERR_IO) instead of a new,
  * empty archive that reports nothing.
+ * @return as penlink_archive_open(): #PENLINK_OK, #PENLINK_ERR_INVALID_ARG,
+ *         #PENLINK_ERR_IO (also: no such file), #PENLINK_ERR_UNSUPPORTED,
+ *         #PENLINK_ERR_INTEGRITY, #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_archive_open_existing(penlink_ctx *ctx, const char *path,
                                               penlink_archive **out);
+/** Closes an archive (NULL is fine): what was committed stays. */
 PENLINK_API void penlink_archive_close(penlink_archive *ar);
 
 /**
@@ -1042,7 +1108,7 @@ PENLINK_API int penlink_archive_init_server(penlink_ctx *ctx, const char *uri,
 
 /** What penlink_archive_push() did with one pen. */
 typedef struct penlink_push_report {
-    char serial[PENLINK_SERIAL_SIZE];
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
     /** #PENLINK_OK; #PENLINK_ERR_INTEGRITY when the pen's log in the source does not
      *  verify (what verified before the break was pushed: see where_seq and detail),
      *  when the destination holds other content for some of its records (conflicts),
@@ -1052,11 +1118,14 @@ typedef struct penlink_push_report {
     uint64_t records_new;  /**< records the destination did not hold */
     uint64_t records_same; /**< records it held already, equal */
     uint64_t conflicts;    /**< records it held with other content (kept; alarm there) */
-    uint64_t chunks_new, heads_new, alarms_new, configs_new;
-    uint64_t next_seq;  /**< one past the highest seq pushed (0: none) */
-    uint64_t where_seq; /**< a log that does not verify: the seq of its first broken link */
-    char detail[512];   /**< why the status is not #PENLINK_OK, in words */
-    uint64_t keys_new;  /**< device key replacements (penlink keys replace) it did not hold */
+    uint64_t chunks_new;   /**< chunks the destination did not hold */
+    uint64_t heads_new;    /**< signed heads it did not hold */
+    uint64_t alarms_new;   /**< alarms it did not hold */
+    uint64_t configs_new;  /**< configuration history entries it did not hold */
+    uint64_t next_seq;     /**< one past the highest seq pushed (0: none) */
+    uint64_t where_seq;    /**< a log that does not verify: the seq of its first broken link */
+    char detail[512];      /**< why the status is not #PENLINK_OK, in words */
+    uint64_t keys_new;     /**< device key replacements (penlink keys replace) it did not hold */
 } penlink_push_report;
 
 /** Called with each pen's push report; non-zero stops the push. */
@@ -1095,15 +1164,15 @@ PENLINK_API int penlink_archive_push(penlink_archive *from, penlink_archive *to,
 
 /** What penlink_archive_pull() did. */
 typedef struct penlink_archive_pull_result {
-    char serial[PENLINK_SERIAL_SIZE];
-    uint64_t from_seq;    /**< first seq asked for (one past the archive's last) */
-    uint64_t next_seq;    /**< one past the last record now archived */
-    uint64_t records_new; /**< records added to the archive */
-    uint64_t records_dup; /**< re-received, identical: harmless */
-    uint64_t conflicts;   /**< re-received with different content: integrity alarms */
-    uint64_t gap;         /**< records the pen no longer had (lost before any pull) */
-    uint64_t overflows;   /**< log_overflow records received */
-    uint64_t chunks;
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
+    uint64_t from_seq;                /**< first seq asked for (one past the archive's last) */
+    uint64_t next_seq;                /**< one past the last record now archived */
+    uint64_t records_new;             /**< records added to the archive */
+    uint64_t records_dup;             /**< re-received, identical: harmless */
+    uint64_t conflicts;               /**< re-received with different content: integrity alarms */
+    uint64_t gap;                     /**< records the pen no longer had (lost before any pull) */
+    uint64_t overflows;               /**< log_overflow records received */
+    uint64_t chunks;                  /**< chunks received */
     uint64_t acked_seq;       /**< the pen's first unacknowledged seq after the pull (when the
                                    pull fails: as the pen said at its start) */
     uint64_t retries;         /**< replies asked for again (frames lost, damaged or late) */
@@ -1158,43 +1227,58 @@ typedef int (*penlink_archive_record_cb)(void *user, const char *serial, const p
  * through every other record of every pen; it then returns
  * #PENLINK_ERR_INTEGRITY naming the first such row. (The audit does not
  * read the rows: it takes the records from the pens' chunks.)
+ * @return #PENLINK_OK; #PENLINK_ERR_INTEGRITY; #PENLINK_ERR_INVALID_ARG (NULL
+ *         @p ar or @p cb, or @p f without its size); #PENLINK_ERR_CANCELLED
+ *         (@p cb returned non-zero); #PENLINK_ERR_IO (the archive cannot be read).
  */
 PENLINK_API int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
                                      penlink_archive_record_cb cb, void *user);
 
 /** An integrity alarm or a gap, as recorded during pulls. */
 typedef struct penlink_alarm {
-    char serial[PENLINK_SERIAL_SIZE];
-    int64_t at_ms;  /**< host time it was raised */
-    uint64_t seq;   /**< first seq concerned */
-    uint64_t count; /**< records concerned (0: none archived, e.g. a refused pull) */
-    char kind[16];  /**< "gap", "conflict", "key_changed", "unverified", or a newer kind */
-    char detail[256];
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
+    int64_t at_ms;                    /**< host time it was raised */
+    uint64_t seq;                     /**< first seq concerned */
+    uint64_t count;   /**< records concerned (0: none archived, e.g. a refused pull) */
+    char kind[16];    /**< "gap", "conflict", "key_changed", "unverified", or a newer kind */
+    char detail[256]; /**< what happened, in words */
 } penlink_alarm;
 
 /** Called with each alarm; non-zero stops the visit. */
 typedef int (*penlink_alarm_cb)(void *user, const penlink_alarm *a);
 
-/** Visits the alarms (gaps, conflicts) of the pens the filter selects. */
+/**
+ * Visits the alarms (gaps, conflicts) of the pens the filter selects.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL @p ar or @p cb, or @p f
+ *         without its size); #PENLINK_ERR_CANCELLED (@p cb returned non-zero);
+ *         #PENLINK_ERR_NO_MEM; #PENLINK_ERR_IO (the archive cannot be read).
+ */
 PENLINK_API int penlink_archive_alarms(penlink_archive *ar, const penlink_archive_filter *f,
                                        penlink_alarm_cb cb, void *user);
 
 /** A configuration revision known for a pen (read from or written to it). */
 typedef struct penlink_config_entry {
-    char serial[PENLINK_SERIAL_SIZE];
-    int64_t at_ms;
-    char source[8]; /**< "read" or "written" */
-    char user[64], host[64];
-    penlink_config config;     /**< config.revision is the revision */
-    int has_old;               /**< a change written by this host: old_config is what it
-                                    replaced */
-    penlink_config old_config; /**< the revision in force before (old_config.revision) */
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
+    int64_t at_ms;                    /**< host time it was recorded */
+    char source[8];                   /**< "read" or "written" */
+    char user[64];                    /**< the OS user that recorded it */
+    char host[64];                    /**< the computer it was recorded on */
+    penlink_config config;            /**< config.revision is the revision */
+    int has_old;                      /**< a change written by this host: old_config is what it
+                                           replaced */
+    penlink_config old_config;        /**< the revision in force before (old_config.revision) */
 } penlink_config_entry;
 
 /** Called with each configuration history entry; non-zero stops the visit. */
 typedef int (*penlink_config_entry_cb)(void *user, const penlink_config_entry *e);
 
-/** Appends to the configuration history (never updated or deleted). */
+/**
+ * Appends to the configuration history (never updated or deleted).
+ * @return #PENLINK_OK (also when the archive has no pen @p serial: then
+ *         nothing is stored); #PENLINK_ERR_INVALID_ARG (NULL, or an archive
+ *         opened read-only); #PENLINK_ERR_IO (cannot be written, or "not
+ *         allowed" on a server).
+ */
 PENLINK_API int penlink_archive_log_config(penlink_archive *ar, const char *serial,
                                            const char *source, const penlink_config *old_cfg,
                                            const penlink_config *new_cfg);
@@ -1202,18 +1286,28 @@ PENLINK_API int penlink_archive_log_config(penlink_archive *ar, const char *seri
 /**
  * Records a configuration this host wrote to a pen (source "written", with
  * the OS user and host), making the pen's row if the archive has none yet.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL, @p info without its
+ *         size, or an archive opened read-only); #PENLINK_ERR_IO (cannot be
+ *         written, or "not allowed" on a server).
  */
 PENLINK_API int penlink_archive_log_config_write(penlink_archive *ar, const penlink_info *info,
                                                  const penlink_config *old_cfg,
                                                  const penlink_config *new_cfg);
 
-/** Visits the configuration history in order of entry. */
+/**
+ * Visits the configuration history of @p serial (NULL: every pen) in order of entry.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL @p ar or @p cb);
+ *         #PENLINK_ERR_CANCELLED (@p cb returned non-zero); #PENLINK_ERR_IO
+ *         (the archive cannot be read).
+ */
 PENLINK_API int penlink_archive_config_history(penlink_archive *ar, const char *serial,
                                                penlink_config_entry_cb cb, void *user);
 
 /**
  * Checks that the archive holds pen @p serial, spelled exactly so: a mistyped
  * serial must not select nothing and pass for a clean result.
+ * @param ar the archive
+ * @param serial the serial to look for
  * @param close (may be NULL) gets the archive's serial closest to @p serial
  *        (the same but for case, or a typo or two away), or "" when none is.
  * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND, with the archive's pens (up to
@@ -1227,11 +1321,12 @@ PENLINK_API int penlink_archive_pen_check(penlink_archive *ar, const char *seria
  * the archive for good, never changed or deleted, shown with the finding.
  */
 typedef struct penlink_annotation {
-    char finding[128];       /**< the finding's id, penlink_finding.id: "KIND:PEN:SEQ" */
-    int64_t at_ms;           /**< host time it was written */
-    char author[64];         /**< who wrote it, as they gave it (default: user@host) */
-    char user[64], host[64]; /**< the OS user and host that wrote it */
-    char text[1024];
+    char finding[128]; /**< the finding's id, penlink_finding.id: "KIND:PEN:SEQ" */
+    int64_t at_ms;     /**< host time it was written */
+    char author[64];   /**< who wrote it, as they gave it (default: user\@host) */
+    char user[64];     /**< the OS user that wrote it */
+    char host[64];     /**< the computer it was written on */
+    char text[1024];   /**< the note */
 } penlink_annotation;
 
 /** Called with each annotation; non-zero stops the visit. */
@@ -1239,7 +1334,7 @@ typedef int (*penlink_annotation_cb)(void *user, const penlink_annotation *a);
 
 /**
  * Adds an annotation to the finding @p finding ("KIND:PEN:SEQ", as
- * penlink_finding.id gives it) by @p author (NULL: the OS user@host), with
+ * penlink_finding.id gives it) by @p author (NULL: the OS user\@host), with
  * the host time. Annotations are append-only: nothing changes or deletes
  * one. The finding is not looked up (an audit of another window may not
  * show it): see penlink_audit_run() for the ids.
@@ -1249,16 +1344,23 @@ typedef int (*penlink_annotation_cb)(void *user, const penlink_annotation *a);
 PENLINK_API int penlink_archive_annotate(penlink_archive *ar, const char *finding,
                                          const char *author, const char *text);
 
-/** Visits every annotation, oldest first. */
+/**
+ * Visits every annotation, oldest first.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL); #PENLINK_ERR_CANCELLED
+ *         (@p cb returned non-zero); #PENLINK_ERR_IO (the archive cannot be read).
+ */
 PENLINK_API int penlink_archive_annotations(penlink_archive *ar, penlink_annotation_cb cb,
                                             void *user);
 
 /** The pens in the archive (serial, model, first and last seen). */
 typedef struct penlink_archive_device {
-    char serial[PENLINK_SERIAL_SIZE], model[PENLINK_SERIAL_SIZE],
-        firmware_versions[128]; /**< firmware: ", " between versions */
-    int64_t first_seen_ms, last_seen_ms;
-    uint64_t records, next_seq;
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
+    char model[PENLINK_SERIAL_SIZE];  /**< its model */
+    char firmware_versions[128];      /**< every firmware version seen, ", " between them */
+    int64_t first_seen_ms;            /**< host time of its first pull */
+    int64_t last_seen_ms;             /**< host time of its last pull */
+    uint64_t records;                 /**< records archived */
+    uint64_t next_seq;                /**< one past its highest archived seq */
     char hardware_revision[PENLINK_SERIAL_SIZE]; /**< as the pen said when last seen */
 } penlink_archive_device;
 
@@ -1274,8 +1376,13 @@ typedef int (*penlink_serial_cb)(void *user, const char *serial);
  */
 PENLINK_API int penlink_archive_devices(penlink_archive *ar, penlink_archive_device_cb cb,
                                         void *user);
-/** The serials of the pens in the archive, in byte order, as penlink_archive_devices()
- *  lists them, without counting each pen's records (which reads them all). */
+/**
+ * The serials of the pens in the archive, in byte order, as penlink_archive_devices()
+ * lists them, without counting each pen's records (which reads them all).
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL); #PENLINK_ERR_CANCELLED
+ *         (@p cb returned non-zero); #PENLINK_ERR_NO_MEM; #PENLINK_ERR_IO (the
+ *         archive cannot be read).
+ */
 PENLINK_API int penlink_archive_serials(penlink_archive *ar, penlink_serial_cb cb, void *user);
 
 /* ---- replaced device keys (docs/technician-guide.md, docs/security.md) -- */
@@ -1288,9 +1395,10 @@ PENLINK_API int penlink_archive_serials(penlink_archive *ar, penlink_serial_cb c
  * replacement with the old key and those after it with the new one.
  */
 typedef struct penlink_key_replacement {
-    char serial[PENLINK_SERIAL_SIZE];
+    char serial[PENLINK_SERIAL_SIZE];  /**< the pen */
     int64_t at_ms;                     /**< host time it was recorded */
-    char user[64], host[64];           /**< who recorded it (OS user), on which computer */
+    char user[64];                     /**< who recorded it (OS user) */
+    char host[64];                     /**< on which computer */
     char reason[256];                  /**< why, in the technician's words (unchecked text) */
     uint8_t old_key[PENLINK_KEY_SIZE]; /**< the key in force before */
     uint8_t new_key[PENLINK_KEY_SIZE]; /**< the key in force from then on */
@@ -1330,7 +1438,12 @@ PENLINK_API int penlink_archive_key_replace(penlink_archive *ar, const penlink_i
 /** Called with each key replacement; non-zero stops the visit. */
 typedef int (*penlink_key_replacement_cb)(void *user, const penlink_key_replacement *r);
 
-/** Visits the key replacements of @p serial (NULL: every pen), in the order recorded. */
+/**
+ * Visits the key replacements of @p serial (NULL: every pen), in the order recorded.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL @p ar or @p cb);
+ *         #PENLINK_ERR_CANCELLED (@p cb returned non-zero); #PENLINK_ERR_IO
+ *         (the archive cannot be read).
+ */
 PENLINK_API int penlink_archive_key_replacements(penlink_archive *ar, const char *serial,
                                                  penlink_key_replacement_cb cb, void *user);
 
@@ -1345,13 +1458,15 @@ typedef enum penlink_verify_state {
 
 /** The result for one pen. */
 typedef struct penlink_verify_report {
-    char serial[PENLINK_SERIAL_SIZE];
-    penlink_verify_state state;
-    uint64_t chunks, records, heads; /**< checked */
-    uint64_t signed_through;         /**< records below this seq are under a verified head */
-    uint64_t where_seq;              /**< BROKEN: the seq of the first broken link */
-    char detail[256];                /**< BROKEN: what is wrong, in words */
-    char notes[256];                 /**< OK: what is worth knowing (chain anchors, forks) */
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
+    penlink_verify_state state;       /**< the verdict */
+    uint64_t chunks;                  /**< chunks checked */
+    uint64_t records;                 /**< records checked */
+    uint64_t heads;                   /**< signed heads checked */
+    uint64_t signed_through;          /**< records below this seq are under a verified head */
+    uint64_t where_seq;               /**< BROKEN: the seq of the first broken link */
+    char detail[256];                 /**< BROKEN: what is wrong, in words */
+    char notes[256];                  /**< OK: what is worth knowing (chain anchors, forks) */
 } penlink_verify_report;
 
 /** Called with each pen's verification report; non-zero stops the verification. */
@@ -1393,18 +1508,31 @@ PENLINK_API int penlink_archive_verification_save(penlink_archive *ar,
  * the pen does not sign its log).
  */
 typedef struct penlink_verification {
-    char serial[PENLINK_SERIAL_SIZE];
-    int64_t at_ms;                         /**< host time it was stored; 0 when computed */
-    char result[16];                       /**< "ok", "broken", "unsigned" */
-    uint64_t through_seq, records, chunks; /**< broken: through_seq is the first broken seq */
-    char detail[256];
-    int have;
-    uint64_t signed_through; /**< stored: from the heads the pulls verified; computed: the
-                                  records under a verified head */
-    int pinned;              /**< the archive holds the pen's device key */
-    int computed;            /**< 1: checked just now by the audit, read-only (nothing of a
-                                  stored verdict is used) */
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
+    int64_t at_ms;                    /**< host time it was stored; 0 when computed */
+    char result[16];                  /**< "ok", "broken", "unsigned" */
+    uint64_t through_seq;             /**< ok: one past the last seq checked; broken: the
+                                           first broken seq */
+    uint64_t records;                 /**< records checked */
+    uint64_t chunks;                  /**< chunks checked */
+    char detail[256];                 /**< what is wrong, or worth knowing, in words */
+    int have;                         /**< 0: no verification stored (the other fields but
+                                           serial, signed_through and pinned are 0) */
+    uint64_t signed_through;          /**< stored: from the heads the pulls verified; computed: the
+                                           records under a verified head */
+    int pinned;                       /**< the archive holds the pen's device key */
+    int computed;                     /**< 1: checked just now by the audit, read-only (nothing of a
+                                           stored verdict is used) */
 } penlink_verification;
+
+/**
+ * The last verification of pen @p serial stored in the archive
+ * (penlink_archive_verify(), penlink_archive_verification_save()) into
+ * *@p out; out->have = 0 when the pen was never verified.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (a NULL argument);
+ *         #PENLINK_ERR_NOT_FOUND (no such pen in the archive);
+ *         #PENLINK_ERR_IO (the archive cannot be read).
+ */
 PENLINK_API int penlink_archive_verification_get(penlink_archive *ar, const char *serial,
                                                  penlink_verification *out);
 
@@ -1430,14 +1558,18 @@ PENLINK_API int penlink_archive_verification_get(penlink_archive *ar, const char
 
 /** One treatment: from a treatment_start to its treatment_end. */
 typedef struct penlink_treatment {
-    const char *serial;          /**< the pen (valid during the callback) */
-    uint64_t start_seq, end_seq; /**< end_seq: the record that ended it */
-    int64_t start_ms, end_ms;    /**< pen time */
-    uint64_t duration_ms;        /**< the pen's own figure when it logged the end */
-    int ended;                   /**< 0: no treatment_end (power off, new start, log end) */
-    uint32_t depth_min_um, depth_max_um;
-    uint32_t depth_mean_um; /**< time-weighted: each depth for as long as it was in force */
-    uint32_t speed_min_sps, speed_max_sps;
+    const char *serial;        /**< the pen (valid during the callback) */
+    uint64_t start_seq;        /**< its treatment_start record */
+    uint64_t end_seq;          /**< the record that ended it */
+    int64_t start_ms;          /**< pen time it started */
+    int64_t end_ms;            /**< pen time it ended */
+    uint64_t duration_ms;      /**< the pen's own figure when it logged the end */
+    int ended;                 /**< 0: no treatment_end (power off, new start, log end) */
+    uint32_t depth_min_um;     /**< shallowest depth used, micrometres */
+    uint32_t depth_max_um;     /**< deepest depth used, micrometres */
+    uint32_t depth_mean_um;    /**< time-weighted: each depth for as long as it was in force */
+    uint32_t speed_min_sps;    /**< slowest speed used, strokes per second */
+    uint32_t speed_max_sps;    /**< fastest speed used, strokes per second */
     uint64_t strokes;          /**< from the treatment_end record (0 without one) */
     uint64_t cartridge_serial; /**< the cartridge the treatment_start names */
     int has_cartridge;         /**< an accepted cartridge was in the pen */
@@ -1517,14 +1649,14 @@ typedef struct penlink_finding {
     int64_t value;                    /**< CLOCK_*: ms; OUT_OF_LIMITS: the offending depth (µm) or
                                            duration (ms); CONFIG_REFUSED: the pen's error code */
     const penlink_evidence *evidence; /**< REUSE: every treatment, in pen and seq order */
-    size_t n_evidence;
-    char detail[320];       /**< one sentence for people */
+    size_t n_evidence;                /**< entries of evidence */
+    char detail[320];                 /**< one sentence for people */
     int64_t raised_ms;      /**< alarms: host time of the first raise (0 for other findings) */
     int64_t raised_last_ms; /**< alarms: host time of the last raise */
     uint64_t repeats;       /**< alarms: how often it was raised (0 for other findings) */
     char id[128];           /**< "KIND:PEN:SEQ" (name, serial, seq): names it for annotations */
     const penlink_annotation *annotations; /**< its annotations, oldest first */
-    size_t n_annotations;
+    size_t n_annotations;                  /**< entries of annotations */
 } penlink_finding;
 
 /** How usage rows are grouped. */
@@ -1536,12 +1668,12 @@ typedef enum penlink_period {
 
 /** Usage of one pen in one period (treatments counted where they start). */
 typedef struct penlink_usage {
-    const char *serial;
+    const char *serial;      /**< the pen (valid during the callback) */
     char period[16];         /**< label, see #penlink_period */
     int64_t period_start_ms; /**< its first instant, ms since the epoch */
-    uint64_t treatments;
-    uint64_t treatment_ms; /**< their summed durations */
-    uint64_t cartridges;   /**< cartridges the pen accepted */
+    uint64_t treatments;     /**< treatments that started in the period */
+    uint64_t treatment_ms;   /**< their summed durations */
+    uint64_t cartridges;     /**< cartridges the pen accepted */
 } penlink_usage;
 
 /** What an audit concludes. */
@@ -1557,19 +1689,26 @@ typedef enum penlink_audit_verdict {
  * the verdict of all.
  */
 typedef struct penlink_audit_summary {
-    uint64_t records;                /**< records read: every record of the selected pens */
-    uint64_t pens;                   /**< pens selected (the archive's, or the one asked) */
-    uint64_t treatments, cartridges; /**< cartridges: distinct serials used */
-    uint64_t reuses, refusals, no_cartridge, out_of_limits, limits_unknown;
+    uint64_t records;                      /**< records read: every record of the selected pens */
+    uint64_t pens;                         /**< pens selected (the archive's, or the one asked) */
+    uint64_t treatments;                   /**< treatments in the window */
+    uint64_t cartridges;                   /**< distinct cartridge serials used */
+    uint64_t reuses;                       /**< #PENLINK_FIND_REUSE findings */
+    uint64_t refusals;                     /**< #PENLINK_FIND_REFUSED findings */
+    uint64_t no_cartridge;                 /**< #PENLINK_FIND_NO_CARTRIDGE findings */
+    uint64_t out_of_limits;                /**< #PENLINK_FIND_OUT_OF_LIMITS findings */
+    uint64_t limits_unknown;               /**< #PENLINK_FIND_LIMITS_UNKNOWN findings */
     uint64_t integrity;                    /**< integrity findings (all kinds) */
     uint64_t compliance;                   /**< findings with compliance = 1 */
     uint64_t records_in_window;            /**< records whose pen time lies in the window: what the
                                                 audit examined (0 is a #PENLINK_FIND_NO_RECORDS finding) */
     uint64_t findings[PENLINK_FIND_KINDS]; /**< findings per #penlink_finding_kind */
-    /** The selected pens' logs, verified by the audit itself (penlink_audit_cb.on_verification):
-     *  intact; BROKEN (each a #PENLINK_FIND_LOG_BROKEN finding); logs_not_verified is always
-     *  0 now (kept for callers); not signed at all. */
-    uint64_t logs_verified, logs_broken, logs_not_verified, logs_unsigned;
+    /** The selected pens' logs the audit verified itself (penlink_audit_cb.on_verification)
+     *  and found intact. */
+    uint64_t logs_verified;
+    uint64_t logs_broken;          /**< found broken (each a #PENLINK_FIND_LOG_BROKEN finding) */
+    uint64_t logs_not_verified;    /**< always 0 now (kept for callers) */
+    uint64_t logs_unsigned;        /**< of pens that do not sign their log */
     penlink_audit_verdict verdict; /**< #PENLINK_VERDICT_FAIL iff compliance > 0;
                                         #PENLINK_VERDICT_NOT_RUN whenever the run returned
                                         an error (the other figures are then partial) */
