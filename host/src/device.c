@@ -470,22 +470,7 @@ int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
     if (!uri || !*uri)
         uri = "usb";
     transport *t = NULL;
-    int st;
-    if (strncmp(uri, "sim:", 4) == 0 && uri[4]) {
-        st = transport_sim_open(ctx, uri + 4, &t);
-    } else if (strcmp(uri, "usb") == 0) {
-        st = transport_usb_open(ctx, NULL, &t);
-    } else if (strcmp(uri, "usb:serial=") == 0) {
-        st = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
-                          "'%s' names no serial: use usb:serial=SERIAL (or usb:SERIAL)", uri);
-    } else if (strncmp(uri, "usb:", 4) == 0 && uri[4]) {
-        st = transport_usb_open(ctx, uri + 4, &t);
-    } else {
-        st = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
-                          "'%s' is not a pen address: use usb, usb:SERIAL, usb:BUS-PORT.PORT (the "
-                          "USB port, e.g. usb:1-2.3, as 'penlink list' shows) or sim:PATH",
-                          uri);
-    }
+    int st = transport_open(ctx, uri, &t); /* the backend of the address's scheme */
     if (st != PENLINK_OK)
         return st;
     return dev_open_on(ctx, t, out);
@@ -514,7 +499,7 @@ void penlink_dev_set_timeout(penlink_dev *d, int timeout_ms, int retries)
 
 const penlink_device_error *penlink_dev_error(const penlink_dev *d)
 {
-    return &d->err;
+    return d ? &d->err : NULL;
 }
 
 /* ---- requests ---------------------------------------------------------- */

@@ -461,6 +461,13 @@ static void test_invalid_arguments(void **state)
     assert_int_equal(penlink_dev_open(f->ctx, "sim:/x", NULL), PENLINK_ERR_INVALID_ARG);
     assert_int_equal(penlink_dev_open(f->ctx, "tcp:pen", &d), PENLINK_ERR_INVALID_ARG);
     assert_says(f->ctx, "'tcp:pen' is not a pen address");
+    /* a scheme without the address it needs, or a scheme that is only a prefix */
+    const char *no_pen[] = { "sim", "sim:", "usb:", "us", "usbx:1", "simple:/x" };
+    for (size_t i = 0; i < sizeof no_pen / sizeof no_pen[0]; i++) {
+        assert_int_equal(penlink_dev_open(f->ctx, no_pen[i], &d), PENLINK_ERR_INVALID_ARG);
+        assert_says(f->ctx, "is not a pen address");
+        assert_null(d);
+    }
     assert_int_equal(penlink_dev_config_get(NULL, &c), PENLINK_ERR_INVALID_ARG);
     penlink_dev_close(NULL);
     penlink_dev_set_timeout(NULL, 1, 1);

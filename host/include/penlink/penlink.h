@@ -573,9 +573,10 @@ typedef struct penlink_device_error {
 } penlink_device_error;
 
 /**
- * The pen's own error of the last request on @p dev that it refused; valid
- * until the next request on @p dev. Never fails.
- * @return the error (code 0 and empty text when the pen refused nothing), or
+ * The pen's own error of the last request on @p dev that it refused
+ * (#PENLINK_ERR_DEVICE, #PENLINK_ERR_CONFLICT, #PENLINK_ERR_INVALID_CONFIG,
+ * #PENLINK_ERR_AUTH); valid as long as @p dev. Never fails.
+ * @return the error (code 0 and empty text while the pen refused nothing), or
  *         NULL for a NULL @p dev.
  */
 PENLINK_API const penlink_device_error *penlink_dev_error(const penlink_dev *dev);
