@@ -126,8 +126,7 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
 {
     size_t n;
     const penlink_config_key *k = penlink_config_keys(&n);
-    penlink_config merged = *cur, change;
-    memset(&change, 0, sizeof change);
+    penlink_config merged = *cur, change = PENLINK_CONFIG_INIT;
     json_t *diff = json_array();
     for (size_t i = 0; i < n; i++) {
         if (!(want->present & k[i].bit))
@@ -194,7 +193,7 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
         return cli_fail(c, "config not changed, nothing sent: the archive cannot record the change",
                         st);
     }
-    penlink_config result;
+    penlink_config result = PENLINK_CONFIG_INIT;
     st = penlink_dev_config_set_signed(dev, cur->revision, key, &change, &result);
     if (st != PENLINK_OK) {
         penlink_archive_close(ar);
@@ -285,8 +284,7 @@ int cmd_config(struct cli *c, int argc, char **argv)
         return EXIT_USAGE;
     }
     /* check what we can before touching the pen */
-    penlink_config want;
-    memset(&want, 0, sizeof want);
+    penlink_config want = PENLINK_CONFIG_INIT;
     const penlink_config_key *one = NULL;
     int has_rev = 0;
     uint32_t file_rev = 0;
@@ -347,7 +345,7 @@ int cmd_config(struct cli *c, int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     penlink_info info = PENLINK_INFO_INIT;
-    penlink_config cur;
+    penlink_config cur = PENLINK_CONFIG_INIT;
     int st = penlink_dev_info(dev, &info);
     if (st == PENLINK_OK)
         st = penlink_dev_config_get(dev, &cur);

@@ -45,7 +45,7 @@ static void read_details(struct cli *c, const char *uri, struct details *d)
     if (d->status == PENLINK_OK) {
         snprintf(d->model, sizeof d->model, "%s", info.model);
         snprintf(d->firmware, sizeof d->firmware, "%s", info.firmware_version);
-        penlink_config cfg;
+        penlink_config cfg = PENLINK_CONFIG_INIT;
         if ((info.features & PENLINK_FEATURE_CONFIG) &&
             penlink_dev_config_get(dev, &cfg) == PENLINK_OK)
             snprintf(d->label, sizeof d->label, "%s", cfg.device_label);

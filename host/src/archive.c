@@ -730,7 +730,7 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     memset(res, 0, sizeof *res);
     archive_backend *b = ar->b;
     pull_state ps = { .ar = ar, .dev = dev, .user = cb, .res = res, .info = PENLINK_INFO_INIT };
-    penlink_config cfg;
+    penlink_config cfg = PENLINK_CONFIG_INIT;
     int have_cfg = 0;
     int rc = penlink_dev_info(dev, &ps.info);
     if (rc == PENLINK_OK && (ps.info.features & PENLINK_FEATURE_CONFIG)) {
@@ -878,7 +878,8 @@ int penlink_archive_alarms(penlink_archive *ar, const penlink_archive_filter *f,
 int penlink_archive_log_config(penlink_archive *ar, const char *serial, const char *source,
                                const penlink_config *old_cfg, const penlink_config *new_cfg)
 {
-    if (!ar || !serial || !source || !new_cfg)
+    if (!ar || !serial || !source || !new_cfg || new_cfg->size < PL_CONFIG_SIZE_V1 ||
+        (old_cfg && old_cfg->size < PL_CONFIG_SIZE_V1))
         return PENLINK_ERR_INVALID_ARG;
     char user[64], host[256];
     who(user, sizeof user, host, sizeof host);
@@ -895,7 +896,8 @@ int penlink_archive_log_config(penlink_archive *ar, const char *serial, const ch
 int penlink_archive_log_config_write(penlink_archive *ar, const penlink_info *info,
                                      const penlink_config *old_cfg, const penlink_config *new_cfg)
 {
-    if (!ar || !info || info->size < PL_INFO_SIZE_V1 || !new_cfg)
+    if (!ar || !info || info->size < PL_INFO_SIZE_V1 || !new_cfg ||
+        new_cfg->size < PL_CONFIG_SIZE_V1 || (old_cfg && old_cfg->size < PL_CONFIG_SIZE_V1))
         return PENLINK_ERR_INVALID_ARG;
     archive_backend *b = ar->b;
     int64_t device;

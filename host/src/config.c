@@ -56,13 +56,15 @@ static uint32_t *u32_slot(penlink_config *c, uint32_t bit)
 
 uint32_t penlink_config_get_u32(const penlink_config *c, uint32_t bit)
 {
+    if (!c || c->size < PL_CONFIG_SIZE_V1)
+        return 0;
     uint32_t *p = u32_slot((penlink_config *)c, bit);
     return p ? *p : 0;
 }
 
 int penlink_config_set_u32(penlink_config *c, uint32_t bit, uint32_t v)
 {
-    uint32_t *p = c ? u32_slot(c, bit) : NULL;
+    uint32_t *p = c && c->size >= PL_CONFIG_SIZE_V1 ? u32_slot(c, bit) : NULL;
     if (!p)
         return PENLINK_ERR_INVALID_ARG;
     *p = v;
@@ -72,7 +74,7 @@ int penlink_config_set_u32(penlink_config *c, uint32_t bit, uint32_t v)
 
 int penlink_config_set_text(penlink_config *c, uint32_t bit, const char *v)
 {
-    if (!c)
+    if (!c || c->size < PL_CONFIG_SIZE_V1)
         return PENLINK_ERR_INVALID_ARG;
     char *dst = bit == PENLINK_CFG_DEVICE_LABEL ? c->device_label
                 : bit == PENLINK_CFG_CLINIC_ID  ? c->clinic_id
@@ -86,6 +88,8 @@ int penlink_config_set_text(penlink_config *c, uint32_t bit, const char *v)
 
 const char *penlink_config_get_text(const penlink_config *c, uint32_t bit)
 {
+    if (!c || c->size < PL_CONFIG_SIZE_V1)
+        return "";
     return bit == PENLINK_CFG_DEVICE_LABEL ? c->device_label
            : bit == PENLINK_CFG_CLINIC_ID  ? c->clinic_id
                                            : "";
@@ -146,7 +150,7 @@ static int check_text(penlink_ctx *ctx, const char *key, const char *v, uint32_t
 int penlink_config_check(penlink_ctx *ctx, const penlink_limits *l, const penlink_config *c)
 {
     penlink_enter(ctx);
-    if (!l || !c)
+    if (!l || !c || c->size < PL_CONFIG_SIZE_V1)
         return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "no limits or configuration to check");
     pl_limits lim = rule_limits(l);
     uint32_t v[PL_SET_COUNT];

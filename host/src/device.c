@@ -566,9 +566,10 @@ int penlink_dev_info(penlink_dev *d, penlink_info *caller)
     return PENLINK_OK;
 }
 
-static void config_from_pb(penlink_config *c, const Penlink__V1__Config *p)
+/* Into a caller's config: only the fields its size covers. */
+static void config_from_pb(penlink_config *out, const Penlink__V1__Config *p)
 {
-    memset(c, 0, sizeof *c);
+    penlink_config all = PENLINK_CONFIG_INIT, *c = &all;
     c->revision = p->revision;
 #define TAKE(f, bit)                                                                               \
     if (p->has_##f) {                                                                              \
@@ -592,11 +593,12 @@ static void config_from_pb(penlink_config *c, const Penlink__V1__Config *p)
         dev_copy_str(c->clinic_id, sizeof c->clinic_id, p->clinic_id);
         c->present |= PENLINK_CFG_CLINIC_ID;
     }
+    pl_sized_copy(out, &all, sizeof all);
 }
 
 int penlink_dev_config_get(penlink_dev *d, penlink_config *out)
 {
-    if (!d || !out)
+    if (!d || !out || out->size < PL_CONFIG_SIZE_V1)
         return PENLINK_ERR_INVALID_ARG;
     penlink_enter(d->ctx);
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
@@ -651,8 +653,11 @@ int penlink_dev_config_set_signed(penlink_dev *d, uint32_t expected_revision,
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
     Penlink__V1__SetConfig sc = PENLINK__V1__SET_CONFIG__INIT;
     Penlink__V1__Config c = PENLINK__V1__CONFIG__INIT;
-    if (!change)
+    if (!change || change->size < PL_CONFIG_SIZE_V1)
         return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG, "no configuration change given");
+    if (result && result->size < PL_CONFIG_SIZE_V1)
+        return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG,
+                            "the configuration's result has no size (PENLINK_CONFIG_INIT)");
 #define GIVE(f, bit)                                                                               \
     if (change->present & (bit)) {                                                                 \
         c.has_##f = 1;                                                                             \
@@ -667,7 +672,7 @@ int penlink_dev_config_set_signed(penlink_dev *d, uint32_t expected_revision,
     GIVE(max_cartridge_uses, PENLINK_CFG_MAX_CARTRIDGE_USES)
     GIVE(auto_off_s, PENLINK_CFG_AUTO_OFF_S)
 #undef GIVE
-    char label[65], clinic[65];
+    char label[PENLINK_CONFIG_TEXT_SIZE], clinic[PENLINK_CONFIG_TEXT_SIZE];
     if (change->present & PENLINK_CFG_DEVICE_LABEL) {
         dev_copy_str(label, sizeof label, change->device_label);
         c.device_label = label;
@@ -705,13 +710,13 @@ int penlink_dev_config_set_signed(penlink_dev *d, uint32_t expected_revision,
     /* not retried blindly: compare-and-set makes a retry after a lost reply a conflict */
     int st = request(d, &env, 0, PENLINK__V1__ENVELOPE__BODY_SET_CONFIG_REPLY, &r);
     if (st == PENLINK_ERR_TIMEOUT) {
-        penlink_config now;
+        penlink_config now = PENLINK_CONFIG_INIT;
         char why[sizeof d->ctx->errmsg];
         dev_copy_str(why, sizeof why, d->ctx->errmsg);
         if (penlink_dev_config_get(d, &now) == PENLINK_OK &&
             now.revision == expected_revision + 1) {
             if (result)
-                *result = now;
+                pl_sized_copy(result, &now, sizeof now);
             return PENLINK_OK; /* it was applied; only the reply was lost */
         }
         return penlink_fail(d->ctx, PENLINK_ERR_TIMEOUT, "%s; the configuration may be unchanged",
@@ -720,10 +725,12 @@ int penlink_dev_config_set_signed(penlink_dev *d, uint32_t expected_revision,
     if (st != PENLINK_OK)
         return st;
     if (result) {
-        if (r->set_config_reply->config)
+        if (r->set_config_reply->config) {
             config_from_pb(result, r->set_config_reply->config);
-        else
-            memset(result, 0, sizeof *result);
+        } else {
+            penlink_config none = PENLINK_CONFIG_INIT;
+            pl_sized_copy(result, &none, sizeof none);
+        }
         result->revision = r->set_config_reply->revision;
     }
     pl_envelope_free(NULL, r);

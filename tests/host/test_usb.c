@@ -278,10 +278,11 @@ static void test_config(void **state)
 {
     fixture *f = *state;
     penlink_dev *d = NULL;
-    penlink_config c, after, result;
+    penlink_config c = PENLINK_CONFIG_INIT, after = PENLINK_CONFIG_INIT,
+                   result = PENLINK_CONFIG_INIT;
     assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_OK);
     assert_int_equal(penlink_dev_config_get(d, &c), PENLINK_OK);
-    penlink_config change = { 0 };
+    penlink_config change = PENLINK_CONFIG_INIT;
     penlink_config_set_u32(&change, PENLINK_CFG_DEPTH_MAX_UM, 2500);
     penlink_config_set_text(&change, PENLINK_CFG_CLINIC_ID, "CLINIC-USB");
     assert_int_equal(penlink_dev_config_set(d, c.revision, &change, &result), PENLINK_OK);

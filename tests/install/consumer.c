@@ -52,8 +52,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "consumer: an initialiser does not set the struct's size\n");
         goto fail;
     }
-    penlink_config cfg;
-    memset(&cfg, 0, sizeof cfg);
+    penlink_config cfg = PENLINK_CONFIG_INIT;
     char text[PENLINK_CONFIG_TEXT_MAX + 2];
     memset(text, 'x', sizeof text - 1);
     text[sizeof text - 1] = '\0';

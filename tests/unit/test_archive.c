@@ -677,8 +677,7 @@ static void test_readonly_never_writes(void **state)
     penlink_verification v;
     assert_int_equal(penlink_archive_verification_get(ar, "PEN-RO", &v), PENLINK_OK);
     assert_int_equal(v.have, 0); /* read-only: the verdict was not stored */
-    penlink_config cfg;
-    memset(&cfg, 0, sizeof cfg);
+    penlink_config cfg = PENLINK_CONFIG_INIT;
     assert_int_equal(penlink_archive_log_config(ar, "PEN-RO", "read", NULL, &cfg),
                      PENLINK_ERR_INVALID_ARG);
     assert_non_null(strstr(penlink_ctx_errmsg(f->ctx), "opened read-only"));
@@ -821,8 +820,7 @@ static void test_interrupted_pulls(void **state)
     pull_results(f->path, got, sizeof got);
     assert_string_equal(got, "ok,running,running");
     /* it still works after the lock test */
-    penlink_config cfg;
-    memset(&cfg, 0, sizeof cfg);
+    penlink_config cfg = PENLINK_CONFIG_INIT;
     cfg.revision = 3;
     assert_int_equal(penlink_archive_log_config(ar, "PEN-K", "read", NULL, &cfg), PENLINK_OK);
     penlink_archive_close(ar);
@@ -920,8 +918,7 @@ static void test_disk_full(void **state)
     assert_int_equal(penlink_archive_open(f->ctx, f->path, &ar), PENLINK_OK);
     db = archive_sqlite_handle(ar->b);
     assert_int_equal(sqlite3_exec(db, "PRAGMA max_page_count = 1", NULL, NULL, NULL), SQLITE_OK);
-    penlink_config cfg;
-    memset(&cfg, 0, sizeof cfg);
+    penlink_config cfg = PENLINK_CONFIG_INIT;
     char who[600];
     memset(who, 'x', sizeof who - 1);
     who[sizeof who - 1] = '\0';

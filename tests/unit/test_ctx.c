@@ -30,8 +30,7 @@ static penlink_limits limits(void)
 
 static penlink_config valid(void)
 {
-    penlink_config c;
-    memset(&c, 0, sizeof c);
+    penlink_config c = PENLINK_CONFIG_INIT;
     c.depth_max_um = 2500;
     c.depth_default_um = 500;
     c.speed_min_sps = 50;
@@ -127,8 +126,7 @@ static void test_usb_wait_change(void **state)
 static void test_config_setters(void **state)
 {
     (void)state;
-    penlink_config c;
-    memset(&c, 0, sizeof c);
+    penlink_config c = PENLINK_CONFIG_INIT;
     char longest[PENLINK_CONFIG_TEXT_MAX + 2];
     memset(longest, 'x', sizeof longest);
     longest[PENLINK_CONFIG_TEXT_MAX] = '\0';
@@ -153,6 +151,16 @@ static void test_config_setters(void **state)
     assert_int_equal(penlink_config_set_u32(NULL, PENLINK_CFG_DEPTH_MAX_UM, 1),
                      PENLINK_ERR_INVALID_ARG);
     assert_int_equal(c.present, PENLINK_CFG_CLINIC_ID | PENLINK_CFG_DEPTH_MAX_UM);
+    /* a configuration without its size (no PENLINK_CONFIG_INIT): refused, read as empty */
+    penlink_config bare = c;
+    bare.size = 0;
+    assert_int_equal(penlink_config_set_u32(&bare, PENLINK_CFG_DEPTH_MAX_UM, 1),
+                     PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_config_set_text(&bare, PENLINK_CFG_CLINIC_ID, "a"),
+                     PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_config_get_u32(&bare, PENLINK_CFG_DEPTH_MAX_UM), 0);
+    assert_string_equal(penlink_config_get_text(&bare, PENLINK_CFG_CLINIC_ID), "");
+    assert_int_equal(bare.depth_max_um, 2500);
 }
 
 static void test_status_names(void **state)

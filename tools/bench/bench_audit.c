@@ -520,8 +520,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (fill_it) {
-        penlink_config cfg;
-        memset(&cfg, 0, sizeof cfg);
+        penlink_config cfg = PENLINK_CONFIG_INIT;
         cfg.revision = 1;
         penlink_config_set_u32(&cfg, PENLINK_CFG_DEPTH_MIN_UM, 0);
         penlink_config_set_u32(&cfg, PENLINK_CFG_DEPTH_MAX_UM, 3000);

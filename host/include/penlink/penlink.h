@@ -675,21 +675,34 @@ enum penlink_config_field {
     PENLINK_CFG_ALL = (1u << 10) - 1
 };
 
-/** A pen configuration, or a change to one (only the fields in @c present). */
+/**
+ * A pen configuration, or a change to one (only the fields in @c present).
+ * The caller sets @c size (#PENLINK_CONFIG_INIT does): a later version adds
+ * keys at the end, and the library reads and writes only the fields @c size
+ * covers. Configurations the library hands out (penlink_config_entry) have
+ * their size set.
+ */
 typedef struct penlink_config {
-    uint32_t present;                            /**< #penlink_config_field bits */
-    uint32_t revision;                           /**< as read; ignored when setting */
-    uint32_t depth_min_um;                       /**< shallowest depth allowed, micrometres */
-    uint32_t depth_max_um;                       /**< deepest depth allowed, micrometres */
-    uint32_t depth_default_um;                   /**< depth at power on, micrometres */
-    uint32_t speed_min_sps;                      /**< slowest speed allowed, strokes per second */
-    uint32_t speed_max_sps;                      /**< fastest speed allowed, strokes per second */
-    uint32_t max_treatment_s;                    /**< seconds */
-    uint32_t max_cartridge_uses;                 /**< 1 = single use */
-    uint32_t auto_off_s;                         /**< seconds */
+    size_t size;                 /**< sizeof(penlink_config) as the caller was built */
+    uint32_t present;            /**< #penlink_config_field bits */
+    uint32_t revision;           /**< as read; ignored when setting */
+    uint32_t depth_min_um;       /**< shallowest depth allowed, micrometres */
+    uint32_t depth_max_um;       /**< deepest depth allowed, micrometres */
+    uint32_t depth_default_um;   /**< depth at power on, micrometres */
+    uint32_t speed_min_sps;      /**< slowest speed allowed, strokes per second */
+    uint32_t speed_max_sps;      /**< fastest speed allowed, strokes per second */
+    uint32_t max_treatment_s;    /**< seconds */
+    uint32_t max_cartridge_uses; /**< 1 = single use */
+    uint32_t auto_off_s;         /**< seconds */
     char device_label[PENLINK_CONFIG_TEXT_SIZE]; /**< the clinic's name for the pen */
     char clinic_id[PENLINK_CONFIG_TEXT_SIZE];    /**< the clinic it belongs to */
 } penlink_config;
+
+/** A penlink_config initialiser: its size set, no field present. */
+#define PENLINK_CONFIG_INIT                                                                        \
+    {                                                                                              \
+        .size = sizeof(penlink_config)                                                             \
+    }
 
 /** Describes the configuration keys (for files, the CLI and error messages). */
 typedef struct penlink_config_key {
@@ -702,21 +715,22 @@ typedef struct penlink_config_key {
 PENLINK_API const penlink_config_key *penlink_config_keys(size_t *n);
 /** The key with that name, or NULL. */
 PENLINK_API const penlink_config_key *penlink_config_key_find(const char *name);
-/** Value of a numeric key in @p cfg (0 for text keys). */
+/** Value of a numeric key in @p cfg (0 for text keys, and for a @p cfg without its size). */
 PENLINK_API uint32_t penlink_config_get_u32(const penlink_config *cfg, uint32_t bit);
 /**
  * Sets a numeric key and marks it present.
- * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p cfg NULL, or @p bit not
- *         one numeric key's #penlink_config_field bit).
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p cfg NULL or without its
+ *         size, or @p bit not one numeric key's #penlink_config_field bit).
  */
 PENLINK_API int penlink_config_set_u32(penlink_config *cfg, uint32_t bit, uint32_t v);
 /**
  * Sets a text key (at most #PENLINK_CONFIG_TEXT_MAX bytes) and marks it present.
- * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p cfg or @p v NULL, @p bit
- *         not a text key's bit, or @p v too long: nothing is changed).
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p cfg or @p v NULL, @p cfg
+ *         without its size, @p bit not a text key's bit, or @p v too long:
+ *         nothing is changed).
  */
 PENLINK_API int penlink_config_set_text(penlink_config *cfg, uint32_t bit, const char *v);
-/** Text of a text key ("" for numeric keys). */
+/** Text of a text key ("" for numeric keys, and for a @p cfg without its size). */
 PENLINK_API const char *penlink_config_get_text(const penlink_config *cfg, uint32_t bit);
 
 /**
