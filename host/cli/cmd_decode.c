@@ -69,7 +69,7 @@ struct out {
 /* Whose log it is, once, before anything else of the file is printed. */
 static void show_header(struct out *o)
 {
-    penlink_file_header h;
+    penlink_file_header h = PENLINK_FILE_HEADER_INIT;
     int have = 0;
     if (o->header_shown || !o->dec || penlink_decoder_header(o->dec, &h, &have) != PENLINK_OK ||
         !have)

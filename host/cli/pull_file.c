@@ -104,6 +104,7 @@ static int scan_file(struct cli *c, const char *path, int fd, struct file_state 
 {
     penlink_decoder *dec = NULL;
     memset(fs, 0, sizeof *fs);
+    fs->header.size = sizeof fs->header;
     int st = penlink_decoder_new(c->ctx, keep_tail, NULL, tail, &dec);
     if (st != PENLINK_OK)
         return cli_fail(c, "pull", st);
@@ -213,8 +214,7 @@ static int sync_dir(const char *path)
 /* Starts an empty file: the header naming the pen, synced before any chunk. */
 static int write_header(struct cli *c, const char *path, int fd, const penlink_info *info)
 {
-    penlink_file_header h;
-    memset(&h, 0, sizeof h);
+    penlink_file_header h = PENLINK_FILE_HEADER_INIT;
     snprintf(h.serial, sizeof h.serial, "%s", info->serial);
     snprintf(h.model, sizeof h.model, "%s", info->model);
     h.has_device_key = info->has_device_key;

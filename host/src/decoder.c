@@ -248,17 +248,18 @@ int penlink_decoder_set_message_cb(penlink_decoder *d, penlink_message_ex_cb cb,
 
 int penlink_decoder_header(const penlink_decoder *d, penlink_file_header *out, int *have)
 {
-    if (!d || !have)
+    if (!d || !have || (out && out->size < PL_FILE_HEADER_SIZE_V1))
         return PENLINK_ERR_INVALID_ARG;
     *have = d->have_header;
     if (d->have_header && out)
-        *out = d->header;
+        pl_sized_copy(out, &d->header, sizeof d->header);
     return PENLINK_OK;
 }
 
 int penlink_file_header_encode(const penlink_file_header *h, void *buf, size_t cap, size_t *len)
 {
-    if (!h || !buf || !len || !memchr(h->serial, '\0', sizeof h->serial) || !h->serial[0])
+    if (!h || h->size < PL_FILE_HEADER_SIZE_V1 || !buf || !len ||
+        !memchr(h->serial, '\0', sizeof h->serial) || !h->serial[0])
         return PENLINK_ERR_INVALID_ARG;
     char serial[sizeof h->serial], model[sizeof h->model];
     memcpy(serial, h->serial, sizeof serial);
@@ -418,8 +419,7 @@ static int on_header(penlink_decoder *d, uint64_t at, const pl_envelope *env)
     const Penlink__V1__DeviceInfo *di = env->device_info;
     if (d->frames > 0 && !d->have_header)
         return PENLINK_OK;
-    penlink_file_header h;
-    memset(&h, 0, sizeof h);
+    penlink_file_header h = PENLINK_FILE_HEADER_INIT;
     size_t n = di->serial ? strlen(di->serial) : 0;
     if (n == 0 || n >= sizeof h.serial)
         return fail(d, PENLINK_ERR_PROTOCOL, at, "file header",

@@ -56,6 +56,7 @@ static inline void penlink_enter(penlink_ctx *ctx)
 #define PL_INFO_SIZE_V1 sizeof(penlink_info)
 #define PL_PULL_CB_SIZE_V1 sizeof(penlink_pull_cb)
 #define PL_CONFIG_SIZE_V1 sizeof(penlink_config)
+#define PL_FILE_HEADER_SIZE_V1 sizeof(penlink_file_header)
 #define PL_AUDIT_CB_SIZE_V1 sizeof(penlink_audit_cb)
 #define PL_ARCHIVE_FILTER_SIZE_V1 sizeof(penlink_archive_filter)
 

@@ -318,9 +318,12 @@ PENLINK_API int penlink_decoder_last_link(const penlink_decoder *dec,
  * wire, docs/protocol.md section 3) whose body is a DeviceInfo carrying only
  * the pen's identity. A reader that does not know headers sees one more
  * message and skips it, as it skips every message but LogChunk.
- * docs/protocol.md section 10 gives the bytes.
+ * docs/protocol.md section 10 gives the bytes. The caller sets @c size
+ * (#PENLINK_FILE_HEADER_INIT does): fields may be added at the end, and the
+ * library reads and writes only those @c size covers.
  */
 typedef struct penlink_file_header {
+    size_t size;                      /**< sizeof(penlink_file_header) as the caller was built */
     char serial[PENLINK_SERIAL_SIZE]; /**< the pen's serial, 1..32 bytes, as the pen sent it:
                                          unchecked text */
     char model[PENLINK_SERIAL_SIZE];  /**< its model, maybe empty; informational, cut to 32 bytes */
@@ -328,14 +331,20 @@ typedef struct penlink_file_header {
     uint8_t device_key[PENLINK_KEY_SIZE]; /**< its Ed25519 public key */
 } penlink_file_header;
 
+/** A penlink_file_header initialiser: its size set, every field empty. */
+#define PENLINK_FILE_HEADER_INIT                                                                   \
+    {                                                                                              \
+        .size = sizeof(penlink_file_header)                                                        \
+    }
+
 /** Largest encoded file header, bytes. */
 #define PENLINK_FILE_HEADER_MAX 256
 
 /**
  * Encodes @p h as a file header frame into @p buf (#PENLINK_FILE_HEADER_MAX
  * bytes always suffice); *@p len gets its size in bytes.
- * @return #PENLINK_OK, or #PENLINK_ERR_INVALID_ARG for a NULL argument, an
- *         empty or unterminated serial, or a buffer too small.
+ * @return #PENLINK_OK, or #PENLINK_ERR_INVALID_ARG for a NULL argument, @p h
+ *         without its size, an empty or unterminated serial, or a buffer too small.
  */
 PENLINK_API int penlink_file_header_encode(const penlink_file_header *h, void *buf, size_t cap,
                                            size_t *len);
@@ -350,7 +359,8 @@ PENLINK_API int penlink_file_header_encode(const penlink_file_header *h, void *b
  * further on that names another pen (two pens' files joined) stops it with
  * #PENLINK_ERR_INTEGRITY. A header further on in an input that did not
  * begin with one is an ordinary message.
- * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p dec or @p have NULL).
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p dec or @p have NULL, or
+ *         @p out without its size).
  */
 PENLINK_API int penlink_decoder_header(const penlink_decoder *dec, penlink_file_header *out,
                                        int *have);
