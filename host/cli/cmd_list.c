@@ -74,10 +74,14 @@ int cmd_list(struct cli *c, int argc, char **argv)
     static penlink_found found[LIST_MAX];
     static struct details det[LIST_MAX];
     size_t n = 0, shown;
-    int st = penlink_dev_list(c->ctx, found, LIST_MAX, &n);
+    penlink_found **list = NULL;
+    int st = penlink_dev_list(c->ctx, &list, &n);
     if (st != PENLINK_OK)
         return cli_fail(c, "list", st);
     shown = n < LIST_MAX ? n : LIST_MAX;
+    for (size_t i = 0; i < shown; i++)
+        found[i] = *list[i];
+    penlink_dev_list_free(list);
     for (size_t i = 0; i < shown; i++) {
         memset(&det[i], 0, sizeof det[i]);
         det[i].status = found[i].status;

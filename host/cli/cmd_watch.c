@@ -98,11 +98,15 @@ int cmd_watch(struct cli *c, int argc, char **argv)
             snprintf(found[0].uri, sizeof found[0].uri, "%s", dev_uri);
             n = 1;
         } else {
-            int st = penlink_dev_list(c->ctx, found, MAX_PENS, &n);
+            penlink_found **list = NULL;
+            int st = penlink_dev_list(c->ctx, &list, &n);
             if (st != PENLINK_OK)
                 return cli_fail(c, "watch", st);
             if (n > MAX_PENS)
                 n = MAX_PENS;
+            for (size_t i = 0; i < n; i++)
+                found[i] = *list[i];
+            penlink_dev_list_free(list);
         }
         for (size_t i = 0; i < nseen; i++)
             seen[i].present = 0;

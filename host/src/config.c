@@ -4,6 +4,7 @@
  * every problem, with the allowed range, before anything is sent.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -182,12 +183,54 @@ int penlink_config_check(penlink_ctx *ctx, const penlink_limits *l, const penlin
     return rc;
 }
 
-int penlink_dev_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n)
+/* Room for a few pens more than were counted: one may be plugged in meanwhile. */
+#define DEV_LIST_SPARE 4
+
+int penlink_dev_list(penlink_ctx *ctx, penlink_found ***list, size_t *n)
 {
     if (!ctx)
         return PENLINK_ERR_INVALID_ARG;
     penlink_enter(ctx);
-    if (!n || (!out && cap))
+    if (!list || !n)
         return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "no place for the pens found");
-    return transport_list(ctx, out, cap, n);
+    *list = NULL;
+    *n = 0;
+    size_t total = 0, cap = 0;
+    penlink_found *flat = NULL;
+    int rc = PENLINK_OK;
+    /* the pens into a flat buffer, grown until every pen found fits */
+    do {
+        cap = total + DEV_LIST_SPARE;
+        penlink_found *more = realloc(flat, cap * sizeof *flat);
+        if (!more) {
+            rc = penlink_fail(ctx, PENLINK_ERR_NO_MEM, "out of memory listing the pens");
+            goto fail;
+        }
+        flat = more;
+        rc = transport_list(ctx, flat, cap, &total);
+        if (rc != PENLINK_OK)
+            goto fail;
+    } while (total > cap);
+    /* one block: the NULL-terminated pointers, then the pens they point to */
+    penlink_found **out = malloc((total + 1) * sizeof *out + total * sizeof *flat);
+    if (!out) {
+        rc = penlink_fail(ctx, PENLINK_ERR_NO_MEM, "out of memory listing the pens");
+        goto fail;
+    }
+    penlink_found *pens = (penlink_found *)(out + total + 1);
+    for (size_t i = 0; i < total; i++) {
+        pens[i] = flat[i];
+        out[i] = &pens[i];
+    }
+    out[total] = NULL;
+    *list = out;
+    *n = total;
+fail:
+    free(flat);
+    return rc;
+}
+
+void penlink_dev_list_free(penlink_found **list)
+{
+    free(list);
 }

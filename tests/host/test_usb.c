@@ -197,13 +197,18 @@ static void on_progress(void *user, const penlink_progress *p)
 static void test_enumerate(void **state)
 {
     fixture *f = *state;
-    penlink_found found[4];
+    penlink_found **found = NULL;
     size_t n = 0;
-    assert_int_equal(penlink_dev_list(f->ctx, found, 4, &n), PENLINK_OK);
+    assert_int_equal(penlink_dev_list(f->ctx, &found, &n), PENLINK_OK);
     assert_int_equal(n, 1);
-    assert_string_equal(found[0].serial, "PEN-USB-001");
-    assert_string_equal(found[0].uri, "usb:PEN-USB-001");
-    assert_int_equal(found[0].status, PENLINK_OK);
+    assert_string_equal(found[0]->serial, "PEN-USB-001");
+    assert_string_equal(found[0]->uri, "usb:PEN-USB-001");
+    assert_int_equal(found[0]->status, PENLINK_OK);
+    assert_null(found[1]); /* NULL-terminated */
+    penlink_dev_list_free(found);
+    penlink_dev_list_free(NULL);
+    assert_int_equal(penlink_dev_list(f->ctx, NULL, &n), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_dev_list(f->ctx, &found, NULL), PENLINK_ERR_INVALID_ARG);
 }
 
 /* PENLINK_USB_ID: pens of another VID:PID are looked for instead; a value
@@ -211,12 +216,14 @@ static void test_enumerate(void **state)
 static void test_usb_id(void **state)
 {
     fixture *f = *state;
-    penlink_found found[4];
+    penlink_found **found = NULL;
     size_t n = 9;
     penlink_dev *d = NULL;
     assert_int_equal(setenv("PENLINK_USB_ID", "dead:beef", 1), 0);
-    assert_int_equal(penlink_dev_list(f->ctx, found, 4, &n), PENLINK_OK);
+    assert_int_equal(penlink_dev_list(f->ctx, &found, &n), PENLINK_OK);
     assert_int_equal(n, 0);
+    assert_null(found[0]);
+    penlink_dev_list_free(found);
     assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_ERR_NOT_FOUND);
     assert_null(d);
     char id[16];
@@ -225,9 +232,10 @@ static void test_usb_id(void **state)
     for (size_t i = 0; i < sizeof found_as / sizeof found_as[0]; i++) {
         assert_int_equal(setenv("PENLINK_USB_ID", found_as[i], 1), 0);
         n = 0;
-        assert_int_equal(penlink_dev_list(f->ctx, found, 4, &n), PENLINK_OK);
+        assert_int_equal(penlink_dev_list(f->ctx, &found, &n), PENLINK_OK);
         assert_int_equal(n, 1);
-        assert_string_equal(found[0].serial, "PEN-USB-001");
+        assert_string_equal(found[0]->serial, "PEN-USB-001");
+        penlink_dev_list_free(found);
     }
     unsetenv("PENLINK_USB_ID");
 }
@@ -435,18 +443,20 @@ static rig *rig_of(fixture *f, const char *serial)
 static void check_desk(fixture *f, const char *const ports[], const char *const serials[],
                        const char *const labels[], size_t n)
 {
-    penlink_found found[8];
+    penlink_found **found = NULL;
     size_t got = 0;
-    assert_int_equal(penlink_dev_list(f->ctx, found, 8, &got), PENLINK_OK);
+    assert_int_equal(penlink_dev_list(f->ctx, &found, &got), PENLINK_OK);
     assert_int_equal(got, n);
     for (size_t i = 0; i < n; i++) {
-        assert_string_equal(found[i].port, ports[i]);
-        assert_string_equal(found[i].serial, serials[i]);
-        assert_int_equal(found[i].status, PENLINK_OK);
+        assert_string_equal(found[i]->port, ports[i]);
+        assert_string_equal(found[i]->serial, serials[i]);
+        assert_int_equal(found[i]->status, PENLINK_OK);
         char where[64];
         snprintf(where, sizeof where, "usb port %s (bus 1 device ", ports[i]);
-        assert_non_null(strstr(found[i].where, where));
+        assert_non_null(strstr(found[i]->where, where));
     }
+    assert_null(found[n]);
+    penlink_dev_list_free(found);
     char dir[] = "/tmp/penlink-usb-desk.XXXXXX", out[64];
     assert_non_null(mkdtemp(dir));
     snprintf(out, sizeof out, "%s/out", dir);

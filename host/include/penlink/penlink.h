@@ -516,7 +516,11 @@ PENLINK_API void penlink_ctx_set_notice_cb(penlink_ctx *ctx, penlink_text_cb cb,
 /** Longest USB port path, "BUS-PORT.PORT..." (USB allows 7 tiers of ports). */
 #define PENLINK_PORT_MAX 32
 
-/** One pen found by penlink_dev_list(). */
+/**
+ * One pen found by penlink_dev_list(). The library allocates these and hands
+ * out pointers to them, so members may be added at the end: a caller never
+ * allocates one nor indexes an array of them.
+ */
 typedef struct penlink_found {
     char uri[96];                     /**< what penlink_dev_open() takes, e.g. "usb:PEN-000123" */
     char serial[PENLINK_SERIAL_SIZE]; /**< the pen's serial (empty when it could not be read) */
@@ -531,15 +535,19 @@ typedef struct penlink_found {
  * Lists the pens plugged in over USB (vendor interface on PENLINK_USB_VID:PID,
  * or the IDs in the environment variable PENLINK_USB_ID="VID:PID", hex),
  * sorted by bus, then port path (1-2 before 1-2.1 before 1-10).
- * Writes up to @p cap entries; *@p n gets how many pens were found (may
- * exceed @p cap).
+ * *@p list gets a NULL-terminated array of pointers to the *@p n pens found
+ * (none: an array holding only NULL), which the caller releases with
+ * penlink_dev_list_free(); on failure *@p list is NULL and *@p n 0.
  * @return #PENLINK_OK (also when none is found: *@p n = 0);
- *         #PENLINK_ERR_INVALID_ARG (@p ctx or @p n NULL, or @p out NULL with
- *         @p cap > 0); #PENLINK_ERR_NO_MEM; #PENLINK_ERR_IO, #PENLINK_ERR_ACCESS,
+ *         #PENLINK_ERR_INVALID_ARG (@p ctx, @p list or @p n NULL);
+ *         #PENLINK_ERR_NO_MEM; #PENLINK_ERR_IO, #PENLINK_ERR_ACCESS,
  *         #PENLINK_ERR_BUSY, #PENLINK_ERR_NOT_FOUND, #PENLINK_ERR_GONE or
  *         #PENLINK_ERR_TIMEOUT when libusb cannot list the bus.
  */
-PENLINK_API int penlink_dev_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n);
+PENLINK_API int penlink_dev_list(penlink_ctx *ctx, penlink_found ***list, size_t *n);
+
+/** Releases a list penlink_dev_list() made, and the pens in it (NULL is fine). */
+PENLINK_API void penlink_dev_list_free(penlink_found **list);
 
 /**
  * Waits up to @p timeout_ms for a pen to be plugged in or unplugged (libusb
