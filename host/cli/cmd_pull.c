@@ -92,7 +92,7 @@ int cmd_pull(struct cli *c, int argc, char **argv)
         return rc;
     o.progress = !c->quiet;
     if (!o.path) {
-        penlink_archive_pull_result r;
+        penlink_archive_pull_result r = PENLINK_ARCHIVE_PULL_RESULT_INIT;
         rc = cli_pull_to_archive(c, dev, o.progress, &r);
         penlink_dev_close(dev);
         uint64_t left = r.pen_next_seq > r.next_seq ? r.pen_next_seq - r.next_seq : 0;

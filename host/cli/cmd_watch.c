@@ -141,7 +141,7 @@ int cmd_watch(struct cli *c, int argc, char **argv)
                 continue;
             }
             if (!dir) {
-                penlink_archive_pull_result ar;
+                penlink_archive_pull_result ar = PENLINK_ARCHIVE_PULL_RESULT_INIT;
                 int rc = cli_pull_to_archive(c, dev, 0, &ar);
                 penlink_dev_close(dev);
                 if (rc == EXIT_OK) {

@@ -474,7 +474,7 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
                            .on_progress = on_progress,
                            .user = &pc,
                            .after_link = fs.have && fs.have_link ? fs.link : NULL };
-    penlink_pull_result res;
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     st = penlink_dev_pull(dev, from, &cb, &res);
     if (!pc.conflict)
         flush_pending(&pc);
@@ -572,6 +572,7 @@ int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
 {
     penlink_archive *ar = NULL;
     memset(res, 0, sizeof *res); /* callers report it even when the archive won't open */
+    res->size = sizeof *res;
     int st = penlink_archive_open(c->ctx, c->archive, &ar);
     if (st != PENLINK_OK)
         return cli_fail(c, "archive", st);

@@ -719,15 +719,13 @@ static int pull_acknowledge(pull_state *ps, uint64_t from, int have)
     return rc;
 }
 
-int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pull_cb *cb,
-                         penlink_archive_pull_result *res)
+/* The pull into the archive, into a result of this library's size
+ * (penlink_archive_pull copies what the caller's size covers). */
+static int archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pull_cb *cb,
+                        penlink_archive_pull_result *res)
 {
-    penlink_archive_pull_result local;
-    if (!ar || !dev || !PL_SIZED_OK(cb, PL_PULL_CB_SIZE_V1))
-        return PENLINK_ERR_INVALID_ARG;
-    if (!res)
-        res = &local;
     memset(res, 0, sizeof *res);
+    res->size = sizeof *res;
     archive_backend *b = ar->b;
     pull_state ps = { .ar = ar, .dev = dev, .user = cb, .res = res, .info = PENLINK_INFO_INIT };
     penlink_config cfg = PENLINK_CONFIG_INIT;
@@ -767,7 +765,7 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
                             .on_head = on_head,
                             .on_gap = on_gap,
                             .after_link = ps.have_anchor ? ps.anchor : NULL };
-    penlink_pull_result pr;
+    penlink_pull_result pr = PENLINK_PULL_RESULT_INIT;
     int pull_rc = penlink_dev_pull(dev, from, &pcb, &pr);
     flush_conflicts(&ps);
     if (ps.st != PENLINK_OK) { /* the storage failed, not the pen */
@@ -830,6 +828,19 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     }
     /* step 4: only now, with everything on disk, may the pen forget */
     return pull_acknowledge(&ps, from, have);
+}
+
+int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pull_cb *cb,
+                         penlink_archive_pull_result *res)
+{
+    if (!ar || !dev || !PL_SIZED_OK(cb, PL_PULL_CB_SIZE_V1) ||
+        !PL_SIZED_OK(res, PL_ARCHIVE_PULL_RESULT_SIZE_V1))
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_archive_pull_result all = PENLINK_ARCHIVE_PULL_RESULT_INIT;
+    int rc = archive_pull(ar, dev, cb, &all);
+    if (res)
+        pl_sized_copy(res, &all, sizeof all);
+    return rc;
 }
 
 int archive_scan(penlink_archive *ar, const penlink_archive_filter *f, penlink_archive_record_cb cb,

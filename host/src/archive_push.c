@@ -775,8 +775,7 @@ static int push_pen_into(push_run *run, push_pen *pp, int64_t src_device, const 
                                : "");
     }
     if (rc == PENLINK_OK && !pp->discard) {
-        penlink_archive_pull_result res;
-        memset(&res, 0, sizeof res);
+        penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
         snprintf(res.serial, sizeof res.serial, "%s", serial);
         res.from_seq = first_from;
         res.next_seq = pp->rep->next_seq;

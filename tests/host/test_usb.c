@@ -312,7 +312,7 @@ static void pull_all(fixture *f, penlink_dev *d, uint64_t from, collect *c, int 
                            .on_record = on_record,
                            .on_progress = on_progress,
                            .user = c };
-    penlink_pull_result res;
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     assert_int_equal(penlink_dev_pull(d, from, &cb, &res), want);
     (void)f;
 }

@@ -68,7 +68,7 @@ static double pull_once(penlink_dev *dev, unsigned long long *records, unsigned 
 {
     unsigned long long n = 0;
     penlink_pull_cb cb = { .size = sizeof(penlink_pull_cb), .on_record = count_record, .user = &n };
-    penlink_pull_result res;
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     double t0 = bench_now_s();
     int st = penlink_dev_pull(dev, 0, &cb, &res);
     double t = bench_now_s() - t0;
@@ -198,7 +198,7 @@ int main(int argc, char **argv)
         penlink_pull_cb cb = { .size = sizeof(penlink_pull_cb),
                                .on_record = count_record,
                                .user = &n };
-        penlink_pull_result res;
+        penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
         double t0 = bench_now_s();
         int st = penlink_dev_pull(dev, 0, &cb, &res);
         double t = bench_now_s() - t0;

@@ -982,8 +982,13 @@ typedef struct penlink_pull_cb {
         .size = sizeof(penlink_pull_cb)                                                            \
     }
 
-/** What a pull saw. */
+/**
+ * What a pull saw. The caller sets @c size (#PENLINK_PULL_RESULT_INIT
+ * does): fields may be added at the end, and the library writes only those
+ * @c size covers.
+ */
 typedef struct penlink_pull_result {
+    size_t size;        /**< sizeof(penlink_pull_result) as the caller was built */
     uint64_t from_seq;  /**< asked for */
     uint64_t first_seq; /**< first record received (> from_seq: a gap, records lost) */
     uint64_t next_seq;  /**< one past the last record received */
@@ -993,6 +998,12 @@ typedef struct penlink_pull_result {
     uint64_t gap;       /**< records the pen said are gone (all gaps of the pull) */
     uint64_t retries;   /**< replies asked for again (frames lost, damaged or late) */
 } penlink_pull_result;
+
+/** A penlink_pull_result initialiser: its size set. */
+#define PENLINK_PULL_RESULT_INIT                                                                   \
+    {                                                                                              \
+        .size = sizeof(penlink_pull_result)                                                        \
+    }
 
 /**
  * Pulls every record from @p from_seq on. Every chunk is checked (CRC,
@@ -1010,7 +1021,9 @@ typedef struct penlink_pull_result {
  *         above 2^63, empty chunks); #PENLINK_ERR_INTEGRITY when the pen
  *         contradicts itself or its log fails the chain or signature checks;
  *         #PENLINK_ERR_DEVICE when the pen refused or does not pull logs;
- *         #PENLINK_ERR_GONE; #PENLINK_ERR_CANCELLED.
+ *         #PENLINK_ERR_GONE; #PENLINK_ERR_CANCELLED; #PENLINK_ERR_NO_MEM;
+ *         #PENLINK_ERR_INVALID_ARG (@p dev NULL, or @p cb or @p result
+ *         without its size).
  */
 PENLINK_API int penlink_dev_pull(penlink_dev *dev, uint64_t from_seq, const penlink_pull_cb *cb,
                                  penlink_pull_result *result);
@@ -1195,8 +1208,14 @@ typedef int (*penlink_push_report_cb)(void *user, const penlink_push_report *r);
 PENLINK_API int penlink_archive_push(penlink_archive *from, penlink_archive *to, const char *serial,
                                      penlink_push_report_cb cb, void *user);
 
-/** What penlink_archive_pull() did. */
+/**
+ * What penlink_archive_pull() did. The caller sets @c size
+ * (#PENLINK_ARCHIVE_PULL_RESULT_INIT does): fields may be added at the end,
+ * and the library writes only those @c size covers.
+ */
 typedef struct penlink_archive_pull_result {
+    size_t size;                      /**< sizeof(penlink_archive_pull_result) as the caller
+                                           was built */
     char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
     uint64_t from_seq;                /**< first seq asked for (one past the archive's last) */
     uint64_t next_seq;                /**< one past the last record now archived */
@@ -1217,13 +1236,22 @@ typedef struct penlink_archive_pull_result {
                                    so (all of them are archived); 0 otherwise */
 } penlink_archive_pull_result;
 
+/** A penlink_archive_pull_result initialiser: its size set. */
+#define PENLINK_ARCHIVE_PULL_RESULT_INIT                                                           \
+    {                                                                                              \
+        .size = sizeof(penlink_archive_pull_result)                                                \
+    }
+
 /**
  * Pulls @p dev into the archive: from the archive's last seq for that pen,
  * committing (synced) as it goes, then acknowledging only what is committed.
  * Interrupted at any point, nothing is lost and the next pull resumes.
  * @p cb: only on_progress is used (may be NULL).
  * @return #PENLINK_OK, or #PENLINK_ERR_INTEGRITY when a conflict was found
- *         (everything else is still archived and reported in @p res).
+ *         (everything else is still archived and reported in @p res);
+ *         #PENLINK_ERR_INVALID_ARG (@p ar or @p dev NULL, @p cb or @p res
+ *         without its size); or what the pull (penlink_dev_pull()) or the
+ *         archive returned (#PENLINK_ERR_IO: cannot be written).
  */
 PENLINK_API int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev,
                                      const penlink_pull_cb *cb, penlink_archive_pull_result *res);
