@@ -11,7 +11,7 @@ PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
   libjansson-dev libsqlite3-dev libcmocka-dev libumockdev-dev umockdev libglib2.0-dev
   libsodium-dev xxd xz-utils gzip python3 python3-protobuf python3-nacl sqlite3 tzdata
   chromium poppler-utils libpq-dev postgresql-15 python3-psycopg2 tshark systemd zsh fish
-  lintian file groff-base faketime gcovr python3-jsonschema"
+  lintian file groff-base faketime gcovr python3-jsonschema doxygen"
 
 missing=""
 for p in $PACKAGES; do

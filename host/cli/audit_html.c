@@ -221,15 +221,20 @@ static int make_report(struct cli *c, const char *archive, const html_meta *m_in
     char *claims_text = NULL;
     hrun r;
     memset(&r, 0, sizeof r);
-    penlink_archive_filter f;
-    memset(&f, 0, sizeof f);
+    penlink_archive_filter f = PENLINK_ARCHIVE_FILTER_INIT;
     f.serial = m->pen;
     f.has_since = m->has_since;
     f.since_ms = m->since_ms;
     f.has_until = m->has_until;
     f.until_ms = m->until_ms;
-    penlink_audit_cb cb = { h_treatment,         h_finding, h_usage,       &r,
-                            PENLINK_PERIOD_WEEK, 1,         h_verification };
+    penlink_audit_cb cb = { .size = sizeof(penlink_audit_cb),
+                            .on_treatment = h_treatment,
+                            .on_finding = h_finding,
+                            .on_usage = h_usage,
+                            .user = &r,
+                            .usage_by = PENLINK_PERIOD_WEEK,
+                            .local_time = 1,
+                            .on_verification = h_verification };
     penlink_audit_summary sum;
     penlink_archive *ar = NULL;
     int rc = EXIT_OK;

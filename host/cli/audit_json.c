@@ -227,7 +227,7 @@ void *cli_verify_claims_json(penlink_archive *ar, const penlink_verification *v,
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++) {
         penlink_verification st;
-        if (penlink_archive_verification(ar, v[i].serial, &st) != PENLINK_OK) {
+        if (penlink_archive_verification_get(ar, v[i].serial, &st) != PENLINK_OK) {
             json_decref(a);
             return NULL;
         }
@@ -324,10 +324,10 @@ void *cli_key_replacement_json(const penlink_key_replacement *r)
     char t[48], old_hex[65], new_hex[65];
     char old_fp[PENLINK_KEY_FINGERPRINT_LEN], new_fp[PENLINK_KEY_FINGERPRINT_LEN];
     fmt_time(r->at_ms, t, sizeof t);
-    penlink_key_hex(r->old_key, old_hex);
-    penlink_key_hex(r->new_key, new_hex);
-    penlink_key_fingerprint(r->old_key, old_fp);
-    penlink_key_fingerprint(r->new_key, new_fp);
+    penlink_key_to_hex(r->old_key, old_hex);
+    penlink_key_to_hex(r->new_key, new_hex);
+    penlink_key_to_fingerprint(r->old_key, old_fp);
+    penlink_key_to_fingerprint(r->new_key, new_fp);
     return json_pack("{s:s, s:s, s:o, s:s, s:I, s:o, s:o, s:o, s:s, s:s, s:s, s:s, s:o, s:I}",
                      "type", "key_replacement", "report", "integrity", "serial",
                      cli_json_str(r->serial), "at", t, "at_ms", (json_int_t)r->at_ms, "user",

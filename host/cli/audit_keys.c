@@ -69,8 +69,8 @@ void cli_keyrepl_table(const struct cli_keyrepl *k)
         const penlink_key_replacement *r = &k->r[i];
         char t[40], old_fp[PENLINK_KEY_FINGERPRINT_LEN], new_fp[PENLINK_KEY_FINGERPRINT_LEN];
         cli_time_short(r->at_ms, t, sizeof t);
-        penlink_key_fingerprint(r->old_key, old_fp);
-        penlink_key_fingerprint(r->new_key, new_fp);
+        penlink_key_to_fingerprint(r->old_key, old_fp);
+        penlink_key_to_fingerprint(r->new_key, new_fp);
         printf("  %-12s %s by %s on %s: key %s -> %s from seq %llu; reason: %s\n",
                cli_safe(r->serial), t, cli_safe(r->user), cli_safe(r->host), old_fp, new_fp,
                (unsigned long long)r->from_seq, cli_safe(r->reason));

@@ -699,7 +699,10 @@ static int cmd_annotate(struct cli *c, int argc, char **argv)
     if (st != PENLINK_OK)
         return cli_fail(c, "audit annotate: cannot open the archive", st);
     find_id k = { id, 0 };
-    penlink_audit_cb cb = { NULL, on_find_id, NULL, &k, PENLINK_PERIOD_DAY, 0, NULL };
+    penlink_audit_cb cb = { .size = sizeof(penlink_audit_cb),
+                            .on_finding = on_find_id,
+                            .user = &k,
+                            .usage_by = PENLINK_PERIOD_DAY };
     st = penlink_audit_run(ar, NULL, &cb, NULL);
     int rc = EXIT_OK;
     if (st != PENLINK_OK) {
@@ -937,11 +940,15 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     memset(&o, 0, sizeof o);
     o.c = c;
     o.fmt = c->json ? FMT_JSON : FMT_TABLE;
-    penlink_archive_filter f;
-    memset(&f, 0, sizeof f);
-    penlink_audit_cb cb = {
-        on_treatment, on_finding, on_usage, &o, PENLINK_PERIOD_DAY, 1, on_verification,
-    };
+    penlink_archive_filter f = PENLINK_ARCHIVE_FILTER_INIT;
+    penlink_audit_cb cb = { .size = sizeof(penlink_audit_cb),
+                            .on_treatment = on_treatment,
+                            .on_finding = on_finding,
+                            .on_usage = on_usage,
+                            .user = &o,
+                            .usage_by = PENLINK_PERIOD_DAY,
+                            .local_time = 1,
+                            .on_verification = on_verification };
     struct audit_args a;
     memset(&a, 0, sizeof a);
     struct cli_keyrepl *keys = NULL; /* replaced device keys: part of the integrity report */

@@ -81,7 +81,10 @@ static int check_host_clock(struct cli *c, penlink_dev *dev, const penlink_info 
     int64_t now = pc_wall_ms(), newest = INT64_MIN;
     int64_t built = (int64_t)PENLINK_BUILD_EPOCH_S * 1000 / DAY_MS * DAY_MS;
     if (info->log_next_seq > info->log_first_seq) {
-        penlink_pull_cb cb = { .on_record = take_time, .on_overlap = take_time, .user = &newest };
+        penlink_pull_cb cb = { .size = sizeof(penlink_pull_cb),
+                               .on_record = take_time,
+                               .on_overlap = take_time,
+                               .user = &newest };
         int st = penlink_dev_pull(dev, info->log_next_seq - 1, &cb, NULL);
         if (st != PENLINK_OK)
             return cli_fail(c, "clock sync: reading the pen's newest record", st);
@@ -204,7 +207,7 @@ int cmd_clock(struct cli *c, int argc, char **argv)
     rc = cli_open(c, &dev);
     if (rc != EXIT_OK)
         return rc;
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     penlink_key key;
     int have_key = 0;
     /* the pen read its clock about half a round trip after we read ours */

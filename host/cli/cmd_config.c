@@ -175,7 +175,10 @@ static int send_change(struct cli *c, penlink_dev *dev, const penlink_info *info
      * read, a read-only file) is not made, and nothing is sent to the pen */
     penlink_archive *ar = NULL;
     int st = penlink_archive_open(c->ctx, c->archive, &ar);
-    if (st == PENLINK_OK && !penlink_archive_writable(ar))
+    int writable = 0;
+    if (st == PENLINK_OK)
+        st = penlink_archive_writable(ar, &writable);
+    if (st == PENLINK_OK && !writable)
         st = PENLINK_ERR_IO;
     if (st != PENLINK_OK) {
         penlink_archive_close(ar);
@@ -183,7 +186,7 @@ static int send_change(struct cli *c, penlink_dev *dev, const penlink_info *info
         return cli_fail(c, "config not changed, nothing sent: the archive cannot record the change",
                         st);
     }
-    penlink_config result;
+    penlink_config result = PENLINK_CONFIG_INIT;
     st = penlink_dev_config_set_signed(dev, cur->revision, key, change, &result);
     if (st != PENLINK_OK) {
         penlink_archive_close(ar);
@@ -217,8 +220,7 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
                  const penlink_config *cur, const penlink_config *want, int dry_run,
                  const penlink_key *key)
 {
-    penlink_config merged = *cur, change;
-    memset(&change, 0, sizeof change);
+    penlink_config merged = *cur, change = PENLINK_CONFIG_INIT;
     json_t *diff = diff_config(c, cur, want, &merged, &change);
     int st = penlink_config_check(c->ctx, &info->limits, &merged);
     if (st != PENLINK_OK) {
@@ -486,6 +488,7 @@ int cmd_config(struct cli *c, int argc, char **argv)
 {
     struct config_req r;
     memset(&r, 0, sizeof r);
+    r.want.size = sizeof r.want;
     int done = 0;
     int rc = parse_command(argc, argv, &r, &done);
     if (rc != EXIT_OK || done)
@@ -505,8 +508,8 @@ int cmd_config(struct cli *c, int argc, char **argv)
     rc = cli_open(c, &dev);
     if (rc != EXIT_OK)
         return rc;
-    penlink_info info;
-    penlink_config cur;
+    penlink_info info = PENLINK_INFO_INIT;
+    penlink_config cur = PENLINK_CONFIG_INIT;
     int st = penlink_dev_info(dev, &info);
     if (st == PENLINK_OK)
         st = penlink_dev_config_get(dev, &cur);

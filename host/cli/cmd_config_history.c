@@ -170,8 +170,7 @@ static int on_entry(void *user, const penlink_config_entry *e)
 int cmd_config_history(struct cli *c, int argc, char **argv)
 {
     history_out h = { .c = c };
-    penlink_archive_filter f;
-    memset(&f, 0, sizeof f);
+    penlink_archive_filter f = PENLINK_ARCHIVE_FILTER_INIT;
     const char *pen = NULL;
     int opt, rc;
     while ((opt = getopt_long(argc, argv, "p:h", cli_config_history_options, NULL)) != -1) {

@@ -69,13 +69,15 @@ struct out {
 /* Whose log it is, once, before anything else of the file is printed. */
 static void show_header(struct out *o)
 {
-    penlink_file_header h;
-    if (o->header_shown || !o->dec || !penlink_decoder_header(o->dec, &h))
+    penlink_file_header h = PENLINK_FILE_HEADER_INIT;
+    int have = 0;
+    if (o->header_shown || !o->dec || penlink_decoder_header(o->dec, &h, &have) != PENLINK_OK ||
+        !have)
         return;
     o->header_shown = 1;
     char hex[65] = "";
     if (h.has_device_key)
-        penlink_key_hex(h.device_key, hex);
+        penlink_key_to_hex(h.device_key, hex);
     if (o->fmt == FMT_TEXT) {
         fprintf(o->f, "# pen %s, model %s, %s%s\n", cli_safe(h.serial),
                 h.model[0] ? cli_safe(h.model) : "?",
@@ -90,7 +92,7 @@ static void show_header(struct out *o)
 
 static void field_text(const penlink_record *r, uint32_t bit, char *buf, size_t cap)
 {
-    uint64_t v = penlink_record_field(r, bit);
+    uint64_t v = penlink_record_field_get(r, bit);
     if (bit == PENLINK_F_CLOCK_DELTA_MS)
         snprintf(buf, cap, "%" PRId64, (int64_t)v);
     else
@@ -139,7 +141,7 @@ static int on_record(void *user, const penlink_record *r)
         for (uint32_t b = 0; b < PENLINK_FIELD_COUNT; b++) {
             if (!(r->fields & (1u << b)))
                 continue;
-            uint64_t x = penlink_record_field(r, 1u << b);
+            uint64_t x = penlink_record_field_get(r, 1u << b);
             json_t *val;
             field_text(r, 1u << b, v, sizeof v);
             if ((1u << b) == PENLINK_F_CARTRIDGE_SERIAL || x > (uint64_t)INT64_MAX)
@@ -253,20 +255,22 @@ static int feed_all(penlink_decoder *dec, int fd, int *read_err)
 /* A whole decode: its warnings (records twice, the decoder's notes, problems). */
 static void say_decoded(struct cli *c, const char *path, penlink_decoder *dec)
 {
-    if (penlink_decoder_duplicates(dec))
+    penlink_decoder_stats stats = PENLINK_DECODER_STATS_INIT;
+    (void)penlink_decoder_stats_get(dec, &stats); /* cannot fail: dec exists */
+    if (stats.duplicates)
         cli_warn(c,
                  "%s: %" PRIu64 " records come again with the same content (a file joined "
                  "from copies, or a chunk the pen sent again whole): each seq is shown and "
                  "counted once",
-                 path, penlink_decoder_duplicates(dec));
+                 path, stats.duplicates);
     for (size_t i = 0; !c->quiet && penlink_decoder_note(dec, i); i++)
         cli_warn(c, "%s: %s", path, penlink_decoder_note(dec, i));
-    if (penlink_decoder_problems(dec) && !c->quiet)
+    if (stats.problems && !c->quiet)
         cli_warn(c, "%s: %" PRIu64 " damaged frames or messages with a problem (see --messages)",
-                 path, penlink_decoder_problems(dec));
+                 path, stats.problems);
     if (c->verbose)
-        fprintf(stderr, "%s: %" PRIu64 " records in %" PRIu64 " chunks\n", path,
-                penlink_decoder_records(dec), penlink_decoder_chunks(dec));
+        fprintf(stderr, "%s: %" PRIu64 " records in %" PRIu64 " chunks\n", path, stats.records,
+                stats.chunks);
 }
 
 /* The input decoded to its end: the exit status. */
@@ -276,9 +280,11 @@ static int decode_input(struct cli *c, const char *path, FILE *in, struct out *o
     int read_err = 0;
     int st = feed_all(dec, fileno(in), &read_err);
     if (cli_interrupted) { /* a read cut by the signal, or the decoder stopped by it */
+        penlink_decoder_stats stats = PENLINK_DECODER_STATS_INIT;
+        (void)penlink_decoder_stats_get(dec, &stats); /* cannot fail: dec exists */
         fflush(stdout);
         return cli_error(c, EXIT_CANCELLED, "decode: %s: interrupted after %" PRIu64 " records",
-                         path, penlink_decoder_records(dec));
+                         path, stats.records);
     }
     if (st == PENLINK_OK && read_err)
         return cli_error(c, EXIT_IO, "decode: reading %s: %s", path, strerror(read_err));

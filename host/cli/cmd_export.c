@@ -75,7 +75,7 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
                 fputc(',', e->f);
                 continue;
             }
-            uint64_t x = penlink_record_field(r, bit);
+            uint64_t x = penlink_record_field_get(r, bit);
             if (bit == PENLINK_F_CLOCK_DELTA_MS)
                 fprintf(e->f, ",%" PRId64, (int64_t)x);
             else
@@ -94,7 +94,7 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
         uint32_t bit = 1u << b;
         if (!(r->fields & bit))
             continue;
-        uint64_t x = penlink_record_field(r, bit);
+        uint64_t x = penlink_record_field_get(r, bit);
         json_t *val;
         if (bit == PENLINK_F_CARTRIDGE_SERIAL ||
             (bit != PENLINK_F_CLOCK_DELTA_MS && x > (uint64_t)INT64_MAX)) {
@@ -147,8 +147,7 @@ const struct option cli_export_options[] = {
 int cmd_export(struct cli *c, int argc, char **argv)
 {
     export_out e = { .f = stdout, .fmt = c->json ? FMT_JSON : FMT_CSV };
-    penlink_archive_filter f;
-    memset(&f, 0, sizeof f);
+    penlink_archive_filter f = PENLINK_ARCHIVE_FILTER_INIT;
     const char *path = NULL, *pen = NULL, *since = NULL, *until = NULL, *tz = NULL;
     int opt, rc;
     while ((opt = getopt_long(argc, argv, "f:o:p:h", cli_export_options, NULL)) != -1) {
@@ -209,7 +208,12 @@ int cmd_export(struct cli *c, int argc, char **argv)
     if (records) {
         st = penlink_archive_scan(ar, &f, on_record, &e);
     } else {
-        penlink_audit_cb cb = { on_treatment, on_finding, NULL, &e, PENLINK_PERIOD_DAY, 1, NULL };
+        penlink_audit_cb cb = { .size = sizeof(penlink_audit_cb),
+                                .on_treatment = on_treatment,
+                                .on_finding = on_finding,
+                                .user = &e,
+                                .usage_by = PENLINK_PERIOD_DAY,
+                                .local_time = 1 };
         st = penlink_audit_run(ar, &f, &cb, NULL);
     }
     penlink_archive_close(ar);

@@ -60,7 +60,7 @@ int cmd_identify(struct cli *c, int argc, char **argv)
     int rc = cli_open(c, &dev);
     if (rc != EXIT_OK)
         return rc;
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     uint32_t granted = 0;
     int st = penlink_dev_identify(dev, (uint32_t)seconds, &granted);
     if (st == PENLINK_OK) /* what to call it in the message */

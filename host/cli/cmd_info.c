@@ -34,8 +34,8 @@ static void keys_json(json_t *o, const penlink_info *i)
 {
     char hex[65], fp[PENLINK_KEY_FINGERPRINT_LEN];
     if (i->has_device_key) {
-        penlink_key_hex(i->device_key, hex);
-        penlink_key_fingerprint(i->device_key, fp);
+        penlink_key_to_hex(i->device_key, hex);
+        penlink_key_to_fingerprint(i->device_key, fp);
         json_object_set_new(o, "device_key", json_string(hex));
         json_object_set_new(o, "device_key_fingerprint", json_string(fp));
     } else {
@@ -44,8 +44,8 @@ static void keys_json(json_t *o, const penlink_info *i)
     }
     json_t *keys = json_array(), *fps = json_array();
     for (uint32_t k = 0; k < i->n_config_keys; k++) {
-        penlink_key_hex(i->config_keys[k], hex);
-        penlink_key_fingerprint(i->config_keys[k], fp);
+        penlink_key_to_hex(i->config_keys[k], hex);
+        penlink_key_to_fingerprint(i->config_keys[k], fp);
         json_array_append_new(keys, json_string(hex));
         json_array_append_new(fps, json_string(fp));
     }
@@ -85,8 +85,8 @@ static void keys_text(const penlink_info *i)
 {
     char hex[65], fp[PENLINK_KEY_FINGERPRINT_LEN];
     if (i->has_device_key) {
-        penlink_key_hex(i->device_key, hex);
-        penlink_key_fingerprint(i->device_key, fp);
+        penlink_key_to_hex(i->device_key, hex);
+        penlink_key_to_fingerprint(i->device_key, fp);
         printf("device key        %s (fingerprint %s; signs its log)\n", hex, fp);
     } else {
         printf("device key        none: this pen's log is not signed\n");
@@ -95,8 +95,8 @@ static void keys_text(const penlink_info *i)
         printf("config signing    not required: no keys provisioned (a development pen;\n"
                "                  anyone with a cable can change its configuration)\n");
     for (uint32_t k = 0; k < i->n_config_keys; k++) {
-        penlink_key_hex(i->config_keys[k], hex);
-        penlink_key_fingerprint(i->config_keys[k], fp);
+        penlink_key_to_hex(i->config_keys[k], hex);
+        penlink_key_to_fingerprint(i->config_keys[k], fp);
         printf("%s%s (fingerprint %s)\n",
                k ? "                  " : "config signing    required, by one of: ", hex, fp);
     }
@@ -149,7 +149,7 @@ int cmd_info(struct cli *c, int argc, char **argv)
     int rc = cli_open(c, &dev);
     if (rc != EXIT_OK)
         return rc;
-    penlink_info i;
+    penlink_info i = PENLINK_INFO_INIT;
     int st = penlink_dev_info(dev, &i);
     int64_t host = pc_wall_ms();
     penlink_dev_close(dev);

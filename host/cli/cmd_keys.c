@@ -91,8 +91,8 @@ int cmd_keys(struct cli *c, int argc, char **argv)
         if (st != PENLINK_OK)
             return cli_fail(c, "keys show", st);
     }
-    penlink_key_hex(pk, hex);
-    penlink_key_fingerprint(pk, fp);
+    penlink_key_to_hex(pk, hex);
+    penlink_key_to_fingerprint(pk, fp);
     if (c->json) {
         json_t *o = json_pack("{s:s, s:s}", "public_key", hex, "fingerprint", fp);
         if (gen) {
@@ -116,8 +116,8 @@ int cmd_keys(struct cli *c, int argc, char **argv)
 static void key_line(const char *label, const uint8_t key[32])
 {
     char hex[65], fp[PENLINK_KEY_FINGERPRINT_LEN];
-    penlink_key_hex(key, hex);
-    penlink_key_fingerprint(key, fp);
+    penlink_key_to_hex(key, hex);
+    penlink_key_to_fingerprint(key, fp);
     printf("  %-26s %s  %s\n", label, fp, hex);
 }
 
@@ -163,10 +163,10 @@ static json_t *replacement_json(const penlink_key_replacement *r)
 {
     char old_hex[65], new_hex[65], old_fp[PENLINK_KEY_FINGERPRINT_LEN],
         new_fp[PENLINK_KEY_FINGERPRINT_LEN], t[40];
-    penlink_key_hex(r->old_key, old_hex);
-    penlink_key_hex(r->new_key, new_hex);
-    penlink_key_fingerprint(r->old_key, old_fp);
-    penlink_key_fingerprint(r->new_key, new_fp);
+    penlink_key_to_hex(r->old_key, old_hex);
+    penlink_key_to_hex(r->new_key, new_hex);
+    penlink_key_to_fingerprint(r->old_key, old_fp);
+    penlink_key_to_fingerprint(r->new_key, new_fp);
     cli_format_time(r->at_ms, t, sizeof t);
     return json_pack("{s:o, s:s, s:I, s:o, s:o, s:o, s:s, s:s, s:s, s:s, s:I, s:I}", "serial",
                      cli_json_str(r->serial), "at", t, "at_ms", (json_int_t)r->at_ms, "user",
@@ -260,7 +260,7 @@ static int check_new_key(struct cli *c, penlink_dev *dev, const char *pen,
         return cli_fail(c, "keys replace: the pen did not prove it holds its new key", st);
     if (memcmp(info->device_key, old_key, 32) == 0) {
         char fp[PENLINK_KEY_FINGERPRINT_LEN];
-        penlink_key_fingerprint(old_key, fp);
+        penlink_key_to_fingerprint(old_key, fp);
         return cli_error(c, EXIT_USAGE,
                          "keys replace: pen %s presents the device key already in force for it "
                          "(fingerprint %s): nothing to replace, nothing was recorded",
@@ -315,7 +315,7 @@ static int replace(struct cli *c, int argc, char **argv)
     penlink_archive *ar = NULL;
     penlink_dev *dev = NULL;
     uint8_t old_key[32];
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     int st = penlink_archive_open(c->ctx, c->archive, &ar);
     if (st != PENLINK_OK) {
         rc = st == PENLINK_ERR_NOT_FOUND

@@ -39,13 +39,13 @@ static void read_details(struct cli *c, const char *uri, struct details *d)
     penlink_dev *dev = NULL;
     memset(d, 0, sizeof *d);
     d->status = penlink_dev_open(c->ctx, uri, &dev);
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     if (d->status == PENLINK_OK)
         d->status = penlink_dev_info(dev, &info);
     if (d->status == PENLINK_OK) {
         snprintf(d->model, sizeof d->model, "%s", info.model);
         snprintf(d->firmware, sizeof d->firmware, "%s", info.firmware_version);
-        penlink_config cfg;
+        penlink_config cfg = PENLINK_CONFIG_INIT;
         if ((info.features & PENLINK_FEATURE_CONFIG) &&
             penlink_dev_config_get(dev, &cfg) == PENLINK_OK)
             snprintf(d->label, sizeof d->label, "%s", cfg.device_label);
@@ -77,7 +77,7 @@ static void add_simulator(struct cli *c, const char *dev, penlink_found *f, stru
     if (f->status != PENLINK_OK)
         cli_warn(c, "%s", penlink_ctx_errmsg(c->ctx));
     if (f->status == PENLINK_OK) {
-        penlink_info info;
+        penlink_info info = PENLINK_INFO_INIT;
         if (penlink_dev_info(d, &info) == PENLINK_OK)
             snprintf(f->serial, sizeof f->serial, "%s", info.serial);
     }
@@ -142,10 +142,14 @@ int cmd_list(struct cli *c, int argc, char **argv)
     static penlink_found found[LIST_MAX];
     static struct details det[LIST_MAX];
     size_t n = 0, shown;
-    int st = penlink_list(c->ctx, found, LIST_MAX, &n);
+    penlink_found **list = NULL;
+    int st = penlink_dev_list(c->ctx, &list, &n);
     if (st != PENLINK_OK)
         return cli_fail(c, "list", st);
     shown = n < LIST_MAX ? n : LIST_MAX;
+    for (size_t i = 0; i < shown; i++)
+        found[i] = *list[i];
+    penlink_dev_list_free(list);
     for (size_t i = 0; i < shown; i++) {
         memset(&det[i], 0, sizeof det[i]);
         det[i].status = found[i].status;

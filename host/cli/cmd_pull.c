@@ -87,7 +87,7 @@ static void say_archived(struct cli *c, const penlink_archive_pull_result *r, in
 /* pull: into the archive; closes @p dev. */
 static int pull_archive(struct cli *c, penlink_dev *dev, const struct pull_opts *o)
 {
-    penlink_archive_pull_result r;
+    penlink_archive_pull_result r = PENLINK_ARCHIVE_PULL_RESULT_INIT;
     int rc = cli_pull_to_archive(c, dev, o->progress, &r);
     penlink_dev_close(dev);
     say_archived(c, &r, rc);

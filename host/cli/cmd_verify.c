@@ -141,7 +141,7 @@ static int record(struct cli *c, const vout *o)
     penlink_archive *ar = NULL;
     int st = penlink_archive_open_existing(c->ctx, path, &ar);
     for (size_t i = 0; st == PENLINK_OK && i < o->n_kept; i++)
-        st = penlink_archive_record_verification(ar, &o->kept[i]);
+        st = penlink_archive_verification_save(ar, &o->kept[i]);
     penlink_archive_close(ar);
     if (st != PENLINK_OK)
         return cli_fail(c, "verify: the verdicts were not recorded", st);
@@ -171,8 +171,7 @@ int cmd_verify(struct cli *c, int argc, char **argv)
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
-    penlink_archive_filter f;
-    memset(&f, 0, sizeof f);
+    penlink_archive_filter f = PENLINK_ARCHIVE_FILTER_INIT;
     int rc = cli_pen_filter(c, &f, pen);
     if (rc != EXIT_OK)
         return rc;
@@ -191,7 +190,8 @@ int cmd_verify(struct cli *c, int argc, char **argv)
     int64_t t0 = pc_mono_ms();
     st = penlink_archive_verify(ar, f.serial, on_report, &o);
     double dt = (double)(pc_mono_ms() - t0) / 1000.0;
-    o.writable = penlink_archive_writable(ar);
+    if (penlink_archive_writable(ar, &o.writable) != PENLINK_OK)
+        o.writable = 0;
     penlink_archive_close(ar);
     if (o.failed)
         rc = cli_error(c, EXIT_INTERNAL, "verify: out of memory");

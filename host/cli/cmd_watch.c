@@ -98,11 +98,15 @@ static int list_pens(struct watch *w, penlink_found *found, size_t *n)
         *n = 1;
         return EXIT_OK;
     }
-    int st = penlink_list(w->c->ctx, found, MAX_PENS, n);
+    penlink_found **list = NULL;
+    int st = penlink_dev_list(w->c->ctx, &list, n);
     if (st != PENLINK_OK)
         return cli_fail(w->c, "watch", st);
     if (*n > MAX_PENS)
         *n = MAX_PENS;
+    for (size_t i = 0; i < *n; i++)
+        found[i] = *list[i];
+    penlink_dev_list_free(list);
     return EXIT_OK;
 }
 
@@ -127,7 +131,7 @@ static struct seen *seen_pen(struct watch *w, const penlink_found *f)
 static void pull_into_archive(struct watch *w, struct seen *s, penlink_dev *dev)
 {
     struct cli *c = w->c;
-    penlink_archive_pull_result ar;
+    penlink_archive_pull_result ar = PENLINK_ARCHIVE_PULL_RESULT_INIT;
     int rc = cli_pull_to_archive(c, dev, 0, &ar);
     penlink_dev_close(dev);
     if (rc != EXIT_OK) {
@@ -150,7 +154,7 @@ static void pull_into_archive(struct watch *w, struct seen *s, penlink_dev *dev)
 static void pull_into_dir(struct watch *w, struct seen *s, penlink_dev *dev)
 {
     struct cli *c = w->c;
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     char path[4096];
     int st = penlink_dev_info(dev, &info);
     if (st != PENLINK_OK) {
@@ -272,7 +276,8 @@ int cmd_watch(struct cli *c, int argc, char **argv)
             return rc;
         if (once)
             break;
-        if (penlink_usb_wait_change(c->ctx, 1000) == PENLINK_ERR_CANCELLED)
+        int changed = 0;
+        if (penlink_dev_wait_change(c->ctx, 1000, &changed) == PENLINK_ERR_CANCELLED)
             break;
     }
     if (!c->quiet && !c->json)

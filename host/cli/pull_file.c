@@ -94,7 +94,7 @@ static int same_record(const penlink_record *a, const penlink_record *b)
         return 0;
     for (uint32_t bit = 0; bit < PENLINK_FIELD_COUNT; bit++)
         if ((a->fields & (1u << bit)) &&
-            penlink_record_field(a, 1u << bit) != penlink_record_field(b, 1u << bit))
+            penlink_record_field_get(a, 1u << bit) != penlink_record_field_get(b, 1u << bit))
             return 0;
     return 1;
 }
@@ -119,11 +119,15 @@ static int scan_file(struct cli *c, const char *path, int fd, struct file_state 
     if (fst == PENLINK_OK)
         fst = penlink_decoder_finish(dec);
     uint64_t last = 0;
-    fs->have = penlink_decoder_last_seq(dec, &last);
+    fs->header.size = sizeof fs->header;
+    penlink_decoder_stats stats = PENLINK_DECODER_STATS_INIT;
+    /* none of these fails on a decoder that exists */
+    (void)penlink_decoder_last_seq(dec, &last, &fs->have);
     fs->next = fs->have ? last + 1 : 0;
-    fs->keep = (off_t)penlink_decoder_good_bytes(dec);
-    fs->have_header = penlink_decoder_header(dec, &fs->header);
-    fs->have_link = penlink_decoder_last_link(dec, fs->link);
+    (void)penlink_decoder_stats_get(dec, &stats);
+    fs->keep = (off_t)stats.good_bytes;
+    (void)penlink_decoder_header(dec, &fs->header, &fs->have_header);
+    (void)penlink_decoder_last_link(dec, fs->link, &fs->have_link);
     const char *why = penlink_ctx_errmsg(c->ctx);
     int cut_short = fst == PENLINK_ERR_PROTOCOL && strstr(why, "cut short") != NULL;
     penlink_decoder_free(dec);
@@ -159,9 +163,9 @@ static int check_owner(struct cli *c, const char *path, const struct file_state 
         (h->has_device_key && memcmp(h->device_key, info->device_key, sizeof h->device_key))) {
         char was[65] = "none", now[65] = "none";
         if (h->has_device_key)
-            penlink_key_hex(h->device_key, was);
+            penlink_key_to_hex(h->device_key, was);
         if (info->has_device_key)
-            penlink_key_hex(info->device_key, now);
+            penlink_key_to_hex(info->device_key, now);
         return cli_error(c, EXIT_INTEGRITY,
                          "pull: %s holds the log of pen %s with device key %s, but this pen %s "
                          "presents device key %s: another pen under the same serial, or a pen "
@@ -210,8 +214,7 @@ static int sync_dir(const char *path)
 /* Starts an empty file: the header naming the pen, synced before any chunk. */
 static int write_header(struct cli *c, const char *path, int fd, const penlink_info *info)
 {
-    penlink_file_header h;
-    memset(&h, 0, sizeof h);
+    penlink_file_header h = PENLINK_FILE_HEADER_INIT;
     snprintf(h.serial, sizeof h.serial, "%s", info->serial);
     snprintf(h.model, sizeof h.model, "%s", info->model);
     h.has_device_key = info->has_device_key;
@@ -541,7 +544,7 @@ static int acknowledge(struct cli *c, penlink_dev *dev, const struct pull_opts *
 int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
                      struct pull_summary *s)
 {
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     memset(s, 0, sizeof *s);
     int rc = pull_info(c, dev, o, &info, s);
     if (rc != EXIT_OK)
@@ -565,13 +568,14 @@ int cli_pull_to_file(struct cli *c, penlink_dev *dev, const struct pull_opts *o,
     s->resumed = fs.have;
     if (o->progress)
         pc.progress = cli_progress_begin(c, info.serial);
-    penlink_pull_cb cb = { .on_chunk = on_chunk,
+    penlink_pull_cb cb = { .size = sizeof(penlink_pull_cb),
+                           .on_chunk = on_chunk,
                            .on_record = on_new_record,
                            .on_overlap = on_overlap,
                            .on_progress = on_progress,
                            .user = &pc,
                            .after_link = fs.have && fs.have_link ? fs.link : NULL };
-    penlink_pull_result res;
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     int st = penlink_dev_pull(dev, from, &cb, &res);
     if (!pc.conflict)
         flush_pending(&pc);
@@ -599,12 +603,13 @@ int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
 {
     penlink_archive *ar = NULL;
     memset(res, 0, sizeof *res); /* callers report it even when the archive won't open */
+    res->size = sizeof *res;
     int st = penlink_archive_open(c->ctx, c->archive, &ar);
     if (st != PENLINK_OK)
         return cli_fail(c, "archive", st);
     struct pull_ctx pc = { .c = c, .fd = -1 };
-    penlink_info info; /* the serial, for the progress lines; a pen that does not answer
-                        * this is not asked again by the pull */
+    penlink_info info = PENLINK_INFO_INIT; /* the serial, for the progress lines; a pen that does
+                                            * not answer this is not asked again by the pull */
     st = penlink_dev_info(dev, &info);
     if (st != PENLINK_OK) {
         penlink_archive_close(ar);
@@ -617,7 +622,9 @@ int cli_pull_to_archive(struct cli *c, penlink_dev *dev, int progress,
     }
     if (progress)
         pc.progress = cli_progress_begin(c, info.serial);
-    penlink_pull_cb cb = { .on_progress = on_progress, .user = &pc };
+    penlink_pull_cb cb = { .size = sizeof(penlink_pull_cb),
+                           .on_progress = on_progress,
+                           .user = &pc };
     st = penlink_archive_pull(ar, dev, &cb, res);
     cli_progress_end(pc.progress, res->records_new, st == PENLINK_OK);
     penlink_archive_close(ar);

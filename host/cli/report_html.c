@@ -305,8 +305,8 @@ static void write_key_replacements(FILE *o, const html_report *h)
     for (size_t i = 0; i < h->n_kr; i++) {
         const penlink_key_replacement *r = &h->kr[i];
         char old_fp[PENLINK_KEY_FINGERPRINT_LEN], new_fp[PENLINK_KEY_FINGERPRINT_LEN];
-        penlink_key_fingerprint(r->old_key, old_fp);
-        penlink_key_fingerprint(r->new_key, new_fp);
+        penlink_key_to_fingerprint(r->old_key, old_fp);
+        penlink_key_to_fingerprint(r->new_key, new_fp);
         fputs("<tr class=\"key-replacement\" data-pen=\"", o);
         html_text(o, r->serial);
         fputs("\"><td class=\"nw\">", o);

@@ -35,7 +35,7 @@ static void accepted_keys(const penlink_info *info, char *buf, size_t cap)
     buf[0] = '\0';
     for (uint32_t k = 0; k < info->n_config_keys && n < cap; k++) {
         char fp[PENLINK_KEY_FINGERPRINT_LEN];
-        penlink_key_fingerprint(info->config_keys[k], fp);
+        penlink_key_to_fingerprint(info->config_keys[k], fp);
         n += (size_t)snprintf(buf + n, cap - n, "%s%s", k ? ", " : "", fp);
     }
 }
@@ -65,8 +65,12 @@ int cli_signing_key(struct cli *c, const char *what, const penlink_info *info, i
     int st = penlink_key_load(c->ctx, key_file, key);
     if (st != PENLINK_OK)
         return cli_fail(c, what, st);
-    penlink_key_fingerprint(key->public_key, fp);
-    if (info->n_config_keys > 0 && !penlink_info_accepts_key(info, key->public_key))
+    penlink_key_to_fingerprint(key->public_key, fp);
+    int accepts = 0;
+    st = penlink_info_accepts_key(info, key->public_key, &accepts);
+    if (st != PENLINK_OK)
+        return cli_fail(c, what, st);
+    if (info->n_config_keys > 0 && !accepts)
         return cli_error(c, EXIT_AUTH,
                          "%s: %s %s (fingerprint %s) is not one pen %s accepts; it accepts %s. "
                          "Nothing was sent (the pen would refuse it and log a security event): "

@@ -30,6 +30,7 @@ int config_json_parse(const char *text, size_t len, penlink_config *want, int *h
                       uint32_t *rev, char *serial, size_t serial_cap, char *err, size_t errcap)
 {
     memset(want, 0, sizeof *want);
+    want->size = sizeof *want;
     *has_rev = 0;
     *rev = 0;
     if (serial_cap)

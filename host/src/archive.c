@@ -137,16 +137,16 @@ int penlink_archive_open_existing(penlink_ctx *ctx, const char *path, penlink_ar
     return penlink_archive_open(ctx, path, out);
 }
 
-int penlink_archive_writable(penlink_archive *ar)
+int penlink_archive_writable(penlink_archive *ar, int *writable)
 {
-    if (!ar)
-        return 0;
+    if (!ar || !writable)
+        return PENLINK_ERR_INVALID_ARG;
     penlink_enter(ar->ctx);
-    int w = ar->b->ops->writable(ar->b);
-    if (!w && !*penlink_ctx_errmsg(ar->ctx)) /* the backend may have said why */
+    *writable = ar->b->ops->writable(ar->b) ? 1 : 0;
+    if (!*writable && !*penlink_ctx_errmsg(ar->ctx)) /* the backend may have said why */
         penlink_fail(ar->ctx, PENLINK_ERR_IO, "archive %s may not be written from here",
                      ar->b->name);
-    return w;
+    return PENLINK_OK;
 }
 
 void penlink_archive_close(penlink_archive *ar)
@@ -483,7 +483,7 @@ static int check_pinning(pull_state *ps, int pinned, const char **why, int *reti
     char hex[65] = "";
     *why = NULL;
     if (info->has_device_key)
-        penlink_key_hex(info->device_key, hex);
+        penlink_key_to_hex(info->device_key, hex);
     /* a key replaced on purpose (penlink keys replace) is the one in force now,
      * and the keys it replaced are no longer accepted */
     key_history h = { .probe = info->has_device_key ? info->device_key : NULL };
@@ -723,7 +723,8 @@ static int pull_acknowledge(pull_state *ps, uint64_t from, int have)
  * a signing pen). The pull's status: the storage's when it failed. */
 static int pull_records(pull_state *ps, uint64_t from, uint64_t *retries)
 {
-    penlink_pull_cb pcb = { .on_chunk = on_chunk,
+    penlink_pull_cb pcb = { .size = sizeof(penlink_pull_cb),
+                            .on_chunk = on_chunk,
                             .on_record = on_record,
                             .on_progress = on_progress,
                             .user = ps,
@@ -731,7 +732,7 @@ static int pull_records(pull_state *ps, uint64_t from, uint64_t *retries)
                             .on_head = on_head,
                             .on_gap = on_gap,
                             .after_link = ps->have_anchor ? ps->anchor : NULL };
-    penlink_pull_result pr;
+    penlink_pull_result pr = PENLINK_PULL_RESULT_INIT;
     int pull_rc = penlink_dev_pull(ps->dev, from, &pcb, &pr);
     flush_conflicts(ps);
     if (ps->st != PENLINK_OK) { /* the storage failed, not the pen */
@@ -786,18 +787,16 @@ static int pull_keep(pull_state *ps, int pull_rc, uint64_t retries, char *messag
     return pull_rc;
 }
 
-int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pull_cb *cb,
-                         penlink_archive_pull_result *res)
+/* The pull into the archive, into a result of this library's size
+ * (penlink_archive_pull copies what the caller's size covers). */
+static int archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pull_cb *cb,
+                        penlink_archive_pull_result *res)
 {
-    penlink_archive_pull_result local;
-    if (!ar || !dev)
-        return PENLINK_ERR_INVALID_ARG;
-    if (!res)
-        res = &local;
     memset(res, 0, sizeof *res);
+    res->size = sizeof *res;
     archive_backend *b = ar->b;
-    pull_state ps = { .ar = ar, .dev = dev, .user = cb, .res = res };
-    penlink_config cfg;
+    pull_state ps = { .ar = ar, .dev = dev, .user = cb, .res = res, .info = PENLINK_INFO_INIT };
+    penlink_config cfg = PENLINK_CONFIG_INIT;
     int have_cfg = 0;
     int rc = penlink_dev_info(dev, &ps.info);
     if (rc == PENLINK_OK && (ps.info.features & PENLINK_FEATURE_CONFIG)) {
@@ -854,10 +853,25 @@ int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pu
     return pull_acknowledge(&ps, from, have);
 }
 
+int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev, const penlink_pull_cb *cb,
+                         penlink_archive_pull_result *res)
+{
+    if (!ar || !dev || !PL_SIZED_OK(cb, PL_PULL_CB_SIZE_V1) ||
+        !PL_SIZED_OK(res, PL_ARCHIVE_PULL_RESULT_SIZE_V1))
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_archive_pull_result all = PENLINK_ARCHIVE_PULL_RESULT_INIT;
+    int rc = archive_pull(ar, dev, cb, &all);
+    if (res)
+        pl_sized_copy(res, &all, sizeof all);
+    return rc;
+}
+
 int archive_scan(penlink_archive *ar, const penlink_archive_filter *f, penlink_archive_record_cb cb,
                  archive_damage_cb bad, void *user)
 {
     if (!ar || !cb)
+        return PENLINK_ERR_INVALID_ARG;
+    if (!PL_SIZED_OK(f, PL_ARCHIVE_FILTER_SIZE_V1))
         return PENLINK_ERR_INVALID_ARG;
     return ar->b->ops->scan(ar->b, f, cb, bad, user);
 }
@@ -880,9 +894,9 @@ static int keep_replacement(void *u, const penlink_key_replacement *r)
 }
 
 int penlink_archive_alarms(penlink_archive *ar, const penlink_archive_filter *f,
-                           int (*cb)(void *user, const penlink_alarm *a), void *user)
+                           penlink_alarm_cb cb, void *user)
 {
-    if (!ar || !cb)
+    if (!ar || !cb || !PL_SIZED_OK(f, PL_ARCHIVE_FILTER_SIZE_V1))
         return PENLINK_ERR_INVALID_ARG;
     /* the replacements that may explain key_changed alarms, read now: the audit
      * asks about them while it scans (audit_key_change_explained) */
@@ -898,7 +912,8 @@ int penlink_archive_alarms(penlink_archive *ar, const penlink_archive_filter *f,
 int penlink_archive_log_config(penlink_archive *ar, const char *serial, const char *source,
                                const penlink_config *old_cfg, const penlink_config *new_cfg)
 {
-    if (!ar || !serial || !source || !new_cfg)
+    if (!ar || !serial || !source || !new_cfg || new_cfg->size < PL_CONFIG_SIZE_V1 ||
+        (old_cfg && old_cfg->size < PL_CONFIG_SIZE_V1))
         return PENLINK_ERR_INVALID_ARG;
     char user[64], host[256];
     who(user, sizeof user, host, sizeof host);
@@ -915,7 +930,8 @@ int penlink_archive_log_config(penlink_archive *ar, const char *serial, const ch
 int penlink_archive_log_config_write(penlink_archive *ar, const penlink_info *info,
                                      const penlink_config *old_cfg, const penlink_config *new_cfg)
 {
-    if (!ar || !info || !new_cfg)
+    if (!ar || !info || info->size < PL_INFO_SIZE_V1 || !new_cfg ||
+        new_cfg->size < PL_CONFIG_SIZE_V1 || (old_cfg && old_cfg->size < PL_CONFIG_SIZE_V1))
         return PENLINK_ERR_INVALID_ARG;
     archive_backend *b = ar->b;
     int64_t device;
@@ -1043,7 +1059,7 @@ static int check_replacement(penlink_archive *ar, const penlink_info *info, cons
         return penlink_fail(ar->ctx, PENLINK_ERR_INVALID_ARG,
                             "pen %s presents no device key: a replacement needs the new key",
                             info->serial);
-    penlink_key_hex(info->device_key, hex);
+    penlink_key_to_hex(info->device_key, hex);
     if (memcmp(info->device_key, p->key, PL_KEY_BYTES) == 0)
         return penlink_fail(ar->ctx, PENLINK_ERR_INVALID_ARG,
                             "pen %s presents device key %s, the key already in force: nothing "
@@ -1073,7 +1089,7 @@ static int check_replacement(penlink_archive *ar, const penlink_info *info, cons
 int penlink_archive_key_replace(penlink_archive *ar, const penlink_info *info, const char *reason,
                                 penlink_key_replacement *out)
 {
-    if (!ar || !info)
+    if (!ar || !info || info->size < PL_INFO_SIZE_V1)
         return PENLINK_ERR_INVALID_ARG;
     penlink_enter(ar->ctx);
     if (!reason || !*reason || strlen(reason) > PENLINK_KEY_REASON_MAX)
@@ -1132,7 +1148,7 @@ int audit_key_change_explained(penlink_archive *ar, const penlink_alarm *al, cha
     for (size_t i = 0; i < ar->n_repl; i++) {
         const penlink_key_replacement *r = &ar->repl[i];
         char hex[65], when[40];
-        penlink_key_hex(r->new_key, hex);
+        penlink_key_to_hex(r->new_key, hex);
         /* the alarm names the key the pen presented; the replacement came after it */
         if (strcmp(r->serial, al->serial) != 0 || r->at_ms < al->at_ms || !strstr(al->detail, hex))
             continue;

@@ -379,6 +379,7 @@ static int config_row(void *u, const PGresult *r, int row)
     config_visit *v = u;
     penlink_config_entry e;
     memset(&e, 0, sizeof e);
+    e.config.size = e.old_config.size = sizeof e.config;
     pg_col_text(r, row, 0, e.serial, sizeof e.serial);
     e.at_ms = pg_col_int(r, row, 1);
     pg_col_text(r, row, 2, e.source, sizeof e.source);

@@ -150,7 +150,7 @@ static int held_config(void *u, const penlink_config_entry *e)
 static int hold(push_pen *pp, const char *serial)
 {
     archive_backend *b = pp->to;
-    penlink_archive_filter f = { 0 };
+    penlink_archive_filter f = PENLINK_ARCHIVE_FILTER_INIT;
     f.serial = serial;
     int rc = b->ops->heads(b, pp->device, held_head, &pp->h);
     if (rc == PENLINK_OK)
@@ -480,7 +480,7 @@ static int on_head(void *u, const penlink_head *h)
     if (rc == PENLINK_OK && pp->h.have_key &&
         memcmp(h->device_key, pp->h.key_now, PL_KEY_BYTES) != 0) {
         char hex[2 * PL_KEY_BYTES + 1];
-        penlink_key_hex(h->device_key, hex);
+        penlink_key_to_hex(h->device_key, hex);
         return penlink_fail(b->ctx, PENLINK_ERR_INTEGRITY,
                             "push: pen %s's head through seq %llu in archive %s is signed with "
                             "device key %s, which archive %s replaced (penlink keys replace) "
@@ -518,8 +518,7 @@ static int pen_row(push_pen *pp, const char *serial)
 {
     archive_backend *b = pp->to;
     const penlink_archive_device *d = source_row(pp->run, serial);
-    penlink_info info;
-    memset(&info, 0, sizeof info);
+    penlink_info info = PENLINK_INFO_INIT;
     snprintf(info.serial, sizeof info.serial, "%s", serial);
     int64_t first = pc_wall_ms(), last = first;
     const char *fw = "";
@@ -593,7 +592,7 @@ static int copy_config(void *u, const penlink_config_entry *e)
 static int copy_history(push_pen *pp, const char *serial)
 {
     archive_backend *src = pp->run->from->b;
-    penlink_archive_filter f = { 0 };
+    penlink_archive_filter f = PENLINK_ARCHIVE_FILTER_INIT;
     f.serial = serial;
     copy_visit cv = { pp, PENLINK_OK };
     int rc = src->ops->alarms(src, &f, copy_alarm, &cv);
@@ -647,7 +646,7 @@ static int check_key(push_pen *pp, const char *serial, const uint8_t *key)
     int changed = v.have && (!key || memcmp(v.key, key, PL_KEY_BYTES) != 0);
     pp->pin_key = v.have ? NULL : key;
     if (key)
-        penlink_key_hex(key, hex);
+        penlink_key_to_hex(key, hex);
     if (changed) {
         if (key)
             snprintf(detail, sizeof detail,
@@ -776,8 +775,7 @@ static int push_pen_into(push_run *run, push_pen *pp, int64_t src_device, const 
                                : "");
     }
     if (rc == PENLINK_OK && !pp->discard) {
-        penlink_archive_pull_result res;
-        memset(&res, 0, sizeof res);
+        penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
         snprintf(res.serial, sizeof res.serial, "%s", serial);
         res.from_seq = first_from;
         res.next_seq = pp->rep->next_seq;

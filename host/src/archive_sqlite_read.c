@@ -245,6 +245,7 @@ int sq_config_history(archive_backend *b, const char *serial,
     for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
         penlink_config_entry e;
         memset(&e, 0, sizeof e);
+        e.config.size = e.old_config.size = sizeof e.config;
         sq_copy_col(e.serial, sizeof e.serial, st, 0);
         e.at_ms = sqlite3_column_int64(st, 1);
         sq_copy_col(e.source, sizeof e.source, st, 2);

@@ -45,6 +45,7 @@ void archive_config_parse(const char *j, penlink_config *c)
     size_t n;
     const penlink_config_key *k = penlink_config_keys(&n);
     memset(c, 0, sizeof *c);
+    c->size = sizeof *c;
     const char *p = strstr(j, "\"revision\":");
     if (p)
         c->revision = (uint32_t)strtoul(p + 11, NULL, 10);

@@ -543,7 +543,7 @@ static void read_others(audit *a)
 int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
                       const penlink_audit_cb *cb, penlink_audit_summary *sum)
 {
-    if (!ar)
+    if (!ar || !PL_SIZED_OK(f, PL_ARCHIVE_FILTER_SIZE_V1) || !PL_SIZED_OK(cb, PL_AUDIT_CB_SIZE_V1))
         return PENLINK_ERR_INVALID_ARG;
     audit a;
     memset(&a, 0, sizeof a);
@@ -561,7 +561,7 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
             return rc;
     }
     /* every record of the selected pens is read; the window only selects what is reported */
-    penlink_archive_filter pens = { 0 };
+    penlink_archive_filter pens = PENLINK_ARCHIVE_FILTER_INIT;
     pens.serial = f ? f->serial : NULL;
     int rc = audit_each_pen(ar, pens.serial, on_selected, &a);
     a.sum.pens = a.n_sel;

@@ -4,6 +4,7 @@
  * every problem, with the allowed range, before anything is sent.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -56,33 +57,40 @@ static uint32_t *u32_slot(penlink_config *c, uint32_t bit)
 
 uint32_t penlink_config_get_u32(const penlink_config *c, uint32_t bit)
 {
+    if (!c || c->size < PL_CONFIG_SIZE_V1)
+        return 0;
     uint32_t *p = u32_slot((penlink_config *)c, bit);
     return p ? *p : 0;
 }
 
-void penlink_config_set_u32(penlink_config *c, uint32_t bit, uint32_t v)
+int penlink_config_set_u32(penlink_config *c, uint32_t bit, uint32_t v)
 {
-    uint32_t *p = u32_slot(c, bit);
-    if (p) {
-        *p = v;
-        c->present |= bit;
-    }
+    uint32_t *p = c && c->size >= PL_CONFIG_SIZE_V1 ? u32_slot(c, bit) : NULL;
+    if (!p)
+        return PENLINK_ERR_INVALID_ARG;
+    *p = v;
+    c->present |= bit;
+    return PENLINK_OK;
 }
 
 int penlink_config_set_text(penlink_config *c, uint32_t bit, const char *v)
 {
+    if (!c || c->size < PL_CONFIG_SIZE_V1)
+        return PENLINK_ERR_INVALID_ARG;
     char *dst = bit == PENLINK_CFG_DEVICE_LABEL ? c->device_label
                 : bit == PENLINK_CFG_CLINIC_ID  ? c->clinic_id
                                                 : NULL;
-    if (!dst || !v || strlen(v) >= sizeof c->device_label)
-        return -1;
+    if (!dst || !v || strlen(v) > PENLINK_CONFIG_TEXT_MAX)
+        return PENLINK_ERR_INVALID_ARG;
     strcpy(dst, v);
     c->present |= bit;
-    return 0;
+    return PENLINK_OK;
 }
 
 const char *penlink_config_get_text(const penlink_config *c, uint32_t bit)
 {
+    if (!c || c->size < PL_CONFIG_SIZE_V1)
+        return "";
     return bit == PENLINK_CFG_DEVICE_LABEL ? c->device_label
            : bit == PENLINK_CFG_CLINIC_ID  ? c->clinic_id
                                            : "";
@@ -95,8 +103,7 @@ _Static_assert(PENLINK_IDENTIFY_DEFAULT_S == PL_IDENTIFY_DEFAULT_S &&
 _Static_assert(sizeof(((penlink_info *)0)->serial) == PL_SERIAL_MAX + 1 &&
                    sizeof(((penlink_info *)0)->model) == PL_IDENT_MAX + 1 &&
                    sizeof(((penlink_info *)0)->firmware_version) == PL_IDENT_MAX + 1 &&
-                   sizeof(((penlink_info *)0)->config_keys) ==
-                       PL_CONFIG_KEYS_MAX * sizeof(((penlink_info *)0)->config_keys[0]),
+                   PENLINK_CONFIG_KEYS_MAX == PL_CONFIG_KEYS_MAX,
                "penlink_info holds what pl/limits.h lets a pen send");
 _Static_assert(sizeof(((penlink_config *)0)->device_label) > PL_CFG_TEXT_MAX,
                "penlink_config holds the longest text a pen keeps");
@@ -144,7 +151,7 @@ static int check_text(penlink_ctx *ctx, const char *key, const char *v, uint32_t
 int penlink_config_check(penlink_ctx *ctx, const penlink_limits *l, const penlink_config *c)
 {
     penlink_enter(ctx);
-    if (!l || !c)
+    if (!l || !c || c->size < PL_CONFIG_SIZE_V1)
         return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "no limits or configuration to check");
     pl_limits lim = rule_limits(l);
     uint32_t v[PL_SET_COUNT];
@@ -176,12 +183,54 @@ int penlink_config_check(penlink_ctx *ctx, const penlink_limits *l, const penlin
     return rc;
 }
 
-int penlink_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n)
+/* Room for a few pens more than were counted: one may be plugged in meanwhile. */
+#define DEV_LIST_SPARE 4
+
+int penlink_dev_list(penlink_ctx *ctx, penlink_found ***list, size_t *n)
 {
     if (!ctx)
         return PENLINK_ERR_INVALID_ARG;
     penlink_enter(ctx);
-    if (!n || (!out && cap))
+    if (!list || !n)
         return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "no place for the pens found");
-    return transport_list(ctx, out, cap, n);
+    *list = NULL;
+    *n = 0;
+    size_t total = 0, cap = 0;
+    penlink_found *flat = NULL;
+    int rc = PENLINK_OK;
+    /* the pens into a flat buffer, grown until every pen found fits */
+    do {
+        cap = total + DEV_LIST_SPARE;
+        penlink_found *more = realloc(flat, cap * sizeof *flat);
+        if (!more) {
+            rc = penlink_fail(ctx, PENLINK_ERR_NO_MEM, "out of memory listing the pens");
+            goto fail;
+        }
+        flat = more;
+        rc = transport_list(ctx, flat, cap, &total);
+        if (rc != PENLINK_OK)
+            goto fail;
+    } while (total > cap);
+    /* one block: the NULL-terminated pointers, then the pens they point to */
+    penlink_found **out = malloc((total + 1) * sizeof *out + total * sizeof *flat);
+    if (!out) {
+        rc = penlink_fail(ctx, PENLINK_ERR_NO_MEM, "out of memory listing the pens");
+        goto fail;
+    }
+    penlink_found *pens = (penlink_found *)(out + total + 1);
+    for (size_t i = 0; i < total; i++) {
+        pens[i] = flat[i];
+        out[i] = &pens[i];
+    }
+    out[total] = NULL;
+    *list = out;
+    *n = total;
+fail:
+    free(flat);
+    return rc;
+}
+
+void penlink_dev_list_free(penlink_found **list)
+{
+    free(list);
 }

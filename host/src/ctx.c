@@ -200,7 +200,7 @@ const char *penlink_record_field_name(uint32_t bit)
     return pl_record_field_name(bit);
 }
 
-uint64_t penlink_record_field(const penlink_record *rec, uint32_t bit)
+uint64_t penlink_record_field_get(const penlink_record *rec, uint32_t bit)
 {
     return pl_record_get((const pl_record *)rec, bit);
 }

@@ -203,40 +203,38 @@ penlink_input_format penlink_decoder_format(const penlink_decoder *d)
     return d->format;
 }
 
-uint64_t penlink_decoder_records(const penlink_decoder *d)
+int penlink_decoder_stats_get(const penlink_decoder *d, penlink_decoder_stats *out)
 {
-    return d->records;
+    if (!d || !out || out->size < PL_DECODER_STATS_SIZE_V1)
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_decoder_stats all = { .size = out->size,
+                                  .records = d->records,
+                                  .chunks = d->chunks,
+                                  .good_bytes = d->good,
+                                  .duplicates = d->duplicates,
+                                  .problems = d->problems };
+    pl_sized_copy(out, &all, sizeof all);
+    return PENLINK_OK;
 }
 
-uint64_t penlink_decoder_good_bytes(const penlink_decoder *d)
+int penlink_decoder_last_seq(const penlink_decoder *d, uint64_t *seq, int *have)
 {
-    return d->good;
-}
-
-int penlink_decoder_last_seq(const penlink_decoder *d, uint64_t *seq)
-{
+    if (!d || !have)
+        return PENLINK_ERR_INVALID_ARG;
+    *have = d->have_seq;
     if (d->have_seq && seq)
         *seq = d->last_seq;
-    return d->have_seq;
+    return PENLINK_OK;
 }
 
-uint64_t penlink_decoder_chunks(const penlink_decoder *d)
+int penlink_decoder_last_link(const penlink_decoder *d, uint8_t link[PENLINK_LINK_SIZE], int *have)
 {
-    return d->chunks;
-}
-
-uint64_t penlink_decoder_duplicates(const penlink_decoder *d)
-{
-    return d ? d->duplicates : 0;
-}
-
-int penlink_decoder_last_link(const penlink_decoder *d, uint8_t link[32])
-{
-    if (!d || !d->have_top_link)
-        return 0;
-    if (link)
+    if (!d || !have)
+        return PENLINK_ERR_INVALID_ARG;
+    *have = d->have_top_link;
+    if (d->have_top_link && link)
         memcpy(link, d->top_link, PL_LINK_BYTES);
-    return 1;
+    return PENLINK_OK;
 }
 
 int penlink_decoder_set_message_cb(penlink_decoder *d, penlink_message_ex_cb cb, void *user)
@@ -248,23 +246,20 @@ int penlink_decoder_set_message_cb(penlink_decoder *d, penlink_message_ex_cb cb,
     return PENLINK_OK;
 }
 
-uint64_t penlink_decoder_problems(const penlink_decoder *d)
+int penlink_decoder_header(const penlink_decoder *d, penlink_file_header *out, int *have)
 {
-    return d ? d->problems : 0;
-}
-
-int penlink_decoder_header(const penlink_decoder *d, penlink_file_header *out)
-{
-    if (!d || !d->have_header)
-        return 0;
-    if (out)
-        *out = d->header;
-    return 1;
+    if (!d || !have || (out && out->size < PL_FILE_HEADER_SIZE_V1))
+        return PENLINK_ERR_INVALID_ARG;
+    *have = d->have_header;
+    if (d->have_header && out)
+        pl_sized_copy(out, &d->header, sizeof d->header);
+    return PENLINK_OK;
 }
 
 int penlink_file_header_encode(const penlink_file_header *h, void *buf, size_t cap, size_t *len)
 {
-    if (!h || !buf || !len || !memchr(h->serial, '\0', sizeof h->serial) || !h->serial[0])
+    if (!h || h->size < PL_FILE_HEADER_SIZE_V1 || !buf || !len ||
+        !memchr(h->serial, '\0', sizeof h->serial) || !h->serial[0])
         return PENLINK_ERR_INVALID_ARG;
     char serial[sizeof h->serial], model[sizeof h->model];
     memcpy(serial, h->serial, sizeof serial);
@@ -424,8 +419,7 @@ static int on_header(penlink_decoder *d, uint64_t at, const pl_envelope *env)
     const Penlink__V1__DeviceInfo *di = env->device_info;
     if (d->frames > 0 && !d->have_header)
         return PENLINK_OK;
-    penlink_file_header h;
-    memset(&h, 0, sizeof h);
+    penlink_file_header h = PENLINK_FILE_HEADER_INIT;
     size_t n = di->serial ? strlen(di->serial) : 0;
     if (n == 0 || n >= sizeof h.serial)
         return fail(d, PENLINK_ERR_PROTOCOL, at, "file header",

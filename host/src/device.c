@@ -470,22 +470,7 @@ int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out)
     if (!uri || !*uri)
         uri = "usb";
     transport *t = NULL;
-    int st;
-    if (strncmp(uri, "sim:", 4) == 0 && uri[4]) {
-        st = transport_sim_open(ctx, uri + 4, &t);
-    } else if (strcmp(uri, "usb") == 0) {
-        st = transport_usb_open(ctx, NULL, &t);
-    } else if (strcmp(uri, "usb:serial=") == 0) {
-        st = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
-                          "'%s' names no serial: use usb:serial=SERIAL (or usb:SERIAL)", uri);
-    } else if (strncmp(uri, "usb:", 4) == 0 && uri[4]) {
-        st = transport_usb_open(ctx, uri + 4, &t);
-    } else {
-        st = penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
-                          "'%s' is not a pen address: use usb, usb:SERIAL, usb:BUS-PORT.PORT (the "
-                          "USB port, e.g. usb:1-2.3, as 'penlink list' shows) or sim:PATH",
-                          uri);
-    }
+    int st = transport_open(ctx, uri, &t); /* the backend of the address's scheme */
     if (st != PENLINK_OK)
         return st;
     return dev_open_on(ctx, t, out);
@@ -514,15 +499,16 @@ void penlink_dev_set_timeout(penlink_dev *d, int timeout_ms, int retries)
 
 const penlink_device_error *penlink_dev_error(const penlink_dev *d)
 {
-    return &d->err;
+    return d ? &d->err : NULL;
 }
 
 /* ---- requests ---------------------------------------------------------- */
 
-int penlink_dev_info(penlink_dev *d, penlink_info *out)
+int penlink_dev_info(penlink_dev *d, penlink_info *caller)
 {
-    if (!d || !out)
+    if (!d || !caller || caller->size < PL_INFO_SIZE_V1)
         return PENLINK_ERR_INVALID_ARG;
+    penlink_info all = PENLINK_INFO_INIT, *out = &all;
     penlink_enter(d->ctx);
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
     Penlink__V1__GetInfo gi = PENLINK__V1__GET_INFO__INIT;
@@ -533,7 +519,6 @@ int penlink_dev_info(penlink_dev *d, penlink_info *out)
     if (st != PENLINK_OK)
         return st;
     const Penlink__V1__DeviceInfo *i = r->device_info;
-    memset(out, 0, sizeof *out);
     dev_copy_str(out->serial, sizeof out->serial, i->serial);
     dev_copy_str(out->model, sizeof out->model, i->model);
     dev_copy_str(out->hardware_revision, sizeof out->hardware_revision, i->hardware_revision);
@@ -562,9 +547,11 @@ int penlink_dev_info(penlink_dev *d, penlink_info *out)
         out->has_device_key = 1;
         memcpy(out->device_key, i->device_key.data, 32);
     }
-    for (size_t k = 0; k < i->n_config_keys && out->n_config_keys < 4; k++)
-        if (i->config_keys[k].len == 32)
-            memcpy(out->config_keys[out->n_config_keys++], i->config_keys[k].data, 32);
+    for (size_t k = 0; k < i->n_config_keys && out->n_config_keys < PENLINK_CONFIG_KEYS_MAX; k++)
+        if (i->config_keys[k].len == PENLINK_KEY_SIZE)
+            memcpy(d->config_keys[out->n_config_keys++], i->config_keys[k].data, PENLINK_KEY_SIZE);
+    out->config_keys =
+        out->n_config_keys ? (const uint8_t(*)[PENLINK_KEY_SIZE])d->config_keys : NULL;
     int same = !i->serial || !i->serial[0] || strcmp(i->serial, d->serial) == 0;
     pl_envelope_free(NULL, r);
     if (!same)
@@ -575,12 +562,14 @@ int penlink_dev_info(penlink_dev *d, penlink_info *out)
     dev_copy_str(out->serial, sizeof out->serial, d->serial);
     d->info_acked = out->log_acked_seq;
     d->info_read = 1;
+    pl_sized_copy(caller, &all, sizeof all);
     return PENLINK_OK;
 }
 
-static void config_from_pb(penlink_config *c, const Penlink__V1__Config *p)
+/* Into a caller's config: only the fields its size covers. */
+static void config_from_pb(penlink_config *out, const Penlink__V1__Config *p)
 {
-    memset(c, 0, sizeof *c);
+    penlink_config all = PENLINK_CONFIG_INIT, *c = &all;
     c->revision = p->revision;
 #define TAKE(f, bit)                                                                               \
     if (p->has_##f) {                                                                              \
@@ -604,11 +593,12 @@ static void config_from_pb(penlink_config *c, const Penlink__V1__Config *p)
         dev_copy_str(c->clinic_id, sizeof c->clinic_id, p->clinic_id);
         c->present |= PENLINK_CFG_CLINIC_ID;
     }
+    pl_sized_copy(out, &all, sizeof all);
 }
 
 int penlink_dev_config_get(penlink_dev *d, penlink_config *out)
 {
-    if (!d || !out)
+    if (!d || !out || out->size < PL_CONFIG_SIZE_V1)
         return PENLINK_ERR_INVALID_ARG;
     penlink_enter(d->ctx);
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
@@ -663,8 +653,11 @@ int penlink_dev_config_set_signed(penlink_dev *d, uint32_t expected_revision,
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
     Penlink__V1__SetConfig sc = PENLINK__V1__SET_CONFIG__INIT;
     Penlink__V1__Config c = PENLINK__V1__CONFIG__INIT;
-    if (!change)
+    if (!change || change->size < PL_CONFIG_SIZE_V1)
         return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG, "no configuration change given");
+    if (result && result->size < PL_CONFIG_SIZE_V1)
+        return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG,
+                            "the configuration's result has no size (PENLINK_CONFIG_INIT)");
 #define GIVE(f, bit)                                                                               \
     if (change->present & (bit)) {                                                                 \
         c.has_##f = 1;                                                                             \
@@ -679,7 +672,7 @@ int penlink_dev_config_set_signed(penlink_dev *d, uint32_t expected_revision,
     GIVE(max_cartridge_uses, PENLINK_CFG_MAX_CARTRIDGE_USES)
     GIVE(auto_off_s, PENLINK_CFG_AUTO_OFF_S)
 #undef GIVE
-    char label[65], clinic[65];
+    char label[PENLINK_CONFIG_TEXT_SIZE], clinic[PENLINK_CONFIG_TEXT_SIZE];
     if (change->present & PENLINK_CFG_DEVICE_LABEL) {
         dev_copy_str(label, sizeof label, change->device_label);
         c.device_label = label;
@@ -717,13 +710,13 @@ int penlink_dev_config_set_signed(penlink_dev *d, uint32_t expected_revision,
     /* not retried blindly: compare-and-set makes a retry after a lost reply a conflict */
     int st = request(d, &env, 0, PENLINK__V1__ENVELOPE__BODY_SET_CONFIG_REPLY, &r);
     if (st == PENLINK_ERR_TIMEOUT) {
-        penlink_config now;
+        penlink_config now = PENLINK_CONFIG_INIT;
         char why[sizeof d->ctx->errmsg];
         dev_copy_str(why, sizeof why, d->ctx->errmsg);
         if (penlink_dev_config_get(d, &now) == PENLINK_OK &&
             now.revision == expected_revision + 1) {
             if (result)
-                *result = now;
+                pl_sized_copy(result, &now, sizeof now);
             return PENLINK_OK; /* it was applied; only the reply was lost */
         }
         return penlink_fail(d->ctx, PENLINK_ERR_TIMEOUT, "%s; the configuration may be unchanged",
@@ -732,10 +725,12 @@ int penlink_dev_config_set_signed(penlink_dev *d, uint32_t expected_revision,
     if (st != PENLINK_OK)
         return st;
     if (result) {
-        if (r->set_config_reply->config)
+        if (r->set_config_reply->config) {
             config_from_pb(result, r->set_config_reply->config);
-        else
-            memset(result, 0, sizeof *result);
+        } else {
+            penlink_config none = PENLINK_CONFIG_INIT;
+            pl_sized_copy(result, &none, sizeof none);
+        }
         result->revision = r->set_config_reply->revision;
     }
     pl_envelope_free(NULL, r);
@@ -831,7 +826,7 @@ int penlink_dev_ack(penlink_dev *d, uint64_t through_seq, uint64_t *acked_seq)
     if (acked_seq)
         *acked_seq = 0;
     if (!d->info_read) { /* the pen's earlier acknowledgement is part of the check */
-        penlink_info info;
+        penlink_info info = PENLINK_INFO_INIT;
         int st = penlink_dev_info(d, &info);
         if (st != PENLINK_OK)
             return st;

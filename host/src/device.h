@@ -35,6 +35,8 @@ struct penlink_dev {
     pl_record *recs;
     uint64_t frame_errors;
     uint64_t info_acked; /* log_acked_seq of the last DeviceInfo, then of the last ack */
+    /* the config keys of the last DeviceInfo: penlink_info.config_keys points here */
+    uint8_t config_keys[PENLINK_CONFIG_KEYS_MAX][PENLINK_KEY_SIZE];
     int info_read;
     /* the last AckLog reached the wire: a failure after it leaves the pen's
      * answer unknown (it may have taken it) */

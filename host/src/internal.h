@@ -6,6 +6,8 @@
 #include "pl/status.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
+#include <string.h>
 
 /* The protocol version this library speaks (docs/protocol.md). */
 #define PENLINK_PROTOCOL_MAJOR 1
@@ -42,6 +44,44 @@ static inline void penlink_enter(penlink_ctx *ctx)
 {
     if (ctx)
         ctx->errmsg[0] = '\0';
+}
+
+/*
+ * Structs that carry their size (penlink_xxx.size, set by the caller): the
+ * size of each one's first released layout, below which the library refuses
+ * it (PENLINK_ERR_INVALID_ARG). A caller built against a later header passes
+ * a larger size; one built against this header, this size.
+ */
+#define PL_DECODER_STATS_SIZE_V1 sizeof(penlink_decoder_stats)
+#define PL_INFO_SIZE_V1 sizeof(penlink_info)
+#define PL_PULL_CB_SIZE_V1 sizeof(penlink_pull_cb)
+#define PL_PULL_RESULT_SIZE_V1 sizeof(penlink_pull_result)
+#define PL_ARCHIVE_PULL_RESULT_SIZE_V1 sizeof(penlink_archive_pull_result)
+#define PL_CONFIG_SIZE_V1 sizeof(penlink_config)
+#define PL_FILE_HEADER_SIZE_V1 sizeof(penlink_file_header)
+#define PL_AUDIT_CB_SIZE_V1 sizeof(penlink_audit_cb)
+#define PL_ARCHIVE_FILTER_SIZE_V1 sizeof(penlink_archive_filter)
+
+/* A sized struct the caller may pass as NULL: NULL, or one at least @p v1 bytes. */
+#define PL_SIZED_OK(s, v1) (!(s) || (s)->size >= (v1))
+
+/* Whether a sized struct @p s of type @p type, whose caller said it is
+ * s->size bytes, holds @p member: an older caller's struct ends before the
+ * fields added after its release. */
+#define PL_SIZED_HAS(s, type, member)                                                              \
+    ((s)->size >= offsetof(type, member) + sizeof(((type *)0)->member))
+
+/* Copies a struct the library filled whole (@p all, @p all_size bytes) into
+ * the caller's @p out, whose first member is its size: only the bytes the
+ * caller's size covers, and never the size itself. */
+static inline void pl_sized_copy(void *out, const void *all, size_t all_size)
+{
+    size_t n = *(const size_t *)out;
+    if (n > all_size)
+        n = all_size;
+    if (n > sizeof(size_t))
+        memcpy((char *)out + sizeof(size_t), (const char *)all + sizeof(size_t),
+               n - sizeof(size_t));
 }
 
 /** Records @p status with a printf-style detail on @p ctx (NULL is fine); returns @p status. */

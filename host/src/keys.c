@@ -30,7 +30,7 @@ static int sodium_ready(penlink_ctx *ctx)
     return PENLINK_OK;
 }
 
-void penlink_key_hex(const uint8_t pk[32], char hex[65])
+void penlink_key_to_hex(const uint8_t pk[32], char hex[65])
 {
     sodium_bin2hex(hex, 65, pk, 32);
 }
@@ -203,7 +203,7 @@ void penlink_sha256(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen
     crypto_hash_sha256_final(&st, out);
 }
 
-void penlink_key_fingerprint(const uint8_t pk[32], char out[PENLINK_KEY_FINGERPRINT_LEN])
+void penlink_key_to_fingerprint(const uint8_t pk[32], char out[PENLINK_KEY_FINGERPRINT_LEN])
 {
     static const char digits[] = "0123456789abcdef";
     enum { FP_BYTES = 8, GROUP = 2 };
@@ -219,13 +219,17 @@ void penlink_key_fingerprint(const uint8_t pk[32], char out[PENLINK_KEY_FINGERPR
     out[n] = '\0';
 }
 
-int penlink_info_accepts_key(const penlink_info *info, const uint8_t pk[32])
+int penlink_info_accepts_key(const penlink_info *info, const uint8_t pk[PENLINK_KEY_SIZE],
+                             int *accepts)
 {
-    if (!info || !pk)
-        return 0;
-    const size_t cap = sizeof info->config_keys / sizeof info->config_keys[0];
-    for (uint32_t i = 0; i < info->n_config_keys && i < cap; i++)
-        if (sodium_memcmp(info->config_keys[i], pk, 32) == 0)
-            return 1;
-    return 0;
+    if (!info || !pk || !accepts)
+        return PENLINK_ERR_INVALID_ARG;
+    *accepts = 0;
+    if (info->size < PL_INFO_SIZE_V1)
+        return PENLINK_ERR_INVALID_ARG;
+    for (uint32_t i = 0;
+         info->config_keys && i < info->n_config_keys && i < PENLINK_CONFIG_KEYS_MAX; i++)
+        if (sodium_memcmp(info->config_keys[i], pk, PENLINK_KEY_SIZE) == 0)
+            *accepts = 1;
+    return PENLINK_OK;
 }

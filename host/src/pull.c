@@ -283,7 +283,7 @@ static int take_chunk(pull_state *ps, const Penlink__V1__LogChunk *c, const pl_f
 static int settle_hole(pull_state *ps, uint64_t upto, uint64_t avail, int *out)
 {
     penlink_dev *d = ps->d;
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     int st = penlink_dev_info(d, &info);
     if (st != PENLINK_OK)
         return st;
@@ -543,20 +543,19 @@ static int check_info(penlink_dev *d, const penlink_info *info)
     return PENLINK_OK;
 }
 
-int penlink_dev_pull(penlink_dev *d, uint64_t from_seq, const penlink_pull_cb *cb,
-                     penlink_pull_result *result)
+/* The pull, into a result of this library's size (penlink_dev_pull copies
+ * what the caller's size covers). */
+static int dev_pull(penlink_dev *d, uint64_t from_seq, const penlink_pull_cb *cb,
+                    penlink_pull_result *res)
 {
-    penlink_pull_result local;
-    penlink_pull_result *res = result ? result : &local;
-    if (!d)
-        return PENLINK_ERR_INVALID_ARG;
     penlink_enter(d->ctx);
     memset(res, 0, sizeof *res);
+    res->size = sizeof *res;
     d->alarm[0] = '\0';
     res->from_seq = from_seq;
     res->first_seq = res->next_seq = from_seq;
     pull_state ps = { .d = d, .cb = cb, .res = res, .next = from_seq };
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     int st = penlink_dev_info(d, &info);
     if (st == PENLINK_OK)
         st = check_info(d, &info);
@@ -628,4 +627,16 @@ int penlink_dev_pull(penlink_dev *d, uint64_t from_seq, const penlink_pull_cb *c
     if (!ps.started)
         res->first_seq = res->next_seq = ps.next;
     return PENLINK_OK;
+}
+
+int penlink_dev_pull(penlink_dev *d, uint64_t from_seq, const penlink_pull_cb *cb,
+                     penlink_pull_result *result)
+{
+    if (!d || !PL_SIZED_OK(cb, PL_PULL_CB_SIZE_V1) || !PL_SIZED_OK(result, PL_PULL_RESULT_SIZE_V1))
+        return PENLINK_ERR_INVALID_ARG;
+    penlink_pull_result all = PENLINK_PULL_RESULT_INIT;
+    int st = dev_pull(d, from_seq, cb, &all);
+    if (result)
+        pl_sized_copy(result, &all, sizeof all);
+    return st;
 }

@@ -81,7 +81,7 @@ int archive_record_same(const penlink_record *a, const penlink_record *b)
         return 0;
     for (int k = 0; k < PENLINK_FIELD_COUNT; k++)
         if ((b->fields & (1u << k)) &&
-            penlink_record_field(a, 1u << k) != penlink_record_field(b, 1u << k))
+            penlink_record_field_get(a, 1u << k) != penlink_record_field_get(b, 1u << k))
             return 0;
     return 1;
 }

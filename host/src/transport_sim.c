@@ -130,4 +130,4 @@ int transport_sim_open(penlink_ctx *ctx, const char *path, transport **out)
 }
 
 /* A simulator is named by its socket: there is nothing to list, nothing kept on a context. */
-const transport_backend transport_sim_backend = { "sim", NULL, NULL };
+const transport_backend transport_sim_backend = { "sim", transport_sim_open, 0, NULL, NULL };

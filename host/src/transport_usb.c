@@ -529,10 +529,11 @@ static usb_hotplug *hotplug_of(penlink_ctx *ctx)
     return h;
 }
 
-int penlink_usb_wait_change(penlink_ctx *ctx, int timeout_ms)
+int penlink_dev_wait_change(penlink_ctx *ctx, int timeout_ms, int *changed)
 {
-    if (!ctx)
+    if (!ctx || !changed)
         return PENLINK_ERR_INVALID_ARG;
+    *changed = 0;
     penlink_enter(ctx);
     usb_hotplug *h = hotplug_of(ctx);
     if (!h)
@@ -542,10 +543,11 @@ int penlink_usb_wait_change(penlink_ctx *ctx, int timeout_ms)
         long long left = end - pc_mono_ms();
         if (h->changed) {
             h->changed = 0;
-            return 1;
+            *changed = 1;
+            return PENLINK_OK;
         }
         if (left <= 0)
-            return 0;
+            return PENLINK_OK;
         if (left > 100)
             left = 100;
         if (h->state == 1) {
@@ -570,7 +572,18 @@ static void usb_ctx_cleanup(penlink_ctx *ctx)
     ctx->transport_state[TRANSPORT_USB] = NULL;
 }
 
-const transport_backend transport_usb_backend = { "usb", usb_list, usb_ctx_cleanup };
+/* "usb" (addr NULL: the only pen), "usb:SERIAL", "usb:BUS-PORT.PORT", "usb:serial=SERIAL" */
+static int usb_open_addr(penlink_ctx *ctx, const char *addr, transport **out)
+{
+    if (addr && strcmp(addr, "serial=") == 0)
+        return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
+                            "'usb:%s' names no serial: use usb:serial=SERIAL (or usb:SERIAL)",
+                            addr);
+    return transport_usb_open(ctx, addr, out);
+}
+
+const transport_backend transport_usb_backend = { "usb", usb_open_addr, 1, usb_list,
+                                                  usb_ctx_cleanup };
 
 static const transport_ops usb_ops = { "usb", usb_send, usb_recv, usb_close };
 

@@ -634,7 +634,7 @@ static int walk(archive_walker *w, archive_backend *b, int64_t device, const cha
     int rc = from_chunks ? PENLINK_OK : seq_outliers(b, device, r);
     if (rc != PENLINK_OK || r->state == PENLINK_VERIFY_BROKEN)
         return rc;
-    penlink_archive_filter f = { 0 };
+    penlink_archive_filter f = PENLINK_ARCHIVE_FILTER_INIT;
     f.serial = serial;
     rc = b->ops->alarms(b, &f, on_gap, &v);
     if (rc == PENLINK_OK && v.signs)
@@ -789,7 +789,7 @@ static int pulls_reach(archive_backend *b, int64_t device, const char *serial,
         return rc;
     /* records the pen had dropped at the end of a pull: a gap it reported */
     gaps_seen g = { next, pulled, 0 };
-    penlink_archive_filter f = { 0 };
+    penlink_archive_filter f = PENLINK_ARCHIVE_FILTER_INIT;
     f.serial = serial;
     rc = b->ops->alarms(b, &f, on_tail_gap, &g);
     if (rc != PENLINK_OK || g.explained)
@@ -879,7 +879,7 @@ static int verify_pen(void *u, int64_t device, const char *serial, const uint8_t
         return 1;
     }
     /* read-only (opened so, or a server role or standby that may not write): the verdict
-     * goes to the caller only (penlink_archive_record_verification) */
+     * goes to the caller only (penlink_archive_verification_save) */
     rc = b->readonly || !b->ops->writable(b) ? PENLINK_OK : record(b, &r);
     if (rc != PENLINK_OK) {
         run->st = rc;
@@ -916,14 +916,15 @@ int penlink_archive_verify(penlink_archive *ar, const char *serial,
     return rc;
 }
 
-int penlink_archive_record_verification(penlink_archive *ar, const penlink_verify_report *r)
+int penlink_archive_verification_save(penlink_archive *ar, const penlink_verify_report *r)
 {
     if (!ar || !r)
         return PENLINK_ERR_INVALID_ARG;
     return record(ar->b, r);
 }
 
-int penlink_archive_verification(penlink_archive *ar, const char *serial, penlink_verification *out)
+int penlink_archive_verification_get(penlink_archive *ar, const char *serial,
+                                     penlink_verification *out)
 {
     if (!ar || !serial || !out)
         return PENLINK_ERR_INVALID_ARG;

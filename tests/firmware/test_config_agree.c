@@ -119,8 +119,7 @@ static int agree(const pl_limits *lim, const uint32_t v[PL_SET_COUNT], const cha
     pen_cfg_error err;
     int pen_ok = pen_config_check(lim, &cur, &chg, &out, &err) == PEN_OK;
 
-    penlink_config c;
-    memset(&c, 0, sizeof c);
+    penlink_config c = PENLINK_CONFIG_INIT;
     for (int s = 0; s < PL_SET_COUNT; s++)
         penlink_config_set_u32(&c, host_bit[s], v[s]);
     assert_int_equal(penlink_config_set_text(&c, PENLINK_CFG_DEVICE_LABEL, label), 0);

@@ -82,8 +82,8 @@ int main(int argc, char **argv)
         return 1;
     }
     unsigned long long n = 0;
-    penlink_pull_cb cb = { .on_record = count, .user = &n };
-    penlink_pull_result res;
+    penlink_pull_cb cb = { .size = sizeof(penlink_pull_cb), .on_record = count, .user = &n };
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     double t0 = now_s();
     if (penlink_dev_pull(dev, 0, &cb, &res) != PENLINK_OK) {
         fprintf(stderr, "bench_usb: %s\n", penlink_ctx_errmsg(ctx));

@@ -197,13 +197,18 @@ static void on_progress(void *user, const penlink_progress *p)
 static void test_enumerate(void **state)
 {
     fixture *f = *state;
-    penlink_found found[4];
+    penlink_found **found = NULL;
     size_t n = 0;
-    assert_int_equal(penlink_list(f->ctx, found, 4, &n), PENLINK_OK);
+    assert_int_equal(penlink_dev_list(f->ctx, &found, &n), PENLINK_OK);
     assert_int_equal(n, 1);
-    assert_string_equal(found[0].serial, "PEN-USB-001");
-    assert_string_equal(found[0].uri, "usb:PEN-USB-001");
-    assert_int_equal(found[0].status, PENLINK_OK);
+    assert_string_equal(found[0]->serial, "PEN-USB-001");
+    assert_string_equal(found[0]->uri, "usb:PEN-USB-001");
+    assert_int_equal(found[0]->status, PENLINK_OK);
+    assert_null(found[1]); /* NULL-terminated */
+    penlink_dev_list_free(found);
+    penlink_dev_list_free(NULL);
+    assert_int_equal(penlink_dev_list(f->ctx, NULL, &n), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_dev_list(f->ctx, &found, NULL), PENLINK_ERR_INVALID_ARG);
 }
 
 /* PENLINK_USB_ID: pens of another VID:PID are looked for instead; a value
@@ -211,12 +216,14 @@ static void test_enumerate(void **state)
 static void test_usb_id(void **state)
 {
     fixture *f = *state;
-    penlink_found found[4];
+    penlink_found **found = NULL;
     size_t n = 9;
     penlink_dev *d = NULL;
     assert_int_equal(setenv("PENLINK_USB_ID", "dead:beef", 1), 0);
-    assert_int_equal(penlink_list(f->ctx, found, 4, &n), PENLINK_OK);
+    assert_int_equal(penlink_dev_list(f->ctx, &found, &n), PENLINK_OK);
     assert_int_equal(n, 0);
+    assert_null(found[0]);
+    penlink_dev_list_free(found);
     assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_ERR_NOT_FOUND);
     assert_null(d);
     char id[16];
@@ -225,9 +232,10 @@ static void test_usb_id(void **state)
     for (size_t i = 0; i < sizeof found_as / sizeof found_as[0]; i++) {
         assert_int_equal(setenv("PENLINK_USB_ID", found_as[i], 1), 0);
         n = 0;
-        assert_int_equal(penlink_list(f->ctx, found, 4, &n), PENLINK_OK);
+        assert_int_equal(penlink_dev_list(f->ctx, &found, &n), PENLINK_OK);
         assert_int_equal(n, 1);
-        assert_string_equal(found[0].serial, "PEN-USB-001");
+        assert_string_equal(found[0]->serial, "PEN-USB-001");
+        penlink_dev_list_free(found);
     }
     unsetenv("PENLINK_USB_ID");
 }
@@ -237,12 +245,16 @@ static void test_usb_id(void **state)
 static void test_wait_change(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(penlink_usb_wait_change(NULL, 0), PENLINK_ERR_INVALID_ARG);
-    assert_int_equal(penlink_usb_wait_change(f->ctx, 0), 0);
+    int changed = -1;
+    assert_int_equal(penlink_dev_wait_change(NULL, 0, &changed), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_dev_wait_change(f->ctx, 0, NULL), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_dev_wait_change(f->ctx, 0, &changed), PENLINK_OK);
+    assert_int_equal(changed, 0);
     penlink_ctx_cancel(f->ctx);
-    assert_int_equal(penlink_usb_wait_change(f->ctx, 60000), PENLINK_ERR_CANCELLED);
+    assert_int_equal(penlink_dev_wait_change(f->ctx, 60000, &changed), PENLINK_ERR_CANCELLED);
     penlink_ctx_reset_cancel(f->ctx);
-    assert_int_equal(penlink_usb_wait_change(f->ctx, 0), 0);
+    assert_int_equal(penlink_dev_wait_change(f->ctx, 0, &changed), PENLINK_OK);
+    assert_int_equal(changed, 0);
 }
 
 static void test_info(void **state)
@@ -250,12 +262,18 @@ static void test_info(void **state)
     fixture *f = *state;
     penlink_dev *d = NULL;
     assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_OK);
-    penlink_info i;
+    penlink_info i = PENLINK_INFO_INIT;
     assert_int_equal(penlink_dev_info(d, &i), PENLINK_OK);
     assert_string_equal(i.serial, "PEN-USB-001");
     assert_int_equal(i.log_next_seq, f->rigs[0].gt_n);
     assert_int_equal(i.protocol_major, 1);
     assert_true(i.limits.depth_max_um >= i.limits.depth_min_um);
+    assert_int_equal(i.size, sizeof i);
+    /* a penlink_info without its size (no PENLINK_INFO_INIT) is refused, untouched */
+    penlink_info bare;
+    memset(&bare, 0, sizeof bare);
+    assert_int_equal(penlink_dev_info(d, &bare), PENLINK_ERR_INVALID_ARG);
+    assert_string_equal(bare.serial, "");
     penlink_dev_close(d);
     /* by serial too, and a wrong serial is "not found" with a hint */
     assert_int_equal(penlink_dev_open(f->ctx, "usb:PEN-USB-001", &d), PENLINK_OK);
@@ -268,10 +286,11 @@ static void test_config(void **state)
 {
     fixture *f = *state;
     penlink_dev *d = NULL;
-    penlink_config c, after, result;
+    penlink_config c = PENLINK_CONFIG_INIT, after = PENLINK_CONFIG_INIT,
+                   result = PENLINK_CONFIG_INIT;
     assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_OK);
     assert_int_equal(penlink_dev_config_get(d, &c), PENLINK_OK);
-    penlink_config change = { 0 };
+    penlink_config change = PENLINK_CONFIG_INIT;
     penlink_config_set_u32(&change, PENLINK_CFG_DEPTH_MAX_UM, 2500);
     penlink_config_set_text(&change, PENLINK_CFG_CLINIC_ID, "CLINIC-USB");
     assert_int_equal(penlink_dev_config_set(d, c.revision, &change, &result), PENLINK_OK);
@@ -289,8 +308,11 @@ static void test_config(void **state)
 
 static void pull_all(fixture *f, penlink_dev *d, uint64_t from, collect *c, int want)
 {
-    penlink_pull_cb cb = { .on_record = on_record, .on_progress = on_progress, .user = c };
-    penlink_pull_result res;
+    penlink_pull_cb cb = { .size = sizeof(penlink_pull_cb),
+                           .on_record = on_record,
+                           .on_progress = on_progress,
+                           .user = c };
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     assert_int_equal(penlink_dev_pull(d, from, &cb, &res), want);
     (void)f;
 }
@@ -317,7 +339,7 @@ static void test_stall(void **state)
 {
     fixture *f = *state;
     penlink_dev *d = NULL;
-    penlink_info i;
+    penlink_info i = PENLINK_INFO_INIT;
     assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_OK);
     emu_pen_stall_next(f->emu, 0); /* the next bulk URB: the OUT of GetInfo */
     assert_int_equal(penlink_dev_info(d, &i), PENLINK_OK);
@@ -336,7 +358,7 @@ static void test_timeout(void **state)
 {
     fixture *f = *state;
     penlink_dev *d = NULL;
-    penlink_info i;
+    penlink_info i = PENLINK_INFO_INIT;
     assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_OK);
     penlink_dev_set_timeout(d, 200, 0);
     emu_pen_never_complete_next(f->emu, 0);
@@ -365,7 +387,7 @@ static void test_unplug(void **state)
     /* plugged in again (a new address, as after a real replug) */
     f->idx[0] = emu_pen_add(f->emu, f->rigs[0].p, "PEN-USB-001");
     assert_int_equal(penlink_dev_open(f->ctx, "usb", &d), PENLINK_OK);
-    penlink_info i;
+    penlink_info i = PENLINK_INFO_INIT;
     assert_int_equal(penlink_dev_info(d, &i), PENLINK_OK);
     assert_int_equal(i.log_acked_seq, 0);
     uint64_t had = c.n;
@@ -386,7 +408,7 @@ static void test_two_pens(void **state)
     assert_non_null(strstr(m, "usb:PEN-USB-001"));
     assert_non_null(strstr(m, "usb:PEN-USB-002"));
     assert_int_equal(penlink_dev_open(f->ctx, "usb:PEN-USB-002", &d), PENLINK_OK);
-    penlink_info i;
+    penlink_info i = PENLINK_INFO_INIT;
     assert_int_equal(penlink_dev_info(d, &i), PENLINK_OK);
     assert_string_equal(i.serial, "PEN-USB-002");
     penlink_dev_close(d);
@@ -421,18 +443,20 @@ static rig *rig_of(fixture *f, const char *serial)
 static void check_desk(fixture *f, const char *const ports[], const char *const serials[],
                        const char *const labels[], size_t n)
 {
-    penlink_found found[8];
+    penlink_found **found = NULL;
     size_t got = 0;
-    assert_int_equal(penlink_list(f->ctx, found, 8, &got), PENLINK_OK);
+    assert_int_equal(penlink_dev_list(f->ctx, &found, &got), PENLINK_OK);
     assert_int_equal(got, n);
     for (size_t i = 0; i < n; i++) {
-        assert_string_equal(found[i].port, ports[i]);
-        assert_string_equal(found[i].serial, serials[i]);
-        assert_int_equal(found[i].status, PENLINK_OK);
+        assert_string_equal(found[i]->port, ports[i]);
+        assert_string_equal(found[i]->serial, serials[i]);
+        assert_int_equal(found[i]->status, PENLINK_OK);
         char where[64];
         snprintf(where, sizeof where, "usb port %s (bus 1 device ", ports[i]);
-        assert_non_null(strstr(found[i].where, where));
+        assert_non_null(strstr(found[i]->where, where));
     }
+    assert_null(found[n]);
+    penlink_dev_list_free(found);
     char dir[] = "/tmp/penlink-usb-desk.XXXXXX", out[64];
     assert_non_null(mkdtemp(dir));
     snprintf(out, sizeof out, "%s/out", dir);
@@ -458,7 +482,7 @@ static void check_desk(fixture *f, const char *const ports[], const char *const 
         snprintf(uri, sizeof uri, "usb:%s", ports[i]);
         penlink_dev *d = NULL;
         assert_int_equal(penlink_dev_open(f->ctx, uri, &d), PENLINK_OK);
-        penlink_info info;
+        penlink_info info = PENLINK_INFO_INIT;
         assert_int_equal(penlink_dev_info(d, &info), PENLINK_OK);
         assert_string_equal(info.serial, serials[i]);
         assert_true(info.features & PENLINK_FEATURE_IDENTIFY);
@@ -536,7 +560,7 @@ static void test_same_serial(void **state)
     assert_null(strstr(m, "usb:PEN-SAME"));
     /* what it offers works: each port opens its own pen */
     assert_int_equal(penlink_dev_open(f->ctx, "usb:1-2", &d), PENLINK_OK);
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     assert_int_equal(penlink_dev_info(d, &info), PENLINK_OK);
     assert_string_equal(info.serial, "PEN-SAME");
     assert_int_equal(info.log_next_seq, f->rigs[1].gt_n);
@@ -635,7 +659,7 @@ static void write_truth(const rig *r, const char *path)
                 (long long)rec->time_ms, penlink_record_kind_name(rec->kind));
         for (uint32_t b = 0; b < PENLINK_FIELD_COUNT; b++)
             if (rec->fields & (1u << b)) {
-                uint64_t v = penlink_record_field(rec, 1u << b);
+                uint64_t v = penlink_record_field_get(rec, 1u << b);
                 if ((1u << b) == PENLINK_F_CLOCK_DELTA_MS)
                     fprintf(f, ",\"%s\":%lld", penlink_record_field_name(1u << b), (long long)v);
                 else

@@ -20,7 +20,7 @@ if ! diff -u "$tmp/listed" "$tmp/exported" > "$tmp/d1"; then
     echo "FAIL: $lib exports other symbols than $list:" >&2
     sed -n 's/^+\([^+]\)/  new export:      \1/p; s/^-\([^-]\)/  vanished export: \1/p' "$tmp/d1" >&2
     echo "  If this is meant, update $list in the same commit (a vanished export breaks" >&2
-    echo "  programs linked against libpenlink.so.0: the SOVERSION must go up)." >&2
+    echo "  programs linked against the current libpenlink.so.N: the SOVERSION must go up)." >&2
     status=1
 fi
 if ! diff -u "$tmp/declared" "$tmp/listed" > "$tmp/d2"; then

@@ -40,6 +40,26 @@ int main(int argc, char **argv)
         fprintf(stderr, "consumer: penlink_config_key_find(\"depth_max_um\") is wrong\n");
         goto fail;
     }
+    if (strcmp(penlink_status_name(PENLINK_ERR_IO), "PENLINK_ERR_IO") != 0) {
+        fprintf(stderr, "consumer: penlink_status_name(PENLINK_ERR_IO) is wrong\n");
+        goto fail;
+    }
+    /* the structs a caller sizes, with the header's initialisers */
+    penlink_info info = PENLINK_INFO_INIT;
+    penlink_pull_cb pcb = PENLINK_PULL_CB_INIT;
+    penlink_decoder_stats stats = PENLINK_DECODER_STATS_INIT;
+    if (info.size != sizeof info || pcb.size != sizeof pcb || stats.size != sizeof stats) {
+        fprintf(stderr, "consumer: an initialiser does not set the struct's size\n");
+        goto fail;
+    }
+    penlink_config cfg = PENLINK_CONFIG_INIT;
+    char text[PENLINK_CONFIG_TEXT_MAX + 2];
+    memset(text, 'x', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    if (penlink_config_set_text(&cfg, PENLINK_CFG_CLINIC_ID, text) != PENLINK_ERR_INVALID_ARG) {
+        fprintf(stderr, "consumer: a text over PENLINK_CONFIG_TEXT_MAX is not refused\n");
+        goto fail;
+    }
     printf("consumer: libpenlink %s, %s\n", penlink_version(), io);
     rc = 0;
 fail:

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The install as another project meets it: `cmake --install` of this build
 # into a staging directory (DESTDIR), then a small consumer program built
-# against it twice, once through the CMake package (find_package(penlink 0.2),
+# against it twice, once through the CMake package (find_package(penlink 0.3),
 # penlink::penlink) and once through pkg-config, and run against the staged
 # shared library.
 #   test_install.sh CMAKE BUILD_DIR CC VERSION SOVERSION [CFLAGS...]
@@ -37,7 +37,7 @@ run() {
     LD_LIBRARY_PATH=$libdir "$1" "$version" || fail "$1 exited with $?"
 }
 
-echo "== CMake: find_package(penlink 0.2 REQUIRED), penlink::penlink"
+echo "== CMake: find_package(penlink 0.3 REQUIRED), penlink::penlink"
 CC=$cc "$cmake" -S "$here" -B "$tmp/c-cmake" -DCMAKE_PREFIX_PATH="$root" \
     -DCMAKE_C_FLAGS="$cflags" > "$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log"; fail "configure"; }
 grep -q "penlink_DIR:PATH=$libdir/cmake/penlink" "$tmp/c-cmake/CMakeCache.txt" ||
@@ -46,7 +46,7 @@ grep -q "penlink_DIR:PATH=$libdir/cmake/penlink" "$tmp/c-cmake/CMakeCache.txt" |
 run "$tmp/c-cmake/consumer"
 
 echo "== CMake: a version the package is not compatible with is refused"
-for want in 0.1 0.3 1.0; do
+for want in 0.2 0.4 1.0; do
     mkdir -p "$tmp/want-$want"
     printf 'cmake_minimum_required(VERSION 3.20)\nproject(p LANGUAGES C)\nfind_package(penlink %s REQUIRED)\n' \
         "$want" > "$tmp/want-$want/CMakeLists.txt"

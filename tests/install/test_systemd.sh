@@ -19,7 +19,7 @@ prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$build/CMakeCache.txt")
 root=$tmp/stage$prefix
 exe=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$unit")
 [ "$exe" = "$prefix/bin/penlink" ] || fail "ExecStart runs '$exe', not $prefix/bin/penlink"
-lib=$(dirname "$(find "$root" -name 'libpenlink.so.0' | head -n 1)")
+lib=$(dirname "$(find "$root" -name 'libpenlink.so.[0-9]*' | head -n 1)")
 LD_LIBRARY_PATH=$lib "$tmp/stage$exe" watch --help > /dev/null || fail "$exe watch --help"
 
 echo "== systemd-analyze verify"

@@ -287,7 +287,10 @@ static void test_audit_clock_set_int64_min(void **state)
     assert_int_equal(penlink_archive_open_readonly(f->ctx, f->path, &ar), PENLINK_OK);
     findings fs;
     memset(&fs, 0, sizeof fs);
-    penlink_audit_cb cb = { NULL, keep_finding, NULL, &fs, PENLINK_PERIOD_DAY, 0, NULL };
+    penlink_audit_cb cb = { .size = sizeof(penlink_audit_cb),
+                            .on_finding = keep_finding,
+                            .user = &fs,
+                            .usage_by = PENLINK_PERIOD_DAY };
     assert_int_equal(penlink_audit_run(ar, NULL, &cb, NULL), PENLINK_OK);
     int at = 0;
     const penlink_finding *jump = finding_of(&fs, PENLINK_FIND_CLOCK_JUMP, &at);
@@ -347,10 +350,20 @@ static void test_audit_hostile_times(void **state)
         memset(&fs, 0, sizeof fs);
         memset(&t, 0, sizeof t);
         memset(&ur, 0, sizeof ur);
-        penlink_audit_cb cb = { keep_treatment, NULL, NULL, &t, (penlink_period)by, 0, NULL };
-        penlink_audit_cb fcb = { NULL, keep_finding, NULL, &fs, (penlink_period)by, 0, NULL };
+        penlink_audit_cb cb = { .size = sizeof(penlink_audit_cb),
+                                .on_treatment = keep_treatment,
+                                .user = &t,
+                                .usage_by = (penlink_period)by };
+        penlink_audit_cb fcb = { .size = sizeof(penlink_audit_cb),
+                                 .on_finding = keep_finding,
+                                 .user = &fs,
+                                 .usage_by = (penlink_period)by };
         /* usage periods in UTC and in the local zone (TZ) */
-        penlink_audit_cb ucb = { NULL, NULL, keep_usage, &ur, (penlink_period)by, by % 2, NULL };
+        penlink_audit_cb ucb = { .size = sizeof(penlink_audit_cb),
+                                 .on_usage = keep_usage,
+                                 .user = &ur,
+                                 .usage_by = (penlink_period)by,
+                                 .local_time = by % 2 };
         assert_int_equal(penlink_audit_run(ar, NULL, &cb, NULL), PENLINK_OK);
         assert_int_equal(t.start_seq, 1);
         assert_true(t.duration_ms == (uint64_t)INT64_MAX); /* as long as it can say */
@@ -427,9 +440,11 @@ static void test_hostile_seqs(void **state)
     /* the audit before B's odd rows */
     findings before;
     memset(&before, 0, sizeof before);
-    penlink_audit_cb cb0 = {
-        count_treatment, keep_finding, NULL, &before, PENLINK_PERIOD_DAY, 0, NULL
-    };
+    penlink_audit_cb cb0 = { .size = sizeof(penlink_audit_cb),
+                             .on_treatment = count_treatment,
+                             .on_finding = keep_finding,
+                             .user = &before,
+                             .usage_by = PENLINK_PERIOD_DAY };
     penlink_audit_summary sum0;
     assert_int_equal(penlink_audit_run(ar, NULL, &cb0, &sum0), PENLINK_OK);
     penlink_archive_close(ar);
@@ -455,7 +470,11 @@ static void test_hostile_seqs(void **state)
 
     findings fs;
     memset(&fs, 0, sizeof fs);
-    penlink_audit_cb cb = { count_treatment, keep_finding, NULL, &fs, PENLINK_PERIOD_DAY, 0, NULL };
+    penlink_audit_cb cb = { .size = sizeof(penlink_audit_cb),
+                            .on_treatment = count_treatment,
+                            .on_finding = keep_finding,
+                            .user = &fs,
+                            .usage_by = PENLINK_PERIOD_DAY };
     penlink_audit_summary sum;
     assert_int_equal(penlink_audit_run(ar, NULL, &cb, &sum), PENLINK_OK);
     assert_int_equal(sum.records, 9); /* A's 4 and B's 5, from their chunks */
@@ -485,7 +504,7 @@ static void test_hostile_seqs(void **state)
     assert_non_null(strstr(penlink_ctx_errmsg(f->ctx), "2 record rows cannot be records"));
     assert_non_null(strstr(penlink_ctx_errmsg(f->ctx), "pen PEN-B"));
     /* and one pen alone */
-    penlink_archive_filter only_a = { .serial = "PEN-A" };
+    penlink_archive_filter only_a = { .size = sizeof(penlink_archive_filter), .serial = "PEN-A" };
     n = 0;
     assert_int_equal(penlink_archive_scan(ar, &only_a, count_record, &n), PENLINK_OK);
     assert_int_equal(n, 4);
@@ -510,7 +529,10 @@ static void test_damaged_fails_the_verdict(void **state)
     penlink_archive *ar = NULL;
     findings fs0;
     memset(&fs0, 0, sizeof fs0);
-    penlink_audit_cb cb0 = { NULL, keep_finding, NULL, &fs0, PENLINK_PERIOD_DAY, 0, NULL };
+    penlink_audit_cb cb0 = { .size = sizeof(penlink_audit_cb),
+                             .on_finding = keep_finding,
+                             .user = &fs0,
+                             .usage_by = PENLINK_PERIOD_DAY };
     penlink_audit_summary sum0;
     assert_int_equal(penlink_archive_open_readonly(f->ctx, f->path, &ar), PENLINK_OK);
     assert_int_equal(penlink_audit_run(ar, NULL, &cb0, &sum0), PENLINK_OK);
@@ -525,7 +547,10 @@ static void test_damaged_fails_the_verdict(void **state)
     assert_int_equal(penlink_archive_open_readonly(f->ctx, f->path, &ar), PENLINK_OK);
     findings fs;
     memset(&fs, 0, sizeof fs);
-    penlink_audit_cb cb = { NULL, keep_finding, NULL, &fs, PENLINK_PERIOD_DAY, 0, NULL };
+    penlink_audit_cb cb = { .size = sizeof(penlink_audit_cb),
+                            .on_finding = keep_finding,
+                            .user = &fs,
+                            .usage_by = PENLINK_PERIOD_DAY };
     penlink_audit_summary sum;
     assert_int_equal(penlink_audit_run(ar, NULL, &cb, &sum), PENLINK_OK);
     assert_int_equal(fs.n, fs0.n);
@@ -577,6 +602,56 @@ static int on_dev(void *u, const penlink_archive_device *d)
     return count_any(u, d);
 }
 
+/* The caller-sized structs of the archive's reads (penlink_archive_filter,
+ * penlink_audit_cb) are refused without their size, before anything is read;
+ * NULL still means "everything" and "no callbacks". */
+static int count_scanned(void *u, const char *serial, const penlink_record *r)
+{
+    (void)serial;
+    (void)r;
+    (*(int *)u)++;
+    return 0;
+}
+
+static void test_sized_structs_refused(void **state)
+{
+    fx *f = *state;
+    make_archive(f);
+    add_device(f->path, 1, "PEN-SIZE", 0);
+    penlink_record r = rec(PENLINK_REC_POWER_ON, 1000);
+    add_chunk(f->path, 1, &r, 1);
+    penlink_archive *ar = NULL;
+    assert_int_equal(penlink_archive_open_readonly(f->ctx, f->path, &ar), PENLINK_OK);
+    findings fs;
+    memset(&fs, 0, sizeof fs);
+    penlink_audit_cb cb = PENLINK_AUDIT_CB_INIT;
+    cb.on_finding = keep_finding;
+    cb.user = &fs;
+    penlink_archive_filter all = PENLINK_ARCHIVE_FILTER_INIT, bare;
+    memset(&bare, 0, sizeof bare);
+    int n = 0;
+    penlink_audit_summary sum;
+    assert_int_equal(penlink_audit_run(ar, &bare, &cb, &sum), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_archive_scan(ar, &bare, count_scanned, &n), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_archive_alarms(ar, &bare, on_alarm, &n), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(n, 0);
+    penlink_audit_cb cb_bare = cb;
+    cb_bare.size = 0;
+    assert_int_equal(penlink_audit_run(ar, &all, &cb_bare, &sum), PENLINK_ERR_INVALID_ARG);
+    cb_bare.size = sizeof cb_bare - 1;
+    assert_int_equal(penlink_audit_run(ar, &all, &cb_bare, &sum), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(fs.n, 0); /* nothing was audited */
+    /* with their sizes (or NULL) the same calls run */
+    assert_int_equal(penlink_archive_scan(ar, &all, count_scanned, &n), PENLINK_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(penlink_archive_scan(ar, NULL, count_scanned, &n), PENLINK_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(penlink_audit_run(ar, &all, &cb, &sum), PENLINK_OK);
+    assert_int_equal(sum.records, 1);
+    assert_int_equal(penlink_audit_run(ar, NULL, NULL, &sum), PENLINK_OK);
+    penlink_archive_close(ar);
+}
+
 static void test_readonly_never_writes(void **state)
 {
     fx *f = *state;
@@ -600,27 +675,26 @@ static void test_readonly_never_writes(void **state)
     assert_int_equal(penlink_archive_devices(ar, on_dev, &n), PENLINK_OK);
     assert_int_equal(n, 1);
     penlink_verification v;
-    assert_int_equal(penlink_archive_verification(ar, "PEN-RO", &v), PENLINK_OK);
+    assert_int_equal(penlink_archive_verification_get(ar, "PEN-RO", &v), PENLINK_OK);
     assert_int_equal(v.have, 0); /* read-only: the verdict was not stored */
-    penlink_config cfg;
-    memset(&cfg, 0, sizeof cfg);
+    penlink_config cfg = PENLINK_CONFIG_INIT;
     assert_int_equal(penlink_archive_log_config(ar, "PEN-RO", "read", NULL, &cfg),
                      PENLINK_ERR_INVALID_ARG);
     assert_non_null(strstr(penlink_ctx_errmsg(f->ctx), "opened read-only"));
-    assert_int_equal(penlink_archive_record_verification(ar, &got[0]), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_archive_verification_save(ar, &got[0]), PENLINK_ERR_INVALID_ARG);
     penlink_archive_close(ar);
     assert_same_bytes(f->path, before, len);
     free(before);
 
     /* the same report, recorded through a writable opening */
     assert_int_equal(penlink_archive_open(f->ctx, f->path, &ar), PENLINK_OK);
-    assert_int_equal(penlink_archive_record_verification(ar, &got[0]), PENLINK_OK);
-    assert_int_equal(penlink_archive_verification(ar, "PEN-RO", &v), PENLINK_OK);
+    assert_int_equal(penlink_archive_verification_save(ar, &got[0]), PENLINK_OK);
+    assert_int_equal(penlink_archive_verification_get(ar, "PEN-RO", &v), PENLINK_OK);
     assert_int_equal(v.have, 1);
     assert_string_equal(v.result, "broken");
     penlink_verify_report nobody = got[0];
     snprintf(nobody.serial, sizeof nobody.serial, "PEN-NONE");
-    assert_int_equal(penlink_archive_record_verification(ar, &nobody), PENLINK_ERR_NOT_FOUND);
+    assert_int_equal(penlink_archive_verification_save(ar, &nobody), PENLINK_ERR_NOT_FOUND);
     penlink_archive_close(ar);
 
     /* a missing archive is not created by a read-only opening */
@@ -746,8 +820,7 @@ static void test_interrupted_pulls(void **state)
     pull_results(f->path, got, sizeof got);
     assert_string_equal(got, "ok,running,running");
     /* it still works after the lock test */
-    penlink_config cfg;
-    memset(&cfg, 0, sizeof cfg);
+    penlink_config cfg = PENLINK_CONFIG_INIT;
     cfg.revision = 3;
     assert_int_equal(penlink_archive_log_config(ar, "PEN-K", "read", NULL, &cfg), PENLINK_OK);
     penlink_archive_close(ar);
@@ -773,8 +846,7 @@ static void test_disk_full(void **state)
     assert_int_equal(penlink_archive_open(f->ctx, f->path, &ar), PENLINK_OK);
     archive_backend *b = ar->b;
     sqlite3 *db = archive_sqlite_handle(b);
-    penlink_info info;
-    memset(&info, 0, sizeof info);
+    penlink_info info = PENLINK_INFO_INIT;
     snprintf(info.serial, sizeof info.serial, "PEN-FULL");
     int64_t dev, pull, chunk;
     assert_int_equal(b->ops->begin(b), PENLINK_OK);
@@ -846,8 +918,7 @@ static void test_disk_full(void **state)
     assert_int_equal(penlink_archive_open(f->ctx, f->path, &ar), PENLINK_OK);
     db = archive_sqlite_handle(ar->b);
     assert_int_equal(sqlite3_exec(db, "PRAGMA max_page_count = 1", NULL, NULL, NULL), SQLITE_OK);
-    penlink_config cfg;
-    memset(&cfg, 0, sizeof cfg);
+    penlink_config cfg = PENLINK_CONFIG_INIT;
     char who[600];
     memset(who, 'x', sizeof who - 1);
     who[sizeof who - 1] = '\0';
@@ -926,10 +997,10 @@ static void test_long_serial(void **state)
     assert_string_equal(got[0].serial, listed);
     assert_int_equal(got[1].serial[0], '\0'); /* PEN-SHORT is not a prefix match */
     penlink_verification v;
-    assert_int_equal(penlink_archive_verification(ar, listed, &v), PENLINK_OK);
+    assert_int_equal(penlink_archive_verification_get(ar, listed, &v), PENLINK_OK);
     assert_int_equal(v.have, 1);
     assert_string_equal(v.result, "unsigned");
-    assert_int_equal(penlink_archive_record_verification(ar, &got[0]), PENLINK_OK);
+    assert_int_equal(penlink_archive_verification_save(ar, &got[0]), PENLINK_OK);
     penlink_archive_close(ar);
 }
 
@@ -938,6 +1009,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_verify_pen_without_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_clock_set_int64_min, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sized_structs_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_hostile_times, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_seqs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_fails_the_verdict, setup, teardown),

@@ -30,8 +30,7 @@ static penlink_limits limits(void)
 
 static penlink_config valid(void)
 {
-    penlink_config c;
-    memset(&c, 0, sizeof c);
+    penlink_config c = PENLINK_CONFIG_INIT;
     c.depth_max_um = 2500;
     c.depth_default_um = 500;
     c.speed_min_sps = 50;
@@ -100,15 +99,20 @@ static void test_usb_wait_change(void **state)
 {
     (void)state;
     penlink_ctx *ctx = NULL;
-    assert_int_equal(penlink_usb_wait_change(NULL, 0), PENLINK_ERR_INVALID_ARG);
+    int changed = -1;
+    assert_int_equal(penlink_dev_wait_change(NULL, 0, &changed), PENLINK_ERR_INVALID_ARG);
     assert_int_equal(penlink_ctx_new(&ctx), PENLINK_OK);
+    assert_int_equal(penlink_dev_wait_change(ctx, 0, NULL), PENLINK_ERR_INVALID_ARG);
     /* no time to wait: no change (hotplug does not report the pens already there) */
-    assert_int_equal(penlink_usb_wait_change(ctx, 0), 0);
-    assert_int_equal(penlink_usb_wait_change(ctx, 0), 0);
+    assert_int_equal(penlink_dev_wait_change(ctx, 0, &changed), PENLINK_OK);
+    assert_int_equal(changed, 0);
+    changed = -1;
+    assert_int_equal(penlink_dev_wait_change(ctx, 0, &changed), PENLINK_OK);
+    assert_int_equal(changed, 0);
     penlink_ctx_cancel(ctx);
-    assert_int_equal(penlink_usb_wait_change(ctx, 10000), PENLINK_ERR_CANCELLED);
+    assert_int_equal(penlink_dev_wait_change(ctx, 10000, &changed), PENLINK_ERR_CANCELLED);
     penlink_ctx_reset_cancel(ctx);
-    assert_int_equal(penlink_usb_wait_change(ctx, 0), 0);
+    assert_int_equal(penlink_dev_wait_change(ctx, 0, &changed), PENLINK_OK);
     penlink_ctx_free(ctx);
 }
 
@@ -117,6 +121,48 @@ static void test_usb_wait_change(void **state)
  * as in the enum; a status appended without a name reads "unknown" and
  * fails here. Anything outside the enum is "unknown".
  */
+/* The configuration setters say what they refused, as statuses (0.2's
+ * penlink_config_set_text returned -1, penlink_config_set_u32 nothing). */
+static void test_config_setters(void **state)
+{
+    (void)state;
+    penlink_config c = PENLINK_CONFIG_INIT;
+    char longest[PENLINK_CONFIG_TEXT_MAX + 2];
+    memset(longest, 'x', sizeof longest);
+    longest[PENLINK_CONFIG_TEXT_MAX] = '\0';
+    assert_int_equal(penlink_config_set_text(&c, PENLINK_CFG_CLINIC_ID, longest), PENLINK_OK);
+    assert_int_equal(strlen(penlink_config_get_text(&c, PENLINK_CFG_CLINIC_ID)),
+                     PENLINK_CONFIG_TEXT_MAX);
+    longest[PENLINK_CONFIG_TEXT_MAX] = 'x';
+    longest[PENLINK_CONFIG_TEXT_MAX + 1] = '\0';
+    assert_int_equal(penlink_config_set_text(&c, PENLINK_CFG_DEVICE_LABEL, longest),
+                     PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(c.present, PENLINK_CFG_CLINIC_ID); /* nothing changed */
+    assert_int_equal(penlink_config_set_text(&c, PENLINK_CFG_DEPTH_MAX_UM, "1"),
+                     PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_config_set_text(NULL, PENLINK_CFG_CLINIC_ID, "a"),
+                     PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_config_set_text(&c, PENLINK_CFG_CLINIC_ID, NULL),
+                     PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_config_set_u32(&c, PENLINK_CFG_DEPTH_MAX_UM, 2500), PENLINK_OK);
+    assert_int_equal(penlink_config_get_u32(&c, PENLINK_CFG_DEPTH_MAX_UM), 2500);
+    assert_int_equal(penlink_config_set_u32(&c, PENLINK_CFG_CLINIC_ID, 1), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_config_set_u32(&c, 1u << 30, 1), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_config_set_u32(NULL, PENLINK_CFG_DEPTH_MAX_UM, 1),
+                     PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(c.present, PENLINK_CFG_CLINIC_ID | PENLINK_CFG_DEPTH_MAX_UM);
+    /* a configuration without its size (no PENLINK_CONFIG_INIT): refused, read as empty */
+    penlink_config bare = c;
+    bare.size = 0;
+    assert_int_equal(penlink_config_set_u32(&bare, PENLINK_CFG_DEPTH_MAX_UM, 1),
+                     PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_config_set_text(&bare, PENLINK_CFG_CLINIC_ID, "a"),
+                     PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_config_get_u32(&bare, PENLINK_CFG_DEPTH_MAX_UM), 0);
+    assert_string_equal(penlink_config_get_text(&bare, PENLINK_CFG_CLINIC_ID), "");
+    assert_int_equal(bare.depth_max_um, 2500);
+}
+
 static void test_status_names(void **state)
 {
     (void)state;
@@ -147,6 +193,7 @@ int main(void)
         cmocka_unit_test(test_replaced_by_the_next_failure),
         cmocka_unit_test(test_null_context),
         cmocka_unit_test(test_usb_wait_change),
+        cmocka_unit_test(test_config_setters),
         cmocka_unit_test(test_status_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

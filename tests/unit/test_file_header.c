@@ -35,8 +35,7 @@ static int on_message(void *user, uint64_t offset, uint32_t request_id, const ch
 
 static penlink_file_header pen(const char *serial, int key)
 {
-    penlink_file_header h;
-    memset(&h, 0, sizeof h);
+    penlink_file_header h = PENLINK_FILE_HEADER_INIT;
     snprintf(h.serial, sizeof h.serial, "%s", serial);
     snprintf(h.model, sizeof h.model, "penlink MN-1");
     h.has_device_key = key != 0;
@@ -74,11 +73,15 @@ static int decode(const uint8_t *buf, size_t len, int *have, penlink_file_header
     int n = 0;
     assert_int_equal(penlink_ctx_new(&ctx), PENLINK_OK);
     assert_int_equal(penlink_decoder_new(ctx, on_record, on_message, &n, &d), PENLINK_OK);
-    assert_int_equal(penlink_decoder_header(d, h), 0); /* nothing fed yet */
+    *have = -1;
+    assert_int_equal(penlink_decoder_header(d, h, have), PENLINK_OK);
+    assert_int_equal(*have, 0); /* nothing fed yet */
+    assert_int_equal(penlink_decoder_header(d, h, NULL), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_decoder_header(NULL, h, have), PENLINK_ERR_INVALID_ARG);
     int st = penlink_decoder_feed(d, buf, len);
     if (st == PENLINK_OK)
         st = penlink_decoder_finish(d);
-    *have = penlink_decoder_header(d, h);
+    assert_int_equal(penlink_decoder_header(d, h, have), PENLINK_OK);
     if (msgs)
         *msgs = n;
     penlink_decoder_free(d);
@@ -90,7 +93,7 @@ static void test_round_trip(void **state)
 {
     (void)state;
     uint8_t buf[1024];
-    penlink_file_header a = pen("PEN-A001", 0x5a), got;
+    penlink_file_header a = pen("PEN-A001", 0x5a), got = PENLINK_FILE_HEADER_INIT;
     size_t n = put_header(buf, 0, &a);
     assert_memory_equal(buf, "PNLK", 4); /* an ordinary frame */
     int have = 0, msgs = 0;
@@ -131,13 +134,43 @@ static void test_encode_refuses(void **state)
     h = pen("12345678901234567890123456789012", 1);
     memset(h.model, 'm', sizeof h.model - 1);
     assert_int_equal(penlink_file_header_encode(&h, buf, sizeof buf, &n), PENLINK_OK);
+    /* a header without its size (no PENLINK_FILE_HEADER_INIT) */
+    h.size = 0;
+    assert_int_equal(penlink_file_header_encode(&h, buf, sizeof buf, &n), PENLINK_ERR_INVALID_ARG);
+}
+
+/* penlink_decoder_header() fills only a header that carries its size. */
+static void test_header_out_needs_size(void **state)
+{
+    (void)state;
+    uint8_t buf[PENLINK_FILE_HEADER_MAX];
+    penlink_file_header a = pen("PEN-A001", 1);
+    size_t len = put_header(buf, 0, &a);
+    penlink_ctx *ctx = NULL;
+    penlink_decoder *d = NULL;
+    int n = 0, have = -1;
+    assert_int_equal(penlink_ctx_new(&ctx), PENLINK_OK);
+    assert_int_equal(penlink_decoder_new(ctx, on_record, on_message, &n, &d), PENLINK_OK);
+    assert_int_equal(penlink_decoder_feed(d, buf, len), PENLINK_OK);
+    penlink_file_header bare;
+    memset(&bare, 0, sizeof bare);
+    assert_int_equal(penlink_decoder_header(d, &bare, &have), PENLINK_ERR_INVALID_ARG);
+    assert_string_equal(bare.serial, "");
+    assert_int_equal(penlink_decoder_header(d, NULL, &have), PENLINK_OK); /* NULL: only have */
+    assert_int_equal(have, 1);
+    penlink_file_header got = PENLINK_FILE_HEADER_INIT;
+    assert_int_equal(penlink_decoder_header(d, &got, &have), PENLINK_OK);
+    assert_string_equal(got.serial, "PEN-A001");
+    assert_int_equal(got.size, sizeof got);
+    penlink_decoder_free(d);
+    penlink_ctx_free(ctx);
 }
 
 static void test_only_first_frame_names(void **state)
 {
     (void)state;
     uint8_t buf[1024];
-    penlink_file_header a = pen("PEN-A001", 1), got;
+    penlink_file_header a = pen("PEN-A001", 1), got = PENLINK_FILE_HEADER_INIT;
     size_t n = put_hello(buf, 0);
     n = put_header(buf, n, &a);
     int have = 1;
@@ -149,7 +182,7 @@ static void test_second_header(void **state)
 {
     (void)state;
     uint8_t buf[1024];
-    penlink_file_header a = pen("PEN-A001", 1), got;
+    penlink_file_header a = pen("PEN-A001", 1), got = PENLINK_FILE_HEADER_INIT;
     int have = 0;
     /* the same pen again (one pen's files joined): fine */
     size_t n = put_header(buf, 0, &a);
@@ -173,6 +206,60 @@ static void test_second_header(void **state)
     assert_int_equal(decode(buf, n, &have, &got, NULL), PENLINK_ERR_INTEGRITY);
 }
 
+/* penlink_decoder_stats_get(): the totals, and the size contract of a sized
+ * struct (too small is refused; a newer caller's larger struct gets the
+ * fields this library knows and keeps the rest as the caller set it). */
+static void test_stats(void **state)
+{
+    (void)state;
+    uint8_t buf[1024];
+    penlink_file_header h = pen("PEN-STATS", 0);
+    size_t len = put_hello(buf, put_header(buf, 0, &h));
+    penlink_ctx *ctx = NULL;
+    penlink_decoder *d = NULL;
+    int n = 0;
+    assert_int_equal(penlink_ctx_new(&ctx), PENLINK_OK);
+    assert_int_equal(penlink_decoder_new(ctx, on_record, on_message, &n, &d), PENLINK_OK);
+    assert_int_equal(penlink_decoder_feed(d, buf, len), PENLINK_OK);
+    assert_int_equal(penlink_decoder_finish(d), PENLINK_OK);
+
+    penlink_decoder_stats st = PENLINK_DECODER_STATS_INIT;
+    assert_int_equal(penlink_decoder_stats_get(d, &st), PENLINK_OK);
+    assert_int_equal(st.size, sizeof st);
+    assert_int_equal(st.good_bytes, len); /* two whole frames */
+    assert_int_equal(st.records, 0);
+    assert_int_equal(st.chunks, 0);
+    assert_int_equal(st.duplicates, 0);
+    assert_int_equal(st.problems, 0);
+
+    /* a size of 0 (no init) or smaller than the first layout: refused, untouched */
+    penlink_decoder_stats bad;
+    memset(&bad, 0x5a, sizeof bad);
+    bad.size = 0;
+    assert_int_equal(penlink_decoder_stats_get(d, &bad), PENLINK_ERR_INVALID_ARG);
+    bad.size = sizeof bad - 1;
+    assert_int_equal(penlink_decoder_stats_get(d, &bad), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(bad.good_bytes, 0x5a5a5a5a5a5a5a5aull);
+    assert_int_equal(penlink_decoder_stats_get(NULL, &st), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_decoder_stats_get(d, NULL), PENLINK_ERR_INVALID_ARG);
+
+    /* a caller built against a later header, whose struct has a field more */
+    struct {
+        penlink_decoder_stats now;
+        uint64_t later;
+    } big;
+    memset(&big, 0, sizeof big);
+    big.now.size = sizeof big;
+    big.later = 42;
+    assert_int_equal(penlink_decoder_stats_get(d, &big.now), PENLINK_OK);
+    assert_int_equal(big.now.size, sizeof big);
+    assert_int_equal(big.now.good_bytes, len);
+    assert_int_equal(big.later, 42);
+
+    penlink_decoder_free(d);
+    penlink_ctx_free(ctx);
+}
+
 static void test_malformed(void **state)
 {
     (void)state;
@@ -185,7 +272,7 @@ static void test_malformed(void **state)
     env.request_id = 0;
     env.body_case = PENLINK__V1__ENVELOPE__BODY_DEVICE_INFO;
     env.device_info = &di;
-    penlink_file_header got;
+    penlink_file_header got = PENLINK_FILE_HEADER_INIT;
     int have = 1;
     /* no serial */
     long n = pl_envelope_frame(&env, buf, sizeof buf);
@@ -256,9 +343,14 @@ int main(int argc, char **argv)
 {
     doc_path = argc > 1 ? argv[1] : "docs/protocol.md";
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_doc_vector),     cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_encode_refuses), cmocka_unit_test(test_only_first_frame_names),
-        cmocka_unit_test(test_second_header),  cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_doc_vector),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_encode_refuses),
+        cmocka_unit_test(test_header_out_needs_size),
+        cmocka_unit_test(test_only_first_frame_names),
+        cmocka_unit_test(test_second_header),
+        cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

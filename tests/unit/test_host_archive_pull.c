@@ -88,7 +88,11 @@ static const penlink_alarm *alarm_of(const fixture *f, const char *kind)
 static void test_first_pull(void **state)
 {
     fixture *f = *state;
-    penlink_archive_pull_result res;
+    penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT, bare;
+    /* a result without its size is refused before anything is pulled or stored */
+    memset(&bare, 0, sizeof bare);
+    assert_int_equal(penlink_archive_pull(&f->ar, f->d, NULL, &bare), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(f->fa.n_records, 0);
     assert_int_equal(penlink_archive_pull(&f->ar, f->d, NULL, &res), PENLINK_OK);
     assert_string_equal(res.serial, SERIAL);
     assert_int_equal(res.from_seq, 0);
@@ -113,7 +117,7 @@ static void test_first_pull(void **state)
 static void test_second_pull(void **state)
 {
     fixture *f = *state;
-    penlink_archive_pull_result res;
+    penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
     assert_int_equal(penlink_archive_pull(&f->ar, f->d, NULL, &res), PENLINK_OK);
     assert_int_equal(penlink_archive_pull(&f->ar, f->d, NULL, &res), PENLINK_OK);
     assert_int_equal(f->fa.pull_from, RECORDS);
@@ -128,7 +132,7 @@ static void test_unacknowledged_records_asked_again(void **state)
 {
     fixture *f = *state;
     archived(f, 20);
-    penlink_archive_pull_result res;
+    penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
     assert_int_equal(penlink_archive_pull(&f->ar, f->d, NULL, &res), PENLINK_OK);
     assert_int_equal(f->fa.pull_from, 0);
     assert_int_equal(res.records_dup, 20);
@@ -143,7 +147,7 @@ static void test_conflict(void **state)
     fixture *f = *state;
     archived(f, 10);
     f->fa.records[7].r.depth_um += 100;
-    penlink_archive_pull_result res;
+    penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
     assert_int_equal(penlink_archive_pull(&f->ar, f->d, NULL, &res), PENLINK_ERR_INTEGRITY);
     assert_says(penlink_ctx_errmsg(f->ctx), "1 records of " SERIAL " arrived with content "
                                             "different from the archived ones (first: seq 7)");
@@ -175,7 +179,7 @@ static void test_store_fails_midway(void **state)
         f->fa.fail_op = cases[i].op;
         f->fa.fail_at = 3;
         f->fa.fail_status = PENLINK_ERR_IO;
-        penlink_archive_pull_result res;
+        penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
         assert_int_equal(penlink_archive_pull(&f->ar, f->d, NULL, &res), PENLINK_ERR_IO);
         assert_int_equal(res.next_seq, cases[i].next);
         assert_int_equal(f->p.acks, 0);
@@ -194,7 +198,7 @@ static void test_final_commit_fails(void **state)
     f->fa.fail_op = "commit";
     f->fa.fail_at = 2; /* the prepare's commit goes through */
     f->fa.fail_status = PENLINK_ERR_IO;
-    penlink_archive_pull_result res;
+    penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
     assert_int_equal(penlink_archive_pull(&f->ar, f->d, NULL, &res), PENLINK_ERR_IO);
     assert_int_equal(f->p.acks, 0);
     assert_int_equal(res.next_seq, 0); /* only what an earlier commit holds is archived */
@@ -212,7 +216,7 @@ static void test_prepare_fails(void **state)
         f->fa.fail_op = ops[i];
         f->fa.fail_status = PENLINK_ERR_IO;
         f->p.pulls = 0;
-        penlink_archive_pull_result res;
+        penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
         int rc = penlink_archive_pull(&f->ar, f->d, NULL, &res);
         if (rc != PENLINK_ERR_IO)
             fail_msg("%s failing: the pull returned %d", ops[i], rc);
@@ -227,7 +231,7 @@ static void test_gap_never_acknowledged(void **state)
 {
     fixture *f = *state;
     f->p.first = 10; /* dropped before anyone pulled them */
-    penlink_archive_pull_result res;
+    penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
     assert_int_equal(penlink_archive_pull(&f->ar, f->d, NULL, &res), PENLINK_OK);
     assert_int_equal(res.gap, 10);
     assert_int_equal(res.records_new, RECORDS - 10);
@@ -245,7 +249,7 @@ static void test_gap_acknowledged_elsewhere(void **state)
     fixture *f = *state;
     archived(f, 3);
     f->p.first = f->p.acked = 10;
-    penlink_archive_pull_result res;
+    penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
     assert_int_equal(penlink_archive_pull(&f->ar, f->d, NULL, &res), PENLINK_OK);
     assert_int_equal(f->fa.pull_from, 3);
     const penlink_alarm *a = alarm_of(f, "gap");
@@ -263,7 +267,7 @@ static void test_gap_partly_acknowledged(void **state)
     archived(f, 3);
     f->p.first = 10;
     f->p.acked = 6;
-    penlink_archive_pull_result res;
+    penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
     assert_int_equal(penlink_archive_pull(&f->ar, f->d, NULL, &res), PENLINK_OK);
     const penlink_alarm *a = alarm_of(f, "gap");
     assert_non_null(a);
@@ -278,7 +282,7 @@ static void test_gap_alarm_fails(void **state)
     f->p.first = 10;
     f->fa.fail_op = "alarm";
     f->fa.fail_status = PENLINK_ERR_IO;
-    penlink_archive_pull_result res;
+    penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
     assert_int_equal(penlink_archive_pull(&f->ar, f->d, NULL, &res), PENLINK_ERR_IO);
     assert_int_equal(f->p.acks, 0);
     assert_string_equal(f->fa.pull_result, "failed");
@@ -289,7 +293,7 @@ static void test_ack_mismatch(void **state)
 {
     fixture *f = *state;
     f->p.ack_delta = 5;
-    penlink_archive_pull_result res;
+    penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
     assert_int_equal(penlink_archive_pull(&f->ar, f->d, NULL, &res), PENLINK_ERR_INTEGRITY);
     assert_says(penlink_ctx_errmsg(f->ctx), "the pen says every record below seq 45 is "
                                             "acknowledged, but penlink acknowledged only through "
@@ -306,7 +310,7 @@ static void test_pen_fails_the_pull(void **state)
 {
     fixture *f = *state;
     f->p.corrupt_chunk = 3; /* records 10..14 */
-    penlink_archive_pull_result res;
+    penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
     assert_int_equal(penlink_archive_pull(&f->ar, f->d, NULL, &res), PENLINK_ERR_INTEGRITY);
     const penlink_alarm *a = alarm_of(f, "contradiction");
     assert_non_null(a);

@@ -211,8 +211,8 @@ static void test_record_helpers(void **state)
     memset(&rec, 0, sizeof rec);
     rec.depth_um = 1500;
     rec.speed_sps = 120;
-    assert_int_equal(penlink_record_field(&rec, PL_F_DEPTH_UM), 1500);
-    assert_int_equal(penlink_record_field(&rec, PL_F_SPEED_SPS), 120);
+    assert_int_equal(penlink_record_field_get(&rec, PL_F_DEPTH_UM), 1500);
+    assert_int_equal(penlink_record_field_get(&rec, PL_F_SPEED_SPS), 120);
 }
 
 int main(void)

@@ -411,7 +411,7 @@ static void test_pen_errors(void **state)
     };
     penlink_dev *d = NULL;
     assert_int_equal(open_pen(f, &d), PENLINK_OK);
-    penlink_config c;
+    penlink_config c = PENLINK_CONFIG_INIT;
     f->p.error_field = "config.depth_max_um";
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         f->p.error_code = cases[i].code;
@@ -440,7 +440,7 @@ static void test_feature_not_announced(void **state)
     f->p.features = PENLINK__V1__FEATURE__FEATURE_LOG_PULL;
     assert_int_equal(open_pen(f, &d), PENLINK_OK);
     int sends = f->w.sends;
-    penlink_config c;
+    penlink_config c = PENLINK_CONFIG_INIT;
     assert_int_equal(penlink_dev_config_get(d, &c), PENLINK_ERR_DEVICE);
     assert_says(f->ctx, "does not support configuration");
     assert_says(f->ctx, "nothing was sent");
@@ -456,12 +456,29 @@ static void test_invalid_arguments(void **state)
 {
     fixture *f = *state;
     penlink_dev *d = NULL;
-    penlink_config c;
+    penlink_config c = PENLINK_CONFIG_INIT;
     assert_int_equal(penlink_dev_open(NULL, "sim:/x", &d), PENLINK_ERR_INVALID_ARG);
     assert_int_equal(penlink_dev_open(f->ctx, "sim:/x", NULL), PENLINK_ERR_INVALID_ARG);
     assert_int_equal(penlink_dev_open(f->ctx, "tcp:pen", &d), PENLINK_ERR_INVALID_ARG);
     assert_says(f->ctx, "'tcp:pen' is not a pen address");
+    /* a scheme without the address it needs, or a scheme that is only a prefix */
+    const char *no_pen[] = { "sim", "sim:", "usb:", "us", "usbx:1", "simple:/x" };
+    for (size_t i = 0; i < sizeof no_pen / sizeof no_pen[0]; i++) {
+        assert_int_equal(penlink_dev_open(f->ctx, no_pen[i], &d), PENLINK_ERR_INVALID_ARG);
+        assert_says(f->ctx, "is not a pen address");
+        assert_null(d);
+    }
     assert_int_equal(penlink_dev_config_get(NULL, &c), PENLINK_ERR_INVALID_ARG);
+    /* a configuration without its size is refused before anything is sent */
+    assert_int_equal(open_pen(f, &d), PENLINK_OK);
+    int sends = f->w.sends;
+    penlink_config bare;
+    memset(&bare, 0, sizeof bare);
+    assert_int_equal(penlink_dev_config_get(d, &bare), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_dev_config_set(d, 1, &bare, NULL), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_dev_config_set(d, 1, &c, &bare), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(f->w.sends, sends);
+    penlink_dev_close(d);
     penlink_dev_close(NULL);
     penlink_dev_set_timeout(NULL, 1, 1);
 }

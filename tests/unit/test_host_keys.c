@@ -101,7 +101,7 @@ static void test_generate_and_load(void **state)
     msg[0] ^= 1;
     assert_int_equal(penlink_verify(sig, msg, sizeof msg, pk), -1);
     char hex[65], want[65];
-    penlink_key_hex(pk, hex);
+    penlink_key_to_hex(pk, hex);
     sodium_bin2hex(want, sizeof want, pk, 32);
     assert_string_equal(hex, want);
 }
@@ -219,9 +219,9 @@ static void test_fingerprint(void **state)
     memset(b, 0x12, sizeof b);
     char fa[PENLINK_KEY_FINGERPRINT_LEN], fa2[PENLINK_KEY_FINGERPRINT_LEN],
         fb[PENLINK_KEY_FINGERPRINT_LEN];
-    penlink_key_fingerprint(a, fa);
-    penlink_key_fingerprint(a, fa2);
-    penlink_key_fingerprint(b, fb);
+    penlink_key_to_fingerprint(a, fa);
+    penlink_key_to_fingerprint(a, fa2);
+    penlink_key_to_fingerprint(b, fb);
     assert_int_equal(strlen(fa), 19);
     assert_string_equal(fa, fa2);
     assert_string_not_equal(fa, fb);
@@ -235,23 +235,34 @@ static void test_fingerprint(void **state)
 static void test_info_accepts_key(void **state)
 {
     (void)state;
-    penlink_info info;
-    memset(&info, 0, sizeof info);
-    uint8_t k1[32], k2[32], k3[32];
-    memset(k1, 1, 32);
-    memset(k2, 2, 32);
-    memset(k3, 3, 32);
-    memcpy(info.config_keys[0], k1, 32);
-    memcpy(info.config_keys[1], k2, 32);
-    memcpy(info.config_keys[2], k3, 32);
-    info.n_config_keys = 2; /* the third slot is not in use */
-    assert_int_equal(penlink_info_accepts_key(&info, k1), 1);
-    assert_int_equal(penlink_info_accepts_key(&info, k2), 1);
-    assert_int_equal(penlink_info_accepts_key(&info, k3), 0);
-    info.n_config_keys = 1000; /* more than the array: bounded by it */
-    assert_int_equal(penlink_info_accepts_key(&info, k3), 1);
-    assert_int_equal(penlink_info_accepts_key(NULL, k1), 0);
-    assert_int_equal(penlink_info_accepts_key(&info, NULL), 0);
+    penlink_info info = PENLINK_INFO_INIT;
+    uint8_t keys[PENLINK_CONFIG_KEYS_MAX + 1][PENLINK_KEY_SIZE];
+    for (size_t k = 0; k < PENLINK_CONFIG_KEYS_MAX + 1; k++)
+        memset(keys[k], (int)k + 1, PENLINK_KEY_SIZE);
+    const uint8_t *k1 = keys[0], *k2 = keys[1], *k3 = keys[2], *k5 = keys[4];
+    int yes = -1;
+    /* no keys listed: none accepted */
+    assert_int_equal(penlink_info_accepts_key(&info, k1, &yes), PENLINK_OK);
+    assert_int_equal(yes, 0);
+    info.config_keys = (const uint8_t(*)[PENLINK_KEY_SIZE])keys;
+    info.n_config_keys = 2; /* the third key is not listed */
+    assert_int_equal(penlink_info_accepts_key(&info, k1, &yes), PENLINK_OK);
+    assert_int_equal(yes, 1);
+    assert_int_equal(penlink_info_accepts_key(&info, k2, &yes), PENLINK_OK);
+    assert_int_equal(yes, 1);
+    assert_int_equal(penlink_info_accepts_key(&info, k3, &yes), PENLINK_OK);
+    assert_int_equal(yes, 0);
+    info.n_config_keys = 1000; /* more than a pen may list: bounded by PENLINK_CONFIG_KEYS_MAX */
+    assert_int_equal(penlink_info_accepts_key(&info, k3, &yes), PENLINK_OK);
+    assert_int_equal(yes, 1);
+    assert_int_equal(penlink_info_accepts_key(&info, k5, &yes), PENLINK_OK);
+    assert_int_equal(yes, 0);
+    assert_int_equal(penlink_info_accepts_key(NULL, k1, &yes), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_info_accepts_key(&info, NULL, &yes), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_info_accepts_key(&info, k1, NULL), PENLINK_ERR_INVALID_ARG);
+    /* a penlink_info whose size is not set (an older caller's, or a forgotten init) */
+    info.size = 0;
+    assert_int_equal(penlink_info_accepts_key(&info, k1, &yes), PENLINK_ERR_INVALID_ARG);
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)

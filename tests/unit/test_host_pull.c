@@ -135,8 +135,7 @@ static int on_gap(void *user, uint64_t first, uint64_t count, uint64_t acked)
 
 static int pull(fixture *f, uint64_t from, penlink_pull_result *res)
 {
-    penlink_pull_cb cb;
-    memset(&cb, 0, sizeof cb);
+    penlink_pull_cb cb = PENLINK_PULL_CB_INIT;
     cb.on_record = on_record;
     cb.on_chunk = on_chunk;
     cb.on_overlap = on_overlap;
@@ -156,7 +155,7 @@ static void assert_says(const fixture *f, const char *words)
 static void test_whole_log(void **state)
 {
     fixture *f = *state;
-    penlink_pull_result res;
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     assert_int_equal(pull(f, 0, &res), PENLINK_OK);
     assert_int_equal(res.records, RECORDS);
     assert_int_equal(res.chunks, CHUNKS);
@@ -169,11 +168,48 @@ static void test_whole_log(void **state)
     assert_string_equal(f->d->alarm, "");
 }
 
+/* A penlink_pull_cb without its size (no PENLINK_PULL_CB_INIT) is refused
+ * before anything is asked of the pen; a NULL one is no callbacks. */
+static void test_callbacks_without_size(void **state)
+{
+    fixture *f = *state;
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
+    penlink_pull_cb bare;
+    memset(&bare, 0, sizeof bare);
+    bare.on_record = on_record;
+    bare.user = f;
+    assert_int_equal(penlink_dev_pull(f->d, 0, &bare, &res), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(f->records, 0);
+    bare.size = sizeof bare - 1;
+    assert_int_equal(penlink_dev_pull(f->d, 0, &bare, &res), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_dev_pull(f->d, 0, NULL, &res), PENLINK_OK);
+    assert_int_equal(res.records, RECORDS);
+    assert_int_equal(f->records, 0);
+    /* a result without its size is refused too; NULL is no result */
+    penlink_pull_result bare_res;
+    memset(&bare_res, 0, sizeof bare_res);
+    assert_int_equal(penlink_dev_pull(f->d, 0, NULL, &bare_res), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(bare_res.records, 0);
+    assert_int_equal(penlink_dev_pull(f->d, 0, NULL, NULL), PENLINK_OK);
+    /* a later caller's larger result: this library's fields, the rest untouched */
+    struct {
+        penlink_pull_result now;
+        uint64_t later;
+    } big;
+    memset(&big, 0, sizeof big);
+    big.now.size = sizeof big;
+    big.later = 7;
+    assert_int_equal(penlink_dev_pull(f->d, 0, NULL, &big.now), PENLINK_OK);
+    assert_int_equal(big.now.records, RECORDS);
+    assert_int_equal(big.now.size, sizeof big);
+    assert_int_equal(big.later, 7);
+}
+
 /* From inside a stored chunk: its earlier records are overlaps, not records. */
 static void test_from_inside_a_chunk(void **state)
 {
     fixture *f = *state;
-    penlink_pull_result res;
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     assert_int_equal(pull(f, 12, &res), PENLINK_OK);
     assert_int_equal(res.records, RECORDS - 12);
     assert_int_equal(f->overlaps, 2); /* 10 and 11 */
@@ -218,7 +254,7 @@ static void test_from_outside_the_range(void **state)
 static void test_chunk_lost_every_time(void **state)
 {
     fixture *f = *state;
-    penlink_pull_result res;
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     f->p.drop_chunk = 3; /* records 10..14 */
     assert_int_equal(pull(f, 0, &res), PENLINK_ERR_PROTOCOL);
     assert_says(f, "records from seq 10 did not arrive whole (the pen still holds them)");
@@ -238,7 +274,7 @@ static void test_chunk_lost_every_time(void **state)
 static void test_gap_confirmed(void **state)
 {
     fixture *f = *state;
-    penlink_pull_result res;
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     f->p.first = 10; /* it holds 10..39 only */
     assert_int_equal(pull(f, 0, &res), PENLINK_OK);
     assert_int_equal(f->gaps, 1);
@@ -258,7 +294,7 @@ static void test_gap_confirmed(void **state)
 static void test_chunk_repeated(void **state)
 {
     fixture *f = *state;
-    penlink_pull_result res;
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     f->p.repeat_first = 1;
     assert_int_equal(pull(f, 0, &res), PENLINK_OK);
     assert_int_equal(res.records, RECORDS);
@@ -290,7 +326,7 @@ static void test_chunk_above_2_63(void **state)
 static void test_overrun(void **state)
 {
     fixture *f = *state;
-    penlink_pull_result res;
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     f->p.has_claim = 1;
     f->p.claim_next = 0; /* "my log is empty" */
     f->p.count_override = 5000;
@@ -306,7 +342,7 @@ static void test_overrun(void **state)
 static void test_chunk_fails_its_checks(void **state)
 {
     fixture *f = *state;
-    penlink_pull_result res;
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     f->p.corrupt_chunk = 2; /* records 5..9 */
     assert_int_equal(pull(f, 0, &res), PENLINK_ERR_INTEGRITY);
     assert_says(f, "the chunk at seq 5 (5 records) arrived intact but failed its checks");
@@ -329,7 +365,7 @@ static void test_end_before_the_chunks(void **state)
 static void test_log_ends_early(void **state)
 {
     fixture *f = *state;
-    penlink_pull_result res;
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     f->p.has_claim = 1;
     f->p.claim_next = RECORDS + 5;
     assert_int_equal(pull(f, 0, &res), PENLINK_ERR_INTEGRITY);
@@ -353,7 +389,7 @@ static void test_silent_pen(void **state)
     penlink_ctx_set_timeout(f->ctx, 100, 0);
     penlink_dev_set_timeout(f->d, 100, 0);
     f->p.silent_pulls = 100;
-    penlink_pull_result res;
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     assert_int_equal(pull(f, 0, &res), PENLINK_ERR_TIMEOUT);
     assert_says(f, "the pen sent nothing for 100 ms at seq 0");
     assert_says(f, "the pen may be hung");
@@ -382,7 +418,7 @@ static void test_wrong_reply(void **state)
 static void test_callbacks_stop(void **state)
 {
     fixture *f = *state;
-    penlink_pull_result res;
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     f->stop_on_record = 7;
     assert_int_equal(pull(f, 0, &res), PENLINK_ERR_CANCELLED);
     assert_says(f, "stopped by the record callback");
@@ -410,7 +446,7 @@ static void test_cancelled(void **state)
 static void test_signed_whole_log(void **state)
 {
     fixture *f = *state;
-    penlink_pull_result res;
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     assert_int_equal(pull(f, 0, &res), PENLINK_OK);
     assert_int_equal(res.records, RECORDS);
     assert_true(f->heads >= 1);
@@ -468,6 +504,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_whole_log),
+        T(test_callbacks_without_size),
         T(test_from_inside_a_chunk),
         T(test_info_contradicts_itself),
         T(test_info_names_another_pen),

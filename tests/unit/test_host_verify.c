@@ -178,7 +178,7 @@ static void test_good_log_verifies_and_is_stored(void **state)
     assert_int_equal(f->fa.rollbacks, 0);
     assert_int_equal(f->fa.logged.state, PENLINK_VERIFY_OK);
     penlink_verification v;
-    assert_int_equal(penlink_archive_verification(&f->ar, SERIAL, &v), PENLINK_OK);
+    assert_int_equal(penlink_archive_verification_get(&f->ar, SERIAL, &v), PENLINK_OK);
     assert_true(v.have);
 }
 
@@ -594,7 +594,7 @@ static void test_readonly_stores_nothing(void **state)
     assert_int_equal(f->fa.logs, 0);
     /* ... and can be stored elsewhere */
     f->fa.writable = 1;
-    assert_int_equal(penlink_archive_record_verification(&f->ar, &f->got[0]), PENLINK_OK);
+    assert_int_equal(penlink_archive_verification_save(&f->ar, &f->got[0]), PENLINK_OK);
     assert_int_equal(f->fa.logs, 1);
     assert_int_equal(f->fa.commits, 1);
 }
@@ -617,12 +617,12 @@ static void test_invalid_arguments(void **state)
     fixture *f = *state;
     penlink_verification v;
     assert_int_equal(penlink_archive_verify(NULL, NULL, on_report, f), PENLINK_ERR_INVALID_ARG);
-    assert_int_equal(penlink_archive_record_verification(NULL, &f->got[0]),
+    assert_int_equal(penlink_archive_verification_save(NULL, &f->got[0]), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_archive_verification_save(&f->ar, NULL), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_archive_verification_get(&f->ar, NULL, &v), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_archive_verification_get(&f->ar, SERIAL, NULL),
                      PENLINK_ERR_INVALID_ARG);
-    assert_int_equal(penlink_archive_record_verification(&f->ar, NULL), PENLINK_ERR_INVALID_ARG);
-    assert_int_equal(penlink_archive_verification(&f->ar, NULL, &v), PENLINK_ERR_INVALID_ARG);
-    assert_int_equal(penlink_archive_verification(&f->ar, SERIAL, NULL), PENLINK_ERR_INVALID_ARG);
-    assert_int_equal(penlink_archive_verification(NULL, SERIAL, &v), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_archive_verification_get(NULL, SERIAL, &v), PENLINK_ERR_INVALID_ARG);
 }
 
 /* The walk's hooks (archive push): each chunk with its new records, each

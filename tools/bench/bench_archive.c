@@ -107,7 +107,7 @@ static int one_round(bench_sim *pen, const char *sim, const char *server, round_
         fprintf(stderr, "bench_archive: %s\n", penlink_ctx_errmsg(ctx));
         goto out;
     }
-    penlink_archive_pull_result res;
+    penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
     struct rusage ru0, ru1;
     getrusage(RUSAGE_SELF, &ru0);
     double t0 = bench_now_s();

@@ -520,8 +520,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (fill_it) {
-        penlink_config cfg;
-        memset(&cfg, 0, sizeof cfg);
+        penlink_config cfg = PENLINK_CONFIG_INIT;
         cfg.revision = 1;
         penlink_config_set_u32(&cfg, PENLINK_CFG_DEPTH_MIN_UM, 0);
         penlink_config_set_u32(&cfg, PENLINK_CFG_DEPTH_MAX_UM, 3000);
@@ -543,7 +542,12 @@ int main(int argc, char **argv)
             return 1;
         }
         memset(&c, 0, sizeof c);
-        penlink_audit_cb cb = { on_t, on_f, on_u, &c, PENLINK_PERIOD_DAY, 0, NULL };
+        penlink_audit_cb cb = { .size = sizeof(penlink_audit_cb),
+                                .on_treatment = on_t,
+                                .on_finding = on_f,
+                                .on_usage = on_u,
+                                .user = &c,
+                                .usage_by = PENLINK_PERIOD_DAY };
         span t0 = span_now();
         int st = penlink_audit_run(ar, NULL, &cb, &s);
         span ta = span_since(t0);

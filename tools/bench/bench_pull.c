@@ -67,8 +67,8 @@ static double raw_socket(unsigned long long bytes)
 static double pull_once(penlink_dev *dev, unsigned long long *records, unsigned long long *bytes)
 {
     unsigned long long n = 0;
-    penlink_pull_cb cb = { .on_record = count_record, .user = &n };
-    penlink_pull_result res;
+    penlink_pull_cb cb = { .size = sizeof(penlink_pull_cb), .on_record = count_record, .user = &n };
+    penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
     double t0 = bench_now_s();
     int st = penlink_dev_pull(dev, 0, &cb, &res);
     double t = bench_now_s() - t0;
@@ -195,8 +195,10 @@ int main(int argc, char **argv)
     unsigned long long records = 0, bytes = 0;
     for (int r = 0; r < rounds; r++) {
         unsigned long long n = 0;
-        penlink_pull_cb cb = { .on_record = count_record, .user = &n };
-        penlink_pull_result res;
+        penlink_pull_cb cb = { .size = sizeof(penlink_pull_cb),
+                               .on_record = count_record,
+                               .user = &n };
+        penlink_pull_result res = PENLINK_PULL_RESULT_INIT;
         double t0 = bench_now_s();
         int st = penlink_dev_pull(dev, 0, &cb, &res);
         double t = bench_now_s() - t0;

@@ -138,14 +138,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_trust: %s\n", penlink_ctx_errmsg(ctx));
         goto out;
     }
-    penlink_pull_cb g = { .on_chunk = grab, .user = &f };
-    penlink_pull_result pr;
+    penlink_pull_cb g = { .size = sizeof(penlink_pull_cb), .on_chunk = grab, .user = &f };
+    penlink_pull_result pr = PENLINK_PULL_RESULT_INIT;
     if (penlink_dev_pull(dev, 0, &g, &pr) != PENLINK_OK || !f.have) {
         fprintf(stderr, "bench_trust: %s\n", penlink_ctx_errmsg(ctx));
         goto out;
     }
     per_chunk(&f);
-    penlink_archive_pull_result res;
+    penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
     if (penlink_archive_pull(ar, dev, NULL, &res) != PENLINK_OK) {
         fprintf(stderr, "bench_trust: %s\n", penlink_ctx_errmsg(ctx));
         goto out;

@@ -616,7 +616,7 @@ static void library_paths(penlink_archive *ar, rd *r, int notes)
     penlink_archive_config_history(ar, NULL, on_history, &s);
     for (int i = 0; i < ds.n; i++) {
         penlink_verification v;
-        if (penlink_archive_verification(ar, ds.serial[i], &v) == PENLINK_OK)
+        if (penlink_archive_verification_get(ar, ds.serial[i], &v) == PENLINK_OK)
             s.touched += touch(v.result, sizeof v.result) + touch(v.detail, sizeof v.detail);
     }
     /* export records (the rows), and the audit (the chunks): the same records when
@@ -627,8 +627,13 @@ static void library_paths(penlink_archive *ar, rd *r, int notes)
     rc = penlink_archive_scan(ar, NULL, on_record, &sc);
     scanned = sc.records;
     penlink_audit_summary sum;
-    penlink_audit_cb cb = { on_treatment,       on_finding, on_usage,       &s,
-                            PENLINK_PERIOD_DAY, 0,          on_verification };
+    penlink_audit_cb cb = { .size = sizeof(penlink_audit_cb),
+                            .on_treatment = on_treatment,
+                            .on_finding = on_finding,
+                            .on_usage = on_usage,
+                            .user = &s,
+                            .usage_by = PENLINK_PERIOD_DAY,
+                            .on_verification = on_verification };
     uint64_t compliance = s.compliance;
     int arc = penlink_audit_run(ar, NULL, &cb, &sum);
     if (rc == PENLINK_OK && arc == PENLINK_OK && s.reports_ok == (uint64_t)ds.n &&
@@ -644,8 +649,7 @@ static void library_paths(penlink_archive *ar, rd *r, int notes)
     if (notes && arc == PENLINK_OK)
         annotate(archive_sqlite_handle(ar->b), &s);
     /* one pen, a window, each period */
-    penlink_archive_filter f;
-    memset(&f, 0, sizeof f);
+    penlink_archive_filter f = PENLINK_ARCHIVE_FILTER_INIT;
     uint8_t m = u8(r);
     if (ds.n)
         f.serial = ds.serial[m % ds.n];

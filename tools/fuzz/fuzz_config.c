@@ -12,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    penlink_config want;
+    penlink_config want = PENLINK_CONFIG_INIT;
     int has_rev;
     uint32_t rev;
     char err[700], serial[65];

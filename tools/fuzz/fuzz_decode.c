@@ -25,8 +25,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (penlink_decoder_feed(dec, data, half) == PENLINK_OK &&
             penlink_decoder_feed(dec, data + half, size - half) == PENLINK_OK)
             penlink_decoder_finish(dec);
-        penlink_file_header h; /* a file header's strings are terminated (ASan reads them) */
-        if (penlink_decoder_header(dec, &h) && strlen(h.serial) + strlen(h.model) == SIZE_MAX)
+        penlink_file_header h =
+            PENLINK_FILE_HEADER_INIT; /* a file header's strings are terminated (ASan reads them) */
+        int have = 0;
+        if (penlink_decoder_header(dec, &h, &have) == PENLINK_OK && have &&
+            strlen(h.serial) + strlen(h.model) == SIZE_MAX)
             h.serial[0] = '\0';
     }
     penlink_decoder_free(dec);

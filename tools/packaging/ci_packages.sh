@@ -13,11 +13,14 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 as_root=""
 [ "$(id -u)" -eq 0 ] || as_root="sudo"
 version=$(sed -n 's/^CMAKE_PROJECT_VERSION:STATIC=//p' "$build/CMakeCache.txt")
+# the library package is named after the SONAME's number: libpenlink.so.N, libpenlinkN
+soversion=$(readlink "$build/host/libpenlink.so" | sed 's/^libpenlink\.so\.//')
+[ -n "$soversion" ] || { echo "FAIL: no $build/host/libpenlink.so link" >&2; exit 1; }
 tmp=$(mktemp -d)
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 (cd "$build" && rm -f ./*.deb && cpack > "$tmp/cpack.log" 2>&1) || { cat "$tmp/cpack.log"; fail "cpack"; }
-debs="$build/penlink_${version}_amd64.deb $build/libpenlink0_${version}_amd64.deb"
+debs="$build/penlink_${version}_amd64.deb $build/libpenlink${soversion}_${version}_amd64.deb"
 debs="$debs $build/libpenlink-dev_${version}_amd64.deb"
 for d in $debs; do [ -f "$d" ] || fail "cpack made no $d"; done
 
@@ -29,7 +32,7 @@ grep -v "running with root privileges" "$tmp/lintian.log" || true
 
 user_before=$(getent passwd penlink || true)
 cleanup() {
-    $as_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq penlink libpenlink0 \
+    $as_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq penlink "libpenlink$soversion" \
         libpenlink-dev > "$tmp/purge.log" 2>&1 || cat "$tmp/purge.log"
     if [ -z "$user_before" ] && getent passwd penlink > /dev/null; then
         $as_root userdel penlink 2> /dev/null || true
@@ -52,7 +55,7 @@ id -nG penlink | grep -qw plugdev || fail "penlink is not in plugdev"
 
 echo "-- the consumer against the installed libpenlink-dev"
 cmake -S "$root/tests/install" -B "$tmp/c" > "$tmp/c.log" 2>&1 && cmake --build "$tmp/c" >> "$tmp/c.log" 2>&1 ||
-    { cat "$tmp/c.log"; fail "consumer through find_package(penlink 0.2)"; }
+    { cat "$tmp/c.log"; fail "consumer through find_package(penlink 0.3)"; }
 grep -q "penlink_DIR:PATH=/usr/lib/.*/cmake/penlink" "$tmp/c/CMakeCache.txt" || fail "not the installed package"
 "$tmp/c/consumer" "$version" || fail "consumer (CMake) exited with $?"
 # shellcheck disable=SC2046

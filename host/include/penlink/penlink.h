@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/** Marks the library's exported functions (visible when libpenlink itself is built). */
 #if defined(PENLINK_BUILDING)
 #define PENLINK_API __attribute__((visibility("default")))
 #else
@@ -32,7 +33,7 @@ extern "C" {
 
 /** Status codes. Append-only: a value never changes meaning. */
 typedef enum penlink_status {
-    PENLINK_OK = 0,
+    PENLINK_OK = 0,                   /**< success */
     PENLINK_ERR_INVALID_ARG = -1,     /**< a caller passed an impossible argument */
     PENLINK_ERR_NO_MEM = -2,          /**< out of memory */
     PENLINK_ERR_IO = -3,              /**< reading or writing a file failed (errno in the detail) */
@@ -68,6 +69,27 @@ PENLINK_API const char *penlink_status_name(int status);
 
 /** Library version as "MAJOR.MINOR.PATCH". */
 PENLINK_API const char *penlink_version(void);
+
+/* ---- sizes ------------------------------------------------------------ */
+
+/** Bytes of an Ed25519 public key: a pen's device key, a config key. */
+#define PENLINK_KEY_SIZE 32
+/** Bytes of an Ed25519 secret key as penlink keeps it (seed, then public key). */
+#define PENLINK_SECRET_KEY_SIZE 64
+/** Bytes of an Ed25519 signature. */
+#define PENLINK_SIGNATURE_SIZE 64
+/** Bytes of a hash-chain link (docs/protocol.md 9.3). */
+#define PENLINK_LINK_SIZE 32
+/** Longest serial, model, hardware revision or firmware version a pen sends, bytes. */
+#define PENLINK_SERIAL_MAX 32
+/** Room for a serial (or model, revision, version) with its NUL. */
+#define PENLINK_SERIAL_SIZE (PENLINK_SERIAL_MAX + 1)
+/** Room for a public key as lower-case hex digits with a NUL (penlink_key_to_hex()). */
+#define PENLINK_KEY_HEX_SIZE (2 * PENLINK_KEY_SIZE + 1)
+/** Longest text configuration value (device_label, clinic_id), bytes. */
+#define PENLINK_CONFIG_TEXT_MAX 64
+/** Room for a text configuration value with its NUL. */
+#define PENLINK_CONFIG_TEXT_SIZE (PENLINK_CONFIG_TEXT_MAX + 1)
 
 /** A library context: holds the last error's detail. */
 typedef struct penlink_ctx penlink_ctx;
@@ -160,7 +182,7 @@ PENLINK_API const char *penlink_record_kind_name(uint32_t kind);
 /** Column name of one field bit ("depth_um"), or NULL. */
 PENLINK_API const char *penlink_record_field_name(uint32_t field_bit);
 /** Value of one field bit, unsigned (clock_delta_ms as two's complement). */
-PENLINK_API uint64_t penlink_record_field(const penlink_record *rec, uint32_t field_bit);
+PENLINK_API uint64_t penlink_record_field_get(const penlink_record *rec, uint32_t field_bit);
 
 /**
  * Called for every decoded record, in order. Return 0 to go on, non-zero
@@ -191,10 +213,13 @@ typedef enum penlink_input_format {
 /**
  * Creates a decoder. The input format is detected from its first bytes.
  * @p on_record is required; @p on_message may be NULL.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p ctx, @p on_record or
+ *         @p out NULL); #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_decoder_new(penlink_ctx *ctx, penlink_record_cb on_record,
                                     penlink_message_cb on_message, void *user,
                                     penlink_decoder **out);
+/** Frees a decoder (NULL is fine). */
 PENLINK_API void penlink_decoder_free(penlink_decoder *dec);
 
 /**
@@ -203,10 +228,22 @@ PENLINK_API void penlink_decoder_free(penlink_decoder *dec);
  * names the input offset and the problem. #PENLINK_ERR_CANCELLED when the
  * decoder's context was cancelled (penlink_ctx_cancel()): it stops between
  * packets of a capture, or before the next call's bytes.
+ * @return #PENLINK_OK; #PENLINK_ERR_PROTOCOL; #PENLINK_ERR_INTEGRITY;
+ *         #PENLINK_ERR_CANCELLED (also: the record callback returned non-zero);
+ *         #PENLINK_ERR_UNSUPPORTED (the first bytes are no format this version
+ *         reads); #PENLINK_ERR_INVALID_ARG (NULL, or a first call with fewer
+ *         than 2 bytes); #PENLINK_ERR_NO_MEM. After a failure, every later call
+ *         returns the same status.
  */
 PENLINK_API int penlink_decoder_feed(penlink_decoder *dec, const void *data, size_t len);
 
-/** Ends the input: a truncated last frame or chunk is an error. */
+/**
+ * Ends the input: a truncated last frame or chunk is an error.
+ * @return #PENLINK_OK; #PENLINK_ERR_PROTOCOL (a frame or capture cut short);
+ *         #PENLINK_ERR_INTEGRITY; #PENLINK_ERR_CANCELLED; #PENLINK_ERR_NO_MEM;
+ *         #PENLINK_ERR_INVALID_ARG (NULL); or the status of an earlier failed
+ *         penlink_decoder_feed().
+ */
 PENLINK_API int penlink_decoder_finish(penlink_decoder *dec);
 
 /**
@@ -222,35 +259,58 @@ PENLINK_API const char *penlink_decoder_note(const penlink_decoder *dec, size_t 
 PENLINK_API penlink_input_format penlink_decoder_format(const penlink_decoder *dec);
 
 /**
- * Input bytes up to the end of the last frame or chunk decoded completely:
- * what can be kept of a file that ends in a damaged or cut-short tail.
+ * A decoder's totals so far (penlink_decoder_stats_get()). The caller sets
+ * @c size (#PENLINK_DECODER_STATS_INIT does): fields may be added at the
+ * end, and the library writes only those @c size covers.
  */
-PENLINK_API uint64_t penlink_decoder_good_bytes(const penlink_decoder *dec);
+typedef struct penlink_decoder_stats {
+    size_t size;         /**< sizeof(penlink_decoder_stats) as the caller was built */
+    uint64_t records;    /**< records decoded (each seq once) */
+    uint64_t chunks;     /**< chunks decoded */
+    uint64_t good_bytes; /**< input bytes up to the end of the last frame or chunk decoded
+                              completely: what can be kept of a file that ends in a damaged
+                              or cut-short tail */
+    uint64_t duplicates; /**< a file (frames or bare chunks, not a capture) holds each seq
+                              once as far as its records go: a record whose seq came before
+                              is compared with the first copy; the same content (a file
+                              joined from copies of one pen's file, a chunk sent again) is
+                              passed to on_record once and counted here; other content for
+                              a seq stops the decode with #PENLINK_ERR_INTEGRITY */
+    uint64_t problems;   /**< damaged stretches and messages with a problem met so far
+                              (penlink_decoder_set_message_cb()) */
+} penlink_decoder_stats;
 
-/** Highest record seq decoded so far, and whether any record was decoded. */
-PENLINK_API int penlink_decoder_last_seq(const penlink_decoder *dec, uint64_t *seq);
+/** A penlink_decoder_stats initialiser: its size set, every total 0. */
+#define PENLINK_DECODER_STATS_INIT                                                                 \
+    {                                                                                              \
+        sizeof(penlink_decoder_stats), 0, 0, 0, 0, 0                                               \
+    }
 
 /**
- * A file (frames or bare chunks, not a capture) holds each seq once as far
- * as its records go: a record whose seq came before in the input is compared
- * with the first copy. The same content (a file joined from copies of one
- * pen's file, a chunk sent again) is counted and passed to on_record once;
- * this counts the copies met again. Other content for a seq stops the decode
- * with #PENLINK_ERR_INTEGRITY naming the seq.
+ * Writes the decoder's totals so far into *@p out (only the fields
+ * @p out->size covers).
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL, or @p out->size
+ *         smaller than the first released penlink_decoder_stats).
  */
-PENLINK_API uint64_t penlink_decoder_duplicates(const penlink_decoder *dec);
+PENLINK_API int penlink_decoder_stats_get(const penlink_decoder *dec, penlink_decoder_stats *out);
 
 /**
- * Of a file of frames: 1 and the 32-byte hash-chain link (docs/protocol.md
- * 9.3) after the chunk that ends at the highest seq, when that chunk carries
- * one (a pen that signs its log); else 0. A pull that resumes the file goes
- * on from it (penlink_pull_cb.after_link).
+ * The highest record seq decoded so far: *@p have gets 1 and *@p seq (may
+ * be NULL) the seq when any record was decoded, else *@p have gets 0.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p dec or @p have NULL).
  */
-PENLINK_API int penlink_decoder_last_link(const penlink_decoder *dec, uint8_t link[32]);
+PENLINK_API int penlink_decoder_last_seq(const penlink_decoder *dec, uint64_t *seq, int *have);
 
-/** Totals so far. */
-PENLINK_API uint64_t penlink_decoder_records(const penlink_decoder *dec);
-PENLINK_API uint64_t penlink_decoder_chunks(const penlink_decoder *dec);
+/**
+ * Of a file of frames: the hash-chain link (docs/protocol.md 9.3) after the
+ * chunk that ends at the highest seq, when that chunk carries one (a pen
+ * that signs its log): *@p have gets 1 and @p link (may be NULL) the link;
+ * else *@p have gets 0. A pull that resumes the file goes on from it
+ * (penlink_pull_cb.after_link).
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p dec or @p have NULL).
+ */
+PENLINK_API int penlink_decoder_last_link(const penlink_decoder *dec,
+                                          uint8_t link[PENLINK_LINK_SIZE], int *have);
 
 /**
  * Whose log a file of frames is. `penlink pull -o` starts every file with a
@@ -258,14 +318,24 @@ PENLINK_API uint64_t penlink_decoder_chunks(const penlink_decoder *dec);
  * wire, docs/protocol.md section 3) whose body is a DeviceInfo carrying only
  * the pen's identity. A reader that does not know headers sees one more
  * message and skips it, as it skips every message but LogChunk.
- * docs/protocol.md section 10 gives the bytes.
+ * docs/protocol.md section 10 gives the bytes. The caller sets @c size
+ * (#PENLINK_FILE_HEADER_INIT does): fields may be added at the end, and the
+ * library reads and writes only those @c size covers.
  */
 typedef struct penlink_file_header {
-    char serial[33];    /**< the pen's serial, 1..32 bytes, as the pen sent it: unchecked text */
-    char model[33];     /**< its model, maybe empty; informational, cut to 32 bytes */
+    size_t size;                      /**< sizeof(penlink_file_header) as the caller was built */
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen's serial, 1..32 bytes, as the pen sent it:
+                                         unchecked text */
+    char model[PENLINK_SERIAL_SIZE];  /**< its model, maybe empty; informational, cut to 32 bytes */
     int has_device_key; /**< the pen had an identity (a device key) when the file began */
-    uint8_t device_key[32]; /**< its Ed25519 public key */
+    uint8_t device_key[PENLINK_KEY_SIZE]; /**< its Ed25519 public key */
 } penlink_file_header;
+
+/** A penlink_file_header initialiser: its size set, every field empty. */
+#define PENLINK_FILE_HEADER_INIT                                                                   \
+    {                                                                                              \
+        .size = sizeof(penlink_file_header)                                                        \
+    }
 
 /** Largest encoded file header, bytes. */
 #define PENLINK_FILE_HEADER_MAX 256
@@ -273,23 +343,27 @@ typedef struct penlink_file_header {
 /**
  * Encodes @p h as a file header frame into @p buf (#PENLINK_FILE_HEADER_MAX
  * bytes always suffice); *@p len gets its size in bytes.
- * @return #PENLINK_OK, or #PENLINK_ERR_INVALID_ARG for a NULL argument, an
- *         empty or unterminated serial, or a buffer too small.
+ * @return #PENLINK_OK, or #PENLINK_ERR_INVALID_ARG for a NULL argument, @p h
+ *         without its size, an empty or unterminated serial, or a buffer too small.
  */
 PENLINK_API int penlink_file_header_encode(const penlink_file_header *h, void *buf, size_t cap,
                                            size_t *len);
 
 /**
- * The file header of the input. Returns 1 and fills *@p out (may be NULL)
- * when the input began with one; 0 when it did not (a capture, bare chunks,
- * a file written before headers existed) or when too little was fed to tell.
+ * The file header of the input: *@p have gets 1 and *@p out (may be NULL)
+ * the header when the input began with one; *@p have gets 0 when it did not
+ * (a capture, bare chunks, a file written before headers existed) or when
+ * too little was fed to tell.
  * A header that is malformed (no serial, a serial over 32 bytes, a key that
  * is not 32 bytes) stops the decode with #PENLINK_ERR_PROTOCOL; a header
  * further on that names another pen (two pens' files joined) stops it with
  * #PENLINK_ERR_INTEGRITY. A header further on in an input that did not
  * begin with one is an ordinary message.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p dec or @p have NULL, or
+ *         @p out without its size).
  */
-PENLINK_API int penlink_decoder_header(const penlink_decoder *dec, penlink_file_header *out);
+PENLINK_API int penlink_decoder_header(const penlink_decoder *dec, penlink_file_header *out,
+                                       int *have);
 
 /* ---- messages on the wire (docs/engineer-guide.md) ------------------- */
 
@@ -312,15 +386,16 @@ typedef struct penlink_message {
     uint64_t packet; /**< a capture: 1-based number of the packet where the frame ends (as
                           Wireshark numbers them); else 0 */
     int64_t time_us; /**< a capture: that packet's time; live: now (µs since the epoch); else 0 */
-    penlink_direction direction;
-    uint32_t stream;      /**< a capture: the conversation (USB bus << 16 | address << 8 |
-                               endpoint, or the interface of a stream trace); else 0 */
+    penlink_direction direction; /**< which way it went */
+    uint32_t stream;             /**< a capture: the conversation (USB bus << 16 | address << 8 |
+                                      endpoint, or the interface of a stream trace); else 0 */
     uint32_t size;        /**< bytes of the frame (header and payload), or of the damaged stretch */
     uint32_t payload_len; /**< header: payload length */
     uint32_t payload_crc; /**< header: CRC-32 of the payload */
-    uint32_t header_check;  /**< header: its check (low 16 bits of a CRC-32) */
-    uint8_t version, flags; /**< header: framing version and flags */
-    uint32_t request_id;
+    uint32_t header_check; /**< header: its check (low 16 bits of a CRC-32) */
+    uint8_t version;       /**< header: framing version */
+    uint8_t flags;         /**< header: flags */
+    uint32_t request_id;   /**< the Envelope's request_id (0: a file header) */
     const char *name;      /**< Envelope body ("hello", "log_chunk"), "none" for an Envelope
                                 without a body (or one this version does not know), "damaged"
                                 for bytes that are not an intact frame */
@@ -348,17 +423,20 @@ typedef enum penlink_field_type {
 
 /** One field of a message, as penlink_message_fields() visits them. */
 typedef struct penlink_field {
-    const char *name; /**< the field's name in protocol/penlink.proto */
-    uint32_t number;  /**< its field number */
-    penlink_field_type type;
-    int repeated; /**< one element of a repeated field (one call per element) */
-    int depth;    /**< 0 for the Envelope's own fields, 1 inside its body, ... */
-    uint64_t u;
-    int64_t i;
-    const char *text;
-    const uint8_t *bytes;
-    size_t len;
+    const char *name;        /**< the field's name in protocol/penlink.proto */
+    uint32_t number;         /**< its field number */
+    penlink_field_type type; /**< which of the value members holds its value */
+    int repeated;            /**< one element of a repeated field (one call per element) */
+    int depth;               /**< 0 for the Envelope's own fields, 1 inside its body, ... */
+    uint64_t u;              /**< #PENLINK_FIELD_UINT, #PENLINK_FIELD_BOOL */
+    int64_t i;               /**< #PENLINK_FIELD_INT */
+    const char *text;        /**< #PENLINK_FIELD_TEXT (NUL-terminated) */
+    const uint8_t *bytes;    /**< #PENLINK_FIELD_BYTES */
+    size_t len;              /**< #PENLINK_FIELD_BYTES: bytes; #PENLINK_FIELD_TEXT: its length */
 } penlink_field;
+
+/** Called for each field by penlink_message_fields(); non-zero stops the visit. */
+typedef int (*penlink_field_cb)(void *user, const penlink_field *f);
 
 /**
  * Visits every field present in the Envelope of @p m, in field-number order,
@@ -367,8 +445,7 @@ typedef struct penlink_field {
  * @return #PENLINK_OK, #PENLINK_ERR_INVALID_ARG (a damaged stretch has no
  *         fields), or #PENLINK_ERR_CANCELLED when @p cb returned non-zero.
  */
-PENLINK_API int penlink_message_fields(const penlink_message *m,
-                                       int (*cb)(void *user, const penlink_field *f), void *user);
+PENLINK_API int penlink_message_fields(const penlink_message *m, penlink_field_cb cb, void *user);
 
 /**
  * Calls @p cb (NULL: no longer) with every message a decoder meets, before
@@ -377,12 +454,10 @@ PENLINK_API int penlink_message_fields(const penlink_message *m,
  * stretches are reported as messages named "damaged" and the decode goes
  * on; the hash chain and head signatures are checked as far as the input
  * allows (see penlink_message.chain).
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p dec NULL).
  */
 PENLINK_API int penlink_decoder_set_message_cb(penlink_decoder *dec, penlink_message_ex_cb cb,
                                                void *user);
-
-/** Damaged stretches and messages with a problem met so far. */
-PENLINK_API uint64_t penlink_decoder_problems(const penlink_decoder *dec);
 
 /**
  * Records every byte of every session opened on @p ctx from now on into
@@ -418,6 +493,9 @@ PENLINK_API const char *penlink_ctx_trace_error(const penlink_ctx *ctx);
  */
 PENLINK_API void penlink_ctx_set_message_cb(penlink_ctx *ctx, penlink_message_ex_cb cb, void *user);
 
+/** Called with one line of text for people (valid during the call). */
+typedef void (*penlink_text_cb)(void *user, const char *text);
+
 /**
  * Calls @p cb (NULL: no longer) with one sentence whenever a session opened
  * on @p ctx from now on has waited a reply timeout in vain and asks again
@@ -426,44 +504,59 @@ PENLINK_API void penlink_ctx_set_message_cb(penlink_ctx *ctx, penlink_message_ex
  * names the pen by its serial as the pen sent it: escape it before a
  * terminal sees it.
  */
-PENLINK_API void penlink_ctx_set_notice_cb(penlink_ctx *ctx,
-                                           void (*cb)(void *user, const char *text), void *user);
+PENLINK_API void penlink_ctx_set_notice_cb(penlink_ctx *ctx, penlink_text_cb cb, void *user);
 
 /* ---- pens ------------------------------------------------------------ */
 
-/** Default USB IDs of a pen (the pid.codes test ID). */
+/** Default USB vendor ID of a pen (pid.codes). */
 #define PENLINK_USB_VID 0x1209
+/** Default USB product ID of a pen (the pid.codes test ID). */
 #define PENLINK_USB_PID 0x0001
 
 /** Longest USB port path, "BUS-PORT.PORT..." (USB allows 7 tiers of ports). */
 #define PENLINK_PORT_MAX 32
 
-/** One pen found by penlink_list(). */
+/**
+ * One pen found by penlink_dev_list(). The library allocates these and hands
+ * out pointers to them, so members may be added at the end: a caller never
+ * allocates one nor indexes an array of them.
+ */
 typedef struct penlink_found {
-    char uri[96];                /**< what penlink_dev_open() takes, e.g. "usb:PEN-000123" */
-    char serial[33];             /**< the pen's serial (empty when it could not be read) */
-    char where[64];              /**< e.g. "usb port 1-2.3 (bus 1 device 4)" */
-    int status;                  /**< #PENLINK_OK, or why it can't be opened (e.g. ACCESS) */
-    char port[PENLINK_PORT_MAX]; /**< the port path as udev and `lsusb -t` name it, "1-2.3"
-                                      (bus 1, port 3 of the hub on port 2); "usb:1-2.3" opens
-                                      the pen on that port whatever its serial */
+    char uri[96];                     /**< what penlink_dev_open() takes, e.g. "usb:PEN-000123" */
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen's serial (empty when it could not be read) */
+    char where[64];                   /**< e.g. "usb port 1-2.3 (bus 1 device 4)" */
+    int status;                       /**< #PENLINK_OK, or why it can't be opened (e.g. ACCESS) */
+    char port[PENLINK_PORT_MAX];      /**< the port path as udev and `lsusb -t` name it, "1-2.3"
+                                           (bus 1, port 3 of the hub on port 2); "usb:1-2.3" opens
+                                           the pen on that port whatever its serial */
 } penlink_found;
 
 /**
  * Lists the pens plugged in over USB (vendor interface on PENLINK_USB_VID:PID,
  * or the IDs in the environment variable PENLINK_USB_ID="VID:PID", hex),
  * sorted by bus, then port path (1-2 before 1-2.1 before 1-10).
- * Writes up to @p cap entries; *@p n gets how many pens were found (may
- * exceed @p cap).
+ * *@p list gets a NULL-terminated array of pointers to the *@p n pens found
+ * (none: an array holding only NULL), which the caller releases with
+ * penlink_dev_list_free(); on failure *@p list is NULL and *@p n 0.
+ * @return #PENLINK_OK (also when none is found: *@p n = 0);
+ *         #PENLINK_ERR_INVALID_ARG (@p ctx, @p list or @p n NULL);
+ *         #PENLINK_ERR_NO_MEM; #PENLINK_ERR_IO, #PENLINK_ERR_ACCESS,
+ *         #PENLINK_ERR_BUSY, #PENLINK_ERR_NOT_FOUND, #PENLINK_ERR_GONE or
+ *         #PENLINK_ERR_TIMEOUT when libusb cannot list the bus.
  */
-PENLINK_API int penlink_list(penlink_ctx *ctx, penlink_found *out, size_t cap, size_t *n);
+PENLINK_API int penlink_dev_list(penlink_ctx *ctx, penlink_found ***list, size_t *n);
+
+/** Releases a list penlink_dev_list() made, and the pens in it (NULL is fine). */
+PENLINK_API void penlink_dev_list_free(penlink_found **list);
 
 /**
  * Waits up to @p timeout_ms for a pen to be plugged in or unplugged (libusb
- * hotplug; where hotplug is not available it just sleeps). Returns 1 when
- * something changed, 0 on timeout, or a negative status (CANCELLED, NO_MEM).
+ * hotplug; where hotplug is not available it just sleeps). *@p changed gets
+ * 1 when something changed, 0 when the time ran out.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p ctx or @p changed NULL);
+ *         #PENLINK_ERR_CANCELLED (penlink_ctx_cancel()); #PENLINK_ERR_NO_MEM.
  */
-PENLINK_API int penlink_usb_wait_change(penlink_ctx *ctx, int timeout_ms);
+PENLINK_API int penlink_dev_wait_change(penlink_ctx *ctx, int timeout_ms, int *changed);
 
 /** An open session with one pen. */
 typedef struct penlink_dev penlink_dev;
@@ -496,36 +589,73 @@ typedef struct penlink_device_error {
     char message[256]; /**< the pen's words */
     char field[64];    /**< offending field, e.g. "config.depth_max_um" */
 } penlink_device_error;
+
+/**
+ * The pen's own error of the last request on @p dev that it refused
+ * (#PENLINK_ERR_DEVICE, #PENLINK_ERR_CONFLICT, #PENLINK_ERR_INVALID_CONFIG,
+ * #PENLINK_ERR_AUTH); valid as long as @p dev. Never fails.
+ * @return the error (code 0 and empty text while the pen refused nothing), or
+ *         NULL for a NULL @p dev.
+ */
 PENLINK_API const penlink_device_error *penlink_dev_error(const penlink_dev *dev);
 
 /** Limits within which the pen accepts configuration. */
 typedef struct penlink_limits {
-    uint32_t depth_min_um, depth_max_um, depth_step_um;
-    uint32_t speed_min_sps, speed_max_sps;
-    uint32_t max_treatment_s, max_cartridge_uses;
-    uint32_t auto_off_min_s, auto_off_max_s;
-    uint32_t max_text_len;
+    uint32_t depth_min_um;       /**< shallowest needle depth, micrometres */
+    uint32_t depth_max_um;       /**< deepest needle depth, micrometres */
+    uint32_t depth_step_um;      /**< depths are multiples of this */
+    uint32_t speed_min_sps;      /**< slowest needle speed, strokes per second */
+    uint32_t speed_max_sps;      /**< fastest needle speed, strokes per second */
+    uint32_t max_treatment_s;    /**< longest treatment limit, seconds */
+    uint32_t max_cartridge_uses; /**< most uses of one cartridge that may be allowed */
+    uint32_t auto_off_min_s;     /**< shortest auto-off delay, seconds */
+    uint32_t auto_off_max_s;     /**< longest auto-off delay, seconds */
+    uint32_t max_text_len;       /**< longest text value, bytes */
 } penlink_limits;
 
-/** What GetInfo reports, plus the session's negotiated values. */
+/** Most config-signing keys a pen announces (penlink_info.n_config_keys). */
+#define PENLINK_CONFIG_KEYS_MAX 4
+
+/**
+ * What GetInfo reports, plus the session's negotiated values. The caller
+ * sets @c size (#PENLINK_INFO_INIT does) before penlink_dev_info() fills it:
+ * fields may be added at the end, and the library writes (and, where it
+ * takes one in, reads) only those @c size covers.
+ */
 typedef struct penlink_info {
-    char serial[33], model[33], hardware_revision[33], firmware_version[33];
-    uint64_t log_first_seq; /**< oldest record the pen holds */
-    uint64_t log_next_seq;  /**< seq of the next record */
-    uint64_t log_acked_seq; /**< every seq below is acknowledged */
-    uint64_t log_capacity_bytes, log_used_bytes;
-    int64_t device_time_ms; /**< the pen's clock, ms since the epoch */
-    uint64_t uptime_ms;
-    uint32_t config_revision;
-    penlink_limits limits;
-    uint32_t protocol_major, protocol_minor; /**< the pen's */
-    uint32_t features;                       /**< Feature bits the pen announced */
-    uint32_t max_frame_payload;              /**< the pen's */
-    int has_device_key;                      /**< the pen has an identity (signs its log) */
-    uint8_t device_key[32];                  /**< its Ed25519 public key */
-    uint32_t n_config_keys;                  /**< keys allowed to sign its configuration */
-    uint8_t config_keys[4][32];              /**< (none: it takes unsigned configuration) */
+    size_t size;                      /**< sizeof(penlink_info) as the caller was built */
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen's serial */
+    char model[PENLINK_SERIAL_SIZE];  /**< its model */
+    char hardware_revision[PENLINK_SERIAL_SIZE]; /**< its hardware revision */
+    char firmware_version[PENLINK_SERIAL_SIZE];  /**< its firmware version */
+    uint64_t log_first_seq;                      /**< oldest record the pen holds */
+    uint64_t log_next_seq;                       /**< seq of the next record */
+    uint64_t log_acked_seq;                      /**< every seq below is acknowledged */
+    uint64_t log_capacity_bytes;                 /**< room for the log on the pen */
+    uint64_t log_used_bytes;                     /**< of which in use */
+    int64_t device_time_ms;                      /**< the pen's clock, ms since the epoch */
+    uint64_t uptime_ms;                          /**< since the pen was switched on */
+    uint32_t config_revision;                    /**< the configuration in force */
+    penlink_limits limits;                       /**< what configuration the pen accepts */
+    uint32_t protocol_major;                     /**< the pen's protocol version, major */
+    uint32_t protocol_minor;                     /**< and minor */
+    uint32_t features;                           /**< #penlink_feature bits the pen announced */
+    uint32_t max_frame_payload;                  /**< the pen's largest frame payload, bytes */
+    int has_device_key;                          /**< the pen has an identity (signs its log) */
+    uint8_t device_key[PENLINK_KEY_SIZE];        /**< its Ed25519 public key */
+    uint32_t n_config_keys; /**< keys allowed to sign its configuration, at most
+                                 #PENLINK_CONFIG_KEYS_MAX (0: it takes unsigned
+                                 configuration) */
+    /** The n_config_keys keys (NULL when none), owned by the penlink_dev that
+     *  filled this: valid until its next penlink_dev_info() or penlink_dev_close(). */
+    const uint8_t (*config_keys)[PENLINK_KEY_SIZE];
 } penlink_info;
+
+/** A penlink_info initialiser: its size set, every field 0. */
+#define PENLINK_INFO_INIT                                                                          \
+    {                                                                                              \
+        .size = sizeof(penlink_info)                                                               \
+    }
 
 /** Bits of penlink_info.features (Feature in penlink.proto). */
 enum penlink_feature {
@@ -538,7 +668,14 @@ enum penlink_feature {
     PENLINK_FEATURE_SIGNED_CLOCK = 64   /**< refuses a clock setting not signed by its keys */
 };
 
-/** Reads DeviceInfo. */
+/**
+ * Reads DeviceInfo into *@p out, whose @c size the caller set.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL, or @p out->size
+ *         smaller than the first released penlink_info); #PENLINK_ERR_PROTOCOL
+ *         (a reply that is no DeviceInfo, or names another serial);
+ *         #PENLINK_ERR_DEVICE; #PENLINK_ERR_TIMEOUT; #PENLINK_ERR_GONE;
+ *         #PENLINK_ERR_CANCELLED.
+ */
 PENLINK_API int penlink_dev_info(penlink_dev *dev, penlink_info *out);
 
 /** Bits of penlink_config.present: which fields are set. */
@@ -556,17 +693,34 @@ enum penlink_config_field {
     PENLINK_CFG_ALL = (1u << 10) - 1
 };
 
-/** A pen configuration, or a change to one (only the fields in @c present). */
+/**
+ * A pen configuration, or a change to one (only the fields in @c present).
+ * The caller sets @c size (#PENLINK_CONFIG_INIT does): a later version adds
+ * keys at the end, and the library reads and writes only the fields @c size
+ * covers. Configurations the library hands out (penlink_config_entry) have
+ * their size set.
+ */
 typedef struct penlink_config {
-    uint32_t present;  /**< #penlink_config_field bits */
-    uint32_t revision; /**< as read; ignored when setting */
-    uint32_t depth_min_um, depth_max_um, depth_default_um;
-    uint32_t speed_min_sps, speed_max_sps;
+    size_t size;                 /**< sizeof(penlink_config) as the caller was built */
+    uint32_t present;            /**< #penlink_config_field bits */
+    uint32_t revision;           /**< as read; ignored when setting */
+    uint32_t depth_min_um;       /**< shallowest depth allowed, micrometres */
+    uint32_t depth_max_um;       /**< deepest depth allowed, micrometres */
+    uint32_t depth_default_um;   /**< depth at power on, micrometres */
+    uint32_t speed_min_sps;      /**< slowest speed allowed, strokes per second */
+    uint32_t speed_max_sps;      /**< fastest speed allowed, strokes per second */
     uint32_t max_treatment_s;    /**< seconds */
     uint32_t max_cartridge_uses; /**< 1 = single use */
     uint32_t auto_off_s;         /**< seconds */
-    char device_label[65], clinic_id[65];
+    char device_label[PENLINK_CONFIG_TEXT_SIZE]; /**< the clinic's name for the pen */
+    char clinic_id[PENLINK_CONFIG_TEXT_SIZE];    /**< the clinic it belongs to */
 } penlink_config;
+
+/** A penlink_config initialiser: its size set, no field present. */
+#define PENLINK_CONFIG_INIT                                                                        \
+    {                                                                                              \
+        .size = sizeof(penlink_config)                                                             \
+    }
 
 /** Describes the configuration keys (for files, the CLI and error messages). */
 typedef struct penlink_config_key {
@@ -579,13 +733,22 @@ typedef struct penlink_config_key {
 PENLINK_API const penlink_config_key *penlink_config_keys(size_t *n);
 /** The key with that name, or NULL. */
 PENLINK_API const penlink_config_key *penlink_config_key_find(const char *name);
-/** Value of a numeric key in @p cfg (0 for text keys). */
+/** Value of a numeric key in @p cfg (0 for text keys, and for a @p cfg without its size). */
 PENLINK_API uint32_t penlink_config_get_u32(const penlink_config *cfg, uint32_t bit);
-/** Sets a numeric key and marks it present. */
-PENLINK_API void penlink_config_set_u32(penlink_config *cfg, uint32_t bit, uint32_t v);
-/** Sets a text key (at most 64 bytes) and marks it present; -1 if too long. */
+/**
+ * Sets a numeric key and marks it present.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p cfg NULL or without its
+ *         size, or @p bit not one numeric key's #penlink_config_field bit).
+ */
+PENLINK_API int penlink_config_set_u32(penlink_config *cfg, uint32_t bit, uint32_t v);
+/**
+ * Sets a text key (at most #PENLINK_CONFIG_TEXT_MAX bytes) and marks it present.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p cfg or @p v NULL, @p cfg
+ *         without its size, @p bit not a text key's bit, or @p v too long:
+ *         nothing is changed).
+ */
 PENLINK_API int penlink_config_set_text(penlink_config *cfg, uint32_t bit, const char *v);
-/** Text of a text key ("" for numeric keys). */
+/** Text of a text key ("" for numeric keys, and for a @p cfg without its size). */
 PENLINK_API const char *penlink_config_get_text(const penlink_config *cfg, uint32_t bit);
 
 /**
@@ -597,15 +760,20 @@ PENLINK_API const char *penlink_config_get_text(const penlink_config *cfg, uint3
 PENLINK_API int penlink_config_check(penlink_ctx *ctx, const penlink_limits *limits,
                                      const penlink_config *cfg);
 
-/** Reads the configuration (all fields present). */
+/**
+ * Reads the configuration (all fields present).
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL); #PENLINK_ERR_TIMEOUT, #PENLINK_ERR_GONE,
+ * #PENLINK_ERR_PROTOCOL, #PENLINK_ERR_DEVICE (the pen refused: penlink_dev_error()),
+ * #PENLINK_ERR_CANCELLED, #PENLINK_ERR_NO_MEM.
+ */
 PENLINK_API int penlink_dev_config_get(penlink_dev *dev, penlink_config *out);
 
 /* ---- keys (docs/security.md) ------------------------------------------- */
 
 /** An Ed25519 key pair for signing configuration (libsodium layout). */
 typedef struct penlink_key {
-    uint8_t secret[64]; /**< seed, then public key: keep it secret */
-    uint8_t public_key[32];
+    uint8_t secret[PENLINK_SECRET_KEY_SIZE]; /**< seed, then public key: keep it secret */
+    uint8_t public_key[PENLINK_KEY_SIZE];    /**< the public key (what pens are provisioned with) */
 } penlink_key;
 
 /**
@@ -634,10 +802,12 @@ PENLINK_API int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key
  * @return #PENLINK_OK, #PENLINK_ERR_IO, #PENLINK_ERR_INVALID_ARG (damaged),
  *         or what penlink_key_load() returns.
  */
-PENLINK_API int penlink_key_load_public(penlink_ctx *ctx, const char *path, uint8_t pk[32]);
+PENLINK_API int penlink_key_load_public(penlink_ctx *ctx, const char *path,
+                                        uint8_t pk[PENLINK_KEY_SIZE]);
 
 /** Writes @p pk as 64 lower-case hex digits and a NUL into @p hex. */
-PENLINK_API void penlink_key_hex(const uint8_t pk[32], char hex[65]);
+PENLINK_API void penlink_key_to_hex(const uint8_t pk[PENLINK_KEY_SIZE],
+                                    char hex[PENLINK_KEY_HEX_SIZE]);
 
 /** Bytes of a key fingerprint with its NUL ("3f1c:9a0e:7b21:44d0"). */
 #define PENLINK_KEY_FINGERPRINT_LEN 20
@@ -646,13 +816,18 @@ PENLINK_API void penlink_key_hex(const uint8_t pk[32], char hex[65]);
  * A key's fingerprint, the short form people compare: the first 8 bytes of
  * the SHA-256 of the 32-byte public key, as 16 lower-case hex digits in
  * groups of 4 joined by ':'. Two different keys sharing one is a
- * 1 in 2^64 chance; use penlink_key_hex() where that is not enough.
+ * 1 in 2^64 chance; use penlink_key_to_hex() where that is not enough.
  */
-PENLINK_API void penlink_key_fingerprint(const uint8_t pk[32],
-                                         char out[PENLINK_KEY_FINGERPRINT_LEN]);
+PENLINK_API void penlink_key_to_fingerprint(const uint8_t pk[PENLINK_KEY_SIZE],
+                                            char out[PENLINK_KEY_FINGERPRINT_LEN]);
 
-/** 1 when @p pk is one of the config keys @p info lists (the keys the pen accepts). */
-PENLINK_API int penlink_info_accepts_key(const penlink_info *info, const uint8_t pk[32]);
+/**
+ * Whether @p pk is one of the config keys @p info lists (the keys the pen
+ * accepts): *@p accepts gets 1 or 0.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (a NULL argument).
+ */
+PENLINK_API int penlink_info_accepts_key(const penlink_info *info,
+                                         const uint8_t pk[PENLINK_KEY_SIZE], int *accepts);
 
 /**
  * Changes the fields present in @p change, if the pen's revision is still
@@ -676,7 +851,14 @@ PENLINK_API int penlink_dev_config_set_signed(penlink_dev *dev, uint32_t expecte
                                               const penlink_key *key, const penlink_config *change,
                                               penlink_config *result);
 
-/** Sets the pen's clock; *@p previous_ms (may be NULL) gets the clock just before. */
+/**
+ * Sets the pen's clock; *@p previous_ms (may be NULL) gets the clock just before.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL); #PENLINK_ERR_AUTH (a
+ *         pen that takes only a signed clock, penlink_dev_clock_set_signed());
+ *         #PENLINK_ERR_TIMEOUT, #PENLINK_ERR_GONE, #PENLINK_ERR_PROTOCOL,
+ *         #PENLINK_ERR_DEVICE (the pen refused: penlink_dev_error()), #PENLINK_ERR_CANCELLED,
+ *         #PENLINK_ERR_NO_MEM.
+ */
 PENLINK_API int penlink_dev_clock_set(penlink_dev *dev, int64_t time_ms, int64_t *previous_ms);
 
 /**
@@ -690,8 +872,9 @@ PENLINK_API int penlink_dev_clock_set(penlink_dev *dev, int64_t time_ms, int64_t
 PENLINK_API int penlink_dev_clock_set_signed(penlink_dev *dev, int64_t time_ms,
                                              const penlink_key *key, int64_t *previous_ms);
 
-/** Default and longest signal of penlink_dev_identify(), seconds (the reference pen's). */
+/** Default signal of penlink_dev_identify(), seconds (the reference pen's). */
 #define PENLINK_IDENTIFY_DEFAULT_S 10
+/** Longest signal of penlink_dev_identify(), seconds (the reference pen's). */
 #define PENLINK_IDENTIFY_MAX_S 60
 
 /**
@@ -706,24 +889,24 @@ PENLINK_API int penlink_dev_identify(penlink_dev *dev, uint32_t seconds, uint32_
 
 /** One chunk as received: the bytes to archive or write to a file. */
 typedef struct penlink_chunk {
-    uint64_t first_seq;
-    uint32_t record_count;
-    uint32_t raw_size;
-    const uint8_t *data; /**< zlib stream */
-    size_t len;
-    const uint8_t *frame; /**< the whole frame it came in (header + Envelope) */
-    size_t frame_len;
+    uint64_t first_seq;    /**< seq of its first record */
+    uint32_t record_count; /**< records in it */
+    uint32_t raw_size;     /**< bytes of its records before compression */
+    const uint8_t *data;   /**< zlib stream */
+    size_t len;            /**< bytes of data */
+    const uint8_t *frame;  /**< the whole frame it came in (header + Envelope) */
+    size_t frame_len;      /**< bytes of frame */
     int has_link;          /**< from a pen that signs its log: the chain, already checked */
-    uint8_t prev_link[32]; /**< the chain before this chunk */
-    uint8_t link[32];      /**< the chain after it */
+    uint8_t prev_link[PENLINK_LINK_SIZE]; /**< the chain before this chunk */
+    uint8_t link[PENLINK_LINK_SIZE];      /**< the chain after it */
 } penlink_chunk;
 
 /** A pen's signed log head, checked with its device key (docs/protocol.md 9.3). */
 typedef struct penlink_head {
-    uint64_t next_seq;     /**< the records up to here are covered */
-    uint8_t link[32];      /**< the chain after the last chunk sent */
-    uint8_t signature[64]; /**< Ed25519 by the device key */
-    uint8_t device_key[32];
+    uint64_t next_seq;                         /**< the records up to here are covered */
+    uint8_t link[PENLINK_LINK_SIZE];           /**< the chain after the last chunk sent */
+    uint8_t signature[PENLINK_SIGNATURE_SIZE]; /**< Ed25519 by the device key */
+    uint8_t device_key[PENLINK_KEY_SIZE];      /**< the key it verified with */
 } penlink_head;
 
 /**
@@ -739,25 +922,39 @@ typedef struct penlink_progress {
                                  for the records expected; 0 if unknown */
 } penlink_progress;
 
-/** Callbacks of a pull; any may be NULL. A non-zero return stops the pull. */
+/** Called with each chunk of a pull (penlink_pull_cb.on_chunk); non-zero stops it. */
+typedef int (*penlink_chunk_cb)(void *user, const penlink_chunk *chunk);
+/** Called with a pull's progress (penlink_pull_cb.on_progress). */
+typedef void (*penlink_progress_cb)(void *user, const penlink_progress *p);
+/** Called with each verified signed head (penlink_pull_cb.on_head); non-zero stops the pull. */
+typedef int (*penlink_head_cb)(void *user, const penlink_head *head);
+/** Called with each confirmed gap (penlink_pull_cb.on_gap); non-zero stops the pull. */
+typedef int (*penlink_gap_cb)(void *user, uint64_t first_seq, uint64_t count, uint64_t acked_seq);
+
+/**
+ * Callbacks of a pull; any may be NULL. A non-zero return stops the pull.
+ * The caller sets @c size (#PENLINK_PULL_CB_INIT does): members may be
+ * added at the end, and the library reads only those @c size covers.
+ */
 typedef struct penlink_pull_cb {
-    int (*on_chunk)(void *user, const penlink_chunk *chunk);
-    int (*on_record)(void *user, const penlink_record *rec); /**< only seq >= from_seq */
-    void (*on_progress)(void *user, const penlink_progress *p);
-    void *user;
+    size_t size;                     /**< sizeof(penlink_pull_cb) as the caller was built */
+    penlink_chunk_cb on_chunk;       /**< each chunk, checked */
+    penlink_record_cb on_record;     /**< each record, only seq >= from_seq */
+    penlink_progress_cb on_progress; /**< progress */
+    void *user;                      /**< passed to each callback */
     /**
      * Optional: the records the pen sent before from_seq. The pen sends whole
      * stored chunks, so the first one may start before from_seq; a caller
      * that already holds those records (the archive) checks that they are
      * the same, which a pen whose log was reset or replaced fails.
      */
-    int (*on_overlap)(void *user, const penlink_record *rec);
+    penlink_record_cb on_overlap;
     /**
      * Optional: a signed head arrived and verified; every chunk and record
      * passed before it is covered by the pen's signature. The archive
      * commits here. Not called for a pen that does not sign its log.
      */
-    int (*on_head)(void *user, const penlink_head *head);
+    penlink_head_cb on_head;
     /**
      * Optional: records @p first_seq .. @p first_seq + @p count - 1 are gone
      * from the pen, by its own word twice (a LogEnd and a DeviceInfo read
@@ -766,7 +963,7 @@ typedef struct penlink_pull_cb {
      * acknowledged). The pull goes on after them. A hole that the pen does not
      * confirm is never a gap: it is asked for again.
      */
-    int (*on_gap)(void *user, uint64_t first_seq, uint64_t count, uint64_t acked_seq);
+    penlink_gap_cb on_gap;
     /**
      * Optional (may be NULL): the hash-chain link after the last chunk the
      * caller already holds, a chunk that ends at from_seq (32 bytes: the
@@ -779,17 +976,34 @@ typedef struct penlink_pull_cb {
     const uint8_t *after_link;
 } penlink_pull_cb;
 
-/** What a pull saw. */
+/** A penlink_pull_cb initialiser: its size set, no callback. */
+#define PENLINK_PULL_CB_INIT                                                                       \
+    {                                                                                              \
+        .size = sizeof(penlink_pull_cb)                                                            \
+    }
+
+/**
+ * What a pull saw. The caller sets @c size (#PENLINK_PULL_RESULT_INIT
+ * does): fields may be added at the end, and the library writes only those
+ * @c size covers.
+ */
 typedef struct penlink_pull_result {
+    size_t size;        /**< sizeof(penlink_pull_result) as the caller was built */
     uint64_t from_seq;  /**< asked for */
     uint64_t first_seq; /**< first record received (> from_seq: a gap, records lost) */
     uint64_t next_seq;  /**< one past the last record received */
     uint64_t records;   /**< new records (seq >= from_seq) */
-    uint64_t chunks;
-    uint64_t bytes;
-    uint64_t gap;     /**< records the pen said are gone (all gaps of the pull) */
-    uint64_t retries; /**< replies asked for again (frames lost, damaged or late) */
+    uint64_t chunks;    /**< chunks received */
+    uint64_t bytes;     /**< bytes received */
+    uint64_t gap;       /**< records the pen said are gone (all gaps of the pull) */
+    uint64_t retries;   /**< replies asked for again (frames lost, damaged or late) */
 } penlink_pull_result;
+
+/** A penlink_pull_result initialiser: its size set. */
+#define PENLINK_PULL_RESULT_INIT                                                                   \
+    {                                                                                              \
+        .size = sizeof(penlink_pull_result)                                                        \
+    }
 
 /**
  * Pulls every record from @p from_seq on. Every chunk is checked (CRC,
@@ -807,7 +1021,9 @@ typedef struct penlink_pull_result {
  *         above 2^63, empty chunks); #PENLINK_ERR_INTEGRITY when the pen
  *         contradicts itself or its log fails the chain or signature checks;
  *         #PENLINK_ERR_DEVICE when the pen refused or does not pull logs;
- *         #PENLINK_ERR_GONE; #PENLINK_ERR_CANCELLED.
+ *         #PENLINK_ERR_GONE; #PENLINK_ERR_CANCELLED; #PENLINK_ERR_NO_MEM;
+ *         #PENLINK_ERR_INVALID_ARG (@p dev NULL, or @p cb or @p result
+ *         without its size).
  */
 PENLINK_API int penlink_dev_pull(penlink_dev *dev, uint64_t from_seq, const penlink_pull_cb *cb,
                                  penlink_pull_result *result);
@@ -835,8 +1051,12 @@ PENLINK_API int penlink_dev_ack(penlink_dev *dev, uint64_t through_seq, uint64_t
  */
 typedef struct penlink_archive penlink_archive;
 
-/** Where the archive lives by default: $XDG_DATA_HOME/penlink/archive.db
- *  (~/.local/share/penlink/archive.db). Writes the path to @p buf. */
+/**
+ * Where the archive lives by default: $XDG_DATA_HOME/penlink/archive.db
+ * (~/.local/share/penlink/archive.db). Writes the path to @p buf.
+ * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND (neither XDG_DATA_HOME nor HOME
+ *         is set); #PENLINK_ERR_INVALID_ARG (@p cap too small).
+ */
 PENLINK_API int penlink_archive_default_path(char *buf, size_t cap);
 
 /**
@@ -859,6 +1079,10 @@ PENLINK_API int penlink_archive_default_path(char *buf, size_t cap);
  * identity (the schema penlink and its schema_version table): a server
  * schema newer than this library is #PENLINK_ERR_UNSUPPORTED, and left
  * untouched.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL, no path and no default,
+ *         a password in a connection string); #PENLINK_ERR_IO (cannot be
+ *         created, opened or reached); #PENLINK_ERR_UNSUPPORTED;
+ *         #PENLINK_ERR_INTEGRITY; #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink_archive **out);
 
@@ -893,17 +1117,22 @@ PENLINK_API int penlink_archive_open_readonly(penlink_ctx *ctx, const char *path
  * is on a primary (not a standby) and its role may insert into the archive
  * (the writer role, not the reader role). verify records its verdicts only
  * where this is 1, and config set changes a pen only where this is 1.
- * @return 1 or 0 (0 for NULL); when 0, the context's message says why.
+ * *@p writable gets 1 or 0; when 0, penlink_ctx_errmsg() says why.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (@p ar or @p writable NULL).
  */
-PENLINK_API int penlink_archive_writable(penlink_archive *ar);
+PENLINK_API int penlink_archive_writable(penlink_archive *ar, int *writable);
 
 /**
  * Opens an archive that must already exist (for reading it: audit, export),
  * so that a mistyped path is an error (#PENLINK_ERR_IO) instead of a new,
  * empty archive that reports nothing.
+ * @return as penlink_archive_open(): #PENLINK_OK, #PENLINK_ERR_INVALID_ARG,
+ *         #PENLINK_ERR_IO (also: no such file), #PENLINK_ERR_UNSUPPORTED,
+ *         #PENLINK_ERR_INTEGRITY, #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_archive_open_existing(penlink_ctx *ctx, const char *path,
                                               penlink_archive **out);
+/** Closes an archive (NULL is fine): what was committed stays. */
 PENLINK_API void penlink_archive_close(penlink_archive *ar);
 
 /**
@@ -921,12 +1150,11 @@ PENLINK_API void penlink_archive_close(penlink_archive *ar);
  */
 PENLINK_API int penlink_archive_init_server(penlink_ctx *ctx, const char *uri,
                                             const char *writer_role, const char *reader_role,
-                                            void (*report)(void *user, const char *line),
-                                            void *user);
+                                            penlink_text_cb report, void *user);
 
 /** What penlink_archive_push() did with one pen. */
 typedef struct penlink_push_report {
-    char serial[33];
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
     /** #PENLINK_OK; #PENLINK_ERR_INTEGRITY when the pen's log in the source does not
      *  verify (what verified before the break was pushed: see where_seq and detail),
      *  when the destination holds other content for some of its records (conflicts),
@@ -936,12 +1164,18 @@ typedef struct penlink_push_report {
     uint64_t records_new;  /**< records the destination did not hold */
     uint64_t records_same; /**< records it held already, equal */
     uint64_t conflicts;    /**< records it held with other content (kept; alarm there) */
-    uint64_t chunks_new, heads_new, alarms_new, configs_new;
-    uint64_t next_seq;  /**< one past the highest seq pushed (0: none) */
-    uint64_t where_seq; /**< a log that does not verify: the seq of its first broken link */
-    char detail[512];   /**< why the status is not #PENLINK_OK, in words */
-    uint64_t keys_new;  /**< device key replacements (penlink keys replace) it did not hold */
+    uint64_t chunks_new;   /**< chunks the destination did not hold */
+    uint64_t heads_new;    /**< signed heads it did not hold */
+    uint64_t alarms_new;   /**< alarms it did not hold */
+    uint64_t configs_new;  /**< configuration history entries it did not hold */
+    uint64_t next_seq;     /**< one past the highest seq pushed (0: none) */
+    uint64_t where_seq;    /**< a log that does not verify: the seq of its first broken link */
+    char detail[512];      /**< why the status is not #PENLINK_OK, in words */
+    uint64_t keys_new;     /**< device key replacements (penlink keys replace) it did not hold */
 } penlink_push_report;
+
+/** Called with each pen's push report; non-zero stops the push. */
+typedef int (*penlink_push_report_cb)(void *user, const penlink_push_report *r);
 
 /**
  * Pushes the pens of archive @p from (@p serial, or every pen when NULL)
@@ -972,20 +1206,25 @@ typedef struct penlink_push_report {
  *         unreachable, not allowed, gone mid-push; what was committed stays).
  */
 PENLINK_API int penlink_archive_push(penlink_archive *from, penlink_archive *to, const char *serial,
-                                     int (*cb)(void *user, const penlink_push_report *r),
-                                     void *user);
+                                     penlink_push_report_cb cb, void *user);
 
-/** What penlink_archive_pull() did. */
+/**
+ * What penlink_archive_pull() did. The caller sets @c size
+ * (#PENLINK_ARCHIVE_PULL_RESULT_INIT does): fields may be added at the end,
+ * and the library writes only those @c size covers.
+ */
 typedef struct penlink_archive_pull_result {
-    char serial[33];
-    uint64_t from_seq;    /**< first seq asked for (one past the archive's last) */
-    uint64_t next_seq;    /**< one past the last record now archived */
-    uint64_t records_new; /**< records added to the archive */
-    uint64_t records_dup; /**< re-received, identical: harmless */
-    uint64_t conflicts;   /**< re-received with different content: integrity alarms */
-    uint64_t gap;         /**< records the pen no longer had (lost before any pull) */
-    uint64_t overflows;   /**< log_overflow records received */
-    uint64_t chunks;
+    size_t size;                      /**< sizeof(penlink_archive_pull_result) as the caller
+                                           was built */
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
+    uint64_t from_seq;                /**< first seq asked for (one past the archive's last) */
+    uint64_t next_seq;                /**< one past the last record now archived */
+    uint64_t records_new;             /**< records added to the archive */
+    uint64_t records_dup;             /**< re-received, identical: harmless */
+    uint64_t conflicts;               /**< re-received with different content: integrity alarms */
+    uint64_t gap;                     /**< records the pen no longer had (lost before any pull) */
+    uint64_t overflows;               /**< log_overflow records received */
+    uint64_t chunks;                  /**< chunks received */
     uint64_t acked_seq;       /**< the pen's first unacknowledged seq after the pull (when the
                                    pull fails: as the pen said at its start) */
     uint64_t retries;         /**< replies asked for again (frames lost, damaged or late) */
@@ -997,24 +1236,45 @@ typedef struct penlink_archive_pull_result {
                                    so (all of them are archived); 0 otherwise */
 } penlink_archive_pull_result;
 
+/** A penlink_archive_pull_result initialiser: its size set. */
+#define PENLINK_ARCHIVE_PULL_RESULT_INIT                                                           \
+    {                                                                                              \
+        .size = sizeof(penlink_archive_pull_result)                                                \
+    }
+
 /**
  * Pulls @p dev into the archive: from the archive's last seq for that pen,
  * committing (synced) as it goes, then acknowledging only what is committed.
  * Interrupted at any point, nothing is lost and the next pull resumes.
  * @p cb: only on_progress is used (may be NULL).
  * @return #PENLINK_OK, or #PENLINK_ERR_INTEGRITY when a conflict was found
- *         (everything else is still archived and reported in @p res).
+ *         (everything else is still archived and reported in @p res);
+ *         #PENLINK_ERR_INVALID_ARG (@p ar or @p dev NULL, @p cb or @p res
+ *         without its size); or what the pull (penlink_dev_pull()) or the
+ *         archive returned (#PENLINK_ERR_IO: cannot be written).
  */
 PENLINK_API int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev,
                                      const penlink_pull_cb *cb, penlink_archive_pull_result *res);
 
-/** Which records a scan visits. Zeroed = all. */
+/**
+ * Which records a scan visits: #PENLINK_ARCHIVE_FILTER_INIT (or a NULL
+ * filter) selects all. The caller sets @c size: members may be added at the
+ * end, and the library reads only those @c size covers.
+ */
 typedef struct penlink_archive_filter {
+    size_t size;        /**< sizeof(penlink_archive_filter) as the caller was built */
     const char *serial; /**< one pen, or NULL for all */
     int64_t since_ms;   /**< with has_since: records at or after (pen time) */
     int64_t until_ms;   /**< with has_until: records before */
-    int has_since, has_until;
+    int has_since;      /**< since_ms applies */
+    int has_until;      /**< until_ms applies */
 } penlink_archive_filter;
+
+/** A penlink_archive_filter initialiser: its size set, every pen and time selected. */
+#define PENLINK_ARCHIVE_FILTER_INIT                                                                \
+    {                                                                                              \
+        .size = sizeof(penlink_archive_filter)                                                     \
+    }
 
 /** A record with the pen it came from. */
 typedef int (*penlink_archive_record_cb)(void *user, const char *serial, const penlink_record *rec);
@@ -1028,37 +1288,58 @@ typedef int (*penlink_archive_record_cb)(void *user, const char *serial, const p
  * through every other record of every pen; it then returns
  * #PENLINK_ERR_INTEGRITY naming the first such row. (The audit does not
  * read the rows: it takes the records from the pens' chunks.)
+ * @return #PENLINK_OK; #PENLINK_ERR_INTEGRITY; #PENLINK_ERR_INVALID_ARG (NULL
+ *         @p ar or @p cb, or @p f without its size); #PENLINK_ERR_CANCELLED
+ *         (@p cb returned non-zero); #PENLINK_ERR_IO (the archive cannot be read).
  */
 PENLINK_API int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
                                      penlink_archive_record_cb cb, void *user);
 
 /** An integrity alarm or a gap, as recorded during pulls. */
 typedef struct penlink_alarm {
-    char serial[33];
-    int64_t at_ms;  /**< host time it was raised */
-    uint64_t seq;   /**< first seq concerned */
-    uint64_t count; /**< records concerned (0: none archived, e.g. a refused pull) */
-    char kind[16];  /**< "gap", "conflict", "key_changed", "unverified", or a newer kind */
-    char detail[256];
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
+    int64_t at_ms;                    /**< host time it was raised */
+    uint64_t seq;                     /**< first seq concerned */
+    uint64_t count;   /**< records concerned (0: none archived, e.g. a refused pull) */
+    char kind[16];    /**< "gap", "conflict", "key_changed", "unverified", or a newer kind */
+    char detail[256]; /**< what happened, in words */
 } penlink_alarm;
 
-/** Visits the alarms (gaps, conflicts) of the pens the filter selects. */
+/** Called with each alarm; non-zero stops the visit. */
+typedef int (*penlink_alarm_cb)(void *user, const penlink_alarm *a);
+
+/**
+ * Visits the alarms (gaps, conflicts) of the pens the filter selects.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL @p ar or @p cb, or @p f
+ *         without its size); #PENLINK_ERR_CANCELLED (@p cb returned non-zero);
+ *         #PENLINK_ERR_NO_MEM; #PENLINK_ERR_IO (the archive cannot be read).
+ */
 PENLINK_API int penlink_archive_alarms(penlink_archive *ar, const penlink_archive_filter *f,
-                                       int (*cb)(void *user, const penlink_alarm *a), void *user);
+                                       penlink_alarm_cb cb, void *user);
 
 /** A configuration revision known for a pen (read from or written to it). */
 typedef struct penlink_config_entry {
-    char serial[33];
-    int64_t at_ms;
-    char source[8]; /**< "read" or "written" */
-    char user[64], host[64];
-    penlink_config config;     /**< config.revision is the revision */
-    int has_old;               /**< a change written by this host: old_config is what it
-                                    replaced */
-    penlink_config old_config; /**< the revision in force before (old_config.revision) */
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
+    int64_t at_ms;                    /**< host time it was recorded */
+    char source[8];                   /**< "read" or "written" */
+    char user[64];                    /**< the OS user that recorded it */
+    char host[64];                    /**< the computer it was recorded on */
+    penlink_config config;            /**< config.revision is the revision */
+    int has_old;                      /**< a change written by this host: old_config is what it
+                                           replaced */
+    penlink_config old_config;        /**< the revision in force before (old_config.revision) */
 } penlink_config_entry;
 
-/** Appends to the configuration history (never updated or deleted). */
+/** Called with each configuration history entry; non-zero stops the visit. */
+typedef int (*penlink_config_entry_cb)(void *user, const penlink_config_entry *e);
+
+/**
+ * Appends to the configuration history (never updated or deleted).
+ * @return #PENLINK_OK (also when the archive has no pen @p serial: then
+ *         nothing is stored); #PENLINK_ERR_INVALID_ARG (NULL, or an archive
+ *         opened read-only); #PENLINK_ERR_IO (cannot be written, or "not
+ *         allowed" on a server).
+ */
 PENLINK_API int penlink_archive_log_config(penlink_archive *ar, const char *serial,
                                            const char *source, const penlink_config *old_cfg,
                                            const penlink_config *new_cfg);
@@ -1066,41 +1347,55 @@ PENLINK_API int penlink_archive_log_config(penlink_archive *ar, const char *seri
 /**
  * Records a configuration this host wrote to a pen (source "written", with
  * the OS user and host), making the pen's row if the archive has none yet.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL, @p info without its
+ *         size, or an archive opened read-only); #PENLINK_ERR_IO (cannot be
+ *         written, or "not allowed" on a server).
  */
 PENLINK_API int penlink_archive_log_config_write(penlink_archive *ar, const penlink_info *info,
                                                  const penlink_config *old_cfg,
                                                  const penlink_config *new_cfg);
 
-/** Visits the configuration history in order of entry. */
+/**
+ * Visits the configuration history of @p serial (NULL: every pen) in order of entry.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL @p ar or @p cb);
+ *         #PENLINK_ERR_CANCELLED (@p cb returned non-zero); #PENLINK_ERR_IO
+ *         (the archive cannot be read).
+ */
 PENLINK_API int penlink_archive_config_history(penlink_archive *ar, const char *serial,
-                                               int (*cb)(void *user, const penlink_config_entry *e),
-                                               void *user);
+                                               penlink_config_entry_cb cb, void *user);
 
 /**
  * Checks that the archive holds pen @p serial, spelled exactly so: a mistyped
  * serial must not select nothing and pass for a clean result.
+ * @param ar the archive
+ * @param serial the serial to look for
  * @param close (may be NULL) gets the archive's serial closest to @p serial
  *        (the same but for case, or a typo or two away), or "" when none is.
  * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND, with the archive's pens (up to
  *         20) and the close one in penlink_ctx_errmsg(); or an error reading.
  */
-PENLINK_API int penlink_archive_pen_check(penlink_archive *ar, const char *serial, char close[33]);
+PENLINK_API int penlink_archive_pen_check(penlink_archive *ar, const char *serial,
+                                          char close[PENLINK_SERIAL_SIZE]);
 
 /**
  * A note an auditor added to a finding (penlink_archive_annotate()): kept in
  * the archive for good, never changed or deleted, shown with the finding.
  */
 typedef struct penlink_annotation {
-    char finding[128];       /**< the finding's id, penlink_finding.id: "KIND:PEN:SEQ" */
-    int64_t at_ms;           /**< host time it was written */
-    char author[64];         /**< who wrote it, as they gave it (default: user@host) */
-    char user[64], host[64]; /**< the OS user and host that wrote it */
-    char text[1024];
+    char finding[128]; /**< the finding's id, penlink_finding.id: "KIND:PEN:SEQ" */
+    int64_t at_ms;     /**< host time it was written */
+    char author[64];   /**< who wrote it, as they gave it (default: user\@host) */
+    char user[64];     /**< the OS user that wrote it */
+    char host[64];     /**< the computer it was written on */
+    char text[1024];   /**< the note */
 } penlink_annotation;
+
+/** Called with each annotation; non-zero stops the visit. */
+typedef int (*penlink_annotation_cb)(void *user, const penlink_annotation *a);
 
 /**
  * Adds an annotation to the finding @p finding ("KIND:PEN:SEQ", as
- * penlink_finding.id gives it) by @p author (NULL: the OS user@host), with
+ * penlink_finding.id gives it) by @p author (NULL: the OS user\@host), with
  * the host time. Annotations are append-only: nothing changes or deletes
  * one. The finding is not looked up (an audit of another window may not
  * show it): see penlink_audit_run() for the ids.
@@ -1110,25 +1405,46 @@ typedef struct penlink_annotation {
 PENLINK_API int penlink_archive_annotate(penlink_archive *ar, const char *finding,
                                          const char *author, const char *text);
 
-/** Visits every annotation, oldest first. */
-PENLINK_API int penlink_archive_annotations(penlink_archive *ar,
-                                            int (*cb)(void *user, const penlink_annotation *a),
+/**
+ * Visits every annotation, oldest first.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL); #PENLINK_ERR_CANCELLED
+ *         (@p cb returned non-zero); #PENLINK_ERR_IO (the archive cannot be read).
+ */
+PENLINK_API int penlink_archive_annotations(penlink_archive *ar, penlink_annotation_cb cb,
                                             void *user);
 
 /** The pens in the archive (serial, model, first and last seen). */
 typedef struct penlink_archive_device {
-    char serial[33], model[33], firmware_versions[128]; /**< firmware: ", " between versions */
-    int64_t first_seen_ms, last_seen_ms;
-    uint64_t records, next_seq;
-    char hardware_revision[33]; /**< as the pen said when last seen */
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
+    char model[PENLINK_SERIAL_SIZE];  /**< its model */
+    char firmware_versions[128];      /**< every firmware version seen, ", " between them */
+    int64_t first_seen_ms;            /**< host time of its first pull */
+    int64_t last_seen_ms;             /**< host time of its last pull */
+    uint64_t records;                 /**< records archived */
+    uint64_t next_seq;                /**< one past its highest archived seq */
+    char hardware_revision[PENLINK_SERIAL_SIZE]; /**< as the pen said when last seen */
 } penlink_archive_device;
-PENLINK_API int penlink_archive_devices(penlink_archive *ar,
-                                        int (*cb)(void *user, const penlink_archive_device *d),
+
+/** Called with each pen of the archive; non-zero stops the visit. */
+typedef int (*penlink_archive_device_cb)(void *user, const penlink_archive_device *d);
+/** Called with each serial of the archive; non-zero stops the visit. */
+typedef int (*penlink_serial_cb)(void *user, const char *serial);
+
+/**
+ * Visits the pens in the archive, in serial order, each with its record count.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL); #PENLINK_ERR_CANCELLED
+ *         (@p cb returned non-zero); #PENLINK_ERR_IO (the archive cannot be read).
+ */
+PENLINK_API int penlink_archive_devices(penlink_archive *ar, penlink_archive_device_cb cb,
                                         void *user);
-/** The serials of the pens in the archive, in byte order, as penlink_archive_devices()
- *  lists them, without counting each pen's records (which reads them all). */
-PENLINK_API int penlink_archive_serials(penlink_archive *ar,
-                                        int (*cb)(void *user, const char *serial), void *user);
+/**
+ * The serials of the pens in the archive, in byte order, as penlink_archive_devices()
+ * lists them, without counting each pen's records (which reads them all).
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL); #PENLINK_ERR_CANCELLED
+ *         (@p cb returned non-zero); #PENLINK_ERR_NO_MEM; #PENLINK_ERR_IO (the
+ *         archive cannot be read).
+ */
+PENLINK_API int penlink_archive_serials(penlink_archive *ar, penlink_serial_cb cb, void *user);
 
 /* ---- replaced device keys (docs/technician-guide.md, docs/security.md) -- */
 
@@ -1140,14 +1456,15 @@ PENLINK_API int penlink_archive_serials(penlink_archive *ar,
  * replacement with the old key and those after it with the new one.
  */
 typedef struct penlink_key_replacement {
-    char serial[33];
-    int64_t at_ms;           /**< host time it was recorded */
-    char user[64], host[64]; /**< who recorded it (OS user), on which computer */
-    char reason[256];        /**< why, in the technician's words (unchecked text) */
-    uint8_t old_key[32];     /**< the key in force before */
-    uint8_t new_key[32];     /**< the key in force from then on */
-    uint64_t from_seq;       /**< the archive's next seq of the pen then */
-    uint64_t heads_before;   /**< signed heads the archive held then: they verify with old_key */
+    char serial[PENLINK_SERIAL_SIZE];  /**< the pen */
+    int64_t at_ms;                     /**< host time it was recorded */
+    char user[64];                     /**< who recorded it (OS user) */
+    char host[64];                     /**< on which computer */
+    char reason[256];                  /**< why, in the technician's words (unchecked text) */
+    uint8_t old_key[PENLINK_KEY_SIZE]; /**< the key in force before */
+    uint8_t new_key[PENLINK_KEY_SIZE]; /**< the key in force from then on */
+    uint64_t from_seq;                 /**< the archive's next seq of the pen then */
+    uint64_t heads_before; /**< signed heads the archive held then: they verify with old_key */
 } penlink_key_replacement;
 
 /** Longest reason of a key replacement, bytes. */
@@ -1159,8 +1476,8 @@ typedef struct penlink_key_replacement {
  * (a pen that does not sign its log).
  * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND (no such pen in the archive).
  */
-PENLINK_API int penlink_archive_pen_key(penlink_archive *ar, const char *serial, uint8_t key[32],
-                                        int *have);
+PENLINK_API int penlink_archive_pen_key(penlink_archive *ar, const char *serial,
+                                        uint8_t key[PENLINK_KEY_SIZE], int *have);
 
 /**
  * Records that the pen @p info describes (its serial, the device key it
@@ -1179,11 +1496,17 @@ PENLINK_API int penlink_archive_pen_key(penlink_archive *ar, const char *serial,
 PENLINK_API int penlink_archive_key_replace(penlink_archive *ar, const penlink_info *info,
                                             const char *reason, penlink_key_replacement *out);
 
-/** Visits the key replacements of @p serial (NULL: every pen), in the order recorded. */
+/** Called with each key replacement; non-zero stops the visit. */
+typedef int (*penlink_key_replacement_cb)(void *user, const penlink_key_replacement *r);
+
+/**
+ * Visits the key replacements of @p serial (NULL: every pen), in the order recorded.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (NULL @p ar or @p cb);
+ *         #PENLINK_ERR_CANCELLED (@p cb returned non-zero); #PENLINK_ERR_IO
+ *         (the archive cannot be read).
+ */
 PENLINK_API int penlink_archive_key_replacements(penlink_archive *ar, const char *serial,
-                                                 int (*cb)(void *user,
-                                                           const penlink_key_replacement *r),
-                                                 void *user);
+                                                 penlink_key_replacement_cb cb, void *user);
 
 /* ---- verification (docs/security.md) ------------------------------------ */
 
@@ -1196,14 +1519,19 @@ typedef enum penlink_verify_state {
 
 /** The result for one pen. */
 typedef struct penlink_verify_report {
-    char serial[33];
-    penlink_verify_state state;
-    uint64_t chunks, records, heads; /**< checked */
-    uint64_t signed_through;         /**< records below this seq are under a verified head */
-    uint64_t where_seq;              /**< BROKEN: the seq of the first broken link */
-    char detail[256];                /**< BROKEN: what is wrong, in words */
-    char notes[256];                 /**< OK: what is worth knowing (chain anchors, forks) */
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
+    penlink_verify_state state;       /**< the verdict */
+    uint64_t chunks;                  /**< chunks checked */
+    uint64_t records;                 /**< records checked */
+    uint64_t heads;                   /**< signed heads checked */
+    uint64_t signed_through;          /**< records below this seq are under a verified head */
+    uint64_t where_seq;               /**< BROKEN: the seq of the first broken link */
+    char detail[256];                 /**< BROKEN: what is wrong, in words */
+    char notes[256];                  /**< OK: what is worth knowing (chain anchors, forks) */
 } penlink_verify_report;
+
+/** Called with each pen's verification report; non-zero stops the verification. */
+typedef int (*penlink_verify_report_cb)(void *user, const penlink_verify_report *r);
 
 /**
  * Re-checks the archive offline, pen by pen (@p serial, or every pen when
@@ -1216,14 +1544,13 @@ typedef struct penlink_verify_report {
  * On an archive opened for writing, where it can be written
  * (penlink_archive_writable()), the result is also stored in it
  * (append-only), which the audit shows; on one opened read-only nothing is
- * stored (penlink_archive_record_verification() can store it elsewhere).
+ * stored (penlink_archive_verification_save() can store it elsewhere).
  * @return #PENLINK_OK (see each report's state), #PENLINK_ERR_NOT_FOUND when
  *         the archive has no pen @p serial (penlink_archive_pen_check()), or
  *         an error reading.
  */
 PENLINK_API int penlink_archive_verify(penlink_archive *ar, const char *serial,
-                                       int (*cb)(void *user, const penlink_verify_report *r),
-                                       void *user);
+                                       penlink_verify_report_cb cb, void *user);
 
 /**
  * Stores @p r, a report penlink_archive_verify() made (of this archive, or
@@ -1232,30 +1559,43 @@ PENLINK_API int penlink_archive_verify(penlink_archive *ar, const char *serial,
  * #PENLINK_ERR_INVALID_ARG (opened read-only); #PENLINK_ERR_IO (also: a
  * server role or standby that may not write, "not allowed").
  */
-PENLINK_API int penlink_archive_record_verification(penlink_archive *ar,
-                                                    const penlink_verify_report *r);
+PENLINK_API int penlink_archive_verification_save(penlink_archive *ar,
+                                                  const penlink_verify_report *r);
 
 /**
- * A verification of a pen's log: the last one stored (penlink_archive_verification(),
+ * A verification of a pen's log: the last one stored (penlink_archive_verification_get(),
  * *@p have = 0 when it was never verified), or one the audit computed itself
  * (penlink_audit_cb.on_verification: @p computed = 1, @p at_ms 0, @p have = 1 unless
  * the pen does not sign its log).
  */
 typedef struct penlink_verification {
-    char serial[33];
-    int64_t at_ms;                         /**< host time it was stored; 0 when computed */
-    char result[16];                       /**< "ok", "broken", "unsigned" */
-    uint64_t through_seq, records, chunks; /**< broken: through_seq is the first broken seq */
-    char detail[256];
-    int have;
-    uint64_t signed_through; /**< stored: from the heads the pulls verified; computed: the
-                                  records under a verified head */
-    int pinned;              /**< the archive holds the pen's device key */
-    int computed;            /**< 1: checked just now by the audit, read-only (nothing of a
-                                  stored verdict is used) */
+    char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
+    int64_t at_ms;                    /**< host time it was stored; 0 when computed */
+    char result[16];                  /**< "ok", "broken", "unsigned" */
+    uint64_t through_seq;             /**< ok: one past the last seq checked; broken: the
+                                           first broken seq */
+    uint64_t records;                 /**< records checked */
+    uint64_t chunks;                  /**< chunks checked */
+    char detail[256];                 /**< what is wrong, or worth knowing, in words */
+    int have;                         /**< 0: no verification stored (the other fields but
+                                           serial, signed_through and pinned are 0) */
+    uint64_t signed_through;          /**< stored: from the heads the pulls verified; computed: the
+                                           records under a verified head */
+    int pinned;                       /**< the archive holds the pen's device key */
+    int computed;                     /**< 1: checked just now by the audit, read-only (nothing of a
+                                           stored verdict is used) */
 } penlink_verification;
-PENLINK_API int penlink_archive_verification(penlink_archive *ar, const char *serial,
-                                             penlink_verification *out);
+
+/**
+ * The last verification of pen @p serial stored in the archive
+ * (penlink_archive_verify(), penlink_archive_verification_save()) into
+ * *@p out; out->have = 0 when the pen was never verified.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (a NULL argument);
+ *         #PENLINK_ERR_NOT_FOUND (no such pen in the archive);
+ *         #PENLINK_ERR_IO (the archive cannot be read).
+ */
+PENLINK_API int penlink_archive_verification_get(penlink_archive *ar, const char *serial,
+                                                 penlink_verification *out);
 
 /* ---- the audit -------------------------------------------------------- */
 
@@ -1279,14 +1619,18 @@ PENLINK_API int penlink_archive_verification(penlink_archive *ar, const char *se
 
 /** One treatment: from a treatment_start to its treatment_end. */
 typedef struct penlink_treatment {
-    const char *serial;          /**< the pen (valid during the callback) */
-    uint64_t start_seq, end_seq; /**< end_seq: the record that ended it */
-    int64_t start_ms, end_ms;    /**< pen time */
-    uint64_t duration_ms;        /**< the pen's own figure when it logged the end */
-    int ended;                   /**< 0: no treatment_end (power off, new start, log end) */
-    uint32_t depth_min_um, depth_max_um;
-    uint32_t depth_mean_um; /**< time-weighted: each depth for as long as it was in force */
-    uint32_t speed_min_sps, speed_max_sps;
+    const char *serial;        /**< the pen (valid during the callback) */
+    uint64_t start_seq;        /**< its treatment_start record */
+    uint64_t end_seq;          /**< the record that ended it */
+    int64_t start_ms;          /**< pen time it started */
+    int64_t end_ms;            /**< pen time it ended */
+    uint64_t duration_ms;      /**< the pen's own figure when it logged the end */
+    int ended;                 /**< 0: no treatment_end (power off, new start, log end) */
+    uint32_t depth_min_um;     /**< shallowest depth used, micrometres */
+    uint32_t depth_max_um;     /**< deepest depth used, micrometres */
+    uint32_t depth_mean_um;    /**< time-weighted: each depth for as long as it was in force */
+    uint32_t speed_min_sps;    /**< slowest speed used, strokes per second */
+    uint32_t speed_max_sps;    /**< fastest speed used, strokes per second */
     uint64_t strokes;          /**< from the treatment_end record (0 without one) */
     uint64_t cartridge_serial; /**< the cartridge the treatment_start names */
     int has_cartridge;         /**< an accepted cartridge was in the pen */
@@ -1366,14 +1710,14 @@ typedef struct penlink_finding {
     int64_t value;                    /**< CLOCK_*: ms; OUT_OF_LIMITS: the offending depth (µm) or
                                            duration (ms); CONFIG_REFUSED: the pen's error code */
     const penlink_evidence *evidence; /**< REUSE: every treatment, in pen and seq order */
-    size_t n_evidence;
-    char detail[320];       /**< one sentence for people */
+    size_t n_evidence;                /**< entries of evidence */
+    char detail[320];                 /**< one sentence for people */
     int64_t raised_ms;      /**< alarms: host time of the first raise (0 for other findings) */
     int64_t raised_last_ms; /**< alarms: host time of the last raise */
     uint64_t repeats;       /**< alarms: how often it was raised (0 for other findings) */
     char id[128];           /**< "KIND:PEN:SEQ" (name, serial, seq): names it for annotations */
     const penlink_annotation *annotations; /**< its annotations, oldest first */
-    size_t n_annotations;
+    size_t n_annotations;                  /**< entries of annotations */
 } penlink_finding;
 
 /** How usage rows are grouped. */
@@ -1385,12 +1729,12 @@ typedef enum penlink_period {
 
 /** Usage of one pen in one period (treatments counted where they start). */
 typedef struct penlink_usage {
-    const char *serial;
+    const char *serial;      /**< the pen (valid during the callback) */
     char period[16];         /**< label, see #penlink_period */
     int64_t period_start_ms; /**< its first instant, ms since the epoch */
-    uint64_t treatments;
-    uint64_t treatment_ms; /**< their summed durations */
-    uint64_t cartridges;   /**< cartridges the pen accepted */
+    uint64_t treatments;     /**< treatments that started in the period */
+    uint64_t treatment_ms;   /**< their summed durations */
+    uint64_t cartridges;     /**< cartridges the pen accepted */
 } penlink_usage;
 
 /** What an audit concludes. */
@@ -1406,23 +1750,39 @@ typedef enum penlink_audit_verdict {
  * the verdict of all.
  */
 typedef struct penlink_audit_summary {
-    uint64_t records;                /**< records read: every record of the selected pens */
-    uint64_t pens;                   /**< pens selected (the archive's, or the one asked) */
-    uint64_t treatments, cartridges; /**< cartridges: distinct serials used */
-    uint64_t reuses, refusals, no_cartridge, out_of_limits, limits_unknown;
+    uint64_t records;                      /**< records read: every record of the selected pens */
+    uint64_t pens;                         /**< pens selected (the archive's, or the one asked) */
+    uint64_t treatments;                   /**< treatments in the window */
+    uint64_t cartridges;                   /**< distinct cartridge serials used */
+    uint64_t reuses;                       /**< #PENLINK_FIND_REUSE findings */
+    uint64_t refusals;                     /**< #PENLINK_FIND_REFUSED findings */
+    uint64_t no_cartridge;                 /**< #PENLINK_FIND_NO_CARTRIDGE findings */
+    uint64_t out_of_limits;                /**< #PENLINK_FIND_OUT_OF_LIMITS findings */
+    uint64_t limits_unknown;               /**< #PENLINK_FIND_LIMITS_UNKNOWN findings */
     uint64_t integrity;                    /**< integrity findings (all kinds) */
     uint64_t compliance;                   /**< findings with compliance = 1 */
     uint64_t records_in_window;            /**< records whose pen time lies in the window: what the
                                                 audit examined (0 is a #PENLINK_FIND_NO_RECORDS finding) */
     uint64_t findings[PENLINK_FIND_KINDS]; /**< findings per #penlink_finding_kind */
-    /** The selected pens' logs, verified by the audit itself (penlink_audit_cb.on_verification):
-     *  intact; BROKEN (each a #PENLINK_FIND_LOG_BROKEN finding); logs_not_verified is always
-     *  0 now (kept for callers); not signed at all. */
-    uint64_t logs_verified, logs_broken, logs_not_verified, logs_unsigned;
+    /** The selected pens' logs the audit verified itself (penlink_audit_cb.on_verification)
+     *  and found intact. */
+    uint64_t logs_verified;
+    uint64_t logs_broken;          /**< found broken (each a #PENLINK_FIND_LOG_BROKEN finding) */
+    uint64_t logs_not_verified;    /**< always 0 now (kept for callers) */
+    uint64_t logs_unsigned;        /**< of pens that do not sign their log */
     penlink_audit_verdict verdict; /**< #PENLINK_VERDICT_FAIL iff compliance > 0;
                                         #PENLINK_VERDICT_NOT_RUN whenever the run returned
                                         an error (the other figures are then partial) */
 } penlink_audit_summary;
+
+/** Called with each treatment of an audit. */
+typedef int (*penlink_treatment_cb)(void *user, const penlink_treatment *t);
+/** Called with each finding of an audit. */
+typedef int (*penlink_finding_cb)(void *user, const penlink_finding *f);
+/** Called with each usage row of an audit. */
+typedef int (*penlink_usage_cb)(void *user, const penlink_usage *u);
+/** Called with each selected pen's verification at the end of an audit. */
+typedef int (*penlink_verification_cb)(void *user, const penlink_verification *v);
 
 /**
  * Callbacks of an audit; any may be NULL. Pointers passed in are valid only
@@ -1432,15 +1792,23 @@ typedef struct penlink_audit_summary {
  * each pen; the verification of each selected pen at the end, in serial order.
  */
 typedef struct penlink_audit_cb {
-    int (*on_treatment)(void *user, const penlink_treatment *t);
-    int (*on_finding)(void *user, const penlink_finding *f);
-    int (*on_usage)(void *user, const penlink_usage *u);
-    void *user;
-    penlink_period usage_by; /**< grouping of the usage rows */
-    int local_time;          /**< 1: periods in the process's local time zone (TZ, see
-                                  tzset()) instead of UTC */
-    int (*on_verification)(void *user, const penlink_verification *v);
+    size_t size;                       /**< sizeof(penlink_audit_cb) as the caller was built
+                                            (#PENLINK_AUDIT_CB_INIT) */
+    penlink_treatment_cb on_treatment; /**< each treatment */
+    penlink_finding_cb on_finding;     /**< each finding */
+    penlink_usage_cb on_usage;         /**< each usage row */
+    void *user;                        /**< passed to each callback */
+    penlink_period usage_by;           /**< grouping of the usage rows */
+    int local_time;                    /**< 1: periods in the process's local time zone (TZ, see
+                                            tzset()) instead of UTC */
+    penlink_verification_cb on_verification; /**< each selected pen's log, verified */
 } penlink_audit_cb;
+
+/** A penlink_audit_cb initialiser: its size set, no callback, days in UTC. */
+#define PENLINK_AUDIT_CB_INIT                                                                      \
+    {                                                                                              \
+        .size = sizeof(penlink_audit_cb)                                                           \
+    }
 
 /**
  * Audits the archive. @p f (may be NULL: everything) selects the pens and
