@@ -36,35 +36,35 @@
 
 enum { ITEM_END = 0, ITEM_CHUNK = 1, ITEM_JUNK = -1 };
 
-static uint32_t align8(uint32_t v)
+static uint32_t ls_align8(uint32_t v)
 {
     return (v + 7u) & ~7u;
 }
 
-static uint64_t max64(uint64_t a, uint64_t b)
+static uint64_t ls_max64(uint64_t a, uint64_t b)
 {
     return a > b ? a : b;
 }
 
 /* ---- flash access ------------------------------------------------------ */
 
-static pen_status f_read(pen_log *l, uint32_t addr, void *buf, uint32_t len)
+static pen_status ls_flash_read(pen_log *l, uint32_t addr, void *buf, uint32_t len)
 {
     return l->hal->flash_read(l->hal->ctx, addr, buf, len) == 0 ? PEN_OK : PEN_ERR_FLASH;
 }
 
-static pen_status f_program(pen_log *l, uint32_t addr, const void *buf, uint32_t len)
+static pen_status ls_flash_program(pen_log *l, uint32_t addr, const void *buf, uint32_t len)
 {
     return l->hal->flash_program(l->hal->ctx, addr, buf, len) == 0 ? PEN_OK : PEN_ERR_FLASH;
 }
 
-static pen_status region_erased(pen_log *l, uint32_t addr, uint32_t len, bool *erased)
+static pen_status ls_region_erased(pen_log *l, uint32_t addr, uint32_t len, bool *erased)
 {
     uint8_t b[BLOCK];
     *erased = true;
     while (len > 0) {
         uint32_t n = len < BLOCK ? len : BLOCK;
-        pen_status st = f_read(l, addr, b, n);
+        pen_status st = ls_flash_read(l, addr, b, n);
         if (st != PEN_OK)
             return st;
         if (!pen_is_erased(b, n)) {
@@ -78,10 +78,10 @@ static pen_status region_erased(pen_log *l, uint32_t addr, uint32_t len, bool *e
 }
 
 /* Erases @p sector unless it already reads as erased (saves wear and time). */
-static pen_status erase_if_needed(pen_log *l, uint32_t sector, uint64_t *counter)
+static pen_status ls_erase_if_needed(pen_log *l, uint32_t sector, uint64_t *counter)
 {
     bool erased;
-    pen_status st = region_erased(l, sector * l->ssize, l->ssize, &erased);
+    pen_status st = ls_region_erased(l, sector * l->ssize, l->ssize, &erased);
     if (st != PEN_OK || erased)
         return st;
     if (l->hal->flash_erase(l->hal->ctx, sector) != 0)
@@ -90,13 +90,13 @@ static pen_status erase_if_needed(pen_log *l, uint32_t sector, uint64_t *counter
     return PEN_OK;
 }
 
-static pen_status region_crc(pen_log *l, uint32_t addr, uint32_t len, uint32_t *crc)
+static pen_status ls_region_crc(pen_log *l, uint32_t addr, uint32_t len, uint32_t *crc)
 {
     uint8_t b[BLOCK];
     uint32_t c = 0;
     while (len > 0) {
         uint32_t n = len < BLOCK ? len : BLOCK;
-        pen_status st = f_read(l, addr, b, n);
+        pen_status st = ls_flash_read(l, addr, b, n);
         if (st != PEN_OK)
             return st;
         c = pen_crc32(c, b, n);
@@ -181,14 +181,14 @@ static uint32_t slot_addr(const pen_log *l, uint32_t slot)
 static pen_status read_slot(pen_log *l, uint32_t slot, pl_record *r, int *kind)
 {
     uint8_t s[PEN_SLOT_SIZE];
-    pen_status st = f_read(l, slot_addr(l, slot), s, PEN_SLOT_SIZE);
+    pen_status st = ls_flash_read(l, slot_addr(l, slot), s, PEN_SLOT_SIZE);
     if (st == PEN_OK)
         *kind = slot_unpack(s, r);
     return st;
 }
 
 /* Commits @p r (whose seq is already decided) to the next staging slot. */
-static pen_status write_slot(pen_log *l, const pl_record *r)
+static pen_status ls_write_slot(pen_log *l, const pl_record *r)
 {
     uint8_t s[PEN_SLOT_SIZE];
     bool live = l->stage_lo < l->stage_end;
@@ -196,7 +196,7 @@ static pen_status write_slot(pen_log *l, const pl_record *r)
     if (l->stage_pos >= l->stage_slots || (live && r->seq != l->stage_end) ||
         (!live && r->seq < l->stage_end) || slot_pack(s, r) != 0)
         return PEN_ERR_INTERNAL;
-    pen_status st = f_program(l, slot_addr(l, l->stage_pos), s, PEN_SLOT_SIZE);
+    pen_status st = ls_flash_program(l, slot_addr(l, l->stage_pos), s, PEN_SLOT_SIZE);
     if (st != PEN_OK)
         return st;
     if (!live) {
@@ -224,7 +224,7 @@ typedef struct stage_src {
     pen_status err;
 } stage_src;
 
-static void stage_src_init(stage_src *s, pen_log *l, uint64_t first)
+static void ls_stage_src_init(stage_src *s, pen_log *l, uint64_t first)
 {
     memset(s, 0, sizeof *s);
     s->l = l;
@@ -232,7 +232,7 @@ static void stage_src_init(stage_src *s, pen_log *l, uint64_t first)
     s->slot = l->stage_first_slot;
 }
 
-static int stage_source(void *ctx, uint32_t i, pl_record *out)
+static int ls_stage_source(void *ctx, uint32_t i, pl_record *out)
 {
     stage_src *s = ctx;
     uint64_t want = s->first + i;
@@ -268,7 +268,7 @@ static int stage_source(void *ctx, uint32_t i, pl_record *out)
  * raw_size u32 | lifetime u32 | overflow dropped u64 | data_crc u32 |
  * prev_link 32 bytes | crc32 of bytes 0..67.
  */
-static void hdr_pack(uint8_t b[PEN_CHUNK_HDR], const pen_chunk_hdr *h)
+static void ls_hdr_pack(uint8_t b[PEN_CHUNK_HDR], const pen_chunk_hdr *h)
 {
     pen_put32(b, CHUNK_MAGIC);
     pen_put16(b + 4, (uint16_t)h->data_size);
@@ -282,19 +282,19 @@ static void hdr_pack(uint8_t b[PEN_CHUNK_HDR], const pen_chunk_hdr *h)
     pen_put32(b + 68, pen_crc32(0, b, 68));
 }
 
-static uint32_t ring_addr(const pen_log *l, uint32_t r)
+static uint32_t ls_ring_addr(const pen_log *l, uint32_t r)
 {
     return (l->ring_sector + r) * l->ssize;
 }
 
 /* Reads the item at @p off of ring sector @p r into *@p h; *@p kind says what it is. */
-static pen_status ring_item(pen_log *l, uint32_t r, uint32_t off, pen_chunk_hdr *h, int *kind)
+static pen_status ls_ring_item(pen_log *l, uint32_t r, uint32_t off, pen_chunk_hdr *h, int *kind)
 {
     uint8_t b[PEN_CHUNK_HDR];
     *kind = ITEM_END;
     if (off + PEN_CHUNK_HDR > l->ssize)
         return PEN_OK;
-    pen_status st = f_read(l, ring_addr(l, r) + off, b, PEN_CHUNK_HDR);
+    pen_status st = ls_flash_read(l, ls_ring_addr(l, r) + off, b, PEN_CHUNK_HDR);
     if (st != PEN_OK || pen_is_erased(b, PEN_CHUNK_HDR))
         return st;
     *kind = ITEM_JUNK;
@@ -315,16 +315,16 @@ static pen_status ring_item(pen_log *l, uint32_t r, uint32_t off, pen_chunk_hdr 
     return PEN_OK;
 }
 
-static uint32_t item_next(uint32_t off, const pen_chunk_hdr *h)
+static uint32_t ls_item_next(uint32_t off, const pen_chunk_hdr *h)
 {
-    return align8(off + PEN_CHUNK_HDR + h->data_size);
+    return ls_align8(off + PEN_CHUNK_HDR + h->data_size);
 }
 
-static pen_status chunk_data_ok(pen_log *l, uint32_t r, uint32_t off, const pen_chunk_hdr *h,
-                                bool *ok)
+static pen_status ls_chunk_data_ok(pen_log *l, uint32_t r, uint32_t off, const pen_chunk_hdr *h,
+                                   bool *ok)
 {
     uint32_t crc;
-    pen_status st = region_crc(l, ring_addr(l, r) + off + PEN_CHUNK_HDR, h->data_size, &crc);
+    pen_status st = ls_region_crc(l, ls_ring_addr(l, r) + off + PEN_CHUNK_HDR, h->data_size, &crc);
     *ok = st == PEN_OK && crc == h->data_crc;
     return st;
 }
@@ -343,7 +343,7 @@ typedef struct meta_state {
     int64_t ovf_time_ms;
 } meta_state;
 
-static void meta_current(const pen_log *l, meta_state *m)
+static void ls_meta_current(const pen_log *l, meta_state *m)
 {
     m->acked = l->acked_seq;
     m->dropped_through = l->dropped_through;
@@ -361,14 +361,14 @@ static uint32_t meta_addr(const pen_log *l, uint32_t s, uint32_t pos)
  * Entry: magic u32 | generation u32 | acked u64 | dropped_through u64 |
  * overflow seq u64 | overflow dropped u64 | overflow time i64 | 0 (12) | crc32.
  */
-static pen_status meta_write(pen_log *l, const meta_state *m)
+static pen_status ls_meta_write(pen_log *l, const meta_state *m)
 {
     uint8_t e[PEN_META_ENTRY];
     pen_status st;
 
     if (l->meta_pos + PEN_META_ENTRY > l->ssize) {
         uint32_t other = 1u - l->meta_active;
-        st = erase_if_needed(l, l->meta_sector + other, &l->stats.meta_erases);
+        st = ls_erase_if_needed(l, l->meta_sector + other, &l->stats.meta_erases);
         if (st != PEN_OK)
             return st;
         l->meta_active = other;
@@ -383,7 +383,7 @@ static pen_status meta_write(pen_log *l, const meta_state *m)
     pen_put64(e + 32, m->ovf_dropped);
     pen_put64(e + 40, (uint64_t)m->ovf_time_ms);
     pen_put32(e + 60, pen_crc32(0, e, 60));
-    st = f_program(l, meta_addr(l, l->meta_active, l->meta_pos), e, PEN_META_ENTRY);
+    st = ls_flash_program(l, meta_addr(l, l->meta_active, l->meta_pos), e, PEN_META_ENTRY);
     if (st != PEN_OK)
         return st;
     l->meta_pos += PEN_META_ENTRY;
@@ -397,7 +397,7 @@ static pen_status meta_write(pen_log *l, const meta_state *m)
     return PEN_OK;
 }
 
-static pen_status meta_scan(pen_log *l)
+static pen_status ls_meta_scan(pen_log *l)
 {
     uint8_t e[PEN_META_ENTRY];
     uint32_t end[2] = { 0, 0 };
@@ -405,7 +405,7 @@ static pen_status meta_scan(pen_log *l)
 
     for (uint32_t s = 0; s < 2; s++) {
         for (uint32_t pos = 0; pos + PEN_META_ENTRY <= l->ssize; pos += PEN_META_ENTRY) {
-            pen_status st = f_read(l, meta_addr(l, s, pos), e, PEN_META_ENTRY);
+            pen_status st = ls_flash_read(l, meta_addr(l, s, pos), e, PEN_META_ENTRY);
             if (st != PEN_OK)
                 return st;
             if (pen_is_erased(e, PEN_META_ENTRY))
@@ -438,7 +438,7 @@ uint32_t pen_log_stage_sectors(uint32_t sector_size, uint32_t batch)
     return per ? (batch + PEN_STAGE_SPARE + per - 1) / per : 0;
 }
 
-static pen_status ring_scan(pen_log *l)
+static pen_status ls_ring_scan(pen_log *l)
 {
     pen_chunk_hdr h, best = { 0 };
     uint32_t best_r = 0, best_off = 0;
@@ -449,13 +449,13 @@ static pen_status ring_scan(pen_log *l)
         for (;;) {
             int k;
             bool ok;
-            pen_status st = ring_item(l, r, off, &h, &k);
+            pen_status st = ls_ring_item(l, r, off, &h, &k);
             if (st != PEN_OK)
                 return st;
             if (k != ITEM_CHUNK)
                 break;
             if (!found || h.first_seq > best.first_seq) {
-                st = chunk_data_ok(l, r, off, &h, &ok);
+                st = ls_chunk_data_ok(l, r, off, &h, &ok);
                 if (st != PEN_OK)
                     return st;
                 if (ok) {
@@ -465,7 +465,7 @@ static pen_status ring_scan(pen_log *l)
                     best_off = off;
                 }
             }
-            off = item_next(off, &h);
+            off = ls_item_next(off, &h);
         }
     }
     if (!found) {
@@ -479,8 +479,8 @@ static pen_status ring_scan(pen_log *l)
     l->ring_end = best.first_seq + best.count;
     l->head = best_r;
     if (l->chained) { /* the chain goes on from the newest chunk's link */
-        pen_status st =
-            f_read(l, ring_addr(l, best_r) + best_off + PEN_CHUNK_HDR, l->scratch, best.data_size);
+        pen_status st = ls_flash_read(l, ls_ring_addr(l, best_r) + best_off + PEN_CHUNK_HDR,
+                                      l->scratch, best.data_size);
         if (st == PEN_OK)
             st = pen_log_link(l, best.prev_link, best.first_seq, best.count, best.raw_size,
                               best.data_size, l->head_link);
@@ -494,20 +494,20 @@ static pen_status ring_scan(pen_log *l)
     l->head_closed = false;
     for (;;) {
         int k;
-        pen_status st = ring_item(l, best_r, off, &h, &k);
+        pen_status st = ls_ring_item(l, best_r, off, &h, &k);
         if (st != PEN_OK)
             return st;
         if (k == ITEM_JUNK)
             l->head_closed = true;
         if (k != ITEM_CHUNK)
             break;
-        off = item_next(off, &h);
+        off = ls_item_next(off, &h);
     }
     l->head_off = off;
     return PEN_OK;
 }
 
-static pen_status stage_scan(pen_log *l)
+static pen_status ls_stage_scan(pen_log *l)
 {
     pl_record r;
     bool live = false;
@@ -585,11 +585,11 @@ pen_status pen_log_open(pen_log *l, const pen_hal *hal, uint32_t first_sector, u
         return PEN_ERR_GEOMETRY;
     l->ring_sectors = hal->flash_sector_count - l->ring_sector;
 
-    st = meta_scan(l);
+    st = ls_meta_scan(l);
     if (st == PEN_OK)
-        st = ring_scan(l);
+        st = ls_ring_scan(l);
     if (st == PEN_OK)
-        st = stage_scan(l);
+        st = ls_stage_scan(l);
     if (st != PEN_OK)
         return st;
     uint64_t next = pen_log_data_next(l);
@@ -606,8 +606,8 @@ pen_status pen_log_open(pen_log *l, const pen_hal *hal, uint32_t first_sector, u
 
 uint64_t pen_log_data_next(const pen_log *l)
 {
-    uint64_t n = max64(l->ring_end, l->stage_end);
-    return max64(n, max64(l->acked_seq, l->dropped_through));
+    uint64_t n = ls_max64(l->ring_end, l->stage_end);
+    return ls_max64(n, ls_max64(l->acked_seq, l->dropped_through));
 }
 
 /* ---- compaction -------------------------------------------------------- */
@@ -618,32 +618,32 @@ static pen_status advance_head(pen_log *l)
 {
     uint32_t nx = (l->head + 1) % l->ring_sectors;
     uint64_t end_max = 0, folded = 0;
-    uint64_t held = max64(l->acked_seq, l->dropped_through);
+    uint64_t held = ls_max64(l->acked_seq, l->dropped_through);
     uint32_t off = 0;
     pen_chunk_hdr h;
 
     for (;;) {
         int k;
         bool ok;
-        pen_status st = ring_item(l, nx, off, &h, &k);
+        pen_status st = ls_ring_item(l, nx, off, &h, &k);
         if (st != PEN_OK)
             return st;
         if (k != ITEM_CHUNK)
             break;
-        st = chunk_data_ok(l, nx, off, &h, &ok);
+        st = ls_chunk_data_ok(l, nx, off, &h, &ok);
         if (st != PEN_OK)
             return st;
         if (ok) {
-            end_max = max64(end_max, h.first_seq + h.count);
+            end_max = ls_max64(end_max, h.first_seq + h.count);
             /* a LOG_OVERFLOW no host acknowledged is lost too: carry its count on */
             if (h.first_seq >= held)
                 folded += h.ovf_dropped;
         }
-        off = item_next(off, &h);
+        off = ls_item_next(off, &h);
     }
     if (end_max > held) {
         meta_state m;
-        meta_current(l, &m);
+        ls_meta_current(l, &m);
         uint64_t lost = end_max - held + folded;
         m.dropped_through = end_max;
         if (l->ovf_pending) {
@@ -653,7 +653,7 @@ static pen_status advance_head(pen_log *l)
             m.ovf_dropped = lost;
             m.ovf_time_ms = l->hal->rtc_get_ms(l->hal->ctx);
         }
-        pen_status st = meta_write(l, &m);
+        pen_status st = ls_meta_write(l, &m);
         if (st != PEN_OK)
             return st;
         if (!l->ovf_pending) {
@@ -662,7 +662,7 @@ static pen_status advance_head(pen_log *l)
         }
         l->stats.dropped += end_max - held;
     }
-    pen_status st = erase_if_needed(l, l->ring_sector + nx, &l->stats.ring_erases);
+    pen_status st = ls_erase_if_needed(l, l->ring_sector + nx, &l->stats.ring_erases);
     if (st != PEN_OK)
         return st;
     l->head = nx;
@@ -683,9 +683,9 @@ static pen_status fit(pen_log *l, uint64_t first, uint32_t avail, uint32_t cap, 
     int round = 0;
     pl_chunk_info tmp;
 
-    stage_src_init(src, l, first);
+    ls_stage_src_init(src, l, first);
     while (lo + 1 < hi) {
-        pl_status ps = pl_chunk_encode(l->enc, stage_source, src, probe, l->scratch, cap, &tmp);
+        pl_status ps = pl_chunk_encode(l->enc, ls_stage_source, src, probe, l->scratch, cap, &tmp);
         l->stats.encodes++;
         if (ps == PL_OK) {
             lo = probe;
@@ -713,7 +713,7 @@ static pen_status fit(pen_log *l, uint64_t first, uint32_t avail, uint32_t cap, 
         }
     }
     if (lo > 0 && in_scratch != lo) {
-        pl_status ps = pl_chunk_encode(l->enc, stage_source, src, lo, l->scratch, cap, info);
+        pl_status ps = pl_chunk_encode(l->enc, ls_stage_source, src, lo, l->scratch, cap, info);
         l->stats.encodes++;
         if (ps != PL_OK)
             return src->err != PEN_OK ? src->err : PEN_ERR_INTERNAL;
@@ -728,11 +728,11 @@ static pen_status write_chunk(pen_log *l, const pl_chunk_info *info, uint64_t ov
 {
     uint8_t b[PEN_CHUNK_HDR];
     pen_chunk_hdr h;
-    uint32_t addr = ring_addr(l, l->head) + l->head_off;
+    uint32_t addr = ls_ring_addr(l, l->head) + l->head_off;
     uint32_t need = PEN_CHUNK_HDR + info->data_size;
     bool erased;
 
-    pen_status st = region_erased(l, addr, need, &erased);
+    pen_status st = ls_region_erased(l, addr, need, &erased);
     if (st != PEN_OK)
         return st;
     if (!erased) {
@@ -753,18 +753,18 @@ static pen_status write_chunk(pen_log *l, const pl_chunk_info *info, uint64_t ov
         if (st != PEN_OK)
             return st;
     }
-    hdr_pack(b, &h);
-    st = f_program(l, addr, b, PEN_CHUNK_HDR);
+    ls_hdr_pack(b, &h);
+    st = ls_flash_program(l, addr, b, PEN_CHUNK_HDR);
     if (st == PEN_OK)
-        st = f_program(l, addr + PEN_CHUNK_HDR, l->scratch, info->data_size);
+        st = ls_flash_program(l, addr + PEN_CHUNK_HDR, l->scratch, info->data_size);
     if (st != PEN_OK)
         return st;
-    l->head_off = align8(l->head_off + need);
+    l->head_off = ls_align8(l->head_off + need);
     l->ring_end = info->first_seq + info->record_count;
     if (l->chained)
         memcpy(l->head_link, link, 32);
     l->stats.chunks++;
-    l->stats.chunk_bytes += align8(need);
+    l->stats.chunk_bytes += ls_align8(need);
     /* 32-bit: a chunk holds at most PL_CHUNK_MAX_RECORDS records, so no 64-bit division */
     l->stats.records_per_kb = (uint32_t)info->record_count * 1024u / info->data_size;
     return PEN_OK;
@@ -782,8 +782,8 @@ bool pen_log_wants_compaction(const pen_log *l)
  * count when the record at @p lo is a LOG_OVERFLOW (else 0), *@p next_ovf
  * the seq of the next LOG_OVERFLOW after it (else stage_end).
  */
-static pen_status staged_overflows(pen_log *l, uint64_t lo, uint64_t *lo_dropped,
-                                   uint64_t *next_ovf)
+static pen_status ls_staged_overflows(pen_log *l, uint64_t lo, uint64_t *lo_dropped,
+                                      uint64_t *next_ovf)
 {
     pl_record r;
     *lo_dropped = 0;
@@ -805,14 +805,14 @@ static pen_status staged_overflows(pen_log *l, uint64_t lo, uint64_t *lo_dropped
     return PEN_OK;
 }
 
-static pen_status compact(pen_log *l)
+static pen_status ls_compact(pen_log *l)
 {
     pen_status st;
     l->stats.compactions++;
     while (l->stage_lo < l->stage_end) {
         uint64_t ovf_dropped, next_ovf;
         /* a LOG_OVERFLOW always starts a chunk, whose header then carries its count */
-        st = staged_overflows(l, l->stage_lo, &ovf_dropped, &next_ovf);
+        st = ls_staged_overflows(l, l->stage_lo, &ovf_dropped, &next_ovf);
         if (st != PEN_OK)
             return st;
         uint64_t left = next_ovf - l->stage_lo;
@@ -845,7 +845,7 @@ static pen_status compact(pen_log *l)
         l->stage_first_slot = src.slot;
     }
     for (uint32_t s = 0; s < l->stage_sectors; s++) {
-        st = erase_if_needed(l, l->stage_sector + s, &l->stats.stage_erases);
+        st = ls_erase_if_needed(l, l->stage_sector + s, &l->stats.stage_erases);
         if (st != PEN_OK)
             return st;
     }
@@ -860,7 +860,7 @@ static pen_status ensure_room(pen_log *l, uint32_t slots)
 {
     if (l->stage_pos + slots <= l->stage_slots)
         return PEN_OK;
-    return compact(l);
+    return ls_compact(l);
 }
 
 /* Writes reserved records (LOG_OVERFLOW, CONFIG_CHANGED) in seq order. */
@@ -882,7 +882,7 @@ static pen_status flush_pending(pen_log *l)
         } else {
             r = l->cfg_rec;
         }
-        st = write_slot(l, &r);
+        st = ls_write_slot(l, &r);
         if (st != PEN_OK)
             return st;
         if (ovf)
@@ -905,7 +905,7 @@ pen_status pen_log_recover(pen_log *l, const pl_record *cfg_rec)
     if (l->stage_lo == l->stage_end) {
         /* nothing live in staging: finish an interrupted erase */
         for (uint32_t s = 0; s < l->stage_sectors; s++) {
-            st = erase_if_needed(l, l->stage_sector + s, &l->stats.stage_erases);
+            st = ls_erase_if_needed(l, l->stage_sector + s, &l->stats.stage_erases);
             if (st != PEN_OK)
                 return st;
         }
@@ -920,7 +920,7 @@ pen_status pen_log_recover(pen_log *l, const pl_record *cfg_rec)
 
 pen_status pen_log_compact(pen_log *l)
 {
-    pen_status st = compact(l);
+    pen_status st = ls_compact(l);
     return st == PEN_OK ? flush_pending(l) : st;
 }
 
@@ -937,7 +937,7 @@ pen_status pen_log_append(pen_log *l, pl_record *r)
         return st;
     r->seq = l->next_seq;
     r->fields = pl_record_kind_fields(r->kind);
-    st = write_slot(l, r);
+    st = ls_write_slot(l, r);
     if (st == PEN_OK)
         l->next_seq++;
     return st;
@@ -964,7 +964,7 @@ void pen_log_unreserve(pen_log *l, uint64_t seq)
 
 pen_status pen_log_commit_reserved(pen_log *l, const pl_record *r)
 {
-    return write_slot(l, r);
+    return ls_write_slot(l, r);
 }
 
 pen_status pen_log_ack(pen_log *l, uint64_t through_seq)
@@ -974,16 +974,16 @@ pen_status pen_log_ack(pen_log *l, uint64_t through_seq)
         return PEN_ERR_ARG;
     if (through_seq + 1 <= l->acked_seq)
         return PEN_OK;
-    meta_current(l, &m);
+    ls_meta_current(l, &m);
     m.acked = through_seq + 1;
-    return meta_write(l, &m);
+    return ls_meta_write(l, &m);
 }
 
 /* ---- reading ----------------------------------------------------------- */
 
 uint64_t pen_log_first_seq(const pen_log *l)
 {
-    return max64(l->acked_seq, l->dropped_through);
+    return ls_max64(l->acked_seq, l->dropped_through);
 }
 
 uint64_t pen_log_next_seq(const pen_log *l)
@@ -1023,7 +1023,7 @@ pen_status pen_log_usage_scan(pen_log *l, pen_log_usage *u)
         bool used = false;
         for (;;) {
             int k;
-            pen_status st = ring_item(l, r, off, &h, &k);
+            pen_status st = ls_ring_item(l, r, off, &h, &k);
             if (st != PEN_OK)
                 return st;
             if (k != ITEM_CHUNK)
@@ -1031,12 +1031,12 @@ pen_status pen_log_usage_scan(pen_log *l, pen_log_usage *u)
             if (h.first_seq + h.count > first && h.first_seq + h.count <= l->ring_end) {
                 u->chunks++;
                 u->chunk_records += h.count;
-                u->chunk_bytes += item_next(0, &h);
+                u->chunk_bytes += ls_item_next(0, &h);
                 u->data_bytes += h.data_size;
                 u->raw_bytes += h.raw_size;
                 used = true;
             }
-            off = item_next(off, &h);
+            off = ls_item_next(off, &h);
         }
         u->ring_sectors_used += used;
     }
@@ -1064,7 +1064,8 @@ static pen_status load_chunk(pen_log *l, uint32_t r, uint32_t off, const pen_chu
     *ok = false;
     if (h->data_size > PEN_CHUNK_DATA_MAX)
         return PEN_OK;
-    pen_status st = f_read(l, ring_addr(l, r) + off + PEN_CHUNK_HDR, l->scratch, h->data_size);
+    pen_status st =
+        ls_flash_read(l, ls_ring_addr(l, r) + off + PEN_CHUNK_HDR, l->scratch, h->data_size);
     if (st == PEN_OK)
         *ok = pen_crc32(0, l->scratch, h->data_size) == h->data_crc;
     return st;
@@ -1074,7 +1075,7 @@ static void hint_after(const pen_log *l, pen_log_pos *hint, uint32_t r, uint32_t
                        const pen_chunk_hdr *h)
 {
     hint->sector = r;
-    hint->off = item_next(off, h);
+    hint->off = ls_item_next(off, h);
     hint->valid = true;
     if (hint->off + PEN_CHUNK_HDR > l->ssize) {
         hint->sector = (r + 1) % l->ring_sectors;
@@ -1092,7 +1093,7 @@ pen_status pen_log_read_chunk(pen_log *l, uint64_t seq, pen_log_pos *hint, pen_c
         return PEN_REFUSED;
     /* The hint points at the chunk after the last one served (or the start of the next sector). */
     for (int tries = 0; hint->valid && tries < 2; tries++) {
-        st = ring_item(l, hint->sector, hint->off, h, &k);
+        st = ls_ring_item(l, hint->sector, hint->off, h, &k);
         if (st != PEN_OK)
             return st;
         if (k == ITEM_CHUNK) {
@@ -1114,7 +1115,7 @@ pen_status pen_log_read_chunk(pen_log *l, uint64_t seq, pen_log_pos *hint, pen_c
     for (uint32_t i = 0; i < l->ring_sectors; i++) {
         uint32_t r = (l->head + 1 + i) % l->ring_sectors, off = 0;
         for (;;) {
-            st = ring_item(l, r, off, h, &k);
+            st = ls_ring_item(l, r, off, h, &k);
             if (st != PEN_OK)
                 return st;
             if (k != ITEM_CHUNK)
@@ -1128,7 +1129,7 @@ pen_status pen_log_read_chunk(pen_log *l, uint64_t seq, pen_log_pos *hint, pen_c
                     return PEN_OK;
                 }
             }
-            off = item_next(off, h);
+            off = ls_item_next(off, h);
         }
     }
     hint->valid = false;
