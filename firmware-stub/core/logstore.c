@@ -7,10 +7,11 @@
  *  - the staging journal: fixed 40-byte slots, one record each with its own
  *    CRC, written as events happen. It holds one batch plus a few spare slots
  *    and is erased as a whole once every record in it sits in a chunk;
- *  - the ring: compressed chunks (32-byte header with the seq range and two
- *    CRCs, then the zlib data), appended sector by sector. A chunk never
- *    spans sectors, so erasing a sector drops whole chunks. The newest chunk
- *    (highest first_seq) marks the write position;
+ *  - the ring: compressed chunks (72-byte header with the seq range, two
+ *    CRCs and the chain link before the chunk, then the zlib data), appended
+ *    sector by sector. A chunk never spans sectors, so erasing a sector
+ *    drops whole chunks. The newest chunk (highest first_seq) marks the
+ *    write position;
  *  - the metadata journal: two sectors of 64-byte entries, each a complete
  *    snapshot (acknowledged point, dropped point, last overflow) with a
  *    generation number; the valid entry with the highest generation wins.
