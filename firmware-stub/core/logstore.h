@@ -77,7 +77,7 @@ typedef struct pen_log_stats {
     uint32_t records_per_kb; /**< density of the last chunk written (guides the next fit) */
 } pen_log_stats;
 
-/** The store. Members are private to logstore.c. */
+/** The store. Members are private to logstore*.c (logstore_internal.h). */
 typedef struct pen_log {
     const pen_hal *hal;
     uint32_t ssize;
