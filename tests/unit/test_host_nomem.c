@@ -635,8 +635,179 @@ static void test_push(void **state)
     assert_true(failures > 0);
 }
 
+/* ---- an archive of schema 1, migrated --------------------------------- */
+
+static const char *fixtures; /* tests/fixtures ($PENLINK_FIXTURES) */
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *in = fopen(path, "rb");
+    if (!in)
+        fail_msg("%s: cannot open", path);
+    char *buf = NULL;
+    size_t cap = 0, n = 0, r;
+    do {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 65536;
+            buf = realloc(buf, cap + 1);
+            assert_non_null(buf);
+        }
+        r = fread(buf + n, 1, cap - n, in);
+        n += r;
+    } while (r > 0);
+    fclose(in);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+typedef struct tally {
+    uint64_t records, findings, treatments;
+    penlink_audit_summary sum;
+} tally;
+
+static int tally_record(void *user, const char *serial, const penlink_record *r)
+{
+    (void)serial;
+    (void)r;
+    ((tally *)user)->records++;
+    return 0;
+}
+
+static int tally_finding(void *user, const penlink_finding *x)
+{
+    return count_cb(&((tally *)user)->findings, x);
+}
+
+static int tally_treatment(void *user, const penlink_treatment *t)
+{
+    return count_cb(&((tally *)user)->treatments, t);
+}
+
+/* Opened for writing (which migrates), scanned and audited. */
+static int open_and_audit(fx *f, tally *t)
+{
+    memset(t, 0, sizeof *t);
+    penlink_archive *ar = NULL;
+    int rc = penlink_archive_open(f->ctx, f->path, &ar);
+    if (rc == PENLINK_OK)
+        rc = penlink_archive_scan(ar, NULL, tally_record, t);
+    penlink_audit_cb cb = { tally_treatment, tally_finding, NULL, t, PENLINK_PERIOD_DAY, 0, NULL };
+    if (rc == PENLINK_OK)
+        rc = penlink_audit_run(ar, NULL, &cb, &t->sum);
+    penlink_archive_close(ar);
+    return rc;
+}
+
+/* Schema 1 (tests/fixtures/archive-v1.sql) migrated on opening: after a
+ * failure the archive is of one schema or the other, whole, and opens. */
+static void test_migration(void **state)
+{
+    fx *f = *state;
+    char path[512];
+    snprintf(path, sizeof path, "%s/archive-v1.sql", fixtures);
+    size_t len;
+    char *text = slurp(path, &len);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->copy, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, text, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    free(text);
+    tally want, got;
+    remove_archive(f->path);
+    copy_file(f->copy, f->path);
+    assert_int_equal(open_and_audit(f, &want), PENLINK_OK);
+    assert_true(want.records > 0);
+    long failures = 0, n;
+    for (n = 0; n < SWEEP_MAX; n = SWEEP_NEXT(n)) {
+        remove_archive(f->path);
+        copy_file(f->copy, f->path);
+        arm(n);
+        int rc = open_and_audit(f, &got);
+        disarm();
+        if (fired)
+            assert_failed_well(f, rc);
+        else
+            assert_int_equal(rc, PENLINK_OK);
+        failures += rc != PENLINK_OK;
+        if (rc != PENLINK_OK)
+            assert_int_equal(open_and_audit(f, &got), PENLINK_OK);
+        assert_int_equal(got.records, want.records);
+        assert_int_equal(got.findings, want.findings);
+        assert_int_equal(got.treatments, want.treatments);
+        assert_int_equal(got.sum.verdict, want.sum.verdict);
+        if (!fired)
+            break;
+    }
+    assert_true(n < SWEEP_MAX);
+    assert_true(failures > 0);
+}
+
+/* ---- the decoder ---------------------------------------------------------- */
+
+static int count_record(void *user, const penlink_record *r)
+{
+    (void)r;
+    (*(uint64_t *)user)++;
+    return 0;
+}
+
+static int decode(penlink_ctx *ctx, const char *data, size_t len, uint64_t *records)
+{
+    penlink_decoder *dec = NULL;
+    *records = 0;
+    int rc = penlink_decoder_new(ctx, count_record, NULL, records, &dec);
+    /* in pieces, as a file is read */
+    for (size_t at = 0; rc == PENLINK_OK && at < len; at += 4096)
+        rc = penlink_decoder_feed(dec, data + at, len - at < 4096 ? len - at : 4096);
+    if (rc == PENLINK_OK)
+        rc = penlink_decoder_finish(dec);
+    penlink_decoder_free(dec);
+    return rc;
+}
+
+/* Captures of pulls decoded with the decoder's allocations failing: an
+ * error, or every record. */
+static void test_decoder(void **state)
+{
+    fx *f = *state;
+    static const char *captures[] = { "twopens.pcapng", "t2t3.pcapng", "usb_noise.pcapng" };
+    for (size_t c = 0; c < sizeof captures / sizeof captures[0]; c++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/captures/%s", fixtures, captures[c]);
+        size_t len;
+        char *data = slurp(path, &len);
+        uint64_t want, got;
+        assert_int_equal(decode(f->ctx, data, len, &want), PENLINK_OK);
+        assert_true(want > 0);
+        long failures = 0, n;
+        for (n = 0; n < SWEEP_MAX; n++) {
+            arm(n);
+            int rc = decode(f->ctx, data, len, &got);
+            disarm();
+            if (!fired) {
+                assert_int_equal(rc, PENLINK_OK);
+                assert_int_equal(got, want);
+                break;
+            }
+            assert_failed_well(f, rc);
+            if (rc == PENLINK_OK)
+                assert_int_equal(got, want);
+            else
+                failures++;
+        }
+        assert_true(failures > 0);
+        free(data);
+    }
+}
+
 int main(void)
 {
+    fixtures = getenv("PENLINK_FIXTURES"); /* tests/fixtures, set by ctest */
+    if (!fixtures) {
+        fprintf(stderr, "PENLINK_FIXTURES: name the tests/fixtures directory\n");
+        return 2;
+    }
     install_sqlite_allocator();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pull_unsigned, setup, teardown),
@@ -644,6 +815,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reading, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decoder, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
