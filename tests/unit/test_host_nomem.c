@@ -43,15 +43,18 @@
 
 static long countdown = -1; /* allocations left before the failing one; -1: none fails */
 static long fired;          /* allocations failed since armed */
+static int persistent;      /* 1: every allocation after the failing one fails too */
 
 static int fail_now(void)
 {
     if (countdown < 0)
         return 0;
-    if (countdown-- == 0) {
+    if (countdown == 0) {
         fired++;
+        countdown = persistent ? 0 : -1;
         return 1;
     }
+    countdown--;
     return 0;
 }
 
@@ -193,6 +196,7 @@ static int teardown(void **state)
 {
     fx *f = *state;
     disarm();
+    persistent = 0;
     if (f->d)
         penlink_dev_close(f->d);
     penlink_ctx_free(f->ctx);
@@ -801,6 +805,21 @@ static void test_decoder(void **state)
     }
 }
 
+/* The same sweeps with memory that, once gone, stays gone: the failures
+ * then reach the rollbacks and the cleanups too. */
+#define PERSISTENT(name)                                                                           \
+    static void name##_persistent(void **state)                                                    \
+    {                                                                                              \
+        persistent = 1;                                                                            \
+        name(state);                                                                               \
+    }
+PERSISTENT(test_pull_unsigned)
+PERSISTENT(test_pull_signed)
+PERSISTENT(test_reading)
+PERSISTENT(test_writing)
+PERSISTENT(test_push)
+PERSISTENT(test_migration)
+
 int main(void)
 {
     fixtures = getenv("PENLINK_FIXTURES"); /* tests/fixtures, set by ctest */
@@ -817,6 +836,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decoder, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_unsigned_persistent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_signed_persistent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reading_persistent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_writing_persistent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push_persistent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_persistent, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
