@@ -545,6 +545,50 @@ static void test_read_write(void **state)
     assert_true(failures > 0);
 }
 
+/* ---- setting up the server ----------------------------------------------- */
+
+static void on_line(void *user, const char *line)
+{
+    (void)line;
+    (*(int *)user)++;
+}
+
+/* penlink archive init-server on an empty server: after a cut, running it
+ * again sets everything up (it is safe to run again), and a third run finds
+ * the schema at its version. */
+static void test_init_server(void **state)
+{
+    fx *f = *state;
+    long failures = 0, n;
+    int lines = 0;
+    for (n = 0; n < SWEEP_MAX; n = SWEEP_NEXT(n)) {
+        server_empty();
+        arm(n);
+        int rc =
+            penlink_archive_init_server(f->ctx, uri, "pl_writer", "pl_reader", on_line, &lines);
+        disarm();
+        if (cuts)
+            assert_failed_well(f, rc);
+        else
+            assert_int_equal(rc, PENLINK_OK);
+        failures += rc != PENLINK_OK;
+        if (rc != PENLINK_OK)
+            assert_int_equal(
+                penlink_archive_init_server(f->ctx, uri, "pl_writer", "pl_reader", NULL, NULL),
+                PENLINK_OK);
+        lines = 0;
+        assert_int_equal(
+            penlink_archive_init_server(f->ctx, uri, "pl_writer", "pl_reader", on_line, &lines),
+            PENLINK_OK);
+        assert_true(lines >= 3); /* the schema, then each role */
+        assert_int_equal(archived_prefix(f), 0);
+        if (!cuts)
+            break;
+    }
+    assert_true(n < SWEEP_MAX);
+    assert_true(failures > 0);
+}
+
 int main(void)
 {
     scripts = getenv("PENLINK_TEST_SCRIPTS");
@@ -553,6 +597,7 @@ int main(void)
         return 2;
     }
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_init_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_write, setup, teardown),
