@@ -67,6 +67,19 @@ static void test_round_trip(void **state)
     assert_same(&one, &back);
 }
 
+/* Control characters are written as \uXXXX and must be read back as the
+ * character, not as the letters "u0009". */
+static void test_control_characters(void **state)
+{
+    (void)state;
+    char text[1024];
+    penlink_config c = every_key("tab\there", "bell\a\x1f"), back;
+    archive_config_text(&c, text, sizeof text);
+    assert_non_null(strstr(text, "tab\\u0009here"));
+    archive_config_parse(text, &back);
+    assert_same(&c, &back);
+}
+
 /* A buffer too short: bounded and terminated, never written past its end. */
 static void test_short_buffer(void **state)
 {
@@ -114,6 +127,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_control_characters),
         cmocka_unit_test(test_short_buffer),
         cmocka_unit_test(test_not_ours),
     };
