@@ -260,7 +260,7 @@ static uint64_t archived_prefix(fx *f)
 }
 
 /* Every one of the first calls cut in turn, then every so many. */
-#define SWEEP_NEXT(n) ((n) + 1 + (n) / 16)
+#define SWEEP_NEXT(n) ((n) + 1 + (n) / 32)
 
 /* ---- the pull ------------------------------------------------------------ */
 
