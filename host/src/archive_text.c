@@ -39,6 +39,29 @@ void archive_config_text(const penlink_config *c, char *out, size_t cap)
         snprintf(out + used, cap - used, "}");
 }
 
+#define ESCAPE_U_LEN 6 /* \u and four hex digits */
+
+/* The character of a \uXXXX escape as archive_config_text() writes them
+ * (control characters, below 0x20); 0 for anything else. */
+static int escaped_char(const char *hex, char *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char h = hex[i];
+        unsigned d = h >= '0' && h <= '9'   ? (unsigned)(h - '0')
+                     : h >= 'a' && h <= 'f' ? (unsigned)(h - 'a' + 10)
+                     : h >= 'A' && h <= 'F' ? (unsigned)(h - 'A' + 10)
+                                            : 16u;
+        if (d > 15)
+            return 0;
+        v = v << 4 | d;
+    }
+    if (v == 0 || v >= 0x20)
+        return 0;
+    *out = (char)v;
+    return 1;
+}
+
 /* Parses one number or string of our own config JSON text (bounded). */
 void archive_config_parse(const char *j, penlink_config *c)
 {
@@ -65,6 +88,11 @@ void archive_config_parse(const char *j, penlink_config *c)
         if (*p++ != '"')
             continue;
         while (*p && *p != '"' && o + 1 < sizeof v) {
+            if (*p == '\\' && p[1] == 'u' && escaped_char(p + 2, &v[o])) {
+                o++;
+                p += ESCAPE_U_LEN;
+                continue;
+            }
             if (*p == '\\' && p[1])
                 p++;
             v[o++] = *p++;

@@ -131,7 +131,8 @@ static void serve_pull(fake_wire *w, script_pen *p, uint32_t id, uint64_t from, 
     uint64_t lo = from > p->first ? from : p->first; /* it holds nothing below its first */
     while (c < SCRIPT_PEN_CHUNKS && p->chunks[c].first + p->shift + p->chunks[c].count <= lo)
         c++;
-    const uint8_t *last = NULL;
+    /* as the firmware does: the head it holds when it sends no chunk */
+    const uint8_t *last = c > 0 && c <= SCRIPT_PEN_CHUNKS ? p->chunks[c - 1].link : NULL;
     uint64_t next = from;
     if (p->never_end) {
         send_end(w, p, id, from, 1, NULL);

@@ -964,6 +964,44 @@ static void test_odd_paths(void **state)
     assert_int_equal(rmdir(odd), 0); /* nothing else was made there */
 }
 
+/* A relative path (its URI is "file:", not "file://"), a path below a
+ * regular file (stat fails with ENOTDIR: an I/O error naming it), and a
+ * database of another program with no table at all. */
+static void test_relative_and_impossible_paths(void **state)
+{
+    fx *f = *state;
+    char cwd[512];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(f->dir), 0);
+    penlink_archive *ar = NULL;
+    int rc = penlink_archive_open(f->ctx, "rel.db", &ar);
+    penlink_archive_close(ar);
+    ar = NULL;
+    add_device("rel.db", 1, "PEN-REL", 0);
+    int n = 0;
+    int rc_ro = penlink_archive_open_readonly(f->ctx, "rel.db", &ar);
+    if (rc_ro == PENLINK_OK)
+        rc_ro = penlink_archive_devices(ar, on_dev, &n);
+    penlink_archive_close(ar);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(rc, PENLINK_OK);
+    assert_int_equal(rc_ro, PENLINK_OK);
+    assert_int_equal(n, 1);
+
+    char below[300];
+    make_archive(f);
+    snprintf(below, sizeof below, "%s/x.db", f->path);
+    assert_int_equal(penlink_archive_open_readonly(f->ctx, below, &ar), PENLINK_ERR_IO);
+    assert_non_null(strstr(penlink_ctx_errmsg(f->ctx), "Not a directory"));
+    assert_int_equal(penlink_archive_open(f->ctx, below, &ar), PENLINK_ERR_IO);
+
+    char other[160];
+    snprintf(other, sizeof other, "%s/other.db", f->dir);
+    sql(other, "PRAGMA application_id = 7; PRAGMA user_version = 3");
+    assert_int_equal(penlink_archive_open(f->ctx, other, &ar), PENLINK_ERR_UNSUPPORTED);
+    assert_non_null(strstr(penlink_ctx_errmsg(f->ctx), "tables: none"));
+}
+
 /* ---- found by fuzz_archive: a serial longer than the public structs hold --- */
 
 static int first_device(void *u, const penlink_archive_device *d)
@@ -1019,6 +1057,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_interrupted_pulls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_odd_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relative_and_impossible_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_serial, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

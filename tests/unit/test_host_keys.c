@@ -196,6 +196,16 @@ static void test_load_refusals(void **state)
                0644);
     assert_int_equal(penlink_key_load_public(f->ctx, other, pk), PENLINK_ERR_INVALID_ARG);
     assert_says(f, "not 64 hex digits after its tag");
+    /* 64 characters that are not all hex digits; a file of neither tag */
+    write_file(other,
+               "penlink-public-key ed25519 "
+               "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg\n",
+               0644);
+    assert_int_equal(penlink_key_load_public(f->ctx, other, pk), PENLINK_ERR_INVALID_ARG);
+    assert_says(f, "not 64 hex digits after its tag");
+    write_file(other, "neither\n", 0600);
+    assert_int_equal(penlink_key_load_public(f->ctx, other, pk), PENLINK_ERR_INVALID_ARG);
+    assert_says(f, "is not a penlink key file");
 
     /* no file, a directory, no name */
     char none[128];
@@ -208,6 +218,22 @@ static void test_load_refusals(void **state)
     assert_int_equal(penlink_key_load(f->ctx, f->key, NULL), PENLINK_ERR_INVALID_ARG);
     assert_int_equal(penlink_key_load_public(f->ctx, NULL, pk), PENLINK_ERR_INVALID_ARG);
     assert_int_equal(penlink_key_load_public(f->ctx, f->pub, NULL), PENLINK_ERR_INVALID_ARG);
+}
+
+/* The public file cannot be made (its name a dangling symbolic link, which
+ * O_EXCL refuses): the secret key written just before is removed, so no
+ * half key is left behind. */
+static void test_generate_public_refused(void **state)
+{
+    fixture *f = *state;
+    char target[160];
+    snprintf(target, sizeof target, "%s/nowhere", f->dir);
+    assert_int_equal(symlink(target, f->pub), 0);
+    assert_int_equal(penlink_key_generate(f->ctx, f->key, NULL), PENLINK_ERR_IO);
+    assert_says(f, "a key is never overwritten");
+    assert_int_equal(access(f->key, F_OK), -1);
+    assert_int_equal(access(target, F_OK), -1);
+    unlink(f->pub);
 }
 
 /* Four groups of four hex digits of the key's SHA-256, stable, per key. */
@@ -270,8 +296,9 @@ static void test_info_accepts_key(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_generate_and_load), T(test_never_overwritten), T(test_generate_bad_path),
-        T(test_load_refusals),     T(test_fingerprint),       T(test_info_accepts_key),
+        T(test_generate_and_load), T(test_never_overwritten),       T(test_generate_bad_path),
+        T(test_load_refusals),     T(test_generate_public_refused), T(test_fingerprint),
+        T(test_info_accepts_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -180,13 +180,49 @@ static void test_pen_gone(void **state)
     t->ops->close(t);
 }
 
+/* The pen goes away without reading what it was sent: the connection is
+ * reset (ECONNRESET), then broken (EPIPE): GONE both ways. */
+static void test_pen_reset(void **state)
+{
+    fixture *f = *state;
+    transport *t = connected(f);
+    uint8_t buf[64] = { 1 };
+    assert_int_equal(t->ops->send(t, buf, sizeof buf, 1000), PENLINK_OK);
+    close(f->peer); /* unread bytes in its queue */
+    f->peer = -1;
+    size_t n = 0;
+    assert_int_equal(t->ops->recv(t, buf, sizeof buf, &n, 1000), PENLINK_ERR_GONE);
+    assert_int_equal(n, 0);
+    assert_says(f, "the simulated pen closed the connection");
+    penlink_enter(f->ctx); /* a new call: its own words */
+    assert_int_equal(t->ops->send(t, buf, sizeof buf, 1000), PENLINK_ERR_GONE);
+    assert_says(f, "the simulated pen closed the connection");
+    t->ops->close(t);
+}
+
+/* A path through a file: neither a pen nor nothing, an I/O error naming it. */
+static void test_path_through_a_file(void **state)
+{
+    fixture *f = *state;
+    FILE *fp = fopen(f->path, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    char below[160];
+    snprintf(below, sizeof below, "%s/pen.sock", f->path);
+    transport *t = NULL;
+    assert_int_equal(transport_sim_open(f->ctx, below, &t), PENLINK_ERR_IO);
+    assert_null(t);
+    assert_says(f, "connect: Not a directory");
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_no_pen_there),       T(test_path_too_long),     T(test_bytes_both_ways),
-        T(test_silence_and_cancel), T(test_pen_takes_nothing), T(test_pen_gone),
+        T(test_no_pen_there),       T(test_path_too_long),       T(test_bytes_both_ways),
+        T(test_silence_and_cancel), T(test_pen_takes_nothing),   T(test_pen_gone),
+        T(test_pen_reset),          T(test_path_through_a_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
