@@ -19,8 +19,7 @@
 
 static penlink_config every_key(const char *label, const char *clinic)
 {
-    penlink_config c;
-    memset(&c, 0, sizeof c);
+    penlink_config c = PENLINK_CONFIG_INIT;
     size_t n;
     const penlink_config_key *k = penlink_config_keys(&n);
     for (size_t i = 0; i < n; i++)
@@ -57,8 +56,7 @@ static void test_round_trip(void **state)
     archive_config_parse(text, &back);
     assert_same(&c, &back);
     /* only what is present is written */
-    penlink_config one;
-    memset(&one, 0, sizeof one);
+    penlink_config one = PENLINK_CONFIG_INIT;
     one.revision = 1;
     penlink_config_set_u32(&one, PENLINK_CFG_AUTO_OFF_S, 300);
     archive_config_text(&one, text, sizeof text);

@@ -272,11 +272,10 @@ static void make_archive(fx *f)
     new_pen(f, 1);
     penlink_archive *ar = NULL;
     assert_int_equal(penlink_archive_open(f->ctx, f->path, &ar), PENLINK_OK);
-    penlink_archive_pull_result res;
+    penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
     assert_int_equal(penlink_archive_pull(ar, f->d, NULL, &res), PENLINK_OK);
     assert_int_equal(res.next_seq, RECORDS);
-    penlink_config cfg;
-    memset(&cfg, 0, sizeof cfg);
+    penlink_config cfg = PENLINK_CONFIG_INIT;
     cfg.present = PENLINK_CFG_DEPTH_MAX_UM;
     cfg.revision = 3;
     cfg.depth_max_um = 1500;
@@ -297,7 +296,7 @@ static void pull_sweep(fx *f, int signs)
         remove_archive(f->path);
         new_pen(f, signs);
         penlink_archive *ar = NULL;
-        penlink_archive_pull_result res;
+        penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
         arm(n);
         int rc = penlink_archive_open(f->ctx, f->path, &ar);
         if (rc == PENLINK_OK)
@@ -428,7 +427,7 @@ static int read_all(fx *f, reading *g)
     int rc = penlink_archive_open_readonly(f->ctx, f->path, &ar);
     if (rc == PENLINK_OK)
         rc = penlink_archive_scan(ar, NULL, on_any_record, g);
-    penlink_archive_filter one = { .serial = SERIAL };
+    penlink_archive_filter one = { .size = sizeof(penlink_archive_filter), .serial = SERIAL };
     if (rc == PENLINK_OK)
         rc = penlink_archive_alarms(ar, &one, on_alarm, g);
     if (rc == PENLINK_OK)
@@ -447,9 +446,14 @@ static int read_all(fx *f, reading *g)
     if (rc == PENLINK_OK)
         rc = penlink_archive_verify(ar, NULL, on_report, g);
     if (rc == PENLINK_OK)
-        rc = penlink_archive_verification(ar, SERIAL, &g->last);
-    penlink_audit_cb cb = { on_treatment,         on_finding, on_usage,       g,
-                            PENLINK_PERIOD_MONTH, 0,          on_verification };
+        rc = penlink_archive_verification_get(ar, SERIAL, &g->last);
+    penlink_audit_cb cb = { .size = sizeof(penlink_audit_cb),
+                            .on_treatment = on_treatment,
+                            .on_finding = on_finding,
+                            .on_usage = on_usage,
+                            .user = g,
+                            .usage_by = PENLINK_PERIOD_MONTH,
+                            .on_verification = on_verification };
     if (rc == PENLINK_OK)
         rc = penlink_audit_run(ar, NULL, &cb, &g->sum);
     penlink_archive_close(ar);
@@ -530,6 +534,7 @@ static int write_all(fx *f, const penlink_info *info)
         rc = penlink_archive_annotate(ar, "conflict:" SERIAL ":2", "tech", "checked");
     penlink_config old_cfg, new_cfg;
     memset(&old_cfg, 0, sizeof old_cfg);
+    old_cfg.size = sizeof old_cfg;
     old_cfg.present = PENLINK_CFG_DEPTH_MAX_UM;
     old_cfg.revision = 3;
     old_cfg.depth_max_um = 1500;
@@ -545,7 +550,7 @@ static int write_all(fx *f, const penlink_info *info)
     r.records = RECORDS;
     r.signed_through = RECORDS;
     if (rc == PENLINK_OK)
-        rc = penlink_archive_record_verification(ar, &r);
+        rc = penlink_archive_verification_save(ar, &r);
     penlink_info replaced = *info;
     memset(replaced.device_key, 0x5a, sizeof replaced.device_key);
     if (rc == PENLINK_OK)
@@ -558,7 +563,7 @@ static void test_writing(void **state)
 {
     fx *f = *state;
     make_archive(f);
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     assert_int_equal(penlink_dev_info(f->d, &info), PENLINK_OK);
     copy_file(f->path, f->copy);
     writes before, after;
@@ -701,7 +706,11 @@ static int open_and_audit(fx *f, tally *t)
     int rc = penlink_archive_open(f->ctx, f->path, &ar);
     if (rc == PENLINK_OK)
         rc = penlink_archive_scan(ar, NULL, tally_record, t);
-    penlink_audit_cb cb = { tally_treatment, tally_finding, NULL, t, PENLINK_PERIOD_DAY, 0, NULL };
+    penlink_audit_cb cb = { .size = sizeof(penlink_audit_cb),
+                            .on_treatment = tally_treatment,
+                            .on_finding = tally_finding,
+                            .user = t,
+                            .usage_by = PENLINK_PERIOD_DAY };
     if (rc == PENLINK_OK)
         rc = penlink_audit_run(ar, NULL, &cb, &t->sum);
     penlink_archive_close(ar);

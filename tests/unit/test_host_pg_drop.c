@@ -272,7 +272,7 @@ static void test_pull(void **state)
         server_empty();
         new_pen(f);
         penlink_archive *ar = NULL;
-        penlink_archive_pull_result res;
+        penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
         arm(n);
         int rc = penlink_archive_open(f->ctx, uri, &ar);
         if (rc == PENLINK_OK)
@@ -330,11 +330,10 @@ static void test_push(void **state)
     unlink(sqlite_path);
     new_pen(f);
     penlink_archive *ar = NULL;
-    penlink_archive_pull_result res;
+    penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
     assert_int_equal(penlink_archive_open(f->ctx, sqlite_path, &ar), PENLINK_OK);
     assert_int_equal(penlink_archive_pull(ar, f->d, NULL, &res), PENLINK_OK);
-    penlink_config cfg;
-    memset(&cfg, 0, sizeof cfg);
+    penlink_config cfg = PENLINK_CONFIG_INIT;
     cfg.present = PENLINK_CFG_AUTO_OFF_S;
     cfg.revision = 2;
     cfg.auto_off_s = 300;
@@ -432,7 +431,7 @@ static int read_all(fx *f, reading *g)
     int rc = penlink_archive_open_readonly(f->ctx, uri, &ar);
     if (rc == PENLINK_OK)
         rc = penlink_archive_scan(ar, NULL, on_any_record, g);
-    penlink_archive_filter one = { .serial = SERIAL };
+    penlink_archive_filter one = { .size = sizeof(penlink_archive_filter), .serial = SERIAL };
     if (rc == PENLINK_OK)
         rc = penlink_archive_alarms(ar, &one, on_alarm, g);
     if (rc == PENLINK_OK)
@@ -446,8 +445,11 @@ static int read_all(fx *f, reading *g)
     if (rc == PENLINK_OK)
         rc = penlink_archive_verify(ar, NULL, on_report, g);
     if (rc == PENLINK_OK)
-        rc = penlink_archive_verification(ar, SERIAL, &g->last);
-    penlink_audit_cb cb = { NULL, on_finding, NULL, g, PENLINK_PERIOD_WEEK, 0, NULL };
+        rc = penlink_archive_verification_get(ar, SERIAL, &g->last);
+    penlink_audit_cb cb = { .size = sizeof(penlink_audit_cb),
+                            .on_finding = on_finding,
+                            .user = g,
+                            .usage_by = PENLINK_PERIOD_WEEK };
     if (rc == PENLINK_OK)
         rc = penlink_audit_run(ar, NULL, &cb, &g->sum);
     penlink_archive_close(ar);
@@ -462,6 +464,7 @@ static int write_all(fx *f, const penlink_info *info, int round)
         rc = penlink_archive_annotate(ar, "gap:" SERIAL ":3", "tech", "looked");
     penlink_config old_cfg, new_cfg;
     memset(&old_cfg, 0, sizeof old_cfg);
+    old_cfg.size = sizeof old_cfg;
     old_cfg.present = PENLINK_CFG_AUTO_OFF_S;
     old_cfg.revision = (uint32_t)(2 + 2 * round);
     old_cfg.auto_off_s = 300;
@@ -477,7 +480,7 @@ static int write_all(fx *f, const penlink_info *info, int round)
     r.records = RECORDS;
     r.signed_through = RECORDS;
     if (rc == PENLINK_OK)
-        rc = penlink_archive_record_verification(ar, &r);
+        rc = penlink_archive_verification_save(ar, &r);
     penlink_archive_close(ar);
     return rc;
 }
@@ -490,7 +493,7 @@ static void test_read_write(void **state)
     penlink_push_report rep;
     assert_int_equal(push(f, &rep), PENLINK_OK);
     new_pen(f);
-    penlink_info info;
+    penlink_info info = PENLINK_INFO_INIT;
     assert_int_equal(penlink_dev_info(f->d, &info), PENLINK_OK);
     reading want, got;
     assert_int_equal(read_all(f, &want), PENLINK_OK);

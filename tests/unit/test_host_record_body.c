@@ -113,7 +113,7 @@ static void test_same(void **state)
     for (int k = 0; k < PENLINK_FIELD_COUNT; k++) {
         b = a;
         pl_record *x = (pl_record *)&b;
-        uint64_t v = penlink_record_field(&a, 1u << k);
+        uint64_t v = penlink_record_field_get(&a, 1u << k);
         assert_int_equal(pl_record_set(x, 1u << k, v ^ 1), 0);
         if (archive_record_same(&a, &b))
             fail_msg("field %d differs, and the records are the same", k);
@@ -124,22 +124,25 @@ static void test_same(void **state)
 static void test_config_accessors(void **state)
 {
     (void)state;
-    penlink_config c;
-    memset(&c, 0, sizeof c);
+    penlink_config c = PENLINK_CONFIG_INIT;
     assert_null(penlink_config_key_find(NULL));
     assert_null(penlink_config_key_find("no_such_key"));
     assert_non_null(penlink_config_key_find("auto_off_s"));
-    penlink_config_set_u32(&c, PENLINK_CFG_DEVICE_LABEL, 5); /* a text: not set */
-    penlink_config_set_u32(&c, 1u << 30, 5);
+    assert_int_equal(penlink_config_set_u32(&c, PENLINK_CFG_DEVICE_LABEL, 5), /* a text */
+                     PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_config_set_u32(&c, 1u << 30, 5), PENLINK_ERR_INVALID_ARG);
     assert_int_equal(c.present, 0);
     assert_int_equal(penlink_config_get_u32(&c, 1u << 30), 0);
     assert_string_equal(penlink_config_get_text(&c, PENLINK_CFG_AUTO_OFF_S), "");
-    assert_int_equal(penlink_config_set_text(&c, PENLINK_CFG_AUTO_OFF_S, "x"), -1);
-    assert_int_equal(penlink_config_set_text(&c, PENLINK_CFG_CLINIC_ID, NULL), -1);
+    assert_int_equal(penlink_config_set_text(&c, PENLINK_CFG_AUTO_OFF_S, "x"),
+                     PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_config_set_text(&c, PENLINK_CFG_CLINIC_ID, NULL),
+                     PENLINK_ERR_INVALID_ARG);
     char longer[sizeof c.clinic_id + 1];
     memset(longer, 'c', sizeof longer - 1);
     longer[sizeof longer - 1] = '\0';
-    assert_int_equal(penlink_config_set_text(&c, PENLINK_CFG_CLINIC_ID, longer), -1);
+    assert_int_equal(penlink_config_set_text(&c, PENLINK_CFG_CLINIC_ID, longer),
+                     PENLINK_ERR_INVALID_ARG);
     assert_int_equal(c.present, 0);
     penlink_ctx *ctx = NULL;
     assert_int_equal(penlink_ctx_new(&ctx), PENLINK_OK);
@@ -149,10 +152,11 @@ static void test_config_accessors(void **state)
     assert_int_equal(penlink_config_check(ctx, &l, NULL), PENLINK_ERR_INVALID_ARG);
     assert_non_null(strstr(penlink_ctx_errmsg(ctx), "no limits or configuration"));
     size_t n = 0;
-    penlink_found found[1];
-    assert_int_equal(penlink_list(NULL, found, 1, &n), PENLINK_ERR_INVALID_ARG);
-    assert_int_equal(penlink_list(ctx, found, 1, NULL), PENLINK_ERR_INVALID_ARG);
-    assert_int_equal(penlink_list(ctx, NULL, 1, &n), PENLINK_ERR_INVALID_ARG);
+    penlink_found **list = NULL;
+    assert_int_equal(penlink_dev_list(NULL, &list, &n), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_dev_list(ctx, &list, NULL), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_dev_list(ctx, NULL, &n), PENLINK_ERR_INVALID_ARG);
+    assert_null(list);
     assert_non_null(strstr(penlink_ctx_errmsg(ctx), "no place for the pens found"));
     penlink_ctx_free(ctx);
 }

@@ -82,7 +82,7 @@ static int session(const char *path, rlim_t limit, penlink_ctx **out_ctx, char s
     penlink_dev *d = NULL;
     int rc = dev_open_on(ctx, t, &d);
     if (rc == PENLINK_OK) {
-        penlink_info info;
+        penlink_info info = PENLINK_INFO_INIT;
         rc = penlink_dev_info(d, &info);
         snprintf(serial, 33, "%s", info.serial);
         penlink_dev_close(d);
