@@ -203,8 +203,8 @@ int dev_pen_error(penlink_dev *d, const Penlink__V1__Error *e, const char *req)
  * other ids are stale and dropped). Idempotent requests are sent again, with
  * a new id, after a timeout.
  */
-static int request(penlink_dev *d, pl_envelope *req, int idempotent,
-                   Penlink__V1__Envelope__BodyCase want, pl_envelope **reply)
+int dev_request(penlink_dev *d, pl_envelope *req, int idempotent,
+                Penlink__V1__Envelope__BodyCase want, pl_envelope **reply)
 {
     const char *name = dev_body_name(req->body_case);
     int tries = idempotent ? 1 + d->retries : 1;
@@ -362,7 +362,7 @@ static int hello(penlink_dev *d)
     env.body_case = PENLINK__V1__ENVELOPE__BODY_HELLO;
     env.hello = &h;
     pl_envelope *r = NULL;
-    int st = request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_HELLO_REPLY, &r);
+    int st = dev_request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_HELLO_REPLY, &r);
     if (st == PENLINK_ERR_VERSION) {
         /* the pen's message names both versions; say which side to update */
         char msg[sizeof d->err.message + 96];
@@ -515,7 +515,7 @@ int penlink_dev_info(penlink_dev *d, penlink_info *caller)
     env.body_case = PENLINK__V1__ENVELOPE__BODY_GET_INFO;
     env.get_info = &gi;
     pl_envelope *r = NULL;
-    int st = request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_DEVICE_INFO, &r);
+    int st = dev_request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_DEVICE_INFO, &r);
     if (st != PENLINK_OK)
         return st;
     const Penlink__V1__DeviceInfo *i = r->device_info;
@@ -606,7 +606,7 @@ int penlink_dev_config_get(penlink_dev *d, penlink_config *out)
     env.body_case = PENLINK__V1__ENVELOPE__BODY_GET_CONFIG;
     env.get_config = &gc;
     pl_envelope *r = NULL;
-    int st = request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_CONFIG, &r);
+    int st = dev_request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_CONFIG, &r);
     if (st != PENLINK_OK)
         return st;
     config_from_pb(out, r->config);
@@ -631,7 +631,7 @@ static int get_nonce(penlink_dev *d, uint8_t nonce[PL_NONCE_BYTES])
     env.body_case = PENLINK__V1__ENVELOPE__BODY_GET_NONCE;
     env.get_nonce = &g;
     pl_envelope *r = NULL;
-    int st = request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_NONCE, &r);
+    int st = dev_request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_NONCE, &r);
     if (st != PENLINK_OK)
         return st;
     if (!r->nonce->has_nonce || r->nonce->nonce.len != PL_NONCE_BYTES)
@@ -708,7 +708,7 @@ int penlink_dev_config_set_signed(penlink_dev *d, uint32_t expected_revision,
     env.set_config = &sc;
     pl_envelope *r = NULL;
     /* not retried blindly: compare-and-set makes a retry after a lost reply a conflict */
-    int st = request(d, &env, 0, PENLINK__V1__ENVELOPE__BODY_SET_CONFIG_REPLY, &r);
+    int st = dev_request(d, &env, 0, PENLINK__V1__ENVELOPE__BODY_SET_CONFIG_REPLY, &r);
     if (st == PENLINK_ERR_TIMEOUT) {
         penlink_config now = PENLINK_CONFIG_INIT;
         char why[sizeof d->ctx->errmsg];
@@ -779,7 +779,7 @@ int penlink_dev_clock_set_signed(penlink_dev *d, int64_t time_ms, const penlink_
     env.body_case = PENLINK__V1__ENVELOPE__BODY_SET_CLOCK;
     env.set_clock = &sc;
     pl_envelope *r = NULL;
-    int st = request(d, &env, 0, PENLINK__V1__ENVELOPE__BODY_SET_CLOCK_REPLY, &r);
+    int st = dev_request(d, &env, 0, PENLINK__V1__ENVELOPE__BODY_SET_CLOCK_REPLY, &r);
     if (st != PENLINK_OK)
         return st;
     if (previous_ms)
@@ -801,7 +801,7 @@ int penlink_dev_identify(penlink_dev *d, uint32_t seconds, uint32_t *granted)
     env.identify = &q;
     pl_envelope *r = NULL;
     /* signalling again is harmless, so retrying is safe */
-    int st = request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_IDENTIFY_REPLY, &r);
+    int st = dev_request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_IDENTIFY_REPLY, &r);
     if (st != PENLINK_OK)
         return st;
     if (granted)
@@ -836,7 +836,7 @@ int penlink_dev_ack(penlink_dev *d, uint64_t through_seq, uint64_t *acked_seq)
                             "seq %llu is beyond the protocol's range",
                             (unsigned long long)through_seq);
     /* acknowledging again is harmless, so retrying is safe */
-    int st = request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_ACK_LOG_REPLY, &r);
+    int st = dev_request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_ACK_LOG_REPLY, &r);
     if (st != PENLINK_OK)
         return st;
     int has = r->ack_log_reply->has_acked_seq;
