@@ -1,6 +1,6 @@
 /*
- * A session with a pen, shared by the request-reply layer (device.c) and the
- * pull (pull.c). Internal to libpenlink.
+ * A session with a pen, shared by the request-reply layer (device.c), the
+ * pen's operations (device_ops.c) and the pull (pull.c). Internal to libpenlink.
  */
 #ifndef PENLINK_DEVICE_H
 #define PENLINK_DEVICE_H
