@@ -29,7 +29,7 @@
 #define COMMIT_SIGNED_EVERY 256
 
 /* Who and where, for the audit trail: the OS user and the host name. */
-static void who(char *user, size_t ucap, char *host, size_t hcap)
+static void archive_who(char *user, size_t ucap, char *host, size_t hcap)
 {
     struct passwd *pw = getpwuid(geteuid());
     snprintf(user, ucap, "%s", pw && pw->pw_name ? pw->pw_name : "");
@@ -209,7 +209,7 @@ static int flush_conflicts(pull_state *ps)
 }
 
 /* Ends a transaction: committed (durably) when @p rc is PENLINK_OK, else rolled back. */
-static int end_txn(archive_backend *b, int rc)
+static int archive_end_txn(archive_backend *b, int rc)
 {
     if (rc == PENLINK_OK)
         return b->ops->commit(b);
@@ -449,17 +449,17 @@ int archive_key_owner(archive_backend *b, int64_t device, const char *self_seria
 }
 
 /* The key in force after a pen's replacements: the last one's new key. */
-typedef struct key_history {
+typedef struct archive_key_history {
     int n;
     uint8_t current[32];
     const uint8_t *probe; /* a key to look for among the replaced ones */
     int probe_was_replaced;
     int64_t probe_replaced_ms;
-} key_history;
+} archive_key_history;
 
-static int take_replacement(void *u, const penlink_key_replacement *r)
+static int archive_take_replacement(void *u, const penlink_key_replacement *r)
 {
-    key_history *h = u;
+    archive_key_history *h = u;
     h->n++;
     memcpy(h->current, r->new_key, PL_KEY_BYTES);
     if (h->probe && memcmp(h->probe, r->old_key, PL_KEY_BYTES) == 0) {
@@ -486,8 +486,8 @@ static int check_pinning(pull_state *ps, int pinned, const char **why, int *reti
         penlink_key_to_hex(info->device_key, hex);
     /* a key replaced on purpose (penlink keys replace) is the one in force now,
      * and the keys it replaced are no longer accepted */
-    key_history h = { .probe = info->has_device_key ? info->device_key : NULL };
-    int rc = b->ops->key_replacements(b, info->serial, take_replacement, &h);
+    archive_key_history h = { .probe = info->has_device_key ? info->device_key : NULL };
+    int rc = b->ops->key_replacements(b, info->serial, archive_take_replacement, &h);
     if (rc != PENLINK_OK)
         return rc;
     if (h.n > 0 && pinned != KEY_NONE)
@@ -593,7 +593,7 @@ static int pull_prepare(pull_state *ps, const penlink_config *cfg, uint64_t *fro
         rc = check_pinning(ps, pinned, &why, &retired, detail, sizeof detail);
     if (rc == PENLINK_OK && why) {
         rc = b->ops->alarm(b, ps->device, 0, why, info->log_first_seq, 0, detail, pc_wall_ms());
-        rc = end_txn(b, rc);
+        rc = archive_end_txn(b, rc);
         if (rc != PENLINK_OK)
             return rc;
         return penlink_fail(ps->ar->ctx, PENLINK_ERR_INTEGRITY,
@@ -636,11 +636,11 @@ static int pull_prepare(pull_state *ps, const penlink_config *cfg, uint64_t *fro
         rc = b->ops->config_history(b, info->serial, take_last, &l);
         if (rc == PENLINK_OK && (!l.have || l.rev != cfg->revision)) {
             char user[64], host[256];
-            who(user, sizeof user, host, sizeof host);
+            archive_who(user, sizeof user, host, sizeof host);
             rc = b->ops->config_log(b, info->serial, "read", user, host, NULL, cfg, pc_wall_ms());
         }
     }
-    return end_txn(b, rc);
+    return archive_end_txn(b, rc);
 }
 
 /* A failed pull's message, and what the archive holds of the pen after it
@@ -675,7 +675,7 @@ static int pull_record_outcome(pull_state *ps, int pull_rc, const char *message)
                               : ps->res->conflicts  ? "conflict"
                                                     : "ok",
                               message, pc_wall_ms());
-    return end_txn(b, rc);
+    return archive_end_txn(b, rc);
 }
 
 /*
@@ -711,7 +711,7 @@ static int pull_acknowledge(pull_state *ps, uint64_t from, int have)
             st = b->ops->alarm(b, ps->device, ps->pull, "ack_mismatch", res->next_seq,
                                acked > res->next_seq ? acked - res->next_seq : 0, message,
                                pc_wall_ms());
-        st = end_txn(b, st);
+        st = archive_end_txn(b, st);
         penlink_fail(ps->ar->ctx, rc, "%s", message);
         if (st != PENLINK_OK)
             return st;
@@ -916,7 +916,7 @@ int penlink_archive_log_config(penlink_archive *ar, const char *serial, const ch
         (old_cfg && old_cfg->size < PL_CONFIG_SIZE_V1))
         return PENLINK_ERR_INVALID_ARG;
     char user[64], host[256];
-    who(user, sizeof user, host, sizeof host);
+    archive_who(user, sizeof user, host, sizeof host);
     archive_backend *b = ar->b;
     int rc = b->ops->begin(b);
     if (rc == PENLINK_OK)
@@ -938,7 +938,7 @@ int penlink_archive_log_config_write(penlink_archive *ar, const penlink_info *in
     int rc = b->ops->begin(b);
     if (rc == PENLINK_OK)
         rc = b->ops->device(b, info, pc_wall_ms(), &device);
-    rc = end_txn(b, rc);
+    rc = archive_end_txn(b, rc);
     if (rc != PENLINK_OK)
         return rc;
     return penlink_archive_log_config(ar, info->serial, "written", old_cfg, new_cfg);
@@ -1005,7 +1005,7 @@ static int take_pen(void *u, int64_t device, const char *serial, const uint8_t *
 }
 
 /* The pen's row and the key in force (pinned, or its last replacement's). */
-static int pen_key_now(penlink_archive *ar, const char *serial, pen_row *p, key_history *h)
+static int pen_key_now(penlink_archive *ar, const char *serial, pen_row *p, archive_key_history *h)
 {
     archive_backend *b = ar->b;
     memset(p, 0, sizeof *p);
@@ -1014,7 +1014,7 @@ static int pen_key_now(penlink_archive *ar, const char *serial, pen_row *p, key_
         return rc;
     if (!p->found)
         return penlink_fail(ar->ctx, PENLINK_ERR_NOT_FOUND, "no pen %s in the archive", serial);
-    rc = b->ops->key_replacements(b, serial, take_replacement, h);
+    rc = b->ops->key_replacements(b, serial, archive_take_replacement, h);
     if (rc != PENLINK_OK)
         return rc;
     if (h->n > 0)
@@ -1028,7 +1028,7 @@ int penlink_archive_pen_key(penlink_archive *ar, const char *serial, uint8_t key
         return PENLINK_ERR_INVALID_ARG;
     penlink_enter(ar->ctx);
     pen_row p;
-    key_history h = { 0 };
+    archive_key_history h = { 0 };
     int rc = pen_key_now(ar, serial, &p, &h);
     if (rc != PENLINK_OK)
         return rc;
@@ -1047,7 +1047,7 @@ static int count_head(void *u, uint64_t next_seq, const uint8_t *link, size_t li
 
 /* Checks a replacement before it is recorded; fills r's keys. */
 static int check_replacement(penlink_archive *ar, const penlink_info *info, const pen_row *p,
-                             const key_history *h, penlink_key_replacement *r)
+                             const archive_key_history *h, penlink_key_replacement *r)
 {
     char hex[65];
     if (!p->pinned)
@@ -1101,12 +1101,12 @@ int penlink_archive_key_replace(penlink_archive *ar, const penlink_info *info, c
     memset(&r, 0, sizeof r);
     snprintf(r.serial, sizeof r.serial, "%s", info->serial);
     snprintf(r.reason, sizeof r.reason, "%s", reason);
-    who(r.user, sizeof r.user, r.host, sizeof r.host);
+    archive_who(r.user, sizeof r.user, r.host, sizeof r.host);
     int rc = b->ops->begin(b);
     if (rc != PENLINK_OK)
         return rc;
     pen_row p;
-    key_history h = { .probe = info->has_device_key ? info->device_key : NULL };
+    archive_key_history h = { .probe = info->has_device_key ? info->device_key : NULL };
     uint64_t next = 0;
     int have = 0;
     rc = pen_key_now(ar, info->serial, &p, &h);
@@ -1127,7 +1127,7 @@ int penlink_archive_key_replace(penlink_archive *ar, const penlink_info *info, c
     r.at_ms = pc_wall_ms();
     if (rc == PENLINK_OK)
         rc = b->ops->key_replace(b, &r);
-    rc = end_txn(b, rc);
+    rc = archive_end_txn(b, rc);
     if (rc == PENLINK_OK && out)
         *out = r;
     return rc;
@@ -1178,7 +1178,7 @@ int penlink_archive_annotate(penlink_archive *ar, const char *finding, const cha
     snprintf(a.finding, sizeof a.finding, "%s", finding);
     snprintf(a.text, sizeof a.text, "%s", text);
     char host[256];
-    who(a.user, sizeof a.user, host, sizeof host);
+    archive_who(a.user, sizeof a.user, host, sizeof host);
     snprintf(a.host, sizeof a.host, "%.63s", host);
     if (author)
         snprintf(a.author, sizeof a.author, "%s", author);
@@ -1189,7 +1189,7 @@ int penlink_archive_annotate(penlink_archive *ar, const char *finding, const cha
     int rc = b->ops->begin(b);
     if (rc == PENLINK_OK)
         rc = b->ops->annotate(b, &a);
-    return end_txn(b, rc);
+    return archive_end_txn(b, rc);
 }
 
 int penlink_archive_annotations(penlink_archive *ar,
