@@ -286,8 +286,8 @@ int penlink_file_header_encode(const penlink_file_header *h, void *buf, size_t c
     return PENLINK_OK;
 }
 
-static int fail(penlink_decoder *d, int status, uint64_t offset, const char *what,
-                const char *detail)
+static int dec_fail(penlink_decoder *d, int status, uint64_t offset, const char *what,
+                    const char *detail)
 {
     d->failed = status;
     return penlink_fail(d->ctx, status, "offset %llu: %s%s%s", (unsigned long long)offset, what,
@@ -371,7 +371,7 @@ static int seen_note(penlink_decoder *d, const pl_record *rec, int *again)
 
 /* The records of a chunk decoded at input offset @p at. In a file each seq
  * counts once: a copy met again is compared with the first. */
-static int emit(penlink_decoder *d, uint32_t n, uint64_t at)
+static int dec_emit(penlink_decoder *d, uint32_t n, uint64_t at)
 {
     int file = d->format != PENLINK_INPUT_CAPTURE;
     uint32_t fresh = 0;
@@ -409,8 +409,8 @@ static int emit(penlink_decoder *d, uint32_t n, uint64_t at)
     return PENLINK_OK;
 }
 
-static void meet_pen(penlink_decoder *d, chain_state *cs, const char *serial, const uint8_t *key,
-                     int session);
+static void dec_meet_pen(penlink_decoder *d, chain_state *cs, const char *serial,
+                         const uint8_t *key, int session);
 
 /* A DeviceInfo with request_id 0: a file header (no pen sends one, no host
  * asks with id 0). Only a header the input began with names the file. */
@@ -422,10 +422,10 @@ static int on_header(penlink_decoder *d, uint64_t at, const pl_envelope *env)
     penlink_file_header h = PENLINK_FILE_HEADER_INIT;
     size_t n = di->serial ? strlen(di->serial) : 0;
     if (n == 0 || n >= sizeof h.serial)
-        return fail(d, PENLINK_ERR_PROTOCOL, at, "file header",
-                    n ? "serial longer than 32 bytes" : "no serial");
+        return dec_fail(d, PENLINK_ERR_PROTOCOL, at, "file header",
+                        n ? "serial longer than 32 bytes" : "no serial");
     if (di->has_device_key && di->device_key.len != sizeof h.device_key)
-        return fail(d, PENLINK_ERR_PROTOCOL, at, "file header", "device key is not 32 bytes");
+        return dec_fail(d, PENLINK_ERR_PROTOCOL, at, "file header", "device key is not 32 bytes");
     memcpy(h.serial, di->serial, n);
     if (di->model)
         snprintf(h.model, sizeof h.model, "%s", di->model);
@@ -435,7 +435,7 @@ static int on_header(penlink_decoder *d, uint64_t at, const pl_envelope *env)
     if (!d->have_header) {
         d->header = h;
         d->have_header = 1;
-        meet_pen(d, &d->chain, h.serial, h.has_device_key ? h.device_key : NULL, 0);
+        dec_meet_pen(d, &d->chain, h.serial, h.has_device_key ? h.device_key : NULL, 0);
         return PENLINK_OK;
     }
     if (strcmp(h.serial, d->header.serial) != 0 || h.has_device_key != d->header.has_device_key ||
@@ -471,8 +471,8 @@ static pen_state *pen_for(penlink_decoder *d, const char *serial)
 /* A conversation's pen names itself (@p serial, and @p key when it sent
  * one). @p session: a HelloReply or DeviceInfo, which the pen sends at the
  * start of a session: what came before it is another session. */
-static void meet_pen(penlink_decoder *d, chain_state *cs, const char *serial, const uint8_t *key,
-                     int session)
+static void dec_meet_pen(penlink_decoder *d, chain_state *cs, const char *serial,
+                         const uint8_t *key, int session)
 {
     if (session)
         cs->have_last = 0;
@@ -502,14 +502,14 @@ static pen_state *conv_pen(chain_state *cs)
 }
 
 /* What the pen says about itself: its serial and device key, for the chain check. */
-static void learn_pen(penlink_decoder *d, chain_state *cs, const pl_envelope *env)
+static void dec_learn_pen(penlink_decoder *d, chain_state *cs, const pl_envelope *env)
 {
     if (env->body_case == PENLINK__V1__ENVELOPE__BODY_HELLO_REPLY)
-        meet_pen(d, cs, env->hello_reply->serial, NULL, 1);
+        dec_meet_pen(d, cs, env->hello_reply->serial, NULL, 1);
     if (env->body_case == PENLINK__V1__ENVELOPE__BODY_DEVICE_INFO) {
         const Penlink__V1__DeviceInfo *di = env->device_info;
         int key = di->has_device_key && di->device_key.len == PL_KEY_BYTES;
-        meet_pen(d, cs, di->serial, key ? di->device_key.data : NULL, env->request_id != 0);
+        dec_meet_pen(d, cs, di->serial, key ? di->device_key.data : NULL, env->request_id != 0);
     }
 }
 
@@ -545,8 +545,8 @@ static void remember_link(pen_state *p, uint64_t end, const uint8_t *link)
  * one right before it in the input, unless records between them are missing
  * (a gap); @p repeat: every record of it came before in the input (a file
  * joined from copies): its own link is checked, and the chain goes on from it. */
-static const char *check_chunk(chain_state *cs, uint32_t reply, const Penlink__V1__LogChunk *c,
-                               int file, int repeat, const char **problem)
+static const char *dec_check_chunk(chain_state *cs, uint32_t reply, const Penlink__V1__LogChunk *c,
+                                   int file, int repeat, const char **problem)
 {
     if (!c->has_link && !c->has_prev_link)
         return NULL;
@@ -607,8 +607,8 @@ static const char *check_chunk(chain_state *cs, uint32_t reply, const Penlink__V
 }
 
 /* The chain check of a LogEnd: its head against the last chunk, its signature. */
-static const char *check_head(chain_state *cs, uint32_t reply, const Penlink__V1__LogEnd *e,
-                              const char **problem)
+static const char *dec_check_head(chain_state *cs, uint32_t reply, const Penlink__V1__LogEnd *e,
+                                  const char **problem)
 {
     if (!e->has_head_link && !e->has_head_signature)
         return NULL;
@@ -647,10 +647,10 @@ static int tell(penlink_decoder *d, penlink_message *m)
 }
 
 /* Something worth saying about an input that decodes (penlink_decoder_note()). */
-static void add_note(penlink_decoder *d, const char *fmt, ...)
+static void dec_add_note(penlink_decoder *d, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static void add_note(penlink_decoder *d, const char *fmt, ...)
+static void dec_add_note(penlink_decoder *d, const char *fmt, ...)
 {
     if (d->n_notes >= DEC_MAX_NOTES) {
         d->n_notes_more++;
@@ -663,20 +663,20 @@ static void add_note(penlink_decoder *d, const char *fmt, ...)
 }
 
 /* A reply of LogChunks that its LogEnd (or an Error) never closed. */
-static void note_open_pull(penlink_decoder *d, chain_state *cs, const char *why)
+static void dec_note_open_pull(penlink_decoder *d, chain_state *cs, const char *why)
 {
     if (!cs->open_pull)
         return;
     cs->open_pull = 0;
-    add_note(d,
-             "the pen's reply to request %u (its first LogChunk in packet %llu) has no LogEnd: "
-             "%s",
-             cs->open_reply, (unsigned long long)cs->open_packet, why);
+    dec_add_note(d,
+                 "the pen's reply to request %u (its first LogChunk in packet %llu) has no LogEnd: "
+                 "%s",
+                 cs->open_reply, (unsigned long long)cs->open_packet, why);
 }
 
 /* A damaged stretch of a capture: reported, and the decode goes on. */
-static int tell_damage(penlink_decoder *d, const penlink_message *where, pl_status st,
-                       uint64_t bytes)
+static int dec_tell_damage(penlink_decoder *d, const penlink_message *where, pl_status st,
+                           uint64_t bytes)
 {
     penlink_message m = *where;
     m.name = "damaged";
@@ -694,12 +694,12 @@ static void track_pull(penlink_decoder *d, chain_state *cs, const penlink_messag
     int body = env->body_case;
     if (m->direction == PENLINK_DIR_TO_PEN) {
         if (body == PENLINK__V1__ENVELOPE__BODY_PULL_LOG)
-            note_open_pull(d, cs, "the host asked again before it came");
+            dec_note_open_pull(d, cs, "the host asked again before it came");
         return;
     }
     if (body == PENLINK__V1__ENVELOPE__BODY_LOG_CHUNK &&
         !(cs->open_pull && cs->open_reply == env->request_id)) {
-        note_open_pull(d, cs, "another reply began before it came");
+        dec_note_open_pull(d, cs, "another reply began before it came");
         cs->open_pull = 1;
         cs->open_reply = env->request_id;
         cs->open_packet = m->packet;
@@ -708,7 +708,7 @@ static void track_pull(penlink_decoder *d, chain_state *cs, const penlink_messag
                cs->open_pull && cs->open_reply == env->request_id) {
         cs->open_pull = 0;
     } else if (body == PENLINK__V1__ENVELOPE__BODY_HELLO_REPLY) {
-        note_open_pull(d, cs, "a new session began before it came");
+        dec_note_open_pull(d, cs, "a new session began before it came");
     }
 }
 
@@ -718,16 +718,16 @@ static void track_pull(penlink_decoder *d, chain_state *cs, const penlink_messag
  * In a file (@p strict) a payload that is not an Envelope or a chunk that
  * does not decode ends the decode; in a capture it is reported.
  */
-static int on_frame(penlink_decoder *d, penlink_message *m, const pl_frame *fr, chain_state *cs,
-                    int strict)
+static int dec_on_frame(penlink_decoder *d, penlink_message *m, const pl_frame *fr, chain_state *cs,
+                        int strict)
 {
     uint64_t at = m->offset;
     msg_set_frame(m, fr->payload - PL_FRAME_HEADER_SIZE, PL_FRAME_HEADER_SIZE + fr->len);
     pl_envelope *env = pl_envelope_unpack(NULL, fr->payload, fr->len);
     if (!env) {
         if (strict)
-            return fail(d, PENLINK_ERR_PROTOCOL, at, "frame payload is not a penlink Envelope",
-                        NULL);
+            return dec_fail(d, PENLINK_ERR_PROTOCOL, at, "frame payload is not a penlink Envelope",
+                            NULL);
         m->name = "damaged";
         m->problem = "the frame's payload is not a penlink Envelope";
         return tell(d, m);
@@ -740,7 +740,7 @@ static int on_frame(penlink_decoder *d, penlink_message *m, const pl_frame *fr, 
     m->name = msg_body_name(env);
     m->internal_ = env;
     if (m->direction != PENLINK_DIR_TO_PEN && !(strict && env->request_id == 0))
-        learn_pen(d, cs, env);
+        dec_learn_pen(d, cs, env);
     if (!strict)
         track_pull(d, cs, m, env);
     uint32_t n = 0;
@@ -770,7 +770,7 @@ static int on_frame(penlink_decoder *d, penlink_message *m, const pl_frame *fr, 
         for (uint32_t i = 0; repeat && i < n; i++)
             repeat = seen_before(d, d->recs[i].seq);
         const char *problem = NULL;
-        m->chain = check_chunk(cs, env->request_id, c, strict, repeat, &problem);
+        m->chain = dec_check_chunk(cs, env->request_id, c, strict, repeat, &problem);
         if (problem && !m->problem)
             m->problem = problem;
         uint64_t end = c->first_seq + c->record_count;
@@ -783,7 +783,7 @@ static int on_frame(penlink_decoder *d, penlink_message *m, const pl_frame *fr, 
     } else if (rc == PENLINK_OK && env->body_case == PENLINK__V1__ENVELOPE__BODY_LOG_END &&
                m->direction != PENLINK_DIR_TO_PEN) {
         const char *problem = NULL;
-        m->chain = check_head(cs, env->request_id, env->log_end, &problem);
+        m->chain = dec_check_head(cs, env->request_id, env->log_end, &problem);
         m->problem = problem;
     }
     if (rc == PENLINK_OK && d->on_message &&
@@ -793,15 +793,15 @@ static int on_frame(penlink_decoder *d, penlink_message *m, const pl_frame *fr, 
         rc = tell(d, m);
     if (rc == PENLINK_OK && is_chunk) {
         if (chunk_st != PL_OK && strict)
-            rc = fail(d, penlink_from_pl(chunk_st), at, "log chunk", pl_status_str(chunk_st));
+            rc = dec_fail(d, penlink_from_pl(chunk_st), at, "log chunk", pl_status_str(chunk_st));
         else if (chunk_st == PL_OK)
-            rc = emit(d, n, at);
+            rc = dec_emit(d, n, at);
     }
     pl_envelope_free(NULL, env);
     return rc;
 }
 
-static int feed_frames(penlink_decoder *d, const uint8_t *p, size_t len)
+static int dec_feed_frames(penlink_decoder *d, const uint8_t *p, size_t len)
 {
     while (len > 0) {
         size_t used = 0;
@@ -814,12 +814,12 @@ static int feed_frames(penlink_decoder *d, const uint8_t *p, size_t len)
         if (st == PL_NEED_MORE)
             continue;
         if (st != PL_OK)
-            return fail(d, penlink_from_pl(st), pl_frame_decoder_error_offset(&d->fdec),
-                        pl_status_str(st), NULL);
+            return dec_fail(d, penlink_from_pl(st), pl_frame_decoder_error_offset(&d->fdec),
+                            pl_status_str(st), NULL);
         penlink_message m;
         memset(&m, 0, sizeof m);
         m.offset = at + used - PL_FRAME_HEADER_SIZE - fr.len;
-        int rc = on_frame(d, &m, &fr, &d->chain, 1);
+        int rc = dec_on_frame(d, &m, &fr, &d->chain, 1);
         if (rc != PENLINK_OK)
             return rc;
         d->good = at + used;
@@ -828,7 +828,7 @@ static int feed_frames(penlink_decoder *d, const uint8_t *p, size_t len)
 }
 
 /* Decodes every complete chunk in cbuf; keeps a truncated tail for later. */
-static int drain_chunks(penlink_decoder *d, int final)
+static int dec_drain_chunks(penlink_decoder *d, int final)
 {
     size_t pos = 0;
     int rc = PENLINK_OK;
@@ -839,17 +839,19 @@ static int drain_chunks(penlink_decoder *d, int final)
                                  PL_CHUNK_MAX_RECORDS, &n);
         if (st == PL_NEED_MORE) {
             if (final)
-                rc = fail(d, PENLINK_ERR_PROTOCOL, at, "chunk cut short (file truncated?)", NULL);
+                rc = dec_fail(d, PENLINK_ERR_PROTOCOL, at, "chunk cut short (file truncated?)",
+                              NULL);
             else if (pos == 0 && d->cbuf_len == CHUNK_BUF_CAP)
-                rc = fail(d, PENLINK_ERR_PROTOCOL, at, "chunk larger than the 1 MiB limit", NULL);
+                rc = dec_fail(d, PENLINK_ERR_PROTOCOL, at, "chunk larger than the 1 MiB limit",
+                              NULL);
             break;
         }
         if (st != PL_OK) {
-            rc = fail(d, penlink_from_pl(st), at, "chunk", pl_status_str(st));
+            rc = dec_fail(d, penlink_from_pl(st), at, "chunk", pl_status_str(st));
             break;
         }
         pos += pl_chunk_dec_consumed(&d->cdec);
-        rc = emit(d, n, at);
+        rc = dec_emit(d, n, at);
         if (rc != PENLINK_OK)
             break;
         d->good = d->cbuf_offset + pos;
@@ -860,7 +862,7 @@ static int drain_chunks(penlink_decoder *d, int final)
     return rc;
 }
 
-static int feed_chunks(penlink_decoder *d, const uint8_t *p, size_t len)
+static int dec_feed_chunks(penlink_decoder *d, const uint8_t *p, size_t len)
 {
     while (len > 0) {
         size_t room = CHUNK_BUF_CAP - d->cbuf_len, n = len < room ? len : room;
@@ -869,7 +871,7 @@ static int feed_chunks(penlink_decoder *d, const uint8_t *p, size_t len)
         d->offset += n;
         p += n;
         len -= n;
-        int rc = drain_chunks(d, 0);
+        int rc = dec_drain_chunks(d, 0);
         if (rc != PENLINK_OK)
             return rc;
     }
@@ -931,7 +933,7 @@ static int on_packet(penlink_decoder *d, const pl_capture_packet *pk)
     int r = pl_capture_wire(pk, &w);
     if (r < 0) {
         m.size = pk->len;
-        return tell_damage(d, &m, PL_ERR_CAPTURE, pk->len);
+        return dec_tell_damage(d, &m, PL_ERR_CAPTURE, pk->len);
     }
     if (r == 0)
         return PENLINK_OK;
@@ -961,9 +963,9 @@ static int on_packet(penlink_decoder *d, const pl_capture_packet *pk)
             continue;
         if (st == PL_OK) {
             penlink_message fm = m;
-            rc = on_frame(d, &fm, &fr, cs, 0);
+            rc = dec_on_frame(d, &fm, &fr, cs, 0);
         } else {
-            rc = tell_damage(d, &m, st, s->fdec.skipped - s->skipped);
+            rc = dec_tell_damage(d, &m, st, s->fdec.skipped - s->skipped);
             s->skipped = s->fdec.skipped;
         }
         if (rc != PENLINK_OK)
@@ -972,7 +974,7 @@ static int on_packet(penlink_decoder *d, const pl_capture_packet *pk)
     return PENLINK_OK;
 }
 
-static int feed_capture(penlink_decoder *d, const uint8_t *p, size_t len)
+static int dec_feed_capture(penlink_decoder *d, const uint8_t *p, size_t len)
 {
     while (len > 0) {
         size_t used = 0;
@@ -986,7 +988,7 @@ static int feed_capture(penlink_decoder *d, const uint8_t *p, size_t len)
         if (st != PL_OK) {
             uint64_t at;
             const char *what = pl_capture_error(&d->cap, &at);
-            return fail(d, PENLINK_ERR_PROTOCOL, at, "capture", what);
+            return dec_fail(d, PENLINK_ERR_PROTOCOL, at, "capture", what);
         }
         int rc = on_packet(d, &pk);
         if (rc == PENLINK_OK && atomic_load(&d->ctx->cancelled))
@@ -1054,31 +1056,33 @@ int penlink_decoder_feed(penlink_decoder *d, const void *data, size_t len)
             return rc;
     }
     if (d->format == PENLINK_INPUT_CAPTURE)
-        return feed_capture(d, p, len);
-    return d->format == PENLINK_INPUT_FRAMES ? feed_frames(d, p, len) : feed_chunks(d, p, len);
+        return dec_feed_capture(d, p, len);
+    return d->format == PENLINK_INPUT_FRAMES ? dec_feed_frames(d, p, len)
+                                             : dec_feed_chunks(d, p, len);
 }
 
 /* What a capture that decoded leaves unsaid: frames cut short by its end,
  * replies without their LogEnd, no penlink traffic at all. */
-static void capture_notes(penlink_decoder *d)
+static void dec_capture_notes(penlink_decoder *d)
 {
     for (int i = 0; i < DEC_MAX_STREAMS; i++) {
         const dec_stream *s = &d->streams[i];
         size_t n = s->used ? pl_frame_decoder_pending(&s->fdec) : 0;
         if (n >= 4) /* a magic at least: a frame began */
-            add_note(d,
-                     "the capture ends inside a frame (%s, stream %u): %zu bytes of it came, the "
-                     "rest is missing",
-                     s->dir == PL_DIR_TO_PEN ? "host->pen" : "pen->host", s->key, n);
+            dec_add_note(
+                d,
+                "the capture ends inside a frame (%s, stream %u): %zu bytes of it came, the "
+                "rest is missing",
+                s->dir == PL_DIR_TO_PEN ? "host->pen" : "pen->host", s->key, n);
     }
     for (int i = 0; i < DEC_MAX_STREAMS; i++)
         if (d->convs[i].used)
-            note_open_pull(d, &d->convs[i], "the capture ends before it");
+            dec_note_open_pull(d, &d->convs[i], "the capture ends before it");
     if (d->frames == 0)
-        add_note(d,
-                 "no penlink frame in the capture (%llu packets): it holds no penlink "
-                 "traffic, or not of a pen this decoder recognises",
-                 (unsigned long long)d->cap.packets);
+        dec_add_note(d,
+                     "no penlink frame in the capture (%llu packets): it holds no penlink "
+                     "traffic, or not of a pen this decoder recognises",
+                     (unsigned long long)d->cap.packets);
 }
 
 int penlink_decoder_finish(penlink_decoder *d)
@@ -1088,16 +1092,16 @@ int penlink_decoder_finish(penlink_decoder *d)
     if (d->failed)
         return d->failed;
     if (d->format == PENLINK_INPUT_FRAMES && pl_frame_decoder_pending(&d->fdec) > 0)
-        return fail(d, PENLINK_ERR_PROTOCOL, d->offset - pl_frame_decoder_pending(&d->fdec),
-                    "last frame cut short (file truncated?)", NULL);
+        return dec_fail(d, PENLINK_ERR_PROTOCOL, d->offset - pl_frame_decoder_pending(&d->fdec),
+                        "last frame cut short (file truncated?)", NULL);
     if (d->format == PENLINK_INPUT_CHUNKS && d->cbuf_len > 0)
-        return drain_chunks(d, 1);
+        return dec_drain_chunks(d, 1);
     if (d->format == PENLINK_INPUT_CAPTURE && pl_capture_pending(&d->cap) > 0)
-        return fail(d, PENLINK_ERR_PROTOCOL, d->offset - pl_capture_pending(&d->cap),
-                    "last capture block cut short (the capture was stopped while writing it?)",
-                    NULL);
+        return dec_fail(d, PENLINK_ERR_PROTOCOL, d->offset - pl_capture_pending(&d->cap),
+                        "last capture block cut short (the capture was stopped while writing it?)",
+                        NULL);
     if (d->format == PENLINK_INPUT_CAPTURE)
-        capture_notes(d);
+        dec_capture_notes(d);
     return PENLINK_OK;
 }
 
