@@ -1,5 +1,5 @@
 /*
- * The archive's storage backends. The pull logic (archive.c) and the audit
+ * The archive's storage backends. The pull logic (archive_pull.c) and the audit
  * talk to storage only through this table, so a PostgreSQL backend for
  * clinics sharing one archive is one more file beside archive_sqlite.c.
  */
