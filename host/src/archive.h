@@ -1,5 +1,5 @@
 /*
- * The archive's storage backends. The pull logic (archive.c) and the audit
+ * The archive's storage backends. The pull logic (archive_pull.c) and the audit
  * talk to storage only through this table, so a PostgreSQL backend for
  * clinics sharing one archive is one more file beside archive_sqlite.c.
  */
@@ -203,9 +203,26 @@ void archive_config_parse(const char *json, penlink_config *c);
 /* The serial (into @p serial, "" when none) of a pen other than @p device
  * (whose serial is @p self_serial) whose pinned key is @p key (NULL: none),
  * or that had @p key as the old or new key of a key replacement: a clone
- * (archive.c). */
+ * (archive_keys.c). */
 int archive_key_owner(archive_backend *b, int64_t device, const char *self_serial,
                       const uint8_t *key, char *serial, size_t cap);
+
+/* The key in force after a pen's replacements: the last one's new key
+ * (archive_keys.c; the pull checks a pen's key against it too). */
+typedef struct archive_key_history {
+    int n;
+    uint8_t current[32];
+    const uint8_t *probe; /* a key to look for among the replaced ones */
+    int probe_was_replaced;
+    int64_t probe_replaced_ms;
+} archive_key_history;
+/* A backend's key_replacements callback filling an archive_key_history. */
+int archive_take_replacement(void *u, const penlink_key_replacement *r);
+
+/* Who and where, for the audit trail: the OS user and the host name. */
+void archive_who(char *user, size_t ucap, char *host, size_t hcap);
+/* Ends a transaction: committed (durably) when @p rc is PENLINK_OK, else rolled back. */
+int archive_end_txn(archive_backend *b, int rc);
 
 /* The public handle: a context and a backend. */
 struct penlink_archive {

@@ -16,7 +16,7 @@
  *
  * Commits are durable when they return (synchronous_commit is set on for
  * penlink's sessions whatever the server's default), which is what lets the
- * pull acknowledge records: archive.c commits before it acknowledges, and a
+ * pull acknowledge records: archive_pull.c commits before it acknowledges, and a
  * COMMIT the server answers with anything but COMMIT is a failure.
  */
 #define _POSIX_C_SOURCE 200809L

@@ -1,6 +1,6 @@
 /*
- * A session with a pen, shared by the request-reply layer (device.c) and the
- * pull (pull.c). Internal to libpenlink.
+ * A session with a pen, shared by the request-reply layer (device.c), the
+ * pen's operations (device_ops.c) and the pull (pull.c). Internal to libpenlink.
  */
 #ifndef PENLINK_DEVICE_H
 #define PENLINK_DEVICE_H
@@ -61,6 +61,10 @@ void dev_copy_str(char *dst, size_t cap, const char *src);
 int dev_send(penlink_dev *d, pl_envelope *env);
 /* The next intact frame until @p deadline, unpacked (raw: the frame, may be NULL). */
 int dev_recv(penlink_dev *d, long long deadline, pl_envelope **env, pl_frame *raw);
+/* Sends @p req and waits for the reply with the same request id, @p want its
+ * body; idempotent requests are sent again, with a new id, after a timeout. */
+int dev_request(penlink_dev *d, pl_envelope *req, int idempotent,
+                Penlink__V1__Envelope__BodyCase want, pl_envelope **reply);
 /* The name of an Envelope body, for messages. */
 const char *dev_body_name(Penlink__V1__Envelope__BodyCase c);
 /* Turns the pen's Error into a status and a message saying what to do. */

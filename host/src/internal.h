@@ -93,7 +93,7 @@ int penlink_from_pl(int pl_status);
 
 /* 1 when a key replacement recorded after the key_changed alarm @p al (of
  * the same pen, to the key the alarm says the pen presented) explains it;
- * @p note then says when, by whom and why (archive.c). */
+ * @p note then says when, by whom and why (archive_keys.c). */
 int audit_key_change_explained(penlink_archive *ar, const penlink_alarm *al, char *note,
                                size_t cap);
 

@@ -587,11 +587,148 @@ const transport_backend transport_usb_backend = { "usb", usb_open_addr, 1, usb_l
 
 static const transport_ops usb_ops = { "usb", usb_send, usb_recv, usb_close };
 
+/* No pen matches the address: what was looked for, and what is plugged in instead. */
+static int no_match(penlink_ctx *ctx, size_t n, const char *serial, const char *port)
+{
+    uint16_t vid, pid;
+    usb_ids(&vid, &pid);
+    if (port)
+        return penlink_fail(ctx, PENLINK_ERR_NOT_FOUND,
+                            "no pen is plugged into USB port %s (%zu pen%s elsewhere: see "
+                            "'penlink list')",
+                            port, n, n == 1 ? "" : "s");
+    if (serial && n > 0)
+        return penlink_fail(ctx, PENLINK_ERR_NOT_FOUND,
+                            "no pen with serial %s is plugged in (%zu other pen%s: see "
+                            "'penlink list')",
+                            serial, n, n == 1 ? "" : "s");
+    return penlink_fail(ctx, PENLINK_ERR_NOT_FOUND,
+                        "no pen found on USB (%04x:%04x with a vendor interface): plug "
+                        "it in, check the cable, and see 'penlink list'",
+                        vid, pid);
+}
+
+/* One serial on several pens: only their ports tell them apart. */
+static int serial_clash(penlink_ctx *ctx, const candidate *c, size_t n, const char *serial,
+                        size_t matches)
+{
+    char list[512] = "";
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(serial, c[i].serial) != 0)
+            continue;
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof list - l, "%s usb:%s",
+                 k == 0             ? ""
+                 : k + 1 == matches ? " or"
+                                    : ",",
+                 c[i].port);
+        k++;
+    }
+    return penlink_fail(ctx, PENLINK_ERR_AMBIGUOUS,
+                        "%zu pens plugged in present serial %s: the serials clash (one of them "
+                        "is mislabelled or a clone); choose one by its USB port with --device:%s "
+                        "(see 'penlink list')",
+                        matches, serial, list);
+}
+
+/* Several pens and no address: each by its serial, or by its port where the
+ * serial does not name it alone. */
+static int several_pens(penlink_ctx *ctx, const candidate *c, size_t n, size_t matches)
+{
+    char list[512] = "";
+    int clash = 0;
+    for (size_t i = 0; i < n; i++) {
+        int unique = c[i].serial[0] != '\0';
+        for (size_t j = 0; j < n && unique; j++)
+            if (j != i && strcmp(c[i].serial, c[j].serial) == 0)
+                unique = 0;
+        clash |= !unique;
+        size_t l = strlen(list);
+        if (unique)
+            snprintf(list + l, sizeof list - l, "%s usb:%s (port %s)", i ? "," : "", c[i].serial,
+                     c[i].port);
+        else
+            snprintf(list + l, sizeof list - l, "%s usb:%s (serial %s)", i ? "," : "", c[i].port,
+                     c[i].serial[0] ? c[i].serial : "none");
+    }
+    return penlink_fail(ctx, PENLINK_ERR_AMBIGUOUS,
+                        "%zu pens are plugged in; choose one with --device:%s%s", matches, list,
+                        clash ? " (some serials clash: those pens are named by their USB port)"
+                              : "");
+}
+
+/* The one candidate the address names (@p port, else @p serial, else the
+ * only pen) into *pick; else a failure that says what tells them apart. */
+static int pick_candidate(penlink_ctx *ctx, const candidate *c, size_t n, const char *serial,
+                          const char *port, size_t *pick)
+{
+    size_t matches = 0;
+    for (size_t i = 0; i < n; i++)
+        if (port ? strcmp(port, c[i].port) == 0 : !serial || strcmp(serial, c[i].serial) == 0) {
+            if (matches++ == 0)
+                *pick = i;
+        }
+    if (matches == 0)
+        return no_match(ctx, n, serial, port);
+    if (matches > 1 && serial)
+        return serial_clash(ctx, c, n, serial, matches);
+    if (matches > 1)
+        return several_pens(ctx, c, n, matches);
+    return PENLINK_OK;
+}
+
+/* Opens the pen @p k and claims its vendor interface (the kernel driver
+ * detached while it is claimed). */
+static int open_candidate(usb_transport *u, const candidate *k)
+{
+    penlink_ctx *ctx = u->base.ctx;
+    describe(k, u->base.where, sizeof u->base.where);
+    if (k->open_err)
+        return usb_status(ctx, k->open_err, u->base.where, "open");
+    int r = libusb_open(k->dev, &u->h);
+    if (r != 0) {
+        u->h = NULL;
+        return usb_status(ctx, r, u->base.where, "open");
+    }
+    u->iface = k->iface;
+    u->ep_in = k->in;
+    u->ep_out = k->out;
+    u->base.usb.present = 1;
+    u->base.usb.bus = libusb_get_bus_number(k->dev);
+    u->base.usb.address = libusb_get_device_address(k->dev);
+    u->base.usb.ep_in = u->ep_in;
+    u->base.usb.ep_out = u->ep_out;
+    libusb_set_auto_detach_kernel_driver(u->h, 1);
+    r = libusb_claim_interface(u->h, u->iface);
+    if (r != 0) {
+        libusb_close(u->h);
+        u->h = NULL;
+        return usb_status(ctx, r, u->base.where, "claim interface");
+    }
+    return PENLINK_OK;
+}
+
+/* The IN transfers allocated and submitted: the pen's bytes are read from here on. */
+static int start_reading(usb_transport *u)
+{
+    for (int i = 0; i < IN_TRANSFERS; i++) {
+        u->in[i].owner = u;
+        u->in[i].xfer = libusb_alloc_transfer(0);
+        if (!u->in[i].xfer)
+            return PENLINK_ERR_NO_MEM;
+    }
+    int r = restart_in(u);
+    if (r != 0)
+        return usb_status(u->base.ctx, r, u->base.where, "bulk IN");
+    return PENLINK_OK;
+}
+
 int transport_usb_open(penlink_ctx *ctx, const char *serial, transport **out)
 {
     usb_transport *u = calloc(1, sizeof *u);
     candidate c[USB_MAX_CANDIDATES];
-    size_t n = 0, pick = 0, matches = 0;
+    size_t n = 0, pick = 0;
     int rc = PENLINK_OK, r;
     /* "usb:1-2.3" names a port, "usb:serial=S" (or any other text) a serial */
     const char *port = NULL;
@@ -618,120 +755,18 @@ int transport_usb_open(penlink_ctx *ctx, const char *serial, transport **out)
     }
     if (n > USB_MAX_CANDIDATES)
         n = USB_MAX_CANDIDATES;
-    for (size_t i = 0; i < n; i++)
-        if (port ? strcmp(port, c[i].port) == 0 : !serial || strcmp(serial, c[i].serial) == 0) {
-            if (matches++ == 0)
-                pick = i;
-        }
-    if (matches == 0) {
-        uint16_t vid, pid;
-        usb_ids(&vid, &pid);
-        if (port)
-            rc = penlink_fail(ctx, PENLINK_ERR_NOT_FOUND,
-                              "no pen is plugged into USB port %s (%zu pen%s elsewhere: see "
-                              "'penlink list')",
-                              port, n, n == 1 ? "" : "s");
-        else if (serial && n > 0)
-            rc = penlink_fail(ctx, PENLINK_ERR_NOT_FOUND,
-                              "no pen with serial %s is plugged in (%zu other pen%s: see "
-                              "'penlink list')",
-                              serial, n, n == 1 ? "" : "s");
-        else
-            rc = penlink_fail(ctx, PENLINK_ERR_NOT_FOUND,
-                              "no pen found on USB (%04x:%04x with a vendor interface): plug "
-                              "it in, check the cable, and see 'penlink list'",
-                              vid, pid);
+    rc = pick_candidate(ctx, c, n, serial, port, &pick);
+    if (rc != PENLINK_OK)
         goto fail_unref;
-    }
-    if (matches > 1 && serial) {
-        /* one serial on several pens: only their ports tell them apart */
-        char list[512] = "";
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (strcmp(serial, c[i].serial) != 0)
-                continue;
-            size_t l = strlen(list);
-            snprintf(list + l, sizeof list - l, "%s usb:%s",
-                     k == 0             ? ""
-                     : k + 1 == matches ? " or"
-                                        : ",",
-                     c[i].port);
-            k++;
-        }
-        rc = penlink_fail(ctx, PENLINK_ERR_AMBIGUOUS,
-                          "%zu pens plugged in present serial %s: the serials clash (one of them "
-                          "is mislabelled or a clone); choose one by its USB port with --device:%s "
-                          "(see 'penlink list')",
-                          matches, serial, list);
+    rc = open_candidate(u, &c[pick]);
+    if (rc != PENLINK_OK)
         goto fail_unref;
-    }
-    if (matches > 1) {
-        /* each by its serial, or by its port where the serial does not name it alone */
-        char list[512] = "";
-        int clash = 0;
-        for (size_t i = 0; i < n; i++) {
-            int unique = c[i].serial[0] != '\0';
-            for (size_t j = 0; j < n && unique; j++)
-                if (j != i && strcmp(c[i].serial, c[j].serial) == 0)
-                    unique = 0;
-            clash |= !unique;
-            size_t l = strlen(list);
-            if (unique)
-                snprintf(list + l, sizeof list - l, "%s usb:%s (port %s)", i ? "," : "",
-                         c[i].serial, c[i].port);
-            else
-                snprintf(list + l, sizeof list - l, "%s usb:%s (serial %s)", i ? "," : "",
-                         c[i].port, c[i].serial[0] ? c[i].serial : "none");
-        }
-        rc = penlink_fail(ctx, PENLINK_ERR_AMBIGUOUS,
-                          "%zu pens are plugged in; choose one with --device:%s%s", matches, list,
-                          clash ? " (some serials clash: those pens are named by their USB port)"
-                                : "");
-        goto fail_unref;
-    }
-    describe(&c[pick], u->base.where, sizeof u->base.where);
-    if (c[pick].open_err) {
-        rc = usb_status(ctx, c[pick].open_err, u->base.where, "open");
-        goto fail_unref;
-    }
-    r = libusb_open(c[pick].dev, &u->h);
-    if (r != 0) {
-        u->h = NULL;
-        rc = usb_status(ctx, r, u->base.where, "open");
-        goto fail_unref;
-    }
-    u->iface = c[pick].iface;
-    u->ep_in = c[pick].in;
-    u->ep_out = c[pick].out;
-    u->base.usb.present = 1;
-    u->base.usb.bus = libusb_get_bus_number(c[pick].dev);
-    u->base.usb.address = libusb_get_device_address(c[pick].dev);
-    u->base.usb.ep_in = u->ep_in;
-    u->base.usb.ep_out = u->ep_out;
-    libusb_set_auto_detach_kernel_driver(u->h, 1);
-    r = libusb_claim_interface(u->h, u->iface);
-    if (r != 0) {
-        libusb_close(u->h);
-        u->h = NULL;
-        rc = usb_status(ctx, r, u->base.where, "claim interface");
-        goto fail_unref;
-    }
     for (size_t i = 0; i < n; i++)
         libusb_unref_device(c[i].dev);
     n = 0;
-    for (int i = 0; i < IN_TRANSFERS; i++) {
-        u->in[i].owner = u;
-        u->in[i].xfer = libusb_alloc_transfer(0);
-        if (!u->in[i].xfer) {
-            rc = PENLINK_ERR_NO_MEM;
-            goto fail;
-        }
-    }
-    r = restart_in(u);
-    if (r != 0) {
-        rc = usb_status(ctx, r, u->base.where, "bulk IN");
+    rc = start_reading(u);
+    if (rc != PENLINK_OK)
         goto fail;
-    }
     *out = &u->base;
     return PENLINK_OK;
 fail_unref:
