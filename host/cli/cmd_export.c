@@ -205,7 +205,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
     } else if (e.fmt == FMT_CSV) {
         fprintf(e.f, "%s\n", cli_treatment_csv_header);
     }
-    struct cli_work *work = cli_work_begin(c, "export");
+    struct cli_work *work = cli_work_begin(c, "export", path == NULL);
     if (records) {
         st = penlink_archive_scan(ar, &f, on_record, &e);
     } else {

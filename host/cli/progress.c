@@ -371,7 +371,9 @@ void cli_notice(void *user, const char *text)
  * PROG_TICK_MS apart and erased when the pen is done (the command's own
  * output follows on a clean line); with --json an event when a pen starts,
  * at most PROG_JSON_MS apart, and when it is done ("done":true); in a log
- * (stderr not a terminal) and with --quiet nothing. No thread: the library
+ * (stderr not a terminal) and with --quiet nothing. A command whose results
+ * go to stdout while the work goes on (the audit, export) draws no line
+ * when stdout is a terminal too: results and line would mix. No thread: the library
  * calls often enough, from the thread doing the work.
  */
 struct cli_work {
@@ -447,9 +449,11 @@ static void work_progress(void *user, const penlink_work_progress *p)
     }
 }
 
-struct cli_work *cli_work_begin(struct cli *c, const char *as)
+struct cli_work *cli_work_begin(struct cli *c, const char *as, int streams)
 {
     int mode = progress_mode(c);
+    if (mode == PROG_TTY && streams && isatty(STDOUT_FILENO))
+        return NULL; /* the results on the same terminal as they come: no line between them */
     if (mode != PROG_TTY && mode != PROG_JSON)
         return NULL;
     struct cli_work *w = calloc(1, sizeof *w);
