@@ -254,7 +254,9 @@ static int make_report(struct cli *c, const char *archive, const html_meta *m_in
     if (rc != EXIT_OK)
         goto out;
     digest(&r, params_json(m));
+    struct cli_work *work = cli_work_begin(c, NULL, 0);
     st = penlink_audit_run(ar, &f, &cb, &sum);
+    cli_work_end(work);
     if (st == PENLINK_OK && m->format != 1 && !m->claims) {
         /* verify's stored verdicts now: the report keeps them (a meta tag), so that a later
          * penlink verify does not make it another report */

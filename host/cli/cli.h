@@ -132,6 +132,16 @@ void cli_format_time(int64_t ms, char *buf, size_t cap);
 struct cli_progress *cli_progress_begin(struct cli *c, const char *serial);
 void cli_progress_update(struct cli_progress *g, const penlink_progress *p);
 void cli_progress_end(struct cli_progress *g, uint64_t records, int ok);
+/* The archive's long work (push, verify, audit, export) on stderr (progress.c):
+ * begin sets c->ctx's progress callback (penlink_ctx_set_progress_cb), end
+ * unsets it. A bar per pen on a terminal, JSON events with --json, nothing
+ * in a log or with --quiet (then begin returns NULL; end takes NULL). @p as
+ * names the work in what is shown (NULL: the library's name for it);
+ * @p streams: the command prints its results on stdout while the work goes
+ * on (then no line is drawn when stdout is a terminal too). */
+struct cli_work;
+struct cli_work *cli_work_begin(struct cli *c, const char *as, int streams);
+void cli_work_end(struct cli_work *w);
 /* The library's notices (penlink_ctx_set_notice_cb; user: the struct cli),
  * on stderr between the progress line's redraws. */
 void cli_notice(void *user, const char *text);

@@ -180,7 +180,9 @@ static int push(struct cli *c, int argc, char **argv)
         return cli_fail(c, "archive push: cannot open the archive to push to", st);
     }
     push_out o = { c, 0, 0 };
+    struct cli_work *work = cli_work_begin(c, NULL, 0);
     st = penlink_archive_push(from, dst, pen, on_pushed, &o);
+    cli_work_end(work);
     penlink_archive_close(dst);
     penlink_archive_close(from);
     if (st != PENLINK_OK)

@@ -866,7 +866,9 @@ static int run_audit(struct cli *c, out *o, const penlink_archive_filter *f,
     if (rc != EXIT_OK)
         goto fail;
     print_header(o, f);
+    struct cli_work *work = cli_work_begin(c, NULL, 1);
     st = penlink_audit_run(ar, f, cb, sum);
+    cli_work_end(work);
     if (st == PENLINK_OK && o->want[SEC_INTEG]) {
         rc = cli_keyrepl_load(c, ar, f->serial, keys);
         if (rc != EXIT_OK)

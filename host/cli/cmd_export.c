@@ -205,6 +205,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
     } else if (e.fmt == FMT_CSV) {
         fprintf(e.f, "%s\n", cli_treatment_csv_header);
     }
+    struct cli_work *work = cli_work_begin(c, "export", path == NULL);
     if (records) {
         st = penlink_archive_scan(ar, &f, on_record, &e);
     } else {
@@ -216,6 +217,7 @@ int cmd_export(struct cli *c, int argc, char **argv)
                                 .local_time = 1 };
         st = penlink_audit_run(ar, &f, &cb, NULL);
     }
+    cli_work_end(work);
     penlink_archive_close(ar);
     int werr = fflush(e.f) != 0 || ferror(e.f);
     if (path && fclose(e.f) != 0)

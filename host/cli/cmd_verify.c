@@ -188,7 +188,9 @@ int cmd_verify(struct cli *c, int argc, char **argv)
     memset(&o, 0, sizeof o);
     o.c = c;
     int64_t t0 = pc_mono_ms();
+    struct cli_work *work = cli_work_begin(c, NULL, 0);
     st = penlink_archive_verify(ar, f.serial, on_report, &o);
+    cli_work_end(work);
     double dt = (double)(pc_mono_ms() - t0) / 1000.0;
     if (penlink_archive_writable(ar, &o.writable) != PENLINK_OK)
         o.writable = 0;

@@ -1,7 +1,11 @@
 /*
- * A pull's progress as a technician sees it, on stderr (stdout keeps the
- * command's result): records and bytes against the totals the pen
- * announced, the rate and the time left.
+ * Progress on stderr (stdout keeps the command's result): a pull's, and
+ * the archive's long work (push, verify, audit, export) reported by the
+ * library (penlink_ctx_set_progress_cb), each drawn with the same bar, mode
+ * and JSON event; the archive's work is at the end of this file.
+ *
+ * A pull's progress as a technician sees it: records and bytes against the
+ * totals the pen announced, the rate and the time left.
  *
  *  - a terminal: one line redrawn PROG_TICK_MS apart by a thread of its own,
  *    so that it moves even while the pen sends nothing (then it says for how
@@ -37,6 +41,23 @@
 #define PROG_BAR 16        /* characters of the bar */
 
 enum { PROG_TTY = 1, PROG_LINES, PROG_JSON };
+
+/* How progress is shown on this run's stderr: PROG_*, 0 with --quiet. */
+static int progress_mode(const struct cli *c)
+{
+    if (c->quiet)
+        return 0;
+    return c->json ? PROG_JSON : isatty(STDERR_FILENO) ? PROG_TTY : PROG_LINES;
+}
+
+/* The bar: @p done of @p total as PROG_BAR characters ('#' done, '.' not). */
+static void bar_text(char bar[PROG_BAR + 1], uint64_t done, uint64_t total)
+{
+    int fill = total ? (int)((double)PROG_BAR * (double)done / (double)total) : 0;
+    for (int i = 0; i < PROG_BAR; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[PROG_BAR] = '\0';
+}
 
 struct cli_progress {
     struct cli *c;
@@ -118,10 +139,7 @@ static void draw_tty(struct cli_progress *g, int64_t now)
 {
     struct view v = look(g, now);
     char bar[PROG_BAR + 1], tail[96], left[32], got[24], all[24];
-    int fill = v.total ? (int)((double)PROG_BAR * (double)v.records / (double)v.total) : 0;
-    for (int i = 0; i < PROG_BAR; i++)
-        bar[i] = i < fill ? '#' : '.';
-    bar[PROG_BAR] = '\0';
+    bar_text(bar, v.records, v.total);
     if (g->ended == 1 && g->kept == v.records)
         snprintf(tail, sizeof tail, "done, %.0f rec/s", v.rate);
     else if (g->ended == 1)
@@ -190,11 +208,12 @@ static void line(struct cli_progress *g, int64_t now, int kind)
 static void event(struct cli_progress *g, int64_t now, int done, int ok)
 {
     struct view v = look(g, now);
-    json_t *o = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:f, s:f}", "event", "progress", "serial",
-                          cli_json_str(g->serial), "records", (json_int_t)v.records,
-                          "records_total", (json_int_t)v.total, "bytes", (json_int_t)v.bytes,
-                          "bytes_total", (json_int_t)v.bytes_total, "rate", v.rate, "elapsed_s",
-                          (double)(now - g->start_ms) / 1000.0);
+    json_t *o = json_pack("{s:s, s:s, s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f}", "event",
+                          "progress", "work", "pull", "serial", cli_json_str(g->serial), "unit",
+                          "records", "count", (json_int_t)v.records, "total", (json_int_t)v.total,
+                          "records", (json_int_t)v.records, "records_total", (json_int_t)v.total,
+                          "bytes", (json_int_t)v.bytes, "bytes_total", (json_int_t)v.bytes_total,
+                          "rate", v.rate, "elapsed_s", (double)(now - g->start_ms) / 1000.0);
     if (o && v.left_s >= 0 && !done)
         json_object_set_new(o, "left_s", json_real(v.left_s));
     if (o && v.waiting && !done)
@@ -242,13 +261,14 @@ static void *ticker(void *arg)
 
 struct cli_progress *cli_progress_begin(struct cli *c, const char *serial)
 {
-    if (c->quiet)
+    int mode = progress_mode(c);
+    if (!mode)
         return NULL;
     struct cli_progress *g = calloc(1, sizeof *g);
     if (!g)
         return NULL;
     g->c = c;
-    g->mode = c->json ? PROG_JSON : isatty(STDERR_FILENO) ? PROG_TTY : PROG_LINES;
+    g->mode = mode;
     snprintf(g->serial, sizeof g->serial, "%s", serial ? serial : "");
     cli_escape(g->shown, sizeof g->shown, g->serial);
     g->start_ms = g->last_data_ms = g->last_emit_ms = mono_ms();
@@ -343,4 +363,119 @@ void cli_notice(void *user, const char *text)
     fflush(stderr);
     if (g)
         pthread_mutex_unlock(&g->lock);
+}
+
+/*
+ * The archive's long work (push, verify, audit, export), pen by pen, as the
+ * library reports it: on a terminal a line per pen redrawn at most
+ * PROG_TICK_MS apart and erased when the pen is done (the command's own
+ * output follows on a clean line); with --json an event when a pen starts,
+ * at most PROG_JSON_MS apart, and when it is done ("done":true); in a log
+ * (stderr not a terminal) and with --quiet nothing. A command whose results
+ * go to stdout while the work goes on (the audit, export) draws no line
+ * when stdout is a terminal too: results and line would mix. No thread: the library
+ * calls often enough, from the thread doing the work.
+ */
+struct cli_work {
+    struct cli *c;
+    int mode;
+    const char *as;                   /* the work's name for people and events, or NULL */
+    char serial[PENLINK_SERIAL_SIZE]; /* the pen being worked on */
+    char shown[160];                  /* ... escaped for the terminal */
+    int64_t start_ms, last_ms;        /* the pen's start; the last line or event */
+    int on_screen;                    /* a terminal line is drawn and not yet erased */
+};
+
+static void work_draw(struct cli_work *w, const penlink_work_progress *p, int64_t now)
+{
+    char bar[PROG_BAR + 1], left[32] = "";
+    double t = (double)(now - w->start_ms) / 1000.0;
+    double rate = t > 0 ? (double)p->done / t : 0;
+    bar_text(bar, p->done, p->total);
+    if (rate > 0 && p->total > p->done)
+        duration((double)(p->total - p->done) / rate, left, sizeof left);
+    if (p->total)
+        fprintf(stderr, "\r[%s] %s %s: %llu/%llu %s", bar, w->as ? w->as : p->work, w->shown,
+                (unsigned long long)p->done, (unsigned long long)p->total, p->unit);
+    else
+        fprintf(stderr, "\r[%s] %s %s: %llu %s", bar, w->as ? w->as : p->work, w->shown,
+                (unsigned long long)p->done, p->unit);
+    if (left[0])
+        fprintf(stderr, ", %.0f/s, %s left", rate, left);
+    fputs("\033[K", stderr);
+    fflush(stderr);
+    w->on_screen = 1;
+}
+
+static void work_event(struct cli_work *w, const penlink_work_progress *p, int64_t now)
+{
+    double t = (double)(now - w->start_ms) / 1000.0;
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:f}", "event", "progress", "work",
+                  w->as ? w->as : p->work, "unit", p->unit, "count", (json_int_t)p->done, "total",
+                  (json_int_t)p->total, "rate", t > 0 ? (double)p->done / t : 0.0, "elapsed_s", t);
+    if (o && p->serial)
+        json_object_set_new(o, "serial", cli_json_str(p->serial));
+    if (o)
+        json_object_set_new(o, "done", json_boolean(p->finished));
+    cli_json_line(stderr, o);
+    fflush(stderr);
+}
+
+static void work_progress(void *user, const penlink_work_progress *p)
+{
+    struct cli_work *w = user;
+    int64_t now = mono_ms();
+    int first = p->done == 0 && !p->finished;
+    if (first || strcmp(w->serial, p->serial ? p->serial : "") != 0) { /* a pen starts */
+        snprintf(w->serial, sizeof w->serial, "%s", p->serial ? p->serial : "");
+        cli_escape(w->shown, sizeof w->shown, w->serial);
+        w->start_ms = now;
+        first = 1;
+    }
+    if (w->mode == PROG_JSON) {
+        if (first || p->finished || now - w->last_ms >= PROG_JSON_MS) {
+            work_event(w, p, now);
+            w->last_ms = now;
+        }
+    } else if (p->finished) {
+        if (w->on_screen)
+            fputs("\r\033[K", stderr);
+        fflush(stderr);
+        w->on_screen = 0;
+    } else if (first || now - w->last_ms >= PROG_TICK_MS) {
+        work_draw(w, p, now);
+        w->last_ms = now;
+    }
+}
+
+struct cli_work *cli_work_begin(struct cli *c, const char *as, int streams)
+{
+    int mode = progress_mode(c);
+    if (mode == PROG_TTY && streams && isatty(STDOUT_FILENO))
+        return NULL; /* the results on the same terminal as they come: no line between them */
+    if (mode != PROG_TTY && mode != PROG_JSON)
+        return NULL;
+    struct cli_work *w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->c = c;
+    w->mode = mode;
+    w->as = as;
+    if (penlink_ctx_set_progress_cb(c->ctx, work_progress, w) != PENLINK_OK) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void cli_work_end(struct cli_work *w)
+{
+    if (!w)
+        return;
+    penlink_ctx_set_progress_cb(w->c->ctx, NULL, NULL);
+    if (w->on_screen)
+        fputs("\r\033[K", stderr);
+    fflush(stderr);
+    free(w);
 }

@@ -18,6 +18,7 @@
 #include "archive.h"
 #include "clock.h"
 #include "fs.h"
+#include "work_progress.h"
 
 #define ARCHIVE_DIR_MODE 0700 /* directories made for an archive: its owner's only */
 
@@ -173,7 +174,13 @@ int archive_scan(penlink_archive *ar, const penlink_archive_filter *f, penlink_a
 int penlink_archive_scan(penlink_archive *ar, const penlink_archive_filter *f,
                          penlink_archive_record_cb cb, void *user)
 {
-    return archive_scan(ar, f, cb, NULL, user);
+    if (!ar || !cb || !pl_work_wanted(ar->ctx))
+        return archive_scan(ar, f, cb, NULL, user);
+    pl_scan_work sw; /* each pen's progress (work_progress.c) */
+    pl_scan_work_init(&sw, ar->ctx, cb, user);
+    int rc = archive_scan(ar, f, pl_scan_work_record, NULL, &sw);
+    pl_scan_work_end(&sw);
+    return rc;
 }
 
 static int keep_replacement(void *u, const penlink_key_replacement *r)

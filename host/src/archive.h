@@ -172,6 +172,9 @@ typedef struct archive_walk_hooks {
 typedef struct archive_walker archive_walker; /* a chunk decoder and its buffers */
 int archive_walker_new(archive_walker **out);
 void archive_walker_free(archive_walker *w);
+/* The walks of @p w from now on report their progress (penlink_ctx_set_progress_cb, on the
+ * walked backend's context) as @p work, pen by pen; NULL (the default): they report none. */
+void archive_walker_set_work(archive_walker *w, const char *work);
 /* Walks pen @p device: @p key NULL for a pen that does not sign (the records
  * are still checked against their chunks; the report says UNSIGNED). The
  * verdict is in @p r; the status says whether the walk could be done. */

@@ -854,6 +854,8 @@ int penlink_archive_push(penlink_archive *from, penlink_archive *to, const char 
     run.have = malloc(PUSH_WINDOW * sizeof *run.have);
     int rc = run.have ? archive_walker_new(&run.w) : PENLINK_ERR_NO_MEM;
     if (rc == PENLINK_OK)
+        archive_walker_set_work(run.w, "push");
+    if (rc == PENLINK_OK)
         rc = from->b->ops->devices(from->b, keep_device, &run);
     if (rc == PENLINK_ERR_CANCELLED)
         rc = PENLINK_ERR_NO_MEM;

@@ -439,6 +439,7 @@ static int read_selected(audit *a)
     archive_walker *w = NULL;
     if (archive_walker_new(&w) != PENLINK_OK)
         return PENLINK_ERR_NO_MEM;
+    archive_walker_set_work(w, "audit"); /* the selected pens; the others read are not */
     int rc = PENLINK_OK;
     for (size_t i = 0; i < a->n_sel && rc == PENLINK_OK && a->rc == PENLINK_OK; i++) {
         selected *p = &a->sel[i];

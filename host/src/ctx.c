@@ -149,6 +149,15 @@ void penlink_ctx_set_notice_cb(penlink_ctx *ctx, void (*cb)(void *user, const ch
     ctx->on_notice_user = user;
 }
 
+int penlink_ctx_set_progress_cb(penlink_ctx *ctx, penlink_work_progress_cb cb, void *user)
+{
+    if (!ctx)
+        return PENLINK_ERR_INVALID_ARG;
+    ctx->on_work = cb;
+    ctx->on_work_user = user;
+    return PENLINK_OK;
+}
+
 void penlink_ctx_cancel(penlink_ctx *ctx)
 {
     if (ctx)

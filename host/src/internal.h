@@ -27,6 +27,8 @@ struct penlink_ctx {
     void *on_message_user;
     void (*on_notice)(void *user, const char *text); /* a wait in vain, a request asked again */
     void *on_notice_user;
+    penlink_work_progress_cb on_work; /* long archive work's progress (work_progress.h) */
+    void *on_work_user;
 };
 
 #define PENLINK_DEFAULT_TIMEOUT_MS 2000

@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "archive.h"
+#include "work_progress.h"
 #include "clock.h"
 #include "pl/auth.h"
 #include "pl/chunk.h"
@@ -67,6 +68,8 @@ typedef struct vhead {
 struct archive_walker {
     pl_chunk_dec dec;
     pl_record *recs;
+    const char *work; /* the progress reported as this work; NULL: none */
+    pl_work pw;       /* the pen being walked */
 };
 
 typedef struct vstate {
@@ -105,6 +108,9 @@ typedef struct vstate {
     uint64_t linked;     /* chunks with hash-chain links (a pen with no key: it signed once) */
     uint64_t linked_seq; /* ... the first of them */
     int st;
+    /* progress: the records of the chunks from first_from up to work_hi, counted once */
+    pl_work *pw;
+    uint64_t work_hi, work_done;
 } vstate;
 
 static int broken(vstate *v, uint64_t seq, const char *fmt, ...)
@@ -433,9 +439,28 @@ static int feed_unchecked(vstate *v, const archive_chunk_row *c)
 
 static int check_chunk(vstate *v, const archive_chunk_row *c);
 
+/* The chunk's records not counted yet (a copy or overlap counts once). */
+static void chunk_progress(vstate *v, const archive_chunk_row *c)
+{
+    uint64_t lo = c->first_seq, end = c->first_seq + c->record_count;
+    if (c->damage)
+        return;
+    if (lo < v->work_hi)
+        lo = v->work_hi;
+    if (lo < v->first_from)
+        lo = v->first_from;
+    if (end <= lo)
+        return;
+    v->work_hi = end;
+    v->work_done += end - lo;
+    pl_work_at(v->pw, v->work_done);
+}
+
 static int on_chunk(void *u, const archive_chunk_row *c)
 {
     vstate *v = u;
+    if (v->pw->ctx)
+        chunk_progress(v, c);
     if (!v->from_chunks)
         return check_chunk(v, c);
     if (!c->damage && (c->link || c->prev_link) && v->linked++ == 0)
@@ -593,6 +618,11 @@ int archive_walker_new(archive_walker **out)
     return PENLINK_OK;
 }
 
+void archive_walker_set_work(archive_walker *w, const char *work)
+{
+    w->work = work;
+}
+
 void archive_walker_free(archive_walker *w)
 {
     if (!w)
@@ -607,9 +637,39 @@ static int on_any_head(void *u, uint64_t next_seq, const uint8_t *link, size_t l
 static void signed_once(penlink_verify_report *r, uint64_t linked, uint64_t first_seq,
                         uint64_t heads);
 
+/* The first progress call of a pen: its records expected from the seqs archived. */
+static void progress_begin(archive_walker *w, archive_backend *b, int64_t device,
+                           const char *serial, uint64_t first_from)
+{
+    uint64_t next = 0, total = 0;
+    int have = 0;
+    if (!w->work || !pl_work_wanted(b->ctx)) {
+        memset(&w->pw, 0, sizeof w->pw);
+        return;
+    }
+    /* an estimate: a failure to read it leaves the total unknown (the walk says why) */
+    if (b->ops->next_seq(b, device, &next, &have) == PENLINK_OK && have && next > first_from)
+        total = next - first_from;
+    pl_work_begin(&w->pw, b->ctx, w->work, serial, total);
+}
+
+static int walk_pen(archive_walker *w, archive_backend *b, int64_t device, const char *serial,
+                    const uint8_t *key, uint64_t first_from, const archive_walk_hooks *hooks,
+                    int from_chunks, penlink_verify_report *r);
+
 static int walk(archive_walker *w, archive_backend *b, int64_t device, const char *serial,
                 const uint8_t *key, uint64_t first_from, const archive_walk_hooks *hooks,
                 int from_chunks, penlink_verify_report *r)
+{
+    progress_begin(w, b, device, serial, first_from);
+    int rc = walk_pen(w, b, device, serial, key, first_from, hooks, from_chunks, r);
+    pl_work_end(&w->pw);
+    return rc;
+}
+
+static int walk_pen(archive_walker *w, archive_backend *b, int64_t device, const char *serial,
+                    const uint8_t *key, uint64_t first_from, const archive_walk_hooks *hooks,
+                    int from_chunks, penlink_verify_report *r)
 {
     memset(r, 0, sizeof *r);
     snprintf(r->serial, sizeof r->serial, "%s", serial);
@@ -624,6 +684,7 @@ static int walk(archive_walker *w, archive_backend *b, int64_t device, const cha
     v.dec = &w->dec;
     v.first_from = first_from;
     v.from_chunks = from_chunks;
+    v.pw = &w->pw;
     v.signs = key != NULL;
     if (key) {
         memcpy(v.key, key, PL_KEY_BYTES);
@@ -810,7 +871,11 @@ int archive_check_pen(archive_walker *w, archive_backend *b, int64_t device, con
 {
     int rc = PENLINK_OK;
     if (!key) {
-        /* nothing to chain: the seqs its rows hold, and whether it signed once */
+        /* nothing to chain: the seqs its rows hold, and whether it signed once; no record
+         * is read (a progress of 0 records) */
+        if (w->work)
+            pl_work_begin(&w->pw, b->ctx, w->work, serial, 0);
+        pl_work_end(&w->pw);
         memset(r, 0, sizeof *r);
         snprintf(r->serial, sizeof r->serial, "%s", serial);
         rc = seq_outliers(b, device, r);
@@ -909,6 +974,7 @@ int penlink_archive_verify(penlink_archive *ar, const char *serial,
     run.user = user;
     if (archive_walker_new(&run.w) != PENLINK_OK)
         return penlink_fail(ar->ctx, PENLINK_ERR_NO_MEM, "verify: out of memory");
+    archive_walker_set_work(run.w, "verify");
     int rc = ar->b->ops->pens(ar->b, serial, verify_pen, &run);
     if (rc == PENLINK_ERR_CANCELLED || (rc == PENLINK_OK && run.st != PENLINK_OK))
         rc = run.st;

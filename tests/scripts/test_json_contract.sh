@@ -18,9 +18,12 @@ VALIDATE="$here/../json/validate.py"
 # code and every line of stdout (DEF) and stderr; stdout may be empty only
 # for a failure, or when $quiet_stdout is set. Progress events: a command
 # that shows a progress line on a terminal (the pulls: $progress set) emits
-# them whole (the first, the last with kept, in order); any other emits none.
+# them whole (the first, the last with kept, in order); the archive's long
+# work ($work set: push, verify, audit, export) emits them pen by pen, their
+# counts as stdout's; any other emits none.
 quiet_stdout=""
 progress=""
+work=""
 js() {
     want=$1 def=$2 name=$3
     shift 3
@@ -28,6 +31,7 @@ js() {
     empty="" events=--no-progress
     [ "$want" -eq 0 ] && [ -z "$quiet_stdout" ] || empty=--may-be-empty
     [ -z "$progress" ] || events=--progress
+    [ -z "$work" ] || events="--work $work"
     if "$PY" "$VALIDATE" "$SCHEMA" "$def" "$tmp/out" "$tmp/err" $empty $events > "$tmp/why"; then
         ok "$name: every line is schema 1 ($def)"
     else
@@ -83,12 +87,15 @@ js 0 clock "clock sync (set)" $A clock sync --threshold 0
 js 0 clock "clock sync (left)" $A clock sync --threshold 3600000
 js 0 watch "watch --once (archive)" $A watch --once
 js 0 watch "watch --once --dir" $A watch --once --dir "$tmp/dock"
+work=audit
 js 0 audit "audit (a planted reuse the pen refused: findings, verdict pass)" $R audit
 check "audit: a finding, usage and the summary were checked" \
     'grep -q "\"type\":\"finding\"" $tmp/out && grep -q "\"type\":\"usage\"" $tmp/out && grep -q "\"type\":\"summary\"" $tmp/out'
 id=$("$PY" -c 'import json,sys
 print(next(o["id"] for o in map(json.loads, open(sys.argv[1])) if o.get("type") == "finding"))' "$tmp/out")
+work=""
 js 0 audit_annotate "audit annotate" $R audit annotate "$id" --text "seen" --operator "A Auditor"
+work=audit
 js 0 audit "audit, a finding with its note" $R audit --report cartridges
 check "the note has at and at_ms" 'grep -q "\"annotations\":\[{\"at\":\"[^\"]*\",\"at_ms\":[0-9]*," $tmp/out'
 quiet_stdout=1
@@ -98,24 +105,34 @@ quiet_stdout=""
 check "the report's notice is a JSON event" 'grep -q "^{\"event\":\"notice\",\"text\":\"report written to " $tmp/err'
 
 js 0 audit_check_report "audit --check-report" $R audit --check-report "$tmp/r.html"
+work=export
 js 0 export_record "export records" $R export records
 js 0 export_treatment "export treatments" $R export treatments
+work=verify
 js 0 verify "verify" $R verify
+work=""
 js 0 keys "keys generate" keys generate "$K/tech.key"
 js 0 keys "keys show" keys show "$K/tech.key"
+work=push
 if [ "$backend" = postgresql ]; then
     js 0 archive_push "archive push" $R archive push --to "$(archive shared)"
+    work=""
     js 0 archive_init_server "archive init-server" --archive "$(archive srv)" archive init-server
 else
     js 0 archive_push "archive push" $R archive push --to "$tmp/shared.db"
+    js 0 archive_push "archive push again (nothing new: every record held)" $R archive push --to "$tmp/shared.db"
 fi
+work=""
 
 # a repaired pen: its new key recorded, then in the audit's integrity report
 stop_sim a
 rm "$tmp/a/device.key"
 start_sim a --start-time $T0
+work=""
 js 0 key_replacement "keys replace" $A keys replace --pen PEN-J001 --reason "RMA 1" --yes
+work=audit
 js 0 audit "audit --report integrity (a key replacement)" $R audit --report integrity
+work=""
 check "the key replacement is in it" 'grep -q "\"type\":\"key_replacement\"" $tmp/out'
 
 # errors: each carries a code and the exit code

@@ -333,6 +333,13 @@ assert n and all(a <= b for a, b in zip(n, n[1:])), n
 ' "$tmp/tty.txt"
     }
     check "terminal: the count never goes back" never_back
+    never_back_work() {
+        "$PY" -c '
+import re, sys
+n = [int(m.group(1)) for m in (re.match(r"\[[#.]*\] [a-z]+ [^:]*: ([0-9]+)", l) for l in open(sys.argv[1])) if m]
+assert n and all(a <= b for a, b in zip(n, n[1:])), n
+' "$tmp/tty.txt"
+    }
     check "terminal: no time left shown while the pen is silent" \
         '! grep "no data from the pen\|waiting for the pen" $tmp/tty.txt | grep -q "left"'
     # the same pen's pull as JSON events
@@ -364,7 +371,8 @@ for a, b in zip(ev, ev[1:]):  # the time left does not grow while nothing comes
     $PL --device "sim:$tmp/q1.sock" --json info > "$tmp/info.json"
     total=$(jq_ 'd["log_next_seq"] - d["log_first_seq"]' "$tmp/info.json")
     Q="--device sim:$tmp/q1.sock"
-    run 0 "a log (stderr not a terminal)" $PL $Q --archive "$(archive q1)" pull
+    QA=$(archive q1)
+    run 0 "a log (stderr not a terminal)" $PL $Q --archive "$QA" pull
     check "log: the announced total at the start" \
         'grep -q "^penlink: pull PEN-PROG-2: the pen announces $total new records (about [0-9.]* [kM]\?B)$" $tmp/err'
     check "log: what was kept at the end" 'grep -q "^penlink: pull PEN-PROG-2: done: $total of $total records kept" $tmp/err'
@@ -388,6 +396,23 @@ assert ev[-1]["done"] is True and ev[-1]["ok"] is True and ev[-1]["records"] == 
     Q="--device sim:$tmp/q3.sock"
     run 0 "--quiet" $PL $Q --quiet --archive "$(archive q3)" pull
     check "--quiet: nothing at all" '[ ! -s $tmp/err ] && [ ! -s $tmp/out ]'
+    # the archive's long work on a terminal: a bar per pen, as the pull's; in a log nothing
+    for w in verify audit export push; do
+        case $w in
+        verify) args="verify" ;;
+        audit) args="audit --format json -o $tmp/audit.json" ;;
+        export) args="export records -o $tmp/records.csv" ;;
+        push) args="archive push --to $(archive q1push)" ;;
+        esac
+        "$PY" "$here/pty_stderr.py" "$tmp/tty.json" -- $PL --archive "$QA" $args
+        jq_ '"\n".join(d["lines"])' "$tmp/tty.json" > "$tmp/tty.txt"
+        check "terminal: $w ends well (exit 0)" '[ "$(jq_ "d[\"rc\"]" $tmp/tty.json)" = 0 ]'
+        check "terminal: $w draws the pen's bar, records against the records expected" \
+            'grep -q "^\[[#.]\{16\}\] $w PEN-PROG-2: [0-9]*/\?[0-9]* records" $tmp/tty.txt'
+        check "terminal: $w's count never goes back" never_back_work
+        run 0 "$w in a log" $PL --archive "$QA" $args
+        check "log: $w prints no progress" '[ ! -s $tmp/err ]'
+    done
     ;;
 
 desk)

@@ -652,6 +652,123 @@ static void test_sized_structs_refused(void **state)
     penlink_archive_close(ar);
 }
 
+/* Progress (penlink_ctx_set_progress_cb): the calls a callback got. */
+#define PROGRESS_CALLS 16
+typedef struct progress_calls {
+    penlink_work_progress got[PROGRESS_CALLS];
+    char work[PROGRESS_CALLS][16], serial[PROGRESS_CALLS][PENLINK_SERIAL_SIZE];
+    int n;
+} progress_calls;
+
+static void on_progress(void *u, const penlink_work_progress *p)
+{
+    progress_calls *c = u;
+    if (c->n < PROGRESS_CALLS) {
+        c->got[c->n] = *p;
+        snprintf(c->work[c->n], sizeof c->work[c->n], "%s", p->work);
+        snprintf(c->serial[c->n], sizeof c->serial[c->n], "%s", p->serial ? p->serial : "");
+        assert_string_equal(p->unit, "records");
+    }
+    c->n++;
+}
+
+static void assert_call(const progress_calls *c, int i, const char *work, const char *serial,
+                        uint64_t done, uint64_t total, int finished)
+{
+    assert_true(i < c->n);
+    assert_string_equal(c->work[i], work);
+    assert_string_equal(c->serial[i], serial);
+    assert_int_equal(c->got[i].done, done);
+    assert_int_equal(c->got[i].total, total);
+    assert_int_equal(c->got[i].finished, finished);
+}
+
+#define BIG_CHUNKS 5 /* of PL_CHUNK_MAX_RECORDS: more than PENLINK_WORK_PROGRESS_STEP records */
+
+/* Pen PEN-BIG with BIG_CHUNKS full chunks, PEN-SMALL with 3 records; neither signs. */
+static void progress_archive(fx *f)
+{
+    make_archive(f);
+    add_device(f->path, 1, "PEN-BIG", 0);
+    add_device(f->path, 2, "PEN-SMALL", 0);
+    static penlink_record r[PL_CHUNK_MAX_RECORDS];
+    for (uint32_t c = 0; c < BIG_CHUNKS; c++) {
+        for (uint32_t i = 0; i < PL_CHUNK_MAX_RECORDS; i++) {
+            uint64_t seq = (uint64_t)c * PL_CHUNK_MAX_RECORDS + i;
+            r[i] = rec(PENLINK_REC_POWER_ON, 1000 + (int64_t)seq);
+            r[i].seq = seq;
+        }
+        add_chunk(f->path, 1, r, PL_CHUNK_MAX_RECORDS);
+    }
+    for (uint32_t i = 0; i < 3; i++) {
+        r[i] = rec(PENLINK_REC_POWER_ON, 1000 + i);
+        r[i].seq = i;
+    }
+    add_chunk(f->path, 2, r, 3);
+}
+
+/* Each pen's progress: the first call at 0, one every PENLINK_WORK_PROGRESS_STEP records at
+ * most, the last finished with its total equal to what was done; none without a callback. */
+static void test_progress(void **state)
+{
+    fx *f = *state;
+    const uint64_t big = (uint64_t)BIG_CHUNKS * PL_CHUNK_MAX_RECORDS;
+    _Static_assert(BIG_CHUNKS * PL_CHUNK_MAX_RECORDS > PENLINK_WORK_PROGRESS_STEP &&
+                       BIG_CHUNKS * PL_CHUNK_MAX_RECORDS < 2 * PENLINK_WORK_PROGRESS_STEP,
+                   "one call between the first and the last");
+    progress_archive(f);
+    assert_int_equal(penlink_ctx_set_progress_cb(NULL, on_progress, NULL), PENLINK_ERR_INVALID_ARG);
+    penlink_archive *ar = NULL;
+    assert_int_equal(penlink_archive_open_readonly(f->ctx, f->path, &ar), PENLINK_OK);
+    progress_calls c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(penlink_ctx_set_progress_cb(f->ctx, on_progress, &c), PENLINK_OK);
+
+    /* the scan: no total before the last call */
+    int n = 0;
+    assert_int_equal(penlink_archive_scan(ar, NULL, count_scanned, &n), PENLINK_OK);
+    assert_int_equal(n, big + 3);
+    assert_int_equal(c.n, 5);
+    assert_call(&c, 0, "export", "PEN-BIG", 0, 0, 0);
+    assert_call(&c, 1, "export", "PEN-BIG", PENLINK_WORK_PROGRESS_STEP, 0, 0);
+    assert_call(&c, 2, "export", "PEN-BIG", big, big, 1);
+    assert_call(&c, 3, "export", "PEN-SMALL", 0, 0, 0);
+    assert_call(&c, 4, "export", "PEN-SMALL", 3, 3, 1);
+
+    /* the audit: the total from the seqs archived */
+    memset(&c, 0, sizeof c);
+    penlink_audit_summary sum;
+    assert_int_equal(penlink_audit_run(ar, NULL, NULL, &sum), PENLINK_OK);
+    assert_int_equal(sum.records, big + 3);
+    assert_int_equal(c.n, 5);
+    assert_call(&c, 0, "audit", "PEN-BIG", 0, big, 0);
+    /* chunk by chunk: the first call at or past the step */
+    assert_call(&c, 1, "audit", "PEN-BIG",
+                (PENLINK_WORK_PROGRESS_STEP + PL_CHUNK_MAX_RECORDS - 1) / PL_CHUNK_MAX_RECORDS *
+                    PL_CHUNK_MAX_RECORDS,
+                big, 0);
+    assert_call(&c, 2, "audit", "PEN-BIG", big, big, 1);
+    assert_call(&c, 3, "audit", "PEN-SMALL", 0, 3, 0);
+    assert_call(&c, 4, "audit", "PEN-SMALL", 3, 3, 1);
+
+    /* verify: a pen that does not sign has no chain to walk: 0 records, first and last */
+    memset(&c, 0, sizeof c);
+    assert_int_equal(penlink_archive_verify(ar, NULL, NULL, NULL), PENLINK_OK);
+    assert_int_equal(c.n, 4);
+    assert_call(&c, 0, "verify", "PEN-BIG", 0, 0, 0);
+    assert_call(&c, 1, "verify", "PEN-BIG", 0, 0, 1);
+    assert_call(&c, 2, "verify", "PEN-SMALL", 0, 0, 0);
+    assert_call(&c, 3, "verify", "PEN-SMALL", 0, 0, 1);
+
+    /* no callback: no call */
+    memset(&c, 0, sizeof c);
+    assert_int_equal(penlink_ctx_set_progress_cb(f->ctx, NULL, NULL), PENLINK_OK);
+    assert_int_equal(penlink_archive_scan(ar, NULL, count_scanned, &n), PENLINK_OK);
+    assert_int_equal(penlink_audit_run(ar, NULL, NULL, &sum), PENLINK_OK);
+    assert_int_equal(c.n, 0);
+    penlink_archive_close(ar);
+}
+
 static void test_readonly_never_writes(void **state)
 {
     fx *f = *state;
@@ -1048,6 +1165,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_verify_pen_without_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_clock_set_int64_min, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sized_structs_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_progress, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_hostile_times, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_seqs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_fails_the_verdict, setup, teardown),

@@ -28,6 +28,10 @@
  * document with its charts, appendix and data digest) over the same archive
  * (issue target: the HTML report in at most 1.5x the JSON audit), timed by
  * wall clock and by the child's CPU time.
+ *
+ * --progress sets a progress callback (penlink_ctx_set_progress_cb), as
+ * `penlink audit` does on a terminal or with --json, to measure what it
+ * costs (the calls are counted and said).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <getopt.h>
@@ -416,6 +420,13 @@ static span run_cli(const char *cli, const char *path, const char *fmt, const ch
     return t;
 }
 
+/* --progress: the calls counted, nothing else done. */
+static void on_progress(void *user, const penlink_work_progress *p)
+{
+    (void)p;
+    (*(uint64_t *)user)++;
+}
+
 static long long file_size(const char *p)
 {
     FILE *f = fopen(p, "rb");
@@ -430,7 +441,8 @@ static long long file_size(const char *p)
 int main(int argc, char **argv)
 {
     uint64_t n = 10000000;
-    int pens = 10, rounds = 2, keep = 0;
+    int pens = 10, rounds = 2, keep = 0, progress = 0;
+    uint64_t progress_calls = 0;
     uint32_t reuse = 5;
     const char *path = NULL, *cli = PENLINK_CLI_PATH;
     static const struct option opts[] = {
@@ -441,11 +453,12 @@ int main(int argc, char **argv)
         { "rounds", required_argument, NULL, 'r' },
         { "archive", required_argument, NULL, 'a' },
         { "keep", no_argument, NULL, 'k' },
+        { "progress", no_argument, NULL, 'P' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     int opt;
-    while ((opt = getopt_long(argc, argv, "n:p:u:r:a:c:kh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "n:p:u:r:a:c:kPh", opts, NULL)) != -1) {
         switch (opt) {
         case 'c': cli = optarg; break;
         case 'n': n = strtoull(optarg, NULL, 10); break;
@@ -454,14 +467,16 @@ int main(int argc, char **argv)
         case 'r': rounds = atoi(optarg); break;
         case 'a': path = optarg; break;
         case 'k': keep = 1; break;
+        case 'P': progress = 1; break;
         case 'h':
             printf("Usage: bench_audit [-n RECORDS (10000000)] [-p PENS (10)] [-u REUSE_PERMILLE "
                    "(5)]\n"
                    "                   [-r ROUNDS (2)] [-a ARCHIVE] [-k keep the archive]\n"
-                   "                   [-c PENLINK (the build's penlink program)]\n"
+                   "                   [-c PENLINK (the build's penlink program)] [-P]\n"
                    "An existing ARCHIVE is used as it is (no fill). ARCHIVE may be a\n"
                    "PostgreSQL server (postgresql://..., service=NAME): filled unless its\n"
-                   "archive holds records.\n");
+                   "archive holds records. -P (--progress): a progress callback set, its\n"
+                   "calls counted.\n");
             return 0;
         default: return 2;
         }
@@ -531,6 +546,8 @@ int main(int argc, char **argv)
             penlink_archive_log_config(ar, serial, "read", NULL, &cfg);
         }
     }
+    if (progress)
+        penlink_ctx_set_progress_cb(ctx, on_progress, &progress_calls);
     span best_scan = { 1e30, 1e30 }, best_audit = best_scan, best_api = best_scan;
     int64_t sum = 0;
     penlink_audit_summary s;
@@ -578,6 +595,9 @@ int main(int argc, char **argv)
            "\n",
            s.records, s.pens, s.treatments, s.cartridges, s.reuses, s.refusals, c.findings,
            c.usage);
+    if (progress)
+        printf("progress callback: %" PRIu64 " calls in %d rounds (audit and scan)\n",
+               progress_calls, rounds);
     printf("best of %d rounds           wall      CPU\n", rounds);
     printf("baseline: SELECT sum(seq) FROM records   %7.3f s %7.3f s  (%.2f M records/s)\n",
            best_scan.wall, best_scan.cpu, (double)s.records / best_scan.wall / 1e6);

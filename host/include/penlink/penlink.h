@@ -506,6 +506,50 @@ typedef void (*penlink_text_cb)(void *user, const char *text);
  */
 PENLINK_API void penlink_ctx_set_notice_cb(penlink_ctx *ctx, penlink_text_cb cb, void *user);
 
+/**
+ * Where long archive work stands (penlink_ctx_set_progress_cb()): the pushes
+ * of penlink_archive_push(), the checks of penlink_archive_verify(), the
+ * reading of penlink_audit_run(), the records of penlink_archive_scan().
+ *
+ * The library allocates it and keeps it valid during the call only; callers
+ * read it and never allocate one, so members may be added at the end.
+ */
+typedef struct penlink_work_progress {
+    const char *work;   /**< "push", "verify", "audit" or "export" (penlink_archive_scan()) */
+    const char *serial; /**< the pen the work is on (the work goes pen by pen), NULL when not per
+                             pen */
+    const char *unit;   /**< what @c done and @c total count: "records" (or "chunks") */
+    uint64_t done;      /**< units of this pen done so far; never goes back within a pen */
+    uint64_t total;     /**< units this pen is expected to take, 0 when unknown; an estimate
+                             (from the seqs archived) until the last call, never below done */
+    int finished;       /**< 1 on the pen's last call (also when the work failed or was
+                             stopped): @c done is final and @c total equals it */
+} penlink_work_progress;
+
+/** Called with the progress of long archive work (penlink_ctx_set_progress_cb()). */
+typedef void (*penlink_work_progress_cb)(void *user, const penlink_work_progress *p);
+
+/**
+ * Units of work between two calls of a #penlink_work_progress_cb at most
+ * (besides each pen's first and last call), so that a progress callback
+ * costs nothing measurable however long the work.
+ */
+#define PENLINK_WORK_PROGRESS_STEP 16384
+
+/**
+ * Calls @p cb (NULL: no longer) with the progress of long work on archives
+ * opened on @p ctx: penlink_archive_push() (on the context of its @p from
+ * archive), penlink_archive_verify(), penlink_audit_run() and
+ * penlink_archive_scan(). For each pen the work visits, a first call comes
+ * before any of its units (@c done 0), then one at most every
+ * #PENLINK_WORK_PROGRESS_STEP units, then a last one with @c finished set.
+ * The calls come from the thread doing the work, which waits for @p cb to
+ * return: keep it short.
+ * @return #PENLINK_OK, or #PENLINK_ERR_INVALID_ARG (@p ctx NULL).
+ */
+PENLINK_API int penlink_ctx_set_progress_cb(penlink_ctx *ctx, penlink_work_progress_cb cb,
+                                            void *user);
+
 /* ---- pens ------------------------------------------------------------ */
 
 /** Default USB vendor ID of a pen (pid.codes). */
