@@ -149,6 +149,8 @@ struct penlink_decoder {
     uint64_t top_end;                /* one past the highest seq of a file's chunks */
     uint8_t top_link[PL_LINK_BYTES]; /* the link after the chunk that ends there */
     int have_top_link;
+    uint8_t first_byte; /* a first feed of one byte, kept until a second tells the format */
+    int have_first_byte;
 };
 
 #define CHUNK_BUF_CAP ((size_t)PL_FRAME_MAX_PAYLOAD)
@@ -374,7 +376,6 @@ static int seen_note(penlink_decoder *d, const pl_record *rec, int *again)
 static int emit(penlink_decoder *d, uint32_t n, uint64_t at)
 {
     int file = d->format != PENLINK_INPUT_CAPTURE;
-    uint32_t fresh = 0;
     for (uint32_t i = 0; i < n; i++) {
         const pl_record *r = &d->recs[i];
         if (file) {
@@ -400,11 +401,10 @@ static int emit(penlink_decoder *d, uint32_t n, uint64_t at)
         if (!d->have_seq || r->seq > d->last_seq)
             d->last_seq = r->seq;
         d->have_seq = 1;
-        fresh++;
+        d->records++; /* counted as delivered, even when the callback stops here */
         if (d->on_record(d->user, (const penlink_record *)r) != 0)
             return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "stopped by the record callback");
     }
-    d->records += fresh;
     d->chunks++;
     return PENLINK_OK;
 }
@@ -1034,28 +1034,51 @@ static int detect(penlink_decoder *d, uint8_t b0, uint8_t b1)
                         b0, b1);
 }
 
-int penlink_decoder_feed(penlink_decoder *d, const void *data, size_t len)
+static int feed_format(penlink_decoder *d, const uint8_t *p, size_t len)
 {
-    const uint8_t *p = data;
-    if (!d || (!data && len))
-        return PENLINK_ERR_INVALID_ARG;
-    if (d->failed)
-        return d->failed;
+    if (d->format == PENLINK_INPUT_CAPTURE)
+        return feed_capture(d, p, len);
+    return d->format == PENLINK_INPUT_FRAMES ? feed_frames(d, p, len) : feed_chunks(d, p, len);
+}
+
+static int feed_input(penlink_decoder *d, const uint8_t *p, size_t len)
+{
     if (len == 0)
         return PENLINK_OK;
     if (atomic_load(&d->ctx->cancelled))
         return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "decode cancelled at offset %llu",
                             (unsigned long long)d->offset);
     if (d->format == PENLINK_INPUT_UNKNOWN) {
-        if (len < 2) /* keep it simple: decide on two bytes */
-            return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG, "feed at least 2 bytes first");
-        int rc = detect(d, p[0], p[1]);
+        /* the format is decided on two bytes: a first byte fed alone waits for the next */
+        if (!d->have_first_byte) {
+            d->first_byte = p[0];
+            d->have_first_byte = 1;
+            p++;
+            len--;
+            if (len == 0)
+                return PENLINK_OK;
+        }
+        int rc = detect(d, d->first_byte, p[0]);
+        if (rc == PENLINK_OK)
+            rc = feed_format(d, &d->first_byte, 1);
         if (rc != PENLINK_OK)
             return rc;
     }
-    if (d->format == PENLINK_INPUT_CAPTURE)
-        return feed_capture(d, p, len);
-    return d->format == PENLINK_INPUT_FRAMES ? feed_frames(d, p, len) : feed_chunks(d, p, len);
+    return feed_format(d, p, len);
+}
+
+/* Both entry points keep their first failure, whatever it was (a callback's
+ * stop and a cancellation too): the decoder's state after it is undefined. */
+int penlink_decoder_feed(penlink_decoder *d, const void *data, size_t len)
+{
+    if (!d || (!data && len))
+        return PENLINK_ERR_INVALID_ARG;
+    if (d->failed)
+        return d->failed;
+    int rc = feed_input(d, data, len);
+    if (rc != PENLINK_OK)
+        d->failed = rc;
+    return rc;
 }
 
 /* What a capture that decoded leaves unsaid: frames cut short by its end,
@@ -1081,12 +1104,11 @@ static void capture_notes(penlink_decoder *d)
                  (unsigned long long)d->cap.packets);
 }
 
-int penlink_decoder_finish(penlink_decoder *d)
+static int finish_input(penlink_decoder *d)
 {
-    if (!d)
-        return PENLINK_ERR_INVALID_ARG;
-    if (d->failed)
-        return d->failed;
+    if (d->format == PENLINK_INPUT_UNKNOWN && d->have_first_byte)
+        return fail(d, PENLINK_ERR_PROTOCOL, 0,
+                    "the input is 1 byte: too short for any format (file truncated?)", NULL);
     if (d->format == PENLINK_INPUT_FRAMES && pl_frame_decoder_pending(&d->fdec) > 0)
         return fail(d, PENLINK_ERR_PROTOCOL, d->offset - pl_frame_decoder_pending(&d->fdec),
                     "last frame cut short (file truncated?)", NULL);
@@ -1099,6 +1121,18 @@ int penlink_decoder_finish(penlink_decoder *d)
     if (d->format == PENLINK_INPUT_CAPTURE)
         capture_notes(d);
     return PENLINK_OK;
+}
+
+int penlink_decoder_finish(penlink_decoder *d)
+{
+    if (!d)
+        return PENLINK_ERR_INVALID_ARG;
+    if (d->failed)
+        return d->failed;
+    int rc = finish_input(d);
+    if (rc != PENLINK_OK)
+        d->failed = rc;
+    return rc;
 }
 
 const char *penlink_decoder_note(const penlink_decoder *d, size_t i)

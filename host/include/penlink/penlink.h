@@ -223,26 +223,31 @@ PENLINK_API int penlink_decoder_new(penlink_ctx *ctx, penlink_record_cb on_recor
 PENLINK_API void penlink_decoder_free(penlink_decoder *dec);
 
 /**
- * Feeds input bytes in any split. Stops at the first damage: the return is
- * then #PENLINK_ERR_PROTOCOL or #PENLINK_ERR_INTEGRITY and penlink_ctx_errmsg()
- * names the input offset and the problem. #PENLINK_ERR_CANCELLED when the
- * decoder's context was cancelled (penlink_ctx_cancel()): it stops between
- * packets of a capture, or before the next call's bytes.
+ * Feeds input bytes in any split, down to one byte a call (the format is
+ * decided once two bytes have come; a call with 0 bytes does nothing).
+ * Stops at the first damage: the return is then #PENLINK_ERR_PROTOCOL or
+ * #PENLINK_ERR_INTEGRITY and penlink_ctx_errmsg() names the input offset and
+ * the problem. #PENLINK_ERR_CANCELLED when the decoder's context was
+ * cancelled (penlink_ctx_cancel()): it stops between packets of a capture,
+ * or before the next call's bytes.
  * @return #PENLINK_OK; #PENLINK_ERR_PROTOCOL; #PENLINK_ERR_INTEGRITY;
- *         #PENLINK_ERR_CANCELLED (also: the record callback returned non-zero);
- *         #PENLINK_ERR_UNSUPPORTED (the first bytes are no format this version
- *         reads); #PENLINK_ERR_INVALID_ARG (NULL, or a first call with fewer
- *         than 2 bytes); #PENLINK_ERR_NO_MEM. After a failure, every later call
- *         returns the same status.
+ *         #PENLINK_ERR_CANCELLED (also: the record or a message callback
+ *         returned non-zero); #PENLINK_ERR_UNSUPPORTED (the first bytes are no
+ *         format this version reads); #PENLINK_ERR_INVALID_ARG (@p dec NULL, or
+ *         @p data NULL with @p len above 0); #PENLINK_ERR_NO_MEM. After a
+ *         failure (any of these but #PENLINK_ERR_INVALID_ARG), every later
+ *         call, and penlink_decoder_finish(), returns the same status: a
+ *         cancelled decoder does not resume.
  */
 PENLINK_API int penlink_decoder_feed(penlink_decoder *dec, const void *data, size_t len);
 
 /**
  * Ends the input: a truncated last frame or chunk is an error.
- * @return #PENLINK_OK; #PENLINK_ERR_PROTOCOL (a frame or capture cut short);
- *         #PENLINK_ERR_INTEGRITY; #PENLINK_ERR_CANCELLED; #PENLINK_ERR_NO_MEM;
- *         #PENLINK_ERR_INVALID_ARG (NULL); or the status of an earlier failed
- *         penlink_decoder_feed().
+ * @return #PENLINK_OK; #PENLINK_ERR_PROTOCOL (a frame or capture cut short,
+ *         or an input of 1 byte); #PENLINK_ERR_INTEGRITY; #PENLINK_ERR_CANCELLED;
+ *         #PENLINK_ERR_NO_MEM; #PENLINK_ERR_INVALID_ARG (NULL); or the status
+ *         of an earlier failed penlink_decoder_feed() or finish. A failure
+ *         sticks: later calls return it again.
  */
 PENLINK_API int penlink_decoder_finish(penlink_decoder *dec);
 
@@ -265,7 +270,8 @@ PENLINK_API penlink_input_format penlink_decoder_format(const penlink_decoder *d
  */
 typedef struct penlink_decoder_stats {
     size_t size;         /**< sizeof(penlink_decoder_stats) as the caller was built */
-    uint64_t records;    /**< records decoded (each seq once) */
+    uint64_t records;    /**< records passed to on_record (each seq once), the one whose
+                              callback stopped the decode included */
     uint64_t chunks;     /**< chunks decoded */
     uint64_t good_bytes; /**< input bytes up to the end of the last frame or chunk decoded
                               completely: what can be kept of a file that ends in a damaged
