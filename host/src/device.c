@@ -837,6 +837,13 @@ int penlink_dev_ack(penlink_dev *d, uint64_t through_seq, uint64_t *acked_seq)
                             (unsigned long long)through_seq);
     /* acknowledging again is harmless, so retrying is safe */
     int st = request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_ACK_LOG_REPLY, &r);
+    /* the pen's INVALID_ARGUMENT: the seq is at or past its log's end, the
+     * caller's mistake (records it cannot have pulled), not a config value */
+    if (st == PENLINK_ERR_INVALID_CONFIG)
+        return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG,
+                            "seq %llu is beyond the end of the pen's log (%s): nothing was "
+                            "acknowledged; acknowledge through a pull's next_seq - 1",
+                            (unsigned long long)through_seq, d->err.message);
     if (st != PENLINK_OK)
         return st;
     int has = r->ack_log_reply->has_acked_seq;

@@ -407,6 +407,23 @@ static void test_pull_refused(void **state)
                      PENLINK__V1__ERROR_CODE__ERROR_SEQ_NOT_AVAILABLE);
 }
 
+/* An acknowledgement beyond the log's end: the pen refuses it (INVALID_ARGUMENT),
+ * and the caller is told its argument was wrong, not that a config value was. */
+static void test_ack_beyond_the_end(void **state)
+{
+    fixture *f = *state;
+    uint64_t acked = 1;
+    assert_int_equal(penlink_dev_ack(f->d, RECORDS, &acked), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(acked, 0);
+    assert_int_equal(f->p.acks, 1);
+    assert_says(f, "beyond the end of the pen's log");
+    assert_int_equal(penlink_dev_error(f->d)->code,
+                     PENLINK__V1__ERROR_CODE__ERROR_INVALID_ARGUMENT);
+    /* the last record is fine */
+    assert_int_equal(penlink_dev_ack(f->d, RECORDS - 1, &acked), PENLINK_OK);
+    assert_int_equal(acked, RECORDS);
+}
+
 static void test_wrong_reply(void **state)
 {
     fixture *f = *state;
@@ -521,6 +538,7 @@ int main(void)
         T(test_more_but_nothing),
         T(test_silent_pen),
         T(test_pull_refused),
+        T(test_ack_beyond_the_end),
         T(test_wrong_reply),
         T(test_callbacks_stop),
         T(test_cancelled),

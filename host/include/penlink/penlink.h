@@ -1042,8 +1042,12 @@ PENLINK_API int penlink_dev_pull(penlink_dev *dev, uint64_t from_seq, const penl
  * @return #PENLINK_OK; #PENLINK_ERR_DEVICE when the pen acknowledged less (it
  *         keeps the records: nothing is lost); #PENLINK_ERR_INTEGRITY when it
  *         claims more than it was told (it may erase records no one stored);
- *         #PENLINK_ERR_INVALID_ARG for a seq at or above 2^63 - 1; the
- *         statuses of a request (timeout, gone).
+ *         #PENLINK_ERR_INVALID_ARG (@p dev NULL, a seq at or above 2^63 - 1,
+ *         or one the pen refuses as at or past the end of its log: nothing is
+ *         acknowledged, penlink_dev_error() has the pen's words); the
+ *         statuses of a request (#PENLINK_ERR_TIMEOUT, #PENLINK_ERR_GONE,
+ *         #PENLINK_ERR_PROTOCOL, #PENLINK_ERR_DEVICE, #PENLINK_ERR_CANCELLED) and
+ *         of penlink_dev_info() when the pen's state was not read yet.
  */
 PENLINK_API int penlink_dev_ack(penlink_dev *dev, uint64_t through_seq, uint64_t *acked_seq);
 
