@@ -42,6 +42,8 @@ int penlink_archive_default_path(char *buf, size_t cap)
 {
     const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
     int n;
+    if (!buf || cap == 0)
+        return PENLINK_ERR_INVALID_ARG;
     if (xdg && *xdg)
         n = snprintf(buf, cap, "%s/penlink/archive.db", xdg);
     else if (home && *home)

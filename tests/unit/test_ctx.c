@@ -3,9 +3,11 @@
  * call that can fail, set on failure, and NULL-safe, so a caller never
  * prints the detail of an earlier, unrelated failure.
  */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -90,6 +92,20 @@ static void test_null_context(void **state)
     assert_string_equal(penlink_ctx_errmsg(NULL), "");
     assert_int_equal(penlink_dev_info(NULL, NULL), PENLINK_ERR_INVALID_ARG);
     assert_int_equal(penlink_dev_pull(NULL, 0, NULL, NULL), PENLINK_ERR_INVALID_ARG);
+}
+
+/* penlink_archive_default_path(): NULL or no room is INVALID_ARG, as for every other function. */
+static void test_archive_default_path(void **state)
+{
+    (void)state;
+    assert_int_equal(setenv("XDG_DATA_HOME", "/xdg", 1), 0);
+    char buf[64];
+    assert_int_equal(penlink_archive_default_path(NULL, 100), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_archive_default_path(NULL, 0), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_archive_default_path(buf, 0), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_archive_default_path(buf, 5), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_archive_default_path(buf, sizeof buf), PENLINK_OK);
+    assert_string_equal(buf, "/xdg/penlink/archive.db");
 }
 
 /* Waiting for a USB change keeps the transport's state on the context: it
@@ -195,6 +211,7 @@ int main(void)
         cmocka_unit_test(test_usb_wait_change),
         cmocka_unit_test(test_config_setters),
         cmocka_unit_test(test_status_names),
+        cmocka_unit_test(test_archive_default_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1065,7 +1065,7 @@ typedef struct penlink_archive penlink_archive;
  * Where the archive lives by default: $XDG_DATA_HOME/penlink/archive.db
  * (~/.local/share/penlink/archive.db). Writes the path to @p buf.
  * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND (neither XDG_DATA_HOME nor HOME
- *         is set); #PENLINK_ERR_INVALID_ARG (@p cap too small).
+ *         is set); #PENLINK_ERR_INVALID_ARG (@p buf NULL, or @p cap too small).
  */
 PENLINK_API int penlink_archive_default_path(char *buf, size_t cap);
 
