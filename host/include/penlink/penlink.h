@@ -110,7 +110,10 @@ PENLINK_API void penlink_ctx_reset_cancel(penlink_ctx *ctx);
  */
 PENLINK_API void penlink_ctx_set_timeout(penlink_ctx *ctx, int timeout_ms, int retries);
 
-/** Creates a context in *@p out. @return #PENLINK_OK or #PENLINK_ERR_NO_MEM. */
+/**
+ * Creates a context in *@p out.
+ * @return #PENLINK_OK; #PENLINK_ERR_NO_MEM; #PENLINK_ERR_INVALID_ARG (@p out NULL).
+ */
 PENLINK_API int penlink_ctx_new(penlink_ctx **out);
 /** Frees a context (NULL is fine). */
 PENLINK_API void penlink_ctx_free(penlink_ctx *ctx);
@@ -481,7 +484,8 @@ PENLINK_API int penlink_decoder_set_message_cb(penlink_decoder *dec, penlink_mes
  * trace stops there and penlink_ctx_trace_error() says so. Only creating
  * the file, or describing a session in it when the session opens, fails
  * with #PENLINK_ERR_IO.
- * @return #PENLINK_OK, #PENLINK_ERR_IO (cannot create @p path).
+ * @return #PENLINK_OK, #PENLINK_ERR_IO (cannot create @p path),
+ *         #PENLINK_ERR_INVALID_ARG (@p ctx NULL).
  */
 PENLINK_API int penlink_ctx_set_trace(penlink_ctx *ctx, const char *path);
 
@@ -580,7 +584,12 @@ typedef struct penlink_dev penlink_dev;
  *
  * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND, #PENLINK_ERR_ACCESS,
  *         #PENLINK_ERR_BUSY (three different causes, three different hints in
- *         penlink_ctx_errmsg()); #PENLINK_ERR_VERSION; #PENLINK_ERR_TIMEOUT.
+ *         penlink_ctx_errmsg()); #PENLINK_ERR_AMBIGUOUS (several pens, none
+ *         chosen); #PENLINK_ERR_VERSION; #PENLINK_ERR_TIMEOUT;
+ *         #PENLINK_ERR_INVALID_ARG (@p ctx or @p out NULL, a @p uri of no form
+ *         above); #PENLINK_ERR_PROTOCOL, #PENLINK_ERR_DEVICE (the pen broke or
+ *         refused the Hello); #PENLINK_ERR_GONE; #PENLINK_ERR_CANCELLED;
+ *         #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out);
 /** Ends the session and releases the pen (NULL is fine). */
@@ -760,8 +769,10 @@ PENLINK_API const char *penlink_config_get_text(const penlink_config *cfg, uint3
 /**
  * Checks a whole configuration against a pen's limits and the cross-field
  * rules (min <= default <= max, depths on the step, text length), as the pen
- * will. @return #PENLINK_OK or #PENLINK_ERR_INVALID_CONFIG with the key and
- * the allowed range in penlink_ctx_errmsg().
+ * will.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_CONFIG with the key and the
+ *         allowed range in penlink_ctx_errmsg(); #PENLINK_ERR_INVALID_ARG
+ *         (@p limits or @p cfg NULL, or @p cfg without its size).
  */
 PENLINK_API int penlink_config_check(penlink_ctx *ctx, const penlink_limits *limits,
                                      const penlink_config *cfg);
@@ -788,7 +799,8 @@ typedef struct penlink_key {
  * provision on pens). Missing directories of @p path are made (mode 0700,
  * as mkdir -p). *@p out (may be NULL) gets the pair.
  * @return #PENLINK_OK, #PENLINK_ERR_IO (exists, a directory cannot be made,
- *         or cannot be written).
+ *         or cannot be written); #PENLINK_ERR_INVALID_ARG (a NULL argument);
+ *         #PENLINK_ERR_UNSUPPORTED (libsodium failed to initialise).
  */
 PENLINK_API int penlink_key_generate(penlink_ctx *ctx, const char *path, penlink_key *out);
 
@@ -798,15 +810,17 @@ PENLINK_API int penlink_key_generate(penlink_ctx *ctx, const char *path, penlink
  * @return #PENLINK_OK, #PENLINK_ERR_IO (cannot be read),
  *         #PENLINK_ERR_INVALID_ARG (not a key file, a public key, or readable
  *         by others: a file the caller must replace or chmod; #PENLINK_ERR_AUTH
- *         is kept for a signature the pen refused).
+ *         is kept for a signature the pen refused); #PENLINK_ERR_UNSUPPORTED
+ *         (libsodium failed to initialise).
  */
 PENLINK_API int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key *out);
 
 /**
  * The public key of a key file: a public key file (.pub), or a secret key
  * file (read as penlink_key_load() reads it).
- * @return #PENLINK_OK, #PENLINK_ERR_IO, #PENLINK_ERR_INVALID_ARG (damaged),
- *         or what penlink_key_load() returns.
+ * @return #PENLINK_OK, #PENLINK_ERR_IO, #PENLINK_ERR_INVALID_ARG (damaged,
+ *         or a NULL argument), #PENLINK_ERR_UNSUPPORTED (libsodium failed to
+ *         initialise), or what penlink_key_load() returns.
  */
 PENLINK_API int penlink_key_load_public(penlink_ctx *ctx, const char *path,
                                         uint8_t pk[PENLINK_KEY_SIZE]);
@@ -839,8 +853,15 @@ PENLINK_API int penlink_info_accepts_key(const penlink_info *info,
  * Changes the fields present in @p change, if the pen's revision is still
  * @p expected_revision (compare-and-set). On success *@p result (may be NULL)
  * is the whole configuration now in force.
- * @return #PENLINK_OK, #PENLINK_ERR_CONFLICT (changed meanwhile: re-read),
- *         #PENLINK_ERR_INVALID_CONFIG (the pen's refusal, see penlink_dev_error()).
+ * @return #PENLINK_OK; #PENLINK_ERR_CONFLICT (changed meanwhile: re-read);
+ *         #PENLINK_ERR_INVALID_CONFIG (the pen refused a value, see
+ *         penlink_dev_error()); #PENLINK_ERR_AUTH (the pen takes only signed
+ *         changes: penlink_dev_config_set_signed()); #PENLINK_ERR_INVALID_ARG
+ *         (@p dev or @p change NULL, @p change or @p result without its size);
+ *         the statuses of a request: #PENLINK_ERR_TIMEOUT, #PENLINK_ERR_GONE,
+ *         #PENLINK_ERR_PROTOCOL, #PENLINK_ERR_DEVICE (the pen refused otherwise,
+ *         or does not take configuration), #PENLINK_ERR_CANCELLED,
+ *         #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_dev_config_set(penlink_dev *dev, uint32_t expected_revision,
                                        const penlink_config *change, penlink_config *result);
@@ -850,8 +871,12 @@ PENLINK_API int penlink_dev_config_set(penlink_dev *dev, uint32_t expected_revis
  * for a fresh nonce and signs the pen's serial, the expected revision, the
  * nonce and the values (docs/protocol.md). A pen provisioned with config
  * keys takes only this.
- * @return as penlink_dev_config_set(), and #PENLINK_ERR_AUTH when the pen
- *         refuses the signature (penlink_dev_error() has its reason).
+ * @return as penlink_dev_config_set(): #PENLINK_OK; #PENLINK_ERR_CONFLICT;
+ *         #PENLINK_ERR_INVALID_CONFIG; #PENLINK_ERR_AUTH, also when the pen
+ *         refuses the signature (penlink_dev_error() has its reason);
+ *         #PENLINK_ERR_INVALID_ARG; #PENLINK_ERR_TIMEOUT; #PENLINK_ERR_GONE;
+ *         #PENLINK_ERR_PROTOCOL (also: a nonce of the wrong size);
+ *         #PENLINK_ERR_DEVICE; #PENLINK_ERR_CANCELLED; #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_dev_config_set_signed(penlink_dev *dev, uint32_t expected_revision,
                                               const penlink_key *key, const penlink_config *change,
@@ -872,8 +897,11 @@ PENLINK_API int penlink_dev_clock_set(penlink_dev *dev, int64_t time_ms, int64_t
  * for a fresh nonce and signs the pen's serial, the nonce and @p time_ms
  * (docs/protocol.md 9.4). A pen that announces #PENLINK_FEATURE_SIGNED_CLOCK
  * takes only this.
- * @return as penlink_dev_clock_set(), and #PENLINK_ERR_AUTH when the pen
- *         refuses the signature (penlink_dev_error() has its reason).
+ * @return as penlink_dev_clock_set(): #PENLINK_OK; #PENLINK_ERR_AUTH, also
+ *         when the pen refuses the signature (penlink_dev_error() has its
+ *         reason); #PENLINK_ERR_INVALID_ARG; #PENLINK_ERR_TIMEOUT;
+ *         #PENLINK_ERR_GONE; #PENLINK_ERR_PROTOCOL (also: a nonce of the wrong
+ *         size); #PENLINK_ERR_DEVICE; #PENLINK_ERR_CANCELLED; #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_dev_clock_set_signed(penlink_dev *dev, int64_t time_ms,
                                              const penlink_key *key, int64_t *previous_ms);
@@ -889,7 +917,10 @@ PENLINK_API int penlink_dev_clock_set_signed(penlink_dev *dev, int64_t time_ms,
  * *@p granted (may be NULL) gets the seconds the pen will signal (a pen
  * may grant less than asked).
  * @return #PENLINK_OK; #PENLINK_ERR_DEVICE when the pen does not support it
- *         (it did not announce #PENLINK_FEATURE_IDENTIFY: nothing is sent).
+ *         (it did not announce #PENLINK_FEATURE_IDENTIFY: nothing is sent) or
+ *         refuses; #PENLINK_ERR_INVALID_ARG (@p dev NULL); #PENLINK_ERR_TIMEOUT;
+ *         #PENLINK_ERR_GONE;
+ *         #PENLINK_ERR_PROTOCOL; #PENLINK_ERR_CANCELLED; #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_dev_identify(penlink_dev *dev, uint32_t seconds, uint32_t *granted);
 
@@ -1114,7 +1145,8 @@ PENLINK_API int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink
  * penlink_archive_init_server(), or any role on a standby.
  * @return #PENLINK_OK; #PENLINK_ERR_IO (missing, empty, unreadable);
  *         #PENLINK_ERR_UNSUPPORTED (not a penlink archive, newer schema);
- *         #PENLINK_ERR_INTEGRITY (damaged).
+ *         #PENLINK_ERR_INTEGRITY (damaged); #PENLINK_ERR_INVALID_ARG (@p ctx or
+ *         @p out NULL); #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_archive_open_readonly(penlink_ctx *ctx, const char *path,
                                               penlink_archive **out);
@@ -1156,7 +1188,8 @@ PENLINK_API void penlink_archive_close(penlink_archive *ar);
  * @p report gets one line in words per thing done (may be NULL).
  * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (not a server, a password
  *         in @p uri, two equal role names); #PENLINK_ERR_IO (unreachable,
- *         not allowed); #PENLINK_ERR_UNSUPPORTED (a newer schema).
+ *         not allowed); #PENLINK_ERR_UNSUPPORTED (a newer schema);
+ *         #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_archive_init_server(penlink_ctx *ctx, const char *uri,
                                             const char *writer_role, const char *reader_role,
@@ -1212,7 +1245,8 @@ typedef int (*penlink_push_report_cb)(void *user, const penlink_push_report *r);
  * @return #PENLINK_OK when every pen pushed cleanly; #PENLINK_ERR_INTEGRITY
  *         when one did not (the others are pushed; the first such pen is in
  *         penlink_ctx_errmsg()); #PENLINK_ERR_INVALID_ARG for one archive
- *         pushed into itself; or what an archive returned (#PENLINK_ERR_IO:
+ *         pushed into itself (or a NULL argument); #PENLINK_ERR_NO_MEM; or
+ *         what an archive returned (#PENLINK_ERR_IO:
  *         unreachable, not allowed, gone mid-push; what was committed stays).
  */
 PENLINK_API int penlink_archive_push(penlink_archive *from, penlink_archive *to, const char *serial,
@@ -1382,7 +1416,8 @@ PENLINK_API int penlink_archive_config_history(penlink_archive *ar, const char *
  * @param close (may be NULL) gets the archive's serial closest to @p serial
  *        (the same but for case, or a typo or two away), or "" when none is.
  * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND, with the archive's pens (up to
- *         20) and the close one in penlink_ctx_errmsg(); or an error reading.
+ *         20) and the close one in penlink_ctx_errmsg();
+ *         #PENLINK_ERR_INVALID_ARG (@p ar or @p serial NULL); or an error reading.
  */
 PENLINK_API int penlink_archive_pen_check(penlink_archive *ar, const char *serial,
                                           char close[PENLINK_SERIAL_SIZE]);
@@ -1484,7 +1519,8 @@ typedef struct penlink_key_replacement {
  * The device key the archive expects of @p serial now: the pinned key, or
  * the new key of its last replacement. *@p have = 0 when none is pinned
  * (a pen that does not sign its log).
- * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND (no such pen in the archive).
+ * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND (no such pen in the archive);
+ *         #PENLINK_ERR_INVALID_ARG (a NULL argument).
  */
 PENLINK_API int penlink_archive_pen_key(penlink_archive *ar, const char *serial,
                                         uint8_t key[PENLINK_KEY_SIZE], int *have);
@@ -1556,8 +1592,9 @@ typedef int (*penlink_verify_report_cb)(void *user, const penlink_verify_report 
  * (append-only), which the audit shows; on one opened read-only nothing is
  * stored (penlink_archive_verification_save() can store it elsewhere).
  * @return #PENLINK_OK (see each report's state), #PENLINK_ERR_NOT_FOUND when
- *         the archive has no pen @p serial (penlink_archive_pen_check()), or
- *         an error reading.
+ *         the archive has no pen @p serial (penlink_archive_pen_check());
+ *         #PENLINK_ERR_INVALID_ARG (@p ar NULL); #PENLINK_ERR_NO_MEM; or an
+ *         error reading.
  */
 PENLINK_API int penlink_archive_verify(penlink_archive *ar, const char *serial,
                                        penlink_verify_report_cb cb, void *user);
@@ -1829,7 +1866,8 @@ typedef struct penlink_audit_cb {
  * error its verdict is #PENLINK_VERDICT_NOT_RUN, never a pass.
  * @return #PENLINK_OK, #PENLINK_ERR_NOT_FOUND (no pen f->serial in the
  *         archive: see penlink_archive_pen_check()), #PENLINK_ERR_NO_MEM,
- *         #PENLINK_ERR_CANCELLED, or what the archive returned (detail in
+ *         #PENLINK_ERR_CANCELLED, #PENLINK_ERR_INVALID_ARG (@p ar NULL, @p f
+ *         or @p cb without its size), or what the archive returned (detail in
  *         penlink_ctx_errmsg()).
  */
 PENLINK_API int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
