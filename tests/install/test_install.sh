@@ -2,8 +2,9 @@
 # The install as another project meets it: `cmake --install` of this build
 # into a staging directory (DESTDIR), then a small consumer program built
 # against it twice, once through the CMake package (find_package(penlink 0.3),
-# penlink::penlink) and once through pkg-config, and run against the staged
-# shared library.
+# penlink::penlink) and once through pkg-config, and a C++ one (consumer.cpp)
+# through pkg-config in each C++ standard from C++11 to C++20 ($PENLINK_CXX,
+# default g++), all run against the staged shared library.
 #   test_install.sh CMAKE BUILD_DIR CC VERSION SOVERSION [CFLAGS...]
 # CFLAGS: the sanitizer flags of a sanitized build (the library needs them in
 # the program too).
@@ -66,6 +67,15 @@ pc() { pkg-config --define-variable=prefix="$root" "$@" penlink; }
 "$cc" $cflags -Wall -Wextra -Werror -o "$tmp/consumer-pc" "$here/consumer.c" $(pc --cflags --libs) ||
     fail "cc with pkg-config's flags"
 run "$tmp/consumer-pc"
+
+echo "== C++: the same header and pkg-config flags, C++11 to C++20, warning-free"
+cxx=${PENLINK_CXX:-g++}
+for std in c++11 c++14 c++17 c++20; do
+    # shellcheck disable=SC2046,SC2086
+    "$cxx" -std=$std $cflags -Wall -Wextra -Werror -pedantic -o "$tmp/consumer-cpp-$std" \
+        "$here/consumer.cpp" $(pc --cflags --libs) || fail "$cxx -std=$std with pkg-config's flags"
+    run "$tmp/consumer-cpp-$std"
+done
 echo "== the udev rule where the library's permission hint says it is"
 rule=$(grep -ao "the udev rule /[^ ]*/70-penlink.rules" "$libdir/libpenlink.so.$version" | head -n 1 |
     sed 's/^the udev rule //')

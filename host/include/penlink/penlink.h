@@ -1874,6 +1874,38 @@ PENLINK_API int penlink_audit_run(penlink_archive *ar, const penlink_archive_fil
                                   const penlink_audit_cb *cb, penlink_audit_summary *sum);
 
 #ifdef __cplusplus
+} /* extern "C" */
+
+/*
+ * C++: the initialisers above are C (designated, or positional with every
+ * member): C++ before C++20 has no designated initialisers, and g++ warns
+ * about the members they leave out (-Wmissing-field-initializers). In C++
+ * each is a value-initialised struct (every member 0) whose size is set,
+ * the same value. A sized struct added above gets its line here too.
+ */
+template <typename T> inline T penlink_sized_init_()
+{
+    T v = T();
+    v.size = sizeof(T);
+    return v;
 }
-#endif
+#undef PENLINK_DECODER_STATS_INIT
+#define PENLINK_DECODER_STATS_INIT (penlink_sized_init_<penlink_decoder_stats>())
+#undef PENLINK_FILE_HEADER_INIT
+#define PENLINK_FILE_HEADER_INIT (penlink_sized_init_<penlink_file_header>())
+#undef PENLINK_INFO_INIT
+#define PENLINK_INFO_INIT (penlink_sized_init_<penlink_info>())
+#undef PENLINK_CONFIG_INIT
+#define PENLINK_CONFIG_INIT (penlink_sized_init_<penlink_config>())
+#undef PENLINK_PULL_CB_INIT
+#define PENLINK_PULL_CB_INIT (penlink_sized_init_<penlink_pull_cb>())
+#undef PENLINK_PULL_RESULT_INIT
+#define PENLINK_PULL_RESULT_INIT (penlink_sized_init_<penlink_pull_result>())
+#undef PENLINK_ARCHIVE_PULL_RESULT_INIT
+#define PENLINK_ARCHIVE_PULL_RESULT_INIT (penlink_sized_init_<penlink_archive_pull_result>())
+#undef PENLINK_ARCHIVE_FILTER_INIT
+#define PENLINK_ARCHIVE_FILTER_INIT (penlink_sized_init_<penlink_archive_filter>())
+#undef PENLINK_AUDIT_CB_INIT
+#define PENLINK_AUDIT_CB_INIT (penlink_sized_init_<penlink_audit_cb>())
+#endif /* __cplusplus */
 #endif
