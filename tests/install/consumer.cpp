@@ -9,7 +9,8 @@
 
 #include <penlink/penlink.h>
 
-namespace {
+namespace
+{
 
 int failures = 0;
 
@@ -52,6 +53,11 @@ int main(int argc, char **argv)
     CHECK(penlink_archive_pull_result, PENLINK_ARCHIVE_PULL_RESULT_INIT);
     CHECK(penlink_archive_filter, PENLINK_ARCHIVE_FILTER_INIT);
     CHECK(penlink_audit_cb, PENLINK_AUDIT_CB_INIT);
+    CHECK(penlink_limits, PENLINK_LIMITS_INIT);
+    CHECK(penlink_key, PENLINK_KEY_INIT);
+    CHECK(penlink_key_replacement, PENLINK_KEY_REPLACEMENT_INIT);
+    CHECK(penlink_verification, PENLINK_VERIFICATION_INIT);
+    CHECK(penlink_audit_summary, PENLINK_AUDIT_SUMMARY_INIT);
     /* and a library call taking one */
     penlink_config cfg = PENLINK_CONFIG_INIT;
     if (penlink_config_set_u32(&cfg, PENLINK_CFG_DEPTH_MAX_UM, 2000) != PENLINK_OK ||

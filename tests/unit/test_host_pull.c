@@ -424,6 +424,22 @@ static void test_ack_beyond_the_end(void **state)
     assert_int_equal(acked, RECORDS);
 }
 
+/* Review 17.3: a signing key without its size is refused before anything is sent. */
+static void test_key_without_size(void **state)
+{
+    fixture *f = *state;
+    penlink_key k;
+    memset(&k, 0, sizeof k);
+    int infos = f->p.infos;
+    assert_int_equal(penlink_dev_clock_set_signed(f->d, 1000, &k, NULL), PENLINK_ERR_INVALID_ARG);
+    penlink_config change = PENLINK_CONFIG_INIT;
+    assert_int_equal(penlink_config_set_u32(&change, PENLINK_CFG_DEPTH_MAX_UM, 2000), PENLINK_OK);
+    assert_int_equal(penlink_dev_config_set_signed(f->d, 1, &k, &change, NULL),
+                     PENLINK_ERR_INVALID_ARG);
+    assert_says(f, "PENLINK_KEY_INIT");
+    assert_int_equal(f->p.infos, infos);
+}
+
 static void test_wrong_reply(void **state)
 {
     fixture *f = *state;
@@ -539,6 +555,7 @@ int main(void)
         T(test_silent_pen),
         T(test_pull_refused),
         T(test_ack_beyond_the_end),
+        T(test_key_without_size),
         T(test_wrong_reply),
         T(test_callbacks_stop),
         T(test_cancelled),

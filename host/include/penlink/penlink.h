@@ -614,8 +614,13 @@ typedef struct penlink_device_error {
  */
 PENLINK_API const penlink_device_error *penlink_dev_error(const penlink_dev *dev);
 
-/** Limits within which the pen accepts configuration. */
+/**
+ * Limits within which the pen accepts configuration: filled by
+ * penlink_dev_info() (penlink_info.limits), read by penlink_config_check().
+ * A caller's own sets @c size (#PENLINK_LIMITS_INIT does).
+ */
 typedef struct penlink_limits {
+    size_t size;                 /**< sizeof(penlink_limits) as the caller was built */
     uint32_t depth_min_um;       /**< shallowest needle depth, micrometres */
     uint32_t depth_max_um;       /**< deepest needle depth, micrometres */
     uint32_t depth_step_um;      /**< depths are multiples of this */
@@ -627,6 +632,12 @@ typedef struct penlink_limits {
     uint32_t auto_off_max_s;     /**< longest auto-off delay, seconds */
     uint32_t max_text_len;       /**< longest text value, bytes */
 } penlink_limits;
+
+/** A penlink_limits initialiser: its size set, every other member 0. */
+#define PENLINK_LIMITS_INIT                                                                        \
+    {                                                                                              \
+        .size = sizeof(penlink_limits)                                                             \
+    }
 
 /** Most config-signing keys a pen announces (penlink_info.n_config_keys). */
 #define PENLINK_CONFIG_KEYS_MAX 4
@@ -772,7 +783,7 @@ PENLINK_API const char *penlink_config_get_text(const penlink_config *cfg, uint3
  * will.
  * @return #PENLINK_OK; #PENLINK_ERR_INVALID_CONFIG with the key and the
  *         allowed range in penlink_ctx_errmsg(); #PENLINK_ERR_INVALID_ARG
- *         (@p limits or @p cfg NULL, or @p cfg without its size).
+ *         (@p limits or @p cfg NULL, or either without its size).
  */
 PENLINK_API int penlink_config_check(penlink_ctx *ctx, const penlink_limits *limits,
                                      const penlink_config *cfg);
@@ -787,11 +798,23 @@ PENLINK_API int penlink_dev_config_get(penlink_dev *dev, penlink_config *out);
 
 /* ---- keys (docs/security.md) ------------------------------------------- */
 
-/** An Ed25519 key pair for signing configuration (libsodium layout). */
+/**
+ * An Ed25519 key pair for signing configuration (libsodium layout). The
+ * caller sets @c size (#PENLINK_KEY_INIT does) before penlink_key_load() or
+ * penlink_key_generate() fills it; the signing functions refuse a key
+ * without it.
+ */
 typedef struct penlink_key {
+    size_t size;                             /**< sizeof(penlink_key) as the caller was built */
     uint8_t secret[PENLINK_SECRET_KEY_SIZE]; /**< seed, then public key: keep it secret */
     uint8_t public_key[PENLINK_KEY_SIZE];    /**< the public key (what pens are provisioned with) */
 } penlink_key;
+
+/** A penlink_key initialiser: its size set, every other member 0. */
+#define PENLINK_KEY_INIT                                                                           \
+    {                                                                                              \
+        .size = sizeof(penlink_key)                                                                \
+    }
 
 /**
  * Makes a new key pair and writes it: @p path (the secret key, mode 0600,
@@ -799,7 +822,8 @@ typedef struct penlink_key {
  * provision on pens). Missing directories of @p path are made (mode 0700,
  * as mkdir -p). *@p out (may be NULL) gets the pair.
  * @return #PENLINK_OK, #PENLINK_ERR_IO (exists, a directory cannot be made,
- *         or cannot be written); #PENLINK_ERR_INVALID_ARG (a NULL argument);
+ *         or cannot be written); #PENLINK_ERR_INVALID_ARG (a NULL argument, an
+ *         @p out without its size);
  *         #PENLINK_ERR_UNSUPPORTED (libsodium failed to initialise).
  */
 PENLINK_API int penlink_key_generate(penlink_ctx *ctx, const char *path, penlink_key *out);
@@ -810,7 +834,8 @@ PENLINK_API int penlink_key_generate(penlink_ctx *ctx, const char *path, penlink
  * @return #PENLINK_OK, #PENLINK_ERR_IO (cannot be read),
  *         #PENLINK_ERR_INVALID_ARG (not a key file, a public key, or readable
  *         by others: a file the caller must replace or chmod; #PENLINK_ERR_AUTH
- *         is kept for a signature the pen refused); #PENLINK_ERR_UNSUPPORTED
+ *         is kept for a signature the pen refused; also: a NULL argument, an
+ *         @p out without its size); #PENLINK_ERR_UNSUPPORTED
  *         (libsodium failed to initialise).
  */
 PENLINK_API int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key *out);
@@ -874,9 +899,9 @@ PENLINK_API int penlink_dev_config_set(penlink_dev *dev, uint32_t expected_revis
  * @return as penlink_dev_config_set(): #PENLINK_OK; #PENLINK_ERR_CONFLICT;
  *         #PENLINK_ERR_INVALID_CONFIG; #PENLINK_ERR_AUTH, also when the pen
  *         refuses the signature (penlink_dev_error() has its reason);
- *         #PENLINK_ERR_INVALID_ARG; #PENLINK_ERR_TIMEOUT; #PENLINK_ERR_GONE;
- *         #PENLINK_ERR_PROTOCOL (also: a nonce of the wrong size);
- *         #PENLINK_ERR_DEVICE; #PENLINK_ERR_CANCELLED; #PENLINK_ERR_NO_MEM.
+ *         #PENLINK_ERR_INVALID_ARG (also: a @p key without its size); #PENLINK_ERR_TIMEOUT;
+ * #PENLINK_ERR_GONE; #PENLINK_ERR_PROTOCOL (also: a nonce of the wrong size); #PENLINK_ERR_DEVICE;
+ * #PENLINK_ERR_CANCELLED; #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_dev_config_set_signed(penlink_dev *dev, uint32_t expected_revision,
                                               const penlink_key *key, const penlink_config *change,
@@ -899,7 +924,8 @@ PENLINK_API int penlink_dev_clock_set(penlink_dev *dev, int64_t time_ms, int64_t
  * takes only this.
  * @return as penlink_dev_clock_set(): #PENLINK_OK; #PENLINK_ERR_AUTH, also
  *         when the pen refuses the signature (penlink_dev_error() has its
- *         reason); #PENLINK_ERR_INVALID_ARG; #PENLINK_ERR_TIMEOUT;
+ *         reason); #PENLINK_ERR_INVALID_ARG (also: a @p key without its size);
+ *         #PENLINK_ERR_TIMEOUT;
  *         #PENLINK_ERR_GONE; #PENLINK_ERR_PROTOCOL (also: a nonce of the wrong
  *         size); #PENLINK_ERR_DEVICE; #PENLINK_ERR_CANCELLED; #PENLINK_ERR_NO_MEM.
  */
@@ -1499,8 +1525,11 @@ PENLINK_API int penlink_archive_serials(penlink_archive *ar, penlink_serial_cb c
  * archive keeps these in an append-only table; the pulls then expect the
  * new key, and `penlink verify` checks the heads kept before the
  * replacement with the old key and those after it with the new one.
+ * penlink_archive_key_replace() fills the caller's (@c size set:
+ * #PENLINK_KEY_REPLACEMENT_INIT), only the members @c size covers.
  */
 typedef struct penlink_key_replacement {
+    size_t size; /**< sizeof(penlink_key_replacement) as the caller was built */
     char serial[PENLINK_SERIAL_SIZE];  /**< the pen */
     int64_t at_ms;                     /**< host time it was recorded */
     char user[64];                     /**< who recorded it (OS user) */
@@ -1511,6 +1540,12 @@ typedef struct penlink_key_replacement {
     uint64_t from_seq;                 /**< the archive's next seq of the pen then */
     uint64_t heads_before; /**< signed heads the archive held then: they verify with old_key */
 } penlink_key_replacement;
+
+/** A penlink_key_replacement initialiser: its size set, every other member 0. */
+#define PENLINK_KEY_REPLACEMENT_INIT                                                               \
+    {                                                                                              \
+        .size = sizeof(penlink_key_replacement)                                                    \
+    }
 
 /** Longest reason of a key replacement, bytes. */
 #define PENLINK_KEY_REASON_MAX 255
@@ -1532,7 +1567,8 @@ PENLINK_API int penlink_archive_pen_key(penlink_archive *ar, const char *serial,
  * force before and the new one. Never silent and never undone: a later
  * replacement is another row. *@p out (may be NULL) gets the row.
  * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND (the archive has no such pen);
- *         #PENLINK_ERR_INVALID_ARG (no reason, the pen presents no key or
+ *         #PENLINK_ERR_INVALID_ARG (an @p out without its size, no reason,
+ *         the pen presents no key or
  *         the key already in force, or the archive pinned none);
  *         #PENLINK_ERR_INTEGRITY (the new key is, or was, another pen's, or
  *         was this pen's before: a clone, or a replaced key coming back; or
@@ -1613,9 +1649,12 @@ PENLINK_API int penlink_archive_verification_save(penlink_archive *ar,
  * A verification of a pen's log: the last one stored (penlink_archive_verification_get(),
  * *@p have = 0 when it was never verified), or one the audit computed itself
  * (penlink_audit_cb.on_verification: @p computed = 1, @p at_ms 0, @p have = 1 unless
- * the pen does not sign its log).
+ * the pen does not sign its log). penlink_archive_verification_get() fills
+ * the caller's (@c size set: #PENLINK_VERIFICATION_INIT), only the members
+ * @c size covers.
  */
 typedef struct penlink_verification {
+    size_t size;                      /**< sizeof(penlink_verification) as the caller was built */
     char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
     int64_t at_ms;                    /**< host time it was stored; 0 when computed */
     char result[16];                  /**< "ok", "broken", "unsigned" */
@@ -1633,13 +1672,19 @@ typedef struct penlink_verification {
                                            stored verdict is used) */
 } penlink_verification;
 
+/** A penlink_verification initialiser: its size set, every other member 0. */
+#define PENLINK_VERIFICATION_INIT                                                                  \
+    {                                                                                              \
+        .size = sizeof(penlink_verification)                                                       \
+    }
+
 /**
  * The last verification of pen @p serial stored in the archive
  * (penlink_archive_verify(), penlink_archive_verification_save()) into
  * *@p out; out->have = 0 when the pen was never verified.
- * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (a NULL argument);
- *         #PENLINK_ERR_NOT_FOUND (no such pen in the archive);
- *         #PENLINK_ERR_IO (the archive cannot be read).
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (a NULL argument, an @p out
+ *         without its size); #PENLINK_ERR_NOT_FOUND (no such pen in the
+ *         archive); #PENLINK_ERR_IO (the archive cannot be read).
  */
 PENLINK_API int penlink_archive_verification_get(penlink_archive *ar, const char *serial,
                                                  penlink_verification *out);
@@ -1794,22 +1839,24 @@ typedef enum penlink_audit_verdict {
 /**
  * Totals and verdict of an audit run: every finding the audit made counts,
  * whichever of them a caller shows, so a report of one section still carries
- * the verdict of all.
+ * the verdict of all. penlink_audit_run() fills the caller's (@c size set:
+ * #PENLINK_AUDIT_SUMMARY_INIT), only the members @c size covers.
  */
 typedef struct penlink_audit_summary {
-    uint64_t records;                      /**< records read: every record of the selected pens */
-    uint64_t pens;                         /**< pens selected (the archive's, or the one asked) */
-    uint64_t treatments;                   /**< treatments in the window */
-    uint64_t cartridges;                   /**< distinct cartridge serials used */
-    uint64_t reuses;                       /**< #PENLINK_FIND_REUSE findings */
-    uint64_t refusals;                     /**< #PENLINK_FIND_REFUSED findings */
-    uint64_t no_cartridge;                 /**< #PENLINK_FIND_NO_CARTRIDGE findings */
-    uint64_t out_of_limits;                /**< #PENLINK_FIND_OUT_OF_LIMITS findings */
-    uint64_t limits_unknown;               /**< #PENLINK_FIND_LIMITS_UNKNOWN findings */
-    uint64_t integrity;                    /**< integrity findings (all kinds) */
-    uint64_t compliance;                   /**< findings with compliance = 1 */
-    uint64_t records_in_window;            /**< records whose pen time lies in the window: what the
-                                                audit examined (0 is a #PENLINK_FIND_NO_RECORDS finding) */
+    size_t size;                /**< sizeof(penlink_audit_summary) as the caller was built */
+    uint64_t records;           /**< records read: every record of the selected pens */
+    uint64_t pens;              /**< pens selected (the archive's, or the one asked) */
+    uint64_t treatments;        /**< treatments in the window */
+    uint64_t cartridges;        /**< distinct cartridge serials used */
+    uint64_t reuses;            /**< #PENLINK_FIND_REUSE findings */
+    uint64_t refusals;          /**< #PENLINK_FIND_REFUSED findings */
+    uint64_t no_cartridge;      /**< #PENLINK_FIND_NO_CARTRIDGE findings */
+    uint64_t out_of_limits;     /**< #PENLINK_FIND_OUT_OF_LIMITS findings */
+    uint64_t limits_unknown;    /**< #PENLINK_FIND_LIMITS_UNKNOWN findings */
+    uint64_t integrity;         /**< integrity findings (all kinds) */
+    uint64_t compliance;        /**< findings with compliance = 1 */
+    uint64_t records_in_window; /**< records whose pen time lies in the window: what the
+                                     audit examined (0 is a #PENLINK_FIND_NO_RECORDS finding) */
     uint64_t findings[PENLINK_FIND_KINDS]; /**< findings per #penlink_finding_kind */
     /** The selected pens' logs the audit verified itself (penlink_audit_cb.on_verification)
      *  and found intact. */
@@ -1821,6 +1868,12 @@ typedef struct penlink_audit_summary {
                                         #PENLINK_VERDICT_NOT_RUN whenever the run returned
                                         an error (the other figures are then partial) */
 } penlink_audit_summary;
+
+/** A penlink_audit_summary initialiser: its size set, every other member 0. */
+#define PENLINK_AUDIT_SUMMARY_INIT                                                                 \
+    {                                                                                              \
+        .size = sizeof(penlink_audit_summary)                                                      \
+    }
 
 /** Called with each treatment of an audit. */
 typedef int (*penlink_treatment_cb)(void *user, const penlink_treatment *t);
@@ -1866,8 +1919,8 @@ typedef struct penlink_audit_cb {
  * error its verdict is #PENLINK_VERDICT_NOT_RUN, never a pass.
  * @return #PENLINK_OK, #PENLINK_ERR_NOT_FOUND (no pen f->serial in the
  *         archive: see penlink_archive_pen_check()), #PENLINK_ERR_NO_MEM,
- *         #PENLINK_ERR_CANCELLED, #PENLINK_ERR_INVALID_ARG (@p ar NULL, @p f
- *         or @p cb without its size), or what the archive returned (detail in
+ *         #PENLINK_ERR_CANCELLED, #PENLINK_ERR_INVALID_ARG (@p ar NULL, @p f,
+ *         @p cb or @p sum without its size), or what the archive returned (detail in
  *         penlink_ctx_errmsg()).
  */
 PENLINK_API int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
@@ -1907,5 +1960,15 @@ template <typename T> inline T penlink_sized_init_()
 #define PENLINK_ARCHIVE_FILTER_INIT (penlink_sized_init_<penlink_archive_filter>())
 #undef PENLINK_AUDIT_CB_INIT
 #define PENLINK_AUDIT_CB_INIT (penlink_sized_init_<penlink_audit_cb>())
+#undef PENLINK_LIMITS_INIT
+#define PENLINK_LIMITS_INIT (penlink_sized_init_<penlink_limits>())
+#undef PENLINK_KEY_INIT
+#define PENLINK_KEY_INIT (penlink_sized_init_<penlink_key>())
+#undef PENLINK_KEY_REPLACEMENT_INIT
+#define PENLINK_KEY_REPLACEMENT_INIT (penlink_sized_init_<penlink_key_replacement>())
+#undef PENLINK_VERIFICATION_INIT
+#define PENLINK_VERIFICATION_INIT (penlink_sized_init_<penlink_verification>())
+#undef PENLINK_AUDIT_SUMMARY_INIT
+#define PENLINK_AUDIT_SUMMARY_INIT (penlink_sized_init_<penlink_audit_summary>())
 #endif /* __cplusplus */
 #endif
