@@ -95,7 +95,8 @@ echo "== cmake --install --prefix: nothing outside the prefix, penlink.pc reloca
 px=$tmp/px
 DESTDIR=$tmp/guard "$cmake" --install "$build" --prefix "$px" > "$tmp/install-px.log" ||
     { cat "$tmp/install-px.log"; fail "cmake --install --prefix"; }
-outside=$(cd "$tmp/guard" && find . ! -type d | sed 's|^\.||' | grep -v "^$px/" || true)
+[ -d "$tmp/guard$px" ] || fail "cmake --install --prefix $px installed nothing under it"
+outside=$(find "$tmp/guard" ! -type d | sed "s|^$tmp/guard||" | grep -v "^$px/" || true)
 [ -z "$outside" ] || fail "cmake --install --prefix $px wrote outside it: $outside"
 for f in lib/udev/rules.d/70-penlink.rules lib/systemd/system/penlink-watch.service \
     lib/sysusers.d/penlink.conf etc/default/penlink-watch; do
