@@ -235,7 +235,7 @@ static int make_report(struct cli *c, const char *archive, const html_meta *m_in
                             .usage_by = PENLINK_PERIOD_WEEK,
                             .local_time = 1,
                             .on_verification = h_verification };
-    penlink_audit_summary sum;
+    penlink_audit_summary sum = PENLINK_AUDIT_SUMMARY_INIT;
     penlink_archive *ar = NULL;
     int rc = EXIT_OK;
     if (sodium_init() < 0)

@@ -226,7 +226,7 @@ void *cli_verify_claims_json(penlink_archive *ar, const penlink_verification *v,
 {
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++) {
-        penlink_verification st;
+        penlink_verification st = PENLINK_VERIFICATION_INIT;
         if (penlink_archive_verification_get(ar, v[i].serial, &st) != PENLINK_OK) {
             json_decref(a);
             return NULL;

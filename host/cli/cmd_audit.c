@@ -979,7 +979,7 @@ int cmd_audit(struct cli *c, int argc, char **argv)
         return cli_audit_html(c, &f, a.output, a.operator_);
     if (a.output && !freopen(a.output, "w", stdout))
         return cli_error(c, EXIT_IO, "audit: cannot write %s: %s", a.output, strerror(errno));
-    penlink_audit_summary sum;
+    penlink_audit_summary sum = PENLINK_AUDIT_SUMMARY_INIT;
     rc = prepare_sections(c, &o);
     if (rc == EXIT_OK)
         rc = run_audit(c, &o, &f, &cb, &sum, &keys, &claims);

@@ -208,7 +208,7 @@ int cmd_clock(struct cli *c, int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     penlink_info info = PENLINK_INFO_INIT;
-    penlink_key key;
+    penlink_key key = PENLINK_KEY_INIT;
     int have_key = 0;
     /* the pen read its clock about half a round trip after we read ours */
     int64_t before = pc_wall_ms();

@@ -496,7 +496,7 @@ int cmd_config(struct cli *c, int argc, char **argv)
     rc = check_request(c, &r);
     if (rc != EXIT_OK)
         return rc;
-    penlink_key key;
+    penlink_key key = PENLINK_KEY_INIT;
     int have_key = 0;
     if (r.key_file) { /* a file that is no key is said before the pen is touched */
         int st = penlink_key_load(c->ctx, r.key_file, &key);

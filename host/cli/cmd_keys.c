@@ -79,7 +79,7 @@ int cmd_keys(struct cli *c, int argc, char **argv)
             return cli_error(c, EXIT_IO,
                              "keys generate: no place for the key (set HOME or "
                              "XDG_CONFIG_HOME, or name a FILE)");
-        penlink_key k;
+        penlink_key k = PENLINK_KEY_INIT;
         int st = penlink_key_generate(c->ctx, path, &k);
         if (st != PENLINK_OK)
             return cli_fail(c, "keys generate", st);
@@ -333,7 +333,7 @@ static int replace(struct cli *c, int argc, char **argv)
         rc = confirm_replacement(c, pen, reason, yes, old_key, &info);
     if (rc != EXIT_OK)
         goto out;
-    penlink_key_replacement r;
+    penlink_key_replacement r = PENLINK_KEY_REPLACEMENT_INIT;
     st = penlink_archive_key_replace(ar, &info, reason, &r);
     if (st != PENLINK_OK) {
         rc = cli_fail(c, "keys replace", st);

@@ -34,6 +34,8 @@ void archive_who(char *user, size_t ucap, char *host, size_t hcap)
 
 int penlink_archive_default_path(char *buf, size_t cap)
 {
+    if (!buf || cap == 0)
+        return PENLINK_ERR_INVALID_ARG;
     const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
     int n;
     if (xdg && *xdg)

@@ -182,7 +182,8 @@ static int check_replacement(penlink_archive *ar, const penlink_info *info, cons
 int penlink_archive_key_replace(penlink_archive *ar, const penlink_info *info, const char *reason,
                                 penlink_key_replacement *out)
 {
-    if (!ar || !info || info->size < PL_INFO_SIZE_V1)
+    if (!ar || !info || info->size < PL_INFO_SIZE_V1 ||
+        !PL_SIZED_OK(out, PL_KEY_REPLACEMENT_SIZE_V1))
         return PENLINK_ERR_INVALID_ARG;
     penlink_enter(ar->ctx);
     if (!reason || !*reason || strlen(reason) > PENLINK_KEY_REASON_MAX)
@@ -190,8 +191,7 @@ int penlink_archive_key_replace(penlink_archive *ar, const penlink_info *info, c
                             "a key replacement needs a reason of 1 to %d bytes",
                             PENLINK_KEY_REASON_MAX);
     archive_backend *b = ar->b;
-    penlink_key_replacement r;
-    memset(&r, 0, sizeof r);
+    penlink_key_replacement r = PENLINK_KEY_REPLACEMENT_INIT;
     snprintf(r.serial, sizeof r.serial, "%s", info->serial);
     snprintf(r.reason, sizeof r.reason, "%s", reason);
     archive_who(r.user, sizeof r.user, r.host, sizeof r.host);
@@ -222,7 +222,7 @@ int penlink_archive_key_replace(penlink_archive *ar, const penlink_info *info, c
         rc = b->ops->key_replace(b, &r);
     rc = archive_end_txn(b, rc);
     if (rc == PENLINK_OK && out)
-        *out = r;
+        pl_sized_copy(out, &r, sizeof r);
     return rc;
 }
 

@@ -739,9 +739,8 @@ typedef struct replacements_visit {
 static int replacement_row(void *u, const PGresult *res, int row)
 {
     replacements_visit *v = u;
-    penlink_key_replacement r;
+    penlink_key_replacement r = PENLINK_KEY_REPLACEMENT_INIT;
     size_t ol = 0, nl = 0;
-    memset(&r, 0, sizeof r);
     const uint8_t *old = pg_col_bytes(res, row, 5, &ol), *new_key = pg_col_bytes(res, row, 6, &nl);
     if (!old || !new_key || ol != PL_KEY_BYTES || nl != PL_KEY_BYTES)
         return penlink_fail(v->g->base.ctx, PENLINK_ERR_INTEGRITY,

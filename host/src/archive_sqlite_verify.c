@@ -356,8 +356,7 @@ int sq_key_replacements(archive_backend *b, const char *serial,
         sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
     int x;
     for (x = sqlite3_step(st); x == SQLITE_ROW; x = sqlite3_step(st)) {
-        penlink_key_replacement r;
-        memset(&r, 0, sizeof r);
+        penlink_key_replacement r = PENLINK_KEY_REPLACEMENT_INIT;
         const uint8_t *old = sq_blob32(st, 5), *new_key = sq_blob32(st, 6);
         if (!old || !new_key) {
             rc = sq_damaged(s, "key replacements", "a row whose keys are not 32 bytes");

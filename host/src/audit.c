@@ -544,16 +544,19 @@ static void read_others(audit *a)
 int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
                       const penlink_audit_cb *cb, penlink_audit_summary *sum)
 {
-    if (!ar || !PL_SIZED_OK(f, PL_ARCHIVE_FILTER_SIZE_V1) || !PL_SIZED_OK(cb, PL_AUDIT_CB_SIZE_V1))
+    if (!ar || !PL_SIZED_OK(f, PL_ARCHIVE_FILTER_SIZE_V1) ||
+        !PL_SIZED_OK(cb, PL_AUDIT_CB_SIZE_V1) || !PL_SIZED_OK(sum, PL_AUDIT_SUMMARY_SIZE_V1))
         return PENLINK_ERR_INVALID_ARG;
     audit a;
     memset(&a, 0, sizeof a);
     a.ar = ar;
     a.f = f;
     a.cb = cb;
+    a.sum.size = sizeof a.sum;
     if (sum) {
-        memset(sum, 0, sizeof *sum);
-        sum->verdict = PENLINK_VERDICT_NOT_RUN; /* until it ran: an error never reads as a pass */
+        penlink_audit_summary none = PENLINK_AUDIT_SUMMARY_INIT;
+        none.verdict = PENLINK_VERDICT_NOT_RUN; /* until it ran: an error never reads as a pass */
+        pl_sized_copy(sum, &none, sizeof none);
     }
     /* a mistyped serial selects nothing, which must not pass for a clean audit */
     if (f && f->serial) {
@@ -598,7 +601,7 @@ int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
                     : a.sum.compliance ? PENLINK_VERDICT_FAIL
                                        : PENLINK_VERDICT_PASS;
     if (sum)
-        *sum = a.sum;
+        pl_sized_copy(sum, &a.sum, sizeof a.sum);
     for (size_t i = 0; i < a.n_sel; i++)
         free(a.sel[i].serial);
     free(a.sel);

@@ -236,6 +236,7 @@ void audit_report_verifications(audit *a)
         const penlink_verify_report r = p->vr;
         penlink_verification v;
         verification_of(p, &r, &v);
+        v.size = sizeof v;
         int broken = r.state == PENLINK_VERIFY_BROKEN;
         if (broken)
             a->sum.logs_broken++;

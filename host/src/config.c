@@ -151,8 +151,10 @@ static int check_text(penlink_ctx *ctx, const char *key, const char *v, uint32_t
 int penlink_config_check(penlink_ctx *ctx, const penlink_limits *l, const penlink_config *c)
 {
     penlink_enter(ctx);
-    if (!l || !c || c->size < PL_CONFIG_SIZE_V1)
-        return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "no limits or configuration to check");
+    if (!l || !c || c->size < PL_CONFIG_SIZE_V1 || l->size < PL_LIMITS_SIZE_V1)
+        return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG,
+                            "no limits or configuration to check, or one without its size "
+                            "(PENLINK_LIMITS_INIT, PENLINK_CONFIG_INIT)");
     pl_limits lim = rule_limits(l);
     uint32_t v[PL_SET_COUNT];
     for (int s = 0; s < PL_SET_COUNT; s++) {

@@ -213,37 +213,59 @@ static int detect(penlink_decoder *d, uint8_t b0, uint8_t b1)
                         b0, b1);
 }
 
-int penlink_decoder_feed(penlink_decoder *d, const void *data, size_t len)
+static int feed_format(penlink_decoder *d, const uint8_t *p, size_t len)
 {
-    const uint8_t *p = data;
-    if (!d || (!data && len))
-        return PENLINK_ERR_INVALID_ARG;
-    if (d->failed)
-        return d->failed;
-    if (len == 0)
-        return PENLINK_OK;
-    if (atomic_load(&d->ctx->cancelled))
-        return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "decode cancelled at offset %llu",
-                            (unsigned long long)d->offset);
-    if (d->format == PENLINK_INPUT_UNKNOWN) {
-        if (len < 2) /* keep it simple: decide on two bytes */
-            return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG, "feed at least 2 bytes first");
-        int rc = detect(d, p[0], p[1]);
-        if (rc != PENLINK_OK)
-            return rc;
-    }
     if (d->format == PENLINK_INPUT_CAPTURE)
         return dec_feed_capture(d, p, len);
     return d->format == PENLINK_INPUT_FRAMES ? dec_feed_frames(d, p, len)
                                              : dec_feed_chunks(d, p, len);
 }
 
-int penlink_decoder_finish(penlink_decoder *d)
+static int feed_input(penlink_decoder *d, const uint8_t *p, size_t len)
 {
-    if (!d)
+    if (len == 0)
+        return PENLINK_OK;
+    if (atomic_load(&d->ctx->cancelled))
+        return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "decode cancelled at offset %llu",
+                            (unsigned long long)d->offset);
+    if (d->format == PENLINK_INPUT_UNKNOWN) {
+        /* the format is decided on two bytes: a first byte fed alone waits for the next */
+        if (!d->have_first_byte) {
+            d->first_byte = p[0];
+            d->have_first_byte = 1;
+            p++;
+            len--;
+            if (len == 0)
+                return PENLINK_OK;
+        }
+        int rc = detect(d, d->first_byte, p[0]);
+        if (rc == PENLINK_OK)
+            rc = feed_format(d, &d->first_byte, 1);
+        if (rc != PENLINK_OK)
+            return rc;
+    }
+    return feed_format(d, p, len);
+}
+
+/* Both entry points keep their first failure, whatever it was (a callback's
+ * stop and a cancellation too): the decoder's state after it is undefined. */
+int penlink_decoder_feed(penlink_decoder *d, const void *data, size_t len)
+{
+    if (!d || (!data && len))
         return PENLINK_ERR_INVALID_ARG;
     if (d->failed)
         return d->failed;
+    int rc = feed_input(d, data, len);
+    if (rc != PENLINK_OK)
+        d->failed = rc;
+    return rc;
+}
+
+static int finish_input(penlink_decoder *d)
+{
+    if (d->format == PENLINK_INPUT_UNKNOWN && d->have_first_byte)
+        return dec_fail(d, PENLINK_ERR_PROTOCOL, 0,
+                        "the input is 1 byte: too short for any format (file truncated?)", NULL);
     if (d->format == PENLINK_INPUT_FRAMES && pl_frame_decoder_pending(&d->fdec) > 0)
         return dec_fail(d, PENLINK_ERR_PROTOCOL, d->offset - pl_frame_decoder_pending(&d->fdec),
                         "last frame cut short (file truncated?)", NULL);
@@ -256,6 +278,18 @@ int penlink_decoder_finish(penlink_decoder *d)
     if (d->format == PENLINK_INPUT_CAPTURE)
         dec_capture_notes(d);
     return PENLINK_OK;
+}
+
+int penlink_decoder_finish(penlink_decoder *d)
+{
+    if (!d)
+        return PENLINK_ERR_INVALID_ARG;
+    if (d->failed)
+        return d->failed;
+    int rc = finish_input(d);
+    if (rc != PENLINK_OK)
+        d->failed = rc;
+    return rc;
 }
 
 const char *penlink_decoder_note(const penlink_decoder *d, size_t i)

@@ -91,7 +91,6 @@ static int seen_note(penlink_decoder *d, const pl_record *rec, int *again)
 int dec_emit(penlink_decoder *d, uint32_t n, uint64_t at)
 {
     int file = d->format != PENLINK_INPUT_CAPTURE;
-    uint32_t fresh = 0;
     for (uint32_t i = 0; i < n; i++) {
         const pl_record *r = &d->recs[i];
         if (file) {
@@ -117,11 +116,10 @@ int dec_emit(penlink_decoder *d, uint32_t n, uint64_t at)
         if (!d->have_seq || r->seq > d->last_seq)
             d->last_seq = r->seq;
         d->have_seq = 1;
-        fresh++;
+        d->records++; /* counted as delivered, even when the callback stops here */
         if (d->on_record(d->user, (const penlink_record *)r) != 0)
             return penlink_fail(d->ctx, PENLINK_ERR_CANCELLED, "stopped by the record callback");
     }
-    d->records += fresh;
     d->chunks++;
     return PENLINK_OK;
 }

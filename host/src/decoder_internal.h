@@ -122,6 +122,8 @@ struct penlink_decoder {
     uint64_t top_end;                /* one past the highest seq of a file's chunks */
     uint8_t top_link[PL_LINK_BYTES]; /* the link after the chunk that ends there */
     int have_top_link;
+    uint8_t first_byte; /* a first feed of one byte, kept until a second tells the format */
+    int have_first_byte;
 };
 
 #define CHUNK_BUF_CAP ((size_t)PL_FRAME_MAX_PAYLOAD)

@@ -39,13 +39,14 @@ int penlink_dev_info(penlink_dev *d, penlink_info *caller)
     out->device_time_ms = i->device_time_ms;
     out->uptime_ms = i->uptime_ms;
     out->config_revision = i->config_revision;
+    out->limits.size = sizeof out->limits;
     if (i->limits) {
         const Penlink__V1__ConfigLimits *l = i->limits;
         out->limits =
-            (penlink_limits){ l->depth_min_um,       l->depth_max_um,   l->depth_step_um,
-                              l->speed_min_sps,      l->speed_max_sps,  l->max_treatment_s,
-                              l->max_cartridge_uses, l->auto_off_min_s, l->auto_off_max_s,
-                              l->max_text_len };
+            (penlink_limits){ sizeof out->limits, l->depth_min_um,       l->depth_max_um,
+                              l->depth_step_um,   l->speed_min_sps,      l->speed_max_sps,
+                              l->max_treatment_s, l->max_cartridge_uses, l->auto_off_min_s,
+                              l->auto_off_max_s,  l->max_text_len };
     }
     out->protocol_major = d->major;
     out->protocol_minor = d->minor;
@@ -166,6 +167,9 @@ int penlink_dev_config_set_signed(penlink_dev *d, uint32_t expected_revision,
     if (result && result->size < PL_CONFIG_SIZE_V1)
         return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG,
                             "the configuration's result has no size (PENLINK_CONFIG_INIT)");
+    if (!PL_SIZED_OK(key, PL_KEY_SIZE_V1))
+        return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG,
+                            "the signing key has no size (PENLINK_KEY_INIT)");
 #define GIVE(f, bit)                                                                               \
     if (change->present & (bit)) {                                                                 \
         c.has_##f = 1;                                                                             \
@@ -262,6 +266,9 @@ int penlink_dev_clock_set_signed(penlink_dev *d, int64_t time_ms, const penlink_
     Penlink__V1__Envelope env = PENLINK__V1__ENVELOPE__INIT;
     Penlink__V1__SetClock sc = PENLINK__V1__SET_CLOCK__INIT;
     uint8_t nonce[PL_NONCE_BYTES], sig[PL_SIG_BYTES], pk[PL_KEY_BYTES];
+    if (!PL_SIZED_OK(key, PL_KEY_SIZE_V1))
+        return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG,
+                            "the signing key has no size (PENLINK_KEY_INIT)");
     sc.has_time_ms = 1;
     sc.time_ms = time_ms;
     if (key) {
@@ -345,6 +352,13 @@ int penlink_dev_ack(penlink_dev *d, uint64_t through_seq, uint64_t *acked_seq)
                             (unsigned long long)through_seq);
     /* acknowledging again is harmless, so retrying is safe */
     int st = dev_request(d, &env, 1, PENLINK__V1__ENVELOPE__BODY_ACK_LOG_REPLY, &r);
+    /* the pen's INVALID_ARGUMENT: the seq is at or past its log's end, the
+     * caller's mistake (records it cannot have pulled), not a config value */
+    if (st == PENLINK_ERR_INVALID_CONFIG)
+        return penlink_fail(d->ctx, PENLINK_ERR_INVALID_ARG,
+                            "seq %llu is beyond the end of the pen's log (%s): nothing was "
+                            "acknowledged; acknowledge through a pull's next_seq - 1",
+                            (unsigned long long)through_seq, d->err.message);
     if (st != PENLINK_OK)
         return st;
     int has = r->ack_log_reply->has_acked_seq;

@@ -63,6 +63,11 @@ static inline void penlink_enter(penlink_ctx *ctx)
 #define PL_FILE_HEADER_SIZE_V1 sizeof(penlink_file_header)
 #define PL_AUDIT_CB_SIZE_V1 sizeof(penlink_audit_cb)
 #define PL_ARCHIVE_FILTER_SIZE_V1 sizeof(penlink_archive_filter)
+#define PL_LIMITS_SIZE_V1 sizeof(penlink_limits)
+#define PL_KEY_SIZE_V1 sizeof(penlink_key)
+#define PL_KEY_REPLACEMENT_SIZE_V1 sizeof(penlink_key_replacement)
+#define PL_VERIFICATION_SIZE_V1 sizeof(penlink_verification)
+#define PL_AUDIT_SUMMARY_SIZE_V1 sizeof(penlink_audit_summary)
 
 /* A sized struct the caller may pass as NULL: NULL, or one at least @p v1 bytes. */
 #define PL_SIZED_OK(s, v1) (!(s) || (s)->size >= (v1))

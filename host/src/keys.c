@@ -68,9 +68,11 @@ int penlink_key_generate(penlink_ctx *ctx, const char *path, penlink_key *out)
 {
     penlink_enter(ctx);
     char pub[1024];
-    penlink_key k;
+    penlink_key k = PENLINK_KEY_INIT;
     if (!path || snprintf(pub, sizeof pub, "%s.pub", path) >= (int)sizeof pub)
         return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "no key file name, or one too long");
+    if (!PL_SIZED_OK(out, PL_KEY_SIZE_V1))
+        return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "the key has no size (PENLINK_KEY_INIT)");
     int rc = sodium_ready(ctx);
     if (rc != PENLINK_OK)
         return rc;
@@ -89,7 +91,7 @@ int penlink_key_generate(penlink_ctx *ctx, const char *path, penlink_key *out)
             unlink(path);
     }
     if (rc == PENLINK_OK && out)
-        *out = k;
+        pl_sized_copy(out, &k, sizeof k);
     sodium_memzero(&k, sizeof k);
     return rc;
 }
@@ -127,7 +129,7 @@ int penlink_key_load_public(penlink_ctx *ctx, const char *path, uint8_t pk[32])
         return rc;
     size_t tag = strlen(PUBLIC_TAG), bin = 0;
     if (strncmp(line, PUBLIC_TAG, tag) != 0) { /* a secret key file holds it too */
-        penlink_key k;
+        penlink_key k = PENLINK_KEY_INIT;
         rc = penlink_key_load(ctx, path, &k);
         if (rc == PENLINK_OK)
             memcpy(pk, k.public_key, 32);
@@ -146,6 +148,8 @@ int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key *out)
     penlink_enter(ctx);
     if (!path || !out)
         return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "no key file given");
+    if (out->size < PL_KEY_SIZE_V1)
+        return penlink_fail(ctx, PENLINK_ERR_INVALID_ARG, "the key has no size (PENLINK_KEY_INIT)");
     char line[256];
     mode_t mode;
     int rc = read_key_line(ctx, path, line, &mode);

@@ -992,7 +992,11 @@ int penlink_archive_verification_save(penlink_archive *ar, const penlink_verify_
 int penlink_archive_verification_get(penlink_archive *ar, const char *serial,
                                      penlink_verification *out)
 {
-    if (!ar || !serial || !out)
+    if (!ar || !serial || !out || out->size < PL_VERIFICATION_SIZE_V1)
         return PENLINK_ERR_INVALID_ARG;
-    return ar->b->ops->verification_last(ar->b, serial, out);
+    penlink_verification all; /* the backend fills it whole; the caller gets what its size covers */
+    int rc = ar->b->ops->verification_last(ar->b, serial, &all);
+    all.size = sizeof all;
+    pl_sized_copy(out, &all, sizeof all);
+    return rc;
 }

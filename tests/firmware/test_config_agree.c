@@ -86,8 +86,7 @@ static void candidates_of(const pl_limits *lim, candidates *c)
 
 static penlink_limits host_limits(const pl_limits *l)
 {
-    penlink_limits h;
-    memset(&h, 0, sizeof h);
+    penlink_limits h = PENLINK_LIMITS_INIT;
     h.depth_min_um = l->depth_min_um;
     h.depth_max_um = l->depth_max_um;
     h.depth_step_um = l->depth_step_um;

@@ -2,8 +2,12 @@
 # The install as another project meets it: `cmake --install` of this build
 # into a staging directory (DESTDIR), then a small consumer program built
 # against it twice, once through the CMake package (find_package(penlink 0.3),
-# penlink::penlink) and once through pkg-config, and run against the staged
-# shared library.
+# penlink::penlink) and once through pkg-config, and a C++ one (consumer.cpp)
+# through pkg-config in each C++ standard from C++11 to C++20 ($PENLINK_CXX,
+# default g++), all run against the staged shared library. Then installs with
+# --prefix: a tree that keeps everything under its prefix and whose
+# penlink.pc needs no --define-variable, and one into /usr that puts the udev
+# rule and the systemd files where udev and systemd read them.
 #   test_install.sh CMAKE BUILD_DIR CC VERSION SOVERSION [CFLAGS...]
 # CFLAGS: the sanitizer flags of a sanitized build (the library needs them in
 # the program too).
@@ -66,6 +70,15 @@ pc() { pkg-config --define-variable=prefix="$root" "$@" penlink; }
 "$cc" $cflags -Wall -Wextra -Werror -o "$tmp/consumer-pc" "$here/consumer.c" $(pc --cflags --libs) ||
     fail "cc with pkg-config's flags"
 run "$tmp/consumer-pc"
+
+echo "== C++: the same header and pkg-config flags, C++11 to C++20, warning-free"
+cxx=${PENLINK_CXX:-g++}
+for std in c++11 c++14 c++17 c++20; do
+    # shellcheck disable=SC2046,SC2086
+    "$cxx" -std=$std $cflags -Wall -Wextra -Werror -pedantic -o "$tmp/consumer-cpp-$std" \
+        "$here/consumer.cpp" $(pc --cflags --libs) || fail "$cxx -std=$std with pkg-config's flags"
+    run "$tmp/consumer-cpp-$std"
+done
 echo "== the udev rule where the library's permission hint says it is"
 rule=$(grep -ao "the udev rule /[^ ]*/70-penlink.rules" "$libdir/libpenlink.so.$version" | head -n 1 |
     sed 's/^the udev rule //')
@@ -75,6 +88,44 @@ grep -q '^SUBSYSTEM=="usb".*ATTR{idVendor}=="1209".*TAG+="uaccess"' "$tmp/stage$
     fail "$rule: no uaccess rule"
 grep -q '^SUBSYSTEM=="usb".*ATTR{idVendor}=="1209".*GROUP="plugdev", MODE="0660"' "$tmp/stage$rule" ||
     fail "$rule: no plugdev rule"
+
+echo "== cmake --install --prefix: nothing outside the prefix, penlink.pc relocatable"
+# DESTDIR as a guard: whatever the install writes outside the prefix lands
+# beside it in the guard, not in the system
+px=$tmp/px
+DESTDIR=$tmp/guard "$cmake" --install "$build" --prefix "$px" > "$tmp/install-px.log" ||
+    { cat "$tmp/install-px.log"; fail "cmake --install --prefix"; }
+[ -d "$tmp/guard$px" ] || fail "cmake --install --prefix $px installed nothing under it"
+outside=$(find "$tmp/guard" ! -type d | sed "s|^$tmp/guard||" | grep -v "^$px/" || true)
+[ -z "$outside" ] || fail "cmake --install --prefix $px wrote outside it: $outside"
+for f in lib/udev/rules.d/70-penlink.rules lib/systemd/system/penlink-watch.service \
+    lib/sysusers.d/penlink.conf etc/default/penlink-watch; do
+    [ -f "$tmp/guard$px/$f" ] || fail "--prefix $px: no $f under it"
+done
+# the tree moved to where it was meant to be, and used as it is: no --define-variable
+mv "$tmp/guard$px" "$px"
+pxlib=$(dirname "$(find "$px" -name "libpenlink.so.$soversion" | head -n 1)")
+flags=$(PKG_CONFIG_PATH=$pxlib/pkgconfig pkg-config --cflags --libs penlink) ||
+    fail "pkg-config in the --prefix tree"
+# shellcheck disable=SC2086
+"$cc" $cflags -Wall -Wextra -Werror -o "$tmp/consumer-px" "$here/consumer.c" $flags ||
+    fail "cc with the --prefix tree's pkg-config flags: $flags"
+staged=$libdir
+libdir=$pxlib
+run "$tmp/consumer-px"
+libdir=$staged
+pxinc=$(PKG_CONFIG_PATH=$pxlib/pkgconfig pkg-config --variable=includedir penlink)
+[ -f "$pxinc/penlink/penlink.h" ] || fail "penlink.pc's includedir $pxinc holds no penlink/penlink.h"
+
+echo "== cmake --install --prefix /usr: where udev and systemd read them"
+cache() { sed -n "s|^$1:PATH=||p" "$build/CMakeCache.txt"; }
+DESTDIR=$tmp/usr "$cmake" --install "$build" --prefix /usr > "$tmp/install-usr.log" ||
+    { cat "$tmp/install-usr.log"; fail "cmake --install --prefix /usr"; }
+for f in "$(cache PENLINK_UDEV_RULES_DIR)/70-penlink.rules" \
+    "$(cache PENLINK_SYSTEMD_UNIT_DIR)/penlink-watch.service" \
+    "$(cache PENLINK_SYSUSERS_DIR)/penlink.conf" /etc/default/penlink-watch; do
+    [ -f "$tmp/usr$f" ] || fail "--prefix /usr: no $f"
+done
 
 echo "== one version everywhere: penlink --version, the man pages"
 v=$(LD_LIBRARY_PATH=$libdir "$root/bin/penlink" --version) || fail "penlink --version"

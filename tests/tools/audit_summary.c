@@ -21,7 +21,8 @@ int main(int argc, char **argv)
     }
     penlink_ctx *ctx = NULL;
     penlink_archive *ar = NULL;
-    penlink_audit_summary s = { 0 }; /* verdict 0 is PASS: the library must overwrite it */
+    penlink_audit_summary s =
+        PENLINK_AUDIT_SUMMARY_INIT; /* verdict 0 is PASS: the library must overwrite it */
     penlink_archive_filter f = PENLINK_ARCHIVE_FILTER_INIT;
     f.serial = argc == 3 ? argv[2] : NULL;
     int st = penlink_ctx_new(&ctx);

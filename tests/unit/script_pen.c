@@ -214,6 +214,17 @@ int script_pen_respond(fake_wire *w, const pl_envelope *req, void *user)
     case PENLINK__V1__ENVELOPE__BODY_ACK_LOG: {
         p->acks++;
         p->acked_through = req->ack_log->through_seq;
+        if (req->ack_log->through_seq >= p->next) { /* as a pen does (docs/protocol.md) */
+            Penlink__V1__Error e = PENLINK__V1__ERROR__INIT;
+            e.has_code = 1;
+            e.code = PENLINK__V1__ERROR_CODE__ERROR_INVALID_ARGUMENT;
+            e.message = "through_seq is at or beyond the log's end";
+            e.field = "through_seq";
+            env.body_case = PENLINK__V1__ENVELOPE__BODY_ERROR;
+            env.error = &e;
+            reply(w, id, &env);
+            break;
+        }
         uint64_t through1 = req->ack_log->through_seq + 1;
         Penlink__V1__AckLogReply ar = PENLINK__V1__ACK_LOG_REPLY__INIT;
         ar.has_acked_seq = 1;

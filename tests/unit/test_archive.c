@@ -445,7 +445,7 @@ static void test_hostile_seqs(void **state)
                              .on_finding = keep_finding,
                              .user = &before,
                              .usage_by = PENLINK_PERIOD_DAY };
-    penlink_audit_summary sum0;
+    penlink_audit_summary sum0 = PENLINK_AUDIT_SUMMARY_INIT;
     assert_int_equal(penlink_audit_run(ar, NULL, &cb0, &sum0), PENLINK_OK);
     penlink_archive_close(ar);
 
@@ -475,7 +475,7 @@ static void test_hostile_seqs(void **state)
                             .on_finding = keep_finding,
                             .user = &fs,
                             .usage_by = PENLINK_PERIOD_DAY };
-    penlink_audit_summary sum;
+    penlink_audit_summary sum = PENLINK_AUDIT_SUMMARY_INIT;
     assert_int_equal(penlink_audit_run(ar, NULL, &cb, &sum), PENLINK_OK);
     assert_int_equal(sum.records, 9); /* A's 4 and B's 5, from their chunks */
     assert_int_equal(fs.treatments, 1);
@@ -533,7 +533,7 @@ static void test_damaged_fails_the_verdict(void **state)
                              .on_finding = keep_finding,
                              .user = &fs0,
                              .usage_by = PENLINK_PERIOD_DAY };
-    penlink_audit_summary sum0;
+    penlink_audit_summary sum0 = PENLINK_AUDIT_SUMMARY_INIT;
     assert_int_equal(penlink_archive_open_readonly(f->ctx, f->path, &ar), PENLINK_OK);
     assert_int_equal(penlink_audit_run(ar, NULL, &cb0, &sum0), PENLINK_OK);
     penlink_archive_close(ar);
@@ -551,7 +551,7 @@ static void test_damaged_fails_the_verdict(void **state)
                             .on_finding = keep_finding,
                             .user = &fs,
                             .usage_by = PENLINK_PERIOD_DAY };
-    penlink_audit_summary sum;
+    penlink_audit_summary sum = PENLINK_AUDIT_SUMMARY_INIT;
     assert_int_equal(penlink_audit_run(ar, NULL, &cb, &sum), PENLINK_OK);
     assert_int_equal(fs.n, fs0.n);
     assert_memory_equal(&sum, &sum0, sizeof sum);
@@ -630,7 +630,7 @@ static void test_sized_structs_refused(void **state)
     penlink_archive_filter all = PENLINK_ARCHIVE_FILTER_INIT, bare;
     memset(&bare, 0, sizeof bare);
     int n = 0;
-    penlink_audit_summary sum;
+    penlink_audit_summary sum = PENLINK_AUDIT_SUMMARY_INIT;
     assert_int_equal(penlink_audit_run(ar, &bare, &cb, &sum), PENLINK_ERR_INVALID_ARG);
     assert_int_equal(penlink_archive_scan(ar, &bare, count_scanned, &n), PENLINK_ERR_INVALID_ARG);
     assert_int_equal(penlink_archive_alarms(ar, &bare, on_alarm, &n), PENLINK_ERR_INVALID_ARG);
@@ -737,7 +737,7 @@ static void test_progress(void **state)
 
     /* the audit: the total from the seqs archived */
     memset(&c, 0, sizeof c);
-    penlink_audit_summary sum;
+    penlink_audit_summary sum = PENLINK_AUDIT_SUMMARY_INIT;
     assert_int_equal(penlink_audit_run(ar, NULL, NULL, &sum), PENLINK_OK);
     assert_int_equal(sum.records, big + 3);
     assert_int_equal(c.n, 5);
@@ -769,6 +769,64 @@ static void test_progress(void **state)
     penlink_archive_close(ar);
 }
 
+/* Review 17.3: the structs the archive and the audit fill carry their size:
+ * 0 (no initialiser) is refused before anything is done; a later caller's
+ * larger struct gets what this library knows and keeps the rest. */
+static void test_filled_structs_need_size(void **state)
+{
+    fx *f = *state;
+    make_archive(f);
+    add_device(f->path, 1, "PEN-SZ", 1);
+    penlink_record r = rec(PENLINK_REC_POWER_ON, 1000);
+    add_record(f->path, 1, 0, &r);
+    penlink_archive *ar = NULL;
+    assert_int_equal(penlink_archive_open(f->ctx, f->path, &ar), PENLINK_OK);
+
+    penlink_audit_summary bare_sum;
+    memset(&bare_sum, 0x5a, sizeof bare_sum);
+    bare_sum.size = 0;
+    assert_int_equal(penlink_audit_run(ar, NULL, NULL, &bare_sum), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(bare_sum.records, 0x5a5a5a5a5a5a5a5aull); /* untouched */
+    struct {
+        penlink_audit_summary now;
+        uint64_t later;
+    } big_sum;
+    memset(&big_sum, 0, sizeof big_sum);
+    big_sum.now.size = sizeof big_sum;
+    big_sum.later = 42;
+    assert_int_equal(penlink_audit_run(ar, NULL, NULL, &big_sum.now), PENLINK_OK);
+    assert_int_equal(big_sum.now.size, sizeof big_sum);
+    assert_int_equal(big_sum.now.pens, 1);
+    assert_int_equal(big_sum.later, 42);
+
+    penlink_verification bare_v;
+    memset(&bare_v, 0x5a, sizeof bare_v);
+    bare_v.size = 0;
+    assert_int_equal(penlink_archive_verification_get(ar, "PEN-SZ", &bare_v),
+                     PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(bare_v.have, 0x5a5a5a5a);
+    struct {
+        penlink_verification now;
+        uint64_t later;
+    } big_v;
+    memset(&big_v, 0x5a, sizeof big_v);
+    big_v.now.size = sizeof big_v;
+    assert_int_equal(penlink_archive_verification_get(ar, "PEN-SZ", &big_v.now), PENLINK_OK);
+    assert_int_equal(big_v.now.size, sizeof big_v);
+    assert_string_equal(big_v.now.serial, "PEN-SZ");
+    assert_int_equal(big_v.now.have, 0);
+    assert_int_equal(big_v.later, 0x5a5a5a5a5a5a5a5aull);
+
+    penlink_info info = PENLINK_INFO_INIT;
+    snprintf(info.serial, sizeof info.serial, "PEN-SZ");
+    penlink_key_replacement bare_r;
+    memset(&bare_r, 0, sizeof bare_r);
+    assert_int_equal(penlink_archive_key_replace(ar, &info, "repaired", &bare_r),
+                     PENLINK_ERR_INVALID_ARG);
+    assert_string_equal(bare_r.serial, "");
+    penlink_archive_close(ar);
+}
+
 static void test_readonly_never_writes(void **state)
 {
     fx *f = *state;
@@ -791,7 +849,7 @@ static void test_readonly_never_writes(void **state)
     assert_int_equal(penlink_archive_config_history(ar, NULL, on_hist, &n), PENLINK_OK);
     assert_int_equal(penlink_archive_devices(ar, on_dev, &n), PENLINK_OK);
     assert_int_equal(n, 1);
-    penlink_verification v;
+    penlink_verification v = PENLINK_VERIFICATION_INIT;
     assert_int_equal(penlink_archive_verification_get(ar, "PEN-RO", &v), PENLINK_OK);
     assert_int_equal(v.have, 0); /* read-only: the verdict was not stored */
     penlink_config cfg = PENLINK_CONFIG_INIT;
@@ -1151,7 +1209,7 @@ static void test_long_serial(void **state)
     assert_int_equal(penlink_archive_verify(ar, listed, keep_report, got), PENLINK_OK);
     assert_string_equal(got[0].serial, listed);
     assert_int_equal(got[1].serial[0], '\0'); /* PEN-SHORT is not a prefix match */
-    penlink_verification v;
+    penlink_verification v = PENLINK_VERIFICATION_INIT;
     assert_int_equal(penlink_archive_verification_get(ar, listed, &v), PENLINK_OK);
     assert_int_equal(v.have, 1);
     assert_string_equal(v.result, "unsigned");
@@ -1177,6 +1235,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_odd_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relative_and_impossible_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_serial, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_filled_structs_need_size, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

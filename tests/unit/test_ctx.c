@@ -3,9 +3,11 @@
  * call that can fail, set on failure, and NULL-safe, so a caller never
  * prints the detail of an earlier, unrelated failure.
  */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -14,8 +16,7 @@
 
 static penlink_limits limits(void)
 {
-    penlink_limits l;
-    memset(&l, 0, sizeof l);
+    penlink_limits l = PENLINK_LIMITS_INIT;
     l.depth_max_um = 3000;
     l.depth_step_um = 100;
     l.speed_min_sps = 50;
@@ -63,7 +64,7 @@ static void test_replaced_by_the_next_failure(void **state)
     (void)state;
     penlink_ctx *ctx = NULL;
     penlink_dev *d = NULL;
-    penlink_key k;
+    penlink_key k = PENLINK_KEY_INIT;
     assert_int_equal(penlink_ctx_new(&ctx), PENLINK_OK);
     assert_int_equal(penlink_dev_open(ctx, "bogus:x", &d), PENLINK_ERR_INVALID_ARG);
     assert_int_not_equal(penlink_key_load(ctx, "/nonexistent/penlink.key", &k), PENLINK_OK);
@@ -85,11 +86,50 @@ static void test_null_context(void **state)
     penlink_config c = valid();
     c.depth_max_um = 9000; /* outside the limits: the check fails with no context to tell */
     assert_int_equal(penlink_config_check(NULL, &l, &c), PENLINK_ERR_INVALID_CONFIG);
-    penlink_key k;
+    penlink_key k = PENLINK_KEY_INIT;
     assert_int_equal(penlink_key_load(NULL, NULL, &k), PENLINK_ERR_INVALID_ARG);
     assert_string_equal(penlink_ctx_errmsg(NULL), "");
     assert_int_equal(penlink_dev_info(NULL, NULL), PENLINK_ERR_INVALID_ARG);
     assert_int_equal(penlink_dev_pull(NULL, 0, NULL, NULL), PENLINK_ERR_INVALID_ARG);
+}
+
+/* Review 17.3: penlink_limits and penlink_key carry their size: without it
+ * (0, the initialiser forgotten) they are refused before anything is done. */
+static void test_limits_and_key_need_size(void **state)
+{
+    (void)state;
+    penlink_ctx *ctx = NULL;
+    assert_int_equal(penlink_ctx_new(&ctx), PENLINK_OK);
+    penlink_limits l = limits();
+    penlink_config c = valid();
+    assert_int_equal(penlink_config_check(ctx, &l, &c), PENLINK_OK);
+    l.size = 0;
+    assert_int_equal(penlink_config_check(ctx, &l, &c), PENLINK_ERR_INVALID_ARG);
+    assert_non_null(strstr(penlink_ctx_errmsg(ctx), "PENLINK_LIMITS_INIT"));
+    penlink_key k;
+    memset(&k, 0, sizeof k);
+    assert_int_equal(penlink_key_load(ctx, "/nonexistent/key", &k), PENLINK_ERR_INVALID_ARG);
+    assert_non_null(strstr(penlink_ctx_errmsg(ctx), "PENLINK_KEY_INIT"));
+    assert_int_equal(penlink_key_generate(ctx, "/nonexistent/key", &k), PENLINK_ERR_INVALID_ARG);
+    assert_non_null(strstr(penlink_ctx_errmsg(ctx), "PENLINK_KEY_INIT"));
+    penlink_key sized = PENLINK_KEY_INIT;
+    assert_int_equal(sized.size, sizeof sized);
+    assert_int_equal(penlink_key_load(ctx, "/nonexistent/key", &sized), PENLINK_ERR_IO);
+    penlink_ctx_free(ctx);
+}
+
+/* penlink_archive_default_path(): NULL or no room is INVALID_ARG, as for every other function. */
+static void test_archive_default_path(void **state)
+{
+    (void)state;
+    assert_int_equal(setenv("XDG_DATA_HOME", "/xdg", 1), 0);
+    char buf[64];
+    assert_int_equal(penlink_archive_default_path(NULL, 100), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_archive_default_path(NULL, 0), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_archive_default_path(buf, 0), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_archive_default_path(buf, 5), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(penlink_archive_default_path(buf, sizeof buf), PENLINK_OK);
+    assert_string_equal(buf, "/xdg/penlink/archive.db");
 }
 
 /* Waiting for a USB change keeps the transport's state on the context: it
@@ -195,6 +235,8 @@ int main(void)
         cmocka_unit_test(test_usb_wait_change),
         cmocka_unit_test(test_config_setters),
         cmocka_unit_test(test_status_names),
+        cmocka_unit_test(test_archive_default_path),
+        cmocka_unit_test(test_limits_and_key_need_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

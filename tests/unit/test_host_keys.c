@@ -78,7 +78,7 @@ static void read_file(const char *path, char *out, size_t cap)
 static void test_generate_and_load(void **state)
 {
     fixture *f = *state;
-    penlink_key made, loaded;
+    penlink_key made = PENLINK_KEY_INIT, loaded = PENLINK_KEY_INIT;
     assert_int_equal(penlink_key_generate(f->ctx, f->key, &made), PENLINK_OK);
     struct stat sb;
     assert_int_equal(stat(f->key, &sb), 0);
@@ -154,7 +154,7 @@ static void test_generate_bad_path(void **state)
 static void test_load_refusals(void **state)
 {
     fixture *f = *state;
-    penlink_key k;
+    penlink_key k = PENLINK_KEY_INIT;
     uint8_t pk[32];
     assert_int_equal(penlink_key_generate(f->ctx, f->key, NULL), PENLINK_OK);
 

@@ -430,6 +430,8 @@ static int read_all(fx *f, reading *g)
 {
     penlink_archive *ar = NULL;
     memset(g, 0, sizeof *g);
+    g->sum.size = sizeof g->sum;
+    g->last.size = sizeof g->last;
     int rc = penlink_archive_open_readonly(f->ctx, f->path, &ar);
     if (rc == PENLINK_OK)
         rc = penlink_archive_scan(ar, NULL, on_any_record, g);
@@ -708,6 +710,7 @@ static int tally_treatment(void *user, const penlink_treatment *t)
 static int open_and_audit(fx *f, tally *t)
 {
     memset(t, 0, sizeof *t);
+    t->sum.size = sizeof t->sum;
     penlink_archive *ar = NULL;
     int rc = penlink_archive_open(f->ctx, f->path, &ar);
     if (rc == PENLINK_OK)

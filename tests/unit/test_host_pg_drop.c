@@ -428,6 +428,8 @@ static int read_all(fx *f, reading *g)
 {
     penlink_archive *ar = NULL;
     memset(g, 0, sizeof *g);
+    g->sum.size = sizeof g->sum;
+    g->last.size = sizeof g->last;
     int rc = penlink_archive_open_readonly(f->ctx, uri, &ar);
     if (rc == PENLINK_OK)
         rc = penlink_archive_scan(ar, NULL, on_any_record, g);

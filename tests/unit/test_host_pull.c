@@ -407,6 +407,39 @@ static void test_pull_refused(void **state)
                      PENLINK__V1__ERROR_CODE__ERROR_SEQ_NOT_AVAILABLE);
 }
 
+/* An acknowledgement beyond the log's end: the pen refuses it (INVALID_ARGUMENT),
+ * and the caller is told its argument was wrong, not that a config value was. */
+static void test_ack_beyond_the_end(void **state)
+{
+    fixture *f = *state;
+    uint64_t acked = 1;
+    assert_int_equal(penlink_dev_ack(f->d, RECORDS, &acked), PENLINK_ERR_INVALID_ARG);
+    assert_int_equal(acked, 0);
+    assert_int_equal(f->p.acks, 1);
+    assert_says(f, "beyond the end of the pen's log");
+    assert_int_equal(penlink_dev_error(f->d)->code,
+                     PENLINK__V1__ERROR_CODE__ERROR_INVALID_ARGUMENT);
+    /* the last record is fine */
+    assert_int_equal(penlink_dev_ack(f->d, RECORDS - 1, &acked), PENLINK_OK);
+    assert_int_equal(acked, RECORDS);
+}
+
+/* Review 17.3: a signing key without its size is refused before anything is sent. */
+static void test_key_without_size(void **state)
+{
+    fixture *f = *state;
+    penlink_key k;
+    memset(&k, 0, sizeof k);
+    int infos = f->p.infos;
+    assert_int_equal(penlink_dev_clock_set_signed(f->d, 1000, &k, NULL), PENLINK_ERR_INVALID_ARG);
+    penlink_config change = PENLINK_CONFIG_INIT;
+    assert_int_equal(penlink_config_set_u32(&change, PENLINK_CFG_DEPTH_MAX_UM, 2000), PENLINK_OK);
+    assert_int_equal(penlink_dev_config_set_signed(f->d, 1, &k, &change, NULL),
+                     PENLINK_ERR_INVALID_ARG);
+    assert_says(f, "PENLINK_KEY_INIT");
+    assert_int_equal(f->p.infos, infos);
+}
+
 static void test_wrong_reply(void **state)
 {
     fixture *f = *state;
@@ -521,6 +554,8 @@ int main(void)
         T(test_more_but_nothing),
         T(test_silent_pen),
         T(test_pull_refused),
+        T(test_ack_beyond_the_end),
+        T(test_key_without_size),
         T(test_wrong_reply),
         T(test_callbacks_stop),
         T(test_cancelled),

@@ -40,6 +40,7 @@ static void seed_key(penlink_key *k, uint8_t fill)
 {
     uint8_t seed[crypto_sign_SEEDBYTES];
     memset(seed, fill, sizeof seed);
+    k->size = sizeof *k;
     assert_int_equal(crypto_sign_seed_keypair(k->public_key, k->secret, seed), 0);
 }
 
@@ -177,7 +178,7 @@ static void test_good_log_verifies_and_is_stored(void **state)
     assert_int_equal(f->fa.commits, 1);
     assert_int_equal(f->fa.rollbacks, 0);
     assert_int_equal(f->fa.logged.state, PENLINK_VERIFY_OK);
-    penlink_verification v;
+    penlink_verification v = PENLINK_VERIFICATION_INIT;
     assert_int_equal(penlink_archive_verification_get(&f->ar, SERIAL, &v), PENLINK_OK);
     assert_true(v.have);
 }
@@ -615,7 +616,7 @@ static void test_callback_stops(void **state)
 static void test_invalid_arguments(void **state)
 {
     fixture *f = *state;
-    penlink_verification v;
+    penlink_verification v = PENLINK_VERIFICATION_INIT;
     assert_int_equal(penlink_archive_verify(NULL, NULL, on_report, f), PENLINK_ERR_INVALID_ARG);
     assert_int_equal(penlink_archive_verification_save(NULL, &f->got[0]), PENLINK_ERR_INVALID_ARG);
     assert_int_equal(penlink_archive_verification_save(&f->ar, NULL), PENLINK_ERR_INVALID_ARG);

@@ -550,7 +550,7 @@ int main(int argc, char **argv)
         penlink_ctx_set_progress_cb(ctx, on_progress, &progress_calls);
     span best_scan = { 1e30, 1e30 }, best_audit = best_scan, best_api = best_scan;
     int64_t sum = 0;
-    penlink_audit_summary s;
+    penlink_audit_summary s = PENLINK_AUDIT_SUMMARY_INIT;
     counts c;
     for (int r = 0; r < rounds; r++) {
         span ts = server ? pg_baseline(path, &sum) : scan_baseline(path, &sum);

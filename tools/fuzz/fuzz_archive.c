@@ -615,7 +615,7 @@ static void library_paths(penlink_archive *ar, rd *r, int notes)
     penlink_archive_alarms(ar, NULL, on_alarm, &s);
     penlink_archive_config_history(ar, NULL, on_history, &s);
     for (int i = 0; i < ds.n; i++) {
-        penlink_verification v;
+        penlink_verification v = PENLINK_VERIFICATION_INIT;
         if (penlink_archive_verification_get(ar, ds.serial[i], &v) == PENLINK_OK)
             s.touched += touch(v.result, sizeof v.result) + touch(v.detail, sizeof v.detail);
     }
@@ -626,7 +626,7 @@ static void library_paths(penlink_archive *ar, rd *r, int notes)
     memset(&sc, 0, sizeof sc);
     rc = penlink_archive_scan(ar, NULL, on_record, &sc);
     scanned = sc.records;
-    penlink_audit_summary sum;
+    penlink_audit_summary sum = PENLINK_AUDIT_SUMMARY_INIT;
     penlink_audit_cb cb = { .size = sizeof(penlink_audit_cb),
                             .on_treatment = on_treatment,
                             .on_finding = on_finding,

@@ -110,7 +110,10 @@ PENLINK_API void penlink_ctx_reset_cancel(penlink_ctx *ctx);
  */
 PENLINK_API void penlink_ctx_set_timeout(penlink_ctx *ctx, int timeout_ms, int retries);
 
-/** Creates a context in *@p out. @return #PENLINK_OK or #PENLINK_ERR_NO_MEM. */
+/**
+ * Creates a context in *@p out.
+ * @return #PENLINK_OK; #PENLINK_ERR_NO_MEM; #PENLINK_ERR_INVALID_ARG (@p out NULL).
+ */
 PENLINK_API int penlink_ctx_new(penlink_ctx **out);
 /** Frees a context (NULL is fine). */
 PENLINK_API void penlink_ctx_free(penlink_ctx *ctx);
@@ -223,26 +226,31 @@ PENLINK_API int penlink_decoder_new(penlink_ctx *ctx, penlink_record_cb on_recor
 PENLINK_API void penlink_decoder_free(penlink_decoder *dec);
 
 /**
- * Feeds input bytes in any split. Stops at the first damage: the return is
- * then #PENLINK_ERR_PROTOCOL or #PENLINK_ERR_INTEGRITY and penlink_ctx_errmsg()
- * names the input offset and the problem. #PENLINK_ERR_CANCELLED when the
- * decoder's context was cancelled (penlink_ctx_cancel()): it stops between
- * packets of a capture, or before the next call's bytes.
+ * Feeds input bytes in any split, down to one byte a call (the format is
+ * decided once two bytes have come; a call with 0 bytes does nothing).
+ * Stops at the first damage: the return is then #PENLINK_ERR_PROTOCOL or
+ * #PENLINK_ERR_INTEGRITY and penlink_ctx_errmsg() names the input offset and
+ * the problem. #PENLINK_ERR_CANCELLED when the decoder's context was
+ * cancelled (penlink_ctx_cancel()): it stops between packets of a capture,
+ * or before the next call's bytes.
  * @return #PENLINK_OK; #PENLINK_ERR_PROTOCOL; #PENLINK_ERR_INTEGRITY;
- *         #PENLINK_ERR_CANCELLED (also: the record callback returned non-zero);
- *         #PENLINK_ERR_UNSUPPORTED (the first bytes are no format this version
- *         reads); #PENLINK_ERR_INVALID_ARG (NULL, or a first call with fewer
- *         than 2 bytes); #PENLINK_ERR_NO_MEM. After a failure, every later call
- *         returns the same status.
+ *         #PENLINK_ERR_CANCELLED (also: the record or a message callback
+ *         returned non-zero); #PENLINK_ERR_UNSUPPORTED (the first bytes are no
+ *         format this version reads); #PENLINK_ERR_INVALID_ARG (@p dec NULL, or
+ *         @p data NULL with @p len above 0); #PENLINK_ERR_NO_MEM. After a
+ *         failure (any of these but #PENLINK_ERR_INVALID_ARG), every later
+ *         call, and penlink_decoder_finish(), returns the same status: a
+ *         cancelled decoder does not resume.
  */
 PENLINK_API int penlink_decoder_feed(penlink_decoder *dec, const void *data, size_t len);
 
 /**
  * Ends the input: a truncated last frame or chunk is an error.
- * @return #PENLINK_OK; #PENLINK_ERR_PROTOCOL (a frame or capture cut short);
- *         #PENLINK_ERR_INTEGRITY; #PENLINK_ERR_CANCELLED; #PENLINK_ERR_NO_MEM;
- *         #PENLINK_ERR_INVALID_ARG (NULL); or the status of an earlier failed
- *         penlink_decoder_feed().
+ * @return #PENLINK_OK; #PENLINK_ERR_PROTOCOL (a frame or capture cut short,
+ *         or an input of 1 byte); #PENLINK_ERR_INTEGRITY; #PENLINK_ERR_CANCELLED;
+ *         #PENLINK_ERR_NO_MEM; #PENLINK_ERR_INVALID_ARG (NULL); or the status
+ *         of an earlier failed penlink_decoder_feed() or finish. A failure
+ *         sticks: later calls return it again.
  */
 PENLINK_API int penlink_decoder_finish(penlink_decoder *dec);
 
@@ -265,7 +273,8 @@ PENLINK_API penlink_input_format penlink_decoder_format(const penlink_decoder *d
  */
 typedef struct penlink_decoder_stats {
     size_t size;         /**< sizeof(penlink_decoder_stats) as the caller was built */
-    uint64_t records;    /**< records decoded (each seq once) */
+    uint64_t records;    /**< records passed to on_record (each seq once), the one whose
+                              callback stopped the decode included */
     uint64_t chunks;     /**< chunks decoded */
     uint64_t good_bytes; /**< input bytes up to the end of the last frame or chunk decoded
                               completely: what can be kept of a file that ends in a damaged
@@ -475,7 +484,8 @@ PENLINK_API int penlink_decoder_set_message_cb(penlink_decoder *dec, penlink_mes
  * trace stops there and penlink_ctx_trace_error() says so. Only creating
  * the file, or describing a session in it when the session opens, fails
  * with #PENLINK_ERR_IO.
- * @return #PENLINK_OK, #PENLINK_ERR_IO (cannot create @p path).
+ * @return #PENLINK_OK, #PENLINK_ERR_IO (cannot create @p path),
+ *         #PENLINK_ERR_INVALID_ARG (@p ctx NULL).
  */
 PENLINK_API int penlink_ctx_set_trace(penlink_ctx *ctx, const char *path);
 
@@ -618,7 +628,12 @@ typedef struct penlink_dev penlink_dev;
  *
  * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND, #PENLINK_ERR_ACCESS,
  *         #PENLINK_ERR_BUSY (three different causes, three different hints in
- *         penlink_ctx_errmsg()); #PENLINK_ERR_VERSION; #PENLINK_ERR_TIMEOUT.
+ *         penlink_ctx_errmsg()); #PENLINK_ERR_AMBIGUOUS (several pens, none
+ *         chosen); #PENLINK_ERR_VERSION; #PENLINK_ERR_TIMEOUT;
+ *         #PENLINK_ERR_INVALID_ARG (@p ctx or @p out NULL, a @p uri of no form
+ *         above); #PENLINK_ERR_PROTOCOL, #PENLINK_ERR_DEVICE (the pen broke or
+ *         refused the Hello); #PENLINK_ERR_GONE; #PENLINK_ERR_CANCELLED;
+ *         #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_dev_open(penlink_ctx *ctx, const char *uri, penlink_dev **out);
 /** Ends the session and releases the pen (NULL is fine). */
@@ -643,8 +658,13 @@ typedef struct penlink_device_error {
  */
 PENLINK_API const penlink_device_error *penlink_dev_error(const penlink_dev *dev);
 
-/** Limits within which the pen accepts configuration. */
+/**
+ * Limits within which the pen accepts configuration: filled by
+ * penlink_dev_info() (penlink_info.limits), read by penlink_config_check().
+ * A caller's own sets @c size (#PENLINK_LIMITS_INIT does).
+ */
 typedef struct penlink_limits {
+    size_t size;                 /**< sizeof(penlink_limits) as the caller was built */
     uint32_t depth_min_um;       /**< shallowest needle depth, micrometres */
     uint32_t depth_max_um;       /**< deepest needle depth, micrometres */
     uint32_t depth_step_um;      /**< depths are multiples of this */
@@ -656,6 +676,12 @@ typedef struct penlink_limits {
     uint32_t auto_off_max_s;     /**< longest auto-off delay, seconds */
     uint32_t max_text_len;       /**< longest text value, bytes */
 } penlink_limits;
+
+/** A penlink_limits initialiser: its size set, every other member 0. */
+#define PENLINK_LIMITS_INIT                                                                        \
+    {                                                                                              \
+        .size = sizeof(penlink_limits)                                                             \
+    }
 
 /** Most config-signing keys a pen announces (penlink_info.n_config_keys). */
 #define PENLINK_CONFIG_KEYS_MAX 4
@@ -798,8 +824,10 @@ PENLINK_API const char *penlink_config_get_text(const penlink_config *cfg, uint3
 /**
  * Checks a whole configuration against a pen's limits and the cross-field
  * rules (min <= default <= max, depths on the step, text length), as the pen
- * will. @return #PENLINK_OK or #PENLINK_ERR_INVALID_CONFIG with the key and
- * the allowed range in penlink_ctx_errmsg().
+ * will.
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_CONFIG with the key and the
+ *         allowed range in penlink_ctx_errmsg(); #PENLINK_ERR_INVALID_ARG
+ *         (@p limits or @p cfg NULL, or either without its size).
  */
 PENLINK_API int penlink_config_check(penlink_ctx *ctx, const penlink_limits *limits,
                                      const penlink_config *cfg);
@@ -814,11 +842,23 @@ PENLINK_API int penlink_dev_config_get(penlink_dev *dev, penlink_config *out);
 
 /* ---- keys (docs/security.md) ------------------------------------------- */
 
-/** An Ed25519 key pair for signing configuration (libsodium layout). */
+/**
+ * An Ed25519 key pair for signing configuration (libsodium layout). The
+ * caller sets @c size (#PENLINK_KEY_INIT does) before penlink_key_load() or
+ * penlink_key_generate() fills it; the signing functions refuse a key
+ * without it.
+ */
 typedef struct penlink_key {
+    size_t size;                             /**< sizeof(penlink_key) as the caller was built */
     uint8_t secret[PENLINK_SECRET_KEY_SIZE]; /**< seed, then public key: keep it secret */
     uint8_t public_key[PENLINK_KEY_SIZE];    /**< the public key (what pens are provisioned with) */
 } penlink_key;
+
+/** A penlink_key initialiser: its size set, every other member 0. */
+#define PENLINK_KEY_INIT                                                                           \
+    {                                                                                              \
+        .size = sizeof(penlink_key)                                                                \
+    }
 
 /**
  * Makes a new key pair and writes it: @p path (the secret key, mode 0600,
@@ -826,7 +866,9 @@ typedef struct penlink_key {
  * provision on pens). Missing directories of @p path are made (mode 0700,
  * as mkdir -p). *@p out (may be NULL) gets the pair.
  * @return #PENLINK_OK, #PENLINK_ERR_IO (exists, a directory cannot be made,
- *         or cannot be written).
+ *         or cannot be written); #PENLINK_ERR_INVALID_ARG (a NULL argument, an
+ *         @p out without its size);
+ *         #PENLINK_ERR_UNSUPPORTED (libsodium failed to initialise).
  */
 PENLINK_API int penlink_key_generate(penlink_ctx *ctx, const char *path, penlink_key *out);
 
@@ -836,15 +878,18 @@ PENLINK_API int penlink_key_generate(penlink_ctx *ctx, const char *path, penlink
  * @return #PENLINK_OK, #PENLINK_ERR_IO (cannot be read),
  *         #PENLINK_ERR_INVALID_ARG (not a key file, a public key, or readable
  *         by others: a file the caller must replace or chmod; #PENLINK_ERR_AUTH
- *         is kept for a signature the pen refused).
+ *         is kept for a signature the pen refused; also: a NULL argument, an
+ *         @p out without its size); #PENLINK_ERR_UNSUPPORTED
+ *         (libsodium failed to initialise).
  */
 PENLINK_API int penlink_key_load(penlink_ctx *ctx, const char *path, penlink_key *out);
 
 /**
  * The public key of a key file: a public key file (.pub), or a secret key
  * file (read as penlink_key_load() reads it).
- * @return #PENLINK_OK, #PENLINK_ERR_IO, #PENLINK_ERR_INVALID_ARG (damaged),
- *         or what penlink_key_load() returns.
+ * @return #PENLINK_OK, #PENLINK_ERR_IO, #PENLINK_ERR_INVALID_ARG (damaged,
+ *         or a NULL argument), #PENLINK_ERR_UNSUPPORTED (libsodium failed to
+ *         initialise), or what penlink_key_load() returns.
  */
 PENLINK_API int penlink_key_load_public(penlink_ctx *ctx, const char *path,
                                         uint8_t pk[PENLINK_KEY_SIZE]);
@@ -877,8 +922,15 @@ PENLINK_API int penlink_info_accepts_key(const penlink_info *info,
  * Changes the fields present in @p change, if the pen's revision is still
  * @p expected_revision (compare-and-set). On success *@p result (may be NULL)
  * is the whole configuration now in force.
- * @return #PENLINK_OK, #PENLINK_ERR_CONFLICT (changed meanwhile: re-read),
- *         #PENLINK_ERR_INVALID_CONFIG (the pen's refusal, see penlink_dev_error()).
+ * @return #PENLINK_OK; #PENLINK_ERR_CONFLICT (changed meanwhile: re-read);
+ *         #PENLINK_ERR_INVALID_CONFIG (the pen refused a value, see
+ *         penlink_dev_error()); #PENLINK_ERR_AUTH (the pen takes only signed
+ *         changes: penlink_dev_config_set_signed()); #PENLINK_ERR_INVALID_ARG
+ *         (@p dev or @p change NULL, @p change or @p result without its size);
+ *         the statuses of a request: #PENLINK_ERR_TIMEOUT, #PENLINK_ERR_GONE,
+ *         #PENLINK_ERR_PROTOCOL, #PENLINK_ERR_DEVICE (the pen refused otherwise,
+ *         or does not take configuration), #PENLINK_ERR_CANCELLED,
+ *         #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_dev_config_set(penlink_dev *dev, uint32_t expected_revision,
                                        const penlink_config *change, penlink_config *result);
@@ -888,8 +940,12 @@ PENLINK_API int penlink_dev_config_set(penlink_dev *dev, uint32_t expected_revis
  * for a fresh nonce and signs the pen's serial, the expected revision, the
  * nonce and the values (docs/protocol.md). A pen provisioned with config
  * keys takes only this.
- * @return as penlink_dev_config_set(), and #PENLINK_ERR_AUTH when the pen
- *         refuses the signature (penlink_dev_error() has its reason).
+ * @return as penlink_dev_config_set(): #PENLINK_OK; #PENLINK_ERR_CONFLICT;
+ *         #PENLINK_ERR_INVALID_CONFIG; #PENLINK_ERR_AUTH, also when the pen
+ *         refuses the signature (penlink_dev_error() has its reason);
+ *         #PENLINK_ERR_INVALID_ARG (also: a @p key without its size); #PENLINK_ERR_TIMEOUT;
+ * #PENLINK_ERR_GONE; #PENLINK_ERR_PROTOCOL (also: a nonce of the wrong size); #PENLINK_ERR_DEVICE;
+ * #PENLINK_ERR_CANCELLED; #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_dev_config_set_signed(penlink_dev *dev, uint32_t expected_revision,
                                               const penlink_key *key, const penlink_config *change,
@@ -910,8 +966,12 @@ PENLINK_API int penlink_dev_clock_set(penlink_dev *dev, int64_t time_ms, int64_t
  * for a fresh nonce and signs the pen's serial, the nonce and @p time_ms
  * (docs/protocol.md 9.4). A pen that announces #PENLINK_FEATURE_SIGNED_CLOCK
  * takes only this.
- * @return as penlink_dev_clock_set(), and #PENLINK_ERR_AUTH when the pen
- *         refuses the signature (penlink_dev_error() has its reason).
+ * @return as penlink_dev_clock_set(): #PENLINK_OK; #PENLINK_ERR_AUTH, also
+ *         when the pen refuses the signature (penlink_dev_error() has its
+ *         reason); #PENLINK_ERR_INVALID_ARG (also: a @p key without its size);
+ *         #PENLINK_ERR_TIMEOUT;
+ *         #PENLINK_ERR_GONE; #PENLINK_ERR_PROTOCOL (also: a nonce of the wrong
+ *         size); #PENLINK_ERR_DEVICE; #PENLINK_ERR_CANCELLED; #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_dev_clock_set_signed(penlink_dev *dev, int64_t time_ms,
                                              const penlink_key *key, int64_t *previous_ms);
@@ -927,7 +987,10 @@ PENLINK_API int penlink_dev_clock_set_signed(penlink_dev *dev, int64_t time_ms,
  * *@p granted (may be NULL) gets the seconds the pen will signal (a pen
  * may grant less than asked).
  * @return #PENLINK_OK; #PENLINK_ERR_DEVICE when the pen does not support it
- *         (it did not announce #PENLINK_FEATURE_IDENTIFY: nothing is sent).
+ *         (it did not announce #PENLINK_FEATURE_IDENTIFY: nothing is sent) or
+ *         refuses; #PENLINK_ERR_INVALID_ARG (@p dev NULL); #PENLINK_ERR_TIMEOUT;
+ *         #PENLINK_ERR_GONE;
+ *         #PENLINK_ERR_PROTOCOL; #PENLINK_ERR_CANCELLED; #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_dev_identify(penlink_dev *dev, uint32_t seconds, uint32_t *granted);
 
@@ -1080,8 +1143,12 @@ PENLINK_API int penlink_dev_pull(penlink_dev *dev, uint64_t from_seq, const penl
  * @return #PENLINK_OK; #PENLINK_ERR_DEVICE when the pen acknowledged less (it
  *         keeps the records: nothing is lost); #PENLINK_ERR_INTEGRITY when it
  *         claims more than it was told (it may erase records no one stored);
- *         #PENLINK_ERR_INVALID_ARG for a seq at or above 2^63 - 1; the
- *         statuses of a request (timeout, gone).
+ *         #PENLINK_ERR_INVALID_ARG (@p dev NULL, a seq at or above 2^63 - 1,
+ *         or one the pen refuses as at or past the end of its log: nothing is
+ *         acknowledged, penlink_dev_error() has the pen's words); the
+ *         statuses of a request (#PENLINK_ERR_TIMEOUT, #PENLINK_ERR_GONE,
+ *         #PENLINK_ERR_PROTOCOL, #PENLINK_ERR_DEVICE, #PENLINK_ERR_CANCELLED) and
+ *         of penlink_dev_info() when the pen's state was not read yet.
  */
 PENLINK_API int penlink_dev_ack(penlink_dev *dev, uint64_t through_seq, uint64_t *acked_seq);
 
@@ -1099,7 +1166,7 @@ typedef struct penlink_archive penlink_archive;
  * Where the archive lives by default: $XDG_DATA_HOME/penlink/archive.db
  * (~/.local/share/penlink/archive.db). Writes the path to @p buf.
  * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND (neither XDG_DATA_HOME nor HOME
- *         is set); #PENLINK_ERR_INVALID_ARG (@p cap too small).
+ *         is set); #PENLINK_ERR_INVALID_ARG (@p buf NULL, or @p cap too small).
  */
 PENLINK_API int penlink_archive_default_path(char *buf, size_t cap);
 
@@ -1148,7 +1215,8 @@ PENLINK_API int penlink_archive_open(penlink_ctx *ctx, const char *path, penlink
  * penlink_archive_init_server(), or any role on a standby.
  * @return #PENLINK_OK; #PENLINK_ERR_IO (missing, empty, unreadable);
  *         #PENLINK_ERR_UNSUPPORTED (not a penlink archive, newer schema);
- *         #PENLINK_ERR_INTEGRITY (damaged).
+ *         #PENLINK_ERR_INTEGRITY (damaged); #PENLINK_ERR_INVALID_ARG (@p ctx or
+ *         @p out NULL); #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_archive_open_readonly(penlink_ctx *ctx, const char *path,
                                               penlink_archive **out);
@@ -1190,7 +1258,8 @@ PENLINK_API void penlink_archive_close(penlink_archive *ar);
  * @p report gets one line in words per thing done (may be NULL).
  * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (not a server, a password
  *         in @p uri, two equal role names); #PENLINK_ERR_IO (unreachable,
- *         not allowed); #PENLINK_ERR_UNSUPPORTED (a newer schema).
+ *         not allowed); #PENLINK_ERR_UNSUPPORTED (a newer schema);
+ *         #PENLINK_ERR_NO_MEM.
  */
 PENLINK_API int penlink_archive_init_server(penlink_ctx *ctx, const char *uri,
                                             const char *writer_role, const char *reader_role,
@@ -1246,7 +1315,8 @@ typedef int (*penlink_push_report_cb)(void *user, const penlink_push_report *r);
  * @return #PENLINK_OK when every pen pushed cleanly; #PENLINK_ERR_INTEGRITY
  *         when one did not (the others are pushed; the first such pen is in
  *         penlink_ctx_errmsg()); #PENLINK_ERR_INVALID_ARG for one archive
- *         pushed into itself; or what an archive returned (#PENLINK_ERR_IO:
+ *         pushed into itself (or a NULL argument); #PENLINK_ERR_NO_MEM; or
+ *         what an archive returned (#PENLINK_ERR_IO:
  *         unreachable, not allowed, gone mid-push; what was committed stays).
  */
 PENLINK_API int penlink_archive_push(penlink_archive *from, penlink_archive *to, const char *serial,
@@ -1416,7 +1486,8 @@ PENLINK_API int penlink_archive_config_history(penlink_archive *ar, const char *
  * @param close (may be NULL) gets the archive's serial closest to @p serial
  *        (the same but for case, or a typo or two away), or "" when none is.
  * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND, with the archive's pens (up to
- *         20) and the close one in penlink_ctx_errmsg(); or an error reading.
+ *         20) and the close one in penlink_ctx_errmsg();
+ *         #PENLINK_ERR_INVALID_ARG (@p ar or @p serial NULL); or an error reading.
  */
 PENLINK_API int penlink_archive_pen_check(penlink_archive *ar, const char *serial,
                                           char close[PENLINK_SERIAL_SIZE]);
@@ -1498,8 +1569,11 @@ PENLINK_API int penlink_archive_serials(penlink_archive *ar, penlink_serial_cb c
  * archive keeps these in an append-only table; the pulls then expect the
  * new key, and `penlink verify` checks the heads kept before the
  * replacement with the old key and those after it with the new one.
+ * penlink_archive_key_replace() fills the caller's (@c size set:
+ * #PENLINK_KEY_REPLACEMENT_INIT), only the members @c size covers.
  */
 typedef struct penlink_key_replacement {
+    size_t size; /**< sizeof(penlink_key_replacement) as the caller was built */
     char serial[PENLINK_SERIAL_SIZE];  /**< the pen */
     int64_t at_ms;                     /**< host time it was recorded */
     char user[64];                     /**< who recorded it (OS user) */
@@ -1511,6 +1585,12 @@ typedef struct penlink_key_replacement {
     uint64_t heads_before; /**< signed heads the archive held then: they verify with old_key */
 } penlink_key_replacement;
 
+/** A penlink_key_replacement initialiser: its size set, every other member 0. */
+#define PENLINK_KEY_REPLACEMENT_INIT                                                               \
+    {                                                                                              \
+        .size = sizeof(penlink_key_replacement)                                                    \
+    }
+
 /** Longest reason of a key replacement, bytes. */
 #define PENLINK_KEY_REASON_MAX 255
 
@@ -1518,7 +1598,8 @@ typedef struct penlink_key_replacement {
  * The device key the archive expects of @p serial now: the pinned key, or
  * the new key of its last replacement. *@p have = 0 when none is pinned
  * (a pen that does not sign its log).
- * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND (no such pen in the archive).
+ * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND (no such pen in the archive);
+ *         #PENLINK_ERR_INVALID_ARG (a NULL argument).
  */
 PENLINK_API int penlink_archive_pen_key(penlink_archive *ar, const char *serial,
                                         uint8_t key[PENLINK_KEY_SIZE], int *have);
@@ -1530,7 +1611,8 @@ PENLINK_API int penlink_archive_pen_key(penlink_archive *ar, const char *serial,
  * force before and the new one. Never silent and never undone: a later
  * replacement is another row. *@p out (may be NULL) gets the row.
  * @return #PENLINK_OK; #PENLINK_ERR_NOT_FOUND (the archive has no such pen);
- *         #PENLINK_ERR_INVALID_ARG (no reason, the pen presents no key or
+ *         #PENLINK_ERR_INVALID_ARG (an @p out without its size, no reason,
+ *         the pen presents no key or
  *         the key already in force, or the archive pinned none);
  *         #PENLINK_ERR_INTEGRITY (the new key is, or was, another pen's, or
  *         was this pen's before: a clone, or a replaced key coming back; or
@@ -1590,8 +1672,9 @@ typedef int (*penlink_verify_report_cb)(void *user, const penlink_verify_report 
  * (append-only), which the audit shows; on one opened read-only nothing is
  * stored (penlink_archive_verification_save() can store it elsewhere).
  * @return #PENLINK_OK (see each report's state), #PENLINK_ERR_NOT_FOUND when
- *         the archive has no pen @p serial (penlink_archive_pen_check()), or
- *         an error reading.
+ *         the archive has no pen @p serial (penlink_archive_pen_check());
+ *         #PENLINK_ERR_INVALID_ARG (@p ar NULL); #PENLINK_ERR_NO_MEM; or an
+ *         error reading.
  */
 PENLINK_API int penlink_archive_verify(penlink_archive *ar, const char *serial,
                                        penlink_verify_report_cb cb, void *user);
@@ -1610,9 +1693,12 @@ PENLINK_API int penlink_archive_verification_save(penlink_archive *ar,
  * A verification of a pen's log: the last one stored (penlink_archive_verification_get(),
  * *@p have = 0 when it was never verified), or one the audit computed itself
  * (penlink_audit_cb.on_verification: @p computed = 1, @p at_ms 0, @p have = 1 unless
- * the pen does not sign its log).
+ * the pen does not sign its log). penlink_archive_verification_get() fills
+ * the caller's (@c size set: #PENLINK_VERIFICATION_INIT), only the members
+ * @c size covers.
  */
 typedef struct penlink_verification {
+    size_t size;                      /**< sizeof(penlink_verification) as the caller was built */
     char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
     int64_t at_ms;                    /**< host time it was stored; 0 when computed */
     char result[16];                  /**< "ok", "broken", "unsigned" */
@@ -1630,13 +1716,19 @@ typedef struct penlink_verification {
                                            stored verdict is used) */
 } penlink_verification;
 
+/** A penlink_verification initialiser: its size set, every other member 0. */
+#define PENLINK_VERIFICATION_INIT                                                                  \
+    {                                                                                              \
+        .size = sizeof(penlink_verification)                                                       \
+    }
+
 /**
  * The last verification of pen @p serial stored in the archive
  * (penlink_archive_verify(), penlink_archive_verification_save()) into
  * *@p out; out->have = 0 when the pen was never verified.
- * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (a NULL argument);
- *         #PENLINK_ERR_NOT_FOUND (no such pen in the archive);
- *         #PENLINK_ERR_IO (the archive cannot be read).
+ * @return #PENLINK_OK; #PENLINK_ERR_INVALID_ARG (a NULL argument, an @p out
+ *         without its size); #PENLINK_ERR_NOT_FOUND (no such pen in the
+ *         archive); #PENLINK_ERR_IO (the archive cannot be read).
  */
 PENLINK_API int penlink_archive_verification_get(penlink_archive *ar, const char *serial,
                                                  penlink_verification *out);
@@ -1791,22 +1883,24 @@ typedef enum penlink_audit_verdict {
 /**
  * Totals and verdict of an audit run: every finding the audit made counts,
  * whichever of them a caller shows, so a report of one section still carries
- * the verdict of all.
+ * the verdict of all. penlink_audit_run() fills the caller's (@c size set:
+ * #PENLINK_AUDIT_SUMMARY_INIT), only the members @c size covers.
  */
 typedef struct penlink_audit_summary {
-    uint64_t records;                      /**< records read: every record of the selected pens */
-    uint64_t pens;                         /**< pens selected (the archive's, or the one asked) */
-    uint64_t treatments;                   /**< treatments in the window */
-    uint64_t cartridges;                   /**< distinct cartridge serials used */
-    uint64_t reuses;                       /**< #PENLINK_FIND_REUSE findings */
-    uint64_t refusals;                     /**< #PENLINK_FIND_REFUSED findings */
-    uint64_t no_cartridge;                 /**< #PENLINK_FIND_NO_CARTRIDGE findings */
-    uint64_t out_of_limits;                /**< #PENLINK_FIND_OUT_OF_LIMITS findings */
-    uint64_t limits_unknown;               /**< #PENLINK_FIND_LIMITS_UNKNOWN findings */
-    uint64_t integrity;                    /**< integrity findings (all kinds) */
-    uint64_t compliance;                   /**< findings with compliance = 1 */
-    uint64_t records_in_window;            /**< records whose pen time lies in the window: what the
-                                                audit examined (0 is a #PENLINK_FIND_NO_RECORDS finding) */
+    size_t size;                /**< sizeof(penlink_audit_summary) as the caller was built */
+    uint64_t records;           /**< records read: every record of the selected pens */
+    uint64_t pens;              /**< pens selected (the archive's, or the one asked) */
+    uint64_t treatments;        /**< treatments in the window */
+    uint64_t cartridges;        /**< distinct cartridge serials used */
+    uint64_t reuses;            /**< #PENLINK_FIND_REUSE findings */
+    uint64_t refusals;          /**< #PENLINK_FIND_REFUSED findings */
+    uint64_t no_cartridge;      /**< #PENLINK_FIND_NO_CARTRIDGE findings */
+    uint64_t out_of_limits;     /**< #PENLINK_FIND_OUT_OF_LIMITS findings */
+    uint64_t limits_unknown;    /**< #PENLINK_FIND_LIMITS_UNKNOWN findings */
+    uint64_t integrity;         /**< integrity findings (all kinds) */
+    uint64_t compliance;        /**< findings with compliance = 1 */
+    uint64_t records_in_window; /**< records whose pen time lies in the window: what the
+                                     audit examined (0 is a #PENLINK_FIND_NO_RECORDS finding) */
     uint64_t findings[PENLINK_FIND_KINDS]; /**< findings per #penlink_finding_kind */
     /** The selected pens' logs the audit verified itself (penlink_audit_cb.on_verification)
      *  and found intact. */
@@ -1818,6 +1912,12 @@ typedef struct penlink_audit_summary {
                                         #PENLINK_VERDICT_NOT_RUN whenever the run returned
                                         an error (the other figures are then partial) */
 } penlink_audit_summary;
+
+/** A penlink_audit_summary initialiser: its size set, every other member 0. */
+#define PENLINK_AUDIT_SUMMARY_INIT                                                                 \
+    {                                                                                              \
+        .size = sizeof(penlink_audit_summary)                                                      \
+    }
 
 /** Called with each treatment of an audit. */
 typedef int (*penlink_treatment_cb)(void *user, const penlink_treatment *t);
@@ -1863,13 +1963,56 @@ typedef struct penlink_audit_cb {
  * error its verdict is #PENLINK_VERDICT_NOT_RUN, never a pass.
  * @return #PENLINK_OK, #PENLINK_ERR_NOT_FOUND (no pen f->serial in the
  *         archive: see penlink_archive_pen_check()), #PENLINK_ERR_NO_MEM,
- *         #PENLINK_ERR_CANCELLED, or what the archive returned (detail in
+ *         #PENLINK_ERR_CANCELLED, #PENLINK_ERR_INVALID_ARG (@p ar NULL, @p f,
+ *         @p cb or @p sum without its size), or what the archive returned (detail in
  *         penlink_ctx_errmsg()).
  */
 PENLINK_API int penlink_audit_run(penlink_archive *ar, const penlink_archive_filter *f,
                                   const penlink_audit_cb *cb, penlink_audit_summary *sum);
 
 #ifdef __cplusplus
+} /* extern "C" */
+
+/*
+ * C++: the initialisers above are C (designated, or positional with every
+ * member): C++ before C++20 has no designated initialisers, and g++ warns
+ * about the members they leave out (-Wmissing-field-initializers). In C++
+ * each is a value-initialised struct (every member 0) whose size is set,
+ * the same value. A sized struct added above gets its line here too.
+ */
+template <typename T> inline T penlink_sized_init_()
+{
+    T v = T();
+    v.size = sizeof(T);
+    return v;
 }
-#endif
+#undef PENLINK_DECODER_STATS_INIT
+#define PENLINK_DECODER_STATS_INIT (penlink_sized_init_<penlink_decoder_stats>())
+#undef PENLINK_FILE_HEADER_INIT
+#define PENLINK_FILE_HEADER_INIT (penlink_sized_init_<penlink_file_header>())
+#undef PENLINK_INFO_INIT
+#define PENLINK_INFO_INIT (penlink_sized_init_<penlink_info>())
+#undef PENLINK_CONFIG_INIT
+#define PENLINK_CONFIG_INIT (penlink_sized_init_<penlink_config>())
+#undef PENLINK_PULL_CB_INIT
+#define PENLINK_PULL_CB_INIT (penlink_sized_init_<penlink_pull_cb>())
+#undef PENLINK_PULL_RESULT_INIT
+#define PENLINK_PULL_RESULT_INIT (penlink_sized_init_<penlink_pull_result>())
+#undef PENLINK_ARCHIVE_PULL_RESULT_INIT
+#define PENLINK_ARCHIVE_PULL_RESULT_INIT (penlink_sized_init_<penlink_archive_pull_result>())
+#undef PENLINK_ARCHIVE_FILTER_INIT
+#define PENLINK_ARCHIVE_FILTER_INIT (penlink_sized_init_<penlink_archive_filter>())
+#undef PENLINK_AUDIT_CB_INIT
+#define PENLINK_AUDIT_CB_INIT (penlink_sized_init_<penlink_audit_cb>())
+#undef PENLINK_LIMITS_INIT
+#define PENLINK_LIMITS_INIT (penlink_sized_init_<penlink_limits>())
+#undef PENLINK_KEY_INIT
+#define PENLINK_KEY_INIT (penlink_sized_init_<penlink_key>())
+#undef PENLINK_KEY_REPLACEMENT_INIT
+#define PENLINK_KEY_REPLACEMENT_INIT (penlink_sized_init_<penlink_key_replacement>())
+#undef PENLINK_VERIFICATION_INIT
+#define PENLINK_VERIFICATION_INIT (penlink_sized_init_<penlink_verification>())
+#undef PENLINK_AUDIT_SUMMARY_INIT
+#define PENLINK_AUDIT_SUMMARY_INIT (penlink_sized_init_<penlink_audit_summary>())
+#endif /* __cplusplus */
 #endif
