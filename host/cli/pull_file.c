@@ -522,6 +522,12 @@ static int acknowledge(struct cli *c, penlink_dev *dev, const struct pull_opts *
         return EXIT_OK;
     uint64_t acked = 0;
     int st = penlink_dev_ack(dev, res->next_seq - 1, &acked);
+    if (st ==
+        PENLINK_ERR_INVALID_ARG) /* a seq of the pen's own chunks: the pen contradicts itself */
+        return cli_fail(c,
+                        "pull: records saved, but the pen refused to acknowledge the records it "
+                        "had just sent: they stay on the pen",
+                        PENLINK_ERR_DEVICE);
     if (st == PENLINK_ERR_TIMEOUT || st == PENLINK_ERR_GONE || st == PENLINK_ERR_CANCELLED) {
         char what[512];
         snprintf(what, sizeof what,

@@ -480,6 +480,16 @@ static int pull_acknowledge(pull_state *ps, uint64_t from, int have)
         res->acked_seq = acked;
         return PENLINK_OK;
     }
+    if (rc == PENLINK_ERR_INVALID_ARG) {
+        /* the seq came from the pen's own chunks: a pen that refuses it
+         * contradicts itself; nothing was acknowledged, the records stay on it */
+        char said[256];
+        snprintf(said, sizeof said, "%s", penlink_ctx_errmsg(ps->ar->ctx));
+        return penlink_fail(ps->ar->ctx, PENLINK_ERR_DEVICE,
+                            "the pen refused to acknowledge the records it had just sent "
+                            "(through seq %llu): they are archived and stay on the pen (%s)",
+                            (unsigned long long)res->next_seq - 1, said);
+    }
     if (ps->dev->ack_sent &&
         (rc == PENLINK_ERR_TIMEOUT || rc == PENLINK_ERR_GONE || rc == PENLINK_ERR_CANCELLED ||
          rc == PENLINK_ERR_IO || rc == PENLINK_ERR_PROTOCOL))

@@ -214,7 +214,7 @@ int script_pen_respond(fake_wire *w, const pl_envelope *req, void *user)
     case PENLINK__V1__ENVELOPE__BODY_ACK_LOG: {
         p->acks++;
         p->acked_through = req->ack_log->through_seq;
-        if (req->ack_log->through_seq >= p->next) { /* as a pen does (docs/protocol.md) */
+        if (req->ack_log->through_seq >= p->next || p->refuse_ack) { /* docs/protocol.md */
             Penlink__V1__Error e = PENLINK__V1__ERROR__INIT;
             e.has_code = 1;
             e.code = PENLINK__V1__ERROR_CODE__ERROR_INVALID_ARGUMENT;

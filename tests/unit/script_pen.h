@@ -49,6 +49,7 @@ typedef struct script_pen {
     int no_head;         /* LogEnds without a head */
     int relink;          /* 1 + index of a chunk sent with another link */
     int ack_delta;       /* added to the seq each AckLogReply gives */
+    int refuse_ack;      /* every AckLog refused as beyond the log's end, even of records sent */
     int pulls, infos;    /* requests seen */
     int acks;            /* AckLogs seen, and the last one's seq */
     uint64_t acked_through;

@@ -305,6 +305,21 @@ static void test_ack_mismatch(void **state)
     assert_int_equal(f->fa.n_records, RECORDS); /* what was pulled stays archived */
 }
 
+/* A pen that refuses to acknowledge the records it has just sent contradicts
+ * itself: a device error (not the caller's invalid argument); what was
+ * pulled stays archived. */
+static void test_ack_refused(void **state)
+{
+    fixture *f = *state;
+    f->p.refuse_ack = 1;
+    penlink_archive_pull_result res = PENLINK_ARCHIVE_PULL_RESULT_INIT;
+    assert_int_equal(penlink_archive_pull(&f->ar, f->d, NULL, &res), PENLINK_ERR_DEVICE);
+    assert_says(penlink_ctx_errmsg(f->ctx), "the pen refused to acknowledge the records it had "
+                                            "just sent (through seq 39)");
+    assert_int_equal(f->p.acks, 1);
+    assert_int_equal(f->fa.n_records, RECORDS);
+}
+
 /* The pen fails the pull (its words, its alarm on record) and keeps its log. */
 static void test_pen_fails_the_pull(void **state)
 {
@@ -339,6 +354,7 @@ int main(void)
         T(test_gap_partly_acknowledged),
         T(test_gap_alarm_fails),
         T(test_ack_mismatch),
+        T(test_ack_refused),
         T(test_pen_fails_the_pull),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
