@@ -1364,7 +1364,9 @@ typedef struct penlink_archive_pull_result {
  * @return #PENLINK_OK, or #PENLINK_ERR_INTEGRITY when a conflict was found
  *         (everything else is still archived and reported in @p res);
  *         #PENLINK_ERR_INVALID_ARG (@p ar or @p dev NULL, @p cb or @p res
- *         without its size); or what the pull (penlink_dev_pull()) or the
+ *         without its size); #PENLINK_ERR_DEVICE when the pen refused to
+ *         acknowledge the records it had just sent (they are archived and
+ *         stay on the pen); or what the pull (penlink_dev_pull()) or the
  *         archive returned (#PENLINK_ERR_IO: cannot be written).
  */
 PENLINK_API int penlink_archive_pull(penlink_archive *ar, penlink_dev *dev,
