@@ -117,14 +117,17 @@ libdir=$staged
 pxinc=$(PKG_CONFIG_PATH=$pxlib/pkgconfig pkg-config --variable=includedir penlink)
 [ -f "$pxinc/penlink/penlink.h" ] || fail "penlink.pc's includedir $pxinc holds no penlink/penlink.h"
 
-echo "== cmake --install --prefix /usr: where udev and systemd read them"
+echo "== cmake --install --prefix /usr and /usr/local: where udev and systemd read them"
 cache() { sed -n "s|^$1:PATH=||p" "$build/CMakeCache.txt"; }
-DESTDIR=$tmp/usr "$cmake" --install "$build" --prefix /usr > "$tmp/install-usr.log" ||
-    { cat "$tmp/install-usr.log"; fail "cmake --install --prefix /usr"; }
-for f in "$(cache PENLINK_UDEV_RULES_DIR)/70-penlink.rules" \
-    "$(cache PENLINK_SYSTEMD_UNIT_DIR)/penlink-watch.service" \
-    "$(cache PENLINK_SYSUSERS_DIR)/penlink.conf" /etc/default/penlink-watch; do
-    [ -f "$tmp/usr$f" ] || fail "--prefix /usr: no $f"
+for sys in /usr /usr/local; do
+    DESTDIR=$tmp/sys "$cmake" --install "$build" --prefix $sys > "$tmp/install-sys.log" ||
+        { cat "$tmp/install-sys.log"; fail "cmake --install --prefix $sys"; }
+    for f in "$(cache PENLINK_UDEV_RULES_DIR)/70-penlink.rules" \
+        "$(cache PENLINK_SYSTEMD_UNIT_DIR)/penlink-watch.service" \
+        "$(cache PENLINK_SYSUSERS_DIR)/penlink.conf" /etc/default/penlink-watch; do
+        [ -f "$tmp/sys$f" ] || fail "--prefix $sys: no $f (udev and systemd do not read $sys/lib)"
+    done
+    rm -rf "$tmp/sys"
 done
 
 echo "== one version everywhere: penlink --version, the man pages"
