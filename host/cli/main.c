@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,10 +50,10 @@ static const char usage_tail[] =
     "  cannot be used: a public key, or one others can read), 3 no device (not\n"
     "  found, permission denied, busy, unplugged), 4 device error (the pen\n"
     "  refused), 5 protocol error (or timeout), 6 integrity error, 7 I/O error\n"
-    "  (a file, a --dir, or standard output: a full disk), 8 internal error,\n"
-    "  9 not authorised (a key the pen does not accept, or a signature it\n"
-    "  refused), 10 a report audit --check-report cannot confirm (made by\n"
-    "  another penlink version), 130 interrupted.\n";
+    "  (a file, a --dir, or standard output: a full disk, a closed pipe),\n"
+    "  8 internal error, 9 not authorised (a key the pen does not accept, or a\n"
+    "  signature it refused), 10 a report audit --check-report cannot confirm\n"
+    "  (made by another penlink version), 130 interrupted.\n";
 
 const char *cli_exit_name(int code)
 {
@@ -383,6 +384,14 @@ static int run(struct cli *c, int argc, char **argv)
  * duplicate of its descriptor reports what the close would (NFS flushes on
  * each close).
  */
+/* 1 when @p fd is a pipe (or socket) whose reader went away: a write
+ * failed with EPIPE (SIGPIPE is ignored). */
+static int reader_gone(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    return fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
+}
+
 static int check_stdout(const struct cli *c, int rc)
 {
     errno = 0;
@@ -396,6 +405,8 @@ static int check_stdout(const struct cli *c, int rc)
     }
     if (!bad || rc == EXIT_CANCELLED)
         return rc;
+    if (!err) /* stdio keeps no errno: a pipe without a reader says so in poll() */
+        err = reader_gone(fileno(stdout)) ? EPIPE : 0;
     return cli_error(c, EXIT_IO, "standard output: %s: the output is incomplete",
                      err ? strerror(err) : "a write failed");
 }
@@ -403,5 +414,10 @@ static int check_stdout(const struct cli *c, int rc)
 int main(int argc, char **argv)
 {
     struct cli c = { .prog = "penlink" };
+    /* a reader that went away (`penlink ... | head -1`) makes the next write
+     * fail with EPIPE instead of killing the process: the output is
+     * incomplete, exit 7 with one line saying so (check_stdout), as for a
+     * full disk */
+    signal(SIGPIPE, SIG_IGN);
     return check_stdout(&c, run(&c, argc, argv));
 }
