@@ -301,9 +301,20 @@ static void on_signal(int sig)
     penlink_ctx_cancel(signal_ctx); /* only sets a flag: async-signal-safe */
 }
 
+/* --json anywhere on the command line (up to a "--"), before any option is
+ * parsed: an error found in an option before it is JSON too. */
+static int wants_json(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--json") == 0)
+            return 1;
+    return 0;
+}
+
 static int run(struct cli *c, int argc, char **argv)
 {
     int opt;
+    c->json = wants_json(argc, argv);
     /* '+': stop at the command name; its options belong to it. */
     while ((opt = getopt_long(argc, argv, "+d:qvhV", cli_global_options, NULL)) != -1) {
         switch (opt) {

@@ -19,12 +19,19 @@ VALIDATE="$here/../json/validate.py"
 # for a failure, or when $quiet_stdout is set. Progress events: a command
 # that shows a progress line on a terminal (the pulls: $progress set) emits
 # them whole (the first, the last with kept, in order); any other emits none.
+# --json goes first, or with $json_last set last (after the command's
+# arguments: it counts wherever it is, for errors found before it too).
 quiet_stdout=""
 progress=""
+json_last=""
 js() {
     want=$1 def=$2 name=$3
     shift 3
-    run "$want" "$name" $PL --json "$@"
+    if [ -n "$json_last" ]; then
+        run "$want" "$name" $PL "$@" --json
+    else
+        run "$want" "$name" $PL --json "$@"
+    fi
     empty="" events=--no-progress
     [ "$want" -eq 0 ] && [ -z "$quiet_stdout" ] || empty=--may-be-empty
     [ -z "$progress" ] || events=--progress
@@ -124,6 +131,12 @@ js_error 2 PENLINK_ERR_INVALID_ARG "not a pen address" --device bluetooth:x info
 js_error 3 PENLINK_ERR_NOT_FOUND "no pen there" --device "sim:$tmp/none.sock" info
 js_error 2 usage "config set: an unknown key" $A config set frob=1
 js_error 7 io "watch --dir that does not exist" $A watch --once --dir "$tmp/none/dir"
+json_last=1
+js_error 2 usage "--timeout 0 before the command, --json last" --timeout 0 info
+js_error 2 usage "--timeout 0 after the command, --json last" info --timeout 0
+js_error 2 usage "an unknown command, --json last" frobnicate
+js_error 3 PENLINK_ERR_NOT_FOUND "no pen there, --json last" --device "sim:$tmp/none.sock" info
+json_last=""
 chmod 644 "$K/tech.key"
 js_error 2 PENLINK_ERR_INVALID_ARG "a key file others can read" keys show "$K/tech.key"
 finish
