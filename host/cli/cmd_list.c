@@ -26,7 +26,8 @@ static const char usage[] =
     "'penlink identify' makes it blink to find it. With --device sim:PATH, also\n"
     "says whether that simulated pen answers. Each column is as wide as its\n"
     "widest cell (a long label, a sim: path).\n"
-    "Exit status 0 when at least one pen is listed, 3 when none is.\n";
+    "Exit status 0 when at least one pen is listed, 3 when none is (with --json\n"
+    "its error object on stderr, code PENLINK_ERR_NOT_FOUND).\n";
 
 /* What a session tells of a pen: label, model, firmware. */
 struct details {
@@ -164,6 +165,10 @@ int cmd_list(struct cli *c, int argc, char **argv)
         add_simulator(c, dev, &found[shown], &det[shown]);
         shown++;
     }
+    if (shown == 0 && c->json)
+        return cli_error_status(c, PENLINK_ERR_NOT_FOUND,
+                                "no pen found: plug one in; if it is plugged in, see "
+                                "docs/technician-guide.md (permissions, cables)");
     if (c->json)
         list_json(found, det, shown);
     else if (shown == 0 && !c->quiet)

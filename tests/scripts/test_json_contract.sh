@@ -130,6 +130,11 @@ js_error 2 usage "an unknown command" frobnicate
 js_error 2 PENLINK_ERR_INVALID_ARG "not a pen address" --device bluetooth:x info
 js_error 3 PENLINK_ERR_NOT_FOUND "no pen there" --device "sim:$tmp/none.sock" info
 js_error 2 usage "config set: an unknown key" $A config set frob=1
+# no pen at all (no PENLINK_DEVICE, no USB pen of an ID nobody makes)
+unset PENLINK_DEVICE
+export PENLINK_USB_ID=ffff:fffe
+js_error 3 PENLINK_ERR_NOT_FOUND "list, no pen plugged in" list
+unset PENLINK_USB_ID
 js_error 7 io "watch --dir that does not exist" $A watch --once --dir "$tmp/none/dir"
 json_last=1
 js_error 2 usage "--timeout 0 before the command, --json last" --timeout 0 info
