@@ -75,6 +75,18 @@ js 0 pull_archive "pull, nothing new (its progress events)" $A pull
 progress=""
 js 0 decode "decode" decode "$tmp/a.plog"
 js 0 decode "decode --messages" decode --messages "$tmp/a.plog"
+# a capture (pcapng) of a session: its messages by packet, timed by the
+# time rule (time_ms and time) with the packet's microseconds beside them
+js 0 info "info --trace" $A --trace "$tmp/t.pcapng" info
+js 0 decode "decode --messages of a --trace capture" decode --messages "$tmp/t.pcapng"
+check "the capture's messages: offset, packet, time_ms = time_us / 1000, time its ISO text" \
+    '"$PY" -c "import json,sys,datetime
+m = [o for o in map(json.loads, open(sys.argv[1])) if \"message\" in o]
+assert len(m) >= 2, m
+for o in m:
+    assert o[\"packet\"] >= 1 and o[\"offset\"] > 0 and o[\"time_ms\"] == o[\"time_us\"] // 1000, o
+    t = datetime.datetime.fromtimestamp(o[\"time_ms\"] / 1000, datetime.timezone.utc)
+    assert o[\"time\"] == t.strftime(\"%Y-%m-%dT%H:%M:%S.\") + \"%03dZ\" % (o[\"time_ms\"] % 1000), o" $tmp/out'
 js 0 config "config get" $A config get
 js 0 config "config get KEY" $A config get depth_max_um
 js 0 config_file "config export" $A config export
