@@ -274,6 +274,6 @@ int cmd_completion(struct cli *c, int argc, char **argv)
         return cli_error(c, EXIT_USAGE, "completion: no script for '%s' (bash, zsh or fish)",
                          shell);
     if (fflush(stdout) != 0 || ferror(stdout))
-        return cli_error(c, EXIT_IO, "completion: cannot write the script");
+        return EXIT_IO; /* main's check of standard output says why, once */
     return EXIT_OK;
 }

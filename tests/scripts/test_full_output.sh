@@ -25,12 +25,18 @@ $PL $A pull --no-ack -o "$tmp/a.plog" > /dev/null 2>&1 || bad "pull -o"
 $PL $A --archive "$AR" pull > /dev/null 2>&1 || bad "pull into the archive"
 $PL $A config export "$tmp/cfg.json" > /dev/null 2>&1 || bad "config export"
 
+one_error() { # name: stderr gives one error, the output check's (a command's own
+    # "writing the output failed" beside it would say the same thing twice)
+    check "$1: one error, not two" '[ "$(grep -c "\"error\"" $tmp/err)" -le 1 ] &&
+        ! grep -v "standard output: " $tmp/err | grep -qi "writ"'
+}
 full() { # name penlink-args...: exit 7 with standard output full, and why on stderr
     name=$1
     shift
     run 7 "$name, standard output full" $FULL $PL "$@"
     check "$name: stderr says the output is incomplete" \
         'grep -q "standard output: .*the output is incomplete" $tmp/err'
+    one_error "$name"
 }
 full "--version" --version
 full "--help" --help
@@ -71,6 +77,7 @@ closed() { # name penlink-args...
     [ "$got" -eq 7 ] && ok "$name, standard output a closed pipe (exit 7)" ||
         bad "$name, standard output a closed pipe: exit $got, want 7"
     check "$name: stderr says the pipe broke" 'grep -q "standard output: Broken pipe: the output is incomplete" $tmp/err'
+    one_error "$name"
 }
 closed "decode --json" --json decode "$tmp/a.plog"
 closed "decode" decode "$tmp/a.plog"
