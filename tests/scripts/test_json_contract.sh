@@ -154,6 +154,9 @@ js_error 2 usage "--timeout 0 after the command, --json last" info --timeout 0
 js_error 2 usage "an unknown command, --json last" frobnicate
 js_error 3 PENLINK_ERR_NOT_FOUND "no pen there, --json last" --device "sim:$tmp/none.sock" info
 json_last=""
+js 3 list "list: a simulated pen not there (its row; exit 3 as info)" --device "sim:$tmp/none.sock" list
+check "list: the error object of info" 'grep -q "^{\"error\":.*\"code\":\"PENLINK_ERR_NOT_FOUND\",\"exit_code\":3," $tmp/err'
+js_error 3 PENLINK_ERR_NOT_FOUND "watch --once: a simulated pen not there" --device "sim:$tmp/none.sock" watch --once
 chmod 644 "$K/tech.key"
 js_error 2 PENLINK_ERR_INVALID_ARG "a key file others can read" keys show "$K/tech.key"
 finish
