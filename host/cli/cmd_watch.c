@@ -287,6 +287,6 @@ int cmd_watch(struct cli *c, int argc, char **argv)
     /* stopped by SIGINT / SIGTERM: the pull in progress stopped at a safe point
      * (what it kept is committed, nothing uncommitted acknowledged) */
     if (cli_interrupted)
-        return EXIT_CANCELLED;
+        return cli_error(c, EXIT_CANCELLED, "watch: interrupted after %lu pulls", w.pulls);
     return once ? w.first_failure : EXIT_OK;
 }

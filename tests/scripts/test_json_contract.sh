@@ -157,6 +157,16 @@ json_last=""
 js 3 list "list: a simulated pen not there (its row; exit 3 as info)" --device "sim:$tmp/none.sock" list
 check "list: the error object of info" 'grep -q "^{\"error\":.*\"code\":\"PENLINK_ERR_NOT_FOUND\",\"exit_code\":3," $tmp/err'
 js_error 3 PENLINK_ERR_NOT_FOUND "watch --once: a simulated pen not there" --device "sim:$tmp/none.sock" watch --once
+# watch interrupted: exit 130 and a cancelled error object
+$PL --json $A watch > "$tmp/out" 2> "$tmp/err" &
+wpid=$!
+until grep -q '"serial"' "$tmp/out" || ! kill -0 $wpid 2> /dev/null; do sleep 0.05; done
+kill -INT $wpid
+wait $wpid
+got=$?
+[ "$got" -eq 130 ] && ok "watch interrupted (exit 130)" || bad "watch interrupted: exit $got, want 130"
+check "watch interrupted: a cancelled error object" \
+    'grep -q "^{\"error\":\"watch: interrupted after 1 pulls\",\"code\":\"cancelled\",\"exit_code\":130," $tmp/err'
 chmod 644 "$K/tech.key"
 js_error 2 PENLINK_ERR_INVALID_ARG "a key file others can read" keys show "$K/tech.key"
 finish
