@@ -105,6 +105,13 @@ static int parse_value(struct cli *c, penlink_config *cfg, const penlink_config_
                                             : "uses");
         return -1;
     }
+    /* a leading zero (0600) is refused like a JSON number with one in an
+     * imported file: octal to some, a typo to others */
+    if (v[0] == '0' && v[1]) {
+        cli_error(c, EXIT_USAGE, "%s: '%s' has a leading zero: write the number without it",
+                  k->name, v);
+        return -1;
+    }
     penlink_config_set_u32(cfg, k->bit, (uint32_t)x);
     return 0;
 }
