@@ -48,12 +48,13 @@ static const char usage_tail[] =
     "Exit status:\n"
     "  0 success, 1 compliance finding, 2 usage error (also a key file that\n"
     "  cannot be used: a public key, or one others can read), 3 no device (not\n"
-    "  found, permission denied, busy, unplugged), 4 device error (the pen\n"
-    "  refused), 5 protocol error (or timeout), 6 integrity error, 7 I/O error\n"
-    "  (a file, a --dir, or standard output: a full disk, a closed pipe),\n"
-    "  8 internal error, 9 not authorised (a key the pen does not accept, or a\n"
-    "  signature it refused), 10 a report audit --check-report cannot confirm\n"
-    "  (made by another penlink version), 130 interrupted.\n";
+    "  found, permission denied, busy, unplugged, or several pens and none\n"
+    "  chosen), 4 device error (the pen refused), 5 protocol error (or timeout),\n"
+    "  6 integrity error, 7 I/O error (a file, a --dir, or standard output: a\n"
+    "  full disk, a closed pipe), 8 internal error, 9 not authorised (a key the\n"
+    "  pen does not accept, or a signature it refused), 10 a report audit\n"
+    "  --check-report cannot confirm (made by another penlink version),\n"
+    "  130 interrupted.\n";
 
 const char *cli_exit_name(int code)
 {
