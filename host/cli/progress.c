@@ -187,25 +187,42 @@ static void line(struct cli_progress *g, int64_t now, int kind)
     fflush(stderr);
 }
 
+/* A rate or a time in seconds as an event gives it: 3 decimals (a
+ * millisecond), printed as such (PROGRESS_JSON_FLAGS), not
+ * 0.0080000000000000002 */
+#define PROGRESS_JSON_FLAGS (CLI_JSON_FLAGS | JSON_REAL_PRECISION(15))
+static double decimals3(double x)
+{
+    return x >= 0 ? (double)(int64_t)(x * 1000.0 + 0.5) / 1000.0 : x; /* never below 0 */
+}
+
 static void event(struct cli_progress *g, int64_t now, int done, int ok)
 {
     struct view v = look(g, now);
     json_t *o = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:f, s:f}", "event", "progress", "serial",
                           cli_json_str(g->serial), "records", (json_int_t)v.records,
                           "records_total", (json_int_t)v.total, "bytes", (json_int_t)v.bytes,
-                          "bytes_total", (json_int_t)v.bytes_total, "rate", v.rate, "elapsed_s",
-                          (double)(now - g->start_ms) / 1000.0);
+                          "bytes_total", (json_int_t)v.bytes_total, "rate", decimals3(v.rate),
+                          "elapsed_s", decimals3((double)(now - g->start_ms) / 1000.0));
     if (o && v.left_s >= 0 && !done)
-        json_object_set_new(o, "left_s", json_real(v.left_s));
+        json_object_set_new(o, "left_s", json_real(decimals3(v.left_s)));
     if (o && v.waiting && !done)
-        json_object_set_new(o, "silent_s", json_real(v.silent_s));
+        json_object_set_new(o, "silent_s", json_real(decimals3(v.silent_s)));
     if (o)
         json_object_set_new(o, "done", json_boolean(done));
     if (o && done)
         json_object_set_new(o, "kept", json_integer((json_int_t)g->kept));
     if (o && done)
         json_object_set_new(o, "ok", json_boolean(ok));
-    cli_json_line(stderr, o);
+    if (o)
+        json_object_set_new(o, "schema", json_integer(CLI_JSON_SCHEMA));
+    /* cli_json_line's line, with 15 significant digits: a double's 17 would
+     * show its binary rounding (0.0080000000000000002) */
+    char *s = o ? json_dumps(o, PROGRESS_JSON_FLAGS) : NULL;
+    if (s)
+        fprintf(stderr, "%s\n", s);
+    free(s);
+    json_decref(o);
     fflush(stderr);
 }
 

@@ -67,11 +67,15 @@ js 0 identify "identify" $A identify
 progress=1
 js 0 pull_file "pull -o FILE (its progress events)" $A pull --no-ack -o "$tmp/a.plog"
 js 0 pull_archive "pull (its progress events)" $A pull
+check "pull: progress numbers have at most 3 decimals (0.008, not 0.0080000000000000002)" \
+    '! grep -E "[0-9]\.[0-9]{4,}" $tmp/err'
 check "pull: the last progress event kept records" \
     '"$PY" -c "import json,sys
 e = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l).get(\"event\") == \"progress\"]
 assert e[-1][\"done\"] and e[-1][\"ok\"] and e[-1][\"kept\"] > 0, e[-1]" $tmp/err'
 js 0 pull_archive "pull, nothing new (its progress events)" $A pull
+check "pull: progress numbers have at most 3 decimals (0.008, not 0.0080000000000000002)" \
+    '! grep -E "[0-9]\.[0-9]{4,}" $tmp/err'
 progress=""
 js 0 decode "decode" decode "$tmp/a.plog"
 js 0 decode "decode --messages" decode --messages "$tmp/a.plog"
