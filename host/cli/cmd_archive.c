@@ -47,8 +47,8 @@ static const char usage[] =
     "keys replaced with penlink keys replace go along, placed so that the heads\n"
     "after each verify there with the new key.\n"
     "\n"
-    "  --to URI        where to push: postgresql://..., service=NAME, or a file\n"
-    "  --pen SERIAL    one pen (default: every pen of the archive)\n"
+    "  -t, --to URI      where to push: postgresql://..., service=NAME, or a file\n"
+    "  -p, --pen SERIAL  one pen (default: every pen of the archive)\n"
     "\n"
     "Exit status: 0 every pen pushed; 6 a log that does not verify, a conflict or\n"
     "a pen pinned to another key on the server (the other pens are pushed); 7 an\n"
@@ -63,9 +63,11 @@ static void say(void *user, const char *line)
         printf("%s\n", line);
 }
 
+/* --writer and --reader have no short form (their getopt string is "h") */
+enum { OPT_WRITER = 256, OPT_READER };
 const struct option cli_archive_init_server_options[] = {
-    { "writer", required_argument, NULL, 'w' },
-    { "reader", required_argument, NULL, 'r' },
+    { "writer", required_argument, NULL, OPT_WRITER },
+    { "reader", required_argument, NULL, OPT_READER },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
@@ -76,8 +78,8 @@ static int init_server(struct cli *c, int argc, char **argv)
     int opt;
     while ((opt = getopt_long(argc, argv, "h", cli_archive_init_server_options, NULL)) != -1) {
         switch (opt) {
-        case 'w': writer = optarg; break;
-        case 'r': reader = optarg; break;
+        case OPT_WRITER: writer = optarg; break;
+        case OPT_READER: reader = optarg; break;
         case 'h': fputs(usage, stdout); return EXIT_OK;
         default: fputs(usage, stderr); return EXIT_USAGE;
         }

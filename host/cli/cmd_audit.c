@@ -133,6 +133,23 @@ int cli_pen_check(struct cli *c, penlink_archive *ar, const char *cmd, const cha
     return st == PENLINK_OK ? EXIT_OK : cli_fail(c, cmd, st);
 }
 
+/* 1 when @p s is a USB port path, BUS-PORT[.PORT]... (1-2, 1-2.3), as the
+ * pen commands read usb:S (else S is a serial) */
+static int usb_port_path(const char *s)
+{
+    size_t n = strspn(s, "0123456789");
+    if (n == 0 || s[n] != '-')
+        return 0;
+    for (s += n + 1;; s++) {
+        n = strspn(s, "0123456789");
+        if (n == 0)
+            return 0;
+        s += n;
+        if (*s != '.')
+            return *s == '\0';
+    }
+}
+
 int cli_pen_filter(struct cli *c, penlink_archive_filter *f, const char *pen)
 {
     if (pen) {
@@ -150,12 +167,14 @@ int cli_pen_filter(struct cli *c, penlink_archive_filter *f, const char *pen)
     }
     if (!dev || !*dev)
         return EXIT_OK;
-    if (strncmp(dev, "usb:", 4) == 0 && dev[4]) {
+    int port = strncmp(dev, "usb:", 4) == 0 && usb_port_path(dev + 4);
+    if (strncmp(dev, "usb:", 4) == 0 && dev[4] && !port) {
         /* usb:serial=S names serial S as the pen commands read it (a serial
          * shaped like a port path) */
         f->serial = strncmp(dev + 4, "serial=", 7) == 0 && dev[11] ? dev + 11 : dev + 4;
         return EXIT_OK;
     }
+    /* usb:BUS-PORT.PORT names a USB port, as the pen commands read it: no serial */
     if (strcmp(dev, "usb") == 0 || strchr(dev, ':')) {
         if (from_env)
             return EXIT_OK;
@@ -1000,7 +1019,7 @@ int cmd_audit(struct cli *c, int argc, char **argv)
     }
     fflush(stdout);
     if (ferror(stdout))
-        rc = cli_error(c, EXIT_IO, "audit: writing the report failed");
+        rc = EXIT_IO; /* main's check of standard output says why, once */
     else
         rc = sum.verdict == PENLINK_VERDICT_PASS ? EXIT_OK : EXIT_FINDING;
 out:

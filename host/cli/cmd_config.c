@@ -105,6 +105,13 @@ static int parse_value(struct cli *c, penlink_config *cfg, const penlink_config_
                                             : "uses");
         return -1;
     }
+    /* a leading zero (0600) is refused like a JSON number with one in an
+     * imported file: octal to some, a typo to others */
+    if (v[0] == '0' && v[1]) {
+        cli_error(c, EXIT_USAGE, "%s: '%s' has a leading zero: write the number without it",
+                  k->name, v);
+        return -1;
+    }
     penlink_config_set_u32(cfg, k->bit, (uint32_t)x);
     return 0;
 }
@@ -117,11 +124,13 @@ static int unknown_key(struct cli *c, const char *key)
 }
 
 /* Nothing sent (no change, or a dry run): the changes that would be made, then @p text. */
-static int say_not_sent(struct cli *c, const penlink_config *cur, json_t *diff, const char *text)
+static int say_not_sent(struct cli *c, const penlink_info *info, const penlink_config *cur,
+                        json_t *diff, const char *text)
 {
     if (c->json)
-        cli_json_out(json_pack("{s:I, s:o, s:b}", "revision", (json_int_t)cur->revision, "changes",
-                               diff, "applied", 0));
+        cli_json_out(json_pack("{s:o, s:I, s:o, s:b}", "serial", cli_json_str(info->serial),
+                               "revision", (json_int_t)cur->revision, "changes", diff, "applied",
+                               0));
     else {
         json_decref(diff);
         if (!c->quiet)
@@ -201,9 +210,9 @@ static int send_change(struct cli *c, penlink_dev *dev, const penlink_info *info
                  "next pull records the new revision",
                  penlink_ctx_errmsg(c->ctx));
     if (c->json)
-        cli_json_out(json_pack("{s:I, s:I, s:o, s:b}", "old_revision", (json_int_t)cur->revision,
-                               "revision", (json_int_t)result.revision, "changes", diff, "applied",
-                               1));
+        cli_json_out(json_pack("{s:o, s:I, s:I, s:o, s:b}", "serial", cli_json_str(info->serial),
+                               "old_revision", (json_int_t)cur->revision, "revision",
+                               (json_int_t)result.revision, "changes", diff, "applied", 1));
     else {
         json_decref(diff);
         if (!c->quiet)
@@ -229,9 +238,9 @@ static int apply(struct cli *c, penlink_dev *dev, const penlink_info *info,
                          penlink_ctx_errmsg(c->ctx));
     }
     if (change.present == 0)
-        return say_not_sent(c, cur, diff, "nothing to change");
+        return say_not_sent(c, info, cur, diff, "nothing to change");
     if (dry_run)
-        return say_not_sent(c, cur, diff, "dry run: nothing sent");
+        return say_not_sent(c, info, cur, diff, "dry run: nothing sent");
     return send_change(c, dev, info, cur, &change, key, diff);
 }
 

@@ -293,8 +293,8 @@ static int decode_input(struct cli *c, const char *path, FILE *in, struct out *o
     fflush(stdout);
     if (st == PENLINK_OK && penlink_decoder_format(dec) == PENLINK_INPUT_UNKNOWN)
         return cli_error(c, EXIT_PROTOCOL, "decode: %s is empty", path);
-    if (st == PENLINK_ERR_CANCELLED)
-        return cli_error(c, EXIT_IO, "decode: writing the output failed");
+    if (st == PENLINK_ERR_CANCELLED) /* a write to standard output failed */
+        return EXIT_IO;              /* main's check of it says why, once */
     if (st != PENLINK_OK)
         return cli_error(c, cli_exit_for(st), "decode: %s: %s", path, penlink_ctx_errmsg(c->ctx));
     if (o->broken)

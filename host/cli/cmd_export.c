@@ -222,12 +222,16 @@ int cmd_export(struct cli *c, int argc, char **argv)
     int werr = fflush(e.f) != 0 || ferror(e.f);
     if (path && fclose(e.f) != 0)
         werr = 1;
+    if (st == PENLINK_ERR_CANCELLED && werr && !path)
+        return EXIT_IO; /* standard output: main's check says why, once */
     if (st == PENLINK_ERR_CANCELLED && werr)
-        return cli_error(c, EXIT_IO, "export: writing %s failed", path ? path : "the output");
+        return cli_error(c, EXIT_IO, "export: writing %s failed", path);
     if (st != PENLINK_OK)
         return cli_fail(c, "export", st);
+    if (werr && !path)
+        return EXIT_IO; /* standard output: main's check says why, once */
     if (werr)
-        return cli_error(c, EXIT_IO, "export: writing %s failed", path ? path : "the output");
+        return cli_error(c, EXIT_IO, "export: writing %s failed", path);
     if (e.damaged)
         return cli_error(c, EXIT_INTEGRITY,
                          "export: %s (%llu pens with such rows; every other treatment was written)",

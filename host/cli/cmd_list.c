@@ -24,9 +24,11 @@ static const char usage[] =
     "opened (e.g. permission denied: the udev rule is missing). Choose a pen for\n"
     "another command with --device usb:SERIAL or --device usb:PORT (usb:1-2.3);\n"
     "'penlink identify' makes it blink to find it. With --device sim:PATH, also\n"
-    "says whether that simulated pen answers. Each column is as wide as its\n"
+    "says whether that simulated pen answers (if not: its row, its error and the\n"
+    "exit status of info). Each column is as wide as its\n"
     "widest cell (a long label, a sim: path).\n"
-    "Exit status 0 when at least one pen is listed, 3 when none is.\n";
+    "Exit status 0 when at least one pen is listed, 3 when none is (with --json\n"
+    "its error object on stderr, code PENLINK_ERR_NOT_FOUND).\n";
 
 /* What a session tells of a pen: label, model, firmware. */
 struct details {
@@ -74,8 +76,6 @@ static void add_simulator(struct cli *c, const char *dev, penlink_found *f, stru
     snprintf(f->uri, sizeof f->uri, "%s", dev);
     snprintf(f->where, sizeof f->where, "simulator");
     f->status = penlink_dev_open(c->ctx, dev, &d);
-    if (f->status != PENLINK_OK)
-        cli_warn(c, "%s", penlink_ctx_errmsg(c->ctx));
     if (f->status == PENLINK_OK) {
         penlink_info info = PENLINK_INFO_INIT;
         if (penlink_dev_info(d, &info) == PENLINK_OK)
@@ -160,10 +160,19 @@ int cmd_list(struct cli *c, int argc, char **argv)
         }
     }
     const char *dev = c->device ? c->device : getenv("PENLINK_DEVICE");
+    int sim_status = PENLINK_OK;
+    char sim_err[512] = "";
     if (dev && strncmp(dev, "sim:", 4) == 0 && shown < LIST_MAX) {
         add_simulator(c, dev, &found[shown], &det[shown]);
+        sim_status = found[shown].status;
+        if (sim_status != PENLINK_OK)
+            snprintf(sim_err, sizeof sim_err, "%s", penlink_ctx_errmsg(c->ctx));
         shown++;
     }
+    if (shown == 0 && c->json)
+        return cli_error_status(c, PENLINK_ERR_NOT_FOUND,
+                                "no pen found: plug one in; if it is plugged in, see "
+                                "docs/technician-guide.md (permissions, cables)");
     if (c->json)
         list_json(found, det, shown);
     else if (shown == 0 && !c->quiet)
@@ -171,5 +180,8 @@ int cmd_list(struct cli *c, int argc, char **argv)
                         "docs/technician-guide.md (permissions, cables)\n");
     else if (shown > 0)
         list_table(found, det, shown);
+    /* the simulated pen asked for is not there: its row, and its error (as info's) */
+    if (sim_status != PENLINK_OK)
+        return cli_error_status(c, sim_status, "%s", sim_err);
     return shown ? EXIT_OK : EXIT_NO_DEVICE;
 }

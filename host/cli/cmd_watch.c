@@ -61,7 +61,8 @@ struct watch {
     struct cli *c;
     const char *dir; /* --dir, or NULL: the archive */
     const char *dev_uri;
-    int sim; /* a simulated pen (--device sim:PATH): the only one watched */
+    int sim;  /* a simulated pen (--device sim:PATH): the only one watched */
+    int once; /* --once: a simulated pen that is not there is an error, as for info */
     struct seen seen[MAX_PENS];
     size_t nseen;
     unsigned long pulls, failures;
@@ -206,7 +207,7 @@ static int visit(struct watch *w, struct seen *s)
     if (st == PENLINK_ERR_CANCELLED)
         return 1;
     if (st != PENLINK_OK) {
-        if (!w->sim || st != PENLINK_ERR_NOT_FOUND)
+        if (!w->sim || st != PENLINK_ERR_NOT_FOUND || w->once)
             failed(w, cli_fail(w->c, s->uri, st));
         s->present = !(w->sim && st == PENLINK_ERR_NOT_FOUND);
         return 0;
@@ -267,6 +268,7 @@ int cmd_watch(struct cli *c, int argc, char **argv)
     w.dir = dir;
     w.dev_uri = c->device ? c->device : getenv("PENLINK_DEVICE");
     w.sim = w.dev_uri && strncmp(w.dev_uri, "sim:", 4) == 0;
+    w.once = once;
     if (!c->quiet && !c->json)
         fprintf(stderr, "watching %s for pens; Ctrl-C to stop\n",
                 w.sim ? cli_safe(w.dev_uri) : "USB");
@@ -285,6 +287,6 @@ int cmd_watch(struct cli *c, int argc, char **argv)
     /* stopped by SIGINT / SIGTERM: the pull in progress stopped at a safe point
      * (what it kept is committed, nothing uncommitted acknowledged) */
     if (cli_interrupted)
-        return EXIT_CANCELLED;
+        return cli_error(c, EXIT_CANCELLED, "watch: interrupted after %lu pulls", w.pulls);
     return once ? w.first_failure : EXIT_OK;
 }

@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,12 +48,13 @@ static const char usage_tail[] =
     "Exit status:\n"
     "  0 success, 1 compliance finding, 2 usage error (also a key file that\n"
     "  cannot be used: a public key, or one others can read), 3 no device (not\n"
-    "  found, permission denied, busy, unplugged), 4 device error (the pen\n"
-    "  refused), 5 protocol error (or timeout), 6 integrity error, 7 I/O error\n"
-    "  (a file, a --dir, or standard output: a full disk), 8 internal error,\n"
-    "  9 not authorised (a key the pen does not accept, or a signature it\n"
-    "  refused), 10 a report audit --check-report cannot confirm (made by\n"
-    "  another penlink version), 130 interrupted.\n";
+    "  found, permission denied, busy, unplugged, or several pens and none\n"
+    "  chosen), 4 device error (the pen refused), 5 protocol error (or timeout),\n"
+    "  6 integrity error, 7 I/O error (a file, a --dir, or standard output: a\n"
+    "  full disk, a closed pipe), 8 internal error, 9 not authorised (a key the\n"
+    "  pen does not accept, or a signature it refused), 10 a report audit\n"
+    "  --check-report cannot confirm (made by another penlink version),\n"
+    "  130 interrupted.\n";
 
 const char *cli_exit_name(int code)
 {
@@ -300,9 +302,20 @@ static void on_signal(int sig)
     penlink_ctx_cancel(signal_ctx); /* only sets a flag: async-signal-safe */
 }
 
+/* --json anywhere on the command line (up to a "--"), before any option is
+ * parsed: an error found in an option before it is JSON too. */
+static int wants_json(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--json") == 0)
+            return 1;
+    return 0;
+}
+
 static int run(struct cli *c, int argc, char **argv)
 {
     int opt;
+    c->json = wants_json(argc, argv);
     /* '+': stop at the command name; its options belong to it. */
     while ((opt = getopt_long(argc, argv, "+d:qvhV", cli_global_options, NULL)) != -1) {
         switch (opt) {
@@ -383,6 +396,14 @@ static int run(struct cli *c, int argc, char **argv)
  * duplicate of its descriptor reports what the close would (NFS flushes on
  * each close).
  */
+/* 1 when @p fd is a pipe (or socket) whose reader went away: a write
+ * failed with EPIPE (SIGPIPE is ignored). */
+static int reader_gone(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    return fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
+}
+
 static int check_stdout(const struct cli *c, int rc)
 {
     errno = 0;
@@ -396,6 +417,8 @@ static int check_stdout(const struct cli *c, int rc)
     }
     if (!bad || rc == EXIT_CANCELLED)
         return rc;
+    if (!err) /* stdio keeps no errno: a pipe without a reader says so in poll() */
+        err = reader_gone(fileno(stdout)) ? EPIPE : 0;
     return cli_error(c, EXIT_IO, "standard output: %s: the output is incomplete",
                      err ? strerror(err) : "a write failed");
 }
@@ -403,5 +426,10 @@ static int check_stdout(const struct cli *c, int rc)
 int main(int argc, char **argv)
 {
     struct cli c = { .prog = "penlink" };
+    /* a reader that went away (`penlink ... | head -1`) makes the next write
+     * fail with EPIPE instead of killing the process: the output is
+     * incomplete, exit 7 with one line saying so (check_stdout), as for a
+     * full disk */
+    signal(SIGPIPE, SIG_IGN);
     return check_stdout(&c, run(&c, argc, argv));
 }

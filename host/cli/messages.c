@@ -191,14 +191,18 @@ void *cli_message_json(const penlink_message *m)
     json_t *j = json_object();
     json_object_set_new(j, "message", json_string(m->name));
     json_object_set_new(j, "index", json_integer((json_int_t)m->index));
+    /* a capture's: the offset of the packet block, and the packet's number */
+    json_object_set_new(j, "offset", json_integer((json_int_t)m->offset));
     if (m->packet)
         json_object_set_new(j, "packet", json_integer((json_int_t)m->packet));
-    else
-        json_object_set_new(j, "offset", json_integer((json_int_t)m->offset));
     if (m->packet || m->time_us) { /* a capture's or a live session's: always timed, 0 too */
-        cli_format_time(m->time_us / 1000, t, sizeof t);
-        json_object_set_new(j, "time_us", json_integer(m->time_us));
+        /* the time rule's pair (docs/json.md), rounded down like the ISO text,
+         * and the packet's own microseconds for those who compare packets */
+        int64_t ms = m->time_us / 1000 - (m->time_us % 1000 < 0);
+        cli_format_time(ms, t, sizeof t);
+        json_object_set_new(j, "time_ms", json_integer(ms));
         json_object_set_new(j, "time", json_string(t));
+        json_object_set_new(j, "time_us", json_integer(m->time_us));
     }
     json_object_set_new(j, "direction", json_string(dir_name(m->direction)));
     if (m->packet)

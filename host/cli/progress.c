@@ -205,27 +205,50 @@ static void line(struct cli_progress *g, int64_t now, int kind)
     fflush(stderr);
 }
 
+/* A rate or a time in seconds as an event gives it: 3 decimals (a
+ * millisecond), printed as such (PROGRESS_JSON_FLAGS), not
+ * 0.0080000000000000002 */
+#define PROGRESS_JSON_FLAGS (CLI_JSON_FLAGS | JSON_REAL_PRECISION(15))
+static double decimals3(double x)
+{
+    return x >= 0 ? (double)(int64_t)(x * 1000.0 + 0.5) / 1000.0 : x; /* never below 0 */
+}
+
+/* An event on stderr: cli_json_line's line, with 15 significant digits (a
+ * double's 17 would show its binary rounding, 0.0080000000000000002). */
+static void progress_line(json_t *o)
+{
+    if (o)
+        json_object_set_new(o, "schema", json_integer(CLI_JSON_SCHEMA));
+    char *s = o ? json_dumps(o, PROGRESS_JSON_FLAGS) : NULL;
+    if (s)
+        fprintf(stderr, "%s\n", s);
+    free(s);
+    json_decref(o);
+    fflush(stderr);
+}
+
 static void event(struct cli_progress *g, int64_t now, int done, int ok)
 {
     struct view v = look(g, now);
-    json_t *o = json_pack("{s:s, s:s, s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f}", "event",
-                          "progress", "work", "pull", "serial", cli_json_str(g->serial), "unit",
-                          "records", "count", (json_int_t)v.records, "total", (json_int_t)v.total,
-                          "records", (json_int_t)v.records, "records_total", (json_int_t)v.total,
-                          "bytes", (json_int_t)v.bytes, "bytes_total", (json_int_t)v.bytes_total,
-                          "rate", v.rate, "elapsed_s", (double)(now - g->start_ms) / 1000.0);
+    json_t *o =
+        json_pack("{s:s, s:s, s:o, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f}", "event",
+                  "progress", "work", "pull", "serial", cli_json_str(g->serial), "unit", "records",
+                  "count", (json_int_t)v.records, "total", (json_int_t)v.total, "records",
+                  (json_int_t)v.records, "records_total", (json_int_t)v.total, "bytes",
+                  (json_int_t)v.bytes, "bytes_total", (json_int_t)v.bytes_total, "rate",
+                  decimals3(v.rate), "elapsed_s", decimals3((double)(now - g->start_ms) / 1000.0));
     if (o && v.left_s >= 0 && !done)
-        json_object_set_new(o, "left_s", json_real(v.left_s));
+        json_object_set_new(o, "left_s", json_real(decimals3(v.left_s)));
     if (o && v.waiting && !done)
-        json_object_set_new(o, "silent_s", json_real(v.silent_s));
+        json_object_set_new(o, "silent_s", json_real(decimals3(v.silent_s)));
     if (o)
         json_object_set_new(o, "done", json_boolean(done));
     if (o && done)
         json_object_set_new(o, "kept", json_integer((json_int_t)g->kept));
     if (o && done)
         json_object_set_new(o, "ok", json_boolean(ok));
-    cli_json_line(stderr, o);
-    fflush(stderr);
+    progress_line(o);
 }
 
 /* The redraws and periodic events: the thread's loop. */
@@ -410,16 +433,15 @@ static void work_draw(struct cli_work *w, const penlink_work_progress *p, int64_
 static void work_event(struct cli_work *w, const penlink_work_progress *p, int64_t now)
 {
     double t = (double)(now - w->start_ms) / 1000.0;
-    json_t *o =
-        json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:f}", "event", "progress", "work",
-                  w->as ? w->as : p->work, "unit", p->unit, "count", (json_int_t)p->done, "total",
-                  (json_int_t)p->total, "rate", t > 0 ? (double)p->done / t : 0.0, "elapsed_s", t);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:f}", "event", "progress", "work",
+                          w->as ? w->as : p->work, "unit", p->unit, "count", (json_int_t)p->done,
+                          "total", (json_int_t)p->total, "rate",
+                          decimals3(t > 0 ? (double)p->done / t : 0.0), "elapsed_s", decimals3(t));
     if (o && p->serial)
         json_object_set_new(o, "serial", cli_json_str(p->serial));
     if (o)
         json_object_set_new(o, "done", json_boolean(p->finished));
-    cli_json_line(stderr, o);
-    fflush(stderr);
+    progress_line(o);
 }
 
 static void work_progress(void *user, const penlink_work_progress *p)

@@ -93,6 +93,20 @@ cmp -s "$tmp/codes" "$tmp/help.codes" ||
 cmp -s "$tmp/codes" "$tmp/page.codes" ||
     bad "exit codes: the code has $(tr '\n' ' ' < "$tmp/codes"), $page's EXIT STATUS $(tr '\n' ' ' < "$tmp/page.codes")"
 
+# penlink's "no device" (3): every cause the page's entry gives (its words
+# between commas, parentheses left out) is in the help's exit status too
+if [ "$kind" = penlink ]; then
+    sed -n '/^Exit status/,$p' "$tmp/help.top" | tr '\n' ' ' | tr -s ' ' > "$tmp/help.exit"
+    awk '/^\.SH EXIT STATUS/ { on = 1 } on && /^\.B 3$/ { f = 1; next } f && /^\.TP/ { exit } f' "$page" |
+        tr '\n' ' ' | sed 's/([^)]*)//g; s/^No device: *//; s/\. *$//; s/, or /, /g; s/, */\n/g' |
+        sed 's/ *$//' > "$tmp/page.nodev"
+    echo >> "$tmp/page.nodev" # its last cause ends its line too
+    [ "$(wc -l < "$tmp/page.nodev")" -ge 3 ] || bad "$page: exit status 3 gives $(wc -l < "$tmp/page.nodev") causes"
+    while read -r cause || [ -n "$cause" ]; do
+        grep -qF -- "$cause" "$tmp/help.exit" || bad "exit status 3: $page gives '$cause', penlink --help does not"
+    done < "$tmp/page.nodev"
+fi
+
 # rendering: groff exits 0 even when it warns, so its words are the verdict
 groff -man -ww -z "$page" > "$tmp/groff" 2>&1 || bad "groff -man -ww -z $page exited with $?"
 if [ -s "$tmp/groff" ]; then

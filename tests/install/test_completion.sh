@@ -6,7 +6,10 @@
 # from a prefix: bash and fish by running their completion, zsh by running
 # the function with compadd and _files standing in for its completion
 # system. The table is also held to the help texts: every command is in
-# `penlink --help`, every option (--help aside) in its command's.
+# `penlink --help`, every option (--help aside) in its command's, a short
+# one as "-O, --OPTION". Then: short options offered (fish's globals too),
+# --help once among a command's options and the globals, and the values of
+# --format, --report, --by (each in its command's help) and --tz offered.
 #   test_completion.sh PENLINK COMPLETION_DIR
 set -eu
 penlink=$1 dir=$2
@@ -58,11 +61,11 @@ while read -r a b; do
         set -- "$a" "$b"
     fi
     word=${b:-$a}
-    case $word in --*) fishword="-l ${word#--}" ;; *) fishword=$word ;; esac
+    case $word in --*) fishword="-l ${word#--}" ;; -?) fishword="-s ${word#-}" ;; *) fishword=$word ;; esac
     grep -qF -- "$word" "$dir/penlink.bash" || bad "penlink.bash lacks '$line'"
     grep -qF -- "$word" "$dir/penlink.zsh" || bad "penlink.zsh lacks '$line'"
     grep -qF -- "$fishword" "$dir/penlink.fish" || bad "penlink.fish lacks '$line'"
-    last=$(eval echo "\${$#}")
+    last=$(eval printf '%s' "\"\${$#}\"") # not echo: -n and -e are words here
     # the word's prefix: all but its last letter (at least "-" + one letter of an option)
     prefix=$(printf '%s' "$last" | sed 's/.$//')
     if [ "$#" -eq 1 ]; then args=$prefix; else args="$1 $prefix"; fi
@@ -78,20 +81,22 @@ done < "$tmp/words"
 while read -r a b; do
     case $a in
     --*) grep -q -- "$a" "$tmp/help" || bad "--help does not show the global option $a" ;;
+    -?) grep -q -- "  $a, --" "$tmp/help" || bad "--help does not show the global option $a" ;;
     *)
         if [ -z "$b" ]; then
             grep -q "^  $a\b" "$tmp/help" || bad "--help does not list the command $a"
             continue
         fi
         case $b in
-        --help) ;;
-        --*)
+        --help | -h) ;;
+        -* | --*)
             {
                 "$penlink" "$a" --help
                 awk -v c="$a" '$1 == c && $2 !~ /^-/ { print $2 }' "$tmp/words" |
                     while read -r s; do "$penlink" "$a" "$s" --help 2> /dev/null || true; done
             } > "$tmp/cmdhelp" 2>&1 || true
-            grep -q -- "$b" "$tmp/cmdhelp" || bad "'penlink $a --help' does not show $b"
+            case $b in -?) want="$b, --" ;; *) want=$b ;; esac
+            grep -q -- "$want" "$tmp/cmdhelp" || bad "'penlink $a --help' does not show $b"
             ;;
         *) grep -q "^  $a $b\b\|$b" "$tmp/help" || bad "--help does not show '$a $b'" ;;
         esac
@@ -102,5 +107,41 @@ done < "$tmp/words"
 # After an option that takes a value, and for a command's arguments: files.
 complete_bash pull --output "" > "$tmp/files" || true
 [ -s "$tmp/files" ] || bad "bash: no file names after 'pull --output'"
+
+# Short options (the words above have them from the same table): the
+# global ones, and a command's
+for sh in bash zsh fish; do
+    for o in -d -q -v -h -V; do
+        complete_$sh - | grep -qx -- "$o" || bad "$sh: 'penlink -<TAB>' does not offer $o"
+    done
+    for o in -f -m -h; do
+        complete_$sh decode - | grep -qx -- "$o" || bad "$sh: 'penlink decode -<TAB>' does not offer $o"
+    done
+done
+# A command's options with the globals: each once (--help is both)
+for sh in bash zsh fish; do
+    n=$(complete_$sh info - | grep -cx -- --help)
+    [ "$n" -eq 1 ] || bad "$sh: 'penlink info -<TAB>' offers --help $n times"
+done
+# An option with a set of values completes them, not file names; each value
+# is in its command's help. The sets are the scripts' "CMD:--OPT" cases.
+sed -n 's/^ *\([a-z]*\):--\([a-z]*\).*compgen -W "\([^$"]*\)".*/\1 \2 \3/p' "$dir/penlink.bash" > "$tmp/sets"
+[ "$(wc -l < "$tmp/sets")" -ge 4 ] || bad "penlink.bash has $(wc -l < "$tmp/sets") options with a set of values"
+while read -r cmd opt vals; do
+    "$penlink" "$cmd" --help > "$tmp/cmdhelp" 2>&1 || true
+    for v in $vals; do
+        grep -qw -- "$v" "$tmp/cmdhelp" || bad "$cmd --$opt $v: not in 'penlink $cmd --help'"
+        for sh in bash zsh fish; do
+            complete_$sh "$cmd" "--$opt" "" | grep -qx -- "$v" ||
+                bad "$sh: 'penlink $cmd --$opt <TAB>' does not offer $v"
+        done
+    done
+done < "$tmp/sets"
+for sh in bash zsh fish; do
+    complete_$sh audit -f "" | grep -qx json || bad "$sh: 'penlink audit -f <TAB>' does not offer json"
+    complete_$sh audit --tz Europe/Be | grep -qx Europe/Berlin ||
+        bad "$sh: 'penlink audit --tz Europe/Be<TAB>' does not offer Europe/Berlin"
+done
+
 [ "$fails" -eq 0 ] || { echo "$fails failures" >&2; exit 1; }
 echo "ok: $(wc -l < "$tmp/words") words of the table, in and completed by bash, zsh and fish"

@@ -42,6 +42,13 @@ check "the error names the close match" 'grep -q "did you mean PEN-A001?" $tmp/e
 run 2 "--pen with a typo: usage error" $PL --archive "$A" audit --pen PEN-A01
 check "the error names the close match" 'grep -q "did you mean PEN-A001?" $tmp/err'
 run 2 "--device usb:SERIAL of no pen in the archive" $PL --archive "$A" --device usb:PEN-9999 audit
+# a USB port (usb:BUS-PORT.PORT) names no serial: refused, as audit --help says
+for port in 1-2 1-2.3; do
+    run 2 "--device usb:$port (a USB port): usage error" $PL --archive "$A" --device usb:$port audit
+    check "usb:$port: the error says it names no pen serial" 'grep -q "usb:$port names no pen serial" $tmp/err'
+done
+run 2 "--device usb:serial=1-2 is the serial 1-2 (not in the archive)" $PL --archive "$A" --device usb:serial=1-2 audit
+check "usb:serial=1-2: the archive has no such pen" '! grep -q "names no pen serial" $tmp/err'
 run 2 "verify --pen NOSUCH: usage error" $PL --archive "$A" verify --pen NOSUCH
 check "verify names the archive's pens" 'grep -q "it holds 1 pen: PEN-A001" $tmp/err'
 run 2 "export --pen NOSUCH: usage error" $PL --archive "$A" export records --pen NOSUCH

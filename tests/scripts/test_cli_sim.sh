@@ -126,6 +126,11 @@ run 7 "watch --dir, no pen plugged in: still the I/O error" \
 # errors: no pen, bad URI
 run 3 "no pen at that socket" $PL --device "sim:$tmp/none.sock" info
 check "no-pen message says how to start one" 'grep -q "penlink-sim" $tmp/err'
+# list and watch --once say the same as info of a simulated pen not there
+run 3 "list: no pen at that socket, exit 3 as info" $PL --device "sim:$tmp/none.sock" list
+check "list: its row, and the error" 'grep -q "no pen found" $tmp/out && grep -q "no simulated pen there" $tmp/err'
+run 3 "watch --once: no pen at that socket, exit 3 as info" $PL --device "sim:$tmp/none.sock" watch --once
+check "watch --once: the error" 'grep -q "no simulated pen there" $tmp/err'
 run 2 "not a pen address" $PL --device "bluetooth:x" info
 run 2 "bad option" $PL $A info --frobnicate
 for cmd in list info pull decode config clock watch; do

@@ -6,6 +6,7 @@
 # (PENLINK_ENOSPC_STDOUT: every write to it fails with ENOSPC, through stdio
 # or write(2)); where the machine has /dev/full, "> /dev/full" is checked
 # too (without it nothing here depends on it).
+# A pipe whose reader went away is the same: exit 7, not death by SIGPIPE.
 # Usage: test_full_output.sh PENLINK PENLINK_SIM ENOSPC_SHIM
 set -u
 PL="${PENLINK_WRAP:-} $1"
@@ -24,12 +25,18 @@ $PL $A pull --no-ack -o "$tmp/a.plog" > /dev/null 2>&1 || bad "pull -o"
 $PL $A --archive "$AR" pull > /dev/null 2>&1 || bad "pull into the archive"
 $PL $A config export "$tmp/cfg.json" > /dev/null 2>&1 || bad "config export"
 
+one_error() { # name: stderr gives one error, the output check's (a command's own
+    # "writing the output failed" beside it would say the same thing twice)
+    check "$1: one error, not two" '[ "$(grep -c "\"error\"" $tmp/err)" -le 1 ] &&
+        ! grep -v "standard output: " $tmp/err | grep -qi "writ"'
+}
 full() { # name penlink-args...: exit 7 with standard output full, and why on stderr
     name=$1
     shift
     run 7 "$name, standard output full" $FULL $PL "$@"
     check "$name: stderr says the output is incomplete" \
         'grep -q "standard output: .*the output is incomplete" $tmp/err'
+    one_error "$name"
 }
 full "--version" --version
 full "--help" --help
@@ -58,6 +65,26 @@ full "watch --once" $A watch --once --dir "$tmp"
 full "completion bash" completion bash
 # the usage error of a bad command line stays 2: its help goes to stderr
 run 2 "a usage error with standard output full stays a usage error" $FULL $PL info --frobnicate
+
+# A pipe whose reader went away (`penlink ... | head -c1`): not killed by
+# SIGPIPE (141) but exit 7, the same I/O error, with one line on stderr
+closed() { # name penlink-args...
+    name=$1
+    shift
+    # shellcheck disable=SC2086
+    "$PY" "$here/closed_pipe.py" "$tmp/err" $PL "$@"
+    got=$?
+    [ "$got" -eq 7 ] && ok "$name, standard output a closed pipe (exit 7)" ||
+        bad "$name, standard output a closed pipe: exit $got, want 7"
+    check "$name: stderr says the pipe broke" 'grep -q "standard output: Broken pipe: the output is incomplete" $tmp/err'
+    one_error "$name"
+}
+closed "decode --json" --json decode "$tmp/a.plog"
+closed "decode" decode "$tmp/a.plog"
+closed "info --json" $A --json info
+closed "export records" --archive "$AR" export records
+closed "audit --json" --archive "$AR" --json audit
+closed "completion bash" completion bash
 
 if [ -c /dev/full ]; then
     for args in "--version" "$A info" "--archive $AR export records" "decode $tmp/a.plog"; do

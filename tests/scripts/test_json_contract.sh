@@ -21,13 +21,20 @@ VALIDATE="$here/../json/validate.py"
 # them whole (the first, the last with kept, in order); the archive's long
 # work ($work set: push, verify, audit, export) emits them pen by pen, their
 # counts as stdout's; any other emits none.
+# --json goes first, or with $json_last set last (after the command's
+# arguments: it counts wherever it is, for errors found before it too).
 quiet_stdout=""
 progress=""
 work=""
+json_last=""
 js() {
     want=$1 def=$2 name=$3
     shift 3
-    run "$want" "$name" $PL --json "$@"
+    if [ -n "$json_last" ]; then
+        run "$want" "$name" $PL "$@" --json
+    else
+        run "$want" "$name" $PL --json "$@"
+    fi
     empty="" events=--no-progress
     [ "$want" -eq 0 ] && [ -z "$quiet_stdout" ] || empty=--may-be-empty
     [ -z "$progress" ] || events=--progress
@@ -64,14 +71,30 @@ js 0 identify "identify" $A identify
 progress=1
 js 0 pull_file "pull -o FILE (its progress events)" $A pull --no-ack -o "$tmp/a.plog"
 js 0 pull_archive "pull (its progress events)" $A pull
+check "pull: progress numbers have at most 3 decimals (0.008, not 0.0080000000000000002)" \
+    '! grep -E "[0-9]\.[0-9]{4,}" $tmp/err'
 check "pull: the last progress event kept records" \
     '"$PY" -c "import json,sys
 e = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l).get(\"event\") == \"progress\"]
 assert e[-1][\"done\"] and e[-1][\"ok\"] and e[-1][\"kept\"] > 0, e[-1]" $tmp/err'
 js 0 pull_archive "pull, nothing new (its progress events)" $A pull
+check "pull: progress numbers have at most 3 decimals (0.008, not 0.0080000000000000002)" \
+    '! grep -E "[0-9]\.[0-9]{4,}" $tmp/err'
 progress=""
 js 0 decode "decode" decode "$tmp/a.plog"
 js 0 decode "decode --messages" decode --messages "$tmp/a.plog"
+# a capture (pcapng) of a session: its messages by packet, timed by the
+# time rule (time_ms and time) with the packet's microseconds beside them
+js 0 info "info --trace" $A --trace "$tmp/t.pcapng" info
+js 0 decode "decode --messages of a --trace capture" decode --messages "$tmp/t.pcapng"
+check "the capture's messages: offset, packet, time_ms = time_us / 1000, time its ISO text" \
+    '"$PY" -c "import json,sys,datetime
+m = [o for o in map(json.loads, open(sys.argv[1])) if \"message\" in o]
+assert len(m) >= 2, m
+for o in m:
+    assert o[\"packet\"] >= 1 and o[\"offset\"] > 0 and o[\"time_ms\"] == o[\"time_us\"] // 1000, o
+    t = datetime.datetime.fromtimestamp(o[\"time_ms\"] / 1000, datetime.timezone.utc)
+    assert o[\"time\"] == t.strftime(\"%Y-%m-%dT%H:%M:%S.\") + \"%03dZ\" % (o[\"time_ms\"] % 1000), o" $tmp/out'
 js 0 config "config get" $A config get
 js 0 config "config get KEY" $A config get depth_max_um
 js 0 config_file "config export" $A config export
@@ -140,7 +163,31 @@ js_error 2 usage "an unknown command" frobnicate
 js_error 2 PENLINK_ERR_INVALID_ARG "not a pen address" --device bluetooth:x info
 js_error 3 PENLINK_ERR_NOT_FOUND "no pen there" --device "sim:$tmp/none.sock" info
 js_error 2 usage "config set: an unknown key" $A config set frob=1
+# no pen at all (no PENLINK_DEVICE, no USB pen of an ID nobody makes)
+unset PENLINK_DEVICE
+export PENLINK_USB_ID=ffff:fffe
+js_error 3 PENLINK_ERR_NOT_FOUND "list, no pen plugged in" list
+unset PENLINK_USB_ID
 js_error 7 io "watch --dir that does not exist" $A watch --once --dir "$tmp/none/dir"
+json_last=1
+js_error 2 usage "--timeout 0 before the command, --json last" --timeout 0 info
+js_error 2 usage "--timeout 0 after the command, --json last" info --timeout 0
+js_error 2 usage "an unknown command, --json last" frobnicate
+js_error 3 PENLINK_ERR_NOT_FOUND "no pen there, --json last" --device "sim:$tmp/none.sock" info
+json_last=""
+js 3 list "list: a simulated pen not there (its row; exit 3 as info)" --device "sim:$tmp/none.sock" list
+check "list: the error object of info" 'grep -q "^{\"error\":.*\"code\":\"PENLINK_ERR_NOT_FOUND\",\"exit_code\":3," $tmp/err'
+js_error 3 PENLINK_ERR_NOT_FOUND "watch --once: a simulated pen not there" --device "sim:$tmp/none.sock" watch --once
+# watch interrupted: exit 130 and a cancelled error object
+$PL --json $A watch > "$tmp/out" 2> "$tmp/err" &
+wpid=$!
+until grep -q '"serial"' "$tmp/out" || ! kill -0 $wpid 2> /dev/null; do sleep 0.05; done
+kill -INT $wpid
+wait $wpid
+got=$?
+[ "$got" -eq 130 ] && ok "watch interrupted (exit 130)" || bad "watch interrupted: exit $got, want 130"
+check "watch interrupted: a cancelled error object" \
+    'grep -q "^{\"error\":\"watch: interrupted after 1 pulls\",\"code\":\"cancelled\",\"exit_code\":130," $tmp/err'
 chmod 644 "$K/tech.key"
 js_error 2 PENLINK_ERR_INVALID_ARG "a key file others can read" keys show "$K/tech.key"
 finish

@@ -193,6 +193,10 @@ config_files)
     check "saying which" 'grep -q "max_treatment_s is given twice" $tmp/err'
     run 2 "config set: a number with a space before it is refused" $PL $DB config set "max_treatment_s= 2000"
     run 2 "config set: a number with a + is refused" $PL $DB config set max_treatment_s=+2000
+    run 2 "config set: a number with a leading zero is refused (JSON has none)" $PL $DB config set auto_off_s=0600
+    check "saying why" 'grep -q "auto_off_s: .0600. has a leading zero" $tmp/err'
+    $PL $DB config set --dry-run auto_off_s=0 > /dev/null 2> "$tmp/err"
+    check "config set: 0 itself has no leading zero" '! grep -q "leading zero" $tmp/err'
     check "pen B unchanged by all of them" \
         '[ "$($PL $DB --json config get | "$PY" -c "import json,sys; print(json.load(sys.stdin)[\"revision\"])")" = "$rev_b" ]'
     run 0 "a file naming no pen is taken with --template" $PL $DB config import --template --dry-run "$tmp/nopen.json"

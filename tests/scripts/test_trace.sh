@@ -247,8 +247,8 @@ epb = struct.pack("<IIIIIII", 6, ln, 0, 0, 0, len(data), len(data)) + data + str
 open(sys.argv[1], "wb").write(shb + idb + epb)
 PY
 run 0 "decode --messages --json of a packet at time 0" $PL decode --messages --json "$tmp/zero.pcapng"
-check "... has time_us 0 and its time" \
-    'grep -q "\"time_us\":0,\"time\":\"1970-01-01T00:00:00.000Z\"" $tmp/out'
+check "... has time_ms 0, its time and time_us 0" \
+    'grep -q "\"time_ms\":0,\"time\":\"1970-01-01T00:00:00.000Z\",\"time_us\":0" $tmp/out'
 run 0 "decode --messages of a zero-length frame" $PL decode --messages "$tmp/zero.pcapng"
 check "... says it is an empty Envelope" 'grep -q "^#   (no fields: an empty Envelope)$" $tmp/out'
 
