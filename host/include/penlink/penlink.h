@@ -90,6 +90,24 @@ PENLINK_API const char *penlink_version(void);
 #define PENLINK_CONFIG_TEXT_MAX 64
 /** Room for a text configuration value with its NUL. */
 #define PENLINK_CONFIG_TEXT_SIZE (PENLINK_CONFIG_TEXT_MAX + 1)
+/** Room for a pen's address with its NUL (penlink_found.uri). */
+#define PENLINK_URI_SIZE 96
+/** Room for a short name with its NUL: an OS user, a host, an author, a field, a place. */
+#define PENLINK_NAME_SIZE 64
+/** Room for a sentence with its NUL: a pen's words, a detail, a note, a reason. */
+#define PENLINK_TEXT_SIZE 256
+/** Room for a longer sentence with its NUL (penlink_finding.detail). */
+#define PENLINK_LONG_TEXT_SIZE 320
+/** Room for a push report's detail with its NUL (penlink_push_report.detail). */
+#define PENLINK_DETAIL_SIZE 512
+/** Room for a one-word label with its NUL: a kind, a result, a period. */
+#define PENLINK_LABEL_SIZE 16
+/** Room for where a configuration came from with its NUL ("read", "written"). */
+#define PENLINK_SOURCE_SIZE 8
+/** Room for a finding's id with its NUL ("KIND:PEN:SEQ"), or a list of versions. */
+#define PENLINK_ID_SIZE 128
+/** Room for an annotation's text with its NUL. */
+#define PENLINK_NOTE_SIZE 1024
 
 /** A library context: holds the last error's detail. */
 typedef struct penlink_ctx penlink_ctx;
@@ -576,9 +594,9 @@ PENLINK_API int penlink_ctx_set_progress_cb(penlink_ctx *ctx, penlink_work_progr
  * allocates one nor indexes an array of them.
  */
 typedef struct penlink_found {
-    char uri[96];                     /**< what penlink_dev_open() takes, e.g. "usb:PEN-000123" */
+    char uri[PENLINK_URI_SIZE];       /**< what penlink_dev_open() takes, e.g. "usb:PEN-000123" */
     char serial[PENLINK_SERIAL_SIZE]; /**< the pen's serial (empty when it could not be read) */
-    char where[64];                   /**< e.g. "usb port 1-2.3 (bus 1 device 4)" */
+    char where[PENLINK_NAME_SIZE];    /**< e.g. "usb port 1-2.3 (bus 1 device 4)" */
     int status;                       /**< #PENLINK_OK, or why it can't be opened (e.g. ACCESS) */
     char port[PENLINK_PORT_MAX];      /**< the port path as udev and `lsusb -t` name it, "1-2.3"
                                            (bus 1, port 3 of the hub on port 2); "usb:1-2.3" opens
@@ -644,9 +662,9 @@ PENLINK_API void penlink_dev_set_timeout(penlink_dev *dev, int timeout_ms, int r
 
 /** The pen's structured error after #PENLINK_ERR_DEVICE / CONFLICT / INVALID_CONFIG. */
 typedef struct penlink_device_error {
-    uint32_t code;     /**< ErrorCode of docs/protocol.md */
-    char message[256]; /**< the pen's words */
-    char field[64];    /**< offending field, e.g. "config.depth_max_um" */
+    uint32_t code;                   /**< ErrorCode of docs/protocol.md */
+    char message[PENLINK_TEXT_SIZE]; /**< the pen's words */
+    char field[PENLINK_NAME_SIZE];   /**< offending field, e.g. "config.depth_max_um" */
 } penlink_device_error;
 
 /**
@@ -1283,8 +1301,8 @@ typedef struct penlink_push_report {
     uint64_t configs_new;  /**< configuration history entries it did not hold */
     uint64_t next_seq;     /**< one past the highest seq pushed (0: none) */
     uint64_t where_seq;    /**< a log that does not verify: the seq of its first broken link */
-    char detail[512];      /**< why the status is not #PENLINK_OK, in words */
-    uint64_t keys_new;     /**< device key replacements (penlink keys replace) it did not hold */
+    char detail[PENLINK_DETAIL_SIZE]; /**< why the status is not #PENLINK_OK, in words */
+    uint64_t keys_new; /**< device key replacements (penlink keys replace) it did not hold */
 } penlink_push_report;
 
 /** Called with each pen's push report; non-zero stops the push. */
@@ -1416,9 +1434,10 @@ typedef struct penlink_alarm {
     char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
     int64_t at_ms;                    /**< host time it was raised */
     uint64_t seq;                     /**< first seq concerned */
-    uint64_t count;   /**< records concerned (0: none archived, e.g. a refused pull) */
-    char kind[16];    /**< "gap", "conflict", "key_changed", "unverified", or a newer kind */
-    char detail[256]; /**< what happened, in words */
+    uint64_t count;                /**< records concerned (0: none archived, e.g. a refused pull) */
+    char kind[PENLINK_LABEL_SIZE]; /**< "gap", "conflict", "key_changed", "unverified", or a newer
+                                      kind */
+    char detail[PENLINK_TEXT_SIZE]; /**< what happened, in words */
 } penlink_alarm;
 
 /** Called with each alarm; non-zero stops the visit. */
@@ -1437,9 +1456,9 @@ PENLINK_API int penlink_archive_alarms(penlink_archive *ar, const penlink_archiv
 typedef struct penlink_config_entry {
     char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
     int64_t at_ms;                    /**< host time it was recorded */
-    char source[8];                   /**< "read" or "written" */
-    char user[64];                    /**< the OS user that recorded it */
-    char host[64];                    /**< the computer it was recorded on */
+    char source[PENLINK_SOURCE_SIZE]; /**< "read" or "written" */
+    char user[PENLINK_NAME_SIZE];     /**< the OS user that recorded it */
+    char host[PENLINK_NAME_SIZE];     /**< the computer it was recorded on */
     penlink_config config;            /**< config.revision is the revision */
     int has_old;                      /**< a change written by this host: old_config is what it
                                            replaced */
@@ -1499,12 +1518,12 @@ PENLINK_API int penlink_archive_pen_check(penlink_archive *ar, const char *seria
  * the archive for good, never changed or deleted, shown with the finding.
  */
 typedef struct penlink_annotation {
-    char finding[128]; /**< the finding's id, penlink_finding.id: "KIND:PEN:SEQ" */
-    int64_t at_ms;     /**< host time it was written */
-    char author[64];   /**< who wrote it, as they gave it (default: user\@host) */
-    char user[64];     /**< the OS user that wrote it */
-    char host[64];     /**< the computer it was written on */
-    char text[1024];   /**< the note */
+    char finding[PENLINK_ID_SIZE];  /**< the finding's id, penlink_finding.id: "KIND:PEN:SEQ" */
+    int64_t at_ms;                  /**< host time it was written */
+    char author[PENLINK_NAME_SIZE]; /**< who wrote it, as they gave it (default: user\@host) */
+    char user[PENLINK_NAME_SIZE];   /**< the OS user that wrote it */
+    char host[PENLINK_NAME_SIZE];   /**< the computer it was written on */
+    char text[PENLINK_NOTE_SIZE];   /**< the note */
 } penlink_annotation;
 
 /** Called with each annotation; non-zero stops the visit. */
@@ -1532,13 +1551,13 @@ PENLINK_API int penlink_archive_annotations(penlink_archive *ar, penlink_annotat
 
 /** The pens in the archive (serial, model, first and last seen). */
 typedef struct penlink_archive_device {
-    char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
-    char model[PENLINK_SERIAL_SIZE];  /**< its model */
-    char firmware_versions[128];      /**< every firmware version seen, ", " between them */
-    int64_t first_seen_ms;            /**< host time of its first pull */
-    int64_t last_seen_ms;             /**< host time of its last pull */
-    uint64_t records;                 /**< records archived */
-    uint64_t next_seq;                /**< one past its highest archived seq */
+    char serial[PENLINK_SERIAL_SIZE];        /**< the pen */
+    char model[PENLINK_SERIAL_SIZE];         /**< its model */
+    char firmware_versions[PENLINK_ID_SIZE]; /**< every firmware version seen, ", " between them */
+    int64_t first_seen_ms;                   /**< host time of its first pull */
+    int64_t last_seen_ms;                    /**< host time of its last pull */
+    uint64_t records;                        /**< records archived */
+    uint64_t next_seq;                       /**< one past its highest archived seq */
     char hardware_revision[PENLINK_SERIAL_SIZE]; /**< as the pen said when last seen */
 } penlink_archive_device;
 
@@ -1578,9 +1597,9 @@ typedef struct penlink_key_replacement {
     size_t size; /**< sizeof(penlink_key_replacement) as the caller was built */
     char serial[PENLINK_SERIAL_SIZE];  /**< the pen */
     int64_t at_ms;                     /**< host time it was recorded */
-    char user[64];                     /**< who recorded it (OS user) */
-    char host[64];                     /**< on which computer */
-    char reason[256];                  /**< why, in the technician's words (unchecked text) */
+    char user[PENLINK_NAME_SIZE];      /**< who recorded it (OS user) */
+    char host[PENLINK_NAME_SIZE];      /**< on which computer */
+    char reason[PENLINK_TEXT_SIZE];    /**< why, in the technician's words (unchecked text) */
     uint8_t old_key[PENLINK_KEY_SIZE]; /**< the key in force before */
     uint8_t new_key[PENLINK_KEY_SIZE]; /**< the key in force from then on */
     uint64_t from_seq;                 /**< the archive's next seq of the pen then */
@@ -1654,8 +1673,8 @@ typedef struct penlink_verify_report {
     uint64_t heads;                   /**< signed heads checked */
     uint64_t signed_through;          /**< records below this seq are under a verified head */
     uint64_t where_seq;               /**< BROKEN: the seq of the first broken link */
-    char detail[256];                 /**< BROKEN: what is wrong, in words */
-    char notes[256];                  /**< OK: what is worth knowing (chain anchors, forks) */
+    char detail[PENLINK_TEXT_SIZE];   /**< BROKEN: what is wrong, in words */
+    char notes[PENLINK_TEXT_SIZE];    /**< OK: what is worth knowing (chain anchors, forks) */
 } penlink_verify_report;
 
 /** Called with each pen's verification report; non-zero stops the verification. */
@@ -1703,12 +1722,12 @@ typedef struct penlink_verification {
     size_t size;                      /**< sizeof(penlink_verification) as the caller was built */
     char serial[PENLINK_SERIAL_SIZE]; /**< the pen */
     int64_t at_ms;                    /**< host time it was stored; 0 when computed */
-    char result[16];                  /**< "ok", "broken", "unsigned" */
+    char result[PENLINK_LABEL_SIZE];  /**< "ok", "broken", "unsigned" */
     uint64_t through_seq;             /**< ok: one past the last seq checked; broken: the
                                            first broken seq */
     uint64_t records;                 /**< records checked */
     uint64_t chunks;                  /**< chunks checked */
-    char detail[256];                 /**< what is wrong, or worth knowing, in words */
+    char detail[PENLINK_TEXT_SIZE];   /**< what is wrong, or worth knowing, in words */
     int have;                         /**< 0: no verification stored (the other fields but
                                            serial, signed_through and pinned are 0) */
     uint64_t signed_through;          /**< stored: from the heads the pulls verified; computed: the
@@ -1849,11 +1868,11 @@ typedef struct penlink_finding {
                                            duration (ms); CONFIG_REFUSED: the pen's error code */
     const penlink_evidence *evidence; /**< REUSE: every treatment, in pen and seq order */
     size_t n_evidence;                /**< entries of evidence */
-    char detail[320];                 /**< one sentence for people */
-    int64_t raised_ms;      /**< alarms: host time of the first raise (0 for other findings) */
-    int64_t raised_last_ms; /**< alarms: host time of the last raise */
-    uint64_t repeats;       /**< alarms: how often it was raised (0 for other findings) */
-    char id[128];           /**< "KIND:PEN:SEQ" (name, serial, seq): names it for annotations */
+    char detail[PENLINK_LONG_TEXT_SIZE]; /**< one sentence for people */
+    int64_t raised_ms;        /**< alarms: host time of the first raise (0 for other findings) */
+    int64_t raised_last_ms;   /**< alarms: host time of the last raise */
+    uint64_t repeats;         /**< alarms: how often it was raised (0 for other findings) */
+    char id[PENLINK_ID_SIZE]; /**< "KIND:PEN:SEQ" (name, serial, seq): names it for annotations */
     const penlink_annotation *annotations; /**< its annotations, oldest first */
     size_t n_annotations;                  /**< entries of annotations */
 } penlink_finding;
@@ -1867,12 +1886,12 @@ typedef enum penlink_period {
 
 /** Usage of one pen in one period (treatments counted where they start). */
 typedef struct penlink_usage {
-    const char *serial;      /**< the pen (valid during the callback) */
-    char period[16];         /**< label, see #penlink_period */
-    int64_t period_start_ms; /**< its first instant, ms since the epoch */
-    uint64_t treatments;     /**< treatments that started in the period */
-    uint64_t treatment_ms;   /**< their summed durations */
-    uint64_t cartridges;     /**< cartridges the pen accepted */
+    const char *serial;              /**< the pen (valid during the callback) */
+    char period[PENLINK_LABEL_SIZE]; /**< label, see #penlink_period */
+    int64_t period_start_ms;         /**< its first instant, ms since the epoch */
+    uint64_t treatments;             /**< treatments that started in the period */
+    uint64_t treatment_ms;           /**< their summed durations */
+    uint64_t cartridges;             /**< cartridges the pen accepted */
 } penlink_usage;
 
 /** What an audit concludes. */
