@@ -101,6 +101,14 @@ def main():
         for name in undocumented:
             print("  " + name)
         status = 1
+    # sizes are named constants: no array of the header declared by a bare number
+    bare = [line.strip() for line in text.splitlines()
+            if re.search(r"\w\s*\[\s*[0-9]+\s*\]", line.split("/*")[0])]
+    if bare:
+        print("FAIL: arrays declared by a bare number, not a named PENLINK_..._SIZE:")
+        for line in bare:
+            print("  " + line)
+        status = 1
     if src_dir:
         missing = missing_statuses(src_dir, docs)
         if missing:
@@ -110,7 +118,8 @@ def main():
             status = 1
     if status == 0:
         n = len(re.findall(r"PENLINK_API\s+int\s+penlink_\w+\s*\(", text))
-        print("ok: doxygen without warnings; %d status-returning functions name their statuses" % n)
+        print("ok: doxygen without warnings; %d status-returning functions name their statuses; "
+              "no array sized by a bare number" % n)
     return status
 
 
