@@ -57,6 +57,8 @@ typedef struct export_out {
 static int on_record(void *u, const char *serial, const penlink_record *r)
 {
     export_out *e = u;
+    if (cli_interrupted)
+        return -1; /* a Ctrl-C: the scan stops, exit 130 */
     char t[40], v[24];
     const char *kind = penlink_record_kind_name(r->kind);
     char kbuf[24];
@@ -112,6 +114,8 @@ static int on_record(void *u, const char *serial, const penlink_record *r)
 static int on_treatment(void *u, const penlink_treatment *t)
 {
     export_out *e = u;
+    if (cli_interrupted)
+        return -1; /* a Ctrl-C: the audit stops, exit 130 */
     e->n++;
     if (e->fmt == FMT_CSV) {
         cli_treatment_csv(e->f, t);

@@ -459,6 +459,13 @@ static void chunk_progress(vstate *v, const archive_chunk_row *c)
 static int on_chunk(void *u, const archive_chunk_row *c)
 {
     vstate *v = u;
+    /* penlink_ctx_cancel (a Ctrl-C): verify, the audit and push stop at a
+     * chunk, with CANCELLED and no verdict; nothing they wrote is half done */
+    if (atomic_load(&v->b->ctx->cancelled)) {
+        v->st = penlink_fail(v->b->ctx, PENLINK_ERR_CANCELLED, "%s: interrupted at seq %llu",
+                             v->serial, (unsigned long long)c->first_seq);
+        return 1;
+    }
     if (v->pw->ctx)
         chunk_progress(v, c);
     if (!v->from_chunks)
@@ -938,6 +945,10 @@ static int verify_pen(void *u, int64_t device, const char *serial, const uint8_t
     vrun *run = u;
     archive_backend *b = run->ar->b;
     penlink_verify_report r;
+    if (atomic_load(&b->ctx->cancelled)) { /* a Ctrl-C between pens (within one: on_chunk) */
+        run->st = penlink_fail(b->ctx, PENLINK_ERR_CANCELLED, "%s: interrupted", serial);
+        return 1;
+    }
     int rc = archive_check_pen(run->w, b, device, serial, key, first_from, &r);
     if (rc != PENLINK_OK) {
         run->st = rc;

@@ -827,6 +827,44 @@ static void test_filled_structs_need_size(void **state)
     penlink_archive_close(ar);
 }
 
+/* penlink_ctx_cancel (the CLI's Ctrl-C): verify, the audit and push stop at
+ * a chunk with CANCELLED, verify stores no verdict and push copies no pen
+ * half; the flag cleared, each runs whole. */
+static void test_cancelled_work(void **state)
+{
+    fx *f = *state;
+    progress_archive(f);
+    char to_path[sizeof f->path + 8];
+    snprintf(to_path, sizeof to_path, "%s.to", f->path);
+    penlink_archive *ar = NULL, *to = NULL;
+    assert_int_equal(penlink_archive_open(f->ctx, f->path, &ar), PENLINK_OK);
+    assert_int_equal(penlink_archive_open(f->ctx, to_path, &to), PENLINK_OK);
+    penlink_ctx_cancel(f->ctx);
+    assert_int_equal(penlink_archive_verify(ar, NULL, NULL, NULL), PENLINK_ERR_CANCELLED);
+    assert_non_null(strstr(penlink_ctx_errmsg(f->ctx), "PEN-BIG: interrupted"));
+    penlink_audit_summary sum = PENLINK_AUDIT_SUMMARY_INIT;
+    assert_int_equal(penlink_audit_run(ar, NULL, NULL, &sum), PENLINK_ERR_CANCELLED);
+    assert_int_equal(sum.verdict, PENLINK_VERDICT_NOT_RUN);
+    assert_int_equal(penlink_archive_push(ar, to, NULL, NULL, NULL), PENLINK_ERR_CANCELLED);
+    penlink_ctx_reset_cancel(f->ctx);
+    penlink_verification v = PENLINK_VERIFICATION_INIT;
+    assert_int_equal(penlink_archive_verification_get(ar, "PEN-BIG", &v), PENLINK_OK);
+    assert_int_equal(v.have, 0); /* no verdict from the interrupted verify */
+    int n = 0;
+    assert_int_equal(penlink_archive_scan(to, NULL, count_scanned, &n), PENLINK_OK);
+    assert_int_equal(n, 0); /* nothing of the interrupted push */
+    assert_int_equal(penlink_archive_verify(ar, NULL, NULL, NULL), PENLINK_OK);
+    assert_int_equal(penlink_archive_verification_get(ar, "PEN-BIG", &v), PENLINK_OK);
+    assert_int_equal(v.have, 1);
+    assert_int_equal(penlink_audit_run(ar, NULL, NULL, &sum), PENLINK_OK);
+    assert_int_equal(penlink_archive_push(ar, to, NULL, NULL, NULL), PENLINK_OK);
+    assert_int_equal(penlink_archive_scan(to, NULL, count_scanned, &n), PENLINK_OK);
+    assert_true(n > 0);
+    penlink_archive_close(to);
+    penlink_archive_close(ar);
+    remove(to_path);
+}
+
 static void test_readonly_never_writes(void **state)
 {
     fx *f = *state;
@@ -1236,6 +1274,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_relative_and_impossible_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_serial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_filled_structs_need_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancelled_work, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -113,9 +113,11 @@ PENLINK_API const char *penlink_version(void);
 typedef struct penlink_ctx penlink_ctx;
 
 /**
- * Asks every long operation on @p ctx (a pull, a wait for a reply) to stop as
- * soon as it can; it then returns #PENLINK_ERR_CANCELLED. Safe to call from
- * another thread or from a signal handler (it only sets a flag).
+ * Asks every long operation on @p ctx (a pull, a wait for a reply, a decode,
+ * an archive's verify, audit or push: between pens and at each chunk) to stop
+ * as soon as it can; it then returns #PENLINK_ERR_CANCELLED (an interrupted
+ * verify stores no verdict). Safe to call from another thread or from a signal
+ * handler (it only sets a flag); penlink_ctx_reset_cancel() clears it.
  */
 PENLINK_API void penlink_ctx_cancel(penlink_ctx *ctx);
 /** Clears a cancellation request so that @p ctx can be used again. */
