@@ -152,14 +152,18 @@ int cmd_info(struct cli *c, int argc, char **argv)
     penlink_info i = PENLINK_INFO_INIT;
     int st = penlink_dev_info(dev, &i);
     int64_t host = pc_wall_ms();
-    penlink_dev_close(dev);
-    if (st != PENLINK_OK)
+    if (st != PENLINK_OK) {
+        penlink_dev_close(dev);
         return cli_fail(c, "info", st);
+    }
     char t[40];
     cli_format_time(i.device_time_ms, t, sizeof t);
+    /* printed before the pen is closed: its configuration keys are the
+     * device's (penlink_info.config_keys, valid until penlink_dev_close) */
     if (c->json)
         info_json(&i, host, t);
     else
         info_text(&i, host, t);
+    penlink_dev_close(dev);
     return EXIT_OK;
 }
