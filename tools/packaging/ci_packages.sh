@@ -61,7 +61,7 @@ grep -q "penlink_DIR:PATH=/usr/lib/.*/cmake/penlink" "$tmp/c/CMakeCache.txt" || 
 # shellcheck disable=SC2046
 cc -Wall -Wextra -Werror -o "$tmp/consumer-pc" "$root/tests/install/consumer.c" \
     $(pkg-config --cflags --libs penlink) || fail "consumer through pkg-config"
-ldd "$tmp/consumer-pc" | grep -q "libpenlink.so.0 => \(/usr\)\?/lib/" || fail "consumer-pc: not the installed library"
+ldd "$tmp/consumer-pc" | grep -q "libpenlink\.so\.[0-9][0-9]* => \(/usr\)\?/lib/" || fail "consumer-pc: not the installed library"
 "$tmp/consumer-pc" "$version" || fail "consumer (pkg-config) exited with $?"
 
 echo "-- penlink list, no pen plugged in"
